@@ -1,0 +1,81 @@
+//! Bugs planted on purpose, so that tests can show the checkers catch them.
+//!
+//! They are switched per replica at run time, and compiled to nothing unless the crate is built
+//! with the `planted-bugs` feature: without it, [`PlantedBugs::has`] is always false.
+
+use serde::{Deserialize, Serialize};
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// An acceptor forgets its promise when it restarts.
+    ForgetPromiseOnRestart,
+    /// A new leader ignores the values reported in promises (phase 1b) by others.
+    IgnorePromisedValues,
+    /// A leader serves a read without confirming it still leads.
+    ReadWithoutConfirm,
+    /// A leader declares a value chosen without a phase-2 quorum.
+    ChosenWithoutQuorum,
+    /// An acceptor accepts below the ballot it promised.
+    AcceptLowerBallot,
+    /// Messages leave before the state they depend on is durable.
+    SkipPersist,
+}
+
+impl Bug {
+    /// Every planted bug.
+    pub const ALL: [Bug; 6] = [
+        Bug::ForgetPromiseOnRestart,
+        Bug::IgnorePromisedValues,
+        Bug::ReadWithoutConfirm,
+        Bug::ChosenWithoutQuorum,
+        Bug::AcceptLowerBallot,
+        Bug::SkipPersist,
+    ];
+
+    /// Its kebab-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::ForgetPromiseOnRestart => "forget-promise-on-restart",
+            Bug::IgnorePromisedValues => "ignore-promised-values",
+            Bug::ReadWithoutConfirm => "read-without-confirm",
+            Bug::ChosenWithoutQuorum => "chosen-without-quorum",
+            Bug::AcceptLowerBallot => "accept-lower-ballot",
+            Bug::SkipPersist => "skip-persist",
+        }
+    }
+
+    /// Parses a name given by [`Bug::name`].
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// A set of planted bugs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlantedBugs(u32);
+
+impl PlantedBugs {
+    /// No bug: the protocol as designed.
+    pub fn none() -> PlantedBugs {
+        PlantedBugs(0)
+    }
+
+    /// Only `bug`.
+    pub fn only(bug: Bug) -> PlantedBugs {
+        PlantedBugs(1 << bug as u32)
+    }
+
+    /// Whether `bug` is planted (always false without the `planted-bugs` feature).
+    #[inline]
+    pub fn has(self, bug: Bug) -> bool {
+        cfg!(feature = "planted-bugs") && self.0 & (1 << bug as u32) != 0
+    }
+
+    /// Whether any bug is planted.
+    #[inline]
+    pub fn any(self) -> bool {
+        cfg!(feature = "planted-bugs") && self.0 != 0
+    }
+}

@@ -1,0 +1,144 @@
+//! The acceptor: promises and accepts, and says no with the higher ballot it holds.
+//! (Paxos Made Simple, 2.2: P1a — accept a proposal numbered n unless it promised a higher one.)
+
+use super::*;
+
+impl Replica {
+    /// Phase 1a → 1b. A re-sent Prepare at the promised ballot asks for the next page.
+    pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        self.note_round(ballot.round);
+        if ballot < self.promised {
+            let nack = Message::Nack {
+                ballot,
+                promised: self.promised,
+            };
+            self.outbox.send(from, nack, 0);
+            return;
+        }
+        if ballot > self.promised {
+            self.raise_promise(ballot);
+            if from != self.id {
+                // A candidate at a higher ballot is running: give it time before seeking election.
+                self.leader = None;
+                self.reset_election_timer();
+            }
+        }
+        let page_max = self.options.page_records_max.max(1);
+        let mut records = Vec::new();
+        let mut next_from = None;
+        for (slot, e) in self.log.range(from_slot..) {
+            if records.len() == page_max {
+                next_from = Some(*slot);
+                break;
+            }
+            records.push(SlotRecord {
+                slot: *slot,
+                ballot: e.ballot,
+                value: e.value.clone(),
+                chosen: e.chosen,
+            });
+        }
+        let promise = Message::Promise {
+            ballot,
+            from_slot,
+            records,
+            next_from,
+        };
+        // The promise must be durable before anyone counts it.
+        let needs = self.outbox.newest();
+        self.outbox.send(from, promise, needs);
+    }
+
+    /// Phase 2a → 2b.
+    pub(super) fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, value: Value, chosen_through: Slot) {
+        self.note_round(ballot.round);
+        if ballot < self.promised && !self.bugs.has(Bug::AcceptLowerBallot) {
+            let nack = Message::Nack {
+                ballot,
+                promised: self.promised,
+            };
+            self.outbox.send(from, nack, 0);
+            return;
+        }
+        if ballot > self.promised {
+            // Accepting at b is promising b: nothing below b may be accepted afterwards.
+            self.raise_promise(ballot);
+        }
+        if from != self.id {
+            self.follow(ballot);
+        }
+        let already_chosen = self.log.get(&slot).is_some_and(|e| e.chosen);
+        if !already_chosen {
+            let entry = LogEntry {
+                ballot,
+                value: value.clone(),
+                chosen: false,
+            };
+            self.log.insert(slot, entry);
+            self.outbox.record(PersistOp::Accept { slot, ballot, value });
+        }
+        let needs = self.outbox.newest();
+        self.outbox.send(from, Message::Accepted { ballot, slot }, needs);
+        if from != self.id {
+            self.learn_chosen_through(from, ballot, chosen_through);
+        }
+    }
+
+    /// A leader's heartbeat: follow it if its ballot is current, and echo the read round.
+    pub(super) fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, chosen_through: Slot, round: u64) {
+        self.note_round(ballot.round);
+        if ballot < self.promised {
+            let nack = Message::Nack {
+                ballot,
+                promised: self.promised,
+            };
+            self.outbox.send(from, nack, 0);
+            return;
+        }
+        self.follow(ballot);
+        let ack = Message::HeartbeatAck {
+            ballot,
+            round,
+            chosen_through: self.chosen_through,
+        };
+        // The echo says "no promise above your ballot": true now, whether or not it is on disk,
+        // since a promise not yet durable was never sent and so was never counted.
+        self.outbox.send(from, ack, 0);
+        self.learn_chosen_through(from, ballot, chosen_through);
+    }
+
+    /// Answers a pre-vote: granted only if no live leader has been heard from lately, so a node
+    /// cut off from the leader cannot depose a leader that a quorum still follows.
+    pub(super) fn on_pre_vote(&mut self, from: NodeId, round: u64) {
+        let leader_live = match self.role {
+            Role::Leader => true,
+            _ => self
+                .heard_leader_ticks
+                .is_some_and(|t| self.now_ticks.saturating_sub(t) < u64::from(self.options.election_timeout_ticks)),
+        };
+        let granted = !leader_live;
+        self.outbox.send(from, Message::PreVoteReply { round, granted }, 0);
+    }
+
+    fn raise_promise(&mut self, ballot: Ballot) {
+        assert!(ballot > self.promised, "promises only grow: {ballot} after {}", self.promised);
+        self.promised = ballot;
+        self.outbox.record(PersistOp::Promise { ballot });
+        if self.role != Role::Follower && self.ballot < ballot {
+            self.step_down(None);
+        }
+    }
+
+    /// Treats the owner of `ballot` (≥ promised) as the live leader.
+    pub(super) fn follow(&mut self, ballot: Ballot) {
+        debug_assert!(ballot >= self.promised || self.bugs.has(Bug::AcceptLowerBallot));
+        if self.role != Role::Follower && ballot > self.ballot {
+            self.step_down(Some(ballot.node));
+        }
+        if self.role == Role::Follower {
+            self.leader = Some(ballot.node);
+            self.heard_leader_ticks = Some(self.now_ticks);
+            self.reset_election_timer();
+        }
+    }
+}

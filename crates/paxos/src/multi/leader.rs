@@ -1,0 +1,305 @@
+//! Candidate and leader: pre-vote, phase 1 over every slot from the first unchosen one,
+//! takeover, pipelined phase 2 with batching, heartbeats, check-quorum, read-index.
+
+use super::*;
+
+impl Replica {
+    /// The election timer fired: ask for pre-votes (phase 1 comes only once a quorum grants).
+    pub(super) fn seek_election(&mut self) {
+        self.reset_election_timer();
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.role == Role::Candidate {
+            // Phase 1 did not finish in time: forget that attempt, start over.
+            self.takeover.clear();
+            self.promises = NodeSet::EMPTY;
+        }
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        // A node that seeks election no longer counts the old leader as live.
+        self.heard_leader_ticks = None;
+        self.pre_vote_round = self.round_seen.max(self.promised.round) + 1;
+        self.pre_votes = NodeSet::EMPTY;
+        self.pre_votes.insert(self.index);
+        let msg = Message::PreVote {
+            round: self.pre_vote_round,
+        };
+        self.broadcast(msg, 0);
+        if self.config.is_phase1_quorum(self.pre_votes) {
+            self.start_phase1();
+        }
+    }
+
+    pub(super) fn on_pre_vote_reply(&mut self, from: NodeId, round: u64, granted: bool) {
+        if self.role != Role::PreCandidate || round != self.pre_vote_round || !granted {
+            return;
+        }
+        let Some(i) = self.index_of(from) else { return };
+        self.pre_votes.insert(i);
+        if self.config.is_phase1_quorum(self.pre_votes) {
+            self.start_phase1();
+        }
+    }
+
+    /// Phase 1a with a fresh ballot, covering every slot from the first unchosen one.
+    fn start_phase1(&mut self) {
+        let round = self.round_seen.max(self.promised.round) + 1;
+        self.ballot = Ballot::new(round, self.id);
+        self.note_round(round);
+        self.role = Role::Candidate;
+        self.promises = NodeSet::EMPTY;
+        self.takeover.clear();
+        self.counters.elections_started += 1;
+        let from_slot = self.chosen_through.next();
+        // Our own promise first, so the Prepares below leave only once it is durable: a
+        // restart must never reuse this ballot with another value.
+        self.on_prepare(self.id, self.ballot, from_slot);
+        let needs = self.outbox.newest();
+        let prepare = Message::Prepare {
+            ballot: self.ballot,
+            from_slot,
+        };
+        self.broadcast(prepare, needs);
+    }
+
+    /// Phase 1b page from `from`.
+    pub(super) fn on_promise(&mut self, from: NodeId, ballot: Ballot, records: Vec<SlotRecord>, next_from: Option<Slot>) {
+        if self.role != Role::Candidate || ballot != self.ballot {
+            return;
+        }
+        let Some(i) = self.index_of(from) else { return };
+        if self.promises.contains(i) {
+            return;
+        }
+        let ignore_values = self.bugs.has(Bug::IgnorePromisedValues) && from != self.id;
+        for r in records {
+            if ignore_values && !r.chosen {
+                continue;
+            }
+            match self.takeover.get(&r.slot) {
+                Some(have) if have.chosen || (!r.chosen && have.ballot >= r.ballot) => {}
+                _ => {
+                    self.takeover.insert(r.slot, r);
+                }
+            }
+        }
+        if let Some(next) = next_from {
+            let prepare = Message::Prepare {
+                ballot,
+                from_slot: next,
+            };
+            self.send_to(from, prepare);
+            return;
+        }
+        self.promises.insert(i);
+        if self.config.is_phase1_quorum(self.promises) {
+            self.become_leader();
+        }
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Message) {
+        if to == self.id {
+            self.dispatch(to, msg);
+        } else {
+            self.outbox.send(to, msg, 0);
+        }
+    }
+
+    /// Phase 1 done: re-propose the highest-ballot value of every unchosen slot reported, fill
+    /// holes with no-ops, then lead. (Paxos Made Simple, 3: the new leader's phase 2 for every
+    /// slot it learned of, with "no-op" commands for gaps.)
+    fn become_leader(&mut self) {
+        debug_assert!(self.ballot.node == self.id && self.promised == self.ballot);
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.counters.elections_won += 1;
+        self.heartbeat_elapsed_ticks = 0;
+        self.acked_ticks.iter_mut().for_each(|t| *t = self.now_ticks);
+        self.acked_round.iter_mut().for_each(|r| *r = 0);
+        self.read_round = 0;
+        self.proposals.clear();
+        let takeover = std::mem::take(&mut self.takeover);
+        let first = self.chosen_through.next();
+        let last = takeover.keys().next_back().copied().unwrap_or(Slot::ZERO).max(self.chosen_through);
+        for (slot, r) in takeover.iter().filter(|(_, r)| r.chosen) {
+            self.learn_chosen(*slot, r.ballot, r.value.clone());
+        }
+        let mut slot = first;
+        while slot <= last {
+            let known_chosen = self.log.get(&slot).is_some_and(|e| e.chosen);
+            if !known_chosen {
+                let value = match takeover.get(&slot) {
+                    Some(r) => r.value.clone(),
+                    None => Value::Noop,
+                };
+                self.propose_slot(slot, value);
+            }
+            slot = slot.next();
+        }
+        self.next_slot = last.next();
+        self.advance_chosen_through();
+        self.send_heartbeats();
+    }
+
+    /// Phase 2a for one slot: accept it ourselves, ask the others.
+    fn propose_slot(&mut self, slot: Slot, value: Value) {
+        debug_assert!(self.role == Role::Leader);
+        self.proposals.insert(
+            slot,
+            Proposal {
+                value: value.clone(),
+                accepted: NodeSet::EMPTY,
+            },
+        );
+        let accept = Message::Accept {
+            ballot: self.ballot,
+            slot,
+            value: value.clone(),
+            chosen_through: self.chosen_through,
+        };
+        // Others may accept in parallel with our own disk write; our own vote counts once durable.
+        self.broadcast(accept, 0);
+        self.on_accept(self.id, self.ballot, slot, value, self.chosen_through);
+    }
+
+    /// Packs pending commands into new slots while the pipeline window has room.
+    pub(super) fn fill_window(&mut self) {
+        while !self.pending.is_empty() {
+            let in_flight = self.next_slot.0 - 1 - self.chosen_through.0;
+            if in_flight >= self.options.pipeline_window_slots {
+                break;
+            }
+            let n = self.pending.len().min(self.options.batch_commands_max.max(1));
+            let batch: Vec<Command> = self.pending.drain(..n).collect();
+            let slot = self.next_slot;
+            self.next_slot = slot.next();
+            self.propose_slot(slot, Value::Batch(batch));
+        }
+    }
+
+    /// Phase 2b from `from`: chosen once a phase-2 quorum accepted the same ballot.
+    pub(super) fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
+        if self.role != Role::Leader || ballot != self.ballot {
+            return;
+        }
+        let Some(i) = self.index_of(from) else { return };
+        self.acked_ticks[i] = self.now_ticks;
+        let Some(proposal) = self.proposals.get_mut(&slot) else { return };
+        proposal.accepted.insert(i);
+        let quorum = if self.bugs.has(Bug::ChosenWithoutQuorum) {
+            !proposal.accepted.is_empty()
+        } else {
+            self.config.is_phase2_quorum(proposal.accepted)
+        };
+        if quorum {
+            let Some(proposal) = self.proposals.remove(&slot) else { return };
+            self.learn_chosen(slot, ballot, proposal.value);
+            self.advance_chosen_through();
+        }
+    }
+
+    /// A refusal carrying a higher ballot: whatever we were doing at the lower one is over.
+    pub(super) fn on_nack(&mut self, ballot: Ballot, promised: Ballot) {
+        self.note_round(promised.round);
+        if self.role != Role::Follower && ballot == self.ballot && promised > self.ballot {
+            self.step_down(None);
+        }
+    }
+
+    pub(super) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        if self.heartbeat_elapsed_ticks >= self.options.heartbeat_ticks {
+            self.send_heartbeats();
+        }
+        // Check-quorum: a leader that has not heard from a phase-2 quorum within an election
+        // timeout steps down, so that a node which can reach a quorum may take over.
+        let window = u64::from(self.options.election_timeout_ticks);
+        if self.now_ticks % window == 0 {
+            let mut live = NodeSet::EMPTY;
+            live.insert(self.index);
+            for (i, t) in self.acked_ticks.iter().enumerate() {
+                if self.now_ticks.saturating_sub(*t) < window {
+                    live.insert(i);
+                }
+            }
+            if !self.config.is_phase2_quorum(live) {
+                self.step_down(None);
+            }
+        }
+    }
+
+    fn send_heartbeats(&mut self) {
+        self.heartbeat_elapsed_ticks = 0;
+        let hb = Message::Heartbeat {
+            ballot: self.ballot,
+            chosen_through: self.chosen_through,
+            round: self.read_round,
+        };
+        self.broadcast(hb, 0);
+    }
+
+    /// Starts one confirmation round shared by every read that arrived since the last one.
+    pub(super) fn start_read_round(&mut self) {
+        if self.reads_unsent.is_empty() {
+            return;
+        }
+        self.read_round += 1;
+        let reads = std::mem::take(&mut self.reads_unsent);
+        self.reads_in_round.insert(self.read_round, reads);
+        self.acked_round[self.index] = self.read_round;
+        self.send_heartbeats();
+        self.confirm_reads();
+    }
+
+    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, chosen_through: Slot) {
+        if self.role != Role::Leader || ballot != self.ballot {
+            return;
+        }
+        let Some(i) = self.index_of(from) else { return };
+        self.acked_ticks[i] = self.now_ticks;
+        self.acked_round[i] = self.acked_round[i].max(round.min(self.read_round));
+        self.confirm_reads();
+        if chosen_through < self.chosen_through {
+            // Help a lagging follower at once rather than waiting for it to ask.
+            self.on_catch_up(from, chosen_through.next());
+        }
+    }
+
+    /// Reads in rounds echoed by a phase-2 quorum are confirmed: no higher ballot had been
+    /// promised by that quorum when they echoed, so no other leader could have chosen anything.
+    fn confirm_reads(&mut self) {
+        let mut rounds = self.acked_round.clone();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let q = self.config.phase2_size();
+        let confirmed = rounds.get(q.saturating_sub(1)).copied().unwrap_or(0);
+        while let Some((&round, _)) = self.reads_in_round.first_key_value() {
+            if round > confirmed {
+                break;
+            }
+            let Some((_, reads)) = self.reads_in_round.pop_first() else { break };
+            for (id, slot) in reads {
+                self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+            }
+        }
+    }
+
+    /// Stops being candidate or leader. Pending commands and reads fail back to their callers.
+    pub(super) fn step_down(&mut self, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.counters.leaderships_lost += 1;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.takeover.clear();
+        self.promises = NodeSet::EMPTY;
+        self.proposals.clear();
+        self.abandoned.extend(self.pending.drain(..).map(|c| c.id));
+        let failed = self.reads_unsent.drain(..).chain(std::mem::take(&mut self.reads_in_round).into_values().flatten());
+        let failed: Vec<ReadId> = failed.map(|(id, _)| id).collect();
+        for id in failed {
+            self.read_outcomes.push(ReadOutcome::Failed { id, leader });
+        }
+        self.reset_election_timer();
+    }
+}

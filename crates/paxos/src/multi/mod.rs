@@ -1,0 +1,520 @@
+//! Multi-Paxos: a replicated log of slots, a stable leader that skips phase 1, pipelining,
+//! batching, takeover with re-proposals and no-ops, catch-up, and read-index reads.
+//!
+//! A [`Replica`] plays every role at once: acceptor (`acceptor.rs`), candidate and leader
+//! (`leader.rs`), learner (`learner.rs`). It is driven through [`Replica::step`],
+//! [`Replica::tick`], [`Replica::propose`], [`Replica::read`] and [`Replica::persisted`], and
+//! its outputs are drained with [`Replica::ready`], whose documented order is persist, send,
+//! apply. Messages to itself never leave: they loop back inside `ready` once durable, so the
+//! replica's own promise and accept count toward a quorum only after they are on disk.
+
+mod acceptor;
+mod apply;
+mod leader;
+mod learner;
+mod types;
+
+pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
+pub use types::*;
+
+use crate::bugs::{Bug, PlantedBugs};
+use crate::ids::{Ballot, NodeId, Slot};
+use crate::outbox::{Outbound, Outbox, PersistSeq};
+use crate::quorum::{ConfigError, Configuration, NodeSet};
+use rand_core::RngCore;
+use std::collections::{BTreeMap, VecDeque};
+
+/// One slot of the in-memory log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct LogEntry {
+    ballot: Ballot,
+    value: Value,
+    chosen: bool,
+}
+
+/// A slot this leader proposed and has not yet seen chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Proposal {
+    value: Value,
+    accepted: NodeSet,
+}
+
+/// Counters of what the replica refused or noticed. Read them; they never affect decisions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Counters {
+    /// Messages refused, by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Times this replica became leader.
+    pub elections_won: u64,
+    /// Phase-1 attempts started.
+    pub elections_started: u64,
+    /// Times this replica stopped leading.
+    pub leaderships_lost: u64,
+}
+
+/// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    id: NodeId,
+    index: usize,
+    config: Configuration,
+    options: ReplicaOptions,
+    bugs: PlantedBugs,
+    now_ticks: u64,
+
+    // Acceptor: durable.
+    promised: Ballot,
+    log: BTreeMap<Slot, LogEntry>,
+
+    // Learner.
+    chosen_through: Slot,
+    handed_out_through: Slot,
+    catch_up_asked_ticks: Option<u64>,
+
+    // Election.
+    role: Role,
+    leader: Option<NodeId>,
+    round_seen: u64,
+    election_elapsed_ticks: u32,
+    election_timeout_ticks: Option<u32>,
+    heard_leader_ticks: Option<u64>,
+    pre_vote_round: u64,
+    pre_votes: NodeSet,
+
+    // Candidate.
+    ballot: Ballot,
+    promises: NodeSet,
+    takeover: BTreeMap<Slot, SlotRecord>,
+
+    // Leader.
+    next_slot: Slot,
+    proposals: BTreeMap<Slot, Proposal>,
+    pending: VecDeque<Command>,
+    heartbeat_elapsed_ticks: u32,
+    acked_ticks: Vec<u64>,
+    read_round: u64,
+    acked_round: Vec<u64>,
+    reads_unsent: Vec<(ReadId, Slot)>,
+    reads_in_round: BTreeMap<u64, Vec<(ReadId, Slot)>>,
+
+    outbox: Outbox<Message, PersistOp>,
+    read_outcomes: Vec<ReadOutcome>,
+    abandoned: Vec<CommandId>,
+    counters: Counters,
+}
+
+impl Replica {
+    /// A replica with empty durable state, as at a cluster's first start.
+    pub fn new(id: NodeId, config: Configuration, options: ReplicaOptions) -> Result<Replica, ConfigError> {
+        Replica::recover(id, config, options, DurableState::default())
+    }
+
+    /// A replica restarted from what its storage holds.
+    pub fn recover(
+        id: NodeId,
+        config: Configuration,
+        options: ReplicaOptions,
+        state: DurableState,
+    ) -> Result<Replica, ConfigError> {
+        Replica::recover_with_bugs(id, config, options, state, PlantedBugs::none())
+    }
+
+    /// As [`Replica::recover`], with test-only planted bugs switched on (they do nothing unless
+    /// the crate is built with the `planted-bugs` feature).
+    pub fn recover_with_bugs(
+        id: NodeId,
+        config: Configuration,
+        options: ReplicaOptions,
+        state: DurableState,
+        bugs: PlantedBugs,
+    ) -> Result<Replica, ConfigError> {
+        let index = config.index_of(id).ok_or(ConfigError::NotAMember(id))?;
+        let n = config.members().len();
+        let mut promised = state.promised.unwrap_or(Ballot::ZERO);
+        if bugs.has(Bug::ForgetPromiseOnRestart) {
+            promised = Ballot::ZERO;
+        }
+        let log: BTreeMap<Slot, LogEntry> = state
+            .entries
+            .into_iter()
+            .map(|(slot, e)| {
+                let entry = LogEntry {
+                    ballot: e.ballot,
+                    value: e.value,
+                    chosen: e.chosen,
+                };
+                (slot, entry)
+            })
+            .collect();
+        let round_seen = log.values().map(|e| e.ballot.round).max().unwrap_or(0).max(promised.round);
+        let mut replica = Replica {
+            id,
+            index,
+            config,
+            options,
+            bugs,
+            now_ticks: 0,
+            promised,
+            log,
+            chosen_through: Slot::ZERO,
+            handed_out_through: Slot::ZERO,
+            catch_up_asked_ticks: None,
+            role: Role::Follower,
+            leader: None,
+            round_seen,
+            election_elapsed_ticks: 0,
+            election_timeout_ticks: None,
+            heard_leader_ticks: None,
+            pre_vote_round: 0,
+            pre_votes: NodeSet::EMPTY,
+            ballot: Ballot::ZERO,
+            promises: NodeSet::EMPTY,
+            takeover: BTreeMap::new(),
+            next_slot: Slot(1),
+            proposals: BTreeMap::new(),
+            pending: VecDeque::new(),
+            heartbeat_elapsed_ticks: 0,
+            acked_ticks: vec![0; n],
+            read_round: 0,
+            acked_round: vec![0; n],
+            reads_unsent: Vec::new(),
+            reads_in_round: BTreeMap::new(),
+            outbox: Outbox::new(),
+            read_outcomes: Vec::new(),
+            abandoned: Vec::new(),
+            counters: Counters::default(),
+        };
+        replica.advance_chosen_through();
+        Ok(replica)
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Configuration {
+        &self.config
+    }
+
+    /// The role played now.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Who this replica believes leads (itself included).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The highest ballot this acceptor has promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// This replica's own ballot as candidate or leader (ZERO if it never ran).
+    pub fn ballot(&self) -> Ballot {
+        self.ballot
+    }
+
+    /// Every slot up to here is known chosen.
+    pub fn chosen_through(&self) -> Slot {
+        self.chosen_through
+    }
+
+    /// The accepted (or chosen) entry at `slot`: `(ballot, value, known chosen)`.
+    pub fn entry(&self, slot: Slot) -> Option<(Ballot, &Value, bool)> {
+        self.log.get(&slot).map(|e| (e.ballot, &e.value, e.chosen))
+    }
+
+    /// Slots with an entry, ascending.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.log.keys().copied()
+    }
+
+    /// Commands waiting for a slot at this leader.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Virtual time in ticks since this incarnation started.
+    pub fn now_ticks(&self) -> u64 {
+        self.now_ticks
+    }
+
+    /// Advances time by one tick. `rng` supplies election jitter; nothing else random happens.
+    pub fn tick(&mut self, rng: &mut impl RngCore) {
+        self.now_ticks += 1;
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
+                let timeout = match self.election_timeout_ticks {
+                    Some(t) => t,
+                    None => {
+                        let jitter = rng.next_u32() % (self.options.election_jitter_ticks + 1);
+                        let t = self.options.election_timeout_ticks + jitter;
+                        self.election_timeout_ticks = Some(t);
+                        t
+                    }
+                };
+                if self.election_elapsed_ticks >= timeout {
+                    self.seek_election();
+                }
+            }
+        }
+    }
+
+    /// Starts seeking election now, as if the election timer fired (for explorers and models).
+    pub fn campaign(&mut self) {
+        if self.role != Role::Leader {
+            self.seek_election();
+        }
+    }
+
+    /// Handles a message from `from`. A refused message changes nothing and is counted.
+    pub fn step(&mut self, from: NodeId, msg: Message) -> Result<(), RejectReason> {
+        if let Err(reason) = self.validate(from, &msg) {
+            *self.counters.rejected.entry(reason).or_insert(0) += 1;
+            return Err(reason);
+        }
+        self.dispatch(from, msg);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, from: NodeId, msg: Message) {
+        match msg {
+            Message::PreVote { round } => self.on_pre_vote(from, round),
+            Message::PreVoteReply { round, granted } => self.on_pre_vote_reply(from, round, granted),
+            Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Message::Promise {
+                ballot,
+                records,
+                next_from,
+                ..
+            } => self.on_promise(from, ballot, records, next_from),
+            Message::Accept {
+                ballot,
+                slot,
+                value,
+                chosen_through,
+            } => self.on_accept(from, ballot, slot, value, chosen_through),
+            Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
+            Message::Nack { ballot, promised } => self.on_nack(ballot, promised),
+            Message::Heartbeat {
+                ballot,
+                chosen_through,
+                round,
+            } => self.on_heartbeat(from, ballot, chosen_through, round),
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                chosen_through,
+            } => self.on_heartbeat_ack(from, ballot, round, chosen_through),
+            Message::CatchUp { from_slot } => self.on_catch_up(from, from_slot),
+            Message::Learn {
+                records,
+                chosen_through,
+            } => self.on_learn(from, records, chosen_through),
+        }
+    }
+
+    /// Refuses what no correct peer sends: strangers, ballots not owned by their sender, slots
+    /// beyond the horizon, malformed pages.
+    fn validate(&self, from: NodeId, msg: &Message) -> Result<(), RejectReason> {
+        if from == self.id {
+            return Err(RejectReason::FromSelf);
+        }
+        if !self.config.contains(from) {
+            return Err(RejectReason::UnknownSender);
+        }
+        let own_ballot = |b: &Ballot| b.is_real() && b.node == from;
+        let slot_ok = |s: &Slot| s.0 >= 1 && s.0 <= self.chosen_through.0.saturating_add(self.options.slot_horizon);
+        let page_ok = |records: &[SlotRecord]| {
+            records.len() <= self.options.page_records_max.max(1)
+                && records.windows(2).all(|w| w[0].slot < w[1].slot)
+                && records.iter().all(|r| slot_ok(&r.slot) && r.ballot.is_real())
+        };
+        match msg {
+            Message::Prepare { ballot, from_slot } => {
+                if !own_ballot(ballot) {
+                    return Err(RejectReason::ImpossibleBallot);
+                }
+                if from_slot.0 == 0 {
+                    return Err(RejectReason::ImpossibleSlot);
+                }
+            }
+            Message::Accept { ballot, slot, .. } => {
+                if !own_ballot(ballot) {
+                    return Err(RejectReason::ImpossibleBallot);
+                }
+                if !slot_ok(slot) {
+                    return Err(RejectReason::ImpossibleSlot);
+                }
+            }
+            Message::Heartbeat { ballot, .. } => {
+                if !own_ballot(ballot) {
+                    return Err(RejectReason::ImpossibleBallot);
+                }
+            }
+            Message::Promise { records, from_slot, .. } => {
+                if !page_ok(records) || records.first().is_some_and(|r| r.slot < *from_slot) {
+                    return Err(RejectReason::Malformed);
+                }
+            }
+            Message::Learn { records, .. } => {
+                if !page_ok(records) || records.iter().any(|r| !r.chosen) {
+                    return Err(RejectReason::Malformed);
+                }
+            }
+            Message::Accepted { slot, .. } => {
+                if !slot_ok(slot) {
+                    return Err(RejectReason::ImpossibleSlot);
+                }
+            }
+            Message::CatchUp { from_slot } => {
+                if from_slot.0 == 0 {
+                    return Err(RejectReason::ImpossibleSlot);
+                }
+            }
+            Message::PreVote { .. }
+            | Message::PreVoteReply { .. }
+            | Message::Nack { .. }
+            | Message::HeartbeatAck { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Queues a command for a slot. Only a leader accepts proposals.
+    pub fn propose(&mut self, command: Command) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        if command.payload.len() > self.options.command_bytes_max {
+            return Err(ProposeError::TooLarge {
+                bytes: command.payload.len(),
+                limit: self.options.command_bytes_max,
+            });
+        }
+        if self.pending.len() >= self.options.pending_commands_max {
+            return Err(ProposeError::Busy {
+                pending: self.pending.len(),
+            });
+        }
+        self.pending.push_back(command);
+        Ok(())
+    }
+
+    /// Asks for a linearizable read. Its outcome comes out of [`Replica::ready`].
+    pub fn read(&mut self, id: ReadId) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        let waiting = self.reads_unsent.len() + self.reads_in_round.values().map(Vec::len).sum::<usize>();
+        if waiting >= self.options.pending_reads_max {
+            return Err(ProposeError::Busy { pending: waiting });
+        }
+        // Every slot that could hold a write completed before this read is below next_slot:
+        // takeover re-proposed all that phase 1 reported, and this leader proposed the rest.
+        let slot = Slot(self.next_slot.0 - 1);
+        if self.bugs.has(Bug::ReadWithoutConfirm) {
+            self.read_outcomes.push(ReadOutcome::Ready { id, slot: self.chosen_through });
+            return Ok(());
+        }
+        self.reads_unsent.push((id, slot));
+        Ok(())
+    }
+
+    /// The driver reports every persist batch up to `seq` durable.
+    ///
+    /// # Panics
+    /// If `seq` was never handed out: a driver that acknowledges writes it was not given would
+    /// let messages leave before their state is durable, so this is a broken invariant.
+    pub fn persisted(&mut self, seq: PersistSeq) {
+        assert!(self.outbox.persisted(seq), "persisted({seq:?}) acknowledges a batch that was never handed out");
+    }
+
+    /// Drains what the driver must do now, in order: persist, send, apply (see [`Ready`]).
+    pub fn ready(&mut self) -> Ready {
+        if self.role == Role::Leader {
+            self.fill_window();
+            self.start_read_round();
+        }
+        let mut send = Vec::new();
+        let mut released = Vec::new();
+        loop {
+            released.clear();
+            if self.bugs.has(Bug::SkipPersist) {
+                // Planted: answer before the state behind the answer is durable.
+                self.outbox.release_ignoring_durability(&mut released);
+            } else {
+                self.outbox.release(&mut released);
+            }
+            let mut looped_back = false;
+            for (to, msg) in released.drain(..) {
+                if to == self.id {
+                    looped_back = true;
+                    self.dispatch(to, msg);
+                } else {
+                    send.push(Outbound { to, msg });
+                }
+            }
+            if !looped_back {
+                break;
+            }
+            if self.role == Role::Leader {
+                self.fill_window();
+            }
+        }
+        let persist = self.outbox.take_batch();
+        let chosen = self.hand_out_chosen();
+        Ready {
+            persist,
+            send,
+            chosen,
+            reads: std::mem::take(&mut self.read_outcomes),
+            abandoned: std::mem::take(&mut self.abandoned),
+        }
+    }
+
+    /// Whether every state change so far has been reported durable.
+    pub fn all_durable(&self) -> bool {
+        self.outbox.all_durable()
+    }
+
+    /// Messages held back until their state is durable.
+    pub fn held_messages(&self) -> usize {
+        self.outbox.waiting_len()
+    }
+
+    fn index_of(&self, node: NodeId) -> Option<usize> {
+        self.config.index_of(node)
+    }
+
+    fn broadcast(&mut self, msg: Message, needs: u64) {
+        for i in 0..self.config.members().len() {
+            let to = self.config.members()[i];
+            if to != self.id {
+                self.outbox.send(to, msg.clone(), needs);
+            }
+        }
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed_ticks = 0;
+        self.election_timeout_ticks = None;
+    }
+
+    fn note_round(&mut self, round: u64) {
+        self.round_seen = self.round_seen.max(round);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+//! What goes into and comes out of a Multi-Paxos [`Replica`](super::Replica).
+
+use crate::ids::{Ballot, NodeId, Slot};
+use crate::outbox::{Outbound, PersistBatch};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A client session's identity, chosen by the client and stable across its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientId(pub u64);
+
+/// Identifies one command for exactly-once apply: the client and its sequence number.
+/// A client numbers its commands 1, 2, 3... and has at most one outstanding at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CommandId {
+    /// The client session.
+    pub client: ClientId,
+    /// The client's sequence number for this command (from 1).
+    pub seq: u64,
+}
+
+/// A command for the replicated state machine. The payload is opaque to the core.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Command {
+    /// Session identity for exactly-once apply.
+    pub id: CommandId,
+    /// State-machine-specific bytes.
+    pub payload: Vec<u8>,
+}
+
+/// The value of one slot: a batch of commands, or a no-op that fills a hole at takeover.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Value {
+    /// Fills a slot no one proposed anything for, so later slots can be applied.
+    Noop,
+    /// Commands applied in order, as one slot.
+    Batch(Vec<Command>),
+}
+
+impl Value {
+    /// Number of commands carried.
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Noop => 0,
+            Value::Batch(c) => c.len(),
+        }
+    }
+
+    /// Whether the value carries no command.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An acceptor's record for one slot, as reported in a promise or a catch-up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlotRecord {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot at which the value was accepted.
+    pub ballot: Ballot,
+    /// The accepted value.
+    pub value: Value,
+    /// Whether the sender knows this value is chosen.
+    pub chosen: bool,
+}
+
+/// Messages between replicas. Leader-to-acceptor messages carry the leader's ballot, whose node
+/// must be the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Message {
+    /// Election, step 0: "may I start phase 1?" Granted only by a node that has not heard from
+    /// a live leader lately, so a node that cannot reach a quorum never deposes one that can.
+    PreVote {
+        /// The round the candidate would use.
+        round: u64,
+    },
+    /// Answer to [`Message::PreVote`].
+    PreVoteReply {
+        /// The round asked about.
+        round: u64,
+        /// Whether the sender would promise.
+        granted: bool,
+    },
+    /// Phase 1a, for every slot from `from_slot` on.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+        /// First slot the candidate needs reports for.
+        from_slot: Slot,
+    },
+    /// Phase 1b: a promise not to accept below `ballot`, with what was accepted from `from_slot`.
+    Promise {
+        /// The promised ballot.
+        ballot: Ballot,
+        /// First slot this page reports.
+        from_slot: Slot,
+        /// Accepted slots in `[from_slot, ...)`, ascending, at most a page.
+        records: Vec<SlotRecord>,
+        /// If the page was cut short, where the next page starts (ask with another Prepare).
+        next_from: Option<Slot>,
+    },
+    /// Phase 2a.
+    Accept {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+        /// The proposed value.
+        value: Value,
+        /// Every slot up to here is chosen (piggybacked learning).
+        chosen_through: Slot,
+    },
+    /// Phase 2b.
+    Accepted {
+        /// The ballot accepted.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+    },
+    /// A refusal: the sender has promised `promised`, higher than the request's `ballot`.
+    Nack {
+        /// The ballot of the refused request.
+        ballot: Ballot,
+        /// The higher ballot the sender has promised; retry above it.
+        promised: Ballot,
+    },
+    /// Leader liveness, chosen index, and read-index confirmation rounds.
+    Heartbeat {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// Every slot up to here is chosen.
+        chosen_through: Slot,
+        /// Confirmation round, echoed back; reads waiting for round r are confirmed by a quorum of echoes.
+        round: u64,
+    },
+    /// Answer to [`Message::Heartbeat`]: "I still promise nothing above your ballot".
+    HeartbeatAck {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The round echoed.
+        round: u64,
+        /// The sender's chosen prefix, so the leader can help it catch up.
+        chosen_through: Slot,
+    },
+    /// A lagging replica asks for chosen slots from `from_slot` on.
+    CatchUp {
+        /// First slot wanted.
+        from_slot: Slot,
+    },
+    /// Chosen slots, ascending, at most a page.
+    Learn {
+        /// Chosen records.
+        records: Vec<SlotRecord>,
+        /// The sender's chosen prefix.
+        chosen_through: Slot,
+    },
+}
+
+impl Message {
+    /// A short name for counters and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::PreVote { .. } => "pre_vote",
+            Message::PreVoteReply { .. } => "pre_vote_reply",
+            Message::Prepare { .. } => "prepare",
+            Message::Promise { .. } => "promise",
+            Message::Accept { .. } => "accept",
+            Message::Accepted { .. } => "accepted",
+            Message::Nack { .. } => "nack",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::HeartbeatAck { .. } => "heartbeat_ack",
+            Message::CatchUp { .. } => "catch_up",
+            Message::Learn { .. } => "learn",
+        }
+    }
+}
+
+/// A durable state change. Storage applies a batch of these atomically and in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PersistOp {
+    /// The acceptor promised `ballot` (for every slot).
+    Promise {
+        /// The promised ballot.
+        ballot: Ballot,
+    },
+    /// The acceptor accepted `value` at `ballot` in `slot`.
+    Accept {
+        /// The slot.
+        slot: Slot,
+        /// The ballot.
+        ballot: Ballot,
+        /// The value.
+        value: Value,
+    },
+    /// `value` is chosen in `slot` (learned, possibly without having accepted it).
+    Chosen {
+        /// The slot.
+        slot: Slot,
+        /// The ballot at which the teller accepted it.
+        ballot: Ballot,
+        /// The chosen value.
+        value: Value,
+    },
+}
+
+/// What a replica keeps across a crash: exactly what it was told is durable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DurableState {
+    /// Highest ballot promised.
+    pub promised: Option<Ballot>,
+    /// Accepted or learned entries by slot.
+    pub entries: BTreeMap<Slot, DurableEntry>,
+}
+
+/// One slot as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DurableEntry {
+    /// Ballot at which the value was accepted (or at which the teller accepted it).
+    pub ballot: Ballot,
+    /// The value.
+    pub value: Value,
+    /// Known chosen.
+    pub chosen: bool,
+}
+
+impl DurableState {
+    /// Applies one persisted op, as storage would on replay.
+    pub fn apply(&mut self, op: &PersistOp) {
+        match op {
+            PersistOp::Promise { ballot } => {
+                debug_assert!(self.promised.is_none_or(|p| p <= *ballot), "promises only grow");
+                self.promised = Some(*ballot);
+            }
+            PersistOp::Accept {
+                slot,
+                ballot,
+                value,
+            } => {
+                let chosen = self.entries.get(slot).is_some_and(|e| e.chosen);
+                if !chosen {
+                    self.entries.insert(
+                        *slot,
+                        DurableEntry {
+                            ballot: *ballot,
+                            value: value.clone(),
+                            chosen: false,
+                        },
+                    );
+                }
+            }
+            PersistOp::Chosen {
+                slot,
+                ballot,
+                value,
+            } => {
+                self.entries.insert(
+                    *slot,
+                    DurableEntry {
+                        ballot: *ballot,
+                        value: value.clone(),
+                        chosen: true,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// A chosen slot, handed out for apply in slot order, each exactly once per incarnation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChosenEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The chosen value.
+    pub value: Value,
+}
+
+/// Identifies a read request to [`Replica::read`](super::Replica::read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadId(pub u64);
+
+/// What became of a read-index request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReadOutcome {
+    /// Leadership confirmed by a quorum after the read arrived: serve the read from the state
+    /// machine once it has applied every slot up to and including `slot`.
+    Ready {
+        /// The read.
+        id: ReadId,
+        /// Apply through this slot before answering.
+        slot: Slot,
+    },
+    /// The read cannot be served here; retry, at `leader` if known.
+    Failed {
+        /// The read.
+        id: ReadId,
+        /// Who this replica believes leads.
+        leader: Option<NodeId>,
+    },
+}
+
+/// Why a proposal or read was refused. Carries what the caller needs next.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This replica does not lead; send to `leader` if known.
+    #[error("not the leader; leader is {leader:?}")]
+    NotLeader {
+        /// Who this replica believes leads.
+        leader: Option<NodeId>,
+    },
+    /// The queue of pending proposals is full; retry later.
+    #[error("busy: {pending} proposals pending, the limit; retry later")]
+    Busy {
+        /// Proposals pending.
+        pending: usize,
+    },
+    /// The command is larger than the configured limit.
+    #[error("command of {bytes} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Everything a replica asks its driver to do, in the order to do it:
+/// 1. write `persist` (atomically) and later report `persisted(persist.seq)`;
+/// 2. send `send` (all of it is already safe to send: its state is durable);
+/// 3. apply `chosen` in order; answer `reads` once applied far enough;
+/// 4. tell clients of `abandoned` proposals to retry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// State to make durable.
+    pub persist: Option<PersistBatch<PersistOp>>,
+    /// Messages to send now.
+    pub send: Vec<Outbound<Message>>,
+    /// Newly chosen slots, contiguous, in slot order.
+    pub chosen: Vec<ChosenEntry>,
+    /// Read-index outcomes.
+    pub reads: Vec<ReadOutcome>,
+    /// Proposals dropped without being given a slot here (leadership lost); retry elsewhere.
+    pub abandoned: Vec<CommandId>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_none()
+            && self.send.is_empty()
+            && self.chosen.is_empty()
+            && self.reads.is_empty()
+            && self.abandoned.is_empty()
+    }
+}
+
+/// Bounds and timings of a replica. Units are in the names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaOptions {
+    /// A leader sends a heartbeat every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// A follower that has not heard from a leader for this many ticks (plus jitter) seeks election.
+    pub election_timeout_ticks: u32,
+    /// Upper bound of the random extra added to each election timeout (drawn from the caller's generator).
+    pub election_jitter_ticks: u32,
+    /// Slots a leader may have proposed but not yet chosen.
+    pub pipeline_window_slots: u64,
+    /// Commands packed into one slot at most.
+    pub batch_commands_max: usize,
+    /// Commands waiting for a slot at most; beyond it, proposals get [`ProposeError::Busy`].
+    pub pending_commands_max: usize,
+    /// Largest command payload accepted.
+    pub command_bytes_max: usize,
+    /// Records per promise page and per catch-up page.
+    pub page_records_max: usize,
+    /// Reads waiting for confirmation at most.
+    pub pending_reads_max: usize,
+    /// A message naming a slot further than this beyond the chosen prefix is refused as impossible.
+    pub slot_horizon: u64,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        ReplicaOptions {
+            heartbeat_ticks: 2,
+            election_timeout_ticks: 10,
+            election_jitter_ticks: 10,
+            pipeline_window_slots: 64,
+            batch_commands_max: 256,
+            pending_commands_max: 16_384,
+            command_bytes_max: 1 << 20,
+            page_records_max: 256,
+            pending_reads_max: 16_384,
+            slot_horizon: 1 << 32,
+        }
+    }
+}
+
+/// Why an incoming message was refused. Counted, never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum RejectReason {
+    /// The sender is not a member.
+    #[error("sender is not a member of the configuration")]
+    UnknownSender,
+    /// A leader message whose ballot belongs to another node, or round 0.
+    #[error("ballot does not belong to the sender or is not a real ballot")]
+    ImpossibleBallot,
+    /// A slot of 0, or beyond the horizon.
+    #[error("slot is 0 or beyond the slot horizon")]
+    ImpossibleSlot,
+    /// A page that is too long or out of order.
+    #[error("malformed message: records out of order or page too long")]
+    Malformed,
+    /// A message from the replica to itself over the network.
+    #[error("message claims to come from this replica")]
+    FromSelf,
+}
+
+/// The role a replica plays now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Accepts and learns; not seeking election.
+    Follower,
+    /// Asking for pre-votes.
+    PreCandidate,
+    /// Running phase 1 with its ballot.
+    Candidate,
+    /// Phase 1 done: proposes in phase 2.
+    Leader,
+}
