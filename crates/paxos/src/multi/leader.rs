@@ -43,7 +43,7 @@ impl Replica {
     }
 
     /// Phase 1a with a fresh ballot, covering every slot from the first unchosen one.
-    fn start_phase1(&mut self) {
+    pub(super) fn start_phase1(&mut self) {
         let round = self.round_seen.max(self.promised.round) + 1;
         self.ballot = Ballot::new(round, self.id);
         self.note_round(round);

@@ -271,10 +271,13 @@ impl Replica {
         }
     }
 
-    /// Starts seeking election now, as if the election timer fired (for explorers and models).
+    /// Starts phase 1 now with a fresh ballot, skipping the pre-vote: a forced election, as in
+    /// a leadership transfer, or for explorers and model checkers that choose who runs.
+    /// (The election timer goes through the pre-vote instead; see [`Replica::tick`].)
     pub fn campaign(&mut self) {
         if self.role != Role::Leader {
-            self.seek_election();
+            self.reset_election_timer();
+            self.start_phase1();
         }
     }
 

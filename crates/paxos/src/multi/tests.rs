@@ -1,0 +1,394 @@
+//! Scenario tests of the Multi-Paxos replica on an in-memory, instantly-persisting network.
+//! Each test is named for the rule it defends; the simulator covers faults at scale.
+
+use super::*;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+
+struct Cluster {
+    replicas: Vec<Replica>,
+    queue: VecDeque<(NodeId, NodeId, Message)>,
+    chosen: Vec<Vec<ChosenEntry>>,
+    reads: Vec<ReadOutcome>,
+    cut: BTreeSet<(u64, u64)>,
+    down: BTreeSet<u64>,
+    durable: Vec<DurableState>,
+    rng: ChaCha8Rng,
+}
+
+fn options() -> ReplicaOptions {
+    ReplicaOptions {
+        page_records_max: 3,
+        ..ReplicaOptions::default()
+    }
+}
+
+fn cmd(client: u64, seq: u64) -> Command {
+    Command {
+        id: CommandId {
+            client: ClientId(client),
+            seq,
+        },
+        payload: vec![client as u8, seq as u8],
+    }
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let config = Configuration::majority_of(n).unwrap();
+        let replicas = (1..=n).map(|i| Replica::new(NodeId(i), config.clone(), options()).unwrap()).collect();
+        Cluster {
+            replicas,
+            queue: VecDeque::new(),
+            chosen: vec![Vec::new(); n as usize],
+            reads: Vec::new(),
+            cut: BTreeSet::new(),
+            down: BTreeSet::new(),
+            durable: vec![DurableState::default(); n as usize],
+            rng: ChaCha8Rng::seed_from_u64(1),
+        }
+    }
+
+    fn r(&mut self, id: u64) -> &mut Replica {
+        &mut self.replicas[(id - 1) as usize]
+    }
+
+    fn drain(&mut self, i: usize) {
+        loop {
+            let ready = self.replicas[i].ready();
+            if ready.is_empty() {
+                return;
+            }
+            if let Some(batch) = &ready.persist {
+                for op in &batch.ops {
+                    self.durable[i].apply(op);
+                }
+                self.replicas[i].persisted(batch.seq);
+            }
+            let from = self.replicas[i].id();
+            for o in ready.send {
+                self.queue.push_back((from, o.to, o.msg));
+            }
+            self.chosen[i].extend(ready.chosen);
+            self.reads.extend(ready.reads);
+        }
+    }
+
+    /// Delivers messages until the network is quiet.
+    fn settle(&mut self) {
+        for _ in 0..100_000 {
+            for i in 0..self.replicas.len() {
+                if !self.down.contains(&(i as u64 + 1)) {
+                    self.drain(i);
+                }
+            }
+            let Some((from, to, msg)) = self.queue.pop_front() else { return };
+            let cut = self.cut.contains(&(from.0, to.0)) || self.cut.contains(&(to.0, from.0));
+            if !cut && !self.down.contains(&to.0) {
+                let _ = self.r(to.0).step(from, msg);
+            }
+        }
+        panic!("network never went quiet");
+    }
+
+    fn tick_all(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            for i in 0..self.replicas.len() {
+                if !self.down.contains(&(i as u64 + 1)) {
+                    self.replicas[i].tick(&mut self.rng);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        let leaders: Vec<NodeId> = self
+            .replicas
+            .iter()
+            .filter(|r| r.role() == Role::Leader && !self.down.contains(&r.id().0))
+            .map(|r| r.id())
+            .collect();
+        assert!(leaders.len() <= 1 || self.cut.is_empty(), "two leaders on a healthy network: {leaders:?}");
+        leaders.into_iter().max_by_key(|id| self.replicas[(id.0 - 1) as usize].ballot())
+    }
+
+    fn elect(&mut self, id: u64) {
+        self.r(id).campaign();
+        self.settle();
+        assert_eq!(self.r(id).role(), Role::Leader, "n{id} failed to win");
+    }
+
+    fn isolate(&mut self, id: u64) {
+        for j in 1..=self.replicas.len() as u64 {
+            if j != id {
+                self.cut.insert((id, j));
+            }
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        self.down.insert(id);
+        self.queue.retain(|(_, to, _)| to.0 != id);
+    }
+
+    fn restart(&mut self, id: u64) {
+        let i = (id - 1) as usize;
+        let config = self.replicas[i].config().clone();
+        self.replicas[i] = Replica::recover(NodeId(id), config, options(), self.durable[i].clone()).unwrap();
+        self.chosen[i].clear();
+        self.down.remove(&id);
+    }
+
+    fn chosen_values(&self, i: usize) -> Vec<Value> {
+        self.chosen[i].iter().map(|c| c.value.clone()).collect()
+    }
+}
+
+#[test]
+fn a_timed_out_follower_is_elected_and_chooses_commands_in_order() {
+    let mut c = Cluster::new(3);
+    c.tick_all(40);
+    let leader = c.leader().expect("a leader within 40 ticks");
+    for seq in 1..=5 {
+        c.r(leader.0).propose(cmd(1, seq)).unwrap();
+    }
+    c.settle();
+    c.tick_all(4);
+    for i in 0..3 {
+        let commands: Vec<Command> = c.chosen[i]
+            .iter()
+            .flat_map(|e| match &e.value {
+                Value::Batch(b) => b.clone(),
+                Value::Noop => Vec::new(),
+            })
+            .collect();
+        assert_eq!(commands, (1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>(), "replica {}", i + 1);
+    }
+}
+
+#[test]
+fn pending_commands_share_one_slot_up_to_the_batch_limit() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    for seq in 1..=300 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+    }
+    c.settle();
+    let sizes: Vec<usize> = c.chosen[0].iter().map(|e| e.value.len()).collect();
+    assert_eq!(sizes, vec![256, 44], "one slot per batch of at most 256");
+}
+
+#[test]
+fn takeover_reproposes_accepted_values_and_fills_holes_with_noops() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    // Slots 1 and 3 reach only n2; slot 2 reaches nobody. None of them is chosen.
+    c.cut.insert((1, 3));
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.drain(0);
+    c.r(1).propose(cmd(1, 2)).unwrap();
+    c.drain(0);
+    c.queue.retain(|(_, _, m)| !matches!(m, Message::Accept { slot: Slot(2), .. }));
+    c.r(1).propose(cmd(1, 3)).unwrap();
+    c.drain(0);
+    c.queue.retain(|(_, to, m)| *to == NodeId(2) && matches!(m, Message::Accept { .. }));
+    while let Some((from, to, msg)) = c.queue.pop_front() {
+        let _ = c.r(to.0).step(from, msg);
+    }
+    c.drain(1);
+    c.queue.clear();
+    c.crash(1);
+    c.cut.clear();
+    c.elect(3);
+    c.tick_all(2);
+    let values = c.chosen_values(2);
+    assert_eq!(
+        values,
+        vec![Value::Batch(vec![cmd(1, 1)]), Value::Noop, Value::Batch(vec![cmd(1, 3)])],
+        "n3 must re-propose what n2 accepted and fill the hole"
+    );
+    assert_eq!(c.r(2).chosen_through(), Slot(3));
+}
+
+#[test]
+fn a_chosen_value_survives_every_later_leader() {
+    let mut c = Cluster::new(5);
+    c.elect(1);
+    c.r(1).propose(cmd(9, 1)).unwrap();
+    c.settle();
+    for next in [2, 3, 4, 5, 1] {
+        c.elect(next);
+        c.tick_all(1);
+    }
+    for i in 0..5 {
+        assert_eq!(c.chosen[i][0].value, Value::Batch(vec![cmd(9, 1)]), "replica {}", i + 1);
+    }
+}
+
+#[test]
+fn a_promise_leaves_only_after_it_is_persisted() {
+    let config = Configuration::majority_of(3).unwrap();
+    let mut r = Replica::new(NodeId(2), config, options()).unwrap();
+    let ballot = Ballot::new(1, NodeId(1));
+    r.step(NodeId(1), Message::Prepare { ballot, from_slot: Slot(1) }).unwrap();
+    let ready = r.ready();
+    assert!(ready.send.is_empty(), "promise sent before durable: {:?}", ready.send);
+    let batch = ready.persist.expect("a promise to persist");
+    assert_eq!(batch.ops, vec![PersistOp::Promise { ballot }]);
+    assert_eq!(r.held_messages(), 1);
+    r.persisted(batch.seq);
+    let ready = r.ready();
+    assert!(matches!(ready.send.as_slice(), [Outbound { to: NodeId(1), msg: Message::Promise { .. } }]));
+}
+
+#[test]
+fn a_leader_counts_its_own_accept_only_once_durable() {
+    let config = Configuration::majority_of(1).unwrap();
+    let mut r = Replica::new(NodeId(1), config, options()).unwrap();
+    r.campaign();
+    loop {
+        let ready = r.ready();
+        match ready.persist {
+            Some(b) => r.persisted(b.seq),
+            None => break,
+        }
+    }
+    assert_eq!(r.role(), Role::Leader);
+    r.propose(cmd(1, 1)).unwrap();
+    let ready = r.ready();
+    assert!(ready.chosen.is_empty(), "chosen before the only acceptor's accept was durable");
+    r.persisted(ready.persist.expect("accept to persist").seq);
+    let ready = r.ready();
+    assert_eq!(ready.chosen.len(), 1);
+}
+
+#[test]
+fn a_restarted_follower_catches_up_in_pages() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.crash(3);
+    for seq in 1..=10 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+        c.settle();
+    }
+    c.restart(3);
+    c.tick_all(30);
+    assert_eq!(c.r(3).chosen_through(), Slot(10), "page size 3 needs several pages");
+    assert_eq!(c.chosen_values(2), c.chosen_values(0));
+}
+
+#[test]
+fn a_restarted_acceptor_keeps_its_promise() {
+    let mut c = Cluster::new(3);
+    c.elect(3);
+    c.crash(2);
+    c.restart(2);
+    assert_eq!(c.r(2).promised(), c.r(3).ballot());
+    let stale = Ballot::new(c.r(3).ballot().round, NodeId(1));
+    assert!(stale < c.r(2).promised());
+    c.r(2).step(NodeId(1), Message::Accept { ballot: stale, slot: Slot(1), value: Value::Noop, chosen_through: Slot::ZERO }).unwrap();
+    let ready = c.r(2).ready();
+    assert!(ready.persist.is_none(), "accepted below its promise");
+    assert!(matches!(ready.send[0].msg, Message::Nack { .. }));
+}
+
+#[test]
+fn a_read_is_confirmed_by_a_quorum_round_and_fails_on_a_deposed_leader() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    c.r(1).read(ReadId(1)).unwrap();
+    c.r(1).read(ReadId(2)).unwrap();
+    let ready = c.r(1).ready();
+    assert!(ready.reads.is_empty(), "read answered before the quorum round");
+    let heartbeats = ready.send.iter().filter(|o| matches!(o.msg, Message::Heartbeat { round: 1, .. })).count();
+    assert_eq!(heartbeats, 2, "one round for both reads");
+    for o in ready.send {
+        c.queue.push_back((NodeId(1), o.to, o.msg));
+    }
+    c.settle();
+    assert_eq!(
+        c.reads,
+        vec![ReadOutcome::Ready { id: ReadId(1), slot: Slot(1) }, ReadOutcome::Ready { id: ReadId(2), slot: Slot(1) }]
+    );
+    c.reads.clear();
+    // Cut the leader off; a read at it can never be confirmed, and fails once it steps down.
+    c.isolate(1);
+    c.r(1).read(ReadId(3)).unwrap();
+    c.tick_all(25);
+    assert_eq!(c.reads, vec![ReadOutcome::Failed { id: ReadId(3), leader: None }]);
+}
+
+#[test]
+fn an_isolated_node_does_not_depose_a_leader_a_quorum_follows() {
+    // The "chained" shape: n3 cannot hear n1, but n2 hears both. n2 refuses n3's pre-vote
+    // while n1's heartbeats keep coming, so n1 keeps leading.
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.cut.insert((1, 3));
+    let ballot = c.r(1).ballot();
+    c.tick_all(200);
+    assert_eq!(c.r(1).role(), Role::Leader);
+    assert_eq!(c.r(1).ballot(), ballot, "n1 was deposed");
+    assert_eq!(c.r(2).promised(), ballot);
+}
+
+#[test]
+fn a_leader_without_a_quorum_steps_down_and_a_connected_node_takes_over() {
+    // The "quorum-loss" shape on 5 nodes: only n3 still reaches everyone.
+    let mut c = Cluster::new(5);
+    c.elect(1);
+    for a in 1..=5u64 {
+        for b in (a + 1)..=5 {
+            if a != 3 && b != 3 {
+                c.cut.insert((a, b));
+            }
+        }
+    }
+    c.tick_all(4 * 20);
+    assert_eq!(c.r(3).role(), Role::Leader, "n3 is the only node that can lead");
+    c.r(3).propose(cmd(1, 1)).unwrap();
+    c.tick_all(2);
+    assert_eq!(c.r(3).chosen_through(), Slot(1));
+}
+
+/// Messages no correct peer sends, and why each is refused.
+#[test]
+fn impossible_messages_are_refused_and_counted() {
+    let config = Configuration::majority_of(3).unwrap();
+    let mut r = Replica::new(NodeId(1), config, options()).unwrap();
+    let b2 = Ballot::new(1, NodeId(2));
+    let rec = |slot| SlotRecord { slot: Slot(slot), ballot: b2, value: Value::Noop, chosen: true };
+    let cases: Vec<(u64, Message, RejectReason)> = vec![
+        (9, Message::CatchUp { from_slot: Slot(1) }, RejectReason::UnknownSender),
+        (1, Message::CatchUp { from_slot: Slot(1) }, RejectReason::FromSelf),
+        (2, Message::Prepare { ballot: Ballot::new(1, NodeId(3)), from_slot: Slot(1) }, RejectReason::ImpossibleBallot),
+        (2, Message::Prepare { ballot: Ballot::ZERO, from_slot: Slot(1) }, RejectReason::ImpossibleBallot),
+        (2, Message::Accept { ballot: b2, slot: Slot(0), value: Value::Noop, chosen_through: Slot(0) }, RejectReason::ImpossibleSlot),
+        (2, Message::Accept { ballot: b2, slot: Slot(1 << 40), value: Value::Noop, chosen_through: Slot(0) }, RejectReason::ImpossibleSlot),
+        (2, Message::Learn { records: vec![rec(2), rec(1)], chosen_through: Slot(2) }, RejectReason::Malformed),
+        (2, Message::Learn { records: (1..=4).map(rec).collect(), chosen_through: Slot(4) }, RejectReason::Malformed),
+    ];
+    for (from, msg, want) in &cases {
+        assert_eq!(r.step(NodeId(*from), msg.clone()), Err(*want), "{msg:?}");
+    }
+    assert_eq!(r.counters().rejected.values().sum::<u64>(), cases.len() as u64);
+    let ready = r.ready();
+    assert!(ready.is_empty(), "a refused message changed something: {ready:?}");
+}
+
+#[test]
+fn proposals_are_bounded_and_redirected() {
+    let mut c = Cluster::new(3);
+    c.elect(2);
+    assert_eq!(c.r(1).propose(cmd(1, 1)), Err(ProposeError::NotLeader { leader: Some(NodeId(2)) }));
+    let big = Command { id: cmd(1, 1).id, payload: vec![0; (1 << 20) + 1] };
+    assert!(matches!(c.r(2).propose(big), Err(ProposeError::TooLarge { .. })));
+    for seq in 0..16_384 {
+        c.r(2).propose(cmd(1, seq)).unwrap();
+    }
+    assert_eq!(c.r(2).propose(cmd(1, 99_999)), Err(ProposeError::Busy { pending: 16_384 }));
+}
