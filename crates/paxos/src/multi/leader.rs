@@ -166,7 +166,7 @@ impl Replica {
     /// Packs pending commands into new slots while the pipeline window has room.
     pub(super) fn fill_window(&mut self) {
         while !self.pending.is_empty() {
-            let in_flight = self.next_slot.0 - 1 - self.chosen_through.0;
+            let in_flight = (self.next_slot.0 - 1).saturating_sub(self.chosen_through.0);
             if in_flight >= self.options.pipeline_window_slots {
                 break;
             }
@@ -214,7 +214,7 @@ impl Replica {
         }
         // Check-quorum: a leader that has not heard from a phase-2 quorum within an election
         // timeout steps down, so that a node which can reach a quorum may take over.
-        let window = u64::from(self.options.election_timeout_ticks);
+        let window = u64::from(self.options.election_timeout_ticks.max(1));
         if self.now_ticks % window == 0 {
             let mut live = NodeSet::EMPTY;
             live.insert(self.index);
@@ -252,18 +252,16 @@ impl Replica {
         self.confirm_reads();
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, chosen_through: Slot) {
+    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, _chosen_through: Slot) {
         if self.role != Role::Leader || ballot != self.ballot {
             return;
         }
         let Some(i) = self.index_of(from) else { return };
         self.acked_ticks[i] = self.now_ticks;
         self.acked_round[i] = self.acked_round[i].max(round.min(self.read_round));
+        // A lagging follower pulls what it misses (learner.rs); the leader does not push, since
+        // a follower is normally behind by the slots still in flight.
         self.confirm_reads();
-        if chosen_through < self.chosen_through {
-            // Help a lagging follower at once rather than waiting for it to ask.
-            self.on_catch_up(from, chosen_through.next());
-        }
     }
 
     /// Reads in rounds echoed by a phase-2 quorum are confirmed: no higher ballot had been
