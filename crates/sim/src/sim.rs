@@ -1,0 +1,2344 @@
+//! The simulation: nodes, network, disks, clients and the nemesis, stepped one event at a time.
+
+use crate::check::{CheckKind, Oracle, OracleVerdict, Violation};
+use crate::faults::{
+    shape_possible, CrashPoint, FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape,
+};
+use crate::kv::{KvCommand, KvMachine, KvResult};
+use crate::report::RunReport;
+use crate::rng::{below, chance_permille, range, shuffle};
+use crate::trace::{
+    client_name, describe_message, describe_value, node_name, DropReason, TraceEvent, TraceHeader,
+    TraceRecord, TRACE_FORMAT_NAME, TRACE_FORMAT_VERSION,
+};
+use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
+use lincheck::{CheckOptions, Verdict};
+use paxos::multi::{
+    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Message, PersistOp,
+    ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role, SessionOutcome, Value,
+};
+use paxos::{Ballot, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+/// Chance that a duplicated message's copy is a stale one, held back for long, per mille.
+const STALE_COPY_PERMILLE: u32 = 300;
+/// Longest hold-back of a stale copy.
+const STALE_COPY_MAX_US: u64 = 500_000;
+
+/// Violations kept in full per run; beyond this only counts grow (one bug tends to cascade).
+const VIOLATIONS_KEPT_MAX: usize = 20;
+
+/// Timings of a run, in microseconds of virtual time unless the name says ticks.
+///
+/// One replica tick is `tick_us` of virtual time; the replica's own options count in ticks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Virtual time between two ticks of a node.
+    pub tick_us: u64,
+    /// Length of the phase in which faults are injected.
+    pub fault_phase_us: u64,
+    /// After faults stop, clients keep starting operations for this long.
+    pub quiet_ops_us: u64,
+    /// After faults stop, every operation must complete within this much of
+    /// `max(invoke, faults stopped)`; the run ends at the latest this long after clients stop.
+    pub liveness_bound_us: u64,
+    /// A client re-sends its operation (to another node) after this long without an answer.
+    pub client_attempt_timeout_us: u64,
+    /// During the fault phase, a client gives up on an operation after this long.
+    pub client_give_up_us: u64,
+    /// Longest pause of a client between two operations.
+    pub client_think_max_us: u64,
+}
+
+impl Timing {
+    /// Timings for `options`: 5 ms ticks, a 4 s fault phase, and a liveness bound of ten of
+    /// the longest election timeouts plus 200 ms.
+    pub fn for_options(options: &ReplicaOptions) -> Timing {
+        let tick_us = 5_000;
+        let election_max_us =
+            u64::from(options.election_timeout_ticks + options.election_jitter_ticks) * tick_us;
+        Timing {
+            tick_us,
+            fault_phase_us: 4_000_000,
+            quiet_ops_us: 200_000,
+            liveness_bound_us: 10 * election_max_us + 200_000,
+            client_attempt_timeout_us: 150_000,
+            client_give_up_us: 1_000_000,
+            client_think_max_us: 10_000,
+        }
+    }
+
+    /// The longest election timeout, timer jitter included.
+    pub fn election_max_us(&self, options: &ReplicaOptions) -> u64 {
+        u64::from(options.election_timeout_ticks + options.election_jitter_ticks) * self.tick_us
+    }
+}
+
+/// Everything a run depends on. A run is a pure function of this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed of the one generator everything random is drawn from.
+    pub seed: u64,
+    /// Cluster size, 1 to 7 (more works, but the figures were tuned for these).
+    pub nodes: usize,
+    /// Which fault families the nemesis may use.
+    pub faults: FaultProfile,
+    /// Planted bugs switched on in every replica (only with the `planted-bugs` feature).
+    pub bugs: PlantedBugs,
+    /// The replicas' options.
+    pub replica: ReplicaOptions,
+    /// Timings.
+    pub timing: Timing,
+    /// Number of clients.
+    pub clients: usize,
+    /// Number of distinct keys the clients use (few, so that conflicts are frequent).
+    pub keys: usize,
+    /// Whether the nemesis injects faults by itself; off for scenario tests and explorers
+    /// that inject by hand.
+    pub nemesis: bool,
+    /// Whether to record the trace in memory.
+    pub trace: bool,
+    /// A fault plan to use instead of drawing one from the seed.
+    pub plan: Option<FaultPlan>,
+}
+
+impl SimConfig {
+    /// The defaults for a seed: 4 clients on 3 keys, nemesis on, no trace.
+    pub fn new(seed: u64, nodes: usize, faults: FaultProfile) -> SimConfig {
+        let replica = ReplicaOptions::default();
+        let timing = Timing::for_options(&replica);
+        SimConfig {
+            seed,
+            nodes,
+            faults,
+            bugs: PlantedBugs::none(),
+            replica,
+            timing,
+            clients: 4,
+            keys: 3,
+            nemesis: true,
+            trace: false,
+            plan: None,
+        }
+    }
+}
+
+/// The phases of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The nemesis injects faults.
+    Faults,
+    /// Faults stopped: links healed, crashed nodes restarted, no loss; clients carry on.
+    Quiet,
+    /// Clients start nothing new; the run ends once the cluster converged or the bound passed.
+    Drain,
+    /// The run is over.
+    Done,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Faults => "faults",
+            Phase::Quiet => "quiet",
+            Phase::Drain => "drain",
+            Phase::Done => "end",
+        }
+    }
+}
+
+/// A network endpoint: a member (by index) or a client (by index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// Member index (node id is index + 1).
+    Node(usize),
+    /// Client index (client id is index + 1).
+    Client(usize),
+}
+
+impl Endpoint {
+    fn name(self) -> String {
+        match self {
+            Endpoint::Node(i) => node_name(i),
+            Endpoint::Client(i) => client_name(i),
+        }
+    }
+}
+
+/// A client's request to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// Client index.
+    pub client: usize,
+    /// The client's operation number; the reply echoes it.
+    pub op: u64,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    /// A write, through the log.
+    Write(Command),
+    /// A get, through read-index.
+    Read {
+        /// The key.
+        key: String,
+    },
+}
+
+/// A node's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientReply {
+    /// The operation number echoed.
+    pub op: u64,
+    /// The answer.
+    pub body: ReplyBody,
+}
+
+/// The answer itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyBody {
+    /// Done, with its output.
+    Done(KvOutput),
+    /// Not the leader; try `leader` if known.
+    NotLeader(Option<NodeId>),
+    /// Overloaded; retry later.
+    Busy,
+}
+
+/// What a message in flight carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Between members.
+    Peer(Message),
+    /// Client to node.
+    Request(ClientRequest),
+    /// Node to client.
+    Reply(ClientReply),
+}
+
+impl Payload {
+    fn kind(&self) -> &'static str {
+        match self {
+            Payload::Peer(m) => m.kind(),
+            Payload::Request(_) => "request",
+            Payload::Reply(_) => "reply",
+        }
+    }
+}
+
+/// A message in the network, not yet delivered or dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// Unique in the run.
+    pub id: u64,
+    /// Sender.
+    pub from: Endpoint,
+    /// Receiver.
+    pub to: Endpoint,
+    /// When it was sent.
+    pub sent_at: u64,
+    /// When it is due.
+    pub deliver_at: u64,
+    /// The message.
+    pub payload: Payload,
+}
+
+/// Something scheduled to happen at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A node's tick (stale if the node restarted since: `incarnation` differs).
+    Tick {
+        /// Member index.
+        node: usize,
+        /// Incarnation it was scheduled for.
+        incarnation: u64,
+    },
+    /// A message is due.
+    Deliver {
+        /// Message id.
+        id: u64,
+    },
+    /// The oldest persist batch of a node completes.
+    PersistDone {
+        /// Member index.
+        node: usize,
+        /// Incarnation it was scheduled for.
+        incarnation: u64,
+    },
+    /// A client's timer (stale if `token` differs from the client's).
+    ClientTimer {
+        /// Client index.
+        client: usize,
+        /// Token at scheduling.
+        token: u64,
+    },
+    /// The nemesis considers a new partition.
+    NemesisPartition,
+    /// The nemesis considers a crash.
+    NemesisCrash,
+    /// The nemesis makes a follower start phase 1 at once.
+    NemesisElection,
+    /// A restarted node starts phase 1 at once (stale if it crashed again since).
+    CampaignAfterRestart {
+        /// Member index.
+        node: usize,
+        /// Incarnation that restarted.
+        incarnation: u64,
+    },
+    /// Heal the partition of this epoch.
+    HealPartition {
+        /// Partition epoch.
+        epoch: u64,
+    },
+    /// Cut one link of a swizzle.
+    SwizzleCut {
+        /// Partition epoch.
+        epoch: u64,
+        /// Member index.
+        from: usize,
+        /// Member index.
+        to: usize,
+    },
+    /// Heal one link of a swizzle (the last one ends the partition).
+    SwizzleHeal {
+        /// Partition epoch.
+        epoch: u64,
+        /// Member index.
+        from: usize,
+        /// Member index.
+        to: usize,
+        /// Whether this is the last heal.
+        last: bool,
+    },
+    /// Restart a crashed node (stale if it restarted since).
+    Restart {
+        /// Member index.
+        node: usize,
+        /// Incarnation that crashed.
+        incarnation: u64,
+    },
+    /// Faults stop.
+    QuietStart,
+    /// Clients stop starting operations.
+    StopClients,
+    /// Look whether the cluster converged (drain phase).
+    Check,
+    /// The liveness bound passed: end the run.
+    Deadline,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.seq == other.seq
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so the max-heap pops the earliest (time, sequence) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A persist batch on its way to disk.
+#[derive(Clone, Debug)]
+struct DiskWrite {
+    seq: PersistSeq,
+    ops: Vec<PersistOp>,
+    done_at: u64,
+}
+
+/// One simulated member: the real replica plus everything a real node's driver holds.
+#[derive(Clone, Debug)]
+pub struct SimNode {
+    index: usize,
+    id: NodeId,
+    replica: Option<Replica>,
+    rng: ChaCha8Rng,
+    incarnation: u64,
+    durable: DurableState,
+    disk: VecDeque<DiskWrite>,
+    applier: Applier<KvMachine>,
+    next_handout: u64,
+    writes: BTreeMap<CommandId, (usize, u64)>,
+    reads: BTreeMap<ReadId, (usize, u64, String)>,
+    confirmed_reads: Vec<(Slot, ReadId)>,
+    next_read: u64,
+    armed: Option<CrashPoint>,
+    role: Role,
+}
+
+impl SimNode {
+    /// Node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Whether the node is running.
+    pub fn is_up(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// The replica, while up.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// What its disk holds durably (survives crashes).
+    pub fn durable(&self) -> &DurableState {
+        &self.durable
+    }
+
+    /// Persist batches handed to the disk and not yet durable: `(seq, ops)`.
+    pub fn disk_in_flight(&self) -> impl Iterator<Item = (PersistSeq, &[PersistOp])> {
+        self.disk.iter().map(|w| (w.seq, w.ops.as_slice()))
+    }
+
+    /// The applied key-value state (volatile: rebuilt from the log at restart).
+    pub fn machine(&self) -> &KvMachine {
+        self.applier.machine()
+    }
+
+    /// Slots applied so far in this incarnation.
+    pub fn applied_through(&self) -> Slot {
+        self.applier.applied_through()
+    }
+
+    /// How many times it has crashed.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The crash point armed on it, if any.
+    pub fn armed(&self) -> Option<CrashPoint> {
+        self.armed
+    }
+}
+
+/// A client operation not yet answered.
+#[derive(Clone, Debug)]
+struct PendingOp {
+    op: u64,
+    history: usize,
+    body: RequestBody,
+    command: Option<KvCommand>,
+    invoke_at: u64,
+    attempts: u32,
+    retry_due: bool,
+}
+
+/// A simulated client: one outstanding operation at a time, retries, timeouts.
+#[derive(Clone, Debug)]
+pub struct SimClient {
+    index: usize,
+    next_seq: u64,
+    next_op: u64,
+    target: usize,
+    token: u64,
+    current: Option<PendingOp>,
+    seen: BTreeMap<String, Option<String>>,
+}
+
+impl SimClient {
+    /// Client id (index + 1).
+    pub fn id(&self) -> ClientId {
+        ClientId(self.index as u64 + 1)
+    }
+
+    /// Whether an operation is outstanding.
+    pub fn busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The node it sends to next.
+    pub fn target(&self) -> NodeId {
+        NodeId(self.target as u64 + 1)
+    }
+}
+
+/// Counters that become a [`RunReport`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) events: u64,
+    pub(crate) faults: BTreeMap<FaultKind, u64>,
+    pub(crate) crash_points: BTreeMap<CrashPoint, u64>,
+    pub(crate) batches_lost: u64,
+    pub(crate) batches_kept: u64,
+    pub(crate) leader_changes: u64,
+    pub(crate) messages_sent: u64,
+    pub(crate) messages_delivered: u64,
+    pub(crate) ops_ok: u64,
+    pub(crate) reads_given_up: u64,
+    pub(crate) writes_given_up: u64,
+    pub(crate) violation_counts: BTreeMap<CheckKind, u64>,
+}
+
+/// The stable leader: a leader that a quorum follows, and since when it has been.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableLeader {
+    /// The leader.
+    pub node: NodeId,
+    /// Its ballot.
+    pub ballot: Ballot,
+    /// Since when (virtual µs) this leader at this ballot has been followed by a quorum without a break.
+    pub since_us: u64,
+}
+
+/// A deterministic simulation of a cluster. Step it with [`Simulation::step`], or run it to
+/// the end with [`Simulation::run`].
+pub struct Simulation {
+    config: SimConfig,
+    plan: FaultPlan,
+    membership: Configuration,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    phase: Phase,
+    quiet_at: Option<u64>,
+    nodes: Vec<SimNode>,
+    clients: Vec<SimClient>,
+    links: LinkMatrix,
+    partition_epoch: u64,
+    partition_active: bool,
+    in_flight: BTreeMap<u64, InFlight>,
+    next_msg: u64,
+    history: Vec<KvOperation>,
+    proposed: BTreeMap<CommandId, Vec<u8>>,
+    oracle: Oracle,
+    digests: Vec<u64>,
+    violations: Vec<Violation>,
+    tally: Tally,
+    stable: Option<StableLeader>,
+    trace: Option<Vec<TraceRecord>>,
+    lincheck: Option<Verdict>,
+    lincheck_detail: Option<String>,
+}
+
+impl Simulation {
+    /// Builds the cluster, draws the fault plan, and schedules the first events.
+    ///
+    /// # Panics
+    /// If `config.nodes` is 0 or above the configuration limit.
+    pub fn new(config: SimConfig) -> Simulation {
+        assert!(config.nodes >= 1, "a cluster needs at least one member");
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let plan = match (&config.plan, config.nemesis) {
+            (Some(plan), _) => plan.clone(),
+            (None, true) => FaultPlan::draw(config.faults, config.nodes, &mut rng),
+            (None, false) => FaultPlan::quiet(config.faults),
+        };
+        let membership = Configuration::majority_of(config.nodes as u64).expect("1..=64 members");
+        let mut nodes = Vec::with_capacity(config.nodes);
+        for index in 0..config.nodes {
+            let id = NodeId(index as u64 + 1);
+            let replica = Replica::recover_with_bugs(
+                id,
+                membership.clone(),
+                config.replica.clone(),
+                DurableState::default(),
+                config.bugs,
+            )
+            .expect("member of its own configuration");
+            nodes.push(SimNode {
+                index,
+                id,
+                replica: Some(replica),
+                rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                incarnation: 0,
+                durable: DurableState::default(),
+                disk: VecDeque::new(),
+                applier: Applier::new(KvMachine::new()),
+                next_handout: 1,
+                writes: BTreeMap::new(),
+                reads: BTreeMap::new(),
+                confirmed_reads: Vec::new(),
+                next_read: 1,
+                armed: None,
+                role: Role::Follower,
+            });
+        }
+        let clients = (0..config.clients)
+            .map(|index| SimClient {
+                index,
+                next_seq: 1,
+                next_op: 1,
+                target: below(&mut rng, config.nodes as u64) as usize,
+                token: 0,
+                current: None,
+                seen: BTreeMap::new(),
+            })
+            .collect();
+        let trace = config.trace.then(Vec::new);
+        let mut sim = Simulation {
+            links: LinkMatrix::healed(config.nodes),
+            plan,
+            membership,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            phase: Phase::Faults,
+            quiet_at: None,
+            nodes,
+            clients,
+            partition_epoch: 0,
+            partition_active: false,
+            in_flight: BTreeMap::new(),
+            next_msg: 1,
+            history: Vec::new(),
+            proposed: BTreeMap::new(),
+            oracle: Oracle::default(),
+            digests: vec![KvMachine::new().digest()],
+            violations: Vec::new(),
+            tally: Tally::default(),
+            stable: None,
+            trace,
+            lincheck: None,
+            lincheck_detail: None,
+            config,
+        };
+        sim.schedule_start();
+        sim
+    }
+
+    fn schedule_start(&mut self) {
+        let tick_us = self.config.timing.tick_us;
+        for i in 0..self.nodes.len() {
+            // Ticks start at random phases so that nodes are not in lockstep.
+            let at = 1 + below(&mut self.rng, tick_us);
+            self.schedule(
+                at,
+                Event::Tick {
+                    node: i,
+                    incarnation: 0,
+                },
+            );
+        }
+        for c in 0..self.clients.len() {
+            let at = 1 + below(&mut self.rng, 20_000);
+            self.schedule_client_timer(c, at);
+        }
+        if self.config.nemesis {
+            if !self.plan.partitions.is_empty() {
+                let at = range(
+                    &mut self.rng,
+                    self.plan.partition_gap_us / 2,
+                    self.plan.partition_gap_us * 3 / 2,
+                );
+                self.schedule(at, Event::NemesisPartition);
+            }
+            if self.plan.crash_gap_us > 0 {
+                let at = range(
+                    &mut self.rng,
+                    self.plan.crash_gap_us / 2,
+                    self.plan.crash_gap_us * 3 / 2,
+                );
+                self.schedule(at, Event::NemesisCrash);
+            }
+            if self.plan.election_gap_us > 0 {
+                let at = range(
+                    &mut self.rng,
+                    self.plan.election_gap_us / 2,
+                    self.plan.election_gap_us * 3 / 2,
+                );
+                self.schedule(at, Event::NemesisElection);
+            }
+        }
+        if self.config.timing.fault_phase_us != u64::MAX {
+            self.schedule(self.config.timing.fault_phase_us, Event::QuietStart);
+        }
+        self.trace_event(TraceEvent::Phase {
+            phase: Phase::Faults.name().to_string(),
+        });
+    }
+
+    // ----- Introspection -----
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The fault plan in force.
+    pub fn plan(&self) -> &FaultPlan {
+        &self.plan
+    }
+
+    /// Virtual time now, in microseconds.
+    pub fn now_us(&self) -> u64 {
+        self.now
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The members, by index (node id = index + 1).
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// The clients, by index.
+    pub fn clients(&self) -> &[SimClient] {
+        &self.clients
+    }
+
+    /// Messages in the network, by id.
+    pub fn in_flight(&self) -> impl Iterator<Item = &InFlight> {
+        self.in_flight.values()
+    }
+
+    /// Events scheduled, earliest first, as `(time, event)`.
+    pub fn pending_events(&self) -> Vec<(u64, Event)> {
+        let mut v: Vec<&Scheduled> = self.queue.iter().collect();
+        v.sort_by_key(|s| (s.at, s.seq));
+        v.into_iter().map(|s| (s.at, s.event.clone())).collect()
+    }
+
+    /// The links as they are now.
+    pub fn links(&self) -> &LinkMatrix {
+        &self.links
+    }
+
+    /// The trace recorded so far (empty unless `config.trace`).
+    pub fn trace(&self) -> &[TraceRecord] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// The header a trace of this run starts with.
+    pub fn trace_header(&self) -> TraceHeader {
+        TraceHeader {
+            format: TRACE_FORMAT_NAME.to_string(),
+            version: TRACE_FORMAT_VERSION,
+            seed: self.config.seed,
+            nodes: self.config.nodes,
+            faults: self.config.faults,
+            bugs: bug_names(self.config.bugs),
+            clients: self.config.clients,
+            time_unit: "us".to_string(),
+            timing: self.config.timing.clone(),
+            replica: self.config.replica.clone(),
+            plan: self.plan.clone(),
+        }
+    }
+
+    /// Violations found so far (the first few in full).
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// The client history so far.
+    pub fn history(&self) -> &[KvOperation] {
+        &self.history
+    }
+
+    /// The first value each slot was handed out with, by any node.
+    pub fn oracle(&self) -> &Oracle {
+        &self.oracle
+    }
+
+    /// The stable leader now, if any.
+    pub fn stable_leader(&self) -> Option<StableLeader> {
+        self.stable
+    }
+
+    /// Whether the run is over.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    // ----- Stepping -----
+
+    /// Processes the next scheduled event. Returns false once the run is over (or nothing is
+    /// left to do).
+    pub fn step(&mut self) -> bool {
+        if self.phase == Phase::Done {
+            return false;
+        }
+        let Some(next) = self.queue.pop() else {
+            return false;
+        };
+        debug_assert!(next.at >= self.now, "time never goes back");
+        self.now = next.at;
+        self.tally.events += 1;
+        self.handle(next.event);
+        self.observe_leadership();
+        true
+    }
+
+    /// Steps until virtual time reaches `t_us` (events at `t_us` included) or the run ends.
+    pub fn run_until(&mut self, t_us: u64) {
+        while self.phase != Phase::Done && self.queue.peek().is_some_and(|s| s.at <= t_us) {
+            self.step();
+        }
+        if self.phase != Phase::Done {
+            self.now = self.now.max(t_us);
+        }
+    }
+
+    /// Runs to the end, then checks linearizability and liveness, and reports.
+    pub fn run(mut self) -> RunReport {
+        while self.step() {}
+        self.finish()
+    }
+
+    /// Ends the run now (if not already), runs the end-of-run checks once, and reports.
+    pub fn finish(&mut self) -> RunReport {
+        if self.phase != Phase::Done {
+            self.end_run();
+        }
+        RunReport::build(self)
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
+            Event::Deliver { id } => self.on_deliver(id),
+            Event::PersistDone { node, incarnation } => self.on_persist_done(node, incarnation),
+            Event::ClientTimer { client, token } => {
+                if self.clients[client].token == token {
+                    self.on_client_timer(client);
+                }
+            }
+            Event::NemesisPartition => self.nemesis_partition(),
+            Event::NemesisCrash => self.nemesis_crash(),
+            Event::NemesisElection => self.nemesis_election(),
+            Event::CampaignAfterRestart { node, incarnation } => {
+                if self.phase == Phase::Faults && self.nodes[node].incarnation == incarnation {
+                    self.count_fault(FaultKind::ForcedElection);
+                    self.force_election(node);
+                }
+            }
+            Event::HealPartition { epoch } => {
+                if epoch == self.partition_epoch && self.partition_active {
+                    self.heal_all();
+                }
+            }
+            Event::SwizzleCut { epoch, from, to } => {
+                if epoch == self.partition_epoch && self.partition_active {
+                    self.cut(from, to);
+                }
+            }
+            Event::SwizzleHeal {
+                epoch,
+                from,
+                to,
+                last,
+            } => {
+                if epoch == self.partition_epoch && self.partition_active {
+                    self.heal(from, to);
+                    if last {
+                        self.partition_active = false;
+                    }
+                }
+            }
+            Event::Restart { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation && !self.nodes[node].is_up() {
+                    self.restart(node);
+                }
+            }
+            Event::QuietStart => self.start_quiet(),
+            Event::StopClients => self.start_drain(),
+            Event::Check => self.on_check(),
+            Event::Deadline => self.end_run(),
+        }
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn trace_event(&mut self, event: TraceEvent) {
+        if let Some(t) = &mut self.trace {
+            t.push(TraceRecord { t: self.now, event });
+        }
+    }
+
+    fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    fn violation(
+        &mut self,
+        check: CheckKind,
+        node: Option<usize>,
+        slot: Option<u64>,
+        detail: String,
+    ) {
+        *self.tally.violation_counts.entry(check).or_insert(0) += 1;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Violation {
+                check,
+                node: node.map(node_name),
+                slot,
+                detail: detail.clone(),
+            });
+        }
+        if self.violations.len() < VIOLATIONS_KEPT_MAX {
+            self.violations.push(Violation {
+                check,
+                at_us: self.now,
+                node: node.map(|i| NodeId(i as u64 + 1)),
+                slot,
+                detail,
+            });
+        }
+    }
+
+    fn count_fault(&mut self, kind: FaultKind) {
+        *self.tally.faults.entry(kind).or_insert(0) += 1;
+    }
+
+    // ----- Nodes -----
+
+    fn on_tick(&mut self, i: usize, incarnation: u64) {
+        let node = &mut self.nodes[i];
+        if node.incarnation != incarnation {
+            return;
+        }
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        let before = replica.role();
+        replica.tick(&mut node.rng);
+        let after = replica.role();
+        if before != after && self.tracing() {
+            self.trace_event(TraceEvent::Timeout {
+                node: node_name(i),
+                from: before,
+                to: after,
+            });
+        }
+        self.drive(i);
+        let next = self.now + self.config.timing.tick_us;
+        self.schedule(
+            next,
+            Event::Tick {
+                node: i,
+                incarnation,
+            },
+        );
+    }
+
+    /// Drains the replica's `Ready` and carries it out, like a real node's driver loop.
+    fn drive(&mut self, i: usize) {
+        // Two rounds are enough: handling a Ready never calls back into the replica, so the
+        // second only catches work queued by the first round's own bookkeeping.
+        for _ in 0..2 {
+            let Some(replica) = self.nodes[i].replica.as_mut() else {
+                return;
+            };
+            let ready = replica.ready();
+            if ready.is_empty() {
+                break;
+            }
+            self.carry_out(i, ready);
+            if !self.nodes[i].is_up() {
+                return;
+            }
+        }
+        self.note_role(i);
+        self.crash_if_armed_at(i, CrashPoint::Leader);
+    }
+
+    fn note_role(&mut self, i: usize) {
+        let Some(replica) = self.nodes[i].replica.as_ref() else {
+            return;
+        };
+        let role = replica.role();
+        let before = self.nodes[i].role;
+        if role == before {
+            return;
+        }
+        let ballot = replica.ballot();
+        self.nodes[i].role = role;
+        if role == Role::Leader {
+            self.tally.leader_changes += 1;
+        }
+        if self.tracing() {
+            self.trace_event(TraceEvent::Role {
+                node: node_name(i),
+                from: before,
+                to: role,
+                ballot: ballot.to_string(),
+            });
+        }
+    }
+
+    fn carry_out(&mut self, i: usize, ready: Ready) {
+        let Ready {
+            persist,
+            send,
+            chosen,
+            reads,
+            abandoned,
+        } = ready;
+        let mut persist_issued = false;
+        if let Some(batch) = persist {
+            persist_issued = true;
+            let latency =
+                self.plan.disk_base_us + below(&mut self.rng, self.plan.disk_jitter_us + 1);
+            let node = &mut self.nodes[i];
+            let done_at = node
+                .disk
+                .back()
+                .map_or(0, |w| w.done_at)
+                .max(self.now + latency);
+            let (seq, ops) = (batch.seq, batch.ops.len());
+            node.disk.push_back(DiskWrite {
+                seq: batch.seq,
+                ops: batch.ops,
+                done_at,
+            });
+            let incarnation = node.incarnation;
+            self.schedule(
+                done_at,
+                Event::PersistDone {
+                    node: i,
+                    incarnation,
+                },
+            );
+            if self.tracing() {
+                self.trace_event(TraceEvent::Persist {
+                    node: node_name(i),
+                    seq: seq.0,
+                    ops,
+                    done_at,
+                });
+            }
+        }
+        for out in send {
+            let to = self
+                .membership
+                .index_of(out.to)
+                .expect("replicas only send to members");
+            self.send(
+                Endpoint::Node(i),
+                Endpoint::Node(to),
+                Payload::Peer(out.msg),
+            );
+        }
+        let any_chosen = !chosen.is_empty();
+        for entry in chosen {
+            self.hand_out(i, entry);
+        }
+        for outcome in reads {
+            match outcome {
+                ReadOutcome::Ready { id, slot } => self.nodes[i].confirmed_reads.push((slot, id)),
+                ReadOutcome::Failed { id, leader } => {
+                    if let Some((client, op, _)) = self.nodes[i].reads.remove(&id) {
+                        self.reply(i, client, op, ReplyBody::NotLeader(leader));
+                    }
+                }
+            }
+        }
+        self.serve_reads(i);
+        if !abandoned.is_empty() {
+            let leader = self.nodes[i].replica.as_ref().and_then(Replica::leader);
+            for id in abandoned {
+                if let Some((client, op)) = self.nodes[i].writes.remove(&id) {
+                    self.reply(i, client, op, ReplyBody::NotLeader(leader));
+                }
+            }
+        }
+        if persist_issued {
+            self.crash_if_armed_at(i, CrashPoint::PersistIssued);
+        }
+        if any_chosen {
+            self.crash_if_armed_at(i, CrashPoint::ChosenApplied);
+        }
+    }
+
+    /// One chosen slot handed out by node `i`: the oracle, validity and contiguity checks,
+    /// then apply, answer waiting writes, and compare the state digest.
+    fn hand_out(&mut self, i: usize, entry: ChosenEntry) {
+        if !self.nodes[i].is_up() {
+            return;
+        }
+        let slot = entry.slot;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Chosen {
+                node: node_name(i),
+                slot: slot.0,
+                value: describe_value(&entry.value),
+            });
+        }
+        match self.oracle.observe(i, slot, &entry.value) {
+            OracleVerdict::New | OracleVerdict::Same => {}
+            OracleVerdict::Conflict { first, same_node } => {
+                let check = if same_node {
+                    CheckKind::Stability
+                } else {
+                    CheckKind::Agreement
+                };
+                let detail = format!(
+                    "handed out {} but {} was handed out first",
+                    describe_value(&entry.value),
+                    describe_value(&first)
+                );
+                self.violation(check, Some(i), Some(slot.0), detail);
+            }
+        }
+        if let Value::Batch(commands) = &entry.value {
+            for c in commands {
+                if self.proposed.get(&c.id) != Some(&c.payload) {
+                    let detail = format!(
+                        "command c{}#{} was never proposed with this payload",
+                        c.id.client.0, c.id.seq
+                    );
+                    self.violation(CheckKind::Validity, Some(i), Some(slot.0), detail);
+                }
+            }
+        }
+        let expected = self.nodes[i].next_handout;
+        if slot.0 != expected {
+            let detail = format!("handed out slot {} when slot {expected} was next", slot.0);
+            self.violation(CheckKind::Contiguity, Some(i), Some(slot.0), detail);
+            return;
+        }
+        self.nodes[i].next_handout += 1;
+        let mut applied: Vec<Applied<KvResult>> = Vec::new();
+        self.nodes[i].applier.apply(&entry, &mut applied);
+        let digest = self.nodes[i].applier.machine().digest();
+        let s = slot.0 as usize;
+        if s == self.digests.len() {
+            self.digests.push(digest);
+        } else if s < self.digests.len() && self.digests[s] != digest {
+            let detail = format!(
+                "state digest {digest:016x} after slot {s}, others had {:016x}",
+                self.digests[s]
+            );
+            self.violation(CheckKind::StateDivergence, Some(i), Some(slot.0), detail);
+        }
+        for a in applied {
+            let output = match a.outcome {
+                SessionOutcome::Applied(o) | SessionOutcome::Duplicate(o) => o,
+                SessionOutcome::Stale => {
+                    self.nodes[i].writes.remove(&a.id);
+                    continue;
+                }
+            };
+            if let Some((client, op)) = self.nodes[i].writes.remove(&a.id) {
+                match output.to_output() {
+                    Some(out) => self.reply(i, client, op, ReplyBody::Done(out)),
+                    None => {
+                        let detail =
+                            format!("command c{}#{} did not decode", a.id.client.0, a.id.seq);
+                        self.violation(CheckKind::Validity, Some(i), Some(slot.0), detail);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers confirmed reads whose slot is applied.
+    fn serve_reads(&mut self, i: usize) {
+        let applied = self.nodes[i].applier.applied_through();
+        if self.nodes[i]
+            .confirmed_reads
+            .iter()
+            .all(|(slot, _)| *slot > applied)
+        {
+            return;
+        }
+        let confirmed = std::mem::take(&mut self.nodes[i].confirmed_reads);
+        for (slot, id) in confirmed {
+            if slot > applied {
+                self.nodes[i].confirmed_reads.push((slot, id));
+                continue;
+            }
+            if let Some((client, op, key)) = self.nodes[i].reads.remove(&id) {
+                let value = self.nodes[i].applier.machine().get(&key).map(str::to_owned);
+                self.reply(i, client, op, ReplyBody::Done(KvOutput::Get { value }));
+            }
+        }
+    }
+
+    fn on_persist_done(&mut self, i: usize, incarnation: u64) {
+        let node = &mut self.nodes[i];
+        if node.incarnation != incarnation || !node.is_up() {
+            return;
+        }
+        let Some(write) = node.disk.pop_front() else {
+            return;
+        };
+        debug_assert_eq!(write.done_at, self.now);
+        for op in &write.ops {
+            self.store(i, op);
+        }
+        let node = &mut self.nodes[i];
+        if let Some(replica) = node.replica.as_mut() {
+            replica.persisted(write.seq);
+        }
+        if self.tracing() {
+            self.trace_event(TraceEvent::Persisted {
+                node: node_name(i),
+                seq: write.seq.0,
+            });
+        }
+        self.drive(i);
+        self.crash_if_armed_at(i, CrashPoint::PersistCompleted);
+    }
+
+    /// Writes one op to node `i`'s simulated disk. The disk stores what it is told, like a
+    /// real one; a promise below the stored one is reported, not refused.
+    fn store(&mut self, i: usize, op: &PersistOp) {
+        if let PersistOp::Promise { ballot } = op {
+            let durable = &mut self.nodes[i].durable;
+            if let Some(stored) = durable.promised.filter(|p| p > ballot) {
+                durable.promised = Some(*ballot);
+                let detail = format!("stores promise {ballot} over {stored}");
+                self.violation(CheckKind::PromiseRegression, Some(i), None, detail);
+                return;
+            }
+        }
+        self.nodes[i].durable.apply(op);
+    }
+
+    fn crash_if_armed_at(&mut self, i: usize, point: CrashPoint) {
+        if self.nodes[i].armed != Some(point) || !self.nodes[i].is_up() {
+            return;
+        }
+        if point == CrashPoint::Leader
+            && self.nodes[i].replica.as_ref().map(Replica::role) != Some(Role::Leader)
+        {
+            return;
+        }
+        self.nodes[i].armed = None;
+        self.crash_at(i, point);
+    }
+
+    /// Crashes node `index` now: volatile state is gone; persist batches in flight survive as
+    /// a prefix, each by a seeded coin (the first lost batch loses every later one too, as a
+    /// write-ahead log would). Returns false if it was already down.
+    pub fn crash(&mut self, index: usize) -> bool {
+        if !self.nodes[index].is_up() {
+            return false;
+        }
+        self.crash_at(index, CrashPoint::RandomTime);
+        true
+    }
+
+    fn crash_at(&mut self, i: usize, point: CrashPoint) {
+        let survive = self.plan.batch_survives_permille;
+        let mut kept = 0;
+        let mut lost = 0;
+        let writes: Vec<DiskWrite> = self.nodes[i].disk.drain(..).collect();
+        for w in writes {
+            if lost == 0 && chance_permille(&mut self.rng, survive) {
+                for op in &w.ops {
+                    self.store(i, op);
+                }
+                kept += 1;
+            } else {
+                lost += 1;
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.replica = None;
+        node.incarnation += 1;
+        node.writes.clear();
+        node.reads.clear();
+        node.confirmed_reads.clear();
+        node.armed = None;
+        node.role = Role::Follower;
+        self.tally.batches_kept += kept;
+        self.tally.batches_lost += lost;
+        *self.tally.crash_points.entry(point).or_insert(0) += 1;
+        self.count_fault(FaultKind::Crash);
+        if self.tracing() {
+            self.trace_event(TraceEvent::Crash {
+                node: node_name(i),
+                point,
+                batches_kept: kept as usize,
+                batches_lost: lost as usize,
+            });
+        }
+        if self.phase == Phase::Faults && self.config.nemesis {
+            let down_us = range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000));
+            let incarnation = self.nodes[i].incarnation;
+            self.schedule(
+                self.now + down_us,
+                Event::Restart {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// Restarts a crashed node from its durable state. Returns false if it was up.
+    pub fn restart(&mut self, i: usize) -> bool {
+        if self.nodes[i].is_up() {
+            return false;
+        }
+        let node = &mut self.nodes[i];
+        let replica = Replica::recover_with_bugs(
+            node.id,
+            self.membership.clone(),
+            self.config.replica.clone(),
+            node.durable.clone(),
+            self.config.bugs,
+        )
+        .expect("member of its own configuration");
+        node.replica = Some(replica);
+        node.incarnation += 1;
+        node.rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
+        node.applier = Applier::new(KvMachine::new());
+        node.next_handout = 1;
+        node.next_read = 1;
+        node.role = Role::Follower;
+        let incarnation = node.incarnation;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Restart { node: node_name(i) });
+        }
+        let at = self.now + 1 + below(&mut self.rng, self.config.timing.tick_us);
+        self.schedule(
+            at,
+            Event::Tick {
+                node: i,
+                incarnation,
+            },
+        );
+        if self.phase == Phase::Faults
+            && self.plan.election_gap_us > 0
+            && chance_permille(&mut self.rng, 300)
+        {
+            // Campaigning right after a restart, before hearing the leader: the ballot comes
+            // from the rounds in the node's own log only, so it may be below one the others
+            // promised, which correct acceptors refuse.
+            let at = self.now + below(&mut self.rng, 5_000);
+            self.schedule(
+                at,
+                Event::CampaignAfterRestart {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
+        // A restarted replica hands out its durable chosen prefix again: apply it now.
+        self.drive(i);
+        true
+    }
+
+    // ----- Network -----
+
+    fn send(&mut self, from: Endpoint, to: Endpoint, payload: Payload) {
+        let id = self.next_msg;
+        self.next_msg += 1;
+        self.tally.messages_sent += 1;
+        let faulty = self.phase == Phase::Faults;
+        let mut delay =
+            self.plan.delay_base_us + below(&mut self.rng, self.plan.delay_jitter_us + 1);
+        if faulty && chance_permille(&mut self.rng, self.plan.long_delay_permille) {
+            delay += range(&mut self.rng, 1, self.plan.long_delay_max_us);
+            self.count_fault(FaultKind::LongDelay);
+        }
+        let deliver_at = self.now + delay.max(1);
+        if self.tracing() {
+            let msg = match &payload {
+                Payload::Peer(m) => describe_message(m),
+                Payload::Request(r) => describe_request(r),
+                Payload::Reply(r) => describe_reply(r),
+            };
+            self.trace_event(TraceEvent::Send {
+                id,
+                from: from.name(),
+                to: to.name(),
+                kind: payload.kind().to_string(),
+                msg,
+                deliver_at,
+            });
+        }
+        if let (Endpoint::Node(a), Endpoint::Node(b)) = (from, to) {
+            if self.links.is_blocked(a, b) {
+                self.trace_event(TraceEvent::Drop {
+                    id,
+                    reason: DropReason::Partition,
+                });
+                return;
+            }
+        }
+        if faulty && chance_permille(&mut self.rng, self.plan.loss_permille) {
+            self.count_fault(FaultKind::Loss);
+            self.trace_event(TraceEvent::Drop {
+                id,
+                reason: DropReason::Loss,
+            });
+            return;
+        }
+        let duplicate = faulty && chance_permille(&mut self.rng, self.plan.duplicate_permille);
+        let message = InFlight {
+            id,
+            from,
+            to,
+            sent_at: self.now,
+            deliver_at,
+            payload,
+        };
+        if duplicate {
+            self.count_fault(FaultKind::Duplicate);
+            let mut copy_delay =
+                self.plan.delay_base_us + below(&mut self.rng, self.plan.delay_jitter_us + 1);
+            if chance_permille(&mut self.rng, STALE_COPY_PERMILLE) {
+                // A stale copy arriving long after the original: old ballots replayed into a
+                // cluster that has moved on are what acceptor bugs trip over.
+                copy_delay += range(&mut self.rng, 10_000, STALE_COPY_MAX_US);
+            }
+            self.duplicate_with_delay(&message, copy_delay.max(1));
+        }
+        self.in_flight.insert(id, message);
+        self.schedule(deliver_at, Event::Deliver { id });
+    }
+
+    fn duplicate_with_delay(&mut self, original: &InFlight, delay: u64) -> u64 {
+        let copy = self.next_msg;
+        self.next_msg += 1;
+        let deliver_at = self.now + delay;
+        let mut m = original.clone();
+        m.id = copy;
+        m.deliver_at = deliver_at;
+        self.in_flight.insert(copy, m);
+        self.schedule(deliver_at, Event::Deliver { id: copy });
+        self.trace_event(TraceEvent::Duplicate {
+            id: original.id,
+            copy,
+            deliver_at,
+        });
+        copy
+    }
+
+    fn on_deliver(&mut self, id: u64) {
+        let Some(m) = self.in_flight.remove(&id) else {
+            return;
+        };
+        self.deliver_message(m);
+    }
+
+    fn deliver_message(&mut self, m: InFlight) {
+        match m.to {
+            Endpoint::Node(j) => {
+                if !self.nodes[j].is_up() {
+                    self.tally_drop(m.id, DropReason::NodeDown);
+                    return;
+                }
+                if let Endpoint::Node(a) = m.from {
+                    if self.links.is_blocked(a, j) {
+                        self.tally_drop(m.id, DropReason::Partition);
+                        return;
+                    }
+                }
+                self.tally.messages_delivered += 1;
+                self.trace_event(TraceEvent::Deliver { id: m.id });
+                match m.payload {
+                    Payload::Peer(msg) => {
+                        let Endpoint::Node(a) = m.from else { return };
+                        let from = NodeId(a as u64 + 1);
+                        if let Some(replica) = self.nodes[j].replica.as_mut() {
+                            // A refused message is counted by the replica; nothing else to do.
+                            let _ = replica.step(from, msg);
+                        }
+                        self.drive(j);
+                    }
+                    Payload::Request(req) => self.on_request(j, req),
+                    Payload::Reply(_) => {}
+                }
+            }
+            Endpoint::Client(c) => {
+                self.tally.messages_delivered += 1;
+                self.trace_event(TraceEvent::Deliver { id: m.id });
+                if let Payload::Reply(reply) = m.payload {
+                    self.on_reply(c, reply);
+                }
+            }
+        }
+    }
+
+    fn tally_drop(&mut self, id: u64, reason: DropReason) {
+        self.trace_event(TraceEvent::Drop { id, reason });
+    }
+
+    /// Delivers in-flight message `id` now, ahead of its time. Returns false if unknown.
+    pub fn deliver_now(&mut self, id: u64) -> bool {
+        let Some(m) = self.in_flight.remove(&id) else {
+            return false;
+        };
+        self.deliver_message(m);
+        self.observe_leadership();
+        true
+    }
+
+    /// Drops in-flight message `id`. Returns false if unknown.
+    pub fn drop_message(&mut self, id: u64) -> bool {
+        if self.in_flight.remove(&id).is_none() {
+            return false;
+        }
+        self.tally_drop(id, DropReason::Manual);
+        true
+    }
+
+    /// Duplicates in-flight message `id`; the copy arrives after `delay_us`. Returns the
+    /// copy's id.
+    pub fn duplicate_message(&mut self, id: u64, delay_us: u64) -> Option<u64> {
+        let original = self.in_flight.get(&id)?.clone();
+        Some(self.duplicate_with_delay(&original, delay_us.max(1)))
+    }
+
+    /// Cuts the one-way link `from → to` (member indexes).
+    pub fn cut(&mut self, from: usize, to: usize) {
+        self.links.set(from, to, true);
+        self.trace_event(TraceEvent::Cut {
+            from: node_name(from),
+            to: node_name(to),
+        });
+    }
+
+    /// Restores the one-way link `from → to`.
+    pub fn heal(&mut self, from: usize, to: usize) {
+        self.links.set(from, to, false);
+        self.trace_event(TraceEvent::Heal {
+            from: node_name(from),
+            to: node_name(to),
+        });
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&mut self) {
+        self.links = LinkMatrix::healed(self.nodes.len());
+        self.partition_active = false;
+        self.trace_event(TraceEvent::HealAll);
+    }
+
+    /// Replaces every link at once (no fault kind is counted).
+    pub fn set_links(&mut self, links: LinkMatrix) {
+        assert_eq!(links.len(), self.nodes.len(), "one row per member");
+        self.links = links;
+        if self.tracing() {
+            let cut = self
+                .links
+                .blocked_links()
+                .into_iter()
+                .map(|(a, b)| [node_name(a), node_name(b)])
+                .collect();
+            self.trace_event(TraceEvent::Partition {
+                kind: None,
+                shape: serde_json::Value::Null,
+                cut,
+            });
+        }
+    }
+
+    /// Replaces the links with `shape`'s. Counted under its fault kind if it has one.
+    pub fn set_partition(&mut self, shape: &PartitionShape) {
+        self.links = shape.links(self.nodes.len());
+        if let Some(kind) = shape.kind() {
+            self.count_fault(kind);
+        }
+        if self.tracing() {
+            let cut = self
+                .links
+                .blocked_links()
+                .into_iter()
+                .map(|(a, b)| [node_name(a), node_name(b)])
+                .collect();
+            self.trace_event(TraceEvent::Partition {
+                kind: shape.kind(),
+                shape: serde_json::to_value(shape).unwrap_or_default(),
+                cut,
+            });
+        }
+    }
+
+    /// Ticks node `index` once, outside its schedule (an explorer firing a timer by hand).
+    pub fn tick_node(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        replica.tick(&mut node.rng);
+        self.drive(index);
+        self.observe_leadership();
+    }
+
+    /// Makes node `index` start phase 1 now (its election timer firing, pre-vote skipped).
+    pub fn force_election(&mut self, index: usize) {
+        let Some(replica) = self.nodes[index].replica.as_mut() else {
+            return;
+        };
+        replica.campaign();
+        self.drive(index);
+        self.observe_leadership();
+    }
+
+    // ----- Nemesis -----
+
+    fn nemesis_partition(&mut self) {
+        if self.phase != Phase::Faults || self.plan.partitions.is_empty() {
+            return;
+        }
+        let n = self.nodes.len();
+        let gap = self.plan.partition_gap_us;
+        let mut next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
+        if !self.partition_active {
+            let kind = self.plan.partitions
+                [below(&mut self.rng, self.plan.partitions.len() as u64) as usize];
+            let duration = range(
+                &mut self.rng,
+                self.plan.partition_max_us / 5,
+                self.plan.partition_max_us,
+            );
+            self.partition_epoch += 1;
+            self.partition_active = true;
+            let epoch = self.partition_epoch;
+            if kind == FaultKind::Swizzle {
+                self.count_fault(FaultKind::Swizzle);
+                let mut pairs = Vec::new();
+                for a in 0..n {
+                    for b in 0..n {
+                        if a != b {
+                            pairs.push((a, b));
+                        }
+                    }
+                }
+                shuffle(&mut self.rng, &mut pairs);
+                let cuts = range(&mut self.rng, 1, pairs.len() as u64) as usize;
+                pairs.truncate(cuts);
+                let step = (duration / (2 * cuts as u64)).max(1);
+                let mut at = self.now;
+                for &(from, to) in &pairs {
+                    self.schedule(at, Event::SwizzleCut { epoch, from, to });
+                    at += step;
+                }
+                shuffle(&mut self.rng, &mut pairs);
+                for (k, &(from, to)) in pairs.iter().enumerate() {
+                    let last = k + 1 == pairs.len();
+                    self.schedule(
+                        at,
+                        Event::SwizzleHeal {
+                            epoch,
+                            from,
+                            to,
+                            last,
+                        },
+                    );
+                    at += step;
+                }
+                next = next.max(at);
+            } else if let Some(shape) = PartitionShape::draw(kind, n, &mut self.rng) {
+                debug_assert!(shape_possible(kind, n));
+                self.set_partition(&shape);
+                self.schedule(self.now + duration, Event::HealPartition { epoch });
+                next = next.max(self.now + duration);
+            }
+        }
+        self.schedule(next, Event::NemesisPartition);
+    }
+
+    fn nemesis_crash(&mut self) {
+        if self.phase != Phase::Faults || self.plan.crash_points.is_empty() {
+            return;
+        }
+        let point = self.plan.crash_points
+            [below(&mut self.rng, self.plan.crash_points.len() as u64) as usize];
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_up())
+            .collect();
+        if !up.is_empty() {
+            let target = up[below(&mut self.rng, up.len() as u64) as usize];
+            match point {
+                CrashPoint::RandomTime => self.crash_at(target, CrashPoint::RandomTime),
+                CrashPoint::Leader => {
+                    let leader = up.iter().copied().find(|i| {
+                        self.nodes[*i].replica.as_ref().map(Replica::role) == Some(Role::Leader)
+                    });
+                    match leader {
+                        Some(l) => self.crash_at(l, CrashPoint::Leader),
+                        // No leader now: arm the point, it fires when one is elected.
+                        None => self.nodes[target].armed = Some(CrashPoint::Leader),
+                    }
+                }
+                _ => self.nodes[target].armed = Some(point),
+            }
+        }
+        let gap = self.plan.crash_gap_us;
+        let next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
+        self.schedule(next, Event::NemesisCrash);
+    }
+
+    fn nemesis_election(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                self.nodes[*i]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.role() != Role::Leader)
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let i = candidates[below(&mut self.rng, candidates.len() as u64) as usize];
+            self.count_fault(FaultKind::ForcedElection);
+            self.force_election(i);
+        }
+        let gap = self.plan.election_gap_us;
+        let next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
+        self.schedule(next, Event::NemesisElection);
+    }
+
+    fn start_quiet(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        self.phase = Phase::Quiet;
+        self.quiet_at = Some(self.now);
+        self.trace_event(TraceEvent::Phase {
+            phase: Phase::Quiet.name().to_string(),
+        });
+        self.partition_epoch += 1;
+        if self.links.any_blocked() || self.partition_active {
+            self.heal_all();
+        }
+        for i in 0..self.nodes.len() {
+            self.nodes[i].armed = None;
+            if !self.nodes[i].is_up() {
+                self.restart(i);
+            }
+        }
+        let at = self.now + self.config.timing.quiet_ops_us;
+        self.schedule(at, Event::StopClients);
+    }
+
+    fn start_drain(&mut self) {
+        if self.phase != Phase::Quiet {
+            return;
+        }
+        self.phase = Phase::Drain;
+        self.trace_event(TraceEvent::Phase {
+            phase: Phase::Drain.name().to_string(),
+        });
+        let deadline = self.now + self.config.timing.liveness_bound_us;
+        self.schedule(deadline, Event::Deadline);
+        let at = self.now + self.config.timing.tick_us;
+        self.schedule(at, Event::Check);
+    }
+
+    fn on_check(&mut self) {
+        if self.phase != Phase::Drain {
+            return;
+        }
+        if self.clients.iter().all(|c| c.current.is_none())
+            && self.converged()
+            && self.stable.is_some()
+        {
+            self.end_run();
+            return;
+        }
+        let at = self.now + self.config.timing.tick_us;
+        self.schedule(at, Event::Check);
+    }
+
+    /// Whether every node is up, has the same chosen prefix, and has applied all of it.
+    pub fn converged(&self) -> bool {
+        let mut through = None;
+        for n in &self.nodes {
+            let Some(r) = n.replica.as_ref() else {
+                return false;
+            };
+            if n.applier.applied_through() != r.chosen_through() {
+                return false;
+            }
+            match through {
+                None => through = Some(r.chosen_through()),
+                Some(t) if t != r.chosen_through() => return false,
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    fn end_run(&mut self) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        let was_draining = self.phase == Phase::Drain;
+        self.phase = Phase::Done;
+        if was_draining {
+            self.check_liveness_at_end();
+        }
+        self.check_linearizability();
+        self.trace_event(TraceEvent::Phase {
+            phase: Phase::Done.name().to_string(),
+        });
+    }
+
+    fn check_liveness_at_end(&mut self) {
+        let Some(quiet_at) = self.quiet_at else {
+            return;
+        };
+        let bound = self.config.timing.liveness_bound_us;
+        for c in 0..self.clients.len() {
+            if let Some(p) = &self.clients[c].current {
+                let since = p.invoke_at.max(quiet_at);
+                let waited = self.now - since;
+                let detail = format!(
+                    "client c{} operation {} still pending {waited} us after faults stopped or it was invoked",
+                    c + 1,
+                    p.op
+                );
+                if waited >= bound {
+                    self.violation(CheckKind::Liveness, None, None, detail);
+                }
+            }
+        }
+        if self.stable.is_none() {
+            let detail = format!(
+                "no stable leader {} us after faults stopped",
+                self.now - quiet_at
+            );
+            self.violation(CheckKind::Liveness, None, None, detail);
+        }
+        if !self.converged() {
+            let prefixes: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| match &n.replica {
+                    Some(r) => format!(
+                        "{}:{}/{}",
+                        n.id,
+                        r.chosen_through().0,
+                        n.applier.applied_through().0
+                    ),
+                    None => format!("{}:down", n.id),
+                })
+                .collect();
+            let detail = format!(
+                "replicas did not converge (chosen/applied): {}",
+                prefixes.join(" ")
+            );
+            self.violation(CheckKind::Liveness, None, None, detail);
+        }
+    }
+
+    fn check_linearizability(&mut self) {
+        let options = CheckOptions::default();
+        let result = lincheck::check(&KvModel, &self.history, &options);
+        if result.verdict == Verdict::Illegal {
+            let detail = result
+                .partitions
+                .iter()
+                .filter(|p| p.verdict == Verdict::Illegal)
+                .map(|p| {
+                    format!(
+                        "key {}: {}",
+                        p.key,
+                        p.explanation.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.lincheck_detail = Some(detail.clone());
+            self.violation(CheckKind::Linearizability, None, None, detail);
+        } else if result.verdict == Verdict::Unknown {
+            let detail = result
+                .partitions
+                .iter()
+                .filter(|p| p.verdict == Verdict::Unknown)
+                .map(|p| {
+                    format!(
+                        "key {}: {}",
+                        p.key,
+                        p.explanation.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.lincheck_detail = Some(detail);
+        }
+        self.lincheck = Some(result.verdict);
+    }
+
+    /// Recomputes the stable leader after a step.
+    fn observe_leadership(&mut self) {
+        let current = self.compute_stable();
+        let same = match (&self.stable, &current) {
+            (Some(s), Some((node, ballot))) => s.node == *node && s.ballot == *ballot,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        self.stable = current.map(|(node, ballot)| StableLeader {
+            node,
+            ballot,
+            since_us: self.now,
+        });
+        if self.tracing() {
+            self.trace_event(TraceEvent::Leader {
+                node: current.map(|(n, _)| n.to_string()),
+                ballot: current.map(|(_, b)| b.to_string()),
+            });
+        }
+    }
+
+    /// A leader that a quorum (itself included) follows at its ballot: they name it leader and
+    /// have promised exactly its ballot.
+    fn compute_stable(&self) -> Option<(NodeId, Ballot)> {
+        for n in &self.nodes {
+            let Some(r) = n.replica.as_ref() else {
+                continue;
+            };
+            if r.role() != Role::Leader {
+                continue;
+            }
+            let ballot = r.ballot();
+            let mut followers = NodeSet::EMPTY;
+            for m in &self.nodes {
+                if let Some(f) = m.replica.as_ref() {
+                    if f.leader() == Some(n.id) && f.promised() == ballot {
+                        followers.insert(m.index);
+                    }
+                }
+            }
+            if self.membership.is_phase1_quorum(followers) {
+                return Some((n.id, ballot));
+            }
+        }
+        None
+    }
+
+    // ----- Clients -----
+
+    fn schedule_client_timer(&mut self, c: usize, at: u64) {
+        self.clients[c].token += 1;
+        let token = self.clients[c].token;
+        self.schedule(at, Event::ClientTimer { client: c, token });
+    }
+
+    fn clients_may_start(&self) -> bool {
+        matches!(self.phase, Phase::Faults | Phase::Quiet)
+    }
+
+    fn on_client_timer(&mut self, c: usize) {
+        let Some(p) = &self.clients[c].current else {
+            if self.clients_may_start() {
+                self.start_op(c);
+            }
+            return;
+        };
+        if p.retry_due {
+            self.send_attempt(c);
+            return;
+        }
+        // The attempt timed out.
+        let give_up = self.phase == Phase::Faults
+            && self.now >= p.invoke_at + self.config.timing.client_give_up_us;
+        if give_up {
+            self.give_up(c);
+            return;
+        }
+        let n = self.nodes.len() as u64;
+        if n > 1 {
+            let client = &mut self.clients[c];
+            client.target = (client.target + 1 + below(&mut self.rng, n - 1) as usize) % n as usize;
+        }
+        self.send_attempt(c);
+    }
+
+    /// Starts a new operation for an idle client: a get, put, cas or delete on a small key set.
+    fn start_op(&mut self, c: usize) {
+        let key = format!("k{}", below(&mut self.rng, self.config.keys.max(1) as u64));
+        let roll = below(&mut self.rng, 100);
+        let client = &mut self.clients[c];
+        let op = client.next_op;
+        client.next_op += 1;
+        let (input, body, command) = if roll < 40 {
+            (
+                KvInput::Get { key: key.clone() },
+                RequestBody::Read { key },
+                None,
+            )
+        } else {
+            let seq = client.next_seq;
+            client.next_seq += 1;
+            let value = format!("v{}.{}", c + 1, seq);
+            let command = if roll < 70 {
+                KvCommand::Put { key, value }
+            } else if roll < 90 {
+                let expected = client.seen.get(&key).cloned().flatten();
+                KvCommand::Cas {
+                    key,
+                    expected,
+                    new: value,
+                }
+            } else {
+                KvCommand::Delete { key }
+            };
+            let id = CommandId {
+                client: client.id(),
+                seq,
+            };
+            let payload = command.encode();
+            self.proposed.insert(id, payload.clone());
+            (
+                command.to_input(),
+                RequestBody::Write(Command { id, payload }),
+                Some(command),
+            )
+        };
+        let history = self.history.len();
+        self.history.push(KvOperation {
+            client: c as u64 + 1,
+            input: input.clone(),
+            invoke: self.now,
+            complete: None,
+            output: None,
+        });
+        if self.tracing() {
+            let command_id = match &body {
+                RequestBody::Write(cmd) => Some(format!("c{}#{}", cmd.id.client.0, cmd.id.seq)),
+                RequestBody::Read { .. } => None,
+            };
+            self.trace_event(TraceEvent::Invoke {
+                client: client_name(c),
+                op,
+                input,
+                command: command_id,
+            });
+        }
+        self.clients[c].current = Some(PendingOp {
+            op,
+            history,
+            body,
+            command,
+            invoke_at: self.now,
+            attempts: 0,
+            retry_due: false,
+        });
+        self.send_attempt(c);
+    }
+
+    fn send_attempt(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        let Some(p) = client.current.as_mut() else {
+            return;
+        };
+        p.attempts += 1;
+        p.retry_due = false;
+        let request = ClientRequest {
+            client: c,
+            op: p.op,
+            body: p.body.clone(),
+        };
+        let (op, attempt, target) = (p.op, p.attempts, client.target);
+        if self.tracing() {
+            self.trace_event(TraceEvent::Attempt {
+                client: client_name(c),
+                op,
+                node: node_name(target),
+                attempt,
+            });
+        }
+        self.send(
+            Endpoint::Client(c),
+            Endpoint::Node(target),
+            Payload::Request(request),
+        );
+        let at = self.now + self.config.timing.client_attempt_timeout_us;
+        self.schedule_client_timer(c, at);
+    }
+
+    fn give_up(&mut self, c: usize) {
+        let Some(p) = self.clients[c].current.take() else {
+            return;
+        };
+        match p.body {
+            RequestBody::Read { .. } => self.tally.reads_given_up += 1,
+            RequestBody::Write(_) => self.tally.writes_given_up += 1,
+        }
+        if self.tracing() {
+            self.trace_event(TraceEvent::GiveUp {
+                client: client_name(c),
+                op: p.op,
+            });
+        }
+        self.schedule_next_op(c);
+    }
+
+    fn schedule_next_op(&mut self, c: usize) {
+        let think = below(&mut self.rng, self.config.timing.client_think_max_us + 1);
+        self.schedule_client_timer(c, self.now + think);
+    }
+
+    fn on_reply(&mut self, c: usize, reply: ClientReply) {
+        let Some(p) = &self.clients[c].current else {
+            return;
+        };
+        if p.op != reply.op || p.retry_due {
+            return;
+        }
+        match reply.body {
+            ReplyBody::Done(output) => {
+                let Some(p) = self.clients[c].current.take() else {
+                    return;
+                };
+                let op = &mut self.history[p.history];
+                op.complete = Some(self.now);
+                op.output = Some(output.clone());
+                self.tally.ops_ok += 1;
+                let client = &mut self.clients[c];
+                match (&p.command, &output) {
+                    (None, KvOutput::Get { value }) => {
+                        if let RequestBody::Read { key } = &p.body {
+                            client.seen.insert(key.clone(), value.clone());
+                        }
+                    }
+                    (Some(KvCommand::Put { key, value }), _) => {
+                        client.seen.insert(key.clone(), Some(value.clone()));
+                    }
+                    (Some(KvCommand::Cas { key, new, .. }), KvOutput::Cas { ok: true }) => {
+                        client.seen.insert(key.clone(), Some(new.clone()));
+                    }
+                    (Some(KvCommand::Delete { key }), _) => {
+                        client.seen.insert(key.clone(), None);
+                    }
+                    _ => {}
+                }
+                if self.tracing() {
+                    self.trace_event(TraceEvent::Complete {
+                        client: client_name(c),
+                        op: p.op,
+                        output,
+                    });
+                }
+                if let Some(quiet_at) = self.quiet_at {
+                    let waited = self.now.saturating_sub(p.invoke_at.max(quiet_at));
+                    if waited > self.config.timing.liveness_bound_us {
+                        let detail = format!(
+                            "client c{} operation {} completed {waited} us after faults stopped or it was invoked",
+                            c + 1,
+                            p.op
+                        );
+                        self.violation(CheckKind::Liveness, None, None, detail);
+                    }
+                }
+                self.schedule_next_op(c);
+            }
+            ReplyBody::NotLeader(hint) => {
+                let n = self.nodes.len();
+                let client = &mut self.clients[c];
+                let hinted = hint
+                    .and_then(|h| self.membership.index_of(h))
+                    .filter(|h| *h != client.target);
+                let backoff = match hinted {
+                    Some(h) => {
+                        client.target = h;
+                        range(&mut self.rng, 500, 3_000)
+                    }
+                    None => {
+                        if n > 1 {
+                            client.target =
+                                (client.target + 1 + below(&mut self.rng, n as u64 - 1) as usize)
+                                    % n;
+                        }
+                        range(&mut self.rng, 5_000, 20_000)
+                    }
+                };
+                self.retry_after(c, backoff);
+            }
+            ReplyBody::Busy => {
+                let backoff = range(&mut self.rng, 5_000, 20_000);
+                self.retry_after(c, backoff);
+            }
+        }
+    }
+
+    fn retry_after(&mut self, c: usize, backoff: u64) {
+        if let Some(p) = self.clients[c].current.as_mut() {
+            p.retry_due = true;
+        }
+        self.schedule_client_timer(c, self.now + backoff);
+    }
+
+    /// Node `i` receives a client request.
+    fn on_request(&mut self, i: usize, req: ClientRequest) {
+        if !self.nodes[i].is_up() {
+            return;
+        }
+        let ClientRequest { client, op, body } = req;
+        let result = match body {
+            RequestBody::Write(command) => {
+                let id = command.id;
+                let r = match self.nodes[i].replica.as_mut() {
+                    Some(replica) => replica.propose(command),
+                    None => return,
+                };
+                if r.is_ok() {
+                    self.nodes[i].writes.insert(id, (client, op));
+                }
+                r
+            }
+            RequestBody::Read { key } => {
+                let id = ReadId(self.nodes[i].next_read);
+                let r = match self.nodes[i].replica.as_mut() {
+                    Some(replica) => replica.read(id),
+                    None => return,
+                };
+                let node = &mut self.nodes[i];
+                node.next_read += 1;
+                if r.is_ok() {
+                    node.reads.insert(id, (client, op, key));
+                }
+                r
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(ProposeError::NotLeader { leader }) => {
+                self.reply(i, client, op, ReplyBody::NotLeader(leader))
+            }
+            Err(ProposeError::Busy { .. } | ProposeError::TooLarge { .. }) => {
+                self.reply(i, client, op, ReplyBody::Busy)
+            }
+        }
+        self.drive(i);
+    }
+
+    fn reply(&mut self, i: usize, client: usize, op: u64, body: ReplyBody) {
+        self.send(
+            Endpoint::Node(i),
+            Endpoint::Client(client),
+            Payload::Reply(ClientReply { op, body }),
+        );
+    }
+
+    /// Starts an operation for idle client `c` by hand (`None` for a get of `key`).
+    /// Returns false if the client is busy.
+    pub fn client_invoke(&mut self, c: usize, write: Option<KvCommand>, key: &str) -> bool {
+        if self.clients[c].current.is_some() {
+            return false;
+        }
+        let client = &mut self.clients[c];
+        let op = client.next_op;
+        client.next_op += 1;
+        let (input, body, command) = match write {
+            None => (
+                KvInput::Get {
+                    key: key.to_string(),
+                },
+                RequestBody::Read {
+                    key: key.to_string(),
+                },
+                None,
+            ),
+            Some(command) => {
+                let seq = client.next_seq;
+                client.next_seq += 1;
+                let id = CommandId {
+                    client: client.id(),
+                    seq,
+                };
+                let payload = command.encode();
+                self.proposed.insert(id, payload.clone());
+                (
+                    command.to_input(),
+                    RequestBody::Write(Command { id, payload }),
+                    Some(command),
+                )
+            }
+        };
+        let history = self.history.len();
+        self.history.push(KvOperation {
+            client: c as u64 + 1,
+            input,
+            invoke: self.now,
+            complete: None,
+            output: None,
+        });
+        self.clients[c].current = Some(PendingOp {
+            op,
+            history,
+            body,
+            command,
+            invoke_at: self.now,
+            attempts: 0,
+            retry_due: false,
+        });
+        self.send_attempt(c);
+        true
+    }
+
+    // ----- Report plumbing -----
+
+    pub(crate) fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    pub(crate) fn lincheck_verdict(&self) -> Option<(Verdict, Option<String>)> {
+        self.lincheck.map(|v| (v, self.lincheck_detail.clone()))
+    }
+
+    pub(crate) fn quiet_at(&self) -> Option<u64> {
+        self.quiet_at
+    }
+}
+
+fn describe_request(r: &ClientRequest) -> serde_json::Value {
+    match &r.body {
+        RequestBody::Write(c) => {
+            let cmd = KvCommand::decode(&c.payload)
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            serde_json::json!({ "op": r.op, "id": format!("c{}#{}", c.id.client.0, c.id.seq), "cmd": cmd })
+        }
+        RequestBody::Read { key } => serde_json::json!({ "op": r.op, "get": key }),
+    }
+}
+
+fn describe_reply(r: &ClientReply) -> serde_json::Value {
+    match &r.body {
+        ReplyBody::Done(out) => serde_json::json!({ "op": r.op, "done": out }),
+        ReplyBody::NotLeader(l) => {
+            serde_json::json!({ "op": r.op, "not_leader": l.map(|n| n.to_string()) })
+        }
+        ReplyBody::Busy => serde_json::json!({ "op": r.op, "busy": true }),
+    }
+}
+
+/// Names of the planted bugs switched on.
+pub fn bug_names(bugs: PlantedBugs) -> Vec<String> {
+    paxos::Bug::ALL
+        .into_iter()
+        .filter(|b| bugs.has(*b))
+        .map(|b| b.name().to_string())
+        .collect()
+}

@@ -1,0 +1,270 @@
+//! `synod sim`: one seed with its figures (and optionally its trace), or a campaign.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use paxos::{Bug, PlantedBugs};
+use sim::report::fmt_us;
+use sim::trace::write_jsonl;
+use sim::{CampaignSpec, FaultProfile, RunReport, SimConfig, Simulation};
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Seeds run by a bare `synod sim`: enough to show faults, recovery and every check.
+const DEFAULT_SEEDS: Range<u64> = 0..20;
+/// Campaigns of at most this many seeds print one line per seed.
+const PER_SEED_LINES_MAX: u64 = 50;
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Run this one seed and print its figures.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run a campaign over seeds A..B (half-open). Default: 0..20.
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<Range<u64>>,
+    /// Cluster size (1 to 7).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=7))]
+    nodes: u64,
+    /// Faults: none, net, crash or all.
+    #[arg(long, default_value = "all", value_parser = parse_profile)]
+    faults: FaultProfile,
+    /// Write the trace of a single seed to FILE as JSON lines (see docs/trace-format.md).
+    #[arg(long, value_name = "FILE", requires = "seed")]
+    trace: Option<PathBuf>,
+    /// Plant a bug: forget-promise-on-restart, ignore-promised-values, read-without-confirm,
+    /// chosen-without-quorum, accept-lower-ballot, skip-persist. Only in builds with the
+    /// planted-bugs feature.
+    #[arg(long = "bug", value_name = "NAME")]
+    bug: Option<String>,
+    /// Worker threads for a campaign (default: every core). Figures do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the figures as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got {s:?}"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad start {a:?}: {e}"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad end {b:?}: {e}"))?;
+    if b <= a {
+        return Err(format!("empty range {a}..{b}"));
+    }
+    Ok(a..b)
+}
+
+fn parse_profile(s: &str) -> Result<FaultProfile, String> {
+    FaultProfile::from_name(s)
+        .ok_or_else(|| format!("unknown fault profile {s:?}: use none, net, crash or all"))
+}
+
+fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
+    let Some(name) = name else {
+        return Ok(PlantedBugs::none());
+    };
+    if !sim::planted_bugs_available() {
+        bail!(
+            "--bug needs a build with planted bugs: cargo run --release -p synod --features planted-bugs -- sim ..."
+        );
+    }
+    let bug = Bug::from_name(name).with_context(|| {
+        let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug {name:?}; known: {}", known.join(", "))
+    })?;
+    Ok(PlantedBugs::only(bug))
+}
+
+/// Runs the command; Ok(false) when a check failed (exit code 1).
+pub fn run(args: SimArgs) -> Result<bool> {
+    let bugs = parse_bug(args.bug.as_deref())?;
+    let nodes = args.nodes as usize;
+    match args.seed {
+        Some(seed) => run_one(
+            seed,
+            nodes,
+            args.faults,
+            bugs,
+            args.trace.as_ref(),
+            args.json,
+        ),
+        None => {
+            let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
+            run_many(seeds, nodes, args.faults, bugs, args.threads, args.json)
+        }
+    }
+}
+
+fn run_one(
+    seed: u64,
+    nodes: usize,
+    faults: FaultProfile,
+    bugs: PlantedBugs,
+    trace: Option<&PathBuf>,
+    json: bool,
+) -> Result<bool> {
+    let mut config = SimConfig::new(seed, nodes, faults);
+    config.bugs = bugs;
+    config.trace = trace.is_some();
+    let mut simulation = Simulation::new(config.clone());
+    let stepped = catch_unwind(AssertUnwindSafe(|| while simulation.step() {}));
+    let report = match stepped {
+        Ok(()) => simulation.finish(),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_default();
+            RunReport::panicked(&config, format!("panicked: {message}"))
+        }
+    };
+    if let Some(path) = trace {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        write_jsonl(&mut out, &simulation.trace_header(), simulation.trace())?;
+        out.flush()?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+        if let Some(path) = trace {
+            println!(
+                "  trace                 {} ({} events)",
+                path.display(),
+                simulation.trace().len()
+            );
+        }
+    }
+    let passed = report.passed();
+    if !passed {
+        println!("FAILED. Replay with: {}", report.replay_command());
+    }
+    Ok(passed)
+}
+
+fn run_many(
+    seeds: Range<u64>,
+    nodes: usize,
+    faults: FaultProfile,
+    bugs: PlantedBugs,
+    threads: Option<usize>,
+    json: bool,
+) -> Result<bool> {
+    let mut spec = CampaignSpec::new(seeds.clone(), nodes, faults);
+    spec.bugs = bugs;
+    if let Some(t) = threads {
+        spec.threads = t.max(1);
+    }
+    let count = seeds.end - seeds.start;
+    let bar = ProgressBar::with_draw_target(Some(count), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} seeds ({per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let failures = std::sync::atomic::AtomicU64::new(0);
+    let started = Instant::now();
+    let runs = sim::run_seeds(&spec, &|r: &RunReport| {
+        if !r.passed() {
+            let f = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("{f} failing"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let mut report = sim::CampaignReport::from_runs(&runs);
+    report.nodes = nodes;
+    report.faults = faults.to_string();
+    report.wall_ms = Some(started.elapsed().as_millis() as u64);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(report.passed());
+    }
+    if count <= PER_SEED_LINES_MAX {
+        println!(
+            "{:>6} {:>6} {:>6} {:>8} {:>11} {:>10} {:>8} {:>14} {:>10} {:>10}  result",
+            "seed",
+            "slots",
+            "ops",
+            "crashes",
+            "partitions",
+            "msgs lost",
+            "leaders",
+            "leader in",
+            "lincheck",
+            "violations"
+        );
+        for r in &runs {
+            println!("{}", one_line(r));
+        }
+        println!();
+    }
+    print!("{report}");
+    let passed = report.passed();
+    if passed {
+        println!("all {} seeds passed every check", report.seeds_run);
+    } else {
+        println!(
+            "FAILED: {} of {} seeds; replay the first with:",
+            report.failing_seeds.len(),
+            report.seeds_run
+        );
+        if let Some(first) = report.failing_seeds.first() {
+            println!("  {}", first.replay);
+        }
+    }
+    Ok(passed)
+}
+
+fn one_line(r: &RunReport) -> String {
+    let crashes = r
+        .faults_injected
+        .get(&sim::FaultKind::Crash)
+        .copied()
+        .unwrap_or(0);
+    let partitions: u64 = sim::FaultKind::PARTITIONS
+        .iter()
+        .map(|k| r.faults_injected.get(k).copied().unwrap_or(0))
+        .sum();
+    let dropped = r
+        .faults_injected
+        .get(&sim::FaultKind::Loss)
+        .copied()
+        .unwrap_or(0);
+    let verdict = match r.lincheck {
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
+    };
+    let status = if r.passed() { "ok" } else { "FAILED" };
+    // "leader in": time from faults stopping to a stable leader (0: it never lost one).
+    format!(
+        "{:>6} {:>6} {:>6} {:>8} {:>11} {:>10} {:>8} {:>14} {:>10} {:>10}  {}",
+        r.seed,
+        r.slots_chosen,
+        r.ops_ok,
+        crashes,
+        partitions,
+        dropped,
+        r.leader_changes,
+        r.recovery_us.map_or("never".to_string(), fmt_us),
+        verdict,
+        r.violation_total(),
+        status
+    )
+}
