@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(batch.seq, PersistSeq(1));
         out.clear();
         o.release(&mut out);
-        assert!(out.is_empty(), "gated message left before its batch was durable");
+        assert!(
+            out.is_empty(),
+            "gated message left before its batch was durable"
+        );
         assert!(!o.persisted(PersistSeq(2)), "unknown seq must be refused");
         assert!(o.persisted(PersistSeq(1)));
         o.release(&mut out);

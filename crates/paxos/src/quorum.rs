@@ -206,12 +206,28 @@ mod tests {
     #[test]
     fn flexible_quorums_must_intersect() {
         let members: Vec<NodeId> = (1..=5).map(NodeId).collect();
-        let ok = Configuration::new(members.clone(), QuorumSpec::Flexible { phase1: 4, phase2: 2 });
+        let ok = Configuration::new(
+            members.clone(),
+            QuorumSpec::Flexible {
+                phase1: 4,
+                phase2: 2,
+            },
+        );
         assert!(ok.is_ok());
-        let bad = Configuration::new(members, QuorumSpec::Flexible { phase1: 3, phase2: 2 });
+        let bad = Configuration::new(
+            members,
+            QuorumSpec::Flexible {
+                phase1: 3,
+                phase2: 2,
+            },
+        );
         assert_eq!(
             bad,
-            Err(ConfigError::QuorumsDoNotIntersect { phase1: 3, phase2: 2, members: 5 })
+            Err(ConfigError::QuorumsDoNotIntersect {
+                phase1: 3,
+                phase2: 2,
+                members: 5
+            })
         );
     }
 

@@ -183,7 +183,13 @@ pub struct SynodNode<V: SynodValue> {
 impl<V: SynodValue> SynodNode<V> {
     /// A node that has never run.
     pub fn new(id: NodeId, acceptors: Configuration, options: SynodOptions) -> Self {
-        Self::recover(id, acceptors, options, SynodDurable::default(), PlantedBugs::none())
+        Self::recover(
+            id,
+            acceptors,
+            options,
+            SynodDurable::default(),
+            PlantedBugs::none(),
+        )
     }
 
     /// A node restarted from its durable state.
@@ -298,7 +304,8 @@ impl<V: SynodValue> SynodNode<V> {
         let ballot = self.ballot;
         for i in 0..self.acceptors.members().len() {
             let to = self.acceptors.members()[i];
-            self.outbox.send(to, SynodMessage::Prepare { ballot }, needs);
+            self.outbox
+                .send(to, SynodMessage::Prepare { ballot }, needs);
         }
     }
 
@@ -306,7 +313,9 @@ impl<V: SynodValue> SynodNode<V> {
     /// or with a ballot not owned by their sender (for proposer requests) are ignored.
     pub fn step(&mut self, from: NodeId, msg: SynodMessage<V>) {
         match msg {
-            SynodMessage::Prepare { ballot } if ballot.node == from && ballot.is_real() => self.on_prepare(from, ballot),
+            SynodMessage::Prepare { ballot } if ballot.node == from && ballot.is_real() => {
+                self.on_prepare(from, ballot)
+            }
             SynodMessage::Accept { ballot, value } if ballot.node == from && ballot.is_real() => {
                 self.on_accept(from, ballot, value)
             }
@@ -357,18 +366,35 @@ impl<V: SynodValue> SynodNode<V> {
             return;
         }
         self.promised = self.promised.max(ballot);
+        // A repeated Accept (the network may duplicate) needs no second write: the answer waits
+        // for everything recorded so far, the first write of this accept included.
+        if self
+            .accepted
+            .as_ref()
+            .is_some_and(|(b, v)| *b == ballot && *v == value)
+        {
+            let needs = self.outbox.newest();
+            self.outbox
+                .send(from, SynodMessage::Accepted { ballot }, needs);
+            return;
+        }
         self.accepted = Some((ballot, value.clone()));
         let needs = self.outbox.record(SynodPersist::Accepted(ballot, value));
-        self.outbox.send(from, SynodMessage::Accepted { ballot }, needs);
+        self.outbox
+            .send(from, SynodMessage::Accepted { ballot }, needs);
     }
 
     fn on_promise(&mut self, from: NodeId, ballot: Ballot, accepted: Option<(Ballot, V)>) {
-        let Some(i) = self.acceptors.index_of(from) else { return };
+        let Some(i) = self.acceptors.index_of(from) else {
+            return;
+        };
         if ballot != self.ballot {
             return;
         }
         let ignore = self.bugs.has(Bug::IgnorePromisedValues);
-        let ProposerPhase::Preparing { promises, highest } = &mut self.phase else { return };
+        let ProposerPhase::Preparing { promises, highest } = &mut self.phase else {
+            return;
+        };
         promises.insert(i);
         if let Some((b, v)) = accepted {
             if !ignore && highest.as_ref().is_none_or(|(hb, _)| b > *hb) {
@@ -401,12 +427,16 @@ impl<V: SynodValue> SynodNode<V> {
     }
 
     fn on_accepted(&mut self, from: NodeId, ballot: Ballot) {
-        let Some(i) = self.acceptors.index_of(from) else { return };
+        let Some(i) = self.acceptors.index_of(from) else {
+            return;
+        };
         if ballot != self.ballot {
             return;
         }
         let without_quorum = self.bugs.has(Bug::ChosenWithoutQuorum);
-        let ProposerPhase::Accepting { value, accepted } = &mut self.phase else { return };
+        let ProposerPhase::Accepting { value, accepted } = &mut self.phase else {
+            return;
+        };
         accepted.insert(i);
         if self.acceptors.is_phase2_quorum(*accepted) || without_quorum {
             let value = value.clone();
@@ -414,7 +444,9 @@ impl<V: SynodValue> SynodNode<V> {
             for k in 0..self.acceptors.members().len() {
                 let to = self.acceptors.members()[k];
                 if to != self.id {
-                    let msg = SynodMessage::Chosen { value: value.clone() };
+                    let msg = SynodMessage::Chosen {
+                        value: value.clone(),
+                    };
                     self.outbox.send(to, msg, 0);
                 }
             }
@@ -432,7 +464,10 @@ impl<V: SynodValue> SynodNode<V> {
 
     fn learn(&mut self, value: V) {
         match &self.chosen {
-            Some(v) => assert!(*v == value || self.bugs.any(), "two values chosen: {v:?} and {value:?}"),
+            Some(v) => assert!(
+                *v == value || self.bugs.any(),
+                "two values chosen: {v:?} and {value:?}"
+            ),
             None => self.chosen = Some(value),
         }
     }
@@ -442,7 +477,10 @@ impl<V: SynodValue> SynodNode<V> {
     /// # Panics
     /// If `seq` was never handed out (a driver bug that would let messages leave early).
     pub fn persisted(&mut self, seq: PersistSeq) {
-        assert!(self.outbox.persisted(seq), "persisted({seq:?}) was never handed out");
+        assert!(
+            self.outbox.persisted(seq),
+            "persisted({seq:?}) was never handed out"
+        );
     }
 
     /// Drains outputs: persist, then send, then what was learned.
@@ -508,7 +546,9 @@ mod tests {
                     }
                 }
             }
-            let Some((from, to, msg)) = queue.pop_front() else { return };
+            let Some((from, to, msg)) = queue.pop_front() else {
+                return;
+            };
             if !drop(from, to) {
                 nodes[(to.0 - 1) as usize].step(from, msg);
             }
@@ -517,7 +557,9 @@ mod tests {
 
     fn cluster() -> Vec<SynodNode<&'static str>> {
         let c = Configuration::majority_of(3).unwrap();
-        (1..=3).map(|i| SynodNode::new(NodeId(i), c.clone(), SynodOptions::default())).collect()
+        (1..=3)
+            .map(|i| SynodNode::new(NodeId(i), c.clone(), SynodOptions::default()))
+            .collect()
     }
 
     #[test]
@@ -554,19 +596,40 @@ mod tests {
         let _ = nodes[0].ready();
         nodes[0].persisted(PersistSeq(1));
         let _ = nodes[0].ready();
-        nodes[0].step(NodeId(2), SynodMessage::Prepare { ballot: Ballot::new(2, NodeId(2)) });
+        nodes[0].step(
+            NodeId(2),
+            SynodMessage::Prepare {
+                ballot: Ballot::new(2, NodeId(2)),
+            },
+        );
         let r = nodes[0].ready();
-        assert!(r.send.iter().any(|o| o.msg == SynodMessage::Nack { ballot: Ballot::new(2, NodeId(2)), promised: high }));
+        assert!(r.send.iter().any(|o| o.msg
+            == SynodMessage::Nack {
+                ballot: Ballot::new(2, NodeId(2)),
+                promised: high
+            }));
     }
 
     #[test]
     fn a_promise_is_not_sent_before_it_is_durable() {
         let mut nodes = cluster();
-        nodes[0].step(NodeId(2), SynodMessage::Prepare { ballot: Ballot::new(1, NodeId(2)) });
+        nodes[0].step(
+            NodeId(2),
+            SynodMessage::Prepare {
+                ballot: Ballot::new(1, NodeId(2)),
+            },
+        );
         let r = nodes[0].ready();
-        assert!(r.send.is_empty(), "promise left before persisted: {:?}", r.send);
+        assert!(
+            r.send.is_empty(),
+            "promise left before persisted: {:?}",
+            r.send
+        );
         let batch = r.persist.expect("promise to persist");
-        assert_eq!(batch.ops, vec![SynodPersist::Promised(Ballot::new(1, NodeId(2)))]);
+        assert_eq!(
+            batch.ops,
+            vec![SynodPersist::Promised(Ballot::new(1, NodeId(2)))]
+        );
         nodes[0].persisted(batch.seq);
         let r = nodes[0].ready();
         assert!(matches!(r.send[0].msg, SynodMessage::Promise { .. }));

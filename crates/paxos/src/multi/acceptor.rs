@@ -50,7 +50,14 @@ impl Replica {
     }
 
     /// Phase 2a → 2b.
-    pub(super) fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, value: Value, chosen_through: Slot) {
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        value: Value,
+        chosen_through: Slot,
+    ) {
         self.note_round(ballot.round);
         if ballot < self.promised && !self.bugs.has(Bug::AcceptLowerBallot) {
             let nack = Message::Nack {
@@ -67,25 +74,41 @@ impl Replica {
         if from != self.id {
             self.follow(ballot);
         }
-        let already_chosen = self.log.get(&slot).is_some_and(|e| e.chosen);
-        if !already_chosen {
+        // Nothing to write if the slot is known chosen, or if this is a repeated Accept (the
+        // network may duplicate): the answer below waits for the first write like any other.
+        let already_held = self
+            .log
+            .get(&slot)
+            .is_some_and(|e| e.chosen || (e.ballot == ballot && e.value == value));
+        if !already_held {
             let entry = LogEntry {
                 ballot,
                 value: value.clone(),
                 chosen: false,
             };
             self.log.insert(slot, entry);
-            self.outbox.record(PersistOp::Accept { slot, ballot, value });
+            self.outbox.record(PersistOp::Accept {
+                slot,
+                ballot,
+                value,
+            });
         }
         let needs = self.outbox.newest();
-        self.outbox.send(from, Message::Accepted { ballot, slot }, needs);
+        self.outbox
+            .send(from, Message::Accepted { ballot, slot }, needs);
         if from != self.id {
             self.learn_chosen_through(from, ballot, chosen_through);
         }
     }
 
     /// A leader's heartbeat: follow it if its ballot is current, and echo the read round.
-    pub(super) fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, chosen_through: Slot, round: u64) {
+    pub(super) fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        chosen_through: Slot,
+        round: u64,
+    ) {
         self.note_round(ballot.round);
         if ballot < self.promised {
             let nack = Message::Nack {
@@ -112,16 +135,21 @@ impl Replica {
     pub(super) fn on_pre_vote(&mut self, from: NodeId, round: u64) {
         let leader_live = match self.role {
             Role::Leader => true,
-            _ => self
-                .heard_leader_ticks
-                .is_some_and(|t| self.now_ticks.saturating_sub(t) < u64::from(self.options.election_timeout_ticks)),
+            _ => self.heard_leader_ticks.is_some_and(|t| {
+                self.now_ticks.saturating_sub(t) < u64::from(self.options.election_timeout_ticks)
+            }),
         };
         let granted = !leader_live;
-        self.outbox.send(from, Message::PreVoteReply { round, granted }, 0);
+        self.outbox
+            .send(from, Message::PreVoteReply { round, granted }, 0);
     }
 
     fn raise_promise(&mut self, ballot: Ballot) {
-        assert!(ballot > self.promised, "promises only grow: {ballot} after {}", self.promised);
+        assert!(
+            ballot > self.promised,
+            "promises only grow: {ballot} after {}",
+            self.promised
+        );
         self.promised = ballot;
         self.outbox.record(PersistOp::Promise { ballot });
         if self.role != Role::Follower && self.ballot < ballot {

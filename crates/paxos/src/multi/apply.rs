@@ -85,7 +85,9 @@ impl<S: StateMachine> Applier<S> {
         for command in commands {
             let id = command.id;
             let outcome = match self.sessions.get(&id.client) {
-                Some((last, output)) if id.seq == *last => SessionOutcome::Duplicate(output.clone()),
+                Some((last, output)) if id.seq == *last => {
+                    SessionOutcome::Duplicate(output.clone())
+                }
                 Some((last, _)) if id.seq < *last => SessionOutcome::Stale,
                 _ => {
                     let output = self.machine.apply(entry.slot, &command.payload);
@@ -131,9 +133,18 @@ mod tests {
     fn a_retry_chosen_twice_applies_once() {
         let mut a = Applier::new(Counter::default());
         let mut out = Vec::new();
-        let e1 = ChosenEntry { slot: Slot(1), value: Value::Batch(vec![cmd(7, 1, 5)]) };
-        let e2 = ChosenEntry { slot: Slot(2), value: Value::Batch(vec![cmd(7, 1, 5), cmd(8, 1, 1)]) };
-        let e3 = ChosenEntry { slot: Slot(3), value: Value::Batch(vec![cmd(7, 2, 1), cmd(7, 1, 5)]) };
+        let e1 = ChosenEntry {
+            slot: Slot(1),
+            value: Value::Batch(vec![cmd(7, 1, 5)]),
+        };
+        let e2 = ChosenEntry {
+            slot: Slot(2),
+            value: Value::Batch(vec![cmd(7, 1, 5), cmd(8, 1, 1)]),
+        };
+        let e3 = ChosenEntry {
+            slot: Slot(3),
+            value: Value::Batch(vec![cmd(7, 2, 1), cmd(7, 1, 5)]),
+        };
         a.apply(&e1, &mut out);
         a.apply(&e2, &mut out);
         a.apply(&e3, &mut out);
@@ -155,6 +166,12 @@ mod tests {
     #[should_panic(expected = "in order")]
     fn out_of_order_apply_is_refused() {
         let mut a = Applier::new(Counter::default());
-        a.apply(&ChosenEntry { slot: Slot(2), value: Value::Noop }, &mut Vec::new());
+        a.apply(
+            &ChosenEntry {
+                slot: Slot(2),
+                value: Value::Noop,
+            },
+            &mut Vec::new(),
+        );
     }
 }

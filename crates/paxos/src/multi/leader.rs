@@ -64,7 +64,13 @@ impl Replica {
     }
 
     /// Phase 1b page from `from`.
-    pub(super) fn on_promise(&mut self, from: NodeId, ballot: Ballot, records: Vec<SlotRecord>, next_from: Option<Slot>) {
+    pub(super) fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        records: Vec<SlotRecord>,
+        next_from: Option<Slot>,
+    ) {
         if self.role != Role::Candidate || ballot != self.ballot {
             return;
         }
@@ -115,13 +121,20 @@ impl Replica {
         self.leader = Some(self.id);
         self.counters.elections_won += 1;
         self.heartbeat_elapsed_ticks = 0;
-        self.acked_ticks.iter_mut().for_each(|t| *t = self.now_ticks);
+        self.acked_ticks
+            .iter_mut()
+            .for_each(|t| *t = self.now_ticks);
         self.acked_round.iter_mut().for_each(|r| *r = 0);
         self.read_round = 0;
         self.proposals.clear();
         let takeover = std::mem::take(&mut self.takeover);
         let first = self.chosen_through.next();
-        let last = takeover.keys().next_back().copied().unwrap_or(Slot::ZERO).max(self.chosen_through);
+        let last = takeover
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(Slot::ZERO)
+            .max(self.chosen_through);
         for (slot, r) in takeover.iter().filter(|(_, r)| r.chosen) {
             self.learn_chosen(*slot, r.ballot, r.value.clone());
         }
@@ -150,6 +163,7 @@ impl Replica {
             Proposal {
                 value: value.clone(),
                 accepted: NodeSet::EMPTY,
+                sent_ticks: self.now_ticks,
             },
         );
         let accept = Message::Accept {
@@ -170,7 +184,10 @@ impl Replica {
             if in_flight >= self.options.pipeline_window_slots {
                 break;
             }
-            let n = self.pending.len().min(self.options.batch_commands_max.max(1));
+            let n = self
+                .pending
+                .len()
+                .min(self.options.batch_commands_max.max(1));
             let batch: Vec<Command> = self.pending.drain(..n).collect();
             let slot = self.next_slot;
             self.next_slot = slot.next();
@@ -185,7 +202,9 @@ impl Replica {
         }
         let Some(i) = self.index_of(from) else { return };
         self.acked_ticks[i] = self.now_ticks;
-        let Some(proposal) = self.proposals.get_mut(&slot) else { return };
+        let Some(proposal) = self.proposals.get_mut(&slot) else {
+            return;
+        };
         proposal.accepted.insert(i);
         let quorum = if self.bugs.has(Bug::ChosenWithoutQuorum) {
             !proposal.accepted.is_empty()
@@ -193,7 +212,9 @@ impl Replica {
             self.config.is_phase2_quorum(proposal.accepted)
         };
         if quorum {
-            let Some(proposal) = self.proposals.remove(&slot) else { return };
+            let Some(proposal) = self.proposals.remove(&slot) else {
+                return;
+            };
             self.learn_chosen(slot, ballot, proposal.value);
             self.advance_chosen_through();
         }
@@ -211,11 +232,12 @@ impl Replica {
         self.heartbeat_elapsed_ticks += 1;
         if self.heartbeat_elapsed_ticks >= self.options.heartbeat_ticks {
             self.send_heartbeats();
+            self.resend_stalled_accepts();
         }
         // Check-quorum: a leader that has not heard from a phase-2 quorum within an election
         // timeout steps down, so that a node which can reach a quorum may take over.
         let window = u64::from(self.options.election_timeout_ticks.max(1));
-        if self.now_ticks % window == 0 {
+        if self.now_ticks.is_multiple_of(window) {
             let mut live = NodeSet::EMPTY;
             live.insert(self.index);
             for (i, t) in self.acked_ticks.iter().enumerate() {
@@ -225,6 +247,35 @@ impl Replica {
             }
             if !self.config.is_phase2_quorum(live) {
                 self.step_down(None);
+            }
+        }
+    }
+
+    /// Re-sends phase 2a, to members that have not accepted, for every slot proposed at least a
+    /// heartbeat ago and still short of a quorum: without it one lost Accept or Accepted leaves
+    /// a hole that stalls the chosen prefix (and every client behind it) forever.
+    fn resend_stalled_accepts(&mut self) {
+        let due = u64::from(self.options.heartbeat_ticks.max(1));
+        let now = self.now_ticks;
+        let mut stalled = Vec::new();
+        for (slot, p) in self.proposals.iter_mut() {
+            if now.saturating_sub(p.sent_ticks) >= due {
+                p.sent_ticks = now;
+                stalled.push((*slot, p.value.clone(), p.accepted));
+            }
+        }
+        for (slot, value, accepted) in stalled {
+            for i in 0..self.config.members().len() {
+                let to = self.config.members()[i];
+                if to != self.id && !accepted.contains(i) {
+                    let accept = Message::Accept {
+                        ballot: self.ballot,
+                        slot,
+                        value: value.clone(),
+                        chosen_through: self.chosen_through,
+                    };
+                    self.outbox.send(to, accept, 0);
+                }
             }
         }
     }
@@ -252,7 +303,13 @@ impl Replica {
         self.confirm_reads();
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, _chosen_through: Slot) {
+    pub(super) fn on_heartbeat_ack(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        round: u64,
+        _chosen_through: Slot,
+    ) {
         if self.role != Role::Leader || ballot != self.ballot {
             return;
         }
@@ -275,7 +332,9 @@ impl Replica {
             if round > confirmed {
                 break;
             }
-            let Some((_, reads)) = self.reads_in_round.pop_first() else { break };
+            let Some((_, reads)) = self.reads_in_round.pop_first() else {
+                break;
+            };
             for (id, slot) in reads {
                 self.read_outcomes.push(ReadOutcome::Ready { id, slot });
             }
@@ -293,7 +352,11 @@ impl Replica {
         self.promises = NodeSet::EMPTY;
         self.proposals.clear();
         self.abandoned.extend(self.pending.drain(..).map(|c| c.id));
-        let failed = self.reads_unsent.drain(..).chain(std::mem::take(&mut self.reads_in_round).into_values().flatten());
+        let failed = self.reads_unsent.drain(..).chain(
+            std::mem::take(&mut self.reads_in_round)
+                .into_values()
+                .flatten(),
+        );
         let failed: Vec<ReadId> = failed.map(|(id, _)| id).collect();
         for id in failed {
             self.read_outcomes.push(ReadOutcome::Failed { id, leader });

@@ -19,7 +19,14 @@ impl Replica {
             }
             if e.value == value {
                 // Our own accepted value: the chosen mark needs no write, it can be relearned.
-                self.log.insert(slot, LogEntry { ballot: e.ballot, value, chosen: true });
+                self.log.insert(
+                    slot,
+                    LogEntry {
+                        ballot: e.ballot,
+                        value,
+                        chosen: true,
+                    },
+                );
                 return;
             }
         }
@@ -28,7 +35,14 @@ impl Replica {
             ballot,
             value: value.clone(),
         });
-        self.log.insert(slot, LogEntry { ballot, value, chosen: true });
+        self.log.insert(
+            slot,
+            LogEntry {
+                ballot,
+                value,
+                chosen: true,
+            },
+        );
     }
 
     /// Extends the contiguous chosen prefix as far as the log allows.
@@ -43,7 +57,12 @@ impl Replica {
     /// A leader at `ballot` says every slot through `chosen_through` is chosen. Our entries
     /// accepted at that same ballot hold the value it chose (a leader proposes one value per
     /// slot per ballot); anything else we must fetch.
-    pub(super) fn learn_chosen_through(&mut self, from: NodeId, ballot: Ballot, chosen_through: Slot) {
+    pub(super) fn learn_chosen_through(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        chosen_through: Slot,
+    ) {
         let mut slot = self.chosen_through.next();
         while slot <= chosen_through {
             match self.log.get_mut(&slot) {
@@ -55,9 +74,10 @@ impl Replica {
         }
         self.advance_chosen_through();
         if self.chosen_through < chosen_through {
-            let due = self
-                .catch_up_asked_ticks
-                .is_none_or(|t| self.now_ticks.saturating_sub(t) >= u64::from(self.options.election_timeout_ticks / 2).max(1));
+            let due = self.catch_up_asked_ticks.is_none_or(|t| {
+                self.now_ticks.saturating_sub(t)
+                    >= u64::from(self.options.election_timeout_ticks / 2).max(1)
+            });
             if due {
                 self.ask_catch_up(from);
             }
@@ -95,7 +115,12 @@ impl Replica {
     }
 
     /// A page of chosen slots; asks for the next at once while progress is being made.
-    pub(super) fn on_learn(&mut self, from: NodeId, records: Vec<SlotRecord>, chosen_through: Slot) {
+    pub(super) fn on_learn(
+        &mut self,
+        from: NodeId,
+        records: Vec<SlotRecord>,
+        chosen_through: Slot,
+    ) {
         let before = self.chosen_through;
         for r in records {
             if r.slot > self.chosen_through {

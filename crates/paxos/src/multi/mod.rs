@@ -37,6 +37,8 @@ struct LogEntry {
 struct Proposal {
     value: Value,
     accepted: NodeSet,
+    /// When phase 2a for this slot was last sent, so a lost Accept or Accepted is re-sent.
+    sent_ticks: u64,
 }
 
 /// Counters of what the replica refused or noticed. Read them; they never affect decisions.
@@ -105,7 +107,11 @@ pub struct Replica {
 
 impl Replica {
     /// A replica with empty durable state, as at a cluster's first start.
-    pub fn new(id: NodeId, config: Configuration, options: ReplicaOptions) -> Result<Replica, ConfigError> {
+    pub fn new(
+        id: NodeId,
+        config: Configuration,
+        options: ReplicaOptions,
+    ) -> Result<Replica, ConfigError> {
         Replica::recover(id, config, options, DurableState::default())
     }
 
@@ -146,7 +152,12 @@ impl Replica {
                 (slot, entry)
             })
             .collect();
-        let round_seen = log.values().map(|e| e.ballot.round).max().unwrap_or(0).max(promised.round);
+        let round_seen = log
+            .values()
+            .map(|e| e.ballot.round)
+            .max()
+            .unwrap_or(0)
+            .max(promised.round);
         let mut replica = Replica {
             id,
             index,
@@ -294,7 +305,9 @@ impl Replica {
     fn dispatch(&mut self, from: NodeId, msg: Message) {
         match msg {
             Message::PreVote { round } => self.on_pre_vote(from, round),
-            Message::PreVoteReply { round, granted } => self.on_pre_vote_reply(from, round, granted),
+            Message::PreVoteReply { round, granted } => {
+                self.on_pre_vote_reply(from, round, granted)
+            }
             Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
             Message::Promise {
                 ballot,
@@ -338,11 +351,20 @@ impl Replica {
             return Err(RejectReason::UnknownSender);
         }
         let own_ballot = |b: &Ballot| b.is_real() && b.node == from;
-        let slot_ok = |s: &Slot| s.0 >= 1 && s.0 <= self.chosen_through.0.saturating_add(self.options.slot_horizon);
+        let slot_ok = |s: &Slot| {
+            s.0 >= 1
+                && s.0
+                    <= self
+                        .chosen_through
+                        .0
+                        .saturating_add(self.options.slot_horizon)
+        };
         let page_ok = |records: &[SlotRecord]| {
             records.len() <= self.options.page_records_max.max(1)
                 && records.windows(2).all(|w| w[0].slot < w[1].slot)
-                && records.iter().all(|r| slot_ok(&r.slot) && r.ballot.is_real())
+                && records
+                    .iter()
+                    .all(|r| slot_ok(&r.slot) && r.ballot.is_real())
         };
         match msg {
             Message::Prepare { ballot, from_slot } => {
@@ -366,7 +388,9 @@ impl Replica {
                     return Err(RejectReason::ImpossibleBallot);
                 }
             }
-            Message::Promise { records, from_slot, .. } => {
+            Message::Promise {
+                records, from_slot, ..
+            } => {
                 if !page_ok(records) || records.first().is_some_and(|r| r.slot < *from_slot) {
                     return Err(RejectReason::Malformed);
                 }
@@ -397,7 +421,9 @@ impl Replica {
     /// Queues a command for a slot. Only a leader accepts proposals.
     pub fn propose(&mut self, command: Command) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         if command.payload.len() > self.options.command_bytes_max {
             return Err(ProposeError::TooLarge {
@@ -417,9 +443,12 @@ impl Replica {
     /// Asks for a linearizable read. Its outcome comes out of [`Replica::ready`].
     pub fn read(&mut self, id: ReadId) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
-        let waiting = self.reads_unsent.len() + self.reads_in_round.values().map(Vec::len).sum::<usize>();
+        let waiting =
+            self.reads_unsent.len() + self.reads_in_round.values().map(Vec::len).sum::<usize>();
         if waiting >= self.options.pending_reads_max {
             return Err(ProposeError::Busy { pending: waiting });
         }
@@ -427,7 +456,10 @@ impl Replica {
         // takeover re-proposed all that phase 1 reported, and this leader proposed the rest.
         let slot = Slot(self.next_slot.0 - 1);
         if self.bugs.has(Bug::ReadWithoutConfirm) {
-            self.read_outcomes.push(ReadOutcome::Ready { id, slot: self.chosen_through });
+            self.read_outcomes.push(ReadOutcome::Ready {
+                id,
+                slot: self.chosen_through,
+            });
             return Ok(());
         }
         self.reads_unsent.push((id, slot));
@@ -440,7 +472,10 @@ impl Replica {
     /// If `seq` was never handed out: a driver that acknowledges writes it was not given would
     /// let messages leave before their state is durable, so this is a broken invariant.
     pub fn persisted(&mut self, seq: PersistSeq) {
-        assert!(self.outbox.persisted(seq), "persisted({seq:?}) acknowledges a batch that was never handed out");
+        assert!(
+            self.outbox.persisted(seq),
+            "persisted({seq:?}) acknowledges a batch that was never handed out"
+        );
     }
 
     /// Drains what the driver must do now, in order: persist, send, apply (see [`Ready`]).

@@ -37,7 +37,9 @@ fn cmd(client: u64, seq: u64) -> Command {
 impl Cluster {
     fn new(n: u64) -> Cluster {
         let config = Configuration::majority_of(n).unwrap();
-        let replicas = (1..=n).map(|i| Replica::new(NodeId(i), config.clone(), options()).unwrap()).collect();
+        let replicas = (1..=n)
+            .map(|i| Replica::new(NodeId(i), config.clone(), options()).unwrap())
+            .collect();
         Cluster {
             replicas,
             queue: VecDeque::new(),
@@ -83,7 +85,9 @@ impl Cluster {
                     self.drain(i);
                 }
             }
-            let Some((from, to, msg)) = self.queue.pop_front() else { return };
+            let Some((from, to, msg)) = self.queue.pop_front() else {
+                return;
+            };
             let cut = self.cut.contains(&(from.0, to.0)) || self.cut.contains(&(to.0, from.0));
             if !cut && !self.down.contains(&to.0) {
                 let _ = self.r(to.0).step(from, msg);
@@ -110,8 +114,13 @@ impl Cluster {
             .filter(|r| r.role() == Role::Leader && !self.down.contains(&r.id().0))
             .map(|r| r.id())
             .collect();
-        assert!(leaders.len() <= 1 || self.cut.is_empty(), "two leaders on a healthy network: {leaders:?}");
-        leaders.into_iter().max_by_key(|id| self.replicas[(id.0 - 1) as usize].ballot())
+        assert!(
+            leaders.len() <= 1 || self.cut.is_empty(),
+            "two leaders on a healthy network: {leaders:?}"
+        );
+        leaders
+            .into_iter()
+            .max_by_key(|id| self.replicas[(id.0 - 1) as usize].ballot())
     }
 
     fn elect(&mut self, id: u64) {
@@ -136,7 +145,8 @@ impl Cluster {
     fn restart(&mut self, id: u64) {
         let i = (id - 1) as usize;
         let config = self.replicas[i].config().clone();
-        self.replicas[i] = Replica::recover(NodeId(id), config, options(), self.durable[i].clone()).unwrap();
+        self.replicas[i] =
+            Replica::recover(NodeId(id), config, options(), self.durable[i].clone()).unwrap();
         self.chosen[i].clear();
         self.down.remove(&id);
     }
@@ -164,7 +174,12 @@ fn a_timed_out_follower_is_elected_and_chooses_commands_in_order() {
                 Value::Noop => Vec::new(),
             })
             .collect();
-        assert_eq!(commands, (1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>(), "replica {}", i + 1);
+        assert_eq!(
+            commands,
+            (1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>(),
+            "replica {}",
+            i + 1
+        );
     }
 }
 
@@ -190,10 +205,12 @@ fn takeover_reproposes_accepted_values_and_fills_holes_with_noops() {
     c.drain(0);
     c.r(1).propose(cmd(1, 2)).unwrap();
     c.drain(0);
-    c.queue.retain(|(_, _, m)| !matches!(m, Message::Accept { slot: Slot(2), .. }));
+    c.queue
+        .retain(|(_, _, m)| !matches!(m, Message::Accept { slot: Slot(2), .. }));
     c.r(1).propose(cmd(1, 3)).unwrap();
     c.drain(0);
-    c.queue.retain(|(_, to, m)| *to == NodeId(2) && matches!(m, Message::Accept { .. }));
+    c.queue
+        .retain(|(_, to, m)| *to == NodeId(2) && matches!(m, Message::Accept { .. }));
     while let Some((from, to, msg)) = c.queue.pop_front() {
         let _ = c.r(to.0).step(from, msg);
     }
@@ -206,7 +223,11 @@ fn takeover_reproposes_accepted_values_and_fills_holes_with_noops() {
     let values = c.chosen_values(2);
     assert_eq!(
         values,
-        vec![Value::Batch(vec![cmd(1, 1)]), Value::Noop, Value::Batch(vec![cmd(1, 3)])],
+        vec![
+            Value::Batch(vec![cmd(1, 1)]),
+            Value::Noop,
+            Value::Batch(vec![cmd(1, 3)])
+        ],
         "n3 must re-propose what n2 accepted and fill the hole"
     );
     assert_eq!(c.r(2).chosen_through(), Slot(3));
@@ -223,7 +244,12 @@ fn a_chosen_value_survives_every_later_leader() {
         c.tick_all(1);
     }
     for i in 0..5 {
-        assert_eq!(c.chosen[i][0].value, Value::Batch(vec![cmd(9, 1)]), "replica {}", i + 1);
+        assert_eq!(
+            c.chosen[i][0].value,
+            Value::Batch(vec![cmd(9, 1)]),
+            "replica {}",
+            i + 1
+        );
     }
 }
 
@@ -232,15 +258,32 @@ fn a_promise_leaves_only_after_it_is_persisted() {
     let config = Configuration::majority_of(3).unwrap();
     let mut r = Replica::new(NodeId(2), config, options()).unwrap();
     let ballot = Ballot::new(1, NodeId(1));
-    r.step(NodeId(1), Message::Prepare { ballot, from_slot: Slot(1) }).unwrap();
+    r.step(
+        NodeId(1),
+        Message::Prepare {
+            ballot,
+            from_slot: Slot(1),
+        },
+    )
+    .unwrap();
     let ready = r.ready();
-    assert!(ready.send.is_empty(), "promise sent before durable: {:?}", ready.send);
+    assert!(
+        ready.send.is_empty(),
+        "promise sent before durable: {:?}",
+        ready.send
+    );
     let batch = ready.persist.expect("a promise to persist");
     assert_eq!(batch.ops, vec![PersistOp::Promise { ballot }]);
     assert_eq!(r.held_messages(), 1);
     r.persisted(batch.seq);
     let ready = r.ready();
-    assert!(matches!(ready.send.as_slice(), [Outbound { to: NodeId(1), msg: Message::Promise { .. } }]));
+    assert!(matches!(
+        ready.send.as_slice(),
+        [Outbound {
+            to: NodeId(1),
+            msg: Message::Promise { .. }
+        }]
+    ));
 }
 
 #[test]
@@ -258,7 +301,10 @@ fn a_leader_counts_its_own_accept_only_once_durable() {
     assert_eq!(r.role(), Role::Leader);
     r.propose(cmd(1, 1)).unwrap();
     let ready = r.ready();
-    assert!(ready.chosen.is_empty(), "chosen before the only acceptor's accept was durable");
+    assert!(
+        ready.chosen.is_empty(),
+        "chosen before the only acceptor's accept was durable"
+    );
     r.persisted(ready.persist.expect("accept to persist").seq);
     let ready = r.ready();
     assert_eq!(ready.chosen.len(), 1);
@@ -275,7 +321,11 @@ fn a_restarted_follower_catches_up_in_pages() {
     }
     c.restart(3);
     c.tick_all(30);
-    assert_eq!(c.r(3).chosen_through(), Slot(10), "page size 3 needs several pages");
+    assert_eq!(
+        c.r(3).chosen_through(),
+        Slot(10),
+        "page size 3 needs several pages"
+    );
     assert_eq!(c.chosen_values(2), c.chosen_values(0));
 }
 
@@ -288,7 +338,17 @@ fn a_restarted_acceptor_keeps_its_promise() {
     assert_eq!(c.r(2).promised(), c.r(3).ballot());
     let stale = Ballot::new(c.r(3).ballot().round, NodeId(1));
     assert!(stale < c.r(2).promised());
-    c.r(2).step(NodeId(1), Message::Accept { ballot: stale, slot: Slot(1), value: Value::Noop, chosen_through: Slot::ZERO }).unwrap();
+    c.r(2)
+        .step(
+            NodeId(1),
+            Message::Accept {
+                ballot: stale,
+                slot: Slot(1),
+                value: Value::Noop,
+                chosen_through: Slot::ZERO,
+            },
+        )
+        .unwrap();
     let ready = c.r(2).ready();
     assert!(ready.persist.is_none(), "accepted below its promise");
     assert!(matches!(ready.send[0].msg, Message::Nack { .. }));
@@ -303,8 +363,15 @@ fn a_read_is_confirmed_by_a_quorum_round_and_fails_on_a_deposed_leader() {
     c.r(1).read(ReadId(1)).unwrap();
     c.r(1).read(ReadId(2)).unwrap();
     let ready = c.r(1).ready();
-    assert!(ready.reads.is_empty(), "read answered before the quorum round");
-    let heartbeats = ready.send.iter().filter(|o| matches!(o.msg, Message::Heartbeat { round: 1, .. })).count();
+    assert!(
+        ready.reads.is_empty(),
+        "read answered before the quorum round"
+    );
+    let heartbeats = ready
+        .send
+        .iter()
+        .filter(|o| matches!(o.msg, Message::Heartbeat { round: 1, .. }))
+        .count();
     assert_eq!(heartbeats, 2, "one round for both reads");
     for o in ready.send {
         c.queue.push_back((NodeId(1), o.to, o.msg));
@@ -312,14 +379,29 @@ fn a_read_is_confirmed_by_a_quorum_round_and_fails_on_a_deposed_leader() {
     c.settle();
     assert_eq!(
         c.reads,
-        vec![ReadOutcome::Ready { id: ReadId(1), slot: Slot(1) }, ReadOutcome::Ready { id: ReadId(2), slot: Slot(1) }]
+        vec![
+            ReadOutcome::Ready {
+                id: ReadId(1),
+                slot: Slot(1)
+            },
+            ReadOutcome::Ready {
+                id: ReadId(2),
+                slot: Slot(1)
+            }
+        ]
     );
     c.reads.clear();
     // Cut the leader off; a read at it can never be confirmed, and fails once it steps down.
     c.isolate(1);
     c.r(1).read(ReadId(3)).unwrap();
     c.tick_all(25);
-    assert_eq!(c.reads, vec![ReadOutcome::Failed { id: ReadId(3), leader: None }]);
+    assert_eq!(
+        c.reads,
+        vec![ReadOutcome::Failed {
+            id: ReadId(3),
+            leader: None
+        }]
+    );
 }
 
 #[test]
@@ -349,7 +431,11 @@ fn a_leader_without_a_quorum_steps_down_and_a_connected_node_takes_over() {
         }
     }
     c.tick_all(4 * 20);
-    assert_eq!(c.r(3).role(), Role::Leader, "n3 is the only node that can lead");
+    assert_eq!(
+        c.r(3).role(),
+        Role::Leader,
+        "n3 is the only node that can lead"
+    );
     c.r(3).propose(cmd(1, 1)).unwrap();
     c.tick_all(2);
     assert_eq!(c.r(3).chosen_through(), Slot(1));
@@ -361,34 +447,113 @@ fn impossible_messages_are_refused_and_counted() {
     let config = Configuration::majority_of(3).unwrap();
     let mut r = Replica::new(NodeId(1), config, options()).unwrap();
     let b2 = Ballot::new(1, NodeId(2));
-    let rec = |slot| SlotRecord { slot: Slot(slot), ballot: b2, value: Value::Noop, chosen: true };
+    let rec = |slot| SlotRecord {
+        slot: Slot(slot),
+        ballot: b2,
+        value: Value::Noop,
+        chosen: true,
+    };
     let cases: Vec<(u64, Message, RejectReason)> = vec![
-        (9, Message::CatchUp { from_slot: Slot(1) }, RejectReason::UnknownSender),
-        (1, Message::CatchUp { from_slot: Slot(1) }, RejectReason::FromSelf),
-        (2, Message::Prepare { ballot: Ballot::new(1, NodeId(3)), from_slot: Slot(1) }, RejectReason::ImpossibleBallot),
-        (2, Message::Prepare { ballot: Ballot::ZERO, from_slot: Slot(1) }, RejectReason::ImpossibleBallot),
-        (2, Message::Accept { ballot: b2, slot: Slot(0), value: Value::Noop, chosen_through: Slot(0) }, RejectReason::ImpossibleSlot),
-        (2, Message::Accept { ballot: b2, slot: Slot(1 << 40), value: Value::Noop, chosen_through: Slot(0) }, RejectReason::ImpossibleSlot),
-        (2, Message::Learn { records: vec![rec(2), rec(1)], chosen_through: Slot(2) }, RejectReason::Malformed),
-        (2, Message::Learn { records: (1..=4).map(rec).collect(), chosen_through: Slot(4) }, RejectReason::Malformed),
+        (
+            9,
+            Message::CatchUp { from_slot: Slot(1) },
+            RejectReason::UnknownSender,
+        ),
+        (
+            1,
+            Message::CatchUp { from_slot: Slot(1) },
+            RejectReason::FromSelf,
+        ),
+        (
+            2,
+            Message::Prepare {
+                ballot: Ballot::new(1, NodeId(3)),
+                from_slot: Slot(1),
+            },
+            RejectReason::ImpossibleBallot,
+        ),
+        (
+            2,
+            Message::Prepare {
+                ballot: Ballot::ZERO,
+                from_slot: Slot(1),
+            },
+            RejectReason::ImpossibleBallot,
+        ),
+        (
+            2,
+            Message::Accept {
+                ballot: b2,
+                slot: Slot(0),
+                value: Value::Noop,
+                chosen_through: Slot(0),
+            },
+            RejectReason::ImpossibleSlot,
+        ),
+        (
+            2,
+            Message::Accept {
+                ballot: b2,
+                slot: Slot(1 << 40),
+                value: Value::Noop,
+                chosen_through: Slot(0),
+            },
+            RejectReason::ImpossibleSlot,
+        ),
+        (
+            2,
+            Message::Learn {
+                records: vec![rec(2), rec(1)],
+                chosen_through: Slot(2),
+            },
+            RejectReason::Malformed,
+        ),
+        (
+            2,
+            Message::Learn {
+                records: (1..=4).map(rec).collect(),
+                chosen_through: Slot(4),
+            },
+            RejectReason::Malformed,
+        ),
     ];
     for (from, msg, want) in &cases {
         assert_eq!(r.step(NodeId(*from), msg.clone()), Err(*want), "{msg:?}");
     }
-    assert_eq!(r.counters().rejected.values().sum::<u64>(), cases.len() as u64);
+    assert_eq!(
+        r.counters().rejected.values().sum::<u64>(),
+        cases.len() as u64
+    );
     let ready = r.ready();
-    assert!(ready.is_empty(), "a refused message changed something: {ready:?}");
+    assert!(
+        ready.is_empty(),
+        "a refused message changed something: {ready:?}"
+    );
 }
 
 #[test]
 fn proposals_are_bounded_and_redirected() {
     let mut c = Cluster::new(3);
     c.elect(2);
-    assert_eq!(c.r(1).propose(cmd(1, 1)), Err(ProposeError::NotLeader { leader: Some(NodeId(2)) }));
-    let big = Command { id: cmd(1, 1).id, payload: vec![0; (1 << 20) + 1] };
-    assert!(matches!(c.r(2).propose(big), Err(ProposeError::TooLarge { .. })));
+    assert_eq!(
+        c.r(1).propose(cmd(1, 1)),
+        Err(ProposeError::NotLeader {
+            leader: Some(NodeId(2))
+        })
+    );
+    let big = Command {
+        id: cmd(1, 1).id,
+        payload: vec![0; (1 << 20) + 1],
+    };
+    assert!(matches!(
+        c.r(2).propose(big),
+        Err(ProposeError::TooLarge { .. })
+    ));
     for seq in 0..16_384 {
         c.r(2).propose(cmd(1, seq)).unwrap();
     }
-    assert_eq!(c.r(2).propose(cmd(1, 99_999)), Err(ProposeError::Busy { pending: 16_384 }));
+    assert_eq!(
+        c.r(2).propose(cmd(1, 99_999)),
+        Err(ProposeError::Busy { pending: 16_384 })
+    );
 }

@@ -229,7 +229,10 @@ impl DurableState {
     pub fn apply(&mut self, op: &PersistOp) {
         match op {
             PersistOp::Promise { ballot } => {
-                debug_assert!(self.promised.is_none_or(|p| p <= *ballot), "promises only grow");
+                debug_assert!(
+                    self.promised.is_none_or(|p| p <= *ballot),
+                    "promises only grow"
+                );
                 self.promised = Some(*ballot);
             }
             PersistOp::Accept {
@@ -398,7 +401,19 @@ impl Default for ReplicaOptions {
 }
 
 /// Why an incoming message was refused. Counted, never a panic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
+)]
 pub enum RejectReason {
     /// The sender is not a member.
     #[error("sender is not a member of the configuration")]
