@@ -23,5 +23,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace
 
+step "model checks with planted bugs: stateright must find each counterexample"
+cargo test -p synod-paxos --features planted-bugs --test model_synod --test model_multi planted
+
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all

@@ -55,7 +55,7 @@ pub struct Counters {
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     id: NodeId,
     index: usize,
