@@ -1978,42 +1978,61 @@ impl Simulation {
     fn start_op(&mut self, c: usize) {
         let key = format!("k{}", below(&mut self.rng, self.config.keys.max(1) as u64));
         let roll = below(&mut self.rng, 100);
-        let client = &mut self.clients[c];
-        let op = client.next_op;
-        client.next_op += 1;
-        let (input, body, command) = if roll < 40 {
-            (
-                KvInput::Get { key: key.clone() },
-                RequestBody::Read { key },
-                None,
-            )
+        let write = if roll < 40 {
+            None
         } else {
-            let seq = client.next_seq;
-            client.next_seq += 1;
-            let value = format!("v{}.{}", c + 1, seq);
-            let command = if roll < 70 {
-                KvCommand::Put { key, value }
+            let client = &self.clients[c];
+            let value = format!("v{}.{}", c + 1, client.next_seq);
+            Some(if roll < 70 {
+                KvCommand::Put {
+                    key: key.clone(),
+                    value,
+                }
             } else if roll < 90 {
                 let expected = client.seen.get(&key).cloned().flatten();
                 KvCommand::Cas {
-                    key,
+                    key: key.clone(),
                     expected,
                     new: value,
                 }
             } else {
-                KvCommand::Delete { key }
-            };
-            let id = CommandId {
-                client: client.id(),
-                seq,
-            };
-            let payload = command.encode();
-            self.proposed.insert(id, payload.clone());
-            (
-                command.to_input(),
-                RequestBody::Write(Command { id, payload }),
-                Some(command),
-            )
+                KvCommand::Delete { key: key.clone() }
+            })
+        };
+        self.begin_op(c, write, &key);
+    }
+
+    /// Starts an operation for client `c`: records the invoke in the history and the trace,
+    /// then sends the first attempt. Writes get the client's next sequence number.
+    fn begin_op(&mut self, c: usize, write: Option<KvCommand>, key: &str) {
+        let client = &mut self.clients[c];
+        let op = client.next_op;
+        client.next_op += 1;
+        let (input, body, command) = match write {
+            None => (
+                KvInput::Get {
+                    key: key.to_string(),
+                },
+                RequestBody::Read {
+                    key: key.to_string(),
+                },
+                None,
+            ),
+            Some(command) => {
+                let seq = client.next_seq;
+                client.next_seq += 1;
+                let id = CommandId {
+                    client: client.id(),
+                    seq,
+                };
+                let payload = command.encode();
+                self.proposed.insert(id, payload.clone());
+                (
+                    command.to_input(),
+                    RequestBody::Write(Command { id, payload }),
+                    Some(command),
+                )
+            }
         };
         let history = self.history.len();
         self.history.push(KvOperation {
@@ -2247,53 +2266,7 @@ impl Simulation {
         if self.clients[c].current.is_some() {
             return false;
         }
-        let client = &mut self.clients[c];
-        let op = client.next_op;
-        client.next_op += 1;
-        let (input, body, command) = match write {
-            None => (
-                KvInput::Get {
-                    key: key.to_string(),
-                },
-                RequestBody::Read {
-                    key: key.to_string(),
-                },
-                None,
-            ),
-            Some(command) => {
-                let seq = client.next_seq;
-                client.next_seq += 1;
-                let id = CommandId {
-                    client: client.id(),
-                    seq,
-                };
-                let payload = command.encode();
-                self.proposed.insert(id, payload.clone());
-                (
-                    command.to_input(),
-                    RequestBody::Write(Command { id, payload }),
-                    Some(command),
-                )
-            }
-        };
-        let history = self.history.len();
-        self.history.push(KvOperation {
-            client: c as u64 + 1,
-            input,
-            invoke: self.now,
-            complete: None,
-            output: None,
-        });
-        self.clients[c].current = Some(PendingOp {
-            op,
-            history,
-            body,
-            command,
-            invoke_at: self.now,
-            attempts: 0,
-            retry_due: false,
-        });
-        self.send_attempt(c);
+        self.begin_op(c, write, key);
         true
     }
 
