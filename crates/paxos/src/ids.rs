@@ -56,7 +56,9 @@ impl fmt::Display for Ballot {
 }
 
 /// A position in the replicated log. Slot 0 is never used; the log starts at slot 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Slot(pub u64);
 
 impl Slot {

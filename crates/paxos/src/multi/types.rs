@@ -202,6 +202,16 @@ pub enum PersistOp {
         /// The chosen value.
         value: Value,
     },
+    /// The replica's durable state was lost (a wiped or replaced disk) and it rejoined as a
+    /// learner that neither promises nor accepts until no promise it may have forgotten can
+    /// matter; see [`Replica::rebuild`](super::Replica::rebuild).
+    RebuildStarted,
+    /// The rebuilding replica saw a leader elected after its rebuild began (a ballot above
+    /// every round any member had seen when asked) and votes again; its promise is `ballot`.
+    VoteRegained {
+        /// The leader's ballot, now promised.
+        ballot: Ballot,
+    },
 }
 
 /// What a replica keeps across a crash: exactly what it was told is durable.
@@ -209,8 +219,14 @@ pub enum PersistOp {
 pub struct DurableState {
     /// Highest ballot promised.
     pub promised: Option<Ballot>,
-    /// Accepted or learned entries by slot.
+    /// Accepted or learned entries by slot, above `compacted_through`.
     pub entries: BTreeMap<Slot, DurableEntry>,
+    /// Every slot up to here is chosen and covered by the state machine's snapshot; the log
+    /// holds nothing for them. Set by storage from the snapshot it recovered.
+    pub compacted_through: Slot,
+    /// Between [`PersistOp::RebuildStarted`] and [`PersistOp::VoteRegained`]: the replica must
+    /// not promise or accept.
+    pub rebuilding: bool,
 }
 
 /// One slot as stored.
@@ -235,6 +251,7 @@ impl DurableState {
                 );
                 self.promised = Some(*ballot);
             }
+            PersistOp::Accept { slot, .. } if *slot <= self.compacted_through => {}
             PersistOp::Accept {
                 slot,
                 ballot,
@@ -252,6 +269,14 @@ impl DurableState {
                     );
                 }
             }
+            PersistOp::RebuildStarted => {
+                self.rebuilding = true;
+            }
+            PersistOp::VoteRegained { ballot } => {
+                self.rebuilding = false;
+                self.promised = Some(self.promised.map_or(*ballot, |p| p.max(*ballot)));
+            }
+            PersistOp::Chosen { slot, .. } if *slot <= self.compacted_through => {}
             PersistOp::Chosen {
                 slot,
                 ballot,
