@@ -999,6 +999,7 @@ impl Simulation {
             chosen,
             reads,
             abandoned,
+            snapshot_wanted: _,
         } = ready;
         let mut persist_issued = false;
         if let Some(batch) = persist {

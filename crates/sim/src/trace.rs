@@ -336,11 +336,13 @@ pub fn describe_message(msg: &Message) -> Json {
             from_slot,
             records,
             next_from,
+            compacted_through,
         } => json!({
             "ballot": ballot.to_string(),
             "from_slot": from_slot.0,
             "records": describe_records(records),
             "next_from": next_from.map(|s| s.0),
+            "compacted_through": compacted_through.0,
         }),
         Message::Accept {
             ballot,
@@ -377,6 +379,13 @@ pub fn describe_message(msg: &Message) -> Json {
         Message::Learn {
             records,
             chosen_through,
-        } => json!({ "records": describe_records(records), "chosen_through": chosen_through.0 }),
+            compacted_through,
+        } => json!({
+            "records": describe_records(records),
+            "chosen_through": chosen_through.0,
+            "compacted_through": compacted_through.0,
+        }),
+        Message::RoundQuery => json!({}),
+        Message::RoundReport { round } => json!({ "round": round }),
     }
 }

@@ -7,6 +7,11 @@ impl Replica {
     /// Phase 1a → 1b. A re-sent Prepare at the promised ballot asks for the next page.
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
         self.note_round(ballot.round);
+        if self.rebuild.is_some() && from != self.id {
+            // Non-voting: a promise from a replica that may have forgotten what it accepted
+            // could let a new leader miss a chosen value.
+            return;
+        }
         if ballot < self.promised {
             let nack = Message::Nack {
                 ballot,
@@ -26,7 +31,8 @@ impl Replica {
         let page_max = self.options.page_records_max.max(1);
         let mut records = Vec::new();
         let mut next_from = None;
-        for (slot, e) in self.log.range(from_slot..) {
+        let first = from_slot.max(self.compacted_through.next());
+        for (slot, e) in self.log.range(first..) {
             if records.len() == page_max {
                 next_from = Some(*slot);
                 break;
@@ -43,6 +49,7 @@ impl Replica {
             from_slot,
             records,
             next_from,
+            compacted_through: self.compacted_through,
         };
         // The promise must be durable before anyone counts it.
         let needs = self.outbox.newest();
@@ -59,6 +66,10 @@ impl Replica {
         chosen_through: Slot,
     ) {
         self.note_round(ballot.round);
+        if self.rebuild.is_some() && from != self.id && !self.observe_leader(from, ballot) {
+            self.learn_chosen_through(from, ballot, chosen_through);
+            return;
+        }
         if ballot < self.promised && !self.bugs.has(Bug::AcceptLowerBallot) {
             let nack = Message::Nack {
                 ballot,
@@ -74,12 +85,23 @@ impl Replica {
         if from != self.id {
             self.follow(ballot);
         }
-        // Nothing to write if the slot is known chosen, or if this is a repeated Accept (the
-        // network may duplicate): the answer below waits for the first write like any other.
-        let already_held = self
-            .log
-            .get(&slot)
-            .is_some_and(|e| e.chosen || (e.ballot == ballot && e.value == value));
+        if slot <= self.compacted_through {
+            // Chosen, applied and compacted: the value is gone, so this acceptor cannot say
+            // whether the leader's value is the chosen one. Silence is safe; the leader's phase
+            // 1 was told of the compacted prefix, so only a stale re-send gets here.
+            return;
+        }
+        let known = self.log.get(&slot);
+        if known.is_some_and(|e| e.chosen && e.value != value) {
+            // Another value is chosen here, so this Accept comes from a superseded ballot.
+            // Answering "accepted" would count a vote never cast for this value.
+            return;
+        }
+        // Nothing to write if the slot is known chosen (with this value), or if this is a
+        // repeated Accept (the network may duplicate): the answer below waits for the first
+        // write like any other.
+        let already_held =
+            known.is_some_and(|e| e.chosen || (e.ballot == ballot && e.value == value));
         if !already_held {
             let entry = LogEntry {
                 ballot,
@@ -110,6 +132,12 @@ impl Replica {
         round: u64,
     ) {
         self.note_round(ballot.round);
+        if self.rebuild.is_some() && !self.observe_leader(from, ballot) {
+            // No echo: an echo vouches that no higher promise exists here, which a replica that
+            // forgot its promises cannot vouch for.
+            self.learn_chosen_through(from, ballot, chosen_through);
+            return;
+        }
         if ballot < self.promised {
             let nack = Message::Nack {
                 ballot,
@@ -139,12 +167,14 @@ impl Replica {
                 self.now_ticks.saturating_sub(t) < u64::from(self.options.election_timeout_ticks)
             }),
         };
-        let granted = !leader_live;
+        // A non-voting replica grants nothing: its grant would help depose a leader that it
+        // cannot then help replace.
+        let granted = !leader_live && self.rebuild.is_none();
         self.outbox
             .send(from, Message::PreVoteReply { round, granted }, 0);
     }
 
-    fn raise_promise(&mut self, ballot: Ballot) {
+    pub(super) fn raise_promise(&mut self, ballot: Ballot) {
         assert!(
             ballot > self.promised,
             "promises only grow: {ballot} after {}",

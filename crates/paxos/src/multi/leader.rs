@@ -50,6 +50,7 @@ impl Replica {
         self.role = Role::Candidate;
         self.promises = NodeSet::EMPTY;
         self.takeover.clear();
+        self.takeover_compacted = None;
         self.counters.elections_started += 1;
         let from_slot = self.chosen_through.next();
         // Our own promise first, so the Prepares below leave only once it is durable: a
@@ -70,6 +71,7 @@ impl Replica {
         ballot: Ballot,
         records: Vec<SlotRecord>,
         next_from: Option<Slot>,
+        compacted_through: Slot,
     ) {
         if self.role != Role::Candidate || ballot != self.ballot {
             return;
@@ -77,6 +79,13 @@ impl Replica {
         let Some(i) = self.index_of(from) else { return };
         if self.promises.contains(i) {
             return;
+        }
+        if compacted_through > self.chosen_through
+            && self
+                .takeover_compacted
+                .is_none_or(|(_, c)| c < compacted_through)
+        {
+            self.takeover_compacted = Some((from, compacted_through));
         }
         let ignore_values = self.bugs.has(Bug::IgnorePromisedValues) && from != self.id;
         for r in records {
@@ -98,6 +107,11 @@ impl Replica {
             self.send_to(from, prepare);
             return;
         }
+        if self.rebuild.is_some() && from == self.id {
+            // A rebuilding replica may run for leader but its own promise does not count: it
+            // may have forgotten values it accepted, and a quorum must report them.
+            return;
+        }
         self.promises.insert(i);
         if self.config.is_phase1_quorum(self.promises) {
             self.become_leader();
@@ -117,6 +131,10 @@ impl Replica {
     /// slot it learned of, with "no-op" commands for gaps.)
     fn become_leader(&mut self) {
         debug_assert!(self.ballot.node == self.id && self.promised == self.ballot);
+        if self.rebuild.is_some() {
+            // Phase 1 completed with a quorum of others at a round above the fence.
+            self.regain_vote(self.ballot);
+        }
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.counters.elections_won += 1;
@@ -128,13 +146,23 @@ impl Replica {
         self.read_round = 0;
         self.proposals.clear();
         let takeover = std::mem::take(&mut self.takeover);
-        let first = self.chosen_through.next();
+        // Slots a promiser compacted are chosen, though their values are unknown here: they
+        // must be neither re-proposed nor filled, and this leader needs that peer's snapshot.
+        let gap = match self.takeover_compacted.take() {
+            Some((from, through)) if through > self.chosen_through => {
+                self.snapshot_wanted = Some(SnapshotWanted { from, through });
+                self.peer_compacted = self.peer_compacted.max(through);
+                through
+            }
+            _ => self.chosen_through,
+        };
+        let first = gap.next();
         let last = takeover
             .keys()
             .next_back()
             .copied()
             .unwrap_or(Slot::ZERO)
-            .max(self.chosen_through);
+            .max(gap);
         for (slot, r) in takeover.iter().filter(|(_, r)| r.chosen) {
             self.learn_chosen(*slot, r.ballot, r.value.clone());
         }
@@ -180,7 +208,8 @@ impl Replica {
     /// Packs pending commands into new slots while the pipeline window has room.
     pub(super) fn fill_window(&mut self) {
         while !self.pending.is_empty() {
-            let in_flight = (self.next_slot.0 - 1).saturating_sub(self.chosen_through.0);
+            let decided = self.chosen_through.max(self.peer_compacted);
+            let in_flight = (self.next_slot.0 - 1).saturating_sub(decided.0);
             if in_flight >= self.options.pipeline_window_slots {
                 break;
             }

@@ -6,6 +6,9 @@ use super::*;
 impl Replica {
     /// Records that `value` is chosen in `slot`.
     pub(super) fn learn_chosen(&mut self, slot: Slot, ballot: Ballot, value: Value) {
+        if slot <= self.compacted_through {
+            return;
+        }
         if let Some(e) = self.log.get(&slot) {
             if e.chosen {
                 // Agreement: a slot has one chosen value. With a planted bug this may break, and
@@ -95,21 +98,27 @@ impl Replica {
     /// Serves one page of chosen slots from `from_slot` on.
     pub(super) fn on_catch_up(&mut self, from: NodeId, from_slot: Slot) {
         let page_max = self.options.page_records_max.max(1);
-        let records: Vec<SlotRecord> = self
-            .log
-            .range(from_slot..)
-            .take_while(|(_, e)| e.chosen)
-            .take(page_max)
-            .map(|(slot, e)| SlotRecord {
-                slot: *slot,
-                ballot: e.ballot,
-                value: e.value.clone(),
-                chosen: true,
-            })
-            .collect();
+        // Below the compacted prefix there is nothing to send: the answer's compacted_through
+        // tells the asker to fetch the snapshot instead.
+        let records: Vec<SlotRecord> = if from_slot <= self.compacted_through {
+            Vec::new()
+        } else {
+            self.log
+                .range(from_slot..)
+                .take_while(|(_, e)| e.chosen)
+                .take(page_max)
+                .map(|(slot, e)| SlotRecord {
+                    slot: *slot,
+                    ballot: e.ballot,
+                    value: e.value.clone(),
+                    chosen: true,
+                })
+                .collect()
+        };
         let msg = Message::Learn {
             records,
             chosen_through: self.chosen_through,
+            compacted_through: self.compacted_through,
         };
         self.outbox.send(from, msg, 0);
     }
@@ -120,6 +129,7 @@ impl Replica {
         from: NodeId,
         records: Vec<SlotRecord>,
         chosen_through: Slot,
+        compacted_through: Slot,
     ) {
         let before = self.chosen_through;
         for r in records {
@@ -128,6 +138,13 @@ impl Replica {
             }
         }
         self.advance_chosen_through();
+        if self.chosen_through < compacted_through {
+            self.snapshot_wanted = Some(SnapshotWanted {
+                from,
+                through: compacted_through,
+            });
+            return;
+        }
         if self.chosen_through > before && self.chosen_through < chosen_through {
             self.ask_catch_up(from);
         }

@@ -12,6 +12,7 @@ mod acceptor;
 mod apply;
 mod leader;
 mod learner;
+mod rebuild;
 mod types;
 
 pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
@@ -67,11 +68,23 @@ pub struct Replica {
     // Acceptor: durable.
     promised: Ballot,
     log: BTreeMap<Slot, LogEntry>,
+    /// Slots up to here are chosen, applied and covered by a durable snapshot; `log` holds
+    /// nothing for them. Invariant: `compacted_through <= handed_out_through <= chosen_through`.
+    compacted_through: Slot,
+    /// Some while this replica is a non-voting learner after losing its disk (rebuild.rs).
+    rebuild: Option<rebuild::Rebuild>,
 
     // Learner.
     chosen_through: Slot,
     handed_out_through: Slot,
     catch_up_asked_ticks: Option<u64>,
+    /// A peer compacted chosen slots this replica lacks: ask the driver for its snapshot.
+    snapshot_wanted: Option<SnapshotWanted>,
+    /// Highest compacted prefix any promise reported during this candidacy, and who reported it.
+    takeover_compacted: Option<(NodeId, Slot)>,
+    /// Slots up to here are known chosen because a peer compacted them, though this replica
+    /// has not installed the snapshot with their values yet.
+    peer_compacted: Slot,
 
     // Election.
     role: Role,
@@ -115,6 +128,21 @@ impl Replica {
         Replica::recover(id, config, options, DurableState::default())
     }
 
+    /// A replica whose durable state was lost (a wiped or replaced disk) while it was a member
+    /// that may have voted. It must not trust its empty state: it rejoins as a non-voting
+    /// learner and regains its vote only once no promise it may have forgotten can matter
+    /// (see rebuild.rs). The first [`Ready`] persists [`PersistOp::RebuildStarted`].
+    pub fn rebuild(
+        id: NodeId,
+        config: Configuration,
+        options: ReplicaOptions,
+    ) -> Result<Replica, ConfigError> {
+        let mut replica = Replica::recover(id, config, options, DurableState::default())?;
+        replica.outbox.record(PersistOp::RebuildStarted);
+        replica.start_rebuild();
+        Ok(replica)
+    }
+
     /// A replica restarted from what its storage holds.
     pub fn recover(
         id: NodeId,
@@ -152,6 +180,12 @@ impl Replica {
                 (slot, entry)
             })
             .collect();
+        let compacted_through = state.compacted_through;
+        assert!(
+            log.keys().next().is_none_or(|s| *s > compacted_through),
+            "storage returned log entries at or below its snapshot's slot {compacted_through}"
+        );
+        let rebuilding = state.rebuilding;
         let round_seen = log
             .values()
             .map(|e| e.ballot.round)
@@ -167,9 +201,14 @@ impl Replica {
             now_ticks: 0,
             promised,
             log,
-            chosen_through: Slot::ZERO,
-            handed_out_through: Slot::ZERO,
+            compacted_through,
+            rebuild: None,
+            chosen_through: compacted_through,
+            handed_out_through: compacted_through,
             catch_up_asked_ticks: None,
+            snapshot_wanted: None,
+            takeover_compacted: None,
+            peer_compacted: compacted_through,
             role: Role::Follower,
             leader: None,
             round_seen,
@@ -181,7 +220,7 @@ impl Replica {
             ballot: Ballot::ZERO,
             promises: NodeSet::EMPTY,
             takeover: BTreeMap::new(),
-            next_slot: Slot(1),
+            next_slot: compacted_through.next(),
             proposals: BTreeMap::new(),
             pending: VecDeque::new(),
             heartbeat_elapsed_ticks: 0,
@@ -196,7 +235,51 @@ impl Replica {
             counters: Counters::default(),
         };
         replica.advance_chosen_through();
+        if rebuilding {
+            // Crashed while rebuilding: the fence it had gathered was not durable; start over.
+            replica.start_rebuild();
+        }
         Ok(replica)
+    }
+
+    /// The driver made durable a snapshot of the state machine covering every slot through
+    /// `through` (applied, so chosen): the log before it is dropped from memory. Storage drops
+    /// it from disk on its own schedule.
+    ///
+    /// # Panics
+    /// If `through` was not handed out for apply: a snapshot cannot cover unapplied slots.
+    pub fn compact(&mut self, through: Slot) {
+        assert!(
+            through <= self.handed_out_through,
+            "snapshot through {through} covers slots not yet applied (applied through {})",
+            self.handed_out_through
+        );
+        if through <= self.compacted_through {
+            return;
+        }
+        self.log = self.log.split_off(&through.next());
+        self.compacted_through = through;
+    }
+
+    /// The driver restored the state machine from a peer's snapshot covering every slot
+    /// through `through` and made it durable (see [`Ready::snapshot_wanted`]). Slots up to
+    /// there count as chosen and applied; apply continues after it.
+    pub fn install_snapshot(&mut self, through: Slot) {
+        if through <= self.handed_out_through {
+            return;
+        }
+        self.log = self.log.split_off(&through.next());
+        self.compacted_through = through;
+        self.handed_out_through = through;
+        self.chosen_through = self.chosen_through.max(through);
+        if self.next_slot <= through {
+            self.next_slot = through.next();
+        }
+        self.proposals = self.proposals.split_off(&through.next());
+        if self.snapshot_wanted.is_some_and(|w| w.through <= through) {
+            self.snapshot_wanted = None;
+        }
+        self.advance_chosen_through();
     }
 
     /// This replica's id.
@@ -217,6 +300,22 @@ impl Replica {
     /// Who this replica believes leads (itself included).
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+
+    /// Slots up to here are compacted into the snapshot.
+    pub fn compacted_through(&self) -> Slot {
+        self.compacted_through
+    }
+
+    /// Slots up to here have been handed out for apply (see [`Ready::chosen`]).
+    pub fn handed_out_through(&self) -> Slot {
+        self.handed_out_through
+    }
+
+    /// Whether this replica votes (promises and accepts); false while rebuilding after a lost
+    /// disk.
+    pub fn is_voting(&self) -> bool {
+        self.rebuild.is_none()
     }
 
     /// The highest ballot this acceptor has promised.
@@ -262,6 +361,10 @@ impl Replica {
     /// Advances time by one tick. `rng` supplies election jitter; nothing else random happens.
     pub fn tick(&mut self, rng: &mut impl RngCore) {
         self.now_ticks += 1;
+        if self.rebuild.is_some() && self.role != Role::Leader {
+            self.tick_rebuild(rng);
+            return;
+        }
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
@@ -286,6 +389,10 @@ impl Replica {
     /// a leadership transfer, or for explorers and model checkers that choose who runs.
     /// (The election timer goes through the pre-vote instead; see [`Replica::tick`].)
     pub fn campaign(&mut self) {
+        if self.rebuild.is_some() && self.fence_round().is_none() {
+            // A rebuilding replica may run only above its fence, which it does not know yet.
+            return;
+        }
         if self.role != Role::Leader {
             self.reset_election_timer();
             self.start_phase1();
@@ -313,8 +420,9 @@ impl Replica {
                 ballot,
                 records,
                 next_from,
+                compacted_through,
                 ..
-            } => self.on_promise(from, ballot, records, next_from),
+            } => self.on_promise(from, ballot, records, next_from, compacted_through),
             Message::Accept {
                 ballot,
                 slot,
@@ -337,7 +445,10 @@ impl Replica {
             Message::Learn {
                 records,
                 chosen_through,
-            } => self.on_learn(from, records, chosen_through),
+                compacted_through,
+            } => self.on_learn(from, records, chosen_through, compacted_through),
+            Message::RoundQuery => self.on_round_query(from),
+            Message::RoundReport { round } => self.on_round_report(from, round),
         }
     }
 
@@ -395,8 +506,15 @@ impl Replica {
                     return Err(RejectReason::Malformed);
                 }
             }
-            Message::Learn { records, .. } => {
-                if !page_ok(records) || records.iter().any(|r| !r.chosen) {
+            Message::Learn {
+                records,
+                chosen_through,
+                compacted_through,
+            } => {
+                if !page_ok(records)
+                    || records.iter().any(|r| !r.chosen)
+                    || compacted_through > chosen_through
+                {
                     return Err(RejectReason::Malformed);
                 }
             }
@@ -411,6 +529,8 @@ impl Replica {
                 }
             }
             Message::PreVote { .. }
+            | Message::RoundQuery
+            | Message::RoundReport { .. }
             | Message::PreVoteReply { .. }
             | Message::Nack { .. }
             | Message::HeartbeatAck { .. } => {}
@@ -518,6 +638,7 @@ impl Replica {
             chosen,
             reads: std::mem::take(&mut self.read_outcomes),
             abandoned: std::mem::take(&mut self.abandoned),
+            snapshot_wanted: self.snapshot_wanted.take(),
         }
     }
 

@@ -14,6 +14,8 @@ struct Cluster {
     cut: BTreeSet<(u64, u64)>,
     down: BTreeSet<u64>,
     durable: Vec<DurableState>,
+    /// Snapshot transfers asked for: (who, from whom, at least through).
+    wanted: Vec<(usize, SnapshotWanted)>,
     rng: ChaCha8Rng,
 }
 
@@ -48,6 +50,7 @@ impl Cluster {
             cut: BTreeSet::new(),
             down: BTreeSet::new(),
             durable: vec![DurableState::default(); n as usize],
+            wanted: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(1),
         }
     }
@@ -74,7 +77,49 @@ impl Cluster {
             }
             self.chosen[i].extend(ready.chosen);
             self.reads.extend(ready.reads);
+            if let Some(w) = ready.snapshot_wanted {
+                self.wanted.push((i, w));
+            }
         }
+    }
+
+    /// The state machine here is the list of chosen entries; a snapshot through `slot` is its
+    /// prefix. Makes one durable and compacts.
+    fn snapshot(&mut self, id: u64) {
+        let i = (id - 1) as usize;
+        let through = self.replicas[i].handed_out_through();
+        self.durable[i].compacted_through = through;
+        self.durable[i].entries = self.durable[i].entries.split_off(&through.next());
+        self.replicas[i].compact(through);
+    }
+
+    /// Serves the snapshot transfers asked for: copies the peer's snapshot prefix.
+    fn transfer_snapshots(&mut self) {
+        for (i, w) in std::mem::take(&mut self.wanted) {
+            let from = (w.from.0 - 1) as usize;
+            let through = self.replicas[from].compacted_through();
+            assert!(through >= w.through, "asked for more than the peer holds");
+            let prefix: Vec<ChosenEntry> = self.chosen[from]
+                .iter()
+                .filter(|e| e.slot <= through)
+                .cloned()
+                .collect();
+            assert_eq!(prefix.len() as u64, through.0, "snapshot source has a gap");
+            self.chosen[i] = prefix;
+            self.durable[i].compacted_through = through;
+            self.durable[i].entries = self.durable[i].entries.split_off(&through.next());
+            self.replicas[i].install_snapshot(through);
+        }
+    }
+
+    /// The node's disk is replaced: it restarts with nothing and must rebuild.
+    fn wipe_and_restart(&mut self, id: u64) {
+        let i = (id - 1) as usize;
+        let config = self.replicas[i].config().clone();
+        self.durable[i] = DurableState::default();
+        self.replicas[i] = Replica::rebuild(NodeId(id), config, options()).unwrap();
+        self.chosen[i].clear();
+        self.down.remove(&id);
     }
 
     /// Delivers messages until the network is quiet.
@@ -103,6 +148,8 @@ impl Cluster {
                     self.replicas[i].tick(&mut self.rng);
                 }
             }
+            self.settle();
+            self.transfer_snapshots();
             self.settle();
         }
     }
@@ -505,6 +552,7 @@ fn impossible_messages_are_refused_and_counted() {
             Message::Learn {
                 records: vec![rec(2), rec(1)],
                 chosen_through: Slot(2),
+                compacted_through: Slot(0),
             },
             RejectReason::Malformed,
         ),
@@ -513,6 +561,7 @@ fn impossible_messages_are_refused_and_counted() {
             Message::Learn {
                 records: (1..=4).map(rec).collect(),
                 chosen_through: Slot(4),
+                compacted_through: Slot(0),
             },
             RejectReason::Malformed,
         ),
@@ -556,4 +605,190 @@ fn proposals_are_bounded_and_redirected() {
         c.r(2).propose(cmd(1, 99_999)),
         Err(ProposeError::Busy { pending: 16_384 })
     );
+}
+
+fn commands(entries: &[ChosenEntry]) -> Vec<Command> {
+    entries
+        .iter()
+        .flat_map(|e| match &e.value {
+            Value::Batch(b) => b.clone(),
+            Value::Noop => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_drops_the_log_prefix_and_a_lagging_replica_installs_the_snapshot() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.crash(3);
+    for seq in 1..=6 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+        c.settle();
+    }
+    c.tick_all(2);
+    for id in [1, 2] {
+        c.snapshot(id);
+        assert_eq!(c.r(id).compacted_through(), Slot(6));
+        assert_eq!(c.r(id).slots().count(), 0, "log kept below the snapshot");
+    }
+    c.restart(3);
+    c.tick_all(30);
+    assert_eq!(c.r(3).chosen_through(), Slot(6));
+    assert_eq!(
+        c.r(3).compacted_through(),
+        Slot(6),
+        "installed the snapshot"
+    );
+    c.r(1).propose(cmd(1, 7)).unwrap();
+    c.settle();
+    c.tick_all(4);
+    assert_eq!(
+        commands(&c.chosen[2]),
+        (1..=7).map(|s| cmd(1, s)).collect::<Vec<_>>()
+    );
+    assert_eq!(c.chosen[2], c.chosen[0]);
+}
+
+#[test]
+fn a_leader_behind_a_compacted_prefix_neither_refills_it_nor_forks_it() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.crash(3);
+    for seq in 1..=4 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+        c.settle();
+    }
+    c.tick_all(2);
+    c.snapshot(1);
+    c.snapshot(2);
+    c.crash(1);
+    c.restart(3);
+    // n3 knows nothing of slots 1..=4; n2 compacted them. n3 must not fill them with no-ops.
+    c.elect(3);
+    assert!(
+        c.r(3).entry(Slot(1)).is_none(),
+        "a compacted slot was re-proposed"
+    );
+    c.r(3).propose(cmd(2, 1)).unwrap();
+    c.settle();
+    c.tick_all(10);
+    assert_eq!(c.r(3).chosen_through(), Slot(5));
+    let mut want: Vec<Command> = (1..=4).map(|s| cmd(1, s)).collect();
+    want.push(cmd(2, 1));
+    assert_eq!(commands(&c.chosen[2]), want);
+    assert_eq!(commands(&c.chosen[1]), want);
+}
+
+#[test]
+fn an_acceptor_does_not_vouch_for_a_value_other_than_the_chosen_one() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert!(c.r(2).entry(Slot(1)).is_some_and(|(_, _, chosen)| chosen));
+    let stale = Ballot::new(c.r(2).promised().round + 1, NodeId(3));
+    c.r(2)
+        .step(
+            NodeId(3),
+            Message::Accept {
+                ballot: stale,
+                slot: Slot(1),
+                value: Value::Noop,
+                chosen_through: Slot::ZERO,
+            },
+        )
+        .unwrap();
+    let ready = c.r(2).ready();
+    assert!(
+        !ready
+            .send
+            .iter()
+            .any(|o| matches!(o.msg, Message::Accepted { slot: Slot(1), .. })),
+        "vouched for a value that is not the chosen one"
+    );
+}
+
+#[test]
+fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    // n3 promises a high ballot to n2's candidacy, then loses its disk.
+    c.r(2).campaign();
+    c.settle();
+    let promised_before = c.r(3).promised();
+    assert_eq!(promised_before, c.r(2).ballot());
+    c.crash(3);
+    c.wipe_and_restart(3);
+    assert!(!c.r(3).is_voting());
+    // While n1 is down, n3's answer to RoundQuery from n1 cannot come: no fence, no vote.
+    c.crash(1);
+    let stale = Ballot::new(promised_before.round - 1, NodeId(1));
+    c.r(3)
+        .step(
+            NodeId(1),
+            Message::Prepare {
+                ballot: stale,
+                from_slot: Slot(1),
+            },
+        )
+        .unwrap();
+    c.r(3)
+        .step(
+            NodeId(1),
+            Message::Accept {
+                ballot: stale,
+                slot: Slot(2),
+                value: Value::Noop,
+                chosen_through: Slot::ZERO,
+            },
+        )
+        .unwrap();
+    let mut sent = Vec::new();
+    let mut ops = Vec::new();
+    for _ in 0..3 {
+        let ready = c.r(3).ready();
+        if let Some(b) = ready.persist {
+            b.ops.iter().for_each(|op| c.durable[2].apply(op));
+            ops.extend(b.ops);
+            c.r(3).persisted(b.seq);
+        }
+        sent.extend(ready.send);
+    }
+    assert!(
+        sent.iter()
+            .all(|o| !matches!(o.msg, Message::Promise { .. } | Message::Accepted { .. })),
+        "a rebuilding replica voted: {sent:?}"
+    );
+    assert_eq!(
+        ops,
+        vec![PersistOp::RebuildStarted],
+        "the rebuild is recorded, nothing else"
+    );
+    c.settle();
+    c.tick_all(60);
+    assert!(!c.r(3).is_voting(), "regained its vote without n1's round");
+    c.restart(1);
+    c.tick_all(80);
+    assert!(c.r(3).is_voting(), "never regained its vote");
+    assert!(
+        c.r(3).promised().round > promised_before.round,
+        "regained at a ballot not above its forgotten promise"
+    );
+    assert!(c.durable[2].promised.is_some() && !c.durable[2].rebuilding);
+    let leader = c.leader().expect("a leader");
+    c.r(leader.0).propose(cmd(1, 2)).unwrap();
+    c.settle();
+    c.tick_all(4);
+    for i in 0..3 {
+        assert_eq!(
+            commands(&c.chosen[i]),
+            vec![cmd(1, 1), cmd(1, 2)],
+            "n{}",
+            i + 1
+        );
+    }
 }

@@ -99,6 +99,9 @@ pub enum Message {
         records: Vec<SlotRecord>,
         /// If the page was cut short, where the next page starts (ask with another Prepare).
         next_from: Option<Slot>,
+        /// Every slot up to here is chosen and compacted into the sender's snapshot: it reports
+        /// nothing for them, and a new leader must neither re-propose nor fill them.
+        compacted_through: Slot,
     },
     /// Phase 2a.
     Accept {
@@ -154,6 +157,17 @@ pub enum Message {
         records: Vec<SlotRecord>,
         /// The sender's chosen prefix.
         chosen_through: Slot,
+        /// The sender's log starts after this slot; a replica missing slots up to here needs the
+        /// sender's snapshot (see [`Ready::snapshot_wanted`]).
+        compacted_through: Slot,
+    },
+    /// A rebuilding replica asks every member for the highest round it has seen, to learn a
+    /// round above any ballot it may have promised before it lost its disk.
+    RoundQuery,
+    /// Answer to [`Message::RoundQuery`]: the highest round the sender has seen or promised.
+    RoundReport {
+        /// That round.
+        round: u64,
     },
 }
 
@@ -172,6 +186,8 @@ impl Message {
             Message::HeartbeatAck { .. } => "heartbeat_ack",
             Message::CatchUp { .. } => "catch_up",
             Message::Learn { .. } => "learn",
+            Message::RoundQuery => "round_query",
+            Message::RoundReport { .. } => "round_report",
         }
     }
 }
@@ -370,6 +386,19 @@ pub struct Ready {
     pub reads: Vec<ReadOutcome>,
     /// Proposals dropped without being given a slot here (leadership lost); retry elsewhere.
     pub abandoned: Vec<CommandId>,
+    /// This replica misses chosen slots that `from` has compacted into a snapshot: fetch a
+    /// snapshot covering at least `through` from it, restore the state machine from it, make it
+    /// durable, then call [`Replica::install_snapshot`](super::Replica::install_snapshot).
+    pub snapshot_wanted: Option<SnapshotWanted>,
+}
+
+/// A snapshot this replica needs from a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotWanted {
+    /// A peer known to hold it.
+    pub from: NodeId,
+    /// The snapshot must cover at least this slot.
+    pub through: Slot,
 }
 
 impl Ready {
@@ -380,6 +409,7 @@ impl Ready {
             && self.chosen.is_empty()
             && self.reads.is_empty()
             && self.abandoned.is_empty()
+            && self.snapshot_wanted.is_none()
     }
 }
 
