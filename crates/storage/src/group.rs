@@ -1,0 +1,204 @@
+//! Group commit: a thread that owns the [`Wal`], takes every batch queued since its last
+//! sync, appends them all, syncs once, and reports the highest tag made durable.
+//!
+//! Completions are delivered by calling the `on_complete` callback given to
+//! [`GroupCommit::spawn`] on the commit thread, once per sync, in submission order. The
+//! callback should be quick (e.g. send on a channel to the driver's loop): the next sync waits
+//! for it.
+
+use crate::error::{Result, StorageError};
+use crate::vfs::Vfs;
+use crate::wal::Wal;
+use paxos::multi::PersistOp;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Bounds of the commit thread. Units are in the names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCommitOptions {
+    /// Submissions queued at most; a full queue blocks [`GroupCommit::submit`] (backpressure).
+    pub queue_depth: usize,
+    /// Submissions appended per sync at most, so one sync's latency stays bounded.
+    pub group_submissions_max: usize,
+}
+
+impl Default for GroupCommitOptions {
+    fn default() -> Self {
+        GroupCommitOptions {
+            queue_depth: 1024,
+            group_submissions_max: 1024,
+        }
+    }
+}
+
+/// What one sync achieved.
+#[derive(Debug)]
+pub enum Completion {
+    /// Every submission up to and including the one tagged `tag` is durable.
+    Durable {
+        /// The highest tag now durable (the last submitted in the group).
+        tag: u64,
+    },
+    /// The group ending with `tag` is not durable; the log refuses every later write too
+    /// (an fsync error is not retryable), so the member must stop and recover.
+    Failed {
+        /// The last tag of the failed group.
+        tag: u64,
+        /// Why.
+        error: StorageError,
+    },
+}
+
+/// Counters of the commit thread.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Groups written (one sync each).
+    pub batches: u64,
+    /// Submissions (records) written.
+    pub records: u64,
+    /// Syncs done.
+    pub syncs: u64,
+    /// Bytes appended.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    syncs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct Submission {
+    ops: Vec<PersistOp>,
+    tag: u64,
+}
+
+/// A [`Wal`] on its own thread.
+pub struct GroupCommit<V: Vfs + Send + 'static>
+where
+    V::File: Send,
+{
+    tx: Option<SyncSender<Submission>>,
+    thread: Option<JoinHandle<Wal<V>>>,
+    counters: Arc<Counters>,
+}
+
+impl<V: Vfs + Send + 'static> GroupCommit<V>
+where
+    V::File: Send,
+{
+    /// Moves `wal` onto a new thread. `on_complete` is called on that thread after each sync.
+    pub fn spawn<F>(wal: Wal<V>, options: GroupCommitOptions, on_complete: F) -> Result<Self>
+    where
+        F: FnMut(Completion) + Send + 'static,
+    {
+        if options.queue_depth == 0 || options.group_submissions_max == 0 {
+            return Err(StorageError::Invalid(
+                "group commit needs a queue depth and a group size of at least 1".into(),
+            ));
+        }
+        let (tx, rx) = sync_channel(options.queue_depth);
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("synod-wal".into())
+            .spawn(move || run(wal, rx, options, on_complete, &thread_counters))
+            .map_err(|e| StorageError::io("spawn commit thread", "", e))?;
+        Ok(GroupCommit {
+            tx: Some(tx),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Queues one batch (one record) tagged `tag`; tags should increase with submission order.
+    /// Blocks while the queue is full.
+    pub fn submit(&self, ops: Vec<PersistOp>, tag: u64) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(|| StorageError::Poisoned {
+            cause: "the commit thread was shut down".into(),
+        })?;
+        tx.send(Submission { ops, tag })
+            .map_err(|_| StorageError::Poisoned {
+                cause: "the commit thread has stopped".into(),
+            })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            records: self.counters.records.load(Ordering::Relaxed),
+            syncs: self.counters.syncs.load(Ordering::Relaxed),
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drains the queue (every submission gets its completion), stops the thread and hands
+    /// back the log.
+    pub fn shutdown(mut self) -> Result<Wal<V>> {
+        self.tx = None;
+        let thread = self
+            .thread
+            .take()
+            .ok_or_else(|| StorageError::Invalid("commit thread already joined".into()))?;
+        thread
+            .join()
+            .map_err(|_| StorageError::Invalid("the commit thread panicked".into()))
+    }
+}
+
+impl<V: Vfs + Send + 'static> Drop for GroupCommit<V>
+where
+    V::File: Send,
+{
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            // Draining on drop keeps the promise that every submission gets a completion.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run<V: Vfs, F: FnMut(Completion)>(
+    mut wal: Wal<V>,
+    rx: Receiver<Submission>,
+    options: GroupCommitOptions,
+    mut on_complete: F,
+    counters: &Counters,
+) -> Wal<V> {
+    let mut group: Vec<Submission> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        group.clear();
+        group.push(first);
+        while group.len() < options.group_submissions_max {
+            match rx.try_recv() {
+                Ok(s) => group.push(s),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let tag = group.last().map_or(0, |s| s.tag);
+        let before = wal.stats().bytes;
+        let batches: Vec<&[PersistOp]> = group.iter().map(|s| s.ops.as_slice()).collect();
+        let result = wal.append_batches(&batches).and_then(|_| wal.sync());
+        counters
+            .bytes
+            .fetch_add(wal.stats().bytes - before, Ordering::Relaxed);
+        match result {
+            Ok(_) => {
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .records
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                counters.syncs.fetch_add(1, Ordering::Relaxed);
+                on_complete(Completion::Durable { tag });
+            }
+            Err(error) => on_complete(Completion::Failed { tag, error }),
+        }
+    }
+    wal
+}

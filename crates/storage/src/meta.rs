@@ -1,0 +1,149 @@
+//! The `meta` file: which cluster and member a data directory belongs to. Written once at
+//! initialization (tmp, fsync, rename, directory fsync), so its presence marks the directory
+//! initialized and it is never seen half-written.
+
+use crate::codec::{put_u32, put_u64, Reader};
+use crate::error::{DecodeError, Result, StorageError};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+use std::path::Path;
+
+/// Name of the metadata file in a data directory.
+pub const META_FILE: &str = "meta";
+const META_TMP: &str = "meta.tmp";
+/// Magic number at the start of the meta file.
+pub const META_MAGIC: [u8; 8] = *b"SYNODMET";
+/// Version of the meta file format.
+pub const META_VERSION: u32 = 1;
+/// Most initial members a meta file may list (a bound before allocating on read).
+pub const META_MEMBERS_MAX: usize = 1024;
+
+/// Who a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// The cluster.
+    pub cluster_id: u64,
+    /// This member.
+    pub member_id: u64,
+    /// The members the cluster started with.
+    pub initial_members: Vec<u64>,
+}
+
+impl Meta {
+    /// The file's bytes: magic, version u32, cluster u64, member u64, count u32, members u64
+    /// each, then CRC32C of everything before, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&META_MAGIC);
+        put_u32(&mut out, META_VERSION);
+        put_u64(&mut out, self.cluster_id);
+        put_u64(&mut out, self.member_id);
+        put_u32(
+            &mut out,
+            u32::try_from(self.initial_members.len()).unwrap_or(u32::MAX),
+        );
+        for m in &self.initial_members {
+            put_u64(&mut out, *m);
+        }
+        let crc = crc32c::crc32c(&out);
+        put_u32(&mut out, crc);
+        out
+    }
+
+    /// Parses and verifies the file's bytes.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<Meta, DecodeError> {
+        if bytes.len() < 4 {
+            return Err(DecodeError::Truncated {
+                at: 0,
+                need: 4 - bytes.len(),
+                have: bytes.len(),
+            });
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let computed = crc32c::crc32c(body);
+        if stored != computed {
+            return Err(DecodeError::Checksum { stored, computed });
+        }
+        let mut r = Reader::new(body);
+        if r.bytes(8)? != META_MAGIC {
+            return Err(DecodeError::Invalid { what: "meta magic" });
+        }
+        let version = r.u32()?;
+        if version != META_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "meta",
+                version,
+            });
+        }
+        let cluster_id = r.u64()?;
+        let member_id = r.u64()?;
+        let count = r.count("member count", 8)?;
+        if count > META_MEMBERS_MAX {
+            return Err(DecodeError::Invalid {
+                what: "member count above META_MEMBERS_MAX",
+            });
+        }
+        let mut initial_members = Vec::with_capacity(count);
+        for _ in 0..count {
+            initial_members.push(r.u64()?);
+        }
+        r.finish()?;
+        Ok(Meta {
+            cluster_id,
+            member_id,
+            initial_members,
+        })
+    }
+
+    /// Reads `dir/meta`; `None` if the directory is not initialized. A meta file that does not
+    /// verify is corruption.
+    pub fn read<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<Meta>> {
+        let path = dir.join(META_FILE);
+        if !vfs
+            .exists(&path)
+            .map_err(|e| StorageError::io("stat", &path, e))?
+        {
+            return Ok(None);
+        }
+        let mut file = vfs
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| StorageError::io("open", &path, e))?;
+        let len = file.len().map_err(|e| StorageError::io("stat", &path, e))?;
+        let max = 8 + 4 + 8 + 8 + 4 + 8 * META_MEMBERS_MAX as u64 + 4;
+        if len > max {
+            return Err(StorageError::corrupt(
+                &path,
+                max,
+                format!("meta file of {len} bytes is too long"),
+            ));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_at(&mut bytes, 0)
+            .map_err(|e| StorageError::io("read", &path, e))?;
+        Meta::decode(&bytes)
+            .map(Some)
+            .map_err(|e| StorageError::corrupt(&path, 0, format!("meta file does not verify: {e}")))
+    }
+
+    /// Writes `dir/meta` atomically and durably.
+    pub fn write<V: Vfs>(&self, vfs: &V, dir: &Path) -> Result<()> {
+        if self.initial_members.len() > META_MEMBERS_MAX {
+            return Err(StorageError::Invalid(format!(
+                "{} initial members exceed the limit of {META_MEMBERS_MAX}",
+                self.initial_members.len()
+            )));
+        }
+        let tmp = dir.join(META_TMP);
+        let path = dir.join(META_FILE);
+        let mut file = vfs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(|e| StorageError::io("create", &tmp, e))?;
+        file.write_at(&self.encode(), 0)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| StorageError::io("write", &tmp, e))?;
+        vfs.rename(&tmp, &path)
+            .map_err(|e| StorageError::io("rename", &tmp, e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| StorageError::io("sync directory", dir, e))
+    }
+}

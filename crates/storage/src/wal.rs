@@ -1,0 +1,1166 @@
+//! The write-ahead log: append-only, preallocated segment files of framed, checksummed
+//! records. One [`Wal::append`] is one record, so a batch of [`PersistOp`]s is atomic: after a
+//! crash it is either wholly there or wholly absent. Nothing is reported durable before the
+//! fdatasync (and, after a segment was created, the directory fsync) that makes it so.
+//!
+//! The byte layout and the crash-safety argument are in `docs/storage-format.md`.
+
+use crate::codec::{self, put_u32, put_u64, Checkpoint};
+use crate::error::{Result, StorageError};
+use crate::snapshot::{self, SnapshotMeta};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
+use paxos::multi::{DurableState, PersistOp};
+use paxos::{Ballot, Slot};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Bytes of a segment header.
+pub const SEGMENT_HEADER_BYTES: u64 = 64;
+/// Bytes of a record's frame before its payload: length, CRC32C, LSN, type.
+pub const RECORD_HEADER_BYTES: u64 = 17;
+/// The unit the torn-write rule reasons in.
+pub const SECTOR_BYTES: u64 = 512;
+/// Magic number at the start of every segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNODWAL";
+/// Version of the segment and record framing.
+pub const SEGMENT_VERSION: u32 = 1;
+
+/// Record type: a batch of [`PersistOp`]s.
+pub const RECORD_BATCH: u8 = 1;
+/// Record type: a [`Checkpoint`] (first record of every segment).
+pub const RECORD_CHECKPOINT: u8 = 2;
+
+/// Largest checkpoint payload: version, flags, ballot.
+const CHECKPOINT_BYTES_MAX: u64 = 1 + 1 + 16;
+
+/// A log sequence number: records are numbered 1, 2, 3... without gaps, across segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lsn{}", self.0)
+    }
+}
+
+/// Sizes of the log. Units are in the names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Size every new segment is preallocated to.
+    pub segment_bytes: u64,
+    /// Largest record payload (one encoded batch). Checked on append (an error) and on replay
+    /// (corruption).
+    pub record_bytes_max: u64,
+    /// Planted bug: `sync` reports durable without syncing. The simulator must catch it.
+    #[cfg(feature = "planted-bugs")]
+    pub ack_before_sync: bool,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: 64 << 20,
+            record_bytes_max: 8 << 20,
+            #[cfg(feature = "planted-bugs")]
+            ack_before_sync: false,
+        }
+    }
+}
+
+impl WalOptions {
+    /// Small sizes for tests: 64 KiB segments, 16 KiB records.
+    pub fn small() -> Self {
+        WalOptions::with_sizes(64 << 10, 16 << 10)
+    }
+
+    /// Options with the given sizes and every other field at its default.
+    pub fn with_sizes(segment_bytes: u64, record_bytes_max: u64) -> Self {
+        WalOptions {
+            segment_bytes,
+            record_bytes_max,
+            #[cfg(feature = "planted-bugs")]
+            ack_before_sync: false,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.record_bytes_max == 0 || self.record_bytes_max > u64::from(u32::MAX) {
+            return Err(StorageError::Invalid(format!(
+                "record_bytes_max {} must be in 1..=u32::MAX",
+                self.record_bytes_max
+            )));
+        }
+        // A fresh segment must hold its header, its checkpoint and the largest record, or a
+        // batch could be refused forever.
+        let needed = SEGMENT_HEADER_BYTES
+            + RECORD_HEADER_BYTES
+            + CHECKPOINT_BYTES_MAX
+            + RECORD_HEADER_BYTES
+            + self.record_bytes_max;
+        if self.segment_bytes < needed {
+            return Err(StorageError::Invalid(format!(
+                "segment_bytes {} cannot hold a header, a checkpoint and a record of \
+                 record_bytes_max {}: need at least {needed}",
+                self.segment_bytes, self.record_bytes_max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Something recovery repaired, reported so the operator can see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// A torn final record (a write cut by a crash, never acknowledged) was zeroed.
+    TornTail {
+        /// The segment.
+        path: PathBuf,
+        /// Where the torn record began.
+        offset: u64,
+        /// Bytes zeroed.
+        bytes: u64,
+    },
+    /// A leftover temporary file of an interrupted rotation or snapshot was removed.
+    LeftoverRemoved {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// What [`Wal::open`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The durable state: the log replayed over the newest snapshot.
+    pub state: DurableState,
+    /// The newest valid snapshot, whose slot is `state.compacted_through`.
+    pub snapshot: Option<SnapshotMeta>,
+    /// What was repaired.
+    pub repairs: Vec<Repair>,
+    /// The last record recovered.
+    pub last_lsn: Lsn,
+}
+
+/// Work done by a [`Wal`], for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Write calls that appended records.
+    pub writes: u64,
+    /// Records appended (batches and checkpoints).
+    pub records: u64,
+    /// Bytes appended, frames included.
+    pub bytes: u64,
+    /// `sync` calls that synced something.
+    pub syncs: u64,
+    /// Directory fsyncs.
+    pub dir_syncs: u64,
+    /// Segments created.
+    pub rotations: u64,
+    /// Segments deleted by compaction.
+    pub segments_removed: u64,
+}
+
+/// One segment as the log knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its index (its name).
+    pub index: u64,
+    /// Its path.
+    pub path: PathBuf,
+    /// LSN of its first record (its checkpoint).
+    pub first_lsn: Lsn,
+    /// Its preallocated size.
+    pub segment_bytes: u64,
+    /// Highest slot any of its records names, if any.
+    pub max_slot: Option<Slot>,
+}
+
+/// The write-ahead log of one replica. Synchronous: the caller chooses when to sync (see
+/// [`crate::group::GroupCommit`] for a thread that batches syncs).
+pub struct Wal<V: Vfs> {
+    vfs: V,
+    dir: PathBuf,
+    options: WalOptions,
+    segments: Vec<SegmentInfo>,
+    active: V::File,
+    write_offset: u64,
+    next_lsn: u64,
+    durable_lsn: u64,
+    /// The promise and rebuilding flag after every appended record, for the next checkpoint.
+    tracked: Checkpoint,
+    dir_dirty: bool,
+    poisoned: Option<String>,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    stats: WalStats,
+}
+
+impl<V: Vfs> fmt::Debug for Wal<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("next_lsn", &self.next_lsn)
+            .field("durable_lsn", &self.durable_lsn)
+            .finish()
+    }
+}
+
+/// The file name of segment `index`.
+pub fn segment_name(index: u64) -> String {
+    format!("wal-{index:016x}.log")
+}
+
+fn segment_tmp_name(index: u64) -> String {
+    format!("wal-{index:016x}.tmp")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn is_segment_tmp(name: &str) -> bool {
+    name.starts_with("wal-") && name.ends_with(".tmp")
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SegmentHeader {
+    index: u64,
+    first_lsn: u64,
+    segment_bytes: u64,
+}
+
+fn encode_header(h: &SegmentHeader) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
+    out.extend_from_slice(&SEGMENT_MAGIC);
+    put_u32(&mut out, SEGMENT_VERSION);
+    put_u32(&mut out, SEGMENT_HEADER_BYTES as u32);
+    put_u64(&mut out, h.index);
+    put_u64(&mut out, h.first_lsn);
+    put_u64(&mut out, h.segment_bytes);
+    out.resize(60, 0);
+    let crc = crc32c::crc32c(&out);
+    put_u32(&mut out, crc);
+    out
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn parse_header(path: &Path, data: &[u8], index: u64) -> Result<SegmentHeader> {
+    if (data.len() as u64) < SEGMENT_HEADER_BYTES {
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            format!(
+                "the file is {} bytes, too short for a segment header (truncated?)",
+                data.len()
+            ),
+        ));
+    }
+    if data[..8] != SEGMENT_MAGIC {
+        return Err(StorageError::corrupt(
+            path,
+            0,
+            "bad magic number: not a Synod WAL segment",
+        ));
+    }
+    let stored = le_u32(data, 60);
+    let computed = crc32c::crc32c(&data[..60]);
+    if stored != computed {
+        return Err(StorageError::corrupt(
+            path,
+            60,
+            format!(
+                "segment header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+        ));
+    }
+    let version = le_u32(data, 8);
+    if version != SEGMENT_VERSION {
+        return Err(StorageError::corrupt(
+            path,
+            8,
+            format!("unsupported segment format version {version}"),
+        ));
+    }
+    if u64::from(le_u32(data, 12)) != SEGMENT_HEADER_BYTES {
+        return Err(StorageError::corrupt(path, 12, "unexpected header length"));
+    }
+    let header = SegmentHeader {
+        index: le_u64(data, 16),
+        first_lsn: le_u64(data, 24),
+        segment_bytes: le_u64(data, 32),
+    };
+    if header.index != index {
+        return Err(StorageError::corrupt(
+            path,
+            16,
+            format!(
+                "the header says segment {} but the file is named for segment {index}",
+                header.index
+            ),
+        ));
+    }
+    let len = data.len() as u64;
+    if len != header.segment_bytes {
+        let how = if len < header.segment_bytes {
+            "shorter"
+        } else {
+            "longer"
+        };
+        return Err(StorageError::corrupt(
+            path,
+            len.min(header.segment_bytes),
+            format!(
+                "the segment is {len} bytes, {how} than the {} bytes it was preallocated to \
+                 (truncated or extended behind the log's back)",
+                header.segment_bytes
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+fn record_crc(record: &[u8]) -> u32 {
+    // The CRC covers every byte of the record except its own four: length, LSN, type, payload.
+    crc32c::crc32c_append(crc32c::crc32c(&record[..4]), &record[8..])
+}
+
+/// Frames `payload` (already at `out[start + RECORD_HEADER_BYTES..]`) as a record.
+fn seal_frame(out: &mut [u8], start: usize, lsn: u64, kind: u8) {
+    let payload_len = (out.len() - start) as u64 - RECORD_HEADER_BYTES;
+    // Bounded by record_bytes_max, itself at most u32::MAX (checked in validate).
+    let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 8..start + 16].copy_from_slice(&lsn.to_le_bytes());
+    out[start + 16] = kind;
+    let crc = record_crc(&out[start..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.resize(start + RECORD_HEADER_BYTES as usize, 0);
+    start
+}
+
+/// A record found by a scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordLocation {
+    /// The segment.
+    pub path: PathBuf,
+    /// Byte offset of the record's frame.
+    pub offset: u64,
+    /// Frame plus payload bytes.
+    pub len: u64,
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// Its type byte.
+    pub kind: u8,
+}
+
+struct Scan {
+    records: Vec<(u64, u64, u64, u8)>, // offset, total len, lsn, kind
+    end: u64,
+    torn: Option<(u64, u64)>, // offset, bytes
+}
+
+/// Whether a record that failed verification at `start` looks like a write cut short by a
+/// crash: its declared end runs past the last non-zero byte of the segment, or it ends exactly
+/// there and some sector's share of it is all zero (an unwritten sector of a preallocated
+/// file reads as zeros). Either way nothing non-zero follows it.
+fn looks_torn(data: &[u8], start: u64, declared_end: u64, written_end: u64) -> bool {
+    if declared_end > written_end {
+        return true;
+    }
+    if declared_end != written_end {
+        return false;
+    }
+    let mut sector = start / SECTOR_BYTES;
+    while sector * SECTOR_BYTES < declared_end {
+        let lo = (sector * SECTOR_BYTES).max(start) as usize;
+        let hi = ((sector + 1) * SECTOR_BYTES).min(declared_end) as usize;
+        if data[lo..hi].iter().all(|b| *b == 0) {
+            return true;
+        }
+        sector += 1;
+    }
+    false
+}
+
+fn scan_segment(
+    path: &Path,
+    data: &[u8],
+    header: &SegmentHeader,
+    is_last: bool,
+    record_bytes_max: u64,
+) -> Result<Scan> {
+    let len = data.len() as u64;
+    let written_end = data
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |i| i as u64 + 1)
+        .max(SEGMENT_HEADER_BYTES);
+    let mut records = Vec::new();
+    let mut p = SEGMENT_HEADER_BYTES;
+    let mut expected_lsn = header.first_lsn;
+    loop {
+        if p >= written_end {
+            return Ok(Scan {
+                records,
+                end: p,
+                torn: None,
+            });
+        }
+        let header_zero = p + RECORD_HEADER_BYTES <= len
+            && data[p as usize..(p + RECORD_HEADER_BYTES) as usize]
+                .iter()
+                .all(|b| *b == 0);
+        if p + RECORD_HEADER_BYTES > len || header_zero {
+            let first = data[p as usize..]
+                .iter()
+                .position(|b| *b != 0)
+                .map_or(p, |i| p + i as u64);
+            return Err(StorageError::corrupt(
+                path,
+                first,
+                format!(
+                    "non-zero bytes after the end of the log (it ends at byte {p}): a \
+                     misdirected or stray write"
+                ),
+            ));
+        }
+        let at = p as usize;
+        let payload_len = u64::from(le_u32(data, at));
+        let stored_crc = le_u32(data, at + 4);
+        let lsn = le_u64(data, at + 8);
+        let kind = data[at + 16];
+        let declared_end = p + RECORD_HEADER_BYTES + payload_len;
+        let problem = if payload_len > record_bytes_max {
+            Some(format!(
+                "record length {payload_len} exceeds the limit of {record_bytes_max} bytes"
+            ))
+        } else if declared_end > len {
+            Some(format!(
+                "record length {payload_len} runs past the end of the segment"
+            ))
+        } else {
+            let computed = record_crc(&data[at..declared_end as usize]);
+            (computed != stored_crc).then(|| {
+                format!(
+                    "record checksum mismatch (stored {stored_crc:#010x}, computed {computed:#010x})"
+                )
+            })
+        };
+        if let Some(problem) = problem {
+            if is_last && looks_torn(data, p, declared_end, written_end) {
+                return Ok(Scan {
+                    records,
+                    end: p,
+                    torn: Some((p, written_end - p)),
+                });
+            }
+            let place = if is_last {
+                "and it is not a torn final write (bytes follow it, or none of its sectors is unwritten)"
+            } else {
+                "in a sealed segment, which was synced whole before the next one was created"
+            };
+            return Err(StorageError::corrupt(
+                path,
+                p,
+                format!("{problem} at LSN {expected_lsn}, {place}"),
+            ));
+        }
+        if lsn != expected_lsn {
+            return Err(StorageError::corrupt(
+                path,
+                p,
+                format!(
+                    "record has LSN {lsn} where LSN {expected_lsn} belongs: records must be \
+                     consecutive (a misdirected or lost write)"
+                ),
+            ));
+        }
+        let first = p == SEGMENT_HEADER_BYTES;
+        match (first, kind) {
+            (true, RECORD_CHECKPOINT) | (false, RECORD_BATCH) => {}
+            (true, _) => {
+                return Err(StorageError::corrupt(
+                    path,
+                    p,
+                    format!("the first record has type {kind}, not a checkpoint"),
+                ))
+            }
+            (false, _) => {
+                return Err(StorageError::corrupt(
+                    path,
+                    p,
+                    format!("record of unknown type {kind}"),
+                ))
+            }
+        }
+        records.push((p, declared_end - p, lsn, kind));
+        p = declared_end;
+        expected_lsn += 1;
+    }
+}
+
+fn read_whole<V: Vfs>(vfs: &V, path: &Path) -> Result<Vec<u8>> {
+    let mut file = vfs
+        .open(path, OpenMode::Existing)
+        .map_err(|e| StorageError::io("open", path, e))?;
+    let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+    let len = usize::try_from(len)
+        .map_err(|_| StorageError::corrupt(path, 0, "file too large to read"))?;
+    let mut data = vec![0u8; len];
+    file.read_at(&mut data, 0)
+        .map_err(|e| StorageError::io("read", path, e))?;
+    Ok(data)
+}
+
+fn slot_of(op: &PersistOp) -> Option<Slot> {
+    match op {
+        PersistOp::Accept { slot, .. } | PersistOp::Chosen { slot, .. } => Some(*slot),
+        _ => None,
+    }
+}
+
+fn track(cp: &mut Checkpoint, op: &PersistOp) {
+    match op {
+        PersistOp::Promise { ballot } => cp.promised = Some(max_ballot(cp.promised, *ballot)),
+        PersistOp::VoteRegained { ballot } => {
+            cp.promised = Some(max_ballot(cp.promised, *ballot));
+            cp.rebuilding = false;
+        }
+        PersistOp::RebuildStarted => cp.rebuilding = true,
+        PersistOp::Accept { .. } | PersistOp::Chosen { .. } => {}
+    }
+}
+
+fn max_ballot(a: Option<Ballot>, b: Ballot) -> Ballot {
+    a.map_or(b, |a| a.max(b))
+}
+
+/// Every record of every segment in `dir`, for a simulator choosing where to inject a fault.
+/// Stops quietly at the first record that does not verify.
+pub fn scan_records<V: Vfs>(vfs: &V, dir: &Path) -> Result<Vec<RecordLocation>> {
+    let names = vfs
+        .list(dir)
+        .map_err(|e| StorageError::io("list", dir, e))?;
+    let mut out = Vec::new();
+    for name in names {
+        let Some(index) = parse_segment_name(&name) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let data = read_whole(vfs, &path)?;
+        let Ok(header) = parse_header(&path, &data, index) else {
+            continue;
+        };
+        if let Ok(scan) = scan_segment(&path, &data, &header, true, u64::from(u32::MAX)) {
+            for (offset, len, lsn, kind) in scan.records {
+                out.push(RecordLocation {
+                    path: path.clone(),
+                    offset,
+                    len,
+                    lsn: Lsn(lsn),
+                    kind,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl<V: Vfs> Wal<V> {
+    /// Opens the log in `dir`, creating an empty one if the directory holds no segment and no
+    /// snapshot, and replays it. See the module docs and `docs/storage-format.md` for what is
+    /// repaired and what is corruption.
+    pub fn open(
+        vfs: V,
+        dir: impl Into<PathBuf>,
+        options: WalOptions,
+    ) -> Result<(Wal<V>, Recovered)> {
+        Wal::open_inner(vfs, dir.into(), options, true)
+    }
+
+    /// Opens an existing log; a directory without segments is corruption (its log was lost).
+    pub(crate) fn open_existing(
+        vfs: V,
+        dir: PathBuf,
+        options: WalOptions,
+    ) -> Result<(Wal<V>, Recovered)> {
+        Wal::open_inner(vfs, dir, options, false)
+    }
+
+    fn open_inner(
+        vfs: V,
+        dir: PathBuf,
+        options: WalOptions,
+        create_if_empty: bool,
+    ) -> Result<(Wal<V>, Recovered)> {
+        options.validate()?;
+        vfs.create_dir_all(&dir)
+            .map_err(|e| StorageError::io("create directory", &dir, e))?;
+        let mut repairs = Vec::new();
+        let names = vfs
+            .list(&dir)
+            .map_err(|e| StorageError::io("list", &dir, e))?;
+        let mut removed = false;
+        for name in names.iter().filter(|n| is_segment_tmp(n)) {
+            let path = dir.join(name);
+            tracing::warn!(path = %path.display(), "removing the leftover of an interrupted segment rotation");
+            vfs.remove(&path)
+                .map_err(|e| StorageError::io("remove", &path, e))?;
+            repairs.push(Repair::LeftoverRemoved { path });
+            removed = true;
+        }
+        if removed {
+            vfs.sync_dir(&dir)
+                .map_err(|e| StorageError::io("sync directory", &dir, e))?;
+        }
+        let snapshot = snapshot::latest_snapshot_inner(&vfs, &dir, &mut repairs)?;
+        let mut indices: Vec<(u64, String)> = names
+            .iter()
+            .filter_map(|n| parse_segment_name(n).map(|i| (i, n.clone())))
+            .collect();
+        indices.sort();
+
+        let compacted_through = snapshot.as_ref().map_or(Slot::ZERO, |s| s.through);
+        if indices.is_empty() {
+            if snapshot.is_some() || !create_if_empty {
+                return Err(StorageError::corrupt(
+                    &dir,
+                    0,
+                    "the directory has no WAL segment although it was initialized: the log \
+                     holding this member's promise is gone",
+                ));
+            }
+            return Wal::create_fresh(vfs, dir, options, repairs);
+        }
+        for pair in indices.windows(2) {
+            if pair[1].0 != pair[0].0 + 1 {
+                return Err(StorageError::corrupt(
+                    dir.join(&pair[1].1),
+                    0,
+                    format!(
+                        "segment {} follows segment {}: segment {} is missing",
+                        pair[1].0,
+                        pair[0].0,
+                        pair[0].0 + 1
+                    ),
+                ));
+            }
+        }
+
+        let mut state = DurableState {
+            compacted_through,
+            ..DurableState::default()
+        };
+        let mut tracked = Checkpoint::default();
+        let mut segments = Vec::new();
+        let mut next_lsn: Option<(u64, PathBuf, u64)> = None; // lsn, previous path, its end
+        let mut tail = None;
+        let count = indices.len();
+        for (k, (index, name)) in indices.iter().enumerate() {
+            let path = dir.join(name);
+            let is_last = k + 1 == count;
+            let data = read_whole(&vfs, &path)?;
+            let header = parse_header(&path, &data, *index)?;
+            if let Some((expected, prev_path, prev_end)) = &next_lsn {
+                if header.first_lsn != *expected {
+                    return Err(StorageError::corrupt(
+                        prev_path,
+                        *prev_end,
+                        format!(
+                            "the log in this segment ends before LSN {expected} but the next \
+                             segment {} begins at LSN {}: records are missing (a rolled-back \
+                             or lost write?)",
+                            path.display(),
+                            header.first_lsn
+                        ),
+                    ));
+                }
+            }
+            let scan = scan_segment(&path, &data, &header, is_last, options.record_bytes_max)?;
+            let mut info = SegmentInfo {
+                index: *index,
+                path: path.clone(),
+                first_lsn: Lsn(header.first_lsn),
+                segment_bytes: header.segment_bytes,
+                max_slot: None,
+            };
+            if scan.records.is_empty() {
+                return Err(StorageError::corrupt(
+                    &path,
+                    SEGMENT_HEADER_BYTES,
+                    "the segment has no checkpoint record",
+                ));
+            }
+            for (offset, len, _lsn, kind) in &scan.records {
+                let payload =
+                    &data[(offset + RECORD_HEADER_BYTES) as usize..(offset + len) as usize];
+                replay_record(
+                    &path,
+                    *offset,
+                    *kind,
+                    payload,
+                    k == 0,
+                    &mut state,
+                    &mut tracked,
+                    &mut info,
+                )?;
+            }
+            let last_lsn = header.first_lsn + scan.records.len() as u64 - 1;
+            next_lsn = Some((last_lsn + 1, path.clone(), scan.end));
+            segments.push(info);
+            if is_last {
+                tail = Some((path, scan, last_lsn));
+            }
+        }
+        let Some((path, scan, last_lsn)) = tail else {
+            return Err(StorageError::Invalid("no last segment".into()));
+        };
+        let mut active = vfs
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| StorageError::io("open", &path, e))?;
+        if let Some((offset, bytes)) = scan.torn {
+            tracing::warn!(
+                path = %path.display(),
+                offset,
+                bytes,
+                "truncating a torn final record (a write cut short by a crash, never acknowledged)"
+            );
+            // Zero the torn bytes now: a shorter record appended over them would otherwise
+            // leave non-zero garbage after the end of the log, which the next recovery must
+            // call corruption.
+            let zeros = vec![0u8; usize::try_from(bytes).unwrap_or(0)];
+            active
+                .write_at(&zeros, offset)
+                .and_then(|()| active.sync_data())
+                .map_err(|e| StorageError::io("zero torn tail of", &path, e))?;
+            repairs.push(Repair::TornTail {
+                path: path.clone(),
+                offset,
+                bytes,
+            });
+        }
+        let wal = Wal {
+            vfs,
+            dir,
+            options,
+            segments,
+            active,
+            write_offset: scan.end,
+            next_lsn: last_lsn + 1,
+            durable_lsn: last_lsn,
+            tracked,
+            dir_dirty: false,
+            poisoned: None,
+            buf: Vec::new(),
+            scratch: Vec::new(),
+            stats: WalStats::default(),
+        };
+        Ok((
+            wal,
+            Recovered {
+                state,
+                snapshot,
+                repairs,
+                last_lsn: Lsn(last_lsn),
+            },
+        ))
+    }
+
+    fn create_fresh(
+        vfs: V,
+        dir: PathBuf,
+        options: WalOptions,
+        repairs: Vec<Repair>,
+    ) -> Result<(Wal<V>, Recovered)> {
+        let tracked = Checkpoint::default();
+        let (active, end, info) =
+            create_segment(&vfs, &dir, 1, 1, options.segment_bytes, &tracked)?;
+        vfs.sync_dir(&dir)
+            .map_err(|e| StorageError::io("sync directory", &dir, e))?;
+        let wal = Wal {
+            vfs,
+            dir,
+            options,
+            segments: vec![info],
+            active,
+            write_offset: end,
+            next_lsn: 2,
+            durable_lsn: 1,
+            tracked,
+            dir_dirty: false,
+            poisoned: None,
+            buf: Vec::new(),
+            scratch: Vec::new(),
+            stats: WalStats {
+                rotations: 1,
+                dir_syncs: 1,
+                ..WalStats::default()
+            },
+        };
+        Ok((
+            wal,
+            Recovered {
+                state: DurableState::default(),
+                snapshot: None,
+                repairs,
+                last_lsn: Lsn(1),
+            },
+        ))
+    }
+
+    /// Appends one batch as one record (atomic after a crash). Not durable until [`Wal::sync`].
+    /// Returns the record's LSN (the last LSN if `ops` is empty, which writes nothing).
+    pub fn append(&mut self, ops: &[PersistOp]) -> Result<Lsn> {
+        self.append_batches(&[ops])
+    }
+
+    /// Appends several batches, one record each, with one write call per segment touched.
+    /// Returns the LSN of the last record. If any batch is too large nothing is written.
+    pub fn append_batches<B: AsRef<[PersistOp]>>(&mut self, batches: &[B]) -> Result<Lsn> {
+        self.check_poisoned()?;
+        let mut payloads = std::mem::take(&mut self.scratch);
+        payloads.clear();
+        let mut ends = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let ops = batch.as_ref();
+            if ops.is_empty() {
+                continue;
+            }
+            let start = payloads.len();
+            codec::encode_batch(ops, &mut payloads);
+            let len = (payloads.len() - start) as u64;
+            if len > self.options.record_bytes_max {
+                self.scratch = payloads;
+                return Err(StorageError::RecordTooLarge {
+                    bytes: len,
+                    limit: self.options.record_bytes_max,
+                });
+            }
+            ends.push((start, payloads.len(), ops));
+        }
+        let result = self.write_records(&payloads, &ends);
+        self.scratch = payloads;
+        result
+    }
+
+    fn write_records(
+        &mut self,
+        payloads: &[u8],
+        ends: &[(usize, usize, &[PersistOp])],
+    ) -> Result<Lsn> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        for (start, end, ops) in ends {
+            let record_len = RECORD_HEADER_BYTES + (end - start) as u64;
+            let segment_bytes = self.active_info().segment_bytes;
+            if self.write_offset + buf.len() as u64 + record_len > segment_bytes {
+                if let Err(e) = self.flush(&buf).and_then(|()| self.rotate()) {
+                    self.buf = buf;
+                    return Err(e);
+                }
+                buf.clear();
+            }
+            let frame = begin_frame(&mut buf);
+            buf.extend_from_slice(&payloads[*start..*end]);
+            seal_frame(&mut buf, frame, self.next_lsn, RECORD_BATCH);
+            self.next_lsn += 1;
+            self.stats.records += 1;
+            let info = self.active_info_mut();
+            for op in ops.iter() {
+                if let Some(slot) = slot_of(op) {
+                    info.max_slot = Some(info.max_slot.map_or(slot, |m| m.max(slot)));
+                }
+            }
+            for op in ops.iter() {
+                track(&mut self.tracked, op);
+            }
+        }
+        let result = self.flush(&buf);
+        self.buf = buf;
+        result.map(|()| Lsn(self.next_lsn - 1))
+    }
+
+    fn flush(&mut self, buf: &[u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let offset = self.write_offset;
+        if let Err(e) = self.active.write_at(buf, offset) {
+            return Err(self.poison("write", e));
+        }
+        self.write_offset += buf.len() as u64;
+        self.stats.writes += 1;
+        self.stats.bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        // Seal the old segment first: recovery requires every segment but the last to be
+        // whole, which holds only if its records are durable before a newer segment can be.
+        if let Err(e) = self.active.sync_data() {
+            return Err(self.poison("sync", e));
+        }
+        let index = self.active_info().index + 1;
+        let first_lsn = self.next_lsn;
+        match create_segment(
+            &self.vfs,
+            &self.dir,
+            index,
+            first_lsn,
+            self.options.segment_bytes,
+            &self.tracked,
+        ) {
+            Ok((file, end, info)) => {
+                self.active = file;
+                self.write_offset = end;
+                self.segments.push(info);
+                self.next_lsn += 1;
+                self.dir_dirty = true;
+                self.stats.rotations += 1;
+                self.stats.records += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes everything appended durable and returns the last durable LSN: fdatasync of the
+    /// active segment, and a directory fsync if a segment was created since the last sync.
+    pub fn sync(&mut self) -> Result<Lsn> {
+        self.check_poisoned()?;
+        let last = self.next_lsn - 1;
+        #[cfg(feature = "planted-bugs")]
+        if self.options.ack_before_sync {
+            // The planted bug: report durable without syncing anything.
+            self.durable_lsn = last;
+            return Ok(Lsn(last));
+        }
+        if self.durable_lsn == last && !self.dir_dirty {
+            return Ok(Lsn(last));
+        }
+        if let Err(e) = self.active.sync_data() {
+            return Err(self.poison("sync", e));
+        }
+        if self.dir_dirty {
+            if let Err(e) = self.vfs.sync_dir(&self.dir) {
+                return Err(self.poison("sync directory", e));
+            }
+            self.dir_dirty = false;
+            self.stats.dir_syncs += 1;
+        }
+        self.stats.syncs += 1;
+        self.durable_lsn = last;
+        Ok(Lsn(last))
+    }
+
+    /// Deletes the oldest segments whose slot-carrying records all lie at or below `through`
+    /// (never the active one), each followed by a directory fsync so that a crash midway leaves
+    /// a contiguous suffix. The promise survives in the checkpoint heading every newer
+    /// segment. `through` must be covered by a snapshot in the directory. Returns how many
+    /// segments were removed.
+    pub fn compact(&mut self, through: Slot) -> Result<usize> {
+        self.check_poisoned()?;
+        let newest = snapshot::newest_snapshot_slot(&self.vfs, &self.dir)?;
+        if newest.is_none_or(|s| s < through) {
+            return Err(StorageError::Invalid(format!(
+                "cannot compact through {through}: the newest snapshot covers only {:?}",
+                newest
+            )));
+        }
+        let mut removed = 0;
+        while self.segments.len() > 1 && self.segments[0].max_slot.is_none_or(|m| m <= through) {
+            let path = self.segments[0].path.clone();
+            self.vfs
+                .remove(&path)
+                .map_err(|e| StorageError::io("remove", &path, e))?;
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
+            self.stats.dir_syncs += 1;
+            self.stats.segments_removed += 1;
+            self.segments.remove(0);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// LSN of the last record appended.
+    pub fn last_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn - 1)
+    }
+
+    /// LSN of the last record known durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn(self.durable_lsn)
+    }
+
+    /// The segments, oldest first; the last is active.
+    pub fn segments(&self) -> &[SegmentInfo] {
+        &self.segments
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file-system handle.
+    pub fn vfs(&self) -> &V {
+        &self.vfs
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &WalStats {
+        &self.stats
+    }
+
+    /// The promise the log would checkpoint now.
+    pub fn promised(&self) -> Option<Ballot> {
+        self.tracked.promised
+    }
+
+    /// Whether the log has refused writes since an I/O error.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    fn active_info(&self) -> &SegmentInfo {
+        // `segments` is never empty: open creates or finds one, compaction keeps the active.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_info_mut(&mut self) -> &mut SegmentInfo {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(StorageError::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, op: &'static str, e: std::io::Error) -> StorageError {
+        let path = self.active_info().path.clone();
+        let err = StorageError::io(op, path, e);
+        tracing::error!(error = %err, "the log refuses further writes");
+        self.poisoned = Some(err.to_string());
+        err
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_record(
+    path: &Path,
+    offset: u64,
+    kind: u8,
+    payload: &[u8],
+    first_segment: bool,
+    state: &mut DurableState,
+    tracked: &mut Checkpoint,
+    info: &mut SegmentInfo,
+) -> Result<()> {
+    let bad = |what: String| StorageError::corrupt(path, offset, what);
+    match kind {
+        RECORD_CHECKPOINT => {
+            let cp = codec::decode_checkpoint(payload)
+                .map_err(|e| bad(format!("checkpoint does not decode: {e}")))?;
+            // Replayed from its start, the log must agree with each later checkpoint; only the
+            // first surviving segment's checkpoint may add what deleted segments held.
+            if !first_segment && cp != *tracked {
+                return Err(bad(format!(
+                    "checkpoint {cp:?} disagrees with the log before it {tracked:?}"
+                )));
+            }
+            *tracked = cp;
+            state.promised = cp.promised;
+            state.rebuilding = cp.rebuilding;
+        }
+        _ => {
+            let ops = codec::decode_batch(payload)
+                .map_err(|e| bad(format!("batch does not decode: {e}")))?;
+            for op in &ops {
+                if let PersistOp::Promise { ballot } = op {
+                    if state.promised.is_some_and(|p| p > *ballot) {
+                        return Err(bad(format!(
+                            "promise {ballot} is below the earlier promise {:?}: promises only grow",
+                            state.promised
+                        )));
+                    }
+                }
+                if let Some(slot) = slot_of(op) {
+                    info.max_slot = Some(info.max_slot.map_or(slot, |m| m.max(slot)));
+                }
+                state.apply(op);
+                track(tracked, op);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates segment `index` under a temporary name, writes its header and checkpoint,
+/// preallocates it, syncs it, and renames it into place, so a segment that has its final name
+/// always has a durable header and checkpoint. The rename is durable after the caller's
+/// directory fsync.
+fn create_segment<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    index: u64,
+    first_lsn: u64,
+    segment_bytes: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(V::File, u64, SegmentInfo)> {
+    let tmp = dir.join(segment_tmp_name(index));
+    let path = dir.join(segment_name(index));
+    let mut head = encode_header(&SegmentHeader {
+        index,
+        first_lsn,
+        segment_bytes,
+    });
+    let frame = begin_frame(&mut head);
+    codec::encode_checkpoint(checkpoint, &mut head);
+    seal_frame(&mut head, frame, first_lsn, RECORD_CHECKPOINT);
+    let mut file = vfs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(|e| StorageError::io("create", &tmp, e))?;
+    file.allocate(segment_bytes)
+        .and_then(|()| file.write_at(&head, 0))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StorageError::io("preallocate", &tmp, e))?;
+    vfs.rename(&tmp, &path)
+        .map_err(|e| StorageError::io("rename", &tmp, e))?;
+    let info = SegmentInfo {
+        index,
+        path,
+        first_lsn: Lsn(first_lsn),
+        segment_bytes,
+        max_slot: None,
+    };
+    Ok((file, head.len() as u64, info))
+}

@@ -1,0 +1,109 @@
+//! Group commit on a thread, on real files: one completion per sync, tags in order, fewer
+//! syncs than submissions under load, and everything durable on reopen.
+
+mod common;
+
+use common::*;
+use std::sync::mpsc;
+use storage::group::{Completion, GroupCommit, GroupCommitOptions};
+use storage::{StdFs, Wal, WalOptions};
+
+#[test]
+fn many_submissions_share_few_syncs_and_complete_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions::with_sizes(1 << 20, 64 << 10);
+    let (wal, _) = Wal::open(StdFs::new(), tmp.path(), options.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let group = GroupCommit::spawn(
+        wal,
+        GroupCommitOptions {
+            queue_depth: 64,
+            group_submissions_max: 256,
+        },
+        move |c| {
+            let _ = tx.send(c);
+        },
+    )
+    .unwrap();
+    let submissions = 2000u64;
+    for tag in 1..=submissions {
+        group.submit(vec![accept(tag, 1, 64)], tag).unwrap();
+    }
+    let wal = group_shutdown(group, submissions);
+    let completions: Vec<Completion> = rx.try_iter().collect();
+    let mut last = 0;
+    for c in &completions {
+        match c {
+            Completion::Durable { tag } => {
+                assert!(*tag > last, "tags out of order: {tag} after {last}");
+                last = *tag;
+            }
+            Completion::Failed { error, .. } => panic!("{error}"),
+        }
+    }
+    assert_eq!(last, submissions);
+    assert!(
+        (completions.len() as u64) < submissions / 2,
+        "{} syncs for {submissions} submissions",
+        completions.len()
+    );
+    drop(wal);
+    let (_, rec) = Wal::open(StdFs::new(), tmp.path(), options).unwrap();
+    assert_eq!(rec.state.entries.len() as u64, submissions);
+}
+
+fn group_shutdown(group: GroupCommit<StdFs>, submissions: u64) -> Wal<StdFs> {
+    let stats = group.stats();
+    assert!(stats.records <= submissions);
+    group.shutdown().unwrap()
+}
+
+#[test]
+fn after_a_failed_sync_every_later_group_fails() {
+    let fs = storage::memfs::MemFs::new();
+    let (wal, _) = Wal::open(fs.clone(), "/d", WalOptions::small()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
+        let _ = tx.send(c);
+    })
+    .unwrap();
+    fs.fail_next_sync(&std::path::Path::new("/d").join(storage::wal::segment_name(1)));
+    group.submit(vec![promise(1)], 1).unwrap();
+    group.submit(vec![promise(2)], 2).unwrap();
+    let wal = group.shutdown().unwrap();
+    assert!(wal.is_poisoned());
+    let completions: Vec<Completion> = rx.try_iter().collect();
+    assert!(!completions.is_empty());
+    assert!(completions
+        .iter()
+        .all(|c| matches!(c, Completion::Failed { .. })));
+}
+
+#[test]
+fn stats_count_one_sync_per_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(StdFs::new(), tmp.path(), WalOptions::small()).unwrap();
+    let (tx, rx) = mpsc::sync_channel(1024);
+    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
+        let _ = tx.send(c);
+    })
+    .unwrap();
+    for tag in 1..=300 {
+        group.submit(vec![promise(tag)], tag).unwrap();
+    }
+    // Wait for the last completion, then read the counters.
+    let mut seen = 0;
+    while seen < 300 {
+        match rx.recv().unwrap() {
+            Completion::Durable { tag } => seen = tag,
+            Completion::Failed { error, .. } => panic!("{error}"),
+        }
+    }
+    let stats = group.stats();
+    assert_eq!(stats.records, 300);
+    assert_eq!(stats.syncs, stats.batches);
+    assert!(stats.syncs <= 300 && stats.syncs >= 1);
+    assert!(stats.bytes > 300 * 17);
+    let wal = group.shutdown().unwrap();
+    assert_eq!(wal.durable_lsn(), wal.last_lsn());
+}
