@@ -91,11 +91,13 @@ pub enum FaultKind {
     /// A follower started phase 1 at once, skipping the pre-vote (as a leadership transfer
     /// does): dueling ballots even while a leader is healthy.
     ForcedElection,
+    /// A crashed node's disk was wiped (a replaced disk): it must rebuild as a learner.
+    Wipe,
 }
 
 impl FaultKind {
     /// Every kind, in the order figures list them.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Loss,
         FaultKind::Duplicate,
         FaultKind::LongDelay,
@@ -107,6 +109,7 @@ impl FaultKind {
         FaultKind::Swizzle,
         FaultKind::Crash,
         FaultKind::ForcedElection,
+        FaultKind::Wipe,
     ];
 
     /// The partition kinds.
@@ -133,6 +136,7 @@ impl FaultKind {
             FaultKind::Swizzle => "swizzle",
             FaultKind::Crash => "crash",
             FaultKind::ForcedElection => "forced-election",
+            FaultKind::Wipe => "wipe",
         }
     }
 }
@@ -215,6 +219,13 @@ pub struct FaultPlan {
     pub disk_base_us: u64,
     /// Uniform random extra on every disk write.
     pub disk_jitter_us: u64,
+    /// A node snapshots its applied state and compacts its log every this many slots (0:
+    /// never).
+    pub snapshot_every_slots: u64,
+    /// Chance that a crash also wipes the node's disk, per mille (only while every other
+    /// member votes: a cluster that lost a quorum's disks has lost data, which no protocol
+    /// can prevent).
+    pub wipe_permille: u32,
 }
 
 impl FaultPlan {
@@ -239,6 +250,8 @@ impl FaultPlan {
             batch_survives_permille: 500,
             disk_base_us: 100,
             disk_jitter_us: 400,
+            snapshot_every_slots: 0,
+            wipe_permille: 0,
         }
     }
 
@@ -301,6 +314,12 @@ impl FaultPlan {
                 plan.crash_points.push(CrashPoint::RandomTime);
             }
             plan.batch_survives_permille = range(rng, 0, 1_000) as u32;
+            if nodes >= 3 && chance_permille(rng, 300) {
+                plan.wipe_permille = range(rng, 50, 400) as u32;
+            }
+        }
+        if chance_permille(rng, 600) {
+            plan.snapshot_every_slots = range(rng, 2, 40);
         }
         plan
     }
@@ -323,6 +342,9 @@ impl FaultPlan {
         }
         if self.election_gap_us > 0 {
             kinds.push(FaultKind::ForcedElection);
+        }
+        if self.wipe_permille > 0 {
+            kinds.push(FaultKind::Wipe);
         }
         kinds.sort();
         kinds

@@ -41,7 +41,7 @@ pub enum KvCommand {
 /// What applying a command answers. Mirrors [`KvOutput`] plus a variant for a payload that
 /// does not decode, which only a broken driver produces (the simulator reports it as a
 /// validity violation rather than panicking inside the state machine).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KvResult {
     /// A put was applied.
     Put,
@@ -189,7 +189,7 @@ fn take_str(rest: &mut &[u8]) -> Option<String> {
 }
 
 /// The replicated map. Deterministic: a `BTreeMap`, no clocks, no randomness.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KvMachine {
     map: BTreeMap<String, String>,
 }

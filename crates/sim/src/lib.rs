@@ -55,6 +55,7 @@ pub mod kv;
 pub mod report;
 mod rng;
 mod sim;
+pub mod snapshot;
 pub mod trace;
 
 pub use campaign::{run_campaign, run_seed, run_seeds, CampaignSpec};

@@ -7,7 +7,7 @@ use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
 use crate::sim::{bug_names, SimConfig, Simulation};
 use lincheck::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
@@ -36,6 +36,8 @@ pub struct RunReport {
     pub batches_lost: u64,
     /// Persist batches in flight at a crash that survived.
     pub batches_kept: u64,
+    /// Snapshots, transfers and rebuilds.
+    pub storage: StorageFigures,
     /// Client operations answered.
     pub ops_ok: u64,
     /// Gets given up: no outcome, and no effect since they only read.
@@ -99,6 +101,13 @@ impl RunReport {
             crash_points: tally.crash_points.clone(),
             batches_lost: tally.batches_lost,
             batches_kept: tally.batches_kept,
+            storage: StorageFigures {
+                snapshots_taken: tally.snapshots_taken,
+                snapshot_transfers: tally.snapshot_transfers,
+                snapshots_installed: tally.snapshots_installed,
+                rebuilds: tally.rebuilds,
+                votes_regained: tally.votes_regained,
+            },
             ops_ok,
             ops_failed,
             ops_unknown,
@@ -131,6 +140,7 @@ impl RunReport {
             crash_points: BTreeMap::new(),
             batches_lost: 0,
             batches_kept: 0,
+            storage: StorageFigures::default(),
             ops_ok: 0,
             ops_failed: 0,
             ops_unknown: 0,
@@ -218,6 +228,7 @@ impl fmt::Display for RunReport {
             "  batches at crash      {} kept, {} lost",
             self.batches_kept, self.batches_lost
         )?;
+        writeln!(f, "  {}", self.storage)?;
         writeln!(
             f,
             "  operations            {} ok, {} failed, {} unknown",
@@ -280,6 +291,8 @@ pub struct CampaignReport {
     pub batches_lost: u64,
     /// Persist batches that survived crashes.
     pub batches_kept: u64,
+    /// Snapshots, transfers and rebuilds, summed.
+    pub storage: StorageFigures,
     /// Operations answered.
     pub ops_ok: u64,
     /// Gets given up.
@@ -344,6 +357,7 @@ impl CampaignReport {
             add_counts(&mut c.violation_counts, &r.violation_counts);
             c.batches_lost += r.batches_lost;
             c.batches_kept += r.batches_kept;
+            c.storage.add(&r.storage);
             c.ops_ok += r.ops_ok;
             c.ops_failed += r.ops_failed;
             c.ops_unknown += r.ops_unknown;
@@ -476,6 +490,7 @@ impl fmt::Display for CampaignReport {
             "  batches at crash      {} kept, {} lost",
             self.batches_kept, self.batches_lost
         )?;
+        writeln!(f, "  {}", self.storage)?;
         writeln!(
             f,
             "  operations            {} ok, {} failed, {} unknown",
@@ -558,4 +573,43 @@ fn fmt_violations(counts: &BTreeMap<CheckKind, u64>) -> String {
         .filter_map(|k| counts.get(&k).map(|v| format!("{k} {v}")))
         .collect();
     format!("{total} ({})", parts.join(", "))
+}
+
+/// Snapshot and rebuild figures of a run or a campaign.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageFigures {
+    /// Snapshots taken (each compacts the log).
+    pub snapshots_taken: u64,
+    /// Snapshot transfers started by a replica that missed compacted slots.
+    pub snapshot_transfers: u64,
+    /// Snapshots received whole, verified and installed.
+    pub snapshots_installed: u64,
+    /// Disks wiped: rebuilds started.
+    pub rebuilds: u64,
+    /// Rebuilt replicas that regained their vote.
+    pub votes_regained: u64,
+}
+
+impl StorageFigures {
+    fn add(&mut self, o: &StorageFigures) {
+        self.snapshots_taken += o.snapshots_taken;
+        self.snapshot_transfers += o.snapshot_transfers;
+        self.snapshots_installed += o.snapshots_installed;
+        self.rebuilds += o.rebuilds;
+        self.votes_regained += o.votes_regained;
+    }
+}
+
+impl fmt::Display for StorageFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "snapshots             {} taken, {} transfers, {} installed; rebuilds {} (vote regained {})",
+            self.snapshots_taken,
+            self.snapshot_transfers,
+            self.snapshots_installed,
+            self.rebuilds,
+            self.votes_regained
+        )
+    }
 }

@@ -7,6 +7,7 @@ use crate::faults::{
 use crate::kv::{KvCommand, KvMachine, KvResult};
 use crate::report::RunReport;
 use crate::rng::{below, chance_permille, range, shuffle};
+use crate::snapshot::{ChunkOutcome, StoredSnapshot, Transfer, CHUNK_BYTES};
 use crate::trace::{
     client_name, describe_message, describe_value, node_name, DropReason, TraceEvent, TraceHeader,
     TraceRecord, TRACE_FORMAT_NAME, TRACE_FORMAT_VERSION,
@@ -222,6 +223,25 @@ pub enum Payload {
     Request(ClientRequest),
     /// Node to client.
     Reply(ClientReply),
+    /// A node asks a peer for the chunk at `offset` of its snapshot (covering at least
+    /// `at_least`).
+    SnapshotFetch {
+        /// The slot the snapshot must cover at least.
+        at_least: Slot,
+        /// Byte offset wanted.
+        offset: u64,
+    },
+    /// One chunk of a snapshot.
+    SnapshotChunk {
+        /// The slot the snapshot covers.
+        through: Slot,
+        /// Where this chunk starts.
+        offset: u64,
+        /// The snapshot's whole length.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
 }
 
 impl Payload {
@@ -230,6 +250,8 @@ impl Payload {
             Payload::Peer(m) => m.kind(),
             Payload::Request(_) => "request",
             Payload::Reply(_) => "reply",
+            Payload::SnapshotFetch { .. } => "snapshot_fetch",
+            Payload::SnapshotChunk { .. } => "snapshot_chunk",
         }
     }
 }
@@ -386,6 +408,14 @@ pub struct SimNode {
     next_read: u64,
     armed: Option<CrashPoint>,
     role: Role,
+    /// The durable snapshot (survives crashes, not wipes).
+    snapshot: Option<StoredSnapshot>,
+    /// A snapshot being received from a peer (volatile).
+    transfer: Option<Transfer>,
+    /// The disk was wiped while down: the next start is a rebuild.
+    wiped: bool,
+    /// Started as a rebuild and has not regained its vote yet.
+    rebuilding: bool,
 }
 
 impl SimNode {
@@ -412,6 +442,11 @@ impl SimNode {
     /// Persist batches handed to the disk and not yet durable: `(seq, ops)`.
     pub fn disk_in_flight(&self) -> impl Iterator<Item = (PersistSeq, &[PersistOp])> {
         self.disk.iter().map(|w| (w.seq, w.ops.as_slice()))
+    }
+
+    /// The durable snapshot's slot, if any.
+    pub fn snapshot_through(&self) -> Option<Slot> {
+        self.snapshot.as_ref().map(|s| s.through)
     }
 
     /// The applied key-value state (volatile: rebuilt from the log at restart).
@@ -491,6 +526,11 @@ pub(crate) struct Tally {
     pub(crate) reads_given_up: u64,
     pub(crate) writes_given_up: u64,
     pub(crate) violation_counts: BTreeMap<CheckKind, u64>,
+    pub(crate) snapshots_taken: u64,
+    pub(crate) snapshot_transfers: u64,
+    pub(crate) snapshots_installed: u64,
+    pub(crate) rebuilds: u64,
+    pub(crate) votes_regained: u64,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -576,6 +616,10 @@ impl Simulation {
                 next_read: 1,
                 armed: None,
                 role: Role::Follower,
+                snapshot: None,
+                transfer: None,
+                wiped: false,
+                rebuilding: false,
             });
         }
         let clients = (0..config.clients)
@@ -937,6 +981,7 @@ impl Simulation {
             });
         }
         self.drive(i);
+        self.retry_transfer(i);
         let next = self.now + self.config.timing.tick_us;
         self.schedule(
             next,
@@ -965,6 +1010,11 @@ impl Simulation {
             }
         }
         self.note_role(i);
+        let node = &mut self.nodes[i];
+        let voting = node.replica.as_ref().is_some_and(Replica::is_voting);
+        if voting && std::mem::take(&mut node.rebuilding) {
+            self.tally.votes_regained += 1;
+        }
         self.crash_if_armed_at(i, CrashPoint::Leader);
     }
 
@@ -999,7 +1049,7 @@ impl Simulation {
             chosen,
             reads,
             abandoned,
-            snapshot_wanted: _,
+            snapshot_wanted,
         } = ready;
         let mut persist_issued = false;
         if let Some(batch) = persist {
@@ -1068,6 +1118,9 @@ impl Simulation {
                     self.reply(i, client, op, ReplyBody::NotLeader(leader));
                 }
             }
+        }
+        if let Some(w) = snapshot_wanted {
+            self.start_transfer(i, w.from, w.through);
         }
         if persist_issued {
             self.crash_if_armed_at(i, CrashPoint::PersistIssued);
@@ -1138,6 +1191,7 @@ impl Simulation {
             );
             self.violation(CheckKind::StateDivergence, Some(i), Some(slot.0), detail);
         }
+        self.maybe_snapshot(i);
         for a in applied {
             let output = match a.outcome {
                 SessionOutcome::Applied(o) | SessionOutcome::Duplicate(o) => o,
@@ -1157,6 +1211,175 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// Takes a snapshot once enough slots were applied since the last one, and compacts.
+    /// Taking it is modelled as durable at once; the storage layer makes that real.
+    fn maybe_snapshot(&mut self, i: usize) {
+        let every = self.plan.snapshot_every_slots;
+        if every == 0 {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        let applied = node.applier.applied_through();
+        let last = node.snapshot.as_ref().map_or(Slot::ZERO, |s| s.through);
+        if applied.0 < last.0 + every {
+            return;
+        }
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        let snap = StoredSnapshot::take(&node.applier);
+        node.durable.compacted_through = applied;
+        node.durable.entries = node.durable.entries.split_off(&applied.next());
+        node.snapshot = Some(snap);
+        replica.compact(applied);
+        self.tally.snapshots_taken += 1;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Snapshot {
+                node: node_name(i),
+                through: applied.0,
+            });
+        }
+    }
+
+    /// The replica of node `i` misses slots `from` compacted: fetch its snapshot.
+    fn start_transfer(&mut self, i: usize, from: NodeId, at_least: Slot) {
+        let busy = self.nodes[i]
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.at_least >= at_least);
+        if busy {
+            return;
+        }
+        let Some(j) = self.membership.index_of(from) else {
+            return;
+        };
+        self.nodes[i].transfer = Some(Transfer::new(from, at_least, self.now));
+        self.tally.snapshot_transfers += 1;
+        self.send(
+            Endpoint::Node(i),
+            Endpoint::Node(j),
+            Payload::SnapshotFetch {
+                at_least,
+                offset: 0,
+            },
+        );
+    }
+
+    /// Re-asks for the current chunk if a transfer made no progress for a while (a chunk or
+    /// a request was lost).
+    fn retry_transfer(&mut self, i: usize) {
+        let patience = 10 * self.config.timing.tick_us;
+        let Some(t) = self.nodes[i].transfer.as_mut() else {
+            return;
+        };
+        if self.now.saturating_sub(t.progress_at_us) < patience {
+            return;
+        }
+        t.progress_at_us = self.now;
+        let (from, at_least, offset) = (t.from, t.at_least, t.offset());
+        let Some(j) = self.membership.index_of(from) else {
+            return;
+        };
+        self.send(
+            Endpoint::Node(i),
+            Endpoint::Node(j),
+            Payload::SnapshotFetch { at_least, offset },
+        );
+    }
+
+    /// Node `j` serves one chunk of its durable snapshot to node `to`.
+    fn serve_snapshot(&mut self, j: usize, to: usize, at_least: Slot, offset: u64) {
+        let Some(snap) = self.nodes[j].snapshot.as_ref() else {
+            return;
+        };
+        if snap.through < at_least {
+            return;
+        }
+        let total = snap.bytes.len() as u64;
+        let Some(start) = usize::try_from(offset)
+            .ok()
+            .filter(|o| *o < snap.bytes.len())
+        else {
+            return;
+        };
+        let end = (start + CHUNK_BYTES).min(snap.bytes.len());
+        let chunk = Payload::SnapshotChunk {
+            through: snap.through,
+            offset,
+            total,
+            data: snap.bytes[start..end].to_vec(),
+        };
+        self.send(Endpoint::Node(j), Endpoint::Node(to), chunk);
+    }
+
+    fn on_snapshot_chunk(&mut self, i: usize, through: Slot, offset: u64, total: u64, data: &[u8]) {
+        let now = self.now;
+        let Some(t) = self.nodes[i].transfer.as_mut() else {
+            return;
+        };
+        let from = t.from;
+        match t.accept(through, offset, total, data, now) {
+            ChunkOutcome::Ignored => {}
+            ChunkOutcome::Progress => {
+                let (at_least, offset) = (t.at_least, t.offset());
+                if let Some(j) = self.membership.index_of(from) {
+                    self.send(
+                        Endpoint::Node(i),
+                        Endpoint::Node(j),
+                        Payload::SnapshotFetch { at_least, offset },
+                    );
+                }
+            }
+            ChunkOutcome::Complete(snap) => {
+                self.nodes[i].transfer = None;
+                self.install_snapshot(i, snap);
+            }
+        }
+    }
+
+    /// Node `i` restores its state machine from a received snapshot, stores it, and tells its
+    /// replica. The restored state must match what every other node had after that slot.
+    fn install_snapshot(&mut self, i: usize, snap: StoredSnapshot) {
+        let through = snap.through;
+        if through <= self.nodes[i].applier.applied_through() {
+            return;
+        }
+        let Some(applier) = snap.restore() else {
+            let detail = format!("snapshot through {} did not verify", through.0);
+            self.violation(CheckKind::StateDivergence, Some(i), Some(through.0), detail);
+            return;
+        };
+        let digest = applier.machine().digest();
+        if let Some(want) = self.digests.get(through.0 as usize) {
+            if *want != digest {
+                let detail = format!(
+                    "snapshot through {} restores digest {digest:016x}, others had {want:016x}",
+                    through.0
+                );
+                self.violation(CheckKind::StateDivergence, Some(i), Some(through.0), detail);
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.applier = applier;
+        node.next_handout = through.0 + 1;
+        node.durable.compacted_through = through;
+        node.durable.entries = node.durable.entries.split_off(&through.next());
+        node.snapshot = Some(snap);
+        // Writes waiting at this node for slots the snapshot covers are answered by a retry
+        // (the session table in the snapshot recognises it).
+        if let Some(replica) = node.replica.as_mut() {
+            replica.install_snapshot(through);
+        }
+        self.tally.snapshots_installed += 1;
+        if self.tracing() {
+            self.trace_event(TraceEvent::SnapshotInstalled {
+                node: node_name(i),
+                through: through.0,
+            });
+        }
+        self.drive(i);
     }
 
     /// Answers confirmed reads whose slot is applied.
@@ -1270,6 +1493,7 @@ impl Simulation {
         node.confirmed_reads.clear();
         node.armed = None;
         node.role = Role::Follower;
+        node.transfer = None;
         self.tally.batches_kept += kept;
         self.tally.batches_lost += lost;
         *self.tally.crash_points.entry(point).or_insert(0) += 1;
@@ -1281,6 +1505,14 @@ impl Simulation {
                 batches_kept: kept as usize,
                 batches_lost: lost as usize,
             });
+        }
+        if self.phase == Phase::Faults
+            && self.config.nemesis
+            && chance_permille(&mut self.rng, self.plan.wipe_permille)
+            && self.others_vote(i)
+            && self.wipe_keeps_chosen_values(i)
+        {
+            self.wipe_disk(i);
         }
         if self.phase == Phase::Faults && self.config.nemesis {
             let down_us = range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000));
@@ -1295,25 +1527,131 @@ impl Simulation {
         }
     }
 
+    /// Whether every member other than `i` votes: up and not rebuilding, or down with its
+    /// disk intact.
+    fn others_vote(&self, i: usize) -> bool {
+        self.nodes.iter().enumerate().all(|(j, n)| {
+            j == i
+                || match n.replica.as_ref() {
+                    Some(r) => r.is_voting(),
+                    None => !n.wiped && !n.durable.rebuilding,
+                }
+        })
+    }
+
+    /// Whether wiping node `i` leaves every value that may be chosen on enough disks that
+    /// every phase-1 quorum of the others still meets one: Paxos survives the loss of one
+    /// disk, not of the last copies of a chosen value. Counts only durable state: a value
+    /// is possibly chosen once a phase-2 quorum holds it durably (an Accepted leaves only
+    /// after its write), and a snapshot covering the slot holds whatever was chosen there.
+    fn wipe_keeps_chosen_values(&self, i: usize) -> bool {
+        let n = self.nodes.len();
+        let need = n + 1 - self.membership.phase1_size();
+        let q2 = self.membership.phase2_size();
+        let last = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.durable.entries.keys().next_back().copied())
+            .chain(self.nodes.iter().map(|node| node.durable.compacted_through))
+            .max()
+            .unwrap_or(Slot::ZERO);
+        let mut slot = Slot(1);
+        while slot <= last {
+            let compacted: Vec<usize> = (0..n)
+                .filter(|j| self.nodes[*j].durable.compacted_through >= slot)
+                .collect();
+            let known = self.oracle.chosen(slot);
+            let mut values: Vec<&Value> = known.into_iter().collect();
+            if values.is_empty() && !compacted.is_empty() {
+                // Compacted somewhere but never handed out where the oracle saw it: cannot
+                // tell which copy is the chosen one, so do not wipe.
+                return false;
+            }
+            for node in &self.nodes {
+                if let Some(e) = node.durable.entries.get(&slot) {
+                    if !values.contains(&&e.value) {
+                        values.push(&e.value);
+                    }
+                }
+            }
+            for v in values {
+                let chosen = known == Some(v);
+                let holders = (0..n).filter(|j| {
+                    (chosen && compacted.contains(j))
+                        || self.nodes[*j]
+                            .durable
+                            .entries
+                            .get(&slot)
+                            .is_some_and(|e| &e.value == v)
+                });
+                let all = holders.clone().count();
+                let others = holders.filter(|j| *j != i).count();
+                if (chosen || all >= q2) && others < need {
+                    return false;
+                }
+            }
+            slot = slot.next();
+        }
+        true
+    }
+
+    /// Crashes node `i` if it is up and wipes its disk: the next start is a rebuild.
+    pub fn wipe(&mut self, i: usize) {
+        if self.nodes[i].is_up() {
+            self.crash_at(i, CrashPoint::RandomTime);
+        }
+        if !self.nodes[i].wiped {
+            self.wipe_disk(i);
+        }
+    }
+
+    fn wipe_disk(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        debug_assert!(!node.is_up());
+        node.durable = DurableState::default();
+        node.disk.clear();
+        node.snapshot = None;
+        node.wiped = true;
+        self.tally.rebuilds += 1;
+        self.count_fault(FaultKind::Wipe);
+        if self.tracing() {
+            self.trace_event(TraceEvent::Wipe { node: node_name(i) });
+        }
+    }
+
     /// Restarts a crashed node from its durable state. Returns false if it was up.
     pub fn restart(&mut self, i: usize) -> bool {
         if self.nodes[i].is_up() {
             return false;
         }
         let node = &mut self.nodes[i];
-        let replica = Replica::recover_with_bugs(
-            node.id,
-            self.membership.clone(),
-            self.config.replica.clone(),
-            node.durable.clone(),
-            self.config.bugs,
-        )
+        node.rebuilding = node.wiped || node.durable.rebuilding;
+        let replica = if std::mem::take(&mut node.wiped) {
+            Replica::rebuild(
+                node.id,
+                self.membership.clone(),
+                self.config.replica.clone(),
+            )
+        } else {
+            Replica::recover_with_bugs(
+                node.id,
+                self.membership.clone(),
+                self.config.replica.clone(),
+                node.durable.clone(),
+                self.config.bugs,
+            )
+        }
         .expect("member of its own configuration");
         node.replica = Some(replica);
         node.incarnation += 1;
         node.rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
-        node.applier = Applier::new(KvMachine::new());
-        node.next_handout = 1;
+        let restored = node.snapshot.as_ref().map(StoredSnapshot::restore);
+        node.applier = match restored {
+            Some(Some(applier)) => applier,
+            Some(None) => unreachable!("the simulator's stored snapshots are never damaged"),
+            None => Applier::new(KvMachine::new()),
+        };
+        node.next_handout = node.applier.applied_through().0 + 1;
         node.next_read = 1;
         node.role = Role::Follower;
         let incarnation = node.incarnation;
@@ -1368,6 +1706,17 @@ impl Simulation {
                 Payload::Peer(m) => describe_message(m),
                 Payload::Request(r) => describe_request(r),
                 Payload::Reply(r) => describe_reply(r),
+                Payload::SnapshotFetch { at_least, offset } => {
+                    serde_json::json!({ "at_least": at_least.0, "offset": offset })
+                }
+                Payload::SnapshotChunk {
+                    through,
+                    offset,
+                    total,
+                    data,
+                } => serde_json::json!({
+                    "through": through.0, "offset": offset, "total": total, "bytes": data.len()
+                }),
             };
             self.trace_event(TraceEvent::Send {
                 id,
@@ -1470,6 +1819,17 @@ impl Simulation {
                     }
                     Payload::Request(req) => self.on_request(j, req),
                     Payload::Reply(_) => {}
+                    Payload::SnapshotFetch { at_least, offset } => {
+                        if let Endpoint::Node(a) = m.from {
+                            self.serve_snapshot(j, a, at_least, offset);
+                        }
+                    }
+                    Payload::SnapshotChunk {
+                        through,
+                        offset,
+                        total,
+                        data,
+                    } => self.on_snapshot_chunk(j, through, offset, total, &data),
                 }
             }
             Endpoint::Client(c) => {

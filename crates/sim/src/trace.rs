@@ -165,6 +165,25 @@ pub enum TraceEvent {
         /// Node.
         node: String,
     },
+    /// A node snapshotted its applied state through `through` and compacted its log.
+    Snapshot {
+        /// Node.
+        node: String,
+        /// Slot covered.
+        through: u64,
+    },
+    /// A node restored its state from a peer's snapshot through `through`.
+    SnapshotInstalled {
+        /// Node.
+        node: String,
+        /// Slot covered.
+        through: u64,
+    },
+    /// A crashed node's disk was wiped: it restarts as a non-voting learner and rebuilds.
+    Wipe {
+        /// Node.
+        node: String,
+    },
     /// A partition was applied: `cut` lists every blocked link as `[from, to]`.
     Partition {
         /// The fault kind (absent for shapes applied by hand).

@@ -12,8 +12,13 @@ const SEEDS_MAX: u64 = 200;
 
 /// Runs seeds `0..SEEDS_MAX` with `bug` planted; returns the first run in which one of
 /// `expected` fired.
-fn first_catch(bug: Bug, nodes: usize, expected: &[CheckKind]) -> Option<RunReport> {
-    (0..SEEDS_MAX).find_map(|seed| {
+fn first_catch(
+    bug: Bug,
+    nodes: usize,
+    expected: &[CheckKind],
+    seeds_max: u64,
+) -> Option<RunReport> {
+    (0..seeds_max).find_map(|seed| {
         let mut config = SimConfig::new(seed, nodes, FaultProfile::All);
         config.bugs = PlantedBugs::only(bug);
         let report = run_seed(config);
@@ -29,13 +34,17 @@ fn first_catch(bug: Bug, nodes: usize, expected: &[CheckKind]) -> Option<RunRepo
 const AGREEMENT: &[CheckKind] = &[CheckKind::Agreement, CheckKind::Stability];
 
 fn assert_caught(bug: Bug, nodes: usize, expected: &[CheckKind]) {
+    assert_caught_within(bug, nodes, expected, SEEDS_MAX);
+}
+
+fn assert_caught_within(bug: Bug, nodes: usize, expected: &[CheckKind], seeds_max: u64) {
     assert!(
         sim::planted_bugs_available(),
         "dev-dependency enables the planted-bugs feature"
     );
-    let Some(report) = first_catch(bug, nodes, expected) else {
+    let Some(report) = first_catch(bug, nodes, expected, seeds_max) else {
         panic!(
-            "{} on {nodes} nodes not caught by {expected:?} in {SEEDS_MAX} seeds",
+            "{} on {nodes} nodes not caught by {expected:?} in {seeds_max} seeds",
             bug.name()
         );
     };
@@ -63,8 +72,10 @@ fn forget_promise_on_restart_breaks_agreement() {
         5,
         &[CheckKind::PromiseRegression],
     );
-    // ...and, more rarely, two values get chosen for one slot because of it.
-    assert_caught(Bug::ForgetPromiseOnRestart, 3, AGREEMENT);
+    // ...and, more rarely, two values get chosen for one slot because of it: pre-vote and
+    // check-quorum make the overlapping ballots it needs rare (first at seed 417 of 3 nodes
+    // since snapshots and wipes joined the fault plans).
+    assert_caught_within(Bug::ForgetPromiseOnRestart, 3, AGREEMENT, 1_000);
 }
 
 #[test]

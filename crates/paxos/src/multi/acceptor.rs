@@ -87,8 +87,18 @@ impl Replica {
         }
         if slot <= self.compacted_through {
             // Chosen, applied and compacted: the value is gone, so this acceptor cannot say
-            // whether the leader's value is the chosen one. Silence is safe; the leader's phase
-            // 1 was told of the compacted prefix, so only a stale re-send gets here.
+            // whether the leader's value is the chosen one, and must not vote for it. It tells
+            // the leader the slot is decided, so that the leader fetches the snapshot instead
+            // of waiting for a quorum that may never come (this acceptor may have compacted
+            // after it promised, so the leader's phase 1 could not know).
+            if from != self.id {
+                let learn = Message::Learn {
+                    records: Vec::new(),
+                    chosen_through: self.chosen_through,
+                    compacted_through: self.compacted_through,
+                };
+                self.outbox.send(from, learn, 0);
+            }
             return;
         }
         let known = self.log.get(&slot);

@@ -68,6 +68,26 @@ impl<S: StateMachine> Applier<S> {
         self.applied_through
     }
 
+    /// The session table: each client's latest applied sequence number and its output. Part
+    /// of the replicated state: a snapshot must carry it, or a retry applied before the
+    /// snapshot would be applied again after it.
+    pub fn sessions(&self) -> &BTreeMap<ClientId, (u64, S::Output)> {
+        &self.sessions
+    }
+
+    /// An applier restored from a snapshot covering every slot through `applied_through`.
+    pub fn restore(
+        machine: S,
+        sessions: BTreeMap<ClientId, (u64, S::Output)>,
+        applied_through: Slot,
+    ) -> Self {
+        Applier {
+            machine,
+            sessions,
+            applied_through,
+        }
+    }
+
     /// Applies one chosen slot; slots must come in order, each once.
     ///
     /// # Panics

@@ -139,6 +139,8 @@ impl Replica {
         }
         self.advance_chosen_through();
         if self.chosen_through < compacted_through {
+            // Those slots are decided; a leader stops counting them as in flight.
+            self.peer_compacted = self.peer_compacted.max(compacted_through);
             self.snapshot_wanted = Some(SnapshotWanted {
                 from,
                 through: compacted_through,

@@ -110,6 +110,11 @@ impl Replica {
     pub(super) fn on_round_report(&mut self, from: NodeId, round: u64) {
         self.note_round(round);
         let Some(i) = self.index_of(from) else { return };
+        if self.fence_round().is_some() {
+            // The fence is fixed once every member answered; a later (duplicated or delayed)
+            // report may already reflect this replica's own candidacy above it.
+            return;
+        }
         if let Some(r) = self.rebuild.as_mut() {
             r.reported.insert(i);
             r.fence_round = r.fence_round.max(round);

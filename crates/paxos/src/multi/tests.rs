@@ -792,3 +792,58 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
         );
     }
 }
+
+#[test]
+fn an_accept_for_a_compacted_slot_points_the_leader_to_the_snapshot() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    for seq in 1..=4 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+        c.settle();
+    }
+    c.tick_all(2);
+    c.snapshot(2);
+    // A leader that promised before n2 compacted re-proposes slot 2 at its ballot.
+    let ballot = Ballot::new(c.r(2).promised().round + 1, NodeId(3));
+    c.r(2)
+        .step(
+            NodeId(3),
+            Message::Accept {
+                ballot,
+                slot: Slot(2),
+                value: Value::Noop,
+                chosen_through: Slot::ZERO,
+            },
+        )
+        .unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let ready = c.r(2).ready();
+        if let Some(b) = ready.persist {
+            c.r(2).persisted(b.seq);
+        }
+        sent.extend(ready.send);
+    }
+    assert!(
+        !sent
+            .iter()
+            .any(|o| matches!(o.msg, Message::Accepted { .. })),
+        "voted for a value in a compacted slot"
+    );
+    let learn = sent
+        .into_iter()
+        .find(|o| matches!(o.msg, Message::Learn { .. }))
+        .expect("the leader is told the slot is compacted");
+    assert_eq!(learn.to, NodeId(3));
+    // A replica behind that prefix asks for the snapshot.
+    let config = Configuration::majority_of(3).unwrap();
+    let mut behind = Replica::new(NodeId(3), config, options()).unwrap();
+    behind.step(NodeId(2), learn.msg).unwrap();
+    assert_eq!(
+        behind.ready().snapshot_wanted,
+        Some(SnapshotWanted {
+            from: NodeId(2),
+            through: Slot(4)
+        })
+    );
+}
