@@ -15,6 +15,10 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// Zero-fill done per idle step of the commit thread: about a few milliseconds of disk time,
+/// the longest a submission arriving mid-step waits for it.
+const IDLE_PREPARE_STEP_BYTES: u64 = 1 << 20;
+
 /// Bounds of the commit thread. Units are in the names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupCommitOptions {
@@ -172,7 +176,36 @@ fn run<V: Vfs, F: FnMut(Completion)>(
     counters: &Counters,
 ) -> Wal<V> {
     let mut group: Vec<Submission> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    // The active segment whose successor is prepared (or failed to be): nothing more to do
+    // while idle until the next rotation.
+    let mut prepared_after: Option<u64> = None;
+    loop {
+        let first = match rx.try_recv() {
+            Ok(s) => s,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let active = wal.segments().last().map(|s| s.index);
+                if prepared_after != active && !wal.is_poisoned() {
+                    // Idle: zero-fill the next segment a step at a time, looking at the queue
+                    // between steps, so a rotation later is a rename and a submission that
+                    // arrives now waits for one step at most.
+                    match wal.prepare_next_segment(IDLE_PREPARE_STEP_BYTES) {
+                        Ok(false) => {}
+                        Ok(true) => prepared_after = active,
+                        Err(e) => {
+                            // Not fatal: the rotation will fill the segment itself.
+                            tracing::warn!(error = %e, "could not prepare the next WAL segment");
+                            prepared_after = active;
+                        }
+                    }
+                    continue;
+                }
+                match rx.recv() {
+                    Ok(s) => s,
+                    Err(_) => break,
+                }
+            }
+        };
         group.clear();
         group.push(first);
         while group.len() < options.group_submissions_max {

@@ -192,6 +192,20 @@ pub struct Wal<V: Vfs> {
     buf: Vec<u8>,
     scratch: Vec<u8>,
     stats: WalStats,
+    /// The next segment, zero-filled ahead of time by [`Wal::prepare_next_segment`] so that
+    /// rotation is a header write, a sync and a rename instead of a 64 MiB fill on the append
+    /// path.
+    spare: Option<Spare<V::File>>,
+}
+
+/// A segment file being prepared ahead of its rotation. Its name (`wal-<index>.spare`) is not
+/// a segment's, so recovery never reads it; open deletes it.
+struct Spare<F> {
+    index: u64,
+    path: PathBuf,
+    file: F,
+    /// Bytes zero-filled and synced so far.
+    filled: u64,
 }
 
 impl<V: Vfs> fmt::Debug for Wal<V> {
@@ -220,6 +234,14 @@ fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
+}
+
+fn segment_spare_name(index: u64) -> String {
+    format!("wal-{index:016x}.spare")
+}
+
+fn is_segment_spare(name: &str) -> bool {
+    name.starts_with("wal-") && name.ends_with(".spare")
 }
 
 fn is_segment_tmp(name: &str) -> bool {
@@ -628,6 +650,16 @@ impl<V: Vfs> Wal<V> {
             repairs.push(Repair::LeftoverRemoved { path });
             removed = true;
         }
+        for name in names.iter().filter(|n| is_segment_spare(n)) {
+            // A spare segment prepared ahead of a rotation that never came: only zeros and
+            // never part of the log, so it goes without a repair report. It is simpler to
+            // prepare a new one than to prove this one whole.
+            let path = dir.join(name);
+            tracing::debug!(path = %path.display(), "removing an unused spare segment");
+            vfs.remove(&path)
+                .map_err(|e| StorageError::io("remove", &path, e))?;
+            removed = true;
+        }
         if removed {
             vfs.sync_dir(&dir)
                 .map_err(|e| StorageError::io("sync directory", &dir, e))?;
@@ -773,6 +805,7 @@ impl<V: Vfs> Wal<V> {
             buf: Vec::new(),
             scratch: Vec::new(),
             stats: WalStats::default(),
+            spare: None,
         };
         Ok((
             wal,
@@ -793,7 +826,7 @@ impl<V: Vfs> Wal<V> {
     ) -> Result<(Wal<V>, Recovered)> {
         let tracked = Checkpoint::default();
         let (active, end, info) =
-            create_segment(&vfs, &dir, 1, 1, options.segment_bytes, &tracked)?;
+            create_segment(&vfs, &dir, 1, 1, options.segment_bytes, &tracked, None)?;
         vfs.sync_dir(&dir)
             .map_err(|e| StorageError::io("sync directory", &dir, e))?;
         let wal = Wal {
@@ -815,6 +848,7 @@ impl<V: Vfs> Wal<V> {
                 dir_syncs: 1,
                 ..WalStats::default()
             },
+            spare: None,
         };
         Ok((
             wal,
@@ -921,6 +955,7 @@ impl<V: Vfs> Wal<V> {
         }
         let index = self.active_info().index + 1;
         let first_lsn = self.next_lsn;
+        let spare = self.spare.take().filter(|s| s.index == index);
         match create_segment(
             &self.vfs,
             &self.dir,
@@ -928,6 +963,7 @@ impl<V: Vfs> Wal<V> {
             first_lsn,
             self.options.segment_bytes,
             &self.tracked,
+            spare,
         ) {
             Ok((file, end, info)) => {
                 self.active = file;
@@ -1004,6 +1040,60 @@ impl<V: Vfs> Wal<V> {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Prepares the next segment ahead of its rotation, by up to `budget_bytes` of zero-fill
+    /// (each step is synced, so the final sync before the rotation's rename has nothing left
+    /// to flush). Returns whether the spare is complete. Call it when the log is idle (the
+    /// [`crate::group::GroupCommit`] thread does, a megabyte at a time, whenever its queue is
+    /// empty); a rotation finds the spare and only writes the header and checkpoint into it,
+    /// syncs and renames it, instead of zero-filling a whole segment on the append path.
+    /// A rotation without a complete spare finishes (or does) the fill itself, as before.
+    ///
+    /// A failure here leaves the log writable: the spare is not part of the log.
+    pub fn prepare_next_segment(&mut self, budget_bytes: u64) -> Result<bool> {
+        self.check_poisoned()?;
+        let index = self.active_info().index + 1;
+        let segment_bytes = self.options.segment_bytes;
+        let mut spare = match self.spare.take() {
+            Some(s) if s.index == index => s,
+            stale => {
+                if let Some(s) = stale {
+                    // Cannot happen (rotation consumes the spare it was made for); removing it
+                    // keeps the directory tidy if it ever does.
+                    let _ = self.vfs.remove(&s.path);
+                }
+                let path = self.dir.join(segment_spare_name(index));
+                let file = self
+                    .vfs
+                    .open(&path, OpenMode::CreateTruncate)
+                    .map_err(|e| StorageError::io("create", &path, e))?;
+                Spare {
+                    index,
+                    path,
+                    file,
+                    filled: 0,
+                }
+            }
+        };
+        if spare.filled < segment_bytes {
+            let to = spare
+                .filled
+                .saturating_add(budget_bytes.max(1))
+                .min(segment_bytes);
+            if let Err(e) = spare
+                .file
+                .allocate(to)
+                .and_then(|()| spare.file.sync_data())
+            {
+                let _ = self.vfs.remove(&spare.path);
+                return Err(StorageError::io("preallocate", &spare.path, e));
+            }
+            spare.filled = to;
+        }
+        let done = spare.filled >= segment_bytes;
+        self.spare = Some(spare);
+        Ok(done)
     }
 
     /// LSN of the last record appended.
@@ -1127,7 +1217,8 @@ fn replay_record(
 /// Creates segment `index` under a temporary name, writes its header and checkpoint,
 /// preallocates it, syncs it, and renames it into place, so a segment that has its final name
 /// always has a durable header and checkpoint. The rename is durable after the caller's
-/// directory fsync.
+/// directory fsync. With a `spare` prepared for `index` (zeros only, never written otherwise),
+/// that file is used instead: the fill left to do is none or little, the rest is the same.
 fn create_segment<V: Vfs>(
     vfs: &V,
     dir: &Path,
@@ -1135,8 +1226,8 @@ fn create_segment<V: Vfs>(
     first_lsn: u64,
     segment_bytes: u64,
     checkpoint: &Checkpoint,
+    spare: Option<Spare<V::File>>,
 ) -> Result<(V::File, u64, SegmentInfo)> {
-    let tmp = dir.join(segment_tmp_name(index));
     let path = dir.join(segment_name(index));
     let mut head = encode_header(&SegmentHeader {
         index,
@@ -1146,9 +1237,16 @@ fn create_segment<V: Vfs>(
     let frame = begin_frame(&mut head);
     codec::encode_checkpoint(checkpoint, &mut head);
     seal_frame(&mut head, frame, first_lsn, RECORD_CHECKPOINT);
-    let mut file = vfs
-        .open(&tmp, OpenMode::CreateTruncate)
-        .map_err(|e| StorageError::io("create", &tmp, e))?;
+    let (tmp, mut file) = match spare {
+        Some(spare) => (spare.path, spare.file),
+        None => {
+            let tmp = dir.join(segment_tmp_name(index));
+            let file = vfs
+                .open(&tmp, OpenMode::CreateTruncate)
+                .map_err(|e| StorageError::io("create", &tmp, e))?;
+            (tmp, file)
+        }
+    };
     file.allocate(segment_bytes)
         .and_then(|()| file.write_at(&head, 0))
         .and_then(|()| file.sync_all())

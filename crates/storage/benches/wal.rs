@@ -1,0 +1,566 @@
+//! The WAL against the disk it runs on, in one run, on one directory:
+//!
+//! - the physical reference: 4 KiB `pwrite` + `fdatasync` into a preallocated (zero-filled)
+//!   file and into a growing file, and sequential bandwidth (1 MiB writes, one `fdatasync`);
+//! - the synchronous WAL (`Wal::append` + `Wal::sync`) for payloads of 100 B, 1 KiB and
+//!   64 KiB and 1, 16 and 256 records per sync;
+//! - `GroupCommit` with several submitting threads, one record each (syncs per record < 1);
+//! - the two ratios the storage issue targets (informational: the bench never fails).
+//!
+//! `cargo bench -p synod-storage --bench wal`; `SYNOD_BENCH_QUICK=1` for a short run;
+//! `SYNOD_BENCH_DIR=<dir>` to measure another disk (default: `target/bench-tmp`, which must
+//! not be tmpfs). Writes `target/bench/storage.json`.
+
+use hdrhistogram::Histogram;
+use paxos::multi::{ClientId, Command, CommandId, PersistOp, Value};
+use paxos::{Ballot, NodeId, Slot};
+use serde_json::{json, Value as Json};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use storage::group::{Completion, GroupCommit, GroupCommitOptions};
+use storage::{StdFs, Wal, WalOptions};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Knobs {
+    quick: bool,
+    /// How long each fdatasync-rate measurement runs.
+    raw_secs: f64,
+    /// Bytes of the sequential-bandwidth measurement.
+    seq_bytes: u64,
+    /// How long each WAL configuration runs.
+    wal_secs: f64,
+}
+
+fn knobs() -> Knobs {
+    let quick = std::env::var("SYNOD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    if quick {
+        Knobs {
+            quick,
+            raw_secs: 0.5,
+            seq_bytes: 256 << 20,
+            wal_secs: 0.5,
+        }
+    } else {
+        Knobs {
+            quick,
+            raw_secs: 3.0,
+            seq_bytes: 1 << 30,
+            wal_secs: 3.0,
+        }
+    }
+}
+
+/// The cargo target directory: the bench binary lives in `<target>/<profile>/deps/`.
+fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// The file system type of `dir` (`statfs`), so a tmpfs directory is refused: it would
+/// measure memory, not the disk.
+fn fs_type(dir: &Path) -> BoxResult<(String, bool)> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as i64;
+    let (name, tmpfs) = match magic {
+        0xEF53 => ("ext4", false),
+        0x5846_5342 => ("xfs", false),
+        0x9123_683E => ("btrfs", false),
+        0x0102_1994 => ("tmpfs", true),
+        0x794C_7630 => ("overlayfs", false),
+        _ => ("other", false),
+    };
+    Ok((format!("{name} (magic {magic:#x})"), tmpfs))
+}
+
+fn histogram() -> Histogram<u64> {
+    // Nanoseconds, 1 ns to 100 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record(d.as_nanos().min(u128::from(u64::MAX)) as u64);
+}
+
+fn us(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e3
+}
+
+fn lat_json(h: &Histogram<u64>) -> Json {
+    json!({
+        "count": h.len(),
+        "p50_us": us(h, 0.50),
+        "p99_us": us(h, 0.99),
+        "max_us": h.max() as f64 / 1e3,
+        "mean_us": h.mean() / 1e3,
+    })
+}
+
+/// `pwrite` of 4 KiB at increasing offsets + `fdatasync`, for `secs`.
+fn raw_fdatasync(dir: &Path, preallocated: bool, secs: f64) -> BoxResult<(f64, Histogram<u64>)> {
+    const FILE_BYTES: u64 = 64 << 20;
+    let path = dir.join(if preallocated {
+        "raw-prealloc.dat"
+    } else {
+        "raw-append.dat"
+    });
+    let _ = fs::remove_file(&path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    if preallocated {
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < FILE_BYTES {
+            file.write_all_at(&zeros, at)?;
+            at += zeros.len() as u64;
+        }
+        file.sync_all()?;
+    }
+    File::open(dir)?.sync_all()?;
+    let block = vec![0xA5u8; 4096];
+    let mut h = histogram();
+    let started = Instant::now();
+    let mut ops = 0u64;
+    while started.elapsed().as_secs_f64() < secs {
+        let offset = (ops * 4096) % FILE_BYTES;
+        let t = Instant::now();
+        file.write_all_at(&block, offset)?;
+        file.sync_data()?;
+        record(&mut h, t.elapsed());
+        ops += 1;
+        if !preallocated && offset + 4096 == FILE_BYTES {
+            // Keep "growing" honest: start over on an empty file rather than overwrite.
+            file.set_len(0)?;
+            file.sync_all()?;
+        }
+    }
+    let rate = ops as f64 / started.elapsed().as_secs_f64();
+    fs::remove_file(&path)?;
+    Ok((rate, h))
+}
+
+/// 1 MiB writes of `bytes` in total into a new file and one `fdatasync`: MB/s (10^6 B/s).
+fn raw_sequential(dir: &Path, bytes: u64) -> BoxResult<f64> {
+    let path = dir.join("raw-seq.dat");
+    let _ = fs::remove_file(&path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let chunk = vec![0x5Au8; 1 << 20];
+    let started = Instant::now();
+    let mut at = 0;
+    while at < bytes {
+        file.write_all_at(&chunk, at)?;
+        at += chunk.len() as u64;
+    }
+    file.sync_data()?;
+    let secs = started.elapsed().as_secs_f64();
+    fs::remove_file(&path)?;
+    Ok(bytes as f64 / secs / 1e6)
+}
+
+fn accept(slot: u64, payload: &[u8]) -> PersistOp {
+    PersistOp::Accept {
+        slot: Slot(slot),
+        ballot: Ballot::new(1, NodeId(1)),
+        value: Value::Batch(vec![Command {
+            id: CommandId {
+                client: ClientId(1),
+                seq: slot,
+            },
+            payload: payload.to_vec(),
+        }]),
+    }
+}
+
+struct WalResult {
+    payload: usize,
+    batch: usize,
+    records: u64,
+    secs: f64,
+    bytes: u64,
+    syncs: u64,
+    rotations: u64,
+    latency: Histogram<u64>,
+}
+
+impl WalResult {
+    fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+    fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e6
+    }
+    fn syncs_per_record(&self) -> f64 {
+        self.syncs as f64 / self.records as f64
+    }
+}
+
+/// The synchronous path: `batch` × `Wal::append` of one record, then `Wal::sync`; the latency
+/// of a batch runs from its first append to the sync's return.
+fn wal_sync_path(
+    dir: &Path,
+    payload: usize,
+    batch: usize,
+    secs: f64,
+    prepare_spare: bool,
+) -> BoxResult<WalResult> {
+    let _ = fs::remove_dir_all(dir);
+    let (mut wal, _) = Wal::open(StdFs::new(), dir, WalOptions::default())?;
+    wal.sync()?;
+    let bytes = vec![0xC3u8; payload];
+    // Encoding is the caller's work before it reaches the log, so it stays out of the timing.
+    let mut slot = 0u64;
+    let mut h = histogram();
+    let before = wal.stats().clone();
+    let mut idle_secs = 0.0;
+    let started = Instant::now();
+    let mut records = 0u64;
+    // At least a few batches, so the big configurations report a latency at all.
+    while started.elapsed().as_secs_f64() < secs || h.len() < 5 {
+        let ops: Vec<PersistOp> = (0..batch)
+            .map(|i| accept(slot + 1 + i as u64, &bytes))
+            .collect();
+        let t = Instant::now();
+        for op in &ops {
+            wal.append(std::slice::from_ref(op))?;
+        }
+        wal.sync()?;
+        record(&mut h, t.elapsed());
+        slot += batch as u64;
+        records += batch as u64;
+        if prepare_spare {
+            // The caller's idle time (untimed): the next rotation finds its segment ready.
+            let idle = Instant::now();
+            wal.prepare_next_segment(u64::MAX)?;
+            idle_secs += idle.elapsed().as_secs_f64();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64() - idle_secs;
+    let after = wal.stats().clone();
+    drop(wal);
+    fs::remove_dir_all(dir)?;
+    Ok(WalResult {
+        payload,
+        batch,
+        records,
+        secs,
+        bytes: after.bytes - before.bytes,
+        syncs: after.syncs - before.syncs,
+        rotations: after.rotations - before.rotations,
+        latency: h,
+    })
+}
+
+/// `GroupCommit` with `threads` closed-loop submitters of one record each; latency from
+/// submit to the completion that covers it.
+fn group_commit(dir: &Path, payload: usize, threads: usize, secs: f64) -> BoxResult<WalResult> {
+    let _ = fs::remove_dir_all(dir);
+    let (mut wal, _) = Wal::open(StdFs::new(), dir, WalOptions::default())?;
+    wal.sync()?;
+    let before = wal.stats().clone();
+    // The highest durable tag, and a condition variable the submitters wait on.
+    let durable = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let on_done = Arc::clone(&durable);
+    let gc = Arc::new(GroupCommit::spawn(
+        wal,
+        GroupCommitOptions::default(),
+        move |c| {
+            let (lock, cv) = &*on_done;
+            match c {
+                Completion::Durable { tag } => {
+                    let mut d = lock.lock().expect("durable lock");
+                    *d = (*d).max(tag);
+                    cv.notify_all();
+                }
+                Completion::Failed { error, .. } => panic!("group commit failed: {error}"),
+            }
+        },
+    )?);
+    // Tags must follow submission order, so taking a tag and submitting happen under one lock.
+    let submit_lock = Arc::new(Mutex::new(0u64));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let gc = Arc::clone(&gc);
+        let durable = Arc::clone(&durable);
+        let submit_lock = Arc::clone(&submit_lock);
+        let bytes = vec![0xC3u8; payload];
+        handles.push(std::thread::spawn(move || {
+            let mut h = histogram();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let tag = {
+                    let mut next = submit_lock.lock().expect("submit lock");
+                    *next += 1;
+                    gc.submit(vec![accept(*next, &bytes)], *next)
+                        .expect("submit");
+                    *next
+                };
+                let (lock, cv) = &*durable;
+                let mut d = lock.lock().expect("durable lock");
+                while *d < tag {
+                    d = cv.wait(d).expect("durable wait");
+                }
+                drop(d);
+                record(&mut h, t.elapsed());
+            }
+            h
+        }));
+    }
+    let mut h = histogram();
+    for handle in handles {
+        let part = handle.join().map_err(|_| "submitter panicked")?;
+        h.add(&part)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let gc = Arc::try_unwrap(gc).map_err(|_| "group commit still shared")?;
+    let stats = gc.stats();
+    let wal = gc.shutdown()?;
+    let after = wal.stats().clone();
+    drop(wal);
+    fs::remove_dir_all(dir)?;
+    Ok(WalResult {
+        payload,
+        batch: 1,
+        records: stats.records,
+        secs,
+        bytes: after.bytes - before.bytes,
+        syncs: stats.syncs,
+        rotations: after.rotations - before.rotations,
+        latency: h,
+    })
+}
+
+fn wal_json(r: &WalResult, mode: &str, threads: usize) -> Json {
+    json!({
+        "mode": mode,
+        "threads": threads,
+        "payload_bytes": r.payload,
+        "records_per_sync": r.batch,
+        "records": r.records,
+        "seconds": r.secs,
+        "records_per_sec": r.records_per_sec(),
+        "mb_per_sec": r.mb_per_sec(),
+        "syncs_per_record": r.syncs_per_record(),
+        "rotations": r.rotations,
+        "batch_latency": lat_json(&r.latency),
+    })
+}
+
+fn main() -> BoxResult<()> {
+    // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
+    let k = knobs();
+    let target = target_dir();
+    let dir = match std::env::var("SYNOD_BENCH_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => target.join("bench-tmp"),
+    };
+    fs::create_dir_all(&dir)?;
+    let (fs_name, tmpfs) = fs_type(&dir)?;
+    println!(
+        "storage bench{}: directory {} on {fs_name}",
+        if k.quick { " (quick)" } else { "" },
+        dir.display()
+    );
+    if tmpfs {
+        return Err(format!(
+            "{} is on tmpfs, which measures memory, not a disk: set SYNOD_BENCH_DIR to a \
+             directory on the disk under test",
+            dir.display()
+        )
+        .into());
+    }
+    let bench_started = Instant::now();
+
+    // The physical reference.
+    let (pre_rate, pre_h) = raw_fdatasync(&dir, true, k.raw_secs)?;
+    let (app_rate, app_h) = raw_fdatasync(&dir, false, k.raw_secs)?;
+    let seq_mbs = raw_sequential(&dir, k.seq_bytes)?;
+    println!();
+    println!("physical reference (same directory)");
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "", "ops/s", "p50 us", "p99 us"
+    );
+    for (name, rate, h) in [
+        (
+            "4 KiB pwrite + fdatasync, preallocated file",
+            pre_rate,
+            &pre_h,
+        ),
+        ("4 KiB pwrite + fdatasync, growing file", app_rate, &app_h),
+    ] {
+        println!(
+            "{name:<44} {rate:>10.0} {:>10.1} {:>10.1}",
+            us(h, 0.5),
+            us(h, 0.99)
+        );
+    }
+    println!(
+        "{:<44} {:>10.0} MB/s ({} MiB, 1 MiB writes, one fdatasync)",
+        "sequential write bandwidth",
+        seq_mbs,
+        k.seq_bytes >> 20
+    );
+
+    // The synchronous WAL path.
+    let wal_dir = dir.join("wal");
+    let mut results = Vec::new();
+    println!();
+    println!(
+        "WAL, synchronous path (Wal::append per record, Wal::sync per batch; 64 MiB segments)"
+    );
+    println!(
+        "{:>8} {:>6} {:>12} {:>10} {:>11} {:>11} {:>11} {:>6}",
+        "payload", "batch", "records/s", "MB/s", "p50 us", "p99 us", "syncs/rec", "rotat"
+    );
+    for payload in [100usize, 1024, 64 << 10] {
+        for batch in [1usize, 16, 256] {
+            let r = wal_sync_path(&wal_dir, payload, batch, k.wal_secs, false)?;
+            println!(
+                "{:>8} {:>6} {:>12.0} {:>10.1} {:>11.1} {:>11.1} {:>11.4} {:>6}",
+                payload,
+                batch,
+                r.records_per_sec(),
+                r.mb_per_sec(),
+                us(&r.latency, 0.5),
+                us(&r.latency, 0.99),
+                r.syncs_per_record(),
+                r.rotations
+            );
+            results.push(r);
+        }
+    }
+
+    // Rotation with the next segment prepared in the caller's idle time.
+    let spare = wal_sync_path(&wal_dir, 64 << 10, 16, k.wal_secs, true)?;
+    println!(
+        "{:>8} {:>6} {:>12.0} {:>10.1} {:>11.1} {:>11.1} {:>11.4} {:>6}  (next segment prepared \
+         between batches, untimed)",
+        spare.payload,
+        spare.batch,
+        spare.records_per_sec(),
+        spare.mb_per_sec(),
+        us(&spare.latency, 0.5),
+        us(&spare.latency, 0.99),
+        spare.syncs_per_record(),
+        spare.rotations
+    );
+
+    // Group commit: one record per submitter, several submitters.
+    let mut gc_results = Vec::new();
+    println!();
+    println!("WAL, GroupCommit (one record per submission, closed-loop submitters)");
+    println!(
+        "{:>8} {:>8} {:>12} {:>10} {:>11} {:>11} {:>11}",
+        "payload", "threads", "records/s", "MB/s", "p50 us", "p99 us", "syncs/rec"
+    );
+    for (payload, threads) in [
+        (100usize, 1usize),
+        (100, 4),
+        (100, 16),
+        (100, 64),
+        (64 << 10, 16),
+    ] {
+        let r = group_commit(&wal_dir, payload, threads, k.wal_secs)?;
+        println!(
+            "{:>8} {:>8} {:>12.0} {:>10.2} {:>11.1} {:>11.1} {:>11.4}",
+            r.payload,
+            threads,
+            r.records_per_sec(),
+            r.mb_per_sec(),
+            us(&r.latency, 0.5),
+            us(&r.latency, 0.99),
+            r.syncs_per_record()
+        );
+        gc_results.push((threads, r));
+    }
+
+    // The targets, from this run only.
+    let single = results
+        .iter()
+        .find(|r| r.payload == 100 && r.batch == 1)
+        .ok_or("no 100 B x 1 result")?;
+    let big = results
+        .iter()
+        .find(|r| r.payload == 64 << 10 && r.batch == 256)
+        .ok_or("no 64 KiB x 256 result")?;
+    let lat_ratio_p50 = us(&single.latency, 0.5) / us(&pre_h, 0.5);
+    let lat_ratio_p99 = us(&single.latency, 0.99) / us(&pre_h, 0.99);
+    let bw_ratio = big.mb_per_sec() / seq_mbs;
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!();
+    println!("targets (informational)");
+    println!(
+        "single record (100 B, batch 1) durable latency / raw preallocated fdatasync: p50 \
+         {:.1}/{:.1} us = {lat_ratio_p50:.2}x, p99 {:.1}/{:.1} us = {lat_ratio_p99:.2}x \
+         (target <= 1.2x on p50): {}",
+        us(&single.latency, 0.5),
+        us(&pre_h, 0.5),
+        us(&single.latency, 0.99),
+        us(&pre_h, 0.99),
+        verdict(lat_ratio_p50 <= 1.2)
+    );
+    println!(
+        "large batches (64 KiB x 256) bandwidth / raw sequential: {:.0}/{:.0} MB/s = \
+         {bw_ratio:.2} (target >= 0.8): {}",
+        big.mb_per_sec(),
+        seq_mbs,
+        verdict(bw_ratio >= 0.8)
+    );
+    println!("total {:.1} s", bench_started.elapsed().as_secs_f64());
+
+    let report = json!({
+        "quick": k.quick,
+        "directory": dir.display().to_string(),
+        "filesystem": fs_name,
+        "raw": {
+            "fdatasync_4k_preallocated": { "ops_per_sec": pre_rate, "latency": lat_json(&pre_h) },
+            "fdatasync_4k_growing": { "ops_per_sec": app_rate, "latency": lat_json(&app_h) },
+            "sequential_write": { "mb_per_sec": seq_mbs, "bytes": k.seq_bytes },
+        },
+        "wal_sync_path": results.iter().map(|r| wal_json(r, "sync", 1)).collect::<Vec<_>>(),
+        "wal_sync_path_with_spare": wal_json(&spare, "sync_prepared_spare", 1),
+        "wal_group_commit": gc_results.iter().map(|(t, r)| wal_json(r, "group_commit", *t)).collect::<Vec<_>>(),
+        "targets": {
+            "single_record_latency_ratio_p50": lat_ratio_p50,
+            "single_record_latency_ratio_p99": lat_ratio_p99,
+            "single_record_latency_target": 1.2,
+            "single_record_latency_pass": lat_ratio_p50 <= 1.2,
+            "large_batch_bandwidth_ratio": bw_ratio,
+            "large_batch_bandwidth_target": 0.8,
+            "large_batch_bandwidth_pass": bw_ratio >= 0.8,
+        },
+        "seconds": bench_started.elapsed().as_secs_f64(),
+    });
+    let out = target.join("bench");
+    fs::create_dir_all(&out)?;
+    let path = out.join("storage.json");
+    fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", path.display());
+    let _ = fs::remove_dir(&dir);
+    Ok(())
+}
