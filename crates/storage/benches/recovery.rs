@@ -2,7 +2,11 @@
 //! directory after a snapshot, compaction and a short tail (open + reading the snapshot).
 //! Each is measured with the files in the page cache (warm) and evicted from it (cold,
 //! `posix_fadvise(DONTNEED)` after they were synced), with the peak resident memory of the
-//! open (`VmHWM`, reset through `/proc/self/clear_refs`).
+//! open. Every case runs in a fresh child process (this binary re-executed with
+//! `SYNOD_RECOVERY_CHILD` set), which reports its resident memory before the open (`VmRSS`,
+//! the binary's baseline) and its peak after (`VmHWM`): in one process, the heap that writing
+//! the log or an earlier case left behind (kept by the allocator) would count as recovery's,
+//! and `clear_refs` can only reset the peak to that polluted level.
 //!
 //! `cargo bench -p synod-storage --bench recovery`: a 1 GiB log; `SYNOD_BENCH_QUICK=1`: 128 MiB.
 //! `SYNOD_BENCH_DIR=<dir>` as for the `wal` bench. Writes `target/bench/recovery.json`.
@@ -13,6 +17,7 @@ use serde_json::json;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::process::Command as Process;
 use std::time::Instant;
 use storage::{read_snapshot_body, SnapshotWriter, StdFs, Wal, WalOptions};
 
@@ -76,18 +81,16 @@ fn evict(dir: &Path) -> BoxResult<()> {
     Ok(())
 }
 
-/// Resets the peak resident set size so the next reading covers only what follows.
-fn reset_peak_rss() {
-    // Linux ≥ 4.0; where it fails the reading is the process's peak so far, still an upper bound.
-    let _ = fs::write("/proc/self/clear_refs", "5");
-}
+/// Set in a child process: `<directory>` and `<0|1>` (read the snapshot too), separated by `|`.
+const CHILD_ENV: &str = "SYNOD_RECOVERY_CHILD";
 
-fn peak_rss_mib() -> f64 {
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`), in MiB.
+fn status_mib(field: &str) -> f64 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
@@ -103,20 +106,27 @@ fn dir_bytes(dir: &Path) -> BoxResult<u64> {
 
 struct Measured {
     secs: f64,
+    /// Resident memory of the child before the open: the binary, its libraries, the runtime.
+    baseline_mib: f64,
+    /// Peak resident memory of the child, open included.
     peak_rss_mib: f64,
     entries: usize,
 }
 
-/// Opens the log (and, with `snapshot`, reads the snapshot body), `cold` after evicting the
-/// directory from the page cache.
-fn measure_open(dir: &Path, cold: bool, snapshot: bool) -> BoxResult<Measured> {
-    if cold {
-        evict(dir)?;
+impl Measured {
+    /// What the open itself added at its peak.
+    fn open_peak_mib(&self) -> f64 {
+        self.peak_rss_mib - self.baseline_mib
     }
-    reset_peak_rss();
+}
+
+/// The child's side: one open (and snapshot read), then one line for the parent.
+fn child(spec: &str) -> BoxResult<()> {
+    let (dir, snapshot) = spec.rsplit_once('|').ok_or("bad child spec")?;
+    let baseline = status_mib("VmRSS:");
     let started = Instant::now();
     let (wal, recovered) = Wal::open(StdFs::new(), dir, WalOptions::default())?;
-    if snapshot {
+    if snapshot == "1" {
         let meta = recovered
             .snapshot
             .as_ref()
@@ -125,18 +135,55 @@ fn measure_open(dir: &Path, cold: bool, snapshot: bool) -> BoxResult<Measured> {
         std::hint::black_box(&body);
     }
     let secs = started.elapsed().as_secs_f64();
-    let peak = peak_rss_mib();
-    let entries = recovered.state.entries.len();
+    let peak = status_mib("VmHWM:");
+    println!(
+        "measured {secs} {baseline} {peak} {}",
+        recovered.state.entries.len()
+    );
     drop(recovered);
     drop(wal);
+    Ok(())
+}
+
+/// Opens the log (and, with `snapshot`, reads the snapshot body) in a fresh child process,
+/// `cold` after evicting the directory from the page cache.
+fn measure_open(dir: &Path, cold: bool, snapshot: bool) -> BoxResult<Measured> {
+    if cold {
+        evict(dir)?;
+    }
+    let spec = format!("{}|{}", dir.display(), if snapshot { 1 } else { 0 });
+    let out = Process::new(std::env::current_exe()?)
+        .env(CHILD_ENV, spec)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "recovery child failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let stdout = String::from_utf8(out.stdout)?;
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("measured "))
+        .ok_or("the recovery child printed no measurement")?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() != 4 {
+        return Err(format!("unexpected child line {line:?}").into());
+    }
     Ok(Measured {
-        secs,
-        peak_rss_mib: peak,
-        entries,
+        secs: f[0].parse()?,
+        baseline_mib: f[1].parse()?,
+        peak_rss_mib: f[2].parse()?,
+        entries: f[3].parse()?,
     })
 }
 
 fn main() -> BoxResult<()> {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child(&spec);
+    }
     let quick = std::env::var("SYNOD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let log_bytes: u64 = if quick { 128 << 20 } else { 1 << 30 };
     let snapshot_bytes: u64 = if quick { 16 << 20 } else { 64 << 20 };
@@ -191,14 +238,15 @@ fn main() -> BoxResult<()> {
 
     println!();
     println!(
-        "{:<48} {:>9} {:>9} {:>10} {:>9}",
-        "case", "seconds", "s/GiB", "peak MiB", "entries"
+        "{:<48} {:>9} {:>9} {:>10} {:>10} {:>9}",
+        "case", "seconds", "s/GiB", "open MiB", "peak MiB", "entries"
     );
     let row = |name: &str, m: &Measured, per_gib: Option<f64>| {
         println!(
-            "{name:<48} {:>9.3} {:>9} {:>10.0} {:>9}",
+            "{name:<48} {:>9.3} {:>9} {:>10.0} {:>10.0} {:>9}",
             m.secs,
             per_gib.map_or("-".to_string(), |g| format!("{:.3}", m.secs / g)),
+            m.open_peak_mib(),
             m.peak_rss_mib,
             m.entries
         );
@@ -226,8 +274,13 @@ fn main() -> BoxResult<()> {
          the active segment's compacted records and the tail through slot {tail_last})",
         snap_on_disk as f64 / f64::from(1 << 20)
     );
+    println!(
+        "(each case in its own process; open MiB = peak VmHWM minus VmRSS before the open: the \
+         recovered DurableState, i.e. every entry since the snapshot, plus one segment read whole \
+         at a time, plus the snapshot body in the snapshot case)"
+    );
 
-    let m = |x: &Measured| json!({ "seconds": x.secs, "peak_rss_mib": x.peak_rss_mib, "entries": x.entries });
+    let m = |x: &Measured| json!({ "seconds": x.secs, "peak_rss_mib": x.peak_rss_mib, "baseline_rss_mib": x.baseline_mib, "open_peak_mib": x.open_peak_mib(), "entries": x.entries });
     let report = json!({
         "quick": quick,
         "directory": dir.display().to_string(),

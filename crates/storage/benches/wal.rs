@@ -1,7 +1,12 @@
 //! The WAL against the disk it runs on, in one run, on one directory:
 //!
 //! - the physical reference: 4 KiB `pwrite` + `fdatasync` into a preallocated (zero-filled)
-//!   file and into a growing file, and sequential bandwidth (1 MiB writes, one `fdatasync`);
+//!   file and into a growing file, measured at the start *and* at the end of the run so the
+//!   disk's drift is visible; sequential bandwidth with the write pattern the WAL has at its
+//!   best (sequential `pwrite`s of 64 KiB or 1 MiB, `fdatasync` after every 16 MiB group, into
+//!   a preallocated zero-filled file), also repeated at the end; and, for comparison only, 1 GiB
+//!   through the page cache with one `fdatasync` (not a ceiling: one huge writeback is slower
+//!   here than steady 16 MiB groups);
 //! - the synchronous WAL (`Wal::append` + `Wal::sync`) for payloads of 100 B, 1 KiB and
 //!   64 KiB and 1, 16 and 256 records per sync;
 //! - `GroupCommit` with several submitting threads, one record each (syncs per record < 1);
@@ -29,8 +34,12 @@ struct Knobs {
     quick: bool,
     /// How long each fdatasync-rate measurement runs.
     raw_secs: f64,
-    /// Bytes of the sequential-bandwidth measurement.
+    /// Bytes of the page-cache-then-one-fdatasync measurement.
     seq_bytes: u64,
+    /// How long each grouped-sync bandwidth measurement runs.
+    group_secs: f64,
+    /// Size of the preallocated file the grouped-sync measurement cycles through.
+    group_file_bytes: u64,
     /// How long each WAL configuration runs.
     wal_secs: f64,
 }
@@ -42,6 +51,8 @@ fn knobs() -> Knobs {
             quick,
             raw_secs: 0.5,
             seq_bytes: 256 << 20,
+            group_secs: 0.5,
+            group_file_bytes: 128 << 20,
             wal_secs: 0.5,
         }
     } else {
@@ -49,6 +60,8 @@ fn knobs() -> Knobs {
             quick,
             raw_secs: 3.0,
             seq_bytes: 1 << 30,
+            group_secs: 3.0,
+            group_file_bytes: 256 << 20,
             wal_secs: 3.0,
         }
     }
@@ -178,6 +191,64 @@ fn raw_sequential(dir: &Path, bytes: u64) -> BoxResult<f64> {
     let secs = started.elapsed().as_secs_f64();
     fs::remove_file(&path)?;
     Ok(bytes as f64 / secs / 1e6)
+}
+
+/// Bytes written between two `fdatasync`s by the grouped reference: what one sync of the
+/// WAL's largest configuration (256 records of 64 KiB) carries.
+const GROUP_BYTES: u64 = 16 << 20;
+
+/// A zero-filled, synced file of `bytes` for the grouped reference (untimed), so its writes
+/// land on written extents exactly as the WAL's do in its zero-filled segments.
+fn preallocated(dir: &Path, bytes: u64) -> BoxResult<(PathBuf, File)> {
+    let path = dir.join("raw-group.dat");
+    let _ = fs::remove_file(&path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < bytes {
+        file.write_all_at(&zeros, at)?;
+        at += zeros.len() as u64;
+    }
+    file.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    Ok((path, file))
+}
+
+/// Sequential `pwrite`s of `write_bytes` into the preallocated `file`, `fdatasync` after every
+/// 16 MiB group, for `secs` (and at least 4 groups), wrapping to the start at its end: the
+/// WAL's best-case pattern without its framing, encoding or rotations. Returns MB/s (10^6 B/s)
+/// and the latency of each group (writes + sync).
+fn raw_grouped(
+    file: &File,
+    file_bytes: u64,
+    write_bytes: usize,
+    secs: f64,
+) -> BoxResult<(f64, Histogram<u64>)> {
+    let chunk = vec![0x5Au8; write_bytes];
+    let mut h = histogram();
+    let mut at = 0u64;
+    let mut bytes = 0u64;
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < secs || h.len() < 4 {
+        let t = Instant::now();
+        let mut in_group = 0u64;
+        while in_group < GROUP_BYTES {
+            if at + write_bytes as u64 > file_bytes {
+                at = 0;
+            }
+            file.write_all_at(&chunk, at)?;
+            at += write_bytes as u64;
+            in_group += write_bytes as u64;
+        }
+        file.sync_data()?;
+        record(&mut h, t.elapsed());
+        bytes += in_group;
+    }
+    Ok((bytes as f64 / started.elapsed().as_secs_f64() / 1e6, h))
 }
 
 fn accept(slot: u64, payload: &[u8]) -> PersistOp {
@@ -398,11 +469,15 @@ fn main() -> BoxResult<()> {
     // The physical reference.
     let (pre_rate, pre_h) = raw_fdatasync(&dir, true, k.raw_secs)?;
     let (app_rate, app_h) = raw_fdatasync(&dir, false, k.raw_secs)?;
+    let (group_path, group_file) = preallocated(&dir, k.group_file_bytes)?;
+    let (grp64_mbs, grp64_h) =
+        raw_grouped(&group_file, k.group_file_bytes, 64 << 10, k.group_secs)?;
+    let (grp1m_mbs, grp1m_h) = raw_grouped(&group_file, k.group_file_bytes, 1 << 20, k.group_secs)?;
     let seq_mbs = raw_sequential(&dir, k.seq_bytes)?;
     println!();
-    println!("physical reference (same directory)");
+    println!("physical reference (same directory), at the start of the run");
     println!(
-        "{:<44} {:>10} {:>10} {:>10}",
+        "{:<52} {:>10} {:>10} {:>10}",
         "", "ops/s", "p50 us", "p99 us"
     );
     for (name, rate, h) in [
@@ -414,14 +489,35 @@ fn main() -> BoxResult<()> {
         ("4 KiB pwrite + fdatasync, growing file", app_rate, &app_h),
     ] {
         println!(
-            "{name:<44} {rate:>10.0} {:>10.1} {:>10.1}",
+            "{name:<52} {rate:>10.0} {:>10.1} {:>10.1}",
             us(h, 0.5),
             us(h, 0.99)
         );
     }
     println!(
-        "{:<44} {:>10.0} MB/s ({} MiB, 1 MiB writes, one fdatasync)",
-        "sequential write bandwidth",
+        "{:<52} {:>10} {:>10} {:>10}",
+        "", "MB/s", "p50 ms", "p99 ms"
+    );
+    let group_row = |name: &str, mbs: f64, h: &Histogram<u64>| {
+        println!(
+            "{name:<52} {mbs:>10.0} {:>10.1} {:>10.1}",
+            us(h, 0.5) / 1e3,
+            us(h, 0.99) / 1e3
+        );
+    };
+    group_row(
+        "sequential, 16 MiB groups of 64 KiB + fdatasync",
+        grp64_mbs,
+        &grp64_h,
+    );
+    group_row(
+        "sequential, 16 MiB groups of 1 MiB + fdatasync",
+        grp1m_mbs,
+        &grp1m_h,
+    );
+    println!(
+        "{:<52} {:>10.0}   (not a ceiling: {} MiB through the page cache, one fdatasync)",
+        "sequential, page cache then one fdatasync",
         seq_mbs,
         k.seq_bytes >> 20
     );
@@ -499,6 +595,58 @@ fn main() -> BoxResult<()> {
         gc_results.push((threads, r));
     }
 
+    // The reference again, last: how far the disk itself drifted during the run.
+    let (pre_end_rate, pre_end_h) = raw_fdatasync(&dir, true, k.raw_secs)?;
+    let (grp64_end_mbs, grp64_end_h) =
+        raw_grouped(&group_file, k.group_file_bytes, 64 << 10, k.group_secs)?;
+    drop(group_file);
+    fs::remove_file(&group_path)?;
+    let drift = |start: f64, end: f64| (end - start) / start * 100.0;
+    println!();
+    println!("run-to-run noise: the reference at the start and at the end of the run");
+    println!(
+        "{:<52} {:>10} {:>10} {:>10}",
+        "", "ops/s", "p50 us", "p99 us"
+    );
+    for (name, rate, h) in [
+        (
+            "4 KiB pwrite + fdatasync, preallocated (start)",
+            pre_rate,
+            &pre_h,
+        ),
+        (
+            "4 KiB pwrite + fdatasync, preallocated (end)",
+            pre_end_rate,
+            &pre_end_h,
+        ),
+    ] {
+        println!(
+            "{name:<52} {rate:>10.0} {:>10.1} {:>10.1}",
+            us(h, 0.5),
+            us(h, 0.99)
+        );
+    }
+    println!(
+        "{:<52} {:>10} {:>10} {:>10}",
+        "", "MB/s", "p50 ms", "p99 ms"
+    );
+    group_row(
+        "16 MiB groups of 64 KiB + fdatasync (start)",
+        grp64_mbs,
+        &grp64_h,
+    );
+    group_row(
+        "16 MiB groups of 64 KiB + fdatasync (end)",
+        grp64_end_mbs,
+        &grp64_end_h,
+    );
+    println!(
+        "drift end vs start: fdatasync ops/s {:+.1}%, p50 {:+.1}%; grouped bandwidth {:+.1}%",
+        drift(pre_rate, pre_end_rate),
+        drift(us(&pre_h, 0.5), us(&pre_end_h, 0.5)),
+        drift(grp64_mbs, grp64_end_mbs)
+    );
+
     // The targets, from this run only.
     let single = results
         .iter()
@@ -510,7 +658,11 @@ fn main() -> BoxResult<()> {
         .ok_or("no 64 KiB x 256 result")?;
     let lat_ratio_p50 = us(&single.latency, 0.5) / us(&pre_h, 0.5);
     let lat_ratio_p99 = us(&single.latency, 0.99) / us(&pre_h, 0.99);
-    let bw_ratio = big.mb_per_sec() / seq_mbs;
+    // Against the same pattern the WAL writes (64 KiB pwrites, one fdatasync per 16 MiB); the
+    // end-of-run repeat bounds how much of a miss or a pass is the disk's own variance.
+    let bw_ratio = big.mb_per_sec() / grp64_mbs;
+    let bw_ratio_end = big.mb_per_sec() / grp64_end_mbs;
+    let bw_ratio_1m = big.mb_per_sec() / grp1m_mbs;
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!();
     println!("targets (informational)");
@@ -525,10 +677,13 @@ fn main() -> BoxResult<()> {
         verdict(lat_ratio_p50 <= 1.2)
     );
     println!(
-        "large batches (64 KiB x 256) bandwidth / raw sequential: {:.0}/{:.0} MB/s = \
-         {bw_ratio:.2} (target >= 0.8): {}",
+        "large batches (64 KiB x 256) bandwidth / raw 16 MiB groups of 64 KiB: {:.0}/{:.0} MB/s \
+         = {bw_ratio:.2} (vs the end-of-run repeat {:.0} MB/s: {bw_ratio_end:.2}; vs 1 MiB \
+         writes {:.0} MB/s: {bw_ratio_1m:.2}) (target >= 0.8): {}",
         big.mb_per_sec(),
-        seq_mbs,
+        grp64_mbs,
+        grp64_end_mbs,
+        grp1m_mbs,
         verdict(bw_ratio >= 0.8)
     );
     println!("total {:.1} s", bench_started.elapsed().as_secs_f64());
@@ -540,7 +695,11 @@ fn main() -> BoxResult<()> {
         "raw": {
             "fdatasync_4k_preallocated": { "ops_per_sec": pre_rate, "latency": lat_json(&pre_h) },
             "fdatasync_4k_growing": { "ops_per_sec": app_rate, "latency": lat_json(&app_h) },
-            "sequential_write": { "mb_per_sec": seq_mbs, "bytes": k.seq_bytes },
+            "fdatasync_4k_preallocated_end": { "ops_per_sec": pre_end_rate, "latency": lat_json(&pre_end_h) },
+            "sequential_write_page_cache_one_fdatasync": { "mb_per_sec": seq_mbs, "bytes": k.seq_bytes },
+            "sequential_16mib_groups_64k_writes": { "mb_per_sec": grp64_mbs, "group_latency": lat_json(&grp64_h) },
+            "sequential_16mib_groups_1m_writes": { "mb_per_sec": grp1m_mbs, "group_latency": lat_json(&grp1m_h) },
+            "sequential_16mib_groups_64k_writes_end": { "mb_per_sec": grp64_end_mbs, "group_latency": lat_json(&grp64_end_h) },
         },
         "wal_sync_path": results.iter().map(|r| wal_json(r, "sync", 1)).collect::<Vec<_>>(),
         "wal_sync_path_with_spare": wal_json(&spare, "sync_prepared_spare", 1),
@@ -551,6 +710,8 @@ fn main() -> BoxResult<()> {
             "single_record_latency_target": 1.2,
             "single_record_latency_pass": lat_ratio_p50 <= 1.2,
             "large_batch_bandwidth_ratio": bw_ratio,
+            "large_batch_bandwidth_ratio_vs_end_of_run": bw_ratio_end,
+            "large_batch_bandwidth_ratio_vs_1m_writes": bw_ratio_1m,
             "large_batch_bandwidth_target": 0.8,
             "large_batch_bandwidth_pass": bw_ratio >= 0.8,
         },

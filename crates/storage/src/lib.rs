@@ -38,6 +38,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod floor;
 pub mod group;
 pub mod memfs;
 pub mod meta;
@@ -47,6 +48,7 @@ pub mod vfs;
 pub mod wal;
 
 pub use error::{DecodeError, Result, StorageError, CORRUPTION_REMEDY};
+pub use floor::WalFloor;
 pub use meta::Meta;
 pub use snapshot::{
     latest_snapshot, read_snapshot_body, read_snapshot_meta, SnapshotChunk, SnapshotMeta,

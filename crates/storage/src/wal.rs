@@ -7,6 +7,7 @@
 
 use crate::codec::{self, put_u32, put_u64, Checkpoint};
 use crate::error::{Result, StorageError};
+use crate::floor::{WalFloor, FLOOR_FILE};
 use crate::snapshot::{self, SnapshotMeta};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 use paxos::multi::{DurableState, PersistOp};
@@ -196,6 +197,9 @@ pub struct Wal<V: Vfs> {
     /// rotation is a header write, a sync and a rename instead of a 64 MiB fill on the append
     /// path.
     spare: Option<Spare<V::File>>,
+    /// The oldest segment recorded on disk as kept (`wal-floor`). Compaction raises it before
+    /// removing anything, so recovery can tell compaction from a lost segment.
+    floor: WalFloor,
 }
 
 /// A segment file being prepared ahead of its rotation. Its name (`wal-<index>.spare`) is not
@@ -644,7 +648,7 @@ impl<V: Vfs> Wal<V> {
         let mut removed = false;
         for name in names.iter().filter(|n| is_segment_tmp(n)) {
             let path = dir.join(name);
-            tracing::warn!(path = %path.display(), "removing the leftover of an interrupted segment rotation");
+            tracing::warn!(path = %path.display(), "removing the leftover of an interrupted segment rotation or floor update");
             vfs.remove(&path)
                 .map_err(|e| StorageError::io("remove", &path, e))?;
             repairs.push(Repair::LeftoverRemoved { path });
@@ -672,17 +676,30 @@ impl<V: Vfs> Wal<V> {
         indices.sort();
 
         let compacted_through = snapshot.as_ref().map_or(Slot::ZERO, |s| s.through);
+        let floor = WalFloor::read(&vfs, &dir)?;
         if indices.is_empty() {
-            if snapshot.is_some() || !create_if_empty {
-                return Err(StorageError::corrupt(
-                    &dir,
-                    0,
-                    "the directory has no WAL segment although it was initialized: the log \
-                     holding this member's promise is gone",
-                ));
+            if snapshot.is_some() || floor.is_some() || !create_if_empty {
+                let what = match floor {
+                    // Compaction never removes the active segment, so a floor always names a
+                    // segment that must exist: none at all means the log itself was lost.
+                    Some(f) => format!(
+                        "the directory has no WAL segment, but {FLOOR_FILE} says segment {} \
+                         (first LSN {}, {}) and every later one are kept: the log holding \
+                         this member's promise and newest entries is gone",
+                        f.index,
+                        f.first_lsn.0,
+                        segment_name(f.index)
+                    ),
+                    None => "the directory has no WAL segment although it was initialized \
+                             (it has a snapshot or a meta file): the log holding this member's \
+                             promise is gone"
+                        .to_string(),
+                };
+                return Err(StorageError::corrupt(&dir, 0, what));
             }
             return Wal::create_fresh(vfs, dir, options, repairs);
         }
+        check_floor(&dir, floor.as_ref(), snapshot.as_ref(), &indices)?;
         for pair in indices.windows(2) {
             if pair[1].0 != pair[0].0 + 1 {
                 return Err(StorageError::corrupt(
@@ -712,6 +729,27 @@ impl<V: Vfs> Wal<V> {
             let is_last = k + 1 == count;
             let data = read_whole(&vfs, &path)?;
             let header = parse_header(&path, &data, *index)?;
+            let expected_first = match floor {
+                Some(f) if f.index == *index => Some(f.first_lsn.0),
+                None if k == 0 => Some(WalFloor::ORIGIN.first_lsn.0),
+                _ => None,
+            };
+            if let Some(expected_first) = expected_first.filter(|e| *e != header.first_lsn) {
+                let why = if floor.is_some() {
+                    format!("{FLOOR_FILE} recorded it as the oldest segment kept")
+                } else {
+                    "it is the first segment of a log never compacted".to_string()
+                };
+                return Err(StorageError::corrupt(
+                    &path,
+                    24,
+                    format!(
+                        "the segment begins at LSN {} but must begin at LSN {expected_first} \
+                         ({why}): the records before it are missing or it was replaced",
+                        header.first_lsn
+                    ),
+                ));
+            }
             if let Some((expected, prev_path, prev_end)) = &next_lsn {
                 if header.first_lsn != *expected {
                     return Err(StorageError::corrupt(
@@ -790,6 +828,18 @@ impl<V: Vfs> Wal<V> {
                 bytes,
             });
         }
+        let mut stats = WalStats::default();
+        let floor = match floor {
+            Some(f) => f,
+            None => {
+                // A log never compacted (or created before the floor existed) whose first
+                // segment was just verified to be segment 1 at LSN 1: record that, so a later
+                // loss of every segment is not mistaken for an empty directory.
+                WalFloor::ORIGIN.write(&vfs, &dir)?;
+                stats.dir_syncs += 1;
+                WalFloor::ORIGIN
+            }
+        };
         let wal = Wal {
             vfs,
             dir,
@@ -804,8 +854,9 @@ impl<V: Vfs> Wal<V> {
             poisoned: None,
             buf: Vec::new(),
             scratch: Vec::new(),
-            stats: WalStats::default(),
+            stats,
             spare: None,
+            floor,
         };
         Ok((
             wal,
@@ -827,8 +878,11 @@ impl<V: Vfs> Wal<V> {
         let tracked = Checkpoint::default();
         let (active, end, info) =
             create_segment(&vfs, &dir, 1, 1, options.segment_bytes, &tracked, None)?;
+        // The segment's name is made durable before the floor that names it: a floor without
+        // its segment would read as a lost log.
         vfs.sync_dir(&dir)
             .map_err(|e| StorageError::io("sync directory", &dir, e))?;
+        WalFloor::ORIGIN.write(&vfs, &dir)?;
         let wal = Wal {
             vfs,
             dir,
@@ -845,10 +899,11 @@ impl<V: Vfs> Wal<V> {
             scratch: Vec::new(),
             stats: WalStats {
                 rotations: 1,
-                dir_syncs: 1,
+                dir_syncs: 2,
                 ..WalStats::default()
             },
             spare: None,
+            floor: WalFloor::ORIGIN,
         };
         Ok((
             wal,
@@ -1012,10 +1067,13 @@ impl<V: Vfs> Wal<V> {
     }
 
     /// Deletes the oldest segments whose slot-carrying records all lie at or below `through`
-    /// (never the active one), each followed by a directory fsync so that a crash midway leaves
-    /// a contiguous suffix. The promise survives in the checkpoint heading every newer
-    /// segment. `through` must be covered by a snapshot in the directory. Returns how many
-    /// segments were removed.
+    /// (never the active one, whose checkpoint carries the promise). Before removing anything
+    /// it records the first segment kept in `wal-floor` (tmp, fsync, rename, directory fsync),
+    /// so recovery can tell these removals from a lost segment; then it removes the segments
+    /// oldest first, each followed by a directory fsync, so a crash midway leaves a contiguous
+    /// run below the floor (replayed harmlessly and removed by the next compaction). The
+    /// promise survives in the checkpoint heading every newer segment. `through` must be
+    /// covered by a snapshot in the directory. Returns how many segments were removed.
     pub fn compact(&mut self, through: Slot) -> Result<usize> {
         self.check_poisoned()?;
         let newest = snapshot::newest_snapshot_slot(&self.vfs, &self.dir)?;
@@ -1025,8 +1083,29 @@ impl<V: Vfs> Wal<V> {
                 newest
             )));
         }
-        let mut removed = 0;
-        while self.segments.len() > 1 && self.segments[0].max_slot.is_none_or(|m| m <= through) {
+        // `count + 1 < len`: the active segment is never a candidate, so the floor never
+        // passes it and the newest checkpoint with the promise is never removed.
+        let mut count = 0;
+        while count + 1 < self.segments.len()
+            && self.segments[count].max_slot.is_none_or(|m| m <= through)
+        {
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        let kept = &self.segments[count];
+        if kept.index > self.floor.index {
+            let floor = WalFloor {
+                index: kept.index,
+                first_lsn: kept.first_lsn,
+                compacted_through: through.max(self.floor.compacted_through),
+            };
+            floor.write(&self.vfs, &self.dir)?;
+            self.floor = floor;
+            self.stats.dir_syncs += 1;
+        }
+        for _ in 0..count {
             let path = self.segments[0].path.clone();
             self.vfs
                 .remove(&path)
@@ -1037,9 +1116,13 @@ impl<V: Vfs> Wal<V> {
             self.stats.dir_syncs += 1;
             self.stats.segments_removed += 1;
             self.segments.remove(0);
-            removed += 1;
         }
-        Ok(removed)
+        Ok(count)
+    }
+
+    /// The oldest segment recorded as kept (the `wal-floor` file).
+    pub fn floor(&self) -> WalFloor {
+        self.floor
     }
 
     /// Prepares the next segment ahead of its rotation, by up to `budget_bytes` of zero-fill
@@ -1161,6 +1244,90 @@ impl<V: Vfs> Wal<V> {
         tracing::error!(error = %err, "the log refuses further writes");
         self.poisoned = Some(err.to_string());
         err
+    }
+}
+
+/// Checks the segments present (sorted, non-empty) against the floor and the snapshot, before
+/// any is read: the oldest segment must be the first ever (1) when the log was never compacted,
+/// else no newer than the floor; the floor's segment must be present; and the snapshot must
+/// cover what compaction removed. Segments older than the floor are allowed: a crash during
+/// compaction leaves them (the floor is written before anything is removed).
+fn check_floor(
+    dir: &Path,
+    floor: Option<&WalFloor>,
+    snapshot: Option<&SnapshotMeta>,
+    indices: &[(u64, String)],
+) -> Result<()> {
+    let (Some((oldest, oldest_name)), Some((newest, _))) = (indices.first(), indices.last()) else {
+        return Ok(());
+    };
+    let Some(floor) = floor else {
+        if *oldest != WalFloor::ORIGIN.index {
+            return Err(StorageError::corrupt(
+                dir.join(segment_name(WalFloor::ORIGIN.index)),
+                0,
+                format!(
+                    "{} (the oldest segment present is {oldest_name}, and there is no \
+                     {FLOOR_FILE} file recording a compaction, so the log must start at {}): \
+                     the entries they held are lost (deleted by hand or by a fault?)",
+                    missing_range(WalFloor::ORIGIN.index, oldest - 1),
+                    segment_name(WalFloor::ORIGIN.index)
+                ),
+            ));
+        }
+        return Ok(());
+    };
+    let floor_name = segment_name(floor.index);
+    if *oldest > floor.index || *newest < floor.index {
+        let missing = if *oldest > floor.index {
+            missing_range(floor.index, oldest - 1)
+        } else {
+            format!(
+                "segment {} and every later one are missing, the active one included",
+                floor.index
+            )
+        };
+        return Err(StorageError::corrupt(
+            dir.join(&floor_name),
+            0,
+            format!(
+                "{missing} ({FLOOR_FILE} records {floor_name}, first LSN {}, as the oldest \
+                 segment kept; segments present: {oldest_name} to {}): the entries they held \
+                 are lost (deleted by hand or by a fault?)",
+                floor.first_lsn.0,
+                segment_name(*newest)
+            ),
+        ));
+    }
+    let covered = snapshot.map(|s| s.through);
+    if covered.unwrap_or(Slot::ZERO) < floor.compacted_through {
+        let have = match snapshot {
+            Some(s) => format!(
+                "the newest snapshot {} covers only slot {}",
+                s.path.display(),
+                s.through.0
+            ),
+            None => "there is no snapshot".to_string(),
+        };
+        return Err(StorageError::corrupt(
+            dir.join(FLOOR_FILE),
+            0,
+            format!(
+                "the log was compacted through slot {} but {have}: the entries the removed \
+                 segments held are in neither (the snapshot was deleted or rolled back?)",
+                floor.compacted_through.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// "segment 3 is missing" or "segments 1 to 3 are missing".
+fn missing_range(first: u64, last: u64) -> String {
+    if first == last {
+        format!("segment {first} is missing")
+    } else {
+        format!("segments {first} to {last} are missing")
     }
 }
 
