@@ -21,17 +21,21 @@ pub enum Bug {
     AcceptLowerBallot,
     /// Messages leave before the state they depend on is durable.
     SkipPersist,
+    /// The write-ahead log acknowledges a write before syncing it (a driver and storage bug:
+    /// the core is correct, and the driver reads this flag to configure its log).
+    AckBeforeSync,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
         Bug::ChosenWithoutQuorum,
         Bug::AcceptLowerBallot,
         Bug::SkipPersist,
+        Bug::AckBeforeSync,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -43,6 +47,7 @@ impl Bug {
             Bug::ChosenWithoutQuorum => "chosen-without-quorum",
             Bug::AcceptLowerBallot => "accept-lower-ballot",
             Bug::SkipPersist => "skip-persist",
+            Bug::AckBeforeSync => "ack-before-sync",
         }
     }
 

@@ -33,11 +33,14 @@ pub enum CheckKind {
     Liveness,
     /// The core or the simulator panicked.
     Panic,
+    /// A node started from a data directory with injected damage still in it, and storage
+    /// did not refuse: it could serve from a corrupt record.
+    SilentCorruption,
 }
 
 impl CheckKind {
     /// Every check, in the order figures list them.
-    pub const ALL: [CheckKind; 9] = [
+    pub const ALL: [CheckKind; 10] = [
         CheckKind::Agreement,
         CheckKind::Validity,
         CheckKind::Stability,
@@ -47,6 +50,7 @@ impl CheckKind {
         CheckKind::Linearizability,
         CheckKind::Liveness,
         CheckKind::Panic,
+        CheckKind::SilentCorruption,
     ];
 
     /// Its kebab-case name.
@@ -61,6 +65,7 @@ impl CheckKind {
             CheckKind::Linearizability => "linearizability",
             CheckKind::Liveness => "liveness",
             CheckKind::Panic => "panic",
+            CheckKind::SilentCorruption => "silent-corruption",
         }
     }
 }

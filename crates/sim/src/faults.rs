@@ -19,16 +19,20 @@ pub enum FaultProfile {
     Net,
     /// Crashes and restarts only.
     Crash,
-    /// Both.
+    /// Crashes plus disk faults: torn writes, bit flips, misdirected writes, truncated and
+    /// rolled-back files, wiped disks.
+    Disk,
+    /// All of the above.
     All,
 }
 
 impl FaultProfile {
     /// Every profile.
-    pub const ALL: [FaultProfile; 4] = [
+    pub const ALL: [FaultProfile; 5] = [
         FaultProfile::None,
         FaultProfile::Net,
         FaultProfile::Crash,
+        FaultProfile::Disk,
         FaultProfile::All,
     ];
 
@@ -38,6 +42,7 @@ impl FaultProfile {
             FaultProfile::None => "none",
             FaultProfile::Net => "net",
             FaultProfile::Crash => "crash",
+            FaultProfile::Disk => "disk",
             FaultProfile::All => "all",
         }
     }
@@ -54,7 +59,15 @@ impl FaultProfile {
 
     /// Whether crashes are in this profile.
     pub fn crash(self) -> bool {
-        matches!(self, FaultProfile::Crash | FaultProfile::All)
+        matches!(
+            self,
+            FaultProfile::Crash | FaultProfile::Disk | FaultProfile::All
+        )
+    }
+
+    /// Whether disk faults are in this profile.
+    pub fn disk(self) -> bool {
+        matches!(self, FaultProfile::Disk | FaultProfile::All)
     }
 }
 
@@ -93,11 +106,21 @@ pub enum FaultKind {
     ForcedElection,
     /// A crashed node's disk was wiped (a replaced disk): it must rebuild as a learner.
     Wipe,
+    /// A crash cut the last unsynced write of a file short (a torn write).
+    TornWrite,
+    /// A bit flipped in a synced record.
+    BitFlip,
+    /// A write landed at the wrong offset of its file.
+    MisdirectedWrite,
+    /// A file was cut short.
+    Truncate,
+    /// A file reverted to its contents before its last sync.
+    Rollback,
 }
 
 impl FaultKind {
     /// Every kind, in the order figures list them.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Loss,
         FaultKind::Duplicate,
         FaultKind::LongDelay,
@@ -110,6 +133,19 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::ForcedElection,
         FaultKind::Wipe,
+        FaultKind::TornWrite,
+        FaultKind::BitFlip,
+        FaultKind::MisdirectedWrite,
+        FaultKind::Truncate,
+        FaultKind::Rollback,
+    ];
+
+    /// Disk damage found only at the next start (the node then refuses to run).
+    pub const DISK_DAMAGE: [FaultKind; 4] = [
+        FaultKind::BitFlip,
+        FaultKind::MisdirectedWrite,
+        FaultKind::Truncate,
+        FaultKind::Rollback,
     ];
 
     /// The partition kinds.
@@ -137,6 +173,11 @@ impl FaultKind {
             FaultKind::Crash => "crash",
             FaultKind::ForcedElection => "forced-election",
             FaultKind::Wipe => "wipe",
+            FaultKind::TornWrite => "torn-write",
+            FaultKind::BitFlip => "bit-flip",
+            FaultKind::MisdirectedWrite => "misdirected-write",
+            FaultKind::Truncate => "truncate",
+            FaultKind::Rollback => "rollback",
         }
     }
 }
@@ -157,16 +198,19 @@ pub enum CrashPoint {
     PersistCompleted,
     /// Right after the node applied newly chosen slots and answered its clients.
     ChosenApplied,
+    /// Right after a snapshot file was made durable, before the log was compacted.
+    SnapshotWritten,
 }
 
 impl CrashPoint {
     /// Every crash point.
-    pub const ALL: [CrashPoint; 5] = [
+    pub const ALL: [CrashPoint; 6] = [
         CrashPoint::RandomTime,
         CrashPoint::Leader,
         CrashPoint::PersistIssued,
         CrashPoint::PersistCompleted,
         CrashPoint::ChosenApplied,
+        CrashPoint::SnapshotWritten,
     ];
 
     /// Its kebab-case name.
@@ -177,6 +221,7 @@ impl CrashPoint {
             CrashPoint::PersistIssued => "persist-issued",
             CrashPoint::PersistCompleted => "persist-completed",
             CrashPoint::ChosenApplied => "chosen-applied",
+            CrashPoint::SnapshotWritten => "snapshot-written",
         }
     }
 }
@@ -213,8 +258,6 @@ pub struct FaultPlan {
     pub election_gap_us: u64,
     /// Crash points this seed may use.
     pub crash_points: Vec<CrashPoint>,
-    /// Chance that a persist batch still in flight at a crash survives it, per mille.
-    pub batch_survives_permille: u32,
     /// Fixed part of every disk write's latency.
     pub disk_base_us: u64,
     /// Uniform random extra on every disk write.
@@ -226,6 +269,10 @@ pub struct FaultPlan {
     /// member votes: a cluster that lost a quorum's disks has lost data, which no protocol
     /// can prevent).
     pub wipe_permille: u32,
+    /// Kinds of disk damage this seed injects (found at the damaged node's next start).
+    pub disk_damage: Vec<FaultKind>,
+    /// Mean gap between two disk damages (0: none).
+    pub disk_damage_gap_us: u64,
 }
 
 impl FaultPlan {
@@ -247,11 +294,12 @@ impl FaultPlan {
             restart_max_us: 0,
             election_gap_us: 0,
             crash_points: Vec::new(),
-            batch_survives_permille: 500,
             disk_base_us: 100,
             disk_jitter_us: 400,
             snapshot_every_slots: 0,
             wipe_permille: 0,
+            disk_damage: Vec::new(),
+            disk_damage_gap_us: 0,
         }
     }
 
@@ -313,13 +361,24 @@ impl FaultPlan {
             if plan.crash_points.is_empty() {
                 plan.crash_points.push(CrashPoint::RandomTime);
             }
-            plan.batch_survives_permille = range(rng, 0, 1_000) as u32;
-            if nodes >= 3 && chance_permille(rng, 300) {
+        }
+        if profile.disk() && nodes >= 3 {
+            if chance_permille(rng, 500) {
                 plan.wipe_permille = range(rng, 50, 400) as u32;
             }
+            for kind in FaultKind::DISK_DAMAGE {
+                if chance_permille(rng, 500) {
+                    plan.disk_damage.push(kind);
+                }
+            }
+            if !plan.disk_damage.is_empty() {
+                plan.disk_damage_gap_us = range(rng, 100_000, 800_000);
+            }
         }
-        if chance_permille(rng, 600) {
-            plan.snapshot_every_slots = range(rng, 2, 40);
+        if chance_permille(rng, 350) {
+            // Not in every seed: a replica that installs a snapshot skips handing out the slots
+            // it covers, which hides a disagreement in them from the agreement oracle.
+            plan.snapshot_every_slots = range(rng, 4, 60);
         }
         plan
     }
@@ -345,6 +404,12 @@ impl FaultPlan {
         }
         if self.wipe_permille > 0 {
             kinds.push(FaultKind::Wipe);
+        }
+        if self.crash_gap_us > 0 {
+            kinds.push(FaultKind::TornWrite);
+        }
+        if self.disk_damage_gap_us > 0 {
+            kinds.extend(self.disk_damage.iter().copied());
         }
         kinds.sort();
         kinds

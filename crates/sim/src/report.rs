@@ -107,6 +107,9 @@ impl RunReport {
                 snapshots_installed: tally.snapshots_installed,
                 rebuilds: tally.rebuilds,
                 votes_regained: tally.votes_regained,
+                refused_starts: tally.refused_starts,
+                operator_rebuilds: tally.operator_rebuilds,
+                storage_failures: tally.storage_failures,
             },
             ops_ok,
             ops_failed,
@@ -588,6 +591,12 @@ pub struct StorageFigures {
     pub rebuilds: u64,
     /// Rebuilt replicas that regained their vote.
     pub votes_regained: u64,
+    /// Starts refused by storage (damage found at recovery).
+    pub refused_starts: u64,
+    /// Refused members wiped and rebuilt by the simulated operator.
+    pub operator_rebuilds: u64,
+    /// Writes or syncs that failed while running (the node stopped).
+    pub storage_failures: u64,
 }
 
 impl StorageFigures {
@@ -597,6 +606,9 @@ impl StorageFigures {
         self.snapshots_installed += o.snapshots_installed;
         self.rebuilds += o.rebuilds;
         self.votes_regained += o.votes_regained;
+        self.refused_starts += o.refused_starts;
+        self.operator_rebuilds += o.operator_rebuilds;
+        self.storage_failures += o.storage_failures;
     }
 }
 
@@ -604,10 +616,13 @@ impl fmt::Display for StorageFigures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "snapshots             {} taken, {} transfers, {} installed; rebuilds {} (vote regained {})",
+            "snapshots             {} taken, {} transfers, {} installed\n  storage               {} starts refused (damage found), {} operator rebuilds, {} write failures; rebuilds {} (vote regained {})",
             self.snapshots_taken,
             self.snapshot_transfers,
             self.snapshots_installed,
+            self.refused_starts,
+            self.operator_rebuilds,
+            self.storage_failures,
             self.rebuilds,
             self.votes_regained
         )

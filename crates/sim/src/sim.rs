@@ -18,12 +18,15 @@ use paxos::multi::{
     Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Message, PersistOp,
     ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role, SessionOutcome, Value,
 };
-use paxos::{Ballot, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
+use paxos::{Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use storage::memfs::MemFs;
+use storage::wal::{scan_records, RecordLocation};
+use storage::{read_snapshot_body, Lsn, Meta, Recovered, Repair, StorageError, Store, WalOptions};
 
 /// Chance that a duplicated message's copy is a stale one, held back for long, per mille.
 const STALE_COPY_PERMILLE: u32 = 300;
@@ -347,6 +350,13 @@ pub enum Event {
         /// Incarnation that crashed.
         incarnation: u64,
     },
+    /// An operator rebuilds a member whose storage refused to start.
+    OperatorRebuild {
+        /// Member index.
+        node: usize,
+    },
+    /// The nemesis damages a disk.
+    NemesisDisk,
     /// Faults stop.
     QuietStart,
     /// Clients stop starting operations.
@@ -382,7 +392,7 @@ impl Ord for Scheduled {
     }
 }
 
-/// A persist batch on its way to disk.
+/// A persist batch on its way to the log: written and synced at `done_at`.
 #[derive(Clone, Debug)]
 struct DiskWrite {
     seq: PersistSeq,
@@ -390,16 +400,89 @@ struct DiskWrite {
     done_at: u64,
 }
 
-/// One simulated member: the real replica plus everything a real node's driver holds.
+/// Damage injected into a node's files, remembered to check that recovery finds it.
 #[derive(Clone, Debug)]
+struct Damage {
+    kind: FaultKind,
+    path: std::path::PathBuf,
+    /// For a misdirected write: the durable bytes at the target before it. The write damages
+    /// the file only if it lands there and is synced; a crash before that loses it harmlessly.
+    before: Option<(u64, Vec<u8>)>,
+}
+
+/// Where every simulated node keeps its files, on its own [`MemFs`].
+const DATA_DIR: &str = "/data";
+
+/// The cluster id in every simulated member's meta file.
+const SIM_CLUSTER_ID: u64 = 0x5359_4e4f_4453_494d;
+
+/// Small segments, so that a run rotates and compacts many times.
+fn wal_options() -> WalOptions {
+    WalOptions::small()
+}
+
+/// Appends one persist batch, as one record when it fits, else one record per op: the core
+/// releases what depends on a batch only once all of it is synced, so a crash that keeps only
+/// a prefix of the records loses nothing that was acknowledged. (A catch-up page can exceed the
+/// record limit.)
+fn append_batch(store: &mut Store<MemFs>, ops: &[PersistOp]) -> Result<Lsn, StorageError> {
+    match store.append(ops) {
+        Err(StorageError::RecordTooLarge { .. }) if ops.len() > 1 => {
+            let mut last = Lsn(0);
+            for op in ops {
+                last = store.append(std::slice::from_ref(op))?;
+            }
+            Ok(last)
+        }
+        other => other,
+    }
+}
+
+/// Opens a member's data directory as a node does at start: initializes it if it holds no
+/// meta file (returning `fresh`), replays the log, reads the newest snapshot.
+fn open_storage(
+    fs: &MemFs,
+    meta: &Meta,
+) -> Result<(Store<MemFs>, Recovered, Option<StoredSnapshot>, bool), StorageError> {
+    let dir = std::path::Path::new(DATA_DIR);
+    let fresh = !Store::is_initialized(fs, dir)?;
+    if fresh {
+        Store::init(fs.clone(), DATA_DIR, meta, wal_options())?;
+    }
+    let (store, recovered) = Store::open(fs.clone(), DATA_DIR, meta, wal_options())?;
+    let snapshot = match &recovered.snapshot {
+        Some(m) => Some(StoredSnapshot {
+            through: m.through,
+            bytes: read_snapshot_body(fs, m)?,
+        }),
+        None => None,
+    };
+    Ok((store, recovered, snapshot, fresh))
+}
+
+/// One simulated member: the real replica and the real write-ahead log (on a simulated disk),
+/// plus everything a real node's driver holds.
 pub struct SimNode {
     index: usize,
     id: NodeId,
     replica: Option<Replica>,
     rng: ChaCha8Rng,
     incarnation: u64,
+    /// What the log should hold durably, kept beside the real log: the promise-regression
+    /// check reads it, and so does the nemesis before it destroys data (it never destroys the
+    /// last copies of a chosen value). After a restart it is what recovery returned.
     durable: DurableState,
+    /// The simulated disk; survives crashes, loses what was not synced.
+    fs: MemFs,
+    /// The data directory (meta, log, snapshots), open while the node runs.
+    wal: Option<Store<MemFs>>,
     disk: VecDeque<DiskWrite>,
+    /// LSNs of batches appended but not synced when the node last crashed.
+    unsynced_at_crash: Vec<Lsn>,
+    /// Damage injected since the last wipe: the next start must refuse to run.
+    damage: Vec<Damage>,
+    /// Why the last start refused to run (the storage error), until an operator rebuilds it.
+    refused: Option<String>,
     applier: Applier<KvMachine>,
     next_handout: u64,
     writes: BTreeMap<CommandId, (usize, u64)>,
@@ -437,6 +520,16 @@ impl SimNode {
     /// What its disk holds durably (survives crashes).
     pub fn durable(&self) -> &DurableState {
         &self.durable
+    }
+
+    /// The simulated disk.
+    pub fn fs(&self) -> &MemFs {
+        &self.fs
+    }
+
+    /// Why the node refused to start, while it does.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
     }
 
     /// Persist batches handed to the disk and not yet durable: `(seq, ops)`.
@@ -531,6 +624,9 @@ pub(crate) struct Tally {
     pub(crate) snapshots_installed: u64,
     pub(crate) rebuilds: u64,
     pub(crate) votes_regained: u64,
+    pub(crate) refused_starts: u64,
+    pub(crate) operator_rebuilds: u64,
+    pub(crate) storage_failures: u64,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -592,6 +688,13 @@ impl Simulation {
         let mut nodes = Vec::with_capacity(config.nodes);
         for index in 0..config.nodes {
             let id = NodeId(index as u64 + 1);
+            let fs = MemFs::new();
+            let meta = Meta {
+                cluster_id: SIM_CLUSTER_ID,
+                member_id: id.0,
+                initial_members: (1..=config.nodes as u64).collect(),
+            };
+            let (wal, _, _, _) = open_storage(&fs, &meta).expect("a fresh simulated disk opens");
             let replica = Replica::recover_with_bugs(
                 id,
                 membership.clone(),
@@ -607,7 +710,12 @@ impl Simulation {
                 rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
                 incarnation: 0,
                 durable: DurableState::default(),
+                fs,
+                wal: Some(wal),
                 disk: VecDeque::new(),
+                unsynced_at_crash: Vec::new(),
+                damage: Vec::new(),
+                refused: None,
                 applier: Applier::new(KvMachine::new()),
                 next_handout: 1,
                 writes: BTreeMap::new(),
@@ -707,6 +815,11 @@ impl Simulation {
                     self.plan.election_gap_us * 3 / 2,
                 );
                 self.schedule(at, Event::NemesisElection);
+            }
+            if self.plan.disk_damage_gap_us > 0 {
+                let gap = self.plan.disk_damage_gap_us;
+                let at = range(&mut self.rng, gap / 2, gap * 3 / 2);
+                self.schedule(at, Event::NemesisDisk);
             }
         }
         if self.config.timing.fault_phase_us != u64::MAX {
@@ -903,6 +1016,8 @@ impl Simulation {
                     self.restart(node);
                 }
             }
+            Event::OperatorRebuild { node } => self.operator_rebuild(node),
+            Event::NemesisDisk => self.nemesis_disk(),
             Event::QuietStart => self.start_quiet(),
             Event::StopClients => self.start_drain(),
             Event::Check => self.on_check(),
@@ -1063,6 +1178,9 @@ impl Simulation {
                 .map_or(0, |w| w.done_at)
                 .max(self.now + latency);
             let (seq, ops) = (batch.seq, batch.ops.len());
+            // The write itself happens at `done_at`, with its sync: a sync covers every write
+            // before it, so writing early would make a batch durable with an earlier batch's
+            // sync and shrink the window a crash can catch it in.
             node.disk.push_back(DiskWrite {
                 seq: batch.seq,
                 ops: batch.ops,
@@ -1226,14 +1344,14 @@ impl Simulation {
         if applied.0 < last.0 + every {
             return;
         }
-        let Some(replica) = node.replica.as_mut() else {
+        if node.replica.is_none() {
             return;
-        };
+        }
         let snap = StoredSnapshot::take(&node.applier);
-        node.durable.compacted_through = applied;
-        node.durable.entries = node.durable.entries.split_off(&applied.next());
-        node.snapshot = Some(snap);
-        replica.compact(applied);
+        if let Err(e) = self.store_snapshot(i, &snap) {
+            self.storage_failure(i, format!("snapshot: {e}"));
+            return;
+        }
         self.tally.snapshots_taken += 1;
         if self.tracing() {
             self.trace_event(TraceEvent::Snapshot {
@@ -1241,6 +1359,36 @@ impl Simulation {
                 through: applied.0,
             });
         }
+        self.crash_if_armed_at(i, CrashPoint::SnapshotWritten);
+        if !self.nodes[i].is_up() {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        if let Some(replica) = node.replica.as_mut() {
+            replica.compact(applied);
+        }
+        let compacted = match node.wal.as_mut() {
+            Some(store) => store.wal().compact(applied),
+            None => Ok(0),
+        };
+        if let Err(e) = compacted {
+            self.storage_failure(i, format!("compact: {e}"));
+        }
+    }
+
+    /// Writes a snapshot durably into node `i`'s data directory (the log is compacted later).
+    fn store_snapshot(&mut self, i: usize, snap: &StoredSnapshot) -> Result<(), StorageError> {
+        let node = &mut self.nodes[i];
+        let Some(store) = node.wal.as_mut() else {
+            return Ok(());
+        };
+        let mut writer = store.snapshot_writer(snap.through)?;
+        writer.write(&snap.bytes)?;
+        writer.finish()?;
+        node.durable.compacted_through = snap.through;
+        node.durable.entries = node.durable.entries.split_off(&snap.through.next());
+        node.snapshot = Some(snap.clone());
+        Ok(())
     }
 
     /// The replica of node `i` misses slots `from` compacted: fetch its snapshot.
@@ -1361,12 +1509,18 @@ impl Simulation {
                 self.violation(CheckKind::StateDivergence, Some(i), Some(through.0), detail);
             }
         }
+        if let Err(e) = self.store_snapshot(i, &snap) {
+            self.storage_failure(i, format!("install snapshot: {e}"));
+            return;
+        }
         let node = &mut self.nodes[i];
         node.applier = applier;
         node.next_handout = through.0 + 1;
-        node.durable.compacted_through = through;
-        node.durable.entries = node.durable.entries.split_off(&through.next());
-        node.snapshot = Some(snap);
+        if let Some(Err(e)) = node.wal.as_mut().map(|s| s.wal().compact(through)) {
+            self.storage_failure(i, format!("compact: {e}"));
+            return;
+        }
+        let node = &mut self.nodes[i];
         // Writes waiting at this node for slots the snapshot covers are answered by a retry
         // (the session table in the snapshot recognises it).
         if let Some(replica) = node.replica.as_mut() {
@@ -1414,6 +1568,26 @@ impl Simulation {
             return;
         };
         debug_assert_eq!(write.done_at, self.now);
+        let Some(store) = node.wal.as_mut() else {
+            unreachable!("a running node has its log open")
+        };
+        let written = append_batch(store, &write.ops);
+        let synced = written.and_then(|lsn| {
+            if self.config.bugs.has(Bug::AckBeforeSync) {
+                // Planted: the write is acknowledged while it sits in the disk's cache.
+                Ok(lsn)
+            } else {
+                store.sync().map(|synced| {
+                    debug_assert!(synced >= lsn, "sync returned before {lsn}");
+                    synced
+                })
+            }
+        });
+        if let Err(e) = synced {
+            // A write or sync error poisons the log; a real node stops. So does this one.
+            self.storage_failure(i, format!("write: {e}"));
+            return;
+        }
         for op in &write.ops {
             self.store(i, op);
         }
@@ -1431,8 +1605,8 @@ impl Simulation {
         self.crash_if_armed_at(i, CrashPoint::PersistCompleted);
     }
 
-    /// Writes one op to node `i`'s simulated disk. The disk stores what it is told, like a
-    /// real one; a promise below the stored one is reported, not refused.
+    /// Notes one op as durable in node `i`'s model of its log. Storage keeps what it is told,
+    /// like a real disk; a promise below the stored one is reported, not refused.
     fn store(&mut self, i: usize, op: &PersistOp) {
         if let PersistOp::Promise { ballot } = op {
             let durable = &mut self.nodes[i].durable;
@@ -1471,21 +1645,29 @@ impl Simulation {
     }
 
     fn crash_at(&mut self, i: usize, point: CrashPoint) {
-        let survive = self.plan.batch_survives_permille;
-        let mut kept = 0;
-        let mut lost = 0;
-        let writes: Vec<DiskWrite> = self.nodes[i].disk.drain(..).collect();
-        for w in writes {
-            if lost == 0 && chance_permille(&mut self.rng, survive) {
-                for op in &w.ops {
-                    self.store(i, op);
+        // Power loss. Batches still on their way were being written: they reach the disk's
+        // cache, and the disk keeps some prefix of those unsynced writes, the last one perhaps
+        // torn, as it decides from the seed. The replica learns which at restart.
+        let node = &mut self.nodes[i];
+        let in_flight: Vec<DiskWrite> = node.disk.drain(..).collect();
+        node.unsynced_at_crash.clear();
+        if let Some(store) = node.wal.as_mut() {
+            for w in &in_flight {
+                match append_batch(store, &w.ops) {
+                    Ok(lsn) => node.unsynced_at_crash.push(lsn),
+                    Err(_) => break,
                 }
-                kept += 1;
-            } else {
-                lost += 1;
             }
         }
+        node.wal = None;
+        let torn_before = node.fs.counters().writes_torn;
+        node.fs.crash(&mut self.rng);
+        let torn = node.fs.counters().writes_torn - torn_before;
+        for _ in 0..torn {
+            self.count_fault(FaultKind::TornWrite);
+        }
         let node = &mut self.nodes[i];
+        let unsynced = node.unsynced_at_crash.len();
         node.replica = None;
         node.incarnation += 1;
         node.writes.clear();
@@ -1494,16 +1676,13 @@ impl Simulation {
         node.armed = None;
         node.role = Role::Follower;
         node.transfer = None;
-        self.tally.batches_kept += kept;
-        self.tally.batches_lost += lost;
         *self.tally.crash_points.entry(point).or_insert(0) += 1;
         self.count_fault(FaultKind::Crash);
         if self.tracing() {
             self.trace_event(TraceEvent::Crash {
                 node: node_name(i),
                 point,
-                batches_kept: kept as usize,
-                batches_lost: lost as usize,
+                unsynced,
             });
         }
         if self.phase == Phase::Faults
@@ -1527,15 +1706,97 @@ impl Simulation {
         }
     }
 
+    /// Node `i` opened its storage although damage was injected: that is correct only if the
+    /// damaged file is gone (compaction deleted it, a newer snapshot replaced it) or the damage
+    /// never landed (a misdirected write armed but no write came).
+    fn check_damage_found(&mut self, i: usize) {
+        let damage = std::mem::take(&mut self.nodes[i].damage);
+        let fs = self.nodes[i].fs.clone();
+        for d in damage {
+            let now = fs.read_durable(&d.path);
+            let landed = match (&d.before, &now) {
+                (Some((at, before)), Some(now)) => {
+                    let at = *at as usize;
+                    now.get(at..at + before.len()) != Some(before.as_slice())
+                }
+                _ => true,
+            };
+            if now.is_some() && landed {
+                let detail = format!(
+                    "started from {} despite a {} in it",
+                    d.path.display(),
+                    d.kind.name()
+                );
+                self.violation(CheckKind::SilentCorruption, Some(i), None, detail);
+            }
+        }
+    }
+
+    /// The meta file node `i` is initialized with.
+    fn member_meta(&self, i: usize) -> Meta {
+        Meta {
+            cluster_id: SIM_CLUSTER_ID,
+            member_id: i as u64 + 1,
+            initial_members: (1..=self.nodes.len() as u64).collect(),
+        }
+    }
+
+    /// Node `i`'s storage refused to open: it stays down, as a real node would, and an
+    /// operator rebuilds it later (wipes the directory and restarts it as an existing member).
+    fn refuse_start(&mut self, i: usize, error: impl ToString) {
+        let error = error.to_string();
+        self.tally.refused_starts += 1;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Refused {
+                node: node_name(i),
+                error: error.clone(),
+            });
+        }
+        self.nodes[i].refused = Some(error);
+        let at = self.now + range(&mut self.rng, 10_000, 100_000);
+        self.schedule(at, Event::OperatorRebuild { node: i });
+    }
+
+    /// An operator replaces the refused disk of node `i` and restarts it: only once the others
+    /// vote and hold every possibly-chosen value, else later.
+    fn operator_rebuild(&mut self, i: usize) {
+        if self.nodes[i].is_up() || self.nodes[i].refused.is_none() {
+            return;
+        }
+        if !(self.others_vote(i) && self.wipe_keeps_chosen_values(i)) {
+            let at = self.now + range(&mut self.rng, 10_000, 100_000);
+            self.schedule(at, Event::OperatorRebuild { node: i });
+            return;
+        }
+        self.nodes[i].refused = None;
+        self.wipe_disk(i);
+        self.tally.operator_rebuilds += 1;
+        self.restart(i);
+    }
+
+    /// A write or sync failed on node `i`: the log is poisoned, so the node stops.
+    fn storage_failure(&mut self, i: usize, error: String) {
+        self.tally.storage_failures += 1;
+        if self.tracing() {
+            self.trace_event(TraceEvent::Refused {
+                node: node_name(i),
+                error: error.clone(),
+            });
+        }
+        self.crash_at(i, CrashPoint::RandomTime);
+    }
+
     /// Whether every member other than `i` votes: up and not rebuilding, or down with its
     /// disk intact.
     fn others_vote(&self, i: usize) -> bool {
         self.nodes.iter().enumerate().all(|(j, n)| {
             j == i
-                || match n.replica.as_ref() {
-                    Some(r) => r.is_voting(),
-                    None => !n.wiped && !n.durable.rebuilding,
-                }
+                || ((n.damage.is_empty() || (self.phase != Phase::Faults && n.is_up()))
+                    && n.refused.is_none()
+                    && match n.replica.as_ref() {
+                        Some(r) => r.is_voting(),
+                        None => !n.wiped && !n.durable.rebuilding,
+                    })
         })
     }
 
@@ -1608,10 +1869,14 @@ impl Simulation {
     fn wipe_disk(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         debug_assert!(!node.is_up());
+        node.fs.wipe();
         node.durable = DurableState::default();
         node.disk.clear();
+        node.unsynced_at_crash.clear();
         node.snapshot = None;
         node.wiped = true;
+        node.damage.clear();
+        node.refused = None;
         self.tally.rebuilds += 1;
         self.count_fault(FaultKind::Wipe);
         if self.tracing() {
@@ -1624,9 +1889,49 @@ impl Simulation {
         if self.nodes[i].is_up() {
             return false;
         }
+        if self.nodes[i].refused.is_some() {
+            // Refused storage stays refused until an operator rebuilds the member.
+            return false;
+        }
+        let meta = self.member_meta(i);
+        let opened = open_storage(&self.nodes[i].fs, &meta);
+        let (store, recovered, snapshot, fresh) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                self.refuse_start(i, error);
+                return false;
+            }
+        };
+        let applier = match snapshot.as_ref().map(StoredSnapshot::restore) {
+            Some(Some(applier)) => applier,
+            Some(None) => {
+                // Storage verified the file; a body that does not decode is still damage.
+                self.refuse_start(i, "snapshot body does not decode".to_string());
+                return false;
+            }
+            None => Applier::new(KvMachine::new()),
+        };
+        self.check_damage_found(i);
+        let torn_tails = recovered
+            .repairs
+            .iter()
+            .filter(|r| matches!(r, Repair::TornTail { .. }))
+            .count();
         let node = &mut self.nodes[i];
-        node.rebuilding = node.wiped || node.durable.rebuilding;
-        let replica = if std::mem::take(&mut node.wiped) {
+        let unsynced = std::mem::take(&mut node.unsynced_at_crash);
+        let kept = unsynced
+            .iter()
+            .filter(|l| **l <= recovered.last_lsn)
+            .count();
+        let lost = unsynced.len() - kept;
+        self.tally.batches_kept += kept as u64;
+        self.tally.batches_lost += lost as u64;
+        // A member of a running cluster whose directory holds no meta file lost its disk: it
+        // must not trust the empty state (it may have voted), so it rebuilds.
+        node.wiped = false;
+        node.rebuilding = fresh || recovered.state.rebuilding;
+        node.durable = recovered.state.clone();
+        let replica = if fresh {
             Replica::rebuild(
                 node.id,
                 self.membership.clone(),
@@ -1637,26 +1942,28 @@ impl Simulation {
                 node.id,
                 self.membership.clone(),
                 self.config.replica.clone(),
-                node.durable.clone(),
+                recovered.state,
                 self.config.bugs,
             )
         }
         .expect("member of its own configuration");
         node.replica = Some(replica);
+        node.wal = Some(store);
         node.incarnation += 1;
         node.rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
-        let restored = node.snapshot.as_ref().map(StoredSnapshot::restore);
-        node.applier = match restored {
-            Some(Some(applier)) => applier,
-            Some(None) => unreachable!("the simulator's stored snapshots are never damaged"),
-            None => Applier::new(KvMachine::new()),
-        };
+        node.snapshot = snapshot;
+        node.applier = applier;
         node.next_handout = node.applier.applied_through().0 + 1;
         node.next_read = 1;
         node.role = Role::Follower;
         let incarnation = node.incarnation;
         if self.tracing() {
-            self.trace_event(TraceEvent::Restart { node: node_name(i) });
+            self.trace_event(TraceEvent::Restart {
+                node: node_name(i),
+                batches_kept: kept,
+                batches_lost: lost,
+                torn_tails,
+            });
         }
         let at = self.now + 1 + below(&mut self.rng, self.config.timing.tick_us);
         self.schedule(
@@ -2051,6 +2358,148 @@ impl Simulation {
         let gap = self.plan.crash_gap_us;
         let next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
         self.schedule(next, Event::NemesisCrash);
+    }
+
+    /// Damages one node's files, as media errors and firmware bugs do. Only a node whose loss
+    /// the cluster survives is chosen (the others vote and hold every possibly-chosen value):
+    /// the damage costs that node its data at its next start, where storage must refuse to
+    /// run rather than serve from it.
+    fn nemesis_disk(&mut self) {
+        if self.phase != Phase::Faults || self.plan.disk_damage.is_empty() {
+            return;
+        }
+        let gap = self.plan.disk_damage_gap_us;
+        let next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
+        self.schedule(next, Event::NemesisDisk);
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                let n = &self.nodes[*i];
+                n.is_up()
+                    && n.damage.is_empty()
+                    && n.replica.as_ref().is_some_and(Replica::is_voting)
+                    && self.others_vote(*i)
+                    && self.wipe_keeps_chosen_values(*i)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let i = candidates[below(&mut self.rng, candidates.len() as u64) as usize];
+        let kinds = self.plan.disk_damage.clone();
+        let kind = kinds[below(&mut self.rng, kinds.len() as u64) as usize];
+        let Some((file, offset, before)) = self.damage(i, kind) else {
+            return;
+        };
+        let path = std::path::PathBuf::from(&file);
+        self.nodes[i].damage.push(Damage { kind, path, before });
+        self.count_fault(kind);
+        if self.tracing() {
+            self.trace_event(TraceEvent::DiskDamage {
+                node: node_name(i),
+                kind,
+                file,
+                offset,
+            });
+        }
+        if chance_permille(&mut self.rng, 500) {
+            // Damage is found at the next start; often make that start come soon.
+            self.crash_at(i, CrashPoint::RandomTime);
+        }
+    }
+
+    /// Applies one kind of damage to a file of node `i`; returns the file and offset, or
+    /// `None` if nothing fits. Targets are what the format promises to detect: not the last
+    /// record of the log (its damage looks like a torn write, see docs/storage-format.md) and
+    /// not the active segment for a rollback (a lost synced append of the newest segment
+    /// cannot be told apart from one never made without a second copy).
+    #[allow(clippy::type_complexity)]
+    fn damage(
+        &mut self,
+        i: usize,
+        kind: FaultKind,
+    ) -> Option<(String, u64, Option<(u64, Vec<u8>)>)> {
+        let fs = self.nodes[i].fs.clone();
+        let dir = std::path::Path::new(DATA_DIR);
+        let files = fs.files();
+        let durable_len = |path: &std::path::Path| {
+            files
+                .iter()
+                .find(|f| f.path == path)
+                .map_or(0, |f| f.durable_len)
+        };
+        let records = scan_records(&fs, dir).ok()?;
+        // Records synced, but not the last of them: after a crash that one may be the log's
+        // final record, whose damage is indistinguishable from a torn write.
+        let durable_lsn = self.nodes[i].wal.as_mut()?.wal().durable_lsn();
+        let synced: Vec<&RecordLocation> = records
+            .iter()
+            .filter(|r| r.lsn < durable_lsn && r.offset + r.len <= durable_len(&r.path))
+            .collect();
+        let segments: Vec<&storage::memfs::FileInfo> = files
+            .iter()
+            .filter(|f| f.path.extension().is_some_and(|e| e == "log"))
+            .collect();
+        let snapshots: Vec<&storage::memfs::FileInfo> = files
+            .iter()
+            .filter(|f| f.path.extension().is_some_and(|e| e == "snap"))
+            .collect();
+        let active = segments.iter().map(|f| f.path.clone()).max();
+        let pick = |rng: &mut ChaCha8Rng, n: usize| below(rng, n as u64) as usize;
+        let name = |p: &std::path::Path| p.display().to_string();
+        match kind {
+            FaultKind::BitFlip => {
+                if synced.is_empty() {
+                    return None;
+                }
+                let r = synced[pick(&mut self.rng, synced.len())];
+                let at = r.offset + below(&mut self.rng, r.len);
+                let bit = below(&mut self.rng, 8) as u8;
+                fs.flip_bit(&r.path, at, bit).ok()?;
+                Some((name(&r.path), at, None))
+            }
+            FaultKind::MisdirectedWrite => {
+                let active = active?;
+                let in_active: Vec<&&RecordLocation> =
+                    synced.iter().filter(|r| r.path == active).collect();
+                if in_active.is_empty() {
+                    return None;
+                }
+                let r = in_active[pick(&mut self.rng, in_active.len())];
+                let durable = fs.read_durable(&active)?;
+                let before = durable.get(r.offset as usize..(r.offset + r.len) as usize)?;
+                let before = Some((r.offset, before.to_vec()));
+                fs.misdirect_next_write(&active, r.offset).ok()?;
+                Some((name(&active), r.offset, before))
+            }
+            FaultKind::Truncate => {
+                let targets: Vec<&&storage::memfs::FileInfo> = segments
+                    .iter()
+                    .chain(snapshots.iter())
+                    .filter(|f| f.durable_len > 0)
+                    .collect();
+                if targets.is_empty() {
+                    return None;
+                }
+                let f = targets[pick(&mut self.rng, targets.len())];
+                let len = below(&mut self.rng, f.durable_len);
+                fs.truncate(&f.path, len).ok()?;
+                Some((name(&f.path), len, None))
+            }
+            FaultKind::Rollback => {
+                let targets: Vec<&&storage::memfs::FileInfo> = segments
+                    .iter()
+                    .filter(|f| Some(&f.path) != active.as_ref())
+                    .chain(snapshots.iter())
+                    .collect();
+                if targets.is_empty() {
+                    return None;
+                }
+                let f = targets[pick(&mut self.rng, targets.len())];
+                fs.rollback(&f.path).ok()?;
+                Some((name(&f.path), 0, None))
+            }
+            _ => None,
+        }
     }
 
     fn nemesis_election(&mut self) {

@@ -155,15 +155,39 @@ pub enum TraceEvent {
         node: String,
         /// The crash point.
         point: CrashPoint,
-        /// Persist batches in flight that survived.
-        batches_kept: usize,
-        /// Persist batches in flight that were lost.
-        batches_lost: usize,
+        /// Persist batches appended to the log but not yet synced: the disk keeps, tears or
+        /// loses them, as the restart's recovery finds.
+        unsynced: usize,
     },
     /// A node restarted from its durable state.
     Restart {
         /// Node.
         node: String,
+        /// Of the batches unsynced at the crash, how many recovery found whole.
+        batches_kept: usize,
+        /// And how many were lost (or torn, and truncated).
+        batches_lost: usize,
+        /// Torn tails recovery truncated.
+        torn_tails: usize,
+    },
+    /// A node's storage refused to start: the error names the file and what is wrong. The
+    /// node stays down until an operator rebuilds it.
+    Refused {
+        /// Node.
+        node: String,
+        /// The storage error.
+        error: String,
+    },
+    /// Disk damage was injected into a node's files.
+    DiskDamage {
+        /// Node.
+        node: String,
+        /// What kind.
+        kind: FaultKind,
+        /// The file.
+        file: String,
+        /// Byte offset (or new length, for a truncation).
+        offset: u64,
     },
     /// A node snapshotted its applied state through `through` and compacted its log.
     Snapshot {
