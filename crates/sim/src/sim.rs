@@ -1577,9 +1577,8 @@ impl Simulation {
                 // Planted: the write is acknowledged while it sits in the disk's cache.
                 Ok(lsn)
             } else {
-                store.sync().map(|synced| {
-                    debug_assert!(synced >= lsn, "sync returned before {lsn}");
-                    synced
+                store.sync().inspect(|synced| {
+                    debug_assert!(*synced >= lsn, "sync returned before {lsn}");
                 })
             }
         });
