@@ -38,6 +38,12 @@ fn assert_clean(report: &CampaignReport) {
         report.batches_lost > 0 && report.batches_kept > 0,
         "{report}"
     );
+    // Storage paths that must have been exercised: snapshots taken and shipped, damage found
+    // at recovery (a refused start), members rebuilt after a wipe regaining their vote.
+    let st = &report.storage;
+    assert!(st.snapshots_taken > 0 && st.snapshots_installed > 0, "{report}");
+    assert!(st.refused_starts > 0 && st.operator_rebuilds > 0, "{report}");
+    assert!(st.rebuilds > 0 && st.votes_regained > 0, "{report}");
 }
 
 #[test]
@@ -62,6 +68,8 @@ fn other_profiles_and_sizes_pass() {
         (4, FaultProfile::Net),
         (5, FaultProfile::None),
         (7, FaultProfile::Crash),
+        (3, FaultProfile::Disk),
+        (5, FaultProfile::Disk),
     ] {
         let spec = CampaignSpec::new(0..30, nodes, faults);
         let report = CampaignReport::from_runs(&run_seeds(&spec, &|_| {}));

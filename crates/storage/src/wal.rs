@@ -408,6 +408,35 @@ struct Scan {
 /// crash: its declared end runs past the last non-zero byte of the segment, or it ends exactly
 /// there and some sector's share of it is all zero (an unwritten sector of a preallocated
 /// file reads as zeros). Either way nothing non-zero follows it.
+/// Whether a valid record with LSN `next_lsn` starts anywhere after `start`: then the record
+/// at `start` was not the last one written, whatever its length field says. A bit flip in a
+/// length can make a record seem to run past the written area, exactly like a torn write;
+/// without this, recovery would "truncate" it and every acknowledged record after it.
+fn frame_follows(
+    data: &[u8],
+    start: u64,
+    written_end: u64,
+    next_lsn: u64,
+    record_bytes_max: u64,
+) -> bool {
+    let written_end = (written_end as usize).min(data.len());
+    let mut at = start as usize + 1;
+    while at + RECORD_HEADER_BYTES as usize <= written_end {
+        if le_u64(data, at + 8) == next_lsn {
+            let payload_len = u64::from(le_u32(data, at));
+            let end = at as u64 + RECORD_HEADER_BYTES + payload_len;
+            if payload_len <= record_bytes_max
+                && end <= data.len() as u64
+                && record_crc(&data[at..end as usize]) == le_u32(data, at + 4)
+            {
+                return true;
+            }
+        }
+        at += 1;
+    }
+    false
+}
+
 fn looks_torn(data: &[u8], start: u64, declared_end: u64, written_end: u64) -> bool {
     if declared_end > written_end {
         return true;
@@ -492,7 +521,10 @@ fn scan_segment(
             })
         };
         if let Some(problem) = problem {
-            if is_last && looks_torn(data, p, declared_end, written_end) {
+            if is_last
+                && looks_torn(data, p, declared_end, written_end)
+                && !frame_follows(data, p, written_end, expected_lsn + 1, record_bytes_max)
+            {
                 return Ok(Scan {
                     records,
                     end: p,

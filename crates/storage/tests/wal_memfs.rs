@@ -205,6 +205,23 @@ fn a_bit_flip_in_the_final_synced_record_is_corruption_not_a_torn_write() {
 }
 
 #[test]
+fn a_flipped_length_bit_is_corruption_not_a_torn_write_that_swallows_later_records() {
+    // Found by the simulator: a length grown by a bit flip ran past the written area, which
+    // looked torn, and recovery dropped every acknowledged record after it.
+    for bit in [6, 7, 8 + 3, 16 + 1, 24 + 7] {
+        let fs = MemFs::new();
+        drop(three_segments(&fs));
+        let records = batch_records(&fs, &segment(3));
+        assert!(records.len() >= 2, "the last segment needs records after the victim");
+        let victim = &records[0];
+        fs.flip_bit(&victim.path, victim.offset + bit / 8, (bit % 8) as u8)
+            .unwrap();
+        let err = open(&fs, tiny()).unwrap_err();
+        assert_corrupt(err, &segment(3), victim.offset, "not a torn final write");
+    }
+}
+
+#[test]
 fn a_misdirected_write_is_caught_by_its_lsn() {
     let fs = MemFs::new();
     let mut wal = three_segments(&fs);
