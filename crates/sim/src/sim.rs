@@ -413,6 +413,9 @@ struct Damage {
 /// Where every simulated node keeps its files, on its own [`MemFs`].
 const DATA_DIR: &str = "/data";
 
+/// Re-asks for a snapshot chunk without progress before a transfer is abandoned.
+const TRANSFER_RETRIES_MAX: u32 = 5;
+
 /// The cluster id in every simulated member's meta file.
 const SIM_CLUSTER_ID: u64 = 0x5359_4e4f_4453_494d;
 
@@ -1425,6 +1428,13 @@ impl Simulation {
         if self.now.saturating_sub(t.progress_at_us) < patience {
             return;
         }
+        if t.retries >= TRANSFER_RETRIES_MAX {
+            // The replica asks again when it next hears of the compacted prefix, from
+            // whichever peer tells it.
+            self.nodes[i].transfer = None;
+            return;
+        }
+        t.retries += 1;
         t.progress_at_us = self.now;
         let (from, at_least, offset) = (t.from, t.at_least, t.offset());
         let Some(j) = self.membership.index_of(from) else {

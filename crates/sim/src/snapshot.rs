@@ -95,6 +95,9 @@ pub struct Transfer {
     pub received: Vec<u8>,
     /// Virtual time of the last progress, for re-asking.
     pub progress_at_us: u64,
+    /// Re-asks since the last progress; past a bound the transfer is abandoned, so that the
+    /// next request can go to a peer that answers (the source may be down for good).
+    pub retries: u32,
 }
 
 /// What a received chunk did to a transfer.
@@ -118,6 +121,7 @@ impl Transfer {
             total: 0,
             received: Vec::new(),
             progress_at_us: now_us,
+            retries: 0,
         }
     }
 
@@ -152,6 +156,7 @@ impl Transfer {
         }
         self.received.extend_from_slice(data);
         self.progress_at_us = now_us;
+        self.retries = 0;
         if self.offset() < self.total {
             return ChunkOutcome::Progress;
         }

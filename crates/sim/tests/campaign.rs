@@ -41,8 +41,14 @@ fn assert_clean(report: &CampaignReport) {
     // Storage paths that must have been exercised: snapshots taken and shipped, damage found
     // at recovery (a refused start), members rebuilt after a wipe regaining their vote.
     let st = &report.storage;
-    assert!(st.snapshots_taken > 0 && st.snapshots_installed > 0, "{report}");
-    assert!(st.refused_starts > 0 && st.operator_rebuilds > 0, "{report}");
+    assert!(
+        st.snapshots_taken > 0 && st.snapshots_installed > 0,
+        "{report}"
+    );
+    assert!(
+        st.refused_starts > 0 && st.operator_rebuilds > 0,
+        "{report}"
+    );
     assert!(st.rebuilds > 0 && st.votes_regained > 0, "{report}");
 }
 
