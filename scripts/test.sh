@@ -26,5 +26,9 @@ cargo test --workspace
 step "model checks with planted bugs: stateright must find each counterexample"
 cargo test -p synod-paxos --features planted-bugs --test model_synod --test model_multi planted
 
+step "storage with its planted bug: a log that acknowledges before syncing loses data"
+cargo test -p synod-storage --features planted-bugs
+
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
+cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
