@@ -1802,9 +1802,12 @@ impl Simulation {
             j == i
                 || ((n.damage.is_empty() || (self.phase != Phase::Faults && n.is_up()))
                     && n.refused.is_none()
+                    // Voting durably: a replica that regained its vote in memory but crashes
+                    // before `VoteRegained` is synced rebuilds again.
+                    && !n.durable.rebuilding
                     && match n.replica.as_ref() {
                         Some(r) => r.is_voting(),
-                        None => !n.wiped && !n.durable.rebuilding,
+                        None => !n.wiped,
                     })
         })
     }

@@ -150,7 +150,7 @@ impl Replica {
         // must be neither re-proposed nor filled, and this leader needs that peer's snapshot.
         let gap = match self.takeover_compacted.take() {
             Some((from, through)) if through > self.chosen_through => {
-                self.snapshot_wanted = Some(SnapshotWanted { from, through });
+                self.want_snapshot(SnapshotWanted { from, through });
                 self.peer_compacted = self.peer_compacted.max(through);
                 through
             }

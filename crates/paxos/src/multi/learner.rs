@@ -141,7 +141,7 @@ impl Replica {
         if self.chosen_through < compacted_through {
             // Those slots are decided; a leader stops counting them as in flight.
             self.peer_compacted = self.peer_compacted.max(compacted_through);
-            self.snapshot_wanted = Some(SnapshotWanted {
+            self.want_snapshot(SnapshotWanted {
                 from,
                 through: compacted_through,
             });
@@ -149,6 +149,21 @@ impl Replica {
         }
         if self.chosen_through > before && self.chosen_through < chosen_through {
             self.ask_catch_up(from);
+        }
+    }
+
+    /// Notes that `wanted.from` holds a snapshot this replica needs. A request for a further
+    /// slot is handed out at once; one as good from another peer replaces the source for the
+    /// next repetition (the latest informant was just heard from, the old source may be down
+    /// for good), keeping the schedule (see `snapshot_due`).
+    pub(super) fn want_snapshot(&mut self, wanted: SnapshotWanted) {
+        match self.snapshot_wanted {
+            Some(w) if w.through > wanted.through => {}
+            Some(w) if w.through == wanted.through => self.snapshot_wanted = Some(wanted),
+            _ => {
+                self.snapshot_wanted = Some(wanted);
+                self.snapshot_asked_ticks = None;
+            }
         }
     }
 

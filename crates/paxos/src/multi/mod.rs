@@ -80,6 +80,10 @@ pub struct Replica {
     catch_up_asked_ticks: Option<u64>,
     /// A peer compacted chosen slots this replica lacks: ask the driver for its snapshot.
     snapshot_wanted: Option<SnapshotWanted>,
+    /// When `snapshot_wanted` was last handed to the driver: it is handed out again every
+    /// election timeout until a snapshot is installed, since a transfer can fail and nothing
+    /// else may remind this replica (a leader behind a compacted prefix hears of it only once).
+    snapshot_asked_ticks: Option<u64>,
     /// Highest compacted prefix any promise reported during this candidacy, and who reported it.
     takeover_compacted: Option<(NodeId, Slot)>,
     /// Slots up to here are known chosen because a peer compacted them, though this replica
@@ -207,6 +211,7 @@ impl Replica {
             handed_out_through: compacted_through,
             catch_up_asked_ticks: None,
             snapshot_wanted: None,
+            snapshot_asked_ticks: None,
             takeover_compacted: None,
             peer_compacted: compacted_through,
             role: Role::Follower,
@@ -278,6 +283,7 @@ impl Replica {
         self.proposals = self.proposals.split_off(&through.next());
         if self.snapshot_wanted.is_some_and(|w| w.through <= through) {
             self.snapshot_wanted = None;
+            self.snapshot_asked_ticks = None;
         }
         self.advance_chosen_through();
     }
@@ -638,8 +644,26 @@ impl Replica {
             chosen,
             reads: std::mem::take(&mut self.read_outcomes),
             abandoned: std::mem::take(&mut self.abandoned),
-            snapshot_wanted: self.snapshot_wanted.take(),
+            snapshot_wanted: self.snapshot_due(),
         }
+    }
+
+    /// The snapshot request to hand to the driver now, if one is due.
+    fn snapshot_due(&mut self) -> Option<SnapshotWanted> {
+        let wanted = self.snapshot_wanted?;
+        if wanted.through <= self.handed_out_through {
+            self.snapshot_wanted = None;
+            return None;
+        }
+        let retry = u64::from(self.options.election_timeout_ticks.max(1));
+        let due = self
+            .snapshot_asked_ticks
+            .is_none_or(|t| self.now_ticks.saturating_sub(t) >= retry);
+        if !due {
+            return None;
+        }
+        self.snapshot_asked_ticks = Some(self.now_ticks);
+        Some(wanted)
     }
 
     /// Whether every state change so far has been reported durable.

@@ -847,3 +847,36 @@ fn an_accept_for_a_compacted_slot_points_the_leader_to_the_snapshot() {
         })
     );
 }
+
+#[test]
+fn a_snapshot_request_is_repeated_until_a_snapshot_is_installed() {
+    let config = Configuration::majority_of(3).unwrap();
+    let mut r = Replica::new(NodeId(3), config, options()).unwrap();
+    let learn = Message::Learn {
+        records: Vec::new(),
+        chosen_through: Slot(9),
+        compacted_through: Slot(8),
+    };
+    r.step(NodeId(2), learn).unwrap();
+    let want = Some(SnapshotWanted {
+        from: NodeId(2),
+        through: Slot(8),
+    });
+    assert_eq!(r.ready().snapshot_wanted, want);
+    assert_eq!(r.ready().snapshot_wanted, None, "asked again at once");
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut repeated = false;
+    for _ in 0..options().election_timeout_ticks {
+        r.tick(&mut rng);
+        repeated |= r.ready().snapshot_wanted == want;
+    }
+    assert!(
+        repeated,
+        "a failed transfer would leave the replica behind for good"
+    );
+    r.install_snapshot(Slot(8));
+    for _ in 0..2 * options().election_timeout_ticks {
+        r.tick(&mut rng);
+        assert_eq!(r.ready().snapshot_wanted, None, "asked after installing");
+    }
+}
