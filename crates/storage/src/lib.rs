@@ -42,6 +42,7 @@ pub mod floor;
 pub mod group;
 pub mod memfs;
 pub mod meta;
+mod preparer;
 pub mod snapshot;
 pub mod store;
 pub mod vfs;

@@ -8,6 +8,7 @@
 use crate::codec::{self, put_u32, put_u64, Checkpoint};
 use crate::error::{Result, StorageError};
 use crate::floor::{WalFloor, FLOOR_FILE};
+use crate::preparer::{Prepared, Preparer, Spare};
 use crate::snapshot::{self, SnapshotMeta};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 use paxos::multi::{DurableState, PersistOp};
@@ -81,6 +82,26 @@ impl WalOptions {
             record_bytes_max,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
+        }
+    }
+
+    /// Sets the planted `ack_before_sync` bug (with the `planted-bugs` feature: [`Wal::sync`]
+    /// then reports durable without syncing, for the simulator to catch). Without the feature
+    /// the bug does not exist and this does nothing, so callers need no `cfg` of their own and
+    /// a build that serves users cannot be given the bug by a flag.
+    #[must_use]
+    pub fn with_ack_before_sync(self, on: bool) -> Self {
+        #[cfg(feature = "planted-bugs")]
+        {
+            WalOptions {
+                ack_before_sync: on,
+                ..self
+            }
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            let _ = on;
+            self
         }
     }
 
@@ -190,26 +211,21 @@ pub struct Wal<V: Vfs> {
     tracked: Checkpoint,
     dir_dirty: bool,
     poisoned: Option<String>,
+    /// Reused encoding buffer: the records of one append, framed, back to back.
     buf: Vec<u8>,
-    scratch: Vec<u8>,
+    /// Reused list of the records in `buf`: start, end, index of the batch.
+    frames: Vec<(usize, usize, usize)>,
     stats: WalStats,
     /// The next segment, zero-filled ahead of time by [`Wal::prepare_next_segment`] so that
     /// rotation is a header write, a sync and a rename instead of a 64 MiB fill on the append
     /// path.
     spare: Option<Spare<V::File>>,
+    /// The thread preparing spares in the background, if started
+    /// ([`Wal::start_background_preparer`]). Its finished spare is moved into `spare`.
+    preparer: Option<Preparer<V::File>>,
     /// The oldest segment recorded on disk as kept (`wal-floor`). Compaction raises it before
     /// removing anything, so recovery can tell compaction from a lost segment.
     floor: WalFloor,
-}
-
-/// A segment file being prepared ahead of its rotation. Its name (`wal-<index>.spare`) is not
-/// a segment's, so recovery never reads it; open deletes it.
-struct Spare<F> {
-    index: u64,
-    path: PathBuf,
-    file: F,
-    /// Bytes zero-filled and synced so far.
-    filled: u64,
 }
 
 impl<V: Vfs> fmt::Debug for Wal<V> {
@@ -240,7 +256,7 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-fn segment_spare_name(index: u64) -> String {
+pub(crate) fn segment_spare_name(index: u64) -> String {
     format!("wal-{index:016x}.spare")
 }
 
@@ -885,9 +901,10 @@ impl<V: Vfs> Wal<V> {
             dir_dirty: false,
             poisoned: None,
             buf: Vec::new(),
-            scratch: Vec::new(),
+            frames: Vec::new(),
             stats,
             spare: None,
+            preparer: None,
             floor,
         };
         Ok((
@@ -928,13 +945,14 @@ impl<V: Vfs> Wal<V> {
             dir_dirty: false,
             poisoned: None,
             buf: Vec::new(),
-            scratch: Vec::new(),
+            frames: Vec::new(),
             stats: WalStats {
                 rotations: 1,
                 dir_syncs: 2,
                 ..WalStats::default()
             },
             spare: None,
+            preparer: None,
             floor: WalFloor::ORIGIN,
         };
         Ok((
@@ -958,66 +976,72 @@ impl<V: Vfs> Wal<V> {
     /// Returns the LSN of the last record. If any batch is too large nothing is written.
     pub fn append_batches<B: AsRef<[PersistOp]>>(&mut self, batches: &[B]) -> Result<Lsn> {
         self.check_poisoned()?;
-        let mut payloads = std::mem::take(&mut self.scratch);
-        payloads.clear();
-        let mut ends = Vec::with_capacity(batches.len());
-        for batch in batches {
+        // Every record is encoded straight into one reusable buffer behind its (not yet
+        // sealed) frame, so a payload is copied once before the write call copies it into the
+        // file; a batch's frames are sealed once rotation has fixed their LSNs. All of them
+        // are encoded before anything is written, so a batch that is too large writes nothing.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        for (i, batch) in batches.iter().enumerate() {
             let ops = batch.as_ref();
             if ops.is_empty() {
                 continue;
             }
-            let start = payloads.len();
-            codec::encode_batch(ops, &mut payloads);
-            let len = (payloads.len() - start) as u64;
+            let start = begin_frame(&mut buf);
+            codec::encode_batch(ops, &mut buf);
+            let len = (buf.len() - start) as u64 - RECORD_HEADER_BYTES;
             if len > self.options.record_bytes_max {
-                self.scratch = payloads;
+                self.buf = buf;
+                self.frames = frames;
                 return Err(StorageError::RecordTooLarge {
                     bytes: len,
                     limit: self.options.record_bytes_max,
                 });
             }
-            ends.push((start, payloads.len(), ops));
+            frames.push((start, buf.len(), i));
         }
-        let result = self.write_records(&payloads, &ends);
-        self.scratch = payloads;
+        let result = self.write_frames(&mut buf, &frames, batches);
+        self.buf = buf;
+        self.frames = frames;
         result
     }
 
-    fn write_records(
+    /// Seals and writes the encoded records `frames` (start, end in `buf`, batch index),
+    /// rotating first whenever the next record would not fit in the active segment.
+    fn write_frames<B: AsRef<[PersistOp]>>(
         &mut self,
-        payloads: &[u8],
-        ends: &[(usize, usize, &[PersistOp])],
+        buf: &mut [u8],
+        frames: &[(usize, usize, usize)],
+        batches: &[B],
     ) -> Result<Lsn> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        for (start, end, ops) in ends {
-            let record_len = RECORD_HEADER_BYTES + (end - start) as u64;
+        // `buf[flushed..]` is what the active segment has not been given yet.
+        let mut flushed = 0;
+        for &(start, end, i) in frames {
+            let record_len = (end - start) as u64;
             let segment_bytes = self.active_info().segment_bytes;
-            if self.write_offset + buf.len() as u64 + record_len > segment_bytes {
-                if let Err(e) = self.flush(&buf).and_then(|()| self.rotate()) {
-                    self.buf = buf;
-                    return Err(e);
-                }
-                buf.clear();
+            if self.write_offset + (start - flushed) as u64 + record_len > segment_bytes {
+                self.flush(&buf[flushed..start])?;
+                self.rotate()?;
+                flushed = start;
             }
-            let frame = begin_frame(&mut buf);
-            buf.extend_from_slice(&payloads[*start..*end]);
-            seal_frame(&mut buf, frame, self.next_lsn, RECORD_BATCH);
+            seal_frame(&mut buf[..end], start, self.next_lsn, RECORD_BATCH);
             self.next_lsn += 1;
             self.stats.records += 1;
+            let ops = batches.get(i).map_or(&[][..], |b| b.as_ref());
             let info = self.active_info_mut();
-            for op in ops.iter() {
+            for op in ops {
                 if let Some(slot) = slot_of(op) {
                     info.max_slot = Some(info.max_slot.map_or(slot, |m| m.max(slot)));
                 }
             }
-            for op in ops.iter() {
+            for op in ops {
                 track(&mut self.tracked, op);
             }
         }
-        let result = self.flush(&buf);
-        self.buf = buf;
-        result.map(|()| Lsn(self.next_lsn - 1))
+        self.flush(&buf[flushed..])?;
+        Ok(Lsn(self.next_lsn - 1))
     }
 
     fn flush(&mut self, buf: &[u8]) -> Result<()> {
@@ -1042,7 +1066,7 @@ impl<V: Vfs> Wal<V> {
         }
         let index = self.active_info().index + 1;
         let first_lsn = self.next_lsn;
-        let spare = self.spare.take().filter(|s| s.index == index);
+        let spare = self.take_spare(index);
         match create_segment(
             &self.vfs,
             &self.dir,
@@ -1060,6 +1084,10 @@ impl<V: Vfs> Wal<V> {
                 self.dir_dirty = true;
                 self.stats.rotations += 1;
                 self.stats.records += 1;
+                if let Some(preparer) = self.preparer.as_mut() {
+                    // Its successor, right away: the preparer gets this segment's whole life.
+                    preparer.request(index + 1);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -1166,8 +1194,16 @@ impl<V: Vfs> Wal<V> {
     /// A rotation without a complete spare finishes (or does) the fill itself, as before.
     ///
     /// A failure here leaves the log writable: the spare is not part of the log.
+    ///
+    /// With a background preparer running ([`Wal::start_background_preparer`]) it does no I/O:
+    /// it collects the preparer's spare if it is finished and returns `true` ("nothing for
+    /// the caller to do before the next rotation").
     pub fn prepare_next_segment(&mut self, budget_bytes: u64) -> Result<bool> {
         self.check_poisoned()?;
+        if self.preparer.is_some() {
+            self.collect_prepared(false);
+            return Ok(true);
+        }
         let index = self.active_info().index + 1;
         let segment_bytes = self.options.segment_bytes;
         let mut spare = match self.spare.take() {
@@ -1209,6 +1245,49 @@ impl<V: Vfs> Wal<V> {
         let done = spare.filled >= segment_bytes;
         self.spare = Some(spare);
         Ok(done)
+    }
+
+    /// Whether a background preparer is running ([`Wal::start_background_preparer`]).
+    pub fn has_background_preparer(&self) -> bool {
+        self.preparer.is_some()
+    }
+
+    /// Moves the background preparer's answer into `spare` if it has arrived (or, with
+    /// `wait`, once it arrives). A failure is only logged: the rotation fills inline.
+    fn collect_prepared(&mut self, wait: bool) {
+        let Some(preparer) = self.preparer.as_mut() else {
+            return;
+        };
+        match preparer.receive(wait) {
+            Some(Prepared::Ready(spare)) => {
+                if let Some(stale) = self.spare.replace(spare) {
+                    // Cannot happen (a spare is only asked for when none is held); removing
+                    // it keeps the directory tidy if it ever does.
+                    let _ = self.vfs.remove(&stale.path);
+                }
+            }
+            Some(Prepared::Failed { index, error }) => {
+                tracing::warn!(index, %error, "the background preparer failed; rotation fills the segment inline");
+            }
+            None => {}
+        }
+    }
+
+    /// The spare for segment `index`, if there is one. With a background preparer still
+    /// filling it, waits for it: that costs no more than filling inline (less, by what it
+    /// has done already) and never has two writers on one file.
+    fn take_spare(&mut self, index: u64) -> Option<Spare<V::File>> {
+        if self.preparer.as_ref().is_some_and(|p| p.is_pending()) {
+            self.collect_prepared(true);
+        }
+        match self.spare.take() {
+            Some(s) if s.index == index => Some(s),
+            Some(stale) => {
+                let _ = self.vfs.remove(&stale.path);
+                None
+            }
+            None => None,
+        }
     }
 
     /// LSN of the last record appended.
@@ -1276,6 +1355,52 @@ impl<V: Vfs> Wal<V> {
         tracing::error!(error = %err, "the log refuses further writes");
         self.poisoned = Some(err.to_string());
         err
+    }
+}
+
+impl<V> Wal<V>
+where
+    V: Vfs + Clone + Send + 'static,
+    V::File: Send + 'static,
+{
+    /// Starts a thread, with its own handle on the file system, that keeps the next segment
+    /// zero-filled ahead of its rotation (`wal-<index>.spare`, see `docs/storage-format.md`),
+    /// asking for the successor of each segment as soon as that segment becomes active. A
+    /// rotation then writes the header and checkpoint into the ready spare, fsyncs it and
+    /// renames it; if the spare is still being filled it waits for it, and if preparing it
+    /// failed it fills the segment inline as without a preparer.
+    ///
+    /// This is what a member on real disks should use (a synchronous caller gets it as well as
+    /// [`crate::group::GroupCommit`], whose idle-time preparation then has nothing to do). Not
+    /// for the deterministic simulator: the thread's timing is not a function of the seed.
+    /// Idempotent. The thread stops (and removes an unfinished spare) when the log is dropped.
+    pub fn start_background_preparer(&mut self) -> Result<()> {
+        if self.preparer.is_some() {
+            return Ok(());
+        }
+        let mut preparer = Preparer::spawn(
+            self.vfs.clone(),
+            self.dir.clone(),
+            self.options.segment_bytes,
+        )
+        .map_err(|e| StorageError::io("spawn the segment preparer for", &self.dir, e))?;
+        let next = self.active_info().index + 1;
+        match self.spare.take() {
+            // A spare finished synchronously is kept and used.
+            Some(s) if s.index == next && s.filled >= self.options.segment_bytes => {
+                self.spare = Some(s);
+            }
+            other => {
+                if let Some(partial) = other {
+                    // The preparer recreates it from scratch; one writer per file.
+                    drop(partial.file);
+                    let _ = self.vfs.remove(&partial.path);
+                }
+                preparer.request(next);
+            }
+        }
+        self.preparer = Some(preparer);
+        Ok(())
     }
 }
 

@@ -212,7 +212,10 @@ fn a_flipped_length_bit_is_corruption_not_a_torn_write_that_swallows_later_recor
         let fs = MemFs::new();
         drop(three_segments(&fs));
         let records = batch_records(&fs, &segment(3));
-        assert!(records.len() >= 2, "the last segment needs records after the victim");
+        assert!(
+            records.len() >= 2,
+            "the last segment needs records after the victim"
+        );
         let victim = &records[0];
         fs.flip_bit(&victim.path, victim.offset + bit / 8, (bit % 8) as u8)
             .unwrap();
@@ -384,4 +387,40 @@ fn planted_ack_before_sync_loses_acknowledged_records_after_a_crash() {
     let (_, rec) = open(&fs, options).unwrap();
     assert_eq!(rec.state.promised, None, "an acknowledged promise was lost");
     assert!(rec.state.entries.is_empty());
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn with_ack_before_sync_sets_the_planted_bug() {
+    assert!(tiny().with_ack_before_sync(true).ack_before_sync);
+    assert!(
+        !tiny()
+            .with_ack_before_sync(true)
+            .with_ack_before_sync(false)
+            .ack_before_sync
+    );
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, tiny().with_ack_before_sync(true)).unwrap();
+    wal.append(&[promise(9)]).unwrap();
+    wal.sync().unwrap();
+    fs.crash(&mut Zeros);
+    let (_, rec) = open(&fs, tiny()).unwrap();
+    assert_eq!(rec.state.promised, None, "acknowledged without a sync");
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+#[test]
+fn without_planted_bugs_with_ack_before_sync_does_nothing() {
+    assert_eq!(tiny().with_ack_before_sync(true), tiny());
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, tiny().with_ack_before_sync(true)).unwrap();
+    wal.append(&[promise(9)]).unwrap();
+    wal.sync().unwrap();
+    fs.crash(&mut Zeros);
+    let (_, rec) = open(&fs, tiny()).unwrap();
+    assert_eq!(
+        rec.state.promised,
+        Some(ballot(9)),
+        "the sync really synced"
+    );
 }
