@@ -7,7 +7,7 @@ use crate::faults::{
 use crate::kv::{KvCommand, KvMachine, KvResult};
 use crate::report::RunReport;
 use crate::rng::{below, chance_permille, range, shuffle};
-use crate::snapshot::{ChunkOutcome, StoredSnapshot, Transfer, CHUNK_BYTES};
+use crate::snapshot::{Incoming, StoredSnapshot, CHUNK_BYTES};
 use crate::trace::{
     client_name, describe_message, describe_value, node_name, DropReason, TraceEvent, TraceHeader,
     TraceRecord, TRACE_FORMAT_NAME, TRACE_FORMAT_VERSION,
@@ -26,7 +26,10 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use storage::memfs::MemFs;
 use storage::wal::{scan_records, RecordLocation};
-use storage::{read_snapshot_body, Lsn, Meta, Recovered, Repair, StorageError, Store, WalOptions};
+use storage::{
+    latest_snapshot, read_snapshot_body, Lsn, Meta, Recovered, Repair, SnapshotChunk,
+    SnapshotReceiver, SnapshotSource, StorageError, Store, WalOptions,
+};
 
 /// Chance that a duplicated message's copy is a stale one, held back for long, per mille.
 const STALE_COPY_PERMILLE: u32 = 300;
@@ -234,17 +237,9 @@ pub enum Payload {
         /// Byte offset wanted.
         offset: u64,
     },
-    /// One chunk of a snapshot.
-    SnapshotChunk {
-        /// The slot the snapshot covers.
-        through: Slot,
-        /// Where this chunk starts.
-        offset: u64,
-        /// The snapshot's whole length.
-        total: u64,
-        /// The bytes.
-        data: Vec<u8>,
-    },
+    /// One chunk of a snapshot, as storage encodes it (`SnapshotChunk::encode`: the slot, the
+    /// offset, the body's length and CRC, the data and the chunk's own CRC).
+    SnapshotChunk(Vec<u8>),
 }
 
 impl Payload {
@@ -497,7 +492,7 @@ pub struct SimNode {
     /// The durable snapshot (survives crashes, not wipes).
     snapshot: Option<StoredSnapshot>,
     /// A snapshot being received from a peer (volatile).
-    transfer: Option<Transfer>,
+    transfer: Option<Incoming>,
     /// The disk was wiped while down: the next start is a rebuild.
     wiped: bool,
     /// Started as a rebuild and has not regained its vote yet.
@@ -1388,10 +1383,16 @@ impl Simulation {
         let mut writer = store.snapshot_writer(snap.through)?;
         writer.write(&snap.bytes)?;
         writer.finish()?;
+        self.note_snapshot_stored(i, snap);
+        Ok(())
+    }
+
+    /// Node `i`'s disk now holds `snap`: its model of the log is compacted to match.
+    fn note_snapshot_stored(&mut self, i: usize, snap: &StoredSnapshot) {
+        let node = &mut self.nodes[i];
         node.durable.compacted_through = snap.through;
         node.durable.entries = node.durable.entries.split_off(&snap.through.next());
         node.snapshot = Some(snap.clone());
-        Ok(())
     }
 
     /// The replica of node `i` misses slots `from` compacted: fetch its snapshot.
@@ -1406,7 +1407,7 @@ impl Simulation {
         let Some(j) = self.membership.index_of(from) else {
             return;
         };
-        self.nodes[i].transfer = Some(Transfer::new(from, at_least, self.now));
+        self.nodes[i].transfer = Some(Incoming::new(from, at_least, self.now));
         self.tally.snapshot_transfers += 1;
         self.send(
             Endpoint::Node(i),
@@ -1447,41 +1448,78 @@ impl Simulation {
         );
     }
 
-    /// Node `j` serves one chunk of its durable snapshot to node `to`.
+    /// Node `j` serves one chunk of its durable snapshot, read from its disk by storage's
+    /// `SnapshotSource`, to node `to`.
     fn serve_snapshot(&mut self, j: usize, to: usize, at_least: Slot, offset: u64) {
-        let Some(snap) = self.nodes[j].snapshot.as_ref() else {
-            return;
+        let fs = self.nodes[j].fs.clone();
+        let meta = match latest_snapshot(&fs, std::path::Path::new(DATA_DIR)) {
+            Ok(Some(meta)) => meta,
+            Ok(None) => return,
+            Err(e) => {
+                // Its own snapshot no longer verifies: the disk is damaged. A real node stops
+                // rather than serve from it; its next start refuses, and an operator rebuilds.
+                self.storage_failure(j, format!("serve snapshot: {e}"));
+                return;
+            }
         };
-        if snap.through < at_least {
+        if meta.through < at_least || offset >= meta.body_len {
             return;
         }
-        let total = snap.bytes.len() as u64;
-        let Some(start) = usize::try_from(offset)
-            .ok()
-            .filter(|o| *o < snap.bytes.len())
-        else {
-            return;
-        };
-        let end = (start + CHUNK_BYTES).min(snap.bytes.len());
-        let chunk = Payload::SnapshotChunk {
-            through: snap.through,
-            offset,
-            total,
-            data: snap.bytes[start..end].to_vec(),
-        };
-        self.send(Endpoint::Node(j), Endpoint::Node(to), chunk);
+        let chunk = SnapshotSource::open(&fs, &meta, offset, CHUNK_BYTES as u64)
+            .and_then(|mut source| source.next_chunk());
+        match chunk {
+            Ok(Some(chunk)) => {
+                let payload = Payload::SnapshotChunk(chunk.encode());
+                self.send(Endpoint::Node(j), Endpoint::Node(to), payload);
+            }
+            Ok(None) => {}
+            Err(e) => self.storage_failure(j, format!("serve snapshot: {e}")),
+        }
     }
 
-    fn on_snapshot_chunk(&mut self, i: usize, through: Slot, offset: u64, total: u64, data: &[u8]) {
+    /// One chunk reached node `i`. Out-of-order, duplicated and stale chunks are refused by the
+    /// receiver and cost only a re-ask; the body is verified whole before it is installed.
+    fn on_snapshot_chunk(&mut self, i: usize, bytes: &[u8]) {
+        let Ok(chunk) = SnapshotChunk::decode(bytes) else {
+            return;
+        };
+        let fs = self.nodes[i].fs.clone();
         let now = self.now;
         let Some(t) = self.nodes[i].transfer.as_mut() else {
             return;
         };
-        let from = t.from;
-        match t.accept(through, offset, total, data, now) {
-            ChunkOutcome::Ignored => {}
-            ChunkOutcome::Progress => {
-                let (at_least, offset) = (t.at_least, t.offset());
+        if chunk.through < t.at_least {
+            return;
+        }
+        let same_snapshot = t
+            .receiver
+            .as_ref()
+            .is_some_and(|r| r.snapshot() == (chunk.through, chunk.total_len, chunk.body_crc));
+        if !same_snapshot {
+            if chunk.offset != 0 {
+                return;
+            }
+            // The first chunk of a snapshot, or of a newer one the peer took meanwhile.
+            match SnapshotReceiver::new(
+                fs.clone(),
+                DATA_DIR,
+                chunk.through,
+                chunk.total_len,
+                chunk.body_crc,
+            ) {
+                Ok(r) => t.receiver = Some(r),
+                Err(_) => return,
+            }
+        }
+        let Some(receiver) = t.receiver.as_mut() else {
+            return;
+        };
+        match receiver.accept(&chunk) {
+            Err(_) => {}
+            Ok(None) => {
+                t.progress_at_us = now;
+                t.retries = 0;
+                let (from, at_least, offset) = (t.from, t.at_least, t.offset());
                 if let Some(j) = self.membership.index_of(from) {
                     self.send(
                         Endpoint::Node(i),
@@ -1490,16 +1528,26 @@ impl Simulation {
                     );
                 }
             }
-            ChunkOutcome::Complete(snap) => {
+            Ok(Some(meta)) => {
                 self.nodes[i].transfer = None;
-                self.install_snapshot(i, snap);
+                match read_snapshot_body(&fs, &meta) {
+                    Ok(bytes) => {
+                        let snap = StoredSnapshot {
+                            through: meta.through,
+                            bytes,
+                        };
+                        self.install_snapshot(i, snap, true);
+                    }
+                    Err(e) => self.storage_failure(i, format!("read received snapshot: {e}")),
+                }
             }
         }
     }
 
-    /// Node `i` restores its state machine from a received snapshot, stores it, and tells its
-    /// replica. The restored state must match what every other node had after that slot.
-    fn install_snapshot(&mut self, i: usize, snap: StoredSnapshot) {
+    /// Node `i` restores its state machine from a received snapshot, stores it (unless the
+    /// transfer already wrote it), and tells its replica. The restored state must match what
+    /// every other node had after that slot.
+    fn install_snapshot(&mut self, i: usize, snap: StoredSnapshot, stored: bool) {
         let through = snap.through;
         if through <= self.nodes[i].applier.applied_through() {
             return;
@@ -1519,7 +1567,13 @@ impl Simulation {
                 self.violation(CheckKind::StateDivergence, Some(i), Some(through.0), detail);
             }
         }
-        if let Err(e) = self.store_snapshot(i, &snap) {
+        let written = if stored {
+            self.note_snapshot_stored(i, &snap);
+            Ok(())
+        } else {
+            self.store_snapshot(i, &snap)
+        };
+        if let Err(e) = written {
             self.storage_failure(i, format!("install snapshot: {e}"));
             return;
         }
@@ -1793,6 +1847,18 @@ impl Simulation {
             });
         }
         self.crash_at(i, CrashPoint::RandomTime);
+        if self.phase != Phase::Faults {
+            // A supervisor restarts the stopped process (in the fault phase the nemesis does).
+            let incarnation = self.nodes[i].incarnation;
+            let at = self.now + range(&mut self.rng, 1_000, 20_000);
+            self.schedule(
+                at,
+                Event::Restart {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
     }
 
     /// Whether every member other than `i` votes: up and not rebuilding, or down with its
@@ -2028,14 +2094,13 @@ impl Simulation {
                 Payload::SnapshotFetch { at_least, offset } => {
                     serde_json::json!({ "at_least": at_least.0, "offset": offset })
                 }
-                Payload::SnapshotChunk {
-                    through,
-                    offset,
-                    total,
-                    data,
-                } => serde_json::json!({
-                    "through": through.0, "offset": offset, "total": total, "bytes": data.len()
-                }),
+                Payload::SnapshotChunk(bytes) => match SnapshotChunk::decode(bytes) {
+                    Ok(c) => serde_json::json!({
+                        "through": c.through.0, "offset": c.offset, "total": c.total_len,
+                        "bytes": c.data.len()
+                    }),
+                    Err(e) => serde_json::json!({ "undecodable": e.to_string() }),
+                },
             };
             self.trace_event(TraceEvent::Send {
                 id,
@@ -2143,12 +2208,7 @@ impl Simulation {
                             self.serve_snapshot(j, a, at_least, offset);
                         }
                     }
-                    Payload::SnapshotChunk {
-                        through,
-                        offset,
-                        total,
-                        data,
-                    } => self.on_snapshot_chunk(j, through, offset, total, &data),
+                    Payload::SnapshotChunk(bytes) => self.on_snapshot_chunk(j, &bytes),
                 }
             }
             Endpoint::Client(c) => {

@@ -1,5 +1,5 @@
-//! Snapshots of a simulated node's applied state, and their transfer between nodes in chunks
-//! over the simulated (lossy, reordering) network.
+//! Snapshots of a simulated node's applied state, and the receiving side of their transfer
+//! between nodes in chunks over the simulated (lossy, reordering) network.
 //!
 //! A snapshot holds the key-value map and the session table, so that a retry applied before
 //! the snapshot is still recognised after it. Transfer is pull-based and resumable: the
@@ -11,6 +11,8 @@ use paxos::multi::{Applier, ClientId};
 use paxos::{NodeId, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use storage::memfs::MemFs;
+use storage::SnapshotReceiver;
 
 /// Bytes per transferred chunk: small, so that a transfer spans many messages and faults.
 pub const CHUNK_BYTES: usize = 256;
@@ -80,19 +82,16 @@ fn checksum(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A snapshot being received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transfer {
+/// A snapshot being received from a peer, through storage's own transfer code: chunks are
+/// encoded and checksummed by [`SnapshotChunk`], written by a [`SnapshotReceiver`] straight into
+/// the receiver's data directory, and the whole body is verified before it is installed.
+pub struct Incoming {
     /// The peer it comes from.
     pub from: NodeId,
     /// The slot it must cover at least.
     pub at_least: Slot,
-    /// The slot of the snapshot being received (known from the first chunk).
-    pub through: Option<Slot>,
-    /// Total length (known from the first chunk).
-    pub total: u64,
-    /// Bytes received so far, in order.
-    pub received: Vec<u8>,
+    /// Open once the first chunk (offset 0) told which snapshot it is.
+    pub receiver: Option<SnapshotReceiver<MemFs>>,
     /// Virtual time of the last progress, for re-asking.
     pub progress_at_us: u64,
     /// Re-asks since the last progress; past a bound the transfer is abandoned, so that the
@@ -100,26 +99,13 @@ pub struct Transfer {
     pub retries: u32,
 }
 
-/// What a received chunk did to a transfer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChunkOutcome {
-    /// Not the next chunk (a duplicate, stale or reordered one): ignored.
-    Ignored,
-    /// Appended; ask for the next offset.
-    Progress,
-    /// The whole snapshot is here.
-    Complete(StoredSnapshot),
-}
-
-impl Transfer {
+impl Incoming {
     /// Starts receiving from `from` a snapshot covering at least `at_least`.
-    pub fn new(from: NodeId, at_least: Slot, now_us: u64) -> Transfer {
-        Transfer {
+    pub fn new(from: NodeId, at_least: Slot, now_us: u64) -> Incoming {
+        Incoming {
             from,
             at_least,
-            through: None,
-            total: 0,
-            received: Vec::new(),
+            receiver: None,
             progress_at_us: now_us,
             retries: 0,
         }
@@ -127,43 +113,9 @@ impl Transfer {
 
     /// The offset to ask for next.
     pub fn offset(&self) -> u64 {
-        self.received.len() as u64
-    }
-
-    /// Takes one chunk. A chunk of a different snapshot than the one begun (the peer took a
-    /// newer one meanwhile) restarts the transfer from its offset 0.
-    pub fn accept(
-        &mut self,
-        through: Slot,
-        offset: u64,
-        total: u64,
-        data: &[u8],
-        now_us: u64,
-    ) -> ChunkOutcome {
-        if through < self.at_least {
-            return ChunkOutcome::Ignored;
-        }
-        if self.through != Some(through) {
-            if offset != 0 {
-                return ChunkOutcome::Ignored;
-            }
-            self.through = Some(through);
-            self.total = total;
-            self.received.clear();
-        }
-        if offset != self.offset() || total != self.total {
-            return ChunkOutcome::Ignored;
-        }
-        self.received.extend_from_slice(data);
-        self.progress_at_us = now_us;
-        self.retries = 0;
-        if self.offset() < self.total {
-            return ChunkOutcome::Progress;
-        }
-        ChunkOutcome::Complete(StoredSnapshot {
-            through,
-            bytes: std::mem::take(&mut self.received),
-        })
+        self.receiver
+            .as_ref()
+            .map_or(0, SnapshotReceiver::next_offset)
     }
 }
 
@@ -208,45 +160,5 @@ mod tests {
             bad.bytes[i] ^= 0x10;
             assert!(bad.restore().is_none(), "damage at byte {i} went unnoticed");
         }
-    }
-
-    #[test]
-    fn a_transfer_survives_duplicates_reordering_and_a_newer_snapshot() {
-        let old = StoredSnapshot::take(&applier_with(40));
-        let new = StoredSnapshot::take(&applier_with(90));
-        let mut t = Transfer::new(NodeId(2), Slot(5), 0);
-        let chunk = |s: &StoredSnapshot, off: usize| {
-            let end = (off + CHUNK_BYTES).min(s.bytes.len());
-            (
-                s.through,
-                off as u64,
-                s.bytes.len() as u64,
-                s.bytes[off..end].to_vec(),
-            )
-        };
-        let (th, off, tot, data) = chunk(&old, 0);
-        assert_eq!(t.accept(th, off, tot, &data, 1), ChunkOutcome::Progress);
-        assert_eq!(
-            t.accept(th, off, tot, &data, 2),
-            ChunkOutcome::Ignored,
-            "duplicate"
-        );
-        let (th2, off2, tot2, data2) = chunk(&old, 2 * CHUNK_BYTES);
-        assert_eq!(
-            t.accept(th2, off2, tot2, &data2, 3),
-            ChunkOutcome::Ignored,
-            "ahead"
-        );
-        // The peer snapshots again: the transfer starts over on the newer one.
-        let mut off = 0;
-        let done = loop {
-            let (th, o, tot, data) = chunk(&new, off);
-            match t.accept(th, o, tot, &data, 4) {
-                ChunkOutcome::Complete(s) => break s,
-                ChunkOutcome::Progress => off += CHUNK_BYTES,
-                ChunkOutcome::Ignored => panic!("chunk at {off} ignored"),
-            }
-        };
-        assert_eq!(done, new);
     }
 }

@@ -536,6 +536,11 @@ impl<V: Vfs + Clone> SnapshotReceiver<V> {
         })
     }
 
+    /// Which snapshot this receives: `(through, total_len, body_crc)` from its first chunk.
+    pub fn snapshot(&self) -> (Slot, u64, u32) {
+        (self.through, self.total_len, self.body_crc)
+    }
+
     /// The offset expected next.
     pub fn next_offset(&self) -> u64 {
         self.writer.as_ref().map_or(self.total_len, |w| w.written())
