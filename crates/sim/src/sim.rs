@@ -414,9 +414,10 @@ const TRANSFER_RETRIES_MAX: u32 = 5;
 /// The cluster id in every simulated member's meta file.
 const SIM_CLUSTER_ID: u64 = 0x5359_4e4f_4453_494d;
 
-/// Small segments, so that a run rotates and compacts many times.
-fn wal_options() -> WalOptions {
-    WalOptions::small()
+/// Small segments, so that a run rotates and compacts many times. The planted bug
+/// `ack-before-sync` is the log's own: its `sync` reports durable without syncing.
+fn wal_options(bugs: PlantedBugs) -> WalOptions {
+    WalOptions::small().with_ack_before_sync(bugs.has(Bug::AckBeforeSync))
 }
 
 /// Appends one persist batch, as one record when it fits, else one record per op: the core
@@ -441,13 +442,14 @@ fn append_batch(store: &mut Store<MemFs>, ops: &[PersistOp]) -> Result<Lsn, Stor
 fn open_storage(
     fs: &MemFs,
     meta: &Meta,
+    bugs: PlantedBugs,
 ) -> Result<(Store<MemFs>, Recovered, Option<StoredSnapshot>, bool), StorageError> {
     let dir = std::path::Path::new(DATA_DIR);
     let fresh = !Store::is_initialized(fs, dir)?;
     if fresh {
-        Store::init(fs.clone(), DATA_DIR, meta, wal_options())?;
+        Store::init(fs.clone(), DATA_DIR, meta, wal_options(bugs))?;
     }
-    let (store, recovered) = Store::open(fs.clone(), DATA_DIR, meta, wal_options())?;
+    let (store, recovered) = Store::open(fs.clone(), DATA_DIR, meta, wal_options(bugs))?;
     let snapshot = match &recovered.snapshot {
         Some(m) => Some(StoredSnapshot {
             through: m.through,
@@ -692,7 +694,8 @@ impl Simulation {
                 member_id: id.0,
                 initial_members: (1..=config.nodes as u64).collect(),
             };
-            let (wal, _, _, _) = open_storage(&fs, &meta).expect("a fresh simulated disk opens");
+            let (wal, _, _, _) =
+                open_storage(&fs, &meta, config.bugs).expect("a fresh simulated disk opens");
             let replica = Replica::recover_with_bugs(
                 id,
                 membership.clone(),
@@ -1637,14 +1640,9 @@ impl Simulation {
         };
         let written = append_batch(store, &write.ops);
         let synced = written.and_then(|lsn| {
-            if self.config.bugs.has(Bug::AckBeforeSync) {
-                // Planted: the write is acknowledged while it sits in the disk's cache.
-                Ok(lsn)
-            } else {
-                store.sync().inspect(|synced| {
-                    debug_assert!(*synced >= lsn, "sync returned before {lsn}");
-                })
-            }
+            store.sync().inspect(|synced| {
+                debug_assert!(*synced >= lsn, "sync returned before {lsn}");
+            })
         });
         if let Err(e) = synced {
             // A write or sync error poisons the log; a real node stops. So does this one.
@@ -1972,7 +1970,7 @@ impl Simulation {
             return false;
         }
         let meta = self.member_meta(i);
-        let opened = open_storage(&self.nodes[i].fs, &meta);
+        let opened = open_storage(&self.nodes[i].fs, &meta, self.config.bugs);
         let (store, recovered, snapshot, fresh) = match opened {
             Ok(opened) => opened,
             Err(error) => {
