@@ -375,16 +375,7 @@ impl Replica {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
-                let timeout = match self.election_timeout_ticks {
-                    Some(t) => t,
-                    None => {
-                        let jitter = rng.next_u32() % (self.options.election_jitter_ticks + 1);
-                        let t = self.options.election_timeout_ticks + jitter;
-                        self.election_timeout_ticks = Some(t);
-                        t
-                    }
-                };
-                if self.election_elapsed_ticks >= timeout {
+                if self.election_elapsed_ticks >= self.election_timeout(rng) {
                     self.seek_election();
                 }
             }
@@ -685,6 +676,21 @@ impl Replica {
             let to = self.config.members()[i];
             if to != self.id {
                 self.outbox.send(to, msg.clone(), needs);
+            }
+        }
+    }
+
+    /// This round's election timeout: the base plus jitter drawn from the caller's generator
+    /// once per reset of the timer, so replicas that lost the same leader do not all time out
+    /// at once.
+    fn election_timeout(&mut self, rng: &mut impl RngCore) -> u32 {
+        match self.election_timeout_ticks {
+            Some(t) => t,
+            None => {
+                let jitter = rng.next_u32() % (self.options.election_jitter_ticks + 1);
+                let t = self.options.election_timeout_ticks + jitter;
+                self.election_timeout_ticks = Some(t);
+                t
             }
         }
     }

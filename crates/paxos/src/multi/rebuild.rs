@@ -76,15 +76,7 @@ impl Replica {
             }
             return;
         };
-        let timeout = match self.election_timeout_ticks {
-            Some(t) => t,
-            None => {
-                let jitter = rng.next_u32() % (self.options.election_jitter_ticks + 1);
-                let t = self.options.election_timeout_ticks + jitter;
-                self.election_timeout_ticks = Some(t);
-                t
-            }
-        };
+        let timeout = self.election_timeout(rng);
         let Some(r) = self.rebuild.as_mut() else {
             return;
         };

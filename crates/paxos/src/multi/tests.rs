@@ -214,15 +214,8 @@ fn a_timed_out_follower_is_elected_and_chooses_commands_in_order() {
     c.settle();
     c.tick_all(4);
     for i in 0..3 {
-        let commands: Vec<Command> = c.chosen[i]
-            .iter()
-            .flat_map(|e| match &e.value {
-                Value::Batch(b) => b.clone(),
-                Value::Noop => Vec::new(),
-            })
-            .collect();
         assert_eq!(
-            commands,
+            commands(&c.chosen[i]),
             (1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>(),
             "replica {}",
             i + 1
