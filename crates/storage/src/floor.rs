@@ -9,7 +9,7 @@
 
 use crate::codec::{put_u32, put_u64, Reader};
 use crate::error::{DecodeError, Result, StorageError};
-use crate::vfs::{OpenMode, Vfs, VfsFile};
+use crate::vfs::{read_small_file, replace_file, Vfs};
 use crate::wal::Lsn;
 use paxos::Slot;
 use std::path::Path;
@@ -108,16 +108,9 @@ impl WalFloor {
     /// corruption: guessing would either hide lost segments or refuse a sound log.
     pub fn read<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<WalFloor>> {
         let path = dir.join(FLOOR_FILE);
-        if !vfs
-            .exists(&path)
-            .map_err(|e| StorageError::io("stat", &path, e))?
-        {
+        let Some((bytes, len)) = read_small_file(vfs, &path, FLOOR_BYTES)? else {
             return Ok(None);
-        }
-        let mut file = vfs
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| StorageError::io("open", &path, e))?;
-        let len = file.len().map_err(|e| StorageError::io("stat", &path, e))?;
+        };
         if len != FLOOR_BYTES {
             return Err(StorageError::corrupt(
                 &path,
@@ -129,9 +122,6 @@ impl WalFloor {
                 ),
             ));
         }
-        let mut bytes = [0u8; FLOOR_BYTES as usize];
-        file.read_at(&mut bytes, 0)
-            .map_err(|e| StorageError::io("read", &path, e))?;
         WalFloor::decode(&bytes).map(Some).map_err(|e| {
             StorageError::corrupt(
                 &path,
@@ -147,17 +137,6 @@ impl WalFloor {
     /// Writes `dir/wal-floor` atomically and durably: tmp, fsync, rename, directory fsync.
     /// When it returns, a crash leaves this floor; before, the previous one (or none).
     pub fn write<V: Vfs>(&self, vfs: &V, dir: &Path) -> Result<()> {
-        let tmp = dir.join(FLOOR_TMP);
-        let path = dir.join(FLOOR_FILE);
-        let mut file = vfs
-            .open(&tmp, OpenMode::CreateTruncate)
-            .map_err(|e| StorageError::io("create", &tmp, e))?;
-        file.write_at(&self.encode(), 0)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        vfs.rename(&tmp, &path)
-            .map_err(|e| StorageError::io("rename", &tmp, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| StorageError::io("sync directory", dir, e))
+        replace_file(vfs, dir, FLOOR_FILE, FLOOR_TMP, &self.encode())
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::codec::{put_u32, put_u64, Reader};
 use crate::error::{DecodeError, Result, StorageError};
-use crate::vfs::{OpenMode, Vfs, VfsFile};
+use crate::vfs::{read_small_file, replace_file, Vfs};
 use std::path::Path;
 
 /// Name of the metadata file in a data directory.
@@ -99,17 +99,10 @@ impl Meta {
     /// verify is corruption.
     pub fn read<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<Meta>> {
         let path = dir.join(META_FILE);
-        if !vfs
-            .exists(&path)
-            .map_err(|e| StorageError::io("stat", &path, e))?
-        {
-            return Ok(None);
-        }
-        let mut file = vfs
-            .open(&path, OpenMode::Existing)
-            .map_err(|e| StorageError::io("open", &path, e))?;
-        let len = file.len().map_err(|e| StorageError::io("stat", &path, e))?;
         let max = 8 + 4 + 8 + 8 + 4 + 8 * META_MEMBERS_MAX as u64 + 4;
+        let Some((bytes, len)) = read_small_file(vfs, &path, max)? else {
+            return Ok(None);
+        };
         if len > max {
             return Err(StorageError::corrupt(
                 &path,
@@ -117,9 +110,6 @@ impl Meta {
                 format!("meta file of {len} bytes is too long"),
             ));
         }
-        let mut bytes = vec![0u8; len as usize];
-        file.read_at(&mut bytes, 0)
-            .map_err(|e| StorageError::io("read", &path, e))?;
         Meta::decode(&bytes)
             .map(Some)
             .map_err(|e| StorageError::corrupt(&path, 0, format!("meta file does not verify: {e}")))
@@ -133,17 +123,6 @@ impl Meta {
                 self.initial_members.len()
             )));
         }
-        let tmp = dir.join(META_TMP);
-        let path = dir.join(META_FILE);
-        let mut file = vfs
-            .open(&tmp, OpenMode::CreateTruncate)
-            .map_err(|e| StorageError::io("create", &tmp, e))?;
-        file.write_at(&self.encode(), 0)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        vfs.rename(&tmp, &path)
-            .map_err(|e| StorageError::io("rename", &tmp, e))?;
-        vfs.sync_dir(dir)
-            .map_err(|e| StorageError::io("sync directory", dir, e))
+        replace_file(vfs, dir, META_FILE, META_TMP, &self.encode())
     }
 }

@@ -226,3 +226,53 @@ fn fallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
         Err(io::Error::from_raw_os_error(rc))
     }
 }
+
+/// Reads a small whole file: `None` if it does not exist; `Some((bytes, len))` with `len` its
+/// length, reading at most `max_len` bytes (a longer file is the caller's to refuse, with the
+/// length in hand). For the meta and floor files, whose damage must be reported, not guessed.
+pub(crate) fn read_small_file<V: Vfs>(
+    vfs: &V,
+    path: &Path,
+    max_len: u64,
+) -> crate::error::Result<Option<(Vec<u8>, u64)>> {
+    use crate::error::StorageError;
+    if !vfs
+        .exists(path)
+        .map_err(|e| StorageError::io("stat", path, e))?
+    {
+        return Ok(None);
+    }
+    let mut file = vfs
+        .open(path, OpenMode::Existing)
+        .map_err(|e| StorageError::io("open", path, e))?;
+    let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+    let mut bytes = vec![0u8; len.min(max_len) as usize];
+    file.read_at(&mut bytes, 0)
+        .map_err(|e| StorageError::io("read", path, e))?;
+    Ok(Some((bytes, len)))
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably: write `dir/tmp_name`, fsync it,
+/// rename it over `name`, fsync the directory. When it returns, a crash leaves the new
+/// contents; before, the old ones (or none).
+pub(crate) fn replace_file<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    bytes: &[u8],
+) -> crate::error::Result<()> {
+    use crate::error::StorageError;
+    let tmp = dir.join(tmp_name);
+    let path = dir.join(name);
+    let mut file = vfs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(|e| StorageError::io("create", &tmp, e))?;
+    file.write_at(bytes, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    vfs.rename(&tmp, &path)
+        .map_err(|e| StorageError::io("rename", &tmp, e))?;
+    vfs.sync_dir(dir)
+        .map_err(|e| StorageError::io("sync directory", dir, e))
+}
