@@ -1263,22 +1263,7 @@ impl Simulation {
                 value: describe_value(&entry.value),
             });
         }
-        match self.oracle.observe(i, slot, &entry.value) {
-            OracleVerdict::New | OracleVerdict::Same => {}
-            OracleVerdict::Conflict { first, same_node } => {
-                let check = if same_node {
-                    CheckKind::Stability
-                } else {
-                    CheckKind::Agreement
-                };
-                let detail = format!(
-                    "handed out {} but {} was handed out first",
-                    describe_value(&entry.value),
-                    describe_value(&first)
-                );
-                self.violation(check, Some(i), Some(slot.0), detail);
-            }
-        }
+        self.observe_chosen(i, slot, &entry.value, "handed out");
         if let Value::Batch(commands) = &entry.value {
             for c in commands {
                 if self.proposed.get(&c.id) != Some(&c.payload) {
@@ -1587,6 +1572,24 @@ impl Simulation {
             self.storage_failure(i, format!("compact: {e}"));
             return;
         }
+        // Slots this replica knew chosen but had not handed out vanish into the snapshot: show
+        // them to the oracle first, or a disagreement in them would go unseen.
+        let known: Vec<(Slot, Value)> = self.nodes[i]
+            .replica
+            .as_ref()
+            .map(|r| {
+                r.slots()
+                    .take_while(|s| *s <= through)
+                    .filter_map(|s| match r.entry(s) {
+                        Some((_, value, true)) => Some((s, value.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (slot, value) in known {
+            self.observe_chosen(i, slot, &value, "knew chosen");
+        }
         let node = &mut self.nodes[i];
         // Writes waiting at this node for slots the snapshot covers are answered by a retry
         // (the session table in the snapshot recognises it).
@@ -1601,6 +1604,24 @@ impl Simulation {
             });
         }
         self.drive(i);
+    }
+
+    /// Tells the agreement oracle that node `i` holds `value` as chosen in `slot` (`how`: it
+    /// handed it out, or it knew it chosen when a snapshot replaced it).
+    fn observe_chosen(&mut self, i: usize, slot: Slot, value: &Value, how: &str) {
+        if let OracleVerdict::Conflict { first, same_node } = self.oracle.observe(i, slot, value) {
+            let check = if same_node {
+                CheckKind::Stability
+            } else {
+                CheckKind::Agreement
+            };
+            let detail = format!(
+                "{how} {} but {} was handed out first",
+                describe_value(value),
+                describe_value(&first)
+            );
+            self.violation(check, Some(i), Some(slot.0), detail);
+        }
     }
 
     /// Answers confirmed reads whose slot is applied.
