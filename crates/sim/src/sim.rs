@@ -1773,7 +1773,7 @@ impl Simulation {
             && self.others_vote(i)
             && self.wipe_keeps_chosen_values(i)
         {
-            self.wipe_disk(i);
+            self.wipe_disk(i, true);
         }
         if self.phase == Phase::Faults && self.config.nemesis {
             let down_us = range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000));
@@ -1851,7 +1851,7 @@ impl Simulation {
             return;
         }
         self.nodes[i].refused = None;
-        self.wipe_disk(i);
+        self.wipe_disk(i, false);
         self.tally.operator_rebuilds += 1;
         self.restart(i);
     }
@@ -1959,11 +1959,13 @@ impl Simulation {
             self.crash_at(i, CrashPoint::RandomTime);
         }
         if !self.nodes[i].wiped {
-            self.wipe_disk(i);
+            self.wipe_disk(i, true);
         }
     }
 
-    fn wipe_disk(&mut self, i: usize) {
+    /// Empties node `i`'s disk. `as_fault`: the nemesis (or a hand-driven wipe) did it, and it
+    /// counts as a fault; an operator replacing a refused disk is recovery, counted apart.
+    fn wipe_disk(&mut self, i: usize, as_fault: bool) {
         let node = &mut self.nodes[i];
         debug_assert!(!node.is_up());
         node.fs.wipe();
@@ -1975,7 +1977,9 @@ impl Simulation {
         node.damage.clear();
         node.refused = None;
         self.tally.rebuilds += 1;
-        self.count_fault(FaultKind::Wipe);
+        if as_fault {
+            self.count_fault(FaultKind::Wipe);
+        }
         if self.tracing() {
             self.trace_event(TraceEvent::Wipe { node: node_name(i) });
         }
