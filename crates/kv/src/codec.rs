@@ -1,0 +1,618 @@
+//! The log payload encoding of [`KvCommand`], and the primitives the snapshot shares.
+//!
+//! Hand-written rather than serde-derived so that the bytes are fixed by this file alone (they
+//! live in logs and snapshots across releases) and so that decoding can bound every length by
+//! the input before allocating.
+//!
+//! # Format, version 1
+//!
+//! A payload is one version byte (`1`), one command tag, then the command's fields:
+//!
+//! - integers (`i64`) are zigzag LEB128 varints, at most ten bytes, shortest form only;
+//! - byte strings are a varint length then the bytes;
+//! - lists are a varint count then the elements;
+//! - booleans of one request are packed into one flags byte (unknown bits are refused);
+//! - enums are one tag byte.
+//!
+//! | command | tag | fields |
+//! |---|---|---|
+//! | Put | 1 | key, value, lease, flags (1 prev_kv, 2 ignore_value, 4 ignore_lease) |
+//! | DeleteRange | 2 | key, range_end, flags (1 prev_kv) |
+//! | Txn | 3 | compares, success ops, failure ops |
+//! | Compact | 4 | revision |
+//! | LeaseGrant | 5 | id, ttl |
+//! | LeaseRevoke | 6 | id |
+//!
+//! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
+//! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
+//! min/max mod revision and min/max create revision. A compare is key, range_end, target tag
+//! (0 value with bytes, 1 version, 2 create, 3 mod, 4 lease, each with an integer), result (0
+//! equal, 1 greater, 2 less, 3 not equal). An operation is a tag (1 range, 2 put, 3 delete,
+//! 4 txn) then that request's fields. Transactions nest at most [`TXN_DEPTH_MAX`] deep.
+
+use crate::error::DecodeError;
+use crate::types::*;
+
+/// The payload format this build writes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The deepest transaction nesting accepted, by the decoder and by the store: recursion over a
+/// transaction is bounded by it.
+pub const TXN_DEPTH_MAX: usize = 64;
+
+const CMD_PUT: u8 = 1;
+const CMD_DELETE: u8 = 2;
+const CMD_TXN: u8 = 3;
+const CMD_COMPACT: u8 = 4;
+const CMD_LEASE_GRANT: u8 = 5;
+const CMD_LEASE_REVOKE: u8 = 6;
+
+const OP_RANGE: u8 = 1;
+const OP_PUT: u8 = 2;
+const OP_DELETE: u8 = 3;
+const OP_TXN: u8 = 4;
+
+/// Encodes a command as a log payload (format above).
+pub fn encode(cmd: &KvCommand) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    out.push(FORMAT_VERSION);
+    match cmd {
+        KvCommand::Put(p) => {
+            out.push(CMD_PUT);
+            put_put(&mut out, p);
+        }
+        KvCommand::DeleteRange(d) => {
+            out.push(CMD_DELETE);
+            put_delete(&mut out, d);
+        }
+        KvCommand::Txn(t) => {
+            out.push(CMD_TXN);
+            put_txn(&mut out, t);
+        }
+        KvCommand::Compact(c) => {
+            out.push(CMD_COMPACT);
+            out.put_i64(c.revision);
+        }
+        KvCommand::LeaseGrant(g) => {
+            out.push(CMD_LEASE_GRANT);
+            out.put_i64(g.id);
+            out.put_i64(g.ttl);
+        }
+        KvCommand::LeaseRevoke(r) => {
+            out.push(CMD_LEASE_REVOKE);
+            out.put_i64(r.id);
+        }
+    }
+    out
+}
+
+/// Decodes a log payload written by [`encode`]. Refuses anything else, including trailing
+/// bytes, with an error; never panics, and allocates at most in proportion to the input.
+pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let cmd = match r.u8()? {
+        CMD_PUT => KvCommand::Put(take_put(&mut r)?),
+        CMD_DELETE => KvCommand::DeleteRange(take_delete(&mut r)?),
+        CMD_TXN => KvCommand::Txn(take_txn(&mut r, 1)?),
+        CMD_COMPACT => KvCommand::Compact(CompactRequest { revision: r.i64()? }),
+        CMD_LEASE_GRANT => KvCommand::LeaseGrant(LeaseGrantRequest {
+            id: r.i64()?,
+            ttl: r.i64()?,
+        }),
+        CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "command".into(),
+                tag,
+            })
+        }
+    };
+    r.finish()?;
+    Ok(cmd)
+}
+
+/// Where encoded bytes go: a buffer for payloads and snapshots, a hash for the digest, so that
+/// both are defined by one walk over the state.
+pub(crate) trait Sink {
+    fn put_slice(&mut self, bytes: &[u8]);
+
+    fn put_u8(&mut self, b: u8) {
+        self.put_slice(&[b]);
+    }
+
+    fn put_u64(&mut self, mut v: u64) {
+        let mut buf = [0u8; 10];
+        let mut n = 0;
+        loop {
+            let low = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                buf[n] = low;
+                n += 1;
+                break;
+            }
+            buf[n] = low | 0x80;
+            n += 1;
+        }
+        self.put_slice(&buf[..n]);
+    }
+
+    fn put_i64(&mut self, v: i64) {
+        // Zigzag, so that small negative numbers (rare, but clients may send them) stay short.
+        self.put_u64(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    fn put_len(&mut self, n: usize) {
+        // usize is at most 64 bits on every target Rust supports with std.
+        self.put_u64(n as u64);
+    }
+
+    fn put_bytes(&mut self, b: &[u8]) {
+        self.put_len(b.len());
+        self.put_slice(b);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// FNV-1a, 64 bits: tiny and the same on every Rust release (unlike `DefaultHasher`), which
+/// matters because digests are compared across replicas and recorded in traces.
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Sink for Fnv {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A cursor over untrusted bytes: every read checks what is left first.
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { rest: bytes }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(DecodeError::TrailingBytes(n)),
+        }
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self.rest.split_first().ok_or(DecodeError::Truncated)?;
+        self.rest = rest;
+        Ok(b)
+    }
+
+    pub(crate) fn slice(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.rest.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            // The tenth byte may carry only the top bit of a u64.
+            if i == 9 && bits > 1 {
+                return Err(DecodeError::BadVarint);
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                // Refuse non-shortest forms so that each value has one encoding (digests and
+                // snapshots compare bytes).
+                if b == 0 && i > 0 {
+                    return Err(DecodeError::BadVarint);
+                }
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::BadVarint)
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64, DecodeError> {
+        let z = self.u64()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    /// A length or count, refused when larger than the bytes left: each element takes at least
+    /// one byte, so this bounds any allocation by the input's size.
+    pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        match usize::try_from(n) {
+            Ok(n) if n <= self.rest.len() => Ok(n),
+            _ => Err(DecodeError::LengthTooLarge(n)),
+        }
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let n = self.len()?;
+        Ok(self.slice(n)?.to_vec())
+    }
+
+    pub(crate) fn flags(&mut self, known: u8) -> Result<u8, DecodeError> {
+        let f = self.u8()?;
+        if f & !known != 0 {
+            return Err(DecodeError::UnknownFlags(f & !known));
+        }
+        Ok(f)
+    }
+}
+
+fn put_range(out: &mut Vec<u8>, r: &RangeRequest) {
+    out.put_bytes(&r.key);
+    out.put_bytes(&r.range_end);
+    out.put_i64(r.limit);
+    out.put_i64(r.revision);
+    out.put_u8(match r.sort_order {
+        SortOrder::None => 0,
+        SortOrder::Ascend => 1,
+        SortOrder::Descend => 2,
+    });
+    out.put_u8(match r.sort_target {
+        SortTarget::Key => 0,
+        SortTarget::Version => 1,
+        SortTarget::Create => 2,
+        SortTarget::Mod => 3,
+        SortTarget::Value => 4,
+    });
+    out.put_u8(u8::from(r.keys_only) | u8::from(r.count_only) << 1);
+    out.put_i64(r.min_mod_revision);
+    out.put_i64(r.max_mod_revision);
+    out.put_i64(r.min_create_revision);
+    out.put_i64(r.max_create_revision);
+}
+
+fn take_range(r: &mut Reader<'_>) -> Result<RangeRequest, DecodeError> {
+    let key = r.bytes()?;
+    let range_end = r.bytes()?;
+    let limit = r.i64()?;
+    let revision = r.i64()?;
+    let sort_order = match r.u8()? {
+        0 => SortOrder::None,
+        1 => SortOrder::Ascend,
+        2 => SortOrder::Descend,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "sort order".into(),
+                tag,
+            })
+        }
+    };
+    let sort_target = match r.u8()? {
+        0 => SortTarget::Key,
+        1 => SortTarget::Version,
+        2 => SortTarget::Create,
+        3 => SortTarget::Mod,
+        4 => SortTarget::Value,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "sort target".into(),
+                tag,
+            })
+        }
+    };
+    let flags = r.flags(0b11)?;
+    Ok(RangeRequest {
+        key,
+        range_end,
+        limit,
+        revision,
+        sort_order,
+        sort_target,
+        keys_only: flags & 1 != 0,
+        count_only: flags & 2 != 0,
+        min_mod_revision: r.i64()?,
+        max_mod_revision: r.i64()?,
+        min_create_revision: r.i64()?,
+        max_create_revision: r.i64()?,
+    })
+}
+
+fn put_put(out: &mut Vec<u8>, p: &PutRequest) {
+    out.put_bytes(&p.key);
+    out.put_bytes(&p.value);
+    out.put_i64(p.lease);
+    out.put_u8(u8::from(p.prev_kv) | u8::from(p.ignore_value) << 1 | u8::from(p.ignore_lease) << 2);
+}
+
+fn take_put(r: &mut Reader<'_>) -> Result<PutRequest, DecodeError> {
+    let key = r.bytes()?;
+    let value = r.bytes()?;
+    let lease = r.i64()?;
+    let flags = r.flags(0b111)?;
+    Ok(PutRequest {
+        key,
+        value,
+        lease,
+        prev_kv: flags & 1 != 0,
+        ignore_value: flags & 2 != 0,
+        ignore_lease: flags & 4 != 0,
+    })
+}
+
+fn put_delete(out: &mut Vec<u8>, d: &DeleteRangeRequest) {
+    out.put_bytes(&d.key);
+    out.put_bytes(&d.range_end);
+    out.put_u8(u8::from(d.prev_kv));
+}
+
+fn take_delete(r: &mut Reader<'_>) -> Result<DeleteRangeRequest, DecodeError> {
+    Ok(DeleteRangeRequest {
+        key: r.bytes()?,
+        range_end: r.bytes()?,
+        prev_kv: r.flags(1)? != 0,
+    })
+}
+
+fn put_compare(out: &mut Vec<u8>, c: &Compare) {
+    out.put_bytes(&c.key);
+    out.put_bytes(&c.range_end);
+    match &c.target {
+        CompareTarget::Value(v) => {
+            out.put_u8(0);
+            out.put_bytes(v);
+        }
+        CompareTarget::Version(n) => {
+            out.put_u8(1);
+            out.put_i64(*n);
+        }
+        CompareTarget::Create(n) => {
+            out.put_u8(2);
+            out.put_i64(*n);
+        }
+        CompareTarget::Mod(n) => {
+            out.put_u8(3);
+            out.put_i64(*n);
+        }
+        CompareTarget::Lease(n) => {
+            out.put_u8(4);
+            out.put_i64(*n);
+        }
+    }
+    out.put_u8(match c.result {
+        CompareResult::Equal => 0,
+        CompareResult::Greater => 1,
+        CompareResult::Less => 2,
+        CompareResult::NotEqual => 3,
+    });
+}
+
+fn take_compare(r: &mut Reader<'_>) -> Result<Compare, DecodeError> {
+    let key = r.bytes()?;
+    let range_end = r.bytes()?;
+    let target = match r.u8()? {
+        0 => CompareTarget::Value(r.bytes()?),
+        1 => CompareTarget::Version(r.i64()?),
+        2 => CompareTarget::Create(r.i64()?),
+        3 => CompareTarget::Mod(r.i64()?),
+        4 => CompareTarget::Lease(r.i64()?),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "compare target".into(),
+                tag,
+            })
+        }
+    };
+    let result = match r.u8()? {
+        0 => CompareResult::Equal,
+        1 => CompareResult::Greater,
+        2 => CompareResult::Less,
+        3 => CompareResult::NotEqual,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "compare result".into(),
+                tag,
+            })
+        }
+    };
+    Ok(Compare {
+        key,
+        range_end,
+        target,
+        result,
+    })
+}
+
+fn put_txn(out: &mut Vec<u8>, t: &TxnRequest) {
+    out.put_len(t.compare.len());
+    for c in &t.compare {
+        put_compare(out, c);
+    }
+    for branch in [&t.success, &t.failure] {
+        out.put_len(branch.len());
+        for op in branch {
+            put_op(out, op);
+        }
+    }
+}
+
+fn put_op(out: &mut Vec<u8>, op: &RequestOp) {
+    match op {
+        RequestOp::Range(r) => {
+            out.put_u8(OP_RANGE);
+            put_range(out, r);
+        }
+        RequestOp::Put(p) => {
+            out.put_u8(OP_PUT);
+            put_put(out, p);
+        }
+        RequestOp::DeleteRange(d) => {
+            out.put_u8(OP_DELETE);
+            put_delete(out, d);
+        }
+        RequestOp::Txn(t) => {
+            out.put_u8(OP_TXN);
+            put_txn(out, t);
+        }
+    }
+}
+
+/// `depth` is this transaction's nesting level, 1 for the outermost.
+fn take_txn(r: &mut Reader<'_>, depth: usize) -> Result<TxnRequest, DecodeError> {
+    if depth > TXN_DEPTH_MAX {
+        return Err(DecodeError::TooDeep);
+    }
+    let n = r.len()?;
+    let mut compare = Vec::with_capacity(n.min(r.remaining()));
+    for _ in 0..n {
+        compare.push(take_compare(r)?);
+    }
+    let success = take_ops(r, depth)?;
+    let failure = take_ops(r, depth)?;
+    Ok(TxnRequest {
+        compare,
+        success,
+        failure,
+    })
+}
+
+fn take_ops(r: &mut Reader<'_>, depth: usize) -> Result<Vec<RequestOp>, DecodeError> {
+    let n = r.len()?;
+    let mut ops = Vec::with_capacity(n.min(r.remaining()));
+    for _ in 0..n {
+        let op = match r.u8()? {
+            OP_RANGE => RequestOp::Range(take_range(r)?),
+            OP_PUT => RequestOp::Put(take_put(r)?),
+            OP_DELETE => RequestOp::DeleteRange(take_delete(r)?),
+            OP_TXN => RequestOp::Txn(take_txn(r, depth + 1)?),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "op".into(),
+                    tag,
+                })
+            }
+        };
+        ops.push(op);
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint_round_trip(v: i64) -> Result<i64, DecodeError> {
+        let mut out = Vec::new();
+        out.put_i64(v);
+        let mut r = Reader::new(&out);
+        let back = r.i64()?;
+        r.finish()?;
+        Ok(back)
+    }
+
+    #[test]
+    fn varints_round_trip_at_the_edges() {
+        for v in [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN, 1 << 40] {
+            assert_eq!(varint_round_trip(v), Ok(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn varints_refuse_overlong_and_overflowing_forms() {
+        // 0 written in two bytes.
+        assert_eq!(
+            Reader::new(&[0x80, 0x00]).u64(),
+            Err(DecodeError::BadVarint)
+        );
+        // Eleven continuation bytes.
+        assert_eq!(Reader::new(&[0xff; 11]).u64(), Err(DecodeError::BadVarint));
+        // Ten bytes whose last carries more than bit 63.
+        let mut over = [0xffu8; 10];
+        over[9] = 0x02;
+        assert_eq!(Reader::new(&over).u64(), Err(DecodeError::BadVarint));
+        assert_eq!(Reader::new(&[0x80]).u64(), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_length_beyond_the_input_is_refused_before_allocating() {
+        // Version, Put, then a key length of 2^62.
+        let mut bytes = vec![FORMAT_VERSION, CMD_PUT];
+        bytes.put_u64(1 << 62);
+        assert_eq!(decode(&bytes), Err(DecodeError::LengthTooLarge(1 << 62)));
+    }
+
+    #[test]
+    fn unknown_versions_tags_flags_and_trailing_bytes_are_refused() {
+        assert_eq!(decode(&[]), Err(DecodeError::Truncated));
+        assert_eq!(decode(&[9, CMD_PUT]), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(
+            decode(&[FORMAT_VERSION, 99]),
+            Err(DecodeError::UnknownTag {
+                what: "command".into(),
+                tag: 99
+            })
+        );
+        // Put with empty key and value, lease 0, and an undefined flag bit.
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_PUT, 0, 0, 0, 0x08]),
+            Err(DecodeError::UnknownFlags(0x08))
+        );
+        let mut ok = encode(&KvCommand::Compact(CompactRequest { revision: 3 }));
+        ok.push(0);
+        assert_eq!(decode(&ok), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_bound_is_refused() {
+        let mut t = TxnRequest::default();
+        for _ in 0..TXN_DEPTH_MAX {
+            t = TxnRequest {
+                success: vec![RequestOp::Txn(t)],
+                ..TxnRequest::default()
+            };
+        }
+        // TXN_DEPTH_MAX + 1 levels.
+        assert_eq!(
+            decode(&encode(&KvCommand::Txn(t.clone()))),
+            Err(DecodeError::TooDeep)
+        );
+        let RequestOp::Txn(inner) = &t.success[0] else {
+            unreachable!("built above")
+        };
+        let exact = KvCommand::Txn(inner.clone());
+        assert_eq!(decode(&encode(&exact)), Ok(exact));
+    }
+
+    #[test]
+    fn prefix_end_matches_etcd_clients() {
+        assert_eq!(prefix_end(b"abc"), b"abd".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+}

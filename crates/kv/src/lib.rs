@@ -1,0 +1,51 @@
+//! Synod's key-value state machine: a deterministic MVCC store with etcd v3 KV semantics
+//! (revisions, create/mod revisions and versions, ranges at old revisions, transactions,
+//! compaction, and leases without time).
+//!
+//! Every replica applies the same log of [`KvCommand`]s in slot order; the store is a pure
+//! function of that sequence: same commands in the same order, same state, same outputs, same
+//! [`KvStore::digest`] and [`KvStore::snapshot`] bytes on every replica.
+//!
+//! This crate must never read a clock, touch the network or files, draw randomness, spawn
+//! threads, iterate a hash map where order matters, or depend on gRPC or protobuf types: the
+//! node converts protobuf requests to this crate's types and its responses back. Lease expiry
+//! is decided outside (the leader proposes a [`LeaseRevokeRequest`]). A client's request can be
+//! refused, with a [`KvError`] carrying etcd's message; it can never panic the store.
+//!
+//! ```
+//! use kv::{KvCommand, KvResponse, KvStore, PutRequest, RangeRequest};
+//!
+//! let mut store = KvStore::new();
+//! assert_eq!(store.revision(), 1);
+//! let put = KvCommand::Put(PutRequest::new("greeting", "hello"));
+//! // The log carries the encoded command; every replica decodes and applies it.
+//! let payload = kv::encode(&put);
+//! let cmd = kv::decode(&payload).unwrap();
+//! let Ok(KvResponse::Put(answer)) = store.apply(&cmd) else { panic!("refused") };
+//! assert_eq!(answer.revision, 2);
+//!
+//! store.apply(&KvCommand::Put(PutRequest::new("greeting", "bonjour"))).unwrap();
+//! let now = store.range(&RangeRequest::single("greeting")).unwrap();
+//! assert_eq!((now.kvs[0].value.as_slice(), now.kvs[0].version), (&b"bonjour"[..], 2));
+//! // The store keeps history until compaction: read as of revision 2.
+//! let then = store
+//!     .range(&RangeRequest { revision: 2, ..RangeRequest::single("greeting") })
+//!     .unwrap();
+//! assert_eq!(then.kvs[0].value, b"hello");
+//! ```
+
+mod codec;
+mod error;
+mod snapshot;
+mod span;
+mod store;
+mod txn;
+mod types;
+
+pub use codec::{decode, encode, FORMAT_VERSION, TXN_DEPTH_MAX};
+pub use error::{DecodeError, KvError, SnapshotError};
+pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
+pub use types::*;
+
+#[cfg(test)]
+mod tests;

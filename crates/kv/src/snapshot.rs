@@ -1,0 +1,257 @@
+//! The store's snapshot bytes and its digest, both defined by one walk over the state.
+//!
+//! # Snapshot format, version 1
+//!
+//! `b"SKVS"`, a version byte (`1`), the body, then the CRC32C of everything before it
+//! (little-endian `u32`). The body, in the varint encoding of [`crate::codec`]:
+//!
+//! - limits: `txn_ops_max`, `key_bytes_max`, `value_bytes_max`;
+//! - `revision`, `compact_revision`, `lease_id_next`;
+//! - leases, ascending by id: count, then per lease `id`, `ttl` (the attached keys are
+//!   rebuilt from the keys, not stored);
+//! - keys, ascending: count, then per key its bytes and its history: count, then per version
+//!   `mod_revision` and a tag, 0 for a tombstone or 1 followed by `create_revision`,
+//!   `version`, `lease` and the value.
+//!
+//! Everything is in map order, so equal stores give equal bytes.
+
+use crate::codec::{Fnv, Reader, Sink};
+use crate::error::{DecodeError, KvError, SnapshotError};
+use crate::store::{KvStore, Lease, Limits, Live, Version};
+use std::collections::{BTreeMap, BTreeSet};
+
+const MAGIC: &[u8; 4] = b"SKVS";
+const SNAPSHOT_VERSION: u8 = 1;
+
+impl KvStore {
+    /// The whole replicated state as bytes (format above): deterministic, versioned and
+    /// checksummed. [`KvStore::restore`] reads it back.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.push(SNAPSHOT_VERSION);
+        self.write_state(&mut out);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// A 64-bit hash of the whole replicated state (the snapshot body: history, revision,
+    /// compaction, leases and limits), for comparing replicas at equal slots. Stable across
+    /// Rust releases.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv::new();
+        self.write_state(&mut h);
+        h.finish()
+    }
+
+    /// A store from [`KvStore::snapshot`] bytes. Refuses, without panicking, anything that is
+    /// not such a snapshot or that breaks the store's invariants.
+    pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
+        let Some(body_end) = bytes.len().checked_sub(4) else {
+            return Err(SnapshotError::BadMagic.into());
+        };
+        let (content, crc) = bytes.split_at(body_end);
+        let Some(body) = content.strip_prefix(MAGIC.as_slice()) else {
+            return Err(SnapshotError::BadMagic.into());
+        };
+        let Some((&version, body)) = body.split_first() else {
+            return Err(SnapshotError::BadMagic.into());
+        };
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnknownVersion(version).into());
+        }
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32c::crc32c(content) != stored {
+            return Err(SnapshotError::Checksum.into());
+        }
+        let mut r = Reader::new(body);
+        let store = read_state(&mut r)?;
+        r.finish().map_err(SnapshotError::Body)?;
+        store.validate()?;
+        Ok(store)
+    }
+
+    fn write_state(&self, out: &mut impl Sink) {
+        out.put_len(self.limits.txn_ops_max);
+        out.put_len(self.limits.key_bytes_max);
+        out.put_len(self.limits.value_bytes_max);
+        out.put_i64(self.revision);
+        out.put_i64(self.compact_revision);
+        out.put_i64(self.lease_id_next);
+        out.put_len(self.leases.len());
+        for (id, lease) in &self.leases {
+            out.put_i64(*id);
+            out.put_i64(lease.ttl);
+        }
+        out.put_len(self.keys.len());
+        for (key, history) in &self.keys {
+            out.put_bytes(key);
+            out.put_len(history.len());
+            for v in history {
+                out.put_i64(v.mod_revision);
+                match &v.live {
+                    None => out.put_u8(0),
+                    Some(live) => {
+                        out.put_u8(1);
+                        out.put_i64(live.create_revision);
+                        out.put_i64(live.version);
+                        out.put_i64(live.lease);
+                        out.put_bytes(&live.value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The invariants every other method relies on, checked on restored state: a snapshot
+    /// passed its checksum, but it came from another process and we do not run on a suspect
+    /// state.
+    fn validate(&self) -> Result<(), SnapshotError> {
+        let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+        // The upper bound keeps `revision + 1` and `version + 1` (bounded by the revision
+        // below) from overflowing on the next write.
+        if self.revision < 1 || self.revision == i64::MAX {
+            return bad("revision outside [1, i64::MAX)");
+        }
+        if self.compact_revision < 0 || self.compact_revision > self.revision {
+            return bad("compaction outside [0, revision]");
+        }
+        for (key, history) in &self.keys {
+            if key.is_empty() {
+                return bad("empty key");
+            }
+            match history.first() {
+                Some(Version { live: Some(_), .. }) => {}
+                _ => return bad("a history that does not start with a live version"),
+            }
+            let mut prev: Option<&Version> = None;
+            for v in history {
+                if v.mod_revision < 1 || v.mod_revision > self.revision {
+                    return bad("mod revision outside [1, revision]");
+                }
+                if prev.is_some_and(|p| p.mod_revision >= v.mod_revision) {
+                    return bad("mod revisions not increasing");
+                }
+                if v.live.is_none() && prev.is_some_and(|p| p.live.is_none()) {
+                    return bad("two tombstones in a row");
+                }
+                if let Some(live) = &v.live {
+                    if live.create_revision < 1
+                        || live.create_revision > v.mod_revision
+                        || live.version < 1
+                        || live.version > v.mod_revision
+                    {
+                        return bad("live version with impossible create revision or version");
+                    }
+                }
+                prev = Some(v);
+            }
+            if let Some(Version {
+                live: Some(live), ..
+            }) = history.last()
+            {
+                if live.lease != 0 && !self.leases.contains_key(&live.lease) {
+                    return bad("a live key attached to a lease that does not exist");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
+    let limits = Limits {
+        txn_ops_max: r.u64_usize()?,
+        key_bytes_max: r.u64_usize()?,
+        value_bytes_max: r.u64_usize()?,
+    };
+    let revision = r.i64()?;
+    let compact_revision = r.i64()?;
+    let lease_id_next = r.i64()?;
+    let mut leases = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let id = r.i64()?;
+        let ttl = r.i64()?;
+        if leases.last_key_value().is_some_and(|(last, _)| *last >= id) {
+            return Err(SnapshotError::Inconsistent(
+                "lease ids not ascending".into(),
+            ));
+        }
+        leases.insert(
+            id,
+            Lease {
+                ttl,
+                keys: BTreeSet::new(),
+            },
+        );
+    }
+    let mut keys = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let key = r.bytes()?;
+        if keys
+            .last_key_value()
+            .is_some_and(|(last, _): (&Vec<u8>, _)| *last >= key)
+        {
+            return Err(SnapshotError::Inconsistent("keys not ascending".into()));
+        }
+        let n = r.len()?;
+        let mut history = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mod_revision = r.i64()?;
+            let live = match r.u8()? {
+                0 => None,
+                1 => Some(Live {
+                    create_revision: r.i64()?,
+                    version: r.i64()?,
+                    lease: r.i64()?,
+                    value: r.bytes()?,
+                }),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "version".into(),
+                        tag,
+                    }
+                    .into())
+                }
+            };
+            history.push(Version { mod_revision, live });
+        }
+        keys.insert(key, history);
+    }
+    let mut store = KvStore {
+        keys,
+        revision,
+        compact_revision,
+        leases,
+        lease_id_next,
+        limits,
+    };
+    store.reattach_leases();
+    Ok(store)
+}
+
+impl KvStore {
+    /// Rebuilds each lease's key set from the keys' latest versions (`validate` then refuses a
+    /// live key whose lease is missing: revoking a lease deletes its keys).
+    fn reattach_leases(&mut self) {
+        for (key, history) in &self.keys {
+            if let Some(Version {
+                live: Some(live), ..
+            }) = history.last()
+            {
+                if let Some(l) = self.leases.get_mut(&live.lease) {
+                    l.keys.insert(key.clone());
+                }
+            }
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// An unsigned varint that must fit a `usize` (a limit, not a length).
+    fn u64_usize(&mut self) -> Result<usize, DecodeError> {
+        let v = self.u64()?;
+        usize::try_from(v).map_err(|_| DecodeError::LengthTooLarge(v))
+    }
+}

@@ -1,0 +1,712 @@
+//! The MVCC store: every key's history of versions, one revision counter, and leases.
+
+use crate::codec::decode;
+use crate::error::KvError;
+use crate::span::Span;
+use crate::types::*;
+use paxos::multi::StateMachine;
+use paxos::Slot;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// etcd's largest lease TTL, in seconds (`MaxLeaseTTL`).
+pub const LEASE_TTL_MAX_SECONDS: i64 = 9_000_000_000;
+
+/// Bounds the store enforces on requests. Part of the replicated behaviour: every replica must
+/// run with the same limits (a snapshot carries them), or one may refuse what another applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Most compares, and most operations per branch, in one transaction level (etcd's
+    /// `--max-txn-ops`).
+    pub txn_ops_max: usize,
+    /// Longest key or `range_end`.
+    pub key_bytes_max: usize,
+    /// Longest value (in a put or a value compare).
+    pub value_bytes_max: usize,
+}
+
+impl Default for Limits {
+    /// etcd's defaults: 128 operations; keys and values bounded only by the 1.5 MiB request
+    /// size (`--max-request-bytes`), so we use that bound for each.
+    fn default() -> Limits {
+        Limits {
+            txn_ops_max: 128,
+            key_bytes_max: 1536 * 1024,
+            value_bytes_max: 1536 * 1024,
+        }
+    }
+}
+
+/// One entry of a key's history: written at `mod_revision`, live or a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Version {
+    pub(crate) mod_revision: i64,
+    /// `None`: the key was deleted at `mod_revision`.
+    pub(crate) live: Option<Live>,
+}
+
+/// The fields of a live version besides its key and mod revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Live {
+    pub(crate) create_revision: i64,
+    pub(crate) version: i64,
+    pub(crate) value: Vec<u8>,
+    pub(crate) lease: i64,
+}
+
+/// A lease: its granted TTL and the live keys attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Lease {
+    pub(crate) ttl: i64,
+    /// Derived state (rebuilt from the keys on restore): exactly the keys whose latest version
+    /// is live with this lease.
+    pub(crate) keys: BTreeSet<Vec<u8>>,
+}
+
+/// The deterministic MVCC key-value store: etcd v3 KV semantics over a history of versions.
+///
+/// Writes go through [`KvStore::apply`] (or the [`StateMachine`] impl, from log payloads);
+/// reads through [`KvStore::range`] and [`KvStore::read`]. Same commands, same order: same
+/// state, same outputs, same [`KvStore::digest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvStore {
+    /// Every key with history still visible at some revision `>= compact_revision`. A history
+    /// is non-empty, its mod revisions strictly increase, and it starts with a live version.
+    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Version>>,
+    pub(crate) revision: i64,
+    /// Reads below this revision are refused; 0 before the first compaction.
+    pub(crate) compact_revision: i64,
+    pub(crate) leases: BTreeMap<i64, Lease>,
+    /// Where the search for a free id starts when a grant asks the store to pick one.
+    pub(crate) lease_id_next: i64,
+    pub(crate) limits: Limits,
+}
+
+impl Default for KvStore {
+    fn default() -> KvStore {
+        KvStore::new()
+    }
+}
+
+/// An ongoing write: every change of one command happens at `begin + 1`.
+struct Write {
+    begin: i64,
+    changed: bool,
+}
+
+impl Write {
+    fn revision(&self) -> i64 {
+        self.begin + 1
+    }
+
+    /// The revision a read inside the command sees: its own writes once there are some.
+    fn view(&self) -> i64 {
+        if self.changed {
+            self.begin + 1
+        } else {
+            self.begin
+        }
+    }
+}
+
+/// The latest version of `history` at or below `at`, if live: (mod revision, fields).
+fn live_at(history: &[Version], at: i64) -> Option<(i64, &Live)> {
+    let n = history.partition_point(|v| v.mod_revision <= at);
+    let v = history.get(n.checked_sub(1)?)?;
+    v.live.as_ref().map(|l| (v.mod_revision, l))
+}
+
+fn key_value(key: &[u8], mod_revision: i64, live: &Live, with_value: bool) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        create_revision: live.create_revision,
+        mod_revision,
+        version: live.version,
+        value: if with_value {
+            live.value.clone()
+        } else {
+            Vec::new()
+        },
+        lease: live.lease,
+    }
+}
+
+impl KvStore {
+    /// An empty store at revision 1, as etcd starts, with default limits.
+    pub fn new() -> KvStore {
+        KvStore::with_limits(Limits::default())
+    }
+
+    /// An empty store with the given limits.
+    pub fn with_limits(limits: Limits) -> KvStore {
+        KvStore {
+            keys: BTreeMap::new(),
+            revision: 1,
+            compact_revision: 0,
+            leases: BTreeMap::new(),
+            lease_id_next: 1,
+            limits,
+        }
+    }
+
+    /// The current revision: 1 when empty, +1 per write that changed something.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The last compaction's revision (0 if none): reads below it answer
+    /// [`KvError::Compacted`].
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// The limits this store enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Applies one write. A refusal is returned as `Err` and changed nothing.
+    pub fn apply(&mut self, cmd: &KvCommand) -> KvOutput {
+        match cmd {
+            KvCommand::Put(p) => self.apply_put(p).map(KvResponse::Put),
+            KvCommand::DeleteRange(d) => self.apply_delete(d).map(KvResponse::DeleteRange),
+            KvCommand::Txn(t) => self.apply_txn(t).map(KvResponse::Txn),
+            KvCommand::Compact(c) => self.apply_compact(c).map(KvResponse::Compact),
+            KvCommand::LeaseGrant(g) => self.apply_lease_grant(g).map(KvResponse::LeaseGrant),
+            KvCommand::LeaseRevoke(r) => self.apply_lease_revoke(r).map(KvResponse::LeaseRevoke),
+        }
+    }
+
+    /// Serves a read from the applied state (after read-index, or serializable).
+    pub fn read(&self, q: &KvRead) -> Result<KvReadResponse, KvError> {
+        match q {
+            KvRead::Range(r) => self.range(r).map(KvReadResponse::Range),
+            KvRead::LeaseTimeToLive { id, keys } => self
+                .lease_time_to_live(*id, *keys)
+                .map(KvReadResponse::LeaseTimeToLive),
+            KvRead::LeaseLeases => Ok(KvReadResponse::LeaseLeases(LeaseLeasesResponse {
+                revision: self.revision,
+                leases: self.leases.keys().copied().collect(),
+            })),
+        }
+    }
+
+    /// A range read at `r.revision` (0: now).
+    pub fn range(&self, r: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.check_range_shape(r)?;
+        self.check_read_revision(r.revision)?;
+        let at = self.read_revision(r.revision, self.revision);
+        Ok(self.collect_range(r, at, self.revision))
+    }
+
+    /// One lease's granted TTL and, if `keys`, its attached keys.
+    pub fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<LeaseTimeToLiveResponse, KvError> {
+        let lease = self.leases.get(&id).ok_or(KvError::LeaseNotFound)?;
+        Ok(LeaseTimeToLiveResponse {
+            revision: self.revision,
+            id,
+            granted_ttl: lease.ttl,
+            keys: if keys {
+                lease.keys.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    // ---- validation: everything that can refuse a command runs before anything changes ----
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::EmptyKey);
+        }
+        self.check_key_len(key)
+    }
+
+    fn check_key_len(&self, key: &[u8]) -> Result<(), KvError> {
+        if key.len() > self.limits.key_bytes_max {
+            return Err(KvError::RequestTooLarge);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_range_shape(&self, r: &RangeRequest) -> Result<(), KvError> {
+        self.check_key(&r.key)?;
+        self.check_key_len(&r.range_end)
+    }
+
+    pub(crate) fn check_delete_shape(&self, d: &DeleteRangeRequest) -> Result<(), KvError> {
+        self.check_key(&d.key)?;
+        self.check_key_len(&d.range_end)
+    }
+
+    /// What etcd's gRPC layer checks on a put before it reaches the store.
+    pub(crate) fn check_put_shape(&self, p: &PutRequest) -> Result<(), KvError> {
+        self.check_key(&p.key)?;
+        if p.ignore_value && !p.value.is_empty() {
+            return Err(KvError::ValueProvided);
+        }
+        if p.ignore_lease && p.lease != 0 {
+            return Err(KvError::LeaseProvided);
+        }
+        if p.value.len() > self.limits.value_bytes_max {
+            return Err(KvError::RequestTooLarge);
+        }
+        Ok(())
+    }
+
+    /// What etcd checks on a put against the state: the lease exists, and the key does when
+    /// the put keeps its value or lease.
+    pub(crate) fn check_put_state(&self, p: &PutRequest) -> Result<(), KvError> {
+        if p.lease != 0 && !self.leases.contains_key(&p.lease) {
+            return Err(KvError::LeaseNotFound);
+        }
+        if (p.ignore_value || p.ignore_lease) && self.current(&p.key).is_none() {
+            return Err(KvError::KeyNotFound);
+        }
+        Ok(())
+    }
+
+    /// Refuses a read revision the store cannot serve. Depends only on the store's revision and
+    /// compaction, which do not change while a transaction runs, so a transaction can check
+    /// every read before its first write.
+    pub(crate) fn check_read_revision(&self, requested: i64) -> Result<(), KvError> {
+        if requested > self.revision {
+            return Err(KvError::FutureRevision);
+        }
+        if requested > 0 && requested < self.compact_revision {
+            return Err(KvError::Compacted);
+        }
+        Ok(())
+    }
+
+    /// The revision a checked read runs at: the one asked for, or `view` for 0 or less.
+    pub(crate) fn read_revision(&self, requested: i64, view: i64) -> i64 {
+        if requested <= 0 {
+            view
+        } else {
+            requested
+        }
+    }
+
+    /// The key's latest version, if live.
+    fn current(&self, key: &[u8]) -> Option<(i64, &Live)> {
+        self.keys.get(key).and_then(|h| live_at(h, i64::MAX))
+    }
+
+    // ---- the top-level commands ----
+
+    fn apply_put(&mut self, p: &PutRequest) -> Result<PutResponse, KvError> {
+        self.check_put_shape(p)?;
+        self.check_put_state(p)?;
+        let mut w = self.begin();
+        let out = self.exec_put(&mut w, p);
+        self.end(w);
+        Ok(out)
+    }
+
+    fn apply_delete(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, KvError> {
+        self.check_delete_shape(d)?;
+        let mut w = self.begin();
+        let mut out = self.exec_delete(&mut w, d);
+        self.end(w);
+        // A delete that found nothing does not move the revision; report the store's.
+        out.revision = self.revision;
+        Ok(out)
+    }
+
+    fn apply_txn(&mut self, t: &TxnRequest) -> Result<TxnResponse, KvError> {
+        self.check_txn(t)?;
+        let mut w = self.begin();
+        let mut out = self.exec_txn(&mut w, t);
+        self.end(w);
+        out.revision = self.revision;
+        Ok(out)
+    }
+
+    fn apply_compact(&mut self, c: &CompactRequest) -> Result<CompactResponse, KvError> {
+        if c.revision <= self.compact_revision {
+            return Err(KvError::Compacted);
+        }
+        if c.revision > self.revision {
+            return Err(KvError::FutureRevision);
+        }
+        let at = c.revision;
+        // Keep, per key, the latest version at or below `at` (what a read at `at` sees) unless
+        // it is a tombstone, and everything after it.
+        self.keys.retain(|_, history| {
+            let n = history.partition_point(|v| v.mod_revision <= at);
+            let Some(last) = n.checked_sub(1) else {
+                return true;
+            };
+            let keep_from = match history.get(last) {
+                Some(v) if v.live.is_some() => last,
+                _ => n,
+            };
+            history.drain(..keep_from);
+            !history.is_empty()
+        });
+        self.compact_revision = at;
+        Ok(CompactResponse {
+            revision: self.revision,
+        })
+    }
+
+    fn apply_lease_grant(&mut self, g: &LeaseGrantRequest) -> Result<LeaseGrantResponse, KvError> {
+        if g.ttl > LEASE_TTL_MAX_SECONDS {
+            return Err(KvError::LeaseTtlTooLarge);
+        }
+        let id = match g.id {
+            0 => self.pick_lease_id(),
+            id if self.leases.contains_key(&id) => return Err(KvError::LeaseExists),
+            id => id,
+        };
+        self.leases.insert(
+            id,
+            Lease {
+                ttl: g.ttl,
+                keys: BTreeSet::new(),
+            },
+        );
+        Ok(LeaseGrantResponse {
+            revision: self.revision,
+            id,
+            ttl: g.ttl,
+        })
+    }
+
+    /// The first free id from `lease_id_next` on (wrapping past `i64::MAX` to 1; ids are
+    /// positive as etcd's own are). Terminates: fewer than `i64::MAX` leases can exist.
+    fn pick_lease_id(&mut self) -> i64 {
+        let after = |id: i64| if id == i64::MAX { 1 } else { id + 1 };
+        let mut id = self.lease_id_next.max(1);
+        while self.leases.contains_key(&id) {
+            id = after(id);
+        }
+        self.lease_id_next = after(id);
+        id
+    }
+
+    fn apply_lease_revoke(
+        &mut self,
+        r: &LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, KvError> {
+        let Some(lease) = self.leases.remove(&r.id) else {
+            return Err(KvError::LeaseNotFound);
+        };
+        let mut w = self.begin();
+        for key in &lease.keys {
+            self.tombstone(&mut w, key);
+        }
+        self.end(w);
+        Ok(LeaseRevokeResponse {
+            revision: self.revision,
+        })
+    }
+
+    // ---- execution: infallible, on validated requests ----
+
+    fn begin(&self) -> Write {
+        Write {
+            begin: self.revision,
+            changed: false,
+        }
+    }
+
+    fn end(&mut self, w: Write) {
+        if w.changed {
+            self.revision = w.revision();
+        }
+    }
+
+    fn exec_put(&mut self, w: &mut Write, p: &PutRequest) -> PutResponse {
+        let rev = w.revision();
+        let prev = self.current(&p.key);
+        let prev_kv = match prev {
+            Some((m, live)) if p.prev_kv => Some(key_value(&p.key, m, live, true)),
+            _ => None,
+        };
+        let old_lease = prev.map_or(0, |(_, l)| l.lease);
+        // ignore_value/ignore_lease on a missing key was refused by validation; should it get
+        // here anyway, the put writes the request's own fields rather than failing halfway.
+        let value = match prev {
+            Some((_, live)) if p.ignore_value => live.value.clone(),
+            _ => p.value.clone(),
+        };
+        let lease = if p.ignore_lease { old_lease } else { p.lease };
+        let (create_revision, version) = match prev {
+            Some((_, live)) => (live.create_revision, live.version + 1),
+            None => (rev, 1),
+        };
+        self.detach(old_lease, &p.key);
+        if let Some(l) = self.leases.get_mut(&lease) {
+            l.keys.insert(p.key.clone());
+        }
+        self.push_version(
+            &p.key,
+            Version {
+                mod_revision: rev,
+                live: Some(Live {
+                    create_revision,
+                    version,
+                    value,
+                    lease,
+                }),
+            },
+        );
+        w.changed = true;
+        PutResponse {
+            revision: rev,
+            prev_kv,
+        }
+    }
+
+    fn exec_delete(&mut self, w: &mut Write, d: &DeleteRangeRequest) -> DeleteRangeResponse {
+        let span = Span::new(&d.key, &d.range_end);
+        let mut victims = Vec::new();
+        let mut prev_kvs = Vec::new();
+        for (key, history) in span.iter(&self.keys) {
+            if let Some((m, live)) = live_at(history, i64::MAX) {
+                if d.prev_kv {
+                    prev_kvs.push(key_value(key, m, live, true));
+                }
+                victims.push(key.clone());
+            }
+        }
+        for key in &victims {
+            self.tombstone(w, key);
+        }
+        DeleteRangeResponse {
+            revision: w.view(),
+            deleted: victims.len() as i64,
+            prev_kvs,
+        }
+    }
+
+    /// Deletes `key` at the write's revision if it is live.
+    fn tombstone(&mut self, w: &mut Write, key: &[u8]) {
+        let Some((_, live)) = self.current(key) else {
+            return;
+        };
+        let lease = live.lease;
+        self.detach(lease, key);
+        self.push_version(
+            key,
+            Version {
+                mod_revision: w.revision(),
+                live: None,
+            },
+        );
+        w.changed = true;
+    }
+
+    fn detach(&mut self, lease: i64, key: &[u8]) {
+        if let Some(l) = self.leases.get_mut(&lease) {
+            l.keys.remove(key);
+        }
+    }
+
+    /// Appends a version. One written earlier in the same command is replaced, so a history
+    /// holds one version per revision (etcd would keep both under sub-revisions, but reads
+    /// only ever see the last). A tombstone that would follow nothing live (a key created and
+    /// deleted by one transaction) records nothing and is dropped: histories then start live
+    /// and never hold two tombstones in a row, which compaction relies on.
+    fn push_version(&mut self, key: &[u8], v: Version) {
+        let Some(history) = self.keys.get_mut(key) else {
+            if v.live.is_some() {
+                self.keys.insert(key.to_vec(), vec![v]);
+            }
+            return;
+        };
+        if history
+            .last()
+            .is_some_and(|last| last.mod_revision == v.mod_revision)
+        {
+            history.pop();
+        }
+        let follows_live = history.last().is_some_and(|last| last.live.is_some());
+        if v.live.is_some() || follows_live {
+            history.push(v);
+        }
+        if history.is_empty() {
+            self.keys.remove(key);
+        }
+    }
+
+    fn exec_range(&self, w: &Write, r: &RangeRequest) -> RangeResponse {
+        let at = self.read_revision(r.revision, w.view());
+        self.collect_range(r, at, w.view())
+    }
+
+    /// Runs a checked transaction. Every compare, nested ones included, is evaluated at the
+    /// revision before the transaction, as etcd does (it computes the whole path first):
+    /// writes of the transaction are at `begin + 1`, so the history still shows `begin`.
+    fn exec_txn(&mut self, w: &mut Write, t: &TxnRequest) -> TxnResponse {
+        let succeeded = self.compares_hold(&t.compare, w.begin);
+        let branch = if succeeded { &t.success } else { &t.failure };
+        let mut responses = Vec::with_capacity(branch.len());
+        for op in branch {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.exec_range(w, r)),
+                RequestOp::Put(p) => ResponseOp::Put(self.exec_put(w, p)),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.exec_delete(w, d)),
+                RequestOp::Txn(t) => ResponseOp::Txn(self.exec_txn(w, t)),
+            });
+        }
+        TxnResponse {
+            revision: w.view(),
+            succeeded,
+            responses,
+        }
+    }
+
+    /// Whether every compare holds at revision `at`.
+    pub(crate) fn compares_hold(&self, compares: &[Compare], at: i64) -> bool {
+        compares.iter().all(|c| self.compare_holds(c, at))
+    }
+
+    /// etcd's rule: every key in the range must satisfy the compare; with no key, a value
+    /// compare fails and the others compare a missing key's zeros.
+    fn compare_holds(&self, c: &Compare, at: i64) -> bool {
+        let mut any = false;
+        for (_, history) in Span::new(&c.key, &c.range_end).iter(&self.keys) {
+            if let Some(kv) = live_at(history, at) {
+                any = true;
+                if !compare_one(c, Some(kv)) {
+                    return false;
+                }
+            }
+        }
+        if any {
+            true
+        } else {
+            !matches!(c.target, CompareTarget::Value(_)) && compare_one(c, None)
+        }
+    }
+
+    /// The range's result at revision `at`; `header` is the revision the response reports.
+    fn collect_range(&self, r: &RangeRequest, at: i64, header: i64) -> RangeResponse {
+        let order = effective_order(r.sort_target, r.sort_order);
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
+        let limit = usize::try_from(r.limit).ok().filter(|l| *l > 0);
+        // In key order and unfiltered, the first limit + 1 matches decide `more`; otherwise
+        // all are needed before sorting. `count` always covers the whole range.
+        let keep_max = match (order, filtered) {
+            (Order::Key, false) => limit.map(|l| l.saturating_add(1)),
+            _ => None,
+        };
+        let with_value = !r.keys_only || r.sort_target == SortTarget::Value;
+        let mut count: i64 = 0;
+        let mut kvs = Vec::new();
+        for (key, history) in Span::new(&r.key, &r.range_end).iter(&self.keys) {
+            let Some((m, live)) = live_at(history, at) else {
+                continue;
+            };
+            count += 1;
+            if r.count_only || keep_max.is_some_and(|n| kvs.len() >= n) {
+                continue;
+            }
+            let outside = (r.max_mod_revision != 0 && m > r.max_mod_revision)
+                || (r.min_mod_revision != 0 && m < r.min_mod_revision)
+                || (r.max_create_revision != 0 && live.create_revision > r.max_create_revision)
+                || (r.min_create_revision != 0 && live.create_revision < r.min_create_revision);
+            if !outside {
+                kvs.push(key_value(key, m, live, with_value));
+            }
+        }
+        sort_kvs(&mut kvs, r.sort_target, order);
+        let more = limit.is_some_and(|l| kvs.len() > l);
+        if let Some(l) = limit {
+            kvs.truncate(l);
+        }
+        if r.keys_only {
+            for kv in &mut kvs {
+                kv.value = Vec::new();
+            }
+        }
+        RangeResponse {
+            revision: header,
+            kvs,
+            more,
+            count,
+        }
+    }
+}
+
+fn compare_one(c: &Compare, kv: Option<(i64, &Live)>) -> bool {
+    let ord = match &c.target {
+        CompareTarget::Value(v) => kv
+            .map_or(&[][..], |(_, l)| l.value.as_slice())
+            .cmp(v.as_slice()),
+        CompareTarget::Version(n) => kv.map_or(0, |(_, l)| l.version).cmp(n),
+        CompareTarget::Create(n) => kv.map_or(0, |(_, l)| l.create_revision).cmp(n),
+        CompareTarget::Mod(n) => kv.map_or(0, |(m, _)| m).cmp(n),
+        CompareTarget::Lease(n) => kv.map_or(0, |(_, l)| l.lease).cmp(n),
+    };
+    match c.result {
+        CompareResult::Equal => ord.is_eq(),
+        CompareResult::Greater => ord.is_gt(),
+        CompareResult::Less => ord.is_lt(),
+        CompareResult::NotEqual => ord.is_ne(),
+    }
+}
+
+/// How results end up ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// Key order, as the map yields them: no sort needed.
+    Key,
+    KeyDescend,
+    Ascend,
+    Descend,
+}
+
+/// etcd's defaults: a non-key target with no order sorts ascending; key ascending is the
+/// natural order.
+fn effective_order(target: SortTarget, order: SortOrder) -> Order {
+    match (target, order) {
+        (SortTarget::Key, SortOrder::None | SortOrder::Ascend) => Order::Key,
+        (SortTarget::Key, SortOrder::Descend) => Order::KeyDescend,
+        (_, SortOrder::None | SortOrder::Ascend) => Order::Ascend,
+        (_, SortOrder::Descend) => Order::Descend,
+    }
+}
+
+/// Sorts stably, so that ties stay in key order whichever the direction (etcd's sort is not
+/// stable and leaves ties in no particular order; any order is etcd-compatible, and ours must
+/// be deterministic).
+fn sort_kvs(kvs: &mut [KeyValue], target: SortTarget, order: Order) {
+    let cmp = |a: &KeyValue, b: &KeyValue| match target {
+        SortTarget::Key => a.key.cmp(&b.key),
+        SortTarget::Version => a.version.cmp(&b.version),
+        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+        SortTarget::Value => a.value.cmp(&b.value),
+    };
+    match order {
+        Order::Key => {}
+        Order::KeyDescend => kvs.reverse(),
+        Order::Ascend => kvs.sort_by(cmp),
+        Order::Descend => kvs.sort_by(|a, b| cmp(b, a)),
+    }
+}
+
+/// A log payload is decoded and applied; one that does not decode is refused with
+/// [`KvError::Decode`] and changes nothing (only a broken proposer makes one, and every
+/// replica refuses it alike).
+impl StateMachine for KvStore {
+    type Output = KvOutput;
+
+    fn apply(&mut self, _slot: Slot, payload: &[u8]) -> KvOutput {
+        match decode(payload) {
+            Ok(cmd) => KvStore::apply(self, &cmd),
+            Err(e) => Err(KvError::Decode(e)),
+        }
+    }
+}
