@@ -306,7 +306,9 @@ async fn bad_handshakes_garbage_and_oversized_frames_close_only_their_connection
     let (mut listeners, addrs) = bind_all(&[1, 2, 3]).await;
     drop(listeners.remove(&1));
     let mut c2 = config(CLUSTER, 2, &addrs);
-    c2.handshake_timeout = Duration::from_millis(300);
+    // Long enough that "closed at once" and "closed by the timeout" stay apart on a loaded
+    // machine: these are behaviours, not speed measurements.
+    c2.handshake_timeout = Duration::from_millis(1_500);
     c2.frame_bytes_max = 1024;
     let (h2, mut rx2) = start_on(c2, listeners.remove(&2).unwrap()).await;
     let (h3, _rx3) = start_on(config(CLUSTER, 3, &addrs), listeners.remove(&3).unwrap()).await;
@@ -356,19 +358,19 @@ async fn bad_handshakes_garbage_and_oversized_frames_close_only_their_connection
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    assert!(time_to_close(&mut s).await < Duration::from_millis(250));
-    // A plausible length, then silence: closed by the handshake timeout (300 ms).
+    assert!(time_to_close(&mut s).await < Duration::from_millis(1_000));
+    // A plausible length, then silence: closed by the handshake timeout (1.5 s).
     let mut s = TcpStream::connect(addrs[&2]).await.unwrap();
     s.write_all(&[0, 0, 0, 30, b'S', b'Y']).await.unwrap();
     let waited = time_to_close(&mut s).await;
     assert!(
-        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        waited >= Duration::from_millis(1_200) && waited < Duration::from_secs(6),
         "closed after {waited:?}"
     );
     // Nothing at all: closed by the timeout too.
     let mut s = TcpStream::connect(addrs[&2]).await.unwrap();
     let waited = time_to_close(&mut s).await;
-    assert!(waited < Duration::from_secs(2), "closed after {waited:?}");
+    assert!(waited < Duration::from_secs(6), "closed after {waited:?}");
     wait_until("failures counted", || {
         h2.stats().listener.handshake_failures == 3
     })
@@ -439,10 +441,9 @@ async fn a_slow_consumer_bounds_memory_and_send_never_blocks() {
             tokio::task::yield_now().await;
         }
     }
-    assert!(
-        slowest < Duration::from_millis(50),
-        "a send took {slowest:?}"
-    );
+    // Nobody reads the receiver, so a send that waited for room would never return; a bound
+    // of a second separates that from scheduling noise on a loaded machine.
+    assert!(slowest < Duration::from_secs(1), "a send took {slowest:?}");
     assert!(dropped > 0, "the queue filled and messages were dropped");
     assert!(max_queued <= QUEUE);
     let s1 = h1.stats();
