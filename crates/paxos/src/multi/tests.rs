@@ -198,6 +198,14 @@ impl Cluster {
         self.down.remove(&id);
     }
 
+    /// Every replica in `ids` applied exactly `want`, in order.
+    fn assert_applied(&self, ids: &[u64], want: &[Command]) {
+        for id in ids {
+            let got = commands(&self.chosen[(id - 1) as usize]);
+            assert_eq!(got, want, "n{id} applied another sequence");
+        }
+    }
+
     fn chosen_values(&self, i: usize) -> Vec<Value> {
         self.chosen[i].iter().map(|c| c.value.clone()).collect()
     }
@@ -213,14 +221,7 @@ fn a_timed_out_follower_is_elected_and_chooses_commands_in_order() {
     }
     c.settle();
     c.tick_all(4);
-    for i in 0..3 {
-        assert_eq!(
-            commands(&c.chosen[i]),
-            (1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>(),
-            "replica {}",
-            i + 1
-        );
-    }
+    c.assert_applied(&[1, 2, 3], &(1..=5).map(|s| cmd(1, s)).collect::<Vec<_>>());
 }
 
 #[test]
@@ -669,8 +670,7 @@ fn a_leader_behind_a_compacted_prefix_neither_refills_it_nor_forks_it() {
     assert_eq!(c.r(3).chosen_through(), Slot(5));
     let mut want: Vec<Command> = (1..=4).map(|s| cmd(1, s)).collect();
     want.push(cmd(2, 1));
-    assert_eq!(commands(&c.chosen[2]), want);
-    assert_eq!(commands(&c.chosen[1]), want);
+    c.assert_applied(&[2, 3], &want);
 }
 
 #[test]
@@ -776,14 +776,7 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
     c.r(leader.0).propose(cmd(1, 2)).unwrap();
     c.settle();
     c.tick_all(4);
-    for i in 0..3 {
-        assert_eq!(
-            commands(&c.chosen[i]),
-            vec![cmd(1, 1), cmd(1, 2)],
-            "n{}",
-            i + 1
-        );
-    }
+    c.assert_applied(&[1, 2, 3], &[cmd(1, 1), cmd(1, 2)]);
 }
 
 #[test]
