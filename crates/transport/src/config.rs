@@ -40,6 +40,33 @@ pub struct TransportConfig {
     /// Inbound connections open at once (including those still in their handshake); further
     /// ones are closed at once. Bounds what strangers can make us hold.
     pub inbound_connections_max: usize,
+    /// TCP keepalive on every peer connection: the idle time before the first probe, the gap
+    /// between probes, and how many unanswered probes close the connection. Without it a peer
+    /// whose host vanished (no FIN, no RST) is noticed only when the kernel gives up on
+    /// retransmissions, many minutes later.
+    pub keepalive: Keepalive,
+}
+
+/// TCP keepalive settings (see [`TransportConfig::keepalive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is closed.
+    pub retries: u32,
+}
+
+impl Default for Keepalive {
+    /// A vanished host is noticed within about 5 s + 3 × 1 s = 8 s.
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+            retries: 3,
+        }
+    }
 }
 
 impl TransportConfig {
@@ -63,6 +90,7 @@ impl TransportConfig {
             backoff_max: Duration::from_secs(5),
             shutdown_flush_timeout: Duration::from_secs(1),
             inbound_connections_max: 64,
+            keepalive: Keepalive::default(),
         }
     }
 
@@ -90,5 +118,40 @@ impl TransportConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Switches TCP keepalive on for `stream` with `keepalive`'s timings.
+pub(crate) fn set_keepalive(
+    stream: &tokio::net::TcpStream,
+    keepalive: Keepalive,
+) -> std::io::Result<()> {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(keepalive.idle)
+        .with_interval(keepalive.interval)
+        .with_retries(keepalive.retries);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&probes)
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keepalive_timings_reach_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let k = Keepalive {
+            idle: Duration::from_secs(7),
+            interval: Duration::from_secs(2),
+            retries: 4,
+        };
+        set_keepalive(&stream, k).unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), k.idle);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), k.interval);
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), k.retries);
     }
 }

@@ -77,6 +77,9 @@ async fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%remote, error = %e, "cannot set TCP_NODELAY");
     }
+    if let Err(e) = crate::config::set_keepalive(&stream, shared.config.keepalive) {
+        debug!(%remote, error = %e, "cannot set TCP keepalive");
+    }
     // `wr` must live as long as the connection: dropping a write half sends FIN, which the
     // dialer reads as "peer gone" and redials.
     let (rd, mut wr) = stream.into_split();

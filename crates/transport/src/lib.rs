@@ -84,7 +84,7 @@ mod outbound;
 mod stats;
 mod transport;
 
-pub use config::{TransportConfig, FRAME_BYTES_MAX_DEFAULT};
+pub use config::{Keepalive, TransportConfig, FRAME_BYTES_MAX_DEFAULT};
 pub use error::{ConfigError, SendError, StartError};
 pub use handshake::{Refusal, RefusalReason};
 pub use stats::{ListenerStats, PeerStats, Stats};

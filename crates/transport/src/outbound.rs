@@ -191,6 +191,7 @@ async fn dial_unbounded(
     let mut stream = TcpStream::connect(addr).await?;
     // Paxos messages are small and latency-bound; batching is done above, per flush.
     stream.set_nodelay(true)?;
+    crate::config::set_keepalive(&stream, config.keepalive)?;
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster_id: config.cluster_id,
