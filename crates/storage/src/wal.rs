@@ -32,6 +32,14 @@ pub const RECORD_BATCH: u8 = 1;
 /// Record type: a [`Checkpoint`] (first record of every segment).
 pub const RECORD_CHECKPOINT: u8 = 2;
 
+/// Most compacted segments kept for reuse; compaction deletes the rest. Two cover a rotation
+/// while the next compaction has not yet run; more would only hold disk space.
+pub const RECYCLE_POOL_MAX: usize = 2;
+
+/// Header flag (byte 40, bit 0): the segment was written over a recycled file, so bytes after
+/// its log's end may be stale records of an earlier life (all with LSNs below its first).
+const HEADER_FLAG_RECYCLED: u8 = 1;
+
 /// Largest checkpoint payload: version, flags, ballot.
 const CHECKPOINT_BYTES_MAX: u64 = 1 + 1 + 16;
 
@@ -53,6 +61,13 @@ pub struct WalOptions {
     /// Largest record payload (one encoded batch). Checked on append (an error) and on replay
     /// (corruption).
     pub record_bytes_max: u64,
+    /// Reuse the segments compaction frees instead of deleting them: rename them to
+    /// `wal-recycle-<index>.spare` (at most [`RECYCLE_POOL_MAX`]) and let rotation write the
+    /// next segment's header and checkpoint over one, so a log under sustained load overwrites
+    /// blocks the disk has already allocated instead of zero-filling new ones. Off by default.
+    /// Recovery reads recycled segments whatever this says (the header marks them), so a log
+    /// written with it on opens with it off. See `docs/storage-format.md` ("Recycling").
+    pub recycle_segments: bool,
     /// Planted bug: `sync` reports durable without syncing. The simulator must catch it.
     #[cfg(feature = "planted-bugs")]
     pub ack_before_sync: bool,
@@ -63,6 +78,7 @@ impl Default for WalOptions {
         WalOptions {
             segment_bytes: 64 << 20,
             record_bytes_max: 8 << 20,
+            recycle_segments: false,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -80,6 +96,7 @@ impl WalOptions {
         WalOptions {
             segment_bytes,
             record_bytes_max,
+            recycle_segments: false,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -102,6 +119,15 @@ impl WalOptions {
         {
             let _ = on;
             self
+        }
+    }
+
+    /// Sets [`WalOptions::recycle_segments`].
+    #[must_use]
+    pub fn with_recycle_segments(self, on: bool) -> Self {
+        WalOptions {
+            recycle_segments: on,
+            ..self
         }
     }
 
@@ -179,6 +205,11 @@ pub struct WalStats {
     pub rotations: u64,
     /// Segments deleted by compaction.
     pub segments_removed: u64,
+    /// Segments compaction renamed for reuse instead of deleting them (not counted in
+    /// `segments_removed`).
+    pub segments_recycled: u64,
+    /// Rotations that wrote the new segment over a recycled file (also counted in `rotations`).
+    pub recycled_rotations: u64,
 }
 
 /// One segment as the log knows it.
@@ -226,6 +257,12 @@ pub struct Wal<V: Vfs> {
     /// The oldest segment recorded on disk as kept (`wal-floor`). Compaction raises it before
     /// removing anything, so recovery can tell compaction from a lost segment.
     floor: WalFloor,
+    /// Compacted segments renamed for reuse (`wal-recycle-<old index>.spare`), oldest first,
+    /// at most [`RECYCLE_POOL_MAX`]; only with [`WalOptions::recycle_segments`]. Deleted on
+    /// open, so only this process's compactions fill it.
+    recycled: Vec<PathBuf>,
+    /// The active segment's salt if it is a recycled one (its records' CRCs include it).
+    active_salt: Option<u32>,
 }
 
 impl<V: Vfs> fmt::Debug for Wal<V> {
@@ -260,6 +297,10 @@ pub(crate) fn segment_spare_name(index: u64) -> String {
     format!("wal-{index:016x}.spare")
 }
 
+fn segment_recycle_name(index: u64) -> String {
+    format!("wal-recycle-{index:016x}.spare")
+}
+
 fn is_segment_spare(name: &str) -> bool {
     name.starts_with("wal-") && name.ends_with(".spare")
 }
@@ -273,6 +314,12 @@ struct SegmentHeader {
     index: u64,
     first_lsn: u64,
     segment_bytes: u64,
+    /// Written over a recycled file: see [`HEADER_FLAG_RECYCLED`].
+    recycled: bool,
+    /// Recycled segments only (else 0): a random value mixed into every record's CRC, so that
+    /// no stale record of the file's earlier lives, and no frame forged inside a client's
+    /// payload, verifies in this life (see [`record_crc`]).
+    salt: u32,
 }
 
 fn encode_header(h: &SegmentHeader) -> Vec<u8> {
@@ -283,6 +330,9 @@ fn encode_header(h: &SegmentHeader) -> Vec<u8> {
     put_u64(&mut out, h.index);
     put_u64(&mut out, h.first_lsn);
     put_u64(&mut out, h.segment_bytes);
+    out.push(if h.recycled { HEADER_FLAG_RECYCLED } else { 0 });
+    out.resize(44, 0);
+    put_u32(&mut out, h.salt);
     out.resize(60, 0);
     let crc = crc32c::crc32c(&out);
     put_u32(&mut out, crc);
@@ -341,10 +391,20 @@ fn parse_header(path: &Path, data: &[u8], index: u64) -> Result<SegmentHeader> {
     if u64::from(le_u32(data, 12)) != SEGMENT_HEADER_BYTES {
         return Err(StorageError::corrupt(path, 12, "unexpected header length"));
     }
+    let flags = data[40];
+    if flags & !HEADER_FLAG_RECYCLED != 0 {
+        return Err(StorageError::corrupt(
+            path,
+            40,
+            format!("unknown segment header flags {flags:#04x}"),
+        ));
+    }
     let header = SegmentHeader {
         index: le_u64(data, 16),
         first_lsn: le_u64(data, 24),
         segment_bytes: le_u64(data, 32),
+        recycled: flags & HEADER_FLAG_RECYCLED != 0,
+        salt: le_u32(data, 44),
     };
     if header.index != index {
         return Err(StorageError::corrupt(
@@ -377,19 +437,46 @@ fn parse_header(path: &Path, data: &[u8], index: u64) -> Result<SegmentHeader> {
 }
 
 fn record_crc(record: &[u8]) -> u32 {
+    record_crc_salted(None, record)
+}
+
+/// A record's CRC in a segment with `salt` (recycled segments; `None` for zero-filled ones,
+/// whose format is unchanged). The salt goes first, so a frame only verifies in the life of
+/// the file it was written in: stale records of earlier lives and frames a client forged in
+/// its payload (the stale bytes are old payloads) cannot guess it.
+fn record_crc_salted(salt: Option<u32>, record: &[u8]) -> u32 {
     // The CRC covers every byte of the record except its own four: length, LSN, type, payload.
-    crc32c::crc32c_append(crc32c::crc32c(&record[..4]), &record[8..])
+    let seed = match salt {
+        Some(salt) => crc32c::crc32c_append(crc32c::crc32c(&salt.to_le_bytes()), &record[..4]),
+        None => crc32c::crc32c(&record[..4]),
+    };
+    crc32c::crc32c_append(seed, &record[8..])
+}
+
+/// A fresh salt for a recycled segment: unpredictable to anyone writing payloads (the std
+/// hasher's keys are random per process and advance per `RandomState`), varied by what makes
+/// this segment unique.
+fn new_salt(index: u64, first_lsn: u64) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(index);
+    h.write_u64(first_lsn);
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    let x = h.finish();
+    (x ^ (x >> 32)) as u32
 }
 
 /// Frames `payload` (already at `out[start + RECORD_HEADER_BYTES..]`) as a record.
-fn seal_frame(out: &mut [u8], start: usize, lsn: u64, kind: u8) {
+fn seal_frame(out: &mut [u8], start: usize, lsn: u64, kind: u8, salt: Option<u32>) {
     let payload_len = (out.len() - start) as u64 - RECORD_HEADER_BYTES;
     // Bounded by record_bytes_max, itself at most u32::MAX (checked in validate).
     let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 8..start + 16].copy_from_slice(&lsn.to_le_bytes());
     out[start + 16] = kind;
-    let crc = record_crc(&out[start..]);
+    let crc = record_crc_salted(salt, &out[start..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -472,13 +559,185 @@ fn looks_torn(data: &[u8], start: u64, declared_end: u64, written_end: u64) -> b
     false
 }
 
+/// The first record at or after `from` that verifies (length within the limit and the file,
+/// known type, CRC) and carries an LSN in `min_lsn..lsn_limit`: proof that the log did not end
+/// before `from`. The LSN window is what keeps this cheap: payload bytes read as an LSN almost
+/// never fall in it, so few candidates get as far as a CRC. `lsn_limit` bounds every LSN this
+/// log can have written (see `lsn_limit` in `open_inner`).
+fn valid_frame_from(
+    data: &[u8],
+    salt: Option<u32>,
+    from: u64,
+    min_lsn: u64,
+    lsn_limit: u64,
+    record_bytes_max: u64,
+) -> Option<(u64, u64)> {
+    let len = data.len() as u64;
+    let mut at = from;
+    while at + RECORD_HEADER_BYTES <= len {
+        let i = at as usize;
+        let lsn = le_u64(data, i + 8);
+        if lsn >= min_lsn
+            && lsn < lsn_limit
+            && matches!(data[i + 16], RECORD_BATCH | RECORD_CHECKPOINT)
+        {
+            let payload_len = u64::from(le_u32(data, i));
+            let end = at + RECORD_HEADER_BYTES + payload_len;
+            if payload_len <= record_bytes_max
+                && end <= len
+                && record_crc_salted(salt, &data[i..end as usize]) == le_u32(data, i + 4)
+            {
+                return Some((at, lsn));
+            }
+        }
+        at += 1;
+    }
+    None
+}
+
+/// Scans a segment written over a recycled file, whose bytes after the log's end may be stale
+/// records of earlier lives, every one with an LSN below this segment's first (LSNs only grow
+/// and the file was below the floor when it was recycled). The log ends at the first position
+/// that is an all-zero frame header, a verifying record with an LSN below the first (stale),
+/// a record that fails verification, or too close to the end of the file for a frame; and at
+/// that end no verifying record with an LSN at or above the segment's first may follow anywhere
+/// in the file (else corruption: a bit flip in the middle of the log, or a misdirected write).
+/// In a sealed segment the continuity check against the next segment's first LSN (in
+/// `open_inner`) then catches an end that comes too early. In the last segment an end at a
+/// failed record that carries the expected LSN is a torn write and is reported as such.
+fn scan_recycled(
+    path: &Path,
+    data: &[u8],
+    header: &SegmentHeader,
+    is_last: bool,
+    record_bytes_max: u64,
+    lsn_limit: u64,
+) -> Result<Scan> {
+    let len = data.len() as u64;
+    let salt = Some(header.salt);
+    let mut records = Vec::new();
+    let mut p = SEGMENT_HEADER_BYTES;
+    let mut expected_lsn = header.first_lsn;
+    loop {
+        // Why the log would end at `p`, if it does: (what, torn extent, failure).
+        let mut torn = None;
+        let mut failure: Option<String> = None;
+        if p + RECORD_HEADER_BYTES <= len
+            && data[p as usize..(p + RECORD_HEADER_BYTES) as usize]
+                .iter()
+                .any(|b| *b != 0)
+        {
+            let at = p as usize;
+            let payload_len = u64::from(le_u32(data, at));
+            let stored_crc = le_u32(data, at + 4);
+            let lsn = le_u64(data, at + 8);
+            let kind = data[at + 16];
+            let declared_end = p + RECORD_HEADER_BYTES + payload_len;
+            let problem = if payload_len > record_bytes_max {
+                Some(format!(
+                    "record length {payload_len} exceeds the limit of {record_bytes_max} bytes"
+                ))
+            } else if declared_end > len {
+                Some(format!(
+                    "record length {payload_len} runs past the end of the segment"
+                ))
+            } else {
+                let computed = record_crc_salted(salt, &data[at..declared_end as usize]);
+                (computed != stored_crc).then(|| {
+                    format!(
+                        "record checksum mismatch (stored {stored_crc:#010x}, computed {computed:#010x})"
+                    )
+                })
+            };
+            match problem {
+                None if lsn == expected_lsn => {
+                    let first = p == SEGMENT_HEADER_BYTES;
+                    match (first, kind) {
+                        (true, RECORD_CHECKPOINT) | (false, RECORD_BATCH) => {}
+                        (true, _) => {
+                            return Err(StorageError::corrupt(
+                                path,
+                                p,
+                                format!("the first record has type {kind}, not a checkpoint"),
+                            ))
+                        }
+                        (false, _) => {
+                            return Err(StorageError::corrupt(
+                                path,
+                                p,
+                                format!("record of unknown type {kind}"),
+                            ))
+                        }
+                    }
+                    records.push((p, declared_end - p, lsn, kind));
+                    p = declared_end;
+                    expected_lsn += 1;
+                    continue;
+                }
+                // A stale record of an earlier life: the log ends before it.
+                None if lsn < header.first_lsn => {}
+                None => {
+                    return Err(StorageError::corrupt(
+                        path,
+                        p,
+                        format!(
+                            "record has LSN {lsn} where LSN {expected_lsn} belongs: records                              must be consecutive (a misdirected or lost write)"
+                        ),
+                    ));
+                }
+                Some(problem) => {
+                    // Only a frame that carries the expected LSN was (the start of) a write
+                    // of ours: that is a torn write. Anything else is stale bytes after a
+                    // clean end, which need no repair (the next append overwrites them).
+                    if is_last && lsn == expected_lsn {
+                        let extent = if payload_len <= record_bytes_max {
+                            declared_end.min(len) - p
+                        } else {
+                            RECORD_HEADER_BYTES
+                        };
+                        torn = Some((p, extent));
+                    }
+                    failure = Some(problem);
+                }
+            }
+        }
+        if let Some((at, lsn)) = valid_frame_from(
+            data,
+            salt,
+            p + 1,
+            header.first_lsn,
+            lsn_limit,
+            record_bytes_max,
+        ) {
+            let what = match failure {
+                Some(problem) => format!(
+                    "{problem} at LSN {expected_lsn}, and a valid record with LSN {lsn}                      follows at byte {at}: not the end of the log (a bit flip?)"
+                ),
+                None => format!(
+                    "a record with LSN {lsn} at byte {at} lies after the end of the log (it                      ends at byte {p}, before LSN {expected_lsn}): a misdirected or stray                      write, or a lost one"
+                ),
+            };
+            return Err(StorageError::corrupt(path, p, what));
+        }
+        return Ok(Scan {
+            records,
+            end: p,
+            torn,
+        });
+    }
+}
+
 fn scan_segment(
     path: &Path,
     data: &[u8],
     header: &SegmentHeader,
     is_last: bool,
     record_bytes_max: u64,
+    lsn_limit: u64,
 ) -> Result<Scan> {
+    if header.recycled {
+        return scan_recycled(path, data, header, is_last, record_bytes_max, lsn_limit);
+    }
     let len = data.len() as u64;
     let written_end = data
         .iter()
@@ -644,7 +903,12 @@ pub fn scan_records<V: Vfs>(vfs: &V, dir: &Path) -> Result<Vec<RecordLocation>> 
         let Ok(header) = parse_header(&path, &data, index) else {
             continue;
         };
-        if let Ok(scan) = scan_segment(&path, &data, &header, true, u64::from(u32::MAX)) {
+        // No newer header is at hand here: a generous bound (every record at its smallest).
+        let lsn_limit = header
+            .first_lsn
+            .saturating_add(4 * (header.segment_bytes / RECORD_HEADER_BYTES));
+        if let Ok(scan) = scan_segment(&path, &data, &header, true, u64::from(u32::MAX), lsn_limit)
+        {
             for (offset, len, lsn, kind) in scan.records {
                 out.push(RecordLocation {
                     path: path.clone(),
@@ -748,6 +1012,7 @@ impl<V: Vfs> Wal<V> {
             return Wal::create_fresh(vfs, dir, options, repairs);
         }
         check_floor(&dir, floor.as_ref(), snapshot.as_ref(), &indices)?;
+        let lsn_limit = lsn_limit(&vfs, &dir, &indices, &options);
         for pair in indices.windows(2) {
             if pair[1].0 != pair[0].0 + 1 {
                 return Err(StorageError::corrupt(
@@ -813,7 +1078,14 @@ impl<V: Vfs> Wal<V> {
                     ));
                 }
             }
-            let scan = scan_segment(&path, &data, &header, is_last, options.record_bytes_max)?;
+            let scan = scan_segment(
+                &path,
+                &data,
+                &header,
+                is_last,
+                options.record_bytes_max,
+                lsn_limit,
+            )?;
             let mut info = SegmentInfo {
                 index: *index,
                 path: path.clone(),
@@ -846,10 +1118,11 @@ impl<V: Vfs> Wal<V> {
             next_lsn = Some((last_lsn + 1, path.clone(), scan.end));
             segments.push(info);
             if is_last {
-                tail = Some((path, scan, last_lsn));
+                let salt = header.recycled.then_some(header.salt);
+                tail = Some((path, scan, last_lsn, salt));
             }
         }
-        let Some((path, scan, last_lsn)) = tail else {
+        let Some((path, scan, last_lsn, active_salt)) = tail else {
             return Err(StorageError::Invalid("no last segment".into()));
         };
         let mut active = vfs
@@ -906,6 +1179,8 @@ impl<V: Vfs> Wal<V> {
             spare: None,
             preparer: None,
             floor,
+            recycled: Vec::new(),
+            active_salt,
         };
         Ok((
             wal,
@@ -954,6 +1229,8 @@ impl<V: Vfs> Wal<V> {
             spare: None,
             preparer: None,
             floor: WalFloor::ORIGIN,
+            recycled: Vec::new(),
+            active_salt: None,
         };
         Ok((
             wal,
@@ -1026,7 +1303,13 @@ impl<V: Vfs> Wal<V> {
                 self.rotate()?;
                 flushed = start;
             }
-            seal_frame(&mut buf[..end], start, self.next_lsn, RECORD_BATCH);
+            seal_frame(
+                &mut buf[..end],
+                start,
+                self.next_lsn,
+                RECORD_BATCH,
+                self.active_salt,
+            );
             self.next_lsn += 1;
             self.stats.records += 1;
             let ops = batches.get(i).map_or(&[][..], |b| b.as_ref());
@@ -1066,17 +1349,44 @@ impl<V: Vfs> Wal<V> {
         }
         let index = self.active_info().index + 1;
         let first_lsn = self.next_lsn;
-        let spare = self.take_spare(index);
-        match create_segment(
-            &self.vfs,
-            &self.dir,
-            index,
-            first_lsn,
-            self.options.segment_bytes,
-            &self.tracked,
-            spare,
-        ) {
-            Ok((file, end, info)) => {
+        // A recycled file first (its blocks are allocated already: no zeros to write), then a
+        // zero-filled spare, then the inline fill.
+        let recycled = if self.recycled.is_empty() {
+            None
+        } else {
+            Some(self.recycled.remove(0))
+        };
+        let created = match recycled {
+            Some(from) => {
+                self.stats.recycled_rotations += 1;
+                create_segment_over(
+                    &self.vfs,
+                    &self.dir,
+                    &from,
+                    index,
+                    first_lsn,
+                    self.options.segment_bytes,
+                    &self.tracked,
+                )
+            }
+            None => {
+                let spare = self.take_spare(index);
+                create_segment(
+                    &self.vfs,
+                    &self.dir,
+                    index,
+                    first_lsn,
+                    self.options.segment_bytes,
+                    &self.tracked,
+                    spare,
+                )
+                .map(|(file, end, info)| (file, end, info, None))
+            }
+        };
+        match created {
+            Ok((file, end, info, salt)) => {
+                // Every record of the new segment is sealed with its salt (none if zero-filled).
+                self.active_salt = salt;
                 self.active = file;
                 self.write_offset = end;
                 self.segments.push(info);
@@ -1086,7 +1396,11 @@ impl<V: Vfs> Wal<V> {
                 self.stats.records += 1;
                 if let Some(preparer) = self.preparer.as_mut() {
                     // Its successor, right away: the preparer gets this segment's whole life.
-                    preparer.request(index + 1);
+                    // Not while a recycled file is waiting: the next rotation takes that, and
+                    // zeros nobody needs would take bandwidth from the records.
+                    if self.recycled.is_empty() {
+                        preparer.request(index + 1);
+                    }
                 }
                 Ok(())
             }
@@ -1167,14 +1481,26 @@ impl<V: Vfs> Wal<V> {
         }
         for _ in 0..count {
             let path = self.segments[0].path.clone();
-            self.vfs
-                .remove(&path)
-                .map_err(|e| StorageError::io("remove", &path, e))?;
+            if self.options.recycle_segments && self.recycled.len() < RECYCLE_POOL_MAX {
+                // Renamed, not removed: to recovery the segment is gone exactly as if removed
+                // (a recycle name is a spare, never read and deleted on open), and rotation
+                // can overwrite its blocks instead of zero-filling new ones.
+                let to = self.dir.join(segment_recycle_name(self.segments[0].index));
+                self.vfs
+                    .rename(&path, &to)
+                    .map_err(|e| StorageError::io("rename", &path, e))?;
+                self.recycled.push(to);
+                self.stats.segments_recycled += 1;
+            } else {
+                self.vfs
+                    .remove(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
+                self.stats.segments_removed += 1;
+            }
             self.vfs
                 .sync_dir(&self.dir)
                 .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
             self.stats.dir_syncs += 1;
-            self.stats.segments_removed += 1;
             self.segments.remove(0);
         }
         Ok(count)
@@ -1204,10 +1530,15 @@ impl<V: Vfs> Wal<V> {
             self.collect_prepared(false);
             return Ok(true);
         }
+        if !self.recycled.is_empty() {
+            // The next rotation reuses a recycled file: zeros would be wasted bandwidth.
+            return Ok(true);
+        }
         let index = self.active_info().index + 1;
         let segment_bytes = self.options.segment_bytes;
         let mut spare = match self.spare.take() {
-            Some(s) if s.index == index => s,
+            // Older: prepared before rotations into recycled files; zeros serve any segment.
+            Some(s) if s.index <= index => s,
             stale => {
                 if let Some(s) = stale {
                     // Cannot happen (rotation consumes the spare it was made for); removing it
@@ -1281,7 +1612,10 @@ impl<V: Vfs> Wal<V> {
             self.collect_prepared(true);
         }
         match self.spare.take() {
-            Some(s) if s.index == index => Some(s),
+            // An older index only means rotations into recycled files came in between: a
+            // spare holds nothing but zeros, so it serves any later segment (its name is not
+            // read by anyone; the rename gives the segment its name).
+            Some(s) if s.index <= index => Some(s),
             Some(stale) => {
                 let _ = self.vfs.remove(&stale.path);
                 None
@@ -1479,6 +1813,31 @@ fn check_floor(
     Ok(())
 }
 
+/// An LSN no record of this log can reach: the newest segment's first LSN plus four segments'
+/// worth of the smallest records (the newest, and rotations whose renames a crash undid). The
+/// search for records after a recycled segment's end looks only below it, which is what keeps
+/// that search cheap; without a readable newest header it is unbounded (correct, only slower),
+/// and the main loop reports that header.
+fn lsn_limit<V: Vfs>(vfs: &V, dir: &Path, indices: &[(u64, String)], options: &WalOptions) -> u64 {
+    let Some((index, name)) = indices.last() else {
+        return u64::MAX;
+    };
+    let path = dir.join(name);
+    let mut head = vec![0u8; SEGMENT_HEADER_BYTES as usize];
+    let read = vfs
+        .open(&path, OpenMode::Existing)
+        .and_then(|mut f| f.read_at(&mut head, 0));
+    if read.is_err()
+        || head[..8] != SEGMENT_MAGIC
+        || le_u32(&head, 60) != crc32c::crc32c(&head[..60])
+        || le_u64(&head, 16) != *index
+    {
+        return u64::MAX;
+    }
+    let bytes = le_u64(&head, 32).max(options.segment_bytes);
+    le_u64(&head, 24).saturating_add(4 * (bytes / RECORD_HEADER_BYTES) + 1)
+}
+
 /// "segment 3 is missing" or "segments 1 to 3 are missing".
 fn missing_range(first: u64, last: u64) -> String {
     if first == last {
@@ -1553,14 +1912,7 @@ fn create_segment<V: Vfs>(
     spare: Option<Spare<V::File>>,
 ) -> Result<(V::File, u64, SegmentInfo)> {
     let path = dir.join(segment_name(index));
-    let mut head = encode_header(&SegmentHeader {
-        index,
-        first_lsn,
-        segment_bytes,
-    });
-    let frame = begin_frame(&mut head);
-    codec::encode_checkpoint(checkpoint, &mut head);
-    seal_frame(&mut head, frame, first_lsn, RECORD_CHECKPOINT);
+    let head = segment_head(index, first_lsn, segment_bytes, checkpoint, None);
     let (tmp, mut file) = match spare {
         Some(spare) => (spare.path, spare.file),
         None => {
@@ -1585,4 +1937,68 @@ fn create_segment<V: Vfs>(
         max_slot: None,
     };
     Ok((file, head.len() as u64, info))
+}
+
+/// A segment's header and checkpoint record, as written at offset 0.
+fn segment_head(
+    index: u64,
+    first_lsn: u64,
+    segment_bytes: u64,
+    checkpoint: &Checkpoint,
+    salt: Option<u32>,
+) -> Vec<u8> {
+    let mut head = encode_header(&SegmentHeader {
+        index,
+        first_lsn,
+        segment_bytes,
+        recycled: salt.is_some(),
+        salt: salt.unwrap_or(0),
+    });
+    let frame = begin_frame(&mut head);
+    codec::encode_checkpoint(checkpoint, &mut head);
+    seal_frame(&mut head, frame, first_lsn, RECORD_CHECKPOINT, salt);
+    head
+}
+
+/// Like [`create_segment`], over the recycled file `from` (a compacted segment): header
+/// (marked recycled) and checkpoint at offset 0, `fsync`, rename. The bytes after the
+/// checkpoint are stale records of the file's earlier lives, all with LSNs below `first_lsn`,
+/// which recovery tells from this segment's own (`scan_recycled`). A file of another size
+/// (the options changed) is deleted and the segment is made the ordinary way.
+fn create_segment_over<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    from: &Path,
+    index: u64,
+    first_lsn: u64,
+    segment_bytes: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(V::File, u64, SegmentInfo, Option<u32>)> {
+    let mut file = vfs
+        .open(from, OpenMode::Existing)
+        .map_err(|e| StorageError::io("open", from, e))?;
+    let len = file.len().map_err(|e| StorageError::io("stat", from, e))?;
+    if len != segment_bytes {
+        drop(file);
+        vfs.remove(from)
+            .map_err(|e| StorageError::io("remove", from, e))?;
+        return create_segment(vfs, dir, index, first_lsn, segment_bytes, checkpoint, None)
+            .map(|(file, end, info)| (file, end, info, None));
+    }
+    let path = dir.join(segment_name(index));
+    let salt = new_salt(index, first_lsn);
+    let head = segment_head(index, first_lsn, segment_bytes, checkpoint, Some(salt));
+    file.write_at(&head, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StorageError::io("write the header of", from, e))?;
+    vfs.rename(from, &path)
+        .map_err(|e| StorageError::io("rename", from, e))?;
+    let info = SegmentInfo {
+        index,
+        path,
+        first_lsn: Lsn(first_lsn),
+        segment_bytes,
+        max_slot: None,
+    };
+    Ok((file, head.len() as u64, info, Some(salt)))
 }
