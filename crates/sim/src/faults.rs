@@ -273,6 +273,9 @@ pub struct FaultPlan {
     pub disk_damage: Vec<FaultKind>,
     /// Mean gap between two disk damages (0: none).
     pub disk_damage_gap_us: u64,
+    /// Whether the nodes' logs reuse compacted segments (stale bytes after the end of a
+    /// recycled segment) instead of zero-filling new ones.
+    pub recycle_segments: bool,
 }
 
 impl FaultPlan {
@@ -300,6 +303,7 @@ impl FaultPlan {
             wipe_permille: 0,
             disk_damage: Vec::new(),
             disk_damage_gap_us: 0,
+            recycle_segments: false,
         }
     }
 
@@ -375,6 +379,7 @@ impl FaultPlan {
                 plan.disk_damage_gap_us = range(rng, 100_000, 800_000);
             }
         }
+        plan.recycle_segments = chance_permille(rng, 500);
         if chance_permille(rng, 350) {
             // Not in every seed: a replica that installs a snapshot skips handing out the slots
             // it covers, which hides a disagreement in them from the agreement oracle.

@@ -414,10 +414,27 @@ const TRANSFER_RETRIES_MAX: u32 = 5;
 /// The cluster id in every simulated member's meta file.
 const SIM_CLUSTER_ID: u64 = 0x5359_4e4f_4453_494d;
 
-/// Small segments, so that a run rotates and compacts many times. The planted bug
+/// How a simulated node's log is set up: small segments, so that a run rotates and compacts
+/// many times; compacted segments recycled or not, as the seed's plan says, with salts derived
+/// from `salt_seed` so the disk's bytes are the same on every run. The planted bug
 /// `ack-before-sync` is the log's own: its `sync` reports durable without syncing.
-fn wal_options(bugs: PlantedBugs) -> WalOptions {
-    WalOptions::small().with_ack_before_sync(bugs.has(Bug::AckBeforeSync))
+#[derive(Clone, Copy, Debug)]
+struct LogSetup {
+    bugs: PlantedBugs,
+    recycle: bool,
+    salt_seed: u64,
+}
+
+/// The largest record a simulated log writes: the reach of one misdirected write.
+fn wal_options_record_bytes_max() -> u64 {
+    WalOptions::small().record_bytes_max
+}
+
+fn wal_options(setup: LogSetup) -> WalOptions {
+    WalOptions::small()
+        .with_ack_before_sync(setup.bugs.has(Bug::AckBeforeSync))
+        .with_recycle_segments(setup.recycle)
+        .with_salt_seed(Some(setup.salt_seed))
 }
 
 /// Appends one persist batch, as one record when it fits, else one record per op: the core
@@ -437,19 +454,28 @@ fn append_batch(store: &mut Store<MemFs>, ops: &[PersistOp]) -> Result<Lsn, Stor
     }
 }
 
+/// Node `index`'s log setup in a run with `config` and `plan`.
+fn log_setup(config: &SimConfig, plan: &FaultPlan, index: usize) -> LogSetup {
+    LogSetup {
+        bugs: config.bugs,
+        recycle: plan.recycle_segments,
+        salt_seed: config.seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    }
+}
+
 /// Opens a member's data directory as a node does at start: initializes it if it holds no
 /// meta file (returning `fresh`), replays the log, reads the newest snapshot.
 fn open_storage(
     fs: &MemFs,
     meta: &Meta,
-    bugs: PlantedBugs,
+    setup: LogSetup,
 ) -> Result<(Store<MemFs>, Recovered, Option<StoredSnapshot>, bool), StorageError> {
     let dir = std::path::Path::new(DATA_DIR);
     let fresh = !Store::is_initialized(fs, dir)?;
     if fresh {
-        Store::init(fs.clone(), DATA_DIR, meta, wal_options(bugs))?;
+        Store::init(fs.clone(), DATA_DIR, meta, wal_options(setup))?;
     }
-    let (store, recovered) = Store::open(fs.clone(), DATA_DIR, meta, wal_options(bugs))?;
+    let (store, recovered) = Store::open(fs.clone(), DATA_DIR, meta, wal_options(setup))?;
     let snapshot = match &recovered.snapshot {
         Some(m) => Some(StoredSnapshot {
             through: m.through,
@@ -694,8 +720,8 @@ impl Simulation {
                 member_id: id.0,
                 initial_members: (1..=config.nodes as u64).collect(),
             };
-            let (wal, _, _, _) =
-                open_storage(&fs, &meta, config.bugs).expect("a fresh simulated disk opens");
+            let (wal, _, _, _) = open_storage(&fs, &meta, log_setup(&config, &plan, index))
+                .expect("a fresh simulated disk opens");
             let replica = Replica::recover_with_bugs(
                 id,
                 membership.clone(),
@@ -1995,7 +2021,8 @@ impl Simulation {
             return false;
         }
         let meta = self.member_meta(i);
-        let opened = open_storage(&self.nodes[i].fs, &meta, self.config.bugs);
+        let setup = log_setup(&self.config, &self.plan, i);
+        let opened = open_storage(&self.nodes[i].fs, &meta, setup);
         let (store, recovered, snapshot, fresh) = match opened {
             Ok(opened) => opened,
             Err(error) => {
@@ -2554,8 +2581,20 @@ impl Simulation {
             }
             FaultKind::MisdirectedWrite => {
                 let active = active?;
-                let in_active: Vec<&&RecordLocation> =
-                    synced.iter().filter(|r| r.path == active).collect();
+                // A misdirected write over the last few records, if it is then torn by a crash,
+                // looks exactly like a torn final write with nothing after it: undetectable
+                // without a second copy (docs/storage-format.md). Aim it where at least a
+                // whole record's worth of synced records follows, which recovery does see.
+                let tail_end = records
+                    .iter()
+                    .filter(|r| r.path == active && r.lsn <= durable_lsn)
+                    .map(|r| r.offset + r.len)
+                    .max()?;
+                let room = wal_options_record_bytes_max() + 64;
+                let in_active: Vec<&&RecordLocation> = synced
+                    .iter()
+                    .filter(|r| r.path == active && r.offset + room <= tail_end)
+                    .collect();
                 if in_active.is_empty() {
                     return None;
                 }

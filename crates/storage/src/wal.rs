@@ -68,6 +68,12 @@ pub struct WalOptions {
     /// Recovery reads recycled segments whatever this says (the header marks them), so a log
     /// written with it on opens with it off. See `docs/storage-format.md` ("Recycling").
     pub recycle_segments: bool,
+    /// Where recycled segments' salts come from: `None` (the default) draws them from the
+    /// process's random hasher and the clock, so no one writing payloads can predict them;
+    /// `Some(seed)` derives them from the seed, the segment index and its first LSN, so a
+    /// deterministic simulation writes the same bytes on every run. Only for simulations and
+    /// tests: a predictable salt lets a client that can guess it forge a stale frame.
+    pub salt_seed: Option<u64>,
     /// Planted bug: `sync` reports durable without syncing. The simulator must catch it.
     #[cfg(feature = "planted-bugs")]
     pub ack_before_sync: bool,
@@ -79,6 +85,7 @@ impl Default for WalOptions {
             segment_bytes: 64 << 20,
             record_bytes_max: 8 << 20,
             recycle_segments: false,
+            salt_seed: None,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -97,6 +104,7 @@ impl WalOptions {
             segment_bytes,
             record_bytes_max,
             recycle_segments: false,
+            salt_seed: None,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -122,7 +130,16 @@ impl WalOptions {
         }
     }
 
-    /// Sets [`WalOptions::recycle_segments`].
+    /// Sets [`WalOptions::salt_seed`] (simulations and tests only).
+    #[must_use]
+    pub fn with_salt_seed(self, seed: Option<u64>) -> Self {
+        WalOptions {
+            salt_seed: seed,
+            ..self
+        }
+    }
+
+    /// Turns segment recycling on or off (see [`WalOptions::recycle_segments`]).
     #[must_use]
     pub fn with_recycle_segments(self, on: bool) -> Self {
         WalOptions {
@@ -456,8 +473,15 @@ fn record_crc_salted(salt: Option<u32>, record: &[u8]) -> u32 {
 /// A fresh salt for a recycled segment: unpredictable to anyone writing payloads (the std
 /// hasher's keys are random per process and advance per `RandomState`), varied by what makes
 /// this segment unique.
-fn new_salt(index: u64, first_lsn: u64) -> u32 {
+fn new_salt(index: u64, first_lsn: u64, seed: Option<u64>) -> u32 {
     use std::hash::{BuildHasher, Hasher};
+    if let Some(seed) = seed {
+        let mut bytes = [0u8; 24];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        bytes[8..16].copy_from_slice(&index.to_le_bytes());
+        bytes[16..].copy_from_slice(&first_lsn.to_le_bytes());
+        return crc32c::crc32c(&bytes);
+    }
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(index);
     h.write_u64(first_lsn);
@@ -507,14 +531,14 @@ struct Scan {
     torn: Option<(u64, u64)>, // offset, bytes
 }
 
-/// Whether a record that failed verification at `start` looks like a write cut short by a
-/// crash: its declared end runs past the last non-zero byte of the segment, or it ends exactly
-/// there and some sector's share of it is all zero (an unwritten sector of a preallocated
-/// file reads as zeros). Either way nothing non-zero follows it.
-/// Whether a valid record with LSN `next_lsn` starts anywhere after `start`: then the record
-/// at `start` was not the last one written, whatever its length field says. A bit flip in a
-/// length can make a record seem to run past the written area, exactly like a torn write;
-/// without this, recovery would "truncate" it and every acknowledged record after it.
+/// How far past the expected LSN a record found after a damaged one may be and still count
+/// (see `frame_follows`): far more records than fit in a segment.
+const FOLLOWING_LSN_WINDOW: u64 = 1 << 24;
+
+/// Whether a valid record with LSN `next_lsn` or later starts anywhere after `start`: then
+/// the record at `start` was not the last one written, whatever its length field says. A bit
+/// flip in a length can make a record seem to run past the written area, exactly like a torn
+/// write; without this, recovery would "truncate" it and every acknowledged record after it.
 fn frame_follows(
     data: &[u8],
     start: u64,
@@ -525,7 +549,11 @@ fn frame_follows(
     let written_end = (written_end as usize).min(data.len());
     let mut at = start as usize + 1;
     while at + RECORD_HEADER_BYTES as usize <= written_end {
-        if le_u64(data, at + 8) == next_lsn {
+        // Any later record counts, not only the very next one: a misdirected write can cover
+        // the record right after the damaged one. The window keeps random bytes from passing
+        // the LSN test often; the CRC decides.
+        let lsn = le_u64(data, at + 8);
+        if lsn >= next_lsn && lsn - next_lsn < FOLLOWING_LSN_WINDOW {
             let payload_len = u64::from(le_u32(data, at));
             let end = at as u64 + RECORD_HEADER_BYTES + payload_len;
             if payload_len <= record_bytes_max
@@ -540,6 +568,10 @@ fn frame_follows(
     false
 }
 
+/// Whether a record that failed verification at `start` looks like a write cut short by a
+/// crash: its declared end runs past the last non-zero byte of the segment, or it ends exactly
+/// there and some sector's share of it is all zero (an unwritten sector of a preallocated
+/// file reads as zeros). Either way nothing non-zero follows it.
 fn looks_torn(data: &[u8], start: u64, declared_end: u64, written_end: u64) -> bool {
     if declared_end > written_end {
         return true;
@@ -1365,7 +1397,7 @@ impl<V: Vfs> Wal<V> {
                     &from,
                     index,
                     first_lsn,
-                    self.options.segment_bytes,
+                    &self.options,
                     &self.tracked,
                 )
             }
@@ -1971,9 +2003,10 @@ fn create_segment_over<V: Vfs>(
     from: &Path,
     index: u64,
     first_lsn: u64,
-    segment_bytes: u64,
+    options: &WalOptions,
     checkpoint: &Checkpoint,
 ) -> Result<(V::File, u64, SegmentInfo, Option<u32>)> {
+    let segment_bytes = options.segment_bytes;
     let mut file = vfs
         .open(from, OpenMode::Existing)
         .map_err(|e| StorageError::io("open", from, e))?;
@@ -1986,7 +2019,7 @@ fn create_segment_over<V: Vfs>(
             .map(|(file, end, info)| (file, end, info, None));
     }
     let path = dir.join(segment_name(index));
-    let salt = new_salt(index, first_lsn);
+    let salt = new_salt(index, first_lsn, options.salt_seed);
     let head = segment_head(index, first_lsn, segment_bytes, checkpoint, Some(salt));
     file.write_at(&head, 0)
         .and_then(|()| file.sync_all())
