@@ -225,6 +225,33 @@ fn a_flipped_length_bit_is_corruption_not_a_torn_write_that_swallows_later_recor
 }
 
 #[test]
+fn damage_covering_the_next_record_too_is_corruption_if_any_later_record_follows() {
+    // Found by the simulator: a misdirected write, torn by a crash, covered a record and the
+    // one after it; recovery looked only for the very next LSN, found none, and took the
+    // damage for a torn tail, dropping the acknowledged records after it.
+    let fs = MemFs::new();
+    let mut wal = three_segments(&fs);
+    for slot in 100..104 {
+        wal.append(&[accept(slot, 2, 500)]).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    let records = batch_records(&fs, &segment(3));
+    assert!(
+        records.len() >= 3,
+        "need a record after the two damaged ones"
+    );
+    let (first, second) = (&records[0], &records[1]);
+    let garbage = vec![0xA5u8; (second.offset + second.len - first.offset) as usize];
+    let mut f = fs.open(&segment(3), storage::OpenMode::Existing).unwrap();
+    f.write_at(&garbage, first.offset).unwrap();
+    f.sync_data().unwrap();
+    drop(f);
+    let err = open(&fs, tiny()).unwrap_err();
+    assert_corrupt(err, &segment(3), first.offset, "not a torn final write");
+}
+
+#[test]
 fn a_misdirected_write_is_caught_by_its_lsn() {
     let fs = MemFs::new();
     let mut wal = three_segments(&fs);
