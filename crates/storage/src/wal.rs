@@ -683,24 +683,7 @@ fn scan_recycled(
             };
             match problem {
                 None if lsn == expected_lsn => {
-                    let first = p == SEGMENT_HEADER_BYTES;
-                    match (first, kind) {
-                        (true, RECORD_CHECKPOINT) | (false, RECORD_BATCH) => {}
-                        (true, _) => {
-                            return Err(StorageError::corrupt(
-                                path,
-                                p,
-                                format!("the first record has type {kind}, not a checkpoint"),
-                            ))
-                        }
-                        (false, _) => {
-                            return Err(StorageError::corrupt(
-                                path,
-                                p,
-                                format!("record of unknown type {kind}"),
-                            ))
-                        }
-                    }
+                    check_record_kind(path, p, kind)?;
                     records.push((p, declared_end - p, lsn, kind));
                     p = declared_end;
                     expected_lsn += 1;
@@ -859,27 +842,29 @@ fn scan_segment(
                 ),
             ));
         }
-        let first = p == SEGMENT_HEADER_BYTES;
-        match (first, kind) {
-            (true, RECORD_CHECKPOINT) | (false, RECORD_BATCH) => {}
-            (true, _) => {
-                return Err(StorageError::corrupt(
-                    path,
-                    p,
-                    format!("the first record has type {kind}, not a checkpoint"),
-                ))
-            }
-            (false, _) => {
-                return Err(StorageError::corrupt(
-                    path,
-                    p,
-                    format!("record of unknown type {kind}"),
-                ))
-            }
-        }
+        check_record_kind(path, p, kind)?;
         records.push((p, declared_end - p, lsn, kind));
         p = declared_end;
         expected_lsn += 1;
+    }
+}
+
+/// A segment's first record must be its checkpoint and every later one a batch; anything else
+/// in a record whose checksum verified is corruption (or a format this build does not know).
+fn check_record_kind(path: &Path, at: u64, kind: u8) -> Result<()> {
+    let first = at == SEGMENT_HEADER_BYTES;
+    match (first, kind) {
+        (true, RECORD_CHECKPOINT) | (false, RECORD_BATCH) => Ok(()),
+        (true, _) => Err(StorageError::corrupt(
+            path,
+            at,
+            format!("the first record has type {kind}, not a checkpoint"),
+        )),
+        (false, _) => Err(StorageError::corrupt(
+            path,
+            at,
+            format!("record of unknown type {kind}"),
+        )),
     }
 }
 
