@@ -7,16 +7,16 @@
 
 mod common;
 
+use common::crash_fs::CrashFs;
 use common::*;
 use paxos::multi::{DurableState, PersistOp};
 use paxos::Slot;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use storage::memfs::{MemFile, MemFs};
+use storage::memfs::MemFs;
 use storage::wal::scan_records;
 use storage::{
     OpenMode, Recovered, Repair, SnapshotWriter, StdFs, StorageError, Vfs, VfsFile, Wal, WalOptions,
@@ -241,109 +241,6 @@ fn a_log_ending_at_a_stale_record_is_not_replayed_past_its_end() {
     assert_eq!(rec.last_lsn, last.lsn);
     assert!(!rec.state.rebuilding || expected(&d.batches, d.snapshot).rebuilding);
     assert_eq!(rec.state, expected(&d.batches, d.snapshot));
-}
-
-/// A `MemFs` that simulates a power loss just before its `crash_at`-th mutating operation and
-/// fails every operation from then on, like the process that died with it.
-#[derive(Clone)]
-struct CrashFs {
-    inner: MemFs,
-    ops: Arc<AtomicU64>,
-    crash_at: u64,
-    seed: u64,
-    crashed: Arc<AtomicBool>,
-}
-
-impl CrashFs {
-    fn new(inner: MemFs, crash_at: u64, seed: u64) -> CrashFs {
-        CrashFs {
-            inner,
-            ops: Arc::new(AtomicU64::new(0)),
-            crash_at,
-            seed,
-            crashed: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    fn tick(&self) -> io::Result<()> {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.crash_at {
-            self.inner.crash(&mut ChaCha8Rng::seed_from_u64(self.seed));
-            self.crashed.store(true, Ordering::SeqCst);
-        }
-        if self.crashed.load(Ordering::SeqCst) {
-            return Err(io::Error::other("simulated power loss"));
-        }
-        Ok(())
-    }
-}
-
-struct CrashFile {
-    fs: CrashFs,
-    file: MemFile,
-}
-
-impl Vfs for CrashFs {
-    type File = CrashFile;
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<CrashFile> {
-        if mode != OpenMode::Existing {
-            self.tick()?;
-        }
-        Ok(CrashFile {
-            fs: self.clone(),
-            file: self.inner.open(path, mode)?,
-        })
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> io::Result<u64> {
-        self.inner.file_len(path)
-    }
-}
-
-impl VfsFile for CrashFile {
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
-    }
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_at(buf, offset)
-    }
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.fs.tick()?;
-        self.file.write_at(buf, offset)
-    }
-    fn allocate(&mut self, len: u64) -> io::Result<()> {
-        self.fs.tick()?;
-        self.file.allocate(len)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.fs.tick()?;
-        self.file.sync_data()
-    }
-    fn sync_all(&mut self) -> io::Result<()> {
-        self.fs.tick()?;
-        self.file.sync_all()
-    }
 }
 
 /// What one run wrote: batches acknowledged by a successful sync, and those appended after.

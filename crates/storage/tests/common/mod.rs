@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod crash_fs;
+
 use paxos::multi::{ClientId, Command, CommandId, DurableState, PersistOp, Value};
 use paxos::{Ballot, NodeId, Slot};
 use rand_core::{impls, RngCore};
