@@ -198,6 +198,32 @@ impl Cluster {
         self.down.remove(&id);
     }
 
+    /// Proposes client 1's commands `seqs` at `leader`, each chosen before the next.
+    fn commit_one_by_one(&mut self, leader: u64, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            self.r(leader).propose(cmd(1, seq)).unwrap();
+            self.settle();
+        }
+    }
+
+    /// Drains replica `id` without delivering anything: persists what it asks (into its
+    /// durable model) and returns what it sent and the ops it persisted.
+    fn drain_by_hand(&mut self, id: u64) -> (Vec<Outbound<Message>>, Vec<PersistOp>) {
+        let i = (id - 1) as usize;
+        let mut sent = Vec::new();
+        let mut ops = Vec::new();
+        for _ in 0..3 {
+            let ready = self.replicas[i].ready();
+            if let Some(b) = ready.persist {
+                b.ops.iter().for_each(|op| self.durable[i].apply(op));
+                ops.extend(b.ops);
+                self.replicas[i].persisted(b.seq);
+            }
+            sent.extend(ready.send);
+        }
+        (sent, ops)
+    }
+
     /// Every replica in `ids` applied exactly `want`, in order.
     fn assert_applied(&self, ids: &[u64], want: &[Command]) {
         for id in ids {
@@ -356,10 +382,7 @@ fn a_restarted_follower_catches_up_in_pages() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.crash(3);
-    for seq in 1..=10 {
-        c.r(1).propose(cmd(1, seq)).unwrap();
-        c.settle();
-    }
+    c.commit_one_by_one(1, 1..=10);
     c.restart(3);
     c.tick_all(30);
     assert_eq!(
@@ -616,10 +639,7 @@ fn compaction_drops_the_log_prefix_and_a_lagging_replica_installs_the_snapshot()
     let mut c = Cluster::new(3);
     c.elect(1);
     c.crash(3);
-    for seq in 1..=6 {
-        c.r(1).propose(cmd(1, seq)).unwrap();
-        c.settle();
-    }
+    c.commit_one_by_one(1, 1..=6);
     c.tick_all(2);
     for id in [1, 2] {
         c.snapshot(id);
@@ -649,10 +669,7 @@ fn a_leader_behind_a_compacted_prefix_neither_refills_it_nor_forks_it() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.crash(3);
-    for seq in 1..=4 {
-        c.r(1).propose(cmd(1, seq)).unwrap();
-        c.settle();
-    }
+    c.commit_one_by_one(1, 1..=4);
     c.tick_all(2);
     c.snapshot(1);
     c.snapshot(2);
@@ -740,17 +757,7 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
             },
         )
         .unwrap();
-    let mut sent = Vec::new();
-    let mut ops = Vec::new();
-    for _ in 0..3 {
-        let ready = c.r(3).ready();
-        if let Some(b) = ready.persist {
-            b.ops.iter().for_each(|op| c.durable[2].apply(op));
-            ops.extend(b.ops);
-            c.r(3).persisted(b.seq);
-        }
-        sent.extend(ready.send);
-    }
+    let (sent, ops) = c.drain_by_hand(3);
     assert!(
         sent.iter()
             .all(|o| !matches!(o.msg, Message::Promise { .. } | Message::Accepted { .. })),
@@ -783,10 +790,7 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
 fn an_accept_for_a_compacted_slot_points_the_leader_to_the_snapshot() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    for seq in 1..=4 {
-        c.r(1).propose(cmd(1, seq)).unwrap();
-        c.settle();
-    }
+    c.commit_one_by_one(1, 1..=4);
     c.tick_all(2);
     c.snapshot(2);
     // A leader that promised before n2 compacted re-proposes slot 2 at its ballot.
@@ -802,14 +806,7 @@ fn an_accept_for_a_compacted_slot_points_the_leader_to_the_snapshot() {
             },
         )
         .unwrap();
-    let mut sent = Vec::new();
-    for _ in 0..3 {
-        let ready = c.r(2).ready();
-        if let Some(b) = ready.persist {
-            c.r(2).persisted(b.seq);
-        }
-        sent.extend(ready.send);
-    }
+    let (sent, _) = c.drain_by_hand(2);
     assert!(
         !sent
             .iter()
