@@ -148,13 +148,7 @@ fn raw_fdatasync(dir: &Path, preallocated: bool, secs: f64) -> BoxResult<(f64, H
         .create_new(true)
         .open(&path)?;
     if preallocated {
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0;
-        while at < FILE_BYTES {
-            file.write_all_at(&zeros, at)?;
-            at += zeros.len() as u64;
-        }
-        file.sync_all()?;
+        zero_fill(&file, FILE_BYTES)?;
     }
     File::open(dir)?.sync_all()?;
     let block = vec![0xA5u8; 4096];
@@ -214,6 +208,14 @@ fn preallocated(dir: &Path, bytes: u64) -> BoxResult<(PathBuf, File)> {
         .write(true)
         .create_new(true)
         .open(&path)?;
+    zero_fill(&file, bytes)?;
+    File::open(dir)?.sync_all()?;
+    Ok((path, file))
+}
+
+/// Writes `bytes` of zeros from the start of `file` in 1 MiB steps and syncs it: blocks that
+/// were written once, as in a zero-filled segment.
+fn zero_fill(file: &File, bytes: u64) -> BoxResult<()> {
     let zeros = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < bytes {
@@ -221,8 +223,7 @@ fn preallocated(dir: &Path, bytes: u64) -> BoxResult<(PathBuf, File)> {
         at += zeros.len() as u64;
     }
     file.sync_all()?;
-    File::open(dir)?.sync_all()?;
-    Ok((path, file))
+    Ok(())
 }
 
 /// Sequential `pwrite`s of `write_bytes` into the preallocated `file`, `fdatasync` after every
