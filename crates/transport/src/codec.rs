@@ -19,6 +19,7 @@
 
 use bytes::Bytes;
 use paxos::multi::Message;
+use serde::{de::DeserializeOwned, Serialize};
 use thiserror::Error;
 
 /// The encoding's version, the first byte of every encoded message.
@@ -43,23 +44,36 @@ pub enum CodecError {
 
 /// Encodes `message` as version byte plus postcard body.
 pub fn encode(message: &Message) -> Result<Bytes, CodecError> {
-    let out = postcard::to_extend(message, vec![CODEC_VERSION])
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    Ok(Bytes::from(out))
+    encode_value(message)
 }
 
 /// Decodes one message, refusing anything but exactly one well-formed message of our version.
 pub fn decode(bytes: &[u8]) -> Result<Message, CodecError> {
+    decode_value(bytes)
+}
+
+/// Encodes any serializable value the same way as a [`Message`]: the node uses it for its
+/// envelope around `Message` (forwarded commands, read-index requests, snapshot chunks), so
+/// one format and one set of decoding guarantees cover everything on the peer port.
+pub fn encode_value<T: Serialize>(value: &T) -> Result<Bytes, CodecError> {
+    let out = postcard::to_extend(value, vec![CODEC_VERSION])
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+/// Decodes exactly one value of type `T` written by [`encode_value`], with the guarantees of
+/// [`decode`]: no panic, no trailing bytes, bounded allocation.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != CODEC_VERSION {
         return Err(CodecError::UnsupportedVersion(version));
     }
-    let (message, rest) = postcard::take_from_bytes::<Message>(body)
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|e| CodecError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CodecError::Trailing(rest.len()));
     }
-    Ok(message)
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -213,10 +213,21 @@ impl Replica {
             if in_flight >= self.options.pipeline_window_slots {
                 break;
             }
-            let n = self
+            // Whole commands only, at least one: a slot's value stays within a WAL record and a
+            // peer frame whatever the clients send.
+            let mut n = 0;
+            let mut bytes = 0usize;
+            for command in self
                 .pending
-                .len()
-                .min(self.options.batch_commands_max.max(1));
+                .iter()
+                .take(self.options.batch_commands_max.max(1))
+            {
+                bytes = bytes.saturating_add(command.payload.len());
+                if n > 0 && bytes > self.options.batch_bytes_max {
+                    break;
+                }
+                n += 1;
+            }
             let batch: Vec<Command> = self.pending.drain(..n).collect();
             let slot = self.next_slot;
             self.next_slot = slot.next();

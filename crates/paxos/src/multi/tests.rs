@@ -263,6 +263,26 @@ fn pending_commands_share_one_slot_up_to_the_batch_limit() {
 }
 
 #[test]
+fn a_slot_holds_at_most_the_batch_bytes_but_always_one_command() {
+    let mut c = Cluster::new(3);
+    for r in &mut c.replicas {
+        r.options.batch_bytes_max = 5;
+    }
+    c.elect(1);
+    let big = |seq: u64, len: usize| Command {
+        payload: vec![7; len],
+        ..cmd(1, seq)
+    };
+    // 2 + 2 fit in 5 bytes; the third would not; a 9-byte command gets a slot to itself.
+    for (seq, len) in [(1, 2), (2, 2), (3, 2), (4, 9), (5, 1)] {
+        c.r(1).propose(big(seq, len)).unwrap();
+    }
+    c.settle();
+    let sizes: Vec<usize> = c.chosen[0].iter().map(|e| e.value.len()).collect();
+    assert_eq!(sizes, vec![2, 1, 1, 1]);
+}
+
+#[test]
 fn takeover_reproposes_accepted_values_and_fills_holes_with_noops() {
     let mut c = Cluster::new(3);
     c.elect(1);

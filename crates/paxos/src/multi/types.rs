@@ -426,6 +426,9 @@ pub struct ReplicaOptions {
     pub pipeline_window_slots: u64,
     /// Commands packed into one slot at most.
     pub batch_commands_max: usize,
+    /// Payload bytes packed into one slot at most (a single larger command still gets a slot
+    /// of its own): bounds a slot's value, so a persist record and a peer frame stay bounded.
+    pub batch_bytes_max: usize,
     /// Commands waiting for a slot at most; beyond it, proposals get [`ProposeError::Busy`].
     pub pending_commands_max: usize,
     /// Largest command payload accepted.
@@ -446,6 +449,7 @@ impl Default for ReplicaOptions {
             election_jitter_ticks: 10,
             pipeline_window_slots: 64,
             batch_commands_max: 256,
+            batch_bytes_max: 1 << 20,
             pending_commands_max: 16_384,
             command_bytes_max: 1 << 20,
             page_records_max: 256,
