@@ -7,4 +7,15 @@
 //! durable (the core holds those back until storage reports the sync); or let a client or a
 //! peer grow memory without bound (every queue here is bounded).
 
+pub mod config;
 pub mod convert;
+mod core;
+pub mod error;
+pub mod peer;
+pub mod server;
+pub mod service;
+mod snapshot;
+
+pub use config::{ClusterState, NodeConfig, Peer};
+pub use error::NodeError;
+pub use server::{start, Node};

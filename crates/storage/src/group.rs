@@ -10,6 +10,7 @@ use crate::error::{Result, StorageError};
 use crate::vfs::Vfs;
 use crate::wal::Wal;
 use paxos::multi::PersistOp;
+use paxos::Slot;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
@@ -79,6 +80,8 @@ struct Counters {
 struct Submission {
     ops: Vec<PersistOp>,
     tag: u64,
+    /// A compaction request instead of a batch: carries no ops and completes nothing.
+    compact: Option<Slot>,
 }
 
 /// A [`Wal`] on its own thread.
@@ -125,10 +128,31 @@ where
         let tx = self.tx.as_ref().ok_or_else(|| StorageError::Poisoned {
             cause: "the commit thread was shut down".into(),
         })?;
-        tx.send(Submission { ops, tag })
-            .map_err(|_| StorageError::Poisoned {
-                cause: "the commit thread has stopped".into(),
-            })
+        tx.send(Submission {
+            ops,
+            tag,
+            compact: None,
+        })
+        .map_err(|_| StorageError::Poisoned {
+            cause: "the commit thread has stopped".into(),
+        })
+    }
+
+    /// Queues a compaction: once every batch queued before it is synced, the commit thread
+    /// deletes the segments a durable snapshot through `through` covers (see [`Wal::compact`]).
+    /// A failed compaction is logged and leaves the segments in place: it loses nothing.
+    pub fn compact(&self, through: Slot) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(|| StorageError::Poisoned {
+            cause: "the commit thread was shut down".into(),
+        })?;
+        tx.send(Submission {
+            ops: Vec::new(),
+            tag: 0,
+            compact: Some(through),
+        })
+        .map_err(|_| StorageError::Poisoned {
+            cause: "the commit thread has stopped".into(),
+        })
     }
 
     /// Counters so far.
@@ -214,23 +238,31 @@ fn run<V: Vfs, F: FnMut(Completion)>(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let tag = group.last().map_or(0, |s| s.tag);
-        let before = wal.stats().bytes;
-        let batches: Vec<&[PersistOp]> = group.iter().map(|s| s.ops.as_slice()).collect();
-        let result = wal.append_batches(&batches).and_then(|_| wal.sync());
-        counters
-            .bytes
-            .fetch_add(wal.stats().bytes - before, Ordering::Relaxed);
-        match result {
-            Ok(_) => {
-                counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .records
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
-                counters.syncs.fetch_add(1, Ordering::Relaxed);
-                on_complete(Completion::Durable { tag });
+        let batches: Vec<&Submission> = group.iter().filter(|s| s.compact.is_none()).collect();
+        if let Some(last) = batches.last() {
+            let tag = last.tag;
+            let before = wal.stats().bytes;
+            let ops: Vec<&[PersistOp]> = batches.iter().map(|s| s.ops.as_slice()).collect();
+            let result = wal.append_batches(&ops).and_then(|_| wal.sync());
+            counters
+                .bytes
+                .fetch_add(wal.stats().bytes - before, Ordering::Relaxed);
+            match result {
+                Ok(_) => {
+                    counters.batches.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .records
+                        .fetch_add(batches.len() as u64, Ordering::Relaxed);
+                    counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    on_complete(Completion::Durable { tag });
+                }
+                Err(error) => on_complete(Completion::Failed { tag, error }),
             }
-            Err(error) => on_complete(Completion::Failed { tag, error }),
+        }
+        for through in group.iter().filter_map(|s| s.compact) {
+            if let Err(e) = wal.compact(through) {
+                tracing::warn!(error = %e, through = through.0, "log compaction failed; segments kept");
+            }
         }
     }
     wal

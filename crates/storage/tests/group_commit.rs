@@ -107,3 +107,31 @@ fn stats_count_one_sync_per_group() {
     let wal = group.shutdown().unwrap();
     assert_eq!(wal.durable_lsn(), wal.last_lsn());
 }
+
+#[test]
+fn a_queued_compaction_drops_the_segments_a_snapshot_covers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions::with_sizes(64 << 10, 16 << 10);
+    let (wal, _) = Wal::open(StdFs::new(), tmp.path(), options.clone()).unwrap();
+    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), |_| {}).unwrap();
+    for slot in 1..=400 {
+        group.submit(vec![accept(slot, 1, 512)], slot).unwrap();
+    }
+    // Refused before a snapshot exists: nothing is lost.
+    group.compact(paxos::Slot(300)).unwrap();
+    let mut writer =
+        storage::SnapshotWriter::create(StdFs::new(), tmp.path(), paxos::Slot(300)).unwrap();
+    writer.write(b"state through 300").unwrap();
+    writer.finish().unwrap();
+    group.compact(paxos::Slot(300)).unwrap();
+    let wal = group.shutdown().unwrap();
+    let first = wal.segments().first().unwrap().index;
+    assert!(
+        first > 1,
+        "the covered segments are gone (first is {first})"
+    );
+    drop(wal);
+    let (_, rec) = Wal::open(StdFs::new(), tmp.path(), options).unwrap();
+    assert_eq!(rec.state.compacted_through, paxos::Slot(300));
+    assert_eq!(rec.state.entries.keys().last(), Some(&paxos::Slot(400)));
+}

@@ -1,9 +1,10 @@
-//! The `synod` command. Today: `synod sim`, the deterministic simulator. Later: `node`, `dev`,
-//! `bench`, `explore`, `check`.
+//! The `synod` command: `sim` (the deterministic simulator), `node` (one cluster member),
+//! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints).
 //!
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
 
+mod node_cmd;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +25,21 @@ struct Cli {
 enum Command {
     /// Run the deterministic simulator: one seed, or a campaign over a range of seeds.
     Sim(sim_cmd::SimArgs),
+    /// Run one member of a cluster, serving etcd's v3 gRPC API (flags as etcd's).
+    Node(node_cmd::NodeArgs),
+    /// Run a local 3-member cluster on 127.0.0.1 with data under ./synod-data.
+    Dev(node_cmd::DevArgs),
+    /// Load-test any etcd v3 endpoints (Synod or etcd): put, get, txn compare-and-swap, mixed.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Node(args) => node_cmd::run(args),
+        Command::Dev(args) => node_cmd::dev(args),
+        Command::Bench(args) => bench::run_cli(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

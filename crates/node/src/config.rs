@@ -1,0 +1,409 @@
+//! A member's configuration, in etcd's vocabulary (name, data dir, client and peer URLs,
+//! initial cluster, cluster state and token), and the ids derived from it.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Whether the initial cluster is being created or the member joins one that exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Every member of `--initial-cluster` starts together, empty.
+    New,
+    /// The cluster exists: a member with an empty data directory lost its data and must
+    /// rejoin as a rebuilding learner (it may have voted before).
+    Existing,
+}
+
+/// One member of the initial cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its name (`--name` on that member).
+    pub name: String,
+    /// Its advertised peer URL.
+    pub peer_url: String,
+    /// Where to reach it.
+    pub peer_addr: SocketAddr,
+    /// Its member id (derived; see [`member_id`]).
+    pub id: u64,
+}
+
+/// Everything a member needs to run.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This member's name; must appear in `initial_cluster`.
+    pub name: String,
+    /// Meta, log and snapshots live here.
+    pub data_dir: PathBuf,
+    /// Where clients connect.
+    pub listen_client: SocketAddr,
+    /// Client URLs told to clients (member list, status).
+    pub advertise_client_urls: Vec<String>,
+    /// Where peers connect.
+    pub listen_peer: SocketAddr,
+    /// Every member of the initial cluster, sorted by name.
+    pub initial_cluster: Vec<Peer>,
+    /// New cluster or existing.
+    pub cluster_state: ClusterState,
+    /// Separates clusters built from the same URLs.
+    pub cluster_token: String,
+    /// One protocol tick.
+    pub tick: Duration,
+    /// A follower seeks election after this many ticks without a leader (plus up to as many
+    /// again of jitter).
+    pub election_ticks: u32,
+    /// A leader heartbeats every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// A client request (write or linearizable read) fails with "request timed out" after this.
+    pub request_timeout: Duration,
+    /// Largest client request accepted, in bytes (etcd's `--max-request-bytes`).
+    pub request_bytes_max: usize,
+    /// Most operations in one transaction level (etcd's `--max-txn-ops`).
+    pub txn_ops_max: usize,
+    /// Above this much live key-value data, writes are refused with etcd's NOSPACE alarm
+    /// (etcd's `--quota-backend-bytes`).
+    pub quota_bytes: u64,
+    /// Client requests waiting in the node at most; beyond, "too many requests".
+    pub pending_requests_max: usize,
+    /// Take a snapshot and compact the log every this many applied slots.
+    pub snapshot_every_slots: u64,
+}
+
+/// Why a configuration is refused. Each says what to change.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A URL that is not `http://host:port`.
+    #[error("{flag}: {url:?} is not a URL of the form http://host:port ({why})")]
+    BadUrl {
+        /// The flag it came from.
+        flag: &'static str,
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// More than one URL where one is supported.
+    #[error("{flag}: only one URL is supported, got {count}")]
+    OneUrlOnly {
+        /// The flag.
+        flag: &'static str,
+        /// How many were given.
+        count: usize,
+    },
+    /// An `--initial-cluster` entry that is not `name=url`.
+    #[error("--initial-cluster: entry {entry:?} is not name=http://host:port")]
+    BadClusterEntry {
+        /// The entry.
+        entry: String,
+    },
+    /// A name listed twice in `--initial-cluster`.
+    #[error("--initial-cluster: {name:?} is listed twice")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// This member's name is not in `--initial-cluster`.
+    #[error("--name {name:?} is not in --initial-cluster ({listed}); add it or fix --name")]
+    NotInCluster {
+        /// This member's name.
+        name: String,
+        /// The names listed.
+        listed: String,
+    },
+    /// This member's advertised peer URL differs from its `--initial-cluster` entry.
+    #[error(
+        "--initial-advertise-peer-urls {advertised:?} does not match {name}={listed:?} in --initial-cluster"
+    )]
+    PeerUrlMismatch {
+        /// This member's name.
+        name: String,
+        /// Advertised.
+        advertised: String,
+        /// Listed.
+        listed: String,
+    },
+    /// `--initial-cluster-state` other than new or existing.
+    #[error("--initial-cluster-state must be new or existing, not {0:?}")]
+    BadClusterState(String),
+    /// A numeric setting out of range.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+impl ClusterState {
+    /// Parses `new` or `existing`.
+    pub fn parse(s: &str) -> Result<ClusterState, ConfigError> {
+        match s {
+            "new" => Ok(ClusterState::New),
+            "existing" => Ok(ClusterState::Existing),
+            other => Err(ConfigError::BadClusterState(other.to_string())),
+        }
+    }
+}
+
+/// Splits a comma-separated URL list, dropping empty entries.
+pub fn split_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Resolves `http://host:port` (or `https://`, which is refused: TLS is not served yet) to
+/// one socket address.
+pub fn url_addr(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |why: &str| ConfigError::BadUrl {
+        flag,
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err(bad("TLS is not supported yet; use http://"));
+    } else {
+        return Err(bad("it must start with http://"));
+    };
+    let hostport = rest.trim_end_matches('/');
+    if hostport.contains('/') {
+        return Err(bad("a path is not allowed"));
+    }
+    let mut addrs = hostport
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve: {e}")))?;
+    addrs.next().ok_or_else(|| bad("resolves to no address"))
+}
+
+/// One URL from a list that must hold exactly one.
+pub fn single_url(flag: &'static str, list: &str) -> Result<(String, SocketAddr), ConfigError> {
+    let urls = split_urls(list);
+    if urls.len() != 1 {
+        return Err(ConfigError::OneUrlOnly {
+            flag,
+            count: urls.len(),
+        });
+    }
+    let addr = url_addr(flag, &urls[0])?;
+    Ok((urls[0].clone(), addr))
+}
+
+/// Parses `--initial-cluster` (`n1=http://a:1,n2=http://b:2`), sorted by name, with ids.
+pub fn parse_initial_cluster(list: &str, token: &str) -> Result<Vec<Peer>, ConfigError> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for entry in split_urls(list) {
+        let Some((name, url)) = entry.split_once('=') else {
+            return Err(ConfigError::BadClusterEntry { entry });
+        };
+        let (name, url) = (name.trim(), url.trim());
+        if name.is_empty() {
+            return Err(ConfigError::BadClusterEntry { entry });
+        }
+        if peers.iter().any(|p| p.name == name) {
+            return Err(ConfigError::DuplicateName {
+                name: name.to_string(),
+            });
+        }
+        let peer_addr = url_addr("--initial-cluster", url)?;
+        peers.push(Peer {
+            name: name.to_string(),
+            peer_url: url.to_string(),
+            peer_addr,
+            id: member_id(name, url, token),
+        });
+    }
+    if peers.is_empty() {
+        return Err(ConfigError::BadClusterEntry {
+            entry: list.to_string(),
+        });
+    }
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(peers)
+}
+
+/// FNV-1a, 64 bits: a stable hash (std's hasher may change between Rust releases, and ids
+/// are stored on disk and shown to operators).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A member's id: a hash of its name, peer URL and the cluster token, never 0 (0 is no node
+/// in the core).
+pub fn member_id(name: &str, peer_url: &str, token: &str) -> u64 {
+    fnv1a(&[name.as_bytes(), peer_url.as_bytes(), token.as_bytes()]).max(1)
+}
+
+/// The cluster's id: a hash of the token and every member id, so two clusters started with
+/// other members or another token refuse each other's peers.
+pub fn cluster_id(token: &str, members: &[Peer]) -> u64 {
+    let ids: Vec<[u8; 8]> = members.iter().map(|p| p.id.to_le_bytes()).collect();
+    let mut parts: Vec<&[u8]> = vec![token.as_bytes()];
+    parts.extend(ids.iter().map(|b| &b[..]));
+    fnv1a(&parts).max(1)
+}
+
+impl NodeConfig {
+    /// This member's entry in the initial cluster.
+    pub fn me(&self) -> &Peer {
+        self.initial_cluster
+            .iter()
+            .find(|p| p.name == self.name)
+            .expect("checked by validate: the name is in the initial cluster")
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> u64 {
+        cluster_id(&self.cluster_token, &self.initial_cluster)
+    }
+
+    /// Checks what parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.initial_cluster.iter().any(|p| p.name == self.name) {
+            return Err(ConfigError::NotInCluster {
+                name: self.name.clone(),
+                listed: self
+                    .initial_cluster
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            });
+        }
+        if self.tick.is_zero() || self.election_ticks < 2 || self.heartbeat_ticks == 0 {
+            return Err(ConfigError::OutOfRange(
+                "tick must be positive, election ticks at least 2 and heartbeat ticks at least 1"
+                    .into(),
+            ));
+        }
+        if self.heartbeat_ticks >= self.election_ticks {
+            return Err(ConfigError::OutOfRange(format!(
+                "heartbeat ticks ({}) must be below election ticks ({})",
+                self.heartbeat_ticks, self.election_ticks
+            )));
+        }
+        if self.request_bytes_max < 1024 || self.request_bytes_max > 64 << 20 {
+            return Err(ConfigError::OutOfRange(format!(
+                "max request bytes {} must be between 1 KiB and 64 MiB",
+                self.request_bytes_max
+            )));
+        }
+        if self.txn_ops_max == 0 {
+            return Err(ConfigError::OutOfRange(
+                "max txn ops must be at least 1".into(),
+            ));
+        }
+        if self.pending_requests_max == 0 || self.snapshot_every_slots == 0 {
+            return Err(ConfigError::OutOfRange(
+                "pending requests and snapshot interval must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A single-member configuration on the given ports, for tests and examples.
+    pub fn single(name: &str, data_dir: PathBuf, client: SocketAddr, peer: SocketAddr) -> Self {
+        let url = format!("http://{peer}");
+        let token = "synod-cluster";
+        NodeConfig {
+            initial_cluster: vec![Peer {
+                name: name.to_string(),
+                peer_url: url.clone(),
+                peer_addr: peer,
+                id: member_id(name, &url, token),
+            }],
+            ..NodeConfig::defaults(name, data_dir, client, peer, token)
+        }
+    }
+
+    /// Defaults for everything but identity and addresses (initial cluster left empty).
+    pub fn defaults(
+        name: &str,
+        data_dir: PathBuf,
+        client: SocketAddr,
+        peer: SocketAddr,
+        token: &str,
+    ) -> Self {
+        NodeConfig {
+            name: name.to_string(),
+            data_dir,
+            listen_client: client,
+            advertise_client_urls: vec![format!("http://{client}")],
+            listen_peer: peer,
+            initial_cluster: Vec::new(),
+            cluster_state: ClusterState::New,
+            cluster_token: token.to_string(),
+            tick: Duration::from_millis(10),
+            election_ticks: 30,
+            heartbeat_ticks: 5,
+            request_timeout: Duration::from_secs(5),
+            request_bytes_max: 1536 * 1024,
+            txn_ops_max: 128,
+            quota_bytes: 2 << 30,
+            pending_requests_max: 16_384,
+            snapshot_every_slots: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_sorted_with_distinct_stable_ids() {
+        let peers =
+            parse_initial_cluster("b=http://127.0.0.1:2380, a=http://127.0.0.1:2381", "t").unwrap();
+        assert_eq!(peers[0].name, "a");
+        assert_eq!(peers[1].peer_addr.port(), 2380);
+        assert_ne!(peers[0].id, peers[1].id);
+        // Stable across runs and Rust versions: pinned.
+        assert_eq!(peers[0].id, member_id("a", "http://127.0.0.1:2381", "t"));
+        let other_token = parse_initial_cluster("a=http://127.0.0.1:2381", "u").unwrap();
+        assert_ne!(other_token[0].id, peers[0].id);
+        assert_ne!(cluster_id("t", &peers), cluster_id("u", &peers));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_what_to_fix() {
+        assert!(matches!(
+            parse_initial_cluster("a=http://127.0.0.1:1,a=http://127.0.0.1:2", "t"),
+            Err(ConfigError::DuplicateName { .. })
+        ));
+        assert!(matches!(
+            parse_initial_cluster("a:http://127.0.0.1:1", "t"),
+            Err(ConfigError::BadClusterEntry { .. })
+        ));
+        let e = url_addr("--listen-client-urls", "https://127.0.0.1:1").unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let e = url_addr("--listen-client-urls", "127.0.0.1:1").unwrap_err();
+        assert!(e.to_string().contains("http://"), "{e}");
+        assert!(matches!(
+            single_url(
+                "--listen-peer-urls",
+                "http://127.0.0.1:1,http://127.0.0.1:2"
+            ),
+            Err(ConfigError::OneUrlOnly { count: 2, .. })
+        ));
+        assert_eq!(
+            ClusterState::parse("old"),
+            Err(ConfigError::BadClusterState("old".into()))
+        );
+    }
+
+    #[test]
+    fn a_name_missing_from_the_cluster_is_refused() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut c = NodeConfig::single("a", "/tmp/x".into(), addr, addr);
+        c.name = "z".into();
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("not in --initial-cluster"), "{e}");
+    }
+}

@@ -1,0 +1,778 @@
+//! The driver: one task that owns the Paxos [`Replica`] and the applied key-value store, and
+//! does what the replica's [`paxos::multi::Ready`] says, in its order: hand the persist batch
+//! to the group-commit thread, send the messages, apply the chosen slots, answer clients.
+//!
+//! Everything that touches the replica or the store happens on this one task, so there is no
+//! lock around either; gRPC handlers talk to it through a bounded channel and wait on a
+//! oneshot for their answer.
+
+use crate::error::NodeError;
+use crate::peer::{self, PeerMessage};
+use crate::snapshot::{NodeSnapshot, SnapshotState};
+use bytes::Bytes;
+use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
+use paxos::multi::{
+    Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
+    Replica, Role, SessionOutcome,
+};
+use paxos::{NodeId, PersistSeq, Slot};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+use storage::group::{Completion, GroupCommit};
+use storage::StdFs;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use transport::{Inbound, TransportHandle};
+
+/// Sessions (client ids) a member proposes under at once: each carries one write in flight.
+const SESSIONS: u64 = 4096;
+/// A persist batch whose values add up to more than this is written one op per record, so
+/// every record stays below the log's record limit.
+const RECORD_SPLIT_BYTES: usize = 4 << 20;
+/// Re-send a forwarded write or a read-index request this often while it waits.
+const RESEND_EVERY: Duration = Duration::from_millis(500);
+
+/// Where a read's answer goes: the store's answer (or refusal) and the ballot round, or why
+/// the node could not serve it.
+pub type ReadReply = oneshot::Sender<Result<(Result<KvReadResponse, kv::KvError>, u64), NodeError>>;
+
+/// A question from a gRPC handler.
+pub enum Request {
+    /// Propose an encoded [`kv::KvCommand`]; answer once applied here.
+    Write {
+        /// The encoded command.
+        payload: Vec<u8>,
+        /// Whether it can add data (a put or a txn): refused while the quota alarm is raised.
+        grows: bool,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
+    },
+    /// Serve a read; linearizable ones go through read-index first.
+    Read {
+        /// The read.
+        read: KvRead,
+        /// Read-index first (etcd's default), or answer from what is applied here.
+        linearizable: bool,
+        /// Where the answer goes.
+        reply: ReadReply,
+    },
+    /// Report the member's state.
+    Status {
+        /// Where it goes.
+        reply: oneshot::Sender<Status>,
+    },
+}
+
+/// What `Maintenance.Status` and the member list need.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// Who this member believes leads (member id), 0 if no one.
+    pub leader: u64,
+    /// The ballot round this member is at (etcd's raft term).
+    pub term: u64,
+    /// Slots chosen here (etcd's raft index).
+    pub chosen_through: u64,
+    /// Slots applied here (etcd's raft applied index).
+    pub applied_through: u64,
+    /// The store's revision.
+    pub revision: i64,
+    /// Approximate bytes of the store (etcd's db size).
+    pub db_bytes: u64,
+    /// Whether the storage quota alarm is raised.
+    pub no_space: bool,
+    /// Whether this member votes (false while rebuilding after a lost disk).
+    pub voting: bool,
+    /// Client URLs each member announced, by member id.
+    pub client_urls: BTreeMap<u64, Vec<String>>,
+    /// A storage failure that stopped this member's writes, if any.
+    pub storage_error: Option<String>,
+}
+
+struct PendingWrite {
+    command: Command,
+    reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
+    deadline: Instant,
+    resend_at: Instant,
+}
+
+struct PendingRead {
+    read: KvRead,
+    reply: ReadReply,
+    deadline: Instant,
+    resend_at: Instant,
+    /// Confirmed by the leader: serve once applied through this slot.
+    confirmed: Option<Slot>,
+}
+
+/// What the driver is built from.
+#[allow(missing_docs)]
+pub struct CoreParts {
+    pub replica: Replica,
+    pub applier: Applier<KvStore>,
+    pub rng: ChaCha8Rng,
+    pub transport: TransportHandle,
+    pub wal: GroupCommit<StdFs>,
+    pub members: Vec<u64>,
+    pub tick: Duration,
+    pub request_timeout: Duration,
+    pub quota_bytes: u64,
+    pub client_urls: Vec<String>,
+    pub snapshots: SnapshotState,
+    /// A random number, different on every start, so this incarnation's session ids are new.
+    pub incarnation: u64,
+}
+
+/// The driver's state. See the module doc.
+pub struct Core {
+    replica: Replica,
+    applier: Applier<KvStore>,
+    rng: ChaCha8Rng,
+    transport: TransportHandle,
+    wal: Option<GroupCommit<StdFs>>,
+    members: Vec<u64>,
+    tick: Duration,
+    request_timeout: Duration,
+    quota_bytes: u64,
+    /// Submission tags handed to the commit thread, and which persist batch each completes.
+    next_tag: u64,
+    batch_tags: VecDeque<(u64, PersistSeq)>,
+    storage_error: Option<String>,
+    /// Free sessions, and each session's last sequence number.
+    free_sessions: Vec<u64>,
+    session_seq: Vec<u64>,
+    session_base: u64,
+    writes: HashMap<CommandId, PendingWrite>,
+    reads: HashMap<ReadId, PendingRead>,
+    /// Reads this member (as leader) confirms for others: local read id → (asker, its id).
+    remote_reads: HashMap<ReadId, (u64, ReadId)>,
+    next_read: u64,
+    client_urls: BTreeMap<u64, Vec<String>>,
+    my_client_urls: Vec<String>,
+    snapshots: SnapshotState,
+    /// Rough bytes of the store (etcd's db size, checked against the quota): the newest
+    /// snapshot's size plus every command payload applied since. Deletes count nothing until
+    /// the next snapshot measures the store again.
+    db_bytes: u64,
+    applied_buf: Vec<Applied<KvOutput>>,
+    hello_at: Instant,
+}
+
+impl Core {
+    /// Builds the driver.
+    pub fn new(parts: CoreParts) -> Core {
+        let me = parts.replica.id().0;
+        let db_bytes = parts.snapshots.restored_bytes();
+        let mut client_urls = BTreeMap::new();
+        client_urls.insert(me, parts.client_urls.clone());
+        Core {
+            replica: parts.replica,
+            applier: parts.applier,
+            rng: parts.rng,
+            transport: parts.transport,
+            wal: Some(parts.wal),
+            members: parts.members,
+            tick: parts.tick,
+            request_timeout: parts.request_timeout,
+            quota_bytes: parts.quota_bytes,
+            next_tag: 0,
+            batch_tags: VecDeque::new(),
+            storage_error: None,
+            free_sessions: (0..SESSIONS).rev().collect(),
+            session_seq: vec![0; SESSIONS as usize],
+            // Sessions of different members and incarnations must never collide: the top bits
+            // are the incarnation's random number, the low 12 the session.
+            session_base: parts.incarnation & !0xfff,
+            writes: HashMap::new(),
+            reads: HashMap::new(),
+            remote_reads: HashMap::new(),
+            next_read: 1,
+            client_urls,
+            my_client_urls: parts.client_urls,
+            snapshots: parts.snapshots,
+            db_bytes,
+            applied_buf: Vec::new(),
+            hello_at: Instant::now(),
+        }
+    }
+
+    fn me(&self) -> u64 {
+        self.replica.id().0
+    }
+
+    /// Runs until `stop` fires or the request channel closes; then fails what waits, drains
+    /// the log (every submitted batch synced) and returns.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut requests: mpsc::Receiver<Request>,
+        mut durable: mpsc::UnboundedReceiver<Completion>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Core {
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.say_hello();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                Some(c) = durable.recv() => self.on_durable(c),
+                Some(m) = inbound.recv() => self.on_peer(m),
+                r = requests.recv() => match r {
+                    Some(r) => self.on_request(r),
+                    None => break,
+                },
+                _ = ticker.tick() => self.on_tick(),
+            }
+            self.drive();
+        }
+        self.fail_all(NodeError::Stopped);
+        if let Some(wal) = self.wal.take() {
+            if let Err(e) = tokio::task::block_in_place(|| wal.shutdown()) {
+                tracing::error!(error = %e, "log shutdown failed");
+            }
+        }
+        self
+    }
+
+    /// Shuts the transport down.
+    pub async fn close(self) {
+        self.transport.shutdown().await;
+    }
+
+    fn fail_all(&mut self, e: NodeError) {
+        for (_, w) in self.writes.drain() {
+            let _ = w.reply.send(Err(e.clone()));
+        }
+        for (_, r) in self.reads.drain() {
+            let _ = r.reply.send(Err(e.clone()));
+        }
+    }
+
+    fn say_hello(&mut self) {
+        let hello = PeerMessage::Hello {
+            client_urls: self.my_client_urls.clone(),
+        };
+        for m in self.members.clone() {
+            if m != self.me() {
+                self.send(m, &hello);
+            }
+        }
+        self.hello_at = Instant::now();
+    }
+
+    fn send(&self, to: u64, msg: &PeerMessage) {
+        match peer::encode(msg) {
+            // A full queue drops the message; the protocol re-sends what matters.
+            Ok(bytes) => {
+                let _ = self.transport.send(to, bytes);
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a peer message"),
+        }
+    }
+
+    fn on_durable(&mut self, c: Completion) {
+        match c {
+            Completion::Durable { tag } => {
+                let mut last = None;
+                while let Some(&(t, seq)) = self.batch_tags.front() {
+                    if t > tag {
+                        break;
+                    }
+                    last = Some(seq);
+                    self.batch_tags.pop_front();
+                }
+                if let Some(seq) = last {
+                    self.replica.persisted(seq);
+                }
+            }
+            Completion::Failed { tag, error } => {
+                // An fsync error is not retryable: nothing after it may be reported durable.
+                tracing::error!(tag, error = %error, "the log failed; this member stops serving writes and must be restarted");
+                self.storage_error = Some(error.to_string());
+                let e = NodeError::StorageFailed(error.to_string());
+                self.fail_all(e);
+            }
+        }
+    }
+
+    fn on_peer(&mut self, m: Inbound) {
+        let msg = match peer::decode(&m.bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(from = m.from, error = %e, "refused a peer message");
+                return;
+            }
+        };
+        match msg {
+            PeerMessage::Paxos(p) => {
+                if let Err(reason) = self.replica.step(NodeId(m.from), p) {
+                    tracing::debug!(from = m.from, %reason, "core refused a message");
+                }
+            }
+            PeerMessage::Forward(command) => {
+                // Not leader (any more): drop; the forwarder re-sends to whoever leads.
+                let _ = self.replica.propose(command);
+            }
+            PeerMessage::ReadIndexAsk { id } => {
+                let local = ReadId(self.next_read);
+                self.next_read += 1;
+                match self.replica.read(local) {
+                    Ok(()) => {
+                        self.remote_reads.insert(local, (m.from, id));
+                    }
+                    Err(_) => self.send(m.from, &PeerMessage::ReadIndexAnswer { id, slot: None }),
+                }
+            }
+            PeerMessage::ReadIndexAnswer { id, slot } => {
+                if let Some(r) = self.reads.get_mut(&id) {
+                    match slot {
+                        Some(s) => r.confirmed = Some(s),
+                        None => r.resend_at = Instant::now() + self.tick * 2,
+                    }
+                }
+            }
+            PeerMessage::Probe => {
+                let round = self
+                    .replica
+                    .promised()
+                    .round
+                    .max(self.replica.ballot().round);
+                self.send(m.from, &PeerMessage::ProbeReply { round });
+            }
+            PeerMessage::ProbeReply { .. } => {}
+            PeerMessage::Hello { client_urls } => {
+                let urls: Vec<String> = client_urls.into_iter().take(16).collect();
+                self.client_urls.insert(m.from, urls);
+            }
+            PeerMessage::SnapshotAsk { through, offset } => {
+                if let Some(chunk) = self.snapshots.serve(through, offset) {
+                    self.send(m.from, &PeerMessage::SnapshotChunk(chunk));
+                }
+            }
+            PeerMessage::SnapshotChunk(bytes) => self.on_snapshot_chunk(m.from, &bytes),
+        }
+    }
+
+    fn on_snapshot_chunk(&mut self, from: u64, bytes: &Bytes) {
+        match self.snapshots.receive(from, bytes) {
+            Ok(Some(snapshot)) => {
+                let through = snapshot.through;
+                self.install(snapshot);
+                if let Some(wal) = &self.wal {
+                    if let Err(e) = wal.compact(through) {
+                        tracing::warn!(error = %e, "log compaction after install failed");
+                    }
+                }
+            }
+            Ok(None) => {
+                if let Some((to, ask)) = self.snapshots.next_ask() {
+                    self.send(to, &ask);
+                }
+            }
+            Err(e) => tracing::warn!(from, error = %e, "snapshot chunk refused"),
+        }
+    }
+
+    fn install(&mut self, snapshot: NodeSnapshot) {
+        let through = snapshot.through;
+        if through <= self.applier.applied_through() {
+            return;
+        }
+        self.db_bytes = snapshot.kv_bytes_len();
+        match snapshot.into_applier() {
+            Ok(applier) => {
+                self.applier = applier;
+                self.replica.install_snapshot(through);
+                tracing::info!(through = through.0, "installed a snapshot from a peer");
+            }
+            Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
+        }
+    }
+
+    fn on_request(&mut self, r: Request) {
+        match r {
+            Request::Write {
+                payload,
+                grows,
+                reply,
+            } => {
+                if grows && self.db_bytes >= self.quota_bytes {
+                    let _ = reply.send(Err(NodeError::NoSpace));
+                    return;
+                }
+                self.submit_write(payload, reply)
+            }
+            Request::Read {
+                read,
+                linearizable,
+                reply,
+            } => {
+                if !linearizable {
+                    let _ = reply.send(Ok((self.serve(&read), self.replica.ballot().round)));
+                    return;
+                }
+                let now = Instant::now();
+                let id = ReadId(self.next_read);
+                self.next_read += 1;
+                self.reads.insert(
+                    id,
+                    PendingRead {
+                        read,
+                        reply,
+                        deadline: now + self.request_timeout,
+                        resend_at: now,
+                        confirmed: None,
+                    },
+                );
+                self.ask_read_index(id);
+            }
+            Request::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            leader: self.replica.leader().map_or(0, |n| n.0),
+            term: self
+                .replica
+                .ballot()
+                .round
+                .max(self.replica.promised().round),
+            chosen_through: self.replica.chosen_through().0,
+            applied_through: self.applier.applied_through().0,
+            revision: self.applier.machine().revision(),
+            db_bytes: self.db_bytes,
+            no_space: self.db_bytes >= self.quota_bytes,
+            voting: self.replica.is_voting(),
+            client_urls: self.client_urls.clone(),
+            storage_error: self.storage_error.clone(),
+        }
+    }
+
+    fn serve(&self, read: &KvRead) -> Result<KvReadResponse, kv::KvError> {
+        self.applier.machine().read(read)
+    }
+
+    fn submit_write(
+        &mut self,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
+    ) {
+        if let Some(e) = &self.storage_error {
+            let _ = reply.send(Err(NodeError::StorageFailed(e.clone())));
+            return;
+        }
+        let Some(session) = self.free_sessions.pop() else {
+            let _ = reply.send(Err(NodeError::TooManyRequests));
+            return;
+        };
+        let seq = &mut self.session_seq[session as usize];
+        *seq += 1;
+        let command = Command {
+            id: CommandId {
+                client: ClientId(self.session_base | session),
+                seq: *seq,
+            },
+            payload,
+        };
+        let now = Instant::now();
+        let id = command.id;
+        self.writes.insert(
+            id,
+            PendingWrite {
+                command,
+                reply,
+                deadline: now + self.request_timeout,
+                resend_at: now + RESEND_EVERY,
+            },
+        );
+        self.route_write(id);
+    }
+
+    /// Proposes here if leading, else forwards to the leader if one is known; otherwise the
+    /// write waits for the next re-send.
+    fn route_write(&mut self, id: CommandId) {
+        let Some(w) = self.writes.get(&id) else {
+            return;
+        };
+        let command = w.command.clone();
+        if self.replica.role() == Role::Leader {
+            match self.replica.propose(command) {
+                Ok(()) => return,
+                Err(ProposeError::TooLarge { .. }) => {
+                    if let Some(w) = self.remove_write(id) {
+                        let _ = w.reply.send(Err(NodeError::RequestTooLarge));
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
+            self.send(leader.0, &PeerMessage::Forward(command));
+        }
+    }
+
+    fn remove_write(&mut self, id: CommandId) -> Option<PendingWrite> {
+        let w = self.writes.remove(&id)?;
+        let session = id.client.0 & 0xfff;
+        debug_assert!(session < SESSIONS && !self.free_sessions.contains(&session));
+        self.free_sessions.push(session);
+        Some(w)
+    }
+
+    fn ask_read_index(&mut self, id: ReadId) {
+        if self.replica.role() == Role::Leader {
+            let _ = self.replica.read(id);
+        } else if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
+            self.send(leader.0, &PeerMessage::ReadIndexAsk { id });
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.replica.tick(&mut self.rng);
+        let now = Instant::now();
+        let no_leader = self.replica.leader().is_none();
+        let timeout = if no_leader {
+            NodeError::NoLeader
+        } else {
+            NodeError::Timeout
+        };
+        let expired: Vec<CommandId> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(w) = self.remove_write(id) {
+                let _ = w.reply.send(Err(timeout.clone()));
+            }
+        }
+        let resend: Vec<CommandId> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.resend_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in resend {
+            if let Some(w) = self.writes.get_mut(&id) {
+                w.resend_at = now + RESEND_EVERY;
+            }
+            self.route_write(id);
+        }
+        let expired: Vec<ReadId> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(r) = self.reads.remove(&id) {
+                let _ = r.reply.send(Err(timeout.clone()));
+            }
+        }
+        let reask: Vec<ReadId> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.confirmed.is_none() && r.resend_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in reask {
+            if let Some(r) = self.reads.get_mut(&id) {
+                r.resend_at = now + RESEND_EVERY;
+            }
+            self.ask_read_index(id);
+        }
+        if now.duration_since(self.hello_at) > Duration::from_secs(5) {
+            self.say_hello();
+        }
+        if let Some((to, ask)) = self.snapshots.retry_ask(now) {
+            self.send(to, &ask);
+        }
+    }
+
+    /// Does what the replica asks, until it asks nothing.
+    fn drive(&mut self) {
+        for _ in 0..64 {
+            let ready = self.replica.ready();
+            if ready.is_empty() {
+                break;
+            }
+            if let Some(batch) = ready.persist {
+                self.persist(batch.seq, batch.ops);
+            }
+            for out in ready.send {
+                self.send(out.to.0, &PeerMessage::Paxos(out.msg));
+            }
+            let mut applied = std::mem::take(&mut self.applied_buf);
+            for entry in &ready.chosen {
+                if let paxos::multi::Value::Batch(commands) = &entry.value {
+                    let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
+                    self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
+                }
+                self.applier.apply(entry, &mut applied);
+            }
+            for a in applied.drain(..) {
+                self.complete_write(a);
+            }
+            self.applied_buf = applied;
+            for outcome in ready.reads {
+                self.on_read_outcome(outcome);
+            }
+            for id in ready.abandoned {
+                if let Some(w) = self.writes.get_mut(&id) {
+                    w.resend_at = Instant::now();
+                }
+            }
+            if let Some(wanted) = ready.snapshot_wanted {
+                if let Some((to, ask)) = self.snapshots.want(wanted.from.0, wanted.through) {
+                    self.send(to, &ask);
+                }
+            }
+            if !ready.chosen.is_empty() {
+                self.maybe_snapshot();
+            }
+        }
+        self.serve_confirmed_reads();
+    }
+
+    fn persist(&mut self, seq: PersistSeq, ops: Vec<PersistOp>) {
+        let Some(wal) = &self.wal else { return };
+        if self.storage_error.is_some() {
+            // Nothing after a failed sync may be reported durable: the member is stopped.
+            return;
+        }
+        let bytes: usize = ops.iter().map(op_bytes).sum();
+        let records: Vec<Vec<PersistOp>> = if bytes > RECORD_SPLIT_BYTES && ops.len() > 1 {
+            // One op per record, in order: a prefix of the batch may become durable before a
+            // crash, which is safe because the replica has not been told of any of it yet and
+            // each op alone is a valid durable step (the simulator does the same).
+            ops.into_iter().map(|op| vec![op]).collect()
+        } else {
+            vec![ops]
+        };
+        for record in records {
+            self.next_tag += 1;
+            let tag = self.next_tag;
+            let result = tokio::task::block_in_place(|| wal.submit(record, tag));
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not submit to the log");
+                self.storage_error = Some(e.to_string());
+                self.fail_all(NodeError::StorageFailed(e.to_string()));
+                return;
+            }
+        }
+        self.batch_tags.push_back((self.next_tag, seq));
+    }
+
+    fn complete_write(&mut self, a: Applied<KvOutput>) {
+        if !self.writes.contains_key(&a.id) {
+            return;
+        }
+        let Some(w) = self.remove_write(a.id) else {
+            return;
+        };
+        let term = self
+            .replica
+            .ballot()
+            .round
+            .max(self.replica.promised().round);
+        let out = match a.outcome {
+            SessionOutcome::Applied(o) | SessionOutcome::Duplicate(o) => Ok((o, term)),
+            // Our own latest command cannot be older than our latest: a broken session table.
+            SessionOutcome::Stale => Err(NodeError::Timeout),
+        };
+        let _ = w.reply.send(out);
+    }
+
+    fn on_read_outcome(&mut self, outcome: ReadOutcome) {
+        match outcome {
+            ReadOutcome::Ready { id, slot } => {
+                if let Some((asker, their)) = self.remote_reads.remove(&id) {
+                    self.send(
+                        asker,
+                        &PeerMessage::ReadIndexAnswer {
+                            id: their,
+                            slot: Some(slot),
+                        },
+                    );
+                } else if let Some(r) = self.reads.get_mut(&id) {
+                    r.confirmed = Some(slot);
+                }
+            }
+            ReadOutcome::Failed { id, .. } => {
+                if let Some((asker, their)) = self.remote_reads.remove(&id) {
+                    self.send(
+                        asker,
+                        &PeerMessage::ReadIndexAnswer {
+                            id: their,
+                            slot: None,
+                        },
+                    );
+                } else if let Some(r) = self.reads.get_mut(&id) {
+                    r.resend_at = Instant::now() + self.tick * 2;
+                }
+            }
+        }
+    }
+
+    fn serve_confirmed_reads(&mut self) {
+        let applied = self.applier.applied_through();
+        let ready: Vec<ReadId> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.confirmed.is_some_and(|s| s <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        let term = self
+            .replica
+            .ballot()
+            .round
+            .max(self.replica.promised().round);
+        for id in ready {
+            if let Some(r) = self.reads.remove(&id) {
+                let answer = self.serve(&r.read);
+                let _ = r.reply.send(Ok((answer, term)));
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let applied = self.applier.applied_through();
+        if !self.snapshots.due(applied) {
+            return;
+        }
+        match self.snapshots.take(&self.applier) {
+            Ok(bytes) => {
+                self.db_bytes = bytes;
+                self.replica.compact(applied);
+                if let Some(wal) = &self.wal {
+                    if let Err(e) = wal.compact(applied) {
+                        tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+            }
+        }
+    }
+}
+
+/// Rough bytes an op takes in a record: the values dominate.
+fn op_bytes(op: &PersistOp) -> usize {
+    let value_bytes = |v: &paxos::multi::Value| match v {
+        paxos::multi::Value::Noop => 0,
+        paxos::multi::Value::Batch(c) => c.iter().map(|c| c.payload.len() + 32).sum(),
+    };
+    match op {
+        PersistOp::Accept { value, .. } | PersistOp::Chosen { value, .. } => {
+            32 + value_bytes(value)
+        }
+        _ => 32,
+    }
+}

@@ -1,0 +1,70 @@
+//! What can go wrong for a client request inside the node (the key-value store's own refusals
+//! are [`kv::KvError`]), with the gRPC status and text etcd clients expect.
+
+use thiserror::Error;
+use tonic::{Code, Status};
+
+/// Why the node could not serve a request. Each maps to the status etcd returns in the same
+/// situation, with etcd's message, because clients match on both.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum NodeError {
+    /// Not chosen and applied (or not confirmed, for a read) within the request timeout. A
+    /// write that timed out may still take effect.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// Timed out while no leader was known.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// Too many requests waiting in this member.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    /// Larger than `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// The storage quota is used up: only deletes and compactions are accepted.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// The member is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The member's log can no longer be written; it must be restarted.
+    #[error("synod: storage failed, this member stopped serving writes: {0}")]
+    StorageFailed(String),
+}
+
+impl NodeError {
+    /// The gRPC status etcd's server uses for the same condition.
+    pub fn status(&self) -> Status {
+        let code = match self {
+            NodeError::Timeout | NodeError::NoLeader | NodeError::Stopped => Code::Unavailable,
+            NodeError::TooManyRequests | NodeError::NoSpace => Code::ResourceExhausted,
+            NodeError::RequestTooLarge => Code::InvalidArgument,
+            NodeError::StorageFailed(_) => Code::Unavailable,
+        };
+        Status::new(code, self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_carry_etcds_codes_and_messages() {
+        let s = NodeError::Timeout.status();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unavailable, "etcdserver: request timed out")
+        );
+        let s = NodeError::NoSpace.status();
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded"
+            )
+        );
+        let s = NodeError::RequestTooLarge.status();
+        assert_eq!(s.code(), Code::InvalidArgument);
+    }
+}

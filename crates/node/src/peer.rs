@@ -1,0 +1,124 @@
+//! What members say to each other besides Paxos: the node's envelope on the peer port.
+//!
+//! Encoded with the transport's versioned codec ([`transport::codec::encode_value`]); variants
+//! are appended, never reordered (the variant index is on the wire).
+
+use bytes::Bytes;
+use paxos::multi::{Command, Message, ReadId};
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+
+/// One message between members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// A Paxos message for the core.
+    Paxos(Message),
+    /// A client write that reached a member other than the leader: propose it. The sender
+    /// learns the outcome by applying the slot it is chosen in (same command id), so no answer
+    /// travels back; the sender re-sends after a timeout, and the session table makes a
+    /// command chosen twice apply once.
+    Forward(Command),
+    /// "Confirm your leadership for my read `id`" (read-index on behalf of a follower).
+    ReadIndexAsk {
+        /// The asker's read.
+        id: ReadId,
+    },
+    /// The leader's answer: serve the read once applied through `slot`; `None`: not leader
+    /// any more, ask again.
+    ReadIndexAnswer {
+        /// The asker's read.
+        id: ReadId,
+        /// Apply through here first.
+        slot: Option<Slot>,
+    },
+    /// "What is the highest round you have seen?" from a member with an empty data directory
+    /// deciding whether the cluster is new (see `server.rs`).
+    Probe,
+    /// Answer to [`PeerMessage::Probe`].
+    ProbeReply {
+        /// The highest round the member promised or saw; 0 if it has taken part in nothing.
+        round: u64,
+    },
+    /// A member introduces itself, so every member can list everyone's client URLs.
+    Hello {
+        /// Its client URLs.
+        client_urls: Vec<String>,
+    },
+    /// "Send me your snapshot covering at least `through`, from byte `offset`."
+    SnapshotAsk {
+        /// The slot it must cover.
+        through: Slot,
+        /// Resume from here (0: from the start).
+        offset: u64,
+    },
+    /// One chunk of a snapshot (storage's `SnapshotChunk` encoding, CRC-checked).
+    SnapshotChunk(#[serde(with = "serde_bytes_compat")] Bytes),
+}
+
+/// `Bytes` as a postcard byte string.
+mod serde_bytes_compat {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let v: Vec<u8> = Vec::deserialize(d)?;
+        Ok(Bytes::from(v))
+    }
+}
+
+/// Encodes for the wire.
+pub fn encode(msg: &PeerMessage) -> Result<Bytes, transport::codec::CodecError> {
+    transport::codec::encode_value(msg)
+}
+
+/// Decodes from the wire; a peer's garbage is an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<PeerMessage, transport::codec::CodecError> {
+    transport::codec::decode_value(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos::multi::{ClientId, CommandId};
+
+    #[test]
+    fn every_variant_round_trips_and_garbage_is_refused() {
+        let all = vec![
+            PeerMessage::Paxos(Message::RoundQuery),
+            PeerMessage::Forward(Command {
+                id: CommandId {
+                    client: ClientId(9),
+                    seq: 3,
+                },
+                payload: vec![1, 2, 3],
+            }),
+            PeerMessage::ReadIndexAsk { id: ReadId(4) },
+            PeerMessage::ReadIndexAnswer {
+                id: ReadId(4),
+                slot: Some(Slot(8)),
+            },
+            PeerMessage::Probe,
+            PeerMessage::ProbeReply { round: 7 },
+            PeerMessage::Hello {
+                client_urls: vec!["http://127.0.0.1:2379".into()],
+            },
+            PeerMessage::SnapshotAsk {
+                through: Slot(5),
+                offset: 10,
+            },
+            PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
+        ];
+        for m in all {
+            let bytes = encode(&m).unwrap();
+            assert_eq!(decode(&bytes).unwrap(), m);
+            // A cut-short message is refused.
+            assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+        assert!(decode(&[1, 200]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! Starting and stopping a member: listeners, the peer transport, storage (fresh, recovered
+//! or rebuilt), the core task and the gRPC server.
+
+use crate::config::{ClusterState, NodeConfig};
+use crate::core::{Core, CoreParts, Request};
+use crate::peer::{self, PeerMessage};
+use crate::service::{Services, Shared};
+use crate::snapshot::SnapshotState;
+use anyhow::{bail, Context};
+use etcd_proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+};
+use paxos::multi::{Replica, ReplicaOptions};
+use paxos::{Configuration, NodeId, QuorumSpec};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+use storage::group::{GroupCommit, GroupCommitOptions};
+use storage::{Meta, StdFs, Store, WalOptions};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use transport::{Inbound, Transport, TransportConfig, TransportHandle};
+
+/// Peer frames at most: a slot's value (2 MiB of commands), a promise page of a few of them,
+/// or a 1 MiB snapshot chunk fit with room to spare.
+const FRAME_BYTES_MAX: u32 = 32 << 20;
+/// Client requests queued for the core at most before "too many requests".
+const REQUEST_QUEUE: usize = 16_384;
+/// gRPC framing and field overhead allowed above `--max-request-bytes`, so an oversized
+/// request reaches our own check and gets etcd's message instead of a transport error.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// A running member.
+pub struct Node {
+    stop: watch::Sender<bool>,
+    core: JoinHandle<Core>,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    client_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    member_id: u64,
+}
+
+impl Node {
+    /// Where clients connect (the bound address, useful with port 0).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// Where peers connect.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
+    /// Graceful stop: the gRPC server stops accepting and finishes what it serves, the core
+    /// fails what still waits, the log syncs what it was given, the transport closes.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let grpc = self.grpc.await.context("the gRPC server task panicked")?;
+        if let Err(e) = grpc {
+            tracing::warn!(error = %e, "the gRPC server ended with an error");
+        }
+        let core = self.core.await.context("the core task panicked")?;
+        core.close().await;
+        Ok(())
+    }
+}
+
+/// The options the core runs with on a real network: ticks from the config, and pages and
+/// batches bounded so that every message fits a peer frame and every op a log record.
+fn replica_options(config: &NodeConfig) -> ReplicaOptions {
+    ReplicaOptions {
+        heartbeat_ticks: config.heartbeat_ticks,
+        election_timeout_ticks: config.election_ticks,
+        election_jitter_ticks: config.election_ticks,
+        command_bytes_max: config.request_bytes_max + 1024,
+        batch_bytes_max: 2 << 20,
+        page_records_max: 8,
+        ..ReplicaOptions::default()
+    }
+}
+
+/// Starts a member; returns once it serves clients.
+pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+    config.validate()?;
+    let me = config.me().clone();
+    let cluster_id = config.cluster_id();
+    let client_listener = TcpListener::bind(config.listen_client)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", config.listen_client))?;
+    let peer_listener = TcpListener::bind(config.listen_peer)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", config.listen_peer))?;
+    let client_addr = client_listener.local_addr()?;
+    let peer_addr = peer_listener.local_addr()?;
+    let peers: BTreeMap<u64, SocketAddr> = config
+        .initial_cluster
+        .iter()
+        .map(|p| (p.id, p.peer_addr))
+        .collect();
+    let mut tconfig = TransportConfig::new(cluster_id, me.id, peer_addr, peers);
+    tconfig.frame_bytes_max = FRAME_BYTES_MAX;
+    let (transport, mut inbound) = Transport::start_on(tconfig, peer_listener)
+        .await
+        .context("cannot start the peer transport")?;
+
+    let fs = StdFs::new();
+    let dir = config.data_dir.clone();
+    let meta = Meta {
+        cluster_id,
+        member_id: me.id,
+        initial_members: config.initial_cluster.iter().map(|p| p.id).collect(),
+    };
+    let wal_options = WalOptions::default();
+    let initialized = Store::is_initialized(&fs, &dir)
+        .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+    let rebuild = if initialized {
+        false
+    } else {
+        let rebuild = match config.cluster_state {
+            ClusterState::Existing => {
+                tracing::warn!(dir = %dir.display(), "empty data directory in an existing cluster: this member rejoins as a non-voting learner until it is safe to vote");
+                true
+            }
+            ClusterState::New => probe_for_history(&config, &transport, &mut inbound).await?,
+        };
+        Store::init(fs, &dir, &meta, wal_options.clone())
+            .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
+        rebuild
+    };
+    let (store, recovered) = Store::open(fs, &dir, &meta, wal_options)
+        .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+    for repair in &recovered.repairs {
+        tracing::warn!(?repair, "storage repaired a torn final write at startup");
+    }
+    let (snapshots, applier) = SnapshotState::open(
+        fs,
+        dir.clone(),
+        config.snapshot_every_slots,
+        recovered.snapshot.clone(),
+    )
+    .context("cannot load the newest snapshot")?;
+
+    let members: Vec<NodeId> = config
+        .initial_cluster
+        .iter()
+        .map(|p| NodeId(p.id))
+        .collect();
+    let configuration = Configuration::new(members.clone(), QuorumSpec::Majority)
+        .context("invalid cluster configuration")?;
+    let options = replica_options(&config);
+    let replica = if rebuild {
+        Replica::rebuild(NodeId(me.id), configuration, options)?
+    } else {
+        Replica::recover(NodeId(me.id), configuration, options, recovered.state)?
+    };
+
+    let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+    let mut wal = store.into_wal();
+    if let Err(e) = wal.start_background_preparer() {
+        tracing::warn!(error = %e, "no background segment preparer; rotations will prepare segments themselves");
+    }
+    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
+        let _ = durable_tx.send(c);
+    })
+    .context("cannot start the log's commit thread")?;
+
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    let incarnation = rng.next_u64();
+    let (req_tx, req_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
+    let core = Core::new(CoreParts {
+        replica,
+        applier,
+        rng,
+        transport,
+        wal: group,
+        members: members.iter().map(|n| n.0).collect(),
+        tick: config.tick,
+        request_timeout: config.request_timeout,
+        quota_bytes: config.quota_bytes,
+        client_urls: config.advertise_client_urls.clone(),
+        snapshots,
+        incarnation,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
+
+    let services = Services::new(Shared {
+        tx: req_tx,
+        cluster_id,
+        member_id: me.id,
+        members: config.initial_cluster.clone(),
+        request_bytes_max: config.request_bytes_max,
+    });
+    let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
+    let mut stop_grpc = stop_rx;
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                KvServer::new(services.clone())
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(usize::MAX),
+            )
+            .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
+            .add_service(ClusterServer::new(services).max_decoding_message_size(limit))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(client_listener)
+                    .with_nodelay(Some(true)),
+                async move {
+                    let _ = stop_grpc.wait_for(|s| *s).await;
+                },
+            ),
+    );
+    tracing::info!(name = %config.name, member = format!("{:x}", me.id), cluster = format!("{cluster_id:x}"), %client_addr, %peer_addr, rebuild, "member started");
+    Ok(Node {
+        stop: stop_tx,
+        core,
+        grpc,
+        client_addr,
+        peer_addr,
+        member_id: me.id,
+    })
+}
+
+/// A member with an empty data directory told the cluster is new asks every other member the
+/// highest round it has seen. If any has taken part in a ballot, the cluster is not new: this
+/// member may have voted before losing its disk, so it rebuilds instead of trusting its empty
+/// directory. Only when every member answered "nothing yet" is it safe to start empty: a
+/// member that did not answer could hold a promise this one forgot.
+async fn probe_for_history(
+    config: &NodeConfig,
+    transport: &TransportHandle,
+    inbound: &mut mpsc::Receiver<Inbound>,
+) -> anyhow::Result<bool> {
+    let me = config.me().id;
+    let others: BTreeSet<u64> = config
+        .initial_cluster
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| *id != me)
+        .collect();
+    let mut answered: BTreeSet<u64> = BTreeSet::new();
+    let probe = peer::encode(&PeerMessage::Probe)?;
+    let mut waited = Duration::ZERO;
+    let step = Duration::from_millis(100);
+    while answered != others {
+        for id in others.difference(&answered) {
+            let _ = transport.send(*id, probe.clone());
+        }
+        let deadline = tokio::time::sleep(step);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                m = inbound.recv() => {
+                    let Some(m) = m else { bail!("the peer transport stopped") };
+                    match peer::decode(&m.bytes) {
+                        Ok(PeerMessage::Probe) => {
+                            let reply = peer::encode(&PeerMessage::ProbeReply { round: 0 })?;
+                            let _ = transport.send(m.from, reply);
+                        }
+                        Ok(PeerMessage::ProbeReply { round }) => {
+                            if round > 0 {
+                                tracing::warn!(peer = format!("{:x}", m.from), round, "the cluster has a history but this member's data directory is empty: it rejoins as a non-voting learner until it is safe to vote");
+                                return Ok(true);
+                            }
+                            answered.insert(m.from);
+                        }
+                        // A member that already runs: its messages are re-sent later.
+                        Ok(_) | Err(_) => {}
+                    }
+                }
+            }
+        }
+        waited += step;
+        if waited.as_millis().is_multiple_of(5000) {
+            let missing: Vec<String> = others
+                .difference(&answered)
+                .map(|id| {
+                    config
+                        .initial_cluster
+                        .iter()
+                        .find(|p| p.id == *id)
+                        .map_or(format!("{id:x}"), |p| p.name.clone())
+                })
+                .collect();
+            tracing::info!(
+                ?missing,
+                "a new cluster starts once every member answers; waiting"
+            );
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,275 @@
+//! etcd's v3 gRPC services over the driver: each handler checks the request, converts it to
+//! the key-value crate's types, hands it to the core task and converts the answer back.
+
+use crate::config::Peer;
+use crate::convert;
+use crate::core::{Request, Status as CoreStatus};
+use crate::error::NodeError;
+use etcd_proto::etcdserverpb as pb;
+use kv::{KvCommand, KvRead, KvReadResponse, KvResponse};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request as GrpcRequest, Response, Status};
+
+/// The etcd version reported by `Maintenance.Status`: clients gate features on it, and Synod
+/// serves the v3.4 KV API.
+pub const ETCD_VERSION: &str = "3.4.0";
+
+/// What every service handler shares.
+pub struct Shared {
+    /// To the core task (bounded: a full queue is "too many requests").
+    pub tx: mpsc::Sender<Request>,
+    /// This cluster.
+    pub cluster_id: u64,
+    /// This member.
+    pub member_id: u64,
+    /// Every member of the cluster.
+    pub members: Vec<Peer>,
+    /// `--max-request-bytes`.
+    pub request_bytes_max: usize,
+}
+
+/// The KV, Maintenance and Cluster services, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    shared: Arc<Shared>,
+}
+
+impl Services {
+    /// Services over `shared`.
+    pub fn new(shared: Shared) -> Services {
+        Services {
+            shared: Arc::new(shared),
+        }
+    }
+
+    fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
+        pb::ResponseHeader {
+            cluster_id: self.shared.cluster_id,
+            member_id: self.shared.member_id,
+            revision,
+            raft_term: term,
+        }
+    }
+
+    fn check_size(&self, m: &impl prost::Message) -> Result<(), Status> {
+        if m.encoded_len() > self.shared.request_bytes_max {
+            return Err(NodeError::RequestTooLarge.status());
+        }
+        Ok(())
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Status> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NodeError::TooManyRequests.status(),
+            mpsc::error::TrySendError::Closed(_) => NodeError::Stopped.status(),
+        })?;
+        rx.await.map_err(|_| NodeError::Stopped.status())
+    }
+
+    async fn write(&self, cmd: &KvCommand) -> Result<(KvResponse, u64), Status> {
+        let payload = kv::encode(cmd);
+        let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
+        let (output, term) = self
+            .ask(|reply| Request::Write {
+                payload,
+                grows,
+                reply,
+            })
+            .await?
+            .map_err(|e| e.status())?;
+        let response = output.map_err(|e| convert::status_from_kv_error(&e))?;
+        Ok((response, term))
+    }
+
+    async fn read(
+        &self,
+        read: KvRead,
+        linearizable: bool,
+    ) -> Result<(KvReadResponse, u64), Status> {
+        let (answer, term) = self
+            .ask(|reply| Request::Read {
+                read,
+                linearizable,
+                reply,
+            })
+            .await?
+            .map_err(|e| e.status())?;
+        let response = answer.map_err(|e| convert::status_from_kv_error(&e))?;
+        Ok((response, term))
+    }
+
+    async fn status(&self) -> Result<CoreStatus, Status> {
+        self.ask(|reply| Request::Status { reply }).await
+    }
+}
+
+fn unexpected(what: &str) -> Status {
+    Status::internal(format!(
+        "synod: the store answered a {what} with another kind of response"
+    ))
+}
+
+#[tonic::async_trait]
+impl pb::kv_server::Kv for Services {
+    async fn range(
+        &self,
+        request: GrpcRequest<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let linearizable = !r.serializable;
+        let range = convert::range_request(r)?;
+        let (answer, term) = self.read(KvRead::Range(range), linearizable).await?;
+        let KvReadResponse::Range(r) = answer else {
+            return Err(unexpected("range"));
+        };
+        let header = self.header(r.revision, term);
+        Ok(Response::new(convert::range_response(r, header)))
+    }
+
+    async fn put(
+        &self,
+        request: GrpcRequest<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let cmd = KvCommand::Put(convert::put_request(r)?);
+        let (answer, term) = self.write(&cmd).await?;
+        let KvResponse::Put(p) = answer else {
+            return Err(unexpected("put"));
+        };
+        let header = self.header(p.revision, term);
+        Ok(Response::new(convert::put_response(p, header)))
+    }
+
+    async fn delete_range(
+        &self,
+        request: GrpcRequest<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let cmd = KvCommand::DeleteRange(convert::delete_request(r)?);
+        let (answer, term) = self.write(&cmd).await?;
+        let KvResponse::DeleteRange(d) = answer else {
+            return Err(unexpected("delete"));
+        };
+        let header = self.header(d.revision, term);
+        Ok(Response::new(convert::delete_response(d, header)))
+    }
+
+    async fn txn(
+        &self,
+        request: GrpcRequest<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let cmd = KvCommand::Txn(convert::txn_request(r)?);
+        let (answer, term) = self.write(&cmd).await?;
+        let KvResponse::Txn(t) = answer else {
+            return Err(unexpected("txn"));
+        };
+        let header = self.header(t.revision, term);
+        Ok(Response::new(convert::txn_response(t, header)))
+    }
+
+    async fn compact(
+        &self,
+        request: GrpcRequest<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let r = request.into_inner();
+        self.check_size(&r)?;
+        let cmd = KvCommand::Compact(convert::compact_request(r)?);
+        let (answer, term) = self.write(&cmd).await?;
+        let KvResponse::Compact(c) = answer else {
+            return Err(unexpected("compaction"));
+        };
+        let header = self.header(c.revision, term);
+        Ok(Response::new(convert::compact_response(c, header)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::maintenance_server::Maintenance for Services {
+    async fn status(
+        &self,
+        _request: GrpcRequest<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = Services::status(self).await?;
+        let mut errors = Vec::new();
+        if let Some(e) = &s.storage_error {
+            errors.push(format!("synod: storage failed: {e}"));
+        }
+        if s.no_space {
+            errors.push("memberID:0 alarm:NOSPACE".to_string());
+        }
+        if !s.voting {
+            errors.push("synod: rebuilding after a lost disk; not voting yet".to_string());
+        }
+        let db_size = i64::try_from(s.db_bytes).unwrap_or(i64::MAX);
+        Ok(Response::new(pb::StatusResponse {
+            header: Some(self.header(s.revision, s.term)),
+            version: ETCD_VERSION.to_string(),
+            db_size,
+            leader: s.leader,
+            raft_index: s.chosen_through,
+            raft_term: s.term,
+            raft_applied_index: s.applied_through,
+            errors,
+            db_size_in_use: db_size,
+            is_learner: false,
+        }))
+    }
+
+    async fn alarm(
+        &self,
+        request: GrpcRequest<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        let r = request.into_inner();
+        let s = Services::status(self).await?;
+        if r.action != pb::alarm_request::AlarmAction::Get as i32 {
+            return Err(Status::unimplemented(
+                "synod: alarms are raised and cleared by the member itself (the NOSPACE alarm clears once compaction frees space)",
+            ));
+        }
+        let alarms = if s.no_space {
+            vec![pb::AlarmMember {
+                member_id: self.shared.member_id,
+                alarm: pb::AlarmType::Nospace as i32,
+            }]
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::AlarmResponse {
+            header: Some(self.header(s.revision, s.term)),
+            alarms,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for Services {
+    async fn member_list(
+        &self,
+        _request: GrpcRequest<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let s = Services::status(self).await?;
+        let members = self
+            .shared
+            .members
+            .iter()
+            .map(|p| pb::Member {
+                id: p.id,
+                name: p.name.clone(),
+                peer_ur_ls: vec![p.peer_url.clone()],
+                client_ur_ls: s.client_urls.get(&p.id).cloned().unwrap_or_default(),
+                is_learner: false,
+            })
+            .collect();
+        Ok(Response::new(pb::MemberListResponse {
+            header: Some(self.header(s.revision, s.term)),
+            members,
+        }))
+    }
+}

@@ -1,0 +1,331 @@
+//! `synod node` (one member, etcd's flags) and `synod dev` (a local 3-member cluster).
+//!
+//! Each setting comes from, in order of precedence: the command line, a `SYNOD_*` environment
+//! variable, the TOML file given by `--config-file` (keys are the flag names without the
+//! dashes, e.g. `listen-client-urls = "http://127.0.0.1:2379"`), then the default.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use node::config::{parse_initial_cluster, single_url, split_urls, url_addr};
+use node::{ClusterState, NodeConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Flags of `synod node`, named as etcd names them.
+#[derive(Args, Debug, Default)]
+pub struct NodeArgs {
+    /// Human-readable name of this member; must appear in --initial-cluster.
+    #[arg(long, env = "SYNOD_NAME")]
+    name: Option<String>,
+    /// Directory for this member's log, snapshots and meta file [default: <name>.synod].
+    #[arg(long, env = "SYNOD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// URL to listen on for client (etcd v3 gRPC) traffic [default: http://127.0.0.1:2379].
+    #[arg(long, env = "SYNOD_LISTEN_CLIENT_URLS")]
+    listen_client_urls: Option<String>,
+    /// Client URLs told to clients through the member list [default: the listen URL].
+    #[arg(long, env = "SYNOD_ADVERTISE_CLIENT_URLS")]
+    advertise_client_urls: Option<String>,
+    /// URL to listen on for peer (Paxos) traffic [default: http://127.0.0.1:2380].
+    #[arg(long, env = "SYNOD_LISTEN_PEER_URLS")]
+    listen_peer_urls: Option<String>,
+    /// This member's peer URL as the others reach it; must match its --initial-cluster entry
+    /// [default: the listen peer URL].
+    #[arg(long, env = "SYNOD_INITIAL_ADVERTISE_PEER_URLS")]
+    initial_advertise_peer_urls: Option<String>,
+    /// Every member of the cluster: name=peer-url,... [default: <name>=<advertise peer url>].
+    #[arg(long, env = "SYNOD_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
+    /// `new` when the members start together for the first time; `existing` to rejoin a
+    /// cluster that runs (a member with an empty data directory then rebuilds as a non-voting
+    /// learner, since it may have voted before losing its disk) [default: new].
+    #[arg(long, env = "SYNOD_INITIAL_CLUSTER_STATE")]
+    initial_cluster_state: Option<String>,
+    /// A token unique to this cluster, so clusters built on the same URLs refuse each other
+    /// [default: synod-cluster].
+    #[arg(long, env = "SYNOD_INITIAL_CLUSTER_TOKEN")]
+    initial_cluster_token: Option<String>,
+    /// Milliseconds between heartbeats of the leader [default: 50].
+    #[arg(long, env = "SYNOD_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Option<u64>,
+    /// Milliseconds without a leader before a member seeks election [default: 300].
+    #[arg(long, env = "SYNOD_ELECTION_TIMEOUT")]
+    election_timeout: Option<u64>,
+    /// Largest client request in bytes [default: 1572864, etcd's 1.5 MiB].
+    #[arg(long, env = "SYNOD_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+    /// Most operations in one transaction [default: 128].
+    #[arg(long, env = "SYNOD_MAX_TXN_OPS")]
+    max_txn_ops: Option<usize>,
+    /// Store size in bytes above which writes are refused with the NOSPACE alarm until
+    /// compaction frees space [default: 2147483648, etcd's 2 GiB].
+    #[arg(long, env = "SYNOD_QUOTA_BACKEND_BYTES")]
+    quota_backend_bytes: Option<u64>,
+    /// Take a snapshot and compact the log every this many applied slots [default: 10000].
+    #[arg(long, env = "SYNOD_SNAPSHOT_COUNT")]
+    snapshot_count: Option<u64>,
+    /// A TOML file with any of these settings (keys are the flag names without dashes).
+    #[arg(long, env = "SYNOD_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+}
+
+/// The same settings, from a TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen_client_urls: Option<String>,
+    advertise_client_urls: Option<String>,
+    listen_peer_urls: Option<String>,
+    initial_advertise_peer_urls: Option<String>,
+    initial_cluster: Option<String>,
+    initial_cluster_state: Option<String>,
+    initial_cluster_token: Option<String>,
+    heartbeat_interval: Option<u64>,
+    election_timeout: Option<u64>,
+    max_request_bytes: Option<usize>,
+    max_txn_ops: Option<usize>,
+    quota_backend_bytes: Option<u64>,
+    snapshot_count: Option<u64>,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Resolves flags, environment, file and defaults into a member's configuration.
+pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
+    let file = match &args.config_file {
+        Some(p) => read_file(p)?,
+        None => FileSettings::default(),
+    };
+    let name = args.name.or(file.name).unwrap_or_else(|| "default".into());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.synod")));
+    let listen_client = args
+        .listen_client_urls
+        .or(file.listen_client_urls)
+        .unwrap_or_else(|| "http://127.0.0.1:2379".into());
+    let (listen_client_url, listen_client) = single_url("--listen-client-urls", &listen_client)?;
+    let advertise_client = args
+        .advertise_client_urls
+        .or(file.advertise_client_urls)
+        .map_or_else(|| vec![listen_client_url.clone()], |s| split_urls(&s));
+    let listen_peer = args
+        .listen_peer_urls
+        .or(file.listen_peer_urls)
+        .unwrap_or_else(|| "http://127.0.0.1:2380".into());
+    let (listen_peer_url, listen_peer) = single_url("--listen-peer-urls", &listen_peer)?;
+    let advertise_peer = args
+        .initial_advertise_peer_urls
+        .or(file.initial_advertise_peer_urls)
+        .unwrap_or(listen_peer_url);
+    let (advertise_peer, _) = single_url("--initial-advertise-peer-urls", &advertise_peer)?;
+    let token = args
+        .initial_cluster_token
+        .or(file.initial_cluster_token)
+        .unwrap_or_else(|| "synod-cluster".into());
+    let cluster = args
+        .initial_cluster
+        .or(file.initial_cluster)
+        .unwrap_or_else(|| format!("{name}={advertise_peer}"));
+    let initial_cluster = parse_initial_cluster(&cluster, &token)?;
+    if let Some(listed) = initial_cluster.iter().find(|p| p.name == name) {
+        if listed.peer_url.trim_end_matches('/') != advertise_peer.trim_end_matches('/') {
+            bail!(node::config::ConfigError::PeerUrlMismatch {
+                name,
+                advertised: advertise_peer,
+                listed: listed.peer_url.clone(),
+            });
+        }
+    }
+    let state = args
+        .initial_cluster_state
+        .or(file.initial_cluster_state)
+        .unwrap_or_else(|| "new".into());
+    let cluster_state = ClusterState::parse(&state)?;
+    let mut config = NodeConfig::defaults(&name, data_dir, listen_client, listen_peer, &token);
+    config.initial_cluster = initial_cluster;
+    config.cluster_state = cluster_state;
+    config.advertise_client_urls = advertise_client;
+    for url in &config.advertise_client_urls {
+        url_addr("--advertise-client-urls", url)?;
+    }
+    let heartbeat_ms = args
+        .heartbeat_interval
+        .or(file.heartbeat_interval)
+        .unwrap_or(50);
+    let election_ms = args
+        .election_timeout
+        .or(file.election_timeout)
+        .unwrap_or(300);
+    if heartbeat_ms == 0 || election_ms < 2 * heartbeat_ms {
+        bail!(
+            "--election-timeout ({election_ms} ms) must be at least twice --heartbeat-interval ({heartbeat_ms} ms), which must be positive"
+        );
+    }
+    // One tick is a tenth of the heartbeat interval, at least a millisecond.
+    let tick_ms = (heartbeat_ms / 5).max(1);
+    config.tick = Duration::from_millis(tick_ms);
+    config.heartbeat_ticks = u32::try_from(heartbeat_ms / tick_ms).unwrap_or(u32::MAX);
+    config.election_ticks = u32::try_from(election_ms / tick_ms).unwrap_or(u32::MAX);
+    if let Some(v) = args.max_request_bytes.or(file.max_request_bytes) {
+        config.request_bytes_max = v;
+    }
+    if let Some(v) = args.max_txn_ops.or(file.max_txn_ops) {
+        config.txn_ops_max = v;
+    }
+    if let Some(v) = args.quota_backend_bytes.or(file.quota_backend_bytes) {
+        config.quota_bytes = v;
+    }
+    if let Some(v) = args.snapshot_count.or(file.snapshot_count) {
+        config.snapshot_every_slots = v;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `synod node`.
+pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
+    init_logging();
+    let config = resolve(args)?;
+    runtime()?.block_on(async move {
+        let node = node::start(config).await?;
+        stop_signal().await;
+        tracing::info!("stopping: finishing in-flight requests and syncing the log");
+        node.shutdown().await?;
+        Ok(true)
+    })
+}
+
+/// Flags of `synod dev`.
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Where the members keep their data (one directory each); reused on the next run.
+    #[arg(long, default_value = "./synod-data")]
+    data_dir: PathBuf,
+    /// Client port of the first member; the others add 20000, 30000... as etcd's Procfile
+    /// does (2379, 22379, 32379), and each member's peer port is its client port + 1.
+    #[arg(long, default_value_t = 2379)]
+    client_port: u16,
+    /// Members to run (3 tolerates one failure; 5 tolerates two).
+    #[arg(long, default_value_t = 3)]
+    members: u16,
+}
+
+/// `synod dev`: a local cluster in this process.
+pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
+    init_logging();
+    if !(1..=5).contains(&args.members) {
+        bail!("--members must be between 1 and 5");
+    }
+    let ports: Vec<(u16, u16)> = (0..args.members)
+        .map(|i| {
+            let base = if i == 0 {
+                args.client_port
+            } else {
+                args.client_port.wrapping_add(10_000 * (i + 1))
+            };
+            (base, base.wrapping_add(1))
+        })
+        .collect();
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("n{}=http://127.0.0.1:{p}", i + 1))
+        .collect();
+    let cluster = cluster.join(",");
+    let mut configs = Vec::new();
+    for (i, (c, p)) in ports.iter().enumerate() {
+        let args = NodeArgs {
+            name: Some(format!("n{}", i + 1)),
+            data_dir: Some(args.data_dir.join(format!("n{}", i + 1))),
+            listen_client_urls: Some(format!("http://127.0.0.1:{c}")),
+            listen_peer_urls: Some(format!("http://127.0.0.1:{p}")),
+            initial_cluster: Some(cluster.clone()),
+            initial_cluster_token: Some("synod-dev".into()),
+            ..NodeArgs::default()
+        };
+        configs.push(resolve(args)?);
+    }
+    // Without the scheme: etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority in
+    // `endpoint status`, which our HTTP/2 server (h2) refuses as malformed; host:port works
+    // for every etcdctl command.
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|(c, _)| format!("127.0.0.1:{c}"))
+        .collect();
+    let endpoints = endpoints.join(",");
+    runtime()?.block_on(async move {
+        // Started together: a new cluster's members wait for each other's answers.
+        let starting: Vec<_> = configs
+            .into_iter()
+            .map(|c| tokio::spawn(node::start(c)))
+            .collect();
+        let mut nodes = Vec::new();
+        for s in starting {
+            nodes.push(s.await.context("a member's start panicked")??);
+        }
+        println!(
+            "synod dev: {} members running, data under {}",
+            nodes.len(),
+            args.data_dir.display()
+        );
+        println!("  client endpoints: {endpoints}");
+        println!("  try: ETCDCTL_API=3 etcdctl --endpoints={endpoints} put greeting hello");
+        println!("       ETCDCTL_API=3 etcdctl --endpoints={endpoints} get greeting");
+        println!("       ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
+        println!("  Ctrl-C stops the cluster; run again to reuse its data.");
+        stop_signal().await;
+        println!("stopping...");
+        for n in nodes {
+            n.shutdown().await?;
+        }
+        println!("stopped cleanly");
+        Ok(true)
+    })
+}
