@@ -150,3 +150,52 @@ async fn a_restarted_member_recovers_its_data_from_disk() {
     assert_eq!(all.header.unwrap().revision, 51);
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_raises_nospace_refuses_puts_and_still_serves_deletes_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::single("solo", dir.path().join("data"), free_port(), free_port());
+    config.quota_bytes = 4096;
+    let node = node::start(config).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.client_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(channel.clone());
+    let mut accepted = 0;
+    let refusal = loop {
+        match kv.put(put(&format!("k{accepted}"), &"x".repeat(1000))).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 100, "the quota never stopped writes");
+    };
+    assert!(accepted >= 3, "the quota stopped writes too early ({accepted})");
+    assert_eq!(refusal.code(), Code::ResourceExhausted);
+    assert_eq!(refusal.message(), "etcdserver: mvcc: database space exceeded");
+    let alarms = MaintenanceClient::new(channel.clone())
+        .alarm(pb::AlarmRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alarms.alarms.len(), 1);
+    assert_eq!(alarms.alarms[0].alarm, pb::AlarmType::Nospace as i32);
+    // What is stored stays readable, and a delete (which frees space) is accepted.
+    let got = kv
+        .range(pb::RangeRequest {
+            key: "k0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.kvs.len(), 1);
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: "k0".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    node.shutdown().await.unwrap();
+}

@@ -136,3 +136,71 @@ async fn writes_reach_the_leader_from_any_member_and_survive_its_loss() {
         n.shutdown().await.unwrap();
     }
 }
+
+async fn count_at(addr: SocketAddr, serializable: bool) -> Option<i64> {
+    let mut kv = KvClient::connect(format!("http://{addr}")).await.ok()?;
+    let r = kv
+        .range(pb::RangeRequest {
+            key: "a".into(),
+            range_end: "z".into(),
+            count_only: true,
+            serializable,
+            ..Default::default()
+        })
+        .await
+        .ok()?;
+    Some(r.into_inner().count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_behind_a_compacted_log_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = configs(dir.path());
+    for c in &mut configs {
+        c.snapshot_every_slots = 20;
+    }
+    let starting: Vec<_> = configs
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(node::start(c)))
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starting {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    // Stop a member, then write well past a few snapshot intervals without it.
+    let behind = nodes.pop().unwrap();
+    let behind_addr = behind.client_addr();
+    behind.shutdown().await.unwrap();
+    let up: Vec<SocketAddr> = nodes.iter().map(|n| n.client_addr()).collect();
+    for i in 0..120 {
+        put_retrying(&up, &format!("key{i:03}"), "v").await;
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("m0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snap")
+        })
+        .count();
+    assert!(snapshots >= 1, "the leader took no snapshot");
+    // Back up: the others compacted the slots it misses, so it needs a snapshot.
+    let back = node::start(configs[2].clone()).await.unwrap();
+    assert_eq!(back.client_addr(), behind_addr);
+    let mut caught_up = false;
+    for _ in 0..100 {
+        if count_at(behind_addr, true).await == Some(120) {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the restarted member never caught up");
+    back.shutdown().await.unwrap();
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
