@@ -145,6 +145,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         dir.clone(),
         config.snapshot_every_slots,
         recovered.snapshot.clone(),
+        kv::Limits {
+            txn_ops_max: config.txn_ops_max,
+            ..kv::Limits::default()
+        },
     )
     .context("cannot load the newest snapshot")?;
 

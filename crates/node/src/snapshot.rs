@@ -114,6 +114,7 @@ impl SnapshotState {
         dir: PathBuf,
         every_slots: u64,
         newest: Option<SnapshotMeta>,
+        limits: kv::Limits,
     ) -> Result<(SnapshotState, Applier<KvStore>), SnapshotError> {
         let (applier, restored_bytes) = match &newest {
             Some(meta) => {
@@ -122,7 +123,9 @@ impl SnapshotState {
                 let bytes = snap.kv_bytes_len();
                 (snap.into_applier()?, bytes)
             }
-            None => (Applier::new(KvStore::new()), 0),
+            // A snapshot carries the limits it was taken with; a fresh store takes the
+            // configured ones (every member must be configured alike).
+            None => (Applier::new(KvStore::with_limits(limits)), 0),
         };
         Ok((
             SnapshotState {

@@ -165,15 +165,24 @@ async fn a_full_quota_raises_nospace_refuses_puts_and_still_serves_deletes_and_r
     let mut kv = KvClient::new(channel.clone());
     let mut accepted = 0;
     let refusal = loop {
-        match kv.put(put(&format!("k{accepted}"), &"x".repeat(1000))).await {
+        match kv
+            .put(put(&format!("k{accepted}"), &"x".repeat(1000)))
+            .await
+        {
             Ok(_) => accepted += 1,
             Err(e) => break e,
         }
         assert!(accepted < 100, "the quota never stopped writes");
     };
-    assert!(accepted >= 3, "the quota stopped writes too early ({accepted})");
+    assert!(
+        accepted >= 3,
+        "the quota stopped writes too early ({accepted})"
+    );
     assert_eq!(refusal.code(), Code::ResourceExhausted);
-    assert_eq!(refusal.message(), "etcdserver: mvcc: database space exceeded");
+    assert_eq!(
+        refusal.message(),
+        "etcdserver: mvcc: database space exceeded"
+    );
     let alarms = MaintenanceClient::new(channel.clone())
         .alarm(pb::AlarmRequest::default())
         .await
@@ -197,5 +206,33 @@ async fn a_full_quota_raises_nospace_refuses_puts_and_still_serves_deletes_and_r
     })
     .await
     .unwrap();
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_txn_limit_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::single("solo", dir.path().join("data"), free_port(), free_port());
+    config.txn_ops_max = 2;
+    let node = node::start(config).await.unwrap();
+    let mut kv = KvClient::connect(format!("http://{}", node.client_addr()))
+        .await
+        .unwrap();
+    let op = |k: &str| pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestPut(put(k, "v"))),
+    };
+    let txn = |n: usize| pb::TxnRequest {
+        success: (0..n).map(|i| op(&format!("t{i}"))).collect(),
+        ..Default::default()
+    };
+    kv.txn(txn(2)).await.unwrap();
+    let e = kv.txn(txn(3)).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request"
+        )
+    );
     node.shutdown().await.unwrap();
 }

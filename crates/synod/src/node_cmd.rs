@@ -329,3 +329,63 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         Ok(true)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(name: &str) -> NodeArgs {
+        NodeArgs {
+            name: Some(name.into()),
+            listen_client_urls: Some("http://127.0.0.1:3379".into()),
+            listen_peer_urls: Some("http://127.0.0.1:3380".into()),
+            ..NodeArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("synod.toml");
+        std::fs::write(
+            &file,
+            "name = \"from-file\"\ndata-dir = \"/from/file\"\nmax-txn-ops = 7\nelection-timeout = 1000\n",
+        )
+        .unwrap();
+        let mut a = args("from-flag");
+        a.config_file = Some(file.clone());
+        let c = resolve(a).unwrap();
+        assert_eq!(c.name, "from-flag");
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.txn_ops_max, 7);
+        assert_eq!(c.tick * c.election_ticks, Duration::from_millis(1000));
+        // Defaults: a one-member cluster of itself, data under <name>.synod.
+        let c = resolve(args("solo")).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("solo.synod"));
+        assert_eq!(c.initial_cluster.len(), 1);
+        assert_eq!(c.initial_cluster[0].peer_url, "http://127.0.0.1:3380");
+        assert_eq!(c.request_bytes_max, 1536 * 1024);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
+        let mut a = args("x");
+        a.config_file = Some(file);
+        let e = format!("{:#}", resolve(a).unwrap_err());
+        assert!(e.contains("nmae"), "{e}");
+        let mut a = args("x");
+        a.initial_cluster = Some("y=http://127.0.0.1:1".into());
+        let e = format!("{:#}", resolve(a).unwrap_err());
+        assert!(e.contains("not in --initial-cluster"), "{e}");
+        let mut a = args("x");
+        a.initial_cluster = Some("x=http://127.0.0.1:9".into());
+        let e = format!("{:#}", resolve(a).unwrap_err());
+        assert!(e.contains("does not match"), "{e}");
+        let mut a = args("x");
+        a.initial_cluster_state = Some("old".into());
+        assert!(format!("{:#}", resolve(a).unwrap_err()).contains("new or existing"));
+    }
+}
