@@ -324,14 +324,7 @@ impl Core {
                     Err(_) => self.send(m.from, &PeerMessage::ReadIndexAnswer { id, slot: None }),
                 }
             }
-            PeerMessage::ReadIndexAnswer { id, slot } => {
-                if let Some(r) = self.reads.get_mut(&id) {
-                    match slot {
-                        Some(s) => r.confirmed = Some(s),
-                        None => r.resend_at = Instant::now() + self.tick * 2,
-                    }
-                }
-            }
+            PeerMessage::ReadIndexAnswer { id, slot } => self.on_read_answer(id, slot),
             PeerMessage::Probe => {
                 let round = self
                     .replica
@@ -541,46 +534,26 @@ impl Core {
         } else {
             NodeError::Timeout
         };
-        let expired: Vec<CommandId> = self
-            .writes
-            .iter()
-            .filter(|(_, w)| w.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired = keys_where(&self.writes, |w| w.deadline <= now);
         for id in expired {
             if let Some(w) = self.remove_write(id) {
                 let _ = w.reply.send(Err(timeout.clone()));
             }
         }
-        let resend: Vec<CommandId> = self
-            .writes
-            .iter()
-            .filter(|(_, w)| w.resend_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let resend = keys_where(&self.writes, |w| w.resend_at <= now);
         for id in resend {
             if let Some(w) = self.writes.get_mut(&id) {
                 w.resend_at = now + RESEND_EVERY;
             }
             self.route_write(id);
         }
-        let expired: Vec<ReadId> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired = keys_where(&self.reads, |r| r.deadline <= now);
         for id in expired {
             if let Some(r) = self.reads.remove(&id) {
                 let _ = r.reply.send(Err(timeout.clone()));
             }
         }
-        let reask: Vec<ReadId> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.confirmed.is_none() && r.resend_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let reask = keys_where(&self.reads, |r| r.confirmed.is_none() && r.resend_at <= now);
         for id in reask {
             if let Some(r) = self.reads.get_mut(&id) {
                 r.resend_at = now + RESEND_EVERY;
@@ -690,44 +663,30 @@ impl Core {
     }
 
     fn on_read_outcome(&mut self, outcome: ReadOutcome) {
-        match outcome {
-            ReadOutcome::Ready { id, slot } => {
-                if let Some((asker, their)) = self.remote_reads.remove(&id) {
-                    self.send(
-                        asker,
-                        &PeerMessage::ReadIndexAnswer {
-                            id: their,
-                            slot: Some(slot),
-                        },
-                    );
-                } else if let Some(r) = self.reads.get_mut(&id) {
-                    r.confirmed = Some(slot);
-                }
-            }
-            ReadOutcome::Failed { id, .. } => {
-                if let Some((asker, their)) = self.remote_reads.remove(&id) {
-                    self.send(
-                        asker,
-                        &PeerMessage::ReadIndexAnswer {
-                            id: their,
-                            slot: None,
-                        },
-                    );
-                } else if let Some(r) = self.reads.get_mut(&id) {
-                    r.resend_at = Instant::now() + self.tick * 2;
-                }
+        let (id, slot) = match outcome {
+            ReadOutcome::Ready { id, slot } => (id, Some(slot)),
+            ReadOutcome::Failed { id, .. } => (id, None),
+        };
+        if let Some((asker, their)) = self.remote_reads.remove(&id) {
+            self.send(asker, &PeerMessage::ReadIndexAnswer { id: their, slot });
+        } else {
+            self.on_read_answer(id, slot);
+        }
+    }
+
+    /// Our read `id` is confirmed through `slot`, or (`None`) must be asked again shortly.
+    fn on_read_answer(&mut self, id: ReadId, slot: Option<Slot>) {
+        if let Some(r) = self.reads.get_mut(&id) {
+            match slot {
+                Some(s) => r.confirmed = Some(s),
+                None => r.resend_at = Instant::now() + self.tick * 2,
             }
         }
     }
 
     fn serve_confirmed_reads(&mut self) {
         let applied = self.applier.applied_through();
-        let ready: Vec<ReadId> = self
-            .reads
-            .iter()
-            .filter(|(_, r)| r.confirmed.is_some_and(|s| s <= applied))
-            .map(|(id, _)| *id)
-            .collect();
+        let ready = keys_where(&self.reads, |r| r.confirmed.is_some_and(|s| s <= applied));
         let term = self
             .replica
             .ballot()
@@ -761,6 +720,14 @@ impl Core {
             }
         }
     }
+}
+
+/// The keys of `map` whose value satisfies `pred` (collected, so the map can be changed next).
+fn keys_where<K: Copy, V>(map: &HashMap<K, V>, pred: impl Fn(&V) -> bool) -> Vec<K> {
+    map.iter()
+        .filter(|(_, v)| pred(v))
+        .map(|(k, _)| *k)
+        .collect()
 }
 
 /// Rough bytes an op takes in a record: the values dominate.

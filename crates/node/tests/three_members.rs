@@ -33,6 +33,20 @@ fn configs(dir: &std::path::Path) -> Vec<NodeConfig> {
         .collect()
 }
 
+/// Starts every member at once: a new cluster's members wait for each other's answers.
+async fn start_all(configs: &[NodeConfig]) -> Vec<node::Node> {
+    let starting: Vec<_> = configs
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(node::start(c)))
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starting {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    nodes
+}
+
 async fn client(addr: SocketAddr) -> KvClient<tonic::transport::Channel> {
     KvClient::connect(format!("http://{addr}")).await.unwrap()
 }
@@ -71,15 +85,7 @@ async fn leader_of(addr: SocketAddr) -> u64 {
 async fn writes_reach_the_leader_from_any_member_and_survive_its_loss() {
     let dir = tempfile::tempdir().unwrap();
     let configs = configs(dir.path());
-    let starting: Vec<_> = configs
-        .iter()
-        .cloned()
-        .map(|c| tokio::spawn(node::start(c)))
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starting {
-        nodes.push(s.await.unwrap().unwrap());
-    }
+    let mut nodes = start_all(&configs).await;
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.client_addr()).collect();
     // A write through every member, each read back linearizably through every other.
     for (i, _) in addrs.iter().enumerate() {
@@ -159,15 +165,7 @@ async fn a_member_behind_a_compacted_log_catches_up_from_a_snapshot() {
     for c in &mut configs {
         c.snapshot_every_slots = 20;
     }
-    let starting: Vec<_> = configs
-        .iter()
-        .cloned()
-        .map(|c| tokio::spawn(node::start(c)))
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starting {
-        nodes.push(s.await.unwrap().unwrap());
-    }
+    let mut nodes = start_all(&configs).await;
     // Stop a member, then write well past a few snapshot intervals without it.
     let behind = nodes.pop().unwrap();
     let behind_addr = behind.client_addr();
