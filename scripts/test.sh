@@ -14,6 +14,12 @@ for component in rustfmt clippy; do
   fi
 done
 
+step "etcdctl (the interop tests in crates/synod/tests drive the real one)"
+if ! command -v etcdctl >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y etcd-client || { $sudo apt-get update && $sudo apt-get install -y etcd-client; }
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

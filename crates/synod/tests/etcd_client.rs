@@ -1,0 +1,353 @@
+//! A Rust etcd client library (the `etcd-client` crate, unmodified) against a real 3-member
+//! cluster: the gRPC API as programs use it, checked field by field. Each client talks to one
+//! member, so writes through one member are read through another.
+
+mod common;
+
+use common::Cluster;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse,
+};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Every request is bounded: a hung server fails the test instead of hanging it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A client bound to exactly one member (the crate would balance over several).
+async fn client(endpoint: &str) -> Client {
+    Client::connect(
+        [endpoint],
+        Some(ConnectOptions::new().with_timeout(REQUEST_TIMEOUT)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to {endpoint}: {e}"))
+}
+
+/// The gRPC status of a failed request, as `(code, message)`.
+fn grpc_error<T: std::fmt::Debug>(result: Result<T, etcd_client::Error>) -> (String, String) {
+    match result {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            (format!("{:?}", status.code()), status.message().to_string())
+        }
+        other => panic!("expected a gRPC error status, got {other:?}"),
+    }
+}
+
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.expect("every response has a header").revision()
+}
+
+#[test]
+fn put_get_prefix_delete_through_different_members() {
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let mut c = client(cluster.endpoint(2)).await;
+
+        let put = a.put("foo", "bar", None).await.expect("put");
+        assert_eq!(revision_of(put.header()), 2);
+        assert!(put.prev_key().is_none());
+
+        let got = b.get("foo", None).await.expect("get");
+        assert_eq!(revision_of(got.header()), 2);
+        assert_eq!(got.count(), 1);
+        assert!(!got.more());
+        let kv = &got.kvs()[0];
+        assert_eq!((kv.key(), kv.value()), (&b"foo"[..], &b"bar"[..]));
+        assert_eq!(
+            (kv.create_revision(), kv.mod_revision(), kv.version()),
+            (2, 2, 1)
+        );
+
+        // Overwrite, asking for the previous pair.
+        let put = c
+            .put("foo", "bar-v2", Some(PutOptions::new().with_prev_key()))
+            .await
+            .expect("put with prev_kv");
+        assert_eq!(revision_of(put.header()), 3);
+        let prev = put.prev_key().expect("previous pair");
+        assert_eq!((prev.value(), prev.mod_revision()), (&b"bar"[..], 2));
+
+        for (k, v) in [("foo2", "bar2"), ("fop", "x"), ("other", "y")] {
+            a.put(k, v, None).await.expect("put");
+        } // revs 4, 5, 6
+
+        let prefix = b
+            .get("fo", Some(GetOptions::new().with_prefix()))
+            .await
+            .expect("prefix get");
+        let pairs: Vec<(&[u8], &[u8])> = prefix
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key(), kv.value()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (&b"foo"[..], &b"bar-v2"[..]),
+                (&b"foo2"[..], &b"bar2"[..]),
+                (&b"fop"[..], &b"x"[..])
+            ]
+        );
+        assert_eq!((prefix.count(), revision_of(prefix.header())), (3, 6));
+
+        let limited = c
+            .get("fo", Some(GetOptions::new().with_prefix().with_limit(2)))
+            .await
+            .expect("limited get");
+        assert_eq!(limited.kvs().len(), 2);
+        assert_eq!(limited.count(), 3);
+        assert!(limited.more());
+
+        let keys_only = a
+            .get("fo", Some(GetOptions::new().with_prefix().with_keys_only()))
+            .await
+            .expect("keys-only get");
+        assert_eq!(keys_only.kvs().len(), 3);
+        assert!(keys_only.kvs().iter().all(|kv| kv.value().is_empty()));
+
+        let count_only = b
+            .get(
+                "fo",
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .expect("count-only get");
+        assert_eq!((count_only.count(), count_only.kvs().len()), (3, 0));
+
+        let old = c
+            .get("foo", Some(GetOptions::new().with_revision(2)))
+            .await
+            .expect("historical get");
+        assert_eq!(old.kvs()[0].value(), b"bar");
+        assert_eq!(revision_of(old.header()), 6);
+
+        let ranged = a
+            .get("foo", Some(GetOptions::new().with_range("fop")))
+            .await
+            .expect("range get");
+        assert_eq!(ranged.count(), 2);
+
+        let deleted = b
+            .delete("foo", Some(DeleteOptions::new().with_prev_key()))
+            .await
+            .expect("delete");
+        assert_eq!(deleted.deleted(), 1);
+        assert_eq!(deleted.prev_kvs()[0].value(), b"bar-v2");
+        assert_eq!(revision_of(deleted.header()), 7);
+
+        let nothing = c.delete("foo", None).await.expect("delete nothing");
+        assert_eq!(nothing.deleted(), 0);
+        assert_eq!(revision_of(nothing.header()), 7, "no revision for a no-op");
+
+        let by_prefix = a
+            .delete("fo", Some(DeleteOptions::new().with_prefix()))
+            .await
+            .expect("delete prefix");
+        assert_eq!(by_prefix.deleted(), 2);
+        assert_eq!(revision_of(by_prefix.header()), 8);
+
+        let rest = b
+            .get("", Some(GetOptions::new().with_all_keys()))
+            .await
+            .expect("get all");
+        let keys: Vec<&[u8]> = rest.kvs().iter().map(|kv| kv.key()).collect();
+        assert_eq!(keys, [&b"other"[..]]);
+
+        // The empty key is refused, for writes and for reads.
+        let (code, message) = grpc_error(a.put("", "v", None).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("InvalidArgument", "etcdserver: key is not provided")
+        );
+        let (code, message) = grpc_error(b.get("", None).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("InvalidArgument", "etcdserver: key is not provided")
+        );
+    });
+}
+
+#[test]
+fn txn_both_branches_and_compaction() {
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let mut c = client(cluster.endpoint(2)).await;
+        a.put("k1", "v1", None).await.expect("put"); // rev 2
+
+        let success = b
+            .txn(
+                Txn::new()
+                    .when([
+                        Compare::value("k1", CompareOp::Equal, "v1"),
+                        Compare::version("k1", CompareOp::Equal, 1),
+                        Compare::create_revision("k1", CompareOp::Equal, 2),
+                        Compare::mod_revision("k1", CompareOp::Less, 3),
+                    ])
+                    .and_then([
+                        TxnOp::put("k2", "from-success", None),
+                        TxnOp::get("k1", None),
+                    ])
+                    .or_else([TxnOp::put("k2", "from-failure", None)]),
+            )
+            .await
+            .expect("txn");
+        assert!(success.succeeded());
+        assert_eq!(revision_of(success.header()), 3);
+        let responses = success.op_responses();
+        assert_eq!(responses.len(), 2);
+        match &responses[0] {
+            TxnOpResponse::Put(put) => assert_eq!(revision_of(put.header()), 3),
+            other => panic!("expected a put response, got {other:?}"),
+        }
+        match &responses[1] {
+            TxnOpResponse::Get(get) => assert_eq!(get.kvs()[0].value(), b"v1"),
+            other => panic!("expected a get response, got {other:?}"),
+        }
+
+        let failure = c
+            .txn(
+                Txn::new()
+                    .when([
+                        Compare::value("k1", CompareOp::Equal, "v1"),
+                        Compare::value("k2", CompareOp::Equal, "nope"),
+                    ])
+                    .and_then([TxnOp::put("k3", "from-success", None)])
+                    .or_else([
+                        TxnOp::put("k2", "from-failure", None),
+                        TxnOp::delete("k1", None),
+                    ]),
+            )
+            .await
+            .expect("txn");
+        assert!(!failure.succeeded());
+        assert_eq!(revision_of(failure.header()), 4, "one revision per txn");
+        match &failure.op_responses()[1] {
+            TxnOpResponse::Delete(del) => assert_eq!(del.deleted(), 1),
+            other => panic!("expected a delete response, got {other:?}"),
+        }
+        let k2 = a.get("k2", None).await.expect("get");
+        assert_eq!(k2.kvs()[0].value(), b"from-failure");
+        assert_eq!(
+            (
+                k2.kvs()[0].create_revision(),
+                k2.kvs()[0].mod_revision(),
+                k2.kvs()[0].version()
+            ),
+            (3, 4, 2)
+        );
+        assert_eq!(a.get("k3", None).await.expect("get").count(), 0);
+        assert_eq!(b.get("k1", None).await.expect("get").count(), 0);
+
+        // Compaction: history below the point is gone on every member, at and above it stays.
+        for v in ["a", "b", "c"] {
+            a.put("h", v, None).await.expect("put");
+        } // revs 5, 6, 7
+        let (code, message) =
+            grpc_error(b.get("h", Some(GetOptions::new().with_revision(100))).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            (
+                "OutOfRange",
+                "etcdserver: mvcc: required revision is a future revision"
+            )
+        );
+        let compacted = c.compact(6, None).await.expect("compact");
+        assert_eq!(revision_of(compacted.header()), 7);
+        for client in [&mut a, &mut b, &mut c] {
+            let (code, message) = grpc_error(
+                client
+                    .get("h", Some(GetOptions::new().with_revision(5)))
+                    .await,
+            );
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                (
+                    "OutOfRange",
+                    "etcdserver: mvcc: required revision has been compacted"
+                )
+            );
+        }
+        let at = a
+            .get("h", Some(GetOptions::new().with_revision(6)))
+            .await
+            .expect("get at the compaction point");
+        assert_eq!(at.kvs()[0].value(), b"b");
+        let (_, message) = grpc_error(b.compact(6, None).await);
+        assert_eq!(
+            message,
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+    });
+}
+
+#[test]
+fn status_and_member_list() {
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut statuses = Vec::new();
+        for i in 0..3 {
+            let mut client = client(cluster.endpoint(i)).await;
+            statuses.push(client.status().await.expect("status"));
+        }
+        let header = |i: usize| statuses[i].header().expect("status header").clone();
+        let ids: BTreeSet<u64> = (0..3).map(|i| header(i).member_id()).collect();
+        assert_eq!(ids.len(), 3, "member ids differ");
+        let leader = statuses[0].leader();
+        assert!(ids.contains(&leader), "the leader {leader:x} is a member");
+        for (i, s) in statuses.iter().enumerate() {
+            assert_eq!(s.leader(), leader);
+            assert_eq!(header(i).cluster_id(), header(0).cluster_id());
+            assert_ne!(header(i).cluster_id(), 0);
+            assert_eq!(header(i).revision(), 1);
+            assert!(s.raft_term() >= 1, "{s:?}");
+            assert!(!s.version().is_empty(), "{s:?}");
+            assert!(!s.is_learner(), "{s:?}");
+        }
+
+        // The log index moves with writes: the member that served a put has committed it.
+        let mut b = client(cluster.endpoint(1)).await;
+        b.put("k", "v", None).await.expect("put");
+        let after = b.status().await.expect("status");
+        assert!(
+            after.raft_index() > statuses[1].raft_index(),
+            "before {:?}, after {after:?}",
+            statuses[1]
+        );
+        assert_eq!(after.header().expect("header").revision(), 2);
+
+        for i in [0, 2] {
+            let mut client = client(cluster.endpoint(i)).await;
+            let list = client.member_list().await.expect("member list");
+            assert_eq!(
+                list.header().expect("header").cluster_id(),
+                header(0).cluster_id()
+            );
+            let members = list.members();
+            assert_eq!(members.len(), 3);
+            for m in members {
+                let j = (0..3)
+                    .find(|&j| header(j).member_id() == m.id())
+                    .unwrap_or_else(|| panic!("unknown member {m:?}"));
+                let expected = cluster.member(j);
+                assert_eq!(m.name(), expected.name);
+                assert_eq!(m.peer_urls(), std::slice::from_ref(&expected.peer_url));
+                assert_eq!(m.client_urls(), std::slice::from_ref(&expected.client_url));
+                assert!(!m.is_learner());
+            }
+        }
+    });
+}
