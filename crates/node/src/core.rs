@@ -156,6 +156,9 @@ pub struct Core {
     db_bytes: u64,
     applied_buf: Vec<Applied<KvOutput>>,
     hello_at: Instant,
+    /// The leader as of the last tick: when it changes, waiting requests are re-routed at
+    /// once instead of at their next re-send.
+    last_leader: Option<NodeId>,
 }
 
 impl Core {
@@ -193,6 +196,7 @@ impl Core {
             db_bytes,
             applied_buf: Vec::new(),
             hello_at: Instant::now(),
+            last_leader: None,
         }
     }
 
@@ -528,6 +532,17 @@ impl Core {
     fn on_tick(&mut self) {
         self.replica.tick(&mut self.rng);
         let now = Instant::now();
+        let leader = self.replica.leader();
+        if leader != self.last_leader {
+            self.last_leader = leader;
+            if leader.is_some() {
+                self.writes.values_mut().for_each(|w| w.resend_at = now);
+                self.reads
+                    .values_mut()
+                    .filter(|r| r.confirmed.is_none())
+                    .for_each(|r| r.resend_at = now);
+            }
+        }
         let no_leader = self.replica.leader().is_none();
         let timeout = if no_leader {
             NodeError::NoLeader
