@@ -1,0 +1,1 @@
+//! Chaos runs of real `synod node` processes.

@@ -1,0 +1,1 @@
+//! The explorer: drive the real Paxos core step by step from a browser.
