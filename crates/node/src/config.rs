@@ -68,6 +68,73 @@ pub struct NodeConfig {
     pub pending_requests_max: usize,
     /// Take a snapshot and compact the log every this many applied slots.
     pub snapshot_every_slots: u64,
+    /// Test-only faults (chaos runs); none in production.
+    pub test_faults: TestFaults,
+}
+
+/// A named place in the member's work where a test can make the process die.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CrashPoint {
+    /// A persist batch is about to go to the log (not yet written or synced).
+    BeforeWalSync,
+    /// The log reported a batch durable; the core has not been told yet.
+    AfterWalSync,
+    /// A chosen slot is about to be applied.
+    BeforeApply,
+    /// A chosen slot was applied; its clients are not answered yet.
+    AfterApply,
+    /// A snapshot's body is written but the file is not finished (synced and renamed).
+    DuringSnapshot,
+    /// A snapshot is durable and the log is about to be compacted.
+    DuringCompaction,
+}
+
+impl CrashPoint {
+    /// Every point, with its command-line name.
+    pub const ALL: [(CrashPoint, &'static str); 6] = [
+        (CrashPoint::BeforeWalSync, "before-wal-sync"),
+        (CrashPoint::AfterWalSync, "after-wal-sync"),
+        (CrashPoint::BeforeApply, "before-apply"),
+        (CrashPoint::AfterApply, "after-apply"),
+        (CrashPoint::DuringSnapshot, "during-snapshot"),
+        (CrashPoint::DuringCompaction, "during-compaction"),
+    ];
+
+    /// Parses `name` or `name:N` (die the Nth time the point is reached; default the first).
+    pub fn parse(spec: &str) -> Result<(CrashPoint, u32), ConfigError> {
+        let (name, nth) = match spec.split_once(':') {
+            Some((name, n)) => {
+                let n = n.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ConfigError::OutOfRange(format!(
+                        "--test-crash-at {spec:?}: the count after ':' must be a number >= 1"
+                    ))
+                })?;
+                (name, n)
+            }
+            None => (spec, 1),
+        };
+        let point = CrashPoint::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(p, _)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CrashPoint::ALL.iter().map(|(_, n)| *n).collect();
+                ConfigError::OutOfRange(format!(
+                    "--test-crash-at {spec:?}: unknown point; one of {}",
+                    names.join(", ")
+                ))
+            })?;
+        Ok((point, nth))
+    }
+}
+
+/// Faults a chaos test asks a real member to inject into itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestFaults {
+    /// Abort the process the Nth time this point is reached.
+    pub crash_at: Option<(CrashPoint, u32)>,
+    /// Delay every log sync's completion by this much (a slow disk).
+    pub slow_fsync: Option<Duration>,
 }
 
 /// Why a configuration is refused. Each says what to change.
@@ -349,6 +416,7 @@ impl NodeConfig {
             quota_bytes: 2 << 30,
             pending_requests_max: 16_384,
             snapshot_every_slots: 10_000,
+            test_faults: TestFaults::default(),
         }
     }
 }
@@ -396,6 +464,21 @@ mod tests {
             ClusterState::parse("old"),
             Err(ConfigError::BadClusterState("old".into()))
         );
+    }
+
+    #[test]
+    fn crash_points_parse_with_an_optional_count() {
+        assert_eq!(
+            CrashPoint::parse("after-apply"),
+            Ok((CrashPoint::AfterApply, 1))
+        );
+        assert_eq!(
+            CrashPoint::parse("during-snapshot:3"),
+            Ok((CrashPoint::DuringSnapshot, 3))
+        );
+        assert!(CrashPoint::parse("after-apply:0").is_err());
+        let e = CrashPoint::parse("sometime").unwrap_err().to_string();
+        assert!(e.contains("before-wal-sync"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! lock around either; gRPC handlers talk to it through a bounded channel and wait on a
 //! oneshot for their answer.
 
+use crate::config::CrashPoint;
 use crate::error::NodeError;
 use crate::peer::{self, PeerMessage};
 use crate::snapshot::{NodeSnapshot, SnapshotState};
@@ -121,6 +122,8 @@ pub struct CoreParts {
     pub snapshots: SnapshotState,
     /// A random number, different on every start, so this incarnation's session ids are new.
     pub incarnation: u64,
+    /// Test-only: abort the Nth time this point is reached.
+    pub crash_at: Option<(CrashPoint, u32)>,
 }
 
 /// The driver's state. See the module doc.
@@ -156,6 +159,8 @@ pub struct Core {
     db_bytes: u64,
     applied_buf: Vec<Applied<KvOutput>>,
     hello_at: Instant,
+    crash_at: Option<(CrashPoint, u32)>,
+    crash_hits: u32,
     /// The leader as of the last tick: when it changes, waiting requests are re-routed at
     /// once instead of at their next re-send.
     last_leader: Option<NodeId>,
@@ -197,11 +202,34 @@ impl Core {
             applied_buf: Vec::new(),
             hello_at: Instant::now(),
             last_leader: None,
+            crash_at: parts.crash_at,
+            crash_hits: 0,
         }
     }
 
     fn me(&self) -> u64 {
         self.replica.id().0
+    }
+
+    /// Test-only: counts a hit of `point` and says whether this is the hit a chaos run asked
+    /// the process to die at.
+    fn crash_due(&mut self, point: CrashPoint) -> bool {
+        let Some((at, nth)) = self.crash_at else {
+            return false;
+        };
+        if at != point {
+            return false;
+        }
+        self.crash_hits += 1;
+        self.crash_hits >= nth
+    }
+
+    /// Test-only: dies here if a chaos run asked for it (abort: no cleanup, like SIGKILL).
+    fn crash_point(&mut self, point: CrashPoint) {
+        if self.crash_due(point) {
+            eprintln!("synod: test crash point {point:?} reached; aborting");
+            std::process::abort();
+        }
     }
 
     /// Runs until `stop` fires or the request channel closes; then fails what waits, drains
@@ -287,6 +315,7 @@ impl Core {
                     self.batch_tags.pop_front();
                 }
                 if let Some(seq) = last {
+                    self.crash_point(CrashPoint::AfterWalSync);
                     self.replica.persisted(seq);
                 }
             }
@@ -602,7 +631,9 @@ impl Core {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
                 }
+                self.crash_point(CrashPoint::BeforeApply);
                 self.applier.apply(entry, &mut applied);
+                self.crash_point(CrashPoint::AfterApply);
             }
             for a in applied.drain(..) {
                 self.complete_write(a);
@@ -629,6 +660,7 @@ impl Core {
     }
 
     fn persist(&mut self, seq: PersistSeq, ops: Vec<PersistOp>) {
+        self.crash_point(CrashPoint::BeforeWalSync);
         let Some(wal) = &self.wal else { return };
         if self.storage_error.is_some() {
             // Nothing after a failed sync may be reported durable: the member is stopped.
@@ -720,9 +752,11 @@ impl Core {
         if !self.snapshots.due(applied) {
             return;
         }
-        match self.snapshots.take(&self.applier) {
+        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
+        match self.snapshots.take(&self.applier, crash_mid) {
             Ok(bytes) => {
                 self.db_bytes = bytes;
+                self.crash_point(CrashPoint::DuringCompaction);
                 self.replica.compact(applied);
                 if let Some(wal) = &self.wal {
                     if let Err(e) = wal.compact(applied) {

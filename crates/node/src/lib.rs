@@ -16,6 +16,6 @@ pub mod server;
 pub mod service;
 mod snapshot;
 
-pub use config::{ClusterState, NodeConfig, Peer};
+pub use config::{ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
 pub use error::NodeError;
 pub use server::{start, Node};

@@ -171,7 +171,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     if let Err(e) = wal.start_background_preparer() {
         tracing::warn!(error = %e, "no background segment preparer; rotations will prepare segments themselves");
     }
+    let slow_fsync = config.test_faults.slow_fsync;
     let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
+        if let Some(delay) = slow_fsync {
+            // Test-only slow disk: the commit thread is held as a slow fdatasync would hold it.
+            std::thread::sleep(delay);
+        }
         let _ = durable_tx.send(c);
     })
     .context("cannot start the log's commit thread")?;
@@ -194,6 +199,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         client_urls: config.advertise_client_urls.clone(),
         snapshots,
         incarnation,
+        crash_at: config.test_faults.crash_at,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));

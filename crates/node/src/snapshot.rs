@@ -152,8 +152,13 @@ impl SnapshotState {
     }
 
     /// Writes the applier's state durably (file fsync, rename, directory fsync); returns the
-    /// store's bytes.
-    pub fn take(&mut self, applier: &Applier<KvStore>) -> Result<u64, SnapshotError> {
+    /// store's bytes. `crash_mid` (test-only) aborts the process once the body is written but
+    /// before the file is finished, leaving a temporary file recovery must ignore.
+    pub fn take(
+        &mut self,
+        applier: &Applier<KvStore>,
+        crash_mid: bool,
+    ) -> Result<u64, SnapshotError> {
         let through = applier.applied_through();
         let kv = applier.machine().snapshot();
         let kv_len = kv.len() as u64;
@@ -168,6 +173,10 @@ impl SnapshotState {
             postcard::to_extend(&body, bytes).map_err(|e| SnapshotError::Body(e.to_string()))?;
         let mut writer = storage::SnapshotWriter::create(self.fs, self.dir.clone(), through)?;
         writer.write(&bytes)?;
+        if crash_mid {
+            eprintln!("synod: test crash point DuringSnapshot reached; aborting");
+            std::process::abort();
+        }
         let meta = writer.finish()?;
         self.newest = Some(meta);
         Ok(kv_len)

@@ -68,6 +68,14 @@ pub struct NodeArgs {
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
+    /// Test only (chaos runs): abort the process the Nth time it reaches POINT[:N], one of
+    /// before-wal-sync, after-wal-sync, before-apply, after-apply, during-snapshot,
+    /// during-compaction.
+    #[arg(long, hide = true)]
+    test_crash_at: Option<String>,
+    /// Test only (chaos runs): delay every log sync's completion by this many milliseconds.
+    #[arg(long, hide = true)]
+    test_slow_fsync_ms: Option<u64>,
 }
 
 /// The same settings, from a TOML file.
@@ -187,6 +195,10 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.snapshot_count.or(file.snapshot_count) {
         config.snapshot_every_slots = v;
     }
+    if let Some(spec) = &args.test_crash_at {
+        config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
+    }
+    config.test_faults.slow_fsync = args.test_slow_fsync_ms.map(Duration::from_millis);
     config.validate()?;
     Ok(config)
 }
