@@ -26,7 +26,7 @@ enum Command {
     /// Run the deterministic simulator: one seed, or a campaign over a range of seeds.
     Sim(sim_cmd::SimArgs),
     /// Run one member of a cluster, serving etcd's v3 gRPC API (flags as etcd's).
-    Node(node_cmd::NodeArgs),
+    Node(Box<node_cmd::NodeArgs>),
     /// Run a local 3-member cluster on 127.0.0.1 with data under ./synod-data.
     Dev(node_cmd::DevArgs),
     /// Load-test any etcd v3 endpoints (Synod or etcd): put, get, txn compare-and-swap, mixed.
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
-        Command::Node(args) => node_cmd::run(args),
+        Command::Node(args) => node_cmd::run(*args),
         Command::Dev(args) => node_cmd::dev(args),
         Command::Bench(args) => bench::run_cli(args),
     };
