@@ -269,6 +269,13 @@ pub struct DevArgs {
     members: u16,
 }
 
+/// Prints a line, ignoring a closed stdout: whoever started us stopped listening, which must
+/// not turn a clean shutdown into a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// `synod dev`: a local cluster in this process.
 pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
     init_logging();
@@ -322,22 +329,28 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         for s in starting {
             nodes.push(s.await.context("a member's start panicked")??);
         }
-        println!(
+        say(&format!(
             "synod dev: {} members running, data under {}",
             nodes.len(),
             args.data_dir.display()
-        );
-        println!("  client endpoints: {endpoints}");
-        println!("  try: ETCDCTL_API=3 etcdctl --endpoints={endpoints} put greeting hello");
-        println!("       ETCDCTL_API=3 etcdctl --endpoints={endpoints} get greeting");
-        println!("       ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
-        println!("  Ctrl-C stops the cluster; run again to reuse its data.");
+        ));
+        say(&format!("  client endpoints: {endpoints}"));
+        say(&format!(
+            "  try: ETCDCTL_API=3 etcdctl --endpoints={endpoints} put greeting hello"
+        ));
+        say(&format!(
+            "       ETCDCTL_API=3 etcdctl --endpoints={endpoints} get greeting"
+        ));
+        say(&format!(
+            "       ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table"
+        ));
+        say("  Ctrl-C stops the cluster; run again to reuse its data.");
         stop_signal().await;
-        println!("stopping...");
+        say("stopping...");
         for n in nodes {
             n.shutdown().await?;
         }
-        println!("stopped cleanly");
+        say("stopped cleanly");
         Ok(true)
     })
 }
