@@ -58,6 +58,11 @@ pub enum Request {
         /// Where the answer goes.
         reply: ReadReply,
     },
+    /// Hash the whole applied state (chaos checks compare members at equal applied slots).
+    HashKv {
+        /// (digest of the store, slot applied through, store revision, compact revision).
+        reply: oneshot::Sender<(u64, u64, i64, i64)>,
+    },
     /// Report the member's state.
     Status {
         /// Where it goes.
@@ -455,6 +460,15 @@ impl Core {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Request::HashKv { reply } => {
+                let store = self.applier.machine();
+                let _ = reply.send((
+                    store.digest(),
+                    self.applier.applied_through().0,
+                    store.revision(),
+                    store.compact_revision(),
+                ));
             }
         }
     }

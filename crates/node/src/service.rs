@@ -222,6 +222,25 @@ impl pb::maintenance_server::Maintenance for Services {
         }))
     }
 
+    /// The hash covers the whole applied state (every revision kept, leases, limits), not the
+    /// store as of `revision` as in etcd: two members with equal hashes and equal
+    /// `raft_applied_index` (in the header's revision and Status) hold identical state.
+    async fn hash_kv(
+        &self,
+        _request: GrpcRequest<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        let (digest, _applied, revision, compact_revision) =
+            self.ask(|reply| Request::HashKv { reply }).await?;
+        let s = Services::status(self).await?;
+        // etcd's hash is 32 bits: fold the 64-bit digest.
+        let hash = (digest ^ (digest >> 32)) as u32;
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(self.header(revision, s.term)),
+            hash,
+            compact_revision,
+        }))
+    }
+
     async fn alarm(
         &self,
         request: GrpcRequest<pb::AlarmRequest>,

@@ -108,6 +108,29 @@ async fn writes_reach_the_leader_from_any_member_and_survive_its_loss() {
             );
         }
     }
+    // Every member converges on the same state: equal HashKV at the same revision.
+    let mut hashes = Vec::new();
+    for _ in 0..50 {
+        hashes.clear();
+        for addr in &addrs {
+            let mut m = MaintenanceClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+            let h = m
+                .hash_kv(pb::HashKvRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            hashes.push((h.header.unwrap().revision, h.hash));
+        }
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    assert_eq!(hashes[0].0, 4, "three puts after revision 1");
+
     // Every member names the same leader.
     let leader = leader_of(addrs[0]).await;
     assert_ne!(leader, 0);
