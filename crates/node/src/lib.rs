@@ -7,6 +7,7 @@
 //! durable (the core holds those back until storage reports the sync); or let a client or a
 //! peer grow memory without bound (every queue here is bounded).
 
+pub mod authority;
 pub mod config;
 pub mod convert;
 mod core;

@@ -223,8 +223,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(ClusterServer::new(services).max_decoding_message_size(limit))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(client_listener)
-                    .with_nodelay(Some(true)),
+                // etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority of `endpoint
+                // status`, which h2 refuses; the wrapper rewrites it to `host:port`.
+                crate::authority::fix_incoming(
+                    tonic::transport::server::TcpIncoming::from(client_listener)
+                        .with_nodelay(Some(true)),
+                ),
                 async move {
                     let _ = stop_grpc.wait_for(|s| *s).await;
                 },

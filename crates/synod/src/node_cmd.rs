@@ -311,12 +311,9 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         };
         configs.push(resolve(args)?);
     }
-    // Without the scheme: etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority in
-    // `endpoint status`, which our HTTP/2 server (h2) refuses as malformed; host:port works
-    // for every etcdctl command.
     let endpoints: Vec<String> = ports
         .iter()
-        .map(|(c, _)| format!("127.0.0.1:{c}"))
+        .map(|(c, _)| format!("http://127.0.0.1:{c}"))
         .collect();
     let endpoints = endpoints.join(",");
     runtime()?.block_on(async move {
