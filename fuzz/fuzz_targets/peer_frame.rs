@@ -1,0 +1,4 @@
+//! cargo-fuzz target: see `synod_fuzz::peer_frame` for the input format and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| synod_fuzz::peer_frame::run(data));
