@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project, from a fresh machine: formatting, lints, unit, property,
 # model-checking and simulator tests (including the planted-bug tests).
-# Installs what it needs that the machine lacks; today that is only rustfmt and clippy.
+# Installs what it needs that the machine lacks: rustfmt and clippy, Debian's etcd-client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +38,6 @@ cargo test -p synod-storage --features planted-bugs
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
+
+step "fuzz targets, short version: the seed corpus through every target's checks (scripts/fuzz.sh runs the fuzzers)"
+(cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-seeds" cargo test --lib --quiet)
