@@ -41,3 +41,12 @@ cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults di
 
 step "fuzz targets, short version: the seed corpus through every target's checks (scripts/fuzz.sh runs the fuzzers)"
 (cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-seeds" cargo test --lib --quiet)
+
+step "explorer in a real browser (Debian's chromium, npm's playwright-core)"
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y chromium || { $sudo apt-get update && $sudo apt-get install -y chromium; }
+fi
+[ -d crates/explore/e2e/node_modules/playwright-core ] || (cd crates/explore/e2e && npm ci --no-audit --no-fund)
+cargo build -p synod --bin synod && cargo build -p synod-explore --example sim_trace
+(cd crates/explore/e2e && node --test)

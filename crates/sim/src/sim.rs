@@ -111,6 +111,10 @@ pub struct SimConfig {
     pub trace: bool,
     /// A fault plan to use instead of drawing one from the seed.
     pub plan: Option<FaultPlan>,
+    /// Whether clients start operations only through [`Simulation::client_invoke`] (an
+    /// explorer's learner proposes by hand). False, the default, leaves every run exactly as
+    /// it was: only the check in the client timer reads it.
+    pub manual_clients: bool,
 }
 
 impl SimConfig {
@@ -130,6 +134,7 @@ impl SimConfig {
             nemesis: true,
             trace: false,
             plan: None,
+            manual_clients: false,
         }
     }
 }
@@ -2894,7 +2899,7 @@ impl Simulation {
 
     fn on_client_timer(&mut self, c: usize) {
         let Some(p) = &self.clients[c].current else {
-            if self.clients_may_start() {
+            if self.clients_may_start() && !self.config.manual_clients {
                 self.start_op(c);
             }
             return;

@@ -1,5 +1,6 @@
 //! The `synod` command: `sim` (the deterministic simulator), `node` (one cluster member),
-//! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints).
+//! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints), `explore` (the
+//! explorer's web page).
 //!
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
@@ -31,6 +32,8 @@ enum Command {
     Dev(node_cmd::DevArgs),
     /// Load-test any etcd v3 endpoints (Synod or etcd): put, get, txn compare-and-swap, mixed.
     Bench(bench::BenchArgs),
+    /// Serve the explorer on 127.0.0.1: drive the real protocol step by step in a browser.
+    Explore(explore::ExploreArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(*args),
         Command::Dev(args) => node_cmd::dev(args),
         Command::Bench(args) => bench::run_cli(args),
+        Command::Explore(args) => explore::run_cli(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

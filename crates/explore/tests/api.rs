@@ -1,0 +1,344 @@
+//! The HTTP API, over a real loopback socket: sessions replay deterministically, the
+//! learner's actions reach the real cores, and bad input is refused with a message.
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(explore::serve(listener, std::future::pending()));
+    addr
+}
+
+/// One HTTP/1.1 exchange; returns the status and the body.
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8(out).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
+    let status = head[9..12].parse().expect("status code");
+    (status, body.to_string())
+}
+
+async fn view(addr: std::net::SocketAddr, request: Value) -> Value {
+    let (status, body) = http(addr, "POST", "/api/view", &request.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("json view")
+}
+
+async fn refused(addr: std::net::SocketAddr, path: &str, body: &str) -> String {
+    let (status, text) = http(addr, "POST", path, body).await;
+    assert_eq!(status, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).expect("json error");
+    v["error"].as_str().expect("error message").to_string()
+}
+
+fn synod(seed: u64) -> Value {
+    json!({ "protocol": "synod", "nodes": 3, "seed": seed })
+}
+
+fn propose(value: &str, node: u64) -> Value {
+    json!({ "do": "propose", "value": value, "node": node })
+}
+
+#[tokio::test]
+async fn page_and_assets_are_served_with_nothing_from_the_network() {
+    let addr = start().await;
+    for path in ["/", "/app.js", "/app.css"] {
+        let (status, body) = http(addr, "GET", path, "").await;
+        assert_eq!(status, 200, "{path}");
+        // The SVG namespace is a name, not a fetch; any other URL would be.
+        let body = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{path} refers to the network"
+        );
+    }
+    let (status, body) = http(addr, "GET", "/api/meta", "").await;
+    assert_eq!(status, 200);
+    let meta: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        meta["planted_bugs_available"].as_bool(),
+        Some(sim::planted_bugs_available())
+    );
+}
+
+#[tokio::test]
+async fn a_value_is_marked_chosen_when_a_quorum_accepts_before_anyone_knows() {
+    let addr = start().await;
+    let actions = json!([propose("x", 1), { "do": "step", "n": 30 }]);
+    let v = view(addr, json!({ "spec": synod(1), "actions": actions })).await;
+    let chosen = &v["chosen"][0];
+    assert_eq!(chosen["value"], "'x'");
+    assert_eq!(chosen["known_by"].as_array().map(Vec::len), Some(3), "{v}");
+    let at = chosen["at_step"].as_u64().expect("at_step");
+    // At that very step no node knows it yet: the quorum's Accepted are still on their way.
+    let then = view(
+        addr,
+        json!({ "spec": synod(1), "actions": actions, "at": at }),
+    )
+    .await;
+    assert_eq!(then["chosen"][0]["known_by"], json!([]), "{then}");
+    // One step before, nothing is chosen.
+    let before = view(
+        addr,
+        json!({ "spec": synod(1), "actions": actions, "at": at - 1 }),
+    )
+    .await;
+    assert_eq!(before["chosen"], json!([]));
+    assert!(then["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .any(|l| l["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("No node knows it yet"))));
+}
+
+#[tokio::test]
+async fn back_is_a_replay_identical_to_a_fresh_one() {
+    let addr = start().await;
+    let long = json!([propose("x", 1), { "do": "step", "n": 6 }, propose("y", 2), { "do": "step", "n": 20 }]);
+    // Warm the cache with the whole session, then go back.
+    view(addr, json!({ "spec": synod(7), "actions": long })).await;
+    let back = view(addr, json!({ "spec": synod(7), "actions": long, "at": 9 })).await;
+    // A server that never saw the session computes the same step.
+    let other = start().await;
+    let short = json!([propose("x", 1), { "do": "step", "n": 6 }, propose("y", 2), { "do": "step", "n": 1 }]);
+    let mut fresh = view(other, json!({ "spec": synod(7), "actions": short })).await;
+    fresh["total"] = back["total"].clone();
+    assert_eq!(back, fresh);
+    assert_eq!(back["step"], 9);
+}
+
+#[tokio::test]
+async fn dropping_and_duplicating_and_delivering_by_hand() {
+    let addr = start().await;
+    let base = vec![propose("x", 1), json!({ "do": "step", "n": 1 })];
+    let v = view(addr, json!({ "spec": synod(3), "actions": base })).await;
+    let flying = v["in_flight"].as_array().expect("in flight").clone();
+    assert_eq!(flying.len(), 2, "n1's Prepares to n2 and n3: {v}");
+    let (a, b) = (
+        flying[0]["id"].as_u64().unwrap_or(0),
+        flying[1]["id"].as_u64().unwrap_or(0),
+    );
+    let mut actions = base.clone();
+    actions.push(json!({ "do": "drop", "id": a }));
+    let v = view(addr, json!({ "spec": synod(3), "actions": actions })).await;
+    assert!(v["in_flight"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|m| m["id"] != a));
+    let line = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["id"] == a)
+        .cloned();
+    assert_eq!(
+        line.expect("line of the dropped message")["fate"],
+        "dropped"
+    );
+    actions.push(json!({ "do": "duplicate", "id": b }));
+    let v = view(addr, json!({ "spec": synod(3), "actions": actions })).await;
+    assert_eq!(
+        v["in_flight"].as_array().map(Vec::len),
+        Some(2),
+        "original and copy"
+    );
+    actions.push(json!({ "do": "deliver", "id": b }));
+    let v = view(addr, json!({ "spec": synod(3), "actions": actions })).await;
+    let receiver = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["promised"] == "1.1");
+    assert!(
+        receiver.is_some(),
+        "the Prepare delivered by hand was promised: {v}"
+    );
+    // A message already gone: nothing happens, and the page is told why.
+    actions.push(json!({ "do": "deliver", "id": a }));
+    let v = view(addr, json!({ "spec": synod(3), "actions": actions })).await;
+    assert!(v["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("no longer in flight")));
+}
+
+#[tokio::test]
+async fn a_crashed_acceptor_keeps_its_promise_across_a_restart() {
+    let addr = start().await;
+    let actions = json!([propose("x", 1), { "do": "step", "n": 8 }, { "do": "crash", "node": 3 }]);
+    let v = view(addr, json!({ "spec": synod(1), "actions": actions })).await;
+    let n3 = &v["nodes"][2];
+    assert_eq!(n3["up"], false);
+    assert_eq!(n3["role"], "down");
+    let promised = n3["promised"].clone();
+    assert_eq!(promised, "1.1", "{v}");
+    let actions = json!([propose("x", 1), { "do": "step", "n": 8 }, { "do": "crash", "node": 3 }, { "do": "restart", "node": 3 }]);
+    let v = view(addr, json!({ "spec": synod(1), "actions": actions })).await;
+    assert_eq!(v["nodes"][2]["up"], true);
+    assert_eq!(v["nodes"][2]["promised"], promised);
+}
+
+#[tokio::test]
+async fn multi_paxos_elects_chooses_and_reads() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "multi", "nodes": 5, "seed": 2 });
+    let actions = json!([
+        { "do": "step", "n": 40 },
+        { "do": "propose", "value": "1", "client": 1, "key": "x" },
+        { "do": "step", "n": 60 },
+        { "do": "read", "client": 2, "key": "x" },
+        { "do": "step", "n": 60 },
+    ]);
+    let v = view(addr, json!({ "spec": spec, "actions": actions })).await;
+    let leaders = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["role"] == "leader")
+        .count();
+    assert_eq!(leaders, 1, "{v}");
+    assert_eq!(v["chosen"][0]["value"], "'put x=1'", "{}", v["chosen"]);
+    let ops = v["ops"].as_array().expect("ops");
+    assert_eq!(ops[0]["output"], "ok", "{ops:?}");
+    assert_eq!(ops[1]["input"], "get x");
+    assert_eq!(ops[1]["output"], "= 1", "{ops:?}");
+    assert_eq!(v["violations"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_reason() {
+    let addr = start().await;
+    let cases = [
+        (json!({ "spec": { "protocol": "synod", "nodes": 9, "seed": 1 } }).to_string(), "3 to 7 nodes"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "crash", "node": 12 }] }).to_string(), "no node n12"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "crash", "node": 0 }] }).to_string(), "no node n0"),
+        (json!({ "spec": synod(1), "actions": [propose(&"v".repeat(40), 1)] }).to_string(), "1 to 32"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "read", "client": 1, "key": "x" }] }).to_string(), "no reads"),
+        (json!({ "spec": { "protocol": "multi", "nodes": 3, "seed": 1 }, "actions": [{ "do": "read", "client": 3, "key": "x" }] }).to_string(), "no client c3"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "partition", "groups": [[1, 2], [2, 3]] }] }).to_string(), "at most once"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "step", "n": 30000 }] }).to_string(), "at most"),
+        (json!({ "spec": { "protocol": "synod", "nodes": 3, "seed": 1, "bug": "no-such-bug" } }).to_string(), "unknown planted bug"),
+        (json!({ "spec": { "protocol": "multi", "nodes": 3, "seed": 1, "faults": "lots" } }).to_string(), "unknown fault profile"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "explode" }] }).to_string(), "bad request"),
+        ("{".to_string(), "bad request"),
+        (json!({ "spec": { "protocol": "synod", "nodes": -1, "seed": 1 } }).to_string(), "bad request"),
+    ];
+    for (body, expected) in cases {
+        let error = refused(addr, "/api/view", &body).await;
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    if !sim::planted_bugs_available() {
+        let body = json!({ "spec": { "protocol": "synod", "nodes": 3, "seed": 1, "bug": "accept-lower-ballot" } });
+        let error = refused(addr, "/api/view", &body.to_string()).await;
+        assert!(error.contains("no planted bugs"), "{error}");
+    }
+    let error = refused(addr, "/api/trace", "not a trace").await;
+    assert!(error.contains("trace header"), "{error}");
+}
+
+#[tokio::test]
+async fn a_trace_written_by_the_simulator_opens_and_replays_exactly() {
+    let addr = start().await;
+    let mut config = sim::SimConfig::new(11, 3, sim::FaultProfile::All);
+    config.trace = true;
+    let mut simulation = sim::Simulation::new(config);
+    for _ in 0..3000 {
+        simulation.step();
+    }
+    let mut out = Vec::new();
+    sim::trace::write_jsonl(&mut out, &simulation.trace_header(), simulation.trace())
+        .expect("write");
+    let text = String::from_utf8(out).expect("utf-8");
+    let (status, body) = http(addr, "POST", "/api/trace", &text).await;
+    assert_eq!(status, 200, "{body}");
+    let opened: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(opened["spec"]["seed"], 11);
+    assert_eq!(opened["spec"]["faults"], "all");
+    assert!(
+        opened["checked"].as_u64().is_some_and(|n| n > 100),
+        "{opened}"
+    );
+    // The session it names can be stepped.
+    let v = view(
+        addr,
+        json!({ "spec": opened["spec"], "actions": [{ "do": "step", "n": 50 }] }),
+    )
+    .await;
+    assert_eq!(v["step"], 50);
+    // A trace that does not match this simulator is refused, not shown wrongly.
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[5] = lines[5].replacen("\"t\":", "\"t\":1", 1);
+    let error = refused(addr, "/api/trace", &lines.join("\n")).await;
+    assert!(error.contains("differs"), "{error}");
+}
+
+#[tokio::test]
+async fn scenarios_replay_to_what_they_narrate() {
+    let addr = start().await;
+    let (status, body) = http(addr, "GET", "/api/scenarios", "").await;
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_str(&body).expect("json");
+    let list = list.as_array().expect("list");
+    assert!(list.len() >= 7);
+    for s in list {
+        let actions: Vec<Value> = s["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .map(|st| st["action"].clone())
+            .collect();
+        let v = view(addr, json!({ "spec": s["spec"], "actions": actions })).await;
+        assert_eq!(v["violations"], json!([]), "{}", s["id"]);
+        match s["id"].as_str() {
+            Some("happy-path") | Some("dueling") => {
+                assert_eq!(
+                    v["chosen"][0]["known_by"].as_array().map(Vec::len),
+                    Some(3),
+                    "{}: {}",
+                    s["id"],
+                    v["chosen"]
+                )
+            }
+            Some("hidden-choice") => {
+                // n2 proposed 'y' but learned the 'x' that was chosen while nobody knew.
+                assert_eq!(v["chosen"][0]["value"], "'x'");
+                assert_eq!(v["nodes"][1]["slots"][0]["value"], "'x'");
+                assert_eq!(v["nodes"][1]["slots"][0]["known_chosen"], true);
+            }
+            Some("acceptor-crash") => assert_eq!(v["nodes"][2]["promised"], "1.1"),
+            Some("failover") | Some("read-index") => {
+                let ops = v["ops"].as_array().expect("ops");
+                assert_eq!(ops.len(), 2);
+                assert!(
+                    ops.iter().all(|o| !o["output"].is_null()),
+                    "{}: {ops:?}",
+                    s["id"]
+                );
+            }
+            Some("partition") => {
+                let leaders = v["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .filter(|n| n["role"] == "leader")
+                    .count();
+                assert_eq!(leaders, 1, "{v}");
+            }
+            other => panic!("unknown scenario {other:?}"),
+        }
+    }
+}
