@@ -48,5 +48,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get install -y chromium || { $sudo apt-get update && $sudo apt-get install -y chromium; }
 fi
 [ -d crates/explore/e2e/node_modules/playwright-core ] || (cd crates/explore/e2e && npm ci --no-audit --no-fund)
-cargo build -p synod --bin synod && cargo build -p synod-explore --example sim_trace
+# "Break it" needs the planted bugs compiled in (they stay off unless a session asks).
+cargo test -p synod-explore --features planted-bugs
+cargo build -p synod --bin synod --features planted-bugs && cargo build -p synod-explore --example sim_trace
 (cd crates/explore/e2e && node --test)

@@ -17,6 +17,17 @@ function units(actions) {
   return actions.reduce((n, a) => n + (a.do === 'step' ? Math.max(1, a.n || 1) : 1), 0);
 }
 
+// The step numbers of the actions taken by hand (anything but "step").
+function handSteps(actions) {
+  const out = new Set();
+  let u = 0;
+  for (const a of actions) {
+    if (a.do === 'step') u += Math.max(1, a.n || 1);
+    else { u += 1; out.add(u); }
+  }
+  return out;
+}
+
 // The first `at` units of the action list (a step cut short if needed): used when the
 // learner acts while rewound, so the future they left is replaced by the new action.
 function prefix(actions, at) {
@@ -189,10 +200,12 @@ function drawViolations(v) {
   box.append(el('h2', {}, '✖ Safety violated'));
   for (const x of v.violations) {
     box.append(el('p', { class: 'violation' }, el('strong', {}, `${x.check} at step ${x.step}: `), x.detail));
-    const led = v.log.filter((l) => l.step <= x.step && l.step > x.step - 8);
+    // The last few events, and every action taken by hand before them (the schedule's choices).
+    const hand = handSteps(session.actions);
+    const led = v.log.filter((l) => l.step <= x.step && (l.step > x.step - 8 || hand.has(l.step)));
     const ol = el('ol', {});
-    for (const l of led) ol.append(el('li', { value: l.step }, l.text));
-    box.append(el('p', {}, 'The events that led to it:'), ol);
+    for (const l of led) ol.append(el('li', { value: l.step, class: hand.has(l.step) ? 'by-hand' : '' }, l.text));
+    box.append(el('p', {}, 'The events that led to it (actions taken by hand in bold):'), ol);
   }
 }
 
@@ -283,6 +296,9 @@ function drawCards(v) {
     if (n.up) buttons.append(el('button', { type: 'button', 'data-act': 'crash', onclick: () => act({ do: 'crash', node: num }) }, 'Crash'));
     else buttons.append(el('button', { type: 'button', 'data-act': 'restart', onclick: () => act({ do: 'restart', node: num }) }, 'Restart'));
     buttons.append(el('button', { type: 'button', 'data-act': 'timer', title: view.spec.protocol === 'multi' ? 'Start an election now' : 'Retry with a higher ballot now', onclick: () => act({ do: 'timer', node: num }) }, 'Fire timer'));
+    if (n.up && view.spec.protocol === 'synod' && n.notes.some((x) => x.includes('disk write'))) {
+      buttons.append(el('button', { type: 'button', 'data-act': 'persist', title: 'Finish its oldest disk write now, out of turn', onclick: () => act({ do: 'persist', node: num }) }, 'Finish disk write'));
+    }
     card.append(buttons);
     wrap.append(card);
   }

@@ -190,3 +190,106 @@ test('a guided scenario narrates real steps and can be taken over', async () => 
   assert.equal(await page.$eval('#scenario-panel', (p) => p.hidden), true);
   await page.close();
 });
+
+// "Break it": needs a server built with planted bugs (`cargo build -p synod --bin synod
+// --features planted-bugs`). A new leader that ignores the values reported in promises
+// overwrites a chosen value; the simulator's agreement check fires and the page shows it red.
+test('break it: a planted bug, a crafted schedule, and the violation shown in red', async () => {
+  const { page, errors } = await open();
+  const meta = await page.evaluate(() => fetch('/api/meta').then((r) => r.json()));
+  assert.ok(meta.planted_bugs_available, 'the explorer under test must be built with --features planted-bugs');
+  await page.selectOption('#protocol', 'multi');
+  await page.fill('#nodes', '3');
+  await page.fill('#seed', '2');
+  await page.selectOption('#bug', 'ignore-promised-values');
+  await page.click('#new-session');
+  await page.waitForFunction(() => document.querySelector('#position').textContent === 'step 0 / 0');
+  assert.ok(await stepUntil(page, async () => (await page.$$('.node-card.leader')).length === 1, 200), 'a leader');
+  const old = await page.$eval('.node-card.leader', (c) => c.dataset.node);
+  const [a, b] = ['n1', 'n2', 'n3'].filter((n) => n !== old);
+  await page.selectOption('#who', '1');
+  await page.fill('#key', 'x');
+  await page.fill('#value', '1');
+  await page.click('#propose');
+  const acceptRow = (to) => page.$(`.msg-row[data-kind="accept"]:has-text("${old} → ${to}"):has-text("slot 1 ")`);
+  assert.ok(await stepUntil(page, async () => (await acceptRow(a)) !== null, 200), 'the leader sends Accept for slot 1');
+  const click = async (row, what) => {
+    const before = await position(page);
+    await (await row.$(`button[data-act="${what}"]`)).click();
+    await page.waitForFunction((p) => document.querySelector('#position').textContent !== p, before);
+  };
+  // Slot 1 reaches one follower; the other's Accept is lost.
+  await click(await acceptRow(a), 'deliver');
+  await click(await acceptRow(b), 'drop');
+  assert.match(await page.textContent('#explain-text'), /The network loses Accept/);
+  assert.ok(await stepUntil(page, async () => (await page.textContent(`.node-card[data-node="${old}"]`)).includes("'put x=1' ✔ chosen"), 200),
+    'the leader learns slot 1 chosen');
+  // The leader crashes before telling anyone; the follower that missed slot 1 takes over.
+  const cardButton = async (node, what) => {
+    const before = await position(page);
+    await page.click(`.node-card[data-node="${node}"] button[data-act="${what}"]`);
+    await page.waitForFunction((p) => document.querySelector('#position').textContent !== p, before);
+  };
+  await cardButton(old, 'crash');
+  await cardButton(b, 'timer');
+  assert.ok(await stepUntil(page, async () => (await page.getAttribute(`.node-card[data-node="${b}"]`, 'class')).includes('leader'), 200), `${b} leads`);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true, 'nothing broken yet');
+  await page.selectOption('#who', '2');
+  await page.fill('#key', 'y');
+  await page.fill('#value', '2');
+  await page.click('#propose');
+  assert.ok(await stepUntil(page, async () => (await page.textContent('#violations')).includes('handed out'), 300),
+    'the simulator reports the agreement violation');
+  const box = await page.$eval('#violations', (v) => ({
+    hidden: v.hidden, text: v.textContent, border: getComputedStyle(v).borderTopColor, events: v.querySelectorAll('li').length,
+  }));
+  assert.equal(box.hidden, false);
+  assert.equal(box.border, 'rgb(179, 38, 30)', 'drawn in red');
+  assert.match(box.text, /Safety violated/);
+  assert.match(box.text, /agreement at step \d+: .*slot 1/);
+  assert.match(box.text, /put x=1/);
+  assert.ok(box.events > 0, 'the events that led to it are listed');
+  // Among them, the schedule's choices made by hand: the lost Accept, the crash, the timer.
+  const byHand = await page.$$eval('#violations li.by-hand', (ls) => ls.map((l) => l.textContent));
+  assert.ok(byHand.some((t) => /The network loses Accept .* slot 1 /.test(t)), byHand.join('\n'));
+  assert.ok(byHand.some((t) => t.startsWith(`${old} loses power`)), byHand.join('\n'));
+  assert.ok(byHand.some((t) => t.startsWith(`${b}'s election timer fires`)), byHand.join('\n'));
+  await page.screenshot({ path: path.join(shots, 'break-it.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the FLP scenario: ballots keep rising, nothing is chosen, disk writes finished by hand', async () => {
+  const { page, errors } = await open();
+  await page.selectOption('#scenario', 'flp');
+  await page.click('#start-scenario');
+  await page.waitForSelector('#scenario-panel:not([hidden])');
+  const promised = [];
+  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
+    const before = await page.textContent('#scenario-progress');
+    await page.click('#scenario-next');
+    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
+    const p = await page.$eval('.node-card[data-node="n2"] dd', (d) => d.textContent);
+    if (promised[promised.length - 1] !== p) promised.push(p);
+  }
+  // n2 promised ever higher ballots, and the value never got chosen.
+  assert.deepEqual(promised.filter((p) => p !== 'none'), ['1.1', '1.3', '2.1', '3.3', '4.1', '5.3']);
+  assert.match(await page.textContent('#chosen'), /nothing chosen yet/);
+  assert.match(await page.textContent('#log'), /By hand, out of turn: n2's disk has made durable its promise of 5.3/);
+  await page.screenshot({ path: path.join(shots, 'scenario-flp.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('single-decree: finish a disk write by hand', async () => {
+  const { page, errors } = await open();
+  await page.click('#propose');
+  await page.waitForSelector('.node-card[data-node="n1"] button[data-act="persist"]');
+  assert.equal(await page.$('.node-card[data-node="n2"] button[data-act="persist"]'), null, 'n2 has nothing to write');
+  await page.click('.node-card[data-node="n1"] button[data-act="persist"]');
+  await page.waitForFunction(() => document.querySelector('#position').textContent.startsWith('step 2 '));
+  assert.match(await page.textContent('#explain-text'), /^By hand, out of turn: n1's disk has made durable the ballot 1\.1/);
+  assert.equal((await page.$$('.msg-row[data-kind="prepare"]')).length, 2, 'the Prepares left');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -131,6 +131,13 @@ pub enum Action {
         /// Node number.
         node: usize,
     },
+    /// Single-decree: finish node `node`'s oldest disk write now, ahead of its turn (the
+    /// adversary ordering events by hand). Multi-Paxos nodes write through the simulator's
+    /// storage, whose writes finish in their turn only.
+    Persist {
+        /// Node number.
+        node: usize,
+    },
 }
 
 fn one() -> u32 {

@@ -254,6 +254,10 @@ impl MultiWorld {
                 );
                 self.finish_unit(step, text);
             }
+            Action::Persist { .. } => self.nothing(
+                step,
+                "the simulator's disks finish their writes in their turn only.".to_string(),
+            ),
             Action::Timer { node } => {
                 let i = node - 1;
                 let before = self.snap(i);

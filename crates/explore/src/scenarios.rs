@@ -3,7 +3,7 @@
 //! until a leader exists" are resolved here, against the real core, into plain step counts,
 //! so the page replays exactly what was narrated.
 
-use crate::model::{Action, Protocol, Spec, View};
+use crate::model::{Action, MessageView, Protocol, Spec, View};
 use crate::session::{fresh, World};
 use serde::Serialize;
 
@@ -91,6 +91,51 @@ impl Script {
         self
     }
 
+    /// Acts on the first in-flight message `pick` chooses (deliver, drop): the scenario is
+    /// built against the real run, so a message it names must exist.
+    fn on_message(
+        &mut self,
+        make: fn(u64) -> Action,
+        say: &str,
+        pick: impl Fn(&MessageView) -> bool,
+    ) -> &mut Script {
+        let v = self.view();
+        let id = v
+            .in_flight
+            .iter()
+            .find(|m| pick(m))
+            .map(|m| m.id)
+            .unwrap_or_else(|| panic!("scenario: no such message in flight for {say:?}"));
+        self.act(make(id), say)
+    }
+
+    fn deliver(&mut self, say: &str, pick: impl Fn(&MessageView) -> bool) -> &mut Script {
+        self.on_message(|id| Action::Deliver { id }, say, pick)
+    }
+
+    /// Finishes every disk write node `node` has in progress, by hand, one action each.
+    fn persist_all(&mut self, node: usize, say: &str) -> &mut Script {
+        let mut first = true;
+        while self.view().nodes[node - 1]
+            .notes
+            .iter()
+            .any(|n| n.contains("disk write"))
+        {
+            let text = if first {
+                say.to_string()
+            } else {
+                format!("n{node}'s next disk write completes too.")
+            };
+            self.act(Action::Persist { node }, &text);
+            first = false;
+        }
+        self
+    }
+
+    fn drop_msg(&mut self, say: &str, pick: impl Fn(&MessageView) -> bool) -> &mut Script {
+        self.on_message(|id| Action::Drop { id }, say, pick)
+    }
+
     fn finish(&mut self, id: &str, title: &str, intro: &str) -> Scenario {
         Scenario {
             id: id.to_string(),
@@ -157,14 +202,14 @@ fn happy_path() -> Scenario {
 
 fn dueling() -> Scenario {
     let mut s = Script::new(Protocol::Synod, 3, 4);
-    s.act(propose_at(1, "x"), "n1 proposes 'x'.")
-        .act(propose_at(3, "y"), "At the same moment n3 proposes 'y'. Each will raise the ballot above the other's.")
-        .until("Watch the ballots rise: each Prepare at a higher ballot makes acceptors refuse the other's Accepts (Nack). Without care this could go on forever. Each proposer waits a random extra time before retrying, so soon one gets through undisturbed, and a value is chosen.", chosen)
-        .until("Everyone learns the one value chosen. Only one value can ever be chosen, whoever 'wins'.", known_by_all_up);
+    duel(&mut s, 1);
+    s.act(Action::HealAll, "Now the network behaves again: every link works, messages arrive in their own time, and nobody fires timers by hand. The ballots have risen past each other twice (1.1, 1.3, 2.1), and nothing is chosen.")
+        .until("From here the timers run by themselves. A preempted proposer waits a random extra time before retrying, so one proposer's round gets through undisturbed, and a value is chosen. Whichever it is, it is the only one ever chosen.", chosen)
+        .until("Everyone learns the one value chosen.", known_by_all_up);
     s.finish(
         "dueling",
         "Dueling proposers and randomized backoff",
-        "Two proposers at once. Paxos stays safe whatever happens; randomized retry timers make it finish.",
+        "Two proposers at once, each preempting the other with a higher ballot. Paxos stays safe whatever happens; randomized retry timers make it finish.",
     )
 }
 
@@ -198,25 +243,42 @@ fn acceptor_crash() -> Scenario {
     )
 }
 
+fn accept_for(slot: u64, from: usize, to: Option<usize>) -> impl Fn(&MessageView) -> bool {
+    move |m| {
+        m.kind == "accept"
+            && m.from == format!("n{from}")
+            && to.is_none_or(|t| m.to == format!("n{t}"))
+            && m.label.contains(&format!(" slot {slot} "))
+    }
+}
+
 fn failover() -> Scenario {
     let mut s = Script::new(Protocol::Multi, 3, 2);
     s.until("The nodes start without a leader. One times out first, wins pre-votes and phase 1, and leads.", |v| leader(v).is_some());
-    let first = leader(&s.view()).unwrap_or(1);
+    let old = leader(&s.view()).unwrap_or(1);
+    let others: Vec<usize> = (1..=3).filter(|n| *n != old).collect();
+    let (a, b) = (others[0], others[1]);
     s.act(put(1, "x", "1"), "Client c1 writes x=1.").until(
         "The leader puts it in slot 1; a quorum accepts; c1 gets its answer.",
         |v| ops_done(v, 1),
     );
-    s.act(
-        Action::Crash { node: first },
-        "The leader crashes. Followers stop hearing heartbeats.",
-    )
-    .until("A follower's election timer fires. Its phase 1 covers every slot from the first it does not know chosen: promises report what was accepted, and the new leader re-proposes those values at its ballot, and fills any gap with a no-op so later slots can be applied.", |v| leader(v).is_some_and(|l| l != first))
-    .act(put(2, "x", "2"), "Client c2 writes x=2 to the new leader (a client that asks a follower is told who leads).")
-    .until("Chosen in the next slot, after everything the old leader had chosen.", |v| ops_done(v, 2));
+    s.act(put(1, "x", "2"), "c1 writes x=2.")
+        .until(&format!("n{old} proposes it in slot 2: its Accepts are on their way."), move |v| v.in_flight.iter().any(accept_for(2, old, None)))
+        .drop_msg(&format!("The network loses the Accept for slot 2 to n{a}..."), accept_for(2, old, Some(a)))
+        .drop_msg(&format!("...and the one to n{b}: slot 2 reached no acceptor but the leader."), accept_for(2, old, Some(b)))
+        .act(put(2, "y", "3"), "c2 writes y=3.")
+        .until(&format!("n{old} proposes it in slot 3."), move |v| v.in_flight.iter().any(accept_for(3, old, None)))
+        .deliver(&format!("n{a} gets the Accept for slot 3 and votes for 'put y=3'."), accept_for(3, old, Some(a)))
+        .drop_msg(&format!("The Accept for slot 3 to n{b} is lost: slot 3 is half-accepted, by n{a} only (and the leader)."), accept_for(3, old, Some(b)))
+        .act(Action::Crash { node: old }, &format!("The leader n{old} crashes before anything more of slots 2 and 3 gets through. Neither is chosen: slot 2 is a hole, slot 3 is held by n{a} alone among the living."))
+        .act(Action::Timer { node: b }, &format!("n{b}'s election timer fires. Its phase 1 covers every slot from the first it does not know chosen."))
+        .until(&format!("n{b} leads. n{a}'s promise reported 'put y=3' in slot 3, so n{b} re-proposes it there at its own ballot, as Paxos requires (it may have been chosen). Nobody reported anything for slot 2: n{b} fills the hole with a no-op, so that slot 3 and later can be applied in order."), move |v| leader(v) == Some(b))
+        .until("The no-op and the re-proposed 'put y=3' are chosen at the new ballot.", |v| v.chosen.iter().filter(|c| c.slot == 2 || c.slot == 3).count() == 2)
+        .until("The clients time out and ask the new leader. c1's x=2 was lost with the hole, so it is proposed anew. c2's y=3 may be proposed again too: the session table applies each command once, whatever slots it lands in.", |v| ops_done(v, 3));
     s.finish(
         "failover",
         "Leader failover in Multi-Paxos",
-        "Multi-Paxos runs phase 1 once per leader, not per value. When the leader dies, a new one runs phase 1 for all open slots at once.",
+        "Multi-Paxos runs phase 1 once per leader, not per value. When the leader dies with slots half-done, the new leader's phase 1 finds what may have been chosen and re-proposes it, and fills holes with no-ops.",
     )
 }
 
@@ -260,11 +322,66 @@ fn read_index() -> Scenario {
     )
 }
 
+/// A message of `kind` from `n{from}` to `n{to}`.
+fn msg(kind: &'static str, from: usize, to: usize) -> impl Fn(&MessageView) -> bool {
+    move |m| m.kind == kind && m.from == format!("n{from}") && m.to == format!("n{to}")
+}
+
+/// Rounds of the FLP scenario after the first collision.
+pub const FLP_ROUNDS: usize = 4;
+
+/// Two proposers, n1 and n3, preempting each other: the opening collision, then `rounds`
+/// rounds in which each Prepare overtakes the other's Accept at n2. Built by hand from
+/// deliveries and disk writes on the real cores.
+fn duel(s: &mut Script, rounds: usize) {
+    s.act(
+        Action::Cut { from: 1, to: 3 },
+        "You are the network now, and you are an adversary: you may delay any message as long as you like, which an asynchronous network may do. First, n1 and n3 will never hear each other (their messages are lost): n2 decides every quorum.",
+    )
+    .act(Action::Cut { from: 3, to: 1 }, "The link back from n3 to n1 is cut too.")
+    .act(propose_at(1, "x"), "n1 proposes 'x' with ballot 1.1.")
+    .persist_all(1, "Its ballot is durable; its Prepare leaves for n2.")
+    .deliver("n2 gets the Prepare 1.1 first.", msg("prepare", 1, 2))
+    .persist_all(2, "n2's promise of 1.1 is durable; its Promise leaves.")
+    .deliver("n1 has promises from itself and n2, a quorum: phase 2. Its Accept 1.1 'x' is on its way to n2. You hold it back.", msg("promise", 2, 1))
+    .persist_all(1, "n1's own vote is durable.")
+    .act(propose_at(3, "y"), "Now n3 proposes 'y' with ballot 1.3.")
+    .persist_all(3, "n3's ballot is durable; its Prepare leaves for n2.")
+    .deliver("You deliver n3's Prepare 1.3 to n2 before n1's Accept.", msg("prepare", 3, 2))
+    .persist_all(2, "n2 has promised 1.3 on disk: it will refuse anything below 1.3.")
+    .deliver("n3 has its quorum (itself and n2) and sends Accept 1.3.", msg("promise", 2, 3))
+    .persist_all(3, "n3's own vote is durable.")
+    .deliver("Only now you let n1's Accept 1.1 reach n2: refused, since n2 promised 1.3.", msg("accept", 1, 2))
+    .deliver("n1 learns it was preempted.", msg("nack", 2, 1));
+    for round in 0..rounds {
+        let (p, q) = if round % 2 == 0 { (1, 3) } else { (3, 1) };
+        s.act(Action::Timer { node: p }, &format!("Round {}: n{p}'s retry timer fires just as n{q}'s Accept is on its way, and n{p} starts phase 1 with a higher ballot.", round + 2))
+            .persist_all(p, &format!("n{p}'s new ballot is durable; its Prepare leaves."))
+            .deliver(&format!("You deliver n{p}'s Prepare to n2 ahead of n{q}'s Accept."), msg("prepare", p, 2))
+            .persist_all(2, &format!("n2 promises n{p}'s higher ballot, on disk."))
+            .deliver(&format!("n{p} has its quorum and sends its Accept, carrying the value accepted at the highest ballot it heard of."), msg("promise", 2, p))
+            .persist_all(p, &format!("n{p}'s own vote is durable."))
+            .deliver(&format!("n{q}'s Accept reaches n2 at last, and is refused: preempted, like the round before. Still nothing is chosen."), msg("accept", q, 2))
+            .deliver(&format!("n{q} learns it lost this round. It will retry higher, and you will preempt it again."), msg("nack", 2, q));
+    }
+}
+
+fn flp() -> Scenario {
+    let mut s = Script::new(Protocol::Synod, 3, 1);
+    duel(&mut s, FLP_ROUNDS);
+    s.finish(
+        "flp",
+        "FLP: an adversary keeps dueling proposers from ever deciding",
+        "Fischer, Lynch and Paterson proved that no deterministic protocol can be sure to decide in an asynchronous network with one possible crash. Paxos keeps safety always and gives up guaranteed progress: here you play the network and order messages so that every round's Prepare preempts the other proposer's Accept. Ballots rise forever; nothing is chosen. Randomized timers are what make such a schedule unlikely in practice.",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
         happy_path(),
         dueling(),
+        flp(),
         hidden_choice(),
         acceptor_crash(),
         failover(),

@@ -352,6 +352,16 @@ impl SynodWorld {
             Action::Read { .. } => {
                 return self.nothing(step, "single-decree Paxos has no reads.".to_string())
             }
+            Action::Persist { node } => {
+                let i = node - 1;
+                if self.members[i].node.is_none() {
+                    return self.nothing(step, format!("n{node} is down."));
+                }
+                if self.members[i].disk.is_empty() {
+                    return self.nothing(step, format!("n{node} has no disk write in progress."));
+                }
+                self.complete_write(i, step, "By hand, out of turn: ")
+            }
             Action::Timer { node } => {
                 let i = node - 1;
                 let Some(p) = self.members[i].node.as_mut() else {
@@ -502,37 +512,51 @@ impl SynodWorld {
                     if self.members[node].incarnation != incarnation {
                         continue;
                     }
-                    let Some((seq, ops, _)) = self.members[node].disk.pop_front() else {
+                    // A write finished by hand already is gone; the next one has its own event.
+                    if self.members[node]
+                        .disk
+                        .front()
+                        .is_none_or(|(_, _, done_at)| *done_at > self.now)
+                    {
                         continue;
-                    };
-                    let what: Vec<String> = ops.iter().map(persist_text).collect();
-                    let m = &mut self.members[node];
-                    for op in &ops {
-                        m.durable.apply(op);
                     }
-                    if let Some(p) = m.node.as_mut() {
-                        p.persisted(seq);
-                    }
-                    let sent_before = self.next_id;
-                    self.drive(node, step);
-                    let sends = sends_text(&self.journal, sent_before);
-                    return Some(format!(
-                        "n{}'s disk has made durable {}.{}",
-                        node + 1,
-                        and_list(&what),
-                        if sends.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                " Only now may what depends on it leave: {sends}. A node never \
-                                 tells anyone of a promise or vote it could forget in a crash."
-                            )
-                        }
-                    ));
+                    return Some(self.complete_write(node, step, ""));
                 }
             }
         }
         None
+    }
+
+    /// Node `node`'s oldest disk write completes: its ops become durable, the core is told,
+    /// and what waited for them leaves. `how` prefixes the sentence.
+    fn complete_write(&mut self, node: usize, step: usize, how: &str) -> String {
+        let Some((seq, ops, _)) = self.members[node].disk.pop_front() else {
+            return format!("n{} has no disk write in progress.", node + 1);
+        };
+        let what: Vec<String> = ops.iter().map(persist_text).collect();
+        let m = &mut self.members[node];
+        for op in &ops {
+            m.durable.apply(op);
+        }
+        if let Some(p) = m.node.as_mut() {
+            p.persisted(seq);
+        }
+        let sent_before = self.next_id;
+        self.drive(node, step);
+        let sends = sends_text(&self.journal, sent_before);
+        format!(
+            "{how}n{}'s disk has made durable {}.{}",
+            node + 1,
+            and_list(&what),
+            if sends.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Only now may what depends on it leave: {sends}. A node never \
+                     tells anyone of a promise or vote it could forget in a crash."
+                )
+            }
+        )
     }
 
     fn deliver(&mut self, m: Flying, step: usize) -> String {

@@ -177,6 +177,50 @@ async fn dropping_and_duplicating_and_delivering_by_hand() {
 }
 
 #[tokio::test]
+async fn a_disk_write_finished_by_hand_lets_what_waited_for_it_leave() {
+    let addr = start().await;
+    let base = vec![propose("x", 1)];
+    let v = view(addr, json!({ "spec": synod(5), "actions": base })).await;
+    assert_eq!(
+        v["in_flight"],
+        json!([]),
+        "the Prepares wait for the ballot on disk"
+    );
+    assert_eq!(v["nodes"][0]["notes"][0], "1 disk write(s) in progress");
+    let mut actions = base.clone();
+    actions.push(json!({ "do": "persist", "node": 1 }));
+    let v = view(addr, json!({ "spec": synod(5), "actions": actions })).await;
+    assert_eq!(
+        v["time_us"], 0,
+        "no time passed: the adversary chose the order"
+    );
+    let kinds: Vec<&str> = v["in_flight"]
+        .as_array()
+        .expect("in flight")
+        .iter()
+        .filter_map(|m| m["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["prepare", "prepare"], "{v}");
+    assert!(v["log"][1]["text"].as_str().is_some_and(
+        |t| t.starts_with("By hand, out of turn: n1's disk has made durable the ballot 1.1")
+    ));
+    // A node with nothing on its way to disk: nothing happens, and the page is told why.
+    let mut idle = actions.clone();
+    idle.push(json!({ "do": "persist", "node": 2 }));
+    let v = view(addr, json!({ "spec": synod(5), "actions": idle })).await;
+    assert!(v["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("no disk write in progress")));
+    // The write's own event is still scheduled and finds nothing to do; the run goes on and
+    // chooses 'x'.
+    actions.push(json!({ "do": "step", "n": 40 }));
+    let v = view(addr, json!({ "spec": synod(5), "actions": actions })).await;
+    assert_eq!(v["chosen"][0]["value"], "'x'");
+    assert_eq!(v["chosen"][0]["known_by"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["violations"], json!([]));
+}
+
+#[tokio::test]
 async fn a_crashed_acceptor_keeps_its_promise_across_a_restart() {
     let addr = start().await;
     let actions = json!([propose("x", 1), { "do": "step", "n": 8 }, { "do": "crash", "node": 3 }]);
@@ -234,6 +278,8 @@ async fn bad_input_is_refused_with_a_reason() {
         (json!({ "spec": { "protocol": "synod", "nodes": 3, "seed": 1, "bug": "no-such-bug" } }).to_string(), "unknown planted bug"),
         (json!({ "spec": { "protocol": "multi", "nodes": 3, "seed": 1, "faults": "lots" } }).to_string(), "unknown fault profile"),
         (json!({ "spec": synod(1), "actions": [{ "do": "explode" }] }).to_string(), "bad request"),
+        (json!({ "spec": { "protocol": "multi", "nodes": 3, "seed": 1 }, "actions": [{ "do": "persist", "node": 1 }] }).to_string(), "single-decree Paxos only"),
+        (json!({ "spec": synod(1), "actions": [{ "do": "persist", "node": 4 }] }).to_string(), "no node n4"),
         ("{".to_string(), "bad request"),
         (json!({ "spec": { "protocol": "synod", "nodes": -1, "seed": 1 } }).to_string(), "bad request"),
     ];
@@ -304,7 +350,60 @@ async fn scenarios_replay_to_what_they_narrate() {
         let v = view(addr, json!({ "spec": s["spec"], "actions": actions })).await;
         assert_eq!(v["violations"], json!([]), "{}", s["id"]);
         match s["id"].as_str() {
-            Some("happy-path") | Some("dueling") => {
+            Some("dueling") => {
+                // The proposers preempted each other at least twice before one value won.
+                let at = v["chosen"][0]["at_step"].as_u64().expect("chosen") as usize;
+                let before = |needle: &str| {
+                    v["log"]
+                        .as_array()
+                        .expect("log")
+                        .iter()
+                        .filter(|l| {
+                            l["step"].as_u64().is_some_and(|s| (s as usize) < at)
+                                && l["text"].as_str().is_some_and(|t| t.contains(needle))
+                        })
+                        .count()
+                };
+                assert!(before("refuses to accept") >= 2, "{}", v["log"]);
+                assert_eq!(
+                    promised_rounds(&v).len(),
+                    3,
+                    "ballots 1.1, 1.3, 2.1 promised in turn"
+                );
+                assert_eq!(
+                    v["chosen"][0]["known_by"].as_array().map(Vec::len),
+                    Some(3),
+                    "{}",
+                    v["chosen"]
+                );
+            }
+            Some("flp") => {
+                // Round after round, ballots rise and each Accept is refused: nothing is chosen.
+                assert_eq!(v["chosen"], json!([]), "{}", v["chosen"]);
+                let rounds = promised_rounds(&v);
+                let n = explore::scenarios::FLP_ROUNDS;
+                assert_eq!(rounds.len(), n + 2, "{rounds:?}");
+                assert!(rounds.windows(2).all(|w| w[0] < w[1]), "{rounds:?}");
+                let refused = v["log"]
+                    .as_array()
+                    .expect("log")
+                    .iter()
+                    .filter(|l| {
+                        l["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("refuses to accept"))
+                    })
+                    .count();
+                assert_eq!(refused, n + 1);
+                assert!(v["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .all(|x| x["slots"]
+                        .as_array()
+                        .is_none_or(|s| s.iter().all(|s| s["known_chosen"] == false))));
+            }
+            Some("happy-path") => {
                 assert_eq!(
                     v["chosen"][0]["known_by"].as_array().map(Vec::len),
                     Some(3),
@@ -320,7 +419,37 @@ async fn scenarios_replay_to_what_they_narrate() {
                 assert_eq!(v["nodes"][1]["slots"][0]["known_chosen"], true);
             }
             Some("acceptor-crash") => assert_eq!(v["nodes"][2]["promised"], "1.1"),
-            Some("failover") | Some("read-index") => {
+            Some("failover") => {
+                // The old leader's slot 2 reached nobody, slot 3 one follower: the new
+                // leader filled slot 2 with a no-op and re-proposed slot 3's value.
+                let chosen = v["chosen"].as_array().expect("chosen");
+                let slot = |n: u64| {
+                    chosen
+                        .iter()
+                        .find(|c| c["slot"] == n)
+                        .cloned()
+                        .expect("slot")
+                };
+                assert_eq!(slot(2)["value"], "no-op", "{chosen:?}");
+                assert_eq!(slot(3)["value"], "'put y=3'", "{chosen:?}");
+                assert_ne!(
+                    slot(3)["ballot"],
+                    slot(1)["ballot"],
+                    "re-proposed at a new ballot"
+                );
+                let l = leader_of(&v).expect("a leader") as usize - 1;
+                let slots = v["nodes"][l]["slots"].as_array().expect("slots");
+                assert!(slots
+                    .iter()
+                    .any(|s| s["slot"] == 2 && s["value"] == "no-op"));
+                assert!(slots
+                    .iter()
+                    .any(|s| s["slot"] == 3 && s["value"] == "'put y=3'"));
+                let ops = v["ops"].as_array().expect("ops");
+                assert_eq!(ops.len(), 3);
+                assert!(ops.iter().all(|o| !o["output"].is_null()), "{ops:?}");
+            }
+            Some("read-index") => {
                 let ops = v["ops"].as_array().expect("ops");
                 assert_eq!(ops.len(), 2);
                 assert!(
@@ -341,4 +470,188 @@ async fn scenarios_replay_to_what_they_narrate() {
             other => panic!("unknown scenario {other:?}"),
         }
     }
+}
+
+/// The ballots `(round, node)` n2 promised, in order, from the log.
+fn promised_rounds(v: &Value) -> Vec<(u64, u64)> {
+    v["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|l| {
+            let t = l["text"].as_str()?;
+            let rest = t.split("n2 promises ballot ").nth(1)?;
+            let ballot = rest.split(' ').next()?;
+            let (round, node) = ballot.split_once('.')?;
+            Some((round.parse().ok()?, node.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A session driven step by step against the server, the way the page does it.
+#[cfg(feature = "planted-bugs")]
+struct Drive {
+    addr: std::net::SocketAddr,
+    spec: Value,
+    actions: Vec<Value>,
+    last: Value,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl Drive {
+    async fn new(addr: std::net::SocketAddr, spec: Value) -> Drive {
+        let last = view(addr, json!({ "spec": spec, "actions": [] })).await;
+        Drive {
+            addr,
+            spec,
+            actions: Vec::new(),
+            last,
+        }
+    }
+
+    async fn act(&mut self, action: Value) -> &Value {
+        self.actions.push(action);
+        self.last = view(
+            self.addr,
+            json!({ "spec": self.spec, "actions": self.actions }),
+        )
+        .await;
+        assert!(self.last["note"].is_null(), "{}", self.last["note"]);
+        &self.last
+    }
+
+    /// Steps one event at a time until `done` holds; panics after `max` steps.
+    async fn until(&mut self, max: usize, done: impl Fn(&Value) -> bool) {
+        for _ in 0..max {
+            if done(&self.last) {
+                return;
+            }
+            self.act(json!({ "do": "step" })).await;
+        }
+        assert!(
+            done(&self.last),
+            "not reached in {max} steps: {}",
+            self.last
+        );
+    }
+
+    /// Delivers or drops the in-flight message `pick` chooses.
+    async fn on_message(&mut self, what: &str, pick: impl Fn(&Value) -> bool) {
+        let id = self.last["in_flight"]
+            .as_array()
+            .expect("in flight")
+            .iter()
+            .find(|m| pick(m))
+            .map(|m| m["id"].clone())
+            .unwrap_or_else(|| panic!("no such message: {}", self.last["in_flight"]));
+        self.act(json!({ "do": what, "id": id })).await;
+    }
+}
+
+fn leader_of(v: &Value) -> Option<u64> {
+    v["nodes"]
+        .as_array()?
+        .iter()
+        .position(|n| n["role"] == "leader")
+        .map(|i| i as u64 + 1)
+}
+
+#[cfg(feature = "planted-bugs")]
+fn accept(slot: u64, from: u64, to: u64) -> impl Fn(&Value) -> bool {
+    move |m| {
+        m["kind"] == "accept"
+            && m["from"] == format!("n{from}")
+            && m["to"] == format!("n{to}")
+            && m["label"]
+                .as_str()
+                .is_some_and(|l| l.contains(&format!(" slot {slot} ")))
+    }
+}
+
+/// "Break it": with a planted bug (a new leader ignores the values other acceptors report in
+/// their promises), a crafted schedule makes the simulator's agreement check fail, and the
+/// view shows the violation with the events that led to it.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
+    let addr = start().await;
+    let spec =
+        json!({ "protocol": "multi", "nodes": 3, "seed": 2, "bug": "ignore-promised-values" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    d.until(200, |v| leader_of(v).is_some()).await;
+    let old = leader_of(&d.last).expect("leader");
+    let others: Vec<u64> = (1..=3).filter(|n| *n != old).collect();
+    let (a, b) = (others[0], others[1]);
+    d.act(json!({ "do": "propose", "value": "1", "client": 1, "key": "x" }))
+        .await;
+    d.until(200, |v| {
+        v["in_flight"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(accept(1, old, a)))
+    })
+    .await;
+    // Slot 1 reaches one follower only; the leader counts that vote and its own, so 'put x=1'
+    // is chosen, and the leader applies it.
+    d.on_message("deliver", accept(1, old, a)).await;
+    d.on_message("drop", accept(1, old, b)).await;
+    let i = old as usize - 1;
+    d.until(200, |v| v["nodes"][i]["chosen_through"] == 1).await;
+    assert_eq!(d.last["chosen"][0]["value"], "'put x=1'");
+    // The leader dies before telling anyone; the follower that never saw slot 1 takes over.
+    d.act(json!({ "do": "crash", "node": old })).await;
+    d.act(json!({ "do": "timer", "node": b })).await;
+    d.until(200, |v| leader_of(v) == Some(b)).await;
+    assert_eq!(d.last["violations"], json!([]), "not broken yet");
+    // With the bug, it ignored the 'put x=1' its peer reported, so slot 1 looks free to it.
+    d.act(json!({ "do": "propose", "value": "2", "client": 2, "key": "y" }))
+        .await;
+    // The simulator's own agreement check (values handed out to the state machine) fires,
+    // as well as the explorer's (two quorums for one slot).
+    let by_sim = |x: &Value| {
+        x["check"] == "agreement"
+            && x["detail"]
+                .as_str()
+                .is_some_and(|t| t.contains("handed out"))
+    };
+    d.until(300, |v| {
+        v["violations"]
+            .as_array()
+            .is_some_and(|x| x.iter().any(by_sim))
+    })
+    .await;
+    let v = &d.last;
+    let found = v["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .find(|x| by_sim(x))
+        .expect("agreement");
+    assert!(
+        found["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("slot 1")),
+        "{found}"
+    );
+    assert_eq!(
+        v["chosen"][0]["value"], "'put x=1'",
+        "the first value chosen stays shown"
+    );
+    // The events that led to it are in the log, before the violation's step.
+    let at = found["step"].as_u64().expect("step") as usize;
+    let log = v["log"].as_array().expect("log");
+    let said = |needle: &str| {
+        log.iter().any(|l| {
+            l["step"].as_u64().is_some_and(|s| s as usize <= at)
+                && l["text"].as_str().is_some_and(|t| t.contains(needle))
+        })
+    };
+    assert!(said(&format!("n{old} loses power")), "{log:?}");
+    assert!(said(&format!("n{b}'s election timer fires")), "{log:?}");
+    assert!(said("The network loses Accept"), "{log:?}");
+    // The same session without the bug never violates anything: the new leader re-proposes
+    // 'put x=1' in slot 1.
+    let mut spec = spec;
+    spec.as_object_mut().expect("spec").remove("bug");
+    let clean = view(addr, json!({ "spec": spec, "actions": d.actions })).await;
+    assert_eq!(clean["violations"], json!([]), "{}", clean["chosen"]);
 }
