@@ -52,3 +52,10 @@ fi
 cargo test -p synod-explore --features planted-bugs
 cargo build -p synod --bin synod --features planted-bugs && cargo build -p synod-explore --example sim_trace
 (cd crates/explore/e2e && node --test)
+
+step "synod chaos: 5 real members on 127.0.0.11-15 for 2 minutes, every fault kind at least twice, then a planted stale read that must be caught"
+cargo build --quiet --release -p synod
+./target/release/synod chaos --minutes 2 --seed 1
+# --plant-stale-reads records serializable reads as linearizable; this run passes only if the
+# linearizability check catches the stale answers.
+./target/release/synod chaos --minutes 0.5 --seed 1 --faults isolate,pause,one-way --min-fires 1 --plant-stale-reads

@@ -1,6 +1,6 @@
 //! The `synod` command: `sim` (the deterministic simulator), `node` (one cluster member),
 //! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints), `explore` (the
-//! explorer's web page).
+//! explorer's web page), `chaos` (real members under faults, histories checked).
 //!
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
@@ -34,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the explorer on 127.0.0.1: drive the real protocol step by step in a browser.
     Explore(explore::ExploreArgs),
+    /// Chaos run: 5 real members under seeded faults, the history checked for linearizability.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => node_cmd::dev(args),
         Command::Bench(args) => bench::run_cli(args),
         Command::Explore(args) => explore::run_cli(args),
+        Command::Chaos(args) => chaos::run_cli(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
