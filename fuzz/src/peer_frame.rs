@@ -12,10 +12,9 @@
 //!   re-encodes to exactly the input (both are fixed layouts with no slack).
 
 use crate::{Cursor, Seed, Writer};
-use bytes::Bytes;
 use node::peer::PeerMessage;
-use paxos::multi::{ClientId, Command, CommandId, Message, ReadId, SlotRecord, Value};
-use paxos::{Ballot, NodeId, Slot};
+use paxos::multi::Message;
+use paxos::Slot;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -181,106 +180,14 @@ fn check_handshake(bytes: &[u8]) {
     }
 }
 
-fn ballot(round: u64, node: u64) -> Ballot {
-    Ballot::new(round, NodeId(node))
-}
-
-fn record(slot: u64) -> SlotRecord {
-    SlotRecord {
-        slot: Slot(slot),
-        ballot: ballot(9, 1),
-        value: Value::Batch(vec![Command {
-            id: CommandId {
-                client: ClientId(7),
-                seq: slot,
-            },
-            payload: b"\x01\x01\x01k\x01v".to_vec(),
-        }]),
-        chosen: slot.is_multiple_of(2),
-    }
-}
-
 /// One message of every kind, for the seeds.
 pub fn sample_messages() -> Vec<Message> {
-    vec![
-        Message::PreVote { round: 3 },
-        Message::PreVoteReply {
-            round: 3,
-            granted: true,
-        },
-        Message::Prepare {
-            ballot: ballot(4, 2),
-            from_slot: Slot(10),
-        },
-        Message::Promise {
-            ballot: ballot(4, 2),
-            from_slot: Slot(10),
-            records: vec![record(10), record(11)],
-            next_from: Some(Slot(12)),
-            compacted_through: Slot(5),
-        },
-        Message::Accept {
-            ballot: ballot(4, 2),
-            slot: Slot(12),
-            value: Value::Noop,
-            chosen_through: Slot(11),
-        },
-        Message::Accepted {
-            ballot: ballot(3, 2),
-            slot: Slot(7),
-        },
-        Message::Nack {
-            ballot: ballot(1, 1),
-            promised: ballot(2, 3),
-        },
-        Message::Heartbeat {
-            ballot: ballot(4, 2),
-            chosen_through: Slot(11),
-            round: 77,
-        },
-        Message::HeartbeatAck {
-            ballot: ballot(4, 2),
-            round: 77,
-            chosen_through: Slot(9),
-        },
-        Message::CatchUp { from_slot: Slot(3) },
-        Message::Learn {
-            records: vec![record(3)],
-            chosen_through: Slot(3),
-            compacted_through: Slot(0),
-        },
-        Message::RoundQuery,
-        Message::RoundReport { round: u64::MAX },
-    ]
+    transport::codec::samples()
 }
 
-/// One envelope of every kind besides `Paxos`, for the seeds.
+/// One envelope of every kind, for the seeds.
 pub fn sample_peer_messages() -> Vec<PeerMessage> {
-    vec![
-        PeerMessage::Paxos(Message::RoundQuery),
-        PeerMessage::Forward(Command {
-            id: CommandId {
-                client: ClientId(9),
-                seq: 3,
-            },
-            payload: vec![1, 2, 3],
-        }),
-        PeerMessage::ReadIndexAsk { id: ReadId(4) },
-        PeerMessage::ReadIndexAnswer {
-            id: ReadId(4),
-            slot: Some(Slot(8)),
-        },
-        PeerMessage::Probe,
-        PeerMessage::ProbeReply { round: 7 },
-        PeerMessage::Hello {
-            client_urls: vec!["http://127.0.0.1:2379".into()],
-        },
-        PeerMessage::SnapshotAsk {
-            through: Slot(5),
-            offset: 10,
-        },
-        PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
-    ]
+    node::peer::samples()
 }
 
 /// Valid encodings of every mode.

@@ -4,7 +4,7 @@
 //! are appended, never reordered (the variant index is on the wire).
 
 use bytes::Bytes;
-use paxos::multi::{Command, Message, ReadId};
+use paxos::multi::{ClientId, Command, CommandId, Message, ReadId};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 
@@ -80,38 +80,42 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, transport::codec::CodecError>
     transport::codec::decode_value(bytes)
 }
 
+/// One message of every kind: the round-trip test's cases and the fuzzers' seeds.
+pub fn samples() -> Vec<PeerMessage> {
+    vec![
+        PeerMessage::Paxos(Message::RoundQuery),
+        PeerMessage::Forward(Command {
+            id: CommandId {
+                client: ClientId(9),
+                seq: 3,
+            },
+            payload: vec![1, 2, 3],
+        }),
+        PeerMessage::ReadIndexAsk { id: ReadId(4) },
+        PeerMessage::ReadIndexAnswer {
+            id: ReadId(4),
+            slot: Some(Slot(8)),
+        },
+        PeerMessage::Probe,
+        PeerMessage::ProbeReply { round: 7 },
+        PeerMessage::Hello {
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        },
+        PeerMessage::SnapshotAsk {
+            through: Slot(5),
+            offset: 10,
+        },
+        PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos::multi::{ClientId, CommandId};
 
     #[test]
     fn every_variant_round_trips_and_garbage_is_refused() {
-        let all = vec![
-            PeerMessage::Paxos(Message::RoundQuery),
-            PeerMessage::Forward(Command {
-                id: CommandId {
-                    client: ClientId(9),
-                    seq: 3,
-                },
-                payload: vec![1, 2, 3],
-            }),
-            PeerMessage::ReadIndexAsk { id: ReadId(4) },
-            PeerMessage::ReadIndexAnswer {
-                id: ReadId(4),
-                slot: Some(Slot(8)),
-            },
-            PeerMessage::Probe,
-            PeerMessage::ProbeReply { round: 7 },
-            PeerMessage::Hello {
-                client_urls: vec!["http://127.0.0.1:2379".into()],
-            },
-            PeerMessage::SnapshotAsk {
-                through: Slot(5),
-                offset: 10,
-            },
-            PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
-        ];
+        let all = samples();
         for m in all {
             let bytes = encode(&m).unwrap();
             assert_eq!(decode(&bytes).unwrap(), m);

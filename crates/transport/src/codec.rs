@@ -18,7 +18,8 @@
 //! so a lying length fails when the data runs out instead of reserving memory for it.
 
 use bytes::Bytes;
-use paxos::multi::Message;
+use paxos::multi::{ClientId, Command, CommandId, Message, SlotRecord, Value};
+use paxos::{Ballot, NodeId, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 use thiserror::Error;
 
@@ -76,89 +77,89 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> 
     Ok(value)
 }
 
+fn ballot(round: u64, node: u64) -> Ballot {
+    Ballot::new(round, NodeId(node))
+}
+
+fn record(slot: u64) -> SlotRecord {
+    SlotRecord {
+        slot: Slot(slot),
+        ballot: ballot(9, 1),
+        value: Value::Batch(vec![Command {
+            id: CommandId {
+                client: ClientId(u64::MAX),
+                seq: slot,
+            },
+            payload: vec![1, 2, 3, 0xff],
+        }]),
+        chosen: slot >= 10,
+    }
+}
+
+/// One message of every kind, in declaration order: the round-trip tests' cases and the
+/// fuzzers' seeds.
+pub fn samples() -> Vec<Message> {
+    vec![
+        Message::PreVote { round: 3 },
+        Message::PreVoteReply {
+            round: 3,
+            granted: true,
+        },
+        Message::Prepare {
+            ballot: ballot(4, 2),
+            from_slot: Slot(10),
+        },
+        Message::Promise {
+            ballot: ballot(4, 2),
+            from_slot: Slot(10),
+            records: vec![record(10), record(11)],
+            next_from: Some(Slot(12)),
+            compacted_through: Slot(5),
+        },
+        Message::Accept {
+            ballot: ballot(4, 2),
+            slot: Slot(12),
+            value: Value::Noop,
+            chosen_through: Slot(11),
+        },
+        Message::Accepted {
+            ballot: ballot(3, 2),
+            slot: Slot(7),
+        },
+        Message::Nack {
+            ballot: ballot(1, 1),
+            promised: ballot(2, 3),
+        },
+        Message::Heartbeat {
+            ballot: ballot(4, 2),
+            chosen_through: Slot(11),
+            round: 77,
+        },
+        Message::HeartbeatAck {
+            ballot: ballot(4, 2),
+            round: 77,
+            chosen_through: Slot(9),
+        },
+        Message::CatchUp { from_slot: Slot(3) },
+        Message::Learn {
+            records: vec![record(3)],
+            chosen_through: Slot(3),
+            compacted_through: Slot(0),
+        },
+        Message::RoundQuery,
+        Message::RoundReport { round: u64::MAX },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paxos::multi::{ClientId, Command, CommandId, SlotRecord, Value};
-    use paxos::{Ballot, NodeId, Slot};
     use rand_chacha::ChaCha8Rng;
     use rand_core::{RngCore, SeedableRng};
 
-    fn ballot(round: u64, node: u64) -> Ballot {
-        Ballot::new(round, NodeId(node))
-    }
-
-    fn record(slot: u64) -> SlotRecord {
-        SlotRecord {
-            slot: Slot(slot),
-            ballot: ballot(9, 1),
-            value: Value::Batch(vec![Command {
-                id: CommandId {
-                    client: ClientId(u64::MAX),
-                    seq: slot,
-                },
-                payload: vec![1, 2, 3, 0xff],
-            }]),
-            chosen: slot >= 10,
-        }
-    }
-
-    fn every_variant() -> Vec<Message> {
-        vec![
-            Message::PreVote { round: 3 },
-            Message::PreVoteReply {
-                round: 3,
-                granted: true,
-            },
-            Message::Prepare {
-                ballot: ballot(4, 2),
-                from_slot: Slot(10),
-            },
-            Message::Promise {
-                ballot: ballot(4, 2),
-                from_slot: Slot(10),
-                records: vec![record(10), record(11)],
-                next_from: Some(Slot(12)),
-                compacted_through: Slot(5),
-            },
-            Message::Accept {
-                ballot: ballot(4, 2),
-                slot: Slot(12),
-                value: Value::Noop,
-                chosen_through: Slot(11),
-            },
-            Message::Accepted {
-                ballot: ballot(3, 2),
-                slot: Slot(7),
-            },
-            Message::Nack {
-                ballot: ballot(1, 1),
-                promised: ballot(2, 3),
-            },
-            Message::Heartbeat {
-                ballot: ballot(4, 2),
-                chosen_through: Slot(11),
-                round: 77,
-            },
-            Message::HeartbeatAck {
-                ballot: ballot(4, 2),
-                round: 77,
-                chosen_through: Slot(9),
-            },
-            Message::CatchUp { from_slot: Slot(3) },
-            Message::Learn {
-                records: vec![record(3)],
-                chosen_through: Slot(3),
-                compacted_through: Slot(0),
-            },
-            Message::RoundQuery,
-            Message::RoundReport { round: u64::MAX },
-        ]
-    }
-
     #[test]
     fn every_variant_round_trips() {
-        for m in every_variant() {
+        for m in samples() {
             let bytes = encode(&m).unwrap();
             assert_eq!(bytes[0], CODEC_VERSION);
             assert_eq!(decode(&bytes), Ok(m));
@@ -196,7 +197,7 @@ mod tests {
     #[test]
     fn random_and_mutated_bytes_never_panic() {
         let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
-        let valid: Vec<Bytes> = every_variant().iter().map(|m| encode(m).unwrap()).collect();
+        let valid: Vec<Bytes> = samples().iter().map(|m| encode(m).unwrap()).collect();
         let mut decoded_ok = 0;
         for i in 0..20_000 {
             let mut bytes = valid[i % valid.len()].to_vec();
