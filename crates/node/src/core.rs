@@ -452,7 +452,7 @@ impl Core {
                         read,
                         reply,
                         deadline: now + self.request_timeout,
-                        resend_at: now,
+                        resend_at: now + RESEND_EVERY,
                         confirmed: None,
                     },
                 );
