@@ -42,6 +42,13 @@ cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults di
 step "fuzz targets, short version: the seed corpus through every target's checks (scripts/fuzz.sh runs the fuzzers)"
 (cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-seeds" cargo test --lib --quiet)
 
+step "synod chaos: 5 real members on 127.0.0.11-15 for 2 minutes, every fault kind at least twice, then a planted stale read that must be caught"
+cargo build --quiet --release -p synod
+./target/release/synod chaos --minutes 2 --seed 1
+# --plant-stale-reads records serializable reads as linearizable; this run passes only if the
+# linearizability check catches the stale answers.
+./target/release/synod chaos --minutes 0.5 --seed 1 --faults isolate,pause,one-way --min-fires 1 --plant-stale-reads
+
 step "explorer in a real browser (Debian's chromium, npm's playwright-core)"
 if [ ! -x /usr/bin/chromium ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -50,12 +57,8 @@ fi
 [ -d crates/explore/e2e/node_modules/playwright-core ] || (cd crates/explore/e2e && npm ci --no-audit --no-fund)
 # "Break it" needs the planted bugs compiled in (they stay off unless a session asks).
 cargo test -p synod-explore --features planted-bugs
-cargo build -p synod --bin synod --features planted-bugs && cargo build -p synod-explore --example sim_trace
-(cd crates/explore/e2e && node --test)
-
-step "synod chaos: 5 real members on 127.0.0.11-15 for 2 minutes, every fault kind at least twice, then a planted stale read that must be caught"
-cargo build --quiet --release -p synod
-./target/release/synod chaos --minutes 2 --seed 1
-# --plant-stale-reads records serializable reads as linearizable; this run passes only if the
-# linearizability check catches the stale answers.
-./target/release/synod chaos --minutes 0.5 --seed 1 --faults isolate,pause,one-way --min-fires 1 --plant-stale-reads
+# Release builds: the release dependencies are already built for the steps above.
+cargo build --quiet --release -p synod --bin synod --features planted-bugs
+cargo build --quiet --release -p synod-explore --example sim_trace
+(cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/release/synod" \
+  TRACE_BIN="$PWD/../../../target/release/examples/sim_trace" node --test)
