@@ -250,8 +250,9 @@ impl Core {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.say_hello();
         loop {
+            // Unbiased: a flood of peer messages or requests must not starve the tick (the
+            // leader's heartbeats and every member's election timer live there).
             tokio::select! {
-                biased;
                 _ = stop.wait_for(|s| *s) => break,
                 Some(c) = durable.recv() => self.on_durable(c),
                 Some(m) = inbound.recv() => self.on_peer(m),
@@ -278,8 +279,11 @@ impl Core {
     }
 
     fn fail_all(&mut self, e: NodeError) {
-        for (_, w) in self.writes.drain() {
-            let _ = w.reply.send(Err(e.clone()));
+        let ids: Vec<CommandId> = self.writes.keys().copied().collect();
+        for id in ids {
+            if let Some(w) = self.remove_write(id) {
+                let _ = w.reply.send(Err(e.clone()));
+            }
         }
         for (_, r) in self.reads.drain() {
             let _ = r.reply.send(Err(e.clone()));
