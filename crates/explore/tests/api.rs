@@ -248,13 +248,7 @@ async fn multi_paxos_elects_chooses_and_reads() {
         { "do": "step", "n": 60 },
     ]);
     let v = view(addr, json!({ "spec": spec, "actions": actions })).await;
-    let leaders = v["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|n| n["role"] == "leader")
-        .count();
-    assert_eq!(leaders, 1, "{v}");
+    assert_eq!(leaders(&v), 1, "{v}");
     assert_eq!(v["chosen"][0]["value"], "'put x=1'", "{}", v["chosen"]);
     let ops = v["ops"].as_array().expect("ops");
     assert_eq!(ops[0]["output"], "ok", "{ops:?}");
@@ -459,13 +453,7 @@ async fn scenarios_replay_to_what_they_narrate() {
                 );
             }
             Some("partition") => {
-                let leaders = v["nodes"]
-                    .as_array()
-                    .expect("nodes")
-                    .iter()
-                    .filter(|n| n["role"] == "leader")
-                    .count();
-                assert_eq!(leaders, 1, "{v}");
+                assert_eq!(leaders(&v), 1, "{v}");
             }
             other => panic!("unknown scenario {other:?}"),
         }
@@ -654,4 +642,14 @@ async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
     spec.as_object_mut().expect("spec").remove("bug");
     let clean = view(addr, json!({ "spec": spec, "actions": d.actions })).await;
     assert_eq!(clean["violations"], json!([]), "{}", clean["chosen"]);
+}
+
+/// How many nodes of a view play leader.
+fn leaders(v: &serde_json::Value) -> usize {
+    v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["role"] == "leader")
+        .count()
 }
