@@ -41,10 +41,109 @@ pub struct Checkpoint {
     pub rebuilding: bool,
 }
 
+/// Where an encoding goes. A `Vec<u8>` takes every byte; a [`Scatter`] copies the small
+/// fields but keeps large command payloads by reference, so the WAL can hand them to the file
+/// without copying them first. Both produce the same bytes.
+pub trait Sink<'a> {
+    /// Appends a small field.
+    fn put(&mut self, bytes: &[u8]);
+    /// Appends a command's payload, which the sink may keep by reference.
+    fn put_payload(&mut self, payload: &'a [u8]) {
+        self.put(payload);
+    }
+}
+
+impl Sink<'_> for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Payloads at least this long are kept by reference in a [`Scatter`]; shorter ones are
+/// cheaper to copy than to give the kernel as a buffer of their own.
+pub const SCATTER_PAYLOAD_MIN: usize = 2048;
+
+/// One piece of a [`Scatter`]: a run of its copied bytes, or a borrowed payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// `Scatter::bytes[start..end]`.
+    Copied { start: usize, end: usize },
+    /// A payload of the ops being encoded.
+    Borrowed(&'a [u8]),
+}
+
+/// An encoding as a list of pieces: the concatenation of [`Scatter::pieces`] is what a
+/// `Vec<u8>` sink would hold.
+#[derive(Debug, Default)]
+pub struct Scatter<'a> {
+    /// The copied bytes.
+    pub bytes: Vec<u8>,
+    /// The pieces, in order.
+    pub pieces: Vec<Piece<'a>>,
+    /// Where the copied run not yet closed into a piece starts.
+    run_start: usize,
+}
+
+impl<'a> Scatter<'a> {
+    /// A scatter reusing `bytes` (cleared) for its copied bytes.
+    pub fn with_bytes(mut bytes: Vec<u8>) -> Self {
+        bytes.clear();
+        Scatter {
+            bytes,
+            pieces: Vec::new(),
+            run_start: 0,
+        }
+    }
+
+    /// Closes the current copied run, so the next byte starts a new piece; returns the index
+    /// of that next piece. A record starts and ends at a mark, so its pieces are its own.
+    pub fn mark(&mut self) -> usize {
+        if self.bytes.len() > self.run_start {
+            self.pieces.push(Piece::Copied {
+                start: self.run_start,
+                end: self.bytes.len(),
+            });
+            self.run_start = self.bytes.len();
+        }
+        self.pieces.len()
+    }
+
+    /// The bytes of a piece.
+    pub fn piece(&self, piece: Piece<'a>) -> &[u8] {
+        match piece {
+            Piece::Copied { start, end } => &self.bytes[start..end],
+            Piece::Borrowed(b) => b,
+        }
+    }
+
+    /// Total bytes of `pieces[range]`.
+    pub fn len_of(&self, range: std::ops::Range<usize>) -> usize {
+        self.pieces[range]
+            .iter()
+            .map(|p| self.piece(*p).len())
+            .sum()
+    }
+}
+
+impl<'a> Sink<'a> for Scatter<'a> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn put_payload(&mut self, payload: &'a [u8]) {
+        if payload.len() < SCATTER_PAYLOAD_MIN {
+            self.bytes.extend_from_slice(payload);
+            return;
+        }
+        self.mark();
+        self.pieces.push(Piece::Borrowed(payload));
+    }
+}
+
 /// Appends the encoding of a batch of ops to `out`.
-pub fn encode_batch(ops: &[PersistOp], out: &mut Vec<u8>) {
-    out.push(BATCH_VERSION);
-    put_u32(out, len_u32(ops.len()));
+pub fn encode_batch<'a, S: Sink<'a>>(ops: &'a [PersistOp], out: &mut S) {
+    out.put(&[BATCH_VERSION]);
+    out.put(&len_u32(ops.len()).to_le_bytes());
     for op in ops {
         encode_op(op, out);
     }
@@ -116,20 +215,20 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, DecodeError> {
     })
 }
 
-fn encode_op(op: &PersistOp, out: &mut Vec<u8>) {
+fn encode_op<'a, S: Sink<'a>>(op: &'a PersistOp, out: &mut S) {
     match op {
         PersistOp::Promise { ballot } => {
-            out.push(OP_PROMISE);
-            put_ballot(out, *ballot);
+            out.put(&[OP_PROMISE]);
+            sink_ballot(out, *ballot);
         }
         PersistOp::Accept {
             slot,
             ballot,
             value,
         } => {
-            out.push(OP_ACCEPT);
-            put_u64(out, slot.0);
-            put_ballot(out, *ballot);
+            out.put(&[OP_ACCEPT]);
+            out.put(&slot.0.to_le_bytes());
+            sink_ballot(out, *ballot);
             encode_value(value, out);
         }
         PersistOp::Chosen {
@@ -137,17 +236,22 @@ fn encode_op(op: &PersistOp, out: &mut Vec<u8>) {
             ballot,
             value,
         } => {
-            out.push(OP_CHOSEN);
-            put_u64(out, slot.0);
-            put_ballot(out, *ballot);
+            out.put(&[OP_CHOSEN]);
+            out.put(&slot.0.to_le_bytes());
+            sink_ballot(out, *ballot);
             encode_value(value, out);
         }
-        PersistOp::RebuildStarted => out.push(OP_REBUILD_STARTED),
+        PersistOp::RebuildStarted => out.put(&[OP_REBUILD_STARTED]),
         PersistOp::VoteRegained { ballot } => {
-            out.push(OP_VOTE_REGAINED);
-            put_ballot(out, *ballot);
+            out.put(&[OP_VOTE_REGAINED]);
+            sink_ballot(out, *ballot);
         }
     }
+}
+
+fn sink_ballot<'a, S: Sink<'a>>(out: &mut S, b: Ballot) {
+    out.put(&b.round.to_le_bytes());
+    out.put(&b.node.0.to_le_bytes());
 }
 
 fn decode_op(r: &mut Reader<'_>) -> Result<PersistOp, DecodeError> {
@@ -180,17 +284,17 @@ fn decode_op(r: &mut Reader<'_>) -> Result<PersistOp, DecodeError> {
     })
 }
 
-fn encode_value(value: &Value, out: &mut Vec<u8>) {
+fn encode_value<'a, S: Sink<'a>>(value: &'a Value, out: &mut S) {
     match value {
-        Value::Noop => out.push(VALUE_NOOP),
+        Value::Noop => out.put(&[VALUE_NOOP]),
         Value::Batch(commands) => {
-            out.push(VALUE_BATCH);
-            put_u32(out, len_u32(commands.len()));
+            out.put(&[VALUE_BATCH]);
+            out.put(&len_u32(commands.len()).to_le_bytes());
             for c in commands {
-                put_u64(out, c.id.client.0);
-                put_u64(out, c.id.seq);
-                put_u32(out, len_u32(c.payload.len()));
-                out.extend_from_slice(&c.payload);
+                out.put(&c.id.client.0.to_le_bytes());
+                out.put(&c.id.seq.to_le_bytes());
+                out.put(&len_u32(c.payload.len()).to_le_bytes());
+                out.put_payload(&c.payload);
             }
         }
     }
@@ -384,7 +488,58 @@ mod tests {
         ]
     }
 
+    /// Accepts whose payloads fall on both sides of [`SCATTER_PAYLOAD_MIN`].
+    fn accepts_with_large_payloads() -> impl Strategy<Value = Vec<PersistOp>> {
+        let payload = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            prop::collection::vec(
+                any::<u8>(),
+                SCATTER_PAYLOAD_MIN - 2..SCATTER_PAYLOAD_MIN + 2
+            ),
+            prop::collection::vec(any::<u8>(), 5000..5001),
+        ];
+        let command = (any::<u64>(), payload).prop_map(|(seq, payload)| Command {
+            id: CommandId {
+                client: ClientId(1),
+                seq,
+            },
+            payload,
+        });
+        let accept = (any::<u64>(), ballot(), prop::collection::vec(command, 0..4)).prop_map(
+            |(s, ballot, commands)| PersistOp::Accept {
+                slot: Slot(s),
+                ballot,
+                value: Value::Batch(commands),
+            },
+        );
+        prop::collection::vec(prop_oneof![accept, op()], 0..6)
+    }
+
     proptest! {
+        #[test]
+        fn a_scatter_holds_the_bytes_a_vec_holds(ops in accepts_with_large_payloads()) {
+            let mut flat = Vec::new();
+            encode_batch(&ops, &mut flat);
+            let mut scatter = Scatter::with_bytes(vec![1, 2, 3]);
+            let first = scatter.mark();
+            encode_batch(&ops, &mut scatter);
+            let end = scatter.mark();
+            let joined: Vec<u8> = scatter.pieces[first..end]
+                .iter()
+                .flat_map(|p| scatter.piece(*p).to_vec())
+                .collect();
+            prop_assert_eq!(&joined, &flat);
+            prop_assert_eq!(scatter.len_of(first..end), flat.len());
+            // Large payloads are borrowed, small ones copied.
+            let large = ops.iter().filter_map(|op| match op {
+                PersistOp::Accept { value: Value::Batch(cs), .. }
+                | PersistOp::Chosen { value: Value::Batch(cs), .. } => Some(cs),
+                _ => None,
+            }).flatten().filter(|c| c.payload.len() >= SCATTER_PAYLOAD_MIN).count();
+            let borrowed = scatter.pieces.iter().filter(|p| matches!(p, Piece::Borrowed(_))).count();
+            prop_assert_eq!(borrowed, large);
+        }
+
         #[test]
         fn batches_round_trip(ops in prop::collection::vec(op(), 0..8)) {
             let mut out = Vec::new();

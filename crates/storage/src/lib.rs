@@ -37,6 +37,7 @@
 //! ```
 
 pub mod codec;
+mod crc;
 pub mod error;
 pub mod floor;
 pub mod group;

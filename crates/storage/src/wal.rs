@@ -5,7 +5,7 @@
 //!
 //! The byte layout and the crash-safety argument are in `docs/storage-format.md`.
 
-use crate::codec::{self, put_u32, put_u64, Checkpoint};
+use crate::codec::{self, put_u32, put_u64, Checkpoint, Scatter};
 use crate::error::{Result, StorageError};
 use crate::floor::{WalFloor, FLOOR_FILE};
 use crate::preparer::{Prepared, Preparer, Spare};
@@ -74,10 +74,37 @@ pub struct WalOptions {
     /// deterministic simulation writes the same bytes on every run. Only for simulations and
     /// tests: a predictable salt lets a client that can guess it forge a stale frame.
     pub salt_seed: Option<u64>,
+    /// After this many bytes have been written to a segment since the last hint, ask the
+    /// operating system to start writing them to the disk (`sync_file_range`), so the disk
+    /// works while the next records are encoded and written and the following `fdatasync` has
+    /// less left to do. A hint only: durability still comes from `sync`. Hints end on 2 MiB
+    /// boundaries (see `WRITEBACK_ALIGN`). 0 turns them off. Default 2 MiB: measured here,
+    /// hints raised 16 MiB groups of 64 KiB writes + `fdatasync` from about 3 to about
+    /// 4–5 GB/s, and no append under 2 MiB gives one, so small records' latency is unchanged.
+    pub writeback_bytes: u64,
     /// Planted bug: `sync` reports durable without syncing. The simulator must catch it.
     #[cfg(feature = "planted-bugs")]
     pub ack_before_sync: bool,
 }
+
+/// Appends with at least this many bytes of records compute their checksums on a second
+/// thread while the first writes (see `Wal::write_frames`); below it a thread costs more
+/// than it saves.
+const PIPELINE_BYTES_MIN: u64 = 1 << 20;
+/// Bytes of records per write call (and per message from the checksum thread) in an append
+/// that large, so writing starts while later checksums are computed.
+const PIPELINE_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Writeback hints end on a multiple of this. The page cache keeps a file in naturally
+/// aligned folios of up to 2 MiB (Linux 6.x on ext4 uses large folios), so a boundary on a
+/// multiple of 2 MiB splits none: the writer never writes into a folio under writeback, which
+/// would make it wait for the disk. Measured here (kernel 6.18, ext4): with hints ending on
+/// 4 KiB boundaries, 16 MiB groups of unaligned 64 KiB records reached 1.4–2.4 GB/s; on
+/// 1 MiB or 2 MiB boundaries, 3.1–3.6 GB/s.
+const WRITEBACK_ALIGN: u64 = 2 << 20;
+
+/// Default of [`WalOptions::writeback_bytes`].
+pub const WRITEBACK_BYTES_DEFAULT: u64 = 2 << 20;
 
 impl Default for WalOptions {
     fn default() -> Self {
@@ -86,6 +113,7 @@ impl Default for WalOptions {
             record_bytes_max: 8 << 20,
             recycle_segments: false,
             salt_seed: None,
+            writeback_bytes: WRITEBACK_BYTES_DEFAULT,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -105,6 +133,7 @@ impl WalOptions {
             record_bytes_max,
             recycle_segments: false,
             salt_seed: None,
+            writeback_bytes: WRITEBACK_BYTES_DEFAULT,
             #[cfg(feature = "planted-bugs")]
             ack_before_sync: false,
         }
@@ -135,6 +164,15 @@ impl WalOptions {
     pub fn with_salt_seed(self, seed: Option<u64>) -> Self {
         WalOptions {
             salt_seed: seed,
+            ..self
+        }
+    }
+
+    /// Sets [`WalOptions::writeback_bytes`] (0: no writeback hints).
+    #[must_use]
+    pub fn with_writeback_bytes(self, bytes: u64) -> Self {
+        WalOptions {
+            writeback_bytes: bytes,
             ..self
         }
     }
@@ -227,6 +265,8 @@ pub struct WalStats {
     pub segments_recycled: u64,
     /// Rotations that wrote the new segment over a recycled file (also counted in `rotations`).
     pub recycled_rotations: u64,
+    /// Writeback hints given (see [`WalOptions::writeback_bytes`]).
+    pub writeback_hints: u64,
 }
 
 /// One segment as the log knows it.
@@ -261,8 +301,12 @@ pub struct Wal<V: Vfs> {
     poisoned: Option<String>,
     /// Reused encoding buffer: the records of one append, framed, back to back.
     buf: Vec<u8>,
-    /// Reused list of the records in `buf`: start, end, index of the batch.
-    frames: Vec<(usize, usize, usize)>,
+    /// Reused list of the records of one append.
+    frames: Vec<Frame>,
+    /// Reused frames (headers) of the records of one append, sealed.
+    headers: Vec<[u8; 17]>,
+    /// Where in the active segment the bytes not yet covered by a writeback hint start.
+    writeback_from: u64,
     stats: WalStats,
     /// The next segment, zero-filled ahead of time by [`Wal::prepare_next_segment`] so that
     /// rotation is a header write, a sync and a rename instead of a 64 MiB fill on the append
@@ -502,6 +546,62 @@ fn seal_frame(out: &mut [u8], start: usize, lsn: u64, kind: u8, salt: Option<u32
     out[start + 16] = kind;
     let crc = record_crc_salted(salt, &out[start..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The CRC of a record's body (its pieces), to be folded into its frame's by [`seal_header`].
+fn body_crc(out: &Scatter<'_>, frame: &Frame) -> u32 {
+    out.pieces[frame.pieces.clone()]
+        .iter()
+        .fold(0, |crc, piece| {
+            crc32c::crc32c_append(crc, out.piece(*piece))
+        })
+}
+
+/// The frame of the record `frame` of `out`, whose body's CRC is `body_crc` if it was
+/// computed already (it is then combined in): the same bytes [`seal_frame`] writes when the
+/// body follows the frame in one buffer.
+fn seal_header(
+    out: &Scatter<'_>,
+    frame: &Frame,
+    body_crc: Option<u32>,
+    lsn: u64,
+    kind: u8,
+    salt: Option<u32>,
+) -> [u8; 17] {
+    const _: () = assert!(RECORD_HEADER_BYTES == 17);
+    let mut head = [0u8; 17];
+    // Bounded by record_bytes_max, itself at most u32::MAX (checked in validate).
+    let len = u32::try_from(frame.body_bytes).unwrap_or(u32::MAX);
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[8..16].copy_from_slice(&lsn.to_le_bytes());
+    head[16] = kind;
+    // As `record_crc_salted`: (salt,) length, LSN, type, body.
+    let seed = match salt {
+        Some(salt) => crc32c::crc32c_append(crc32c::crc32c(&salt.to_le_bytes()), &head[..4]),
+        None => crc32c::crc32c(&head[..4]),
+    };
+    let framed = crc32c::crc32c_append(seed, &head[8..]);
+    let crc = match body_crc {
+        Some(body) => crate::crc::combine(framed, body, frame.body_bytes),
+        None => out.pieces[frame.pieces.clone()]
+            .iter()
+            .fold(framed, |crc, piece| {
+                crc32c::crc32c_append(crc, out.piece(*piece))
+            }),
+    };
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+/// A record encoded into a [`Scatter`], before it is written.
+#[derive(Clone, Debug)]
+struct Frame {
+    /// Its body's pieces.
+    pieces: std::ops::Range<usize>,
+    /// Its body's length (the frame not included).
+    body_bytes: u64,
+    /// Index of its batch in the append.
+    batch: usize,
 }
 
 fn begin_frame(out: &mut Vec<u8>) -> usize {
@@ -1185,6 +1285,7 @@ impl<V: Vfs> Wal<V> {
             segments,
             active,
             write_offset: scan.end,
+            writeback_from: scan.end,
             next_lsn: last_lsn + 1,
             durable_lsn: last_lsn,
             tracked,
@@ -1192,6 +1293,7 @@ impl<V: Vfs> Wal<V> {
             poisoned: None,
             buf: Vec::new(),
             frames: Vec::new(),
+            headers: Vec::new(),
             stats,
             spare: None,
             preparer: None,
@@ -1231,6 +1333,7 @@ impl<V: Vfs> Wal<V> {
             segments: vec![info],
             active,
             write_offset: end,
+            writeback_from: end,
             next_lsn: 2,
             durable_lsn: 1,
             tracked,
@@ -1238,6 +1341,7 @@ impl<V: Vfs> Wal<V> {
             poisoned: None,
             buf: Vec::new(),
             frames: Vec::new(),
+            headers: Vec::new(),
             stats: WalStats {
                 rotations: 1,
                 dir_syncs: 2,
@@ -1266,70 +1370,147 @@ impl<V: Vfs> Wal<V> {
         self.append_batches(&[ops])
     }
 
-    /// Appends several batches, one record each, with one write call per segment touched.
-    /// Returns the LSN of the last record. If any batch is too large nothing is written.
+    /// Appends several batches, one record each. Returns the LSN of the last record. If any
+    /// batch is too large nothing is written.
     pub fn append_batches<B: AsRef<[PersistOp]>>(&mut self, batches: &[B]) -> Result<Lsn> {
         self.check_poisoned()?;
-        // Every record is encoded straight into one reusable buffer behind its (not yet
-        // sealed) frame, so a payload is copied once before the write call copies it into the
-        // file; a batch's frames are sealed once rotation has fixed their LSNs. All of them
-        // are encoded before anything is written, so a batch that is too large writes nothing.
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
+        // Every record's body is encoded into one reusable buffer, except large payloads,
+        // which stay where the caller has them and go to the file by `pwritev`: each byte is
+        // copied once, into the page cache. Frames are sealed once rotation has fixed their
+        // LSNs. All records are encoded before anything is written, so a batch that is too
+        // large writes nothing.
+        let mut out = Scatter::with_bytes(std::mem::take(&mut self.buf));
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
+        let mut too_large = None;
         for (i, batch) in batches.iter().enumerate() {
             let ops = batch.as_ref();
             if ops.is_empty() {
                 continue;
             }
-            let start = begin_frame(&mut buf);
-            codec::encode_batch(ops, &mut buf);
-            let len = (buf.len() - start) as u64 - RECORD_HEADER_BYTES;
+            let first = out.mark();
+            codec::encode_batch(ops, &mut out);
+            let end = out.mark();
+            let len = out.len_of(first..end) as u64;
             if len > self.options.record_bytes_max {
-                self.buf = buf;
-                self.frames = frames;
-                return Err(StorageError::RecordTooLarge {
-                    bytes: len,
-                    limit: self.options.record_bytes_max,
-                });
+                too_large = Some(len);
+                break;
             }
-            frames.push((start, buf.len(), i));
+            frames.push(Frame {
+                pieces: first..end,
+                body_bytes: len,
+                batch: i,
+            });
         }
-        let result = self.write_frames(&mut buf, &frames, batches);
-        self.buf = buf;
+        let result = match too_large {
+            Some(bytes) => Err(StorageError::RecordTooLarge {
+                bytes,
+                limit: self.options.record_bytes_max,
+            }),
+            None => self.write_frames(&out, &frames, batches),
+        };
+        self.buf = out.bytes;
         self.frames = frames;
         result
     }
 
-    /// Seals and writes the encoded records `frames` (start, end in `buf`, batch index),
-    /// rotating first whenever the next record would not fit in the active segment.
+    /// Seals and writes the encoded records `frames`, rotating first whenever the next record
+    /// would not fit in the active segment. The checksums of large appends are computed on a
+    /// second thread while this one writes, so the writer never waits for them.
     fn write_frames<B: AsRef<[PersistOp]>>(
         &mut self,
-        buf: &mut [u8],
-        frames: &[(usize, usize, usize)],
+        out: &Scatter<'_>,
+        frames: &[Frame],
         batches: &[B],
     ) -> Result<Lsn> {
-        // `buf[flushed..]` is what the active segment has not been given yet.
+        let total: u64 = frames.iter().map(|f| f.body_bytes).sum();
+        if total < PIPELINE_BYTES_MIN || frames.len() < 2 {
+            // Each checksum computed as its frame is sealed, in one pass.
+            return self.write_sealed(out, frames, batches, || Some(None));
+        }
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u32>>();
+            scope.spawn(move || {
+                // Runs of about PIPELINE_CHUNK_BYTES, so a channel message is amortised over
+                // many small records and the writer can start on the first run early.
+                let mut run = Vec::new();
+                let mut run_bytes = 0;
+                for frame in frames {
+                    run.push(body_crc(out, frame));
+                    run_bytes += frame.body_bytes;
+                    if run_bytes >= PIPELINE_CHUNK_BYTES {
+                        if tx.send(std::mem::take(&mut run)).is_err() {
+                            // The writer stopped (a failed write): nothing more is needed.
+                            return;
+                        }
+                        run_bytes = 0;
+                    }
+                }
+                if !run.is_empty() {
+                    let _ = tx.send(run);
+                }
+            });
+            let mut run = Vec::new().into_iter();
+            self.write_sealed(out, frames, batches, || loop {
+                if let Some(crc) = run.next() {
+                    return Some(Some(crc));
+                }
+                run = rx.recv().ok()?.into_iter();
+            })
+        })
+    }
+
+    /// [`Wal::write_frames`] with the body checksums from `next_crc`, one per frame in order:
+    /// `Some(Some(crc))` computed already, `Some(None)` to compute now, `None` if the thread
+    /// computing them is gone. Writes go out about every [`PIPELINE_CHUNK_BYTES`], and at each
+    /// rotation.
+    fn write_sealed<B: AsRef<[PersistOp]>>(
+        &mut self,
+        out: &Scatter<'_>,
+        frames: &[Frame],
+        batches: &[B],
+        mut next_crc: impl FnMut() -> Option<Option<u32>>,
+    ) -> Result<Lsn> {
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.clear();
+        // `frames[flushed..]` (sealed into `headers[flushed..]`) is what the active segment
+        // has not been given yet, and `pending` its length in bytes.
         let mut flushed = 0;
-        for &(start, end, i) in frames {
-            let record_len = (end - start) as u64;
+        let mut pending = 0u64;
+        let mut result = Ok(());
+        for (n, frame) in frames.iter().enumerate() {
+            let record_bytes = RECORD_HEADER_BYTES + frame.body_bytes;
             let segment_bytes = self.active_info().segment_bytes;
-            if self.write_offset + (start - flushed) as u64 + record_len > segment_bytes {
-                self.flush(&buf[flushed..start])?;
-                self.rotate()?;
-                flushed = start;
+            if self.write_offset + pending + record_bytes > segment_bytes {
+                result = self
+                    .flush(out, &frames[flushed..n], &headers[flushed..n])
+                    .and_then(|()| self.rotate());
+                if result.is_err() {
+                    break;
+                }
+                flushed = n;
+                pending = 0;
             }
-            seal_frame(
-                &mut buf[..end],
-                start,
+            let Some(crc) = next_crc() else {
+                // The checksum thread ended early: only if it panicked.
+                result = Err(self.poison(
+                    "checksum",
+                    std::io::Error::other("the checksum thread stopped"),
+                ));
+                break;
+            };
+            headers.push(seal_header(
+                out,
+                frame,
+                crc,
                 self.next_lsn,
                 RECORD_BATCH,
                 self.active_salt,
-            );
+            ));
+            pending += record_bytes;
             self.next_lsn += 1;
             self.stats.records += 1;
-            let ops = batches.get(i).map_or(&[][..], |b| b.as_ref());
+            let ops = batches.get(frame.batch).map_or(&[][..], |b| b.as_ref());
             let info = self.active_info_mut();
             for op in ops {
                 if let Some(slot) = slot_of(op) {
@@ -1339,22 +1520,59 @@ impl<V: Vfs> Wal<V> {
             for op in ops {
                 track(&mut self.tracked, op);
             }
+            if pending >= PIPELINE_CHUNK_BYTES {
+                result = self.flush(out, &frames[flushed..=n], &headers[flushed..=n]);
+                if result.is_err() {
+                    break;
+                }
+                flushed = n + 1;
+                pending = 0;
+            }
         }
-        self.flush(&buf[flushed..])?;
-        Ok(Lsn(self.next_lsn - 1))
+        if result.is_ok() {
+            result = self.flush(out, &frames[flushed..], &headers[flushed..]);
+        }
+        self.headers = headers;
+        result.map(|()| Lsn(self.next_lsn - 1))
     }
 
-    fn flush(&mut self, buf: &[u8]) -> Result<()> {
-        if buf.is_empty() {
+    /// Writes the sealed records `frames` with their `headers` at the end of the active
+    /// segment in one write call (a vectored one unless it is one buffer), then asks the disk
+    /// to start on what has piled up since the last hint.
+    fn flush(&mut self, out: &Scatter<'_>, frames: &[Frame], headers: &[[u8; 17]]) -> Result<()> {
+        debug_assert_eq!(frames.len(), headers.len());
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(frames.len() * 3);
+        for (frame, header) in frames.iter().zip(headers) {
+            bufs.push(header);
+            for piece in &out.pieces[frame.pieces.clone()] {
+                bufs.push(out.piece(*piece));
+            }
+        }
+        let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        if len == 0 {
             return Ok(());
         }
         let offset = self.write_offset;
-        if let Err(e) = self.active.write_at(buf, offset) {
+        let written = self.active.write_vectored_at(&bufs, offset);
+        if let Err(e) = written {
             return Err(self.poison("write", e));
         }
-        self.write_offset += buf.len() as u64;
+        self.write_offset += len;
         self.stats.writes += 1;
-        self.stats.bytes += buf.len() as u64;
+        self.stats.bytes += len;
+        // Hints end on a WRITEBACK_ALIGN boundary, which no folio of the page cache spans:
+        // the next write never lands in a folio under writeback (it would wait for the disk).
+        let hint_to = self.write_offset / WRITEBACK_ALIGN * WRITEBACK_ALIGN;
+        let unhinted = hint_to.saturating_sub(self.writeback_from);
+        if self.options.writeback_bytes > 0 && unhinted >= self.options.writeback_bytes {
+            let given = self.active.start_writeback(self.writeback_from, unhinted);
+            if let Err(e) = given {
+                // A failed writeback may mean lost data: treated like a failed write.
+                return Err(self.poison("start writeback", e));
+            }
+            self.writeback_from = hint_to;
+            self.stats.writeback_hints += 1;
+        }
         Ok(())
     }
 
@@ -1406,6 +1624,7 @@ impl<V: Vfs> Wal<V> {
                 self.active_salt = salt;
                 self.active = file;
                 self.write_offset = end;
+                self.writeback_from = end;
                 self.segments.push(info);
                 self.next_lsn += 1;
                 self.dir_dirty = true;
