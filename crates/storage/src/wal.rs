@@ -76,11 +76,11 @@ pub struct WalOptions {
     pub salt_seed: Option<u64>,
     /// After this many bytes have been written to a segment since the last hint, ask the
     /// operating system to start writing them to the disk (`sync_file_range`), so the disk
-    /// works while the next records are encoded and written and the following `fdatasync` has
-    /// less left to do. A hint only: durability still comes from `sync`. Hints end on 2 MiB
-    /// boundaries (see `WRITEBACK_ALIGN`). 0 turns them off. Default 2 MiB: measured here,
-    /// hints raised 16 MiB groups of 64 KiB writes + `fdatasync` from about 3 to about
-    /// 4–5 GB/s, and no append under 2 MiB gives one, so small records' latency is unchanged.
+    /// works while the next records are written and the following `fdatasync` has less left
+    /// to do. A hint only: durability still comes from `sync`. Hints end on 1 MiB boundaries
+    /// (see `WRITEBACK_ALIGN`). 0 turns them off. Default 1 MiB: measured here, hints raised
+    /// 16 MiB groups of 64 KiB writes + `fdatasync` from about 3 to about 4–5 GB/s, and no
+    /// append under 1 MiB gives one, so small records' latency is unchanged.
     pub writeback_bytes: u64,
     /// Planted bug: `sync` reports durable without syncing. The simulator must catch it.
     #[cfg(feature = "planted-bugs")]
@@ -96,15 +96,15 @@ const PIPELINE_BYTES_MIN: u64 = 1 << 20;
 const PIPELINE_CHUNK_BYTES: u64 = 1 << 20;
 
 /// Writeback hints end on a multiple of this. The page cache keeps a file in naturally
-/// aligned folios of up to 2 MiB (Linux 6.x on ext4 uses large folios), so a boundary on a
-/// multiple of 2 MiB splits none: the writer never writes into a folio under writeback, which
-/// would make it wait for the disk. Measured here (kernel 6.18, ext4): with hints ending on
-/// 4 KiB boundaries, 16 MiB groups of unaligned 64 KiB records reached 1.4–2.4 GB/s; on
-/// 1 MiB or 2 MiB boundaries, 3.1–3.6 GB/s.
-const WRITEBACK_ALIGN: u64 = 2 << 20;
+/// aligned folios (Linux 6.x on ext4 uses large ones), and a write into a folio under
+/// writeback waits for the disk; a hint that ends on a coarse boundary leaves the folio the
+/// writer is filling alone. Measured here (kernel 6.18, ext4, 16 MiB groups of unaligned
+/// 64 KiB records): hints ending on 4 KiB boundaries gave 1.4–2.4 GB/s; on 256 KiB to 2 MiB
+/// boundaries 3.2–4.1 GB/s, with no size clearly ahead.
+const WRITEBACK_ALIGN: u64 = 1 << 20;
 
 /// Default of [`WalOptions::writeback_bytes`].
-pub const WRITEBACK_BYTES_DEFAULT: u64 = 2 << 20;
+pub const WRITEBACK_BYTES_DEFAULT: u64 = 1 << 20;
 
 impl Default for WalOptions {
     fn default() -> Self {

@@ -123,8 +123,8 @@ fn a_damaged_byte_in_a_large_payload_is_caught() {
 
 #[test]
 fn a_large_append_on_real_files_reads_back_with_writeback_hints_on_and_off() {
-    // 8 MiB segments and three times the batches (about 9 MiB): hints are given on 2 MiB
-    // boundaries, three of them in the first segment.
+    // 8 MiB segments and about 15 MiB of batches: with a hint every 2 MiB, at least three
+    // fall in the first segment.
     let mut all = batches();
     for round in 1..3u64 {
         all.extend((1..=80u64).map(|slot| vec![accept(round * 100 + slot, 2, 40 << 10)]));
