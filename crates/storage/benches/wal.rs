@@ -1,23 +1,28 @@
 //! The WAL against the disk it runs on, in one run, on one directory:
 //!
 //! - the physical reference: 4 KiB `pwrite` + `fdatasync` into a preallocated (zero-filled)
-//!   file and into a growing file, measured at the start *and* at the end of the run so the
-//!   disk's drift is visible; sequential bandwidth with the write pattern the WAL has at its
-//!   best (sequential `pwrite`s of 64 KiB or 1 MiB, `fdatasync` after every 16 MiB group, into
-//!   a preallocated zero-filled file), also repeated at the end; and, for comparison only, 1 GiB
-//!   through the page cache with one `fdatasync` (not a ceiling: one huge writeback is slower
-//!   here than steady 16 MiB groups);
+//!   file and into a growing file; sequential bandwidth in 16 MiB groups of 64 KiB `pwrite`s
+//!   + `fdatasync` into a preallocated file, from one hot buffer and from 16 MiB of distinct
+//!   buffers ("new data", what a log writes), each with and without a `sync_file_range` hint
+//!   every 1 MiB (the WAL gives such hints); 1 MiB writes; and, for comparison only, 1 GiB
+//!   through the page cache with one `fdatasync` (not a ceiling);
 //! - the growing-log reference: the same 16 MiB groups, but into new 64 MiB files each
 //!   zero-filled on the clock (what any log that grows into fresh space pays on this disk when
 //!   it keeps zero-filled segments), and into new `posix_fallocate`d files;
-//! - the synchronous WAL (`Wal::append` + `Wal::sync`) for payloads of 100 B, 1 KiB and
-//!   64 KiB and 1, 16 and 256 records per sync, with the background segment preparer running
-//!   (`Wal::start_background_preparer`, what a member on real disks uses), plus the 64 KiB x
-//!   256 row without it (rotation zero-fills inline) for comparison, and the same row in the
-//!   steady state of `WalOptions::recycle_segments` (compacting to the last 2 segments as it
-//!   goes, so rotations overwrite compacted files instead of zero-filling new ones);
+//! - the synchronous WAL (`Wal::append_batches` with one record per op + `Wal::sync`) for
+//!   payloads of 100 B, 1 KiB and 64 KiB and 1, 16 and 256 records per sync, with the
+//!   background segment preparer running (what a member on real disks uses), plus rows for
+//!   `Wal::append` per record, for no preparer (rotation zero-fills inline), and for the steady
+//!   state of `WalOptions::recycle_segments` (compacting to the last 2 segments as it goes, so
+//!   rotations overwrite compacted files instead of zero-filling new ones; what a member runs);
+//!   rates count the log's time only, not building the ops;
 //! - `GroupCommit` with several submitting threads, one record each (syncs per record < 1);
-//! - the two ratios the storage issue targets (informational: the bench never fails).
+//! - the two targets of the storage issue, measured in alternating rounds (the reference,
+//!   then the WAL, back to back, several times; medians), because this disk drifts by 10-20 %
+//!   within a run: a single record's durable latency against a raw 4 KiB `fdatasync`, and
+//!   64 KiB x 256 batches (recycling) against new data with hints (and, for information,
+//!   against one hot buffer with hints, the most the page cache takes). Informational: the
+//!   bench never fails.
 //!
 //! `cargo bench -p synod-storage --bench wal`; `SYNOD_BENCH_QUICK=1` for a short run;
 //! `SYNOD_BENCH_DIR=<dir>` to measure another disk (default: `target/bench-tmp`, which must
