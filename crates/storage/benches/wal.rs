@@ -2,7 +2,7 @@
 //!
 //! - the physical reference: 4 KiB `pwrite` + `fdatasync` into a preallocated (zero-filled)
 //!   file and into a growing file; sequential bandwidth in 16 MiB groups of 64 KiB `pwrite`s
-//!   + `fdatasync` into a preallocated file, from one hot buffer and from 16 MiB of distinct
+//!   and an `fdatasync` into a preallocated file, from one hot buffer and from 16 MiB of distinct
 //!   buffers ("new data", what a log writes), each with and without a `sync_file_range` hint
 //!   every 1 MiB (the WAL gives such hints); 1 MiB writes; and, for comparison only, 1 GiB
 //!   through the page cache with one `fdatasync` (not a ceiling);
