@@ -68,9 +68,19 @@ pub struct NodeConfig {
     pub pending_requests_max: usize,
     /// Take a snapshot and compact the log every this many applied slots.
     pub snapshot_every_slots: u64,
+    /// Size of each write-ahead log segment file, preallocated when it is created. Compacted
+    /// segments are reused, so a busy member's log settles at a few segments.
+    pub wal_segment_bytes: u64,
     /// Test-only faults (chaos runs); none in production.
     pub test_faults: TestFaults,
 }
+
+/// Default of [`NodeConfig::wal_segment_bytes`], etcd's segment size.
+pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Smallest [`NodeConfig::wal_segment_bytes`]: twice the log's largest record.
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 16 << 20;
+/// Largest [`NodeConfig::wal_segment_bytes`].
+pub const WAL_SEGMENT_BYTES_MAX: u64 = 4 << 30;
 
 /// A named place in the member's work where a test can make the process die.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -367,6 +377,13 @@ impl NodeConfig {
                 "max txn ops must be at least 1".into(),
             ));
         }
+        if !(WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_MAX).contains(&self.wal_segment_bytes) {
+            return Err(ConfigError::OutOfRange(format!(
+                "wal segment bytes {} must be between 16 MiB and 4 GiB (a segment must hold \
+                 the largest log record, 8 MiB, with room to spare)",
+                self.wal_segment_bytes
+            )));
+        }
         if self.pending_requests_max == 0 || self.snapshot_every_slots == 0 {
             return Err(ConfigError::OutOfRange(
                 "pending requests and snapshot interval must be at least 1".into(),
@@ -416,6 +433,7 @@ impl NodeConfig {
             quota_bytes: 2 << 30,
             pending_requests_max: 16_384,
             snapshot_every_slots: 10_000,
+            wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             test_faults: TestFaults::default(),
         }
     }

@@ -122,7 +122,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     // overwrites blocks the disk has already allocated instead of zero-filling new segments,
     // which on this project's disks costs as much bandwidth as the records themselves (see
     // the storage bench's growing-log reference). At most two spare segments stay on disk.
-    let wal_options = WalOptions::default().with_recycle_segments(true);
+    let wal_options = WalOptions::with_sizes(
+        config.wal_segment_bytes,
+        WalOptions::default().record_bytes_max,
+    )
+    .with_recycle_segments(true);
     let initialized = Store::is_initialized(&fs, &dir)
         .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
     let rebuild = if initialized {

@@ -65,6 +65,10 @@ pub struct NodeArgs {
     /// Take a snapshot and compact the log every this many applied slots [default: 10000].
     #[arg(long, env = "SYNOD_SNAPSHOT_COUNT")]
     snapshot_count: Option<u64>,
+    /// Size in bytes of each write-ahead log segment, preallocated when created; compacted
+    /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
+    #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
+    wal_segment_bytes: Option<u64>,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -97,6 +101,7 @@ struct FileSettings {
     max_txn_ops: Option<usize>,
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
+    wal_segment_bytes: Option<u64>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -194,6 +199,9 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(v) = args.snapshot_count.or(file.snapshot_count) {
         config.snapshot_every_slots = v;
+    }
+    if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
+        config.wal_segment_bytes = v;
     }
     if let Some(spec) = &args.test_crash_at {
         config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
@@ -371,7 +379,7 @@ mod tests {
         let file = dir.path().join("synod.toml");
         std::fs::write(
             &file,
-            "name = \"from-file\"\ndata-dir = \"/from/file\"\nmax-txn-ops = 7\nelection-timeout = 1000\n",
+            "name = \"from-file\"\ndata-dir = \"/from/file\"\nmax-txn-ops = 7\nelection-timeout = 1000\nwal-segment-bytes = 33554432\n",
         )
         .unwrap();
         let mut a = args("from-flag");
@@ -381,12 +389,14 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
         assert_eq!(c.txn_ops_max, 7);
         assert_eq!(c.tick * c.election_ticks, Duration::from_millis(1000));
+        assert_eq!(c.wal_segment_bytes, 32 << 20);
         // Defaults: a one-member cluster of itself, data under <name>.synod.
         let c = resolve(args("solo")).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("solo.synod"));
         assert_eq!(c.initial_cluster.len(), 1);
         assert_eq!(c.initial_cluster[0].peer_url, "http://127.0.0.1:3380");
         assert_eq!(c.request_bytes_max, 1536 * 1024);
+        assert_eq!(c.wal_segment_bytes, 64 << 20);
     }
 
     #[test]
@@ -406,6 +416,13 @@ mod tests {
         a.initial_cluster = Some("x=http://127.0.0.1:9".into());
         let e = format!("{:#}", resolve(a).unwrap_err());
         assert!(e.contains("does not match"), "{e}");
+        let mut a = args("x");
+        a.wal_segment_bytes = Some(1 << 20);
+        let e = format!("{:#}", resolve(a).unwrap_err());
+        assert!(
+            e.contains("wal segment bytes 1048576 must be between 16 MiB"),
+            "{e}"
+        );
         let mut a = args("x");
         a.initial_cluster_state = Some("old".into());
         assert!(format!("{:#}", resolve(a).unwrap_err()).contains("new or existing"));
