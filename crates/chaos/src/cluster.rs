@@ -105,6 +105,7 @@ pub struct Cluster {
     heartbeat_ms: u64,
     election_ms: u64,
     snapshot_count: u64,
+    wal_segment_bytes: u64,
     members: Vec<Member>,
     /// Bumped at every start, read by clients to tag serializable reads.
     pub incarnations: Arc<Vec<AtomicU64>>,
@@ -118,6 +119,7 @@ impl Cluster {
         heartbeat_ms: u64,
         election_ms: u64,
         snapshot_count: u64,
+        wal_segment_bytes: u64,
     ) -> Self {
         let members = (0..layout.members)
             .map(|_| Member {
@@ -133,6 +135,7 @@ impl Cluster {
             heartbeat_ms,
             election_ms,
             snapshot_count,
+            wal_segment_bytes,
             members,
             incarnations,
         }
@@ -194,6 +197,7 @@ impl Cluster {
             .args(["--heartbeat-interval", &self.heartbeat_ms.to_string()])
             .args(["--election-timeout", &self.election_ms.to_string()])
             .args(["--snapshot-count", &self.snapshot_count.to_string()])
+            .args(["--wal-segment-bytes", &self.wal_segment_bytes.to_string()])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -332,4 +336,30 @@ impl Drop for Cluster {
             let _ = self.kill(i);
         }
     }
+}
+
+/// The log segments in a member's data directory, and how many of them were written over a
+/// compacted segment (the flags byte of the segment header, bit 0; see
+/// `docs/storage-format.md`). A directory that cannot be read counts nothing.
+pub fn log_segments(dir: &std::path::Path) -> (usize, usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    let mut segments = 0;
+    let mut recycled = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("wal-") && name.ends_with(".log")) {
+            continue;
+        }
+        segments += 1;
+        let mut head = [0u8; 41];
+        let read = std::fs::File::open(entry.path())
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+        if read.is_ok() && head[40] & 1 == 1 {
+            recycled += 1;
+        }
+    }
+    (segments, recycled)
 }

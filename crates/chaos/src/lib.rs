@@ -86,6 +86,10 @@ pub struct ChaosArgs {
     /// Small, so that snapshots and log compaction happen during the run.
     #[arg(long, default_value_t = 200)]
     pub snapshot_count: u64,
+    /// Each member's log segment size: the smallest a member takes, so that segments fill,
+    /// are compacted and are written over again (recycled) during the run.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub wal_segment_bytes: u64,
     /// Per-request timeout in milliseconds; a write past it is recorded as unknown.
     #[arg(long, default_value_t = 1000)]
     pub op_timeout_ms: u64,
@@ -543,6 +547,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
         args.heartbeat_interval,
         args.election_timeout,
         args.snapshot_count,
+        args.wal_segment_bytes,
     );
     for i in 0..MEMBERS {
         cluster.start(i, &StartFlags::default())?;
@@ -819,6 +824,15 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
         t,
         "leader changes: {} (Status polled every 100 ms)",
         leader_changes.load(Ordering::Relaxed)
+    );
+    let (segments, recycled) = (0..MEMBERS)
+        .map(|i| cluster::log_segments(&nemesis.cluster.data_dir(i)))
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    let _ = writeln!(
+        t,
+        "log segments at the end: {segments} on the {MEMBERS} members, {recycled} of them \
+         written over compacted ones ({} MiB segments)",
+        args.wal_segment_bytes >> 20
     );
     let mut rec = nemesis.recoveries.clone();
     rec.sort();
