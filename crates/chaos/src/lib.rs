@@ -86,8 +86,9 @@ pub struct ChaosArgs {
     /// Small, so that snapshots and log compaction happen during the run.
     #[arg(long, default_value_t = 200)]
     pub snapshot_count: u64,
-    /// Each member's log segment size: the smallest a member takes, so that segments fill,
-    /// are compacted and are written over again (recycled) during the run.
+    /// Each member's log segment size: the smallest a member takes, so that a long run fills
+    /// segments, compacts them and writes new ones over them (the report says how many of
+    /// the segments left at the end were; at the end of a 10-minute run none was yet).
     #[arg(long, default_value_t = 16 << 20)]
     pub wal_segment_bytes: u64,
     /// Per-request timeout in milliseconds; a write past it is recorded as unknown.
