@@ -415,3 +415,74 @@ pub async fn probe_put(ch: &Channel, timeout: Duration) -> bool {
     };
     matches!(tokio::time::timeout(timeout, kv.put(req)).await, Ok(Ok(_)))
 }
+
+/// Keys the ballast writer uses: outside the checked workload (not in the history), but in
+/// the state every member must agree on after the heal.
+pub const BALLAST_PREFIX: &str = "chaos/ballast/";
+/// Bytes of each ballast value.
+const BALLAST_VALUE_BYTES: usize = 64 << 10;
+/// Distinct ballast keys, so the store's live data stays small (512 KiB).
+const BALLAST_KEYS: u64 = 8;
+/// The ballast writer compacts the store's history every this many puts, so snapshots stay
+/// small whatever the run's length.
+const BALLAST_COMPACT_EVERY: u64 = 32;
+
+/// What the ballast writer did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ballast {
+    pub puts_ok: u64,
+    pub puts_failed: u64,
+    pub compactions: u64,
+}
+
+/// Puts `BALLAST_VALUE_BYTES` values at `bytes_per_sec` until `stop`, moving to the next
+/// member after an error, and compacts the store's history now and then: log volume, so
+/// members' log segments fill, are compacted and are written over again under the faults.
+/// Its requests are not recorded; the state-hash check after the heal covers its keys.
+pub async fn run_ballast(
+    channels: Vec<Channel>,
+    stop: Arc<AtomicBool>,
+    bytes_per_sec: u64,
+    timeout: Duration,
+) -> Ballast {
+    let mut done = Ballast::default();
+    if bytes_per_sec == 0 || channels.is_empty() {
+        return done;
+    }
+    let every = Duration::from_secs_f64(BALLAST_VALUE_BYTES as f64 / bytes_per_sec as f64);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut member = 0usize;
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        seq += 1;
+        let mut kv = KvClient::new(channels[member % channels.len()].clone());
+        let req = PutRequest {
+            key: format!("{BALLAST_PREFIX}{}", seq % BALLAST_KEYS).into_bytes(),
+            value: vec![(seq % 251) as u8; BALLAST_VALUE_BYTES],
+            ..Default::default()
+        };
+        let revision = match tokio::time::timeout(timeout, kv.put(req)).await {
+            Ok(Ok(r)) => {
+                done.puts_ok += 1;
+                r.into_inner().header.map_or(0, |h| h.revision)
+            }
+            _ => {
+                done.puts_failed += 1;
+                member += 1;
+                continue;
+            }
+        };
+        if done.puts_ok % BALLAST_COMPACT_EVERY == 0 && revision > 0 {
+            let req = etcd_proto::etcdserverpb::CompactionRequest {
+                revision,
+                physical: false,
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(timeout, kv.compact(req)).await {
+                done.compactions += 1;
+            }
+        }
+    }
+    done
+}

@@ -91,6 +91,12 @@ pub struct ChaosArgs {
     /// the segments left at the end were; at the end of a 10-minute run none was yet).
     #[arg(long, default_value_t = 16 << 20)]
     pub wal_segment_bytes: u64,
+    /// Log volume on top of the checked load: 64 KiB puts to a few keys outside the checked
+    /// history, at this many KiB per second (0: none), with the store's history compacted
+    /// every 32 of them. With 16 MiB segments, a member rotates about every 16 s at the
+    /// default, so compacted segments are written over during the run, under the faults.
+    #[arg(long, default_value_t = 1024)]
+    pub ballast_kib_per_sec: u64,
     /// Per-request timeout in milliseconds; a write past it is recorded as unknown.
     #[arg(long, default_value_t = 1000)]
     pub op_timeout_ms: u64,
@@ -603,6 +609,13 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
             args.seed,
         ));
     }
+    let ballast_stop = Arc::new(AtomicBool::new(false));
+    let ballast = tokio::spawn(client::run_ballast(
+        channels.clone(),
+        ballast_stop.clone(),
+        args.ballast_kib_per_sec * 1024,
+        op_timeout,
+    ));
     let monitor_stop = Arc::new(AtomicBool::new(false));
     let leader_changes = Arc::new(AtomicU64::new(0));
     let monitor = tokio::spawn(monitor(
@@ -633,6 +646,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
 
     // Stop the load, then make sure everything is healed and converged.
     shared.stop.store(true, Ordering::Relaxed);
+    ballast_stop.store(true, Ordering::Relaxed);
+    let ballast = ballast.await.context("the ballast task failed")?;
     let mut records: Vec<Record> = Vec::new();
     while let Some(r) = clients.join_next().await {
         records.extend(r.context("a client task failed")?);
@@ -825,6 +840,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
         t,
         "leader changes: {} (Status polled every 100 ms)",
         leader_changes.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        t,
+        "ballast: {} puts of 64 KiB ok, {} failed, {} compactions of the store's history",
+        ballast.puts_ok, ballast.puts_failed, ballast.compactions
     );
     let (segments, recycled) = (0..MEMBERS)
         .map(|i| cluster::log_segments(&nemesis.cluster.data_dir(i)))

@@ -237,15 +237,22 @@ async fn the_configured_txn_limit_is_enforced() {
     node.shutdown().await.unwrap();
 }
 
-/// The flags byte of each log segment in `dir` (bit 0: written over a recycled segment).
+/// The flags byte of each log segment in `dir` (bit 0: written over a recycled segment). The
+/// member renames and removes segments as it runs: one that vanishes between the listing and
+/// the read is skipped.
 fn segment_flags(dir: &std::path::Path) -> Vec<(String, u8)> {
+    use std::io::Read;
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
         if name.starts_with("wal-") && name.ends_with(".log") {
-            let bytes = std::fs::read(entry.path()).unwrap();
-            out.push((name, bytes[40]));
+            let mut head = [0u8; 41];
+            match std::fs::File::open(entry.path()).and_then(|mut f| f.read_exact(&mut head)) {
+                Ok(()) => out.push((name, head[40])),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("cannot read {name}: {e}"),
+            }
         }
     }
     out.sort();
@@ -288,14 +295,26 @@ async fn a_busy_member_reuses_compacted_log_segments_and_recovers_from_them() {
             .await
             .unwrap();
         }
-        let flags = segment_flags(&data);
-        assert!(flags.len() <= 4, "the log stays a few segments: {flags:?}");
-        recycled_seen |= flags.iter().any(|(_, f)| f & 1 == 1);
+        recycled_seen |= segment_flags(&data).iter().any(|(_, f)| f & 1 == 1);
     }
     assert!(
         recycled_seen,
         "some segment was written over a compacted one"
     );
+    // About 75 MiB went through the log: without compaction it would hold 5 segments. The
+    // compaction after the last snapshot runs on the commit thread, so give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let flags = segment_flags(&data);
+        if flags.len() <= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log stays a few segments: {flags:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     drop(kv);
     node.shutdown().await.unwrap();
 
