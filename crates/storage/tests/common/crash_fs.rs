@@ -4,7 +4,7 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use storage::memfs::{MemFile, MemFs};
 use storage::{OpenMode, Vfs, VfsFile};
 
@@ -20,6 +20,10 @@ pub struct CrashFs {
     pub crashed: Arc<AtomicBool>,
     /// Refuse to create `.spare` files (a preparer that always fails).
     pub fail_spares: bool,
+    /// Held from the count of an operation to its end, so that a power loss another thread
+    /// triggers falls between two operations, never between one's count and its effect (a
+    /// sync counted before the crash but done after it would report lost data as durable).
+    pub gate: Arc<Mutex<()>>,
 }
 
 impl CrashFs {
@@ -31,10 +35,14 @@ impl CrashFs {
             seed,
             crashed: Arc::new(AtomicBool::new(false)),
             fail_spares: false,
+            gate: Arc::new(Mutex::new(())),
         }
     }
 
-    fn tick(&self) -> io::Result<()> {
+    /// Counts one mutating operation; on success the caller keeps the returned guard until
+    /// the operation is done.
+    fn tick(&self) -> io::Result<MutexGuard<'_, ()>> {
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.crash_at {
             self.inner.crash(&mut ChaCha8Rng::seed_from_u64(self.seed));
@@ -43,7 +51,7 @@ impl CrashFs {
         if self.crashed.load(Ordering::SeqCst) {
             return Err(io::Error::other("simulated power loss"));
         }
-        Ok(())
+        Ok(gate)
     }
 }
 
@@ -55,16 +63,18 @@ pub struct CrashFile {
 impl Vfs for CrashFs {
     type File = CrashFile;
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
+        let _gate = self.tick()?;
         self.inner.create_dir_all(dir)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.inner.list(dir)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<CrashFile> {
-        if mode != OpenMode::Existing {
-            self.tick()?;
-        }
+        let _gate = if mode != OpenMode::Existing {
+            Some(self.tick()?)
+        } else {
+            None
+        };
         if self.fail_spares && path.to_string_lossy().ends_with(".spare") {
             return Err(io::Error::other("no space left for a spare"));
         }
@@ -74,15 +84,15 @@ impl Vfs for CrashFs {
         })
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.tick()?;
+        let _gate = self.tick()?;
         self.inner.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.tick()?;
+        let _gate = self.tick()?;
         self.inner.remove(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.tick()?;
+        let _gate = self.tick()?;
         self.inner.sync_dir(dir)
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -101,19 +111,19 @@ impl VfsFile for CrashFile {
         self.file.read_at(buf, offset)
     }
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.fs.tick()?;
+        let _gate = self.fs.tick()?;
         self.file.write_at(buf, offset)
     }
     fn allocate(&mut self, len: u64) -> io::Result<()> {
-        self.fs.tick()?;
+        let _gate = self.fs.tick()?;
         self.file.allocate(len)
     }
     fn sync_data(&mut self) -> io::Result<()> {
-        self.fs.tick()?;
+        let _gate = self.fs.tick()?;
         self.file.sync_data()
     }
     fn sync_all(&mut self) -> io::Result<()> {
-        self.fs.tick()?;
+        let _gate = self.fs.tick()?;
         self.file.sync_all()
     }
 }
