@@ -339,8 +339,8 @@ impl Drop for Cluster {
 }
 
 /// The log segments in a member's data directory, and how many of them were written over a
-/// compacted segment (the flags byte of the segment header, bit 0; see
-/// `docs/storage-format.md`). A directory that cannot be read counts nothing.
+/// compacted segment (from their verified headers). A directory or segment that cannot be
+/// read (a member may be renaming it) counts nothing.
 pub fn log_segments(dir: &std::path::Path) -> (usize, usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return (0, 0);
@@ -354,10 +354,7 @@ pub fn log_segments(dir: &std::path::Path) -> (usize, usize) {
             continue;
         }
         segments += 1;
-        let mut head = [0u8; 41];
-        let read = std::fs::File::open(entry.path())
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
-        if read.is_ok() && head[40] & 1 == 1 {
+        if let Ok(true) = storage::wal::segment_is_recycled(&storage::StdFs::new(), &entry.path()) {
             recycled += 1;
         }
     }

@@ -412,7 +412,28 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn parse_header(path: &Path, data: &[u8], index: u64) -> Result<SegmentHeader> {
+/// Whether the segment at `path` (named `wal-<index>.log`) was written over a compacted
+/// segment (`WalOptions::recycle_segments`), from its verified header: for tools and tests
+/// that look at a live log from outside. Refuses a file that is not a whole segment header.
+pub fn segment_is_recycled<V: Vfs>(vfs: &V, path: &Path) -> Result<bool> {
+    let index = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_segment_name)
+        .ok_or_else(|| StorageError::corrupt(path, 0, "not named like a log segment"))?;
+    let mut file = vfs
+        .open(path, OpenMode::Existing)
+        .map_err(|e| StorageError::io("open", path, e))?;
+    let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+    let mut head = [0u8; SEGMENT_HEADER_BYTES as usize];
+    file.read_at(&mut head, 0)
+        .map_err(|e| StorageError::io("read the header of", path, e))?;
+    Ok(parse_header(path, &head, len, index)?.recycled)
+}
+
+/// The verified header at the start of `data`, the first bytes of the segment file `path`,
+/// which is `file_len` bytes long.
+fn parse_header(path: &Path, data: &[u8], file_len: u64, index: u64) -> Result<SegmentHeader> {
     if (data.len() as u64) < SEGMENT_HEADER_BYTES {
         return Err(StorageError::corrupt(
             path,
@@ -477,7 +498,7 @@ fn parse_header(path: &Path, data: &[u8], index: u64) -> Result<SegmentHeader> {
             ),
         ));
     }
-    let len = data.len() as u64;
+    let len = file_len;
     if len != header.segment_bytes {
         let how = if len < header.segment_bytes {
             "shorter"
@@ -1017,7 +1038,7 @@ pub fn scan_records<V: Vfs>(vfs: &V, dir: &Path) -> Result<Vec<RecordLocation>> 
         };
         let path = dir.join(&name);
         let data = read_whole(vfs, &path)?;
-        let Ok(header) = parse_header(&path, &data, index) else {
+        let Ok(header) = parse_header(&path, &data, data.len() as u64, index) else {
             continue;
         };
         // No newer header is at hand here: a generous bound (every record at its smallest).
@@ -1158,7 +1179,7 @@ impl<V: Vfs> Wal<V> {
             let path = dir.join(name);
             let is_last = k + 1 == count;
             let data = read_whole(&vfs, &path)?;
-            let header = parse_header(&path, &data, *index)?;
+            let header = parse_header(&path, &data, data.len() as u64, *index)?;
             let expected_first = match floor {
                 Some(f) if f.index == *index => Some(f.first_lsn.0),
                 None if k == 0 => Some(WalFloor::ORIGIN.first_lsn.0),
