@@ -78,21 +78,37 @@ pub enum DecodeError {
     },
 }
 
+/// What an operator can do about an OS error, where there is something to say.
+fn io_remedy(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull => {
+            "; the disk is full: free space on it and restart (every log segment is \
+             preallocated whole, so a new segment needs its full size free)"
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            "; give this process write access to the data directory"
+        }
+        _ => "",
+    }
+}
+
 /// Everything that can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The operating system refused an operation. After an I/O error on a write or a sync the
     /// log refuses further writes ([`StorageError::Poisoned`]): after a failed fsync the kernel
     /// may have dropped the dirty pages, so retrying could report lost data as durable.
-    #[error("I/O error: {op} {path}: {source}")]
+    ///
+    /// The OS error is part of the message and deliberately not a `source()`: a caller that
+    /// prints the chain would otherwise print it twice.
+    #[error("I/O error: {op} {path}: {error}{}", io_remedy(error))]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// Stored data failed verification. Never repaired silently; the member must stop.
     #[error("{path} is corrupt at byte {offset}: {what}; {remedy}")]
@@ -174,7 +190,7 @@ impl StorageError {
         StorageError::Io {
             op,
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -191,5 +207,37 @@ impl StorageError {
     /// Whether this is detected corruption (the member must stop).
     pub fn is_corruption(&self) -> bool {
         matches!(self, StorageError::Corrupt { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_says_the_os_reason_once_and_what_to_do_about_a_full_disk() {
+        let e = StorageError::io(
+            "preallocate",
+            "/data/wal-1.tmp",
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        let chain = format!("{:#}", anyhow_like(&e));
+        assert_eq!(chain.matches("no storage space").count(), 1, "{chain}");
+        assert!(chain.contains("/data/wal-1.tmp"), "{chain}");
+        assert!(chain.contains("the disk is full: free space"), "{chain}");
+        let other = StorageError::io("read", "/x", io::Error::other("boom"));
+        assert_eq!(other.to_string(), "I/O error: read /x: boom");
+    }
+
+    /// What `anyhow`'s `{:#}` prints: the message and every source after it.
+    fn anyhow_like(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
     }
 }

@@ -275,6 +275,11 @@ pub struct DevArgs {
     /// Members to run (3 tolerates one failure; 5 tolerates two).
     #[arg(long, default_value_t = 3)]
     members: u16,
+    /// Size in bytes of each member's log segments. Smaller than a production member's
+    /// 64 MiB because every member of a local cluster shares one disk, and each keeps an
+    /// active segment and a prepared spare preallocated whole.
+    #[arg(long, default_value_t = node::config::WAL_SEGMENT_BYTES_MIN)]
+    wal_segment_bytes: u64,
 }
 
 /// Prints a line, ignoring a closed stdout: whoever started us stopped listening, which must
@@ -315,6 +320,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
             listen_peer_urls: Some(format!("http://127.0.0.1:{p}")),
             initial_cluster: Some(cluster.clone()),
             initial_cluster_token: Some("synod-dev".into()),
+            wal_segment_bytes: Some(args.wal_segment_bytes),
             ..NodeArgs::default()
         };
         configs.push(resolve(args)?);
@@ -325,15 +331,27 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         .collect();
     let endpoints = endpoints.join(",");
     runtime()?.block_on(async move {
-        // Started together: a new cluster's members wait for each other's answers.
-        let starting: Vec<_> = configs
-            .into_iter()
-            .map(|c| tokio::spawn(node::start(c)))
-            .collect();
-        let mut nodes = Vec::new();
-        for s in starting {
-            nodes.push(s.await.context("a member's start panicked")??);
+        // Started together: a new cluster's members wait for each other's answers. The first
+        // member that cannot start (a port taken, a bad data directory) ends the whole run at
+        // once with its error; the others would otherwise wait for it forever.
+        let count = configs.len();
+        let mut starting = tokio::task::JoinSet::new();
+        for (i, c) in configs.into_iter().enumerate() {
+            starting.spawn(async move { (i, node::start(c).await) });
         }
+        let mut started: Vec<Option<node::Node>> = (0..count).map(|_| None).collect();
+        while let Some(joined) = starting.join_next().await {
+            let (i, result) = joined.context("a member's start panicked")?;
+            match result {
+                Ok(n) => started[i] = Some(n),
+                Err(e) => {
+                    starting.abort_all();
+                    return Err(e.context(format!("member n{} cannot start", i + 1)));
+                }
+            }
+        }
+        let nodes: Vec<node::Node> = started.into_iter().flatten().collect();
+        debug_assert_eq!(nodes.len(), count);
         say(&format!(
             "synod dev: {} members running, data under {}",
             nodes.len(),
