@@ -28,6 +28,9 @@ fn configs(dir: &std::path::Path) -> Vec<NodeConfig> {
             let mut config =
                 NodeConfig::defaults(&format!("m{i}"), dir.join(format!("m{i}")), *c, *p, "test");
             config.initial_cluster = peers.clone();
+            // The smallest segments: each member preallocates an active and a spare segment
+            // whole, and two of these tests run at once on a shared disk.
+            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
             config
         })
         .collect()

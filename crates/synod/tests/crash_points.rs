@@ -25,6 +25,8 @@ impl Drop for Member {
 
 fn start(dir: &std::path::Path, client: u16, peer: u16, extra: &[&str]) -> Member {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
+    // The smallest segments: the member preallocates an active and a spare one whole.
+    cmd.env("SYNOD_WAL_SEGMENT_BYTES", (16u64 << 20).to_string());
     cmd.args([
         "node",
         "--name",

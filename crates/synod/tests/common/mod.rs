@@ -59,6 +59,9 @@ impl Target {
             Target::Synod => {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
                 cmd.arg("node");
+                // The smallest segments: every member preallocates an active and a spare
+                // segment whole, and these tests run many members on a shared disk.
+                cmd.env("SYNOD_WAL_SEGMENT_BYTES", (16u64 << 20).to_string());
                 cmd
             }
             Target::Etcd => {
