@@ -41,11 +41,13 @@ mod span;
 mod store;
 mod txn;
 mod types;
+mod watch;
 
 pub use codec::{decode, encode, FORMAT_VERSION, TXN_DEPTH_MAX};
 pub use error::{DecodeError, KvError, SnapshotError};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;
+pub use watch::WATCH_SCAN_ENTRIES_MAX;
 
 #[cfg(test)]
 mod tests;

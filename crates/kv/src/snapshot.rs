@@ -18,6 +18,7 @@
 use crate::codec::{Fnv, Reader, Sink};
 use crate::error::{DecodeError, KvError, SnapshotError};
 use crate::store::{KvStore, Lease, Limits, Live, Version};
+use crate::watch::ChangeIndex;
 use std::collections::{BTreeMap, BTreeSet};
 
 const MAGIC: &[u8; 4] = b"SKVS";
@@ -219,6 +220,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         }
         keys.insert(key, history);
     }
+    let changes = ChangeIndex::rebuild(&keys, compact_revision);
     let mut store = KvStore {
         keys,
         revision,
@@ -226,6 +228,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         leases,
         lease_id_next,
         limits,
+        changes,
     };
     store.reattach_leases();
     Ok(store)

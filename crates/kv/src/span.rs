@@ -38,6 +38,11 @@ impl<'a> Span<'a> {
         }
     }
 
+    /// Whether the span selects `k`.
+    pub(crate) fn contains(&self, k: &[u8]) -> bool {
+        k >= self.start() && self.upper().admits(k)
+    }
+
     /// The entries of `map` whose keys the span selects, in key order.
     pub(crate) fn iter<'m, T>(
         &self,

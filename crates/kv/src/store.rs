@@ -4,6 +4,7 @@ use crate::codec::decode;
 use crate::error::KvError;
 use crate::span::Span;
 use crate::types::*;
+use crate::watch::ChangeIndex;
 use paxos::multi::StateMachine;
 use paxos::Slot;
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +80,8 @@ pub struct KvStore {
     /// Where the search for a free id starts when a grant asks the store to pick one.
     pub(crate) lease_id_next: i64,
     pub(crate) limits: Limits,
+    /// Which keys changed at which revision, for watchers (derived from `keys`).
+    pub(crate) changes: ChangeIndex,
 }
 
 impl Default for KvStore {
@@ -145,6 +148,7 @@ impl KvStore {
             leases: BTreeMap::new(),
             lease_id_next: 1,
             limits,
+            changes: ChangeIndex::default(),
         }
     }
 
@@ -187,6 +191,7 @@ impl KvStore {
                 revision: self.revision,
                 leases: self.leases.keys().copied().collect(),
             })),
+            KvRead::Watch(w) => self.watch_read(w).map(KvReadResponse::Watch),
         }
     }
 
@@ -350,6 +355,7 @@ impl KvStore {
             !history.is_empty()
         });
         self.compact_revision = at;
+        self.changes.compact(at);
         Ok(CompactResponse {
             revision: self.revision,
         })
@@ -417,6 +423,7 @@ impl KvStore {
     }
 
     fn end(&mut self, w: Write) {
+        self.changes.seal(w.revision(), &self.keys);
         if w.changed {
             self.revision = w.revision();
         }
@@ -515,6 +522,7 @@ impl KvStore {
     /// deleted by one transaction) records nothing and is dropped: histories then start live
     /// and never hold two tombstones in a row, which compaction relies on.
     fn push_version(&mut self, key: &[u8], v: Version) {
+        self.changes.record(v.mod_revision, key);
         let Some(history) = self.keys.get_mut(key) else {
             if v.live.is_some() {
                 self.keys.insert(key.to_vec(), vec![v]);

@@ -1307,3 +1307,23 @@ fn digests_differ_when_history_differs() {
     assert_ne!(a.digest(), b.digest());
     assert_ne!(a.digest(), KvStore::new().digest());
 }
+
+// ---- the change index behind watch reads ----
+
+#[test]
+fn the_change_index_holds_one_entry_per_version_after_the_compaction() {
+    let mut s = abcd();
+    let versions_after = |s: &KvStore, c: i64| -> usize {
+        s.keys
+            .values()
+            .flatten()
+            .filter(|v| v.mod_revision > c)
+            .count()
+    };
+    s.apply(&KvCommand::DeleteRange(DeleteRangeRequest::new("a", "c")))
+        .unwrap();
+    assert_eq!(s.changes.len(), versions_after(&s, 0));
+    compact(&mut s, 4).unwrap();
+    assert_eq!(s.changes.len(), versions_after(&s, 4));
+    assert!(s.changes.len() < versions_after(&s, 0), "compaction forgot some");
+}

@@ -300,6 +300,66 @@ pub enum KvRead {
     },
     /// Every lease's id.
     LeaseLeases,
+    /// The changes a watcher has not seen yet.
+    Watch(WatchRead),
+}
+
+/// A watcher's read: the changes to keys in `key..range_end` (etcd's range forms) after
+/// revision `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WatchRead {
+    /// First key (or the only one, when `range_end` is empty).
+    pub key: Vec<u8>,
+    /// End of the range, as in a range read.
+    pub range_end: Vec<u8>,
+    /// The last revision the watcher has seen.
+    pub after: i64,
+    /// Attach each change's previous version, if it had one.
+    pub prev_kv: bool,
+    /// Leave puts out (etcd's `NOPUT` filter).
+    pub no_put: bool,
+    /// Leave deletes out (etcd's `NODELETE` filter).
+    pub no_delete: bool,
+    /// Stop at the first revision boundary after this many events.
+    pub events_max: usize,
+    /// Stop at the first revision boundary after this many bytes of keys and values.
+    pub bytes_max: usize,
+}
+
+/// Whether a change wrote or deleted its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A put.
+    Put,
+    /// A delete.
+    Delete,
+}
+
+/// One change, as a watcher receives it (etcd's `mvccpb.Event`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Event {
+    /// Put or delete.
+    pub kind: EventKind,
+    /// The version written; for a delete, only the key and the deleting revision.
+    pub kv: KeyValue,
+    /// The version before it, if asked for and there was one.
+    pub prev_kv: Option<KeyValue>,
+}
+
+/// What a [`WatchRead`] answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WatchReadResponse {
+    /// The store's revision.
+    pub revision: i64,
+    /// The store's compaction revision.
+    pub compact_revision: i64,
+    /// The watcher is behind the compaction: the changes after `after` are gone.
+    pub compacted: bool,
+    /// The changes, oldest first, never more than one answer's worth.
+    pub events: Vec<Event>,
+    /// Every change through this revision is in `events` (or filtered out): the watcher's
+    /// next `after`.
+    pub through: i64,
 }
 
 /// What a range read answers (etcd's `RangeResponse`).
@@ -415,6 +475,8 @@ pub enum KvReadResponse {
     LeaseTimeToLive(LeaseTimeToLiveResponse),
     /// A lease listing's.
     LeaseLeases(LeaseLeasesResponse),
+    /// A watcher's read.
+    Watch(WatchReadResponse),
 }
 
 /// The answer to a [`KvCommand`] that was applied.
