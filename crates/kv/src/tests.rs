@@ -1325,5 +1325,8 @@ fn the_change_index_holds_one_entry_per_version_after_the_compaction() {
     assert_eq!(s.changes.len(), versions_after(&s, 0));
     compact(&mut s, 4).unwrap();
     assert_eq!(s.changes.len(), versions_after(&s, 4));
-    assert!(s.changes.len() < versions_after(&s, 0), "compaction forgot some");
+    assert!(
+        s.changes.len() < versions_after(&s, 0),
+        "compaction forgot some"
+    );
 }

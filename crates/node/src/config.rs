@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub heartbeat_ticks: u32,
     /// A client request (write or linearizable read) fails with "request timed out" after this.
     pub request_timeout: Duration,
+    /// How often an idle watcher created with `progress_notify` is told the current revision
+    /// (etcd's `--experimental-watch-progress-notify-interval`, 10 minutes by default).
+    pub watch_progress_every: Duration,
     /// Largest client request accepted, in bytes (etcd's `--max-request-bytes`).
     pub request_bytes_max: usize,
     /// Most operations in one transaction level (etcd's `--max-txn-ops`).
@@ -428,6 +431,7 @@ impl NodeConfig {
             election_ticks: 30,
             heartbeat_ticks: 5,
             request_timeout: Duration::from_secs(5),
+            watch_progress_every: Duration::from_secs(600),
             request_bytes_max: 1536 * 1024,
             txn_ops_max: 128,
             quota_bytes: 2 << 30,

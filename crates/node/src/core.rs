@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use storage::group::{Completion, GroupCommit};
 use storage::StdFs;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use transport::{Inbound, TransportHandle};
 
@@ -129,6 +129,8 @@ pub struct CoreParts {
     pub incarnation: u64,
     /// Test-only: abort the Nth time this point is reached.
     pub crash_at: Option<(CrashPoint, u32)>,
+    /// Where the store's applied revision is published, for watchers.
+    pub applied_revision: watch::Sender<i64>,
 }
 
 /// The driver's state. See the module doc.
@@ -169,6 +171,8 @@ pub struct Core {
     /// The leader as of the last tick: when it changes, waiting requests are re-routed at
     /// once instead of at their next re-send.
     last_leader: Option<NodeId>,
+    /// The store's applied revision, for watchers.
+    applied_revision: watch::Sender<i64>,
 }
 
 impl Core {
@@ -209,6 +213,7 @@ impl Core {
             last_leader: None,
             crash_at: parts.crash_at,
             crash_hits: 0,
+            applied_revision: parts.applied_revision,
         }
     }
 
@@ -419,6 +424,7 @@ impl Core {
             Ok(applier) => {
                 self.applier = applier;
                 self.replica.install_snapshot(through);
+                self.publish_revision();
                 tracing::info!(through = through.0, "installed a snapshot from a peer");
             }
             Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
@@ -494,6 +500,18 @@ impl Core {
             client_urls: self.client_urls.clone(),
             storage_error: self.storage_error.clone(),
         }
+    }
+
+    /// Wakes the watchers when the store's revision moved. It only moves forward: a snapshot
+    /// is installed only when it is ahead of what is applied here.
+    fn publish_revision(&self) {
+        let revision = self.applier.machine().revision();
+        self.applied_revision.send_if_modified(|published| {
+            debug_assert!(revision >= *published, "the applied revision went back");
+            let moved = revision != *published;
+            *published = revision;
+            moved
+        });
     }
 
     fn serve(&self, read: &KvRead) -> Result<KvReadResponse, kv::KvError> {
@@ -671,6 +689,7 @@ impl Core {
                 }
             }
             if !ready.chosen.is_empty() {
+                self.publish_revision();
                 self.maybe_snapshot();
             }
         }

@@ -16,6 +16,7 @@ pub mod peer;
 pub mod server;
 pub mod service;
 mod snapshot;
+pub mod watch;
 
 pub use config::{ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
 pub use error::NodeError;

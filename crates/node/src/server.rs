@@ -6,9 +6,11 @@ use crate::core::{Core, CoreParts, Request};
 use crate::peer::{self, PeerMessage};
 use crate::service::{Services, Shared};
 use crate::snapshot::SnapshotState;
+use crate::watch::WatchParts;
 use anyhow::{bail, Context};
 use etcd_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    watch_server::WatchServer,
 };
 use paxos::multi::{Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec};
@@ -194,6 +196,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let mut rng = ChaCha8Rng::from_seed(seed);
     let incarnation = rng.next_u64();
     let (req_tx, req_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
+    let (revision_tx, revision_rx) = watch::channel(applier.machine().revision());
     let core = Core::new(CoreParts {
         replica,
         applier,
@@ -208,6 +211,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         snapshots,
         incarnation,
         crash_at: config.test_faults.crash_at,
+        applied_revision: revision_tx,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
@@ -218,6 +222,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         member_id: me.id,
         members: config.initial_cluster.clone(),
         request_bytes_max: config.request_bytes_max,
+        watch: WatchParts {
+            applied_revision: revision_rx,
+            stopping: stop_rx.clone(),
+            progress_every: config.watch_progress_every,
+        },
     });
     let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
     let mut stop_grpc = stop_rx;
@@ -229,7 +238,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
                     .max_encoding_message_size(usize::MAX),
             )
             .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(ClusterServer::new(services).max_decoding_message_size(limit))
+            .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
+            .add_service(
+                WatchServer::new(services)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(usize::MAX),
+            )
             .serve_with_incoming_shutdown(
                 // etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority of `endpoint
                 // status`, which h2 refuses; the wrapper rewrites it to `host:port`.

@@ -27,6 +27,8 @@ pub struct Shared {
     pub members: Vec<Peer>,
     /// `--max-request-bytes`.
     pub request_bytes_max: usize,
+    /// What the Watch service needs.
+    pub watch: crate::watch::WatchParts,
 }
 
 /// The KV, Maintenance and Cluster services, cheap to clone.
@@ -43,7 +45,17 @@ impl Services {
         }
     }
 
-    fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
+    /// The Watch service's parts.
+    pub(crate) fn watch_parts(&self) -> crate::watch::WatchParts {
+        self.shared.watch.clone()
+    }
+
+    /// The queue to the core task.
+    pub(crate) fn core(&self) -> &mpsc::Sender<Request> {
+        &self.shared.tx
+    }
+
+    pub(crate) fn header(&self, revision: i64, term: u64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: self.shared.cluster_id,
             member_id: self.shared.member_id,

@@ -351,3 +351,77 @@ fn status_and_member_list() {
         }
     });
 }
+
+#[test]
+fn a_watch_through_the_crate_sees_puts_and_deletes_from_another_member() {
+    use etcd_client::{EventType, WatchOptions};
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut writer = client(cluster.endpoint(0)).await;
+        let mut watcher = client(cluster.endpoint(1)).await;
+        let start = revision_of(writer.put("seed", "0", None).await.unwrap().header()) + 1;
+        let (mut handle, mut stream) = watcher
+            .watch(
+                "wk/",
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_prev_key()
+                        .with_start_revision(start),
+                ),
+            )
+            .await
+            .expect("watch");
+        writer.put("wk/a", "1", None).await.unwrap();
+        writer.put("wk/a", "2", None).await.unwrap();
+        writer.put("elsewhere", "x", None).await.unwrap();
+        writer.delete("wk/a", None).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let r = tokio::time::timeout(REQUEST_TIMEOUT, stream.message())
+                .await
+                .expect("events within the timeout")
+                .expect("a healthy stream")
+                .expect("an open stream");
+            assert_eq!(r.watch_id(), handle.watch_id());
+            for e in r.events() {
+                let kv = e.kv().expect("every event has its key");
+                let prev = e.prev_kv().map(|p| p.value_str().unwrap().to_string());
+                seen.push((
+                    e.event_type(),
+                    kv.key_str().unwrap().to_string(),
+                    kv.value_str().unwrap().to_string(),
+                    kv.mod_revision(),
+                    prev,
+                ));
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                (EventType::Put, "wk/a".into(), "1".into(), start, None),
+                (
+                    EventType::Put,
+                    "wk/a".into(),
+                    "2".into(),
+                    start + 1,
+                    Some("1".into())
+                ),
+                (
+                    EventType::Delete,
+                    "wk/a".into(),
+                    "".into(),
+                    start + 3,
+                    Some("2".into())
+                ),
+            ]
+        );
+        handle.cancel().await.expect("cancel");
+        let canceled = tokio::time::timeout(REQUEST_TIMEOUT, stream.message())
+            .await
+            .expect("the cancel is answered")
+            .expect("a healthy stream")
+            .expect("an open stream");
+        assert!(canceled.canceled());
+    });
+}

@@ -440,3 +440,104 @@ fn a_missing_etcdctl_is_a_failure_that_says_what_to_run() {
         dir.path().join("etcdctl")
     );
 }
+
+/// `etcdctl watch`, which runs until killed: its output is read as it comes.
+struct Watching {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Watching {
+    fn start(endpoint: &str, args: &[&str]) -> Watching {
+        let mut cmd = common::etcdctl_command(endpoint, args);
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcdctl runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watching {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits until everything printed since the last call is exactly `want`.
+    fn expect(&mut self, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.seen.len() < want.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
+        // Anything more that is already on its way is also output the test did not expect.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        assert_eq!(std::mem::take(&mut self.seen), want);
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_prints_history_and_then_each_change_as_it_happens() {
+    let c = Cluster::start(3);
+    let (a, b, d) = (c.endpoint(0), c.endpoint(1), c.endpoint(2));
+    assert_eq!(etcdctl(a, &["put", "w", "1"]).ok(), "OK\n"); // rev 2
+    assert_eq!(etcdctl(a, &["put", "w", "2"]).ok(), "OK\n"); // rev 3
+    assert_eq!(etcdctl(a, &["put", "p/x", "1"]).ok(), "OK\n"); // rev 4
+
+    // From a past revision: history first, then what comes, through another member.
+    let mut key = Watching::start(b, &["watch", "--rev=2", "w"]);
+    key.expect("PUT\nw\n1\nPUT\nw\n2\n");
+    // A prefix with previous versions, from the next revision (so no put can slip in before
+    // the watch exists).
+    let mut prefix = Watching::start(d, &["watch", "--prefix", "p/", "--prev-kv", "--rev=5"]);
+    assert_eq!(etcdctl(a, &["put", "w", "3"]).ok(), "OK\n"); // rev 5
+    assert_eq!(etcdctl(d, &["del", "w"]).ok(), "1\n"); // rev 6
+    assert_eq!(etcdctl(b, &["put", "p/x", "2"]).ok(), "OK\n"); // rev 7
+    assert_eq!(etcdctl(a, &["del", "p/x"]).ok(), "1\n"); // rev 8
+    key.expect("PUT\nw\n3\nDELETE\nw\n\n");
+    prefix.expect("PUT\np/x\n1\np/x\n2\nDELETE\np/x\n2\np/x\n\n");
+
+    // Behind a compaction: etcdctl says so and ends with its error code. (Asked of the member
+    // that took the compaction: a watch is served from what its member has applied, and
+    // another member may apply the compaction a moment later.)
+    assert_eq!(
+        etcdctl(a, &["compaction", "6"]).ok(),
+        "compacted revision 6\n"
+    );
+    let out = etcdctl(a, &["watch", "--rev=2", "w"]);
+    assert_eq!(out.code, Some(5), "{out}");
+    assert_eq!(out.stdout, "", "{out}");
+    assert!(
+        out.stderr.contains("required revision has been compacted"),
+        "{out}"
+    );
+}

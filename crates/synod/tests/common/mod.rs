@@ -211,6 +211,12 @@ pub fn etcdctl(endpoints: &str, args: &[&str]) -> Output {
 }
 
 pub fn etcdctl_with_stdin(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    run_bounded(etcdctl_command(endpoints, args), stdin, ETCDCTL_RUN_TIMEOUT)
+}
+
+/// The `etcdctl` command line `etcdctl` runs, for a caller that runs it itself (a watch,
+/// which never ends by itself).
+pub fn etcdctl_command(endpoints: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(etcdctl_path());
     // ETCDCTL_* variables of whoever runs the tests (endpoints, certificates) must not leak in.
     for (name, _) in std::env::vars_os() {
@@ -222,7 +228,7 @@ pub fn etcdctl_with_stdin(endpoints: &str, args: &[&str], stdin: Option<&str>) -
         .arg(format!("--endpoints={endpoints}"))
         .args(["--dial-timeout=2s", "--command-timeout=5s"])
         .args(args);
-    run_bounded(cmd, stdin, ETCDCTL_RUN_TIMEOUT)
+    cmd
 }
 
 // ---------------------------------------------------------------------------------------------

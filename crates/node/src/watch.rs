@@ -1,0 +1,384 @@
+//! etcd's Watch service: one bidirectional stream per client carries many watchers.
+//!
+//! A watcher holds no buffer of its own. It remembers the last revision it was sent and, each
+//! time this member applies new commands, reads the changes after that revision from the store
+//! ([`kv::KvRead::Watch`]), which keeps every version until compaction. So a slow client costs
+//! no memory here: its watchers simply fall behind, and if a compaction passes them they are
+//! cancelled with the compaction revision, as etcd does. Events come from what this member has
+//! applied, as etcd's watch serves from the member's own store.
+
+use crate::convert;
+use crate::core::Request;
+use crate::error::NodeError;
+use crate::service::Services;
+use etcd_proto::etcdserverpb as pb;
+use etcd_proto::mvccpb;
+use kv::{EventKind, KvRead, KvReadResponse, WatchRead, WatchReadResponse};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request as GrpcRequest, Response, Status, Streaming};
+
+/// Most watchers one stream may hold; a client that needs more opens another stream.
+pub const WATCHERS_PER_STREAM_MAX: usize = 1024;
+/// Responses queued for one stream's client before the watchers wait for it to read.
+const RESPONSE_QUEUE: usize = 16;
+/// Most events in one response (it never splits a revision, so it may hold more).
+const EVENTS_PER_RESPONSE_MAX: usize = 1000;
+/// Most bytes of keys and values in one response (same caveat), well under the 4 MiB most
+/// gRPC clients accept by default.
+const RESPONSE_BYTES_MAX: usize = 1 << 20;
+/// etcd's watch id for a response that belongs to no watcher (a progress report).
+const NO_WATCHER: i64 = -1;
+
+/// What the Watch service needs besides the other services' shared parts.
+#[derive(Clone)]
+pub struct WatchParts {
+    /// The store revision this member has applied through; changes when it applies more.
+    pub applied_revision: watch::Receiver<i64>,
+    /// Becomes true when the member stops: streams end so the gRPC server can close.
+    pub stopping: watch::Receiver<bool>,
+    /// How often a watcher created with `progress_notify` that has had nothing to send is
+    /// told the current revision (etcd's `--experimental-watch-progress-notify-interval`).
+    pub progress_every: Duration,
+}
+
+/// One watcher of a stream.
+struct Watcher {
+    read: WatchRead,
+    progress_notify: bool,
+    /// Whether it was sent anything since the last progress report.
+    sent_since_progress: bool,
+}
+
+/// Why a stream ends.
+enum End {
+    /// The client went away or stopped sending.
+    Client,
+    /// The member stops or failed; the client is told with this status.
+    Member(Status),
+}
+
+#[tonic::async_trait]
+impl pb::watch_server::Watch for Services {
+    async fn watch(
+        &self,
+        request: GrpcRequest<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
+        let parts = self.watch_parts();
+        let inbound = request.into_inner();
+        let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
+        let stream = WatchStream {
+            services: self.clone(),
+            parts,
+            out,
+            watchers: BTreeMap::new(),
+            next_id: 0,
+            term: 0,
+        };
+        tokio::spawn(stream.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct WatchStream {
+    services: Services,
+    parts: WatchParts,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    watchers: BTreeMap<i64, Watcher>,
+    /// The next id a watcher created without one gets (etcd starts at 0).
+    next_id: i64,
+    /// The ballot round the last read reported (the header's raft term).
+    term: u64,
+}
+
+impl WatchStream {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+        let end = self.serve(&mut inbound).await;
+        if let End::Member(status) = end {
+            let _ = self.out.send(Err(status)).await;
+        }
+    }
+
+    async fn serve(&mut self, inbound: &mut Streaming<pb::WatchRequest>) -> End {
+        let mut progress = tokio::time::interval(self.parts.progress_every);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        progress.tick().await;
+        let mut applied = self.parts.applied_revision.clone();
+        let mut stopping = self.parts.stopping.clone();
+        loop {
+            if *stopping.borrow() {
+                return End::Member(NodeError::Stopped.status());
+            }
+            let revision = *applied.borrow_and_update();
+            // One bounded read per lagging watcher per turn, so a watcher far behind cannot
+            // keep this stream from hearing its client's cancel.
+            let behind: Vec<i64> = self
+                .watchers
+                .iter()
+                .filter(|(_, w)| w.read.after < revision)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &behind {
+                if let Err(end) = self.catch_up(*id).await {
+                    return end;
+                }
+            }
+            let still_behind = self.watchers.values().any(|w| w.read.after < revision);
+            tokio::select! {
+                biased;
+                _ = stopping.changed() => {}
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => {
+                        if let Err(end) = self.on_request(request, revision).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) | Err(_) => return End::Client,
+                },
+                _ = self.out.closed() => return End::Client,
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        return End::Member(NodeError::Stopped.status());
+                    }
+                }
+                _ = progress.tick() => {
+                    if let Err(end) = self.report_progress(revision).await {
+                        return end;
+                    }
+                }
+                _ = std::future::ready(()), if still_behind => {}
+            }
+        }
+    }
+
+    fn header(&self, revision: i64) -> pb::ResponseHeader {
+        self.services.header(revision, self.term)
+    }
+
+    async fn send(&self, response: pb::WatchResponse) -> Result<(), End> {
+        self.out.send(Ok(response)).await.map_err(|_| End::Client)
+    }
+
+    async fn on_request(&mut self, request: pb::WatchRequest, revision: i64) -> Result<(), End> {
+        use pb::watch_request::RequestUnion;
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(c)) => self.create(c, revision).await,
+            Some(RequestUnion::CancelRequest(c)) => {
+                // etcd ignores a cancel of a watcher the stream does not hold.
+                if self.watchers.remove(&c.watch_id).is_some() {
+                    self.send(pb::WatchResponse {
+                        header: Some(self.header(revision)),
+                        watch_id: c.watch_id,
+                        canceled: true,
+                        ..pb::WatchResponse::default()
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                self.send(pb::WatchResponse {
+                    header: Some(self.header(revision)),
+                    watch_id: NO_WATCHER,
+                    ..pb::WatchResponse::default()
+                })
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, c: pb::WatchCreateRequest, revision: i64) -> Result<(), End> {
+        let id = if c.watch_id != 0 {
+            c.watch_id
+        } else {
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id
+        };
+        let refuse = |reason: String| pb::WatchResponse {
+            header: Some(self.header(revision)),
+            watch_id: id,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..pb::WatchResponse::default()
+        };
+        if self.watchers.contains_key(&id) {
+            return self
+                .send(refuse(format!(
+                    "mvcc: duplicate watch ID provided on the WatchStream ({id})"
+                )))
+                .await;
+        }
+        if self.watchers.len() >= WATCHERS_PER_STREAM_MAX {
+            return self
+                .send(refuse(format!(
+                    "synod: a stream holds at most {WATCHERS_PER_STREAM_MAX} watchers; open \
+                     another stream for more"
+                )))
+                .await;
+        }
+        if c.key.is_empty() {
+            return self
+                .send(refuse("etcdserver: key is not provided".into()))
+                .await;
+        }
+        let filters = |f: pb::watch_create_request::FilterType| c.filters.contains(&(f as i32));
+        let read = WatchRead {
+            after: if c.start_revision > 0 {
+                c.start_revision - 1
+            } else {
+                revision
+            },
+            prev_kv: c.prev_kv,
+            no_put: filters(pb::watch_create_request::FilterType::Noput),
+            no_delete: filters(pb::watch_create_request::FilterType::Nodelete),
+            events_max: EVENTS_PER_RESPONSE_MAX,
+            bytes_max: RESPONSE_BYTES_MAX,
+            key: c.key,
+            range_end: c.range_end,
+        };
+        if c.watch_id == 0 {
+            self.next_id += 1;
+        }
+        self.watchers.insert(
+            id,
+            Watcher {
+                read,
+                progress_notify: c.progress_notify,
+                sent_since_progress: false,
+            },
+        );
+        self.send(pb::WatchResponse {
+            header: Some(self.header(revision)),
+            watch_id: id,
+            created: true,
+            ..pb::WatchResponse::default()
+        })
+        .await
+    }
+
+    /// One read of the changes watcher `id` has not seen, and the response that carries them.
+    async fn catch_up(&mut self, id: i64) -> Result<(), End> {
+        let Some(w) = self.watchers.get(&id) else {
+            return Ok(());
+        };
+        let answer = match self.read(w.read.clone()).await? {
+            Ok(answer) => answer,
+            // The store refused this watcher's read (its key, say): it ends, the stream
+            // and its other watchers go on.
+            Err(e) => {
+                self.watchers.remove(&id);
+                let revision = *self.parts.applied_revision.borrow();
+                return self
+                    .send(pb::WatchResponse {
+                        header: Some(self.header(revision)),
+                        watch_id: id,
+                        canceled: true,
+                        cancel_reason: convert::status_from_kv_error(&e).message().to_string(),
+                        ..pb::WatchResponse::default()
+                    })
+                    .await;
+            }
+        };
+        if answer.compacted {
+            self.watchers.remove(&id);
+            return self
+                .send(pb::WatchResponse {
+                    header: Some(self.header(answer.revision)),
+                    watch_id: id,
+                    canceled: true,
+                    compact_revision: answer.compact_revision,
+                    cancel_reason: "etcdserver: mvcc: required revision has been compacted".into(),
+                    ..pb::WatchResponse::default()
+                })
+                .await;
+        }
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return Ok(());
+        };
+        debug_assert!(answer.through >= w.read.after, "a watcher never goes back");
+        w.read.after = answer.through;
+        if answer.events.is_empty() {
+            return Ok(());
+        }
+        w.sent_since_progress = true;
+        let events = answer.events.into_iter().map(event).collect();
+        self.send(pb::WatchResponse {
+            header: Some(self.header(answer.revision)),
+            watch_id: id,
+            events,
+            ..pb::WatchResponse::default()
+        })
+        .await
+    }
+
+    /// Tells each idle `progress_notify` watcher that is caught up the current revision.
+    async fn report_progress(&mut self, revision: i64) -> Result<(), End> {
+        let mut due = Vec::new();
+        for (id, w) in self.watchers.iter_mut() {
+            if w.progress_notify && !w.sent_since_progress && w.read.after >= revision {
+                due.push(*id);
+            }
+            w.sent_since_progress = false;
+        }
+        for id in due {
+            self.send(pb::WatchResponse {
+                header: Some(self.header(revision)),
+                watch_id: id,
+                ..pb::WatchResponse::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads from the store through the core, waiting for room in its queue rather than
+    /// failing: a watcher that waits costs nothing.
+    async fn read(
+        &mut self,
+        read: WatchRead,
+    ) -> Result<Result<WatchReadResponse, kv::KvError>, End> {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::Read {
+            read: KvRead::Watch(read),
+            linearizable: false,
+            reply,
+        };
+        let stopped = || End::Member(NodeError::Stopped.status());
+        self.services
+            .core()
+            .send(request)
+            .await
+            .map_err(|_| stopped())?;
+        let (answer, term) = rx
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|e| End::Member(e.status()))?;
+        self.term = term;
+        match answer {
+            Ok(KvReadResponse::Watch(w)) => Ok(Ok(w)),
+            Ok(_) => Err(End::Member(Status::internal(
+                "synod: the store answered a watch read with another kind of response",
+            ))),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+/// A store event as etcd's protobuf has it.
+fn event(e: kv::Event) -> mvccpb::Event {
+    let kind = match e.kind {
+        EventKind::Put => mvccpb::event::EventType::Put,
+        EventKind::Delete => mvccpb::event::EventType::Delete,
+    };
+    mvccpb::Event {
+        r#type: kind as i32,
+        kv: Some(convert::key_value(e.kv)),
+        prev_kv: e.prev_kv.map(convert::key_value),
+    }
+}

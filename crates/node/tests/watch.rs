@@ -1,0 +1,347 @@
+//! etcd's Watch service on real members over loopback, through the generated gRPC client:
+//! events in revision order with their versions, history from a past revision, filters,
+//! cancel, compaction, progress, and a follower's watchers seeing the leader's writes.
+
+use etcd_proto::etcdserverpb as pb;
+use etcd_proto::etcdserverpb::{kv_client::KvClient, watch_client::WatchClient};
+use etcd_proto::mvccpb::event::EventType;
+use node::NodeConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn single(
+    progress_every: Duration,
+) -> (node::Node, tonic::transport::Channel, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::single("solo", dir.path().join("data"), free_port(), free_port());
+    config.watch_progress_every = progress_every;
+    let node = node::start(config).await.unwrap();
+    let channel = connect(node.client_addr()).await;
+    (node, channel, dir)
+}
+
+/// One watch stream: requests go in through `tx`, responses come out of `rx`.
+struct Stream {
+    tx: mpsc::Sender<pb::WatchRequest>,
+    rx: Streaming<pb::WatchResponse>,
+}
+
+impl Stream {
+    async fn open(channel: &tonic::transport::Channel) -> Stream {
+        let (tx, requests) = mpsc::channel(16);
+        let rx = WatchClient::new(channel.clone())
+            .watch(ReceiverStream::new(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        Stream { tx, rx }
+    }
+
+    async fn ask(&self, r: pb::watch_request::RequestUnion) {
+        self.tx
+            .send(pb::WatchRequest {
+                request_union: Some(r),
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn create(&self, c: pb::WatchCreateRequest) {
+        self.ask(pb::watch_request::RequestUnion::CreateRequest(c))
+            .await;
+    }
+
+    async fn next(&mut self) -> pb::WatchResponse {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+            .await
+            .expect("a watch response within 10 s")
+            .expect("the stream stays healthy")
+            .expect("the stream stays open")
+    }
+
+    /// Nothing arrives for a while.
+    async fn quiet(&mut self, wait: Duration) {
+        if let Ok(m) = tokio::time::timeout(wait, self.rx.message()).await {
+            panic!("expected silence, got {m:?}");
+        }
+    }
+
+    /// Events of responses until `n` have come, all for watcher `id`.
+    async fn events(&mut self, id: i64, n: usize) -> Vec<(EventType, String, String, i64)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let r = self.next().await;
+            assert_eq!(r.watch_id, id, "{r:?}");
+            assert!(!r.canceled && !r.created, "{r:?}");
+            for e in r.events {
+                let kv = e.kv.unwrap();
+                got.push((
+                    EventType::try_from(e.r#type).unwrap(),
+                    String::from_utf8(kv.key).unwrap(),
+                    String::from_utf8(kv.value).unwrap(),
+                    kv.mod_revision,
+                ));
+            }
+        }
+        assert_eq!(got.len(), n, "{got:?}");
+        got
+    }
+}
+
+fn watch_key(key: &str) -> pb::WatchCreateRequest {
+    pb::WatchCreateRequest {
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+async fn put(kv: &mut KvClient<tonic::transport::Channel>, key: &str, value: &str) -> i64 {
+    kv.put(pb::PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .header
+    .unwrap()
+    .revision
+}
+
+async fn delete(kv: &mut KvClient<tonic::transport::Channel>, key: &str, range_end: &str) {
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: key.into(),
+        range_end: range_end.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_every_later_change_of_its_key_in_order() {
+    let (node, channel, _dir) = single(Duration::from_secs(600)).await;
+    let mut kv = KvClient::new(channel.clone());
+    put(&mut kv, "k", "before").await;
+    let mut s = Stream::open(&channel).await;
+    s.create(watch_key("k")).await;
+    let created = s.next().await;
+    assert!(created.created && !created.canceled, "{created:?}");
+    assert_eq!(created.header.as_ref().unwrap().revision, 2);
+    let id = created.watch_id;
+
+    let r1 = put(&mut kv, "k", "v1").await;
+    put(&mut kv, "other", "x").await;
+    let r2 = put(&mut kv, "k", "v2").await;
+    delete(&mut kv, "k", "").await;
+    let got = s.events(id, 3).await;
+    assert_eq!(
+        got,
+        [
+            (EventType::Put, "k".into(), "v1".into(), r1),
+            (EventType::Put, "k".into(), "v2".into(), r2),
+            (EventType::Delete, "k".into(), "".into(), r2 + 1),
+        ]
+    );
+    s.quiet(Duration::from_millis(300)).await;
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_filters_prev_kv_cancel_compaction_and_progress() {
+    let (node, channel, _dir) = single(Duration::from_millis(300)).await;
+    let mut kv = KvClient::new(channel.clone());
+    let first = put(&mut kv, "p/a", "1").await; // 2
+    put(&mut kv, "p/b", "1").await; // 3
+    put(&mut kv, "p/a", "2").await; // 4
+    delete(&mut kv, "p/b", "").await; // 5
+    let mut s = Stream::open(&channel).await;
+
+    // From a past revision, a prefix, with the previous versions.
+    s.create(pb::WatchCreateRequest {
+        key: "p/".into(),
+        range_end: "p0".into(),
+        start_revision: first,
+        prev_kv: true,
+        watch_id: 7,
+        ..Default::default()
+    })
+    .await;
+    let created = s.next().await;
+    assert_eq!((created.watch_id, created.created), (7, true));
+    let mut history = Vec::new();
+    while history.len() < 4 {
+        let r = s.next().await;
+        assert_eq!(r.watch_id, 7);
+        history.extend(r.events);
+    }
+    let kinds: Vec<(i32, i64)> = history
+        .iter()
+        .map(|e| (e.r#type, e.kv.as_ref().unwrap().mod_revision))
+        .collect();
+    let (put_t, del_t) = (EventType::Put as i32, EventType::Delete as i32);
+    assert_eq!(kinds, [(put_t, 2), (put_t, 3), (put_t, 4), (del_t, 5)]);
+    let prev = history[2]
+        .prev_kv
+        .as_ref()
+        .expect("prev_kv of the second put");
+    assert_eq!((prev.value.as_slice(), prev.mod_revision), (&b"1"[..], 2));
+    assert_eq!(history[3].prev_kv.as_ref().unwrap().key, b"p/b");
+
+    // A second watcher on the same stream, deletes only; the same id again is refused.
+    s.create(pb::WatchCreateRequest {
+        key: "p/".into(),
+        range_end: "p0".into(),
+        filters: vec![pb::watch_create_request::FilterType::Noput as i32],
+        ..Default::default()
+    })
+    .await;
+    let deletes_only = s.next().await;
+    assert!(deletes_only.created && !deletes_only.canceled);
+    let deletes_id = deletes_only.watch_id;
+    assert_ne!(deletes_id, 7);
+    s.create(pb::WatchCreateRequest {
+        watch_id: 7,
+        ..watch_key("x")
+    })
+    .await;
+    let dup = s.next().await;
+    assert!(dup.created && dup.canceled, "{dup:?}");
+    assert!(dup.cancel_reason.contains("duplicate watch ID"), "{dup:?}");
+
+    // Cancel the first; then only the deletes-only watcher hears a put and a delete.
+    s.ask(pb::watch_request::RequestUnion::CancelRequest(
+        pb::WatchCancelRequest { watch_id: 7 },
+    ))
+    .await;
+    let canceled = s.next().await;
+    assert_eq!((canceled.watch_id, canceled.canceled), (7, true));
+    put(&mut kv, "p/c", "1").await; // 6
+    delete(&mut kv, "p/c", "").await; // 7
+    let got = s.events(deletes_id, 1).await;
+    assert_eq!(got, [(EventType::Delete, "p/c".into(), "".into(), 7)]);
+
+    // A progress request answers with the revision, for no watcher in particular.
+    s.ask(pb::watch_request::RequestUnion::ProgressRequest(
+        pb::WatchProgressRequest {},
+    ))
+    .await;
+    let progress = s.next().await;
+    assert_eq!(progress.watch_id, -1);
+    assert_eq!(progress.header.unwrap().revision, 7);
+    assert!(progress.events.is_empty());
+
+    // Behind a compaction: told the compaction revision, and cancelled.
+    kv.compact(pb::CompactionRequest {
+        revision: 6,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.create(pb::WatchCreateRequest {
+        start_revision: 3,
+        ..watch_key("p/a")
+    })
+    .await;
+    let created = s.next().await;
+    assert!(created.created);
+    let compacted = s.next().await;
+    assert_eq!(compacted.watch_id, created.watch_id);
+    assert!(compacted.canceled);
+    assert_eq!(compacted.compact_revision, 6);
+
+    // progress_notify: an idle, caught-up watcher hears the revision every interval.
+    s.create(pb::WatchCreateRequest {
+        progress_notify: true,
+        ..watch_key("quiet")
+    })
+    .await;
+    let created = s.next().await;
+    let notified = s.next().await;
+    assert_eq!(notified.watch_id, created.watch_id);
+    assert!(notified.events.is_empty() && !notified.canceled);
+    assert_eq!(notified.header.unwrap().revision, 7);
+
+    // A member stops promptly with a watch stream open, and the stream ends.
+    tokio::time::timeout(Duration::from_secs(10), node.shutdown())
+        .await
+        .expect("shutdown does not wait for watch streams")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_watcher_sees_writes_made_through_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
+        .collect();
+    let peers = node::config::parse_initial_cluster(&cluster.join(","), "test").unwrap();
+    let starting: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let mut config = NodeConfig::defaults(
+                &format!("m{i}"),
+                dir.path().join(format!("m{i}")),
+                *c,
+                *p,
+                "test",
+            );
+            config.initial_cluster = peers.clone();
+            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
+            tokio::spawn(node::start(config))
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starting {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    // Every member's watcher hears every write, whichever member takes it.
+    let mut streams = Vec::new();
+    for n in &nodes {
+        let channel = connect(n.client_addr()).await;
+        let mut s = Stream::open(&channel).await;
+        s.create(pb::WatchCreateRequest {
+            key: "w/".into(),
+            range_end: "w0".into(),
+            ..Default::default()
+        })
+        .await;
+        let created = s.next().await;
+        assert!(created.created);
+        streams.push((s, created.watch_id));
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let mut kv = KvClient::new(connect(n.client_addr()).await);
+        put(&mut kv, &format!("w/{i}"), "x").await;
+    }
+    for (s, id) in &mut streams {
+        let got = s.events(*id, 3).await;
+        let keys: Vec<&str> = got.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(keys, ["w/0", "w/1", "w/2"]);
+        assert!(got.windows(2).all(|p| p[0].3 < p[1].3), "{got:?}");
+    }
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
