@@ -22,6 +22,7 @@
 //! | Compact | 4 | revision |
 //! | LeaseGrant | 5 | id, ttl |
 //! | LeaseRevoke | 6 | id |
+//! | LeaseKeepAlive | 7 | id |
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -46,6 +47,7 @@ const CMD_TXN: u8 = 3;
 const CMD_COMPACT: u8 = 4;
 const CMD_LEASE_GRANT: u8 = 5;
 const CMD_LEASE_REVOKE: u8 = 6;
+const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 
 const OP_RANGE: u8 = 1;
 const OP_PUT: u8 = 2;
@@ -82,6 +84,10 @@ pub fn encode(cmd: &KvCommand) -> Vec<u8> {
             out.push(CMD_LEASE_REVOKE);
             out.put_i64(r.id);
         }
+        KvCommand::LeaseKeepAlive(k) => {
+            out.push(CMD_LEASE_KEEP_ALIVE);
+            out.put_i64(k.id);
+        }
     }
     out
 }
@@ -104,6 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
             ttl: r.i64()?,
         }),
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
+        CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),

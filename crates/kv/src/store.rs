@@ -177,6 +177,14 @@ impl KvStore {
             KvCommand::Compact(c) => self.apply_compact(c).map(KvResponse::Compact),
             KvCommand::LeaseGrant(g) => self.apply_lease_grant(g).map(KvResponse::LeaseGrant),
             KvCommand::LeaseRevoke(r) => self.apply_lease_revoke(r).map(KvResponse::LeaseRevoke),
+            KvCommand::LeaseKeepAlive(k) => {
+                let lease = self.leases.get(&k.id).ok_or(KvError::LeaseNotFound)?;
+                Ok(KvResponse::LeaseKeepAlive(LeaseKeepAliveResponse {
+                    revision: self.revision,
+                    id: k.id,
+                    ttl: lease.ttl,
+                }))
+            }
         }
     }
 
@@ -201,6 +209,11 @@ impl KvStore {
         self.check_read_revision(r.revision)?;
         let at = self.read_revision(r.revision, self.revision);
         Ok(self.collect_range(r, at, self.revision))
+    }
+
+    /// Every lease's id and granted TTL (seconds), by id.
+    pub fn lease_ttls(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.leases.iter().map(|(id, l)| (*id, l.ttl))
     }
 
     /// One lease's granted TTL and, if `keys`, its attached keys.

@@ -269,6 +269,16 @@ pub struct LeaseRevokeRequest {
     pub id: i64,
 }
 
+/// Renews a lease. The store only checks that the lease exists and answers its granted TTL:
+/// the clock that a renewal resets belongs to the node, which applies the same renewals in the
+/// same order on every member (so each member's idea of when a lease expires is close to the
+/// leader's, and a new leader starts from it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseKeepAliveRequest {
+    /// The lease id.
+    pub id: i64,
+}
+
 /// A write, as carried in a log entry's payload (see [`crate::encode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvCommand {
@@ -284,6 +294,8 @@ pub enum KvCommand {
     LeaseGrant(LeaseGrantRequest),
     /// A lease revoke.
     LeaseRevoke(LeaseRevokeRequest),
+    /// A lease renewal.
+    LeaseKeepAlive(LeaseKeepAliveRequest),
 }
 
 /// A read served from the applied state, outside the log (read-index or serializable).
@@ -466,6 +478,17 @@ pub struct LeaseLeasesResponse {
     pub leases: Vec<i64>,
 }
 
+/// What a lease renewal answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseKeepAliveResponse {
+    /// The store's revision.
+    pub revision: i64,
+    /// The lease renewed.
+    pub id: i64,
+    /// Its granted TTL, in seconds.
+    pub ttl: i64,
+}
+
 /// The answer to a [`KvRead`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvReadResponse {
@@ -494,6 +517,8 @@ pub enum KvResponse {
     LeaseGrant(LeaseGrantResponse),
     /// A lease revoke's.
     LeaseRevoke(LeaseRevokeResponse),
+    /// A lease renewal's.
+    LeaseKeepAlive(LeaseKeepAliveResponse),
 }
 
 /// What applying one log payload gives its client: an answer, or a refusal that changed

@@ -17,7 +17,8 @@ struct Model {
     /// `at[r]`: the live keys at revision `r` (index 0 unused).
     at: Vec<Snapshot>,
     compacted: i64,
-    leases: BTreeSet<i64>,
+    /// Lease id to granted TTL.
+    leases: BTreeMap<i64, i64>,
 }
 
 fn in_span(k: &[u8], key: &[u8], end: &[u8]) -> bool {
@@ -33,7 +34,7 @@ impl Model {
         Model {
             at: vec![Snapshot::new(), Snapshot::new()],
             compacted: 0,
-            leases: BTreeSet::new(),
+            leases: BTreeMap::new(),
         }
     }
 
@@ -193,7 +194,7 @@ impl Model {
                 if p.key.is_empty() {
                     return Err(KvError::EmptyKey);
                 }
-                if p.lease != 0 && !self.leases.contains(&p.lease) {
+                if p.lease != 0 && !self.leases.contains_key(&p.lease) {
                     return Err(KvError::LeaseNotFound);
                 }
                 let out = Model::put_into(&mut next, rev, p);
@@ -226,9 +227,10 @@ impl Model {
                 }))
             }
             KvCommand::LeaseGrant(g) => {
-                if !self.leases.insert(g.id) {
+                if self.leases.contains_key(&g.id) {
                     return Err(KvError::LeaseExists);
                 }
+                self.leases.insert(g.id, g.ttl);
                 Ok(KvResponse::LeaseGrant(LeaseGrantResponse {
                     revision: self.revision(),
                     id: g.id,
@@ -236,7 +238,7 @@ impl Model {
                 }))
             }
             KvCommand::LeaseRevoke(r) => {
-                if !self.leases.remove(&r.id) {
+                if self.leases.remove(&r.id).is_none() {
                     return Err(KvError::LeaseNotFound);
                 }
                 let before = next.len();
@@ -245,6 +247,14 @@ impl Model {
                 self.commit(next, changed);
                 Ok(KvResponse::LeaseRevoke(LeaseRevokeResponse {
                     revision: self.revision(),
+                }))
+            }
+            KvCommand::LeaseKeepAlive(k) => {
+                let ttl = *self.leases.get(&k.id).ok_or(KvError::LeaseNotFound)?;
+                Ok(KvResponse::LeaseKeepAlive(LeaseKeepAliveResponse {
+                    revision: self.revision(),
+                    id: k.id,
+                    ttl,
                 }))
             }
         }
@@ -281,7 +291,7 @@ impl Model {
         let branch = if succeeded { &t.success } else { &t.failure };
         for op in branch {
             if let RequestOp::Put(p) = op {
-                if p.lease != 0 && !self.leases.contains(&p.lease) {
+                if p.lease != 0 && !self.leases.contains_key(&p.lease) {
                     return Err(KvError::LeaseNotFound);
                 }
             }

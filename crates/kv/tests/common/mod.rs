@@ -144,6 +144,7 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => revision().prop_map(|revision| Step::Command(KvCommand::Compact(CompactRequest { revision }))),
         1 => (1i64..3).prop_map(|id| Step::Command(KvCommand::LeaseGrant(LeaseGrantRequest { id, ttl: 5 }))),
         1 => (1i64..3).prop_map(|id| Step::Command(KvCommand::LeaseRevoke(LeaseRevokeRequest { id }))),
+        1 => (1i64..3).prop_map(|id| Step::Command(KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id }))),
         4 => range_req().prop_map(Step::Read),
     ]
 }
@@ -288,5 +289,6 @@ pub fn arb_command() -> impl Strategy<Value = KvCommand> {
         (any::<i64>(), any::<i64>())
             .prop_map(|(id, ttl)| KvCommand::LeaseGrant(LeaseGrantRequest { id, ttl })),
         any::<i64>().prop_map(|id| KvCommand::LeaseRevoke(LeaseRevokeRequest { id })),
+        any::<i64>().prop_map(|id| KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id })),
     ]
 }
