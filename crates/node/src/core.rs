@@ -11,14 +11,14 @@ use crate::error::NodeError;
 use crate::peer::{self, PeerMessage};
 use crate::snapshot::{NodeSnapshot, SnapshotState};
 use bytes::Bytes;
-use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
+use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
     Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
     Replica, Role, SessionOutcome,
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use storage::group::{Completion, GroupCommit};
 use storage::StdFs;
@@ -62,6 +62,13 @@ pub enum Request {
     HashKv {
         /// (digest of the store, slot applied through, store revision, compact revision).
         reply: oneshot::Sender<(u64, u64, i64, i64)>,
+    },
+    /// Seconds left before a lease expires, by this member's clock (`None`: no such lease).
+    LeaseRemaining {
+        /// The lease.
+        id: i64,
+        /// Where it goes.
+        reply: oneshot::Sender<Option<i64>>,
     },
     /// Report the member's state.
     Status {
@@ -109,6 +116,23 @@ struct PendingRead {
     resend_at: Instant,
     /// Confirmed by the leader: serve once applied through this slot.
     confirmed: Option<Slot>,
+}
+
+/// This member's clock for one lease: it expires at `deadline` unless renewed. Every member
+/// keeps one (set when it applies the grant or a renewal), but only the leader acts on it: it
+/// proposes the revoke, which then deletes the lease's keys on every member alike.
+struct LeaseClock {
+    ttl: Duration,
+    deadline: Instant,
+    /// When this member (as leader) last proposed the lease's revoke, if it did.
+    revoke_proposed: Option<Instant>,
+}
+
+/// `now + ttl`, or a time decades away for a TTL too large to add (etcd allows 9e9 s).
+fn lease_deadline(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
+        .unwrap_or(now)
 }
 
 /// What the driver is built from.
@@ -173,6 +197,10 @@ pub struct Core {
     last_leader: Option<NodeId>,
     /// The store's applied revision, for watchers.
     applied_revision: watch::Sender<i64>,
+    /// Every lease's clock, by id (the store's leases, always).
+    lease_clocks: BTreeMap<i64, LeaseClock>,
+    /// Whether this member led at the last tick: a new leader restarts every lease's clock.
+    was_leading: bool,
 }
 
 impl Core {
@@ -182,7 +210,7 @@ impl Core {
         let db_bytes = parts.snapshots.restored_bytes();
         let mut client_urls = BTreeMap::new();
         client_urls.insert(me, parts.client_urls.clone());
-        Core {
+        let mut core = Core {
             replica: parts.replica,
             applier: parts.applier,
             rng: parts.rng,
@@ -214,7 +242,103 @@ impl Core {
             crash_at: parts.crash_at,
             crash_hits: 0,
             applied_revision: parts.applied_revision,
+            lease_clocks: BTreeMap::new(),
+            was_leading: false,
+        };
+        core.restart_lease_clocks();
+        core
+    }
+
+    /// Gives every lease of the store a full TTL from now: at start, after a snapshot is
+    /// installed, and when this member becomes leader (as etcd's new leader does, so that a
+    /// lease is never expired for the time it took to elect someone to renew it with).
+    fn restart_lease_clocks(&mut self) {
+        let now = Instant::now();
+        let store = self.applier.machine();
+        self.lease_clocks = store
+            .lease_ttls()
+            .map(|(id, ttl)| {
+                let ttl = Duration::from_secs(ttl.max(0) as u64);
+                let clock = LeaseClock {
+                    ttl,
+                    deadline: lease_deadline(now, ttl),
+                    revoke_proposed: None,
+                };
+                (id, clock)
+            })
+            .collect();
+    }
+
+    /// Keeps the lease clocks in step with an applied command.
+    fn on_lease_applied(&mut self, outcome: &SessionOutcome<KvOutput>) {
+        let SessionOutcome::Applied(Ok(response)) = outcome else {
+            return;
+        };
+        let now = Instant::now();
+        match response {
+            KvResponse::LeaseGrant(g) => {
+                let ttl = Duration::from_secs(g.ttl.max(0) as u64);
+                self.lease_clocks.insert(
+                    g.id,
+                    LeaseClock {
+                        ttl,
+                        deadline: lease_deadline(now, ttl),
+                        revoke_proposed: None,
+                    },
+                );
+            }
+            KvResponse::LeaseKeepAlive(k) => {
+                if let Some(clock) = self.lease_clocks.get_mut(&k.id) {
+                    clock.deadline = lease_deadline(now, clock.ttl);
+                    clock.revoke_proposed = None;
+                }
+            }
+            KvResponse::LeaseRevoke(_) => {
+                let store = self.applier.machine();
+                let live: BTreeSet<i64> = store.lease_ttls().map(|(id, _)| id).collect();
+                self.lease_clocks.retain(|id, _| live.contains(id));
+            }
+            _ => {}
         }
+    }
+
+    /// As leader: proposes the revoke of every lease whose clock ran out (again after a
+    /// request timeout, should the first proposal be lost).
+    fn expire_leases(&mut self, now: Instant) {
+        let leading = self.replica.role() == Role::Leader;
+        if leading && !self.was_leading {
+            self.restart_lease_clocks();
+        }
+        self.was_leading = leading;
+        if !leading {
+            return;
+        }
+        let retry = self.request_timeout;
+        let due: Vec<i64> = self
+            .lease_clocks
+            .iter()
+            .filter(|(_, c)| {
+                c.deadline <= now && c.revoke_proposed.is_none_or(|at| at + retry <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.lease_clocks.get_mut(&id) {
+                c.revoke_proposed = Some(now);
+            }
+            tracing::info!(lease = id, "lease expired; proposing its revoke");
+            let payload = kv::encode(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }));
+            // Nobody waits on the answer: the revoke's effect is the answer.
+            let (reply, _) = oneshot::channel();
+            self.submit_write(payload, reply);
+        }
+    }
+
+    /// Seconds until lease `id` expires by this member's clock, rounded up.
+    fn lease_remaining(&self, id: i64) -> Option<i64> {
+        let clock = self.lease_clocks.get(&id)?;
+        let left = clock.deadline.saturating_duration_since(Instant::now());
+        Some(left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0))
     }
 
     fn me(&self) -> u64 {
@@ -425,6 +549,7 @@ impl Core {
                 self.applier = applier;
                 self.replica.install_snapshot(through);
                 self.publish_revision();
+                self.restart_lease_clocks();
                 tracing::info!(through = through.0, "installed a snapshot from a peer");
             }
             Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
@@ -470,6 +595,9 @@ impl Core {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Request::LeaseRemaining { id, reply } => {
+                let _ = reply.send(self.lease_remaining(id));
             }
             Request::HashKv { reply } => {
                 let store = self.applier.machine();
@@ -597,6 +725,7 @@ impl Core {
     fn on_tick(&mut self) {
         self.replica.tick(&mut self.rng);
         let now = Instant::now();
+        self.expire_leases(now);
         let leader = self.replica.leader();
         if leader != self.last_leader {
             self.last_leader = leader;
@@ -672,6 +801,7 @@ impl Core {
                 self.crash_point(CrashPoint::AfterApply);
             }
             for a in applied.drain(..) {
+                self.on_lease_applied(&a.outcome);
                 self.complete_write(a);
             }
             self.applied_buf = applied;

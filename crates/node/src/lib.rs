@@ -12,6 +12,7 @@ pub mod config;
 pub mod convert;
 mod core;
 pub mod error;
+mod lease;
 pub mod peer;
 pub mod server;
 pub mod service;

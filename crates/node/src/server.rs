@@ -9,8 +9,8 @@ use crate::snapshot::SnapshotState;
 use crate::watch::WatchParts;
 use anyhow::{bail, Context};
 use etcd_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
-    watch_server::WatchServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use paxos::multi::{Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec};
@@ -222,6 +222,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         member_id: me.id,
         members: config.initial_cluster.clone(),
         request_bytes_max: config.request_bytes_max,
+        lease_ttl_min: lease_ttl_min(config.tick * config.election_ticks),
         watch: WatchParts {
             applied_revision: revision_rx,
             stopping: stop_rx.clone(),
@@ -239,6 +240,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             )
             .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
+            .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(
                 WatchServer::new(services)
                     .max_decoding_message_size(limit)
@@ -265,6 +267,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         peer_addr,
         member_id: me.id,
     })
+}
+
+/// The shortest lease TTL granted, in whole seconds: one and a half election timeouts (etcd's
+/// rule), so a lease outlives the election that follows its leader's loss.
+fn lease_ttl_min(election_timeout: Duration) -> i64 {
+    let millis = election_timeout.as_millis().saturating_mul(3) / 2;
+    i64::try_from(millis.div_ceil(1000))
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 /// A member with an empty data directory told the cluster is new asks every other member the

@@ -27,6 +27,9 @@ pub struct Shared {
     pub members: Vec<Peer>,
     /// `--max-request-bytes`.
     pub request_bytes_max: usize,
+    /// The shortest lease TTL granted, in seconds: a lease must outlive an election (etcd
+    /// raises shorter requests to 1.5 election timeouts, as here).
+    pub lease_ttl_min: i64,
     /// What the Watch service needs.
     pub watch: crate::watch::WatchParts,
 }
@@ -50,6 +53,11 @@ impl Services {
         self.shared.watch.clone()
     }
 
+    /// The shortest lease TTL granted, in seconds.
+    pub(crate) fn lease_ttl_min(&self) -> i64 {
+        self.shared.lease_ttl_min
+    }
+
     /// The queue to the core task.
     pub(crate) fn core(&self) -> &mpsc::Sender<Request> {
         &self.shared.tx
@@ -71,7 +79,10 @@ impl Services {
         Ok(())
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Status> {
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, Status> {
         let (reply, rx) = oneshot::channel();
         self.shared.tx.try_send(make(reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => NodeError::TooManyRequests.status(),
@@ -80,7 +91,7 @@ impl Services {
         rx.await.map_err(|_| NodeError::Stopped.status())
     }
 
-    async fn write(&self, cmd: &KvCommand) -> Result<(KvResponse, u64), Status> {
+    pub(crate) async fn write(&self, cmd: &KvCommand) -> Result<(KvResponse, u64), Status> {
         let payload = kv::encode(cmd);
         let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
         let (output, term) = self
@@ -95,7 +106,7 @@ impl Services {
         Ok((response, term))
     }
 
-    async fn read(
+    pub(crate) async fn read(
         &self,
         read: KvRead,
         linearizable: bool,
@@ -117,7 +128,7 @@ impl Services {
     }
 }
 
-fn unexpected(what: &str) -> Status {
+pub(crate) fn unexpected(what: &str) -> Status {
     Status::internal(format!(
         "synod: the store answered a {what} with another kind of response"
     ))

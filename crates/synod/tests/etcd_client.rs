@@ -425,3 +425,56 @@ fn a_watch_through_the_crate_sees_puts_and_deletes_from_another_member() {
         assert!(canceled.canceled());
     });
 }
+
+#[test]
+fn a_lease_through_the_crate_is_granted_renewed_listed_and_revoked_with_its_keys() {
+    use etcd_client::LeaseTimeToLiveOptions;
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let granted = a.lease_grant(30, None).await.expect("grant");
+        assert_eq!(granted.ttl(), 30);
+        let id = granted.id();
+        b.put("leased", "v", Some(PutOptions::new().with_lease(id)))
+            .await
+            .expect("put with the lease");
+
+        let (mut keeper, mut answers) = b.lease_keep_alive(id).await.expect("keep-alive");
+        for _ in 0..3 {
+            keeper.keep_alive().await.expect("renew");
+            let answer = tokio::time::timeout(REQUEST_TIMEOUT, answers.message())
+                .await
+                .expect("a renewal answer")
+                .expect("a healthy stream")
+                .expect("an open stream");
+            assert_eq!((answer.id(), answer.ttl()), (id, 30));
+        }
+
+        let ttl = a
+            .lease_time_to_live(id, Some(LeaseTimeToLiveOptions::new().with_keys()))
+            .await
+            .expect("time to live");
+        assert_eq!(ttl.granted_ttl(), 30);
+        assert!((28..=30).contains(&ttl.ttl()), "{}", ttl.ttl());
+        assert_eq!(ttl.keys(), [b"leased".to_vec()]);
+        let listed: Vec<i64> = b
+            .leases()
+            .await
+            .expect("list")
+            .leases()
+            .iter()
+            .map(|l| l.id())
+            .collect();
+        assert_eq!(listed, [id]);
+
+        a.lease_revoke(id).await.expect("revoke");
+        let gone = b.get("leased", None).await.expect("get");
+        assert!(gone.kvs().is_empty(), "the lease's key went with it");
+        let (code, message) = grpc_error(a.lease_revoke(id).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("NotFound", "etcdserver: requested lease not found")
+        );
+    });
+}

@@ -541,3 +541,82 @@ fn watch_prints_history_and_then_each_change_as_it_happens() {
         "{out}"
     );
 }
+
+/// The lease id in etcdctl's "lease <id> granted with TTL(<n>s)" line.
+fn granted_id(line: &str, ttl: u32) -> String {
+    let id = line
+        .strip_prefix("lease ")
+        .and_then(|rest| rest.strip_suffix(&format!(" granted with TTL({ttl}s)\n")))
+        .unwrap_or_else(|| panic!("not a grant of {ttl}s: {line:?}"));
+    assert_eq!(id.len(), 16, "etcdctl prints ids as 16 hex digits: {id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    id.to_string()
+}
+
+#[test]
+fn lease_grant_attach_time_to_live_keep_alive_revoke_and_expiry() {
+    let c = Cluster::start(3);
+    let (a, b, d) = (c.endpoint(0), c.endpoint(1), c.endpoint(2));
+    let id = granted_id(&etcdctl(a, &["lease", "grant", "60"]).ok(), 60);
+    let lease_flag = format!("--lease={id}");
+    assert_eq!(etcdctl(b, &["put", &lease_flag, "lk", "v"]).ok(), "OK\n");
+    let ttl = etcdctl(d, &["lease", "timetolive", &id, "--keys"]).ok();
+    let remaining_ok = [59, 60].iter().any(|left| {
+        ttl == format!(
+            "lease {id} granted with TTL(60s), remaining({left}s), attached keys([lk])\n"
+        )
+    });
+    assert!(remaining_ok, "{ttl}");
+    assert_eq!(
+        etcdctl(a, &["lease", "list"]).ok(),
+        format!("found 1 leases\n{id}\n")
+    );
+    assert_eq!(
+        etcdctl(b, &["lease", "keep-alive", "--once", &id]).ok(),
+        format!("lease {id} keepalived with TTL(60)\n")
+    );
+    assert_eq!(
+        etcdctl(d, &["lease", "revoke", &id]).ok(),
+        format!("lease {id} revoked\n")
+    );
+    assert_eq!(
+        etcdctl(a, &["get", "lk"]).ok(),
+        "",
+        "the lease's key went with it"
+    );
+    assert_eq!(
+        etcdctl(b, &["lease", "timetolive", &id]).ok(),
+        format!("lease {id} already expired\n")
+    );
+    let again = etcdctl(d, &["lease", "revoke", &id]).err();
+    assert!(
+        again.contains("Error: failed to revoke lease (etcdserver: requested lease not found)"),
+        "{again}"
+    );
+    let renew = etcdctl(a, &["lease", "keep-alive", "--once", &id]).err();
+    assert!(
+        renew.contains("Error: etcdserver: requested lease not found"),
+        "{renew}"
+    );
+
+    // Nobody renews a 2 s lease: its key is gone a few seconds later, on every member.
+    let short = granted_id(&etcdctl(b, &["lease", "grant", "2"]).ok(), 2);
+    let short_flag = format!("--lease={short}");
+    assert_eq!(etcdctl(a, &["put", &short_flag, "brief", "v"]).ok(), "OK\n");
+    assert_eq!(etcdctl(d, &["get", "brief"]).ok(), "brief\nv\n");
+    let start = std::time::Instant::now();
+    while !etcdctl(d, &["get", "brief"]).ok().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "an unrenewed 2 s lease must expire"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for ep in [a, b] {
+        assert_eq!(etcdctl(ep, &["get", "brief"]).ok(), "");
+    }
+    assert_eq!(
+        etcdctl(a, &["lease", "timetolive", &short]).ok(),
+        format!("lease {short} already expired\n")
+    );
+}
