@@ -242,3 +242,101 @@ async fn a_renewed_lease_lives_on_and_an_abandoned_one_expires_with_its_keys() {
         .unwrap();
     drop(renew_tx);
 }
+
+async fn connect(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn leader_of(addr: SocketAddr) -> u64 {
+    etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient::new(connect(addr).await)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .leader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_outlives_its_leaders_loss_while_renewed_and_the_new_leader_expires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
+        .collect();
+    let peers = node::config::parse_initial_cluster(&cluster.join(","), "test").unwrap();
+    let starting: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let dir = dir.path().join(format!("m{i}"));
+            let mut config = NodeConfig::defaults(&format!("m{i}"), dir, *c, *p, "test");
+            config.initial_cluster = peers.clone();
+            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
+            tokio::spawn(node::start(config))
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starting {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    let mut leader = 0;
+    while leader == 0 {
+        leader = leader_of(nodes[0].client_addr()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = nodes.iter().position(|n| n.member_id() == leader).unwrap();
+    let old = nodes.remove(at);
+    // Grant and attach through a member that will survive, then lose the leader.
+    let survivor = connect(nodes[0].client_addr()).await;
+    let mut lease = LeaseClient::new(survivor.clone());
+    let mut kv = KvClient::new(survivor.clone());
+    let id = grant(&mut lease, 0, 2).await.id;
+    put_with(&mut kv, "session", id).await;
+    old.shutdown().await.unwrap();
+
+    // Renew through the survivors every 500 ms for 4 s, twice the TTL: the lease lives
+    // through the election (renewals wait for the new leader) and after it.
+    let start = Instant::now();
+    let mut last_renewal = start;
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        let mut renewer = LeaseClient::new(connect(nodes[i % 2].client_addr()).await);
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(pb::LeaseKeepAliveRequest { id }).await.unwrap();
+        last_renewal = Instant::now();
+        let mut answers = within(
+            "a renewal stream",
+            renewer.lease_keep_alive(ReceiverStream::new(rx)),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+        let a = within("a renewal answer", answers.message()).await;
+        assert_eq!(a.unwrap().unwrap().ttl, 2, "renewed, not gone");
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let other = connect(nodes[1].client_addr()).await;
+    assert!(exists(&mut KvClient::new(other.clone()), "session").await);
+
+    // Stop renewing: the new leader's clock runs out and its revoke reaches both survivors.
+    let stopped = Instant::now();
+    while exists(&mut kv, "session").await {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "the new leader expires it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(last_renewal.elapsed() >= Duration::from_secs(2));
+    assert!(!exists(&mut KvClient::new(other), "session").await);
+    for n in nodes {
+        within("a stop", n.shutdown()).await.unwrap();
+    }
+}
