@@ -6,13 +6,14 @@ use etcd_proto::etcdserverpb::{
     kv_client::KvClient, lease_client::LeaseClient, watch_client::WatchClient,
 };
 use node::NodeConfig;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-type Channel = tonic::transport::Channel;
+mod common;
+
+use common::{connect, free_port, leader_of, start_all, three_configs, Channel};
 
 /// Every wait in these tests is bounded: a lost answer fails the test instead of hanging it.
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -21,20 +22,11 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("no {what} within 10 s"))
 }
 
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 async fn single() -> (node::Node, Channel, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = NodeConfig::single("solo", dir.path().join("data"), free_port(), free_port());
     let node = node::start(config).await.unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.client_addr()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = connect(node.client_addr()).await;
     (node, channel, dir)
 }
 
@@ -243,48 +235,10 @@ async fn a_renewed_lease_lives_on_and_an_abandoned_one_expires_with_its_keys() {
     drop(renew_tx);
 }
 
-async fn connect(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn leader_of(addr: SocketAddr) -> u64 {
-    etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient::new(connect(addr).await)
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .leader
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_outlives_its_leaders_loss_while_renewed_and_the_new_leader_expires_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
-        .collect();
-    let peers = node::config::parse_initial_cluster(&cluster.join(","), "test").unwrap();
-    let starting: Vec<_> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (c, p))| {
-            let dir = dir.path().join(format!("m{i}"));
-            let mut config = NodeConfig::defaults(&format!("m{i}"), dir, *c, *p, "test");
-            config.initial_cluster = peers.clone();
-            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
-            tokio::spawn(node::start(config))
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starting {
-        nodes.push(s.await.unwrap().unwrap());
-    }
+    let mut nodes = start_all(&three_configs(dir.path())).await;
     let mut leader = 0;
     while leader == 0 {
         leader = leader_of(nodes[0].client_addr()).await;

@@ -3,52 +3,11 @@
 
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{kv_client::KvClient, maintenance_client::MaintenanceClient};
-use node::config::parse_initial_cluster;
-use node::NodeConfig;
+mod common;
+
+use common::{leader_of, start_all, three_configs as configs};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-fn configs(dir: &std::path::Path) -> Vec<NodeConfig> {
-    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
-        .collect();
-    let peers = parse_initial_cluster(&cluster.join(","), "test").unwrap();
-    ports
-        .iter()
-        .enumerate()
-        .map(|(i, (c, p))| {
-            let mut config =
-                NodeConfig::defaults(&format!("m{i}"), dir.join(format!("m{i}")), *c, *p, "test");
-            config.initial_cluster = peers.clone();
-            // The smallest segments: each member preallocates an active and a spare segment
-            // whole, and two of these tests run at once on a shared disk.
-            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
-            config
-        })
-        .collect()
-}
-
-/// Starts every member at once: a new cluster's members wait for each other's answers.
-async fn start_all(configs: &[NodeConfig]) -> Vec<node::Node> {
-    let starting: Vec<_> = configs
-        .iter()
-        .cloned()
-        .map(|c| tokio::spawn(node::start(c)))
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starting {
-        nodes.push(s.await.unwrap().unwrap());
-    }
-    nodes
-}
 
 async fn client(addr: SocketAddr) -> KvClient<tonic::transport::Channel> {
     KvClient::connect(format!("http://{addr}")).await.unwrap()
@@ -71,17 +30,6 @@ async fn put_retrying(addrs: &[SocketAddr], key: &str, value: &str) -> i64 {
         }
     }
     panic!("put {key} never succeeded");
-}
-
-async fn leader_of(addr: SocketAddr) -> u64 {
-    let mut m = MaintenanceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    m.status(pb::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .leader
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

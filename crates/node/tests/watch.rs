@@ -6,24 +6,14 @@ use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{kv_client::KvClient, watch_client::WatchClient};
 use etcd_proto::mvccpb::event::EventType;
 use node::NodeConfig;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
+mod common;
 
-async fn connect(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
+use common::{connect, free_port, start_all, three_configs};
 
 async fn single(
     progress_every: Duration,
@@ -289,33 +279,7 @@ async fn history_filters_prev_kv_cancel_compaction_and_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followers_watcher_sees_writes_made_through_the_leader() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
-        .collect();
-    let peers = node::config::parse_initial_cluster(&cluster.join(","), "test").unwrap();
-    let starting: Vec<_> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (c, p))| {
-            let mut config = NodeConfig::defaults(
-                &format!("m{i}"),
-                dir.path().join(format!("m{i}")),
-                *c,
-                *p,
-                "test",
-            );
-            config.initial_cluster = peers.clone();
-            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
-            tokio::spawn(node::start(config))
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starting {
-        nodes.push(s.await.unwrap().unwrap());
-    }
+    let nodes = start_all(&three_configs(dir.path())).await;
     // Every member's watcher hears every write, whichever member takes it.
     let mut streams = Vec::new();
     for n in &nodes {

@@ -1,0 +1,73 @@
+//! What the node's integration tests share: ports, connections, and clusters of real members.
+#![allow(dead_code)] // each test binary uses a different part
+
+use etcd_proto::etcdserverpb as pb;
+use etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use node::config::parse_initial_cluster;
+use node::NodeConfig;
+use std::net::SocketAddr;
+
+pub type Channel = tonic::transport::Channel;
+
+/// A loopback address whose port was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A gRPC channel to a member's client address.
+pub async fn connect(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Configurations of a new three-member cluster with data under `dir`.
+pub fn three_configs(dir: &std::path::Path) -> Vec<NodeConfig> {
+    let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://{p}"))
+        .collect();
+    let peers = parse_initial_cluster(&cluster.join(","), "test").unwrap();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let mut config =
+                NodeConfig::defaults(&format!("m{i}"), dir.join(format!("m{i}")), *c, *p, "test");
+            config.initial_cluster = peers.clone();
+            // The smallest segments: each member preallocates an active and a spare segment
+            // whole, and these tests run several members at once on a shared disk.
+            config.wal_segment_bytes = node::config::WAL_SEGMENT_BYTES_MIN;
+            config
+        })
+        .collect()
+}
+
+/// Starts every member at once: a new cluster's members wait for each other's answers.
+pub async fn start_all(configs: &[NodeConfig]) -> Vec<node::Node> {
+    let starting: Vec<_> = configs
+        .iter()
+        .cloned()
+        .map(|c| tokio::spawn(node::start(c)))
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starting {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    nodes
+}
+
+/// Who the member at `addr` believes leads (0: nobody yet).
+pub async fn leader_of(addr: SocketAddr) -> u64 {
+    MaintenanceClient::new(connect(addr).await)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .leader
+}
