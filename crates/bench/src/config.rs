@@ -20,6 +20,10 @@ pub enum Workload {
     TxnCas,
     /// Gets and puts over the preloaded key space, `--mixed-read-percent` of them gets.
     Mixed,
+    /// Puts, as `put`, while `--watchers` streams watch the whole key space: each put's
+    /// value carries when it was sent, so each event's latency is from the put's start to
+    /// the watcher's receipt. Every watcher must see every answered put.
+    Watch,
 }
 
 impl Workload {
@@ -30,6 +34,7 @@ impl Workload {
             Workload::Get => "get",
             Workload::TxnCas => "txn-cas",
             Workload::Mixed => "mixed",
+            Workload::Watch => "watch",
         }
     }
 
@@ -86,6 +91,8 @@ pub struct BenchConfig {
     pub limit: Limit,
     /// Share of gets in the mixed workload, 0 to 100.
     pub mixed_read_percent: u8,
+    /// Watch streams of the watch workload, spread over the connections.
+    pub watchers: usize,
     /// Bound on every single RPC; one that takes longer counts as a `DeadlineExceeded` error.
     #[serde(serialize_with = "secs")]
     pub request_timeout: Duration,
@@ -110,6 +117,7 @@ impl BenchConfig {
             value_size: DEFAULT_VALUE_SIZE,
             limit: Limit::Duration(DEFAULT_DURATION),
             mixed_read_percent: DEFAULT_MIXED_READ_PERCENT,
+            watchers: DEFAULT_WATCHERS,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             progress: false,
@@ -163,6 +171,18 @@ impl BenchConfig {
                 self.mixed_read_percent
             ));
         }
+        if self.workload == Workload::Watch {
+            if self.watchers == 0 {
+                return invalid("--watchers must be at least 1 for the watch workload".into());
+            }
+            if self.value_size < STAMP_BYTES {
+                return invalid(format!(
+                    "--value-size {} is too small for the watch workload: each value carries \
+                     an {STAMP_BYTES}-byte send time",
+                    self.value_size
+                ));
+            }
+        }
         match self.limit {
             Limit::Duration(d) if d.is_zero() => {
                 return invalid("--duration must be more than 0".into())
@@ -202,6 +222,9 @@ pub const DEFAULT_KEY_SIZE: usize = 8;
 pub const DEFAULT_VALUE_SIZE: usize = 256;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_MIXED_READ_PERCENT: u8 = 90;
+pub const DEFAULT_WATCHERS: usize = 8;
+/// Bytes at the start of a watch workload's value: nanoseconds from the run's origin.
+pub const STAMP_BYTES: usize = 8;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -252,6 +275,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = DEFAULT_MIXED_READ_PERCENT)]
     pub mixed_read_percent: u8,
 
+    /// Watch streams of the watch workload, each over the whole key space.
+    #[arg(long, default_value_t = DEFAULT_WATCHERS)]
+    pub watchers: usize,
+
     /// Bound on each request, e.g. 5s; a slower one counts as an error.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub request_timeout: Duration,
@@ -296,6 +323,7 @@ impl BenchArgs {
             value_size: self.value_size,
             limit,
             mixed_read_percent: self.mixed_read_percent,
+            watchers: self.watchers,
             request_timeout: self.request_timeout,
             progress: !self.no_progress,
             ..BenchConfig::new(endpoints, self.workload)

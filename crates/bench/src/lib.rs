@@ -11,6 +11,7 @@
 
 mod config;
 mod report;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -34,7 +35,7 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DURATION, DEFAULT_KEY_SIZE, DEFAULT_KEY_SPACE,
     DEFAULT_MIXED_READ_PERCENT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_VALUE_SIZE,
 };
-pub use report::{throughput, BenchReport, LatencySummary, OpReport, PreloadReport};
+pub use report::{throughput, BenchReport, LatencySummary, OpReport, PreloadReport, WATCH_EVENT};
 
 /// Why a run could not produce a report. Failed requests during a run are not errors:
 /// they are counted in the report.
@@ -60,6 +61,8 @@ pub enum BenchError {
     },
     #[error("a load task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the watch workload could not start its watchers: {reason}")]
+    Watch { reason: String },
 }
 
 /// Runs `synod bench` with its flags: builds a runtime, runs, prints the table (and JSON
@@ -103,6 +106,17 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         None
     };
 
+    // The watch workload's values carry their send time from this origin.
+    let origin = Instant::now();
+    let watchers = if config.workload == Workload::Watch {
+        Some(
+            watch::Watchers::start(config.watchers, &channels, origin, config.request_timeout)
+                .await?,
+        )
+    } else {
+        None
+    };
+
     let start = Instant::now();
     let limit = match config.limit {
         Limit::Duration(d) => RunLimit::Deadline(start + d),
@@ -125,6 +139,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
             kv,
             Arc::clone(&config),
             Arc::clone(&shared),
+            origin,
         ));
     }
     let mut tallies: BTreeMap<&'static str, report::OpTally> = BTreeMap::new();
@@ -135,6 +150,11 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
     }
     let elapsed = start.elapsed();
     progress.finish();
+    if let Some(watchers) = watchers {
+        let puts = tallies.get("put").map_or(0, |t| t.ok);
+        let events = watchers.finish(puts, WATCH_GRACE).await;
+        tallies.insert(WATCH_EVENT, events);
+    }
 
     let config = Arc::unwrap_or_clone(config);
     Ok(BenchReport::from_tallies(
@@ -343,12 +363,16 @@ enum Answer {
     Conflict,
 }
 
+/// How long after the last put the watchers get to see every event.
+const WATCH_GRACE: Duration = Duration::from_secs(10);
+
 /// One requester: issues operations one after another until the limit says stop.
 async fn worker(
     id: u64,
     mut kv: KvClient<Channel>,
     config: Arc<BenchConfig>,
     shared: Arc<Shared>,
+    origin: Instant,
 ) -> BTreeMap<&'static str, report::OpTally> {
     let mut rng = SplitMix64(id.wrapping_mul(0x1000_0000_01B3) ^ 0x5EED);
     let mut tallies: BTreeMap<&'static str, report::OpTally> = BTreeMap::new();
@@ -357,7 +381,7 @@ async fn worker(
     let timeout = config.request_timeout;
     while shared.take_one() {
         let op = match config.workload {
-            Workload::Put => Op::Put,
+            Workload::Put | Workload::Watch => Op::Put,
             Workload::Get => Op::Get,
             Workload::TxnCas => Op::Cas,
             Workload::Mixed => {
@@ -372,9 +396,14 @@ async fn worker(
         let started = Instant::now();
         let outcome = match op {
             Op::Put => {
+                let value = if config.workload == Workload::Watch {
+                    watch::stamped_value(origin, config.value_size)
+                } else {
+                    value.clone()
+                };
                 let put = PutRequest {
                     key,
-                    value: value.clone(),
+                    value,
                     ..Default::default()
                 };
                 call(timeout, kv.put(put)).await.map(|_| Answer::Done)

@@ -32,6 +32,9 @@ pub enum Case {
     TxnCas,
     /// Linearizable gets and puts, --mixed-read-percent of them gets.
     Mixed,
+    /// Puts while watchers follow the whole key space; the row shows the events (delivered
+    /// per second, and latency from the put's start to each watcher's receipt).
+    Watch,
 }
 
 impl Case {
@@ -42,6 +45,7 @@ impl Case {
             Case::GetS => "get-s",
             Case::TxnCas => "txn-cas",
             Case::Mixed => "mixed",
+            Case::Watch => "watch",
         }
     }
 
@@ -52,6 +56,7 @@ impl Case {
             Case::GetS => (Workload::Get, Consistency::Serializable),
             Case::TxnCas => (Workload::TxnCas, Consistency::Linearizable),
             Case::Mixed => (Workload::Mixed, Consistency::Linearizable),
+            Case::Watch => (Workload::Watch, Consistency::Linearizable),
         }
     }
 }
@@ -91,7 +96,7 @@ pub struct BenchVsEtcdArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "put,get-l,get-s,txn-cas,mixed"
+        default_value = "put,get-l,get-s,txn-cas,mixed,watch"
     )]
     pub workloads: Vec<Case>,
 
@@ -356,6 +361,16 @@ struct Figures {
 
 impl Figures {
     fn of(r: &BenchReport) -> Self {
+        if r.config.workload == Workload::Watch {
+            if let Some(events) = r.by_op.get(bench::WATCH_EVENT) {
+                return Figures {
+                    throughput: events.throughput_ops_per_sec,
+                    p50_us: events.latency.p50_us,
+                    p99_us: events.latency.p99_us,
+                    errors: r.errors,
+                };
+            }
+        }
         Figures {
             throughput: r.throughput_ops_per_sec,
             p50_us: r.latency.p50_us,
@@ -578,11 +593,18 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!(
             a.workloads,
-            vec![Case::Put, Case::GetL, Case::GetS, Case::TxnCas, Case::Mixed]
+            vec![
+                Case::Put,
+                Case::GetL,
+                Case::GetS,
+                Case::TxnCas,
+                Case::Mixed,
+                Case::Watch
+            ]
         );
         assert_eq!(a.systems(), vec![System::Etcd, System::Synod]);
         assert_eq!(a.etcd_bin, PathBuf::from("/usr/bin/etcd"));
-        // 5 workloads x 2 systems x duration stays near two minutes of load.
+        // 6 workloads x 2 systems x duration stays within two minutes of load.
         let load = a.duration * (a.workloads.len() as u32) * 2;
         assert!(load <= Duration::from_secs(120), "{load:?}");
     }
