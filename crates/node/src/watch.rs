@@ -128,7 +128,13 @@ impl WatchStream {
             let still_behind = self.watchers.values().any(|w| w.read.after < revision);
             tokio::select! {
                 biased;
-                _ = stopping.changed() => {}
+                changed = stopping.changed() => {
+                    // A member dropped without a clean stop: end as for a stop, rather than
+                    // wake on the closed channel forever.
+                    if changed.is_err() {
+                        return End::Member(NodeError::Stopped.status());
+                    }
+                }
                 message = inbound.message() => match message {
                     Ok(Some(request)) => {
                         if let Err(end) = self.on_request(request, revision).await {
