@@ -309,3 +309,38 @@ async fn a_followers_watcher_sees_writes_made_through_the_leader() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_watch_requests_are_refused_one_by_one_and_the_stream_goes_on() {
+    let (node, channel, _dir) = single(Duration::from_secs(600)).await;
+    let mut s = Stream::open(&channel).await;
+    s.create(watch_key("")).await;
+    let empty = s.next().await;
+    assert!(empty.created && empty.canceled, "{empty:?}");
+    assert_eq!(empty.cancel_reason, "etcdserver: key is not provided");
+
+    // A stream holds a bounded number of watchers; the one past the bound is refused.
+    let max = node::watch::WATCHERS_PER_STREAM_MAX;
+    for _ in 0..max {
+        s.create(watch_key("k")).await;
+        let r = s.next().await;
+        assert!(r.created && !r.canceled, "{r:?}");
+    }
+    s.create(watch_key("k")).await;
+    let over = s.next().await;
+    assert!(over.created && over.canceled, "{over:?}");
+    assert!(
+        over.cancel_reason.contains("at most 1024 watchers"),
+        "{over:?}"
+    );
+
+    // The stream still serves its watchers: one put, one event for each.
+    let mut kv = KvClient::new(channel.clone());
+    put(&mut kv, "k", "v").await;
+    let mut events = 0;
+    while events < max {
+        events += s.next().await.events.len();
+    }
+    assert_eq!(events, max);
+    node.shutdown().await.unwrap();
+}
