@@ -620,3 +620,65 @@ fn lease_grant_attach_time_to_live_keep_alive_revoke_and_expiry() {
         format!("lease {short} already expired\n")
     );
 }
+
+/// `etcdctl lock` and `etcdctl elect` are client-side recipes over leases, transactions and
+/// watches: they work exactly when those three do together.
+#[test]
+fn lock_is_mutually_exclusive_and_elect_names_the_leader() {
+    let c = Cluster::start(3);
+    let (a, b, d) = (c.endpoint(0), c.endpoint(1), c.endpoint(2));
+    let marks = tempfile::tempdir().unwrap();
+    let mark = |name: &str| marks.path().join(name);
+    let holder_script = format!(
+        "touch {}; sleep 2; touch {}",
+        mark("a-held").display(),
+        mark("a-done").display()
+    );
+    let mut holder = common::etcdctl_command(a, &["lock", "job", "--", "sh", "-c", &holder_script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("etcdctl runs");
+    let start = std::time::Instant::now();
+    while !mark("a-held").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the first locker never got the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The second locker, through another member, runs its command only once the first has
+    // finished: it finds the first one's end mark.
+    let waiter_script = format!(
+        "test -e {} && touch {}",
+        mark("a-done").display(),
+        mark("b-after-a").display()
+    );
+    let waiter = etcdctl(b, &["lock", "job", "--", "sh", "-c", &waiter_script]);
+    assert!(waiter.success(), "{waiter}");
+    assert!(
+        mark("b-after-a").exists(),
+        "the second locker ran while the first held the lock"
+    );
+    assert!(holder.wait().unwrap().success());
+
+    // A campaign through one member; an observer through another names its proposal.
+    let mut candidate = Watching::start(d, &["elect", "ballot", "alice"]);
+    let mut observer = Watching::start(a, &["elect", "-l", "ballot"]);
+    let deadline = std::time::Duration::from_secs(15);
+    let key = observer
+        .lines
+        .recv_timeout(deadline)
+        .expect("the leader's key");
+    assert!(key.starts_with("ballot/"), "{key}");
+    let value = observer
+        .lines
+        .recv_timeout(deadline)
+        .expect("the leader's proposal");
+    assert_eq!(value, "alice");
+    let elected = candidate
+        .lines
+        .recv_timeout(deadline)
+        .expect("the candidate's key");
+    assert_eq!(elected, key, "the candidate prints the key it won with");
+}
