@@ -663,7 +663,7 @@ fn lock_is_mutually_exclusive_and_elect_names_the_leader() {
     assert!(holder.wait().unwrap().success());
 
     // A campaign through one member; an observer through another names its proposal.
-    let mut candidate = Watching::start(d, &["elect", "ballot", "alice"]);
+    let candidate = Watching::start(d, &["elect", "ballot", "alice"]);
     let mut observer = Watching::start(a, &["elect", "-l", "ballot"]);
     let deadline = std::time::Duration::from_secs(15);
     let key = observer
