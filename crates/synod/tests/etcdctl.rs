@@ -664,7 +664,7 @@ fn lock_is_mutually_exclusive_and_elect_names_the_leader() {
 
     // A campaign through one member; an observer through another names its proposal.
     let candidate = Watching::start(d, &["elect", "ballot", "alice"]);
-    let mut observer = Watching::start(a, &["elect", "-l", "ballot"]);
+    let observer = Watching::start(a, &["elect", "-l", "ballot"]);
     let deadline = std::time::Duration::from_secs(15);
     let key = observer
         .lines
