@@ -57,6 +57,18 @@ impl ChangeIndex {
     /// and those whose key holds no version at `revision` (created and deleted by the same
     /// transaction) are dropped.
     pub(crate) fn seal(&mut self, revision: i64, keys: &BTreeMap<Vec<u8>, Vec<Version>>) {
+        // The common case, a command that changed one key: its one entry is already in
+        // place, and it names a version (undoing a change within a command records two).
+        let n = self.entries.len();
+        let last_is_alone = self.entries.back().is_some_and(|(r, _)| *r == revision)
+            && (n == 1 || self.entries[n - 2].0 < revision);
+        if last_is_alone {
+            debug_assert!(self
+                .entries
+                .back()
+                .is_some_and(|(r, key)| version_at(keys, key, *r).is_some()));
+            return;
+        }
         let first = self.entries.partition_point(|(r, _)| *r < revision);
         if first == self.entries.len() {
             return;
