@@ -209,6 +209,7 @@ pub fn check_linearizable(records: &[Record], max_states: u64) -> (LinReport, Vi
         &ops,
         &CheckOptions {
             max_states_per_partition: max_states,
+            ..CheckOptions::default()
         },
     );
     let mut v = Violations::default();

@@ -85,6 +85,9 @@ pub struct CheckOptions {
     /// explored; once exceeded the partition's verdict is
     /// [`Verdict::Unknown`].
     pub max_states_per_partition: u64,
+    /// The order the search tries candidates in. It decides only how fast a
+    /// verdict comes, never which; keep the default unless measuring.
+    pub order: SearchOrder,
 }
 
 impl Default for CheckOptions {
@@ -93,8 +96,24 @@ impl Default for CheckOptions {
     fn default() -> Self {
         Self {
             max_states_per_partition: 5_000_000,
+            order: SearchOrder::default(),
         }
     }
+}
+
+/// Where the search tries unknown-outcome (timed-out) operations among the
+/// candidates for the next place in a linearization.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchOrder {
+    /// Run an early and a late search side by side, sharing the budget;
+    /// the first to finish decides.
+    #[default]
+    Interleaved,
+    /// Before operations with a known outcome that change the state: finds
+    /// linearizations of correct histories fastest.
+    UnknownEarly,
+    /// After them: refutes histories with many timeouts fastest.
+    UnknownLate,
 }
 
 /// Checks `history` for linearizability against `model`.
@@ -181,7 +200,12 @@ fn check_partition<M: Model>(
         };
     }
 
-    let report = search::search(model, &group.ops, options.max_states_per_partition);
+    let report = search::search(
+        model,
+        &group.ops,
+        options.max_states_per_partition,
+        options.order,
+    );
     let (verdict, explanation) = match report.outcome {
         search::Outcome::Linearizable => (Verdict::Ok, None),
         search::Outcome::BudgetExhausted => (

@@ -8,9 +8,9 @@
 //! memoized, so it is never explored twice. The DFS stack is an explicit
 //! `Vec`, so partition size is limited by memory, not by the thread stack.
 //!
-//! Two prunings beyond plain memoization keep histories with concurrency
-//! and timeouts tractable; both only skip configurations that provably
-//! cannot succeed when an already-explored one failed:
+//! Prunings beyond plain memoization keep histories with concurrency and
+//! timeouts tractable; each skips a configuration only in favour of one
+//! that can do everything it can:
 //!
 //! * A read-only operation that applies in the current state is placed
 //!   without trying alternatives (see [`Phase::Reads`]).
@@ -18,12 +18,30 @@
 //!   end if one with the same placed known-outcome operations and the same
 //!   state, but a subset of the placed unknown-outcome ones, already failed:
 //!   any completion of the former is also a completion of the latter.
+//! * For the same reason, an unknown-outcome operation is not placed where
+//!   it changes nothing, nor directly before an operation that would reach
+//!   the same state without it (see [`overshadowed`]).
+//!
+//! Why the last two stay sound together, although a failure may be recorded
+//! while a configuration it skipped is still to be explored: by induction on
+//! the length of a completion, no configuration the search considers (as a
+//! candidate, pruned or not) that has a completion of length n is recorded
+//! as failed once the search has run to the end. Each skip or prune trades
+//! a configuration with a completion of length n − 1 for one that has a
+//! completion of the same length and is considered too: the dominating
+//! sibling, or the recorded failure, which by induction then cannot be
+//! one. So a finished search that fails is a proof; an unfinished one
+//! proves nothing, and its memo is never shared.
+//!
+//! The order in which candidates are tried decides how fast, never what;
+//! two orders suit different histories, so a partition runs one search of
+//! each, interleaved (see [`Strategy`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::bitset::{Bitset, SetKey};
-use crate::{Model, Operation};
+use crate::{Model, Operation, SearchOrder};
 
 /// An operation of the partition, with its position in the full history.
 pub(crate) type IndexedOp<'a, I, O> = (usize, &'a Operation<I, O>);
@@ -239,33 +257,18 @@ impl<S: Clone> Deepest<S> {
 }
 
 /// Which candidates a scan of the eligible operations considers. Each
-/// configuration is scanned in this order; the order only affects speed,
-/// never the verdict.
+/// configuration is scanned phase by phase, reads first, in the order its
+/// [`Strategy`] gives; the order only affects speed, never the verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Read-only operations with known outcome. One that applies can be
     /// placed without branching: a read that leaves the state unchanged
     /// can always be moved to the front of any valid continuation.
     Reads,
-    /// Operations with unknown outcome. Tried before known writes because
-    /// placing a timed-out write early usually lets the next write overwrite
-    /// it harmlessly; left pending, it would be retried at every later dead
-    /// end, which measured several times slower on timeout-heavy histories.
+    /// Operations with unknown outcome.
     Unknown,
     /// Other operations with known outcome.
     Writes,
-}
-
-impl Phase {
-    /// The phase scanned after this one, or `None` when the configuration
-    /// has no candidates left.
-    fn following(self) -> Option<Phase> {
-        match self {
-            Phase::Reads => Some(Phase::Unknown),
-            Phase::Unknown => Some(Phase::Writes),
-            Phase::Writes => None,
-        }
-    }
 }
 
 /// Per-operation facts the search consults on every scan.
@@ -349,153 +352,351 @@ struct Frame<S> {
     before: S,
 }
 
+/// The order in which a configuration's candidates are scanned. Both are
+/// complete and sound; they differ only in which histories they decide
+/// quickly, so [`search`] runs one of each side by side by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    /// Reads, then unknown-outcome operations, then known writes. Placing a
+    /// timed-out write early usually lets the next write overwrite it
+    /// harmlessly; left pending, it would be retried at every later dead
+    /// end. Finds linearizations of correct timeout-heavy histories several
+    /// times faster than [`Strategy::UnknownLate`], which on some of them
+    /// does not finish at all.
+    UnknownEarly,
+    /// Reads, then known writes, then unknown-outcome operations. Dead ends
+    /// are first reached with few unknown-outcome operations placed, so the
+    /// failures recorded there prune every configuration that placed more
+    /// (see [`Failures`]). Refuted a read of a value nobody wrote, behind 24
+    /// timed-out operations, in 1,252 states where the early strategy
+    /// needed 140,000 (and over 5 million before [`overshadowed`]).
+    UnknownLate,
+}
+
+impl Strategy {
+    /// The phase scanned after `phase`, or `None` when the configuration has
+    /// no candidates left.
+    fn following(self, phase: Phase) -> Option<Phase> {
+        match (self, phase) {
+            (Strategy::UnknownEarly, Phase::Reads) => Some(Phase::Unknown),
+            (Strategy::UnknownEarly, Phase::Unknown) => Some(Phase::Writes),
+            (Strategy::UnknownLate, Phase::Reads) => Some(Phase::Writes),
+            (Strategy::UnknownLate, Phase::Writes) => Some(Phase::Unknown),
+            (Strategy::UnknownEarly, Phase::Writes) | (Strategy::UnknownLate, Phase::Unknown) => {
+                None
+            }
+        }
+    }
+}
+
+/// States one strategy explores before [`search`] lets the other run; the
+/// early strategy gets `EARLY_SHARE` slices for each of the late one's.
+const SLICE_STATES: u64 = 1024;
+const EARLY_SHARE: u64 = 3;
+
 /// Searches for a linearization of `ops`, visiting at most `budget` distinct
-/// configurations.
+/// configurations in all.
+///
+/// Interleaved, one search per [`Strategy`] runs in turn, each with its own
+/// memo (a failure recorded by an unfinished search is only provisional:
+/// see the module's soundness argument), and the first to finish decides.
+/// Correct histories then cost at most 4/3 of the early strategy alone,
+/// refutations at most 4 times the late one alone.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[IndexedOp<'_, M::Input, M::Output>],
     budget: u64,
+    order: SearchOrder,
 ) -> SearchReport<M::State> {
-    // Numbering operations by invocation time makes each linearized set a
-    // near-prefix, which keeps memo keys short (see `Bitset::key`).
-    let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_by_key(|&op| (ops[op].1.invoke, ops[op].0));
-    let mut info = vec![
-        OpInfo {
-            phase: Phase::Unknown,
-            rank: 0,
-        };
-        ops.len()
-    ];
-    let (mut known_count, mut unknown_count) = (0, 0);
-    for &op in &order {
-        let (_, record) = ops[op];
-        info[op] = if record.complete.is_none() {
-            unknown_count += 1;
+    let layout = Layout::new(model, ops);
+    let strategies: &[(Strategy, u64)] = match order {
+        SearchOrder::Interleaved => &[
+            (Strategy::UnknownEarly, EARLY_SHARE),
+            (Strategy::UnknownLate, 1),
+        ],
+        SearchOrder::UnknownEarly => &[(Strategy::UnknownEarly, 1)],
+        SearchOrder::UnknownLate => &[(Strategy::UnknownLate, 1)],
+    };
+    let mut searches: Vec<(Search<'_, '_, M>, u64)> = strategies
+        .iter()
+        .map(|&(strategy, share)| (Search::new(model, ops, &layout, strategy), share))
+        .collect();
+    let mut explored = 0u64;
+    loop {
+        for (search, share) in &mut searches {
+            let remaining = budget - explored;
+            if remaining == 0 {
+                return SearchReport {
+                    outcome: Outcome::BudgetExhausted,
+                    states_explored: explored,
+                };
+            }
+            let before = search.explored;
+            let outcome = search.run(before + remaining.min(SLICE_STATES * *share));
+            explored += search.explored - before;
+            if let Some(outcome) = outcome {
+                return SearchReport {
+                    outcome,
+                    states_explored: explored,
+                };
+            }
+        }
+    }
+}
+
+/// Per-operation facts shared by both searches of a partition.
+struct Layout {
+    /// Operations numbered by invocation time, which makes each linearized
+    /// set a near-prefix and keeps memo keys short (see `Bitset::key`).
+    order: Vec<usize>,
+    info: Vec<OpInfo>,
+    known_count: usize,
+    unknown_count: usize,
+}
+
+impl Layout {
+    fn new<M: Model>(model: &M, ops: &[IndexedOp<'_, M::Input, M::Output>]) -> Self {
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        order.sort_by_key(|&op| (ops[op].1.invoke, ops[op].0));
+        let mut info = vec![
             OpInfo {
                 phase: Phase::Unknown,
-                rank: unknown_count - 1,
-            }
-        } else {
-            known_count += 1;
-            let phase = if model.is_read_only(&record.input) {
-                Phase::Reads
-            } else {
-                Phase::Writes
+                rank: 0,
             };
-            OpInfo {
-                phase,
-                rank: known_count - 1,
-            }
-        };
+            ops.len()
+        ];
+        let (mut known_count, mut unknown_count) = (0, 0);
+        for &op in &order {
+            let (_, record) = ops[op];
+            info[op] = if record.complete.is_none() {
+                unknown_count += 1;
+                OpInfo {
+                    phase: Phase::Unknown,
+                    rank: unknown_count - 1,
+                }
+            } else {
+                known_count += 1;
+                let phase = if model.is_read_only(&record.input) {
+                    Phase::Reads
+                } else {
+                    Phase::Writes
+                };
+                OpInfo {
+                    phase,
+                    rank: known_count - 1,
+                }
+            };
+        }
+        Self {
+            order,
+            info,
+            known_count,
+            unknown_count,
+        }
+    }
+}
+
+/// One resumable depth-first search.
+struct Search<'s, 'a, M: Model> {
+    model: &'s M,
+    ops: &'s [IndexedOp<'a, M::Input, M::Output>],
+    info: &'s [OpInfo],
+    strategy: Strategy,
+    list: EventList,
+    /// Known-outcome operations not yet placed.
+    pending_returns: usize,
+    linearized: Linearized,
+    failures: Failures<M::State>,
+    stack: Vec<Frame<M::State>>,
+    deepest: Deepest<M::State>,
+    explored: u64,
+    state: M::State,
+    phase: Phase,
+    cursor: usize,
+    /// Set when the current configuration is known to be a dead end.
+    exhausted: bool,
+}
+
+impl<'s, 'a, M: Model> Search<'s, 'a, M> {
+    fn new(
+        model: &'s M,
+        ops: &'s [IndexedOp<'a, M::Input, M::Output>],
+        layout: &'s Layout,
+        strategy: Strategy,
+    ) -> Self {
+        let list = EventList::new(ops, &layout.order);
+        let cursor = list.first();
+        Self {
+            model,
+            ops,
+            info: &layout.info,
+            strategy,
+            list,
+            pending_returns: layout.known_count,
+            linearized: Linearized {
+                known: Bitset::new(layout.known_count),
+                unknown: Bitset::new(layout.unknown_count),
+            },
+            failures: Failures::new(),
+            stack: Vec::new(),
+            deepest: Deepest::new(),
+            explored: 0,
+            state: model.init(),
+            phase: Phase::Reads,
+            cursor,
+            exhausted: false,
+        }
     }
 
-    let mut list = EventList::new(ops, &order);
-    let mut pending_returns = known_count;
-    let mut linearized = Linearized {
-        known: Bitset::new(known_count),
-        unknown: Bitset::new(unknown_count),
-    };
-    let mut failures = Failures::new();
-    let mut stack: Vec<Frame<M::State>> = Vec::new();
-    let mut deepest = Deepest::new();
-    let mut explored = 0u64;
-    let mut state = model.init();
-    let mut phase = Phase::Reads;
-    let mut cursor = list.first();
-    // Set when the current configuration is known to be a dead end.
-    let mut exhausted = false;
+    /// Searches on until it decides, or returns `None` as it is about to
+    /// explore a configuration beyond the `limit`-th; calling again resumes
+    /// exactly there.
+    fn run(&mut self, limit: u64) -> Option<Outcome<M::State>> {
+        let (model, ops, info, list) = (self.model, self.ops, self.info, &mut self.list);
+        loop {
+            // Unknown-outcome operations still unplaced at this point are
+            // the ones that never took effect.
+            if self.pending_returns == 0 {
+                return Some(Outcome::Linearizable);
+            }
 
-    let outcome = loop {
-        // Unknown-outcome operations still unplaced at this point are the
-        // ones that never took effect.
-        if pending_returns == 0 {
-            break Outcome::Linearizable;
-        }
-
-        if !exhausted && !list.is_call(cursor) {
-            // The scan reached the first unplaced return: the eligible
-            // operations are exactly those scanned, so move to the next
-            // kind of candidate, or give up on this configuration.
-            match phase.following() {
-                Some(following) => phase = following,
-                None => {
-                    deepest.observe(&stack, &list, &state, cursor);
-                    exhausted = true;
+            if !self.exhausted && !list.is_call(self.cursor) {
+                // The scan reached the first unplaced return: the eligible
+                // operations are exactly those scanned, so move to the next
+                // kind of candidate, or give up on this configuration.
+                match self.strategy.following(self.phase) {
+                    Some(following) => self.phase = following,
+                    None => {
+                        self.deepest
+                            .observe(&self.stack, list, &self.state, self.cursor);
+                        self.exhausted = true;
+                    }
                 }
+                self.cursor = list.first();
+                continue;
             }
-            cursor = list.first();
-            continue;
-        }
 
-        if exhausted {
-            // Every order tried from this configuration failed: undo the
-            // last placement and resume its scan after it.
-            let Some(frame) = stack.pop() else {
-                break Outcome::NotLinearizable(deepest.finish(model.init()));
+            if self.exhausted {
+                // Every order tried from this configuration failed: undo the
+                // last placement and resume its scan after it.
+                let Some(frame) = self.stack.pop() else {
+                    let deepest = std::mem::replace(&mut self.deepest, Deepest::new());
+                    return Some(Outcome::NotLinearizable(deepest.finish(model.init())));
+                };
+                let failed = std::mem::replace(&mut self.state, frame.before);
+                self.failures.record(
+                    (self.linearized.known.key(), failed),
+                    self.linearized.unknown.key(),
+                );
+                self.deepest.popped(self.stack.len());
+                let op = list.nodes[frame.call].op;
+                self.linearized.remove(info[op]);
+                if list.nodes[frame.call].ret != NIL {
+                    self.pending_returns += 1;
+                }
+                list.unlift(frame.call);
+                self.exhausted = frame.forced;
+                self.phase = frame.phase;
+                self.cursor = list.nodes[frame.call].next;
+                continue;
+            }
+
+            let cursor = self.cursor;
+            let op = list.nodes[cursor].op;
+            if info[op].phase != self.phase {
+                self.cursor = list.nodes[cursor].next;
+                continue;
+            }
+            let record = ops[op].1;
+            let Some(next) = model.step(&self.state, &record.input, record.output.as_ref()) else {
+                self.cursor = list.nodes[cursor].next;
+                continue;
             };
-            failures.record((linearized.known.key(), state), linearized.unknown.key());
-            deepest.popped(stack.len());
-            let op = list.nodes[frame.call].op;
-            linearized.remove(info[op]);
-            if list.nodes[frame.call].ret != NIL {
-                pending_returns += 1;
+            if overshadowed(model, &self.stack, &self.state, &next, self.phase, record) {
+                self.cursor = list.nodes[cursor].next;
+                continue;
             }
-            state = frame.before;
-            list.unlift(frame.call);
-            exhausted = frame.forced;
-            phase = frame.phase;
-            cursor = list.nodes[frame.call].next;
-            continue;
+            // Checked rather than trusted: a model whose "read-only"
+            // operation changes the state would make skipping the
+            // alternatives unsound.
+            let forced = self.phase == Phase::Reads && next == self.state;
+            self.linearized.insert(info[op]);
+            let candidate = (self.linearized.known.key(), next);
+            let dead = self
+                .failures
+                .dominated(&candidate, &self.linearized.unknown.key());
+            let (_, next) = candidate;
+            if dead {
+                self.linearized.remove(info[op]);
+                if forced {
+                    let blocking = list.first_return(cursor);
+                    self.deepest
+                        .observe(&self.stack, list, &self.state, blocking);
+                    self.exhausted = true;
+                } else {
+                    self.cursor = list.nodes[cursor].next;
+                }
+                continue;
+            }
+            if self.explored >= limit {
+                // Resuming rescans this candidate from the same configuration.
+                self.linearized.remove(info[op]);
+                return None;
+            }
+            self.explored += 1;
+            self.stack.push(Frame {
+                call: cursor,
+                phase: self.phase,
+                forced,
+                before: std::mem::replace(&mut self.state, next),
+            });
+            if list.nodes[cursor].ret != NIL {
+                self.pending_returns -= 1;
+            }
+            list.lift(cursor);
+            self.phase = Phase::Reads;
+            self.cursor = list.first();
         }
+    }
+}
 
-        let op = list.nodes[cursor].op;
-        if info[op].phase != phase {
-            cursor = list.nodes[cursor].next;
-            continue;
+/// Whether placing the unknown-outcome operation `record` here, taking
+/// `state` to `next`, is dominated by a configuration the search covers
+/// anyway, so it need not be tried.
+///
+/// Unknown-outcome operations are optional, so a configuration that places
+/// fewer of them in the same state, with the same known-outcome ones, can
+/// do everything this one can. Two such cases are cheap to see:
+///
+/// * The operation leaves the state as it is: the current configuration,
+///   which is being explored, dominates.
+/// * It directly follows another unknown-outcome operation and, placed
+///   instead of that one, would reach the same state (an overwrite): the
+///   sibling that places it in the other one's stead dominates. That sibling
+///   is a child of the same parent with the same eligible operations
+///   (unknown-outcome operations have no return, so placing one does not
+///   change what is eligible), and each step of this argument shortens the
+///   run of consecutive unknown-outcome placements, so it ends at a
+///   configuration the search does explore.
+fn overshadowed<M: Model>(
+    model: &M,
+    stack: &[Frame<M::State>],
+    state: &M::State,
+    next: &M::State,
+    phase: Phase,
+    record: &Operation<M::Input, M::Output>,
+) -> bool {
+    if phase == Phase::Unknown && next == state {
+        return true;
+    }
+    match stack.last() {
+        Some(top) if top.phase == Phase::Unknown => {
+            model
+                .step(&top.before, &record.input, record.output.as_ref())
+                .as_ref()
+                == Some(next)
         }
-        let record = ops[op].1;
-        let Some(next) = model.step(&state, &record.input, record.output.as_ref()) else {
-            cursor = list.nodes[cursor].next;
-            continue;
-        };
-        // Checked rather than trusted: a model whose "read-only" operation
-        // changes the state would make skipping the alternatives unsound.
-        let forced = phase == Phase::Reads && next == state;
-        linearized.insert(info[op]);
-        let candidate = (linearized.known.key(), next);
-        let dead = failures.dominated(&candidate, &linearized.unknown.key());
-        let (_, next) = candidate;
-        if dead {
-            linearized.remove(info[op]);
-            if forced {
-                deepest.observe(&stack, &list, &state, list.first_return(cursor));
-                exhausted = true;
-            } else {
-                cursor = list.nodes[cursor].next;
-            }
-            continue;
-        }
-        if explored >= budget {
-            break Outcome::BudgetExhausted;
-        }
-        explored += 1;
-        stack.push(Frame {
-            call: cursor,
-            phase,
-            forced,
-            before: std::mem::replace(&mut state, next),
-        });
-        if list.nodes[cursor].ret != NIL {
-            pending_returns -= 1;
-        }
-        list.lift(cursor);
-        phase = Phase::Reads;
-        cursor = list.first();
-    };
-    SearchReport {
-        outcome,
-        states_explored: explored,
+        _ => false,
     }
 }
 

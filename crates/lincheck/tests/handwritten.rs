@@ -298,6 +298,7 @@ fn exhausted_budget_is_unknown_never_ok() {
 
     let tiny = CheckOptions {
         max_states_per_partition: 3,
+        ..CheckOptions::default()
     };
     let result = check(&KvModel, &history, &tiny);
     assert_eq!(result.verdict, Verdict::Unknown, "{result}");
@@ -323,6 +324,7 @@ fn illegal_beats_unknown_in_overall_verdict() {
     ]);
     let tiny = CheckOptions {
         max_states_per_partition: 3,
+        ..CheckOptions::default()
     };
     let result = check(&KvModel, &history, &tiny);
     assert_eq!(result.verdict, Verdict::Illegal, "{result}");

@@ -1,9 +1,10 @@
 //! Differential test against a brute-force oracle on tiny random histories,
 //! legal or not. The checker's prunings (forced reads, unknown-op
-//! dominance, memoization) must never change a verdict.
+//! dominance and overshadowing, memoization) and its search orders must
+//! never change a verdict.
 
 use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
-use lincheck::{check, CheckOptions, Model, Verdict};
+use lincheck::{check, CheckOptions, Model, SearchOrder, Verdict};
 use proptest::prelude::*;
 
 /// Tries every order that respects real time, with no memo and no pruning.
@@ -91,8 +92,11 @@ proptest! {
     #[test]
     fn verdict_matches_brute_force(history in prop::collection::vec(operation(), 1..10)) {
         let expected = if brute_force(&history) { Verdict::Ok } else { Verdict::Illegal };
-        let result = check(&KvModel, &history, &CheckOptions::default());
-        prop_assert_eq!(result.verdict, expected, "{}", result);
+        for order in [SearchOrder::Interleaved, SearchOrder::UnknownEarly, SearchOrder::UnknownLate] {
+            let options = CheckOptions { order, ..CheckOptions::default() };
+            let result = check(&KvModel, &history, &options);
+            prop_assert_eq!(result.verdict, expected, "{:?}: {}", order, result);
+        }
     }
 }
 
