@@ -7,10 +7,15 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-/// Roots handed to the compiler. `rpc.proto` imports `mvccpb/kv.proto`, so both
-/// packages come out of one compilation and cross-package references resolve
-/// to `super::mvccpb::...`.
-const PROTOS: &[&str] = &["proto/mvccpb/kv.proto", "proto/etcdserverpb/rpc.proto"];
+/// Roots handed to the compiler. `rpc.proto` imports `mvccpb/kv.proto`, and the
+/// Lock and Election services import both, so every package comes out of one
+/// compilation and cross-package references resolve to `super::mvccpb::...`.
+const PROTOS: &[&str] = &[
+    "proto/mvccpb/kv.proto",
+    "proto/etcdserverpb/rpc.proto",
+    "proto/v3lockpb/v3lock.proto",
+    "proto/v3electionpb/v3election.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Cargo would otherwise rerun this script on any change in the package;

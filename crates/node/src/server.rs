@@ -12,6 +12,9 @@ use etcd_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use etcd_proto::{
+    v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer,
+};
 use paxos::multi::{Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec};
 use rand_chacha::ChaCha8Rng;
@@ -241,6 +244,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
+            .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
+            .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
             .add_service(
                 WatchServer::new(services)
                     .max_decoding_message_size(limit)

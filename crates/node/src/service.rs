@@ -38,6 +38,10 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct Services {
     shared: Arc<Shared>,
+    /// Lock, Campaign and Observe calls that may wait long, at most
+    /// [`crate::recipe::WAITERS_MAX`] at a time: each one reads the store whenever this
+    /// member applies a command.
+    waiters: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -45,7 +49,19 @@ impl Services {
     pub fn new(shared: Shared) -> Services {
         Services {
             shared: Arc::new(shared),
+            waiters: Arc::new(tokio::sync::Semaphore::new(crate::recipe::WAITERS_MAX)),
         }
+    }
+
+    /// Room for one more waiting Lock, Campaign or Observe call, held until it ends.
+    pub(crate) fn waiter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.waiters.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "synod: {} lock, campaign and observe calls already wait on this member; \
+                 retry later or through another member",
+                crate::recipe::WAITERS_MAX
+            ))
+        })
     }
 
     /// The Watch service's parts.

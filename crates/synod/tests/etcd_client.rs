@@ -478,3 +478,215 @@ fn a_lease_through_the_crate_is_granted_renewed_listed_and_revoked_with_its_keys
         );
     });
 }
+
+/// How long a call that must keep waiting is given to (wrongly) finish.
+const STILL_WAITING: Duration = Duration::from_millis(700);
+
+/// Every key under `prefix`, in key order.
+async fn keys_under(client: &mut Client, prefix: &str) -> Vec<String> {
+    client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .expect("get prefix")
+        .kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect()
+}
+
+#[test]
+fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
+    use etcd_client::LockOptions;
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let mut c = client(cluster.endpoint(2)).await;
+        let lease_a = a.lease_grant(30, None).await.expect("grant").id();
+        let lease_b = b.lease_grant(30, None).await.expect("grant").id();
+        let lease_c = c.lease_grant(30, None).await.expect("grant").id();
+
+        let held = a
+            .lock("job", Some(LockOptions::new().with_lease(lease_a)))
+            .await
+            .expect("an uncontended lock");
+        assert_eq!(held.key(), format!("job/{lease_a:x}").as_bytes());
+
+        // b queues behind a, through another member.
+        let mut b_waits = tokio::spawn(async move {
+            let got = b
+                .lock("job", Some(LockOptions::new().with_lease(lease_b)))
+                .await;
+            (b, got)
+        });
+        assert!(
+            tokio::time::timeout(STILL_WAITING, &mut b_waits)
+                .await
+                .is_err(),
+            "a second holder got the lock while the first held it"
+        );
+        // c queues behind b, then gives up: its place must not hold b's successors up.
+        let c_waits = tokio::spawn(async move {
+            c.lock("job", Some(LockOptions::new().with_lease(lease_c)))
+                .await
+        });
+        let mut watcher = client(cluster.endpoint(0)).await;
+        let queued = format!("job/{lease_c:x}");
+        for _ in 0..50 {
+            if keys_under(&mut watcher, "job/").await.contains(&queued) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(keys_under(&mut watcher, "job/").await.contains(&queued));
+        c_waits.abort();
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            left = keys_under(&mut watcher, "job/").await;
+            if !left.contains(&queued) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut expected = [format!("job/{lease_a:x}"), format!("job/{lease_b:x}")];
+        expected.sort();
+        assert_eq!(left, expected, "an abandoned lock call's key is deleted");
+
+        let unlocked = a.unlock(held.key()).await.expect("unlock");
+        let (mut b, got) = tokio::time::timeout(REQUEST_TIMEOUT, b_waits)
+            .await
+            .expect("b gets the lock once a unlocks")
+            .expect("b's task");
+        let b_holds = got.expect("b's lock");
+        assert_eq!(b_holds.key(), format!("job/{lease_b:x}").as_bytes());
+        assert!(revision_of(b_holds.header()) >= revision_of(unlocked.header()));
+
+        // Locking again with the lease that holds it is the same hold, at once.
+        let again = b
+            .lock("job", Some(LockOptions::new().with_lease(lease_b)))
+            .await
+            .expect("relock with the holding lease");
+        assert_eq!(again.key(), b_holds.key());
+
+        // The hold ends with its lease.
+        b.lease_revoke(lease_b).await.expect("revoke");
+        assert!(keys_under(&mut a, "job/").await.is_empty());
+        let (code, message) = grpc_error(
+            a.lock("job", Some(LockOptions::new().with_lease(lease_b)))
+                .await,
+        );
+        assert_eq!(message, "etcdserver: requested lease not found");
+        // Synod keeps the Lease service's code; etcd's recipe rewraps every error as Unknown.
+        assert!(["NotFound", "Unknown"].contains(&code.as_str()), "{code}");
+    });
+}
+
+/// The value of the next leader an Observe stream announces.
+async fn next_announcement(observed: &mut etcd_client::ObserveStream) -> String {
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, observed.message())
+        .await
+        .expect("an announcement in time")
+        .expect("a healthy stream")
+        .expect("an open stream");
+    let kv = answer.kv().expect("the leader's key");
+    String::from_utf8_lossy(kv.value()).into_owned()
+}
+
+#[test]
+fn the_election_service_campaigns_observes_proclaims_and_resigns_across_members() {
+    use etcd_client::{ProclaimOptions, ResignOptions};
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let mut c = client(cluster.endpoint(2)).await;
+
+        let (code, message) = grpc_error(c.leader("pilot").await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("Unknown", "election: no leader")
+        );
+        // Observing starts before there is a leader. etcd answers the call only with its
+        // first announcement, so the call runs beside the campaign.
+        let observer = tokio::spawn(async move {
+            let mut observed = c.observe("pilot").await.expect("observe");
+            let first = next_announcement(&mut observed).await;
+            (c, observed, first)
+        });
+        let lease_a = a.lease_grant(30, None).await.expect("grant").id();
+        let lease_b = b.lease_grant(30, None).await.expect("grant").id();
+        let won = a
+            .campaign("pilot", "alice", lease_a)
+            .await
+            .expect("campaign");
+        let alice = won.leader().expect("a leader key").clone();
+        assert_eq!(alice.key(), format!("pilot/{lease_a:x}").as_bytes());
+        assert_eq!((alice.name(), alice.lease()), (&b"pilot"[..], lease_a));
+        assert_eq!(alice.rev(), revision_of(won.header()));
+        let (mut c, mut observed, first) = tokio::time::timeout(REQUEST_TIMEOUT, observer)
+            .await
+            .expect("the first announcement in time")
+            .expect("the observer's task");
+        assert_eq!(first, "alice");
+
+        let mut b_campaigns = tokio::spawn(async move {
+            let got = b.campaign("pilot", "bob", lease_b).await;
+            (b, got)
+        });
+        assert!(
+            tokio::time::timeout(STILL_WAITING, &mut b_campaigns)
+                .await
+                .is_err(),
+            "a second candidate led while the first did"
+        );
+
+        a.proclaim(
+            "alice again",
+            Some(ProclaimOptions::new().with_leader(alice.clone())),
+        )
+        .await
+        .expect("proclaim");
+        assert_eq!(next_announcement(&mut observed).await, "alice again");
+        let leader = c.leader("pilot").await.expect("leader");
+        assert_eq!(leader.kv().expect("kv").value(), b"alice again");
+
+        a.resign(Some(ResignOptions::new().with_leader(alice.clone())))
+            .await
+            .expect("resign");
+        let (_b, got) = tokio::time::timeout(REQUEST_TIMEOUT, b_campaigns)
+            .await
+            .expect("bob leads once alice resigns")
+            .expect("b's task");
+        let bob = got
+            .expect("bob's campaign")
+            .leader()
+            .expect("leader key")
+            .clone();
+        assert_eq!(bob.key(), format!("pilot/{lease_b:x}").as_bytes());
+        assert_eq!(next_announcement(&mut observed).await, "bob");
+
+        // Alice's leadership is over: she can no longer announce, and resigning again
+        // changes nothing.
+        let (code, message) = grpc_error(
+            a.proclaim(
+                "alice",
+                Some(ProclaimOptions::new().with_leader(alice.clone())),
+            )
+            .await,
+        );
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("Unknown", "election: not leader")
+        );
+        a.resign(Some(ResignOptions::new().with_leader(alice)))
+            .await
+            .expect("a second resign is a no-op");
+        let leader = a.leader("pilot").await.expect("leader");
+        assert_eq!(leader.kv().expect("kv").value(), b"bob");
+        let (code, message) = grpc_error(a.resign(None).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("Unknown", "\"leader\" field must be provided")
+        );
+    });
+}
