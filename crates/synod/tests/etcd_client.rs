@@ -581,6 +581,61 @@ fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
     });
 }
 
+#[test]
+fn a_lock_whose_lease_ends_while_it_waits_is_refused_not_handed_out() {
+    use etcd_client::LockOptions;
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let mut b = client(cluster.endpoint(1)).await;
+        let long = a.lease_grant(30, None).await.expect("grant").id();
+        let brief = b.lease_grant(2, None).await.expect("grant").id();
+        let held = a
+            .lock("door", Some(LockOptions::new().with_lease(long)))
+            .await
+            .expect("lock");
+        let b_waits = tokio::spawn(async move {
+            b.lock("door", Some(LockOptions::new().with_lease(brief)))
+                .await
+        });
+        // Nobody renews the brief lease: its place in the queue goes with it.
+        let mut watcher = client(cluster.endpoint(2)).await;
+        let queued = format!("door/{brief:x}");
+        let mut seen_queued = false;
+        for _ in 0..100 {
+            let keys = keys_under(&mut watcher, "door/").await;
+            seen_queued |= keys.contains(&queued);
+            if seen_queued && !keys.contains(&queued) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(seen_queued, "b queued");
+        assert!(
+            !keys_under(&mut watcher, "door/").await.contains(&queued),
+            "an unrenewed 2 s lease must expire"
+        );
+        a.unlock(held.key()).await.expect("unlock");
+        let got = tokio::time::timeout(REQUEST_TIMEOUT, b_waits)
+            .await
+            .expect("b's call ends once a unlocks")
+            .expect("b's task");
+        assert!(keys_under(&mut watcher, "door/").await.is_empty());
+        if common::Target::from_env() == common::Target::Etcd {
+            // etcd 3.4 answers with a key that no longer exists, so the caller believes it
+            // holds a lock nobody holds; etcd 3.5 refuses, with the text checked below.
+            let held = got.expect("etcd 3.4 hands the lock out");
+            assert!(
+                keys_under(&mut watcher, "door/").await.is_empty(),
+                "{held:?}"
+            );
+            return;
+        }
+        let (_, message) = grpc_error(got);
+        assert_eq!(message, "mutex: session is expired");
+    });
+}
+
 /// The value of the next leader an Observe stream announces.
 async fn next_announcement(observed: &mut etcd_client::ObserveStream) -> String {
     let answer = tokio::time::timeout(REQUEST_TIMEOUT, observed.message())
