@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Where clients connect.
     pub listen_client: SocketAddr,
+    /// TLS on the client port (`https://` client URLs), or none (`http://`).
+    pub client_tls: Option<ClientTls>,
     /// Client URLs told to clients (member list, status).
     pub advertise_client_urls: Vec<String>,
     /// Where peers connect.
@@ -154,7 +156,7 @@ pub struct TestFaults {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// A URL that is not `http://host:port`.
-    #[error("{flag}: {url:?} is not a URL of the form http://host:port ({why})")]
+    #[error("{flag}: {url:?} is not a usable URL ({why})")]
     BadUrl {
         /// The flag it came from.
         flag: &'static str,
@@ -231,20 +233,53 @@ pub fn split_urls(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Resolves `http://host:port` (or `https://`, which is refused: TLS is not served yet) to
-/// one socket address.
+/// TLS on the client port, in etcd's flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `--cert-file`: this member's certificate chain, PEM.
+    pub cert_file: PathBuf,
+    /// `--key-file`: its private key, PEM.
+    pub key_file: PathBuf,
+    /// `--trusted-ca-file`: the CAs client certificates must chain to, PEM. As in etcd,
+    /// giving it requires every client to present such a certificate.
+    pub trusted_ca_file: Option<PathBuf>,
+    /// `--client-cert-auth`: refuse clients without a certificate from a trusted CA (needs
+    /// `trusted_ca_file`).
+    pub client_cert_auth: bool,
+}
+
+/// Resolves a peer URL, `http://host:port`, to one socket address (peer TLS is not served
+/// yet, so `https://` is refused).
 pub fn url_addr(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
+    let (addr, https) = parse_url(flag, url)?;
+    if https {
+        return Err(ConfigError::BadUrl {
+            flag,
+            url: url.to_string(),
+            why: "TLS between members is not supported yet; use http://".to_string(),
+        });
+    }
+    Ok(addr)
+}
+
+/// Resolves a client URL, `http://host:port` or `https://host:port`, to one socket address
+/// and whether it is `https`.
+pub fn client_url_addr(flag: &'static str, url: &str) -> Result<(SocketAddr, bool), ConfigError> {
+    parse_url(flag, url)
+}
+
+fn parse_url(flag: &'static str, url: &str) -> Result<(SocketAddr, bool), ConfigError> {
     let bad = |why: &str| ConfigError::BadUrl {
         flag,
         url: url.to_string(),
         why: why.to_string(),
     };
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err(bad("TLS is not supported yet; use http://"));
+    let (rest, https) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true)
     } else {
-        return Err(bad("it must start with http://"));
+        return Err(bad("it must start with http:// or https://"));
     };
     let hostport = rest.trim_end_matches('/');
     if hostport.contains('/') {
@@ -253,7 +288,25 @@ pub fn url_addr(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError
     let mut addrs = hostport
         .to_socket_addrs()
         .map_err(|e| bad(&format!("cannot resolve: {e}")))?;
-    addrs.next().ok_or_else(|| bad("resolves to no address"))
+    let addr = addrs.next().ok_or_else(|| bad("resolves to no address"))?;
+    Ok((addr, https))
+}
+
+/// The one client URL of a list that must hold exactly one, its address, and whether it is
+/// `https`.
+pub fn single_client_url(
+    flag: &'static str,
+    list: &str,
+) -> Result<(String, SocketAddr, bool), ConfigError> {
+    let urls = split_urls(list);
+    if urls.len() != 1 {
+        return Err(ConfigError::OneUrlOnly {
+            flag,
+            count: urls.len(),
+        });
+    }
+    let (addr, https) = client_url_addr(flag, &urls[0])?;
+    Ok((urls[0].clone(), addr, https))
 }
 
 /// One URL from a list that must hold exactly one.
@@ -439,6 +492,7 @@ impl NodeConfig {
             snapshot_every_slots: 10_000,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             test_faults: TestFaults::default(),
+            client_tls: None,
         }
     }
 }
@@ -471,7 +525,7 @@ mod tests {
             parse_initial_cluster("a:http://127.0.0.1:1", "t"),
             Err(ConfigError::BadClusterEntry { .. })
         ));
-        let e = url_addr("--listen-client-urls", "https://127.0.0.1:1").unwrap_err();
+        let e = url_addr("--listen-peer-urls", "https://127.0.0.1:1").unwrap_err();
         assert!(e.to_string().contains("TLS"), "{e}");
         let e = url_addr("--listen-client-urls", "127.0.0.1:1").unwrap_err();
         assert!(e.to_string().contains("http://"), "{e}");

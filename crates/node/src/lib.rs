@@ -20,6 +20,7 @@ mod recipe;
 pub mod server;
 pub mod service;
 mod snapshot;
+pub mod tls;
 pub mod watch;
 
 pub use config::{ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};

@@ -95,6 +95,12 @@ fn replica_options(config: &NodeConfig) -> ReplicaOptions {
 /// Starts a member; returns once it serves clients.
 pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     config.validate()?;
+    // Bad TLS files stop the member before it touches its data or its ports.
+    let tls_acceptor = config
+        .client_tls
+        .as_ref()
+        .map(crate::tls::acceptor)
+        .transpose()?;
     let me = config.me().clone();
     let cluster_id = config.cluster_id();
     let client_listener = TcpListener::bind(config.listen_client)
@@ -234,35 +240,42 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     });
     let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
     let mut stop_grpc = stop_rx;
-    let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(
-                KvServer::new(services.clone())
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(usize::MAX),
-            )
-            .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
-            .add_service(
-                WatchServer::new(services)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(usize::MAX),
-            )
-            .serve_with_incoming_shutdown(
-                // etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority of `endpoint
-                // status`, which h2 refuses; the wrapper rewrites it to `host:port`.
+    let router = tonic::transport::Server::builder()
+        .add_service(
+            KvServer::new(services.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(MaintenanceServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(
+            WatchServer::new(services)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(usize::MAX),
+        );
+    let stopped = async move {
+        let _ = stop_grpc.wait_for(|s| *s).await;
+    };
+    // etcdctl 3.4 sends `http://host:port` as the HTTP/2 authority of `endpoint status`, which
+    // h2 refuses; the wrapper rewrites it to `host:port` (inside TLS, when it is on).
+    let grpc = match tls_acceptor {
+        Some(acceptor) => tokio::spawn(router.serve_with_incoming_shutdown(
+            crate::authority::fix_incoming(crate::tls::incoming(client_listener, acceptor)),
+            stopped,
+        )),
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(
                 crate::authority::fix_incoming(
                     tonic::transport::server::TcpIncoming::from(client_listener)
                         .with_nodelay(Some(true)),
                 ),
-                async move {
-                    let _ = stop_grpc.wait_for(|s| *s).await;
-                },
+                stopped,
             ),
-    );
+        ),
+    };
     tracing::info!(name = %config.name, member = format!("{:x}", me.id), cluster = format!("{cluster_id:x}"), %client_addr, %peer_addr, rebuild, "member started");
     Ok(Node {
         stop: stop_tx,

@@ -6,7 +6,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use node::config::{parse_initial_cluster, single_url, split_urls, url_addr};
+use node::config::{
+    client_url_addr, parse_initial_cluster, single_client_url, single_url, split_urls, ClientTls,
+};
 use node::{ClusterState, NodeConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,19 @@ pub struct NodeArgs {
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
     wal_segment_bytes: Option<u64>,
+    /// TLS: this member's certificate chain (PEM) for clients; needs https:// client URLs.
+    #[arg(long, env = "SYNOD_CERT_FILE")]
+    cert_file: Option<PathBuf>,
+    /// TLS: the private key (PEM) of --cert-file.
+    #[arg(long, env = "SYNOD_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// TLS: the CAs (PEM) that client certificates must chain to; as in etcd, giving it
+    /// requires every client to present one.
+    #[arg(long, env = "SYNOD_TRUSTED_CA_FILE")]
+    trusted_ca_file: Option<PathBuf>,
+    /// TLS: refuse clients that do not present a certificate from --trusted-ca-file.
+    #[arg(long, env = "SYNOD_CLIENT_CERT_AUTH")]
+    client_cert_auth: bool,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -102,12 +117,53 @@ struct FileSettings {
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
     wal_segment_bytes: Option<u64>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: Option<bool>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// TLS on the client port from its flags: on exactly when the client URL is `https://`, and
+/// then with a certificate and key. A TLS flag beside an `http://` URL is refused rather than
+/// ignored, so a member never serves in the clear by mistake.
+fn client_tls(
+    https: bool,
+    url: &str,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: bool,
+) -> anyhow::Result<Option<ClientTls>> {
+    if !https {
+        let given = [
+            cert_file.as_ref().map(|_| "--cert-file"),
+            key_file.as_ref().map(|_| "--key-file"),
+            trusted_ca_file.as_ref().map(|_| "--trusted-ca-file"),
+            client_cert_auth.then_some("--client-cert-auth"),
+        ];
+        if let Some(flag) = given.into_iter().flatten().next() {
+            bail!("{flag} is set but --listen-client-urls is {url}: use https:// to serve TLS, or drop the TLS flags");
+        }
+        return Ok(None);
+    }
+    let (Some(cert_file), Some(key_file)) = (cert_file, key_file) else {
+        bail!("--listen-client-urls is {url}: TLS needs --cert-file and --key-file (PEM files)");
+    };
+    if client_cert_auth && trusted_ca_file.is_none() {
+        bail!("--client-cert-auth needs --trusted-ca-file, the CAs (PEM) client certificates must chain to");
+    }
+    Ok(Some(ClientTls {
+        cert_file,
+        key_file,
+        trusted_ca_file,
+        client_cert_auth,
+    }))
 }
 
 /// Resolves flags, environment, file and defaults into a member's configuration.
@@ -125,7 +181,16 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         .listen_client_urls
         .or(file.listen_client_urls)
         .unwrap_or_else(|| "http://127.0.0.1:2379".into());
-    let (listen_client_url, listen_client) = single_url("--listen-client-urls", &listen_client)?;
+    let (listen_client_url, listen_client, https) =
+        single_client_url("--listen-client-urls", &listen_client)?;
+    let client_tls = client_tls(
+        https,
+        &listen_client_url,
+        args.cert_file.or(file.cert_file),
+        args.key_file.or(file.key_file),
+        args.trusted_ca_file.or(file.trusted_ca_file),
+        args.client_cert_auth || file.client_cert_auth.unwrap_or(false),
+    )?;
     let advertise_client = args
         .advertise_client_urls
         .or(file.advertise_client_urls)
@@ -167,8 +232,9 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     config.initial_cluster = initial_cluster;
     config.cluster_state = cluster_state;
     config.advertise_client_urls = advertise_client;
+    config.client_tls = client_tls;
     for url in &config.advertise_client_urls {
-        url_addr("--advertise-client-urls", url)?;
+        client_url_addr("--advertise-client-urls", url)?;
     }
     let heartbeat_ms = args
         .heartbeat_interval
@@ -444,5 +510,65 @@ mod tests {
         let mut a = args("x");
         a.initial_cluster_state = Some("old".into());
         assert!(format!("{:#}", resolve(a).unwrap_err()).contains("new or existing"));
+    }
+}
+
+#[cfg(test)]
+mod tls_settings {
+    use super::*;
+
+    fn args(client_url: &str) -> NodeArgs {
+        NodeArgs {
+            name: Some("n1".into()),
+            listen_client_urls: Some(client_url.into()),
+            listen_peer_urls: Some("http://127.0.0.1:3380".into()),
+            ..NodeArgs::default()
+        }
+    }
+
+    fn refusal(a: NodeArgs) -> String {
+        resolve(a).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn tls_is_on_exactly_with_an_https_client_url_and_its_files() {
+        let mut a = args("https://127.0.0.1:3379");
+        a.cert_file = Some("server.pem".into());
+        a.key_file = Some("server-key.pem".into());
+        a.trusted_ca_file = Some("ca.pem".into());
+        a.client_cert_auth = true;
+        let tls = resolve(a).expect("valid").client_tls.expect("TLS on");
+        assert_eq!(tls.cert_file, PathBuf::from("server.pem"));
+        assert!(tls.client_cert_auth);
+        assert!(resolve(args("http://127.0.0.1:3379"))
+            .expect("valid")
+            .client_tls
+            .is_none());
+    }
+
+    #[test]
+    fn half_a_tls_setup_is_refused_with_what_to_fix() {
+        let e = refusal(args("https://127.0.0.1:3379"));
+        assert!(e.contains("--cert-file and --key-file"), "{e}");
+
+        let mut a = args("http://127.0.0.1:3379");
+        a.cert_file = Some("server.pem".into());
+        let e = refusal(a);
+        assert!(
+            e.contains("--cert-file is set") && e.contains("https://"),
+            "{e}"
+        );
+
+        let mut a = args("https://127.0.0.1:3379");
+        a.cert_file = Some("server.pem".into());
+        a.key_file = Some("server-key.pem".into());
+        a.client_cert_auth = true;
+        let e = refusal(a);
+        assert!(e.contains("--trusted-ca-file"), "{e}");
+
+        let mut a = args("http://127.0.0.1:3379");
+        a.listen_peer_urls = Some("https://127.0.0.1:3380".into());
+        let e = refusal(a);
+        assert!(e.contains("TLS between members is not supported"), "{e}");
     }
 }

@@ -381,8 +381,34 @@ pub struct Member {
     child: Option<Child>,
 }
 
+/// PEM files for TLS on the client port: the server's, and a client's for etcdctl.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The CA both certificates chain to.
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// Start members with `--trusted-ca-file` and `--client-cert-auth`.
+    pub client_cert_auth: bool,
+}
+
+impl ClientTls {
+    /// etcdctl's flags to trust the CA and present the client certificate.
+    pub fn etcdctl_args(&self) -> Vec<String> {
+        vec![
+            format!("--cacert={}", self.ca.display()),
+            format!("--cert={}", self.client_cert.display()),
+            format!("--key={}", self.client_key.display()),
+        ]
+    }
+}
+
 pub struct Cluster {
     pub target: Target,
+    /// TLS on the client port, when started with it.
+    pub tls: Option<ClientTls>,
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
@@ -397,11 +423,16 @@ const START_ATTEMPTS: usize = 3;
 impl Cluster {
     /// Starts `n` members and waits until every one answers `endpoint health`.
     pub fn start(n: usize) -> Cluster {
+        Cluster::start_with_tls(n, None)
+    }
+
+    /// Starts `n` members serving clients over TLS with `tls` (`https://` client URLs).
+    pub fn start_with_tls(n: usize, tls: Option<ClientTls>) -> Cluster {
         let target = Target::from_env();
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::spawn(target, n);
+            let mut cluster = Cluster::spawn(target, n, tls.clone());
             let ready = (0..n).try_for_each(|i| cluster.wait_ready(i, READY_TIMEOUT));
             match ready {
                 Ok(()) => return cluster,
@@ -416,7 +447,8 @@ impl Cluster {
         unreachable!("the last attempt returns or panics")
     }
 
-    fn spawn(target: Target, n: usize) -> Cluster {
+    fn spawn(target: Target, n: usize, tls: Option<ClientTls>) -> Cluster {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let dir = tempfile::Builder::new()
             .prefix("synod-interop-")
             .tempdir()
@@ -434,7 +466,7 @@ impl Cluster {
             .map(|i| {
                 let name = format!("n{}", i + 1);
                 Member {
-                    client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
+                    client_url: format!("{scheme}://127.0.0.1:{}", ports[2 * i]),
                     peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
                     data_dir: dir.path().join(format!("{name}.data")),
                     log: dir.path().join(format!("{name}.log")),
@@ -454,6 +486,7 @@ impl Cluster {
         );
         let mut cluster = Cluster {
             target,
+            tls,
             members,
             initial_cluster,
             token,
@@ -491,6 +524,18 @@ impl Cluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", &self.token])
+            .args(self.tls.iter().flat_map(|tls| {
+                let mut flags = vec![
+                    format!("--cert-file={}", tls.server_cert.display()),
+                    format!("--key-file={}", tls.server_key.display()),
+                ];
+                // A trusted CA alone already requires client certificates (etcd's rule).
+                if tls.client_cert_auth {
+                    flags.push(format!("--trusted-ca-file={}", tls.ca.display()));
+                    flags.push("--client-cert-auth".to_string());
+                }
+                flags
+            }))
             // The log is a file that people read: no colour escapes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -529,15 +574,11 @@ impl Cluster {
                 m.child = None;
                 return Err(format!("{} exited with {status} before answering", m.name));
             }
-            let health = etcdctl(
-                &endpoint,
-                &[
-                    "--dial-timeout=1s",
-                    "--command-timeout=2s",
-                    "endpoint",
-                    "health",
-                ],
-            );
+            let mut args = vec!["--dial-timeout=1s", "--command-timeout=2s"];
+            let tls_args = self.tls.as_ref().map(ClientTls::etcdctl_args);
+            args.extend(tls_args.iter().flatten().map(String::as_str));
+            args.extend(["endpoint", "health"]);
+            let health = etcdctl(&endpoint, &args);
             if health.success() {
                 return Ok(());
             }

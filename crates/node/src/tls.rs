@@ -1,0 +1,297 @@
+//! TLS on the client port: etcd's `--cert-file`, `--key-file`, `--trusted-ca-file` and
+//! `--client-cert-auth`, with rustls.
+//!
+//! Handshakes run beside the accept loop, each bounded in time, so a client that connects and
+//! says nothing (or speaks plain HTTP/2 to a TLS port) costs one task for a few seconds and
+//! never holds up anyone else. A failed handshake closes that connection only.
+
+use crate::config::ClientTls;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// How long a client has to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most handshakes in progress at once; further connections wait to be accepted.
+const HANDSHAKES_MAX: usize = 256;
+/// Connections handshaken and not yet taken by the gRPC server.
+const READY_QUEUE: usize = 64;
+
+/// Why TLS cannot be set up from the files given.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file that cannot be read or holds no usable PEM of the kind needed.
+    #[error("{flag} {path}: {why}")]
+    File {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to give instead.
+        why: String,
+    },
+    /// The files are readable but do not make a TLS configuration.
+    #[error("cannot serve TLS with these files: {0}")]
+    Config(String),
+}
+
+fn file_error(flag: &'static str, path: &Path, why: impl Into<String>) -> TlsError {
+    TlsError::File {
+        flag,
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(flag, path, format!("cannot read it: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(flag, path, format!("not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_error(
+            flag,
+            path,
+            "holds no certificate; give a PEM file with at least one CERTIFICATE block",
+        ));
+    }
+    Ok(certs)
+}
+
+/// The acceptor for `tls`, or why the files do not make one.
+pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates("--cert-file", &tls.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| {
+        file_error(
+            "--key-file",
+            &tls.key_file,
+            format!("no usable private key ({e}); give a PEM file with a PRIVATE KEY block"),
+        )
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match (&tls.trusted_ca_file, tls.client_cert_auth) {
+        (None, true) => {
+            return Err(TlsError::Config(
+                "--client-cert-auth needs --trusted-ca-file, the CAs client certificates must chain to"
+                    .to_string(),
+            ));
+        }
+        (None, false) => builder.with_no_client_auth(),
+        // As etcd: trusted CAs mean client certificates are required, with or without
+        // --client-cert-auth.
+        (Some(ca_file), _) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in certificates("--trusted-ca-file", ca_file)? {
+                roots.add(ca).map_err(|e| {
+                    file_error(
+                        "--trusted-ca-file",
+                        ca_file,
+                        format!("not a usable CA: {e}"),
+                    )
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(format!("--cert-file and --key-file: {e}")))?;
+    // gRPC runs over HTTP/2 only.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connections of `listener` that completed a TLS handshake with `acceptor`.
+pub fn incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) -> ReceiverStream<Result<TlsConnection, io::Error>> {
+    let (ready, rx) = mpsc::channel(READY_QUEUE);
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                return;
+            };
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: say so, back off, go on.
+                        tracing::warn!(error = %e, "cannot accept a client connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = ready.closed() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, ready) = (acceptor.clone(), ready.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = ready.send(Ok(TlsConnection(stream))).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "client TLS handshake failed");
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "client TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// A client connection after its TLS handshake.
+pub struct TlsConnection(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for TlsConnection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.0.get_ref().0.connect_info()
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files {
+        dir: tempfile::TempDir,
+    }
+
+    impl Files {
+        fn new() -> Files {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let pair = rcgen::KeyPair::generate().expect("key");
+            let params =
+                rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+            let cert = params.self_signed(&pair).expect("self-signed");
+            std::fs::write(dir.path().join("cert.pem"), cert.pem()).expect("write");
+            std::fs::write(dir.path().join("key.pem"), pair.serialize_pem()).expect("write");
+            Files { dir }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        fn tls(&self, cert: &str, key: &str, ca: Option<&str>, auth: bool) -> ClientTls {
+            ClientTls {
+                cert_file: self.path(cert),
+                key_file: self.path(key),
+                trusted_ca_file: ca.map(|c| self.path(c)),
+                client_cert_auth: auth,
+            }
+        }
+    }
+
+    fn refusal(tls: &ClientTls) -> String {
+        match acceptor(tls) {
+            Ok(_) => panic!("accepted {tls:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn good_files_make_an_acceptor_with_or_without_client_certificates() {
+        let f = Files::new();
+        assert!(acceptor(&f.tls("cert.pem", "key.pem", None, false)).is_ok());
+        assert!(acceptor(&f.tls("cert.pem", "key.pem", Some("cert.pem"), true)).is_ok());
+    }
+
+    #[test]
+    fn each_bad_file_is_named_with_its_flag_and_what_it_should_hold() {
+        let f = Files::new();
+        std::fs::write(f.path("garbage.pem"), "not PEM at all\n").expect("write");
+
+        let e = refusal(&f.tls("missing.pem", "key.pem", None, false));
+        assert!(
+            e.contains("--cert-file") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let e = refusal(&f.tls("garbage.pem", "key.pem", None, false));
+        assert!(
+            e.contains("--cert-file") && e.contains("no certificate"),
+            "{e}"
+        );
+        let e = refusal(&f.tls("cert.pem", "garbage.pem", None, false));
+        assert!(e.contains("--key-file") && e.contains("PRIVATE KEY"), "{e}");
+        // A key that is not the certificate's.
+        let e = refusal(&f.tls("cert.pem", "cert.pem", None, false));
+        assert!(e.contains("--key-file"), "{e}");
+        let e = refusal(&f.tls("cert.pem", "key.pem", Some("garbage.pem"), true));
+        assert!(e.contains("--trusted-ca-file"), "{e}");
+        let e = refusal(&f.tls("cert.pem", "key.pem", None, true));
+        assert!(
+            e.contains("--client-cert-auth needs --trusted-ca-file"),
+            "{e}"
+        );
+    }
+}
