@@ -494,6 +494,22 @@ async fn keys_under(client: &mut Client, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The keys under `prefix` once `wanted` holds of them, or after 10 s, whichever is first.
+async fn keys_once(
+    client: &mut Client,
+    prefix: &str,
+    wanted: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = keys_under(client, prefix).await;
+        if wanted(&keys) || tokio::time::Instant::now() >= deadline {
+            return keys;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
     use etcd_client::LockOptions;
@@ -532,22 +548,10 @@ fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
         });
         let mut watcher = client(cluster.endpoint(0)).await;
         let queued = format!("job/{lease_c:x}");
-        for _ in 0..50 {
-            if keys_under(&mut watcher, "job/").await.contains(&queued) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(keys_under(&mut watcher, "job/").await.contains(&queued));
+        let keys = keys_once(&mut watcher, "job/", |keys| keys.contains(&queued)).await;
+        assert!(keys.contains(&queued), "c queued: {keys:?}");
         c_waits.abort();
-        let mut left = Vec::new();
-        for _ in 0..50 {
-            left = keys_under(&mut watcher, "job/").await;
-            if !left.contains(&queued) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let left = keys_once(&mut watcher, "job/", |keys| !keys.contains(&queued)).await;
         let mut expected = [format!("job/{lease_a:x}"), format!("job/{lease_b:x}")];
         expected.sort();
         assert_eq!(left, expected, "an abandoned lock call's key is deleted");
@@ -601,19 +605,12 @@ fn a_lock_whose_lease_ends_while_it_waits_is_refused_not_handed_out() {
         // Nobody renews the brief lease: its place in the queue goes with it.
         let mut watcher = client(cluster.endpoint(2)).await;
         let queued = format!("door/{brief:x}");
-        let mut seen_queued = false;
-        for _ in 0..100 {
-            let keys = keys_under(&mut watcher, "door/").await;
-            seen_queued |= keys.contains(&queued);
-            if seen_queued && !keys.contains(&queued) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(seen_queued, "b queued");
+        let keys = keys_once(&mut watcher, "door/", |keys| keys.contains(&queued)).await;
+        assert!(keys.contains(&queued), "b queued: {keys:?}");
+        let keys = keys_once(&mut watcher, "door/", |keys| !keys.contains(&queued)).await;
         assert!(
-            !keys_under(&mut watcher, "door/").await.contains(&queued),
-            "an unrenewed 2 s lease must expire"
+            !keys.contains(&queued),
+            "an unrenewed 2 s lease must expire: {keys:?}"
         );
         a.unlock(held.key()).await.expect("unlock");
         let got = tokio::time::timeout(REQUEST_TIMEOUT, b_waits)
