@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub listen_client: SocketAddr,
     /// TLS on the client port (`https://` client URLs), or none (`http://`).
     pub client_tls: Option<ClientTls>,
+    /// TLS between members (`https://` peer URLs), or none (`http://`).
+    pub peer_tls: Option<PeerTls>,
     /// Client URLs told to clients (member list, status).
     pub advertise_client_urls: Vec<String>,
     /// Where peers connect.
@@ -248,24 +250,28 @@ pub struct ClientTls {
     pub client_cert_auth: bool,
 }
 
-/// Resolves a peer URL, `http://host:port`, to one socket address (peer TLS is not served
-/// yet, so `https://` is refused).
-pub fn url_addr(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
-    let (addr, https) = parse_url(flag, url)?;
-    if https {
-        return Err(ConfigError::BadUrl {
-            flag,
-            url: url.to_string(),
-            why: "TLS between members is not supported yet; use http://".to_string(),
-        });
-    }
-    Ok(addr)
+/// TLS between members, in etcd's flags. Each member presents its certificate both when it
+/// dials and when it accepts, and checks the other side's against the trusted CAs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerTls {
+    /// `--peer-cert-file`: this member's certificate chain, PEM; it must name the member's
+    /// peer address as an IP SAN, since members dial each other by address.
+    pub cert_file: PathBuf,
+    /// `--peer-key-file`: its private key, PEM.
+    pub key_file: PathBuf,
+    /// `--peer-trusted-ca-file`: the CAs every member's certificate must chain to, PEM.
+    pub trusted_ca_file: PathBuf,
 }
 
-/// Resolves a client URL, `http://host:port` or `https://host:port`, to one socket address
-/// and whether it is `https`.
-pub fn client_url_addr(flag: &'static str, url: &str) -> Result<(SocketAddr, bool), ConfigError> {
-    parse_url(flag, url)
+/// Resolves a URL, `http://host:port` or `https://host:port`, to one socket address. Whether
+/// `https` is allowed where it appears is the caller's to check (see [`is_https`]).
+pub fn url_addr(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
+    parse_url(flag, url).map(|(addr, _)| addr)
+}
+
+/// Whether `url` asks for TLS.
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
 }
 
 fn parse_url(flag: &'static str, url: &str) -> Result<(SocketAddr, bool), ConfigError> {
@@ -290,23 +296,6 @@ fn parse_url(flag: &'static str, url: &str) -> Result<(SocketAddr, bool), Config
         .map_err(|e| bad(&format!("cannot resolve: {e}")))?;
     let addr = addrs.next().ok_or_else(|| bad("resolves to no address"))?;
     Ok((addr, https))
-}
-
-/// The one client URL of a list that must hold exactly one, its address, and whether it is
-/// `https`.
-pub fn single_client_url(
-    flag: &'static str,
-    list: &str,
-) -> Result<(String, SocketAddr, bool), ConfigError> {
-    let urls = split_urls(list);
-    if urls.len() != 1 {
-        return Err(ConfigError::OneUrlOnly {
-            flag,
-            count: urls.len(),
-        });
-    }
-    let (addr, https) = client_url_addr(flag, &urls[0])?;
-    Ok((urls[0].clone(), addr, https))
 }
 
 /// One URL from a list that must hold exactly one.
@@ -493,6 +482,7 @@ impl NodeConfig {
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             test_faults: TestFaults::default(),
             client_tls: None,
+            peer_tls: None,
         }
     }
 }
@@ -525,8 +515,6 @@ mod tests {
             parse_initial_cluster("a:http://127.0.0.1:1", "t"),
             Err(ConfigError::BadClusterEntry { .. })
         ));
-        let e = url_addr("--listen-peer-urls", "https://127.0.0.1:1").unwrap_err();
-        assert!(e.to_string().contains("TLS"), "{e}");
         let e = url_addr("--listen-client-urls", "127.0.0.1:1").unwrap_err();
         assert!(e.to_string().contains("http://"), "{e}");
         assert!(matches!(

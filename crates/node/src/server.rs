@@ -101,6 +101,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .as_ref()
         .map(crate::tls::acceptor)
         .transpose()?;
+    let peer_tls = config.peer_tls.as_ref().map(crate::tls::peer).transpose()?;
     let me = config.me().clone();
     let cluster_id = config.cluster_id();
     let client_listener = TcpListener::bind(config.listen_client)
@@ -118,6 +119,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .collect();
     let mut tconfig = TransportConfig::new(cluster_id, me.id, peer_addr, peers);
     tconfig.frame_bytes_max = FRAME_BYTES_MAX;
+    tconfig.tls = peer_tls;
     let (transport, mut inbound) = Transport::start_on(tconfig, peer_listener)
         .await
         .context("cannot start the peer transport")?;

@@ -1,5 +1,6 @@
-//! TLS on the client port: etcd's `--cert-file`, `--key-file`, `--trusted-ca-file` and
-//! `--client-cert-auth`, with rustls.
+//! TLS with rustls: on the client port (etcd's `--cert-file`, `--key-file`,
+//! `--trusted-ca-file`, `--client-cert-auth`) and between members (`--peer-cert-file`,
+//! `--peer-key-file`, `--peer-trusted-ca-file`; the transport crate runs the connections).
 //!
 //! Handshakes run beside the accept loop, each bounded in time, so a client that connects and
 //! says nothing (or speaks plain HTTP/2 to a TLS port) costs one task for a few seconds and
@@ -70,17 +71,71 @@ fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
     Ok(certs)
 }
 
+fn private_key(flag: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        file_error(
+            flag,
+            path,
+            format!("no usable private key ({e}); give a PEM file with a PRIVATE KEY block"),
+        )
+    })
+}
+
+fn trusted_roots(flag: &'static str, path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certificates(flag, path)? {
+        roots
+            .add(ca)
+            .map_err(|e| file_error(flag, path, format!("not a usable CA: {e}")))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// TLS between members from `tls`'s files, or why they do not make it. Both directions
+/// present this member's certificate and require the other side's, chained to the trusted
+/// CAs; the dialer also checks that the certificate names the address it dialed.
+pub fn peer(tls: &crate::config::PeerTls) -> Result<transport::PeerTls, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates("--peer-cert-file", &tls.cert_file)?;
+    let key = private_key("--peer-key-file", &tls.key_file)?;
+    let roots = trusted_roots("--peer-trusted-ca-file", &tls.trusted_ca_file)?;
+    let config_error =
+        |e: rustls::Error| TlsError::Config(format!("--peer-cert-file and --peer-key-file: {e}"));
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(config_error)?;
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(config_error)?;
+    // The peer protocol, so a member never mistakes a peer port for a client port.
+    server.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    client.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    Ok(transport::PeerTls {
+        acceptor: TlsAcceptor::from(Arc::new(server)),
+        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+    })
+}
+
+/// The ALPN name of the peer protocol.
+const PEER_ALPN: &[u8] = b"synod-peer/1";
+
 /// The acceptor for `tls`, or why the files do not make one.
 pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates("--cert-file", &tls.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| {
-        file_error(
-            "--key-file",
-            &tls.key_file,
-            format!("no usable private key ({e}); give a PEM file with a PRIVATE KEY block"),
-        )
-    })?;
+    let key = private_key("--key-file", &tls.key_file)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -95,22 +150,11 @@ pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
         // As etcd: trusted CAs mean client certificates are required, with or without
         // --client-cert-auth.
         (Some(ca_file), _) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in certificates("--trusted-ca-file", ca_file)? {
-                roots.add(ca).map_err(|e| {
-                    file_error(
-                        "--trusted-ca-file",
-                        ca_file,
-                        format!("not a usable CA: {e}"),
-                    )
-                })?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            let roots = trusted_roots("--trusted-ca-file", ca_file)?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| TlsError::Config(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -250,6 +294,79 @@ mod tests {
                 client_cert_auth: auth,
             }
         }
+    }
+
+    /// A CA and a member certificate it signed for 127.0.0.1, as PEM files under `dir`.
+    fn member_files(dir: &Path, ca_name: &str, member: &str) -> crate::config::PeerTls {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).expect("sign");
+        let files = crate::config::PeerTls {
+            cert_file: dir.join(format!("{member}.pem")),
+            key_file: dir.join(format!("{member}-key.pem")),
+            trusted_ca_file: dir.join(format!("{member}-ca.pem")),
+        };
+        std::fs::write(&files.cert_file, cert.pem()).expect("write");
+        std::fs::write(&files.key_file, key.serialize_pem()).expect("write");
+        std::fs::write(&files.trusted_ca_file, ca_cert.pem()).expect("write");
+        files
+    }
+
+    /// Whether a member set up with `dialer` completes a TLS handshake with one set up with
+    /// `acceptor`, over real loopback TCP.
+    async fn handshake(dialer: &transport::PeerTls, acceptor: &transport::PeerTls) -> bool {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepting = acceptor.acceptor.clone();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            accepting.accept(tcp).await.is_ok()
+        });
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let dialed = dialer.connector.connect(name, tcp).await;
+        let accepted = server.await.expect("server task");
+        dialed.is_ok() && accepted
+    }
+
+    #[tokio::test]
+    async fn members_admit_each_other_only_with_certificates_from_the_trusted_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ours = member_files(dir.path(), "our CA", "n1");
+        // n2 trusts our CA but holds a certificate from a CA of its own.
+        let mut untrusted_cert = member_files(dir.path(), "n2's own CA", "n2");
+        untrusted_cert.trusted_ca_file = ours.trusted_ca_file.clone();
+        let stranger = member_files(dir.path(), "another CA", "n3");
+
+        let n1 = peer(&ours).expect("n1");
+        let n1_again = peer(&ours).expect("n1's twin");
+        let n3 = peer(&stranger).expect("n3");
+        assert!(handshake(&n1_again, &n1).await, "same CA: admitted");
+        assert!(
+            !handshake(&n3, &n1).await,
+            "a dialer from another CA is refused"
+        );
+        assert!(
+            !handshake(&n1, &n3).await,
+            "an acceptor from another CA is refused"
+        );
+        // n2 trusts our CA but presents a certificate from its own: n1 refuses it.
+        let n2 = peer(&untrusted_cert).expect("n2");
+        assert!(
+            !handshake(&n2, &n1).await,
+            "a certificate from an untrusted CA"
+        );
     }
 
     fn refusal(tls: &ClientTls) -> String {

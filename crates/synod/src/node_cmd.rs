@@ -7,7 +7,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use node::config::{
-    client_url_addr, parse_initial_cluster, single_client_url, single_url, split_urls, ClientTls,
+    is_https, parse_initial_cluster, single_url, split_urls, url_addr, ClientTls, PeerTls,
 };
 use node::{ClusterState, NodeConfig};
 use serde::Deserialize;
@@ -84,6 +84,20 @@ pub struct NodeArgs {
     /// TLS: refuse clients that do not present a certificate from --trusted-ca-file.
     #[arg(long, env = "SYNOD_CLIENT_CERT_AUTH")]
     client_cert_auth: bool,
+    /// TLS between members: this member's certificate chain (PEM), presented both ways; it
+    /// must hold the member's peer IP address as a SAN. Needs https:// peer URLs.
+    #[arg(long, env = "SYNOD_PEER_CERT_FILE")]
+    peer_cert_file: Option<PathBuf>,
+    /// TLS between members: the private key (PEM) of --peer-cert-file.
+    #[arg(long, env = "SYNOD_PEER_KEY_FILE")]
+    peer_key_file: Option<PathBuf>,
+    /// TLS between members: the CAs (PEM) every member's certificate must chain to.
+    #[arg(long, env = "SYNOD_PEER_TRUSTED_CA_FILE")]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// TLS between members: require peers' certificates (always so with
+    /// --peer-trusted-ca-file; accepted for etcd's command lines).
+    #[arg(long, env = "SYNOD_PEER_CLIENT_CERT_AUTH")]
+    peer_client_cert_auth: bool,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -121,6 +135,10 @@ struct FileSettings {
     key_file: Option<PathBuf>,
     trusted_ca_file: Option<PathBuf>,
     client_cert_auth: Option<bool>,
+    peer_cert_file: Option<PathBuf>,
+    peer_key_file: Option<PathBuf>,
+    peer_trusted_ca_file: Option<PathBuf>,
+    peer_client_cert_auth: Option<bool>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -166,6 +184,40 @@ fn client_tls(
     }))
 }
 
+/// TLS between members from its flags: on exactly when the peer URLs are `https://`, and then
+/// with a certificate, its key and the CAs to check the other members against.
+fn peer_tls(
+    https: bool,
+    url: &str,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: bool,
+) -> anyhow::Result<Option<PeerTls>> {
+    if !https {
+        let given = [
+            cert_file.as_ref().map(|_| "--peer-cert-file"),
+            key_file.as_ref().map(|_| "--peer-key-file"),
+            trusted_ca_file.as_ref().map(|_| "--peer-trusted-ca-file"),
+            client_cert_auth.then_some("--peer-client-cert-auth"),
+        ];
+        if let Some(flag) = given.into_iter().flatten().next() {
+            bail!("{flag} is set but this member's peer URL is {url}: use https:// peer URLs (in --initial-cluster too) to encrypt traffic between members, or drop the peer TLS flags");
+        }
+        return Ok(None);
+    }
+    let (Some(cert_file), Some(key_file), Some(trusted_ca_file)) =
+        (cert_file, key_file, trusted_ca_file)
+    else {
+        bail!("the peer URL is {url}: TLS between members needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file (PEM files)");
+    };
+    Ok(Some(PeerTls {
+        cert_file,
+        key_file,
+        trusted_ca_file,
+    }))
+}
+
 /// Resolves flags, environment, file and defaults into a member's configuration.
 pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     let file = match &args.config_file {
@@ -181,10 +233,9 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         .listen_client_urls
         .or(file.listen_client_urls)
         .unwrap_or_else(|| "http://127.0.0.1:2379".into());
-    let (listen_client_url, listen_client, https) =
-        single_client_url("--listen-client-urls", &listen_client)?;
+    let (listen_client_url, listen_client) = single_url("--listen-client-urls", &listen_client)?;
     let client_tls = client_tls(
-        https,
+        is_https(&listen_client_url),
         &listen_client_url,
         args.cert_file.or(file.cert_file),
         args.key_file.or(file.key_file),
@@ -203,7 +254,7 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     let advertise_peer = args
         .initial_advertise_peer_urls
         .or(file.initial_advertise_peer_urls)
-        .unwrap_or(listen_peer_url);
+        .unwrap_or_else(|| listen_peer_url.clone());
     let (advertise_peer, _) = single_url("--initial-advertise-peer-urls", &advertise_peer)?;
     let token = args
         .initial_cluster_token
@@ -214,6 +265,21 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         .or(file.initial_cluster)
         .unwrap_or_else(|| format!("{name}={advertise_peer}"));
     let initial_cluster = parse_initial_cluster(&cluster, &token)?;
+    let peer_https = is_https(&advertise_peer);
+    if let Some(odd) = std::iter::once(listen_peer_url.as_str())
+        .chain(initial_cluster.iter().map(|p| p.peer_url.as_str()))
+        .find(|url| is_https(url) != peer_https)
+    {
+        bail!("peer URLs mix http:// and https:// ({odd} against {advertise_peer}): every member must use TLS between members, or none");
+    }
+    let peer_tls = peer_tls(
+        peer_https,
+        &advertise_peer,
+        args.peer_cert_file.or(file.peer_cert_file),
+        args.peer_key_file.or(file.peer_key_file),
+        args.peer_trusted_ca_file.or(file.peer_trusted_ca_file),
+        args.peer_client_cert_auth || file.peer_client_cert_auth.unwrap_or(false),
+    )?;
     if let Some(listed) = initial_cluster.iter().find(|p| p.name == name) {
         if listed.peer_url.trim_end_matches('/') != advertise_peer.trim_end_matches('/') {
             bail!(node::config::ConfigError::PeerUrlMismatch {
@@ -233,8 +299,9 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     config.cluster_state = cluster_state;
     config.advertise_client_urls = advertise_client;
     config.client_tls = client_tls;
+    config.peer_tls = peer_tls;
     for url in &config.advertise_client_urls {
-        client_url_addr("--advertise-client-urls", url)?;
+        url_addr("--advertise-client-urls", url)?;
     }
     let heartbeat_ms = args
         .heartbeat_interval
@@ -569,6 +636,20 @@ mod tls_settings {
         let mut a = args("http://127.0.0.1:3379");
         a.listen_peer_urls = Some("https://127.0.0.1:3380".into());
         let e = refusal(a);
-        assert!(e.contains("TLS between members is not supported"), "{e}");
+        assert!(e.contains("--peer-trusted-ca-file"), "{e}");
+
+        let mut a = args("http://127.0.0.1:3379");
+        a.peer_cert_file = Some("peer.pem".into());
+        let e = refusal(a);
+        assert!(
+            e.contains("--peer-cert-file is set") && e.contains("https://"),
+            "{e}"
+        );
+
+        let mut a = args("http://127.0.0.1:3379");
+        a.listen_peer_urls = Some("https://127.0.0.1:3380".into());
+        a.initial_cluster = Some("n1=https://127.0.0.1:3380,n2=http://127.0.0.1:3381".into());
+        let e = refusal(a);
+        assert!(e.contains("mix http:// and https://"), "{e}");
     }
 }

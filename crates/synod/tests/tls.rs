@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{etcdctl, ClientTls, Cluster};
+use common::{etcdctl, Cluster, Tls};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -39,13 +39,13 @@ impl Authority {
     }
 
     /// Signs a certificate for `names` with `usage`; writes it and its key.
-    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, cert: &Path, key: &Path) {
+    fn issue(&self, names: &[&str], usage: &[ExtendedKeyUsagePurpose], cert: &Path, key: &Path) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("params");
         params
             .distinguished_name
             .push(DnType::CommonName, &names[0]);
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usage.to_vec();
         let pair = KeyPair::generate().expect("key");
         let signed = params
             .signed_by(&pair, &self.cert, &self.key)
@@ -55,28 +55,33 @@ impl Authority {
     }
 }
 
-/// Fresh certificates under `dir`: a server certificate for 127.0.0.1 and a client one, both
-/// from one CA.
-fn certificates(dir: &Path, client_cert_auth: bool) -> ClientTls {
+/// Fresh certificates under `dir`, all from one CA: the members' for 127.0.0.1 (good for
+/// serving and, between members, for dialing) and a client's.
+fn certificates(dir: &Path, client_cert_auth: bool) -> Tls {
     let ca = Authority::new("synod test CA");
-    let tls = ClientTls {
+    let tls = Tls {
         ca: dir.join("ca.pem"),
         server_cert: dir.join("server.pem"),
         server_key: dir.join("server-key.pem"),
         client_cert: dir.join("client.pem"),
         client_key: dir.join("client-key.pem"),
+        client: true,
         client_cert_auth,
+        peer: false,
     };
     ca.write_ca(&tls.ca);
     ca.issue(
         &["127.0.0.1", "localhost"],
-        ExtendedKeyUsagePurpose::ServerAuth,
+        &[
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
         &tls.server_cert,
         &tls.server_key,
     );
     ca.issue(
         &["synod-test-client"],
-        ExtendedKeyUsagePurpose::ClientAuth,
+        &[ExtendedKeyUsagePurpose::ClientAuth],
         &tls.client_cert,
         &tls.client_key,
     );
@@ -166,7 +171,7 @@ fn client_cert_auth_admits_only_clients_with_a_certificate_from_the_trusted_ca()
     );
     stranger.issue(
         &["stranger"],
-        ExtendedKeyUsagePurpose::ClientAuth,
+        &[ExtendedKeyUsagePurpose::ClientAuth],
         &cert,
         &key,
     );
@@ -188,5 +193,29 @@ fn client_cert_auth_admits_only_clients_with_a_certificate_from_the_trusted_ca()
         )
         .ok(),
         "v\n"
+    );
+}
+
+#[test]
+fn members_replicate_over_tls_between_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut tls = certificates(dir.path(), false);
+    tls.client = false;
+    tls.peer = true;
+    let cluster = Cluster::start_with_tls(3, Some(tls));
+    let (a, c) = (cluster.endpoint(0), cluster.endpoint(2));
+    assert!(a.starts_with("http://"), "clients stay in the clear: {a}");
+    // A write needs a quorum, and a linearizable read through another member asks the
+    // leader: both cross TLS between members.
+    assert_eq!(etcdctl(a, &["put", "between", "members"]).ok(), "OK\n");
+    assert_eq!(
+        etcdctl(c, &["get", "between", "--print-value-only"]).ok(),
+        "members\n"
+    );
+    let members = etcdctl(c, &["member", "list"]).ok();
+    assert_eq!(
+        members.matches(", https://127.0.0.1:").count(),
+        3,
+        "{members}"
     );
 }

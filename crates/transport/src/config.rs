@@ -45,6 +45,8 @@ pub struct TransportConfig {
     /// whose host vanished (no FIN, no RST) is noticed only when the kernel gives up on
     /// retransmissions, many minutes later.
     pub keepalive: Keepalive,
+    /// TLS between members, or none (plain TCP). Every member of a cluster must agree.
+    pub tls: Option<crate::PeerTls>,
 }
 
 /// TCP keepalive settings (see [`TransportConfig::keepalive`]).
@@ -91,6 +93,7 @@ impl TransportConfig {
             shutdown_flush_timeout: Duration::from_secs(1),
             inbound_connections_max: 64,
             keepalive: Keepalive::default(),
+            tls: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::error::ConnError;
 use crate::frame::{read_frame, write_frame, FrameError};
 use crate::handshake::{judge, Hello, Reply, HANDSHAKE_FRAME_MAX};
+use crate::stream::PeerStream;
 use crate::transport::{shutdown_signalled, Inbound, Shared};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -80,18 +81,18 @@ async fn serve(
     if let Err(e) = crate::config::set_keepalive(&stream, shared.config.keepalive) {
         debug!(%remote, error = %e, "cannot set TCP keepalive");
     }
-    // `wr` must live as long as the connection: dropping a write half sends FIN, which the
-    // dialer reads as "peer gone" and redials.
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let limit = shared.config.handshake_timeout;
-    let from = match tokio::time::timeout(
-        limit,
-        accept_handshake(&shared, remote, &mut rd, &mut wr),
-    )
-    .await
-    {
-        Ok(Ok(Some(from))) => from,
+    let handshake = async {
+        let stream = PeerStream::accept(stream, shared.config.tls.as_ref()).await?;
+        // `wr` must live as long as the connection: dropping a write half sends FIN, which
+        // the dialer reads as "peer gone" and redials.
+        let (rd, mut wr) = stream.halves();
+        let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
+        let from = accept_handshake(&shared, remote, &mut rd, &mut wr).await?;
+        Ok::<_, ConnError>(from.map(|from| (from, rd, wr)))
+    };
+    let (from, mut rd, _wr) = match tokio::time::timeout(limit, handshake).await {
+        Ok(Ok(Some(connection))) => connection,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
             shared.listener.handshake_failures.fetch_add(1, Relaxed);

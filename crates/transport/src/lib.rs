@@ -1,4 +1,5 @@
-//! The peer-to-peer transport between Synod members, on Tokio TCP.
+//! The peer-to-peer transport between Synod members, on Tokio TCP, optionally under TLS
+//! ([`PeerTls`]).
 //!
 //! It carries opaque, already-encoded messages ([`Bytes`](bytes::Bytes)) between members of
 //! one cluster, each member named by a `u64` member id, the cluster by a `u64` cluster id. It
@@ -82,10 +83,12 @@ pub mod handshake;
 mod inbound;
 mod outbound;
 mod stats;
+mod stream;
 mod transport;
 
 pub use config::{Keepalive, TransportConfig, FRAME_BYTES_MAX_DEFAULT};
 pub use error::{ConfigError, SendError, StartError};
 pub use handshake::{Refusal, RefusalReason};
 pub use stats::{ListenerStats, PeerStats, Stats};
+pub use stream::PeerTls;
 pub use transport::{Inbound, SendOutcome, Transport, TransportHandle};

@@ -7,6 +7,7 @@ use crate::handshake::{
     Hello, Refusal, RefusalReason, Reply, HANDSHAKE_FRAME_MAX, PROTOCOL_VERSION,
 };
 use crate::stats::PeerCounters;
+use crate::stream::{PeerStream, Writer};
 use crate::transport::{shutdown_signalled, Shared};
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
@@ -16,7 +17,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -174,7 +174,7 @@ fn wall_clock_nanos() -> u64 {
 }
 
 /// Connects and completes the handshake, within `handshake_timeout`.
-async fn dial(shared: &Shared, peer: u64, addr: SocketAddr) -> Result<TcpStream, ConnError> {
+async fn dial(shared: &Shared, peer: u64, addr: SocketAddr) -> Result<PeerStream, ConnError> {
     let limit = shared.config.handshake_timeout;
     match tokio::time::timeout(limit, dial_unbounded(shared, peer, addr)).await {
         Ok(result) => result,
@@ -186,12 +186,13 @@ async fn dial_unbounded(
     shared: &Shared,
     peer: u64,
     addr: SocketAddr,
-) -> Result<TcpStream, ConnError> {
+) -> Result<PeerStream, ConnError> {
     let config = &shared.config;
-    let mut stream = TcpStream::connect(addr).await?;
+    let tcp = TcpStream::connect(addr).await?;
     // Paxos messages are small and latency-bound; batching is done above, per flush.
-    stream.set_nodelay(true)?;
-    crate::config::set_keepalive(&stream, config.keepalive)?;
+    tcp.set_nodelay(true)?;
+    crate::config::set_keepalive(&tcp, config.keepalive)?;
+    let mut stream = PeerStream::dial(tcp, addr, config.tls.as_ref()).await?;
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster_id: config.cluster_id,
@@ -231,11 +232,11 @@ async fn dial_unbounded(
 async fn pump(
     shared: &Shared,
     counters: &PeerCounters,
-    stream: TcpStream,
+    stream: PeerStream,
     queue: &mut mpsc::Receiver<Bytes>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<PumpEnd, ConnError> {
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.halves();
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER_BYTES, wr);
     let mut probe = [0u8; 1];
     let mut batch: Vec<Bytes> = Vec::with_capacity(BATCH_MESSAGES_MAX);
@@ -275,7 +276,7 @@ async fn pump(
     }
 }
 
-async fn write_batch(wr: &mut BufWriter<OwnedWriteHalf>, batch: &[Bytes]) -> std::io::Result<()> {
+async fn write_batch(wr: &mut BufWriter<Writer>, batch: &[Bytes]) -> std::io::Result<()> {
     for message in batch {
         write_frame(wr, message).await?;
     }
@@ -286,7 +287,7 @@ async fn write_batch(wr: &mut BufWriter<OwnedWriteHalf>, batch: &[Bytes]) -> std
 async fn flush_at_shutdown(
     shared: &Shared,
     counters: &PeerCounters,
-    wr: &mut BufWriter<OwnedWriteHalf>,
+    wr: &mut BufWriter<Writer>,
     queue: &mut mpsc::Receiver<Bytes>,
 ) {
     queue.close();

@@ -381,20 +381,46 @@ pub struct Member {
     child: Option<Child>,
 }
 
-/// PEM files for TLS on the client port: the server's, and a client's for etcdctl.
+/// PEM files for TLS: the members' certificate (for clients and for each other), and a
+/// client's for etcdctl; and where to use them.
 #[derive(Clone, Debug)]
-pub struct ClientTls {
-    /// The CA both certificates chain to.
+pub struct Tls {
+    /// The CA every certificate chains to.
     pub ca: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
-    /// Start members with `--trusted-ca-file` and `--client-cert-auth`.
+    /// Serve clients over TLS (`https://` client URLs).
+    pub client: bool,
+    /// Also start members with `--trusted-ca-file` and `--client-cert-auth`.
     pub client_cert_auth: bool,
+    /// Members talk to each other over TLS (`https://` peer URLs).
+    pub peer: bool,
 }
 
-impl ClientTls {
+impl Tls {
+    /// A member's TLS flags.
+    fn member_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.client {
+            flags.push(format!("--cert-file={}", self.server_cert.display()));
+            flags.push(format!("--key-file={}", self.server_key.display()));
+            // A trusted CA alone already requires client certificates (etcd's rule).
+            if self.client_cert_auth {
+                flags.push(format!("--trusted-ca-file={}", self.ca.display()));
+                flags.push("--client-cert-auth".to_string());
+            }
+        }
+        if self.peer {
+            flags.push(format!("--peer-cert-file={}", self.server_cert.display()));
+            flags.push(format!("--peer-key-file={}", self.server_key.display()));
+            flags.push(format!("--peer-trusted-ca-file={}", self.ca.display()));
+            flags.push("--peer-client-cert-auth".to_string());
+        }
+        flags
+    }
+
     /// etcdctl's flags to trust the CA and present the client certificate.
     pub fn etcdctl_args(&self) -> Vec<String> {
         vec![
@@ -407,8 +433,8 @@ impl ClientTls {
 
 pub struct Cluster {
     pub target: Target,
-    /// TLS on the client port, when started with it.
-    pub tls: Option<ClientTls>,
+    /// TLS, when started with it.
+    pub tls: Option<Tls>,
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
@@ -426,8 +452,8 @@ impl Cluster {
         Cluster::start_with_tls(n, None)
     }
 
-    /// Starts `n` members serving clients over TLS with `tls` (`https://` client URLs).
-    pub fn start_with_tls(n: usize, tls: Option<ClientTls>) -> Cluster {
+    /// Starts `n` members with TLS where `tls` says.
+    pub fn start_with_tls(n: usize, tls: Option<Tls>) -> Cluster {
         let target = Target::from_env();
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
@@ -447,8 +473,10 @@ impl Cluster {
         unreachable!("the last attempt returns or panics")
     }
 
-    fn spawn(target: Target, n: usize, tls: Option<ClientTls>) -> Cluster {
-        let scheme = if tls.is_some() { "https" } else { "http" };
+    fn spawn(target: Target, n: usize, tls: Option<Tls>) -> Cluster {
+        let scheme = |on: bool| if on { "https" } else { "http" };
+        let client_scheme = scheme(tls.as_ref().is_some_and(|t| t.client));
+        let peer_scheme = scheme(tls.as_ref().is_some_and(|t| t.peer));
         let dir = tempfile::Builder::new()
             .prefix("synod-interop-")
             .tempdir()
@@ -466,8 +494,8 @@ impl Cluster {
             .map(|i| {
                 let name = format!("n{}", i + 1);
                 Member {
-                    client_url: format!("{scheme}://127.0.0.1:{}", ports[2 * i]),
-                    peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
+                    client_url: format!("{client_scheme}://127.0.0.1:{}", ports[2 * i]),
+                    peer_url: format!("{peer_scheme}://127.0.0.1:{}", ports[2 * i + 1]),
                     data_dir: dir.path().join(format!("{name}.data")),
                     log: dir.path().join(format!("{name}.log")),
                     name,
@@ -524,18 +552,7 @@ impl Cluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", &self.token])
-            .args(self.tls.iter().flat_map(|tls| {
-                let mut flags = vec![
-                    format!("--cert-file={}", tls.server_cert.display()),
-                    format!("--key-file={}", tls.server_key.display()),
-                ];
-                // A trusted CA alone already requires client certificates (etcd's rule).
-                if tls.client_cert_auth {
-                    flags.push(format!("--trusted-ca-file={}", tls.ca.display()));
-                    flags.push("--client-cert-auth".to_string());
-                }
-                flags
-            }))
+            .args(self.tls.iter().flat_map(Tls::member_flags))
             // The log is a file that people read: no colour escapes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -575,7 +592,11 @@ impl Cluster {
                 return Err(format!("{} exited with {status} before answering", m.name));
             }
             let mut args = vec!["--dial-timeout=1s", "--command-timeout=2s"];
-            let tls_args = self.tls.as_ref().map(ClientTls::etcdctl_args);
+            let tls_args = self
+                .tls
+                .as_ref()
+                .filter(|t| t.client)
+                .map(Tls::etcdctl_args);
             args.extend(tls_args.iter().flatten().map(String::as_str));
             args.extend(["endpoint", "health"]);
             let health = etcdctl(&endpoint, &args);
