@@ -147,67 +147,66 @@ fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// TLS on the client port from its flags: on exactly when the client URL is `https://`, and
-/// then with a certificate and key. A TLS flag beside an `http://` URL is refused rather than
-/// ignored, so a member never serves in the clear by mistake.
-fn client_tls(
-    https: bool,
-    url: &str,
+/// One side's TLS flags (the client port's, or with `--peer-` in front, the members').
+struct TlsFlags {
+    /// `""` for the client port, `"peer-"` between members.
+    prefix: &'static str,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     trusted_ca_file: Option<PathBuf>,
     client_cert_auth: bool,
-) -> anyhow::Result<Option<ClientTls>> {
-    if !https {
+}
+
+impl TlsFlags {
+    /// The first of these flags that is set, by its name.
+    fn first_given(&self) -> Option<String> {
         let given = [
-            cert_file.as_ref().map(|_| "--cert-file"),
-            key_file.as_ref().map(|_| "--key-file"),
-            trusted_ca_file.as_ref().map(|_| "--trusted-ca-file"),
-            client_cert_auth.then_some("--client-cert-auth"),
+            self.cert_file.as_ref().map(|_| "cert-file"),
+            self.key_file.as_ref().map(|_| "key-file"),
+            self.trusted_ca_file.as_ref().map(|_| "trusted-ca-file"),
+            self.client_cert_auth.then_some("client-cert-auth"),
         ];
-        if let Some(flag) = given.into_iter().flatten().next() {
+        let name = given.into_iter().flatten().next()?;
+        Some(format!("--{}{name}", self.prefix))
+    }
+}
+
+/// TLS on the client port from its flags: on exactly when the client URL is `https://`, and
+/// then with a certificate and key. A TLS flag beside an `http://` URL is refused rather than
+/// ignored, so a member never serves in the clear by mistake.
+fn client_tls(https: bool, url: &str, flags: TlsFlags) -> anyhow::Result<Option<ClientTls>> {
+    if !https {
+        if let Some(flag) = flags.first_given() {
             bail!("{flag} is set but --listen-client-urls is {url}: use https:// to serve TLS, or drop the TLS flags");
         }
         return Ok(None);
     }
-    let (Some(cert_file), Some(key_file)) = (cert_file, key_file) else {
+    let (Some(cert_file), Some(key_file)) = (flags.cert_file, flags.key_file) else {
         bail!("--listen-client-urls is {url}: TLS needs --cert-file and --key-file (PEM files)");
     };
-    if client_cert_auth && trusted_ca_file.is_none() {
+    if flags.client_cert_auth && flags.trusted_ca_file.is_none() {
         bail!("--client-cert-auth needs --trusted-ca-file, the CAs (PEM) client certificates must chain to");
     }
     Ok(Some(ClientTls {
         cert_file,
         key_file,
-        trusted_ca_file,
-        client_cert_auth,
+        trusted_ca_file: flags.trusted_ca_file,
+        client_cert_auth: flags.client_cert_auth,
     }))
 }
 
 /// TLS between members from its flags: on exactly when the peer URLs are `https://`, and then
-/// with a certificate, its key and the CAs to check the other members against.
-fn peer_tls(
-    https: bool,
-    url: &str,
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    trusted_ca_file: Option<PathBuf>,
-    client_cert_auth: bool,
-) -> anyhow::Result<Option<PeerTls>> {
+/// with a certificate, its key and the CAs to check the other members against (peers'
+/// certificates are always required, so `--peer-client-cert-auth` changes nothing).
+fn peer_tls(https: bool, url: &str, flags: TlsFlags) -> anyhow::Result<Option<PeerTls>> {
     if !https {
-        let given = [
-            cert_file.as_ref().map(|_| "--peer-cert-file"),
-            key_file.as_ref().map(|_| "--peer-key-file"),
-            trusted_ca_file.as_ref().map(|_| "--peer-trusted-ca-file"),
-            client_cert_auth.then_some("--peer-client-cert-auth"),
-        ];
-        if let Some(flag) = given.into_iter().flatten().next() {
+        if let Some(flag) = flags.first_given() {
             bail!("{flag} is set but this member's peer URL is {url}: use https:// peer URLs (in --initial-cluster too) to encrypt traffic between members, or drop the peer TLS flags");
         }
         return Ok(None);
     }
     let (Some(cert_file), Some(key_file), Some(trusted_ca_file)) =
-        (cert_file, key_file, trusted_ca_file)
+        (flags.cert_file, flags.key_file, flags.trusted_ca_file)
     else {
         bail!("the peer URL is {url}: TLS between members needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file (PEM files)");
     };
@@ -237,10 +236,13 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     let client_tls = client_tls(
         is_https(&listen_client_url),
         &listen_client_url,
-        args.cert_file.or(file.cert_file),
-        args.key_file.or(file.key_file),
-        args.trusted_ca_file.or(file.trusted_ca_file),
-        args.client_cert_auth || file.client_cert_auth.unwrap_or(false),
+        TlsFlags {
+            prefix: "",
+            cert_file: args.cert_file.or(file.cert_file),
+            key_file: args.key_file.or(file.key_file),
+            trusted_ca_file: args.trusted_ca_file.or(file.trusted_ca_file),
+            client_cert_auth: args.client_cert_auth || file.client_cert_auth.unwrap_or(false),
+        },
     )?;
     let advertise_client = args
         .advertise_client_urls
@@ -275,10 +277,14 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     let peer_tls = peer_tls(
         peer_https,
         &advertise_peer,
-        args.peer_cert_file.or(file.peer_cert_file),
-        args.peer_key_file.or(file.peer_key_file),
-        args.peer_trusted_ca_file.or(file.peer_trusted_ca_file),
-        args.peer_client_cert_auth || file.peer_client_cert_auth.unwrap_or(false),
+        TlsFlags {
+            prefix: "peer-",
+            cert_file: args.peer_cert_file.or(file.peer_cert_file),
+            key_file: args.peer_key_file.or(file.peer_key_file),
+            trusted_ca_file: args.peer_trusted_ca_file.or(file.peer_trusted_ca_file),
+            client_cert_auth: args.peer_client_cert_auth
+                || file.peer_client_cert_auth.unwrap_or(false),
+        },
     )?;
     if let Some(listed) = initial_cluster.iter().find(|p| p.name == name) {
         if listed.peer_url.trim_end_matches('/') != advertise_peer.trim_end_matches('/') {
