@@ -584,28 +584,22 @@ mod tests {
         a.initial_cluster_state = Some("old".into());
         assert!(format!("{:#}", resolve(a).unwrap_err()).contains("new or existing"));
     }
-}
-
-#[cfg(test)]
-mod tls_settings {
-    use super::*;
-
-    fn args(client_url: &str) -> NodeArgs {
-        NodeArgs {
-            name: Some("n1".into()),
-            listen_client_urls: Some(client_url.into()),
-            listen_peer_urls: Some("http://127.0.0.1:3380".into()),
-            ..NodeArgs::default()
-        }
-    }
 
     fn refusal(a: NodeArgs) -> String {
         resolve(a).expect_err("refused").to_string()
     }
 
+    /// `args("n1")` with `client_url` to listen on.
+    fn listening_on(client_url: &str) -> NodeArgs {
+        NodeArgs {
+            listen_client_urls: Some(client_url.into()),
+            ..args("n1")
+        }
+    }
+
     #[test]
     fn tls_is_on_exactly_with_an_https_client_url_and_its_files() {
-        let mut a = args("https://127.0.0.1:3379");
+        let mut a = listening_on("https://127.0.0.1:3379");
         a.cert_file = Some("server.pem".into());
         a.key_file = Some("server-key.pem".into());
         a.trusted_ca_file = Some("ca.pem".into());
@@ -613,7 +607,7 @@ mod tls_settings {
         let tls = resolve(a).expect("valid").client_tls.expect("TLS on");
         assert_eq!(tls.cert_file, PathBuf::from("server.pem"));
         assert!(tls.client_cert_auth);
-        assert!(resolve(args("http://127.0.0.1:3379"))
+        assert!(resolve(listening_on("http://127.0.0.1:3379"))
             .expect("valid")
             .client_tls
             .is_none());
@@ -621,10 +615,10 @@ mod tls_settings {
 
     #[test]
     fn half_a_tls_setup_is_refused_with_what_to_fix() {
-        let e = refusal(args("https://127.0.0.1:3379"));
+        let e = refusal(listening_on("https://127.0.0.1:3379"));
         assert!(e.contains("--cert-file and --key-file"), "{e}");
 
-        let mut a = args("http://127.0.0.1:3379");
+        let mut a = listening_on("http://127.0.0.1:3379");
         a.cert_file = Some("server.pem".into());
         let e = refusal(a);
         assert!(
@@ -632,19 +626,19 @@ mod tls_settings {
             "{e}"
         );
 
-        let mut a = args("https://127.0.0.1:3379");
+        let mut a = listening_on("https://127.0.0.1:3379");
         a.cert_file = Some("server.pem".into());
         a.key_file = Some("server-key.pem".into());
         a.client_cert_auth = true;
         let e = refusal(a);
         assert!(e.contains("--trusted-ca-file"), "{e}");
 
-        let mut a = args("http://127.0.0.1:3379");
+        let mut a = listening_on("http://127.0.0.1:3379");
         a.listen_peer_urls = Some("https://127.0.0.1:3380".into());
         let e = refusal(a);
         assert!(e.contains("--peer-trusted-ca-file"), "{e}");
 
-        let mut a = args("http://127.0.0.1:3379");
+        let mut a = listening_on("http://127.0.0.1:3379");
         a.peer_cert_file = Some("peer.pem".into());
         let e = refusal(a);
         assert!(
@@ -652,7 +646,7 @@ mod tls_settings {
             "{e}"
         );
 
-        let mut a = args("http://127.0.0.1:3379");
+        let mut a = listening_on("http://127.0.0.1:3379");
         a.listen_peer_urls = Some("https://127.0.0.1:3380".into());
         a.initial_cluster = Some("n1=https://127.0.0.1:3380,n2=http://127.0.0.1:3381".into());
         let e = refusal(a);
