@@ -3,7 +3,7 @@
 //! its key's value is what it announces.
 
 use crate::error::NodeError;
-use crate::recipe::{contenders, created_at, Abandon, Change};
+use crate::recipe::{contenders, created_at, Change};
 use crate::service::Services;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::v3electionpb as electionpb;
@@ -61,8 +61,7 @@ impl electionpb::election_server::Election for Services {
         let r = request.into_inner();
         let _waiting = self.waiter()?;
         let lease = self.session_lease(r.lease).await?;
-        let claim = self.claim(&r.name, lease, &r.value).await?;
-        let abandon = Abandon::new(self, &claim.key, claim.rev);
+        let (claim, abandon) = self.claim(&r.name, lease, &r.value).await?;
         let leader = electionpb::LeaderKey {
             name: r.name,
             key: claim.key.clone(),

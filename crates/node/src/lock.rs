@@ -1,7 +1,7 @@
 //! etcd's Lock service: a mutex held by a key, served by running etcd's mutex recipe in the
 //! member (see `recipe.rs`).
 
-use crate::recipe::{contenders, Abandon};
+use crate::recipe::contenders;
 use crate::service::Services;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::v3lockpb as lockpb;
@@ -17,8 +17,7 @@ impl lockpb::lock_server::Lock for Services {
         let r = request.into_inner();
         let _waiting = self.waiter()?;
         let lease = self.session_lease(r.lease).await?;
-        let claim = self.claim(&r.name, lease, b"").await?;
-        let abandon = Abandon::new(self, &claim.key, claim.rev);
+        let (claim, abandon) = self.claim(&r.name, lease, b"").await?;
         let holds_already = claim
             .first
             .as_ref()

@@ -140,13 +140,36 @@ impl Services {
     }
 
     /// Creates `<name>/<lease in hex>` with `value` under `lease` unless it exists, and reads
-    /// the oldest contender in the same transaction.
+    /// the oldest contender in the same transaction; answers the claim with its [`Abandon`]
+    /// guard, armed.
+    ///
+    /// The transaction runs on its own task and the guard is made there, as soon as the
+    /// answer is in: a call dropped while its claim is in flight (the client gave up or timed
+    /// out after the key was chosen but before this member answered) still deletes the key,
+    /// instead of leaving it to hold the queue up until its lease ends.
     pub(crate) async fn claim(
         &self,
         name: &[u8],
         lease: i64,
         value: &[u8],
-    ) -> Result<Claim, Status> {
+    ) -> Result<(Claim, Abandon), Status> {
+        let (answer, asked) = tokio::sync::oneshot::channel();
+        let (services, name, value) = (self.clone(), name.to_vec(), value.to_vec());
+        tokio::spawn(async move {
+            let claimed = services.claim_txn(&name, lease, &value).await.map(|claim| {
+                let abandon = Abandon::new(&services, &claim.key, claim.rev);
+                (claim, abandon)
+            });
+            // A caller gone: dropping the answer drops its guard, which deletes the key.
+            drop(answer.send(claimed));
+        });
+        asked
+            .await
+            .map_err(|_| NodeError::Stopped.status())
+            .and_then(|claimed| claimed)
+    }
+
+    async fn claim_txn(&self, name: &[u8], lease: i64, value: &[u8]) -> Result<Claim, Status> {
         let prefix = contenders(name);
         let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
         let put = pb::PutRequest {

@@ -33,6 +33,16 @@ async fn client(endpoint: &str) -> Client {
     .unwrap_or_else(|e| panic!("connect to {endpoint}: {e}"))
 }
 
+/// A client bound to one member whose calls may block as long as they need to (a Lock or a
+/// Campaign waiting its turn, an Observe stream): with a per-call timeout, the call would be
+/// cancelled, and the member rightly gives its place in the queue up. The test bounds each
+/// wait itself.
+async fn waiting_client(endpoint: &str) -> Client {
+    Client::connect([endpoint], None)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {endpoint}: {e}"))
+}
+
 /// The gRPC status of a failed request, as `(code, message)`.
 fn grpc_error<T: std::fmt::Debug>(result: Result<T, etcd_client::Error>) -> (String, String) {
     match result {
@@ -516,8 +526,8 @@ fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
     let cluster = Cluster::start(3);
     runtime().block_on(async {
         let mut a = client(cluster.endpoint(0)).await;
-        let mut b = client(cluster.endpoint(1)).await;
-        let mut c = client(cluster.endpoint(2)).await;
+        let mut b = waiting_client(cluster.endpoint(1)).await;
+        let mut c = waiting_client(cluster.endpoint(2)).await;
         let lease_a = a.lease_grant(30, None).await.expect("grant").id();
         let lease_b = b.lease_grant(30, None).await.expect("grant").id();
         let lease_c = c.lease_grant(30, None).await.expect("grant").id();
@@ -586,12 +596,49 @@ fn the_lock_service_queues_holders_across_members_and_frees_abandoned_places() {
 }
 
 #[test]
+fn lock_calls_dropped_at_any_moment_leave_no_place_in_the_queue() {
+    use etcd_client::LockOptions;
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut a = client(cluster.endpoint(0)).await;
+        let lease_a = a.lease_grant(30, None).await.expect("grant").id();
+        let held = a
+            .lock("gate", Some(LockOptions::new().with_lease(lease_a)))
+            .await
+            .expect("an uncontended lock");
+        let mut c = waiting_client(cluster.endpoint(2)).await;
+        // Give up at every moment of the call: before its claim is sent, while the claim is
+        // being chosen (the member has not answered yet), and while it waits its turn. Each
+        // call has its own lease, so each claims its own key: a later call cannot clean up
+        // after an earlier one.
+        for delay in (0..60).map(Duration::from_millis) {
+            let lease_c = c.lease_grant(30, None).await.expect("grant").id();
+            let mut c = c.clone();
+            let call = tokio::spawn(async move {
+                c.lock("gate", Some(LockOptions::new().with_lease(lease_c)))
+                    .await
+            });
+            tokio::time::sleep(delay).await;
+            call.abort();
+            assert!(
+                call.await.is_err_and(|e| e.is_cancelled()),
+                "c never gets the lock"
+            );
+        }
+        let mut watcher = client(cluster.endpoint(1)).await;
+        let only_a = [String::from_utf8_lossy(held.key()).into_owned()];
+        let left = keys_once(&mut watcher, "gate/", |keys| keys == only_a).await;
+        assert_eq!(left, only_a, "every abandoned call's key is deleted");
+    });
+}
+
+#[test]
 fn a_lock_whose_lease_ends_while_it_waits_is_refused_not_handed_out() {
     use etcd_client::LockOptions;
     let cluster = Cluster::start(3);
     runtime().block_on(async {
         let mut a = client(cluster.endpoint(0)).await;
-        let mut b = client(cluster.endpoint(1)).await;
+        let mut b = waiting_client(cluster.endpoint(1)).await;
         let long = a.lease_grant(30, None).await.expect("grant").id();
         let brief = b.lease_grant(2, None).await.expect("grant").id();
         let held = a
@@ -650,8 +697,8 @@ fn the_election_service_campaigns_observes_proclaims_and_resigns_across_members(
     let cluster = Cluster::start(3);
     runtime().block_on(async {
         let mut a = client(cluster.endpoint(0)).await;
-        let mut b = client(cluster.endpoint(1)).await;
-        let mut c = client(cluster.endpoint(2)).await;
+        let mut b = waiting_client(cluster.endpoint(1)).await;
+        let mut c = waiting_client(cluster.endpoint(2)).await;
 
         let (code, message) = grpc_error(c.leader("pilot").await);
         assert_eq!(
