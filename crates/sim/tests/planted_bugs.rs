@@ -101,7 +101,11 @@ fn accept_lower_ballot_breaks_agreement() {
 #[test]
 fn skip_persist_breaks_agreement() {
     assert_caught(Bug::SkipPersist, 3, AGREEMENT);
-    assert_caught(Bug::SkipPersist, 5, AGREEMENT);
+    // On five nodes a lost acknowledgement matters only if a later phase-1 quorum avoids
+    // every other node that accepted, inside the short window before the write would have
+    // been durable: 2 to 4 seeds in 1,000 catch it (4 in seeds 0..1000 before followers were
+    // told of chosen slots at once, 2 after; first catch then at seed 37, now 503).
+    assert_caught_within(Bug::SkipPersist, 5, AGREEMENT, 1_500);
 }
 
 #[test]

@@ -110,6 +110,9 @@ pub struct Replica {
     proposals: BTreeMap<Slot, Proposal>,
     pending: VecDeque<Command>,
     heartbeat_elapsed_ticks: u32,
+    /// The highest `chosen_through` any message to the followers has carried since this
+    /// replica became leader.
+    chosen_announced: Slot,
     acked_ticks: Vec<u64>,
     read_round: u64,
     acked_round: Vec<u64>,
@@ -229,6 +232,7 @@ impl Replica {
             proposals: BTreeMap::new(),
             pending: VecDeque::new(),
             heartbeat_elapsed_ticks: 0,
+            chosen_announced: Slot::ZERO,
             acked_ticks: vec![0; n],
             read_round: 0,
             acked_round: vec![0; n],
@@ -604,6 +608,9 @@ impl Replica {
         let mut send = Vec::new();
         let mut released = Vec::new();
         loop {
+            if self.role == Role::Leader {
+                self.announce_chosen();
+            }
             released.clear();
             if self.bugs.has(Bug::SkipPersist) {
                 // Planted: answer before the state behind the answer is durable.

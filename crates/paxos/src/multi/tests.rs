@@ -251,6 +251,59 @@ fn a_timed_out_follower_is_elected_and_chooses_commands_in_order() {
 }
 
 #[test]
+fn followers_learn_a_chosen_slot_without_waiting_for_a_heartbeat() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    // No tick: a follower that answers a client once it applies must not wait for one.
+    c.settle();
+    c.assert_applied(&[1, 2, 3], &[cmd(1, 1)]);
+}
+
+#[test]
+fn an_accept_that_carries_the_chosen_prefix_is_announcement_enough() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.drain(0);
+    // Deliver the Accepts and their answers, but let the leader read them only after it has
+    // the next command to propose.
+    for _ in 0..10 {
+        c.drain(1);
+        c.drain(2);
+        let queued: Vec<_> = c.queue.drain(..).collect();
+        for (from, to, msg) in queued {
+            if to.0 == 1 {
+                c.queue.push_back((from, to, msg));
+            } else {
+                let _ = c.r(to.0).step(from, msg);
+            }
+        }
+    }
+    for (from, to, msg) in std::mem::take(&mut c.queue) {
+        let _ = c.r(to.0).step(from, msg);
+    }
+    let first = c.r(1).chosen_through();
+    assert!(first >= Slot(1), "the first command is chosen");
+    c.r(1).propose(cmd(1, 2)).unwrap();
+    let (sent, _) = c.drain_by_hand(1);
+    let kinds: Vec<&str> = sent.iter().map(|o| o.msg.kind()).collect();
+    assert!(
+        !kinds.contains(&"heartbeat"),
+        "the Accepts carry the new prefix; no heartbeat is needed: {kinds:?}"
+    );
+    for o in sent {
+        if let Message::Accept { chosen_through, .. } = o.msg {
+            assert_eq!(chosen_through, first);
+        }
+        c.queue.push_back((NodeId(1), o.to, o.msg));
+    }
+    // (The leader's own applied entries went out through `drain_by_hand`.)
+    c.settle();
+    c.assert_applied(&[2, 3], &[cmd(1, 1), cmd(1, 2)]);
+}
+
+#[test]
 fn pending_commands_share_one_slot_up_to_the_batch_limit() {
     let mut c = Cluster::new(3);
     c.elect(1);
