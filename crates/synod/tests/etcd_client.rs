@@ -610,15 +610,19 @@ fn lock_calls_dropped_at_any_moment_leave_no_place_in_the_queue() {
         // Give up at every moment of the call: before its claim is sent, while the claim is
         // being chosen (the member has not answered yet), and while it waits its turn. Each
         // call has its own lease, so each claims its own key: a later call cannot clean up
-        // after an earlier one.
-        for delay in (0..60).map(Duration::from_millis) {
+        // after an earlier one. The moments step by 25 µs over the first 4 ms, where a claim
+        // is in flight (tokio's timer counts whole milliseconds, so the wait spins).
+        for delay in (0..160).map(|i| Duration::from_micros(25 * i)) {
             let lease_c = c.lease_grant(30, None).await.expect("grant").id();
             let mut c = c.clone();
             let call = tokio::spawn(async move {
                 c.lock("gate", Some(LockOptions::new().with_lease(lease_c)))
                     .await
             });
-            tokio::time::sleep(delay).await;
+            let started = std::time::Instant::now();
+            while started.elapsed() < delay {
+                tokio::task::yield_now().await;
+            }
             call.abort();
             assert!(
                 call.await.is_err_and(|e| e.is_cancelled()),
@@ -628,6 +632,12 @@ fn lock_calls_dropped_at_any_moment_leave_no_place_in_the_queue() {
         let mut watcher = client(cluster.endpoint(1)).await;
         let only_a = [String::from_utf8_lossy(held.key()).into_owned()];
         let left = keys_once(&mut watcher, "gate/", |keys| keys == only_a).await;
+        if common::Target::from_env() == common::Target::Etcd {
+            // etcd 3.4 leaves the key of a call dropped while its claim was in flight until
+            // the key's lease ends, holding up every later contender; the holder is unharmed.
+            assert!(left.contains(&only_a[0]), "{left:?}");
+            return;
+        }
         assert_eq!(left, only_a, "every abandoned call's key is deleted");
     });
 }
