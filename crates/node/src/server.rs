@@ -99,7 +99,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let tls_acceptor = config
         .client_tls
         .as_ref()
-        .map(crate::tls::acceptor)
+        .map(crate::tls::client_acceptor)
         .transpose()?;
     let peer_tls = config.peer_tls.as_ref().map(crate::tls::peer).transpose()?;
     let me = config.me().clone();

@@ -5,6 +5,11 @@
 //! Handshakes run beside the accept loop, each bounded in time, so a client that connects and
 //! says nothing (or speaks plain HTTP/2 to a TLS port) costs one task for a few seconds and
 //! never holds up anyone else. A failed handshake closes that connection only.
+//!
+//! Certificates, keys and CAs are re-read when their files change (checked at each
+//! handshake), so an operator rotates them without a restart, as with etcd. Files that no
+//! longer make a valid configuration (half rewritten, a key that is not the certificate's)
+//! are refused with a warning and the member keeps serving with the last good ones.
 
 use crate::config::ClientTls;
 use rustls_pki_types::pem::PemObject;
@@ -94,7 +99,33 @@ fn trusted_roots(flag: &'static str, path: &Path) -> Result<Arc<rustls::RootCert
 /// TLS between members from `tls`'s files, or why they do not make it. Both directions
 /// present this member's certificate and require the other side's, chained to the trusted
 /// CAs; the dialer also checks that the certificate names the address it dialed.
+///
+/// The files are re-read when they change (see [`Reloading`]).
 pub fn peer(tls: &crate::config::PeerTls) -> Result<transport::PeerTls, TlsError> {
+    let files = vec![
+        tls.cert_file.clone(),
+        tls.key_file.clone(),
+        tls.trusted_ca_file.clone(),
+    ];
+    let tls = tls.clone();
+    let reloading = Reloading::new("peer", files, move || peer_settings(&tls))?;
+    Ok(transport::PeerTls::from_source(reloading))
+}
+
+impl transport::PeerTlsSource for Reloading<(TlsAcceptor, tokio_rustls::TlsConnector)> {
+    fn acceptor(&self) -> TlsAcceptor {
+        self.current().0
+    }
+
+    fn connector(&self) -> tokio_rustls::TlsConnector {
+        self.current().1
+    }
+}
+
+/// The peer acceptor and connector from `tls`'s files as they are now.
+fn peer_settings(
+    tls: &crate::config::PeerTls,
+) -> Result<(TlsAcceptor, tokio_rustls::TlsConnector), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates("--peer-cert-file", &tls.cert_file)?;
     let key = private_key("--peer-key-file", &tls.key_file)?;
@@ -122,16 +153,25 @@ pub fn peer(tls: &crate::config::PeerTls) -> Result<transport::PeerTls, TlsError
     // The peer protocol, so a member never mistakes a peer port for a client port.
     server.alpn_protocols = vec![PEER_ALPN.to_vec()];
     client.alpn_protocols = vec![PEER_ALPN.to_vec()];
-    Ok(transport::PeerTls {
-        acceptor: TlsAcceptor::from(Arc::new(server)),
-        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
-    })
+    Ok((
+        TlsAcceptor::from(Arc::new(server)),
+        tokio_rustls::TlsConnector::from(Arc::new(client)),
+    ))
 }
 
 /// The ALPN name of the peer protocol.
 const PEER_ALPN: &[u8] = b"synod-peer/1";
 
-/// The acceptor for `tls`, or why the files do not make one.
+/// The client port's acceptor from `tls`'s files, re-read when they change, or why the files
+/// do not make one.
+pub fn client_acceptor(tls: &ClientTls) -> Result<Reloading<TlsAcceptor>, TlsError> {
+    let mut files = vec![tls.cert_file.clone(), tls.key_file.clone()];
+    files.extend(tls.trusted_ca_file.clone());
+    let tls = tls.clone();
+    Reloading::new("client", files, move || acceptor(&tls))
+}
+
+/// The acceptor for `tls` from its files as they are now, or why the files do not make one.
 pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates("--cert-file", &tls.cert_file)?;
@@ -166,11 +206,13 @@ pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The connections of `listener` that completed a TLS handshake with `acceptor`.
+/// The connections of `listener` that completed a TLS handshake with `acceptor`'s settings of
+/// the moment.
 pub fn incoming(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Reloading<TlsAcceptor>,
 ) -> ReceiverStream<Result<TlsConnection, io::Error>> {
+    let acceptor = Arc::new(acceptor);
     let (ready, rx) = mpsc::channel(READY_QUEUE);
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
     tokio::spawn(async move {
@@ -194,6 +236,7 @@ pub fn incoming(
             let (acceptor, ready) = (acceptor.clone(), ready.clone());
             tokio::spawn(async move {
                 let _permit = permit;
+                let acceptor = acceptor.current();
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = ready.send(Ok(TlsConnection(stream))).await;
@@ -209,6 +252,81 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// What the filesystem says of one file's content: it changes when the file is rewritten or
+/// replaced (a rename or a symlink swap, as Kubernetes mounts secrets). `None`: unreadable.
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// TLS settings built from files and built again when any of them changes. The check is a
+/// `stat` per file at each handshake, far below the handshake's own cost.
+pub struct Reloading<T> {
+    /// "client" or "peer", for the log.
+    what: &'static str,
+    files: Vec<PathBuf>,
+    build: Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>,
+    state: std::sync::Mutex<Loaded<T>>,
+}
+
+struct Loaded<T> {
+    settings: T,
+    /// The files' stamps when they were last read, whether or not they made settings: files
+    /// that failed are not read again until they change again.
+    stamps: Vec<Stamp>,
+}
+
+impl<T: Clone> Reloading<T> {
+    /// Builds the settings from the files as they are now; failing here stops the member.
+    pub fn new(
+        what: &'static str,
+        files: Vec<PathBuf>,
+        build: impl Fn() -> Result<T, TlsError> + Send + Sync + 'static,
+    ) -> Result<Reloading<T>, TlsError> {
+        let stamps = files.iter().map(|f| stamp(f)).collect();
+        let settings = build()?;
+        Ok(Reloading {
+            what,
+            files,
+            build: Box::new(build),
+            state: std::sync::Mutex::new(Loaded { settings, stamps }),
+        })
+    }
+
+    /// The settings for the next handshake: the files' as they are now if they changed and
+    /// make valid settings, else the last good ones.
+    pub fn current(&self) -> T {
+        let stamps: Vec<Stamp> = self.files.iter().map(|f| stamp(f)).collect();
+        // A panic while holding the lock cannot leave the settings half-replaced.
+        let mut loaded = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stamps != loaded.stamps {
+            loaded.stamps = stamps;
+            match (self.build)() {
+                Ok(settings) => {
+                    tracing::info!(
+                        tls = self.what,
+                        "TLS files changed; new connections use them"
+                    );
+                    loaded.settings = settings;
+                }
+                Err(e) => tracing::warn!(
+                    tls = self.what,
+                    error = %e,
+                    "TLS files changed but do not make a valid configuration; \
+                     still using the previous ones until the files are fixed"
+                ),
+            }
+        }
+        loaded.settings.clone()
+    }
 }
 
 /// A client connection after its TLS handshake.
@@ -328,14 +446,14 @@ mod tests {
     async fn handshake(dialer: &transport::PeerTls, acceptor: &transport::PeerTls) -> bool {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let accepting = acceptor.acceptor.clone();
+        let accepting = acceptor.acceptor();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.expect("accept");
             accepting.accept(tcp).await.is_ok()
         });
         let tcp = TcpStream::connect(addr).await.expect("connect");
         let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-        let dialed = dialer.connector.connect(name, tcp).await;
+        let dialed = dialer.connector().connect(name, tcp).await;
         let accepted = server.await.expect("server task");
         dialed.is_ok() && accepted
     }
@@ -366,6 +484,71 @@ mod tests {
         assert!(
             !handshake(&n2, &n1).await,
             "a certificate from an untrusted CA"
+        );
+    }
+
+    /// Replaces `to` with a copy of `from` the way tools rotating certificates do: a new file
+    /// renamed over the old one.
+    fn replace_with(to: &Path, from: &Path) {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).expect("stage");
+        std::fs::rename(&staged, to).expect("rename over");
+    }
+
+    #[tokio::test]
+    async fn peer_certificates_are_read_again_when_their_files_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ours = member_files(dir.path(), "our CA", "n1");
+        let stranger = member_files(dir.path(), "another CA", "n3");
+        let n1 = peer(&ours).expect("n1");
+        let n3 = peer(&stranger).expect("n3");
+        assert!(!handshake(&n3, &n1).await, "another CA: refused");
+
+        // n1's files now hold a certificate and CA of n3's authority: without a restart, n1
+        // presents the new certificate and trusts the new CA.
+        replace_with(&ours.cert_file, &stranger.cert_file);
+        replace_with(&ours.key_file, &stranger.key_file);
+        replace_with(&ours.trusted_ca_file, &stranger.trusted_ca_file);
+        assert!(handshake(&n3, &n1).await, "dialed by the new CA's member");
+        assert!(handshake(&n1, &n3).await, "dialing the new CA's member");
+
+        // A rotation caught halfway (the key is not the certificate's) is refused and the
+        // last good files serve on.
+        let other = member_files(dir.path(), "a third CA", "n4");
+        replace_with(&ours.key_file, &other.key_file);
+        assert!(handshake(&n3, &n1).await, "the last good settings");
+        assert!(handshake(&n1, &n3).await, "the last good settings, dialing");
+    }
+
+    #[test]
+    fn a_client_acceptor_follows_its_files_and_keeps_the_last_good_ones() {
+        let f = Files::new();
+        let tls = f.tls("cert.pem", "key.pem", None, false);
+        let reloading = client_acceptor(&tls).expect("acceptor");
+        let served = |r: &Reloading<TlsAcceptor>| {
+            let config = r.current();
+            let key = config.config().cert_resolver.clone();
+            format!("{key:?}")
+        };
+        let first = served(&reloading);
+        assert_eq!(
+            served(&reloading),
+            first,
+            "nothing changed, nothing re-read"
+        );
+
+        let other = Files::new();
+        replace_with(&f.path("cert.pem"), &other.path("cert.pem"));
+        // Halfway: the new certificate with the old key makes no configuration.
+        assert_eq!(served(&reloading), first, "a mismatched pair is refused");
+        replace_with(&f.path("key.pem"), &other.path("key.pem"));
+        let second = served(&reloading);
+        assert_ne!(second, first, "the new pair is served");
+        std::fs::remove_file(f.path("key.pem")).expect("remove");
+        assert_eq!(
+            served(&reloading),
+            second,
+            "a missing file keeps the last good"
         );
     }
 

@@ -90,5 +90,5 @@ pub use config::{Keepalive, TransportConfig, FRAME_BYTES_MAX_DEFAULT};
 pub use error::{ConfigError, SendError, StartError};
 pub use handshake::{Refusal, RefusalReason};
 pub use stats::{ListenerStats, PeerStats, Stats};
-pub use stream::PeerTls;
+pub use stream::{PeerTls, PeerTlsSource};
 pub use transport::{Inbound, SendOutcome, Transport, TransportHandle};

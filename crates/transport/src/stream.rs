@@ -5,19 +5,70 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+/// Where a member's peer TLS settings come from. Asked at every handshake, so a source may
+/// hand out new settings (certificates re-read from disk) without a restart; connections
+/// already up keep the settings they were made with.
+pub trait PeerTlsSource: Send + Sync + 'static {
+    /// Accepts dialers; it should require their certificates.
+    fn acceptor(&self) -> TlsAcceptor;
+    /// Dials peers, presenting this member's certificate.
+    fn connector(&self) -> TlsConnector;
+}
+
+/// Settings that never change.
+struct Fixed {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+impl PeerTlsSource for Fixed {
+    fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
+    fn connector(&self) -> TlsConnector {
+        self.connector.clone()
+    }
+}
+
 /// TLS between members: how to accept and how to dial.
 #[derive(Clone)]
 pub struct PeerTls {
-    /// Accepts dialers; it should require their certificates.
-    pub acceptor: TlsAcceptor,
-    /// Dials peers, presenting this member's certificate.
-    pub connector: TlsConnector,
+    source: Arc<dyn PeerTlsSource>,
+}
+
+impl PeerTls {
+    /// Settings fixed for the life of the transport.
+    pub fn fixed(acceptor: TlsAcceptor, connector: TlsConnector) -> PeerTls {
+        PeerTls::from_source(Fixed {
+            acceptor,
+            connector,
+        })
+    }
+
+    /// Settings asked of `source` at every handshake.
+    pub fn from_source(source: impl PeerTlsSource) -> PeerTls {
+        PeerTls {
+            source: Arc::new(source),
+        }
+    }
+
+    /// The acceptor for the next handshake.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.source.acceptor()
+    }
+
+    /// The connector for the next handshake.
+    pub fn connector(&self) -> TlsConnector {
+        self.source.connector()
+    }
 }
 
 impl std::fmt::Debug for PeerTls {
@@ -49,7 +100,7 @@ impl PeerStream {
         };
         // Peers are named by address: their certificates must hold it as an IP SAN.
         let name = ServerName::IpAddress(addr.ip().into());
-        let stream = tls.connector.connect(name, tcp).await?;
+        let stream = tls.connector().connect(name, tcp).await?;
         Ok(PeerStream::Dialed(Box::new(stream)))
     }
 
@@ -58,7 +109,7 @@ impl PeerStream {
         let Some(tls) = tls else {
             return Ok(PeerStream::Plain(tcp));
         };
-        let stream = tls.acceptor.accept(tcp).await?;
+        let stream = tls.acceptor().accept(tcp).await?;
         Ok(PeerStream::Accepted(Box::new(stream)))
     }
 
