@@ -1133,8 +1133,8 @@ fn explain_peer(
             if a.chosen_through > b.chosen_through {
                 format!(
                     "{to} now counts Accepted for slot {} at {ballot} from a quorum: it knows the \
-                     slot is chosen and applies it (through slot {}); it will tell the others \
-                     with its next Accept or heartbeat.",
+                     slot is chosen and applies it (through slot {}); its next Accept tells the \
+                     others, or a heartbeat sent at once when it has nothing to propose.",
                     slot.0, a.chosen_through.0
                 )
             } else {

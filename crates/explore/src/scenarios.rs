@@ -136,6 +136,27 @@ impl Script {
         self.on_message(|id| Action::Drop { id }, say, pick)
     }
 
+    /// Drops every in-flight message `pick` chooses, if any: for copies a timer may or may not
+    /// have sent by this point of the run. `say` narrates the first drop.
+    fn drop_every(&mut self, say: &str, pick: impl Fn(&MessageView) -> bool) -> &mut Script {
+        let ids: Vec<u64> = self
+            .view()
+            .in_flight
+            .iter()
+            .filter(|m| pick(m))
+            .map(|m| m.id)
+            .collect();
+        for (i, id) in ids.into_iter().enumerate() {
+            let text = if i == 0 {
+                say.to_string()
+            } else {
+                "That copy is lost too.".to_string()
+            };
+            self.act(Action::Drop { id }, &text);
+        }
+        self
+    }
+
     fn finish(&mut self, id: &str, title: &str, intro: &str) -> Scenario {
         Scenario {
             id: id.to_string(),
@@ -268,6 +289,7 @@ fn failover() -> Scenario {
         .drop_msg(&format!("...and the one to n{b}: slot 2 reached no acceptor but the leader."), accept_for(2, old, Some(b)))
         .act(put(2, "y", "3"), "c2 writes y=3.")
         .until(&format!("n{old} proposes it in slot 3."), move |v| v.in_flight.iter().any(accept_for(3, old, None)))
+        .drop_every(&format!("Meanwhile n{old}'s heartbeat timer re-sent the Accept for slot 2, still short of a quorum; the network loses that copy as well."), accept_for(2, old, None))
         .deliver(&format!("n{a} gets the Accept for slot 3 and votes for 'put y=3'."), accept_for(3, old, Some(a)))
         .drop_msg(&format!("The Accept for slot 3 to n{b} is lost: slot 3 is half-accepted, by n{a} only (and the leader)."), accept_for(3, old, Some(b)))
         .act(Action::Crash { node: old }, &format!("The leader n{old} crashes before anything more of slots 2 and 3 gets through. Neither is chosen: slot 2 is a hole, slot 3 is held by n{a} alone among the living."))
