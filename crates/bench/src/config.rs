@@ -101,6 +101,17 @@ pub struct BenchConfig {
     pub connect_timeout: Duration,
     /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// TLS for `https://` endpoints.
+    pub tls: Option<BenchTls>,
+}
+
+/// TLS settings of a run, in etcdctl's flags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BenchTls {
+    /// `--cacert`: the CAs the endpoints' certificates chain to.
+    pub ca: PathBuf,
+    /// `--cert` and `--key`: a client certificate and its key, for members that require one.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl BenchConfig {
@@ -121,6 +132,7 @@ impl BenchConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             progress: false,
+            tls: None,
         }
         .with_default_conns()
     }
@@ -148,6 +160,30 @@ impl BenchConfig {
             if e.len() <= "https://".len() {
                 return invalid(format!("--endpoints: {e:?} has no host"));
             }
+        }
+        let https = self.endpoints.iter().filter(|e| e.starts_with("https://"));
+        match (https.count(), &self.tls) {
+            (0, None) => {}
+            (0, Some(_)) => {
+                return invalid(
+                    "--cacert, --cert and --key are for https:// endpoints; every endpoint \
+                     given is http://"
+                        .into(),
+                )
+            }
+            (_, None) => {
+                return invalid(
+                    "--endpoints: https:// needs --cacert, the CA the members' certificates \
+                     chain to"
+                        .into(),
+                );
+            }
+            (n, Some(_)) if n != self.endpoints.len() => {
+                return invalid(
+                    "--endpoints: mix of http:// and https://; give all of one kind".into(),
+                )
+            }
+            _ => {}
         }
         if self.clients == 0 {
             return invalid("--clients must be at least 1".into());
@@ -290,9 +326,43 @@ pub struct BenchArgs {
     /// Do not draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// For https:// endpoints: the CA (PEM) their certificates chain to.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// A client certificate (PEM), for members started with --client-cert-auth; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM); needs --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 impl BenchArgs {
+    fn tls(&self) -> Result<Option<BenchTls>, BenchError> {
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(BenchError::InvalidConfig(
+                    "--cert and --key go together: give both or neither".into(),
+                ))
+            }
+        };
+        match (&self.cacert, identity) {
+            (Some(ca), identity) => Ok(Some(BenchTls {
+                ca: ca.clone(),
+                identity,
+            })),
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(BenchError::InvalidConfig(
+                "--cert and --key need --cacert, the CA the members' certificates chain to".into(),
+            )),
+        }
+    }
+
     /// The validated configuration these flags describe.
     pub fn to_config(&self) -> Result<BenchConfig, BenchError> {
         let endpoints: Vec<String> = self
@@ -326,6 +396,7 @@ impl BenchArgs {
             watchers: self.watchers,
             request_timeout: self.request_timeout,
             progress: !self.no_progress,
+            tls: self.tls()?,
             ..BenchConfig::new(endpoints, self.workload)
         };
         // An explicit --conns 0 must be refused, not silently replaced by the default.
@@ -478,11 +549,58 @@ mod tests {
             (&["--duration", "ten"], "ten"),
             (&["--workload", "delete"], "delete"),
             (&["--consistency", "x"], "x"),
+            (&["--endpoints", "https://h:1"], "--cacert"),
+            (&["--cacert", "ca.pem"], "https://"),
+            (
+                &[
+                    "--endpoints",
+                    "https://h:1,http://h:2",
+                    "--cacert",
+                    "ca.pem",
+                ],
+                "mix of http:// and https://",
+            ),
+            (&["--endpoints", "https://h:1", "--cert", "c.pem"], "--key"),
+            (&["--endpoints", "https://h:1", "--key", "k.pem"], "--cert"),
+            (
+                &[
+                    "--endpoints",
+                    "https://h:1",
+                    "--cert",
+                    "c.pem",
+                    "--key",
+                    "k.pem",
+                ],
+                "--cacert",
+            ),
         ];
         for (argv, needle) in cases {
             let err = parse(argv).expect_err(&format!("{argv:?} must be refused"));
             assert!(err.contains(needle), "{argv:?}: {err:?} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn tls_flags_make_tls_settings() {
+        let c = parse(&["--endpoints", "https://h:1", "--cacert", "ca.pem"]).unwrap();
+        let tls = c.tls.expect("tls");
+        assert_eq!((tls.ca, tls.identity), (PathBuf::from("ca.pem"), None));
+        let c = parse(&[
+            "--endpoints",
+            "https://h:1",
+            "--cacert",
+            "ca.pem",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.tls.expect("tls").identity,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+        assert_eq!(parse(&[]).unwrap().tls, None);
     }
 
     #[test]

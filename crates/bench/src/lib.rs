@@ -27,13 +27,13 @@ use etcd_proto::etcdserverpb::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Response, Status};
 
 pub use config::{
-    parse_duration, BenchArgs, BenchConfig, Consistency, Limit, Workload, DEFAULT_CLIENTS,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DURATION, DEFAULT_KEY_SIZE, DEFAULT_KEY_SPACE,
-    DEFAULT_MIXED_READ_PERCENT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_VALUE_SIZE,
+    parse_duration, BenchArgs, BenchConfig, BenchTls, Consistency, Limit, Workload,
+    DEFAULT_CLIENTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DURATION, DEFAULT_KEY_SIZE,
+    DEFAULT_KEY_SPACE, DEFAULT_MIXED_READ_PERCENT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_VALUE_SIZE,
 };
 pub use report::{throughput, BenchReport, LatencySummary, OpReport, PreloadReport, WATCH_EVENT};
 
@@ -58,6 +58,12 @@ pub enum BenchError {
         key: String,
         attempts: u32,
         status: Status,
+    },
+    #[error("{flag} {}: {reason}", path.display())]
+    TlsFile {
+        flag: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
     },
     #[error("a load task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -203,14 +209,24 @@ pub async fn probe(endpoint: &str, timeout: Duration) -> Result<(), BenchError> 
 /// Opens `conns` connections, round-robin over the endpoints, failing fast if one does
 /// not connect (a typo in an endpoint should not become a run full of errors).
 async fn connect_all(config: &BenchConfig) -> Result<Vec<Channel>, BenchError> {
+    let tls = config.tls.as_ref().map(client_tls).transpose()?;
     let mut channels = Vec::with_capacity(config.conns);
     for i in 0..config.conns {
         let endpoint = &config.endpoints[i % config.endpoints.len()];
-        let channel = Channel::from_shared(endpoint.clone())
-            .map_err(|e| BenchError::InvalidEndpoint {
+        let mut settings =
+            Channel::from_shared(endpoint.clone()).map_err(|e| BenchError::InvalidEndpoint {
                 endpoint: endpoint.clone(),
                 reason: e.to_string(),
-            })?
+            })?;
+        if let Some(tls) = &tls {
+            settings = settings
+                .tls_config(tls.clone())
+                .map_err(|source| BenchError::Connect {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
+        }
+        let channel = settings
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .connect()
@@ -222,6 +238,26 @@ async fn connect_all(config: &BenchConfig) -> Result<Vec<Channel>, BenchError> {
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// The client TLS settings of `tls`'s files (read once per run).
+fn client_tls(tls: &BenchTls) -> Result<ClientTlsConfig, BenchError> {
+    let read = |flag: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| BenchError::TlsFile {
+            flag,
+            path: path.to_path_buf(),
+            reason: format!("cannot read it: {e}"),
+        })
+    };
+    let mut settings =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--cacert", &tls.ca)?));
+    if let Some((cert, key)) = &tls.identity {
+        settings = settings.identity(Identity::from_pem(
+            read("--cert", cert)?,
+            read("--key", key)?,
+        ));
+    }
+    Ok(settings)
 }
 
 /// Awaits one RPC within the request timeout. The timer is ours, not a grpc-timeout

@@ -164,7 +164,7 @@ impl OpTally {
         *self.errors_by_code.entry(code.clone()).or_insert(0) += n;
         self.error_samples
             .entry(code)
-            .or_insert_with(|| status.message().to_string());
+            .or_insert_with(|| describe(status));
     }
 
     pub fn merge(&mut self, other: &OpTally) {
@@ -308,6 +308,19 @@ impl fmt::Display for BenchReport {
         }
         Ok(())
     }
+}
+
+/// A status's message and, for failures below gRPC (TLS refused, connection reset), what
+/// caused them: tonic's message alone says only "transport error".
+fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut cause = std::error::Error::source(status);
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 #[cfg(test)]
