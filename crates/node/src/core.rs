@@ -8,17 +8,18 @@
 
 use crate::config::CrashPoint;
 use crate::error::NodeError;
+use crate::lease_clock::LeaseClocks;
 use crate::peer::{self, PeerMessage};
 use crate::snapshot::{NodeSnapshot, SnapshotState};
 use bytes::Bytes;
 use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
-    Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
-    Replica, Role, SessionOutcome,
+    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
+    ReadOutcome, Replica, Role, SessionOutcome, Value,
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 use storage::group::{Completion, GroupCommit};
 use storage::StdFs;
@@ -118,23 +119,6 @@ struct PendingRead {
     confirmed: Option<Slot>,
 }
 
-/// This member's clock for one lease: it expires at `deadline` unless renewed. Every member
-/// keeps one (set when it applies the grant or a renewal), but only the leader acts on it: it
-/// proposes the revoke, which then deletes the lease's keys on every member alike.
-struct LeaseClock {
-    ttl: Duration,
-    deadline: Instant,
-    /// When this member (as leader) last proposed the lease's revoke, if it did.
-    revoke_proposed: Option<Instant>,
-}
-
-/// `now + ttl`, or a time decades away for a TTL too large to add (etcd allows 9e9 s).
-fn lease_deadline(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
-        .unwrap_or(now)
-}
-
 /// What the driver is built from.
 #[allow(missing_docs)]
 pub struct CoreParts {
@@ -198,7 +182,7 @@ pub struct Core {
     /// The store's applied revision, for watchers.
     applied_revision: watch::Sender<i64>,
     /// Every lease's clock, by id (the store's leases, always).
-    lease_clocks: BTreeMap<i64, LeaseClock>,
+    lease_clocks: LeaseClocks,
     /// Whether this member led at the last tick: a new leader restarts every lease's clock.
     was_leading: bool,
 }
@@ -242,7 +226,7 @@ impl Core {
             crash_at: parts.crash_at,
             crash_hits: 0,
             applied_revision: parts.applied_revision,
-            lease_clocks: BTreeMap::new(),
+            lease_clocks: LeaseClocks::default(),
             was_leading: false,
         };
         core.restart_lease_clocks();
@@ -253,50 +237,33 @@ impl Core {
     /// installed, and when this member becomes leader (as etcd's new leader does, so that a
     /// lease is never expired for the time it took to elect someone to renew it with).
     fn restart_lease_clocks(&mut self) {
-        let now = Instant::now();
         let store = self.applier.machine();
-        self.lease_clocks = store
-            .lease_ttls()
-            .map(|(id, ttl)| {
-                let ttl = Duration::from_secs(ttl.max(0) as u64);
-                let clock = LeaseClock {
-                    ttl,
-                    deadline: lease_deadline(now, ttl),
-                    revoke_proposed: None,
-                };
-                (id, clock)
-            })
-            .collect();
+        self.lease_clocks
+            .restart(store.lease_ttls(), Instant::now());
     }
 
-    /// Keeps the lease clocks in step with an applied command.
-    fn on_lease_applied(&mut self, outcome: &SessionOutcome<KvOutput>) {
-        let SessionOutcome::Applied(Ok(response)) = outcome else {
+    /// Keeps the lease clocks in step with an applied command; `entry` is the slot it came in.
+    fn on_lease_applied(&mut self, applied: &Applied<KvOutput>, entry: &ChosenEntry) {
+        let SessionOutcome::Applied(Ok(response)) = &applied.outcome else {
             return;
         };
         let now = Instant::now();
         match response {
-            KvResponse::LeaseGrant(g) => {
-                let ttl = Duration::from_secs(g.ttl.max(0) as u64);
-                self.lease_clocks.insert(
-                    g.id,
-                    LeaseClock {
-                        ttl,
-                        deadline: lease_deadline(now, ttl),
-                        revoke_proposed: None,
-                    },
-                );
-            }
-            KvResponse::LeaseKeepAlive(k) => {
-                if let Some(clock) = self.lease_clocks.get_mut(&k.id) {
-                    clock.deadline = lease_deadline(now, clock.ttl);
-                    clock.revoke_proposed = None;
-                }
-            }
+            KvResponse::LeaseGrant(g) => self.lease_clocks.start(g.id, g.ttl, now),
+            KvResponse::LeaseKeepAlive(k) => self.lease_clocks.renew(k.id, now),
             KvResponse::LeaseRevoke(_) => {
-                let store = self.applier.machine();
-                let live: BTreeSet<i64> = store.lease_ttls().map(|(id, _)| id).collect();
-                self.lease_clocks.retain(|id, _| live.contains(id));
+                // The answer does not name the lease; the command does. Revokes are rare, so
+                // finding and decoding it again costs little.
+                let Value::Batch(commands) = &entry.value else {
+                    return;
+                };
+                let revoked = commands
+                    .iter()
+                    .find(|c| c.id == applied.id)
+                    .and_then(|c| kv::decode(&c.payload).ok());
+                if let Some(KvCommand::LeaseRevoke(r)) = revoked {
+                    self.lease_clocks.forget(r.id);
+                }
             }
             _ => {}
         }
@@ -313,18 +280,17 @@ impl Core {
         if !leading {
             return;
         }
-        let retry = self.request_timeout;
-        let due: Vec<i64> = self
-            .lease_clocks
-            .iter()
-            .filter(|(_, c)| {
-                c.deadline <= now && c.revoke_proposed.is_none_or(|at| at + retry <= now)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(c) = self.lease_clocks.get_mut(&id) {
-                c.revoke_proposed = Some(now);
+        for id in self.lease_clocks.take_due(now, self.request_timeout) {
+            if self
+                .applier
+                .machine()
+                .lease_time_to_live(id, false)
+                .is_err()
+            {
+                // Revoked already (its revoke applied in a slot this member installed from a
+                // snapshot, say): nothing to expire, and no clock to keep.
+                self.lease_clocks.forget(id);
+                continue;
             }
             tracing::info!(lease = id, "lease expired; proposing its revoke");
             let payload = kv::encode(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }));
@@ -336,8 +302,7 @@ impl Core {
 
     /// Seconds until lease `id` expires by this member's clock, rounded up.
     fn lease_remaining(&self, id: i64) -> Option<i64> {
-        let clock = self.lease_clocks.get(&id)?;
-        let left = clock.deadline.saturating_duration_since(Instant::now());
+        let left = self.lease_clocks.remaining(id, Instant::now())?;
         Some(left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0))
     }
 
@@ -792,16 +757,19 @@ impl Core {
             }
             let mut applied = std::mem::take(&mut self.applied_buf);
             for entry in &ready.chosen {
-                if let paxos::multi::Value::Batch(commands) = &entry.value {
+                if let Value::Batch(commands) = &entry.value {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
                 }
                 self.crash_point(CrashPoint::BeforeApply);
+                let from = applied.len();
                 self.applier.apply(entry, &mut applied);
+                for a in &applied[from..] {
+                    self.on_lease_applied(a, entry);
+                }
                 self.crash_point(CrashPoint::AfterApply);
             }
             for a in applied.drain(..) {
-                self.on_lease_applied(&a.outcome);
                 self.complete_write(a);
             }
             self.applied_buf = applied;

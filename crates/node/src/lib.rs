@@ -14,6 +14,7 @@ mod core;
 mod election;
 pub mod error;
 mod lease;
+pub mod lease_clock;
 mod lock;
 pub mod peer;
 mod recipe;
