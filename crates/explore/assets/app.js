@@ -296,7 +296,7 @@ function drawCards(v) {
     if (n.up) buttons.append(el('button', { type: 'button', 'data-act': 'crash', onclick: () => act({ do: 'crash', node: num }) }, 'Crash'));
     else buttons.append(el('button', { type: 'button', 'data-act': 'restart', onclick: () => act({ do: 'restart', node: num }) }, 'Restart'));
     buttons.append(el('button', { type: 'button', 'data-act': 'timer', title: view.spec.protocol === 'multi' ? 'Start an election now' : 'Retry with a higher ballot now', onclick: () => act({ do: 'timer', node: num }) }, 'Fire timer'));
-    if (n.up && view.spec.protocol === 'synod' && n.notes.some((x) => x.includes('disk write'))) {
+    if (n.up && n.notes.some((x) => x.includes('disk write'))) {
       buttons.append(el('button', { type: 'button', 'data-act': 'persist', title: 'Finish its oldest disk write now, out of turn', onclick: () => act({ do: 'persist', node: num }) }, 'Finish disk write'));
     }
     card.append(buttons);

@@ -254,10 +254,29 @@ impl MultiWorld {
                 );
                 self.finish_unit(step, text);
             }
-            Action::Persist { .. } => self.nothing(
-                step,
-                "the simulator's disks finish their writes in their turn only.".to_string(),
-            ),
+            Action::Persist { node } => {
+                let i = node - 1;
+                let Some(sim_node) = self.sim.nodes().get(i) else {
+                    return self.nothing(step, format!("there is no n{node}."));
+                };
+                if !sim_node.is_up() {
+                    return self.nothing(step, format!("n{node} is down."));
+                }
+                let Some(ops) = sim_node
+                    .disk_in_flight()
+                    .next()
+                    .map(|(_, ops)| ops.iter().map(describe_op).collect::<Vec<_>>())
+                else {
+                    return self.nothing(step, format!("n{node} has no disk write in progress."));
+                };
+                self.sim.persist_now(i);
+                let records = self.new_records();
+                let text = format!(
+                    "By hand, out of turn: {}",
+                    self.explain_persisted(i, ops, &records)
+                );
+                self.finish_unit(step, text);
+            }
             Action::Timer { node } => {
                 let i = node - 1;
                 let before = self.snap(i);

@@ -104,15 +104,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
             Action::Crash { node: n } | Action::Restart { node: n } | Action::Timer { node: n } => {
                 node(*n)?
             }
-            Action::Persist { node: n } => {
-                if spec.protocol != Protocol::Synod {
-                    return Err(SessionError::WrongProtocol(
-                        "finishing a disk write by hand is offered for single-decree Paxos only"
-                            .to_string(),
-                    ));
-                }
-                node(*n)?
-            }
+            Action::Persist { node: n } => node(*n)?,
             Action::Cut { from, to } | Action::Heal { from, to } => {
                 node(*from)?;
                 node(*to)?;
