@@ -27,7 +27,8 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (workspace)"
-cargo test --workspace
+# Every failing test binary is reported, not only the first: one run shows all that is red.
+cargo test --workspace --no-fail-fast
 
 step "model checks with planted bugs: stateright must find each counterexample"
 cargo test -p synod-paxos --features planted-bugs --test model_synod --test model_multi planted
