@@ -1,17 +1,14 @@
 //! Bad input at every door of a real member: each gets a clear error or a logged refusal, the
 //! member keeps serving, and nothing stored is lost.
 
+mod common;
+
+use common::free_port;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::kv_client::KvClient;
 use node::NodeConfig;
-use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tonic::Code;
-
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 fn put(key: &str, value: &str) -> pb::PutRequest {
     pb::PutRequest {
@@ -22,15 +19,7 @@ fn put(key: &str, value: &str) -> pb::PutRequest {
 }
 
 async fn get(kv: &mut KvClient<tonic::transport::Channel>, key: &str) -> Vec<u8> {
-    let r = kv
-        .range(pb::RangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    r.kvs.first().map(|kv| kv.value.clone()).unwrap_or_default()
+    common::value_of(kv, key).await.unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,15 +50,7 @@ async fn put_with(kv: &mut KvClient<Channel>, key: &str, lease: i64) {
 }
 
 async fn exists(kv: &mut KvClient<Channel>, key: &str) -> bool {
-    let r = kv
-        .range(pb::RangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    r.count == 1
+    common::value_of(kv, key).await.is_some()
 }
 
 async fn time_to_live(lease: &mut LeaseClient<Channel>, id: i64) -> pb::LeaseTimeToLiveResponse {

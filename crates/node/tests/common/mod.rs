@@ -24,6 +24,22 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// The value of `key` now (a linearizable read), or `None` if it does not exist.
+pub async fn value_of(
+    kv: &mut etcd_proto::etcdserverpb::kv_client::KvClient<Channel>,
+    key: &str,
+) -> Option<Vec<u8>> {
+    let r = kv
+        .range(pb::RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    r.kvs.into_iter().next().map(|kv| kv.value)
+}
+
 /// Configurations of a new three-member cluster with data under `dir`.
 pub fn three_configs(dir: &std::path::Path) -> Vec<NodeConfig> {
     let ports: Vec<(SocketAddr, SocketAddr)> = (0..3).map(|_| (free_port(), free_port())).collect();
