@@ -22,22 +22,6 @@ pub trait PeerTlsSource: Send + Sync + 'static {
     fn connector(&self) -> TlsConnector;
 }
 
-/// Settings that never change.
-struct Fixed {
-    acceptor: TlsAcceptor,
-    connector: TlsConnector,
-}
-
-impl PeerTlsSource for Fixed {
-    fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor.clone()
-    }
-
-    fn connector(&self) -> TlsConnector {
-        self.connector.clone()
-    }
-}
-
 /// TLS between members: how to accept and how to dial.
 #[derive(Clone)]
 pub struct PeerTls {
@@ -45,14 +29,6 @@ pub struct PeerTls {
 }
 
 impl PeerTls {
-    /// Settings fixed for the life of the transport.
-    pub fn fixed(acceptor: TlsAcceptor, connector: TlsConnector) -> PeerTls {
-        PeerTls::from_source(Fixed {
-            acceptor,
-            connector,
-        })
-    }
-
     /// Settings asked of `source` at every handshake.
     pub fn from_source(source: impl PeerTlsSource) -> PeerTls {
         PeerTls {
