@@ -17,8 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WRITERS: usize = 4;
-/// Bounds the load whatever the speed of the cluster.
-const KEYS_PER_WRITER_MAX: usize = 2_000;
+/// A writer waits this long after each acknowledged put, so the load lasts as long as the test
+/// needs it whatever the speed of the machine: unpaced, a fast machine finished every key
+/// before the killed member was back, and the check for load after the restart saw none.
+const PACE: Duration = Duration::from_millis(5);
+/// Bounds the load: more than a paced writer can put before `WRITER_DEADLINE`, so no writer
+/// runs out of keys while the test still waits for acknowledgements.
+const KEYS_PER_WRITER_MAX: usize = 30_000;
 /// One attempt at one put; past it the writer tries the next member.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// From the kill until every writer has had a put acknowledged again.
@@ -36,6 +41,8 @@ struct Ack {
     revision: i64,
     /// When the attempt that was acknowledged was sent.
     sent: Instant,
+    /// When its acknowledgement arrived.
+    acknowledged: Instant,
 }
 
 #[derive(Default)]
@@ -105,7 +112,9 @@ async fn writer(
                         value,
                         revision,
                         sent,
+                        acknowledged: Instant::now(),
                     });
+                    tokio::time::sleep(PACE).await;
                     break;
                 }
                 // Dead member, no leader yet, or too slow: try the next member.
@@ -117,7 +126,9 @@ async fn writer(
             }
         }
     }
-    Ok(())
+    Err(format!(
+        "writer {w}: put all {KEYS_PER_WRITER_MAX} keys before the test stopped the load"
+    ))
 }
 
 /// Polls `done` every 50 ms until it returns `Ok`, failing with `what` and the last reason it
@@ -192,9 +203,10 @@ fn acknowledged_writes_survive_killing_the_leader_and_the_member_catches_up() {
         },
     );
 
-    let killed_at = Instant::now();
     cluster.kill(old_leader);
-    // Only attempts sent after the kill count: they cannot have been committed by the old leader.
+    // Taken once the killed member is reaped: only attempts sent after that count, since they
+    // cannot have been committed by the old leader.
+    let killed_at = Instant::now();
     let resumed = wait_until(
         RESUME_BOUND,
         "every writer acknowledged again after the kill",
@@ -212,9 +224,11 @@ fn acknowledged_writes_survive_killing_the_leader_and_the_member_catches_up() {
         .acks()
         .iter()
         .filter(|a| a.sent > killed_at)
-        .map(|a| a.sent.duration_since(killed_at))
+        .map(|a| a.acknowledged.duration_since(killed_at))
         .min();
-    eprintln!("writes resumed {first:?} after the kill, for every writer after {resumed:?}");
+    eprintln!(
+        "first put sent after the kill acknowledged {first:?} after it, every writer's within {resumed:?}"
+    );
     let new_leader = cluster.leader();
     assert_ne!(new_leader, old_leader, "a dead member cannot lead");
 
