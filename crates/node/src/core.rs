@@ -71,6 +71,11 @@ pub enum Request {
         /// Where it goes.
         reply: oneshot::Sender<Option<i64>>,
     },
+    /// Take a backup of the state applied here (`Maintenance.Snapshot`).
+    Backup {
+        /// Where it goes.
+        reply: oneshot::Sender<Result<crate::backup::Backup, NodeError>>,
+    },
     /// Report the member's state.
     Status {
         /// Where it goes.
@@ -560,6 +565,13 @@ impl Core {
             }
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Request::Backup { reply } => {
+                let backup = crate::backup::take(&self.applier).map_err(|e| {
+                    tracing::error!(error = %e, "cannot take a backup");
+                    NodeError::Backup(e.to_string())
+                });
+                let _ = reply.send(backup);
             }
             Request::LeaseRemaining { id, reply } => {
                 let _ = reply.send(self.lease_remaining(id));

@@ -30,6 +30,9 @@ pub enum NodeError {
     /// The member's log can no longer be written; it must be restarted.
     #[error("synod: storage failed, this member stopped serving writes: {0}")]
     StorageFailed(String),
+    /// The applied state could not be serialized for a backup.
+    #[error("synod: cannot take a backup: {0}")]
+    Backup(String),
 }
 
 impl NodeError {
@@ -40,6 +43,7 @@ impl NodeError {
             NodeError::TooManyRequests | NodeError::NoSpace => Code::ResourceExhausted,
             NodeError::RequestTooLarge => Code::InvalidArgument,
             NodeError::StorageFailed(_) => Code::Unavailable,
+            NodeError::Backup(_) => Code::Internal,
         };
         Status::new(code, self.to_string())
     }

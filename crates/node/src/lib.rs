@@ -8,6 +8,7 @@
 //! peer grow memory without bound (every queue here is bounded).
 
 pub mod authority;
+pub mod backup;
 pub mod config;
 pub mod convert;
 mod core;

@@ -144,6 +144,10 @@ impl Services {
     }
 }
 
+/// Bytes of a backup per `Maintenance.Snapshot` message (etcd sends 32 KiB; any client's
+/// message limit is far above this).
+const BACKUP_CHUNK_BYTES: usize = 64 << 10;
+
 pub(crate) fn unexpected(what: &str) -> Status {
     Status::internal(format!(
         "synod: the store answered a {what} with another kind of response"
@@ -259,6 +263,40 @@ impl pb::maintenance_server::Maintenance for Services {
             db_size_in_use: db_size,
             is_learner: false,
         }))
+    }
+
+    /// A backup of the state applied here ([`crate::backup`]), what `etcdctl snapshot save`
+    /// writes to its file. It is taken once this member has applied everything acknowledged
+    /// before the request (a linearizable read first), so it holds every write its caller saw
+    /// succeed.
+    async fn snapshot(
+        &self,
+        _request: GrpcRequest<pb::SnapshotRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<pb::SnapshotResponse>>, Status> {
+        let barrier = KvRead::Range(kv::RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            count_only: true,
+            ..kv::RangeRequest::default()
+        });
+        let (_, term) = self.read(barrier, true).await?;
+        let backup = self
+            .ask(|reply| Request::Backup { reply })
+            .await?
+            .map_err(|e| e.status())?;
+        let header = self.header(backup.revision, term);
+        let bytes = backup.bytes;
+        let total = bytes.len();
+        let chunks = (0..total).step_by(BACKUP_CHUNK_BYTES).map(move |at| {
+            let end = (at + BACKUP_CHUNK_BYTES).min(total);
+            Ok(pb::SnapshotResponse {
+                // etcd's rule: the first message's header fixes the snapshot's point in time.
+                header: (at == 0).then_some(header),
+                remaining_bytes: (total - end) as u64,
+                blob: bytes.slice(at..end).to_vec(),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
     /// The hash covers the whole applied state (every revision kept, leases, limits), not the

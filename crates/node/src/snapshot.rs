@@ -53,8 +53,31 @@ struct Body {
     sessions: Vec<(u64, u64, KvOutput)>,
 }
 
+/// This node's snapshot body for `applier`'s state: the version byte, then postcard of the
+/// store and (`with_sessions`) the session table. Also returns the store's part's length.
+pub(crate) fn encode_body(
+    applier: &Applier<KvStore>,
+    with_sessions: bool,
+) -> Result<(Vec<u8>, u64), SnapshotError> {
+    let kv = applier.machine().snapshot();
+    let kv_len = kv.len() as u64;
+    let sessions = if with_sessions {
+        applier
+            .sessions()
+            .iter()
+            .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let body = Body { kv, sessions };
+    let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
+        .map_err(|e| SnapshotError::Body(e.to_string()))?;
+    Ok((bytes, kv_len))
+}
+
 impl NodeSnapshot {
-    fn decode(through: Slot, bytes: &[u8]) -> Result<NodeSnapshot, SnapshotError> {
+    pub(crate) fn decode(through: Slot, bytes: &[u8]) -> Result<NodeSnapshot, SnapshotError> {
         let (&version, rest) = bytes
             .split_first()
             .ok_or_else(|| SnapshotError::Body("empty".into()))?;
@@ -160,17 +183,7 @@ impl SnapshotState {
         crash_mid: bool,
     ) -> Result<u64, SnapshotError> {
         let through = applier.applied_through();
-        let kv = applier.machine().snapshot();
-        let kv_len = kv.len() as u64;
-        let sessions = applier
-            .sessions()
-            .iter()
-            .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
-            .collect();
-        let mut bytes = vec![BODY_VERSION];
-        let body = Body { kv, sessions };
-        bytes =
-            postcard::to_extend(&body, bytes).map_err(|e| SnapshotError::Body(e.to_string()))?;
+        let (bytes, kv_len) = encode_body(applier, true)?;
         let mut writer = storage::SnapshotWriter::create(self.fs, self.dir.clone(), through)?;
         writer.write(&bytes)?;
         if crash_mid {

@@ -53,8 +53,9 @@ pub use error::{DecodeError, Result, StorageError, CORRUPTION_REMEDY};
 pub use floor::WalFloor;
 pub use meta::Meta;
 pub use snapshot::{
-    latest_snapshot, read_snapshot_body, read_snapshot_meta, SnapshotChunk, SnapshotMeta,
-    SnapshotReceiver, SnapshotSource, SnapshotWriter,
+    latest_snapshot, read_snapshot_body, read_snapshot_meta, snapshot_header,
+    verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource,
+    SnapshotWriter, SNAPSHOT_HEADER_BYTES,
 };
 pub use store::Store;
 pub use vfs::{OpenMode, Prealloc, StdFs, Vfs, VfsFile};

@@ -50,6 +50,13 @@ fn is_snapshot_tmp(name: &str) -> bool {
     name.starts_with("snap-") && name.ends_with(".tmp")
 }
 
+/// The header a snapshot file of `body` covering `through` starts with. A file made of this
+/// header and then `body` is a snapshot file wherever it lies: [`read_snapshot_meta`] and
+/// [`read_snapshot_body`] verify it (a backup streamed to a client is one).
+pub fn snapshot_header(through: Slot, body: &[u8]) -> Vec<u8> {
+    encode_header(through, body.len() as u64, crc32c::crc32c(body))
+}
+
 fn encode_header(through: Slot, body_len: u64, body_crc: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES as usize);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
@@ -93,18 +100,55 @@ pub fn read_snapshot_meta<V: Vfs>(vfs: &V, path: &Path) -> Result<SnapshotMeta> 
     Ok(meta)
 }
 
+/// Verifies a whole snapshot file held in memory, `bytes`, read from `path` (named in errors):
+/// header, length and the CRC of the body, as [`read_snapshot_meta`] does for a file on disk.
+/// The body is `bytes[SNAPSHOT_HEADER_BYTES..]`.
+pub fn verify_snapshot_bytes(path: &Path, bytes: &[u8]) -> Result<SnapshotMeta> {
+    let len = bytes.len() as u64;
+    let header = bytes
+        .get(..SNAPSHOT_HEADER_BYTES as usize)
+        .and_then(|h| <&[u8; SNAPSHOT_HEADER_BYTES as usize]>::try_from(h).ok())
+        .ok_or_else(|| too_short(path, len))?;
+    let meta = parse_header(header, len, path)?;
+    let crc = crc32c::crc32c(&bytes[SNAPSHOT_HEADER_BYTES as usize..]);
+    if crc != meta.body_crc {
+        return Err(StorageError::corrupt(
+            path,
+            SNAPSHOT_HEADER_BYTES,
+            format!(
+                "snapshot body checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+                meta.body_crc
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+fn too_short(path: &Path, len: u64) -> StorageError {
+    StorageError::corrupt(
+        path,
+        0,
+        format!("the file is {len} bytes, too short for a snapshot header"),
+    )
+}
+
 fn read_header<F: VfsFile>(file: &mut F, path: &Path) -> Result<SnapshotMeta> {
     let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
     if len < SNAPSHOT_HEADER_BYTES {
-        return Err(StorageError::corrupt(
-            path,
-            0,
-            format!("the file is {len} bytes, too short for a snapshot header"),
-        ));
+        return Err(too_short(path, len));
     }
     let mut h = [0u8; SNAPSHOT_HEADER_BYTES as usize];
     file.read_at(&mut h, 0)
         .map_err(|e| StorageError::io("read", path, e))?;
+    parse_header(&h, len, path)
+}
+
+/// Checks a snapshot header `h` of a file of `len` bytes at `path`.
+fn parse_header(
+    h: &[u8; SNAPSHOT_HEADER_BYTES as usize],
+    len: u64,
+    path: &Path,
+) -> Result<SnapshotMeta> {
     if h[..8] != SNAPSHOT_MAGIC {
         return Err(StorageError::corrupt(
             path,

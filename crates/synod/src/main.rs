@@ -1,12 +1,14 @@
 //! The `synod` command: `sim` (the deterministic simulator), `node` (one cluster member),
 //! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints), `explore` (the
-//! explorer's web page), `chaos` (real members under faults, histories checked).
+//! explorer's web page), `chaos` (real members under faults, histories checked), `snapshot`
+//! (backups: check one, restore a new cluster from one).
 //!
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
 
 mod node_cmd;
 mod sim_cmd;
+mod snapshot_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,6 +38,9 @@ enum Command {
     Explore(explore::ExploreArgs),
     /// Chaos run: 5 real members under seeded faults, the history checked for linearizability.
     Chaos(chaos::ChaosArgs),
+    /// Backups (taken with `etcdctl snapshot save`): check one, or restore a new cluster from it.
+    #[command(subcommand)]
+    Snapshot(snapshot_cmd::SnapshotCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run_cli(args),
         Command::Explore(args) => explore::run_cli(args),
         Command::Chaos(args) => chaos::run_cli(args),
+        Command::Snapshot(command) => snapshot_cmd::run(command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -14,6 +14,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The cluster token of a member started without `--initial-cluster-token`.
+pub const DEFAULT_CLUSTER_TOKEN: &str = "synod-cluster";
+
 /// Flags of `synod node`, named as etcd names them.
 #[derive(Args, Debug, Default)]
 pub struct NodeArgs {
@@ -261,7 +264,7 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     let token = args
         .initial_cluster_token
         .or(file.initial_cluster_token)
-        .unwrap_or_else(|| "synod-cluster".into());
+        .unwrap_or_else(|| DEFAULT_CLUSTER_TOKEN.into());
     let cluster = args
         .initial_cluster
         .or(file.initial_cluster)
