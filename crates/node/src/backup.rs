@@ -102,7 +102,7 @@ pub struct BackupInfo {
     pub compact_revision: i64,
     /// Keys that exist at `revision`.
     pub keys: u64,
-    /// The file's length.
+    /// Bytes before the trailing SHA-256 (as etcd's `totalSize` counts its database's).
     pub bytes: u64,
     /// CRC32C of the body (the file's header carries it).
     pub body_crc: u32,
@@ -178,7 +178,7 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
         revision: store.revision(),
         compact_revision: store.compact_revision(),
         keys: u64::try_from(keys).unwrap_or(0),
-        bytes: bytes.len() as u64,
+        bytes: (bytes.len() - DIGEST_BYTES) as u64,
         body_crc: meta.body_crc,
     };
     Ok((info, body))
@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(info.through, Slot(3));
         assert_eq!(info.revision, 4);
         assert_eq!(info.keys, 2, "two keys exist, one of them written twice");
-        assert_eq!(info.bytes, backup.bytes.len() as u64);
+        assert_eq!(info.bytes, backup.bytes.len() as u64 - 32);
     }
 
     /// `bytes` with its last 32 bytes replaced by the SHA-256 of the rest: damage that the

@@ -454,11 +454,22 @@ impl Cluster {
 
     /// Starts `n` members with TLS where `tls` says.
     pub fn start_with_tls(n: usize, tls: Option<Tls>) -> Cluster {
+        Cluster::start_from(n, tls, None)
+    }
+
+    /// Starts `n` members of a new cluster whose data directories were first restored from
+    /// `backup` (a file `etcdctl snapshot save` wrote): `synod snapshot restore` for Synod,
+    /// `etcdctl snapshot restore` for etcd, each with the flags the member then starts with.
+    pub fn start_restored(n: usize, backup: &Path) -> Cluster {
+        Cluster::start_from(n, None, Some(backup))
+    }
+
+    fn start_from(n: usize, tls: Option<Tls>, backup: Option<&Path>) -> Cluster {
         let target = Target::from_env();
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::spawn(target, n, tls.clone());
+            let mut cluster = Cluster::spawn(target, n, tls.clone(), backup);
             let ready = (0..n).try_for_each(|i| cluster.wait_ready(i, READY_TIMEOUT));
             match ready {
                 Ok(()) => return cluster,
@@ -473,7 +484,7 @@ impl Cluster {
         unreachable!("the last attempt returns or panics")
     }
 
-    fn spawn(target: Target, n: usize, tls: Option<Tls>) -> Cluster {
+    fn spawn(target: Target, n: usize, tls: Option<Tls>, backup: Option<&Path>) -> Cluster {
         let scheme = |on: bool| if on { "https" } else { "http" };
         let client_scheme = scheme(tls.as_ref().is_some_and(|t| t.client));
         let peer_scheme = scheme(tls.as_ref().is_some_and(|t| t.peer));
@@ -520,10 +531,59 @@ impl Cluster {
             token,
             dir,
         };
+        if let Some(backup) = backup {
+            for i in 0..n {
+                cluster.restore_member(i, backup).ok();
+            }
+        }
         for i in 0..n {
             cluster.spawn_member(i, "new");
         }
         cluster
+    }
+
+    /// The flags that make member `i` who it is in this cluster, as `synod node`, etcd and
+    /// both restore commands take them.
+    fn identity_flags(&self, i: usize) -> Vec<String> {
+        let m = &self.members[i];
+        vec![
+            format!("--name={}", m.name),
+            format!("--data-dir={}", m.data_dir.display()),
+            format!("--initial-advertise-peer-urls={}", m.peer_url),
+            format!("--initial-cluster={}", self.initial_cluster),
+            format!("--initial-cluster-token={}", self.token),
+        ]
+    }
+
+    /// Restores member `i`'s data directory from `backup` with the target's own restore
+    /// command; returns its output (failure included).
+    pub fn restore_member(&self, i: usize, backup: &Path) -> Output {
+        let mut cmd = match self.target {
+            Target::Synod => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
+                cmd.args(["snapshot", "restore"]).arg(backup);
+                cmd.arg(format!("--listen-peer-urls={}", self.members[i].peer_url));
+                cmd
+            }
+            Target::Etcd => {
+                let mut cmd = Command::new(etcdctl_path());
+                cmd.env("ETCDCTL_API", "3")
+                    .args(["snapshot", "restore"])
+                    .arg(backup);
+                cmd
+            }
+        };
+        cmd.args(self.identity_flags(i));
+        let what = format!("{cmd:?}");
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what,
+        }
     }
 
     fn spawn_member(&mut self, i: usize, state: &str) {
@@ -541,17 +601,11 @@ impl Cluster {
         )
         .expect("write log");
         let mut cmd = self.target.command();
-        cmd.arg("--name")
-            .arg(&m.name)
-            .arg("--data-dir")
-            .arg(&m.data_dir)
+        cmd.args(self.identity_flags(i))
             .args(["--listen-client-urls", &m.client_url])
             .args(["--advertise-client-urls", &m.client_url])
             .args(["--listen-peer-urls", &m.peer_url])
-            .args(["--initial-advertise-peer-urls", &m.peer_url])
-            .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &self.token])
             .args(self.tls.iter().flat_map(Tls::member_flags))
             // The log is a file that people read: no colour escapes.
             .env("NO_COLOR", "1")
