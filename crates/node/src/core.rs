@@ -34,6 +34,8 @@ const SESSIONS: u64 = 4096;
 const RECORD_SPLIT_BYTES: usize = 4 << 20;
 /// Re-send a forwarded write or a read-index request this often while it waits.
 const RESEND_EVERY: Duration = Duration::from_millis(500);
+/// Leadership transfers waiting at once on one member (each is an operator's MoveLeader).
+const TRANSFERS_MAX: usize = 16;
 
 /// Where a read's answer goes: the store's answer (or refusal) and the ballot round, or why
 /// the node could not serve it.
@@ -70,6 +72,14 @@ pub enum Request {
         id: i64,
         /// Where it goes.
         reply: oneshot::Sender<Option<i64>>,
+    },
+    /// Hand the lead to member `target` (`Maintenance.MoveLeader`); answered once this member
+    /// sees `target` lead, or refused if this member does not lead.
+    MoveLeader {
+        /// The member id to lead next.
+        target: u64,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<(), NodeError>>,
     },
     /// Take a backup of the state applied here (`Maintenance.Snapshot`).
     Backup {
@@ -111,6 +121,14 @@ pub struct Status {
 struct PendingWrite {
     command: Command,
     reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
+    deadline: Instant,
+    resend_at: Instant,
+}
+
+/// A leadership transfer this member (the leader when it began) waits on.
+struct Transfer {
+    target: u64,
+    reply: oneshot::Sender<Result<(), NodeError>>,
     deadline: Instant,
     resend_at: Instant,
 }
@@ -190,6 +208,8 @@ pub struct Core {
     lease_clocks: LeaseClocks,
     /// Whether this member led at the last tick: a new leader restarts every lease's clock.
     was_leading: bool,
+    /// Leadership transfers in progress, at most [`TRANSFERS_MAX`].
+    transfers: Vec<Transfer>,
 }
 
 impl Core {
@@ -233,6 +253,7 @@ impl Core {
             applied_revision: parts.applied_revision,
             lease_clocks: LeaseClocks::default(),
             was_leading: false,
+            transfers: Vec::new(),
         };
         core.restart_lease_clocks();
         core
@@ -378,6 +399,9 @@ impl Core {
     }
 
     fn fail_all(&mut self, e: NodeError) {
+        for t in self.transfers.drain(..) {
+            let _ = t.reply.send(Err(e.clone()));
+        }
         let ids: Vec<CommandId> = self.writes.keys().copied().collect();
         for id in ids {
             if let Some(w) = self.remove_write(id) {
@@ -485,6 +509,17 @@ impl Core {
                 }
             }
             PeerMessage::SnapshotChunk(bytes) => self.on_snapshot_chunk(m.from, &bytes),
+            PeerMessage::TakeLead => {
+                // Only from the member this one follows: a stale or stray request must not
+                // start elections. A non-voting member cannot lead (`campaign` knows).
+                if self.replica.leader().map(|n| n.0) == Some(m.from) {
+                    tracing::info!(
+                        from = format!("{:x}", m.from),
+                        "taking the lead at the leader's request"
+                    );
+                    self.replica.campaign();
+                }
+            }
         }
     }
 
@@ -566,6 +601,7 @@ impl Core {
             Request::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Request::MoveLeader { target, reply } => self.move_leader(target, reply),
             Request::Backup { reply } => {
                 let backup = crate::backup::take(&self.applier).map_err(|e| {
                     tracing::error!(error = %e, "cannot take a backup");
@@ -584,6 +620,60 @@ impl Core {
                     store.revision(),
                     store.compact_revision(),
                 ));
+            }
+        }
+    }
+
+    fn move_leader(&mut self, target: u64, reply: oneshot::Sender<Result<(), NodeError>>) {
+        if self.replica.role() != Role::Leader {
+            let _ = reply.send(Err(NodeError::NotLeader));
+            return;
+        }
+        if !self.members.contains(&target) {
+            let _ = reply.send(Err(NodeError::BadTransferee));
+            return;
+        }
+        if target == self.me() {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if self.transfers.len() >= TRANSFERS_MAX {
+            let _ = reply.send(Err(NodeError::TooManyRequests));
+            return;
+        }
+        tracing::info!(
+            to = format!("{target:x}"),
+            "handing the lead over (MoveLeader)"
+        );
+        self.send(target, &PeerMessage::TakeLead);
+        let now = Instant::now();
+        self.transfers.push(Transfer {
+            target,
+            reply,
+            deadline: now + self.request_timeout,
+            resend_at: now + RESEND_EVERY,
+        });
+    }
+
+    /// Answers each transfer whose target now leads (as this member sees it) or whose time is
+    /// up; asks the target again while this member still leads (the request may be lost).
+    fn progress_transfers(&mut self, now: Instant) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let leader = self.replica.leader().map(|n| n.0);
+        let leading = self.replica.role() == Role::Leader;
+        for mut t in std::mem::take(&mut self.transfers) {
+            if leader == Some(t.target) {
+                let _ = t.reply.send(Ok(()));
+            } else if now >= t.deadline {
+                let _ = t.reply.send(Err(NodeError::TransferTimeout));
+            } else {
+                if leading && now >= t.resend_at {
+                    self.send(t.target, &PeerMessage::TakeLead);
+                    t.resend_at = now + RESEND_EVERY;
+                }
+                self.transfers.push(t);
             }
         }
     }
@@ -752,6 +842,7 @@ impl Core {
         if let Some((to, ask)) = self.snapshots.retry_ask(now) {
             self.send(to, &ask);
         }
+        self.progress_transfers(now);
     }
 
     /// Does what the replica asks, until it asks nothing.

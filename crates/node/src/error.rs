@@ -30,6 +30,15 @@ pub enum NodeError {
     /// The member's log can no longer be written; it must be restarted.
     #[error("synod: storage failed, this member stopped serving writes: {0}")]
     StorageFailed(String),
+    /// Asked of the leader only, and this member does not lead.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// A leadership transfer to a member that is not in the cluster.
+    #[error("etcdserver: bad leader transferee")]
+    BadTransferee,
+    /// The transferee did not take the lead in time.
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TransferTimeout,
     /// The applied state could not be serialized for a backup.
     #[error("synod: cannot take a backup: {0}")]
     Backup(String),
@@ -44,6 +53,8 @@ impl NodeError {
             NodeError::RequestTooLarge => Code::InvalidArgument,
             NodeError::StorageFailed(_) => Code::Unavailable,
             NodeError::Backup(_) => Code::Internal,
+            NodeError::NotLeader | NodeError::BadTransferee => Code::FailedPrecondition,
+            NodeError::TransferTimeout => Code::Unavailable,
         };
         Status::new(code, self.to_string())
     }

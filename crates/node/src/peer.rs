@@ -53,6 +53,10 @@ pub enum PeerMessage {
     },
     /// One chunk of a snapshot (storage's `SnapshotChunk` encoding, CRC-checked).
     SnapshotChunk(#[serde(with = "serde_bytes_compat")] Bytes),
+    /// From the leader: "take the lead", a leadership transfer (etcd's MoveLeader). The
+    /// receiver starts phase 1 at once with a higher ballot; Paxos keeps that safe whenever it
+    /// happens, so the message only decides who runs, never what is chosen.
+    TakeLead,
 }
 
 /// `Bytes` as a postcard byte string.
@@ -106,6 +110,7 @@ pub fn samples() -> Vec<PeerMessage> {
             offset: 10,
         },
         PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
+        PeerMessage::TakeLead,
     ]
 }
 

@@ -265,6 +265,22 @@ impl pb::maintenance_server::Maintenance for Services {
         }))
     }
 
+    /// Hands the lead to another member; only the leader accepts (etcdctl sends it there). The
+    /// answer comes once this member sees the new leader lead.
+    async fn move_leader(
+        &self,
+        request: GrpcRequest<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        self.ask(|reply| Request::MoveLeader { target, reply })
+            .await?
+            .map_err(|e| e.status())?;
+        let s = Services::status(self).await?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: Some(self.header(s.revision, s.term)),
+        }))
+    }
+
     /// A backup of the state applied here ([`crate::backup`]), what `etcdctl snapshot save`
     /// writes to its file. It is taken once this member has applied everything acknowledged
     /// before the request (a linearizable read first), so it holds every write its caller saw

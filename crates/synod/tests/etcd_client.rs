@@ -305,6 +305,32 @@ fn txn_both_branches_and_compaction() {
 }
 
 #[test]
+fn move_leader_is_refused_by_a_member_that_does_not_lead() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    runtime().block_on(async {
+        let mut at_leader = client(cluster.endpoint(leader)).await;
+        let target = at_leader
+            .status()
+            .await
+            .expect("status")
+            .header()
+            .expect("header")
+            .member_id();
+        let mut at_follower = client(cluster.endpoint(follower)).await;
+        let (code, message) = grpc_error(at_follower.move_leader(target).await);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("FailedPrecondition", "etcdserver: not leader")
+        );
+        // The leader asked to lead already: nothing to do, and it still leads.
+        at_leader.move_leader(target).await.expect("move to itself");
+    });
+    assert_eq!(cluster.leader(), leader);
+}
+
+#[test]
 fn status_and_member_list() {
     let cluster = Cluster::start(3);
     runtime().block_on(async {

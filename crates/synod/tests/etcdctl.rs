@@ -682,3 +682,43 @@ fn lock_is_mutually_exclusive_and_elect_names_the_leader() {
         .expect("the candidate's key");
     assert_eq!(elected, key, "the candidate prints the key it won with");
 }
+
+#[test]
+fn move_leader_hands_the_lead_to_the_named_member_and_nothing_is_lost() {
+    let c = Cluster::start(3);
+    let all = c.endpoints();
+    let old = c.leader();
+    let new = (old + 1) % 3;
+    let id = |i: usize| c.status(i).expect("status").member_id;
+    let (old_id, new_id) = (id(old), id(new));
+    etcdctl(c.endpoint(new), &["put", "moved/1", "before"]).ok();
+
+    // etcdctl finds the leader among the endpoints and asks it; ids are hex, as etcdctl prints.
+    let out = etcdctl(&all, &["move-leader", &format!("{new_id:x}")]).ok();
+    assert_eq!(
+        out.trim(),
+        format!("Leadership transferred from {old_id:x} to {new_id:x}")
+    );
+    assert_eq!(c.leader(), new, "every member agrees on the new leader");
+    etcdctl(c.endpoint(old), &["put", "moved/2", "after"]).ok();
+    let range = parse_range(
+        &etcdctl(
+            c.endpoint(old),
+            &["get", "--prefix", "moved/", "-w", "json"],
+        )
+        .ok(),
+    );
+    let values: Vec<&str> = range.kvs.iter().map(|kv| kv.value.as_str()).collect();
+    assert_eq!(values, ["before", "after"]);
+
+    // Back again, through a list that names only the new leader; then an id no member has.
+    let back = etcdctl(c.endpoint(new), &["move-leader", &format!("{old_id:x}")]).ok();
+    assert!(back.contains(&format!("to {old_id:x}")), "{back}");
+    assert_eq!(c.leader(), old);
+    let unknown = etcdctl(&all, &["move-leader", "1234"]);
+    assert!(!unknown.success(), "{unknown}");
+    assert!(
+        unknown.stderr.contains("etcdserver: bad leader transferee"),
+        "{unknown}"
+    );
+}
