@@ -81,6 +81,11 @@ pub enum Request {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    /// Snapshot now and free the log it covers (`Maintenance.Defragment`).
+    Defragment {
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
     /// Take a backup of the state applied here (`Maintenance.Snapshot`).
     Backup {
         /// Where it goes.
@@ -602,10 +607,13 @@ impl Core {
                 let _ = reply.send(self.status());
             }
             Request::MoveLeader { target, reply } => self.move_leader(target, reply),
+            Request::Defragment { reply } => {
+                let _ = reply.send(self.defragment());
+            }
             Request::Backup { reply } => {
                 let backup = crate::backup::take(&self.applier).map_err(|e| {
                     tracing::error!(error = %e, "cannot take a backup");
-                    NodeError::Backup(e.to_string())
+                    NodeError::Snapshot(e.to_string())
                 });
                 let _ = reply.send(backup);
             }
@@ -986,26 +994,43 @@ impl Core {
     }
 
     fn maybe_snapshot(&mut self) {
-        let applied = self.applier.applied_through();
-        if !self.snapshots.due(applied) {
+        if !self.snapshots.due(self.applier.applied_through()) {
             return;
         }
+        if let Err(e) = self.snapshot_now() {
+            tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+        }
+    }
+
+    /// Snapshots the applied state now, then compacts the core's log and the WAL through it;
+    /// the store's size (the db size) is measured again. A failed compaction of the WAL only
+    /// keeps segments longer.
+    fn snapshot_now(&mut self) -> Result<(), crate::snapshot::SnapshotError> {
+        let applied = self.applier.applied_through();
         let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
-        match self.snapshots.take(&self.applier, crash_mid) {
-            Ok(bytes) => {
-                self.db_bytes = bytes;
-                self.crash_point(CrashPoint::DuringCompaction);
-                self.replica.compact(applied);
-                if let Some(wal) = &self.wal {
-                    if let Err(e) = wal.compact(applied) {
-                        tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+        self.db_bytes = self.snapshots.take(&self.applier, crash_mid)?;
+        self.crash_point(CrashPoint::DuringCompaction);
+        self.replica.compact(applied);
+        if let Some(wal) = &self.wal {
+            if let Err(e) = wal.compact(applied) {
+                tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");
             }
         }
+        Ok(())
+    }
+
+    /// etcd's Defragment, in Synod's terms: a snapshot now (unless the newest covers every
+    /// applied slot), which frees the log segments it covers and measures the db size again, so
+    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once.
+    fn defragment(&mut self) -> Result<(), NodeError> {
+        let applied = self.applier.applied_through();
+        if applied == Slot::ZERO || self.snapshots.newest_through() == Some(applied) {
+            return Ok(());
+        }
+        self.snapshot_now().map_err(|e| {
+            tracing::error!(error = %e, "defragment: cannot take a snapshot");
+            NodeError::Snapshot(e.to_string())
+        })
     }
 }
 

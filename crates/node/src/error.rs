@@ -39,9 +39,9 @@ pub enum NodeError {
     /// The transferee did not take the lead in time.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     TransferTimeout,
-    /// The applied state could not be serialized for a backup.
-    #[error("synod: cannot take a backup: {0}")]
-    Backup(String),
+    /// The applied state could not be serialized or written (a backup, a defragment).
+    #[error("synod: snapshot failed: {0}")]
+    Snapshot(String),
 }
 
 impl NodeError {
@@ -52,7 +52,7 @@ impl NodeError {
             NodeError::TooManyRequests | NodeError::NoSpace => Code::ResourceExhausted,
             NodeError::RequestTooLarge => Code::InvalidArgument,
             NodeError::StorageFailed(_) => Code::Unavailable,
-            NodeError::Backup(_) => Code::Internal,
+            NodeError::Snapshot(_) => Code::Internal,
             NodeError::NotLeader | NodeError::BadTransferee => Code::FailedPrecondition,
             NodeError::TransferTimeout => Code::Unavailable,
         };

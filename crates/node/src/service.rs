@@ -265,6 +265,21 @@ impl pb::maintenance_server::Maintenance for Services {
         }))
     }
 
+    /// Snapshots this member's state now and frees the log segments the snapshot covers: what
+    /// reclaims disk after a compaction, as etcd's defragment does for its database file.
+    async fn defragment(
+        &self,
+        _request: GrpcRequest<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.ask(|reply| Request::Defragment { reply })
+            .await?
+            .map_err(|e| e.status())?;
+        let s = Services::status(self).await?;
+        Ok(Response::new(pb::DefragmentResponse {
+            header: Some(self.header(s.revision, s.term)),
+        }))
+    }
+
     /// Hands the lead to another member; only the leader accepts (etcdctl sends it there). The
     /// answer comes once this member sees the new leader lead.
     async fn move_leader(
@@ -340,10 +355,21 @@ impl pb::maintenance_server::Maintenance for Services {
     ) -> Result<Response<pb::AlarmResponse>, Status> {
         let r = request.into_inner();
         let s = Services::status(self).await?;
-        if r.action != pb::alarm_request::AlarmAction::Get as i32 {
+        use pb::alarm_request::AlarmAction;
+        if r.action == AlarmAction::Activate as i32 {
             return Err(Status::unimplemented(
-                "synod: alarms are raised and cleared by the member itself (the NOSPACE alarm clears once compaction frees space)",
+                "synod: alarms are raised by the member itself, when its store passes --quota-backend-bytes",
             ));
+        }
+        // The NOSPACE alarm is the store's size against the quota, not a flag to clear: a
+        // disarm succeeds once the size is under the quota, and otherwise says how to get there.
+        if r.action == AlarmAction::Deactivate as i32 && s.no_space {
+            return Err(Status::failed_precondition(format!(
+                "synod: the NOSPACE alarm stays raised while the store holds {} bytes, at or over \
+                 --quota-backend-bytes: delete keys, compact (etcdctl compact), defragment \
+                 (etcdctl defrag) to measure the store again, then disarm",
+                s.db_bytes
+            )));
         }
         let alarms = if s.no_space {
             vec![pb::AlarmMember {

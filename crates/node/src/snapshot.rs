@@ -163,6 +163,11 @@ impl SnapshotState {
         ))
     }
 
+    /// The slot the newest snapshot on disk covers, if there is one.
+    pub fn newest_through(&self) -> Option<Slot> {
+        self.newest.as_ref().map(|m| m.through)
+    }
+
     /// Bytes of the store restored at start.
     pub fn restored_bytes(&self) -> u64 {
         self.restored_bytes

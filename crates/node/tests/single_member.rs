@@ -152,7 +152,7 @@ async fn a_restarted_member_recovers_its_data_from_disk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_quota_raises_nospace_refuses_puts_and_still_serves_deletes_and_reads() {
+async fn a_full_quota_raises_nospace_refuses_puts_serves_deletes_and_clears_by_etcds_runbook() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::single("solo", dir.path().join("data"), free_port(), free_port());
     config.quota_bytes = 4096;
@@ -200,12 +200,45 @@ async fn a_full_quota_raises_nospace_refuses_puts_and_still_serves_deletes_and_r
         .unwrap()
         .into_inner();
     assert_eq!(got.kvs.len(), 1);
-    kv.delete_range(pb::DeleteRangeRequest {
-        key: "k0".into(),
+    let deleted = kv
+        .delete_range(pb::DeleteRangeRequest {
+            key: "k".into(),
+            range_end: "l".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut maintenance = MaintenanceClient::new(channel.clone());
+    let disarm = pb::AlarmRequest {
+        action: pb::alarm_request::AlarmAction::Deactivate as i32,
+        ..Default::default()
+    };
+    // Deleted but not compacted away, nor measured again: the alarm stays, and says how to go.
+    let early = maintenance.alarm(disarm).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("etcdctl defrag"), "{early:?}");
+
+    // etcd's runbook: compact, defragment, disarm; then writes are accepted again.
+    kv.compact(pb::CompactionRequest {
+        revision: deleted.header.unwrap().revision,
         ..Default::default()
     })
     .await
     .unwrap();
+    maintenance
+        .defragment(pb::DefragmentRequest::default())
+        .await
+        .unwrap();
+    let disarmed = maintenance.alarm(disarm).await.unwrap().into_inner();
+    assert!(disarmed.alarms.is_empty(), "{disarmed:?}");
+    let alarms = maintenance
+        .alarm(pb::AlarmRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(alarms.alarms.is_empty(), "{alarms:?}");
+    kv.put(put("after", "the runbook")).await.unwrap();
     node.shutdown().await.unwrap();
 }
 
