@@ -119,6 +119,47 @@ fn key_value(key: &[u8], v: &Version) -> Option<KeyValue> {
     })
 }
 
+impl WatchRead {
+    /// A watch of every key, with previous versions: what [`WatchRead::select`] picks from.
+    pub fn everything(after: i64, events_max: usize, bytes_max: usize) -> WatchRead {
+        WatchRead {
+            key: vec![0],
+            range_end: vec![0],
+            after,
+            prev_kv: true,
+            no_put: false,
+            no_delete: false,
+            events_max,
+            bytes_max,
+        }
+    }
+
+    /// Of `all`, the changes of every key over some revisions as [`WatchRead::everything`]
+    /// reads them, the ones this watcher reads over the same revisions: those in its key
+    /// range that its filters keep, with previous versions only if it asked for them. In the
+    /// same order, and equal to what [`KvStore::watch_read`] would answer it (without its
+    /// bounds), so a node can read once and serve many watchers.
+    pub fn select(&self, all: &[Event]) -> Vec<Event> {
+        let span = Span::new(&self.key, &self.range_end);
+        all.iter()
+            .filter(|e| span.contains(&e.kv.key))
+            .filter(|e| match e.kind {
+                EventKind::Put => !self.no_put,
+                EventKind::Delete => !self.no_delete,
+            })
+            .map(|e| Event {
+                kind: e.kind,
+                kv: e.kv.clone(),
+                prev_kv: if self.prev_kv {
+                    e.prev_kv.clone()
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+}
+
 impl KvStore {
     /// The changes in `w`'s key range after revision `w.after`, oldest first, as watch events.
     ///

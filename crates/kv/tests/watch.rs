@@ -132,6 +132,10 @@ proptest! {
         // Small answers, read on from each `through`, add up to the same events.
         let (pieces, _) = read_all(&s, WatchRead { events_max, bytes_max: 1, ..w.clone() });
         prop_assert_eq!(&pieces, &want);
+        // One read of every key's changes, selected for this watcher, is the same events
+        // (what a member does to serve many watchers from one read per applied batch).
+        let (all, _) = read_all(&s, WatchRead::everything(after, 1 << 20, 1 << 30));
+        prop_assert_eq!(&w.select(&all), &want);
         // A restored snapshot serves the same events.
         let restored = KvStore::restore(&s.snapshot()).unwrap();
         prop_assert_eq!(read_all(&restored, w).0, want);

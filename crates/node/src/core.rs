@@ -20,10 +20,11 @@ use paxos::multi::{
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use storage::group::{Completion, GroupCommit};
 use storage::StdFs;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use transport::{Inbound, TransportHandle};
 
@@ -98,6 +99,28 @@ pub enum Request {
     },
 }
 
+/// The changes of every key between two revisions, with previous versions: what one batch of
+/// applied slots changed, read once by the core and shared by every watcher that has seen
+/// exactly the revisions before it ([`kv::WatchRead::select`] picks each one's part). A watcher
+/// out of step ignores it and reads for itself, so one that lags or misses some never skips
+/// or repeats a change.
+#[derive(Debug)]
+pub struct AppliedChanges {
+    /// The revision before the first change.
+    pub after: i64,
+    /// Every change through this revision is in `events`.
+    pub through: i64,
+    /// The ballot round when they were applied (the header's raft term).
+    pub term: u64,
+    /// The changes, oldest first.
+    pub events: Vec<kv::Event>,
+}
+
+/// Most events, and bytes of keys and values, in one [`AppliedChanges`]; a batch that changed
+/// more is not shared (its watchers read), which bounds what slow streams hold.
+const SHARED_EVENTS_MAX: usize = 4096;
+const SHARED_BYTES_MAX: usize = 1 << 20;
+
 /// What `Maintenance.Status` and the member list need.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -167,6 +190,8 @@ pub struct CoreParts {
     pub crash_at: Option<(CrashPoint, u32)>,
     /// Where the store's applied revision is published, for watchers.
     pub applied_revision: watch::Sender<i64>,
+    /// Every applied batch's changes, for watchers in step ([`AppliedChanges`]).
+    pub applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
 }
 
 /// The driver's state. See the module doc.
@@ -209,6 +234,7 @@ pub struct Core {
     last_leader: Option<NodeId>,
     /// The store's applied revision, for watchers.
     applied_revision: watch::Sender<i64>,
+    applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
     /// Every lease's clock, by id (the store's leases, always).
     lease_clocks: LeaseClocks,
     /// Whether this member led at the last tick: a new leader restarts every lease's clock.
@@ -256,6 +282,7 @@ impl Core {
             crash_at: parts.crash_at,
             crash_hits: 0,
             applied_revision: parts.applied_revision,
+            applied_changes: parts.applied_changes,
             lease_clocks: LeaseClocks::default(),
             was_leading: false,
             transfers: Vec::new(),
@@ -705,6 +732,35 @@ impl Core {
         }
     }
 
+    /// Reads the changes since `after` once for every watch stream, if any listens: the
+    /// streams' watchers in step then need no read of their own.
+    fn share_changes(&self, after: i64) {
+        let store = self.applier.machine();
+        if store.revision() == after || self.applied_changes.receiver_count() == 0 {
+            return;
+        }
+        let everything = kv::WatchRead::everything(after, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
+        match store.watch_read(&everything) {
+            Ok(answer) if !answer.compacted && answer.through == store.revision() => {
+                debug_assert!(answer.through > after);
+                let term = self
+                    .replica
+                    .ballot()
+                    .round
+                    .max(self.replica.promised().round);
+                let _ = self.applied_changes.send(Arc::new(AppliedChanges {
+                    after,
+                    through: answer.through,
+                    term,
+                    events: answer.events,
+                }));
+            }
+            // Too much to share, or compacted away already: each watcher reads.
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the changes just applied"),
+        }
+    }
+
     /// Wakes the watchers when the store's revision moved. It only moves forward: a snapshot
     /// is installed only when it is ahead of what is applied here.
     fn publish_revision(&self) {
@@ -867,6 +923,7 @@ impl Core {
                 self.send(out.to.0, &PeerMessage::Paxos(out.msg));
             }
             let mut applied = std::mem::take(&mut self.applied_buf);
+            let revision_before = self.applier.machine().revision();
             for entry in &ready.chosen {
                 if let Value::Batch(commands) = &entry.value {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
@@ -898,6 +955,7 @@ impl Core {
                 }
             }
             if !ready.chosen.is_empty() {
+                self.share_changes(revision_before);
                 self.publish_revision();
                 self.maybe_snapshot();
             }

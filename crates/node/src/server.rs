@@ -34,6 +34,10 @@ use transport::{Inbound, Transport, TransportConfig, TransportHandle};
 const FRAME_BYTES_MAX: u32 = 32 << 20;
 /// Client requests queued for the core at most before "too many requests".
 const REQUEST_QUEUE: usize = 16_384;
+/// Applied batches' shared changes kept for watch streams that have not taken them yet; a
+/// stream further behind reads for itself. With each at most 1 MiB (core.rs), this bounds
+/// what slow streams hold.
+const SHARED_CHANGES_QUEUE: usize = 32;
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, so an oversized
 /// request reaches our own check and gets etcd's message instead of a transport error.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -208,6 +212,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let incarnation = rng.next_u64();
     let (req_tx, req_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
     let (revision_tx, revision_rx) = watch::channel(applier.machine().revision());
+    let (changes_tx, _) = tokio::sync::broadcast::channel(SHARED_CHANGES_QUEUE);
     let core = Core::new(CoreParts {
         replica,
         applier,
@@ -223,6 +228,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         incarnation,
         crash_at: config.test_faults.crash_at,
         applied_revision: revision_tx,
+        applied_changes: changes_tx.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
@@ -236,6 +242,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         lease_ttl_min: lease_ttl_min(config.tick * config.election_ticks),
         watch: WatchParts {
             applied_revision: revision_rx,
+            applied_changes: changes_tx,
             stopping: stop_rx.clone(),
             progress_every: config.watch_progress_every,
         },

@@ -1,21 +1,27 @@
 //! etcd's Watch service: one bidirectional stream per client carries many watchers.
 //!
-//! A watcher holds no buffer of its own. It remembers the last revision it was sent and, each
-//! time this member applies new commands, reads the changes after that revision from the store
-//! ([`kv::KvRead::Watch`]), which keeps every version until compaction. So a slow client costs
-//! no memory here: its watchers simply fall behind, and if a compaction passes them they are
-//! cancelled with the compaction revision, as etcd does. Events come from what this member has
-//! applied, as etcd's watch serves from the member's own store.
+//! A watcher holds no buffer of its own. It remembers the last revision it was sent. Each time
+//! this member applies a batch, the core reads what the batch changed once and shares it
+//! ([`AppliedChanges`]); every watcher whose last revision is exactly the batch's start takes
+//! its part from that. A watcher out of step (created at an older revision, or whose stream
+//! fell behind the shared queue) reads the changes after its revision from the store instead
+//! ([`kv::KvRead::Watch`]), which keeps every version until compaction, until it is in step
+//! again. So a slow client costs no memory here beyond the bounded shared queue: its watchers
+//! fall behind, and if a compaction passes them they are cancelled with the compaction
+//! revision, as etcd does. Events come from what this member has applied, as etcd's watch
+//! serves from the member's own store.
 
 use crate::convert;
-use crate::core::Request;
+use crate::core::{AppliedChanges, Request};
 use crate::error::NodeError;
 use crate::service::Services;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::mvccpb;
 use kv::{EventKind, KvRead, KvReadResponse, WatchRead, WatchReadResponse};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request as GrpcRequest, Response, Status, Streaming};
@@ -37,6 +43,8 @@ const NO_WATCHER: i64 = -1;
 pub struct WatchParts {
     /// The store revision this member has applied through; changes when it applies more.
     pub applied_revision: watch::Receiver<i64>,
+    /// What each applied batch changed, for watchers in step (each stream subscribes).
+    pub applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
     /// Becomes true when the member stops: streams end so the gRPC server can close.
     pub stopping: watch::Receiver<bool>,
     /// How often a watcher created with `progress_notify` that has had nothing to send is
@@ -69,7 +77,9 @@ impl pb::watch_server::Watch for Services {
         let parts = self.watch_parts();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
+        let changes = parts.applied_changes.subscribe();
         let stream = WatchStream {
+            changes,
             services: self.clone(),
             parts,
             out,
@@ -83,6 +93,8 @@ impl pb::watch_server::Watch for Services {
 }
 
 struct WatchStream {
+    /// The core's shared changes, taken at the top of each turn.
+    changes: broadcast::Receiver<Arc<AppliedChanges>>,
     services: Services,
     parts: WatchParts,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
@@ -112,6 +124,9 @@ impl WatchStream {
                 return End::Member(NodeError::Stopped.status());
             }
             let revision = *applied.borrow_and_update();
+            if let Err(end) = self.take_shared().await {
+                return end;
+            }
             // One bounded read per lagging watcher per turn, so a watcher far behind cannot
             // keep this stream from hearing its client's cancel.
             let behind: Vec<i64> = self
@@ -268,6 +283,58 @@ impl WatchStream {
         .await
     }
 
+    /// Serves every watcher in step from what the core shared since the last turn. A watcher
+    /// takes a batch only if its last revision is the batch's start, so none skips or repeats
+    /// a change; the others read for themselves.
+    async fn take_shared(&mut self) -> Result<(), End> {
+        loop {
+            let changes = match self.changes.try_recv() {
+                Ok(changes) => changes,
+                // Batches this stream was too slow to take: its watchers are now out of step
+                // with the ones that follow, and read.
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return Ok(()),
+            };
+            let in_step: Vec<i64> = self
+                .watchers
+                .iter()
+                .filter(|(_, w)| w.read.after == changes.after)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in in_step {
+                self.send_shared(id, &changes).await?;
+            }
+        }
+    }
+
+    /// Watcher `id`'s part of `changes`, in responses that never split a revision.
+    async fn send_shared(&mut self, id: i64, changes: &AppliedChanges) -> Result<(), End> {
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return Ok(());
+        };
+        debug_assert_eq!(
+            w.read.after, changes.after,
+            "only a watcher in step takes a batch"
+        );
+        let events = w.read.select(&changes.events);
+        w.read.after = changes.through;
+        if events.is_empty() {
+            return Ok(());
+        }
+        w.sent_since_progress = true;
+        self.term = changes.term;
+        for part in split_at_revisions(events, EVENTS_PER_RESPONSE_MAX, RESPONSE_BYTES_MAX) {
+            self.send(pb::WatchResponse {
+                header: Some(self.header(changes.through)),
+                watch_id: id,
+                events: part.into_iter().map(event).collect(),
+                ..pb::WatchResponse::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// One read of the changes watcher `id` has not seen, and the response that carries them.
     async fn catch_up(&mut self, id: i64) -> Result<(), End> {
         let Some(w) = self.watchers.get(&id) else {
@@ -376,6 +443,37 @@ impl WatchStream {
     }
 }
 
+/// `events` (oldest first) in parts of at most `events_max` events or `bytes_max` bytes of keys
+/// and values, except that a revision is never split (a part ends only where the revision
+/// changes), the rule the store's watch reads follow.
+fn split_at_revisions(
+    events: Vec<kv::Event>,
+    events_max: usize,
+    bytes_max: usize,
+) -> Vec<Vec<kv::Event>> {
+    let mut parts = Vec::new();
+    let mut part: Vec<kv::Event> = Vec::new();
+    let mut bytes = 0usize;
+    for e in events {
+        let full = part.len() >= events_max.max(1) || bytes >= bytes_max;
+        if full
+            && part
+                .last()
+                .is_some_and(|l| l.kv.mod_revision != e.kv.mod_revision)
+        {
+            parts.push(std::mem::take(&mut part));
+            bytes = 0;
+        }
+        bytes +=
+            e.kv.key.len() + e.kv.value.len() + e.prev_kv.as_ref().map_or(0, |p| p.value.len());
+        part.push(e);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
+}
+
 /// A store event as etcd's protobuf has it.
 fn event(e: kv::Event) -> mvccpb::Event {
     let kind = match e.kind {
@@ -386,5 +484,59 @@ fn event(e: kv::Event) -> mvccpb::Event {
         r#type: kind as i32,
         kv: Some(convert::key_value(e.kv)),
         prev_kv: e.prev_kv.map(convert::key_value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_at(revision: i64, key: &str, value_len: usize) -> kv::Event {
+        kv::Event {
+            kind: EventKind::Put,
+            kv: kv::KeyValue {
+                key: key.as_bytes().to_vec(),
+                value: vec![b'v'; value_len],
+                mod_revision: revision,
+                ..kv::KeyValue::default()
+            },
+            prev_kv: None,
+        }
+    }
+
+    fn revisions(parts: &[Vec<kv::Event>]) -> Vec<Vec<i64>> {
+        parts
+            .iter()
+            .map(|p| p.iter().map(|e| e.kv.mod_revision).collect())
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_bounded_and_never_split_a_revision() {
+        // Revision 3 has three events (one transaction), the others one each.
+        let events: Vec<kv::Event> = [1, 2, 3, 3, 3, 4, 5]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| put_at(*r, &format!("k{i}"), 1))
+            .collect();
+        let parts = split_at_revisions(events.clone(), 2, usize::MAX);
+        assert_eq!(
+            revisions(&parts),
+            vec![vec![1, 2], vec![3, 3, 3], vec![4, 5]]
+        );
+        let one = split_at_revisions(events.clone(), 1, usize::MAX);
+        assert_eq!(
+            revisions(&one),
+            vec![vec![1], vec![2], vec![3, 3, 3], vec![4], vec![5]]
+        );
+        let all = split_at_revisions(events.clone(), 100, usize::MAX);
+        assert_eq!(all.concat(), events, "nothing lost, reordered or repeated");
+        // Bytes bound too: each event carries 2 bytes of key and 10 of value.
+        let big: Vec<kv::Event> = (1..=4).map(|r| put_at(r, "kk", 10)).collect();
+        assert_eq!(
+            revisions(&split_at_revisions(big, 100, 24)),
+            vec![vec![1, 2], vec![3, 4]]
+        );
+        assert!(split_at_revisions(Vec::new(), 1, 1).is_empty());
     }
 }

@@ -344,3 +344,160 @@ async fn bad_watch_requests_are_refused_one_by_one_and_the_stream_goes_on() {
     assert_eq!(events, max);
     node.shutdown().await.unwrap();
 }
+
+/// One event as compared: kind, key, value, mod revision, previous value.
+type Seen = (EventType, String, String, i64, Option<String>);
+
+fn seen(e: etcd_proto::mvccpb::Event) -> Seen {
+    let kv = e.kv.unwrap();
+    (
+        EventType::try_from(e.r#type).unwrap(),
+        String::from_utf8(kv.key).unwrap(),
+        String::from_utf8(kv.value).unwrap(),
+        kv.mod_revision,
+        e.prev_kv.map(|p| String::from_utf8(p.value).unwrap()),
+    )
+}
+
+/// Many watchers on one stream, in step with the member's applied batches or not (a past
+/// start, a watcher created mid-load, a client that stops reading for a while so the stream
+/// falls behind the shared queue), under concurrent writers: each sees exactly the changes of
+/// its range after its start, in order, each once, as a single watcher reading the whole
+/// history from revision 1 says they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_watchers_in_and_out_of_step_see_each_change_once_in_order() {
+    let (node, channel, _dir) = single(Duration::from_secs(600)).await;
+    let mut kv = KvClient::new(channel.clone());
+    put(&mut kv, "a0", "seed").await;
+    // (key, range_end, start revision, prev_kv, no_delete)
+    let specs: Vec<(&str, &str, i64, bool, bool)> = vec![
+        ("a", "c", 0, false, false),
+        ("a", "c", 1, true, false),
+        ("c", "e", 0, true, true),
+        ("d3", "", 0, false, false),
+        ("e", "\0", 0, true, false),
+        ("\0", "\0", 0, false, false),
+        ("\0", "\0", 1, true, false),
+        ("b", "f", 0, false, true),
+    ];
+    let mut s = Stream::open(&channel).await;
+    for (key, end, start, prev_kv, no_delete) in &specs {
+        s.create(pb::WatchCreateRequest {
+            key: key.as_bytes().to_vec(),
+            range_end: end.as_bytes().to_vec(),
+            start_revision: *start,
+            prev_kv: *prev_kv,
+            filters: if *no_delete {
+                vec![pb::watch_create_request::FilterType::Nodelete as i32]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        })
+        .await;
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut kv = KvClient::new(channel.clone());
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    let key = format!("{}{}", ["a", "b", "c", "d", "e"][(i + w) % 5], i % 7);
+                    if i % 9 == 4 {
+                        delete(&mut kv, &key, "").await;
+                    } else {
+                        // Large enough that the stream's sends block while its client does
+                        // not read.
+                        put(&mut kv, &key, &format!("w{w}.{i}.{}", "x".repeat(2000))).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Midway: a watcher that joins from a past revision, then a client that reads nothing
+    // for a while, so the stream's queue fills and the shared batches pass it by.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    s.create(pb::WatchCreateRequest {
+        key: b"\0".to_vec(),
+        range_end: b"\0".to_vec(),
+        start_revision: 2,
+        ..Default::default()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let last = put(&mut kv, "z", "end").await;
+
+    // The whole history, read by one watcher from revision 1 on a stream of its own.
+    let mut h = Stream::open(&channel).await;
+    h.create(pb::WatchCreateRequest {
+        key: b"\0".to_vec(),
+        range_end: b"\0".to_vec(),
+        start_revision: 1,
+        prev_kv: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(h.next().await.created);
+    let mut history: Vec<Seen> = Vec::new();
+    while history.last().map(|e| e.3) != Some(last) {
+        history.extend(h.next().await.events.into_iter().map(seen));
+    }
+    let late_spec = ("\0", "\0", 2, false, false);
+    let want = |i: usize, from: i64| -> Vec<Seen> {
+        let (key, end, _, prev_kv, no_delete) = specs.get(i).copied().unwrap_or(late_spec);
+        let in_range = |k: &str| match end {
+            "" => k == key,
+            "\0" => k >= key,
+            end => k >= key && k < end,
+        };
+        history
+            .iter()
+            .filter(|e| e.3 > from && in_range(&e.1))
+            .filter(|e| !(no_delete && e.0 == EventType::Delete))
+            .map(|e| {
+                let prev = if prev_kv { e.4.clone() } else { None };
+                (e.0, e.1.clone(), e.2.clone(), e.3, prev)
+            })
+            .collect()
+    };
+
+    // Read what the stream sends until each watcher has as many events as it should. The
+    // creations are answered in the order they were asked, each with the revision a watcher
+    // without a start revision starts after.
+    let mut watchers: Vec<(i64, i64, Vec<Seen>)> = Vec::new();
+    let mut got: std::collections::BTreeMap<i64, Vec<Seen>> = Default::default();
+    let done = |watchers: &Vec<(i64, i64, Vec<Seen>)>,
+                got: &std::collections::BTreeMap<i64, Vec<Seen>>| {
+        watchers.len() == specs.len() + 1
+            && watchers
+                .iter()
+                .all(|(id, _, want)| got.get(id).map_or(0, Vec::len) >= want.len())
+    };
+    while !done(&watchers, &got) {
+        let r = s.next().await;
+        if r.created {
+            let start = specs.get(watchers.len()).copied().unwrap_or(late_spec).2;
+            let from = if start > 0 {
+                start - 1
+            } else {
+                r.header.unwrap().revision
+            };
+            watchers.push((r.watch_id, from, want(watchers.len(), from)));
+            continue;
+        }
+        assert!(!r.canceled, "{r:?}");
+        let events: Vec<Seen> = r.events.into_iter().map(seen).collect();
+        let revisions: Vec<i64> = events.iter().map(|e| e.3).collect();
+        assert!(revisions.windows(2).all(|p| p[0] <= p[1]), "{revisions:?}");
+        got.entry(r.watch_id).or_default().extend(events);
+    }
+    for (i, (id, from, want)) in watchers.iter().enumerate() {
+        assert!(!want.is_empty(), "watcher {i} has something to see");
+        assert_eq!(got.get(id), Some(want), "watcher {i} (after {from})");
+    }
+    // And nothing more: no change is sent twice.
+    s.quiet(Duration::from_millis(300)).await;
+    node.shutdown().await.unwrap();
+}
