@@ -15,6 +15,7 @@ use etcd_proto::mvccpb;
 use kv::{KvRead, KvReadResponse, WatchRead};
 use pb::kv_server::Kv as _;
 use pb::lease_server::Lease as _;
+use tokio::sync::broadcast::error::TryRecvError;
 use tonic::{Request as GrpcRequest, Status};
 
 /// Most Lock, Campaign and Observe calls waiting on one member at once.
@@ -240,22 +241,41 @@ impl Services {
     ) -> Result<Option<(kv::Event, i64)>, Status> {
         let parts = self.watch_parts();
         let (mut applied, mut stopping) = (parts.applied_revision, parts.stopping);
+        let mut shared = parts.applied_changes.subscribe();
         loop {
             if *stopping.borrow() {
                 return Err(NodeError::Stopped.status());
             }
             let revision = *applied.borrow_and_update();
-            if revision > after {
-                let read = WatchRead {
-                    key: key.to_vec(),
-                    range_end: range_end.to_vec(),
-                    after,
-                    prev_kv: false,
-                    no_put: want == Change::Delete,
-                    no_delete: want == Change::Put,
-                    events_max: 1,
-                    bytes_max: WAIT_READ_BYTES_MAX,
+            let mut read = WatchRead {
+                key: key.to_vec(),
+                range_end: range_end.to_vec(),
+                after,
+                prev_kv: false,
+                no_put: want == Change::Delete,
+                no_delete: want == Change::Put,
+                events_max: 1,
+                bytes_max: WAIT_READ_BYTES_MAX,
+            };
+            // The batches the core shared, as a watcher in step takes them (watch.rs): only
+            // one that starts where this wait stands, so no change is skipped. The rest, and
+            // whatever this wait fell behind on, the read below covers.
+            loop {
+                let changes = match shared.try_recv() {
+                    Ok(changes) => changes,
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 };
+                if changes.after != read.after {
+                    continue;
+                }
+                if let Some(event) = read.select(&changes.events).into_iter().next() {
+                    return Ok(Some((event, changes.through)));
+                }
+                read.after = changes.through;
+            }
+            after = read.after;
+            if revision > after {
                 let (answer, _) = self.read(KvRead::Watch(read), false).await?;
                 let KvReadResponse::Watch(changes) = answer else {
                     return Err(unexpected("watch read"));
