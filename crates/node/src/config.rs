@@ -78,9 +78,31 @@ pub struct NodeConfig {
     /// Size of each write-ahead log segment file, preallocated when it is created. Compacted
     /// segments are reused, so a busy member's log settles at a few segments.
     pub wal_segment_bytes: u64,
+    /// The leader compacts the store's history on its own (etcd's `--auto-compaction-mode`
+    /// and `--auto-compaction-retention`); `None`: only clients compact (etcd's default).
+    pub auto_compaction: Option<AutoCompaction>,
     /// Test-only faults (chaos runs); none in production.
     pub test_faults: TestFaults,
 }
+
+/// What the leader's auto-compaction keeps of the store's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Keep the revisions written in the last this long: every tenth of it, compact through
+    /// the newest revision seen at least this long ago.
+    Periodic(Duration),
+    /// Keep the last this many revisions: every `every`, compact through the store's revision
+    /// minus this.
+    Revision {
+        /// Revisions kept.
+        keep: u64,
+        /// How often to look (etcd: 5 minutes).
+        every: Duration,
+    },
+}
+
+/// How often revision-mode auto-compaction looks, as etcd's does.
+pub const AUTO_COMPACTION_REVISION_EVERY: Duration = Duration::from_secs(300);
 
 /// Default of [`NodeConfig::wal_segment_bytes`], etcd's segment size.
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
@@ -480,6 +502,7 @@ impl NodeConfig {
             pending_requests_max: 16_384,
             snapshot_every_slots: 10_000,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
+            auto_compaction: None,
             test_faults: TestFaults::default(),
             client_tls: None,
             peer_tls: None,

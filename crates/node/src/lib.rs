@@ -9,6 +9,7 @@
 
 pub mod authority;
 pub mod backup;
+mod compactor;
 pub mod config;
 pub mod convert;
 mod core;
@@ -25,6 +26,6 @@ mod snapshot;
 pub mod tls;
 pub mod watch;
 
-pub use config::{ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
+pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
 pub use error::NodeError;
 pub use server::{start, Node};

@@ -247,6 +247,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             progress_every: config.watch_progress_every,
         },
     });
+    if let Some(policy) = config.auto_compaction {
+        tokio::spawn(crate::compactor::run(
+            services.clone(),
+            me.id,
+            policy,
+            stop_rx.clone(),
+        ));
+    }
     let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
     let mut stop_grpc = stop_rx;
     let router = tonic::transport::Server::builder()

@@ -142,6 +142,11 @@ impl Services {
     async fn status(&self) -> Result<CoreStatus, Status> {
         self.ask(|reply| Request::Status { reply }).await
     }
+
+    /// The member's state as the core reports it (leader, revision...).
+    pub(crate) async fn core_status(&self) -> Result<CoreStatus, Status> {
+        self.status().await
+    }
 }
 
 /// Bytes of a backup per `Maintenance.Snapshot` message (etcd sends 32 KiB; any client's

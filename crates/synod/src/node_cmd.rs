@@ -74,6 +74,15 @@ pub struct NodeArgs {
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
     wal_segment_bytes: Option<u64>,
+    /// How --auto-compaction-retention is counted: `periodic` (a time span) or `revision`
+    /// (a number of revisions) [default: periodic].
+    #[arg(long, env = "SYNOD_AUTO_COMPACTION_MODE")]
+    auto_compaction_mode: Option<String>,
+    /// History the leader keeps when it compacts on its own: periodic mode, a span (`1h`,
+    /// `30m`, `90s`, or a whole number of hours), compacted every tenth of it; revision mode,
+    /// that many revisions, looked at every 5 minutes. `0` turns it off [default: 0].
+    #[arg(long, env = "SYNOD_AUTO_COMPACTION_RETENTION")]
+    auto_compaction_retention: Option<String>,
     /// TLS: this member's certificate chain (PEM) for clients; needs https:// client URLs.
     #[arg(long, env = "SYNOD_CERT_FILE")]
     cert_file: Option<PathBuf>,
@@ -134,6 +143,8 @@ struct FileSettings {
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
     wal_segment_bytes: Option<u64>,
+    auto_compaction_mode: Option<String>,
+    auto_compaction_retention: Option<String>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     trusted_ca_file: Option<PathBuf>,
@@ -345,12 +356,87 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;
     }
+    config.auto_compaction = auto_compaction(
+        args.auto_compaction_mode
+            .or(file.auto_compaction_mode)
+            .as_deref()
+            .unwrap_or("periodic"),
+        args.auto_compaction_retention
+            .or(file.auto_compaction_retention)
+            .as_deref()
+            .unwrap_or("0"),
+    )?;
     if let Some(spec) = &args.test_crash_at {
         config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
     }
     config.test_faults.slow_fsync = args.test_slow_fsync_ms.map(Duration::from_millis);
     config.validate()?;
     Ok(config)
+}
+
+/// etcd's auto-compaction flags as a policy; `None` when the retention is zero.
+fn auto_compaction(mode: &str, retention: &str) -> anyhow::Result<Option<node::AutoCompaction>> {
+    let retention = retention.trim();
+    match mode {
+        "periodic" => {
+            let span = match retention.parse::<u64>() {
+                // etcd's rule: a bare number counts hours.
+                Ok(hours) => Duration::from_secs(hours.saturating_mul(3600)),
+                Err(_) => parse_span(retention).with_context(|| {
+                    format!(
+                        "--auto-compaction-retention={retention}: in periodic mode, a span such \
+                         as 1h, 30m or 90s, or a whole number of hours"
+                    )
+                })?,
+            };
+            Ok((!span.is_zero()).then_some(node::AutoCompaction::Periodic(span)))
+        }
+        "revision" => {
+            let keep: u64 = retention.parse().with_context(|| {
+                format!(
+                    "--auto-compaction-retention={retention}: in revision mode, a number of \
+                     revisions to keep"
+                )
+            })?;
+            Ok((keep > 0).then_some(node::AutoCompaction::Revision {
+                keep,
+                every: node::config::AUTO_COMPACTION_REVISION_EVERY,
+            }))
+        }
+        other => bail!("--auto-compaction-mode={other}: expected periodic or revision"),
+    }
+}
+
+/// A span written as a sum of whole numbers with units: `1h30m`, `90s`, `500ms`.
+fn parse_span(text: &str) -> anyhow::Result<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        bail!("empty");
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let n: u64 = number
+            .parse()
+            .with_context(|| format!("no number at {rest:?}"))?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let one = match unit {
+            "h" => Duration::from_secs(3600),
+            "m" => Duration::from_secs(60),
+            "s" => Duration::from_secs(1),
+            "ms" => Duration::from_millis(1),
+            other => bail!("unknown unit {other:?} (h, m, s or ms)"),
+        };
+        total = total.saturating_add(one.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX)));
+        rest = next;
+    }
+    Ok(total)
 }
 
 pub fn init_logging() {
@@ -531,6 +617,42 @@ mod tests {
             listen_peer_urls: Some("http://127.0.0.1:3380".into()),
             ..NodeArgs::default()
         }
+    }
+
+    #[test]
+    fn auto_compaction_flags_read_as_etcd_reads_them() {
+        use node::AutoCompaction::{Periodic, Revision};
+        let policy = |mode: &str, retention: &str| auto_compaction(mode, retention);
+        assert_eq!(policy("periodic", "0").unwrap(), None, "off by default");
+        assert_eq!(
+            policy("periodic", "2").unwrap(),
+            Some(Periodic(Duration::from_secs(7200))),
+            "a bare number counts hours"
+        );
+        assert_eq!(
+            policy("periodic", "1h30m").unwrap(),
+            Some(Periodic(Duration::from_secs(5400)))
+        );
+        assert_eq!(
+            policy("periodic", "1500ms").unwrap(),
+            Some(Periodic(Duration::from_millis(1500)))
+        );
+        assert_eq!(
+            policy("revision", "1000").unwrap(),
+            Some(Revision {
+                keep: 1000,
+                every: node::config::AUTO_COMPACTION_REVISION_EVERY
+            })
+        );
+        assert_eq!(policy("revision", "0").unwrap(), None);
+        let refused = |mode: &str, retention: &str, says: &str| {
+            let e = format!("{:#}", policy(mode, retention).unwrap_err());
+            assert!(e.contains(says), "{mode} {retention}: {e}");
+        };
+        refused("periodic", "1d", "unknown unit");
+        refused("periodic", "h", "periodic mode");
+        refused("revision", "1h", "number of revisions");
+        refused("daily", "1", "expected periodic or revision");
     }
 
     #[test]

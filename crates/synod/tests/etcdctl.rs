@@ -746,3 +746,48 @@ fn defrag_and_alarms_as_an_operator_runs_them() {
     assert_eq!(range.count, 0);
     etcdctl(c.endpoint(1), &["put", "d/after", "v"]).ok();
 }
+
+#[test]
+fn periodic_auto_compaction_compacts_history_older_than_the_retention() {
+    let c = Cluster::start_with_flags(
+        3,
+        &[
+            "--auto-compaction-mode=periodic",
+            "--auto-compaction-retention=2s",
+        ],
+    );
+    let first = parse_range(&etcdctl(c.endpoint(0), &["put", "ac", "v1", "-w", "json"]).ok());
+    let first = first.revision;
+    etcdctl(c.endpoint(1), &["put", "ac", "v2"]).ok();
+    assert_eq!(
+        etcdctl(
+            c.endpoint(2),
+            &["get", "ac", &format!("--rev={first}"), "--print-value-only"]
+        )
+        .ok(),
+        "v1\n",
+        "history is there at first"
+    );
+    // Within a few retentions the leader compacts through a revision at least 2 s old.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let old = etcdctl(c.endpoint(2), &["get", "ac", &format!("--rev={first}")]);
+        if !old.success() {
+            assert!(
+                old.stderr.contains("required revision has been compacted"),
+                "{old}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revision {first} still readable after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The present is untouched.
+    assert_eq!(
+        etcdctl(c.endpoint(0), &["get", "ac", "--print-value-only"]).ok(),
+        "v2\n"
+    );
+}

@@ -435,6 +435,8 @@ pub struct Cluster {
     pub target: Target,
     /// TLS, when started with it.
     pub tls: Option<Tls>,
+    /// Flags every member gets besides the harness's own.
+    extra_flags: Vec<String>,
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
@@ -454,22 +456,28 @@ impl Cluster {
 
     /// Starts `n` members with TLS where `tls` says.
     pub fn start_with_tls(n: usize, tls: Option<Tls>) -> Cluster {
-        Cluster::start_from(n, tls, None)
+        Cluster::start_from(n, tls, None, &[])
+    }
+
+    /// Starts `n` members, each with `flags` besides the harness's own (flags etcd also takes,
+    /// so the test runs against both).
+    pub fn start_with_flags(n: usize, flags: &[&str]) -> Cluster {
+        Cluster::start_from(n, None, None, flags)
     }
 
     /// Starts `n` members of a new cluster whose data directories were first restored from
     /// `backup` (a file `etcdctl snapshot save` wrote): `synod snapshot restore` for Synod,
     /// `etcdctl snapshot restore` for etcd, each with the flags the member then starts with.
     pub fn start_restored(n: usize, backup: &Path) -> Cluster {
-        Cluster::start_from(n, None, Some(backup))
+        Cluster::start_from(n, None, Some(backup), &[])
     }
 
-    fn start_from(n: usize, tls: Option<Tls>, backup: Option<&Path>) -> Cluster {
+    fn start_from(n: usize, tls: Option<Tls>, backup: Option<&Path>, flags: &[&str]) -> Cluster {
         let target = Target::from_env();
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::spawn(target, n, tls.clone(), backup);
+            let mut cluster = Cluster::spawn(target, n, tls.clone(), backup, flags);
             let ready = (0..n).try_for_each(|i| cluster.wait_ready(i, READY_TIMEOUT));
             match ready {
                 Ok(()) => return cluster,
@@ -484,7 +492,13 @@ impl Cluster {
         unreachable!("the last attempt returns or panics")
     }
 
-    fn spawn(target: Target, n: usize, tls: Option<Tls>, backup: Option<&Path>) -> Cluster {
+    fn spawn(
+        target: Target,
+        n: usize,
+        tls: Option<Tls>,
+        backup: Option<&Path>,
+        flags: &[&str],
+    ) -> Cluster {
         let scheme = |on: bool| if on { "https" } else { "http" };
         let client_scheme = scheme(tls.as_ref().is_some_and(|t| t.client));
         let peer_scheme = scheme(tls.as_ref().is_some_and(|t| t.peer));
@@ -526,6 +540,7 @@ impl Cluster {
         let mut cluster = Cluster {
             target,
             tls,
+            extra_flags: flags.iter().map(|f| f.to_string()).collect(),
             members,
             initial_cluster,
             token,
@@ -607,6 +622,7 @@ impl Cluster {
             .args(["--listen-peer-urls", &m.peer_url])
             .args(["--initial-cluster-state", state])
             .args(self.tls.iter().flat_map(Tls::member_flags))
+            .args(&self.extra_flags)
             // The log is a file that people read: no colour escapes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
