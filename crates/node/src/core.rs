@@ -10,7 +10,7 @@ use crate::config::CrashPoint;
 use crate::error::NodeError;
 use crate::lease_clock::LeaseClocks;
 use crate::peer::{self, PeerMessage};
-use crate::snapshot::{NodeSnapshot, SnapshotState};
+use crate::snapshot::{NodeSnapshot, SnapshotState, SnapshotWritten};
 use bytes::Bytes;
 use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
@@ -241,12 +241,18 @@ pub struct Core {
     was_leading: bool,
     /// Leadership transfers in progress, at most [`TRANSFERS_MAX`].
     transfers: Vec<Transfer>,
+    /// Defragments waiting for the snapshot being written, at most [`TRANSFERS_MAX`].
+    defragments: Vec<oneshot::Sender<Result<(), NodeError>>>,
+    /// Snapshot writes report here when they end (see `SnapshotState::start`).
+    snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
+    snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
 }
 
 impl Core {
     /// Builds the driver.
     pub fn new(parts: CoreParts) -> Core {
         let me = parts.replica.id().0;
+        let (snapshot_done, snapshot_done_rx) = mpsc::unbounded_channel();
         let db_bytes = parts.snapshots.restored_bytes();
         let mut client_urls = BTreeMap::new();
         client_urls.insert(me, parts.client_urls.clone());
@@ -286,6 +292,9 @@ impl Core {
             lease_clocks: LeaseClocks::default(),
             was_leading: false,
             transfers: Vec::new(),
+            defragments: Vec::new(),
+            snapshot_done,
+            snapshot_done_rx: Some(snapshot_done_rx),
         };
         core.restart_lease_clocks();
         core
@@ -398,6 +407,10 @@ impl Core {
         mut durable: mpsc::UnboundedReceiver<Completion>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Core {
+        let mut snapshot_done = self
+            .snapshot_done_rx
+            .take()
+            .expect("a core runs once: the snapshot channel is there");
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.say_hello();
@@ -407,6 +420,7 @@ impl Core {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 Some(c) = durable.recv() => self.on_durable(c),
+                Some(w) = snapshot_done.recv() => self.on_snapshot_written(w),
                 Some(m) = inbound.recv() => self.on_peer(m),
                 r = requests.recv() => match r {
                     Some(r) => self.on_request(r),
@@ -431,6 +445,9 @@ impl Core {
     }
 
     fn fail_all(&mut self, e: NodeError) {
+        for reply in self.defragments.drain(..) {
+            let _ = reply.send(Err(e.clone()));
+        }
         for t in self.transfers.drain(..) {
             let _ = t.reply.send(Err(e.clone()));
         }
@@ -634,9 +651,7 @@ impl Core {
                 let _ = reply.send(self.status());
             }
             Request::MoveLeader { target, reply } => self.move_leader(target, reply),
-            Request::Defragment { reply } => {
-                let _ = reply.send(self.defragment());
-            }
+            Request::Defragment { reply } => self.defragment(reply),
             Request::Backup { reply } => {
                 let backup = crate::backup::take(&self.applier).map_err(|e| {
                     tracing::error!(error = %e, "cannot take a backup");
@@ -1055,40 +1070,71 @@ impl Core {
         if !self.snapshots.due(self.applier.applied_through()) {
             return;
         }
-        if let Err(e) = self.snapshot_now() {
+        if let Err(e) = self.start_snapshot() {
             tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
         }
     }
 
-    /// Snapshots the applied state now, then compacts the core's log and the WAL through it;
-    /// the store's size (the db size) is measured again. A failed compaction of the WAL only
-    /// keeps segments longer.
-    fn snapshot_now(&mut self) -> Result<(), crate::snapshot::SnapshotError> {
-        let applied = self.applier.applied_through();
+    /// Serializes the applied state now (the store's size, the db size, is measured again) and
+    /// has it written off this task; [`Core::on_snapshot_written`] compacts once it is durable.
+    /// Does nothing while a write is in progress.
+    fn start_snapshot(&mut self) -> Result<(), crate::snapshot::SnapshotError> {
         let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
-        self.db_bytes = self.snapshots.take(&self.applier, crash_mid)?;
-        self.crash_point(CrashPoint::DuringCompaction);
-        self.replica.compact(applied);
-        if let Some(wal) = &self.wal {
-            if let Err(e) = wal.compact(applied) {
-                tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");
-            }
+        let done = self.snapshot_done.clone();
+        if let Some((_, kv_bytes)) = self.snapshots.start(&self.applier, crash_mid, done)? {
+            self.db_bytes = kv_bytes;
         }
         Ok(())
     }
 
+    /// A snapshot is durable (or failed): compact the core's log and the WAL through it (a
+    /// failed WAL compaction only keeps segments longer), and answer the defragments waiting.
+    fn on_snapshot_written(&mut self, written: SnapshotWritten) {
+        let outcome = self.snapshots.written(written);
+        match &outcome {
+            Ok(through) => {
+                self.crash_point(CrashPoint::DuringCompaction);
+                self.replica.compact(*through);
+                if let Some(wal) = &self.wal {
+                    if let Err(e) = wal.compact(*through) {
+                        tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+            }
+        }
+        for reply in self.defragments.drain(..) {
+            let _ = reply.send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| NodeError::Snapshot(e.to_string())),
+            );
+        }
+    }
+
     /// etcd's Defragment, in Synod's terms: a snapshot now (unless the newest covers every
     /// applied slot), which frees the log segments it covers and measures the db size again, so
-    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once.
-    fn defragment(&mut self) -> Result<(), NodeError> {
+    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once. Answered
+    /// when the snapshot is durable (the one in progress, if there is one).
+    fn defragment(&mut self, reply: oneshot::Sender<Result<(), NodeError>>) {
         let applied = self.applier.applied_through();
         if applied == Slot::ZERO || self.snapshots.newest_through() == Some(applied) {
-            return Ok(());
+            let _ = reply.send(Ok(()));
+            return;
         }
-        self.snapshot_now().map_err(|e| {
+        if self.defragments.len() >= TRANSFERS_MAX {
+            let _ = reply.send(Err(NodeError::TooManyRequests));
+            return;
+        }
+        if let Err(e) = self.start_snapshot() {
             tracing::error!(error = %e, "defragment: cannot take a snapshot");
-            NodeError::Snapshot(e.to_string())
-        })
+            let _ = reply.send(Err(NodeError::Snapshot(e.to_string())));
+            return;
+        }
+        self.defragments.push(reply);
     }
 }
 

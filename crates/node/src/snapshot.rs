@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use storage::{SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource, StdFs};
 use thiserror::Error;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const BODY_VERSION: u8 = 1;
@@ -112,6 +113,14 @@ impl NodeSnapshot {
     }
 }
 
+/// The outcome of a snapshot write begun by [`SnapshotState::start`].
+#[derive(Debug)]
+pub struct SnapshotWritten {
+    /// The slot it covers.
+    pub through: Slot,
+    result: Result<SnapshotMeta, SnapshotError>,
+}
+
 struct Incoming {
     from: u64,
     at_least: Slot,
@@ -126,6 +135,8 @@ pub struct SnapshotState {
     dir: PathBuf,
     every_slots: u64,
     newest: Option<SnapshotMeta>,
+    /// The slot of the snapshot being written off the core's task, if one is.
+    writing: Option<Slot>,
     restored_bytes: u64,
     incoming: Option<Incoming>,
 }
@@ -156,6 +167,7 @@ impl SnapshotState {
                 dir,
                 every_slots,
                 newest,
+                writing: None,
                 restored_bytes,
                 incoming: None,
             },
@@ -176,28 +188,62 @@ impl SnapshotState {
     /// Whether a snapshot is due with `applied` slots applied.
     pub fn due(&self, applied: Slot) -> bool {
         let last = self.newest.as_ref().map_or(0, |m| m.through.0);
-        applied.0 >= last + self.every_slots
+        self.writing.is_none() && applied.0 >= last + self.every_slots
     }
 
-    /// Writes the applier's state durably (file fsync, rename, directory fsync); returns the
-    /// store's bytes. `crash_mid` (test-only) aborts the process once the body is written but
-    /// before the file is finished, leaving a temporary file recovery must ignore.
-    pub fn take(
+    /// Serializes the applier's state here, then writes it durably (file fsync, rename,
+    /// directory fsync) on a blocking thread, so a large store's write and sync never hold up
+    /// the caller (the core's task, which sends heartbeats); `done` gets the outcome, which the
+    /// caller hands to [`SnapshotState::written`] before compacting anything. Returns the
+    /// slot covered and the store's bytes, or `None` if a write is already in progress (one at
+    /// a time). `crash_mid` (test-only) aborts the process once the body is written but before
+    /// the file is finished, leaving a temporary file recovery must ignore.
+    pub fn start(
         &mut self,
         applier: &Applier<KvStore>,
         crash_mid: bool,
-    ) -> Result<u64, SnapshotError> {
+        done: mpsc::UnboundedSender<SnapshotWritten>,
+    ) -> Result<Option<(Slot, u64)>, SnapshotError> {
+        if self.writing.is_some() {
+            return Ok(None);
+        }
         let through = applier.applied_through();
         let (bytes, kv_len) = encode_body(applier, true)?;
-        let mut writer = storage::SnapshotWriter::create(self.fs, self.dir.clone(), through)?;
-        writer.write(&bytes)?;
-        if crash_mid {
-            eprintln!("synod: test crash point DuringSnapshot reached; aborting");
-            std::process::abort();
+        let (fs, dir) = (self.fs, self.dir.clone());
+        self.writing = Some(through);
+        tokio::task::spawn_blocking(move || {
+            let write = || -> Result<SnapshotMeta, SnapshotError> {
+                let mut writer = storage::SnapshotWriter::create(fs, dir, through)?;
+                writer.write(&bytes)?;
+                if crash_mid {
+                    eprintln!("synod: test crash point DuringSnapshot reached; aborting");
+                    std::process::abort();
+                }
+                Ok(writer.finish()?)
+            };
+            let _ = done.send(SnapshotWritten {
+                through,
+                result: write(),
+            });
+        });
+        Ok(Some((through, kv_len)))
+    }
+
+    /// A write [`SnapshotState::start`] began has ended; on success the snapshot is durable
+    /// and becomes the newest (unless one received from a peer meanwhile is newer), and the
+    /// log through its slot may be compacted.
+    pub fn written(&mut self, w: SnapshotWritten) -> Result<Slot, SnapshotError> {
+        debug_assert_eq!(self.writing, Some(w.through), "one write at a time");
+        self.writing = None;
+        let meta = w.result?;
+        if self
+            .newest
+            .as_ref()
+            .is_none_or(|n| n.through < meta.through)
+        {
+            self.newest = Some(meta);
         }
-        let meta = writer.finish()?;
-        self.newest = Some(meta);
-        Ok(kv_len)
+        Ok(w.through)
     }
 
     /// The one chunk at `offset` of the newest snapshot, if it covers `through`.
