@@ -143,6 +143,17 @@ impl Services {
         self.ask(|reply| Request::Status { reply }).await
     }
 
+    /// Asks the core for something that answers only success or an error, and on success
+    /// gives the header of the member's state then.
+    async fn done(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), NodeError>>) -> Request,
+    ) -> Result<pb::ResponseHeader, Status> {
+        self.ask(make).await?.map_err(|e| e.status())?;
+        let s = self.status().await?;
+        Ok(self.header(s.revision, s.term))
+    }
+
     /// The member's state as the core reports it (leader, revision...).
     pub(crate) async fn core_status(&self) -> Result<CoreStatus, Status> {
         self.status().await
@@ -276,12 +287,9 @@ impl pb::maintenance_server::Maintenance for Services {
         &self,
         _request: GrpcRequest<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        self.ask(|reply| Request::Defragment { reply })
-            .await?
-            .map_err(|e| e.status())?;
-        let s = Services::status(self).await?;
+        let header = self.done(|reply| Request::Defragment { reply }).await?;
         Ok(Response::new(pb::DefragmentResponse {
-            header: Some(self.header(s.revision, s.term)),
+            header: Some(header),
         }))
     }
 
@@ -292,12 +300,11 @@ impl pb::maintenance_server::Maintenance for Services {
         request: GrpcRequest<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         let target = request.into_inner().target_id;
-        self.ask(|reply| Request::MoveLeader { target, reply })
-            .await?
-            .map_err(|e| e.status())?;
-        let s = Services::status(self).await?;
+        let header = self
+            .done(|reply| Request::MoveLeader { target, reply })
+            .await?;
         Ok(Response::new(pb::MoveLeaderResponse {
-            header: Some(self.header(s.revision, s.term)),
+            header: Some(header),
         }))
     }
 
