@@ -754,6 +754,19 @@ fn role_name(role: Role) -> &'static str {
 pub fn describe_value(v: &Value) -> String {
     match v {
         Value::Noop => "no-op".to_string(),
+        Value::StopSign(next) => {
+            let ids = |ns: &[paxos::NodeId]| {
+                ns.iter()
+                    .map(|n| format!("n{}", n.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "stop-sign: next voters {}; learners {}",
+                ids(next.members()),
+                ids(next.learners())
+            )
+        }
         Value::Batch(commands) => {
             let parts: Vec<String> = commands
                 .iter()
@@ -785,6 +798,10 @@ fn describe_op(op: &paxos::multi::PersistOp) -> String {
         PersistOp::Chosen { slot, .. } => format!("slot {} as chosen", slot.0),
         PersistOp::RebuildStarted => "that it is rebuilding".to_string(),
         PersistOp::VoteRegained { .. } => "that it votes again".to_string(),
+        PersistOp::EnterConfiguration { membership } => format!(
+            "that it entered configuration epoch {} (from slot {})",
+            membership.epoch, membership.first_slot.0
+        ),
     }
 }
 
@@ -823,14 +840,16 @@ fn kind_of(p: &Payload) -> &'static str {
 pub fn payload_label(p: &Payload) -> String {
     match p {
         Payload::Peer(m) => match m {
-            Message::PreVote { round } => format!("PreVote r{round}"),
+            Message::PreVote { round, .. } => format!("PreVote r{round}"),
             Message::PreVoteReply { round, granted } => {
                 format!(
                     "PreVoteReply r{round} {}",
                     if *granted { "yes" } else { "no" }
                 )
             }
-            Message::Prepare { ballot, from_slot } => {
+            Message::Prepare {
+                ballot, from_slot, ..
+            } => {
                 format!("Prepare {ballot} from slot {}", from_slot.0)
             }
             Message::Promise {
@@ -864,6 +883,7 @@ pub fn payload_label(p: &Payload) -> String {
             } => format!("Learn {} slots, chosen≤{}", records.len(), chosen_through.0),
             Message::RoundQuery => "RoundQuery".to_string(),
             Message::RoundReport { round } => format!("RoundReport r{round}"),
+            Message::TakeLead { epoch } => format!("TakeLead epoch {epoch}"),
         },
         Payload::Request(r) => match &r.body {
             RequestBody::Write(c) => format!(
@@ -1020,7 +1040,7 @@ fn explain_peer(
 ) -> String {
     let became = |role: Role| b.role != role && a.role == role;
     match msg {
-        Message::PreVote { round } => {
+        Message::PreVote { round, .. } => {
             let granted = records.iter().any(|r| {
                 matches!(&r.event, TraceEvent::Send { kind, msg, .. }
                     if kind == "pre_vote_reply" && msg.get("granted") == Some(&serde_json::json!(true)))
@@ -1052,7 +1072,9 @@ fn explain_peer(
                 format!("{to} notes {from} refused its pre-vote.")
             }
         }
-        Message::Prepare { ballot, from_slot } => {
+        Message::Prepare {
+            ballot, from_slot, ..
+        } => {
             if a.promised == *ballot && b.promised < *ballot {
                 let accepted: Vec<String> = b
                     .entries
@@ -1211,5 +1233,9 @@ fn explain_peer(
         Message::RoundReport { round } => {
             format!("{to} hears {from} has seen round {round}; it will not vote at or below it.")
         }
+        Message::TakeLead { epoch } => format!(
+            "{to} is asked by {from}, a leader leaving the configuration, to lead epoch {epoch}: \
+             it runs phase 1 at once."
+        ),
     }
 }

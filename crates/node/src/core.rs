@@ -1150,6 +1150,7 @@ fn keys_where<K: Copy, V>(map: &HashMap<K, V>, pred: impl Fn(&V) -> bool) -> Vec
 fn op_bytes(op: &PersistOp) -> usize {
     let value_bytes = |v: &paxos::multi::Value| match v {
         paxos::multi::Value::Noop => 0,
+        paxos::multi::Value::StopSign(c) => 8 * c.len_everyone(),
         paxos::multi::Value::Batch(c) => c.iter().map(|c| c.payload.len() + 32).sum(),
     };
     match op {

@@ -24,11 +24,16 @@ pub enum Bug {
     /// The write-ahead log acknowledges a write before syncing it (a driver and storage bug:
     /// the core is correct, and the driver reads this flag to configure its log).
     AckBeforeSync,
+    /// A learner's accept counts toward a phase-2 quorum.
+    LearnerInQuorum,
+    /// A configuration change without the stop-sign rule: the old configuration keeps
+    /// proposing after its stop-sign, and takeover re-proposes values above one.
+    ReconfigWithoutStop,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -36,6 +41,8 @@ impl Bug {
         Bug::AcceptLowerBallot,
         Bug::SkipPersist,
         Bug::AckBeforeSync,
+        Bug::LearnerInQuorum,
+        Bug::ReconfigWithoutStop,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -48,6 +55,8 @@ impl Bug {
             Bug::AcceptLowerBallot => "accept-lower-ballot",
             Bug::SkipPersist => "skip-persist",
             Bug::AckBeforeSync => "ack-before-sync",
+            Bug::LearnerInQuorum => "learner-in-quorum",
+            Bug::ReconfigWithoutStop => "reconfig-without-stop",
         }
     }
 

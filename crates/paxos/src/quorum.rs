@@ -41,6 +41,16 @@ impl NodeSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// Number of members of the set among the indices below `n`.
+    pub fn len_below(self, n: usize) -> usize {
+        let mask = if n >= MEMBERS_MAX {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        };
+        (self.0 & mask).count_ones() as usize
+    }
 }
 
 /// How big phase-1 and phase-2 quorums are.
@@ -94,30 +104,56 @@ pub enum ConfigError {
     /// The local node is not a member of the configuration.
     #[error("node {0} is not a member of the configuration")]
     NotAMember(NodeId),
+    /// A node listed both as a voter and as a learner.
+    #[error("node {0} is listed both as a voting member and as a learner")]
+    VoterAndLearner(NodeId),
 }
 
 /// The members of the cluster and the rule for their quorums.
+///
+/// `members` vote: their promises and accepts make quorums. `learners` receive the chosen log
+/// (accepts, heartbeats, catch-up) but never count in a quorum and never promise; a learner
+/// becomes a voter only through a reconfiguration (see `multi/reconfig.rs`). Indices (for
+/// [`NodeSet`]) run over the voters first, then the learners.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Configuration {
     members: Vec<NodeId>,
+    learners: Vec<NodeId>,
     quorum: QuorumSpec,
 }
 
 impl Configuration {
     /// A checked configuration: members unique, non-zero, at most [`MEMBERS_MAX`], quorums intersecting.
     pub fn new(members: Vec<NodeId>, quorum: QuorumSpec) -> Result<Configuration, ConfigError> {
+        Configuration::with_learners(members, Vec::new(), quorum)
+    }
+
+    /// A checked configuration with non-voting learners beside its voting members.
+    pub fn with_learners(
+        members: Vec<NodeId>,
+        learners: Vec<NodeId>,
+        quorum: QuorumSpec,
+    ) -> Result<Configuration, ConfigError> {
         let n = members.len();
         if n == 0 {
             return Err(ConfigError::Empty);
         }
-        if n > MEMBERS_MAX {
-            return Err(ConfigError::TooManyMembers(n));
+        if n + learners.len() > MEMBERS_MAX {
+            return Err(ConfigError::TooManyMembers(n + learners.len()));
         }
-        for (i, m) in members.iter().enumerate() {
+        for (i, m) in members.iter().chain(learners.iter()).enumerate() {
             if m.0 == 0 {
                 return Err(ConfigError::ReservedNodeId);
             }
-            if members[..i].contains(m) {
+            if i >= n && members.contains(m) {
+                return Err(ConfigError::VoterAndLearner(*m));
+            }
+            let before = if i < n {
+                &members[..i]
+            } else {
+                &learners[..i - n]
+            };
+            if before.contains(m) {
                 return Err(ConfigError::DuplicateMember(*m));
             }
         }
@@ -135,7 +171,11 @@ impl Configuration {
                 });
             }
         }
-        Ok(Configuration { members, quorum })
+        Ok(Configuration {
+            members,
+            learners,
+            quorum,
+        })
     }
 
     /// A majority-quorum configuration of nodes `1..=n`.
@@ -143,9 +183,34 @@ impl Configuration {
         Configuration::new((1..=n).map(NodeId).collect(), QuorumSpec::Majority)
     }
 
-    /// The members, in configuration order.
+    /// The voting members, in configuration order.
     pub fn members(&self) -> &[NodeId] {
         &self.members
+    }
+
+    /// The non-voting learners, in configuration order.
+    pub fn learners(&self) -> &[NodeId] {
+        &self.learners
+    }
+
+    /// Voters, then learners: everyone who receives the log. Position = index.
+    pub fn everyone(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().chain(self.learners.iter()).copied()
+    }
+
+    /// Voters plus learners.
+    pub fn len_everyone(&self) -> usize {
+        self.members.len() + self.learners.len()
+    }
+
+    /// Whether `node` votes in this configuration.
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        self.members.contains(&node)
+    }
+
+    /// Whether `node` is a learner in this configuration.
+    pub fn is_learner(&self, node: NodeId) -> bool {
+        self.learners.contains(&node)
     }
 
     /// The quorum rule.
@@ -153,12 +218,13 @@ impl Configuration {
         self.quorum
     }
 
-    /// The index of `node` in this configuration, if it is a member.
+    /// The index of `node` in this configuration (voters first, then learners), if it is a
+    /// voter or a learner.
     pub fn index_of(&self, node: NodeId) -> Option<usize> {
-        self.members.iter().position(|m| *m == node)
+        self.everyone().position(|m| m == node)
     }
 
-    /// Whether `node` is a member.
+    /// Whether `node` is a voter or a learner.
     pub fn contains(&self, node: NodeId) -> bool {
         self.index_of(node).is_some()
     }
@@ -179,14 +245,14 @@ impl Configuration {
         }
     }
 
-    /// Whether `set` holds a phase-1 quorum.
+    /// Whether `set` holds a phase-1 quorum (only voters count).
     pub fn is_phase1_quorum(&self, set: NodeSet) -> bool {
-        set.len() >= self.phase1_size()
+        set.len_below(self.members.len()) >= self.phase1_size()
     }
 
-    /// Whether `set` holds a phase-2 quorum.
+    /// Whether `set` holds a phase-2 quorum (only voters count).
     pub fn is_phase2_quorum(&self, set: NodeSet) -> bool {
-        set.len() >= self.phase2_size()
+        set.len_below(self.members.len()) >= self.phase2_size()
     }
 }
 
@@ -240,6 +306,37 @@ mod tests {
         assert_eq!(
             Configuration::new(vec![NodeId(0)], QuorumSpec::Majority),
             Err(ConfigError::ReservedNodeId)
+        );
+    }
+
+    #[test]
+    fn learners_never_count_in_a_quorum() {
+        let c = Configuration::with_learners(
+            vec![NodeId(1), NodeId(2), NodeId(3)],
+            vec![NodeId(4), NodeId(5)],
+            QuorumSpec::Majority,
+        )
+        .unwrap();
+        assert_eq!(c.index_of(NodeId(4)), Some(3));
+        assert!(c.contains(NodeId(5)) && !c.is_voter(NodeId(5)) && c.is_learner(NodeId(5)));
+        let mut s = NodeSet::EMPTY;
+        s.insert(0);
+        s.insert(3);
+        s.insert(4);
+        assert!(!c.is_phase2_quorum(s), "one voter and two learners");
+        s.insert(2);
+        assert!(c.is_phase2_quorum(s) && c.is_phase1_quorum(s));
+        assert_eq!(
+            Configuration::with_learners(vec![NodeId(1)], vec![NodeId(1)], QuorumSpec::Majority),
+            Err(ConfigError::VoterAndLearner(NodeId(1)))
+        );
+        assert_eq!(
+            Configuration::with_learners(
+                vec![NodeId(1)],
+                vec![NodeId(2), NodeId(2)],
+                QuorumSpec::Majority
+            ),
+            Err(ConfigError::DuplicateMember(NodeId(2)))
         );
     }
 

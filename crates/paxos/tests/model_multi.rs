@@ -349,6 +349,7 @@ fn validity(m: &MultiModel, s: &State) -> bool {
         .collect();
     let valid = |v: &Wire<Value>| match &v.0 {
         Value::Noop => true,
+        Value::StopSign(_) => false,
         Value::Batch(commands) => commands
             .iter()
             .all(|c| proposed.contains(&c.id) && *c == command_of(NodeId(c.id.client.0), c.id.seq)),
@@ -428,7 +429,7 @@ fn model(network: Network<Wire<Message>>, bugs: PlantedBugs) -> MultiModel {
                 .flat_map(|vs| vs.keys())
                 .flat_map(|v| match &v.0 {
                     Value::Batch(cs) => cs.iter().map(|c| c.id).collect(),
-                    Value::Noop => Vec::new(),
+                    Value::Noop | Value::StopSign(_) => Vec::new(),
                 })
                 .collect();
             commands.len() == 2

@@ -335,6 +335,12 @@ pub fn client_name(index: usize) -> String {
 pub fn describe_value(value: &Value) -> Json {
     match value {
         Value::Noop => json!("noop"),
+        Value::StopSign(next) => json!({
+            "stop_sign": {
+                "voters": next.members().iter().map(|n| n.0).collect::<Vec<_>>(),
+                "learners": next.learners().iter().map(|n| n.0).collect::<Vec<_>>(),
+            }
+        }),
         Value::Batch(commands) => Json::Array(
             commands
                 .iter()
@@ -368,10 +374,24 @@ fn describe_records(records: &[SlotRecord]) -> Json {
 
 /// A peer message, described with ballots as `round.node` and values decoded.
 pub fn describe_message(msg: &Message) -> Json {
+    let mut described = describe_fields(msg);
+    // The configuration epoch is written only once there has been a change, so traces of runs
+    // without one stay as they were.
+    if let (Some(epoch), Json::Object(fields)) = (msg.epoch(), &mut described) {
+        if epoch > 0 {
+            fields.insert("epoch".into(), json!(epoch));
+        }
+    }
+    described
+}
+
+fn describe_fields(msg: &Message) -> Json {
     match msg {
-        Message::PreVote { round } => json!({ "round": round }),
+        Message::PreVote { round, .. } => json!({ "round": round }),
         Message::PreVoteReply { round, granted } => json!({ "round": round, "granted": granted }),
-        Message::Prepare { ballot, from_slot } => {
+        Message::Prepare {
+            ballot, from_slot, ..
+        } => {
             json!({ "ballot": ballot.to_string(), "from_slot": from_slot.0 })
         }
         Message::Promise {
@@ -392,6 +412,7 @@ pub fn describe_message(msg: &Message) -> Json {
             slot,
             value,
             chosen_through,
+            ..
         } => json!({
             "ballot": ballot.to_string(),
             "slot": slot.0,
@@ -408,6 +429,7 @@ pub fn describe_message(msg: &Message) -> Json {
             ballot,
             chosen_through,
             round,
+            ..
         } => {
             json!({ "ballot": ballot.to_string(), "chosen_through": chosen_through.0, "round": round })
         }
@@ -430,5 +452,6 @@ pub fn describe_message(msg: &Message) -> Json {
         }),
         Message::RoundQuery => json!({}),
         Message::RoundReport { round } => json!({ "round": round }),
+        Message::TakeLead { .. } => json!({}),
     }
 }

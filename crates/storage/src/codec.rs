@@ -6,8 +6,8 @@
 //! cannot make us allocate gigabytes.
 
 use crate::error::DecodeError;
-use paxos::multi::{ClientId, Command, CommandId, PersistOp, Value};
-use paxos::{Ballot, NodeId, Slot};
+use paxos::multi::{ClientId, Command, CommandId, Membership, PersistOp, Value};
+use paxos::{Ballot, Configuration, NodeId, QuorumSpec, Slot};
 
 /// Version of the batch encoding, the first byte of every batch payload.
 pub const BATCH_VERSION: u8 = 1;
@@ -19,9 +19,14 @@ const OP_ACCEPT: u8 = 2;
 const OP_CHOSEN: u8 = 3;
 const OP_REBUILD_STARTED: u8 = 4;
 const OP_VOTE_REGAINED: u8 = 5;
+const OP_ENTER_CONFIGURATION: u8 = 6;
 
 const VALUE_NOOP: u8 = 0;
 const VALUE_BATCH: u8 = 1;
+const VALUE_STOP_SIGN: u8 = 2;
+
+const QUORUM_MAJORITY: u8 = 0;
+const QUORUM_FLEXIBLE: u8 = 1;
 
 const CHECKPOINT_HAS_PROMISE: u8 = 1;
 const CHECKPOINT_REBUILDING: u8 = 2;
@@ -246,7 +251,65 @@ fn encode_op<'a, S: Sink<'a>>(op: &'a PersistOp, out: &mut S) {
             out.put(&[OP_VOTE_REGAINED]);
             sink_ballot(out, *ballot);
         }
+        PersistOp::EnterConfiguration { membership } => {
+            out.put(&[OP_ENTER_CONFIGURATION]);
+            out.put(&membership.epoch.to_le_bytes());
+            out.put(&membership.first_slot.0.to_le_bytes());
+            encode_configuration(&membership.config, out);
+        }
     }
+}
+
+/// Voters (u32 count, u64 ids), learners (the same), the quorum rule (a tag; two u64 sizes
+/// for flexible quorums).
+fn encode_configuration<'a, S: Sink<'a>>(config: &Configuration, out: &mut S) {
+    for nodes in [config.members(), config.learners()] {
+        out.put(&len_u32(nodes.len()).to_le_bytes());
+        for n in nodes {
+            out.put(&n.0.to_le_bytes());
+        }
+    }
+    match config.quorum() {
+        QuorumSpec::Majority => out.put(&[QUORUM_MAJORITY]),
+        QuorumSpec::Flexible { phase1, phase2 } => {
+            out.put(&[QUORUM_FLEXIBLE]);
+            out.put(&(phase1 as u64).to_le_bytes());
+            out.put(&(phase2 as u64).to_le_bytes());
+        }
+    }
+}
+
+fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError> {
+    let mut lists = [Vec::new(), Vec::new()];
+    for (list, what) in lists.iter_mut().zip(["voter count", "learner count"]) {
+        let count = r.count(what, 8)?;
+        for _ in 0..count {
+            list.push(NodeId(r.u64()?));
+        }
+    }
+    let at = r.pos;
+    let quorum = match r.u8()? {
+        QUORUM_MAJORITY => QuorumSpec::Majority,
+        QUORUM_FLEXIBLE => {
+            let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            QuorumSpec::Flexible {
+                phase1: size(r.u64()?),
+                phase2: size(r.u64()?),
+            }
+        }
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "quorum rule",
+                tag,
+                at,
+            })
+        }
+    };
+    let [voters, learners] = lists;
+    Configuration::with_learners(voters, learners, quorum).map_err(|_| DecodeError::Invalid {
+        what:
+            "configuration (duplicate, zero or too many members, or quorums that do not intersect)",
+    })
 }
 
 fn sink_ballot<'a, S: Sink<'a>>(out: &mut S, b: Ballot) {
@@ -274,6 +337,13 @@ fn decode_op(r: &mut Reader<'_>) -> Result<PersistOp, DecodeError> {
         OP_VOTE_REGAINED => PersistOp::VoteRegained {
             ballot: r.ballot()?,
         },
+        OP_ENTER_CONFIGURATION => PersistOp::EnterConfiguration {
+            membership: Membership {
+                epoch: r.u64()?,
+                first_slot: Slot(r.u64()?),
+                config: decode_configuration(r)?,
+            },
+        },
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "op",
@@ -297,6 +367,10 @@ fn encode_value<'a, S: Sink<'a>>(value: &'a Value, out: &mut S) {
                 out.put_payload(&c.payload);
             }
         }
+        Value::StopSign(next) => {
+            out.put(&[VALUE_STOP_SIGN]);
+            encode_configuration(next, out);
+        }
     }
 }
 
@@ -319,6 +393,7 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
             }
             Ok(Value::Batch(commands))
         }
+        VALUE_STOP_SIGN => Ok(Value::StopSign(decode_configuration(r)?)),
         tag => Err(DecodeError::UnknownTag {
             what: "value",
             tag,
@@ -448,6 +523,7 @@ mod tests {
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             Just(Value::Noop),
+            configuration().prop_map(Value::StopSign),
             prop::collection::vec(
                 (
                     any::<u64>(),
@@ -485,7 +561,33 @@ mod tests {
             }),
             Just(PersistOp::RebuildStarted),
             ballot().prop_map(|ballot| PersistOp::VoteRegained { ballot }),
+            (any::<u64>(), any::<u64>(), configuration()).prop_map(|(epoch, first, config)| {
+                PersistOp::EnterConfiguration {
+                    membership: Membership {
+                        epoch,
+                        first_slot: Slot(first),
+                        config,
+                    },
+                }
+            }),
         ]
+    }
+
+    /// 1 to 7 voters and 0 to 3 learners, distinct, with majority or intersecting flexible quorums.
+    fn configuration() -> impl Strategy<Value = Configuration> {
+        (1usize..8, 0usize..4, any::<bool>(), 1u64..1000).prop_map(|(v, l, flexible, base)| {
+            let voters: Vec<NodeId> = (0..v as u64).map(|i| NodeId(base + i)).collect();
+            let learners: Vec<NodeId> = (0..l as u64).map(|i| NodeId(base + 100 + i)).collect();
+            let quorum = if flexible {
+                QuorumSpec::Flexible {
+                    phase1: v,
+                    phase2: 1,
+                }
+            } else {
+                QuorumSpec::Majority
+            };
+            Configuration::with_learners(voters, learners, quorum).unwrap()
+        })
     }
 
     /// Accepts whose payloads fall on both sides of [`SCATTER_PAYLOAD_MIN`].

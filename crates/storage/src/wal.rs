@@ -1017,7 +1017,13 @@ fn track(cp: &mut Checkpoint, op: &PersistOp) {
             cp.rebuilding = false;
         }
         PersistOp::RebuildStarted => cp.rebuilding = true,
-        PersistOp::Accept { .. } | PersistOp::Chosen { .. } => {}
+        // The configuration is not in the checkpoint: a segment holding an
+        // `EnterConfiguration` is deleted only once a snapshot covers the stop-sign before it
+        // (segments go in order, and the stop-sign's accept is in that segment or an earlier
+        // one), and the driver keeps the configuration in its snapshot.
+        PersistOp::Accept { .. }
+        | PersistOp::Chosen { .. }
+        | PersistOp::EnterConfiguration { .. } => {}
     }
 }
 

@@ -100,7 +100,7 @@ fn record(slot: u64) -> SlotRecord {
 /// fuzzers' seeds.
 pub fn samples() -> Vec<Message> {
     vec![
-        Message::PreVote { round: 3 },
+        Message::PreVote { round: 3, epoch: 0 },
         Message::PreVoteReply {
             round: 3,
             granted: true,
@@ -108,6 +108,7 @@ pub fn samples() -> Vec<Message> {
         Message::Prepare {
             ballot: ballot(4, 2),
             from_slot: Slot(10),
+            epoch: 0,
         },
         Message::Promise {
             ballot: ballot(4, 2),
@@ -121,6 +122,7 @@ pub fn samples() -> Vec<Message> {
             slot: Slot(12),
             value: Value::Noop,
             chosen_through: Slot(11),
+            epoch: 0,
         },
         Message::Accepted {
             ballot: ballot(3, 2),
@@ -134,6 +136,7 @@ pub fn samples() -> Vec<Message> {
             ballot: ballot(4, 2),
             chosen_through: Slot(11),
             round: 77,
+            epoch: 0,
         },
         Message::HeartbeatAck {
             ballot: ballot(4, 2),

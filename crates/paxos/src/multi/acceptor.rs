@@ -7,6 +7,11 @@ impl Replica {
     /// Phase 1a → 1b. A re-sent Prepare at the promised ballot asks for the next page.
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
         self.note_round(ballot.round);
+        if !self.is_voter() {
+            // Learners and outsiders never promise: they are not counted, and a promise from
+            // one would only hold a ballot back for nothing.
+            return;
+        }
         if self.rebuild.is_some() && from != self.id {
             // Non-voting: a promise from a replica that may have forgotten what it accepted
             // could let a new leader miss a chosen value.
@@ -66,6 +71,9 @@ impl Replica {
         chosen_through: Slot,
     ) {
         self.note_round(ballot.round);
+        if !self.is_member() {
+            return;
+        }
         if self.rebuild.is_some() && from != self.id && !self.observe_leader(from, ballot) {
             self.learn_chosen_through(from, ballot, chosen_through);
             return;
@@ -142,6 +150,9 @@ impl Replica {
         round: u64,
     ) {
         self.note_round(ballot.round);
+        if !self.is_member() {
+            return;
+        }
         if self.rebuild.is_some() && !self.observe_leader(from, ballot) {
             // No echo: an echo vouches that no higher promise exists here, which a replica that
             // forgot its promises cannot vouch for.
@@ -179,7 +190,7 @@ impl Replica {
         };
         // A non-voting replica grants nothing: its grant would help depose a leader that it
         // cannot then help replace.
-        let granted = !leader_live && self.rebuild.is_none();
+        let granted = !leader_live && self.rebuild.is_none() && self.is_voter();
         self.outbox
             .send(from, Message::PreVoteReply { round, granted }, 0);
     }

@@ -4,7 +4,7 @@
 //! so the same command can be chosen in two slots. The session table, itself part of the
 //! replicated state, makes the second one a no-op answered with the first one's output.
 
-use super::types::{ChosenEntry, ClientId, CommandId, Value};
+use super::types::{ChosenEntry, ClientId, CommandId, Membership, Value};
 use crate::ids::Slot;
 use std::collections::BTreeMap;
 
@@ -46,6 +46,10 @@ pub struct Applier<S: StateMachine> {
     machine: S,
     sessions: BTreeMap<ClientId, (u64, S::Output)>,
     applied_through: Slot,
+    /// The configuration the newest applied stop-sign put in force (`None`: the initial one).
+    /// Replicated state like the sessions: a snapshot carries it, so a member restored from
+    /// one knows who votes after it.
+    membership: Option<Membership>,
 }
 
 impl<S: StateMachine> Applier<S> {
@@ -55,7 +59,19 @@ impl<S: StateMachine> Applier<S> {
             machine,
             sessions: BTreeMap::new(),
             applied_through: Slot::ZERO,
+            membership: None,
         }
+    }
+
+    /// The configuration the newest applied stop-sign put in force (`None` if no change was
+    /// applied yet: the cluster's initial configuration is in force).
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
+    }
+
+    /// Sets the configuration in force, as restored from a snapshot beside the machine.
+    pub fn set_membership(&mut self, membership: Option<Membership>) {
+        self.membership = membership;
     }
 
     /// The state machine.
@@ -85,6 +101,7 @@ impl<S: StateMachine> Applier<S> {
             machine,
             sessions,
             applied_through,
+            membership: None,
         }
     }
 
@@ -99,6 +116,15 @@ impl<S: StateMachine> Applier<S> {
             "slots must be applied in order without gaps"
         );
         self.applied_through = entry.slot;
+        if let Value::StopSign(next) = &entry.value {
+            let epoch = self.membership.as_ref().map_or(0, |m| m.epoch) + 1;
+            self.membership = Some(Membership {
+                epoch,
+                first_slot: entry.slot.next(),
+                config: next.clone(),
+            });
+            return;
+        }
         let Value::Batch(commands) = &entry.value else {
             return;
         };

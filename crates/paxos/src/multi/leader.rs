@@ -24,9 +24,10 @@ impl Replica {
         self.pre_votes.insert(self.index);
         let msg = Message::PreVote {
             round: self.pre_vote_round,
+            epoch: self.membership.epoch,
         };
-        self.broadcast(msg, 0);
-        if self.config.is_phase1_quorum(self.pre_votes) {
+        self.broadcast_voters(msg, 0);
+        if self.membership.config.is_phase1_quorum(self.pre_votes) {
             self.start_phase1();
         }
     }
@@ -37,7 +38,7 @@ impl Replica {
         }
         let Some(i) = self.index_of(from) else { return };
         self.pre_votes.insert(i);
-        if self.config.is_phase1_quorum(self.pre_votes) {
+        if self.membership.config.is_phase1_quorum(self.pre_votes) {
             self.start_phase1();
         }
     }
@@ -60,8 +61,9 @@ impl Replica {
         let prepare = Message::Prepare {
             ballot: self.ballot,
             from_slot,
+            epoch: self.membership.epoch,
         };
-        self.broadcast(prepare, needs);
+        self.broadcast_voters(prepare, needs);
     }
 
     /// Phase 1b page from `from`.
@@ -103,6 +105,7 @@ impl Replica {
             let prepare = Message::Prepare {
                 ballot,
                 from_slot: next,
+                epoch: self.membership.epoch,
             };
             self.send_to(from, prepare);
             return;
@@ -113,7 +116,7 @@ impl Replica {
             return;
         }
         self.promises.insert(i);
-        if self.config.is_phase1_quorum(self.promises) {
+        if self.membership.config.is_phase1_quorum(self.promises) {
             self.become_leader();
         }
     }
@@ -145,7 +148,9 @@ impl Replica {
         self.acked_round.iter_mut().for_each(|r| *r = 0);
         self.read_round = 0;
         self.proposals.clear();
-        let takeover = std::mem::take(&mut self.takeover);
+        let mut takeover = std::mem::take(&mut self.takeover);
+        // Stoppable Paxos: nothing after a stop-sign that may be chosen (reconfig.rs).
+        let stop = self.seal_takeover(&mut takeover);
         // Slots a promiser compacted are chosen, though their values are unknown here: they
         // must be neither re-proposed nor filled, and this leader needs that peer's snapshot.
         let gap = match self.takeover_compacted.take() {
@@ -157,12 +162,15 @@ impl Replica {
             _ => self.chosen_through,
         };
         let first = gap.next();
-        let last = takeover
+        let mut last = takeover
             .keys()
             .next_back()
             .copied()
             .unwrap_or(Slot::ZERO)
             .max(gap);
+        if let Some(stop) = stop {
+            last = last.min(stop).max(gap);
+        }
         for (slot, r) in takeover.iter().filter(|(_, r)| r.chosen) {
             self.learn_chosen(*slot, r.ballot, r.value.clone());
         }
@@ -184,7 +192,7 @@ impl Replica {
     }
 
     /// Phase 2a for one slot: accept it ourselves, ask the others.
-    fn propose_slot(&mut self, slot: Slot, value: Value) {
+    pub(super) fn propose_slot(&mut self, slot: Slot, value: Value) {
         debug_assert!(self.role == Role::Leader);
         self.proposals.insert(
             slot,
@@ -199,6 +207,7 @@ impl Replica {
             slot,
             value: value.clone(),
             chosen_through: self.chosen_through,
+            epoch: self.membership.epoch,
         };
         // Others may accept in parallel with our own disk write; our own vote counts once durable.
         self.broadcast(accept, 0);
@@ -208,6 +217,11 @@ impl Replica {
 
     /// Packs pending commands into new slots while the pipeline window has room.
     pub(super) fn fill_window(&mut self) {
+        if self.stop_sign.is_some() && !self.bugs.has(Bug::ReconfigWithoutStop) {
+            // The configuration in force decides nothing after its stop-sign: commands wait
+            // for the next one (reconfig.rs).
+            return;
+        }
         while !self.pending.is_empty() {
             let decided = self.chosen_through.max(self.peer_compacted);
             let in_flight = (self.next_slot.0 - 1).saturating_sub(decided.0);
@@ -249,8 +263,10 @@ impl Replica {
         proposal.accepted.insert(i);
         let quorum = if self.bugs.has(Bug::ChosenWithoutQuorum) {
             !proposal.accepted.is_empty()
+        } else if self.bugs.has(Bug::LearnerInQuorum) {
+            proposal.accepted.len() >= self.membership.config.phase2_size()
         } else {
-            self.config.is_phase2_quorum(proposal.accepted)
+            self.membership.config.is_phase2_quorum(proposal.accepted)
         };
         if quorum {
             let Some(proposal) = self.proposals.remove(&slot) else {
@@ -286,7 +302,7 @@ impl Replica {
                     live.insert(i);
                 }
             }
-            if !self.config.is_phase2_quorum(live) {
+            if !self.membership.config.is_phase2_quorum(live) {
                 self.step_down(None);
             }
         }
@@ -306,14 +322,15 @@ impl Replica {
             }
         }
         for (slot, value, accepted) in stalled {
-            for i in 0..self.config.members().len() {
-                let to = self.config.members()[i];
+            for i in 0..self.membership.config.len_everyone() {
+                let to = self.member_at(i);
                 if to != self.id && !accepted.contains(i) {
                     let accept = Message::Accept {
                         ballot: self.ballot,
                         slot,
                         value: value.clone(),
                         chosen_through: self.chosen_through,
+                        epoch: self.membership.epoch,
                     };
                     self.outbox.send(to, accept, 0);
                 }
@@ -333,13 +350,14 @@ impl Replica {
         }
     }
 
-    fn send_heartbeats(&mut self) {
+    pub(super) fn send_heartbeats(&mut self) {
         self.heartbeat_elapsed_ticks = 0;
         self.chosen_announced = self.chosen_through;
         let hb = Message::Heartbeat {
             ballot: self.ballot,
             chosen_through: self.chosen_through,
             round: self.read_round,
+            epoch: self.membership.epoch,
         };
         self.broadcast(hb, 0);
     }
@@ -362,13 +380,14 @@ impl Replica {
         from: NodeId,
         ballot: Ballot,
         round: u64,
-        _chosen_through: Slot,
+        chosen_through: Slot,
     ) {
         if self.role != Role::Leader || ballot != self.ballot {
             return;
         }
         let Some(i) = self.index_of(from) else { return };
         self.acked_ticks[i] = self.now_ticks;
+        self.peer_chosen[i] = self.peer_chosen[i].max(chosen_through);
         self.acked_round[i] = self.acked_round[i].max(round.min(self.read_round));
         // A lagging follower pulls what it misses (learner.rs); the leader does not push, since
         // a follower is normally behind by the slots still in flight.
@@ -378,9 +397,11 @@ impl Replica {
     /// Reads in rounds echoed by a phase-2 quorum are confirmed: no higher ballot had been
     /// promised by that quorum when they echoed, so no other leader could have chosen anything.
     fn confirm_reads(&mut self) {
-        let mut rounds = self.acked_round.clone();
+        // Only voters' echoes vouch for the absence of a higher promise.
+        let voters = self.membership.config.members().len();
+        let mut rounds = self.acked_round[..voters].to_vec();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.config.phase2_size();
+        let q = self.membership.config.phase2_size();
         let confirmed = rounds.get(q.saturating_sub(1)).copied().unwrap_or(0);
         while let Some((&round, _)) = self.reads_in_round.first_key_value() {
             if round > confirmed {

@@ -87,7 +87,7 @@ impl Replica {
         }
     }
 
-    fn ask_catch_up(&mut self, from: NodeId) {
+    pub(super) fn ask_catch_up(&mut self, from: NodeId) {
         self.catch_up_asked_ticks = Some(self.now_ticks);
         let msg = Message::CatchUp {
             from_slot: self.chosen_through.next(),
@@ -147,8 +147,17 @@ impl Replica {
             });
             return;
         }
-        if self.chosen_through > before && self.chosen_through < chosen_through {
-            self.ask_catch_up(from);
+        if self.chosen_through < chosen_through {
+            // Progress: the next page at once. None (a pointer such as a peer's answer to a
+            // stale epoch's message): ask, at most every half election timeout.
+            let due = self.chosen_through > before
+                || self.catch_up_asked_ticks.is_none_or(|t| {
+                    self.now_ticks.saturating_sub(t)
+                        >= u64::from(self.options.election_timeout_ticks / 2).max(1)
+                });
+            if due {
+                self.ask_catch_up(from);
+            }
         }
     }
 

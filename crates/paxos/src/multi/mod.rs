@@ -13,6 +13,7 @@ mod apply;
 mod leader;
 mod learner;
 mod rebuild;
+mod reconfig;
 mod types;
 
 pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
@@ -53,14 +54,28 @@ pub struct Counters {
     pub elections_started: u64,
     /// Times this replica stopped leading.
     pub leaderships_lost: u64,
+    /// Configurations this replica entered after its start (stop-signs passed).
+    pub configurations_entered: u64,
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     id: NodeId,
+    /// This replica's index in `membership.config` (voters first, then learners); only
+    /// meaningful while it is a member (see `is_member`).
     index: usize,
-    config: Configuration,
+    /// The configuration in force: who votes on slots from `membership.first_slot` on.
+    membership: Membership,
+    /// The configuration before it, so that a removed member's messages are recognized and
+    /// refused as such (and a leaving leader's `TakeLead` is heard).
+    previous: Option<Configuration>,
+    /// As leader: the slot of the stop-sign it proposed or adopted in this epoch. Nothing is
+    /// proposed after it (Stoppable Paxos); it clears when the next configuration is entered.
+    stop_sign: Option<Slot>,
+    /// A phase-1a from a later epoch that arrived while this replica lagged: handled once it
+    /// has caught up into that epoch, so the candidate need not wait an election timeout.
+    deferred_prepare: Option<(NodeId, Ballot, Slot, u64)>,
     options: ReplicaOptions,
     bugs: PlantedBugs,
     now_ticks: u64,
@@ -114,6 +129,9 @@ pub struct Replica {
     /// replica became leader.
     chosen_announced: Slot,
     acked_ticks: Vec<u64>,
+    /// Each member's chosen prefix as it last reported it (heartbeat echoes): how far a
+    /// learner lags before it may be promoted.
+    peer_chosen: Vec<Slot>,
     read_round: u64,
     acked_round: Vec<u64>,
     reads_unsent: Vec<(ReadId, Slot)>,
@@ -150,6 +168,22 @@ impl Replica {
         Ok(replica)
     }
 
+    /// A replica that is not (yet) a member of `config`, started empty to join the cluster:
+    /// it votes for nothing and runs for nothing, and learns the chosen log from whoever
+    /// sends it (catch-up, or a snapshot through [`Replica::install_snapshot_in`]) until it
+    /// enters a configuration that lists it, as a learner first.
+    pub fn join(
+        id: NodeId,
+        config: Configuration,
+        options: ReplicaOptions,
+    ) -> Result<Replica, ConfigError> {
+        let state = DurableState {
+            membership: Some(Membership::initial(config)),
+            ..DurableState::default()
+        };
+        Replica::recover(id, Membership::initial_placeholder(), options, state)
+    }
+
     /// A replica restarted from what its storage holds.
     pub fn recover(
         id: NodeId,
@@ -169,8 +203,19 @@ impl Replica {
         state: DurableState,
         bugs: PlantedBugs,
     ) -> Result<Replica, ConfigError> {
-        let index = config.index_of(id).ok_or(ConfigError::NotAMember(id))?;
-        let n = config.members().len();
+        // A replica given a membership explicitly (recovered, or joining) may be outside it:
+        // it then waits, without a vote, to learn a configuration that includes it.
+        let explicit = state.membership.is_some();
+        let membership = state
+            .membership
+            .clone()
+            .unwrap_or_else(|| Membership::initial(config));
+        let index = match membership.config.index_of(id) {
+            Some(i) => i,
+            None if explicit => 0,
+            None => return Err(ConfigError::NotAMember(id)),
+        };
+        let n = membership.config.len_everyone();
         let mut promised = state.promised.unwrap_or(Ballot::ZERO);
         if bugs.has(Bug::ForgetPromiseOnRestart) {
             promised = Ballot::ZERO;
@@ -202,7 +247,10 @@ impl Replica {
         let mut replica = Replica {
             id,
             index,
-            config,
+            membership,
+            previous: None,
+            stop_sign: None,
+            deferred_prepare: None,
             options,
             bugs,
             now_ticks: 0,
@@ -234,6 +282,7 @@ impl Replica {
             heartbeat_elapsed_ticks: 0,
             chosen_announced: Slot::ZERO,
             acked_ticks: vec![0; n],
+            peer_chosen: vec![Slot::ZERO; n],
             read_round: 0,
             acked_round: vec![0; n],
             reads_unsent: Vec::new(),
@@ -244,6 +293,7 @@ impl Replica {
             counters: Counters::default(),
         };
         replica.advance_chosen_through();
+        replica.enter_chosen_configurations();
         if rebuilding {
             // Crashed while rebuilding: the fence it had gathered was not durable; start over.
             replica.start_rebuild();
@@ -297,9 +347,30 @@ impl Replica {
         self.id
     }
 
-    /// The configuration.
+    /// The configuration in force.
     pub fn config(&self) -> &Configuration {
-        &self.config
+        &self.membership.config
+    }
+
+    /// The configuration in force, its epoch and its first slot.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The configuration epoch (how many changes this replica has passed).
+    pub fn epoch(&self) -> u64 {
+        self.membership.epoch
+    }
+
+    /// Whether this replica votes in the configuration in force.
+    pub fn is_voter(&self) -> bool {
+        self.membership.config.is_voter(self.id)
+    }
+
+    /// Whether this replica is a voter or a learner of the configuration in force (false once
+    /// removed, and while a joining replica has not yet learned the change that adds it).
+    pub fn is_member(&self) -> bool {
+        self.membership.config.contains(self.id)
     }
 
     /// The role played now.
@@ -323,9 +394,9 @@ impl Replica {
     }
 
     /// Whether this replica votes (promises and accepts); false while rebuilding after a lost
-    /// disk.
+    /// disk, as a learner, and outside the configuration.
     pub fn is_voting(&self) -> bool {
-        self.rebuild.is_none()
+        self.rebuild.is_none() && self.is_voter()
     }
 
     /// The highest ballot this acceptor has promised.
@@ -371,6 +442,10 @@ impl Replica {
     /// Advances time by one tick. `rng` supplies election jitter; nothing else random happens.
     pub fn tick(&mut self, rng: &mut impl RngCore) {
         self.now_ticks += 1;
+        if !self.is_voter() {
+            // Learners and outsiders never run for leader; they only learn.
+            return;
+        }
         if self.rebuild.is_some() && self.role != Role::Leader {
             self.tick_rebuild(rng);
             return;
@@ -390,6 +465,9 @@ impl Replica {
     /// a leadership transfer, or for explorers and model checkers that choose who runs.
     /// (The election timer goes through the pre-vote instead; see [`Replica::tick`].)
     pub fn campaign(&mut self) {
+        if !self.is_voter() {
+            return;
+        }
         if self.rebuild.is_some() && self.fence_round().is_none() {
             // A rebuilding replica may run only above its fence, which it does not know yet.
             return;
@@ -404,19 +482,38 @@ impl Replica {
     pub fn step(&mut self, from: NodeId, msg: Message) -> Result<(), RejectReason> {
         if let Err(reason) = self.validate(from, &msg) {
             *self.counters.rejected.entry(reason).or_insert(0) += 1;
+            if reason == RejectReason::RemovedMember {
+                // A removed member that still acts in its old epoch learns it is behind.
+                self.tell_stale(from, &msg);
+            }
             return Err(reason);
         }
+        if let Some(epoch) = msg.epoch() {
+            if epoch != self.membership.epoch {
+                *self
+                    .counters
+                    .rejected
+                    .entry(RejectReason::OtherEpoch)
+                    .or_insert(0) += 1;
+                self.on_other_epoch(from, epoch, msg);
+                self.enter_chosen_configurations();
+                return Err(RejectReason::OtherEpoch);
+            }
+        }
         self.dispatch(from, msg);
+        self.enter_chosen_configurations();
         Ok(())
     }
 
     fn dispatch(&mut self, from: NodeId, msg: Message) {
         match msg {
-            Message::PreVote { round } => self.on_pre_vote(from, round),
+            Message::PreVote { round, .. } => self.on_pre_vote(from, round),
             Message::PreVoteReply { round, granted } => {
                 self.on_pre_vote_reply(from, round, granted)
             }
-            Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Message::Prepare {
+                ballot, from_slot, ..
+            } => self.on_prepare(from, ballot, from_slot),
             Message::Promise {
                 ballot,
                 records,
@@ -429,6 +526,7 @@ impl Replica {
                 slot,
                 value,
                 chosen_through,
+                ..
             } => self.on_accept(from, ballot, slot, value, chosen_through),
             Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
             Message::Nack { ballot, promised } => self.on_nack(ballot, promised),
@@ -436,6 +534,7 @@ impl Replica {
                 ballot,
                 chosen_through,
                 round,
+                ..
             } => self.on_heartbeat(from, ballot, chosen_through, round),
             Message::HeartbeatAck {
                 ballot,
@@ -450,6 +549,7 @@ impl Replica {
             } => self.on_learn(from, records, chosen_through, compacted_through),
             Message::RoundQuery => self.on_round_query(from),
             Message::RoundReport { round } => self.on_round_report(from, round),
+            Message::TakeLead { .. } => self.on_take_lead(from),
         }
     }
 
@@ -459,9 +559,7 @@ impl Replica {
         if from == self.id {
             return Err(RejectReason::FromSelf);
         }
-        if !self.config.contains(from) {
-            return Err(RejectReason::UnknownSender);
-        }
+        self.validate_sender(from, msg)?;
         let own_ballot = |b: &Ballot| b.is_real() && b.node == from;
         let slot_ok = |s: &Slot| {
             s.0 >= 1
@@ -479,7 +577,9 @@ impl Replica {
                     .all(|r| slot_ok(&r.slot) && r.ballot.is_real())
         };
         match msg {
-            Message::Prepare { ballot, from_slot } => {
+            Message::Prepare {
+                ballot, from_slot, ..
+            } => {
                 if !own_ballot(ballot) {
                     return Err(RejectReason::ImpossibleBallot);
                 }
@@ -530,6 +630,7 @@ impl Replica {
                 }
             }
             Message::PreVote { .. }
+            | Message::TakeLead { .. }
             | Message::RoundQuery
             | Message::RoundReport { .. }
             | Message::PreVoteReply { .. }
@@ -601,6 +702,7 @@ impl Replica {
 
     /// Drains what the driver must do now, in order: persist, send, apply (see [`Ready`]).
     pub fn ready(&mut self) -> Ready {
+        self.enter_chosen_configurations();
         if self.role == Role::Leader {
             self.fill_window();
             self.start_read_round();
@@ -630,6 +732,7 @@ impl Replica {
             if !looped_back {
                 break;
             }
+            self.enter_chosen_configurations();
             if self.role == Role::Leader {
                 self.fill_window();
             }
@@ -675,15 +778,37 @@ impl Replica {
     }
 
     fn index_of(&self, node: NodeId) -> Option<usize> {
-        self.config.index_of(node)
+        self.membership.config.index_of(node)
     }
 
+    /// To every voter and learner of the configuration in force but this replica.
     fn broadcast(&mut self, msg: Message, needs: u64) {
-        for i in 0..self.config.members().len() {
-            let to = self.config.members()[i];
+        for i in 0..self.membership.config.len_everyone() {
+            let to = self.member_at(i);
             if to != self.id {
                 self.outbox.send(to, msg.clone(), needs);
             }
+        }
+    }
+
+    /// To every voter but this replica (elections: learners neither promise nor grant).
+    fn broadcast_voters(&mut self, msg: Message, needs: u64) {
+        for i in 0..self.membership.config.members().len() {
+            let to = self.membership.config.members()[i];
+            if to != self.id {
+                self.outbox.send(to, msg.clone(), needs);
+            }
+        }
+    }
+
+    /// The member at index `i` (voters first, then learners).
+    fn member_at(&self, i: usize) -> NodeId {
+        let c = &self.membership.config;
+        let voters = c.members().len();
+        if i < voters {
+            c.members()[i]
+        } else {
+            c.learners()[i - voters]
         }
     }
 

@@ -47,13 +47,14 @@ impl Replica {
             asked_ticks: self.now_ticks,
             fenced_ticks: 0,
         });
-        self.broadcast(Message::RoundQuery, 0);
+        self.broadcast_voters(Message::RoundQuery, 0);
     }
 
     /// The fence, once every member has reported.
     pub(super) fn fence_round(&self) -> Option<u64> {
         let r = self.rebuild.as_ref()?;
-        (r.reported.len() == self.config.members().len()).then_some(r.fence_round)
+        let voters = self.membership.config.members().len();
+        (r.reported.len_below(voters) == voters).then_some(r.fence_round)
     }
 
     /// Re-asks members that did not answer; once fenced, runs for leader if no leader above
@@ -67,9 +68,9 @@ impl Replica {
             if self.now_ticks.saturating_sub(r.asked_ticks) >= retry {
                 r.asked_ticks = self.now_ticks;
                 let reported = r.reported;
-                for i in 0..self.config.members().len() {
+                for i in 0..self.membership.config.members().len() {
                     if !reported.contains(i) {
-                        let to = self.config.members()[i];
+                        let to = self.membership.config.members()[i];
                         self.outbox.send(to, Message::RoundQuery, 0);
                     }
                 }

@@ -2,6 +2,7 @@
 //! Each test is named for the rule it defends; the simulator covers faults at scale.
 
 use super::*;
+use crate::quorum::QuorumSpec;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -403,6 +404,7 @@ fn a_promise_leaves_only_after_it_is_persisted() {
         Message::Prepare {
             ballot,
             from_slot: Slot(1),
+            epoch: 0,
         },
     )
     .unwrap();
@@ -483,6 +485,7 @@ fn a_restarted_acceptor_keeps_its_promise() {
                 slot: Slot(1),
                 value: Value::Noop,
                 chosen_through: Slot::ZERO,
+                epoch: 0,
             },
         )
         .unwrap();
@@ -606,6 +609,7 @@ fn impossible_messages_are_refused_and_counted() {
             Message::Prepare {
                 ballot: Ballot::new(1, NodeId(3)),
                 from_slot: Slot(1),
+                epoch: 0,
             },
             RejectReason::ImpossibleBallot,
         ),
@@ -614,6 +618,7 @@ fn impossible_messages_are_refused_and_counted() {
             Message::Prepare {
                 ballot: Ballot::ZERO,
                 from_slot: Slot(1),
+                epoch: 0,
             },
             RejectReason::ImpossibleBallot,
         ),
@@ -624,6 +629,7 @@ fn impossible_messages_are_refused_and_counted() {
                 slot: Slot(0),
                 value: Value::Noop,
                 chosen_through: Slot(0),
+                epoch: 0,
             },
             RejectReason::ImpossibleSlot,
         ),
@@ -634,6 +640,7 @@ fn impossible_messages_are_refused_and_counted() {
                 slot: Slot(1 << 40),
                 value: Value::Noop,
                 chosen_through: Slot(0),
+                epoch: 0,
             },
             RejectReason::ImpossibleSlot,
         ),
@@ -701,6 +708,7 @@ fn commands(entries: &[ChosenEntry]) -> Vec<Command> {
     entries
         .iter()
         .flat_map(|e| match &e.value {
+            Value::StopSign(_) => Vec::new(),
             Value::Batch(b) => b.clone(),
             Value::Noop => Vec::new(),
         })
@@ -780,6 +788,7 @@ fn an_acceptor_does_not_vouch_for_a_value_other_than_the_chosen_one() {
                 slot: Slot(1),
                 value: Value::Noop,
                 chosen_through: Slot::ZERO,
+                epoch: 0,
             },
         )
         .unwrap();
@@ -816,6 +825,7 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
             Message::Prepare {
                 ballot: stale,
                 from_slot: Slot(1),
+                epoch: 0,
             },
         )
         .unwrap();
@@ -827,6 +837,7 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
                 slot: Slot(2),
                 value: Value::Noop,
                 chosen_through: Slot::ZERO,
+                epoch: 0,
             },
         )
         .unwrap();
@@ -876,6 +887,7 @@ fn an_accept_for_a_compacted_slot_points_the_leader_to_the_snapshot() {
                 slot: Slot(2),
                 value: Value::Noop,
                 chosen_through: Slot::ZERO,
+                epoch: 0,
             },
         )
         .unwrap();
@@ -935,4 +947,284 @@ fn a_snapshot_request_is_repeated_until_a_snapshot_is_installed() {
         r.tick(&mut rng);
         assert_eq!(r.ready().snapshot_wanted, None, "asked after installing");
     }
+}
+
+// ---- Reconfiguration (reconfig.rs; Stoppable Paxos) ----
+
+impl Cluster {
+    /// `n` voters, and `spares` more nodes started outside the configuration (`Replica::join`).
+    fn with_spares(n: u64, spares: u64) -> Cluster {
+        let mut c = Cluster::new(n);
+        let config = Configuration::majority_of(n).unwrap();
+        for id in n + 1..=n + spares {
+            c.replicas
+                .push(Replica::join(NodeId(id), config.clone(), options()).unwrap());
+            c.chosen.push(Vec::new());
+            c.durable.push(DurableState::default());
+        }
+        c
+    }
+
+    fn reconfigure(
+        &mut self,
+        leader: u64,
+        voters: &[u64],
+        learners: &[u64],
+    ) -> Result<Slot, ReconfigError> {
+        let next = Configuration::with_learners(
+            voters.iter().map(|&i| NodeId(i)).collect(),
+            learners.iter().map(|&i| NodeId(i)).collect(),
+            QuorumSpec::Majority,
+        )
+        .unwrap();
+        self.r(leader).propose_reconfiguration(next)
+    }
+}
+
+#[test]
+fn learners_catch_up_are_promoted_and_then_carry_the_quorum() {
+    let mut c = Cluster::with_spares(3, 2);
+    c.elect(1);
+    c.commit_one_by_one(1, 1..=5);
+    // Add 4 and 5 as learners: they learn the whole log but do not vote.
+    c.reconfigure(1, &[1, 2, 3], &[4, 5]).unwrap();
+    c.settle();
+    c.tick_all(4);
+    for id in 1..=5 {
+        assert_eq!(
+            c.r(id).epoch(),
+            1,
+            "n{id} entered the configuration with learners"
+        );
+    }
+    assert!(!c.r(4).is_voter() && c.r(4).is_member());
+    assert_eq!(
+        c.leader(),
+        Some(NodeId(1)),
+        "the leader leads on after its phase 1"
+    );
+    c.commit_one_by_one(1, 6..=6);
+    c.tick_all(2);
+    let all: Vec<Command> = (1..=6).map(|s| cmd(1, s)).collect();
+    c.assert_applied(&[1, 2, 3, 4, 5], &all);
+    // Promote both: 5 voters. Then two of the old voters fail; 1, 4, 5 carry on.
+    c.reconfigure(1, &[1, 2, 3, 4, 5], &[]).unwrap();
+    c.settle();
+    c.tick_all(4);
+    assert!(c.r(4).is_voter() && c.r(5).is_voter());
+    c.crash(2);
+    c.crash(3);
+    c.commit_one_by_one(1, 7..=8);
+    c.tick_all(2);
+    let all: Vec<Command> = (1..=8).map(|s| cmd(1, s)).collect();
+    c.assert_applied(&[1, 4, 5], &all);
+    // The stop-signs were applied like any slot, and the applier knows the configuration.
+    let stops = c.chosen[3]
+        .iter()
+        .filter(|e| e.value.is_stop_sign())
+        .count();
+    assert_eq!(stops, 2);
+}
+
+#[test]
+fn a_learner_is_not_counted_in_a_quorum() {
+    let mut c = Cluster::with_spares(3, 1);
+    c.elect(1);
+    c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert_eq!(c.r(4).epoch(), 1);
+    // Only the leader and the learner hear each other: no quorum of voters.
+    c.isolate(2);
+    c.isolate(3);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    assert!(
+        c.chosen[0].iter().all(|e| e.value.is_empty()),
+        "a learner's accept made a quorum"
+    );
+    c.cut.clear();
+    c.tick_all(4);
+    c.assert_applied(&[1, 2, 3, 4], &[cmd(1, 1)]);
+}
+
+#[test]
+fn promotion_is_refused_for_a_lagging_learner_and_for_a_stranger() {
+    let mut c = Cluster::with_spares(3, 2);
+    c.elect(1);
+    c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert!(matches!(
+        c.reconfigure(1, &[1, 2, 3, 5], &[4]),
+        Err(ReconfigError::NotALearner { node: NodeId(5) })
+    ));
+    c.crash(4);
+    for seq in 1..=80 {
+        c.r(1).propose(cmd(1, seq)).unwrap();
+        c.settle();
+    }
+    match c.reconfigure(1, &[1, 2, 3, 4], &[]) {
+        Err(ReconfigError::LearnerBehind {
+            node, lag_slots, ..
+        }) => {
+            assert_eq!(node, NodeId(4));
+            assert!(lag_slots >= 80, "lag {lag_slots}");
+        }
+        other => panic!("promotion of a lagging learner: {other:?}"),
+    }
+    // Once it has caught up, the same promotion goes through.
+    c.restart(4);
+    c.tick_all(6);
+    c.reconfigure(1, &[1, 2, 3, 4], &[]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert!(c.r(4).is_voter());
+}
+
+#[test]
+fn a_second_change_waits_for_the_first() {
+    let mut c = Cluster::with_spares(3, 1);
+    c.elect(1);
+    c.isolate(1);
+    let slot = c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+    assert_eq!(
+        c.reconfigure(1, &[1, 2], &[]),
+        Err(ReconfigError::InProgress { slot })
+    );
+    // Commands proposed meanwhile wait for the next configuration, after the stop-sign.
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    assert!(
+        c.r(1).entry(slot.next()).is_none(),
+        "proposed after a stop-sign"
+    );
+    c.cut.clear();
+    // A learner that missed an Accept while it still caught up into the epoch fetches the
+    // slot at its next catch-up (every half election timeout).
+    c.tick_all(12);
+    assert_eq!(c.r(1).epoch(), 1);
+    c.assert_applied(&[1, 2, 3, 4], &[cmd(1, 1)]);
+    let applied = &c.chosen[0];
+    let stop_at = applied.iter().position(|e| e.value.is_stop_sign()).unwrap();
+    let cmd_at = applied.iter().position(|e| !e.value.is_empty()).unwrap();
+    assert!(
+        cmd_at > stop_at,
+        "the waiting command was chosen in the new epoch"
+    );
+}
+
+#[test]
+fn a_removed_leader_hands_the_lead_over_and_its_messages_are_refused() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.commit_one_by_one(1, 1..=2);
+    c.reconfigure(1, &[2, 3], &[]).unwrap();
+    c.settle();
+    assert!(!c.r(1).is_member(), "the old leader left");
+    assert_ne!(c.r(1).role(), Role::Leader);
+    // TakeLead: the successor ran phase 1 at once, no election timeout needed.
+    let leader = c.leader().expect("a voter of the new configuration leads");
+    assert!(leader == NodeId(2) || leader == NodeId(3));
+    c.commit_one_by_one(leader.0, 3..=3);
+    c.tick_all(2);
+    c.assert_applied(&[2, 3], &(1..=3).map(|s| cmd(1, s)).collect::<Vec<_>>());
+    // A removed member's vote or leadership is refused and counted.
+    let before = c
+        .r(2)
+        .counters()
+        .rejected
+        .get(&RejectReason::RemovedMember)
+        .copied();
+    let stale = Message::Heartbeat {
+        ballot: Ballot::new(99, NodeId(1)),
+        chosen_through: Slot(1),
+        round: 0,
+        epoch: 0,
+    };
+    assert_eq!(
+        c.r(2).step(NodeId(1), stale),
+        Err(RejectReason::RemovedMember)
+    );
+    let after = c
+        .r(2)
+        .counters()
+        .rejected
+        .get(&RejectReason::RemovedMember)
+        .copied();
+    assert_eq!(after.unwrap_or(0), before.unwrap_or(0) + 1);
+    // A node that never was a member cannot get a vote counted by sending one.
+    let stranger = Message::Accepted {
+        ballot: c.r(leader.0).ballot(),
+        slot: Slot(9),
+    };
+    assert_eq!(
+        c.r(leader.0).step(NodeId(7), stranger),
+        Err(RejectReason::UnknownSender)
+    );
+    // The removed node ticks on without ever running for leader.
+    c.tick_all(40);
+    assert_eq!(c.r(1).counters().elections_started, 1);
+}
+
+#[test]
+fn a_restart_keeps_the_configuration_in_force() {
+    let mut c = Cluster::with_spares(3, 1);
+    c.elect(1);
+    c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    c.reconfigure(1, &[1, 2, 4], &[]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    for id in [1, 2, 3, 4] {
+        assert_eq!(c.r(id).epoch(), 2, "n{id}");
+    }
+    for id in [2, 4] {
+        c.crash(id);
+        c.restart(id);
+        assert_eq!(
+            c.r(id).epoch(),
+            2,
+            "n{id} came back in the old configuration"
+        );
+        assert!(c.r(id).is_voter());
+    }
+    c.crash(3);
+    c.restart(3);
+    assert!(!c.r(3).is_member(), "a removed member restarted as one");
+    c.tick_all(20);
+    let leader = c.leader().expect("leader");
+    c.commit_one_by_one(leader.0, 1..=1);
+    c.tick_all(2);
+    c.assert_applied(&[1, 2, 4], &[cmd(1, 1)]);
+}
+
+#[test]
+fn entering_a_configuration_voids_old_votes_after_its_stop_sign() {
+    let config = Configuration::majority_of(3).unwrap();
+    let mut d = DurableState::default();
+    let b = Ballot::new(1, NodeId(1));
+    d.apply(&PersistOp::Accept {
+        slot: Slot(1),
+        ballot: b,
+        value: Value::StopSign(config.clone()),
+    });
+    d.apply(&PersistOp::Accept {
+        slot: Slot(2),
+        ballot: Ballot::new(2, NodeId(2)),
+        value: Value::Batch(vec![cmd(1, 1)]),
+    });
+    d.apply(&PersistOp::EnterConfiguration {
+        membership: Membership::initial(config.clone()).after_stop_sign(Slot(1), config),
+    });
+    assert!(
+        d.entries[&Slot(1)].chosen,
+        "every slot before the new epoch is chosen"
+    );
+    assert!(
+        !d.entries.contains_key(&Slot(2)),
+        "an old-epoch vote after the stop-sign survived"
+    );
+    assert_eq!(d.membership.as_ref().map(|m| m.epoch), Some(1));
 }

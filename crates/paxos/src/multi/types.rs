@@ -2,6 +2,7 @@
 
 use crate::ids::{Ballot, NodeId, Slot};
 use crate::outbox::{Outbound, PersistBatch};
+use crate::quorum::{ConfigError, Configuration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -28,22 +29,31 @@ pub struct Command {
     pub payload: Vec<u8>,
 }
 
-/// The value of one slot: a batch of commands, or a no-op that fills a hole at takeover.
+/// The value of one slot: a batch of commands, a no-op that fills a hole at takeover, or a
+/// stop-sign that ends the configuration in force (see `reconfig.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Value {
     /// Fills a slot no one proposed anything for, so later slots can be applied.
     Noop,
     /// Commands applied in order, as one slot.
     Batch(Vec<Command>),
+    /// A stop-sign: the configuration in force decides no slot after this one; every later
+    /// slot belongs to the configuration carried here (the next epoch).
+    StopSign(Configuration),
 }
 
 impl Value {
     /// Number of commands carried.
     pub fn len(&self) -> usize {
         match self {
-            Value::Noop => 0,
+            Value::Noop | Value::StopSign(_) => 0,
             Value::Batch(c) => c.len(),
         }
+    }
+
+    /// Whether this is a stop-sign.
+    pub fn is_stop_sign(&self) -> bool {
+        matches!(self, Value::StopSign(_))
     }
 
     /// Whether the value carries no command.
@@ -74,6 +84,8 @@ pub enum Message {
     PreVote {
         /// The round the candidate would use.
         round: u64,
+        /// The candidate's configuration epoch: granted only within the same epoch.
+        epoch: u64,
     },
     /// Answer to [`Message::PreVote`].
     PreVoteReply {
@@ -88,6 +100,9 @@ pub enum Message {
         ballot: Ballot,
         /// First slot the candidate needs reports for.
         from_slot: Slot,
+        /// The configuration epoch the candidate runs in: only acceptors in the same epoch
+        /// promise (see `reconfig.rs`).
+        epoch: u64,
     },
     /// Phase 1b: a promise not to accept below `ballot`, with what was accepted from `from_slot`.
     Promise {
@@ -113,6 +128,8 @@ pub enum Message {
         value: Value,
         /// Every slot up to here is chosen (piggybacked learning).
         chosen_through: Slot,
+        /// The leader's configuration epoch: only acceptors in the same epoch accept.
+        epoch: u64,
     },
     /// Phase 2b.
     Accepted {
@@ -136,6 +153,8 @@ pub enum Message {
         chosen_through: Slot,
         /// Confirmation round, echoed back; reads waiting for round r are confirmed by a quorum of echoes.
         round: u64,
+        /// The leader's configuration epoch: only followers in the same epoch echo.
+        epoch: u64,
     },
     /// Answer to [`Message::Heartbeat`]: "I still promise nothing above your ballot".
     HeartbeatAck {
@@ -169,6 +188,13 @@ pub enum Message {
         /// That round.
         round: u64,
     },
+    /// A leader leaving the configuration (removed, or made a learner) asks a voter of the
+    /// next one to run phase 1 at once rather than wait out an election timeout. Taken only
+    /// from the member the receiver last followed, in the same epoch.
+    TakeLead {
+        /// The epoch the receiver should lead in.
+        epoch: u64,
+    },
 }
 
 impl Message {
@@ -188,6 +214,7 @@ impl Message {
             Message::Learn { .. } => "learn",
             Message::RoundQuery => "round_query",
             Message::RoundReport { .. } => "round_report",
+            Message::TakeLead { .. } => "take_lead",
         }
     }
 }
@@ -228,6 +255,54 @@ pub enum PersistOp {
         /// The leader's ballot, now promised.
         ballot: Ballot,
     },
+    /// The replica entered a new configuration: every slot before `membership.first_slot` is
+    /// chosen (the entries held for them hold the chosen values), the stop-sign that ended
+    /// the old configuration is at `first_slot - 1`, and entries at or after `first_slot`
+    /// accepted in the old epoch are void (nothing after a chosen stop-sign is ever chosen
+    /// in its configuration).
+    EnterConfiguration {
+        /// The configuration now in force.
+        membership: Membership,
+    },
+}
+
+/// The configuration in force and where it starts: the replicated answer to "who votes on
+/// which slots". Epoch 0 is the cluster's initial configuration, from slot 1; epoch `e + 1`
+/// starts right after the stop-sign chosen in epoch `e`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// How many configuration changes came before this one.
+    pub epoch: u64,
+    /// The first slot this configuration decides.
+    pub first_slot: Slot,
+    /// Its voters, learners and quorum rule.
+    pub config: Configuration,
+}
+
+impl Membership {
+    /// The cluster's first configuration.
+    pub fn initial(config: Configuration) -> Membership {
+        Membership {
+            epoch: 0,
+            first_slot: Slot(1),
+            config,
+        }
+    }
+
+    /// A configuration of one member, for constructors whose configuration is ignored in
+    /// favour of a durable one.
+    pub(crate) fn initial_placeholder() -> Configuration {
+        Configuration::majority_of(1).expect("one member is a valid configuration")
+    }
+
+    /// The membership a stop-sign chosen at `slot` leads to.
+    pub fn after_stop_sign(&self, slot: Slot, next: Configuration) -> Membership {
+        Membership {
+            epoch: self.epoch + 1,
+            first_slot: slot.next(),
+            config: next,
+        }
+    }
 }
 
 /// What a replica keeps across a crash: exactly what it was told is durable.
@@ -243,6 +318,9 @@ pub struct DurableState {
     /// Between [`PersistOp::RebuildStarted`] and [`PersistOp::VoteRegained`]: the replica must
     /// not promise or accept.
     pub rebuilding: bool,
+    /// The newest configuration this replica entered ([`PersistOp::EnterConfiguration`], or
+    /// the one its snapshot was taken in); `None`: the initial one it is started with.
+    pub membership: Option<Membership>,
 }
 
 /// One slot as stored.
@@ -291,6 +369,22 @@ impl DurableState {
             PersistOp::VoteRegained { ballot } => {
                 self.rebuilding = false;
                 self.promised = Some(self.promised.map_or(*ballot, |p| p.max(*ballot)));
+            }
+            PersistOp::EnterConfiguration { membership } => {
+                if self
+                    .membership
+                    .as_ref()
+                    .is_some_and(|m| m.epoch >= membership.epoch)
+                {
+                    return;
+                }
+                let first = membership.first_slot;
+                // Old-epoch votes at or after the first slot can never be chosen: drop them.
+                self.entries.retain(|slot, e| *slot < first || e.chosen);
+                for (_, e) in self.entries.range_mut(..first) {
+                    e.chosen = true;
+                }
+                self.membership = Some(membership.clone());
             }
             PersistOp::Chosen { slot, .. } if *slot <= self.compacted_through => {}
             PersistOp::Chosen {
@@ -369,6 +463,44 @@ pub enum ProposeError {
     },
 }
 
+/// Why a reconfiguration was refused. Carries what the operator needs next.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigError {
+    /// Only the leader proposes a change; send it to `leader` if known.
+    #[error("not the leader; leader is {leader:?}")]
+    NotLeader {
+        /// Who this replica believes leads.
+        leader: Option<NodeId>,
+    },
+    /// A change is already under way (its stop-sign is at `slot`); retry once it is in force.
+    #[error("a configuration change is already in progress (stop-sign at slot {slot}); retry once it is in force")]
+    InProgress {
+        /// The pending stop-sign's slot.
+        slot: Slot,
+    },
+    /// A new voter must first be a learner of the configuration in force.
+    #[error(
+        "{node} is not a learner: add it as a learner first, let it catch up, then promote it"
+    )]
+    NotALearner {
+        /// The node.
+        node: NodeId,
+    },
+    /// A learner to be promoted lags the leader by more than the bound.
+    #[error("{node} is {lag_slots} slots behind the leader (at most {bound_slots} allowed): can only promote a learner which is in sync with the leader")]
+    LearnerBehind {
+        /// The learner.
+        node: NodeId,
+        /// How far behind it is (unknown if it has not answered yet: `u64::MAX`).
+        lag_slots: u64,
+        /// The bound.
+        bound_slots: u64,
+    },
+    /// The new configuration itself is invalid.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] ConfigError),
+}
+
 /// Everything a replica asks its driver to do, in the order to do it:
 /// 1. write `persist` (atomically) and later report `persisted(persist.seq)`;
 /// 2. send `send` (all of it is already safe to send: its state is durable);
@@ -439,6 +571,9 @@ pub struct ReplicaOptions {
     pub pending_reads_max: usize,
     /// A message naming a slot further than this beyond the chosen prefix is refused as impossible.
     pub slot_horizon: u64,
+    /// A learner is promoted to voter only if its chosen prefix is at most this many slots
+    /// behind the leader's.
+    pub promote_lag_slots_max: u64,
 }
 
 impl Default for ReplicaOptions {
@@ -455,6 +590,7 @@ impl Default for ReplicaOptions {
             page_records_max: 256,
             pending_reads_max: 16_384,
             slot_horizon: 1 << 32,
+            promote_lag_slots_max: 64,
         }
     }
 }
@@ -489,6 +625,12 @@ pub enum RejectReason {
     /// A message from the replica to itself over the network.
     #[error("message claims to come from this replica")]
     FromSelf,
+    /// A vote or a leader's message from a member that a reconfiguration removed.
+    #[error("sender was removed from the configuration")]
+    RemovedMember,
+    /// A vote or a leader's message from another configuration epoch than this replica's.
+    #[error("message belongs to another configuration epoch")]
+    OtherEpoch,
 }
 
 /// The role a replica plays now.

@@ -1,0 +1,382 @@
+//! Reconfiguration: the configuration is replicated state, changed by a stop-sign chosen in
+//! the log. (Lamport, Malkhi, Zhou, "Stoppable Paxos" (2008) and "Reconfiguring a State
+//! Machine" (2010); the stop-sign as in Vertical Paxos and OmniPaxos.)
+//!
+//! **Epochs.** Epoch 0 is the cluster's first configuration, deciding slots from 1. A leader
+//! changes the configuration by proposing `Value::StopSign(next)` in a slot `j` of its epoch
+//! `e`; once `j` is chosen *and every slot before it is* (the chosen prefix passes `j`), a
+//! replica enters epoch `e + 1`, whose configuration `next` decides every slot after `j`.
+//! So each slot is decided by exactly one configuration, and single-decree Paxos per slot
+//! keeps it safe, provided two things hold:
+//!
+//! 1. **Nothing after a chosen stop-sign is chosen in its epoch.** A leader proposes nothing
+//!    after a stop-sign it proposed or adopted (`fill_window`), and a stop-sign is proposed
+//!    only at `next_slot`, above everything the leader proposed. At takeover (phase 1), the
+//!    Stoppable Paxos rule: a stop-sign at `j` reported at ballot `b` while some later slot
+//!    was reported at a ballot above `b` cannot have been chosen (that later ballot's leader
+//!    ran phase 1 after `b` and did not adopt it, which it would have had it been chosen), so
+//!    it is replaced by a no-op; otherwise the first stop-sign ends the slots the new leader
+//!    re-proposes, and nothing above it is proposed in this epoch. Induction on ballots shows
+//!    no value above a chosen stop-sign is ever chosen in its epoch.
+//! 2. **Each epoch's phase 1 happens in that epoch's configuration.** Leader messages carry
+//!    their epoch and an acceptor votes only in its own epoch: a replica that has not yet
+//!    entered epoch `e + 1` refuses to promise or accept for it (it catches up first), and a
+//!    replica in `e + 1` refuses the stale leaders of `e` (telling them how far the log is
+//!    chosen). A leader entering `e + 1` runs phase 1 in it before proposing, even if it led
+//!    `e`. Entries accepted in `e` after `j` are void on entry (they can never be chosen, by
+//!    1), so they are never reported in `e + 1`'s phase 1.
+//!
+//! A stop-sign may name any next configuration, since epochs never share a slot: growing from
+//! 3 to 5 voters or replacing all of them is as safe as replacing one. What a change costs is
+//! liveness, so new voters must first be **learners** (members that receive accepts,
+//! heartbeats and catch-up but never promise, never grant a pre-vote and never count in a
+//! quorum) that have caught up to within `promote_lag_slots_max` slots of the leader.
+//!
+//! A leader that is not a voter of the next configuration steps down on entering it and asks
+//! the best caught-up voter of the next one to run phase 1 at once (`TakeLead`). A removed
+//! member refuses nothing it is sent but is sent nothing; what it sends in its old epoch is
+//! refused (`RemovedMember`) and answered with the chosen prefix, from which it learns it was
+//! removed. A node outside the configuration cannot vote or be counted by sending messages.
+
+use super::*;
+
+impl Message {
+    /// The configuration epoch a leader's or candidate's message belongs to, if it has one.
+    pub fn epoch(&self) -> Option<u64> {
+        match self {
+            Message::PreVote { epoch, .. }
+            | Message::Prepare { epoch, .. }
+            | Message::Accept { epoch, .. }
+            | Message::Heartbeat { epoch, .. }
+            | Message::TakeLead { epoch } => Some(*epoch),
+            _ => None,
+        }
+    }
+}
+
+impl Replica {
+    /// Proposes a change to `next` (as leader): a stop-sign at the next free slot, after which
+    /// this configuration decides nothing more. Returns the stop-sign's slot; the change is in
+    /// force once [`Replica::epoch`] grows. Refused while another change is under way, for a
+    /// new voter that is not a learner now, and for a learner that lags by more than
+    /// `promote_lag_slots_max` slots.
+    pub fn propose_reconfiguration(&mut self, next: Configuration) -> Result<Slot, ReconfigError> {
+        if self.role != Role::Leader {
+            return Err(ReconfigError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if let Some(slot) = self.stop_sign {
+            return Err(ReconfigError::InProgress { slot });
+        }
+        let now = &self.membership.config;
+        let bound = self.options.promote_lag_slots_max;
+        for &node in next.members() {
+            if now.is_voter(node) {
+                continue;
+            }
+            let Some(i) = now.index_of(node).filter(|_| now.is_learner(node)) else {
+                return Err(ReconfigError::NotALearner { node });
+            };
+            let reported = self.peer_chosen[i];
+            let lag_slots = self.chosen_through.0.saturating_sub(reported.0);
+            let heard = reported > Slot::ZERO || self.chosen_through == Slot::ZERO;
+            if !heard || lag_slots > bound {
+                return Err(ReconfigError::LearnerBehind {
+                    node,
+                    lag_slots: if heard { lag_slots } else { u64::MAX },
+                    bound_slots: bound,
+                });
+            }
+        }
+        let slot = self.next_slot;
+        self.next_slot = slot.next();
+        self.stop_sign = Some(slot);
+        self.propose_slot(slot, Value::StopSign(next));
+        Ok(slot)
+    }
+
+    /// Checks who may send `msg`: members of the configuration in force for everything; anyone
+    /// for `Learn` (chosen values are facts, and a replica that lags behind a change learns of
+    /// its new members this way) and for a leader's message from a later epoch (answered only
+    /// by catching up, never by a vote); members of the previous configuration for `CatchUp`
+    /// (a removed member learns of its removal) and `TakeLead` (from the leader that left).
+    pub(super) fn validate_sender(&self, from: NodeId, msg: &Message) -> Result<(), RejectReason> {
+        if self.membership.config.contains(from) {
+            return Ok(());
+        }
+        let removed = self.previous.as_ref().is_some_and(|p| p.contains(from));
+        match msg {
+            Message::Learn { .. } => Ok(()),
+            Message::CatchUp { .. } | Message::TakeLead { .. } if removed => Ok(()),
+            m if m.epoch().is_some_and(|e| e > self.membership.epoch) => Ok(()),
+            _ if removed => Err(RejectReason::RemovedMember),
+            _ => Err(RejectReason::UnknownSender),
+        }
+    }
+
+    /// A leader's message from a member this replica knows was removed: tell it how far the
+    /// log is chosen, so it catches up and learns of its removal.
+    pub(super) fn tell_stale(&mut self, to: NodeId, msg: &Message) {
+        if matches!(
+            msg,
+            Message::Prepare { .. } | Message::Accept { .. } | Message::Heartbeat { .. }
+        ) {
+            self.send_chosen_prefix(to);
+        }
+    }
+
+    fn send_chosen_prefix(&mut self, to: NodeId) {
+        let learn = Message::Learn {
+            records: Vec::new(),
+            chosen_through: self.chosen_through,
+            compacted_through: self.compacted_through,
+        };
+        self.outbox.send(to, learn, 0);
+    }
+
+    /// A message from another epoch than this replica's. From a later one: this replica lags
+    /// behind a change, so it catches up from the sender and keeps a Prepare for when it has
+    /// entered that epoch. From an earlier one: the sender lags, and is told how far the log
+    /// is chosen. A pre-vote across epochs is never granted.
+    pub(super) fn on_other_epoch(&mut self, from: NodeId, epoch: u64, msg: Message) {
+        if epoch > self.membership.epoch {
+            if let Message::Prepare {
+                ballot,
+                from_slot,
+                epoch,
+            } = msg
+            {
+                self.deferred_prepare = Some((from, ballot, from_slot, epoch));
+            }
+            let due = self.catch_up_asked_ticks.is_none_or(|t| {
+                self.now_ticks.saturating_sub(t)
+                    >= u64::from(self.options.election_timeout_ticks / 2).max(1)
+            });
+            if due {
+                self.ask_catch_up(from);
+            }
+            return;
+        }
+        match msg {
+            Message::PreVote { round, .. } => {
+                let reply = Message::PreVoteReply {
+                    round,
+                    granted: false,
+                };
+                self.outbox.send(from, reply, 0);
+                self.send_chosen_prefix(from);
+            }
+            Message::Prepare { .. } | Message::Accept { .. } | Message::Heartbeat { .. } => {
+                self.send_chosen_prefix(from)
+            }
+            _ => {}
+        }
+    }
+
+    /// Enters every configuration whose stop-sign the chosen prefix has passed. Called after
+    /// each input, never in the middle of handling one, so a role change never cuts a
+    /// handler short.
+    pub(super) fn enter_chosen_configurations(&mut self) {
+        loop {
+            let first = self.membership.first_slot;
+            if self.chosen_through < first {
+                return;
+            }
+            let stop = self
+                .log
+                .range(first..=self.chosen_through)
+                .find(|(_, e)| e.chosen && e.value.is_stop_sign())
+                .map(|(slot, e)| (*slot, e.value.clone()));
+            let Some((slot, Value::StopSign(next))) = stop else {
+                return;
+            };
+            self.enter_configuration(slot, next);
+        }
+    }
+
+    /// The stop-sign at `stop` is chosen and so is every slot before it: from `stop + 1` on,
+    /// `next` decides.
+    fn enter_configuration(&mut self, stop: Slot, next: Configuration) {
+        debug_assert!(self.chosen_through >= stop);
+        let membership = self.membership.after_stop_sign(stop, next);
+        // Rule 1 of the module doc: nothing after a chosen stop-sign is chosen in its epoch.
+        assert!(
+            self.bugs.any() || self.log.range(stop.next()..).all(|(_, e)| !e.chosen),
+            "a value is chosen after the stop-sign at {stop} in epoch {}",
+            self.membership.epoch
+        );
+        // Votes cast in the old epoch after its stop-sign are void.
+        self.log.retain(|slot, e| *slot <= stop || e.chosen);
+        self.outbox.record(PersistOp::EnterConfiguration {
+            membership: membership.clone(),
+        });
+        let was_leader = self.role == Role::Leader;
+        // The successor to hand the lead to, if this leader leaves: the voter of the next
+        // configuration that has reported the longest chosen prefix.
+        let successor = membership
+            .config
+            .members()
+            .iter()
+            .copied()
+            .filter(|n| *n != self.id)
+            .max_by_key(|n| {
+                self.index_of(*n)
+                    .map_or(Slot::ZERO, |i| self.peer_chosen[i])
+            });
+        if was_leader {
+            // Tell followers the prefix now, at the old ballot, so they enter the new epoch
+            // before this replica's (or its successor's) Prepare reaches them.
+            self.send_heartbeats();
+        }
+        let old = std::mem::replace(&mut self.membership, membership);
+        self.previous = Some(old.config);
+        self.index = self.membership.config.index_of(self.id).unwrap_or(0);
+        let n = self.membership.config.len_everyone();
+        self.acked_ticks = vec![self.now_ticks; n];
+        self.acked_round = vec![0; n];
+        self.peer_chosen = vec![Slot::ZERO; n];
+        self.stop_sign = None;
+        self.proposals.clear();
+        if self.next_slot <= stop {
+            self.next_slot = stop.next();
+        }
+        self.counters.configurations_entered += 1;
+        // Reads waiting here were confirmed (or not) by the old configuration: retry them.
+        let failed: Vec<ReadId> = self
+            .reads_unsent
+            .drain(..)
+            .chain(
+                std::mem::take(&mut self.reads_in_round)
+                    .into_values()
+                    .flatten(),
+            )
+            .map(|(id, _)| id)
+            .collect();
+        for id in failed {
+            self.read_outcomes
+                .push(ReadOutcome::Failed { id, leader: None });
+        }
+        let voter = self.is_voter();
+        if self.role != Role::Follower {
+            if was_leader && voter {
+                // Lead on in the new epoch after its phase 1; queued commands wait for it.
+                self.role = Role::Follower;
+                self.counters.leaderships_lost += 1;
+                self.takeover.clear();
+                self.promises = NodeSet::EMPTY;
+                self.reset_election_timer();
+                self.start_phase1();
+            } else {
+                self.step_down(None);
+                if was_leader {
+                    if let Some(to) = successor {
+                        let msg = Message::TakeLead {
+                            epoch: self.membership.epoch,
+                        };
+                        self.outbox.send(to, msg, 0);
+                    }
+                }
+            }
+        }
+        if !self.is_member() {
+            self.leader = None;
+        }
+        if self.rebuild.is_some() && voter {
+            // The fence must come from the voters of the configuration in force.
+            self.start_rebuild();
+        }
+        if let Some((from, ballot, from_slot, epoch)) = self.deferred_prepare.take() {
+            if epoch == self.membership.epoch && self.membership.config.is_voter(from) {
+                self.on_prepare(from, ballot, from_slot);
+            } else if epoch > self.membership.epoch {
+                self.deferred_prepare = Some((from, ballot, from_slot, epoch));
+            }
+        }
+    }
+
+    /// The Stoppable Paxos rule at takeover (rule 1 of the module doc). Replaces stop-signs
+    /// outvoted by a higher ballot at a later slot with no-ops, and returns the first
+    /// stop-sign left: the last slot the new leader may propose in this epoch.
+    pub(super) fn seal_takeover(
+        &mut self,
+        takeover: &mut BTreeMap<Slot, SlotRecord>,
+    ) -> Option<Slot> {
+        if self.bugs.has(Bug::ReconfigWithoutStop) {
+            return None;
+        }
+        let first = self.membership.first_slot;
+        let mut stop = None;
+        let slots: Vec<Slot> = takeover.range(first..).map(|(s, _)| *s).collect();
+        for slot in slots {
+            let Some(record) = takeover.get(&slot) else {
+                continue;
+            };
+            if !record.value.is_stop_sign() {
+                continue;
+            }
+            let ballot = record.ballot;
+            let outvoted = takeover
+                .range(slot.next()..)
+                .any(|(_, later)| later.ballot > ballot);
+            if outvoted && !record.chosen {
+                if let Some(r) = takeover.get_mut(&slot) {
+                    r.value = Value::Noop;
+                }
+                continue;
+            }
+            stop = Some(slot);
+            break;
+        }
+        if let Some(stop) = stop {
+            assert!(
+                self.bugs.any() || takeover.range(stop.next()..).all(|(_, r)| !r.chosen),
+                "a value is reported chosen after the stop-sign at {stop}"
+            );
+            takeover.retain(|slot, _| *slot <= stop);
+            self.stop_sign = Some(stop);
+        }
+        stop
+    }
+
+    /// A leaving leader asks this voter to lead the configuration it just entered.
+    pub(super) fn on_take_lead(&mut self, from: NodeId) {
+        if self.leader == Some(from) && self.is_voter() && self.role != Role::Leader {
+            self.campaign();
+        }
+    }
+
+    /// As [`Replica::install_snapshot`], for a snapshot taken in `membership` (which the
+    /// driver keeps beside the state machine: see [`Applier::membership`]). A later
+    /// configuration than this replica's is entered at once.
+    pub fn install_snapshot_in(&mut self, through: Slot, membership: Membership) {
+        if through <= self.handed_out_through {
+            return;
+        }
+        if membership.epoch > self.membership.epoch {
+            assert!(
+                membership.first_slot <= through.next(),
+                "a snapshot through {through} cannot be in a configuration starting at {}",
+                membership.first_slot
+            );
+            self.log.retain(|slot, _| *slot > through);
+            self.outbox.record(PersistOp::EnterConfiguration {
+                membership: membership.clone(),
+            });
+            let old = std::mem::replace(&mut self.membership, membership);
+            self.previous = Some(old.config);
+            self.index = self.membership.config.index_of(self.id).unwrap_or(0);
+            let n = self.membership.config.len_everyone();
+            self.acked_ticks = vec![self.now_ticks; n];
+            self.acked_round = vec![0; n];
+            self.peer_chosen = vec![Slot::ZERO; n];
+            self.stop_sign = None;
+            self.counters.configurations_entered += 1;
+            if self.role != Role::Follower {
+                self.step_down(None);
+            }
+        }
+        self.install_snapshot(through);
+        self.enter_chosen_configurations();
+    }
+}
