@@ -23,6 +23,7 @@
 //! | LeaseGrant | 5 | id, ttl |
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
+//! | Auth | 8 | auth tag, then that command's fields (below) |
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -30,7 +31,28 @@
 //! (0 value with bytes, 1 version, 2 create, 3 mod, 4 lease, each with an integer), result (0
 //! equal, 1 greater, 2 less, 3 not equal). An operation is a tag (1 range, 2 put, 3 delete,
 //! 4 txn) then that request's fields. Transactions nest at most [`TXN_DEPTH_MAX`] deep.
+//!
+//! Auth commands (tag 8) came after the first release of this format. Every payload an older
+//! build wrote decodes unchanged; an older build refuses tag 8 as an unknown command, which is
+//! why the format version did not change (bumping it would make every new payload, not only
+//! the auth ones, unreadable to older builds). Names are UTF-8 byte strings (anything else is
+//! refused); a password hash is a byte string that must be a bcrypt hash's text:
+//!
+//! | auth command | auth tag | fields |
+//! |---|---|---|
+//! | AuthEnable | 1 | |
+//! | AuthDisable | 2 | |
+//! | UserAdd | 3 | name, password tag (0 no password; 1 hash, then the hash) |
+//! | UserDelete | 4 | name |
+//! | UserChangePassword | 5 | name, hash |
+//! | UserGrantRole | 6 | user, role |
+//! | UserRevokeRole | 7 | user, role |
+//! | RoleAdd | 8 | name |
+//! | RoleDelete | 9 | name |
+//! | RoleGrantPermission | 10 | role, key, range_end, type (0 read, 1 write, 2 readwrite: etcd's numbers) |
+//! | RoleRevokePermission | 11 | role, key, range_end |
 
+use crate::auth::{AuthCommand, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
 
@@ -48,6 +70,19 @@ const CMD_COMPACT: u8 = 4;
 const CMD_LEASE_GRANT: u8 = 5;
 const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
+const CMD_AUTH: u8 = 8;
+
+const AUTH_ENABLE: u8 = 1;
+const AUTH_DISABLE: u8 = 2;
+const AUTH_USER_ADD: u8 = 3;
+const AUTH_USER_DELETE: u8 = 4;
+const AUTH_USER_CHANGE_PASSWORD: u8 = 5;
+const AUTH_USER_GRANT_ROLE: u8 = 6;
+const AUTH_USER_REVOKE_ROLE: u8 = 7;
+const AUTH_ROLE_ADD: u8 = 8;
+const AUTH_ROLE_DELETE: u8 = 9;
+const AUTH_ROLE_GRANT_PERMISSION: u8 = 10;
+const AUTH_ROLE_REVOKE_PERMISSION: u8 = 11;
 
 const OP_RANGE: u8 = 1;
 const OP_PUT: u8 = 2;
@@ -88,6 +123,10 @@ pub fn encode(cmd: &KvCommand) -> Vec<u8> {
             out.push(CMD_LEASE_KEEP_ALIVE);
             out.put_i64(k.id);
         }
+        KvCommand::Auth(a) => {
+            out.push(CMD_AUTH);
+            put_auth(&mut out, a);
+        }
     }
     out
 }
@@ -111,6 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
         }),
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
+        CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),
@@ -161,6 +201,10 @@ pub(crate) trait Sink {
     fn put_bytes(&mut self, b: &[u8]) {
         self.put_len(b.len());
         self.put_slice(b);
+    }
+
+    fn put_str(&mut self, s: &str) {
+        self.put_bytes(s.as_bytes());
     }
 }
 
@@ -269,6 +313,21 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
         let n = self.len()?;
         Ok(self.slice(n)?.to_vec())
+    }
+
+    /// A name: a byte string that must be UTF-8.
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
+        String::from_utf8(self.bytes()?)
+            .map_err(|_| DecodeError::Malformed("name (not UTF-8)".into()))
+    }
+
+    /// A bcrypt hash's text.
+    pub(crate) fn password_hash(&mut self) -> Result<PasswordHash, DecodeError> {
+        let n = self.len()?;
+        std::str::from_utf8(self.slice(n)?)
+            .ok()
+            .and_then(PasswordHash::parse)
+            .ok_or(DecodeError::Malformed("password hash".into()))
     }
 
     pub(crate) fn flags(&mut self, known: u8) -> Result<u8, DecodeError> {
@@ -527,6 +586,143 @@ fn take_ops(r: &mut Reader<'_>, depth: usize) -> Result<Vec<RequestOp>, DecodeEr
         ops.push(op);
     }
     Ok(ops)
+}
+
+pub(crate) fn put_permission_type(out: &mut impl Sink, t: PermissionType) {
+    out.put_u8(match t {
+        PermissionType::Read => 0,
+        PermissionType::Write => 1,
+        PermissionType::ReadWrite => 2,
+    });
+}
+
+pub(crate) fn take_permission_type(r: &mut Reader<'_>) -> Result<PermissionType, DecodeError> {
+    match r.u8()? {
+        0 => Ok(PermissionType::Read),
+        1 => Ok(PermissionType::Write),
+        2 => Ok(PermissionType::ReadWrite),
+        tag => Err(DecodeError::UnknownTag {
+            what: "permission type".into(),
+            tag,
+        }),
+    }
+}
+
+fn put_auth(out: &mut Vec<u8>, a: &AuthCommand) {
+    match a {
+        AuthCommand::AuthEnable => out.put_u8(AUTH_ENABLE),
+        AuthCommand::AuthDisable => out.put_u8(AUTH_DISABLE),
+        AuthCommand::UserAdd { name, password } => {
+            out.put_u8(AUTH_USER_ADD);
+            out.put_str(name);
+            match password {
+                UserPassword::NoPassword => out.put_u8(0),
+                UserPassword::Hash(h) => {
+                    out.put_u8(1);
+                    out.put_str(h.as_str());
+                }
+            }
+        }
+        AuthCommand::UserDelete { name } => {
+            out.put_u8(AUTH_USER_DELETE);
+            out.put_str(name);
+        }
+        AuthCommand::UserChangePassword { name, hash } => {
+            out.put_u8(AUTH_USER_CHANGE_PASSWORD);
+            out.put_str(name);
+            out.put_str(hash.as_str());
+        }
+        AuthCommand::UserGrantRole { user, role } => {
+            out.put_u8(AUTH_USER_GRANT_ROLE);
+            out.put_str(user);
+            out.put_str(role);
+        }
+        AuthCommand::UserRevokeRole { user, role } => {
+            out.put_u8(AUTH_USER_REVOKE_ROLE);
+            out.put_str(user);
+            out.put_str(role);
+        }
+        AuthCommand::RoleAdd { name } => {
+            out.put_u8(AUTH_ROLE_ADD);
+            out.put_str(name);
+        }
+        AuthCommand::RoleDelete { name } => {
+            out.put_u8(AUTH_ROLE_DELETE);
+            out.put_str(name);
+        }
+        AuthCommand::RoleGrantPermission { role, perm } => {
+            out.put_u8(AUTH_ROLE_GRANT_PERMISSION);
+            out.put_str(role);
+            out.put_bytes(&perm.key);
+            out.put_bytes(&perm.range_end);
+            put_permission_type(out, perm.perm_type);
+        }
+        AuthCommand::RoleRevokePermission {
+            role,
+            key,
+            range_end,
+        } => {
+            out.put_u8(AUTH_ROLE_REVOKE_PERMISSION);
+            out.put_str(role);
+            out.put_bytes(key);
+            out.put_bytes(range_end);
+        }
+    }
+}
+
+fn take_auth(r: &mut Reader<'_>) -> Result<AuthCommand, DecodeError> {
+    Ok(match r.u8()? {
+        AUTH_ENABLE => AuthCommand::AuthEnable,
+        AUTH_DISABLE => AuthCommand::AuthDisable,
+        AUTH_USER_ADD => {
+            let name = r.string()?;
+            let password = match r.u8()? {
+                0 => UserPassword::NoPassword,
+                1 => UserPassword::Hash(r.password_hash()?),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "password".into(),
+                        tag,
+                    })
+                }
+            };
+            AuthCommand::UserAdd { name, password }
+        }
+        AUTH_USER_DELETE => AuthCommand::UserDelete { name: r.string()? },
+        AUTH_USER_CHANGE_PASSWORD => AuthCommand::UserChangePassword {
+            name: r.string()?,
+            hash: r.password_hash()?,
+        },
+        AUTH_USER_GRANT_ROLE => AuthCommand::UserGrantRole {
+            user: r.string()?,
+            role: r.string()?,
+        },
+        AUTH_USER_REVOKE_ROLE => AuthCommand::UserRevokeRole {
+            user: r.string()?,
+            role: r.string()?,
+        },
+        AUTH_ROLE_ADD => AuthCommand::RoleAdd { name: r.string()? },
+        AUTH_ROLE_DELETE => AuthCommand::RoleDelete { name: r.string()? },
+        AUTH_ROLE_GRANT_PERMISSION => AuthCommand::RoleGrantPermission {
+            role: r.string()?,
+            perm: Permission {
+                key: r.bytes()?,
+                range_end: r.bytes()?,
+                perm_type: take_permission_type(r)?,
+            },
+        },
+        AUTH_ROLE_REVOKE_PERMISSION => AuthCommand::RoleRevokePermission {
+            role: r.string()?,
+            key: r.bytes()?,
+            range_end: r.bytes()?,
+        },
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "auth command".into(),
+                tag,
+            })
+        }
+    })
 }
 
 #[cfg(test)]
