@@ -812,6 +812,180 @@ mod tests {
     }
 
     #[test]
+    fn payloads_written_before_auth_still_decode() {
+        // Bytes pinned from the format as first released: a put of "k" = "v" with prev_kv, a
+        // lease grant, and a transaction with one compare and one delete.
+        let put = [FORMAT_VERSION, CMD_PUT, 1, b'k', 1, b'v', 0, 1];
+        assert_eq!(
+            decode(&put),
+            Ok(KvCommand::Put(PutRequest {
+                prev_kv: true,
+                ..PutRequest::new("k", "v")
+            }))
+        );
+        let grant = [FORMAT_VERSION, CMD_LEASE_GRANT, 14, 20];
+        assert_eq!(
+            decode(&grant),
+            Ok(KvCommand::LeaseGrant(LeaseGrantRequest { id: 7, ttl: 10 }))
+        );
+        let txn = [
+            FORMAT_VERSION,
+            CMD_TXN,
+            1,
+            1,
+            b'a',
+            0,
+            1,
+            2,
+            0,
+            1,
+            OP_DELETE,
+            1,
+            b'b',
+            0,
+            0,
+            0,
+        ];
+        let want = TxnRequest {
+            compare: vec![Compare {
+                key: b"a".to_vec(),
+                range_end: vec![],
+                target: CompareTarget::Version(1),
+                result: CompareResult::Equal,
+            }],
+            success: vec![RequestOp::DeleteRange(DeleteRangeRequest::new("b", ""))],
+            failure: vec![],
+        };
+        assert_eq!(decode(&txn), Ok(KvCommand::Txn(want)));
+        for bytes in [&put[..], &grant, &txn] {
+            assert_eq!(
+                encode(&decode(bytes).unwrap()),
+                bytes,
+                "still written the same"
+            );
+        }
+    }
+
+    fn auth_round_trip(a: AuthCommand) {
+        let cmd = KvCommand::Auth(a);
+        let bytes = encode(&cmd);
+        assert_eq!(&bytes[..2], &[FORMAT_VERSION, CMD_AUTH]);
+        assert_eq!(decode(&bytes), Ok(cmd.clone()), "{cmd:?}");
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_err(), "a prefix of {cmd:?} decoded");
+        }
+    }
+
+    #[test]
+    fn every_auth_command_round_trips() {
+        let hash = PasswordHash::parse(&format!("$2a$04${}", "a".repeat(53))).unwrap();
+        let name = || "ユーザー".to_string();
+        for a in [
+            AuthCommand::AuthEnable,
+            AuthCommand::AuthDisable,
+            AuthCommand::UserAdd {
+                name: name(),
+                password: UserPassword::Hash(hash.clone()),
+            },
+            AuthCommand::UserAdd {
+                name: String::new(),
+                password: UserPassword::NoPassword,
+            },
+            AuthCommand::UserDelete { name: name() },
+            AuthCommand::UserChangePassword {
+                name: name(),
+                hash: hash.clone(),
+            },
+            AuthCommand::UserGrantRole {
+                user: name(),
+                role: "root".into(),
+            },
+            AuthCommand::UserRevokeRole {
+                user: name(),
+                role: "r".into(),
+            },
+            AuthCommand::RoleAdd { name: name() },
+            AuthCommand::RoleDelete { name: name() },
+            AuthCommand::RoleGrantPermission {
+                role: "r".into(),
+                perm: Permission::range(vec![0xff, 0], vec![0], PermissionType::ReadWrite),
+            },
+            AuthCommand::RoleGrantPermission {
+                role: "r".into(),
+                perm: Permission::key("k", PermissionType::Write),
+            },
+            AuthCommand::RoleRevokePermission {
+                role: "r".into(),
+                key: b"a".to_vec(),
+                range_end: b"b".to_vec(),
+            },
+        ] {
+            auth_round_trip(a);
+        }
+    }
+
+    #[test]
+    fn malformed_auth_fields_are_refused() {
+        let malformed = |what: &'static str| Err(DecodeError::Malformed(what.into()));
+        // RoleAdd with a name that is not UTF-8.
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, AUTH_ROLE_ADD, 1, 0xff]),
+            malformed("name (not UTF-8)")
+        );
+        // UserAdd "u" with a hash that is not a bcrypt hash.
+        assert_eq!(
+            decode(&[
+                FORMAT_VERSION,
+                CMD_AUTH,
+                AUTH_USER_ADD,
+                1,
+                b'u',
+                1,
+                3,
+                b'$',
+                b'2',
+                b'a'
+            ]),
+            malformed("password hash")
+        );
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, AUTH_USER_ADD, 1, b'u', 2]),
+            Err(DecodeError::UnknownTag {
+                what: "password".into(),
+                tag: 2
+            })
+        );
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, 12]),
+            Err(DecodeError::UnknownTag {
+                what: "auth command".into(),
+                tag: 12
+            })
+        );
+        // RoleGrantPermission "r" on "a" with permission type 3.
+        assert_eq!(
+            decode(&[
+                FORMAT_VERSION,
+                CMD_AUTH,
+                AUTH_ROLE_GRANT_PERMISSION,
+                1,
+                b'r',
+                1,
+                b'a',
+                0,
+                3
+            ]),
+            Err(DecodeError::UnknownTag {
+                what: "permission type".into(),
+                tag: 3
+            })
+        );
+        let mut ok = encode(&KvCommand::Auth(AuthCommand::AuthEnable));
+        ok.push(0);
+        assert_eq!(decode(&ok), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
     fn prefix_end_matches_etcd_clients() {
         assert_eq!(prefix_end(b"abc"), b"abd".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
