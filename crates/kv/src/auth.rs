@@ -157,9 +157,8 @@ fn check_hash_input(password: &str, cost: u32) -> Result<(), AuthError> {
 fn format_hash(parts: &bcrypt::HashParts) -> PasswordHash {
     // Go's bcrypt, and so etcd, writes the `2a` version; verifiers accept either.
     let text = parts.format_for_version(bcrypt::Version::TwoA);
-    let hash = PasswordHash::parse(&text);
-    assert!(hash.is_some(), "bcrypt produced a malformed hash");
-    hash.unwrap_or(PasswordHash(text))
+    // Checked, not trusted: a hash this crate could not read back must never be stored.
+    PasswordHash::parse(&text).expect("bcrypt produced a malformed hash")
 }
 
 /// Whether `password` matches `hash` (bcrypt, constant-time comparison). A hash bcrypt cannot
