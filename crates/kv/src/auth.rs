@@ -730,6 +730,11 @@ impl AuthStore {
     /// every key from `key` on, otherwise `[key, range_end)`; an empty or inverted range is
     /// checked as the one key `key`)? Passes while auth is off and for `root`; an unknown user
     /// is [`AuthError::PermissionDenied`]. `ReadWrite` asks for both.
+    ///
+    /// As in etcd, the caller first refuses a token from an older auth revision
+    /// ([`AuthStore::check_revision`]). Each call merges the user's permissions afresh (linear
+    /// in them, plus a sort); a request with many keys (a transaction) should take
+    /// [`AuthStore::permissions`] once and ask [`UserPermissions::allows`] per operation.
     pub fn check(
         &self,
         user: &str,
