@@ -23,6 +23,7 @@
 //! | LeaseGrant | 5 | id, ttl |
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
+//! | Auth | 8 | auth tag, then that command's fields (below) |
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -30,7 +31,28 @@
 //! (0 value with bytes, 1 version, 2 create, 3 mod, 4 lease, each with an integer), result (0
 //! equal, 1 greater, 2 less, 3 not equal). An operation is a tag (1 range, 2 put, 3 delete,
 //! 4 txn) then that request's fields. Transactions nest at most [`TXN_DEPTH_MAX`] deep.
+//!
+//! Auth commands (tag 8) came after the first release of this format. Every payload an older
+//! build wrote decodes unchanged; an older build refuses tag 8 as an unknown command, which is
+//! why the format version did not change (bumping it would make every new payload, not only
+//! the auth ones, unreadable to older builds). Names are UTF-8 byte strings (anything else is
+//! refused); a password hash is a byte string that must be a bcrypt hash's text:
+//!
+//! | auth command | auth tag | fields |
+//! |---|---|---|
+//! | AuthEnable | 1 | |
+//! | AuthDisable | 2 | |
+//! | UserAdd | 3 | name, password tag (0 no password; 1 hash, then the hash) |
+//! | UserDelete | 4 | name |
+//! | UserChangePassword | 5 | name, hash |
+//! | UserGrantRole | 6 | user, role |
+//! | UserRevokeRole | 7 | user, role |
+//! | RoleAdd | 8 | name |
+//! | RoleDelete | 9 | name |
+//! | RoleGrantPermission | 10 | role, key, range_end, type (0 read, 1 write, 2 readwrite: etcd's numbers) |
+//! | RoleRevokePermission | 11 | role, key, range_end |
 
+use crate::auth::{AuthCommand, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
 
@@ -48,6 +70,19 @@ const CMD_COMPACT: u8 = 4;
 const CMD_LEASE_GRANT: u8 = 5;
 const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
+const CMD_AUTH: u8 = 8;
+
+const AUTH_ENABLE: u8 = 1;
+const AUTH_DISABLE: u8 = 2;
+const AUTH_USER_ADD: u8 = 3;
+const AUTH_USER_DELETE: u8 = 4;
+const AUTH_USER_CHANGE_PASSWORD: u8 = 5;
+const AUTH_USER_GRANT_ROLE: u8 = 6;
+const AUTH_USER_REVOKE_ROLE: u8 = 7;
+const AUTH_ROLE_ADD: u8 = 8;
+const AUTH_ROLE_DELETE: u8 = 9;
+const AUTH_ROLE_GRANT_PERMISSION: u8 = 10;
+const AUTH_ROLE_REVOKE_PERMISSION: u8 = 11;
 
 const OP_RANGE: u8 = 1;
 const OP_PUT: u8 = 2;
@@ -88,6 +123,10 @@ pub fn encode(cmd: &KvCommand) -> Vec<u8> {
             out.push(CMD_LEASE_KEEP_ALIVE);
             out.put_i64(k.id);
         }
+        KvCommand::Auth(a) => {
+            out.push(CMD_AUTH);
+            put_auth(&mut out, a);
+        }
     }
     out
 }
@@ -111,6 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
         }),
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
+        CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),
@@ -161,6 +201,10 @@ pub(crate) trait Sink {
     fn put_bytes(&mut self, b: &[u8]) {
         self.put_len(b.len());
         self.put_slice(b);
+    }
+
+    fn put_str(&mut self, s: &str) {
+        self.put_bytes(s.as_bytes());
     }
 }
 
@@ -269,6 +313,21 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
         let n = self.len()?;
         Ok(self.slice(n)?.to_vec())
+    }
+
+    /// A name: a byte string that must be UTF-8.
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
+        String::from_utf8(self.bytes()?)
+            .map_err(|_| DecodeError::Malformed("name (not UTF-8)".into()))
+    }
+
+    /// A bcrypt hash's text.
+    pub(crate) fn password_hash(&mut self) -> Result<PasswordHash, DecodeError> {
+        let n = self.len()?;
+        std::str::from_utf8(self.slice(n)?)
+            .ok()
+            .and_then(PasswordHash::parse)
+            .ok_or(DecodeError::Malformed("password hash".into()))
     }
 
     pub(crate) fn flags(&mut self, known: u8) -> Result<u8, DecodeError> {
@@ -529,6 +588,143 @@ fn take_ops(r: &mut Reader<'_>, depth: usize) -> Result<Vec<RequestOp>, DecodeEr
     Ok(ops)
 }
 
+pub(crate) fn put_permission_type(out: &mut impl Sink, t: PermissionType) {
+    out.put_u8(match t {
+        PermissionType::Read => 0,
+        PermissionType::Write => 1,
+        PermissionType::ReadWrite => 2,
+    });
+}
+
+pub(crate) fn take_permission_type(r: &mut Reader<'_>) -> Result<PermissionType, DecodeError> {
+    match r.u8()? {
+        0 => Ok(PermissionType::Read),
+        1 => Ok(PermissionType::Write),
+        2 => Ok(PermissionType::ReadWrite),
+        tag => Err(DecodeError::UnknownTag {
+            what: "permission type".into(),
+            tag,
+        }),
+    }
+}
+
+fn put_auth(out: &mut Vec<u8>, a: &AuthCommand) {
+    match a {
+        AuthCommand::AuthEnable => out.put_u8(AUTH_ENABLE),
+        AuthCommand::AuthDisable => out.put_u8(AUTH_DISABLE),
+        AuthCommand::UserAdd { name, password } => {
+            out.put_u8(AUTH_USER_ADD);
+            out.put_str(name);
+            match password {
+                UserPassword::NoPassword => out.put_u8(0),
+                UserPassword::Hash(h) => {
+                    out.put_u8(1);
+                    out.put_str(h.as_str());
+                }
+            }
+        }
+        AuthCommand::UserDelete { name } => {
+            out.put_u8(AUTH_USER_DELETE);
+            out.put_str(name);
+        }
+        AuthCommand::UserChangePassword { name, hash } => {
+            out.put_u8(AUTH_USER_CHANGE_PASSWORD);
+            out.put_str(name);
+            out.put_str(hash.as_str());
+        }
+        AuthCommand::UserGrantRole { user, role } => {
+            out.put_u8(AUTH_USER_GRANT_ROLE);
+            out.put_str(user);
+            out.put_str(role);
+        }
+        AuthCommand::UserRevokeRole { user, role } => {
+            out.put_u8(AUTH_USER_REVOKE_ROLE);
+            out.put_str(user);
+            out.put_str(role);
+        }
+        AuthCommand::RoleAdd { name } => {
+            out.put_u8(AUTH_ROLE_ADD);
+            out.put_str(name);
+        }
+        AuthCommand::RoleDelete { name } => {
+            out.put_u8(AUTH_ROLE_DELETE);
+            out.put_str(name);
+        }
+        AuthCommand::RoleGrantPermission { role, perm } => {
+            out.put_u8(AUTH_ROLE_GRANT_PERMISSION);
+            out.put_str(role);
+            out.put_bytes(&perm.key);
+            out.put_bytes(&perm.range_end);
+            put_permission_type(out, perm.perm_type);
+        }
+        AuthCommand::RoleRevokePermission {
+            role,
+            key,
+            range_end,
+        } => {
+            out.put_u8(AUTH_ROLE_REVOKE_PERMISSION);
+            out.put_str(role);
+            out.put_bytes(key);
+            out.put_bytes(range_end);
+        }
+    }
+}
+
+fn take_auth(r: &mut Reader<'_>) -> Result<AuthCommand, DecodeError> {
+    Ok(match r.u8()? {
+        AUTH_ENABLE => AuthCommand::AuthEnable,
+        AUTH_DISABLE => AuthCommand::AuthDisable,
+        AUTH_USER_ADD => {
+            let name = r.string()?;
+            let password = match r.u8()? {
+                0 => UserPassword::NoPassword,
+                1 => UserPassword::Hash(r.password_hash()?),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "password".into(),
+                        tag,
+                    })
+                }
+            };
+            AuthCommand::UserAdd { name, password }
+        }
+        AUTH_USER_DELETE => AuthCommand::UserDelete { name: r.string()? },
+        AUTH_USER_CHANGE_PASSWORD => AuthCommand::UserChangePassword {
+            name: r.string()?,
+            hash: r.password_hash()?,
+        },
+        AUTH_USER_GRANT_ROLE => AuthCommand::UserGrantRole {
+            user: r.string()?,
+            role: r.string()?,
+        },
+        AUTH_USER_REVOKE_ROLE => AuthCommand::UserRevokeRole {
+            user: r.string()?,
+            role: r.string()?,
+        },
+        AUTH_ROLE_ADD => AuthCommand::RoleAdd { name: r.string()? },
+        AUTH_ROLE_DELETE => AuthCommand::RoleDelete { name: r.string()? },
+        AUTH_ROLE_GRANT_PERMISSION => AuthCommand::RoleGrantPermission {
+            role: r.string()?,
+            perm: Permission {
+                key: r.bytes()?,
+                range_end: r.bytes()?,
+                perm_type: take_permission_type(r)?,
+            },
+        },
+        AUTH_ROLE_REVOKE_PERMISSION => AuthCommand::RoleRevokePermission {
+            role: r.string()?,
+            key: r.bytes()?,
+            range_end: r.bytes()?,
+        },
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "auth command".into(),
+                tag,
+            })
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +809,180 @@ mod tests {
         };
         let exact = KvCommand::Txn(inner.clone());
         assert_eq!(decode(&encode(&exact)), Ok(exact));
+    }
+
+    #[test]
+    fn payloads_written_before_auth_still_decode() {
+        // Bytes pinned from the format as first released: a put of "k" = "v" with prev_kv, a
+        // lease grant, and a transaction with one compare and one delete.
+        let put = [FORMAT_VERSION, CMD_PUT, 1, b'k', 1, b'v', 0, 1];
+        assert_eq!(
+            decode(&put),
+            Ok(KvCommand::Put(PutRequest {
+                prev_kv: true,
+                ..PutRequest::new("k", "v")
+            }))
+        );
+        let grant = [FORMAT_VERSION, CMD_LEASE_GRANT, 14, 20];
+        assert_eq!(
+            decode(&grant),
+            Ok(KvCommand::LeaseGrant(LeaseGrantRequest { id: 7, ttl: 10 }))
+        );
+        let txn = [
+            FORMAT_VERSION,
+            CMD_TXN,
+            1,
+            1,
+            b'a',
+            0,
+            1,
+            2,
+            0,
+            1,
+            OP_DELETE,
+            1,
+            b'b',
+            0,
+            0,
+            0,
+        ];
+        let want = TxnRequest {
+            compare: vec![Compare {
+                key: b"a".to_vec(),
+                range_end: vec![],
+                target: CompareTarget::Version(1),
+                result: CompareResult::Equal,
+            }],
+            success: vec![RequestOp::DeleteRange(DeleteRangeRequest::new("b", ""))],
+            failure: vec![],
+        };
+        assert_eq!(decode(&txn), Ok(KvCommand::Txn(want)));
+        for bytes in [&put[..], &grant, &txn] {
+            assert_eq!(
+                encode(&decode(bytes).unwrap()),
+                bytes,
+                "still written the same"
+            );
+        }
+    }
+
+    fn auth_round_trip(a: AuthCommand) {
+        let cmd = KvCommand::Auth(a);
+        let bytes = encode(&cmd);
+        assert_eq!(&bytes[..2], &[FORMAT_VERSION, CMD_AUTH]);
+        assert_eq!(decode(&bytes), Ok(cmd.clone()), "{cmd:?}");
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_err(), "a prefix of {cmd:?} decoded");
+        }
+    }
+
+    #[test]
+    fn every_auth_command_round_trips() {
+        let hash = PasswordHash::parse(&format!("$2a$04${}", "a".repeat(53))).unwrap();
+        let name = || "ユーザー".to_string();
+        for a in [
+            AuthCommand::AuthEnable,
+            AuthCommand::AuthDisable,
+            AuthCommand::UserAdd {
+                name: name(),
+                password: UserPassword::Hash(hash.clone()),
+            },
+            AuthCommand::UserAdd {
+                name: String::new(),
+                password: UserPassword::NoPassword,
+            },
+            AuthCommand::UserDelete { name: name() },
+            AuthCommand::UserChangePassword {
+                name: name(),
+                hash: hash.clone(),
+            },
+            AuthCommand::UserGrantRole {
+                user: name(),
+                role: "root".into(),
+            },
+            AuthCommand::UserRevokeRole {
+                user: name(),
+                role: "r".into(),
+            },
+            AuthCommand::RoleAdd { name: name() },
+            AuthCommand::RoleDelete { name: name() },
+            AuthCommand::RoleGrantPermission {
+                role: "r".into(),
+                perm: Permission::range(vec![0xff, 0], vec![0], PermissionType::ReadWrite),
+            },
+            AuthCommand::RoleGrantPermission {
+                role: "r".into(),
+                perm: Permission::key("k", PermissionType::Write),
+            },
+            AuthCommand::RoleRevokePermission {
+                role: "r".into(),
+                key: b"a".to_vec(),
+                range_end: b"b".to_vec(),
+            },
+        ] {
+            auth_round_trip(a);
+        }
+    }
+
+    #[test]
+    fn malformed_auth_fields_are_refused() {
+        let malformed = |what: &'static str| Err(DecodeError::Malformed(what.into()));
+        // RoleAdd with a name that is not UTF-8.
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, AUTH_ROLE_ADD, 1, 0xff]),
+            malformed("name (not UTF-8)")
+        );
+        // UserAdd "u" with a hash that is not a bcrypt hash.
+        assert_eq!(
+            decode(&[
+                FORMAT_VERSION,
+                CMD_AUTH,
+                AUTH_USER_ADD,
+                1,
+                b'u',
+                1,
+                3,
+                b'$',
+                b'2',
+                b'a'
+            ]),
+            malformed("password hash")
+        );
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, AUTH_USER_ADD, 1, b'u', 2]),
+            Err(DecodeError::UnknownTag {
+                what: "password".into(),
+                tag: 2
+            })
+        );
+        assert_eq!(
+            decode(&[FORMAT_VERSION, CMD_AUTH, 12]),
+            Err(DecodeError::UnknownTag {
+                what: "auth command".into(),
+                tag: 12
+            })
+        );
+        // RoleGrantPermission "r" on "a" with permission type 3.
+        assert_eq!(
+            decode(&[
+                FORMAT_VERSION,
+                CMD_AUTH,
+                AUTH_ROLE_GRANT_PERMISSION,
+                1,
+                b'r',
+                1,
+                b'a',
+                0,
+                3
+            ]),
+            Err(DecodeError::UnknownTag {
+                what: "permission type".into(),
+                tag: 3
+            })
+        );
+        let mut ok = encode(&KvCommand::Auth(AuthCommand::AuthEnable));
+        ok.push(0);
+        assert_eq!(decode(&ok), Err(DecodeError::TrailingBytes(1)));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! is decided outside (the leader proposes a [`LeaseRevokeRequest`]). A client's request can be
 //! refused, with a [`KvError`] carrying etcd's message; it can never panic the store.
 //!
+//! The store also holds etcd's auth tables ([`AuthStore`]: users, roles, permissions, the
+//! enabled flag and the auth revision), changed by [`KvCommand::Auth`] through the same log
+//! and checked by pure functions of them (see the `auth` module's docs).
+//!
 //! ```
 //! use kv::{KvCommand, KvResponse, KvStore, PutRequest, RangeRequest};
 //!
@@ -34,6 +38,7 @@
 //! assert_eq!(then.kvs[0].value, b"hello");
 //! ```
 
+mod auth;
 mod codec;
 mod error;
 mod snapshot;
@@ -43,8 +48,14 @@ mod txn;
 mod types;
 mod watch;
 
+pub use auth::{
+    hash_password, hash_password_with_salt, is_valid_permission_range, verify_password, AuthAnswer,
+    AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, PasswordHash, Permission,
+    PermissionType, UserPassword, UserPermissions, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX,
+    BCRYPT_COST_MIN, PASSWORD_BYTES_MAX, ROOT_ROLE, ROOT_USER,
+};
 pub use codec::{decode, encode, FORMAT_VERSION, TXN_DEPTH_MAX};
-pub use error::{DecodeError, KvError, SnapshotError};
+pub use error::{AuthError, DecodeError, KvError, SnapshotError};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;
 pub use watch::WATCH_SCAN_ENTRIES_MAX;

@@ -1,8 +1,8 @@
 //! The store's snapshot bytes and its digest, both defined by one walk over the state.
 //!
-//! # Snapshot format, version 1
+//! # Snapshot format, versions 1 and 2
 //!
-//! `b"SKVS"`, a version byte (`1`), the body, then the CRC32C of everything before it
+//! `b"SKVS"`, a version byte (`1` or `2`), the body, then the CRC32C of everything before it
 //! (little-endian `u32`). The body, in the varint encoding of [`crate::codec`]:
 //!
 //! - limits: `txn_ops_max`, `key_bytes_max`, `value_bytes_max`;
@@ -12,17 +12,33 @@
 //! - keys, ascending: count, then per key its bytes and its history: count, then per version
 //!   `mod_revision` and a tag, 0 for a tombstone or 1 followed by `create_revision`,
 //!   `version`, `lease` and the value.
+//! - version 2 only: the auth tables. A flags byte (1: enabled), the auth revision (unsigned
+//!   varint); users, ascending by name: count, then per user its name, a flags byte (1: added
+//!   with no password, 2: a hash follows), the hash if any, and its roles, ascending: count,
+//!   then names; roles, ascending by name: count, then per role its name and its permissions,
+//!   ascending by key then range end: count, then per permission key, range end and type (0
+//!   read, 1 write, 2 readwrite).
+//!
+//! A store whose auth tables were never changed is written as version 1, exactly as before
+//! auth existed, and every other store as version 2: a store that does not use auth keeps its
+//! bytes and its [`KvStore::digest`] (compared across mixed-version members), and a version 1
+//! snapshot restores with auth disabled and empty tables. A version 2 snapshot whose auth
+//! tables are untouched is refused: each state has exactly one encoding.
 //!
 //! Everything is in map order, so equal stores give equal bytes.
 
-use crate::codec::{Fnv, Reader, Sink};
+use crate::auth::{AuthStore, Permission, Role, User};
+use crate::codec::{put_permission_type, take_permission_type, Fnv, Reader, Sink};
 use crate::error::{DecodeError, KvError, SnapshotError};
 use crate::store::{KvStore, Lease, Limits, Live, Version};
 use crate::watch::ChangeIndex;
 use std::collections::{BTreeMap, BTreeSet};
 
 const MAGIC: &[u8; 4] = b"SKVS";
-const SNAPSHOT_VERSION: u8 = 1;
+/// Written when the auth tables were never changed: no auth section.
+const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
+/// Written otherwise: with the auth section.
+const SNAPSHOT_VERSION_AUTH: u8 = 2;
 
 impl KvStore {
     /// The whole replicated state as bytes (format above): deterministic, versioned and
@@ -30,7 +46,11 @@ impl KvStore {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(SNAPSHOT_VERSION);
+        out.push(if self.auth.is_pristine() {
+            SNAPSHOT_VERSION_NO_AUTH
+        } else {
+            SNAPSHOT_VERSION_AUTH
+        });
         self.write_state(&mut out);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -38,7 +58,7 @@ impl KvStore {
     }
 
     /// A 64-bit hash of the whole replicated state (the snapshot body: history, revision,
-    /// compaction, leases and limits), for comparing replicas at equal slots. Stable across
+    /// compaction, leases, limits and auth tables), for comparing replicas at equal slots. Stable across
     /// Rust releases.
     pub fn digest(&self) -> u64 {
         let mut h = Fnv::new();
@@ -59,7 +79,7 @@ impl KvStore {
         let Some((&version, body)) = body.split_first() else {
             return Err(SnapshotError::BadMagic.into());
         };
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION_NO_AUTH && version != SNAPSHOT_VERSION_AUTH {
             return Err(SnapshotError::UnknownVersion(version).into());
         }
         let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -67,7 +87,16 @@ impl KvStore {
             return Err(SnapshotError::Checksum.into());
         }
         let mut r = Reader::new(body);
-        let store = read_state(&mut r)?;
+        let mut store = read_state(&mut r)?;
+        if version == SNAPSHOT_VERSION_AUTH {
+            store.auth = read_auth(&mut r)?;
+            if store.auth.is_pristine() {
+                return Err(SnapshotError::Inconsistent(
+                    "a version 2 snapshot with untouched auth tables".into(),
+                )
+                .into());
+            }
+        }
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
         Ok(store)
@@ -102,6 +131,9 @@ impl KvStore {
                     }
                 }
             }
+        }
+        if !self.auth.is_pristine() {
+            write_auth(&self.auth, out);
         }
     }
 
@@ -157,7 +189,7 @@ impl KvStore {
                 }
             }
         }
-        Ok(())
+        self.auth.validate().or_else(bad)
     }
 }
 
@@ -229,6 +261,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         lease_id_next,
         limits,
         changes,
+        auth: AuthStore::new(),
     };
     store.reattach_leases();
     Ok(store)
@@ -249,6 +282,95 @@ impl KvStore {
             }
         }
     }
+}
+
+fn write_auth(auth: &AuthStore, out: &mut impl Sink) {
+    out.put_u8(u8::from(auth.enabled));
+    out.put_u64(auth.revision);
+    out.put_len(auth.users.len());
+    for (name, user) in &auth.users {
+        out.put_bytes(name.as_bytes());
+        out.put_u8(u8::from(user.no_password) | u8::from(user.hash.is_some()) << 1);
+        if let Some(h) = &user.hash {
+            out.put_bytes(h.as_str().as_bytes());
+        }
+        out.put_len(user.roles.len());
+        for role in &user.roles {
+            out.put_bytes(role.as_bytes());
+        }
+    }
+    out.put_len(auth.roles.len());
+    for (name, role) in &auth.roles {
+        out.put_bytes(name.as_bytes());
+        out.put_len(role.perms.len());
+        for p in &role.perms {
+            out.put_bytes(&p.key);
+            out.put_bytes(&p.range_end);
+            put_permission_type(out, p.perm_type);
+        }
+    }
+}
+
+fn read_auth(r: &mut Reader<'_>) -> Result<AuthStore, SnapshotError> {
+    let not_ascending = |what: &'static str| SnapshotError::Inconsistent(what.into());
+    let enabled = r.flags(1)? != 0;
+    let revision = r.u64()?;
+    let mut users = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let name = r.string()?;
+        if users
+            .last_key_value()
+            .is_some_and(|(last, _): (&String, _)| *last >= name)
+        {
+            return Err(not_ascending("user names not ascending"));
+        }
+        let flags = r.flags(0b11)?;
+        let hash = if flags & 2 != 0 {
+            Some(r.password_hash()?)
+        } else {
+            None
+        };
+        let mut roles = BTreeSet::new();
+        for _ in 0..r.len()? {
+            let role = r.string()?;
+            if roles.last().is_some_and(|last: &String| *last >= role) {
+                return Err(not_ascending("a user's roles not ascending"));
+            }
+            roles.insert(role);
+        }
+        let user = User {
+            hash,
+            no_password: flags & 1 != 0,
+            roles,
+        };
+        users.insert(name, user);
+    }
+    let mut roles = BTreeMap::new();
+    for _ in 0..r.len()? {
+        let name = r.string()?;
+        if roles
+            .last_key_value()
+            .is_some_and(|(last, _): (&String, _)| *last >= name)
+        {
+            return Err(not_ascending("role names not ascending"));
+        }
+        let n = r.len()?;
+        let mut perms = Vec::with_capacity(n);
+        for _ in 0..n {
+            perms.push(Permission {
+                key: r.bytes()?,
+                range_end: r.bytes()?,
+                perm_type: take_permission_type(r)?,
+            });
+        }
+        roles.insert(name, Role { perms });
+    }
+    Ok(AuthStore {
+        enabled,
+        revision,
+        users,
+        roles,
+    })
 }
 
 impl Reader<'_> {

@@ -1,5 +1,6 @@
 //! The MVCC store: every key's history of versions, one revision counter, and leases.
 
+use crate::auth::{AuthReadResponse, AuthResponse, AuthStore};
 use crate::codec::decode;
 use crate::error::KvError;
 use crate::span::Span;
@@ -82,6 +83,8 @@ pub struct KvStore {
     pub(crate) limits: Limits,
     /// Which keys changed at which revision, for watchers (derived from `keys`).
     pub(crate) changes: ChangeIndex,
+    /// Users, roles, permissions, the enabled flag and the auth revision.
+    pub(crate) auth: AuthStore,
 }
 
 impl Default for KvStore {
@@ -149,6 +152,7 @@ impl KvStore {
             lease_id_next: 1,
             limits,
             changes: ChangeIndex::default(),
+            auth: AuthStore::new(),
         }
     }
 
@@ -168,6 +172,11 @@ impl KvStore {
         self.limits
     }
 
+    /// The auth tables, for permission checks, password checks and queries.
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
     /// Applies one write. A refusal is returned as `Err` and changed nothing.
     pub fn apply(&mut self, cmd: &KvCommand) -> KvOutput {
         match cmd {
@@ -185,6 +194,11 @@ impl KvStore {
                     ttl: lease.ttl,
                 }))
             }
+            KvCommand::Auth(a) => Ok(KvResponse::Auth(self.auth.apply(a).map(|()| {
+                AuthResponse {
+                    revision: self.revision,
+                }
+            }))),
         }
     }
 
@@ -200,6 +214,12 @@ impl KvStore {
                 leases: self.leases.keys().copied().collect(),
             })),
             KvRead::Watch(w) => self.watch_read(w).map(KvReadResponse::Watch),
+            KvRead::Auth(a) => Ok(KvReadResponse::Auth(self.auth.read(a).map(|answer| {
+                AuthReadResponse {
+                    revision: self.revision,
+                    answer,
+                }
+            }))),
         }
     }
 

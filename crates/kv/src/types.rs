@@ -4,7 +4,8 @@
 //! machine; what only the node knows (cluster and member ids, raft term, `serializable`) is
 //! left out. A response carries `revision`, the store revision its header reports.
 
-use crate::error::KvError;
+use crate::auth::{AuthCommand, AuthRead, AuthReadResponse, AuthResponse};
+use crate::error::{AuthError, KvError};
 use serde::{Deserialize, Serialize};
 
 /// One version of a key, as a read returns it (etcd's `mvccpb.KeyValue`).
@@ -296,6 +297,8 @@ pub enum KvCommand {
     LeaseRevoke(LeaseRevokeRequest),
     /// A lease renewal.
     LeaseKeepAlive(LeaseKeepAliveRequest),
+    /// A change to the auth tables (users, roles, permissions, enabling).
+    Auth(AuthCommand),
 }
 
 /// A read served from the applied state, outside the log (read-index or serializable).
@@ -314,6 +317,8 @@ pub enum KvRead {
     LeaseLeases,
     /// The changes a watcher has not seen yet.
     Watch(WatchRead),
+    /// A query of the auth tables.
+    Auth(AuthRead),
 }
 
 /// A watcher's read: the changes to keys in `key..range_end` (etcd's range forms) after
@@ -500,6 +505,10 @@ pub enum KvReadResponse {
     LeaseLeases(LeaseLeasesResponse),
     /// A watcher's read.
     Watch(WatchReadResponse),
+    /// An auth query's answer, or etcd's refusal (a user or role that does not exist). The
+    /// refusal is inside, rather than a [`KvError`], so that the node's exhaustive map from
+    /// [`KvError`] to gRPC statuses stays as it is; map [`AuthError`] beside it.
+    Auth(Result<AuthReadResponse, AuthError>),
 }
 
 /// The answer to a [`KvCommand`] that was applied.
@@ -519,6 +528,10 @@ pub enum KvResponse {
     LeaseRevoke(LeaseRevokeResponse),
     /// A lease renewal's.
     LeaseKeepAlive(LeaseKeepAliveResponse),
+    /// An auth command's: applied, or refused by etcd's rules (and then it changed nothing).
+    /// The refusal is inside, rather than a [`KvError`], for the reason given at
+    /// [`KvReadResponse::Auth`].
+    Auth(Result<AuthResponse, AuthError>),
 }
 
 /// What applying one log payload gives its client: an answer, or a refusal that changed

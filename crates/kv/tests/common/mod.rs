@@ -149,7 +149,55 @@ pub fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// Commands only (no reads), with nested transactions mixed in, over the same few keys.
+/// Auth commands over a few users, roles and keys, so that they collide (and often get
+/// refused by etcd's rules).
+pub fn auth_command() -> impl Strategy<Value = AuthCommand> {
+    let user = || prop::sample::select(vec!["root", "u1", "u2", ""]).prop_map(String::from);
+    let role = || prop::sample::select(vec!["root", "r1", "r2", ""]).prop_map(String::from);
+    let hash = PasswordHash::parse(&format!("$2a$04${}", "x".repeat(53))).expect("hash shape");
+    let perm_type = prop::sample::select(vec![
+        PermissionType::Read,
+        PermissionType::Write,
+        PermissionType::ReadWrite,
+    ]);
+    prop_oneof![
+        1 => Just(AuthCommand::AuthEnable),
+        1 => Just(AuthCommand::AuthDisable),
+        2 => (user(), any::<bool>()).prop_map(move |(name, no_password)| AuthCommand::UserAdd {
+            name,
+            password: if no_password {
+                UserPassword::NoPassword
+            } else {
+                UserPassword::Hash(hash.clone())
+            },
+        }),
+        1 => user().prop_map(|name| AuthCommand::UserDelete { name }),
+        2 => (user(), role()).prop_map(|(user, role)| AuthCommand::UserGrantRole { user, role }),
+        1 => (user(), role()).prop_map(|(user, role)| AuthCommand::UserRevokeRole { user, role }),
+        2 => role().prop_map(|name| AuthCommand::RoleAdd { name }),
+        1 => role().prop_map(|name| AuthCommand::RoleDelete { name }),
+        2 => (role(), key(), range_end(), perm_type).prop_map(|(role, key, range_end, perm_type)| {
+            AuthCommand::RoleGrantPermission {
+                role,
+                perm: Permission {
+                    key,
+                    range_end,
+                    perm_type,
+                },
+            }
+        }),
+        1 => (role(), key(), range_end()).prop_map(|(role, key, range_end)| {
+            AuthCommand::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            }
+        }),
+    ]
+}
+
+/// Commands only (no reads), with nested transactions and auth commands mixed in, over the
+/// same few keys.
 pub fn command() -> impl Strategy<Value = KvCommand> {
     let flat = step().prop_filter_map("reads are not commands", |s| match s {
         Step::Command(c) => Some(c),
@@ -158,6 +206,7 @@ pub fn command() -> impl Strategy<Value = KvCommand> {
     prop_oneof![
         8 => flat,
         1 => txn_tree(op()).prop_map(KvCommand::Txn),
+        2 => auth_command().prop_map(KvCommand::Auth),
     ]
 }
 
@@ -193,6 +242,63 @@ pub fn txn_tree(
 
 fn any_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..12)
+}
+
+/// A name: any UTF-8, short, sometimes empty.
+fn any_name() -> impl Strategy<Value = String> {
+    prop_oneof![Just(String::new()), Just("root".to_string()), ".{0,6}"]
+}
+
+/// Something shaped as a bcrypt hash (the codec checks the shape, not the hash).
+fn any_hash() -> impl Strategy<Value = PasswordHash> {
+    "\\$2[abxy]\\$[0-3][0-9]\\$[./A-Za-z0-9]{53}"
+        .prop_map(|s| PasswordHash::parse(&s).expect("generated a bcrypt-shaped hash"))
+}
+
+/// Any auth command, with arbitrary names, keys and hashes: for the encoding.
+pub fn arb_auth_command() -> impl Strategy<Value = AuthCommand> {
+    let perm_type = prop::sample::select(vec![
+        PermissionType::Read,
+        PermissionType::Write,
+        PermissionType::ReadWrite,
+    ]);
+    prop_oneof![
+        Just(AuthCommand::AuthEnable),
+        Just(AuthCommand::AuthDisable),
+        (
+            any_name(),
+            prop_oneof![
+                Just(UserPassword::NoPassword),
+                any_hash().prop_map(UserPassword::Hash)
+            ]
+        )
+            .prop_map(|(name, password)| AuthCommand::UserAdd { name, password }),
+        any_name().prop_map(|name| AuthCommand::UserDelete { name }),
+        (any_name(), any_hash())
+            .prop_map(|(name, hash)| AuthCommand::UserChangePassword { name, hash }),
+        (any_name(), any_name()).prop_map(|(user, role)| AuthCommand::UserGrantRole { user, role }),
+        (any_name(), any_name())
+            .prop_map(|(user, role)| AuthCommand::UserRevokeRole { user, role }),
+        any_name().prop_map(|name| AuthCommand::RoleAdd { name }),
+        any_name().prop_map(|name| AuthCommand::RoleDelete { name }),
+        (any_name(), any_bytes(), any_bytes(), perm_type).prop_map(
+            |(role, key, range_end, perm_type)| AuthCommand::RoleGrantPermission {
+                role,
+                perm: Permission {
+                    key,
+                    range_end,
+                    perm_type,
+                },
+            }
+        ),
+        (any_name(), any_bytes(), any_bytes()).prop_map(|(role, key, range_end)| {
+            AuthCommand::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            }
+        }),
+    ]
 }
 
 /// Any command at all, with arbitrary bytes and integers: for the encoding.
@@ -290,5 +396,6 @@ pub fn arb_command() -> impl Strategy<Value = KvCommand> {
             .prop_map(|(id, ttl)| KvCommand::LeaseGrant(LeaseGrantRequest { id, ttl })),
         any::<i64>().prop_map(|id| KvCommand::LeaseRevoke(LeaseRevokeRequest { id })),
         any::<i64>().prop_map(|id| KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id })),
+        arb_auth_command().prop_map(KvCommand::Auth),
     ]
 }
