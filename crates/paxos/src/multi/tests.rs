@@ -1228,3 +1228,50 @@ fn entering_a_configuration_voids_old_votes_after_its_stop_sign() {
     );
     assert_eq!(d.membership.as_ref().map(|m| m.epoch), Some(1));
 }
+
+/// The reconfiguration scenarios above must be able to fail: with a planted bug in every
+/// replica, the rule each defends is broken where the test looks.
+#[cfg(feature = "planted-bugs")]
+mod planted_reconfiguration {
+    use super::*;
+    use crate::bugs::{Bug, PlantedBugs};
+
+    fn plant(c: &mut Cluster, bug: Bug) {
+        for r in &mut c.replicas {
+            r.bugs = PlantedBugs::only(bug);
+        }
+    }
+
+    #[test]
+    fn planted_learner_in_quorum_lets_a_leader_and_a_learner_choose() {
+        let mut c = Cluster::with_spares(3, 1);
+        plant(&mut c, Bug::LearnerInQuorum);
+        c.elect(1);
+        c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+        c.settle();
+        c.tick_all(2);
+        c.isolate(2);
+        c.isolate(3);
+        c.r(1).propose(cmd(1, 1)).unwrap();
+        c.settle();
+        assert!(
+            c.chosen[0].iter().any(|e| !e.value.is_empty()),
+            "the planted bug went unnoticed: no value chosen by a leader and a learner"
+        );
+    }
+
+    #[test]
+    fn planted_reconfig_without_stop_proposes_after_the_stop_sign() {
+        let mut c = Cluster::with_spares(3, 1);
+        plant(&mut c, Bug::ReconfigWithoutStop);
+        c.elect(1);
+        c.isolate(1);
+        let slot = c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+        c.r(1).propose(cmd(1, 1)).unwrap();
+        c.settle();
+        assert!(
+            c.r(1).entry(slot.next()).is_some(),
+            "the planted bug went unnoticed: nothing proposed after the stop-sign"
+        );
+    }
+}
