@@ -1,0 +1,168 @@
+//! What members say to each other besides Paxos: the member's envelope on the peer port.
+//!
+//! Encoded as the transport's versioned codec encodes a value (`transport::codec::
+//! encode_value`: a version byte, [`CODEC_VERSION`], then postcard), byte for byte, so the
+//! wire is unchanged; the member cannot depend on the transport, so the few lines are here.
+//! Variants are appended, never reordered (the variant index is on the wire).
+
+use bytes::Bytes;
+use paxos::multi::{ClientId, Command, CommandId, Message, ReadId};
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The first byte of every encoded message (the transport codec's version).
+pub const CODEC_VERSION: u8 = 1;
+
+/// Why bytes are not a peer message (or a message could not be encoded).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// No bytes at all.
+    #[error("empty message")]
+    Empty,
+    /// A version this build does not read.
+    #[error("unsupported codec version {0} (this build reads {CODEC_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The body is not a valid encoding.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Bytes left over after one whole message.
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+/// One message between members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// A Paxos message for the core.
+    Paxos(Message),
+    /// A client write that reached a member other than the leader: propose it. The sender
+    /// learns the outcome by applying the slot it is chosen in (same command id), so no answer
+    /// travels back; the sender re-sends after a timeout, and the session table makes a
+    /// command chosen twice apply once.
+    Forward(Command),
+    /// "Confirm your leadership for my read `id`" (read-index on behalf of a follower).
+    ReadIndexAsk {
+        /// The asker's read.
+        id: ReadId,
+    },
+    /// The leader's answer: serve the read once applied through `slot`; `None`: not leader
+    /// any more, ask again.
+    ReadIndexAnswer {
+        /// The asker's read.
+        id: ReadId,
+        /// Apply through here first.
+        slot: Option<Slot>,
+    },
+    /// "What is the highest round you have seen?" from a member with an empty data directory
+    /// deciding whether the cluster is new (see `server.rs`).
+    Probe,
+    /// Answer to [`PeerMessage::Probe`].
+    ProbeReply {
+        /// The highest round the member promised or saw; 0 if it has taken part in nothing.
+        round: u64,
+    },
+    /// A member introduces itself, so every member can list everyone's client URLs.
+    Hello {
+        /// Its client URLs.
+        client_urls: Vec<String>,
+    },
+    /// "Send me your snapshot covering at least `through`, from byte `offset`."
+    SnapshotAsk {
+        /// The slot it must cover.
+        through: Slot,
+        /// Resume from here (0: from the start).
+        offset: u64,
+    },
+    /// One chunk of a snapshot (storage's `SnapshotChunk` encoding, CRC-checked).
+    SnapshotChunk(#[serde(with = "serde_bytes_compat")] Bytes),
+    /// From the leader: "take the lead", a leadership transfer (etcd's MoveLeader). The
+    /// receiver starts phase 1 at once with a higher ballot; Paxos keeps that safe whenever it
+    /// happens, so the message only decides who runs, never what is chosen.
+    TakeLead,
+}
+
+/// `Bytes` as a postcard byte string.
+mod serde_bytes_compat {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let v: Vec<u8> = Vec::deserialize(d)?;
+        Ok(Bytes::from(v))
+    }
+}
+
+/// Encodes for the wire.
+pub fn encode(msg: &PeerMessage) -> Result<Bytes, CodecError> {
+    let out = postcard::to_extend(msg, vec![CODEC_VERSION])
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+/// Decodes from the wire; a peer's garbage is an error, never a panic, and trailing bytes
+/// are refused.
+pub fn decode(bytes: &[u8]) -> Result<PeerMessage, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::UnsupportedVersion(version));
+    }
+    let (msg, rest) = postcard::take_from_bytes::<PeerMessage>(body)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CodecError::Trailing(rest.len()));
+    }
+    Ok(msg)
+}
+
+/// One message of every kind: the round-trip test's cases and the fuzzers' seeds.
+pub fn samples() -> Vec<PeerMessage> {
+    vec![
+        PeerMessage::Paxos(Message::RoundQuery),
+        PeerMessage::Forward(Command {
+            id: CommandId {
+                client: ClientId(9),
+                seq: 3,
+            },
+            payload: vec![1, 2, 3],
+        }),
+        PeerMessage::ReadIndexAsk { id: ReadId(4) },
+        PeerMessage::ReadIndexAnswer {
+            id: ReadId(4),
+            slot: Some(Slot(8)),
+        },
+        PeerMessage::Probe,
+        PeerMessage::ProbeReply { round: 7 },
+        PeerMessage::Hello {
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        },
+        PeerMessage::SnapshotAsk {
+            through: Slot(5),
+            offset: 10,
+        },
+        PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
+        PeerMessage::TakeLead,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_round_trips_and_garbage_is_refused() {
+        let all = samples();
+        for m in all {
+            let bytes = encode(&m).unwrap();
+            assert_eq!(decode(&bytes).unwrap(), m);
+            // A cut-short message is refused.
+            assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+        assert!(decode(&[1, 200]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}
