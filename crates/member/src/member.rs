@@ -639,7 +639,7 @@ impl Member {
                 tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
             }
         }
-        let outcome = result.map_err(|e| MemberError::Snapshot(format!("snapshot file: {e}")));
+        let outcome = result.map_err(MemberError::Snapshot);
         for id in std::mem::take(&mut self.defragments) {
             self.answer(id, Answer::Defragment(outcome.clone()));
         }
@@ -669,9 +669,9 @@ impl Member {
                 if current {
                     self.snapshots.incoming = None;
                 }
-                self.snapshots.made_durable(through);
                 match AppliedSnapshot::decode(through, &body) {
                     Ok(snapshot) => {
+                        self.snapshots.made_durable(through);
                         self.install(now, snapshot);
                         self.outputs.push_back(Output::CompactLog { through });
                     }
