@@ -619,6 +619,7 @@ impl Member {
         tracing::error!(%error, "the log failed; this member stops serving writes and must be restarted");
         self.fail_all(MemberError::StorageFailed(error.clone()));
         self.storage_error = Some(error);
+        self.drive();
     }
 
     /// A snapshot write begun by [`Output::WriteSnapshot`] ended: on success it is durable,
@@ -1262,10 +1263,11 @@ impl Member {
     /// for the driver to write ([`Output::WriteSnapshot`]); [`Member::on_snapshot_written`]
     /// compacts once it is durable. Does nothing while a write is in progress.
     fn start_snapshot(&mut self) -> Result<(), crate::snapshot::BodyError> {
+        // Counted before the check for a write in progress, as every attempt is a hit.
+        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
         if self.snapshots.writing.is_some() {
             return Ok(());
         }
-        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
         let through = self.applier.applied_through();
         let (body, kv_bytes) = encode_body(&self.applier, true)?;
         self.snapshots.writing = Some(through);
