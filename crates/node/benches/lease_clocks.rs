@@ -3,19 +3,19 @@
 //! every lease's clock (how the member asked before the index).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use member::Micros;
 use node::lease_clock::LeaseClocks;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const LEASES: i64 = 100_000;
 
 fn tick(c: &mut Criterion) {
-    let t0 = Instant::now();
+    let t0 = Micros(0);
     let retry = Duration::from_secs(5);
     let mut clocks = LeaseClocks::default();
-    let mut walked: BTreeMap<i64, (Instant, Option<Instant>)> = BTreeMap::new();
+    let mut walked: BTreeMap<i64, (Micros, Option<Micros>)> = BTreeMap::new();
     for id in 1..=LEASES {
         let ttl = 60 + id % 60;
         clocks.start(id, ttl, t0);

@@ -14,10 +14,10 @@
 //! renames it in only once it is whole and synced.
 
 use crate::config::NodeConfig;
-use crate::snapshot::{encode_body, NodeSnapshot, SnapshotError};
 use bytes::Bytes;
-use kv::{KvStore, RangeRequest};
-use paxos::multi::Applier;
+use kv::RangeRequest;
+use member::snapshot::AppliedSnapshot;
+use member::BackupBody;
 use paxos::Slot;
 use std::path::{Path, PathBuf};
 use storage::{Meta, StdFs, StorageError, Store, Vfs, WalOptions};
@@ -39,21 +39,25 @@ const ALIGN_BYTES: usize = 512;
 /// The SHA-256 at the end.
 const DIGEST_BYTES: usize = 32;
 
-/// Takes a backup of `applier`'s state (serializes the store: the caller pays one pass over it).
-pub(crate) fn take(applier: &Applier<KvStore>) -> Result<Backup, SnapshotError> {
-    let through = applier.applied_through();
-    let (body, _) = encode_body(applier, false)?;
+/// A backup file around the member's backup body: storage's snapshot header, the body, then
+/// etcd's envelope (zero padding, SHA-256).
+pub(crate) fn wrap(backup: BackupBody) -> Backup {
+    let BackupBody {
+        through,
+        revision,
+        body,
+    } = backup;
     let mut bytes = storage::snapshot_header(through, &body);
     bytes.extend_from_slice(&body);
     bytes.resize(bytes.len().next_multiple_of(ALIGN_BYTES), 0);
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     bytes.extend_from_slice(digest.as_ref());
     debug_assert_eq!(bytes.len() % ALIGN_BYTES, DIGEST_BYTES);
-    Ok(Backup {
+    Backup {
         through,
-        revision: applier.machine().revision(),
+        revision,
         bytes: Bytes::from(bytes),
-    })
+    }
 }
 
 /// The snapshot file inside a backup's bytes, once the envelope checks out.
@@ -159,8 +163,8 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
     let file = unwrap_envelope(&bytes).map_err(unusable)?;
     let meta = storage::verify_snapshot_bytes(path, file).map_err(damaged)?;
     let body = file[storage::SNAPSHOT_HEADER_BYTES as usize..].to_vec();
-    let applier = NodeSnapshot::decode(meta.through, &body)
-        .and_then(NodeSnapshot::into_applier)
+    let applier = AppliedSnapshot::decode(meta.through, &body)
+        .and_then(AppliedSnapshot::into_applier)
         .map_err(|e| unusable(e.to_string()))?;
     let store = applier.machine();
     let every_key = RangeRequest {
@@ -246,8 +250,19 @@ pub fn restore(path: &Path, config: &NodeConfig) -> Result<BackupInfo, BackupErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kv::{KvCommand, PutRequest};
-    use paxos::multi::{ChosenEntry, ClientId, Command, CommandId, Value};
+    use kv::{KvCommand, KvStore, PutRequest};
+    use member::snapshot::{encode_body, BodyError};
+    use paxos::multi::{Applier, ChosenEntry, ClientId, Command, CommandId, Value};
+
+    /// A backup of `applier`'s state, as the member and the driver take one.
+    fn take(applier: &Applier<KvStore>) -> Result<Backup, BodyError> {
+        let (body, _) = encode_body(applier, false)?;
+        Ok(wrap(BackupBody {
+            through: applier.applied_through(),
+            revision: applier.machine().revision(),
+            body,
+        }))
+    }
 
     fn applier_with(keys: &[(&str, &str)]) -> Applier<KvStore> {
         let mut applier = Applier::new(KvStore::new());
@@ -382,8 +397,8 @@ mod tests {
         );
         let snapshot = recovered.snapshot.expect("the backup's snapshot");
         let body = storage::read_snapshot_body(&fs, &snapshot).expect("body");
-        let applier = NodeSnapshot::decode(snapshot.through, &body)
-            .and_then(NodeSnapshot::into_applier)
+        let applier = AppliedSnapshot::decode(snapshot.through, &body)
+            .and_then(AppliedSnapshot::into_applier)
             .expect("decodes");
         assert_eq!(
             applier.machine().digest(),

@@ -167,6 +167,19 @@ impl CrashPoint {
     }
 }
 
+impl From<CrashPoint> for member::CrashPoint {
+    fn from(p: CrashPoint) -> member::CrashPoint {
+        match p {
+            CrashPoint::BeforeWalSync => member::CrashPoint::BeforeWalSync,
+            CrashPoint::AfterWalSync => member::CrashPoint::AfterWalSync,
+            CrashPoint::BeforeApply => member::CrashPoint::BeforeApply,
+            CrashPoint::AfterApply => member::CrashPoint::AfterApply,
+            CrashPoint::DuringSnapshot => member::CrashPoint::DuringSnapshot,
+            CrashPoint::DuringCompaction => member::CrashPoint::DuringCompaction,
+        }
+    }
+}
+
 /// Faults a chaos test asks a real member to inject into itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TestFaults {

@@ -44,6 +44,24 @@ pub enum NodeError {
     Snapshot(String),
 }
 
+impl From<member::MemberError> for NodeError {
+    fn from(e: member::MemberError) -> NodeError {
+        use member::MemberError as M;
+        match e {
+            M::Timeout => NodeError::Timeout,
+            M::NoLeader => NodeError::NoLeader,
+            M::TooManyRequests => NodeError::TooManyRequests,
+            M::RequestTooLarge => NodeError::RequestTooLarge,
+            M::NoSpace => NodeError::NoSpace,
+            M::StorageFailed(s) => NodeError::StorageFailed(s),
+            M::NotLeader => NodeError::NotLeader,
+            M::BadTransferee => NodeError::BadTransferee,
+            M::TransferTimeout => NodeError::TransferTimeout,
+            M::Snapshot(s) => NodeError::Snapshot(s),
+        }
+    }
+}
+
 impl NodeError {
     /// The gRPC status etcd's server uses for the same condition.
     pub fn status(&self) -> Status {

@@ -1,6 +1,7 @@
-//! A Synod member: the sans-IO Paxos core ([`paxos::multi::Replica`]) driven over real TCP
-//! (the peer [`transport`]) and real files with fsync ([`storage`]), applying the etcd-style
-//! key-value state machine ([`kv`]) and serving etcd's v3 gRPC API.
+//! A Synod member: the member's deterministic state machine ([`member::Member`], around the
+//! sans-IO Paxos core [`paxos::multi::Replica`]) driven over real TCP (the peer [`transport`])
+//! and real files with fsync ([`storage`]), applying the etcd-style key-value state machine
+//! ([`kv`]) and serving etcd's v3 gRPC API.
 //!
 //! What it must never do: answer a write before its slot is chosen and applied; answer a
 //! linearizable read without the read-index confirmation; send a message whose state is not
@@ -16,9 +17,11 @@ mod core;
 mod election;
 pub mod error;
 mod lease;
-pub mod lease_clock;
+/// This member's lease clocks (moved to `member`; re-exported for the bench).
+pub use member::lease_clock;
 mod lock;
-pub mod peer;
+/// The envelope on the peer port (moved to `member`; re-exported for the fuzzers and the probe).
+pub use member::peer;
 mod recipe;
 pub mod server;
 pub mod service;

@@ -5,7 +5,7 @@ use crate::config::{ClusterState, NodeConfig};
 use crate::core::{Core, CoreParts, Request};
 use crate::peer::{self, PeerMessage};
 use crate::service::{Services, Shared};
-use crate::snapshot::SnapshotState;
+use crate::snapshot::SnapshotFiles;
 use crate::watch::WatchParts;
 use anyhow::{bail, Context};
 use etcd_proto::etcdserverpb::{
@@ -165,10 +165,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     for repair in &recovered.repairs {
         tracing::warn!(?repair, "storage repaired a torn final write at startup");
     }
-    let (snapshots, applier) = SnapshotState::open(
+    let restored = SnapshotFiles::open(
         fs,
         dir.clone(),
-        config.snapshot_every_slots,
         recovered.snapshot.clone(),
         kv::Limits {
             txn_ops_max: config.txn_ops_max,
@@ -211,11 +210,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let mut rng = ChaCha8Rng::from_seed(seed);
     let incarnation = rng.next_u64();
     let (req_tx, req_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
-    let (revision_tx, revision_rx) = watch::channel(applier.machine().revision());
+    let (revision_tx, revision_rx) = watch::channel(restored.applier.machine().revision());
     let (changes_tx, _) = tokio::sync::broadcast::channel(SHARED_CHANGES_QUEUE);
     let core = Core::new(CoreParts {
         replica,
-        applier,
+        applier: restored.applier,
         rng,
         transport,
         wal: group,
@@ -224,7 +223,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         request_timeout: config.request_timeout,
         quota_bytes: config.quota_bytes,
         client_urls: config.advertise_client_urls.clone(),
-        snapshots,
+        snapshots: restored.files,
+        snapshot_every_slots: config.snapshot_every_slots,
+        restored_bytes: restored.kv_bytes,
         incarnation,
         crash_at: config.test_faults.crash_at,
         applied_revision: revision_tx,

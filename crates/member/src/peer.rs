@@ -1,12 +1,35 @@
-//! What members say to each other besides Paxos: the node's envelope on the peer port.
+//! What members say to each other besides Paxos: the member's envelope on the peer port.
 //!
-//! Encoded with the transport's versioned codec ([`transport::codec::encode_value`]); variants
-//! are appended, never reordered (the variant index is on the wire).
+//! Encoded as the transport's versioned codec encodes a value (`transport::codec::
+//! encode_value`: a version byte, [`CODEC_VERSION`], then postcard), byte for byte, so the
+//! wire is unchanged; the member cannot depend on the transport, so the few lines are here.
+//! Variants are appended, never reordered (the variant index is on the wire).
 
 use bytes::Bytes;
 use paxos::multi::{ClientId, Command, CommandId, Message, ReadId};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The first byte of every encoded message (the transport codec's version).
+pub const CODEC_VERSION: u8 = 1;
+
+/// Why bytes are not a peer message (or a message could not be encoded).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// No bytes at all.
+    #[error("empty message")]
+    Empty,
+    /// A version this build does not read.
+    #[error("unsupported codec version {0} (this build reads {CODEC_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The body is not a valid encoding.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Bytes left over after one whole message.
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
 
 /// One message between members.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,13 +98,25 @@ mod serde_bytes_compat {
 }
 
 /// Encodes for the wire.
-pub fn encode(msg: &PeerMessage) -> Result<Bytes, transport::codec::CodecError> {
-    transport::codec::encode_value(msg)
+pub fn encode(msg: &PeerMessage) -> Result<Bytes, CodecError> {
+    let out = postcard::to_extend(msg, vec![CODEC_VERSION])
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(Bytes::from(out))
 }
 
-/// Decodes from the wire; a peer's garbage is an error, never a panic.
-pub fn decode(bytes: &[u8]) -> Result<PeerMessage, transport::codec::CodecError> {
-    transport::codec::decode_value(bytes)
+/// Decodes from the wire; a peer's garbage is an error, never a panic, and trailing bytes
+/// are refused.
+pub fn decode(bytes: &[u8]) -> Result<PeerMessage, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != CODEC_VERSION {
+        return Err(CodecError::UnsupportedVersion(version));
+    }
+    let (msg, rest) = postcard::take_from_bytes::<PeerMessage>(body)
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CodecError::Trailing(rest.len()));
+    }
+    Ok(msg)
 }
 
 /// One message of every kind: the round-trip test's cases and the fuzzers' seeds.

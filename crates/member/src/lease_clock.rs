@@ -6,19 +6,19 @@
 //! over every lease: an index by the next time each clock needs attention answers it in
 //! O(log n) per lease that is due, and O(1) when none is.
 
+use crate::time::Micros;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// One lease's clock.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     ttl: Duration,
     /// When the lease expires unless renewed.
-    deadline: Instant,
+    deadline: Micros,
     /// When the leader next has something to do for it: `deadline`, or after a proposed
     /// revoke, when that proposal is considered lost and made again.
-    next: Instant,
+    next: Micros,
 }
 
 /// The clocks of every lease, indexed by when each next needs the leader.
@@ -26,19 +26,17 @@ struct Clock {
 pub struct LeaseClocks {
     clocks: HashMap<i64, Clock>,
     /// `(clock.next, lease)` for every clock, and nothing else.
-    due: BTreeSet<(Instant, i64)>,
+    due: BTreeSet<(Micros, i64)>,
 }
 
-/// `now + ttl`, or a time decades away for a TTL too large to add (etcd allows 9e9 s).
-fn later(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
-        .unwrap_or(now)
+/// `now + ttl`, or the far future for a TTL too large to add (etcd allows 9e9 s).
+fn later(now: Micros, ttl: Duration) -> Micros {
+    now.plus(ttl)
 }
 
 impl LeaseClocks {
     /// Every lease of `leases` (id, TTL in seconds) with a full TTL from `now`; no other.
-    pub fn restart(&mut self, leases: impl Iterator<Item = (i64, i64)>, now: Instant) {
+    pub fn restart(&mut self, leases: impl Iterator<Item = (i64, i64)>, now: Micros) {
         self.clocks.clear();
         self.due.clear();
         for (id, ttl) in leases {
@@ -48,7 +46,7 @@ impl LeaseClocks {
 
     /// Lease `id` granted with `ttl_secs`: its clock starts now (a grant of an id that
     /// somehow has a clock replaces it).
-    pub fn start(&mut self, id: i64, ttl_secs: i64, now: Instant) {
+    pub fn start(&mut self, id: i64, ttl_secs: i64, now: Micros) {
         self.forget(id);
         let ttl = Duration::from_secs(ttl_secs.max(0).unsigned_abs());
         let deadline = later(now, ttl);
@@ -65,7 +63,7 @@ impl LeaseClocks {
     }
 
     /// Lease `id` renewed: a full TTL from now, and any revoke in flight no longer wanted.
-    pub fn renew(&mut self, id: i64, now: Instant) {
+    pub fn renew(&mut self, id: i64, now: Micros) {
         let Some(clock) = self.clocks.get_mut(&id) else {
             return;
         };
@@ -85,19 +83,14 @@ impl LeaseClocks {
     }
 
     /// How long until lease `id` expires by this clock, if it has one.
-    pub fn remaining(&self, id: i64, now: Instant) -> Option<Duration> {
-        Some(
-            self.clocks
-                .get(&id)?
-                .deadline
-                .saturating_duration_since(now),
-        )
+    pub fn remaining(&self, id: i64, now: Micros) -> Option<Duration> {
+        Some(self.clocks.get(&id)?.deadline.saturating_since(now))
     }
 
     /// The leases whose clocks ran out by `now` and whose revoke was not proposed within
     /// `retry` before: the leader proposes their revokes now. Each is asked for again only
     /// `retry` from now, should that proposal be lost and the lease not renewed meanwhile.
-    pub fn take_due(&mut self, now: Instant, retry: Duration) -> Vec<i64> {
+    pub fn take_due(&mut self, now: Micros, retry: Duration) -> Vec<i64> {
         let mut due = Vec::new();
         while let Some(&(next, id)) = self.due.first() {
             if next > now {
@@ -145,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_clock_runs_out_at_its_ttl_and_not_before() {
-        let t0 = Instant::now();
+        let t0 = Micros(1_000_000);
         let mut c = LeaseClocks::default();
         c.start(7, 10, t0);
         c.start(8, 5, t0);
@@ -159,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_renewal_moves_the_deadline_and_cancels_a_retry() {
-        let t0 = Instant::now();
+        let t0 = Micros(1_000_000);
         let mut c = LeaseClocks::default();
         c.start(1, 10, t0);
         c.renew(1, t0 + 8 * SEC);
@@ -176,7 +169,7 @@ mod tests {
 
     #[test]
     fn forgotten_and_restarted_clocks_leave_nothing_behind() {
-        let t0 = Instant::now();
+        let t0 = Micros(1_000_000);
         let mut c = LeaseClocks::default();
         for id in 1..=100 {
             c.start(id, id, t0);
@@ -203,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_ttl_too_large_to_add_still_makes_a_clock() {
-        let t0 = Instant::now();
+        let t0 = Micros(1_000_000);
         let mut c = LeaseClocks::default();
         c.start(1, i64::MAX, t0);
         assert!(c.take_due(t0 + 1000 * SEC, SEC).is_empty());

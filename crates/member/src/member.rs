@@ -1,0 +1,1377 @@
+//! [`Member`]: the member's logic around the Paxos core, as a deterministic state machine.
+//!
+//! See the crate doc for the inputs and the order of the outputs.
+
+use crate::error::MemberError;
+use crate::lease_clock::LeaseClocks;
+use crate::peer::PeerMessage;
+use crate::snapshot::{encode_body, AppliedSnapshot, ChunkStored, SnapshotSchedule};
+use crate::time::Micros;
+use bytes::Bytes;
+use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
+use paxos::multi::{
+    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
+    ReadOutcome, Replica, Role, SessionOutcome, Value,
+};
+use paxos::{NodeId, PersistSeq, Slot};
+use rand_core::RngCore;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use storage::SnapshotChunk;
+
+/// Sessions (client ids) a member proposes under at once: each carries one write in flight.
+const SESSIONS: u64 = 4096;
+/// A persist batch whose values add up to more than this is written one op per record, so
+/// every record stays below the log's record limit.
+const RECORD_SPLIT_BYTES: usize = 4 << 20;
+/// Re-send a forwarded write or a read-index request this often while it waits.
+const RESEND_EVERY: Duration = Duration::from_millis(500);
+/// Leadership transfers waiting at once on one member (each is an operator's MoveLeader).
+const TRANSFERS_MAX: usize = 16;
+/// Linearizable reads waiting at once on one member (each holds a client's request).
+const READS_MAX: usize = 65_536;
+/// Reads confirmed at once on others' behalf, as leader.
+const REMOTE_READS_MAX: usize = 65_536;
+/// Say hello (client URLs) to every member this often.
+const HELLO_EVERY: Duration = Duration::from_secs(5);
+/// Most events, and bytes of keys and values, in one [`AppliedChanges`]; a batch that changed
+/// more is not shared (its watchers read), which bounds what slow streams hold.
+const SHARED_EVENTS_MAX: usize = 4096;
+const SHARED_BYTES_MAX: usize = 1 << 20;
+
+/// Names a request, chosen by the caller: its answer comes back with the same id. The member
+/// only compares ids; a caller must not reuse one while its request waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// A question from a client (through the driver).
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// Propose an encoded [`kv::KvCommand`]; answered once applied here.
+    Write {
+        /// The encoded command.
+        payload: Vec<u8>,
+        /// Whether it can add data (a put or a txn): refused while the quota alarm is raised.
+        grows: bool,
+    },
+    /// Serve a read; linearizable ones go through read-index first.
+    Read {
+        /// The read.
+        read: KvRead,
+        /// Read-index first (etcd's default), or answer from what is applied here.
+        linearizable: bool,
+    },
+    /// Hash the whole applied state (chaos checks compare members at equal applied slots).
+    HashKv,
+    /// Seconds left before a lease expires, by this member's clock.
+    LeaseRemaining {
+        /// The lease.
+        id: i64,
+    },
+    /// Hand the lead to member `target` (`Maintenance.MoveLeader`); answered once this member
+    /// sees `target` lead, or refused if this member does not lead.
+    MoveLeader {
+        /// The member id to lead next.
+        target: u64,
+    },
+    /// Snapshot now and free the log it covers (`Maintenance.Defragment`).
+    Defragment,
+    /// Serialize the state applied here for a backup (`Maintenance.Snapshot`).
+    Backup,
+    /// Report the member's state.
+    Status,
+}
+
+/// A write's outcome: the store's output and the ballot round (etcd's raft term).
+pub type WriteAnswer = Result<(KvOutput, u64), MemberError>;
+/// A read's outcome: the store's answer (or refusal) and the ballot round.
+pub type ReadAnswer = Result<(Result<KvReadResponse, kv::KvError>, u64), MemberError>;
+
+/// The answer to one [`Request`], of the request's kind.
+#[derive(Debug)]
+pub enum Answer {
+    /// To [`Request::Write`].
+    Write(WriteAnswer),
+    /// To [`Request::Read`].
+    Read(ReadAnswer),
+    /// To [`Request::HashKv`].
+    HashKv(KvHash),
+    /// To [`Request::LeaseRemaining`]: `None` if there is no such lease.
+    LeaseRemaining(Option<i64>),
+    /// To [`Request::MoveLeader`].
+    MoveLeader(Result<(), MemberError>),
+    /// To [`Request::Defragment`].
+    Defragment(Result<(), MemberError>),
+    /// To [`Request::Backup`].
+    Backup(Result<BackupBody, MemberError>),
+    /// To [`Request::Status`].
+    Status(Status),
+}
+
+/// The whole applied state's hash, and where it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvHash {
+    /// Digest of the store.
+    pub digest: u64,
+    /// Slot applied through.
+    pub applied_through: u64,
+    /// The store's revision.
+    pub revision: i64,
+    /// The store's compact revision.
+    pub compact_revision: i64,
+}
+
+/// A backup's snapshot body (without the session table), before the driver wraps it in a file.
+#[derive(Clone, Debug)]
+pub struct BackupBody {
+    /// Every slot through here is in it.
+    pub through: Slot,
+    /// The store's revision in it.
+    pub revision: i64,
+    /// The body (see [`crate::snapshot::encode_body`]).
+    pub body: Vec<u8>,
+}
+
+/// What `Maintenance.Status` and the member list need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Who this member believes leads (member id), 0 if no one.
+    pub leader: u64,
+    /// The ballot round this member is at (etcd's raft term).
+    pub term: u64,
+    /// Slots chosen here (etcd's raft index).
+    pub chosen_through: u64,
+    /// Slots applied here (etcd's raft applied index).
+    pub applied_through: u64,
+    /// The store's revision.
+    pub revision: i64,
+    /// Approximate bytes of the store (etcd's db size).
+    pub db_bytes: u64,
+    /// Whether the storage quota alarm is raised.
+    pub no_space: bool,
+    /// Whether this member votes (false while rebuilding after a lost disk).
+    pub voting: bool,
+    /// Client URLs each member announced, by member id.
+    pub client_urls: BTreeMap<u64, Vec<String>>,
+    /// A storage failure that stopped this member's writes, if any.
+    pub storage_error: Option<String>,
+}
+
+/// The changes of every key between two revisions, with previous versions: what one batch of
+/// applied slots changed, read once by the member and shared by every watcher that has seen
+/// exactly the revisions before it ([`kv::WatchRead::select`] picks each one's part). A watcher
+/// out of step ignores it and reads for itself, so one that lags or misses some never skips
+/// or repeats a change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedChanges {
+    /// The revision before the first change.
+    pub after: i64,
+    /// Every change through this revision is in `events`.
+    pub through: i64,
+    /// The ballot round when they were applied (the header's raft term).
+    pub term: u64,
+    /// The changes, oldest first.
+    pub events: Vec<kv::Event>,
+}
+
+/// A named place in the member's work where a test can make the process die (the node's
+/// `--test-crash-at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CrashPoint {
+    /// A persist batch is about to go to the log (not yet written or synced).
+    BeforeWalSync,
+    /// The log reported a batch durable; the replica has not been told yet.
+    AfterWalSync,
+    /// A chosen slot is about to be applied.
+    BeforeApply,
+    /// A chosen slot was applied; its clients are not answered yet.
+    AfterApply,
+    /// A snapshot's body is written but the file is not finished (synced and renamed).
+    DuringSnapshot,
+    /// A snapshot is durable and the log is about to be compacted.
+    DuringCompaction,
+}
+
+/// One thing for the driver to do. See the crate doc for the order.
+#[derive(Debug)]
+pub enum Output {
+    /// Append this record to the log, then sync; report [`Member::on_durable`] with `tag`
+    /// once synced. Tags grow by one per record; a sync covers every record before it.
+    Persist {
+        /// Names this record for [`Member::on_durable`].
+        tag: u64,
+        /// The ops, in order.
+        ops: Vec<PersistOp>,
+    },
+    /// Send `message` to member `to` (dropping it is allowed: everything is re-sent).
+    Send {
+        /// The member.
+        to: u64,
+        /// The message.
+        message: PeerMessage,
+    },
+    /// Send member `to` the chunk at `offset` of the newest snapshot file, if that covers
+    /// `through` (as [`PeerMessage::SnapshotChunk`]); nothing otherwise.
+    ServeSnapshotChunk {
+        /// The asker.
+        to: u64,
+        /// The snapshot must cover this slot.
+        through: Slot,
+        /// The chunk's start in the body.
+        offset: u64,
+    },
+    /// Store this chunk of transfer `transfer` (a new transfer number: start a new receiver),
+    /// then report [`Member::on_snapshot_chunk_stored`].
+    StoreSnapshotChunk {
+        /// The transfer it belongs to.
+        transfer: u64,
+        /// The chunk, checksum verified.
+        chunk: SnapshotChunk,
+    },
+    /// Write this snapshot body durably (one at a time), then report
+    /// [`Member::on_snapshot_written`]. `crash_mid` (test-only): die once the body is written
+    /// but before the file is finished.
+    WriteSnapshot {
+        /// The slot it covers.
+        through: Slot,
+        /// The body.
+        body: Vec<u8>,
+        /// Test-only crash point.
+        crash_mid: bool,
+    },
+    /// A durable snapshot covers every slot through `through`: the log before it may go.
+    CompactLog {
+        /// The slot.
+        through: Slot,
+    },
+    /// The answer to request `id`.
+    Answer {
+        /// The request.
+        id: RequestId,
+        /// Its answer.
+        answer: Answer,
+    },
+    /// What the slots just applied changed, for watchers in step (only while
+    /// [`Member::set_sharing_changes`] is on).
+    AppliedChanges(AppliedChanges),
+    /// The store's applied revision moved (forward) to this.
+    AppliedRevision(i64),
+    /// Test-only: the crash point the member was configured to die at was reached. The driver
+    /// must stop here, doing none of the outputs after it.
+    Crash(CrashPoint),
+}
+
+/// What a member is configured with (units in the names).
+#[derive(Clone, Debug)]
+pub struct MemberOptions {
+    /// Every member's id, this one's included.
+    pub members: Vec<u64>,
+    /// The driver's tick: a read refused by a leader that lost its lead is asked again two
+    /// ticks later.
+    pub tick: Duration,
+    /// How long a request may wait.
+    pub request_timeout: Duration,
+    /// Writes that can grow the store are refused once the db size reaches this.
+    pub quota_bytes: u64,
+    /// This member's client URLs (announced to the others).
+    pub client_urls: Vec<String>,
+    /// A snapshot every this many applied slots.
+    pub snapshot_every_slots: u64,
+    /// Test-only: emit [`Output::Crash`] the Nth time this point is reached.
+    pub crash_at: Option<(CrashPoint, u32)>,
+}
+
+/// What a member is built from.
+pub struct MemberParts {
+    /// The Paxos core (new, recovered or rebuilding).
+    pub replica: Replica,
+    /// The applied state (empty, or restored from the newest snapshot).
+    pub applier: Applier<KvStore>,
+    /// The only randomness the member uses (election jitter); the caller seeds it.
+    pub rng: Box<dyn RngCore + Send>,
+    /// A number different on every start of this member, so this incarnation's session ids
+    /// are new (the caller draws it).
+    pub incarnation: u64,
+    /// The slot of the newest durable snapshot, if any.
+    pub newest_snapshot: Option<Slot>,
+    /// Bytes of the store's part of that snapshot (the db size at start).
+    pub restored_bytes: u64,
+    /// Configuration.
+    pub options: MemberOptions,
+}
+
+/// Where a write's outcome goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteFor {
+    Client(RequestId),
+    /// A lease revoke proposed by this member as leader: nobody waits on it.
+    Expiry,
+}
+
+struct PendingWrite {
+    command: Command,
+    for_: WriteFor,
+    deadline: Micros,
+    resend_at: Micros,
+}
+
+/// A leadership transfer this member (the leader when it began) waits on.
+struct Transfer {
+    target: u64,
+    request: RequestId,
+    deadline: Micros,
+    resend_at: Micros,
+}
+
+struct PendingRead {
+    read: KvRead,
+    request: RequestId,
+    deadline: Micros,
+    resend_at: Micros,
+    /// Confirmed by the leader: serve once applied through this slot.
+    confirmed: Option<Slot>,
+}
+
+/// The member's state machine. See the crate doc.
+pub struct Member {
+    replica: Replica,
+    applier: Applier<KvStore>,
+    rng: Box<dyn RngCore + Send>,
+    options: MemberOptions,
+    /// Tags handed out with [`Output::Persist`], and which persist batch each completes.
+    next_tag: u64,
+    batch_tags: VecDeque<(u64, PersistSeq)>,
+    storage_error: Option<String>,
+    /// Free sessions, and each session's last sequence number.
+    free_sessions: Vec<u64>,
+    session_seq: Vec<u64>,
+    session_base: u64,
+    writes: BTreeMap<CommandId, PendingWrite>,
+    reads: BTreeMap<ReadId, PendingRead>,
+    /// Reads this member (as leader) confirms for others: local read id → (asker, its id).
+    remote_reads: BTreeMap<ReadId, (u64, ReadId)>,
+    next_read: u64,
+    client_urls: BTreeMap<u64, Vec<String>>,
+    snapshots: SnapshotSchedule,
+    /// Rough bytes of the store (etcd's db size, checked against the quota): the newest
+    /// snapshot's size plus every command payload applied since. Deletes count nothing until
+    /// the next snapshot measures the store again.
+    db_bytes: u64,
+    applied_buf: Vec<Applied<KvOutput>>,
+    hello_at: Micros,
+    crash_hits: u32,
+    /// The leader as of the last tick: when it changes, waiting requests are re-routed at
+    /// once instead of at their next re-send.
+    last_leader: Option<NodeId>,
+    /// The store's revision as last published.
+    published_revision: i64,
+    /// Whether anyone takes [`Output::AppliedChanges`].
+    sharing_changes: bool,
+    /// Every lease's clock, by id (the store's leases, always).
+    lease_clocks: LeaseClocks,
+    /// Whether this member led at the last tick: a new leader restarts every lease's clock.
+    was_leading: bool,
+    /// Leadership transfers in progress, at most [`TRANSFERS_MAX`].
+    transfers: Vec<Transfer>,
+    /// Defragments waiting for the snapshot being written, at most [`TRANSFERS_MAX`].
+    defragments: Vec<RequestId>,
+    outputs: VecDeque<Output>,
+    /// The time of the input being handled (the caller's clock; never goes back here).
+    clock: Micros,
+}
+
+impl Member {
+    /// Builds the member at time `now`; its first outputs introduce it to the other members.
+    pub fn new(parts: MemberParts, now: Micros) -> Member {
+        let me = parts.replica.id().0;
+        let mut client_urls = BTreeMap::new();
+        client_urls.insert(me, parts.options.client_urls.clone());
+        let published_revision = parts.applier.machine().revision();
+        let mut member = Member {
+            replica: parts.replica,
+            applier: parts.applier,
+            rng: parts.rng,
+            next_tag: 0,
+            batch_tags: VecDeque::new(),
+            storage_error: None,
+            free_sessions: (0..SESSIONS).rev().collect(),
+            session_seq: vec![0; SESSIONS as usize],
+            // Sessions of different members and incarnations must never collide: the top bits
+            // are the incarnation's random number, the low 12 the session.
+            session_base: parts.incarnation & !0xfff,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            remote_reads: BTreeMap::new(),
+            next_read: 1,
+            client_urls,
+            snapshots: SnapshotSchedule::new(
+                parts.options.snapshot_every_slots,
+                parts.newest_snapshot,
+            ),
+            db_bytes: parts.restored_bytes,
+            applied_buf: Vec::new(),
+            hello_at: now,
+            crash_hits: 0,
+            last_leader: None,
+            published_revision,
+            sharing_changes: false,
+            lease_clocks: LeaseClocks::default(),
+            was_leading: false,
+            transfers: Vec::new(),
+            defragments: Vec::new(),
+            outputs: VecDeque::new(),
+            clock: now,
+            options: parts.options,
+        };
+        member.restart_lease_clocks(now);
+        member.say_hello(now);
+        member
+    }
+
+    // ---- inputs ----
+
+    /// A client's request `id` at `now`. Its answer comes out as [`Output::Answer`], now or
+    /// later (at the latest when the request times out).
+    pub fn on_request(&mut self, now: Micros, id: RequestId, request: Request) {
+        let now = self.advance(now);
+        match request {
+            Request::Write { payload, grows } => {
+                if grows && self.db_bytes >= self.options.quota_bytes {
+                    self.answer(id, Answer::Write(Err(MemberError::NoSpace)));
+                } else {
+                    self.submit_write(now, payload, WriteFor::Client(id));
+                }
+            }
+            Request::Read { read, linearizable } => self.read(now, id, read, linearizable),
+            Request::Status => {
+                let status = self.status();
+                self.answer(id, Answer::Status(status));
+            }
+            Request::MoveLeader { target } => self.move_leader(now, id, target),
+            Request::Defragment => self.defragment(id),
+            Request::Backup => {
+                let backup = self.backup();
+                self.answer(id, Answer::Backup(backup));
+            }
+            Request::LeaseRemaining { id: lease } => {
+                let left = self.lease_remaining(lease, now);
+                self.answer(id, Answer::LeaseRemaining(left));
+            }
+            Request::HashKv => {
+                let store = self.applier.machine();
+                let hash = KvHash {
+                    digest: store.digest(),
+                    applied_through: self.applier.applied_through().0,
+                    revision: store.revision(),
+                    compact_revision: store.compact_revision(),
+                };
+                self.answer(id, Answer::HashKv(hash));
+            }
+        }
+        self.drive();
+    }
+
+    /// A message from member `from` (decoded with [`crate::peer::decode`]).
+    pub fn on_peer(&mut self, now: Micros, from: u64, message: PeerMessage) {
+        let now = self.advance(now);
+        match message {
+            PeerMessage::Paxos(p) => {
+                if let Err(reason) = self.replica.step(NodeId(from), p) {
+                    tracing::debug!(from, %reason, "core refused a message");
+                }
+            }
+            PeerMessage::Forward(command) => {
+                // Not leader (any more): drop; the forwarder re-sends to whoever leads.
+                let _ = self.replica.propose(command);
+            }
+            PeerMessage::ReadIndexAsk { id } => {
+                let local = ReadId(self.next_read);
+                self.next_read += 1;
+                let room = self.remote_reads.len() < REMOTE_READS_MAX;
+                match self.replica.read(local) {
+                    Ok(()) if room => {
+                        self.remote_reads.insert(local, (from, id));
+                    }
+                    _ => self.send(from, PeerMessage::ReadIndexAnswer { id, slot: None }),
+                }
+            }
+            PeerMessage::ReadIndexAnswer { id, slot } => self.on_read_answer(now, id, slot),
+            PeerMessage::Probe => {
+                let round = self
+                    .replica
+                    .promised()
+                    .round
+                    .max(self.replica.ballot().round);
+                self.send(from, PeerMessage::ProbeReply { round });
+            }
+            PeerMessage::ProbeReply { .. } => {}
+            PeerMessage::Hello { client_urls } => {
+                // At most 16 URLs per member; the transport delivers only from members.
+                let urls: Vec<String> = client_urls.into_iter().take(16).collect();
+                self.client_urls.insert(from, urls);
+            }
+            PeerMessage::SnapshotAsk { through, offset } => {
+                self.outputs.push_back(Output::ServeSnapshotChunk {
+                    to: from,
+                    through,
+                    offset,
+                });
+            }
+            PeerMessage::SnapshotChunk(bytes) => self.on_snapshot_chunk(now, from, &bytes),
+            PeerMessage::TakeLead => {
+                // Only from the member this one follows: a stale or stray request must not
+                // start elections. A non-voting member cannot lead (`campaign` knows).
+                if self.replica.leader().map(|n| n.0) == Some(from) {
+                    tracing::info!(
+                        from = format!("{from:x}"),
+                        "taking the lead at the leader's request"
+                    );
+                    self.replica.campaign();
+                }
+            }
+        }
+        self.drive();
+    }
+
+    /// The driver's periodic tick (every [`MemberOptions::tick`]).
+    pub fn tick(&mut self, now: Micros) {
+        let now = self.advance(now);
+        let mut rng: &mut (dyn RngCore + Send) = &mut *self.rng;
+        self.replica.tick(&mut rng);
+        self.expire_leases(now);
+        let leader = self.replica.leader();
+        if leader != self.last_leader {
+            self.last_leader = leader;
+            if leader.is_some() {
+                self.writes.values_mut().for_each(|w| w.resend_at = now);
+                self.reads
+                    .values_mut()
+                    .filter(|r| r.confirmed.is_none())
+                    .for_each(|r| r.resend_at = now);
+            }
+        }
+        let timeout = if self.replica.leader().is_none() {
+            MemberError::NoLeader
+        } else {
+            MemberError::Timeout
+        };
+        let expired = keys_where(&self.writes, |w| w.deadline <= now);
+        for id in expired {
+            if let Some(w) = self.remove_write(id) {
+                self.answer_write(w.for_, Err(timeout.clone()));
+            }
+        }
+        let resend = keys_where(&self.writes, |w| w.resend_at <= now);
+        for id in resend {
+            if let Some(w) = self.writes.get_mut(&id) {
+                w.resend_at = now + RESEND_EVERY;
+            }
+            self.route_write(id);
+        }
+        let expired = keys_where(&self.reads, |r| r.deadline <= now);
+        for id in expired {
+            if let Some(r) = self.reads.remove(&id) {
+                self.answer(r.request, Answer::Read(Err(timeout.clone())));
+            }
+        }
+        let reask = keys_where(&self.reads, |r| r.confirmed.is_none() && r.resend_at <= now);
+        for id in reask {
+            if let Some(r) = self.reads.get_mut(&id) {
+                r.resend_at = now + RESEND_EVERY;
+            }
+            self.ask_read_index(id);
+        }
+        if now.saturating_since(self.hello_at) > HELLO_EVERY {
+            self.say_hello(now);
+        }
+        if let Some((to, ask)) = self.snapshots.retry_ask(now) {
+            self.send(to, ask);
+        }
+        self.progress_transfers(now);
+        self.drive();
+    }
+
+    /// The log synced every record through `tag` (tags of [`Output::Persist`]).
+    pub fn on_durable(&mut self, now: Micros, tag: u64) {
+        self.advance(now);
+        let mut last = None;
+        while let Some(&(t, seq)) = self.batch_tags.front() {
+            if t > tag {
+                break;
+            }
+            last = Some(seq);
+            self.batch_tags.pop_front();
+        }
+        if let Some(seq) = last {
+            self.crash_point(CrashPoint::AfterWalSync);
+            self.replica.persisted(seq);
+        }
+        self.drive();
+    }
+
+    /// The log failed (a write or a sync): nothing after it may be reported durable, so this
+    /// member stops taking writes and fails what waits; it must be restarted.
+    pub fn on_log_failed(&mut self, now: Micros, error: String) {
+        self.advance(now);
+        if self.storage_error.is_some() {
+            return;
+        }
+        tracing::error!(%error, "the log failed; this member stops serving writes and must be restarted");
+        self.fail_all(MemberError::StorageFailed(error.clone()));
+        self.storage_error = Some(error);
+        self.drive();
+    }
+
+    /// A snapshot write begun by [`Output::WriteSnapshot`] ended: on success it is durable,
+    /// and the log through it is compacted ([`Output::CompactLog`]); waiting defragments are
+    /// answered either way.
+    pub fn on_snapshot_written(&mut self, now: Micros, through: Slot, result: Result<(), String>) {
+        self.advance(now);
+        debug_assert_eq!(self.snapshots.writing, Some(through), "one write at a time");
+        self.snapshots.writing = None;
+        match &result {
+            Ok(()) => {
+                self.snapshots.made_durable(through);
+                self.crash_point(CrashPoint::DuringCompaction);
+                self.replica.compact(through);
+                self.outputs.push_back(Output::CompactLog { through });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+            }
+        }
+        let outcome = result.map_err(MemberError::Snapshot);
+        for id in std::mem::take(&mut self.defragments) {
+            self.answer(id, Answer::Defragment(outcome.clone()));
+        }
+        self.drive();
+    }
+
+    /// The driver handled [`Output::StoreSnapshotChunk`] of transfer `transfer`.
+    pub fn on_snapshot_chunk_stored(&mut self, now: Micros, transfer: u64, stored: ChunkStored) {
+        let now = self.advance(now);
+        let current = self
+            .snapshots
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.transfer == transfer);
+        match stored {
+            ChunkStored::Progress { next_offset } => {
+                if self.snapshots.stored(transfer, next_offset, true) {
+                    self.ask_next_chunk(now);
+                }
+            }
+            ChunkStored::Ignored { next_offset } => {
+                if self.snapshots.stored(transfer, next_offset, false) {
+                    self.ask_next_chunk(now);
+                }
+            }
+            ChunkStored::Complete { through, body } => {
+                if current {
+                    self.snapshots.incoming = None;
+                }
+                match AppliedSnapshot::decode(through, &body) {
+                    Ok(snapshot) => {
+                        self.snapshots.made_durable(through);
+                        self.install(now, snapshot);
+                        self.outputs.push_back(Output::CompactLog { through });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+                }
+            }
+            ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+        }
+        self.drive();
+    }
+
+    /// Whether anyone listens for [`Output::AppliedChanges`]: reading them costs a pass over
+    /// what each batch changed, so only while some watcher would take them.
+    pub fn set_sharing_changes(&mut self, on: bool) {
+        self.sharing_changes = on;
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do, in the order the member decided them (the crate doc says why
+    /// that order is safe); `None` once everything is drained. Drain after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Every request waiting for an answer is answered with `error` now (the driver is
+    /// stopping), and forgotten.
+    pub fn fail_all(&mut self, error: MemberError) {
+        for id in std::mem::take(&mut self.defragments) {
+            self.answer(id, Answer::Defragment(Err(error.clone())));
+        }
+        for t in std::mem::take(&mut self.transfers) {
+            self.answer(t.request, Answer::MoveLeader(Err(error.clone())));
+        }
+        let ids: Vec<CommandId> = self.writes.keys().copied().collect();
+        for id in ids {
+            if let Some(w) = self.remove_write(id) {
+                self.answer_write(w.for_, Err(error.clone()));
+            }
+        }
+        for (_, r) in std::mem::take(&mut self.reads) {
+            self.answer(r.request, Answer::Read(Err(error.clone())));
+        }
+    }
+
+    // ---- views ----
+
+    /// The Paxos core (read-only).
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The applied state (read-only).
+    pub fn applier(&self) -> &Applier<KvStore> {
+        &self.applier
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.replica.id().0
+    }
+
+    /// The member's state, as [`Request::Status`] answers it.
+    pub fn status(&self) -> Status {
+        Status {
+            leader: self.replica.leader().map_or(0, |n| n.0),
+            term: self.term(),
+            chosen_through: self.replica.chosen_through().0,
+            applied_through: self.applier.applied_through().0,
+            revision: self.applier.machine().revision(),
+            db_bytes: self.db_bytes,
+            no_space: self.db_bytes >= self.options.quota_bytes,
+            voting: self.replica.is_voting(),
+            client_urls: self.client_urls.clone(),
+            storage_error: self.storage_error.clone(),
+        }
+    }
+
+    /// Requests waiting for an answer (writes, reads, transfers, defragments).
+    pub fn waiting(&self) -> usize {
+        self.writes
+            .values()
+            .filter(|w| w.for_ != WriteFor::Expiry)
+            .count()
+            + self.reads.len()
+            + self.transfers.len()
+            + self.defragments.len()
+    }
+
+    // ---- internals ----
+
+    fn me(&self) -> u64 {
+        self.replica.id().0
+    }
+
+    /// Takes the caller's time for the input being handled; a clock that went back is held
+    /// where it was (time never goes back inside the member).
+    fn advance(&mut self, now: Micros) -> Micros {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    fn term(&self) -> u64 {
+        self.replica
+            .ballot()
+            .round
+            .max(self.replica.promised().round)
+    }
+
+    fn answer(&mut self, id: RequestId, answer: Answer) {
+        self.outputs.push_back(Output::Answer { id, answer });
+    }
+
+    fn answer_write(&mut self, for_: WriteFor, answer: WriteAnswer) {
+        if let WriteFor::Client(id) = for_ {
+            self.answer(id, Answer::Write(answer));
+        }
+    }
+
+    fn send(&mut self, to: u64, message: PeerMessage) {
+        self.outputs.push_back(Output::Send { to, message });
+    }
+
+    /// Test-only: counts a hit of `point` and says whether this is the hit a test asked the
+    /// member to die at.
+    fn crash_due(&mut self, point: CrashPoint) -> bool {
+        let Some((at, nth)) = self.options.crash_at else {
+            return false;
+        };
+        if at != point {
+            return false;
+        }
+        self.crash_hits += 1;
+        self.crash_hits >= nth
+    }
+
+    /// Test-only: tells the driver to die here if a test asked for it.
+    fn crash_point(&mut self, point: CrashPoint) {
+        if self.crash_due(point) {
+            self.outputs.push_back(Output::Crash(point));
+        }
+    }
+
+    fn say_hello(&mut self, now: Micros) {
+        let hello = PeerMessage::Hello {
+            client_urls: self.options.client_urls.clone(),
+        };
+        for m in self.options.members.clone() {
+            if m != self.me() {
+                self.send(m, hello.clone());
+            }
+        }
+        self.hello_at = now;
+    }
+
+    /// Gives every lease of the store a full TTL from now: at start, after a snapshot is
+    /// installed, and when this member becomes leader (as etcd's new leader does, so that a
+    /// lease is never expired for the time it took to elect someone to renew it with).
+    fn restart_lease_clocks(&mut self, now: Micros) {
+        let store = self.applier.machine();
+        self.lease_clocks.restart(store.lease_ttls(), now);
+    }
+
+    /// Keeps the lease clocks in step with an applied command; `entry` is the slot it came in.
+    fn on_lease_applied(&mut self, applied: &Applied<KvOutput>, entry: &ChosenEntry, now: Micros) {
+        let SessionOutcome::Applied(Ok(response)) = &applied.outcome else {
+            return;
+        };
+        match response {
+            KvResponse::LeaseGrant(g) => self.lease_clocks.start(g.id, g.ttl, now),
+            KvResponse::LeaseKeepAlive(k) => self.lease_clocks.renew(k.id, now),
+            KvResponse::LeaseRevoke(_) => {
+                // The answer does not name the lease; the command does. Revokes are rare, so
+                // finding and decoding it again costs little.
+                let Value::Batch(commands) = &entry.value else {
+                    return;
+                };
+                let revoked = commands
+                    .iter()
+                    .find(|c| c.id == applied.id)
+                    .and_then(|c| kv::decode(&c.payload).ok());
+                if let Some(KvCommand::LeaseRevoke(r)) = revoked {
+                    self.lease_clocks.forget(r.id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// As leader: proposes the revoke of every lease whose clock ran out (again after a
+    /// request timeout, should the first proposal be lost).
+    fn expire_leases(&mut self, now: Micros) {
+        let leading = self.replica.role() == Role::Leader;
+        if leading && !self.was_leading {
+            self.restart_lease_clocks(now);
+        }
+        self.was_leading = leading;
+        if !leading {
+            return;
+        }
+        for id in self
+            .lease_clocks
+            .take_due(now, self.options.request_timeout)
+        {
+            if self
+                .applier
+                .machine()
+                .lease_time_to_live(id, false)
+                .is_err()
+            {
+                // Revoked already (its revoke applied in a slot this member installed from a
+                // snapshot, say): nothing to expire, and no clock to keep.
+                self.lease_clocks.forget(id);
+                continue;
+            }
+            tracing::info!(lease = id, "lease expired; proposing its revoke");
+            let payload = kv::encode(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }));
+            // Nobody waits on the answer: the revoke's effect is the answer.
+            self.submit_write(now, payload, WriteFor::Expiry);
+        }
+    }
+
+    /// Seconds until lease `id` expires by this member's clock, rounded up.
+    fn lease_remaining(&self, id: i64, now: Micros) -> Option<i64> {
+        let left = self.lease_clocks.remaining(id, now)?;
+        Some(left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0))
+    }
+
+    fn read(&mut self, now: Micros, request: RequestId, read: KvRead, linearizable: bool) {
+        if !linearizable {
+            let answer = self.serve(&read);
+            let term = self.replica.ballot().round;
+            self.answer(request, Answer::Read(Ok((answer, term))));
+            return;
+        }
+        if self.reads.len() >= READS_MAX {
+            self.answer(request, Answer::Read(Err(MemberError::TooManyRequests)));
+            return;
+        }
+        let id = ReadId(self.next_read);
+        self.next_read += 1;
+        self.reads.insert(
+            id,
+            PendingRead {
+                read,
+                request,
+                deadline: now + self.options.request_timeout,
+                resend_at: now + RESEND_EVERY,
+                confirmed: None,
+            },
+        );
+        self.ask_read_index(id);
+    }
+
+    fn backup(&self) -> Result<BackupBody, MemberError> {
+        match encode_body(&self.applier, false) {
+            Ok((body, _)) => Ok(BackupBody {
+                through: self.applier.applied_through(),
+                revision: self.applier.machine().revision(),
+                body,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take a backup");
+                Err(MemberError::Snapshot(e.to_string()))
+            }
+        }
+    }
+
+    fn move_leader(&mut self, now: Micros, request: RequestId, target: u64) {
+        let refusal = if self.replica.role() != Role::Leader {
+            Some(Err(MemberError::NotLeader))
+        } else if !self.options.members.contains(&target) {
+            Some(Err(MemberError::BadTransferee))
+        } else if target == self.me() {
+            Some(Ok(()))
+        } else if self.transfers.len() >= TRANSFERS_MAX {
+            Some(Err(MemberError::TooManyRequests))
+        } else {
+            None
+        };
+        if let Some(answer) = refusal {
+            self.answer(request, Answer::MoveLeader(answer));
+            return;
+        }
+        tracing::info!(
+            to = format!("{target:x}"),
+            "handing the lead over (MoveLeader)"
+        );
+        self.send(target, PeerMessage::TakeLead);
+        self.transfers.push(Transfer {
+            target,
+            request,
+            deadline: now + self.options.request_timeout,
+            resend_at: now + RESEND_EVERY,
+        });
+    }
+
+    /// Answers each transfer whose target now leads (as this member sees it) or whose time is
+    /// up; asks the target again while this member still leads (the request may be lost).
+    fn progress_transfers(&mut self, now: Micros) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let leader = self.replica.leader().map(|n| n.0);
+        let leading = self.replica.role() == Role::Leader;
+        for mut t in std::mem::take(&mut self.transfers) {
+            if leader == Some(t.target) {
+                self.answer(t.request, Answer::MoveLeader(Ok(())));
+            } else if now >= t.deadline {
+                self.answer(
+                    t.request,
+                    Answer::MoveLeader(Err(MemberError::TransferTimeout)),
+                );
+            } else {
+                if leading && now >= t.resend_at {
+                    self.send(t.target, PeerMessage::TakeLead);
+                    t.resend_at = now + RESEND_EVERY;
+                }
+                self.transfers.push(t);
+            }
+        }
+    }
+
+    fn on_snapshot_chunk(&mut self, now: Micros, from: u64, bytes: &Bytes) {
+        let chunk = match SnapshotChunk::decode(bytes) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::warn!(from, error = %e, "snapshot chunk refused");
+                return;
+            }
+        };
+        let Some(incoming) = self.snapshots.incoming.as_ref() else {
+            return;
+        };
+        if incoming.from != from {
+            // Not the member this transfer asks: ask it again.
+            self.ask_next_chunk(now);
+            return;
+        }
+        if chunk.through < incoming.at_least {
+            tracing::warn!(
+                from,
+                "snapshot chunk refused: chunk of snapshot {} does not cover slot {}",
+                chunk.through,
+                incoming.at_least
+            );
+            return;
+        }
+        let transfer = incoming.transfer;
+        self.outputs
+            .push_back(Output::StoreSnapshotChunk { transfer, chunk });
+    }
+
+    fn ask_next_chunk(&mut self, now: Micros) {
+        if let Some((to, ask)) = self.snapshots.next_ask(now) {
+            self.send(to, ask);
+        }
+    }
+
+    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) {
+        let through = snapshot.through;
+        if through <= self.applier.applied_through() {
+            return;
+        }
+        let kv_bytes = snapshot.kv_bytes_len();
+        match snapshot.into_applier() {
+            Ok(applier) => {
+                self.db_bytes = kv_bytes;
+                self.applier = applier;
+                self.replica.install_snapshot(through);
+                self.publish_revision();
+                self.restart_lease_clocks(now);
+                tracing::info!(through = through.0, "installed a snapshot from a peer");
+            }
+            Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
+        }
+    }
+
+    fn submit_write(&mut self, now: Micros, payload: Vec<u8>, for_: WriteFor) {
+        if let Some(e) = &self.storage_error {
+            let e = MemberError::StorageFailed(e.clone());
+            self.answer_write(for_, Err(e));
+            return;
+        }
+        let Some(session) = self.free_sessions.pop() else {
+            self.answer_write(for_, Err(MemberError::TooManyRequests));
+            return;
+        };
+        let seq = &mut self.session_seq[session as usize];
+        *seq += 1;
+        let command = Command {
+            id: CommandId {
+                client: ClientId(self.session_base | session),
+                seq: *seq,
+            },
+            payload,
+        };
+        let id = command.id;
+        self.writes.insert(
+            id,
+            PendingWrite {
+                command,
+                for_,
+                deadline: now + self.options.request_timeout,
+                resend_at: now + RESEND_EVERY,
+            },
+        );
+        self.route_write(id);
+    }
+
+    /// Proposes here if leading, else forwards to the leader if one is known; otherwise the
+    /// write waits for the next re-send.
+    fn route_write(&mut self, id: CommandId) {
+        let Some(w) = self.writes.get(&id) else {
+            return;
+        };
+        let command = w.command.clone();
+        if self.replica.role() == Role::Leader {
+            match self.replica.propose(command) {
+                Ok(()) => return,
+                Err(ProposeError::TooLarge { .. }) => {
+                    if let Some(w) = self.remove_write(id) {
+                        self.answer_write(w.for_, Err(MemberError::RequestTooLarge));
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
+            self.send(leader.0, PeerMessage::Forward(command));
+        }
+    }
+
+    fn remove_write(&mut self, id: CommandId) -> Option<PendingWrite> {
+        let w = self.writes.remove(&id)?;
+        let session = id.client.0 & 0xfff;
+        debug_assert!(session < SESSIONS && !self.free_sessions.contains(&session));
+        self.free_sessions.push(session);
+        Some(w)
+    }
+
+    fn ask_read_index(&mut self, id: ReadId) {
+        if self.replica.role() == Role::Leader {
+            let _ = self.replica.read(id);
+        } else if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
+            self.send(leader.0, PeerMessage::ReadIndexAsk { id });
+        }
+    }
+
+    /// Does what the replica asks, until it asks nothing.
+    fn drive(&mut self) {
+        for _ in 0..64 {
+            let ready = self.replica.ready();
+            if ready.is_empty() {
+                break;
+            }
+            if let Some(batch) = ready.persist {
+                self.persist(batch.seq, batch.ops);
+            }
+            for out in ready.send {
+                self.send(out.to.0, PeerMessage::Paxos(out.msg));
+            }
+            let mut applied = std::mem::take(&mut self.applied_buf);
+            let revision_before = self.applier.machine().revision();
+            for entry in &ready.chosen {
+                if let Value::Batch(commands) = &entry.value {
+                    let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
+                    self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
+                }
+                self.crash_point(CrashPoint::BeforeApply);
+                let from = applied.len();
+                self.applier.apply(entry, &mut applied);
+                for a in &applied[from..] {
+                    self.on_lease_applied(a, entry, self.clock);
+                }
+                self.crash_point(CrashPoint::AfterApply);
+            }
+            for a in applied.drain(..) {
+                self.complete_write(a);
+            }
+            self.applied_buf = applied;
+            for outcome in ready.reads {
+                self.on_read_outcome(outcome);
+            }
+            for id in ready.abandoned {
+                if let Some(w) = self.writes.get_mut(&id) {
+                    w.resend_at = self.clock;
+                }
+            }
+            if let Some(wanted) = ready.snapshot_wanted {
+                if let Some((to, ask)) =
+                    self.snapshots
+                        .want(wanted.from.0, wanted.through, self.clock)
+                {
+                    self.send(to, ask);
+                }
+            }
+            if !ready.chosen.is_empty() {
+                self.share_changes(revision_before);
+                self.publish_revision();
+                self.maybe_snapshot();
+            }
+        }
+        self.serve_confirmed_reads();
+    }
+
+    fn persist(&mut self, seq: PersistSeq, ops: Vec<PersistOp>) {
+        self.crash_point(CrashPoint::BeforeWalSync);
+        if self.storage_error.is_some() {
+            // Nothing after a failed sync may be reported durable: the member is stopped.
+            return;
+        }
+        let bytes: usize = ops.iter().map(op_bytes).sum();
+        let records: Vec<Vec<PersistOp>> = if bytes > RECORD_SPLIT_BYTES && ops.len() > 1 {
+            // One op per record, in order: a prefix of the batch may become durable before a
+            // crash, which is safe because the replica has not been told of any of it yet and
+            // each op alone is a valid durable step (the simulator does the same).
+            ops.into_iter().map(|op| vec![op]).collect()
+        } else {
+            vec![ops]
+        };
+        for ops in records {
+            self.next_tag += 1;
+            let tag = self.next_tag;
+            self.outputs.push_back(Output::Persist { tag, ops });
+        }
+        self.batch_tags.push_back((self.next_tag, seq));
+    }
+
+    fn complete_write(&mut self, a: Applied<KvOutput>) {
+        let Some(w) = self.remove_write(a.id) else {
+            return;
+        };
+        let out = match a.outcome {
+            SessionOutcome::Applied(o) | SessionOutcome::Duplicate(o) => Ok((o, self.term())),
+            // Our own latest command cannot be older than our latest: a broken session table.
+            SessionOutcome::Stale => Err(MemberError::Timeout),
+        };
+        self.answer_write(w.for_, out);
+    }
+
+    fn on_read_outcome(&mut self, outcome: ReadOutcome) {
+        let (id, slot) = match outcome {
+            ReadOutcome::Ready { id, slot } => (id, Some(slot)),
+            ReadOutcome::Failed { id, .. } => (id, None),
+        };
+        if let Some((asker, their)) = self.remote_reads.remove(&id) {
+            self.send(asker, PeerMessage::ReadIndexAnswer { id: their, slot });
+        } else {
+            self.on_read_answer(self.clock, id, slot);
+        }
+    }
+
+    /// Our read `id` is confirmed through `slot`, or (`None`) must be asked again shortly.
+    fn on_read_answer(&mut self, now: Micros, id: ReadId, slot: Option<Slot>) {
+        let again = now + self.options.tick * 2;
+        if let Some(r) = self.reads.get_mut(&id) {
+            match slot {
+                Some(s) => r.confirmed = Some(s),
+                None => r.resend_at = again,
+            }
+        }
+    }
+
+    fn serve_confirmed_reads(&mut self) {
+        let applied = self.applier.applied_through();
+        let ready = keys_where(&self.reads, |r| r.confirmed.is_some_and(|s| s <= applied));
+        let term = self.term();
+        for id in ready {
+            if let Some(r) = self.reads.remove(&id) {
+                let answer = self.serve(&r.read);
+                self.answer(r.request, Answer::Read(Ok((answer, term))));
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        if !self.snapshots.due(self.applier.applied_through()) {
+            return;
+        }
+        if let Err(e) = self.start_snapshot() {
+            tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+        }
+    }
+
+    /// Serializes the applied state now (the store's size, the db size, is measured again)
+    /// for the driver to write ([`Output::WriteSnapshot`]); [`Member::on_snapshot_written`]
+    /// compacts once it is durable. Does nothing while a write is in progress.
+    fn start_snapshot(&mut self) -> Result<(), crate::snapshot::BodyError> {
+        // Counted before the check for a write in progress, as every attempt is a hit.
+        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
+        if self.snapshots.writing.is_some() {
+            return Ok(());
+        }
+        let through = self.applier.applied_through();
+        let (body, kv_bytes) = encode_body(&self.applier, true)?;
+        self.snapshots.writing = Some(through);
+        self.db_bytes = kv_bytes;
+        self.outputs.push_back(Output::WriteSnapshot {
+            through,
+            body,
+            crash_mid,
+        });
+        Ok(())
+    }
+
+    /// etcd's Defragment, in Synod's terms: a snapshot now (unless the newest covers every
+    /// applied slot), which frees the log segments it covers and measures the db size again, so
+    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once. Answered
+    /// when the snapshot is durable (the one in progress, if there is one).
+    fn defragment(&mut self, request: RequestId) {
+        let applied = self.applier.applied_through();
+        if applied == Slot::ZERO || self.snapshots.newest == Some(applied) {
+            self.answer(request, Answer::Defragment(Ok(())));
+            return;
+        }
+        if self.defragments.len() >= TRANSFERS_MAX {
+            self.answer(
+                request,
+                Answer::Defragment(Err(MemberError::TooManyRequests)),
+            );
+            return;
+        }
+        if let Err(e) = self.start_snapshot() {
+            tracing::error!(error = %e, "defragment: cannot take a snapshot");
+            self.answer(
+                request,
+                Answer::Defragment(Err(MemberError::Snapshot(e.to_string()))),
+            );
+            return;
+        }
+        self.defragments.push(request);
+    }
+
+    /// Reads the changes since `after` once for every watch stream, if any listens: the
+    /// streams' watchers in step then need no read of their own.
+    fn share_changes(&mut self, after: i64) {
+        let store = self.applier.machine();
+        if store.revision() == after || !self.sharing_changes {
+            return;
+        }
+        let everything = kv::WatchRead::everything(after, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
+        match store.watch_read(&everything) {
+            Ok(answer) if !answer.compacted && answer.through == store.revision() => {
+                debug_assert!(answer.through > after);
+                let changes = AppliedChanges {
+                    after,
+                    through: answer.through,
+                    term: self.term(),
+                    events: answer.events,
+                };
+                self.outputs.push_back(Output::AppliedChanges(changes));
+            }
+            // Too much to share, or compacted away already: each watcher reads.
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the changes just applied"),
+        }
+    }
+
+    /// Tells the watchers when the store's revision moved. It only moves forward: a snapshot
+    /// is installed only when it is ahead of what is applied here.
+    fn publish_revision(&mut self) {
+        let revision = self.applier.machine().revision();
+        debug_assert!(
+            revision >= self.published_revision,
+            "the applied revision went back"
+        );
+        if revision != self.published_revision {
+            self.published_revision = revision;
+            self.outputs.push_back(Output::AppliedRevision(revision));
+        }
+    }
+
+    fn serve(&self, read: &KvRead) -> Result<KvReadResponse, kv::KvError> {
+        self.applier.machine().read(read)
+    }
+}
+
+/// The keys of `map` whose value satisfies `pred` (collected, so the map can be changed next),
+/// in key order: the member's outputs never depend on a hash order.
+fn keys_where<K: Copy + Ord, V>(map: &BTreeMap<K, V>, pred: impl Fn(&V) -> bool) -> Vec<K> {
+    map.iter()
+        .filter(|(_, v)| pred(v))
+        .map(|(k, _)| *k)
+        .collect()
+}
+
+/// Rough bytes an op takes in a record: the values dominate.
+fn op_bytes(op: &PersistOp) -> usize {
+    let value_bytes = |v: &Value| match v {
+        Value::Noop => 0,
+        Value::StopSign(c) => 8 * c.len_everyone(),
+        Value::Batch(c) => c.iter().map(|c| c.payload.len() + 32).sum(),
+    };
+    match op {
+        PersistOp::Accept { value, .. } | PersistOp::Chosen { value, .. } => {
+            32 + value_bytes(value)
+        }
+        _ => 32,
+    }
+}

@@ -1,0 +1,251 @@
+//! The pure parts of snapshots: the body (the key-value store and the session table) and the
+//! schedule of a transfer from a peer. Files are the driver's: it writes a body the member
+//! hands it ([`crate::Output::WriteSnapshot`]), serves chunks of its newest file
+//! ([`crate::Output::ServeSnapshotChunk`]) and stores received chunks
+//! ([`crate::Output::StoreSnapshotChunk`]), reporting back what happened.
+//!
+//! The body is a version byte, then postcard of the store's snapshot and the session table,
+//! inside storage's verified snapshot file. Transfer is stop-and-wait: the receiver asks for
+//! the chunk at its next offset, the source sends that one chunk, so a transfer holds at most
+//! one chunk in flight and resumes from where it stopped after a lost message or a restart of
+//! either side (storage's receiver keeps what it wrote).
+
+use crate::peer::PeerMessage;
+use crate::time::Micros;
+use kv::{KvOutput, KvStore};
+use paxos::multi::{Applier, ClientId};
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+
+const BODY_VERSION: u8 = 1;
+/// A transfer asks again this long after its last ask, and gives up after this many asks
+/// without progress (the replica asks again on its own schedule).
+const ASK_AGAIN: Duration = Duration::from_millis(500);
+const ASKS_MAX: u32 = 10;
+
+/// Why a snapshot body could not be made or read.
+#[derive(Debug, Error)]
+pub enum BodyError {
+    /// The body is not ours or is damaged.
+    #[error("snapshot body: {0}")]
+    Body(String),
+}
+
+/// The applied state at a slot, decoded from a snapshot body.
+pub struct AppliedSnapshot {
+    /// Every slot through here is applied in it.
+    pub through: Slot,
+    kv: Vec<u8>,
+    sessions: Vec<(u64, u64, KvOutput)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    kv: Vec<u8>,
+    sessions: Vec<(u64, u64, KvOutput)>,
+}
+
+/// The snapshot body for `applier`'s state: the version byte, then postcard of the store and
+/// (`with_sessions`) the session table. Also returns the store's part's length (the db size).
+pub fn encode_body(
+    applier: &Applier<KvStore>,
+    with_sessions: bool,
+) -> Result<(Vec<u8>, u64), BodyError> {
+    let kv = applier.machine().snapshot();
+    let kv_len = kv.len() as u64;
+    let sessions = if with_sessions {
+        applier
+            .sessions()
+            .iter()
+            .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let body = Body { kv, sessions };
+    let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
+        .map_err(|e| BodyError::Body(e.to_string()))?;
+    Ok((bytes, kv_len))
+}
+
+impl AppliedSnapshot {
+    /// Decodes a body (as [`encode_body`] made it) that covers every slot through `through`.
+    pub fn decode(through: Slot, bytes: &[u8]) -> Result<AppliedSnapshot, BodyError> {
+        let (&version, rest) = bytes
+            .split_first()
+            .ok_or_else(|| BodyError::Body("empty".into()))?;
+        if version != BODY_VERSION {
+            return Err(BodyError::Body(format!(
+                "version {version}, this build reads {BODY_VERSION}"
+            )));
+        }
+        let body: Body = postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
+        Ok(AppliedSnapshot {
+            through,
+            kv: body.kv,
+            sessions: body.sessions,
+        })
+    }
+
+    /// Size of the store's part, the member's "db size".
+    pub fn kv_bytes_len(&self) -> u64 {
+        self.kv.len() as u64
+    }
+
+    /// The applier this snapshot restores.
+    pub fn into_applier(self) -> Result<Applier<KvStore>, BodyError> {
+        let store = KvStore::restore(&self.kv).map_err(|e| BodyError::Body(e.to_string()))?;
+        let sessions: BTreeMap<ClientId, (u64, KvOutput)> = self
+            .sessions
+            .into_iter()
+            .map(|(c, seq, out)| (ClientId(c), (seq, out)))
+            .collect();
+        Ok(Applier::restore(store, sessions, self.through))
+    }
+}
+
+/// What the driver did with a chunk the member asked it to store
+/// ([`crate::Member::on_snapshot_chunk_stored`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkStored {
+    /// Written; the transfer continues from `next_offset`.
+    Progress {
+        /// Where the next chunk starts.
+        next_offset: u64,
+    },
+    /// Not taken (a chunk of another snapshot, not at the start); ask again from
+    /// `next_offset` (where the transfer's receiver stands, 0 if it has none).
+    Ignored {
+        /// Where the next chunk starts.
+        next_offset: u64,
+    },
+    /// The last chunk verified: the whole snapshot is durable, and this is its body.
+    Complete {
+        /// The slot it covers.
+        through: Slot,
+        /// Its body.
+        body: Vec<u8>,
+    },
+    /// Storage refused the chunk.
+    Failed(String),
+}
+
+/// A transfer in progress: from whom, what it must cover, and when it last asked.
+#[derive(Clone, Debug)]
+pub(crate) struct Incoming {
+    /// Numbers transfers, so the driver can tell a new one from the one its receiver serves.
+    pub(crate) transfer: u64,
+    pub(crate) from: u64,
+    pub(crate) at_least: Slot,
+    pub(crate) next_offset: u64,
+    asked_at: Micros,
+    asks: u32,
+}
+
+/// When to snapshot, what is being written, and the transfer in progress: the decisions of
+/// snapshots, none of their bytes on disk.
+#[derive(Debug)]
+pub(crate) struct SnapshotSchedule {
+    every_slots: u64,
+    /// The slot the newest durable snapshot covers (written here or received).
+    pub(crate) newest: Option<Slot>,
+    /// The slot of the snapshot the driver is writing, if one is.
+    pub(crate) writing: Option<Slot>,
+    pub(crate) incoming: Option<Incoming>,
+    transfers: u64,
+}
+
+impl SnapshotSchedule {
+    pub(crate) fn new(every_slots: u64, newest: Option<Slot>) -> SnapshotSchedule {
+        SnapshotSchedule {
+            every_slots,
+            newest,
+            writing: None,
+            incoming: None,
+            transfers: 0,
+        }
+    }
+
+    /// Whether a snapshot is due with `applied` slots applied.
+    pub(crate) fn due(&self, applied: Slot) -> bool {
+        let last = self.newest.map_or(0, |s| s.0);
+        self.writing.is_none() && applied.0 >= last.saturating_add(self.every_slots)
+    }
+
+    /// A snapshot is durable: it is the newest unless a newer one arrived meanwhile.
+    pub(crate) fn made_durable(&mut self, through: Slot) {
+        if self.newest.is_none_or(|n| n < through) {
+            self.newest = Some(through);
+        }
+    }
+
+    /// The replica wants a snapshot through at least `through` from `from`: starts a transfer
+    /// (or re-asks an idle one) and returns the ask to send.
+    pub(crate) fn want(
+        &mut self,
+        from: u64,
+        through: Slot,
+        now: Micros,
+    ) -> Option<(u64, PeerMessage)> {
+        let restart = self
+            .incoming
+            .as_ref()
+            .is_none_or(|i| i.at_least < through || i.asks >= ASKS_MAX);
+        if restart {
+            self.transfers += 1;
+            self.incoming = Some(Incoming {
+                transfer: self.transfers,
+                from,
+                at_least: through,
+                next_offset: 0,
+                asked_at: now,
+                asks: 0,
+            });
+        }
+        self.next_ask(now)
+    }
+
+    /// The ask for the next chunk of the transfer in progress.
+    pub(crate) fn next_ask(&mut self, now: Micros) -> Option<(u64, PeerMessage)> {
+        let i = self.incoming.as_mut()?;
+        i.asked_at = now;
+        i.asks += 1;
+        Some((
+            i.from,
+            PeerMessage::SnapshotAsk {
+                through: i.at_least,
+                offset: i.next_offset,
+            },
+        ))
+    }
+
+    /// Re-asks a transfer that heard nothing for a while; drops one that keeps failing.
+    pub(crate) fn retry_ask(&mut self, now: Micros) -> Option<(u64, PeerMessage)> {
+        let i = self.incoming.as_ref()?;
+        if now.saturating_since(i.asked_at) < ASK_AGAIN {
+            return None;
+        }
+        if i.asks >= ASKS_MAX {
+            // The replica asks again (possibly from another member) on its own schedule.
+            self.incoming = None;
+            return None;
+        }
+        self.next_ask(now)
+    }
+
+    /// The driver stored (or not) a chunk of transfer `transfer`; `progress` resets the count
+    /// of asks without progress.
+    pub(crate) fn stored(&mut self, transfer: u64, next_offset: u64, progress: bool) -> bool {
+        let Some(i) = self.incoming.as_mut().filter(|i| i.transfer == transfer) else {
+            return false;
+        };
+        i.next_offset = next_offset;
+        if progress {
+            i.asks = 0;
+        }
+        true
+    }
+}

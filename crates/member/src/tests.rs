@@ -1,0 +1,424 @@
+//! Members stepped by hand: a tiny deterministic driver (virtual time, messages delivered in
+//! order, every persist record durable at once unless a test holds it) around real
+//! [`Member`]s. These are the seed of the simulator's member driver.
+
+use crate::peer::PeerMessage;
+use crate::snapshot::ChunkStored;
+use crate::{Answer, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId};
+use kv::{
+    KvCommand, KvRead, KvReadResponse, KvResponse, KvStore, LeaseGrantRequest, PutRequest,
+    RangeRequest,
+};
+use paxos::multi::{Applier, Replica, ReplicaOptions};
+use paxos::{Configuration, NodeId, QuorumSpec};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+const TICK: Duration = Duration::from_millis(10);
+const SEC: Duration = Duration::from_secs(1);
+
+/// A message in flight between two members.
+struct Envelope {
+    from: u64,
+    to: u64,
+    message: PeerMessage,
+}
+
+/// Members, a network that delivers in order, and a clock that moves only when told.
+struct Cluster {
+    members: BTreeMap<u64, Member>,
+    now: Micros,
+    network: VecDeque<Envelope>,
+    /// Paxos messages on these (from, to) links are held, not delivered, until released.
+    held_links: Vec<(u64, u64)>,
+    held: VecDeque<Envelope>,
+    answers: Vec<(u64, RequestId, Answer)>,
+    next_request: u64,
+    /// Every output of every member, in the order they came, for the determinism test.
+    trace: Vec<String>,
+}
+
+impl Cluster {
+    fn new(n: u64, seed: u64) -> Cluster {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut seeder = ChaCha8Rng::seed_from_u64(seed);
+        let mut members = BTreeMap::new();
+        for &id in &ids {
+            let config = Configuration::new(
+                ids.iter().map(|&i| NodeId(i)).collect(),
+                QuorumSpec::Majority,
+            )
+            .expect("a configuration");
+            let replica =
+                Replica::new(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
+            let mut rng = ChaCha8Rng::seed_from_u64(seeder.next_u64());
+            let incarnation = rng.next_u64();
+            let parts = MemberParts {
+                replica,
+                applier: Applier::new(KvStore::new()),
+                rng: Box::new(rng),
+                incarnation,
+                newest_snapshot: None,
+                restored_bytes: 0,
+                options: MemberOptions {
+                    members: ids.clone(),
+                    tick: TICK,
+                    request_timeout: 5 * SEC,
+                    quota_bytes: 1 << 30,
+                    client_urls: vec![format!("http://member-{id}")],
+                    snapshot_every_slots: 10_000,
+                    crash_at: None,
+                },
+            };
+            members.insert(id, Member::new(parts, Micros::ZERO));
+        }
+        let mut cluster = Cluster {
+            members,
+            now: Micros::ZERO,
+            network: VecDeque::new(),
+            held_links: Vec::new(),
+            held: VecDeque::new(),
+            answers: Vec::new(),
+            next_request: 1,
+            trace: Vec::new(),
+        };
+        cluster.settle();
+        cluster
+    }
+
+    fn member(&self, id: u64) -> &Member {
+        &self.members[&id]
+    }
+
+    /// Does every member's outputs and delivers every message, until all is quiet.
+    fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let mut busy = false;
+            let ids: Vec<u64> = self.members.keys().copied().collect();
+            for id in ids {
+                busy |= self.drain(id);
+            }
+            if let Some(e) = self.network.pop_front() {
+                busy = true;
+                let now = self.now;
+                if let Some(m) = self.members.get_mut(&e.to) {
+                    m.on_peer(now, e.from, e.message);
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+        panic!("the cluster never went quiet");
+    }
+
+    /// Carries out member `id`'s outputs; whether there were any.
+    fn drain(&mut self, id: u64) -> bool {
+        let now = self.now;
+        let mut any = false;
+        loop {
+            let Some(output) = self.members.get_mut(&id).and_then(Member::poll_output) else {
+                return any;
+            };
+            any = true;
+            self.trace.push(format!("{} {id} {output:?}", self.now.0));
+            let m = self.members.get_mut(&id).expect("the member");
+            match output {
+                // The disk is instant: durable as soon as written.
+                Output::Persist { tag, .. } => m.on_durable(now, tag),
+                Output::Send { to, message } => {
+                    let envelope = Envelope {
+                        from: id,
+                        to,
+                        message,
+                    };
+                    let hold = matches!(envelope.message, PeerMessage::Paxos(_))
+                        && self.held_links.contains(&(id, to));
+                    if hold {
+                        self.held.push_back(envelope);
+                    } else {
+                        self.network.push_back(envelope);
+                    }
+                }
+                Output::WriteSnapshot { through, .. } => {
+                    m.on_snapshot_written(now, through, Ok(()))
+                }
+                Output::StoreSnapshotChunk { transfer, .. } => m.on_snapshot_chunk_stored(
+                    now,
+                    transfer,
+                    ChunkStored::Failed("no snapshot files here".into()),
+                ),
+                Output::Answer {
+                    id: request,
+                    answer,
+                } => self.answers.push((id, request, answer)),
+                Output::ServeSnapshotChunk { .. }
+                | Output::CompactLog { .. }
+                | Output::AppliedChanges(_)
+                | Output::AppliedRevision(_) => {}
+                Output::Crash(point) => panic!("no crash point is armed, yet {point:?}"),
+            }
+        }
+    }
+
+    /// Moves the clock one tick, ticks every member, and settles.
+    fn tick(&mut self) {
+        self.now = self.now + TICK;
+        let now = self.now;
+        for m in self.members.values_mut() {
+            m.tick(now);
+        }
+        self.settle();
+    }
+
+    /// Ticks until `done` holds, at most `limit` of virtual time.
+    fn tick_until(&mut self, limit: Duration, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.tick();
+        }
+        done(self)
+    }
+
+    fn leader(&self) -> Option<u64> {
+        self.members
+            .values()
+            .find(|m| m.status().leader == m.id())
+            .map(Member::id)
+    }
+
+    fn elect(&mut self) -> u64 {
+        assert!(
+            self.tick_until(10 * SEC, |c| c.leader().is_some()),
+            "no leader within 10 s"
+        );
+        self.leader().expect("a leader")
+    }
+
+    /// Hands `request` to member `at`; returns its id.
+    fn request(&mut self, at: u64, request: Request) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let now = self.now;
+        self.members
+            .get_mut(&at)
+            .expect("the member")
+            .on_request(now, id, request);
+        self.settle();
+        id
+    }
+
+    fn answer(&mut self, id: RequestId) -> Option<Answer> {
+        let at = self.answers.iter().position(|(_, r, _)| *r == id)?;
+        Some(self.answers.remove(at).2)
+    }
+
+    fn answered(&self, id: RequestId) -> bool {
+        self.answers.iter().any(|(_, r, _)| *r == id)
+    }
+
+    /// Delivers the held messages and holds no more.
+    fn release(&mut self) {
+        self.held_links.clear();
+        self.network.extend(self.held.drain(..));
+        self.settle();
+    }
+}
+
+fn put(key: &str, value: &str) -> Request {
+    put_with_lease(key, value, 0)
+}
+
+fn put_with_lease(key: &str, value: &str, lease: i64) -> Request {
+    Request::Write {
+        payload: kv::encode(&KvCommand::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            lease,
+            ..PutRequest::default()
+        })),
+        grows: true,
+    }
+}
+
+fn get(key: &str, linearizable: bool) -> Request {
+    Request::Read {
+        read: KvRead::Range(RangeRequest::single(key.as_bytes().to_vec())),
+        linearizable,
+    }
+}
+
+/// The value a read answered (`None`: no such key).
+fn value_of(answer: Option<Answer>) -> Option<String> {
+    match answer {
+        Some(Answer::Read(Ok((Ok(KvReadResponse::Range(r)), _)))) => r
+            .kvs
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+        other => panic!("not a read's answer: {other:?}"),
+    }
+}
+
+fn assert_put_ok(answer: Option<Answer>) {
+    match answer {
+        Some(Answer::Write(Ok((Ok(KvResponse::Put(_)), _)))) => {}
+        other => panic!("not a successful put: {other:?}"),
+    }
+}
+
+#[test]
+fn a_single_member_elects_itself_and_answers_a_put_and_a_read() {
+    let mut c = Cluster::new(1, 7);
+    assert_eq!(c.elect(), 1);
+    let w = c.request(1, put("k", "v"));
+    assert!(c.tick_until(SEC, |c| c.answered(w)), "the put is answered");
+    assert_put_ok(c.answer(w));
+    let r = c.request(1, get("k", true));
+    assert!(c.tick_until(SEC, |c| c.answered(r)));
+    assert_eq!(value_of(c.answer(r)).as_deref(), Some("v"));
+}
+
+#[test]
+fn three_members_answer_puts_at_the_leader_and_at_a_follower() {
+    let mut c = Cluster::new(3, 11);
+    let leader = c.elect();
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let w1 = c.request(leader, put("a", "1"));
+    let w2 = c.request(follower, put("b", "2"));
+    assert!(c.tick_until(2 * SEC, |c| c.answered(w1) && c.answered(w2)));
+    assert_put_ok(c.answer(w1));
+    assert_put_ok(c.answer(w2));
+    // Every member applied both.
+    assert!(c.tick_until(SEC, |c| c.members.values().all(|m| m
+        .applier()
+        .machine()
+        .revision()
+        == 3)));
+}
+
+/// Read-index at a follower: the leader confirms its leadership and names a slot; the
+/// follower answers only once it has applied through that slot, so it never serves a value
+/// older than a write acknowledged before the read began.
+#[test]
+fn a_linearizable_read_at_a_follower_waits_until_it_applied_through_the_read_index() {
+    let mut c = Cluster::new(3, 3);
+    let leader = c.elect();
+    let mut others = (1..=3).filter(|&i| i != leader);
+    let (behind, other) = (others.next().unwrap(), others.next().unwrap());
+    let w = c.request(leader, put("k", "old"));
+    assert!(c.tick_until(SEC, |c| c.answered(w)));
+    assert!(
+        c.tick_until(SEC, |c| c.member(behind).applier().machine().revision()
+            == 2)
+    );
+
+    // The leader's Paxos messages to `behind` are held: it learns nothing new, while the
+    // leader and `other` (a quorum) choose the next write.
+    c.held_links.push((leader, behind));
+    let w = c.request(other, put("k", "new"));
+    assert!(c.tick_until(SEC, |c| c.answered(w)));
+    assert_put_ok(c.answer(w));
+    assert_eq!(c.member(behind).applier().machine().revision(), 2);
+
+    // A serializable read at `behind` answers its stale state at once...
+    let r = c.request(behind, get("k", false));
+    assert_eq!(value_of(c.answer(r)).as_deref(), Some("old"));
+    // ...a linearizable one waits for the read index, however long `behind` is behind.
+    let r = c.request(behind, get("k", true));
+    for _ in 0..50 {
+        c.tick();
+    }
+    assert!(
+        !c.answered(r),
+        "answered before applying through the read index"
+    );
+    c.release();
+    assert!(c.tick_until(SEC, |c| c.answered(r)));
+    assert_eq!(value_of(c.answer(r)).as_deref(), Some("new"));
+}
+
+/// A lease runs out by the caller's clock: not a tick before its TTL, and soon after it the
+/// leader revokes it (and its key goes).
+#[test]
+fn a_lease_expires_only_after_its_ttl_by_the_callers_clock() {
+    let mut c = Cluster::new(3, 5);
+    let leader = c.elect();
+    let grant = Request::Write {
+        payload: kv::encode(&KvCommand::LeaseGrant(LeaseGrantRequest { id: 77, ttl: 3 })),
+        grows: true,
+    };
+    let g = c.request(leader, grant);
+    assert!(c.tick_until(SEC, |c| c.answered(g)));
+    let granted_at = c.now;
+    match c.answer(g) {
+        Some(Answer::Write(Ok((Ok(KvResponse::LeaseGrant(r)), _)))) => assert_eq!(r.id, 77),
+        other => panic!("not a grant: {other:?}"),
+    }
+    let p = c.request(leader, put_with_lease("leased", "x", 77));
+    assert!(c.tick_until(SEC, |c| c.answered(p)));
+    assert_put_ok(c.answer(p));
+
+    let alive = |c: &mut Cluster| {
+        let q = c.request(leader, Request::LeaseRemaining { id: 77 });
+        match c.answer(q) {
+            Some(Answer::LeaseRemaining(left)) => left.is_some(),
+            other => panic!("not a lease's time: {other:?}"),
+        }
+    };
+    // Just short of the TTL (granted when the grant applied, at `granted_at` or a tick
+    // before): still there.
+    while c.now + TICK < granted_at + 3 * SEC {
+        c.tick();
+        assert!(alive(&mut c), "expired at {:?}, before its TTL", c.now);
+    }
+    let mut expired_at = None;
+    for _ in 0..200 {
+        c.tick();
+        if !alive(&mut c) {
+            expired_at = Some(c.now);
+            break;
+        }
+    }
+    let expired_at = expired_at.expect("the lease expires within 2 s after its TTL");
+    assert!(
+        expired_at >= granted_at + 3 * SEC,
+        "expired at {expired_at:?}"
+    );
+    let r = c.request(leader, get("leased", true));
+    assert!(c.tick_until(SEC, |c| c.answered(r)));
+    assert_eq!(value_of(c.answer(r)), None, "the key went with its lease");
+}
+
+/// The same inputs and seed give the same outputs, byte for byte: the member reads no clock,
+/// draws no randomness of its own and never iterates a hash order into what it does.
+#[test]
+fn two_runs_with_the_same_inputs_and_seed_produce_identical_outputs() {
+    let run = |seed: u64| {
+        let mut c = Cluster::new(3, seed);
+        let leader = c.elect();
+        let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let at = if i % 2 == 0 { leader } else { follower };
+            ids.push(c.request(at, put(&format!("k{}", i % 5), &i.to_string())));
+            ids.push(c.request(follower, get(&format!("k{}", i % 5), true)));
+            c.tick();
+        }
+        assert!(c.tick_until(5 * SEC, |c| ids.iter().all(|id| c.answered(*id))));
+        let status: Vec<_> = c.members.values().map(Member::status).collect();
+        (c.trace, status)
+    };
+    let (a, status_a) = run(42);
+    let (b, status_b) = run(42);
+    assert!(a.len() > 100, "the run did something ({} outputs)", a.len());
+    assert_eq!(status_a, status_b);
+    assert_eq!(a.len(), b.len());
+    if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+        panic!("runs differ at output {i}:\n{}\n{}", a[i], b[i]);
+    }
+}
