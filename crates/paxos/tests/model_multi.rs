@@ -45,6 +45,8 @@
 //! With `--features planted-bugs`, the same checker must find a counterexample in cores with
 //! a planted bug: `cargo test -p synod-paxos --features planted-bugs --test model_multi`.
 
+mod common;
+use common::{actor_id, node_id, threads, Wire};
 use paxos::multi::{
     ClientId, Command, CommandId, Message, PersistOp, Replica, ReplicaOptions, Role, Value,
 };
@@ -54,9 +56,8 @@ use stateright::actor::{
 };
 use stateright::{Checker, CheckerBuilder, Chooser, Expectation, Model};
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -64,42 +65,6 @@ use std::time::Instant;
 const REPLICAS: u64 = 3;
 /// Nodes that may campaign, once each.
 const CAMPAIGNERS: [u64; 2] = [1, 2];
-
-/// A message on stateright's network. stateright sorts actions, so messages must be `Ord`; the
-/// core's messages are not (they need not be), so this orders by a stable hash and breaks the
-/// (astronomically unlikely) tie with the `Debug` text, which is consistent with `Eq`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Wire<M>(M);
-
-impl<M: Hash + Eq + std::fmt::Debug> Ord for Wire<M> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.0 == other.0 {
-            return Ordering::Equal;
-        }
-        let hash = |m: &M| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            m.hash(&mut h);
-            h.finish()
-        };
-        hash(&self.0)
-            .cmp(&hash(&other.0))
-            .then_with(|| format!("{:?}", self.0).cmp(&format!("{:?}", other.0)))
-    }
-}
-
-impl<M: Hash + Eq + std::fmt::Debug> PartialOrd for Wire<M> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u64 + 1)
-}
-
-fn actor_id(node: NodeId) -> Id {
-    Id::from((node.0 - 1) as usize)
-}
 
 /// Commands proposed in the whole run, at most (enforced by the model's boundary).
 const COMMANDS_MAX: usize = 2;
@@ -453,10 +418,6 @@ fn model(network: Network<Wire<Message>>, bugs: PlantedBugs) -> MultiModel {
                     .any(|a| a.handed_out.iter().any(|(_, v)| !v.is_empty()))
             },
         )
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn checker(network: Network<Wire<Message>>, bugs: PlantedBugs) -> CheckerBuilder<MultiModel> {

@@ -46,6 +46,8 @@
 //! `chosen-without-quorum`, to "learned only chosen values"):
 //! `cargo test -p synod-paxos --features planted-bugs --test model_synod -- --nocapture`.
 
+mod common;
+use common::{actor_id, node_id, threads, Wire};
 use paxos::synod::{SynodDurable, SynodMessage, SynodNode, SynodOptions, SynodPersist};
 use paxos::{Ballot, Configuration, NodeId, PlantedBugs};
 use stateright::actor::{
@@ -53,9 +55,8 @@ use stateright::actor::{
 };
 use stateright::{Checker, CheckerBuilder, Chooser, Expectation, Model};
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,42 +67,6 @@ type Value = u64;
 const ACCEPTORS: u64 = 3;
 /// Proposers are nodes 4 and 5.
 const PROPOSERS: [u64; 2] = [4, 5];
-
-/// A message on stateright's network. stateright sorts actions, so messages must be `Ord`; the
-/// core's messages are not (they need not be), so this orders by a stable hash and breaks the
-/// (astronomically unlikely) tie with the `Debug` text, which is consistent with `Eq`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Wire<M>(M);
-
-impl<M: Hash + Eq + std::fmt::Debug> Ord for Wire<M> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.0 == other.0 {
-            return Ordering::Equal;
-        }
-        let hash = |m: &M| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            m.hash(&mut h);
-            h.finish()
-        };
-        hash(&self.0)
-            .cmp(&hash(&other.0))
-            .then_with(|| format!("{:?}", self.0).cmp(&format!("{:?}", other.0)))
-    }
-}
-
-impl<M: Hash + Eq + std::fmt::Debug> PartialOrd for Wire<M> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u64 + 1)
-}
-
-fn actor_id(node: NodeId) -> Id {
-    Id::from((node.0 - 1) as usize)
-}
 
 /// What a test explores.
 #[derive(Clone, Copy, Debug)]
@@ -380,10 +345,6 @@ fn representative(s: &State) -> State {
         *last = None;
     }
     s
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn exhaustive(setup: Setup) -> CheckerBuilder<SynodModel> {

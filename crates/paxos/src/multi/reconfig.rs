@@ -78,13 +78,12 @@ impl Replica {
             let Some(i) = now.index_of(node).filter(|_| now.is_learner(node)) else {
                 return Err(ReconfigError::NotALearner { node });
             };
-            let reported = self.peer_chosen[i];
-            let lag_slots = self.chosen_through.0.saturating_sub(reported.0);
-            let heard = reported > Slot::ZERO || self.chosen_through == Slot::ZERO;
-            if !heard || lag_slots > bound {
+            // A learner that has not reported yet counts as holding nothing.
+            let lag_slots = self.chosen_through.0.saturating_sub(self.peer_chosen[i].0);
+            if lag_slots > bound {
                 return Err(ReconfigError::LearnerBehind {
                     node,
-                    lag_slots: if heard { lag_slots } else { u64::MAX },
+                    lag_slots,
                     bound_slots: bound,
                 });
             }

@@ -491,7 +491,7 @@ pub enum ReconfigError {
     LearnerBehind {
         /// The learner.
         node: NodeId,
-        /// How far behind it is (unknown if it has not answered yet: `u64::MAX`).
+        /// How far behind it is (all of the chosen log if it has not reported yet).
         lag_slots: u64,
         /// The bound.
         bound_slots: u64,
