@@ -48,6 +48,70 @@
 //! file; it stores [`Output::StoreSnapshotChunk`] and reports [`Member::on_snapshot_chunk_stored`]
 //! (a complete one with its body, which the member decodes and installs); it compacts its log
 //! on [`Output::CompactLog`].
+//!
+//! # A driver in a few lines
+//!
+//! One member, an instant disk and a clock that moves 10 ms per tick: it elects itself, then
+//! answers a put.
+//!
+//! ```
+//! use member::{Answer, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId};
+//! use paxos::multi::{Applier, Replica, ReplicaOptions};
+//! use paxos::{Configuration, NodeId, QuorumSpec};
+//! use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
+//! use std::time::Duration;
+//!
+//! let config = Configuration::new(vec![NodeId(1)], QuorumSpec::Majority).unwrap();
+//! let replica = Replica::new(NodeId(1), config, ReplicaOptions::default()).unwrap();
+//! let options = MemberOptions {
+//!     members: vec![1],
+//!     tick: Duration::from_millis(10),
+//!     request_timeout: Duration::from_secs(5),
+//!     quota_bytes: 1 << 30,
+//!     client_urls: vec![],
+//!     snapshot_every_slots: 10_000,
+//!     crash_at: None,
+//! };
+//! let parts = MemberParts {
+//!     replica,
+//!     applier: Applier::new(kv::KvStore::new()),
+//!     rng: Box::new(ChaCha8Rng::seed_from_u64(1)),
+//!     incarnation: 1 << 12,
+//!     newest_snapshot: None,
+//!     restored_bytes: 0,
+//!     options,
+//! };
+//! let mut now = Micros::ZERO;
+//! let mut m = Member::new(parts, now);
+//!
+//! // Carries out every output; returns the answer to `id` if it came.
+//! fn drain(m: &mut Member, now: Micros, id: RequestId) -> Option<Answer> {
+//!     let mut answer = None;
+//!     while let Some(output) = m.poll_output() {
+//!         match output {
+//!             Output::Persist { tag, .. } => m.on_durable(now, tag), // an instant disk
+//!             Output::Answer { id: a, answer: x } if a == id => answer = Some(x),
+//!             _ => {} // alone: nobody to send to, no snapshot due
+//!         }
+//!     }
+//!     answer
+//! }
+//!
+//! let put = kv::encode(&kv::KvCommand::Put(kv::PutRequest {
+//!     key: b"k".to_vec(),
+//!     value: b"v".to_vec(),
+//!     ..kv::PutRequest::default()
+//! }));
+//! let id = RequestId(1);
+//! while m.status().leader != 1 {
+//!     now = now + Duration::from_millis(10);
+//!     m.tick(now);
+//!     drain(&mut m, now, id);
+//! }
+//! m.on_request(now, id, Request::Write { payload: put, grows: true });
+//! let answer = drain(&mut m, now, id);
+//! assert!(matches!(answer, Some(Answer::Write(Ok(_)))));
+//! ```
 
 pub mod error;
 pub mod lease_clock;

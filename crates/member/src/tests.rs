@@ -4,19 +4,25 @@
 
 use crate::peer::PeerMessage;
 use crate::snapshot::ChunkStored;
-use crate::{Answer, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId};
+use crate::{
+    Answer, CrashPoint, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId,
+};
+use bytes::Bytes;
 use kv::{
     KvCommand, KvRead, KvReadResponse, KvResponse, KvStore, LeaseGrantRequest, PutRequest,
     RangeRequest,
 };
 use paxos::multi::{Applier, Replica, ReplicaOptions};
-use paxos::{Configuration, NodeId, QuorumSpec};
+use paxos::{Configuration, NodeId, QuorumSpec, Slot};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
+use storage::SnapshotChunk;
 
 const TICK: Duration = Duration::from_millis(10);
+/// Snapshot chunks are this small here, so a transfer takes many.
+const CHUNK_BYTES: usize = 512;
 const SEC: Duration = Duration::from_secs(1);
 
 /// A message in flight between two members.
@@ -26,9 +32,24 @@ struct Envelope {
     message: PeerMessage,
 }
 
+/// A snapshot transfer a member's "disk" is receiving.
+struct Receiving {
+    transfer: u64,
+    through: Slot,
+    total_len: u64,
+    body: Vec<u8>,
+}
+
 /// Members, a network that delivers in order, and a clock that moves only when told.
 struct Cluster {
     members: BTreeMap<u64, Member>,
+    /// Each member's newest snapshot "file": its slot and body.
+    files: BTreeMap<u64, (Slot, Vec<u8>)>,
+    receiving: BTreeMap<u64, Receiving>,
+    /// Members cut off from everyone: every message to or from them is dropped.
+    cut: Vec<u64>,
+    /// Members that reached their armed crash point, and where.
+    crashed: Vec<(u64, CrashPoint)>,
     now: Micros,
     network: VecDeque<Envelope>,
     /// Paxos messages on these (from, to) links are held, not delivered, until released.
@@ -42,6 +63,19 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u64, seed: u64) -> Cluster {
+        Cluster::with_snapshots_every(n, seed, 10_000)
+    }
+
+    fn with_snapshots_every(n: u64, seed: u64, snapshot_every_slots: u64) -> Cluster {
+        Cluster::with_options(n, seed, snapshot_every_slots, None)
+    }
+
+    fn with_options(
+        n: u64,
+        seed: u64,
+        snapshot_every_slots: u64,
+        crash_at: Option<(CrashPoint, u32)>,
+    ) -> Cluster {
         let ids: Vec<u64> = (1..=n).collect();
         let mut seeder = ChaCha8Rng::seed_from_u64(seed);
         let mut members = BTreeMap::new();
@@ -68,14 +102,18 @@ impl Cluster {
                     request_timeout: 5 * SEC,
                     quota_bytes: 1 << 30,
                     client_urls: vec![format!("http://member-{id}")],
-                    snapshot_every_slots: 10_000,
-                    crash_at: None,
+                    snapshot_every_slots,
+                    crash_at,
                 },
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
         }
         let mut cluster = Cluster {
             members,
+            files: BTreeMap::new(),
+            receiving: BTreeMap::new(),
+            cut: Vec::new(),
+            crashed: Vec::new(),
             now: Micros::ZERO,
             network: VecDeque::new(),
             held_links: Vec::new(),
@@ -124,42 +162,115 @@ impl Cluster {
             };
             any = true;
             self.trace.push(format!("{} {id} {output:?}", self.now.0));
-            let m = self.members.get_mut(&id).expect("the member");
             match output {
                 // The disk is instant: durable as soon as written.
-                Output::Persist { tag, .. } => m.on_durable(now, tag),
-                Output::Send { to, message } => {
-                    let envelope = Envelope {
-                        from: id,
-                        to,
-                        message,
-                    };
-                    let hold = matches!(envelope.message, PeerMessage::Paxos(_))
-                        && self.held_links.contains(&(id, to));
-                    if hold {
-                        self.held.push_back(envelope);
-                    } else {
-                        self.network.push_back(envelope);
+                Output::Persist { tag, .. } => self.member_mut(id).on_durable(now, tag),
+                Output::Send { to, message } => self.send(id, to, message),
+                Output::WriteSnapshot { through, body, .. } => {
+                    self.files.insert(id, (through, body));
+                    self.member_mut(id)
+                        .on_snapshot_written(now, through, Ok(()));
+                }
+                Output::ServeSnapshotChunk {
+                    to,
+                    through,
+                    offset,
+                } => {
+                    if let Some(chunk) = self.serve_chunk(id, through, offset) {
+                        self.send(id, to, PeerMessage::SnapshotChunk(chunk));
                     }
                 }
-                Output::WriteSnapshot { through, .. } => {
-                    m.on_snapshot_written(now, through, Ok(()))
+                Output::StoreSnapshotChunk { transfer, chunk } => {
+                    let stored = self.store_chunk(id, transfer, chunk);
+                    self.member_mut(id)
+                        .on_snapshot_chunk_stored(now, transfer, stored);
                 }
-                Output::StoreSnapshotChunk { transfer, .. } => m.on_snapshot_chunk_stored(
-                    now,
-                    transfer,
-                    ChunkStored::Failed("no snapshot files here".into()),
-                ),
                 Output::Answer {
                     id: request,
                     answer,
                 } => self.answers.push((id, request, answer)),
-                Output::ServeSnapshotChunk { .. }
-                | Output::CompactLog { .. }
+                Output::CompactLog { .. }
                 | Output::AppliedChanges(_)
                 | Output::AppliedRevision(_) => {}
-                Output::Crash(point) => panic!("no crash point is armed, yet {point:?}"),
+                // The member dies here: none of its later outputs happen, it hears nothing more.
+                Output::Crash(point) => {
+                    self.members.remove(&id);
+                    self.crashed.push((id, point));
+                    return true;
+                }
             }
+        }
+    }
+
+    fn member_mut(&mut self, id: u64) -> &mut Member {
+        self.members.get_mut(&id).expect("the member")
+    }
+
+    fn send(&mut self, from: u64, to: u64, message: PeerMessage) {
+        if self.cut.contains(&from) || self.cut.contains(&to) {
+            return;
+        }
+        let hold =
+            matches!(message, PeerMessage::Paxos(_)) && self.held_links.contains(&(from, to));
+        let envelope = Envelope { from, to, message };
+        if hold {
+            self.held.push_back(envelope);
+        } else {
+            self.network.push_back(envelope);
+        }
+    }
+
+    /// The chunk at `offset` of member `id`'s newest snapshot, if that covers `through`.
+    fn serve_chunk(&self, id: u64, through: Slot, offset: u64) -> Option<Bytes> {
+        let (slot, body) = self.files.get(&id).filter(|(s, _)| *s >= through)?;
+        let start = usize::try_from(offset).ok().filter(|&o| o < body.len())?;
+        let end = (start + CHUNK_BYTES).min(body.len());
+        let data = body[start..end].to_vec();
+        let chunk = SnapshotChunk::new(*slot, offset, body.len() as u64, 0, data);
+        Some(Bytes::from(chunk.encode()))
+    }
+
+    /// Member `id`'s "disk" takes a chunk, as the node's receiver does: in order, from the
+    /// start of a snapshot, complete when every byte is there.
+    fn store_chunk(&mut self, id: u64, transfer: u64, chunk: SnapshotChunk) -> ChunkStored {
+        let same = self.receiving.get(&id).is_some_and(|r| {
+            r.transfer == transfer && r.through == chunk.through && r.total_len == chunk.total_len
+        });
+        if !same {
+            if chunk.offset != 0 {
+                return ChunkStored::Ignored { next_offset: 0 };
+            }
+            self.receiving.insert(
+                id,
+                Receiving {
+                    transfer,
+                    through: chunk.through,
+                    total_len: chunk.total_len,
+                    body: Vec::new(),
+                },
+            );
+        }
+        let Some(r) = self.receiving.get_mut(&id) else {
+            return ChunkStored::Failed("no receiver".into());
+        };
+        if chunk.offset != r.body.len() as u64 {
+            return ChunkStored::Ignored {
+                next_offset: r.body.len() as u64,
+            };
+        }
+        r.body.extend_from_slice(&chunk.data);
+        if (r.body.len() as u64) < r.total_len {
+            return ChunkStored::Progress {
+                next_offset: r.body.len() as u64,
+            };
+        }
+        let Some(r) = self.receiving.remove(&id) else {
+            return ChunkStored::Failed("no receiver".into());
+        };
+        self.files.insert(id, (r.through, r.body.clone()));
+        ChunkStored::Complete {
+            through: r.through,
+            body: r.body,
         }
     }
 
@@ -421,4 +532,65 @@ fn two_runs_with_the_same_inputs_and_seed_produce_identical_outputs() {
     if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
         panic!("runs differ at output {i}:\n{}\n{}", a[i], b[i]);
     }
+}
+
+/// A member cut off while the others choose and compact past what it has: back, it is told
+/// the slots it misses are in a snapshot, fetches that snapshot chunk by chunk, installs it,
+/// and ends with the same store as the others.
+#[test]
+fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
+    let mut c = Cluster::with_snapshots_every(3, 9, 5);
+    let leader = c.elect();
+    let behind = (1..=3).find(|&i| i != leader).expect("a follower");
+    c.cut.push(behind);
+    for i in 0..40 {
+        let w = c.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
+        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+        assert_put_ok(c.answer(w));
+    }
+    let compacted = c.member(leader).replica().compacted_through();
+    assert!(compacted > c.member(behind).applier().applied_through());
+    c.cut.clear();
+    let revision = c.member(leader).applier().machine().revision();
+    assert!(
+        c.tick_until(10 * SEC, |c| c
+            .member(behind)
+            .applier()
+            .machine()
+            .revision()
+            == revision),
+        "caught up"
+    );
+    let stored = format!(" {behind} StoreSnapshotChunk");
+    let chunks = c.trace.iter().filter(|t| t.contains(&stored)).count();
+    assert!(chunks > 1, "the snapshot came in {chunks} chunks");
+    assert_eq!(
+        c.member(behind).applier().machine().digest(),
+        c.member(leader).applier().machine().digest()
+    );
+}
+
+/// A crash point is an output in the member's order: everything decided before it (here the
+/// persist record of the put's slot) comes out before it, and nothing after it (the answer).
+#[test]
+fn an_armed_crash_point_comes_out_before_everything_decided_after_it() {
+    // A fresh member's election chooses nothing, so the put's slot is the first applied.
+    let mut c = Cluster::with_options(1, 1, 10_000, Some((CrashPoint::BeforeApply, 1)));
+    c.elect();
+    let w = c.request(1, put("k", "v"));
+    c.tick_until(SEC, |c| !c.crashed.is_empty());
+    assert_eq!(c.crashed, vec![(1, CrashPoint::BeforeApply)]);
+    assert!(!c.answered(w), "answered although it died before applying");
+    let crash = c
+        .trace
+        .iter()
+        .position(|t| t.contains("Crash(BeforeApply)"))
+        .expect("the crash in the trace");
+    let persisted = c
+        .trace
+        .iter()
+        .rposition(|t| t.contains("Persist") && t.contains("Accept"))
+        .expect("the put's accept persisted");
+    assert!(persisted < crash);
+    assert_eq!(crash, c.trace.len() - 1, "nothing after the crash");
 }

@@ -215,3 +215,81 @@ impl SnapshotFiles {
         Ok(ChunkStored::Complete { through, body })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot file of `len` bytes of body in `dir`, through `slot`.
+    fn snapshot_file(dir: &std::path::Path, slot: u64, len: usize) -> (SnapshotMeta, Vec<u8>) {
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut writer =
+            storage::SnapshotWriter::create(StdFs::new(), dir, Slot(slot)).expect("create");
+        writer.write(&body).expect("write");
+        (writer.finish().expect("finish"), body)
+    }
+
+    /// Files in `dir` with no snapshot yet (a test sets `newest` to serve one).
+    fn files(dir: &std::path::Path) -> SnapshotFiles {
+        match SnapshotFiles::open(StdFs::new(), dir.to_path_buf(), None, kv::Limits::default()) {
+            Ok(restored) => restored.files,
+            Err(e) => panic!("an empty directory opens: {e}"),
+        }
+    }
+
+    fn chunk(source: &SnapshotFiles, through: u64, offset: u64) -> SnapshotChunk {
+        let bytes = source.serve(Slot(through), offset).expect("a chunk");
+        SnapshotChunk::decode(&bytes).expect("decodes")
+    }
+
+    #[test]
+    fn a_transfer_is_stored_chunk_by_chunk_and_a_new_transfer_starts_over() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (meta, body) = snapshot_file(a.path(), 9, (CHUNK_BYTES as usize) * 2 + 100);
+        let mut source = files(a.path());
+        source.newest = Some(meta);
+        assert!(
+            source.serve(Slot(10), 0).is_none(),
+            "does not cover slot 10"
+        );
+        let mut sink = files(b.path());
+
+        // A new transfer must start at offset 0.
+        let late = chunk(&source, 9, CHUNK_BYTES);
+        assert_eq!(
+            sink.store(1, &late),
+            ChunkStored::Ignored { next_offset: 0 }
+        );
+        let first = chunk(&source, 9, 0);
+        assert_eq!(
+            sink.store(1, &first),
+            ChunkStored::Progress {
+                next_offset: CHUNK_BYTES
+            }
+        );
+        // The member restarted its transfer (transfer 2): the old receiver goes.
+        assert_eq!(
+            sink.store(2, &late),
+            ChunkStored::Ignored { next_offset: 0 }
+        );
+        let mut offset = 0;
+        let stored = loop {
+            match sink.store(2, &chunk(&source, 9, offset)) {
+                ChunkStored::Progress { next_offset } => offset = next_offset,
+                other => break other,
+            }
+        };
+        assert_eq!(
+            stored,
+            ChunkStored::Complete {
+                through: Slot(9),
+                body
+            }
+        );
+        assert_eq!(sink.newest_through(), Some(Slot(9)));
+        assert!(
+            sink.serve(Slot(9), 0).is_some(),
+            "the received snapshot is served"
+        );
+    }
+}
