@@ -27,6 +27,8 @@ pub struct CampaignSpec {
     pub threads: usize,
     /// Adjusts each seed's configuration after the defaults (e.g. shorter runs in tests).
     pub tweak: Option<fn(&mut SimConfig)>,
+    /// Whether the nemesis changes the membership too.
+    pub membership_changes: bool,
 }
 
 impl CampaignSpec {
@@ -39,6 +41,7 @@ impl CampaignSpec {
             bugs: PlantedBugs::none(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tweak: None,
+            membership_changes: false,
         }
     }
 
@@ -46,6 +49,7 @@ impl CampaignSpec {
     pub fn config(&self, seed: u64) -> SimConfig {
         let mut config = SimConfig::new(seed, self.nodes, self.faults);
         config.bugs = self.bugs;
+        config.membership_changes = self.membership_changes;
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }

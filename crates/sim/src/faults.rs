@@ -116,11 +116,19 @@ pub enum FaultKind {
     Truncate,
     /// A file reverted to its contents before its last sync.
     Rollback,
+    /// A membership change proposed: a node outside the configuration added as a learner.
+    AddLearner,
+    /// A membership change proposed: a learner made a voter.
+    Promote,
+    /// A membership change proposed: a follower (voter or learner) removed.
+    RemoveFollower,
+    /// A membership change proposed: the leader removes itself.
+    RemoveLeader,
 }
 
 impl FaultKind {
     /// Every kind, in the order figures list them.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::Loss,
         FaultKind::Duplicate,
         FaultKind::LongDelay,
@@ -138,6 +146,18 @@ impl FaultKind {
         FaultKind::MisdirectedWrite,
         FaultKind::Truncate,
         FaultKind::Rollback,
+        FaultKind::AddLearner,
+        FaultKind::Promote,
+        FaultKind::RemoveFollower,
+        FaultKind::RemoveLeader,
+    ];
+
+    /// Membership changes (only with `SimConfig::membership_changes`).
+    pub const MEMBERSHIP: [FaultKind; 4] = [
+        FaultKind::AddLearner,
+        FaultKind::Promote,
+        FaultKind::RemoveFollower,
+        FaultKind::RemoveLeader,
     ];
 
     /// Disk damage found only at the next start (the node then refuses to run).
@@ -178,6 +198,10 @@ impl FaultKind {
             FaultKind::MisdirectedWrite => "misdirected-write",
             FaultKind::Truncate => "truncate",
             FaultKind::Rollback => "rollback",
+            FaultKind::AddLearner => "add-learner",
+            FaultKind::Promote => "promote",
+            FaultKind::RemoveFollower => "remove-follower",
+            FaultKind::RemoveLeader => "remove-leader",
         }
     }
 }
@@ -276,6 +300,14 @@ pub struct FaultPlan {
     /// Whether the nodes' logs reuse compacted segments (stale bytes after the end of a
     /// recycled segment) instead of zero-filling new ones.
     pub recycle_segments: bool,
+    /// Mean gap between two membership changes the nemesis proposes (0: none; only with
+    /// `SimConfig::membership_changes`, and absent from the traces of runs without).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub membership_gap_us: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl FaultPlan {
@@ -304,6 +336,7 @@ impl FaultPlan {
             disk_damage: Vec::new(),
             disk_damage_gap_us: 0,
             recycle_segments: false,
+            membership_gap_us: 0,
         }
     }
 
@@ -415,6 +448,9 @@ impl FaultPlan {
         }
         if self.disk_damage_gap_us > 0 {
             kinds.extend(self.disk_damage.iter().copied());
+        }
+        if self.membership_gap_us > 0 {
+            kinds.extend(FaultKind::MEMBERSHIP);
         }
         kinds.sort();
         kinds

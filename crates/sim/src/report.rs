@@ -22,6 +22,9 @@ pub struct RunReport {
     pub faults: FaultProfile,
     /// Planted bugs by name.
     pub bugs: Vec<String>,
+    /// Whether the nemesis changed the membership (`--membership`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub membership_changes: bool,
     /// Virtual time simulated, in microseconds.
     pub simulated_us: u64,
     /// Events processed.
@@ -94,6 +97,7 @@ impl RunReport {
             nodes: config.nodes,
             faults: config.faults,
             bugs: bug_names(config.bugs),
+            membership_changes: config.membership_changes,
             simulated_us: sim.now_us(),
             events: tally.events,
             faults_enabled: sim.plan().enabled(),
@@ -136,6 +140,7 @@ impl RunReport {
             nodes: config.nodes,
             faults: config.faults,
             bugs: bug_names(config.bugs),
+            membership_changes: config.membership_changes,
             simulated_us: 0,
             events: 0,
             faults_enabled: Vec::new(),
@@ -189,6 +194,9 @@ impl RunReport {
         );
         for b in &self.bugs {
             let _ = write!(cmd, " --bug {b}");
+        }
+        if self.membership_changes {
+            cmd.push_str(" --membership");
         }
         cmd
     }
@@ -424,6 +432,11 @@ impl CampaignReport {
             .into_iter()
             .filter(|k| {
                 let allowed = match k {
+                    // Opt-in (`--membership`), not part of any profile.
+                    FaultKind::AddLearner
+                    | FaultKind::Promote
+                    | FaultKind::RemoveFollower
+                    | FaultKind::RemoveLeader => false,
                     FaultKind::Crash => profile.crash(),
                     FaultKind::ForcedElection => profile != FaultProfile::None && self.nodes >= 2,
                     _ => profile.net() && crate::faults::shape_possible_or_net(*k, self.nodes),

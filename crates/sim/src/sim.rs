@@ -15,7 +15,8 @@ use crate::trace::{
 use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
 use lincheck::{CheckOptions, Verdict};
 use paxos::multi::{
-    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Message, PersistOp,
+    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Membership,
+    Message, PersistOp,
     ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role, SessionOutcome, Value,
 };
 use paxos::{Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
@@ -115,6 +116,12 @@ pub struct SimConfig {
     /// explorer's learner proposes by hand). False, the default, leaves every run exactly as
     /// it was: only the check in the client timer reads it.
     pub manual_clients: bool,
+    /// Whether the nemesis changes the membership (add learners, promote, remove followers
+    /// and the leader) while it injects faults. Off by default: runs without it are exactly
+    /// as they were.
+    pub membership_changes: bool,
+    /// Nodes started outside the first configuration, for membership changes to add.
+    pub spares: usize,
 }
 
 impl SimConfig {
@@ -135,6 +142,8 @@ impl SimConfig {
             trace: false,
             plan: None,
             manual_clients: false,
+            membership_changes: false,
+            spares: 2,
         }
     }
 }
@@ -357,6 +366,8 @@ pub enum Event {
     },
     /// The nemesis damages a disk.
     NemesisDisk,
+    /// The nemesis asks the leader for a membership change.
+    NemesisMembership,
     /// Faults stop.
     QuietStart,
     /// Clients stop starting operations.
@@ -494,7 +505,6 @@ fn open_storage(
 /// One simulated member: the real replica and the real write-ahead log (on a simulated disk),
 /// plus everything a real node's driver holds.
 pub struct SimNode {
-    index: usize,
     id: NodeId,
     replica: Option<Replica>,
     rng: ChaCha8Rng,
@@ -658,6 +668,9 @@ pub(crate) struct Tally {
     pub(crate) refused_starts: u64,
     pub(crate) operator_rebuilds: u64,
     pub(crate) storage_failures: u64,
+    /// Membership changes the nemesis asked for that the leader refused (one in progress, a
+    /// learner behind).
+    pub(crate) reconfigurations_refused: u64,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -710,14 +723,28 @@ impl Simulation {
     pub fn new(config: SimConfig) -> Simulation {
         assert!(config.nodes >= 1, "a cluster needs at least one member");
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let plan = match (&config.plan, config.nemesis) {
+        let mut plan = match (&config.plan, config.nemesis) {
             (Some(plan), _) => plan.clone(),
             (None, true) => FaultPlan::draw(config.faults, config.nodes, &mut rng),
             (None, false) => FaultPlan::quiet(config.faults),
         };
+        let spares = if config.membership_changes {
+            config.spares
+        } else {
+            0
+        };
+        if config.membership_changes && config.nemesis && config.plan.is_none() {
+            plan.membership_gap_us = range(&mut rng, 60_000, 400_000);
+            // A wiped or damaged member is rebuilt through rebuild.rs from the first
+            // configuration, which a change may have left behind: not combined yet.
+            plan.wipe_permille = 0;
+            plan.disk_damage.clear();
+            plan.disk_damage_gap_us = 0;
+        }
         let membership = Configuration::majority_of(config.nodes as u64).expect("1..=64 members");
-        let mut nodes = Vec::with_capacity(config.nodes);
-        for index in 0..config.nodes {
+        let total = config.nodes + spares;
+        let mut nodes = Vec::with_capacity(total);
+        for index in 0..total {
             let id = NodeId(index as u64 + 1);
             let fs = MemFs::new();
             let meta = Meta {
@@ -727,16 +754,21 @@ impl Simulation {
             };
             let (wal, _, _, _) = open_storage(&fs, &meta, log_setup(&config, &plan, index))
                 .expect("a fresh simulated disk opens");
+            // A spare starts outside the first configuration, learning only once a change
+            // adds it.
+            let start = DurableState {
+                membership: (index >= config.nodes).then(|| Membership::initial(membership.clone())),
+                ..DurableState::default()
+            };
             let replica = Replica::recover_with_bugs(
                 id,
                 membership.clone(),
                 config.replica.clone(),
-                DurableState::default(),
+                start,
                 config.bugs,
             )
             .expect("member of its own configuration");
             nodes.push(SimNode {
-                index,
                 id,
                 replica: Some(replica),
                 rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
@@ -775,7 +807,7 @@ impl Simulation {
             .collect();
         let trace = config.trace.then(Vec::new);
         let mut sim = Simulation {
-            links: LinkMatrix::healed(config.nodes),
+            links: LinkMatrix::healed(total),
             plan,
             membership,
             rng,
@@ -852,6 +884,11 @@ impl Simulation {
                 let gap = self.plan.disk_damage_gap_us;
                 let at = range(&mut self.rng, gap / 2, gap * 3 / 2);
                 self.schedule(at, Event::NemesisDisk);
+            }
+            if self.plan.membership_gap_us > 0 {
+                let gap = self.plan.membership_gap_us;
+                let at = range(&mut self.rng, gap / 2, gap * 3 / 2);
+                self.schedule(at, Event::NemesisMembership);
             }
         }
         if self.config.timing.fault_phase_us != u64::MAX {
@@ -1050,6 +1087,7 @@ impl Simulation {
             }
             Event::OperatorRebuild { node } => self.operator_rebuild(node),
             Event::NemesisDisk => self.nemesis_disk(),
+            Event::NemesisMembership => self.nemesis_membership(),
             Event::QuietStart => self.start_quiet(),
             Event::StopClients => self.start_drain(),
             Event::Check => self.on_check(),
@@ -1237,9 +1275,8 @@ impl Simulation {
         }
         for out in send {
             let to = self
-                .membership
-                .index_of(out.to)
-                .expect("replicas only send to members");
+                .node_index(out.to)
+                .expect("replicas only send to simulated nodes");
             self.send(
                 Endpoint::Node(i),
                 Endpoint::Node(to),
@@ -1423,7 +1460,7 @@ impl Simulation {
         if busy {
             return;
         }
-        let Some(j) = self.membership.index_of(from) else {
+        let Some(j) = self.node_index(from) else {
             return;
         };
         self.nodes[i].transfer = Some(Incoming::new(from, at_least, self.now));
@@ -1457,7 +1494,7 @@ impl Simulation {
         t.retries += 1;
         t.progress_at_us = self.now;
         let (from, at_least, offset) = (t.from, t.at_least, t.offset());
-        let Some(j) = self.membership.index_of(from) else {
+        let Some(j) = self.node_index(from) else {
             return;
         };
         self.send(
@@ -1539,7 +1576,7 @@ impl Simulation {
                 t.progress_at_us = now;
                 t.retries = 0;
                 let (from, at_least, offset) = (t.from, t.at_least, t.offset());
-                if let Some(j) = self.membership.index_of(from) {
+                if let Some(j) = self.node_index(from) {
                     self.send(
                         Endpoint::Node(i),
                         Endpoint::Node(j),
@@ -1624,8 +1661,12 @@ impl Simulation {
         let node = &mut self.nodes[i];
         // Writes waiting at this node for slots the snapshot covers are answered by a retry
         // (the session table in the snapshot recognises it).
+        let membership = node.applier.membership().cloned();
         if let Some(replica) = node.replica.as_mut() {
-            replica.install_snapshot(through);
+            match membership {
+                Some(m) => replica.install_snapshot_in(through, m),
+                None => replica.install_snapshot(through),
+            }
         }
         self.tally.snapshots_installed += 1;
         if self.tracing() {
@@ -2091,6 +2132,22 @@ impl Simulation {
         node.wiped = false;
         node.rebuilding = fresh || recovered.state.rebuilding;
         node.durable = recovered.state.clone();
+        let mut recovered_state = recovered.state;
+        // The configuration in force: the newest of what the log entered and what the
+        // snapshot was taken in; a node outside the first configuration (a spare) starts
+        // outside it, waiting to learn a change that adds it.
+        if let Some(m) = applier.membership() {
+            if recovered_state
+                .membership
+                .as_ref()
+                .is_none_or(|d| d.epoch < m.epoch)
+            {
+                recovered_state.membership = Some(m.clone());
+            }
+        }
+        if !self.membership.contains(node.id) && recovered_state.membership.is_none() {
+            recovered_state.membership = Some(Membership::initial(self.membership.clone()));
+        }
         let replica = if fresh {
             Replica::rebuild(
                 node.id,
@@ -2102,7 +2159,7 @@ impl Simulation {
                 node.id,
                 self.membership.clone(),
                 self.config.replica.clone(),
-                recovered.state,
+                recovered_state,
                 self.config.bugs,
             )
         }
@@ -2690,6 +2747,95 @@ impl Simulation {
         self.schedule(next, Event::NemesisElection);
     }
 
+    /// Asks the leader for one membership change, drawn among those the configuration in
+    /// force allows: add a node outside it as a learner, promote a learner, remove a follower
+    /// or the leader itself (never below three voters, so the run keeps tolerating a crash).
+    /// A change the core refuses (one in progress, a learner behind) is just not made.
+    fn nemesis_membership(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let leader = (0..self.nodes.len()).find(|i| {
+            self.nodes[*i]
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.role() == Role::Leader)
+        });
+        if let Some(l) = leader {
+            self.propose_membership_change(l);
+        }
+        let gap = self.plan.membership_gap_us;
+        let next = self.now + range(&mut self.rng, gap / 2, gap * 3 / 2);
+        self.schedule(next, Event::NemesisMembership);
+    }
+
+    fn propose_membership_change(&mut self, l: usize) {
+        let Some(config) = self.nodes[l].replica.as_ref().map(|r| r.config().clone()) else {
+            return;
+        };
+        let leader_id = self.nodes[l].id;
+        let outside: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| !config.contains(*id))
+            .collect();
+        let voters = config.members().to_vec();
+        let learners = config.learners().to_vec();
+        let mut kinds = Vec::new();
+        if !outside.is_empty() {
+            kinds.push(FaultKind::AddLearner);
+        }
+        if !learners.is_empty() {
+            kinds.push(FaultKind::Promote);
+        }
+        if voters.len() > 3 || !learners.is_empty() {
+            kinds.push(FaultKind::RemoveFollower);
+        }
+        if voters.len() > 3 {
+            kinds.push(FaultKind::RemoveLeader);
+        }
+        if kinds.is_empty() {
+            return;
+        }
+        let kind = kinds[below(&mut self.rng, kinds.len() as u64) as usize];
+        let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[below(rng, from.len() as u64) as usize];
+        let (mut next_voters, mut next_learners) = (voters.clone(), learners.clone());
+        match kind {
+            FaultKind::AddLearner => next_learners.push(pick(&mut self.rng, &outside)),
+            FaultKind::Promote => {
+                let n = pick(&mut self.rng, &learners);
+                next_learners.retain(|m| *m != n);
+                next_voters.push(n);
+            }
+            FaultKind::RemoveFollower => {
+                let mut followers: Vec<NodeId> =
+                    learners.iter().copied().filter(|m| *m != leader_id).collect();
+                if voters.len() > 3 {
+                    followers.extend(voters.iter().copied().filter(|m| *m != leader_id));
+                }
+                let n = pick(&mut self.rng, &followers);
+                next_voters.retain(|m| *m != n);
+                next_learners.retain(|m| *m != n);
+            }
+            _ => next_voters.retain(|m| *m != leader_id),
+        }
+        let Ok(next) = Configuration::with_learners(next_voters, next_learners, config.quorum())
+        else {
+            return;
+        };
+        let Some(replica) = self.nodes[l].replica.as_mut() else {
+            return;
+        };
+        match replica.propose_reconfiguration(next) {
+            Ok(_) => {
+                self.count_fault(kind);
+                self.drive(l);
+            }
+            Err(_) => self.tally.reconfigurations_refused += 1,
+        }
+    }
+
     fn start_quiet(&mut self) {
         if self.phase != Phase::Faults {
             return;
@@ -2745,7 +2891,12 @@ impl Simulation {
     /// Whether every node is up, has the same chosen prefix, and has applied all of it.
     pub fn converged(&self) -> bool {
         let mut through = None;
+        let newest = self.newest_configuration();
         for n in &self.nodes {
+            if !newest.contains(n.id) {
+                // Removed, or a spare never added: it stops learning where it left.
+                continue;
+            }
             let Some(r) = n.replica.as_ref() else {
                 return false;
             };
@@ -2886,8 +3037,8 @@ impl Simulation {
         }
     }
 
-    /// A leader that a quorum (itself included) follows at its ballot: they name it leader and
-    /// have promised exactly its ballot.
+    /// A leader that a quorum of its configuration (itself included) follows at its ballot:
+    /// they name it leader and have promised exactly its ballot.
     fn compute_stable(&self) -> Option<(NodeId, Ballot)> {
         for n in &self.nodes {
             let Some(r) = n.replica.as_ref() else {
@@ -2897,19 +3048,40 @@ impl Simulation {
                 continue;
             }
             let ballot = r.ballot();
+            let config = r.config();
             let mut followers = NodeSet::EMPTY;
             for m in &self.nodes {
                 if let Some(f) = m.replica.as_ref() {
                     if f.leader() == Some(n.id) && f.promised() == ballot {
-                        followers.insert(m.index);
+                        if let Some(index) = config.index_of(m.id) {
+                            followers.insert(index);
+                        }
                     }
                 }
             }
-            if self.membership.is_phase1_quorum(followers) {
+            if config.is_phase1_quorum(followers) {
                 return Some((n.id, ballot));
             }
         }
         None
+    }
+
+    /// The index of node `id` (node `n` is index `n - 1`), members and spares alike.
+    fn node_index(&self, id: NodeId) -> Option<usize> {
+        (id.0 as usize)
+            .checked_sub(1)
+            .filter(|i| *i < self.nodes.len())
+    }
+
+    /// The configuration of the highest epoch any running replica is in (the first one if
+    /// none changed it).
+    pub fn newest_configuration(&self) -> Configuration {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .max_by_key(|r| r.epoch())
+            .filter(|r| r.epoch() > 0)
+            .map_or_else(|| self.membership.clone(), |r| r.config().clone())
     }
 
     // ----- Clients -----
@@ -3150,10 +3322,9 @@ impl Simulation {
             }
             ReplyBody::NotLeader(hint) => {
                 let n = self.nodes.len();
+                let hint = hint.and_then(|h| self.node_index(h));
                 let client = &mut self.clients[c];
-                let hinted = hint
-                    .and_then(|h| self.membership.index_of(h))
-                    .filter(|h| *h != client.target);
+                let hinted = hint.filter(|h| *h != client.target);
                 let backoff = match hinted {
                     Some(h) => {
                         client.target = h;

@@ -7,7 +7,7 @@
 //! duplicated or reordered chunk only costs time.
 
 use crate::kv::{KvMachine, KvResult};
-use paxos::multi::{Applier, ClientId};
+use paxos::multi::{Applier, ClientId, Membership};
 use paxos::{NodeId, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,6 +23,10 @@ struct SnapshotBody {
     through: u64,
     machine: KvMachine,
     sessions: Vec<(ClientId, u64, KvResult)>,
+    /// The configuration in force after `through`, once a change was applied (absent before,
+    /// so snapshots of runs without changes keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    membership: Option<Membership>,
 }
 
 /// A durable snapshot: the slot it covers and its encoded body.
@@ -45,6 +49,7 @@ impl StoredSnapshot {
                 .iter()
                 .map(|(c, (seq, out))| (*c, *seq, out.clone()))
                 .collect(),
+            membership: applier.membership().cloned(),
         };
         let mut bytes = serde_json::to_vec(&body).expect("a snapshot body always encodes");
         let crc = checksum(&bytes);
@@ -71,7 +76,9 @@ impl StoredSnapshot {
             .into_iter()
             .map(|(c, seq, out)| (c, (seq, out)))
             .collect();
-        Some(Applier::restore(body.machine, sessions, self.through))
+        let mut applier = Applier::restore(body.machine, sessions, self.through);
+        applier.set_membership(body.membership);
+        Some(applier)
     }
 }
 

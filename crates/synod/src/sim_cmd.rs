@@ -46,6 +46,11 @@ pub struct SimArgs {
     /// Print the figures as JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The nemesis also changes the membership: two spare nodes start outside the
+    /// configuration; learners are added and promoted, followers and leaders removed
+    /// (never below three voters), among the other faults.
+    #[arg(long)]
+    membership: bool,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -97,12 +102,21 @@ pub fn run(args: SimArgs) -> Result<bool> {
             nodes,
             args.faults,
             bugs,
+            args.membership,
             args.trace.as_ref(),
             args.json,
         ),
         None => {
             let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
-            run_many(seeds, nodes, args.faults, bugs, args.threads, args.json)
+            run_many(
+                seeds,
+                nodes,
+                args.faults,
+                bugs,
+                args.membership,
+                args.threads,
+                args.json,
+            )
         }
     }
 }
@@ -112,11 +126,13 @@ fn run_one(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
+    membership: bool,
     trace: Option<&PathBuf>,
     json: bool,
 ) -> Result<bool> {
     let mut config = SimConfig::new(seed, nodes, faults);
     config.bugs = bugs;
+    config.membership_changes = membership;
     config.trace = trace.is_some();
     let mut simulation = Simulation::new(config.clone());
     let stepped = catch_unwind(AssertUnwindSafe(|| while simulation.step() {}));
@@ -162,11 +178,13 @@ fn run_many(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
+    membership: bool,
     threads: Option<usize>,
     json: bool,
 ) -> Result<bool> {
     let mut spec = CampaignSpec::new(seeds.clone(), nodes, faults);
     spec.bugs = bugs;
+    spec.membership_changes = membership;
     if let Some(t) = threads {
         spec.threads = t.max(1);
     }

@@ -132,10 +132,20 @@ impl Replica {
         compacted_through: Slot,
     ) {
         let before = self.chosen_through;
+        // Only values that extend the chosen prefix: a page that arrives out of order is
+        // asked for again. This keeps every chosen mark this replica holds beyond its prefix
+        // one that its own epoch decided (its leader counted a quorum, or a peer in the same
+        // epoch reported it in phase 1): a value learned past a hole could belong to a later
+        // epoch, and phase 1 would then weigh it as a vote of this one (reconfig.rs).
         for r in records {
-            if r.slot > self.chosen_through {
-                self.learn_chosen(r.slot, r.ballot, r.value);
+            if r.slot <= self.chosen_through {
+                continue;
             }
+            if r.slot != self.chosen_through.next() {
+                break;
+            }
+            self.learn_chosen(r.slot, r.ballot, r.value);
+            self.advance_chosen_through();
         }
         self.advance_chosen_through();
         if self.chosen_through < compacted_through {

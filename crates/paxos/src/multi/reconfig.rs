@@ -199,13 +199,9 @@ impl Replica {
     fn enter_configuration(&mut self, stop: Slot, next: Configuration) {
         debug_assert!(self.chosen_through >= stop);
         let membership = self.membership.after_stop_sign(stop, next);
-        // Rule 1 of the module doc: nothing after a chosen stop-sign is chosen in its epoch.
-        assert!(
-            self.bugs.any() || self.log.range(stop.next()..).all(|(_, e)| !e.chosen),
-            "a value is chosen after the stop-sign at {stop} in epoch {}",
-            self.membership.epoch
-        );
-        // Votes cast in the old epoch after its stop-sign are void.
+        // Votes cast in the old epoch after its stop-sign are void. Entries marked chosen
+        // after it are the next epoch's (learned in the same page that passed the stop-sign):
+        // by rule 1 none was chosen in the old one.
         self.log.retain(|slot, e| *slot <= stop || e.chosen);
         self.outbox.record(PersistOp::EnterConfiguration {
             membership: membership.clone(),
