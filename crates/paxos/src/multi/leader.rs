@@ -149,8 +149,6 @@ impl Replica {
         self.read_round = 0;
         self.proposals.clear();
         let mut takeover = std::mem::take(&mut self.takeover);
-        // Stoppable Paxos: nothing after a stop-sign that may be chosen (reconfig.rs).
-        let stop = self.seal_takeover(&mut takeover);
         // Slots a promiser compacted are chosen, though their values are unknown here: they
         // must be neither re-proposed nor filled, and this leader needs that peer's snapshot.
         let gap = match self.takeover_compacted.take() {
@@ -161,6 +159,18 @@ impl Replica {
             }
             _ => self.chosen_through,
         };
+        // What this replica learned chosen while phase 1 ran outranks any report: a stale
+        // stop-sign in a slot since chosen with another value must not seal anything.
+        takeover.retain(|slot, _| *slot > gap);
+        for (slot, r) in takeover.iter_mut() {
+            if let Some(e) = self.log.get(slot).filter(|e| e.chosen) {
+                r.ballot = e.ballot;
+                r.value = e.value.clone();
+                r.chosen = true;
+            }
+        }
+        // Stoppable Paxos: nothing after a stop-sign that may be chosen (reconfig.rs).
+        let stop = self.seal_takeover(&mut takeover);
         let first = gap.next();
         let mut last = takeover
             .keys()

@@ -177,6 +177,17 @@ impl Replica {
     /// each input, never in the middle of handling one, so a role change never cuts a
     /// handler short.
     pub(super) fn enter_chosen_configurations(&mut self) {
+        if let Some(slot) = self.stop_sign {
+            if self
+                .log
+                .get(&slot)
+                .is_some_and(|e| e.chosen && !e.value.is_stop_sign())
+            {
+                // Another value was chosen where this leader's stop-sign stood (it adopted a
+                // stop-sign that lost): nothing is sealed, proposals go on.
+                self.stop_sign = None;
+            }
+        }
         loop {
             let first = self.membership.first_slot;
             if self.chosen_through < first {
