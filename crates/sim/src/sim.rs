@@ -15,9 +15,9 @@ use crate::trace::{
 use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
 use lincheck::{CheckOptions, Verdict};
 use paxos::multi::{
-    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Membership,
-    Message, PersistOp,
-    ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role, SessionOutcome, Value,
+    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Membership, Message,
+    PersistOp, ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role,
+    SessionOutcome, Value,
 };
 use paxos::{Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -757,7 +757,8 @@ impl Simulation {
             // A spare starts outside the first configuration, learning only once a change
             // adds it.
             let start = DurableState {
-                membership: (index >= config.nodes).then(|| Membership::initial(membership.clone())),
+                membership: (index >= config.nodes)
+                    .then(|| Membership::initial(membership.clone())),
                 ..DurableState::default()
             };
             let replica = Replica::recover_with_bugs(
@@ -2799,7 +2800,8 @@ impl Simulation {
             return;
         }
         let kind = kinds[below(&mut self.rng, kinds.len() as u64) as usize];
-        let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[below(rng, from.len() as u64) as usize];
+        let pick =
+            |rng: &mut ChaCha8Rng, from: &[NodeId]| from[below(rng, from.len() as u64) as usize];
         let (mut next_voters, mut next_learners) = (voters.clone(), learners.clone());
         match kind {
             FaultKind::AddLearner => next_learners.push(pick(&mut self.rng, &outside)),
@@ -2809,8 +2811,11 @@ impl Simulation {
                 next_voters.push(n);
             }
             FaultKind::RemoveFollower => {
-                let mut followers: Vec<NodeId> =
-                    learners.iter().copied().filter(|m| *m != leader_id).collect();
+                let mut followers: Vec<NodeId> = learners
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != leader_id)
+                    .collect();
                 if voters.len() > 3 {
                     followers.extend(voters.iter().copied().filter(|m| *m != leader_id));
                 }

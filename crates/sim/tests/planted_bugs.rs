@@ -121,3 +121,54 @@ fn a_log_that_acknowledges_before_syncing_breaks_agreement() {
     assert_caught(Bug::AckBeforeSync, 3, AGREEMENT);
     assert_caught(Bug::AckBeforeSync, 5, AGREEMENT);
 }
+
+/// With membership changes in the fault mix (`--membership`): the first run of seeds
+/// `0..seeds_max` with `bug` planted in which one of `expected` fired.
+fn first_catch_with_changes(
+    bug: Bug,
+    nodes: usize,
+    expected: &[CheckKind],
+    seeds_max: u64,
+) -> Option<RunReport> {
+    (0..seeds_max).find_map(|seed| {
+        let mut config = SimConfig::new(seed, nodes, FaultProfile::All);
+        config.bugs = PlantedBugs::only(bug);
+        config.membership_changes = true;
+        let report = run_seed(config);
+        let fired = expected
+            .iter()
+            .any(|c| report.violation_counts.contains_key(c));
+        fired.then_some(report)
+    })
+}
+
+fn assert_caught_with_changes(bug: Bug, nodes: usize, expected: &[CheckKind]) {
+    let Some(report) = first_catch_with_changes(bug, nodes, expected, SEEDS_MAX) else {
+        panic!(
+            "{} on {nodes} nodes with membership changes not caught by {expected:?} in {SEEDS_MAX} seeds",
+            bug.name()
+        );
+    };
+    println!(
+        "{} on {nodes} nodes with membership changes: caught at seed {} by {expected:?}; violations {:?}; replay: {}",
+        bug.name(),
+        report.seed,
+        report.violation_counts,
+        report.replay_command()
+    );
+    assert!(!report.passed());
+}
+
+/// A learner counted in a phase-2 quorum lets a leader and a learner choose a value that a
+/// later leader, whose phase 1 never asks the learner, does not see.
+#[test]
+fn a_learner_counted_in_a_quorum_breaks_agreement() {
+    assert_caught_with_changes(Bug::LearnerInQuorum, 3, AGREEMENT);
+}
+
+/// A change without the stop-sign rule lets the old configuration choose slots the new one
+/// decides too.
+#[test]
+fn a_change_without_the_stop_sign_rule_breaks_agreement() {
+    assert_caught_with_changes(Bug::ReconfigWithoutStop, 3, AGREEMENT);
+}
