@@ -168,6 +168,13 @@ impl DiskConfig {
 pub struct IoTag(pub u64);
 
 /// A request to a disk.
+///
+/// **Order:** the driver must perform one processor's requests to one disk in the order they
+/// were issued, each finished (a write synced) before the next starts: one queue per disk, as
+/// a driver with one I/O thread per disk has. Otherwise a late write of an abandoned phase
+/// could land over a newer block of the same processor and roll back its vote (the simulator
+/// found exactly that before its disks had queues). Requests to different disks run in
+/// parallel.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DiskIo {
     /// Write this processor's own block on `disk`, durably, then answer
@@ -407,6 +414,10 @@ impl DiskProcessor {
     /// Its input, once proposed.
     pub fn input(&self) -> Option<&Value> {
         self.input.as_ref()
+    }
+    /// The tag of the current attempt's requests: completions with another are ignored.
+    pub fn current_tag(&self) -> IoTag {
+        self.tag
     }
     /// Counters.
     pub fn counters(&self) -> DiskCounters {
