@@ -28,7 +28,7 @@ const CHILD_ENV: &str = "SYNOD_DISK_PAXOS_CHILD";
 const DIRS_ENV: &str = "SYNOD_DISK_PAXOS_DIRS";
 const PROCESSORS: usize = 3;
 const DISKS: usize = 3;
-const IO_DELAY: Duration = Duration::from_millis(3);
+const IO_DELAY: Duration = Duration::from_millis(5);
 const TICK: Duration = Duration::from_millis(1);
 const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 /// Starts a child's report in its stdout, which it shares with the test harness's own text
