@@ -29,11 +29,14 @@ pub enum Bug {
     /// A configuration change without the stop-sign rule: the old configuration keeps
     /// proposing after its stop-sign, and takeover re-proposes values above one.
     ReconfigWithoutStop,
+    /// Disk Paxos: a processor completes a phase (and so decides) after writing and reading
+    /// fewer than a majority of disks.
+    DecideWithoutDiskMajority,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -43,6 +46,7 @@ impl Bug {
         Bug::AckBeforeSync,
         Bug::LearnerInQuorum,
         Bug::ReconfigWithoutStop,
+        Bug::DecideWithoutDiskMajority,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -57,6 +61,7 @@ impl Bug {
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::LearnerInQuorum => "learner-in-quorum",
             Bug::ReconfigWithoutStop => "reconfig-without-stop",
+            Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
         }
     }
 

@@ -38,6 +38,7 @@
 
 pub mod codec;
 mod crc;
+pub mod disk_paxos;
 pub mod error;
 pub mod floor;
 pub mod group;

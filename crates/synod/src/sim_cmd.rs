@@ -13,6 +13,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod disk;
+
 /// Seeds run by a bare `synod sim`: enough to show faults, recovery and every check.
 const DEFAULT_SEEDS: Range<u64> = 0..20;
 /// Campaigns of at most this many seeds print one line per seed.
@@ -51,6 +53,16 @@ pub struct SimArgs {
     /// (never below three voters), among the other faults.
     #[arg(long)]
     membership: bool,
+    /// Protocol: multi-paxos (the replicated KV service) or disk-paxos (Gafni and Lamport's
+    /// Disk Paxos: processors and disks, no messages).
+    #[arg(long, default_value = "multi-paxos")]
+    protocol: String,
+    /// Disk Paxos: processors (1 to 16).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
+    processors: u64,
+    /// Disk Paxos: disks (1 to 16).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
+    disks: u64,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -95,6 +107,11 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
     let bugs = parse_bug(args.bug.as_deref())?;
+    match args.protocol.as_str() {
+        "multi-paxos" => {}
+        "disk-paxos" => return disk::run(&args, bugs),
+        other => bail!("unknown protocol {other:?}: use multi-paxos or disk-paxos"),
+    }
     let nodes = args.nodes as usize;
     match args.seed {
         Some(seed) => run_one(
