@@ -282,6 +282,9 @@ impl fmt::Display for RunReport {
 pub struct CampaignReport {
     /// Seeds run.
     pub seeds_run: u64,
+    /// Whether the nemesis changed the membership in these runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub membership_changes: bool,
     /// Cluster size.
     pub nodes: usize,
     /// Fault profile name.
@@ -357,6 +360,7 @@ impl CampaignReport {
             c.nodes = r.nodes;
             c.faults = r.faults.to_string();
             c.bugs.clone_from(&r.bugs);
+            c.membership_changes |= r.membership_changes;
             c.seeds_run += 1;
             c.simulated_us += r.simulated_us;
             c.events += r.events;
