@@ -29,11 +29,13 @@ pub enum Bug {
     /// A configuration change without the stop-sign rule: the old configuration keeps
     /// proposing after its stop-sign, and takeover re-proposes values above one.
     ReconfigWithoutStop,
+    /// Paxos Commit: the leader decides Commit with one instance's vote still missing.
+    CommitWithMissingVote,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -43,6 +45,7 @@ impl Bug {
         Bug::AckBeforeSync,
         Bug::LearnerInQuorum,
         Bug::ReconfigWithoutStop,
+        Bug::CommitWithMissingVote,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -57,6 +60,7 @@ impl Bug {
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::LearnerInQuorum => "learner-in-quorum",
             Bug::ReconfigWithoutStop => "reconfig-without-stop",
+            Bug::CommitWithMissingVote => "commit-with-missing-vote",
         }
     }
 

@@ -1,5 +1,6 @@
-//! Sans-IO Paxos cores: the single-decree Synod protocol ([`synod`]) and a Multi-Paxos
-//! replicated log ([`multi`]), with ballots, slots and quorums as types.
+//! Sans-IO Paxos cores: the single-decree Synod protocol ([`synod`]), a Multi-Paxos
+//! replicated log ([`multi`]) and Paxos Commit ([`commit`]), with ballots, slots and quorums
+//! as types.
 //!
 //! A core is stepped with inputs (messages, ticks, proposals, "persisted up to here") and
 //! hands back outputs in one documented order: state to persist, messages to send, chosen
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod bugs;
+pub mod commit;
 mod ids;
 pub mod multi;
 mod outbox;
