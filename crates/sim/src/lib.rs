@@ -50,6 +50,7 @@
 
 mod campaign;
 pub mod check;
+pub mod commit;
 pub mod faults;
 pub mod kv;
 pub mod report;

@@ -96,6 +96,10 @@ impl LeaderRole {
         }
     }
 
+    pub(crate) fn tracks(&self, txn: TxnId) -> bool {
+        self.txns.contains_key(&txn)
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.txns.len()
     }
@@ -318,20 +322,54 @@ impl LeaderRole {
         }
     }
 
-    /// Another leader's decision: answer queries with it, resend nothing.
-    pub(crate) fn on_outcome(&mut self, ctx: &mut Ctx, from: NodeId, txn: TxnId, outcome: Outcome) {
-        if !ctx.config.leaders.contains(&from) {
+    /// Another leader's decision: kept durably, answered to queries, and resent to RMs only
+    /// if that leader has not settled it by the takeover timeout.
+    pub(crate) fn on_decided(
+        &mut self,
+        ctx: &mut Ctx,
+        from: NodeId,
+        txn: TxnId,
+        rms: Participants,
+        outcome: Outcome,
+    ) {
+        if !ctx.config.leaders.contains(&from) || !rms.valid() {
+            ctx.counters.refused += 1;
             return;
         }
-        if let Some(t) = self.txns.get_mut(&txn) {
-            if !matches!(t.phase, Phase::Decided { .. }) {
-                let all = all_of(t.rms.len());
-                t.phase = Phase::Decided {
-                    outcome,
-                    acked: all,
-                };
-                ctx.decided.push((ctx.outbox.newest(), txn, outcome));
-            }
+        let deadline = ctx.now_ticks + u64::from(ctx.options.takeover_timeout_ticks);
+        if !self.track(ctx, txn, &rms, Phase::Watching, deadline) {
+            return;
+        }
+        let Some(t) = self.txns.get_mut(&txn) else {
+            return;
+        };
+        if matches!(t.phase, Phase::Decided { .. }) || t.rms != rms {
+            return;
+        }
+        t.phase = Phase::Decided {
+            outcome,
+            acked: NodeSet::EMPTY,
+        };
+        t.deadline_ticks = deadline;
+        let needs = ctx
+            .outbox
+            .record(CommitPersist::LeaderDecided { txn, rms, outcome });
+        ctx.decided.push((needs, txn, outcome));
+    }
+
+    /// Another leader has every RM's acknowledgement.
+    pub(crate) fn on_settled(&mut self, ctx: &mut Ctx, from: NodeId, txn: TxnId) {
+        if !ctx.config.leaders.contains(&from) {
+            ctx.counters.refused += 1;
+            return;
+        }
+        if self
+            .txns
+            .get(&txn)
+            .is_some_and(|t| matches!(t.phase, Phase::Decided { .. }))
+        {
+            self.txns.remove(&txn);
+            ctx.outbox.record(CommitPersist::LeaderForgot { txn });
         }
     }
 
@@ -348,6 +386,12 @@ impl LeaderRole {
             if acked.len() == t.rms.len() {
                 self.txns.remove(&txn);
                 ctx.outbox.record(CommitPersist::LeaderForgot { txn });
+                for k in 0..ctx.config.leaders.len() {
+                    let to = ctx.config.leaders[k];
+                    if to != ctx.id {
+                        ctx.outbox.send(to, CommitMessage::Settled { txn }, 0);
+                    }
+                }
             }
         }
     }
@@ -395,9 +439,13 @@ impl LeaderRole {
         }
         for k in 0..ctx.config.leaders.len() {
             let to = ctx.config.leaders[k];
-            if to != ctx.id && !rms.rms().contains(&to) {
-                ctx.outbox
-                    .send(to, CommitMessage::Outcome { txn, outcome }, needs);
+            if to != ctx.id {
+                let msg = CommitMessage::Decided {
+                    txn,
+                    rms: rms.clone(),
+                    outcome,
+                };
+                ctx.outbox.send(to, msg, needs);
             }
         }
     }
@@ -475,12 +523,4 @@ impl LeaderRole {
             }
         }
     }
-}
-
-fn all_of(n: usize) -> NodeSet {
-    let mut s = NodeSet::EMPTY;
-    for i in 0..n {
-        s.insert(i);
-    }
-    s
 }

@@ -36,7 +36,7 @@ pub struct CommitReady {
     pub prepare: Vec<TxnId>,
     /// Outcomes this RM learned (durably).
     pub learned: Vec<(TxnId, Outcome)>,
-    /// Outcomes this leader decided (durably) or heard another leader decide.
+    /// Outcomes this leader decided, or heard another leader decide (durably).
     pub decided: Vec<(TxnId, Outcome)>,
 }
 
@@ -156,6 +156,12 @@ impl CommitNode {
         self.leader.as_ref()?.outcome(txn)
     }
 
+    /// Whether this node holds any state about `txn` in memory (as RM or leader).
+    pub fn knows(&self, txn: TxnId) -> bool {
+        self.rm.as_ref().is_some_and(|r| r.knows(txn))
+            || self.leader.as_ref().is_some_and(|l| l.tracks(txn))
+    }
+
     /// Transactions this leader tracks.
     pub fn leader_in_flight(&self) -> usize {
         self.leader.as_ref().map_or(0, |l| l.in_flight())
@@ -243,13 +249,19 @@ impl CommitNode {
                     ctx.counters.refused += 1;
                     return;
                 }
-                if let Some(r) = &mut self.rm {
-                    r.on_outcome(ctx, from, txn, outcome);
-                }
-                if let Some(l) = &mut self.leader {
-                    l.on_outcome(ctx, from, txn, outcome);
+                match &mut self.rm {
+                    Some(r) => r.on_outcome(ctx, from, txn, outcome),
+                    None => ctx.counters.refused += 1,
                 }
             }
+            CommitMessage::Decided { txn, rms, outcome } => match &mut self.leader {
+                Some(l) => l.on_decided(ctx, from, txn, rms, outcome),
+                None => ctx.counters.refused += 1,
+            },
+            CommitMessage::Settled { txn } => match &mut self.leader {
+                Some(l) => l.on_settled(ctx, from, txn),
+                None => ctx.counters.refused += 1,
+            },
             CommitMessage::OutcomeAck { txn } => {
                 if let Some(l) = &mut self.leader {
                     l.on_ack(ctx, from, txn);

@@ -18,6 +18,9 @@ struct RmTxn {
     rms: Option<Participants>,
     vote: Option<Vote>,
     outcome: Option<Outcome>,
+    /// A leader told it the outcome (an Aborted vote alone does not tell the others: until a
+    /// leader confirms, the RM keeps sending it and asking).
+    confirmed: bool,
     /// When to resend the vote and ask the leaders again.
     deadline_ticks: u64,
 }
@@ -40,6 +43,7 @@ impl RmRole {
                     rms: r.rms.clone(),
                     vote: r.vote,
                     outcome,
+                    confirmed: r.outcome.is_some(),
                     deadline_ticks: 0,
                 };
                 (*t, txn)
@@ -50,6 +54,10 @@ impl RmRole {
 
     pub(crate) fn outcome(&self, txn: TxnId) -> Option<Outcome> {
         self.txns.get(&txn).and_then(|t| t.outcome)
+    }
+
+    pub(crate) fn knows(&self, txn: TxnId) -> bool {
+        self.txns.contains_key(&txn)
     }
 
     pub(crate) fn vote_of(&self, txn: TxnId) -> Option<Vote> {
@@ -92,6 +100,7 @@ impl RmRole {
                 rms: Some(rms),
                 vote: None,
                 outcome: None,
+                confirmed: false,
                 deadline_ticks: 0,
             },
         );
@@ -167,8 +176,10 @@ impl RmRole {
             rms: None,
             vote: None,
             outcome: None,
+            confirmed: false,
             deadline_ticks: 0,
         });
+        known.confirmed |= ctx.config.leaders.contains(&from);
         let needs = match known.outcome {
             Some(o) if o == outcome => ctx.outbox.newest(),
             Some(_) => {
@@ -191,11 +202,11 @@ impl RmRole {
         }
     }
 
-    /// Resends the vote of every Prepared transaction without an outcome, and asks the leaders.
+    /// Resends every vote no leader has answered yet, and asks the leaders for the outcome.
     pub(crate) fn tick(&mut self, ctx: &mut Ctx, rng: &mut impl RngCore) {
         let now = ctx.now_ticks;
         for (txn, t) in self.txns.iter_mut() {
-            let (Some(rms), Some(Vote::Prepared), None) = (&t.rms, t.vote, t.outcome) else {
+            let (Some(rms), Some(vote), false) = (&t.rms, t.vote, t.confirmed) else {
                 continue;
             };
             if now < t.deadline_ticks {
@@ -204,7 +215,7 @@ impl RmRole {
             let jitter = rng.next_u32() % (ctx.options.retry_jitter_ticks + 1);
             t.deadline_ticks = now + u64::from(ctx.options.retry_ticks + jitter);
             let needs = ctx.outbox.newest();
-            send_vote(ctx, *txn, rms, Vote::Prepared, needs);
+            send_vote(ctx, *txn, rms, vote, needs);
             for i in 0..ctx.config.leaders.len() {
                 let to = ctx.config.leaders[i];
                 let msg = CommitMessage::Query {

@@ -241,6 +241,21 @@ pub enum CommitMessage {
         /// Committed or aborted.
         outcome: Outcome,
     },
+    /// A leader's decision, to the other leaders: they resend it to RMs that may not have it
+    /// should the deciding leader go silent before every RM acknowledged it.
+    Decided {
+        /// The transaction.
+        txn: TxnId,
+        /// Its managers.
+        rms: Participants,
+        /// Committed or aborted.
+        outcome: Outcome,
+    },
+    /// Every RM acknowledged the outcome: the other leaders may forget the transaction.
+    Settled {
+        /// The transaction.
+        txn: TxnId,
+    },
     /// An RM has the outcome durably: the leader may stop resending it.
     OutcomeAck {
         /// The transaction.
