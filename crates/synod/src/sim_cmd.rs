@@ -46,6 +46,16 @@ pub struct SimArgs {
     /// Print the figures as JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Protocol: multi (Multi-Paxos with the KV store, the default), commit (Paxos Commit) or
+    /// 2pc (two-phase commit, Paxos Commit with F = 0).
+    #[arg(long, default_value = "multi", value_parser = ["multi", "commit", "2pc"])]
+    protocol: String,
+    /// Resource managers (commit and 2pc only).
+    #[arg(long, default_value_t = 3)]
+    rms: usize,
+    /// F: Paxos Commit runs 2F+1 acceptors (commit only).
+    #[arg(long, default_value_t = 1)]
+    f: usize,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -90,6 +100,24 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
     let bugs = parse_bug(args.bug.as_deref())?;
+    let commit = match args.protocol.as_str() {
+        "commit" => Some(sim::commit::CommitProtocol::Paxos),
+        "2pc" => Some(sim::commit::CommitProtocol::TwoPhase),
+        _ => None,
+    };
+    if let Some(protocol) = commit {
+        return crate::sim_commit_cmd::run(crate::sim_commit_cmd::CommitArgs {
+            protocol,
+            seed: args.seed,
+            seeds: args.seeds.clone().unwrap_or(DEFAULT_SEEDS),
+            rms: args.rms,
+            f: args.f,
+            bugs,
+            threads: args.threads,
+            trace: args.trace.clone(),
+            json: args.json,
+        });
+    }
     let nodes = args.nodes as usize;
     match args.seed {
         Some(seed) => run_one(
