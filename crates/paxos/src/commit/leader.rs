@@ -450,6 +450,22 @@ impl LeaderRole {
         }
     }
 
+    /// Takes `txn` over now: phase 1 at a fresh ballot (a failure detector's or an operator's
+    /// call; the timers call it too).
+    pub(crate) fn take_over(&mut self, ctx: &mut Ctx, txn: TxnId, rms: Participants) {
+        let now = ctx.now_ticks;
+        if !self.track(ctx, txn, &rms, Phase::Watching, now) {
+            return;
+        }
+        if self
+            .txns
+            .get(&txn)
+            .is_some_and(|t| t.rms == rms && !matches!(t.phase, Phase::Decided { .. }))
+        {
+            self.start_phase1(ctx, txn);
+        }
+    }
+
     /// Runs phase 1 for `txn` at a ballot above every ballot seen.
     fn start_phase1(&mut self, ctx: &mut Ctx, txn: TxnId) {
         let round = self.round_seen + 1;

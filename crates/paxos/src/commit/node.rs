@@ -185,6 +185,17 @@ impl CommitNode {
         rm.vote(&mut self.ctx, txn, vote)
     }
 
+    /// This leader takes `txn` over at once (phase 1 at a fresh ballot, proposing Aborted for
+    /// every instance with no accepted value), rather than wait for its takeover timer.
+    pub fn take_over(&mut self, txn: TxnId, rms: Vec<NodeId>) -> Result<(), CommitError> {
+        let rms = Participants::new(rms)?;
+        let Some(l) = self.leader.as_mut() else {
+            return Err(CommitError::NotALeader);
+        };
+        l.take_over(&mut self.ctx, txn, rms);
+        Ok(())
+    }
+
     /// Handles a message from a peer. Anything malformed or unexpected is refused and counted.
     pub fn step(&mut self, from: NodeId, msg: CommitMessage) {
         let ctx = &mut self.ctx;

@@ -146,6 +146,9 @@ pub enum CommitError {
     /// This node is not a resource manager, or not one of the transaction's.
     #[error("this node is not a participant of the transaction")]
     NotAParticipant,
+    /// This node is not a leader.
+    #[error("this node is not a leader")]
+    NotALeader,
     /// The transaction is already known here.
     #[error("transaction {0} already known")]
     AlreadyKnown(TxnId),
