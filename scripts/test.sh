@@ -31,7 +31,7 @@ step "cargo test (workspace)"
 cargo test --workspace --no-fail-fast
 
 step "model checks with planted bugs: stateright must find each counterexample"
-cargo test -p synod-paxos --features planted-bugs --lib --test model_synod --test model_multi --test model_reconfig --test model_disk planted
+cargo test -p synod-paxos --features planted-bugs --lib --test model_synod --test model_multi --test model_reconfig --test model_disk --test model_commit planted
 
 step "storage with its planted bug: a log that acknowledges before syncing loses data"
 cargo test -p synod-storage --features planted-bugs

@@ -32,11 +32,13 @@ pub enum Bug {
     /// Disk Paxos: a processor completes a phase (and so decides) after writing and reading
     /// fewer than a majority of disks.
     DecideWithoutDiskMajority,
+    /// Paxos Commit: the leader decides Commit with one instance's vote still missing.
+    CommitWithMissingVote,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -47,6 +49,7 @@ impl Bug {
         Bug::LearnerInQuorum,
         Bug::ReconfigWithoutStop,
         Bug::DecideWithoutDiskMajority,
+        Bug::CommitWithMissingVote,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -62,6 +65,7 @@ impl Bug {
             Bug::LearnerInQuorum => "learner-in-quorum",
             Bug::ReconfigWithoutStop => "reconfig-without-stop",
             Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
+            Bug::CommitWithMissingVote => "commit-with-missing-vote",
         }
     }
 

@@ -1,6 +1,6 @@
 //! Sans-IO Paxos cores: the single-decree Synod protocol ([`synod`]), a Multi-Paxos
-//! replicated log ([`multi`]) and Disk Paxos ([`disk`]), with ballots, slots and quorums as
-//! types.
+//! replicated log with reconfiguration ([`multi`]), Disk Paxos ([`disk`]) and Paxos Commit
+//! ([`commit`]), with ballots, slots and quorums as types.
 //!
 //! A core is stepped with inputs (messages, ticks, proposals, "persisted up to here") and
 //! hands back outputs in one documented order: state to persist, messages to send, chosen
@@ -38,6 +38,7 @@
 //! ```
 
 pub mod bugs;
+pub mod commit;
 pub mod disk;
 mod ids;
 pub mod multi;

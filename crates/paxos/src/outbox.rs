@@ -101,6 +101,11 @@ impl<M, Op> Outbox<M, Op> {
         true
     }
 
+    /// Whether batch `seq` is durable (0: nothing needed).
+    pub(crate) fn is_durable(&self, seq: u64) -> bool {
+        seq <= self.durable
+    }
+
     /// Whether everything recorded so far is durable.
     pub(crate) fn all_durable(&self) -> bool {
         self.building.is_empty() && self.durable + 1 == self.next_seq

@@ -50,6 +50,7 @@
 
 mod campaign;
 pub mod check;
+pub mod commit;
 pub mod disk;
 pub mod faults;
 pub mod kv;

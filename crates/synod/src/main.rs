@@ -8,6 +8,7 @@
 
 mod node_cmd;
 mod sim_cmd;
+mod sim_commit_cmd;
 mod snapshot_cmd;
 
 use clap::{Parser, Subcommand};

@@ -53,9 +53,11 @@ pub struct SimArgs {
     /// (never below three voters), among the other faults.
     #[arg(long)]
     membership: bool,
-    /// Protocol: multi-paxos (the replicated KV service) or disk-paxos (Gafni and Lamport's
-    /// Disk Paxos: processors and disks, no messages).
-    #[arg(long, default_value = "multi-paxos")]
+    /// Protocol: multi-paxos (the replicated KV service, the default; also "multi"),
+    /// disk-paxos (Gafni and Lamport's Disk Paxos: processors and disks, no messages),
+    /// commit (Paxos Commit) or 2pc (two-phase commit, Paxos Commit with F = 0).
+    #[arg(long, default_value = "multi-paxos",
+          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc"])]
     protocol: String,
     /// Disk Paxos: processors (1 to 16).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
@@ -63,6 +65,12 @@ pub struct SimArgs {
     /// Disk Paxos: disks (1 to 16).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     disks: u64,
+    /// Resource managers (commit and 2pc only).
+    #[arg(long, default_value_t = 3)]
+    rms: usize,
+    /// F: Paxos Commit runs 2F+1 acceptors (commit only).
+    #[arg(long, default_value_t = 1)]
+    f: usize,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -107,10 +115,28 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
     let bugs = parse_bug(args.bug.as_deref())?;
+    let commit = match args.protocol.as_str() {
+        "commit" => Some(sim::commit::CommitProtocol::Paxos),
+        "2pc" => Some(sim::commit::CommitProtocol::TwoPhase),
+        _ => None,
+    };
+    if let Some(protocol) = commit {
+        return crate::sim_commit_cmd::run(crate::sim_commit_cmd::CommitArgs {
+            protocol,
+            seed: args.seed,
+            seeds: args.seeds.clone().unwrap_or(DEFAULT_SEEDS),
+            rms: args.rms,
+            f: args.f,
+            bugs,
+            threads: args.threads,
+            trace: args.trace.clone(),
+            json: args.json,
+        });
+    }
     match args.protocol.as_str() {
-        "multi-paxos" => {}
+        "multi-paxos" | "multi" => {}
         "disk-paxos" => return disk::run(&args, bugs),
-        other => bail!("unknown protocol {other:?}: use multi-paxos or disk-paxos"),
+        other => bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit or 2pc"),
     }
     let nodes = args.nodes as usize;
     match args.seed {

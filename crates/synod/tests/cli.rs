@@ -75,3 +75,29 @@ fn bug_without_the_feature_is_refused() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("planted-bugs"));
     }
 }
+
+#[test]
+fn paxos_commit_and_two_phase_commit_campaigns_run() {
+    let out = synod(&[
+        "sim",
+        "--protocol",
+        "commit",
+        "--seeds",
+        "0..20",
+        "--rms",
+        "4",
+        "--f",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("all 20 seeds passed every check"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 blocked"), "{stdout}");
+    let out = synod(&["sim", "--protocol", "2pc", "--seeds", "0..20", "--rms", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("2pc campaign: 3 RMs, F = 0"), "{stdout}");
+}
