@@ -869,54 +869,47 @@ impl Member {
         }
     }
 
-    /// Hands a Paxos message to the core. A `Learn` whose records run past a stop-sign is
-    /// handed over in two steps, so the core enters the next configuration before it learns
-    /// the slots that configuration decided. The core asserts, on entering a configuration,
-    /// that nothing after the stop-sign is chosen; in one step it would have marked the later
-    /// epoch's slots chosen first and stopped the process (a replica catching up across a
-    /// change, such as a new learner). The second half is dropped if the first did not bring
-    /// the core into the next configuration (a gap before the stop-sign); the core asks again.
+    /// Hands a Paxos message to the core. A `Learn` whose records run past stop-signs is
+    /// handed over in one step per stop-sign, so the core enters each next configuration
+    /// before it learns the slots that configuration decided. The core asserts, on entering a
+    /// configuration, that nothing after the stop-sign is chosen; in one step it would have
+    /// marked the later epoch's slots chosen first and stopped the process (a replica catching
+    /// up across a change, such as a new learner). What follows a part that did not bring the
+    /// core into the next configuration (a gap before the stop-sign) is dropped; the core
+    /// asks again.
     fn step_paxos(&mut self, from: u64, message: paxos::multi::Message) {
-        let message = match message {
-            paxos::multi::Message::Learn {
-                mut records,
+        let paxos::multi::Message::Learn {
+            mut records,
+            chosen_through,
+            compacted_through,
+        } = message
+        else {
+            self.step_core(from, message);
+            return;
+        };
+        // One step per stop-sign: each part ends at one (or is the last).
+        loop {
+            let cut = records
+                .iter()
+                .position(|r| r.value.is_stop_sign())
+                .map(|i| i + 1)
+                .filter(|&i| i < records.len());
+            let rest = match cut {
+                Some(i) => records.split_off(i),
+                None => Vec::new(),
+            };
+            let epoch = self.replica.epoch();
+            let part = paxos::multi::Message::Learn {
+                records,
                 chosen_through,
                 compacted_through,
-            } => {
-                let past_stop = records
-                    .iter()
-                    .position(|r| r.value.is_stop_sign())
-                    .map(|i| i + 1)
-                    .filter(|&i| i < records.len());
-                match past_stop {
-                    None => paxos::multi::Message::Learn {
-                        records,
-                        chosen_through,
-                        compacted_through,
-                    },
-                    Some(i) => {
-                        let rest = records.split_off(i);
-                        let epoch = self.replica.epoch();
-                        let first = paxos::multi::Message::Learn {
-                            records,
-                            chosen_through,
-                            compacted_through,
-                        };
-                        self.step_core(from, first);
-                        if self.replica.epoch() == epoch {
-                            return;
-                        }
-                        paxos::multi::Message::Learn {
-                            records: rest,
-                            chosen_through,
-                            compacted_through,
-                        }
-                    }
-                }
+            };
+            self.step_core(from, part);
+            if rest.is_empty() || self.replica.epoch() == epoch {
+                return;
             }
-            other => other,
-        };
-        self.step_core(from, message);
+            records = rest;
+        }
     }
 
     fn step_core(&mut self, from: u64, message: paxos::multi::Message) {
@@ -1577,10 +1570,12 @@ impl Member {
                 if !learner {
                     return Err(MemberError::VoterAddRefused);
                 }
+                // URLs first, as etcd: the node derives the id from them, so the same URLs
+                // also mean the same id.
+                self.check_urls_free(None, &peer_urls)?;
                 if id == 0 || config.contains(NodeId(id)) {
                     return Err(MemberError::MemberExists);
                 }
-                self.check_urls_free(id, &peer_urls)?;
                 let mut learners = learners;
                 learners.push(NodeId(id));
                 let info = MemberInfo {
@@ -1621,7 +1616,7 @@ impl Member {
                 if !config.contains(NodeId(id)) {
                     return Err(MemberError::MemberNotFound);
                 }
-                self.check_urls_free(id, &peer_urls)?;
+                self.check_urls_free(Some(id), &peer_urls)?;
                 let name = self
                     .table
                     .get(&id)
@@ -1654,11 +1649,15 @@ impl Member {
         Ok(())
     }
 
-    /// Refuses peer URLs another member of the configuration already has.
-    fn check_urls_free(&self, id: u64, peer_urls: &[String]) -> Result<(), MemberError> {
+    /// Refuses peer URLs a member of the configuration (other than `except`) already has.
+    fn check_urls_free(
+        &self,
+        except: Option<u64>,
+        peer_urls: &[String],
+    ) -> Result<(), MemberError> {
         let config = self.replica.config();
         let taken = self.table.iter().any(|(other, info)| {
-            *other != id
+            Some(*other) != except
                 && config.contains(NodeId(*other))
                 && urls_overlap(&info.peer_urls, peer_urls)
         });

@@ -727,10 +727,17 @@ fn a_learner_is_added_refused_promotion_while_it_lags_then_promoted_once_caught_
     assert!(four.is_learner);
     assert_eq!(four.peer_urls, vec!["http://peer-4".to_string()]);
     assert_eq!(four.name, "");
+    // Its URLs again: refused for the URLs first, as etcd does.
     assert_eq!(
         c.change(leader, add_learner(4)),
-        Err(MemberError::MemberExists)
+        Err(MemberError::PeerUrlExists)
     );
+    let same_id = ClusterChange::Add {
+        id: 4,
+        peer_urls: vec!["http://elsewhere".into()],
+        learner: true,
+    };
+    assert_eq!(c.change(leader, same_id), Err(MemberError::MemberExists));
     // Every member's transport now reaches 4.
     assert!(c.peers[&follower].contains_key(&4));
     // It has not started: it holds nothing, so promotion is refused.

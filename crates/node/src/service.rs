@@ -414,14 +414,19 @@ impl Services {
             .ask(|reply| Request::Cluster { change, reply })
             .await?
             .map_err(|e| e.status())?;
-        let s = self.status().await?;
-        Ok((self.header(s.revision, s.term), members))
+        // A leader that removed itself is stopping by now: the change is done, so answer it
+        // with what header there is rather than fail it.
+        let header = match self.status().await {
+            Ok(s) => self.header(s.revision, s.term),
+            Err(_) => self.header(0, 0),
+        };
+        Ok((header, members))
     }
 }
 
 /// etcd's Cluster service over the core's reconfiguration (see `member::cluster`). Changes
-/// are the leader's: a member that does not lead answers "etcdserver: not leader" and
-/// etcdctl's client tries the next endpoint.
+/// are the leader's: a member that does not lead answers "etcdserver: not leader" (etcdctl
+/// does not retry that elsewhere; forwarding to the leader is not done yet).
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for Services {
     async fn member_add(
