@@ -37,4 +37,31 @@ pub enum MemberError {
     /// The applied state could not be serialized or written (a backup, a defragment).
     #[error("synod: snapshot failed: {0}")]
     Snapshot(String),
+    /// No member with that id in the configuration in force.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// A member with that id is already in the configuration.
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    /// Another member already listens at one of the peer URLs.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// Promote of a member that is not a learner.
+    #[error("etcdserver: can only promote a learner member")]
+    NotALearner,
+    /// Promote of a learner that lags the leader by more than the core's bound.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// The change would leave no voter, or too few to form a quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    /// A configuration change is already under way (its stop-sign not yet in force).
+    #[error("synod: a membership change is already in progress; retry once it is in force")]
+    ChangeInProgress,
+    /// `MemberAdd` without `is_learner`: the core makes voters only of caught-up learners.
+    #[error("synod: a new member must be added as a learner (etcdctl member add --learner), then promoted once it is in sync with the leader")]
+    VoterAddRefused,
+    /// Peer URLs that are missing, too many or too long.
+    #[error("etcdserver: given member URLs are invalid")]
+    BadUrls,
 }

@@ -71,6 +71,7 @@
 //!     client_urls: vec![],
 //!     snapshot_every_slots: 10_000,
 //!     crash_at: None,
+//!     table: Default::default(),
 //! };
 //! let parts = MemberParts {
 //!     replica,
@@ -113,6 +114,7 @@
 //! assert!(matches!(answer, Some(Answer::Write(Ok(_)))));
 //! ```
 
+pub mod cluster;
 pub mod error;
 pub mod lease_clock;
 mod member;

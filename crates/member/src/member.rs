@@ -2,18 +2,24 @@
 //!
 //! See the crate doc for the inputs and the order of the outputs.
 
+use crate::cluster::{
+    urls_overlap, ClusterChange, MemberEntry, MemberInfo, MemberTable, TableCommand, PEER_URLS_MAX,
+    URL_BYTES_MAX,
+};
 use crate::error::MemberError;
 use crate::lease_clock::LeaseClocks;
 use crate::peer::PeerMessage;
-use crate::snapshot::{encode_body, AppliedSnapshot, ChunkStored, SnapshotSchedule};
+use crate::snapshot::{
+    encode_body, encode_member_body, AppliedSnapshot, ChunkStored, SnapshotSchedule,
+};
 use crate::time::Micros;
 use bytes::Bytes;
 use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
     Applied, Applier, ChosenEntry, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
-    ReadOutcome, Replica, Role, SessionOutcome, Value,
+    ReadOutcome, ReconfigError, Replica, Role, SessionOutcome, Value,
 };
-use paxos::{NodeId, PersistSeq, Slot};
+use paxos::{ConfigError, Configuration, NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -38,6 +44,11 @@ const HELLO_EVERY: Duration = Duration::from_secs(5);
 /// more is not shared (its watchers read), which bounds what slow streams hold.
 const SHARED_EVENTS_MAX: usize = 4096;
 const SHARED_BYTES_MAX: usize = 1 << 20;
+/// Membership changes waiting at once on one member (the core takes one at a time anyway).
+const CHANGES_MAX: usize = 16;
+/// A removed member stays among the transport's peers this long, so it can still catch up
+/// far enough to learn that it was removed.
+const DEPARTED_GRACE: Duration = Duration::from_secs(30);
 
 /// Names a request, chosen by the caller: its answer comes back with the same id. The member
 /// only compares ids; a caller must not reuse one while its request waits.
@@ -80,6 +91,12 @@ pub enum Request {
     Backup,
     /// Report the member's state.
     Status,
+    /// `MemberList`: every member of the configuration in force (linearizable: through
+    /// read-index first).
+    MemberList,
+    /// `MemberAdd`, `MemberPromote`, `MemberRemove`, `MemberUpdate` (as leader; see
+    /// [`crate::cluster`]). Answered with the member list once the change is in force here.
+    Cluster(ClusterChange),
 }
 
 /// A write's outcome: the store's output and the ballot round (etcd's raft term).
@@ -106,6 +123,8 @@ pub enum Answer {
     Backup(Result<BackupBody, MemberError>),
     /// To [`Request::Status`].
     Status(Status),
+    /// To [`Request::MemberList`] and [`Request::Cluster`]: the members after it.
+    Members(Result<Vec<MemberEntry>, MemberError>),
 }
 
 /// The whole applied state's hash, and where it stands.
@@ -151,6 +170,8 @@ pub struct Status {
     pub no_space: bool,
     /// Whether this member votes (false while rebuilding after a lost disk).
     pub voting: bool,
+    /// Whether this member is a learner of the configuration in force.
+    pub is_learner: bool,
     /// Client URLs each member announced, by member id.
     pub client_urls: BTreeMap<u64, Vec<String>>,
     /// A storage failure that stopped this member's writes, if any.
@@ -259,6 +280,13 @@ pub enum Output {
     /// Test-only: the crash point the member was configured to die at was reached. The driver
     /// must stop here, doing none of the outputs after it.
     Crash(CrashPoint),
+    /// The members the transport should reach (member id → peer URLs; never this member):
+    /// the configuration's members with a table entry, and members removed less than
+    /// `DEPARTED_GRACE` ago. Emitted at start and whenever it changes.
+    Peers(BTreeMap<u64, Vec<String>>),
+    /// This member was a member and the configuration in force no longer lists it: etcd's
+    /// removed member stops. Emitted once.
+    Removed,
 }
 
 /// What a member is configured with (units in the names).
@@ -279,6 +307,8 @@ pub struct MemberOptions {
     pub snapshot_every_slots: u64,
     /// Test-only: emit [`Output::Crash`] the Nth time this point is reached.
     pub crash_at: Option<(CrashPoint, u32)>,
+    /// The member table to start from: the newest snapshot's, else the initial cluster's.
+    pub table: MemberTable,
 }
 
 /// What a member is built from.
@@ -304,6 +334,8 @@ pub struct MemberParts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WriteFor {
     Client(RequestId),
+    /// The member-table half of the membership change asked by this request.
+    Table(RequestId),
     /// A lease revoke proposed by this member as leader: nobody waits on it.
     Expiry,
 }
@@ -324,12 +356,23 @@ struct Transfer {
 }
 
 struct PendingRead {
-    read: KvRead,
+    /// `None`: a member list.
+    read: Option<KvRead>,
     request: RequestId,
     deadline: Micros,
     resend_at: Micros,
     /// Confirmed by the leader: serve once applied through this slot.
     confirmed: Option<Slot>,
+}
+
+/// A membership change this member (as leader when it began) waits on.
+struct PendingChange {
+    request: RequestId,
+    /// The change is in force once the replica's epoch reaches this (`None`: no stop-sign).
+    epoch_after: Option<u64>,
+    /// The member-table write still to be applied, if any.
+    table_pending: bool,
+    deadline: Micros,
 }
 
 /// The member's state machine. See the crate doc.
@@ -376,6 +419,18 @@ pub struct Member {
     /// Defragments waiting for the snapshot being written, at most [`TRANSFERS_MAX`].
     defragments: Vec<RequestId>,
     outputs: VecDeque<Output>,
+    /// The member table (see [`crate::cluster`]).
+    table: MemberTable,
+    /// Membership changes waiting, at most [`CHANGES_MAX`].
+    changes: Vec<PendingChange>,
+    /// The peers last emitted in [`Output::Peers`].
+    peers: BTreeMap<u64, Vec<String>>,
+    /// Members removed lately, with their URLs and when they went (see `DEPARTED_GRACE`).
+    departed: BTreeMap<u64, (Vec<String>, Micros)>,
+    /// Whether the configuration in force ever listed this member, and whether
+    /// [`Output::Removed`] went out.
+    was_member: bool,
+    said_removed: bool,
     /// The time of the input being handled (the caller's clock; never goes back here).
     clock: Micros,
 }
@@ -420,10 +475,17 @@ impl Member {
             transfers: Vec::new(),
             defragments: Vec::new(),
             outputs: VecDeque::new(),
+            table: parts.options.table.clone(),
+            changes: Vec::new(),
+            peers: BTreeMap::new(),
+            departed: BTreeMap::new(),
+            was_member: false,
+            said_removed: false,
             clock: now,
             options: parts.options,
         };
         member.restart_lease_clocks(now);
+        member.update_peers(now);
         member.say_hello(now);
         member
     }
@@ -442,7 +504,9 @@ impl Member {
                     self.submit_write(now, payload, WriteFor::Client(id));
                 }
             }
-            Request::Read { read, linearizable } => self.read(now, id, read, linearizable),
+            Request::Read { read, linearizable } => self.read(now, id, Some(read), linearizable),
+            Request::MemberList => self.read(now, id, None, true),
+            Request::Cluster(change) => self.cluster_change(now, id, change),
             Request::Status => {
                 let status = self.status();
                 self.answer(id, Answer::Status(status));
@@ -475,11 +539,7 @@ impl Member {
     pub fn on_peer(&mut self, now: Micros, from: u64, message: PeerMessage) {
         let now = self.advance(now);
         match message {
-            PeerMessage::Paxos(p) => {
-                if let Err(reason) = self.replica.step(NodeId(from), p) {
-                    tracing::debug!(from, %reason, "core refused a message");
-                }
-            }
+            PeerMessage::Paxos(p) => self.step_paxos(from, p),
             PeerMessage::Forward(command) => {
                 // Not leader (any more): drop; the forwarder re-sends to whoever leads.
                 let _ = self.replica.propose(command);
@@ -571,7 +631,11 @@ impl Member {
         let expired = keys_where(&self.reads, |r| r.deadline <= now);
         for id in expired {
             if let Some(r) = self.reads.remove(&id) {
-                self.answer(r.request, Answer::Read(Err(timeout.clone())));
+                let answer = match r.read {
+                    Some(_) => Answer::Read(Err(timeout.clone())),
+                    None => Answer::Members(Err(timeout.clone())),
+                };
+                self.answer(r.request, answer);
             }
         }
         let reask = keys_where(&self.reads, |r| r.confirmed.is_none() && r.resend_at <= now);
@@ -588,6 +652,8 @@ impl Member {
             self.send(to, ask);
         }
         self.progress_transfers(now);
+        self.expire_changes(now, &timeout);
+        self.update_peers(now);
         self.drive();
     }
 
@@ -714,7 +780,14 @@ impl Member {
             }
         }
         for (_, r) in std::mem::take(&mut self.reads) {
-            self.answer(r.request, Answer::Read(Err(error.clone())));
+            let answer = match r.read {
+                Some(_) => Answer::Read(Err(error.clone())),
+                None => Answer::Members(Err(error.clone())),
+            };
+            self.answer(r.request, answer);
+        }
+        for c in std::mem::take(&mut self.changes) {
+            self.answer(c.request, Answer::Members(Err(error.clone())));
         }
     }
 
@@ -746,6 +819,7 @@ impl Member {
             db_bytes: self.db_bytes,
             no_space: self.db_bytes >= self.options.quota_bytes,
             voting: self.replica.is_voting(),
+            is_learner: self.replica.config().is_learner(self.replica.id()),
             client_urls: self.client_urls.clone(),
             storage_error: self.storage_error.clone(),
         }
@@ -760,6 +834,7 @@ impl Member {
             + self.reads.len()
             + self.transfers.len()
             + self.defragments.len()
+            + self.changes.len()
     }
 
     // ---- internals ----
@@ -787,8 +862,59 @@ impl Member {
     }
 
     fn answer_write(&mut self, for_: WriteFor, answer: WriteAnswer) {
-        if let WriteFor::Client(id) = for_ {
-            self.answer(id, Answer::Write(answer));
+        match for_ {
+            WriteFor::Client(id) => self.answer(id, Answer::Write(answer)),
+            WriteFor::Table(id) => self.on_table_written(id, answer.map(|_| ())),
+            WriteFor::Expiry => {}
+        }
+    }
+
+    /// Hands a Paxos message to the core. A `Learn` whose records run past stop-signs is
+    /// handed over in one step per stop-sign, so the core enters each next configuration
+    /// before it learns the slots that configuration decided. The core asserts, on entering a
+    /// configuration, that nothing after the stop-sign is chosen; in one step it would have
+    /// marked the later epoch's slots chosen first and stopped the process (a replica catching
+    /// up across a change, such as a new learner). What follows a part that did not bring the
+    /// core into the next configuration (a gap before the stop-sign) is dropped; the core
+    /// asks again.
+    fn step_paxos(&mut self, from: u64, message: paxos::multi::Message) {
+        let paxos::multi::Message::Learn {
+            mut records,
+            chosen_through,
+            compacted_through,
+        } = message
+        else {
+            self.step_core(from, message);
+            return;
+        };
+        // One step per stop-sign: each part ends at one (or is the last).
+        loop {
+            let cut = records
+                .iter()
+                .position(|r| r.value.is_stop_sign())
+                .map(|i| i + 1)
+                .filter(|&i| i < records.len());
+            let rest = match cut {
+                Some(i) => records.split_off(i),
+                None => Vec::new(),
+            };
+            let epoch = self.replica.epoch();
+            let part = paxos::multi::Message::Learn {
+                records,
+                chosen_through,
+                compacted_through,
+            };
+            self.step_core(from, part);
+            if rest.is_empty() || self.replica.epoch() == epoch {
+                return;
+            }
+            records = rest;
+        }
+    }
+
+    fn step_core(&mut self, from: u64, message: paxos::multi::Message) {
+        if let Err(reason) = self.replica.step(NodeId(from), message) {
+            tracing::debug!(from, %reason, "core refused a message");
         }
     }
 
@@ -820,7 +946,9 @@ impl Member {
         let hello = PeerMessage::Hello {
             client_urls: self.options.client_urls.clone(),
         };
-        for m in self.options.members.clone() {
+        // Everyone in the configuration in force (members added at run time included).
+        let everyone: Vec<u64> = self.replica.config().everyone().map(|n| n.0).collect();
+        for m in everyone {
             if m != self.me() {
                 self.send(m, hello.clone());
             }
@@ -901,15 +1029,24 @@ impl Member {
         Some(left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0))
     }
 
-    fn read(&mut self, now: Micros, request: RequestId, read: KvRead, linearizable: bool) {
+    fn read(&mut self, now: Micros, request: RequestId, read: Option<KvRead>, linearizable: bool) {
         if !linearizable {
+            let Some(read) = read else {
+                let members = self.members();
+                self.answer(request, Answer::Members(Ok(members)));
+                return;
+            };
             let answer = self.serve(&read);
             let term = self.replica.ballot().round;
             self.answer(request, Answer::Read(Ok((answer, term))));
             return;
         }
         if self.reads.len() >= READS_MAX {
-            self.answer(request, Answer::Read(Err(MemberError::TooManyRequests)));
+            let answer = match read {
+                Some(_) => Answer::Read(Err(MemberError::TooManyRequests)),
+                None => Answer::Members(Err(MemberError::TooManyRequests)),
+            };
+            self.answer(request, answer);
             return;
         }
         let id = ReadId(self.next_read);
@@ -944,7 +1081,7 @@ impl Member {
     fn move_leader(&mut self, now: Micros, request: RequestId, target: u64) {
         let refusal = if self.replica.role() != Role::Leader {
             Some(Err(MemberError::NotLeader))
-        } else if !self.options.members.contains(&target) {
+        } else if !self.replica.config().is_voter(NodeId(target)) {
             Some(Err(MemberError::BadTransferee))
         } else if target == self.me() {
             Some(Ok(()))
@@ -1038,11 +1175,19 @@ impl Member {
             return;
         }
         let kv_bytes = snapshot.kv_bytes_len();
+        let table = snapshot.table().cloned();
         match snapshot.into_applier() {
             Ok(applier) => {
                 self.db_bytes = kv_bytes;
+                match applier.membership() {
+                    Some(m) => self.replica.install_snapshot_in(through, m.clone()),
+                    None => self.replica.install_snapshot(through),
+                }
                 self.applier = applier;
-                self.replica.install_snapshot(through);
+                if let Some(table) = table {
+                    self.table = table;
+                }
+                self.update_peers(now);
                 self.publish_revision();
                 self.restart_lease_clocks(now);
                 tracing::info!(through = through.0, "installed a snapshot from a peer");
@@ -1144,10 +1289,16 @@ impl Member {
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
                 }
                 self.crash_point(CrashPoint::BeforeApply);
+                if let Value::StopSign(next) = &entry.value {
+                    // A member leaves the table as it leaves the configuration, at the same
+                    // slot on every member.
+                    self.table.retain(|id, _| next.contains(NodeId(*id)));
+                }
                 let from = applied.len();
                 self.applier.apply(entry, &mut applied);
                 for a in &applied[from..] {
                     self.on_lease_applied(a, entry, self.clock);
+                    self.on_table_applied(a, entry);
                 }
                 self.crash_point(CrashPoint::AfterApply);
             }
@@ -1172,12 +1323,14 @@ impl Member {
                 }
             }
             if !ready.chosen.is_empty() {
+                self.update_peers(self.clock);
                 self.share_changes(revision_before);
                 self.publish_revision();
                 self.maybe_snapshot();
             }
         }
         self.serve_confirmed_reads();
+        self.progress_changes();
     }
 
     fn persist(&mut self, seq: PersistSeq, ops: Vec<PersistOp>) {
@@ -1244,8 +1397,11 @@ impl Member {
         let term = self.term();
         for id in ready {
             if let Some(r) = self.reads.remove(&id) {
-                let answer = self.serve(&r.read);
-                self.answer(r.request, Answer::Read(Ok((answer, term))));
+                let answer = match &r.read {
+                    Some(read) => Answer::Read(Ok((self.serve(read), term))),
+                    None => Answer::Members(Ok(self.members())),
+                };
+                self.answer(r.request, answer);
             }
         }
     }
@@ -1269,7 +1425,7 @@ impl Member {
             return Ok(());
         }
         let through = self.applier.applied_through();
-        let (body, kv_bytes) = encode_body(&self.applier, true)?;
+        let (body, kv_bytes) = encode_member_body(&self.applier, true, Some(&self.table))?;
         self.snapshots.writing = Some(through);
         self.db_bytes = kv_bytes;
         self.outputs.push_back(Output::WriteSnapshot {
@@ -1354,6 +1510,290 @@ impl Member {
 
 /// The keys of `map` whose value satisfies `pred` (collected, so the map can be changed next),
 /// in key order: the member's outputs never depend on a hash order.
+/// The Cluster API (see [`crate::cluster`]).
+impl Member {
+    /// The members of the configuration in force, by id, as this member knows them.
+    fn members(&self) -> Vec<MemberEntry> {
+        let config = self.replica.config();
+        let mut out: Vec<MemberEntry> = config
+            .everyone()
+            .map(|node| {
+                let info = self.table.get(&node.0).cloned().unwrap_or_default();
+                MemberEntry {
+                    id: node.0,
+                    name: info.name,
+                    peer_urls: info.peer_urls,
+                    client_urls: self.client_urls.get(&node.0).cloned().unwrap_or_default(),
+                    is_learner: config.is_learner(node),
+                }
+            })
+            .collect();
+        out.sort_by_key(|m| m.id);
+        out
+    }
+
+    /// The member table as replicated here (the snapshot body carries it).
+    pub fn table(&self) -> &MemberTable {
+        &self.table
+    }
+
+    /// A Cluster API change asked of this member: checked against the configuration in force
+    /// and the table, then proposed (a stop-sign, a table write, or both).
+    fn cluster_change(&mut self, now: Micros, request: RequestId, change: ClusterChange) {
+        if let Err(e) = self.start_change(now, request, change) {
+            self.answer(request, Answer::Members(Err(e)));
+        }
+    }
+
+    fn start_change(
+        &mut self,
+        now: Micros,
+        request: RequestId,
+        change: ClusterChange,
+    ) -> Result<(), MemberError> {
+        if self.replica.role() != Role::Leader {
+            return Err(MemberError::NotLeader);
+        }
+        if self.changes.len() >= CHANGES_MAX {
+            return Err(MemberError::TooManyRequests);
+        }
+        let config = self.replica.config().clone();
+        let voters: Vec<NodeId> = config.members().to_vec();
+        let learners: Vec<NodeId> = config.learners().to_vec();
+        let (next, table) = match change {
+            ClusterChange::Add {
+                id,
+                peer_urls,
+                learner,
+            } => {
+                check_urls(&peer_urls)?;
+                if !learner {
+                    return Err(MemberError::VoterAddRefused);
+                }
+                // URLs first, as etcd: the node derives the id from them, so the same URLs
+                // also mean the same id.
+                self.check_urls_free(None, &peer_urls)?;
+                if id == 0 || config.contains(NodeId(id)) {
+                    return Err(MemberError::MemberExists);
+                }
+                let mut learners = learners;
+                learners.push(NodeId(id));
+                let info = MemberInfo {
+                    name: String::new(),
+                    peer_urls,
+                };
+                (
+                    Some((voters, learners)),
+                    Some(TableCommand::Set { id, info }),
+                )
+            }
+            ClusterChange::Promote { id } => {
+                if !config.contains(NodeId(id)) {
+                    return Err(MemberError::MemberNotFound);
+                }
+                if !config.is_learner(NodeId(id)) {
+                    return Err(MemberError::NotALearner);
+                }
+                let mut voters = voters;
+                voters.push(NodeId(id));
+                let learners = learners.into_iter().filter(|n| n.0 != id).collect();
+                (Some((voters, learners)), None)
+            }
+            ClusterChange::Remove { id } => {
+                if !config.contains(NodeId(id)) {
+                    return Err(MemberError::MemberNotFound);
+                }
+                let voters: Vec<NodeId> = voters.into_iter().filter(|n| n.0 != id).collect();
+                let learners = learners.into_iter().filter(|n| n.0 != id).collect();
+                if voters.is_empty() {
+                    return Err(MemberError::NotEnoughStarted);
+                }
+                // Every member drops the entry when it applies the stop-sign (see drive).
+                (Some((voters, learners)), None)
+            }
+            ClusterChange::Update { id, peer_urls } => {
+                check_urls(&peer_urls)?;
+                if !config.contains(NodeId(id)) {
+                    return Err(MemberError::MemberNotFound);
+                }
+                self.check_urls_free(Some(id), &peer_urls)?;
+                let name = self
+                    .table
+                    .get(&id)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                let info = MemberInfo { name, peer_urls };
+                (None, Some(TableCommand::Set { id, info }))
+            }
+        };
+        let epoch_after = match next {
+            None => None,
+            Some((voters, learners)) => {
+                let next = Configuration::with_learners(voters, learners, config.quorum())
+                    .map_err(config_error)?;
+                self.replica
+                    .propose_reconfiguration(next)
+                    .map_err(reconfig_error)?;
+                Some(self.replica.epoch() + 1)
+            }
+        };
+        self.changes.push(PendingChange {
+            request,
+            epoch_after,
+            table_pending: table.is_some(),
+            deadline: now + self.options.request_timeout,
+        });
+        if let Some(table) = table {
+            self.submit_write(now, table.encode(), WriteFor::Table(request));
+        }
+        Ok(())
+    }
+
+    /// Refuses peer URLs a member of the configuration (other than `except`) already has.
+    fn check_urls_free(
+        &self,
+        except: Option<u64>,
+        peer_urls: &[String],
+    ) -> Result<(), MemberError> {
+        let config = self.replica.config();
+        let taken = self.table.iter().any(|(other, info)| {
+            Some(*other) != except
+                && config.contains(NodeId(*other))
+                && urls_overlap(&info.peer_urls, peer_urls)
+        });
+        if taken {
+            Err(MemberError::PeerUrlExists)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn on_table_written(&mut self, request: RequestId, result: Result<(), MemberError>) {
+        let Some(i) = self.changes.iter().position(|c| c.request == request) else {
+            return;
+        };
+        match result {
+            Ok(()) => self.changes[i].table_pending = false,
+            Err(e) => {
+                let c = self.changes.remove(i);
+                self.answer(c.request, Answer::Members(Err(e)));
+            }
+        }
+    }
+
+    /// A member-table command was applied at this slot: apply it to the table (once: only a
+    /// command the session table applied, not a duplicate).
+    fn on_table_applied(&mut self, applied: &Applied<KvOutput>, entry: &ChosenEntry) {
+        if !matches!(applied.outcome, SessionOutcome::Applied(_)) {
+            return;
+        }
+        let Value::Batch(commands) = &entry.value else {
+            return;
+        };
+        let Some(command) = commands.iter().find(|c| c.id == applied.id) else {
+            return;
+        };
+        if let Some(table) = TableCommand::decode(&command.payload) {
+            table.apply(&mut self.table);
+        }
+    }
+
+    /// Answers every change now in force here.
+    fn progress_changes(&mut self) {
+        let epoch = self.replica.epoch();
+        let done: Vec<RequestId> = self
+            .changes
+            .iter()
+            .filter(|c| !c.table_pending && c.epoch_after.is_none_or(|e| epoch >= e))
+            .map(|c| c.request)
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        self.changes.retain(|c| !done.contains(&c.request));
+        let members = self.members();
+        for request in done {
+            self.answer(request, Answer::Members(Ok(members.clone())));
+        }
+    }
+
+    fn expire_changes(&mut self, now: Micros, timeout: &MemberError) {
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|c| c.deadline <= now);
+        self.changes = kept;
+        for c in expired {
+            self.answer(c.request, Answer::Members(Err(timeout.clone())));
+        }
+    }
+
+    /// Tells the driver whom to reach when that changed, and that this member was removed
+    /// once the configuration in force no longer lists it.
+    fn update_peers(&mut self, now: Micros) {
+        let me = self.me();
+        let config = self.replica.config();
+        let mut peers: BTreeMap<u64, Vec<String>> = config
+            .everyone()
+            .filter(|n| n.0 != me)
+            .filter_map(|n| Some((n.0, self.table.get(&n.0)?.peer_urls.clone())))
+            .filter(|(_, urls)| !urls.is_empty())
+            .collect();
+        for (id, urls) in &self.peers {
+            if !peers.contains_key(id) && !config.contains(NodeId(*id)) {
+                self.departed.entry(*id).or_insert((urls.clone(), now));
+            }
+        }
+        self.departed.retain(|id, (_, at)| {
+            now.saturating_since(*at) < DEPARTED_GRACE && !config.contains(NodeId(*id))
+        });
+        for (id, (urls, _)) in &self.departed {
+            peers.entry(*id).or_insert_with(|| urls.clone());
+        }
+        if peers != self.peers {
+            self.peers = peers.clone();
+            self.outputs.push_back(Output::Peers(peers));
+        }
+        if self.replica.is_member() {
+            self.was_member = true;
+        } else if self.was_member && !self.said_removed {
+            self.said_removed = true;
+            self.outputs.push_back(Output::Removed);
+        }
+    }
+}
+
+fn check_urls(urls: &[String]) -> Result<(), MemberError> {
+    if urls.is_empty()
+        || urls.len() > PEER_URLS_MAX
+        || urls.iter().any(|u| u.is_empty() || u.len() > URL_BYTES_MAX)
+    {
+        return Err(MemberError::BadUrls);
+    }
+    Ok(())
+}
+
+fn config_error(e: ConfigError) -> MemberError {
+    match e {
+        ConfigError::Empty
+        | ConfigError::QuorumTooLarge { .. }
+        | ConfigError::QuorumsDoNotIntersect { .. } => MemberError::NotEnoughStarted,
+        ConfigError::DuplicateMember(_) | ConfigError::VoterAndLearner(_) => {
+            MemberError::MemberExists
+        }
+        _ => MemberError::NotEnoughStarted,
+    }
+}
+
+fn reconfig_error(e: ReconfigError) -> MemberError {
+    match e {
+        ReconfigError::NotLeader { .. } => MemberError::NotLeader,
+        ReconfigError::InProgress { .. } => MemberError::ChangeInProgress,
+        ReconfigError::NotALearner { .. } => MemberError::NotALearner,
+        ReconfigError::LearnerBehind { .. } => MemberError::LearnerNotReady,
+        ReconfigError::Invalid(e) => config_error(e),
+    }
+}
+
 fn keys_where<K: Copy + Ord, V>(map: &BTreeMap<K, V>, pred: impl Fn(&V) -> bool) -> Vec<K> {
     map.iter()
         .filter(|(_, v)| pred(v))

@@ -10,17 +10,21 @@
 //! one chunk in flight and resumes from where it stopped after a lost message or a restart of
 //! either side (storage's receiver keeps what it wrote).
 
+use crate::cluster::MemberTable;
 use crate::peer::PeerMessage;
 use crate::time::Micros;
 use kv::{KvOutput, KvStore};
-use paxos::multi::{Applier, ClientId};
+use paxos::multi::{Applier, ClientId, Membership};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thiserror::Error;
 
-const BODY_VERSION: u8 = 1;
+/// Version 2 adds the configuration the snapshot was taken in and the member table; version 1
+/// bodies (neither) still decode.
+const BODY_VERSION: u8 = 2;
+const BODY_VERSION_V1: u8 = 1;
 /// A transfer asks again this long after its last ask, and gives up after this many asks
 /// without progress (the replica asks again on its own schedule).
 const ASK_AGAIN: Duration = Duration::from_millis(500);
@@ -40,12 +44,24 @@ pub struct AppliedSnapshot {
     pub through: Slot,
     kv: Vec<u8>,
     sessions: Vec<(u64, u64, KvOutput)>,
+    membership: Option<Membership>,
+    table: Option<MemberTable>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BodyV1 {
+    kv: Vec<u8>,
+    sessions: Vec<(u64, u64, KvOutput)>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Body {
     kv: Vec<u8>,
     sessions: Vec<(u64, u64, KvOutput)>,
+    /// The configuration in force at `through` (none in a backup: a restore is a new cluster).
+    membership: Option<Membership>,
+    /// The member table at `through` (none in a backup).
+    table: Option<MemberTable>,
 }
 
 /// The snapshot body for `applier`'s state: the version byte, then postcard of the store and
@@ -53,6 +69,17 @@ struct Body {
 pub fn encode_body(
     applier: &Applier<KvStore>,
     with_sessions: bool,
+) -> Result<(Vec<u8>, u64), BodyError> {
+    encode_member_body(applier, with_sessions, None)
+}
+
+/// As [`encode_body`]; a member's own snapshot (`table` given) also keeps the configuration
+/// it was taken in ([`Applier::membership`]) and the member table, so a member restored or
+/// caught up from it knows who the members are.
+pub fn encode_member_body(
+    applier: &Applier<KvStore>,
+    with_sessions: bool,
+    table: Option<&MemberTable>,
 ) -> Result<(Vec<u8>, u64), BodyError> {
     let kv = applier.machine().snapshot();
     let kv_len = kv.len() as u64;
@@ -65,7 +92,12 @@ pub fn encode_body(
     } else {
         Vec::new()
     };
-    let body = Body { kv, sessions };
+    let body = Body {
+        kv,
+        sessions,
+        membership: table.and(applier.membership().cloned()),
+        table: table.cloned(),
+    };
     let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
         .map_err(|e| BodyError::Body(e.to_string()))?;
     Ok((bytes, kv_len))
@@ -77,17 +109,51 @@ impl AppliedSnapshot {
         let (&version, rest) = bytes
             .split_first()
             .ok_or_else(|| BodyError::Body("empty".into()))?;
-        if version != BODY_VERSION {
-            return Err(BodyError::Body(format!(
-                "version {version}, this build reads {BODY_VERSION}"
-            )));
+        let body: Body = match version {
+            BODY_VERSION => {
+                postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?
+            }
+            BODY_VERSION_V1 => {
+                let v1: BodyV1 =
+                    postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
+                Body {
+                    kv: v1.kv,
+                    sessions: v1.sessions,
+                    membership: None,
+                    table: None,
+                }
+            }
+            _ => {
+                return Err(BodyError::Body(format!(
+                    "version {version}, this build reads {BODY_VERSION_V1} and {BODY_VERSION}"
+                )))
+            }
+        };
+        if let Some(m) = &body.membership {
+            if m.first_slot > through.next() {
+                return Err(BodyError::Body(format!(
+                    "a snapshot through {through} in a configuration from slot {}",
+                    m.first_slot
+                )));
+            }
         }
-        let body: Body = postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
         Ok(AppliedSnapshot {
             through,
             kv: body.kv,
             sessions: body.sessions,
+            membership: body.membership,
+            table: body.table,
         })
+    }
+
+    /// The configuration the snapshot was taken in, if it says (a member's own snapshot).
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
+    }
+
+    /// The member table at the snapshot, if it says (a member's own snapshot).
+    pub fn table(&self) -> Option<&MemberTable> {
+        self.table.as_ref()
     }
 
     /// Size of the store's part, the member's "db size".
@@ -103,7 +169,9 @@ impl AppliedSnapshot {
             .into_iter()
             .map(|(c, seq, out)| (ClientId(c), (seq, out)))
             .collect();
-        Ok(Applier::restore(store, sessions, self.through))
+        let mut applier = Applier::restore(store, sessions, self.through);
+        applier.set_membership(self.membership);
+        Ok(applier)
     }
 }
 

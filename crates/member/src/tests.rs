@@ -2,8 +2,10 @@
 //! order, every persist record durable at once unless a test holds it) around real
 //! [`Member`]s. These are the seed of the simulator's member driver.
 
+use crate::cluster::{ClusterChange, MemberEntry, MemberInfo, MemberTable};
 use crate::peer::PeerMessage;
 use crate::snapshot::ChunkStored;
+use crate::MemberError;
 use crate::{
     Answer, CrashPoint, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId,
 };
@@ -59,6 +61,10 @@ struct Cluster {
     next_request: u64,
     /// Every output of every member, in the order they came, for the determinism test.
     trace: Vec<String>,
+    /// Members that said they were removed.
+    removed: Vec<u64>,
+    /// The peers each member last asked its transport to reach.
+    peers: BTreeMap<u64, BTreeMap<u64, Vec<String>>>,
 }
 
 impl Cluster {
@@ -104,6 +110,7 @@ impl Cluster {
                     client_urls: vec![format!("http://member-{id}")],
                     snapshot_every_slots,
                     crash_at,
+                    table: table_of(&ids),
                 },
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
@@ -121,6 +128,8 @@ impl Cluster {
             answers: Vec::new(),
             next_request: 1,
             trace: Vec::new(),
+            removed: Vec::new(),
+            peers: BTreeMap::new(),
         };
         cluster.settle();
         cluster
@@ -192,6 +201,10 @@ impl Cluster {
                 Output::CompactLog { .. }
                 | Output::AppliedChanges(_)
                 | Output::AppliedRevision(_) => {}
+                Output::Peers(peers) => {
+                    self.peers.insert(id, peers);
+                }
+                Output::Removed => self.removed.push(id),
                 // The member dies here: none of its later outputs happen, it hears nothing more.
                 Output::Crash(point) => {
                     self.members.remove(&id);
@@ -339,6 +352,19 @@ impl Cluster {
         self.network.extend(self.held.drain(..));
         self.settle();
     }
+}
+
+/// The member table of members `ids` as their initial cluster describes them.
+fn table_of(ids: &[u64]) -> MemberTable {
+    ids.iter()
+        .map(|&i| {
+            let info = MemberInfo {
+                name: format!("m{i}"),
+                peer_urls: vec![format!("http://peer-{i}")],
+            };
+            (i, info)
+        })
+        .collect()
 }
 
 fn put(key: &str, value: &str) -> Request {
@@ -593,4 +619,236 @@ fn an_armed_crash_point_comes_out_before_everything_decided_after_it() {
         .expect("the put's accept persisted");
     assert!(persisted < crash);
     assert_eq!(crash, c.trace.len() - 1, "nothing after the crash");
+}
+
+impl Cluster {
+    /// Starts member `id` outside the configuration, as `--initial-cluster-state existing`
+    /// does: it knows the members `known` and learns the rest from them.
+    fn start_joiner(&mut self, id: u64, known: &[u64]) {
+        let config = Configuration::new(
+            known.iter().map(|&i| NodeId(i)).collect(),
+            QuorumSpec::Majority,
+        )
+        .expect("a configuration");
+        let replica =
+            Replica::join(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
+        let mut rng = ChaCha8Rng::seed_from_u64(id);
+        let incarnation = rng.next_u64();
+        let mut ids = known.to_vec();
+        ids.push(id);
+        let parts = MemberParts {
+            replica,
+            applier: Applier::new(KvStore::new()),
+            rng: Box::new(rng),
+            incarnation,
+            newest_snapshot: None,
+            restored_bytes: 0,
+            options: MemberOptions {
+                members: ids.clone(),
+                tick: TICK,
+                request_timeout: 5 * SEC,
+                quota_bytes: 1 << 30,
+                client_urls: vec![format!("http://member-{id}")],
+                snapshot_every_slots: 10_000,
+                crash_at: None,
+                table: table_of(&ids),
+            },
+        };
+        self.members.insert(id, Member::new(parts, self.now));
+        self.settle();
+    }
+
+    /// Asks `change` of member `at` and waits for the answer.
+    fn change(&mut self, at: u64, change: ClusterChange) -> Result<Vec<MemberEntry>, MemberError> {
+        let r = self.request(at, Request::Cluster(change));
+        assert!(
+            self.tick_until(10 * SEC, |c| c.answered(r)),
+            "answered in time"
+        );
+        match self.answer(r) {
+            Some(Answer::Members(result)) => result,
+            other => panic!("not a member list: {other:?}"),
+        }
+    }
+
+    fn list(&mut self, at: u64) -> Vec<MemberEntry> {
+        let r = self.request(at, Request::MemberList);
+        assert!(
+            self.tick_until(5 * SEC, |c| c.answered(r)),
+            "answered in time"
+        );
+        match self.answer(r) {
+            Some(Answer::Members(Ok(list))) => list,
+            other => panic!("not a member list: {other:?}"),
+        }
+    }
+}
+
+fn add_learner(id: u64) -> ClusterChange {
+    ClusterChange::Add {
+        id,
+        peer_urls: vec![format!("http://peer-{id}")],
+        learner: true,
+    }
+}
+
+/// etcd's replacement procedure, stepped by hand: a learner is added (the stop-sign adds it to
+/// the configuration, the table write gives it a name-less entry with its URLs), refused
+/// promotion while it lags, caught up once it runs, promoted; every refusal is etcd's.
+#[test]
+fn a_learner_is_added_refused_promotion_while_it_lags_then_promoted_once_caught_up() {
+    let mut c = Cluster::new(3, 21);
+    let leader = c.elect();
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    // More chosen slots than the core's promotion bound (64), before the learner exists.
+    for i in 0..80 {
+        let w = c.request(leader, put(&format!("k{i}"), "v"));
+        assert!(c.tick_until(2 * SEC, |c| c.answered(w)));
+        assert_put_ok(c.answer(w));
+    }
+    let dup = ClusterChange::Add {
+        id: 4,
+        peer_urls: vec!["http://peer-2".into()],
+        learner: true,
+    };
+    assert_eq!(c.change(leader, dup), Err(MemberError::PeerUrlExists));
+    let voter = ClusterChange::Add {
+        id: 4,
+        peer_urls: vec!["http://peer-4".into()],
+        learner: false,
+    };
+    assert_eq!(c.change(leader, voter), Err(MemberError::VoterAddRefused));
+    assert_eq!(
+        c.change(follower, add_learner(4)),
+        Err(MemberError::NotLeader)
+    );
+    let list = c.change(leader, add_learner(4)).expect("added");
+    let four = list.iter().find(|m| m.id == 4).expect("listed");
+    assert!(four.is_learner);
+    assert_eq!(four.peer_urls, vec!["http://peer-4".to_string()]);
+    assert_eq!(four.name, "");
+    // Its URLs again: refused for the URLs first, as etcd does.
+    assert_eq!(
+        c.change(leader, add_learner(4)),
+        Err(MemberError::PeerUrlExists)
+    );
+    let same_id = ClusterChange::Add {
+        id: 4,
+        peer_urls: vec!["http://elsewhere".into()],
+        learner: true,
+    };
+    assert_eq!(c.change(leader, same_id), Err(MemberError::MemberExists));
+    // Every member's transport now reaches 4.
+    assert!(c.peers[&follower].contains_key(&4));
+    // It has not started: it holds nothing, so promotion is refused.
+    assert_eq!(
+        c.change(leader, ClusterChange::Promote { id: 4 }),
+        Err(MemberError::LearnerNotReady)
+    );
+    assert_eq!(
+        c.change(leader, ClusterChange::Promote { id: follower }),
+        Err(MemberError::NotALearner)
+    );
+    assert_eq!(
+        c.change(leader, ClusterChange::Promote { id: 99 }),
+        Err(MemberError::MemberNotFound)
+    );
+    c.start_joiner(4, &[1, 2, 3]);
+    assert!(
+        c.tick_until(10 * SEC, |c| c.member(4).applier().machine().revision()
+            == 81),
+        "the learner catches up"
+    );
+    assert!(c.member(4).status().is_learner);
+    // The leader hears the learner's progress with its next acknowledgements: an operator
+    // retries until the promotion is accepted.
+    let mut promoted = None;
+    for _ in 0..50 {
+        match c.change(leader, ClusterChange::Promote { id: 4 }) {
+            Err(MemberError::LearnerNotReady) => c.tick_until(SEC, |_| false),
+            other => {
+                promoted = Some(other);
+                break;
+            }
+        };
+    }
+    let list = promoted.expect("an answer").expect("promoted once in sync");
+    assert!(list.iter().all(|m| !m.is_learner));
+    assert!(!c.member(4).status().is_learner);
+    // A linearizable member list at the new voter, and a write it takes part in.
+    let list = c.list(4);
+    assert_eq!(
+        list.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(list[0].name, "m1");
+    let w = c.request(4, put("after", "promote"));
+    assert!(c.tick_until(2 * SEC, |c| c.answered(w)));
+    assert_put_ok(c.answer(w));
+    // Same state everywhere.
+    assert!(c.tick_until(2 * SEC, |c| {
+        let d: Vec<u64> = c
+            .members
+            .values()
+            .map(|m| m.applier().machine().digest())
+            .collect();
+        d.windows(2).all(|w| w[0] == w[1])
+    }));
+}
+
+/// The leader removes itself: the core hands the lead over, the others keep serving, and the
+/// removed member says it was removed.
+#[test]
+fn the_leader_removes_itself_and_the_others_keep_serving() {
+    let mut c = Cluster::new(3, 5);
+    let leader = c.elect();
+    let list = c
+        .change(leader, ClusterChange::Remove { id: leader })
+        .expect("removed");
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|m| m.id != leader));
+    assert!(
+        c.tick_until(10 * SEC, |c| c.removed.contains(&leader)),
+        "the removed leader says so"
+    );
+    assert!(
+        c.tick_until(10 * SEC, |c| c.leader().is_some_and(|l| l != leader)),
+        "another member leads"
+    );
+    let next = c.leader().expect("a leader");
+    let w = c.request(next, put("k", "v"));
+    assert!(c.tick_until(5 * SEC, |c| c.answered(w)));
+    assert_put_ok(c.answer(w));
+    assert_eq!(
+        c.change(next, ClusterChange::Remove { id: leader }),
+        Err(MemberError::MemberNotFound)
+    );
+    // The table no longer describes it; the others stop reaching it after the grace period.
+    assert!(!c.member(next).table().contains_key(&leader));
+    assert!(c.tick_until(60 * SEC, |c| !c.peers[&next].contains_key(&leader)));
+}
+
+/// A member's own snapshot carries the configuration and the member table, so a member that
+/// catches up from one after a change knows the members.
+#[test]
+fn a_snapshot_after_a_change_carries_the_configuration_and_the_table() {
+    let mut c = Cluster::with_snapshots_every(3, 9, 20);
+    let leader = c.elect();
+    c.change(leader, add_learner(4)).expect("added");
+    for i in 0..60 {
+        let w = c.request(leader, put(&format!("k{i}"), "v"));
+        assert!(c.tick_until(2 * SEC, |c| c.answered(w)));
+    }
+    let (through, body) = c.files[&leader].clone();
+    let snap = crate::snapshot::AppliedSnapshot::decode(through, &body).expect("decodes");
+    let m = snap
+        .membership()
+        .expect("the configuration is in it")
+        .clone();
+    assert_eq!(m.epoch, 1);
+    assert!(m.config.is_learner(NodeId(4)));
+    assert_eq!(
+        snap.table().expect("the table")[&4].peer_urls,
+        vec!["http://peer-4".to_string()]
+    );
 }

@@ -398,6 +398,18 @@ pub fn member_id(name: &str, peer_url: &str, token: &str) -> u64 {
     fnv1a(&[name.as_bytes(), peer_url.as_bytes(), token.as_bytes()]).max(1)
 }
 
+/// The id of a member added at run time (`MemberAdd`): a hash of the cluster's id and its
+/// first peer URL, never 0. The new member computes the same from its own peer URL once it
+/// has learned the cluster's id from a peer (server.rs), so it needs no name to know itself.
+pub fn added_member_id(cluster_id: u64, peer_url: &str) -> u64 {
+    fnv1a(&[
+        b"synod-added-member",
+        &cluster_id.to_le_bytes(),
+        peer_url.as_bytes(),
+    ])
+    .max(1)
+}
+
 /// The cluster's id: a hash of the token and every member id, so two clusters started with
 /// other members or another token refuse each other's peers.
 pub fn cluster_id(token: &str, members: &[Peer]) -> u64 {

@@ -30,7 +30,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use transport::{Inbound, TransportHandle};
 
+pub use member::cluster::{ClusterChange, MemberEntry};
 pub use member::{AppliedChanges, Status};
+
+/// Where a member list goes (after a change, the members then).
+pub type MembersReply = oneshot::Sender<Result<Vec<MemberEntry>, NodeError>>;
 
 /// Where a read's answer goes: the store's answer (or refusal) and the ballot round, or why
 /// the node could not serve it.
@@ -91,6 +95,18 @@ pub enum Request {
         /// Where it goes.
         reply: oneshot::Sender<Status>,
     },
+    /// `MemberList` (linearizable).
+    MemberList {
+        /// Where it goes.
+        reply: MembersReply,
+    },
+    /// `MemberAdd`, `MemberPromote`, `MemberRemove`, `MemberUpdate`.
+    Cluster {
+        /// The change.
+        change: ClusterChange,
+        /// Where the members after it go.
+        reply: MembersReply,
+    },
 }
 
 /// Where an answer goes, by the kind of request.
@@ -103,6 +119,7 @@ enum Reply {
     Defragment(oneshot::Sender<Result<(), NodeError>>),
     Backup(oneshot::Sender<Result<Backup, NodeError>>),
     Status(oneshot::Sender<Status>),
+    Members(MembersReply),
 }
 
 /// A gRPC handler's request as the member's input, and where its answer goes.
@@ -129,6 +146,8 @@ fn split(r: Request) -> (member::Request, Reply) {
         Request::Defragment { reply } => (M::Defragment, Reply::Defragment(reply)),
         Request::Backup { reply } => (M::Backup, Reply::Backup(reply)),
         Request::Status { reply } => (M::Status, Reply::Status(reply)),
+        Request::MemberList { reply } => (M::MemberList, Reply::Members(reply)),
+        Request::Cluster { change, reply } => (M::Cluster(change), Reply::Members(reply)),
     }
 }
 
@@ -160,6 +179,9 @@ impl Reply {
             (Reply::Status(tx), Answer::Status(s)) => {
                 let _ = tx.send(s);
             }
+            (Reply::Members(tx), Answer::Members(a)) => {
+                let _ = tx.send(a.map_err(NodeError::from));
+            }
             (_, answer) => {
                 debug_assert!(false, "an answer of another kind: {answer:?}");
                 tracing::error!(
@@ -184,6 +206,9 @@ impl Reply {
                 let _ = tx.send(Err(e));
             }
             Reply::Backup(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Members(tx) => {
                 let _ = tx.send(Err(e));
             }
             Reply::HashKv(_) | Reply::LeaseRemaining(_) | Reply::Status(_) => {}
@@ -216,6 +241,10 @@ pub struct CoreParts {
     pub applied_revision: watch::Sender<i64>,
     /// Every applied batch's changes, for watchers in step ([`AppliedChanges`]).
     pub applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
+    /// The member table to start from (the snapshot's, else the initial cluster's).
+    pub table: member::cluster::MemberTable,
+    /// Set once this member learns it was removed from the cluster.
+    pub removed: watch::Sender<bool>,
 }
 
 /// The driver's state. See the module doc.
@@ -240,6 +269,7 @@ pub struct Core {
     /// Snapshot writes report here when they end (see `SnapshotFiles::write`).
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
+    removed: watch::Sender<bool>,
 }
 
 /// One thing the driver's loop woke up for.
@@ -273,6 +303,7 @@ impl Core {
                     client_urls: parts.client_urls,
                     snapshot_every_slots: parts.snapshot_every_slots,
                     crash_at: parts.crash_at.map(|(p, n)| (p.into(), n)),
+                    table: parts.table,
                 },
             },
             Micros::ZERO,
@@ -291,6 +322,7 @@ impl Core {
             applied_changes: parts.applied_changes,
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
+            removed: parts.removed,
         }
     }
 
@@ -447,6 +479,49 @@ impl Core {
                 Output::Crash(point) => {
                     eprintln!("synod: test crash point {point:?} reached; aborting");
                     std::process::abort();
+                }
+                Output::Peers(peers) => self.set_peers(&peers),
+                Output::Removed => {
+                    tracing::warn!(
+                        member = format!("{:x}", self.member.id()),
+                        "this member was removed from the cluster; stopping (its data directory \
+                         must not be reused: add the machine back as a new member with an empty one)"
+                    );
+                    self.removed.send_replace(true);
+                }
+            }
+        }
+    }
+
+    /// The transport reaches exactly `peers` (member id → peer URLs; the first URL that
+    /// parses is dialled): members added at run time are dialled, removed ones dropped.
+    fn set_peers(&mut self, peers: &std::collections::BTreeMap<u64, Vec<String>>) {
+        let wanted: std::collections::BTreeMap<u64, std::net::SocketAddr> = peers
+            .iter()
+            .filter_map(|(id, urls)| {
+                let addr = urls
+                    .iter()
+                    .find_map(|u| crate::config::url_addr("--peer-urls", u).ok());
+                if addr.is_none() {
+                    tracing::warn!(member = format!("{id:x}"), ?urls, "no peer URL to dial");
+                }
+                Some((*id, addr?))
+            })
+            .collect();
+        for id in self.transport.peers().keys() {
+            if !wanted.contains_key(id) {
+                tracing::info!(
+                    member = format!("{id:x}"),
+                    "no longer a peer: disconnecting"
+                );
+                self.transport.remove_peer(*id);
+            }
+        }
+        for (id, addr) in wanted {
+            if self.transport.peers().get(&id) != Some(&addr) {
+                tracing::info!(member = format!("{id:x}"), %addr, "a new peer: connecting");
+                if let Err(e) = self.transport.add_peer(id, addr) {
+                    tracing::warn!(member = format!("{id:x}"), error = %e, "cannot add the peer");
                 }
             }
         }

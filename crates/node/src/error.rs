@@ -42,6 +42,9 @@ pub enum NodeError {
     /// The applied state could not be serialized or written (a backup, a defragment).
     #[error("synod: snapshot failed: {0}")]
     Snapshot(String),
+    /// A Cluster API refusal, with etcd's message (see [`NodeError::status`] for the code).
+    #[error("{0}")]
+    Cluster(member::MemberError),
 }
 
 impl From<member::MemberError> for NodeError {
@@ -58,6 +61,15 @@ impl From<member::MemberError> for NodeError {
             M::BadTransferee => NodeError::BadTransferee,
             M::TransferTimeout => NodeError::TransferTimeout,
             M::Snapshot(s) => NodeError::Snapshot(s),
+            e @ (M::MemberNotFound
+            | M::MemberExists
+            | M::PeerUrlExists
+            | M::NotALearner
+            | M::LearnerNotReady
+            | M::NotEnoughStarted
+            | M::ChangeInProgress
+            | M::VoterAddRefused
+            | M::BadUrls) => NodeError::Cluster(e),
         }
     }
 }
@@ -73,6 +85,12 @@ impl NodeError {
             NodeError::Snapshot(_) => Code::Internal,
             NodeError::NotLeader | NodeError::BadTransferee => Code::FailedPrecondition,
             NodeError::TransferTimeout => Code::Unavailable,
+            // etcd's codes (api/v3rpc/rpctypes/error.go).
+            NodeError::Cluster(e) => match e {
+                member::MemberError::MemberNotFound => Code::NotFound,
+                member::MemberError::BadUrls => Code::InvalidArgument,
+                _ => Code::FailedPrecondition,
+            },
         };
         Status::new(code, self.to_string())
     }
@@ -99,5 +117,51 @@ mod tests {
         );
         let s = NodeError::RequestTooLarge.status();
         assert_eq!(s.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn cluster_refusals_carry_etcds_codes_and_messages() {
+        use member::MemberError as M;
+        let cases = [
+            (
+                M::MemberNotFound,
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                M::MemberExists,
+                Code::FailedPrecondition,
+                "etcdserver: member ID already exist",
+            ),
+            (
+                M::PeerUrlExists,
+                Code::FailedPrecondition,
+                "etcdserver: Peer URLs already exists",
+            ),
+            (
+                M::NotALearner,
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            ),
+            (
+                M::LearnerNotReady,
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (
+                M::NotEnoughStarted,
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (
+                M::BadUrls,
+                Code::InvalidArgument,
+                "etcdserver: given member URLs are invalid",
+            ),
+        ];
+        for (e, code, message) in cases {
+            let s = NodeError::from(e).status();
+            assert_eq!((s.code(), s.message()), (code, message));
+        }
     }
 }

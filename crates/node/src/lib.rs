@@ -16,6 +16,7 @@ pub mod convert;
 mod core;
 mod election;
 pub mod error;
+pub mod join;
 mod lease;
 /// This member's lease clocks (moved to `member`; re-exported for the bench).
 pub use member::lease_clock;

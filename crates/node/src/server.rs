@@ -50,6 +50,7 @@ pub struct Node {
     client_addr: SocketAddr,
     peer_addr: SocketAddr,
     member_id: u64,
+    removed: watch::Receiver<bool>,
 }
 
 impl Node {
@@ -66,6 +67,13 @@ impl Node {
     /// This member's id.
     pub fn member_id(&self) -> u64 {
         self.member_id
+    }
+
+    /// Resolves once this member learns it was removed from the cluster (etcd's removed
+    /// member stops; see [`member::Output::Removed`]).
+    pub async fn removed(&self) {
+        let mut removed = self.removed.clone();
+        let _ = removed.wait_for(|r| *r).await;
     }
 
     /// Graceful stop: the gRPC server stops accepting and finishes what it serves, the core
@@ -106,8 +114,43 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .map(crate::tls::client_acceptor)
         .transpose()?;
     let peer_tls = config.peer_tls.as_ref().map(crate::tls::peer).transpose()?;
-    let me = config.me().clone();
-    let cluster_id = config.cluster_id();
+    let mut me = config.me().clone();
+    let mut cluster_id = config.cluster_id();
+    let fs = StdFs::new();
+    let dir = config.data_dir.clone();
+    let initialized = Store::is_initialized(&fs, &dir)
+        .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+    let mut peers: BTreeMap<u64, SocketAddr> = config
+        .initial_cluster
+        .iter()
+        .map(|p| (p.id, p.peer_addr))
+        .collect();
+    // Who this member is: its flags say, except for a member added at run time (`MemberAdd`),
+    // whose id and cluster its data directory keeps, or which it asks the others (join.rs).
+    let mut joining = false;
+    if initialized {
+        if let Some(meta) = storage::Meta::read(&fs, &dir)
+            .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+        {
+            let added = crate::config::added_member_id(meta.cluster_id, &me.peer_url);
+            if meta.member_id != me.id && meta.member_id == added {
+                cluster_id = meta.cluster_id;
+                me.id = meta.member_id;
+            }
+        }
+    } else if config.cluster_state == ClusterState::Existing {
+        let identity = crate::join::discover(&config).await?;
+        tracing::info!(
+            member = format!("{:x}", identity.member_id),
+            cluster = format!("{:x}", identity.cluster_id),
+            added = identity.added,
+            "found this member's place in the cluster"
+        );
+        cluster_id = identity.cluster_id;
+        me.id = identity.member_id;
+        peers = identity.peers;
+        joining = identity.added;
+    }
     let client_listener = TcpListener::bind(config.listen_client)
         .await
         .with_context(|| format!("cannot listen for clients on {}", config.listen_client))?;
@@ -116,24 +159,21 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot listen for peers on {}", config.listen_peer))?;
     let client_addr = client_listener.local_addr()?;
     let peer_addr = peer_listener.local_addr()?;
-    let peers: BTreeMap<u64, SocketAddr> = config
-        .initial_cluster
-        .iter()
-        .map(|p| (p.id, p.peer_addr))
-        .collect();
-    let mut tconfig = TransportConfig::new(cluster_id, me.id, peer_addr, peers);
+    let mut tconfig = TransportConfig::new(cluster_id, me.id, peer_addr, peers.clone());
     tconfig.frame_bytes_max = FRAME_BYTES_MAX;
     tconfig.tls = peer_tls;
     let (transport, mut inbound) = Transport::start_on(tconfig, peer_listener)
         .await
         .context("cannot start the peer transport")?;
 
-    let fs = StdFs::new();
-    let dir = config.data_dir.clone();
     let meta = Meta {
         cluster_id,
         member_id: me.id,
-        initial_members: config.initial_cluster.iter().map(|p| p.id).collect(),
+        initial_members: if joining {
+            peers.keys().copied().collect()
+        } else {
+            config.initial_cluster.iter().map(|p| p.id).collect()
+        },
     };
     // Segments that compaction frees are reused rather than deleted: a busy member then
     // overwrites blocks the disk has already allocated instead of zero-filling new segments,
@@ -144,9 +184,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         WalOptions::default().record_bytes_max,
     )
     .with_recycle_segments(true);
-    let initialized = Store::is_initialized(&fs, &dir)
-        .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
-    let rebuild = if initialized {
+    let rebuild = if initialized || joining {
         false
     } else {
         let rebuild = match config.cluster_state {
@@ -160,6 +198,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
         rebuild
     };
+    if joining {
+        Store::init(fs, &dir, &meta, wal_options.clone())
+            .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
+    }
     let (store, recovered) = Store::open(fs, &dir, &meta, wal_options)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
     for repair in &recovered.repairs {
@@ -184,7 +226,16 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let configuration = Configuration::new(members.clone(), QuorumSpec::Majority)
         .context("invalid cluster configuration")?;
     let options = replica_options(&config);
-    let replica = if rebuild {
+    let replica = if joining {
+        // Outside the configuration until it learns the stop-sign that adds it: it learns
+        // the log (or a snapshot) from the members that answered.
+        let known = Configuration::new(
+            peers.keys().map(|id| NodeId(*id)).collect(),
+            QuorumSpec::Majority,
+        )
+        .context("no member answered")?;
+        Replica::join(NodeId(me.id), known, options)?
+    } else if rebuild {
         Replica::rebuild(NodeId(me.id), configuration, options)?
     } else {
         Replica::recover(NodeId(me.id), configuration, options, recovered.state)?
@@ -212,6 +263,22 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let (req_tx, req_rx) = mpsc::channel::<Request>(REQUEST_QUEUE);
     let (revision_tx, revision_rx) = watch::channel(restored.applier.machine().revision());
     let (changes_tx, _) = tokio::sync::broadcast::channel(SHARED_CHANGES_QUEUE);
+    let (removed_tx, removed_rx) = watch::channel(false);
+    // The member table: the newest snapshot's if it has one, else the initial cluster's (the
+    // log replayed after it brings every later change).
+    let table = restored.table.clone().unwrap_or_else(|| {
+        config
+            .initial_cluster
+            .iter()
+            .map(|p| {
+                let info = member::cluster::MemberInfo {
+                    name: p.name.clone(),
+                    peer_urls: vec![p.peer_url.clone()],
+                };
+                (p.id, info)
+            })
+            .collect()
+    });
     let core = Core::new(CoreParts {
         replica,
         applier: restored.applier,
@@ -230,6 +297,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         crash_at: config.test_faults.crash_at,
         applied_revision: revision_tx,
         applied_changes: changes_tx.clone(),
+        table,
+        removed: removed_tx,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
@@ -302,6 +371,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         client_addr,
         peer_addr,
         member_id: me.id,
+        removed: removed_rx,
     })
 }
 

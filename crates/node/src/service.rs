@@ -3,7 +3,7 @@
 
 use crate::config::Peer;
 use crate::convert;
-use crate::core::{Request, Status as CoreStatus};
+use crate::core::{ClusterChange, MemberEntry, Request, Status as CoreStatus};
 use crate::error::NodeError;
 use etcd_proto::etcdserverpb as pb;
 use kv::{KvCommand, KvRead, KvReadResponse, KvResponse};
@@ -277,7 +277,7 @@ impl pb::maintenance_server::Maintenance for Services {
             raft_applied_index: s.applied_through,
             errors,
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: s.is_learner,
         }))
     }
 
@@ -394,28 +394,126 @@ impl pb::maintenance_server::Maintenance for Services {
     }
 }
 
+fn pb_member(m: &MemberEntry) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name.clone(),
+        peer_ur_ls: m.peer_urls.clone(),
+        client_ur_ls: m.client_urls.clone(),
+        is_learner: m.is_learner,
+    }
+}
+
+impl Services {
+    /// Asks the core for a change and answers the header and the members after it.
+    async fn change(
+        &self,
+        change: ClusterChange,
+    ) -> Result<(pb::ResponseHeader, Vec<MemberEntry>), Status> {
+        let members = self
+            .ask(|reply| Request::Cluster { change, reply })
+            .await?
+            .map_err(|e| e.status())?;
+        // A leader that removed itself is stopping by now: the change is done, so answer it
+        // with what header there is rather than fail it.
+        let header = match self.status().await {
+            Ok(s) => self.header(s.revision, s.term),
+            Err(_) => self.header(0, 0),
+        };
+        Ok((header, members))
+    }
+}
+
+/// etcd's Cluster service over the core's reconfiguration (see `member::cluster`). Changes
+/// are the leader's: a member that does not lead answers "etcdserver: not leader" (etcdctl
+/// does not retry that elsewhere; forwarding to the leader is not done yet).
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for Services {
+    async fn member_add(
+        &self,
+        request: GrpcRequest<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let r = request.into_inner();
+        let first = r.peer_ur_ls.first().cloned().unwrap_or_default();
+        for url in &r.peer_ur_ls {
+            if crate::config::url_addr("--peer-urls", url).is_err() {
+                return Err(NodeError::Cluster(member::MemberError::BadUrls).status());
+            }
+        }
+        let id = crate::config::added_member_id(self.shared.cluster_id, &first);
+        let change = ClusterChange::Add {
+            id,
+            peer_urls: r.peer_ur_ls,
+            learner: r.is_learner,
+        };
+        let (header, members) = self.change(change).await?;
+        let member = members.iter().find(|m| m.id == id).map(pb_member);
+        Ok(Response::new(pb::MemberAddResponse {
+            header: Some(header),
+            member,
+            members: members.iter().map(pb_member).collect(),
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        request: GrpcRequest<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        let id = request.into_inner().id;
+        let (header, members) = self.change(ClusterChange::Remove { id }).await?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: Some(header),
+            members: members.iter().map(pb_member).collect(),
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        request: GrpcRequest<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        let r = request.into_inner();
+        for url in &r.peer_ur_ls {
+            if crate::config::url_addr("--peer-urls", url).is_err() {
+                return Err(NodeError::Cluster(member::MemberError::BadUrls).status());
+            }
+        }
+        let change = ClusterChange::Update {
+            id: r.id,
+            peer_urls: r.peer_ur_ls,
+        };
+        let (header, members) = self.change(change).await?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: Some(header),
+            members: members.iter().map(pb_member).collect(),
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        request: GrpcRequest<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let id = request.into_inner().id;
+        let (header, members) = self.change(ClusterChange::Promote { id }).await?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: Some(header),
+            members: members.iter().map(pb_member).collect(),
+        }))
+    }
+
+    /// Linearizable (through read-index), whatever the request asks: etcd 3.4 answers from
+    /// the member's applied state, which is at most as fresh.
     async fn member_list(
         &self,
         _request: GrpcRequest<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
-        let s = Services::status(self).await?;
         let members = self
-            .shared
-            .members
-            .iter()
-            .map(|p| pb::Member {
-                id: p.id,
-                name: p.name.clone(),
-                peer_ur_ls: vec![p.peer_url.clone()],
-                client_ur_ls: s.client_urls.get(&p.id).cloned().unwrap_or_default(),
-                is_learner: false,
-            })
-            .collect();
+            .ask(|reply| Request::MemberList { reply })
+            .await?
+            .map_err(|e| e.status())?;
+        let s = Services::status(self).await?;
         Ok(Response::new(pb::MemberListResponse {
             header: Some(self.header(s.revision, s.term)),
-            members,
+            members: members.iter().map(pb_member).collect(),
         }))
     }
 }

@@ -54,6 +54,8 @@ pub struct Restored {
     pub files: SnapshotFiles,
     /// The applied state of the newest snapshot (or an empty store).
     pub applier: Applier<KvStore>,
+    /// The member table the snapshot holds (a member's own snapshot since body version 2).
+    pub table: Option<member::cluster::MemberTable>,
     /// Bytes of the store's part of the snapshot (0 without one).
     pub kv_bytes: u64,
 }
@@ -66,16 +68,17 @@ impl SnapshotFiles {
         newest: Option<SnapshotMeta>,
         limits: kv::Limits,
     ) -> Result<Restored, SnapshotError> {
-        let (applier, kv_bytes) = match &newest {
+        let (applier, kv_bytes, table) = match &newest {
             Some(meta) => {
                 let body = storage::read_snapshot_body(&fs, meta)?;
                 let snap = AppliedSnapshot::decode(meta.through, &body)?;
                 let bytes = snap.kv_bytes_len();
-                (snap.into_applier()?, bytes)
+                let table = snap.table().cloned();
+                (snap.into_applier()?, bytes, table)
             }
             // A snapshot carries the limits it was taken with; a fresh store takes the
             // configured ones (every member must be configured alike).
-            None => (Applier::new(KvStore::with_limits(limits)), 0),
+            None => (Applier::new(KvStore::with_limits(limits)), 0, None),
         };
         Ok(Restored {
             files: SnapshotFiles {
@@ -85,6 +88,7 @@ impl SnapshotFiles {
                 incoming: None,
             },
             applier,
+            table,
             kv_bytes,
         })
     }

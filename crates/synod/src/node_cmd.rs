@@ -483,9 +483,16 @@ pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
     let config = resolve(args)?;
     runtime()?.block_on(async move {
         let node = node::start(config).await?;
-        stop_signal().await;
+        let removed = tokio::select! {
+            _ = stop_signal() => false,
+            _ = node.removed() => true,
+        };
         tracing::info!("stopping: finishing in-flight requests and syncing the log");
         node.shutdown().await?;
+        if removed {
+            // etcd's removed member exits too, and does not come back with the same data.
+            tracing::warn!("exiting: this member was removed from the cluster");
+        }
         Ok(true)
     })
 }

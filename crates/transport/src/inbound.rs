@@ -105,9 +105,7 @@ async fn serve(
             return;
         }
     };
-    let (Some(counters), Some(latest)) =
-        (shared.peers.get(&from), shared.inbound_latest.get(&from))
-    else {
+    let Some((counters, latest)) = shared.admitted(from) else {
         return;
     };
     counters.inbound_connections.fetch_add(1, Relaxed);
@@ -181,7 +179,7 @@ where
         .ok_or(ConnError::Closed)?;
     let hello = Hello::decode(&body)?;
     let reply = judge(&hello, config.cluster_id, config.member_id, |id| {
-        shared.peers.contains_key(&id)
+        shared.admitted(id).is_some()
     });
     write_frame(wr, &reply.encode()).await?;
     wr.flush().await?;

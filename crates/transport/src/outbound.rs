@@ -78,9 +78,10 @@ pub(crate) async fn run_outbound(
     mut queue: mpsc::Receiver<Bytes>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Some(counters) = shared.peers.get(&peer) else {
+    let Some(counters) = shared.counters(peer) else {
         return;
     };
+    let counters = &*counters;
     let config = &shared.config;
     let seed = config.member_id.rotate_left(32) ^ peer ^ wall_clock_nanos();
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max, seed);

@@ -8,12 +8,15 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// Peers a transport reaches at most (the core's configurations hold at most 64 members).
+pub const PEERS_MAX: usize = 64;
 
 /// A message received from a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,13 +41,45 @@ pub enum SendOutcome {
 /// State shared by the handle and the connection tasks.
 pub(crate) struct Shared {
     pub config: TransportConfig,
-    /// Counters per configured peer (never this member). Also the set of members allowed in.
-    pub peers: BTreeMap<u64, PeerCounters>,
+    /// Per peer (never this member): its counters and the generation of its newest inbound
+    /// connection. Also the set of members allowed in; it changes as members are added and
+    /// removed ([`TransportHandle::add_peer`], [`TransportHandle::remove_peer`]). A
+    /// connection that sees a newer generation closes itself, so a peer's dead connections
+    /// (it crashed, its host vanished without a FIN) cannot pile up and exhaust
+    /// `inbound_connections_max`; removing a peer closes its inbound connection the same way.
+    pub peers: RwLock<BTreeMap<u64, PeerEntry>>,
     pub listener: ListenerCounters,
-    /// Per peer, the generation of its newest inbound connection. A connection that sees a
-    /// newer one closes itself, so a peer's dead connections (it crashed, its host vanished
-    /// without a FIN) cannot pile up and exhaust `inbound_connections_max`.
-    pub inbound_latest: BTreeMap<u64, watch::Sender<u64>>,
+}
+
+/// What the transport keeps of one peer.
+pub(crate) struct PeerEntry {
+    pub counters: Arc<PeerCounters>,
+    pub inbound_latest: Arc<watch::Sender<u64>>,
+}
+
+impl PeerEntry {
+    fn new() -> PeerEntry {
+        PeerEntry {
+            counters: Arc::new(PeerCounters::default()),
+            inbound_latest: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+impl Shared {
+    /// A peer's counters, if it is a peer.
+    pub fn counters(&self, peer: u64) -> Option<Arc<PeerCounters>> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.get(&peer).map(|p| p.counters.clone())
+    }
+
+    /// A peer's counters and inbound generation, if it is a peer (allowed in).
+    pub fn admitted(&self, peer: u64) -> Option<(Arc<PeerCounters>, Arc<watch::Sender<u64>>)> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers
+            .get(&peer)
+            .map(|p| (p.counters.clone(), p.inbound_latest.clone()))
+    }
 }
 
 /// Resolves once shutdown is signalled, or once the signal's sender is gone (the handle was
@@ -92,15 +127,13 @@ impl Transport {
             .map(|(id, addr)| (*id, *addr))
             .collect();
         let shared = Arc::new(Shared {
-            peers: peer_addrs
-                .keys()
-                .map(|id| (*id, PeerCounters::default()))
-                .collect(),
+            peers: RwLock::new(
+                peer_addrs
+                    .keys()
+                    .map(|id| (*id, PeerEntry::new()))
+                    .collect(),
+            ),
             listener: ListenerCounters::default(),
-            inbound_latest: peer_addrs
-                .keys()
-                .map(|id| (*id, watch::Sender::new(0)))
-                .collect(),
             config,
         });
         let (inbound_tx, inbound_rx) = mpsc::channel(shared.config.inbound_depth);
@@ -109,14 +142,14 @@ impl Transport {
         let mut queues = BTreeMap::new();
         for (peer, addr) in peer_addrs {
             let (tx, rx) = mpsc::channel(shared.config.queue_depth);
-            queues.insert(peer, tx);
-            tasks.spawn(outbound::run_outbound(
+            let task = tasks.spawn(outbound::run_outbound(
                 shared.clone(),
                 peer,
                 addr,
                 rx,
                 shutdown_rx.clone(),
             ));
+            queues.insert(peer, (tx, addr, task));
         }
         let inbound_probe = inbound_tx.downgrade();
         tasks.spawn(inbound::run_listener(
@@ -130,6 +163,7 @@ impl Transport {
             queues,
             shared,
             inbound_probe,
+            shutdown_rx: shutdown_tx.subscribe(),
             shutdown_tx,
             closed: AtomicBool::new(false),
             tasks,
@@ -144,7 +178,10 @@ impl Transport {
 /// `send` takes `&self`: share the handle behind an `Arc` if several tasks send.
 pub struct TransportHandle {
     local_addr: SocketAddr,
-    queues: BTreeMap<u64, mpsc::Sender<Bytes>>,
+    /// Per peer: its queue, its address, and its outbound task.
+    queues: BTreeMap<u64, (mpsc::Sender<Bytes>, SocketAddr, AbortHandle)>,
+    /// For outbound tasks of peers added later.
+    shutdown_rx: watch::Receiver<bool>,
     shared: Arc<Shared>,
     /// Weak, so that the inbound channel closes when the listener's tasks end; used only to
     /// read the channel's fill level for [`Stats::inbound_queued`].
@@ -173,7 +210,7 @@ impl TransportHandle {
         if to == self.shared.config.member_id {
             return Err(SendError::ToSelf(to));
         }
-        let queue = self.queues.get(&to).ok_or(SendError::UnknownPeer(to))?;
+        let (queue, _, _) = self.queues.get(&to).ok_or(SendError::UnknownPeer(to))?;
         if message.len() > max as usize {
             return Err(SendError::TooLarge {
                 len: message.len(),
@@ -186,7 +223,7 @@ impl TransportHandle {
         match queue.try_send(message) {
             Ok(()) => Ok(SendOutcome::Queued),
             Err(TrySendError::Full(_)) => {
-                if let Some(counters) = self.shared.peers.get(&to) {
+                if let Some(counters) = self.shared.counters(to) {
                     counters.dropped_queue_full.fetch_add(1, Relaxed);
                 }
                 Ok(SendOutcome::Dropped)
@@ -195,19 +232,85 @@ impl TransportHandle {
         }
     }
 
+    /// The peers this transport reaches, with their addresses.
+    pub fn peers(&self) -> BTreeMap<u64, SocketAddr> {
+        self.queues
+            .iter()
+            .map(|(id, (_, addr, _))| (*id, *addr))
+            .collect()
+    }
+
+    /// Starts reaching member `id` at `addr` (a member added at run time) and lets it in. A
+    /// peer already known at another address is redialled there; at the same address nothing
+    /// changes. At most [`PEERS_MAX`] peers.
+    pub fn add_peer(&mut self, id: u64, addr: SocketAddr) -> Result<(), SendError> {
+        if id == self.shared.config.member_id {
+            return Err(SendError::ToSelf(id));
+        }
+        if self.closed.load(Relaxed) {
+            return Err(SendError::ShutDown);
+        }
+        match self.queues.get(&id) {
+            Some((_, known, _)) if *known == addr => return Ok(()),
+            Some(_) => self.stop_outbound(id),
+            None if self.queues.len() >= PEERS_MAX => return Err(SendError::UnknownPeer(id)),
+            None => {}
+        }
+        self.shared
+            .peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_insert_with(PeerEntry::new);
+        let (tx, rx) = mpsc::channel(self.shared.config.queue_depth);
+        let task = self.tasks.spawn(outbound::run_outbound(
+            self.shared.clone(),
+            id,
+            addr,
+            rx,
+            self.shutdown_rx.clone(),
+        ));
+        self.queues.insert(id, (tx, addr, task));
+        Ok(())
+    }
+
+    /// Stops reaching member `id` (a removed member) and refuses it from now on: its queue is
+    /// dropped, its outbound task ends and its inbound connection closes.
+    pub fn remove_peer(&mut self, id: u64) {
+        self.stop_outbound(id);
+        let removed = self
+            .shared
+            .peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some(entry) = removed {
+            // A newer generation makes the open inbound connection close itself.
+            entry.inbound_latest.send_modify(|g| *g += 1);
+        }
+    }
+
+    fn stop_outbound(&mut self, id: u64) {
+        if let Some((_, _, task)) = self.queues.remove(&id) {
+            task.abort();
+        }
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let peers = self
             .shared
             .peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(id, counters)| {
+            .map(|(id, entry)| {
                 let queued = self
                     .queues
                     .get(id)
-                    .map(|q| q.max_capacity() - q.capacity())
+                    .map(|(q, _, _)| q.max_capacity() - q.capacity())
                     .unwrap_or(0);
-                (*id, counters.snapshot(queued))
+                (*id, entry.counters.snapshot(queued))
             })
             .collect();
         let inbound_queued = self

@@ -378,6 +378,8 @@ pub struct Member {
     pub data_dir: PathBuf,
     /// The member's stdout and stderr, appended across restarts.
     pub log: PathBuf,
+    /// For a member added at run time: the `--initial-cluster` `etcdctl member add` printed.
+    pub initial_cluster: Option<String>,
     child: Option<Child>,
 }
 
@@ -524,6 +526,7 @@ impl Cluster {
                     data_dir: dir.path().join(format!("{name}.data")),
                     log: dir.path().join(format!("{name}.log")),
                     name,
+                    initial_cluster: None,
                     child: None,
                 }
             })
@@ -565,7 +568,12 @@ impl Cluster {
             format!("--name={}", m.name),
             format!("--data-dir={}", m.data_dir.display()),
             format!("--initial-advertise-peer-urls={}", m.peer_url),
-            format!("--initial-cluster={}", self.initial_cluster),
+            format!(
+                "--initial-cluster={}",
+                m.initial_cluster
+                    .as_deref()
+                    .unwrap_or(&self.initial_cluster)
+            ),
             format!("--initial-cluster-token={}", self.token),
         ]
     }
@@ -693,6 +701,45 @@ impl Cluster {
 
     pub fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// A new member, not started and not yet in the cluster: its name (`n<k>`), loopback
+    /// ports and files. Returns its index.
+    pub fn add_member(&mut self) -> usize {
+        let listeners: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("local addr").port())
+            .collect();
+        drop(listeners);
+        let name = format!("n{}", self.members.len() + 1);
+        self.members.push(Member {
+            client_url: format!("http://127.0.0.1:{}", ports[0]),
+            peer_url: format!("http://127.0.0.1:{}", ports[1]),
+            data_dir: self.dir.path().join(format!("{name}.data")),
+            log: self.dir.path().join(format!("{name}.log")),
+            name,
+            initial_cluster: None,
+            child: None,
+        });
+        self.members.len() - 1
+    }
+
+    /// Starts member `i` (added with `etcdctl member add`) with the `--initial-cluster` that
+    /// printed and `--initial-cluster-state existing`. Does not wait for it.
+    pub fn start_added(&mut self, i: usize, initial_cluster: &str) {
+        self.members[i].initial_cluster = Some(initial_cluster.to_string());
+        self.spawn_member(i, "existing");
+    }
+
+    /// Whether member `i`'s process has exited by itself (then reaped), and how.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let child = self.members[i].child.as_mut()?;
+        let status = child.try_wait().expect("try_wait")?;
+        self.members[i].child = None;
+        Some(status)
     }
 
     pub fn member(&self, i: usize) -> &Member {
