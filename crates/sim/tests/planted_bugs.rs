@@ -21,9 +21,21 @@ fn first_catch(
     expected: &[CheckKind],
     seeds_max: u64,
 ) -> Option<RunReport> {
+    first_catch_in(bug, nodes, expected, seeds_max, false)
+}
+
+/// As [`first_catch`], with membership changes in the fault mix if `changes`.
+fn first_catch_in(
+    bug: Bug,
+    nodes: usize,
+    expected: &[CheckKind],
+    seeds_max: u64,
+    changes: bool,
+) -> Option<RunReport> {
     (0..seeds_max).find_map(|seed| {
         let mut config = SimConfig::new(seed, nodes, FaultProfile::All);
         config.bugs = PlantedBugs::only(bug);
+        config.membership_changes = changes;
         let report = run_seed(config);
         let fired = expected
             .iter()
@@ -122,28 +134,8 @@ fn a_log_that_acknowledges_before_syncing_breaks_agreement() {
     assert_caught(Bug::AckBeforeSync, 5, AGREEMENT);
 }
 
-/// With membership changes in the fault mix (`--membership`): the first run of seeds
-/// `0..seeds_max` with `bug` planted in which one of `expected` fired.
-fn first_catch_with_changes(
-    bug: Bug,
-    nodes: usize,
-    expected: &[CheckKind],
-    seeds_max: u64,
-) -> Option<RunReport> {
-    (0..seeds_max).find_map(|seed| {
-        let mut config = SimConfig::new(seed, nodes, FaultProfile::All);
-        config.bugs = PlantedBugs::only(bug);
-        config.membership_changes = true;
-        let report = run_seed(config);
-        let fired = expected
-            .iter()
-            .any(|c| report.violation_counts.contains_key(c));
-        fired.then_some(report)
-    })
-}
-
 fn assert_caught_with_changes(bug: Bug, nodes: usize, expected: &[CheckKind]) {
-    let Some(report) = first_catch_with_changes(bug, nodes, expected, SEEDS_MAX) else {
+    let Some(report) = first_catch_in(bug, nodes, expected, SEEDS_MAX, true) else {
         panic!(
             "{} on {nodes} nodes with membership changes not caught by {expected:?} in {SEEDS_MAX} seeds",
             bug.name()

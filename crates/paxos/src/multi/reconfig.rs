@@ -235,19 +235,11 @@ impl Replica {
             // before this replica's (or its successor's) Prepare reaches them.
             self.send_heartbeats();
         }
-        let old = std::mem::replace(&mut self.membership, membership);
-        self.previous = Some(old.config);
-        self.index = self.membership.config.index_of(self.id).unwrap_or(0);
-        let n = self.membership.config.len_everyone();
-        self.acked_ticks = vec![self.now_ticks; n];
-        self.acked_round = vec![0; n];
-        self.peer_chosen = vec![Slot::ZERO; n];
-        self.stop_sign = None;
+        self.adopt(membership);
         self.proposals.clear();
         if self.next_slot <= stop {
             self.next_slot = stop.next();
         }
-        self.counters.configurations_entered += 1;
         // Reads waiting here were confirmed (or not) by the old configuration: retry them.
         let failed: Vec<ReadId> = self
             .reads_unsent
@@ -369,20 +361,26 @@ impl Replica {
             self.outbox.record(PersistOp::EnterConfiguration {
                 membership: membership.clone(),
             });
-            let old = std::mem::replace(&mut self.membership, membership);
-            self.previous = Some(old.config);
-            self.index = self.membership.config.index_of(self.id).unwrap_or(0);
-            let n = self.membership.config.len_everyone();
-            self.acked_ticks = vec![self.now_ticks; n];
-            self.acked_round = vec![0; n];
-            self.peer_chosen = vec![Slot::ZERO; n];
-            self.stop_sign = None;
-            self.counters.configurations_entered += 1;
+            self.adopt(membership);
             if self.role != Role::Follower {
                 self.step_down(None);
             }
         }
         self.install_snapshot(through);
         self.enter_chosen_configurations();
+    }
+
+    /// Makes `membership` the configuration in force (its `EnterConfiguration` is recorded
+    /// by the caller): indices, per-member tables and the pending stop-sign start afresh.
+    fn adopt(&mut self, membership: Membership) {
+        let old = std::mem::replace(&mut self.membership, membership);
+        self.previous = Some(old.config);
+        self.index = self.membership.config.index_of(self.id).unwrap_or(0);
+        let n = self.membership.config.len_everyone();
+        self.acked_ticks = vec![self.now_ticks; n];
+        self.acked_round = vec![0; n];
+        self.peer_chosen = vec![Slot::ZERO; n];
+        self.stop_sign = None;
+        self.counters.configurations_entered += 1;
     }
 }
