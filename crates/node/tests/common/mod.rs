@@ -9,9 +9,18 @@ use std::net::SocketAddr;
 
 pub type Channel = tonic::transport::Channel;
 
-/// A loopback address whose port was free a moment ago.
+/// A loopback address whose port was free a moment ago. Each call takes a loopback IP of its
+/// own (127.77.x.y; Linux routes all of 127/8 to lo): the port is bound again only when a
+/// member starts, and in between another test's outgoing connection from 127.0.0.1 could take
+/// the same port on 127.0.0.1 ("address already in use", seen on a loaded CI machine), never on
+/// an IP no client connects from.
 pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let process = (std::process::id() % 200) as u8;
+    let ip = std::net::Ipv4Addr::new(127, 77, process + 1, (n % 250) as u8 + 1);
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     l.local_addr().unwrap()
 }
 
