@@ -243,6 +243,8 @@ pub struct CoreParts {
     pub applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
     /// The member table to start from (the snapshot's, else the initial cluster's).
     pub table: member::cluster::MemberTable,
+    /// This member's name (`--name`), published into the table once it is a member.
+    pub name: String,
     /// Set once this member learns it was removed from the cluster.
     pub removed: watch::Sender<bool>,
 }
@@ -304,6 +306,7 @@ impl Core {
                     snapshot_every_slots: parts.snapshot_every_slots,
                     crash_at: parts.crash_at.map(|(p, n)| (p.into(), n)),
                     table: parts.table,
+                    name: parts.name,
                 },
             },
             Micros::ZERO,

@@ -298,6 +298,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         applied_revision: revision_tx,
         applied_changes: changes_tx.clone(),
         table,
+        name: config.name.clone(),
         removed: removed_tx,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
