@@ -35,6 +35,9 @@ pub enum Kind {
     Loss,
     /// A member restarted with `--test-slow-fsync-ms`, then restarted normally.
     SlowFsync,
+    /// A member SIGKILLed, removed from the cluster, its data directory wiped, added back as
+    /// a learner (etcd's replacement procedure) and promoted once in sync.
+    Replace,
     /// A member restarted with `--test-crash-at` the point with this index in
     /// [`crash_points`]; fired once the member aborted there.
     CrashAt(usize),
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Delay,
             Kind::Loss,
             Kind::SlowFsync,
+            Kind::Replace,
         ];
         v.extend((0..crash_points().len()).map(Kind::CrashAt));
         v
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Delay => "delay".into(),
             Kind::Loss => "loss".into(),
             Kind::SlowFsync => "slow-fsync".into(),
+            Kind::Replace => "replace".into(),
             Kind::CrashAt(i) => format!("crash-{}", crash_points()[i]),
         }
     }
