@@ -266,6 +266,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let (removed_tx, removed_rx) = watch::channel(false);
     // The member table: the newest snapshot's if it has one, else the initial cluster's (the
     // log replayed after it brings every later change).
+    // A joining member names each member by the id that answered at its address: a member
+    // added at run time is not known by the id its name gives, and the table decides whom the
+    // transport admits (a leader it does not know could never reach it). It is a stand-in
+    // until the member learns the replicated table from the log or a snapshot.
     let table = restored.table.clone().unwrap_or_else(|| {
         config
             .initial_cluster
@@ -275,7 +279,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
                     name: p.name.clone(),
                     peer_urls: vec![p.peer_url.clone()],
                 };
-                (p.id, info)
+                let answered = peers
+                    .iter()
+                    .find(|(_, addr)| **addr == p.peer_addr)
+                    .map(|(id, _)| *id);
+                let id = match answered {
+                    Some(id) if joining => id,
+                    _ => p.id,
+                };
+                (id, info)
             })
             .collect()
     });
