@@ -16,11 +16,13 @@ pub mod convert;
 mod core;
 mod election;
 pub mod error;
+pub mod http;
 pub mod join;
 mod lease;
 /// This member's lease clocks (moved to `member`; re-exported for the bench).
 pub use member::lease_clock;
 mod lock;
+pub mod metrics;
 /// The envelope on the peer port (moved to `member`; re-exported for the fuzzers and the probe).
 pub use member::peer;
 mod recipe;
