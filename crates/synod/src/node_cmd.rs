@@ -678,6 +678,10 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         say(&format!(
             "       ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table"
         ));
+        let first = endpoints.split(',').next().unwrap_or_default();
+        say(&format!(
+            "  metrics: {first}/metrics (Prometheus; every client URL serves it), health: {first}/health"
+        ));
         say("  Ctrl-C stops the cluster; run again to reuse its data.");
         stop_signal().await;
         say("stopping...");
