@@ -25,6 +25,12 @@ use std::time::Duration;
 
 /// etcd's "slow apply": an input whose handling (apply included) took longer than this.
 pub const SLOW_APPLY: Duration = Duration::from_millis(100);
+/// A request answered later than this is logged ("request took too long"), as etcd logs
+/// requests over its 100 ms `--warning-apply-duration`; a bit more here, since a write waits
+/// for a sync.
+pub const SLOW_REQUEST: Duration = Duration::from_millis(500);
+/// At most one slow-request line per this long: an overloaded member must not drown its log.
+const SLOW_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Every metric a member serves, registered in one registry.
 pub struct Metrics {
@@ -233,6 +239,9 @@ struct Last {
 /// sees. Owned by the one task that owns the member, so it needs no lock.
 pub struct Observer {
     metrics: Arc<Metrics>,
+    /// When a slow request was last logged, and how many went unlogged since.
+    slow_logged: Option<std::time::Instant>,
+    slow_unlogged: u64,
     last: Last,
     sent: BTreeMap<u64, IntCounter>,
     received: BTreeMap<u64, IntCounter>,
@@ -272,6 +281,8 @@ impl Observer {
     pub fn new(metrics: Arc<Metrics>) -> Observer {
         Observer {
             metrics,
+            slow_logged: None,
+            slow_unlogged: 0,
             last: Last::default(),
             sent: BTreeMap::new(),
             received: BTreeMap::new(),
@@ -385,7 +396,10 @@ impl Observer {
     }
 
     /// A request of `kind` was answered after `waited`; `failed` for a write that was refused.
-    pub fn answered(&self, kind: RequestKind, waited: Duration, failed: bool) {
+    pub fn answered(&mut self, kind: RequestKind, waited: Duration, failed: bool) {
+        if waited > SLOW_REQUEST {
+            self.log_slow(kind, waited, failed);
+        }
         let m = &self.metrics;
         if kind == RequestKind::Write {
             m.proposals_pending.dec();
@@ -396,6 +410,45 @@ impl Observer {
         m.request_seconds
             .with_label_values(&[kind.label()])
             .observe(waited.as_secs_f64());
+    }
+
+    fn log_slow(&mut self, kind: RequestKind, waited: Duration, failed: bool) {
+        let now = std::time::Instant::now();
+        if self
+            .slow_logged
+            .is_some_and(|at| now.duration_since(at) < SLOW_LOG_EVERY)
+        {
+            self.slow_unlogged += 1;
+            return;
+        }
+        // Where the time went, as far as this member sees it: the request's wait in the
+        // member covers forwarding, proposing, the sync, being chosen and applied (writes),
+        // or the read-index round and the apply wait (reads); the histograms split the rest
+        // (etcd_disk_wal_fsync_duration_seconds, synod_wal_batch_*).
+        tracing::warn!(
+            kind = kind.label(),
+            took = ?waited,
+            expected = ?SLOW_REQUEST,
+            failed,
+            waiting_now = self.metrics.waiting.get(),
+            pending_writes = self.metrics.proposals_pending.get(),
+            fsync_mean_ms = self.fsync_mean_ms(),
+            similar_since_last_line = self.slow_unlogged,
+            "request took too long"
+        );
+        self.slow_logged = Some(now);
+        self.slow_unlogged = 0;
+    }
+
+    /// The mean fsync time so far, in milliseconds (0 before the first).
+    fn fsync_mean_ms(&self) -> f64 {
+        let h = &self.metrics.wal_fsync;
+        let n = h.get_sample_count();
+        if n == 0 {
+            0.0
+        } else {
+            h.get_sample_sum() * 1000.0 / n as f64
+        }
     }
 
     /// One input took `took` to handle; `applied` whether it applied slots.

@@ -149,7 +149,10 @@ fn metrics_and_health_follow_the_cluster() {
     assert_eq!(healthy.body, r#"{"health":"true"}"#);
     let refused = http("POST", cluster.endpoint(0), "/health").expect("POST /health");
     assert_eq!(refused.status, 405, "{refused:?}");
-    assert_eq!(refused.headers.get("allow").map(String::as_str), Some("GET"));
+    assert_eq!(
+        refused.headers.get("allow").map(String::as_str),
+        Some("GET")
+    );
     etcdctl(cluster.endpoint(0), &["endpoint", "health"]).ok();
 
     // Committed grows with puts, on every member; the gRPC counters count them by method.
@@ -280,7 +283,9 @@ fn version_and_unknown_paths_answer_as_etcd() {
     );
     let v: serde_json::Value = serde_json::from_str(&version.body).expect("JSON");
     assert!(
-        v["etcdserver"].as_str().is_some_and(|s| s.starts_with("3.4.")),
+        v["etcdserver"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("3.4.")),
         "{version:?}"
     );
     assert_eq!(v["etcdcluster"], "3.4.0");
