@@ -324,3 +324,43 @@ fn version_and_unknown_paths_answer_as_etcd() {
         );
     }
 }
+
+#[test]
+fn top_once_shows_the_new_leader_after_a_hand_over() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader();
+    let next = (leader + 1) % 3;
+    let next_id = cluster.status(next).expect("status").member_id;
+    etcdctl(
+        cluster.endpoint(leader),
+        &["move-leader", &format!("{next_id:x}")],
+    )
+    .ok();
+    // Every member has seen the new leader (its metrics say whom it follows).
+    wait_for("every member follows the new leader", || {
+        let leads: Vec<f64> = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_is_leader"))
+            .collect();
+        let has: f64 = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_has_leader"))
+            .sum();
+        (leads[next] == 1.0 && leads.iter().sum::<f64>() == 1.0 && has == 3.0).then_some(())
+    });
+    let mut top = std::process::Command::new(env!("CARGO_BIN_EXE_synod"));
+    top.args(["top", "--once", "--endpoints", &cluster.endpoints()]);
+    let shown = common::run_bounded(top, None, Duration::from_secs(30)).ok();
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{shown}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], cluster.endpoint(i), "{shown}");
+        let role = if i == next { "leader" } else { "follower" };
+        assert_eq!(row[2], role, "member {i}:\n{shown}");
+        // The first election and the hand-over, at least.
+        let changes: f64 = row[8].parse().unwrap_or_else(|_| panic!("{shown}"));
+        assert!(changes >= 2.0, "member {i} saw {changes} leaders:\n{shown}");
+    }
+}
