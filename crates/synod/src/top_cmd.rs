@@ -106,13 +106,13 @@ impl Metrics {
         if let Some(role) = &self.role {
             return role.clone();
         }
-        match (
-            self.get("etcd_server_is_leader"),
-            self.get("etcd_server_has_leader"),
-        ) {
-            (Some(l), _) if l == 1.0 => "leader".into(),
-            (_, Some(h)) if h == 0.0 => "no leader".into(),
-            (Some(_), _) => "follower".into(),
+        // Gauges of 0 or 1.
+        let leads = self.get("etcd_server_is_leader").map(|v| v > 0.5);
+        let has_leader = self.get("etcd_server_has_leader").map(|v| v > 0.5);
+        match (leads, has_leader) {
+            (Some(true), _) => "leader".into(),
+            (_, Some(false)) => "no leader".into(),
+            (Some(false), _) => "follower".into(),
             _ => "-".into(),
         }
     }
@@ -220,9 +220,9 @@ fn render(rows: &[Row]) -> String {
             (Some(sum), Some(n)) if n > 0.0 => format!("{:.2}", sum * 1000.0 / n),
             _ => "-".into(),
         };
-        let alarm = match m.get("synod_member_nospace_alarm") {
-            Some(a) if a == 1.0 => "NOSPACE",
-            Some(_) => "none",
+        let alarm = match m.get("synod_member_nospace_alarm").map(|a| a > 0.5) {
+            Some(true) => "NOSPACE",
+            Some(false) => "none",
             None => "-",
         };
         out.push_str(&format!(
