@@ -363,4 +363,31 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
         let changes: f64 = row[8].parse().unwrap_or_else(|_| panic!("{shown}"));
         assert!(changes >= 2.0, "member {i} saw {changes} leaders:\n{shown}");
     }
+    if cluster.target == Target::Synod {
+        dashboard_names_are_served(&scrape(&cluster, next));
+    }
+}
+
+/// Every metric the Grafana dashboard in docs/ queries is one a member serves.
+fn dashboard_names_are_served(metrics: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/grafana-synod.json");
+    let dashboard = std::fs::read_to_string(path).expect("the dashboard");
+    // Labelled series that exist only once something happened (a refused message).
+    let may_be_absent = ["synod_paxos_messages_refused_total"];
+    let mut checked = 0;
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if !(word.starts_with("etcd_") || word.starts_with("synod_") || word.starts_with("grpc_"))
+            || word == "grpc_code"
+            || may_be_absent.contains(&word)
+        {
+            continue;
+        }
+        let name = word.strip_suffix("_bucket").unwrap_or(word);
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "the dashboard queries {word}, which is not served"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} names found in the dashboard");
 }
