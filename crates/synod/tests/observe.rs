@@ -391,3 +391,83 @@ fn dashboard_names_are_served(metrics: &str) {
     }
     assert!(checked >= 15, "only {checked} names found in the dashboard");
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_line_and_a_bad_format_is_refused() {
+    let bad = common::run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_synod"));
+            c.args(["node", "--log-format", "xml"]);
+            c
+        },
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(bad.stderr.contains("--log-format"), "{bad}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port()
+        })
+        .collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args([
+            "node",
+            "--name",
+            "solo",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .arg(format!("--data-dir={}", dir.path().join("d").display()))
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{}",
+            ports[0]
+        ))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", ports[1]))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn synod node");
+    let stderr = child.stderr.take().expect("stderr");
+    // Read lines on a thread until the member says it started (bounded by the deadline).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut started = None;
+    let deadline = Instant::now() + EVENT_DEADLINE;
+    while started.is_none() && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if v["message"] == "member started" {
+            started = Some(v);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let started = started.expect("the member logged its start");
+    assert_eq!(started["name"], "solo");
+}
