@@ -247,13 +247,20 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         tracing::warn!(error = %e, "no background segment preparer; rotations will prepare segments themselves");
     }
     let slow_fsync = config.test_faults.slow_fsync;
-    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
-        if let Some(delay) = slow_fsync {
-            // Test-only slow disk: the commit thread is held as a slow fdatasync would hold it.
-            std::thread::sleep(delay);
-        }
-        let _ = durable_tx.send(c);
-    })
+    let metrics = crate::metrics::Metrics::new(me.id)?;
+    let wal_metrics = metrics.clone();
+    let group = GroupCommit::spawn_observed(
+        wal,
+        GroupCommitOptions::default(),
+        move |c| {
+            if let Some(delay) = slow_fsync {
+                // Test-only slow disk: the commit thread is held as a slow fdatasync would hold it.
+                std::thread::sleep(delay);
+            }
+            let _ = durable_tx.send(c);
+        },
+        move |o| wal_metrics.wal_synced(o.sync, o.bytes, o.records),
+    )
     .context("cannot start the log's commit thread")?;
 
     let mut seed = [0u8; 32];
@@ -312,6 +319,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         table,
         name: config.name.clone(),
         removed: removed_tx,
+        metrics: metrics.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
@@ -339,8 +347,18 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         ));
     }
     let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
+    // HTTP beside gRPC on the client port, and on each --listen-metrics-urls (http.rs).
+    let http = crate::http::router(crate::http::HttpParts {
+        services: services.clone(),
+        metrics: metrics.clone(),
+    });
+    crate::http::serve_metrics_urls(&config, http.clone(), stop_rx.clone()).await?;
+    let (_health_reporter, health_service) = tonic_health::server::health_reporter();
     let mut stop_grpc = stop_rx;
     let router = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(crate::http::ClientPortLayer::new(http, metrics))
+        .add_service(health_service)
         .add_service(
             KvServer::new(services.clone())
                 .max_decoding_message_size(limit)
