@@ -8,6 +8,7 @@
 //! durable (the core holds those back until storage reports the sync); or let a client or a
 //! peer grow memory without bound (every queue here is bounded).
 
+pub mod auth;
 pub mod authority;
 pub mod backup;
 mod compactor;

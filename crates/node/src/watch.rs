@@ -74,6 +74,13 @@ impl pb::watch_server::Watch for Services {
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
+        // The stream's sender, named once (etcd too checks a watch against its creator): a
+        // stream with a user never takes the shared batches, every event it gets comes from a
+        // read the store checks against the user's permissions as they are then.
+        let caller = match crate::auth::credential(request.metadata()) {
+            crate::auth::Credential::None => None,
+            _ => Some(self.caller(&request, false).await?),
+        };
         let parts = self.watch_parts();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
@@ -86,6 +93,7 @@ impl pb::watch_server::Watch for Services {
             watchers: BTreeMap::new(),
             next_id: 0,
             term: 0,
+            caller,
         };
         tokio::spawn(stream.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -103,6 +111,8 @@ struct WatchStream {
     next_id: i64,
     /// The ballot round the last read reported (the header's raft term).
     term: u64,
+    /// Who opened the stream, if it presented a credential: then every read is checked.
+    caller: Option<kv::Caller>,
 }
 
 impl WatchStream {
@@ -220,8 +230,9 @@ impl WatchStream {
             }
             self.next_id
         };
+        let header = self.header(revision);
         let refuse = |reason: String| pb::WatchResponse {
-            header: Some(self.header(revision)),
+            header: Some(header),
             watch_id: id,
             created: true,
             canceled: true,
@@ -263,6 +274,17 @@ impl WatchStream {
             key: c.key,
             range_end: c.range_end,
         };
+        if self.caller.is_some() {
+            // etcd refuses a watch on keys its user may not read when it is created.
+            let probe = WatchRead {
+                after: revision,
+                ..read.clone()
+            };
+            if let Err(e) = self.read(probe).await? {
+                let reason = convert::status_from_kv_error(&e).message().to_string();
+                return self.send(refuse(reason)).await;
+            }
+        }
         if c.watch_id == 0 {
             self.next_id += 1;
         }
@@ -295,6 +317,10 @@ impl WatchStream {
                 Err(TryRecvError::Lagged(_)) => continue,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return Ok(()),
             };
+            if self.caller.is_some() {
+                // Shared batches are unfiltered: this stream's watchers read for themselves.
+                continue;
+            }
             let in_step: Vec<i64> = self
                 .watchers
                 .iter()
@@ -417,8 +443,15 @@ impl WatchStream {
         read: WatchRead,
     ) -> Result<Result<WatchReadResponse, kv::KvError>, End> {
         let (reply, rx) = oneshot::channel();
+        let read = match &self.caller {
+            Some(caller) => KvRead::As {
+                caller: caller.clone(),
+                read: Box::new(KvRead::Watch(read)),
+            },
+            None => KvRead::Watch(read),
+        };
         let request = Request::Read {
-            read: KvRead::Watch(read),
+            read,
             linearizable: false,
             reply,
         };
