@@ -281,7 +281,13 @@ impl WatchStream {
                 ..read.clone()
             };
             if let Err(e) = self.read(probe).await? {
-                let reason = convert::status_from_kv_error(&e).message().to_string();
+                // etcd puts the whole gRPC error's text, as Go prints it, in the reason.
+                let status = convert::status_from_kv_error(&e);
+                let reason = format!(
+                    "rpc error: code = {:?} desc = {}",
+                    status.code(),
+                    status.message()
+                );
                 return self.send(refuse(reason)).await;
             }
         }
