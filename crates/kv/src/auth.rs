@@ -55,6 +55,8 @@ mod perm;
 mod tests;
 
 pub(crate) use access::check_command;
+#[cfg(feature = "planted-bugs")]
+pub use access::planted;
 pub use access::{Caller, SimpleTokens, SIMPLE_TOKENS_MAX};
 pub use perm::UserPermissions;
 

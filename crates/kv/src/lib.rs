@@ -48,6 +48,8 @@ mod txn;
 mod types;
 mod watch;
 
+#[cfg(feature = "planted-bugs")]
+pub use auth::planted;
 pub use auth::{
     hash_password, hash_password_with_salt, is_valid_permission_range, verify_password, AuthAnswer,
     AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, PasswordHash,

@@ -247,6 +247,13 @@ impl KvStore {
             }
             KvRead::Watch(w) => {
                 let perms = auth.caller_permissions(caller)?;
+                #[cfg(feature = "planted-bugs")]
+                if crate::auth::planted::watch_checks_first_key_only() {
+                    if !perms.may_read(&w.key) {
+                        return Err(crate::AuthError::PermissionDenied.into());
+                    }
+                    return self.watch_read(w).map(KvReadResponse::Watch);
+                }
                 if !perms.allows(&w.key, &w.range_end, crate::PermissionType::Read) {
                     return Err(crate::AuthError::PermissionDenied.into());
                 }

@@ -233,3 +233,24 @@ pub(crate) fn check_command(
         KvCommand::Auth(_) => auth.check_caller_admin(caller),
     }
 }
+
+/// Bugs planted on purpose (feature `planted-bugs`), each switched on for the calling thread
+/// only, so that a test can show the checker that should catch it does.
+#[cfg(feature = "planted-bugs")]
+pub mod planted {
+    use std::cell::Cell;
+
+    thread_local! {
+        static WATCH_CHECKS_FIRST_KEY_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A watch is checked on its first key alone and its events are not filtered: the leak
+    /// etcd fixed in 2026 (a watch on a range reaching past the grant saw keys outside it).
+    pub fn set_watch_checks_first_key_only(on: bool) {
+        WATCH_CHECKS_FIRST_KEY_ONLY.with(|c| c.set(on));
+    }
+
+    pub(crate) fn watch_checks_first_key_only() -> bool {
+        WATCH_CHECKS_FIRST_KEY_ONLY.with(Cell::get)
+    }
+}
