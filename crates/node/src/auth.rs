@@ -48,6 +48,34 @@ const AUTHORIZATION_KEY: &str = "authorization";
 /// the revision it checked at holds; a bound keeps a busy admin from stalling a client).
 const AUTHENTICATE_ATTEMPTS_MAX: usize = 5;
 
+tokio::task_local! {
+    /// The credential of the client a Lock or Election call runs for: the recipes behind
+    /// them make KV requests of their own, which are checked as that client's.
+    static RECIPE_SENDER: Credential;
+}
+
+/// Runs `f` (a Lock or Election recipe) with the credential in `metadata` as the sender of
+/// every KV request it makes, as etcd's lock and election services pass their caller's
+/// context on to the KV calls they make.
+pub(crate) async fn as_sender<F: std::future::Future>(metadata: &MetadataMap, f: F) -> F::Output {
+    RECIPE_SENDER.scope(credential(metadata), f).await
+}
+
+/// The credential the running recipe acts for, to carry into a task it spawns.
+pub(crate) fn recipe_sender() -> Credential {
+    RECIPE_SENDER
+        .try_with(Credential::clone)
+        .unwrap_or_default()
+}
+
+/// Runs `f` as a recipe acting for `credential` (in a task a recipe spawned).
+pub(crate) async fn with_recipe_sender<F: std::future::Future>(
+    credential: Credential,
+    f: F,
+) -> F::Output {
+    RECIPE_SENDER.scope(credential, f).await
+}
+
 /// The credential in a request's metadata.
 pub fn credential(metadata: &MetadataMap) -> Credential {
     let token = metadata
@@ -100,7 +128,13 @@ impl Services {
         request: &Request<T>,
         admin: bool,
     ) -> Result<Caller, Status> {
-        let credential = credential(request.metadata());
+        let mut credential = credential(request.metadata());
+        if credential == Credential::None {
+            // A recipe's own request: its client's credential, if it runs for one.
+            if let Ok(c) = RECIPE_SENDER.try_with(Credential::clone) {
+                credential = c;
+            }
+        }
         self.ask(|reply| crate::core::Request::Resolve {
             credential,
             admin,

@@ -196,6 +196,32 @@ async fn tokens_are_good_at_every_member_and_forged_or_stale_ones_are_refused() 
     let fresh = token(addrs[2], "alice", "alicepw").await;
     assert_eq!(get(addrs[0], "app/k", &fresh).await.unwrap(), b"v");
 
+    // The Lock recipe's requests are checked as its caller's: alice may lock under her
+    // prefix only, and nobody may lock anonymously.
+    let mut locks = etcd_proto::v3lockpb::lock_client::LockClient::new(connect(addrs[1]).await);
+    let lock = |name: &str| etcd_proto::v3lockpb::LockRequest {
+        name: name.into(),
+        lease: 0,
+    };
+    let held = locks
+        .lock(with_token(lock("app/lock"), &fresh))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(held.key.starts_with(b"app/lock/"), "{:?}", held.key);
+    let refused = locks
+        .lock(with_token(lock("other-lock"), &fresh))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.message(), "etcdserver: permission denied");
+    let refused = locks
+        .lock(Request::new(lock("app/lock2")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.message(), "etcdserver: user name is empty");
+    let unlocked = etcd_proto::v3lockpb::UnlockRequest { key: held.key };
+    locks.unlock(with_token(unlocked, &fresh)).await.unwrap();
+
     // Admin requests need root.
     let refused = auth(addrs[1])
         .await
