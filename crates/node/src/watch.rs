@@ -74,13 +74,10 @@ impl pb::watch_server::Watch for Services {
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
-        // The stream's sender, named once (etcd too checks a watch against its creator): a
-        // stream with a user never takes the shared batches, every event it gets comes from a
-        // read the store checks against the user's permissions as they are then.
-        let caller = match crate::auth::credential(request.metadata()) {
-            crate::auth::Credential::None => None,
-            _ => Some(self.caller(&request, false).await?),
-        };
+        // The stream's sender, named once (etcd too checks a watch against its creator).
+        // Every read of its watchers is checked against the sender's permissions as they are
+        // then; the member shares no unfiltered batches while auth is on.
+        let caller = self.caller(&request, false).await?;
         let parts = self.watch_parts();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
@@ -111,8 +108,8 @@ struct WatchStream {
     next_id: i64,
     /// The ballot round the last read reported (the header's raft term).
     term: u64,
-    /// Who opened the stream, if it presented a credential: then every read is checked.
-    caller: Option<kv::Caller>,
+    /// Who opened the stream: every read is checked as theirs.
+    caller: kv::Caller,
 }
 
 impl WatchStream {
@@ -274,22 +271,20 @@ impl WatchStream {
             key: c.key,
             range_end: c.range_end,
         };
-        if self.caller.is_some() {
-            // etcd refuses a watch on keys its user may not read when it is created.
-            let probe = WatchRead {
-                after: revision,
-                ..read.clone()
-            };
-            if let Err(e) = self.read(probe).await? {
-                // etcd puts the whole gRPC error's text, as Go prints it, in the reason.
-                let status = convert::status_from_kv_error(&e);
-                let reason = format!(
-                    "rpc error: code = {:?} desc = {}",
-                    status.code(),
-                    status.message()
-                );
-                return self.send(refuse(reason)).await;
-            }
+        // etcd refuses a watch on keys its user may not read when it is created.
+        let probe = WatchRead {
+            after: revision,
+            ..read.clone()
+        };
+        if let Err(e) = self.read(probe).await? {
+            // etcd puts the whole gRPC error's text, as Go prints it, in the reason.
+            let status = convert::status_from_kv_error(&e);
+            let reason = format!(
+                "rpc error: code = {:?} desc = {}",
+                status.code(),
+                status.message()
+            );
+            return self.send(refuse(reason)).await;
         }
         if c.watch_id == 0 {
             self.next_id += 1;
@@ -323,10 +318,6 @@ impl WatchStream {
                 Err(TryRecvError::Lagged(_)) => continue,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return Ok(()),
             };
-            if self.caller.is_some() {
-                // Shared batches are unfiltered: this stream's watchers read for themselves.
-                continue;
-            }
             let in_step: Vec<i64> = self
                 .watchers
                 .iter()
@@ -449,12 +440,9 @@ impl WatchStream {
         read: WatchRead,
     ) -> Result<Result<WatchReadResponse, kv::KvError>, End> {
         let (reply, rx) = oneshot::channel();
-        let read = match &self.caller {
-            Some(caller) => KvRead::As {
-                caller: caller.clone(),
-                read: Box::new(KvRead::Watch(read)),
-            },
-            None => KvRead::Watch(read),
+        let read = KvRead::As {
+            caller: self.caller.clone(),
+            read: Box::new(KvRead::Watch(read)),
         };
         let request = Request::Read {
             read,

@@ -272,6 +272,12 @@ fn a_watch_never_shows_a_key_its_user_may_not_read() {
         "Error: watch is canceled by the server"
     );
 
+    // Without a user, no watch at all while auth is on.
+    let out = etcdctl(d, &["watch", "app/x"]);
+    let reason = "watch was canceled (rpc error: code = InvalidArgument desc = etcdserver: \
+                  user name is empty)";
+    assert!(out.stderr.lines().any(|l| l == reason), "{out}");
+
     // A watch on her prefix sees her keys, and never the ones written around them (the same
     // transaction's too), whichever member they were written through.
     let mut w = Watching::start(d, &[alice, "watch", "--prefix", "app/"]);
