@@ -36,6 +36,9 @@ cargo test -p synod-paxos --features planted-bugs --lib --test model_synod --tes
 step "storage with its planted bug: a log that acknowledges before syncing loses data"
 cargo test -p synod-storage --features planted-bugs
 
+step "kv with its planted bug: a watch checked on its first key only must be caught showing a key outside the grant"
+cargo test -p synod-kv --features planted-bugs --test auth planted
+
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk

@@ -12,6 +12,7 @@ use prost::Message;
 /// compilation and cross-package references resolve to `super::mvccpb::...`.
 const PROTOS: &[&str] = &[
     "proto/mvccpb/kv.proto",
+    "proto/authpb/auth.proto",
     "proto/etcdserverpb/rpc.proto",
     "proto/v3lockpb/v3lock.proto",
     "proto/v3electionpb/v3election.proto",

@@ -101,11 +101,16 @@ fn populated_history() -> Vec<KvCommand> {
 }
 
 fn payload(bytes: &[u8]) {
-    let decoded = kv::decode(bytes);
-    if let Ok(cmd) = &decoded {
+    // A client's payload names its sender (an envelope); the member's own names none.
+    let decoded = kv::decode_as(bytes);
+    if let Ok((caller, cmd)) = &decoded {
+        let again = match caller {
+            Some(c) => kv::encode_as(c, cmd),
+            None => kv::encode(cmd),
+        };
         assert_eq!(
-            kv::decode(&kv::encode(cmd)).as_ref(),
-            Ok(cmd),
+            kv::decode_as(&again).as_ref(),
+            Ok(&(caller.clone(), cmd.clone())),
             "a decoded command re-encodes differently"
         );
     }
@@ -115,9 +120,13 @@ fn payload(bytes: &[u8]) {
         let out = StateMachine::apply(&mut via_log, Slot(1), bytes);
         // ...and decode-then-apply on another: one answer, one resulting state.
         match &decoded {
-            Ok(cmd) => {
+            Ok((caller, cmd)) => {
                 let mut direct = store.clone();
-                assert_eq!(direct.apply(cmd), out, "the two apply paths disagree");
+                let direct_out = match caller {
+                    Some(c) => direct.apply_as(c, cmd),
+                    None => direct.apply(cmd),
+                };
+                assert_eq!(direct_out, out, "the two apply paths disagree");
                 assert_eq!(
                     direct, via_log,
                     "the two apply paths leave different stores"
@@ -129,7 +138,7 @@ fn payload(bytes: &[u8]) {
             }
         }
     }
-    if let Ok(cmd) = decoded {
+    if let Ok((_, cmd)) = decoded {
         command(&cmd);
     }
 }

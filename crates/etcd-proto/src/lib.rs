@@ -20,6 +20,12 @@ pub mod mvccpb {
     include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
 }
 
+/// Generated from `proto/authpb/auth.proto`: etcd's auth records (users, roles, permissions).
+#[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+pub mod authpb {
+    include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
+}
+
 /// Generated from `proto/etcdserverpb/rpc.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod etcdserverpb {

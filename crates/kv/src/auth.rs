@@ -49,10 +49,15 @@
 //! assert!(auth.check_password("alice", "secret").is_ok());
 //! ```
 
+mod access;
 mod perm;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use access::check_command;
+#[cfg(feature = "planted-bugs")]
+pub use access::planted;
+pub use access::{Caller, SimpleTokens, SIMPLE_TOKENS_MAX};
 pub use perm::UserPermissions;
 
 use crate::error::AuthError;
@@ -320,6 +325,19 @@ pub enum AuthCommand {
         /// The permission's range end.
         range_end: Vec<u8>,
     },
+    /// Hands out an etcd `simple` token: every replica records `token` for `name` (see
+    /// [`SimpleTokens`]). The proposer checked the password at auth revision
+    /// `checked_revision`; apply refuses if the tables moved since
+    /// ([`AuthError::AuthOldRevision`], the proposer checks again), while auth is off, or if
+    /// the user is gone. Changes no table and not the auth revision.
+    Authenticate {
+        /// The user.
+        name: String,
+        /// The token, drawn by the proposer (etcd's form: random letters, a dot, a number).
+        token: String,
+        /// The auth revision the password was checked at.
+        checked_revision: u64,
+    },
 }
 
 /// What an applied [`AuthCommand`] answers: only the header's revision, as etcd's auth
@@ -349,6 +367,12 @@ pub enum AuthRead {
     },
     /// Every role's name.
     RoleList,
+    /// A user's password hash and the auth revision, for the member checking an Authenticate
+    /// (never for a client: a read carrying a [`Caller`] is refused this).
+    PasswordHash {
+        /// The user.
+        name: String,
+    },
 }
 
 /// The answer to an [`AuthRead`].
@@ -380,6 +404,13 @@ pub enum AuthAnswer {
     RoleList {
         /// The names.
         roles: Vec<String>,
+    },
+    /// PasswordHash's.
+    PasswordHash {
+        /// The hash, to check with [`verify_password`].
+        hash: PasswordHash,
+        /// The auth revision it was read at.
+        auth_revision: u64,
     },
 }
 
@@ -496,6 +527,11 @@ impl AuthStore {
                 key,
                 range_end,
             } => self.role_revoke_permission(role, key, range_end),
+            AuthCommand::Authenticate {
+                name,
+                checked_revision,
+                ..
+            } => self.authenticate(name, *checked_revision),
         }
     }
 
@@ -631,6 +667,19 @@ impl AuthStore {
         Ok(())
     }
 
+    fn authenticate(&self, name: &str, checked_revision: u64) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Err(AuthError::AuthNotEnabled);
+        }
+        if !self.users.contains_key(name) {
+            return Err(AuthError::AuthFailed);
+        }
+        if checked_revision != self.revision {
+            return Err(AuthError::AuthOldRevision);
+        }
+        Ok(())
+    }
+
     // ---- queries ----
 
     /// Answers a query of the tables (etcd's AuthStatus, UserGet/List, RoleGet/List). Who may
@@ -660,6 +709,13 @@ impl AuthStore {
             AuthRead::RoleList => Ok(AuthAnswer::RoleList {
                 roles: self.roles.keys().cloned().collect(),
             }),
+            AuthRead::PasswordHash { name } => {
+                let (hash, auth_revision) = self.password_hash(name)?;
+                Ok(AuthAnswer::PasswordHash {
+                    hash,
+                    auth_revision,
+                })
+            }
         }
     }
 

@@ -51,8 +51,17 @@
 //! | RoleDelete | 9 | name |
 //! | RoleGrantPermission | 10 | role, key, range_end, type (0 read, 1 write, 2 readwrite: etcd's numbers) |
 //! | RoleRevokePermission | 11 | role, key, range_end |
+//! | Authenticate | 12 | name, token, checked auth revision |
+//!
+//! A client's command carries who sent it (etcd's `RequestHeader.username` and
+//! `auth_revision`) in an envelope, command tag 9: the user's name, the auth revision its
+//! token was issued at (0: none, for a user named by its client certificate), then the inner
+//! command's tag and fields (no second version byte; an envelope inside an envelope is
+//! refused). Apply checks the user's rights on the inner command against the auth tables as
+//! of its slot ([`crate::KvStore::apply_as`]). Internal commands (lease expiry, the
+//! compactor) carry no envelope.
 
-use crate::auth::{AuthCommand, PasswordHash, Permission, PermissionType, UserPassword};
+use crate::auth::{AuthCommand, Caller, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
 
@@ -71,6 +80,7 @@ const CMD_LEASE_GRANT: u8 = 5;
 const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 const CMD_AUTH: u8 = 8;
+const CMD_AS: u8 = 9;
 
 const AUTH_ENABLE: u8 = 1;
 const AUTH_DISABLE: u8 = 2;
@@ -83,6 +93,7 @@ const AUTH_ROLE_ADD: u8 = 8;
 const AUTH_ROLE_DELETE: u8 = 9;
 const AUTH_ROLE_GRANT_PERMISSION: u8 = 10;
 const AUTH_ROLE_REVOKE_PERMISSION: u8 = 11;
+const AUTH_AUTHENTICATE: u8 = 12;
 
 const OP_RANGE: u8 = 1;
 const OP_PUT: u8 = 2;
@@ -93,18 +104,35 @@ const OP_TXN: u8 = 4;
 pub fn encode(cmd: &KvCommand) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     out.push(FORMAT_VERSION);
+    put_command(&mut out, cmd);
+    out
+}
+
+/// Encodes a client's command with who sent it (the envelope above), for
+/// [`crate::KvStore::apply_as`] to check at apply.
+pub fn encode_as(caller: &Caller, cmd: &KvCommand) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    out.push(FORMAT_VERSION);
+    out.push(CMD_AS);
+    out.put_str(&caller.user);
+    out.put_u64(caller.auth_revision.unwrap_or(0));
+    put_command(&mut out, cmd);
+    out
+}
+
+fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
     match cmd {
         KvCommand::Put(p) => {
             out.push(CMD_PUT);
-            put_put(&mut out, p);
+            put_put(out, p);
         }
         KvCommand::DeleteRange(d) => {
             out.push(CMD_DELETE);
-            put_delete(&mut out, d);
+            put_delete(out, d);
         }
         KvCommand::Txn(t) => {
             out.push(CMD_TXN);
-            put_txn(&mut out, t);
+            put_txn(out, t);
         }
         KvCommand::Compact(c) => {
             out.push(CMD_COMPACT);
@@ -125,21 +153,41 @@ pub fn encode(cmd: &KvCommand) -> Vec<u8> {
         }
         KvCommand::Auth(a) => {
             out.push(CMD_AUTH);
-            put_auth(&mut out, a);
+            put_auth(out, a);
         }
     }
-    out
 }
 
-/// Decodes a log payload written by [`encode`]. Refuses anything else, including trailing
-/// bytes, with an error; never panics, and allocates at most in proportion to the input.
+/// Decodes a log payload written by [`encode`] or [`encode_as`] (then the command inside the
+/// envelope, without its sender: see [`decode_as`]). Refuses anything else, including
+/// trailing bytes, with an error; never panics, and allocates at most in proportion to the
+/// input.
 pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
+    decode_as(bytes).map(|(_, cmd)| cmd)
+}
+
+/// Decodes a log payload, with its sender if it came in an envelope ([`encode_as`]).
+pub fn decode_as(bytes: &[u8]) -> Result<(Option<Caller>, KvCommand), DecodeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let cmd = match r.u8()? {
+    let mut tag = r.u8()?;
+    let mut caller = None;
+    if tag == CMD_AS {
+        let user = r.string()?;
+        let auth_revision = Some(r.u64()?).filter(|&r| r != 0);
+        caller = Some(Caller {
+            user,
+            auth_revision,
+        });
+        tag = r.u8()?;
+        if tag == CMD_AS {
+            return Err(DecodeError::Malformed("envelope inside an envelope".into()));
+        }
+    }
+    let cmd = match tag {
         CMD_PUT => KvCommand::Put(take_put(&mut r)?),
         CMD_DELETE => KvCommand::DeleteRange(take_delete(&mut r)?),
         CMD_TXN => KvCommand::Txn(take_txn(&mut r, 1)?),
@@ -159,7 +207,7 @@ pub fn decode(bytes: &[u8]) -> Result<KvCommand, DecodeError> {
         }
     };
     r.finish()?;
-    Ok(cmd)
+    Ok((caller, cmd))
 }
 
 /// Where encoded bytes go: a buffer for payloads and snapshots, a hash for the digest, so that
@@ -667,6 +715,16 @@ fn put_auth(out: &mut Vec<u8>, a: &AuthCommand) {
             out.put_bytes(key);
             out.put_bytes(range_end);
         }
+        AuthCommand::Authenticate {
+            name,
+            token,
+            checked_revision,
+        } => {
+            out.put_u8(AUTH_AUTHENTICATE);
+            out.put_str(name);
+            out.put_str(token);
+            out.put_u64(*checked_revision);
+        }
     }
 }
 
@@ -716,6 +774,11 @@ fn take_auth(r: &mut Reader<'_>) -> Result<AuthCommand, DecodeError> {
             key: r.bytes()?,
             range_end: r.bytes()?,
         },
+        AUTH_AUTHENTICATE => AuthCommand::Authenticate {
+            name: r.string()?,
+            token: r.string()?,
+            checked_revision: r.u64()?,
+        },
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "auth command".into(),
@@ -728,6 +791,27 @@ fn take_auth(r: &mut Reader<'_>) -> Result<AuthCommand, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_envelope_carries_its_sender_and_cannot_nest() {
+        let put = KvCommand::Put(PutRequest {
+            key: b"k".to_vec(),
+            ..PutRequest::default()
+        });
+        for caller in [Caller::anonymous(), Caller::user("alice", 7)] {
+            let bytes = encode_as(&caller, &put);
+            assert_eq!(decode_as(&bytes), Ok((Some(caller.clone()), put.clone())));
+            assert_eq!(decode(&bytes), Ok(put.clone()));
+        }
+        assert_eq!(decode_as(&encode(&put)), Ok((None, put.clone())));
+        let mut nested = encode_as(&Caller::anonymous(), &put);
+        nested.truncate(4); // version, envelope, "" and revision 0
+        nested.extend_from_slice(&encode_as(&Caller::anonymous(), &put)[1..]);
+        assert_eq!(
+            decode_as(&nested),
+            Err(DecodeError::Malformed("envelope inside an envelope".into()))
+        );
+    }
 
     fn varint_round_trip(v: i64) -> Result<i64, DecodeError> {
         let mut out = Vec::new();
@@ -956,10 +1040,10 @@ mod tests {
             })
         );
         assert_eq!(
-            decode(&[FORMAT_VERSION, CMD_AUTH, 12]),
+            decode(&[FORMAT_VERSION, CMD_AUTH, 13]),
             Err(DecodeError::UnknownTag {
                 what: "auth command".into(),
-                tag: 12
+                tag: 13
             })
         );
         // RoleGrantPermission "r" on "a" with permission type 3.

@@ -58,6 +58,9 @@ pub enum KvError {
     /// A snapshot that does not restore.
     #[error("synod: kv snapshot refused: {0}")]
     Snapshot(#[from] SnapshotError),
+    /// The sender may not do this (auth on): etcd's auth errors, with their texts.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Why a command payload did not decode.

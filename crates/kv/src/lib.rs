@@ -48,13 +48,15 @@ mod txn;
 mod types;
 mod watch;
 
+#[cfg(feature = "planted-bugs")]
+pub use auth::planted;
 pub use auth::{
     hash_password, hash_password_with_salt, is_valid_permission_range, verify_password, AuthAnswer,
-    AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, PasswordHash, Permission,
-    PermissionType, UserPassword, UserPermissions, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX,
-    BCRYPT_COST_MIN, PASSWORD_BYTES_MAX, ROOT_ROLE, ROOT_USER,
+    AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, PasswordHash,
+    Permission, PermissionType, SimpleTokens, UserPassword, UserPermissions, BCRYPT_COST_DEFAULT,
+    BCRYPT_COST_MAX, BCRYPT_COST_MIN, PASSWORD_BYTES_MAX, ROOT_ROLE, ROOT_USER, SIMPLE_TOKENS_MAX,
 };
-pub use codec::{decode, encode, FORMAT_VERSION, TXN_DEPTH_MAX};
+pub use codec::{decode, decode_as, encode, encode_as, FORMAT_VERSION, TXN_DEPTH_MAX};
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;

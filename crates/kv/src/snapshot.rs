@@ -262,6 +262,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         limits,
         changes,
         auth: AuthStore::new(),
+        tokens: Default::default(),
     };
     store.reattach_leases();
     Ok(store)

@@ -1,7 +1,9 @@
 //! The MVCC store: every key's history of versions, one revision counter, and leases.
 
-use crate::auth::{AuthReadResponse, AuthResponse, AuthStore};
-use crate::codec::decode;
+use crate::auth::{
+    AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, SimpleTokens,
+};
+use crate::codec::decode_as;
 use crate::error::KvError;
 use crate::span::Span;
 use crate::types::*;
@@ -85,6 +87,8 @@ pub struct KvStore {
     pub(crate) changes: ChangeIndex,
     /// Users, roles, permissions, the enabled flag and the auth revision.
     pub(crate) auth: AuthStore,
+    /// etcd's simple tokens handed out here: not replicated state (see [`SimpleTokens`]).
+    pub(crate) tokens: SimpleTokens,
 }
 
 impl Default for KvStore {
@@ -153,6 +157,7 @@ impl KvStore {
             limits,
             changes: ChangeIndex::default(),
             auth: AuthStore::new(),
+            tokens: SimpleTokens::default(),
         }
     }
 
@@ -200,11 +205,92 @@ impl KvStore {
                     ttl: lease.ttl,
                 }))
             }
-            KvCommand::Auth(a) => Ok(KvResponse::Auth(self.auth.apply(a).map(|()| {
-                AuthResponse {
-                    revision: self.revision,
+            KvCommand::Auth(a) => {
+                let applied = self.auth.apply(a);
+                if let (Ok(()), AuthCommand::Authenticate { name, token, .. }) = (&applied, a) {
+                    self.tokens.insert(token, name, self.auth.revision());
                 }
-            }))),
+                Ok(KvResponse::Auth(applied.map(|()| AuthResponse {
+                    revision: self.revision,
+                })))
+            }
+        }
+    }
+
+    /// Applies a client's command after checking that `caller` may send it, against the auth
+    /// tables as they are now (so at the command's slot: every replica decides alike). A
+    /// refusal ([`KvError::Auth`]) changed nothing. See `auth/access.rs` for the rules.
+    pub fn apply_as(&mut self, caller: &Caller, cmd: &KvCommand) -> KvOutput {
+        let lease_keys = |id: i64| -> Vec<Vec<u8>> {
+            self.leases
+                .get(&id)
+                .map(|l| l.keys.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        crate::auth::check_command(&self.auth, caller, cmd, lease_keys)?;
+        self.apply(cmd)
+    }
+
+    /// The simple tokens this store recorded (for the member resolving a client's token).
+    pub fn simple_tokens(&self) -> &SimpleTokens {
+        &self.tokens
+    }
+
+    /// Serves a client's read after checking that `caller` may: a range needs read permission
+    /// on its whole range; a watch read too, and besides every event it answers is checked
+    /// against the user's permissions, so that no event outside the readable ranges is ever
+    /// delivered; auth queries need the root role, except a user's own entry and its own
+    /// roles' (etcd's rules). Lease queries are open, as in etcd 3.4.
+    pub fn read_as(&self, caller: &Caller, q: &KvRead) -> Result<KvReadResponse, KvError> {
+        let auth = &self.auth;
+        match q {
+            KvRead::Range(r) => {
+                let perms = auth.caller_permissions(caller)?;
+                if !perms.allows(&r.key, &r.range_end, crate::PermissionType::Read) {
+                    return Err(crate::AuthError::PermissionDenied.into());
+                }
+                self.read(q)
+            }
+            KvRead::Watch(w) => {
+                let perms = auth.caller_permissions(caller)?;
+                #[cfg(feature = "planted-bugs")]
+                if crate::auth::planted::watch_checks_first_key_only() {
+                    if !perms.may_read(&w.key) {
+                        return Err(crate::AuthError::PermissionDenied.into());
+                    }
+                    return self.watch_read(w).map(KvReadResponse::Watch);
+                }
+                if !perms.allows(&w.key, &w.range_end, crate::PermissionType::Read) {
+                    return Err(crate::AuthError::PermissionDenied.into());
+                }
+                let mut answer = self.watch_read(w)?;
+                answer.events.retain(|e| perms.may_read(&e.kv.key));
+                Ok(KvReadResponse::Watch(answer))
+            }
+            // Open, as in etcd 3.4's applier.
+            KvRead::LeaseTimeToLive { .. } | KvRead::LeaseLeases => self.read(q),
+            KvRead::Auth(a) => {
+                let own = match a {
+                    AuthRead::Status => true,
+                    AuthRead::UserGet { name } => auth.is_enabled() && *name == caller.user,
+                    AuthRead::RoleGet { name } => {
+                        auth.is_enabled() && auth.has_role(&caller.user, name)
+                    }
+                    AuthRead::UserList | AuthRead::RoleList => false,
+                    AuthRead::PasswordHash { .. } => {
+                        return Err(crate::AuthError::PermissionDenied.into())
+                    }
+                };
+                if own {
+                    auth.caller_permissions(caller)?;
+                } else {
+                    auth.check_caller_admin(caller)?;
+                }
+                self.read(q)
+            }
+            KvRead::As { .. } => Err(KvError::Decode(crate::DecodeError::Malformed(
+                "a read inside a read's sender".into(),
+            ))),
         }
     }
 
@@ -226,6 +312,7 @@ impl KvStore {
                     answer,
                 }
             }))),
+            KvRead::As { caller, read } => self.read_as(caller, read),
         }
     }
 
@@ -751,8 +838,9 @@ impl StateMachine for KvStore {
     type Output = KvOutput;
 
     fn apply(&mut self, _slot: Slot, payload: &[u8]) -> KvOutput {
-        match decode(payload) {
-            Ok(cmd) => KvStore::apply(self, &cmd),
+        match decode_as(payload) {
+            Ok((None, cmd)) => KvStore::apply(self, &cmd),
+            Ok((Some(caller), cmd)) => KvStore::apply_as(self, &caller, &cmd),
             Err(e) => Err(KvError::Decode(e)),
         }
     }

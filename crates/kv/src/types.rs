@@ -319,6 +319,14 @@ pub enum KvRead {
     Watch(WatchRead),
     /// A query of the auth tables.
     Auth(AuthRead),
+    /// A client's read with who sent it: checked against the auth tables when served
+    /// ([`crate::KvStore::read_as`]).
+    As {
+        /// The sender.
+        caller: crate::auth::Caller,
+        /// The read (not itself an `As`).
+        read: Box<KvRead>,
+    },
 }
 
 /// A watcher's read: the changes to keys in `key..range_end` (etcd's range forms) after

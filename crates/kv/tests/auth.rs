@@ -290,6 +290,151 @@ proptest! {
     }
 }
 
+/// Writes `keys` (as the member's own commands: no sender, no check), each twice so that a
+/// watch from the start sees two events per key; answers the revision before the first.
+fn write_keys(s: &mut KvStore, keys: &[Vec<u8>]) -> i64 {
+    let before = s.revision();
+    for round in 0..2u8 {
+        for key in keys {
+            let put = KvCommand::Put(PutRequest {
+                key: key.clone(),
+                value: vec![round],
+                ..PutRequest::default()
+            });
+            s.apply(&put).expect("put");
+        }
+    }
+    before
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// End to end through the store's client paths (a read, a range and a watch carrying
+    /// their sender, as the node sends them; a put carrying it in the log's envelope): no
+    /// answer ever holds a key the reference does not let its user read, a range is served
+    /// exactly when the reference allows all of it, and a put applies exactly when the
+    /// reference allows the write.
+    #[test]
+    fn no_read_range_or_watch_shows_a_key_its_user_may_not_read(
+        g in grants(),
+        keys in prop::collection::vec(short_key(), 1..12),
+        requests in prop::collection::vec((0..USERS, range()), 24),
+    ) {
+        no_key_shown_that_may_not_be_read(&g, &keys, requests, true)?;
+    }
+}
+
+/// The property above, for one case; with `exact` false, only "no key shown that may not be
+/// read" (not "refused exactly when the reference refuses").
+fn no_key_shown_that_may_not_be_read(
+    g: &Grants,
+    keys: &[Vec<u8>],
+    requests: Vec<(usize, Range)>,
+    exact: bool,
+) -> Result<(), TestCaseError> {
+    let (mut s, users) = build(g);
+    let universe = universe();
+    let before = write_keys(&mut s, keys);
+    for (u, (key, range_end)) in requests {
+        let caller = Caller::user(format!("u{u}"), s.auth().revision());
+        let may_read =
+            |k: &[u8]| reference_allows(&users[u], k, &[], PermissionType::Read, &universe);
+        let whole = reference_allows(&users[u], &key, &range_end, PermissionType::Read, &universe);
+
+        let mut range = RangeRequest::single(key.clone());
+        range.range_end = range_end.clone();
+        let read = KvRead::As {
+            caller: caller.clone(),
+            read: Box::new(KvRead::Range(range)),
+        };
+        match s.read(&read) {
+            Ok(KvReadResponse::Range(r)) => {
+                prop_assert!(whole, "u{} read {:?}..{:?}", u, key, range_end);
+                for kv in &r.kvs {
+                    prop_assert!(may_read(&kv.key), "u{} saw {:?}", u, kv.key);
+                }
+            }
+            Ok(other) => prop_assert!(false, "not a range answer: {:?}", other),
+            Err(e) => {
+                prop_assert!(!whole, "u{} refused {:?}..{:?}: {}", u, key, range_end, e);
+                prop_assert_eq!(e, KvError::Auth(AuthError::PermissionDenied));
+            }
+        }
+
+        let watch = WatchRead {
+            key: key.clone(),
+            range_end: range_end.clone(),
+            after: before,
+            events_max: 1000,
+            bytes_max: 1 << 20,
+            ..WatchRead::default()
+        };
+        let read = KvRead::As {
+            caller: caller.clone(),
+            read: Box::new(KvRead::Watch(watch)),
+        };
+        match s.read(&read) {
+            Ok(KvReadResponse::Watch(w)) => {
+                // The leak first: it is what a watch must never do.
+                for e in &w.events {
+                    prop_assert!(may_read(&e.kv.key), "u{} was shown {:?}", u, e.kv.key);
+                }
+                prop_assert!(whole || !exact, "u{} watched {:?}..{:?}", u, key, range_end);
+            }
+            Ok(other) => prop_assert!(false, "not a watch answer: {:?}", other),
+            Err(e) => prop_assert_eq!(e, KvError::Auth(AuthError::PermissionDenied)),
+        }
+
+        let may_write = reference_allows(&users[u], &key, &[], PermissionType::Write, &universe);
+        let put = KvCommand::Put(PutRequest {
+            key: key.clone(),
+            ..PutRequest::default()
+        });
+        let digest = s.digest();
+        let payload = encode_as(&caller, &put);
+        let out = paxos::multi::StateMachine::apply(&mut s, paxos::Slot(0), &payload);
+        if may_write {
+            prop_assert!(out.is_ok(), "u{} put {:?}: {:?}", u, key, out);
+        } else {
+            prop_assert_eq!(out, Err(KvError::Auth(AuthError::PermissionDenied)));
+            prop_assert_eq!(s.digest(), digest, "a refused put changed the store");
+        }
+    }
+    Ok(())
+}
+
+/// The planted bug etcd had until 2026: a watch checked on its first key only. The property
+/// must find a case where the watch shows a key outside the grant.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_watch_checked_on_its_first_key_only_is_caught() {
+    use proptest::test_runner::{Config, TestRunner};
+    kv::planted::set_watch_checks_first_key_only(true);
+    let strategy = (
+        grants(),
+        prop::collection::vec(short_key(), 1..12),
+        prop::collection::vec((0..USERS, range()), 24),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let found = runner.run(&strategy, |(g, keys, requests)| {
+        no_key_shown_that_may_not_be_read(&g, &keys, requests, false)
+    });
+    kv::planted::set_watch_checks_first_key_only(false);
+    let Err(proptest::test_runner::TestError::Fail(why, _)) = found else {
+        panic!("the planted bug went unnoticed: {found:?}");
+    };
+    let why = why.to_string();
+    assert!(
+        why.contains(" was shown "),
+        "caught, but not as a leaked event: {why}"
+    );
+}
+
 #[test]
 fn the_universe_is_every_short_string() {
     let u = universe();

@@ -84,6 +84,8 @@ pub struct NodeConfig {
     /// The leader compacts the store's history on its own (etcd's `--auto-compaction-mode`
     /// and `--auto-compaction-retention`); `None`: only clients compact (etcd's default).
     pub auto_compaction: Option<AutoCompaction>,
+    /// bcrypt's cost for passwords hashed by this member (etcd's `--bcrypt-cost`, 4 to 31).
+    pub bcrypt_cost: u32,
     /// Test-only faults (chaos runs); none in production.
     pub test_faults: TestFaults,
 }
@@ -486,6 +488,14 @@ impl NodeConfig {
                 self.wal_segment_bytes
             )));
         }
+        if !(kv::BCRYPT_COST_MIN..=kv::BCRYPT_COST_MAX).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::OutOfRange(format!(
+                "bcrypt cost {} must be between {} and {}",
+                self.bcrypt_cost,
+                kv::BCRYPT_COST_MIN,
+                kv::BCRYPT_COST_MAX
+            )));
+        }
         if self.pending_requests_max == 0 || self.snapshot_every_slots == 0 {
             return Err(ConfigError::OutOfRange(
                 "pending requests and snapshot interval must be at least 1".into(),
@@ -538,6 +548,7 @@ impl NodeConfig {
             snapshot_every_slots: 10_000,
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             auto_compaction: None,
+            bcrypt_cost: kv::BCRYPT_COST_DEFAULT,
             test_faults: TestFaults::default(),
             client_tls: None,
             listen_metrics: Vec::new(),

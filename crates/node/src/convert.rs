@@ -295,6 +295,7 @@ fn response_op(op: kv::ResponseOp, header: ResponseHeader) -> pb::ResponseOp {
 /// exact text, and would not recognise the bare `mvcc:` one.
 pub fn status_from_kv_error(e: &KvError) -> Status {
     let code = match e {
+        KvError::Auth(a) => return status_from_auth_error(a),
         KvError::EmptyKey
         | KvError::KeyNotFound
         | KvError::ValueProvided
@@ -319,6 +320,35 @@ pub fn status_from_kv_error(e: &KvError) -> Status {
         _ => e.to_string(),
     };
     Status::new(code, message)
+}
+
+/// The gRPC status etcd 3.4's server sends for the auth refusal `e` (`api/v3rpc/rpctypes`:
+/// each error's code; the two etcd does not map go out as `Unknown`, as there).
+pub fn status_from_auth_error(e: &kv::AuthError) -> Status {
+    use kv::AuthError as A;
+    let code = match e {
+        A::RootUserNotExist
+        | A::RootRoleNotExist
+        | A::UserAlreadyExist
+        | A::UserNotFound
+        | A::RoleAlreadyExist
+        | A::RoleNotFound
+        | A::RoleNotGranted
+        | A::PermissionNotGranted
+        | A::AuthNotEnabled => Code::FailedPrecondition,
+        A::UserEmpty
+        | A::RoleEmpty
+        | A::AuthFailed
+        | A::PermissionNotGiven
+        | A::InvalidAuthMgmt
+        | A::AuthOldRevision
+        | A::BcryptCost { .. } => Code::InvalidArgument,
+        A::PermissionDenied => Code::PermissionDenied,
+        A::InvalidAuthToken => Code::Unauthenticated,
+        A::NoPasswordUser | A::PasswordTooLong => Code::Unknown,
+        A::Hashing(_) => Code::Internal,
+    };
+    Status::new(code, e.to_string())
 }
 
 #[cfg(test)]

@@ -108,6 +108,17 @@ pub enum Request {
         /// Where the members after it go.
         reply: MembersReply,
     },
+    /// Name the sender of a client's request from its credential, against the auth tables
+    /// and simple tokens applied here (and, if `admin`, check it may do admin operations).
+    /// Answered at once, without the member: it reads the applied store only.
+    Resolve {
+        /// What the client presented.
+        credential: crate::auth::Credential,
+        /// Whether the request needs the `root` role.
+        admin: bool,
+        /// Where the sender goes.
+        reply: oneshot::Sender<Result<kv::Caller, kv::AuthError>>,
+    },
 }
 
 /// Where an answer goes, by the kind of request.
@@ -149,6 +160,8 @@ fn split(r: Request) -> (member::Request, Reply) {
         Request::Status { reply } => (M::Status, Reply::Status(reply)),
         Request::MemberList { reply } => (M::MemberList, Reply::Members(reply)),
         Request::Cluster { change, reply } => (M::Cluster(change), Reply::Members(reply)),
+        // `Core::on_request` answers these itself and never splits one.
+        Request::Resolve { .. } => unreachable!("a Resolve is answered before split"),
     }
 }
 
@@ -434,6 +447,16 @@ impl Core {
     }
 
     fn on_request(&mut self, now: Micros, r: Request) {
+        if let Request::Resolve {
+            credential,
+            admin,
+            reply,
+        } = r
+        {
+            let store = self.member.applier().machine();
+            let _ = reply.send(crate::auth::resolve(store, &credential, admin));
+            return;
+        }
         let (request, reply) = split(r);
         let id = RequestId(self.next_request);
         self.next_request += 1;

@@ -58,64 +58,77 @@ impl electionpb::election_server::Election for Services {
         &self,
         request: GrpcRequest<electionpb::CampaignRequest>,
     ) -> Result<Response<electionpb::CampaignResponse>, Status> {
-        let r = request.into_inner();
-        let _waiting = self.waiter()?;
-        let lease = self.session_lease(r.lease).await?;
-        let (claim, abandon) = self.claim(&r.name, lease, &r.value).await?;
-        let leader = electionpb::LeaderKey {
-            name: r.name,
-            key: claim.key.clone(),
-            rev: claim.rev,
-            lease,
-        };
-        // A candidate campaigning again with the same lease keeps its place in the queue but
-        // announces its new value.
-        if claim.value != r.value {
-            self.proclaim_as(&leader, &r.value).await?;
-        }
-        self.wait_deletes(&contenders(&leader.name), claim.rev - 1)
-            .await?;
-        // The lease may have ended while the older candidates went: then there is no
-        // leadership to hand out, and answering with one would make two leaders.
-        if !self.still_created_at(&claim.key, claim.rev).await? {
-            return Err(Status::unknown("election: session is expired"));
-        }
-        abandon.keep();
-        Ok(Response::new(electionpb::CampaignResponse {
-            header: claim.header,
-            leader: Some(leader),
-        }))
+        let metadata = request.metadata().clone();
+        crate::auth::as_sender(&metadata, async move {
+            let r = request.into_inner();
+            let _waiting = self.waiter()?;
+            let lease = self.session_lease(r.lease).await?;
+            let (claim, abandon) = self.claim(&r.name, lease, &r.value).await?;
+            let leader = electionpb::LeaderKey {
+                name: r.name,
+                key: claim.key.clone(),
+                rev: claim.rev,
+                lease,
+            };
+            // A candidate campaigning again with the same lease keeps its place in the queue but
+            // announces its new value.
+            if claim.value != r.value {
+                self.proclaim_as(&leader, &r.value).await?;
+            }
+            self.wait_deletes(&contenders(&leader.name), claim.rev - 1)
+                .await?;
+            // The lease may have ended while the older candidates went: then there is no
+            // leadership to hand out, and answering with one would make two leaders.
+            if !self.still_created_at(&claim.key, claim.rev).await? {
+                return Err(Status::unknown("election: session is expired"));
+            }
+            abandon.keep();
+            Ok(Response::new(electionpb::CampaignResponse {
+                header: claim.header,
+                leader: Some(leader),
+            }))
+        })
+        .await
     }
 
     async fn proclaim(
         &self,
         request: GrpcRequest<electionpb::ProclaimRequest>,
     ) -> Result<Response<electionpb::ProclaimResponse>, Status> {
-        let r = request.into_inner();
-        let leader = r.leader.ok_or_else(missing_leader)?;
-        let header = self.proclaim_as(&leader, &r.value).await?;
-        Ok(Response::new(electionpb::ProclaimResponse { header }))
+        let metadata = request.metadata().clone();
+        crate::auth::as_sender(&metadata, async move {
+            let r = request.into_inner();
+            let leader = r.leader.ok_or_else(missing_leader)?;
+            let header = self.proclaim_as(&leader, &r.value).await?;
+            Ok(Response::new(electionpb::ProclaimResponse { header }))
+        })
+        .await
     }
 
     async fn leader(
         &self,
         request: GrpcRequest<electionpb::LeaderRequest>,
     ) -> Result<Response<electionpb::LeaderResponse>, Status> {
-        let name = request.into_inner().name;
-        let (header, oldest) = self.oldest_contender(&contenders(&name)).await?;
-        let Some(kv) = oldest else {
-            return Err(Status::unknown("election: no leader"));
-        };
-        Ok(Response::new(electionpb::LeaderResponse {
-            header,
-            kv: Some(kv),
-        }))
+        let metadata = request.metadata().clone();
+        crate::auth::as_sender(&metadata, async move {
+            let name = request.into_inner().name;
+            let (header, oldest) = self.oldest_contender(&contenders(&name)).await?;
+            let Some(kv) = oldest else {
+                return Err(Status::unknown("election: no leader"));
+            };
+            Ok(Response::new(electionpb::LeaderResponse {
+                header,
+                kv: Some(kv),
+            }))
+        })
+        .await
     }
 
     async fn observe(
         &self,
         request: GrpcRequest<electionpb::LeaderRequest>,
     ) -> Result<Response<tonic::codegen::BoxStream<electionpb::LeaderResponse>>, Status> {
+        let metadata = request.metadata().clone();
         let prefix = contenders(&request.into_inner().name);
         let waiting = self.waiter()?;
         let (out, rx) = mpsc::channel(OBSERVE_QUEUE);
@@ -125,8 +138,9 @@ impl electionpb::election_server::Election for Services {
             // The stream ends when the member stops, even while its client is not reading,
             // or the gRPC server's graceful stop would wait for it.
             let mut stopping = services.watch_parts().stopping;
+            let observing = crate::auth::as_sender(&metadata, services.observe(&prefix, &out));
             let ended = tokio::select! {
-                ended = services.observe(&prefix, &out) => ended,
+                ended = observing => ended,
                 () = out.closed() => return,
                 _ = stopping.wait_for(|s| *s) => Err(NodeError::Stopped.status()),
             };
@@ -142,10 +156,14 @@ impl electionpb::election_server::Election for Services {
         &self,
         request: GrpcRequest<electionpb::ResignRequest>,
     ) -> Result<Response<electionpb::ResignResponse>, Status> {
-        let leader = request.into_inner().leader.ok_or_else(missing_leader)?;
-        // A leadership that already ended resigns as a no-op, as in etcd.
-        let header = self.delete_if_created_at(&leader.key, leader.rev).await?;
-        Ok(Response::new(electionpb::ResignResponse { header }))
+        let metadata = request.metadata().clone();
+        crate::auth::as_sender(&metadata, async move {
+            let leader = request.into_inner().leader.ok_or_else(missing_leader)?;
+            // A leadership that already ended resigns as a no-op, as in etcd.
+            let header = self.delete_if_created_at(&leader.key, leader.rev).await?;
+            Ok(Response::new(electionpb::ResignResponse { header }))
+        })
+        .await
     }
 }
 

@@ -50,9 +50,10 @@ impl pb::lease_server::Lease for Services {
         &self,
         request: GrpcRequest<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let id = request.into_inner().id;
         let (answer, term) = self
-            .write(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }))
+            .write_as(&caller, &KvCommand::LeaseRevoke(LeaseRevokeRequest { id }))
             .await?;
         let KvResponse::LeaseRevoke(r) = answer else {
             return Err(unexpected("lease revoke"));

@@ -10,6 +10,7 @@
 //! peer grow memory without bound (every queue here is bounded); or let a scrape or a probe
 //! hold up the core (metrics are atomics the core writes and a scrape reads).
 
+pub mod auth;
 pub mod authority;
 pub mod backup;
 mod compactor;

@@ -156,14 +156,15 @@ impl Services {
     ) -> Result<(Claim, Abandon), Status> {
         let (answer, asked) = tokio::sync::oneshot::channel();
         let (services, name, value) = (self.clone(), name.to_vec(), value.to_vec());
-        tokio::spawn(async move {
+        let sender = crate::auth::recipe_sender();
+        tokio::spawn(crate::auth::with_recipe_sender(sender, async move {
             let claimed = services.claim_txn(&name, lease, &value).await.map(|claim| {
                 let abandon = Abandon::new(&services, &claim.key, claim.rev);
                 (claim, abandon)
             });
             // A caller gone: dropping the answer drops its guard, which deletes the key.
             drop(answer.send(claimed));
-        });
+        }));
         asked
             .await
             .map_err(|_| NodeError::Stopped.status())
@@ -347,6 +348,8 @@ pub(crate) struct Abandon {
     key: Vec<u8>,
     rev: i64,
     armed: bool,
+    /// Whom the recipe acts for: the delete is theirs too.
+    sender: crate::auth::Credential,
 }
 
 impl Abandon {
@@ -356,6 +359,7 @@ impl Abandon {
             key: key.to_vec(),
             rev,
             armed: true,
+            sender: crate::auth::recipe_sender(),
         }
     }
 
@@ -379,10 +383,11 @@ impl Drop for Abandon {
             std::mem::take(&mut self.key),
             self.rev,
         );
-        runtime.spawn(async move {
+        let sender = std::mem::take(&mut self.sender);
+        runtime.spawn(crate::auth::with_recipe_sender(sender, async move {
             if let Err(e) = services.delete_if_created_at(&key, rev).await {
                 tracing::debug!(error = %e, "abandoned contender's key left to its lease");
             }
-        });
+        }));
     }
 }

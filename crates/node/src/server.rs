@@ -337,6 +337,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             stopping: stop_rx.clone(),
             progress_every: config.watch_progress_every,
         },
+        bcrypt_cost: config.bcrypt_cost,
     });
     if let Some(policy) = config.auto_compaction {
         tokio::spawn(crate::compactor::run(
@@ -369,6 +370,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .add_service(LeaseServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(LockServer::new(services.clone()).max_decoding_message_size(limit))
         .add_service(ElectionServer::new(services.clone()).max_decoding_message_size(limit))
+        .add_service(
+            etcd_proto::etcdserverpb::auth_server::AuthServer::new(services.clone())
+                .max_decoding_message_size(limit),
+        )
         .add_service(
             WatchServer::new(services)
                 .max_decoding_message_size(limit)

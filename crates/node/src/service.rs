@@ -32,6 +32,8 @@ pub struct Shared {
     pub lease_ttl_min: i64,
     /// What the Watch service needs.
     pub watch: crate::watch::WatchParts,
+    /// bcrypt's cost for passwords hashed here (`--bcrypt-cost`).
+    pub bcrypt_cost: u32,
 }
 
 /// The KV, Maintenance and Cluster services, cheap to clone.
@@ -74,6 +76,11 @@ impl Services {
         self.shared.lease_ttl_min
     }
 
+    /// bcrypt's cost for passwords hashed here.
+    pub(crate) fn bcrypt_cost(&self) -> u32 {
+        self.shared.bcrypt_cost
+    }
+
     /// The queue to the core task.
     pub(crate) fn core(&self) -> &mpsc::Sender<Request> {
         &self.shared.tx
@@ -107,8 +114,25 @@ impl Services {
         rx.await.map_err(|_| NodeError::Stopped.status())
     }
 
+    /// Proposes a command of the member's own (no sender: no permission check).
     pub(crate) async fn write(&self, cmd: &KvCommand) -> Result<(KvResponse, u64), Status> {
-        let payload = kv::encode(cmd);
+        self.propose(kv::encode(cmd), cmd).await
+    }
+
+    /// Proposes a client's command with its sender, for every replica to check at apply.
+    pub(crate) async fn write_as(
+        &self,
+        caller: &kv::Caller,
+        cmd: &KvCommand,
+    ) -> Result<(KvResponse, u64), Status> {
+        self.propose(kv::encode_as(caller, cmd), cmd).await
+    }
+
+    async fn propose(
+        &self,
+        payload: Vec<u8>,
+        cmd: &KvCommand,
+    ) -> Result<(KvResponse, u64), Status> {
         let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
         let (output, term) = self
             .ask(|reply| Request::Write {
@@ -122,6 +146,21 @@ impl Services {
         Ok((response, term))
     }
 
+    /// Serves a client's read, checked against its sender's permissions when served.
+    pub(crate) async fn read_as(
+        &self,
+        caller: &kv::Caller,
+        read: KvRead,
+        linearizable: bool,
+    ) -> Result<(KvReadResponse, u64), Status> {
+        let read = KvRead::As {
+            caller: caller.clone(),
+            read: Box::new(read),
+        };
+        self.read(read, linearizable).await
+    }
+
+    /// Serves a read of the member's own (no sender: no permission check).
     pub(crate) async fn read(
         &self,
         read: KvRead,
@@ -176,11 +215,14 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: GrpcRequest<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let r = request.into_inner();
         self.check_size(&r)?;
         let linearizable = !r.serializable;
         let range = convert::range_request(r)?;
-        let (answer, term) = self.read(KvRead::Range(range), linearizable).await?;
+        let (answer, term) = self
+            .read_as(&caller, KvRead::Range(range), linearizable)
+            .await?;
         let KvReadResponse::Range(r) = answer else {
             return Err(unexpected("range"));
         };
@@ -192,10 +234,11 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: GrpcRequest<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Put(convert::put_request(r)?);
-        let (answer, term) = self.write(&cmd).await?;
+        let (answer, term) = self.write_as(&caller, &cmd).await?;
         let KvResponse::Put(p) = answer else {
             return Err(unexpected("put"));
         };
@@ -207,10 +250,11 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: GrpcRequest<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::DeleteRange(convert::delete_request(r)?);
-        let (answer, term) = self.write(&cmd).await?;
+        let (answer, term) = self.write_as(&caller, &cmd).await?;
         let KvResponse::DeleteRange(d) = answer else {
             return Err(unexpected("delete"));
         };
@@ -222,10 +266,11 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: GrpcRequest<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Txn(convert::txn_request(r)?);
-        let (answer, term) = self.write(&cmd).await?;
+        let (answer, term) = self.write_as(&caller, &cmd).await?;
         let KvResponse::Txn(t) = answer else {
             return Err(unexpected("txn"));
         };
@@ -237,10 +282,11 @@ impl pb::kv_server::Kv for Services {
         &self,
         request: GrpcRequest<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let caller = self.caller(&request, false).await?;
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Compact(convert::compact_request(r)?);
-        let (answer, term) = self.write(&cmd).await?;
+        let (answer, term) = self.write_as(&caller, &cmd).await?;
         let KvResponse::Compact(c) = answer else {
             return Err(unexpected("compaction"));
         };
@@ -285,8 +331,9 @@ impl pb::maintenance_server::Maintenance for Services {
     /// reclaims disk after a compaction, as etcd's defragment does for its database file.
     async fn defragment(
         &self,
-        _request: GrpcRequest<pb::DefragmentRequest>,
+        request: GrpcRequest<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.caller(&request, true).await?;
         let header = self.done(|reply| Request::Defragment { reply }).await?;
         Ok(Response::new(pb::DefragmentResponse {
             header: Some(header),
@@ -299,6 +346,7 @@ impl pb::maintenance_server::Maintenance for Services {
         &self,
         request: GrpcRequest<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.caller(&request, true).await?;
         let target = request.into_inner().target_id;
         let header = self
             .done(|reply| Request::MoveLeader { target, reply })
@@ -314,8 +362,9 @@ impl pb::maintenance_server::Maintenance for Services {
     /// succeed.
     async fn snapshot(
         &self,
-        _request: GrpcRequest<pb::SnapshotRequest>,
+        request: GrpcRequest<pb::SnapshotRequest>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::SnapshotResponse>>, Status> {
+        self.caller(&request, true).await?;
         // Any linearizable read is the barrier; one key keeps it O(log n).
         let barrier = KvRead::Range(kv::RangeRequest::single(vec![0]));
         let (_, term) = self.read(barrier, true).await?;
@@ -343,8 +392,9 @@ impl pb::maintenance_server::Maintenance for Services {
     /// `raft_applied_index` (in the header's revision and Status) hold identical state.
     async fn hash_kv(
         &self,
-        _request: GrpcRequest<pb::HashKvRequest>,
+        request: GrpcRequest<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.caller(&request, true).await?;
         let (digest, _applied, revision, compact_revision) =
             self.ask(|reply| Request::HashKv { reply }).await?;
         let s = Services::status(self).await?;
@@ -361,6 +411,9 @@ impl pb::maintenance_server::Maintenance for Services {
         &self,
         request: GrpcRequest<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
+        // etcd: listing alarms needs a user, changing them needs root.
+        let listing = request.get_ref().action == pb::alarm_request::AlarmAction::Get as i32;
+        self.caller(&request, !listing).await?;
         let r = request.into_inner();
         let s = Services::status(self).await?;
         use pb::alarm_request::AlarmAction;
@@ -433,6 +486,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: GrpcRequest<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.caller(&request, true).await?;
         let r = request.into_inner();
         let first = r.peer_ur_ls.first().cloned().unwrap_or_default();
         for url in &r.peer_ur_ls {
@@ -459,6 +513,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: GrpcRequest<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.caller(&request, true).await?;
         let id = request.into_inner().id;
         let (header, members) = self.change(ClusterChange::Remove { id }).await?;
         Ok(Response::new(pb::MemberRemoveResponse {
@@ -471,6 +526,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: GrpcRequest<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.caller(&request, true).await?;
         let r = request.into_inner();
         for url in &r.peer_ur_ls {
             if crate::config::url_addr("--peer-urls", url).is_err() {
@@ -492,6 +548,7 @@ impl pb::cluster_server::Cluster for Services {
         &self,
         request: GrpcRequest<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.caller(&request, true).await?;
         let id = request.into_inner().id;
         let (header, members) = self.change(ClusterChange::Promote { id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse {

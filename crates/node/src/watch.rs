@@ -74,6 +74,10 @@ impl pb::watch_server::Watch for Services {
         &self,
         request: GrpcRequest<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
+        // The stream's sender, named once (etcd too checks a watch against its creator).
+        // Every read of its watchers is checked against the sender's permissions as they are
+        // then; the member shares no unfiltered batches while auth is on.
+        let caller = self.caller(&request, false).await?;
         let parts = self.watch_parts();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
@@ -86,6 +90,7 @@ impl pb::watch_server::Watch for Services {
             watchers: BTreeMap::new(),
             next_id: 0,
             term: 0,
+            caller,
         };
         tokio::spawn(stream.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -103,6 +108,8 @@ struct WatchStream {
     next_id: i64,
     /// The ballot round the last read reported (the header's raft term).
     term: u64,
+    /// Who opened the stream: every read is checked as theirs.
+    caller: kv::Caller,
 }
 
 impl WatchStream {
@@ -220,8 +227,9 @@ impl WatchStream {
             }
             self.next_id
         };
+        let header = self.header(revision);
         let refuse = |reason: String| pb::WatchResponse {
-            header: Some(self.header(revision)),
+            header: Some(header),
             watch_id: id,
             created: true,
             canceled: true,
@@ -263,6 +271,21 @@ impl WatchStream {
             key: c.key,
             range_end: c.range_end,
         };
+        // etcd refuses a watch on keys its user may not read when it is created.
+        let probe = WatchRead {
+            after: revision,
+            ..read.clone()
+        };
+        if let Err(e) = self.read(probe).await? {
+            // etcd puts the whole gRPC error's text, as Go prints it, in the reason.
+            let status = convert::status_from_kv_error(&e);
+            let reason = format!(
+                "rpc error: code = {:?} desc = {}",
+                status.code(),
+                status.message()
+            );
+            return self.send(refuse(reason)).await;
+        }
         if c.watch_id == 0 {
             self.next_id += 1;
         }
@@ -417,8 +440,12 @@ impl WatchStream {
         read: WatchRead,
     ) -> Result<Result<WatchReadResponse, kv::KvError>, End> {
         let (reply, rx) = oneshot::channel();
+        let read = KvRead::As {
+            caller: self.caller.clone(),
+            read: Box::new(KvRead::Watch(read)),
+        };
         let request = Request::Read {
-            read: KvRead::Watch(read),
+            read,
             linearizable: false,
             reply,
         };

@@ -70,6 +70,12 @@ pub struct NodeArgs {
     /// Take a snapshot and compact the log every this many applied slots [default: 10000].
     #[arg(long, env = "SYNOD_SNAPSHOT_COUNT")]
     snapshot_count: Option<u64>,
+    /// bcrypt's cost for the passwords this member hashes (etcd's flag) [default: 10; 4 to 31].
+    #[arg(long, env = "SYNOD_BCRYPT_COST")]
+    bcrypt_cost: Option<u32>,
+    /// Kind of auth token (etcd's flag). Only `simple` (etcd's default) is served so far.
+    #[arg(long, env = "SYNOD_AUTH_TOKEN")]
+    auth_token: Option<String>,
     /// Size in bytes of each write-ahead log segment, preallocated when created; compacted
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
@@ -373,6 +379,18 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(v) = args.snapshot_count.or(file.snapshot_count) {
         config.snapshot_every_slots = v;
+    }
+    if let Some(v) = args.bcrypt_cost {
+        config.bcrypt_cost = v;
+    }
+    if let Some(kind) = &args.auth_token {
+        let kind = kind.split(',').next().unwrap_or_default();
+        if kind != "simple" {
+            anyhow::bail!(
+                "--auth-token {kind}: this build serves only `simple` tokens (etcd's default); \
+                 jwt is not implemented yet"
+            );
+        }
     }
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;

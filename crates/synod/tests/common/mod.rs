@@ -439,6 +439,9 @@ pub struct Cluster {
     pub tls: Option<Tls>,
     /// Flags every member gets besides the harness's own.
     extra_flags: Vec<String>,
+    /// `user:password` for the readiness check once auth is on (`endpoint health` reads a
+    /// key, which needs a user then).
+    pub health_user: Option<String>,
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
@@ -544,6 +547,7 @@ impl Cluster {
             target,
             tls,
             extra_flags: flags.iter().map(|f| f.to_string()).collect(),
+            health_user: None,
             members,
             initial_cluster,
             token,
@@ -676,6 +680,8 @@ impl Cluster {
                 .filter(|t| t.client)
                 .map(Tls::etcdctl_args);
             args.extend(tls_args.iter().flatten().map(String::as_str));
+            let user = self.health_user.as_ref().map(|u| format!("--user={u}"));
+            args.extend(user.as_deref());
             args.extend(["endpoint", "health"]);
             let health = etcdctl(&endpoint, &args);
             if health.success() {
@@ -785,6 +791,22 @@ impl Cluster {
         self.spawn_member(i, "existing");
         if let Err(e) = self.wait_ready(i, READY_TIMEOUT) {
             panic!("{} did not come back: {e}", self.members[i].name);
+        }
+    }
+
+    /// Starts every stopped member again (cluster state `existing`), all before waiting for
+    /// any: a cluster whose every member was stopped needs a quorum back to answer.
+    pub fn restart_all(&mut self) {
+        let stopped: Vec<usize> = (0..self.members.len())
+            .filter(|i| !self.is_running(*i))
+            .collect();
+        for &i in &stopped {
+            self.spawn_member(i, "existing");
+        }
+        for &i in &stopped {
+            if let Err(e) = self.wait_ready(i, READY_TIMEOUT) {
+                panic!("{} did not come back: {e}", self.members[i].name);
+            }
         }
     }
 
