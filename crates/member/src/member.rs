@@ -2,6 +2,7 @@
 //!
 //! See the crate doc for the inputs and the order of the outputs.
 
+use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{
     urls_overlap, ClusterChange, MemberEntry, MemberInfo, MemberTable, TableCommand, PEER_URLS_MAX,
     URL_BYTES_MAX,
@@ -433,6 +434,8 @@ pub struct Member {
     said_removed: bool,
     /// The time of the input being handled (the caller's clock; never goes back here).
     clock: Micros,
+    /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
+    bugs: MemberBugs,
 }
 
 impl Member {
@@ -482,6 +485,7 @@ impl Member {
             was_member: false,
             said_removed: false,
             clock: now,
+            bugs: MemberBugs::none(),
             options: parts.options,
         };
         member.restart_lease_clocks(now);
@@ -748,6 +752,14 @@ impl Member {
             ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
         }
         self.drive();
+    }
+
+    /// Switches planted bugs on (test-only: without the `planted-bugs` feature every bug
+    /// stays off whatever is passed). Leases already granted keep their clocks.
+    pub fn plant_bugs(&mut self, bugs: MemberBugs) {
+        self.bugs = bugs;
+        self.lease_clocks
+            .plant_ttl_in_millis(bugs.has(MemberBug::LeaseTtlInMillis));
     }
 
     /// Whether anyone listens for [`Output::AppliedChanges`]: reading them costs a pass over
@@ -1393,7 +1405,11 @@ impl Member {
 
     fn serve_confirmed_reads(&mut self) {
         let applied = self.applier.applied_through();
-        let ready = keys_where(&self.reads, |r| r.confirmed.is_some_and(|s| s <= applied));
+        // Planted bug `ReadBeforeApplied`: serve once confirmed, applied or not.
+        let early = self.bugs.has(MemberBug::ReadBeforeApplied);
+        let ready = keys_where(&self.reads, |r| {
+            r.confirmed.is_some_and(|s| early || s <= applied)
+        });
         let term = self.term();
         for id in ready {
             if let Some(r) = self.reads.remove(&id) {

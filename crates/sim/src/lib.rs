@@ -54,6 +54,7 @@ pub mod commit;
 pub mod disk;
 pub mod faults;
 pub mod kv;
+pub mod member;
 pub mod report;
 mod rng;
 mod sim;
