@@ -86,6 +86,21 @@ fn txn_write(rng: &mut ChaCha8Rng, group: u64, value: &str) -> TxnWrite {
     }
 }
 
+/// Up to `n` writes on distinct keys (etcd refuses a branch that writes one key twice).
+fn txn_writes(rng: &mut ChaCha8Rng, group: u64, value: &str, n: u64) -> Vec<TxnWrite> {
+    let mut writes: Vec<TxnWrite> = Vec::new();
+    for _ in 0..n {
+        let w = txn_write(rng, group, value);
+        let key = |w: &TxnWrite| match w {
+            TxnWrite::Put { key, .. } | TxnWrite::Delete { key } => key.clone(),
+        };
+        if writes.iter().all(|x| key(x) != key(&w)) {
+            writes.push(w);
+        }
+    }
+    writes
+}
+
 /// Draws client `client`'s next operation; `value` is unique to it in the run, and
 /// `seen_revision` the highest revision the client has seen.
 pub(crate) fn draw(
@@ -129,12 +144,9 @@ pub(crate) fn draw(
                     (k, want)
                 })
                 .collect();
-            let success = (0..=below(rng, 2))
-                .map(|_| txn_write(rng, g, &value))
-                .collect();
-            let failure = (0..below(rng, 2))
-                .map(|_| txn_write(rng, g, &value))
-                .collect();
+            let (n_success, n_failure) = (1 + below(rng, 2), below(rng, 2));
+            let success = txn_writes(rng, g, &value, n_success);
+            let failure = txn_writes(rng, g, &value, n_failure);
             EtcdInput::Txn {
                 group: format!("g{g}"),
                 compares,
