@@ -7,7 +7,7 @@ use sim::FaultProfile;
 
 /// Seeds in the test: sized to take well under 90 s in the test profile on a loaded 2-core
 /// machine (the release-built `synod sim --member` in scripts/test.sh runs more).
-const SEEDS: u64 = 12;
+const SEEDS: u64 = 80;
 
 #[test]
 fn a_member_campaign_with_every_fault_passes() {
@@ -35,8 +35,15 @@ fn a_member_campaign_with_every_fault_passes() {
 #[test]
 #[ignore]
 fn one_member_seed() {
-    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let t = std::time::Instant::now();
-    let report = sim::member::run_member_seed(sim::member::MemberSimConfig::new(seed, 3, FaultProfile::All));
+    let report = sim::member::run_member_seed(sim::member::MemberSimConfig::new(
+        seed,
+        3,
+        FaultProfile::All,
+    ));
     println!("{report}\n{:?} {:?}", report.ops_by_kind, t.elapsed());
 }

@@ -96,7 +96,13 @@ impl Checks {
         }
     }
 
-    pub fn violation(&mut self, check: MemberCheck, at_us: u64, node: Option<usize>, detail: String) {
+    pub fn violation(
+        &mut self,
+        check: MemberCheck,
+        at_us: u64,
+        node: Option<usize>,
+        detail: String,
+    ) {
         *self.counts.entry(check).or_insert(0) += 1;
         if self.violations.len() < VIOLATIONS_KEPT {
             self.violations.push(MemberViolation {
@@ -108,13 +114,21 @@ impl Checks {
         }
     }
 
-    /// Member `i` started with its store at `revision`.
-    pub fn started(&mut self, i: usize, revision: i64, _now: u64) {
+    /// Member `i` started (a new incarnation) with its store at `revision`.
+    pub fn started(&mut self, i: usize, revision: i64) {
         let (_, ever) = self.revisions[i];
+        self.revisions[i] = (revision, ever);
+    }
+
+    /// Member `i` re-applied what its disk holds and stands at `revision`: below what it
+    /// had before the crash is counted (it catches up from its peers before it can serve a
+    /// linearizable read; serializable reads may be that stale, as in etcd).
+    pub fn recovered(&mut self, i: usize, revision: i64) {
+        let (this, ever) = self.revisions[i];
         if revision < ever {
             self.restarts_behind += 1;
         }
-        self.revisions[i] = (revision, ever.max(revision));
+        self.revisions[i] = (this.max(revision), ever.max(revision));
     }
 
     /// Member `i`'s store (or published) revision is `revision` now.
@@ -160,7 +174,10 @@ impl Checks {
         self.historical_reads += 1;
         if let Some((mod_revision, _)) = value.as_ref().map(|(v, m)| (*m, v)) {
             if mod_revision > at {
-                let detail = format!("m{}: {key} at revision {at} has mod revision {mod_revision}", i + 1);
+                let detail = format!(
+                    "m{}: {key} at revision {at} has mod revision {mod_revision}",
+                    i + 1
+                );
                 self.violation(MemberCheck::HistoricalReads, now, Some(i), detail);
             }
         }

@@ -6,9 +6,9 @@
 
 use crate::rng::{below, chance_permille};
 use kv::{
-    Compare, CompareResult, CompareTarget, CompactRequest, DeleteRangeRequest, KvCommand,
-    KvOutput, KvRead, KvReadResponse, KvResponse, LeaseGrantRequest, LeaseRevokeRequest,
-    PutRequest, RangeRequest, RequestOp, TxnRequest,
+    CompactRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, KvCommand, KvOutput,
+    KvRead, KvReadResponse, KvResponse, LeaseGrantRequest, LeaseRevokeRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest,
 };
 use lincheck::etcd::{EtcdInput, EtcdOutput, TxnWrite, LEASE_GROUP_STRIDE};
 use member::{Answer, Request};
@@ -294,9 +294,10 @@ pub(crate) fn request(op: &ClientOp) -> Request {
                 }),
                 true,
             ),
-            EtcdInput::LeaseRevoke { id } => {
-                write(KvCommand::LeaseRevoke(LeaseRevokeRequest { id: *id }), false)
-            }
+            EtcdInput::LeaseRevoke { id } => write(
+                KvCommand::LeaseRevoke(LeaseRevokeRequest { id: *id }),
+                false,
+            ),
         },
         ClientOp::Serializable { key } => Request::Read {
             read: KvRead::Range(range_request(key, false, 0, 0)),
@@ -398,11 +399,7 @@ pub(crate) fn outcome(op: &ClientOp, answer: Answer) -> Outcome {
             ClientOp::Historical { .. } => Outcome::Done {
                 output: None,
                 revision: r.revision,
-                historical: Some(
-                    r.kvs
-                        .first()
-                        .map(|kv| (string(&kv.value), kv.mod_revision)),
-                ),
+                historical: Some(r.kvs.first().map(|kv| (string(&kv.value), kv.mod_revision))),
             },
             ClientOp::Checked(_) => Outcome::Done {
                 output: Some(range_output(&r)),

@@ -176,7 +176,11 @@ impl Running {
         };
         match write() {
             Ok(meta) => {
-                if self.newest.as_ref().is_none_or(|n| n.through < meta.through) {
+                if self
+                    .newest
+                    .as_ref()
+                    .is_none_or(|n| n.through < meta.through)
+                {
                     self.newest = Some(meta);
                 }
                 Ok(())

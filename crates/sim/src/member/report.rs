@@ -272,7 +272,9 @@ impl MemberCampaignSpec {
 /// Runs one seed; a panic is caught and reported (as a failed run naming the seed).
 pub fn run_member_seed(config: MemberSimConfig) -> MemberRunReport {
     let for_report = config.clone();
-    match catch_unwind(AssertUnwindSafe(move || MemberSimulation::new(config).run())) {
+    match catch_unwind(AssertUnwindSafe(move || {
+        MemberSimulation::new(config).run()
+    })) {
         Ok(report) => report,
         Err(payload) => {
             let message = payload
@@ -443,7 +445,11 @@ impl fmt::Display for MemberCampaignReport {
         if let Some(ms) = self.wall_ms {
             writeln!(f, "  wall time             {:.1} s", ms as f64 / 1000.0)?;
         }
-        writeln!(f, "  simulated time        {:.1} s", self.simulated_us as f64 / 1e6)?;
+        writeln!(
+            f,
+            "  simulated time        {:.1} s",
+            self.simulated_us as f64 / 1e6
+        )?;
         writeln!(f, "  events                {}", self.events)?;
         writeln!(f, "  faults injected (seeds enabled / times fired):")?;
         let mut never = Vec::new();
@@ -510,7 +516,11 @@ impl fmt::Display for MemberCampaignReport {
         if self.failing.is_empty() {
             writeln!(f, "  result                PASS")?;
         } else {
-            writeln!(f, "  result                FAIL ({} seeds)", self.failing.len())?;
+            writeln!(
+                f,
+                "  result                FAIL ({} seeds)",
+                self.failing.len()
+            )?;
         }
         Ok(())
     }
