@@ -27,6 +27,7 @@ mod driver;
 pub mod report;
 
 pub use check::{MemberCheck, MemberViolation};
+pub use member::bugs::{MemberBug, MemberBugs};
 pub use report::{
     run_member_seed, run_member_seeds, MemberCampaignReport, MemberCampaignSpec, MemberRunReport,
 };
@@ -36,7 +37,6 @@ use crate::rng::{below, chance_permille, range};
 use clients::{ClientOp, Outcome};
 use driver::{boot, BootParts, DiskWrite, Running};
 use lincheck::etcd::EtcdOperation;
-use member::bugs::MemberBugs;
 use member::peer::PeerMessage;
 use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
 use paxos::multi::ReplicaOptions;
