@@ -65,6 +65,9 @@ pub struct MemberViolation {
     pub detail: String,
 }
 
+/// What a historical read saw: the value and its mod revision, or nothing.
+type Seen = Option<(String, i64)>;
+
 pub(crate) struct Checks {
     pub violations: Vec<MemberViolation>,
     pub counts: BTreeMap<MemberCheck, u64>,
@@ -76,7 +79,7 @@ pub(crate) struct Checks {
     stores: BTreeMap<u64, (u64, i64, usize)>,
     pub store_comparisons: u64,
     /// (key, revision) → (value and mod revision, member) first read there.
-    historical: BTreeMap<(String, i64), (Option<(String, i64)>, usize)>,
+    historical: BTreeMap<(String, i64), (Seen, usize)>,
     pub historical_reads: u64,
     pub lincheck_detail: Option<String>,
 }
@@ -167,7 +170,7 @@ impl Checks {
         &mut self,
         key: &str,
         at: i64,
-        value: Option<(String, i64)>,
+        value: Seen,
         i: usize,
         now: u64,
     ) {
