@@ -12,17 +12,25 @@ pub enum MemberBug {
     /// A lease's clock counts its TTL in milliseconds instead of seconds, so the leader
     /// revokes it (and deletes its keys) long before its TTL could have run out.
     LeaseTtlInMillis,
+    /// The changes shared with watchers in step ([`crate::AppliedChanges`]) are read from one
+    /// revision too early, so a watcher in step is sent the previous revision's events twice.
+    WatchEventTwice,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 2] = [MemberBug::ReadBeforeApplied, MemberBug::LeaseTtlInMillis];
+    pub const ALL: [MemberBug; 3] = [
+        MemberBug::ReadBeforeApplied,
+        MemberBug::LeaseTtlInMillis,
+        MemberBug::WatchEventTwice,
+    ];
 
     /// Its kebab-case name, as on the command line.
     pub fn name(self) -> &'static str {
         match self {
             MemberBug::ReadBeforeApplied => "read-before-applied",
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
+            MemberBug::WatchEventTwice => "watch-event-twice",
         }
     }
 

@@ -1487,7 +1487,14 @@ impl Member {
         if store.revision() == after || !self.sharing_changes {
             return;
         }
-        let everything = kv::WatchRead::everything(after, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
+        // Planted bug `WatchEventTwice`: the read starts one revision early, so the batch
+        // repeats the last revision of the one before it.
+        let from = if self.bugs.has(MemberBug::WatchEventTwice) {
+            (after - 1).max(0)
+        } else {
+            after
+        };
+        let everything = kv::WatchRead::everything(from, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
         match store.watch_read(&everything) {
             Ok(answer) if !answer.compacted && answer.through == store.revision() => {
                 debug_assert!(answer.through > after);

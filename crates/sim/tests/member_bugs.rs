@@ -58,3 +58,18 @@ fn a_lease_revoked_long_before_its_ttl_is_caught_by_lincheck() {
         "the same seed without the bug passes:\n{clean}"
     );
 }
+
+#[test]
+fn a_watch_event_shared_twice_is_caught_by_the_watch_check() {
+    let (seed, report) = first_catch(
+        MemberBug::WatchEventTwice,
+        FaultProfile::None,
+        MemberCheck::Watch,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}

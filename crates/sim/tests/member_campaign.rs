@@ -29,6 +29,11 @@ fn a_member_campaign_with_every_fault_passes() {
     assert!(report.store_comparisons > 0, "{report}");
     assert!(report.snapshots_written > 0, "{report}");
     assert!(report.crash_points.len() > 1, "{report}");
+    assert!(
+        report.watches_compared > 0 && report.watch_events > 0,
+        "{report}"
+    );
+    assert!(report.watches_cancelled > 0, "{report}");
 }
 
 /// One seed, printed (for sizing and debugging: `--ignored --nocapture`).
@@ -40,10 +45,16 @@ fn one_member_seed() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let t = std::time::Instant::now();
-    let report = sim::member::run_member_seed(sim::member::MemberSimConfig::new(
-        seed,
-        3,
-        FaultProfile::All,
-    ));
+    let mut config = sim::member::MemberSimConfig::new(seed, 3, FaultProfile::All);
+    // TRACE=text prints the trace lines holding it.
+    if let Ok(filter) = std::env::var("TRACE") {
+        config.trace = true;
+        let mut sim = sim::member::MemberSimulation::new(config.clone());
+        while sim.step() {}
+        for line in sim.trace().iter().filter(|l| l.contains(&filter)) {
+            println!("{line}");
+        }
+    }
+    let report = sim::member::run_member_seed(config);
     println!("{report}\n{:?} {:?}", report.ops_by_kind, t.elapsed());
 }

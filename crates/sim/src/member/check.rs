@@ -30,6 +30,10 @@ pub enum MemberCheck {
     HistoricalReads,
     /// Not converged, or operations pending, long after faults stopped.
     Liveness,
+    /// A watch's events were out of order, repeated, before its start, or not exactly the
+    /// changes applied in its range (a gap or a split revision), or members shared different
+    /// changes for one revision.
+    Watch,
     /// A member could not start from its disk (no disk damage is injected here).
     Recovery,
     /// A peer message did not encode or decode.
@@ -46,6 +50,7 @@ impl MemberCheck {
             MemberCheck::StoresDiffer => "stores-differ",
             MemberCheck::HistoricalReads => "historical-reads",
             MemberCheck::Liveness => "liveness",
+            MemberCheck::Watch => "watch",
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
         }
@@ -166,14 +171,7 @@ impl Checks {
     }
 
     /// A read of `key` at past revision `at` on member `i` saw `value`.
-    pub fn historical(
-        &mut self,
-        key: &str,
-        at: i64,
-        value: Seen,
-        i: usize,
-        now: u64,
-    ) {
+    pub fn historical(&mut self, key: &str, at: i64, value: Seen, i: usize, now: u64) {
         self.historical_reads += 1;
         if let Some((mod_revision, _)) = value.as_ref().map(|(v, m)| (*m, v)) {
             if mod_revision > at {

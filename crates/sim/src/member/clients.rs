@@ -184,7 +184,7 @@ pub(crate) fn draw(
 }
 
 /// The end of a key range holding every key that starts with `prefix` (etcd's `--prefix`).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -25,6 +25,7 @@ mod check;
 mod clients;
 mod driver;
 pub mod report;
+mod watch;
 
 pub use check::{MemberCheck, MemberViolation};
 pub use member::bugs::{MemberBug, MemberBugs};
@@ -48,6 +49,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 use storage::memfs::MemFs;
 use storage::SnapshotChunk;
+use watch::{Reference, Watch};
 
 /// Every member crash point, for arming and for reports.
 pub const CRASH_POINTS: [CrashPoint; 6] = [
@@ -72,6 +74,8 @@ pub struct MemberSimConfig {
     pub clients: usize,
     /// Key groups (each a lincheck partition).
     pub groups: u64,
+    /// Watches open at once (each over one group, re-created across crashes and cancels).
+    pub watches: usize,
     /// Planted member bugs.
     pub bugs: MemberBugs,
     /// Member tick, microseconds.
@@ -98,6 +102,7 @@ impl MemberSimConfig {
             faults,
             clients: 4,
             groups: 3,
+            watches: 3,
             bugs: MemberBugs::none(),
             tick_us: 5_000,
             fault_phase_us: 3_000_000,
@@ -212,6 +217,8 @@ pub(crate) struct Tally {
     pub snapshots_installed: u64,
     pub compactions: u64,
     pub events: u64,
+    pub watches_cancelled: u64,
+    pub watches_compacted: u64,
 }
 
 /// The member-level simulation. See the module doc.
@@ -230,6 +237,12 @@ pub struct MemberSimulation {
     next_request: u64,
     /// (member, request) → client waiting on it.
     waiting: BTreeMap<(usize, RequestId), usize>,
+    watches: Vec<Watch>,
+    /// Watches that ended (compacted away, or replaced), to check at the end.
+    watches_ended: Vec<Watch>,
+    /// (member, request) → watch whose read it is.
+    watch_reads: BTreeMap<(usize, RequestId), usize>,
+    pub(crate) reference: Reference,
     phase: Phase,
     quiet_at: u64,
     drain_at: u64,
@@ -279,6 +292,10 @@ impl MemberSimulation {
             clients: (0..config.clients).map(|_| Client::default()).collect(),
             next_request: 1,
             waiting: BTreeMap::new(),
+            watches: Vec::new(),
+            watches_ended: Vec::new(),
+            watch_reads: BTreeMap::new(),
+            reference: Reference::default(),
             phase: Phase::Faults,
             quiet_at: config.fault_phase_us,
             drain_at: config.fault_phase_us + config.quiet_ops_us,
@@ -290,6 +307,10 @@ impl MemberSimulation {
             trace: Vec::new(),
             config,
         };
+        for w in 0..sim.config.watches {
+            let group = w as u64 % sim.config.groups.max(1);
+            sim.watches.push(Watch::new(format!("g{group}/"), 1));
+        }
         for i in 0..n {
             sim.start(i);
         }
@@ -448,6 +469,9 @@ impl MemberSimulation {
         let now = self.micros();
         match boot(&self.nodes[i].fs, parts, now) {
             Ok(run) => {
+                let mut run = run;
+                // Watchers listen on every member: what it shares is checked too.
+                run.member.set_sharing_changes(true);
                 let node = &mut self.nodes[i];
                 node.inc += 1;
                 let inc = node.inc;
@@ -474,13 +498,19 @@ impl MemberSimulation {
     /// Carries out member `i`'s outputs in their order, until it has none (or it crashed).
     fn drive(&mut self, i: usize) {
         loop {
-            let Some(run) = self.nodes[i].run.as_mut() else {
-                return;
-            };
-            let Some(output) = run.member.poll_output() else {
+            loop {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                let Some(output) = run.member.poll_output() else {
+                    break;
+                };
+                self.carry_out(i, output);
+            }
+            // Watchers out of step read what they missed (answered at once: serializable).
+            if !self.watch_reads_due(i) {
                 break;
-            };
-            self.carry_out(i, output);
+            }
         }
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
@@ -521,6 +551,16 @@ impl MemberSimulation {
                 through,
                 offset,
             } => {
+                let newest = self.nodes[i]
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.newest.as_ref().map(|m| m.through));
+                self.trace_line(|| {
+                    format!(
+                        "m{} serves m{to} a chunk through {through} at {offset} (newest {newest:?})",
+                        i + 1
+                    )
+                });
                 let node = &self.nodes[i];
                 let chunk = node
                     .run
@@ -558,9 +598,18 @@ impl MemberSimulation {
             Output::Answer { id, answer } => {
                 if let Some(c) = self.waiting.remove(&(i, id)) {
                     self.answered(c, answer);
+                } else if let Some(w) = self.watch_reads.remove(&(i, id)) {
+                    self.watch_answered(w, answer);
                 }
             }
-            Output::AppliedChanges(_) => {}
+            Output::AppliedChanges(changes) => {
+                self.reference
+                    .record(&changes, i, self.now, &mut self.checks);
+                let here = Some((i, self.nodes[i].inc));
+                for w in self.watches.iter_mut().filter(|w| w.at == here) {
+                    w.take_shared(&changes);
+                }
+            }
             Output::AppliedRevision(revision) => {
                 self.checks.revision(i, revision, self.now);
             }
@@ -574,6 +623,14 @@ impl MemberSimulation {
     }
 
     fn store_chunk(&mut self, i: usize, transfer: u64, chunk: &SnapshotChunk) {
+        self.trace_line(|| {
+            format!(
+                "m{} stores chunk {} of transfer {transfer} through {}",
+                i + 1,
+                chunk.offset,
+                chunk.through
+            )
+        });
         let node = &mut self.nodes[i];
         let fs = node.fs.clone();
         let Some(run) = node.run.as_mut() else {
@@ -609,6 +666,10 @@ impl MemberSimulation {
             .and_then(|lsn| run.store.sync().map(|s| (lsn, s)));
         match synced {
             Ok((lsn, synced)) => {
+                if self.config.trace {
+                    let line = format!("{} m{} durable tag {}", self.now, i + 1, write.tag);
+                    self.trace.push(line);
+                }
                 assert!(synced >= lsn, "a sync returned before its record");
                 run.member.on_durable(now, write.tag);
             }
@@ -639,6 +700,14 @@ impl MemberSimulation {
             return;
         }
         let result = run.write_snapshot(&fs, through, &body);
+        if self.config.trace {
+            let line = format!(
+                "{} m{} wrote a snapshot through {through}: {result:?}",
+                self.now,
+                i + 1
+            );
+            self.trace.push(line);
+        }
         if result.is_ok() {
             self.tally.snapshots_written += 1;
         }
@@ -677,6 +746,11 @@ impl MemberSimulation {
             if let Some(c) = self.waiting.remove(&key) {
                 self.give_up(c);
             }
+        }
+        self.watch_reads.retain(|(n, _), _| *n != i);
+        let inc = self.nodes[i].inc;
+        for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
+            w.resume();
         }
         let down = if self.phase == Phase::Faults {
             range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
@@ -991,7 +1065,86 @@ impl MemberSimulation {
 
     // ----- checks -----
 
+    /// Issues a read for every watch at member `i` that is behind its store and not reading;
+    /// returns whether any was issued.
+    fn watch_reads_due(&mut self, i: usize) -> bool {
+        let here = Some((i, self.nodes[i].inc));
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return false;
+        };
+        let revision = run.member.applier().machine().revision();
+        let now = Micros(self.now);
+        let mut issued = false;
+        for w in 0..self.watches.len() {
+            let watch = &mut self.watches[w];
+            if watch.at != here || watch.reading.is_some() || watch.after >= revision {
+                continue;
+            }
+            let id = RequestId(self.next_request);
+            self.next_request += 1;
+            watch.reading = Some(id);
+            self.watch_reads.insert((i, id), w);
+            run.member.on_request(now, id, watch.read_request());
+            issued = true;
+        }
+        issued
+    }
+
+    fn watch_answered(&mut self, w: usize, answer: member::Answer) {
+        let watch = &mut self.watches[w];
+        watch.reading = None;
+        match answer {
+            member::Answer::Read(Ok((Ok(kv::KvReadResponse::Watch(read)), _))) => {
+                if !watch.take_read(&read) {
+                    // Compacted away: etcd cancels it with the compaction revision; the
+                    // client starts a new watch after it.
+                    let fresh = Watch::new(watch.prefix.clone(), read.compact_revision + 1);
+                    let ended = std::mem::replace(watch, fresh);
+                    self.watches_ended.push(ended);
+                    self.tally.watches_compacted += 1;
+                }
+            }
+            // Refused (the member stopped serving): the client re-creates the watch.
+            _ => watch.resume(),
+        }
+    }
+
+    /// Attaches detached watches to a member, and sometimes cancels one (the client
+    /// re-creates it where it left off) or replaces it with a new watch from the past, the
+    /// present or the future.
+    fn tend_watches(&mut self) {
+        for w in 0..self.watches.len() {
+            if self.watches[w].at.is_some()
+                && chance_permille(&mut self.rng, 30)
+                && self.watches[w].reading.is_none()
+            {
+                self.watches[w].resume();
+                self.tally.watches_cancelled += 1;
+                if chance_permille(&mut self.rng, 300) {
+                    let seen = self
+                        .clients
+                        .iter()
+                        .map(|c| c.seen_revision)
+                        .max()
+                        .unwrap_or(0);
+                    let start = (seen + range(&mut self.rng, 0, 15) as i64 - 10).max(1);
+                    let fresh = Watch::new(self.watches[w].prefix.clone(), start);
+                    let ended = std::mem::replace(&mut self.watches[w], fresh);
+                    self.watches_ended.push(ended);
+                }
+            }
+            if self.watches[w].at.is_none() {
+                let node = below(&mut self.rng, self.config.nodes as u64) as usize;
+                if self.nodes[node].run.is_some() {
+                    self.watches[w].at = Some((node, self.nodes[node].inc));
+                    self.drive(node);
+                }
+            }
+        }
+    }
+
     fn on_check(&mut self) {
+        self.tend_watches();
         for i in 0..self.config.nodes {
             if let Some(run) = self.nodes[i].run.as_ref() {
                 let applier = run.member.applier();
@@ -1075,6 +1228,9 @@ impl MemberSimulation {
             }
         }
         self.checks.real_time_revisions(&self.done);
+        for w in self.watches_ended.iter().chain(self.watches.iter()) {
+            self.reference.check(w, self.now, &mut self.checks);
+        }
         let lincheck = self.checks.linearizability(&self.history);
         MemberRunReport::build(&self, lincheck)
     }

@@ -62,6 +62,17 @@ pub struct MemberRunReport {
     pub store_comparisons: u64,
     /// Historical reads compared.
     pub historical_reads: u64,
+    /// Watches checked, and the events they were sent.
+    pub watches_checked: u64,
+    /// Of those, compared with every change applied in their range (the others' range held
+    /// a revision no member shared: installed by snapshot only).
+    pub watches_compared: u64,
+    /// Events sent to watches.
+    pub watch_events: u64,
+    /// Watches cancelled by their client (and re-created), and ended by a compaction.
+    pub watches_cancelled: u64,
+    /// Ended by a compaction.
+    pub watches_compacted: u64,
     /// Restarts whose recovered store was behind what the member had before (it catches up
     /// before it can serve a linearizable read; a figure, not a violation).
     pub restarts_behind: u64,
@@ -133,6 +144,11 @@ impl MemberRunReport {
             slots_applied: sim.slot_applied_max().0,
             store_comparisons: sim.checks.store_comparisons,
             historical_reads: sim.checks.historical_reads,
+            watches_checked: sim.reference.watches_checked,
+            watches_compared: sim.reference.watches_compared,
+            watch_events: sim.reference.watch_events,
+            watches_cancelled: sim.tally.watches_cancelled,
+            watches_compacted: sim.tally.watches_compacted,
             restarts_behind: sim.checks.restarts_behind,
             violation_counts: sim.checks.counts.clone(),
             violations: sim.checks.violations.clone(),
@@ -168,6 +184,11 @@ impl MemberRunReport {
             slots_applied: 0,
             store_comparisons: 0,
             historical_reads: 0,
+            watches_checked: 0,
+            watches_compared: 0,
+            watch_events: 0,
+            watches_cancelled: 0,
+            watches_compacted: 0,
             restarts_behind: 0,
             violation_counts: counts,
             violations: vec![MemberViolation {
@@ -358,6 +379,16 @@ pub struct MemberCampaignReport {
     pub historical_reads: u64,
     /// Restarts that recovered behind.
     pub restarts_behind: u64,
+    /// Watches checked.
+    pub watches_checked: u64,
+    /// Watches compared with every change in their range.
+    pub watches_compared: u64,
+    /// Events sent to watches.
+    pub watch_events: u64,
+    /// Watches cancelled by clients.
+    pub watches_cancelled: u64,
+    /// Watches ended by compaction.
+    pub watches_compacted: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// Linearizability verdicts.
@@ -405,6 +436,11 @@ impl MemberCampaignReport {
             r.store_comparisons += run.store_comparisons;
             r.historical_reads += run.historical_reads;
             r.restarts_behind += run.restarts_behind;
+            r.watches_checked += run.watches_checked;
+            r.watches_compared += run.watches_compared;
+            r.watch_events += run.watch_events;
+            r.watches_cancelled += run.watches_cancelled;
+            r.watches_compacted += run.watches_compacted;
             for (k, v) in &run.violation_counts {
                 *r.violation_counts.entry(*k).or_insert(0) += v;
             }
@@ -497,6 +533,15 @@ impl fmt::Display for MemberCampaignReport {
             f,
             "  checked               {} store comparisons at equal slots, {} historical reads, {} restarts behind",
             self.store_comparisons, self.historical_reads, self.restarts_behind
+        )?;
+        writeln!(
+            f,
+            "  watches               {} checked ({} against every change in range), {} events, {} cancelled and re-created, {} ended by compaction",
+            self.watches_checked,
+            self.watches_compared,
+            self.watch_events,
+            self.watches_cancelled,
+            self.watches_compacted
         )?;
         writeln!(
             f,
