@@ -7,7 +7,7 @@ use sim::FaultProfile;
 
 /// Seeds in the test: sized to take well under 90 s in the test profile on a loaded 2-core
 /// machine (the release-built `synod sim --member` in scripts/test.sh runs more).
-const SEEDS: u64 = 80;
+const SEEDS: u64 = 200;
 
 #[test]
 fn a_member_campaign_with_every_fault_passes() {

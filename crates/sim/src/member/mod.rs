@@ -101,7 +101,7 @@ impl MemberSimConfig {
             nodes,
             faults,
             clients: 4,
-            groups: 3,
+            groups: 6,
             watches: 3,
             bugs: MemberBugs::none(),
             tick_us: 5_000,
