@@ -31,9 +31,11 @@ pub enum MemberCheck {
     /// Not converged, or operations pending, long after faults stopped.
     Liveness,
     /// A watch's events were out of order, repeated, before its start, or not exactly the
-    /// changes applied in its range (a gap or a split revision), or members shared different
-    /// changes for one revision.
+    /// changes applied in its range (a gap or a split revision): what a client sees.
     Watch,
+    /// A member shared a batch of changes outside its revisions, or members shared different
+    /// changes for one revision.
+    SharedChanges,
     /// A member could not start from its disk (no disk damage is injected here).
     Recovery,
     /// A peer message did not encode or decode.
@@ -51,6 +53,7 @@ impl MemberCheck {
             MemberCheck::HistoricalReads => "historical-reads",
             MemberCheck::Liveness => "liveness",
             MemberCheck::Watch => "watch",
+            MemberCheck::SharedChanges => "shared-changes",
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
         }

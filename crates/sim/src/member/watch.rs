@@ -135,7 +135,7 @@ impl Reference {
                     batch.after,
                     batch.through
                 );
-                checks.violation(MemberCheck::Watch, now, Some(i), detail);
+                checks.violation(MemberCheck::SharedChanges, now, Some(i), detail);
                 continue;
             }
             match self.changes.get(&revision) {
@@ -147,7 +147,7 @@ impl Reference {
                         "m{}: revision {revision} changed {changes:?}, another member shared {seen:?}",
                         i + 1
                     );
-                    checks.violation(MemberCheck::Watch, now, Some(i), detail);
+                    checks.violation(MemberCheck::SharedChanges, now, Some(i), detail);
                 }
                 Some(_) => {}
             }
