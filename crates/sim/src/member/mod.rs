@@ -14,6 +14,8 @@
 //!   answers mean.
 //! - `check.rs`: the checks (linearizability through `lincheck`'s etcd model, revisions never
 //!   going back, stores equal at equal applied slots, historical reads agreeing, liveness).
+//! - `watch.rs`: watches as the node's Watch service serves them, checked for etcd's watch
+//!   guarantees against every change the members applied.
 //! - `report.rs`: figures per run and per campaign.
 //!
 //! A run: a fault phase (clients busy, network faults and crashes as the seed's plan says),
