@@ -460,7 +460,11 @@ impl Member {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             remote_reads: BTreeMap::new(),
-            next_read: 1,
+            // Read ids start at the incarnation's random number, not at 1: a leader's answer
+            // to an earlier incarnation's read (delayed or duplicated in the network) must
+            // never confirm a read of this one at the old, lower slot (a stale linearizable
+            // read; the member-level simulation found it).
+            next_read: parts.incarnation | 1,
             client_urls,
             snapshots: SnapshotSchedule::new(
                 parts.options.snapshot_every_slots,
@@ -550,7 +554,7 @@ impl Member {
             }
             PeerMessage::ReadIndexAsk { id } => {
                 let local = ReadId(self.next_read);
-                self.next_read += 1;
+                self.next_read = self.next_read.wrapping_add(1);
                 let room = self.remote_reads.len() < REMOTE_READS_MAX;
                 match self.replica.read(local) {
                     Ok(()) if room => {
@@ -1062,7 +1066,7 @@ impl Member {
             return;
         }
         let id = ReadId(self.next_read);
-        self.next_read += 1;
+        self.next_read = self.next_read.wrapping_add(1);
         self.reads.insert(
             id,
             PendingRead {

@@ -46,6 +46,9 @@ fn one_member_seed() {
         .unwrap_or(0);
     let t = std::time::Instant::now();
     let mut config = sim::member::MemberSimConfig::new(seed, 3, FaultProfile::All);
+    if std::env::var("NET").is_ok() {
+        config.faults = FaultProfile::Net;
+    }
     // TRACE=text prints the trace lines holding it.
     if let Ok(filter) = std::env::var("TRACE") {
         config.trace = true;

@@ -218,6 +218,17 @@ impl Checks {
                 continue;
             }
             let floor = prefix_max[before - 1];
+            let by = by_complete[..before]
+                .iter()
+                .find(|p| p.revision == floor)
+                .map_or(String::new(), |p| {
+                    format!(
+                        " ({} at m{}, answered at {})",
+                        p.kind,
+                        p.node + 1,
+                        p.complete
+                    )
+                });
             let bad = if d.bumps {
                 d.revision <= floor
             } else {
@@ -225,8 +236,11 @@ impl Checks {
             };
             if bad {
                 let detail = format!(
-                    "{} invoked at {} answered revision {}, but revision {floor} was acknowledged before",
-                    d.kind, d.invoke, d.revision
+                    "{} invoked at {} answered revision {} at m{}, but revision {floor} was acknowledged before{by}",
+                    d.kind,
+                    d.invoke,
+                    d.revision,
+                    d.node + 1
                 );
                 self.violation(MemberCheck::RevisionOrder, d.complete, None, detail);
             }

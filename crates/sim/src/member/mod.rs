@@ -205,6 +205,8 @@ pub(crate) struct Done {
     /// A write that made a new revision (a put always does).
     pub bumps: bool,
     pub linearizable: bool,
+    /// The member that answered.
+    pub node: usize,
 }
 
 /// Figures counted during a run.
@@ -836,6 +838,21 @@ impl MemberSimulation {
             }
         };
         self.tally.messages_delivered += 1;
+        if self.config.trace
+            && matches!(
+                message,
+                PeerMessage::ReadIndexAsk { .. } | PeerMessage::ReadIndexAnswer { .. }
+            )
+        {
+            let line = format!(
+                "{} m{} -> m{}: {:?}",
+                self.now,
+                m.from + 1,
+                m.to + 1,
+                message
+            );
+            self.trace.push(line);
+        }
         let now = self.micros();
         if let Some(run) = self.nodes[m.to].run.as_mut() {
             run.member.on_peer(now, m.from as u64 + 1, message);
@@ -1037,6 +1054,7 @@ impl MemberSimulation {
                         revision,
                         bumps,
                         linearizable,
+                        node: p.node,
                     });
                 }
                 if let (ClientOp::Checked(input), Some(output)) = (p.op, output) {
