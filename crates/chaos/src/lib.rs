@@ -17,6 +17,7 @@ pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod member_change;
 pub mod proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,7 +61,8 @@ pub struct ChaosArgs {
     /// The run fails unless every enabled fault kind fired at least this often.
     #[arg(long, default_value_t = 2)]
     pub min_fires: u32,
-    /// Fault kinds to use, comma-separated (default: all). See the report for names.
+    /// Fault kinds to use, comma-separated (default: all but the opt-in `replace`). See the
+    /// report for names.
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<String>,
     /// The `synod` binary to run members with [default: this executable].
@@ -121,6 +123,9 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(20);
 const CONVERGE_BOUND: Duration = Duration::from_secs(60);
 /// How long a crash-point restart may take to reach its point before it counts as not fired.
 const CRASH_POINT_BOUND: Duration = Duration::from_secs(10);
+/// Bound on one membership change of the `replace` fault, retries included (a promotion waits
+/// for the new learner to catch up).
+const CHANGE_BOUND: Duration = Duration::from_secs(30);
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Runs `synod chaos`; Ok(false) when a check failed or the run was void.
@@ -168,7 +173,8 @@ struct Nemesis {
     cluster: Cluster,
     links: Arc<Links>,
     channels: Vec<Channel>,
-    ids: Vec<u64>,
+    /// Member ids by index (shared with the proxies; `replace` changes one).
+    ids: proxy::Ids,
     rng: ChaCha8Rng,
     fired: BTreeMap<Kind, u32>,
     not_fired: BTreeMap<Kind, u32>,
@@ -204,7 +210,7 @@ impl Nemesis {
                 .flatten()
                 .filter(|s| s.leader != 0)
                 .max_by_key(|s| s.term);
-            if let Some(i) = best.and_then(|s| self.ids.iter().position(|id| *id == s.leader)) {
+            if let Some(i) = best.and_then(|s| self.index_of(s.leader)) {
                 return Some(i);
             }
             if Instant::now() >= deadline {
@@ -212,6 +218,89 @@ impl Nemesis {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The index of the member with id `id`.
+    fn index_of(&self, id: u64) -> Option<usize> {
+        self.ids
+            .iter()
+            .position(|m| m.load(Ordering::Relaxed) == id)
+    }
+
+    /// Asks `change` of the members other than `skip`, each in turn, until one answers or the
+    /// bound passes (followers forward changes to the leader; a member may be cut off or
+    /// mid-election). Returns the last error otherwise.
+    async fn change_elsewhere(
+        &self,
+        skip: usize,
+        change: &member_change::Change,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + CHANGE_BOUND;
+        let mut last = String::from("no member asked");
+        while Instant::now() < deadline {
+            for (i, ch) in self.channels.iter().enumerate().filter(|(i, _)| *i != skip) {
+                match member_change::ask(ch, change).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if change.done_by(&e) => return Ok(()),
+                    Err(e) => last = format!("n{}: {e}", i + 1),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(last)
+    }
+
+    /// etcd's replacement procedure on member `target`: SIGKILL, remove, wipe its data
+    /// directory, add it back as a learner at the same peer URL, start it, promote it once in
+    /// sync. A step that does not succeed within its bound is a violation: a cluster that
+    /// serves must let an operator replace a dead member.
+    async fn replace(&mut self, target: usize) -> anyhow::Result<()> {
+        let name = self.cluster.layout.name(target);
+        let url = self.cluster.layout.advertised_peer_url(target);
+        let old = self.ids[target].load(Ordering::Relaxed);
+        self.cluster.kill(target)?;
+        let steps = async {
+            self.change_elsewhere(target, &member_change::Change::Remove(old))
+                .await
+                .map_err(|e| format!("removing {name} ({old:x}): {e}"))?;
+            let dir = self.cluster.data_dir(target);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("wiping {}: {e}", dir.display()))?;
+            }
+            self.change_elsewhere(target, &member_change::Change::AddLearner(url.clone()))
+                .await
+                .map_err(|e| format!("adding {name} back as a learner: {e}"))?;
+            let new = member_change::id_at(&self.channels, target, &url)
+                .await
+                .ok_or_else(|| format!("no member listed at {url} after adding it"))?;
+            Ok::<u64, String>(new)
+        };
+        let new = match steps.await {
+            Ok(new) => new,
+            Err(what) => {
+                self.note(format!("replace: {what}"));
+                self.violations.add("replace", what);
+                return Ok(());
+            }
+        };
+        self.ids[target].store(new, Ordering::Relaxed);
+        self.cluster.start(target, &StartFlags::default())?;
+        self.note(format!(
+            "replace: {name} killed, removed ({old:x}), wiped, added back as learner {new:x}"
+        ));
+        let promoted = self
+            .change_elsewhere(target, &member_change::Change::Promote(new))
+            .await;
+        match promoted {
+            Ok(()) => self.note(format!("replace: {name} ({new:x}) promoted")),
+            Err(e) => {
+                let what = format!("promoting {name} ({new:x}) within {CHANGE_BOUND:?}: {e}");
+                self.note(format!("replace: {what}"));
+                self.violations.add("replace", what);
+            }
+        }
+        Ok(())
     }
 
     fn note(&mut self, what: String) {
@@ -335,6 +424,9 @@ impl Nemesis {
                 self.note(format!("{}: every link {rule:?}", kind.name()));
                 self.hold(1500, 2500).await;
             }
+            Kind::Replace => {
+                self.replace(target).await?;
+            }
             Kind::SlowFsync => {
                 let ms = between(&mut self.rng, 50, 200);
                 self.cluster.kill(target)?;
@@ -431,7 +523,7 @@ impl Nemesis {
             let leaders: BTreeSet<u64> = s.iter().map(|s| s.map_or(0, |s| s.leader)).collect();
             if leaders.len() == 1 && !leaders.contains(&0) {
                 let leader = *leaders.iter().next().expect("one");
-                if let Some(i) = self.ids.iter().position(|id| *id == leader) {
+                if let Some(i) = self.index_of(leader) {
                     if client::probe_put(&self.channels[i], Duration::from_millis(500)).await {
                         return Some(());
                     }
@@ -500,7 +592,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
             .iter()
             .map(|f| {
                 Kind::parse(f).with_context(|| {
-                    let names: Vec<String> = Kind::all().iter().map(|k| k.name()).collect();
+                    let names: Vec<String> = Kind::known().iter().map(|k| k.name()).collect();
                     format!("unknown fault kind {f:?}; known: {}", names.join(", "))
                 })
             })
@@ -525,7 +617,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
         proxy_port: args.port + 2,
         token: format!("chaos-{}", args.seed),
     };
-    let ids = layout.ids();
+    let ids: proxy::Ids = Arc::new(layout.ids().into_iter().map(AtomicU64::new).collect());
     let links = Arc::new(Links::default());
     let mut proxies = Vec::new();
     for i in 0..MEMBERS {
@@ -534,7 +626,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<RunReport> {
                 layout.proxy_addr(i),
                 layout.peer_addr(i),
                 i,
-                Arc::new(ids.clone()),
+                ids.clone(),
                 links.clone(),
                 args.seed,
             )

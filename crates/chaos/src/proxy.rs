@@ -76,8 +76,9 @@ impl Links {
     }
 }
 
-/// Member ids in the order of member indexes, to name a connection's sender.
-pub type Ids = Arc<Vec<u64>>;
+/// Member ids in the order of member indexes, to name a connection's sender. Atomics: a
+/// replaced member (the `replace` fault) comes back under a new id at the same index.
+pub type Ids = Arc<Vec<AtomicU64>>;
 
 /// Accepts on `listen` the connections meant for member `to` and forwards them to its real
 /// peer listener `target`, until the runtime shuts down.
@@ -135,7 +136,10 @@ async fn connection(
     };
     let from = (hello.len() == 4 + HELLO_BYTES)
         .then(|| u64::from_be_bytes(hello[4 + 14..4 + 22].try_into().expect("8 bytes")))
-        .and_then(|sender| ids.iter().position(|id| *id == sender));
+        .and_then(|sender| {
+            ids.iter()
+                .position(|id| id.load(Ordering::Relaxed) == sender)
+        });
     out_w.write_all(&hello).await?;
 
     // Acceptor to dialer carries only the handshake reply: pass it through as bytes.
@@ -240,7 +244,7 @@ mod tests {
         let listen = probe.local_addr().unwrap();
         drop(probe);
         let links = Arc::new(Links::default());
-        let ids: Ids = Arc::new(vec![100, 200]);
+        let ids: Ids = Arc::new(vec![100.into(), 200.into()]);
         let proxy = serve(listen, target, 1, ids, links.clone(), 1)
             .await
             .unwrap();

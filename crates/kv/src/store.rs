@@ -156,6 +156,12 @@ impl KvStore {
         }
     }
 
+    /// Keys in the index: live ones and deleted ones whose history the compaction has not
+    /// dropped yet (etcd's `etcd_debugging_mvcc_keys_total`). O(1).
+    pub fn keys_len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The current revision: 1 when empty, +1 per write that changed something.
     pub fn revision(&self) -> i64 {
         self.revision

@@ -98,8 +98,9 @@ pub struct MemberEntry {
     pub is_learner: bool,
 }
 
-/// A change asked through the Cluster API.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A change asked through the Cluster API (also on the wire, forwarded to the leader:
+/// variants are appended, never reordered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterChange {
     /// `MemberAdd`: a new member `id` (chosen by the caller) at `peer_urls`.
     Add {

@@ -3,8 +3,9 @@
 
 use thiserror::Error;
 
-/// Why the member could not serve a request.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
+/// Why the member could not serve a request. Also on the wire (a leader's answer to a
+/// forwarded membership change): variants are appended, never reordered.
+#[derive(Clone, Debug, Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemberError {
     /// Not chosen and applied (or not confirmed, for a read) within the request timeout. A
     /// write that timed out may still take effect.

@@ -72,6 +72,7 @@
 //!     snapshot_every_slots: 10_000,
 //!     crash_at: None,
 //!     table: Default::default(),
+//!     name: "m1".into(),
 //! };
 //! let parts = MemberParts {
 //!     replica,

@@ -2,11 +2,10 @@
 //!
 //! See the crate doc for the inputs and the order of the outputs.
 
+mod changes;
+
 use crate::bugs::{MemberBug, MemberBugs};
-use crate::cluster::{
-    urls_overlap, ClusterChange, MemberEntry, MemberInfo, MemberTable, TableCommand, PEER_URLS_MAX,
-    URL_BYTES_MAX,
-};
+use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
 use crate::error::MemberError;
 use crate::lease_clock::LeaseClocks;
 use crate::peer::PeerMessage;
@@ -15,12 +14,13 @@ use crate::snapshot::{
 };
 use crate::time::Micros;
 use bytes::Bytes;
+use changes::Changes;
 use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
     Applied, Applier, ChosenEntry, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
-    ReadOutcome, ReconfigError, Replica, Role, SessionOutcome, Value,
+    ReadOutcome, Replica, Role, SessionOutcome, Value,
 };
-use paxos::{ConfigError, Configuration, NodeId, PersistSeq, Slot};
+use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -310,6 +310,10 @@ pub struct MemberOptions {
     pub crash_at: Option<(CrashPoint, u32)>,
     /// The member table to start from: the newest snapshot's, else the initial cluster's.
     pub table: MemberTable,
+    /// This member's name (`--name`): published into the replicated table once it is a
+    /// member whose entry lacks it (a member added by `MemberAdd` is listed without a name
+    /// until it starts, as in etcd). Empty: nothing to publish.
+    pub name: String,
 }
 
 /// What a member is built from.
@@ -335,10 +339,12 @@ pub struct MemberParts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WriteFor {
     Client(RequestId),
-    /// The member-table half of the membership change asked by this request.
-    Table(RequestId),
+    /// The member-table half of the membership change under this key (see `changes`).
+    Table(u64),
     /// A lease revoke proposed by this member as leader: nobody waits on it.
     Expiry,
+    /// This member's own name for the member table (see `changes`): nobody waits on it.
+    Publish,
 }
 
 struct PendingWrite {
@@ -364,16 +370,6 @@ struct PendingRead {
     resend_at: Micros,
     /// Confirmed by the leader: serve once applied through this slot.
     confirmed: Option<Slot>,
-}
-
-/// A membership change this member (as leader when it began) waits on.
-struct PendingChange {
-    request: RequestId,
-    /// The change is in force once the replica's epoch reaches this (`None`: no stop-sign).
-    epoch_after: Option<u64>,
-    /// The member-table write still to be applied, if any.
-    table_pending: bool,
-    deadline: Micros,
 }
 
 /// The member's state machine. See the crate doc.
@@ -422,8 +418,8 @@ pub struct Member {
     outputs: VecDeque<Output>,
     /// The member table (see [`crate::cluster`]).
     table: MemberTable,
-    /// Membership changes waiting, at most [`CHANGES_MAX`].
-    changes: Vec<PendingChange>,
+    /// Membership changes waiting, as leader or forwarder, at most [`CHANGES_MAX`].
+    changes: Changes,
     /// The peers last emitted in [`Output::Peers`].
     peers: BTreeMap<u64, Vec<String>>,
     /// Members removed lately, with their URLs and when they went (see `DEPARTED_GRACE`).
@@ -483,7 +479,7 @@ impl Member {
             defragments: Vec::new(),
             outputs: VecDeque::new(),
             table: parts.options.table.clone(),
-            changes: Vec::new(),
+            changes: Changes::new(parts.options.name.clone()),
             peers: BTreeMap::new(),
             departed: BTreeMap::new(),
             was_member: false,
@@ -586,6 +582,12 @@ impl Member {
                 });
             }
             PeerMessage::SnapshotChunk(bytes) => self.on_snapshot_chunk(now, from, &bytes),
+            PeerMessage::ChangeAsk { ask, change } => self.on_change_ask(now, from, ask, change),
+            PeerMessage::ChangeDone {
+                ask,
+                result,
+                change,
+            } => self.on_change_done(now, from, ask, result, change),
             PeerMessage::TakeLead => {
                 // Only from the member this one follows: a stale or stray request must not
                 // start elections. A non-voting member cannot lead (`campaign` knows).
@@ -616,6 +618,7 @@ impl Member {
                     .values_mut()
                     .filter(|r| r.confirmed.is_none())
                     .for_each(|r| r.resend_at = now);
+                self.send_forwarded_changes(now);
             }
         }
         let timeout = if self.replica.leader().is_none() {
@@ -661,6 +664,7 @@ impl Member {
         }
         self.progress_transfers(now);
         self.expire_changes(now, &timeout);
+        self.publish_own_name(now);
         self.update_peers(now);
         self.drive();
     }
@@ -802,9 +806,7 @@ impl Member {
             };
             self.answer(r.request, answer);
         }
-        for c in std::mem::take(&mut self.changes) {
-            self.answer(c.request, Answer::Members(Err(error.clone())));
-        }
+        self.fail_changes(&error);
     }
 
     // ---- views ----
@@ -845,7 +847,7 @@ impl Member {
     pub fn waiting(&self) -> usize {
         self.writes
             .values()
-            .filter(|w| w.for_ != WriteFor::Expiry)
+            .filter(|w| !matches!(w.for_, WriteFor::Expiry | WriteFor::Publish))
             .count()
             + self.reads.len()
             + self.transfers.len()
@@ -881,7 +883,7 @@ impl Member {
         match for_ {
             WriteFor::Client(id) => self.answer(id, Answer::Write(answer)),
             WriteFor::Table(id) => self.on_table_written(id, answer.map(|_| ())),
-            WriteFor::Expiry => {}
+            WriteFor::Expiry | WriteFor::Publish => {}
         }
     }
 
@@ -1564,196 +1566,6 @@ impl Member {
         &self.table
     }
 
-    /// A Cluster API change asked of this member: checked against the configuration in force
-    /// and the table, then proposed (a stop-sign, a table write, or both).
-    fn cluster_change(&mut self, now: Micros, request: RequestId, change: ClusterChange) {
-        if let Err(e) = self.start_change(now, request, change) {
-            self.answer(request, Answer::Members(Err(e)));
-        }
-    }
-
-    fn start_change(
-        &mut self,
-        now: Micros,
-        request: RequestId,
-        change: ClusterChange,
-    ) -> Result<(), MemberError> {
-        if self.replica.role() != Role::Leader {
-            return Err(MemberError::NotLeader);
-        }
-        if self.changes.len() >= CHANGES_MAX {
-            return Err(MemberError::TooManyRequests);
-        }
-        let config = self.replica.config().clone();
-        let voters: Vec<NodeId> = config.members().to_vec();
-        let learners: Vec<NodeId> = config.learners().to_vec();
-        let (next, table) = match change {
-            ClusterChange::Add {
-                id,
-                peer_urls,
-                learner,
-            } => {
-                check_urls(&peer_urls)?;
-                if !learner {
-                    return Err(MemberError::VoterAddRefused);
-                }
-                // URLs first, as etcd: the node derives the id from them, so the same URLs
-                // also mean the same id.
-                self.check_urls_free(None, &peer_urls)?;
-                if id == 0 || config.contains(NodeId(id)) {
-                    return Err(MemberError::MemberExists);
-                }
-                let mut learners = learners;
-                learners.push(NodeId(id));
-                let info = MemberInfo {
-                    name: String::new(),
-                    peer_urls,
-                };
-                (
-                    Some((voters, learners)),
-                    Some(TableCommand::Set { id, info }),
-                )
-            }
-            ClusterChange::Promote { id } => {
-                if !config.contains(NodeId(id)) {
-                    return Err(MemberError::MemberNotFound);
-                }
-                if !config.is_learner(NodeId(id)) {
-                    return Err(MemberError::NotALearner);
-                }
-                let mut voters = voters;
-                voters.push(NodeId(id));
-                let learners = learners.into_iter().filter(|n| n.0 != id).collect();
-                (Some((voters, learners)), None)
-            }
-            ClusterChange::Remove { id } => {
-                if !config.contains(NodeId(id)) {
-                    return Err(MemberError::MemberNotFound);
-                }
-                let voters: Vec<NodeId> = voters.into_iter().filter(|n| n.0 != id).collect();
-                let learners = learners.into_iter().filter(|n| n.0 != id).collect();
-                if voters.is_empty() {
-                    return Err(MemberError::NotEnoughStarted);
-                }
-                // Every member drops the entry when it applies the stop-sign (see drive).
-                (Some((voters, learners)), None)
-            }
-            ClusterChange::Update { id, peer_urls } => {
-                check_urls(&peer_urls)?;
-                if !config.contains(NodeId(id)) {
-                    return Err(MemberError::MemberNotFound);
-                }
-                self.check_urls_free(Some(id), &peer_urls)?;
-                let name = self
-                    .table
-                    .get(&id)
-                    .map(|i| i.name.clone())
-                    .unwrap_or_default();
-                let info = MemberInfo { name, peer_urls };
-                (None, Some(TableCommand::Set { id, info }))
-            }
-        };
-        let epoch_after = match next {
-            None => None,
-            Some((voters, learners)) => {
-                let next = Configuration::with_learners(voters, learners, config.quorum())
-                    .map_err(config_error)?;
-                self.replica
-                    .propose_reconfiguration(next)
-                    .map_err(reconfig_error)?;
-                Some(self.replica.epoch() + 1)
-            }
-        };
-        self.changes.push(PendingChange {
-            request,
-            epoch_after,
-            table_pending: table.is_some(),
-            deadline: now + self.options.request_timeout,
-        });
-        if let Some(table) = table {
-            self.submit_write(now, table.encode(), WriteFor::Table(request));
-        }
-        Ok(())
-    }
-
-    /// Refuses peer URLs a member of the configuration (other than `except`) already has.
-    fn check_urls_free(
-        &self,
-        except: Option<u64>,
-        peer_urls: &[String],
-    ) -> Result<(), MemberError> {
-        let config = self.replica.config();
-        let taken = self.table.iter().any(|(other, info)| {
-            Some(*other) != except
-                && config.contains(NodeId(*other))
-                && urls_overlap(&info.peer_urls, peer_urls)
-        });
-        if taken {
-            Err(MemberError::PeerUrlExists)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn on_table_written(&mut self, request: RequestId, result: Result<(), MemberError>) {
-        let Some(i) = self.changes.iter().position(|c| c.request == request) else {
-            return;
-        };
-        match result {
-            Ok(()) => self.changes[i].table_pending = false,
-            Err(e) => {
-                let c = self.changes.remove(i);
-                self.answer(c.request, Answer::Members(Err(e)));
-            }
-        }
-    }
-
-    /// A member-table command was applied at this slot: apply it to the table (once: only a
-    /// command the session table applied, not a duplicate).
-    fn on_table_applied(&mut self, applied: &Applied<KvOutput>, entry: &ChosenEntry) {
-        if !matches!(applied.outcome, SessionOutcome::Applied(_)) {
-            return;
-        }
-        let Value::Batch(commands) = &entry.value else {
-            return;
-        };
-        let Some(command) = commands.iter().find(|c| c.id == applied.id) else {
-            return;
-        };
-        if let Some(table) = TableCommand::decode(&command.payload) {
-            table.apply(&mut self.table);
-        }
-    }
-
-    /// Answers every change now in force here.
-    fn progress_changes(&mut self) {
-        let epoch = self.replica.epoch();
-        let done: Vec<RequestId> = self
-            .changes
-            .iter()
-            .filter(|c| !c.table_pending && c.epoch_after.is_none_or(|e| epoch >= e))
-            .map(|c| c.request)
-            .collect();
-        if done.is_empty() {
-            return;
-        }
-        self.changes.retain(|c| !done.contains(&c.request));
-        let members = self.members();
-        for request in done {
-            self.answer(request, Answer::Members(Ok(members.clone())));
-        }
-    }
-
-    fn expire_changes(&mut self, now: Micros, timeout: &MemberError) {
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.changes)
-            .into_iter()
-            .partition(|c| c.deadline <= now);
-        self.changes = kept;
-        for c in expired {
-            self.answer(c.request, Answer::Members(Err(timeout.clone())));
-        }
-    }
-
     /// Tells the driver whom to reach when that changed, and that this member was removed
     /// once the configuration in force no longer lists it.
     fn update_peers(&mut self, now: Micros) {
@@ -1786,38 +1598,6 @@ impl Member {
             self.said_removed = true;
             self.outputs.push_back(Output::Removed);
         }
-    }
-}
-
-fn check_urls(urls: &[String]) -> Result<(), MemberError> {
-    if urls.is_empty()
-        || urls.len() > PEER_URLS_MAX
-        || urls.iter().any(|u| u.is_empty() || u.len() > URL_BYTES_MAX)
-    {
-        return Err(MemberError::BadUrls);
-    }
-    Ok(())
-}
-
-fn config_error(e: ConfigError) -> MemberError {
-    match e {
-        ConfigError::Empty
-        | ConfigError::QuorumTooLarge { .. }
-        | ConfigError::QuorumsDoNotIntersect { .. } => MemberError::NotEnoughStarted,
-        ConfigError::DuplicateMember(_) | ConfigError::VoterAndLearner(_) => {
-            MemberError::MemberExists
-        }
-        _ => MemberError::NotEnoughStarted,
-    }
-}
-
-fn reconfig_error(e: ReconfigError) -> MemberError {
-    match e {
-        ReconfigError::NotLeader { .. } => MemberError::NotLeader,
-        ReconfigError::InProgress { .. } => MemberError::ChangeInProgress,
-        ReconfigError::NotALearner { .. } => MemberError::NotALearner,
-        ReconfigError::LearnerBehind { .. } => MemberError::LearnerNotReady,
-        ReconfigError::Invalid(e) => config_error(e),
     }
 }
 

@@ -5,6 +5,8 @@
 //! wire is unchanged; the member cannot depend on the transport, so the few lines are here.
 //! Variants are appended, never reordered (the variant index is on the wire).
 
+use crate::cluster::ClusterChange;
+use crate::error::MemberError;
 use bytes::Bytes;
 use paxos::multi::{ClientId, Command, CommandId, Message, ReadId};
 use paxos::Slot;
@@ -80,6 +82,25 @@ pub enum PeerMessage {
     /// receiver starts phase 1 at once with a higher ballot; Paxos keeps that safe whenever it
     /// happens, so the message only decides who runs, never what is chosen.
     TakeLead,
+    /// A follower's client asked for a membership change: carry it out as leader and answer
+    /// with [`PeerMessage::ChangeDone`] under the same `ask`.
+    ChangeAsk {
+        /// The follower's number for it.
+        ask: u64,
+        /// The change.
+        change: ClusterChange,
+    },
+    /// The leader's answer to a [`PeerMessage::ChangeAsk`]: in force once applied through
+    /// the slot, or refused. A refusal because the receiver did not lead gives the change
+    /// back (nothing was proposed), to be asked of the next leader.
+    ChangeDone {
+        /// The follower's number for it.
+        ask: u64,
+        /// Done through this slot, or why not.
+        result: Result<Slot, MemberError>,
+        /// The change, when it can be asked again elsewhere.
+        change: Option<ClusterChange>,
+    },
 }
 
 /// `Bytes` as a postcard byte string.

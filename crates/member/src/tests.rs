@@ -111,6 +111,7 @@ impl Cluster {
                     snapshot_every_slots,
                     crash_at,
                     table: table_of(&ids),
+                    name: format!("m{id}"),
                 },
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
@@ -652,6 +653,7 @@ impl Cluster {
                 snapshot_every_slots: 10_000,
                 crash_at: None,
                 table: table_of(&ids),
+                name: format!("m{id}"),
             },
         };
         self.members.insert(id, Member::new(parts, self.now));
@@ -718,18 +720,22 @@ fn a_learner_is_added_refused_promotion_while_it_lags_then_promoted_once_caught_
         learner: false,
     };
     assert_eq!(c.change(leader, voter), Err(MemberError::VoterAddRefused));
-    assert_eq!(
-        c.change(follower, add_learner(4)),
-        Err(MemberError::NotLeader)
-    );
-    let list = c.change(leader, add_learner(4)).expect("added");
+    // Asked at a follower: forwarded to the leader, and answered by the follower with its own
+    // list once it applied the change (so the list it answers already holds the new member).
+    let list = c.change(follower, add_learner(4)).expect("added");
     let four = list.iter().find(|m| m.id == 4).expect("listed");
     assert!(four.is_learner);
     assert_eq!(four.peer_urls, vec!["http://peer-4".to_string()]);
     assert_eq!(four.name, "");
-    // Its URLs again: refused for the URLs first, as etcd does.
+    assert!(c.member(follower).replica().config().is_learner(NodeId(4)));
+    // Its URLs again: refused for the URLs first, as etcd does; at a follower too (the
+    // leader's refusal comes back through it).
     assert_eq!(
         c.change(leader, add_learner(4)),
+        Err(MemberError::PeerUrlExists)
+    );
+    assert_eq!(
+        c.change(follower, add_learner(4)),
         Err(MemberError::PeerUrlExists)
     );
     let same_id = ClusterChange::Add {
@@ -760,6 +766,15 @@ fn a_learner_is_added_refused_promotion_while_it_lags_then_promoted_once_caught_
         "the learner catches up"
     );
     assert!(c.member(4).status().is_learner);
+    // Once running, it publishes its name (`--name`) into the replicated table, as etcd's
+    // members do: listed with it everywhere from then on.
+    assert!(
+        c.tick_until(10 * SEC, |c| c
+            .members
+            .values()
+            .all(|m| m.table().get(&4).is_some_and(|i| i.name == "m4"))),
+        "the new member's name is published"
+    );
     // The leader hears the learner's progress with its next acknowledgements: an operator
     // retries until the promotion is accepted.
     let mut promoted = None;
@@ -850,5 +865,60 @@ fn a_snapshot_after_a_change_carries_the_configuration_and_the_table() {
     assert_eq!(
         snap.table().expect("the table")[&4].peer_urls,
         vec!["http://peer-4".to_string()]
+    );
+}
+
+/// A change asked at a follower while another is under way is refused with the leader's
+/// error; one asked by a node outside the configuration is dropped: it changes nothing and
+/// gets no answer.
+#[test]
+fn forwarded_changes_get_the_leaders_refusals_and_strangers_are_not_heard() {
+    let mut c = Cluster::new(3, 33);
+    let leader = c.elect();
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    // The leader's accepts are held, so its own change stays under way; a change asked at a
+    // follower meanwhile gets the leader's refusal.
+    c.held_links = followers.iter().map(|&f| (leader, f)).collect();
+    let a = c.request(leader, Request::Cluster(add_learner(4)));
+    let b = c.request(followers[1], Request::Cluster(add_learner(5)));
+    assert!(!c.answered(a));
+    let refused = c.answer(b);
+    assert!(
+        matches!(
+            refused,
+            Some(Answer::Members(Err(MemberError::ChangeInProgress)))
+        ),
+        "{refused:?}"
+    );
+    c.release();
+    assert!(c.tick_until(10 * SEC, |c| c.answered(a)));
+    assert!(matches!(c.answer(a), Some(Answer::Members(Ok(_)))));
+    // Once in force, the follower's retry goes through.
+    c.change(followers[1], add_learner(5)).expect("added");
+    let epoch = c.member(leader).replica().epoch();
+    // A stranger (id 99) asks the leader to remove a member: nothing happens.
+    c.send(
+        99,
+        leader,
+        PeerMessage::ChangeAsk {
+            ask: 1,
+            change: ClusterChange::Remove { id: followers[0] },
+        },
+    );
+    c.tick_until(2 * SEC, |_| false);
+    assert_eq!(c.member(leader).replica().epoch(), epoch);
+    assert!(c
+        .member(leader)
+        .replica()
+        .config()
+        .contains(NodeId(followers[0])));
+    // The follower removes the leader: forwarded, in force, and answered by the follower.
+    let list = c
+        .change(followers[0], ClusterChange::Remove { id: leader })
+        .expect("removed");
+    assert!(list.iter().all(|m| m.id != leader));
+    assert!(
+        c.tick_until(10 * SEC, |c| c.leader().is_some_and(|l| l != leader)),
+        "another member leads"
     );
 }

@@ -40,6 +40,9 @@ pub struct NodeConfig {
     pub listen_client: SocketAddr,
     /// TLS on the client port (`https://` client URLs), or none (`http://`).
     pub client_tls: Option<ClientTls>,
+    /// `--listen-metrics-urls`: more listeners serving `/metrics` and the health endpoints
+    /// only (address, and whether `https://`: then with the client port's TLS settings).
+    pub listen_metrics: Vec<(SocketAddr, bool)>,
     /// TLS between members (`https://` peer URLs), or none (`http://`).
     pub peer_tls: Option<PeerTls>,
     /// Client URLs told to clients (member list, status).
@@ -452,6 +455,13 @@ impl NodeConfig {
                     .into(),
             ));
         }
+        if self.listen_metrics.iter().any(|(_, https)| *https) && self.client_tls.is_none() {
+            return Err(ConfigError::OutOfRange(
+                "an https:// --listen-metrics-urls is served with the client port's TLS settings: \
+                 give --cert-file and --key-file with an https:// --listen-client-urls"
+                    .into(),
+            ));
+        }
         if self.heartbeat_ticks >= self.election_ticks {
             return Err(ConfigError::OutOfRange(format!(
                 "heartbeat ticks ({}) must be below election ticks ({})",
@@ -530,6 +540,7 @@ impl NodeConfig {
             auto_compaction: None,
             test_faults: TestFaults::default(),
             client_tls: None,
+            listen_metrics: Vec::new(),
             peer_tls: None,
         }
     }

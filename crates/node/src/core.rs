@@ -14,6 +14,7 @@
 use crate::backup::Backup;
 use crate::config::CrashPoint;
 use crate::error::NodeError;
+use crate::metrics::{Metrics, Observer, RequestKind};
 use crate::peer::{self, PeerMessage};
 use crate::snapshot::{SnapshotFiles, SnapshotWritten};
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
@@ -243,8 +244,28 @@ pub struct CoreParts {
     pub applied_changes: broadcast::Sender<Arc<AppliedChanges>>,
     /// The member table to start from (the snapshot's, else the initial cluster's).
     pub table: member::cluster::MemberTable,
+    /// This member's name (`--name`), published into the table once it is a member.
+    pub name: String,
     /// Set once this member learns it was removed from the cluster.
     pub removed: watch::Sender<bool>,
+    /// Where the member's figures go (`metrics.rs`).
+    pub metrics: Arc<Metrics>,
+}
+
+/// A request the member has not answered yet: where its answer goes, and since when it waits.
+struct Waiting {
+    reply: Reply,
+    since: Instant,
+}
+
+impl Reply {
+    fn kind(&self) -> RequestKind {
+        match self {
+            Reply::Write(_) => RequestKind::Write,
+            Reply::Read(_) => RequestKind::Read,
+            _ => RequestKind::Other,
+        }
+    }
 }
 
 /// The driver's state. See the module doc.
@@ -258,7 +279,7 @@ pub struct Core {
     /// Requests the member has not answered yet, by id. Bounded by the member's own bounds on
     /// what waits (sessions, reads, transfers, defragments); other requests are answered
     /// within the input that brought them.
-    replies: HashMap<RequestId, Reply>,
+    replies: HashMap<RequestId, Waiting>,
     next_request: u64,
     /// The log refused a write or a sync: nothing more goes to it.
     log_failed: bool,
@@ -270,6 +291,7 @@ pub struct Core {
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
     removed: watch::Sender<bool>,
+    observer: Observer,
 }
 
 /// One thing the driver's loop woke up for.
@@ -304,6 +326,7 @@ impl Core {
                     snapshot_every_slots: parts.snapshot_every_slots,
                     crash_at: parts.crash_at.map(|(p, n)| (p.into(), n)),
                     table: parts.table,
+                    name: parts.name,
                 },
             },
             Micros::ZERO,
@@ -323,6 +346,7 @@ impl Core {
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
             removed: parts.removed,
+            observer: Observer::new(parts.metrics),
         }
     }
 
@@ -365,6 +389,9 @@ impl Core {
             self.member
                 .set_sharing_changes(self.applied_changes.receiver_count() > 0);
             let now = self.now();
+            let started = std::time::Instant::now();
+            let applied_before = self.member.applier().applied_through();
+            let tick = matches!(event, Event::Tick);
             match event {
                 Event::Stop => break,
                 Event::Durable(c) => self.on_durable(now, c),
@@ -377,9 +404,21 @@ impl Core {
                 Event::Tick => self.member.tick(now),
             }
             self.drive();
+            self.observer.after_input(&self.member);
+            self.observer.input_handled(
+                started.elapsed(),
+                self.member.applier().applied_through() > applied_before,
+            );
+            if tick {
+                self.observer.on_tick(&self.member);
+            }
         }
-        for (_, reply) in self.replies.drain() {
-            reply.fail(NodeError::Stopped);
+        for (_, waiting) in self.replies.drain() {
+            if waiting.reply.kind() == RequestKind::Write {
+                self.observer
+                    .answered(RequestKind::Write, waiting.since.elapsed(), true);
+            }
+            waiting.reply.fail(NodeError::Stopped);
         }
         if let Some(wal) = self.wal.take() {
             if let Err(e) = tokio::task::block_in_place(|| wal.shutdown()) {
@@ -398,11 +437,21 @@ impl Core {
         let (request, reply) = split(r);
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        self.replies.insert(id, reply);
+        if reply.kind() == RequestKind::Write {
+            self.observer.write_taken();
+        }
+        self.replies.insert(
+            id,
+            Waiting {
+                reply,
+                since: Instant::now(),
+            },
+        );
         self.member.on_request(now, id, request);
     }
 
     fn on_peer(&mut self, now: Micros, m: Inbound) {
+        self.observer.received(m.from, m.bytes.len());
         match peer::decode(&m.bytes) {
             Ok(msg) => self.member.on_peer(now, m.from, msg),
             Err(e) => tracing::warn!(from = m.from, error = %e, "refused a peer message"),
@@ -421,10 +470,11 @@ impl Core {
         }
     }
 
-    fn send(&self, to: u64, msg: &PeerMessage) {
+    fn send(&mut self, to: u64, msg: &PeerMessage) {
         match peer::encode(msg) {
             // A full queue drops the message; the protocol re-sends what matters.
             Ok(bytes) => {
+                self.observer.sent(to, bytes.len());
                 let _ = self.transport.send(to, bytes);
             }
             Err(e) => tracing::error!(error = %e, "could not encode a peer message"),
@@ -443,10 +493,12 @@ impl Core {
                     offset,
                 } => {
                     if let Some(chunk) = self.snapshots.serve(through, offset) {
+                        self.observer.snapshot_sent(chunk.len());
                         self.send(to, &PeerMessage::SnapshotChunk(chunk));
                     }
                 }
                 Output::StoreSnapshotChunk { transfer, chunk } => {
+                    self.observer.snapshot_received(chunk.data.len());
                     let stored = self.snapshots.store(transfer, &chunk);
                     let now = self.now();
                     self.member.on_snapshot_chunk_stored(now, transfer, stored);
@@ -461,7 +513,12 @@ impl Core {
                 }
                 Output::CompactLog { through } => self.compact_log(through),
                 Output::Answer { id, answer } => match self.replies.remove(&id) {
-                    Some(reply) => reply.answer(answer),
+                    Some(Waiting { reply, since }) => {
+                        let failed = matches!(answer, member::Answer::Write(Err(_)));
+                        self.observer
+                            .answered(reply.kind(), since.elapsed(), failed);
+                        reply.answer(answer);
+                    }
                     // Only the member's own requests (none today) have no reply here.
                     None => tracing::debug!(?id, "an answer nobody waits for"),
                 },

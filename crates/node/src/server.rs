@@ -247,13 +247,20 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         tracing::warn!(error = %e, "no background segment preparer; rotations will prepare segments themselves");
     }
     let slow_fsync = config.test_faults.slow_fsync;
-    let group = GroupCommit::spawn(wal, GroupCommitOptions::default(), move |c| {
-        if let Some(delay) = slow_fsync {
-            // Test-only slow disk: the commit thread is held as a slow fdatasync would hold it.
-            std::thread::sleep(delay);
-        }
-        let _ = durable_tx.send(c);
-    })
+    let metrics = crate::metrics::Metrics::new(me.id)?;
+    let wal_metrics = metrics.clone();
+    let group = GroupCommit::spawn_observed(
+        wal,
+        GroupCommitOptions::default(),
+        move |c| {
+            if let Some(delay) = slow_fsync {
+                // Test-only slow disk: the commit thread is held as a slow fdatasync would hold it.
+                std::thread::sleep(delay);
+            }
+            let _ = durable_tx.send(c);
+        },
+        move |o| wal_metrics.wal_synced(o.sync, o.bytes, o.records),
+    )
     .context("cannot start the log's commit thread")?;
 
     let mut seed = [0u8; 32];
@@ -266,6 +273,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
     let (removed_tx, removed_rx) = watch::channel(false);
     // The member table: the newest snapshot's if it has one, else the initial cluster's (the
     // log replayed after it brings every later change).
+    // A joining member names each member by the id that answered at its address: a member
+    // added at run time is not known by the id its name gives, and the table decides whom the
+    // transport admits (a leader it does not know could never reach it). It is a stand-in
+    // until the member learns the replicated table from the log or a snapshot.
     let table = restored.table.clone().unwrap_or_else(|| {
         config
             .initial_cluster
@@ -275,7 +286,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
                     name: p.name.clone(),
                     peer_urls: vec![p.peer_url.clone()],
                 };
-                (p.id, info)
+                let answered = peers
+                    .iter()
+                    .find(|(_, addr)| **addr == p.peer_addr)
+                    .map(|(id, _)| *id);
+                let id = match answered {
+                    Some(id) if joining => id,
+                    _ => p.id,
+                };
+                (id, info)
             })
             .collect()
     });
@@ -298,7 +317,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         applied_revision: revision_tx,
         applied_changes: changes_tx.clone(),
         table,
+        name: config.name.clone(),
         removed: removed_tx,
+        metrics: metrics.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let core = tokio::spawn(core.run(inbound, req_rx, durable_rx, stop_rx.clone()));
@@ -326,8 +347,18 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         ));
     }
     let limit = config.request_bytes_max + GRPC_OVERHEAD_BYTES;
+    // HTTP beside gRPC on the client port, and on each --listen-metrics-urls (http.rs).
+    let http = crate::http::router(crate::http::HttpParts {
+        services: services.clone(),
+        metrics: metrics.clone(),
+    });
+    crate::http::serve_metrics_urls(&config, http.clone(), stop_rx.clone()).await?;
+    let (_health_reporter, health_service) = tonic_health::server::health_reporter();
     let mut stop_grpc = stop_rx;
     let router = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(crate::http::ClientPortLayer::new(http, metrics))
+        .add_service(health_service)
         .add_service(
             KvServer::new(services.clone())
                 .max_decoding_message_size(limit)

@@ -201,8 +201,8 @@ pub fn acceptor(tls: &ClientTls) -> Result<TlsAcceptor, TlsError> {
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(format!("--cert-file and --key-file: {e}")))?;
-    // gRPC runs over HTTP/2 only.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // gRPC runs over HTTP/2; /metrics, /health and /version also over HTTP/1.1, as etcd's.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

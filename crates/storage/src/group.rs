@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Zero-fill done per idle step of the commit thread: about a few milliseconds of disk time,
 /// the longest a submission arriving mid-step waits for it.
@@ -69,6 +70,17 @@ pub struct GroupCommitStats {
     pub bytes: u64,
 }
 
+/// What one group cost, for metrics ([`GroupCommit::spawn_observed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncObserved {
+    /// How long the sync (fdatasync) took.
+    pub sync: Duration,
+    /// Bytes appended in the group.
+    pub bytes: u64,
+    /// Records (submissions) in the group.
+    pub records: u64,
+}
+
 #[derive(Default)]
 struct Counters {
     batches: AtomicU64,
@@ -103,6 +115,22 @@ where
     where
         F: FnMut(Completion) + Send + 'static,
     {
+        Self::spawn_observed(wal, options, on_complete, |_| {})
+    }
+
+    /// As [`GroupCommit::spawn`], and `on_sync` is called on the commit thread after each
+    /// successful group, before its completion, with what the group cost ([`SyncObserved`]):
+    /// for metrics, so it must be quick.
+    pub fn spawn_observed<F, O>(
+        wal: Wal<V>,
+        options: GroupCommitOptions,
+        on_complete: F,
+        on_sync: O,
+    ) -> Result<Self>
+    where
+        F: FnMut(Completion) + Send + 'static,
+        O: FnMut(SyncObserved) + Send + 'static,
+    {
         if options.queue_depth == 0 || options.group_submissions_max == 0 {
             return Err(StorageError::Invalid(
                 "group commit needs a queue depth and a group size of at least 1".into(),
@@ -113,7 +141,7 @@ where
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("synod-wal".into())
-            .spawn(move || run(wal, rx, options, on_complete, &thread_counters))
+            .spawn(move || run(wal, rx, options, on_complete, on_sync, &thread_counters))
             .map_err(|e| StorageError::io("spawn commit thread", "", e))?;
         Ok(GroupCommit {
             tx: Some(tx),
@@ -192,11 +220,12 @@ where
     }
 }
 
-fn run<V: Vfs, F: FnMut(Completion)>(
+fn run<V: Vfs, F: FnMut(Completion), O: FnMut(SyncObserved)>(
     mut wal: Wal<V>,
     rx: Receiver<Submission>,
     options: GroupCommitOptions,
     mut on_complete: F,
+    mut on_sync: O,
     counters: &Counters,
 ) -> Wal<V> {
     let mut group: Vec<Submission> = Vec::new();
@@ -243,12 +272,22 @@ fn run<V: Vfs, F: FnMut(Completion)>(
             let tag = last.tag;
             let before = wal.stats().bytes;
             let ops: Vec<&[PersistOp]> = batches.iter().map(|s| s.ops.as_slice()).collect();
-            let result = wal.append_batches(&ops).and_then(|_| wal.sync());
-            counters
-                .bytes
-                .fetch_add(wal.stats().bytes - before, Ordering::Relaxed);
+            let mut sync = Duration::ZERO;
+            let result = wal.append_batches(&ops).and_then(|_| {
+                let started = Instant::now();
+                let synced = wal.sync();
+                sync = started.elapsed();
+                synced
+            });
+            let bytes = wal.stats().bytes - before;
+            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
             match result {
                 Ok(_) => {
+                    on_sync(SyncObserved {
+                        sync,
+                        bytes,
+                        records: batches.len() as u64,
+                    });
                     counters.batches.fetch_add(1, Ordering::Relaxed);
                     counters
                         .records

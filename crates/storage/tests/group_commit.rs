@@ -135,3 +135,36 @@ fn a_queued_compaction_drops_the_segments_a_snapshot_covers() {
     assert_eq!(rec.state.compacted_through, paxos::Slot(300));
     assert_eq!(rec.state.entries.keys().last(), Some(&paxos::Slot(400)));
 }
+
+/// `spawn_observed` reports every successful group before its completion: the records and
+/// bytes of all groups add up to what was submitted and appended.
+#[test]
+fn the_sync_observer_sees_every_group_and_its_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions::with_sizes(1 << 20, 64 << 10);
+    let (wal, _) = Wal::open(StdFs::new(), tmp.path(), options).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (otx, orx) = mpsc::channel();
+    let group = GroupCommit::spawn_observed(
+        wal,
+        GroupCommitOptions::default(),
+        move |c| {
+            let _ = tx.send(c);
+        },
+        move |o| {
+            let _ = otx.send(o);
+        },
+    )
+    .unwrap();
+    let submissions = 50u64;
+    for tag in 1..=submissions {
+        group.submit(vec![accept(tag, 1, 64)], tag).unwrap();
+    }
+    let _wal = group.shutdown().unwrap();
+    let observed: Vec<storage::group::SyncObserved> = orx.try_iter().collect();
+    let completions = rx.try_iter().count();
+    assert_eq!(observed.len(), completions, "one observation per sync");
+    assert_eq!(observed.iter().map(|o| o.records).sum::<u64>(), submissions);
+    let bytes: u64 = observed.iter().map(|o| o.bytes).sum();
+    assert!(bytes >= submissions * 64, "{bytes} bytes observed");
+}

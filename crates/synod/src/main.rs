@@ -1,7 +1,7 @@
 //! The `synod` command: `sim` (the deterministic simulator), `node` (one cluster member),
 //! `dev` (a local cluster), `bench` (a load generator for etcd v3 endpoints), `explore` (the
 //! explorer's web page), `chaos` (real members under faults, histories checked), `snapshot`
-//! (backups: check one, restore a new cluster from one).
+//! (backups: check one, restore a new cluster from one), `top` (a cluster's metrics, live).
 //!
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
@@ -10,6 +10,7 @@ mod node_cmd;
 mod sim_cmd;
 mod sim_commit_cmd;
 mod snapshot_cmd;
+mod top_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     /// Backups (taken with `etcdctl snapshot save`): check one, or restore a new cluster from it.
     #[command(subcommand)]
     Snapshot(snapshot_cmd::SnapshotCommand),
+    /// Watch a cluster (Synod or etcd) from its /metrics: roles, ballots, slots, lag, fsync.
+    Top(top_cmd::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore::run_cli(args),
         Command::Chaos(args) => chaos::run_cli(args),
         Command::Snapshot(command) => snapshot_cmd::run(command),
+        Command::Top(args) => top_cmd::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -110,6 +110,18 @@ pub struct NodeArgs {
     /// --peer-trusted-ca-file; accepted for etcd's command lines).
     #[arg(long, env = "SYNOD_PEER_CLIENT_CERT_AUTH")]
     peer_client_cert_auth: bool,
+    /// Also serve /metrics and the health endpoints (/health, /livez, /readyz, /version) on
+    /// these URLs (comma-separated; https:// ones with the client TLS flags), as etcd's flag.
+    /// The client port serves them too.
+    #[arg(long, env = "SYNOD_LISTEN_METRICS_URLS")]
+    listen_metrics_urls: Option<String>,
+    /// Log lines as `text` (human-readable) or `json` (one object per line) [default: text].
+    #[arg(long, env = "SYNOD_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Least severe log level written: debug, info, warn or error (etcd's names; a
+    /// tracing filter such as `info,node=debug` also works) [default: info, or $SYNOD_LOG].
+    #[arg(long, env = "SYNOD_LOG_LEVEL")]
+    log_level: Option<String>,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -153,6 +165,9 @@ struct FileSettings {
     peer_key_file: Option<PathBuf>,
     peer_trusted_ca_file: Option<PathBuf>,
     peer_client_cert_auth: Option<bool>,
+    listen_metrics_urls: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -319,6 +334,12 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     config.cluster_state = cluster_state;
     config.advertise_client_urls = advertise_client;
     config.client_tls = client_tls;
+    if let Some(urls) = args.listen_metrics_urls.or(file.listen_metrics_urls) {
+        for url in split_urls(&urls) {
+            let addr = url_addr("--listen-metrics-urls", &url)?;
+            config.listen_metrics.push((addr, is_https(&url)));
+        }
+    }
     config.peer_tls = peer_tls;
     for url in &config.advertise_client_urls {
         url_addr("--advertise-client-urls", url)?;
@@ -439,13 +460,56 @@ fn parse_span(text: &str) -> anyhow::Result<Duration> {
     Ok(total)
 }
 
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (time, level, target, fields), for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` (also etcd's `console`) or `json`.
+    pub fn parse(s: &str) -> anyhow::Result<LogFormat> {
+        match s {
+            "text" | "console" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => bail!("--log-format {other:?}: expected `text` or `json`"),
+        }
+    }
+}
+
+/// Logging from the flags (`--log-level`, `--log-format`), else `$SYNOD_LOG`, else info as
+/// text on stderr. etcd's `panic` and `fatal` levels mean error here (the most severe we have).
+pub fn init_logging_with(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
+    let filter = match level {
+        Some(level) => {
+            let level = match level {
+                "panic" | "fatal" | "dpanic" => "error",
+                other => other,
+            };
+            tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+                format!("--log-level {level:?}: expected debug, info, warn or error")
+            })?
+        }
+        None => tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second initialization (tests, `synod dev` after `node`) keeps the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    Ok(())
+}
+
+pub fn init_logging() {
+    let _ = init_logging_with(None, LogFormat::Text);
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -479,7 +543,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `synod node`.
 pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
-    init_logging();
+    // The file's settings count too, so read it once here for the two logging keys.
+    let file = match &args.config_file {
+        Some(p) => read_file(p)?,
+        None => FileSettings::default(),
+    };
+    let format = args
+        .log_format
+        .clone()
+        .or(file.log_format)
+        .map(|f| LogFormat::parse(&f))
+        .transpose()?
+        .unwrap_or_default();
+    init_logging_with(args.log_level.clone().or(file.log_level).as_deref(), format)?;
     let config = resolve(args)?;
     runtime()?.block_on(async move {
         let node = node::start(config).await?;
@@ -601,6 +677,10 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
         ));
         say(&format!(
             "       ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table"
+        ));
+        let first = endpoints.split(',').next().unwrap_or_default();
+        say(&format!(
+            "  metrics: {first}/metrics (Prometheus; every client URL serves it), health: {first}/health"
         ));
         say("  Ctrl-C stops the cluster; run again to reuse its data.");
         stop_signal().await;

@@ -1,8 +1,8 @@
 //! etcd's Cluster API with real processes and the real etcdctl: removing the leader, refusing
-//! to promote a learner that lags, and replacing a SIGKILLed member under a paced write load
+//! to promote a learner that lags, replacing a SIGKILLed member under a paced write load
 //! (remove it, add a learner on a fresh data directory, start it with the lines `etcdctl member
-//! add` printed, promote it once in sync). Also runs against etcd 3.4 with
-//! `SYNOD_INTEROP_TARGET=etcd`.
+//! add` printed, promote it once in sync), and growing 3 -> 5 -> 3 with every change asked at a
+//! follower. Also runs against etcd 3.4 with `SYNOD_INTEROP_TARGET=etcd`.
 //!
 //! Every wait is on an event (a command that succeeds, a process that exits) with a generous
 //! deadline, polled; the load is one write at a time, paced, and bounded.
@@ -64,20 +64,24 @@ fn endpoints_of(c: &Cluster, members: &[usize]) -> String {
         .join(",")
 }
 
-/// The leader's client URL: Synod's members take membership changes only at the leader (a
-/// follower answers "etcdserver: not leader", which etcdctl does not retry elsewhere; etcd's
-/// followers forward them), so the tests send changes there.
+/// The leader's client URL.
 fn at_leader(c: &Cluster) -> String {
     c.endpoint(c.leader()).to_string()
 }
 
-/// `etcdctl <args>` at the leader, asked again while etcd 3.4 answers "unhealthy cluster"
-/// (its strict reconfiguration check wants every member connected for 5 s, which a cluster
-/// just started or with a member just killed is not; Synod has no such check).
+/// `etcdctl <args>` at the leader (see [`change_at`]).
 fn change(c: &Cluster, args: &[&str]) -> common::Output {
+    change_at(&at_leader(c), args)
+}
+
+/// `etcdctl <args>` at `endpoint`, asked again while etcd 3.4 answers "unhealthy cluster"
+/// (its strict reconfiguration check wants every member connected for 5 s, which a cluster
+/// just started or with a member just killed is not; Synod has no such check). A follower
+/// takes changes too: it forwards them to the leader, as etcd's followers do.
+fn change_at(endpoint: &str, args: &[&str]) -> common::Output {
     let deadline = Instant::now() + EVENT_DEADLINE;
     loop {
-        let out = etcdctl(&at_leader(c), args);
+        let out = etcdctl(endpoint, args);
         if out.success() || !out.stderr.contains("unhealthy cluster") || Instant::now() >= deadline
         {
             return out;
@@ -94,11 +98,16 @@ fn write_keys(endpoints: &str, n: usize) {
     }
 }
 
-/// `etcdctl member add NAME --learner --peer-urls=URL`: the new member's id and the
-/// `ETCD_INITIAL_CLUSTER` line it printed.
+/// `etcdctl member add NAME --learner --peer-urls=URL` at the leader: the new member's id and
+/// the `ETCD_INITIAL_CLUSTER` line it printed.
 fn add_learner(c: &Cluster, name: &str, peer_url: &str) -> (u64, String) {
-    let out = change(
-        c,
+    add_learner_at(&at_leader(c), name, peer_url)
+}
+
+/// [`add_learner`] asked at `endpoint`.
+fn add_learner_at(endpoint: &str, name: &str, peer_url: &str) -> (u64, String) {
+    let out = change_at(
+        endpoint,
         &[
             "member",
             "add",
@@ -120,6 +129,19 @@ fn add_learner(c: &Cluster, name: &str, peer_url: &str) -> (u64, String) {
         .unwrap_or_else(|| panic!("no ETCD_INITIAL_CLUSTER in: {out}"))
         .to_string();
     (id, initial_cluster)
+}
+
+/// Promotes learner `id` through `endpoint`, asking again while it is not in sync yet.
+fn promote_at(endpoint: &str, id: u64) {
+    wait_for("the learner is promoted", || {
+        let out = change_at(endpoint, &["member", "promote", &format!("{id:x}")]);
+        if !out.success() {
+            let err = out.err();
+            assert!(err.contains("in sync with leader"), "{err}");
+            return false;
+        }
+        true
+    });
 }
 
 #[test]
@@ -274,15 +296,7 @@ fn a_killed_member_is_replaced_by_a_learner_promoted_once_in_sync() {
     let (id, initial_cluster) = add_learner(&c, &name, &peer_url);
     c.start_added(new, &initial_cluster);
     // Promote once in sync: refused ("in sync with leader") until the learner has caught up.
-    wait_for("the learner is promoted", || {
-        let out = change(&c, &["member", "promote", &format!("{id:x}")]);
-        if !out.success() {
-            let err = out.err();
-            assert!(err.contains("in sync with leader"), "{err}");
-            return false;
-        }
-        true
-    });
+    promote_at(&at_leader(&c), id);
     let listed = members(&endpoints);
     assert!(
         listed.iter().any(|(m, _, learner)| *m == id && !*learner),
@@ -304,6 +318,82 @@ fn a_killed_member_is_replaced_by_a_learner_promoted_once_in_sync() {
     let revision = c.status(leader).expect("status").revision;
     wait_for("equal HashKV on every member", || {
         let h = hashes(&c, &all, revision);
+        h[0] != 0 && h.windows(2).all(|w| w[0] == w[1])
+    });
+}
+
+/// Grows a 3-member cluster to 5 and shrinks it back to 3 under a paced write load, with every
+/// change asked at one follower (forwarded to the leader, as etcd's followers do), the leader
+/// among the members removed. No acknowledged write is lost, and the three left hold the same
+/// state.
+#[test]
+fn growing_to_five_and_shrinking_back_to_three_through_a_follower() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader();
+    let asked = (0..3).find(|&i| i != leader).expect("a follower");
+    let at = c.endpoint(asked).to_string();
+    let load = Load::start(at.clone());
+    let mut added = Vec::new();
+    for _ in 0..2 {
+        let new = c.add_member();
+        let (peer_url, name) = (c.member(new).peer_url.clone(), c.member(new).name.clone());
+        let (id, initial_cluster) = add_learner_at(&at, &name, &peer_url);
+        c.start_added(new, &initial_cluster);
+        promote_at(&at, id);
+        added.push(new);
+    }
+    let listed = members(&at);
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert!(listed.iter().all(|(_, _, learner)| !learner), "{listed:?}");
+    // A write through each new member: they take part.
+    for &i in &added {
+        wait_for("a write through a new member", || {
+            etcdctl(c.endpoint(i), &["put", &format!("through/{i}"), "ok"]).success()
+        });
+    }
+    // Shrink: remove the leader of the time and the third original member, both asked at the
+    // follower.
+    let third = (0..3)
+        .find(|&i| i != leader && i != asked)
+        .expect("a third");
+    for gone in [leader, third] {
+        let id = c.status(gone).expect("status").member_id;
+        // Synod answers at once. etcd 3.4 may time out a follower's change right after its
+        // leader was removed ("request timed out, possibly due to previous leader failure"),
+        // and an operator asks again (a removal that did happen then says "member not found").
+        wait_for("the member is removed", || {
+            let out = change_at(&at, &["member", "remove", &format!("{id:x}")]);
+            if out.success() {
+                let out = out.ok();
+                assert!(out.contains("removed from cluster"), "{out}");
+                return true;
+            }
+            let err = out.err();
+            assert!(c.target == common::Target::Etcd, "{err}");
+            err.contains("member not found")
+        });
+        wait_for("the removed member exits", || c.exited(gone).is_some());
+    }
+    let left: Vec<usize> = [asked].into_iter().chain(added.iter().copied()).collect();
+    let endpoints = endpoints_of(&c, &left);
+    wait_for("a write after shrinking", || {
+        etcdctl(&endpoints, &["put", "after-shrink", "ok"]).success()
+    });
+    let listed = members(&endpoints);
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let acked = load.finish();
+    assert!(!acked.is_empty(), "the load wrote nothing");
+    let out = etcdctl(
+        c.endpoint(added[1]),
+        &["get", "load/", "--prefix", "--keys-only"],
+    )
+    .ok();
+    for key in &acked {
+        assert!(out.contains(key.as_str()), "acknowledged {key} is missing");
+    }
+    let revision = c.status(asked).expect("status").revision;
+    wait_for("equal HashKV on the three left", || {
+        let h = hashes(&c, &left, revision);
         h[0] != 0 && h.windows(2).all(|w| w[0] == w[1])
     });
 }

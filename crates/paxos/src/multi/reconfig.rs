@@ -78,9 +78,14 @@ impl Replica {
             let Some(i) = now.index_of(node).filter(|_| now.is_learner(node)) else {
                 return Err(ReconfigError::NotALearner { node });
             };
-            // A learner that has not reported yet counts as holding nothing.
+            // A learner that has not reported yet counts as holding nothing. It must also have
+            // reported, in this epoch, a chosen prefix through the stop-sign that began it (so
+            // it runs and knows it is a learner): else a learner that never started would pass
+            // while the log is still shorter than the bound, and become a voter that cannot
+            // vote. `u64::MAX` turns the whole check off (the model judges the rule alone).
             let lag_slots = self.chosen_through.0.saturating_sub(self.peer_chosen[i].0);
-            if lag_slots > bound {
+            let reported = self.peer_chosen[i].0 + 1 >= self.membership.first_slot.0;
+            if bound != u64::MAX && (lag_slots > bound || !reported) {
                 return Err(ReconfigError::LearnerBehind {
                     node,
                     lag_slots,

@@ -1082,6 +1082,30 @@ fn promotion_is_refused_for_a_lagging_learner_and_for_a_stranger() {
     assert!(c.r(4).is_voter());
 }
 
+/// A learner that never ran is refused promotion even while the whole log is shorter than the
+/// lag bound: it has not reported the stop-sign that made it a learner.
+#[test]
+fn promotion_is_refused_for_a_learner_that_never_reported() {
+    let mut c = Cluster::with_spares(3, 1);
+    c.elect(1);
+    c.crash(4);
+    c.reconfigure(1, &[1, 2, 3], &[4]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert!(c.r(1).config().is_learner(NodeId(4)));
+    match c.reconfigure(1, &[1, 2, 3, 4], &[]) {
+        Err(ReconfigError::LearnerBehind { node, .. }) => assert_eq!(node, NodeId(4)),
+        other => panic!("promotion of a learner that never ran: {other:?}"),
+    }
+    // It starts (nothing was ever delivered to it, so it had nothing to recover).
+    c.down.remove(&4);
+    c.tick_all(6);
+    c.reconfigure(1, &[1, 2, 3, 4], &[]).unwrap();
+    c.settle();
+    c.tick_all(2);
+    assert!(c.r(4).is_voter());
+}
+
 #[test]
 fn a_second_change_waits_for_the_first() {
     let mut c = Cluster::with_spares(3, 1);

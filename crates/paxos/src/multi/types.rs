@@ -572,7 +572,8 @@ pub struct ReplicaOptions {
     /// A message naming a slot further than this beyond the chosen prefix is refused as impossible.
     pub slot_horizon: u64,
     /// A learner is promoted to voter only if its chosen prefix is at most this many slots
-    /// behind the leader's.
+    /// behind the leader's, and it has reported in the epoch in force a prefix through the
+    /// stop-sign that began it. `u64::MAX` turns both checks off.
     pub promote_lag_slots_max: u64,
 }
 

@@ -124,6 +124,8 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         recovered.state,
     )?;
     let mut options = parts.member;
+    // The name the initial table lists, as a node's `--name` matches its `--initial-cluster`.
+    options.name = format!("m{}", parts.id);
     options.table = table.unwrap_or_else(|| initial_table(&parts.members));
     let revision = applier.machine().revision();
     let mut member = Member::new(

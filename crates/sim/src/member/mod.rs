@@ -134,6 +134,8 @@ impl MemberSimConfig {
             snapshot_every_slots: self.snapshot_every_slots,
             crash_at,
             table: Default::default(),
+            // Set per member at boot (driver.rs).
+            name: String::new(),
         }
     }
 }

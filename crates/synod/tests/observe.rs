@@ -1,0 +1,473 @@
+//! Looking inside a running 3-member cluster: `/metrics`, `/health` and `etcdctl endpoint
+//! health`, scraped from real member processes with a plain HTTP/1.1 client (what `curl` sends),
+//! as the figures move: puts raise the committed count, a leadership hand-over is seen by every
+//! member, and a member cut off from its quorum says it has no leader and is unhealthy with
+//! etcd's body. Every wait polls an event with a generous deadline; no sleep is an assertion.
+//!
+//! Runs against etcd 3.4 too (`SYNOD_INTEROP_TARGET=etcd`): the same names and values, the
+//! same status codes and bodies. Where etcd 3.4 has nothing (`/livez`, `/readyz`,
+//! `?serializable=true`), the test says what each serves.
+
+mod common;
+
+use common::{etcdctl, Cluster, Target};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Generous: a loaded 2-core machine may take seconds for an election or a scrape.
+const EVENT_DEADLINE: Duration = Duration::from_secs(60);
+/// Puts of the bounded load.
+const PUTS: u64 = 60;
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+/// `GET path` (or another method) over HTTP/1.1 on a fresh connection, as `curl` does it.
+fn http(method: &str, url: &str, path: &str) -> std::io::Result<Answer> {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+/// The sum of every sample of `name` whose labels contain each of `labels` (`k="v"`).
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, tags) = series.split_once('{').unwrap_or((series, ""));
+        if metric != name || !labels.iter().all(|l| tags.contains(l)) {
+            continue;
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+fn scrape(cluster: &Cluster, i: usize) -> String {
+    let answer = http("GET", cluster.endpoint(i), "/metrics")
+        .unwrap_or_else(|e| panic!("scrape of member {i}: {e}"));
+    assert_eq!(answer.status, 200, "/metrics of member {i}: {answer:?}");
+    answer.body
+}
+
+fn value(cluster: &Cluster, i: usize, name: &str) -> f64 {
+    let metrics = scrape(cluster, i);
+    sample(&metrics, name, &[]).unwrap_or_else(|| panic!("member {i} serves no {name}"))
+}
+
+/// Polls `f` until it returns `Some`, up to the deadline; `what` names the awaited event.
+#[track_caller]
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + EVENT_DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {EVENT_DEADLINE:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn metrics_and_health_follow_the_cluster() {
+    let mut cluster = Cluster::start(3);
+    let target = cluster.target;
+
+    // Every member names a leader, and exactly one is it.
+    wait_for("every member has a leader and one leads", || {
+        let has: Vec<f64> = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_has_leader"))
+            .collect();
+        let is: f64 = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_is_leader"))
+            .sum();
+        (has.iter().all(|h| *h == 1.0) && is == 1.0).then_some(())
+    });
+    let healthy = http("GET", cluster.endpoint(0), "/health").expect("/health");
+    assert_eq!(healthy.status, 200, "{healthy:?}");
+    assert_eq!(healthy.body, r#"{"health":"true"}"#);
+    let refused = http("POST", cluster.endpoint(0), "/health").expect("POST /health");
+    assert_eq!(refused.status, 405, "{refused:?}");
+    assert_eq!(
+        refused.headers.get("allow").map(String::as_str),
+        Some("GET")
+    );
+    etcdctl(cluster.endpoint(0), &["endpoint", "health"]).ok();
+
+    // Committed grows with puts, on every member; the gRPC counters count them by method.
+    let committed_before: Vec<f64> = (0..3)
+        .map(|i| value(&cluster, i, "etcd_server_proposals_committed_total"))
+        .collect();
+    let puts_before = sample(
+        &scrape(&cluster, 1),
+        "grpc_server_handled_total",
+        &[r#"grpc_method="Put""#, r#"grpc_code="OK""#],
+    )
+    .unwrap_or(0.0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut client = etcd_client::Client::connect([cluster.endpoint(1)], None)
+            .await
+            .expect("connect");
+        for k in 0..PUTS {
+            client
+                .put(format!("observe/{k}"), "v", None)
+                .await
+                .expect("put");
+        }
+    });
+    for (i, before) in committed_before.iter().enumerate() {
+        wait_for(&format!("member {i} counts {PUTS} more committed"), || {
+            let now = value(&cluster, i, "etcd_server_proposals_committed_total");
+            (now >= before + PUTS as f64).then_some(())
+        });
+        let applied = value(&cluster, i, "etcd_server_proposals_applied_total");
+        assert!(applied >= before + 1.0, "member {i} applied {applied}");
+    }
+    let puts_after = sample(
+        &scrape(&cluster, 1),
+        "grpc_server_handled_total",
+        &[r#"grpc_method="Put""#, r#"grpc_code="OK""#],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        puts_after >= puts_before + PUTS as f64,
+        "Put OK went from {puts_before} to {puts_after}"
+    );
+    let fsyncs = value(&cluster, 1, "etcd_disk_wal_fsync_duration_seconds_count");
+    assert!(fsyncs >= 1.0, "no fsync counted");
+
+    // A leadership hand-over: every member sees one more leader change.
+    let leader = cluster.leader();
+    let next = (leader + 1) % 3;
+    let changes_before: Vec<f64> = (0..3)
+        .map(|i| value(&cluster, i, "etcd_server_leader_changes_seen_total"))
+        .collect();
+    let next_id = cluster.status(next).expect("status").member_id;
+    etcdctl(
+        cluster.endpoint(leader),
+        &["move-leader", &format!("{next_id:x}")],
+    )
+    .ok();
+    for (i, before) in changes_before.iter().enumerate() {
+        wait_for(&format!("member {i} counts the leader change"), || {
+            let now = value(&cluster, i, "etcd_server_leader_changes_seen_total");
+            (now > *before).then_some(())
+        });
+    }
+    wait_for("the new leader says it leads", || {
+        (value(&cluster, next, "etcd_server_is_leader") == 1.0).then_some(())
+    });
+
+    // Cut one member off from its quorum: stop the two others.
+    let alone = next;
+    for i in (0..3).filter(|i| *i != alone) {
+        cluster.stop(i);
+    }
+    wait_for("the member alone has no leader", || {
+        (value(&cluster, alone, "etcd_server_has_leader") == 0.0).then_some(())
+    });
+    let unhealthy = wait_for("/health turns unhealthy", || {
+        let a = http("GET", cluster.endpoint(alone), "/health").ok()?;
+        (a.status == 503).then_some(a)
+    });
+    // etcd's http.Error: the JSON, a newline, text/plain.
+    assert_eq!(unhealthy.body, "{\"health\":\"false\"}\n", "{unhealthy:?}");
+    assert_eq!(
+        unhealthy.headers.get("content-type").map(String::as_str),
+        Some("text/plain; charset=utf-8")
+    );
+    let failures = value(&cluster, alone, "etcd_server_health_failures");
+    assert!(failures >= 1.0, "health failures: {failures}");
+    let said = etcdctl(cluster.endpoint(alone), &["endpoint", "health"]).err();
+    assert!(
+        said.contains("is unhealthy"),
+        "etcdctl endpoint health said: {said}"
+    );
+
+    // What etcd 3.4 lacks, Synod serves as later etcd does.
+    let serializable =
+        http("GET", cluster.endpoint(alone), "/health?serializable=true").expect("/health");
+    let livez = http("GET", cluster.endpoint(alone), "/livez").expect("/livez");
+    let readyz = http("GET", cluster.endpoint(alone), "/readyz").expect("/readyz");
+    match target {
+        Target::Synod => {
+            // This member still serves what it has: alive, and healthy when asked only that.
+            assert_eq!(serializable.status, 200, "{serializable:?}");
+            assert_eq!((livez.status, livez.body.as_str()), (200, "ok\n"));
+            assert_eq!(readyz.status, 503, "{readyz:?}");
+            assert!(
+                readyz.body.contains("[-]linearizable_read failed")
+                    && readyz.body.contains("[+]serializable_read ok"),
+                "{readyz:?}"
+            );
+        }
+        Target::Etcd => {
+            // 3.4 ignores the parameter and has neither endpoint.
+            assert_eq!(serializable.status, 503, "{serializable:?}");
+            assert_eq!(livez.status, 404, "{livez:?}");
+            assert_eq!(readyz.status, 404, "{readyz:?}");
+        }
+    }
+}
+
+#[test]
+fn version_and_unknown_paths_answer_as_etcd() {
+    let cluster = Cluster::start(1);
+    let version = http("GET", cluster.endpoint(0), "/version").expect("/version");
+    assert_eq!(version.status, 200);
+    assert_eq!(
+        version.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    let v: serde_json::Value = serde_json::from_str(&version.body).expect("JSON");
+    assert!(
+        v["etcdserver"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("3.4.")),
+        "{version:?}"
+    );
+    assert_eq!(v["etcdcluster"], "3.4.0");
+    // The field order is a Go struct's.
+    assert!(version.body.starts_with(r#"{"etcdserver":"#), "{version:?}");
+    let missing = http("GET", cluster.endpoint(0), "/no-such-page").expect("GET");
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, "404 page not found\n")
+    );
+    let metrics = http("GET", cluster.endpoint(0), "/metrics").expect("/metrics");
+    assert!(
+        metrics
+            .headers
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{:?}",
+        metrics.headers
+    );
+    for name in [
+        "etcd_server_has_leader",
+        "etcd_server_is_leader",
+        "etcd_server_leader_changes_seen_total",
+        "etcd_server_proposals_committed_total",
+        "etcd_server_proposals_applied_total",
+        "etcd_server_proposals_pending",
+        "etcd_server_proposals_failed_total",
+        "etcd_mvcc_db_total_size_in_bytes",
+        "etcd_debugging_mvcc_keys_total",
+        "etcd_disk_wal_fsync_duration_seconds_count",
+    ] {
+        assert!(
+            sample(&metrics.body, name, &[]).is_some(),
+            "no {name} in:\n{}",
+            metrics.body
+        );
+    }
+}
+
+#[test]
+fn top_once_shows_the_new_leader_after_a_hand_over() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader();
+    let next = (leader + 1) % 3;
+    let next_id = cluster.status(next).expect("status").member_id;
+    etcdctl(
+        cluster.endpoint(leader),
+        &["move-leader", &format!("{next_id:x}")],
+    )
+    .ok();
+    // Every member has seen the new leader (its metrics say whom it follows).
+    wait_for("every member follows the new leader", || {
+        let leads: Vec<f64> = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_is_leader"))
+            .collect();
+        let has: f64 = (0..3)
+            .map(|i| value(&cluster, i, "etcd_server_has_leader"))
+            .sum();
+        (leads[next] == 1.0 && leads.iter().sum::<f64>() == 1.0 && has == 3.0).then_some(())
+    });
+    let mut top = std::process::Command::new(env!("CARGO_BIN_EXE_synod"));
+    top.args(["top", "--once", "--endpoints", &cluster.endpoints()]);
+    let shown = common::run_bounded(top, None, Duration::from_secs(30)).ok();
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{shown}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], cluster.endpoint(i), "{shown}");
+        let role = if i == next { "leader" } else { "follower" };
+        assert_eq!(row[2], role, "member {i}:\n{shown}");
+        // The first election and the hand-over, at least.
+        let changes: f64 = row[8].parse().unwrap_or_else(|_| panic!("{shown}"));
+        assert!(changes >= 2.0, "member {i} saw {changes} leaders:\n{shown}");
+    }
+    if cluster.target == Target::Synod {
+        dashboard_names_are_served(&scrape(&cluster, next));
+    }
+}
+
+/// Every metric the Grafana dashboard in docs/ queries is one a member serves.
+fn dashboard_names_are_served(metrics: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/grafana-synod.json");
+    let dashboard = std::fs::read_to_string(path).expect("the dashboard");
+    // Labelled series that exist only once something happened (a refused message).
+    let may_be_absent = ["synod_paxos_messages_refused_total"];
+    let mut checked = 0;
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if !(word.starts_with("etcd_") || word.starts_with("synod_") || word.starts_with("grpc_"))
+            || word == "grpc_code"
+            || may_be_absent.contains(&word)
+        {
+            continue;
+        }
+        let name = word.strip_suffix("_bucket").unwrap_or(word);
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "the dashboard queries {word}, which is not served"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} names found in the dashboard");
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line_and_a_bad_format_is_refused() {
+    let bad = common::run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_synod"));
+            c.args(["node", "--log-format", "xml"]);
+            c
+        },
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(bad.stderr.contains("--log-format"), "{bad}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port()
+        })
+        .collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args([
+            "node",
+            "--name",
+            "solo",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .arg(format!("--data-dir={}", dir.path().join("d").display()))
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{}",
+            ports[0]
+        ))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", ports[1]))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn synod node");
+    let stderr = child.stderr.take().expect("stderr");
+    // Read lines on a thread until the member says it started (bounded by the deadline).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut started = None;
+    let deadline = Instant::now() + EVENT_DEADLINE;
+    while started.is_none() && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if v["message"] == "member started" {
+            started = Some(v);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let started = started.expect("the member logged its start");
+    assert_eq!(started["name"], "solo");
+}
