@@ -66,6 +66,7 @@
 #![warn(missing_docs)]
 
 mod bitset;
+pub mod etcd;
 mod history;
 pub mod kv;
 mod model;

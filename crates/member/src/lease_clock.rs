@@ -27,6 +27,8 @@ pub struct LeaseClocks {
     clocks: HashMap<i64, Clock>,
     /// `(clock.next, lease)` for every clock, and nothing else.
     due: BTreeSet<(Micros, i64)>,
+    /// Planted bug `LeaseTtlInMillis` (test-only): TTLs counted in milliseconds.
+    ttl_in_millis: bool,
 }
 
 /// `now + ttl`, or the far future for a TTL too large to add (etcd allows 9e9 s).
@@ -35,6 +37,12 @@ fn later(now: Micros, ttl: Duration) -> Micros {
 }
 
 impl LeaseClocks {
+    /// Plants the bug `LeaseTtlInMillis` (see [`crate::bugs`]); callers pass
+    /// `MemberBugs::has`, which is false in every build without the `planted-bugs` feature.
+    pub fn plant_ttl_in_millis(&mut self, on: bool) {
+        self.ttl_in_millis = on;
+    }
+
     /// Every lease of `leases` (id, TTL in seconds) with a full TTL from `now`; no other.
     pub fn restart(&mut self, leases: impl Iterator<Item = (i64, i64)>, now: Micros) {
         self.clocks.clear();
@@ -48,7 +56,11 @@ impl LeaseClocks {
     /// somehow has a clock replaces it).
     pub fn start(&mut self, id: i64, ttl_secs: i64, now: Micros) {
         self.forget(id);
-        let ttl = Duration::from_secs(ttl_secs.max(0).unsigned_abs());
+        let ttl = if self.ttl_in_millis {
+            Duration::from_millis(ttl_secs.max(0).unsigned_abs())
+        } else {
+            Duration::from_secs(ttl_secs.max(0).unsigned_abs())
+        };
         let deadline = later(now, ttl);
         self.clocks.insert(
             id,

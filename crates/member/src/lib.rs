@@ -115,6 +115,7 @@
 //! assert!(matches!(answer, Some(Answer::Write(Ok(_)))));
 //! ```
 
+pub mod bugs;
 pub mod cluster;
 pub mod error;
 pub mod lease_clock;

@@ -4,6 +4,7 @@
 
 mod changes;
 
+use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
 use crate::error::MemberError;
 use crate::lease_clock::LeaseClocks;
@@ -429,6 +430,8 @@ pub struct Member {
     said_removed: bool,
     /// The time of the input being handled (the caller's clock; never goes back here).
     clock: Micros,
+    /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
+    bugs: MemberBugs,
 }
 
 impl Member {
@@ -453,7 +456,11 @@ impl Member {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             remote_reads: BTreeMap::new(),
-            next_read: 1,
+            // Read ids start at the incarnation's random number, not at 1: a leader's answer
+            // to an earlier incarnation's read (delayed or duplicated in the network) must
+            // never confirm a read of this one at the old, lower slot (a stale linearizable
+            // read; the member-level simulation found it).
+            next_read: parts.incarnation | 1,
             client_urls,
             snapshots: SnapshotSchedule::new(
                 parts.options.snapshot_every_slots,
@@ -478,6 +485,7 @@ impl Member {
             was_member: false,
             said_removed: false,
             clock: now,
+            bugs: MemberBugs::none(),
             options: parts.options,
         };
         member.restart_lease_clocks(now);
@@ -542,7 +550,7 @@ impl Member {
             }
             PeerMessage::ReadIndexAsk { id } => {
                 let local = ReadId(self.next_read);
-                self.next_read += 1;
+                self.next_read = self.next_read.wrapping_add(1);
                 let room = self.remote_reads.len() < REMOTE_READS_MAX;
                 match self.replica.read(local) {
                     Ok(()) if room => {
@@ -752,6 +760,14 @@ impl Member {
             ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
         }
         self.drive();
+    }
+
+    /// Switches planted bugs on (test-only: without the `planted-bugs` feature every bug
+    /// stays off whatever is passed). Leases already granted keep their clocks.
+    pub fn plant_bugs(&mut self, bugs: MemberBugs) {
+        self.bugs = bugs;
+        self.lease_clocks
+            .plant_ttl_in_millis(bugs.has(MemberBug::LeaseTtlInMillis));
     }
 
     /// Whether anyone listens for [`Output::AppliedChanges`]: reading them costs a pass over
@@ -1052,7 +1068,7 @@ impl Member {
             return;
         }
         let id = ReadId(self.next_read);
-        self.next_read += 1;
+        self.next_read = self.next_read.wrapping_add(1);
         self.reads.insert(
             id,
             PendingRead {
@@ -1395,7 +1411,11 @@ impl Member {
 
     fn serve_confirmed_reads(&mut self) {
         let applied = self.applier.applied_through();
-        let ready = keys_where(&self.reads, |r| r.confirmed.is_some_and(|s| s <= applied));
+        // Planted bug `ReadBeforeApplied`: serve once confirmed, applied or not.
+        let early = self.bugs.has(MemberBug::ReadBeforeApplied);
+        let ready = keys_where(&self.reads, |r| {
+            r.confirmed.is_some_and(|s| early || s <= applied)
+        });
         let term = self.term();
         for id in ready {
             if let Some(r) = self.reads.remove(&id) {
@@ -1478,7 +1498,14 @@ impl Member {
         if store.auth().is_enabled() {
             return;
         }
-        let everything = kv::WatchRead::everything(after, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
+        // Planted bug `WatchEventTwice`: the read starts one revision early, so the batch
+        // repeats the last revision of the one before it.
+        let from = if self.bugs.has(MemberBug::WatchEventTwice) {
+            (after - 1).max(0)
+        } else {
+            after
+        };
+        let everything = kv::WatchRead::everything(from, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
         match store.watch_read(&everything) {
             Ok(answer) if !answer.compacted && answer.through == store.revision() => {
                 debug_assert!(answer.through > after);

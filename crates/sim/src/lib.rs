@@ -1,6 +1,7 @@
 //! A deterministic simulator for Synod: the real Multi-Paxos [`Replica`](paxos::multi::Replica)s,
 //! a simulated network, disks and clients, a nemesis that injects faults drawn per seed, and
-//! checkers that run after every step.
+//! checkers that run after every step. [`member`] runs the real members (`member::Member`,
+//! what a `synod` member runs around the core) under etcd clients in the same way.
 //!
 //! What it is for: finding the bugs that only show under rare interleavings of messages,
 //! crashes and partitions, and replaying any of them exactly from its seed. A run is a pure
@@ -54,6 +55,7 @@ pub mod commit;
 pub mod disk;
 pub mod faults;
 pub mod kv;
+pub mod member;
 pub mod report;
 mod rng;
 mod sim;

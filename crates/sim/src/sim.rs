@@ -457,7 +457,10 @@ fn wal_options(setup: LogSetup) -> WalOptions {
 /// releases what depends on a batch only once all of it is synced, so a crash that keeps only
 /// a prefix of the records loses nothing that was acknowledged. (A catch-up page can exceed the
 /// record limit.)
-fn append_batch(store: &mut Store<MemFs>, ops: &[PersistOp]) -> Result<Lsn, StorageError> {
+pub(crate) fn append_batch(
+    store: &mut Store<MemFs>,
+    ops: &[PersistOp],
+) -> Result<Lsn, StorageError> {
     match store.append(ops) {
         Err(StorageError::RecordTooLarge { .. }) if ops.len() > 1 => {
             let mut last = Lsn(0);

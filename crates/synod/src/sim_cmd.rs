@@ -14,9 +14,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod disk;
+mod member;
 
 /// Seeds run by a bare `synod sim`: enough to show faults, recovery and every check.
-const DEFAULT_SEEDS: Range<u64> = 0..20;
+pub(crate) const DEFAULT_SEEDS: Range<u64> = 0..20;
 /// Campaigns of at most this many seeds print one line per seed.
 const PER_SEED_LINES_MAX: u64 = 50;
 
@@ -59,6 +60,12 @@ pub struct SimArgs {
     #[arg(long, default_value = "multi-paxos",
           value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc"])]
     protocol: String,
+    /// Run real members (`member::Member`: sessions, forwarding, read-index, leases,
+    /// snapshots, around the core and the MVCC store) under etcd clients, instead of the
+    /// core with the simulator's own driver (`--bug` then names a member bug:
+    /// read-before-applied, lease-ttl-in-millis).
+    #[arg(long)]
+    member: bool,
     /// Disk Paxos: processors (1 to 16).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     processors: u64,
@@ -114,6 +121,9 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
+    if args.member {
+        return member::run(&args);
+    }
     let bugs = parse_bug(args.bug.as_deref())?;
     let commit = match args.protocol.as_str() {
         "commit" => Some(sim::commit::CommitProtocol::Paxos),

@@ -1,0 +1,71 @@
+//! Bugs planted in the member on purpose, so that the simulator's tests can show its checkers
+//! catch them. Switched per member at run time ([`crate::Member::plant_bugs`]) and compiled to
+//! nothing unless the crate is built with the `planted-bugs` feature: without it,
+//! [`MemberBugs::has`] is always false, so a node can never run one.
+
+/// One planted bug in the member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberBug {
+    /// A member serves a linearizable read once the leader confirmed its read index, without
+    /// waiting to apply through that index (a lagging follower answers stale data).
+    ReadBeforeApplied,
+    /// A lease's clock counts its TTL in milliseconds instead of seconds, so the leader
+    /// revokes it (and deletes its keys) long before its TTL could have run out.
+    LeaseTtlInMillis,
+    /// The changes shared with watchers in step ([`crate::AppliedChanges`]) are read from one
+    /// revision too early, so a watcher in step is sent the previous revision's events twice.
+    WatchEventTwice,
+}
+
+impl MemberBug {
+    /// Every planted member bug.
+    pub const ALL: [MemberBug; 3] = [
+        MemberBug::ReadBeforeApplied,
+        MemberBug::LeaseTtlInMillis,
+        MemberBug::WatchEventTwice,
+    ];
+
+    /// Its kebab-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberBug::ReadBeforeApplied => "read-before-applied",
+            MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
+            MemberBug::WatchEventTwice => "watch-event-twice",
+        }
+    }
+
+    /// The bug named `name`.
+    pub fn from_name(name: &str) -> Option<MemberBug> {
+        MemberBug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// The set of planted bugs a member runs with (none by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberBugs(u8);
+
+impl MemberBugs {
+    /// No bug.
+    pub fn none() -> MemberBugs {
+        MemberBugs(0)
+    }
+
+    /// Just `bug`.
+    pub fn only(bug: MemberBug) -> MemberBugs {
+        MemberBugs(1 << bug as u8)
+    }
+
+    /// Whether `bug` is on (always false without the `planted-bugs` feature).
+    pub fn has(self, bug: MemberBug) -> bool {
+        cfg!(feature = "planted-bugs") && self.0 & (1 << bug as u8) != 0
+    }
+
+    /// Every bug switched on, by name.
+    pub fn names(self) -> Vec<&'static str> {
+        MemberBug::ALL
+            .into_iter()
+            .filter(|b| self.0 & (1 << *b as u8) != 0)
+            .map(MemberBug::name)
+            .collect()
+    }
+}

@@ -1,0 +1,269 @@
+//! One simulated member's storage side: what `crates/node` does for a [`Member`] with real
+//! files, done here with the same `storage` calls on the member's own [`MemFs`].
+//!
+//! - Boot ([`boot`]) is the node's start (`node::server::start`): initialize the data
+//!   directory if it holds no meta file, `Store::open` (replay the log over the newest
+//!   snapshot), decode the snapshot body into the applied state and the member table
+//!   (`node::snapshot::SnapshotFiles::open`), `Replica::recover` from the durable state. The
+//!   node's code is async and bound to `StdFs`, so it is not shared; these are the same calls
+//!   in the same order.
+//! - Snapshot files ([`Running::write_snapshot`], [`Running::serve`], [`Running::store_chunk`])
+//!   mirror `node::snapshot::SnapshotFiles`: a verified snapshot file per write, chunks served
+//!   from the newest, a `SnapshotReceiver` per incoming transfer.
+
+use bytes::Bytes;
+use kv::KvStore;
+use member::bugs::MemberBugs;
+use member::cluster::{MemberInfo, MemberTable};
+use member::snapshot::{AppliedSnapshot, ChunkStored};
+use member::{Member, MemberOptions, MemberParts, Micros};
+use paxos::multi::{Applier, PersistOp, Replica, ReplicaOptions};
+use paxos::{Configuration, NodeId, QuorumSpec, Slot};
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+use storage::{
+    memfs::MemFs, read_snapshot_body, Meta, SnapshotChunk, SnapshotMeta, SnapshotReceiver,
+    SnapshotSource, SnapshotWriter, Store, WalOptions,
+};
+
+/// Where every simulated member keeps its files, on its own [`MemFs`].
+pub(crate) const DATA_DIR: &str = "/data";
+/// The cluster id in every simulated member's meta file.
+const CLUSTER_ID: u64 = 0x5359_4e4f_444d_454d;
+/// Snapshot chunks are small here, so that a transfer takes several chunks (and messages that
+/// can be lost, duplicated or reordered) even for the simulator's small stores.
+const CHUNK_BYTES: u64 = 2048;
+
+/// A persist record on its way to the log: appended and synced at `done_at`.
+#[derive(Debug)]
+pub(crate) struct DiskWrite {
+    pub tag: u64,
+    pub ops: Vec<PersistOp>,
+    pub done_at: u64,
+}
+
+/// A running member and everything its driver holds; dropped whole at a crash.
+pub(crate) struct Running {
+    pub member: Member,
+    pub store: Store<MemFs>,
+    /// Records submitted and not yet synced, oldest first.
+    pub disk: VecDeque<DiskWrite>,
+    /// The newest durable snapshot file.
+    pub newest: Option<SnapshotMeta>,
+    /// The member's transfer number, and the receiver storing its chunks.
+    pub incoming: Option<(u64, SnapshotReceiver<MemFs>)>,
+    /// The snapshot being written: (through, body, crash in the middle).
+    pub writing: Option<(Slot, Vec<u8>, bool)>,
+    /// The log refused a write or a sync: nothing more goes to it.
+    pub log_failed: bool,
+    /// The highest store revision this incarnation has had.
+    pub revision: i64,
+}
+
+/// Why a member could not start (the simulator counts this as a violation: without disk
+/// damage, recovery must always succeed).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BootError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Body(#[from] member::snapshot::BodyError),
+    #[error(transparent)]
+    Config(#[from] paxos::ConfigError),
+}
+
+/// What [`boot`] needs beyond the disk.
+pub(crate) struct BootParts {
+    pub id: u64,
+    pub members: Vec<u64>,
+    pub replica: ReplicaOptions,
+    pub member: MemberOptions,
+    pub rng: ChaCha8Rng,
+    pub incarnation: u64,
+    pub salt_seed: u64,
+    pub bugs: MemberBugs,
+}
+
+fn wal_options(salt_seed: u64) -> WalOptions {
+    WalOptions::small()
+        .with_recycle_segments(true)
+        .with_salt_seed(Some(salt_seed))
+}
+
+/// Starts a member from its disk, as a node does at start (see the module doc).
+pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running, BootError> {
+    let meta = Meta {
+        cluster_id: CLUSTER_ID,
+        member_id: parts.id,
+        initial_members: parts.members.clone(),
+    };
+    let dir = std::path::Path::new(DATA_DIR);
+    if !Store::is_initialized(fs, dir)? {
+        Store::init(fs.clone(), DATA_DIR, &meta, wal_options(parts.salt_seed))?;
+    }
+    let (store, recovered) =
+        Store::open(fs.clone(), DATA_DIR, &meta, wal_options(parts.salt_seed))?;
+    let (applier, kv_bytes, table) = match &recovered.snapshot {
+        Some(m) => {
+            let body = read_snapshot_body(fs, m)?;
+            let snap = AppliedSnapshot::decode(m.through, &body)?;
+            let bytes = snap.kv_bytes_len();
+            let table = snap.table().cloned();
+            (snap.into_applier()?, bytes, table)
+        }
+        None => (Applier::new(KvStore::new()), 0, None),
+    };
+    let configuration = Configuration::new(
+        parts.members.iter().map(|m| NodeId(*m)).collect(),
+        QuorumSpec::Majority,
+    )?;
+    let replica = Replica::recover(
+        NodeId(parts.id),
+        configuration,
+        parts.replica,
+        recovered.state,
+    )?;
+    let mut options = parts.member;
+    // The name the initial table lists, as a node's `--name` matches its `--initial-cluster`.
+    options.name = format!("m{}", parts.id);
+    options.table = table.unwrap_or_else(|| initial_table(&parts.members));
+    let revision = applier.machine().revision();
+    let mut member = Member::new(
+        MemberParts {
+            replica,
+            applier,
+            rng: Box::new(parts.rng),
+            incarnation: parts.incarnation,
+            newest_snapshot: recovered.snapshot.as_ref().map(|m| m.through),
+            restored_bytes: kv_bytes,
+            options,
+        },
+        now,
+    );
+    member.plant_bugs(parts.bugs);
+    Ok(Running {
+        member,
+        store,
+        disk: VecDeque::new(),
+        newest: recovered.snapshot,
+        incoming: None,
+        writing: None,
+        log_failed: false,
+        revision,
+    })
+}
+
+/// The member table of the initial cluster (names and peer URLs are only labels here).
+pub(crate) fn initial_table(members: &[u64]) -> MemberTable {
+    members
+        .iter()
+        .map(|id| {
+            let info = MemberInfo {
+                name: format!("m{id}"),
+                peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + id)],
+            };
+            (*id, info)
+        })
+        .collect()
+}
+
+impl Running {
+    /// Writes a snapshot file durably (write, fsync, rename, directory fsync); on success it
+    /// becomes the newest unless a received one is newer.
+    pub fn write_snapshot(&mut self, fs: &MemFs, through: Slot, body: &[u8]) -> Result<(), String> {
+        let write = || -> Result<SnapshotMeta, storage::StorageError> {
+            let mut writer = SnapshotWriter::create(fs.clone(), DATA_DIR, through)?;
+            writer.write(body)?;
+            writer.finish()
+        };
+        match write() {
+            Ok(meta) => {
+                if self
+                    .newest
+                    .as_ref()
+                    .is_none_or(|n| n.through < meta.through)
+                {
+                    self.newest = Some(meta);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Writes the body of a snapshot and dies before finishing it (crash point
+    /// `DuringSnapshot`): a temporary file that recovery must ignore.
+    pub fn write_snapshot_partly(fs: &MemFs, through: Slot, body: &[u8]) {
+        if let Ok(mut writer) = SnapshotWriter::create(fs.clone(), DATA_DIR, through) {
+            let _ = writer.write(body);
+        }
+    }
+
+    /// The chunk at `offset` of the newest snapshot, if it covers `through`.
+    pub fn serve(&self, fs: &MemFs, through: Slot, offset: u64) -> Option<Bytes> {
+        let meta = self.newest.as_ref().filter(|m| m.through >= through)?;
+        let mut source = SnapshotSource::open(fs, meta, offset, CHUNK_BYTES).ok()?;
+        match source.next_chunk() {
+            Ok(Some(chunk)) => Some(Bytes::from(chunk.encode())),
+            _ => None,
+        }
+    }
+
+    /// Stores one chunk of transfer `transfer` (node::snapshot::SnapshotFiles::store).
+    pub fn store_chunk(&mut self, fs: &MemFs, transfer: u64, chunk: &SnapshotChunk) -> ChunkStored {
+        match self.try_store(fs, transfer, chunk) {
+            Ok(stored) => stored,
+            Err(e) => ChunkStored::Failed(e.to_string()),
+        }
+    }
+
+    fn try_store(
+        &mut self,
+        fs: &MemFs,
+        transfer: u64,
+        chunk: &SnapshotChunk,
+    ) -> Result<ChunkStored, storage::StorageError> {
+        if self.incoming.as_ref().is_some_and(|(t, _)| *t != transfer) {
+            self.incoming = None;
+        }
+        let fresh = self
+            .incoming
+            .as_ref()
+            .is_none_or(|(_, r)| r.snapshot() != (chunk.through, chunk.total_len, chunk.body_crc));
+        if fresh {
+            if chunk.offset != 0 {
+                let next_offset = self.incoming.as_ref().map_or(0, |(_, r)| r.next_offset());
+                return Ok(ChunkStored::Ignored { next_offset });
+            }
+            let receiver = SnapshotReceiver::new(
+                fs.clone(),
+                DATA_DIR,
+                chunk.through,
+                chunk.total_len,
+                chunk.body_crc,
+            )?;
+            self.incoming = Some((transfer, receiver));
+        }
+        let Some((_, receiver)) = self.incoming.as_mut() else {
+            return Ok(ChunkStored::Ignored { next_offset: 0 });
+        };
+        let Some(meta) = receiver.accept(chunk)? else {
+            return Ok(ChunkStored::Progress {
+                next_offset: receiver.next_offset(),
+            });
+        };
+        self.incoming = None;
+        let body = read_snapshot_body(fs, &meta)?;
+        let through = meta.through;
+        // Only forward: a transfer begun while this member was behind can complete after it
+        // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
+        // compacted through). Going back to the older file would leave it unable to serve
+        // the chunks its followers need, for ever. (node::snapshot::SnapshotFiles::try_store
+        // replaces `newest` unconditionally: the simulator found this there; see the report
+        // of issue 19, step 2.)
+        if self.newest.as_ref().is_none_or(|n| n.through < through) {
+            self.newest = Some(meta);
+        }
+        Ok(ChunkStored::Complete { through, body })
+    }
+}

@@ -1,0 +1,1289 @@
+//! The member-level simulation: N real [`member::Member`]s (the code a `synod` member runs,
+//! around the real Paxos core and the real MVCC store), each on the real `storage` crate over
+//! its own [`MemFs`], driven by one seeded generator in virtual time, with simulated etcd
+//! clients, the nemesis's network faults and crashes (at random times and at the member's
+//! own named crash points), and checkers.
+//!
+//! A run is a pure function of its [`MemberSimConfig`]: events are ordered by `(time,
+//! sequence number)`, every member's randomness is a generator derived from the run's, and no
+//! hash map is iterated where order matters.
+//!
+//! - `driver.rs`: one member's storage side, as `crates/node` does it (boot and recovery,
+//!   the log, snapshot files and transfers).
+//! - `clients.rs`: what the clients ask (etcd's KV and Lease requests as `kv` types) and what
+//!   answers mean.
+//! - `check.rs`: the checks (linearizability through `lincheck`'s etcd model, revisions never
+//!   going back, stores equal at equal applied slots, historical reads agreeing, liveness).
+//! - `watch.rs`: watches as the node's Watch service serves them, checked for etcd's watch
+//!   guarantees against every change the members applied.
+//! - `report.rs`: figures per run and per campaign.
+//!
+//! A run: a fault phase (clients busy, network faults and crashes as the seed's plan says),
+//! a quiet phase (everything healed and restarted, clients still busy), then a drain (no new
+//! operations; the run ends once every operation is answered and the members converged, or
+//! at the liveness bound).
+
+mod check;
+mod clients;
+mod driver;
+pub mod report;
+mod watch;
+
+pub use check::{MemberCheck, MemberViolation};
+pub use member::bugs::{MemberBug, MemberBugs};
+pub use report::{
+    run_member_seed, run_member_seeds, MemberCampaignReport, MemberCampaignSpec, MemberRunReport,
+};
+
+use crate::faults::{FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape};
+use crate::rng::{below, chance_permille, range};
+use clients::{ClientOp, Outcome};
+use driver::{boot, BootParts, DiskWrite, Running};
+use lincheck::etcd::EtcdOperation;
+use member::peer::PeerMessage;
+use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
+use paxos::multi::ReplicaOptions;
+use paxos::Slot;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+use storage::memfs::MemFs;
+use storage::SnapshotChunk;
+use watch::{Reference, Watch};
+
+/// Every member crash point, for arming and for reports.
+pub const CRASH_POINTS: [CrashPoint; 6] = [
+    CrashPoint::BeforeWalSync,
+    CrashPoint::AfterWalSync,
+    CrashPoint::BeforeApply,
+    CrashPoint::AfterApply,
+    CrashPoint::DuringSnapshot,
+    CrashPoint::DuringCompaction,
+];
+
+/// What a member-level run is.
+#[derive(Clone, Debug)]
+pub struct MemberSimConfig {
+    /// The seed: the run is a function of it (and of the rest of this).
+    pub seed: u64,
+    /// Members.
+    pub nodes: usize,
+    /// Fault profile (disk damage is not simulated at member level: `disk` means crashes).
+    pub faults: FaultProfile,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Key groups (each a lincheck partition).
+    pub groups: u64,
+    /// Watches open at once (each over one group, re-created across crashes and cancels).
+    pub watches: usize,
+    /// Planted member bugs.
+    pub bugs: MemberBugs,
+    /// Member tick, microseconds.
+    pub tick_us: u64,
+    /// Fault phase, microseconds.
+    pub fault_phase_us: u64,
+    /// Quiet phase with clients still busy, microseconds.
+    pub quiet_ops_us: u64,
+    /// Drain bound after the quiet phase (liveness), microseconds.
+    pub drain_max_us: u64,
+    /// A snapshot every this many applied slots (small, so that runs snapshot, compact and
+    /// transfer often).
+    pub snapshot_every_slots: u64,
+    /// Keep a line per event ([`MemberSimulation::trace`]); the trace hash is kept always.
+    pub trace: bool,
+}
+
+impl MemberSimConfig {
+    /// Defaults for `seed` with `nodes` members and `faults`.
+    pub fn new(seed: u64, nodes: usize, faults: FaultProfile) -> MemberSimConfig {
+        MemberSimConfig {
+            seed,
+            nodes,
+            faults,
+            clients: 4,
+            groups: 6,
+            watches: 3,
+            bugs: MemberBugs::none(),
+            tick_us: 5_000,
+            fault_phase_us: 3_000_000,
+            quiet_ops_us: 1_000_000,
+            drain_max_us: 4_000_000,
+            snapshot_every_slots: 40,
+            trace: false,
+        }
+    }
+
+    fn replica_options(&self) -> ReplicaOptions {
+        ReplicaOptions {
+            heartbeat_ticks: 2,
+            election_timeout_ticks: 10,
+            election_jitter_ticks: 10,
+            ..ReplicaOptions::default()
+        }
+    }
+
+    fn member_options(&self, crash_at: Option<(CrashPoint, u32)>) -> MemberOptions {
+        MemberOptions {
+            members: (1..=self.nodes as u64).collect(),
+            tick: Duration::from_micros(self.tick_us),
+            request_timeout: Duration::from_millis(1_000),
+            quota_bytes: 1 << 30,
+            client_urls: vec![],
+            snapshot_every_slots: self.snapshot_every_slots,
+            crash_at,
+            table: Default::default(),
+            // Set per member at boot (driver.rs).
+            name: String::new(),
+        }
+    }
+}
+
+/// Where the run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Faults,
+    Quiet,
+    Drain,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Tick { node: usize, inc: u64 },
+    Deliver { id: u64 },
+    Disk { node: usize, inc: u64 },
+    SnapshotWrite { node: usize, inc: u64 },
+    Restart { node: usize },
+    ClientNext { client: usize },
+    Arrive { client: usize },
+    Partition,
+    Heal,
+    Crash,
+    Quiet,
+    Drain,
+    Check,
+}
+
+struct InFlight {
+    from: usize,
+    to: usize,
+    bytes: bytes::Bytes,
+}
+
+/// A simulated member: its disk survives crashes, the rest does not.
+struct Node {
+    fs: MemFs,
+    /// Starts so far (0: never started).
+    inc: u64,
+    run: Option<Running>,
+}
+
+/// An operation on its way or waiting at a member.
+struct Pending {
+    op: ClientOp,
+    node: usize,
+    request: RequestId,
+    invoke: u64,
+    /// The member's incarnation it went to (a crash loses it).
+    inc: u64,
+}
+
+#[derive(Default)]
+struct Client {
+    pending: Option<Pending>,
+    values: u64,
+    seen_revision: i64,
+}
+
+/// A finished client operation, for the revision checks.
+#[derive(Clone, Debug)]
+pub(crate) struct Done {
+    pub kind: &'static str,
+    pub invoke: u64,
+    pub complete: u64,
+    pub revision: i64,
+    /// A write that made a new revision (a put always does).
+    pub bumps: bool,
+    pub linearizable: bool,
+    /// The member that answered.
+    pub node: usize,
+}
+
+/// Figures counted during a run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tally {
+    pub faults: BTreeMap<FaultKind, u64>,
+    pub crash_points: BTreeMap<String, u64>,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub ops_by_kind: BTreeMap<&'static str, (u64, u64, u64)>,
+    pub snapshots_written: u64,
+    pub snapshots_installed: u64,
+    pub compactions: u64,
+    pub events: u64,
+    pub watches_cancelled: u64,
+    pub watches_compacted: u64,
+}
+
+/// The member-level simulation. See the module doc.
+pub struct MemberSimulation {
+    config: MemberSimConfig,
+    plan: FaultPlan,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    nodes: Vec<Node>,
+    links: LinkMatrix,
+    messages: BTreeMap<u64, InFlight>,
+    next_msg: u64,
+    clients: Vec<Client>,
+    next_request: u64,
+    /// (member, request) → client waiting on it.
+    waiting: BTreeMap<(usize, RequestId), usize>,
+    watches: Vec<Watch>,
+    /// Watches that ended (compacted away, or replaced), to check at the end.
+    watches_ended: Vec<Watch>,
+    /// (member, request) → watch whose read it is.
+    watch_reads: BTreeMap<(usize, RequestId), usize>,
+    pub(crate) reference: Reference,
+    phase: Phase,
+    quiet_at: u64,
+    drain_at: u64,
+    pub(crate) history: Vec<EtcdOperation>,
+    pub(crate) done: Vec<Done>,
+    pub(crate) checks: check::Checks,
+    pub(crate) tally: Tally,
+    trace_hash: u64,
+    trace: Vec<String>,
+}
+
+fn fnv(hash: u64, value: u64) -> u64 {
+    let mut h = hash;
+    for b in value.to_le_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl MemberSimulation {
+    /// A run ready to start.
+    pub fn new(config: MemberSimConfig) -> MemberSimulation {
+        assert!(config.nodes >= 1, "a cluster has at least one member");
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut plan = FaultPlan::draw(config.faults, config.nodes, &mut rng);
+        // Swizzle cuts and heals links one by one over time, which the core simulator's
+        // nemesis schedules itself; not simulated at member level yet.
+        plan.partitions.retain(|k| *k != FaultKind::Swizzle);
+        let n = config.nodes;
+        let mut sim = MemberSimulation {
+            plan,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: (0..n)
+                .map(|_| Node {
+                    fs: MemFs::new(),
+                    inc: 0,
+                    run: None,
+                })
+                .collect(),
+            links: LinkMatrix::healed(n),
+            messages: BTreeMap::new(),
+            next_msg: 0,
+            clients: (0..config.clients).map(|_| Client::default()).collect(),
+            next_request: 1,
+            waiting: BTreeMap::new(),
+            watches: Vec::new(),
+            watches_ended: Vec::new(),
+            watch_reads: BTreeMap::new(),
+            reference: Reference::default(),
+            phase: Phase::Faults,
+            quiet_at: config.fault_phase_us,
+            drain_at: config.fault_phase_us + config.quiet_ops_us,
+            history: Vec::new(),
+            done: Vec::new(),
+            checks: check::Checks::new(n),
+            tally: Tally::default(),
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            trace: Vec::new(),
+            config,
+        };
+        for w in 0..sim.config.watches {
+            let group = w as u64 % sim.config.groups.max(1);
+            sim.watches.push(Watch::new(format!("g{group}/"), 1));
+        }
+        for i in 0..n {
+            sim.start(i);
+        }
+        for c in 0..sim.clients.len() {
+            let at = below(&mut sim.rng, 20_000);
+            sim.schedule(at, Event::ClientNext { client: c });
+        }
+        sim.schedule(sim.quiet_at, Event::Quiet);
+        sim.schedule(sim.drain_at, Event::Drain);
+        sim.schedule(20_000, Event::Check);
+        if sim.plan.profile.net() && !sim.plan.partitions.is_empty() {
+            let at = range(
+                &mut sim.rng,
+                100_000,
+                sim.plan.partition_gap_us.max(100_000),
+            );
+            sim.schedule(at, Event::Partition);
+        }
+        if sim.plan.profile.crash() {
+            let at = range(&mut sim.rng, 100_000, sim.plan.crash_gap_us.max(100_000));
+            sim.schedule(at, Event::Crash);
+        }
+        sim
+    }
+
+    /// Runs to the end and reports.
+    pub fn run(mut self) -> MemberRunReport {
+        while self.step() {}
+        self.finish()
+    }
+
+    /// The trace lines (only with [`MemberSimConfig::trace`]).
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// Processes one event; false once the run is over.
+    pub fn step(&mut self) -> bool {
+        if self.phase == Phase::Done {
+            return false;
+        }
+        let Some(Reverse((at, _, event))) = self.queue.pop() else {
+            self.phase = Phase::Done;
+            return false;
+        };
+        debug_assert!(at >= self.now, "virtual time went back");
+        self.now = at;
+        self.tally.events += 1;
+        self.note(&event);
+        self.handle(event);
+        true
+    }
+
+    fn note(&mut self, event: &Event) {
+        let code = match *event {
+            Event::Tick { node, inc } => 1 + (node as u64) * 16 + (inc << 8),
+            Event::Deliver { id } => 2 + (id << 4),
+            Event::Disk { node, inc } => 3 + (node as u64) * 16 + (inc << 8),
+            Event::SnapshotWrite { node, .. } => 4 + (node as u64) * 16,
+            Event::Restart { node } => 5 + (node as u64) * 16,
+            Event::ClientNext { client } => 6 + (client as u64) * 16,
+            Event::Arrive { client } => 7 + (client as u64) * 16,
+            Event::Partition => 8,
+            Event::Heal => 9,
+            Event::Crash => 10,
+            Event::Quiet => 11,
+            Event::Drain => 12,
+            Event::Check => 13,
+        };
+        self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
+        if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
+            self.trace.push(format!("{} {:?}", self.now, event));
+        }
+    }
+
+    fn trace_line(&mut self, line: impl FnOnce() -> String) {
+        if self.config.trace {
+            let line = format!("{} {}", self.now, line());
+            self.trace.push(line);
+        }
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, event)));
+    }
+
+    fn micros(&self) -> Micros {
+        Micros(self.now)
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, inc } => {
+                if self.nodes[node].inc != inc || self.nodes[node].run.is_none() {
+                    return;
+                }
+                let now = self.micros();
+                if let Some(run) = self.nodes[node].run.as_mut() {
+                    run.member.tick(now);
+                }
+                self.drive(node);
+                let at = self.now + self.config.tick_us;
+                self.schedule(at, Event::Tick { node, inc });
+            }
+            Event::Deliver { id } => self.deliver(id),
+            Event::Disk { node, inc } => self.disk_done(node, inc),
+            Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
+            Event::Restart { node } => {
+                if self.nodes[node].run.is_none() {
+                    self.start(node);
+                }
+            }
+            Event::ClientNext { client } => self.client_next(client),
+            Event::Arrive { client } => self.arrive(client),
+            Event::Partition => self.nemesis_partition(),
+            Event::Heal => self.links = LinkMatrix::healed(self.config.nodes),
+            Event::Crash => self.nemesis_crash(),
+            Event::Quiet => self.start_quiet(),
+            Event::Drain => self.phase = Phase::Drain,
+            Event::Check => self.on_check(),
+        }
+    }
+
+    // ----- members -----
+
+    /// Starts member `i` from its disk (first boot or restart after a crash).
+    fn start(&mut self, i: usize) {
+        let node_seed = self.rng.next_u64();
+        let incarnation = self.rng.next_u64();
+        let crash_at = if self.phase == Phase::Faults
+            && self.plan.profile.crash()
+            && chance_permille(&mut self.rng, 400)
+        {
+            let point = CRASH_POINTS[below(&mut self.rng, CRASH_POINTS.len() as u64) as usize];
+            // Snapshot points come once per `snapshot_every_slots` slots, the others per
+            // record or slot: each is armed for a hit a run of this length reaches.
+            let hits = match point {
+                CrashPoint::DuringSnapshot | CrashPoint::DuringCompaction => 3,
+                _ => 40,
+            };
+            Some((point, 1 + below(&mut self.rng, hits) as u32))
+        } else {
+            None
+        };
+        let parts = BootParts {
+            id: i as u64 + 1,
+            members: (1..=self.config.nodes as u64).collect(),
+            replica: self.config.replica_options(),
+            member: self.config.member_options(crash_at),
+            rng: ChaCha8Rng::seed_from_u64(node_seed),
+            incarnation,
+            salt_seed: self.config.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            bugs: self.config.bugs,
+        };
+        let now = self.micros();
+        match boot(&self.nodes[i].fs, parts, now) {
+            Ok(run) => {
+                let mut run = run;
+                // Watchers listen on every member: what it shares is checked too.
+                run.member.set_sharing_changes(true);
+                let node = &mut self.nodes[i];
+                node.inc += 1;
+                let inc = node.inc;
+                let revision = run.revision;
+                node.run = Some(run);
+                self.trace_line(|| format!("start m{} inc {inc} revision {revision}", i + 1));
+                self.checks.started(i, revision);
+                let at = self.now + 1 + below(&mut self.rng, self.config.tick_us);
+                self.schedule(at, Event::Tick { node: i, inc });
+                // The first outputs apply the durable chosen prefix again.
+                self.drive(i);
+                if let Some(run) = self.nodes[i].run.as_ref() {
+                    self.checks.recovered(i, run.revision);
+                }
+            }
+            Err(e) => {
+                let detail = format!("m{} could not start from its disk: {e}", i + 1);
+                self.checks
+                    .violation(MemberCheck::Recovery, self.now, Some(i), detail);
+            }
+        }
+    }
+
+    /// Carries out member `i`'s outputs in their order, until it has none (or it crashed).
+    fn drive(&mut self, i: usize) {
+        loop {
+            loop {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                let Some(output) = run.member.poll_output() else {
+                    break;
+                };
+                self.carry_out(i, output);
+            }
+            // Watchers out of step read what they missed (answered at once: serializable).
+            if !self.watch_reads_due(i) {
+                break;
+            }
+        }
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return;
+        };
+        let revision = run.member.applier().machine().revision();
+        run.revision = run.revision.max(revision);
+        self.checks.revision(i, revision, self.now);
+    }
+
+    fn carry_out(&mut self, i: usize, output: Output) {
+        let now = self.micros();
+        match output {
+            Output::Persist { tag, ops } => {
+                let latency = range(
+                    &mut self.rng,
+                    self.plan.disk_base_us,
+                    self.plan.disk_base_us + self.plan.disk_jitter_us,
+                );
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                if run.log_failed {
+                    return;
+                }
+                // A sync covers every record before it: records finish in order.
+                let done_at = run
+                    .disk
+                    .back()
+                    .map_or(0, |w| w.done_at)
+                    .max(self.now + latency);
+                run.disk.push_back(DiskWrite { tag, ops, done_at });
+                let inc = self.nodes[i].inc;
+                self.schedule(done_at, Event::Disk { node: i, inc });
+            }
+            Output::Send { to, message } => self.send(i, to, &message),
+            Output::ServeSnapshotChunk {
+                to,
+                through,
+                offset,
+            } => {
+                let newest = self.nodes[i]
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.newest.as_ref().map(|m| m.through));
+                self.trace_line(|| {
+                    format!(
+                        "m{} serves m{to} a chunk through {through} at {offset} (newest {newest:?})",
+                        i + 1
+                    )
+                });
+                let node = &self.nodes[i];
+                let chunk = node
+                    .run
+                    .as_ref()
+                    .and_then(|run| run.serve(&node.fs, through, offset));
+                if let Some(bytes) = chunk {
+                    self.send(i, to, &PeerMessage::SnapshotChunk(bytes));
+                }
+            }
+            Output::StoreSnapshotChunk { transfer, chunk } => {
+                self.store_chunk(i, transfer, &chunk);
+            }
+            Output::WriteSnapshot {
+                through,
+                body,
+                crash_mid,
+            } => {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                debug_assert!(run.writing.is_none(), "one snapshot write at a time");
+                run.writing = Some((through, body, crash_mid));
+                let latency = range(&mut self.rng, 1_000, 5_000);
+                let inc = self.nodes[i].inc;
+                self.schedule(self.now + latency, Event::SnapshotWrite { node: i, inc });
+            }
+            Output::CompactLog { through } => {
+                if let Some(run) = self.nodes[i].run.as_mut() {
+                    // A failed compaction only keeps segments longer (as in the node).
+                    if run.store.wal().compact(through).is_ok() {
+                        self.tally.compactions += 1;
+                    }
+                }
+            }
+            Output::Answer { id, answer } => {
+                if let Some(c) = self.waiting.remove(&(i, id)) {
+                    self.answered(c, answer);
+                } else if let Some(w) = self.watch_reads.remove(&(i, id)) {
+                    self.watch_answered(w, answer);
+                }
+            }
+            Output::AppliedChanges(changes) => {
+                self.reference
+                    .record(&changes, i, self.now, &mut self.checks);
+                let here = Some((i, self.nodes[i].inc));
+                for w in self.watches.iter_mut().filter(|w| w.at == here) {
+                    w.take_shared(&changes);
+                }
+            }
+            Output::AppliedRevision(revision) => {
+                self.checks.revision(i, revision, self.now);
+            }
+            Output::Crash(point) => {
+                let name = format!("{point:?}");
+                self.crash(i, &name);
+            }
+            Output::Peers(_) | Output::Removed => {}
+        }
+        let _ = now;
+    }
+
+    fn store_chunk(&mut self, i: usize, transfer: u64, chunk: &SnapshotChunk) {
+        self.trace_line(|| {
+            format!(
+                "m{} stores chunk {} of transfer {transfer} through {}",
+                i + 1,
+                chunk.offset,
+                chunk.through
+            )
+        });
+        let node = &mut self.nodes[i];
+        let fs = node.fs.clone();
+        let Some(run) = node.run.as_mut() else {
+            return;
+        };
+        let stored = run.store_chunk(&fs, transfer, chunk);
+        if matches!(stored, member::snapshot::ChunkStored::Complete { .. }) {
+            self.tally.snapshots_installed += 1;
+            self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
+        }
+        let now = self.micros();
+        if let Some(run) = self.nodes[i].run.as_mut() {
+            run.member.on_snapshot_chunk_stored(now, transfer, stored);
+        }
+    }
+
+    fn disk_done(&mut self, i: usize, inc: u64) {
+        if self.nodes[i].inc != inc {
+            return;
+        }
+        let now = self.micros();
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return;
+        };
+        match run.disk.front() {
+            Some(w) if w.done_at <= self.now => {}
+            _ => return,
+        }
+        let Some(write) = run.disk.pop_front() else {
+            return;
+        };
+        let synced = crate::sim::append_batch(&mut run.store, &write.ops)
+            .and_then(|lsn| run.store.sync().map(|s| (lsn, s)));
+        match synced {
+            Ok((lsn, synced)) => {
+                if self.config.trace {
+                    let line = format!("{} m{} durable tag {}", self.now, i + 1, write.tag);
+                    self.trace.push(line);
+                }
+                assert!(synced >= lsn, "a sync returned before its record");
+                run.member.on_durable(now, write.tag);
+            }
+            Err(e) => {
+                // Not retryable: nothing after it may be reported durable.
+                run.log_failed = true;
+                run.member.on_log_failed(now, e.to_string());
+            }
+        }
+        self.drive(i);
+    }
+
+    fn snapshot_written(&mut self, i: usize, inc: u64) {
+        if self.nodes[i].inc != inc {
+            return;
+        }
+        let fs = self.nodes[i].fs.clone();
+        let now = self.micros();
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return;
+        };
+        let Some((through, body, crash_mid)) = run.writing.take() else {
+            return;
+        };
+        if crash_mid {
+            Running::write_snapshot_partly(&fs, through, &body);
+            self.crash(i, "DuringSnapshot");
+            return;
+        }
+        let result = run.write_snapshot(&fs, through, &body);
+        if self.config.trace {
+            let line = format!(
+                "{} m{} wrote a snapshot through {through}: {result:?}",
+                self.now,
+                i + 1
+            );
+            self.trace.push(line);
+        }
+        if result.is_ok() {
+            self.tally.snapshots_written += 1;
+        }
+        run.member.on_snapshot_written(now, through, result);
+        self.drive(i);
+    }
+
+    /// Power loss at member `i`: records still on their way reach the disk's cache and some
+    /// prefix of them may survive, as the disk decides from the seed; everything else the
+    /// driver held is gone, and so are its clients' requests.
+    fn crash(&mut self, i: usize, point: &str) {
+        let Some(mut run) = self.nodes[i].run.take() else {
+            return;
+        };
+        for w in run.disk.drain(..) {
+            if crate::sim::append_batch(&mut run.store, &w.ops).is_err() {
+                break;
+            }
+        }
+        drop(run);
+        self.nodes[i].fs.crash(&mut self.rng);
+        *self
+            .tally
+            .crash_points
+            .entry(point.to_string())
+            .or_insert(0) += 1;
+        *self.tally.faults.entry(FaultKind::Crash).or_insert(0) += 1;
+        self.trace_line(|| format!("crash m{} at {point}", i + 1));
+        let lost: Vec<(usize, RequestId)> = self
+            .waiting
+            .keys()
+            .filter(|(n, _)| *n == i)
+            .copied()
+            .collect();
+        for key in lost {
+            if let Some(c) = self.waiting.remove(&key) {
+                self.give_up(c);
+            }
+        }
+        self.watch_reads.retain(|(n, _), _| *n != i);
+        let inc = self.nodes[i].inc;
+        for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
+            w.resume();
+        }
+        let down = if self.phase == Phase::Faults {
+            range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
+        } else {
+            1_000
+        };
+        self.schedule(self.now + down, Event::Restart { node: i });
+    }
+
+    // ----- network -----
+
+    fn send(&mut self, from: usize, to: u64, message: &PeerMessage) {
+        let Some(to) = (to as usize)
+            .checked_sub(1)
+            .filter(|t| *t < self.config.nodes)
+        else {
+            return;
+        };
+        self.tally.messages_sent += 1;
+        let bytes = match member::peer::encode(message) {
+            Ok(b) => b,
+            Err(e) => {
+                let detail = format!("m{} could not encode a peer message: {e}", from + 1);
+                self.checks
+                    .violation(MemberCheck::Codec, self.now, Some(from), detail);
+                return;
+            }
+        };
+        let faulty = self.phase == Phase::Faults && self.plan.profile.net();
+        if self.links.is_blocked(from, to) {
+            return;
+        }
+        if faulty && chance_permille(&mut self.rng, self.plan.loss_permille) {
+            *self.tally.faults.entry(FaultKind::Loss).or_insert(0) += 1;
+            return;
+        }
+        let copies = if faulty && chance_permille(&mut self.rng, self.plan.duplicate_permille) {
+            *self.tally.faults.entry(FaultKind::Duplicate).or_insert(0) += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = range(
+                &mut self.rng,
+                self.plan.delay_base_us,
+                self.plan.delay_base_us + self.plan.delay_jitter_us,
+            );
+            if faulty && chance_permille(&mut self.rng, self.plan.long_delay_permille) {
+                *self.tally.faults.entry(FaultKind::LongDelay).or_insert(0) += 1;
+                delay += below(&mut self.rng, self.plan.long_delay_max_us);
+            }
+            let id = self.next_msg;
+            self.next_msg += 1;
+            self.messages.insert(
+                id,
+                InFlight {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+            self.schedule(self.now + delay, Event::Deliver { id });
+        }
+    }
+
+    fn deliver(&mut self, id: u64) {
+        let Some(m) = self.messages.remove(&id) else {
+            return;
+        };
+        if self.links.is_blocked(m.from, m.to) || self.nodes[m.to].run.is_none() {
+            return;
+        }
+        let message = match member::peer::decode(&m.bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                let detail = format!("m{} could not decode a peer message: {e}", m.to + 1);
+                self.checks
+                    .violation(MemberCheck::Codec, self.now, Some(m.to), detail);
+                return;
+            }
+        };
+        self.tally.messages_delivered += 1;
+        if self.config.trace
+            && matches!(
+                message,
+                PeerMessage::ReadIndexAsk { .. } | PeerMessage::ReadIndexAnswer { .. }
+            )
+        {
+            let line = format!(
+                "{} m{} -> m{}: {:?}",
+                self.now,
+                m.from + 1,
+                m.to + 1,
+                message
+            );
+            self.trace.push(line);
+        }
+        let now = self.micros();
+        if let Some(run) = self.nodes[m.to].run.as_mut() {
+            run.member.on_peer(now, m.from as u64 + 1, message);
+        }
+        self.drive(m.to);
+    }
+
+    // ----- nemesis -----
+
+    fn nemesis_partition(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let kinds = self.plan.partitions.clone();
+        let kind = kinds[below(&mut self.rng, kinds.len() as u64) as usize];
+        if let Some(shape) = PartitionShape::draw(kind, self.config.nodes, &mut self.rng) {
+            self.links = shape.links(self.config.nodes);
+            *self.tally.faults.entry(kind).or_insert(0) += 1;
+            self.trace_line(|| format!("partition {shape:?}"));
+            let heal = range(
+                &mut self.rng,
+                50_000,
+                self.plan.partition_max_us.max(50_000),
+            );
+            self.schedule(self.now + heal, Event::Heal);
+        }
+        let next = range(
+            &mut self.rng,
+            heal_gap(),
+            self.plan.partition_gap_us.max(heal_gap()),
+        );
+        self.schedule(self.now + next, Event::Partition);
+    }
+
+    fn nemesis_crash(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let up: Vec<usize> = (0..self.config.nodes)
+            .filter(|i| self.nodes[*i].run.is_some())
+            .collect();
+        if !up.is_empty() {
+            let i = up[below(&mut self.rng, up.len() as u64) as usize];
+            self.crash(i, "RandomTime");
+        }
+        let next = range(&mut self.rng, 100_000, self.plan.crash_gap_us.max(100_000));
+        self.schedule(self.now + next, Event::Crash);
+    }
+
+    fn start_quiet(&mut self) {
+        self.phase = Phase::Quiet;
+        self.links = LinkMatrix::healed(self.config.nodes);
+        for i in 0..self.config.nodes {
+            if self.nodes[i].run.is_none() {
+                self.start(i);
+            }
+        }
+        self.trace_line(|| "quiet: healed and restarted".to_string());
+    }
+
+    // ----- clients -----
+
+    fn client_next(&mut self, c: usize) {
+        if self.clients[c].pending.is_some() || matches!(self.phase, Phase::Drain | Phase::Done) {
+            return;
+        }
+        let client = &mut self.clients[c];
+        client.values += 1;
+        let value = format!("c{c}v{}", client.values);
+        let seen = client.seen_revision;
+        let op = clients::draw(&mut self.rng, self.config.groups, c as u64, value, seen);
+        let node = below(&mut self.rng, self.config.nodes as u64) as usize;
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.clients[c].pending = Some(Pending {
+            op,
+            node,
+            request,
+            invoke: self.now,
+            inc: 0,
+        });
+        let delay = range(&mut self.rng, 100, 1_000);
+        self.schedule(self.now + delay, Event::Arrive { client: c });
+    }
+
+    fn arrive(&mut self, c: usize) {
+        let Some(p) = self.clients[c].pending.as_mut() else {
+            return;
+        };
+        let node = p.node;
+        let inc = self.nodes[node].inc;
+        let Some(run) = self.nodes[node].run.as_mut() else {
+            // Refused at connect: it never reached a member, so it had no effect.
+            self.count_op(c, 1);
+            self.clients[c].pending = None;
+            self.next_op(c);
+            return;
+        };
+        p.inc = inc;
+        let request = clients::request(&p.op);
+        let id = p.request;
+        self.waiting.insert((node, id), c);
+        let now = Micros(self.now);
+        run.member.on_request(now, id, request);
+        self.drive(node);
+    }
+
+    fn count_op(&mut self, c: usize, which: usize) {
+        let Some(p) = self.clients[c].pending.as_ref() else {
+            return;
+        };
+        let entry = self
+            .tally
+            .ops_by_kind
+            .entry(p.op.kind())
+            .or_insert((0, 0, 0));
+        match which {
+            0 => entry.0 += 1,
+            1 => entry.1 += 1,
+            _ => entry.2 += 1,
+        }
+    }
+
+    fn next_op(&mut self, c: usize) {
+        let think = below(&mut self.rng, 10_000);
+        self.schedule(self.now + think, Event::ClientNext { client: c });
+    }
+
+    /// The member client `c` waited on crashed: a write may or may not have happened.
+    fn give_up(&mut self, c: usize) {
+        let Some(p) = self.clients[c].pending.take() else {
+            return;
+        };
+        let writes = p.op.writes();
+        let entry = self
+            .tally
+            .ops_by_kind
+            .entry(p.op.kind())
+            .or_insert((0, 0, 0));
+        if writes {
+            entry.2 += 1;
+        } else {
+            entry.1 += 1;
+        }
+        if let (true, ClientOp::Checked(input)) = (writes, p.op) {
+            self.history.push(EtcdOperation {
+                client: c as u64,
+                input,
+                invoke: p.invoke,
+                complete: None,
+                output: None,
+            });
+        }
+        self.next_op(c);
+    }
+
+    fn answered(&mut self, c: usize, answer: member::Answer) {
+        let Some(p) = self.clients[c].pending.take() else {
+            return;
+        };
+        debug_assert_eq!(
+            self.nodes[p.node].inc, p.inc,
+            "an answer from another incarnation"
+        );
+        let outcome = clients::outcome(&p.op, answer);
+        let kind = p.op.kind();
+        let entry = self.tally.ops_by_kind.entry(kind).or_insert((0, 0, 0));
+        match &outcome {
+            Outcome::Done { .. } | Outcome::Refused => entry.0 += 1,
+            Outcome::Unknown if p.op.writes() => entry.2 += 1,
+            Outcome::Unknown => entry.1 += 1,
+        }
+        match outcome {
+            Outcome::Done {
+                output,
+                revision,
+                historical,
+            } => {
+                let client = &mut self.clients[c];
+                client.seen_revision = client.seen_revision.max(revision);
+                if let ClientOp::Historical { key, revision: at } = &p.op {
+                    if let Some(value) = historical {
+                        self.checks.historical(key, *at, value, p.node, self.now);
+                    }
+                }
+                let linearizable = matches!(p.op, ClientOp::Checked(_));
+                let bumps = matches!(
+                    (&p.op, &output),
+                    (
+                        ClientOp::Checked(lincheck::etcd::EtcdInput::Put { .. }),
+                        Some(lincheck::etcd::EtcdOutput::Put)
+                    )
+                );
+                if revision > 0 {
+                    self.done.push(Done {
+                        kind,
+                        invoke: p.invoke,
+                        complete: self.now,
+                        revision,
+                        bumps,
+                        linearizable,
+                        node: p.node,
+                    });
+                }
+                if let (ClientOp::Checked(input), Some(output)) = (p.op, output) {
+                    self.history.push(EtcdOperation {
+                        client: c as u64,
+                        input,
+                        invoke: p.invoke,
+                        complete: Some(self.now),
+                        output: Some(output),
+                    });
+                }
+            }
+            Outcome::Refused => {}
+            Outcome::Unknown => {
+                if let (true, ClientOp::Checked(input)) = (p.op.writes(), p.op) {
+                    self.history.push(EtcdOperation {
+                        client: c as u64,
+                        input,
+                        invoke: p.invoke,
+                        complete: None,
+                        output: None,
+                    });
+                }
+            }
+        }
+        self.next_op(c);
+    }
+
+    // ----- checks -----
+
+    /// Issues a read for every watch at member `i` that is behind its store and not reading;
+    /// returns whether any was issued.
+    fn watch_reads_due(&mut self, i: usize) -> bool {
+        let here = Some((i, self.nodes[i].inc));
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return false;
+        };
+        let revision = run.member.applier().machine().revision();
+        let now = Micros(self.now);
+        let mut issued = false;
+        for w in 0..self.watches.len() {
+            let watch = &mut self.watches[w];
+            if watch.at != here || watch.reading.is_some() || watch.after >= revision {
+                continue;
+            }
+            let id = RequestId(self.next_request);
+            self.next_request += 1;
+            watch.reading = Some(id);
+            self.watch_reads.insert((i, id), w);
+            run.member.on_request(now, id, watch.read_request());
+            issued = true;
+        }
+        issued
+    }
+
+    fn watch_answered(&mut self, w: usize, answer: member::Answer) {
+        let watch = &mut self.watches[w];
+        watch.reading = None;
+        match answer {
+            member::Answer::Read(Ok((Ok(kv::KvReadResponse::Watch(read)), _))) => {
+                if !watch.take_read(&read) {
+                    // Compacted away: etcd cancels it with the compaction revision; the
+                    // client starts a new watch after it.
+                    let fresh = Watch::new(watch.prefix.clone(), read.compact_revision + 1);
+                    let ended = std::mem::replace(watch, fresh);
+                    self.watches_ended.push(ended);
+                    self.tally.watches_compacted += 1;
+                }
+            }
+            // Refused (the member stopped serving): the client re-creates the watch.
+            _ => watch.resume(),
+        }
+    }
+
+    /// Attaches detached watches to a member, and sometimes cancels one (the client
+    /// re-creates it where it left off) or replaces it with a new watch from the past, the
+    /// present or the future.
+    fn tend_watches(&mut self) {
+        for w in 0..self.watches.len() {
+            if self.watches[w].at.is_some()
+                && chance_permille(&mut self.rng, 30)
+                && self.watches[w].reading.is_none()
+            {
+                self.watches[w].resume();
+                self.tally.watches_cancelled += 1;
+                if chance_permille(&mut self.rng, 300) {
+                    let seen = self
+                        .clients
+                        .iter()
+                        .map(|c| c.seen_revision)
+                        .max()
+                        .unwrap_or(0);
+                    let start = (seen + range(&mut self.rng, 0, 15) as i64 - 10).max(1);
+                    let fresh = Watch::new(self.watches[w].prefix.clone(), start);
+                    let ended = std::mem::replace(&mut self.watches[w], fresh);
+                    self.watches_ended.push(ended);
+                }
+            }
+            if self.watches[w].at.is_none() {
+                let node = below(&mut self.rng, self.config.nodes as u64) as usize;
+                if self.nodes[node].run.is_some() {
+                    self.watches[w].at = Some((node, self.nodes[node].inc));
+                    self.drive(node);
+                }
+            }
+        }
+    }
+
+    fn on_check(&mut self) {
+        self.tend_watches();
+        for i in 0..self.config.nodes {
+            if let Some(run) = self.nodes[i].run.as_ref() {
+                let applier = run.member.applier();
+                let store = applier.machine();
+                self.checks.store_at(
+                    i,
+                    applier.applied_through(),
+                    store.digest(),
+                    store.revision(),
+                    self.now,
+                );
+            }
+        }
+        if self.phase == Phase::Drain {
+            let idle = self.clients.iter().all(|c| c.pending.is_none());
+            if idle && self.converged() {
+                self.phase = Phase::Done;
+                return;
+            }
+            if self.now >= self.drain_at + self.config.drain_max_us {
+                let detail = format!(
+                    "not converged {} us after faults stopped: {}",
+                    self.now - self.quiet_at,
+                    self.positions()
+                );
+                self.checks
+                    .violation(MemberCheck::Liveness, self.now, None, detail);
+                self.phase = Phase::Done;
+                return;
+            }
+        }
+        self.schedule(self.now + 20_000, Event::Check);
+    }
+
+    /// Every member up, one leader they all follow, and all applied through the same slot.
+    fn converged(&self) -> bool {
+        let mut seen: Option<(u64, u64)> = None;
+        for node in &self.nodes {
+            let Some(run) = node.run.as_ref() else {
+                return false;
+            };
+            let status = run.member.status();
+            if status.leader == 0 {
+                return false;
+            }
+            let here = (status.leader, status.applied_through);
+            if seen.is_some_and(|s| s != here) {
+                return false;
+            }
+            seen = Some(here);
+        }
+        true
+    }
+
+    fn positions(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match &n.run {
+                Some(run) => {
+                    let s = run.member.status();
+                    format!(
+                        "m{}: leader {} chosen {} applied {}",
+                        i + 1,
+                        s.leader,
+                        s.chosen_through,
+                        s.applied_through
+                    )
+                }
+                None => format!("m{}: down", i + 1),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn finish(mut self) -> MemberRunReport {
+        // Operations still waiting at the end (only after a liveness failure).
+        for c in 0..self.clients.len() {
+            if self.clients[c].pending.is_some() {
+                self.give_up(c);
+            }
+        }
+        self.checks.real_time_revisions(&self.done);
+        for w in self.watches_ended.iter().chain(self.watches.iter()) {
+            self.reference.check(w, self.now, &mut self.checks);
+        }
+        let lincheck = self.checks.linearizability(&self.history);
+        MemberRunReport::build(&self, lincheck)
+    }
+
+    pub(crate) fn config(&self) -> &MemberSimConfig {
+        &self.config
+    }
+
+    pub(crate) fn plan(&self) -> &FaultPlan {
+        &self.plan
+    }
+
+    pub(crate) fn now_us(&self) -> u64 {
+        self.now
+    }
+
+    pub(crate) fn trace_hash(&self) -> u64 {
+        self.trace_hash
+    }
+
+    pub(crate) fn slot_applied_max(&self) -> Slot {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.run.as_ref())
+            .map(|r| r.member.applier().applied_through())
+            .max()
+            .unwrap_or(Slot(0))
+    }
+}
+
+/// The shortest gap between partitions.
+fn heal_gap() -> u64 {
+    100_000
+}
