@@ -215,7 +215,13 @@ impl SnapshotFiles {
         self.incoming = None;
         let body = storage::read_snapshot_body(&self.fs, &meta)?;
         let through = meta.through;
-        self.newest = Some(meta);
+        // Only forward: a transfer begun while this member was behind can complete after it
+        // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
+        // compacted through); serving the older file would leave its followers unable to
+        // catch up. Found by the member-level simulator (seed 69).
+        if self.newest.as_ref().is_none_or(|n| n.through < through) {
+            self.newest = Some(meta);
+        }
         Ok(ChunkStored::Complete { through, body })
     }
 }

@@ -258,9 +258,8 @@ impl Running {
         // Only forward: a transfer begun while this member was behind can complete after it
         // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
         // compacted through). Going back to the older file would leave it unable to serve
-        // the chunks its followers need, for ever. (node::snapshot::SnapshotFiles::try_store
-        // replaces `newest` unconditionally: the simulator found this there; see the report
-        // of issue 19, step 2.)
+        // the chunks its followers need, for ever (node::snapshot::SnapshotFiles::try_store
+        // keeps the same rule; the simulator found it missing there, seed 69).
         if self.newest.as_ref().is_none_or(|n| n.through < through) {
             self.newest = Some(meta);
         }
