@@ -50,7 +50,7 @@ use common::{actor_id, node_id, threads, Wire};
 use paxos::multi::{
     ClientId, Command, CommandId, Message, PersistOp, Replica, ReplicaOptions, Role, Value,
 };
-use paxos::{Ballot, Configuration, NodeId, PlantedBugs, Slot};
+use paxos::{Ballot, Configuration, NodeId, NodeSet, PlantedBugs, QuorumSpec, Slot};
 use stateright::actor::{
     Actor, ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network, Out,
 };
@@ -253,15 +253,22 @@ fn chosen(
     config: &Configuration,
     state: &State,
 ) -> BTreeMap<Slot, BTreeMap<Wire<Value>, BTreeSet<Ballot>>> {
-    let mut votes: BTreeMap<(Slot, Ballot, &Wire<Value>), usize> = BTreeMap::new();
+    // A set of acceptors, not a count: under flexible rules the set decides.
+    let mut votes: BTreeMap<(Slot, Ballot, &Wire<Value>), NodeSet> = BTreeMap::new();
     for s in &state.actor_states {
+        let Some(index) = config.index_of(s.replica.id()) else {
+            continue;
+        };
         for (slot, ballot, value) in &s.accepted_ever {
-            *votes.entry((*slot, *ballot, value)).or_default() += 1;
+            votes
+                .entry((*slot, *ballot, value))
+                .or_default()
+                .insert(index);
         }
     }
     let mut out: BTreeMap<Slot, BTreeMap<Wire<Value>, BTreeSet<Ballot>>> = BTreeMap::new();
-    for ((slot, ballot, value), n) in votes {
-        if n >= config.phase2_size() {
+    for ((slot, ballot, value), acceptors) in votes {
+        if config.is_phase2_quorum(acceptors) {
             out.entry(slot)
                 .or_default()
                 .entry(value.clone())
@@ -358,7 +365,19 @@ fn chosen_after_leader_change(m: &MultiModel, s: &State) -> bool {
 }
 
 fn model(network: Network<Wire<Message>>, bugs: PlantedBugs) -> MultiModel {
-    let config = Configuration::majority_of(REPLICAS).unwrap();
+    model_with(
+        network,
+        bugs,
+        Configuration::majority_of(REPLICAS).expect("three replicas"),
+    )
+}
+
+/// The model under any quorum rule over replicas 1..=3.
+fn model_with(
+    network: Network<Wire<Message>>,
+    bugs: PlantedBugs,
+    config: Configuration,
+) -> MultiModel {
     let actors = (1..=REPLICAS).map(|_| ReplicaActor {
         config: config.clone(),
         bugs,
@@ -460,6 +479,46 @@ fn multi_paxos_safety_every_execution_up_to_the_depth_bound() {
     .join();
     report(
         &format!("non-duplicating network, every execution of {DEPTH_MAX} steps"),
+        &checker,
+        started,
+    );
+    checker.assert_properties();
+}
+
+/// Flexible Paxos with phase 1 = every replica and phase 2 = one replica (3 + 1 > 3): a leader
+/// chooses alone, so a second leader must hear from the first to find what it chose.
+fn flexible_3_1() -> Configuration {
+    Configuration::new(
+        (1..=REPLICAS).map(NodeId).collect(),
+        QuorumSpec::Flexible {
+            phase1: 3,
+            phase2: 1,
+        },
+    )
+    .expect("3 + 1 > 3")
+}
+
+/// Every execution up to the bound, under flexible quorums: every property holds and every
+/// `Sometimes` (a leader change then a chosen value, a no-op) is still reached. A shallower
+/// bound than the majority search: phase 1 needs all three promises, so the interesting
+/// states come within fewer steps.
+const FLEXIBLE_DEPTH_MAX: usize = 12;
+
+#[test]
+fn flexible_quorums_safety_every_execution_up_to_the_depth_bound() {
+    let started = Instant::now();
+    let checker = model_with(
+        Network::new_unordered_nonduplicating([]),
+        PlantedBugs::none(),
+        flexible_3_1(),
+    )
+    .checker()
+    .threads(threads())
+    .target_max_depth(FLEXIBLE_DEPTH_MAX)
+    .spawn_bfs()
+    .join();
+    report(
+        &format!("flexible 3,1, every execution of {FLEXIBLE_DEPTH_MAX} steps"),
         &checker,
         started,
     );
@@ -582,6 +641,41 @@ mod planted {
     #[test]
     fn accepting_below_the_promise_lets_two_values_be_chosen_in_a_slot() {
         finds(Bug::AcceptLowerBallot, "agreement");
+    }
+
+    /// Quorums that need not intersect (phase 1 = 2, phase 2 = 1 of 3, the check skipped): a
+    /// second leader's phase 1 can miss the replica that chose alone.
+    #[test]
+    fn quorums_that_do_not_intersect_let_two_values_be_chosen_in_a_slot() {
+        let started = Instant::now();
+        let bugs = PlantedBugs::only(Bug::QuorumsDoNotIntersect);
+        let config = Configuration::with_planted_bugs(
+            (1..=REPLICAS).map(NodeId).collect(),
+            Vec::new(),
+            QuorumSpec::Flexible {
+                phase1: 2,
+                phase2: 1,
+            },
+            bugs,
+        )
+        .expect("the planted bug skips the intersection check");
+        let property = "agreement";
+        let checker = model_with(Network::new_unordered_nonduplicating([]), bugs, config)
+            .checker()
+            .threads(threads())
+            .target_max_depth(DEPTH_MAX)
+            .finish_when(HasDiscoveries::AnyOf([property].into()))
+            .spawn_bfs()
+            .join();
+        report(Bug::QuorumsDoNotIntersect.name(), &checker, started);
+        let Some(path) = checker.discovery(property) else {
+            panic!("quorums that do not intersect went unnoticed by the {property:?} check");
+        };
+        println!(
+            "counterexample to {property:?} with {} ({} steps)",
+            Bug::QuorumsDoNotIntersect.name(),
+            path.into_actions().len()
+        );
     }
 
     #[test]

@@ -1275,3 +1275,6 @@ mod planted_reconfiguration {
         );
     }
 }
+
+#[path = "tests_quorums.rs"]
+mod quorums;
