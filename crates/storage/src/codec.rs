@@ -274,17 +274,22 @@ fn encode_configuration<'a, S: Sink<'a>>(config: &Configuration, out: &mut S) {
             out.put(&n.0.to_le_bytes());
         }
     }
-    match config.quorum() {
+    encode_quorum_rule(&config.quorum(), out);
+}
+
+/// The quorum rule: a tag, then its sizes (see docs/storage-format.md).
+pub(crate) fn encode_quorum_rule<'a, S: Sink<'a>>(rule: &QuorumSpec, out: &mut S) {
+    match rule {
         QuorumSpec::Majority => out.put(&[QUORUM_MAJORITY]),
         QuorumSpec::Flexible { phase1, phase2 } => {
             out.put(&[QUORUM_FLEXIBLE]);
-            out.put(&(phase1 as u64).to_le_bytes());
-            out.put(&(phase2 as u64).to_le_bytes());
+            out.put(&(*phase1 as u64).to_le_bytes());
+            out.put(&(*phase2 as u64).to_le_bytes());
         }
         QuorumSpec::Grid { rows, columns } => {
             out.put(&[QUORUM_GRID]);
-            out.put(&(rows as u64).to_le_bytes());
-            out.put(&(columns as u64).to_le_bytes());
+            out.put(&(*rows as u64).to_le_bytes());
+            out.put(&(*columns as u64).to_le_bytes());
         }
         QuorumSpec::Weighted {
             weights,
@@ -293,7 +298,7 @@ fn encode_configuration<'a, S: Sink<'a>>(config: &Configuration, out: &mut S) {
         } => {
             out.put(&[QUORUM_WEIGHTED]);
             out.put(&len_u32(weights.len()).to_le_bytes());
-            for w in &weights {
+            for w in weights {
                 out.put(&w.to_le_bytes());
             }
             out.put(&phase1.to_le_bytes());
@@ -310,6 +315,17 @@ fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError
             list.push(NodeId(r.u64()?));
         }
     }
+    let quorum = decode_quorum_rule(r)?;
+    let [voters, learners] = lists;
+    Configuration::with_learners(voters, learners, quorum).map_err(|_| DecodeError::Invalid {
+        what:
+            "configuration (duplicate, zero or too many members, or quorums that do not intersect)",
+    })
+}
+
+/// Reads what [`encode_quorum_rule`] wrote; whether it fits the voters is checked by the
+/// caller (a [`Configuration`]).
+pub(crate) fn decode_quorum_rule(r: &mut Reader<'_>) -> Result<QuorumSpec, DecodeError> {
     let at = r.pos;
     let quorum = match r.u8()? {
         QUORUM_MAJORITY => QuorumSpec::Majority,
@@ -347,11 +363,7 @@ fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError
             })
         }
     };
-    let [voters, learners] = lists;
-    Configuration::with_learners(voters, learners, quorum).map_err(|_| DecodeError::Invalid {
-        what:
-            "configuration (duplicate, zero or too many members, or quorums that do not intersect)",
-    })
+    Ok(quorum)
 }
 
 fn sink_ballot<'a, S: Sink<'a>>(out: &mut S, b: Ballot) {
