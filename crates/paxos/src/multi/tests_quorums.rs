@@ -267,3 +267,99 @@ fn a_learner_echo_never_confirms_a_read() {
     c.settle();
     assert_eq!(c.reads.len(), 2);
 }
+
+/// The rule is part of the configuration, so a stop-sign changes it (Stoppable Paxos: each
+/// epoch runs its own phase 1 under its own rule). Majority, then Flexible, then Grid on the
+/// same six voters, with values chosen before and after each change, and each rule shown in
+/// force by a set of live voters that only it accepts.
+#[test]
+fn the_quorum_rule_changes_through_stop_signs() {
+    let mut c = Cluster::with_rule(6, 0, QuorumSpec::Majority);
+    let voters: Vec<NodeId> = (1..=6).map(NodeId).collect();
+    let change = |c: &mut Cluster, rule: QuorumSpec| {
+        let next = Configuration::new(voters.clone(), rule.clone()).unwrap();
+        c.r(1).propose_reconfiguration(next).unwrap();
+        c.settle();
+        c.tick_all(4);
+        for id in 1..=6 {
+            assert_eq!(
+                c.r(id).config().quorum(),
+                rule,
+                "n{id} entered the new rule"
+            );
+        }
+        assert_eq!(c.leader(), Some(NodeId(1)));
+    };
+    c.elect(1);
+    c.commit_one_by_one(1, 1..=2);
+    // Majority in force: the leader and one follower choose nothing.
+    for id in 3..=6 {
+        c.crash(id);
+    }
+    c.r(1).propose(cmd(1, 3)).unwrap();
+    c.settle();
+    assert_eq!(
+        c.r(1).chosen_through(),
+        Slot(2),
+        "two of six chose under majority"
+    );
+    for id in 3..=6 {
+        c.restart(id);
+    }
+    c.tick_all(4);
+    assert_eq!(c.r(1).chosen_through(), Slot(3));
+
+    change(
+        &mut c,
+        QuorumSpec::Flexible {
+            phase1: 5,
+            phase2: 2,
+        },
+    );
+    // Flexible 5,2: the leader and n4 choose.
+    for id in [2, 3, 5, 6] {
+        c.crash(id);
+    }
+    c.commit_one_by_one(1, 4..=4);
+    assert!(
+        c.r(1).chosen_through() >= Slot(5),
+        "two of six choose under flexible:5,2"
+    );
+    for id in [2, 3, 5, 6] {
+        c.restart(id);
+    }
+    c.tick_all(4);
+
+    change(
+        &mut c,
+        QuorumSpec::Grid {
+            rows: 2,
+            columns: 3,
+        },
+    );
+    // Grid 2x3: n1 and n4 are a column, not a row: nothing is chosen until row 1, 2, 3 is back.
+    let before = c.r(1).chosen_through();
+    for id in [2, 3, 5, 6] {
+        c.crash(id);
+    }
+    c.r(1).propose(cmd(1, 5)).unwrap();
+    c.settle();
+    assert_eq!(
+        c.r(1).chosen_through(),
+        before,
+        "a column chose under the grid"
+    );
+    c.restart(2);
+    c.restart(3);
+    c.tick_all(2);
+    assert_eq!(
+        c.r(1).chosen_through(),
+        before.next(),
+        "row 1, 2, 3 chooses"
+    );
+    c.restart(5);
+    c.restart(6);
+    c.tick_all(4);
+    let all: Vec<Command> = (1..=5).map(|s| cmd(1, s)).collect();
+    c.assert_applied(&[1, 2, 3, 4, 5, 6], &all);
+}
