@@ -53,9 +53,9 @@ for rule in "${RULES[@]}"; do
   others=${others%,}
   kill -9 "${pids[$leader]}"
   t0=$(now_ms)
+  wait "${pids[$leader]}" 2>/dev/null || true
   until "$ETCDCTL" --endpoints="$others" --command-timeout=1s put after-kill 1 >/dev/null 2>&1; do sleep 0.05; done
   t1=$(now_ms)
   echo "   election: first put after killing the leader succeeded in $((t1 - t0)) ms"
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 done

@@ -75,7 +75,7 @@ pub(crate) fn draw_rule(rng: &mut ChaCha8Rng, n: usize) -> QuorumSpec {
         }
         2 => {
             let shapes: Vec<(usize, usize)> = (1..=n)
-                .filter(|r| n % r == 0)
+                .filter(|r| n.is_multiple_of(*r))
                 .map(|r| (r, n / r))
                 .filter(|(r, c)| *r > 1 && *c > 1)
                 .collect();
