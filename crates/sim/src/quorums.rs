@@ -62,10 +62,20 @@ impl QuorumChoice {
 }
 
 /// A rule for `n` voters that [`Configuration::new`] accepts, any kind with equal odds (a
-/// grid only when `n` has a factor pair; majority otherwise).
+/// grid only when `n` has a factor pair of at least 2 x 2; flexible sizes otherwise).
 pub(crate) fn draw_rule(rng: &mut ChaCha8Rng, n: usize) -> QuorumSpec {
     let n64 = n.max(1) as u64;
-    let rule = match below(rng, 4) {
+    let shapes: Vec<(usize, usize)> = (1..=n)
+        .filter(|r| n.is_multiple_of(*r))
+        .map(|r| (r, n / r))
+        .filter(|(r, c)| *r > 1 && *c > 1)
+        .collect();
+    let mut kind = below(rng, 4);
+    if kind == 2 && shapes.is_empty() {
+        // No grid of at least 2 x 2 for a prime size: flexible sizes instead.
+        kind = 1;
+    }
+    let rule = match kind {
         0 => QuorumSpec::Majority,
         1 => {
             // Any phase-2 size, and the smallest phase-1 size that meets it (sometimes more).
@@ -74,17 +84,8 @@ pub(crate) fn draw_rule(rng: &mut ChaCha8Rng, n: usize) -> QuorumSpec {
             QuorumSpec::Flexible { phase1, phase2 }
         }
         2 => {
-            let shapes: Vec<(usize, usize)> = (1..=n)
-                .filter(|r| n.is_multiple_of(*r))
-                .map(|r| (r, n / r))
-                .filter(|(r, c)| *r > 1 && *c > 1)
-                .collect();
-            if shapes.is_empty() {
-                QuorumSpec::Majority
-            } else {
-                let (rows, columns) = shapes[below(rng, shapes.len() as u64) as usize];
-                QuorumSpec::Grid { rows, columns }
-            }
+            let (rows, columns) = shapes[below(rng, shapes.len() as u64) as usize];
+            QuorumSpec::Grid { rows, columns }
         }
         _ => {
             let weights: Vec<u32> = (0..n).map(|_| range(rng, 1, 3) as u32).collect();

@@ -7,8 +7,8 @@ use paxos::{NodeId, QuorumSpec};
 use sim::{run_seeds, CampaignReport, CampaignSpec, FaultProfile, QuorumChoice};
 
 /// Seeds per cluster size: sized to stay well under a minute in the test profile on a loaded
-/// 2-core machine (a seed with every fault is ~4 s of simulated time).
-const SEEDS: u64 = 120;
+/// 2-core machine (375 seeds: 9 s on an idle one, about 45 s under a load of 13).
+const SEEDS: u64 = 150;
 
 /// A swarm rule for the seed that is not majority (majority has its own campaign): the seed's
 /// swarm draw if it is not majority, else flexible with the smallest phase-2 quorum.
