@@ -186,6 +186,24 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             added = identity.added,
             "found this member's place in the cluster"
         );
+        if !identity.added && identity.cluster_id != cluster_id {
+            // An original member rebuilding takes its first configuration, quorum rule
+            // included, from its flags: under another rule than the cluster's, its own phase 1
+            // would count the wrong quorums. A rule other than majority is part of the id, so
+            // a mismatch means other flags than the cluster was created with.
+            if config.quorum != QuorumSpec::Majority {
+                anyhow::bail!(
+                    "--quorums {}: the cluster's id is {:x}, not the {cluster_id:x} these flags give: start this member with the --initial-cluster, --initial-cluster-token and --quorums the cluster was created with",
+                    config.quorum,
+                    identity.cluster_id
+                );
+            }
+            tracing::warn!(
+                cluster = format!("{:x}", identity.cluster_id),
+                flags = format!("{cluster_id:x}"),
+                "the cluster's id is not the one these flags give: if the cluster was created with --quorums, this member must be given the same rule"
+            );
+        }
         cluster_id = identity.cluster_id;
         me.id = identity.member_id;
         peers = identity.peers;
