@@ -39,7 +39,7 @@ cargo test -p synod-storage --features planted-bugs
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
-cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all --quorums swarm
+cargo run --quiet --release -p synod -- sim --seeds 0..1000 --nodes 5 --faults all --quorums swarm
 
 step "fuzz targets, short version: the seed corpus through every target's checks (scripts/fuzz.sh runs the fuzzers)"
 (cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-seeds" cargo test --lib --quiet)
