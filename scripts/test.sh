@@ -42,6 +42,7 @@ cargo test -p synod-kv --features planted-bugs --test auth planted
 step "synod sim: a short campaign through the command line"
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
+cargo run --quiet --release -p synod -- sim --seeds 0..1000 --nodes 5 --faults all --quorums swarm
 
 step "synod sim --member: 2,000 seeds of three real members (sessions, read-index, leases, snapshots, watches) under etcd clients and every network fault and crash point"
 # Measured at about 50 seeds per CPU-second in release (40 CPU-seconds for these).

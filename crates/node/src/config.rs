@@ -88,6 +88,10 @@ pub struct NodeConfig {
     pub bcrypt_cost: u32,
     /// Test-only faults (chaos runs); none in production.
     pub test_faults: TestFaults,
+    /// The first configuration's quorum rule (`--quorums`; majority by default). Recorded in
+    /// the data directory at initialization: a restart keeps the recorded rule, and the rule
+    /// is part of the cluster's id, so members started with different rules refuse each other.
+    pub quorum: paxos::QuorumSpec,
 }
 
 /// What the leader's auto-compaction keeps of the store's history.
@@ -226,6 +230,14 @@ pub enum ConfigError {
     DuplicateName {
         /// The name.
         name: String,
+    },
+    /// A quorum rule that does not fit the initial cluster (or whose quorums need not meet).
+    #[error("--quorums {rule}: {why}")]
+    Quorums {
+        /// The rule given.
+        rule: String,
+        /// The core's reason.
+        why: String,
     },
     /// This member's name is not in `--initial-cluster`.
     #[error("--name {name:?} is not in --initial-cluster ({listed}); add it or fix --name")]
@@ -433,9 +445,28 @@ impl NodeConfig {
             .expect("checked by validate: the name is in the initial cluster")
     }
 
-    /// The cluster's id.
+    /// The cluster's id; a rule other than majority is part of it, so that members started
+    /// with different rules refuse each other (two rules could let two values be chosen).
     pub fn cluster_id(&self) -> u64 {
-        cluster_id(&self.cluster_token, &self.initial_cluster)
+        let id = cluster_id(&self.cluster_token, &self.initial_cluster);
+        if self.quorum == paxos::QuorumSpec::Majority {
+            return id;
+        }
+        let rule = self.quorum.to_string();
+        fnv1a(&[&id.to_le_bytes(), rule.as_bytes()]).max(1)
+    }
+
+    /// The first configuration: the initial cluster's members under the quorum rule.
+    pub fn first_configuration(&self) -> Result<paxos::Configuration, ConfigError> {
+        let members = self
+            .initial_cluster
+            .iter()
+            .map(|p| paxos::NodeId(p.id))
+            .collect();
+        paxos::Configuration::new(members, self.quorum.clone()).map_err(|e| ConfigError::Quorums {
+            rule: self.quorum.to_string(),
+            why: e.to_string(),
+        })
     }
 
     /// Checks what parsing alone cannot.
@@ -451,6 +482,7 @@ impl NodeConfig {
                     .join(","),
             });
         }
+        self.first_configuration()?;
         if self.tick.is_zero() || self.election_ticks < 2 || self.heartbeat_ticks == 0 {
             return Err(ConfigError::OutOfRange(
                 "tick must be positive, election ticks at least 2 and heartbeat ticks at least 1"
@@ -550,6 +582,7 @@ impl NodeConfig {
             auto_compaction: None,
             bcrypt_cost: kv::BCRYPT_COST_DEFAULT,
             test_faults: TestFaults::default(),
+            quorum: paxos::QuorumSpec::Majority,
             client_tls: None,
             listen_metrics: Vec::new(),
             peer_tls: None,

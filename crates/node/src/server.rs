@@ -104,9 +104,49 @@ fn replica_options(config: &NodeConfig) -> ReplicaOptions {
     }
 }
 
+/// An initialized data directory keeps the quorum rule the cluster was created with: a
+/// restart without `--quorums` runs under it, and one with another rule is refused (the
+/// members would disagree on what a quorum is). A directory from before quorum rules holds
+/// no record and is majority.
+fn adopt_recorded_quorum_rule(config: &mut NodeConfig) -> anyhow::Result<()> {
+    let fs = StdFs::new();
+    let dir = &config.data_dir;
+    if !Store::is_initialized(&fs, dir)
+        .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+    {
+        return Ok(());
+    }
+    let recorded = storage::QuorumRuleFile::read(&fs, dir)
+        .with_context(|| format!("cannot read the quorum rule in {}", dir.display()))?
+        .unwrap_or(QuorumSpec::Majority);
+    if recorded == config.quorum {
+        return Ok(());
+    }
+    if config.quorum != QuorumSpec::Majority {
+        anyhow::bail!(
+            "--quorums {}: the data directory {} was created with --quorums {recorded}; restart with that rule or without --quorums (a rule is changed through a reconfiguration, not a flag)",
+            config.quorum,
+            dir.display()
+        );
+    }
+    tracing::info!(rule = %recorded, "running under the quorum rule recorded in the data directory");
+    config.quorum = recorded;
+    Ok(())
+}
+
+/// Records the rule before the meta file marks the directory initialized, so an initialized
+/// directory never lacks it (a crash in between leaves an uninitialized directory).
+fn record_quorum_rule(fs: &StdFs, dir: &std::path::Path, rule: &QuorumSpec) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    storage::QuorumRuleFile::write(fs, dir, rule)
+        .with_context(|| format!("cannot record the quorum rule in {}", dir.display()))
+}
+
 /// Starts a member; returns once it serves clients.
-pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     config.validate()?;
+    adopt_recorded_quorum_rule(&mut config)?;
     // Bad TLS files stop the member before it touches its data or its ports.
     let tls_acceptor = config
         .client_tls
@@ -146,6 +186,24 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             added = identity.added,
             "found this member's place in the cluster"
         );
+        if !identity.added && identity.cluster_id != cluster_id {
+            // An original member rebuilding takes its first configuration, quorum rule
+            // included, from its flags: under another rule than the cluster's, its own phase 1
+            // would count the wrong quorums. A rule other than majority is part of the id, so
+            // a mismatch means other flags than the cluster was created with.
+            if config.quorum != QuorumSpec::Majority {
+                anyhow::bail!(
+                    "--quorums {}: the cluster's id is {:x}, not the {cluster_id:x} these flags give: start this member with the --initial-cluster, --initial-cluster-token and --quorums the cluster was created with",
+                    config.quorum,
+                    identity.cluster_id
+                );
+            }
+            tracing::warn!(
+                cluster = format!("{:x}", identity.cluster_id),
+                flags = format!("{cluster_id:x}"),
+                "the cluster's id is not the one these flags give: if the cluster was created with --quorums, this member must be given the same rule"
+            );
+        }
         cluster_id = identity.cluster_id;
         me.id = identity.member_id;
         peers = identity.peers;
@@ -194,11 +252,13 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
             }
             ClusterState::New => probe_for_history(&config, &transport, &mut inbound).await?,
         };
+        record_quorum_rule(&fs, &dir, &config.quorum)?;
         Store::init(fs, &dir, &meta, wal_options.clone())
             .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
         rebuild
     };
     if joining {
+        record_quorum_rule(&fs, &dir, &config.quorum)?;
         Store::init(fs, &dir, &meta, wal_options.clone())
             .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
     }
@@ -223,7 +283,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         .iter()
         .map(|p| NodeId(p.id))
         .collect();
-    let configuration = Configuration::new(members.clone(), QuorumSpec::Majority)
+    let configuration = Configuration::new(members.clone(), config.quorum.clone())
         .context("invalid cluster configuration")?;
     let options = replica_options(&config);
     let replica = if joining {

@@ -29,6 +29,10 @@ pub enum Bug {
     /// A configuration change without the stop-sign rule: the old configuration keeps
     /// proposing after its stop-sign, and takeover re-proposes values above one.
     ReconfigWithoutStop,
+    /// Flexible quorums: the check that every phase-1 quorum meets every phase-2 quorum is
+    /// skipped, so a rule such as phase1 + phase2 = n is accepted
+    /// ([`crate::Configuration::with_planted_bugs`]).
+    QuorumsDoNotIntersect,
     /// Disk Paxos: a processor completes a phase (and so decides) after writing and reading
     /// fewer than a majority of disks.
     DecideWithoutDiskMajority,
@@ -38,7 +42,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -48,6 +52,7 @@ impl Bug {
         Bug::AckBeforeSync,
         Bug::LearnerInQuorum,
         Bug::ReconfigWithoutStop,
+        Bug::QuorumsDoNotIntersect,
         Bug::DecideWithoutDiskMajority,
         Bug::CommitWithMissingVote,
     ];
@@ -64,6 +69,7 @@ impl Bug {
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::LearnerInQuorum => "learner-in-quorum",
             Bug::ReconfigWithoutStop => "reconfig-without-stop",
+            Bug::QuorumsDoNotIntersect => "quorums-do-not-intersect",
             Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
             Bug::CommitWithMissingVote => "commit-with-missing-vote",
         }

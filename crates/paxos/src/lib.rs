@@ -49,4 +49,4 @@ pub mod synod;
 pub use bugs::{Bug, PlantedBugs};
 pub use ids::{Ballot, NodeId, Slot};
 pub use outbox::{Outbound, PersistBatch, PersistSeq};
-pub use quorum::{ConfigError, Configuration, NodeSet, QuorumSpec, MEMBERS_MAX};
+pub use quorum::{ConfigError, Configuration, NodeSet, QuorumParseError, QuorumSpec, MEMBERS_MAX};

@@ -1,9 +1,17 @@
 //! Quorums as a type: which sets of members may decide phase 1 and phase 2.
 //!
-//! Majority quorums are one configuration of many. Flexible Paxos (Howard, Malkhi, Spiegelman)
-//! only needs every phase-1 quorum to intersect every phase-2 quorum, `|Q1| + |Q2| > n`, so
-//! it is a value of [`QuorumSpec`], not a fork of the protocol.
+//! Majority quorums are one configuration of many. Flexible Paxos (Howard, Malkhi, Spiegelman,
+//! "Flexible Paxos: Quorum intersection revisited", 2016) only needs every phase-1 quorum to
+//! intersect every phase-2 quorum, so each rule is a value of [`QuorumSpec`], not a fork of the
+//! protocol: majorities, sizes with `|Q1| + |Q2| > n`, a grid (a full column against a full
+//! row) and weighted voting (thresholds whose sum exceeds the total weight).
+//!
+//! The core asks only two questions, [`Configuration::is_phase1_quorum`] and
+//! [`Configuration::is_phase2_quorum`], of a set of voters; it never compares a count with a
+//! size, since under a grid or weights a count says nothing (ARCHITECTURE.md, "Flexible
+//! quorums", says which phase each of the core's counts uses and why).
 
+use crate::bugs::{Bug, PlantedBugs};
 use crate::ids::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +50,25 @@ impl NodeSet {
         self.0 == 0
     }
 
+    /// Every index below `n`.
+    pub fn below(n: usize) -> NodeSet {
+        if n >= MEMBERS_MAX {
+            NodeSet(u64::MAX)
+        } else {
+            NodeSet((1u64 << n) - 1)
+        }
+    }
+
+    /// The members of `self` that are not in `other`.
+    pub fn minus(self, other: NodeSet) -> NodeSet {
+        NodeSet(self.0 & !other.0)
+    }
+
+    /// The indices in the set, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MEMBERS_MAX).filter(move |i| self.contains(*i))
+    }
+
     /// Number of members of the set among the indices below `n`.
     pub fn len_below(self, n: usize) -> usize {
         let mask = if n >= MEMBERS_MAX {
@@ -53,8 +80,12 @@ impl NodeSet {
     }
 }
 
-/// How big phase-1 and phase-2 quorums are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which sets of voters make phase-1 and phase-2 quorums.
+///
+/// Safety needs one thing only: every phase-1 quorum intersects every phase-2 quorum
+/// (Flexible Paxos, section 3); [`Configuration::new`] refuses a rule that does not promise it.
+/// Two phase-1 quorums need not intersect, nor two phase-2 quorums.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum QuorumSpec {
     /// Any majority, for both phases.
     Majority,
@@ -66,6 +97,123 @@ pub enum QuorumSpec {
         /// Members needed to accept a value.
         phase2: usize,
     },
+    /// Grid quorums (the grid example of Flexible Paxos): the voters, in configuration order,
+    /// fill `rows` rows of `columns` cells row by row (voter `k` in row `k / columns`, column
+    /// `k % columns`). A phase-1 quorum is every voter of some column (`rows` voters); a
+    /// phase-2 quorum is every voter of some row (`columns` voters). A row and a column always
+    /// share their crossing cell, whatever the shape, so any `rows × columns = n` is safe;
+    /// short rows make phase 2 cheap.
+    Grid {
+        /// Rows of the grid (the size of a phase-1 quorum).
+        rows: usize,
+        /// Columns of the grid (the size of a phase-2 quorum).
+        columns: usize,
+    },
+    /// Weighted voting (Gifford, 1979, applied to each phase as Flexible Paxos allows): voter
+    /// `k` carries `weights[k]` votes; a set is a phase-`i` quorum once its weight reaches
+    /// `phase_i`. Two disjoint sets weigh at most the total together, so `phase1 + phase2 >
+    /// total` makes every phase-1 quorum meet every phase-2 quorum.
+    Weighted {
+        /// One weight per voter, in configuration order.
+        weights: Vec<u32>,
+        /// Weight needed to promise a ballot.
+        phase1: u64,
+        /// Weight needed to accept a value.
+        phase2: u64,
+    },
+}
+
+impl std::fmt::Display for QuorumSpec {
+    /// The form [`QuorumSpec::from_str`](std::str::FromStr) reads: `majority`,
+    /// `flexible:P1,P2`, `grid:RxC`, `weighted:W1,W2,...,Wn/P1,P2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuorumSpec::Majority => write!(f, "majority"),
+            QuorumSpec::Flexible { phase1, phase2 } => write!(f, "flexible:{phase1},{phase2}"),
+            QuorumSpec::Grid { rows, columns } => write!(f, "grid:{rows}x{columns}"),
+            QuorumSpec::Weighted {
+                weights,
+                phase1,
+                phase2,
+            } => {
+                let weights: Vec<String> = weights.iter().map(u32::to_string).collect();
+                write!(f, "weighted:{}/{phase1},{phase2}", weights.join(","))
+            }
+        }
+    }
+}
+
+/// A quorum rule that does not parse; the text says what form was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid quorum rule {text:?}: {why} (expected majority, flexible:P1,P2, grid:RxC or weighted:W1,...,Wn/P1,P2)")]
+pub struct QuorumParseError {
+    /// What was given.
+    pub text: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for QuorumSpec {
+    type Err = QuorumParseError;
+
+    /// Parses the form [`QuorumSpec`]'s `Display` writes. Only the form is checked here;
+    /// whether the rule fits the voters (and intersects) is [`Configuration::new`]'s job.
+    fn from_str(text: &str) -> Result<QuorumSpec, QuorumParseError> {
+        let err = |why| QuorumParseError {
+            text: text.to_string(),
+            why,
+        };
+        let pair = |s: &str| -> Option<(u64, u64)> {
+            let (a, b) = s.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        };
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
+        match kind.trim() {
+            "majority" if rest.is_empty() => Ok(QuorumSpec::Majority),
+            "flexible" => {
+                let (phase1, phase2) = pair(rest).ok_or_else(|| err("flexible takes two sizes"))?;
+                Ok(QuorumSpec::Flexible {
+                    phase1: size(phase1),
+                    phase2: size(phase2),
+                })
+            }
+            "grid" => {
+                let (rows, columns) = rest
+                    .split_once(['x', 'X'])
+                    .and_then(|(r, c)| Some((r.trim().parse().ok()?, c.trim().parse().ok()?)))
+                    .ok_or_else(|| err("grid takes ROWSxCOLUMNS"))?;
+                Ok(QuorumSpec::Grid { rows, columns })
+            }
+            "weighted" => {
+                let (weights, thresholds) = rest
+                    .split_once('/')
+                    .ok_or_else(|| err("weighted takes weights, '/', then two thresholds"))?;
+                let weights: Vec<u32> = weights
+                    .split(',')
+                    .map(|w| w.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| err("a weight is not a number"))?;
+                if weights.len() > MEMBERS_MAX {
+                    return Err(err("more weights than members a configuration may hold"));
+                }
+                let (phase1, phase2) =
+                    pair(thresholds).ok_or_else(|| err("weighted takes two thresholds"))?;
+                Ok(QuorumSpec::Weighted {
+                    weights,
+                    phase1,
+                    phase2,
+                })
+            }
+            _ => Err(err("unknown kind")),
+        }
+    }
+}
+
+impl QuorumSpec {
+    /// The largest weight one voter may carry: a bound, so that sums stay small and a rule
+    /// stays readable.
+    pub const WEIGHT_MAX: u32 = 1_000;
 }
 
 /// Why a configuration was refused.
@@ -100,6 +248,50 @@ pub enum ConfigError {
         size: usize,
         /// Number of members.
         members: usize,
+    },
+    /// A grid whose cells are not exactly the voters.
+    #[error("a grid of {rows} rows x {columns} columns holds {cells} members, but there are {members} voters")]
+    GridShape {
+        /// Rows asked for.
+        rows: usize,
+        /// Columns asked for.
+        columns: usize,
+        /// `rows * columns`.
+        cells: usize,
+        /// Number of voters.
+        members: usize,
+    },
+    /// A weight list that does not give one weight per voter.
+    #[error("weighted quorums need one weight per voter: {weights} weights for {members} voters")]
+    WeightCount {
+        /// Weights given.
+        weights: usize,
+        /// Number of voters.
+        members: usize,
+    },
+    /// A weight above [`QuorumSpec::WEIGHT_MAX`].
+    #[error("a voter's weight is at most {max}, got {weight}", max = QuorumSpec::WEIGHT_MAX)]
+    WeightTooLarge {
+        /// The weight given.
+        weight: u32,
+    },
+    /// A weighted threshold of zero or above the total weight.
+    #[error("a weighted quorum threshold must be between 1 and the total weight {total}, got {threshold}")]
+    ThresholdOutOfRange {
+        /// The threshold given.
+        threshold: u64,
+        /// Sum of the weights.
+        total: u64,
+    },
+    /// Weighted thresholds that let a phase-1 and a phase-2 quorum be disjoint.
+    #[error("weighted quorums must intersect: phase1 {phase1} + phase2 {phase2} must exceed the total weight {total}")]
+    WeightedQuorumsDoNotIntersect {
+        /// Phase-1 threshold.
+        phase1: u64,
+        /// Phase-2 threshold.
+        phase2: u64,
+        /// Sum of the weights.
+        total: u64,
     },
     /// The local node is not a member of the configuration.
     #[error("node {0} is not a member of the configuration")]
@@ -157,25 +349,31 @@ impl Configuration {
                 return Err(ConfigError::DuplicateMember(*m));
             }
         }
-        if let QuorumSpec::Flexible { phase1, phase2 } = quorum {
-            for size in [phase1, phase2] {
-                if size == 0 || size > n {
-                    return Err(ConfigError::QuorumTooLarge { size, members: n });
-                }
-            }
-            if phase1 + phase2 <= n {
-                return Err(ConfigError::QuorumsDoNotIntersect {
-                    phase1,
-                    phase2,
-                    members: n,
-                });
-            }
-        }
+        check_quorum_rule(&quorum, n, PlantedBugs::none())?;
         Ok(Configuration {
             members,
             learners,
             quorum,
         })
+    }
+
+    /// As [`Configuration::with_learners`], but with `bugs`: the planted
+    /// [`Bug::QuorumsDoNotIntersect`] skips the intersection check, so that tests can show
+    /// the checkers catch a rule under which two values may be chosen. Without that bug (or
+    /// without the `planted-bugs` feature) it is `with_learners`.
+    pub fn with_planted_bugs(
+        members: Vec<NodeId>,
+        learners: Vec<NodeId>,
+        quorum: QuorumSpec,
+        bugs: PlantedBugs,
+    ) -> Result<Configuration, ConfigError> {
+        if !bugs.has(Bug::QuorumsDoNotIntersect) {
+            return Configuration::with_learners(members, learners, quorum);
+        }
+        let members_count = members.len();
+        let checked = Configuration::with_learners(members, learners, QuorumSpec::Majority)?;
+        check_quorum_rule(&quorum, members_count, bugs)?;
+        Ok(Configuration { quorum, ..checked })
     }
 
     /// A majority-quorum configuration of nodes `1..=n`.
@@ -215,7 +413,7 @@ impl Configuration {
 
     /// The quorum rule.
     pub fn quorum(&self) -> QuorumSpec {
-        self.quorum
+        self.quorum.clone()
     }
 
     /// The index of `node` in this configuration (voters first, then learners), if it is a
@@ -229,31 +427,156 @@ impl Configuration {
         self.index_of(node).is_some()
     }
 
-    /// Members needed for a phase-1 (promise) quorum.
+    /// The fewest voters that can make a phase-1 (promise) quorum. For display and for
+    /// counting-only tools; the core decides with [`Configuration::is_phase1_quorum`].
     pub fn phase1_size(&self) -> usize {
-        match self.quorum {
+        match &self.quorum {
             QuorumSpec::Majority => self.members.len() / 2 + 1,
-            QuorumSpec::Flexible { phase1, .. } => phase1,
+            QuorumSpec::Flexible { phase1, .. } => *phase1,
+            QuorumSpec::Grid { rows, .. } => *rows,
+            QuorumSpec::Weighted {
+                weights, phase1, ..
+            } => fewest_reaching(weights, *phase1),
         }
     }
 
-    /// Members needed for a phase-2 (accept) quorum.
+    /// The fewest voters that can make a phase-2 (accept) quorum. For display and for
+    /// counting-only tools; the core decides with [`Configuration::is_phase2_quorum`].
     pub fn phase2_size(&self) -> usize {
-        match self.quorum {
+        match &self.quorum {
             QuorumSpec::Majority => self.members.len() / 2 + 1,
-            QuorumSpec::Flexible { phase2, .. } => phase2,
+            QuorumSpec::Flexible { phase2, .. } => *phase2,
+            QuorumSpec::Grid { columns, .. } => *columns,
+            QuorumSpec::Weighted {
+                weights, phase2, ..
+            } => fewest_reaching(weights, *phase2),
         }
     }
 
     /// Whether `set` holds a phase-1 quorum (only voters count).
     pub fn is_phase1_quorum(&self, set: NodeSet) -> bool {
-        set.len_below(self.members.len()) >= self.phase1_size()
+        let voters = NodeSet::below(self.members.len());
+        let set = NodeSet(set.0 & voters.0);
+        match &self.quorum {
+            QuorumSpec::Majority | QuorumSpec::Flexible { .. } => set.len() >= self.phase1_size(),
+            QuorumSpec::Grid { rows, columns } => {
+                (0..*columns).any(|c| (0..*rows).all(|r| set.contains(r * columns + c)))
+            }
+            QuorumSpec::Weighted {
+                weights, phase1, ..
+            } => weight_of(weights, set) >= *phase1,
+        }
     }
 
     /// Whether `set` holds a phase-2 quorum (only voters count).
     pub fn is_phase2_quorum(&self, set: NodeSet) -> bool {
-        set.len_below(self.members.len()) >= self.phase2_size()
+        let voters = NodeSet::below(self.members.len());
+        let set = NodeSet(set.0 & voters.0);
+        match &self.quorum {
+            QuorumSpec::Majority | QuorumSpec::Flexible { .. } => set.len() >= self.phase2_size(),
+            QuorumSpec::Grid { rows, columns } => {
+                (0..*rows).any(|r| (0..*columns).all(|c| set.contains(r * columns + c)))
+            }
+            QuorumSpec::Weighted {
+                weights, phase2, ..
+            } => weight_of(weights, set) >= *phase2,
+        }
     }
+
+    /// Whether every phase-1 quorum meets `set`: no phase-1 quorum lies among the voters
+    /// outside it (quorums are closed upwards, so the complement is the largest candidate).
+    pub fn every_phase1_quorum_meets(&self, set: NodeSet) -> bool {
+        let outside = NodeSet::below(self.members.len()).minus(set);
+        !self.is_phase1_quorum(outside)
+    }
+}
+
+/// Checks a rule against `n` voters: shapes, bounds, and that every phase-1 quorum meets every
+/// phase-2 quorum (skipped only with the planted [`Bug::QuorumsDoNotIntersect`]).
+fn check_quorum_rule(quorum: &QuorumSpec, n: usize, bugs: PlantedBugs) -> Result<(), ConfigError> {
+    let skip_intersection = bugs.has(Bug::QuorumsDoNotIntersect);
+    match quorum {
+        QuorumSpec::Majority => {}
+        QuorumSpec::Flexible { phase1, phase2 } => {
+            for size in [*phase1, *phase2] {
+                if size == 0 || size > n {
+                    return Err(ConfigError::QuorumTooLarge { size, members: n });
+                }
+            }
+            if phase1 + phase2 <= n && !skip_intersection {
+                return Err(ConfigError::QuorumsDoNotIntersect {
+                    phase1: *phase1,
+                    phase2: *phase2,
+                    members: n,
+                });
+            }
+        }
+        QuorumSpec::Grid { rows, columns } => {
+            // A row and a column always cross, so the shape is all there is to check.
+            let cells = rows.saturating_mul(*columns);
+            if cells != n || *rows == 0 {
+                return Err(ConfigError::GridShape {
+                    rows: *rows,
+                    columns: *columns,
+                    cells,
+                    members: n,
+                });
+            }
+        }
+        QuorumSpec::Weighted {
+            weights,
+            phase1,
+            phase2,
+        } => {
+            if weights.len() != n {
+                return Err(ConfigError::WeightCount {
+                    weights: weights.len(),
+                    members: n,
+                });
+            }
+            if let Some(&weight) = weights.iter().find(|w| **w > QuorumSpec::WEIGHT_MAX) {
+                return Err(ConfigError::WeightTooLarge { weight });
+            }
+            let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+            for threshold in [*phase1, *phase2] {
+                if threshold == 0 || threshold > total {
+                    return Err(ConfigError::ThresholdOutOfRange { threshold, total });
+                }
+            }
+            if phase1 + phase2 <= total && !skip_intersection {
+                return Err(ConfigError::WeightedQuorumsDoNotIntersect {
+                    phase1: *phase1,
+                    phase2: *phase2,
+                    total,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The weight of the voters in `set`.
+fn weight_of(weights: &[u32], set: NodeSet) -> u64 {
+    weights
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| set.contains(*i))
+        .map(|(_, w)| u64::from(*w))
+        .sum()
+}
+
+/// The fewest voters whose weights reach `threshold` (heaviest first).
+fn fewest_reaching(weights: &[u32], threshold: u64) -> usize {
+    let mut sorted: Vec<u32> = weights.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut sum = 0u64;
+    for (k, w) in sorted.iter().enumerate() {
+        if sum >= threshold {
+            return k;
+        }
+        sum += u64::from(*w);
+    }
+    sorted.len()
 }
 
 #[cfg(test)]
@@ -348,5 +671,178 @@ mod tests {
         s.insert(0);
         assert_eq!(s.len(), 2);
         assert!(s.contains(3) && !s.contains(1) && !s.contains(64));
+    }
+
+    fn set(indices: &[usize]) -> NodeSet {
+        let mut s = NodeSet::EMPTY;
+        for i in indices {
+            s.insert(*i);
+        }
+        s
+    }
+
+    fn voters(n: u64) -> Vec<NodeId> {
+        (1..=n).map(NodeId).collect()
+    }
+
+    #[test]
+    fn a_grid_phase1_is_a_full_column_and_phase2_a_full_row() {
+        // 2 rows x 3 columns: row 0 = {0,1,2}, row 1 = {3,4,5}; column 0 = {0,3}.
+        let c = Configuration::new(
+            voters(6),
+            QuorumSpec::Grid {
+                rows: 2,
+                columns: 3,
+            },
+        )
+        .unwrap();
+        assert!(c.is_phase1_quorum(set(&[0, 3])));
+        assert!(
+            !c.is_phase1_quorum(set(&[0, 1, 2])),
+            "a row is not a column"
+        );
+        assert!(c.is_phase2_quorum(set(&[3, 4, 5])));
+        assert!(
+            !c.is_phase2_quorum(set(&[0, 1, 3, 4])),
+            "four voters, no full row"
+        );
+        assert_eq!((c.phase1_size(), c.phase2_size()), (2, 3));
+        // Every column meets every row.
+        for col in 0..3 {
+            for row in 0..2 {
+                let column: Vec<usize> = (0..2).map(|r| r * 3 + col).collect();
+                let cells: Vec<usize> = (0..3).map(|k| row * 3 + k).collect();
+                assert!(column.iter().any(|i| cells.contains(i)));
+            }
+        }
+        assert_eq!(
+            Configuration::new(
+                voters(5),
+                QuorumSpec::Grid {
+                    rows: 2,
+                    columns: 3
+                }
+            ),
+            Err(ConfigError::GridShape {
+                rows: 2,
+                columns: 3,
+                cells: 6,
+                members: 5
+            })
+        );
+    }
+
+    #[test]
+    fn weighted_quorums_weigh_and_must_intersect() {
+        let rule = |phase1, phase2| QuorumSpec::Weighted {
+            weights: vec![3, 1, 1, 1, 1],
+            phase1,
+            phase2,
+        };
+        let c = Configuration::new(voters(5), rule(5, 3)).unwrap();
+        assert!(c.is_phase2_quorum(set(&[0])), "weight 3 alone");
+        assert!(!c.is_phase1_quorum(set(&[1, 2, 3, 4])), "weight 4 < 5");
+        assert!(c.is_phase1_quorum(set(&[0, 1, 2])));
+        assert_eq!((c.phase1_size(), c.phase2_size()), (3, 1));
+        assert_eq!(
+            Configuration::new(voters(5), rule(4, 3)),
+            Err(ConfigError::WeightedQuorumsDoNotIntersect {
+                phase1: 4,
+                phase2: 3,
+                total: 7
+            })
+        );
+        assert_eq!(
+            Configuration::new(voters(5), rule(8, 3)),
+            Err(ConfigError::ThresholdOutOfRange {
+                threshold: 8,
+                total: 7
+            })
+        );
+        assert_eq!(
+            Configuration::new(voters(4), rule(5, 3)),
+            Err(ConfigError::WeightCount {
+                weights: 5,
+                members: 4
+            })
+        );
+    }
+
+    #[test]
+    fn every_phase1_quorum_meets_a_set_whose_complement_is_no_phase1_quorum() {
+        let c = Configuration::new(
+            voters(5),
+            QuorumSpec::Flexible {
+                phase1: 4,
+                phase2: 2,
+            },
+        )
+        .unwrap();
+        // Holders {0, 1}: the other three are no phase-1 quorum of four.
+        assert!(c.every_phase1_quorum_meets(set(&[0, 1])));
+        assert!(!c.every_phase1_quorum_meets(set(&[0])));
+        let grid = Configuration::new(
+            voters(4),
+            QuorumSpec::Grid {
+                rows: 2,
+                columns: 2,
+            },
+        )
+        .unwrap();
+        // A full row meets every column; one cell of each column does too.
+        assert!(grid.every_phase1_quorum_meets(set(&[0, 1])));
+        assert!(grid.every_phase1_quorum_meets(set(&[0, 3])));
+        assert!(
+            !grid.every_phase1_quorum_meets(set(&[0, 2])),
+            "column 1 is free"
+        );
+    }
+
+    #[test]
+    fn rules_print_and_parse_back() {
+        for text in [
+            "majority",
+            "flexible:4,2",
+            "grid:3x2",
+            "weighted:3,1,1,1,1/5,3",
+        ] {
+            let rule: QuorumSpec = text.parse().unwrap();
+            assert_eq!(rule.to_string(), text);
+        }
+        for bad in [
+            "flexible:4",
+            "grid:3",
+            "weighted:1,2",
+            "majority:1",
+            "fast:1,1",
+            "",
+        ] {
+            assert!(bad.parse::<QuorumSpec>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn a_non_intersecting_rule_is_refused_unless_the_bug_is_planted() {
+        let rule = QuorumSpec::Flexible {
+            phase1: 3,
+            phase2: 2,
+        };
+        let refused = Configuration::with_planted_bugs(
+            voters(5),
+            Vec::new(),
+            rule.clone(),
+            PlantedBugs::none(),
+        );
+        assert!(matches!(
+            refused,
+            Err(ConfigError::QuorumsDoNotIntersect { .. })
+        ));
+        let planted = Configuration::with_planted_bugs(
+            voters(5),
+            Vec::new(),
+            rule,
+            PlantedBugs::only(Bug::QuorumsDoNotIntersect),
+        );
+        assert_eq!(planted.is_ok(), cfg!(feature = "planted-bugs"));
     }
 }

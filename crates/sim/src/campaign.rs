@@ -4,6 +4,7 @@
 //! the same whatever the thread count: reports are sorted by seed before they are summed.
 
 use crate::faults::FaultProfile;
+use crate::quorums::QuorumChoice;
 use crate::report::{CampaignReport, RunReport};
 use crate::sim::{SimConfig, Simulation};
 use paxos::PlantedBugs;
@@ -29,6 +30,8 @@ pub struct CampaignSpec {
     pub tweak: Option<fn(&mut SimConfig)>,
     /// Whether the nemesis changes the membership too.
     pub membership_changes: bool,
+    /// The quorum rule of each seed's first configuration: fixed, or drawn per seed.
+    pub quorums: QuorumChoice,
 }
 
 impl CampaignSpec {
@@ -42,6 +45,7 @@ impl CampaignSpec {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tweak: None,
             membership_changes: false,
+            quorums: QuorumChoice::default(),
         }
     }
 
@@ -50,6 +54,7 @@ impl CampaignSpec {
         let mut config = SimConfig::new(seed, self.nodes, self.faults);
         config.bugs = self.bugs;
         config.membership_changes = self.membership_changes;
+        config.quorum = self.quorums.rule_for(seed, self.nodes);
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }

@@ -56,6 +56,7 @@ pub mod disk;
 pub mod faults;
 pub mod kv;
 pub mod member;
+pub mod quorums;
 pub mod report;
 mod rng;
 mod sim;
@@ -66,6 +67,7 @@ pub use campaign::{run_campaign, run_seed, run_seeds, CampaignSpec};
 pub use check::{CheckKind, Violation};
 pub use faults::{CrashPoint, FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape};
 pub use kv::{KvCommand, KvMachine, KvResult};
+pub use quorums::QuorumChoice;
 pub use report::{CampaignReport, FailingSeed, RunReport};
 pub use sim::{
     bug_names, ClientReply, ClientRequest, Endpoint, Event, InFlight, Payload, Phase, ReplyBody,

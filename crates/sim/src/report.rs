@@ -7,6 +7,7 @@ use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
 use crate::sim::{bug_names, SimConfig, Simulation};
 use lincheck::Verdict;
+use paxos::QuorumSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -25,6 +26,12 @@ pub struct RunReport {
     /// Whether the nemesis changed the membership (`--membership`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub membership_changes: bool,
+    /// The first configuration's quorum rule (`--quorums`; drawn per seed under `swarm`).
+    #[serde(default, skip_serializing_if = "is_majority")]
+    pub quorum: QuorumSpec,
+    /// Membership changes that also changed the quorum rule.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quorum_rule_changes: u64,
     /// Virtual time simulated, in microseconds.
     pub simulated_us: u64,
     /// Events processed.
@@ -98,6 +105,8 @@ impl RunReport {
             faults: config.faults,
             bugs: bug_names(config.bugs),
             membership_changes: config.membership_changes,
+            quorum: config.quorum.clone(),
+            quorum_rule_changes: tally.quorum_rule_changes,
             simulated_us: sim.now_us(),
             events: tally.events,
             faults_enabled: sim.plan().enabled(),
@@ -141,6 +150,8 @@ impl RunReport {
             faults: config.faults,
             bugs: bug_names(config.bugs),
             membership_changes: config.membership_changes,
+            quorum: config.quorum.clone(),
+            quorum_rule_changes: 0,
             simulated_us: 0,
             events: 0,
             faults_enabled: Vec::new(),
@@ -198,6 +209,10 @@ impl RunReport {
         if self.membership_changes {
             cmd.push_str(" --membership");
         }
+        if !is_majority(&self.quorum) {
+            // The seed's own rule, even when a swarm drew it: the replay needs no draw.
+            let _ = write!(cmd, " --quorums {}", self.quorum);
+        }
         cmd
     }
 }
@@ -211,6 +226,13 @@ impl fmt::Display for RunReport {
         )?;
         if !self.bugs.is_empty() {
             writeln!(f, "  planted bugs          {}", self.bugs.join(", "))?;
+        }
+        if !is_majority(&self.quorum) || self.quorum_rule_changes > 0 {
+            writeln!(
+                f,
+                "  quorum rule           {} ({} changed by reconfiguration)",
+                self.quorum, self.quorum_rule_changes
+            )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
         writeln!(f, "  events                {}", self.events)?;
@@ -295,6 +317,11 @@ pub struct CampaignReport {
     pub simulated_us: u64,
     /// Events processed, summed.
     pub events: u64,
+    /// Seeds by the kind of their first quorum rule (`majority`, `flexible`, `grid`,
+    /// `weighted`).
+    pub quorum_kinds: BTreeMap<String, u64>,
+    /// Membership changes that also changed the quorum rule, summed.
+    pub quorum_rule_changes: u64,
     /// Seeds whose plan enabled each kind.
     pub seeds_with_fault_enabled: BTreeMap<FaultKind, u64>,
     /// Faults injected, by kind.
@@ -338,6 +365,24 @@ pub struct CampaignReport {
     pub wall_ms: Option<u64>,
 }
 
+fn is_majority(rule: &QuorumSpec) -> bool {
+    *rule == QuorumSpec::Majority
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The kind of a rule, for counting seeds by kind.
+pub fn quorum_kind(rule: &QuorumSpec) -> &'static str {
+    match rule {
+        QuorumSpec::Majority => "majority",
+        QuorumSpec::Flexible { .. } => "flexible",
+        QuorumSpec::Grid { .. } => "grid",
+        QuorumSpec::Weighted { .. } => "weighted",
+    }
+}
+
 /// A seed that failed a check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailingSeed {
@@ -364,6 +409,10 @@ impl CampaignReport {
             c.seeds_run += 1;
             c.simulated_us += r.simulated_us;
             c.events += r.events;
+            *c.quorum_kinds
+                .entry(quorum_kind(&r.quorum).to_string())
+                .or_insert(0) += 1;
+            c.quorum_rule_changes += r.quorum_rule_changes;
             for k in &r.faults_enabled {
                 *c.seeds_with_fault_enabled.entry(*k).or_insert(0) += 1;
             }
@@ -474,6 +523,14 @@ impl fmt::Display for CampaignReport {
         }
         if let Some(ms) = self.wall_ms {
             writeln!(f, "  wall time             {:.1} s", ms as f64 / 1000.0)?;
+        }
+        if self.quorum_kinds.keys().any(|k| k != "majority") || self.quorum_rule_changes > 0 {
+            writeln!(
+                f,
+                "  quorum rules (seeds)  {}; changed by reconfiguration {}",
+                fmt_counts(self.quorum_kinds.iter().map(|(k, v)| (k.as_str(), *v))),
+                self.quorum_rule_changes
+            )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
         writeln!(f, "  events                {}", self.events)?;

@@ -19,7 +19,9 @@ use paxos::multi::{
     PersistOp, ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role,
     SessionOutcome, Value,
 };
-use paxos::{Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, Slot};
+use paxos::{
+    Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, QuorumSpec, Slot,
+};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -122,6 +124,11 @@ pub struct SimConfig {
     pub membership_changes: bool,
     /// Nodes started outside the first configuration, for membership changes to add.
     pub spares: usize,
+    /// The first configuration's quorum rule (majority by default; see
+    /// [`crate::QuorumChoice`] for drawing one per seed). With membership changes, a change
+    /// keeps a rule that fits the next voters and may draw a new one when this is not
+    /// majority.
+    pub quorum: QuorumSpec,
 }
 
 impl SimConfig {
@@ -144,6 +151,7 @@ impl SimConfig {
             manual_clients: false,
             membership_changes: false,
             spares: 2,
+            quorum: QuorumSpec::Majority,
         }
     }
 }
@@ -674,6 +682,8 @@ pub(crate) struct Tally {
     /// Membership changes the nemesis asked for that the leader refused (one in progress, a
     /// learner behind).
     pub(crate) reconfigurations_refused: u64,
+    /// Membership changes that also changed the quorum rule.
+    pub(crate) quorum_rule_changes: u64,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -744,7 +754,14 @@ impl Simulation {
             plan.disk_damage.clear();
             plan.disk_damage_gap_us = 0;
         }
-        let membership = Configuration::majority_of(config.nodes as u64).expect("1..=64 members");
+        // The planted `quorums-do-not-intersect` lets a rule through that the check refuses.
+        let membership = Configuration::with_planted_bugs(
+            (1..=config.nodes as u64).map(NodeId).collect(),
+            Vec::new(),
+            config.quorum.clone(),
+            config.bugs,
+        )
+        .unwrap_or_else(|e| panic!("quorum rule {} refused: {e}", config.quorum));
         let total = config.nodes + spares;
         let mut nodes = Vec::with_capacity(total);
         for index in 0..total {
@@ -2005,10 +2022,26 @@ impl Simulation {
     /// disk, not of the last copies of a chosen value. Counts only durable state: a value
     /// is possibly chosen once a phase-2 quorum holds it durably (an Accepted leaves only
     /// after its write), and a snapshot covering the slot holds whatever was chosen there.
+    /// Also, the others alone must make a phase-1 quorum: a rebuilding member promises
+    /// nothing, so under a rule whose phase 1 needs `i` (flexible phase 1 = n, a grid column
+    /// of one...) it could never regain its vote.
     fn wipe_keeps_chosen_values(&self, i: usize) -> bool {
         let n = self.nodes.len();
-        let need = n + 1 - self.membership.phase1_size();
-        let q2 = self.membership.phase2_size();
+        // Sets of the first configuration's indices (node j is voter j; wipes are not combined
+        // with membership changes).
+        let set_of = |holders: &mut dyn Iterator<Item = usize>| {
+            let mut set = NodeSet::EMPTY;
+            for j in holders {
+                if let Some(index) = self.membership.index_of(self.nodes[j].id) {
+                    set.insert(index);
+                }
+            }
+            set
+        };
+        let others = set_of(&mut (0..n).filter(|j| *j != i));
+        if !self.membership.is_phase1_quorum(others) {
+            return false;
+        }
         let last = self
             .nodes
             .iter()
@@ -2045,9 +2078,11 @@ impl Simulation {
                             .get(&slot)
                             .is_some_and(|e| &e.value == v)
                 });
-                let all = holders.clone().count();
-                let others = holders.filter(|j| *j != i).count();
-                if (chosen || all >= q2) && others < need {
+                let all = set_of(&mut holders.clone());
+                let others = set_of(&mut holders.filter(|j| *j != i));
+                if (chosen || self.membership.is_phase2_quorum(all))
+                    && !self.membership.every_phase1_quorum_meets(others)
+                {
                     return false;
                 }
             }
@@ -2828,8 +2863,14 @@ impl Simulation {
             }
             _ => next_voters.retain(|m| *m != leader_id),
         }
-        let Ok(next) = Configuration::with_learners(next_voters, next_learners, config.quorum())
-        else {
+        // The rule in force if it fits the next voters; under a non-majority run, sometimes a
+        // fresh one (a change of quorum rule through the same stop-sign).
+        let mut rule = crate::quorums::fit_rule(&mut self.rng, &config.quorum(), next_voters.len());
+        if self.config.quorum != QuorumSpec::Majority && below(&mut self.rng, 3) == 0 {
+            rule = crate::quorums::draw_rule(&mut self.rng, next_voters.len());
+        }
+        let rule_changes = rule != config.quorum();
+        let Ok(next) = Configuration::with_learners(next_voters, next_learners, rule) else {
             return;
         };
         let Some(replica) = self.nodes[l].replica.as_mut() else {
@@ -2838,6 +2879,9 @@ impl Simulation {
         match replica.propose_reconfiguration(next) {
             Ok(_) => {
                 self.count_fault(kind);
+                if rule_changes {
+                    self.tally.quorum_rule_changes += 1;
+                }
                 self.drive(l);
             }
             Err(_) => self.tally.reconfigurations_refused += 1,

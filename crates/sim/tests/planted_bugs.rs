@@ -164,3 +164,37 @@ fn a_learner_counted_in_a_quorum_breaks_agreement() {
 fn a_change_without_the_stop_sign_rule_breaks_agreement() {
     assert_caught_with_changes(Bug::ReconfigWithoutStop, 3, AGREEMENT);
 }
+
+/// Quorums that need not intersect (phase 1 = 3, phase 2 = 2 of 5, the check skipped): a
+/// leader's phase 1 can miss both acceptors that chose a value, and choose another.
+#[test]
+fn quorums_that_do_not_intersect_break_agreement() {
+    let bug = Bug::QuorumsDoNotIntersect;
+    let caught = (0..SEEDS_MAX).find_map(|seed| {
+        let mut config = SimConfig::new(seed, 5, FaultProfile::All);
+        config.bugs = PlantedBugs::only(bug);
+        config.quorum = paxos::QuorumSpec::Flexible {
+            phase1: 3,
+            phase2: 2,
+        };
+        let report = run_seed(config);
+        AGREEMENT
+            .iter()
+            .any(|c| report.violation_counts.contains_key(c))
+            .then_some(report)
+    });
+    let Some(report) = caught else {
+        panic!(
+            "{} not caught by {AGREEMENT:?} in {SEEDS_MAX} seeds",
+            bug.name()
+        );
+    };
+    println!(
+        "{} on 5 nodes (flexible:3,2): caught at seed {}; violations {:?}; replay: {}",
+        bug.name(),
+        report.seed,
+        report.violation_counts,
+        report.replay_command()
+    );
+    assert!(!report.passed());
+}

@@ -27,6 +27,11 @@ const VALUE_STOP_SIGN: u8 = 2;
 
 const QUORUM_MAJORITY: u8 = 0;
 const QUORUM_FLEXIBLE: u8 = 1;
+/// Grid quorums: rows u64, columns u64. New tags only: records written before them decode as
+/// they always did.
+const QUORUM_GRID: u8 = 2;
+/// Weighted quorums: u32 weight count, weight u32*, phase-1 threshold u64, phase-2 u64.
+const QUORUM_WEIGHTED: u8 = 3;
 
 const CHECKPOINT_HAS_PROMISE: u8 = 1;
 const CHECKPOINT_REBUILDING: u8 = 2;
@@ -261,7 +266,7 @@ fn encode_op<'a, S: Sink<'a>>(op: &'a PersistOp, out: &mut S) {
 }
 
 /// Voters (u32 count, u64 ids), learners (the same), the quorum rule (a tag; two u64 sizes
-/// for flexible quorums).
+/// for flexible quorums, rows and columns for a grid, weights and two thresholds for weights).
 fn encode_configuration<'a, S: Sink<'a>>(config: &Configuration, out: &mut S) {
     for nodes in [config.members(), config.learners()] {
         out.put(&len_u32(nodes.len()).to_le_bytes());
@@ -269,12 +274,35 @@ fn encode_configuration<'a, S: Sink<'a>>(config: &Configuration, out: &mut S) {
             out.put(&n.0.to_le_bytes());
         }
     }
-    match config.quorum() {
+    encode_quorum_rule(&config.quorum(), out);
+}
+
+/// The quorum rule: a tag, then its sizes (see docs/storage-format.md).
+pub(crate) fn encode_quorum_rule<'a, S: Sink<'a>>(rule: &QuorumSpec, out: &mut S) {
+    match rule {
         QuorumSpec::Majority => out.put(&[QUORUM_MAJORITY]),
         QuorumSpec::Flexible { phase1, phase2 } => {
             out.put(&[QUORUM_FLEXIBLE]);
-            out.put(&(phase1 as u64).to_le_bytes());
-            out.put(&(phase2 as u64).to_le_bytes());
+            out.put(&(*phase1 as u64).to_le_bytes());
+            out.put(&(*phase2 as u64).to_le_bytes());
+        }
+        QuorumSpec::Grid { rows, columns } => {
+            out.put(&[QUORUM_GRID]);
+            out.put(&(*rows as u64).to_le_bytes());
+            out.put(&(*columns as u64).to_le_bytes());
+        }
+        QuorumSpec::Weighted {
+            weights,
+            phase1,
+            phase2,
+        } => {
+            out.put(&[QUORUM_WEIGHTED]);
+            out.put(&len_u32(weights.len()).to_le_bytes());
+            for w in weights {
+                out.put(&w.to_le_bytes());
+            }
+            out.put(&phase1.to_le_bytes());
+            out.put(&phase2.to_le_bytes());
         }
     }
 }
@@ -287,6 +315,17 @@ fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError
             list.push(NodeId(r.u64()?));
         }
     }
+    let quorum = decode_quorum_rule(r)?;
+    let [voters, learners] = lists;
+    Configuration::with_learners(voters, learners, quorum).map_err(|_| DecodeError::Invalid {
+        what:
+            "configuration (duplicate, zero or too many members, or quorums that do not intersect)",
+    })
+}
+
+/// Reads what [`encode_quorum_rule`] wrote; whether it fits the voters is checked by the
+/// caller (a [`Configuration`]).
+pub(crate) fn decode_quorum_rule(r: &mut Reader<'_>) -> Result<QuorumSpec, DecodeError> {
     let at = r.pos;
     let quorum = match r.u8()? {
         QUORUM_MAJORITY => QuorumSpec::Majority,
@@ -297,6 +336,25 @@ fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError
                 phase2: size(r.u64()?),
             }
         }
+        QUORUM_GRID => {
+            let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            QuorumSpec::Grid {
+                rows: size(r.u64()?),
+                columns: size(r.u64()?),
+            }
+        }
+        QUORUM_WEIGHTED => {
+            let count = r.count("weight count", 4)?;
+            let mut weights = Vec::with_capacity(count);
+            for _ in 0..count {
+                weights.push(r.u32()?);
+            }
+            QuorumSpec::Weighted {
+                weights,
+                phase1: r.u64()?,
+                phase2: r.u64()?,
+            }
+        }
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "quorum rule",
@@ -305,11 +363,7 @@ fn decode_configuration(r: &mut Reader<'_>) -> Result<Configuration, DecodeError
             })
         }
     };
-    let [voters, learners] = lists;
-    Configuration::with_learners(voters, learners, quorum).map_err(|_| DecodeError::Invalid {
-        what:
-            "configuration (duplicate, zero or too many members, or quorums that do not intersect)",
-    })
+    Ok(quorum)
 }
 
 fn sink_ballot<'a, S: Sink<'a>>(out: &mut S, b: Ballot) {
@@ -573,18 +627,31 @@ mod tests {
         ]
     }
 
-    /// 1 to 7 voters and 0 to 3 learners, distinct, with majority or intersecting flexible quorums.
+    /// 1 to 7 voters and 0 to 3 learners, distinct, with majority, intersecting flexible,
+    /// grid (one row of all voters) or weighted quorums.
     fn configuration() -> impl Strategy<Value = Configuration> {
-        (1usize..8, 0usize..4, any::<bool>(), 1u64..1000).prop_map(|(v, l, flexible, base)| {
+        (1usize..8, 0usize..4, 0u8..4, 1u64..1000).prop_map(|(v, l, kind, base)| {
             let voters: Vec<NodeId> = (0..v as u64).map(|i| NodeId(base + i)).collect();
             let learners: Vec<NodeId> = (0..l as u64).map(|i| NodeId(base + 100 + i)).collect();
-            let quorum = if flexible {
-                QuorumSpec::Flexible {
+            let quorum = match kind {
+                0 => QuorumSpec::Majority,
+                1 => QuorumSpec::Flexible {
                     phase1: v,
                     phase2: 1,
+                },
+                2 => QuorumSpec::Grid {
+                    rows: 1,
+                    columns: v,
+                },
+                _ => {
+                    let weights: Vec<u32> = (1..=v as u32).collect();
+                    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+                    QuorumSpec::Weighted {
+                        weights,
+                        phase1: total,
+                        phase2: 1,
+                    }
                 }
-            } else {
-                QuorumSpec::Majority
             };
             Configuration::with_learners(voters, learners, quorum).unwrap()
         })
@@ -712,6 +779,94 @@ mod tests {
         assert!(matches!(
             decode_batch(&out),
             Err(DecodeError::LengthTooLarge { .. })
+        ));
+    }
+
+    /// The bytes an older writer (before grid and weighted rules) wrote for a stop-sign with
+    /// flexible quorums, pinned by hand: they still decode to the same configuration.
+    #[test]
+    fn a_flexible_configuration_written_before_grid_and_weights_still_decodes() {
+        let mut old = vec![BATCH_VERSION];
+        put_u32(&mut old, 1); // one op
+        old.push(OP_ENTER_CONFIGURATION);
+        put_u64(&mut old, 2); // epoch
+        put_u64(&mut old, 9); // first slot
+        put_u32(&mut old, 3); // voters
+        for id in [1, 2, 3] {
+            put_u64(&mut old, id);
+        }
+        put_u32(&mut old, 0); // learners
+        old.push(1); // flexible
+        put_u64(&mut old, 3);
+        put_u64(&mut old, 1);
+        let config = Configuration::new(
+            vec![NodeId(1), NodeId(2), NodeId(3)],
+            QuorumSpec::Flexible {
+                phase1: 3,
+                phase2: 1,
+            },
+        )
+        .unwrap();
+        let want = vec![PersistOp::EnterConfiguration {
+            membership: Membership {
+                epoch: 2,
+                first_slot: Slot(9),
+                config,
+            },
+        }];
+        assert_eq!(decode_batch(&old), Ok(want.clone()));
+        let mut again = Vec::new();
+        encode_batch(&want, &mut again);
+        assert_eq!(again, old, "the encoding of an old rule changed");
+    }
+
+    #[test]
+    fn grid_and_weighted_rules_round_trip_and_a_non_intersecting_one_is_refused() {
+        let voters = || (1..=6).map(NodeId).collect::<Vec<_>>();
+        for rule in [
+            QuorumSpec::Grid {
+                rows: 3,
+                columns: 2,
+            },
+            QuorumSpec::Weighted {
+                weights: vec![2, 1, 1, 1, 1, 1],
+                phase1: 5,
+                phase2: 3,
+            },
+        ] {
+            let config = Configuration::new(voters(), rule).unwrap();
+            let ops = vec![PersistOp::EnterConfiguration {
+                membership: Membership {
+                    epoch: 1,
+                    first_slot: Slot(4),
+                    config,
+                },
+            }];
+            let mut out = Vec::new();
+            encode_batch(&ops, &mut out);
+            assert_eq!(decode_batch(&out), Ok(ops));
+        }
+        // Weighted 2,1,1,1,1,1 (total 7) with thresholds 4 + 3 = 7: disjoint quorums possible.
+        let mut bad = vec![BATCH_VERSION];
+        put_u32(&mut bad, 1);
+        bad.push(OP_ENTER_CONFIGURATION);
+        put_u64(&mut bad, 1);
+        put_u64(&mut bad, 4);
+        put_u32(&mut bad, 6);
+        for id in 1..=6 {
+            put_u64(&mut bad, id);
+        }
+        put_u32(&mut bad, 0);
+        bad.push(QUORUM_WEIGHTED);
+        put_u32(&mut bad, 6);
+        for w in [2u32, 1, 1, 1, 1, 1] {
+            bad.extend_from_slice(&w.to_le_bytes());
+        }
+        put_u64(&mut bad, 4);
+        put_u64(&mut bad, 3);
+        assert!(matches!(
+            decode_batch(&bad),
+            Err(DecodeError::Invalid { .. })
         ));
     }
 }

@@ -52,7 +52,7 @@ pub mod wal;
 
 pub use error::{DecodeError, Result, StorageError, CORRUPTION_REMEDY};
 pub use floor::WalFloor;
-pub use meta::Meta;
+pub use meta::{Meta, QuorumRuleFile};
 pub use snapshot::{
     latest_snapshot, read_snapshot_body, read_snapshot_meta, snapshot_header,
     verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource,

@@ -126,3 +126,122 @@ impl Meta {
         replace_file(vfs, dir, META_FILE, META_TMP, &self.encode())
     }
 }
+
+/// Name of the file holding the quorum rule a cluster was created with.
+pub const QUORUM_FILE: &str = "quorum";
+const QUORUM_TMP: &str = "quorum.tmp";
+/// Magic number at the start of the quorum file.
+pub const QUORUM_MAGIC: [u8; 8] = *b"SYNODQRM";
+/// Version of the quorum file format.
+pub const QUORUM_VERSION: u32 = 1;
+/// Largest quorum file: a weighted rule of 64 voters, with room to spare.
+const QUORUM_FILE_BYTES_MAX: u64 = 1024;
+
+/// The quorum rule of the cluster's first configuration, kept beside the meta file.
+///
+/// It is written *before* the meta file, so an initialized directory (one with a meta file)
+/// always has it, unless it was initialized before rules other than majority existed: a
+/// missing file reads as majority. Later rules arrive with the configurations the log and
+/// snapshots carry; this one is what the first configuration is rebuilt from at a restart.
+pub struct QuorumRuleFile;
+
+impl QuorumRuleFile {
+    /// The file's bytes: magic, version u32, the rule as the log encodes it, CRC32C of
+    /// everything before, little-endian.
+    pub fn encode(rule: &paxos::QuorumSpec) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&QUORUM_MAGIC);
+        put_u32(&mut out, QUORUM_VERSION);
+        crate::codec::encode_quorum_rule(rule, &mut out);
+        let crc = crc32c::crc32c(&out);
+        put_u32(&mut out, crc);
+        out
+    }
+
+    /// Parses and verifies the file's bytes.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<paxos::QuorumSpec, DecodeError> {
+        if bytes.len() < 4 {
+            return Err(DecodeError::Truncated {
+                at: 0,
+                need: 4 - bytes.len(),
+                have: bytes.len(),
+            });
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let computed = crc32c::crc32c(body);
+        if stored != computed {
+            return Err(DecodeError::Checksum { stored, computed });
+        }
+        let mut r = Reader::new(body);
+        if r.bytes(8)? != QUORUM_MAGIC {
+            return Err(DecodeError::Invalid {
+                what: "quorum file magic",
+            });
+        }
+        let version = r.u32()?;
+        if version != QUORUM_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "quorum file",
+                version,
+            });
+        }
+        let rule = crate::codec::decode_quorum_rule(&mut r)?;
+        r.finish()?;
+        Ok(rule)
+    }
+
+    /// Reads `dir/quorum`: `None` if there is none. A file that does not verify is corruption.
+    pub fn read<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option<paxos::QuorumSpec>> {
+        let path = dir.join(QUORUM_FILE);
+        let Some((bytes, len)) = read_small_file(vfs, &path, QUORUM_FILE_BYTES_MAX)? else {
+            return Ok(None);
+        };
+        if len > QUORUM_FILE_BYTES_MAX {
+            return Err(StorageError::corrupt(
+                &path,
+                QUORUM_FILE_BYTES_MAX,
+                format!("quorum file of {len} bytes is too long"),
+            ));
+        }
+        QuorumRuleFile::decode(&bytes).map(Some).map_err(|e| {
+            StorageError::corrupt(&path, 0, format!("quorum file does not verify: {e}"))
+        })
+    }
+
+    /// Writes `dir/quorum` atomically and durably (tmp, fsync, rename, directory fsync).
+    pub fn write<V: Vfs>(vfs: &V, dir: &Path, rule: &paxos::QuorumSpec) -> Result<()> {
+        replace_file(
+            vfs,
+            dir,
+            QUORUM_FILE,
+            QUORUM_TMP,
+            &QuorumRuleFile::encode(rule),
+        )
+    }
+}
+
+#[cfg(test)]
+mod quorum_file_tests {
+    use super::*;
+    use crate::memfs::MemFs;
+    use paxos::QuorumSpec;
+
+    #[test]
+    fn a_quorum_rule_survives_a_write_and_a_flipped_bit_is_refused() {
+        let fs = MemFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        assert_eq!(QuorumRuleFile::read(&fs, dir).unwrap(), None);
+        let rule = QuorumSpec::Weighted {
+            weights: vec![2, 1, 1],
+            phase1: 3,
+            phase2: 2,
+        };
+        QuorumRuleFile::write(&fs, dir, &rule).unwrap();
+        assert_eq!(QuorumRuleFile::read(&fs, dir).unwrap(), Some(rule.clone()));
+        let mut bytes = QuorumRuleFile::encode(&rule);
+        bytes[10] ^= 1;
+        assert!(QuorumRuleFile::decode(&bytes).is_err());
+    }
+}

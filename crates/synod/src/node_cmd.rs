@@ -76,6 +76,15 @@ pub struct NodeArgs {
     /// Kind of auth token (etcd's flag). Only `simple` (etcd's default) is served so far.
     #[arg(long, env = "SYNOD_AUTH_TOKEN")]
     auth_token: Option<String>,
+    /// Quorum rule of a new cluster (Flexible Paxos): majority, flexible:P1,P2 (phase-1 and
+    /// phase-2 sizes, P1 + P2 > members: `flexible:4,2` on 5 lets two members choose a
+    /// value and needs four to elect a leader), grid:RxC (R x C = members; phase 1 a full
+    /// column, phase 2 a full row) or weighted:W1,...,Wn/P1,P2 (a weight per member in
+    /// --initial-cluster order, thresholds whose sum exceeds the total). Refused when phase-1
+    /// and phase-2 quorums need not meet. Every member must be given the same rule; it is
+    /// recorded in the data directory, so a restart keeps it [default: majority].
+    #[arg(long, env = "SYNOD_QUORUMS")]
+    quorums: Option<String>,
     /// Size in bytes of each write-ahead log segment, preallocated when created; compacted
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
@@ -160,6 +169,7 @@ struct FileSettings {
     max_txn_ops: Option<usize>,
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
+    quorums: Option<String>,
     wal_segment_bytes: Option<u64>,
     auto_compaction_mode: Option<String>,
     auto_compaction_retention: Option<String>,
@@ -395,6 +405,11 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;
     }
+    if let Some(rule) = args.quorums.or(file.quorums) {
+        config.quorum = rule
+            .parse()
+            .map_err(|e: paxos::QuorumParseError| anyhow::anyhow!("--quorums: {e}"))?;
+    }
     config.auto_compaction = auto_compaction(
         args.auto_compaction_mode
             .or(file.auto_compaction_mode)
@@ -609,6 +624,10 @@ pub struct DevArgs {
     /// active segment and a prepared spare preallocated whole.
     #[arg(long, default_value_t = node::config::WAL_SEGMENT_BYTES_MIN)]
     wal_segment_bytes: u64,
+    /// Quorum rule of the cluster, as `synod node --quorums` takes it (e.g. flexible:4,2
+    /// with --members 5) [default: majority].
+    #[arg(long)]
+    quorums: Option<String>,
 }
 
 /// Prints a line, ignoring a closed stdout: whoever started us stopped listening, which must
@@ -650,6 +669,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
             initial_cluster: Some(cluster.clone()),
             initial_cluster_token: Some("synod-dev".into()),
             wal_segment_bytes: Some(args.wal_segment_bytes),
+            quorums: args.quorums.clone(),
             ..NodeArgs::default()
         };
         configs.push(resolve(args)?);

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paxos::{Bug, PlantedBugs};
 use sim::report::fmt_us;
 use sim::trace::write_jsonl;
-use sim::{CampaignSpec, FaultProfile, RunReport, SimConfig, Simulation};
+use sim::{CampaignSpec, FaultProfile, QuorumChoice, RunReport, SimConfig, Simulation};
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -54,6 +54,13 @@ pub struct SimArgs {
     /// (never below three voters), among the other faults.
     #[arg(long)]
     membership: bool,
+    /// Quorum rule of the first configuration: majority, flexible:P1,P2 (phase-1 and phase-2
+    /// sizes, P1 + P2 > nodes), grid:RxC (R x C = nodes; phase 1 a full column, phase 2 a
+    /// full row), weighted:W1,...,Wn/P1,P2 (a weight per node, thresholds whose sum exceeds
+    /// the total weight), or swarm (a valid rule drawn per seed). With --membership, a
+    /// change keeps a rule that fits the next voters and, unless majority, may draw a new one.
+    #[arg(long, default_value = "majority", value_parser = parse_quorums)]
+    quorums: QuorumChoice,
     /// Protocol: multi-paxos (the replicated KV service, the default; also "multi"),
     /// disk-paxos (Gafni and Lamport's Disk Paxos: processors and disks, no messages),
     /// commit (Paxos Commit) or 2pc (two-phase commit, Paxos Commit with F = 0).
@@ -96,6 +103,22 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
         return Err(format!("empty range {a}..{b}"));
     }
     Ok(a..b)
+}
+
+fn parse_quorums(s: &str) -> Result<QuorumChoice, String> {
+    s.parse()
+        .map_err(|e: paxos::QuorumParseError| e.to_string())
+}
+
+/// Refuses a fixed rule that does not fit `nodes` voters, with the core's reason (a rule
+/// whose quorums need not intersect is refused unless that very bug is planted).
+fn check_quorums(quorums: &QuorumChoice, nodes: usize, bugs: PlantedBugs) -> Result<()> {
+    if let QuorumChoice::Fixed(rule) = quorums {
+        let voters = (1..=nodes as u64).map(paxos::NodeId).collect();
+        paxos::Configuration::with_planted_bugs(voters, Vec::new(), rule.clone(), bugs)
+            .with_context(|| format!("--quorums {rule} with {nodes} nodes"))?;
+    }
+    Ok(())
 }
 
 fn parse_profile(s: &str) -> Result<FaultProfile, String> {
@@ -149,13 +172,14 @@ pub fn run(args: SimArgs) -> Result<bool> {
         other => bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit or 2pc"),
     }
     let nodes = args.nodes as usize;
+    check_quorums(&args.quorums, nodes, bugs)?;
     match args.seed {
         Some(seed) => run_one(
             seed,
             nodes,
             args.faults,
             bugs,
-            args.membership,
+            (args.membership, &args.quorums),
             args.trace.as_ref(),
             args.json,
         ),
@@ -166,7 +190,7 @@ pub fn run(args: SimArgs) -> Result<bool> {
                 nodes,
                 args.faults,
                 bugs,
-                args.membership,
+                (args.membership, &args.quorums),
                 args.threads,
                 args.json,
             )
@@ -179,13 +203,14 @@ fn run_one(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
-    membership: bool,
+    (membership, quorums): (bool, &QuorumChoice),
     trace: Option<&PathBuf>,
     json: bool,
 ) -> Result<bool> {
     let mut config = SimConfig::new(seed, nodes, faults);
     config.bugs = bugs;
     config.membership_changes = membership;
+    config.quorum = quorums.rule_for(seed, nodes);
     config.trace = trace.is_some();
     let mut simulation = Simulation::new(config.clone());
     let stepped = catch_unwind(AssertUnwindSafe(|| while simulation.step() {}));
@@ -231,13 +256,14 @@ fn run_many(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
-    membership: bool,
+    (membership, quorums): (bool, &QuorumChoice),
     threads: Option<usize>,
     json: bool,
 ) -> Result<bool> {
     let mut spec = CampaignSpec::new(seeds.clone(), nodes, faults);
     spec.bugs = bugs;
     spec.membership_changes = membership;
+    spec.quorums = quorums.clone();
     if let Some(t) = threads {
         spec.threads = t.max(1);
     }

@@ -406,15 +406,20 @@ impl Replica {
 
     /// Reads in rounds echoed by a phase-2 quorum are confirmed: no higher ballot had been
     /// promised by that quorum when they echoed, so no other leader could have chosen anything.
+    /// Why phase 2 is enough: a competing leader must first win phase 1, and every phase-1
+    /// quorum meets every phase-2 quorum, so one echoing voter would have promised it first.
+    /// The echoing set is tested as a set: under a grid or weights a count says nothing.
     fn confirm_reads(&mut self) {
-        // Only voters' echoes vouch for the absence of a higher promise.
-        let voters = self.membership.config.members().len();
-        let mut rounds = self.acked_round[..voters].to_vec();
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.membership.config.phase2_size();
-        let confirmed = rounds.get(q.saturating_sub(1)).copied().unwrap_or(0);
         while let Some((&round, _)) = self.reads_in_round.first_key_value() {
-            if round > confirmed {
+            let mut echoed = NodeSet::EMPTY;
+            for (i, r) in self.acked_round.iter().enumerate() {
+                if *r >= round {
+                    echoed.insert(i);
+                }
+            }
+            // Only voters' echoes vouch for the absence of a higher promise: the quorum test
+            // counts voters only, so a learner's echo never confirms a read.
+            if !self.membership.config.is_phase2_quorum(echoed) {
                 break;
             }
             let Some((_, reads)) = self.reads_in_round.pop_first() else {

@@ -1299,3 +1299,6 @@ mod planted_reconfiguration {
         );
     }
 }
+
+#[path = "tests_quorums.rs"]
+mod quorums;
