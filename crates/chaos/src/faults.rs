@@ -64,8 +64,10 @@ impl Kind {
     }
 
     /// Every kind `--faults` accepts: [`Kind::all`] and the opt-in ones. `replace` is opt-in
-    /// while a learner re-added under the id of a member removed just before can stall
-    /// without catching up (seed 3, `--faults replace,kill`: promotion refused for 30 s).
+    /// while a member re-added at the same peer URL gets the id it had before (ids of added
+    /// members are a hash of the cluster and the URL): catching up, it replays its previous
+    /// incarnation's membership and removal, says it was removed, and exits (seed 3,
+    /// `--faults replace,kill`: promotion then refused for 30 s).
     pub fn known() -> Vec<Kind> {
         let mut v = Kind::all();
         v.push(Kind::Replace);
