@@ -428,6 +428,11 @@ pub struct Member {
     /// [`Output::Removed`] went out.
     was_member: bool,
     said_removed: bool,
+    /// The highest configuration epoch named by a leader's or candidate's message received.
+    /// A member says it was removed only once its own epoch has caught up with it: a member
+    /// re-added under the id it had before replays, while catching up, its previous
+    /// incarnation's removal, which is not its own.
+    epoch_seen: u64,
     /// The time of the input being handled (the caller's clock; never goes back here).
     clock: Micros,
     /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
@@ -484,6 +489,7 @@ impl Member {
             departed: BTreeMap::new(),
             was_member: false,
             said_removed: false,
+            epoch_seen: 0,
             clock: now,
             bugs: MemberBugs::none(),
             options: parts.options,
@@ -896,6 +902,9 @@ impl Member {
     /// core into the next configuration (a gap before the stop-sign) is dropped; the core
     /// asks again.
     fn step_paxos(&mut self, from: u64, message: paxos::multi::Message) {
+        if let Some(epoch) = message.epoch() {
+            self.epoch_seen = self.epoch_seen.max(epoch);
+        }
         let paxos::multi::Message::Learn {
             mut records,
             chosen_through,
@@ -1599,7 +1608,7 @@ impl Member {
         }
         if self.replica.is_member() {
             self.was_member = true;
-        } else if self.was_member && !self.said_removed {
+        } else if self.was_member && !self.said_removed && self.replica.epoch() >= self.epoch_seen {
             self.said_removed = true;
             self.outputs.push_back(Output::Removed);
         }
