@@ -463,6 +463,44 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Opens a small checksummed file's bytes (meta, quorum rule, log floor): a body that ends in
+/// its CRC32C, starting with an 8-byte `magic` and a `u32` version that must be `version`.
+/// Returns a reader past that header; `what` names the file in errors ("meta" gives "meta
+/// magic" and version errors about "meta").
+pub(crate) fn open_small_file<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+    what: &'static str,
+    magic_what: &'static str,
+) -> Result<Reader<'a>, DecodeError> {
+    if bytes.len() < 4 {
+        return Err(DecodeError::Truncated {
+            at: 0,
+            need: 4 - bytes.len(),
+            have: bytes.len(),
+        });
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32c::crc32c(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    let mut r = Reader::new(body);
+    if r.bytes(8)? != magic {
+        return Err(DecodeError::Invalid { what: magic_what });
+    }
+    let found = r.u32()?;
+    if found != version {
+        return Err(DecodeError::UnsupportedVersion {
+            what,
+            version: found,
+        });
+    }
+    Ok(r)
+}
+
 pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }

@@ -7,7 +7,7 @@
 //! anything: after a crash the floor is either the old one or the new one, and every segment
 //! it names as kept is still there (see `docs/storage-format.md`, "Crash during compaction").
 
-use crate::codec::{put_u32, put_u64, Reader};
+use crate::codec::{open_small_file, put_u32, put_u64};
 use crate::error::{DecodeError, Result, StorageError};
 use crate::vfs::{read_small_file, replace_file, Vfs};
 use crate::wal::Lsn;
@@ -69,25 +69,7 @@ impl WalFloor {
                 what: "floor file length (must be exactly 40 bytes)",
             });
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let computed = crc32c::crc32c(body);
-        if stored != computed {
-            return Err(DecodeError::Checksum { stored, computed });
-        }
-        let mut r = Reader::new(body);
-        if r.bytes(8)? != FLOOR_MAGIC {
-            return Err(DecodeError::Invalid {
-                what: "floor magic",
-            });
-        }
-        let version = r.u32()?;
-        if version != FLOOR_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "floor",
-                version,
-            });
-        }
+        let mut r = open_small_file(bytes, &FLOOR_MAGIC, FLOOR_VERSION, "floor", "floor magic")?;
         let floor = WalFloor {
             index: r.u64()?,
             first_lsn: Lsn(r.u64()?),

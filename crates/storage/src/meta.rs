@@ -2,7 +2,7 @@
 //! initialization (tmp, fsync, rename, directory fsync), so its presence marks the directory
 //! initialized and it is never seen half-written.
 
-use crate::codec::{put_u32, put_u64, Reader};
+use crate::codec::{open_small_file, put_u32, put_u64};
 use crate::error::{DecodeError, Result, StorageError};
 use crate::vfs::{read_small_file, replace_file, Vfs};
 use std::path::Path;
@@ -51,30 +51,7 @@ impl Meta {
 
     /// Parses and verifies the file's bytes.
     pub fn decode(bytes: &[u8]) -> std::result::Result<Meta, DecodeError> {
-        if bytes.len() < 4 {
-            return Err(DecodeError::Truncated {
-                at: 0,
-                need: 4 - bytes.len(),
-                have: bytes.len(),
-            });
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let computed = crc32c::crc32c(body);
-        if stored != computed {
-            return Err(DecodeError::Checksum { stored, computed });
-        }
-        let mut r = Reader::new(body);
-        if r.bytes(8)? != META_MAGIC {
-            return Err(DecodeError::Invalid { what: "meta magic" });
-        }
-        let version = r.u32()?;
-        if version != META_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "meta",
-                version,
-            });
-        }
+        let mut r = open_small_file(bytes, &META_MAGIC, META_VERSION, "meta", "meta magic")?;
         let cluster_id = r.u64()?;
         let member_id = r.u64()?;
         let count = r.count("member count", 8)?;
@@ -160,32 +137,13 @@ impl QuorumRuleFile {
 
     /// Parses and verifies the file's bytes.
     pub fn decode(bytes: &[u8]) -> std::result::Result<paxos::QuorumSpec, DecodeError> {
-        if bytes.len() < 4 {
-            return Err(DecodeError::Truncated {
-                at: 0,
-                need: 4 - bytes.len(),
-                have: bytes.len(),
-            });
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let computed = crc32c::crc32c(body);
-        if stored != computed {
-            return Err(DecodeError::Checksum { stored, computed });
-        }
-        let mut r = Reader::new(body);
-        if r.bytes(8)? != QUORUM_MAGIC {
-            return Err(DecodeError::Invalid {
-                what: "quorum file magic",
-            });
-        }
-        let version = r.u32()?;
-        if version != QUORUM_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "quorum file",
-                version,
-            });
-        }
+        let mut r = open_small_file(
+            bytes,
+            &QUORUM_MAGIC,
+            QUORUM_VERSION,
+            "quorum file",
+            "quorum file magic",
+        )?;
         let rule = crate::codec::decode_quorum_rule(&mut r)?;
         r.finish()?;
         Ok(rule)
