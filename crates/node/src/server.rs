@@ -298,7 +298,17 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     } else if rebuild {
         Replica::rebuild(NodeId(me.id), configuration, options)?
     } else {
-        Replica::recover(NodeId(me.id), configuration, options, recovered.state)?
+        // The log's `EnterConfiguration` records go with the segments a snapshot compacts
+        // away; the snapshot keeps the configuration in force at its slot. Without it, a
+        // member would come back in its first configuration (and a member added at run time,
+        // which is in none, could not start at all: `synod chaos --faults replace` found it).
+        let mut state = recovered.state;
+        if let Some(m) = restored.applier.membership() {
+            if state.membership.as_ref().is_none_or(|w| w.epoch < m.epoch) {
+                state.membership = Some(m.clone());
+            }
+        }
+        Replica::recover(NodeId(me.id), configuration, options, state)?
     };
 
     let (durable_tx, durable_rx) = mpsc::unbounded_channel();
