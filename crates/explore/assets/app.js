@@ -166,6 +166,7 @@ function syncSetup() {
   $('protocol').value = session.spec.protocol;
   $('nodes').value = session.spec.nodes;
   $('seed').value = session.spec.seed;
+  $('spares').value = session.spec.spares || 0;
   $('bug').value = session.spec.bug || '';
 }
 
@@ -340,6 +341,7 @@ function drawOps(v) {
   const multi = v.spec.protocol === 'multi';
   $('key-label').hidden = !multi;
   $('read').hidden = !multi;
+  $('reconfigure-row').hidden = !multi;
   $('who-label').firstChild.textContent = multi ? 'Client ' : 'Node ';
   const who = $('who');
   const options = multi ? v.clients : v.nodes.map((n) => n.name);
@@ -350,6 +352,7 @@ function drawOps(v) {
   const automatic = !!v.spec.faults;
   $('propose').disabled = automatic;
   $('read').disabled = automatic;
+  $('reconfigure').disabled = automatic;
 }
 
 function drawLinks(v) {
@@ -495,6 +498,8 @@ function wire() {
     e.preventDefault();
     const spec = { protocol: $('protocol').value, nodes: Number($('nodes').value), seed: Number($('seed').value) };
     if ($('bug').value) spec.bug = $('bug').value;
+    const spares = Number($('spares').value || 0);
+    if (spares > 0) spec.spares = spares;
     newSession(spec);
   });
   $('step').addEventListener('click', step);
@@ -514,6 +519,8 @@ function wire() {
   $('cut').addEventListener('click', () => act({ do: 'cut', from: Number($('link-from').value), to: Number($('link-to').value) }));
   $('heal').addEventListener('click', () => act({ do: 'heal', from: Number($('link-from').value), to: Number($('link-to').value) }));
   $('heal-all').addEventListener('click', () => act({ do: 'heal_all' }));
+  const numbers = (text) => text.split(',').map((x) => Number(x.trim())).filter((x) => x > 0);
+  $('reconfigure').addEventListener('click', () => act({ do: 'reconfigure', voters: numbers($('next-voters').value), learners: numbers($('next-learners').value) }));
   $('partition').addEventListener('click', () => {
     const groups = $('groups').value.split('|').map((g) => g.split(',').map((x) => Number(x.trim())).filter((x) => x > 0)).filter((g) => g.length);
     act({ do: 'partition', groups });

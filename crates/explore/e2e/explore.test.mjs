@@ -148,6 +148,31 @@ test('multi-paxos: a leader is elected and a client write is chosen', async () =
   await page.close();
 });
 
+test('multi-paxos: a spare joins as a learner through a configuration change', async () => {
+  const { page, errors } = await open();
+  await page.selectOption('#protocol', 'multi');
+  await page.fill('#nodes', '3');
+  await page.fill('#spares', '1');
+  await page.click('#new-session');
+  await page.waitForFunction(() => document.querySelectorAll('.node-card').length === 4);
+  assert.match(await page.textContent('.node-card[data-node="n4"]'), /outside/);
+  assert.ok(await stepUntil(page, async () => (await page.$$('.node-card.leader')).length === 1, 60), 'a leader');
+  await page.fill('#next-voters', '1,2,3');
+  await page.fill('#next-learners', '4');
+  await page.click('#reconfigure');
+  await page.waitForFunction(() => /stop-sign/.test(document.querySelector('#explain-text').textContent));
+  assert.ok(await stepUntil(page, async () => /learner/.test(await page.textContent('.node-card[data-node="n4"]')), 80), 'n4 becomes a learner');
+  // A configuration naming a node that does not exist is refused, and said so.
+  await page.fill('#next-voters', '1,2,3,5');
+  await page.fill('#next-learners', '');
+  await page.click('#reconfigure');
+  await page.waitForFunction(() => !document.querySelector('#error').hidden);
+  assert.match(await page.textContent('#error'), /no node n5/);
+  await page.screenshot({ path: path.join(shots, 'multi-learner.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a trace from the simulator opens and steps', async () => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'synod-trace-')), 'seed5.trace.jsonl');
   execFileSync(traceBin, ['5', '3', 'all', '2000', file]);

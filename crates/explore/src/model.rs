@@ -16,6 +16,8 @@ pub const ACTIONS_MAX: usize = 2_000;
 pub const UNITS_MAX: usize = 20_000;
 /// Longest key or value a learner may propose (the simulator's encoding takes short strings).
 pub const TEXT_MAX: usize = 32;
+/// Most spare nodes a Multi-Paxos session may start outside its first configuration.
+pub const SPARES_MAX: usize = 2;
 
 /// Which protocol a session drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +46,15 @@ pub struct Spec {
     /// a trace written by `synod sim --seed S --trace FILE` is replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<String>,
+    /// Multi-Paxos only: nodes started outside the first configuration (numbered after the
+    /// `nodes` voters), for a `reconfigure` action to add as learners; at most
+    /// [`SPARES_MAX`], and `nodes + spares` at most [`NODES_MAX`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spares: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One thing a learner does. Nodes are numbered from 1 (`n1`), clients too (`c1`).
@@ -131,6 +142,16 @@ pub enum Action {
         /// Node number.
         node: usize,
     },
+    /// Multi-Paxos: ask the leader to change the configuration to these voters and learners
+    /// (a stop-sign in the log). The core refuses what is unsafe or out of order: a new
+    /// voter that is not a caught-up learner, a second change while one is in flight.
+    Reconfigure {
+        /// The next configuration's voters.
+        voters: Vec<usize>,
+        /// Its learners: they receive the log but never vote.
+        #[serde(default)]
+        learners: Vec<usize>,
+    },
     /// Single-decree: finish node `node`'s oldest disk write now, ahead of its turn (the
     /// adversary ordering events by hand). Multi-Paxos nodes write through the simulator's
     /// storage, whose writes finish in their turn only.
@@ -197,6 +218,12 @@ pub enum SessionError {
     /// A bug name that does not exist.
     #[error("unknown planted bug {0:?}")]
     UnknownBug(String),
+    /// Spares asked of single-decree Paxos, or too many.
+    #[error("spare nodes are for Multi-Paxos reconfiguration, at most {SPARES_MAX}, with at most {NODES_MAX} nodes in all")]
+    Spares,
+    /// A configuration that lists a node twice or has no voter.
+    #[error("a configuration needs at least one voter and lists each node once")]
+    Configuration,
     /// A fault profile name that does not exist.
     #[error("unknown fault profile {0:?}")]
     UnknownFaults(String),
@@ -215,7 +242,8 @@ pub struct NodeView {
     pub name: String,
     /// Running (not crashed).
     pub up: bool,
-    /// `leader`, `candidate`, `pre-candidate`, `follower`, `proposer`, `acceptor`, `down`.
+    /// `leader`, `candidate`, `pre-candidate`, `follower`, `learner`, `outside` (a spare or a
+    /// removed node), `proposer`, `acceptor`, `down`.
     pub role: String,
     /// Highest ballot promised, `round.node`.
     pub promised: String,

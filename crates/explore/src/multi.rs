@@ -11,13 +11,13 @@ use crate::model::{
 };
 use lincheck::kv::{KvInput, KvOutput};
 use paxos::multi::{Message, Role, SlotRecord, Value};
-use paxos::{Ballot, NodeId, Slot};
+use paxos::{Ballot, Configuration, NodeId, NodeSet, QuorumSpec, Slot};
 use sim::trace::{TraceEvent, TraceRecord};
 use sim::{
     Endpoint, Event, FaultProfile, InFlight, KvCommand, LinkMatrix, Payload, ReplyBody,
     RequestBody, SimConfig, Simulation,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Events skipped at most in one step while looking for one that shows (ticks that change
 /// nothing); a bound so that a cluster with nothing to do cannot spin forever.
@@ -40,6 +40,11 @@ pub struct MultiWorld {
     violations_seen: usize,
     /// Who voted for what: `(slot, ballot, value)` to a bit per node.
     votes: BTreeMap<(u64, Ballot, String), u64>,
+    /// Votes already seen to form a quorum (reported once).
+    quorums_seen: BTreeSet<(u64, Ballot, String)>,
+    /// Every configuration some node has entered, by the first slot it decides: a slot's
+    /// votes are counted against the voters of the configuration that decides it.
+    configurations: BTreeMap<Slot, Configuration>,
 }
 
 /// What a node looked like before an event, for the sentence about it.
@@ -69,6 +74,10 @@ pub fn config(spec: &Spec, bugs: paxos::PlantedBugs) -> Result<SimConfig, Sessio
             c.timing.fault_phase_us = u64::MAX;
             c.clients = CLIENTS;
             c.manual_clients = true;
+            // Spares start outside the first configuration; the nemesis is off, so only
+            // the learner's `reconfigure` actions change it.
+            c.membership_changes = spec.spares > 0;
+            c.spares = spec.spares;
             c
         }
     };
@@ -89,11 +98,13 @@ impl MultiWorld {
         let sim = Simulation::new(config(spec, bugs)?);
         let mut world = MultiWorld {
             sim,
-            n: spec.nodes,
+            n: spec.nodes + spec.spares,
             journal: Journal::default(),
             trace_seen: 0,
             violations_seen: 0,
             votes: BTreeMap::new(),
+            quorums_seen: BTreeSet::new(),
+            configurations: BTreeMap::new(),
         };
         world.absorb_trace(0);
         Ok(world)
@@ -277,6 +288,7 @@ impl MultiWorld {
                 );
                 self.finish_unit(step, text);
             }
+            Action::Reconfigure { voters, learners } => self.reconfigure(voters, learners, step),
             Action::Timer { node } => {
                 let i = node - 1;
                 let before = self.snap(i);
@@ -294,6 +306,48 @@ impl MultiWorld {
                 );
                 self.finish_unit(step, text);
             }
+        }
+    }
+
+    /// Hands the change to the leader (the up node leading at the highest ballot).
+    fn reconfigure(&mut self, voters: &[usize], learners: &[usize], step: usize) {
+        let leader = (0..self.n)
+            .filter(|i| {
+                self.sim.nodes()[*i]
+                    .replica()
+                    .is_some_and(|r| r.role() == Role::Leader)
+            })
+            .max_by_key(|i| self.snap(*i).ballot);
+        let Some(l) = leader else {
+            return self.nothing(
+                step,
+                "no node leads now, and only a leader proposes a change: step until one does."
+                    .to_string(),
+            );
+        };
+        let ids = |ns: &[usize]| ns.iter().map(|n| NodeId(*n as u64)).collect::<Vec<_>>();
+        let next =
+            match Configuration::with_learners(ids(voters), ids(learners), QuorumSpec::Majority) {
+                Ok(c) => c,
+                Err(e) => {
+                    return self.nothing(step, format!("that configuration is refused: {e}."))
+                }
+            };
+        let described = describe_value(&Value::StopSign(next.clone()));
+        match self.sim.propose_reconfiguration(l, next) {
+            Ok(slot) => {
+                let text = format!(
+                    "n{} proposes the change as a stop-sign in slot {slot}: {described}. Once it \
+                     and every slot before it are chosen, the new configuration decides every \
+                     later slot, with its own phase 1. Until then the old one decides, and \
+                     n{} proposes nothing after the stop-sign: two configurations never share \
+                     a slot.",
+                    l + 1,
+                    l + 1
+                );
+                self.finish_unit(step, text);
+            }
+            Err(e) => self.nothing(step, format!("n{} refuses the change: {e}.", l + 1)),
         }
     }
 
@@ -401,27 +455,52 @@ impl MultiWorld {
         }
     }
 
-    /// A value is chosen once a majority has voted for it at one ballot, whatever any node
+    /// A value is chosen once a quorum has voted for it at one ballot, whatever any node
     /// knows: that is the moment the learner should see, before the leader counts the votes.
     /// Votes are read from each node's durable state (a vote counts once it is on disk) and
     /// remembered, since a later ballot may overwrite an entry that already helped choose.
+    /// The quorum is one of the voters of the configuration that decides the slot (the
+    /// newest one some node entered whose first slot is at or before it), so a change that
+    /// breaks the stop-sign rule shows as two values chosen in one slot.
     fn look_for_quorums(&mut self, step: usize) {
-        let quorum = self.n / 2 + 1;
-        let mut fresh = Vec::new();
+        for node in self.sim.nodes() {
+            if let Some(r) = node.replica() {
+                let m = r.membership();
+                self.configurations
+                    .entry(m.first_slot)
+                    .or_insert_with(|| m.config.clone());
+            }
+        }
         for (i, node) in self.sim.nodes().iter().enumerate() {
             for (slot, e) in &node.durable().entries {
                 let key = (slot.0, e.ballot, describe_value(&e.value));
-                let voters = self.votes.entry(key.clone()).or_insert(0);
-                if *voters & (1 << i) == 0 {
-                    *voters |= 1 << i;
-                    if voters.count_ones() as usize == quorum {
-                        fresh.push(key);
+                *self.votes.entry(key).or_insert(0) |= 1 << i;
+            }
+        }
+        let mut fresh = Vec::new();
+        for (key, voters) in &self.votes {
+            if self.quorums_seen.contains(key) {
+                continue;
+            }
+            let Some((_, config)) = self.configurations.range(..=Slot(key.0)).next_back() else {
+                continue;
+            };
+            let mut set = NodeSet::EMPTY;
+            for i in 0..self.n {
+                if voters & (1 << i) != 0 {
+                    if let Some(index) = config.index_of(NodeId(i as u64 + 1)) {
+                        set.insert(index);
                     }
                 }
             }
+            if config.is_phase2_quorum(set) {
+                fresh.push(key.clone());
+            }
         }
         let t = self.sim.now_us();
-        for (slot, ballot, value) in fresh {
+        for key in fresh {
+            self.quorums_seen.insert(key.clone());
+            let (slot, ballot, value) = key;
             if let Some(text) = self.journal.quorum(slot, &value, &ballot.to_string(), step) {
                 self.journal.say(step, t, text);
             }
@@ -664,7 +743,33 @@ impl MultiWorld {
         if let Some(why) = node.refused() {
             notes.push(format!("refused to start: {why}"));
         }
-        if s.up && !s.voting {
+        // Where it stands in the configuration it has entered (only worth saying once a
+        // session has spares, or a change has happened).
+        let place = node.replica().map(|r| {
+            let m = r.membership();
+            let place = if m.config.is_voter(r.id()) {
+                "voter"
+            } else if m.config.is_learner(r.id()) {
+                "learner"
+            } else {
+                "outside"
+            };
+            (place, m.epoch)
+        });
+        match place {
+            Some(("learner", epoch)) => notes.push(format!(
+                "learner in configuration {epoch}: receives the log, never votes"
+            )),
+            Some(("outside", 0)) => {
+                notes.push("outside the configuration: a spare, not yet added".to_string())
+            }
+            Some(("outside", epoch)) => notes.push(format!(
+                "outside configuration {epoch}: removed, it no longer votes"
+            )),
+            Some((_, epoch)) if epoch > 0 => notes.push(format!("voter in configuration {epoch}")),
+            _ => {}
+        }
+        if s.up && !s.voting && place.is_none_or(|(p, _)| p == "voter") {
             notes.push("rebuilding: does not vote".to_string());
         }
         let pending = node.disk_in_flight().count();
@@ -675,7 +780,11 @@ impl MultiWorld {
             name: format!("n{}", i + 1),
             up: s.up,
             role: if s.up {
-                role_name(s.role).to_string()
+                match place {
+                    Some(("learner", _)) => "learner".to_string(),
+                    Some(("outside", _)) => "outside".to_string(),
+                    _ => role_name(s.role).to_string(),
+                }
             } else {
                 "down".to_string()
             },

@@ -43,12 +43,17 @@ const UNTIL_MAX: usize = 2_000;
 
 impl Script {
     fn new(protocol: Protocol, nodes: usize, seed: u64) -> Script {
+        Script::with_spares(protocol, nodes, 0, seed)
+    }
+
+    fn with_spares(protocol: Protocol, nodes: usize, spares: usize, seed: u64) -> Script {
         let spec = Spec {
             protocol,
             nodes,
             seed,
             bug: None,
             faults: None,
+            spares,
         };
         let world = fresh(&spec).expect("scenario specs are valid");
         Script {
@@ -66,6 +71,9 @@ impl Script {
     fn act(&mut self, action: Action, say: &str) -> &mut Script {
         self.units += 1;
         self.world.apply(&action, self.units);
+        if let Some(note) = self.view().note {
+            panic!("scenario: {action:?} did nothing ({note}) for {say:?}");
+        }
         self.steps.push(ScenarioStep {
             action,
             say: say.to_string(),
@@ -398,6 +406,44 @@ fn flp() -> Scenario {
     )
 }
 
+/// Whether node `n`'s notes say it is a voter of configuration `epoch`.
+fn voter_in(v: &View, n: usize, epoch: u64) -> bool {
+    let note = format!("voter in configuration {epoch}");
+    v.nodes
+        .get(n - 1)
+        .is_some_and(|x| x.up && x.notes.contains(&note))
+}
+
+fn replace_acceptor() -> Scenario {
+    let mut s = Script::with_spares(Protocol::Multi, 3, 1, 2);
+    s.until("Three voters, n1 to n3, elect a leader. n4 runs too, but outside the configuration: a spare machine, waiting to be added.", |v| leader(v).is_some());
+    let l = leader(&s.view()).unwrap_or(1);
+    let others: Vec<usize> = (1..=3).filter(|n| *n != l).collect();
+    let (dead, kept) = (others[0], others[1]);
+    s.act(put(1, "x", "1"), "Client c1 writes x=1.")
+        .until("It is chosen and applied.", |v| ops_done(v, 1))
+        .act(Action::Crash { node: dead }, &format!("n{dead} dies for good. The cluster still runs on n{l} and n{kept}, a majority of three, but one more crash would stop it: n{dead} must be replaced."))
+        .act(Action::Reconfigure { voters: vec![1, 2, 3], learners: vec![4] }, "First, n4 joins as a learner. A learner receives the chosen log but never votes: adding an empty machine straight as a voter would make it part of every quorum before it holds anything.")
+        .until("The stop-sign is chosen; from the next slot on, the configuration with learner n4 decides. The leader runs phase 1 again in it, and sends n4 the chosen log.", move |v| v.nodes.get(3).is_some_and(|n| n.role == "learner" && n.chosen_through >= v.nodes[l - 1].chosen_through));
+    let heard = move |v: &View| {
+        v.lines
+            .iter()
+            .filter(|x| x.from == "n4" && x.to == format!("n{l}") && x.fate == "delivered")
+            .count()
+    };
+    let before = heard(&s.view());
+    s.until(&format!("n4 answers the leader's next heartbeat: n{l} now knows that n4 holds the whole chosen log."), move |v| heard(v) > before)
+        .act(Action::Reconfigure { voters: vec![l, kept, 4], learners: vec![] }, &format!("n4 is caught up, so it may become a voter. One change promotes n4 and removes n{dead}: voters n{l}, n{kept}, n4. The core would refuse to promote a learner that lags, or a node that was never a learner."))
+        .until(&format!("The second stop-sign is chosen by the old voters (n{l} and n{kept} are a quorum of them). The slots after it belong to the new configuration alone, whose quorums are any two of n{l}, n{kept} and n4."), move |v| voter_in(v, 4, 2) && voter_in(v, l, 2))
+        .act(put(2, "x", "2"), "c2 writes x=2.")
+        .until(&format!("It is chosen by a quorum of the new voters. n{dead} has no say any more: were it to come back, its messages would be refused, and it would learn that it was removed."), |v| ops_done(v, 2));
+    s.finish(
+        "replace-acceptor",
+        "Replacing a dead acceptor (reconfiguration)",
+        "Membership changes through the log: a stop-sign chosen in a slot ends one configuration, and the next decides every later slot with its own phase 1. Try it in \"break it\" mode with reconfig-without-stop: a leader that keeps proposing after its stop-sign lets two configurations choose different values in one slot.",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -409,5 +455,6 @@ pub fn all() -> Vec<Scenario> {
         failover(),
         partition(),
         read_index(),
+        replace_acceptor(),
     ]
 }

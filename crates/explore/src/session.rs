@@ -4,7 +4,7 @@
 
 use crate::model::{
     Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, NODES_MAX, NODES_MIN,
-    TEXT_MAX, UNITS_MAX,
+    SPARES_MAX, TEXT_MAX, UNITS_MAX,
 };
 use crate::multi::MultiWorld;
 use crate::synod::SynodWorld;
@@ -57,6 +57,14 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         return Err(SessionError::Nodes(spec.nodes));
     }
     bugs_of(spec)?;
+    if spec.spares > 0
+        && (spec.protocol != Protocol::Multi
+            || spec.faults.is_some()
+            || spec.spares > SPARES_MAX
+            || spec.nodes + spec.spares > NODES_MAX)
+    {
+        return Err(SessionError::Spares);
+    }
     if let Some(f) = &spec.faults {
         if spec.protocol != Protocol::Multi {
             return Err(SessionError::WrongProtocol(
@@ -74,7 +82,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Multi => crate::multi::CLIENTS,
     };
     let node = |n: usize| {
-        if (1..=spec.nodes).contains(&n) {
+        if (1..=spec.nodes + spec.spares).contains(&n) {
             Ok(())
         } else {
             Err(SessionError::NoSuchNode(n))
@@ -139,6 +147,25 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
                             text(k)?;
                         }
                     }
+                }
+            }
+            Action::Reconfigure { voters, learners } => {
+                if spec.protocol == Protocol::Synod {
+                    return Err(SessionError::WrongProtocol(
+                        "single-decree Paxos decides one value: it has no configuration to change"
+                            .to_string(),
+                    ));
+                }
+                let mut seen = Vec::new();
+                for n in voters.iter().chain(learners) {
+                    node(*n)?;
+                    if seen.contains(n) {
+                        return Err(SessionError::Configuration);
+                    }
+                    seen.push(*n);
+                }
+                if voters.is_empty() {
+                    return Err(SessionError::Configuration);
                 }
             }
             Action::Read { client: c, key } => {

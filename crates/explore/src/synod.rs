@@ -352,6 +352,12 @@ impl SynodWorld {
             Action::Read { .. } => {
                 return self.nothing(step, "single-decree Paxos has no reads.".to_string())
             }
+            Action::Reconfigure { .. } => {
+                return self.nothing(
+                    step,
+                    "single-decree Paxos has no configuration to change.".to_string(),
+                )
+            }
             Action::Persist { node } => {
                 let i = node - 1;
                 if self.members[i].node.is_none() {

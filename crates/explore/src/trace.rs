@@ -49,6 +49,7 @@ pub fn open(text: &str) -> Result<Opened, SessionError> {
         seed: header.seed,
         bug: header.bugs.first().cloned(),
         faults: Some(faults),
+        spares: 0,
     };
     crate::session::validate(&spec, &[])?;
     let bugs = crate::session::bugs_of(&spec)?;

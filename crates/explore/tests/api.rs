@@ -522,6 +522,45 @@ async fn scenarios_replay_to_what_they_narrate() {
             Some("partition") => {
                 assert_eq!(leaders(&v), 1, "{v}");
             }
+            Some("replace-acceptor") => {
+                // Two stop-signs chosen (learner n4 added, then voters with n4 for the dead
+                // one), and a write chosen after the second by the new voters.
+                let chosen = v["chosen"].as_array().expect("chosen");
+                let stops: Vec<u64> = chosen
+                    .iter()
+                    .filter(|c| {
+                        c["value"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with("stop-sign"))
+                    })
+                    .map(|c| c["slot"].as_u64().expect("slot"))
+                    .collect();
+                assert_eq!(stops.len(), 2, "{chosen:?}");
+                let last = chosen
+                    .iter()
+                    .find(|c| c["value"] == "'put x=2'")
+                    .unwrap_or_else(|| panic!("x=2 chosen: {chosen:?}"));
+                assert!(last["slot"].as_u64() > stops.last().copied(), "{chosen:?}");
+                let nodes = v["nodes"].as_array().expect("nodes");
+                assert_eq!(nodes.len(), 4);
+                let voters: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| {
+                        n["notes"]
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|t| t == "voter in configuration 2"))
+                    })
+                    .map(|n| n["name"].as_str().expect("name"))
+                    .collect();
+                assert_eq!(voters.len(), 3, "{nodes:?}");
+                assert!(voters.contains(&"n4"), "{voters:?}");
+                let down: Vec<&Value> = nodes.iter().filter(|n| n["up"] == false).collect();
+                assert_eq!(down.len(), 1, "the replaced node stays down");
+                assert!(!voters.contains(&down[0]["name"].as_str().expect("name")));
+                let ops = v["ops"].as_array().expect("ops");
+                assert_eq!(ops.len(), 2);
+                assert!(ops.iter().all(|o| !o["output"].is_null()), "{ops:?}");
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
@@ -719,4 +758,181 @@ fn leaders(v: &serde_json::Value) -> usize {
         .iter()
         .filter(|n| n["role"] == "leader")
         .count()
+}
+
+/// A message of `kind` from `from` to `to` whose label contains `text`.
+#[cfg(feature = "planted-bugs")]
+fn message(kind: &'static str, from: String, to: String, text: String) -> impl Fn(&Value) -> bool {
+    move |m| {
+        m["kind"] == kind
+            && m["from"] == from.as_str()
+            && m["to"] == to.as_str()
+            && m["label"].as_str().is_some_and(|l| l.contains(&text))
+    }
+}
+
+/// "Break it" on reconfiguration: with `reconfig-without-stop` a leader proposes a write
+/// after its stop-sign in the old configuration, and the new configuration, which never saw
+/// that write, chooses another value in the same slot: two values chosen in one slot.
+/// Without the bug the same first actions leave nothing proposed after the stop-sign.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_change_without_the_stop_sign_rule_chooses_two_values_in_one_slot() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "multi", "nodes": 3, "spares": 1, "seed": 2,
+                       "bug": "reconfig-without-stop" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    d.until(300, |v| leader_of(v).is_some()).await;
+    let l = leader_of(&d.last).expect("leader");
+    let others: Vec<u64> = (1..=3).filter(|n| *n != l).collect();
+    let (dead, kept) = (others[0], others[1]);
+    let (nl, nk) = (format!("n{l}"), format!("n{kept}"));
+    // Both clients write once, so both know who leads.
+    d.act(json!({ "do": "propose", "value": "1", "client": 1, "key": "x" }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "0", "client": 2, "key": "w" }))
+        .await;
+    d.until(300, |v| {
+        v["ops"]
+            .as_array()
+            .is_some_and(|o| o.len() == 2 && o.iter().all(|o| !o["output"].is_null()))
+    })
+    .await;
+    d.act(json!({ "do": "crash", "node": dead })).await;
+    // n4 joins as a learner, catches up and reports to the leader.
+    d.act(json!({ "do": "reconfigure", "voters": [1, 2, 3], "learners": [4] }))
+        .await;
+    d.until(400, |v| {
+        v["nodes"][3]["role"] == "learner"
+            && v["nodes"][3]["chosen_through"] == v["nodes"][l as usize - 1]["chosen_through"]
+    })
+    .await;
+    let heard = |v: &Value| {
+        v["lines"].as_array().map_or(0, |ls| {
+            ls.iter()
+                .filter(|x| {
+                    x["from"] == "n4" && x["to"] == format!("n{l}") && x["fate"] == "delivered"
+                })
+                .count()
+        })
+    };
+    let before = heard(&d.last);
+    d.until(400, |v| heard(v) > before).await;
+    // The change that replaces the dead voter with n4: a stop-sign at slot j.
+    d.act(json!({ "do": "reconfigure", "voters": [l, kept, 4], "learners": [] }))
+        .await;
+    let j = d.last["nodes"][l as usize - 1]["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| {
+            s["value"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("stop-sign"))
+        })
+        .filter_map(|s| s["slot"].as_u64())
+        .max()
+        .expect("the stop-sign in the leader's log");
+    let after = j + 1;
+    // A write reaches the leader at once (c1 knows who leads: it wrote x=1 there); with the
+    // bug it goes into slot j + 1, in the old configuration, after the stop-sign.
+    d.act(json!({ "do": "propose", "value": "2", "client": 1, "key": "y" }))
+        .await;
+    d.on_message(
+        "deliver",
+        message("request", "c1".into(), nl.clone(), "put y=2".into()),
+    )
+    .await;
+    let accept_after = format!("slot {after} ");
+    let first_actions = d.actions.clone();
+    d.on_message(
+        "deliver",
+        message("accept", nl.clone(), nk.clone(), format!("slot {j} ")),
+    )
+    .await;
+    d.on_message(
+        "deliver",
+        message("accept", nl.clone(), nk.clone(), accept_after.clone()),
+    )
+    .await;
+    // Both votes reach the kept voter's disk and the leader's: 'put y=2' is chosen in slot
+    // j + 1 by a quorum of the old voters.
+    d.until(200, |v| {
+        v["chosen"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["slot"] == after && c["value"] == "'put y=2'")
+        })
+    })
+    .await;
+    // The leader hears only the vote for the stop-sign: the change is in force, and the
+    // leader (a voter of the new configuration) runs phase 1 in it. The vote for slot j + 1
+    // is lost.
+    d.until(200, |v| {
+        v["in_flight"].as_array().is_some_and(|f| {
+            f.iter().any(message(
+                "accepted",
+                nk.clone(),
+                nl.clone(),
+                format!("slot {j}"),
+            ))
+        })
+    })
+    .await;
+    if let Some(id) = d.last["in_flight"].as_array().and_then(|f| {
+        f.iter()
+            .find(|m| message("accepted", nk.clone(), nl.clone(), accept_after.clone())(m))
+            .map(|m| m["id"].clone())
+    }) {
+        d.act(json!({ "do": "drop", "id": id })).await;
+    }
+    d.on_message(
+        "deliver",
+        message("accepted", nk.clone(), nl.clone(), format!("slot {j}")),
+    )
+    .await;
+    if let Some(id) = d.last["in_flight"].as_array().and_then(|f| {
+        f.iter()
+            .find(|m| message("accepted", nk.clone(), nl.clone(), accept_after.clone())(m))
+            .map(|m| m["id"].clone())
+    }) {
+        d.act(json!({ "do": "drop", "id": id })).await;
+    }
+    assert_eq!(d.last["violations"], json!([]), "not broken yet");
+    // Another client writes; the new configuration's phase 1 finds nothing in slot j + 1
+    // (old-epoch votes after the stop-sign are void) and chooses this write there.
+    d.act(json!({ "do": "propose", "value": "3", "client": 2, "key": "z" }))
+        .await;
+    d.until(600, |v| {
+        v["violations"]
+            .as_array()
+            .is_some_and(|x| x.iter().any(|x| x["check"] == "agreement"))
+    })
+    .await;
+    let found = d.last["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .find(|x| x["check"] == "agreement")
+        .cloned()
+        .expect("agreement");
+    let detail = found["detail"].as_str().expect("detail");
+    assert!(detail.contains(&format!("slot {after}:")), "{found}");
+    assert!(detail.contains("'put y=2'"), "{found}");
+    // Without the bug, the same first actions leave nothing after the stop-sign: the write
+    // waits for the new configuration.
+    let mut clean = spec;
+    clean.as_object_mut().expect("spec").remove("bug");
+    let v = view(addr, json!({ "spec": clean, "actions": first_actions })).await;
+    assert!(
+        !v["in_flight"]
+            .as_array()
+            .expect("in flight")
+            .iter()
+            .any(|m| m["kind"] == "accept"
+                && m["label"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&accept_after))),
+        "{}",
+        v["in_flight"]
+    );
 }

@@ -16,8 +16,8 @@ use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
 use lincheck::{CheckOptions, Verdict};
 use paxos::multi::{
     Applied, Applier, ChosenEntry, ClientId, Command, CommandId, DurableState, Membership, Message,
-    PersistOp, ProposeError, ReadId, ReadOutcome, Ready, Replica, ReplicaOptions, Role,
-    SessionOutcome, Value,
+    PersistOp, ProposeError, ReadId, ReadOutcome, Ready, ReconfigError, Replica, ReplicaOptions,
+    Role, SessionOutcome, Value,
 };
 use paxos::{
     Ballot, Bug, Configuration, NodeId, NodeSet, PersistSeq, PlantedBugs, QuorumSpec, Slot,
@@ -2503,6 +2503,22 @@ impl Simulation {
         replica.tick(&mut node.rng);
         self.drive(index);
         self.observe_leadership();
+    }
+
+    /// Asks node `index` (a leader, or the core refuses) to change the configuration to
+    /// `next`, as an operator would (the explorer's learner does it by hand; the nemesis draws
+    /// its own changes). Returns the slot of the stop-sign, or the core's refusal.
+    pub fn propose_reconfiguration(
+        &mut self,
+        index: usize,
+        next: Configuration,
+    ) -> Result<Slot, ReconfigError> {
+        let Some(replica) = self.nodes[index].replica.as_mut() else {
+            return Err(ReconfigError::NotLeader { leader: None });
+        };
+        let slot = replica.propose_reconfiguration(next)?;
+        self.drive(index);
+        Ok(slot)
     }
 
     /// Makes node `index` start phase 1 now (its election timer firing, pre-vote skipped).

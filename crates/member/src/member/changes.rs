@@ -528,7 +528,9 @@ fn reconfig_error(e: ReconfigError) -> MemberError {
         ReconfigError::NotLeader { .. } => MemberError::NotLeader,
         ReconfigError::InProgress { .. } => MemberError::ChangeInProgress,
         ReconfigError::NotALearner { .. } => MemberError::NotALearner,
-        ReconfigError::LearnerBehind { .. } => MemberError::LearnerNotReady,
+        ReconfigError::LearnerBehind { .. } | ReconfigError::LearnerNotReported { .. } => {
+            MemberError::LearnerNotReady
+        }
         ReconfigError::Invalid(e) => config_error(e),
     }
 }

@@ -85,7 +85,10 @@ impl Replica {
             // vote. `u64::MAX` turns the whole check off (the model judges the rule alone).
             let lag_slots = self.chosen_through.0.saturating_sub(self.peer_chosen[i].0);
             let reported = self.peer_chosen[i].0 + 1 >= self.membership.first_slot.0;
-            if bound != u64::MAX && (lag_slots > bound || !reported) {
+            if bound != u64::MAX && !reported {
+                return Err(ReconfigError::LearnerNotReported { node });
+            }
+            if bound != u64::MAX && lag_slots > bound {
                 return Err(ReconfigError::LearnerBehind {
                     node,
                     lag_slots,

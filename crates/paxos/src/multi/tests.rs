@@ -1094,7 +1094,7 @@ fn promotion_is_refused_for_a_learner_that_never_reported() {
     c.tick_all(2);
     assert!(c.r(1).config().is_learner(NodeId(4)));
     match c.reconfigure(1, &[1, 2, 3, 4], &[]) {
-        Err(ReconfigError::LearnerBehind { node, .. }) => assert_eq!(node, NodeId(4)),
+        Err(ReconfigError::LearnerNotReported { node }) => assert_eq!(node, NodeId(4)),
         other => panic!("promotion of a learner that never ran: {other:?}"),
     }
     // It starts (nothing was ever delivered to it, so it had nothing to recover).

@@ -486,6 +486,13 @@ pub enum ReconfigError {
         /// The node.
         node: NodeId,
     },
+    /// A learner to be promoted has not reported, in the configuration in force, a chosen
+    /// prefix through the stop-sign that made it a learner: it may not run at all yet.
+    #[error("{node} has not yet reported that it holds the log through the change that made it a learner: start it, let it catch up, then promote it")]
+    LearnerNotReported {
+        /// The learner.
+        node: NodeId,
+    },
     /// A learner to be promoted lags the leader by more than the bound.
     #[error("{node} is {lag_slots} slots behind the leader (at most {bound_slots} allowed): can only promote a learner which is in sync with the leader")]
     LearnerBehind {
