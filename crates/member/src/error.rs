@@ -56,6 +56,10 @@ pub enum MemberError {
     /// The change would leave no voter, or too few to form a quorum.
     #[error("etcdserver: re-configuration failed due to not enough started members")]
     NotEnoughStarted,
+    /// Removing an active voter would leave fewer active voters than a quorum (etcd's strict
+    /// reconfiguration check).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     /// A configuration change is already under way (its stop-sign not yet in force).
     #[error("synod: a membership change is already in progress; retry once it is in force")]
     ChangeInProgress,

@@ -548,6 +548,9 @@ impl Member {
     /// A message from member `from` (decoded with [`crate::peer::decode`]).
     pub fn on_peer(&mut self, now: Micros, from: u64, message: PeerMessage) {
         let now = self.advance(now);
+        if self.replica.config().contains(NodeId(from)) {
+            self.changes.heard_from(from, now);
+        }
         match message {
             PeerMessage::Paxos(p) => self.step_paxos(from, p),
             PeerMessage::Forward(command) => {

@@ -974,3 +974,27 @@ fn a_member_re_added_under_its_old_id_does_not_take_its_old_removal_for_its_own(
     }
     assert!(promoted, "promoted once in sync");
 }
+
+/// etcd's strict reconfiguration check: with one voter of three down, removing a live one
+/// would leave one active voter of two, short of a quorum, and is refused as etcd refuses it
+/// ("unhealthy cluster"). The down voter itself may go: that is how a dead member is replaced.
+#[test]
+fn removing_a_live_voter_while_another_is_down_is_refused_as_unhealthy() {
+    let mut c = Cluster::new(3, 11);
+    let leader = c.elect();
+    let others: Vec<u64> = (1..=3).filter(|n| *n != leader).collect();
+    let (down, live) = (others[0], others[1]);
+    c.cut.push(down);
+    // Long enough for the cut voter to stop counting as active (etcd's 5 s).
+    assert!(!c.tick_until(7 * SEC, |_| false));
+    assert_eq!(c.leader(), Some(leader), "two of three keep the lead");
+    assert_eq!(
+        c.change(leader, ClusterChange::Remove { id: live }),
+        Err(MemberError::Unhealthy)
+    );
+    let list = c
+        .change(leader, ClusterChange::Remove { id: down })
+        .expect("the down voter may be removed");
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|m| m.id != down));
+}

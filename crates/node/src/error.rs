@@ -68,6 +68,7 @@ impl From<member::MemberError> for NodeError {
             | M::LearnerNotReady
             | M::NotEnoughStarted
             | M::ChangeInProgress
+            | M::Unhealthy
             | M::VoterAddRefused
             | M::BadUrls) => NodeError::Cluster(e),
         }
@@ -89,6 +90,7 @@ impl NodeError {
             NodeError::Cluster(e) => match e {
                 member::MemberError::MemberNotFound => Code::NotFound,
                 member::MemberError::BadUrls => Code::InvalidArgument,
+                member::MemberError::Unhealthy => Code::Unavailable,
                 _ => Code::FailedPrecondition,
             },
         };
@@ -157,6 +159,11 @@ mod tests {
                 M::BadUrls,
                 Code::InvalidArgument,
                 "etcdserver: given member URLs are invalid",
+            ),
+            (
+                M::Unhealthy,
+                Code::Unavailable,
+                "etcdserver: unhealthy cluster",
             ),
         ];
         for (e, code, message) in cases {

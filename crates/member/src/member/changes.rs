@@ -19,6 +19,8 @@ use crate::time::Micros;
 use kv::KvOutput;
 use paxos::multi::{Applied, ChosenEntry, ReconfigError, Role, SessionOutcome, Value};
 use paxos::{ConfigError, Configuration, NodeId, Slot};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Who waits for a change the leader carries out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +65,16 @@ pub(super) struct Changes {
     own_name: String,
     /// Publish again no sooner than this.
     publish_at: Micros,
+    /// When each member of the configuration was last heard from (any peer message), for
+    /// etcd's strict reconfiguration check; at most [`HEARD_MAX`] entries.
+    heard: BTreeMap<u64, Micros>,
 }
+
+/// How recently a voter must have been heard from to count as active in etcd's strict
+/// reconfiguration check (etcd's `HealthInterval`).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Members whose last message time is kept (the transport's own bound on peers).
+const HEARD_MAX: usize = 64;
 
 impl Changes {
     /// No change waits yet; `own_name` is the member's `--name`.
@@ -74,7 +85,31 @@ impl Changes {
             next_key: 0,
             own_name,
             publish_at: Micros::ZERO,
+            heard: BTreeMap::new(),
         }
+    }
+
+    /// Member `from` of the configuration in force sent a message at `now`.
+    pub(super) fn heard_from(&mut self, from: u64, now: Micros) {
+        if self.heard.len() >= HEARD_MAX && !self.heard.contains_key(&from) {
+            // Forget the one heard from longest ago (a member removed long since).
+            if let Some(oldest) = self
+                .heard
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(id, _)| *id)
+            {
+                self.heard.remove(&oldest);
+            }
+        }
+        self.heard.insert(from, now);
+    }
+
+    /// Whether `id` was heard from within [`HEALTH_INTERVAL`] of `now`.
+    fn active(&self, id: u64, now: Micros) -> bool {
+        self.heard
+            .get(&id)
+            .is_some_and(|t| now.saturating_since(*t) <= HEALTH_INTERVAL)
     }
 
     /// Changes waiting, both kinds.
@@ -165,6 +200,9 @@ impl Member {
                 if !config.contains(NodeId(id)) {
                     return Err(MemberError::MemberNotFound);
                 }
+                if config.is_voter(NodeId(id)) {
+                    self.check_quorum_survives_removal(now, id, &voters)?;
+                }
                 let voters: Vec<NodeId> = voters.into_iter().filter(|n| n.0 != id).collect();
                 let learners = learners.into_iter().filter(|n| n.0 != id).collect();
                 if voters.is_empty() {
@@ -209,6 +247,29 @@ impl Member {
         });
         if let Some(table) = table {
             self.submit_write(now, table.encode(), WriteFor::Table(key));
+        }
+        Ok(())
+    }
+
+    /// etcd's strict reconfiguration check for removing voter `id`: a voter not heard from
+    /// lately is down and may go (that is how a dead member is replaced); removing an active
+    /// one must leave a quorum of the remaining voters active, else the cluster could stop
+    /// as soon as the change is in force (`etcdserver: unhealthy cluster`).
+    fn check_quorum_survives_removal(
+        &self,
+        now: Micros,
+        id: u64,
+        voters: &[NodeId],
+    ) -> Result<(), MemberError> {
+        let own = self.replica.id().0;
+        let active = |n: u64| n == own || self.changes.active(n, now);
+        if !active(id) {
+            return Ok(());
+        }
+        let active_after = voters.iter().filter(|n| n.0 != id && active(n.0)).count();
+        let quorum_after = 1 + (voters.len() - 1) / 2;
+        if active_after < quorum_after {
+            return Err(MemberError::Unhealthy);
         }
         Ok(())
     }
