@@ -214,6 +214,11 @@ impl FastNode {
     /// Advances time by one tick; `rng` draws the retry jitter.
     pub fn tick(&mut self, rng: &mut impl RngCore) {
         self.now_ticks += 1;
+        if self.proposal.is_none() && self.learned.is_none() {
+            // Nothing to do before a value is proposed: a round started now would only delay
+            // the fast round that the first proposal opens.
+            return;
+        }
         let Some(at) = self.retry_at_ticks else {
             self.schedule_retry(rng);
             return;
