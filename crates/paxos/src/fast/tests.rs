@@ -116,16 +116,14 @@ struct Net {
 
 impl Net {
     fn new(n: usize, mode: RoundMode) -> Net {
+        Net::with_bugs(n, mode, PlantedBugs::none())
+    }
+    fn with_bugs(n: usize, mode: RoundMode, bugs: PlantedBugs) -> Net {
         let config = FastConfig::new(n, mode).unwrap();
         let nodes = (1..=n as u64)
             .map(|i| {
-                let mut node = FastNode::new(
-                    NodeId(i),
-                    config,
-                    FastOptions::default(),
-                    PlantedBugs::none(),
-                )
-                .unwrap();
+                let mut node =
+                    FastNode::new(NodeId(i), config, FastOptions::default(), bugs).unwrap();
                 node.set_may_lead(false);
                 node
             })
@@ -280,4 +278,26 @@ fn messages_from_strangers_are_ignored() {
     assert_eq!(node.counters().ignored, 2);
     assert!(node.ready().send.is_empty());
     let _ = Bug::ALL;
+}
+
+/// The model checker's counterexample for the planted bug, by hand: b is chosen in the fast
+/// round by {2,3} (a "fast quorum" of 2), then node 1's classic round hears {1,2} (a, b), both
+/// pass O4, and it picks a.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_small_fast_quorum_chooses_twice() {
+    let mut net = Net::with_bugs(
+        3,
+        RoundMode::Fast,
+        PlantedBugs::only(Bug::FastQuorumTooSmall),
+    );
+    net.deliver_while(|_, _, m| matches!(m, FastMessage::Any { .. }));
+    net.propose(&[2, 3], "b");
+    net.propose(&[1], "a");
+    net.deliver_while(|_, to, m| matches!(m, FastMessage::Phase2b { .. }) && to.0 == 2);
+    assert_eq!(net.nodes[1].learned(), Some(&b"b".to_vec()));
+    net.inbox.clear();
+    net.nodes[0].campaign();
+    net.deliver_while(|_, to, _| to.0 <= 2);
+    assert_eq!(net.nodes[0].learned(), Some(&b"a".to_vec()));
 }
