@@ -38,11 +38,14 @@ pub enum Bug {
     DecideWithoutDiskMajority,
     /// Paxos Commit: the leader decides Commit with one instance's vote still missing.
     CommitWithMissingVote,
+    /// Fast Paxos: a fast quorum is only a classic majority, too small for the quorum
+    /// requirement (`qc + 2qf > 2n`), so recovery can pick a value other than the one chosen.
+    FastQuorumTooSmall,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -55,6 +58,7 @@ impl Bug {
         Bug::QuorumsDoNotIntersect,
         Bug::DecideWithoutDiskMajority,
         Bug::CommitWithMissingVote,
+        Bug::FastQuorumTooSmall,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -72,6 +76,7 @@ impl Bug {
             Bug::QuorumsDoNotIntersect => "quorums-do-not-intersect",
             Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
             Bug::CommitWithMissingVote => "commit-with-missing-vote",
+            Bug::FastQuorumTooSmall => "fast-quorum-too-small",
         }
     }
 

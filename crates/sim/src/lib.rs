@@ -53,6 +53,7 @@ mod campaign;
 pub mod check;
 pub mod commit;
 pub mod disk;
+pub mod fast;
 pub mod faults;
 pub mod kv;
 pub mod member;

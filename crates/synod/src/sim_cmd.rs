@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod disk;
+mod fast;
 mod member;
 
 /// Seeds run by a bare `synod sim`: enough to show faults, recovery and every check.
@@ -64,8 +65,9 @@ pub struct SimArgs {
     /// Protocol: multi-paxos (the replicated KV service, the default; also "multi"),
     /// disk-paxos (Gafni and Lamport's Disk Paxos: processors and disks, no messages),
     /// commit (Paxos Commit) or 2pc (two-phase commit, Paxos Commit with F = 0).
+    /// fast (Lamport's Fast Paxos: single-decree instances on --nodes nodes, collisions).
     #[arg(long, default_value = "multi-paxos",
-          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc"])]
+          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc", "fast"])]
     protocol: String,
     /// Run real members (`member::Member`: sessions, forwarding, read-index, leases,
     /// snapshots, around the core and the MVCC store) under etcd clients, instead of the
@@ -169,6 +171,7 @@ pub fn run(args: SimArgs) -> Result<bool> {
     match args.protocol.as_str() {
         "multi-paxos" | "multi" => {}
         "disk-paxos" => return disk::run(&args, bugs),
+        "fast" => return fast::run(&args, bugs),
         other => bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit or 2pc"),
     }
     let nodes = args.nodes as usize;
