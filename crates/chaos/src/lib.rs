@@ -61,8 +61,7 @@ pub struct ChaosArgs {
     /// The run fails unless every enabled fault kind fired at least this often.
     #[arg(long, default_value_t = 2)]
     pub min_fires: u32,
-    /// Fault kinds to use, comma-separated (default: all but the opt-in `replace`). See the
-    /// report for names.
+    /// Fault kinds to use, comma-separated (default: all of them). See the report for names.
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<String>,
     /// The `synod` binary to run members with [default: this executable].
