@@ -33,6 +33,7 @@ pub mod server;
 pub mod service;
 mod snapshot;
 pub mod tls;
+pub mod tokens;
 pub mod watch;
 
 pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
