@@ -48,7 +48,3 @@ pub mod v3electionpb {
 /// service or tools such as grpcurl.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/etcd_descriptor.bin"));
-
-/// The compiled `FileDescriptorSet` of every `.proto` here (what `build.rs` generated the code
-/// from): for the JSON gateway's transcoding and for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/etcd_descriptor.bin"));

@@ -216,7 +216,7 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         "/maintenance/alarm" => Maintenance, alarm, AlarmRequest, AlarmResponse;
         "/maintenance/status" => Maintenance, status, StatusRequest, StatusResponse;
         "/maintenance/defragment" => Maintenance, defragment, DefragmentRequest, DefragmentResponse;
-        "/maintenance/hash" => Maintenance, hash_kv, HashKvRequest, HashKvResponse;
+        "/maintenance/hash" => Maintenance, hash, HashRequest, HashResponse;
         "/maintenance/transfer-leadership" => Maintenance, move_leader, MoveLeaderRequest, MoveLeaderResponse;
         "/auth/enable" => Auth, auth_enable, AuthEnableRequest, AuthEnableResponse;
         "/auth/disable" => Auth, auth_disable, AuthDisableRequest, AuthDisableResponse;
@@ -243,9 +243,11 @@ mod tests {
 
     #[test]
     fn json_reads_and_writes_as_etcds_gateway_does() {
-        let r: pb::RangeRequest =
-            from_json("etcdserverpb.RangeRequest", br#"{"key":"Zm9v","limit":"2","keys_only":true,"extra":1}"#)
-                .expect("a range request");
+        let r: pb::RangeRequest = from_json(
+            "etcdserverpb.RangeRequest",
+            br#"{"key":"Zm9v","limit":"2","keys_only":true,"extra":1}"#,
+        )
+        .expect("a range request");
         assert_eq!(r.key, b"foo");
         assert_eq!(r.limit, 2);
         assert!(r.keys_only);

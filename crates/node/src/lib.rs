@@ -19,6 +19,7 @@ pub mod convert;
 mod core;
 mod election;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod join;
 mod lease;

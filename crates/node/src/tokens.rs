@@ -413,8 +413,9 @@ fn parse_jwt(options: &HashMap<&str, &str>) -> Result<Jwt, TokenError> {
                     DecodingKey::from_rsa_pem(pem)
                 }
                 .map_err(|e| key_error("pub-key", path, format!("not a PEM public key: {e}")))?,
-                (None, Some((path, pem))) => public_of(algorithm, pem)
-                    .map_err(|e| key_error("priv-key", path, e))?,
+                (None, Some((path, pem))) => {
+                    public_of(algorithm, pem).map_err(|e| key_error("priv-key", path, e))?
+                }
                 (None, None) => {
                     return Err(flag_error(
                         "auth: missing key data: give pub-key, priv-key or both".to_string(),
@@ -562,7 +563,11 @@ mod tests {
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(tokens.verify_jwt(&tampered), None, "a changed signature");
-        assert_eq!(tokens.verify_jwt("abcdefghijklmnop.12"), None, "a simple token");
+        assert_eq!(
+            tokens.verify_jwt("abcdefghijklmnop.12"),
+            None,
+            "a simple token"
+        );
     }
 
     #[test]
@@ -603,6 +608,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert!(!tokens.simple_used("t1"), "expired");
         assert!(!tokens.simple_used("t1"), "and not revived by a second use");
-        assert!(tokens.simple_used("t2"), "a token first seen here starts its clock");
+        assert!(
+            tokens.simple_used("t2"),
+            "a token first seen here starts its clock"
+        );
     }
 }
