@@ -21,9 +21,9 @@ use crate::http::HttpParts;
 use crate::service::Services;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::Router;
 use etcd_proto::etcdserverpb as pb;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
@@ -105,20 +105,61 @@ fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// grpc-gateway's error body: `error`, `code`, `message`, in its field order.
+/// grpc-gateway's error body: `error`, `message`, `code`, in etcd 3.4's order.
 fn error_response(status: &Status) -> Response {
     let body = format!(
-        r#"{{"error":{},"code":{},"message":{}}}"#,
+        r#"{{"error":{},"message":{},"code":{}}}"#,
+        serde_json::Value::from(status.message()),
         serde_json::Value::from(status.message()),
         status.code() as i32,
-        serde_json::Value::from(status.message()),
     );
-    (
-        http_status(status.code()),
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
+    with_cors(
+        (
+            http_status(status.code()),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
     )
-        .into_response()
+}
+
+/// The CORS headers etcd 3.4 puts on every gateway answer.
+fn with_cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    response
+}
+
+/// Go's `http.Error` text answer with the CORS headers, as grpc-gateway answers a path or a
+/// method it does not serve.
+fn plain(code: StatusCode, text: &'static str) -> Response {
+    with_cors(
+        (
+            code,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            format!("{text}\n"),
+        )
+            .into_response(),
+    )
+}
+
+async fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
 /// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it.
@@ -156,7 +197,7 @@ where
     }
     .await;
     match answer {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(json) => with_cors(([(header::CONTENT_TYPE, "application/json")], json).into_response()),
         Err(status) => error_response(&status),
     }
 }
@@ -180,7 +221,8 @@ macro_rules! routes {
                             |s, r| async move { <Services as $trait>::$method(&s, r).await },
                         )
                         .await
-                    }),
+                    })
+                    .fallback(method_not_allowed),
                 );
             }
         )*
@@ -195,7 +237,7 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
     use pb::kv_server::Kv;
     use pb::lease_server::Lease;
     use pb::maintenance_server::Maintenance;
-    routes!(router;
+    let mut router = routes!(router;
         "/kv/range" => Kv, range, RangeRequest, RangeResponse;
         "/kv/put" => Kv, put, PutRequest, PutResponse;
         "/kv/deleterange" => Kv, delete_range, DeleteRangeRequest, DeleteRangeResponse;
@@ -234,7 +276,12 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         "/auth/role/delete" => Auth, role_delete, AuthRoleDeleteRequest, AuthRoleDeleteResponse;
         "/auth/role/grant" => Auth, role_grant_permission, AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse;
         "/auth/role/revoke" => Auth, role_revoke_permission, AuthRoleRevokePermissionRequest, AuthRoleRevokePermissionResponse;
-    )
+    );
+    // Any other path under a gateway prefix is grpc-gateway's, not the HTTP mux's, 404.
+    for prefix in PREFIXES {
+        router = router.route(&format!("{prefix}/{{*rest}}"), any(not_found));
+    }
+    router
 }
 
 #[cfg(test)]
