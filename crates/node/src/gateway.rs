@@ -202,6 +202,50 @@ where
     }
 }
 
+/// Most renewals one keep-alive request body may ask for.
+const KEEP_ALIVES_PER_BODY_MAX: usize = 1024;
+
+/// `/v3/lease/keepalive`: a stream of `{"ID": ...}` objects in, one `{"result": ...}` line per
+/// renewal out, as grpc-gateway streams a bidirectional method; the answer ends with the body.
+async fn keep_alive(State(parts): State<HttpParts>, body: Bytes) -> Response {
+    let mut out = Vec::new();
+    let mut values = serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>();
+    for _ in 0..KEEP_ALIVES_PER_BODY_MAX {
+        let Some(value) = values.next() else {
+            break;
+        };
+        let answer = async {
+            let value = value.map_err(|e| Status::unknown(e.to_string()))?;
+            let request: pb::LeaseKeepAliveRequest = from_json(
+                "etcdserverpb.LeaseKeepAliveRequest",
+                value.to_string().as_bytes(),
+            )?;
+            let renewed = parts.services.renew_lease(request.id).await?;
+            to_json("etcdserverpb.LeaseKeepAliveResponse", &renewed)
+        }
+        .await;
+        match answer {
+            Ok(json) => {
+                out.extend_from_slice(b"{\"result\":");
+                out.extend_from_slice(&json);
+                out.extend_from_slice(b"}\n");
+            }
+            Err(status) => {
+                // grpc-gateway ends the stream with the error, in its error shape.
+                let body = format!(
+                    r#"{{"error":{},"message":{},"code":{}}}"#,
+                    serde_json::Value::from(status.message()),
+                    serde_json::Value::from(status.message()),
+                    status.code() as i32,
+                );
+                out.extend_from_slice(body.as_bytes());
+                break;
+            }
+        }
+    }
+    with_cors(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
 /// One route per unary method: `route!(router, "/kv/range", Kv, range, RangeRequest,
 /// RangeResponse)`, under every prefix.
 macro_rules! routes {
@@ -277,6 +321,12 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         "/auth/role/grant" => Auth, role_grant_permission, AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse;
         "/auth/role/revoke" => Auth, role_revoke_permission, AuthRoleRevokePermissionRequest, AuthRoleRevokePermissionResponse;
     );
+    for prefix in PREFIXES {
+        router = router.route(
+            &format!("{prefix}/lease/keepalive"),
+            post(keep_alive).fallback(method_not_allowed),
+        );
+    }
     // Any other path under a gateway prefix is grpc-gateway's, not the HTTP mux's, 404.
     for prefix in PREFIXES {
         router = router.route(&format!("{prefix}/{{*rest}}"), any(not_found));

@@ -182,6 +182,28 @@ fn the_json_gateway_answers_kv_lease_cluster_and_maintenance_requests_as_etcds()
     );
     assert_eq!(ttl["ID"], json!(id), "{ttl}");
     assert_eq!(ttl["grantedTTL"], json!("60"), "{ttl}");
+    // Keep-alive streams one {"result": ...} line per renewal asked for in the body.
+    let (code, text) = post_text(
+        e,
+        "/v3/lease/keepalive",
+        &format!(r#"{{"ID":"{id}"}} {{"ID":"{id}"}}"#),
+        None,
+    );
+    assert_eq!(code, 200, "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in &lines {
+        assert_eq!(line["result"]["ID"], json!(id), "{text}");
+        assert_eq!(line["result"]["TTL"], json!("60"), "{text}");
+    }
+    // An unknown lease is renewed to nothing: TTL 0, left out.
+    let (_, text) = post_text(e, "/v3/lease/keepalive", r#"{"ID":"12345"}"#, None);
+    let unknown: Value = serde_json::from_str(text.trim()).expect("JSON");
+    assert_eq!(unknown["result"]["ID"], json!("12345"), "{text}");
+    assert_eq!(unknown["result"].get("TTL"), None, "{text}");
     let leases = post_ok(e, "/v3/lease/leases", "{}", None);
     assert_eq!(leases["leases"], json!([{ "ID": id }]), "{leases}");
     let revoke = post_ok(e, "/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#), None);
