@@ -7,7 +7,9 @@
 //! calls runs it (so limits, auth and errors are gRPC's own), and the answer is written back as
 //! JSON the way etcd's gateway writes it (grpc-gateway's `JSONPb{OrigName: true}`): the
 //! `.proto` field names, 64-bit integers as strings, bytes as base64, enums by name, fields at
-//! their default left out. An `Authorization` header carries the token, as with etcd.
+//! their default left out. The streaming methods (`/v3/watch`, `/v3/lease/keepalive`) take a
+//! stream of JSON objects and answer one `{"result": ...}` line per message; a watch stays open
+//! while its HTTP client listens. An `Authorization` header carries the token, as with etcd.
 //!
 //! **Errors** are grpc-gateway's: `{"error": msg, "code": grpc_code, "message": msg}` with the
 //! HTTP status grpc-gateway maps the code to (401 for an invalid token, 403 for permission
@@ -230,20 +232,117 @@ async fn keep_alive(State(parts): State<HttpParts>, body: Bytes) -> Response {
                 out.extend_from_slice(&json);
                 out.extend_from_slice(b"}\n");
             }
+            Err(status) if out.is_empty() => return error_response(&status),
             Err(status) => {
                 // grpc-gateway ends the stream with the error, in its error shape.
-                let body = format!(
-                    r#"{{"error":{},"message":{},"code":{}}}"#,
-                    serde_json::Value::from(status.message()),
-                    serde_json::Value::from(status.message()),
-                    status.code() as i32,
-                );
-                out.extend_from_slice(body.as_bytes());
+                out.extend_from_slice(stream_error_body(&status).as_bytes());
                 break;
             }
         }
     }
     with_cors(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// Most watch requests one `/v3/watch` body may carry.
+const WATCH_REQUESTS_PER_BODY_MAX: usize = 1024;
+
+/// A gRPC request body made of the frames of `frames`, which then stays open (as a client
+/// that keeps its watch stream open) until `hangup` fires or is dropped: when the HTTP client
+/// goes away, its answer's stream is dropped, and with it the sender of `hangup`.
+struct InboundFrames {
+    frames: std::collections::VecDeque<Bytes>,
+    hangup: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl http_body::Body for InboundFrames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = self.frames.pop_front() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(frame))));
+        }
+        match std::pin::Pin::new(&mut self.hangup).poll(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(_) => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+/// One gRPC length-prefixed frame (uncompressed) of `message`.
+fn grpc_frame(message: &impl prost::Message) -> Bytes {
+    let body = message.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + body.len());
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Bytes::from(frame)
+}
+
+/// `/v3/watch`: the body's watch requests (JSON objects) open a watch stream on the Watch
+/// service, which stays open while the HTTP client listens; each answer is a
+/// `{"result": ...}` line, as etcd 3.4's gateway streams it.
+async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) -> Response {
+    use pb::watch_server::Watch;
+    use tokio_stream::StreamExt;
+    let mut frames = std::collections::VecDeque::new();
+    let values = serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>();
+    for value in values.take(WATCH_REQUESTS_PER_BODY_MAX) {
+        let request = value
+            .map_err(|e| Status::unknown(e.to_string()))
+            .and_then(|v| {
+                from_json::<pb::WatchRequest>("etcdserverpb.WatchRequest", v.to_string().as_bytes())
+            });
+        match request {
+            Ok(r) => frames.push_back(grpc_frame(&r)),
+            // etcd's gateway reads a stream's body as it goes and answers a bad one Unknown.
+            Err(status) => return error_response(&Status::unknown(status.message())),
+        }
+    }
+    let (hangup_tx, hangup) = tokio::sync::oneshot::channel::<()>();
+    let inbound = tonic::Streaming::new_request(
+        tonic_prost::ProstDecoder::<pb::WatchRequest>::default(),
+        InboundFrames { frames, hangup },
+        None,
+        None,
+    );
+    let answers = match parts.services.watch(grpc_request(&headers, inbound)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return error_response(&status),
+    };
+    let lines = answers.map(move |answer| {
+        // Held by the answer stream: dropped with it when the client goes away.
+        let _hangup = &hangup_tx;
+        let line = match answer.and_then(|a| to_json("etcdserverpb.WatchResponse", &a)) {
+            Ok(json) => {
+                let mut line = b"{\"result\":".to_vec();
+                line.extend_from_slice(&json);
+                line.extend_from_slice(b"}\n");
+                line
+            }
+            Err(status) => stream_error_body(&status).into_bytes(),
+        };
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    with_cors(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response(),
+    )
+}
+
+fn stream_error_body(status: &Status) -> String {
+    format!(
+        r#"{{"error":{},"message":{},"code":{}}}"#,
+        serde_json::Value::from(status.message()),
+        serde_json::Value::from(status.message()),
+        status.code() as i32,
+    )
 }
 
 /// One route per unary method: `route!(router, "/kv/range", Kv, range, RangeRequest,
@@ -325,6 +424,10 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         router = router.route(
             &format!("{prefix}/lease/keepalive"),
             post(keep_alive).fallback(method_not_allowed),
+        );
+        router = router.route(
+            &format!("{prefix}/watch"),
+            post(watch).fallback(method_not_allowed),
         );
     }
     // Any other path under a gateway prefix is grpc-gateway's, not the HTTP mux's, 404.

@@ -74,6 +74,34 @@ fn post_ok(endpoint: &str, path: &str, body: &str, token: Option<&str>) -> Value
     panic!("{path} {body}: never 200: {last:?}");
 }
 
+/// The lines `/v3/watch` streams for `body` until they hold `events` events (waiting on each;
+/// curl's own time limit bounds the wait). How events are batched into responses is the
+/// server's choice, so only the lines' sum is asked for.
+fn watch_lines(endpoint: &str, body: &str, events: usize) -> Vec<Value> {
+    use std::io::BufRead;
+    let mut child = Command::new("curl")
+        .args(["-s", "-N", "--max-time", "20", "-d", body])
+        .arg(format!("{endpoint}/v3/watch"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let stdout = child.stdout.take().expect("curl's stdout");
+    let mut lines: Vec<Value> = Vec::new();
+    let mut seen = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line: Value = serde_json::from_str(&line.expect("a line")).expect("a JSON line");
+        seen += line["result"]["events"].as_array().map_or(0, Vec::len);
+        lines.push(line);
+        if seen >= events {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen >= events, "the watch ended early: {lines:?}");
+    lines
+}
+
 /// A header as etcd's gateway writes it: the four fields, each a decimal string.
 fn assert_header(json: &Value, revision: &str) {
     let h = &json["header"];
@@ -170,6 +198,33 @@ fn the_json_gateway_answers_kv_lease_cluster_and_maintenance_requests_as_etcds()
             "prev_kvs": [{"key": "Zm9v", "create_revision": "2", "mod_revision": "4", "version": "2", "value": "YmF6"}]
         })
     );
+    // A watch from revision 2 on "foo", with previous values: the history so far at once, as
+    // etcd's gateway streams it, one {"result": ...} line per response.
+    let lines = watch_lines(
+        e,
+        r#"{"create_request":{"key":"Zm9v","start_revision":"2","prev_kv":true}}"#,
+        3,
+    );
+    assert_eq!(lines[0]["result"]["created"], json!(true), "{lines:?}");
+    let events: Vec<Value> = lines[1..]
+        .iter()
+        .flat_map(|l| {
+            l["result"]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            json!({"kv": {"key": "Zm9v", "create_revision": "2", "mod_revision": "2", "version": "1", "value": "YmFy"}}),
+            json!({"kv": {"key": "Zm9v", "create_revision": "2", "mod_revision": "4", "version": "2", "value": "YmF6"},
+                   "prev_kv": {"key": "Zm9v", "create_revision": "2", "mod_revision": "2", "version": "1", "value": "YmFy"}}),
+            json!({"type": "DELETE", "kv": {"key": "Zm9v", "mod_revision": "5"},
+                   "prev_kv": {"key": "Zm9v", "create_revision": "2", "mod_revision": "4", "version": "2", "value": "YmF6"}}),
+        ]
+    );
     let grant = post_ok(e, "/v3/lease/grant", r#"{"TTL":60}"#, None);
     assert_eq!(grant["TTL"], json!("60"), "{grant}");
     let id = grant["ID"].as_str().expect("a lease ID string").to_string();
@@ -223,6 +278,8 @@ fn the_json_gateway_answers_kv_lease_cluster_and_maintenance_requests_as_etcds()
     );
 
     // Bad input gets grpc-gateway's answers and changes nothing.
+    let (code, bad) = post(e, "/v3/watch", r#"{"create_request":{"key":5}}"#, None);
+    assert_eq!((code, &bad["code"]), (500, &json!(2)), "{bad}");
     let (code, bad) = post(e, "/v3/kv/put", r#"{"key":5}"#, None);
     assert_eq!((code, &bad["code"]), (400, &json!(3)), "{bad}");
     let (code, bad) = post(e, "/v3/kv/put", r#"{"key":"Zm9v""#, None);
