@@ -36,8 +36,16 @@ pub enum Credential {
     /// Nothing.
     #[default]
     None,
-    /// A token from Authenticate.
+    /// A token from Authenticate, not yet looked at (a simple token, resolved by the core).
     Token(String),
+    /// A JWT whose signature and expiry checked, with what it says.
+    Jwt(crate::tokens::JwtIdentity),
+    /// A token that is no JWT this member signed, or one that expired.
+    BadJwt,
+    /// No token, but a TLS client certificate (verified against `--trusted-ca-file`) whose
+    /// common name is taken for the user, with `--client-cert-auth` (etcd's
+    /// `AuthInfoFromTLS`).
+    CommonName(String),
 }
 
 /// The metadata key etcd's clients send their token under (`rpctypes.TokenFieldNameGRPC`).
@@ -101,6 +109,13 @@ pub fn resolve(store: &KvStore, credential: &Credential, admin: bool) -> Result<
             Some((user, revision)) => Caller::user(user, revision),
             None => return Err(AuthError::InvalidAuthToken),
         },
+        Credential::Jwt(id) => Caller::user(id.user.clone(), id.auth_revision),
+        Credential::BadJwt => return Err(AuthError::InvalidAuthToken),
+        // As etcd: the certificate names the user, checked against the tables as they are.
+        Credential::CommonName(user) => Caller {
+            user: user.clone(),
+            auth_revision: None,
+        },
     };
     if admin {
         auth.check_caller_admin(&caller)?;
@@ -135,18 +150,48 @@ impl Services {
                 credential = c;
             }
         }
+        if credential == Credential::None && self.tokens().client_cert_users() {
+            if let Some(cn) = request
+                .extensions()
+                .get::<crate::tls::ClientConnectInfo>()
+                .and_then(|info| info.common_name.clone())
+            {
+                credential = Credential::CommonName(cn);
+            }
+        }
+        if let Credential::Token(t) = &credential {
+            if matches!(self.tokens().kind(), crate::tokens::TokenKind::Jwt(_)) {
+                // Verified here, off the core task: it needs no replicated state.
+                credential = match self.tokens().verify_jwt(t) {
+                    Some(id) => Credential::Jwt(id),
+                    None => Credential::BadJwt,
+                };
+            }
+        }
+        let simple_token = match &credential {
+            Credential::Token(t) => Some(t.clone()),
+            _ => None,
+        };
         if credential == Credential::None && !admin {
             // Nothing to resolve: the store refuses a sender-less request itself while auth
             // is on, at apply or when serving, so this costs no trip to the core.
             return Ok(Caller::anonymous());
         }
-        self.ask(|reply| crate::core::Request::Resolve {
-            credential,
-            admin,
-            reply,
-        })
-        .await?
-        .map_err(|e| status_from_auth_error(&e))
+        let caller = self
+            .ask(|reply| crate::core::Request::Resolve {
+                credential,
+                admin,
+                reply,
+            })
+            .await?
+            .map_err(|e| status_from_auth_error(&e))?;
+        if let Some(token) = simple_token {
+            // A user only while auth is on: then the token's clock at this member decides.
+            if !caller.user.is_empty() && !self.tokens().simple_used(&token) {
+                return Err(status_from_auth_error(&AuthError::InvalidAuthToken));
+            }
+        }
+        Ok(caller)
     }
 
     /// Proposes a client's auth command and answers the header of its answer.
@@ -195,14 +240,16 @@ impl Services {
     ) -> Result<(String, pb::ResponseHeader), Status> {
         for _ in 0..AUTHENTICATE_ATTEMPTS_MAX {
             let q = KvRead::Auth(AuthRead::PasswordHash { name: name.clone() });
-            let (answer, _) = self.read(q, true).await?;
+            let (answer, term) = self.read(q, true).await?;
             let KvReadResponse::Auth(answer) = answer else {
                 return Err(unexpected("password query"));
             };
+            let checked = answer.map_err(|e| status_from_auth_error(&e))?;
+            let revision = checked.revision;
             let AuthAnswer::PasswordHash {
                 hash,
                 auth_revision,
-            } = answer.map_err(|e| status_from_auth_error(&e))?.answer
+            } = checked.answer
             else {
                 return Err(unexpected("password query"));
             };
@@ -212,6 +259,12 @@ impl Services {
                 .map_err(|_| Status::internal("synod: password check stopped"))?;
             if !matches {
                 return Err(status_from_auth_error(&AuthError::AuthFailed));
+            }
+            if let Some(signed) = self.tokens().sign_jwt(&name, auth_revision) {
+                // A JWT needs nothing replicated: its claims name the auth revision the
+                // password was checked at, linearizably, and every member verifies it alone.
+                let token = signed.map_err(Status::internal)?;
+                return Ok((token, self.header(revision, term)));
             }
             let token = format!("{}.{}", token_prefix(), auth_revision);
             let cmd = KvCommand::Auth(AuthCommand::Authenticate {
@@ -224,7 +277,10 @@ impl Services {
                 return Err(unexpected("authenticate"));
             };
             match answer {
-                Ok(r) => return Ok((token, self.header(r.revision, term))),
+                Ok(r) => {
+                    self.tokens().simple_issued(&token);
+                    return Ok((token, self.header(r.revision, term)));
+                }
                 // The tables moved between the check and the slot: check again.
                 Err(AuthError::AuthOldRevision) => continue,
                 Err(e) => return Err(status_from_auth_error(&e)),

@@ -86,6 +86,11 @@ pub struct NodeConfig {
     pub auto_compaction: Option<AutoCompaction>,
     /// bcrypt's cost for passwords hashed by this member (etcd's `--bcrypt-cost`, 4 to 31).
     pub bcrypt_cost: u32,
+    /// etcd's `--auth-token`: `simple` (the default) or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m` ([`crate::tokens`]).
+    pub auth_token: String,
+    /// etcd's `--auth-token-ttl`: a simple token dies this long after its last use here.
+    pub auth_token_ttl: Duration,
     /// Test-only faults (chaos runs); none in production.
     pub test_faults: TestFaults,
     /// The first configuration's quorum rule (`--quorums`; majority by default). Recorded in
@@ -581,6 +586,8 @@ impl NodeConfig {
             wal_segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             auto_compaction: None,
             bcrypt_cost: kv::BCRYPT_COST_DEFAULT,
+            auth_token: "simple".to_string(),
+            auth_token_ttl: crate::tokens::SIMPLE_TOKEN_TTL_DEFAULT,
             test_faults: TestFaults::default(),
             quorum: paxos::QuorumSpec::Majority,
             client_tls: None,

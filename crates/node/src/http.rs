@@ -4,8 +4,8 @@
 //!
 //! Served: `/metrics` (Prometheus text), `/health` (etcd 3.4's JSON and codes, with 3.4's
 //! `?exclude=NOSPACE` and later etcd's `?serializable=true`), `/livez` and `/readyz` (which
-//! etcd 3.4 does not have; served as etcd 3.6 does), `/version`. etcd's JSON gateway
-//! (`/v3/kv/range`...) is meant to be added to [`router`] as more routes; nothing else changes.
+//! etcd 3.4 does not have; served as etcd 3.6 does), `/version`, and etcd's JSON gateway
+//! (`/v3/kv/range`...: [`crate::gateway`]).
 //!
 //! The gRPC side is wrapped too, to count calls by method and code as etcd's
 //! `grpc_server_started_total` / `grpc_server_handled_total` do (go-grpc-prometheus's labels):
@@ -46,7 +46,7 @@ pub struct HttpParts {
 
 /// The HTTP routes (no gRPC): the client port's non-gRPC requests and `--listen-metrics-urls`.
 pub fn router(parts: HttpParts) -> Router {
-    Router::new()
+    crate::gateway::routes(Router::new())
         .route("/metrics", any(metrics))
         .route("/health", any(health))
         .route("/livez", any(livez))

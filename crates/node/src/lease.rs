@@ -87,24 +87,8 @@ impl pb::lease_server::Lease for Services {
                         Ok(None) | Err(_) => return,
                     },
                 };
-                let renewal = KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.id });
-                let answer = match services.write(&renewal).await {
-                    Ok((KvResponse::LeaseKeepAlive(k), term)) => pb::LeaseKeepAliveResponse {
-                        header: Some(services.header(k.revision, term)),
-                        id: k.id,
-                        ttl: k.ttl,
-                    },
-                    Ok(_) => {
-                        let _ = out.send(Err(unexpected("lease renewal"))).await;
-                        return;
-                    }
-                    // etcd answers a renewal of an unknown lease with TTL 0, not an error:
-                    // the client then knows its lease is gone.
-                    Err(e) if e.code() == Code::NotFound => pb::LeaseKeepAliveResponse {
-                        header: Some(services.header(0, 0)),
-                        id: r.id,
-                        ttl: 0,
-                    },
+                let answer = match services.renew_lease(r.id).await {
+                    Ok(answer) => answer,
                     Err(e) => {
                         let _ = out.send(Err(e)).await;
                         return;
@@ -173,5 +157,29 @@ impl pb::lease_server::Lease for Services {
                 .map(|id| pb::LeaseStatus { id })
                 .collect(),
         }))
+    }
+}
+
+impl Services {
+    /// One renewal of lease `id`, as a keep-alive stream answers it (for gRPC and the JSON
+    /// gateway); an error ends the stream.
+    pub(crate) async fn renew_lease(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
+        let renewal = KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id });
+        match self.write(&renewal).await {
+            Ok((KvResponse::LeaseKeepAlive(k), term)) => Ok(pb::LeaseKeepAliveResponse {
+                header: Some(self.header(k.revision, term)),
+                id: k.id,
+                ttl: k.ttl,
+            }),
+            Ok(_) => Err(unexpected("lease renewal")),
+            // etcd answers a renewal of an unknown lease with TTL 0, not an error: the client
+            // then knows its lease is gone.
+            Err(e) if e.code() == Code::NotFound => Ok(pb::LeaseKeepAliveResponse {
+                header: Some(self.header(0, 0)),
+                id,
+                ttl: 0,
+            }),
+            Err(e) => Err(e),
+        }
     }
 }

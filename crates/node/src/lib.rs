@@ -19,6 +19,7 @@ pub mod convert;
 mod core;
 mod election;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod join;
 mod lease;
@@ -33,6 +34,7 @@ pub mod server;
 pub mod service;
 mod snapshot;
 pub mod tls;
+pub mod tokens;
 pub mod watch;
 
 pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};

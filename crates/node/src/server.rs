@@ -154,6 +154,16 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         .map(crate::tls::client_acceptor)
         .transpose()?;
     let peer_tls = config.peer_tls.as_ref().map(crate::tls::peer).transpose()?;
+    // Key files are read now, so that a bad --auth-token stops the member before it joins.
+    let tokens = std::sync::Arc::new(
+        crate::tokens::Tokens::from_flags(&config.auth_token, config.auth_token_ttl)?
+            .with_client_cert_users(
+                config
+                    .client_tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_cert_auth),
+            ),
+    );
     let mut me = config.me().clone();
     let mut cluster_id = config.cluster_id();
     let fs = StdFs::new();
@@ -408,6 +418,7 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             progress_every: config.watch_progress_every,
         },
         bcrypt_cost: config.bcrypt_cost,
+        tokens,
     });
     if let Some(policy) = config.auto_compaction {
         tokio::spawn(crate::compactor::run(

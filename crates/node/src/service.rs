@@ -34,6 +34,8 @@ pub struct Shared {
     pub watch: crate::watch::WatchParts,
     /// bcrypt's cost for passwords hashed here (`--bcrypt-cost`).
     pub bcrypt_cost: u32,
+    /// The tokens this member hands out and accepts (`--auth-token`, `--auth-token-ttl`).
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// The KV, Maintenance and Cluster services, cheap to clone.
@@ -79,6 +81,11 @@ impl Services {
     /// bcrypt's cost for passwords hashed here.
     pub(crate) fn bcrypt_cost(&self) -> u32 {
         self.shared.bcrypt_cost
+    }
+
+    /// The tokens this member hands out and accepts.
+    pub(crate) fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.shared.tokens
     }
 
     /// The queue to the core task.

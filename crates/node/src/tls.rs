@@ -239,7 +239,13 @@ pub fn incoming(
                 let acceptor = acceptor.current();
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(TlsConnection(stream))).await;
+                        let common_name = client_common_name(&stream);
+                        let _ = ready
+                            .send(Ok(TlsConnection {
+                                stream,
+                                common_name,
+                            }))
+                            .await;
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "client TLS handshake failed");
@@ -330,13 +336,40 @@ impl<T: Clone> Reloading<T> {
 }
 
 /// A client connection after its TLS handshake.
-pub struct TlsConnection(tokio_rustls::server::TlsStream<TcpStream>);
+pub struct TlsConnection {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// The common name of the client's certificate, if it sent one (the handshake verified it
+    /// against `--trusted-ca-file`).
+    common_name: Option<String>,
+}
+
+/// What a request on a TLS client connection knows of it (in the request's extensions).
+#[derive(Clone, Debug)]
+pub struct ClientConnectInfo {
+    /// The TCP connection.
+    pub tcp: TcpConnectInfo,
+    /// The common name of the client's verified certificate: with `--client-cert-auth` and
+    /// auth on, the user of a request that carries no token (etcd's `AuthInfoFromTLS`).
+    pub common_name: Option<String>,
+}
+
+/// The subject common name of the client's certificate (the first of its chain, the one the
+/// handshake verified), as etcd takes it.
+fn client_common_name(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<String> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}
 
 impl Connected for TlsConnection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ClientConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.0.get_ref().0.connect_info()
+    fn connect_info(&self) -> ClientConnectInfo {
+        ClientConnectInfo {
+            tcp: self.stream.get_ref().0.connect_info(),
+            common_name: self.common_name.clone(),
+        }
     }
 }
 
@@ -346,7 +379,7 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
@@ -356,15 +389,15 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -372,11 +405,11 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.stream.is_write_vectored()
     }
 }
 

@@ -73,9 +73,14 @@ pub struct NodeArgs {
     /// bcrypt's cost for the passwords this member hashes (etcd's flag) [default: 10; 4 to 31].
     #[arg(long, env = "SYNOD_BCRYPT_COST")]
     bcrypt_cost: Option<u32>,
-    /// Kind of auth token (etcd's flag). Only `simple` (etcd's default) is served so far.
+    /// Kind of auth token (etcd's flag): `simple`, or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m` (RS/PS 256/384/512, ES256,
+    /// ES384, HS256/384/512; an HMAC key is the priv-key file's bytes) [default: simple].
     #[arg(long, env = "SYNOD_AUTH_TOKEN")]
     auth_token: Option<String>,
+    /// Seconds a simple token lives after its last use at a member (etcd's flag) [default: 300].
+    #[arg(long, env = "SYNOD_AUTH_TOKEN_TTL")]
+    auth_token_ttl: Option<u64>,
     /// Quorum rule of a new cluster (Flexible Paxos): majority, flexible:P1,P2 (phase-1 and
     /// phase-2 sizes, P1 + P2 > members: `flexible:4,2` on 5 lets two members choose a
     /// value and needs four to elect a leader), grid:RxC (R x C = members; phase 1 a full
@@ -393,14 +398,16 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.bcrypt_cost {
         config.bcrypt_cost = v;
     }
-    if let Some(kind) = &args.auth_token {
-        let kind = kind.split(',').next().unwrap_or_default();
-        if kind != "simple" {
-            anyhow::bail!(
-                "--auth-token {kind}: this build serves only `simple` tokens (etcd's default); \
-                 jwt is not implemented yet"
-            );
+    if let Some(spec) = &args.auth_token {
+        // Checked (and its key files read) here, so that a bad flag stops the command at once.
+        node::tokens::Tokens::from_flags(spec, config.auth_token_ttl)?;
+        config.auth_token = spec.clone();
+    }
+    if let Some(seconds) = args.auth_token_ttl {
+        if seconds == 0 {
+            anyhow::bail!("--auth-token-ttl must be at least 1 second");
         }
+        config.auth_token_ttl = std::time::Duration::from_secs(seconds);
     }
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;

@@ -1,0 +1,173 @@
+//! `--client-cert-auth` with auth on: a request that carries no token acts as the user its TLS
+//! client certificate names (the certificate's common name), as in etcd; a token, when given,
+//! wins. Through the real etcdctl with certificates made fresh in the test;
+//! `SYNOD_INTEROP_TARGET=etcd` runs the same expectations against etcd 3.4.
+
+mod common;
+
+use common::{etcdctl, Cluster, Tls};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use std::path::{Path, PathBuf};
+
+struct Authority {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Authority {
+    fn new() -> Authority {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cert-auth test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("self-sign CA");
+        Authority { cert, key }
+    }
+
+    /// A certificate whose common name is `cn`, for `names`; its PEM file and key file.
+    fn issue(
+        &self,
+        dir: &Path,
+        cn: &str,
+        names: &[&str],
+        usage: &[ExtendedKeyUsagePurpose],
+    ) -> (PathBuf, PathBuf) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = usage.to_vec();
+        let pair = KeyPair::generate().expect("key");
+        let signed = params
+            .signed_by(&pair, &self.cert, &self.key)
+            .expect("sign");
+        let (cert, key) = (
+            dir.join(format!("{cn}.pem")),
+            dir.join(format!("{cn}-key.pem")),
+        );
+        std::fs::write(&cert, signed.pem()).expect("write cert");
+        std::fs::write(&key, pair.serialize_pem()).expect("write key");
+        (cert, key)
+    }
+}
+
+/// etcdctl's flags to present the certificate of user `cn`.
+fn as_cert(tls: &Tls, dir: &Path, cn: &str) -> Vec<String> {
+    vec![
+        format!("--cacert={}", tls.ca.display()),
+        format!("--cert={}", dir.join(format!("{cn}.pem")).display()),
+        format!("--key={}", dir.join(format!("{cn}-key.pem")).display()),
+    ]
+}
+
+fn run(endpoint: &str, flags: &[String], args: &[&str]) -> common::Output {
+    let all: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .chain(args.iter().copied())
+        .collect();
+    etcdctl(endpoint, &all)
+}
+
+/// The stderr line etcdctl prints for a refusal.
+fn error_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_client_certificate_names_the_user_of_a_request_without_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let ca = Authority::new();
+    let ca_file = d.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert.pem()).expect("write CA");
+    let (server_cert, server_key) = ca.issue(
+        d,
+        "server",
+        &["127.0.0.1", "localhost"],
+        &[
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
+    for user in ["root", "alice", "nobody"] {
+        ca.issue(d, user, &[user], &[ExtendedKeyUsagePurpose::ClientAuth]);
+    }
+    let tls = Tls {
+        ca: ca_file,
+        server_cert,
+        server_key,
+        client_cert: d.join("root.pem"),
+        client_key: d.join("root-key.pem"),
+        client: true,
+        client_cert_auth: true,
+        peer: false,
+    };
+    let c = Cluster::start_with_tls(3, Some(tls.clone()));
+    let (a, b) = (c.endpoint(0), c.endpoint(1));
+    let root = as_cert(&tls, d, "root");
+    let alice = as_cert(&tls, d, "alice");
+    let nobody = as_cert(&tls, d, "nobody");
+
+    for step in [
+        vec!["user", "add", "root:rootpw"],
+        vec!["role", "add", "root"],
+        vec!["user", "grant-role", "root", "root"],
+        vec!["role", "add", "app-rw"],
+        vec![
+            "role",
+            "grant-permission",
+            "--prefix",
+            "app-rw",
+            "readwrite",
+            "app/",
+        ],
+        vec!["user", "add", "alice:alicepw"],
+        vec!["user", "grant-role", "alice", "app-rw"],
+        vec!["auth", "enable"],
+    ] {
+        run(a, &root, &step).ok();
+    }
+
+    // alice's certificate, no password: alice's permissions, at any member.
+    assert_eq!(run(a, &alice, &["put", "app/x", "1"]).ok(), "OK\n");
+    assert_eq!(
+        run(b, &alice, &["get", "app/x", "--print-value-only"]).ok(),
+        "1\n"
+    );
+    assert_eq!(
+        error_line(&run(b, &alice, &["put", "other", "1"]).err()),
+        "Error: etcdserver: permission denied"
+    );
+    assert_eq!(
+        error_line(&run(a, &alice, &["user", "list"]).err()),
+        "Error: etcdserver: permission denied"
+    );
+    // root's certificate: admin.
+    assert_eq!(run(b, &root, &["user", "list"]).ok(), "alice\nroot\n");
+    assert_eq!(run(a, &root, &["put", "other", "2"]).ok(), "OK\n");
+    // A certificate naming no user grants nothing.
+    assert_eq!(
+        error_line(&run(a, &nobody, &["get", "app/x"]).err()),
+        "Error: etcdserver: permission denied"
+    );
+    // A token wins over the certificate: alice's certificate with root's password writes
+    // where alice may not.
+    assert_eq!(
+        run(a, &alice, &["--user=root:rootpw", "put", "other", "3"]).ok(),
+        "OK\n"
+    );
+}
