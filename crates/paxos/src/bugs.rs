@@ -38,11 +38,17 @@ pub enum Bug {
     DecideWithoutDiskMajority,
     /// Paxos Commit: the leader decides Commit with one instance's vote still missing.
     CommitWithMissingVote,
+    /// EPaxos: a replica leaves the most recent interfering instance out of the dependencies
+    /// it computes in PreAccept.
+    DropDependencyInPreAccept,
+    /// EPaxos: execution runs a strongly connected component in the order the graph walk
+    /// found it, not by sequence number.
+    ExecuteIgnoringSeq,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 14] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -55,6 +61,8 @@ impl Bug {
         Bug::QuorumsDoNotIntersect,
         Bug::DecideWithoutDiskMajority,
         Bug::CommitWithMissingVote,
+        Bug::DropDependencyInPreAccept,
+        Bug::ExecuteIgnoringSeq,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -72,6 +80,8 @@ impl Bug {
             Bug::QuorumsDoNotIntersect => "quorums-do-not-intersect",
             Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
             Bug::CommitWithMissingVote => "commit-with-missing-vote",
+            Bug::DropDependencyInPreAccept => "drop-dependency-in-pre-accept",
+            Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
         }
     }
 

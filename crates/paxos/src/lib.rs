@@ -1,6 +1,6 @@
 //! Sans-IO Paxos cores: the single-decree Synod protocol ([`synod`]), a Multi-Paxos
-//! replicated log with reconfiguration ([`multi`]), Disk Paxos ([`disk`]) and Paxos Commit
-//! ([`commit`]), with ballots, slots and quorums as types.
+//! replicated log with reconfiguration ([`multi`]), Disk Paxos ([`disk`]), Paxos Commit
+//! ([`commit`]) and EPaxos ([`epaxos`]), with ballots, slots and quorums as types.
 //!
 //! A core is stepped with inputs (messages, ticks, proposals, "persisted up to here") and
 //! hands back outputs in one documented order: state to persist, messages to send, chosen
@@ -40,6 +40,7 @@
 pub mod bugs;
 pub mod commit;
 pub mod disk;
+pub mod epaxos;
 mod ids;
 pub mod multi;
 mod outbox;
