@@ -83,7 +83,7 @@ use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a replica is doing as the leader of an instance at one ballot.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LeadPhase {
     /// Phase 1: the attributes proposed, and each replier's `(attrs, unchanged)`.
     PreAccept {
@@ -98,7 +98,7 @@ enum LeadPhase {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Lead {
     ballot: EBallot,
     command: Command,
@@ -109,7 +109,7 @@ struct Lead {
 }
 
 /// One EPaxos replica. See the [module docs](self).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     id: NodeId,
     replicas: Vec<NodeId>,
@@ -287,6 +287,19 @@ impl Replica {
         });
         self.start_pre_accept(instance, ballot, command, attrs);
         Ok(instance)
+    }
+
+    /// Takes `instance` over now by explicit prepare, as a tick does once it waited too long
+    /// (for model checking and the explorer, which choose the moment themselves). Nothing
+    /// happens if it is committed here or this replica already leads it.
+    pub fn take_over(&mut self, instance: InstanceId) {
+        let committed = self
+            .instances
+            .get(&instance)
+            .is_some_and(|r| r.vballot.is_some() && r.status == Status::Committed);
+        if !committed && !self.leads.contains_key(&instance) && self.replicas.contains(&instance.replica) {
+            self.start_recovery(instance);
+        }
     }
 
     /// One tick: resends what is unanswered, and takes over instances waited on too long.

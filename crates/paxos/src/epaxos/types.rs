@@ -316,7 +316,7 @@ impl EpaxosMessage {
 }
 
 /// Tuning, in ticks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EpaxosOptions {
     /// A leader resends its phase message to replicas that have not answered after this many
     /// ticks, and gives up on the fast path once it holds a majority.
@@ -336,7 +336,7 @@ impl Default for EpaxosOptions {
 }
 
 /// Counters, for figures and for proving the paths were taken.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct EpaxosCounters {
     /// Own commands chosen on the fast path (one round trip).
     pub fast_commits: u64,
