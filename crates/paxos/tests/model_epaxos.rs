@@ -103,7 +103,8 @@ fn drain(s: &mut State, o: &mut Out<EpaxosActor>) {
     for out in ready.send {
         o.send(actor_id(out.to), Wire(out.msg));
     }
-    s.executed.extend(ready.executed.into_iter().map(|(_, c)| c));
+    s.executed
+        .extend(ready.executed.into_iter().map(|(_, c)| c));
 }
 
 impl Actor for EpaxosActor {
@@ -226,9 +227,11 @@ fn model(bugs: PlantedBugs) -> EpaxosModel {
                 r3.counters().recoveries > 0 && committed(&s.actor_states[2], TAKEN_OVER).is_some()
             },
         )
-        .property(Expectation::Sometimes, "both executed everywhere", |_, s| {
-            s.actor_states.iter().all(|a| a.executed.len() == 2)
-        })
+        .property(
+            Expectation::Sometimes,
+            "both executed everywhere",
+            |_, s| s.actor_states.iter().all(|a| a.executed.len() == 2),
+        )
 }
 
 fn threads() -> usize {

@@ -86,12 +86,3 @@ fn an_execution_order_ignoring_sequence_numbers_is_caught() {
     let (seed, what) = caught(Bug::ExecuteIgnoringSeq, &[EpaxosCheck::Order]);
     println!("execute-ignoring-seq caught by seed {seed}:\n{what}");
 }
-
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let n: usize = std::env::var("N").map(|v| v.parse().unwrap()).unwrap_or(3);
-    let r = run_epaxos_seed(EpaxosSimConfig::new(seed, n));
-    println!("{r:#?}");
-}

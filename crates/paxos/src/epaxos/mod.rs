@@ -297,7 +297,10 @@ impl Replica {
             .instances
             .get(&instance)
             .is_some_and(|r| r.vballot.is_some() && r.status == Status::Committed);
-        if !committed && !self.leads.contains_key(&instance) && self.replicas.contains(&instance.replica) {
+        if !committed
+            && !self.leads.contains_key(&instance)
+            && self.replicas.contains(&instance.replica)
+        {
             self.start_recovery(instance);
         }
     }
