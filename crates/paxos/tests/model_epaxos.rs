@@ -9,8 +9,9 @@
 //! covers), breadth first to [`DEPTH_MAX`] steps.
 //!
 //! Properties: agreement (every replica that commits an instance commits the same command and
-//! attributes) and consistent execution (the sequences of commands replicas executed are
-//! prefixes of one another: every two commands here interfere); and, so the check is not
+//! attributes) and consistent execution (the sequences of writes replicas executed are prefixes
+//! of one another: the two writes interfere; a no-op a takeover chose interferes with nothing,
+//! so it may run anywhere); and, so the check is not
 //! vacuous, the fast path, the slow path, a takeover, and both commands executed at every
 //! replica are each reached.
 //!
@@ -31,7 +32,7 @@ use std::time::Instant;
 
 /// Steps explored. Both commands on the slow path take 2 PreAccepts, 2 replies, 2 Accepts, 2
 /// replies and commits each; the search covers every interleaving up to this depth.
-const DEPTH_MAX: usize = 14;
+const DEPTH_MAX: usize = 12;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Wire(EpaxosMessage);
@@ -199,8 +200,13 @@ fn model(bugs: PlantedBugs) -> EpaxosModel {
         .property(
             Expectation::Always,
             "interfering commands execute in one order",
-            |_, s| {
-                let e: Vec<&Vec<Command>> = s.actor_states.iter().map(|a| &a.executed).collect();
+            |_, s: &MState| {
+                // No-ops interfere with nothing; the two writes interfere with each other.
+                let e: Vec<Vec<&Command>> = s
+                    .actor_states
+                    .iter()
+                    .map(|a| a.executed.iter().filter(|c| **c != Command::Noop).collect())
+                    .collect();
                 e.iter().all(|a| {
                     e.iter().all(|b| {
                         let n = a.len().min(b.len());
