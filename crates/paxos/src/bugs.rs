@@ -41,8 +41,8 @@ pub enum Bug {
     /// EPaxos: a replica leaves the most recent interfering instance out of the dependencies
     /// it computes in PreAccept.
     DropDependencyInPreAccept,
-    /// EPaxos: execution runs a strongly connected component in the order the graph walk
-    /// found it, not by sequence number.
+    /// EPaxos: execution runs a strongly connected component in the order the replica learned
+    /// the commits in, not by sequence number.
     ExecuteIgnoringSeq,
 }
 

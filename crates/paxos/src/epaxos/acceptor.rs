@@ -166,6 +166,8 @@ impl Replica {
             unchanged: false,
         });
         self.committed_unexecuted.insert(instance);
+        let n = self.commit_arrival.len() as u64;
+        self.commit_arrival.entry(instance).or_insert(n);
         self.try_execute();
     }
 

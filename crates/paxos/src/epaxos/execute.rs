@@ -144,11 +144,13 @@ impl Replica {
 
     /// Runs one strongly connected component, in sequence-number order.
     fn execute_component(&mut self, mut component: Vec<InstanceId>) {
-        if !self.bugs.has(Bug::ExecuteIgnoringSeq) {
+        if self.bugs.has(Bug::ExecuteIgnoringSeq) {
+            // Planted: the order this replica learned the commits in, which differs between
+            // replicas.
+            component.sort_by_key(|i| (self.commit_arrival.get(i).copied(), *i));
+        } else {
             component.sort_by_key(|i| (self.instances[i].attrs.seq, *i));
         }
-        // Planted: the order the walk popped them in, which depends on where this replica
-        // happened to start walking.
         if component.len() > 1 {
             self.counters.cycles_executed += 1;
         }

@@ -124,6 +124,9 @@ pub struct Replica {
     leads: BTreeMap<InstanceId, Lead>,
     committed_unexecuted: BTreeSet<InstanceId>,
     executed: BTreeSet<InstanceId>,
+    /// The order this replica learned commits in (only the planted `ExecuteIgnoringSeq` reads
+    /// it: an order that differs between replicas).
+    commit_arrival: BTreeMap<InstanceId, u64>,
     /// Instances known and not committed: the tick at which to take them over (`None`: not
     /// yet drawn).
     watch: BTreeMap<InstanceId, Option<u64>>,
@@ -173,6 +176,7 @@ impl Replica {
             leads: BTreeMap::new(),
             committed_unexecuted: BTreeSet::new(),
             executed: BTreeSet::new(),
+            commit_arrival: BTreeMap::new(),
             watch: BTreeMap::new(),
             now_ticks: 0,
             dirty: BTreeSet::new(),
@@ -188,6 +192,8 @@ impl Replica {
             r.index(&rec);
             if rec.vballot.is_some() && rec.status == Status::Committed {
                 r.committed_unexecuted.insert(i);
+                let n = r.commit_arrival.len() as u64;
+                r.commit_arrival.insert(i, n);
             } else {
                 r.watch.insert(i, None);
             }
