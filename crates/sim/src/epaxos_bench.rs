@@ -141,7 +141,7 @@ fn summarize(latencies: &mut [u64]) -> (f64, f64) {
 }
 
 enum EpEvent {
-    Deliver(usize, usize, epaxos::EpaxosMessage),
+    Deliver(usize, usize, Box<epaxos::EpaxosMessage>),
     Tick(usize),
 }
 
@@ -198,7 +198,7 @@ fn run_epaxos(n: usize, per_client: usize, conflict: u32, slowed: bool) -> Bench
         let k = match ev {
             EpEvent::Deliver(from, to, msg) => {
                 handled[to] += 1;
-                rs[to].step(NodeId(from as u64 + 1), msg);
+                rs[to].step(NodeId(from as u64 + 1), *msg);
                 to
             }
             EpEvent::Tick(k) => {
@@ -215,7 +215,7 @@ fn run_epaxos(n: usize, per_client: usize, conflict: u32, slowed: bool) -> Bench
             let to = (o.to.0 - 1) as usize;
             events.insert(
                 (now + delay(k, slowed), seq),
-                EpEvent::Deliver(k, to, o.msg),
+                EpEvent::Deliver(k, to, Box::new(o.msg)),
             );
         }
         for (_, command) in ready.executed {

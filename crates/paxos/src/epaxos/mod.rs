@@ -159,7 +159,7 @@ impl Replica {
         replicas.sort();
         replicas.dedup();
         let n = replicas.len();
-        if n < 3 || n % 2 == 0 || n > REPLICAS_MAX || !replicas.contains(&id) {
+        if n < 3 || n.is_multiple_of(2) || n > REPLICAS_MAX || !replicas.contains(&id) {
             return Err(EpaxosError::BadReplicas(format!(
                 "{replicas:?} for replica {id}: need 3, 5, 7 or 9 distinct replicas including it"
             )));
