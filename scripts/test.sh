@@ -31,8 +31,7 @@ step "cargo test (workspace)"
 cargo test --workspace --no-fail-fast
 
 step "model checks with planted bugs: stateright must find each counterexample"
-cargo test -p synod-paxos --features planted-bugs --lib --test model_synod --test model_multi --test model_reconfig --test model_disk --test model_commit planted
-cargo test -p synod-paxos --features planted-bugs --test model_fast planted
+cargo test -p synod-paxos --features planted-bugs --lib --test model_synod --test model_multi --test model_reconfig --test model_disk --test model_commit --test model_epaxos --test model_fast planted
 
 step "storage with its planted bug: a log that acknowledges before syncing loses data"
 cargo test -p synod-storage --features planted-bugs
@@ -45,6 +44,7 @@ cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults al
 cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
 cargo run --quiet --release -p synod -- sim --seeds 0..1000 --nodes 5 --faults all --quorums swarm
 cargo run --quiet --release -p synod -- sim --protocol fast --seeds 0..2000 --nodes 5
+cargo run --quiet --release -p synod -- sim --protocol epaxos --seeds 0..2000 --nodes 3
 
 step "synod sim --member: 2,000 seeds of three real members (sessions, read-index, leases, snapshots, watches) under etcd clients and every network fault and crash point"
 # Measured at about 50 seeds per CPU-second in release (40 CPU-seconds for these).

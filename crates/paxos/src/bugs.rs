@@ -41,11 +41,17 @@ pub enum Bug {
     /// Fast Paxos: a fast quorum is only a classic majority, too small for the quorum
     /// requirement (`qc + 2qf > 2n`), so recovery can pick a value other than the one chosen.
     FastQuorumTooSmall,
+    /// EPaxos: a replica leaves the most recent interfering instance out of the dependencies
+    /// it computes in PreAccept.
+    DropDependencyInPreAccept,
+    /// EPaxos: execution runs a strongly connected component in the order the replica learned
+    /// the commits in, not by sequence number.
+    ExecuteIgnoringSeq,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -59,6 +65,8 @@ impl Bug {
         Bug::DecideWithoutDiskMajority,
         Bug::CommitWithMissingVote,
         Bug::FastQuorumTooSmall,
+        Bug::DropDependencyInPreAccept,
+        Bug::ExecuteIgnoringSeq,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -77,6 +85,8 @@ impl Bug {
             Bug::DecideWithoutDiskMajority => "decide-without-disk-majority",
             Bug::CommitWithMissingVote => "commit-with-missing-vote",
             Bug::FastQuorumTooSmall => "fast-quorum-too-small",
+            Bug::DropDependencyInPreAccept => "drop-dependency-in-pre-accept",
+            Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Sans-IO Paxos cores: the single-decree Synod protocol ([`synod`]), a Multi-Paxos
 //! replicated log with reconfiguration ([`multi`]), Disk Paxos ([`disk`]), Paxos Commit
-//! ([`commit`]) and Fast Paxos ([`fast`]), with ballots, slots and quorums as types.
+//! ([`commit`]), Fast Paxos ([`fast`]) and EPaxos ([`epaxos`]), with ballots, slots and
+//! quorums as types.
 //!
 //! A core is stepped with inputs (messages, ticks, proposals, "persisted up to here") and
 //! hands back outputs in one documented order: state to persist, messages to send, chosen
@@ -40,6 +41,7 @@
 pub mod bugs;
 pub mod commit;
 pub mod disk;
+pub mod epaxos;
 pub mod fast;
 mod ids;
 pub mod multi;

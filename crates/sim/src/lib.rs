@@ -53,6 +53,8 @@ mod campaign;
 pub mod check;
 pub mod commit;
 pub mod disk;
+pub mod epaxos;
+pub mod epaxos_bench;
 pub mod fast;
 pub mod faults;
 pub mod kv;

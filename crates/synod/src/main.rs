@@ -9,6 +9,7 @@
 mod node_cmd;
 mod sim_cmd;
 mod sim_commit_cmd;
+mod sim_epaxos_cmd;
 mod snapshot_cmd;
 mod top_cmd;
 

@@ -64,11 +64,16 @@ pub struct SimArgs {
     quorums: QuorumChoice,
     /// Protocol: multi-paxos (the replicated KV service, the default; also "multi"),
     /// disk-paxos (Gafni and Lamport's Disk Paxos: processors and disks, no messages),
-    /// commit (Paxos Commit) or 2pc (two-phase commit, Paxos Commit with F = 0).
-    /// fast (Lamport's Fast Paxos: single-decree instances on --nodes nodes, collisions).
+    /// commit (Paxos Commit), 2pc (two-phase commit, Paxos Commit with F = 0), fast
+    /// (Lamport's Fast Paxos: single-decree instances on --nodes nodes, collisions) or
+    /// epaxos (Egalitarian Paxos on --nodes 3, 5 or 7 replicas).
     #[arg(long, default_value = "multi-paxos",
-          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc", "fast"])]
+          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc", "fast", "epaxos"])]
     protocol: String,
+    /// EPaxos only: print the benchmark table of EPaxos against Multi-Paxos (0, 2, 25 and
+    /// 100 % conflicting commands, node 1 normal and slowed) instead of running seeds.
+    #[arg(long)]
+    bench: bool,
     /// Run real members (`member::Member`: sessions, forwarding, read-index, leases,
     /// snapshots, around the core and the MVCC store) under etcd clients, instead of the
     /// core with the simulator's own driver (`--bug` then names a member bug:
@@ -168,11 +173,28 @@ pub fn run(args: SimArgs) -> Result<bool> {
             json: args.json,
         });
     }
+    if args.protocol == "epaxos" {
+        return crate::sim_epaxos_cmd::run(crate::sim_epaxos_cmd::EpaxosArgs {
+            seed: args.seed,
+            seeds: args.seeds.clone().unwrap_or(DEFAULT_SEEDS),
+            replicas: args.nodes as usize,
+            bugs,
+            threads: args.threads,
+            trace: args.trace.clone(),
+            json: args.json,
+            bench: args.bench,
+        });
+    }
+    if args.bench {
+        bail!("--bench is for --protocol epaxos");
+    }
     match args.protocol.as_str() {
         "multi-paxos" | "multi" => {}
         "disk-paxos" => return disk::run(&args, bugs),
         "fast" => return fast::run(&args, bugs),
-        other => bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit or 2pc"),
+        other => {
+            bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit, 2pc, fast or epaxos")
+        }
     }
     let nodes = args.nodes as usize;
     check_quorums(&args.quorums, nodes, bugs)?;
