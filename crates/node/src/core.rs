@@ -687,7 +687,11 @@ mod tests {
             "in order"
         );
         let next = take_more(0, &mut rx);
-        assert_eq!(next.len(), 11, "the rest, and nothing invented");
+        assert_eq!(
+            next.len(),
+            1 + 11,
+            "the first, the rest, and nothing invented"
+        );
         assert_eq!(
             take_more(7, &mut rx),
             vec![7],
