@@ -3,6 +3,8 @@
 //! - [`BenchArgs`]: the command-line flags; [`run_cli`] runs them and prints the report.
 //! - [`run`]: the same from a program, on a [`BenchConfig`], returning a [`BenchReport`].
 //! - [`probe`]: one linearizable Range against an endpoint, to tell when a cluster serves.
+//! - [`reference`]: etcd's KV API from memory, no replication and no fsync: the yardstick
+//!   `cargo xtask bench-vs-etcd` measures beside etcd and Synod.
 //!
 //! `clients` tasks each keep one request in flight over `conns` HTTP/2 connections spread
 //! over the endpoints. Every RPC is bounded by the request timeout; a run is bounded by a
@@ -10,6 +12,7 @@
 //! digits) per client, merged at the end, so recording never contends.
 
 mod config;
+pub mod reference;
 mod report;
 mod watch;
 
@@ -102,6 +105,16 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<bool> {
 /// Runs one benchmark: connect, preload when the workload reads, then issue requests
 /// until the limit. Nothing is printed except the progress bar (when `config.progress`).
 pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
+    run_observed(config, || {}).await
+}
+
+/// [`run`], calling `timed_start` once the untimed preparation (connections, preload,
+/// watchers) is done and just before the first timed request: a caller that samples the
+/// servers' CPU there counts only the measured work.
+pub async fn run_observed(
+    config: BenchConfig,
+    timed_start: impl FnOnce(),
+) -> Result<BenchReport, BenchError> {
     config.validate()?;
     let channels = connect_all(&config).await?;
     let config = Arc::new(config);
@@ -123,6 +136,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         None
     };
 
+    timed_start();
     let start = Instant::now();
     let limit = match config.limit {
         Limit::Duration(d) => RunLimit::Deadline(start + d),

@@ -505,6 +505,26 @@ impl Member {
     /// A client's request `id` at `now`. Its answer comes out as [`Output::Answer`], now or
     /// later (at the latest when the request times out).
     pub fn on_request(&mut self, now: Micros, id: RequestId, request: Request) {
+        self.take_request(now, id, request);
+        self.drive();
+    }
+
+    /// Requests that arrived together, each as [`Member::on_request`] in order; the replica
+    /// is asked for its work once, after all of them, so writes that arrive together share a
+    /// slot (one accept per acceptor, one log record) instead of taking a slot each. The
+    /// replica's own bounds (commands and bytes per slot, pending commands) still apply.
+    pub fn on_requests(
+        &mut self,
+        now: Micros,
+        requests: impl IntoIterator<Item = (RequestId, Request)>,
+    ) {
+        for (id, request) in requests {
+            self.take_request(now, id, request);
+        }
+        self.drive();
+    }
+
+    fn take_request(&mut self, now: Micros, id: RequestId, request: Request) {
         let now = self.advance(now);
         match request {
             Request::Write { payload, grows } => {
@@ -542,11 +562,30 @@ impl Member {
                 self.answer(id, Answer::HashKv(hash));
             }
         }
-        self.drive();
     }
 
     /// A message from member `from` (decoded with [`crate::peer::decode`]).
     pub fn on_peer(&mut self, now: Micros, from: u64, message: PeerMessage) {
+        self.take_peer(now, from, message);
+        self.drive();
+    }
+
+    /// Messages that arrived together (`(from, message)`), each as [`Member::on_peer`] in
+    /// order, with the replica asked for its work once after all of them: a follower that
+    /// takes several accepts at once persists them in one record and answers them in one
+    /// turn, and a leader that takes several forwarded commands proposes them together.
+    pub fn on_peers(
+        &mut self,
+        now: Micros,
+        messages: impl IntoIterator<Item = (u64, PeerMessage)>,
+    ) {
+        for (from, message) in messages {
+            self.take_peer(now, from, message);
+        }
+        self.drive();
+    }
+
+    fn take_peer(&mut self, now: Micros, from: u64, message: PeerMessage) {
         let now = self.advance(now);
         if self.replica.config().contains(NodeId(from)) {
             self.changes.heard_from(from, now);
@@ -609,7 +648,6 @@ impl Member {
                 }
             }
         }
-        self.drive();
     }
 
     /// The driver's periodic tick (every [`MemberOptions::tick`]).

@@ -998,3 +998,77 @@ fn removing_a_live_voter_while_another_is_down_is_refused_as_unhealthy() {
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|m| m.id != down));
 }
+
+impl Cluster {
+    /// Hands every request in `requests` to member `at` in one input
+    /// ([`Member::on_requests`]); returns their ids.
+    fn requests_together(&mut self, at: u64, requests: Vec<Request>) -> Vec<RequestId> {
+        let now = self.now;
+        let batch: Vec<(RequestId, Request)> = requests
+            .into_iter()
+            .map(|r| {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                (id, r)
+            })
+            .collect();
+        let ids = batch.iter().map(|(id, _)| *id).collect();
+        self.member_mut(at).on_requests(now, batch);
+        self.settle();
+        ids
+    }
+}
+
+/// Writes that reach the leader in one input are proposed in one slot; the same writes
+/// given one input each take a slot each (the pipeline has room for all). Either way every
+/// write is applied once, in order, and answered.
+#[test]
+fn writes_that_arrive_together_share_a_slot() {
+    let mut c = Cluster::new(3, 17);
+    let leader = c.elect();
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let slots_used = |c: &Cluster| c.member(leader).applier().applied_through().0;
+
+    let before = slots_used(&c);
+    let together = c.requests_together(
+        leader,
+        (0..20).map(|i| put(&format!("t{i}"), "v")).collect(),
+    );
+    assert!(c.tick_until(SEC, |c| together.iter().all(|&id| c.answered(id))));
+    let batched = slots_used(&c) - before;
+    assert_eq!(batched, 1, "twenty writes in one input: one slot");
+    for id in together {
+        assert_put_ok(c.answer(id));
+    }
+
+    // The same writes, one input each and no settling between: a slot each.
+    let before = slots_used(&c);
+    let now = c.now;
+    let mut one_by_one = Vec::new();
+    for i in 0..20 {
+        let id = RequestId(c.next_request);
+        c.next_request += 1;
+        c.member_mut(leader)
+            .on_request(now, id, put(&format!("s{i}"), "v"));
+        one_by_one.push(id);
+    }
+    c.settle();
+    assert!(c.tick_until(SEC, |c| one_by_one.iter().all(|&id| c.answered(id))));
+    assert_eq!(slots_used(&c) - before, 20, "one input each: a slot each");
+
+    // Forwarded from a follower together, they are still each applied exactly once.
+    let forwarded = c.requests_together(
+        follower,
+        (0..10).map(|i| put(&format!("f{i}"), "v")).collect(),
+    );
+    assert!(c.tick_until(2 * SEC, |c| forwarded.iter().all(|&id| c.answered(id))));
+    for id in forwarded {
+        assert_put_ok(c.answer(id));
+    }
+    // 1 (the first revision) + 20 + 20 + 10 puts, each its own revision, on every member.
+    assert!(c.tick_until(SEC, |c| c.members.values().all(|m| m
+        .applier()
+        .machine()
+        .revision()
+        == 51)));
+}

@@ -150,6 +150,26 @@ where
         })
     }
 
+    /// As [`GroupCommit::submit`], without ever waiting: `Ok(Some(ops))` hands the batch back
+    /// when the queue is full, for the caller to wait with `submit` where waiting is allowed.
+    /// An async driver calls this first, so the common case costs no hand-off of its thread.
+    pub fn try_submit(&self, ops: Vec<PersistOp>, tag: u64) -> Result<Option<Vec<PersistOp>>> {
+        let tx = self.tx.as_ref().ok_or_else(|| StorageError::Poisoned {
+            cause: "the commit thread was shut down".into(),
+        })?;
+        match tx.try_send(Submission {
+            ops,
+            tag,
+            compact: None,
+        }) {
+            Ok(()) => Ok(None),
+            Err(std::sync::mpsc::TrySendError::Full(s)) => Ok(Some(s.ops)),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(StorageError::Poisoned {
+                cause: "the commit thread has stopped".into(),
+            }),
+        }
+    }
+
     /// Queues one batch (one record) tagged `tag`; tags should increase with submission order.
     /// Blocks while the queue is full.
     pub fn submit(&self, ops: Vec<PersistOp>, tag: u64) -> Result<()> {

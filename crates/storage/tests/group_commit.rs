@@ -168,3 +168,67 @@ fn the_sync_observer_sees_every_group_and_its_bytes() {
     let bytes: u64 = observed.iter().map(|o| o.bytes).sum();
     assert!(bytes >= submissions * 64, "{bytes} bytes observed");
 }
+
+/// `try_submit` never waits: with the commit thread held inside a completion and the queue
+/// full, it hands the batch back untouched; once the thread moves on, the same batch goes in
+/// and everything is durable in order.
+#[test]
+fn try_submit_hands_the_batch_back_when_the_queue_is_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions::with_sizes(1 << 20, 64 << 10);
+    let (wal, _) = Wal::open(StdFs::new(), tmp.path(), options.clone()).unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let (hold_tx, hold_rx) = mpsc::channel::<()>();
+    let group = GroupCommit::spawn(
+        wal,
+        GroupCommitOptions {
+            queue_depth: 1,
+            group_submissions_max: 1,
+        },
+        move |c| {
+            let _ = done_tx.send(c);
+            // The commit thread waits here until the test lets it go on.
+            let _ = hold_rx.recv();
+        },
+    )
+    .unwrap();
+    assert!(group
+        .try_submit(vec![accept(1, 1, 64)], 1)
+        .unwrap()
+        .is_none());
+    // The first group completed and the thread is held: one more fills the queue.
+    assert!(matches!(
+        done_rx.recv().unwrap(),
+        Completion::Durable { tag: 1 }
+    ));
+    assert!(group
+        .try_submit(vec![accept(2, 1, 64)], 2)
+        .unwrap()
+        .is_none());
+    let back = group
+        .try_submit(vec![accept(3, 1, 64)], 3)
+        .unwrap()
+        .expect("a full queue hands the batch back");
+    assert_eq!(back, vec![accept(3, 1, 64)]);
+    // Released, the thread drains the queue; the batch handed back goes in by `submit`.
+    hold_tx.send(()).unwrap();
+    group.submit(back, 3).unwrap();
+    for _ in 0..2 {
+        hold_tx.send(()).unwrap();
+    }
+    let mut last = 1;
+    while last < 3 {
+        match done_rx.recv().unwrap() {
+            Completion::Durable { tag } => {
+                assert!(tag > last);
+                last = tag;
+            }
+            Completion::Failed { error, .. } => panic!("{error}"),
+        }
+    }
+    drop(hold_tx);
+    let wal = group.shutdown().unwrap();
+    drop(wal);
+    let (_, rec) = Wal::open(StdFs::new(), tmp.path(), options).unwrap();
+    assert_eq!(rec.state.entries.len(), 3);
+}

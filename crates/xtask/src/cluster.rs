@@ -1,5 +1,7 @@
 //! Three-member clusters of etcd or Synod on loopback, started as processes with etcd's
-//! flags (Synod's `synod node` takes the same ones), so one launcher serves both.
+//! flags (Synod's `synod node` takes the same ones), so one launcher serves both; and the
+//! non-replicated reference server (`bench::reference`, one process: this binary's hidden
+//! `reference-server` task), which stands where the members would.
 
 use std::fmt;
 use std::fs::File;
@@ -15,6 +17,8 @@ use anyhow::{bail, Context as _};
 pub enum System {
     Etcd,
     Synod,
+    /// etcd's KV API from memory in one process: no replication, no fsync.
+    Reference,
 }
 
 impl System {
@@ -22,6 +26,7 @@ impl System {
         match self {
             System::Etcd => "etcd",
             System::Synod => "synod",
+            System::Reference => "reference",
         }
     }
 
@@ -30,6 +35,7 @@ impl System {
         match self {
             System::Etcd => None,
             System::Synod => Some("node"),
+            System::Reference => Some("reference-server"),
         }
     }
 }
@@ -140,6 +146,9 @@ struct Member {
 pub struct Cluster {
     pub system: System,
     members: Vec<Member>,
+    /// One per member of the cluster it stands for (the reference's one URL repeated), so
+    /// the load generator opens as many connections to each system.
+    urls: Vec<String>,
 }
 
 /// How long a member gets to exit after SIGTERM before SIGKILL.
@@ -158,8 +167,16 @@ impl Cluster {
         let mut started = Cluster {
             system,
             members: Vec::new(),
+            urls: specs.iter().map(MemberSpec::client_url).collect(),
         };
-        for spec in specs {
+        let processes = if system == System::Reference {
+            // One process serves for the whole cluster, at the first member's URL.
+            started.urls = vec![specs[0].client_url(); specs.len()];
+            &specs[..1]
+        } else {
+            specs
+        };
+        for spec in processes {
             let member_dir = dir.join(&spec.name);
             std::fs::create_dir_all(&member_dir)
                 .with_context(|| format!("creating {}", member_dir.display()))?;
@@ -169,7 +186,15 @@ impl Cluster {
             let err = out
                 .try_clone()
                 .with_context(|| format!("reopening {}", log.display()))?;
-            let mut cmd = member_command(system, bin, spec, &data_dir, &cluster, &token);
+            let mut cmd = if system == System::Reference {
+                let mut cmd = Command::new(bin);
+                cmd.arg("reference-server")
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{}", spec.client_port));
+                cmd
+            } else {
+                member_command(system, bin, spec, &data_dir, &cluster, &token)
+            };
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             // On failure `started` is dropped, stopping the members already running.
             let child = cmd.spawn().with_context(|| {
@@ -185,7 +210,12 @@ impl Cluster {
     }
 
     pub fn client_urls(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.spec.client_url()).collect()
+        self.urls.clone()
+    }
+
+    /// The processes' ids, to read their CPU time.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().map(|m| m.child.id()).collect()
     }
 
     /// Waits until every member answers a linearizable Range, for at most `within`; fails
@@ -396,6 +426,7 @@ mod tests {
                 child,
                 log: PathBuf::from("/nonexistent"),
             }],
+            urls: Vec::new(),
         };
         let started = Instant::now();
         cluster.stop().unwrap();

@@ -1,5 +1,6 @@
-//! `cargo xtask bench-vs-etcd`: the same workloads against etcd, then Synod, in one run,
-//! and Synod's figures as ratios of etcd's.
+//! `cargo xtask bench-vs-etcd`: the same workloads against etcd, Synod and the in-memory
+//! reference (`bench::reference`) in one run, each with its servers' CPU time per 1,000
+//! operations, and Synod's figures as ratios of etcd's and of the reference's.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use bench::{BenchConfig, BenchReport, Consistency, Limit, Workload};
 use serde_json::json;
 
 use crate::cluster::{free_ports, member_specs, Cluster, System};
+use crate::cpu;
 
 /// Where Debian's etcd-server package puts etcd.
 const DEFAULT_ETCD_BIN: &str = "/usr/bin/etcd";
@@ -67,9 +69,9 @@ pub struct BenchVsEtcdArgs {
     #[arg(long, value_parser = bench::parse_duration, default_value = "10s")]
     pub duration: Duration,
 
-    /// Concurrent requesters.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
+    /// Concurrent requesters; a list (1,64,256) measures every workload at each count.
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    pub clients: Vec<usize>,
 
     /// gRPC connections [default: one per member].
     #[arg(long)]
@@ -130,11 +132,16 @@ pub struct BenchVsEtcdArgs {
 }
 
 impl BenchVsEtcdArgs {
-    fn config(&self, case: Case, endpoints: Vec<String>) -> anyhow::Result<BenchConfig> {
+    fn config(
+        &self,
+        case: Case,
+        clients: usize,
+        endpoints: Vec<String>,
+    ) -> anyhow::Result<BenchConfig> {
         let (workload, consistency) = case.workload();
         let mut c = BenchConfig::new(endpoints, workload);
         c.consistency = consistency;
-        c.clients = self.clients;
+        c.clients = clients;
         if let Some(conns) = self.conns {
             c.conns = conns;
         }
@@ -152,15 +159,29 @@ impl BenchVsEtcdArgs {
     fn systems(&self) -> Vec<System> {
         match self.only {
             Some(s) => vec![s],
-            None => vec![System::Etcd, System::Synod],
+            None => vec![System::Etcd, System::Synod, System::Reference],
         }
     }
 }
 
-/// What one system measured, case by case, and why it stopped early if it did.
+/// Whether `system` runs `case`: the reference serves the KV API only, so not Watch.
+fn runs(system: System, case: Case) -> bool {
+    !(system == System::Reference && case == Case::Watch)
+}
+
+/// One measured point: a case at a number of clients, its report, and the servers' CPU
+/// seconds (every process of the system together) over the timed part.
+struct Measured {
+    case: Case,
+    clients: usize,
+    report: BenchReport,
+    cpu_secs: Option<f64>,
+}
+
+/// What one system measured, point by point, and why it stopped early if it did.
 #[derive(Default)]
 struct SystemResults {
-    reports: Vec<(Case, BenchReport)>,
+    reports: Vec<Measured>,
     failure: Option<String>,
 }
 
@@ -169,11 +190,17 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
     if args.workloads.is_empty() {
         bail!("--workloads: name at least one");
     }
+    if args.clients.is_empty() {
+        bail!("--clients: name at least one count");
+    }
     // Validate the flags once before starting anything.
-    args.config(
-        args.workloads[0],
-        vec!["http://127.0.0.1:1".into(); MEMBERS],
-    )?;
+    for &clients in &args.clients {
+        args.config(
+            args.workloads[0],
+            clients,
+            vec!["http://127.0.0.1:1".into(); MEMBERS],
+        )?;
+    }
 
     let mut binaries = BTreeMap::new();
     let mut etcd_version = None;
@@ -194,6 +221,11 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
         };
         binaries.insert(System::Synod, bin);
     }
+    if systems.contains(&System::Reference) {
+        // This very binary serves the reference (its hidden `reference-server` task).
+        let me = std::env::current_exe().context("finding this xtask binary")?;
+        binaries.insert(System::Reference, me);
+    }
 
     let parent = crate::target_dir().join("bench-vs-etcd");
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -203,7 +235,7 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     tmp.disable_cleanup(args.keep_data);
 
-    // Every port for both clusters at once, so their ports never overlap.
+    // Every port for every system at once, so their ports never overlap.
     let ports = free_ports(2 * MEMBERS * systems.len())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -211,8 +243,9 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
         .context("starting the tokio runtime")?;
 
     eprintln!(
-        "bench-vs-etcd: {} x {} s per system; data under {}",
+        "bench-vs-etcd: {} workloads x {} client counts x {} s per system; data under {}",
         args.workloads.len(),
+        args.clients.len(),
         args.duration.as_secs_f64(),
         tmp.path().display()
     );
@@ -235,7 +268,7 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
 
-    let rows = rows(&args.workloads, &results);
+    let rows = rows(&args.workloads, &args.clients, &results);
     println_to_report(&args, &header(&args, etcd_version.as_deref()))?;
     println_to_report(&args, &table(&rows, &systems))?;
     if let Some(path) = &args.json {
@@ -261,7 +294,7 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
     let any_errors = results
         .values()
         .flat_map(|r| &r.reports)
-        .any(|(_, r)| r.errors > 0);
+        .any(|m| m.report.errors > 0);
     Ok(!any_errors)
 }
 
@@ -275,8 +308,8 @@ fn println_to_report(args: &BenchVsEtcdArgs, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `system`'s cluster, runs every case against it, stops it. Reports gathered
-/// before a failure are kept in `got`.
+/// Starts `system`'s cluster, runs every case at every client count against it, stops it.
+/// Reports gathered before a failure are kept in `got`.
 fn run_system(
     runtime: &tokio::runtime::Runtime,
     args: &BenchVsEtcdArgs,
@@ -294,24 +327,57 @@ fn run_system(
     );
     let mut cluster = Cluster::start(system, bin, dir, &specs)?;
     runtime.block_on(cluster.wait_ready(READY_WITHIN))?;
-    for &case in &args.workloads {
-        let config = args.config(case, cluster.client_urls())?;
-        eprintln!("{system}: {} for {:?}", case.name(), args.duration);
-        let report = runtime
-            .block_on(bench::run(config))
-            .with_context(|| format!("{system} {}", case.name()))?;
-        eprintln!(
-            "{system}: {}: {:.0} ops/s, p50 {} µs, p99 {} µs, {} conflicts, {} errors",
-            case.name(),
-            report.throughput_ops_per_sec,
-            report.latency.p50_us,
-            report.latency.p99_us,
-            report.conflicts,
-            report.errors
-        );
-        got.reports.push((case, report));
+    let pids = cluster.pids();
+    for &case in args.workloads.iter().filter(|&&c| runs(system, c)) {
+        for &clients in &args.clients {
+            let config = args.config(case, clients, cluster.client_urls())?;
+            eprintln!(
+                "{system}: {} with {clients} clients for {:?}",
+                case.name(),
+                args.duration
+            );
+            // CPU time from the first timed request (after any preload) to the report.
+            let mut cpu_start = None;
+            let report = runtime
+                .block_on(bench::run_observed(config, || {
+                    cpu_start = cpu::cpu_secs(&pids).ok();
+                }))
+                .with_context(|| format!("{system} {}", case.name()))?;
+            let cpu_secs = match (cpu_start, cpu::cpu_secs(&pids)) {
+                (Some(a), Ok(b)) => Some(b - a),
+                _ => None,
+            };
+            eprintln!(
+                "{system}: {} x{clients}: {:.0} ops/s, p50 {} µs, p99 {} µs, p99.9 {} µs, \
+                 {} CPU-s per 1k ops, {} conflicts, {} errors",
+                case.name(),
+                report.throughput_ops_per_sec,
+                report.latency.p50_us,
+                report.latency.p99_us,
+                report.latency.p999_us,
+                fmt_opt(cpu_per_kop(cpu_secs, &report).map(|c| format!("{c:.3}"))),
+                report.conflicts,
+                report.errors
+            );
+            got.reports.push(Measured {
+                case,
+                clients,
+                report,
+                cpu_secs,
+            });
+        }
     }
     cluster.stop()
+}
+
+/// Server CPU seconds per 1,000 answered operations.
+fn cpu_per_kop(cpu_secs: Option<f64>, r: &BenchReport) -> Option<f64> {
+    per_kop(cpu_secs, r.ops_ok + r.conflicts)
+}
+
+fn per_kop(cpu_secs: Option<f64>, answered: u64) -> Option<f64> {
+    let cpu = cpu_secs?;
+    (answered > 0).then(|| cpu * 1000.0 / answered as f64)
 }
 
 /// The binary's absolute path, so that what runs does not depend on a working directory.
@@ -356,17 +422,24 @@ struct Figures {
     throughput: f64,
     p50_us: u64,
     p99_us: u64,
+    p999_us: u64,
+    /// Server CPU seconds per 1,000 answered operations (all members).
+    cpu_per_kop: Option<f64>,
     errors: u64,
 }
 
 impl Figures {
-    fn of(r: &BenchReport) -> Self {
+    fn of(m: &Measured) -> Self {
+        let r = &m.report;
+        let cpu_per_kop = cpu_per_kop(m.cpu_secs, r);
         if r.config.workload == Workload::Watch {
             if let Some(events) = r.by_op.get(bench::WATCH_EVENT) {
                 return Figures {
                     throughput: events.throughput_ops_per_sec,
                     p50_us: events.latency.p50_us,
                     p99_us: events.latency.p99_us,
+                    p999_us: events.latency.p999_us,
+                    cpu_per_kop,
                     errors: r.errors,
                 };
             }
@@ -375,57 +448,83 @@ impl Figures {
             throughput: r.throughput_ops_per_sec,
             p50_us: r.latency.p50_us,
             p99_us: r.latency.p99_us,
+            p999_us: r.latency.p999_us,
+            cpu_per_kop,
             errors: r.errors,
         }
     }
 }
 
+/// One case at one client count, each system's figures.
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
     case: Case,
-    etcd: Option<Figures>,
-    synod: Option<Figures>,
+    clients: usize,
+    by_system: BTreeMap<System, Figures>,
 }
 
-/// synod / etcd, when both exist and etcd's is not zero.
-fn ratio(synod: f64, etcd: f64) -> Option<f64> {
-    (etcd > 0.0).then(|| synod / etcd)
+/// a / b, when b is not zero.
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+/// The ratios a row prints: Synod over etcd, and Synod over the reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Ratios {
+    throughput: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    cpu: Option<f64>,
 }
 
 impl Row {
-    fn ratios(&self) -> Option<(Option<f64>, Option<f64>, Option<f64>)> {
-        let (e, s) = (self.etcd?, self.synod?);
-        Some((
-            ratio(s.throughput, e.throughput),
-            ratio(s.p50_us as f64, e.p50_us as f64),
-            ratio(s.p99_us as f64, e.p99_us as f64),
-        ))
+    fn synod_over(&self, other: System) -> Option<Ratios> {
+        let (o, s) = (
+            self.by_system.get(&other)?,
+            self.by_system.get(&System::Synod)?,
+        );
+        Some(Ratios {
+            throughput: ratio(s.throughput, o.throughput),
+            p50: ratio(s.p50_us as f64, o.p50_us as f64),
+            p99: ratio(s.p99_us as f64, o.p99_us as f64),
+            p999: ratio(s.p999_us as f64, o.p999_us as f64),
+            cpu: s
+                .cpu_per_kop
+                .zip(o.cpu_per_kop)
+                .and_then(|(s, o)| ratio(s, o)),
+        })
     }
 }
 
-fn rows(cases: &[Case], results: &BTreeMap<System, SystemResults>) -> Vec<Row> {
-    let find = |system: System, case: Case| {
-        results.get(&system).and_then(|r| {
-            r.reports
+fn rows(cases: &[Case], clients: &[usize], results: &BTreeMap<System, SystemResults>) -> Vec<Row> {
+    let mut out = Vec::new();
+    for &case in cases {
+        for &n in clients {
+            let by_system = results
                 .iter()
-                .find(|(c, _)| *c == case)
-                .map(|(_, rep)| Figures::of(rep))
-        })
-    };
-    cases
-        .iter()
-        .map(|&case| Row {
-            case,
-            etcd: find(System::Etcd, case),
-            synod: find(System::Synod, case),
-        })
-        .collect()
+                .filter_map(|(&system, r)| {
+                    r.reports
+                        .iter()
+                        .find(|m| m.case == case && m.clients == n)
+                        .map(|m| (system, Figures::of(m)))
+                })
+                .collect();
+            out.push(Row {
+                case,
+                clients: n,
+                by_system,
+            });
+        }
+    }
+    out
 }
 
 fn header(args: &BenchVsEtcdArgs, etcd_version: Option<&str>) -> String {
     let mut s = format!(
-        "{MEMBERS} members per system on loopback, each syncing to disk; {} clients, {} conns, \
-         {:.0} s per workload, {} keys of {} B, values of {} B, mixed {} % reads",
+        "{MEMBERS} members per replicated system on loopback, each syncing to disk; the \
+         reference is one in-memory process (no replication, no fsync); clients {:?}, {} \
+         conns, {:.0} s per point, {} keys of {} B, values of {} B, mixed {} % reads",
         args.clients,
         args.conns
             .map_or_else(|| MEMBERS.to_string(), |c| c.to_string()),
@@ -449,81 +548,61 @@ fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
 }
 
-/// The side-by-side table; with one system, its figures alone.
+/// The table: a line per workload, client count and system, then Synod's ratios.
 fn table(rows: &[Row], systems: &[System]) -> String {
-    let both = systems.len() > 1;
     let mut out = String::new();
-    if both {
-        let _ = writeln!(
-            out,
-            "{:<8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>9}",
-            "", "ops/s", "", "", "p50 µs", "", "", "p99 µs", "", "", "errors"
-        );
-        let _ = writeln!(
-            out,
-            "{:<8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>9}",
-            "workload",
-            "etcd",
-            "synod",
-            "ratio",
-            "etcd",
-            "synod",
-            "ratio",
-            "etcd",
-            "synod",
-            "ratio",
-            "etcd/syn"
-        );
-        for r in rows {
-            let (tput, p50, p99) = r.ratios().unwrap_or((None, None, None));
+    let _ = writeln!(
+        out,
+        "{:<8} {:>7} {:<9} | {:>9} | {:>8} {:>8} {:>8} | {:>10} | {:>6}",
+        "workload",
+        "clients",
+        "system",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "CPU-s/1k",
+        "errors"
+    );
+    for r in rows {
+        for system in systems {
+            let f = r.by_system.get(system);
             let _ = writeln!(
                 out,
-                "{:<8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>9}",
+                "{:<8} {:>7} {:<9} | {:>9} | {:>8} {:>8} {:>8} | {:>10} | {:>6}",
                 r.case.name(),
-                fmt_opt(r.etcd.map(|f| format!("{:.0}", f.throughput))),
-                fmt_opt(r.synod.map(|f| format!("{:.0}", f.throughput))),
-                fmt_ratio(tput),
-                fmt_opt(r.etcd.map(|f| f.p50_us)),
-                fmt_opt(r.synod.map(|f| f.p50_us)),
-                fmt_ratio(p50),
-                fmt_opt(r.etcd.map(|f| f.p99_us)),
-                fmt_opt(r.synod.map(|f| f.p99_us)),
-                fmt_ratio(p99),
-                format!(
-                    "{}/{}",
-                    fmt_opt(r.etcd.map(|f| f.errors)),
-                    fmt_opt(r.synod.map(|f| f.errors))
-                ),
-            );
-        }
-        out.push_str(
-            "ratio = synod / etcd, measured in this run: above 1 favours Synod for ops/s, \
-             below 1 for latency.",
-        );
-    } else {
-        let system = systems.first().copied().unwrap_or(System::Etcd);
-        let _ = writeln!(
-            out,
-            "{:<8} | {:>9} | {:>8} | {:>8} | {:>6}   ({system})",
-            "workload", "ops/s", "p50 µs", "p99 µs", "errors"
-        );
-        for r in rows {
-            let f = match system {
-                System::Etcd => r.etcd,
-                System::Synod => r.synod,
-            };
-            let _ = writeln!(
-                out,
-                "{:<8} | {:>9} | {:>8} | {:>8} | {:>6}",
-                r.case.name(),
+                r.clients,
+                system.name(),
                 fmt_opt(f.map(|f| format!("{:.0}", f.throughput))),
                 fmt_opt(f.map(|f| f.p50_us)),
                 fmt_opt(f.map(|f| f.p99_us)),
+                fmt_opt(f.map(|f| f.p999_us)),
+                fmt_opt(f.and_then(|f| f.cpu_per_kop).map(|c| format!("{c:.3}"))),
                 fmt_opt(f.map(|f| f.errors)),
             );
         }
-        let _ = out.pop(); // the last newline; the caller prints a line
+        for other in [System::Etcd, System::Reference] {
+            if let Some(q) = r.synod_over(other) {
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:>7} {:<9} | {:>9} | {:>8} {:>8} {:>8} | {:>10} |",
+                    "",
+                    "",
+                    format!("syn/{}", &other.name()[..3]),
+                    fmt_ratio(q.throughput),
+                    fmt_ratio(q.p50),
+                    fmt_ratio(q.p99),
+                    fmt_ratio(q.p999),
+                    fmt_ratio(q.cpu),
+                );
+            }
+        }
     }
+    out.push_str(
+        "syn/etc = synod / etcd, syn/ref = synod / reference, measured in this run: above 1 \
+         favours Synod for ops/s, below 1 for latency and CPU. CPU-s/1k = server CPU seconds \
+         (every process of the system) per 1,000 answered operations.",
+    );
     out
 }
 
@@ -535,24 +614,41 @@ fn json_document(
 ) -> serde_json::Value {
     let mut systems = serde_json::Map::new();
     for (system, r) in results {
-        let reports: serde_json::Map<String, serde_json::Value> = r
+        let reports: Vec<serde_json::Value> = r
             .reports
             .iter()
-            .map(|(case, rep)| (case.name().to_string(), json!(rep)))
+            .map(|m| {
+                json!({
+                    "workload": m.case.name(),
+                    "clients": m.clients,
+                    "server_cpu_secs": m.cpu_secs,
+                    "server_cpu_secs_per_1k_ops": cpu_per_kop(m.cpu_secs, &m.report),
+                    "report": m.report,
+                })
+            })
             .collect();
         systems.insert(
             system.name().to_string(),
             json!({ "reports": reports, "failure": r.failure }),
         );
     }
-    let ratios: serde_json::Map<String, serde_json::Value> = rows
+    let ratios: Vec<serde_json::Value> = rows
         .iter()
-        .filter_map(|row| {
-            let (tput, p50, p99) = row.ratios()?;
-            Some((
-                row.case.name().to_string(),
-                json!({ "throughput": tput, "p50": p50, "p99": p99 }),
-            ))
+        .map(|row| {
+            let q = |other| {
+                row.synod_over(other).map(|q| {
+                    json!({
+                        "throughput": q.throughput, "p50": q.p50, "p99": q.p99,
+                        "p999": q.p999, "cpu_per_op": q.cpu,
+                    })
+                })
+            };
+            json!({
+                "workload": row.case.name(),
+                "clients": row.clients,
+                "synod_over_etcd": q(System::Etcd),
+                "synod_over_reference": q(System::Reference),
+            })
         })
         .collect();
     json!({
@@ -569,7 +665,7 @@ fn json_document(
         },
         "etcd_version": etcd_version,
         "systems": systems,
-        "ratios_synod_over_etcd": ratios,
+        "ratios": ratios,
     })
 }
 
@@ -602,11 +698,18 @@ mod tests {
                 Case::Watch
             ]
         );
-        assert_eq!(a.systems(), vec![System::Etcd, System::Synod]);
+        assert_eq!(
+            a.systems(),
+            vec![System::Etcd, System::Synod, System::Reference]
+        );
+        assert_eq!(a.clients, vec![32]);
         assert_eq!(a.etcd_bin, PathBuf::from("/usr/bin/etcd"));
-        // 6 workloads x 2 systems x duration stays within two minutes of load.
-        let load = a.duration * (a.workloads.len() as u32) * 2;
-        assert!(load <= Duration::from_secs(120), "{load:?}");
+        // 6 workloads x 3 systems (the reference skips watch) stays within three minutes.
+        let points = a.workloads.len() * 3 - 1;
+        let load = a.duration * points as u32;
+        assert!(load <= Duration::from_secs(180), "{load:?}");
+        assert!(!runs(System::Reference, Case::Watch));
+        assert!(runs(System::Reference, Case::TxnCas) && runs(System::Synod, Case::Watch));
     }
 
     #[test]
@@ -619,7 +722,7 @@ mod tests {
             "--duration",
             "3s",
             "--clients",
-            "5",
+            "5,64",
             "--conns",
             "2",
             "--value-size",
@@ -628,68 +731,103 @@ mod tests {
         .unwrap();
         assert_eq!(a.systems(), vec![System::Etcd]);
         assert_eq!(a.workloads, vec![Case::GetS, Case::TxnCas]);
+        assert_eq!(a.clients, vec![5, 64]);
         let eps = vec!["http://127.0.0.1:1".to_string(); 3];
-        let c = a.config(Case::GetS, eps.clone()).unwrap();
+        let c = a.config(Case::GetS, 5, eps.clone()).unwrap();
         assert_eq!(c.workload, Workload::Get);
         assert_eq!(c.consistency, Consistency::Serializable);
         assert_eq!(c.limit, Limit::Duration(Duration::from_secs(3)));
         assert_eq!((c.clients, c.conns, c.value_size), (5, 2, 100));
-        let c = a.config(Case::GetL, eps.clone()).unwrap();
+        let c = a.config(Case::GetL, 64, eps.clone()).unwrap();
         assert_eq!(c.consistency, Consistency::Linearizable);
+        assert_eq!(c.clients, 64);
 
-        let bad = parse(&["--clients", "0"]).unwrap();
-        assert!(bad.config(Case::Put, eps).is_err());
+        assert!(a.config(Case::Put, 0, eps).is_err());
         assert!(parse(&["--workloads", "delete"]).is_err());
         assert!(parse(&["--only", "zookeeper"]).is_err());
+        assert_eq!(
+            parse(&["--only", "reference"]).unwrap().systems(),
+            vec![System::Reference]
+        );
     }
 
-    fn figures(throughput: f64, p50_us: u64, p99_us: u64) -> Option<Figures> {
-        Some(Figures {
+    fn figures(throughput: f64, p50_us: u64, p99_us: u64, cpu: Option<f64>) -> Figures {
+        Figures {
             throughput,
             p50_us,
             p99_us,
+            p999_us: 2 * p99_us,
+            cpu_per_kop: cpu,
             errors: 0,
-        })
+        }
     }
 
     #[test]
-    fn ratios_are_synod_over_etcd() {
+    fn ratios_are_synod_over_etcd_and_over_the_reference() {
         let row = Row {
             case: Case::Put,
-            etcd: figures(1000.0, 400, 2000),
-            synod: figures(1500.0, 200, 3000),
+            clients: 64,
+            by_system: BTreeMap::from([
+                (System::Etcd, figures(1000.0, 400, 2000, Some(0.2))),
+                (System::Synod, figures(1500.0, 200, 3000, Some(0.05))),
+                (System::Reference, figures(6000.0, 100, 600, Some(0.025))),
+            ]),
         };
-        assert_eq!(row.ratios(), Some((Some(1.5), Some(0.5), Some(1.5))));
+        let e = row.synod_over(System::Etcd).unwrap();
+        assert_eq!(
+            (e.throughput, e.p50, e.p99, e.p999, e.cpu),
+            (Some(1.5), Some(0.5), Some(1.5), Some(1.5), Some(0.25))
+        );
+        let r = row.synod_over(System::Reference).unwrap();
+        assert_eq!(
+            (r.throughput, r.p50, r.cpu),
+            (Some(0.25), Some(2.0), Some(2.0))
+        );
         let one_sided = Row {
-            synod: None,
+            by_system: BTreeMap::from([(System::Etcd, figures(1.0, 1, 1, None))]),
             ..row.clone()
         };
-        assert_eq!(one_sided.ratios(), None);
+        assert_eq!(one_sided.synod_over(System::Etcd), None);
         assert_eq!(ratio(5.0, 0.0), None, "no division by zero");
 
-        let text = table(&[row, one_sided], &[System::Etcd, System::Synod]);
-        let put = text.lines().find(|l| l.starts_with("put")).unwrap();
-        assert!(put.contains("1.50x") && put.contains("0.50x"), "{text}");
-        assert_eq!(put.matches("1.50x").count(), 2, "{text}");
-        // The one-sided row shows dashes for the missing system and its ratios.
-        let last = text
+        let systems = [System::Etcd, System::Synod, System::Reference];
+        let text = table(&[row, one_sided], &systems);
+        // Ratio lines have columns; the closing note names the ratios too.
+        let ratio_lines = |name: &str| -> Vec<&str> {
+            text.lines()
+                .filter(|l| l.contains(name) && l.contains('|'))
+                .collect()
+        };
+        let syn_etc = ratio_lines("syn/etc");
+        assert_eq!(syn_etc.len(), 1, "one ratio line for the full row: {text}");
+        assert!(
+            syn_etc[0].contains("1.50x") && syn_etc[0].contains("0.25x"),
+            "{text}"
+        );
+        let syn_ref = ratio_lines("syn/ref")[0];
+        assert!(
+            syn_ref.contains("0.25x") && syn_ref.contains("2.00x"),
+            "{text}"
+        );
+        // CPU per 1k ops printed beside each system's throughput.
+        let synod = text
             .lines()
-            .filter(|l| l.starts_with("put"))
+            .find(|l| l.starts_with("put") && l.contains("synod"))
+            .unwrap();
+        assert!(synod.contains("1500") && synod.contains("0.050"), "{text}");
+        // The one-sided row shows dashes for the missing systems.
+        let missing = text
+            .lines()
+            .filter(|l| l.starts_with("put") && l.contains("reference"))
             .nth(1)
             .unwrap();
-        assert!(last.contains(" - "), "{text}");
+        assert!(missing.contains(" - "), "{text}");
     }
 
     #[test]
-    fn one_system_table_has_no_ratios() {
-        let row = Row {
-            case: Case::GetL,
-            etcd: figures(12345.6, 700, 4000),
-            synod: None,
-        };
-        let text = table(&[row], &[System::Etcd]);
-        assert!(text.contains("12346"), "{text}");
-        assert!(!text.contains('x'), "{text}");
-        assert!(text.contains("(etcd)"), "{text}");
+    fn cpu_per_kop_counts_answered_operations() {
+        assert_eq!(per_kop(Some(1.0), 0), None, "no ops, no figure");
+        assert_eq!(per_kop(Some(1.0), 2000), Some(0.5));
+        assert_eq!(per_kop(None, 2000), None);
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! - `bench-vs-etcd`: a 3-member etcd and a 3-member Synod on loopback, both syncing to
 //!   disk, one after the other, under the same workloads; prints Synod's figures as ratios
-//!   of etcd's measured in the same run.
+//!   of etcd's measured in the same run, beside a non-replicated in-memory reference
+//!   server (`bench::reference`) and each server's CPU time per 1,000 operations.
+//! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
+//!   time is its own.
 
 mod cluster;
 mod compare;
+mod cpu;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,12 +27,20 @@ struct Cli {
 enum Task {
     /// Benchmark a 3-member Synod against a 3-member etcd on this machine.
     BenchVsEtcd(compare::BenchVsEtcdArgs),
+    /// Serve the in-memory reference KV API (started by bench-vs-etcd).
+    #[command(hide = true)]
+    ReferenceServer {
+        /// Address to listen on (loopback).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::BenchVsEtcd(args) => compare::run(args),
+        Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -38,6 +50,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Serves `bench::reference` on `listen` until killed, on a runtime with a worker per
+/// core (as tonic servers usually run).
+fn reference_server(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        bench::reference::serve(listener)
+            .await
+            .context("serving the reference KV API")
+    })
 }
 
 /// The workspace root: xtask lives at `crates/xtask`.

@@ -73,6 +73,9 @@ pub struct Replica {
     /// As leader: the slot of the stop-sign it proposed or adopted in this epoch. Nothing is
     /// proposed after it (Stoppable Paxos); it clears when the next configuration is entered.
     stop_sign: Option<Slot>,
+    /// How far the search for a chosen stop-sign has looked in the epoch in force (see
+    /// `enter_chosen_configurations`): a cache, so each chosen slot is looked at once.
+    stop_sign_scanned: reconfig::StopSignScan,
     /// A phase-1a from a later epoch that arrived while this replica lagged: handled once it
     /// has caught up into that epoch, so the candidate need not wait an election timeout.
     deferred_prepare: Option<(NodeId, Ballot, Slot, u64)>,
@@ -250,6 +253,7 @@ impl Replica {
             membership,
             previous: None,
             stop_sign: None,
+            stop_sign_scanned: reconfig::StopSignScan::default(),
             deferred_prepare: None,
             options,
             bugs,

@@ -201,12 +201,38 @@ impl Replica {
             if self.chosen_through < first {
                 return;
             }
-            let stop = self
-                .log
-                .range(first..=self.chosen_through)
-                .find(|(_, e)| e.chosen && e.value.is_stop_sign())
-                .map(|(slot, e)| (*slot, e.value.clone()));
+            // Slots already looked at in this epoch hold no stop-sign, and cannot come to:
+            // they are at or below `chosen_through`, so chosen, and a chosen value never
+            // changes (`chosen_through` only grows, and a new epoch has a new first slot).
+            // Looking again at every chosen slot after each input made a long log cost
+            // time proportional to its length per input (most of a busy member's CPU).
+            let from = self.stop_sign_scanned.resume(first, self.chosen_through);
+            // (`BTreeMap::range` refuses a start past its end: nothing new was chosen.)
+            let stop = (from <= self.chosen_through)
+                .then(|| {
+                    self.log
+                        .range(from..=self.chosen_through)
+                        .find(|(_, e)| e.chosen && e.value.is_stop_sign())
+                        .map(|(slot, e)| (*slot, e.value.clone()))
+                })
+                .flatten();
+            if cfg!(debug_assertions) && self.log.len() <= STOP_SIGN_SCAN_CHECK_ENTRIES_MAX {
+                let everything = self
+                    .log
+                    .range(first..=self.chosen_through)
+                    .find(|(_, e)| e.chosen && e.value.is_stop_sign())
+                    .map(|(slot, _)| *slot);
+                assert_eq!(
+                    stop.as_ref().map(|(slot, _)| *slot),
+                    everything,
+                    "the stop-sign search skipped a chosen stop-sign"
+                );
+            }
             let Some((slot, Value::StopSign(next))) = stop else {
+                self.stop_sign_scanned = StopSignScan {
+                    first,
+                    through: self.chosen_through,
+                };
                 return;
             };
             self.enter_configuration(slot, next);
@@ -390,5 +416,75 @@ impl Replica {
         self.peer_chosen = vec![Slot::ZERO; n];
         self.stop_sign = None;
         self.counters.configurations_entered += 1;
+    }
+}
+
+/// In debug builds, logs up to this many entries are also searched in full for a chosen
+/// stop-sign, to check the incremental search against the plain one.
+const STOP_SIGN_SCAN_CHECK_ENTRIES_MAX: usize = 4096;
+
+/// Where the search for a chosen stop-sign resumes: slots `first..=through` of the epoch
+/// that starts at `first` were looked at and hold none.
+///
+/// A cache of a function of the log, not state: it compares equal and hashes as nothing,
+/// so two replicas in the same state are equal whatever their caches hold (the model
+/// checkers count states by equality).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct StopSignScan {
+    first: Slot,
+    through: Slot,
+}
+
+impl StopSignScan {
+    /// The first slot still to look at, in the epoch starting at `first` whose chosen
+    /// prefix ends at `chosen_through`; `first` itself if the cache is of another epoch or
+    /// (never, as `chosen_through` only grows) ahead of the prefix.
+    fn resume(self, first: Slot, chosen_through: Slot) -> Slot {
+        if self.first == first && self.through >= first && self.through <= chosen_through {
+            self.through.next()
+        } else {
+            first
+        }
+    }
+}
+
+impl PartialEq for StopSignScan {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StopSignScan {}
+
+impl std::hash::Hash for StopSignScan {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+#[cfg(test)]
+mod stop_sign_scan_tests {
+    use super::*;
+
+    #[test]
+    fn the_search_resumes_only_within_its_epoch_and_prefix() {
+        let s = |n| Slot(n);
+        let fresh = StopSignScan::default();
+        assert_eq!(fresh.resume(s(1), s(10)), s(1));
+        let seen = StopSignScan {
+            first: s(1),
+            through: s(7),
+        };
+        assert_eq!(seen.resume(s(1), s(10)), s(8), "after what was looked at");
+        assert_eq!(seen.resume(s(1), s(7)), s(8), "nothing new: an empty range");
+        assert_eq!(
+            seen.resume(s(5), s(10)),
+            s(5),
+            "another epoch: from its start"
+        );
+        assert_eq!(
+            seen.resume(s(1), s(6)),
+            s(1),
+            "a prefix behind the cache: again"
+        );
+        assert_eq!(seen, fresh, "a cache never makes two replicas differ");
     }
 }
