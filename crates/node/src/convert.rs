@@ -238,18 +238,15 @@ pub fn delete_response(
 }
 
 /// A transaction's answer, with `header` as the caller filled it. Each nested answer carries,
-/// as in etcd, a header of its own: the same one with `revision` set to that answer's own
-/// revision. The recursion is bounded: the store only answers transactions it accepted, and
-/// it refuses nesting deeper than [`kv::TXN_DEPTH_MAX`].
+/// as in etcd 3.4, a header holding only its own revision (etcd's server fills the outer
+/// header alone; cluster id, member id and term stay zero inside, which etcd's JSON gateway
+/// shows as an object with `revision` only). The recursion is bounded: the store only answers
+/// transactions it accepted, and it refuses nesting deeper than [`kv::TXN_DEPTH_MAX`].
 pub fn txn_response(r: kv::TxnResponse, header: ResponseHeader) -> pb::TxnResponse {
     pb::TxnResponse {
         header: Some(header),
         succeeded: r.succeeded,
-        responses: r
-            .responses
-            .into_iter()
-            .map(|op| response_op(op, header))
-            .collect(),
+        responses: r.responses.into_iter().map(response_op).collect(),
     }
 }
 
@@ -262,9 +259,12 @@ pub fn compact_response(_r: kv::CompactResponse, header: ResponseHeader) -> pb::
     }
 }
 
-/// `header` is the enclosing transaction's; the nested answer gets its own revision in it.
-fn response_op(op: kv::ResponseOp, header: ResponseHeader) -> pb::ResponseOp {
-    let at = |revision| ResponseHeader { revision, ..header };
+/// A nested answer, with a header holding its own revision only.
+fn response_op(op: kv::ResponseOp) -> pb::ResponseOp {
+    let at = |revision| ResponseHeader {
+        revision,
+        ..ResponseHeader::default()
+    };
     let response = match op {
         kv::ResponseOp::Range(r) => {
             let h = at(r.revision);
@@ -1012,9 +1012,10 @@ mod tests {
                 kv::ResponseOp::Txn(inner),
             ],
         };
+        // etcd 3.4 fills only the outer header; a nested one holds its revision alone.
         let at = |revision| ResponseHeader {
             revision,
-            ..header()
+            ..ResponseHeader::default()
         };
         let want = pb::TxnResponse {
             header: Some(header()),
