@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes since the start, so a run's log shows where its time goes
+# (the CI budget is about 35 minutes on 2 cores).
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "toolchain components"
 for component in rustfmt clippy; do
@@ -73,3 +75,5 @@ cargo build --quiet --release -p synod --bin synod --features planted-bugs
 cargo build --quiet --release -p synod-explore --example sim_trace
 (cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/release/synod" \
   TRACE_BIN="$PWD/../../../target/release/examples/sim_trace" node --test)
+
+step "done"
