@@ -95,6 +95,20 @@ pub fn member_command(
     initial_cluster: &str,
     token: &str,
 ) -> Command {
+    joining_command(system, bin, member, data_dir, initial_cluster, token, "new")
+}
+
+/// The command line that starts `member` with `--initial-cluster-state state`: `new` for a
+/// cluster's first members, `existing` for one added to a running cluster.
+pub fn joining_command(
+    system: System,
+    bin: &Path,
+    member: &MemberSpec,
+    data_dir: &Path,
+    initial_cluster: &str,
+    token: &str,
+    state: &str,
+) -> Command {
     let mut cmd = Command::new(bin);
     if let Some(sub) = system.subcommand() {
         cmd.arg(sub);
@@ -114,7 +128,7 @@ pub fn member_command(
         .arg("--initial-cluster")
         .arg(initial_cluster)
         .arg("--initial-cluster-state")
-        .arg("new")
+        .arg(state)
         .arg("--initial-cluster-token")
         .arg(token);
     cmd
@@ -149,6 +163,8 @@ pub struct Cluster {
     /// One per member of the cluster it stands for (the reference's one URL repeated), so
     /// the load generator opens as many connections to each system.
     urls: Vec<String>,
+    /// `--initial-cluster-token`, which a member added later must give too.
+    token: String,
 }
 
 /// How long a member gets to exit after SIGTERM before SIGKILL.
@@ -168,6 +184,7 @@ impl Cluster {
             system,
             members: Vec::new(),
             urls: specs.iter().map(MemberSpec::client_url).collect(),
+            token: token.clone(),
         };
         let processes = if system == System::Reference {
             // One process serves for the whole cluster, at the first member's URL.
@@ -250,6 +267,56 @@ impl Cluster {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// SIGKILL to member `name`, reaped at once: a machine that died.
+    pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self
+            .members
+            .iter()
+            .position(|m| m.spec.name == name)
+            .with_context(|| format!("no member {name} to kill"))?;
+        let mut m = self.members.remove(i);
+        m.child.kill().context("SIGKILL")?;
+        m.child.wait().context("reaping a killed member")?;
+        Ok(())
+    }
+
+    /// Starts `spec` as a member added to this running cluster (`--initial-cluster-state
+    /// existing`, `initial_cluster` naming the members in force and itself), with its data
+    /// dir and log under `dir`.
+    pub fn join(
+        &mut self,
+        bin: &Path,
+        dir: &Path,
+        spec: &MemberSpec,
+        initial_cluster: &str,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log = dir.join("member.log");
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out
+            .try_clone()
+            .with_context(|| format!("reopening {}", log.display()))?;
+        let mut cmd = joining_command(
+            self.system,
+            bin,
+            spec,
+            &dir.join("data"),
+            initial_cluster,
+            &self.token,
+            "existing",
+        );
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} member {}", self.system, spec.name))?;
+        self.members.push(Member {
+            spec: spec.clone(),
+            child,
+            log,
+        });
         Ok(())
     }
 
@@ -427,6 +494,7 @@ mod tests {
                 log: PathBuf::from("/nonexistent"),
             }],
             urls: Vec::new(),
+            token: String::new(),
         };
         let started = Instant::now();
         cluster.stop().unwrap();

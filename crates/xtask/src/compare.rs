@@ -16,8 +16,8 @@ use crate::cluster::{free_ports, member_specs, Cluster, System};
 use crate::cpu;
 
 /// Where Debian's etcd-server package puts etcd.
-const DEFAULT_ETCD_BIN: &str = "/usr/bin/etcd";
-const ETCD_INSTALL: &str = "sudo apt-get install -y etcd-server";
+pub(crate) const DEFAULT_ETCD_BIN: &str = "/usr/bin/etcd";
+pub(crate) const ETCD_INSTALL: &str = "sudo apt-get install -y etcd-server";
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -381,12 +381,12 @@ fn per_kop(cpu_secs: Option<f64>, answered: u64) -> Option<f64> {
 }
 
 /// The binary's absolute path, so that what runs does not depend on a working directory.
-fn absolute(bin: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn absolute(bin: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(bin).with_context(|| format!("finding {}", bin.display()))
 }
 
 /// `cargo build --release -p synod`, then the binary's path.
-fn build_synod() -> anyhow::Result<PathBuf> {
+pub(crate) fn build_synod() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building synod: cargo build --release -p synod");
     let status = Command::new(cargo)
@@ -405,7 +405,7 @@ fn build_synod() -> anyhow::Result<PathBuf> {
 }
 
 /// The first line of `BIN --version`, or why there is none.
-fn version_line(bin: &Path) -> String {
+pub(crate) fn version_line(bin: &Path) -> String {
     match Command::new(bin).arg("--version").output() {
         Ok(out) => String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -4,12 +4,16 @@
 //!   disk, one after the other, under the same workloads; prints Synod's figures as ratios
 //!   of etcd's measured in the same run, beside a non-replicated in-memory reference
 //!   server (`bench::reference`) and each server's CPU time per 1,000 operations.
+//! - `bench-membership`: what a change of members costs clients, etcd 3.4 against Synod in
+//!   one run: the longest gap in acknowledged writes while a member is replaced and while
+//!   the leader is removed, and a new member's catch-up rate and time to voting.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
 mod cluster;
 mod compare;
 mod cpu;
+mod membership;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +31,8 @@ struct Cli {
 enum Task {
     /// Benchmark a 3-member Synod against a 3-member etcd on this machine.
     BenchVsEtcd(compare::BenchVsEtcdArgs),
+    /// Replace a member and remove the leader under load, etcd against Synod.
+    BenchMembership(membership::BenchMembershipArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::BenchVsEtcd(args) => compare::run(args),
+        Task::BenchMembership(args) => membership::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {
