@@ -9,18 +9,16 @@
 //! cluster and member it is. With the cluster's id it computes the id `MemberAdd` gave its
 //! peer URL and checks that a member lets that id in (its transport admits exactly the
 //! configuration's members); if none does, it tries the id its name gives (a member that
-//! lost its disk rebuilds). Plain TCP only: a joining member on `https://` peer URLs is not
-//! supported yet.
+//! lost its disk rebuilds). It asks over the peer TLS settings when it has them
+//! (`https://` peer URLs), as the transport itself dials.
 
 use crate::config::{added_member_id, NodeConfig};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use transport::frame::{read_frame, write_frame};
-use transport::handshake::{Hello, Reply, HANDSHAKE_FRAME_MAX, PROTOCOL_VERSION};
+use transport::handshake::{Hello, Reply, PROTOCOL_VERSION};
+use transport::PeerTls;
 
 /// How long a joining member keeps asking before it gives up.
 const DISCOVER_FOR: Duration = Duration::from_secs(60);
@@ -43,32 +41,19 @@ pub struct Identity {
     pub added: bool,
 }
 
-/// One handshake with the member at `addr`: its reply.
-async fn handshake(addr: SocketAddr, hello: Hello) -> anyhow::Result<Reply> {
-    let exchange = async {
-        let mut tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        write_frame(&mut tcp, &hello.encode()).await?;
-        tcp.flush().await?;
-        let body = read_frame(&mut tcp, HANDSHAKE_FRAME_MAX)
-            .await?
-            .context("the peer closed the connection")?;
-        Ok::<Reply, anyhow::Error>(Reply::decode(&body)?)
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
-        .await
-        .context("no handshake reply in time")?
-}
-
 /// The cluster id and member id of the member at `addr`.
-async fn identity_of(addr: SocketAddr, from: u64) -> anyhow::Result<(u64, u64)> {
+async fn identity_of(
+    addr: SocketAddr,
+    tls: Option<&PeerTls>,
+    from: u64,
+) -> anyhow::Result<(u64, u64)> {
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster_id: 0,
         from,
         to: 0,
     };
-    match handshake(addr, hello).await? {
+    match transport::ask(addr, tls, hello, HANDSHAKE_TIMEOUT).await? {
         Reply::Refused(r) => Ok((r.cluster_id, r.member_id)),
         Reply::Welcome {
             cluster_id,
@@ -79,7 +64,13 @@ async fn identity_of(addr: SocketAddr, from: u64) -> anyhow::Result<(u64, u64)> 
 }
 
 /// Whether member `to` of `cluster` at `addr` lets member `from` in.
-async fn admits(addr: SocketAddr, cluster: u64, from: u64, to: u64) -> anyhow::Result<bool> {
+async fn admits(
+    addr: SocketAddr,
+    tls: Option<&PeerTls>,
+    cluster: u64,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<bool> {
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster_id: cluster,
@@ -87,14 +78,14 @@ async fn admits(addr: SocketAddr, cluster: u64, from: u64, to: u64) -> anyhow::R
         to,
     };
     Ok(matches!(
-        handshake(addr, hello).await?,
+        transport::ask(addr, tls, hello, HANDSHAKE_TIMEOUT).await?,
         Reply::Welcome { .. }
     ))
 }
 
 /// Asks the other members listed in `--initial-cluster` who they are and who this member is,
-/// until one answers both (at most [`DISCOVER_FOR`]).
-pub async fn discover(config: &NodeConfig) -> anyhow::Result<Identity> {
+/// until one answers both (at most [`DISCOVER_FOR`]), over `tls` when peers speak TLS.
+pub async fn discover(config: &NodeConfig, tls: Option<&PeerTls>) -> anyhow::Result<Identity> {
     let me = config.me().clone();
     let others: Vec<SocketAddr> = config
         .initial_cluster
@@ -110,7 +101,7 @@ pub async fn discover(config: &NodeConfig) -> anyhow::Result<Identity> {
         let mut peers = BTreeMap::new();
         let mut cluster = None;
         for addr in &others {
-            match identity_of(*addr, me.id).await {
+            match identity_of(*addr, tls, me.id).await {
                 Ok((c, m)) => {
                     if cluster.is_some_and(|known| known != c) {
                         bail!("the members in --initial-cluster belong to different clusters ({:x} and {c:x})", cluster.unwrap_or(0));
@@ -124,7 +115,7 @@ pub async fn discover(config: &NodeConfig) -> anyhow::Result<Identity> {
         if let Some(cluster_id) = cluster {
             let added = added_member_id(cluster_id, &me.peer_url);
             for (&peer, &addr) in &peers {
-                if admits(addr, cluster_id, added, peer).await.unwrap_or(false) {
+                if admits(addr, tls, cluster_id, added, peer).await.unwrap_or(false) {
                     return Ok(Identity {
                         cluster_id,
                         member_id: added,
@@ -132,7 +123,7 @@ pub async fn discover(config: &NodeConfig) -> anyhow::Result<Identity> {
                         added: true,
                     });
                 }
-                if admits(addr, cluster_id, me.id, peer).await.unwrap_or(false) {
+                if admits(addr, tls, cluster_id, me.id, peer).await.unwrap_or(false) {
                     return Ok(Identity {
                         cluster_id,
                         member_id: me.id,

@@ -189,7 +189,7 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             }
         }
     } else if config.cluster_state == ClusterState::Existing {
-        let identity = crate::join::discover(&config).await?;
+        let identity = crate::join::discover(&config, peer_tls.as_ref()).await?;
         tracing::info!(
             member = format!("{:x}", identity.member_id),
             cluster = format!("{:x}", identity.cluster_id),

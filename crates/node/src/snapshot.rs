@@ -148,10 +148,12 @@ impl SnapshotFiles {
         (w.through, outcome)
     }
 
-    /// The one chunk at `offset` of the newest snapshot, if it covers `through`.
+    /// The one chunk at `offset` of the newest snapshot, if it covers `through`. The file
+    /// was verified whole when it became the newest; each chunk is read on its own, without
+    /// reading the whole file again (see [`SnapshotSource::resume`]).
     pub fn serve(&self, through: Slot, offset: u64) -> Option<Bytes> {
         let meta = self.newest.as_ref().filter(|m| m.through >= through)?;
-        let mut source = match SnapshotSource::open(&self.fs, meta, offset, CHUNK_BYTES) {
+        let mut source = match SnapshotSource::resume(&self.fs, meta, offset, CHUNK_BYTES) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot serve the snapshot");

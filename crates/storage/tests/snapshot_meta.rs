@@ -137,6 +137,49 @@ fn a_transfer_resumes_after_rejected_chunks_and_installs_the_snapshot() {
     );
 }
 
+/// A transfer resumes from a snapshot verified earlier, checking its header only (a large
+/// snapshot is asked for chunk by chunk); a body damaged since that verification is still
+/// never installed: the receiver checks the whole body before it keeps it.
+#[test]
+fn a_body_damaged_after_verification_is_sent_but_never_installed() {
+    let sender = MemFs::new();
+    let meta = write_snapshot(&sender, 7, &body(5000));
+    sender.flip_bit(&meta.path, 48 + 4000, 3).unwrap();
+    // The full check at open sees the damage; a resumed transfer does not, by design.
+    assert!(SnapshotSource::open(&sender, &meta, 0, 2000)
+        .err()
+        .is_some_and(|e| e.is_corruption()));
+    let receiver_fs = MemFs::new();
+    receiver_fs.create_dir_all(Path::new(DIR)).unwrap();
+    let mut rx = SnapshotReceiver::new(
+        receiver_fs.clone(),
+        DIR,
+        meta.through,
+        meta.body_len,
+        meta.body_crc,
+    )
+    .unwrap();
+    let mut refused = None;
+    for offset in [0, 2000, 4000] {
+        let chunk = SnapshotSource::resume(&sender, &meta, offset, 2000)
+            .unwrap()
+            .next_chunk()
+            .unwrap()
+            .unwrap();
+        match rx.accept(&chunk) {
+            Ok(installed) => assert_eq!(installed, None, "a damaged body was installed"),
+            Err(StorageError::ChunkRejected { resume_from, .. }) => refused = Some(resume_from),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refused, Some(0), "the whole-body check starts the transfer over");
+    assert_eq!(latest_snapshot(&receiver_fs, Path::new(DIR)).unwrap(), None);
+    // A snapshot replaced under the same name is refused at once.
+    let other = write_snapshot(&sender, 7, &body(10));
+    assert_ne!(other, meta);
+    assert!(SnapshotSource::resume(&sender, &meta, 0, 2000).is_err());
+}
+
 #[test]
 fn a_transfer_whose_whole_body_does_not_match_restarts_from_zero() {
     let fs = MemFs::new();

@@ -2,13 +2,15 @@
 //! to promote a learner that lags, replacing a SIGKILLed member under a paced write load
 //! (remove it, add a learner on a fresh data directory, start it with the lines `etcdctl member
 //! add` printed, promote it once in sync), and growing 3 -> 5 -> 3 with every change asked at a
-//! follower. Also runs against etcd 3.4 with `SYNOD_INTEROP_TARGET=etcd`.
+//! follower, and a member with `https://` peer URLs joining. Also runs against etcd 3.4 with
+//! `SYNOD_INTEROP_TARGET=etcd`.
 //!
 //! Every wait is on an event (a command that succeeds, a process that exits) with a generous
 //! deadline, polled; the load is one write at a time, paced, and bounded.
 
 mod common;
 
+use common::certs::certificates;
 use common::{etcdctl, parse_json, Cluster};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,6 +144,39 @@ fn promote_at(endpoint: &str, id: u64) {
         }
         true
     });
+}
+
+/// Members that speak TLS to each other (`https://` peer URLs) take a new member the same way:
+/// it finds its place over TLS, catches up as a learner, is promoted, and serves what was
+/// written before it joined.
+#[test]
+fn a_member_with_https_peer_urls_joins_as_a_learner_and_is_promoted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut tls = certificates(dir.path(), false);
+    tls.client = false;
+    tls.peer = true;
+    let mut c = Cluster::start_with_tls(3, Some(tls));
+    assert_eq!(
+        etcdctl(c.endpoint(0), &["put", "before", "joining"]).ok(),
+        "OK\n"
+    );
+    let new = c.add_member();
+    let (peer_url, name) = (c.member(new).peer_url.clone(), c.member(new).name.clone());
+    assert!(peer_url.starts_with("https://"), "{peer_url}");
+    let (id, initial_cluster) = add_learner(&c, &name, &peer_url);
+    c.start_added(new, &initial_cluster);
+    promote_at(&at_leader(&c), id);
+    c.wait_ready(new, EVENT_DEADLINE)
+        .unwrap_or_else(|e| panic!("the new member does not serve: {e}\n{}", c.logs()));
+    assert_eq!(
+        etcdctl(c.endpoint(new), &["get", "before", "--print-value-only"]).ok(),
+        "joining\n"
+    );
+    let listed = members(c.endpoint(new));
+    assert!(
+        listed.iter().any(|(m, _, learner)| *m == id && !*learner),
+        "{listed:?}"
+    );
 }
 
 #[test]

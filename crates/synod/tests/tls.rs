@@ -5,88 +5,11 @@
 
 mod common;
 
+use common::certs::{certificates, Authority};
 use common::{etcdctl, Cluster, Tls};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Write;
 use std::path::Path;
-
-/// A CA and what it signed, as PEM files in one directory.
-struct Authority {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Authority {
-    fn new(name: &str) -> Authority {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("self-sign CA");
-        Authority { cert, key }
-    }
-
-    fn write_ca(&self, path: &Path) {
-        std::fs::write(path, self.cert.pem()).expect("write CA");
-    }
-
-    /// Signs a certificate for `names` with `usage`; writes it and its key.
-    fn issue(&self, names: &[&str], usage: &[ExtendedKeyUsagePurpose], cert: &Path, key: &Path) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, &names[0]);
-        params.extended_key_usages = usage.to_vec();
-        let pair = KeyPair::generate().expect("key");
-        let signed = params
-            .signed_by(&pair, &self.cert, &self.key)
-            .expect("sign");
-        std::fs::write(cert, signed.pem()).expect("write cert");
-        std::fs::write(key, pair.serialize_pem()).expect("write key");
-    }
-}
-
-/// Fresh certificates under `dir`, all from one CA: the members' for 127.0.0.1 (good for
-/// serving and, between members, for dialing) and a client's.
-fn certificates(dir: &Path, client_cert_auth: bool) -> Tls {
-    let ca = Authority::new("synod test CA");
-    let tls = Tls {
-        ca: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server-key.pem"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client-key.pem"),
-        client: true,
-        client_cert_auth,
-        peer: false,
-    };
-    ca.write_ca(&tls.ca);
-    ca.issue(
-        &["127.0.0.1", "localhost"],
-        &[
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ],
-        &tls.server_cert,
-        &tls.server_key,
-    );
-    ca.issue(
-        &["synod-test-client"],
-        &[ExtendedKeyUsagePurpose::ClientAuth],
-        &tls.client_cert,
-        &tls.client_key,
-    );
-    tls
-}
 
 fn with_tls<'a>(tls: &'a [String], args: &[&'a str]) -> Vec<&'a str> {
     tls.iter()

@@ -75,6 +75,7 @@
 
 #![warn(missing_docs)]
 
+mod ask;
 pub mod codec;
 mod config;
 mod error;
@@ -86,6 +87,7 @@ mod stats;
 mod stream;
 mod transport;
 
+pub use ask::{ask, AskError};
 pub use config::{Keepalive, TransportConfig, FRAME_BYTES_MAX_DEFAULT};
 pub use error::{ConfigError, SendError, StartError};
 pub use handshake::{Refusal, RefusalReason};

@@ -12,6 +12,8 @@
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -721,9 +723,12 @@ impl Cluster {
             .collect();
         drop(listeners);
         let name = format!("n{}", self.members.len() + 1);
+        let scheme = |on: bool| if on { "https" } else { "http" };
+        let client_scheme = scheme(self.tls.as_ref().is_some_and(|t| t.client));
+        let peer_scheme = scheme(self.tls.as_ref().is_some_and(|t| t.peer));
         self.members.push(Member {
-            client_url: format!("http://127.0.0.1:{}", ports[0]),
-            peer_url: format!("http://127.0.0.1:{}", ports[1]),
+            client_url: format!("{client_scheme}://127.0.0.1:{}", ports[0]),
+            peer_url: format!("{peer_scheme}://127.0.0.1:{}", ports[1]),
             data_dir: self.dir.path().join(format!("{name}.data")),
             log: self.dir.path().join(format!("{name}.log")),
             name,
