@@ -16,22 +16,44 @@ use crate::stream::{PeerStream, PeerTls};
 /// Why a member gave no reply to a handshake.
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
+    /// Connecting, the TLS handshake, or a write failed.
     #[error("cannot reach {addr}: {source}")]
     Io {
+        /// The member asked.
         addr: SocketAddr,
+        /// What failed.
         source: std::io::Error,
     },
+    /// The reply's frame was malformed or too large.
     #[error("bad frame from {addr}: {source}")]
-    Frame { addr: SocketAddr, source: FrameError },
+    Frame {
+        /// The member asked.
+        addr: SocketAddr,
+        /// What was wrong with it.
+        source: FrameError,
+    },
+    /// The reply was not a handshake reply.
     #[error("bad handshake reply from {addr}: {source}")]
     Handshake {
+        /// The member asked.
         addr: SocketAddr,
+        /// What was wrong with it.
         source: HandshakeError,
     },
+    /// The member closed the connection without replying.
     #[error("{addr} closed the connection without a reply")]
-    Closed { addr: SocketAddr },
+    Closed {
+        /// The member asked.
+        addr: SocketAddr,
+    },
+    /// No reply in time.
     #[error("no reply from {addr} within {timeout:?}")]
-    Timeout { addr: SocketAddr, timeout: Duration },
+    Timeout {
+        /// The member asked.
+        addr: SocketAddr,
+        /// How long it was given.
+        timeout: Duration,
+    },
 }
 
 /// Sends `hello` to the member at `addr` (over TLS with `tls`, as the transport dials) and
