@@ -115,7 +115,10 @@ pub async fn discover(config: &NodeConfig, tls: Option<&PeerTls>) -> anyhow::Res
         if let Some(cluster_id) = cluster {
             let added = added_member_id(cluster_id, &me.peer_url);
             for (&peer, &addr) in &peers {
-                if admits(addr, tls, cluster_id, added, peer).await.unwrap_or(false) {
+                if admits(addr, tls, cluster_id, added, peer)
+                    .await
+                    .unwrap_or(false)
+                {
                     return Ok(Identity {
                         cluster_id,
                         member_id: added,
@@ -123,7 +126,10 @@ pub async fn discover(config: &NodeConfig, tls: Option<&PeerTls>) -> anyhow::Res
                         added: true,
                     });
                 }
-                if admits(addr, tls, cluster_id, me.id, peer).await.unwrap_or(false) {
+                if admits(addr, tls, cluster_id, me.id, peer)
+                    .await
+                    .unwrap_or(false)
+                {
                     return Ok(Identity {
                         cluster_id,
                         member_id: me.id,

@@ -172,7 +172,11 @@ fn a_body_damaged_after_verification_is_sent_but_never_installed() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(refused, Some(0), "the whole-body check starts the transfer over");
+    assert_eq!(
+        refused,
+        Some(0),
+        "the whole-body check starts the transfer over"
+    );
     assert_eq!(latest_snapshot(&receiver_fs, Path::new(DIR)).unwrap(), None);
     // A snapshot replaced under the same name is refused at once.
     let other = write_snapshot(&sender, 7, &body(10));

@@ -5,60 +5,10 @@
 
 mod common;
 
+use common::certs::Authority;
 use common::{etcdctl, Cluster, Tls};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use std::path::{Path, PathBuf};
-
-struct Authority {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Authority {
-    fn new() -> Authority {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "cert-auth test CA");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("self-sign CA");
-        Authority { cert, key }
-    }
-
-    /// A certificate whose common name is `cn`, for `names`; its PEM file and key file.
-    fn issue(
-        &self,
-        dir: &Path,
-        cn: &str,
-        names: &[&str],
-        usage: &[ExtendedKeyUsagePurpose],
-    ) -> (PathBuf, PathBuf) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = usage.to_vec();
-        let pair = KeyPair::generate().expect("key");
-        let signed = params
-            .signed_by(&pair, &self.cert, &self.key)
-            .expect("sign");
-        let (cert, key) = (
-            dir.join(format!("{cn}.pem")),
-            dir.join(format!("{cn}-key.pem")),
-        );
-        std::fs::write(&cert, signed.pem()).expect("write cert");
-        std::fs::write(&key, pair.serialize_pem()).expect("write key");
-        (cert, key)
-    }
-}
+use rcgen::ExtendedKeyUsagePurpose;
+use std::path::Path;
 
 /// etcdctl's flags to present the certificate of user `cn`.
 fn as_cert(tls: &Tls, dir: &Path, cn: &str) -> Vec<String> {
@@ -91,10 +41,10 @@ fn error_line(stderr: &str) -> String {
 fn a_client_certificate_names_the_user_of_a_request_without_a_token() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
-    let ca = Authority::new();
+    let ca = Authority::new("cert-auth test CA");
     let ca_file = d.join("ca.pem");
-    std::fs::write(&ca_file, ca.cert.pem()).expect("write CA");
-    let (server_cert, server_key) = ca.issue(
+    ca.write_ca(&ca_file);
+    let (server_cert, server_key) = ca.issue_named(
         d,
         "server",
         &["127.0.0.1", "localhost"],
@@ -104,7 +54,7 @@ fn a_client_certificate_names_the_user_of_a_request_without_a_token() {
         ],
     );
     for user in ["root", "alice", "nobody"] {
-        ca.issue(d, user, &[user], &[ExtendedKeyUsagePurpose::ClientAuth]);
+        ca.issue_named(d, user, &[user], &[ExtendedKeyUsagePurpose::ClientAuth]);
     }
     let tls = Tls {
         ca: ca_file,

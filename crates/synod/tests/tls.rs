@@ -6,10 +6,9 @@
 mod common;
 
 use common::certs::{certificates, Authority};
-use common::{etcdctl, Cluster, Tls};
+use common::{etcdctl, Cluster};
 use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Write;
-use std::path::Path;
 
 fn with_tls<'a>(tls: &'a [String], args: &[&'a str]) -> Vec<&'a str> {
     tls.iter()

@@ -295,7 +295,12 @@ async fn run_system(
         .cloned()
         .collect();
     in_force.push(joiner.clone());
-    cluster.join(bin, &dir.join(&joiner.name), &joiner, &initial_cluster(&in_force))?;
+    cluster.join(
+        bin,
+        &dir.join(&joiner.name),
+        &joiner,
+        &initial_cluster(&in_force),
+    )?;
     let learner_started = Instant::now();
     let promoted = promote_when_in_sync(&survivors, learner_id, args.promote_within).await?;
     figures.replace_add_to_voting_s = promoted.duration_since(added_at).as_secs_f64();
@@ -329,12 +334,16 @@ async fn run_system(
         .collect();
     eprintln!("removing the leader {} ({leader:x})", leader_member.name);
     load.mark();
-    retry("member remove (the leader)", &followers, |channel| async move {
-        ClusterClient::new(channel)
-            .member_remove(MemberRemoveRequest { id: leader })
-            .await
-            .map(drop)
-    })
+    retry(
+        "member remove (the leader)",
+        &followers,
+        |channel| async move {
+            ClusterClient::new(channel)
+                .member_remove(MemberRemoveRequest { id: leader })
+                .await
+                .map(drop)
+        },
+    )
     .await?;
     load.remove_endpoint(&leader_url);
     tokio::time::sleep(args.settle).await;
@@ -644,8 +653,12 @@ fn table(results: &BTreeMap<System, Figures>) -> String {
         ("replace: catch-up into the store (MB/s)", |f| {
             f.replace_catch_up_mb_per_s
         }),
-        ("replace: longest write gap (ms)", |f| f.replace_longest_gap_ms),
-        ("replace: writes acknowledged", |f| f.replace_acked_writes as f64),
+        ("replace: longest write gap (ms)", |f| {
+            f.replace_longest_gap_ms
+        }),
+        ("replace: writes acknowledged", |f| {
+            f.replace_acked_writes as f64
+        }),
         ("replace: writes failed", |f| f.replace_failed_writes as f64),
         ("remove leader: longest write gap (ms)", |f| {
             f.remove_leader_longest_gap_ms
@@ -701,7 +714,10 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused_with_what_to_change() {
-        let err = parse(&["--only", "reference"]).unwrap().systems().unwrap_err();
+        let err = parse(&["--only", "reference"])
+            .unwrap()
+            .systems()
+            .unwrap_err();
         assert!(err.to_string().contains("no members"), "{err}");
         let err = parse(&["--value-size", "2000000"])
             .unwrap()

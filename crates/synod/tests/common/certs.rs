@@ -5,7 +5,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A CA and what it signed, as PEM files in one directory.
 pub struct Authority {
@@ -32,20 +32,55 @@ impl Authority {
         std::fs::write(path, self.cert.pem()).expect("write CA");
     }
 
-    /// Signs a certificate for `names` with `usage`; writes it and its key.
-    pub fn issue(&self, names: &[&str], usage: &[ExtendedKeyUsagePurpose], cert: &Path, key: &Path) {
+    /// Signs a certificate for `names` with `usage`, its common name the first name; writes
+    /// it and its key.
+    pub fn issue(
+        &self,
+        names: &[&str],
+        usage: &[ExtendedKeyUsagePurpose],
+        cert: &Path,
+        key: &Path,
+    ) {
+        let (cert_pem, key_pem) = self.sign(names[0], names, usage);
+        std::fs::write(cert, cert_pem).expect("write cert");
+        std::fs::write(key, key_pem).expect("write key");
+    }
+
+    /// Signs a certificate whose common name is `cn`, for `names`, with `usage`; writes it and
+    /// its key as `dir/{cn}.pem` and `dir/{cn}-key.pem` and returns their paths.
+    pub fn issue_named(
+        &self,
+        dir: &Path,
+        cn: &str,
+        names: &[&str],
+        usage: &[ExtendedKeyUsagePurpose],
+    ) -> (PathBuf, PathBuf) {
+        let (cert, key) = (
+            dir.join(format!("{cn}.pem")),
+            dir.join(format!("{cn}-key.pem")),
+        );
+        let (cert_pem, key_pem) = self.sign(cn, names, usage);
+        std::fs::write(&cert, cert_pem).expect("write cert");
+        std::fs::write(&key, key_pem).expect("write key");
+        (cert, key)
+    }
+
+    /// A certificate and its key, as PEM.
+    fn sign(
+        &self,
+        cn: &str,
+        names: &[&str],
+        usage: &[ExtendedKeyUsagePurpose],
+    ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, &names[0]);
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = usage.to_vec();
         let pair = KeyPair::generate().expect("key");
         let signed = params
             .signed_by(&pair, &self.cert, &self.key)
             .expect("sign");
-        std::fs::write(cert, signed.pem()).expect("write cert");
-        std::fs::write(key, pair.serialize_pem()).expect("write key");
+        (signed.pem(), pair.serialize_pem())
     }
 }
 
