@@ -3,6 +3,7 @@
 //! See the crate doc for the inputs and the order of the outputs.
 
 mod changes;
+mod forward;
 
 use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
@@ -416,6 +417,8 @@ pub struct Member {
     /// Defragments waiting for the snapshot being written, at most [`TRANSFERS_MAX`].
     defragments: Vec<RequestId>,
     outputs: VecDeque<Output>,
+    /// Writes to forward to the leader, sent together once the input is handled.
+    forwards: forward::ForwardOutbox,
     /// The member table (see [`crate::cluster`]).
     table: MemberTable,
     /// Membership changes waiting, as leader or forwarder, at most [`CHANGES_MAX`].
@@ -483,6 +486,7 @@ impl Member {
             transfers: Vec::new(),
             defragments: Vec::new(),
             outputs: VecDeque::new(),
+            forwards: Default::default(),
             table: parts.options.table.clone(),
             changes: Changes::new(parts.options.name.clone()),
             peers: BTreeMap::new(),
@@ -592,10 +596,8 @@ impl Member {
         }
         match message {
             PeerMessage::Paxos(p) => self.step_paxos(from, p),
-            PeerMessage::Forward(command) => {
-                // Not leader (any more): drop; the forwarder re-sends to whoever leads.
-                let _ = self.replica.propose(command);
-            }
+            PeerMessage::Forward(command) => self.take_forwarded(vec![command]),
+            PeerMessage::Forwards(commands) => self.take_forwarded(commands),
             PeerMessage::ReadIndexAsk { id } => {
                 let local = ReadId(self.next_read);
                 self.next_read = self.next_read.wrapping_add(1);
@@ -828,6 +830,10 @@ impl Member {
     /// The next thing to do, in the order the member decided them (the crate doc says why
     /// that order is safe); `None` once everything is drained. Drain after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
+        debug_assert!(
+            self.forwards.is_empty(),
+            "every input ends in drive, which sends the gathered forwards"
+        );
         self.outputs.pop_front()
     }
 
@@ -1316,7 +1322,7 @@ impl Member {
             }
         }
         if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
-            self.send(leader.0, PeerMessage::Forward(command));
+            self.forward(leader.0, command);
         }
     }
 
@@ -1338,6 +1344,7 @@ impl Member {
 
     /// Does what the replica asks, until it asks nothing.
     fn drive(&mut self) {
+        self.flush_forwards();
         for _ in 0..64 {
             let ready = self.replica.ready();
             if ready.is_empty() {

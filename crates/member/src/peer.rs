@@ -101,6 +101,9 @@ pub enum PeerMessage {
         /// The change, when it can be asked again elsewhere.
         change: Option<ClusterChange>,
     },
+    /// Several client writes forwarded together (those a follower routed to the leader while
+    /// handling one input), each as a [`PeerMessage::Forward`] of its own, in order.
+    Forwards(Vec<Command>),
 }
 
 /// `Bytes` as a postcard byte string.
@@ -167,6 +170,22 @@ pub fn samples() -> Vec<PeerMessage> {
         },
         PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
         PeerMessage::TakeLead,
+        PeerMessage::Forwards(vec![
+            Command {
+                id: CommandId {
+                    client: ClientId(9),
+                    seq: 4,
+                },
+                payload: vec![4],
+            },
+            Command {
+                id: CommandId {
+                    client: ClientId(10),
+                    seq: 1,
+                },
+                payload: vec![5, 6],
+            },
+        ]),
     ]
 }
 

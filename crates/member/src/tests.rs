@@ -1056,12 +1056,27 @@ fn writes_that_arrive_together_share_a_slot() {
     assert!(c.tick_until(SEC, |c| one_by_one.iter().all(|&id| c.answered(id))));
     assert_eq!(slots_used(&c) - before, 20, "one input each: a slot each");
 
-    // Forwarded from a follower together, they are still each applied exactly once.
+    // Forwarded from a follower together: one message carries them all, the leader proposes
+    // them in one slot, and each is still applied exactly once.
+    let before = slots_used(&c);
+    let traced = c.trace.len();
     let forwarded = c.requests_together(
         follower,
         (0..10).map(|i| put(&format!("f{i}"), "v")).collect(),
     );
+    let sent = |kind: &str| {
+        c.trace[traced..]
+            .iter()
+            .filter(|line| {
+                line.split(' ').nth(1) == Some(follower.to_string().as_str())
+                    && line.contains(&format!("message: {kind}("))
+            })
+            .count()
+    };
+    assert_eq!(sent("Forwards"), 1, "ten writes in one input: one message");
+    assert_eq!(sent("Forward"), 0, "and no message of one write");
     assert!(c.tick_until(2 * SEC, |c| forwarded.iter().all(|&id| c.answered(id))));
+    assert_eq!(slots_used(&c) - before, 1, "forwarded together: one slot");
     for id in forwarded {
         assert_put_ok(c.answer(id));
     }

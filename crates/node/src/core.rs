@@ -514,7 +514,9 @@ impl Core {
             // A full queue drops the message; the protocol re-sends what matters.
             Ok(bytes) => {
                 self.observer.sent(to, bytes.len());
-                let _ = self.transport.send(to, bytes);
+                if let Ok(transport::SendOutcome::Dropped) = self.transport.send(to, bytes) {
+                    self.observer.send_failed(to);
+                }
             }
             Err(e) => tracing::error!(error = %e, "could not encode a peer message"),
         }

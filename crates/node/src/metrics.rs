@@ -46,6 +46,7 @@ pub struct Metrics {
     slow_apply: IntCounter,
     wal_fsync: Histogram,
     peer_sent_bytes: IntCounterVec,
+    peer_sent_failures: IntCounterVec,
     peer_received_bytes: IntCounterVec,
     db_total_size: IntGauge,
     keys_total: IntGauge,
@@ -135,6 +136,7 @@ impl Metrics {
             slow_apply: counter(&r, "etcd_server_slow_apply_total", "The total number of slow apply requests (likely overloaded from slow disk).")?,
             wal_fsync: histogram(&r, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", fsync_buckets)?,
             peer_sent_bytes: counter_vec(&r, "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", &["To"])?,
+            peer_sent_failures: counter_vec(&r, "etcd_network_peer_sent_failures_total", "The total number of send failures from peers (Synod: messages dropped because the peer's queue was full).", &["To"])?,
             peer_received_bytes: counter_vec(&r, "etcd_network_peer_received_bytes_total", "The total number of bytes received from peers.", &["From"])?,
             db_total_size: gauge(&r, "etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes (Synod: the store's size as the quota counts it).")?,
             keys_total: gauge(&r, "etcd_debugging_mvcc_keys_total", "Total number of keys (Synod: keys in the index, deleted ones until compaction).")?,
@@ -244,6 +246,7 @@ pub struct Observer {
     slow_unlogged: u64,
     last: Last,
     sent: BTreeMap<u64, IntCounter>,
+    send_failures: BTreeMap<u64, IntCounter>,
     received: BTreeMap<u64, IntCounter>,
 }
 
@@ -285,6 +288,7 @@ impl Observer {
             slow_unlogged: 0,
             last: Last::default(),
             sent: BTreeMap::new(),
+            send_failures: BTreeMap::new(),
             received: BTreeMap::new(),
         }
     }
@@ -370,6 +374,17 @@ impl Observer {
     pub fn sent(&mut self, to: u64, bytes: usize) {
         if let Some(c) = peer_counter(&mut self.sent, &self.metrics.peer_sent_bytes, to) {
             c.inc_by(bytes as u64);
+        }
+    }
+
+    /// A message to peer `to` was dropped: its queue was full (the peer or the link is behind).
+    pub fn send_failed(&mut self, to: u64) {
+        if let Some(c) = peer_counter(
+            &mut self.send_failures,
+            &self.metrics.peer_sent_failures,
+            to,
+        ) {
+            c.inc();
         }
     }
 
