@@ -176,6 +176,14 @@ pub fn run_campaign(spec: &CampaignSpec, on_done: &(dyn Fn(&RunReport) + Sync)) 
     report
 }
 
+/// The `--bug NAME` part of a replay line (empty without a planted bug; `synod sim` plants
+/// one bug at a time, so only the first is named).
+pub fn bug_flag(bugs: &[String]) -> String {
+    bugs.first()
+        .map(|b| format!(" --bug {b}"))
+        .unwrap_or_default()
+}
+
 /// Adds `from`'s counts into `into`, key by key: how every report sums its per-kind figures.
 pub fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, v) in from {

@@ -178,11 +178,7 @@ impl FastRunReport {
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        let bug = self
-            .bugs
-            .first()
-            .map(|b| format!(" --bug {b}"))
-            .unwrap_or_default();
+        let bug = crate::campaign::bug_flag(&self.bugs);
         format!(
             "synod sim --protocol fast --seed {} --nodes {}{bug}",
             self.seed, self.nodes

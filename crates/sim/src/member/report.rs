@@ -208,11 +208,7 @@ impl MemberRunReport {
 
     /// The command that replays this seed.
     pub fn replay_command(&self) -> String {
-        let bug = self
-            .bugs
-            .first()
-            .map(|b| format!(" --bug {b}"))
-            .unwrap_or_default();
+        let bug = crate::campaign::bug_flag(&self.bugs);
         format!(
             "synod sim --member --seed {} --nodes {} --faults {}{bug}",
             self.seed, self.nodes, self.faults
