@@ -140,6 +140,41 @@ impl<M, Op> Outbox<M, Op> {
     }
 }
 
+/// Releases every message that may leave, for a core's `ready`: messages addressed to `me` are
+/// stepped in at once (a message to oneself costs no message delay) and may release more; the
+/// rest come back for the driver to send, in release order. `ignore_durability` is only for
+/// the planted bug that skips persistence. Every single-decree core drains its outbox this way.
+pub(crate) fn release_looping_back<N, M, Op>(
+    node: &mut N,
+    me: NodeId,
+    ignore_durability: bool,
+    outbox: fn(&mut N) -> &mut Outbox<M, Op>,
+    mut step: impl FnMut(&mut N, NodeId, M),
+) -> Vec<Outbound<M>> {
+    let mut send = Vec::new();
+    let mut released = Vec::new();
+    loop {
+        released.clear();
+        if ignore_durability {
+            outbox(node).release_ignoring_durability(&mut released);
+        } else {
+            outbox(node).release(&mut released);
+        }
+        let mut looped_back = false;
+        for (to, msg) in released.drain(..) {
+            if to == me {
+                looped_back = true;
+                step(node, to, msg);
+            } else {
+                send.push(Outbound { to, msg });
+            }
+        }
+        if !looped_back {
+            return send;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 
 use crate::bugs::{Bug, PlantedBugs};
 use crate::ids::{Ballot, NodeId};
-use crate::outbox::{Outbound, Outbox, PersistBatch, PersistSeq};
+use crate::outbox::{release_looping_back, Outbound, Outbox, PersistBatch, PersistSeq};
 use crate::quorum::{Configuration, NodeSet};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -485,28 +485,9 @@ impl<V: SynodValue> SynodNode<V> {
 
     /// Drains outputs: persist, then send, then what was learned.
     pub fn ready(&mut self) -> SynodReady<V> {
-        let mut send = Vec::new();
-        let mut released = Vec::new();
-        loop {
-            released.clear();
-            if self.bugs.has(Bug::SkipPersist) {
-                self.outbox.release_ignoring_durability(&mut released);
-            } else {
-                self.outbox.release(&mut released);
-            }
-            let mut looped_back = false;
-            for (to, msg) in released.drain(..) {
-                if to == self.id {
-                    looped_back = true;
-                    self.step(to, msg);
-                } else {
-                    send.push(Outbound { to, msg });
-                }
-            }
-            if !looped_back {
-                break;
-            }
-        }
+        let (me, skip_persist) = (self.id, self.bugs.has(Bug::SkipPersist));
+        let send =
+            release_looping_back(self, me, skip_persist, |node| &mut node.outbox, Self::step);
         let learned = match (&self.chosen, self.learned_reported) {
             (Some(v), false) => {
                 self.learned_reported = true;

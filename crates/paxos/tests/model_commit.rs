@@ -24,6 +24,9 @@
 //! With `--features planted-bugs`, the checker must find the planted `commit-with-missing-vote`:
 //! `cargo test -p synod-paxos --features planted-bugs --test model_commit -- --nocapture`.
 
+mod common;
+
+use common::{actor_id, node_id, Wire};
 use paxos::commit::{
     paxos_commit, CommitConfig, CommitMessage, CommitNode, CommitOptions, CommitPersist, Outcome,
     Roles, TxnId, Vote,
@@ -32,9 +35,6 @@ use paxos::{NodeId, PlantedBugs};
 use stateright::actor::{Actor, ActorModel, ActorModelState, Id, LossyNetwork, Network, Out};
 use stateright::{Checker, CheckerBuilder, Expectation, Model};
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
-use std::time::Instant;
 
 const TXN: TxnId = TxnId(1);
 const RMS: [u64; 2] = [1, 2];
@@ -51,41 +51,6 @@ const ACCEPTORS: [u64; 3] = [5, 6, 7];
 /// bound itself, hence 13. Each step further multiplies the states by about four (15: 1.7
 /// million states, 150 s on two shared cores); the seeded simulator covers longer runs.
 const DEPTH_MAX: usize = 13;
-
-/// stateright sorts messages; the core's are not `Ord`, so order by a stable hash, ties by the
-/// `Debug` text (consistent with `Eq`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Wire(CommitMessage);
-
-impl Ord for Wire {
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.0 == other.0 {
-            return Ordering::Equal;
-        }
-        let hash = |m: &CommitMessage| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            m.hash(&mut h);
-            h.finish()
-        };
-        hash(&self.0)
-            .cmp(&hash(&other.0))
-            .then_with(|| format!("{:?}", self.0).cmp(&format!("{:?}", other.0)))
-    }
-}
-
-impl PartialOrd for Wire {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u64 + 1)
-}
-
-fn actor_id(node: NodeId) -> Id {
-    Id::from((node.0 - 1) as usize)
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
@@ -161,7 +126,7 @@ impl CommitActor {
 }
 
 impl Actor for CommitActor {
-    type Msg = Wire;
+    type Msg = Wire<CommitMessage>;
     type Timer = Timer;
     type State = State;
     type Storage = ();
@@ -197,7 +162,14 @@ impl Actor for CommitActor {
         s
     }
 
-    fn on_msg(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Wire, o: &mut Out<Self>) {
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<State>,
+        src: Id,
+        msg: Wire<CommitMessage>,
+        o: &mut Out<Self>,
+    ) {
         if state.stopped {
             return;
         }
@@ -312,64 +284,34 @@ fn model(bugs: PlantedBugs) -> CommitModel {
         })
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn report(name: &str, checker: &impl Checker<CommitModel>, started: Instant) {
-    println!(
-        "model_commit {name}: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
 fn checker(bugs: PlantedBugs) -> CheckerBuilder<CommitModel> {
     model(bugs)
         .checker()
-        .threads(threads())
+        .threads(common::threads())
         .target_max_depth(DEPTH_MAX)
 }
 
 #[test]
 fn paxos_commit_atomic_commitment_two_rms_f1_with_takeover() {
-    let started = Instant::now();
-    let checker = checker(PlantedBugs::none()).spawn_bfs().join();
-    report(
-        "2 RMs, F = 1, coordinator may stop, second leader may take over",
-        &checker,
-        started,
-    );
-    checker.assert_properties();
+    common::explore(
+        "model_commit 2 RMs, F = 1, coordinator may stop, second leader may take over",
+        checker(PlantedBugs::none()),
+    )
+    .assert_properties();
 }
 
 #[cfg(feature = "planted-bugs")]
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     #[test]
     fn commit_with_a_missing_vote_is_found() {
-        let property = "atomic commitment: commit only if every RM voted Prepared";
-        let started = Instant::now();
-        let checker = checker(PlantedBugs::only(Bug::CommitWithMissingVote))
-            .finish_when(HasDiscoveries::AnyOf([property].into()))
-            .spawn_bfs()
-            .join();
-        report(Bug::CommitWithMissingVote.name(), &checker, started);
-        let Some(path) = checker.discovery(property) else {
-            panic!("planted bug commit-with-missing-vote went unnoticed");
-        };
-        let actions = path.into_actions();
-        println!(
-            "counterexample ({} steps; Id(i) is node i+1):",
-            actions.len()
+        let bug = Bug::CommitWithMissingVote;
+        common::expect_counterexample(
+            &format!("model_commit {}", bug.name()),
+            "atomic commitment: commit only if every RM voted Prepared",
+            checker(PlantedBugs::only(bug)),
         );
-        for action in actions {
-            println!("  {action:?}");
-        }
     }
 }

@@ -25,12 +25,13 @@
 //! `decide-without-disk-majority`:
 //! `cargo test -p synod-paxos --features planted-bugs --test model_disk -- --nocapture`.
 
+mod common;
+
 use paxos::disk::{
     Completion, DiskBlock, DiskConfig, DiskIo, DiskPaxosOptions, DiskProcessor, Stage, Value,
 };
 use paxos::{NodeId, PlantedBugs};
 use stateright::{Checker, Model, Property};
-use std::time::Instant;
 
 const PROCESSORS: usize = 2;
 const DISKS: usize = 3;
@@ -227,61 +228,36 @@ impl Model for DiskModel {
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 #[test]
 fn disk_paxos_safety_every_execution_up_to_the_depth_bound() {
-    let started = Instant::now();
-    let checker = DiskModel {
+    let model = DiskModel {
         bugs: PlantedBugs::none(),
-    }
-    .checker()
-    .threads(threads())
-    .target_max_depth(DEPTH_MAX)
-    .spawn_bfs()
-    .join();
-    println!(
-        "model_disk: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed()
-    );
-    checker.assert_properties();
+    };
+    let builder = model
+        .checker()
+        .threads(common::threads())
+        .target_max_depth(DEPTH_MAX);
+    common::explore("model_disk", builder).assert_properties();
 }
 
 #[cfg(feature = "planted-bugs")]
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     #[test]
     fn deciding_without_a_disk_majority_breaks_agreement() {
-        let started = Instant::now();
-        let checker = DiskModel {
+        let model = DiskModel {
             bugs: PlantedBugs::only(Bug::DecideWithoutDiskMajority),
-        }
-        .checker()
-        .threads(threads())
-        .target_max_depth(DEPTH_MAX)
-        .finish_when(HasDiscoveries::AnyOf(["agreement"].into()))
-        .spawn_bfs()
-        .join();
-        println!(
-            "model_disk decide-without-disk-majority: {} unique states, {:.1?}",
-            checker.unique_state_count(),
-            started.elapsed()
+        };
+        let builder = model
+            .checker()
+            .threads(common::threads())
+            .target_max_depth(DEPTH_MAX);
+        common::expect_counterexample(
+            "model_disk decide-without-disk-majority",
+            "agreement",
+            builder,
         );
-        let path = checker
-            .discovery("agreement")
-            .expect("the planted bug went unnoticed by the agreement check");
-        let actions = path.into_actions();
-        println!("counterexample ({} steps):", actions.len());
-        for a in actions {
-            println!("  {a:?}");
-        }
     }
 }

@@ -19,6 +19,9 @@
 //! ignores sequence numbers:
 //! `cargo test -p synod-paxos --features planted-bugs --test model_epaxos -- --nocapture`.
 
+mod common;
+
+use common::{actor_id, node_id, Wire};
 use paxos::epaxos::{
     Attrs, Command, CommandId, EpaxosMessage, EpaxosOptions, InstanceId, KvOp, Replica, Status,
 };
@@ -26,48 +29,12 @@ use paxos::{NodeId, PlantedBugs};
 use stateright::actor::{Actor, ActorModel, ActorModelState, Id, LossyNetwork, Network, Out};
 use stateright::{Checker, CheckerBuilder, Expectation, Model};
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
-use std::time::Instant;
 
 /// Steps explored: every interleaving of up to this many deliveries and timer firings. Enough
 /// to reach each "sometimes" property (the longest, both writes executed at all three
 /// replicas, takes 10 steps with both on the fast path); 12 is 185 thousand states and about
 /// 30 s on two shared cores, 14 is 800 thousand and 2 minutes. The simulator covers longer runs.
 const DEPTH_MAX: usize = 12;
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Wire(EpaxosMessage);
-
-impl Ord for Wire {
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.0 == other.0 {
-            return Ordering::Equal;
-        }
-        let hash = |m: &EpaxosMessage| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            m.hash(&mut h);
-            h.finish()
-        };
-        hash(&self.0)
-            .cmp(&hash(&other.0))
-            .then_with(|| format!("{:?}", self.0).cmp(&format!("{:?}", other.0)))
-    }
-}
-
-impl PartialOrd for Wire {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u64 + 1)
-}
-
-fn actor_id(node: NodeId) -> Id {
-    Id::from((node.0 - 1) as usize)
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
@@ -111,7 +78,7 @@ fn drain(s: &mut State, o: &mut Out<EpaxosActor>) {
 }
 
 impl Actor for EpaxosActor {
-    type Msg = Wire;
+    type Msg = Wire<EpaxosMessage>;
     type Timer = Timer;
     type State = State;
     type Storage = ();
@@ -141,7 +108,14 @@ impl Actor for EpaxosActor {
         s
     }
 
-    fn on_msg(&self, _id: Id, state: &mut Cow<State>, src: Id, msg: Wire, o: &mut Out<Self>) {
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<State>,
+        src: Id,
+        msg: Wire<EpaxosMessage>,
+        o: &mut Out<Self>,
+    ) {
         let mut next = (**state).clone();
         next.replica.step(node_id(src), msg.0);
         drain(&mut next, o);
@@ -242,57 +216,34 @@ fn model(bugs: PlantedBugs) -> EpaxosModel {
         )
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn report(name: &str, checker: &impl Checker<EpaxosModel>, started: Instant) {
-    println!(
-        "model_epaxos {name}: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
 fn checker(bugs: PlantedBugs) -> CheckerBuilder<EpaxosModel> {
     model(bugs)
         .checker()
-        .threads(threads())
+        .threads(common::threads())
         .target_max_depth(DEPTH_MAX)
 }
 
 #[test]
 fn epaxos_agreement_and_one_execution_order_two_interfering_commands_with_takeover() {
-    let started = Instant::now();
-    let checker = checker(PlantedBugs::none()).spawn_bfs().join();
-    report(
-        "3 replicas, two interfering writes, replica 3 may take 1.1 over",
-        &checker,
-        started,
-    );
-    checker.assert_properties();
+    common::explore(
+        "model_epaxos 3 replicas, two interfering writes, replica 3 may take 1.1 over",
+        checker(PlantedBugs::none()),
+    )
+    .assert_properties();
 }
 
 #[cfg(feature = "planted-bugs")]
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     #[test]
     fn an_execution_order_ignoring_sequence_numbers_is_found() {
-        let property = "interfering commands execute in one order";
-        let started = Instant::now();
-        let checker = checker(PlantedBugs::only(Bug::ExecuteIgnoringSeq))
-            .finish_when(HasDiscoveries::AnyOf([property].into()))
-            .spawn_bfs()
-            .join();
-        report(Bug::ExecuteIgnoringSeq.name(), &checker, started);
-        assert!(
-            checker.discovery(property).is_some(),
-            "the checker missed the planted bug"
+        let bug = Bug::ExecuteIgnoringSeq;
+        common::expect_counterexample(
+            &format!("model_epaxos {}", bug.name()),
+            "interfering commands execute in one order",
+            checker(PlantedBugs::only(bug)),
         );
     }
 }

@@ -20,13 +20,14 @@
 //! `fast-quorum-too-small` (fast quorums of 2 of 3):
 //! `cargo test -p synod-paxos --features planted-bugs --test model_fast -- --nocapture`.
 
+mod common;
+
 use paxos::fast::{
     FastConfig, FastMessage, FastNode, FastOptions, FastPersist, Round, RoundMode, Value,
 };
 use paxos::{NodeId, PlantedBugs};
 use stateright::{Checker, Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 const NODES: usize = 3;
 const PROPOSERS: usize = 2;
@@ -198,61 +199,32 @@ impl Model for FastModel {
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 #[test]
 fn fast_paxos_safety_every_execution_up_to_the_depth_bound() {
-    let started = Instant::now();
-    let checker = FastModel {
+    let model = FastModel {
         bugs: PlantedBugs::none(),
-    }
-    .checker()
-    .threads(threads())
-    .target_max_depth(DEPTH_MAX)
-    .spawn_bfs()
-    .join();
-    println!(
-        "model_fast: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed()
-    );
-    checker.assert_properties();
+    };
+    let builder = model
+        .checker()
+        .threads(common::threads())
+        .target_max_depth(DEPTH_MAX);
+    common::explore("model_fast", builder).assert_properties();
 }
 
 #[cfg(feature = "planted-bugs")]
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     #[test]
     fn planted_fast_quorum_too_small_breaks_agreement() {
-        let started = Instant::now();
-        let checker = FastModel {
+        let model = FastModel {
             bugs: PlantedBugs::only(Bug::FastQuorumTooSmall),
-        }
-        .checker()
-        .threads(threads())
-        .target_max_depth(PLANTED_DEPTH_MAX)
-        .finish_when(HasDiscoveries::AnyOf(["agreement"].into()))
-        .spawn_bfs()
-        .join();
-        println!(
-            "model_fast fast-quorum-too-small: {} unique states, {:.1?}",
-            checker.unique_state_count(),
-            started.elapsed()
-        );
-        let path = checker
-            .discovery("agreement")
-            .expect("the planted bug went unnoticed by the agreement check");
-        let actions = path.into_actions();
-        println!("counterexample ({} steps):", actions.len());
-        for a in actions {
-            println!("  {a:?}");
-        }
+        };
+        let builder = model
+            .checker()
+            .threads(common::threads())
+            .target_max_depth(PLANTED_DEPTH_MAX);
+        common::expect_counterexample("model_fast fast-quorum-too-small", "agreement", builder);
     }
 }

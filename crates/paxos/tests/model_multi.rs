@@ -451,46 +451,22 @@ fn checker(network: Network<Wire<Message>>, bugs: PlantedBugs) -> CheckerBuilder
     model(network, bugs).checker().threads(threads())
 }
 
-fn report(name: &str, checker: &impl Checker<MultiModel>, started: Instant) {
-    println!(
-        "model_multi {name}: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
-/// Random walks count every state they pass through, not unique ones.
-fn report_walks(name: &str, checker: &impl Checker<MultiModel>, started: Instant) {
-    println!(
-        "model_multi {name}: {} states visited by random walks, longest walk {} steps, {:.1?}",
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
 /// Every execution of at most this many steps (a delivery or a timer each) is explored. Every
 /// `Sometimes` property is reached within 12; one step more roughly triples the states.
 const DEPTH_MAX: usize = 14;
 
 #[test]
 fn multi_paxos_safety_every_execution_up_to_the_depth_bound() {
-    let started = Instant::now();
-    let checker = checker(
+    let builder = checker(
         Network::new_unordered_nonduplicating([]),
         PlantedBugs::none(),
     )
-    .target_max_depth(DEPTH_MAX)
-    .spawn_bfs()
-    .join();
-    report(
-        &format!("non-duplicating network, every execution of {DEPTH_MAX} steps"),
-        &checker,
-        started,
-    );
-    checker.assert_properties();
+    .target_max_depth(DEPTH_MAX);
+    common::explore(
+        &format!("model_multi non-duplicating network, every execution of {DEPTH_MAX} steps"),
+        builder,
+    )
+    .assert_properties();
 }
 
 /// Flexible Paxos with phase 1 = every replica and phase 2 = one replica (3 + 1 > 3): a leader
@@ -513,23 +489,19 @@ const FLEXIBLE_DEPTH_MAX: usize = 14;
 
 #[test]
 fn flexible_quorums_safety_every_execution_up_to_the_depth_bound() {
-    let started = Instant::now();
-    let checker = model_with(
+    let builder = model_with(
         Network::new_unordered_nonduplicating([]),
         PlantedBugs::none(),
         flexible_3_1(),
     )
     .checker()
     .threads(threads())
-    .target_max_depth(FLEXIBLE_DEPTH_MAX)
-    .spawn_bfs()
-    .join();
-    report(
-        &format!("flexible 3,1, every execution of {FLEXIBLE_DEPTH_MAX} steps"),
-        &checker,
-        started,
-    );
-    checker.assert_properties();
+    .target_max_depth(FLEXIBLE_DEPTH_MAX);
+    common::explore(
+        &format!("model_multi flexible 3,1, every execution of {FLEXIBLE_DEPTH_MAX} steps"),
+        builder,
+    )
+    .assert_properties();
 }
 
 /// Random walks: deliveries mostly, a loss or a timer now and then. Only actions that change
@@ -600,7 +572,11 @@ fn multi_paxos_safety_random_walks_lossy_duplicating_network() {
         // bounded search above reaches every `Sometimes` property whatever the seed).
         .spawn_simulation(0x5eed1, MostlyDeliver(Arc::new(lossy_model())))
         .join();
-    report_walks("random walks, lossy duplicating network", &checker, started);
+    common::report_walks(
+        "model_multi random walks, lossy duplicating network",
+        &checker,
+        started,
+    );
     checker.assert_properties();
 }
 
@@ -609,35 +585,14 @@ fn multi_paxos_safety_random_walks_lossy_duplicating_network() {
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     fn finds(bug: Bug, property: &'static str) {
-        let started = Instant::now();
-        // Breadth first, for a shortest counterexample.
-        let checker = checker(
+        let builder = checker(
             Network::new_unordered_nonduplicating([]),
             PlantedBugs::only(bug),
         )
-        .target_max_depth(DEPTH_MAX)
-        .finish_when(HasDiscoveries::AnyOf([property].into()))
-        .spawn_bfs()
-        .join();
-        report(bug.name(), &checker, started);
-        let Some(path) = checker.discovery(property) else {
-            panic!(
-                "planted bug {} went unnoticed by the {property:?} check",
-                bug.name()
-            );
-        };
-        let actions = path.into_actions();
-        println!(
-            "counterexample to {property:?} with {} ({} steps; Id(i) is node i+1):",
-            bug.name(),
-            actions.len()
-        );
-        for action in actions {
-            println!("  {action:?}");
-        }
+        .target_max_depth(DEPTH_MAX);
+        common::expect_counterexample(&format!("model_multi {}", bug.name()), property, builder);
     }
 
     #[test]
@@ -654,7 +609,6 @@ mod planted {
     /// second leader's phase 1 can miss the replica that chose alone.
     #[test]
     fn quorums_that_do_not_intersect_let_two_values_be_chosen_in_a_slot() {
-        let started = Instant::now();
         let bugs = PlantedBugs::only(Bug::QuorumsDoNotIntersect);
         let config = Configuration::with_planted_bugs(
             (1..=REPLICAS).map(NodeId).collect(),
@@ -666,22 +620,14 @@ mod planted {
             bugs,
         )
         .expect("the planted bug skips the intersection check");
-        let property = "agreement";
-        let checker = model_with(Network::new_unordered_nonduplicating([]), bugs, config)
+        let builder = model_with(Network::new_unordered_nonduplicating([]), bugs, config)
             .checker()
             .threads(threads())
-            .target_max_depth(DEPTH_MAX)
-            .finish_when(HasDiscoveries::AnyOf([property].into()))
-            .spawn_bfs()
-            .join();
-        report(Bug::QuorumsDoNotIntersect.name(), &checker, started);
-        let Some(path) = checker.discovery(property) else {
-            panic!("quorums that do not intersect went unnoticed by the {property:?} check");
-        };
-        println!(
-            "counterexample to {property:?} with {} ({} steps)",
-            Bug::QuorumsDoNotIntersect.name(),
-            path.into_actions().len()
+            .target_max_depth(DEPTH_MAX);
+        common::expect_counterexample(
+            &format!("model_multi {}", Bug::QuorumsDoNotIntersect.name()),
+            "agreement",
+            builder,
         );
     }
 

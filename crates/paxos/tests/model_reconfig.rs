@@ -41,7 +41,6 @@ use stateright::actor::{Actor, ActorModel, ActorModelState, Id, Network, Out};
 use stateright::{Checker, CheckerBuilder, Expectation, Model};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 const REPLICAS: u64 = 4;
 const CAMPAIGNERS: [u64; 2] = [1, 2];
@@ -412,16 +411,6 @@ fn checker(bugs: PlantedBugs) -> CheckerBuilder<ReconfigModel> {
     model(bugs).checker().threads(threads())
 }
 
-fn report(name: &str, checker: &impl Checker<ReconfigModel>, started: Instant) {
-    println!(
-        "model_reconfig {name}: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
 const ALWAYS: [&str; 4] = [
     "agreement",
     "learned only chosen values",
@@ -453,15 +442,9 @@ const DEPTH_MAX: usize = 13;
 
 #[test]
 fn reconfiguration_safety_every_execution_up_to_the_depth_bound() {
-    let started = Instant::now();
-    let checker = checker(PlantedBugs::none())
-        .target_max_depth(DEPTH_MAX)
-        .spawn_bfs()
-        .join();
-    report(
-        &format!("every execution of {DEPTH_MAX} steps"),
-        &checker,
-        started,
+    let checker = common::explore(
+        &format!("model_reconfig every execution of {DEPTH_MAX} steps"),
+        checker(PlantedBugs::none()).target_max_depth(DEPTH_MAX),
     );
     assert_no_counterexample(&checker);
     for property in SOMETIMES {
@@ -476,28 +459,10 @@ fn reconfiguration_safety_every_execution_up_to_the_depth_bound() {
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     fn finds(bug: Bug, property: &'static str) {
-        let started = Instant::now();
-        let checker = checker(PlantedBugs::only(bug))
-            .target_max_depth(DEPTH_MAX)
-            .finish_when(HasDiscoveries::AnyOf([property].into()))
-            .spawn_bfs()
-            .join();
-        report(bug.name(), &checker, started);
-        let Some(path) = checker.discovery(property) else {
-            panic!("planted bug {} went unnoticed by {property:?}", bug.name());
-        };
-        let actions = path.into_actions();
-        println!(
-            "counterexample to {property:?} with {} ({} steps; Id(i) is node i+1):",
-            bug.name(),
-            actions.len()
-        );
-        for action in actions {
-            println!("  {action:?}");
-        }
+        let builder = checker(PlantedBugs::only(bug)).target_max_depth(DEPTH_MAX);
+        common::expect_counterexample(&format!("model_reconfig {}", bug.name()), property, builder);
     }
 
     #[test]

@@ -354,26 +354,6 @@ fn exhaustive(setup: Setup) -> CheckerBuilder<SynodModel> {
         .symmetry_fn(representative)
 }
 
-fn report(name: &str, checker: &impl Checker<SynodModel>, started: Instant) {
-    println!(
-        "model_synod {name}: {} unique states ({} generated), max depth {}, {:.1?}",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
-/// Random walks count every state they pass through, not unique ones.
-fn report_walks(name: &str, checker: &impl Checker<SynodModel>, started: Instant) {
-    println!(
-        "model_synod {name}: {} states visited by random walks, longest walk {} steps, {:.1?}",
-        checker.state_count(),
-        checker.max_depth(),
-        started.elapsed(),
-    );
-}
-
 fn one_ballot_each() -> Setup {
     Setup {
         duplicating: true,
@@ -388,8 +368,8 @@ fn one_ballot_each() -> Setup {
 fn synod_safety_exhaustive_duplicating_network() {
     let started = Instant::now();
     let checker = exhaustive(one_ballot_each()).spawn_dfs().join();
-    report(
-        "duplicating network, one ballot per proposer",
+    common::report(
+        "model_synod duplicating network, one ballot per proposer",
         &checker,
         started,
     );
@@ -405,8 +385,8 @@ fn synod_safety_exhaustive_learners_everywhere() {
     };
     let started = Instant::now();
     let checker = exhaustive(setup).spawn_dfs().join();
-    report(
-        "non-duplicating network, learners everywhere",
+    common::report(
+        "model_synod non-duplicating network, learners everywhere",
         &checker,
         started,
     );
@@ -487,8 +467,8 @@ fn synod_safety_random_walks_with_retries() {
         .target_state_count(2_000_000)
         .spawn_simulation(0x5eed, chooser)
         .join();
-    report_walks(
-        "random walks, lossy duplicating network, two retries per proposer",
+    common::report_walks(
+        "model_synod random walks, lossy duplicating network, two retries per proposer",
         &checker,
         started,
     );
@@ -500,39 +480,16 @@ fn synod_safety_random_walks_with_retries() {
 mod planted {
     use super::*;
     use paxos::Bug;
-    use stateright::HasDiscoveries;
 
     fn finds(bug: Bug, property: &'static str) {
-        // Breadth first, for a shortest counterexample.
         let setup = Setup {
             duplicating: false,
             learners_at_acceptors: true,
             bugs: PlantedBugs::only(bug),
             ..one_ballot_each()
         };
-        let started = Instant::now();
-        let checker = model(setup)
-            .checker()
-            .threads(threads())
-            .finish_when(HasDiscoveries::AnyOf([property].into()))
-            .spawn_bfs()
-            .join();
-        report(bug.name(), &checker, started);
-        let Some(path) = checker.discovery(property) else {
-            panic!(
-                "planted bug {} went unnoticed by the {property:?} check",
-                bug.name()
-            );
-        };
-        let actions = path.into_actions();
-        println!(
-            "counterexample to {property:?} with {} ({} steps; Id(i) is node i+1):",
-            bug.name(),
-            actions.len()
-        );
-        for action in actions {
-            println!("  {action:?}");
-        }
+        let builder = model(setup).checker().threads(threads());
+        common::expect_counterexample(&format!("model_synod {}", bug.name()), property, builder);
     }
 
     #[test]

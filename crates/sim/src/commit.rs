@@ -27,6 +27,7 @@
 //! assert!(report.committed + report.aborted > 0);
 //! ```
 
+use crate::campaign::{add_counts, fmt_every_count, never_fired};
 use crate::report::fmt_us;
 use crate::rng::{below, chance_permille, range};
 use paxos::commit::{
@@ -41,9 +42,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Which atomic commitment protocol a run drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -303,7 +301,14 @@ pub struct CommitRunReport {
     pub replay: String,
 }
 
+crate::campaign::impl_seed_report!(CommitRunReport);
+
 impl CommitRunReport {
+    /// The command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        self.replay.clone()
+    }
+
     /// No check failed.
     pub fn passed(&self) -> bool {
         self.violation_counts.is_empty()
@@ -1063,23 +1068,15 @@ impl CommitSim {
 pub fn run_commit_seed(config: CommitSimConfig) -> CommitRunReport {
     let replay = config.replay_command();
     let seed = config.seed;
-    match catch_unwind(AssertUnwindSafe(move || CommitSim::new(config).run())) {
-        Ok(r) => r,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_default();
-            let mut r = CommitRunReport {
-                seed,
-                replay,
-                ..CommitRunReport::default()
-            };
-            r.violation(CommitCheck::NoPanic, message);
-            r
-        }
-    }
+    crate::campaign::catch_panic(move || CommitSim::new(config).run()).unwrap_or_else(|message| {
+        let mut r = CommitRunReport {
+            seed,
+            replay,
+            ..CommitRunReport::default()
+        };
+        r.violation(CommitCheck::NoPanic, message);
+        r
+    })
 }
 
 /// A campaign: seeds × one configuration.
@@ -1108,7 +1105,7 @@ impl CommitCampaignSpec {
             rms,
             f,
             bugs: PlantedBugs::none(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::campaign::default_threads(),
         }
     }
 
@@ -1186,13 +1183,9 @@ impl CommitCampaignReport {
             r.seeds_blocked += u64::from(run.blocked > 0);
             r.vanished += run.vanished;
             r.rms_unheard += run.rms_unheard;
-            for (k, v) in &run.faults_injected {
-                *r.faults_injected.entry(*k).or_default() += v;
-            }
+            add_counts(&mut r.faults_injected, &run.faults_injected);
             r.faults_enabled.extend(run.faults_enabled.iter().copied());
-            for (k, v) in &run.violation_counts {
-                *r.violation_counts.entry(*k).or_default() += v;
-            }
+            add_counts(&mut r.violation_counts, &run.violation_counts);
             if !run.passed() {
                 r.failing.push((
                     run.seed,
@@ -1226,12 +1219,11 @@ impl CommitCampaignReport {
 
     /// Fault kinds that never fired.
     pub fn never_fired(&self) -> Vec<CommitFault> {
-        CommitFault::ALL
-            .into_iter()
-            .filter(|k| self.faults_injected.get(k).copied().unwrap_or(0) == 0)
-            .collect()
+        never_fired(&CommitFault::ALL, &self.faults_injected)
     }
 }
+
+crate::campaign::impl_campaign_totals!(CommitCampaignReport, failing);
 
 impl fmt::Display for CommitCampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1249,16 +1241,8 @@ impl fmt::Display for CommitCampaignReport {
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
         writeln!(f, "  transactions          {} begun: {} committed, {} aborted, {} blocked (in {} seeds), {} vanished", self.txns, self.committed, self.aborted, self.blocked, self.seeds_blocked, self.vanished)?;
         writeln!(f, "  unheard participants  {} (decided without them; they never heard of it, so hold nothing)", self.rms_unheard)?;
-        let faults: Vec<String> = CommitFault::ALL
-            .iter()
-            .map(|k| {
-                format!(
-                    "{k:?} {}",
-                    self.faults_injected.get(k).copied().unwrap_or(0)
-                )
-            })
-            .collect();
-        writeln!(f, "  faults injected       {}", faults.join(", "))?;
+        let faults = fmt_every_count(&CommitFault::ALL, &self.faults_injected);
+        writeln!(f, "  faults injected       {faults}")?;
         let never = self.never_fired();
         if !never.is_empty() {
             writeln!(f, "  never fired           {never:?}")?;
@@ -1280,21 +1264,14 @@ impl fmt::Display for CommitCampaignReport {
             fmt_us(self.latency_us.1),
             fmt_us(self.latency_us.2)
         )?;
-        let checks: Vec<String> = [
+        let checks = [
             CommitCheck::Agreement,
             CommitCheck::Validity,
             CommitCheck::Liveness,
             CommitCheck::NoPanic,
-        ]
-        .iter()
-        .map(|c| {
-            format!(
-                "{c:?} {}",
-                self.violation_counts.get(c).copied().unwrap_or(0)
-            )
-        })
-        .collect();
-        writeln!(f, "  violations            {}", checks.join(", "))?;
+        ];
+        let checks = fmt_every_count(&checks, &self.violation_counts);
+        writeln!(f, "  violations            {checks}")?;
         for (seed, what) in self.failing.iter().take(5) {
             writeln!(f, "  failing seed {seed}: {what}")?;
         }
@@ -1307,27 +1284,12 @@ pub fn run_commit_seeds(
     spec: &CommitCampaignSpec,
     on_done: &(dyn Fn(&CommitRunReport) + Sync),
 ) -> Vec<CommitRunReport> {
-    let next = AtomicU64::new(spec.seeds.start);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= spec.seeds.end {
-                    break;
-                }
-                let report = run_commit_seed(spec.config(seed));
-                on_done(&report);
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(report);
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    runs.sort_by_key(|r| r.seed);
-    runs
+    crate::campaign::run_seed_range(
+        spec.seeds.clone(),
+        spec.threads,
+        &|seed| run_commit_seed(spec.config(seed)),
+        on_done,
+    )
 }
 
 /// Runs a campaign and sums it.

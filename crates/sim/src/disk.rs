@@ -32,6 +32,7 @@
 //! **liveness** (every processor decided within the bound after faults stopped). A panic of the
 //! core or the driver is a violation too.
 
+use crate::campaign::{add_counts, note_violations};
 use crate::rng::{below, chance_permille, range};
 use paxos::disk::{Completion, DiskConfig, DiskId, DiskIo, DiskPaxosOptions, DiskProcessor, Value};
 use paxos::{NodeId, PlantedBugs};
@@ -41,10 +42,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use storage::disk_paxos::{BlockDisk, BlockError};
 use storage::memfs::MemFs;
 use storage::Vfs;
@@ -184,6 +182,8 @@ pub struct DiskRunReport {
     #[serde(skip)]
     pub trace: Vec<String>,
 }
+
+crate::campaign::impl_seed_report!(DiskRunReport);
 
 impl DiskRunReport {
     /// Whether every check passed.
@@ -815,33 +815,25 @@ impl DiskSimulation {
 /// Runs one seed; a panic is a `NoPanic` violation.
 pub fn run_disk_seed(config: DiskSimConfig) -> DiskRunReport {
     let for_report = config.clone();
-    match catch_unwind(AssertUnwindSafe(move || DiskSimulation::new(config).run())) {
-        Ok(r) => r,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_default();
-            DiskRunReport {
-                seed: for_report.seed,
-                processors: for_report.processors,
-                disks: for_report.disks,
-                bugs: crate::sim::bug_names(for_report.bugs),
-                simulated_us: 0,
-                decisions: 0,
-                decided: None,
-                faults: BTreeMap::new(),
-                ballots: 0,
-                aborts: 0,
-                requests: 0,
-                requests_failed: 0,
-                decided_all_after_us: None,
-                violations: vec![(DiskCheck::NoPanic, format!("panicked: {message}"))],
-                trace: Vec::new(),
-            }
-        }
-    }
+    crate::campaign::catch_panic(move || DiskSimulation::new(config).run()).unwrap_or_else(
+        |message| DiskRunReport {
+            seed: for_report.seed,
+            processors: for_report.processors,
+            disks: for_report.disks,
+            bugs: crate::sim::bug_names(for_report.bugs),
+            simulated_us: 0,
+            decisions: 0,
+            decided: None,
+            faults: BTreeMap::new(),
+            ballots: 0,
+            aborts: 0,
+            requests: 0,
+            requests_failed: 0,
+            decided_all_after_us: None,
+            violations: vec![(DiskCheck::NoPanic, format!("panicked: {message}"))],
+            trace: Vec::new(),
+        },
+    )
 }
 
 /// A campaign's figures.
@@ -895,19 +887,17 @@ impl DiskCampaignReport {
             r.decided_all_after_us_max = r
                 .decided_all_after_us_max
                 .max(run.decided_all_after_us.unwrap_or(0));
-            for (k, n) in &run.faults {
-                *r.faults.entry(*k).or_default() += n;
-            }
+            add_counts(&mut r.faults, &run.faults);
             r.ballots += run.ballots;
             r.aborts += run.aborts;
             r.requests += run.requests;
             r.requests_failed += run.requests_failed;
-            for (check, msg) in &run.violations {
-                *r.violations.entry(*check).or_default() += 1;
-                if !r.failing_seeds.iter().any(|(s, _)| *s == run.seed) {
-                    r.failing_seeds.push((run.seed, msg.clone()));
-                }
-            }
+            note_violations(
+                &mut r.violations,
+                &mut r.failing_seeds,
+                run.seed,
+                &run.violations,
+            );
         }
         r.never_fired = r
             .faults
@@ -928,6 +918,8 @@ impl DiskCampaignReport {
         self.violation_total() == 0
     }
 }
+
+crate::campaign::impl_campaign_totals!(DiskCampaignReport, failing_seeds);
 
 impl fmt::Display for DiskCampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -981,26 +973,7 @@ pub fn run_disk_seeds(
     threads: usize,
     make: &(dyn Fn(u64) -> DiskSimConfig + Sync),
 ) -> Vec<DiskRunReport> {
-    let next = AtomicU64::new(seeds.start);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= seeds.end {
-                    break;
-                }
-                let report = run_disk_seed(make(seed));
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(report);
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    runs.sort_by_key(|r| r.seed);
-    runs
+    crate::campaign::run_seed_range(seeds, threads, &|seed| run_disk_seed(make(seed)), &|_| {})
 }
 
 /// A campaign over `seeds` with the default configuration.

@@ -29,6 +29,7 @@
 //! assert!(report.ops_ok > 0);
 //! ```
 
+use crate::campaign::{add_counts, fmt_every_count, never_fired};
 use crate::report::fmt_us;
 use crate::rng::{below, chance_permille, range};
 use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
@@ -45,9 +46,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Faults the EPaxos simulator injects, as counted in the figures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -250,7 +248,14 @@ pub struct EpaxosRunReport {
     pub replay: String,
 }
 
+crate::campaign::impl_seed_report!(EpaxosRunReport);
+
 impl EpaxosRunReport {
+    /// The command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        self.replay.clone()
+    }
+
     /// No check failed.
     pub fn passed(&self) -> bool {
         self.violation_counts.is_empty()
@@ -936,23 +941,15 @@ impl Hasher for Fnv {
 pub fn run_epaxos_seed(config: EpaxosSimConfig) -> EpaxosRunReport {
     let replay = config.replay_command();
     let seed = config.seed;
-    match catch_unwind(AssertUnwindSafe(move || EpaxosSim::new(config).run())) {
-        Ok(r) => r,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_default();
-            let mut r = EpaxosRunReport {
-                seed,
-                replay,
-                ..EpaxosRunReport::default()
-            };
-            r.violation(EpaxosCheck::NoPanic, message);
-            r
-        }
-    }
+    crate::campaign::catch_panic(move || EpaxosSim::new(config).run()).unwrap_or_else(|message| {
+        let mut r = EpaxosRunReport {
+            seed,
+            replay,
+            ..EpaxosRunReport::default()
+        };
+        r.violation(EpaxosCheck::NoPanic, message);
+        r
+    })
 }
 
 /// A campaign: seeds × one configuration.
@@ -975,7 +972,7 @@ impl EpaxosCampaignSpec {
             seeds,
             replicas,
             bugs: PlantedBugs::none(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::campaign::default_threads(),
         }
     }
 
@@ -1036,12 +1033,8 @@ impl EpaxosCampaignReport {
             r.recoveries += run.recoveries;
             r.noops += run.noops;
             r.cycles += run.cycles;
-            for (k, v) in &run.faults_injected {
-                *r.faults_injected.entry(*k).or_default() += v;
-            }
-            for (k, v) in &run.violation_counts {
-                *r.violation_counts.entry(*k).or_default() += v;
-            }
+            add_counts(&mut r.faults_injected, &run.faults_injected);
+            add_counts(&mut r.violation_counts, &run.violation_counts);
             if !run.passed() {
                 r.failing.push((
                     run.seed,
@@ -1066,12 +1059,11 @@ impl EpaxosCampaignReport {
 
     /// Fault kinds that never fired.
     pub fn never_fired(&self) -> Vec<EpaxosFault> {
-        EpaxosFault::ALL
-            .into_iter()
-            .filter(|k| self.faults_injected.get(k).copied().unwrap_or(0) == 0)
-            .collect()
+        never_fired(&EpaxosFault::ALL, &self.faults_injected)
     }
 }
+
+crate::campaign::impl_campaign_totals!(EpaxosCampaignReport, failing);
 
 impl fmt::Display for EpaxosCampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1088,31 +1080,15 @@ impl fmt::Display for EpaxosCampaignReport {
             "  commits               {} fast path, {} slow path; {} explicit prepares ({} no-ops); {} dependency cycles executed",
             self.fast_commits, self.slow_commits, self.recoveries, self.noops, self.cycles
         )?;
-        let faults: Vec<String> = EpaxosFault::ALL
-            .iter()
-            .map(|k| {
-                format!(
-                    "{k:?} {}",
-                    self.faults_injected.get(k).copied().unwrap_or(0)
-                )
-            })
-            .collect();
-        writeln!(f, "  faults injected       {}", faults.join(", "))?;
+        let faults = fmt_every_count(&EpaxosFault::ALL, &self.faults_injected);
+        writeln!(f, "  faults injected       {faults}")?;
         let never = self.never_fired();
         if !never.is_empty() {
             writeln!(f, "  never fired           {never:?}")?;
         }
         writeln!(f, "  messages              {}", self.messages_sent)?;
-        let checks: Vec<String> = EpaxosCheck::ALL
-            .iter()
-            .map(|c| {
-                format!(
-                    "{c:?} {}",
-                    self.violation_counts.get(c).copied().unwrap_or(0)
-                )
-            })
-            .collect();
-        writeln!(f, "  violations            {}", checks.join(", "))?;
+        let checks = fmt_every_count(&EpaxosCheck::ALL, &self.violation_counts);
+        writeln!(f, "  violations            {checks}")?;
         for (seed, what) in self.failing.iter().take(5) {
             let what: String = what.chars().take(300).collect();
             writeln!(f, "  failing seed {seed}: {what}")?;
@@ -1123,26 +1099,12 @@ impl fmt::Display for EpaxosCampaignReport {
 
 /// Runs every seed of `spec` on its threads; reports sorted by seed.
 pub fn run_epaxos_seeds(spec: &EpaxosCampaignSpec) -> Vec<EpaxosRunReport> {
-    let next = AtomicU64::new(spec.seeds.start);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= spec.seeds.end {
-                    break;
-                }
-                let report = run_epaxos_seed(spec.config(seed));
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(report);
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    runs.sort_by_key(|r| r.seed);
-    runs
+    crate::campaign::run_seed_range(
+        spec.seeds.clone(),
+        spec.threads,
+        &|seed| run_epaxos_seed(spec.config(seed)),
+        &|_| {},
+    )
 }
 
 /// Runs a campaign and sums it.

@@ -35,6 +35,7 @@
 //! causal chain of messages that led to it (a proposal is 1), and an instance's figure is the
 //! length at the phase-2b message that completed the first learner's quorum.
 
+use crate::campaign::{add_counts, note_violations};
 use crate::rng::{below, chance_permille, range};
 use paxos::fast::{
     FastConfig, FastCounters, FastDurable, FastMessage, FastNode, FastOptions, FastPersist, Round,
@@ -47,9 +48,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Proposers resend their value this often until every node learned it.
 const RESEND_US: u64 = 100_000;
@@ -180,17 +178,15 @@ impl FastRunReport {
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        let bug = self
-            .bugs
-            .first()
-            .map(|b| format!(" --bug {b}"))
-            .unwrap_or_default();
+        let bug = crate::campaign::bug_flag(&self.bugs);
         format!(
             "synod sim --protocol fast --seed {} --nodes {}{bug}",
             self.seed, self.nodes
         )
     }
 }
+
+crate::campaign::impl_seed_report!(FastRunReport);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Event {
@@ -671,24 +667,16 @@ impl FastSimulation {
 /// Runs one seed; a panic is a `NoPanic` violation.
 pub fn run_fast_seed(config: FastSimConfig) -> FastRunReport {
     let for_report = config.clone();
-    match catch_unwind(AssertUnwindSafe(move || FastSimulation::new(config).run())) {
-        Ok(r) => r,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_default();
-            FastRunReport {
-                seed: for_report.seed,
-                nodes: for_report.nodes,
-                instances: for_report.instances,
-                bugs: crate::sim::bug_names(for_report.bugs),
-                violations: vec![(FastCheck::NoPanic, format!("panicked: {message}"))],
-                ..FastRunReport::default()
-            }
-        }
-    }
+    crate::campaign::catch_panic(move || FastSimulation::new(config).run()).unwrap_or_else(
+        |message| FastRunReport {
+            seed: for_report.seed,
+            nodes: for_report.nodes,
+            instances: for_report.instances,
+            bugs: crate::sim::bug_names(for_report.bugs),
+            violations: vec![(FastCheck::NoPanic, format!("panicked: {message}"))],
+            ..FastRunReport::default()
+        },
+    )
 }
 
 /// Runs seeds `seeds` with `make(seed)` configurations on `threads` threads; reports sorted
@@ -698,26 +686,7 @@ pub fn run_fast_seeds(
     threads: usize,
     make: &(dyn Fn(u64) -> FastSimConfig + Sync),
 ) -> Vec<FastRunReport> {
-    let next = AtomicU64::new(seeds.start);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= seeds.end {
-                    break;
-                }
-                let report = run_fast_seed(make(seed));
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(report);
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    runs.sort_by_key(|r| r.seed);
-    runs
+    crate::campaign::run_seed_range(seeds, threads, &|seed| run_fast_seed(make(seed)), &|_| {})
 }
 
 /// A campaign's figures.
@@ -764,9 +733,7 @@ impl FastCampaignReport {
             r.seeds_run += 1;
             r.instances += run.instances as u64;
             r.conflicting_instances += run.conflicting_instances;
-            for (k, n) in &run.learned_in {
-                *r.learned_in.entry(*k).or_default() += n;
-            }
+            add_counts(&mut r.learned_in, &run.learned_in);
             r.collisions += run.collisions;
             r.recoveries += run.recoveries;
             r.classic_rounds += run.classic_rounds;
@@ -777,12 +744,12 @@ impl FastCampaignReport {
             r.learned_all_after_us_max = r
                 .learned_all_after_us_max
                 .max(run.learned_all_after_us.unwrap_or(0));
-            for (check, msg) in &run.violations {
-                *r.violations.entry(*check).or_default() += 1;
-                if !r.failing_seeds.iter().any(|(s, _)| *s == run.seed) {
-                    r.failing_seeds.push((run.seed, msg.clone()));
-                }
-            }
+            note_violations(
+                &mut r.violations,
+                &mut r.failing_seeds,
+                run.seed,
+                &run.violations,
+            );
         }
         r
     }
@@ -815,6 +782,8 @@ impl FastCampaignReport {
         out
     }
 }
+
+crate::campaign::impl_campaign_totals!(FastCampaignReport, failing_seeds);
 
 impl fmt::Display for FastCampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

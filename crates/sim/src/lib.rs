@@ -49,7 +49,7 @@
 //! [`Simulation::force_election`]. Set [`SimConfig::nemesis`] to false and
 //! [`Timing::fault_phase_us`] to `u64::MAX` for a run driven entirely by hand.
 
-mod campaign;
+pub mod campaign;
 pub mod check;
 pub mod commit;
 pub mod disk;
@@ -66,7 +66,9 @@ mod sim;
 pub mod snapshot;
 pub mod trace;
 
-pub use campaign::{run_campaign, run_seed, run_seeds, CampaignSpec};
+pub use campaign::{
+    run_campaign, run_seed, run_seed_range, run_seeds, CampaignSpec, CampaignTotals, SeedReport,
+};
 pub use check::{CheckKind, Violation};
 pub use faults::{CrashPoint, FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape};
 pub use kv::{KvCommand, KvMachine, KvResult};

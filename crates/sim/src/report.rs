@@ -3,6 +3,7 @@
 //! Testing practice 14: prove the test reached the code. Every fault kind and crash point is
 //! counted, and a campaign says which enabled kinds never fired.
 
+use crate::campaign::add_counts;
 use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
 use crate::sim::{bug_names, SimConfig, Simulation};
@@ -216,6 +217,8 @@ impl RunReport {
         cmd
     }
 }
+
+crate::campaign::impl_seed_report!(RunReport);
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -511,6 +514,8 @@ impl CampaignReport {
     }
 }
 
+crate::campaign::impl_campaign_totals!(CampaignReport, failing_seeds);
+
 impl fmt::Display for CampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -603,12 +608,6 @@ impl fmt::Display for CampaignReport {
             }
         }
         Ok(())
-    }
-}
-
-fn add_counts<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
-    for (k, v) in from {
-        *into.entry(*k).or_insert(0) += v;
     }
 }
 

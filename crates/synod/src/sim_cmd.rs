@@ -9,10 +9,10 @@ use sim::trace::write_jsonl;
 use sim::{CampaignSpec, FaultProfile, QuorumChoice, RunReport, SimConfig, Simulation};
 use std::io::{BufWriter, Write};
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Instant;
 
+pub(crate) mod campaign;
 mod disk;
 mod fast;
 mod member;
@@ -137,15 +137,7 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
     let Some(name) = name else {
         return Ok(PlantedBugs::none());
     };
-    if !sim::planted_bugs_available() {
-        bail!(
-            "--bug needs a build with planted bugs: cargo run --release -p synod --features planted-bugs -- sim ..."
-        );
-    }
-    let bug = Bug::from_name(name).with_context(|| {
-        let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
-        format!("unknown bug {name:?}; known: {}", known.join(", "))
-    })?;
+    let bug = campaign::planted_bug(name, &Bug::ALL, Bug::name, ("bug", "sim"))?;
     Ok(PlantedBugs::only(bug))
 }
 
@@ -238,17 +230,9 @@ fn run_one(
     config.quorum = quorums.rule_for(seed, nodes);
     config.trace = trace.is_some();
     let mut simulation = Simulation::new(config.clone());
-    let stepped = catch_unwind(AssertUnwindSafe(|| while simulation.step() {}));
-    let report = match stepped {
+    let report = match sim::campaign::catch_panic(|| while simulation.step() {}) {
         Ok(()) => simulation.finish(),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_default();
-            RunReport::panicked(&config, format!("panicked: {message}"))
-        }
+        Err(message) => RunReport::panicked(&config, format!("panicked: {message}")),
     };
     if let Some(path) = trace {
         let file =
@@ -289,9 +273,7 @@ fn run_many(
     spec.bugs = bugs;
     spec.membership_changes = membership;
     spec.quorums = quorums.clone();
-    if let Some(t) = threads {
-        spec.threads = t.max(1);
-    }
+    spec.threads = campaign::threads_of(threads);
     let count = seeds.end - seeds.start;
     let bar = ProgressBar::with_draw_target(Some(count), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -338,20 +320,8 @@ fn run_many(
         println!();
     }
     print!("{report}");
-    let passed = report.passed();
-    if passed {
-        println!("all {} seeds passed every check", report.seeds_run);
-    } else {
-        println!(
-            "FAILED: {} of {} seeds; replay the first with:",
-            report.failing_seeds.len(),
-            report.seeds_run
-        );
-        if let Some(first) = report.failing_seeds.first() {
-            println!("  {}", first.replay);
-        }
-    }
-    Ok(passed)
+    campaign::print_verdict(&report, &runs);
+    Ok(report.passed())
 }
 
 fn one_line(r: &RunReport) -> String {

@@ -1,13 +1,13 @@
 //! `synod sim --protocol commit|2pc`: the Paxos Commit simulator, one seed or a campaign.
 
-use anyhow::{bail, Context, Result};
+use crate::sim_cmd::campaign::{print_campaign, threads_of, write_trace_lines, Tail};
+use anyhow::{bail, Result};
 use paxos::PlantedBugs;
 use sim::commit::{
     run_commit_seeds, CommitCampaignReport, CommitCampaignSpec, CommitProtocol, CommitSim,
     CommitSimConfig,
 };
 use sim::report::fmt_us;
-use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,13 +46,7 @@ fn run_one(args: &CommitArgs, seed: u64) -> Result<bool> {
     let mut sim = CommitSim::new(config);
     while sim.step() {}
     if let Some(path) = &args.trace {
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        for line in sim.trace() {
-            writeln!(out, "{line}")?;
-        }
-        out.flush()?;
+        write_trace_lines(path, sim.trace())?;
     }
     let report = sim.finish();
     if args.json {
@@ -88,25 +82,12 @@ fn run_one(args: &CommitArgs, seed: u64) -> Result<bool> {
 fn run_many(args: &CommitArgs) -> Result<bool> {
     let mut spec = CommitCampaignSpec::new(args.seeds.clone(), args.protocol, args.rms, args.f);
     spec.bugs = args.bugs;
-    if let Some(t) = args.threads {
-        spec.threads = t.max(1);
-    }
+    spec.threads = threads_of(args.threads);
     let started = Instant::now();
     let runs = run_commit_seeds(&spec, &|_| {});
     let report = CommitCampaignReport::from_runs(&spec, &runs);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-        println!("  wall time             {:.1?}", started.elapsed());
-        if report.passed() {
-            println!("all {} seeds passed every check", report.seeds_run);
-        } else {
-            println!("FAILED: {} seeds", report.failing.len());
-            if let Some(r) = runs.iter().find(|r| !r.passed()) {
-                println!("  replay the first with: {}", r.replay);
-            }
-        }
-    }
-    Ok(report.passed())
+    let tail = Tail {
+        wall_since: Some(started),
+    };
+    print_campaign(&report, &runs, args.json, tail)
 }

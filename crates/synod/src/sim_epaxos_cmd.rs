@@ -1,13 +1,13 @@
 //! `synod sim --protocol epaxos`: the EPaxos simulator, one seed or a campaign, and with
 //! `--bench` the table of EPaxos against Multi-Paxos.
 
-use anyhow::{bail, Context, Result};
+use crate::sim_cmd::campaign::{print_campaign, threads_of, write_trace_lines, Tail};
+use anyhow::{bail, Result};
 use paxos::PlantedBugs;
 use sim::epaxos::{
     run_epaxos_seeds, EpaxosCampaignReport, EpaxosCampaignSpec, EpaxosSim, EpaxosSimConfig,
 };
 use sim::report::fmt_us;
-use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,13 +51,7 @@ fn run_one(args: &EpaxosArgs, seed: u64) -> Result<bool> {
     let mut sim = EpaxosSim::new(config);
     while sim.step() {}
     if let Some(path) = &args.trace {
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        for line in sim.trace() {
-            writeln!(out, "{line}")?;
-        }
-        out.flush()?;
+        write_trace_lines(path, sim.trace())?;
     }
     let report = sim.finish();
     if args.json {
@@ -95,25 +89,12 @@ fn run_one(args: &EpaxosArgs, seed: u64) -> Result<bool> {
 fn run_many(args: &EpaxosArgs) -> Result<bool> {
     let mut spec = EpaxosCampaignSpec::new(args.seeds.clone(), args.replicas);
     spec.bugs = args.bugs;
-    if let Some(t) = args.threads {
-        spec.threads = t.max(1);
-    }
+    spec.threads = threads_of(args.threads);
     let started = Instant::now();
     let runs = run_epaxos_seeds(&spec);
     let report = EpaxosCampaignReport::from_runs(&spec, &runs);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-        println!("  wall time             {:.1?}", started.elapsed());
-        if report.passed() {
-            println!("all {} seeds passed every check", report.seeds_run);
-        } else {
-            println!("FAILED: {} seeds", report.failing.len());
-            if let Some(r) = runs.iter().find(|r| !r.passed()) {
-                println!("  replay the first with: {}", r.replay);
-            }
-        }
-    }
-    Ok(report.passed())
+    let tail = Tail {
+        wall_since: Some(started),
+    };
+    print_campaign(&report, &runs, args.json, tail)
 }

@@ -51,6 +51,51 @@ impl Replica {
         }
     }
 
+    /// Whether a PreAccept or Accept at `ballot` may change `instance` here: it comes from the
+    /// ballot's owner, the instance is not chosen here (else the sender is told the choice),
+    /// and `ballot` is not below the promise (else the sender is told the promise). An
+    /// admitted message counts as progress on the instance.
+    fn admit_phase2(&mut self, from: NodeId, instance: InstanceId, ballot: EBallot) -> bool {
+        if ballot.node != from || self.answer_committed(from, instance) {
+            return false;
+        }
+        if self.refuse_below_promise(from, instance, ballot) {
+            return false;
+        }
+        self.progress(instance);
+        true
+    }
+
+    /// Promises `ballot` for `instance` (phase 1b, explicit prepare): raises the stored
+    /// ballot, keeps whatever was accepted, and returns the record to report if something was
+    /// (`vballot` set), so the recovering leader can pick it. A replica that never heard of
+    /// the instance stores an empty no-op record, so the promise itself is durable. The same
+    /// rule serves a peer's Prepare and the recovering leader's own promise.
+    pub(super) fn promise(
+        &mut self,
+        instance: InstanceId,
+        ballot: EBallot,
+    ) -> Option<InstanceRecord> {
+        let rec = match self.instances.get(&instance) {
+            Some(r) => InstanceRecord {
+                ballot,
+                ..r.clone()
+            },
+            None => InstanceRecord {
+                instance,
+                ballot,
+                vballot: None,
+                status: Status::PreAccepted,
+                command: Command::Noop,
+                attrs: Attrs::default(),
+                unchanged: false,
+            },
+        };
+        let held = rec.vballot.map(|_| rec.clone());
+        self.store(rec);
+        held
+    }
+
     pub(super) fn on_pre_accept(
         &mut self,
         from: NodeId,
@@ -59,13 +104,9 @@ impl Replica {
         command: Command,
         attrs: Attrs,
     ) {
-        if ballot.node != from || self.answer_committed(from, instance) {
+        if !self.admit_phase2(from, instance, ballot) {
             return;
         }
-        if self.refuse_below_promise(from, instance, ballot) {
-            return;
-        }
-        self.progress(instance);
         if let Some(rec) = self.instances.get(&instance) {
             if rec.vballot == Some(ballot) {
                 // A resend: answer what was answered. Recomputing could now find more
@@ -113,13 +154,9 @@ impl Replica {
         command: Command,
         attrs: Attrs,
     ) {
-        if ballot.node != from || self.answer_committed(from, instance) {
+        if !self.admit_phase2(from, instance, ballot) {
             return;
         }
-        if self.refuse_below_promise(from, instance, ballot) {
-            return;
-        }
-        self.progress(instance);
         self.store(InstanceRecord {
             instance,
             ballot,
@@ -189,23 +226,7 @@ impl Replica {
             return;
         }
         self.progress(instance);
-        let rec = match self.instances.get(&instance) {
-            Some(r) => InstanceRecord {
-                ballot,
-                ..r.clone()
-            },
-            None => InstanceRecord {
-                instance,
-                ballot,
-                vballot: None,
-                status: Status::PreAccepted,
-                command: Command::Noop,
-                attrs: Attrs::default(),
-                unchanged: false,
-            },
-        };
-        let held = rec.vballot.map(|_| rec.clone());
-        self.store(rec);
+        let held = self.promise(instance, ballot);
         self.send(
             from,
             EpaxosMessage::PrepareOk {

@@ -43,23 +43,7 @@ impl Replica {
             .get(&instance)
             .map_or(EBallot::default_of(instance), |r| r.ballot);
         let ballot = promised.next_for(self.id);
-        let rec = match self.instances.get(&instance) {
-            Some(r) => InstanceRecord {
-                ballot,
-                ..r.clone()
-            },
-            None => InstanceRecord {
-                instance,
-                ballot,
-                vballot: None,
-                status: Status::PreAccepted,
-                command: Command::Noop,
-                attrs: Attrs::default(),
-                unchanged: false,
-            },
-        };
-        let held = rec.vballot.map(|_| rec.clone());
-        self.store(rec);
+        let held = self.promise(instance, ballot);
         self.counters.recoveries += 1;
         let mut replies = BTreeMap::new();
         replies.insert(self.id, held);

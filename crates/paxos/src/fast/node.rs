@@ -9,7 +9,7 @@ use super::{
 };
 use crate::bugs::PlantedBugs;
 use crate::ids::NodeId;
-use crate::outbox::{Outbound, Outbox, PersistSeq};
+use crate::outbox::{release_looping_back, Outbound, Outbox, PersistSeq};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -631,24 +631,8 @@ impl FastNode {
     /// Drains outputs: persist, then send, then what was learned. Messages to itself are
     /// delivered inside (they cost no message delay).
     pub fn ready(&mut self) -> FastReady {
-        let mut send = Vec::new();
-        let mut released = Vec::new();
-        loop {
-            released.clear();
-            self.outbox.release(&mut released);
-            let mut looped_back = false;
-            for (to, msg) in released.drain(..) {
-                if to == self.id {
-                    looped_back = true;
-                    self.step(to, msg);
-                } else {
-                    send.push(Outbound { to, msg });
-                }
-            }
-            if !looped_back {
-                break;
-            }
-        }
+        let me = self.id;
+        let send = release_looping_back(self, me, false, |node| &mut node.outbox, Self::step);
         let learned = match (&self.learned, self.learned_reported) {
             (Some(v), false) => {
                 self.learned_reported = true;

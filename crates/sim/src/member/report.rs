@@ -4,6 +4,7 @@
 
 use super::check::{MemberCheck, MemberViolation};
 use super::{MemberSimConfig, MemberSimulation};
+use crate::campaign::add_counts;
 use crate::faults::{FaultKind, FaultProfile};
 use lincheck::Verdict;
 use member::bugs::MemberBugs;
@@ -11,9 +12,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// The figures of one member-level run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -207,7 +205,18 @@ impl MemberRunReport {
     pub fn passed(&self) -> bool {
         self.completed && self.violation_counts.is_empty() && self.lincheck == Some(Verdict::Ok)
     }
+
+    /// The command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        let bug = crate::campaign::bug_flag(&self.bugs);
+        format!(
+            "synod sim --member --seed {} --nodes {} --faults {}{bug}",
+            self.seed, self.nodes, self.faults
+        )
+    }
 }
+
+crate::campaign::impl_seed_report!(MemberRunReport);
 
 impl fmt::Display for MemberRunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,7 +283,7 @@ impl MemberCampaignSpec {
             nodes,
             faults,
             bugs: MemberBugs::none(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::campaign::default_threads(),
             tweak: None,
         }
     }
@@ -293,19 +302,9 @@ impl MemberCampaignSpec {
 /// Runs one seed; a panic is caught and reported (as a failed run naming the seed).
 pub fn run_member_seed(config: MemberSimConfig) -> MemberRunReport {
     let for_report = config.clone();
-    match catch_unwind(AssertUnwindSafe(move || {
-        MemberSimulation::new(config).run()
-    })) {
-        Ok(report) => report,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "panic with a non-string payload".to_string());
-            MemberRunReport::panicked(&for_report, format!("panicked: {message}"))
-        }
-    }
+    crate::campaign::catch_panic(move || MemberSimulation::new(config).run()).unwrap_or_else(
+        |message| MemberRunReport::panicked(&for_report, format!("panicked: {message}")),
+    )
 }
 
 /// Runs every seed of `spec` on its threads; reports sorted by seed.
@@ -313,27 +312,12 @@ pub fn run_member_seeds(
     spec: &MemberCampaignSpec,
     on_done: &(dyn Fn(&MemberRunReport) + Sync),
 ) -> Vec<MemberRunReport> {
-    let next = AtomicU64::new(spec.seeds.start);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1) {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= spec.seeds.end {
-                    break;
-                }
-                let report = run_member_seed(spec.config(seed));
-                on_done(&report);
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(report);
-            });
-        }
-    });
-    let mut runs = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    runs.sort_by_key(|r| r.seed);
-    runs
+    crate::campaign::run_seed_range(
+        spec.seeds.clone(),
+        spec.threads,
+        &|seed| run_member_seed(spec.config(seed)),
+        on_done,
+    )
 }
 
 /// A member-level campaign's figures, summed over seeds.
@@ -415,12 +399,8 @@ impl MemberCampaignReport {
             for k in &run.faults_enabled {
                 *r.seeds_with_fault_enabled.entry(*k).or_insert(0) += 1;
             }
-            for (k, v) in &run.faults_injected {
-                *r.faults_injected.entry(*k).or_insert(0) += v;
-            }
-            for (k, v) in &run.crash_points {
-                *r.crash_points.entry(k.clone()).or_insert(0) += v;
-            }
+            add_counts(&mut r.faults_injected, &run.faults_injected);
+            add_counts(&mut r.crash_points, &run.crash_points);
             for (k, (a, b, c)) in &run.ops_by_kind {
                 let e = r.ops_by_kind.entry(k.clone()).or_insert((0, 0, 0));
                 e.0 += a;
@@ -441,9 +421,7 @@ impl MemberCampaignReport {
             r.watch_events += run.watch_events;
             r.watches_cancelled += run.watches_cancelled;
             r.watches_compacted += run.watches_compacted;
-            for (k, v) in &run.violation_counts {
-                *r.violation_counts.entry(*k).or_insert(0) += v;
-            }
+            add_counts(&mut r.violation_counts, &run.violation_counts);
             match run.lincheck {
                 Some(Verdict::Ok) => r.lincheck_ok += 1,
                 Some(Verdict::Illegal) => r.lincheck_illegal += 1,
@@ -467,6 +445,8 @@ impl MemberCampaignReport {
         self.seeds_run > 0 && self.failing.is_empty()
     }
 }
+
+crate::campaign::impl_campaign_totals!(MemberCampaignReport, failing);
 
 impl fmt::Display for MemberCampaignReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,27 +1,25 @@
 //! `synod sim --member`: the member-level simulation (`sim::member`), one seed or a campaign.
 
+use super::campaign::{planted_bug, print_verdict, threads_of, write_trace_lines};
 use super::{SimArgs, DEFAULT_SEEDS};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use sim::member::{
     run_member_seed, run_member_seeds, MemberBug, MemberBugs, MemberCampaignReport,
     MemberCampaignSpec, MemberRunReport, MemberSimConfig, MemberSimulation,
 };
-use std::io::Write;
 use std::time::Instant;
 
 fn parse_bug(name: Option<&str>) -> Result<MemberBugs> {
     let Some(name) = name else {
         return Ok(MemberBugs::none());
     };
-    if !sim::planted_bugs_available() {
-        bail!(
-            "--bug needs a build with planted bugs: cargo run --release -p synod --features planted-bugs -- sim --member ..."
-        );
-    }
-    let bug = MemberBug::from_name(name).with_context(|| {
-        let known: Vec<&str> = MemberBug::ALL.iter().map(|b| b.name()).collect();
-        format!("unknown member bug {name:?}; known: {}", known.join(", "))
-    })?;
+    let known = MemberBug::ALL;
+    let bug = planted_bug(
+        name,
+        &known,
+        MemberBug::name,
+        ("member bug", "sim --member"),
+    )?;
     Ok(MemberBugs::only(bug))
 }
 
@@ -43,14 +41,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
                 config.trace = true;
                 let mut sim = MemberSimulation::new(config);
                 while sim.step() {}
-                let mut out = std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                );
-                for line in sim.trace() {
-                    writeln!(out, "{line}")?;
-                }
-                out.flush()?;
+                write_trace_lines(path, sim.trace())?;
                 sim.run()
             }
             None => run_member_seed(config),
@@ -73,11 +64,9 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         return Ok(report.passed());
     }
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
-    let mut spec = MemberCampaignSpec::new(seeds.clone(), nodes, args.faults);
+    let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
-    if let Some(t) = args.threads {
-        spec.threads = t.max(1);
-    }
+    spec.threads = threads_of(args.threads);
     let started = Instant::now();
     let runs = run_member_seeds(&spec, &|_: &MemberRunReport| {});
     let mut report = MemberCampaignReport::from_runs(&runs);
@@ -95,11 +84,6 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         report.seeds_run as f64 / wall.as_secs_f64().max(1e-9),
         spec.threads
     );
-    if let Some((seed, _)) = report.failing.first() {
-        println!(
-            "replay the first failure with: synod sim --member --seed {seed} --nodes {nodes} --faults {}",
-            args.faults
-        );
-    }
+    print_verdict(&report, &runs);
     Ok(report.passed())
 }
