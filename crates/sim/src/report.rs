@@ -380,6 +380,7 @@ pub fn quorum_kind(rule: &QuorumSpec) -> &'static str {
         QuorumSpec::Flexible { .. } => "flexible",
         QuorumSpec::Grid { .. } => "grid",
         QuorumSpec::Weighted { .. } => "weighted",
+        QuorumSpec::Cheap { .. } => "cheap",
     }
 }
 
