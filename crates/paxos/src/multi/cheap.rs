@@ -34,11 +34,16 @@ impl Replica {
     }
 
     /// Whether the member at index `i` is an auxiliary that the leader leaves out now: the
-    /// rule is Cheap and every main answers.
+    /// rule is Cheap, every main answers, and the auxiliary has reported a chosen prefix
+    /// through the stop-sign that began this epoch. Until it has, it is still sent to: an
+    /// auxiliary that never learned of the change would stay in the old configuration and
+    /// could make a quorum there with the dropped main (the paper's auxiliaries, too, learn
+    /// the new configuration before they go idle).
     pub(super) fn is_idle_auxiliary(&self, i: usize) -> bool {
         let config = &self.membership.config;
         let mains = config.mains().len();
-        i >= mains && i < config.members().len() && !self.cheap_engaged
+        let in_epoch = self.peer_chosen[i].0 + 1 >= self.membership.first_slot.0;
+        i >= mains && i < config.members().len() && !self.cheap_engaged && in_epoch
     }
 
     /// The main voters (by index) that this leader has not heard from for `silent_ticks`.

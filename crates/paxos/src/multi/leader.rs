@@ -440,7 +440,18 @@ impl Replica {
                 break;
             };
             for (id, slot) in reads {
-                self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+                // A read at or past this epoch's stop-sign would be served from the state at
+                // the stop-sign, but the next configuration may already have chosen (and
+                // acknowledged) writes after it: the echoes of this epoch's quorum say
+                // nothing about that epoch. It is retried in the next one. (Found by the
+                // simulator under Cheap Paxos: an auxiliary that had not yet learned the
+                // stop-sign echoed, with the dropped main, a read of the old epoch.)
+                if self.stop_sign.is_some_and(|stop| slot >= stop) {
+                    self.read_outcomes
+                        .push(ReadOutcome::Failed { id, leader: None });
+                } else {
+                    self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+                }
             }
         }
     }
