@@ -47,11 +47,15 @@ pub enum Bug {
     /// EPaxos: execution runs a strongly connected component in the order the replica learned
     /// the commits in, not by sequence number.
     ExecuteIgnoringSeq,
+    /// Cheap Paxos: the leader drops a failed main acceptor by switching its own quorum rule
+    /// at once, without a stop-sign, so it decides alone while the others may still decide
+    /// in the configuration that holds the main.
+    CheapDropWithoutStopSign,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -67,6 +71,7 @@ impl Bug {
         Bug::FastQuorumTooSmall,
         Bug::DropDependencyInPreAccept,
         Bug::ExecuteIgnoringSeq,
+        Bug::CheapDropWithoutStopSign,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -87,6 +92,7 @@ impl Bug {
             Bug::FastQuorumTooSmall => "fast-quorum-too-small",
             Bug::DropDependencyInPreAccept => "drop-dependency-in-pre-accept",
             Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
+            Bug::CheapDropWithoutStopSign => "cheap-drop-without-stop-sign",
         }
     }
 

@@ -121,11 +121,22 @@ pub enum QuorumSpec {
         /// Weight needed to accept a value.
         phase2: u64,
     },
+    /// Cheap Paxos (Lamport and Massa, "Cheap Paxos", 2004, section 3): the first `main`
+    /// voters, in configuration order, are main acceptors, the rest auxiliaries. A set is a
+    /// quorum (for both phases) if it holds every main voter, or a majority of all voters.
+    /// Two majorities meet; all mains and a majority meet because there are fewer auxiliaries
+    /// than a majority ([`Configuration::new`] refuses more), so every majority holds a main.
+    /// The leader asks only the mains while they all answer (`multi/cheap.rs`): auxiliaries
+    /// are sent to only while a main is down, until a stop-sign drops that main.
+    Cheap {
+        /// How many voters, from the first, are main acceptors.
+        main: usize,
+    },
 }
 
 impl std::fmt::Display for QuorumSpec {
     /// The form [`QuorumSpec::from_str`](std::str::FromStr) reads: `majority`,
-    /// `flexible:P1,P2`, `grid:RxC`, `weighted:W1,W2,...,Wn/P1,P2`.
+    /// `flexible:P1,P2`, `grid:RxC`, `weighted:W1,W2,...,Wn/P1,P2`, `cheap:MAIN`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             QuorumSpec::Majority => write!(f, "majority"),
@@ -139,13 +150,14 @@ impl std::fmt::Display for QuorumSpec {
                 let weights: Vec<String> = weights.iter().map(u32::to_string).collect();
                 write!(f, "weighted:{}/{phase1},{phase2}", weights.join(","))
             }
+            QuorumSpec::Cheap { main } => write!(f, "cheap:{main}"),
         }
     }
 }
 
 /// A quorum rule that does not parse; the text says what form was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quorum rule {text:?}: {why} (expected majority, flexible:P1,P2, grid:RxC or weighted:W1,...,Wn/P1,P2)")]
+#[error("invalid quorum rule {text:?}: {why} (expected majority, flexible:P1,P2, grid:RxC, weighted:W1,...,Wn/P1,P2 or cheap:MAIN)")]
 pub struct QuorumParseError {
     /// What was given.
     pub text: String,
@@ -204,6 +216,13 @@ impl std::str::FromStr for QuorumSpec {
                     phase1,
                     phase2,
                 })
+            }
+            "cheap" => {
+                let main = rest
+                    .trim()
+                    .parse()
+                    .map_err(|_| err("cheap takes the number of main acceptors"))?;
+                Ok(QuorumSpec::Cheap { main })
             }
             _ => Err(err("unknown kind")),
         }
@@ -296,6 +315,15 @@ pub enum ConfigError {
     /// The local node is not a member of the configuration.
     #[error("node {0} is not a member of the configuration")]
     NotAMember(NodeId),
+    /// Cheap Paxos with no main acceptor, or with so many auxiliaries that a majority could
+    /// hold none of the mains (then it would not meet the set of all mains).
+    #[error("cheap quorums need 1 to {members} main acceptors and fewer auxiliaries than a majority: {main} main of {members} voters")]
+    CheapShape {
+        /// Main acceptors asked for.
+        main: usize,
+        /// Number of voters.
+        members: usize,
+    },
     /// A node listed both as a voter and as a learner.
     #[error("node {0} is listed both as a voting member and as a learner")]
     VoterAndLearner(NodeId),
@@ -437,6 +465,7 @@ impl Configuration {
             QuorumSpec::Weighted {
                 weights, phase1, ..
             } => fewest_reaching(weights, *phase1),
+            QuorumSpec::Cheap { main } => (*main).min(self.members.len() / 2 + 1),
         }
     }
 
@@ -450,6 +479,7 @@ impl Configuration {
             QuorumSpec::Weighted {
                 weights, phase2, ..
             } => fewest_reaching(weights, *phase2),
+            QuorumSpec::Cheap { main } => (*main).min(self.members.len() / 2 + 1),
         }
     }
 
@@ -465,6 +495,7 @@ impl Configuration {
             QuorumSpec::Weighted {
                 weights, phase1, ..
             } => weight_of(weights, set) >= *phase1,
+            QuorumSpec::Cheap { main } => cheap_quorum(set, *main, self.members.len()),
         }
     }
 
@@ -480,7 +511,27 @@ impl Configuration {
             QuorumSpec::Weighted {
                 weights, phase2, ..
             } => weight_of(weights, set) >= *phase2,
+            QuorumSpec::Cheap { main } => cheap_quorum(set, *main, self.members.len()),
         }
+    }
+
+    /// The main acceptors under a [`QuorumSpec::Cheap`] rule (every voter under any other
+    /// rule: there, nobody is auxiliary).
+    pub fn mains(&self) -> &[NodeId] {
+        match self.quorum {
+            QuorumSpec::Cheap { main } => &self.members[..main.min(self.members.len())],
+            _ => &self.members,
+        }
+    }
+
+    /// The auxiliary acceptors under a [`QuorumSpec::Cheap`] rule (none under any other).
+    pub fn auxiliaries(&self) -> &[NodeId] {
+        &self.members[self.mains().len()..]
+    }
+
+    /// Whether `node` is an auxiliary acceptor (Cheap Paxos).
+    pub fn is_auxiliary(&self, node: NodeId) -> bool {
+        self.auxiliaries().contains(&node)
     }
 
     /// Whether every phase-1 quorum meets `set`: no phase-1 quorum lies among the voters
@@ -551,8 +602,23 @@ fn check_quorum_rule(quorum: &QuorumSpec, n: usize, bugs: PlantedBugs) -> Result
                 });
             }
         }
+        QuorumSpec::Cheap { main } => {
+            // Auxiliaries must be fewer than a majority, or a majority of auxiliaries alone
+            // would miss the set of all mains.
+            if *main == 0 || *main > n || n - main > n / 2 {
+                return Err(ConfigError::CheapShape {
+                    main: *main,
+                    members: n,
+                });
+            }
+        }
     }
     Ok(())
+}
+
+/// Cheap Paxos: every main voter (indices below `main`), or a majority of the `n` voters.
+fn cheap_quorum(set: NodeSet, main: usize, n: usize) -> bool {
+    NodeSet::below(main).minus(set).is_empty() || set.len() > n / 2
 }
 
 /// The weight of the voters in `set`.
@@ -661,6 +727,39 @@ mod tests {
             ),
             Err(ConfigError::DuplicateMember(NodeId(2)))
         );
+    }
+
+    /// Cheap Paxos, section 3: all mains are a quorum, and so is any majority; a majority of
+    /// auxiliaries alone would miss the mains, so such a shape is refused.
+    #[test]
+    fn cheap_quorums_are_all_mains_or_a_majority() {
+        let c = Configuration::new(voters(5), QuorumSpec::Cheap { main: 3 }).unwrap();
+        assert_eq!(c.mains(), &voters(3)[..]);
+        assert_eq!(c.auxiliaries(), &[NodeId(4), NodeId(5)]);
+        assert!(c.is_phase2_quorum(set(&[0, 1, 2])) && c.is_phase1_quorum(set(&[0, 1, 2])));
+        assert!(
+            c.is_phase2_quorum(set(&[0, 3, 4])),
+            "a majority with one main"
+        );
+        assert!(!c.is_phase1_quorum(set(&[3, 4])));
+        // After one main is dropped: 2 mains, 2 auxiliaries; the two mains are a quorum.
+        let c = Configuration::new(voters(4), QuorumSpec::Cheap { main: 2 }).unwrap();
+        assert!(c.is_phase2_quorum(set(&[0, 1])));
+        assert!(!c.is_phase2_quorum(set(&[1, 2])) && !c.is_phase1_quorum(set(&[2, 3])));
+        assert!(c.is_phase1_quorum(set(&[1, 2, 3])));
+        for (main, n) in [(0, 3), (1, 3), (4, 3), (1, 4)] {
+            assert_eq!(
+                Configuration::new(voters(n), QuorumSpec::Cheap { main }),
+                Err(ConfigError::CheapShape {
+                    main,
+                    members: n as usize
+                }),
+                "cheap:{main} of {n}"
+            );
+        }
+        assert!(Configuration::new(voters(2), QuorumSpec::Cheap { main: 1 }).is_ok());
+        assert_eq!("cheap:2".parse(), Ok(QuorumSpec::Cheap { main: 2 }));
+        assert_eq!(QuorumSpec::Cheap { main: 2 }.to_string(), "cheap:2");
     }
 
     #[test]

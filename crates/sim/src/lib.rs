@@ -50,6 +50,7 @@
 //! [`Timing::fault_phase_us`] to `u64::MAX` for a run driven entirely by hand.
 
 pub mod campaign;
+pub mod cheap;
 pub mod check;
 pub mod commit;
 pub mod disk;

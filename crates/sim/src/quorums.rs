@@ -141,6 +141,7 @@ mod tests {
                     QuorumSpec::Flexible { .. } => 1,
                     QuorumSpec::Grid { .. } => 2,
                     QuorumSpec::Weighted { .. } => 3,
+                    QuorumSpec::Cheap { .. } => unreachable!("swarm never draws cheap"),
                 }] += 1;
             }
         }

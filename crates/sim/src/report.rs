@@ -4,6 +4,7 @@
 //! counted, and a campaign says which enabled kinds never fired.
 
 use crate::campaign::add_counts;
+use crate::cheap::CheapFigures;
 use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
 use crate::sim::{bug_names, SimConfig, Simulation};
@@ -76,6 +77,9 @@ pub struct RunReport {
     pub recovery_us: Option<u64>,
     /// Whether the run reached its end (false if it panicked).
     pub completed: bool,
+    /// Cheap Paxos: what the auxiliaries did (empty under any other rule).
+    #[serde(default, skip_serializing_if = "CheapFigures::is_empty")]
+    pub cheap: CheapFigures,
 }
 
 impl RunReport {
@@ -138,6 +142,7 @@ impl RunReport {
             lincheck_detail,
             recovery_us,
             completed: true,
+            cheap: sim.cheap_figures(),
         }
     }
 
@@ -180,6 +185,7 @@ impl RunReport {
             lincheck_detail: None,
             recovery_us: None,
             completed: false,
+            cheap: CheapFigures::default(),
         }
     }
 
@@ -235,6 +241,15 @@ impl fmt::Display for RunReport {
                 f,
                 "  quorum rule           {} ({} changed by reconfiguration)",
                 self.quorum, self.quorum_rule_changes
+            )?;
+        }
+        if !self.cheap.is_empty() {
+            writeln!(
+                f,
+                "  cheap paxos           auxiliaries engaged {}, mains dropped {}, back to idle {}",
+                self.cheap.auxiliaries_engaged,
+                self.cheap.mains_dropped,
+                self.cheap.returned_to_idle
             )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
@@ -366,6 +381,9 @@ pub struct CampaignReport {
     pub recovery_max_us: Option<u64>,
     /// Wall-clock time of the campaign, set by the caller (the simulator never reads a clock).
     pub wall_ms: Option<u64>,
+    /// Cheap Paxos: what the auxiliaries did, summed (empty under any other rule).
+    #[serde(skip_serializing_if = "CheapFigures::is_empty")]
+    pub cheap: CheapFigures,
 }
 
 fn is_majority(rule: &QuorumSpec) -> bool {
@@ -383,6 +401,7 @@ pub fn quorum_kind(rule: &QuorumSpec) -> &'static str {
         QuorumSpec::Flexible { .. } => "flexible",
         QuorumSpec::Grid { .. } => "grid",
         QuorumSpec::Weighted { .. } => "weighted",
+        QuorumSpec::Cheap { .. } => "cheap",
     }
 }
 
@@ -416,6 +435,7 @@ impl CampaignReport {
                 .entry(quorum_kind(&r.quorum).to_string())
                 .or_insert(0) += 1;
             c.quorum_rule_changes += r.quorum_rule_changes;
+            c.cheap.add_run(&r.cheap);
             for k in &r.faults_enabled {
                 *c.seeds_with_fault_enabled.entry(*k).or_insert(0) += 1;
             }
@@ -535,6 +555,14 @@ impl fmt::Display for CampaignReport {
                 "  quorum rules (seeds)  {}; changed by reconfiguration {}",
                 fmt_counts(self.quorum_kinds.iter().map(|(k, v)| (k.as_str(), *v))),
                 self.quorum_rule_changes
+            )?;
+        }
+        if !self.cheap.is_empty() || self.quorum_kinds.contains_key("cheap") {
+            let c = &self.cheap;
+            writeln!(
+                f,
+                "  cheap paxos           auxiliaries engaged {} times in {} seeds; mains dropped {} in {} seeds; back to idle {}",
+                c.auxiliaries_engaged, c.seeds_engaged, c.mains_dropped, c.seeds_dropped, c.returned_to_idle
             )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;

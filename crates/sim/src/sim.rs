@@ -684,6 +684,9 @@ pub(crate) struct Tally {
     pub(crate) reconfigurations_refused: u64,
     /// Membership changes that also changed the quorum rule.
     pub(crate) quorum_rule_changes: u64,
+    /// Cheap Paxos: what the auxiliaries did, from the counters of replicas that crashed
+    /// (those still up are added when the report is built).
+    pub(crate) cheap: crate::cheap::CheapFigures,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -1868,9 +1871,11 @@ impl Simulation {
         for _ in 0..torn {
             self.count_fault(FaultKind::TornWrite);
         }
+        if let Some(r) = self.nodes[i].replica.take() {
+            self.tally.cheap.add_replica(&r);
+        }
         let node = &mut self.nodes[i];
         let unsynced = node.unsynced_at_crash.len();
-        node.replica = None;
         node.incarnation += 1;
         node.writes.clear();
         node.reads.clear();
@@ -2026,6 +2031,21 @@ impl Simulation {
     /// nothing, so under a rule whose phase 1 needs `i` (flexible phase 1 = n, a grid column
     /// of one...) it could never regain its vote.
     fn wipe_keeps_chosen_values(&self, i: usize) -> bool {
+        if self.newest_configuration() != self.membership {
+            // The judgement below is against the first configuration. The nemesis does not
+            // change the membership while it damages disks, but the core may (Cheap Paxos
+            // drops a failed main): after that, no more disk damage, so a lone remaining
+            // main never loses the only durable copy, which no protocol survives.
+            return false;
+        }
+        if !self.membership.auxiliaries().is_empty()
+            && !self.membership.is_auxiliary(self.nodes[i].id)
+        {
+            // Cheap Paxos on f + 1 mains: a main whose disk is lost is a failure that no drop
+            // can mend once another main is dropped (the last main is then every quorum), so
+            // disk damage hits auxiliaries only; mains crash and restart with their disks.
+            return false;
+        }
         let n = self.nodes.len();
         // Sets of the first configuration's indices (node j is voter j; wipes are not combined
         // with membership changes).
@@ -2961,8 +2981,9 @@ impl Simulation {
         let mut through = None;
         let newest = self.newest_configuration();
         for n in &self.nodes {
-            if !newest.contains(n.id) {
-                // Removed, or a spare never added: it stops learning where it left.
+            if !newest.contains(n.id) || newest.is_auxiliary(n.id) {
+                // Removed, or a spare never added: it stops learning where it left. A Cheap
+                // Paxos auxiliary learns only while it is engaged, by design.
                 continue;
             }
             let Some(r) = n.replica.as_ref() else {
@@ -3489,6 +3510,15 @@ impl Simulation {
 
     pub(crate) fn tally(&self) -> &Tally {
         &self.tally
+    }
+
+    /// Cheap Paxos figures: those of crashed incarnations plus those of the replicas up now.
+    pub(crate) fn cheap_figures(&self) -> crate::cheap::CheapFigures {
+        let mut figures = self.tally.cheap.clone();
+        for r in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
+            figures.add_replica(r);
+        }
+        figures
     }
 
     pub(crate) fn lincheck_verdict(&self) -> Option<(Verdict, Option<String>)> {

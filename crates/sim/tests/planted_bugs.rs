@@ -198,3 +198,35 @@ fn quorums_that_do_not_intersect_break_agreement() {
     );
     assert!(!report.passed());
 }
+
+/// Cheap Paxos (2 mains, 1 auxiliary): a leader that drops a silent main by switching its own
+/// rule at once, without a stop-sign, decides alone while the cut-off main and the auxiliary
+/// still make a quorum of the configuration that holds it.
+#[test]
+fn a_main_dropped_without_a_stop_sign_breaks_agreement() {
+    let bug = Bug::CheapDropWithoutStopSign;
+    let caught = (0..SEEDS_MAX).find_map(|seed| {
+        let mut config = SimConfig::new(seed, 3, FaultProfile::All);
+        config.bugs = PlantedBugs::only(bug);
+        config.quorum = sim::cheap::rule_for(3);
+        let report = run_seed(config);
+        AGREEMENT
+            .iter()
+            .any(|c| report.violation_counts.contains_key(c))
+            .then_some(report)
+    });
+    let Some(report) = caught else {
+        panic!(
+            "{} not caught by {AGREEMENT:?} in {SEEDS_MAX} seeds",
+            bug.name()
+        );
+    };
+    println!(
+        "{} on 3 nodes (cheap:2): caught at seed {}; violations {:?}; replay: {}",
+        bug.name(),
+        report.seed,
+        report.violation_counts,
+        report.replay_command()
+    );
+    assert!(!report.passed());
+}

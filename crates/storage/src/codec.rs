@@ -32,6 +32,8 @@ const QUORUM_FLEXIBLE: u8 = 1;
 const QUORUM_GRID: u8 = 2;
 /// Weighted quorums: u32 weight count, weight u32*, phase-1 threshold u64, phase-2 u64.
 const QUORUM_WEIGHTED: u8 = 3;
+/// Cheap Paxos quorums: main acceptors u64 (the first voters are main, the rest auxiliary).
+const QUORUM_CHEAP: u8 = 4;
 
 const CHECKPOINT_HAS_PROMISE: u8 = 1;
 const CHECKPOINT_REBUILDING: u8 = 2;
@@ -304,6 +306,10 @@ pub(crate) fn encode_quorum_rule<'a, S: Sink<'a>>(rule: &QuorumSpec, out: &mut S
             out.put(&phase1.to_le_bytes());
             out.put(&phase2.to_le_bytes());
         }
+        QuorumSpec::Cheap { main } => {
+            out.put(&[QUORUM_CHEAP]);
+            out.put(&(*main as u64).to_le_bytes());
+        }
     }
 }
 
@@ -355,6 +361,9 @@ pub(crate) fn decode_quorum_rule(r: &mut Reader<'_>) -> Result<QuorumSpec, Decod
                 phase2: r.u64()?,
             }
         }
+        QUORUM_CHEAP => QuorumSpec::Cheap {
+            main: usize::try_from(r.u64()?).unwrap_or(usize::MAX),
+        },
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "quorum rule",
@@ -871,6 +880,7 @@ mod tests {
                 phase1: 5,
                 phase2: 3,
             },
+            QuorumSpec::Cheap { main: 4 },
         ] {
             let config = Configuration::new(voters(), rule).unwrap();
             let ops = vec![PersistOp::EnterConfiguration {

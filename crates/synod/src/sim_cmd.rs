@@ -66,9 +66,11 @@ pub struct SimArgs {
     /// disk-paxos (Gafni and Lamport's Disk Paxos: processors and disks, no messages),
     /// commit (Paxos Commit), 2pc (two-phase commit, Paxos Commit with F = 0), fast
     /// (Lamport's Fast Paxos: single-decree instances on --nodes nodes, collisions) or
-    /// epaxos (Egalitarian Paxos on --nodes 3, 5 or 7 replicas).
+    /// epaxos (Egalitarian Paxos on --nodes 3, 5 or 7 replicas), or cheap (Cheap Paxos: the
+    /// Multi-Paxos service with f+1 main and f auxiliary acceptors, i.e. --quorums
+    /// cheap:MAIN with MAIN = nodes/2 + 1).
     #[arg(long, default_value = "multi-paxos",
-          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc", "fast", "epaxos"])]
+          value_parser = ["multi-paxos", "multi", "disk-paxos", "commit", "2pc", "fast", "epaxos", "cheap"])]
     protocol: String,
     /// EPaxos only: print the benchmark table of EPaxos against Multi-Paxos (0, 2, 25 and
     /// 100 % conflicting commands, node 1 normal and slowed) instead of running seeds.
@@ -180,23 +182,31 @@ pub fn run(args: SimArgs) -> Result<bool> {
     if args.bench {
         bail!("--bench is for --protocol epaxos");
     }
+    let cheap_rule;
+    let quorums = match args.protocol.as_str() {
+        "cheap" => {
+            cheap_rule = QuorumChoice::Fixed(sim::cheap::rule_for(args.nodes as usize));
+            &cheap_rule
+        }
+        _ => &args.quorums,
+    };
     match args.protocol.as_str() {
-        "multi-paxos" | "multi" => {}
+        "multi-paxos" | "multi" | "cheap" => {}
         "disk-paxos" => return disk::run(&args, bugs),
         "fast" => return fast::run(&args, bugs),
         other => {
-            bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit, 2pc, fast or epaxos")
+            bail!("unknown protocol {other:?}: use multi-paxos, disk-paxos, commit, 2pc, fast, epaxos or cheap")
         }
     }
     let nodes = args.nodes as usize;
-    check_quorums(&args.quorums, nodes, bugs)?;
+    check_quorums(quorums, nodes, bugs)?;
     match args.seed {
         Some(seed) => run_one(
             seed,
             nodes,
             args.faults,
             bugs,
-            (args.membership, &args.quorums),
+            (args.membership, quorums),
             args.trace.as_ref(),
             args.json,
         ),
@@ -207,7 +217,7 @@ pub fn run(args: SimArgs) -> Result<bool> {
                 nodes,
                 args.faults,
                 bugs,
-                (args.membership, &args.quorums),
+                (args.membership, quorums),
                 args.threads,
                 args.json,
             )

@@ -147,6 +147,7 @@ impl Replica {
             .for_each(|t| *t = self.now_ticks);
         self.acked_round.iter_mut().for_each(|r| *r = 0);
         self.read_round = 0;
+        self.cheap_engaged = false;
         self.proposals.clear();
         let mut takeover = std::mem::take(&mut self.takeover);
         // Slots a promiser compacted are chosen, though their values are unknown here: they
@@ -314,8 +315,10 @@ impl Replica {
             }
             if !self.membership.config.is_phase2_quorum(live) {
                 self.step_down(None);
+                return;
             }
         }
+        self.tick_cheap();
     }
 
     /// Re-sends phase 2a, to members that have not accepted, for every slot proposed at least a
@@ -323,6 +326,17 @@ impl Replica {
     /// a hole that stalls the chosen prefix (and every client behind it) forever.
     fn resend_stalled_accepts(&mut self) {
         let due = u64::from(self.options.heartbeat_ticks.max(1));
+        self.resend_accepts(due);
+    }
+
+    /// Re-sends phase 2a for every slot still short of a quorum, at once (Cheap Paxos, when
+    /// the auxiliaries are engaged).
+    pub(super) fn resend_all_accepts(&mut self) {
+        self.resend_accepts(0);
+    }
+
+    /// Re-sends phase 2a, to members that have not accepted, for slots sent `due` ticks ago.
+    fn resend_accepts(&mut self, due: u64) {
         let now = self.now_ticks;
         let mut stalled = Vec::new();
         for (slot, p) in self.proposals.iter_mut() {
@@ -334,7 +348,7 @@ impl Replica {
         for (slot, value, accepted) in stalled {
             for i in 0..self.membership.config.len_everyone() {
                 let to = self.member_at(i);
-                if to != self.id && !accepted.contains(i) {
+                if to != self.id && !accepted.contains(i) && !self.is_idle_auxiliary(i) {
                     let accept = Message::Accept {
                         ballot: self.ballot,
                         slot,
@@ -426,7 +440,18 @@ impl Replica {
                 break;
             };
             for (id, slot) in reads {
-                self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+                // A read at or past this epoch's stop-sign would be served from the state at
+                // the stop-sign, but the next configuration may already have chosen (and
+                // acknowledged) writes after it: the echoes of this epoch's quorum say
+                // nothing about that epoch. It is retried in the next one. (Found by the
+                // simulator under Cheap Paxos: an auxiliary that had not yet learned the
+                // stop-sign echoed, with the dropped main, a read of the old epoch.)
+                if self.stop_sign.is_some_and(|stop| slot >= stop) {
+                    self.read_outcomes
+                        .push(ReadOutcome::Failed { id, leader: None });
+                } else {
+                    self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+                }
             }
         }
     }

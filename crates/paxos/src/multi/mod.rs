@@ -10,6 +10,7 @@
 
 mod acceptor;
 mod apply;
+mod cheap;
 mod leader;
 mod learner;
 mod rebuild;
@@ -17,12 +18,13 @@ mod reconfig;
 mod types;
 
 pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
+pub use cheap::{DROP_AFTER_TIMEOUTS, SUSPECT_AFTER_DIVISOR};
 pub use types::*;
 
 use crate::bugs::{Bug, PlantedBugs};
 use crate::ids::{Ballot, NodeId, Slot};
 use crate::outbox::{Outbound, Outbox, PersistSeq};
-use crate::quorum::{ConfigError, Configuration, NodeSet};
+use crate::quorum::{ConfigError, Configuration, NodeSet, QuorumSpec};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -56,6 +58,11 @@ pub struct Counters {
     pub leaderships_lost: u64,
     /// Configurations this replica entered after its start (stop-signs passed).
     pub configurations_entered: u64,
+    /// Cheap Paxos: times this leader began sending to the auxiliaries because a main fell
+    /// silent.
+    pub auxiliaries_engaged: u64,
+    /// Cheap Paxos: stop-signs this leader proposed to drop a failed main.
+    pub mains_dropped: u64,
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
@@ -139,6 +146,8 @@ pub struct Replica {
     acked_round: Vec<u64>,
     reads_unsent: Vec<(ReadId, Slot)>,
     reads_in_round: BTreeMap<u64, Vec<(ReadId, Slot)>>,
+    /// Cheap Paxos: whether a main is silent, so the auxiliaries are sent to (cheap.rs).
+    cheap_engaged: bool,
 
     outbox: Outbox<Message, PersistOp>,
     read_outcomes: Vec<ReadOutcome>,
@@ -291,6 +300,7 @@ impl Replica {
             acked_round: vec![0; n],
             reads_unsent: Vec::new(),
             reads_in_round: BTreeMap::new(),
+            cheap_engaged: false,
             outbox: Outbox::new(),
             read_outcomes: Vec::new(),
             abandoned: Vec::new(),
@@ -446,8 +456,9 @@ impl Replica {
     /// Advances time by one tick. `rng` supplies election jitter; nothing else random happens.
     pub fn tick(&mut self, rng: &mut impl RngCore) {
         self.now_ticks += 1;
-        if !self.is_voter() {
-            // Learners and outsiders never run for leader; they only learn.
+        if !self.is_voter() || self.is_auxiliary() {
+            // Learners and outsiders never run for leader; they only learn. Cheap Paxos's
+            // auxiliaries only vote, when asked.
             return;
         }
         if self.rebuild.is_some() && self.role != Role::Leader {
@@ -469,7 +480,7 @@ impl Replica {
     /// a leadership transfer, or for explorers and model checkers that choose who runs.
     /// (The election timer goes through the pre-vote instead; see [`Replica::tick`].)
     pub fn campaign(&mut self) {
-        if !self.is_voter() {
+        if !self.is_voter() || self.is_auxiliary() {
             return;
         }
         if self.rebuild.is_some() && self.fence_round().is_none() {
@@ -785,11 +796,12 @@ impl Replica {
         self.membership.config.index_of(node)
     }
 
-    /// To every voter and learner of the configuration in force but this replica.
+    /// To every voter and learner of the configuration in force but this replica (and but
+    /// idle auxiliaries under Cheap Paxos: see cheap.rs).
     fn broadcast(&mut self, msg: Message, needs: u64) {
         for i in 0..self.membership.config.len_everyone() {
             let to = self.member_at(i);
-            if to != self.id {
+            if to != self.id && !self.is_idle_auxiliary(i) {
                 self.outbox.send(to, msg.clone(), needs);
             }
         }

@@ -253,13 +253,14 @@ impl Replica {
         });
         let was_leader = self.role == Role::Leader;
         // The successor to hand the lead to, if this leader leaves: the voter of the next
-        // configuration that has reported the longest chosen prefix.
+        // configuration that has reported the longest chosen prefix (never a Cheap Paxos
+        // auxiliary, which does not lead).
         let successor = membership
             .config
             .members()
             .iter()
             .copied()
-            .filter(|n| *n != self.id)
+            .filter(|n| *n != self.id && !membership.config.is_auxiliary(*n))
             .max_by_key(|n| {
                 self.index_of(*n)
                     .map_or(Slot::ZERO, |i| self.peer_chosen[i])

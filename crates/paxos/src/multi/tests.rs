@@ -1302,3 +1302,6 @@ mod planted_reconfiguration {
 
 #[path = "tests_quorums.rs"]
 mod quorums;
+
+#[path = "tests_cheap.rs"]
+mod cheap;

@@ -6,7 +6,7 @@ use super::*;
 
 impl Cluster {
     /// Voters `1..=n` under `rule`, and learners `n+1..=n+learners`.
-    fn with_rule(n: u64, learners: u64, rule: QuorumSpec) -> Cluster {
+    pub(super) fn with_rule(n: u64, learners: u64, rule: QuorumSpec) -> Cluster {
         let config = Configuration::with_learners(
             (1..=n).map(NodeId).collect(),
             (n + 1..=n + learners).map(NodeId).collect(),
