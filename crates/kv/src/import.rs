@@ -262,7 +262,11 @@ mod tests {
         assert_eq!(at(5, "b"), Ok(Some((b"b1".to_vec(), 4))));
         assert_eq!(at(0, "b"), Ok(None));
         assert!(at(2, "a").is_err(), "below the compaction");
-        assert_eq!(store.keys[b"a".as_slice()].len(), 2, "the version at 2 was cut");
+        assert_eq!(
+            store.keys[b"a".as_slice()].len(),
+            2,
+            "the version at 2 was cut"
+        );
     }
 
     #[test]
@@ -341,8 +345,8 @@ mod tests {
 
     #[test]
     fn imported_auth_merges_duplicate_permissions_and_checks_as_granted() {
-        let hash = crate::hash_password_with_salt("pw", crate::BCRYPT_COST_MIN, [7; 16])
-            .expect("hash");
+        let hash =
+            crate::hash_password_with_salt("pw", crate::BCRYPT_COST_MIN, [7; 16]).expect("hash");
         let parts = Import {
             revision: 1,
             auth: ImportedAuth {
@@ -383,7 +387,9 @@ mod tests {
         assert!(auth
             .check("alice", b"app/x", b"", PermissionType::ReadWrite)
             .is_ok());
-        assert!(auth.check("alice", b"other", b"", PermissionType::Read).is_err());
+        assert!(auth
+            .check("alice", b"other", b"", PermissionType::Read)
+            .is_err());
         assert!(auth.check_password("alice", "pw").is_ok());
     }
 }
