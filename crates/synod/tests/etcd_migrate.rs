@@ -41,7 +41,6 @@ fn everything(endpoint: &str, lease: &str) -> Vec<(String, Value)> {
         vec!["role", "get", "reader"],
         vec!["role", "list"],
         vec!["user", "list"],
-        vec!["auth", "status"],
     ];
     let mut out: Vec<(String, Value)> = reads
         .iter()
