@@ -148,7 +148,7 @@ fn import_parts(file: &BoltFile<'_>) -> Result<Import, ReadError> {
         if kv.key.is_empty() {
             return Err(record("key", &e, "a version of an empty key"));
         }
-        let live = (!tombstone).then(|| ImportedLive {
+        let live = (!tombstone).then_some(ImportedLive {
             create_revision: kv.create_revision,
             version: kv.version,
             lease: kv.lease,
