@@ -41,6 +41,7 @@
 mod auth;
 mod codec;
 mod error;
+mod import;
 mod snapshot;
 mod span;
 mod store;
@@ -58,6 +59,7 @@ pub use auth::{
 };
 pub use codec::{decode, decode_as, encode, encode_as, FORMAT_VERSION, TXN_DEPTH_MAX};
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
+pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;
 pub use watch::WATCH_SCAN_ENTRIES_MAX;

@@ -140,7 +140,7 @@ impl KvStore {
     /// The invariants every other method relies on, checked on restored state: a snapshot
     /// passed its checksum, but it came from another process and we do not run on a suspect
     /// state.
-    fn validate(&self) -> Result<(), SnapshotError> {
+    pub(crate) fn validate(&self) -> Result<(), SnapshotError> {
         let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
         // The upper bound keeps `revision + 1` and `version + 1` (bounded by the revision
         // below) from overflowing on the next write.
@@ -271,7 +271,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
 impl KvStore {
     /// Rebuilds each lease's key set from the keys' latest versions (`validate` then refuses a
     /// live key whose lease is missing: revoking a lease deletes its keys).
-    fn reattach_leases(&mut self) {
+    pub(crate) fn reattach_leases(&mut self) {
         for (key, history) in &self.keys {
             if let Some(Version {
                 live: Some(live), ..

@@ -466,20 +466,7 @@ impl KvStore {
             return Err(KvError::FutureRevision);
         }
         let at = c.revision;
-        // Keep, per key, the latest version at or below `at` (what a read at `at` sees) unless
-        // it is a tombstone, and everything after it.
-        self.keys.retain(|_, history| {
-            let n = history.partition_point(|v| v.mod_revision <= at);
-            let Some(last) = n.checked_sub(1) else {
-                return true;
-            };
-            let keep_from = match history.get(last) {
-                Some(v) if v.live.is_some() => last,
-                _ => n,
-            };
-            history.drain(..keep_from);
-            !history.is_empty()
-        });
+        drop_history_below(&mut self.keys, at);
         self.compact_revision = at;
         self.changes.compact(at);
         Ok(CompactResponse {
@@ -844,4 +831,22 @@ impl StateMachine for KvStore {
             Err(e) => Err(KvError::Decode(e)),
         }
     }
+}
+
+/// Compaction's cut of the histories at `at`: keeps, per key, the latest version at or below
+/// `at` (what a read at `at` sees) unless it is a tombstone, and everything after it; a key left
+/// with nothing is dropped.
+pub(crate) fn drop_history_below(keys: &mut BTreeMap<Vec<u8>, Vec<Version>>, at: i64) {
+    keys.retain(|_, history| {
+        let n = history.partition_point(|v| v.mod_revision <= at);
+        let Some(last) = n.checked_sub(1) else {
+            return true;
+        };
+        let keep_from = match history.get(last) {
+            Some(v) if v.live.is_some() => last,
+            _ => n,
+        };
+        history.drain(..keep_from);
+        !history.is_empty()
+    });
 }

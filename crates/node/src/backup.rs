@@ -14,11 +14,14 @@
 //! renames it in only once it is whole and synced.
 
 use crate::config::NodeConfig;
+use crate::etcd_backup;
 use bytes::Bytes;
 use kv::RangeRequest;
-use member::snapshot::AppliedSnapshot;
+use member::snapshot::{encode_body, AppliedSnapshot};
 use member::BackupBody;
+use paxos::multi::Applier;
 use paxos::Slot;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use storage::{Meta, StdFs, StorageError, Store, Vfs, WalOptions};
 use thiserror::Error;
@@ -160,7 +163,13 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
         other => unusable(other.to_string()),
     };
     let bytes = std::fs::read(path).map_err(|e| unusable(format!("cannot read it: {e}")))?;
-    let file = unwrap_envelope(&bytes).map_err(unusable)?;
+    let from_etcd;
+    let file = if etcd_backup::looks_like_etcd(&bytes) {
+        from_etcd = snapshot_of_etcd(&bytes).map_err(unusable)?;
+        from_etcd.as_slice()
+    } else {
+        unwrap_envelope(&bytes).map_err(unusable)?
+    };
     let meta = storage::verify_snapshot_bytes(path, file).map_err(damaged)?;
     let body = file[storage::SNAPSHOT_HEADER_BYTES as usize..].to_vec();
     let applier = AppliedSnapshot::decode(meta.through, &body)
@@ -182,10 +191,29 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
         revision: store.revision(),
         compact_revision: store.compact_revision(),
         keys: u64::try_from(keys).unwrap_or(0),
-        bytes: (bytes.len() - DIGEST_BYTES) as u64,
+        // Both kinds end in a SHA-256, except a bare etcd database (whole 512-byte blocks).
+        bytes: if bytes.len() % ALIGN_BYTES == DIGEST_BYTES {
+            bytes.len() - DIGEST_BYTES
+        } else {
+            bytes.len()
+        } as u64,
         body_crc: meta.body_crc,
     };
     Ok((info, body))
+}
+
+/// The slot an etcd backup's state is taken as applied through: the first, since the
+/// restored cluster's log starts after it (etcd's raft index means nothing here).
+pub const ETCD_BACKUP_THROUGH: Slot = Slot(1);
+
+/// A Synod snapshot file (header, then body) of the state in an etcd backup.
+fn snapshot_of_etcd(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let store = etcd_backup::read(bytes, kv::Limits::default())?;
+    let applier = Applier::restore(store, BTreeMap::new(), ETCD_BACKUP_THROUGH);
+    let (body, _) = encode_body(&applier, false).map_err(|e| e.to_string())?;
+    let mut file = storage::snapshot_header(ETCD_BACKUP_THROUGH, &body);
+    file.extend_from_slice(&body);
+    Ok(file)
 }
 
 /// Seeds `config`'s data directory from the backup at `path`, for the member `config`
@@ -251,8 +279,8 @@ pub fn restore(path: &Path, config: &NodeConfig) -> Result<BackupInfo, BackupErr
 mod tests {
     use super::*;
     use kv::{KvCommand, KvStore, PutRequest};
-    use member::snapshot::{encode_body, BodyError};
-    use paxos::multi::{Applier, ChosenEntry, ClientId, Command, CommandId, Value};
+    use member::snapshot::BodyError;
+    use paxos::multi::{ChosenEntry, ClientId, Command, CommandId, Value};
 
     /// A backup of `applier`'s state, as the member and the driver take one.
     fn take(applier: &Applier<KvStore>) -> Result<Backup, BodyError> {

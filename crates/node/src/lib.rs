@@ -13,12 +13,14 @@
 pub mod auth;
 pub mod authority;
 pub mod backup;
+pub mod bbolt;
 mod compactor;
 pub mod config;
 pub mod convert;
 mod core;
 mod election;
 pub mod error;
+pub mod etcd_backup;
 pub mod gateway;
 pub mod http;
 pub mod join;

@@ -479,12 +479,35 @@ impl Cluster {
         Cluster::start_from(n, None, Some(backup), &[])
     }
 
+    /// Starts `n` members of `target`, whatever `SYNOD_INTEROP_TARGET` says (a source etcd to
+    /// migrate from, for example).
+    pub fn start_as(target: Target, n: usize) -> Cluster {
+        Cluster::start_target(target, n, None, None, &[], None)
+    }
+
+    /// As [`Cluster::start_restored`], for a backup whose auth is on: the readiness check
+    /// signs in as `user` (`name:password`).
+    pub fn start_restored_with_user(n: usize, backup: &Path, user: &str) -> Cluster {
+        Cluster::start_target(Target::from_env(), n, None, Some(backup), &[], Some(user))
+    }
+
     fn start_from(n: usize, tls: Option<Tls>, backup: Option<&Path>, flags: &[&str]) -> Cluster {
-        let target = Target::from_env();
+        Cluster::start_target(Target::from_env(), n, tls, backup, flags, None)
+    }
+
+    fn start_target(
+        target: Target,
+        n: usize,
+        tls: Option<Tls>,
+        backup: Option<&Path>,
+        flags: &[&str],
+        health_user: Option<&str>,
+    ) -> Cluster {
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
         for attempt in 1..=START_ATTEMPTS {
             let mut cluster = Cluster::spawn(target, n, tls.clone(), backup, flags);
+            cluster.health_user = health_user.map(str::to_string);
             let ready = (0..n).try_for_each(|i| cluster.wait_ready(i, READY_TIMEOUT));
             match ready {
                 Ok(()) => return cluster,
