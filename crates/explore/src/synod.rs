@@ -447,25 +447,13 @@ impl SynodWorld {
 
     /// Agreement among learners, and with the value a quorum chose.
     fn check_learned(&mut self, step: usize) {
-        let chosen = self.journal.chosen.get(&1).map(|c| c.value.clone());
-        for (i, m) in self.members.iter().enumerate() {
-            if let Some(v) = &m.learned {
-                let v = format!("'{v}'");
-                if chosen.as_ref().is_some_and(|c| *c != v) || chosen.is_none() {
-                    let detail = match &chosen {
-                        Some(c) => format!("n{} learned {v}, but {c} was chosen", i + 1),
-                        None => format!("n{} learned {v}, which no quorum accepted", i + 1),
-                    };
-                    if !self.journal.violations.iter().any(|x| x.detail == detail) {
-                        self.journal.violations.push(crate::model::ViolationView {
-                            check: "agreement".to_string(),
-                            detail,
-                            step,
-                        });
-                    }
-                }
-            }
-        }
+        let learned: Vec<(usize, String)> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.learned.as_ref().map(|v| (i, format!("'{v}'"))))
+            .collect();
+        self.journal.check_learned(step, learned);
     }
 
     /// Processes events until one shows; returns its sentence.
@@ -810,11 +798,11 @@ impl SynodWorld {
     }
 }
 
-fn name(i: usize) -> String {
+pub(crate) fn name(i: usize) -> String {
     format!("n{}", i + 1)
 }
 
-fn paren(s: &str) -> String {
+pub(crate) fn paren(s: &str) -> String {
     if s.is_empty() {
         String::new()
     } else {
@@ -863,7 +851,7 @@ fn persist_text(op: &SynodPersist<String>) -> String {
 }
 
 /// "Promise to n1; Accept to n2 and n3" for the messages sent since id `first`.
-fn sends_text(journal: &Journal, first: u64) -> String {
+pub(crate) fn sends_text(journal: &Journal, first: u64) -> String {
     let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in journal.lines.range(first..).map(|(_, l)| l) {
         let mut k = line.kind.clone();
