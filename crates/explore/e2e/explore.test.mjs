@@ -318,3 +318,35 @@ test('single-decree: finish a disk write by hand', async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('fast paxos: a collision recovered by the coordinator; flexible quorums must intersect', async () => {
+  const { page, errors } = await open();
+  await page.selectOption('#scenario', 'fast-collision');
+  await page.click('#start-scenario');
+  await page.waitForSelector('#scenario-panel:not([hidden])');
+  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
+    const before = await page.textContent('#scenario-progress');
+    await page.click('#scenario-next');
+    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
+  }
+  // One value, chosen in the recovery round that followed the split fast round.
+  assert.match(await page.textContent('#chosen'), /slot 1: '[xy]' chosen at step \d+ \(ballot 0\.1r\)/);
+  assert.match(await page.textContent('.node-card[data-node="n1"]'), /collisions seen: 1/);
+  assert.match(await page.textContent('#log'), /sees a collision/);
+  await page.screenshot({ path: path.join(shots, 'scenario-fast-collision.png'), fullPage: true });
+  await page.click('#scenario-close');
+  // Flexible quorums: phase 1 of 3 and phase 2 of 2 out of 5 need not meet, and are refused.
+  await page.selectOption('#protocol', 'multi');
+  await page.fill('#nodes', '5');
+  await page.selectOption('#bug', '');
+  await page.fill('#quorums', 'flexible:3,2');
+  await page.click('#new-session');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /^quorums: /);
+  await page.fill('#quorums', 'flexible:4,2');
+  await page.click('#new-session');
+  await page.waitForFunction(() => document.querySelector('#position').textContent === 'step 0 / 0');
+  assert.ok(await stepUntil(page, async () => (await page.$$('.node-card.leader')).length === 1, 200), 'a leader, elected by four');
+  assert.deepEqual(errors, []);
+  await page.close();
+});

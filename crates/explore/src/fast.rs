@@ -650,17 +650,23 @@ impl FastWorld {
             FastMessage::Phase2b { round, value } => {
                 let v = text(value);
                 if after.collisions > before.collisions {
-                    let picked = self.in_flight_2a_value(i, sent_before);
+                    // The coordinator votes for its own 2a first; the 2a leaves once that
+                    // vote is durable, so the value is read off the vote.
+                    let picked = after
+                        .vote
+                        .as_ref()
+                        .filter(|(r, _)| *r == round.recovery_round())
+                        .map(|(_, v)| text(v));
                     format!(
                         "{to}, the coordinator, counts {from}'s 2b for '{v}' in {round} and sees \
                          a collision: the votes split, so no value can reach a fast quorum of \
                          {}. Coordinated recovery: it uses these 2b votes as the phase-1 answers \
                          of the recovery round {}, skips phase 1, and asks for '{}'. The value is \
                          picked by the rule of section 3.3: one that may have been chosen in the \
-                         fast round, if any.",
+                         fast round if there is one, else any value voted.",
                         q.fast,
                         round.recovery_round(),
-                        picked.unwrap_or_else(|| "?".to_string())
+                        picked.unwrap_or_else(|| "a value".to_string())
                     )
                 } else if self.config.is_fast(*round) {
                     format!(
@@ -694,16 +700,6 @@ impl FastWorld {
             said.push_str(" That completes a coordinated recovery.");
         }
         said
-    }
-
-    /// The value of the 2a node `i` sent since message id `first`, if any.
-    fn in_flight_2a_value(&self, i: usize, first: u64) -> Option<String> {
-        self.in_flight
-            .range(first..)
-            .find_map(|(_, f)| match (&f.from, &f.msg) {
-                (End::Node(n), FastMessage::Phase2a { value, .. }) if *n == i => Some(text(value)),
-                _ => None,
-            })
     }
 
     /// The view of this step.
