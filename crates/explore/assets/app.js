@@ -340,7 +340,7 @@ function drawOps(v) {
     ul.append(el('li', { class: o.output ? 'done' : 'waiting' }, `${o.client}: ${o.input} → ${o.output || '… waiting'}`));
   }
   const multi = v.spec.protocol === 'multi';
-  $('key-label').hidden = !multi;
+  $('key-label').hidden = !multi && v.spec.protocol !== 'epaxos';
   $('read').hidden = !multi;
   $('reconfigure-row').hidden = !multi;
   // Multi-Paxos and Fast Paxos propose through clients (Fast Paxos: proposers c1, c2).
@@ -519,6 +519,8 @@ function wire() {
     const value = $('value').value;
     if (session.spec.protocol === 'multi') act({ do: 'propose', value, client: who, key: $('key').value });
     else if (session.spec.protocol === 'fast') act({ do: 'propose', value, client: who });
+    // EPaxos: the command goes to the replica chosen, which leads it.
+    else if (session.spec.protocol === 'epaxos') act({ do: 'propose', value, node: who, key: $('key').value });
     else act({ do: 'propose', value, node: who });
   });
   $('read').addEventListener('click', () => act({ do: 'read', client: Number($('who').value || 1), key: $('key').value }));

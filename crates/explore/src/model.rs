@@ -30,6 +30,8 @@ pub enum Protocol {
     /// Fast Paxos: `paxos::fast::FastNode`, one value, proposers `c1` and `c2` sending
     /// straight to the acceptors in the fast round.
     Fast,
+    /// EPaxos: `paxos::epaxos::Replica`s, every replica leading the commands sent to it.
+    Epaxos,
 }
 
 /// Everything a session's worlds are built from, before any action.
@@ -237,6 +239,9 @@ pub enum SessionError {
     /// A quorum rule that cannot be read, does not fit the voters, or does not intersect.
     #[error("quorums: {0}")]
     Quorums(String),
+    /// EPaxos with an even number of replicas.
+    #[error("EPaxos runs on 2F+1 replicas: 3, 5 or 7, not {0}")]
+    OddReplicas(usize),
     /// A fault profile name that does not exist.
     #[error("unknown fault profile {0:?}")]
     UnknownFaults(String),

@@ -542,6 +542,41 @@ fn fast_collision() -> Scenario {
     )
 }
 
+fn put_at(node: usize, client: usize, key: &str, value: &str) -> Action {
+    Action::Propose {
+        value: value.to_string(),
+        node: Some(node),
+        client: Some(client),
+        key: Some(key.to_string()),
+    }
+}
+
+/// Whether every replica executed `count` commands.
+fn all_executed(v: &View, count: usize) -> bool {
+    v.nodes.iter().all(|n| {
+        n.notes
+            .iter()
+            .find_map(|t| t.strip_prefix("executed: "))
+            .is_some_and(|t| t.split(", ").count() == count)
+    })
+}
+
+fn epaxos_conflict() -> Scenario {
+    let mut s = Script::new(Protocol::Epaxos, 3, 1);
+    s.act(put_at(1, 1, "x", "1"), "c1 sends put x=1 to n1. In EPaxos there is no leader to ask: n1 leads this command itself, as instance 1.1. It knows no other command on x, so it proposes seq 1 and no dependencies, and sends PreAccept to n2 and n3.")
+        .act(put_at(3, 2, "x", "2"), "At the same moment c2 sends put x=2 to n3, which leads it as instance 3.1, also with seq 1 and no dependencies. Both commands write x: they interfere, and every replica must apply them in the same order.")
+        .deliver("n1's PreAccept reaches n3 first. n3 knows its own 3.1 on x, which n1 did not: it adds 3.1 to 1.1's dependencies and raises its seq.", sent("pre-accept", "n1", 3))
+        .deliver("n3's PreAccept reaches n1, which likewise adds its own 1.1 to 3.1's dependencies.", sent("pre-accept", "n3", 1))
+        .deliver("n3's answer reaches n1: changed attributes. With three replicas the fast quorum is two (the leader and one more) agreeing unchanged; this one disagrees, so 1.1 takes the slow path: an Accept round with the union of the dependencies.", sent("pre-accept-ok", "n3", 1))
+        .deliver("The same happens to n3's 3.1: slow path, its dependencies now include 1.1. Each command depends on the other: a cycle.", sent("pre-accept-ok", "n1", 3))
+        .until("Accept rounds on a majority commit both instances, and Commits reach every replica. Executing a cycle: the strongly connected component {1.1, 3.1} runs in seq order (instance id breaking a tie), so every replica applies the two writes in the same order. Compare the 'executed' lines of the three nodes.", |v| all_executed(v, 2));
+    s.finish(
+        "epaxos-conflict",
+        "EPaxos: two replicas propose conflicting commands at once",
+        "Moraru, Andersen and Kaminsky's EPaxos: every replica leads the commands it receives. Commands that do not interfere commit in one round trip (the fast path); two that interfere and cross each other pick up dependencies on each other, take a second round (the slow path), and are executed in an order every replica computes alike from the dependency graph. Try it in \"break it\" mode with drop-dependency-in-pre-accept: both commands then take the fast path without the dependency, and replicas apply them in different orders.",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -556,5 +591,6 @@ pub fn all() -> Vec<Scenario> {
         replace_acceptor(),
         flexible_quorums(),
         fast_collision(),
+        epaxos_conflict(),
     ]
 }

@@ -6,6 +6,7 @@ use crate::model::{
     Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, NODES_MAX, NODES_MIN,
     SPARES_MAX, TEXT_MAX, UNITS_MAX,
 };
+use crate::epaxos::EpaxosWorld;
 use crate::fast::FastWorld;
 use crate::multi::MultiWorld;
 use crate::synod::SynodWorld;
@@ -23,6 +24,8 @@ pub enum World {
     Multi(Box<MultiWorld>),
     /// Fast Paxos.
     Fast(Box<FastWorld>),
+    /// EPaxos.
+    Epaxos(Box<EpaxosWorld>),
 }
 
 impl World {
@@ -31,6 +34,7 @@ impl World {
             World::Synod(w) => w.apply(action, step),
             World::Multi(w) => w.apply(action, step),
             World::Fast(w) => w.apply(action, step),
+            World::Epaxos(w) => w.apply(action, step),
         }
     }
 
@@ -39,6 +43,7 @@ impl World {
             World::Synod(w) => w.view(spec, step, total),
             World::Multi(w) => w.view(spec, step, total),
             World::Fast(w) => w.view(spec, step, total),
+            World::Epaxos(w) => w.view(spec, step, total),
         }
     }
 }
@@ -94,7 +99,11 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Multi if spec.faults.is_some() => 0,
         Protocol::Multi => crate::multi::CLIENTS,
         Protocol::Fast => crate::fast::PROPOSERS,
+        Protocol::Epaxos => crate::epaxos::CLIENTS,
     };
+    if spec.protocol == Protocol::Epaxos && spec.nodes % 2 == 0 {
+        return Err(SessionError::OddReplicas(spec.nodes));
+    }
     let node = |n: usize| {
         if (1..=spec.nodes + spec.spares).contains(&n) {
             Ok(())
@@ -162,6 +171,13 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
                         }
                     }
                     Protocol::Fast => client(c.unwrap_or(1))?,
+                    Protocol::Epaxos => {
+                        node(n.unwrap_or(1))?;
+                        client(c.unwrap_or(1))?;
+                        if let Some(k) = key {
+                            text(k)?;
+                        }
+                    }
                 }
             }
             Action::Reconfigure { voters, learners } => {
@@ -223,6 +239,7 @@ pub fn fresh(spec: &Spec) -> Result<World, SessionError> {
         Protocol::Synod => World::Synod(Box::new(SynodWorld::new(spec, bugs))),
         Protocol::Multi => World::Multi(Box::new(MultiWorld::new(spec, bugs)?)),
         Protocol::Fast => World::Fast(Box::new(FastWorld::new(spec, bugs))),
+        Protocol::Epaxos => World::Epaxos(Box::new(EpaxosWorld::new(spec, bugs))),
     })
 }
 

@@ -584,6 +584,38 @@ async fn scenarios_replay_to_what_they_narrate() {
                 });
                 assert!(said, "{}", v["log"]);
             }
+            Some("epaxos-conflict") => {
+                // Both commands took the slow path, each depends on the other, and every
+                // replica executed them in one order.
+                let nodes = v["nodes"].as_array().expect("nodes");
+                let executed: Vec<String> = nodes
+                    .iter()
+                    .map(|n| {
+                        n["notes"]
+                            .as_array()
+                            .and_then(|t| t.iter().find_map(|t| t.as_str()?.strip_prefix("executed: ")))
+                            .expect("executed")
+                            .to_string()
+                    })
+                    .collect();
+                assert!(executed.iter().all(|e| *e == executed[0]), "{executed:?}");
+                assert_eq!(executed[0].split(", ").count(), 2, "{executed:?}");
+                assert!(
+                    nodes[0]["notes"][0] == "fast path: 0, slow path: 1"
+                        && nodes[2]["notes"][0] == "fast path: 0, slow path: 1",
+                    "{nodes:?}"
+                );
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen.len(), 2, "{chosen:?}");
+                for c in chosen {
+                    let t = c["value"].as_str().expect("value");
+                    assert!(
+                        (t.starts_with("1.1") && t.contains("deps {3.1}"))
+                            || (t.starts_with("3.1") && t.contains("deps {1.1}")),
+                        "{t}"
+                    );
+                }
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
@@ -1160,4 +1192,47 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
     clean.as_object_mut().expect("spec").remove("bug");
     let replay = view(addr, json!({ "spec": clean, "actions": d.actions })).await;
     assert_eq!(replay["violations"], json!([]), "{}", replay["chosen"]);
+}
+
+/// "Break it" for EPaxos: with `drop-dependency-in-pre-accept`, the schedule of the
+/// epaxos-conflict scenario lets both conflicting commands take the fast path without
+/// depending on each other, and replicas execute them in different orders: the explorer's
+/// execution-order check fires. The scenario itself (no bug) has no violation.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_commands_in_different_orders(
+) {
+    let addr = start().await;
+    let scenario = explore::scenarios::all()
+        .into_iter()
+        .find(|s| s.id == "epaxos-conflict")
+        .expect("scenario");
+    let mut spec = serde_json::to_value(&scenario.spec).expect("spec");
+    spec["bug"] = json!("drop-dependency-in-pre-accept");
+    // The scenario's hand deliveries, by kind and link: ids differ once the bug changes the
+    // run, so they are found again in this one.
+    let mut d = Drive::new(addr, spec).await;
+    d.act(json!({ "do": "propose", "value": "1", "node": 1, "client": 1, "key": "x" }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "2", "node": 3, "client": 2, "key": "x" }))
+        .await;
+    let link = |kind: &'static str, from: &'static str, to: &'static str| {
+        move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
+    };
+    d.on_message("deliver", link("pre-accept", "n1", "n3")).await;
+    d.on_message("deliver", link("pre-accept", "n3", "n1")).await;
+    d.on_message("deliver", link("pre-accept-ok", "n3", "n1")).await;
+    d.on_message("deliver", link("pre-accept-ok", "n1", "n3")).await;
+    d.until(300, |v| {
+        v["violations"]
+            .as_array()
+            .is_some_and(|x| x.iter().any(|x| x["check"] == "execution order"))
+    })
+    .await;
+    let nodes = d.last["nodes"].as_array().expect("nodes");
+    assert!(
+        nodes[0]["notes"][0] == "fast path: 1, slow path: 0"
+            && nodes[2]["notes"][0] == "fast path: 1, slow path: 0",
+        "both took the fast path: {nodes:?}"
+    );
 }
