@@ -350,3 +350,27 @@ test('fast paxos: a collision recovered by the coordinator; flexible quorums mus
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('epaxos: two replicas propose conflicting writes; every replica executes them in one order', async () => {
+  const { page, errors } = await open();
+  await page.selectOption('#scenario', 'epaxos-conflict');
+  await page.click('#start-scenario');
+  await page.waitForSelector('#scenario-panel:not([hidden])');
+  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
+    const before = await page.textContent('#scenario-progress');
+    await page.click('#scenario-next');
+    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
+  }
+  const orders = [];
+  for (const n of ['n1', 'n2', 'n3']) {
+    const m = (await page.textContent(`.node-card[data-node="${n}"]`)).match(/executed: ([^\n]*?put x=\d[^\n]*?put x=\d)/);
+    assert.ok(m, `${n} executed both writes`);
+    orders.push(m[1]);
+  }
+  assert.ok(orders.every((o) => o === orders[0]), orders.join(' | '));
+  assert.match(await page.textContent('#log'), /slow path/);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-epaxos-conflict.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

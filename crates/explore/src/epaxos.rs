@@ -251,8 +251,7 @@ impl EpaxosWorld {
                 if self.members[i].replica.is_some() {
                     return self.nothing(step, format!("n{node} is already running."));
                 }
-                let records: Vec<InstanceRecord> =
-                    self.members[i].disk.values().cloned().collect();
+                let records: Vec<InstanceRecord> = self.members[i].disk.values().cloned().collect();
                 let count = records.len();
                 self.members[i].replica = Replica::recover(
                     self.ids[i],
@@ -320,7 +319,10 @@ impl EpaxosWorld {
                     Err(e) => return self.nothing(step, format!("n{n} refuses: {e}.")),
                 };
                 self.sent[c - 1] = seq;
-                let attrs = r.record(instance).map(|x| x.attrs.clone()).unwrap_or_default();
+                let attrs = r
+                    .record(instance)
+                    .map(|x| x.attrs.clone())
+                    .unwrap_or_default();
                 self.ops.push((
                     instance,
                     OpView {
@@ -426,12 +428,13 @@ impl EpaxosWorld {
                     command_text(&rec.command),
                     attrs_text(&rec.attrs)
                 );
-                if let Some(said) =
-                    self.journal
-                        .quorum(number, &value, &rec.vballot.map_or_else(String::new, |b| {
-                            format!("{}.{}", b.round, b.node.0)
-                        }), step)
-                {
+                if let Some(said) = self.journal.quorum(
+                    number,
+                    &value,
+                    &rec.vballot
+                        .map_or_else(String::new, |b| format!("{}.{}", b.round, b.node.0)),
+                    step,
+                ) {
                     self.journal.say(step, self.now, said);
                 }
                 committed
@@ -459,7 +462,10 @@ impl EpaxosWorld {
                     let common = oa.len().min(ob.len());
                     if a < b && oa[..common] != ob[..common] {
                         let list = |o: &[InstanceId]| {
-                            o.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                            o.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         let detail = format!(
                             "key {key}: n{} executed {} but n{} executed {}",
@@ -574,35 +580,40 @@ impl EpaxosWorld {
         };
         let rec = r.record(instance);
         let c = r.counters();
-        let mut said = match &m.msg {
-            EpaxosMessage::PreAccept { attrs, .. } => match rec {
-                Some(x) if x.unchanged => format!(
-                    "{to} pre-accepts {instance} with the leader's {}: it knows no other \
+        let mut said =
+            match &m.msg {
+                EpaxosMessage::PreAccept { attrs, .. } => match rec {
+                    Some(x) if x.unchanged => format!(
+                        "{to} pre-accepts {instance} with the leader's {}: it knows no other \
                      interfering command, so it agrees unchanged{}.",
-                    attrs_text(attrs),
-                    paren(&sends)
-                ),
-                Some(x) => format!(
+                        attrs_text(attrs),
+                        paren(&sends)
+                    ),
+                    Some(x) => format!(
                     "{to} pre-accepts {instance}, but it knows interfering commands the leader \
                      did not: it answers {} instead of {}{}.",
                     attrs_text(&x.attrs),
                     attrs_text(attrs),
                     paren(&sends)
                 ),
-                None => format!("{to} does not pre-accept {instance}{}.", paren(&sends)),
-            },
-            EpaxosMessage::PreAcceptOk {
-                attrs, unchanged, ..
-            } => {
-                if c.fast_commits > c_before.fast_commits {
-                    format!(
+                    None => format!("{to} does not pre-accept {instance}{}.", paren(&sends)),
+                },
+                EpaxosMessage::PreAcceptOk {
+                    attrs, unchanged, ..
+                } => {
+                    if c.fast_commits > c_before.fast_commits {
+                        format!(
                         "{to} has a fast quorum agreeing unchanged on {instance}'s attributes: \
                          the fast path. {instance} is committed after one round trip{}.",
                         paren(&sends)
                     )
-                } else if self.journal.lines.range(sent_before..).any(|(_, l)| l.kind == "accept")
-                {
-                    format!(
+                    } else if self
+                        .journal
+                        .lines
+                        .range(sent_before..)
+                        .any(|(_, l)| l.kind == "accept")
+                    {
+                        format!(
                         "{to} gets {from}'s answer for {instance} ({}{}): the answers differ, so \
                          the fast path is lost. The slow path: {to} takes the union of the \
                          dependencies and the highest seq, and runs a Paxos Accept round on a \
@@ -611,52 +622,55 @@ impl EpaxosWorld {
                         if *unchanged { ", unchanged" } else { ", changed" },
                         paren(&sends)
                     )
-                } else {
-                    format!(
-                        "{to} counts {from}'s answer for {instance} ({}){}.",
-                        attrs_text(attrs),
-                        paren(&sends)
-                    )
+                    } else {
+                        format!(
+                            "{to} counts {from}'s answer for {instance} ({}){}.",
+                            attrs_text(attrs),
+                            paren(&sends)
+                        )
+                    }
                 }
-            }
-            EpaxosMessage::Accept { .. } => format!(
-                "{to} accepts {instance}'s command and attributes{}.",
-                paren(&sends)
-            ),
-            EpaxosMessage::AcceptOk { .. } => {
-                if c.slow_commits > c_before.slow_commits {
-                    format!(
-                        "{to} has a majority of Accepts for {instance}: committed on the slow \
+                EpaxosMessage::Accept { .. } => format!(
+                    "{to} accepts {instance}'s command and attributes{}.",
+                    paren(&sends)
+                ),
+                EpaxosMessage::AcceptOk { .. } => {
+                    if c.slow_commits > c_before.slow_commits {
+                        format!(
+                            "{to} has a majority of Accepts for {instance}: committed on the slow \
                          path, after two round trips{}.",
+                            paren(&sends)
+                        )
+                    } else {
+                        format!("{to} counts {from}'s AcceptOk for {instance}.")
+                    }
+                }
+                EpaxosMessage::Commit { attrs, .. } => {
+                    let was = rec_before.is_some_and(|x| x.status == Status::Committed);
+                    if was {
+                        format!("{to} already knew {instance} committed.")
+                    } else {
+                        format!(
+                            "{to} learns {instance} is committed with {}.",
+                            attrs_text(attrs)
+                        )
+                    }
+                }
+                EpaxosMessage::Prepare { .. } => format!(
+                    "{to} answers {from}'s explicit prepare for {instance} with what it holds{}.",
+                    paren(&sends)
+                ),
+                EpaxosMessage::PrepareOk { .. } => {
+                    format!(
+                        "{to} counts {from}'s promise for {instance}{}.",
                         paren(&sends)
                     )
-                } else {
-                    format!("{to} counts {from}'s AcceptOk for {instance}.")
                 }
-            }
-            EpaxosMessage::Commit { attrs, .. } => {
-                let was = rec_before.is_some_and(|x| x.status == Status::Committed);
-                if was {
-                    format!("{to} already knew {instance} committed.")
-                } else {
-                    format!(
-                        "{to} learns {instance} is committed with {}.",
-                        attrs_text(attrs)
-                    )
-                }
-            }
-            EpaxosMessage::Prepare { .. } => format!(
-                "{to} answers {from}'s explicit prepare for {instance} with what it holds{}.",
-                paren(&sends)
-            ),
-            EpaxosMessage::PrepareOk { .. } => {
-                format!("{to} counts {from}'s promise for {instance}{}.", paren(&sends))
-            }
-            EpaxosMessage::Nack { promised, .. } => format!(
-                "{to} learns {from} promised {}.{} for {instance}: it gives up leading it.",
-                promised.round, promised.node.0
-            ),
-        };
+                EpaxosMessage::Nack { promised, .. } => format!(
+                    "{to} learns {from} promised {}.{} for {instance}: it gives up leading it.",
+                    promised.round, promised.node.0
+                ),
+            };
         let executed = &self.members[i].executed;
         if executed.len() > executed_before {
             let names: Vec<String> = executed[executed_before..]
@@ -704,7 +718,12 @@ impl EpaxosWorld {
                 NodeView {
                     name: name(i),
                     up: m.replica.is_some(),
-                    role: if m.replica.is_some() { "replica" } else { "down" }.to_string(),
+                    role: if m.replica.is_some() {
+                        "replica"
+                    } else {
+                        "down"
+                    }
+                    .to_string(),
                     promised: "—".to_string(),
                     ballot: "—".to_string(),
                     leader: None,
@@ -805,8 +824,15 @@ fn attrs_text(a: &Attrs) -> String {
 fn label(m: &EpaxosMessage) -> String {
     match m {
         EpaxosMessage::PreAccept {
-            instance, attrs, command, ..
-        } => format!("PreAccept {instance} {} {}", command_text(command), attrs_text(attrs)),
+            instance,
+            attrs,
+            command,
+            ..
+        } => format!(
+            "PreAccept {instance} {} {}",
+            command_text(command),
+            attrs_text(attrs)
+        ),
         EpaxosMessage::PreAcceptOk {
             instance,
             attrs,
@@ -817,11 +843,15 @@ fn label(m: &EpaxosMessage) -> String {
             attrs_text(attrs),
             if *unchanged { " unchanged" } else { " changed" }
         ),
-        EpaxosMessage::Accept { instance, attrs, .. } => {
+        EpaxosMessage::Accept {
+            instance, attrs, ..
+        } => {
             format!("Accept {instance} {}", attrs_text(attrs))
         }
         EpaxosMessage::AcceptOk { instance, .. } => format!("AcceptOk {instance}"),
-        EpaxosMessage::Commit { instance, attrs, .. } => {
+        EpaxosMessage::Commit {
+            instance, attrs, ..
+        } => {
             format!("Commit {instance} {}", attrs_text(attrs))
         }
         EpaxosMessage::Prepare { instance, ballot } => {

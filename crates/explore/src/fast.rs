@@ -251,7 +251,8 @@ impl FastWorld {
             }
             if let Some(v) = ready.learned {
                 let v = text(&v);
-                self.extra.push(format!("n{} now knows '{v}' is chosen.", i + 1));
+                self.extra
+                    .push(format!("n{} now knows '{v}' is chosen.", i + 1));
                 self.members[i].learned = Some(v);
             }
         }
@@ -419,7 +420,10 @@ impl FastWorld {
                 if !self.drive(i, step) {
                     return self.nothing(step, format!("n{node} has nothing to send."));
                 }
-                let round = self.members[i].node.as_ref().and_then(FastNode::coordinating);
+                let round = self.members[i]
+                    .node
+                    .as_ref()
+                    .and_then(FastNode::coordinating);
                 format!(
                     "n{node}'s timer fires (by hand): it starts a classic round{} with phase 1, \
                      as in classic Paxos.",
@@ -615,7 +619,9 @@ impl FastWorld {
                              an acceptor votes once per round.",
                             text(w)
                         ),
-                        None => format!("{to} gets '{v}' from {from} and keeps it{}.", paren(&sends)),
+                        None => {
+                            format!("{to} gets '{v}' from {from} and keeps it{}.", paren(&sends))
+                        }
                     }
                 }
             }
@@ -694,9 +700,7 @@ impl FastWorld {
                 format!("{to} learns from {from} that '{}' is chosen.", text(value))
             }
         };
-        if after.recoveries > before.recoveries
-            && !matches!(m.msg, FastMessage::Phase2b { .. })
-        {
+        if after.recoveries > before.recoveries && !matches!(m.msg, FastMessage::Phase2b { .. }) {
             said.push_str(" That completes a coordinated recovery.");
         }
         said
@@ -721,11 +725,7 @@ impl FastWorld {
                             notes.push(format!("recoveries: {}", c.recoveries));
                         }
                         match p.coordinating() {
-                            Some(r) => (
-                                format!("coordinator of {r}"),
-                                r.to_string(),
-                                p.durable(),
-                            ),
+                            Some(r) => (format!("coordinator of {r}"), r.to_string(), p.durable()),
                             None => ("acceptor".to_string(), "none".to_string(), p.durable()),
                         }
                     }

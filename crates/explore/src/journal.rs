@@ -99,7 +99,11 @@ impl Journal {
 
     /// Agreement among single-decree learners: each `(node index, value described)` learned
     /// must be the value a quorum chose (slot 1); a violation is recorded once otherwise.
-    pub fn check_learned(&mut self, step: usize, learned: impl IntoIterator<Item = (usize, String)>) {
+    pub fn check_learned(
+        &mut self,
+        step: usize,
+        learned: impl IntoIterator<Item = (usize, String)>,
+    ) {
         let chosen = self.chosen.get(&1).map(|c| c.value.clone());
         for (i, v) in learned {
             if chosen.as_ref().is_some_and(|c| *c == v) {

@@ -496,7 +496,10 @@ fn flexible_quorums() -> Scenario {
         .until(&format!("The write is chosen by two of five: n{l} and n{buddy} accepted it, a phase-2 quorum. c1 gets its answer. (With majorities it would wait for a third vote.)"), |v| ops_done(v, 1));
     let back = gone[..2].to_vec();
     for n in &back {
-        s.act(Action::Restart { node: *n }, &format!("n{n} restarts from its disk."));
+        s.act(
+            Action::Restart { node: *n },
+            &format!("n{n} restarts from its disk."),
+        );
     }
     s.act(Action::Crash { node: l }, &format!("Now the price. The leader n{l} crashes. n{buddy}, n{} and n{} are up: a majority of five, but not a phase-1 quorum.", back[0], back[1]))
         .steps(FLEXIBLE_LEADERLESS_STEPS, "Time passes and timers fire, yet nobody gets elected: each candidate collects at most three promises, and phase 1 needs four. Small phase-2 quorums are paid for with large phase-1 quorums.")
@@ -518,8 +521,7 @@ fn sent(kind: &'static str, from: &'static str, to: usize) -> impl Fn(&MessageVi
 
 fn quiet(v: &View) -> bool {
     v.in_flight.is_empty()
-        && v
-            .nodes
+        && v.nodes
             .iter()
             .all(|n| n.notes.iter().all(|x| !x.contains("disk write")))
 }

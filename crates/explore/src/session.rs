@@ -2,12 +2,12 @@
 //! a step. A small cache keeps recent worlds so that stepping forward replays only the new
 //! actions; going back replays from the seed.
 
+use crate::epaxos::EpaxosWorld;
+use crate::fast::FastWorld;
 use crate::model::{
     Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, NODES_MAX, NODES_MIN,
     SPARES_MAX, TEXT_MAX, UNITS_MAX,
 };
-use crate::epaxos::EpaxosWorld;
-use crate::fast::FastWorld;
 use crate::multi::MultiWorld;
 use crate::synod::SynodWorld;
 use paxos::{Bug, PlantedBugs};

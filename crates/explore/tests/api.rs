@@ -593,7 +593,10 @@ async fn scenarios_replay_to_what_they_narrate() {
                     .map(|n| {
                         n["notes"]
                             .as_array()
-                            .and_then(|t| t.iter().find_map(|t| t.as_str()?.strip_prefix("executed: ")))
+                            .and_then(|t| {
+                                t.iter()
+                                    .find_map(|t| t.as_str()?.strip_prefix("executed: "))
+                            })
                             .expect("executed")
                             .to_string()
                     })
@@ -625,22 +628,40 @@ async fn scenarios_replay_to_what_they_narrate() {
 fn units_of(actions: &[Value]) -> u64 {
     actions
         .iter()
-        .map(|a| if a["do"] == "step" { a["n"].as_u64().unwrap_or(1) } else { 1 })
+        .map(|a| {
+            if a["do"] == "step" {
+                a["n"].as_u64().unwrap_or(1)
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
 /// The flexible-quorums scenario: 'put x=1' was chosen while only two of five were up, which
 /// majorities cannot do (the same actions with majority quorums leave it unchosen); later,
 /// three live nodes could elect no leader, and the chosen write survived the next election.
-async fn flexible_quorums_hold(addr: std::net::SocketAddr, s: &Value, actions: &[Value], v: &Value) {
+async fn flexible_quorums_hold(
+    addr: std::net::SocketAddr,
+    s: &Value,
+    actions: &[Value],
+    v: &Value,
+) {
     let chosen = v["chosen"].as_array().expect("chosen");
     let first = chosen
         .iter()
         .find(|c| c["value"] == "'put x=1'")
         .unwrap_or_else(|| panic!("x=1 chosen: {chosen:?}"));
-    assert!(chosen.iter().any(|c| c["value"] == "'put x=2'"), "{chosen:?}");
+    assert!(
+        chosen.iter().any(|c| c["value"] == "'put x=2'"),
+        "{chosen:?}"
+    );
     let at = first["at_step"].as_u64().expect("step");
-    let then = view(addr, json!({ "spec": s["spec"], "actions": actions, "at": at })).await;
+    let then = view(
+        addr,
+        json!({ "spec": s["spec"], "actions": actions, "at": at }),
+    )
+    .await;
     let up: Vec<&Value> = then["nodes"]
         .as_array()
         .expect("nodes")
@@ -650,7 +671,11 @@ async fn flexible_quorums_hold(addr: std::net::SocketAddr, s: &Value, actions: &
     assert_eq!(up.len(), 2, "{}", then["nodes"]);
     let mut majority = s["spec"].clone();
     majority.as_object_mut().expect("spec").remove("quorums");
-    let with_majorities = view(addr, json!({ "spec": majority, "actions": actions, "at": at })).await;
+    let with_majorities = view(
+        addr,
+        json!({ "spec": majority, "actions": actions, "at": at }),
+    )
+    .await;
     assert!(
         !with_majorities["chosen"]
             .as_array()
@@ -665,7 +690,11 @@ async fn flexible_quorums_hold(addr: std::net::SocketAddr, s: &Value, actions: &
         .position(|a| a["do"] == "step" && a["n"] == explore::scenarios::FLEXIBLE_LEADERLESS_STEPS)
         .expect("the leaderless wait");
     let waited = units_of(&actions[..=wait]);
-    let stuck = view(addr, json!({ "spec": s["spec"], "actions": actions, "at": waited })).await;
+    let stuck = view(
+        addr,
+        json!({ "spec": s["spec"], "actions": actions, "at": waited }),
+    )
+    .await;
     let live = stuck["nodes"]
         .as_array()
         .expect("nodes")
@@ -673,7 +702,11 @@ async fn flexible_quorums_hold(addr: std::net::SocketAddr, s: &Value, actions: &
         .filter(|n| n["up"] == true)
         .count();
     assert_eq!(live, 3, "{}", stuck["nodes"]);
-    assert_eq!(leaders(&stuck), 0, "three of five are no phase-1 quorum of four");
+    assert_eq!(
+        leaders(&stuck),
+        0,
+        "three of five are no phase-1 quorum of four"
+    );
     assert_eq!(leaders(v), 1);
 }
 
@@ -1141,13 +1174,18 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         v["in_flight"].as_array().is_some_and(Vec::is_empty) && v["step"].as_u64() > Some(0)
     })
     .await;
-    let log0 = d.last["log"][0]["text"].as_str().unwrap_or_default().to_string();
+    let log0 = d.last["log"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(log0.contains("Fast quorums are 2 of 3"), "{log0}");
     // n3 hears nothing from n1 and n2: it must not learn 'b'.
     d.act(json!({ "do": "cut", "from": 1, "to": 3 })).await;
     d.act(json!({ "do": "cut", "from": 2, "to": 3 })).await;
-    d.act(json!({ "do": "propose", "value": "b", "client": 1 })).await;
-    d.act(json!({ "do": "propose", "value": "a", "client": 2 })).await;
+    d.act(json!({ "do": "propose", "value": "b", "client": 1 }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "a", "client": 2 }))
+        .await;
     let from_to = |from: &'static str, to: &'static str| {
         move |m: &Value| m["kind"] == "propose" && m["from"] == from && m["to"] == to
     };
@@ -1158,7 +1196,10 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         v["chosen"][0]["value"] == "'b'" && v["nodes"][0]["chosen_through"] == 1
     })
     .await;
-    assert_eq!(d.last["chosen"][0]["ballot"], "0.1", "chosen in the fast round");
+    assert_eq!(
+        d.last["chosen"][0]["ballot"], "0.1",
+        "chosen in the fast round"
+    );
     assert_eq!(d.last["nodes"][2]["chosen_through"], 0, "n3 does not know");
     d.act(json!({ "do": "heal_all" })).await;
     // n3 starts a classic round, and the learner carries its messages by hand.
@@ -1219,10 +1260,14 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
     let link = |kind: &'static str, from: &'static str, to: &'static str| {
         move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
     };
-    d.on_message("deliver", link("pre-accept", "n1", "n3")).await;
-    d.on_message("deliver", link("pre-accept", "n3", "n1")).await;
-    d.on_message("deliver", link("pre-accept-ok", "n3", "n1")).await;
-    d.on_message("deliver", link("pre-accept-ok", "n1", "n3")).await;
+    d.on_message("deliver", link("pre-accept", "n1", "n3"))
+        .await;
+    d.on_message("deliver", link("pre-accept", "n3", "n1"))
+        .await;
+    d.on_message("deliver", link("pre-accept-ok", "n3", "n1"))
+        .await;
+    d.on_message("deliver", link("pre-accept-ok", "n1", "n3"))
+        .await;
     d.until(300, |v| {
         v["violations"]
             .as_array()
