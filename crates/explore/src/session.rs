@@ -101,7 +101,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Fast => crate::fast::PROPOSERS,
         Protocol::Epaxos => crate::epaxos::CLIENTS,
     };
-    if spec.protocol == Protocol::Epaxos && spec.nodes % 2 == 0 {
+    if spec.protocol == Protocol::Epaxos && spec.nodes.is_multiple_of(2) {
         return Err(SessionError::OddReplicas(spec.nodes));
     }
     let node = |n: usize| {
