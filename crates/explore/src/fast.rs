@@ -10,6 +10,7 @@
 
 use crate::journal::{and_list, Journal};
 use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View};
+use crate::net::{Ev, Net, TICK_US};
 use crate::synod::{name, paren, sends_text};
 use paxos::fast::{
     FastConfig, FastDurable, FastMessage, FastNode, FastOptions, FastPersist, Round, RoundMode,
@@ -17,24 +18,16 @@ use paxos::fast::{
 use paxos::{NodeId, PersistSeq, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Proposers a Fast Paxos session offers (`c1`, `c2`): two are enough to collide.
 pub const PROPOSERS: usize = 2;
-/// Proposer `c` is `NodeId(PROPOSER_ID_BASE + c)`, outside the nodes' ids.
+/// Proposer `c` is `NodeId(PROPOSER_ID_BASE + c)`, outside the nodes' ids, and sends from
+/// index `PROPOSER_ID_BASE + c` of the network (no node has it, so no link of it is cut).
 const PROPOSER_ID_BASE: u64 = 100;
-
-/// Virtual time between two ticks of a node.
-const TICK_US: u64 = 5_000;
-/// Network delay: base plus up to this much jitter.
-const DELAY_BASE_US: u64 = 1_000;
-const DELAY_JITTER_US: u64 = 2_000;
 /// Disk write latency: base plus jitter.
 const DISK_BASE_US: u64 = 500;
 const DISK_JITTER_US: u64 = 1_000;
-/// How much later a duplicated message's copy arrives.
-const DUPLICATE_DELAY_US: u64 = 3_000;
 /// Events skipped at most in one step while looking for one that shows.
 const QUIET_EVENTS_MAX: usize = 10_000;
 /// Fewer ticks than the core's default before a classic round: the page's timelines stay
@@ -42,42 +35,23 @@ const QUIET_EVENTS_MAX: usize = 10_000;
 const RETRY_TIMEOUT_TICKS: u32 = 12;
 const RETRY_JITTER_TICKS: u32 = 12;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ev {
-    Tick { node: usize, incarnation: u64 },
-    Deliver { id: u64 },
-    PersistDone { node: usize, incarnation: u64 },
-}
+type Flying = crate::net::Flying<FastMessage>;
 
-/// An endpoint: node index (0-based) or proposer number (1-based).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    Node(usize),
-    Proposer(usize),
-}
-
-impl End {
-    fn name(self) -> String {
-        match self {
-            End::Node(i) => name(i),
-            End::Proposer(c) => format!("c{c}"),
-        }
-    }
-    fn id(self) -> NodeId {
-        match self {
-            End::Node(i) => NodeId(i as u64 + 1),
-            End::Proposer(c) => NodeId(PROPOSER_ID_BASE + c as u64),
-        }
+/// The name of a network index: a node, or a proposer.
+fn end_name(from: usize) -> String {
+    match (from as u64).checked_sub(PROPOSER_ID_BASE) {
+        Some(c) => format!("c{c}"),
+        None => name(from),
     }
 }
 
-#[derive(Clone, Debug)]
-struct Flying {
-    id: u64,
-    from: End,
-    to: usize,
-    deliver_at: u64,
-    msg: FastMessage,
+/// The id a core sees a network index as.
+fn end_id(from: usize) -> NodeId {
+    NodeId(if from as u64 >= PROPOSER_ID_BASE {
+        from as u64
+    } else {
+        from as u64 + 1
+    })
 }
 
 struct Member {
@@ -96,14 +70,8 @@ pub struct FastWorld {
     config: FastConfig,
     options: FastOptions,
     bugs: PlantedBugs,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    net: Net<FastMessage>,
     members: Vec<Member>,
-    in_flight: BTreeMap<u64, Flying>,
-    next_id: u64,
-    cut: BTreeSet<(usize, usize)>,
     journal: Journal,
     proposals: Vec<OpView>,
     /// Durable votes ever cast: `(round, value)` to a bit per acceptor.
@@ -124,44 +92,31 @@ impl FastWorld {
             retry_timeout_ticks: RETRY_TIMEOUT_TICKS,
             retry_jitter_ticks: RETRY_JITTER_TICKS,
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let mut net = Net::new(spec.seed);
         let members = (0..n)
             .map(|i| Member {
                 node: FastNode::new(NodeId(i as u64 + 1), config, options, bugs).ok(),
                 durable: FastDurable::default(),
                 disk: VecDeque::new(),
                 incarnation: 0,
-                rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                rng: ChaCha8Rng::seed_from_u64(net.rng.next_u64()),
                 learned: None,
             })
             .collect();
+        net.start_ticks(n);
         let mut world = FastWorld {
             n,
             config,
             options,
             bugs,
-            rng,
-            now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            net,
             members,
-            in_flight: BTreeMap::new(),
-            next_id: 1,
-            cut: BTreeSet::new(),
             journal: Journal::default(),
             proposals: Vec::new(),
             votes: BTreeMap::new(),
             extra: Vec::new(),
         };
         for i in 0..n {
-            let at = 1 + world.rng.next_u64() % TICK_US;
-            world.schedule(
-                at,
-                Ev::Tick {
-                    node: i,
-                    incarnation: 0,
-                },
-            );
             world.drive(i, 0);
         }
         let q = world.quorums();
@@ -182,38 +137,10 @@ impl FastWorld {
         self.config.with_planted_bugs(self.bugs).quorums()
     }
 
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, ev)));
-    }
-
-    fn draw(&mut self, base: u64, jitter: u64) -> u64 {
-        base + self.rng.next_u64() % (jitter + 1)
-    }
-
-    fn send(&mut self, from: End, to: usize, msg: FastMessage, step: usize) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let deliver_at = self.now + self.draw(DELAY_BASE_US, DELAY_JITTER_US);
-        self.journal
-            .sent(id, &from.name(), &name(to), kind(&msg), step);
-        if let End::Node(f) = from {
-            if self.cut.contains(&(f, to)) {
-                self.journal.ended(id, step, false);
-                return;
-            }
-        }
-        self.in_flight.insert(
-            id,
-            Flying {
-                id,
-                from,
-                to,
-                deliver_at,
-                msg,
-            },
-        );
-        self.schedule(deliver_at, Ev::Deliver { id });
+    fn send(&mut self, from: usize, to: usize, msg: FastMessage, step: usize) {
+        let k = kind(&msg);
+        self.net
+            .send(&mut self.journal, from, &end_name(from), to, msg, k, step);
     }
 
     /// Carries out node `i`'s outputs in the core's order; returns whether there were any.
@@ -229,13 +156,13 @@ impl FastWorld {
             }
             any = true;
             if let Some(batch) = ready.persist {
-                let latency = self.draw(DISK_BASE_US, DISK_JITTER_US);
+                let latency = self.net.draw(DISK_BASE_US, DISK_JITTER_US);
                 let member = &mut self.members[i];
                 let after = member.disk.back().map_or(0, |(_, _, at)| *at);
-                let done_at = (self.now + latency).max(after + 1);
+                let done_at = (self.net.now + latency).max(after + 1);
                 member.disk.push_back((batch.seq, batch.ops, done_at));
                 let incarnation = member.incarnation;
-                self.schedule(
+                self.net.schedule(
                     done_at,
                     Ev::PersistDone {
                         node: i,
@@ -246,7 +173,7 @@ impl FastWorld {
             for out in ready.send {
                 let to = (out.to.0 as usize).wrapping_sub(1);
                 if to < self.n {
-                    self.send(End::Node(i), to, out.msg, step);
+                    self.send(i, to, out.msg, step);
                 }
             }
             if let Some(v) = ready.learned {
@@ -262,53 +189,24 @@ impl FastWorld {
     pub fn apply(&mut self, action: &Action, step: usize) {
         self.journal.note = None;
         self.extra.clear();
+        let shared = self.net.network_action(action, self.n, &mut self.journal, step, |m| {
+            (label(&m.msg), kind(&m.msg), end_name(m.from))
+        });
+        match shared {
+            Some(Ok(said)) => return self.finish(step, said),
+            Some(Err(why)) => return self.nothing(step, why),
+            None => {}
+        }
         let said = match action {
             Action::Step { .. } => match self.step_event(step) {
                 Some(t) => t,
                 None => return self.nothing(step, "nothing is left to happen.".to_string()),
             },
             Action::Deliver { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
+                let Some(m) = self.net.in_flight.remove(id) else {
                     return self.nothing(step, format!("Message {id} is no longer in flight."));
                 };
                 format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Drop { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                self.journal.ended(*id, step, false);
-                format!(
-                    "The network loses {} from {} to {}.",
-                    label(&m.msg),
-                    m.from.name(),
-                    name(m.to)
-                )
-            }
-            Action::Duplicate { id } => {
-                let Some(m) = self.in_flight.get(id).cloned() else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                let copy = self.next_id;
-                self.next_id += 1;
-                let deliver_at = self.now + DUPLICATE_DELAY_US;
-                self.journal
-                    .sent(copy, &m.from.name(), &name(m.to), kind(&m.msg), step);
-                self.in_flight.insert(
-                    copy,
-                    Flying {
-                        id: copy,
-                        deliver_at,
-                        ..m.clone()
-                    },
-                );
-                self.schedule(deliver_at, Ev::Deliver { id: copy });
-                format!(
-                    "The network duplicates {} from {} to {}.",
-                    label(&m.msg),
-                    m.from.name(),
-                    name(m.to)
-                )
             }
             Action::Crash { node } => {
                 let m = &mut self.members[node - 1];
@@ -347,8 +245,8 @@ impl FastWorld {
                     round_text(m.durable.rnd),
                     vote_text(&m.durable.vote)
                 );
-                self.schedule(
-                    self.now + TICK_US,
+                self.net.schedule(
+                    self.net.now + TICK_US,
                     Ev::Tick {
                         node: i,
                         incarnation,
@@ -356,23 +254,6 @@ impl FastWorld {
                 );
                 self.drive(i, step);
                 said
-            }
-            Action::Cut { from, to } => {
-                self.cut.insert((from - 1, to - 1));
-                format!("The link n{from} → n{to} is cut.")
-            }
-            Action::Heal { from, to } => {
-                self.cut.remove(&(from - 1, to - 1));
-                format!("The link n{from} → n{to} works again.")
-            }
-            Action::Partition { groups } => {
-                let links = crate::multi::partition_links(self.n, groups);
-                self.cut = links.blocked_links().into_iter().collect();
-                format!("The network splits into {} groups.", groups.len())
-            }
-            Action::HealAll => {
-                self.cut.clear();
-                "Every link works again.".to_string()
             }
             Action::Propose { value, client, .. } => {
                 let c = client.unwrap_or(1);
@@ -385,7 +266,7 @@ impl FastWorld {
                     let msg = FastMessage::Propose {
                         value: value.as_bytes().to_vec(),
                     };
-                    self.send(End::Proposer(c), to, msg, step);
+                    self.send(PROPOSER_ID_BASE as usize + c, to, msg, step);
                 }
                 format!(
                     "Proposer c{c} sends '{value}' straight to every acceptor: no leader on the \
@@ -430,13 +311,20 @@ impl FastWorld {
                     round.map(|r| format!(" {r}")).unwrap_or_default()
                 )
             }
+            // Handled by the network above.
+            Action::Drop { .. }
+            | Action::Duplicate { .. }
+            | Action::Cut { .. }
+            | Action::Heal { .. }
+            | Action::Partition { .. }
+            | Action::HealAll => return,
         };
         self.finish(step, said);
     }
 
     fn nothing(&mut self, step: usize, why: String) {
         self.journal
-            .say(step, self.now, format!("Nothing happens: {why}"));
+            .say(step, self.net.now, format!("Nothing happens: {why}"));
         self.journal.note = Some(why);
     }
 
@@ -446,7 +334,7 @@ impl FastWorld {
             said.push(' ');
             said.push_str(&e);
         }
-        self.journal.say(step, self.now, said);
+        self.journal.say(step, self.net.now, said);
         self.look_for_quorum(step);
         let learned: Vec<(usize, String)> = self
             .members
@@ -482,7 +370,7 @@ impl FastWorld {
                 .journal
                 .quorum(1, &format!("'{v}'"), &r.to_string(), step)
             {
-                self.journal.say(step, self.now, said);
+                self.journal.say(step, self.net.now, said);
             }
         }
     }
@@ -493,12 +381,11 @@ impl FastWorld {
                 .members
                 .iter()
                 .any(|m| m.node.is_some() && m.learned.is_none());
-        if self.in_flight.is_empty() && self.members.iter().all(|m| m.disk.is_empty()) && !waiting {
+        if self.net.in_flight.is_empty() && self.members.iter().all(|m| m.disk.is_empty()) && !waiting {
             return None;
         }
         for _ in 0..QUIET_EVENTS_MAX {
-            let Reverse((at, _, ev)) = self.queue.pop()?;
-            self.now = self.now.max(at);
+            let ev = self.net.pop()?;
             match ev {
                 Ev::Tick { node, incarnation } => {
                     if self.members[node].incarnation != incarnation
@@ -506,7 +393,7 @@ impl FastWorld {
                     {
                         continue;
                     }
-                    self.schedule(self.now + TICK_US, Ev::Tick { node, incarnation });
+                    self.net.schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
                     let member = &mut self.members[node];
                     let Some(p) = member.node.as_mut() else {
                         continue;
@@ -528,7 +415,7 @@ impl FastWorld {
                     }
                 }
                 Ev::Deliver { id } => {
-                    let Some(m) = self.in_flight.remove(&id) else {
+                    let Some(m) = self.net.in_flight.remove(&id) else {
                         continue;
                     };
                     return Some(self.deliver(m, step));
@@ -538,7 +425,7 @@ impl FastWorld {
                         || self.members[node]
                             .disk
                             .front()
-                            .is_none_or(|(_, _, done_at)| *done_at > self.now)
+                            .is_none_or(|(_, _, done_at)| *done_at > self.net.now)
                     {
                         continue;
                     }
@@ -561,7 +448,7 @@ impl FastWorld {
         if let Some(p) = m.node.as_mut() {
             p.persisted(seq);
         }
-        let sent_before = self.next_id;
+        let sent_before = self.net.next_id;
         self.drive(node, step);
         let sends = sends_text(&self.journal, sent_before);
         format!(
@@ -577,9 +464,9 @@ impl FastWorld {
     }
 
     fn deliver(&mut self, m: Flying, step: usize) -> String {
-        let (from, to) = (m.from.name(), name(m.to));
+        let (from, to) = (end_name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        let cut = matches!(m.from, End::Node(f) if self.cut.contains(&(f, m.to)));
+        let cut = self.net.is_cut(&m);
         if cut || self.members[m.to].node.is_none() {
             self.journal.ended(m.id, step, false);
             return format!(
@@ -591,9 +478,9 @@ impl FastWorld {
         let Some(before) = self.members[i].node.as_ref().map(Snap::of) else {
             return format!("{to} is down.");
         };
-        let sent_before = self.next_id;
+        let sent_before = self.net.next_id;
         if let Some(p) = self.members[i].node.as_mut() {
-            p.step(m.from.id(), m.msg.clone());
+            p.step(end_id(m.from), m.msg.clone());
         }
         self.drive(i, step);
         let sends = sends_text(&self.journal, sent_before);
@@ -607,10 +494,9 @@ impl FastWorld {
                 let v = text(value);
                 if voted {
                     format!(
-                        "{to} gets c{}'s '{v}' and votes for it in the fast round: the first \
+                        "{to} gets {from}'s '{v}' and votes for it in the fast round: the first \
                          proposal it received. The vote goes to disk, then its 2b leaves for \
-                         every node.",
-                        m.from.id().0 - PROPOSER_ID_BASE
+                         every node."
                     )
                 } else {
                     match &after.vote {
@@ -756,11 +642,12 @@ impl FastWorld {
             })
             .collect();
         let in_flight = self
+            .net
             .in_flight
             .values()
             .map(|m| MessageView {
                 id: m.id,
-                from: m.from.name(),
+                from: end_name(m.from),
                 to: name(m.to),
                 kind: kind(&m.msg).to_string(),
                 label: label(&m.msg),
@@ -779,11 +666,11 @@ impl FastWorld {
             spec: spec.clone(),
             step,
             total,
-            time_us: self.now,
+            time_us: self.net.now,
             nodes,
             clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
             in_flight,
-            cut: self.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+            cut: self.net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
             chosen: self.journal.chosen_views(known_by),
             ops: self.proposals.clone(),
             log: self.journal.log_tail(),

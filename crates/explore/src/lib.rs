@@ -17,6 +17,7 @@ pub mod fast;
 pub mod journal;
 pub mod model;
 pub mod multi;
+pub(crate) mod net;
 pub mod scenarios;
 pub mod server;
 pub mod session;
