@@ -12,6 +12,7 @@
 
 use crate::journal::Journal;
 use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View, ViolationView};
+use crate::net::{Ev, Net, TICK_US};
 use crate::synod::{name, paren, sends_text};
 use paxos::epaxos::{
     Attrs, Command, CommandId, EpaxosMessage, EpaxosOptions, InstanceId, InstanceRecord, KvOp,
@@ -20,36 +21,15 @@ use paxos::epaxos::{
 use paxos::{NodeId, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::BTreeMap;
 
 /// Clients an EPaxos session offers; each may send to any replica.
 pub const CLIENTS: usize = 2;
 
-/// Virtual time between two ticks of a replica.
-const TICK_US: u64 = 5_000;
-/// Network delay: base plus up to this much jitter.
-const DELAY_BASE_US: u64 = 1_000;
-const DELAY_JITTER_US: u64 = 2_000;
-/// How much later a duplicated message's copy arrives.
-const DUPLICATE_DELAY_US: u64 = 3_000;
 /// Events skipped at most in one step while looking for one that shows.
 const QUIET_EVENTS_MAX: usize = 10_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ev {
-    Tick { node: usize, incarnation: u64 },
-    Deliver { id: u64 },
-}
-
-#[derive(Clone, Debug)]
-struct Flying {
-    id: u64,
-    from: usize,
-    to: usize,
-    deliver_at: u64,
-    msg: EpaxosMessage,
-}
+type Flying = crate::net::Flying<EpaxosMessage>;
 
 struct Member {
     replica: Option<Replica>,
@@ -68,14 +48,8 @@ pub struct EpaxosWorld {
     ids: Vec<NodeId>,
     options: EpaxosOptions,
     bugs: PlantedBugs,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    net: Net<EpaxosMessage>,
     members: Vec<Member>,
-    in_flight: BTreeMap<u64, Flying>,
-    next_id: u64,
-    cut: BTreeSet<(usize, usize)>,
     journal: Journal,
     ops: Vec<(InstanceId, OpView)>,
     /// Commands sent per client (their sequence numbers).
@@ -90,74 +64,36 @@ impl EpaxosWorld {
         let n = spec.nodes;
         let ids: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
         let options = EpaxosOptions::default();
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let mut net = Net::new(spec.seed);
         let members = (0..n)
             .map(|i| Member {
                 replica: Replica::recover(ids[i], ids.clone(), options.clone(), Vec::new(), bugs)
                     .ok(),
                 disk: BTreeMap::new(),
                 incarnation: 0,
-                rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                rng: ChaCha8Rng::seed_from_u64(net.rng.next_u64()),
                 executed: Vec::new(),
             })
             .collect();
-        let mut world = EpaxosWorld {
+        net.start_ticks(n);
+        EpaxosWorld {
             n,
             ids,
             options,
             bugs,
-            rng,
-            now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            net,
             members,
-            in_flight: BTreeMap::new(),
-            next_id: 1,
-            cut: BTreeSet::new(),
             journal: Journal::default(),
             ops: Vec::new(),
             sent: [0; CLIENTS],
             numbers: BTreeMap::new(),
-        };
-        for i in 0..n {
-            let at = 1 + world.rng.next_u64() % TICK_US;
-            world.schedule(
-                at,
-                Ev::Tick {
-                    node: i,
-                    incarnation: 0,
-                },
-            );
         }
-        world
-    }
-
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, ev)));
     }
 
     fn send(&mut self, from: usize, to: usize, msg: EpaxosMessage, step: usize) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let deliver_at = self.now + DELAY_BASE_US + self.rng.next_u64() % (DELAY_JITTER_US + 1);
-        self.journal
-            .sent(id, &name(from), &name(to), msg.kind(), step);
-        if self.cut.contains(&(from, to)) {
-            self.journal.ended(id, step, false);
-            return;
-        }
-        self.in_flight.insert(
-            id,
-            Flying {
-                id,
-                from,
-                to,
-                deliver_at,
-                msg,
-            },
-        );
-        self.schedule(deliver_at, Ev::Deliver { id });
+        let k = msg.kind();
+        self.net
+            .send(&mut self.journal, from, &name(from), to, msg, k, step);
     }
 
     /// Carries out replica `i`'s outputs in the core's order: records durable, then messages,
@@ -185,53 +121,24 @@ impl EpaxosWorld {
     /// Applies one unit of `action` as step `step`.
     pub fn apply(&mut self, action: &Action, step: usize) {
         self.journal.note = None;
+        let shared = self.net.network_action(action, self.n, &mut self.journal, step, |m| {
+            (label(&m.msg), m.msg.kind(), name(m.from))
+        });
+        match shared {
+            Some(Ok(said)) => return self.finish(step, said),
+            Some(Err(why)) => return self.nothing(step, why),
+            None => {}
+        }
         let said = match action {
             Action::Step { .. } => match self.step_event(step) {
                 Some(t) => t,
                 None => return self.nothing(step, "nothing is left to happen.".to_string()),
             },
             Action::Deliver { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
+                let Some(m) = self.net.in_flight.remove(id) else {
                     return self.nothing(step, format!("Message {id} is no longer in flight."));
                 };
                 format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Drop { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                self.journal.ended(*id, step, false);
-                format!(
-                    "The network loses {} from {} to {}.",
-                    label(&m.msg),
-                    name(m.from),
-                    name(m.to)
-                )
-            }
-            Action::Duplicate { id } => {
-                let Some(m) = self.in_flight.get(id).cloned() else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                let copy = self.next_id;
-                self.next_id += 1;
-                let deliver_at = self.now + DUPLICATE_DELAY_US;
-                self.journal
-                    .sent(copy, &name(m.from), &name(m.to), m.msg.kind(), step);
-                self.in_flight.insert(
-                    copy,
-                    Flying {
-                        id: copy,
-                        deliver_at,
-                        ..m.clone()
-                    },
-                );
-                self.schedule(deliver_at, Ev::Deliver { id: copy });
-                format!(
-                    "The network duplicates {} from {} to {}.",
-                    label(&m.msg),
-                    name(m.from),
-                    name(m.to)
-                )
             }
             Action::Crash { node } => {
                 let m = &mut self.members[node - 1];
@@ -262,8 +169,8 @@ impl EpaxosWorld {
                 )
                 .ok();
                 let incarnation = self.members[i].incarnation;
-                self.schedule(
-                    self.now + TICK_US,
+                self.net.schedule(
+                    self.net.now + TICK_US,
                     Ev::Tick {
                         node: i,
                         incarnation,
@@ -274,23 +181,6 @@ impl EpaxosWorld {
                     "n{node} restarts from its {count} record(s) and executes the committed \
                      commands again from the start."
                 )
-            }
-            Action::Cut { from, to } => {
-                self.cut.insert((from - 1, to - 1));
-                format!("The link n{from} → n{to} is cut.")
-            }
-            Action::Heal { from, to } => {
-                self.cut.remove(&(from - 1, to - 1));
-                format!("The link n{from} → n{to} works again.")
-            }
-            Action::Partition { groups } => {
-                let links = crate::multi::partition_links(self.n, groups);
-                self.cut = links.blocked_links().into_iter().collect();
-                format!("The network splits into {} groups.", groups.len())
-            }
-            Action::HealAll => {
-                self.cut.clear();
-                "Every link works again.".to_string()
             }
             Action::Propose {
                 value,
@@ -385,18 +275,25 @@ impl EpaxosWorld {
                     crate::journal::and_list(&names)
                 )
             }
+            // Handled by the network above.
+            Action::Drop { .. }
+            | Action::Duplicate { .. }
+            | Action::Cut { .. }
+            | Action::Heal { .. }
+            | Action::Partition { .. }
+            | Action::HealAll => return,
         };
         self.finish(step, said);
     }
 
     fn nothing(&mut self, step: usize, why: String) {
         self.journal
-            .say(step, self.now, format!("Nothing happens: {why}"));
+            .say(step, self.net.now, format!("Nothing happens: {why}"));
         self.journal.note = Some(why);
     }
 
     fn finish(&mut self, step: usize, said: String) {
-        self.journal.say(step, self.now, said);
+        self.journal.say(step, self.net.now, said);
         self.check(step);
         for (instance, op) in &mut self.ops {
             if op.output.is_none()
@@ -435,7 +332,7 @@ impl EpaxosWorld {
                         .map_or_else(String::new, |b| format!("{}.{}", b.round, b.node.0)),
                     step,
                 ) {
-                    self.journal.say(step, self.now, said);
+                    self.journal.say(step, self.net.now, said);
                 }
                 committed
                     .entry(rec.instance)
@@ -497,18 +394,17 @@ impl EpaxosWorld {
                 .as_ref()
                 .is_some_and(|r| r.instances().any(|x| x.status != Status::Committed))
         });
-        if self.in_flight.is_empty() && !waiting {
+        if self.net.in_flight.is_empty() && !waiting {
             return None;
         }
         for _ in 0..QUIET_EVENTS_MAX {
-            let Reverse((at, _, ev)) = self.queue.pop()?;
-            self.now = self.now.max(at);
+            let ev = self.net.pop()?;
             match ev {
                 Ev::Tick { node, incarnation } => {
                     if self.members[node].incarnation != incarnation {
                         continue;
                     }
-                    self.schedule(self.now + TICK_US, Ev::Tick { node, incarnation });
+                    self.net.schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
                     let m = &mut self.members[node];
                     let Some(r) = m.replica.as_mut() else {
                         continue;
@@ -516,7 +412,7 @@ impl EpaxosWorld {
                     let before = r.counters().recoveries;
                     r.tick(&mut m.rng);
                     let after = r.counters().recoveries;
-                    let sent_before = self.next_id;
+                    let sent_before = self.net.next_id;
                     if self.drive(node, step) {
                         let sends = sends_text(&self.journal, sent_before);
                         return Some(if after > before {
@@ -537,11 +433,13 @@ impl EpaxosWorld {
                     }
                 }
                 Ev::Deliver { id } => {
-                    let Some(m) = self.in_flight.remove(&id) else {
+                    let Some(m) = self.net.in_flight.remove(&id) else {
                         continue;
                     };
                     return Some(self.deliver(m, step));
                 }
+                // EPaxos records are durable before `ready` returns: no disk events.
+                Ev::PersistDone { .. } => {}
             }
         }
         None
@@ -550,7 +448,7 @@ impl EpaxosWorld {
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        if self.cut.contains(&(m.from, m.to)) || self.members[m.to].replica.is_none() {
+        if self.net.cut.contains(&(m.from, m.to)) || self.members[m.to].replica.is_none() {
             self.journal.ended(m.id, step, false);
             return format!(
                 "{lbl} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
@@ -566,7 +464,7 @@ impl EpaxosWorld {
                 self.members[i].executed.len(),
             )
         });
-        let sent_before = self.next_id;
+        let sent_before = self.net.next_id;
         if let Some(r) = self.members[i].replica.as_mut() {
             r.step(NodeId(m.from as u64 + 1), m.msg.clone());
         }
@@ -751,6 +649,7 @@ impl EpaxosWorld {
             })
             .collect();
         let in_flight = self
+            .net
             .in_flight
             .values()
             .map(|m| MessageView {
@@ -782,11 +681,11 @@ impl EpaxosWorld {
             spec: spec.clone(),
             step,
             total,
-            time_us: self.now,
+            time_us: self.net.now,
             nodes,
             clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
             in_flight,
-            cut: self.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+            cut: self.net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
             chosen: self.journal.chosen_views(known_by),
             ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
             log: self.journal.log_tail(),
