@@ -121,9 +121,11 @@ impl EpaxosWorld {
     /// Applies one unit of `action` as step `step`.
     pub fn apply(&mut self, action: &Action, step: usize) {
         self.journal.note = None;
-        let shared = self.net.network_action(action, self.n, &mut self.journal, step, |m| {
-            (label(&m.msg), m.msg.kind(), name(m.from))
-        });
+        let shared = self
+            .net
+            .network_action(action, self.n, &mut self.journal, step, |m| {
+                (label(&m.msg), m.msg.kind(), name(m.from))
+            });
         match shared {
             Some(Ok(said)) => return self.finish(step, said),
             Some(Err(why)) => return self.nothing(step, why),
@@ -404,7 +406,8 @@ impl EpaxosWorld {
                     if self.members[node].incarnation != incarnation {
                         continue;
                     }
-                    self.net.schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
+                    self.net
+                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
                     let m = &mut self.members[node];
                     let Some(r) = m.replica.as_mut() else {
                         continue;
@@ -685,7 +688,12 @@ impl EpaxosWorld {
             nodes,
             clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
             in_flight,
-            cut: self.net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+            cut: self
+                .net
+                .cut
+                .iter()
+                .map(|(a, b)| [name(*a), name(*b)])
+                .collect(),
             chosen: self.journal.chosen_views(known_by),
             ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
             log: self.journal.log_tail(),

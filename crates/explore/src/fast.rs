@@ -189,9 +189,11 @@ impl FastWorld {
     pub fn apply(&mut self, action: &Action, step: usize) {
         self.journal.note = None;
         self.extra.clear();
-        let shared = self.net.network_action(action, self.n, &mut self.journal, step, |m| {
-            (label(&m.msg), kind(&m.msg), end_name(m.from))
-        });
+        let shared = self
+            .net
+            .network_action(action, self.n, &mut self.journal, step, |m| {
+                (label(&m.msg), kind(&m.msg), end_name(m.from))
+            });
         match shared {
             Some(Ok(said)) => return self.finish(step, said),
             Some(Err(why)) => return self.nothing(step, why),
@@ -381,7 +383,10 @@ impl FastWorld {
                 .members
                 .iter()
                 .any(|m| m.node.is_some() && m.learned.is_none());
-        if self.net.in_flight.is_empty() && self.members.iter().all(|m| m.disk.is_empty()) && !waiting {
+        if self.net.in_flight.is_empty()
+            && self.members.iter().all(|m| m.disk.is_empty())
+            && !waiting
+        {
             return None;
         }
         for _ in 0..QUIET_EVENTS_MAX {
@@ -393,7 +398,8 @@ impl FastWorld {
                     {
                         continue;
                     }
-                    self.net.schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
+                    self.net
+                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
                     let member = &mut self.members[node];
                     let Some(p) = member.node.as_mut() else {
                         continue;
@@ -670,7 +676,12 @@ impl FastWorld {
             nodes,
             clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
             in_flight,
-            cut: self.net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+            cut: self
+                .net
+                .cut
+                .iter()
+                .map(|(a, b)| [name(*a), name(*b)])
+                .collect(),
             chosen: self.journal.chosen_views(known_by),
             ops: self.proposals.clone(),
             log: self.journal.log_tail(),
