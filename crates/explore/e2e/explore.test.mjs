@@ -70,6 +70,18 @@ async function stepUntil(page, predicate, max = 80) {
   return predicate();
 }
 
+// Starts guided scenario `id` and clicks "Next" until its last step.
+async function playScenario(page, id) {
+  await page.selectOption('#scenario', id);
+  await page.click('#start-scenario');
+  await page.waitForSelector('#scenario-panel:not([hidden])');
+  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
+    const before = await page.textContent('#scenario-progress');
+    await page.click('#scenario-next');
+    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
+  }
+}
+
 test('single-decree: propose, see the value chosen before anyone knows, then learned', async () => {
   const { page, errors } = await open();
   await page.fill('#value', 'x');
@@ -199,14 +211,7 @@ test('usable at phone width', async () => {
 
 test('a guided scenario narrates real steps and can be taken over', async () => {
   const { page } = await open();
-  await page.selectOption('#scenario', 'hidden-choice');
-  await page.click('#start-scenario');
-  await page.waitForSelector('#scenario-panel:not([hidden])');
-  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
-    const before = await page.textContent('#scenario-progress');
-    await page.click('#scenario-next');
-    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
-  }
+  await playScenario(page, 'hidden-choice');
   assert.match(await page.textContent('#chosen'), /slot 1: 'x'/);
   assert.match(await page.textContent('.node-card[data-node="n2"]'), /'x' ✔ chosen/);
   await page.screenshot({ path: path.join(shots, 'scenario-hidden-choice.png'), fullPage: true });
@@ -321,14 +326,7 @@ test('single-decree: finish a disk write by hand', async () => {
 
 test('fast paxos: a collision recovered by the coordinator; flexible quorums must intersect', async () => {
   const { page, errors } = await open();
-  await page.selectOption('#scenario', 'fast-collision');
-  await page.click('#start-scenario');
-  await page.waitForSelector('#scenario-panel:not([hidden])');
-  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
-    const before = await page.textContent('#scenario-progress');
-    await page.click('#scenario-next');
-    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
-  }
+  await playScenario(page, 'fast-collision');
   // One value, chosen in the recovery round that followed the split fast round.
   assert.match(await page.textContent('#chosen'), /slot 1: '[xy]' chosen at step \d+ \(ballot 0\.1r\)/);
   assert.match(await page.textContent('.node-card[data-node="n1"]'), /collisions seen: 1/);
@@ -353,14 +351,7 @@ test('fast paxos: a collision recovered by the coordinator; flexible quorums mus
 
 test('epaxos: two replicas propose conflicting writes; every replica executes them in one order', async () => {
   const { page, errors } = await open();
-  await page.selectOption('#scenario', 'epaxos-conflict');
-  await page.click('#start-scenario');
-  await page.waitForSelector('#scenario-panel:not([hidden])');
-  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
-    const before = await page.textContent('#scenario-progress');
-    await page.click('#scenario-next');
-    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
-  }
+  await playScenario(page, 'epaxos-conflict');
   const orders = [];
   for (const n of ['n1', 'n2', 'n3']) {
     const m = (await page.textContent(`.node-card[data-node="${n}"]`)).match(/executed: ([^\n]*?put x=\d[^\n]*?put x=\d)/);
