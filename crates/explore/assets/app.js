@@ -167,6 +167,7 @@ function syncSetup() {
   $('nodes').value = session.spec.nodes;
   $('seed').value = session.spec.seed;
   $('spares').value = session.spec.spares || 0;
+  $('quorums').value = session.spec.quorums || '';
   $('bug').value = session.spec.bug || '';
 }
 
@@ -339,15 +340,17 @@ function drawOps(v) {
     ul.append(el('li', { class: o.output ? 'done' : 'waiting' }, `${o.client}: ${o.input} → ${o.output || '… waiting'}`));
   }
   const multi = v.spec.protocol === 'multi';
-  $('key-label').hidden = !multi;
+  $('key-label').hidden = !multi && v.spec.protocol !== 'epaxos';
   $('read').hidden = !multi;
   $('reconfigure-row').hidden = !multi;
-  $('who-label').firstChild.textContent = multi ? 'Client ' : 'Node ';
+  // Multi-Paxos and Fast Paxos propose through clients (Fast Paxos: proposers c1, c2).
+  const byClient = multi || v.spec.protocol === 'fast';
+  $('who-label').firstChild.textContent = byClient ? 'Client ' : 'Node ';
   const who = $('who');
-  const options = multi ? v.clients : v.nodes.map((n) => n.name);
-  if (who.options.length !== options.length || who.dataset.kind !== (multi ? 'c' : 'n')) {
+  const options = byClient ? v.clients : v.nodes.map((n) => n.name);
+  if (who.options.length !== options.length || who.dataset.kind !== (byClient ? 'c' : 'n')) {
     who.replaceChildren(...options.map((o) => el('option', { value: o.slice(1) }, o)));
-    who.dataset.kind = multi ? 'c' : 'n';
+    who.dataset.kind = byClient ? 'c' : 'n';
   }
   const automatic = !!v.spec.faults;
   $('propose').disabled = automatic;
@@ -500,6 +503,8 @@ function wire() {
     if ($('bug').value) spec.bug = $('bug').value;
     const spares = Number($('spares').value || 0);
     if (spares > 0) spec.spares = spares;
+    const quorums = $('quorums').value.trim();
+    if (quorums) spec.quorums = quorums;
     newSession(spec);
   });
   $('step').addEventListener('click', step);
@@ -513,6 +518,9 @@ function wire() {
     const who = Number($('who').value || 1);
     const value = $('value').value;
     if (session.spec.protocol === 'multi') act({ do: 'propose', value, client: who, key: $('key').value });
+    else if (session.spec.protocol === 'fast') act({ do: 'propose', value, client: who });
+    // EPaxos: the command goes to the replica chosen, which leads it.
+    else if (session.spec.protocol === 'epaxos') act({ do: 'propose', value, node: who, key: $('key').value });
     else act({ do: 'propose', value, node: who });
   });
   $('read').addEventListener('click', () => act({ do: 'read', client: Number($('who').value || 1), key: $('key').value }));

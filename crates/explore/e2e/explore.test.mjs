@@ -70,6 +70,18 @@ async function stepUntil(page, predicate, max = 80) {
   return predicate();
 }
 
+// Starts guided scenario `id` and clicks "Next" until its last step.
+async function playScenario(page, id) {
+  await page.selectOption('#scenario', id);
+  await page.click('#start-scenario');
+  await page.waitForSelector('#scenario-panel:not([hidden])');
+  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
+    const before = await page.textContent('#scenario-progress');
+    await page.click('#scenario-next');
+    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
+  }
+}
+
 test('single-decree: propose, see the value chosen before anyone knows, then learned', async () => {
   const { page, errors } = await open();
   await page.fill('#value', 'x');
@@ -199,14 +211,7 @@ test('usable at phone width', async () => {
 
 test('a guided scenario narrates real steps and can be taken over', async () => {
   const { page } = await open();
-  await page.selectOption('#scenario', 'hidden-choice');
-  await page.click('#start-scenario');
-  await page.waitForSelector('#scenario-panel:not([hidden])');
-  while (!(await page.$eval('#scenario-next', (b) => b.disabled))) {
-    const before = await page.textContent('#scenario-progress');
-    await page.click('#scenario-next');
-    await page.waitForFunction((b) => document.querySelector('#scenario-progress').textContent !== b, before);
-  }
+  await playScenario(page, 'hidden-choice');
   assert.match(await page.textContent('#chosen'), /slot 1: 'x'/);
   assert.match(await page.textContent('.node-card[data-node="n2"]'), /'x' ✔ chosen/);
   await page.screenshot({ path: path.join(shots, 'scenario-hidden-choice.png'), fullPage: true });
@@ -315,6 +320,48 @@ test('single-decree: finish a disk write by hand', async () => {
   await page.waitForFunction(() => document.querySelector('#position').textContent.startsWith('step 2 '));
   assert.match(await page.textContent('#explain-text'), /^By hand, out of turn: n1's disk has made durable the ballot 1\.1/);
   assert.equal((await page.$$('.msg-row[data-kind="prepare"]')).length, 2, 'the Prepares left');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('fast paxos: a collision recovered by the coordinator; flexible quorums must intersect', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'fast-collision');
+  // One value, chosen in the recovery round that followed the split fast round.
+  assert.match(await page.textContent('#chosen'), /slot 1: '[xy]' chosen at step \d+ \(ballot 0\.1r\)/);
+  assert.match(await page.textContent('.node-card[data-node="n1"]'), /collisions seen: 1/);
+  assert.match(await page.textContent('#log'), /sees a collision/);
+  await page.screenshot({ path: path.join(shots, 'scenario-fast-collision.png'), fullPage: true });
+  await page.click('#scenario-close');
+  // Flexible quorums: phase 1 of 3 and phase 2 of 2 out of 5 need not meet, and are refused.
+  await page.selectOption('#protocol', 'multi');
+  await page.fill('#nodes', '5');
+  await page.selectOption('#bug', '');
+  await page.fill('#quorums', 'flexible:3,2');
+  await page.click('#new-session');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /^quorums: /);
+  await page.fill('#quorums', 'flexible:4,2');
+  await page.click('#new-session');
+  await page.waitForFunction(() => document.querySelector('#position').textContent === 'step 0 / 0');
+  assert.ok(await stepUntil(page, async () => (await page.$$('.node-card.leader')).length === 1, 200), 'a leader, elected by four');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('epaxos: two replicas propose conflicting writes; every replica executes them in one order', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'epaxos-conflict');
+  const orders = [];
+  for (const n of ['n1', 'n2', 'n3']) {
+    const m = (await page.textContent(`.node-card[data-node="${n}"]`)).match(/executed: ([^\n]*?put x=\d[^\n]*?put x=\d)/);
+    assert.ok(m, `${n} executed both writes`);
+    orders.push(m[1]);
+  }
+  assert.ok(orders.every((o) => o === orders[0]), orders.join(' | '));
+  assert.match(await page.textContent('#log'), /slow path/);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-epaxos-conflict.png'), fullPage: true });
   assert.deepEqual(errors, []);
   await page.close();
 });

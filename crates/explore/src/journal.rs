@@ -97,6 +97,32 @@ impl Journal {
         }
     }
 
+    /// Agreement among single-decree learners: each `(node index, value described)` learned
+    /// must be the value a quorum chose (slot 1); a violation is recorded once otherwise.
+    pub fn check_learned(
+        &mut self,
+        step: usize,
+        learned: impl IntoIterator<Item = (usize, String)>,
+    ) {
+        let chosen = self.chosen.get(&1).map(|c| c.value.clone());
+        for (i, v) in learned {
+            if chosen.as_ref().is_some_and(|c| *c == v) {
+                continue;
+            }
+            let detail = match &chosen {
+                Some(c) => format!("n{} learned {v}, but {c} was chosen", i + 1),
+                None => format!("n{} learned {v}, which no quorum accepted", i + 1),
+            };
+            if !self.violations.iter().any(|x| x.detail == detail) {
+                self.violations.push(ViolationView {
+                    check: "agreement".to_string(),
+                    detail,
+                    step,
+                });
+            }
+        }
+    }
+
     pub fn chosen_views(&self, known_by: impl Fn(u64) -> Vec<String>) -> Vec<ChosenView> {
         self.chosen
             .iter()

@@ -4,15 +4,20 @@
 //! size, seed, planted bug, and the learner's actions); the server replays the actions from
 //! the seed inside a deterministic world and answers with what every node, message and value
 //! looks like at the step asked for. Multi-Paxos runs in the simulator (`crates/sim`) on the
-//! real `Replica`s; single-decree Paxos runs the real `SynodNode`s in a small harness here.
+//! real `Replica`s; single-decree Paxos runs the real `SynodNode`s, and Fast Paxos the real
+//! `FastNode`s and EPaxos the real `epaxos::Replica`s, each in a small harness here. Flexible quorums are a Multi-Paxos session with
+//! a quorum rule.
 //! Nothing of the protocol runs in the browser: JavaScript only draws and sends actions.
 //!
 //! Because a session is a pure function of its spec and actions, "back" is a replay to an
 //! earlier step, and a URL or an exported JSON file reproduces a session exactly.
 
+pub mod epaxos;
+pub mod fast;
 pub mod journal;
 pub mod model;
 pub mod multi;
+pub(crate) mod net;
 pub mod scenarios;
 pub mod server;
 pub mod session;

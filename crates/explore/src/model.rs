@@ -27,6 +27,11 @@ pub enum Protocol {
     Synod,
     /// Multi-Paxos: the simulator's real `Replica`s, a replicated log.
     Multi,
+    /// Fast Paxos: `paxos::fast::FastNode`, one value, proposers `c1` and `c2` sending
+    /// straight to the acceptors in the fast round.
+    Fast,
+    /// EPaxos: `paxos::epaxos::Replica`s, every replica leading the commands sent to it.
+    Epaxos,
 }
 
 /// Everything a session's worlds are built from, before any action.
@@ -51,6 +56,13 @@ pub struct Spec {
     /// [`SPARES_MAX`], and `nodes + spares` at most [`NODES_MAX`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub spares: usize,
+    /// Multi-Paxos only: the first configuration's quorum rule as `synod sim --quorums` reads
+    /// it (`majority`, `flexible:P1,P2`, `grid:RxC`, `weighted:...`); none means majorities.
+    /// Flexible Paxos: phase-1 and phase-2 quorums may differ in size as long as every
+    /// phase-1 quorum meets every phase-2 quorum; a rule that does not is refused (unless
+    /// the planted `quorums-do-not-intersect` lets it through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorums: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -224,6 +236,12 @@ pub enum SessionError {
     /// A configuration that lists a node twice or has no voter.
     #[error("a configuration needs at least one voter and lists each node once")]
     Configuration,
+    /// A quorum rule that cannot be read, does not fit the voters, or does not intersect.
+    #[error("quorums: {0}")]
+    Quorums(String),
+    /// EPaxos with an even number of replicas.
+    #[error("EPaxos runs on 2F+1 replicas: 3, 5 or 7, not {0}")]
+    OddReplicas(usize),
     /// A fault profile name that does not exist.
     #[error("unknown fault profile {0:?}")]
     UnknownFaults(String),

@@ -81,6 +81,9 @@ pub fn config(spec: &Spec, bugs: paxos::PlantedBugs) -> Result<SimConfig, Sessio
             c
         }
     };
+    if let Some(rule) = &spec.quorums {
+        config.quorum = crate::session::quorum_rule(spec, rule)?;
+    }
     config.bugs = bugs;
     config.trace = true;
     Ok(config)

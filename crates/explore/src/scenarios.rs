@@ -54,6 +54,7 @@ impl Script {
             bug: None,
             faults: None,
             spares,
+            quorums: None,
         };
         let world = fresh(&spec).expect("scenario specs are valid");
         Script {
@@ -62,6 +63,27 @@ impl Script {
             units: 0,
             steps: Vec::new(),
         }
+    }
+
+    /// A Multi-Paxos session whose first configuration uses quorum rule `rule`.
+    fn with_quorums(nodes: usize, rule: &str, seed: u64) -> Script {
+        let mut s = Script::new(Protocol::Multi, nodes, seed);
+        s.spec.quorums = Some(rule.to_string());
+        s.world = fresh(&s.spec).expect("scenario specs are valid");
+        s
+    }
+
+    /// Exactly `n` single steps, narrated once: for "nothing happens for a while".
+    fn steps(&mut self, n: u32, say: &str) -> &mut Script {
+        for _ in 0..n {
+            self.units += 1;
+            self.world.apply(&Action::Step { n: 1 }, self.units);
+        }
+        self.steps.push(ScenarioStep {
+            action: Action::Step { n },
+            say: say.to_string(),
+        });
+        self
     }
 
     fn view(&self) -> View {
@@ -181,6 +203,15 @@ fn propose_at(node: usize, value: &str) -> Action {
         value: value.to_string(),
         node: Some(node),
         client: None,
+        key: None,
+    }
+}
+
+fn fast_propose(client: usize, value: &str) -> Action {
+    Action::Propose {
+        value: value.to_string(),
+        node: None,
+        client: Some(client),
         key: None,
     }
 }
@@ -444,6 +475,110 @@ fn replace_acceptor() -> Scenario {
     )
 }
 
+/// Steps the flexible-quorums scenario lets pass without a leader.
+pub const FLEXIBLE_LEADERLESS_STEPS: u32 = 150;
+
+fn flexible_quorums() -> Scenario {
+    let mut s = Script::with_quorums(5, "flexible:4,2", 1);
+    s.until("Five nodes, with Flexible Paxos quorums: phase 1 (electing a leader) needs 4 of the 5, phase 2 (choosing a value) only 2. Any 4 and any 2 of 5 share a node, which is all Paxos needs. A leader is elected with four promises.", |v| leader(v).is_some());
+    let l = leader(&s.view()).unwrap_or(1);
+    let others: Vec<usize> = (1..=5).filter(|n| *n != l).collect();
+    let (buddy, gone) = (others[0], others[1..].to_vec());
+    for (i, n) in gone.iter().enumerate() {
+        let say = if i == 0 {
+            format!("n{n} crashes. With majorities, the cluster could lose two nodes; here it keeps choosing after losing three, because phase 2 needs only two.")
+        } else {
+            format!("n{n} crashes too.")
+        };
+        s.act(Action::Crash { node: *n }, &say);
+    }
+    s.act(put(1, "x", "1"), &format!("Client c1 writes x=1. Only n{l} (the leader) and n{buddy} are up."))
+        .until(&format!("The write is chosen by two of five: n{l} and n{buddy} accepted it, a phase-2 quorum. c1 gets its answer. (With majorities it would wait for a third vote.)"), |v| ops_done(v, 1));
+    let back = gone[..2].to_vec();
+    for n in &back {
+        s.act(
+            Action::Restart { node: *n },
+            &format!("n{n} restarts from its disk."),
+        );
+    }
+    s.act(Action::Crash { node: l }, &format!("Now the price. The leader n{l} crashes. n{buddy}, n{} and n{} are up: a majority of five, but not a phase-1 quorum.", back[0], back[1]))
+        .steps(FLEXIBLE_LEADERLESS_STEPS, "Time passes and timers fire, yet nobody gets elected: each candidate collects at most three promises, and phase 1 needs four. Small phase-2 quorums are paid for with large phase-1 quorums.")
+        .act(Action::Restart { node: gone[2] }, &format!("n{} restarts: four nodes are up.", gone[2]))
+        .until(&format!("A leader is elected with four promises. Its phase-1 quorum includes n{buddy}, which reported 'put x=1': every phase-1 quorum meets every phase-2 quorum, so the value chosen by two nodes cannot be lost."), |v| leader(v).is_some())
+        .act(put(2, "x", "2"), "c2 writes x=2.")
+        .until("It is chosen; x=1 stays chosen in its slot.", |v| ops_done(v, 2));
+    s.finish(
+        "flexible-quorums",
+        "Flexible quorums: a write chosen by two of five",
+        "Howard, Malkhi and Spiegelman's Flexible Paxos: Paxos needs only that every phase-1 quorum meets every phase-2 quorum, not that all quorums are majorities. With phase-1 quorums of 4 and phase-2 quorums of 2 out of 5, writes need two votes; elections need four. Try it in \"break it\" mode with quorums-do-not-intersect and quorums flexible:3,2: two leaders choose different values for one slot.",
+    )
+}
+
+/// A message of `kind` from `from` (a node or proposer name) to `n{to}`.
+fn sent(kind: &'static str, from: &'static str, to: usize) -> impl Fn(&MessageView) -> bool {
+    move |m| m.kind == kind && m.from == from && m.to == format!("n{to}")
+}
+
+fn quiet(v: &View) -> bool {
+    v.in_flight.is_empty()
+        && v.nodes
+            .iter()
+            .all(|n| n.notes.iter().all(|x| !x.contains("disk write")))
+}
+
+fn fast_collision() -> Scenario {
+    let mut s = Script::new(Protocol::Fast, 3, 1);
+    s.until("n1 coordinates round 0.1, a fast round. Its Any leaves once its own promise is on disk, and tells every acceptor: vote for the first value a proposer sends you. Fast quorums here are all 3 acceptors; classic quorums are 2.", quiet)
+        .act(fast_propose(1, "x"), "Proposer c1 sends 'x' straight to the three acceptors. No leader stands between it and them: if they all vote 'x', it is chosen two message delays after the proposal, one less than classic Paxos.")
+        .act(fast_propose(2, "y"), "At the same moment, c2 sends 'y'. Now the network decides who votes for what.")
+        .deliver("'x' reaches n1 first: n1 votes for 'x'.", sent("propose", "c1", 1))
+        .deliver("'x' reaches n2 first too.", sent("propose", "c1", 2))
+        .deliver("But 'y' reaches n3 first: n3 votes for 'y'. The acceptors have split: a collision.", sent("propose", "c2", 3))
+        .until("The votes go to disk and the 2b messages to every node. n1, the coordinator, sees that neither value can reach a fast quorum of 3 any more: nothing is chosen in the fast round.", |v| v.nodes[0].notes.iter().any(|n| n.starts_with("collisions")))
+        .until("Coordinated recovery (section 3.2): the coordinator treats the fast round's 2b votes as the phase-1 answers of the next round, so it skips phase 1 and sends its 2a at once, with a value the picking rule allows. A classic quorum of 2 accepts it: chosen, after one extra round trip and no timeout.", chosen)
+        .until("Every node learns the one value chosen. The value that lost is never chosen: the rule picks a value that may have been chosen in the fast round whenever there is one.", known_by_all_up);
+    s.finish(
+        "fast-collision",
+        "Fast Paxos: a collision and its coordinated recovery",
+        "Lamport's Fast Paxos lets proposers send straight to acceptors, saving a message delay, at the price of larger fast quorums. Two proposals at once can split the acceptors; the coordinator recovers in the next round without phase 1. Try it in \"break it\" mode with fast-quorum-too-small: with fast quorums of a bare majority, a recovery round can choose a second value.",
+    )
+}
+
+fn put_at(node: usize, client: usize, key: &str, value: &str) -> Action {
+    Action::Propose {
+        value: value.to_string(),
+        node: Some(node),
+        client: Some(client),
+        key: Some(key.to_string()),
+    }
+}
+
+/// Whether every replica executed `count` commands.
+fn all_executed(v: &View, count: usize) -> bool {
+    v.nodes.iter().all(|n| {
+        n.notes
+            .iter()
+            .find_map(|t| t.strip_prefix("executed: "))
+            .is_some_and(|t| t.split(", ").count() == count)
+    })
+}
+
+fn epaxos_conflict() -> Scenario {
+    let mut s = Script::new(Protocol::Epaxos, 3, 1);
+    s.act(put_at(1, 1, "x", "1"), "c1 sends put x=1 to n1. In EPaxos there is no leader to ask: n1 leads this command itself, as instance 1.1. It knows no other command on x, so it proposes seq 1 and no dependencies, and sends PreAccept to n2 and n3.")
+        .act(put_at(3, 2, "x", "2"), "At the same moment c2 sends put x=2 to n3, which leads it as instance 3.1, also with seq 1 and no dependencies. Both commands write x: they interfere, and every replica must apply them in the same order.")
+        .deliver("n1's PreAccept reaches n3 first. n3 knows its own 3.1 on x, which n1 did not: it adds 3.1 to 1.1's dependencies and raises its seq.", sent("pre-accept", "n1", 3))
+        .deliver("n3's PreAccept reaches n1, which likewise adds its own 1.1 to 3.1's dependencies.", sent("pre-accept", "n3", 1))
+        .deliver("n3's answer reaches n1: changed attributes. With three replicas the fast quorum is two (the leader and one more) agreeing unchanged; this one disagrees, so 1.1 takes the slow path: an Accept round with the union of the dependencies.", sent("pre-accept-ok", "n3", 1))
+        .deliver("The same happens to n3's 3.1: slow path, its dependencies now include 1.1. Each command depends on the other: a cycle.", sent("pre-accept-ok", "n1", 3))
+        .until("Accept rounds on a majority commit both instances, and Commits reach every replica. Executing a cycle: the strongly connected component {1.1, 3.1} runs in seq order (instance id breaking a tie), so every replica applies the two writes in the same order. Compare the 'executed' lines of the three nodes.", |v| all_executed(v, 2));
+    s.finish(
+        "epaxos-conflict",
+        "EPaxos: two replicas propose conflicting commands at once",
+        "Moraru, Andersen and Kaminsky's EPaxos: every replica leads the commands it receives. Commands that do not interfere commit in one round trip (the fast path); two that interfere and cross each other pick up dependencies on each other, take a second round (the slow path), and are executed in an order every replica computes alike from the dependency graph. Try it in \"break it\" mode with drop-dependency-in-pre-accept: both commands then take the fast path without the dependency, and replicas apply them in different orders.",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -456,5 +591,8 @@ pub fn all() -> Vec<Scenario> {
         partition(),
         read_index(),
         replace_acceptor(),
+        flexible_quorums(),
+        fast_collision(),
+        epaxos_conflict(),
     ]
 }

@@ -94,6 +94,8 @@ async fn meta() -> Response {
         "protocols": [
             { "id": "synod", "name": "Single-decree Paxos (Synod)" },
             { "id": "multi", "name": "Multi-Paxos" },
+            { "id": "fast", "name": "Fast Paxos" },
+            { "id": "epaxos", "name": "EPaxos" },
         ],
         "nodes_min": NODES_MIN,
         "nodes_max": NODES_MAX,

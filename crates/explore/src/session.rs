@@ -2,6 +2,8 @@
 //! a step. A small cache keeps recent worlds so that stepping forward replays only the new
 //! actions; going back replays from the seed.
 
+use crate::epaxos::EpaxosWorld;
+use crate::fast::FastWorld;
 use crate::model::{
     Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, NODES_MAX, NODES_MIN,
     SPARES_MAX, TEXT_MAX, UNITS_MAX,
@@ -20,6 +22,10 @@ pub enum World {
     Synod(Box<SynodWorld>),
     /// Multi-Paxos.
     Multi(Box<MultiWorld>),
+    /// Fast Paxos.
+    Fast(Box<FastWorld>),
+    /// EPaxos.
+    Epaxos(Box<EpaxosWorld>),
 }
 
 impl World {
@@ -27,6 +33,8 @@ impl World {
         match self {
             World::Synod(w) => w.apply(action, step),
             World::Multi(w) => w.apply(action, step),
+            World::Fast(w) => w.apply(action, step),
+            World::Epaxos(w) => w.apply(action, step),
         }
     }
 
@@ -34,6 +42,8 @@ impl World {
         match self {
             World::Synod(w) => w.view(spec, step, total),
             World::Multi(w) => w.view(spec, step, total),
+            World::Fast(w) => w.view(spec, step, total),
+            World::Epaxos(w) => w.view(spec, step, total),
         }
     }
 }
@@ -65,6 +75,14 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
     {
         return Err(SessionError::Spares);
     }
+    if let Some(rule) = &spec.quorums {
+        if spec.protocol != Protocol::Multi {
+            return Err(SessionError::WrongProtocol(
+                "quorum rules are for Multi-Paxos sessions".to_string(),
+            ));
+        }
+        quorum_rule(spec, rule)?;
+    }
     if let Some(f) = &spec.faults {
         if spec.protocol != Protocol::Multi {
             return Err(SessionError::WrongProtocol(
@@ -80,7 +98,12 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Synod => 0,
         Protocol::Multi if spec.faults.is_some() => 0,
         Protocol::Multi => crate::multi::CLIENTS,
+        Protocol::Fast => crate::fast::PROPOSERS,
+        Protocol::Epaxos => crate::epaxos::CLIENTS,
     };
+    if spec.protocol == Protocol::Epaxos && spec.nodes.is_multiple_of(2) {
+        return Err(SessionError::OddReplicas(spec.nodes));
+    }
     let node = |n: usize| {
         if (1..=spec.nodes + spec.spares).contains(&n) {
             Ok(())
@@ -147,12 +170,21 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
                             text(k)?;
                         }
                     }
+                    Protocol::Fast => client(c.unwrap_or(1))?,
+                    Protocol::Epaxos => {
+                        node(n.unwrap_or(1))?;
+                        client(c.unwrap_or(1))?;
+                        if let Some(k) = key {
+                            text(k)?;
+                        }
+                    }
                 }
             }
             Action::Reconfigure { voters, learners } => {
-                if spec.protocol == Protocol::Synod {
+                if spec.protocol != Protocol::Multi {
                     return Err(SessionError::WrongProtocol(
-                        "single-decree Paxos decides one value: it has no configuration to change"
+                        "a single-decree instance decides one value: it has no configuration to \
+                         change"
                             .to_string(),
                     ));
                 }
@@ -169,9 +201,9 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
                 }
             }
             Action::Read { client: c, key } => {
-                if spec.protocol == Protocol::Synod {
+                if spec.protocol != Protocol::Multi {
                     return Err(SessionError::WrongProtocol(
-                        "single-decree Paxos has no reads".to_string(),
+                        "a single-decree instance has no reads".to_string(),
                     ));
                 }
                 client(*c)?;
@@ -180,6 +212,19 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         }
     }
     Ok(())
+}
+
+/// The quorum rule `rule` names, checked against the session's voters as the simulator will
+/// build its first configuration (with the session's planted bugs), so that a rule the core
+/// refuses is refused here with the core's reason rather than panicking the replay.
+pub fn quorum_rule(spec: &Spec, rule: &str) -> Result<paxos::QuorumSpec, SessionError> {
+    let parsed: paxos::QuorumSpec = rule
+        .parse()
+        .map_err(|e: paxos::QuorumParseError| SessionError::Quorums(e.to_string()))?;
+    let voters = (1..=spec.nodes as u64).map(paxos::NodeId).collect();
+    paxos::Configuration::with_planted_bugs(voters, Vec::new(), parsed.clone(), bugs_of(spec)?)
+        .map_err(|e| SessionError::Quorums(e.to_string()))?;
+    Ok(parsed)
 }
 
 /// Total units of an action list.
@@ -193,6 +238,8 @@ pub fn fresh(spec: &Spec) -> Result<World, SessionError> {
     Ok(match spec.protocol {
         Protocol::Synod => World::Synod(Box::new(SynodWorld::new(spec, bugs))),
         Protocol::Multi => World::Multi(Box::new(MultiWorld::new(spec, bugs)?)),
+        Protocol::Fast => World::Fast(Box::new(FastWorld::new(spec, bugs))),
+        Protocol::Epaxos => World::Epaxos(Box::new(EpaxosWorld::new(spec, bugs))),
     })
 }
 

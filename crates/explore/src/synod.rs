@@ -7,45 +7,24 @@
 
 use crate::journal::{and_list, ballot_text, Journal};
 use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View};
+use crate::net::{Ev, Net, TICK_US};
 use paxos::synod::{
     ProposerPhase, SynodDurable, SynodMessage, SynodNode, SynodOptions, SynodPersist,
 };
 use paxos::{Ballot, Configuration, NodeId, PersistSeq, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 type Msg = SynodMessage<String>;
 
-/// Virtual time between two ticks of a node.
-const TICK_US: u64 = 5_000;
-/// Network delay: base plus up to this much jitter.
-const DELAY_BASE_US: u64 = 1_000;
-const DELAY_JITTER_US: u64 = 2_000;
 /// Disk write latency: base plus jitter.
 const DISK_BASE_US: u64 = 500;
 const DISK_JITTER_US: u64 = 1_000;
-/// How much later a duplicated message's copy arrives.
-const DUPLICATE_DELAY_US: u64 = 3_000;
 /// Events skipped at most in one step while looking for one that shows.
 const QUIET_EVENTS_MAX: usize = 10_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ev {
-    Tick { node: usize, incarnation: u64 },
-    Deliver { id: u64 },
-    PersistDone { node: usize, incarnation: u64 },
-}
-
-#[derive(Clone, Debug)]
-struct Flying {
-    id: u64,
-    from: usize,
-    to: usize,
-    deliver_at: u64,
-    msg: Msg,
-}
+type Flying = crate::net::Flying<Msg>;
 
 struct Member {
     node: Option<SynodNode<String>>,
@@ -62,14 +41,8 @@ pub struct SynodWorld {
     n: usize,
     acceptors: Configuration,
     bugs: PlantedBugs,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    net: Net<Msg>,
     members: Vec<Member>,
-    in_flight: BTreeMap<u64, Flying>,
-    next_id: u64,
-    cut: BTreeSet<(usize, usize)>,
     journal: Journal,
     proposals: Vec<OpView>,
     /// Durable votes ever cast: `(ballot, value)` to a bit per acceptor.
@@ -83,7 +56,7 @@ impl SynodWorld {
     pub fn new(spec: &Spec, bugs: PlantedBugs) -> SynodWorld {
         let n = spec.nodes;
         let acceptors = Configuration::majority_of(n as u64).expect("3 to 7 members");
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let mut net = Net::new(spec.seed);
         let members = (0..n)
             .map(|i| Member {
                 node: Some(SynodNode::recover(
@@ -96,71 +69,29 @@ impl SynodWorld {
                 durable: SynodDurable::default(),
                 disk: VecDeque::new(),
                 incarnation: 0,
-                rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                rng: ChaCha8Rng::seed_from_u64(net.rng.next_u64()),
                 learned: None,
             })
             .collect();
-        let mut world = SynodWorld {
+        // Ticks start at random phases so nodes are not in lockstep.
+        net.start_ticks(n);
+        SynodWorld {
             n,
             acceptors,
             bugs,
-            rng,
-            now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            net,
             members,
-            in_flight: BTreeMap::new(),
-            next_id: 1,
-            cut: BTreeSet::new(),
             journal: Journal::default(),
             proposals: Vec::new(),
             votes: BTreeMap::new(),
             extra: Vec::new(),
-        };
-        for i in 0..n {
-            // Ticks start at random phases so nodes are not in lockstep.
-            let at = 1 + world.rng.next_u64() % TICK_US;
-            world.schedule(
-                at,
-                Ev::Tick {
-                    node: i,
-                    incarnation: 0,
-                },
-            );
         }
-        world
-    }
-
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, ev)));
-    }
-
-    fn draw(&mut self, base: u64, jitter: u64) -> u64 {
-        base + self.rng.next_u64() % (jitter + 1)
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Msg, step: usize) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let deliver_at = self.now + self.draw(DELAY_BASE_US, DELAY_JITTER_US);
-        let (f, t) = (name(from), name(to));
-        self.journal.sent(id, &f, &t, kind(&msg), step);
-        if self.cut.contains(&(from, to)) {
-            self.journal.ended(id, step, false);
-            return;
-        }
-        self.in_flight.insert(
-            id,
-            Flying {
-                id,
-                from,
-                to,
-                deliver_at,
-                msg,
-            },
-        );
-        self.schedule(deliver_at, Ev::Deliver { id });
+        let k = kind(&msg);
+        self.net
+            .send(&mut self.journal, from, &name(from), to, msg, k, step);
     }
 
     /// Carries out node `i`'s outputs in the core's order; returns whether there were any.
@@ -176,14 +107,14 @@ impl SynodWorld {
             }
             any = true;
             if let Some(batch) = ready.persist {
-                let latency = self.draw(DISK_BASE_US, DISK_JITTER_US);
+                let latency = self.net.draw(DISK_BASE_US, DISK_JITTER_US);
                 let member = &mut self.members[i];
                 // A disk completes writes in order.
                 let after = member.disk.back().map_or(0, |(_, _, at)| *at);
-                let done_at = (self.now + latency).max(after + 1);
+                let done_at = (self.net.now + latency).max(after + 1);
                 member.disk.push_back((batch.seq, batch.ops, done_at));
                 let incarnation = member.incarnation;
-                self.schedule(
+                self.net.schedule(
                     done_at,
                     Ev::PersistDone {
                         node: i,
@@ -209,54 +140,39 @@ impl SynodWorld {
     pub fn apply(&mut self, action: &Action, step: usize) {
         self.journal.note = None;
         self.extra.clear();
+        let shared = self
+            .net
+            .network_action(action, self.n, &mut self.journal, step, |m| {
+                (label(&m.msg), kind(&m.msg), name(m.from))
+            });
+        match shared {
+            Some(Ok(said)) => {
+                // What the network's sentence leaves out, for single-decree Paxos.
+                let why = match action {
+                    Action::Drop { .. } => {
+                        " Paxos never relies on one message: the proposer's retry timer will try \
+                         again."
+                    }
+                    Action::Partition { .. } => {
+                        " Only a group with a majority of acceptors can choose."
+                    }
+                    _ => "",
+                };
+                return self.finish(step, format!("{said}{why}"));
+            }
+            Some(Err(why)) => return self.nothing(step, why),
+            None => {}
+        }
         let text = match action {
             Action::Step { .. } => match self.step_event(step) {
                 Some(t) => t,
                 None => return self.nothing(step, "nothing is left to happen.".to_string()),
             },
             Action::Deliver { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
+                let Some(m) = self.net.in_flight.remove(id) else {
                     return self.nothing(step, format!("Message {id} is no longer in flight."));
                 };
                 format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Drop { id } => {
-                let Some(m) = self.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                self.journal.ended(*id, step, false);
-                format!(
-                    "The network loses {} from {} to {}. Paxos never relies on one message: the \
-                     proposer's retry timer will try again.",
-                    label(&m.msg),
-                    name(m.from),
-                    name(m.to)
-                )
-            }
-            Action::Duplicate { id } => {
-                let Some(m) = self.in_flight.get(id).cloned() else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                let copy = self.next_id;
-                self.next_id += 1;
-                let deliver_at = self.now + DUPLICATE_DELAY_US;
-                self.journal
-                    .sent(copy, &name(m.from), &name(m.to), kind(&m.msg), step);
-                self.in_flight.insert(
-                    copy,
-                    Flying {
-                        id: copy,
-                        deliver_at,
-                        ..m.clone()
-                    },
-                );
-                self.schedule(deliver_at, Ev::Deliver { id: copy });
-                format!(
-                    "The network duplicates {} from {} to {}: it will arrive twice.",
-                    label(&m.msg),
-                    name(m.from),
-                    name(m.to)
-                )
             }
             Action::Crash { node } => {
                 let i = node - 1;
@@ -297,35 +213,14 @@ impl SynodWorld {
                     ballot_text(m.durable.promised),
                     vote_text(&m.durable.accepted)
                 );
-                self.schedule(
-                    self.now + TICK_US,
+                self.net.schedule(
+                    self.net.now + TICK_US,
                     Ev::Tick {
                         node: i,
                         incarnation,
                     },
                 );
                 text
-            }
-            Action::Cut { from, to } => {
-                self.cut.insert((from - 1, to - 1));
-                format!("The link n{from} → n{to} is cut.")
-            }
-            Action::Heal { from, to } => {
-                self.cut.remove(&(from - 1, to - 1));
-                format!("The link n{from} → n{to} works again.")
-            }
-            Action::Partition { groups } => {
-                let links = crate::multi::partition_links(self.n, groups);
-                self.cut = links.blocked_links().into_iter().collect();
-                format!(
-                    "The network splits into {} groups: only a group with a majority of \
-                     acceptors can choose.",
-                    groups.len()
-                )
-            }
-            Action::HealAll => {
-                self.cut.clear();
-                "Every link works again.".to_string()
             }
             Action::Propose { value, node, .. } => {
                 let n = node.unwrap_or(1);
@@ -389,13 +284,20 @@ impl SynodWorld {
                     ballot_text(before)
                 )
             }
+            // Handled by the network above.
+            Action::Drop { .. }
+            | Action::Duplicate { .. }
+            | Action::Cut { .. }
+            | Action::Heal { .. }
+            | Action::Partition { .. }
+            | Action::HealAll => return,
         };
         self.finish(step, text);
     }
 
     fn nothing(&mut self, step: usize, why: String) {
         self.journal
-            .say(step, self.now, format!("Nothing happens: {why}"));
+            .say(step, self.net.now, format!("Nothing happens: {why}"));
         self.journal.note = Some(why);
     }
 
@@ -405,7 +307,7 @@ impl SynodWorld {
             text.push(' ');
             text.push_str(&e);
         }
-        self.journal.say(step, self.now, text);
+        self.journal.say(step, self.net.now, text);
         self.look_for_quorum(step);
         self.check_learned(step);
         for op in &mut self.proposals {
@@ -440,32 +342,20 @@ impl SynodWorld {
                 .journal
                 .quorum(1, &format!("'{v}'"), &b.to_string(), step)
             {
-                self.journal.say(step, self.now, text);
+                self.journal.say(step, self.net.now, text);
             }
         }
     }
 
     /// Agreement among learners, and with the value a quorum chose.
     fn check_learned(&mut self, step: usize) {
-        let chosen = self.journal.chosen.get(&1).map(|c| c.value.clone());
-        for (i, m) in self.members.iter().enumerate() {
-            if let Some(v) = &m.learned {
-                let v = format!("'{v}'");
-                if chosen.as_ref().is_some_and(|c| *c != v) || chosen.is_none() {
-                    let detail = match &chosen {
-                        Some(c) => format!("n{} learned {v}, but {c} was chosen", i + 1),
-                        None => format!("n{} learned {v}, which no quorum accepted", i + 1),
-                    };
-                    if !self.journal.violations.iter().any(|x| x.detail == detail) {
-                        self.journal.violations.push(crate::model::ViolationView {
-                            check: "agreement".to_string(),
-                            detail,
-                            step,
-                        });
-                    }
-                }
-            }
-        }
+        let learned: Vec<(usize, String)> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.learned.as_ref().map(|v| (i, format!("'{v}'"))))
+            .collect();
+        self.journal.check_learned(step, learned);
     }
 
     /// Processes events until one shows; returns its sentence.
@@ -477,12 +367,14 @@ impl SynodWorld {
                 .as_ref()
                 .is_some_and(|p| p.chosen().is_none() && p.ballot().is_real())
         });
-        if self.in_flight.is_empty() && self.members.iter().all(|m| m.disk.is_empty()) && !waiting {
+        if self.net.in_flight.is_empty()
+            && self.members.iter().all(|m| m.disk.is_empty())
+            && !waiting
+        {
             return None;
         }
         for _ in 0..QUIET_EVENTS_MAX {
-            let Reverse((at, _, ev)) = self.queue.pop()?;
-            self.now = self.now.max(at);
+            let ev = self.net.pop()?;
             match ev {
                 Ev::Tick { node, incarnation } => {
                     if self.members[node].incarnation != incarnation
@@ -490,7 +382,8 @@ impl SynodWorld {
                     {
                         continue;
                     }
-                    self.schedule(self.now + TICK_US, Ev::Tick { node, incarnation });
+                    self.net
+                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
                     let member = &mut self.members[node];
                     let Some(p) = member.node.as_mut() else {
                         continue;
@@ -509,7 +402,7 @@ impl SynodWorld {
                     }
                 }
                 Ev::Deliver { id } => {
-                    let Some(m) = self.in_flight.remove(&id) else {
+                    let Some(m) = self.net.in_flight.remove(&id) else {
                         continue;
                     };
                     return Some(self.deliver(m, step));
@@ -522,7 +415,7 @@ impl SynodWorld {
                     if self.members[node]
                         .disk
                         .front()
-                        .is_none_or(|(_, _, done_at)| *done_at > self.now)
+                        .is_none_or(|(_, _, done_at)| *done_at > self.net.now)
                     {
                         continue;
                     }
@@ -547,7 +440,7 @@ impl SynodWorld {
         if let Some(p) = m.node.as_mut() {
             p.persisted(seq);
         }
-        let sent_before = self.next_id;
+        let sent_before = self.net.next_id;
         self.drive(node, step);
         let sends = sends_text(&self.journal, sent_before);
         format!(
@@ -568,7 +461,7 @@ impl SynodWorld {
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        if self.cut.contains(&(m.from, m.to)) || self.members[m.to].node.is_none() {
+        if self.net.cut.contains(&(m.from, m.to)) || self.members[m.to].node.is_none() {
             self.journal.ended(m.id, step, false);
             return format!(
                 "{lbl} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
@@ -577,7 +470,7 @@ impl SynodWorld {
         self.journal.ended(m.id, step, true);
         let i = m.to;
         let before = self.members[i].node.clone();
-        let sent_before = self.next_id;
+        let sent_before = self.net.next_id;
         if let Some(p) = self.members[i].node.as_mut() {
             p.step(NodeId(m.from as u64 + 1), m.msg.clone());
         }
@@ -772,6 +665,7 @@ impl SynodWorld {
             })
             .collect();
         let in_flight = self
+            .net
             .in_flight
             .values()
             .map(|m| MessageView {
@@ -795,11 +689,16 @@ impl SynodWorld {
             spec: spec.clone(),
             step,
             total,
-            time_us: self.now,
+            time_us: self.net.now,
             nodes,
             clients: Vec::new(),
             in_flight,
-            cut: self.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+            cut: self
+                .net
+                .cut
+                .iter()
+                .map(|(a, b)| [name(*a), name(*b)])
+                .collect(),
             chosen: self.journal.chosen_views(known_by),
             ops: self.proposals.clone(),
             log: self.journal.log_tail(),
@@ -810,11 +709,11 @@ impl SynodWorld {
     }
 }
 
-fn name(i: usize) -> String {
+pub(crate) fn name(i: usize) -> String {
     format!("n{}", i + 1)
 }
 
-fn paren(s: &str) -> String {
+pub(crate) fn paren(s: &str) -> String {
     if s.is_empty() {
         String::new()
     } else {
@@ -863,7 +762,7 @@ fn persist_text(op: &SynodPersist<String>) -> String {
 }
 
 /// "Promise to n1; Accept to n2 and n3" for the messages sent since id `first`.
-fn sends_text(journal: &Journal, first: u64) -> String {
+pub(crate) fn sends_text(journal: &Journal, first: u64) -> String {
     let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in journal.lines.range(first..).map(|(_, l)| l) {
         let mut k = line.kind.clone();

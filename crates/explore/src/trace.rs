@@ -50,6 +50,7 @@ pub fn open(text: &str) -> Result<Opened, SessionError> {
         bug: header.bugs.first().cloned(),
         faults: Some(faults),
         spares: 0,
+        quorums: None,
     };
     crate::session::validate(&spec, &[])?;
     let bugs = crate::session::bugs_of(&spec)?;
