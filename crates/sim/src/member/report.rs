@@ -76,6 +76,12 @@ pub struct MemberRunReport {
     /// Restarts whose recovered store was behind what the member had before (it catches up
     /// before it can serve a linearizable read; a figure, not a violation).
     pub restarts_behind: u64,
+    /// Membership changes by kind: (asked, done, refused, answer lost).
+    pub changes: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Members removed (stopped, their places wiped).
+    pub members_retired: u64,
+    /// Wiped members that regained their vote.
+    pub members_rebuilt: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// The first violations in full.
@@ -116,6 +122,9 @@ impl MemberRunReport {
         if plan.profile.crash() {
             faults_enabled.push(FaultKind::Crash);
         }
+        if plan.profile.crash() && plan.wipe_permille > 0 {
+            faults_enabled.push(FaultKind::Wipe);
+        }
         MemberRunReport {
             seed: config.seed,
             nodes: config.nodes,
@@ -150,6 +159,14 @@ impl MemberRunReport {
             watches_cancelled: sim.tally.watches_cancelled,
             watches_compacted: sim.tally.watches_compacted,
             restarts_behind: sim.checks.restarts_behind,
+            changes: sim
+                .tally
+                .changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            members_retired: sim.tally.retired,
+            members_rebuilt: sim.tally.rebuilt,
             violation_counts: sim.checks.counts.clone(),
             violations: sim.checks.violations.clone(),
             lincheck: Some(lincheck),
@@ -190,6 +207,9 @@ impl MemberRunReport {
             watches_cancelled: 0,
             watches_compacted: 0,
             restarts_behind: 0,
+            changes: BTreeMap::new(),
+            members_retired: 0,
+            members_rebuilt: 0,
             violation_counts: counts,
             violations: vec![MemberViolation {
                 check: MemberCheck::Recovery,
@@ -389,6 +409,12 @@ pub struct MemberCampaignReport {
     pub watches_cancelled: u64,
     /// Watches ended by compaction.
     pub watches_compacted: u64,
+    /// Membership changes by kind: (asked, done, refused, answer lost).
+    pub changes: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Members removed (stopped, their places wiped).
+    pub members_retired: u64,
+    /// Wiped members that regained their vote.
+    pub members_rebuilt: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// Linearizability verdicts.
@@ -441,6 +467,15 @@ impl MemberCampaignReport {
             r.watch_events += run.watch_events;
             r.watches_cancelled += run.watches_cancelled;
             r.watches_compacted += run.watches_compacted;
+            for (k, (a, b, c, d)) in &run.changes {
+                let e = r.changes.entry(k.clone()).or_default();
+                e.0 += a;
+                e.1 += b;
+                e.2 += c;
+                e.3 += d;
+            }
+            r.members_retired += run.members_retired;
+            r.members_rebuilt += run.members_rebuilt;
             for (k, v) in &run.violation_counts {
                 *r.violation_counts.entry(*k).or_insert(0) += v;
             }
@@ -543,6 +578,19 @@ impl fmt::Display for MemberCampaignReport {
             self.watches_cancelled,
             self.watches_compacted
         )?;
+        if !self.changes.is_empty() || self.members_rebuilt > 0 {
+            writeln!(
+                f,
+                "  membership            {} members removed and wiped, {} wiped members voting again",
+                self.members_retired, self.members_rebuilt
+            )?;
+            for (k, (a, b, c, d)) in &self.changes {
+                writeln!(
+                    f,
+                    "    {k:<20} {a} asked, {b} done, {c} refused, {d} answer lost"
+                )?;
+            }
+        }
         writeln!(
             f,
             "  lincheck              {} ok, {} illegal, {} unknown",

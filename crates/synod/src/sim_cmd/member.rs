@@ -30,14 +30,12 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     if args.protocol != "multi-paxos" && args.protocol != "multi" {
         bail!("--member runs the replicated KV service's members (protocol multi-paxos)");
     }
-    if args.membership {
-        bail!("--member does not change the membership yet");
-    }
     let bugs = parse_bug(args.bug.as_deref())?;
     let nodes = args.nodes as usize;
     if let Some(seed) = args.seed {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
+        config.membership = args.membership;
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -75,6 +73,10 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
     let mut spec = MemberCampaignSpec::new(seeds.clone(), nodes, args.faults);
     spec.bugs = bugs;
+    if args.membership {
+        // An operator adds, promotes and removes members through the Cluster API.
+        spec.tweak = Some(|c: &mut MemberSimConfig| c.membership = true);
+    }
     if let Some(t) = args.threads {
         spec.threads = t.max(1);
     }
@@ -97,8 +99,9 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     );
     if let Some((seed, _)) = report.failing.first() {
         println!(
-            "replay the first failure with: synod sim --member --seed {seed} --nodes {nodes} --faults {}",
-            args.faults
+            "replay the first failure with: synod sim --member --seed {seed} --nodes {nodes} --faults {}{}",
+            args.faults,
+            if args.membership { " --membership" } else { "" }
         );
     }
     Ok(report.passed())
