@@ -43,7 +43,7 @@ use driver::{boot, BootParts, DiskWrite, Running};
 use lincheck::etcd::EtcdOperation;
 use member::peer::PeerMessage;
 use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
-use paxos::multi::ReplicaOptions;
+use paxos::multi::{PersistOp, ReplicaOptions};
 use paxos::Slot;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -758,6 +758,20 @@ impl MemberSimulation {
                 }
                 assert!(synced >= lsn, "a sync returned before its record");
                 run.member.on_durable(now, write.tag);
+                // A wiped member votes durably again only once this is on its disk: until
+                // then a crash rebuilds it again, and no other disk may be wiped.
+                if write
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, PersistOp::VoteRegained { .. }))
+                {
+                    self.nodes[i].wiped = false;
+                    self.tally.rebuilt += 1;
+                    if self.config.trace {
+                        let line = format!("{} m{} votes again (durably)", self.now, i + 1);
+                        self.trace.push(line);
+                    }
+                }
             }
             Err(e) => {
                 // Not retryable: nothing after it may be reported durable.
@@ -805,6 +819,10 @@ impl MemberSimulation {
     /// prefix of them may survive, as the disk decides from the seed; everything else the
     /// driver held is gone, and so are its clients' requests.
     fn crash(&mut self, i: usize, point: &str) {
+        let wipe = self.phase == Phase::Faults
+            && self.plan.wipe_permille > 0
+            && self.may_wipe(i)
+            && chance_permille(&mut self.rng, self.plan.wipe_permille);
         let Some(mut run) = self.nodes[i].run.take() else {
             return;
         };
@@ -839,10 +857,7 @@ impl MemberSimulation {
         for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
             w.resume();
         }
-        if self.phase == Phase::Faults
-            && chance_permille(&mut self.rng, self.plan.wipe_permille)
-            && self.others_vote(i)
-        {
+        if wipe {
             // A replaced disk: the member comes back empty and must rebuild.
             self.nodes[i].fs = MemFs::new();
             self.nodes[i].wiped = true;

@@ -109,13 +109,21 @@ impl MemberSimulation {
             })
     }
 
-    /// Every member except place `i` votes (none is rebuilding after a wipe): only then may
-    /// `i`'s disk be wiped, as a cluster that lost two disks of three has lost data.
-    pub(super) fn others_vote(&self, i: usize) -> bool {
+    /// Whether place `i`'s disk may be wiped: every other member is up, votes durably (none
+    /// is rebuilding after a wipe) and has every slot `i` knows chosen. A rebuilt member
+    /// regains its vote once no promise it forgot can matter, before it has the log again
+    /// (rebuild.rs): a value chosen by `i` and one other would then be on one disk, and that
+    /// disk's loss is a second failure, which no quorum of three survives (seed 91 of the
+    /// member campaign found it when this asked less).
+    pub(super) fn may_wipe(&self, i: usize) -> bool {
+        let chosen = |n: &super::Node| n.run.as_ref().map(|r| r.member.status().chosen_through);
+        let Some(mine) = chosen(&self.nodes[i]) else {
+            return false;
+        };
         self.nodes
             .iter()
             .enumerate()
-            .all(|(j, n)| j == i || n.spare || !n.wiped)
+            .all(|(j, n)| j == i || n.spare || (!n.wiped && chosen(n).is_some_and(|c| c >= mine)))
     }
 
     /// The operator's turn: asks one change of the leader (faults phase only).
@@ -331,16 +339,9 @@ impl MemberSimulation {
         self.tally.retired += 1;
     }
 
-    /// At every check: wiped members that vote again are counted as rebuilt, and places
-    /// whose member the cluster's newest configuration does not list are retired (a removal
+    /// At every check: places whose member the cluster's newest configuration does not list are retired (a removal
     /// whose answer was lost, a joiner whose add failed).
     pub(super) fn tend_membership(&mut self) {
-        for node in self.nodes.iter_mut().filter(|n| n.wiped) {
-            if node.run.as_ref().is_some_and(|r| r.member.status().voting) {
-                node.wiped = false;
-                self.tally.rebuilt += 1;
-            }
-        }
         if !self.config.membership || self.operator.busy() {
             return;
         }
