@@ -72,3 +72,23 @@ fn membership_runs_are_a_pure_function_of_their_seed() {
     );
     assert_eq!(a, run(7));
 }
+
+/// A longer campaign for a hand run: `SEEDS=0..400 NODES=5 cargo test -p synod-sim --test
+/// member_membership longer -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn longer_membership_campaign() {
+    let seeds = std::env::var("SEEDS").unwrap_or_else(|_| "0..400".into());
+    let (from, to) = seeds.split_once("..").expect("SEEDS is FROM..TO");
+    let nodes = std::env::var("NODES").map_or(3, |n| n.parse().expect("NODES is a number"));
+    let mut spec = MemberCampaignSpec::new(
+        from.parse().expect("a seed")..to.parse().expect("a seed"),
+        nodes,
+        FaultProfile::All,
+    );
+    spec.threads = 2;
+    spec.tweak = Some(|c: &mut MemberSimConfig| c.membership = true);
+    let report = MemberCampaignReport::from_runs(&run_member_seeds(&spec, &|_| {}));
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+}
