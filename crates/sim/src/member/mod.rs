@@ -840,6 +840,27 @@ impl MemberSimulation {
             .or_insert(0) += 1;
         *self.tally.faults.entry(FaultKind::Crash).or_insert(0) += 1;
         self.trace_line(|| format!("crash m{} at {point}", i + 1));
+        self.lose_volatile(i);
+        if wipe {
+            // A replaced disk: the member comes back empty and must rebuild.
+            self.nodes[i].fs = MemFs::new();
+            self.nodes[i].wiped = true;
+            self.checks.wiped(i);
+            *self.tally.faults.entry(FaultKind::Wipe).or_insert(0) += 1;
+            self.trace_line(|| format!("wipe m{}", i + 1));
+        }
+        let down = if self.phase == Phase::Faults {
+            range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
+        } else {
+            1_000
+        };
+        self.schedule(self.now + down, Event::Restart { node: i });
+    }
+
+    /// Member `i`'s process is gone (crashed or stopped): its clients' requests and watch
+    /// reads are lost (a write may or may not have happened), its watches are re-created
+    /// elsewhere, and the operator's asks there go unanswered.
+    fn lose_volatile(&mut self, i: usize) {
         let lost: Vec<(usize, RequestId)> = self
             .waiting
             .keys()
@@ -857,20 +878,6 @@ impl MemberSimulation {
         for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
             w.resume();
         }
-        if wipe {
-            // A replaced disk: the member comes back empty and must rebuild.
-            self.nodes[i].fs = MemFs::new();
-            self.nodes[i].wiped = true;
-            self.checks.wiped(i);
-            *self.tally.faults.entry(FaultKind::Wipe).or_insert(0) += 1;
-            self.trace_line(|| format!("wipe m{}", i + 1));
-        }
-        let down = if self.phase == Phase::Faults {
-            range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
-        } else {
-            1_000
-        };
-        self.schedule(self.now + down, Event::Restart { node: i });
     }
 
     // ----- network -----

@@ -311,23 +311,7 @@ impl MemberSimulation {
         }
         let id = self.nodes[i].id;
         self.trace_line(|| format!("m{id} at place {i} retires: {why}"));
-        let lost: Vec<(usize, RequestId)> = self
-            .waiting
-            .keys()
-            .filter(|(n, _)| *n == i)
-            .copied()
-            .collect();
-        for key in lost {
-            if let Some(c) = self.waiting.remove(&key) {
-                self.give_up(c);
-            }
-        }
-        self.watch_reads.retain(|(n, _), _| *n != i);
-        self.operator_lost(i);
-        let inc = self.nodes[i].inc;
-        for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
-            w.resume();
-        }
+        self.lose_volatile(i);
         let node = &mut self.nodes[i];
         node.run = None;
         node.fs = MemFs::new();
