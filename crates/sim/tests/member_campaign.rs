@@ -1,5 +1,6 @@
-//! The member-level simulation: a campaign of real `member::Member`s under network faults and
-//! crashes (at random times and at the member's named crash points) passes every check, and
+//! The member-level simulation: a campaign of real `member::Member`s under network faults,
+//! crashes (at random times and at the member's named crash points) and wiped disks (the
+//! member rebuilds as a non-voting learner) passes every check, and
 //! its checks are live (they see operations of every kind, snapshots and crashes).
 
 use sim::member::{run_member_seeds, MemberCampaignReport, MemberCampaignSpec};

@@ -40,6 +40,8 @@ pub enum MemberCheck {
     Recovery,
     /// A peer message did not encode or decode.
     Codec,
+    /// A membership change was answered done with a member list that contradicts it.
+    Membership,
 }
 
 impl MemberCheck {
@@ -56,6 +58,7 @@ impl MemberCheck {
             MemberCheck::SharedChanges => "shared-changes",
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
+            MemberCheck::Membership => "membership",
         }
     }
 }
@@ -129,6 +132,12 @@ impl Checks {
     pub fn started(&mut self, i: usize, revision: i64) {
         let (_, ever) = self.revisions[i];
         self.revisions[i] = (revision, ever);
+    }
+
+    /// Place `i`'s disk was wiped (or a new member took the place): what it had before is
+    /// another member's history.
+    pub fn wiped(&mut self, i: usize) {
+        self.revisions[i] = (0, 0);
     }
 
     /// Member `i` re-applied what its disk holds and stands at `revision`: below what it

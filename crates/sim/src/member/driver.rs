@@ -82,6 +82,12 @@ pub(crate) struct BootParts {
     pub incarnation: u64,
     pub salt_seed: u64,
     pub bugs: MemberBugs,
+    /// Started outside the configuration (`--initial-cluster-state existing` after `member
+    /// add`): `members` are the voters it knows, and it learns the rest from them.
+    pub join: bool,
+    /// Its disk was wiped while it was a voter: it rejoins through the core's rebuild path
+    /// (a non-voting learner until no promise it forgot can matter), as the node does.
+    pub rebuild: bool,
 }
 
 fn wal_options(salt_seed: u64) -> WalOptions {
@@ -117,12 +123,23 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         parts.members.iter().map(|m| NodeId(*m)).collect(),
         QuorumSpec::Majority,
     )?;
-    let replica = Replica::recover(
-        NodeId(parts.id),
-        configuration,
-        parts.replica,
-        recovered.state,
-    )?;
+    // As the node's start does: the log's `EnterConfiguration` records go with the segments a
+    // snapshot compacts away, and the snapshot keeps the configuration in force at its slot.
+    let mut state = recovered.state;
+    if let Some(m) = applier.membership() {
+        if state.membership.as_ref().is_none_or(|w| w.epoch < m.epoch) {
+            state.membership = Some(m.clone());
+        }
+    }
+    let fresh = state.membership.is_none() && state.entries.is_empty();
+    let replica = if parts.join && state.membership.is_none() {
+        // Nothing it learned reached its disk yet: it joins again from what it knows.
+        Replica::join(NodeId(parts.id), configuration, parts.replica)?
+    } else if parts.rebuild && fresh && state.promised.is_none() {
+        Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
+    } else {
+        Replica::recover(NodeId(parts.id), configuration, parts.replica, state)?
+    };
     let mut options = parts.member;
     // The name the initial table lists, as a node's `--name` matches its `--initial-cluster`.
     options.name = format!("m{}", parts.id);

@@ -26,6 +26,7 @@
 mod check;
 mod clients;
 mod driver;
+mod operator;
 pub mod report;
 mod watch;
 
@@ -42,7 +43,7 @@ use driver::{boot, BootParts, DiskWrite, Running};
 use lincheck::etcd::EtcdOperation;
 use member::peer::PeerMessage;
 use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
-use paxos::multi::ReplicaOptions;
+use paxos::multi::{PersistOp, ReplicaOptions};
 use paxos::Slot;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,6 +94,16 @@ pub struct MemberSimConfig {
     pub snapshot_every_slots: u64,
     /// Keep a line per event ([`MemberSimulation::trace`]); the trace hash is kept always.
     pub trace: bool,
+    /// An operator changes the membership through the members' Cluster API while faults
+    /// run: adds learners, promotes them, removes followers, the leader and members that are
+    /// down; a removed member's disk is wiped and its place comes back later under a new id
+    /// (etcd's replacement procedure). Needs [`MemberSimConfig::spares`] places to grow into.
+    pub membership: bool,
+    /// Places outside the first configuration, for members the operator adds.
+    pub spares: usize,
+    /// Wipe disks at crashes (as the plan draws): off by default, as a rebuilt member can
+    /// stay behind for ever (`chosen 0`, seeds 215 and 258 of `--faults all` fail liveness).
+    pub wipes: bool,
 }
 
 impl MemberSimConfig {
@@ -112,7 +123,16 @@ impl MemberSimConfig {
             drain_max_us: 4_000_000,
             snapshot_every_slots: 40,
             trace: false,
+            membership: false,
+            spares: 2,
+            wipes: false,
         }
+    }
+
+    /// Every place a member can run in: the first members, and the spares with membership
+    /// changes.
+    pub fn places(&self) -> usize {
+        self.nodes + if self.membership { self.spares } else { 0 }
     }
 
     fn replica_options(&self) -> ReplicaOptions {
@@ -124,9 +144,13 @@ impl MemberSimConfig {
         }
     }
 
-    fn member_options(&self, crash_at: Option<(CrashPoint, u32)>) -> MemberOptions {
+    fn member_options(
+        &self,
+        members: Vec<u64>,
+        crash_at: Option<(CrashPoint, u32)>,
+    ) -> MemberOptions {
         MemberOptions {
-            members: (1..=self.nodes as u64).collect(),
+            members,
             tick: Duration::from_micros(self.tick_us),
             request_timeout: Duration::from_millis(1_000),
             quota_bytes: 1 << 30,
@@ -164,20 +188,34 @@ enum Event {
     Quiet,
     Drain,
     Check,
+    Operator,
 }
 
 struct InFlight {
     from: usize,
     to: usize,
+    /// The member ids of both ends when it was sent: a place's member may have been
+    /// replaced (a new id) while it was on its way, and the new one is another member.
+    from_id: u64,
+    to_id: u64,
     bytes: bytes::Bytes,
 }
 
-/// A simulated member: its disk survives crashes, the rest does not.
+/// A place a simulated member runs in: its disk survives crashes, the rest does not.
 struct Node {
     fs: MemFs,
     /// Starts so far (0: never started).
     inc: u64,
     run: Option<Running>,
+    /// The member id that runs here (a replaced member comes back under a new one).
+    id: u64,
+    /// No member here: removed (its disk wiped), or a spare never added yet.
+    spare: bool,
+    /// Started outside the configuration, knowing these voters (`member add` then
+    /// `--initial-cluster-state existing`); `None` for a member of the first configuration.
+    joined_knowing: Option<Vec<u64>>,
+    /// Its disk was wiped as a fault: it starts through the core's rebuild path.
+    wiped: bool,
 }
 
 /// An operation on its way or waiting at a member.
@@ -225,6 +263,12 @@ pub(crate) struct Tally {
     pub events: u64,
     pub watches_cancelled: u64,
     pub watches_compacted: u64,
+    /// Membership changes by kind: (asked, done, refused, answer lost).
+    pub changes: BTreeMap<&'static str, (u64, u64, u64, u64)>,
+    /// Members that stopped being members (removed) and whose places were wiped.
+    pub retired: u64,
+    /// Wiped members that regained their vote through the rebuild path.
+    pub rebuilt: u64,
 }
 
 /// The member-level simulation. See the module doc.
@@ -258,6 +302,7 @@ pub struct MemberSimulation {
     pub(crate) tally: Tally,
     trace_hash: u64,
     trace: Vec<String>,
+    operator: operator::Operator,
 }
 
 fn fnv(hash: u64, value: u64) -> u64 {
@@ -275,24 +320,35 @@ impl MemberSimulation {
         assert!(config.nodes >= 1, "a cluster has at least one member");
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut plan = FaultPlan::draw(config.faults, config.nodes, &mut rng);
+        if config.membership || !config.wipes {
+            // A wiped member rebuilds through rebuild.rs from the first configuration, which
+            // changes move away from: with membership changes, a lost disk is replaced by
+            // the operator instead (removed, and added back as a learner under a new id).
+            plan.wipe_permille = 0;
+        }
         // Swizzle cuts and heals links one by one over time, which the core simulator's
         // nemesis schedules itself; not simulated at member level yet.
         plan.partitions.retain(|k| *k != FaultKind::Swizzle);
         let n = config.nodes;
+        let places = config.places();
         let mut sim = MemberSimulation {
             plan,
             rng,
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
-            nodes: (0..n)
-                .map(|_| Node {
+            nodes: (0..places)
+                .map(|i| Node {
                     fs: MemFs::new(),
                     inc: 0,
                     run: None,
+                    id: i as u64 + 1,
+                    spare: i >= n,
+                    joined_knowing: None,
+                    wiped: false,
                 })
                 .collect(),
-            links: LinkMatrix::healed(n),
+            links: LinkMatrix::healed(places),
             messages: BTreeMap::new(),
             next_msg: 0,
             clients: (0..config.clients).map(|_| Client::default()).collect(),
@@ -307,10 +363,11 @@ impl MemberSimulation {
             drain_at: config.fault_phase_us + config.quiet_ops_us,
             history: Vec::new(),
             done: Vec::new(),
-            checks: check::Checks::new(n),
+            checks: check::Checks::new(places),
             tally: Tally::default(),
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
+            operator: operator::Operator::new(places as u64 + 1),
             config,
         };
         for w in 0..sim.config.watches {
@@ -319,6 +376,10 @@ impl MemberSimulation {
         }
         for i in 0..n {
             sim.start(i);
+        }
+        if sim.config.membership {
+            let at = range(&mut sim.rng, 100_000, 400_000);
+            sim.schedule(at, Event::Operator);
         }
         for c in 0..sim.clients.len() {
             let at = below(&mut sim.rng, 20_000);
@@ -385,6 +446,7 @@ impl MemberSimulation {
             Event::Quiet => 11,
             Event::Drain => 12,
             Event::Check => 13,
+            Event::Operator => 14,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -426,18 +488,19 @@ impl MemberSimulation {
             Event::Disk { node, inc } => self.disk_done(node, inc),
             Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
             Event::Restart { node } => {
-                if self.nodes[node].run.is_none() {
+                if self.nodes[node].run.is_none() && !self.nodes[node].spare {
                     self.start(node);
                 }
             }
             Event::ClientNext { client } => self.client_next(client),
             Event::Arrive { client } => self.arrive(client),
             Event::Partition => self.nemesis_partition(),
-            Event::Heal => self.links = LinkMatrix::healed(self.config.nodes),
+            Event::Heal => self.links = LinkMatrix::healed(self.config.places()),
             Event::Crash => self.nemesis_crash(),
             Event::Quiet => self.start_quiet(),
             Event::Drain => self.phase = Phase::Drain,
             Event::Check => self.on_check(),
+            Event::Operator => self.operate(),
         }
     }
 
@@ -462,15 +525,27 @@ impl MemberSimulation {
         } else {
             None
         };
+        let node = &self.nodes[i];
+        let members = node
+            .joined_knowing
+            .clone()
+            .unwrap_or_else(|| (1..=self.config.nodes as u64).collect());
+        let (id, join, rebuild) = (node.id, node.joined_knowing.is_some(), node.wiped);
+        let mut known = members.clone();
+        if !known.contains(&id) {
+            known.push(id);
+        }
         let parts = BootParts {
-            id: i as u64 + 1,
-            members: (1..=self.config.nodes as u64).collect(),
+            id,
+            members,
             replica: self.config.replica_options(),
-            member: self.config.member_options(crash_at),
+            member: self.config.member_options(known, crash_at),
             rng: ChaCha8Rng::seed_from_u64(node_seed),
             incarnation,
-            salt_seed: self.config.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            salt_seed: self.config.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
             bugs: self.config.bugs,
+            join,
+            rebuild,
         };
         let now = self.micros();
         match boot(&self.nodes[i].fs, parts, now) {
@@ -483,7 +558,9 @@ impl MemberSimulation {
                 let inc = node.inc;
                 let revision = run.revision;
                 node.run = Some(run);
-                self.trace_line(|| format!("start m{} inc {inc} revision {revision}", i + 1));
+                self.trace_line(|| {
+                    format!("start m{id} at place {i} inc {inc} revision {revision}")
+                });
                 self.checks.started(i, revision);
                 let at = self.now + 1 + below(&mut self.rng, self.config.tick_us);
                 self.schedule(at, Event::Tick { node: i, inc });
@@ -494,7 +571,7 @@ impl MemberSimulation {
                 }
             }
             Err(e) => {
-                let detail = format!("m{} could not start from its disk: {e}", i + 1);
+                let detail = format!("m{id} could not start from its disk: {e}");
                 self.checks
                     .violation(MemberCheck::Recovery, self.now, Some(i), detail);
             }
@@ -602,7 +679,9 @@ impl MemberSimulation {
                 }
             }
             Output::Answer { id, answer } => {
-                if let Some(c) = self.waiting.remove(&(i, id)) {
+                if let Some(ask) = self.operator.asks.remove(&(i, id)) {
+                    self.operator_answered(i, ask, answer);
+                } else if let Some(c) = self.waiting.remove(&(i, id)) {
                     self.answered(c, answer);
                 } else if let Some(w) = self.watch_reads.remove(&(i, id)) {
                     self.watch_answered(w, answer);
@@ -623,7 +702,12 @@ impl MemberSimulation {
                 let name = format!("{point:?}");
                 self.crash(i, &name);
             }
-            Output::Peers(_) | Output::Removed => {}
+            // The member applied its own removal: as a node's process does, it stops.
+            Output::Removed => {
+                self.operator_removed(i);
+                self.retire(i, "it applied its removal");
+            }
+            Output::Peers(_) => {}
         }
         let _ = now;
     }
@@ -678,6 +762,20 @@ impl MemberSimulation {
                 }
                 assert!(synced >= lsn, "a sync returned before its record");
                 run.member.on_durable(now, write.tag);
+                // A wiped member votes durably again only once this is on its disk: until
+                // then a crash rebuilds it again, and no other disk may be wiped.
+                if write
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, PersistOp::VoteRegained { .. }))
+                {
+                    self.nodes[i].wiped = false;
+                    self.tally.rebuilt += 1;
+                    if self.config.trace {
+                        let line = format!("{} m{} votes again (durably)", self.now, i + 1);
+                        self.trace.push(line);
+                    }
+                }
             }
             Err(e) => {
                 // Not retryable: nothing after it may be reported durable.
@@ -725,6 +823,10 @@ impl MemberSimulation {
     /// prefix of them may survive, as the disk decides from the seed; everything else the
     /// driver held is gone, and so are its clients' requests.
     fn crash(&mut self, i: usize, point: &str) {
+        let wipe = self.phase == Phase::Faults
+            && self.plan.wipe_permille > 0
+            && self.may_wipe(i)
+            && chance_permille(&mut self.rng, self.plan.wipe_permille);
         let Some(mut run) = self.nodes[i].run.take() else {
             return;
         };
@@ -742,6 +844,27 @@ impl MemberSimulation {
             .or_insert(0) += 1;
         *self.tally.faults.entry(FaultKind::Crash).or_insert(0) += 1;
         self.trace_line(|| format!("crash m{} at {point}", i + 1));
+        self.lose_volatile(i);
+        if wipe {
+            // A replaced disk: the member comes back empty and must rebuild.
+            self.nodes[i].fs = MemFs::new();
+            self.nodes[i].wiped = true;
+            self.checks.wiped(i);
+            *self.tally.faults.entry(FaultKind::Wipe).or_insert(0) += 1;
+            self.trace_line(|| format!("wipe m{}", i + 1));
+        }
+        let down = if self.phase == Phase::Faults {
+            range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
+        } else {
+            1_000
+        };
+        self.schedule(self.now + down, Event::Restart { node: i });
+    }
+
+    /// Member `i`'s process is gone (crashed or stopped): its clients' requests and watch
+    /// reads are lost (a write may or may not have happened), its watches are re-created
+    /// elsewhere, and the operator's asks there go unanswered.
+    fn lose_volatile(&mut self, i: usize) {
         let lost: Vec<(usize, RequestId)> = self
             .waiting
             .keys()
@@ -754,27 +877,20 @@ impl MemberSimulation {
             }
         }
         self.watch_reads.retain(|(n, _), _| *n != i);
+        self.operator_lost(i);
         let inc = self.nodes[i].inc;
         for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
             w.resume();
         }
-        let down = if self.phase == Phase::Faults {
-            range(&mut self.rng, 1_000, self.plan.restart_max_us.max(1_000))
-        } else {
-            1_000
-        };
-        self.schedule(self.now + down, Event::Restart { node: i });
     }
 
     // ----- network -----
 
-    fn send(&mut self, from: usize, to: u64, message: &PeerMessage) {
-        let Some(to) = (to as usize)
-            .checked_sub(1)
-            .filter(|t| *t < self.config.nodes)
-        else {
+    fn send(&mut self, from: usize, to_id: u64, message: &PeerMessage) {
+        let Some(to) = self.place_of(to_id) else {
             return;
         };
+        let from_id = self.nodes[from].id;
         self.tally.messages_sent += 1;
         let bytes = match member::peer::encode(message) {
             Ok(b) => b,
@@ -816,6 +932,8 @@ impl MemberSimulation {
                 InFlight {
                     from,
                     to,
+                    from_id,
+                    to_id,
                     bytes: bytes.clone(),
                 },
             );
@@ -827,7 +945,10 @@ impl MemberSimulation {
         let Some(m) = self.messages.remove(&id) else {
             return;
         };
-        if self.links.is_blocked(m.from, m.to) || self.nodes[m.to].run.is_none() {
+        if self.links.is_blocked(m.from, m.to)
+            || self.nodes[m.to].run.is_none()
+            || self.nodes[m.to].id != m.to_id
+        {
             return;
         }
         let message = match member::peer::decode(&m.bytes) {
@@ -857,7 +978,7 @@ impl MemberSimulation {
         }
         let now = self.micros();
         if let Some(run) = self.nodes[m.to].run.as_mut() {
-            run.member.on_peer(now, m.from as u64 + 1, message);
+            run.member.on_peer(now, m.from_id, message);
         }
         self.drive(m.to);
     }
@@ -870,8 +991,9 @@ impl MemberSimulation {
         }
         let kinds = self.plan.partitions.clone();
         let kind = kinds[below(&mut self.rng, kinds.len() as u64) as usize];
-        if let Some(shape) = PartitionShape::draw(kind, self.config.nodes, &mut self.rng) {
-            self.links = shape.links(self.config.nodes);
+        let places = self.config.places();
+        if let Some(shape) = PartitionShape::draw(kind, places, &mut self.rng) {
+            self.links = shape.links(places);
             *self.tally.faults.entry(kind).or_insert(0) += 1;
             self.trace_line(|| format!("partition {shape:?}"));
             let heal = range(
@@ -893,7 +1015,7 @@ impl MemberSimulation {
         if self.phase != Phase::Faults {
             return;
         }
-        let up: Vec<usize> = (0..self.config.nodes)
+        let up: Vec<usize> = (0..self.config.places())
             .filter(|i| self.nodes[*i].run.is_some())
             .collect();
         if !up.is_empty() {
@@ -906,9 +1028,9 @@ impl MemberSimulation {
 
     fn start_quiet(&mut self) {
         self.phase = Phase::Quiet;
-        self.links = LinkMatrix::healed(self.config.nodes);
-        for i in 0..self.config.nodes {
-            if self.nodes[i].run.is_none() {
+        self.links = LinkMatrix::healed(self.config.places());
+        for i in 0..self.config.places() {
+            if self.nodes[i].run.is_none() && !self.nodes[i].spare {
                 self.start(i);
             }
         }
@@ -926,7 +1048,7 @@ impl MemberSimulation {
         let value = format!("c{c}v{}", client.values);
         let seen = client.seen_revision;
         let op = clients::draw(&mut self.rng, self.config.groups, c as u64, value, seen);
-        let node = below(&mut self.rng, self.config.nodes as u64) as usize;
+        let node = below(&mut self.rng, self.config.places() as u64) as usize;
         let request = RequestId(self.next_request);
         self.next_request += 1;
         self.clients[c].pending = Some(Pending {
@@ -1156,7 +1278,7 @@ impl MemberSimulation {
                 }
             }
             if self.watches[w].at.is_none() {
-                let node = below(&mut self.rng, self.config.nodes as u64) as usize;
+                let node = below(&mut self.rng, self.config.places() as u64) as usize;
                 if self.nodes[node].run.is_some() {
                     self.watches[w].at = Some((node, self.nodes[node].inc));
                     self.drive(node);
@@ -1167,7 +1289,8 @@ impl MemberSimulation {
 
     fn on_check(&mut self) {
         self.tend_watches();
-        for i in 0..self.config.nodes {
+        self.tend_membership();
+        for i in 0..self.config.places() {
             if let Some(run) = self.nodes[i].run.as_ref() {
                 let applier = run.member.applier();
                 let store = applier.machine();
@@ -1204,7 +1327,10 @@ impl MemberSimulation {
     /// Every member up, one leader they all follow, and all applied through the same slot.
     fn converged(&self) -> bool {
         let mut seen: Option<(u64, u64)> = None;
-        for node in &self.nodes {
+        if self.operator.busy() {
+            return false;
+        }
+        for node in self.nodes.iter().filter(|n| !n.spare) {
             let Some(run) = node.run.as_ref() else {
                 return false;
             };
@@ -1225,6 +1351,7 @@ impl MemberSimulation {
         self.nodes
             .iter()
             .enumerate()
+            .filter(|(_, n)| !n.spare)
             .map(|(i, n)| match &n.run {
                 Some(run) => {
                     let s = run.member.status();

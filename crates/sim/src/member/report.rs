@@ -24,6 +24,8 @@ pub struct MemberRunReport {
     pub faults: FaultProfile,
     /// Planted member bugs by name.
     pub bugs: Vec<String>,
+    /// Whether an operator changed the membership (`--membership`).
+    pub membership: bool,
     /// Virtual time simulated, microseconds.
     pub simulated_us: u64,
     /// Events processed.
@@ -74,6 +76,12 @@ pub struct MemberRunReport {
     /// Restarts whose recovered store was behind what the member had before (it catches up
     /// before it can serve a linearizable read; a figure, not a violation).
     pub restarts_behind: u64,
+    /// Membership changes by kind: (asked, done, refused, answer lost).
+    pub changes: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Members removed (stopped, their places wiped).
+    pub members_retired: u64,
+    /// Wiped members that regained their vote.
+    pub members_rebuilt: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// The first violations in full.
@@ -114,11 +122,15 @@ impl MemberRunReport {
         if plan.profile.crash() {
             faults_enabled.push(FaultKind::Crash);
         }
+        if plan.profile.crash() && plan.wipe_permille > 0 {
+            faults_enabled.push(FaultKind::Wipe);
+        }
         MemberRunReport {
             seed: config.seed,
             nodes: config.nodes,
             faults: config.faults,
             bugs: config.bugs.names().into_iter().map(String::from).collect(),
+            membership: config.membership,
             simulated_us: sim.now_us(),
             events: sim.tally.events,
             trace_hash: sim.trace_hash(),
@@ -148,6 +160,14 @@ impl MemberRunReport {
             watches_cancelled: sim.tally.watches_cancelled,
             watches_compacted: sim.tally.watches_compacted,
             restarts_behind: sim.checks.restarts_behind,
+            changes: sim
+                .tally
+                .changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            members_retired: sim.tally.retired,
+            members_rebuilt: sim.tally.rebuilt,
             violation_counts: sim.checks.counts.clone(),
             violations: sim.checks.violations.clone(),
             lincheck: Some(lincheck),
@@ -164,6 +184,7 @@ impl MemberRunReport {
             nodes: config.nodes,
             faults: config.faults,
             bugs: config.bugs.names().into_iter().map(String::from).collect(),
+            membership: config.membership,
             simulated_us: 0,
             events: 0,
             trace_hash: 0,
@@ -188,6 +209,9 @@ impl MemberRunReport {
             watches_cancelled: 0,
             watches_compacted: 0,
             restarts_behind: 0,
+            changes: BTreeMap::new(),
+            members_retired: 0,
+            members_rebuilt: 0,
             violation_counts: counts,
             violations: vec![MemberViolation {
                 check: MemberCheck::Recovery,
@@ -209,8 +233,9 @@ impl MemberRunReport {
     /// The command that replays this seed.
     pub fn replay_command(&self) -> String {
         let bug = crate::campaign::bug_flag(&self.bugs);
+        let membership = if self.membership { " --membership" } else { "" };
         format!(
-            "synod sim --member --seed {} --nodes {} --faults {}{bug}",
+            "synod sim --member --seed {} --nodes {} --faults {}{membership}{bug}",
             self.seed, self.nodes, self.faults
         )
     }
@@ -373,6 +398,12 @@ pub struct MemberCampaignReport {
     pub watches_cancelled: u64,
     /// Watches ended by compaction.
     pub watches_compacted: u64,
+    /// Membership changes by kind: (asked, done, refused, answer lost).
+    pub changes: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Members removed (stopped, their places wiped).
+    pub members_retired: u64,
+    /// Wiped members that regained their vote.
+    pub members_rebuilt: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// Linearizability verdicts.
@@ -421,6 +452,15 @@ impl MemberCampaignReport {
             r.watch_events += run.watch_events;
             r.watches_cancelled += run.watches_cancelled;
             r.watches_compacted += run.watches_compacted;
+            for (k, (a, b, c, d)) in &run.changes {
+                let e = r.changes.entry(k.clone()).or_default();
+                e.0 += a;
+                e.1 += b;
+                e.2 += c;
+                e.3 += d;
+            }
+            r.members_retired += run.members_retired;
+            r.members_rebuilt += run.members_rebuilt;
             add_counts(&mut r.violation_counts, &run.violation_counts);
             match run.lincheck {
                 Some(Verdict::Ok) => r.lincheck_ok += 1,
@@ -523,6 +563,19 @@ impl fmt::Display for MemberCampaignReport {
             self.watches_cancelled,
             self.watches_compacted
         )?;
+        if !self.changes.is_empty() || self.members_rebuilt > 0 {
+            writeln!(
+                f,
+                "  membership            {} members removed and wiped, {} wiped members voting again",
+                self.members_retired, self.members_rebuilt
+            )?;
+            for (k, (a, b, c, d)) in &self.changes {
+                writeln!(
+                    f,
+                    "    {k:<20} {a} asked, {b} done, {c} refused, {d} answer lost"
+                )?;
+            }
+        }
         writeln!(
             f,
             "  lincheck              {} ok, {} illegal, {} unknown",

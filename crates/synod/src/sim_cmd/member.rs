@@ -28,14 +28,12 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     if args.protocol != "multi-paxos" && args.protocol != "multi" {
         bail!("--member runs the replicated KV service's members (protocol multi-paxos)");
     }
-    if args.membership {
-        bail!("--member does not change the membership yet");
-    }
     let bugs = parse_bug(args.bug.as_deref())?;
     let nodes = args.nodes as usize;
     if let Some(seed) = args.seed {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
+        config.membership = args.membership;
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -66,6 +64,10 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
     let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
+    if args.membership {
+        // An operator adds, promotes and removes members through the Cluster API.
+        spec.tweak = Some(|c: &mut MemberSimConfig| c.membership = true);
+    }
     spec.threads = threads_of(args.threads);
     let started = Instant::now();
     let runs = run_member_seeds(&spec, &|_: &MemberRunReport| {});
