@@ -86,21 +86,9 @@ pub fn initial_cluster(members: &[MemberSpec]) -> String {
         .join(",")
 }
 
-/// The command line that starts `member` of a new cluster, for either system.
+/// The command line that starts `member`, for either system, with `--initial-cluster-state
+/// state`: `new` for a cluster's first members, `existing` for one added to a running cluster.
 pub fn member_command(
-    system: System,
-    bin: &Path,
-    member: &MemberSpec,
-    data_dir: &Path,
-    initial_cluster: &str,
-    token: &str,
-) -> Command {
-    joining_command(system, bin, member, data_dir, initial_cluster, token, "new")
-}
-
-/// The command line that starts `member` with `--initial-cluster-state state`: `new` for a
-/// cluster's first members, `existing` for one added to a running cluster.
-pub fn joining_command(
     system: System,
     bin: &Path,
     member: &MemberSpec,
@@ -210,7 +198,7 @@ impl Cluster {
                     .arg(format!("127.0.0.1:{}", spec.client_port));
                 cmd
             } else {
-                member_command(system, bin, spec, &data_dir, &cluster, &token)
+                member_command(system, bin, spec, &data_dir, &cluster, &token, "new")
             };
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             // On failure `started` is dropped, stopping the members already running.
@@ -299,7 +287,7 @@ impl Cluster {
         let err = out
             .try_clone()
             .with_context(|| format!("reopening {}", log.display()))?;
-        let mut cmd = joining_command(
+        let mut cmd = member_command(
             self.system,
             bin,
             spec,
@@ -402,6 +390,7 @@ mod tests {
                 Path::new("/d"),
                 &cluster,
                 "tok",
+                "new",
             );
             cmd.get_args()
                 .map(|a| a.to_string_lossy().into_owned())

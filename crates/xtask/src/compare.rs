@@ -17,7 +17,7 @@ use crate::cpu;
 
 /// Where Debian's etcd-server package puts etcd.
 pub(crate) const DEFAULT_ETCD_BIN: &str = "/usr/bin/etcd";
-pub(crate) const ETCD_INSTALL: &str = "sudo apt-get install -y etcd-server";
+const ETCD_INSTALL: &str = "sudo apt-get install -y etcd-server";
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -202,25 +202,8 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
         )?;
     }
 
-    let mut binaries = BTreeMap::new();
-    let mut etcd_version = None;
-    if systems.contains(&System::Etcd) {
-        if !args.etcd_bin.exists() {
-            bail!(
-                "etcd not found at {}; install it with:\n  {ETCD_INSTALL}",
-                args.etcd_bin.display()
-            );
-        }
-        etcd_version = Some(version_line(&args.etcd_bin));
-        binaries.insert(System::Etcd, absolute(&args.etcd_bin)?);
-    }
-    if systems.contains(&System::Synod) {
-        let bin = match &args.synod_bin {
-            Some(bin) => absolute(bin)?,
-            None => build_synod()?,
-        };
-        binaries.insert(System::Synod, bin);
-    }
+    let (mut binaries, etcd_version) =
+        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
     if systems.contains(&System::Reference) {
         // This very binary serves the reference (its hidden `reference-server` task).
         let me = std::env::current_exe().context("finding this xtask binary")?;
@@ -381,12 +364,41 @@ fn per_kop(cpu_secs: Option<f64>, answered: u64) -> Option<f64> {
 }
 
 /// The binary's absolute path, so that what runs does not depend on a working directory.
-pub(crate) fn absolute(bin: &Path) -> anyhow::Result<PathBuf> {
+/// The binaries that run etcd's and Synod's members, for those of `systems` that have members
+/// (etcd checked to exist, Synod built unless given), and etcd's version line.
+pub(crate) fn member_binaries(
+    systems: &[System],
+    synod_bin: Option<&Path>,
+    etcd_bin: &Path,
+) -> anyhow::Result<(BTreeMap<System, PathBuf>, Option<String>)> {
+    let mut binaries = BTreeMap::new();
+    let mut etcd_version = None;
+    if systems.contains(&System::Etcd) {
+        if !etcd_bin.exists() {
+            bail!(
+                "etcd not found at {}; install it with:\n  {ETCD_INSTALL}",
+                etcd_bin.display()
+            );
+        }
+        etcd_version = Some(version_line(etcd_bin));
+        binaries.insert(System::Etcd, absolute(etcd_bin)?);
+    }
+    if systems.contains(&System::Synod) {
+        let bin = match synod_bin {
+            Some(bin) => absolute(bin)?,
+            None => build_synod()?,
+        };
+        binaries.insert(System::Synod, bin);
+    }
+    Ok((binaries, etcd_version))
+}
+
+fn absolute(bin: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(bin).with_context(|| format!("finding {}", bin.display()))
 }
 
 /// `cargo build --release -p synod`, then the binary's path.
-pub(crate) fn build_synod() -> anyhow::Result<PathBuf> {
+fn build_synod() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building synod: cargo build --release -p synod");
     let status = Command::new(cargo)
@@ -405,7 +417,7 @@ pub(crate) fn build_synod() -> anyhow::Result<PathBuf> {
 }
 
 /// The first line of `BIN --version`, or why there is none.
-pub(crate) fn version_line(bin: &Path) -> String {
+fn version_line(bin: &Path) -> String {
     match Command::new(bin).arg("--version").output() {
         Ok(out) => String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -31,7 +31,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::cluster::{free_ports, initial_cluster, member_specs, Cluster, MemberSpec, System};
-use crate::compare::{absolute, build_synod, version_line, DEFAULT_ETCD_BIN, ETCD_INSTALL};
+use crate::compare::{member_binaries, DEFAULT_ETCD_BIN};
 
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -139,25 +139,8 @@ pub struct Figures {
 pub fn run(args: BenchMembershipArgs) -> anyhow::Result<bool> {
     args.validate()?;
     let systems = args.systems()?;
-    let mut binaries = BTreeMap::new();
-    let mut etcd_version = None;
-    if systems.contains(&System::Etcd) {
-        if !args.etcd_bin.exists() {
-            bail!(
-                "etcd not found at {}; install it with:\n  {ETCD_INSTALL}",
-                args.etcd_bin.display()
-            );
-        }
-        etcd_version = Some(version_line(&args.etcd_bin));
-        binaries.insert(System::Etcd, absolute(&args.etcd_bin)?);
-    }
-    if systems.contains(&System::Synod) {
-        let bin = match &args.synod_bin {
-            Some(bin) => absolute(bin)?,
-            None => build_synod()?,
-        };
-        binaries.insert(System::Synod, bin);
-    }
+    let (binaries, etcd_version) =
+        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
 
     let parent = crate::target_dir().join("bench-membership");
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
