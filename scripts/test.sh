@@ -48,7 +48,7 @@ cargo run --quiet --release -p synod -- sim --seeds 0..1000 --nodes 5 --faults a
 cargo run --quiet --release -p synod -- sim --protocol fast --seeds 0..2000 --nodes 5
 cargo run --quiet --release -p synod -- sim --protocol epaxos --seeds 0..2000 --nodes 3
 # Cheap Paxos: 200 seeds, not 2,000 (about 0.3 s of CPU per seed: a main dropped in about half
-# of them); the 10,000-seed figures are in ARCHITECTURE.md, "Cheap Paxos".
+# of them); the campaign figures so far are in ARCHITECTURE.md, "Cheap Paxos".
 cargo run --quiet --release -p synod -- sim --protocol cheap --seeds 0..200 --nodes 3
 
 step "synod sim --member: 2,000 seeds of three real members (sessions, read-index, leases, snapshots, watches) under etcd clients and every network fault and crash point"
