@@ -468,7 +468,7 @@ impl KvStore {
         let at = c.revision;
         drop_history_below(&mut self.keys, at);
         self.compact_revision = at;
-        self.changes.compact(at);
+        self.changes.compact(at, &self.keys);
         Ok(CompactResponse {
             revision: self.revision,
         })

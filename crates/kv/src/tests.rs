@@ -1311,13 +1311,15 @@ fn digests_differ_when_history_differs() {
 // ---- the change index behind watch reads ----
 
 #[test]
-fn the_change_index_holds_one_entry_per_version_after_the_compaction() {
+fn the_change_index_holds_one_entry_per_version_from_the_compaction_on() {
     let mut s = abcd();
+    // The compaction keeps the versions at its revision that are puts (a watch from the
+    // compaction revision starts with them) and drops the rest below it.
     let versions_after = |s: &KvStore, c: i64| -> usize {
         s.keys
             .values()
             .flatten()
-            .filter(|v| v.mod_revision > c)
+            .filter(|v| v.mod_revision >= c)
             .count()
     };
     s.apply(&KvCommand::DeleteRange(DeleteRangeRequest::new("a", "c")))

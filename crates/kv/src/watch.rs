@@ -29,14 +29,18 @@ pub(crate) struct ChangeIndex {
 }
 
 impl ChangeIndex {
-    /// The index of `keys`' versions after `compact_revision`.
+    /// The index of `keys`' versions from `compact_revision` on: after the compaction, and
+    /// the puts at it, which the compaction keeps (see [`ChangeIndex::compact`]).
     pub(crate) fn rebuild(keys: &BTreeMap<Vec<u8>, Vec<Version>>, compact_revision: i64) -> Self {
         let mut entries: Vec<(i64, Vec<u8>)> = keys
             .iter()
             .flat_map(|(key, history)| {
                 history
                     .iter()
-                    .filter(|v| v.mod_revision > compact_revision)
+                    .filter(|v| {
+                        v.mod_revision > compact_revision
+                            || (v.mod_revision == compact_revision && v.live.is_some())
+                    })
                     .map(move |v| (v.mod_revision, key.clone()))
             })
             .collect();
@@ -80,10 +84,22 @@ impl ChangeIndex {
         self.entries.extend(tail);
     }
 
-    /// Forgets every change at or below `revision` (a compaction).
-    pub(crate) fn compact(&mut self, revision: i64) {
-        let n = self.entries.partition_point(|(r, _)| *r <= revision);
-        self.entries.drain(..n);
+    /// Forgets the changes a compaction at `revision` removed: every change below it, and the
+    /// deletions at it. The puts at `revision` stay, as their versions do in `keys` (the
+    /// compaction keeps each key's version at the compaction revision): etcd serves a watch
+    /// that starts at the compaction revision, beginning with those puts.
+    pub(crate) fn compact(&mut self, revision: i64, keys: &BTreeMap<Vec<u8>, Vec<Version>>) {
+        let below = self.entries.partition_point(|(r, _)| *r < revision);
+        self.entries.drain(..below);
+        let at = self.entries.partition_point(|(r, _)| *r <= revision);
+        let kept: Vec<(i64, Vec<u8>)> = self
+            .entries
+            .drain(..at)
+            .filter(|(r, key)| version_at(keys, key, *r).is_some_and(|(v, _)| v.live.is_some()))
+            .collect();
+        for entry in kept.into_iter().rev() {
+            self.entries.push_front(entry);
+        }
     }
 
     /// How many changes the index holds.
@@ -165,9 +181,10 @@ impl KvStore {
     ///
     /// Stops at a revision boundary once `w.events_max` events or `w.bytes_max` bytes of keys
     /// and values are gathered, so one answer is bounded and never splits a revision; the
-    /// answer's `through` says how far it got. A watcher that fell behind a compaction
-    /// (`after < compact_revision`) gets `compacted` and no events: the changes it missed are
-    /// gone.
+    /// answer's `through` says how far it got. A watcher that fell behind a compaction (its
+    /// next revision, `after + 1`, is below `compact_revision`) gets `compacted` and no events:
+    /// the changes it missed are gone. One whose next revision is the compaction revision is
+    /// served, as etcd serves it (from the puts at that revision).
     pub fn watch_read(&self, w: &WatchRead) -> Result<WatchReadResponse, KvError> {
         self.check_key(&w.key)?;
         let mut out = WatchReadResponse {
@@ -177,7 +194,7 @@ impl KvStore {
             events: Vec::new(),
             through: w.after.max(self.revision),
         };
-        if w.after < self.compact_revision {
+        if w.after.saturating_add(1) < self.compact_revision {
             out.compacted = true;
             out.through = w.after;
             return Ok(out);

@@ -142,9 +142,13 @@ proptest! {
     }
 }
 
+/// etcd's rule: a watch whose start revision is below the compaction revision is cancelled as
+/// compacted; one that starts at it is served, from the puts at that revision (the compaction
+/// keeps them). `after` is the revision before the start.
 #[test]
 fn a_watcher_behind_the_compaction_is_told_so_and_one_at_it_is_served() {
     let mut s = KvStore::new();
+    // Revisions 2, 3, 4 and 5.
     for v in ["1", "2", "3", "4"] {
         s.apply(&KvCommand::Put(PutRequest::new("k", v))).unwrap();
     }
@@ -157,15 +161,66 @@ fn a_watcher_behind_the_compaction_is_told_so_and_one_at_it_is_served() {
         bytes_max: 1 << 20,
         ..WatchRead::default()
     };
-    let behind = s.watch_read(&w(2)).unwrap();
-    assert!(behind.compacted);
+    let values = |after| {
+        let a = s.watch_read(&w(after)).unwrap();
+        assert!(!a.compacted, "a watch from {} is served", after + 1);
+        assert_eq!(a.through, 5);
+        a.events
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.kv.value).into_owned())
+            .collect::<Vec<_>>()
+    };
+    let behind = s.watch_read(&w(1)).unwrap();
+    assert!(behind.compacted, "a watch from revision 2 < 3 is compacted");
     assert!(behind.events.is_empty());
     assert_eq!(behind.compact_revision, 3);
-    let at = s.watch_read(&w(3)).unwrap();
-    assert!(!at.compacted);
-    let values: Vec<&[u8]> = at.events.iter().map(|e| e.kv.value.as_slice()).collect();
-    assert_eq!(values, [b"3", b"4"]);
-    assert_eq!(at.through, 5);
+    assert_eq!(values(2), ["2", "3", "4"], "from the compaction revision");
+    assert_eq!(values(3), ["3", "4"]);
+    // A restored snapshot keeps the put at the compaction revision too.
+    let restored = KvStore::restore(&s.snapshot()).unwrap();
+    let again = restored.watch_read(&w(2)).unwrap();
+    assert_eq!(again.events.len(), 3);
+}
+
+/// A key deleted at the compaction revision has no version left there: a watch from that
+/// revision starts after it, as etcd's (whose compaction drops the tombstone).
+#[test]
+fn a_deletion_at_the_compaction_revision_is_not_replayed() {
+    let mut s = KvStore::new();
+    s.apply(&KvCommand::Put(PutRequest::new("a", "1"))).unwrap(); // 2
+    s.apply(&KvCommand::DeleteRange(DeleteRangeRequest::new("a", "")))
+        .unwrap(); // 3
+    s.apply(&KvCommand::Put(PutRequest::new("b", "2"))).unwrap(); // 4
+    s.apply(&KvCommand::Compact(CompactRequest { revision: 3 }))
+        .unwrap();
+    let a = s
+        .watch_read(&WatchRead {
+            key: vec![0],
+            range_end: vec![0],
+            after: 2,
+            events_max: 100,
+            bytes_max: 1 << 20,
+            ..WatchRead::default()
+        })
+        .unwrap();
+    assert!(!a.compacted);
+    let keys: Vec<&[u8]> = a.events.iter().map(|e| e.kv.key.as_slice()).collect();
+    assert_eq!(keys, [b"b"]);
+    assert_eq!(
+        KvStore::restore(&s.snapshot())
+            .unwrap()
+            .watch_read(&WatchRead {
+                key: vec![0],
+                range_end: vec![0],
+                after: 2,
+                events_max: 100,
+                bytes_max: 1 << 20,
+                ..WatchRead::default()
+            })
+            .unwrap()
+            .events,
+        a.events
+    );
 }
 
 #[test]

@@ -825,3 +825,55 @@ fn the_election_service_campaigns_observes_proclaims_and_resigns_across_members(
         );
     });
 }
+
+/// etcd serves a watch that starts at the compaction revision (the compaction keeps the put at
+/// it) and cancels one that starts below it, naming the compaction revision.
+#[test]
+fn a_watch_from_the_compaction_revision_is_served_and_one_below_it_is_cancelled() {
+    use etcd_client::WatchOptions;
+    let cluster = Cluster::start(3);
+    runtime().block_on(async {
+        let mut c = client(cluster.endpoint(0)).await;
+        let first = revision_of(c.put("cw", "1", None).await.unwrap().header());
+        let at = revision_of(c.put("cw", "2", None).await.unwrap().header());
+        c.put("cw", "3", None).await.unwrap();
+        c.compact(at, None).await.expect("compact");
+        let (_watcher, mut stream) = c
+            .watch("cw", Some(WatchOptions::new().with_start_revision(at)))
+            .await
+            .expect("watch");
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let r = tokio::time::timeout(REQUEST_TIMEOUT, stream.message())
+                .await
+                .expect("events within the timeout")
+                .expect("a healthy stream")
+                .expect("an open stream");
+            assert!(!r.canceled(), "a watch from the compaction revision: {r:?}");
+            for e in r.events() {
+                let kv = e.kv().expect("every event has its key");
+                seen.push((kv.value_str().unwrap().to_string(), kv.mod_revision()));
+            }
+        }
+        assert_eq!(seen, [("2".to_string(), at), ("3".to_string(), at + 1)]);
+        let (_watcher, mut below) = c
+            .watch("cw", Some(WatchOptions::new().with_start_revision(first)))
+            .await
+            .expect("watch");
+        let cancelled = loop {
+            let r = tokio::time::timeout(REQUEST_TIMEOUT, below.message())
+                .await
+                .expect("an answer within the timeout")
+                .expect("a healthy stream")
+                .expect("an open stream");
+            assert!(
+                r.events().is_empty(),
+                "no events below the compaction: {r:?}"
+            );
+            if r.canceled() {
+                break r;
+            }
+        };
+        assert_eq!(cancelled.compact_revision(), at);
+    });
+}
