@@ -410,7 +410,13 @@ impl pb::maintenance_server::Maintenance for Services {
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.header(revision, s.term)),
             hash,
-            compact_revision,
+            // etcd's store starts with compaction revision -1 ("never compacted") and reports
+            // it as such; ours says 0 for the same.
+            compact_revision: if compact_revision == 0 {
+                -1
+            } else {
+                compact_revision
+            },
         }))
     }
 

@@ -791,3 +791,22 @@ fn periodic_auto_compaction_compacts_history_older_than_the_retention() {
         "v2\n"
     );
 }
+
+/// `endpoint hashkv` names the compaction revision, and -1 before any compaction, as etcd
+/// 3.4's does.
+#[test]
+fn hashkv_reports_the_compaction_revision_and_minus_one_before_any() {
+    let cluster = Cluster::start(1);
+    let ep = cluster.endpoint(0);
+    let compact_revision = || {
+        let v = parse_json(&etcdctl(ep, &["endpoint", "hashkv", "-w", "json"]).ok());
+        v[0]["HashKV"]["compact_revision"].as_i64()
+    };
+    etcdctl(ep, &["put", "hk", "1"]).ok();
+    etcdctl(ep, &["put", "hk", "2"]).ok();
+    assert_eq!(compact_revision(), Some(-1));
+    let revision =
+        parse_status(&etcdctl(ep, &["endpoint", "status", "-w", "json"]).ok())[0].revision;
+    etcdctl(ep, &["compaction", &revision.to_string()]).ok();
+    assert_eq!(compact_revision(), Some(revision));
+}
