@@ -1100,7 +1100,9 @@ impl Member {
     /// Seconds until lease `id` expires by this member's clock, rounded up.
     fn lease_remaining(&self, id: i64, now: Micros) -> Option<i64> {
         let left = self.lease_clocks.remaining(id, now)?;
-        Some(left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0))
+        // Whole seconds, rounded down, as etcd's `int64(l.Remaining().Seconds())`: a lease
+        // of 60 s asked right after its grant has 59 s left.
+        Some(left.as_secs() as i64)
     }
 
     fn read(&mut self, now: Micros, request: RequestId, read: Option<KvRead>, linearizable: bool) {
