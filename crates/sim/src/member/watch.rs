@@ -45,6 +45,10 @@ pub(crate) struct Watch {
     pub at: Option<(usize, u64)>,
     /// A read in flight at that member.
     pub reading: Option<RequestId>,
+    /// Revisions a read started at while they were the store's compaction revision: the
+    /// compaction dropped the deletions at them (etcd's too keeps only the puts there), so
+    /// the watch rightly never saw those.
+    pub started_at_compaction: Vec<i64>,
 }
 
 impl Watch {
@@ -56,6 +60,7 @@ impl Watch {
             events: Vec::new(),
             at: None,
             reading: None,
+            started_at_compaction: Vec::new(),
         }
     }
 
@@ -95,6 +100,10 @@ impl Watch {
     pub fn take_read(&mut self, answer: &kv::WatchReadResponse) -> bool {
         if answer.compacted {
             return false;
+        }
+        let first = self.after + 1;
+        if first == answer.compact_revision && !self.started_at_compaction.contains(&first) {
+            self.started_at_compaction.push(first);
         }
         self.events.extend(answer.events.iter().map(change));
         self.after = self.after.max(answer.through);
@@ -192,6 +201,9 @@ impl Reference {
             .range(w.start.max(1)..=through)
             .flat_map(|(_, cs)| cs.iter())
             .filter(|c| c.1.starts_with(&w.prefix))
+            // A deletion at a revision the watch was read from while it was the compaction
+            // revision is gone from the store (as in etcd): not owed.
+            .filter(|c| c.2 || !w.started_at_compaction.contains(&c.0))
             .collect();
         let got: Vec<&Change> = w.events.iter().filter(|c| c.0 <= through).collect();
         if want != got {
