@@ -193,32 +193,14 @@ fn a_deletion_at_the_compaction_revision_is_not_replayed() {
     s.apply(&KvCommand::Put(PutRequest::new("b", "2"))).unwrap(); // 4
     s.apply(&KvCommand::Compact(CompactRequest { revision: 3 }))
         .unwrap();
-    let a = s
-        .watch_read(&WatchRead {
-            key: vec![0],
-            range_end: vec![0],
-            after: 2,
-            events_max: 100,
-            bytes_max: 1 << 20,
-            ..WatchRead::default()
-        })
-        .unwrap();
+    let every_key_from_3 = WatchRead::everything(2, 100, 1 << 20);
+    let a = s.watch_read(&every_key_from_3).unwrap();
     assert!(!a.compacted);
     let keys: Vec<&[u8]> = a.events.iter().map(|e| e.kv.key.as_slice()).collect();
     assert_eq!(keys, [b"b"]);
+    let restored = KvStore::restore(&s.snapshot()).unwrap();
     assert_eq!(
-        KvStore::restore(&s.snapshot())
-            .unwrap()
-            .watch_read(&WatchRead {
-                key: vec![0],
-                range_end: vec![0],
-                after: 2,
-                events_max: 100,
-                bytes_max: 1 << 20,
-                ..WatchRead::default()
-            })
-            .unwrap()
-            .events,
+        restored.watch_read(&every_key_from_3).unwrap().events,
         a.events
     );
 }
