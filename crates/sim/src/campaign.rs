@@ -65,6 +65,26 @@ pub fn catch_panic<R>(run: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(run)).map_err(|payload| panic_message(payload.as_ref()))
 }
 
+/// One seed's configuration, as the guarded runner [`run_guarded`] takes it: every protocol's
+/// simulator runs a seed through it, so a panic is turned into a report the same way for all.
+pub trait SeedRun: Clone + Send {
+    /// The protocol's report of one seed.
+    type Report;
+    /// Runs the seed to its end.
+    fn run(self) -> Self::Report;
+    /// The report of this seed when its run panicked with `message`: a violation of the
+    /// protocol's "no panic" check.
+    fn panicked(&self, message: String) -> Self::Report;
+}
+
+/// Runs one seed; a panic (in a core or the simulator) is caught and reported as a violation
+/// of the "no panic" check, so a campaign goes on and names the seed.
+pub fn run_guarded<C: SeedRun>(config: C) -> C::Report {
+    let for_report = config.clone();
+    catch_panic(move || config.run())
+        .unwrap_or_else(|message| for_report.panicked(format!("panicked: {message}")))
+}
+
 /// Runs `run(seed)` for every seed of `seeds` on `threads` worker threads (at least one),
 /// calling `on_done` after each (from the workers; use it for a progress bar). Returns every
 /// report, sorted by seed.
@@ -148,12 +168,19 @@ impl CampaignSpec {
     }
 }
 
-/// Runs one seed to the end. A panic (in the core or the simulator) is caught and reported
-/// as a violation of the "no panic" check, so a campaign goes on and names the seed.
+impl SeedRun for SimConfig {
+    type Report = RunReport;
+    fn run(self) -> RunReport {
+        Simulation::new(self).run()
+    }
+    fn panicked(&self, message: String) -> RunReport {
+        RunReport::panicked(self, message)
+    }
+}
+
+/// Runs one seed to the end (a panic is a violation of the "no panic" check).
 pub fn run_seed(config: SimConfig) -> RunReport {
-    let for_report = config.clone();
-    catch_panic(move || Simulation::new(config).run())
-        .unwrap_or_else(|message| RunReport::panicked(&for_report, format!("panicked: {message}")))
+    run_guarded(config)
 }
 
 /// Runs every seed of `spec`, calling `on_done` after each (from worker threads; use it for

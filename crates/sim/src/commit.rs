@@ -28,6 +28,7 @@
 //! ```
 
 use crate::campaign::{add_counts, fmt_every_count, never_fired};
+use crate::fnv::Fnv;
 use crate::report::fmt_us;
 use crate::rng::{below, chance_permille, range};
 use paxos::commit::{
@@ -395,21 +396,6 @@ pub struct CommitSim {
     hash: Fnv,
 }
 
-/// FNV-1a, 64 bits: a hasher whose output depends on nothing but the bytes.
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
-        }
-    }
-}
-
 impl CommitSim {
     /// Builds a run: nodes, the fault plan and the transactions, all drawn from the seed.
     pub fn new(config: CommitSimConfig) -> CommitSim {
@@ -502,7 +488,7 @@ impl CommitSim {
             votes: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             trace: Vec::new(),
-            hash: Fnv(0xcbf2_9ce4_8422_2325),
+            hash: Fnv::new(),
             config,
         };
         sim.schedule_start();
@@ -1054,7 +1040,7 @@ impl CommitSim {
             .map(|n| n.core.counters().phase1_runs)
             .sum();
         self.report.simulated_us = self.now_us;
-        self.report.trace_hash = self.hash.0;
+        self.report.trace_hash = self.hash.finish();
         self.report
     }
 
@@ -1064,19 +1050,25 @@ impl CommitSim {
     }
 }
 
-/// Runs one seed; a panic is reported as a violation of [`CommitCheck::NoPanic`].
-pub fn run_commit_seed(config: CommitSimConfig) -> CommitRunReport {
-    let replay = config.replay_command();
-    let seed = config.seed;
-    crate::campaign::catch_panic(move || CommitSim::new(config).run()).unwrap_or_else(|message| {
+impl crate::campaign::SeedRun for CommitSimConfig {
+    type Report = CommitRunReport;
+    fn run(self) -> CommitRunReport {
+        CommitSim::new(self).run()
+    }
+    fn panicked(&self, message: String) -> CommitRunReport {
         let mut r = CommitRunReport {
-            seed,
-            replay,
+            seed: self.seed,
+            replay: self.replay_command(),
             ..CommitRunReport::default()
         };
         r.violation(CommitCheck::NoPanic, message);
         r
-    })
+    }
+}
+
+/// Runs one seed; a panic is reported as a violation of [`CommitCheck::NoPanic`].
+pub fn run_commit_seed(config: CommitSimConfig) -> CommitRunReport {
+    crate::campaign::run_guarded(config)
 }
 
 /// A campaign: seeds × one configuration.

@@ -812,15 +812,17 @@ impl DiskSimulation {
     }
 }
 
-/// Runs one seed; a panic is a `NoPanic` violation.
-pub fn run_disk_seed(config: DiskSimConfig) -> DiskRunReport {
-    let for_report = config.clone();
-    crate::campaign::catch_panic(move || DiskSimulation::new(config).run()).unwrap_or_else(
-        |message| DiskRunReport {
-            seed: for_report.seed,
-            processors: for_report.processors,
-            disks: for_report.disks,
-            bugs: crate::sim::bug_names(for_report.bugs),
+impl crate::campaign::SeedRun for DiskSimConfig {
+    type Report = DiskRunReport;
+    fn run(self) -> DiskRunReport {
+        DiskSimulation::new(self).run()
+    }
+    fn panicked(&self, message: String) -> DiskRunReport {
+        DiskRunReport {
+            seed: self.seed,
+            processors: self.processors,
+            disks: self.disks,
+            bugs: crate::sim::bug_names(self.bugs),
             simulated_us: 0,
             decisions: 0,
             decided: None,
@@ -830,10 +832,15 @@ pub fn run_disk_seed(config: DiskSimConfig) -> DiskRunReport {
             requests: 0,
             requests_failed: 0,
             decided_all_after_us: None,
-            violations: vec![(DiskCheck::NoPanic, format!("panicked: {message}"))],
+            violations: vec![(DiskCheck::NoPanic, message)],
             trace: Vec::new(),
-        },
-    )
+        }
+    }
+}
+
+/// Runs one seed; a panic is a `NoPanic` violation.
+pub fn run_disk_seed(config: DiskSimConfig) -> DiskRunReport {
+    crate::campaign::run_guarded(config)
 }
 
 /// A campaign's figures.

@@ -30,6 +30,7 @@
 //! ```
 
 use crate::campaign::{add_counts, fmt_every_count, never_fired};
+use crate::fnv::Fnv;
 use crate::report::fmt_us;
 use crate::rng::{below, chance_permille, range};
 use lincheck::kv::{KvInput, KvModel, KvOperation, KvOutput};
@@ -463,10 +464,10 @@ impl EpaxosSim {
     }
 
     fn record(&mut self, what: impl Hash, line: impl FnOnce() -> String) {
-        let mut h = Fnv(self.hash);
+        let mut h = Fnv::resume(self.hash);
         self.now_us.hash(&mut h);
         what.hash(&mut h);
-        self.hash = h.0;
+        self.hash = h.finish();
         if self.config.trace {
             self.trace.push(format!("{:>10} {}", self.now_us, line()));
         }
@@ -922,34 +923,25 @@ impl EpaxosSim {
     }
 }
 
-/// FNV-1a, 64 bits: a hasher whose output depends on nothing but the bytes.
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
+impl crate::campaign::SeedRun for EpaxosSimConfig {
+    type Report = EpaxosRunReport;
+    fn run(self) -> EpaxosRunReport {
+        EpaxosSim::new(self).run()
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
-        }
+    fn panicked(&self, message: String) -> EpaxosRunReport {
+        let mut r = EpaxosRunReport {
+            seed: self.seed,
+            replay: self.replay_command(),
+            ..EpaxosRunReport::default()
+        };
+        r.violation(EpaxosCheck::NoPanic, message);
+        r
     }
 }
 
 /// Runs one seed; a panic is reported as a violation of [`EpaxosCheck::NoPanic`].
 pub fn run_epaxos_seed(config: EpaxosSimConfig) -> EpaxosRunReport {
-    let replay = config.replay_command();
-    let seed = config.seed;
-    crate::campaign::catch_panic(move || EpaxosSim::new(config).run()).unwrap_or_else(|message| {
-        let mut r = EpaxosRunReport {
-            seed,
-            replay,
-            ..EpaxosRunReport::default()
-        };
-        r.violation(EpaxosCheck::NoPanic, message);
-        r
-    })
+    crate::campaign::run_guarded(config)
 }
 
 /// A campaign: seeds × one configuration.

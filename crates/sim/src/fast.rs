@@ -664,19 +664,26 @@ impl FastSimulation {
     }
 }
 
+impl crate::campaign::SeedRun for FastSimConfig {
+    type Report = FastRunReport;
+    fn run(self) -> FastRunReport {
+        FastSimulation::new(self).run()
+    }
+    fn panicked(&self, message: String) -> FastRunReport {
+        FastRunReport {
+            seed: self.seed,
+            nodes: self.nodes,
+            instances: self.instances,
+            bugs: crate::sim::bug_names(self.bugs),
+            violations: vec![(FastCheck::NoPanic, message)],
+            ..FastRunReport::default()
+        }
+    }
+}
+
 /// Runs one seed; a panic is a `NoPanic` violation.
 pub fn run_fast_seed(config: FastSimConfig) -> FastRunReport {
-    let for_report = config.clone();
-    crate::campaign::catch_panic(move || FastSimulation::new(config).run()).unwrap_or_else(
-        |message| FastRunReport {
-            seed: for_report.seed,
-            nodes: for_report.nodes,
-            instances: for_report.instances,
-            bugs: crate::sim::bug_names(for_report.bugs),
-            violations: vec![(FastCheck::NoPanic, format!("panicked: {message}"))],
-            ..FastRunReport::default()
-        },
-    )
+    crate::campaign::run_guarded(config)
 }
 
 /// Runs seeds `seeds` with `make(seed)` configurations on `threads` threads; reports sorted

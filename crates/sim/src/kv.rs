@@ -7,10 +7,12 @@
 //! The payload encoding is a compact hand format rather than JSON because every command is
 //! cloned into each accept message; it is documented on [`KvCommand::encode`].
 
+use crate::fnv::Fnv;
 use lincheck::kv::{KvInput, KvOutput};
 use paxos::multi::StateMachine;
 use paxos::Slot;
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 /// A write command, as carried in a log entry's payload.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -248,26 +250,6 @@ impl StateMachine for KvMachine {
                 existed: self.map.remove(&key).is_some(),
             },
         }
-    }
-}
-
-/// FNV-1a, 64 bits: tiny, stable across releases, good enough to tell states apart.
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub(crate) fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    pub(crate) fn finish(&self) -> u64 {
-        self.0
     }
 }
 

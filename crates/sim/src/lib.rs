@@ -58,6 +58,7 @@ pub mod epaxos;
 pub mod epaxos_bench;
 pub mod fast;
 pub mod faults;
+mod fnv;
 pub mod kv;
 pub mod member;
 pub mod quorums;
