@@ -14,6 +14,7 @@
 
 pub mod epaxos;
 pub mod fast;
+pub(crate) mod harness;
 pub mod journal;
 pub mod model;
 pub mod multi;
