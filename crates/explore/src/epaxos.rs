@@ -437,22 +437,20 @@ impl EpaxosWorld {
                 .map(|(i, _)| name(i))
                 .collect()
         };
-        View {
-            spec: spec.clone(),
+        harness::view(
+            spec,
             step,
             total,
-            time_us: self.net.now,
-            nodes,
-            clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
-            in_flight,
-            cut: harness::cut_views(&self.net),
-            chosen: self.journal.chosen_views(known_by),
-            ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
-            log: self.journal.log_tail(),
-            lines: self.journal.lines_tail(),
-            violations: self.journal.violations.clone(),
-            note: self.journal.note.clone(),
-        }
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
+            },
+        )
     }
 }
 

@@ -12,7 +12,7 @@
 //! changing anything here (same seed and actions, same trace).
 
 use crate::journal::{and_list, Journal};
-use crate::model::{Action, MessageView};
+use crate::model::{Action, ChosenView, MessageView, NodeView, OpView, Spec, View};
 use crate::net::{Ev, Flying, Net, TICK_US};
 use crate::synod::{name, sends_text};
 use paxos::{Outbound, PersistBatch, PersistSeq};
@@ -239,9 +239,50 @@ pub(crate) fn message_views<M: Clone>(
         .collect()
 }
 
-/// The cut links, as the page draws them.
-pub(crate) fn cut_views<M: Clone>(net: &Net<M>) -> Vec<[String; 2]> {
-    net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect()
+/// What a view takes from the world itself; the rest comes from its network and journal.
+pub(crate) struct Shown {
+    pub nodes: Vec<NodeView>,
+    pub clients: Vec<String>,
+    pub in_flight: Vec<MessageView>,
+    pub chosen: Vec<ChosenView>,
+    pub ops: Vec<OpView>,
+}
+
+/// The view of step `step` of `total`.
+pub(crate) fn view<M: Clone>(
+    spec: &Spec,
+    step: usize,
+    total: usize,
+    net: &Net<M>,
+    journal: &Journal,
+    shown: Shown,
+) -> View {
+    View {
+        spec: spec.clone(),
+        step,
+        total,
+        time_us: net.now,
+        nodes: shown.nodes,
+        clients: shown.clients,
+        in_flight: shown.in_flight,
+        cut: net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+        chosen: shown.chosen,
+        ops: shown.ops,
+        log: journal.log_tail(),
+        lines: journal.lines_tail(),
+        violations: journal.violations.clone(),
+        note: journal.note.clone(),
+    }
+}
+
+/// The nodes of a single-value world that know the value is chosen.
+pub(crate) fn learned_by<N: Core>(members: &[Member<N>]) -> Vec<String> {
+    members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.learned.is_some())
+        .map(|(i, _)| name(i))
+        .collect()
 }
 
 /// What a single-value core (`SynodNode`, `FastNode`) hands its driver, in the core's order:

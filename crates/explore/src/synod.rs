@@ -357,30 +357,21 @@ impl SynodWorld {
             })
             .collect();
         let in_flight = harness::message_views(&self.net, name, kind, label);
-        let known_by = |_slot: u64| {
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.learned.is_some())
-                .map(|(i, _)| name(i))
-                .collect()
-        };
-        View {
-            spec: spec.clone(),
+        let known_by = |_slot: u64| harness::learned_by(&self.members);
+        harness::view(
+            spec,
             step,
             total,
-            time_us: self.net.now,
-            nodes,
-            clients: Vec::new(),
-            in_flight,
-            cut: harness::cut_views(&self.net),
-            chosen: self.journal.chosen_views(known_by),
-            ops: self.proposals.clone(),
-            log: self.journal.log_tail(),
-            lines: self.journal.lines_tail(),
-            violations: self.journal.violations.clone(),
-            note: self.journal.note.clone(),
-        }
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: Vec::new(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.proposals.clone(),
+            },
+        )
     }
 }
 
