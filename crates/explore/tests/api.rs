@@ -773,6 +773,12 @@ impl Drive {
         );
     }
 
+    /// Steps until a violation that `pick` chooses shows, and returns it.
+    async fn until_violation(&mut self, max: usize, pick: impl Fn(&Value) -> bool) -> Value {
+        self.until(max, |v| violation(v, &pick).is_some()).await;
+        violation(&self.last, &pick).expect("violation")
+    }
+
     /// Delivers or drops the in-flight message `pick` chooses.
     async fn on_message(&mut self, what: &str, pick: impl Fn(&Value) -> bool) {
         let id = self.last["in_flight"]
@@ -851,19 +857,8 @@ async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
                 .as_str()
                 .is_some_and(|t| t.contains("handed out"))
     };
-    d.until(300, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(by_sim))
-    })
-    .await;
+    let found = d.until_violation(300, by_sim).await;
     let v = &d.last;
-    let found = v["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| by_sim(x))
-        .expect("agreement");
     assert!(
         found["detail"]
             .as_str()
@@ -888,9 +883,11 @@ async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
     assert!(said("The network loses Accept"), "{log:?}");
     // The same session without the bug never violates anything: the new leader re-proposes
     // 'put x=1' in slot 1.
-    let mut spec = spec;
-    spec.as_object_mut().expect("spec").remove("bug");
-    let clean = view(addr, json!({ "spec": spec, "actions": d.actions })).await;
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
     assert_eq!(clean["violations"], json!([]), "{}", clean["chosen"]);
 }
 
@@ -913,6 +910,36 @@ fn message(kind: &'static str, from: String, to: String, text: String) -> impl F
             && m["to"] == to.as_str()
             && m["label"].as_str().is_some_and(|l| l.contains(&text))
     }
+}
+
+/// A message of `kind` on the link `from` → `to`.
+#[cfg(feature = "planted-bugs")]
+fn link(kind: &'static str, from: &'static str, to: &'static str) -> impl Fn(&Value) -> bool {
+    move |m| m["kind"] == kind && m["from"] == from && m["to"] == to
+}
+
+/// The first violation of a view that `pick` chooses.
+#[cfg(feature = "planted-bugs")]
+fn violation(v: &Value, pick: impl Fn(&Value) -> bool) -> Option<Value> {
+    v["violations"]
+        .as_array()?
+        .iter()
+        .find(|x| pick(x))
+        .cloned()
+}
+
+/// A violation of check `check`.
+#[cfg(feature = "planted-bugs")]
+fn check(check: &'static str) -> impl Fn(&Value) -> bool {
+    move |x| x["check"] == check
+}
+
+/// `spec` without its planted bug.
+#[cfg(feature = "planted-bugs")]
+fn without_bug(spec: &Value) -> Value {
+    let mut clean = spec.clone();
+    clean.as_object_mut().expect("spec").remove("bug");
+    clean
 }
 
 /// "Break it" on reconfiguration: with `reconfig-without-stop` a leader proposes a write
@@ -1046,26 +1073,13 @@ async fn break_it_a_change_without_the_stop_sign_rule_chooses_two_values_in_one_
     // (old-epoch votes after the stop-sign are void) and chooses this write there.
     d.act(json!({ "do": "propose", "value": "3", "client": 2, "key": "z" }))
         .await;
-    d.until(600, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "agreement"))
-    })
-    .await;
-    let found = d.last["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .expect("agreement");
+    let found = d.until_violation(600, check("agreement")).await;
     let detail = found["detail"].as_str().expect("detail");
     assert!(detail.contains(&format!("slot {after}:")), "{found}");
     assert!(detail.contains("'put y=2'"), "{found}");
     // Without the bug, the same first actions leave nothing after the stop-sign: the write
     // waits for the new configuration.
-    let mut clean = spec;
-    clean.as_object_mut().expect("spec").remove("bug");
+    let clean = without_bug(&spec);
     let v = view(addr, json!({ "spec": clean, "actions": first_actions })).await;
     assert!(
         !v["in_flight"]
@@ -1139,19 +1153,7 @@ async fn break_it_flexible_quorums_that_do_not_intersect_choose_two_values_in_on
     assert_eq!(d.last["violations"], json!([]), "not broken yet");
     d.act(json!({ "do": "propose", "value": "2", "client": 2, "key": "y" }))
         .await;
-    d.until(1_500, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "agreement"))
-    })
-    .await;
-    let found = d.last["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .expect("agreement");
+    let found = d.until_violation(1_500, check("agreement")).await;
     assert!(
         found["detail"]
             .as_str()
@@ -1186,12 +1188,9 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         .await;
     d.act(json!({ "do": "propose", "value": "a", "client": 2 }))
         .await;
-    let from_to = |from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == "propose" && m["from"] == from && m["to"] == to
-    };
-    d.on_message("deliver", from_to("c1", "n1")).await;
-    d.on_message("deliver", from_to("c1", "n2")).await;
-    d.on_message("deliver", from_to("c2", "n3")).await;
+    d.on_message("deliver", link("propose", "c1", "n1")).await;
+    d.on_message("deliver", link("propose", "c1", "n2")).await;
+    d.on_message("deliver", link("propose", "c2", "n3")).await;
     d.until(100, |v| {
         v["chosen"][0]["value"] == "'b'" && v["nodes"][0]["chosen_through"] == 1
     })
@@ -1205,23 +1204,14 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
     // n3 starts a classic round, and the learner carries its messages by hand.
     d.act(json!({ "do": "timer", "node": 3 })).await;
     d.act(json!({ "do": "persist", "node": 3 })).await;
-    let kind_to = |kind: &'static str, from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
-    };
-    d.on_message("deliver", kind_to("1a", "n3", "n1")).await;
+    d.on_message("deliver", link("1a", "n3", "n1")).await;
     d.act(json!({ "do": "persist", "node": 1 })).await;
-    d.on_message("deliver", kind_to("1b", "n1", "n3")).await;
+    d.on_message("deliver", link("1b", "n1", "n3")).await;
     d.act(json!({ "do": "persist", "node": 3 })).await;
-    d.on_message("deliver", kind_to("2a", "n3", "n1")).await;
+    d.on_message("deliver", link("2a", "n3", "n1")).await;
     d.act(json!({ "do": "persist", "node": 1 })).await;
-    let v = &d.last;
-    let found = v["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .unwrap_or_else(|| panic!("no violation: {}", v["log"]));
+    let found = violation(&d.last, check("agreement"))
+        .unwrap_or_else(|| panic!("no violation: {}", d.last["log"]));
     assert!(
         found["detail"]
             .as_str()
@@ -1229,8 +1219,7 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         "{found}"
     );
     // Without the bug, the same actions never choose two values.
-    let mut clean = spec;
-    clean.as_object_mut().expect("spec").remove("bug");
+    let clean = without_bug(&spec);
     let replay = view(addr, json!({ "spec": clean, "actions": d.actions })).await;
     assert_eq!(replay["violations"], json!([]), "{}", replay["chosen"]);
 }
@@ -1257,9 +1246,6 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
         .await;
     d.act(json!({ "do": "propose", "value": "2", "node": 3, "client": 2, "key": "x" }))
         .await;
-    let link = |kind: &'static str, from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
-    };
     d.on_message("deliver", link("pre-accept", "n1", "n3"))
         .await;
     d.on_message("deliver", link("pre-accept", "n3", "n1"))
@@ -1268,12 +1254,7 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
         .await;
     d.on_message("deliver", link("pre-accept-ok", "n1", "n3"))
         .await;
-    d.until(300, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "execution order"))
-    })
-    .await;
+    d.until_violation(300, check("execution order")).await;
     let nodes = d.last["nodes"].as_array().expect("nodes");
     assert!(
         nodes[0]["notes"][0] == "fast path: 1, slow path: 0"
