@@ -12,7 +12,7 @@
 
 use crate::harness::{self, Harness};
 use crate::journal::Journal;
-use crate::model::{Action, NodeView, OpView, SlotView, Spec, View, ViolationView};
+use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
 use crate::net::{Ev, Net, TICK_US};
 use crate::synod::{name, paren, sends_text};
 use paxos::epaxos::{
@@ -201,20 +201,10 @@ impl EpaxosWorld {
                             b + 1,
                             list(ob)
                         );
-                        self.violate("execution order", detail, step);
+                        self.journal.violate("execution order", detail, step);
                     }
                 }
             }
-        }
-    }
-
-    fn violate(&mut self, check: &str, detail: String, step: usize) {
-        if !self.journal.violations.iter().any(|x| x.detail == detail) {
-            self.journal.violations.push(ViolationView {
-                check: check.to_string(),
-                detail,
-                step,
-            });
         }
     }
 

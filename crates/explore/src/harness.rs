@@ -397,10 +397,22 @@ pub(crate) fn complete_write<N: Core>(
     let sent_before = net.next_id;
     drive(members, net, journal, extra, i, step);
     let sends = sends_text(journal, sent_before);
+    write_sentence(how, i, &what, &sends, why)
+}
+
+/// "n1's disk has made durable its promise. Only now may what depends on it leave: ...",
+/// prefixed by `how`; `why` follows the messages that left, if any did.
+pub(crate) fn write_sentence(
+    how: &str,
+    i: usize,
+    what: &[String],
+    sends: &str,
+    why: &str,
+) -> String {
     format!(
         "{how}n{}'s disk has made durable {}.{}",
         i + 1,
-        and_list(&what),
+        and_list(what),
         if sends.is_empty() {
             String::new()
         } else {

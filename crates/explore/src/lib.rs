@@ -12,6 +12,7 @@
 //! Because a session is a pure function of its spec and actions, "back" is a replay to an
 //! earlier step, and a URL or an exported JSON file reproduces a session exactly.
 
+pub mod commit;
 pub mod epaxos;
 pub mod fast;
 pub(crate) mod harness;
