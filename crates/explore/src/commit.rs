@@ -31,6 +31,10 @@ const COORDINATOR: usize = 0;
 const BACKUP: usize = 1;
 /// Index of the first resource manager.
 const FIRST_RM: usize = 2;
+/// Shorter than the core's defaults, so a takeover comes within a few dozen steps; the
+/// learner can also fire a leader's timer by hand.
+const VOTE_TIMEOUT_TICKS: u32 = 20;
+const TAKEOVER_TIMEOUT_TICKS: u32 = 20;
 /// Transactions one session may begin: each adds a row of instances to every acceptor.
 pub const TXNS_MAX: u64 = 8;
 
@@ -104,7 +108,11 @@ impl CommitWorld {
         let ids: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
         let config = paxos_commit(ids.clone(), vec![ids[COORDINATOR], ids[BACKUP]])
             .expect("3 to 7 acceptors form a configuration");
-        let options = CommitOptions::default();
+        let options = CommitOptions {
+            vote_timeout_ticks: VOTE_TIMEOUT_TICKS,
+            takeover_timeout_ticks: TAKEOVER_TIMEOUT_TICKS,
+            ..CommitOptions::default()
+        };
         let mut net = Net::new(spec.seed);
         let members = (0..n)
             .map(|i| Member {
@@ -356,8 +364,8 @@ impl CommitWorld {
                 self.journal.violate("atomic commitment", detail, step);
             }
             for (i, o) in &who {
-                let all_prepared = (0..rms)
-                    .all(|k| self.chosen.get(&(txn, k)) == Some(&Vote::Prepared));
+                let all_prepared =
+                    (0..rms).all(|k| self.chosen.get(&(txn, k)) == Some(&Vote::Prepared));
                 if *o == Outcome::Committed && !all_prepared {
                     let detail = format!(
                         "{txn}: {} knows Committed, but not every instance chose Prepared",
@@ -415,9 +423,10 @@ impl CommitWorld {
                     .acceptor
                     .iter()
                     .flat_map(|(txn, rec)| {
-                        rec.accepted.iter().enumerate().filter_map(move |(k, a)| {
-                            a.map(|(b, v)| (*txn, k, b, v))
-                        })
+                        rec.accepted
+                            .iter()
+                            .enumerate()
+                            .filter_map(move |(k, a)| a.map(|(b, v)| (*txn, k, b, v)))
                     })
                     .map(|(txn, k, b, v)| SlotView {
                         slot: self.numbers.get(&(txn, k)).copied().unwrap_or(0),
@@ -496,10 +505,9 @@ impl Harness for CommitWorld {
         // A write in progress, or a transaction some running RM does not know the end of.
         self.members.iter().any(|m| !m.disk.is_empty())
             || self.ops.iter().any(|(txn, _, _)| {
-                self.members
-                    .iter()
-                    .enumerate()
-                    .any(|(i, m)| i >= FIRST_RM && m.node.is_some() && !m.outcomes.contains_key(txn))
+                self.members.iter().enumerate().any(|(i, m)| {
+                    i >= FIRST_RM && m.node.is_some() && !m.outcomes.contains_key(txn)
+                })
             })
     }
 
@@ -616,7 +624,9 @@ impl Harness for CommitWorld {
                     ));
                 }
                 if self.ops.len() as u64 >= TXNS_MAX {
-                    return Err(format!("this session began {TXNS_MAX} transactions already."));
+                    return Err(format!(
+                        "this session began {TXNS_MAX} transactions already."
+                    ));
                 }
                 let txn = TxnId(self.ops.len() as u64 + 1);
                 let rms = self.rms();
@@ -732,22 +742,14 @@ fn label(m: &CommitMessage) -> String {
             ballot,
             vote,
             ..
-        } => format!(
-            "2a {txn}#{} {} at {ballot}",
-            instance + 1,
-            vote_text(*vote)
-        ),
+        } => format!("2a {txn}#{} {} at {ballot}", instance + 1, vote_text(*vote)),
         CommitMessage::Phase2b {
             txn,
             instance,
             ballot,
             vote,
             ..
-        } => format!(
-            "2b {txn}#{} {} at {ballot}",
-            instance + 1,
-            vote_text(*vote)
-        ),
+        } => format!("2b {txn}#{} {} at {ballot}", instance + 1, vote_text(*vote)),
         CommitMessage::Phase1a { txn, ballot, .. } => format!("1a {txn} {ballot}"),
         CommitMessage::Phase1b { txn, ballot, .. } => format!("1b {txn} {ballot}"),
         CommitMessage::Nack { txn, promised, .. } => format!("Nack {txn} (promised {promised})"),

@@ -619,6 +619,30 @@ async fn scenarios_replay_to_what_they_narrate() {
                     );
                 }
             }
+            Some("commit-tm-crash") => {
+                // The transaction manager is down, yet every RM learned the outcome, which
+                // n2 decided: committed, since every instance chose Prepared.
+                let nodes = v["nodes"].as_array().expect("nodes");
+                assert_eq!(nodes[0]["up"], false, "{nodes:?}");
+                for rm in &nodes[2..] {
+                    assert!(
+                        rm["notes"]
+                            .as_array()
+                            .is_some_and(|t| t.contains(&json!("t1: Committed"))),
+                        "{rm}"
+                    );
+                }
+                assert_eq!(v["ops"][0]["output"], "Committed", "{}", v["ops"]);
+                let log = v["log"].as_array().expect("log");
+                let said = |t: &str| {
+                    log.iter()
+                        .any(|e| e["text"].as_str().is_some_and(|x| x.contains(t)))
+                };
+                assert!(said("n2, a leader, has decided t1: Committed"), "{log:?}");
+                assert!(said("n2's timer fires: a transaction"), "{log:?}");
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen.len(), 3, "one instance per RM: {chosen:?}");
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
@@ -1260,5 +1284,80 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
         nodes[0]["notes"][0] == "fast path: 1, slow path: 0"
             && nodes[2]["notes"][0] == "fast path: 1, slow path: 0",
         "both took the fast path: {nodes:?}"
+    );
+}
+
+/// "Break it" for Paxos Commit: n5 votes Aborted, and the learner holds its vote back (its
+/// 2a messages dropped) while the other two Prepared votes reach the acceptors. With
+/// `commit-with-missing-vote` the transaction manager commits with n5's vote missing, while n5
+/// knows the transaction aborted: the explorer's atomic-commitment and commit-validity checks
+/// fire. Without the bug, the same actions commit nothing.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_commit_with_one_vote_missing_commits_what_an_rm_aborted() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "commit", "nodes": 5, "seed": 1,
+        "bug": "commit-with-missing-vote" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    d.act(json!({ "do": "propose", "value": "abort", "node": 5 }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "pay", "node": 3 }))
+        .await;
+    let n5_vote = |m: &Value| m["kind"] == "2a" && m["from"] == "n5";
+    let decided = |v: &Value| {
+        v["nodes"][0]["notes"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.starts_with("t1: ")))
+        })
+    };
+    for _ in 0..400 {
+        if decided(&d.last) {
+            break;
+        }
+        let held = d.last["in_flight"]
+            .as_array()
+            .and_then(|f| f.iter().find(|m| n5_vote(m)).map(|m| m["id"].clone()));
+        match held {
+            Some(id) => d.act(json!({ "do": "drop", "id": id })).await,
+            None => d.act(json!({ "do": "step" })).await,
+        };
+    }
+    assert!(decided(&d.last), "n1 never decided: {}", d.last["log"]);
+    assert!(
+        d.last["nodes"][0]["notes"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("t1: Committed"))),
+        "{}",
+        d.last["nodes"][0]
+    );
+    let found = d.until_violation(400, check("atomic commitment")).await;
+    assert!(
+        found["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("Aborted")),
+        "{found}"
+    );
+    assert!(
+        violation(&d.last, check("commit validity")).is_some(),
+        "{}",
+        d.last["violations"]
+    );
+    // Without the bug, the same actions never commit t1.
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
+    assert_eq!(clean["violations"], json!([]), "{}", clean["log"]);
+    assert!(
+        !clean["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .any(|n| n["notes"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("t1: Committed")))),
+        "{}",
+        clean["nodes"]
     );
 }
