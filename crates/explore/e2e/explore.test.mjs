@@ -365,3 +365,19 @@ test('epaxos: two replicas propose conflicting writes; every replica executes th
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('paxos commit: the transaction manager crashes mid-vote and a second leader still decides', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'commit-tm-crash');
+  const card = (n) => page.textContent(`.node-card[data-node="${n}"]`);
+  for (const rm of ['n3', 'n4', 'n5']) assert.match(await card(rm), /t1: Committed/, `${rm} learned the outcome`);
+  assert.doesNotMatch(await card('n1'), /t1: /, 'n1, the crashed transaction manager, decided nothing');
+  const log = await page.textContent('#log');
+  assert.match(log, /n1 loses power/);
+  assert.match(log, /n2, a leader, has decided t1: Committed/);
+  assert.equal(await page.$$eval('#chosen li[data-slot]', (l) => l.length), 3, 'one chosen instance per RM');
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-commit-tm-crash.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -5,7 +5,8 @@
 //! the seed inside a deterministic world and answers with what every node, message and value
 //! looks like at the step asked for. Multi-Paxos runs in the simulator (`crates/sim`) on the
 //! real `Replica`s; single-decree Paxos runs the real `SynodNode`s, and Fast Paxos the real
-//! `FastNode`s and EPaxos the real `epaxos::Replica`s, each in a small harness here. Flexible quorums are a Multi-Paxos session with
+//! `FastNode`s, EPaxos the real `epaxos::Replica`s and Paxos Commit the real
+//! `commit::CommitNode`s, each in a small harness here (`harness.rs`). Flexible quorums are a Multi-Paxos session with
 //! a quorum rule.
 //! Nothing of the protocol runs in the browser: JavaScript only draws and sends actions.
 //!
