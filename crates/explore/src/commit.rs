@@ -474,20 +474,8 @@ impl CommitWorld {
 }
 
 impl Harness for CommitWorld {
-    type Msg = CommitMessage;
-    const DISKS: bool = true;
-
-    fn nodes(&self) -> usize {
-        self.n
-    }
-
-    fn net(&self) -> &Net<CommitMessage> {
-        &self.net
-    }
-
-    fn parts(&mut self) -> (&mut Net<CommitMessage>, &mut Journal) {
-        (&mut self.net, &mut self.journal)
-    }
+    harness::plumbing!(CommitMessage);
+    harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
         (label(&m.msg), kind(&m.msg), name(m.from))
@@ -538,14 +526,6 @@ impl Harness for CommitWorld {
 
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         self.receive(m, step)
-    }
-
-    fn write_due(&self, i: usize) -> bool {
-        self.members[i].disk.due(self.net.now)
-    }
-
-    fn writes_pending(&self, i: usize) -> bool {
-        !self.members[i].disk.is_empty()
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
@@ -698,11 +678,7 @@ impl Harness for CommitWorld {
     }
 
     fn finish(&mut self, step: usize, said: String) {
-        let mut said = said;
-        for e in self.extra.drain(..) {
-            said.push(' ');
-            said.push_str(&e);
-        }
+        let said = harness::with_extra(said, &mut self.extra);
         self.journal.say(step, self.net.now, said);
         self.check(step);
         for (txn, i, op) in &mut self.ops {

@@ -445,20 +445,8 @@ impl EpaxosWorld {
 }
 
 impl Harness for EpaxosWorld {
-    type Msg = EpaxosMessage;
+    harness::plumbing!(EpaxosMessage);
     const DISKS: bool = false;
-
-    fn nodes(&self) -> usize {
-        self.n
-    }
-
-    fn net(&self) -> &Net<EpaxosMessage> {
-        &self.net
-    }
-
-    fn parts(&mut self) -> (&mut Net<EpaxosMessage>, &mut Journal) {
-        (&mut self.net, &mut self.journal)
-    }
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
         (label(&m.msg), m.msg.kind(), name(m.from))

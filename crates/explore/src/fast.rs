@@ -393,20 +393,8 @@ impl FastWorld {
 }
 
 impl Harness for FastWorld {
-    type Msg = FastMessage;
-    const DISKS: bool = true;
-
-    fn nodes(&self) -> usize {
-        self.n
-    }
-
-    fn net(&self) -> &Net<FastMessage> {
-        &self.net
-    }
-
-    fn parts(&mut self) -> (&mut Net<FastMessage>, &mut Journal) {
-        (&mut self.net, &mut self.journal)
-    }
+    harness::plumbing!(FastMessage);
+    harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
         (label(&m.msg), kind(&m.msg), end_name(m.from))
@@ -451,14 +439,6 @@ impl Harness for FastWorld {
 
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         self.receive(m, step)
-    }
-
-    fn write_due(&self, i: usize) -> bool {
-        self.members[i].disk.due(self.net.now)
-    }
-
-    fn writes_pending(&self, i: usize) -> bool {
-        !self.members[i].disk.is_empty()
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
@@ -565,11 +545,7 @@ impl Harness for FastWorld {
     }
 
     fn finish(&mut self, step: usize, said: String) {
-        let mut said = said;
-        for e in self.extra.drain(..) {
-            said.push(' ');
-            said.push_str(&e);
-        }
+        let said = harness::with_extra(said, &mut self.extra);
         self.journal.say(step, self.net.now, said);
         self.look_for_quorum(step);
         let learned: Vec<(usize, String)> = self

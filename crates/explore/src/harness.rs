@@ -136,6 +136,53 @@ pub(crate) trait Harness {
     fn finish(&mut self, step: usize, said: String);
 }
 
+/// The plumbing of a [`Harness`] impl for a world with fields `n`, `net` and `journal`.
+macro_rules! plumbing {
+    ($msg:ty) => {
+        type Msg = $msg;
+
+        fn nodes(&self) -> usize {
+            self.n
+        }
+
+        fn net(&self) -> &crate::net::Net<$msg> {
+            &self.net
+        }
+
+        fn parts(&mut self) -> (&mut crate::net::Net<$msg>, &mut crate::journal::Journal) {
+            (&mut self.net, &mut self.journal)
+        }
+    };
+}
+
+/// The disk part of a [`Harness`] impl for a world whose `members` each have a [`Disk`] (the
+/// world still says what a completed write means, in `complete_write`).
+macro_rules! disks {
+    () => {
+        const DISKS: bool = true;
+
+        fn write_due(&self, i: usize) -> bool {
+            self.members[i].disk.due(self.net.now)
+        }
+
+        fn writes_pending(&self, i: usize) -> bool {
+            !self.members[i].disk.is_empty()
+        }
+    };
+}
+
+pub(crate) use {disks, plumbing};
+
+/// `said` followed by the sentences gathered in `extra` (which is left empty).
+pub(crate) fn with_extra(said: String, extra: &mut Vec<String>) -> String {
+    let mut said = said;
+    for e in extra.drain(..) {
+        said.push(' ');
+        said.push_str(&e);
+    }
+    said
+}
+
 /// Applies one unit of `action` to `h` as step `step`.
 pub(crate) fn apply<H: Harness>(h: &mut H, action: &Action, step: usize) {
     h.parts().1.note = None;

@@ -376,20 +376,8 @@ impl SynodWorld {
 }
 
 impl Harness for SynodWorld {
-    type Msg = Msg;
-    const DISKS: bool = true;
-
-    fn nodes(&self) -> usize {
-        self.n
-    }
-
-    fn net(&self) -> &Net<Msg> {
-        &self.net
-    }
-
-    fn parts(&mut self) -> (&mut Net<Msg>, &mut Journal) {
-        (&mut self.net, &mut self.journal)
-    }
+    harness::plumbing!(Msg);
+    harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
         (label(&m.msg), kind(&m.msg), name(m.from))
@@ -442,14 +430,6 @@ impl Harness for SynodWorld {
 
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         self.receive(m, step)
-    }
-
-    fn write_due(&self, i: usize) -> bool {
-        self.members[i].disk.due(self.net.now)
-    }
-
-    fn writes_pending(&self, i: usize) -> bool {
-        !self.members[i].disk.is_empty()
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
@@ -561,11 +541,7 @@ impl Harness for SynodWorld {
     }
 
     fn finish(&mut self, step: usize, text: String) {
-        let mut text = text;
-        for e in self.extra.drain(..) {
-            text.push(' ');
-            text.push_str(&e);
-        }
+        let text = harness::with_extra(text, &mut self.extra);
         self.journal.say(step, self.net.now, text);
         self.look_for_quorum(step);
         self.check_learned(step);
