@@ -15,7 +15,7 @@
 use crate::harness::{self, Disk, Harness};
 use crate::journal::{and_list, Journal};
 use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::commit::{
     paxos_commit, CommitConfig, CommitDurable, CommitMessage, CommitNode, CommitOptions,
@@ -225,15 +225,10 @@ impl CommitWorld {
         }
     }
 
-    /// Message `m` reaches its receiver, which steps its core with it.
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn receive(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
-        let lbl = label(&m.msg);
-        let up = self.members[m.to].node.is_some();
-        if let Err(lost) = harness::arrives(&self.net, &mut self.journal, &m, up, step, &lbl, &from)
-        {
-            return lost;
-        }
         let i = m.to;
         let sent_before = self.net.next_id;
         if let Some(p) = self.members[i].node.as_mut() {
@@ -577,13 +572,7 @@ impl Harness for CommitWorld {
                     self.bugs,
                 ));
                 let incarnation = m.incarnation;
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
+                self.net.restart_ticks(i, incarnation);
                 self.drive(i, step);
                 format!("n{node} restarts from its disk.")
             }

@@ -13,7 +13,7 @@
 use crate::harness::{self, Harness};
 use crate::journal::Journal;
 use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::epaxos::{
     Attrs, Command, CommandId, EpaxosMessage, EpaxosOptions, InstanceId, InstanceRecord, KvOp,
@@ -208,15 +208,11 @@ impl EpaxosWorld {
         }
     }
 
-    /// Message `m` reaches its receiver, which steps its core with it.
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn receive(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        let up = self.members[m.to].replica.is_some();
-        if let Err(lost) = harness::arrives(&self.net, &mut self.journal, &m, up, step, &lbl, &from)
-        {
-            return lost;
-        }
         let i = m.to;
         let instance = m.msg.instance();
         let before = self.members[i].replica.as_ref().map(|r| {
@@ -525,13 +521,7 @@ impl Harness for EpaxosWorld {
                 )
                 .ok();
                 let incarnation = self.members[i].incarnation;
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
+                self.net.restart_ticks(i, incarnation);
                 self.drive(i, step);
                 format!(
                     "n{node} restarts from its {count} record(s) and executes the committed \

@@ -11,7 +11,7 @@
 use crate::harness::{self, Core, Harness, Member, Outputs};
 use crate::journal::Journal;
 use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::fast::{
     FastConfig, FastDurable, FastMessage, FastNode, FastOptions, FastPersist, Round, RoundMode,
@@ -197,15 +197,11 @@ impl FastWorld {
         }
     }
 
-    /// Message `m` reaches its receiver, which steps its core with it.
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn receive(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (end_name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        let up = self.members[m.to].node.is_some();
-        if let Err(lost) = harness::arrives(&self.net, &mut self.journal, &m, up, step, &lbl, &from)
-        {
-            return lost;
-        }
         let i = m.to;
         let Some(before) = self.members[i].node.as_ref().map(Snap::of) else {
             return format!("{to} is down.");
@@ -484,13 +480,7 @@ impl Harness for FastWorld {
                     round_text(m.durable.rnd),
                     vote_text(&m.durable.vote)
                 );
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
+                self.net.restart_ticks(i, incarnation);
                 self.drive(i, step);
                 said
             }

@@ -113,7 +113,8 @@ pub(crate) trait Harness {
     fn busy(&self) -> bool;
     /// Node `i`'s clock ticks; a sentence if it did something that shows.
     fn tick(&mut self, i: usize, step: usize) -> Option<String>;
-    /// Message `m`, taken out of flight, reaches its receiver.
+    /// Message `m`, taken out of flight, reaches its receiver, which is up over a working link
+    /// (else the harness loses it).
     fn deliver(&mut self, m: Flying<Self::Msg>, step: usize) -> String;
     /// Whether node `i`'s oldest disk write is due now.
     fn write_due(&self, _i: usize) -> bool {
@@ -212,7 +213,7 @@ fn answer<H: Harness>(h: &mut H, action: &Action, step: usize) -> Result<String,
                 .in_flight
                 .remove(id)
                 .ok_or_else(|| format!("Message {id} is no longer in flight."))?;
-            Ok(format!("By hand, out of turn: {}", h.deliver(m, step)))
+            Ok(format!("By hand, out of turn: {}", arrive(h, m, step)))
         }
         Action::Crash { node } if !h.up(node - 1) => Err(format!("n{node} is already down.")),
         Action::Restart { node } if h.up(node - 1) => Err(format!("n{node} is already running.")),
@@ -253,7 +254,7 @@ fn step_event<H: Harness>(h: &mut H, step: usize) -> Option<String> {
                 let Some(m) = net.in_flight.remove(&id) else {
                     continue;
                 };
-                return Some(h.deliver(m, step));
+                return Some(arrive(h, m, step));
             }
             Ev::PersistDone { node, incarnation } => {
                 if h.incarnation(node) != incarnation || !h.write_due(node) {
@@ -468,24 +469,19 @@ pub(crate) fn write_sentence(
     )
 }
 
-/// Whether a message reaches a node that is up over a working link; if not, it is lost, and
-/// the sentence says so.
-pub(crate) fn arrives<M: Clone>(
-    net: &Net<M>,
-    journal: &mut Journal,
-    m: &Flying<M>,
-    up: bool,
-    step: usize,
-    label: &str,
-    from: &str,
-) -> Result<(), String> {
-    let to = name(m.to);
-    if net.is_cut(m) || !up {
+/// Message `m`, taken out of flight, reaches its receiver if that is up and the link works;
+/// if not, it is lost, and the sentence says so.
+fn arrive<H: Harness>(h: &mut H, m: Flying<H::Msg>, step: usize) -> String {
+    let (label, _, from) = H::describe(&m);
+    let up = h.up(m.to);
+    let (net, journal) = h.parts();
+    if net.is_cut(&m) || !up {
         journal.ended(m.id, step, false);
-        return Err(format!(
+        let to = name(m.to);
+        return format!(
             "{label} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
-        ));
+        );
     }
     journal.ended(m.id, step, true);
-    Ok(())
+    h.deliver(m, step)
 }

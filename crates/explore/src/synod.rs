@@ -8,7 +8,7 @@
 use crate::harness::{self, Core, Harness, Member, Outputs};
 use crate::journal::{and_list, ballot_text, Journal};
 use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::net::Net;
 use paxos::synod::{
     ProposerPhase, SynodDurable, SynodMessage, SynodNode, SynodOptions, SynodPersist,
 };
@@ -151,15 +151,11 @@ impl SynodWorld {
         self.journal.check_learned(step, learned);
     }
 
-    /// Message `m` reaches its receiver, which steps its core with it.
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn receive(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        let up = self.members[m.to].node.is_some();
-        if let Err(lost) = harness::arrives(&self.net, &mut self.journal, &m, up, step, &lbl, &from)
-        {
-            return lost;
-        }
         let i = m.to;
         let before = self.members[i].node.clone();
         let sent_before = self.net.next_id;
@@ -476,13 +472,7 @@ impl Harness for SynodWorld {
                     ballot_text(m.durable.promised),
                     vote_text(&m.durable.accepted)
                 );
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
+                self.net.restart_ticks(i, incarnation);
                 text
             }
             Action::Propose { value, node, .. } => {
