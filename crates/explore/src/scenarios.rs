@@ -612,6 +612,25 @@ fn commit_tm_crash() -> Scenario {
     )
 }
 
+fn cheap_auxiliary() -> Scenario {
+    let mut s = Script::with_quorums(5, "cheap:3", 1);
+    s.until("Five nodes under Cheap Paxos: n1, n2 and n3 are the main acceptors, n4 and n5 auxiliaries. All the mains together are a quorum, so while they answer the leader sends to them alone: the auxiliaries get nothing and store nothing.", |v| leader(v).is_some());
+    let l = leader(&s.view()).unwrap_or(1);
+    let dead = (1..=3).find(|n| *n != l).unwrap_or(1);
+    s.act(Action::Crash { node: dead }, &format!("The main acceptor n{dead} crashes. The mains alone are no longer a quorum."))
+        .act(put(1, "x", "1"), "Client c1 writes x=1.")
+        .until(&format!("n{l} has not heard from n{dead} for half an election timeout: it engages the auxiliaries and sends to them too. A majority of all five (the live mains and the auxiliaries) accepts, and the write is chosen."), |v| ops_done(v, 1))
+        .until(&format!("n{dead} stays silent for two election timeouts, so n{l} drops it: a configuration change chosen as a stop-sign in the old configuration, which is what keeps it safe (the paper, section 3). The next voters omit n{dead}."), |v| v.chosen.iter().any(|c| c.value.starts_with("stop-sign")))
+        .until("The new configuration is in force: its mains are the remaining ones, a quorum by themselves again, and the auxiliaries go back to idle once they have learned the stop-sign.", |v| v.nodes[l - 1].notes.iter().any(|n| n.starts_with("voter in configuration 1")))
+        .act(put(2, "x", "2"), "c2 writes x=2.")
+        .until("It is chosen by the mains of the new configuration; the auxiliaries are idle again, ready for the next failure.", |v| ops_done(v, 2));
+    s.finish(
+        "cheap-auxiliary",
+        "Cheap Paxos: an auxiliary steps in for a dead main acceptor",
+        "Lamport and Massa's Cheap Paxos runs f+1 main acceptors and f auxiliaries that take part only while a main is down, so the auxiliaries can be cheap machines that store almost nothing. When a main dies the leader engages the auxiliaries, then drops the dead main through a stop-sign and lets the auxiliaries go idle. Try it in \"break it\" mode with cheap-drop-without-stop-sign in the simulator (synod sim --protocol cheap).",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -628,5 +647,6 @@ pub fn all() -> Vec<Scenario> {
         fast_collision(),
         epaxos_conflict(),
         commit_tm_crash(),
+        cheap_auxiliary(),
     ]
 }

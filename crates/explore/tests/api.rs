@@ -643,6 +643,48 @@ async fn scenarios_replay_to_what_they_narrate() {
                 let chosen = v["chosen"].as_array().expect("chosen");
                 assert_eq!(chosen.len(), 3, "one instance per RM: {chosen:?}");
             }
+            Some("cheap-auxiliary") => {
+                // x=1 was sent to the auxiliaries (a main was dead), the dead main was dropped
+                // through a stop-sign, and x=2 went to the mains alone.
+                let log = v["log"].as_array().expect("log");
+                let proposed = |value: &str| {
+                    log.iter()
+                        .filter_map(|e| e["text"].as_str())
+                        .find(|t| t.contains(&format!("proposes c{value}'s put x={value}")))
+                        .unwrap_or_else(|| panic!("x={value} proposed: {log:?}"))
+                        .to_string()
+                };
+                let first = proposed("1");
+                assert!(first.contains("n4") && first.contains("n5"), "{first}");
+                let second = proposed("2");
+                assert!(!second.contains("n4") && !second.contains("n5"), "{second}");
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen[0]["value"], "'put x=1'", "{chosen:?}");
+                let stop = chosen
+                    .iter()
+                    .filter_map(|c| c["value"].as_str())
+                    .find(|t| t.starts_with("stop-sign"))
+                    .expect("a stop-sign");
+                let dead = v["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .position(|n| n["up"] == false)
+                    .expect("a dead main")
+                    + 1;
+                assert!(dead <= 3, "a main died: n{dead}");
+                assert!(!stop.contains(&format!("n{dead},")), "{stop}");
+                for aux in [3, 4] {
+                    assert!(
+                        v["nodes"][aux]["notes"].as_array().is_some_and(|t| t
+                            .iter()
+                            .any(|x| x.as_str().is_some_and(|x| x.starts_with("auxiliary")))),
+                        "{}",
+                        v["nodes"][aux]
+                    );
+                }
+                assert_eq!(v["ops"][1]["output"], "ok", "{}", v["ops"]);
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
