@@ -382,3 +382,19 @@ test('paxos commit: the transaction manager crashes mid-vote and a second leader
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('cheap paxos: auxiliaries step in for a dead main, then go idle after the stop-sign', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'cheap-auxiliary');
+  for (const aux of ['n4', 'n5']) {
+    assert.match(await page.textContent(`.node-card[data-node="${aux}"]`), /auxiliary/, `${aux} is an auxiliary`);
+  }
+  const chosen = await page.textContent('#chosen');
+  assert.match(chosen, /'put x=1'/);
+  assert.match(chosen, /stop-sign: next voters/);
+  assert.match(chosen, /'put x=2'/);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-cheap-auxiliary.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
