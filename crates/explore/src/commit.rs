@@ -225,93 +225,6 @@ impl CommitWorld {
         }
     }
 
-    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
-    /// it.
-    fn receive(&mut self, m: Flying, step: usize) -> String {
-        let (from, to) = (name(m.from), name(m.to));
-        let i = m.to;
-        let sent_before = self.net.next_id;
-        if let Some(p) = self.members[i].node.as_mut() {
-            p.step(NodeId(m.from as u64 + 1), m.msg.clone());
-        }
-        self.drive(i, step);
-        let sent = sends_text(&self.journal, sent_before);
-        let proposes = sent.contains("2a to");
-        let sends = paren(&sent);
-        match &m.msg {
-            CommitMessage::Begin { txn, .. } => format!(
-                "{to}, the transaction manager, hears {from} ask to commit {txn} and asks every \
-                 RM to prepare{sends}."
-            ),
-            CommitMessage::Prepare { txn, .. } => {
-                format!("{to} is asked by {from} to prepare {txn}{sends}.")
-            }
-            CommitMessage::Phase2a {
-                txn,
-                instance,
-                ballot,
-                vote,
-                ..
-            } => format!(
-                "{to}, an acceptor, gets the 2a of instance {} of {txn} ({}'s vote): {} at \
-                 ballot {}. An acceptor accepts unless it promised a higher ballot; what it \
-                 accepts goes to disk before its 2b leaves{sends}.",
-                instance + 1,
-                name(FIRST_RM + usize::from(*instance)),
-                vote_text(*vote),
-                ballot_text(*ballot)
-            ),
-            CommitMessage::Phase2b {
-                txn,
-                instance,
-                vote,
-                ..
-            } => format!(
-                "{to}, a leader, counts {from}'s 2b for instance {} of {txn}: {}. It decides \
-                 once every instance has a majority of acceptors{sends}.",
-                instance + 1,
-                vote_text(*vote)
-            ),
-            CommitMessage::Phase1a { txn, ballot, .. } => format!(
-                "{to} promises ballot {ballot} for every instance of {txn} to {from} and reports \
-                 what it accepted in each{sends}."
-            ),
-            CommitMessage::Phase1b { txn, .. } => {
-                if !proposes {
-                    format!("{to} counts {from}'s promise for {txn}{sends}.")
-                } else {
-                    format!(
-                        "{to} counts {from}'s promise for {txn}. With a majority of promises it \
-                         proposes, per instance, the vote accepted at the highest ballot, and \
-                         Aborted where none was accepted: an RM that never voted cannot have \
-                         been chosen Prepared{sends}."
-                    )
-                }
-            }
-            CommitMessage::Nack { txn, promised, .. } => {
-                format!("{to} learns {from} promised {promised} for {txn}{sends}.")
-            }
-            CommitMessage::Query { txn, .. } => format!(
-                "{to}, a leader, hears {from} ask how {txn} ended; a leader that cannot answer \
-                 takes the transaction over once its timer runs out{sends}."
-            ),
-            CommitMessage::Outcome { txn, outcome } => format!(
-                "{to} hears from {from} that {txn} is {}{sends}.",
-                outcome_text(*outcome)
-            ),
-            CommitMessage::Decided { txn, outcome, .. } => format!(
-                "{to}, a leader, hears {from} decided {txn}: {}{sends}.",
-                outcome_text(*outcome)
-            ),
-            CommitMessage::Settled { txn } => {
-                format!("{to} hears every RM has {txn}'s outcome: it forgets it{sends}.")
-            }
-            CommitMessage::OutcomeAck { txn } => {
-                format!("{to} hears {from} has {txn}'s outcome on disk{sends}.")
-            }
-        }
-    }
-
     /// Instances chosen (a majority of acceptors durably holds one vote at one ballot), and
     /// the outcomes every node knows: one per transaction, Committed only if every instance
     /// chose Prepared.
@@ -519,8 +432,91 @@ impl Harness for CommitWorld {
         })
     }
 
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
-        self.receive(m, step)
+        let (from, to) = (name(m.from), name(m.to));
+        let i = m.to;
+        let sent_before = self.net.next_id;
+        if let Some(p) = self.members[i].node.as_mut() {
+            p.step(NodeId(m.from as u64 + 1), m.msg.clone());
+        }
+        self.drive(i, step);
+        let sent = sends_text(&self.journal, sent_before);
+        let proposes = sent.contains("2a to");
+        let sends = paren(&sent);
+        match &m.msg {
+            CommitMessage::Begin { txn, .. } => format!(
+                "{to}, the transaction manager, hears {from} ask to commit {txn} and asks every \
+                 RM to prepare{sends}."
+            ),
+            CommitMessage::Prepare { txn, .. } => {
+                format!("{to} is asked by {from} to prepare {txn}{sends}.")
+            }
+            CommitMessage::Phase2a {
+                txn,
+                instance,
+                ballot,
+                vote,
+                ..
+            } => format!(
+                "{to}, an acceptor, gets the 2a of instance {} of {txn} ({}'s vote): {} at \
+                 ballot {}. An acceptor accepts unless it promised a higher ballot; what it \
+                 accepts goes to disk before its 2b leaves{sends}.",
+                instance + 1,
+                name(FIRST_RM + usize::from(*instance)),
+                vote_text(*vote),
+                ballot_text(*ballot)
+            ),
+            CommitMessage::Phase2b {
+                txn,
+                instance,
+                vote,
+                ..
+            } => format!(
+                "{to}, a leader, counts {from}'s 2b for instance {} of {txn}: {}. It decides \
+                 once every instance has a majority of acceptors{sends}.",
+                instance + 1,
+                vote_text(*vote)
+            ),
+            CommitMessage::Phase1a { txn, ballot, .. } => format!(
+                "{to} promises ballot {ballot} for every instance of {txn} to {from} and reports \
+                 what it accepted in each{sends}."
+            ),
+            CommitMessage::Phase1b { txn, .. } => {
+                if !proposes {
+                    format!("{to} counts {from}'s promise for {txn}{sends}.")
+                } else {
+                    format!(
+                        "{to} counts {from}'s promise for {txn}. With a majority of promises it \
+                         proposes, per instance, the vote accepted at the highest ballot, and \
+                         Aborted where none was accepted: an RM that never voted cannot have \
+                         been chosen Prepared{sends}."
+                    )
+                }
+            }
+            CommitMessage::Nack { txn, promised, .. } => {
+                format!("{to} learns {from} promised {promised} for {txn}{sends}.")
+            }
+            CommitMessage::Query { txn, .. } => format!(
+                "{to}, a leader, hears {from} ask how {txn} ended; a leader that cannot answer \
+                 takes the transaction over once its timer runs out{sends}."
+            ),
+            CommitMessage::Outcome { txn, outcome } => format!(
+                "{to} hears from {from} that {txn} is {}{sends}.",
+                outcome_text(*outcome)
+            ),
+            CommitMessage::Decided { txn, outcome, .. } => format!(
+                "{to}, a leader, hears {from} decided {txn}: {}{sends}.",
+                outcome_text(*outcome)
+            ),
+            CommitMessage::Settled { txn } => {
+                format!("{to} hears every RM has {txn}'s outcome: it forgets it{sends}.")
+            }
+            CommitMessage::OutcomeAck { txn } => {
+                format!("{to} hears {from} has {txn}'s outcome on disk{sends}.")
+            }
+        }
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {

@@ -208,139 +208,6 @@ impl EpaxosWorld {
         }
     }
 
-    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
-    /// it.
-    fn receive(&mut self, m: Flying, step: usize) -> String {
-        let (from, to) = (name(m.from), name(m.to));
-        let lbl = label(&m.msg);
-        let i = m.to;
-        let instance = m.msg.instance();
-        let before = self.members[i].replica.as_ref().map(|r| {
-            (
-                r.record(instance).cloned(),
-                r.counters().clone(),
-                self.members[i].executed.len(),
-            )
-        });
-        let sent_before = self.net.next_id;
-        if let Some(r) = self.members[i].replica.as_mut() {
-            r.step(NodeId(m.from as u64 + 1), m.msg.clone());
-        }
-        self.drive(i, step);
-        let sends = sends_text(&self.journal, sent_before);
-        let Some((rec_before, c_before, executed_before)) = before else {
-            return format!("{to} receives {lbl}.");
-        };
-        let Some(r) = self.members[i].replica.as_ref() else {
-            return format!("{to} receives {lbl}.");
-        };
-        let rec = r.record(instance);
-        let c = r.counters();
-        let mut said =
-            match &m.msg {
-                EpaxosMessage::PreAccept { attrs, .. } => match rec {
-                    Some(x) if x.unchanged => format!(
-                        "{to} pre-accepts {instance} with the leader's {}: it knows no other \
-                     interfering command, so it agrees unchanged{}.",
-                        attrs_text(attrs),
-                        paren(&sends)
-                    ),
-                    Some(x) => format!(
-                    "{to} pre-accepts {instance}, but it knows interfering commands the leader \
-                     did not: it answers {} instead of {}{}.",
-                    attrs_text(&x.attrs),
-                    attrs_text(attrs),
-                    paren(&sends)
-                ),
-                    None => format!("{to} does not pre-accept {instance}{}.", paren(&sends)),
-                },
-                EpaxosMessage::PreAcceptOk {
-                    attrs, unchanged, ..
-                } => {
-                    if c.fast_commits > c_before.fast_commits {
-                        format!(
-                        "{to} has a fast quorum agreeing unchanged on {instance}'s attributes: \
-                         the fast path. {instance} is committed after one round trip{}.",
-                        paren(&sends)
-                    )
-                    } else if self
-                        .journal
-                        .lines
-                        .range(sent_before..)
-                        .any(|(_, l)| l.kind == "accept")
-                    {
-                        format!(
-                        "{to} gets {from}'s answer for {instance} ({}{}): the answers differ, so \
-                         the fast path is lost. The slow path: {to} takes the union of the \
-                         dependencies and the highest seq, and runs a Paxos Accept round on a \
-                         majority{}.",
-                        attrs_text(attrs),
-                        if *unchanged { ", unchanged" } else { ", changed" },
-                        paren(&sends)
-                    )
-                    } else {
-                        format!(
-                            "{to} counts {from}'s answer for {instance} ({}){}.",
-                            attrs_text(attrs),
-                            paren(&sends)
-                        )
-                    }
-                }
-                EpaxosMessage::Accept { .. } => format!(
-                    "{to} accepts {instance}'s command and attributes{}.",
-                    paren(&sends)
-                ),
-                EpaxosMessage::AcceptOk { .. } => {
-                    if c.slow_commits > c_before.slow_commits {
-                        format!(
-                            "{to} has a majority of Accepts for {instance}: committed on the slow \
-                         path, after two round trips{}.",
-                            paren(&sends)
-                        )
-                    } else {
-                        format!("{to} counts {from}'s AcceptOk for {instance}.")
-                    }
-                }
-                EpaxosMessage::Commit { attrs, .. } => {
-                    let was = rec_before.is_some_and(|x| x.status == Status::Committed);
-                    if was {
-                        format!("{to} already knew {instance} committed.")
-                    } else {
-                        format!(
-                            "{to} learns {instance} is committed with {}.",
-                            attrs_text(attrs)
-                        )
-                    }
-                }
-                EpaxosMessage::Prepare { .. } => format!(
-                    "{to} answers {from}'s explicit prepare for {instance} with what it holds{}.",
-                    paren(&sends)
-                ),
-                EpaxosMessage::PrepareOk { .. } => {
-                    format!(
-                        "{to} counts {from}'s promise for {instance}{}.",
-                        paren(&sends)
-                    )
-                }
-                EpaxosMessage::Nack { promised, .. } => format!(
-                    "{to} learns {from} promised {}.{} for {instance}: it gives up leading it.",
-                    promised.round, promised.node.0
-                ),
-            };
-        let executed = &self.members[i].executed;
-        if executed.len() > executed_before {
-            let names: Vec<String> = executed[executed_before..]
-                .iter()
-                .map(|(x, c)| format!("{x} ({})", command_text(c)))
-                .collect();
-            said.push_str(&format!(
-                " {to} executes {}: the dependency graph, with a cycle ordered by seq.",
-                crate::journal::and_list(&names)
-            ));
-        }
-        said
-    }
-
     /// The view of this step.
     pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
         let nodes = self
@@ -492,8 +359,137 @@ impl Harness for EpaxosWorld {
         })
     }
 
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
-        self.receive(m, step)
+        let (from, to) = (name(m.from), name(m.to));
+        let lbl = label(&m.msg);
+        let i = m.to;
+        let instance = m.msg.instance();
+        let before = self.members[i].replica.as_ref().map(|r| {
+            (
+                r.record(instance).cloned(),
+                r.counters().clone(),
+                self.members[i].executed.len(),
+            )
+        });
+        let sent_before = self.net.next_id;
+        if let Some(r) = self.members[i].replica.as_mut() {
+            r.step(NodeId(m.from as u64 + 1), m.msg.clone());
+        }
+        self.drive(i, step);
+        let sends = sends_text(&self.journal, sent_before);
+        let Some((rec_before, c_before, executed_before)) = before else {
+            return format!("{to} receives {lbl}.");
+        };
+        let Some(r) = self.members[i].replica.as_ref() else {
+            return format!("{to} receives {lbl}.");
+        };
+        let rec = r.record(instance);
+        let c = r.counters();
+        let mut said =
+            match &m.msg {
+                EpaxosMessage::PreAccept { attrs, .. } => match rec {
+                    Some(x) if x.unchanged => format!(
+                        "{to} pre-accepts {instance} with the leader's {}: it knows no other \
+                     interfering command, so it agrees unchanged{}.",
+                        attrs_text(attrs),
+                        paren(&sends)
+                    ),
+                    Some(x) => format!(
+                    "{to} pre-accepts {instance}, but it knows interfering commands the leader \
+                     did not: it answers {} instead of {}{}.",
+                    attrs_text(&x.attrs),
+                    attrs_text(attrs),
+                    paren(&sends)
+                ),
+                    None => format!("{to} does not pre-accept {instance}{}.", paren(&sends)),
+                },
+                EpaxosMessage::PreAcceptOk {
+                    attrs, unchanged, ..
+                } => {
+                    if c.fast_commits > c_before.fast_commits {
+                        format!(
+                        "{to} has a fast quorum agreeing unchanged on {instance}'s attributes: \
+                         the fast path. {instance} is committed after one round trip{}.",
+                        paren(&sends)
+                    )
+                    } else if self
+                        .journal
+                        .lines
+                        .range(sent_before..)
+                        .any(|(_, l)| l.kind == "accept")
+                    {
+                        format!(
+                        "{to} gets {from}'s answer for {instance} ({}{}): the answers differ, so \
+                         the fast path is lost. The slow path: {to} takes the union of the \
+                         dependencies and the highest seq, and runs a Paxos Accept round on a \
+                         majority{}.",
+                        attrs_text(attrs),
+                        if *unchanged { ", unchanged" } else { ", changed" },
+                        paren(&sends)
+                    )
+                    } else {
+                        format!(
+                            "{to} counts {from}'s answer for {instance} ({}){}.",
+                            attrs_text(attrs),
+                            paren(&sends)
+                        )
+                    }
+                }
+                EpaxosMessage::Accept { .. } => format!(
+                    "{to} accepts {instance}'s command and attributes{}.",
+                    paren(&sends)
+                ),
+                EpaxosMessage::AcceptOk { .. } => {
+                    if c.slow_commits > c_before.slow_commits {
+                        format!(
+                            "{to} has a majority of Accepts for {instance}: committed on the slow \
+                         path, after two round trips{}.",
+                            paren(&sends)
+                        )
+                    } else {
+                        format!("{to} counts {from}'s AcceptOk for {instance}.")
+                    }
+                }
+                EpaxosMessage::Commit { attrs, .. } => {
+                    let was = rec_before.is_some_and(|x| x.status == Status::Committed);
+                    if was {
+                        format!("{to} already knew {instance} committed.")
+                    } else {
+                        format!(
+                            "{to} learns {instance} is committed with {}.",
+                            attrs_text(attrs)
+                        )
+                    }
+                }
+                EpaxosMessage::Prepare { .. } => format!(
+                    "{to} answers {from}'s explicit prepare for {instance} with what it holds{}.",
+                    paren(&sends)
+                ),
+                EpaxosMessage::PrepareOk { .. } => {
+                    format!(
+                        "{to} counts {from}'s promise for {instance}{}.",
+                        paren(&sends)
+                    )
+                }
+                EpaxosMessage::Nack { promised, .. } => format!(
+                    "{to} learns {from} promised {}.{} for {instance}: it gives up leading it.",
+                    promised.round, promised.node.0
+                ),
+            };
+        let executed = &self.members[i].executed;
+        if executed.len() > executed_before {
+            let names: Vec<String> = executed[executed_before..]
+                .iter()
+                .map(|(x, c)| format!("{x} ({})", command_text(c)))
+                .collect();
+            said.push_str(&format!(
+                " {to} executes {}: the dependency graph, with a cycle ordered by seq.",
+                crate::journal::and_list(&names)
+            ));
+        }
+        said
     }
 
     fn own(&mut self, action: &Action, step: usize) -> Result<String, String> {

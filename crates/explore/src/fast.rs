@@ -197,9 +197,122 @@ impl FastWorld {
         }
     }
 
+    /// The view of this step.
+    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
+        let nodes = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut notes = Vec::new();
+                let (role, ballot, durable) = match &m.node {
+                    None => ("down".to_string(), "none".to_string(), &m.durable),
+                    Some(p) => {
+                        let c = p.counters();
+                        if c.collisions > 0 {
+                            notes.push(format!("collisions seen: {}", c.collisions));
+                        }
+                        if c.recoveries > 0 {
+                            notes.push(format!("recoveries: {}", c.recoveries));
+                        }
+                        match p.coordinating() {
+                            Some(r) => (format!("coordinator of {r}"), r.to_string(), p.durable()),
+                            None => ("acceptor".to_string(), "none".to_string(), p.durable()),
+                        }
+                    }
+                };
+                if !m.disk.is_empty() {
+                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
+                }
+                NodeView {
+                    name: name(i),
+                    up: m.node.is_some(),
+                    role,
+                    promised: round_text(durable.rnd),
+                    ballot,
+                    leader: None,
+                    chosen_through: u64::from(m.learned.is_some()),
+                    slots: durable
+                        .vote
+                        .iter()
+                        .map(|(r, v)| SlotView {
+                            slot: 1,
+                            ballot: r.to_string(),
+                            value: format!("'{}'", text(v)),
+                            known_chosen: m.learned.is_some(),
+                        })
+                        .collect(),
+                    notes,
+                }
+            })
+            .collect();
+        let in_flight = harness::message_views(&self.net, end_name, kind, label);
+        let known_by = |_slot: u64| harness::learned_by(&self.members);
+        harness::view(
+            spec,
+            step,
+            total,
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.proposals.clone(),
+            },
+        )
+    }
+}
+
+impl Harness for FastWorld {
+    harness::plumbing!(FastMessage);
+    harness::disks!();
+
+    fn describe(m: &Flying) -> (String, &'static str, String) {
+        (label(&m.msg), kind(&m.msg), end_name(m.from))
+    }
+
+    fn up(&self, i: usize) -> bool {
+        self.members[i].node.is_some()
+    }
+
+    fn incarnation(&self, i: usize) -> u64 {
+        self.members[i].incarnation
+    }
+
+    fn busy(&self) -> bool {
+        // A write in progress, or a proposal some running node has not learned the end of.
+        self.members.iter().any(|m| !m.disk.is_empty())
+            || (!self.proposals.is_empty()
+                && self
+                    .members
+                    .iter()
+                    .any(|m| m.node.is_some() && m.learned.is_none()))
+    }
+
+    fn tick(&mut self, node: usize, step: usize) -> Option<String> {
+        let member = &mut self.members[node];
+        let p = member.node.as_mut()?;
+        let before = p.coordinating();
+        p.tick(&mut member.rng);
+        let after = p.coordinating();
+        if !self.drive(node, step) && before == after {
+            return None;
+        }
+        let what = match after {
+            Some(r) if Some(r) != before => format!("starts classic round {r} with phase 1"),
+            _ => "tells the others what it knows".to_string(),
+        };
+        Some(format!(
+            "n{}'s retry timer fires: nothing was learned in time, so it {what}.",
+            node + 1
+        ))
+    }
+
     /// Message `m` reaches its receiver (up, over a working link), which steps its core with
     /// it.
-    fn receive(&mut self, m: Flying, step: usize) -> String {
+    fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (end_name(m.from), name(m.to));
         let lbl = label(&m.msg);
         let i = m.to;
@@ -318,123 +431,6 @@ impl FastWorld {
             said.push_str(" That completes a coordinated recovery.");
         }
         said
-    }
-
-    /// The view of this step.
-    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
-        let nodes = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut notes = Vec::new();
-                let (role, ballot, durable) = match &m.node {
-                    None => ("down".to_string(), "none".to_string(), &m.durable),
-                    Some(p) => {
-                        let c = p.counters();
-                        if c.collisions > 0 {
-                            notes.push(format!("collisions seen: {}", c.collisions));
-                        }
-                        if c.recoveries > 0 {
-                            notes.push(format!("recoveries: {}", c.recoveries));
-                        }
-                        match p.coordinating() {
-                            Some(r) => (format!("coordinator of {r}"), r.to_string(), p.durable()),
-                            None => ("acceptor".to_string(), "none".to_string(), p.durable()),
-                        }
-                    }
-                };
-                if !m.disk.is_empty() {
-                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
-                }
-                NodeView {
-                    name: name(i),
-                    up: m.node.is_some(),
-                    role,
-                    promised: round_text(durable.rnd),
-                    ballot,
-                    leader: None,
-                    chosen_through: u64::from(m.learned.is_some()),
-                    slots: durable
-                        .vote
-                        .iter()
-                        .map(|(r, v)| SlotView {
-                            slot: 1,
-                            ballot: r.to_string(),
-                            value: format!("'{}'", text(v)),
-                            known_chosen: m.learned.is_some(),
-                        })
-                        .collect(),
-                    notes,
-                }
-            })
-            .collect();
-        let in_flight = harness::message_views(&self.net, end_name, kind, label);
-        let known_by = |_slot: u64| harness::learned_by(&self.members);
-        harness::view(
-            spec,
-            step,
-            total,
-            &self.net,
-            &self.journal,
-            harness::Shown {
-                nodes,
-                clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
-                in_flight,
-                chosen: self.journal.chosen_views(known_by),
-                ops: self.proposals.clone(),
-            },
-        )
-    }
-}
-
-impl Harness for FastWorld {
-    harness::plumbing!(FastMessage);
-    harness::disks!();
-
-    fn describe(m: &Flying) -> (String, &'static str, String) {
-        (label(&m.msg), kind(&m.msg), end_name(m.from))
-    }
-
-    fn up(&self, i: usize) -> bool {
-        self.members[i].node.is_some()
-    }
-
-    fn incarnation(&self, i: usize) -> u64 {
-        self.members[i].incarnation
-    }
-
-    fn busy(&self) -> bool {
-        // A write in progress, or a proposal some running node has not learned the end of.
-        self.members.iter().any(|m| !m.disk.is_empty())
-            || (!self.proposals.is_empty()
-                && self
-                    .members
-                    .iter()
-                    .any(|m| m.node.is_some() && m.learned.is_none()))
-    }
-
-    fn tick(&mut self, node: usize, step: usize) -> Option<String> {
-        let member = &mut self.members[node];
-        let p = member.node.as_mut()?;
-        let before = p.coordinating();
-        p.tick(&mut member.rng);
-        let after = p.coordinating();
-        if !self.drive(node, step) && before == after {
-            return None;
-        }
-        let what = match after {
-            Some(r) if Some(r) != before => format!("starts classic round {r} with phase 1"),
-            _ => "tells the others what it knows".to_string(),
-        };
-        Some(format!(
-            "n{}'s retry timer fires: nothing was learned in time, so it {what}.",
-            node + 1
-        ))
-    }
-
-    fn deliver(&mut self, m: Flying, step: usize) -> String {
-        self.receive(m, step)
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {

@@ -151,145 +151,6 @@ impl SynodWorld {
         self.journal.check_learned(step, learned);
     }
 
-    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
-    /// it.
-    fn receive(&mut self, m: Flying, step: usize) -> String {
-        let (from, to) = (name(m.from), name(m.to));
-        let lbl = label(&m.msg);
-        let i = m.to;
-        let before = self.members[i].node.clone();
-        let sent_before = self.net.next_id;
-        if let Some(p) = self.members[i].node.as_mut() {
-            p.step(NodeId(m.from as u64 + 1), m.msg.clone());
-        }
-        self.drive(i, step);
-        let sends = sends_text(&self.journal, sent_before);
-        let (Some(b), Some(a)) = (before, self.members[i].node.as_ref()) else {
-            return format!("{to} receives {lbl}.");
-        };
-        let held = "it goes to disk first, and the answer leaves once it is durable";
-        match &m.msg {
-            SynodMessage::Prepare { ballot } => {
-                if a.promised() == *ballot && b.promised() < *ballot {
-                    let report = match b.accepted() {
-                        None => "it has accepted nothing, so the proposer is free to propose its own value".to_string(),
-                        Some((ab, v)) => format!(
-                            "it already accepted '{v}' at {ab}, so the proposer must now propose '{v}'"
-                        ),
-                    };
-                    format!(
-                        "{to} promises ballot {ballot} to {from} (its promise was {}): it will \
-                         never accept below {ballot}. Its Promise reports that {report}. The \
-                         promise is a state change: {held}.",
-                        ballot_text(b.promised())
-                    )
-                } else if b.promised() > *ballot {
-                    format!(
-                        "{to} refuses ballot {ballot}: it promised {}, which is higher, and says so{}.",
-                        b.promised(),
-                        paren(&sends)
-                    )
-                } else {
-                    format!(
-                        "{to} has promised {ballot} already and repeats its Promise{}.",
-                        paren(&sends)
-                    )
-                }
-            }
-            SynodMessage::Promise { ballot, accepted } => {
-                let reported = match accepted {
-                    None => format!("{from} reports nothing accepted"),
-                    Some((ab, v)) => format!("{from} reports it accepted '{v}' at {ab}"),
-                };
-                match (b.phase(), a.phase()) {
-                    (ProposerPhase::Preparing { .. }, ProposerPhase::Accepting { value, .. }) => {
-                        let why = if self.proposal_of(i).as_deref() == Some(value.as_str()) {
-                            "no promise reported an accepted value, so it proposes its own"
-                                .to_string()
-                        } else {
-                            format!(
-                                "'{value}' is the value accepted at the highest ballot among \
-                                 the promises, and it may already be chosen, so {to} must \
-                                 propose it instead of its own"
-                            )
-                        };
-                        format!(
-                            "{to} now has promises for {ballot} from a quorum ({reported}). \
-                             Phase 2: {why}. It asks every acceptor to accept '{value}' at \
-                             {ballot}{}.",
-                            paren(&sends)
-                        )
-                    }
-                    (
-                        ProposerPhase::Preparing { .. },
-                        ProposerPhase::Preparing { promises, .. },
-                    ) => {
-                        format!(
-                            "{to} counts {from}'s promise for {ballot} ({reported}): {} of {} \
-                             needed.",
-                            promises.len(),
-                            self.acceptors.phase1_size()
-                        )
-                    }
-                    _ => format!(
-                        "{to} ignores {from}'s promise for {ballot}: it is not collecting \
-                         promises for that ballot any more."
-                    ),
-                }
-            }
-            SynodMessage::Accept { ballot, value } => {
-                if a.accepted() == Some(&(*ballot, value.clone())) && b.accepted() != a.accepted() {
-                    format!(
-                        "{to} accepts '{value}' at ballot {ballot} (it promised nothing higher): \
-                         {held}."
-                    )
-                } else if b.promised() > *ballot {
-                    format!(
-                        "{to} refuses to accept '{value}' at {ballot}: it promised {}{}.",
-                        b.promised(),
-                        paren(&sends)
-                    )
-                } else {
-                    format!(
-                        "{to} already accepted this and answers again{}.",
-                        paren(&sends)
-                    )
-                }
-            }
-            SynodMessage::Accepted { ballot } => match (b.chosen(), a.chosen()) {
-                (None, Some(v)) => format!(
-                    "{to} now has Accepted at {ballot} from a quorum: it knows '{v}' is chosen \
-                     and tells the others{}.",
-                    paren(&sends)
-                ),
-                _ => match a.phase() {
-                    ProposerPhase::Accepting { accepted, .. } => format!(
-                        "{to} counts {from}'s Accepted at {ballot}: {} of {} needed.",
-                        accepted.len(),
-                        self.acceptors.phase2_size()
-                    ),
-                    _ => format!("{to} has no use for {from}'s Accepted at {ballot} any more."),
-                },
-            },
-            SynodMessage::Nack { ballot, promised } => {
-                if b.phase() != a.phase() {
-                    format!(
-                        "{to} learns {from} promised {promised}, above its ballot {ballot}: it \
-                         gives up this attempt and will retry above {promised} when its \
-                         randomized retry timer fires."
-                    )
-                } else {
-                    format!(
-                        "{to} notes {from} promised {promised} (its own attempt is over already)."
-                    )
-                }
-            }
-            SynodMessage::Chosen { value } => {
-                format!("{to} learns from {from} that '{value}' is chosen.")
-            }
-        }
-    }
-
     fn proposal_of(&self, i: usize) -> Option<String> {
         let input = self
             .proposals
@@ -424,8 +285,143 @@ impl Harness for SynodWorld {
         })
     }
 
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
-        self.receive(m, step)
+        let (from, to) = (name(m.from), name(m.to));
+        let lbl = label(&m.msg);
+        let i = m.to;
+        let before = self.members[i].node.clone();
+        let sent_before = self.net.next_id;
+        if let Some(p) = self.members[i].node.as_mut() {
+            p.step(NodeId(m.from as u64 + 1), m.msg.clone());
+        }
+        self.drive(i, step);
+        let sends = sends_text(&self.journal, sent_before);
+        let (Some(b), Some(a)) = (before, self.members[i].node.as_ref()) else {
+            return format!("{to} receives {lbl}.");
+        };
+        let held = "it goes to disk first, and the answer leaves once it is durable";
+        match &m.msg {
+            SynodMessage::Prepare { ballot } => {
+                if a.promised() == *ballot && b.promised() < *ballot {
+                    let report = match b.accepted() {
+                        None => "it has accepted nothing, so the proposer is free to propose its own value".to_string(),
+                        Some((ab, v)) => format!(
+                            "it already accepted '{v}' at {ab}, so the proposer must now propose '{v}'"
+                        ),
+                    };
+                    format!(
+                        "{to} promises ballot {ballot} to {from} (its promise was {}): it will \
+                         never accept below {ballot}. Its Promise reports that {report}. The \
+                         promise is a state change: {held}.",
+                        ballot_text(b.promised())
+                    )
+                } else if b.promised() > *ballot {
+                    format!(
+                        "{to} refuses ballot {ballot}: it promised {}, which is higher, and says so{}.",
+                        b.promised(),
+                        paren(&sends)
+                    )
+                } else {
+                    format!(
+                        "{to} has promised {ballot} already and repeats its Promise{}.",
+                        paren(&sends)
+                    )
+                }
+            }
+            SynodMessage::Promise { ballot, accepted } => {
+                let reported = match accepted {
+                    None => format!("{from} reports nothing accepted"),
+                    Some((ab, v)) => format!("{from} reports it accepted '{v}' at {ab}"),
+                };
+                match (b.phase(), a.phase()) {
+                    (ProposerPhase::Preparing { .. }, ProposerPhase::Accepting { value, .. }) => {
+                        let why = if self.proposal_of(i).as_deref() == Some(value.as_str()) {
+                            "no promise reported an accepted value, so it proposes its own"
+                                .to_string()
+                        } else {
+                            format!(
+                                "'{value}' is the value accepted at the highest ballot among \
+                                 the promises, and it may already be chosen, so {to} must \
+                                 propose it instead of its own"
+                            )
+                        };
+                        format!(
+                            "{to} now has promises for {ballot} from a quorum ({reported}). \
+                             Phase 2: {why}. It asks every acceptor to accept '{value}' at \
+                             {ballot}{}.",
+                            paren(&sends)
+                        )
+                    }
+                    (
+                        ProposerPhase::Preparing { .. },
+                        ProposerPhase::Preparing { promises, .. },
+                    ) => {
+                        format!(
+                            "{to} counts {from}'s promise for {ballot} ({reported}): {} of {} \
+                             needed.",
+                            promises.len(),
+                            self.acceptors.phase1_size()
+                        )
+                    }
+                    _ => format!(
+                        "{to} ignores {from}'s promise for {ballot}: it is not collecting \
+                         promises for that ballot any more."
+                    ),
+                }
+            }
+            SynodMessage::Accept { ballot, value } => {
+                if a.accepted() == Some(&(*ballot, value.clone())) && b.accepted() != a.accepted() {
+                    format!(
+                        "{to} accepts '{value}' at ballot {ballot} (it promised nothing higher): \
+                         {held}."
+                    )
+                } else if b.promised() > *ballot {
+                    format!(
+                        "{to} refuses to accept '{value}' at {ballot}: it promised {}{}.",
+                        b.promised(),
+                        paren(&sends)
+                    )
+                } else {
+                    format!(
+                        "{to} already accepted this and answers again{}.",
+                        paren(&sends)
+                    )
+                }
+            }
+            SynodMessage::Accepted { ballot } => match (b.chosen(), a.chosen()) {
+                (None, Some(v)) => format!(
+                    "{to} now has Accepted at {ballot} from a quorum: it knows '{v}' is chosen \
+                     and tells the others{}.",
+                    paren(&sends)
+                ),
+                _ => match a.phase() {
+                    ProposerPhase::Accepting { accepted, .. } => format!(
+                        "{to} counts {from}'s Accepted at {ballot}: {} of {} needed.",
+                        accepted.len(),
+                        self.acceptors.phase2_size()
+                    ),
+                    _ => format!("{to} has no use for {from}'s Accepted at {ballot} any more."),
+                },
+            },
+            SynodMessage::Nack { ballot, promised } => {
+                if b.phase() != a.phase() {
+                    format!(
+                        "{to} learns {from} promised {promised}, above its ballot {ballot}: it \
+                         gives up this attempt and will retry above {promised} when its \
+                         randomized retry timer fires."
+                    )
+                } else {
+                    format!(
+                        "{to} notes {from} promised {promised} (its own attempt is over already)."
+                    )
+                }
+            }
+            SynodMessage::Chosen { value } => {
+                format!("{to} learns from {from} that '{value}' is chosen.")
+            }
+        }
     }
 
     fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
