@@ -365,3 +365,36 @@ test('epaxos: two replicas propose conflicting writes; every replica executes th
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('paxos commit: the transaction manager crashes mid-vote and a second leader still decides', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'commit-tm-crash');
+  const card = (n) => page.textContent(`.node-card[data-node="${n}"]`);
+  for (const rm of ['n3', 'n4', 'n5']) assert.match(await card(rm), /t1: Committed/, `${rm} learned the outcome`);
+  assert.match(await card('n1'), /down/, 'n1, the transaction manager, is down');
+  assert.doesNotMatch(await card('n1'), /t1: Committed/, 'n1 decided nothing');
+  const log = await page.textContent('#log');
+  assert.match(log, /n1 loses power/);
+  assert.match(log, /n2, a leader, has decided t1: Committed/);
+  assert.equal(await page.$$eval('#chosen li[data-slot]', (l) => l.length), 3, 'one chosen instance per RM');
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-commit-tm-crash.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('cheap paxos: auxiliaries step in for a dead main, then go idle after the stop-sign', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'cheap-auxiliary');
+  for (const aux of ['n4', 'n5']) {
+    assert.match(await page.textContent(`.node-card[data-node="${aux}"]`), /auxiliary/, `${aux} is an auxiliary`);
+  }
+  const chosen = await page.textContent('#chosen');
+  assert.match(chosen, /'put x=1'/);
+  assert.match(chosen, /stop-sign: next voters/);
+  assert.match(chosen, /'put x=2'/);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-cheap-auxiliary.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -10,9 +10,10 @@
 //! The explorer's own checks: replicas that committed an instance agree on its command and
 //! attributes, and every replica executes interfering commands (same key) in the same order.
 
+use crate::harness::{self, Harness};
 use crate::journal::Journal;
-use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View, ViolationView};
-use crate::net::{Ev, Net, TICK_US};
+use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
+use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::epaxos::{
     Attrs, Command, CommandId, EpaxosMessage, EpaxosOptions, InstanceId, InstanceRecord, KvOp,
@@ -25,9 +26,6 @@ use std::collections::BTreeMap;
 
 /// Clients an EPaxos session offers; each may send to any replica.
 pub const CLIENTS: usize = 2;
-
-/// Events skipped at most in one step while looking for one that shows.
-const QUIET_EVENTS_MAX: usize = 10_000;
 
 type Flying = crate::net::Flying<EpaxosMessage>;
 
@@ -120,181 +118,11 @@ impl EpaxosWorld {
 
     /// Applies one unit of `action` as step `step`.
     pub fn apply(&mut self, action: &Action, step: usize) {
-        self.journal.note = None;
-        let shared = self
-            .net
-            .network_action(action, self.n, &mut self.journal, step, |m| {
-                (label(&m.msg), m.msg.kind(), name(m.from))
-            });
-        match shared {
-            Some(Ok(said)) => return self.finish(step, said),
-            Some(Err(why)) => return self.nothing(step, why),
-            None => {}
-        }
-        let said = match action {
-            Action::Step { .. } => match self.step_event(step) {
-                Some(t) => t,
-                None => return self.nothing(step, "nothing is left to happen.".to_string()),
-            },
-            Action::Deliver { id } => {
-                let Some(m) = self.net.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Crash { node } => {
-                let m = &mut self.members[node - 1];
-                if m.replica.is_none() {
-                    return self.nothing(step, format!("n{node} is already down."));
-                }
-                m.replica = None;
-                m.incarnation += 1;
-                m.executed.clear();
-                format!(
-                    "n{node} loses power. Its disk keeps {} instance record(s).",
-                    m.disk.len()
-                )
-            }
-            Action::Restart { node } => {
-                let i = node - 1;
-                if self.members[i].replica.is_some() {
-                    return self.nothing(step, format!("n{node} is already running."));
-                }
-                let records: Vec<InstanceRecord> = self.members[i].disk.values().cloned().collect();
-                let count = records.len();
-                self.members[i].replica = Replica::recover(
-                    self.ids[i],
-                    self.ids.clone(),
-                    self.options.clone(),
-                    records,
-                    self.bugs,
-                )
-                .ok();
-                let incarnation = self.members[i].incarnation;
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
-                self.drive(i, step);
-                format!(
-                    "n{node} restarts from its {count} record(s) and executes the committed \
-                     commands again from the start."
-                )
-            }
-            Action::Propose {
-                value,
-                node,
-                client,
-                key,
-            } => {
-                let (n, c) = (node.unwrap_or(1), client.unwrap_or(1));
-                let key = key.clone().unwrap_or_else(|| "x".to_string());
-                let Some(r) = self.members[n - 1].replica.as_mut() else {
-                    return self.nothing(step, format!("n{n} is down."));
-                };
-                let seq = self.sent[c - 1] + 1;
-                let command = Command::Kv {
-                    id: CommandId {
-                        client: c as u64,
-                        seq,
-                    },
-                    op: KvOp::Put {
-                        key: key.clone(),
-                        value: value.clone(),
-                    },
-                };
-                let instance = match r.propose(command) {
-                    Ok(i) => i,
-                    Err(e) => return self.nothing(step, format!("n{n} refuses: {e}.")),
-                };
-                self.sent[c - 1] = seq;
-                let attrs = r
-                    .record(instance)
-                    .map(|x| x.attrs.clone())
-                    .unwrap_or_default();
-                self.ops.push((
-                    instance,
-                    OpView {
-                        client: format!("c{c}"),
-                        input: format!("put {key}={value} at n{n}"),
-                        output: None,
-                    },
-                ));
-                self.drive(n - 1, step);
-                format!(
-                    "c{c} sends put {key}={value} to n{n}, which leads it as instance {instance}: \
-                     it proposes it with {} from what n{n} knows, and sends PreAccept to the \
-                     others. No leader is asked: every replica leads its own commands.",
-                    attrs_text(&attrs)
-                )
-            }
-            Action::Read { .. } => {
-                return self.nothing(
-                    step,
-                    "this EPaxos mode sends writes only; a read would be one more command."
-                        .to_string(),
-                )
-            }
-            Action::Reconfigure { .. } => {
-                return self.nothing(
-                    step,
-                    "this EPaxos mode has a fixed set of replicas.".to_string(),
-                )
-            }
-            Action::Persist { node } => {
-                return self.nothing(
-                    step,
-                    format!(
-                        "n{node} has no disk write in progress: EPaxos records are made durable \
-                         before the messages that depend on them leave."
-                    ),
-                )
-            }
-            Action::Timer { node } => {
-                let i = node - 1;
-                let Some(r) = self.members[i].replica.as_mut() else {
-                    return self.nothing(step, format!("n{node} is down."));
-                };
-                let open: Vec<InstanceId> = r
-                    .instances()
-                    .filter(|x| x.status != Status::Committed)
-                    .map(|x| x.instance)
-                    .collect();
-                if open.is_empty() {
-                    return self.nothing(step, format!("n{node} waits on no instance."));
-                }
-                for instance in &open {
-                    r.take_over(*instance);
-                }
-                self.drive(i, step);
-                let names: Vec<String> = open.iter().map(ToString::to_string).collect();
-                format!(
-                    "n{node}'s recovery timer fires (by hand): it takes over {} with explicit \
-                     prepare at a higher ballot.",
-                    crate::journal::and_list(&names)
-                )
-            }
-            // Handled by the network above.
-            Action::Drop { .. }
-            | Action::Duplicate { .. }
-            | Action::Cut { .. }
-            | Action::Heal { .. }
-            | Action::Partition { .. }
-            | Action::HealAll => return,
-        };
-        self.finish(step, said);
+        harness::apply(self, action, step);
     }
 
-    fn nothing(&mut self, step: usize, why: String) {
-        self.journal
-            .say(step, self.net.now, format!("Nothing happens: {why}"));
-        self.journal.note = Some(why);
-    }
-
-    fn finish(&mut self, step: usize, said: String) {
+    /// Records the unit's sentence, then checks and marks answered operations.
+    fn settle(&mut self, step: usize, said: String) {
         self.journal.say(step, self.net.now, said);
         self.check(step);
         for (instance, op) in &mut self.ops {
@@ -373,91 +201,169 @@ impl EpaxosWorld {
                             b + 1,
                             list(ob)
                         );
-                        self.violate("execution order", detail, step);
+                        self.journal.violate("execution order", detail, step);
                     }
                 }
             }
         }
     }
 
-    fn violate(&mut self, check: &str, detail: String, step: usize) {
-        if !self.journal.violations.iter().any(|x| x.detail == detail) {
-            self.journal.violations.push(ViolationView {
-                check: check.to_string(),
-                detail,
-                step,
-            });
-        }
+    /// The view of this step.
+    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
+        let nodes = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut notes = Vec::new();
+                if let Some(r) = &m.replica {
+                    let c = r.counters();
+                    notes.push(format!(
+                        "fast path: {}, slow path: {}",
+                        c.fast_commits, c.slow_commits
+                    ));
+                    if c.recoveries > 0 {
+                        notes.push(format!("recoveries: {}", c.recoveries));
+                    }
+                }
+                if !m.executed.is_empty() {
+                    let order: Vec<String> = m
+                        .executed
+                        .iter()
+                        .map(|(x, c)| format!("{x} {}", command_text(c)))
+                        .collect();
+                    notes.push(format!("executed: {}", order.join(", ")));
+                }
+                let records: Vec<&InstanceRecord> = match &m.replica {
+                    Some(r) => r.instances().collect(),
+                    None => m.disk.values().collect(),
+                };
+                NodeView {
+                    name: name(i),
+                    up: m.replica.is_some(),
+                    role: if m.replica.is_some() {
+                        "replica"
+                    } else {
+                        "down"
+                    }
+                    .to_string(),
+                    promised: "—".to_string(),
+                    ballot: "—".to_string(),
+                    leader: None,
+                    chosen_through: records
+                        .iter()
+                        .filter(|x| x.status == Status::Committed)
+                        .count() as u64,
+                    slots: records
+                        .iter()
+                        .filter(|x| x.vballot.is_some())
+                        .map(|x| SlotView {
+                            slot: self.numbers.get(&x.instance).copied().unwrap_or(0),
+                            ballot: status_text(x.status).to_string(),
+                            value: format!(
+                                "{}: {} with {}",
+                                x.instance,
+                                command_text(&x.command),
+                                attrs_text(&x.attrs)
+                            ),
+                            known_chosen: x.status == Status::Committed,
+                        })
+                        .collect(),
+                    notes,
+                }
+            })
+            .collect();
+        let in_flight = harness::message_views(&self.net, name, EpaxosMessage::kind, label);
+        let known_by = |slot: u64| {
+            let Some((instance, _)) = self.numbers.iter().find(|(_, n)| **n == slot) else {
+                return Vec::new();
+            };
+            self.members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    m.replica.as_ref().is_some_and(|r| {
+                        r.record(*instance)
+                            .is_some_and(|x| x.status == Status::Committed)
+                    })
+                })
+                .map(|(i, _)| name(i))
+                .collect()
+        };
+        harness::view(
+            spec,
+            step,
+            total,
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
+            },
+        )
+    }
+}
+
+impl Harness for EpaxosWorld {
+    harness::plumbing!(EpaxosMessage);
+    const DISKS: bool = false;
+
+    fn describe(m: &Flying) -> (String, &'static str, String) {
+        (label(&m.msg), m.msg.kind(), name(m.from))
     }
 
-    fn step_event(&mut self, step: usize) -> Option<String> {
-        let waiting = self.members.iter().any(|m| {
+    fn up(&self, i: usize) -> bool {
+        self.members[i].replica.is_some()
+    }
+
+    fn incarnation(&self, i: usize) -> u64 {
+        self.members[i].incarnation
+    }
+
+    fn busy(&self) -> bool {
+        // An instance some running replica has not seen committed.
+        self.members.iter().any(|m| {
             m.replica
                 .as_ref()
                 .is_some_and(|r| r.instances().any(|x| x.status != Status::Committed))
-        });
-        if self.net.in_flight.is_empty() && !waiting {
-            return None;
-        }
-        for _ in 0..QUIET_EVENTS_MAX {
-            let ev = self.net.pop()?;
-            match ev {
-                Ev::Tick { node, incarnation } => {
-                    if self.members[node].incarnation != incarnation {
-                        continue;
-                    }
-                    self.net
-                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
-                    let m = &mut self.members[node];
-                    let Some(r) = m.replica.as_mut() else {
-                        continue;
-                    };
-                    let before = r.counters().recoveries;
-                    r.tick(&mut m.rng);
-                    let after = r.counters().recoveries;
-                    let sent_before = self.net.next_id;
-                    if self.drive(node, step) {
-                        let sends = sends_text(&self.journal, sent_before);
-                        return Some(if after > before {
-                            format!(
-                                "n{}'s recovery timer fires: an instance it knows has waited too \
-                                 long to be committed, so it takes it over with explicit \
-                                 prepare{}.",
-                                node + 1,
-                                paren(&sends)
-                            )
-                        } else {
-                            format!(
-                                "n{}'s retry timer fires: it resends what is unanswered{}.",
-                                node + 1,
-                                paren(&sends)
-                            )
-                        });
-                    }
-                }
-                Ev::Deliver { id } => {
-                    let Some(m) = self.net.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    return Some(self.deliver(m, step));
-                }
-                // EPaxos records are durable before `ready` returns: no disk events.
-                Ev::PersistDone { .. } => {}
-            }
-        }
-        None
+        })
     }
 
+    fn tick(&mut self, node: usize, step: usize) -> Option<String> {
+        let m = &mut self.members[node];
+        let r = m.replica.as_mut()?;
+        let before = r.counters().recoveries;
+        r.tick(&mut m.rng);
+        let after = r.counters().recoveries;
+        let sent_before = self.net.next_id;
+        if !self.drive(node, step) {
+            return None;
+        }
+        let sends = sends_text(&self.journal, sent_before);
+        Some(if after > before {
+            format!(
+                "n{}'s recovery timer fires: an instance it knows has waited too long to be \
+                 committed, so it takes it over with explicit prepare{}.",
+                node + 1,
+                paren(&sends)
+            )
+        } else {
+            format!(
+                "n{}'s retry timer fires: it resends what is unanswered{}.",
+                node + 1,
+                paren(&sends)
+            )
+        })
+    }
+
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        if self.net.cut.contains(&(m.from, m.to)) || self.members[m.to].replica.is_none() {
-            self.journal.ended(m.id, step, false);
-            return format!(
-                "{lbl} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
-            );
-        }
-        self.journal.ended(m.id, step, true);
         let i = m.to;
         let instance = m.msg.instance();
         let before = self.members[i].replica.as_ref().map(|r| {
@@ -586,121 +492,131 @@ impl EpaxosWorld {
         said
     }
 
-    /// The view of this step.
-    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
-        let nodes = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut notes = Vec::new();
-                if let Some(r) = &m.replica {
-                    let c = r.counters();
-                    notes.push(format!(
-                        "fast path: {}, slow path: {}",
-                        c.fast_commits, c.slow_commits
-                    ));
-                    if c.recoveries > 0 {
-                        notes.push(format!("recoveries: {}", c.recoveries));
-                    }
-                }
-                if !m.executed.is_empty() {
-                    let order: Vec<String> = m
-                        .executed
-                        .iter()
-                        .map(|(x, c)| format!("{x} {}", command_text(c)))
-                        .collect();
-                    notes.push(format!("executed: {}", order.join(", ")));
-                }
-                let records: Vec<&InstanceRecord> = match &m.replica {
-                    Some(r) => r.instances().collect(),
-                    None => m.disk.values().collect(),
+    fn own(&mut self, action: &Action, step: usize) -> Result<String, String> {
+        Ok(match action {
+            Action::Crash { node } => {
+                let m = &mut self.members[node - 1];
+                m.replica = None;
+                m.incarnation += 1;
+                m.executed.clear();
+                format!(
+                    "n{node} loses power. Its disk keeps {} instance record(s).",
+                    m.disk.len()
+                )
+            }
+            Action::Restart { node } => {
+                let i = node - 1;
+                let records: Vec<InstanceRecord> = self.members[i].disk.values().cloned().collect();
+                let count = records.len();
+                self.members[i].replica = Replica::recover(
+                    self.ids[i],
+                    self.ids.clone(),
+                    self.options.clone(),
+                    records,
+                    self.bugs,
+                )
+                .ok();
+                let incarnation = self.members[i].incarnation;
+                self.net.restart_ticks(i, incarnation);
+                self.drive(i, step);
+                format!(
+                    "n{node} restarts from its {count} record(s) and executes the committed \
+                     commands again from the start."
+                )
+            }
+            Action::Propose {
+                value,
+                node,
+                client,
+                key,
+            } => {
+                let (n, c) = (node.unwrap_or(1), client.unwrap_or(1));
+                let key = key.clone().unwrap_or_else(|| "x".to_string());
+                let Some(r) = self.members[n - 1].replica.as_mut() else {
+                    return Err(format!("n{n} is down."));
                 };
-                NodeView {
-                    name: name(i),
-                    up: m.replica.is_some(),
-                    role: if m.replica.is_some() {
-                        "replica"
-                    } else {
-                        "down"
-                    }
-                    .to_string(),
-                    promised: "—".to_string(),
-                    ballot: "—".to_string(),
-                    leader: None,
-                    chosen_through: records
-                        .iter()
-                        .filter(|x| x.status == Status::Committed)
-                        .count() as u64,
-                    slots: records
-                        .iter()
-                        .filter(|x| x.vballot.is_some())
-                        .map(|x| SlotView {
-                            slot: self.numbers.get(&x.instance).copied().unwrap_or(0),
-                            ballot: status_text(x.status).to_string(),
-                            value: format!(
-                                "{}: {} with {}",
-                                x.instance,
-                                command_text(&x.command),
-                                attrs_text(&x.attrs)
-                            ),
-                            known_chosen: x.status == Status::Committed,
-                        })
-                        .collect(),
-                    notes,
+                let seq = self.sent[c - 1] + 1;
+                let command = Command::Kv {
+                    id: CommandId {
+                        client: c as u64,
+                        seq,
+                    },
+                    op: KvOp::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                    },
+                };
+                let instance = match r.propose(command) {
+                    Ok(i) => i,
+                    Err(e) => return Err(format!("n{n} refuses: {e}.")),
+                };
+                self.sent[c - 1] = seq;
+                let attrs = r
+                    .record(instance)
+                    .map(|x| x.attrs.clone())
+                    .unwrap_or_default();
+                self.ops.push((
+                    instance,
+                    OpView {
+                        client: format!("c{c}"),
+                        input: format!("put {key}={value} at n{n}"),
+                        output: None,
+                    },
+                ));
+                self.drive(n - 1, step);
+                format!(
+                    "c{c} sends put {key}={value} to n{n}, which leads it as instance {instance}: \
+                     it proposes it with {} from what n{n} knows, and sends PreAccept to the \
+                     others. No leader is asked: every replica leads its own commands.",
+                    attrs_text(&attrs)
+                )
+            }
+            Action::Read { .. } => {
+                return Err(
+                    "this EPaxos mode sends writes only; a read would be one more command."
+                        .to_string(),
+                )
+            }
+            Action::Reconfigure { .. } => {
+                return Err("this EPaxos mode has a fixed set of replicas.".to_string())
+            }
+            Action::Persist { node } => {
+                return Err(format!(
+                    "n{node} has no disk write in progress: EPaxos records are made durable \
+                         before the messages that depend on them leave."
+                ))
+            }
+            Action::Timer { node } => {
+                let i = node - 1;
+                let Some(r) = self.members[i].replica.as_mut() else {
+                    return Err(format!("n{node} is down."));
+                };
+                let open: Vec<InstanceId> = r
+                    .instances()
+                    .filter(|x| x.status != Status::Committed)
+                    .map(|x| x.instance)
+                    .collect();
+                if open.is_empty() {
+                    return Err(format!("n{node} waits on no instance."));
                 }
-            })
-            .collect();
-        let in_flight = self
-            .net
-            .in_flight
-            .values()
-            .map(|m| MessageView {
-                id: m.id,
-                from: name(m.from),
-                to: name(m.to),
-                kind: m.msg.kind().to_string(),
-                label: label(&m.msg),
-                deliver_at: m.deliver_at,
-            })
-            .collect();
-        let known_by = |slot: u64| {
-            let Some((instance, _)) = self.numbers.iter().find(|(_, n)| **n == slot) else {
-                return Vec::new();
-            };
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    m.replica.as_ref().is_some_and(|r| {
-                        r.record(*instance)
-                            .is_some_and(|x| x.status == Status::Committed)
-                    })
-                })
-                .map(|(i, _)| name(i))
-                .collect()
-        };
-        View {
-            spec: spec.clone(),
-            step,
-            total,
-            time_us: self.net.now,
-            nodes,
-            clients: (1..=CLIENTS).map(|c| format!("c{c}")).collect(),
-            in_flight,
-            cut: self
-                .net
-                .cut
-                .iter()
-                .map(|(a, b)| [name(*a), name(*b)])
-                .collect(),
-            chosen: self.journal.chosen_views(known_by),
-            ops: self.ops.iter().map(|(_, o)| o.clone()).collect(),
-            log: self.journal.log_tail(),
-            lines: self.journal.lines_tail(),
-            violations: self.journal.violations.clone(),
-            note: self.journal.note.clone(),
-        }
+                for instance in &open {
+                    r.take_over(*instance);
+                }
+                self.drive(i, step);
+                let names: Vec<String> = open.iter().map(ToString::to_string).collect();
+                format!(
+                    "n{node}'s recovery timer fires (by hand): it takes over {} with explicit \
+                     prepare at a higher ballot.",
+                    crate::journal::and_list(&names)
+                )
+            }
+            // The harness answers the rest.
+            _ => return Err(harness::ANSWERED.to_string()),
+        })
+    }
+
+    fn finish(&mut self, step: usize, said: String) {
+        self.settle(step, said);
     }
 }
 

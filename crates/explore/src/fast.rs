@@ -8,9 +8,10 @@
 //! core's. The explorer's own checks count durable votes against the quorum sizes the nodes
 //! run with, and compare what every learner learned.
 
-use crate::journal::{and_list, Journal};
-use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::harness::{self, Core, Harness, Member, Outputs};
+use crate::journal::Journal;
+use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
+use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::fast::{
     FastConfig, FastDurable, FastMessage, FastNode, FastOptions, FastPersist, Round, RoundMode,
@@ -18,18 +19,13 @@ use paxos::fast::{
 use paxos::{NodeId, PersistSeq, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// Proposers a Fast Paxos session offers (`c1`, `c2`): two are enough to collide.
 pub const PROPOSERS: usize = 2;
 /// Proposer `c` is `NodeId(PROPOSER_ID_BASE + c)`, outside the nodes' ids, and sends from
 /// index `PROPOSER_ID_BASE + c` of the network (no node has it, so no link of it is cut).
 const PROPOSER_ID_BASE: u64 = 100;
-/// Disk write latency: base plus jitter.
-const DISK_BASE_US: u64 = 500;
-const DISK_JITTER_US: u64 = 1_000;
-/// Events skipped at most in one step while looking for one that shows.
-const QUIET_EVENTS_MAX: usize = 10_000;
 /// Fewer ticks than the core's default before a classic round: the page's timelines stay
 /// short, and the learner can always fire a timer by hand.
 const RETRY_TIMEOUT_TICKS: u32 = 12;
@@ -54,14 +50,31 @@ fn end_id(from: usize) -> NodeId {
     })
 }
 
-struct Member {
-    node: Option<FastNode>,
-    durable: FastDurable,
-    /// Batches handed to the disk, oldest first, with their completion time.
-    disk: VecDeque<(PersistSeq, Vec<FastPersist>, u64)>,
-    incarnation: u64,
-    rng: ChaCha8Rng,
-    learned: Option<String>,
+impl Core for FastNode {
+    type Op = FastPersist;
+    type Msg = FastMessage;
+    type Durable = FastDurable;
+
+    fn outputs(&mut self) -> Outputs<FastPersist, FastMessage> {
+        let ready = self.ready();
+        Outputs {
+            persist: ready.persist,
+            send: ready.send,
+            learned: ready.learned.as_deref().map(text),
+        }
+    }
+
+    fn persisted(&mut self, seq: PersistSeq) {
+        FastNode::persisted(self, seq);
+    }
+
+    fn make_durable(durable: &mut FastDurable, op: &FastPersist) {
+        durable.apply(op);
+    }
+
+    fn kind(msg: &FastMessage) -> &'static str {
+        kind(msg)
+    }
 }
 
 /// A Fast Paxos session's world.
@@ -71,7 +84,7 @@ pub struct FastWorld {
     options: FastOptions,
     bugs: PlantedBugs,
     net: Net<FastMessage>,
-    members: Vec<Member>,
+    members: Vec<Member<FastNode>>,
     journal: Journal,
     proposals: Vec<OpView>,
     /// Durable votes ever cast: `(round, value)` to a bit per acceptor.
@@ -97,7 +110,7 @@ impl FastWorld {
             .map(|i| Member {
                 node: FastNode::new(NodeId(i as u64 + 1), config, options, bugs).ok(),
                 durable: FastDurable::default(),
-                disk: VecDeque::new(),
+                disk: Default::default(),
                 incarnation: 0,
                 rng: ChaCha8Rng::seed_from_u64(net.rng.next_u64()),
                 learned: None,
@@ -145,212 +158,19 @@ impl FastWorld {
 
     /// Carries out node `i`'s outputs in the core's order; returns whether there were any.
     fn drive(&mut self, i: usize, step: usize) -> bool {
-        let mut any = false;
-        loop {
-            let Some(node) = self.members[i].node.as_mut() else {
-                return any;
-            };
-            let ready = node.ready();
-            if ready.persist.is_none() && ready.send.is_empty() && ready.learned.is_none() {
-                return any;
-            }
-            any = true;
-            if let Some(batch) = ready.persist {
-                let latency = self.net.draw(DISK_BASE_US, DISK_JITTER_US);
-                let member = &mut self.members[i];
-                let after = member.disk.back().map_or(0, |(_, _, at)| *at);
-                let done_at = (self.net.now + latency).max(after + 1);
-                member.disk.push_back((batch.seq, batch.ops, done_at));
-                let incarnation = member.incarnation;
-                self.net.schedule(
-                    done_at,
-                    Ev::PersistDone {
-                        node: i,
-                        incarnation,
-                    },
-                );
-            }
-            for out in ready.send {
-                let to = (out.to.0 as usize).wrapping_sub(1);
-                if to < self.n {
-                    self.send(i, to, out.msg, step);
-                }
-            }
-            if let Some(v) = ready.learned {
-                let v = text(&v);
-                self.extra
-                    .push(format!("n{} now knows '{v}' is chosen.", i + 1));
-                self.members[i].learned = Some(v);
-            }
-        }
+        harness::drive(
+            &mut self.members,
+            &mut self.net,
+            &mut self.journal,
+            &mut self.extra,
+            i,
+            step,
+        )
     }
 
     /// Applies one unit of `action` as step `step`.
     pub fn apply(&mut self, action: &Action, step: usize) {
-        self.journal.note = None;
-        self.extra.clear();
-        let shared = self
-            .net
-            .network_action(action, self.n, &mut self.journal, step, |m| {
-                (label(&m.msg), kind(&m.msg), end_name(m.from))
-            });
-        match shared {
-            Some(Ok(said)) => return self.finish(step, said),
-            Some(Err(why)) => return self.nothing(step, why),
-            None => {}
-        }
-        let said = match action {
-            Action::Step { .. } => match self.step_event(step) {
-                Some(t) => t,
-                None => return self.nothing(step, "nothing is left to happen.".to_string()),
-            },
-            Action::Deliver { id } => {
-                let Some(m) = self.net.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Crash { node } => {
-                let m = &mut self.members[node - 1];
-                if m.node.is_none() {
-                    return self.nothing(step, format!("n{node} is already down."));
-                }
-                m.node = None;
-                let lost = m.disk.len();
-                m.disk.clear();
-                m.incarnation += 1;
-                m.learned = None;
-                format!(
-                    "n{node} loses power: {lost} write(s) in progress are lost. Its disk keeps \
-                     its promise ({}) and its vote ({}).",
-                    round_text(m.durable.rnd),
-                    vote_text(&m.durable.vote)
-                )
-            }
-            Action::Restart { node } => {
-                let i = node - 1;
-                if self.members[i].node.is_some() {
-                    return self.nothing(step, format!("n{node} is already running."));
-                }
-                let m = &mut self.members[i];
-                m.node = FastNode::recover(
-                    NodeId(*node as u64),
-                    self.config,
-                    self.options,
-                    self.bugs,
-                    m.durable.clone(),
-                )
-                .ok();
-                let incarnation = m.incarnation;
-                let said = format!(
-                    "n{node} restarts from its disk: promise {}, vote {}.",
-                    round_text(m.durable.rnd),
-                    vote_text(&m.durable.vote)
-                );
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
-                self.drive(i, step);
-                said
-            }
-            Action::Propose { value, client, .. } => {
-                let c = client.unwrap_or(1);
-                self.proposals.push(OpView {
-                    client: format!("c{c}"),
-                    input: format!("propose '{value}'"),
-                    output: None,
-                });
-                for to in 0..self.n {
-                    let msg = FastMessage::Propose {
-                        value: value.as_bytes().to_vec(),
-                    };
-                    self.send(PROPOSER_ID_BASE as usize + c, to, msg, step);
-                }
-                format!(
-                    "Proposer c{c} sends '{value}' straight to every acceptor: no leader on the \
-                     path. In the fast round each acceptor votes for the first proposal it gets."
-                )
-            }
-            Action::Read { .. } => {
-                return self.nothing(step, "this Fast Paxos instance has no reads.".to_string())
-            }
-            Action::Reconfigure { .. } => {
-                return self.nothing(
-                    step,
-                    "this Fast Paxos instance has no configuration to change.".to_string(),
-                )
-            }
-            Action::Persist { node } => {
-                let i = node - 1;
-                if self.members[i].node.is_none() {
-                    return self.nothing(step, format!("n{node} is down."));
-                }
-                if self.members[i].disk.is_empty() {
-                    return self.nothing(step, format!("n{node} has no disk write in progress."));
-                }
-                self.complete_write(i, step, "By hand, out of turn: ")
-            }
-            Action::Timer { node } => {
-                let i = node - 1;
-                let Some(p) = self.members[i].node.as_mut() else {
-                    return self.nothing(step, format!("n{node} is down."));
-                };
-                p.campaign();
-                if !self.drive(i, step) {
-                    return self.nothing(step, format!("n{node} has nothing to send."));
-                }
-                let round = self.members[i]
-                    .node
-                    .as_ref()
-                    .and_then(FastNode::coordinating);
-                format!(
-                    "n{node}'s timer fires (by hand): it starts a classic round{} with phase 1, \
-                     as in classic Paxos.",
-                    round.map(|r| format!(" {r}")).unwrap_or_default()
-                )
-            }
-            // Handled by the network above.
-            Action::Drop { .. }
-            | Action::Duplicate { .. }
-            | Action::Cut { .. }
-            | Action::Heal { .. }
-            | Action::Partition { .. }
-            | Action::HealAll => return,
-        };
-        self.finish(step, said);
-    }
-
-    fn nothing(&mut self, step: usize, why: String) {
-        self.journal
-            .say(step, self.net.now, format!("Nothing happens: {why}"));
-        self.journal.note = Some(why);
-    }
-
-    fn finish(&mut self, step: usize, said: String) {
-        let mut said = said;
-        for e in self.extra.drain(..) {
-            said.push(' ');
-            said.push_str(&e);
-        }
-        self.journal.say(step, self.net.now, said);
-        self.look_for_quorum(step);
-        let learned: Vec<(usize, String)> = self
-            .members
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| m.learned.as_ref().map(|v| (i, format!("'{v}'"))))
-            .collect();
-        self.journal.check_learned(step, learned);
-        let first = self.members.iter().find_map(|m| m.learned.clone());
-        if let Some(v) = first {
-            for op in &mut self.proposals {
-                op.output.get_or_insert_with(|| format!("chosen: '{v}'"));
-            }
-        }
+        harness::apply(self, action, step);
     }
 
     /// A value is chosen once a quorum of its round's size holds a durable vote for it.
@@ -377,109 +197,124 @@ impl FastWorld {
         }
     }
 
-    fn step_event(&mut self, step: usize) -> Option<String> {
-        let waiting = !self.proposals.is_empty()
-            && self
-                .members
-                .iter()
-                .any(|m| m.node.is_some() && m.learned.is_none());
-        if self.net.in_flight.is_empty()
-            && self.members.iter().all(|m| m.disk.is_empty())
-            && !waiting
-        {
-            return None;
-        }
-        for _ in 0..QUIET_EVENTS_MAX {
-            let ev = self.net.pop()?;
-            match ev {
-                Ev::Tick { node, incarnation } => {
-                    if self.members[node].incarnation != incarnation
-                        || self.members[node].node.is_none()
-                    {
-                        continue;
+    /// The view of this step.
+    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
+        let nodes = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut notes = Vec::new();
+                let (role, ballot, durable) = match &m.node {
+                    None => ("down".to_string(), "none".to_string(), &m.durable),
+                    Some(p) => {
+                        let c = p.counters();
+                        if c.collisions > 0 {
+                            notes.push(format!("collisions seen: {}", c.collisions));
+                        }
+                        if c.recoveries > 0 {
+                            notes.push(format!("recoveries: {}", c.recoveries));
+                        }
+                        match p.coordinating() {
+                            Some(r) => (format!("coordinator of {r}"), r.to_string(), p.durable()),
+                            None => ("acceptor".to_string(), "none".to_string(), p.durable()),
+                        }
                     }
-                    self.net
-                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
-                    let member = &mut self.members[node];
-                    let Some(p) = member.node.as_mut() else {
-                        continue;
-                    };
-                    let before = p.coordinating();
-                    p.tick(&mut member.rng);
-                    let after = p.coordinating();
-                    if self.drive(node, step) || before != after {
-                        let what = match after {
-                            Some(r) if Some(r) != before => {
-                                format!("starts classic round {r} with phase 1")
-                            }
-                            _ => "tells the others what it knows".to_string(),
-                        };
-                        return Some(format!(
-                            "n{}'s retry timer fires: nothing was learned in time, so it {what}.",
-                            node + 1
-                        ));
-                    }
+                };
+                if !m.disk.is_empty() {
+                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
                 }
-                Ev::Deliver { id } => {
-                    let Some(m) = self.net.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    return Some(self.deliver(m, step));
+                NodeView {
+                    name: name(i),
+                    up: m.node.is_some(),
+                    role,
+                    promised: round_text(durable.rnd),
+                    ballot,
+                    leader: None,
+                    chosen_through: u64::from(m.learned.is_some()),
+                    slots: durable
+                        .vote
+                        .iter()
+                        .map(|(r, v)| SlotView {
+                            slot: 1,
+                            ballot: r.to_string(),
+                            value: format!("'{}'", text(v)),
+                            known_chosen: m.learned.is_some(),
+                        })
+                        .collect(),
+                    notes,
                 }
-                Ev::PersistDone { node, incarnation } => {
-                    if self.members[node].incarnation != incarnation
-                        || self.members[node]
-                            .disk
-                            .front()
-                            .is_none_or(|(_, _, done_at)| *done_at > self.net.now)
-                    {
-                        continue;
-                    }
-                    return Some(self.complete_write(node, step, ""));
-                }
-            }
-        }
-        None
-    }
-
-    fn complete_write(&mut self, node: usize, step: usize, how: &str) -> String {
-        let Some((seq, ops, _)) = self.members[node].disk.pop_front() else {
-            return format!("n{} has no disk write in progress.", node + 1);
-        };
-        let what: Vec<String> = ops.iter().map(persist_text).collect();
-        let m = &mut self.members[node];
-        for op in &ops {
-            m.durable.apply(op);
-        }
-        if let Some(p) = m.node.as_mut() {
-            p.persisted(seq);
-        }
-        let sent_before = self.net.next_id;
-        self.drive(node, step);
-        let sends = sends_text(&self.journal, sent_before);
-        format!(
-            "{how}n{}'s disk has made durable {}.{}",
-            node + 1,
-            and_list(&what),
-            if sends.is_empty() {
-                String::new()
-            } else {
-                format!(" Only now may what depends on it leave: {sends}.")
-            }
+            })
+            .collect();
+        let in_flight = harness::message_views(&self.net, end_name, kind, label);
+        let known_by = |_slot: u64| harness::learned_by(&self.members);
+        harness::view(
+            spec,
+            step,
+            total,
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.proposals.clone(),
+            },
         )
     }
+}
 
+impl Harness for FastWorld {
+    harness::plumbing!(FastMessage);
+    harness::disks!();
+
+    fn describe(m: &Flying) -> (String, &'static str, String) {
+        (label(&m.msg), kind(&m.msg), end_name(m.from))
+    }
+
+    fn up(&self, i: usize) -> bool {
+        self.members[i].node.is_some()
+    }
+
+    fn incarnation(&self, i: usize) -> u64 {
+        self.members[i].incarnation
+    }
+
+    fn busy(&self) -> bool {
+        // A write in progress, or a proposal some running node has not learned the end of.
+        self.members.iter().any(|m| !m.disk.is_empty())
+            || (!self.proposals.is_empty()
+                && self
+                    .members
+                    .iter()
+                    .any(|m| m.node.is_some() && m.learned.is_none()))
+    }
+
+    fn tick(&mut self, node: usize, step: usize) -> Option<String> {
+        let member = &mut self.members[node];
+        let p = member.node.as_mut()?;
+        let before = p.coordinating();
+        p.tick(&mut member.rng);
+        let after = p.coordinating();
+        if !self.drive(node, step) && before == after {
+            return None;
+        }
+        let what = match after {
+            Some(r) if Some(r) != before => format!("starts classic round {r} with phase 1"),
+            _ => "tells the others what it knows".to_string(),
+        };
+        Some(format!(
+            "n{}'s retry timer fires: nothing was learned in time, so it {what}.",
+            node + 1
+        ))
+    }
+
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (end_name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        let cut = self.net.is_cut(&m);
-        if cut || self.members[m.to].node.is_none() {
-            self.journal.ended(m.id, step, false);
-            return format!(
-                "{lbl} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
-            );
-        }
-        self.journal.ended(m.id, step, true);
         let i = m.to;
         let Some(before) = self.members[i].node.as_ref().map(Snap::of) else {
             return format!("{to} is down.");
@@ -598,96 +433,119 @@ impl FastWorld {
         said
     }
 
-    /// The view of this step.
-    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
-        let nodes = self
+    fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
+        harness::complete_write(
+            &mut self.members,
+            &mut self.net,
+            &mut self.journal,
+            &mut self.extra,
+            i,
+            step,
+            how,
+            persist_text,
+            "",
+        )
+    }
+
+    fn own(&mut self, action: &Action, step: usize) -> Result<String, String> {
+        Ok(match action {
+            Action::Crash { node } => {
+                let m = &mut self.members[node - 1];
+                let lost = m.crash();
+                format!(
+                    "n{node} loses power: {lost} write(s) in progress are lost. Its disk keeps \
+                     its promise ({}) and its vote ({}).",
+                    round_text(m.durable.rnd),
+                    vote_text(&m.durable.vote)
+                )
+            }
+            Action::Restart { node } => {
+                let i = node - 1;
+                let m = &mut self.members[i];
+                m.node = FastNode::recover(
+                    NodeId(*node as u64),
+                    self.config,
+                    self.options,
+                    self.bugs,
+                    m.durable.clone(),
+                )
+                .ok();
+                let incarnation = m.incarnation;
+                let said = format!(
+                    "n{node} restarts from its disk: promise {}, vote {}.",
+                    round_text(m.durable.rnd),
+                    vote_text(&m.durable.vote)
+                );
+                self.net.restart_ticks(i, incarnation);
+                self.drive(i, step);
+                said
+            }
+            Action::Propose { value, client, .. } => {
+                let c = client.unwrap_or(1);
+                self.proposals.push(OpView {
+                    client: format!("c{c}"),
+                    input: format!("propose '{value}'"),
+                    output: None,
+                });
+                for to in 0..self.n {
+                    let msg = FastMessage::Propose {
+                        value: value.as_bytes().to_vec(),
+                    };
+                    self.send(PROPOSER_ID_BASE as usize + c, to, msg, step);
+                }
+                format!(
+                    "Proposer c{c} sends '{value}' straight to every acceptor: no leader on the \
+                     path. In the fast round each acceptor votes for the first proposal it gets."
+                )
+            }
+            Action::Read { .. } => return Err("this Fast Paxos instance has no reads.".to_string()),
+            Action::Reconfigure { .. } => {
+                return Err("this Fast Paxos instance has no configuration to change.".to_string())
+            }
+            Action::Timer { node } => {
+                let i = node - 1;
+                let Some(p) = self.members[i].node.as_mut() else {
+                    return Err(format!("n{node} is down."));
+                };
+                p.campaign();
+                if !self.drive(i, step) {
+                    return Err(format!("n{node} has nothing to send."));
+                }
+                let round = self.members[i]
+                    .node
+                    .as_ref()
+                    .and_then(FastNode::coordinating);
+                format!(
+                    "n{node}'s timer fires (by hand): it starts a classic round{} with phase 1, \
+                     as in classic Paxos.",
+                    round.map(|r| format!(" {r}")).unwrap_or_default()
+                )
+            }
+            // The harness answers the rest.
+            _ => return Err(harness::ANSWERED.to_string()),
+        })
+    }
+
+    fn begin(&mut self) {
+        self.extra.clear();
+    }
+
+    fn finish(&mut self, step: usize, said: String) {
+        let said = harness::with_extra(said, &mut self.extra);
+        self.journal.say(step, self.net.now, said);
+        self.look_for_quorum(step);
+        let learned: Vec<(usize, String)> = self
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let mut notes = Vec::new();
-                let (role, ballot, durable) = match &m.node {
-                    None => ("down".to_string(), "none".to_string(), &m.durable),
-                    Some(p) => {
-                        let c = p.counters();
-                        if c.collisions > 0 {
-                            notes.push(format!("collisions seen: {}", c.collisions));
-                        }
-                        if c.recoveries > 0 {
-                            notes.push(format!("recoveries: {}", c.recoveries));
-                        }
-                        match p.coordinating() {
-                            Some(r) => (format!("coordinator of {r}"), r.to_string(), p.durable()),
-                            None => ("acceptor".to_string(), "none".to_string(), p.durable()),
-                        }
-                    }
-                };
-                if !m.disk.is_empty() {
-                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
-                }
-                NodeView {
-                    name: name(i),
-                    up: m.node.is_some(),
-                    role,
-                    promised: round_text(durable.rnd),
-                    ballot,
-                    leader: None,
-                    chosen_through: u64::from(m.learned.is_some()),
-                    slots: durable
-                        .vote
-                        .iter()
-                        .map(|(r, v)| SlotView {
-                            slot: 1,
-                            ballot: r.to_string(),
-                            value: format!("'{}'", text(v)),
-                            known_chosen: m.learned.is_some(),
-                        })
-                        .collect(),
-                    notes,
-                }
-            })
+            .filter_map(|(i, m)| m.learned.as_ref().map(|v| (i, format!("'{v}'"))))
             .collect();
-        let in_flight = self
-            .net
-            .in_flight
-            .values()
-            .map(|m| MessageView {
-                id: m.id,
-                from: end_name(m.from),
-                to: name(m.to),
-                kind: kind(&m.msg).to_string(),
-                label: label(&m.msg),
-                deliver_at: m.deliver_at,
-            })
-            .collect();
-        let known_by = |_slot: u64| {
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.learned.is_some())
-                .map(|(i, _)| name(i))
-                .collect()
-        };
-        View {
-            spec: spec.clone(),
-            step,
-            total,
-            time_us: self.net.now,
-            nodes,
-            clients: (1..=PROPOSERS).map(|c| format!("c{c}")).collect(),
-            in_flight,
-            cut: self
-                .net
-                .cut
-                .iter()
-                .map(|(a, b)| [name(*a), name(*b)])
-                .collect(),
-            chosen: self.journal.chosen_views(known_by),
-            ops: self.proposals.clone(),
-            log: self.journal.log_tail(),
-            lines: self.journal.lines_tail(),
-            violations: self.journal.violations.clone(),
-            note: self.journal.note.clone(),
+        self.journal.check_learned(step, learned);
+        let first = self.members.iter().find_map(|m| m.learned.clone());
+        if let Some(v) = first {
+            for op in &mut self.proposals {
+                op.output.get_or_insert_with(|| format!("chosen: '{v}'"));
+            }
         }
     }
 }

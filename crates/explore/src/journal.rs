@@ -53,6 +53,17 @@ impl Journal {
         );
     }
 
+    /// Records a failed check, once per detail.
+    pub fn violate(&mut self, check: &str, detail: String, step: usize) {
+        if !self.violations.iter().any(|x| x.detail == detail) {
+            self.violations.push(ViolationView {
+                check: check.to_string(),
+                detail,
+                step,
+            });
+        }
+    }
+
     pub fn ended(&mut self, id: u64, step: usize, delivered: bool) {
         if let Some(line) = self.lines.get_mut(&id) {
             line.ended = Some(step);

@@ -32,6 +32,9 @@ pub enum Protocol {
     Fast,
     /// EPaxos: `paxos::epaxos::Replica`s, every replica leading the commands sent to it.
     Epaxos,
+    /// Paxos Commit: `paxos::commit::CommitNode`s; n1 the transaction manager, n2 a second
+    /// leader, n3 and up the resource managers, every node an acceptor.
+    Commit,
 }
 
 /// Everything a session's worlds are built from, before any action.

@@ -772,6 +772,10 @@ impl MultiWorld {
             Some((_, epoch)) if epoch > 0 => notes.push(format!("voter in configuration {epoch}")),
             _ => {}
         }
+        // Cheap Paxos: an auxiliary is sent to only while a main is silent.
+        if node.replica().is_some_and(|r| r.is_auxiliary()) {
+            notes.push("auxiliary: votes only while a main is silent".to_string());
+        }
         if s.up && !s.voting && place.is_none_or(|(p, _)| p == "voter") {
             notes.push("rebuilding: does not vote".to_string());
         }

@@ -86,6 +86,12 @@ impl<M: Clone> Net<M> {
         }
     }
 
+    /// The first tick of node `node`'s incarnation `incarnation`, one tick from now (after a
+    /// restart).
+    pub fn restart_ticks(&mut self, node: usize, incarnation: u64) {
+        self.schedule(self.now + TICK_US, Ev::Tick { node, incarnation });
+    }
+
     /// The next event, with the clock moved to it.
     pub fn pop(&mut self) -> Option<Ev> {
         let Reverse((at, _, ev)) = self.queue.pop()?;

@@ -579,6 +579,58 @@ fn epaxos_conflict() -> Scenario {
     )
 }
 
+fn begin_at(node: usize, value: &str) -> Action {
+    Action::Propose {
+        value: value.to_string(),
+        node: Some(node),
+        client: None,
+        key: None,
+    }
+}
+
+/// Whether node `node` (from 1) knows transaction `txn`'s outcome.
+fn knows_outcome(v: &View, node: usize, txn: &str) -> bool {
+    v.nodes[node - 1]
+        .notes
+        .iter()
+        .any(|n| n.starts_with(&format!("{txn}: ")))
+}
+
+fn commit_tm_crash() -> Scenario {
+    let mut s = Script::new(Protocol::Commit, 5, 1);
+    s.act(begin_at(3, "pay"), "n3 begins transaction t1 over the three resource managers n3, n4 and n5, and asks the transaction manager n1 to commit it. Every node is also an acceptor: five acceptors, so F = 2 of them may fail. n3 votes Prepared at once; its vote goes to its disk, then to every acceptor.")
+        .until("n1 asks every RM to prepare. Each RM's vote is the value of its own Paxos instance: the RM proposes it at ballot 0, which is its own, so no phase 1 is needed.", |v| v.in_flight.iter().any(|m| m.kind == "prepare"))
+        .until("The Prepared votes travel to the acceptors. An acceptor accepts a vote, writes it to disk, and only then reports it (2b) to the transaction manager.", |v| v.nodes.iter().filter(|n| n.slots.iter().any(|x| x.value.contains("n4's vote"))).count() >= 2)
+        .act(Action::Crash { node: 1 }, "Now the transaction manager crashes, with votes still on their way. In two-phase commit this is where everyone blocks: the coordinator alone knew the votes, and the RMs that voted Prepared may neither commit nor abort until it comes back.")
+        .until("Here the votes are not lost with n1: a majority of acceptors holds them. The RMs, hearing nothing, ask the leaders how t1 ended.", |v| v.in_flight.iter().any(|m| m.kind == "query" && m.to == "n2"))
+        .until("n2, the second leader, takes t1 over: phase 1 at a higher ballot for every instance at once. The promises carry what each acceptor accepted; for an instance whose RM never voted, n2 proposes Aborted, which is safe because such an RM cannot have been chosen Prepared.", |v| v.in_flight.iter().any(|m| m.kind == "1a"))
+        .until("n2 decides from what a majority of acceptors accepted: Committed only if every instance chose Prepared, Aborted otherwise. Every RM learns the same outcome, and nobody waited for n1.", |v| (3..=5).all(|k| knows_outcome(v, k, "t1")));
+    s.finish(
+        "commit-tm-crash",
+        "Paxos Commit: the transaction manager crashes and the outcome is still decided",
+        "Gray and Lamport's Paxos Commit runs one Paxos instance per resource manager to decide its vote, on 2F+1 acceptors, so a crashed transaction manager blocks nobody: another leader reads the votes back from a majority of acceptors. Two-phase commit is the case F = 0, and blocks. Try it in \"break it\" mode with commit-with-missing-vote: a leader that commits with one vote still missing can commit a transaction an RM aborted.",
+    )
+}
+
+fn cheap_auxiliary() -> Scenario {
+    let mut s = Script::with_quorums(5, "cheap:3", 1);
+    s.until("Five nodes under Cheap Paxos: n1, n2 and n3 are the main acceptors, n4 and n5 auxiliaries. All the mains together are a quorum, so while they answer the leader sends to them alone: the auxiliaries get nothing and store nothing.", |v| leader(v).is_some());
+    let l = leader(&s.view()).unwrap_or(1);
+    let dead = (1..=3).find(|n| *n != l).unwrap_or(1);
+    s.act(Action::Crash { node: dead }, &format!("The main acceptor n{dead} crashes. The mains alone are no longer a quorum."))
+        .act(put(1, "x", "1"), "Client c1 writes x=1.")
+        .until(&format!("n{l} has not heard from n{dead} for half an election timeout: it engages the auxiliaries and sends to them too. A majority of all five (the live mains and the auxiliaries) accepts, and the write is chosen."), |v| ops_done(v, 1))
+        .until(&format!("n{dead} stays silent for two election timeouts, so n{l} drops it: a configuration change chosen as a stop-sign in the old configuration, which is what keeps it safe (the paper, section 3). The next voters omit n{dead}."), |v| v.chosen.iter().any(|c| c.value.starts_with("stop-sign")))
+        .until("The new configuration is in force: its mains are the remaining ones, a quorum by themselves again, and the auxiliaries go back to idle once they have learned the stop-sign.", |v| v.nodes[l - 1].notes.iter().any(|n| n.starts_with("voter in configuration 1")))
+        .act(put(2, "x", "2"), "c2 writes x=2.")
+        .until("It is chosen by the mains of the new configuration; the auxiliaries are idle again, ready for the next failure.", |v| ops_done(v, 2));
+    s.finish(
+        "cheap-auxiliary",
+        "Cheap Paxos: an auxiliary steps in for a dead main acceptor",
+        "Lamport and Massa's Cheap Paxos runs f+1 main acceptors and f auxiliaries that take part only while a main is down, so the auxiliaries can be cheap machines that store almost nothing. When a main dies the leader engages the auxiliaries, then drops the dead main through a stop-sign and lets the auxiliaries go idle. Try it in \"break it\" mode with cheap-drop-without-stop-sign in the simulator (synod sim --protocol cheap).",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -594,5 +646,7 @@ pub fn all() -> Vec<Scenario> {
         flexible_quorums(),
         fast_collision(),
         epaxos_conflict(),
+        commit_tm_crash(),
+        cheap_auxiliary(),
     ]
 }

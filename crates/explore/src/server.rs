@@ -96,6 +96,7 @@ async fn meta() -> Response {
             { "id": "multi", "name": "Multi-Paxos" },
             { "id": "fast", "name": "Fast Paxos" },
             { "id": "epaxos", "name": "EPaxos" },
+            { "id": "commit", "name": "Paxos Commit" },
         ],
         "nodes_min": NODES_MIN,
         "nodes_max": NODES_MAX,

@@ -2,6 +2,7 @@
 //! a step. A small cache keeps recent worlds so that stepping forward replays only the new
 //! actions; going back replays from the seed.
 
+use crate::commit::CommitWorld;
 use crate::epaxos::EpaxosWorld;
 use crate::fast::FastWorld;
 use crate::model::{
@@ -26,6 +27,8 @@ pub enum World {
     Fast(Box<FastWorld>),
     /// EPaxos.
     Epaxos(Box<EpaxosWorld>),
+    /// Paxos Commit.
+    Commit(Box<CommitWorld>),
 }
 
 impl World {
@@ -35,6 +38,7 @@ impl World {
             World::Multi(w) => w.apply(action, step),
             World::Fast(w) => w.apply(action, step),
             World::Epaxos(w) => w.apply(action, step),
+            World::Commit(w) => w.apply(action, step),
         }
     }
 
@@ -44,6 +48,7 @@ impl World {
             World::Multi(w) => w.view(spec, step, total),
             World::Fast(w) => w.view(spec, step, total),
             World::Epaxos(w) => w.view(spec, step, total),
+            World::Commit(w) => w.view(spec, step, total),
         }
     }
 }
@@ -100,6 +105,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Multi => crate::multi::CLIENTS,
         Protocol::Fast => crate::fast::PROPOSERS,
         Protocol::Epaxos => crate::epaxos::CLIENTS,
+        Protocol::Commit => 0,
     };
     if spec.protocol == Protocol::Epaxos && spec.nodes.is_multiple_of(2) {
         return Err(SessionError::OddReplicas(spec.nodes));
@@ -163,7 +169,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
             } => {
                 text(value)?;
                 match spec.protocol {
-                    Protocol::Synod => node(n.unwrap_or(1))?,
+                    Protocol::Synod | Protocol::Commit => node(n.unwrap_or(1))?,
                     Protocol::Multi => {
                         client(c.unwrap_or(1))?;
                         if let Some(k) = key {
@@ -240,6 +246,7 @@ pub fn fresh(spec: &Spec) -> Result<World, SessionError> {
         Protocol::Multi => World::Multi(Box::new(MultiWorld::new(spec, bugs)?)),
         Protocol::Fast => World::Fast(Box::new(FastWorld::new(spec, bugs))),
         Protocol::Epaxos => World::Epaxos(Box::new(EpaxosWorld::new(spec, bugs))),
+        Protocol::Commit => World::Commit(Box::new(CommitWorld::new(spec, bugs))),
     })
 }
 

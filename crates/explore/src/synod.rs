@@ -5,35 +5,47 @@
 //! `ready()` in the core's order (persist, then send, then learn) and reports writes durable
 //! with `persisted`. It decides nothing of the protocol.
 
+use crate::harness::{self, Core, Harness, Member, Outputs};
 use crate::journal::{and_list, ballot_text, Journal};
-use crate::model::{Action, MessageView, NodeView, OpView, SlotView, Spec, View};
-use crate::net::{Ev, Net, TICK_US};
+use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
+use crate::net::Net;
 use paxos::synod::{
     ProposerPhase, SynodDurable, SynodMessage, SynodNode, SynodOptions, SynodPersist,
 };
 use paxos::{Ballot, Configuration, NodeId, PersistSeq, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 type Msg = SynodMessage<String>;
 
-/// Disk write latency: base plus jitter.
-const DISK_BASE_US: u64 = 500;
-const DISK_JITTER_US: u64 = 1_000;
-/// Events skipped at most in one step while looking for one that shows.
-const QUIET_EVENTS_MAX: usize = 10_000;
-
 type Flying = crate::net::Flying<Msg>;
 
-struct Member {
-    node: Option<SynodNode<String>>,
-    durable: SynodDurable<String>,
-    /// Batches handed to the disk, oldest first, with their completion time.
-    disk: VecDeque<(PersistSeq, Vec<SynodPersist<String>>, u64)>,
-    incarnation: u64,
-    rng: ChaCha8Rng,
-    learned: Option<String>,
+impl Core for SynodNode<String> {
+    type Op = SynodPersist<String>;
+    type Msg = Msg;
+    type Durable = SynodDurable<String>;
+
+    fn outputs(&mut self) -> Outputs<Self::Op, Msg> {
+        let ready = self.ready();
+        Outputs {
+            persist: ready.persist,
+            send: ready.send,
+            learned: ready.learned,
+        }
+    }
+
+    fn persisted(&mut self, seq: PersistSeq) {
+        SynodNode::persisted(self, seq);
+    }
+
+    fn make_durable(durable: &mut Self::Durable, op: &Self::Op) {
+        durable.apply(op);
+    }
+
+    fn kind(msg: &Msg) -> &'static str {
+        kind(msg)
+    }
 }
 
 /// A single-decree session's world.
@@ -42,7 +54,7 @@ pub struct SynodWorld {
     acceptors: Configuration,
     bugs: PlantedBugs,
     net: Net<Msg>,
-    members: Vec<Member>,
+    members: Vec<Member<SynodNode<String>>>,
     journal: Journal,
     proposals: Vec<OpView>,
     /// Durable votes ever cast: `(ballot, value)` to a bit per acceptor.
@@ -67,7 +79,7 @@ impl SynodWorld {
                     bugs,
                 )),
                 durable: SynodDurable::default(),
-                disk: VecDeque::new(),
+                disk: Default::default(),
                 incarnation: 0,
                 rng: ChaCha8Rng::seed_from_u64(net.rng.next_u64()),
                 learned: None,
@@ -88,240 +100,21 @@ impl SynodWorld {
         }
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: Msg, step: usize) {
-        let k = kind(&msg);
-        self.net
-            .send(&mut self.journal, from, &name(from), to, msg, k, step);
-    }
-
     /// Carries out node `i`'s outputs in the core's order; returns whether there were any.
     fn drive(&mut self, i: usize, step: usize) -> bool {
-        let mut any = false;
-        loop {
-            let Some(node) = self.members[i].node.as_mut() else {
-                return any;
-            };
-            let ready = node.ready();
-            if ready.persist.is_none() && ready.send.is_empty() && ready.learned.is_none() {
-                return any;
-            }
-            any = true;
-            if let Some(batch) = ready.persist {
-                let latency = self.net.draw(DISK_BASE_US, DISK_JITTER_US);
-                let member = &mut self.members[i];
-                // A disk completes writes in order.
-                let after = member.disk.back().map_or(0, |(_, _, at)| *at);
-                let done_at = (self.net.now + latency).max(after + 1);
-                member.disk.push_back((batch.seq, batch.ops, done_at));
-                let incarnation = member.incarnation;
-                self.net.schedule(
-                    done_at,
-                    Ev::PersistDone {
-                        node: i,
-                        incarnation,
-                    },
-                );
-            }
-            for out in ready.send {
-                let to = (out.to.0 as usize).wrapping_sub(1);
-                if to < self.n {
-                    self.send(i, to, out.msg, step);
-                }
-            }
-            if let Some(v) = ready.learned {
-                self.extra
-                    .push(format!("n{} now knows '{v}' is chosen.", i + 1));
-                self.members[i].learned = Some(v);
-            }
-        }
+        harness::drive(
+            &mut self.members,
+            &mut self.net,
+            &mut self.journal,
+            &mut self.extra,
+            i,
+            step,
+        )
     }
 
     /// Applies one unit of `action` as step `step`.
     pub fn apply(&mut self, action: &Action, step: usize) {
-        self.journal.note = None;
-        self.extra.clear();
-        let shared = self
-            .net
-            .network_action(action, self.n, &mut self.journal, step, |m| {
-                (label(&m.msg), kind(&m.msg), name(m.from))
-            });
-        match shared {
-            Some(Ok(said)) => {
-                // What the network's sentence leaves out, for single-decree Paxos.
-                let why = match action {
-                    Action::Drop { .. } => {
-                        " Paxos never relies on one message: the proposer's retry timer will try \
-                         again."
-                    }
-                    Action::Partition { .. } => {
-                        " Only a group with a majority of acceptors can choose."
-                    }
-                    _ => "",
-                };
-                return self.finish(step, format!("{said}{why}"));
-            }
-            Some(Err(why)) => return self.nothing(step, why),
-            None => {}
-        }
-        let text = match action {
-            Action::Step { .. } => match self.step_event(step) {
-                Some(t) => t,
-                None => return self.nothing(step, "nothing is left to happen.".to_string()),
-            },
-            Action::Deliver { id } => {
-                let Some(m) = self.net.in_flight.remove(id) else {
-                    return self.nothing(step, format!("Message {id} is no longer in flight."));
-                };
-                format!("By hand, out of turn: {}", self.deliver(m, step))
-            }
-            Action::Crash { node } => {
-                let i = node - 1;
-                let m = &mut self.members[i];
-                if m.node.is_none() {
-                    return self.nothing(step, format!("n{node} is already down."));
-                }
-                m.node = None;
-                let lost = m.disk.len();
-                m.disk.clear();
-                m.incarnation += 1;
-                m.learned = None;
-                format!(
-                    "n{node} loses power: its memory is gone, {lost} write(s) in progress are \
-                     lost, and what waited for them never leaves. Its disk keeps its promise \
-                     ({}) and its vote ({}).",
-                    ballot_text(m.durable.promised),
-                    vote_text(&m.durable.accepted)
-                )
-            }
-            Action::Restart { node } => {
-                let i = node - 1;
-                if self.members[i].node.is_some() {
-                    return self.nothing(step, format!("n{node} is already running."));
-                }
-                let m = &mut self.members[i];
-                m.node = Some(SynodNode::recover(
-                    NodeId(*node as u64),
-                    self.acceptors.clone(),
-                    SynodOptions::default(),
-                    m.durable.clone(),
-                    self.bugs,
-                ));
-                let incarnation = m.incarnation;
-                let text = format!(
-                    "n{node} restarts from its disk: promise {}, vote {}. It keeps every promise \
-                     it made before the crash; without that, Paxos would not be safe.",
-                    ballot_text(m.durable.promised),
-                    vote_text(&m.durable.accepted)
-                );
-                self.net.schedule(
-                    self.net.now + TICK_US,
-                    Ev::Tick {
-                        node: i,
-                        incarnation,
-                    },
-                );
-                text
-            }
-            Action::Propose { value, node, .. } => {
-                let n = node.unwrap_or(1);
-                let Some(p) = self.members[n - 1].node.as_mut() else {
-                    return self.nothing(step, format!("n{n} is down."));
-                };
-                if p.chosen().is_some() {
-                    return self.nothing(step, format!("n{n} already knows a value is chosen."));
-                }
-                p.propose(value.clone());
-                let b = p.ballot();
-                self.proposals.push(OpView {
-                    client: format!("n{n}"),
-                    input: format!("propose '{value}'"),
-                    output: None,
-                });
-                self.drive(n - 1, step);
-                format!(
-                    "n{n} proposes '{value}'. First phase 1: it picks ballot {b}, above every \
-                     ballot it has seen, writes it to disk (it must never reuse a ballot), then \
-                     asks every acceptor to promise."
-                )
-            }
-            Action::Read { .. } => {
-                return self.nothing(step, "single-decree Paxos has no reads.".to_string())
-            }
-            Action::Reconfigure { .. } => {
-                return self.nothing(
-                    step,
-                    "single-decree Paxos has no configuration to change.".to_string(),
-                )
-            }
-            Action::Persist { node } => {
-                let i = node - 1;
-                if self.members[i].node.is_none() {
-                    return self.nothing(step, format!("n{node} is down."));
-                }
-                if self.members[i].disk.is_empty() {
-                    return self.nothing(step, format!("n{node} has no disk write in progress."));
-                }
-                self.complete_write(i, step, "By hand, out of turn: ")
-            }
-            Action::Timer { node } => {
-                let i = node - 1;
-                let Some(p) = self.members[i].node.as_mut() else {
-                    return self.nothing(step, format!("n{node} is down."));
-                };
-                let before = p.ballot();
-                p.retry();
-                let after = p.ballot();
-                if before == after {
-                    return self.nothing(
-                        step,
-                        format!("n{node} has nothing to retry (no proposal, or already chosen)."),
-                    );
-                }
-                self.drive(i, step);
-                format!(
-                    "n{node}'s retry timer fires (by hand): it abandons ballot {} and starts \
-                     phase 1 again with {after}.",
-                    ballot_text(before)
-                )
-            }
-            // Handled by the network above.
-            Action::Drop { .. }
-            | Action::Duplicate { .. }
-            | Action::Cut { .. }
-            | Action::Heal { .. }
-            | Action::Partition { .. }
-            | Action::HealAll => return,
-        };
-        self.finish(step, text);
-    }
-
-    fn nothing(&mut self, step: usize, why: String) {
-        self.journal
-            .say(step, self.net.now, format!("Nothing happens: {why}"));
-        self.journal.note = Some(why);
-    }
-
-    fn finish(&mut self, step: usize, text: String) {
-        let mut text = text;
-        for e in self.extra.drain(..) {
-            text.push(' ');
-            text.push_str(&e);
-        }
-        self.journal.say(step, self.net.now, text);
-        self.look_for_quorum(step);
-        self.check_learned(step);
-        for op in &mut self.proposals {
-            if op.output.is_none() {
-                let n: usize = op.client[1..].parse().unwrap_or(0);
-                if let Some(v) = n
-                    .checked_sub(1)
-                    .and_then(|i| self.members.get(i))
-                    .and_then(|m| m.learned.clone())
-                {
-                    op.output = Some(format!("chosen: '{v}'"));
-                }
-            }
-        }
+        harness::apply(self, action, step);
     }
 
     fn look_for_quorum(&mut self, step: usize) {
@@ -358,116 +151,145 @@ impl SynodWorld {
         self.journal.check_learned(step, learned);
     }
 
-    /// Processes events until one shows; returns its sentence.
-    fn step_event(&mut self, step: usize) -> Option<String> {
-        // With nothing in the network or on a disk and no proposer waiting to retry, only
-        // ticks are left: say so rather than burn virtual time.
-        let waiting = self.members.iter().any(|m| {
-            m.node
-                .as_ref()
-                .is_some_and(|p| p.chosen().is_none() && p.ballot().is_real())
-        });
-        if self.net.in_flight.is_empty()
-            && self.members.iter().all(|m| m.disk.is_empty())
-            && !waiting
-        {
-            return None;
-        }
-        for _ in 0..QUIET_EVENTS_MAX {
-            let ev = self.net.pop()?;
-            match ev {
-                Ev::Tick { node, incarnation } => {
-                    if self.members[node].incarnation != incarnation
-                        || self.members[node].node.is_none()
-                    {
-                        continue;
-                    }
-                    self.net
-                        .schedule(self.net.now + TICK_US, Ev::Tick { node, incarnation });
-                    let member = &mut self.members[node];
-                    let Some(p) = member.node.as_mut() else {
-                        continue;
-                    };
-                    let before = p.ballot();
-                    p.tick(&mut member.rng);
-                    let after = p.ballot();
-                    if self.drive(node, step) || before != after {
-                        return Some(format!(
-                            "n{}'s retry timer fires: no value was chosen in time (a lost \
-                             message, a crash, or a competing proposer), so it tries again with \
-                             ballot {after}. The timeout has a random part, so two dueling \
-                             proposers soon stop colliding.",
-                            node + 1
-                        ));
-                    }
-                }
-                Ev::Deliver { id } => {
-                    let Some(m) = self.net.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    return Some(self.deliver(m, step));
-                }
-                Ev::PersistDone { node, incarnation } => {
-                    if self.members[node].incarnation != incarnation {
-                        continue;
-                    }
-                    // A write finished by hand already is gone; the next one has its own event.
-                    if self.members[node]
-                        .disk
-                        .front()
-                        .is_none_or(|(_, _, done_at)| *done_at > self.net.now)
-                    {
-                        continue;
-                    }
-                    return Some(self.complete_write(node, step, ""));
-                }
-            }
-        }
-        None
-    }
-
-    /// Node `node`'s oldest disk write completes: its ops become durable, the core is told,
-    /// and what waited for them leaves. `how` prefixes the sentence.
-    fn complete_write(&mut self, node: usize, step: usize, how: &str) -> String {
-        let Some((seq, ops, _)) = self.members[node].disk.pop_front() else {
-            return format!("n{} has no disk write in progress.", node + 1);
-        };
-        let what: Vec<String> = ops.iter().map(persist_text).collect();
-        let m = &mut self.members[node];
-        for op in &ops {
-            m.durable.apply(op);
-        }
-        if let Some(p) = m.node.as_mut() {
-            p.persisted(seq);
-        }
-        let sent_before = self.net.next_id;
-        self.drive(node, step);
-        let sends = sends_text(&self.journal, sent_before);
-        format!(
-            "{how}n{}'s disk has made durable {}.{}",
-            node + 1,
-            and_list(&what),
-            if sends.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " Only now may what depends on it leave: {sends}. A node never \
-                     tells anyone of a promise or vote it could forget in a crash."
-                )
-            }
+    fn proposal_of(&self, i: usize) -> Option<String> {
+        let input = self
+            .proposals
+            .iter()
+            .rev()
+            .find(|p| p.client == name(i))?
+            .input
+            .clone();
+        Some(
+            input
+                .trim_start_matches("propose '")
+                .trim_end_matches('\'')
+                .to_string(),
         )
     }
 
+    /// The view of this step.
+    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
+        let nodes = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (role, ballot, mut notes) = match &m.node {
+                    None => ("down".to_string(), "none".to_string(), Vec::new()),
+                    Some(p) => {
+                        let role = match p.phase() {
+                            ProposerPhase::Idle => "acceptor",
+                            ProposerPhase::Preparing { .. } => "proposer: phase 1",
+                            ProposerPhase::Accepting { .. } => "proposer: phase 2",
+                        };
+                        (role.to_string(), ballot_text(p.ballot()), Vec::new())
+                    }
+                };
+                if !m.disk.is_empty() {
+                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
+                }
+                let (promised, accepted) = match &m.node {
+                    Some(p) => (p.promised(), p.accepted().cloned()),
+                    None => (m.durable.promised, m.durable.accepted.clone()),
+                };
+                NodeView {
+                    name: name(i),
+                    up: m.node.is_some(),
+                    role,
+                    promised: ballot_text(promised),
+                    ballot,
+                    leader: None,
+                    chosen_through: u64::from(m.learned.is_some()),
+                    slots: accepted
+                        .map(|(b, v)| SlotView {
+                            slot: 1,
+                            ballot: b.to_string(),
+                            value: format!("'{v}'"),
+                            known_chosen: m.learned.is_some(),
+                        })
+                        .into_iter()
+                        .collect(),
+                    notes,
+                }
+            })
+            .collect();
+        let in_flight = harness::message_views(&self.net, name, kind, label);
+        let known_by = |_slot: u64| harness::learned_by(&self.members);
+        harness::view(
+            spec,
+            step,
+            total,
+            &self.net,
+            &self.journal,
+            harness::Shown {
+                nodes,
+                clients: Vec::new(),
+                in_flight,
+                chosen: self.journal.chosen_views(known_by),
+                ops: self.proposals.clone(),
+            },
+        )
+    }
+}
+
+impl Harness for SynodWorld {
+    harness::plumbing!(Msg);
+    harness::disks!();
+
+    fn describe(m: &Flying) -> (String, &'static str, String) {
+        (label(&m.msg), kind(&m.msg), name(m.from))
+    }
+
+    fn network_why(action: &Action) -> &'static str {
+        // What the network's sentence leaves out, for single-decree Paxos.
+        match action {
+            Action::Drop { .. } => {
+                " Paxos never relies on one message: the proposer's retry timer will try again."
+            }
+            Action::Partition { .. } => " Only a group with a majority of acceptors can choose.",
+            _ => "",
+        }
+    }
+
+    fn up(&self, i: usize) -> bool {
+        self.members[i].node.is_some()
+    }
+
+    fn incarnation(&self, i: usize) -> u64 {
+        self.members[i].incarnation
+    }
+
+    fn busy(&self) -> bool {
+        // A proposer waiting to retry, or a write in progress.
+        self.members.iter().any(|m| {
+            !m.disk.is_empty()
+                || m.node
+                    .as_ref()
+                    .is_some_and(|p| p.chosen().is_none() && p.ballot().is_real())
+        })
+    }
+
+    fn tick(&mut self, node: usize, step: usize) -> Option<String> {
+        let member = &mut self.members[node];
+        let p = member.node.as_mut()?;
+        let before = p.ballot();
+        p.tick(&mut member.rng);
+        let after = p.ballot();
+        (self.drive(node, step) || before != after).then(|| {
+            format!(
+                "n{}'s retry timer fires: no value was chosen in time (a lost message, a \
+                 crash, or a competing proposer), so it tries again with ballot {after}. The \
+                 timeout has a random part, so two dueling proposers soon stop colliding.",
+                node + 1
+            )
+        })
+    }
+
+    /// Message `m` reaches its receiver (up, over a working link), which steps its core with
+    /// it.
     fn deliver(&mut self, m: Flying, step: usize) -> String {
         let (from, to) = (name(m.from), name(m.to));
         let lbl = label(&m.msg);
-        if self.net.cut.contains(&(m.from, m.to)) || self.members[m.to].node.is_none() {
-            self.journal.ended(m.id, step, false);
-            return format!(
-                "{lbl} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
-            );
-        }
-        self.journal.ended(m.id, step, true);
         let i = m.to;
         let before = self.members[i].node.clone();
         let sent_before = self.net.next_id;
@@ -602,109 +424,124 @@ impl SynodWorld {
         }
     }
 
-    fn proposal_of(&self, i: usize) -> Option<String> {
-        let input = self
-            .proposals
-            .iter()
-            .rev()
-            .find(|p| p.client == name(i))?
-            .input
-            .clone();
-        Some(
-            input
-                .trim_start_matches("propose '")
-                .trim_end_matches('\'')
-                .to_string(),
+    fn complete_write(&mut self, i: usize, step: usize, how: &str) -> String {
+        harness::complete_write(
+            &mut self.members,
+            &mut self.net,
+            &mut self.journal,
+            &mut self.extra,
+            i,
+            step,
+            how,
+            persist_text,
+            " A node never tells anyone of a promise or vote it could forget in a crash.",
         )
     }
 
-    /// The view of this step.
-    pub fn view(&self, spec: &Spec, step: usize, total: usize) -> View {
-        let nodes = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let (role, ballot, mut notes) = match &m.node {
-                    None => ("down".to_string(), "none".to_string(), Vec::new()),
-                    Some(p) => {
-                        let role = match p.phase() {
-                            ProposerPhase::Idle => "acceptor",
-                            ProposerPhase::Preparing { .. } => "proposer: phase 1",
-                            ProposerPhase::Accepting { .. } => "proposer: phase 2",
-                        };
-                        (role.to_string(), ballot_text(p.ballot()), Vec::new())
-                    }
+    fn own(&mut self, action: &Action, step: usize) -> Result<String, String> {
+        Ok(match action {
+            Action::Crash { node } => {
+                let m = &mut self.members[node - 1];
+                let lost = m.crash();
+                format!(
+                    "n{node} loses power: its memory is gone, {lost} write(s) in progress are \
+                     lost, and what waited for them never leaves. Its disk keeps its promise \
+                     ({}) and its vote ({}).",
+                    ballot_text(m.durable.promised),
+                    vote_text(&m.durable.accepted)
+                )
+            }
+            Action::Restart { node } => {
+                let i = node - 1;
+                let m = &mut self.members[i];
+                m.node = Some(SynodNode::recover(
+                    NodeId(*node as u64),
+                    self.acceptors.clone(),
+                    SynodOptions::default(),
+                    m.durable.clone(),
+                    self.bugs,
+                ));
+                let incarnation = m.incarnation;
+                let text = format!(
+                    "n{node} restarts from its disk: promise {}, vote {}. It keeps every promise \
+                     it made before the crash; without that, Paxos would not be safe.",
+                    ballot_text(m.durable.promised),
+                    vote_text(&m.durable.accepted)
+                );
+                self.net.restart_ticks(i, incarnation);
+                text
+            }
+            Action::Propose { value, node, .. } => {
+                let n = node.unwrap_or(1);
+                let Some(p) = self.members[n - 1].node.as_mut() else {
+                    return Err(format!("n{n} is down."));
                 };
-                if !m.disk.is_empty() {
-                    notes.push(format!("{} disk write(s) in progress", m.disk.len()));
+                if p.chosen().is_some() {
+                    return Err(format!("n{n} already knows a value is chosen."));
                 }
-                let (promised, accepted) = match &m.node {
-                    Some(p) => (p.promised(), p.accepted().cloned()),
-                    None => (m.durable.promised, m.durable.accepted.clone()),
+                p.propose(value.clone());
+                let b = p.ballot();
+                self.proposals.push(OpView {
+                    client: format!("n{n}"),
+                    input: format!("propose '{value}'"),
+                    output: None,
+                });
+                self.drive(n - 1, step);
+                format!(
+                    "n{n} proposes '{value}'. First phase 1: it picks ballot {b}, above every \
+                     ballot it has seen, writes it to disk (it must never reuse a ballot), then \
+                     asks every acceptor to promise."
+                )
+            }
+            Action::Read { .. } => return Err("single-decree Paxos has no reads.".to_string()),
+            Action::Reconfigure { .. } => {
+                return Err("single-decree Paxos has no configuration to change.".to_string())
+            }
+            Action::Timer { node } => {
+                let i = node - 1;
+                let Some(p) = self.members[i].node.as_mut() else {
+                    return Err(format!("n{node} is down."));
                 };
-                NodeView {
-                    name: name(i),
-                    up: m.node.is_some(),
-                    role,
-                    promised: ballot_text(promised),
-                    ballot,
-                    leader: None,
-                    chosen_through: u64::from(m.learned.is_some()),
-                    slots: accepted
-                        .map(|(b, v)| SlotView {
-                            slot: 1,
-                            ballot: b.to_string(),
-                            value: format!("'{v}'"),
-                            known_chosen: m.learned.is_some(),
-                        })
-                        .into_iter()
-                        .collect(),
-                    notes,
+                let before = p.ballot();
+                p.retry();
+                let after = p.ballot();
+                if before == after {
+                    return Err(format!(
+                        "n{node} has nothing to retry (no proposal, or already chosen)."
+                    ));
                 }
-            })
-            .collect();
-        let in_flight = self
-            .net
-            .in_flight
-            .values()
-            .map(|m| MessageView {
-                id: m.id,
-                from: name(m.from),
-                to: name(m.to),
-                kind: kind(&m.msg).to_string(),
-                label: label(&m.msg),
-                deliver_at: m.deliver_at,
-            })
-            .collect();
-        let known_by = |_slot: u64| {
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.learned.is_some())
-                .map(|(i, _)| name(i))
-                .collect()
-        };
-        View {
-            spec: spec.clone(),
-            step,
-            total,
-            time_us: self.net.now,
-            nodes,
-            clients: Vec::new(),
-            in_flight,
-            cut: self
-                .net
-                .cut
-                .iter()
-                .map(|(a, b)| [name(*a), name(*b)])
-                .collect(),
-            chosen: self.journal.chosen_views(known_by),
-            ops: self.proposals.clone(),
-            log: self.journal.log_tail(),
-            lines: self.journal.lines_tail(),
-            violations: self.journal.violations.clone(),
-            note: self.journal.note.clone(),
+                self.drive(i, step);
+                format!(
+                    "n{node}'s retry timer fires (by hand): it abandons ballot {} and starts \
+                     phase 1 again with {after}.",
+                    ballot_text(before)
+                )
+            }
+            // The harness answers the rest.
+            _ => return Err(harness::ANSWERED.to_string()),
+        })
+    }
+
+    fn begin(&mut self) {
+        self.extra.clear();
+    }
+
+    fn finish(&mut self, step: usize, text: String) {
+        let text = harness::with_extra(text, &mut self.extra);
+        self.journal.say(step, self.net.now, text);
+        self.look_for_quorum(step);
+        self.check_learned(step);
+        for op in &mut self.proposals {
+            if op.output.is_none() {
+                let n: usize = op.client[1..].parse().unwrap_or(0);
+                if let Some(v) = n
+                    .checked_sub(1)
+                    .and_then(|i| self.members.get(i))
+                    .and_then(|m| m.learned.clone())
+                {
+                    op.output = Some(format!("chosen: '{v}'"));
+                }
+            }
         }
     }
 }

@@ -619,6 +619,72 @@ async fn scenarios_replay_to_what_they_narrate() {
                     );
                 }
             }
+            Some("commit-tm-crash") => {
+                // The transaction manager is down, yet every RM learned the outcome, which
+                // n2 decided: committed, since every instance chose Prepared.
+                let nodes = v["nodes"].as_array().expect("nodes");
+                assert_eq!(nodes[0]["up"], false, "{nodes:?}");
+                for rm in &nodes[2..] {
+                    assert!(
+                        rm["notes"]
+                            .as_array()
+                            .is_some_and(|t| t.contains(&json!("t1: Committed"))),
+                        "{rm}"
+                    );
+                }
+                assert_eq!(v["ops"][0]["output"], "Committed", "{}", v["ops"]);
+                let log = v["log"].as_array().expect("log");
+                let said = |t: &str| {
+                    log.iter()
+                        .any(|e| e["text"].as_str().is_some_and(|x| x.contains(t)))
+                };
+                assert!(said("n2, a leader, has decided t1: Committed"), "{log:?}");
+                assert!(said("n2's timer fires: a transaction"), "{log:?}");
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen.len(), 3, "one instance per RM: {chosen:?}");
+            }
+            Some("cheap-auxiliary") => {
+                // x=1 was sent to the auxiliaries (a main was dead), the dead main was dropped
+                // through a stop-sign, and x=2 went to the mains alone.
+                let log = v["log"].as_array().expect("log");
+                let proposed = |value: &str| {
+                    log.iter()
+                        .filter_map(|e| e["text"].as_str())
+                        .find(|t| t.contains(&format!("proposes c{value}'s put x={value}")))
+                        .unwrap_or_else(|| panic!("x={value} proposed: {log:?}"))
+                        .to_string()
+                };
+                let first = proposed("1");
+                assert!(first.contains("n4") && first.contains("n5"), "{first}");
+                let second = proposed("2");
+                assert!(!second.contains("n4") && !second.contains("n5"), "{second}");
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen[0]["value"], "'put x=1'", "{chosen:?}");
+                let stop = chosen
+                    .iter()
+                    .filter_map(|c| c["value"].as_str())
+                    .find(|t| t.starts_with("stop-sign"))
+                    .expect("a stop-sign");
+                let dead = v["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .position(|n| n["up"] == false)
+                    .expect("a dead main")
+                    + 1;
+                assert!(dead <= 3, "a main died: n{dead}");
+                assert!(!stop.contains(&format!("n{dead},")), "{stop}");
+                for aux in [3, 4] {
+                    assert!(
+                        v["nodes"][aux]["notes"].as_array().is_some_and(|t| t
+                            .iter()
+                            .any(|x| x.as_str().is_some_and(|x| x.starts_with("auxiliary")))),
+                        "{}",
+                        v["nodes"][aux]
+                    );
+                }
+                assert_eq!(v["ops"][1]["output"], "ok", "{}", v["ops"]);
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
@@ -773,6 +839,12 @@ impl Drive {
         );
     }
 
+    /// Steps until a violation that `pick` chooses shows, and returns it.
+    async fn until_violation(&mut self, max: usize, pick: impl Fn(&Value) -> bool) -> Value {
+        self.until(max, |v| violation(v, &pick).is_some()).await;
+        violation(&self.last, &pick).expect("violation")
+    }
+
     /// Delivers or drops the in-flight message `pick` chooses.
     async fn on_message(&mut self, what: &str, pick: impl Fn(&Value) -> bool) {
         let id = self.last["in_flight"]
@@ -851,19 +923,8 @@ async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
                 .as_str()
                 .is_some_and(|t| t.contains("handed out"))
     };
-    d.until(300, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(by_sim))
-    })
-    .await;
+    let found = d.until_violation(300, by_sim).await;
     let v = &d.last;
-    let found = v["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| by_sim(x))
-        .expect("agreement");
     assert!(
         found["detail"]
             .as_str()
@@ -888,9 +949,11 @@ async fn break_it_a_planted_bug_makes_the_simulator_report_a_violation() {
     assert!(said("The network loses Accept"), "{log:?}");
     // The same session without the bug never violates anything: the new leader re-proposes
     // 'put x=1' in slot 1.
-    let mut spec = spec;
-    spec.as_object_mut().expect("spec").remove("bug");
-    let clean = view(addr, json!({ "spec": spec, "actions": d.actions })).await;
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
     assert_eq!(clean["violations"], json!([]), "{}", clean["chosen"]);
 }
 
@@ -913,6 +976,36 @@ fn message(kind: &'static str, from: String, to: String, text: String) -> impl F
             && m["to"] == to.as_str()
             && m["label"].as_str().is_some_and(|l| l.contains(&text))
     }
+}
+
+/// A message of `kind` on the link `from` → `to`.
+#[cfg(feature = "planted-bugs")]
+fn link(kind: &'static str, from: &'static str, to: &'static str) -> impl Fn(&Value) -> bool {
+    move |m| m["kind"] == kind && m["from"] == from && m["to"] == to
+}
+
+/// The first violation of a view that `pick` chooses.
+#[cfg(feature = "planted-bugs")]
+fn violation(v: &Value, pick: impl Fn(&Value) -> bool) -> Option<Value> {
+    v["violations"]
+        .as_array()?
+        .iter()
+        .find(|x| pick(x))
+        .cloned()
+}
+
+/// A violation of check `check`.
+#[cfg(feature = "planted-bugs")]
+fn check(check: &'static str) -> impl Fn(&Value) -> bool {
+    move |x| x["check"] == check
+}
+
+/// `spec` without its planted bug.
+#[cfg(feature = "planted-bugs")]
+fn without_bug(spec: &Value) -> Value {
+    let mut clean = spec.clone();
+    clean.as_object_mut().expect("spec").remove("bug");
+    clean
 }
 
 /// "Break it" on reconfiguration: with `reconfig-without-stop` a leader proposes a write
@@ -1046,26 +1139,13 @@ async fn break_it_a_change_without_the_stop_sign_rule_chooses_two_values_in_one_
     // (old-epoch votes after the stop-sign are void) and chooses this write there.
     d.act(json!({ "do": "propose", "value": "3", "client": 2, "key": "z" }))
         .await;
-    d.until(600, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "agreement"))
-    })
-    .await;
-    let found = d.last["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .expect("agreement");
+    let found = d.until_violation(600, check("agreement")).await;
     let detail = found["detail"].as_str().expect("detail");
     assert!(detail.contains(&format!("slot {after}:")), "{found}");
     assert!(detail.contains("'put y=2'"), "{found}");
     // Without the bug, the same first actions leave nothing after the stop-sign: the write
     // waits for the new configuration.
-    let mut clean = spec;
-    clean.as_object_mut().expect("spec").remove("bug");
+    let clean = without_bug(&spec);
     let v = view(addr, json!({ "spec": clean, "actions": first_actions })).await;
     assert!(
         !v["in_flight"]
@@ -1139,19 +1219,7 @@ async fn break_it_flexible_quorums_that_do_not_intersect_choose_two_values_in_on
     assert_eq!(d.last["violations"], json!([]), "not broken yet");
     d.act(json!({ "do": "propose", "value": "2", "client": 2, "key": "y" }))
         .await;
-    d.until(1_500, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "agreement"))
-    })
-    .await;
-    let found = d.last["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .expect("agreement");
+    let found = d.until_violation(1_500, check("agreement")).await;
     assert!(
         found["detail"]
             .as_str()
@@ -1186,12 +1254,9 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         .await;
     d.act(json!({ "do": "propose", "value": "a", "client": 2 }))
         .await;
-    let from_to = |from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == "propose" && m["from"] == from && m["to"] == to
-    };
-    d.on_message("deliver", from_to("c1", "n1")).await;
-    d.on_message("deliver", from_to("c1", "n2")).await;
-    d.on_message("deliver", from_to("c2", "n3")).await;
+    d.on_message("deliver", link("propose", "c1", "n1")).await;
+    d.on_message("deliver", link("propose", "c1", "n2")).await;
+    d.on_message("deliver", link("propose", "c2", "n3")).await;
     d.until(100, |v| {
         v["chosen"][0]["value"] == "'b'" && v["nodes"][0]["chosen_through"] == 1
     })
@@ -1205,23 +1270,14 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
     // n3 starts a classic round, and the learner carries its messages by hand.
     d.act(json!({ "do": "timer", "node": 3 })).await;
     d.act(json!({ "do": "persist", "node": 3 })).await;
-    let kind_to = |kind: &'static str, from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
-    };
-    d.on_message("deliver", kind_to("1a", "n3", "n1")).await;
+    d.on_message("deliver", link("1a", "n3", "n1")).await;
     d.act(json!({ "do": "persist", "node": 1 })).await;
-    d.on_message("deliver", kind_to("1b", "n1", "n3")).await;
+    d.on_message("deliver", link("1b", "n1", "n3")).await;
     d.act(json!({ "do": "persist", "node": 3 })).await;
-    d.on_message("deliver", kind_to("2a", "n3", "n1")).await;
+    d.on_message("deliver", link("2a", "n3", "n1")).await;
     d.act(json!({ "do": "persist", "node": 1 })).await;
-    let v = &d.last;
-    let found = v["violations"]
-        .as_array()
-        .expect("violations")
-        .iter()
-        .find(|x| x["check"] == "agreement")
-        .cloned()
-        .unwrap_or_else(|| panic!("no violation: {}", v["log"]));
+    let found = violation(&d.last, check("agreement"))
+        .unwrap_or_else(|| panic!("no violation: {}", d.last["log"]));
     assert!(
         found["detail"]
             .as_str()
@@ -1229,8 +1285,7 @@ async fn break_it_a_fast_quorum_too_small_lets_recovery_choose_a_second_value() 
         "{found}"
     );
     // Without the bug, the same actions never choose two values.
-    let mut clean = spec;
-    clean.as_object_mut().expect("spec").remove("bug");
+    let clean = without_bug(&spec);
     let replay = view(addr, json!({ "spec": clean, "actions": d.actions })).await;
     assert_eq!(replay["violations"], json!([]), "{}", replay["chosen"]);
 }
@@ -1257,9 +1312,6 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
         .await;
     d.act(json!({ "do": "propose", "value": "2", "node": 3, "client": 2, "key": "x" }))
         .await;
-    let link = |kind: &'static str, from: &'static str, to: &'static str| {
-        move |m: &Value| m["kind"] == kind && m["from"] == from && m["to"] == to
-    };
     d.on_message("deliver", link("pre-accept", "n1", "n3"))
         .await;
     d.on_message("deliver", link("pre-accept", "n3", "n1"))
@@ -1268,16 +1320,86 @@ async fn break_it_a_dropped_dependency_lets_replicas_execute_conflicting_command
         .await;
     d.on_message("deliver", link("pre-accept-ok", "n1", "n3"))
         .await;
-    d.until(300, |v| {
-        v["violations"]
-            .as_array()
-            .is_some_and(|x| x.iter().any(|x| x["check"] == "execution order"))
-    })
-    .await;
+    d.until_violation(300, check("execution order")).await;
     let nodes = d.last["nodes"].as_array().expect("nodes");
     assert!(
         nodes[0]["notes"][0] == "fast path: 1, slow path: 0"
             && nodes[2]["notes"][0] == "fast path: 1, slow path: 0",
         "both took the fast path: {nodes:?}"
+    );
+}
+
+/// "Break it" for Paxos Commit: n5 votes Aborted, and the learner holds its vote back (its
+/// 2a messages dropped) while the other two Prepared votes reach the acceptors. With
+/// `commit-with-missing-vote` the transaction manager commits with n5's vote missing, while n5
+/// knows the transaction aborted: the explorer's atomic-commitment and commit-validity checks
+/// fire. Without the bug, the same actions commit nothing.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_commit_with_one_vote_missing_commits_what_an_rm_aborted() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "commit", "nodes": 5, "seed": 1,
+        "bug": "commit-with-missing-vote" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    d.act(json!({ "do": "propose", "value": "abort", "node": 5 }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "pay", "node": 3 }))
+        .await;
+    let n5_vote = |m: &Value| m["kind"] == "2a" && m["from"] == "n5";
+    let decided = |v: &Value| {
+        v["nodes"][0]["notes"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.starts_with("t1: ")))
+        })
+    };
+    for _ in 0..400 {
+        if decided(&d.last) {
+            break;
+        }
+        let held = d.last["in_flight"]
+            .as_array()
+            .and_then(|f| f.iter().find(|m| n5_vote(m)).map(|m| m["id"].clone()));
+        match held {
+            Some(id) => d.act(json!({ "do": "drop", "id": id })).await,
+            None => d.act(json!({ "do": "step" })).await,
+        };
+    }
+    assert!(decided(&d.last), "n1 never decided: {}", d.last["log"]);
+    assert!(
+        d.last["nodes"][0]["notes"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("t1: Committed"))),
+        "{}",
+        d.last["nodes"][0]
+    );
+    let found = d.until_violation(400, check("atomic commitment")).await;
+    assert!(
+        found["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("Aborted")),
+        "{found}"
+    );
+    assert!(
+        violation(&d.last, check("commit validity")).is_some(),
+        "{}",
+        d.last["violations"]
+    );
+    // Without the bug, the same actions never commit t1.
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
+    assert_eq!(clean["violations"], json!([]), "{}", clean["log"]);
+    assert!(
+        !clean["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .any(|n| n["notes"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("t1: Committed")))),
+        "{}",
+        clean["nodes"]
     );
 }
