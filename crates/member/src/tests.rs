@@ -253,14 +253,14 @@ impl Cluster {
     }
 
     /// Encodes and writes every held snapshot job, and holds no more; returns each member's
-    /// held snapshot (slot, body as encoded now, body as its store gave it when handed out).
-    fn finish_snapshots(&mut self) -> Vec<(u64, Slot, Vec<u8>, Option<Vec<u8>>)> {
+    /// held snapshot with the body as encoded now.
+    fn finish_snapshots(&mut self) -> Vec<(HeldSnapshot, Vec<u8>)> {
         self.hold_snapshots = false;
         let mut done = Vec::new();
         for held in std::mem::take(&mut self.held_snapshots) {
-            self.write_snapshot(held.member, held.through, held.job);
+            self.write_snapshot(held.member, held.through, held.job.clone());
             let body = self.files[&held.member].1.clone();
-            done.push((held.member, held.through, body, held.at_the_time));
+            done.push((held, body));
         }
         self.settle();
         done
@@ -687,11 +687,14 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
     );
 
     let done = c.finish_snapshots();
-    let (_, through, body, at_the_time) = done
+    let (held, body) = done
         .into_iter()
-        .find(|d| d.0 == leader)
+        .find(|(h, _)| h.member == leader)
         .expect("the leader's snapshot");
-    let at_the_time = at_the_time.expect("the store was at the job's slot when it came out");
+    let through = held.through;
+    let at_the_time = held
+        .at_the_time
+        .expect("the store was at the job's slot when it came out");
     assert_eq!(
         body, at_the_time,
         "the body is the store's at the job's slot"
