@@ -31,6 +31,7 @@ use crate::auth::{AuthStore, Permission, Role, User};
 use crate::codec::{put_permission_type, take_permission_type, Fnv, Reader, Sink};
 use crate::error::{DecodeError, KvError, SnapshotError};
 use crate::store::{Keys, KvStore, Lease, Limits, Live, Version};
+use crate::view::KvView;
 use crate::watch::ChangeIndex;
 use imbl::{OrdMap, OrdSet};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,21 +42,11 @@ const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
 /// Written otherwise: with the auth section.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
 
-/// The replicated state, borrowed from a [`KvStore`] or a [`crate::KvView`]: what the snapshot
-/// bytes and the digest are made of, so both are defined once for both.
-pub(crate) struct State<'a> {
-    pub(crate) limits: Limits,
-    pub(crate) revision: i64,
-    pub(crate) compact_revision: i64,
-    pub(crate) lease_id_next: i64,
-    pub(crate) leases: &'a OrdMap<i64, Lease>,
-    pub(crate) keys: &'a Keys,
-    pub(crate) auth: &'a AuthStore,
-}
-
-impl State<'_> {
-    /// The snapshot bytes (format above).
-    pub(crate) fn snapshot(&self) -> Vec<u8> {
+impl KvView {
+    /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
+    /// at the moment the view was taken. One pass over every key: run it off the member's core
+    /// thread.
+    pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
         out.push(if self.auth.is_pristine() {
@@ -69,8 +60,9 @@ impl State<'_> {
         out
     }
 
-    /// The digest: FNV over the snapshot's body.
-    pub(crate) fn digest(&self) -> u64 {
+    /// The digest of the state the view holds ([`KvStore::digest`] at the moment the view was
+    /// taken): FNV over the snapshot's body. One pass over every key, as [`KvView::snapshot`].
+    pub fn digest(&self) -> u64 {
         let mut h = Fnv::new();
         self.write(&mut h);
         h.finish()
@@ -84,12 +76,12 @@ impl State<'_> {
         out.put_i64(self.compact_revision);
         out.put_i64(self.lease_id_next);
         out.put_len(self.leases.len());
-        for (id, lease) in self.leases {
+        for (id, lease) in &self.leases {
             out.put_i64(*id);
             out.put_i64(lease.ttl);
         }
         out.put_len(self.keys.len());
-        for (key, history) in self.keys {
+        for (key, history) in &self.keys {
             out.put_bytes(key);
             out.put_len(history.len());
             for v in history {
@@ -107,36 +99,24 @@ impl State<'_> {
             }
         }
         if !self.auth.is_pristine() {
-            write_auth(self.auth, out);
+            write_auth(&self.auth, out);
         }
     }
 }
 
 impl KvStore {
-    pub(crate) fn state(&self) -> State<'_> {
-        State {
-            limits: self.limits,
-            revision: self.revision,
-            compact_revision: self.compact_revision,
-            lease_id_next: self.lease_id_next,
-            leases: &self.leases,
-            keys: &self.keys,
-            auth: &self.auth,
-        }
-    }
-
     /// The whole replicated state as bytes (format above): deterministic, versioned and
-    /// checksummed. [`KvStore::restore`] reads it back. A [`crate::KvView`] makes the same
-    /// bytes off the store's thread.
+    /// checksummed. [`KvStore::restore`] reads it back. A [`KvView`] makes the same bytes off
+    /// the store's thread; this is one taken and encoded at once.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.state().snapshot()
+        self.view().snapshot()
     }
 
     /// A 64-bit hash of the whole replicated state (the snapshot body: history, revision,
     /// compaction, leases, limits and auth tables), for comparing replicas at equal slots. Stable across
     /// Rust releases.
     pub fn digest(&self) -> u64 {
-        self.state().digest()
+        self.view().digest()
     }
 
     /// A store from [`KvStore::snapshot`] bytes. Refuses, without panicking, anything that is

@@ -11,23 +11,23 @@
 //! The auth tables are copied outright (they are small: users and roles, not keys).
 
 use crate::auth::AuthStore;
-use crate::snapshot::State;
 use crate::store::{Keys, KvStore, Lease, Limits};
 use imbl::OrdMap;
 
 /// The replicated state of a [`KvStore`] at the moment [`KvStore::view`] took it. Its
-/// [`KvView::snapshot`] and [`KvView::digest`] are, byte for byte, what the store's own
-/// [`KvStore::snapshot`] and [`KvStore::digest`] answered at that moment. `Send + Sync`:
+/// [`KvView::snapshot`] and [`KvView::digest`] (the encoder, in `snapshot.rs`) are, byte for
+/// byte, what the store's own [`KvStore::snapshot`] and [`KvStore::digest`] answered at that
+/// moment: the store's are a view taken and encoded at once. `Send + Sync`:
 /// made to be moved to another thread.
 #[derive(Clone, Debug)]
 pub struct KvView {
-    keys: Keys,
-    leases: OrdMap<i64, Lease>,
-    revision: i64,
-    compact_revision: i64,
-    lease_id_next: i64,
-    limits: Limits,
-    auth: AuthStore,
+    pub(crate) keys: Keys,
+    pub(crate) leases: OrdMap<i64, Lease>,
+    pub(crate) revision: i64,
+    pub(crate) compact_revision: i64,
+    pub(crate) lease_id_next: i64,
+    pub(crate) limits: Limits,
+    pub(crate) auth: AuthStore,
 }
 
 impl KvStore {
@@ -47,30 +47,6 @@ impl KvStore {
 }
 
 impl KvView {
-    fn state(&self) -> State<'_> {
-        State {
-            limits: self.limits,
-            revision: self.revision,
-            compact_revision: self.compact_revision,
-            lease_id_next: self.lease_id_next,
-            leases: &self.leases,
-            keys: &self.keys,
-            auth: &self.auth,
-        }
-    }
-
-    /// The snapshot bytes of the state the view holds: [`KvStore::snapshot`]'s, at the moment
-    /// the view was taken. One pass over every key: run it off the member's core thread.
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.state().snapshot()
-    }
-
-    /// The digest of the state the view holds ([`KvStore::digest`] at the moment the view was
-    /// taken). One pass over every key, as [`KvView::snapshot`].
-    pub fn digest(&self) -> u64 {
-        self.state().digest()
-    }
-
     /// The store's revision when the view was taken.
     pub fn revision(&self) -> i64 {
         self.revision
