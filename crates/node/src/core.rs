@@ -348,6 +348,8 @@ pub struct Core {
     /// Snapshot writes report here when they end (see `SnapshotFiles::write`).
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
+    /// A snapshot is being encoded and written on a blocking thread (one at a time).
+    snapshot_writing: bool,
     removed: watch::Sender<bool>,
     observer: Observer,
     /// Whole-store work running off the core (see [`WHOLE_STORE_JOBS_MAX`]).
@@ -405,6 +407,7 @@ impl Core {
             applied_changes: parts.applied_changes,
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
+            snapshot_writing: false,
             removed: parts.removed,
             observer: Observer::new(parts.metrics),
             whole_store_jobs: Arc::new(Semaphore::new(WHOLE_STORE_JOBS_MAX)),
@@ -457,6 +460,7 @@ impl Core {
                 Event::Stop => break,
                 Event::Durable(c) => self.on_durable(now, c),
                 Event::SnapshotWritten(w) => {
+                    self.snapshot_writing = false;
                     let (through, result) = self.snapshots.written(w);
                     self.member.on_snapshot_written(now, through, result);
                 }
@@ -472,6 +476,20 @@ impl Core {
             );
             if tick {
                 self.observer.on_tick(&self.member);
+            }
+        }
+        // A snapshot still being encoded or written ends first: its thread renames its file
+        // in and removes older ones, which must not happen under a member started next on the
+        // same directory (in this process) after it recovered the older one as the newest.
+        if self.snapshot_writing {
+            if let Some(w) = snapshot_done.recv().await {
+                self.snapshot_writing = false;
+                let (through, result) = self.snapshots.written(w);
+                tracing::debug!(
+                    through = through.0,
+                    ?result,
+                    "a snapshot write ended at stop"
+                );
             }
         }
         for (_, waiting) in self.replies.drain() {
@@ -590,6 +608,7 @@ impl Core {
                     body,
                     crash_mid,
                 } => {
+                    self.snapshot_writing = true;
                     self.snapshots
                         .write(through, body, crash_mid, self.snapshot_done.clone());
                 }
