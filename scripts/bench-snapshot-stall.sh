@@ -5,28 +5,32 @@
 # before and after (a change means the stall cost an election).
 #
 # usage: scripts/bench-snapshot-stall.sh [path/to/synod]   (default: target/release/synod)
-# Needs etcdctl (scripts/test.sh installs it). Uses ports 27379-27384 on 127.0.0.1.
+# Needs etcdctl (scripts/test.sh installs it). Uses ports PORT_BASE..PORT_BASE+5 on 127.0.0.1
+# (PORT_BASE defaults to 27379).
 set -euo pipefail
 BIN=${1:-target/release/synod}
+P=${PORT_BASE:-27379}
+# SNAPSHOT_COUNT=100000000 gives the same run without snapshots (the idle figure to compare).
+SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-5000}
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release -p synod" >&2; exit 2; }
 D=$(mktemp -d /tmp/synod-snapshot-stall-XXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
-IC="a=http://127.0.0.1:27380,b=http://127.0.0.1:27382,c=http://127.0.0.1:27384"
+IC="a=http://127.0.0.1:$((P + 1)),b=http://127.0.0.1:$((P + 3)),c=http://127.0.0.1:$((P + 5))"
 i=0
 for n in a b c; do
-  cp=$((27379 + 2 * i)); pp=$((27380 + 2 * i))
+  cp=$((P + 2 * i)); pp=$((P + 1 + 2 * i))
   "$BIN" node --name $n --data-dir "$D/$n" --listen-client-urls http://127.0.0.1:$cp \
     --listen-peer-urls http://127.0.0.1:$pp --initial-cluster "$IC" --initial-cluster-token stall \
-    --snapshot-count 5000 --wal-segment-bytes 16777216 > "$D/$n.log" 2>&1 &
+    --snapshot-count "$SNAPSHOT_COUNT" --wal-segment-bytes 16777216 > "$D/$n.log" 2>&1 &
   pids+=($!)
   i=$((i + 1))
 done
 sleep 3
-EPS=http://127.0.0.1:27379,http://127.0.0.1:27381,http://127.0.0.1:27383
+EPS=http://127.0.0.1:$P,http://127.0.0.1:$((P + 2)),http://127.0.0.1:$((P + 4))
 term() {
-  ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:27379 endpoint status -w json |
+  ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:$P endpoint status -w json |
     python3 -c "import json,sys; print(json.load(sys.stdin)[0]['Status']['raftTerm'])"
 }
 load() { "$BIN" bench --endpoints $EPS --workload put --clients 32 --key-space 100000 --value-size 1024 --no-progress "$@"; }

@@ -7,11 +7,12 @@
 
 use crate::auth::{AuthStore, Permission, PermissionType, Role, User};
 use crate::error::SnapshotError;
-use crate::store::{drop_history_below, KvStore, Lease, Limits, Live, Version};
+use crate::store::{drop_history_below, Keys, KvStore, Lease, Limits, Live, Version};
 use crate::watch::ChangeIndex;
 use crate::PasswordHash;
+use imbl::{OrdMap, OrdSet};
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The parts of a store, as another system held them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -134,12 +135,13 @@ impl KvStore {
                 )));
             }
         }
+        let mut keys: Keys = keys.into_iter().collect();
         drop_history_below(&mut keys, compact_revision);
-        let mut lease_table = BTreeMap::new();
+        let mut lease_table = OrdMap::new();
         for (id, ttl) in leases {
             let lease = Lease {
                 ttl,
-                keys: BTreeSet::new(),
+                keys: OrdSet::new(),
             };
             if lease_table.insert(id, lease).is_some() {
                 return Err(inconsistent(format!("lease {id:x} twice")));

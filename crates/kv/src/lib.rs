@@ -12,6 +12,10 @@
 //! is decided outside (the leader proposes a [`LeaseRevokeRequest`]). A client's request can be
 //! refused, with a [`KvError`] carrying etcd's message; it can never panic the store.
 //!
+//! [`KvStore::view`] takes, in O(1), a read-only copy of the replicated state that another
+//! thread can serialize or hash ([`KvView`]) while the store keeps applying: the store's maps
+//! are persistent B-trees that share structure with every view.
+//!
 //! The store also holds etcd's auth tables ([`AuthStore`]: users, roles, permissions, the
 //! enabled flag and the auth revision), changed by [`KvCommand::Auth`] through the same log
 //! and checked by pure functions of them (see the `auth` module's docs).
@@ -47,6 +51,7 @@ mod span;
 mod store;
 mod txn;
 mod types;
+mod view;
 mod watch;
 
 #[cfg(feature = "planted-bugs")]
@@ -62,6 +67,7 @@ pub use error::{AuthError, DecodeError, KvError, SnapshotError};
 pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;
+pub use view::KvView;
 pub use watch::WATCH_SCAN_ENTRIES_MAX;
 
 #[cfg(test)]

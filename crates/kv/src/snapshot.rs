@@ -30,8 +30,10 @@
 use crate::auth::{AuthStore, Permission, Role, User};
 use crate::codec::{put_permission_type, take_permission_type, Fnv, Reader, Sink};
 use crate::error::{DecodeError, KvError, SnapshotError};
-use crate::store::{KvStore, Lease, Limits, Live, Version};
+use crate::store::{Keys, KvStore, Lease, Limits, Live, Version};
+use crate::view::KvView;
 use crate::watch::ChangeIndex;
+use imbl::{OrdMap, OrdSet};
 use std::collections::{BTreeMap, BTreeSet};
 
 const MAGIC: &[u8; 4] = b"SKVS";
@@ -40,9 +42,10 @@ const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
 /// Written otherwise: with the auth section.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
 
-impl KvStore {
-    /// The whole replicated state as bytes (format above): deterministic, versioned and
-    /// checksummed. [`KvStore::restore`] reads it back.
+impl KvView {
+    /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
+    /// at the moment the view was taken. One pass over every key: run it off the member's core
+    /// thread.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
@@ -51,19 +54,69 @@ impl KvStore {
         } else {
             SNAPSHOT_VERSION_AUTH
         });
-        self.write_state(&mut out);
+        self.write(&mut out);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// The digest of the state the view holds ([`KvStore::digest`] at the moment the view was
+    /// taken): FNV over the snapshot's body. One pass over every key, as [`KvView::snapshot`].
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv::new();
+        self.write(&mut h);
+        h.finish()
+    }
+
+    fn write(&self, out: &mut impl Sink) {
+        out.put_len(self.limits.txn_ops_max);
+        out.put_len(self.limits.key_bytes_max);
+        out.put_len(self.limits.value_bytes_max);
+        out.put_i64(self.revision);
+        out.put_i64(self.compact_revision);
+        out.put_i64(self.lease_id_next);
+        out.put_len(self.leases.len());
+        for (id, lease) in &self.leases {
+            out.put_i64(*id);
+            out.put_i64(lease.ttl);
+        }
+        out.put_len(self.keys.len());
+        for (key, history) in &self.keys {
+            out.put_bytes(key);
+            out.put_len(history.len());
+            for v in history {
+                out.put_i64(v.mod_revision);
+                match &v.live {
+                    None => out.put_u8(0),
+                    Some(live) => {
+                        out.put_u8(1);
+                        out.put_i64(live.create_revision);
+                        out.put_i64(live.version);
+                        out.put_i64(live.lease);
+                        out.put_bytes(&live.value);
+                    }
+                }
+            }
+        }
+        if !self.auth.is_pristine() {
+            write_auth(&self.auth, out);
+        }
+    }
+}
+
+impl KvStore {
+    /// The whole replicated state as bytes (format above): deterministic, versioned and
+    /// checksummed. [`KvStore::restore`] reads it back. A [`KvView`] makes the same bytes off
+    /// the store's thread; this is one taken and encoded at once.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.view().snapshot()
     }
 
     /// A 64-bit hash of the whole replicated state (the snapshot body: history, revision,
     /// compaction, leases, limits and auth tables), for comparing replicas at equal slots. Stable across
     /// Rust releases.
     pub fn digest(&self) -> u64 {
-        let mut h = Fnv::new();
-        self.write_state(&mut h);
-        h.finish()
+        self.view().digest()
     }
 
     /// A store from [`KvStore::snapshot`] bytes. Refuses, without panicking, anything that is
@@ -100,41 +153,6 @@ impl KvStore {
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
         Ok(store)
-    }
-
-    fn write_state(&self, out: &mut impl Sink) {
-        out.put_len(self.limits.txn_ops_max);
-        out.put_len(self.limits.key_bytes_max);
-        out.put_len(self.limits.value_bytes_max);
-        out.put_i64(self.revision);
-        out.put_i64(self.compact_revision);
-        out.put_i64(self.lease_id_next);
-        out.put_len(self.leases.len());
-        for (id, lease) in &self.leases {
-            out.put_i64(*id);
-            out.put_i64(lease.ttl);
-        }
-        out.put_len(self.keys.len());
-        for (key, history) in &self.keys {
-            out.put_bytes(key);
-            out.put_len(history.len());
-            for v in history {
-                out.put_i64(v.mod_revision);
-                match &v.live {
-                    None => out.put_u8(0),
-                    Some(live) => {
-                        out.put_u8(1);
-                        out.put_i64(live.create_revision);
-                        out.put_i64(live.version);
-                        out.put_i64(live.lease);
-                        out.put_bytes(&live.value);
-                    }
-                }
-            }
-        }
-        if !self.auth.is_pristine() {
-            write_auth(&self.auth, out);
-        }
     }
 
     /// The invariants every other method relies on, checked on restored state: a snapshot
@@ -202,11 +220,11 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
     let revision = r.i64()?;
     let compact_revision = r.i64()?;
     let lease_id_next = r.i64()?;
-    let mut leases = BTreeMap::new();
+    let mut leases = OrdMap::new();
     for _ in 0..r.len()? {
         let id = r.i64()?;
         let ttl = r.i64()?;
-        if leases.last_key_value().is_some_and(|(last, _)| *last >= id) {
+        if leases.get_max().is_some_and(|(last, _)| *last >= id) {
             return Err(SnapshotError::Inconsistent(
                 "lease ids not ascending".into(),
             ));
@@ -215,17 +233,14 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
             id,
             Lease {
                 ttl,
-                keys: BTreeSet::new(),
+                keys: OrdSet::new(),
             },
         );
     }
-    let mut keys = BTreeMap::new();
+    let mut keys = Keys::new();
     for _ in 0..r.len()? {
         let key = r.bytes()?;
-        if keys
-            .last_key_value()
-            .is_some_and(|(last, _): (&Vec<u8>, _)| *last >= key)
-        {
+        if keys.get_max().is_some_and(|(last, _)| *last >= key) {
             return Err(SnapshotError::Inconsistent("keys not ascending".into()));
         }
         let n = r.len()?;

@@ -1,6 +1,6 @@
 //! Key ranges as etcd spells them (`key` plus `range_end`), and a containment index over many.
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 use std::ops::Bound;
 
 /// The keys a `(key, range_end)` pair selects.
@@ -44,17 +44,18 @@ impl<'a> Span<'a> {
     }
 
     /// The entries of `map` whose keys the span selects, in key order.
-    pub(crate) fn iter<'m, T>(
+    pub(crate) fn iter<'m, T: Clone>(
         &self,
-        map: &'m BTreeMap<Vec<u8>, T>,
+        map: &'m OrdMap<Vec<u8>, T>,
     ) -> Box<dyn Iterator<Item = (&'m Vec<u8>, &'m T)> + 'm> {
         match *self {
             Span::One(k) => Box::new(map.get_key_value(k).into_iter()),
-            Span::From(k) => Box::new(map.range::<[u8], _>((Bound::Included(k), Bound::Unbounded))),
-            // BTreeMap::range panics on an inverted range, and clients may send one.
+            Span::From(k) => Box::new(map.range::<_, [u8]>((Bound::Included(k), Bound::Unbounded))),
+            // An inverted range selects nothing (std's BTreeMap::range panics on one; clients may
+            // send one, so never ask a map for it).
             Span::Between(k, e) if k >= e => Box::new(std::iter::empty()),
             Span::Between(k, e) => {
-                Box::new(map.range::<[u8], _>((Bound::Included(k), Bound::Excluded(e))))
+                Box::new(map.range::<_, [u8]>((Bound::Included(k), Bound::Excluded(e))))
             }
         }
     }
@@ -141,13 +142,13 @@ impl<'a> SpanIndex<'a> {
 mod tests {
     use super::*;
 
-    fn keys(span: Span<'_>, map: &BTreeMap<Vec<u8>, ()>) -> Vec<Vec<u8>> {
+    fn keys(span: Span<'_>, map: &OrdMap<Vec<u8>, ()>) -> Vec<Vec<u8>> {
         span.iter(map).map(|(k, _)| k.clone()).collect()
     }
 
     #[test]
     fn range_end_forms_select_as_etcd_documents() {
-        let map: BTreeMap<Vec<u8>, ()> = [&b"a"[..], b"b", b"ba", b"c"]
+        let map: OrdMap<Vec<u8>, ()> = [&b"a"[..], b"b", b"ba", b"c"]
             .iter()
             .map(|k| (k.to_vec(), ()))
             .collect();

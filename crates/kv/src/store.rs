@@ -8,9 +8,9 @@ use crate::error::KvError;
 use crate::span::Span;
 use crate::types::*;
 use crate::watch::ChangeIndex;
+use imbl::{OrdMap, OrdSet};
 use paxos::multi::StateMachine;
 use paxos::Slot;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// etcd's largest lease TTL, in seconds (`MaxLeaseTTL`).
 pub const LEASE_TTL_MAX_SECONDS: i64 = 9_000_000_000;
@@ -62,9 +62,14 @@ pub(crate) struct Live {
 pub(crate) struct Lease {
     pub(crate) ttl: i64,
     /// Derived state (rebuilt from the keys on restore): exactly the keys whose latest version
-    /// is live with this lease.
-    pub(crate) keys: BTreeSet<Vec<u8>>,
+    /// is live with this lease. Persistent, so copying a lease (when a view shares the lease
+    /// map's node) costs O(1), not O(keys).
+    pub(crate) keys: OrdSet<Vec<u8>>,
 }
+
+/// Every key's history, by key. A persistent B-tree: a clone shares every node, and a write
+/// copies only the nodes on its path that a clone still shares (see [`crate::KvView`]).
+pub(crate) type Keys = OrdMap<Vec<u8>, Vec<Version>>;
 
 /// The deterministic MVCC key-value store: etcd v3 KV semantics over a history of versions.
 ///
@@ -75,11 +80,11 @@ pub(crate) struct Lease {
 pub struct KvStore {
     /// Every key with history still visible at some revision `>= compact_revision`. A history
     /// is non-empty, its mod revisions strictly increase, and it starts with a live version.
-    pub(crate) keys: BTreeMap<Vec<u8>, Vec<Version>>,
+    pub(crate) keys: Keys,
     pub(crate) revision: i64,
     /// Reads below this revision are refused; 0 before the first compaction.
     pub(crate) compact_revision: i64,
-    pub(crate) leases: BTreeMap<i64, Lease>,
+    pub(crate) leases: OrdMap<i64, Lease>,
     /// Where the search for a free id starts when a grant asks the store to pick one.
     pub(crate) lease_id_next: i64,
     pub(crate) limits: Limits,
@@ -149,10 +154,10 @@ impl KvStore {
     /// An empty store with the given limits.
     pub fn with_limits(limits: Limits) -> KvStore {
         KvStore {
-            keys: BTreeMap::new(),
+            keys: OrdMap::new(),
             revision: 1,
             compact_revision: 0,
-            leases: BTreeMap::new(),
+            leases: OrdMap::new(),
             lease_id_next: 1,
             limits,
             changes: ChangeIndex::default(),
@@ -487,7 +492,7 @@ impl KvStore {
             id,
             Lease {
                 ttl: g.ttl,
-                keys: BTreeSet::new(),
+                keys: OrdSet::new(),
             },
         );
         Ok(LeaseGrantResponse {
@@ -836,17 +841,28 @@ impl StateMachine for KvStore {
 /// Compaction's cut of the histories at `at`: keeps, per key, the latest version at or below
 /// `at` (what a read at `at` sees) unless it is a tombstone, and everything after it; a key left
 /// with nothing is dropped.
-pub(crate) fn drop_history_below(keys: &mut BTreeMap<Vec<u8>, Vec<Version>>, at: i64) {
-    keys.retain(|_, history| {
-        let n = history.partition_point(|v| v.mod_revision <= at);
-        let Some(last) = n.checked_sub(1) else {
-            return true;
-        };
-        let keep_from = match history.get(last) {
-            Some(v) if v.live.is_some() => last,
-            _ => n,
+pub(crate) fn drop_history_below(keys: &mut Keys, at: i64) {
+    // The persistent map has no `retain`: find the cuts first, then make them, so a key whose
+    // history keeps everything is not touched (nor its node copied from a view).
+    let cuts: Vec<(Vec<u8>, usize)> = keys
+        .iter()
+        .filter_map(|(key, history)| {
+            let n = history.partition_point(|v| v.mod_revision <= at);
+            let last = n.checked_sub(1)?;
+            let keep_from = match history.get(last) {
+                Some(v) if v.live.is_some() => last,
+                _ => n,
+            };
+            (keep_from > 0).then(|| (key.clone(), keep_from))
+        })
+        .collect();
+    for (key, keep_from) in cuts {
+        let Some(history) = keys.get_mut(&key) else {
+            continue;
         };
         history.drain(..keep_from);
-        !history.is_empty()
-    });
+        if history.is_empty() {
+            keys.remove(&key);
+        }
+    }
 }

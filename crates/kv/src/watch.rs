@@ -7,9 +7,9 @@
 
 use crate::error::KvError;
 use crate::span::Span;
-use crate::store::{KvStore, Version};
+use crate::store::{Keys, KvStore, Version};
 use crate::types::{Event, EventKind, KeyValue, WatchRead, WatchReadResponse};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Most index entries one [`KvStore::watch_read`] looks at (it then stops at the next revision
 /// boundary), so a narrow watch behind a long backlog of other keys' changes cannot hold the
@@ -31,7 +31,7 @@ pub(crate) struct ChangeIndex {
 impl ChangeIndex {
     /// The index of `keys`' versions from `compact_revision` on: after the compaction, and
     /// the puts at it, which the compaction keeps (see [`ChangeIndex::compact`]).
-    pub(crate) fn rebuild(keys: &BTreeMap<Vec<u8>, Vec<Version>>, compact_revision: i64) -> Self {
+    pub(crate) fn rebuild(keys: &Keys, compact_revision: i64) -> Self {
         let mut entries: Vec<(i64, Vec<u8>)> = keys
             .iter()
             .flat_map(|(key, history)| {
@@ -60,7 +60,7 @@ impl ChangeIndex {
     /// Ends the command that wrote at `revision`: its entries are sorted by key, deduplicated,
     /// and those whose key holds no version at `revision` (created and deleted by the same
     /// transaction) are dropped.
-    pub(crate) fn seal(&mut self, revision: i64, keys: &BTreeMap<Vec<u8>, Vec<Version>>) {
+    pub(crate) fn seal(&mut self, revision: i64, keys: &Keys) {
         // The common case, a command that changed one key: its one entry is already in
         // place, and it names a version (undoing a change within a command records two).
         let n = self.entries.len();
@@ -88,7 +88,7 @@ impl ChangeIndex {
     /// deletions at it. The puts at `revision` stay, as their versions do in `keys` (the
     /// compaction keeps each key's version at the compaction revision): etcd serves a watch
     /// that starts at the compaction revision, beginning with those puts.
-    pub(crate) fn compact(&mut self, revision: i64, keys: &BTreeMap<Vec<u8>, Vec<Version>>) {
+    pub(crate) fn compact(&mut self, revision: i64, keys: &Keys) {
         let below = self.entries.partition_point(|(r, _)| *r < revision);
         self.entries.drain(..below);
         let at = self.entries.partition_point(|(r, _)| *r <= revision);
@@ -111,7 +111,7 @@ impl ChangeIndex {
 
 /// The version of `key` written exactly at `revision`, and the one before it.
 fn version_at<'a>(
-    keys: &'a BTreeMap<Vec<u8>, Vec<Version>>,
+    keys: &'a Keys,
     key: &[u8],
     revision: i64,
 ) -> Option<(&'a Version, Option<&'a Version>)> {

@@ -47,6 +47,29 @@ proptest! {
         let all = RangeRequest::range("\0", "\0");
         prop_assert_eq!(restored.range(&all), straight.range(&all));
     }
+
+    /// A view is the store at the moment it was taken: the store applying more commands (which
+    /// copies the nodes the view shares) changes neither its snapshot bytes nor its digest.
+    #[test]
+    fn a_view_keeps_the_state_it_was_taken_at(
+        cmds in prop::collection::vec(command(), 0..60),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let cut = cut.index(cmds.len() + 1);
+        let mut store = KvStore::new();
+        for cmd in &cmds[..cut] {
+            let _ = store.apply(cmd);
+        }
+        let view = store.view();
+        let (bytes, digest) = (store.snapshot(), store.digest());
+        prop_assert_eq!(view.snapshot(), bytes.clone());
+        for cmd in &cmds[cut..] {
+            let _ = store.apply(cmd);
+        }
+        prop_assert_eq!(view.snapshot(), bytes);
+        prop_assert_eq!(view.digest(), digest);
+        prop_assert_eq!(view.revision(), KvStore::restore(&view.snapshot()).map(|s| s.revision()).ok().unwrap_or(-1));
+    }
 }
 
 #[test]

@@ -26,7 +26,8 @@
 //!   lease expiry).
 //! - [`Member::on_durable`]`(now, tag)`: the log synced every record through `tag`;
 //!   [`Member::on_log_failed`] when it cannot.
-//! - [`Member::on_snapshot_written`]`(now, through, result)`: a snapshot write ended.
+//! - [`Member::on_snapshot_written`]`(now, through, result)`: a snapshot write ended (`Ok` with
+//!   the bytes of its store part once durable).
 //! - [`Member::on_snapshot_chunk_stored`]`(now, transfer, outcome)`: a received chunk was
 //!   stored (or not), or completed a snapshot.
 //!
@@ -43,8 +44,12 @@
 //! (test-only) means "die here": the driver must do none of the outputs after it, which is what a
 //! crash at that point of the old single-task loop did.
 //!
-//! Snapshot files are the driver's: it writes the body of [`Output::WriteSnapshot`] and reports
-//! [`Member::on_snapshot_written`]; it serves [`Output::ServeSnapshotChunk`] from its newest
+//! Snapshot files are the driver's: it encodes the body of [`Output::WriteSnapshot`] (a
+//! [`snapshot::BodyJob`]: a view of the store, O(1) for the member to take; the encoding is the
+//! pass over the whole store, so the driver runs it off the thread that drives the member, which
+//! goes on meanwhile), writes it and reports [`Member::on_snapshot_written`]; the member compacts
+//! only through a snapshot reported durable. HashKV and backups are answered the same way: a
+//! view ([`KvHash`], [`BackupBody`]) that the driver hashes or encodes elsewhere; it serves [`Output::ServeSnapshotChunk`] from its newest
 //! file; it stores [`Output::StoreSnapshotChunk`] and reports [`Member::on_snapshot_chunk_stored`]
 //! (a complete one with its body, which the member decodes and installs); it compacts its log
 //! on [`Output::CompactLog`].

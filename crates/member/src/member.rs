@@ -4,17 +4,15 @@
 
 mod changes;
 mod forward;
+mod snapshot;
 
 use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
 use crate::error::MemberError;
 use crate::lease_clock::LeaseClocks;
 use crate::peer::PeerMessage;
-use crate::snapshot::{
-    encode_body, encode_member_body, AppliedSnapshot, ChunkStored, SnapshotSchedule,
-};
+use crate::snapshot::{BodyJob, SnapshotSchedule};
 use crate::time::Micros;
-use bytes::Bytes;
 use changes::Changes;
 use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
 use paxos::multi::{
@@ -75,6 +73,7 @@ pub enum Request {
         linearizable: bool,
     },
     /// Hash the whole applied state (chaos checks compare members at equal applied slots).
+    /// Answered with a view of it: the driver hashes it off the core ([`KvHash::digest`]).
     HashKv,
     /// Seconds left before a lease expires, by this member's clock.
     LeaseRemaining {
@@ -129,11 +128,13 @@ pub enum Answer {
     Members(Result<Vec<MemberEntry>, MemberError>),
 }
 
-/// The whole applied state's hash, and where it stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The whole applied state, to hash, and where it stands. Hashing is a pass over the whole
+/// store, so the member hands out a view (O(1) to take) and the driver runs
+/// [`KvHash::digest`] off the core.
+#[derive(Clone, Debug)]
 pub struct KvHash {
-    /// Digest of the store.
-    pub digest: u64,
+    /// The store as applied through `applied_through`.
+    pub view: kv::KvView,
     /// Slot applied through.
     pub applied_through: u64,
     /// The store's revision.
@@ -142,15 +143,24 @@ pub struct KvHash {
     pub compact_revision: i64,
 }
 
-/// A backup's snapshot body (without the session table), before the driver wraps it in a file.
+impl KvHash {
+    /// The store's digest ([`KvStore::digest`] at `applied_through`): one pass over the whole
+    /// store, to run off the member's core.
+    pub fn digest(&self) -> u64 {
+        self.view.digest()
+    }
+}
+
+/// A backup's snapshot body (without the session table), before the driver encodes it (off
+/// the core: [`BodyJob::encode`]) and wraps it in a file.
 #[derive(Clone, Debug)]
 pub struct BackupBody {
     /// Every slot through here is in it.
     pub through: Slot,
     /// The store's revision in it.
     pub revision: i64,
-    /// The body (see [`crate::snapshot::encode_body`]).
-    pub body: Vec<u8>,
+    /// The body, to encode.
+    pub body: BodyJob,
 }
 
 /// What `Maintenance.Status` and the member list need.
@@ -251,14 +261,15 @@ pub enum Output {
         /// The chunk, checksum verified.
         chunk: SnapshotChunk,
     },
-    /// Write this snapshot body durably (one at a time), then report
+    /// Encode this snapshot body ([`BodyJob::encode`], a pass over the whole store: off the
+    /// core, while the member goes on) and write it durably (one at a time), then report
     /// [`Member::on_snapshot_written`]. `crash_mid` (test-only): die once the body is written
     /// but before the file is finished.
     WriteSnapshot {
         /// The slot it covers.
         through: Slot,
-        /// The body.
-        body: Vec<u8>,
+        /// The body, as of `through`, to encode.
+        body: BodyJob,
         /// Test-only crash point.
         crash_mid: bool,
     },
@@ -549,7 +560,7 @@ impl Member {
             Request::Defragment => self.defragment(id),
             Request::Backup => {
                 let backup = self.backup();
-                self.answer(id, Answer::Backup(backup));
+                self.answer(id, Answer::Backup(Ok(backup)));
             }
             Request::LeaseRemaining { id: lease } => {
                 let left = self.lease_remaining(lease, now);
@@ -558,7 +569,7 @@ impl Member {
             Request::HashKv => {
                 let store = self.applier.machine();
                 let hash = KvHash {
-                    digest: store.digest(),
+                    view: store.view(),
                     applied_through: self.applier.applied_through().0,
                     revision: store.revision(),
                     compact_revision: store.compact_revision(),
@@ -746,68 +757,6 @@ impl Member {
         tracing::error!(%error, "the log failed; this member stops serving writes and must be restarted");
         self.fail_all(MemberError::StorageFailed(error.clone()));
         self.storage_error = Some(error);
-        self.drive();
-    }
-
-    /// A snapshot write begun by [`Output::WriteSnapshot`] ended: on success it is durable,
-    /// and the log through it is compacted ([`Output::CompactLog`]); waiting defragments are
-    /// answered either way.
-    pub fn on_snapshot_written(&mut self, now: Micros, through: Slot, result: Result<(), String>) {
-        self.advance(now);
-        debug_assert_eq!(self.snapshots.writing, Some(through), "one write at a time");
-        self.snapshots.writing = None;
-        match &result {
-            Ok(()) => {
-                self.snapshots.made_durable(through);
-                self.crash_point(CrashPoint::DuringCompaction);
-                self.replica.compact(through);
-                self.outputs.push_back(Output::CompactLog { through });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
-            }
-        }
-        let outcome = result.map_err(MemberError::Snapshot);
-        for id in std::mem::take(&mut self.defragments) {
-            self.answer(id, Answer::Defragment(outcome.clone()));
-        }
-        self.drive();
-    }
-
-    /// The driver handled [`Output::StoreSnapshotChunk`] of transfer `transfer`.
-    pub fn on_snapshot_chunk_stored(&mut self, now: Micros, transfer: u64, stored: ChunkStored) {
-        let now = self.advance(now);
-        let current = self
-            .snapshots
-            .incoming
-            .as_ref()
-            .is_some_and(|i| i.transfer == transfer);
-        match stored {
-            ChunkStored::Progress { next_offset } => {
-                if self.snapshots.stored(transfer, next_offset, true) {
-                    self.ask_next_chunk(now);
-                }
-            }
-            ChunkStored::Ignored { next_offset } => {
-                if self.snapshots.stored(transfer, next_offset, false) {
-                    self.ask_next_chunk(now);
-                }
-            }
-            ChunkStored::Complete { through, body } => {
-                if current {
-                    self.snapshots.incoming = None;
-                }
-                match AppliedSnapshot::decode(through, &body) {
-                    Ok(snapshot) => {
-                        self.snapshots.made_durable(through);
-                        self.install(now, snapshot);
-                        self.outputs.push_back(Output::CompactLog { through });
-                    }
-                    Err(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
-                }
-            }
-            ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
-        }
         self.drive();
     }
 
@@ -1140,20 +1089,6 @@ impl Member {
         self.ask_read_index(id);
     }
 
-    fn backup(&self) -> Result<BackupBody, MemberError> {
-        match encode_body(&self.applier, false) {
-            Ok((body, _)) => Ok(BackupBody {
-                through: self.applier.applied_through(),
-                revision: self.applier.machine().revision(),
-                body,
-            }),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot take a backup");
-                Err(MemberError::Snapshot(e.to_string()))
-            }
-        }
-    }
-
     fn move_leader(&mut self, now: Micros, request: RequestId, target: u64) {
         let refusal = if self.replica.role() != Role::Leader {
             Some(Err(MemberError::NotLeader))
@@ -1206,69 +1141,6 @@ impl Member {
                 }
                 self.transfers.push(t);
             }
-        }
-    }
-
-    fn on_snapshot_chunk(&mut self, now: Micros, from: u64, bytes: &Bytes) {
-        let chunk = match SnapshotChunk::decode(bytes) {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                tracing::warn!(from, error = %e, "snapshot chunk refused");
-                return;
-            }
-        };
-        let Some(incoming) = self.snapshots.incoming.as_ref() else {
-            return;
-        };
-        if incoming.from != from {
-            // Not the member this transfer asks: ask it again.
-            self.ask_next_chunk(now);
-            return;
-        }
-        if chunk.through < incoming.at_least {
-            tracing::warn!(
-                from,
-                "snapshot chunk refused: chunk of snapshot {} does not cover slot {}",
-                chunk.through,
-                incoming.at_least
-            );
-            return;
-        }
-        let transfer = incoming.transfer;
-        self.outputs
-            .push_back(Output::StoreSnapshotChunk { transfer, chunk });
-    }
-
-    fn ask_next_chunk(&mut self, now: Micros) {
-        if let Some((to, ask)) = self.snapshots.next_ask(now) {
-            self.send(to, ask);
-        }
-    }
-
-    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) {
-        let through = snapshot.through;
-        if through <= self.applier.applied_through() {
-            return;
-        }
-        let kv_bytes = snapshot.kv_bytes_len();
-        let table = snapshot.table().cloned();
-        match snapshot.into_applier() {
-            Ok(applier) => {
-                self.db_bytes = kv_bytes;
-                match applier.membership() {
-                    Some(m) => self.replica.install_snapshot_in(through, m.clone()),
-                    None => self.replica.install_snapshot(through),
-                }
-                self.applier = applier;
-                if let Some(table) = table {
-                    self.table = table;
-                }
-                self.update_peers(now);
-                self.publish_revision();
-                self.restart_lease_clocks(now);
-                tracing::info!(through = through.0, "installed a snapshot from a peer");
-            }
-            Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
         }
     }
 
@@ -1485,64 +1357,6 @@ impl Member {
                 self.answer(r.request, answer);
             }
         }
-    }
-
-    fn maybe_snapshot(&mut self) {
-        if !self.snapshots.due(self.applier.applied_through()) {
-            return;
-        }
-        if let Err(e) = self.start_snapshot() {
-            tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
-        }
-    }
-
-    /// Serializes the applied state now (the store's size, the db size, is measured again)
-    /// for the driver to write ([`Output::WriteSnapshot`]); [`Member::on_snapshot_written`]
-    /// compacts once it is durable. Does nothing while a write is in progress.
-    fn start_snapshot(&mut self) -> Result<(), crate::snapshot::BodyError> {
-        // Counted before the check for a write in progress, as every attempt is a hit.
-        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
-        if self.snapshots.writing.is_some() {
-            return Ok(());
-        }
-        let through = self.applier.applied_through();
-        let (body, kv_bytes) = encode_member_body(&self.applier, true, Some(&self.table))?;
-        self.snapshots.writing = Some(through);
-        self.db_bytes = kv_bytes;
-        self.outputs.push_back(Output::WriteSnapshot {
-            through,
-            body,
-            crash_mid,
-        });
-        Ok(())
-    }
-
-    /// etcd's Defragment, in Synod's terms: a snapshot now (unless the newest covers every
-    /// applied slot), which frees the log segments it covers and measures the db size again, so
-    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once. Answered
-    /// when the snapshot is durable (the one in progress, if there is one).
-    fn defragment(&mut self, request: RequestId) {
-        let applied = self.applier.applied_through();
-        if applied == Slot::ZERO || self.snapshots.newest == Some(applied) {
-            self.answer(request, Answer::Defragment(Ok(())));
-            return;
-        }
-        if self.defragments.len() >= TRANSFERS_MAX {
-            self.answer(
-                request,
-                Answer::Defragment(Err(MemberError::TooManyRequests)),
-            );
-            return;
-        }
-        if let Err(e) = self.start_snapshot() {
-            tracing::error!(error = %e, "defragment: cannot take a snapshot");
-            self.answer(
-                request,
-                Answer::Defragment(Err(MemberError::Snapshot(e.to_string()))),
-            );
-            return;
-        }
-        self.defragments.push(request);
     }
 
     /// Reads the changes since `after` once for every watch stream, if any listens: the

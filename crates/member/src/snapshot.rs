@@ -1,6 +1,7 @@
 //! The pure parts of snapshots: the body (the key-value store and the session table) and the
-//! schedule of a transfer from a peer. Files are the driver's: it writes a body the member
-//! hands it ([`crate::Output::WriteSnapshot`]), serves chunks of its newest file
+//! schedule of a transfer from a peer. Files are the driver's: it encodes and writes a body the
+//! member hands it as a [`BodyJob`] ([`crate::Output::WriteSnapshot`]: a view of the store, so
+//! the pass over the whole store runs off the member's core), serves chunks of its newest file
 //! ([`crate::Output::ServeSnapshotChunk`]) and stores received chunks
 //! ([`crate::Output::StoreSnapshotChunk`]), reporting back what happened.
 //!
@@ -13,7 +14,7 @@
 use crate::cluster::MemberTable;
 use crate::peer::PeerMessage;
 use crate::time::Micros;
-use kv::{KvOutput, KvStore};
+use kv::{KvOutput, KvStore, KvView};
 use paxos::multi::{Applier, ClientId, Membership};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
@@ -64,43 +65,87 @@ struct Body {
     table: Option<MemberTable>,
 }
 
-/// The snapshot body for `applier`'s state: the version byte, then postcard of the store and
-/// (`with_sessions`) the session table. Also returns the store's part's length (the db size).
+/// A snapshot body still to be encoded: a view of the store ([`KvStore::view`], O(1) to take)
+/// and copies of the small parts (the session table, the configuration, the member table).
+/// Taking one ([`BodyJob::new`]) is cheap and happens on the member's core; [`BodyJob::encode`]
+/// is the pass over the whole store, and runs wherever the driver likes (the node: a blocking
+/// thread; the simulator: a later step), while the member keeps applying writes. The bytes are
+/// those the state had when the job was taken, whatever was applied since.
+#[derive(Clone, Debug)]
+pub struct BodyJob {
+    kv: KvView,
+    sessions: Vec<(u64, u64, KvOutput)>,
+    membership: Option<Membership>,
+    table: Option<MemberTable>,
+}
+
+/// An encoded snapshot body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedBody {
+    /// The body: the version byte, then postcard of the store's snapshot and the rest.
+    pub bytes: Vec<u8>,
+    /// Bytes of the store's part (the member's db size).
+    pub kv_bytes: u64,
+}
+
+impl BodyJob {
+    /// The body of `applier`'s state as it is now, to encode later: the store (and, with
+    /// `with_sessions`, the session table); a member's own snapshot (`table` given) also keeps
+    /// the configuration it was taken in ([`Applier::membership`]) and the member table, so a
+    /// member restored or caught up from it knows who the members are. O(1) for the store,
+    /// O(sessions) for the rest.
+    pub fn new(
+        applier: &Applier<KvStore>,
+        with_sessions: bool,
+        table: Option<&MemberTable>,
+    ) -> BodyJob {
+        let sessions = if with_sessions {
+            applier
+                .sessions()
+                .iter()
+                .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        BodyJob {
+            kv: applier.machine().view(),
+            sessions,
+            membership: table.and(applier.membership().cloned()),
+            table: table.cloned(),
+        }
+    }
+
+    /// The store's revision in the body.
+    pub fn revision(&self) -> i64 {
+        self.kv.revision()
+    }
+
+    /// Encodes the body: one pass over the whole store (run it off the member's core).
+    pub fn encode(self) -> Result<EncodedBody, BodyError> {
+        let kv = self.kv.snapshot();
+        let kv_bytes = kv.len() as u64;
+        let body = Body {
+            kv,
+            sessions: self.sessions,
+            membership: self.membership,
+            table: self.table,
+        };
+        let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
+            .map_err(|e| BodyError::Body(e.to_string()))?;
+        Ok(EncodedBody { bytes, kv_bytes })
+    }
+}
+
+/// The snapshot body for `applier`'s state, encoded at once (a backup taken outside a running
+/// member, a restore, tests): [`BodyJob::new`] then [`BodyJob::encode`]. Also returns the store's
+/// part's length (the db size).
 pub fn encode_body(
     applier: &Applier<KvStore>,
     with_sessions: bool,
 ) -> Result<(Vec<u8>, u64), BodyError> {
-    encode_member_body(applier, with_sessions, None)
-}
-
-/// As [`encode_body`]; a member's own snapshot (`table` given) also keeps the configuration
-/// it was taken in ([`Applier::membership`]) and the member table, so a member restored or
-/// caught up from it knows who the members are.
-pub fn encode_member_body(
-    applier: &Applier<KvStore>,
-    with_sessions: bool,
-    table: Option<&MemberTable>,
-) -> Result<(Vec<u8>, u64), BodyError> {
-    let kv = applier.machine().snapshot();
-    let kv_len = kv.len() as u64;
-    let sessions = if with_sessions {
-        applier
-            .sessions()
-            .iter()
-            .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let body = Body {
-        kv,
-        sessions,
-        membership: table.and(applier.membership().cloned()),
-        table: table.cloned(),
-    };
-    let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
-        .map_err(|e| BodyError::Body(e.to_string()))?;
-    Ok((bytes, kv_len))
+    let body = BodyJob::new(applier, with_sessions, None).encode()?;
+    Ok((body.bytes, body.kv_bytes))
 }
 
 impl AppliedSnapshot {
@@ -222,6 +267,9 @@ pub(crate) struct SnapshotSchedule {
     pub(crate) newest: Option<Slot>,
     /// The slot of the snapshot the driver is writing, if one is.
     pub(crate) writing: Option<Slot>,
+    /// The member's db size when that snapshot was taken: what was applied since is added to
+    /// the size the snapshot measures.
+    pub(crate) db_bytes_at_start: u64,
     pub(crate) incoming: Option<Incoming>,
     transfers: u64,
 }
@@ -232,6 +280,7 @@ impl SnapshotSchedule {
             every_slots,
             newest,
             writing: None,
+            db_bytes_at_start: 0,
             incoming: None,
             transfers: 0,
         }

@@ -4,7 +4,7 @@
 
 use crate::cluster::{ClusterChange, MemberEntry, MemberInfo, MemberTable};
 use crate::peer::PeerMessage;
-use crate::snapshot::ChunkStored;
+use crate::snapshot::{BodyJob, ChunkStored};
 use crate::MemberError;
 use crate::{
     Answer, CrashPoint, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId,
@@ -65,6 +65,20 @@ struct Cluster {
     removed: Vec<u64>,
     /// The peers each member last asked its transport to reach.
     peers: BTreeMap<u64, BTreeMap<u64, Vec<String>>>,
+    /// Whether snapshot jobs are held (not encoded nor written) until `finish_snapshots`, as a
+    /// driver's worker thread may take its time.
+    hold_snapshots: bool,
+    /// The held jobs: member, slot, job, and the body the member's store gave when the job came
+    /// out, if it was then still applied through the job's slot.
+    held_snapshots: Vec<HeldSnapshot>,
+}
+
+/// A snapshot job a test holds.
+struct HeldSnapshot {
+    member: u64,
+    through: Slot,
+    job: BodyJob,
+    at_the_time: Option<Vec<u8>>,
 }
 
 impl Cluster {
@@ -131,6 +145,8 @@ impl Cluster {
             trace: Vec::new(),
             removed: Vec::new(),
             peers: BTreeMap::new(),
+            hold_snapshots: false,
+            held_snapshots: Vec::new(),
         };
         cluster.settle();
         cluster
@@ -176,10 +192,21 @@ impl Cluster {
                 // The disk is instant: durable as soon as written.
                 Output::Persist { tag, .. } => self.member_mut(id).on_durable(now, tag),
                 Output::Send { to, message } => self.send(id, to, message),
+                Output::WriteSnapshot { through, body, .. } if self.hold_snapshots => {
+                    let m = self.member(id);
+                    let at_the_time = (m.applier().applied_through() == through).then(|| {
+                        let encoded = BodyJob::new(m.applier(), true, Some(m.table())).encode();
+                        encoded.expect("the body encodes").bytes
+                    });
+                    self.held_snapshots.push(HeldSnapshot {
+                        member: id,
+                        through,
+                        job: body,
+                        at_the_time,
+                    });
+                }
                 Output::WriteSnapshot { through, body, .. } => {
-                    self.files.insert(id, (through, body));
-                    self.member_mut(id)
-                        .on_snapshot_written(now, through, Ok(()));
+                    self.write_snapshot(id, through, body)
                 }
                 Output::ServeSnapshotChunk {
                     to,
@@ -214,6 +241,29 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Encodes a snapshot job and "writes" it: durable at once.
+    fn write_snapshot(&mut self, id: u64, through: Slot, job: BodyJob) {
+        let encoded = job.encode().expect("the body encodes");
+        self.files.insert(id, (through, encoded.bytes));
+        let now = self.now;
+        self.member_mut(id)
+            .on_snapshot_written(now, through, Ok(encoded.kv_bytes));
+    }
+
+    /// Encodes and writes every held snapshot job, and holds no more; returns each member's
+    /// held snapshot with the body as encoded now.
+    fn finish_snapshots(&mut self) -> Vec<(HeldSnapshot, Vec<u8>)> {
+        self.hold_snapshots = false;
+        let mut done = Vec::new();
+        for held in std::mem::take(&mut self.held_snapshots) {
+            self.write_snapshot(held.member, held.through, held.job.clone());
+            let body = self.files[&held.member].1.clone();
+            done.push((held, body));
+        }
+        self.settle();
+        done
     }
 
     fn member_mut(&mut self, id: u64) -> &mut Member {
@@ -595,6 +645,73 @@ fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
         c.member(behind).applier().machine().digest(),
         c.member(leader).applier().machine().digest()
     );
+}
+
+/// The member hands a snapshot out as a job (a view of the store) and goes on while the driver
+/// encodes and writes it elsewhere: with the leader's job held, puts are answered, heartbeats
+/// keep the same leader at the same ballot over many election timeouts, and no log is
+/// compacted. The body encoded afterwards, once the store has moved on, is byte for byte the
+/// one the store gave at the snapshot's slot, and its store part is a store fed exactly the
+/// puts applied by then. Only then is the log compacted.
+#[test]
+fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
+    let mut c = Cluster::with_snapshots_every(3, 5, 10);
+    let leader = c.elect();
+    c.hold_snapshots = true;
+    let mut puts = 0;
+    while !c.held_snapshots.iter().any(|h| h.member == leader) {
+        let w = c.request(leader, put(&format!("k{puts}"), &format!("v{puts}")));
+        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {puts} answered");
+        assert_put_ok(c.answer(w));
+        puts += 1;
+        assert!(puts < 100, "no snapshot after {puts} puts");
+    }
+    let term = c.member(leader).status().term;
+    let compacted = c.member(leader).replica().compacted_through();
+    let trace_from = c.trace.len();
+    for i in 0..20 {
+        let w = c.request(leader, put(&format!("more{i}"), "x"));
+        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+        assert_put_ok(c.answer(w));
+    }
+    // Heartbeats keep the lead: many election timeouts pass with no new ballot.
+    c.tick_until(5 * SEC, |_| false);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.member(leader).status().term, term);
+    assert_eq!(c.member(leader).replica().compacted_through(), compacted);
+    assert!(
+        !c.trace[trace_from..]
+            .iter()
+            .any(|t| t.contains("CompactLog")),
+        "compacted while the snapshot was not durable"
+    );
+
+    let done = c.finish_snapshots();
+    let (held, body) = done
+        .into_iter()
+        .find(|(h, _)| h.member == leader)
+        .expect("the leader's snapshot");
+    let through = held.through;
+    let at_the_time = held
+        .at_the_time
+        .expect("the store was at the job's slot when it came out");
+    assert_eq!(
+        body, at_the_time,
+        "the body is the store's at the job's slot"
+    );
+    let restored = crate::snapshot::AppliedSnapshot::decode(through, &body)
+        .and_then(crate::snapshot::AppliedSnapshot::into_applier)
+        .expect("restores");
+    let mut reference = KvStore::new();
+    let applied_puts = restored.machine().revision() - 1;
+    assert!(applied_puts > 0 && applied_puts <= puts);
+    for i in 0..applied_puts {
+        let cmd = KvCommand::Put(PutRequest::new(format!("k{i}"), format!("v{i}")));
+        reference.apply(&cmd).expect("put");
+    }
+    assert_eq!(restored.machine().snapshot(), reference.snapshot());
+    assert_eq!(c.member(leader).replica().compacted_through(), through);
+    assert!(c.member(leader).applier().machine().revision() > applied_puts + 20);
 }
 
 /// A crash point is an output in the member's order: everything decided before it (here the

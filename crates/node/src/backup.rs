@@ -17,7 +17,7 @@ use crate::config::NodeConfig;
 use crate::etcd_backup;
 use bytes::Bytes;
 use kv::RangeRequest;
-use member::snapshot::{encode_body, AppliedSnapshot};
+use member::snapshot::{encode_body, AppliedSnapshot, BodyError};
 use member::BackupBody;
 use paxos::multi::Applier;
 use paxos::Slot;
@@ -42,25 +42,27 @@ const ALIGN_BYTES: usize = 512;
 /// The SHA-256 at the end.
 const DIGEST_BYTES: usize = 32;
 
-/// A backup file around the member's backup body: storage's snapshot header, the body, then
-/// etcd's envelope (zero padding, SHA-256).
-pub(crate) fn wrap(backup: BackupBody) -> Backup {
+/// A backup file around the member's backup body, once encoded: storage's snapshot header, the
+/// body, then etcd's envelope (zero padding, SHA-256). Passes over the whole store twice (the
+/// encoding, the SHA-256): the node runs it off the core.
+pub(crate) fn wrap(backup: BackupBody) -> Result<Backup, BodyError> {
     let BackupBody {
         through,
         revision,
         body,
     } = backup;
+    let body = body.encode()?.bytes;
     let mut bytes = storage::snapshot_header(through, &body);
     bytes.extend_from_slice(&body);
     bytes.resize(bytes.len().next_multiple_of(ALIGN_BYTES), 0);
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     bytes.extend_from_slice(digest.as_ref());
     debug_assert_eq!(bytes.len() % ALIGN_BYTES, DIGEST_BYTES);
-    Backup {
+    Ok(Backup {
         through,
         revision,
         bytes: Bytes::from(bytes),
-    }
+    })
 }
 
 /// The snapshot file inside a backup's bytes, once the envelope checks out.
@@ -279,17 +281,16 @@ pub fn restore(path: &Path, config: &NodeConfig) -> Result<BackupInfo, BackupErr
 mod tests {
     use super::*;
     use kv::{KvCommand, KvStore, PutRequest};
-    use member::snapshot::BodyError;
+    use member::snapshot::BodyJob;
     use paxos::multi::{ChosenEntry, ClientId, Command, CommandId, Value};
 
     /// A backup of `applier`'s state, as the member and the driver take one.
     fn take(applier: &Applier<KvStore>) -> Result<Backup, BodyError> {
-        let (body, _) = encode_body(applier, false)?;
-        Ok(wrap(BackupBody {
+        wrap(BackupBody {
             through: applier.applied_through(),
             revision: applier.machine().revision(),
-            body,
-        }))
+            body: BodyJob::new(applier, false, None),
+        })
     }
 
     fn applier_with(keys: &[(&str, &str)]) -> Applier<KvStore> {

@@ -7,7 +7,9 @@
 //! What lives here and not in the member is what needs tokio or the OS: the clock (`Instant`
 //! → [`Micros`] since the task's start), the oneshot senders of waiting requests (by
 //! [`RequestId`]), the watch and broadcast channels, the log's commit thread, the transport,
-//! the snapshot file writer thread, and crash-point aborts. Everything that touches the
+//! the snapshot file writer thread, the blocking threads that pass over the whole store (a
+//! snapshot's or a backup's encoding, HashKV's digest: the member hands out views, so the core
+//! never does), and crash-point aborts. Everything that touches the
 //! member happens on this one task, so there is no lock around it; gRPC handlers talk to it
 //! through a bounded channel and wait on a oneshot for their answer.
 
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storage::group::{Completion, GroupCommit};
 use storage::StdFs;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use transport::{Inbound, TransportHandle};
 
@@ -71,7 +73,7 @@ pub enum Request {
     /// Hash the whole applied state (chaos checks compare members at equal applied slots).
     HashKv {
         /// (digest of the store, slot applied through, store revision, compact revision).
-        reply: oneshot::Sender<(u64, u64, i64, i64)>,
+        reply: oneshot::Sender<Result<(u64, u64, i64, i64), NodeError>>,
     },
     /// Seconds left before a lease expires, by this member's clock (`None`: no such lease).
     LeaseRemaining {
@@ -132,7 +134,7 @@ pub enum Request {
 enum Reply {
     Write(oneshot::Sender<Result<(KvOutput, u64), NodeError>>),
     Read(ReadReply),
-    HashKv(oneshot::Sender<(u64, u64, i64, i64)>),
+    HashKv(oneshot::Sender<Result<(u64, u64, i64, i64), NodeError>>),
     LeaseRemaining(oneshot::Sender<Option<i64>>),
     MoveLeader(oneshot::Sender<Result<(), NodeError>>),
     Defragment(oneshot::Sender<Result<(), NodeError>>),
@@ -172,9 +174,34 @@ fn split(r: Request) -> (member::Request, Reply) {
     }
 }
 
+/// Whole-store work (HashKV's digest, a backup's encoding and SHA-256) running at once off the
+/// core, at most: each holds a view of the store, which keeps the nodes the store has since
+/// replaced alive until it ends, so the bound is also one on memory. More are refused as "too
+/// many requests".
+const WHOLE_STORE_JOBS_MAX: usize = 4;
+
+/// Runs `work`, a pass over the whole store (on a view the member handed out), on a blocking
+/// thread, so the core's task goes on applying and answering; its outcome goes to `tx`.
+fn off_core<T: Send + 'static>(
+    jobs: &Arc<Semaphore>,
+    tx: oneshot::Sender<Result<T, NodeError>>,
+    work: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+) {
+    let Ok(permit) = jobs.clone().try_acquire_owned() else {
+        let _ = tx.send(Err(NodeError::TooManyRequests));
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let _ = tx.send(work());
+        drop(permit);
+    });
+}
+
 impl Reply {
-    /// Sends the member's answer (a handler that gave up is not waiting: ignored).
-    fn answer(self, answer: Answer) {
+    /// Sends the member's answer (a handler that gave up is not waiting: ignored). Answers
+    /// that still need a pass over the whole store (HashKV, a backup) get it off the core,
+    /// bounded by `jobs`.
+    fn answer(self, answer: Answer, jobs: &Arc<Semaphore>) {
         match (self, answer) {
             (Reply::Write(tx), Answer::Write(a)) => {
                 let _ = tx.send(a.map_err(NodeError::from));
@@ -182,9 +209,14 @@ impl Reply {
             (Reply::Read(tx), Answer::Read(a)) => {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
-            (Reply::HashKv(tx), Answer::HashKv(h)) => {
-                let _ = tx.send((h.digest, h.applied_through, h.revision, h.compact_revision));
-            }
+            (Reply::HashKv(tx), Answer::HashKv(h)) => off_core(jobs, tx, move || {
+                Ok((
+                    h.digest(),
+                    h.applied_through,
+                    h.revision,
+                    h.compact_revision,
+                ))
+            }),
             (Reply::LeaseRemaining(tx), Answer::LeaseRemaining(a)) => {
                 let _ = tx.send(a);
             }
@@ -194,8 +226,11 @@ impl Reply {
             (Reply::Defragment(tx), Answer::Defragment(a)) => {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
-            (Reply::Backup(tx), Answer::Backup(a)) => {
-                let _ = tx.send(a.map_err(NodeError::from).map(crate::backup::wrap));
+            (Reply::Backup(tx), Answer::Backup(Ok(body))) => off_core(jobs, tx, move || {
+                crate::backup::wrap(body).map_err(|e| NodeError::Snapshot(e.to_string()))
+            }),
+            (Reply::Backup(tx), Answer::Backup(Err(e))) => {
+                let _ = tx.send(Err(e.into()));
             }
             (Reply::Status(tx), Answer::Status(s)) => {
                 let _ = tx.send(s);
@@ -229,10 +264,13 @@ impl Reply {
             Reply::Backup(tx) => {
                 let _ = tx.send(Err(e));
             }
+            Reply::HashKv(tx) => {
+                let _ = tx.send(Err(e));
+            }
             Reply::Members(tx) => {
                 let _ = tx.send(Err(e));
             }
-            Reply::HashKv(_) | Reply::LeaseRemaining(_) | Reply::Status(_) => {}
+            Reply::LeaseRemaining(_) | Reply::Status(_) => {}
         }
     }
 }
@@ -310,8 +348,12 @@ pub struct Core {
     /// Snapshot writes report here when they end (see `SnapshotFiles::write`).
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
+    /// A snapshot is being encoded and written on a blocking thread (one at a time).
+    snapshot_writing: bool,
     removed: watch::Sender<bool>,
     observer: Observer,
+    /// Whole-store work running off the core (see [`WHOLE_STORE_JOBS_MAX`]).
+    whole_store_jobs: Arc<Semaphore>,
 }
 
 /// One thing the driver's loop woke up for.
@@ -365,8 +407,10 @@ impl Core {
             applied_changes: parts.applied_changes,
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
+            snapshot_writing: false,
             removed: parts.removed,
             observer: Observer::new(parts.metrics),
+            whole_store_jobs: Arc::new(Semaphore::new(WHOLE_STORE_JOBS_MAX)),
         }
     }
 
@@ -416,6 +460,7 @@ impl Core {
                 Event::Stop => break,
                 Event::Durable(c) => self.on_durable(now, c),
                 Event::SnapshotWritten(w) => {
+                    self.snapshot_writing = false;
                     let (through, result) = self.snapshots.written(w);
                     self.member.on_snapshot_written(now, through, result);
                 }
@@ -431,6 +476,20 @@ impl Core {
             );
             if tick {
                 self.observer.on_tick(&self.member);
+            }
+        }
+        // A snapshot still being encoded or written ends first: its thread renames its file
+        // in and removes older ones, which must not happen under a member started next on the
+        // same directory (in this process) after it recovered the older one as the newest.
+        if self.snapshot_writing {
+            if let Some(w) = snapshot_done.recv().await {
+                self.snapshot_writing = false;
+                let (through, result) = self.snapshots.written(w);
+                tracing::debug!(
+                    through = through.0,
+                    ?result,
+                    "a snapshot write ended at stop"
+                );
             }
         }
         for (_, waiting) in self.replies.drain() {
@@ -549,6 +608,7 @@ impl Core {
                     body,
                     crash_mid,
                 } => {
+                    self.snapshot_writing = true;
                     self.snapshots
                         .write(through, body, crash_mid, self.snapshot_done.clone());
                 }
@@ -558,7 +618,7 @@ impl Core {
                         let failed = matches!(answer, member::Answer::Write(Err(_)));
                         self.observer
                             .answered(reply.kind(), since.elapsed(), failed);
-                        reply.answer(answer);
+                        reply.answer(answer, &self.whole_store_jobs);
                     }
                     // Only the member's own requests (none today) have no reply here.
                     None => tracing::debug!(?id, "an answer nobody waits for"),
@@ -650,6 +710,13 @@ impl Core {
     /// A durable snapshot covers `through`: the log's segments before it may go (a failed
     /// compaction only keeps segments longer).
     fn compact_log(&self, through: Slot) {
+        // The member compacts only through a snapshot it was told is durable; the files must
+        // agree, or the slots compacted away would be nowhere.
+        assert!(
+            self.snapshots.newest_through() >= Some(through),
+            "compacting the log through {through} with no snapshot file covering it (newest {:?})",
+            self.snapshots.newest_through()
+        );
         if let Some(wal) = &self.wal {
             if let Err(e) = wal.compact(through) {
                 tracing::warn!(error = %e, "log compaction failed; the log keeps its segments");

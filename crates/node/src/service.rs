@@ -402,8 +402,10 @@ impl pb::maintenance_server::Maintenance for Services {
         request: GrpcRequest<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.caller(&request, true).await?;
-        let (digest, _applied, revision, compact_revision) =
-            self.ask(|reply| Request::HashKv { reply }).await?;
+        let (digest, _applied, revision, compact_revision) = self
+            .ask(|reply| Request::HashKv { reply })
+            .await?
+            .map_err(|e| e.status())?;
         let s = Services::status(self).await?;
         // etcd's hash is 32 bits: fold the 64-bit digest.
         let hash = (digest ^ (digest >> 32)) as u32;

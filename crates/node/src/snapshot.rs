@@ -3,13 +3,15 @@
 //! received chunk to store; this module does the file work and reports back.
 //!
 //! The body is the member's format (`member::snapshot`) inside storage's verified snapshot
-//! file. Writes run on a blocking thread (file fsync, rename, directory fsync), one at a time,
-//! so a large store's write never stalls the core's task; storage's receiver keeps what it
+//! file. The member hands a body out as a job (a view of the store, O(1) for it to take);
+//! encoding it (the pass over the whole store) and writing it (file fsync, rename, directory
+//! fsync) run on a blocking thread, one at a time, so neither a large store's encoding nor its
+//! write stalls the core's task, which applies writes meanwhile; storage's receiver keeps what it
 //! wrote, so a transfer resumes after a lost message or a restart of either side.
 
 use bytes::Bytes;
 use kv::KvStore;
-use member::snapshot::{AppliedSnapshot, BodyError, ChunkStored};
+use member::snapshot::{AppliedSnapshot, BodyError, BodyJob, ChunkStored};
 use paxos::multi::Applier;
 use paxos::Slot;
 use std::path::PathBuf;
@@ -36,7 +38,8 @@ pub enum SnapshotError {
 pub struct SnapshotWritten {
     /// The slot it covers.
     pub through: Slot,
-    result: Result<SnapshotMeta, SnapshotError>,
+    /// The file, and the bytes of the body's store part.
+    result: Result<(SnapshotMeta, u64), SnapshotError>,
 }
 
 /// One member's snapshot files: the newest on disk, and the receiver of a transfer.
@@ -98,28 +101,41 @@ impl SnapshotFiles {
         self.newest.as_ref().map(|m| m.through)
     }
 
-    /// Writes `body` durably (file fsync, rename, directory fsync) on a blocking thread, so a
-    /// large store's write and sync never hold up the core's task (which sends heartbeats);
-    /// `done` gets the outcome, which the caller hands to [`SnapshotFiles::written`] before
-    /// telling the member. `crash_mid` (test-only) aborts the process once the body is written
-    /// but before the file is finished, leaving a temporary file recovery must ignore.
+    /// Encodes `body` and writes it durably (file fsync, rename, directory fsync) on a
+    /// blocking thread, so neither the pass over a large store nor its write and sync hold up
+    /// the core's task (which applies writes and sends heartbeats meanwhile: the job is a view
+    /// of the store as of `through`); `done` gets the outcome, which the caller hands to
+    /// [`SnapshotFiles::written`] before telling the member. `crash_mid` (test-only) aborts the
+    /// process once the body is written but before the file is finished, leaving a temporary
+    /// file recovery must ignore.
     pub fn write(
         &self,
         through: Slot,
-        body: Vec<u8>,
+        body: BodyJob,
         crash_mid: bool,
         done: mpsc::UnboundedSender<SnapshotWritten>,
     ) {
         let (fs, dir) = (self.fs, self.dir.clone());
         tokio::task::spawn_blocking(move || {
-            let write = || -> Result<SnapshotMeta, SnapshotError> {
+            let write = || -> Result<(SnapshotMeta, u64), SnapshotError> {
+                let started = std::time::Instant::now();
+                let body = body.encode()?;
+                let encoded = started.elapsed();
                 let mut writer = storage::SnapshotWriter::create(fs, dir, through)?;
-                writer.write(&body)?;
+                writer.write(&body.bytes)?;
                 if crash_mid {
                     eprintln!("synod: test crash point DuringSnapshot reached; aborting");
                     std::process::abort();
                 }
-                Ok(writer.finish()?)
+                let meta = writer.finish()?;
+                tracing::info!(
+                    through = through.0,
+                    bytes = body.bytes.len(),
+                    encode_ms = encoded.as_millis() as u64,
+                    write_ms = (started.elapsed() - encoded).as_millis() as u64,
+                    "snapshot written off the core"
+                );
+                Ok((meta, body.kv_bytes))
             };
             let _ = done.send(SnapshotWritten {
                 through,
@@ -130,10 +146,10 @@ impl SnapshotFiles {
 
     /// A write [`SnapshotFiles::write`] began has ended; on success the snapshot is durable
     /// and becomes the newest (unless one received from a peer meanwhile is newer). Returns
-    /// the slot and the outcome for the member.
-    pub fn written(&mut self, w: SnapshotWritten) -> (Slot, Result<(), String>) {
+    /// the slot and the outcome for the member (the bytes of the store part, on success).
+    pub fn written(&mut self, w: SnapshotWritten) -> (Slot, Result<u64, String>) {
         let outcome = match w.result {
-            Ok(meta) => {
+            Ok((meta, kv_bytes)) => {
                 if self
                     .newest
                     .as_ref()
@@ -141,7 +157,7 @@ impl SnapshotFiles {
                 {
                     self.newest = Some(meta);
                 }
-                Ok(())
+                Ok(kv_bytes)
             }
             Err(e) => Err(e.to_string()),
         };

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use kv::KvStore;
 use member::bugs::MemberBugs;
 use member::cluster::{MemberInfo, MemberTable};
-use member::snapshot::{AppliedSnapshot, ChunkStored};
+use member::snapshot::{AppliedSnapshot, BodyJob, ChunkStored, EncodedBody};
 use member::{Member, MemberOptions, MemberParts, Micros};
 use paxos::multi::{Applier, PersistOp, Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec, Slot};
@@ -52,8 +52,10 @@ pub(crate) struct Running {
     pub newest: Option<SnapshotMeta>,
     /// The member's transfer number, and the receiver storing its chunks.
     pub incoming: Option<(u64, SnapshotReceiver<MemFs>)>,
-    /// The snapshot being written: (through, body, crash in the middle).
-    pub writing: Option<(Slot, Vec<u8>, bool)>,
+    /// The snapshot being written: (through, the body to encode, crash in the middle). The
+    /// member goes on while it waits, as it does while a node's worker thread encodes and
+    /// writes: the job is a view of the store as of `through`.
+    pub writing: Option<(Slot, BodyJob, bool)>,
     /// The log refused a write or a sync: nothing more goes to it.
     pub log_failed: bool,
     /// The highest store revision this incarnation has had.
@@ -186,11 +188,17 @@ pub(crate) fn initial_table(members: &[u64]) -> MemberTable {
 
 impl Running {
     /// Writes a snapshot file durably (write, fsync, rename, directory fsync); on success it
-    /// becomes the newest unless a received one is newer.
-    pub fn write_snapshot(&mut self, fs: &MemFs, through: Slot, body: &[u8]) -> Result<(), String> {
+    /// becomes the newest unless a received one is newer, and the answer is the bytes of the
+    /// body's store part (what the member measures the db size by).
+    pub fn write_snapshot(
+        &mut self,
+        fs: &MemFs,
+        through: Slot,
+        body: &EncodedBody,
+    ) -> Result<u64, String> {
         let write = || -> Result<SnapshotMeta, storage::StorageError> {
             let mut writer = SnapshotWriter::create(fs.clone(), DATA_DIR, through)?;
-            writer.write(body)?;
+            writer.write(&body.bytes)?;
             writer.finish()
         };
         match write() {
@@ -202,7 +210,7 @@ impl Running {
                 {
                     self.newest = Some(meta);
                 }
-                Ok(())
+                Ok(body.kv_bytes)
             }
             Err(e) => Err(e.to_string()),
         }

@@ -795,11 +795,23 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
-        let Some((through, body, crash_mid)) = run.writing.take() else {
+        let Some((through, job, crash_mid)) = run.writing.take() else {
             return;
         };
+        // Encoded now, a seed-chosen while after the member handed the job out and went on
+        // applying: the body must still be the store's as of `through` (the check of equal
+        // digests at equal slots compares it with the other members' when one installs it).
+        let body = match job.encode() {
+            Ok(body) => body,
+            Err(e) => {
+                run.member
+                    .on_snapshot_written(now, through, Err(e.to_string()));
+                self.drive(i);
+                return;
+            }
+        };
         if crash_mid {
-            Running::write_snapshot_partly(&fs, through, &body);
+            Running::write_snapshot_partly(&fs, through, &body.bytes);
             self.crash(i, "DuringSnapshot");
             return;
         }

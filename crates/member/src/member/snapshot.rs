@@ -1,0 +1,227 @@
+//! The member's snapshot work: when to take one, what the driver is handed, what follows once it
+//! is durable (compaction), backups, Defragment, and a transfer from a peer (asks, chunks, the
+//! install).
+//!
+//! Nothing here passes over the whole store on the member's core: a snapshot or a backup is
+//! handed out as a [`BodyJob`], a view of the store that is O(1) to take, and the driver
+//! encodes it elsewhere while the member goes on applying. The log is compacted only through a
+//! snapshot that is durable (asserted in [`Member::compact_log`]).
+
+use super::{Answer, BackupBody, CrashPoint, Member, Output, RequestId, TRANSFERS_MAX};
+use crate::error::MemberError;
+use crate::snapshot::{AppliedSnapshot, BodyJob, ChunkStored};
+use crate::time::Micros;
+use bytes::Bytes;
+use paxos::Slot;
+use storage::SnapshotChunk;
+
+impl Member {
+    /// A snapshot write begun by [`Output::WriteSnapshot`] ended: `Ok` with the bytes of its
+    /// store part (the db size as of its slot) once the file is durable, or why it failed. On
+    /// success the log through it is compacted ([`Output::CompactLog`]); waiting defragments
+    /// are answered either way.
+    pub fn on_snapshot_written(&mut self, now: Micros, through: Slot, result: Result<u64, String>) {
+        self.advance(now);
+        // A report of another slot than the one being written would compact a log that no
+        // durable snapshot covers: a broken driver, so stop.
+        assert_eq!(
+            self.snapshots.writing,
+            Some(through),
+            "a snapshot write reported that was not begun (one write at a time)"
+        );
+        self.snapshots.writing = None;
+        match &result {
+            Ok(kv_bytes) => {
+                self.snapshots.made_durable(through);
+                if self.snapshots.newest == Some(through) {
+                    // The db size, measured again: the store as of `through`, plus what was
+                    // applied while the snapshot was encoded and written. (A newer snapshot
+                    // installed meanwhile measured it already.)
+                    let grown = self
+                        .db_bytes
+                        .saturating_sub(self.snapshots.db_bytes_at_start);
+                    self.db_bytes = kv_bytes.saturating_add(grown);
+                }
+                self.crash_point(CrashPoint::DuringCompaction);
+                self.compact_log(through);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
+            }
+        }
+        let outcome = result.map(|_| ()).map_err(MemberError::Snapshot);
+        for id in std::mem::take(&mut self.defragments) {
+            self.answer(id, Answer::Defragment(outcome.clone()));
+        }
+        self.drive();
+    }
+
+    /// The driver handled [`Output::StoreSnapshotChunk`] of transfer `transfer`.
+    pub fn on_snapshot_chunk_stored(&mut self, now: Micros, transfer: u64, stored: ChunkStored) {
+        let now = self.advance(now);
+        let current = self
+            .snapshots
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.transfer == transfer);
+        match stored {
+            ChunkStored::Progress { next_offset } => {
+                if self.snapshots.stored(transfer, next_offset, true) {
+                    self.ask_next_chunk(now);
+                }
+            }
+            ChunkStored::Ignored { next_offset } => {
+                if self.snapshots.stored(transfer, next_offset, false) {
+                    self.ask_next_chunk(now);
+                }
+            }
+            ChunkStored::Complete { through, body } => {
+                if current {
+                    self.snapshots.incoming = None;
+                }
+                match AppliedSnapshot::decode(through, &body) {
+                    Ok(snapshot) => {
+                        self.snapshots.made_durable(through);
+                        self.install(now, snapshot);
+                        self.compact_log(through);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+                }
+            }
+            ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+        }
+        self.drive();
+    }
+
+    /// The log before `through` may go. Only a durable snapshot covering `through` allows it:
+    /// the slots compacted away are then only in that snapshot.
+    fn compact_log(&mut self, through: Slot) {
+        assert!(
+            self.snapshots.newest.is_some_and(|n| n >= through),
+            "compacting through {through} with no durable snapshot covering it (newest {:?})",
+            self.snapshots.newest
+        );
+        self.replica.compact(through);
+        self.outputs.push_back(Output::CompactLog { through });
+    }
+
+    /// A backup of the state applied here, for the driver to encode off the core.
+    pub(super) fn backup(&self) -> BackupBody {
+        BackupBody {
+            through: self.applier.applied_through(),
+            revision: self.applier.machine().revision(),
+            body: BodyJob::new(&self.applier, false, None),
+        }
+    }
+
+    pub(super) fn on_snapshot_chunk(&mut self, now: Micros, from: u64, bytes: &Bytes) {
+        let chunk = match SnapshotChunk::decode(bytes) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::warn!(from, error = %e, "snapshot chunk refused");
+                return;
+            }
+        };
+        let Some(incoming) = self.snapshots.incoming.as_ref() else {
+            return;
+        };
+        if incoming.from != from {
+            // Not the member this transfer asks: ask it again.
+            self.ask_next_chunk(now);
+            return;
+        }
+        if chunk.through < incoming.at_least {
+            tracing::warn!(
+                from,
+                "snapshot chunk refused: chunk of snapshot {} does not cover slot {}",
+                chunk.through,
+                incoming.at_least
+            );
+            return;
+        }
+        let transfer = incoming.transfer;
+        self.outputs
+            .push_back(Output::StoreSnapshotChunk { transfer, chunk });
+    }
+
+    fn ask_next_chunk(&mut self, now: Micros) {
+        if let Some((to, ask)) = self.snapshots.next_ask(now) {
+            self.send(to, ask);
+        }
+    }
+
+    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) {
+        let through = snapshot.through;
+        if through <= self.applier.applied_through() {
+            return;
+        }
+        let kv_bytes = snapshot.kv_bytes_len();
+        let table = snapshot.table().cloned();
+        match snapshot.into_applier() {
+            Ok(applier) => {
+                self.db_bytes = kv_bytes;
+                match applier.membership() {
+                    Some(m) => self.replica.install_snapshot_in(through, m.clone()),
+                    None => self.replica.install_snapshot(through),
+                }
+                self.applier = applier;
+                if let Some(table) = table {
+                    self.table = table;
+                }
+                self.update_peers(now);
+                self.publish_revision();
+                self.restart_lease_clocks(now);
+                tracing::info!(through = through.0, "installed a snapshot from a peer");
+            }
+            Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
+        }
+    }
+
+    pub(super) fn maybe_snapshot(&mut self) {
+        if self.snapshots.due(self.applier.applied_through()) {
+            self.start_snapshot();
+        }
+    }
+
+    /// Hands the applied state, as it is now, to the driver to encode and write
+    /// ([`Output::WriteSnapshot`]: a view, O(1) here; the pass over the store is the driver's,
+    /// off the core); [`Member::on_snapshot_written`] measures the db size again and compacts
+    /// once it is durable. Does nothing while a write is in progress.
+    fn start_snapshot(&mut self) {
+        // Counted before the check for a write in progress, as every attempt is a hit.
+        let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
+        if self.snapshots.writing.is_some() {
+            return;
+        }
+        let through = self.applier.applied_through();
+        let body = BodyJob::new(&self.applier, true, Some(&self.table));
+        self.snapshots.writing = Some(through);
+        self.snapshots.db_bytes_at_start = self.db_bytes;
+        self.outputs.push_back(Output::WriteSnapshot {
+            through,
+            body,
+            crash_mid,
+        });
+    }
+
+    /// etcd's Defragment, in Synod's terms: a snapshot now (unless the newest covers every
+    /// applied slot), which frees the log segments it covers and measures the db size again, so
+    /// space freed by a compaction shows (and can clear the NOSPACE alarm) at once. Answered
+    /// when the snapshot is durable (the one in progress, if there is one).
+    pub(super) fn defragment(&mut self, request: RequestId) {
+        let applied = self.applier.applied_through();
+        if applied == Slot::ZERO || self.snapshots.newest == Some(applied) {
+            self.answer(request, Answer::Defragment(Ok(())));
+            return;
+        }
+        if self.defragments.len() >= TRANSFERS_MAX {
+            self.answer(
+                request,
+                Answer::Defragment(Err(MemberError::TooManyRequests)),
+            );
+            return;
+        }
+        self.start_snapshot();
+        self.defragments.push(request);
+    }
+}
