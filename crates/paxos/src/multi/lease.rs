@@ -72,6 +72,9 @@ pub(super) struct LeaseState {
     grant_holder: Option<NodeId>,
     /// The highest Prepare refused under the grant, with its epoch: answered once it runs out.
     deferred: Option<(NodeId, Ballot, Slot, u64)>,
+    /// A forced campaign (a transfer, an operator) asked while this voter granted another
+    /// leader a lease: it starts the moment the grant runs out, not an election timeout later.
+    campaign_pending: bool,
     /// As leader: heartbeat rounds sent, as `(round, sent tick)`, oldest first.
     rounds: VecDeque<(u64, u64)>,
     /// As leader: leased reads are served in this epoch while `now_ticks` is below this.
@@ -143,10 +146,24 @@ impl Replica {
         true
     }
 
-    /// Every tick: answer the held Prepare once the grant has run out.
+    /// A forced campaign under a grant to another leader: started once the grant runs out.
+    /// Returns whether it was put off.
+    pub(super) fn put_off_campaign(&mut self) -> bool {
+        if !self.lease_blocks_candidacy() {
+            return false;
+        }
+        self.lease.campaign_pending = true;
+        true
+    }
+
+    /// Every tick: once the grant has run out, answer the held Prepare and start the campaign
+    /// put off.
     pub(super) fn tick_lease(&mut self) {
         if self.now_ticks < self.lease.grant_until_ticks {
             return;
+        }
+        if std::mem::take(&mut self.lease.campaign_pending) {
+            self.campaign();
         }
         if let Some((from, ballot, from_slot, epoch)) = self.lease.deferred.take() {
             if epoch == self.membership.epoch {

@@ -498,6 +498,10 @@ impl Replica {
             // A rebuilding replica may run only above its fence, which it does not know yet.
             return;
         }
+        if self.role != Role::Leader && self.put_off_campaign() {
+            // It granted another leader a lease (lease.rs): it runs once the grant is over.
+            return;
+        }
         if self.role != Role::Leader {
             self.reset_election_timer();
             self.start_phase1();
