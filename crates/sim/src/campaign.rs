@@ -118,6 +118,8 @@ pub struct CampaignSpec {
     pub membership_changes: bool,
     /// The quorum rule of each seed's first configuration: fixed, or drawn per seed.
     pub quorums: QuorumChoice,
+    /// Leader leases on, with these clocks (see [`SimConfig::with_leases`]).
+    pub clocks: Option<crate::leases::ClockModel>,
 }
 
 impl CampaignSpec {
@@ -132,6 +134,7 @@ impl CampaignSpec {
             tweak: None,
             membership_changes: false,
             quorums: QuorumChoice::default(),
+            clocks: None,
         }
     }
 
@@ -141,6 +144,9 @@ impl CampaignSpec {
         config.bugs = self.bugs;
         config.membership_changes = self.membership_changes;
         config.quorum = self.quorums.rule_for(seed, self.nodes);
+        if let Some(clocks) = self.clocks {
+            config.with_leases(clocks);
+        }
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }

@@ -59,6 +59,7 @@ pub mod epaxos_bench;
 pub mod fast;
 pub mod faults;
 pub mod kv;
+pub mod leases;
 pub mod member;
 pub mod quorums;
 pub mod report;
