@@ -172,7 +172,11 @@ mod tests {
             assert!(kept.draw(seed, 5).iter().all(|d| d.abs() <= 1_000));
             let drifts = broken.draw(seed, 5);
             assert_eq!(drifts.iter().filter(|d| d.abs() > 1_000).count(), 1);
-            assert_eq!(kept.draw(seed, 5), kept.draw(seed, 5), "not a function of the seed");
+            assert_eq!(
+                kept.draw(seed, 5),
+                kept.draw(seed, 5),
+                "not a function of the seed"
+            );
         }
     }
 }

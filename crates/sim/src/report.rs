@@ -5,9 +5,9 @@
 
 use crate::campaign::add_counts;
 use crate::cheap::CheapFigures;
-use crate::leases::{ClockModel, LeaseFigures};
 use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
+use crate::leases::{ClockModel, LeaseFigures};
 use crate::sim::{bug_names, SimConfig, Simulation};
 use lincheck::Verdict;
 use paxos::QuorumSpec;
@@ -270,7 +270,11 @@ impl fmt::Display for RunReport {
             )?;
         }
         if let Some(clocks) = &self.clocks {
-            writeln!(f, "  leader leases         {}", self.leases.describe(clocks))?;
+            writeln!(
+                f,
+                "  leader leases         {}",
+                self.leases.describe(clocks)
+            )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
         writeln!(f, "  events                {}", self.events)?;
@@ -594,7 +598,11 @@ impl fmt::Display for CampaignReport {
             )?;
         }
         if let Some(clocks) = &self.clocks {
-            writeln!(f, "  leader leases         {}", self.leases.describe(clocks))?;
+            writeln!(
+                f,
+                "  leader leases         {}",
+                self.leases.describe(clocks)
+            )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
         writeln!(f, "  events                {}", self.events)?;

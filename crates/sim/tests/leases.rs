@@ -6,9 +6,9 @@
 //! its lease, seen in true time) reports it first. The drift bounds are 10 % and 25 %, far
 //! above real clocks, so that the drift margin is whole ticks.
 
+use paxos::multi::Role;
 use paxos::{Bug, PlantedBugs};
 use sim::leases::ClockModel;
-use paxos::multi::Role;
 use sim::{run_seed, CheckKind, FaultProfile, RunReport, SimConfig, Simulation};
 
 const DRIFT_PPM: u32 = 100_000;

@@ -22,7 +22,10 @@ fn leased_leader(n: u64) -> Cluster {
     let mut c = lease_cluster(n);
     c.elect(1);
     c.tick_all(4);
-    assert!(c.r(1).lease_until_ticks().is_some(), "no lease after echoes");
+    assert!(
+        c.r(1).lease_until_ticks().is_some(),
+        "no lease after echoes"
+    );
     c
 }
 
@@ -106,12 +109,19 @@ fn a_new_leader_waits_out_the_old_lease() {
     c.isolate(1);
     c.r(3).campaign();
     c.settle();
-    assert_ne!(c.r(3).role(), Role::Leader, "n3 won while granting n1 a lease");
+    assert_ne!(
+        c.r(3).role(),
+        Role::Leader,
+        "n3 won while granting n1 a lease"
+    );
     // n2 holds n3's Prepare; n3 granted n1 too, so it ran nothing.
     let mut new_leader = None;
     for _ in 0..40 {
         tick_some(&mut c, &[1, 2, 3]);
-        if let Some(l) = [2, 3].into_iter().find(|id| c.r(*id).role() == Role::Leader) {
+        if let Some(l) = [2, 3]
+            .into_iter()
+            .find(|id| c.r(*id).role() == Role::Leader)
+        {
             new_leader = Some(l);
             break;
         }
@@ -145,7 +155,11 @@ fn a_restarted_voter_promises_nothing_for_a_grant() {
     }
     c.r(2).campaign();
     c.settle();
-    assert_ne!(c.r(2).role(), Role::Leader, "n3 promised right after a restart");
+    assert_ne!(
+        c.r(2).role(),
+        Role::Leader,
+        "n3 promised right after a restart"
+    );
     assert_eq!(c.r(3).counters().promises_held_by_lease, 1);
     // The held Prepare is answered once n3's grant runs out.
     for _ in 0..LeaderLease::grant_ticks(options.election_timeout_ticks) {
@@ -168,7 +182,10 @@ fn run_drifting_clocks(c: &mut Cluster) -> Option<(u64, Slot, Slot)> {
             ids.push(1);
         }
         tick_some(c, &ids);
-        let Some(l) = [2, 3].into_iter().find(|id| c.r(*id).role() == Role::Leader) else {
+        let Some(l) = [2, 3]
+            .into_iter()
+            .find(|id| c.r(*id).role() == Role::Leader)
+        else {
             continue;
         };
         if c.r(1).lease_until_ticks().is_none() {
