@@ -149,3 +149,22 @@ fn a_clock_beyond_the_bound_breaks_the_lease() {
         report.seed, report.violation_counts
     );
 }
+
+/// The long campaign, by hand: `SYNOD_LEASE_SEEDS=10000 cargo test -p synod-sim --test leases
+/// -- --ignored --nocapture` (3 nodes, every fault, a 10 % bound).
+#[test]
+#[ignore = "long campaign, run by hand"]
+fn long_campaign_with_the_bound_kept() {
+    let seeds: u64 = std::env::var("SYNOD_LEASE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000);
+    let mut spec = sim::CampaignSpec::new(0..seeds, 3, FaultProfile::All);
+    spec.clocks = Some(ClockModel {
+        drift_ppm: DRIFT_PPM,
+        beyond_bound: false,
+    });
+    let report = sim::run_campaign(&spec, &|_| {});
+    print!("{report}");
+    assert!(report.passed());
+}
