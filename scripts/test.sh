@@ -50,8 +50,8 @@ cargo run --quiet --release -p synod -- sim --protocol epaxos --seeds 0..2000 --
 # Cheap Paxos: 200 seeds, not 2,000 (about 0.3 s of CPU per seed: a main dropped in about half
 # of them); the campaign figures so far are in ARCHITECTURE.md, "Cheap Paxos".
 cargo run --quiet --release -p synod -- sim --protocol cheap --seeds 0..200 --nodes 3
-# Leader leases, clocks drifting within a 10 % bound: 200 seeds, not 2,000 (the budget is full;
-# the 10,000-seed figures are in ARCHITECTURE.md, "Leader leases").
+# Leader leases, clocks drifting within a 10 % bound: 200 seeds (about 9 s on two loaded cores),
+# not 2,000 (the budget is full; the 10,000-seed figures are in ARCHITECTURE.md, "Leader leases").
 cargo run --quiet --release -p synod -- sim --leases --drift 100000 --seeds 0..200 --nodes 3
 
 step "synod sim --member: 2,000 seeds of three real members (sessions, read-index, leases, snapshots, watches) under etcd clients and every network fault and crash point"
