@@ -51,11 +51,15 @@ pub enum Bug {
     /// at once, without a stop-sign, so it decides alone while the others may still decide
     /// in the configuration that holds the main.
     CheapDropWithoutStopSign,
+    /// Leader leases: the leader's lease is as long as the grants behind it less one tick,
+    /// with no margin for clock drift, so a leader with a slow clock serves reads after a
+    /// follower with a fast clock has promised a new leader.
+    LeaseWithoutDriftMargin,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -72,6 +76,7 @@ impl Bug {
         Bug::DropDependencyInPreAccept,
         Bug::ExecuteIgnoringSeq,
         Bug::CheapDropWithoutStopSign,
+        Bug::LeaseWithoutDriftMargin,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -93,6 +98,7 @@ impl Bug {
             Bug::DropDependencyInPreAccept => "drop-dependency-in-pre-accept",
             Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
             Bug::CheapDropWithoutStopSign => "cheap-drop-without-stop-sign",
+            Bug::LeaseWithoutDriftMargin => "lease-without-drift-margin",
         }
     }
 

@@ -138,6 +138,8 @@ pub struct CampaignSpec {
     pub membership_changes: bool,
     /// The quorum rule of each seed's first configuration: fixed, or drawn per seed.
     pub quorums: QuorumChoice,
+    /// Leader leases on, with these clocks (see [`SimConfig::with_leases`]).
+    pub clocks: Option<crate::leases::ClockModel>,
 }
 
 impl CampaignSpec {
@@ -152,6 +154,7 @@ impl CampaignSpec {
             tweak: None,
             membership_changes: false,
             quorums: QuorumChoice::default(),
+            clocks: None,
         }
     }
 
@@ -161,6 +164,9 @@ impl CampaignSpec {
         config.bugs = self.bugs;
         config.membership_changes = self.membership_changes;
         config.quorum = self.quorums.rule_for(seed, self.nodes);
+        if let Some(clocks) = self.clocks {
+            config.with_leases(clocks);
+        }
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }

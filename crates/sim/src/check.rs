@@ -36,11 +36,15 @@ pub enum CheckKind {
     /// A node started from a data directory with injected damage still in it, and storage
     /// did not refuse: it could serve from a corrupt record.
     SilentCorruption,
+    /// Leader leases: a replica won phase 1 while another still held its lease, at the same
+    /// instant of true time (the simulator sees every clock at once). The grants make this
+    /// impossible while every clock keeps the drift bound.
+    LeaseOverlap,
 }
 
 impl CheckKind {
     /// Every check, in the order figures list them.
-    pub const ALL: [CheckKind; 10] = [
+    pub const ALL: [CheckKind; 11] = [
         CheckKind::Agreement,
         CheckKind::Validity,
         CheckKind::Stability,
@@ -51,6 +55,7 @@ impl CheckKind {
         CheckKind::Liveness,
         CheckKind::Panic,
         CheckKind::SilentCorruption,
+        CheckKind::LeaseOverlap,
     ];
 
     /// Its kebab-case name.
@@ -66,6 +71,7 @@ impl CheckKind {
             CheckKind::Liveness => "liveness",
             CheckKind::Panic => "panic",
             CheckKind::SilentCorruption => "silent-corruption",
+            CheckKind::LeaseOverlap => "lease-overlap",
         }
     }
 }

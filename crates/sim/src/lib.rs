@@ -60,6 +60,7 @@ pub mod fast;
 pub mod faults;
 mod fnv;
 pub mod kv;
+pub mod leases;
 pub mod member;
 pub mod quorums;
 pub mod report;

@@ -7,6 +7,7 @@ use crate::campaign::add_counts;
 use crate::cheap::CheapFigures;
 use crate::check::{CheckKind, Violation};
 use crate::faults::{CrashPoint, FaultKind, FaultProfile};
+use crate::leases::{ClockModel, LeaseFigures};
 use crate::sim::{bug_names, SimConfig, Simulation};
 use lincheck::Verdict;
 use paxos::QuorumSpec;
@@ -80,6 +81,12 @@ pub struct RunReport {
     /// Cheap Paxos: what the auxiliaries did (empty under any other rule).
     #[serde(default, skip_serializing_if = "CheapFigures::is_empty")]
     pub cheap: CheapFigures,
+    /// Leader leases: the clocks of the run (`None`: leases off, exact clocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<ClockModel>,
+    /// Leader leases: what the leases did (empty with leases off).
+    #[serde(default, skip_serializing_if = "LeaseFigures::is_empty")]
+    pub leases: LeaseFigures,
 }
 
 impl RunReport {
@@ -143,6 +150,8 @@ impl RunReport {
             recovery_us,
             completed: true,
             cheap: sim.cheap_figures(),
+            clocks: config.clocks,
+            leases: sim.lease_figures(),
         }
     }
 
@@ -186,6 +195,8 @@ impl RunReport {
             recovery_us: None,
             completed: false,
             cheap: CheapFigures::default(),
+            clocks: config.clocks,
+            leases: LeaseFigures::default(),
         }
     }
 
@@ -220,6 +231,12 @@ impl RunReport {
             // The seed's own rule, even when a swarm drew it: the replay needs no draw.
             let _ = write!(cmd, " --quorums {}", self.quorum);
         }
+        if let Some(clocks) = &self.clocks {
+            let _ = write!(cmd, " --leases --drift {}", clocks.drift_ppm);
+            if clocks.beyond_bound {
+                cmd.push_str(" --clock-fault");
+            }
+        }
         cmd
     }
 }
@@ -250,6 +267,13 @@ impl fmt::Display for RunReport {
                 self.cheap.auxiliaries_engaged,
                 self.cheap.mains_dropped,
                 self.cheap.returned_to_idle
+            )?;
+        }
+        if let Some(clocks) = &self.clocks {
+            writeln!(
+                f,
+                "  leader leases         {}",
+                self.leases.describe(clocks)
             )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;
@@ -384,6 +408,12 @@ pub struct CampaignReport {
     /// Cheap Paxos: what the auxiliaries did, summed (empty under any other rule).
     #[serde(skip_serializing_if = "CheapFigures::is_empty")]
     pub cheap: CheapFigures,
+    /// Leader leases: the clocks of the campaign (`None`: leases off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<ClockModel>,
+    /// Leader leases: what the leases did, summed.
+    #[serde(skip_serializing_if = "LeaseFigures::is_empty")]
+    pub leases: LeaseFigures,
 }
 
 fn is_majority(rule: &QuorumSpec) -> bool {
@@ -436,6 +466,8 @@ impl CampaignReport {
                 .or_insert(0) += 1;
             c.quorum_rule_changes += r.quorum_rule_changes;
             c.cheap.add_run(&r.cheap);
+            c.clocks = c.clocks.or(r.clocks);
+            c.leases.add_run(&r.leases);
             for k in &r.faults_enabled {
                 *c.seeds_with_fault_enabled.entry(*k).or_insert(0) += 1;
             }
@@ -563,6 +595,13 @@ impl fmt::Display for CampaignReport {
                 f,
                 "  cheap paxos           auxiliaries engaged {} times in {} seeds; mains dropped {} in {} seeds; back to idle {}",
                 c.auxiliaries_engaged, c.seeds_engaged, c.mains_dropped, c.seeds_dropped, c.returned_to_idle
+            )?;
+        }
+        if let Some(clocks) = &self.clocks {
+            writeln!(
+                f,
+                "  leader leases         {}",
+                self.leases.describe(clocks)
             )?;
         }
         writeln!(f, "  simulated time        {}", fmt_us(self.simulated_us))?;

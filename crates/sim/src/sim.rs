@@ -129,6 +129,9 @@ pub struct SimConfig {
     /// keeps a rule that fits the next voters and may draw a new one when this is not
     /// majority.
     pub quorum: QuorumSpec,
+    /// Each node's clock rate (leader leases: see [`crate::leases`]). `None`, the default,
+    /// keeps every clock exact and every run exactly as it was.
+    pub clocks: Option<crate::leases::ClockModel>,
 }
 
 impl SimConfig {
@@ -152,7 +155,17 @@ impl SimConfig {
             membership_changes: false,
             spares: 2,
             quorum: QuorumSpec::Majority,
+            clocks: None,
         }
+    }
+
+    /// Leader leases on: the replicas assume clocks drift within `clocks.drift_ppm`, and the
+    /// nodes' clocks are drawn within it (or one beyond it, with the clock fault).
+    pub fn with_leases(&mut self, clocks: crate::leases::ClockModel) {
+        self.replica.leader_lease = Some(paxos::multi::LeaderLease {
+            max_drift_ppm: clocks.drift_ppm,
+        });
+        self.clocks = Some(clocks);
     }
 }
 
@@ -687,6 +700,8 @@ pub(crate) struct Tally {
     /// Cheap Paxos: what the auxiliaries did, from the counters of replicas that crashed
     /// (those still up are added when the report is built).
     pub(crate) cheap: crate::cheap::CheapFigures,
+    /// Leader leases: the clocks drawn, and what crashed replicas counted.
+    pub(crate) leases: crate::leases::LeaseFigures,
 }
 
 /// The stable leader: a leader that a quorum follows, and since when it has been.
@@ -729,6 +744,8 @@ pub struct Simulation {
     trace: Option<Vec<TraceRecord>>,
     lincheck: Option<Verdict>,
     lincheck_detail: Option<String>,
+    /// Virtual time between two ticks of each node: its own clock (leases.rs).
+    tick_periods_us: Vec<u64>,
 }
 
 impl Simulation {
@@ -830,6 +847,19 @@ impl Simulation {
             })
             .collect();
         let trace = config.trace.then(Vec::new);
+        let tick_us = config.timing.tick_us;
+        let mut tally = Tally::default();
+        let tick_periods_us = match &config.clocks {
+            Some(model) => {
+                let drifts = model.draw(config.seed, total);
+                tally.leases = crate::leases::LeaseFigures::of_clocks(&drifts, model);
+                drifts
+                    .iter()
+                    .map(|d| crate::leases::tick_period_us(tick_us, *d))
+                    .collect()
+            }
+            None => vec![tick_us; total],
+        };
         let mut sim = Simulation {
             links: LinkMatrix::healed(total),
             plan,
@@ -851,11 +881,12 @@ impl Simulation {
             oracle: Oracle::default(),
             digests: vec![KvMachine::new().digest()],
             violations: Vec::new(),
-            tally: Tally::default(),
+            tally,
             stable: None,
             trace,
             lincheck: None,
             lincheck_detail: None,
+            tick_periods_us,
             config,
         };
         sim.schedule_start();
@@ -1191,7 +1222,7 @@ impl Simulation {
         }
         self.drive(i);
         self.retry_transfer(i);
-        let next = self.now + self.config.timing.tick_us;
+        let next = self.now + self.tick_periods_us[i];
         self.schedule(
             next,
             Event::Tick {
@@ -1240,6 +1271,7 @@ impl Simulation {
         self.nodes[i].role = role;
         if role == Role::Leader {
             self.tally.leader_changes += 1;
+            self.check_lease_overlap(i);
         }
         if self.tracing() {
             self.trace_event(TraceEvent::Role {
@@ -1248,6 +1280,32 @@ impl Simulation {
                 to: role,
                 ballot: ballot.to_string(),
             });
+        }
+    }
+
+    /// Leader leases: node `i` just won phase 1; no node may still hold a lease at a lower
+    /// ballot now. (A leader at a lower ballot than a lease holder's is harmless: the holder's
+    /// phase-1 quorum refuses its accepts, so it chooses nothing.)
+    fn check_lease_overlap(&mut self, i: usize) {
+        if self.config.clocks.is_none() {
+            return;
+        }
+        let Some(won) = self.nodes[i].replica.as_ref().map(Replica::ballot) else {
+            return;
+        };
+        for j in (0..self.nodes.len()).filter(|j| *j != i) {
+            let held = self.nodes[j].replica.as_ref().and_then(|r| {
+                r.lease_until_ticks()
+                    .map(|until| (r.ballot(), r.now_ticks(), until))
+            });
+            if let Some((ballot, now, until)) = held.filter(|(b, _, _)| *b < won) {
+                let detail = format!(
+                    "{} leads at ballot {won} while {} still holds its lease at ballot {ballot} (tick {now} of {until})",
+                    node_name(i),
+                    node_name(j)
+                );
+                self.violation(CheckKind::LeaseOverlap, Some(j), None, detail);
+            }
         }
     }
 
@@ -1873,6 +1931,7 @@ impl Simulation {
         }
         if let Some(r) = self.nodes[i].replica.take() {
             self.tally.cheap.add_replica(&r);
+            self.tally.leases.add_replica(&r);
         }
         let node = &mut self.nodes[i];
         let unsynced = node.unsynced_at_crash.len();
@@ -3515,6 +3574,15 @@ impl Simulation {
     /// Cheap Paxos figures: those of crashed incarnations plus those of the replicas up now.
     pub(crate) fn cheap_figures(&self) -> crate::cheap::CheapFigures {
         let mut figures = self.tally.cheap.clone();
+        for r in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
+            figures.add_replica(r);
+        }
+        figures
+    }
+
+    /// Leader lease figures: the clocks, those of crashed incarnations, and the replicas up now.
+    pub(crate) fn lease_figures(&self) -> crate::leases::LeaseFigures {
+        let mut figures = self.tally.leases.clone();
         for r in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
             figures.add_replica(r);
         }

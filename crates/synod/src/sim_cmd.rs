@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paxos::{Bug, PlantedBugs};
+use sim::leases::ClockModel;
 use sim::report::fmt_us;
 use sim::trace::write_jsonl;
 use sim::{CampaignSpec, FaultProfile, QuorumChoice, RunReport, SimConfig, Simulation};
@@ -82,6 +83,20 @@ pub struct SimArgs {
     /// read-before-applied, lease-ttl-in-millis).
     #[arg(long)]
     member: bool,
+    /// Leader leases (multi-paxos and cheap): a leader serves reads from its lease, with no
+    /// confirmation round, and each node's clock runs at its own rate within the drift bound.
+    #[arg(long)]
+    leases: bool,
+    /// With --leases: the bound on clock drift, in parts per million, that the replicas
+    /// assume and the clocks keep (default 200).
+    #[arg(long, value_name = "PPM", requires = "leases",
+          value_parser = clap::value_parser!(u32).range(0..1_000_000))]
+    drift: Option<u32>,
+    /// With --leases: the fault that breaks the bound, one node per seed whose clock runs 5
+    /// to 10 times further off than --drift (at least 20 to 40 %). Leases are then unsafe by design:
+    /// expect stale reads.
+    #[arg(long, requires = "leases")]
+    clock_fault: bool,
     /// Disk Paxos: processors (1 to 16).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=16))]
     processors: u64,
@@ -145,6 +160,10 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
+    let lease_protocol = matches!(args.protocol.as_str(), "multi-paxos" | "multi" | "cheap");
+    if args.leases && (args.member || !lease_protocol) {
+        bail!("--leases is for the multi-paxos and cheap protocols of the core simulator");
+    }
     if args.member {
         return member::run(&args);
     }
@@ -200,13 +219,17 @@ pub fn run(args: SimArgs) -> Result<bool> {
     }
     let nodes = args.nodes as usize;
     check_quorums(quorums, nodes, bugs)?;
+    let clocks = args.leases.then(|| sim::leases::ClockModel {
+        drift_ppm: args.drift.unwrap_or(sim::leases::DEFAULT_DRIFT_PPM),
+        beyond_bound: args.clock_fault,
+    });
     match args.seed {
         Some(seed) => run_one(
             seed,
             nodes,
             args.faults,
             bugs,
-            (args.membership, quorums),
+            (args.membership, quorums, clocks),
             args.trace.as_ref(),
             args.json,
         ),
@@ -217,7 +240,7 @@ pub fn run(args: SimArgs) -> Result<bool> {
                 nodes,
                 args.faults,
                 bugs,
-                (args.membership, quorums),
+                (args.membership, quorums, clocks),
                 args.threads,
                 args.json,
             )
@@ -230,7 +253,7 @@ fn run_one(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
-    (membership, quorums): (bool, &QuorumChoice),
+    (membership, quorums, clocks): (bool, &QuorumChoice, Option<ClockModel>),
     trace: Option<&PathBuf>,
     json: bool,
 ) -> Result<bool> {
@@ -238,6 +261,9 @@ fn run_one(
     config.bugs = bugs;
     config.membership_changes = membership;
     config.quorum = quorums.rule_for(seed, nodes);
+    if let Some(clocks) = clocks {
+        config.with_leases(clocks);
+    }
     config.trace = trace.is_some();
     let mut simulation = Simulation::new(config.clone());
     let report = match sim::campaign::catch_panic(|| while simulation.step() {}) {
@@ -275,7 +301,7 @@ fn run_many(
     nodes: usize,
     faults: FaultProfile,
     bugs: PlantedBugs,
-    (membership, quorums): (bool, &QuorumChoice),
+    (membership, quorums, clocks): (bool, &QuorumChoice, Option<ClockModel>),
     threads: Option<usize>,
     json: bool,
 ) -> Result<bool> {
@@ -283,6 +309,7 @@ fn run_many(
     spec.bugs = bugs;
     spec.membership_changes = membership;
     spec.quorums = quorums.clone();
+    spec.clocks = clocks;
     spec.threads = campaign::threads_of(threads);
     let count = seeds.end - seeds.start;
     let bar = ProgressBar::with_draw_target(Some(count), ProgressDrawTarget::stderr());

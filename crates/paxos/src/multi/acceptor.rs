@@ -17,6 +17,10 @@ impl Replica {
             // could let a new leader miss a chosen value.
             return;
         }
+        if self.hold_prepare_under_grant(from, ballot, from_slot) {
+            // Leader lease: this voter stands behind another leader until its grant runs out.
+            return;
+        }
         if ballot < self.promised {
             let nack = Message::Nack {
                 ballot,
@@ -168,6 +172,8 @@ impl Replica {
             return;
         }
         self.follow(ballot);
+        // The echo below counts toward this leader's lease (lease.rs): grant it first.
+        self.grant_lease(from);
         let ack = Message::HeartbeatAck {
             ballot,
             round,

@@ -45,6 +45,13 @@ impl Replica {
 
     /// Phase 1a with a fresh ballot, covering every slot from the first unchosen one.
     pub(super) fn start_phase1(&mut self) {
+        if self.lease_blocks_candidacy() {
+            // This voter granted another leader a lease: no promise, its own included, until
+            // the grant runs out (lease.rs).
+            self.role = Role::Follower;
+            self.reset_election_timer();
+            return;
+        }
         let round = self.round_seen.max(self.promised.round) + 1;
         self.ballot = Ballot::new(round, self.id);
         self.note_round(round);
@@ -147,6 +154,7 @@ impl Replica {
             .for_each(|t| *t = self.now_ticks);
         self.acked_round.iter_mut().for_each(|r| *r = 0);
         self.read_round = 0;
+        self.end_lease();
         self.cheap_engaged = false;
         self.proposals.clear();
         let mut takeover = std::mem::take(&mut self.takeover);
@@ -377,6 +385,7 @@ impl Replica {
     pub(super) fn send_heartbeats(&mut self) {
         self.heartbeat_elapsed_ticks = 0;
         self.chosen_announced = self.chosen_through;
+        self.open_lease_round();
         let hb = Message::Heartbeat {
             ballot: self.ballot,
             chosen_through: self.chosen_through,
@@ -413,6 +422,7 @@ impl Replica {
         self.acked_ticks[i] = self.now_ticks;
         self.peer_chosen[i] = self.peer_chosen[i].max(chosen_through);
         self.acked_round[i] = self.acked_round[i].max(round.min(self.read_round));
+        self.extend_lease();
         // A lagging follower pulls what it misses (learner.rs); the leader does not push, since
         // a follower is normally behind by the slots still in flight.
         self.confirm_reads();
@@ -463,6 +473,7 @@ impl Replica {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.end_lease();
         self.takeover.clear();
         self.promises = NodeSet::EMPTY;
         self.proposals.clear();

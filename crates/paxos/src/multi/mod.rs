@@ -13,12 +13,14 @@ mod apply;
 mod cheap;
 mod leader;
 mod learner;
+mod lease;
 mod rebuild;
 mod reconfig;
 mod types;
 
 pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
 pub use cheap::{DROP_AFTER_TIMEOUTS, SUSPECT_AFTER_DIVISOR};
+pub use lease::LeaderLease;
 pub use types::*;
 
 use crate::bugs::{Bug, PlantedBugs};
@@ -63,6 +65,10 @@ pub struct Counters {
     pub auxiliaries_engaged: u64,
     /// Cheap Paxos: stop-signs this leader proposed to drop a failed main.
     pub mains_dropped: u64,
+    /// Leader leases: reads this leader served under its lease, with no confirmation round.
+    pub leased_reads: u64,
+    /// Leader leases: Prepares held unanswered because this replica had granted a lease.
+    pub promises_held_by_lease: u64,
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
@@ -148,6 +154,8 @@ pub struct Replica {
     reads_in_round: BTreeMap<u64, Vec<(ReadId, Slot)>>,
     /// Cheap Paxos: whether a main is silent, so the auxiliaries are sent to (cheap.rs).
     cheap_engaged: bool,
+    /// Leader leases: the grant this voter gave, and the lease this leader holds (lease.rs).
+    lease: lease::LeaseState,
 
     outbox: Outbox<Message, PersistOp>,
     read_outcomes: Vec<ReadOutcome>,
@@ -301,11 +309,13 @@ impl Replica {
             reads_unsent: Vec::new(),
             reads_in_round: BTreeMap::new(),
             cheap_engaged: false,
+            lease: lease::LeaseState::default(),
             outbox: Outbox::new(),
             read_outcomes: Vec::new(),
             abandoned: Vec::new(),
             counters: Counters::default(),
         };
+        replica.start_lease();
         replica.advance_chosen_through();
         replica.enter_chosen_configurations();
         if rebuilding {
@@ -456,6 +466,7 @@ impl Replica {
     /// Advances time by one tick. `rng` supplies election jitter; nothing else random happens.
     pub fn tick(&mut self, rng: &mut impl RngCore) {
         self.now_ticks += 1;
+        self.tick_lease();
         if !self.is_voter() || self.is_auxiliary() {
             // Learners and outsiders never run for leader; they only learn. Cheap Paxos's
             // auxiliaries only vote, when asked.
@@ -485,6 +496,10 @@ impl Replica {
         }
         if self.rebuild.is_some() && self.fence_round().is_none() {
             // A rebuilding replica may run only above its fence, which it does not know yet.
+            return;
+        }
+        if self.role != Role::Leader && self.put_off_campaign() {
+            // It granted another leader a lease (lease.rs): it runs once the grant is over.
             return;
         }
         if self.role != Role::Leader {
@@ -692,6 +707,12 @@ impl Replica {
         // Every slot that could hold a write completed before this read is below next_slot:
         // takeover re-proposed all that phase 1 reported, and this leader proposed the rest.
         let slot = Slot(self.next_slot.0 - 1);
+        if self.lease_holds() {
+            // Leader lease (lease.rs): no other leader can choose anything until it ends.
+            self.counters.leased_reads += 1;
+            self.read_outcomes.push(ReadOutcome::Ready { id, slot });
+            return Ok(());
+        }
         if self.bugs.has(Bug::ReadWithoutConfirm) {
             self.read_outcomes.push(ReadOutcome::Ready {
                 id,

@@ -1305,3 +1305,6 @@ mod quorums;
 
 #[path = "tests_cheap.rs"]
 mod cheap;
+
+#[path = "tests_lease.rs"]
+mod lease;

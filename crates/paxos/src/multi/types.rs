@@ -582,6 +582,9 @@ pub struct ReplicaOptions {
     /// behind the leader's, and it has reported in the epoch in force a prefix through the
     /// stop-sign that began it. `u64::MAX` turns both checks off.
     pub promote_lag_slots_max: u64,
+    /// Leader leases with a bound on clock drift (lease.rs): `None`, the default, serves every
+    /// read through a confirmation round (read-index).
+    pub leader_lease: Option<super::LeaderLease>,
 }
 
 impl Default for ReplicaOptions {
@@ -599,6 +602,7 @@ impl Default for ReplicaOptions {
             pending_reads_max: 16_384,
             slot_horizon: 1 << 32,
             promote_lag_slots_max: 64,
+            leader_lease: None,
         }
     }
 }
