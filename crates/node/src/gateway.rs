@@ -23,7 +23,7 @@ use crate::http::HttpParts;
 use crate::service::Services;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
@@ -164,9 +164,16 @@ async fn method_not_allowed() -> Response {
     plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-/// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it.
-fn grpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+/// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it,
+/// and the client certificate of the HTTP request's TLS connection: with `--client-cert-auth`,
+/// its common name is the user of a request without a token, as on gRPC (etcd's gateway dials
+/// its own gRPC server, and etcd takes the user from the certificate the gateway's client
+/// presented).
+fn grpc_request<T>(headers: &HeaderMap, extensions: &Extensions, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    if let Some(info) = extensions.get::<crate::tls::ClientConnectInfo>() {
+        request.extensions_mut().insert(info.clone());
+    }
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -181,6 +188,7 @@ fn grpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
 async fn unary<Req, Resp, F, Fut>(
     services: Services,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
     req: &'static str,
     resp: &'static str,
@@ -194,7 +202,7 @@ where
 {
     let answer = async {
         let message = from_json::<Req>(req, &body)?;
-        let response = method(services, grpc_request(&headers, message)).await?;
+        let response = method(services, grpc_request(&headers, &extensions, message)).await?;
         to_json(resp, response.get_ref())
     }
     .await;
@@ -285,7 +293,12 @@ fn grpc_frame(message: &impl prost::Message) -> Bytes {
 /// `/v3/watch`: the body's watch requests (JSON objects) open a watch stream on the Watch
 /// service, which stays open while the HTTP client listens; each answer is a
 /// `{"result": ...}` line, as etcd 3.4's gateway streams it.
-async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) -> Response {
+async fn watch(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
     use pb::watch_server::Watch;
     use tokio_stream::StreamExt;
     let mut frames = std::collections::VecDeque::new();
@@ -309,14 +322,32 @@ async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) 
         None,
         None,
     );
-    let answers = match parts.services.watch(grpc_request(&headers, inbound)).await {
+    let answers = match parts
+        .services
+        .watch(grpc_request(&headers, &extensions, inbound))
+        .await
+    {
         Ok(r) => r.into_inner(),
         Err(status) => return error_response(&status),
     };
-    let lines = answers.map(move |answer| {
-        // Held by the answer stream: dropped with it when the client goes away.
+    // The hang-up sender is held by the answer stream: dropped with it when the client goes
+    // away, which ends the watch.
+    let answers = answers.map(move |answer| {
         let _hangup = &hangup_tx;
-        let line = match answer.and_then(|a| to_json("etcdserverpb.WatchResponse", &a)) {
+        answer
+    });
+    stream_response("etcdserverpb.WatchResponse", answers)
+}
+
+/// A streamed answer as grpc-gateway writes one: a `{"result": ...}` line per message, and
+/// an error, if the stream ends with one, in its error shape.
+fn stream_response<M: prost::Message + 'static>(
+    name: &'static str,
+    answers: impl tokio_stream::Stream<Item = Result<M, Status>> + Send + 'static,
+) -> Response {
+    use tokio_stream::StreamExt;
+    let lines = answers.map(move |answer| {
+        let line = match answer.and_then(|a| to_json(name, &a)) {
             Ok(json) => {
                 let mut line = b"{\"result\":".to_vec();
                 line.extend_from_slice(&json);
@@ -336,6 +367,57 @@ async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) 
     )
 }
 
+/// `/v3/election/observe`: one `{"result": ...}` line per leader the election announces,
+/// while the HTTP client listens.
+async fn observe(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    use electionpb::election_server::Election;
+    use etcd_proto::v3electionpb as electionpb;
+    let request = match from_json::<electionpb::LeaderRequest>("v3electionpb.LeaderRequest", &body)
+    {
+        Ok(r) => r,
+        Err(status) => return error_response(&status),
+    };
+    match <Services as Election>::observe(
+        &parts.services,
+        grpc_request(&headers, &extensions, request),
+    )
+    .await
+    {
+        Ok(r) => stream_response("v3electionpb.LeaderResponse", r.into_inner()),
+        Err(status) => error_response(&status),
+    }
+}
+
+/// `/v3/maintenance/snapshot`: the backup `etcdctl snapshot save` would write, streamed in
+/// the Snapshot method's chunks, one `{"result": {"remaining_bytes", "blob"}}` line each, as
+/// etcd's gateway streams a server-streaming method.
+async fn snapshot(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    use pb::maintenance_server::Maintenance;
+    let request = match from_json::<pb::SnapshotRequest>("etcdserverpb.SnapshotRequest", &body) {
+        Ok(r) => r,
+        Err(status) => return error_response(&status),
+    };
+    match <Services as Maintenance>::snapshot(
+        &parts.services,
+        grpc_request(&headers, &extensions, request),
+    )
+    .await
+    {
+        Ok(r) => stream_response("etcdserverpb.SnapshotResponse", r.into_inner()),
+        Err(status) => error_response(&status),
+    }
+}
+
 fn stream_error_body(status: &Status) -> String {
     format!(
         r#"{{"error":{},"message":{},"code":{}}}"#,
@@ -345,22 +427,24 @@ fn stream_error_body(status: &Status) -> String {
     )
 }
 
-/// One route per unary method: `route!(router, "/kv/range", Kv, range, RangeRequest,
-/// RangeResponse)`, under every prefix.
+/// One route per unary method of the messages in module `$module` (protobuf package
+/// `$package`): `"/kv/range" => Kv, range, RangeRequest, RangeResponse;`, under every prefix.
 macro_rules! routes {
-    ($router:ident; $( $path:literal => $trait:path, $method:ident, $req:ident, $resp:ident; )*) => {{
+    ($router:ident, $module:ident, $package:literal;
+     $( $path:literal => $trait:path, $method:ident, $req:ident, $resp:ident; )*) => {{
         let mut router = $router;
         $(
             for prefix in PREFIXES {
                 router = router.route(
                     &format!("{prefix}{}", $path),
-                    post(|State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes| async move {
-                        unary::<pb::$req, pb::$resp, _, _>(
+                    post(|State(parts): State<HttpParts>, headers: HeaderMap, extensions: Extensions, body: Bytes| async move {
+                        unary::<$module::$req, $module::$resp, _, _>(
                             parts.services,
                             headers,
+                            extensions,
                             body,
-                            concat!("etcdserverpb.", stringify!($req)),
-                            concat!("etcdserverpb.", stringify!($resp)),
+                            concat!($package, ".", stringify!($req)),
+                            concat!($package, ".", stringify!($resp)),
                             |s, r| async move { <Services as $trait>::$method(&s, r).await },
                         )
                         .await
@@ -375,12 +459,16 @@ macro_rules! routes {
 
 /// `router` with etcd's gateway routes added.
 pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
+    use electionpb::election_server::Election;
+    use etcd_proto::v3electionpb as electionpb;
+    use etcd_proto::v3lockpb as lockpb;
+    use lockpb::lock_server::Lock;
     use pb::auth_server::Auth;
     use pb::cluster_server::Cluster;
     use pb::kv_server::Kv;
     use pb::lease_server::Lease;
     use pb::maintenance_server::Maintenance;
-    let mut router = routes!(router;
+    let mut router = routes!(router, pb, "etcdserverpb";
         "/kv/range" => Kv, range, RangeRequest, RangeResponse;
         "/kv/put" => Kv, put, PutRequest, PutResponse;
         "/kv/deleterange" => Kv, delete_range, DeleteRangeRequest, DeleteRangeResponse;
@@ -420,6 +508,17 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         "/auth/role/grant" => Auth, role_grant_permission, AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse;
         "/auth/role/revoke" => Auth, role_revoke_permission, AuthRoleRevokePermissionRequest, AuthRoleRevokePermissionResponse;
     );
+    // etcd 3.4's gateway also serves the Lock and Election services.
+    router = routes!(router, lockpb, "v3lockpb";
+        "/lock/lock" => Lock, lock, LockRequest, LockResponse;
+        "/lock/unlock" => Lock, unlock, UnlockRequest, UnlockResponse;
+    );
+    router = routes!(router, electionpb, "v3electionpb";
+        "/election/campaign" => Election, campaign, CampaignRequest, CampaignResponse;
+        "/election/proclaim" => Election, proclaim, ProclaimRequest, ProclaimResponse;
+        "/election/leader" => Election, leader, LeaderRequest, LeaderResponse;
+        "/election/resign" => Election, resign, ResignRequest, ResignResponse;
+    );
     for prefix in PREFIXES {
         router = router.route(
             &format!("{prefix}/lease/keepalive"),
@@ -428,6 +527,14 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         router = router.route(
             &format!("{prefix}/watch"),
             post(watch).fallback(method_not_allowed),
+        );
+        router = router.route(
+            &format!("{prefix}/maintenance/snapshot"),
+            post(snapshot).fallback(method_not_allowed),
+        );
+        router = router.route(
+            &format!("{prefix}/election/observe"),
+            post(observe).fallback(method_not_allowed),
         );
     }
     // Any other path under a gateway prefix is grpc-gateway's, not the HTTP mux's, 404.

@@ -120,4 +120,52 @@ fn a_client_certificate_names_the_user_of_a_request_without_a_token() {
         run(a, &alice, &["--user=root:rootpw", "put", "other", "3"]).ok(),
         "OK\n"
     );
+
+    // The JSON gateway on the same port: the certificate curl presents names the user too.
+    let (code, read) = gateway(&tls, d, "alice", b, "/v3/kv/range", r#"{"key":"YXBwL3g="}"#);
+    assert_eq!(code, 200, "{read}");
+    assert_eq!(read["kvs"][0]["value"], "MQ==", "{read}");
+    let (code, refused) = gateway(
+        &tls,
+        d,
+        "alice",
+        a,
+        "/v3/kv/put",
+        r#"{"key":"b3RoZXI=","value":"NA=="}"#,
+    );
+    assert_eq!(
+        (code, &refused["message"]),
+        (403, &serde_json::json!("etcdserver: permission denied")),
+        "{refused}"
+    );
+    let (code, listed) = gateway(&tls, d, "root", a, "/v3/auth/user/list", "{}");
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["users"], serde_json::json!(["alice", "root"]));
+}
+
+/// POSTs `body` to the gateway at `endpoint` + `path` with curl, presenting user `cn`'s
+/// certificate and no token; the HTTP status and the JSON answer.
+fn gateway(
+    tls: &Tls,
+    dir: &Path,
+    cn: &str,
+    endpoint: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "--max-time", "15", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(&tls.ca)
+        .arg("--cert")
+        .arg(dir.join(format!("{cn}.pem")))
+        .arg("--key")
+        .arg(dir.join(format!("{cn}-key.pem")))
+        .args(["-d", body, &format!("{endpoint}{path}")]);
+    let out = common::run_bounded(cmd, None, std::time::Duration::from_secs(20)).ok();
+    let (text, code) = out.rsplit_once('\n').expect("curl's status line");
+    (
+        code.trim().parse().expect("an HTTP status"),
+        common::parse_json(text),
+    )
 }
