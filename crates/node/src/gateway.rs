@@ -143,17 +143,20 @@ fn with_cors(mut response: Response) -> Response {
 /// Go's `http.Error` text answer with the CORS headers, as grpc-gateway answers a path or a
 /// method it does not serve.
 fn plain(code: StatusCode, text: &'static str) -> Response {
-    with_cors(
-        (
-            code,
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            format!("{text}\n"),
-        )
-            .into_response(),
+    with_cors(go_http_error(code, text))
+}
+
+/// What Go's `http.Error` writes: the text and a newline, as plain text.
+fn go_http_error(code: StatusCode, text: &'static str) -> Response {
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("{text}\n"),
     )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -164,16 +167,35 @@ async fn method_not_allowed() -> Response {
     plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-/// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it,
-/// and the client certificate of the HTTP request's TLS connection: with `--client-cert-auth`,
-/// its common name is the user of a request without a token, as on gRPC (etcd's gateway dials
-/// its own gRPC server, and etcd takes the user from the certificate the gateway's client
-/// presented).
-fn grpc_request<T>(headers: &HeaderMap, extensions: &Extensions, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(info) = extensions.get::<crate::tls::ClientConnectInfo>() {
-        request.extensions_mut().insert(info.clone());
+/// etcd 3.4's refusal of a gateway request whose TLS client certificate names a user while
+/// `--client-cert-auth` and auth are on (its gateway calls gRPC as the member itself, so the
+/// name could not be honoured): 400 with this text, before anything is done.
+const CERTIFICATE_NAME_REFUSED: &str =
+    "CommonName of client sending a request against gateway will be ignored and not used as expected";
+
+/// The answer etcd gives before serving a gateway request sent with a named client
+/// certificate while auth is on, if this request is one.
+async fn refuse_certificate_name(services: &Services, extensions: &Extensions) -> Option<Response> {
+    let named = extensions
+        .get::<crate::tls::ClientConnectInfo>()
+        .is_some_and(|info| info.common_name.as_deref().is_some_and(|cn| !cn.is_empty()));
+    if !named || !services.tokens().client_cert_users() {
+        return None;
     }
+    match services.auth_enabled().await {
+        Ok(false) => None,
+        // etcd refuses in its access controller, before it writes any CORS header.
+        Ok(_) => Some(go_http_error(
+            StatusCode::BAD_REQUEST,
+            CERTIFICATE_NAME_REFUSED,
+        )),
+        Err(status) => Some(error_response(&status)),
+    }
+}
+
+/// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it.
+fn grpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -200,9 +222,12 @@ where
     F: FnOnce(Services, tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
+    if let Some(refused) = refuse_certificate_name(&services, &extensions).await {
+        return refused;
+    }
     let answer = async {
         let message = from_json::<Req>(req, &body)?;
-        let response = method(services, grpc_request(&headers, &extensions, message)).await?;
+        let response = method(services, grpc_request(&headers, message)).await?;
         to_json(resp, response.get_ref())
     }
     .await;
@@ -217,7 +242,14 @@ const KEEP_ALIVES_PER_BODY_MAX: usize = 1024;
 
 /// `/v3/lease/keepalive`: a stream of `{"ID": ...}` objects in, one `{"result": ...}` line per
 /// renewal out, as grpc-gateway streams a bidirectional method; the answer ends with the body.
-async fn keep_alive(State(parts): State<HttpParts>, body: Bytes) -> Response {
+async fn keep_alive(
+    State(parts): State<HttpParts>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     let mut out = Vec::new();
     let mut values = serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>();
     for _ in 0..KEEP_ALIVES_PER_BODY_MAX {
@@ -299,6 +331,9 @@ async fn watch(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     use pb::watch_server::Watch;
     use tokio_stream::StreamExt;
     let mut frames = std::collections::VecDeque::new();
@@ -322,11 +357,7 @@ async fn watch(
         None,
         None,
     );
-    let answers = match parts
-        .services
-        .watch(grpc_request(&headers, &extensions, inbound))
-        .await
-    {
+    let answers = match parts.services.watch(grpc_request(&headers, inbound)).await {
         Ok(r) => r.into_inner(),
         Err(status) => return error_response(&status),
     };
@@ -375,6 +406,9 @@ async fn observe(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     use electionpb::election_server::Election;
     use etcd_proto::v3electionpb as electionpb;
     let request = match from_json::<electionpb::LeaderRequest>("v3electionpb.LeaderRequest", &body)
@@ -382,12 +416,7 @@ async fn observe(
         Ok(r) => r,
         Err(status) => return error_response(&status),
     };
-    match <Services as Election>::observe(
-        &parts.services,
-        grpc_request(&headers, &extensions, request),
-    )
-    .await
-    {
+    match <Services as Election>::observe(&parts.services, grpc_request(&headers, request)).await {
         Ok(r) => stream_response("v3electionpb.LeaderResponse", r.into_inner()),
         Err(status) => error_response(&status),
     }
@@ -402,16 +431,16 @@ async fn snapshot(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     use pb::maintenance_server::Maintenance;
     let request = match from_json::<pb::SnapshotRequest>("etcdserverpb.SnapshotRequest", &body) {
         Ok(r) => r,
         Err(status) => return error_response(&status),
     };
-    match <Services as Maintenance>::snapshot(
-        &parts.services,
-        grpc_request(&headers, &extensions, request),
-    )
-    .await
+    match <Services as Maintenance>::snapshot(&parts.services, grpc_request(&headers, request))
+        .await
     {
         Ok(r) => stream_response("etcdserverpb.SnapshotResponse", r.into_inner()),
         Err(status) => error_response(&status),

@@ -121,30 +121,42 @@ fn a_client_certificate_names_the_user_of_a_request_without_a_token() {
         "OK\n"
     );
 
-    // The JSON gateway on the same port: the certificate curl presents names the user too.
-    let (code, read) = gateway(&tls, d, "alice", b, "/v3/kv/range", r#"{"key":"YXBwL3g="}"#);
-    assert_eq!(code, 200, "{read}");
-    assert_eq!(read["kvs"][0]["value"], "MQ==", "{read}");
-    let (code, refused) = gateway(
-        &tls,
-        d,
-        "alice",
-        a,
-        "/v3/kv/put",
-        r#"{"key":"b3RoZXI=","value":"NA=="}"#,
-    );
+    // The JSON gateway on the same port refuses a request whose certificate names a user
+    // while auth is on (etcd's gateway calls gRPC as the member, so it could not honour the
+    // name), and does nothing.
+    for (cn, path, body) in [
+        ("alice", "/v3/kv/range", r#"{"key":"YXBwL3g="}"#),
+        (
+            "alice",
+            "/v3/kv/put",
+            r#"{"key":"YXBwL3g=","value":"Mg=="}"#,
+        ),
+        ("root", "/v3/auth/user/list", "{}"),
+        (
+            "root",
+            "/v3beta/kv/put",
+            r#"{"key":"YXBwL3g=","value":"Mw=="}"#,
+        ),
+    ] {
+        assert_eq!(
+            gateway(&tls, d, cn, b, path, body),
+            (
+                400,
+                "CommonName of client sending a request against gateway will be ignored and \
+                 not used as expected\n"
+                    .to_string()
+            ),
+            "{cn} {path}"
+        );
+    }
     assert_eq!(
-        (code, &refused["message"]),
-        (403, &serde_json::json!("etcdserver: permission denied")),
-        "{refused}"
+        run(a, &alice, &["get", "app/x", "--print-value-only"]).ok(),
+        "1\n"
     );
-    let (code, listed) = gateway(&tls, d, "root", a, "/v3/auth/user/list", "{}");
-    assert_eq!(code, 200, "{listed}");
-    assert_eq!(listed["users"], serde_json::json!(["alice", "root"]));
 }
 
 /// POSTs `body` to the gateway at `endpoint` + `path` with curl, presenting user `cn`'s
-/// certificate and no token; the HTTP status and the JSON answer.
+/// certificate and no token; the HTTP status and the body.
 fn gateway(
     tls: &Tls,
     dir: &Path,
@@ -152,7 +164,7 @@ fn gateway(
     endpoint: &str,
     path: &str,
     body: &str,
-) -> (u16, serde_json::Value) {
+) -> (u16, String) {
     let mut cmd = std::process::Command::new("curl");
     cmd.args(["-s", "--max-time", "15", "-w", "\n%{http_code}"])
         .arg("--cacert")
@@ -166,6 +178,6 @@ fn gateway(
     let (text, code) = out.rsplit_once('\n').expect("curl's status line");
     (
         code.trim().parse().expect("an HTTP status"),
-        common::parse_json(text),
+        text.to_string(),
     )
 }
