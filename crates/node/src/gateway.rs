@@ -398,6 +398,36 @@ fn stream_response<M: prost::Message + 'static>(
     )
 }
 
+/// Runs one server-streaming method for a JSON request (`req`/`resp`: the messages' full
+/// names), its answers streamed as grpc-gateway streams them.
+async fn server_stream<Req, Resp, S, F, Fut>(
+    services: Services,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+    (req, resp): (&'static str, &'static str),
+    method: F,
+) -> Response
+where
+    Req: prost::Message + Default,
+    Resp: prost::Message + 'static,
+    S: tokio_stream::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(Services, tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    if let Some(refused) = refuse_certificate_name(&services, &extensions).await {
+        return refused;
+    }
+    let request = match from_json::<Req>(req, &body) {
+        Ok(r) => r,
+        Err(status) => return error_response(&status),
+    };
+    match method(services, grpc_request(&headers, request)).await {
+        Ok(r) => stream_response(resp, r.into_inner()),
+        Err(status) => error_response(&status),
+    }
+}
+
 /// `/v3/election/observe`: one `{"result": ...}` line per leader the election announces,
 /// while the HTTP client listens.
 async fn observe(
@@ -406,20 +436,17 @@ async fn observe(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
-        return refused;
-    }
-    use electionpb::election_server::Election;
-    use etcd_proto::v3electionpb as electionpb;
-    let request = match from_json::<electionpb::LeaderRequest>("v3electionpb.LeaderRequest", &body)
-    {
-        Ok(r) => r,
-        Err(status) => return error_response(&status),
-    };
-    match <Services as Election>::observe(&parts.services, grpc_request(&headers, request)).await {
-        Ok(r) => stream_response("v3electionpb.LeaderResponse", r.into_inner()),
-        Err(status) => error_response(&status),
-    }
+    use etcd_proto::v3electionpb::election_server::Election;
+    let names = ("v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse");
+    server_stream(
+        parts.services,
+        headers,
+        extensions,
+        body,
+        names,
+        |s, r| async move { <Services as Election>::observe(&s, r).await },
+    )
+    .await
 }
 
 /// `/v3/maintenance/snapshot`: the backup `etcdctl snapshot save` would write, streamed in
@@ -431,29 +458,20 @@ async fn snapshot(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
-        return refused;
-    }
     use pb::maintenance_server::Maintenance;
-    let request = match from_json::<pb::SnapshotRequest>("etcdserverpb.SnapshotRequest", &body) {
-        Ok(r) => r,
-        Err(status) => return error_response(&status),
-    };
-    match <Services as Maintenance>::snapshot(&parts.services, grpc_request(&headers, request))
-        .await
-    {
-        Ok(r) => stream_response("etcdserverpb.SnapshotResponse", r.into_inner()),
-        Err(status) => error_response(&status),
-    }
-}
-
-fn stream_error_body(status: &Status) -> String {
-    format!(
-        r#"{{"error":{},"message":{},"code":{}}}"#,
-        serde_json::Value::from(status.message()),
-        serde_json::Value::from(status.message()),
-        status.code() as i32,
+    let names = (
+        "etcdserverpb.SnapshotRequest",
+        "etcdserverpb.SnapshotResponse",
+    );
+    server_stream(
+        parts.services,
+        headers,
+        extensions,
+        body,
+        names,
+        |s, r| async move { <Services as Maintenance>::snapshot(&s, r).await },
     )
+    .await
 }
 
 /// One route per unary method of the messages in module `$module` (protobuf package

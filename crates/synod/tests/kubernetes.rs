@@ -24,7 +24,7 @@
 
 mod common;
 
-use common::{Cluster, Target};
+use common::{runtime, Cluster, Target};
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{
     compare, kv_client::KvClient, lease_client::LeaseClient, maintenance_client::MaintenanceClient,
@@ -56,14 +56,6 @@ const ATTEMPTS_MAX: usize = 3_000;
 const PREFIX: &str = "/registry/";
 const PREFIX_END: &str = "/registry0";
 const COMPACT_REV_KEY: &str = "compact_rev_key";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// A lazy channel: it connects on first use and reconnects after the member comes back.
 fn channel(endpoint: &str) -> Channel {
