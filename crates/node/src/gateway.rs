@@ -474,6 +474,15 @@ async fn snapshot(
     .await
 }
 
+fn stream_error_body(status: &Status) -> String {
+    format!(
+        r#"{{"error":{},"message":{},"code":{}}}"#,
+        serde_json::Value::from(status.message()),
+        serde_json::Value::from(status.message()),
+        status.code() as i32,
+    )
+}
+
 /// One route per unary method of the messages in module `$module` (protobuf package
 /// `$package`): `"/kv/range" => Kv, range, RangeRequest, RangeResponse;`, under every prefix.
 macro_rules! routes {
