@@ -464,6 +464,14 @@ impl KvStore {
     }
 
     fn apply_compact(&mut self, c: &CompactRequest) -> Result<CompactResponse, KvError> {
+        // etcd's store starts at compaction revision -1, so it takes a compaction at 0 before
+        // any other; here 0 already means "never compacted", and compacting at 0 keeps every
+        // revision, so it is accepted and changes nothing.
+        if c.revision == 0 && self.compact_revision == 0 {
+            return Ok(CompactResponse {
+                revision: self.revision,
+            });
+        }
         if c.revision <= self.compact_revision {
             return Err(KvError::Compacted);
         }

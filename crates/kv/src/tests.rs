@@ -245,7 +245,21 @@ fn compacting_a_future_or_already_compacted_revision_is_refused() {
         KvCommand::Compact(CompactRequest { revision: 6 }),
         KvError::FutureRevision,
     );
+    // etcd takes a compaction at 0 on a store never compacted (its first compaction revision
+    // is -1); below it is refused.
+    compact(&mut s, 0).unwrap();
+    assert_eq!(s.compact_revision(), 0);
+    refused(
+        &mut s,
+        KvCommand::Compact(CompactRequest { revision: -1 }),
+        KvError::Compacted,
+    );
     compact(&mut s, 3).unwrap();
+    refused(
+        &mut s,
+        KvCommand::Compact(CompactRequest { revision: 0 }),
+        KvError::Compacted,
+    );
     refused(
         &mut s,
         KvCommand::Compact(CompactRequest { revision: 3 }),

@@ -209,6 +209,20 @@ impl Services {
     }
 
     /// A client's auth query, linearizable as etcd's are.
+    /// Whether auth is on, as this member has applied it (the member's own read: no sender,
+    /// no permission check).
+    pub(crate) async fn auth_enabled(&self) -> Result<bool, Status> {
+        let (answer, _) = self.read(KvRead::Auth(AuthRead::Status), false).await?;
+        match answer {
+            KvReadResponse::Auth(Ok(r)) => match r.answer {
+                AuthAnswer::Status { enabled, .. } => Ok(enabled),
+                _ => Err(unexpected("auth status")),
+            },
+            KvReadResponse::Auth(Err(e)) => Err(status_from_auth_error(&e)),
+            _ => Err(unexpected("auth status")),
+        }
+    }
+
     async fn auth_read(
         &self,
         caller: &Caller,

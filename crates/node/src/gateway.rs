@@ -23,7 +23,7 @@ use crate::http::HttpParts;
 use crate::service::Services;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
@@ -143,17 +143,20 @@ fn with_cors(mut response: Response) -> Response {
 /// Go's `http.Error` text answer with the CORS headers, as grpc-gateway answers a path or a
 /// method it does not serve.
 fn plain(code: StatusCode, text: &'static str) -> Response {
-    with_cors(
-        (
-            code,
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            format!("{text}\n"),
-        )
-            .into_response(),
+    with_cors(go_http_error(code, text))
+}
+
+/// What Go's `http.Error` writes: the text and a newline, as plain text.
+fn go_http_error(code: StatusCode, text: &'static str) -> Response {
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("{text}\n"),
     )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -162,6 +165,32 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// etcd 3.4's refusal of a gateway request whose TLS client certificate names a user while
+/// `--client-cert-auth` and auth are on (its gateway calls gRPC as the member itself, so the
+/// name could not be honoured): 400 with this text, before anything is done.
+const CERTIFICATE_NAME_REFUSED: &str =
+    "CommonName of client sending a request against gateway will be ignored and not used as expected";
+
+/// The answer etcd gives before serving a gateway request sent with a named client
+/// certificate while auth is on, if this request is one.
+async fn refuse_certificate_name(services: &Services, extensions: &Extensions) -> Option<Response> {
+    let named = extensions
+        .get::<crate::tls::ClientConnectInfo>()
+        .is_some_and(|info| info.common_name.as_deref().is_some_and(|cn| !cn.is_empty()));
+    if !named || !services.tokens().client_cert_users() {
+        return None;
+    }
+    match services.auth_enabled().await {
+        Ok(false) => None,
+        // etcd refuses in its access controller, before it writes any CORS header.
+        Ok(_) => Some(go_http_error(
+            StatusCode::BAD_REQUEST,
+            CERTIFICATE_NAME_REFUSED,
+        )),
+        Err(status) => Some(error_response(&status)),
+    }
 }
 
 /// A gRPC request carrying the token of the `Authorization` header, as grpc-gateway forwards it.
@@ -181,6 +210,7 @@ fn grpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
 async fn unary<Req, Resp, F, Fut>(
     services: Services,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
     req: &'static str,
     resp: &'static str,
@@ -192,6 +222,9 @@ where
     F: FnOnce(Services, tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
+    if let Some(refused) = refuse_certificate_name(&services, &extensions).await {
+        return refused;
+    }
     let answer = async {
         let message = from_json::<Req>(req, &body)?;
         let response = method(services, grpc_request(&headers, message)).await?;
@@ -209,7 +242,14 @@ const KEEP_ALIVES_PER_BODY_MAX: usize = 1024;
 
 /// `/v3/lease/keepalive`: a stream of `{"ID": ...}` objects in, one `{"result": ...}` line per
 /// renewal out, as grpc-gateway streams a bidirectional method; the answer ends with the body.
-async fn keep_alive(State(parts): State<HttpParts>, body: Bytes) -> Response {
+async fn keep_alive(
+    State(parts): State<HttpParts>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     let mut out = Vec::new();
     let mut values = serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>();
     for _ in 0..KEEP_ALIVES_PER_BODY_MAX {
@@ -285,7 +325,15 @@ fn grpc_frame(message: &impl prost::Message) -> Bytes {
 /// `/v3/watch`: the body's watch requests (JSON objects) open a watch stream on the Watch
 /// service, which stays open while the HTTP client listens; each answer is a
 /// `{"result": ...}` line, as etcd 3.4's gateway streams it.
-async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) -> Response {
+async fn watch(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse_certificate_name(&parts.services, &extensions).await {
+        return refused;
+    }
     use pb::watch_server::Watch;
     use tokio_stream::StreamExt;
     let mut frames = std::collections::VecDeque::new();
@@ -313,10 +361,24 @@ async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) 
         Ok(r) => r.into_inner(),
         Err(status) => return error_response(&status),
     };
-    let lines = answers.map(move |answer| {
-        // Held by the answer stream: dropped with it when the client goes away.
+    // The hang-up sender is held by the answer stream: dropped with it when the client goes
+    // away, which ends the watch.
+    let answers = answers.map(move |answer| {
         let _hangup = &hangup_tx;
-        let line = match answer.and_then(|a| to_json("etcdserverpb.WatchResponse", &a)) {
+        answer
+    });
+    stream_response("etcdserverpb.WatchResponse", answers)
+}
+
+/// A streamed answer as grpc-gateway writes one: a `{"result": ...}` line per message, and
+/// an error, if the stream ends with one, in its error shape.
+fn stream_response<M: prost::Message + 'static>(
+    name: &'static str,
+    answers: impl tokio_stream::Stream<Item = Result<M, Status>> + Send + 'static,
+) -> Response {
+    use tokio_stream::StreamExt;
+    let lines = answers.map(move |answer| {
+        let line = match answer.and_then(|a| to_json(name, &a)) {
             Ok(json) => {
                 let mut line = b"{\"result\":".to_vec();
                 line.extend_from_slice(&json);
@@ -336,6 +398,82 @@ async fn watch(State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes) 
     )
 }
 
+/// Runs one server-streaming method for a JSON request (`req`/`resp`: the messages' full
+/// names), its answers streamed as grpc-gateway streams them.
+async fn server_stream<Req, Resp, S, F, Fut>(
+    services: Services,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+    (req, resp): (&'static str, &'static str),
+    method: F,
+) -> Response
+where
+    Req: prost::Message + Default,
+    Resp: prost::Message + 'static,
+    S: tokio_stream::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(Services, tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    if let Some(refused) = refuse_certificate_name(&services, &extensions).await {
+        return refused;
+    }
+    let request = match from_json::<Req>(req, &body) {
+        Ok(r) => r,
+        Err(status) => return error_response(&status),
+    };
+    match method(services, grpc_request(&headers, request)).await {
+        Ok(r) => stream_response(resp, r.into_inner()),
+        Err(status) => error_response(&status),
+    }
+}
+
+/// `/v3/election/observe`: one `{"result": ...}` line per leader the election announces,
+/// while the HTTP client listens.
+async fn observe(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    use etcd_proto::v3electionpb::election_server::Election;
+    let names = ("v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse");
+    server_stream(
+        parts.services,
+        headers,
+        extensions,
+        body,
+        names,
+        |s, r| async move { <Services as Election>::observe(&s, r).await },
+    )
+    .await
+}
+
+/// `/v3/maintenance/snapshot`: the backup `etcdctl snapshot save` would write, streamed in
+/// the Snapshot method's chunks, one `{"result": {"remaining_bytes", "blob"}}` line each, as
+/// etcd's gateway streams a server-streaming method.
+async fn snapshot(
+    State(parts): State<HttpParts>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    use pb::maintenance_server::Maintenance;
+    let names = (
+        "etcdserverpb.SnapshotRequest",
+        "etcdserverpb.SnapshotResponse",
+    );
+    server_stream(
+        parts.services,
+        headers,
+        extensions,
+        body,
+        names,
+        |s, r| async move { <Services as Maintenance>::snapshot(&s, r).await },
+    )
+    .await
+}
+
 fn stream_error_body(status: &Status) -> String {
     format!(
         r#"{{"error":{},"message":{},"code":{}}}"#,
@@ -345,22 +483,24 @@ fn stream_error_body(status: &Status) -> String {
     )
 }
 
-/// One route per unary method: `route!(router, "/kv/range", Kv, range, RangeRequest,
-/// RangeResponse)`, under every prefix.
+/// One route per unary method of the messages in module `$module` (protobuf package
+/// `$package`): `"/kv/range" => Kv, range, RangeRequest, RangeResponse;`, under every prefix.
 macro_rules! routes {
-    ($router:ident; $( $path:literal => $trait:path, $method:ident, $req:ident, $resp:ident; )*) => {{
+    ($router:ident, $module:ident, $package:literal;
+     $( $path:literal => $trait:path, $method:ident, $req:ident, $resp:ident; )*) => {{
         let mut router = $router;
         $(
             for prefix in PREFIXES {
                 router = router.route(
                     &format!("{prefix}{}", $path),
-                    post(|State(parts): State<HttpParts>, headers: HeaderMap, body: Bytes| async move {
-                        unary::<pb::$req, pb::$resp, _, _>(
+                    post(|State(parts): State<HttpParts>, headers: HeaderMap, extensions: Extensions, body: Bytes| async move {
+                        unary::<$module::$req, $module::$resp, _, _>(
                             parts.services,
                             headers,
+                            extensions,
                             body,
-                            concat!("etcdserverpb.", stringify!($req)),
-                            concat!("etcdserverpb.", stringify!($resp)),
+                            concat!($package, ".", stringify!($req)),
+                            concat!($package, ".", stringify!($resp)),
                             |s, r| async move { <Services as $trait>::$method(&s, r).await },
                         )
                         .await
@@ -375,12 +515,16 @@ macro_rules! routes {
 
 /// `router` with etcd's gateway routes added.
 pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
+    use electionpb::election_server::Election;
+    use etcd_proto::v3electionpb as electionpb;
+    use etcd_proto::v3lockpb as lockpb;
+    use lockpb::lock_server::Lock;
     use pb::auth_server::Auth;
     use pb::cluster_server::Cluster;
     use pb::kv_server::Kv;
     use pb::lease_server::Lease;
     use pb::maintenance_server::Maintenance;
-    let mut router = routes!(router;
+    let mut router = routes!(router, pb, "etcdserverpb";
         "/kv/range" => Kv, range, RangeRequest, RangeResponse;
         "/kv/put" => Kv, put, PutRequest, PutResponse;
         "/kv/deleterange" => Kv, delete_range, DeleteRangeRequest, DeleteRangeResponse;
@@ -420,6 +564,17 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         "/auth/role/grant" => Auth, role_grant_permission, AuthRoleGrantPermissionRequest, AuthRoleGrantPermissionResponse;
         "/auth/role/revoke" => Auth, role_revoke_permission, AuthRoleRevokePermissionRequest, AuthRoleRevokePermissionResponse;
     );
+    // etcd 3.4's gateway also serves the Lock and Election services.
+    router = routes!(router, lockpb, "v3lockpb";
+        "/lock/lock" => Lock, lock, LockRequest, LockResponse;
+        "/lock/unlock" => Lock, unlock, UnlockRequest, UnlockResponse;
+    );
+    router = routes!(router, electionpb, "v3electionpb";
+        "/election/campaign" => Election, campaign, CampaignRequest, CampaignResponse;
+        "/election/proclaim" => Election, proclaim, ProclaimRequest, ProclaimResponse;
+        "/election/leader" => Election, leader, LeaderRequest, LeaderResponse;
+        "/election/resign" => Election, resign, ResignRequest, ResignResponse;
+    );
     for prefix in PREFIXES {
         router = router.route(
             &format!("{prefix}/lease/keepalive"),
@@ -428,6 +583,14 @@ pub fn routes(router: Router<HttpParts>) -> Router<HttpParts> {
         router = router.route(
             &format!("{prefix}/watch"),
             post(watch).fallback(method_not_allowed),
+        );
+        router = router.route(
+            &format!("{prefix}/maintenance/snapshot"),
+            post(snapshot).fallback(method_not_allowed),
+        );
+        router = router.route(
+            &format!("{prefix}/election/observe"),
+            post(observe).fallback(method_not_allowed),
         );
     }
     // Any other path under a gateway prefix is grpc-gateway's, not the HTTP mux's, 404.

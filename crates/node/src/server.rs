@@ -40,7 +40,7 @@ const REQUEST_QUEUE: usize = 16_384;
 const SHARED_CHANGES_QUEUE: usize = 32;
 /// gRPC framing and field overhead allowed above `--max-request-bytes`, so an oversized
 /// request reaches our own check and gets etcd's message instead of a transport error.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// A running member.
 pub struct Node {

@@ -11,9 +11,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
-/// The etcd version reported by `Maintenance.Status`: clients gate features on it, and Synod
-/// serves the v3.4 KV API.
-pub const ETCD_VERSION: &str = "3.4.0";
+/// The etcd version reported by `Maintenance.Status` and `/version`: clients gate features on
+/// it, so it names the release whose client-visible behaviour Synod follows. 3.4.31 is the
+/// first 3.4 release kube-apiserver trusts with `RequestProgress` (its answer synchronised
+/// with the stream, etcd issue 15220); it also serves a watch from the compaction revision and
+/// sends interval progress to watchers that never had an event, as Synod does. ARCHITECTURE.md
+/// ("Which etcd") lists what that covers.
+pub const ETCD_VERSION: &str = "3.4.31";
 
 /// What every service handler shares.
 pub struct Shared {
@@ -71,6 +75,12 @@ impl Services {
     /// The Watch service's parts.
     pub(crate) fn watch_parts(&self) -> crate::watch::WatchParts {
         self.shared.watch.clone()
+    }
+
+    /// The largest message a client is sent in one piece when it asked for fragments
+    /// (etcd's `MaxRequestBytes + grpcOverheadBytes`).
+    pub(crate) fn fragment_bytes_max(&self) -> usize {
+        self.shared.request_bytes_max + crate::server::GRPC_OVERHEAD_BYTES
     }
 
     /// The shortest lease TTL granted, in seconds.
@@ -187,6 +197,11 @@ impl Services {
 
     async fn status(&self) -> Result<CoreStatus, Status> {
         self.ask(|reply| Request::Status { reply }).await
+    }
+
+    /// The leader this member knows of, 0 for none.
+    pub(crate) async fn leader(&self) -> Result<u64, Status> {
+        Ok(self.status().await?.leader)
     }
 
     /// Asks the core for something that answers only success or an error, and on success
@@ -332,6 +347,17 @@ impl pb::maintenance_server::Maintenance for Services {
             db_size_in_use: db_size,
             is_learner: s.is_learner,
         }))
+    }
+
+    /// etcd 3.4 has no Downgrade RPC (it came with 3.5), so its gRPC server answers as for any
+    /// method it does not know; Synod follows 3.4 and answers the same, whatever the action.
+    async fn downgrade(
+        &self,
+        _request: GrpcRequest<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        Err(Status::unimplemented(
+            "unknown method Downgrade for service etcdserverpb.Maintenance",
+        ))
     }
 
     /// Snapshots this member's state now and frees the log segments the snapshot covers: what

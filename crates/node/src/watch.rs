@@ -37,6 +37,11 @@ const EVENTS_PER_RESPONSE_MAX: usize = 1000;
 const RESPONSE_BYTES_MAX: usize = 1 << 20;
 /// etcd's watch id for a response that belongs to no watcher (a progress report).
 const NO_WATCHER: i64 = -1;
+/// The gRPC metadata key and value of clientv3's `WithRequireLeader`
+/// (`rpctypes.MetadataRequireLeaderKey`, `MetadataHasLeader`): kube-apiserver's watches carry
+/// it, and such a stream is refused by a member that knows no leader.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+const REQUIRE_LEADER_VALUE: &str = "true";
 
 /// What the Watch service needs besides the other services' shared parts.
 #[derive(Clone)]
@@ -56,6 +61,8 @@ pub struct WatchParts {
 struct Watcher {
     read: WatchRead,
     progress_notify: bool,
+    /// Whether a response larger than the request limit is sent in fragments.
+    fragment: bool,
     /// Whether it was sent anything since the last progress report.
     sent_since_progress: bool,
 }
@@ -78,6 +85,14 @@ impl pb::watch_server::Watch for Services {
         // Every read of its watchers is checked against the sender's permissions as they are
         // then; the member shares no unfiltered batches while auth is on.
         let caller = self.caller(&request, false).await?;
+        let require_leader = request
+            .metadata()
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == REQUIRE_LEADER_VALUE.as_bytes());
+        if require_leader && self.leader().await? == 0 {
+            // etcd's stream interceptor: `rpctypes.ErrGRPCNoLeader`.
+            return Err(NodeError::NoLeader.status());
+        }
         let parts = self.watch_parts();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(RESPONSE_QUEUE);
@@ -91,6 +106,7 @@ impl pb::watch_server::Watch for Services {
             next_id: 0,
             term: 0,
             caller,
+            progress_requested: false,
         };
         tokio::spawn(stream.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -110,6 +126,10 @@ struct WatchStream {
     term: u64,
     /// Who opened the stream: every read is checked as theirs.
     caller: kv::Caller,
+    /// A `RequestProgress` waits for an answer: it is sent once every watcher of the stream
+    /// has been sent everything through the revision it reports (etcd's fix for issue 15220),
+    /// so a client that hears "revision R" has every event up to R.
+    progress_requested: bool,
 }
 
 impl WatchStream {
@@ -148,6 +168,12 @@ impl WatchStream {
                 }
             }
             let still_behind = self.watchers.values().any(|w| w.read.after < revision);
+            if self.progress_requested && !still_behind {
+                self.progress_requested = false;
+                if let Err(end) = self.send_requested_progress(revision).await {
+                    return end;
+                }
+            }
             tokio::select! {
                 biased;
                 changed = stopping.changed() => {
@@ -207,12 +233,10 @@ impl WatchStream {
                 Ok(())
             }
             Some(RequestUnion::ProgressRequest(_)) => {
-                self.send(pb::WatchResponse {
-                    header: Some(self.header(revision)),
-                    watch_id: NO_WATCHER,
-                    ..pb::WatchResponse::default()
-                })
-                .await
+                // Answered at the top of a turn in which every watcher is caught up; several
+                // requests before then get one answer, as etcd's deferred progress does.
+                self.progress_requested = true;
+                Ok(())
             }
             None => Ok(()),
         }
@@ -294,6 +318,7 @@ impl WatchStream {
             Watcher {
                 read,
                 progress_notify: c.progress_notify,
+                fragment: c.fragment,
                 sent_since_progress: false,
             },
         );
@@ -345,14 +370,18 @@ impl WatchStream {
             return Ok(());
         }
         w.sent_since_progress = true;
+        let fragment = w.fragment;
         self.term = changes.term;
         for part in split_at_revisions(events, EVENTS_PER_RESPONSE_MAX, RESPONSE_BYTES_MAX) {
-            self.send(pb::WatchResponse {
-                header: Some(self.header(changes.through)),
-                watch_id: id,
-                events: part.into_iter().map(event).collect(),
-                ..pb::WatchResponse::default()
-            })
+            self.send_events(
+                fragment,
+                pb::WatchResponse {
+                    header: Some(self.header(changes.through)),
+                    watch_id: id,
+                    events: part.into_iter().map(event).collect(),
+                    ..pb::WatchResponse::default()
+                },
+            )
             .await?;
         }
         Ok(())
@@ -403,11 +432,42 @@ impl WatchStream {
             return Ok(());
         }
         w.sent_since_progress = true;
+        let fragment = w.fragment;
         let events = answer.events.into_iter().map(event).collect();
+        self.send_events(
+            fragment,
+            pb::WatchResponse {
+                header: Some(self.header(answer.revision)),
+                watch_id: id,
+                events,
+                ..pb::WatchResponse::default()
+            },
+        )
+        .await
+    }
+
+    /// Sends a response of events, in fragments when its watcher asked for them and it is
+    /// over the limit (etcd's `sendFragments`).
+    async fn send_events(&self, fragment: bool, response: pb::WatchResponse) -> Result<(), End> {
+        if !fragment {
+            return self.send(response).await;
+        }
+        for part in fragments(response, self.services.fragment_bytes_max()) {
+            self.send(part).await?;
+        }
+        Ok(())
+    }
+
+    /// The answer to `RequestProgress`: the revision every watcher of the stream has been
+    /// sent everything through, for no watcher in particular.
+    async fn send_requested_progress(&self, revision: i64) -> Result<(), End> {
+        debug_assert!(
+            self.watchers.values().all(|w| w.read.after >= revision),
+            "a requested progress report never runs ahead of a watcher"
+        );
         self.send(pb::WatchResponse {
-            header: Some(self.header(answer.revision)),
-            watch_id: id,
-            events,
+            header: Some(self.header(revision)),
+            watch_id: NO_WATCHER,
             ..pb::WatchResponse::default()
         })
         .await
@@ -501,6 +561,42 @@ fn split_at_revisions(
     parts
 }
 
+/// `response` in pieces of at most `bytes_max` encoded bytes each (but at least one event),
+/// every piece but the last marked `fragment`, as etcd's `sendFragments` cuts a response for a
+/// watcher created with `fragment`. A response under the limit, or of one event, goes whole.
+fn fragments(response: pb::WatchResponse, bytes_max: usize) -> Vec<pb::WatchResponse> {
+    use prost::Message;
+    if response.encoded_len() < bytes_max || response.events.len() < 2 {
+        return vec![response];
+    }
+    /// `WatchResponse.events`' field number, for the exact size an event adds.
+    const EVENTS_FIELD: u32 = 11;
+    let mut rest = response.events.into_iter().peekable();
+    let empty = pb::WatchResponse {
+        events: Vec::new(),
+        fragment: true,
+        ..response
+    };
+    let mut parts = Vec::new();
+    while rest.peek().is_some() {
+        let mut part = empty.clone();
+        let mut size = part.encoded_len();
+        while let Some(next) = rest.peek() {
+            // etcd adds the event, then takes it back out if the piece reached the limit
+            // (a piece always has one).
+            let grown = size + prost::encoding::message::encoded_len(EVENTS_FIELD, next);
+            if !part.events.is_empty() && grown >= bytes_max {
+                break;
+            }
+            size = grown;
+            part.events.extend(rest.next());
+        }
+        part.fragment = rest.peek().is_some();
+        parts.push(part);
+    }
+    parts
+}
+
 /// A store event as etcd's protobuf has it.
 fn event(e: kv::Event) -> mvccpb::Event {
     let kind = match e.kind {
@@ -536,6 +632,36 @@ mod tests {
             .iter()
             .map(|p| p.iter().map(|e| e.kv.mod_revision).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_fragmented_response_is_cut_under_the_limit_and_only_its_last_piece_is_whole() {
+        use prost::Message;
+        let response = pb::WatchResponse {
+            watch_id: 3,
+            events: (1..=10).map(|r| event(put_at(r, "k", 100))).collect(),
+            ..pb::WatchResponse::default()
+        };
+        // Under the limit, or a single event: whole.
+        let whole = fragments(response.clone(), response.encoded_len() + 1);
+        assert_eq!(whole, vec![response.clone()]);
+        let one = pb::WatchResponse {
+            events: response.events[..1].to_vec(),
+            ..response.clone()
+        };
+        assert_eq!(fragments(one.clone(), 10), vec![one]);
+        // Over it: pieces under the limit, every event once and in order, `fragment` on all
+        // but the last.
+        let limit = 400;
+        let parts = fragments(response.clone(), limit);
+        assert!(parts.len() > 1, "{}", parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            assert!(p.encoded_len() < limit || p.events.len() == 1, "piece {i}");
+            assert_eq!(p.fragment, i + 1 < parts.len(), "piece {i}");
+            assert_eq!(p.watch_id, 3);
+        }
+        let joined: Vec<mvccpb::Event> = parts.into_iter().flat_map(|p| p.events).collect();
+        assert_eq!(joined, response.events);
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct NodeArgs {
     /// that many revisions, looked at every 5 minutes. `0` turns it off [default: 0].
     #[arg(long, env = "SYNOD_AUTO_COMPACTION_RETENTION")]
     auto_compaction_retention: Option<String>,
+    /// How often an idle watcher created with `progress_notify` is told the current revision
+    /// (etcd's flag; a Go duration, raised to 100ms; `0` keeps the default) [default: 10m].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
+    experimental_watch_progress_notify_interval: Option<String>,
     /// TLS: this member's certificate chain (PEM) for clients; needs https:// client URLs.
     #[arg(long, env = "SYNOD_CERT_FILE")]
     cert_file: Option<PathBuf>,
@@ -178,6 +182,7 @@ struct FileSettings {
     wal_segment_bytes: Option<u64>,
     auto_compaction_mode: Option<String>,
     auto_compaction_retention: Option<String>,
+    experimental_watch_progress_notify_interval: Option<String>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     trusted_ca_file: Option<PathBuf>,
@@ -427,6 +432,17 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
             .as_deref()
             .unwrap_or("0"),
     )?;
+    if let Some(text) = args
+        .experimental_watch_progress_notify_interval
+        .or(file.experimental_watch_progress_notify_interval)
+    {
+        let every = node::tokens::parse_go_duration(&text)
+            .map_err(|e| anyhow::anyhow!("--experimental-watch-progress-notify-interval: {e}"))?;
+        // etcd: zero keeps the default, and anything shorter than 100ms is raised to it.
+        if !every.is_zero() {
+            config.watch_progress_every = every.max(WATCH_PROGRESS_EVERY_MIN);
+        }
+    }
     if let Some(spec) = &args.test_crash_at {
         config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
     }
@@ -434,6 +450,9 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     config.validate()?;
     Ok(config)
 }
+
+/// etcd's `minWatchProgressInterval`: a shorter progress interval is raised to it.
+const WATCH_PROGRESS_EVERY_MIN: Duration = Duration::from_millis(100);
 
 /// etcd's auto-compaction flags as a policy; `None` when the retention is zero.
 fn auto_compaction(mode: &str, retention: &str) -> anyhow::Result<Option<node::AutoCompaction>> {
@@ -785,6 +804,29 @@ mod tests {
         refused("periodic", "h", "periodic mode");
         refused("revision", "1h", "number of revisions");
         refused("daily", "1", "expected periodic or revision");
+    }
+
+    #[test]
+    fn the_watch_progress_interval_reads_as_etcds_flag() {
+        let every = |text: Option<&str>| {
+            let mut a = args("x");
+            a.experimental_watch_progress_notify_interval = text.map(str::to_string);
+            resolve(a).map(|c| c.watch_progress_every)
+        };
+        assert_eq!(every(None).unwrap(), Duration::from_secs(600), "etcd's 10m");
+        assert_eq!(every(Some("1s")).unwrap(), Duration::from_secs(1));
+        assert_eq!(every(Some("1m30s")).unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            every(Some("0")).unwrap(),
+            Duration::from_secs(600),
+            "0 keeps it"
+        );
+        assert_eq!(every(Some("5ms")).unwrap(), WATCH_PROGRESS_EVERY_MIN);
+        let e = format!("{:#}", every(Some("10")).unwrap_err());
+        assert!(
+            e.contains("--experimental-watch-progress-notify-interval"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::{runtime, Cluster};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
     TxnOpResponse,
@@ -14,14 +14,6 @@ use std::time::Duration;
 
 /// Every request is bounded: a hung server fails the test instead of hanging it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// A client bound to exactly one member (the crate would balance over several).
 async fn client(endpoint: &str) -> Client {

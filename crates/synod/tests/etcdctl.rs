@@ -235,6 +235,19 @@ fn compaction_and_revision_errors() {
         assert_eq!(etcdctl(a, &["put", "c", v]).ok(), "OK\n");
     } // revs 2..=6
 
+    // A store never compacted takes `compaction 0` (etcd's first compaction revision is -1);
+    // below 0 it is refused as compacted, and nothing changes either way.
+    assert_eq!(
+        etcdctl(a, &["compaction", "0"]).ok(),
+        "compacted revision 0\n"
+    );
+    let negative = etcdctl(a, &["compaction", "--", "-1"]).err();
+    assert!(
+        negative.contains("Error: etcdserver: mvcc: required revision has been compacted\n"),
+        "{negative}"
+    );
+    assert_eq!(etcdctl(b, &["get", "c", "--rev=2"]).ok(), "c\nv1\n");
+
     let future = etcdctl(b, &["get", "c", "--rev=100"]).err();
     assert!(
         future.contains("Error: etcdserver: mvcc: required revision is a future revision\n"),

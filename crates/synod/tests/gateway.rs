@@ -301,6 +301,43 @@ fn the_json_gateway_answers_kv_lease_cluster_and_maintenance_requests_as_etcds()
         None,
     );
     assert_header(&after, "5");
+
+    // Lock and Election, which etcd 3.4's gateway serves too ("lk" is "bGs=", "el" "ZWw=").
+    let locked = post_ok(e, "/v3/lock/lock", r#"{"name":"bGs="}"#, None);
+    let key = locked["key"].as_str().expect("the lock's key").to_string();
+    assert!(
+        String::from_utf8(common::base64_decode(&key))
+            .unwrap()
+            .starts_with("lk/"),
+        "{locked}"
+    );
+    let unlocked = post_ok(
+        e,
+        "/v3/lock/unlock",
+        &json!({ "key": key }).to_string(),
+        None,
+    );
+    assert!(unlocked["header"]["revision"].is_string(), "{unlocked}");
+    let lease = post_ok(e, "/v3/lease/grant", r#"{"TTL":"30"}"#, None);
+    let id = lease["ID"].as_str().expect("a lease id").to_string();
+    let campaign = json!({ "name": "ZWw=", "lease": id, "value": "djE=" }).to_string();
+    let won = post_ok(e, "/v3/election/campaign", &campaign, None);
+    let leader = won["leader"].clone();
+    assert_eq!(leader["name"], "ZWw=", "{won}");
+    let now = post_ok(e, "/v3/election/leader", r#"{"name":"ZWw="}"#, None);
+    assert_eq!(now["kv"]["value"], "djE=", "{now}");
+    post_ok(
+        e,
+        "/v3/election/resign",
+        &json!({ "leader": leader }).to_string(),
+        None,
+    );
+    let (code, none) = post(e, "/v3/election/leader", r#"{"name":"ZWw="}"#, None);
+    assert_eq!(
+        (code, none),
+        (500, error("election: no leader", 2)),
+        "no leader once it resigned"
+    );
 }
 
 /// An RSA key pair as PEM files (`openssl`, as etcd's documentation makes them).

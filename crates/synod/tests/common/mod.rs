@@ -77,6 +77,15 @@ impl Target {
     }
 }
 
+/// The runtime the async interop tests run their clients on: two workers, as CI has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 // ---------------------------------------------------------------------------------------------
 // etcdctl
 
