@@ -51,11 +51,14 @@ pub enum Bug {
     /// at once, without a stop-sign, so it decides alone while the others may still decide
     /// in the configuration that holds the main.
     CheapDropWithoutStopSign,
+    /// A replica that lost its disk votes again as soon as it sees a leader above its fence,
+    /// before it holds the chosen log that leader reaches (the amnesia rule's second half).
+    RebuiltVotesBeforeCaughtUp,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -72,6 +75,7 @@ impl Bug {
         Bug::DropDependencyInPreAccept,
         Bug::ExecuteIgnoringSeq,
         Bug::CheapDropWithoutStopSign,
+        Bug::RebuiltVotesBeforeCaughtUp,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -93,6 +97,7 @@ impl Bug {
             Bug::DropDependencyInPreAccept => "drop-dependency-in-pre-accept",
             Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
             Bug::CheapDropWithoutStopSign => "cheap-drop-without-stop-sign",
+            Bug::RebuiltVotesBeforeCaughtUp => "rebuilt-votes-before-caught-up",
         }
     }
 
