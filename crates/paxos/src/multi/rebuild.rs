@@ -37,7 +37,9 @@
 //! safety. A crash during the rebuild starts it over (the fence is not stored). A rebuilding
 //! replica outside the configuration in force (one added at run time that lost its disk, or
 //! behind a change) learns like a joiner and starts its fence once it is a voter of the
-//! configuration it has entered.
+//! configuration it has entered; one that is a learner there is simply a learner (it echoes
+//! heartbeats, so the leader can promote it once caught up), and the fence starts when a
+//! promotion makes it a voter.
 
 use super::*;
 
@@ -188,7 +190,9 @@ impl Replica {
         if !self.is_voter() {
             return;
         }
-        let Some(i) = self.index_of(from).filter(|_| self.membership.config.is_voter(from))
+        let Some(i) = self
+            .index_of(from)
+            .filter(|_| self.membership.config.is_voter(from))
         else {
             return;
         };
@@ -260,9 +264,13 @@ impl Replica {
             fence.is_some_and(|f| ballot.round > f),
             "a rebuilt replica may vote again only at a ballot above its fence ({fence:?}), not {ballot}"
         );
-        let caught_up = self.rebuild.as_ref().and_then(|r| r.leader).is_some_and(
-            |(b, end)| b == ballot && end.is_some_and(|end| self.chosen_through >= end),
-        );
+        let caught_up = self
+            .rebuild
+            .as_ref()
+            .and_then(|r| r.leader)
+            .is_some_and(|(b, end)| {
+                b == ballot && end.is_some_and(|end| self.chosen_through >= end)
+            });
         assert!(
             caught_up || self.bugs.any(),
             "a rebuilt replica may vote again only once it holds the chosen log through the \
