@@ -998,7 +998,9 @@ pub fn payload_label(p: &Payload) -> String {
                 ..
             } => format!("Learn {} slots, chosen≤{}", records.len(), chosen_through.0),
             Message::RoundQuery => "RoundQuery".to_string(),
-            Message::RoundReport { round } => format!("RoundReport r{round}"),
+            Message::RoundReport { round, log_end, .. } => {
+                format!("RoundReport r{round} end {}", log_end.0)
+            }
             Message::TakeLead { epoch } => format!("TakeLead epoch {epoch}"),
         },
         Payload::Request(r) => match &r.body {
@@ -1346,9 +1348,12 @@ fn explain_peer(
         Message::RoundQuery => {
             format!("{to} tells {from}, which lost its disk, the highest round it has seen{sends}.")
         }
-        Message::RoundReport { round } => {
-            format!("{to} hears {from} has seen round {round}; it will not vote at or below it.")
-        }
+        Message::RoundReport { round, log_end, .. } => format!(
+            "{to} hears {from} has seen round {round} and holds slots through {}; it will not \
+             vote at or below that round, nor before it holds the chosen log through the \
+             leader's log end.",
+            log_end.0
+        ),
         Message::TakeLead { epoch } => format!(
             "{to} is asked by {from}, a leader leaving the configuration, to lead epoch {epoch}: \
              it runs phase 1 at once."

@@ -55,11 +55,14 @@ pub enum Bug {
     /// with no margin for clock drift, so a leader with a slow clock serves reads after a
     /// follower with a fast clock has promised a new leader.
     LeaseWithoutDriftMargin,
+    /// A replica that lost its disk votes again as soon as it sees a leader above its fence,
+    /// before it holds the chosen log that leader reaches (the amnesia rule's second half).
+    RebuiltVotesBeforeCaughtUp,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -77,6 +80,7 @@ impl Bug {
         Bug::ExecuteIgnoringSeq,
         Bug::CheapDropWithoutStopSign,
         Bug::LeaseWithoutDriftMargin,
+        Bug::RebuiltVotesBeforeCaughtUp,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -99,6 +103,7 @@ impl Bug {
             Bug::ExecuteIgnoringSeq => "execute-ignoring-seq",
             Bug::CheapDropWithoutStopSign => "cheap-drop-without-stop-sign",
             Bug::LeaseWithoutDriftMargin => "lease-without-drift-margin",
+            Bug::RebuiltVotesBeforeCaughtUp => "rebuilt-votes-before-caught-up",
         }
     }
 

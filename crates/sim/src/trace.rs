@@ -451,7 +451,11 @@ fn describe_fields(msg: &Message) -> Json {
             "compacted_through": compacted_through.0,
         }),
         Message::RoundQuery => json!({}),
-        Message::RoundReport { round } => json!({ "round": round }),
+        Message::RoundReport {
+            round,
+            log_end,
+            leading,
+        } => json!({ "round": round, "log_end": log_end.0, "leading": leading.to_string() }),
         Message::TakeLead { .. } => json!({}),
     }
 }

@@ -150,7 +150,11 @@ pub fn samples() -> Vec<Message> {
             compacted_through: Slot(0),
         },
         Message::RoundQuery,
-        Message::RoundReport { round: u64::MAX },
+        Message::RoundReport {
+            round: u64::MAX,
+            log_end: Slot(u64::MAX),
+            leading: ballot(4, 2),
+        },
     ]
 }
 

@@ -78,7 +78,9 @@ impl Replica {
         if !self.is_member() {
             return;
         }
-        if self.rebuild.is_some() && from != self.id && !self.observe_leader(from, ballot) {
+        // A rebuilding learner is a learner like any other (its accept is never counted).
+        let rebuilding_voter = self.rebuild.is_some() && self.is_voter();
+        if rebuilding_voter && from != self.id && !self.observe_leader(from, ballot) {
             self.learn_chosen_through(from, ballot, chosen_through);
             return;
         }
@@ -157,9 +159,10 @@ impl Replica {
         if !self.is_member() {
             return;
         }
-        if self.rebuild.is_some() && !self.observe_leader(from, ballot) {
+        if self.rebuild.is_some() && self.is_voter() && !self.observe_leader(from, ballot) {
             // No echo: an echo vouches that no higher promise exists here, which a replica that
-            // forgot its promises cannot vouch for.
+            // forgot its promises cannot vouch for. (A rebuilding learner echoes, as learners
+            // do: its echo only tells the leader how far it has caught up, for promotion.)
             self.learn_chosen_through(from, ballot, chosen_through);
             return;
         }

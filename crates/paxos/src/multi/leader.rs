@@ -124,6 +124,11 @@ impl Replica {
         }
         self.promises.insert(i);
         if self.membership.config.is_phase1_quorum(self.promises) {
+            if self.rebuild.is_some() {
+                // Its ballot is above the fence, but it cannot lead without a vote.
+                self.hand_off_lead();
+                return;
+            }
             self.become_leader();
         }
     }
@@ -141,10 +146,10 @@ impl Replica {
     /// slot it learned of, with "no-op" commands for gaps.)
     fn become_leader(&mut self) {
         debug_assert!(self.ballot.node == self.id && self.promised == self.ballot);
-        if self.rebuild.is_some() {
-            // Phase 1 completed with a quorum of others at a round above the fence.
-            self.regain_vote(self.ballot);
-        }
+        assert!(
+            self.rebuild.is_none(),
+            "a replica that does not vote yet never leads"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.counters.elections_won += 1;

@@ -174,15 +174,23 @@ impl Replica {
     }
 
     /// A replica whose durable state was lost (a wiped or replaced disk) while it was a member
-    /// that may have voted. It must not trust its empty state: it rejoins as a non-voting
-    /// learner and regains its vote only once no promise it may have forgotten can matter
-    /// (see rebuild.rs). The first [`Ready`] persists [`PersistOp::RebuildStarted`].
+    /// that may have voted. It must not trust its empty state: it does not vote (as a learner
+    /// does not) until no promise it may have forgotten can matter and it holds again the
+    /// chosen log it may have voted for (see rebuild.rs). `config` is the configuration it
+    /// knows; if that does not list it (it was added at run time), it learns the one in force
+    /// as a joiner does ([`Replica::join`]) and starts its rebuild once it is a voter there.
+    /// The first [`Ready`] persists [`PersistOp::RebuildStarted`].
     pub fn rebuild(
         id: NodeId,
         config: Configuration,
         options: ReplicaOptions,
     ) -> Result<Replica, ConfigError> {
-        let mut replica = Replica::recover(id, config, options, DurableState::default())?;
+        let state = DurableState {
+            membership: Some(Membership::initial(config)),
+            ..DurableState::default()
+        };
+        let placeholder = Membership::initial_placeholder();
+        let mut replica = Replica::recover(id, placeholder, options, state)?;
         replica.outbox.record(PersistOp::RebuildStarted);
         replica.start_rebuild();
         Ok(replica)
@@ -578,7 +586,11 @@ impl Replica {
                 compacted_through,
             } => self.on_learn(from, records, chosen_through, compacted_through),
             Message::RoundQuery => self.on_round_query(from),
-            Message::RoundReport { round } => self.on_round_report(from, round),
+            Message::RoundReport {
+                round,
+                log_end,
+                leading,
+            } => self.on_round_report(from, round, log_end, leading),
             Message::TakeLead { .. } => self.on_take_lead(from),
         }
     }

@@ -372,9 +372,11 @@ impl Replica {
         stop
     }
 
-    /// A leaving leader asks this voter to lead the configuration it just entered.
+    /// A leaving leader asks this voter to lead the configuration it just entered, or a
+    /// rebuilding replica that won phase 1 without a vote asks a voter that promised it.
     pub(super) fn on_take_lead(&mut self, from: NodeId) {
-        if self.leader == Some(from) && self.is_voter() && self.role != Role::Leader {
+        let asked_by_leader = self.leader == Some(from) || self.promised.node == from;
+        if asked_by_leader && self.is_voter() && self.role != Role::Leader {
             self.campaign();
         }
     }
@@ -399,6 +401,10 @@ impl Replica {
             self.adopt(membership);
             if self.role != Role::Follower {
                 self.step_down(None);
+            }
+            if self.rebuild.is_some() {
+                // The fence must come from the voters of the configuration in force.
+                self.start_rebuild();
             }
         }
         self.install_snapshot(through);

@@ -14,6 +14,8 @@ struct Cluster {
     reads: Vec<ReadOutcome>,
     cut: BTreeSet<(u64, u64)>,
     down: BTreeSet<u64>,
+    /// Replicas whose catch-up answers (`Learn`) and snapshot transfers are lost.
+    starved: BTreeSet<u64>,
     durable: Vec<DurableState>,
     /// Snapshot transfers asked for: (who, from whom, at least through).
     wanted: Vec<(usize, SnapshotWanted)>,
@@ -50,6 +52,7 @@ impl Cluster {
             reads: Vec::new(),
             cut: BTreeSet::new(),
             down: BTreeSet::new(),
+            starved: BTreeSet::new(),
             durable: vec![DurableState::default(); n as usize],
             wanted: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(1),
@@ -97,6 +100,9 @@ impl Cluster {
     /// Serves the snapshot transfers asked for: copies the peer's snapshot prefix.
     fn transfer_snapshots(&mut self) {
         for (i, w) in std::mem::take(&mut self.wanted) {
+            if self.starved.contains(&(i as u64 + 1)) {
+                continue;
+            }
             let from = (w.from.0 - 1) as usize;
             let through = self.replicas[from].compacted_through();
             assert!(through >= w.through, "asked for more than the peer holds");
@@ -135,7 +141,8 @@ impl Cluster {
                 return;
             };
             let cut = self.cut.contains(&(from.0, to.0)) || self.cut.contains(&(to.0, from.0));
-            if !cut && !self.down.contains(&to.0) {
+            let starved = self.starved.contains(&to.0) && matches!(msg, Message::Learn { .. });
+            if !cut && !starved && !self.down.contains(&to.0) {
                 let _ = self.r(to.0).step(from, msg);
             }
         }
@@ -868,6 +875,68 @@ fn a_wiped_replica_neither_promises_nor_accepts_until_it_regains_its_vote() {
     c.settle();
     c.tick_all(4);
     c.assert_applied(&[1, 2, 3], &[cmd(1, 1), cmd(1, 2)]);
+}
+
+/// Wipes n3 after six chosen slots, loses its catch-up answers for 200 ticks while the others
+/// elect a leader above its fence, then heals. Returns when n3 voted while holding less
+/// than the chosen log, if it did.
+fn rebuilt_replica_votes_behind(bugs: PlantedBugs) -> Option<String> {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.commit_one_by_one(1, 1..=6);
+    c.tick_all(2);
+    let chosen_before = c.r(1).chosen_through();
+    let round_before = c.r(1).ballot().round;
+    assert_eq!(chosen_before, Slot(6));
+    c.crash(3);
+    c.wipe_and_restart(3);
+    c.r(3).bugs = bugs;
+    // n3's catch-up answers are lost for a while: it cannot hold the log yet.
+    c.starved.insert(3);
+    for tick in 0..200 {
+        c.tick_all(1);
+        if c.r(3).is_voting() && c.r(3).chosen_through() < chosen_before {
+            return Some(format!(
+                "n3 votes again at tick {tick} holding the chosen log only through {}",
+                c.r(3).chosen_through()
+            ));
+        }
+    }
+    let leader = c.leader().expect("a leader");
+    let ballot = c.r(leader.0).ballot();
+    assert!(
+        ballot.round > round_before,
+        "no leader above the fence came, so the test proves nothing: {ballot}"
+    );
+    c.starved.clear();
+    c.tick_all(60);
+    assert!(c.r(3).is_voting(), "never regained its vote once caught up");
+    assert!(c.r(3).chosen_through() >= chosen_before);
+    let leader = c.leader().expect("a leader");
+    c.r(leader.0).propose(cmd(1, 7)).unwrap();
+    c.settle();
+    c.tick_all(4);
+    let all: Vec<Command> = (1..=7).map(|s| cmd(1, s)).collect();
+    c.assert_applied(&[1, 2, 3], &all);
+    None
+}
+
+/// The amnesia rule's second half (rebuild.rs): a leader above the fence is not enough; the
+/// wiped replica votes only once it holds the chosen log through that leader's log end, so
+/// it never counts in a quorum while the values it may have voted for are on fewer disks.
+#[test]
+fn a_rebuilt_replica_votes_only_once_it_holds_the_chosen_log() {
+    assert_eq!(rebuilt_replica_votes_behind(PlantedBugs::none()), None);
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_rebuilt_votes_before_caught_up_is_caught() {
+    let bugs = PlantedBugs::only(Bug::RebuiltVotesBeforeCaughtUp);
+    assert!(
+        rebuilt_replica_votes_behind(bugs).is_some(),
+        "the planted bug went unnoticed"
+    );
 }
 
 #[test]

@@ -183,10 +183,17 @@ pub enum Message {
     /// A rebuilding replica asks every member for the highest round it has seen, to learn a
     /// round above any ballot it may have promised before it lost its disk.
     RoundQuery,
-    /// Answer to [`Message::RoundQuery`]: the highest round the sender has seen or promised.
+    /// Answer to [`Message::RoundQuery`]: the highest round the sender has seen or promised,
+    /// and how far its log reaches.
     RoundReport {
         /// That round.
         round: u64,
+        /// The highest slot the sender holds an entry for, knows chosen, or proposed as
+        /// leader: a rebuilding replica catches up through the leader's before it votes.
+        log_end: Slot,
+        /// The ballot the sender leads at when it answers (`Ballot::ZERO` if it does not
+        /// lead), so a rebuilding replica takes the log end only from the leader it follows.
+        leading: Ballot,
     },
     /// A leader leaving the configuration (removed, or made a learner) asks a voter of the
     /// next one to run phase 1 at once rather than wait out an election timeout. Taken only

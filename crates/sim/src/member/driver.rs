@@ -17,7 +17,7 @@ use member::bugs::MemberBugs;
 use member::cluster::{MemberInfo, MemberTable};
 use member::snapshot::{AppliedSnapshot, BodyJob, ChunkStored, EncodedBody};
 use member::{Member, MemberOptions, MemberParts, Micros};
-use paxos::multi::{Applier, PersistOp, Replica, ReplicaOptions};
+use paxos::multi::{Applier, Membership, PersistOp, Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec, Slot};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -134,12 +134,32 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         }
     }
     let fresh = state.membership.is_none() && state.entries.is_empty();
-    let replica = if parts.join && state.membership.is_none() {
+    // Nothing at all on the disk since the wipe: not even `RebuildStarted`, a promise or a
+    // snapshot installed while rebuilding (a rebuild that crashed goes on from its disk, with
+    // what it caught up: booting it empty again left its store ahead of its core, `chosen 0`,
+    // which never caught up: the member campaign's liveness failures with wipes on).
+    let empty = fresh
+        && state.promised.is_none()
+        && !state.rebuilding
+        && state.compacted_through == Slot::ZERO;
+    let replica = if parts.rebuild && empty {
+        // A wiped disk, whether the member was one of the first or joined later: it may have
+        // voted, so it rebuilds (from what it knows; outside that, it learns as a joiner).
+        Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
+    } else if parts.join && state.membership.is_none() && !state.rebuilding {
         // Nothing it learned reached its disk yet: it joins again from what it knows.
         Replica::join(NodeId(parts.id), configuration, parts.replica)?
-    } else if parts.rebuild && fresh && state.promised.is_none() {
-        Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
     } else {
+        if parts.rebuild {
+            // Wiped and not yet voting durably: whatever reached the disk since (a snapshot
+            // may be there before `RebuildStarted` was synced), the rebuild goes on.
+            state.rebuilding = true;
+        }
+        if state.rebuilding && state.membership.is_none() {
+            // A rebuild that crashed before it entered a configuration: it goes on from the
+            // one it knows, as `Replica::rebuild` started it (it may not be listed there).
+            state.membership = Some(Membership::initial(configuration.clone()));
+        }
         Replica::recover(NodeId(parts.id), configuration, parts.replica, state)?
     };
     let mut options = parts.member;

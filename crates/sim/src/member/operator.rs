@@ -110,11 +110,11 @@ impl MemberSimulation {
     }
 
     /// Whether place `i`'s disk may be wiped: every other member is up, votes durably (none
-    /// is rebuilding after a wipe) and has every slot `i` knows chosen. A rebuilt member
-    /// regains its vote once no promise it forgot can matter, before it has the log again
-    /// (rebuild.rs): a value chosen by `i` and one other would then be on one disk, and that
-    /// disk's loss is a second failure, which no quorum of three survives (seed 91 of the
-    /// member campaign found it when this asked less).
+    /// is rebuilding after a wipe) and has every slot `i` knows chosen. Paxos survives one
+    /// lost disk, not the last copies of a chosen value: a value chosen by `i` and one other
+    /// must not lose both. A rebuilding member counts as a lost disk until it votes again,
+    /// which it does only once it holds the chosen log (rebuild.rs; seed 91 of the member
+    /// campaign lost acknowledged writes when it voted again before, and this asked less).
     pub(super) fn may_wipe(&self, i: usize) -> bool {
         let chosen = |n: &super::Node| n.run.as_ref().map(|r| r.member.status().chosen_through);
         let Some(mine) = chosen(&self.nodes[i]) else {

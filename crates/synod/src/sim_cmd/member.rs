@@ -34,6 +34,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
         config.membership = args.membership;
+        config.wipes = args.wipes;
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -64,10 +65,16 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
     let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
-    if args.membership {
-        // An operator adds, promotes and removes members through the Cluster API.
-        spec.tweak = Some(|c: &mut MemberSimConfig| c.membership = true);
-    }
+    // An operator adds, promotes and removes members through the Cluster API; disks wiped.
+    spec.tweak = match (args.membership, args.wipes) {
+        (false, false) => None,
+        (true, false) => Some(|c: &mut MemberSimConfig| c.membership = true),
+        (false, true) => Some(|c: &mut MemberSimConfig| c.wipes = true),
+        (true, true) => Some(|c: &mut MemberSimConfig| {
+            c.membership = true;
+            c.wipes = true;
+        }),
+    };
     spec.threads = threads_of(args.threads);
     let started = Instant::now();
     let runs = run_member_seeds(&spec, &|_: &MemberRunReport| {});
