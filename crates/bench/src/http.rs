@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn chunks_are_joined_and_a_bad_size_ends_the_body() {
-        assert_eq!(dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), "hello world");
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
         assert_eq!(dechunk("5\r\nhello\r\nzz\r\nmore"), "hello");
     }
 }

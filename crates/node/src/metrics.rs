@@ -466,13 +466,17 @@ impl Observer {
                 }
             }
             self.proposed.first_reached(proposed, now);
-            self.proposed.second_reached(chosen, now, &m.propose_to_chosen);
+            self.proposed
+                .second_reached(chosen, now, &m.propose_to_chosen);
         } else if self.leading_at.take().is_some() {
             self.proposed.restart(chosen);
         }
         self.chosen.first_reached(chosen, now);
-        self.chosen
-            .second_reached(member.applier().applied_through(), now, &m.chosen_to_applied);
+        self.chosen.second_reached(
+            member.applier().applied_through(),
+            now,
+            &m.chosen_to_applied,
+        );
     }
 
     /// The peers to probe for their round-trip time now: every other member whose last
@@ -563,7 +567,11 @@ impl Observer {
             &mut self.last.configurations_entered,
             c.configurations_entered,
         );
-        bump(&m.accepts_resent, &mut self.last.accepts_resent, c.accepts_resent);
+        bump(
+            &m.accepts_resent,
+            &mut self.last.accepts_resent,
+            c.accepts_resent,
+        );
         bump(&m.read_rounds, &mut self.last.read_rounds, c.read_rounds);
         bump(
             &m.read_round_reads,

@@ -42,8 +42,20 @@ const INTERVAL_MIN: Duration = Duration::from_millis(100);
 
 /// The columns, in order, for both faces.
 const COLUMNS: [&str; 14] = [
-    "ENDPOINT", "MEMBER", "ROLE", "BALLOT", "CHOSEN", "APPLIED", "LAG", "FSYNC99ms", "LEADERS",
-    "ALARM", "REQ/s", "P50ms", "P99ms", "RTT99ms",
+    "ENDPOINT",
+    "MEMBER",
+    "ROLE",
+    "BALLOT",
+    "CHOSEN",
+    "APPLIED",
+    "LAG",
+    "FSYNC99ms",
+    "LEADERS",
+    "ALARM",
+    "REQ/s",
+    "P50ms",
+    "P99ms",
+    "RTT99ms",
 ];
 
 /// `synod top`.
@@ -483,11 +495,18 @@ mod tests {
             .replace("le=\"+Inf\"} 10", "le=\"+Inf\"} 5");
         assert_ne!(before_leader, LEADER);
         let before = vec![Some(Metrics::parse(&before_leader)), None, None];
-        let now = vec![Some(Metrics::parse(LEADER)), Some(Metrics::parse(etcd)), None];
+        let now = vec![
+            Some(Metrics::parse(LEADER)),
+            Some(Metrics::parse(etcd)),
+            None,
+        ];
         let endpoints: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let view = View::new(&endpoints, &before, &now, Duration::from_secs(2));
         let text = view.text();
-        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         assert_eq!(lines[0], COLUMNS);
         // 20 calls over 2 s; fsync p99 over the interval: rank 4.95 of the 5 in (1 ms, 2 ms].
         assert_eq!(
@@ -512,6 +531,9 @@ mod tests {
         assert!((quantile(&b, 0.75).unwrap() - 0.15).abs() < 1e-9);
         assert_eq!(quantile(&[(0.1, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
         // Everything above the top bound: the top bound.
-        assert_eq!(quantile(&[(0.1, 0.0), (f64::INFINITY, 4.0)], 0.5), Some(0.1));
+        assert_eq!(
+            quantile(&[(0.1, 0.0), (f64::INFINITY, 4.0)], 0.5),
+            Some(0.1)
+        );
     }
 }

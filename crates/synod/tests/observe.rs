@@ -231,14 +231,17 @@ fn metrics_and_health_follow_the_cluster() {
         for i in 0..3 {
             for peer in (0..3).filter(|p| *p != i) {
                 let to = format!("To=\"{:x}\"", ids[peer]);
-                wait_for(&format!("member {i} times its round trip to {peer}"), || {
-                    let n = sample(
-                        &scrape(&cluster, i),
-                        "etcd_network_peer_round_trip_time_seconds_count",
-                        &[&to],
-                    )?;
-                    (n >= 1.0).then_some(())
-                });
+                wait_for(
+                    &format!("member {i} times its round trip to {peer}"),
+                    || {
+                        let n = sample(
+                            &scrape(&cluster, i),
+                            "etcd_network_peer_round_trip_time_seconds_count",
+                            &[&to],
+                        )?;
+                        (n >= 1.0).then_some(())
+                    },
+                );
             }
         }
     }
@@ -260,23 +263,33 @@ fn metrics_and_health_follow_the_cluster() {
     if target == Target::Synod {
         let stopped = format!("To=\"{:x}\"", ids[others[0]]);
         let running = format!("To=\"{:x}\"", ids[others[1]]);
-        let lag_before = sample(&scrape(&cluster, alone), "synod_paxos_peer_lag_slots", &[&stopped])
-            .unwrap_or(0.0);
+        let lag_before = sample(
+            &scrape(&cluster, alone),
+            "synod_paxos_peer_lag_slots",
+            &[&stopped],
+        )
+        .unwrap_or(0.0);
         rt.block_on(async {
             let mut client = etcd_client::Client::connect([cluster.endpoint(alone)], None)
                 .await
                 .expect("connect");
             for k in 0..LAG_PUTS {
-                client.put(format!("lag/{k}"), "v", None).await.expect("put");
+                client
+                    .put(format!("lag/{k}"), "v", None)
+                    .await
+                    .expect("put");
             }
         });
-        wait_for("the leader's lag figure for the stopped member grows", || {
-            let metrics = scrape(&cluster, alone);
-            let lag = sample(&metrics, "synod_paxos_peer_lag_slots", &[&stopped])?;
-            let live = sample(&metrics, "synod_paxos_peer_lag_slots", &[&running])?;
-            // The running follower echoes each heartbeat: it is behind by what is in flight.
-            (lag >= lag_before + LAG_PUTS as f64 && live < LAG_PUTS as f64).then_some(())
-        });
+        wait_for(
+            "the leader's lag figure for the stopped member grows",
+            || {
+                let metrics = scrape(&cluster, alone);
+                let lag = sample(&metrics, "synod_paxos_peer_lag_slots", &[&stopped])?;
+                let live = sample(&metrics, "synod_paxos_peer_lag_slots", &[&running])?;
+                // The running follower echoes each heartbeat: it is behind by what is in flight.
+                (lag >= lag_before + LAG_PUTS as f64 && live < LAG_PUTS as f64).then_some(())
+            },
+        );
     }
     cluster.stop(others[1]);
     wait_for("the member alone has no leader", || {
@@ -363,7 +376,11 @@ impl PaxosFigures {
 /// waits.
 fn paxos_figures_move_with_the_load(cluster: &Cluster, before: &PaxosFigures) {
     let puts = PUTS as f64;
-    assert_eq!(cluster.leader(), before.leader, "the leader changed under load");
+    assert_eq!(
+        cluster.leader(),
+        before.leader,
+        "the leader changed under load"
+    );
     wait_for("the leader's slot figures move with the puts", || {
         let m = scrape(cluster, before.leader);
         let get = |name: &str| sample(&m, name, &[]).unwrap_or(0.0);
@@ -381,17 +398,24 @@ fn paxos_figures_move_with_the_load(cluster: &Cluster, before: &PaxosFigures) {
             .then_some(())
     });
     for (i, applied_before) in before.applied_slots.iter().enumerate() {
-        wait_for(&format!("member {i} times each slot from chosen to applied"), || {
-            let n = value(cluster, i, "synod_paxos_chosen_to_applied_seconds_count");
-            (n >= applied_before + puts).then_some(())
-        });
+        wait_for(
+            &format!("member {i} times each slot from chosen to applied"),
+            || {
+                let n = value(cluster, i, "synod_paxos_chosen_to_applied_seconds_count");
+                (n >= applied_before + puts).then_some(())
+            },
+        );
     }
     // Only a leader knows how far the others are.
     let follower = (before.leader + 1) % 3;
     wait_for(&format!("follower {follower} serves no lag figure"), || {
-        sample(&scrape(cluster, follower), "synod_paxos_peer_lag_slots", &[])
-            .is_none()
-            .then_some(())
+        sample(
+            &scrape(cluster, follower),
+            "synod_paxos_peer_lag_slots",
+            &[],
+        )
+        .is_none()
+        .then_some(())
     });
 }
 
@@ -412,7 +436,11 @@ fn a_slow_write_is_logged_with_its_steps() {
             .find(|l| l.contains("request took too long") && l.contains("kind=\"write\""))
             .map(String::from)
     });
-    for step in ["step_wait_for_leader=", "step_propose_to_applied=", "step_answer="] {
+    for step in [
+        "step_wait_for_leader=",
+        "step_propose_to_applied=",
+        "step_answer=",
+    ] {
         assert!(line.contains(step), "no {step} in: {line}");
     }
     assert!(line.contains("routed=proposed"), "{line}");
@@ -425,7 +453,11 @@ fn a_slow_write_is_logged_with_its_steps() {
     let ms: f64 = step
         .strip_suffix("ms")
         .and_then(|v| v.parse().ok())
-        .or_else(|| step.strip_suffix('s').and_then(|v| v.parse::<f64>().ok()).map(|s| s * 1000.0))
+        .or_else(|| {
+            step.strip_suffix('s')
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|s| s * 1000.0)
+        })
         .unwrap_or_else(|| panic!("step {step:?} in: {line}"));
     assert!(ms >= 700.0, "{line}");
 }
@@ -508,7 +540,11 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
     top.args(["top", "--once", "--endpoints", &cluster.endpoints()]);
     let shown = common::run_bounded(top, None, Duration::from_secs(30)).ok();
     let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines.len(), 5, "a header, three members, a summary:\n{shown}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, three members, a summary:\n{shown}"
+    );
     let rows: Vec<Vec<&str>> = lines[1..4]
         .iter()
         .map(|l| l.split_whitespace().collect())
@@ -535,7 +571,12 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
             let mut top = std::process::Command::new(env!("CARGO_BIN_EXE_synod"));
             top.args(["top", "--once", "--endpoints", cluster.endpoint(next)]);
             let shown = common::run_bounded(top, None, Duration::from_secs(30)).ok();
-            let row: Vec<String> = shown.lines().nth(1)?.split_whitespace().map(String::from).collect();
+            let row: Vec<String> = shown
+                .lines()
+                .nth(1)?
+                .split_whitespace()
+                .map(String::from)
+                .collect();
             row.get(13)?.parse::<f64>().ok()
         });
     }

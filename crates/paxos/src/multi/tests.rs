@@ -532,7 +532,10 @@ fn a_read_is_confirmed_by_a_quorum_round_and_fails_on_a_deposed_leader() {
     );
     // The counters the node serves as metrics: one round carried both reads.
     assert_eq!(
-        (c.r(1).counters().read_rounds, c.r(1).counters().read_round_reads),
+        (
+            c.r(1).counters().read_rounds,
+            c.r(1).counters().read_round_reads
+        ),
         (1, 2)
     );
     c.reads.clear();
@@ -591,7 +594,10 @@ fn stalled_accepts_are_resent_and_counted_and_peers_report_their_chosen_prefix()
         c.r(1).peers_chosen_through(),
         vec![(NodeId(2), Slot(1)), (NodeId(3), Slot(1))]
     );
-    assert!(c.r(2).peers_chosen_through().is_empty(), "only a leader knows");
+    assert!(
+        c.r(2).peers_chosen_through().is_empty(),
+        "only a leader knows"
+    );
 }
 
 #[test]
