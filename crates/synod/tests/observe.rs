@@ -419,49 +419,6 @@ fn paxos_figures_move_with_the_load(cluster: &Cluster, before: &PaxosFigures) {
     });
 }
 
-/// A write slower than the threshold is logged with where its time went, step by step, as
-/// etcd's request trace does: here every sync is slowed (a test-only flag), so the step from
-/// proposing to applied carries the time. Synod only: etcd's trace has its own steps.
-#[test]
-fn a_slow_write_is_logged_with_its_steps() {
-    if Target::from_env() == Target::Etcd {
-        return;
-    }
-    let cluster = Cluster::start_with_flags(1, &["--test-slow-fsync-ms", "700"]);
-    etcdctl(cluster.endpoint(0), &["put", "slow", "v"]).ok();
-    let log = &cluster.member(0).log;
-    let line = wait_for("the slow put is logged", || {
-        let text = std::fs::read_to_string(log).ok()?;
-        text.lines()
-            .find(|l| l.contains("request took too long") && l.contains("kind=\"write\""))
-            .map(String::from)
-    });
-    for step in [
-        "step_wait_for_leader=",
-        "step_propose_to_applied=",
-        "step_answer=",
-    ] {
-        assert!(line.contains(step), "no {step} in: {line}");
-    }
-    assert!(line.contains("routed=proposed"), "{line}");
-    // The sync's 700 ms is in the step from proposing to applied, not elsewhere.
-    let step = line
-        .split("step_propose_to_applied=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_default();
-    let ms: f64 = step
-        .strip_suffix("ms")
-        .and_then(|v| v.parse().ok())
-        .or_else(|| {
-            step.strip_suffix('s')
-                .and_then(|v| v.parse::<f64>().ok())
-                .map(|s| s * 1000.0)
-        })
-        .unwrap_or_else(|| panic!("step {step:?} in: {line}"));
-    assert!(ms >= 700.0, "{line}");
-}
-
 #[test]
 fn version_and_unknown_paths_answer_as_etcd() {
     let cluster = Cluster::start(1);
