@@ -63,7 +63,7 @@ fn http(method: &str, url: &str, path: &str) -> std::io::Result<Answer> {
         .get("transfer-encoding")
         .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
     {
-        dechunk(rest)
+        bench::http::dechunk(rest)
     } else {
         rest.to_string()
     };
@@ -72,19 +72,6 @@ fn http(method: &str, url: &str, path: &str) -> std::io::Result<Answer> {
         headers,
         body,
     })
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    body
 }
 
 /// The sum of every sample of `name` whose labels contain each of `labels` (`k="v"`).
