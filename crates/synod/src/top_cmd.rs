@@ -103,10 +103,20 @@ struct Metrics {
     buckets: BTreeMap<String, BTreeMap<Bound, f64>>,
 }
 
-/// A bucket's upper bound, ordered (`+Inf` last).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+/// A bucket's upper bound, ordered (`+Inf` last) by `f64::total_cmp`.
+#[derive(Clone, Copy, Debug)]
 struct Bound(f64);
+impl PartialEq for Bound {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
 impl Eq for Bound {}
+impl PartialOrd for Bound {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Bound {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
