@@ -3,6 +3,8 @@
 //! - [`BenchArgs`]: the command-line flags; [`run_cli`] runs them and prints the report.
 //! - [`run`]: the same from a program, on a [`BenchConfig`], returning a [`BenchReport`].
 //! - [`probe`]: one linearizable Range against an endpoint, to tell when a cluster serves.
+//! - [`http`]: a plain HTTP/1.1 `GET` of a member's `/metrics` or `/health`, for the tools
+//!   that watch a cluster.
 //! - [`reference`]: etcd's KV API from memory, no replication and no fsync: the yardstick
 //!   `cargo xtask bench-vs-etcd` measures beside etcd and Synod.
 //!
@@ -12,6 +14,7 @@
 //! digits) per client, merged at the end, so recording never contends.
 
 mod config;
+pub mod http;
 pub mod reference;
 mod report;
 mod watch;

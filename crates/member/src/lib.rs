@@ -135,6 +135,6 @@ mod tests;
 pub use error::MemberError;
 pub use member::{
     Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, Member, MemberOptions, MemberParts,
-    Output, ReadAnswer, Request, RequestId, Status, WriteAnswer,
+    Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace, SLOW_TRACE_AFTER,
 };
 pub use time::Micros;

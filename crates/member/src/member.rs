@@ -364,7 +364,33 @@ struct PendingWrite {
     for_: WriteFor,
     deadline: Micros,
     resend_at: Micros,
+    /// Where its time goes, for the driver's slow-request log.
+    trace: WriteTrace,
 }
+
+/// Where a client write's time went, as this member saw it, on the caller's clock (each
+/// stamp is the time of the input during which it happened). Kept only for writes slower
+/// than [`SLOW_TRACE_AFTER`], for the driver to log ([`Member::slow_write_trace`]); it never
+/// steers anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteTrace {
+    /// The request reached the member.
+    pub taken: Micros,
+    /// It was first handed to the core here (as leader) or forwarded to the leader; `None`
+    /// while no leader was known.
+    pub routed: Option<Micros>,
+    /// Whether that first routing was a forward to another member.
+    pub forwarded: bool,
+    /// Times it was routed again: a re-send every 500 ms, or to a new leader.
+    pub rerouted: u32,
+    /// The slot it was chosen in was applied here (the answer is decided at this moment).
+    pub applied: Micros,
+}
+
+/// A write that took at least this long from taken to applied keeps its [`WriteTrace`].
+pub const SLOW_TRACE_AFTER: Duration = Duration::from_millis(100);
+/// The most recent slow writes' traces kept (the driver reads each right after its answer).
+const SLOW_TRACES_MAX: usize = 64;
 
 /// A leadership transfer this member (the leader when it began) waits on.
 struct Transfer {
@@ -449,6 +475,8 @@ pub struct Member {
     epoch_seen: u64,
     /// The time of the input being handled (the caller's clock; never goes back here).
     clock: Micros,
+    /// The latest slow client writes' traces, by request (bounded: [`SLOW_TRACES_MAX`]).
+    slow_traces: VecDeque<(RequestId, WriteTrace)>,
     /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
     bugs: MemberBugs,
 }
@@ -506,6 +534,7 @@ impl Member {
             said_removed: false,
             epoch_seen: 0,
             clock: now,
+            slow_traces: VecDeque::new(),
             bugs: MemberBugs::none(),
             options: parts.options,
         };
@@ -845,6 +874,16 @@ impl Member {
         }
     }
 
+    /// Where the time of client write `id` went, if it was slower than [`SLOW_TRACE_AFTER`]
+    /// and is among the latest such (the driver asks right after its answer).
+    pub fn slow_write_trace(&self, id: RequestId) -> Option<WriteTrace> {
+        self.slow_traces
+            .iter()
+            .rev()
+            .find(|(r, _)| *r == id)
+            .map(|(_, t)| *t)
+    }
+
     /// Requests waiting for an answer (writes, reads, transfers, defragments).
     pub fn waiting(&self) -> usize {
         self.writes
@@ -1171,6 +1210,13 @@ impl Member {
                 for_,
                 deadline: now + self.options.request_timeout,
                 resend_at: now + RESEND_EVERY,
+                trace: WriteTrace {
+                    taken: now,
+                    routed: None,
+                    forwarded: false,
+                    rerouted: 0,
+                    applied: now,
+                },
             },
         );
         self.route_write(id);
@@ -1183,7 +1229,21 @@ impl Member {
             return;
         };
         let command = w.command.clone();
-        if self.replica.role() == Role::Leader {
+        let leading = self.replica.role() == Role::Leader;
+        let leader_known = self.replica.leader().is_some_and(|l| l.0 != self.me());
+        if leading || leader_known {
+            let clock = self.clock;
+            if let Some(w) = self.writes.get_mut(&id) {
+                match w.trace.routed {
+                    None => {
+                        w.trace.routed = Some(clock);
+                        w.trace.forwarded = !leading;
+                    }
+                    Some(_) => w.trace.rerouted = w.trace.rerouted.saturating_add(1),
+                }
+            }
+        }
+        if leading {
             match self.replica.propose(command) {
                 Ok(()) => return,
                 Err(ProposeError::TooLarge { .. }) => {
@@ -1314,6 +1374,19 @@ impl Member {
             // Our own latest command cannot be older than our latest: a broken session table.
             SessionOutcome::Stale => Err(MemberError::Timeout),
         };
+        if let WriteFor::Client(request) = w.for_ {
+            let took = self.clock.saturating_since(w.trace.taken);
+            if took >= SLOW_TRACE_AFTER {
+                if self.slow_traces.len() >= SLOW_TRACES_MAX {
+                    self.slow_traces.pop_front();
+                }
+                let trace = WriteTrace {
+                    applied: self.clock,
+                    ..w.trace
+                };
+                self.slow_traces.push_back((request, trace));
+            }
+        }
         self.answer_write(w.for_, out);
     }
 

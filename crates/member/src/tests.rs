@@ -489,6 +489,42 @@ fn three_members_answer_puts_at_the_leader_and_at_a_follower() {
         == 3)));
 }
 
+/// A write slowed down by a quorum that does not answer keeps where its time went: taken,
+/// forwarded at once by a follower, applied only after the links came back. A fast write
+/// keeps nothing.
+#[test]
+fn a_slow_write_keeps_its_trace_and_a_fast_one_does_not() {
+    let mut c = Cluster::new(3, 11);
+    let leader = c.elect();
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let fast = c.request(follower, put("a", "1"));
+    assert!(c.tick_until(SEC, |c| c.answered(fast)));
+    assert_eq!(c.member(follower).slow_write_trace(fast), None);
+    // The leader's accepts are held: nothing is chosen for a while.
+    c.held_links = (1..=3)
+        .filter(|&f| f != leader)
+        .map(|f| (leader, f))
+        .collect();
+    let taken = c.now;
+    let slow = c.request(follower, put("b", "2"));
+    // Held, it waits at least until a new leader (elected without the old one's heartbeats)
+    // or the release chooses it.
+    assert!(c.tick_until(2 * SEC, |c| c.answered(slow)));
+    c.release();
+    assert_put_ok(c.answer(slow));
+    let trace = c
+        .member(follower)
+        .slow_write_trace(slow)
+        .expect("the slow write's trace");
+    assert_eq!(trace.taken, taken);
+    assert_eq!(trace.routed, Some(taken), "forwarded at once");
+    assert!(trace.forwarded);
+    assert!(
+        trace.applied.saturating_since(taken) >= crate::SLOW_TRACE_AFTER,
+        "{trace:?}"
+    );
+}
+
 /// Read-index at a follower: the leader confirms its leadership and names a slot; the
 /// follower answers only once it has applied through that slot, so it never serves a value
 /// older than a write acknowledged before the read began.

@@ -476,6 +476,9 @@ impl Core {
             );
             if tick {
                 self.observer.on_tick(&self.member);
+                for to in self.observer.probes_due(&self.member) {
+                    self.send(to, &PeerMessage::Probe);
+                }
             }
         }
         // A snapshot still being encoded or written ends first: its thread renames its file
@@ -495,7 +498,7 @@ impl Core {
         for (_, waiting) in self.replies.drain() {
             if waiting.reply.kind() == RequestKind::Write {
                 self.observer
-                    .answered(RequestKind::Write, waiting.since.elapsed(), true);
+                    .answered(RequestKind::Write, waiting.since.elapsed(), true, None);
             }
             waiting.reply.fail(NodeError::Stopped);
         }
@@ -547,7 +550,13 @@ impl Core {
         for m in batch {
             self.observer.received(m.from, m.bytes.len());
             match peer::decode(&m.bytes) {
-                Ok(msg) => messages.push((m.from, msg)),
+                Ok(msg) => {
+                    if let PeerMessage::ProbeReply { .. } = msg {
+                        // The answer to the round-trip probe `probes_due` sent.
+                        self.observer.probe_answered(m.from);
+                    }
+                    messages.push((m.from, msg))
+                }
                 Err(e) => tracing::warn!(from = m.from, error = %e, "refused a peer message"),
             }
         }
@@ -616,8 +625,13 @@ impl Core {
                 Output::Answer { id, answer } => match self.replies.remove(&id) {
                     Some(Waiting { reply, since }) => {
                         let failed = matches!(answer, member::Answer::Write(Err(_)));
-                        self.observer
-                            .answered(reply.kind(), since.elapsed(), failed);
+                        let waited = since.elapsed();
+                        // Only a slow write's stages are looked up, and only then logged.
+                        let trace = (waited > crate::metrics::SLOW_REQUEST)
+                            .then(|| self.member.slow_write_trace(id))
+                            .flatten()
+                            .map(|t| (t, self.now()));
+                        self.observer.answered(reply.kind(), waited, failed, trace);
                         reply.answer(answer, &self.whole_store_jobs);
                     }
                     // Only the member's own requests (none today) have no reply here.

@@ -13,15 +13,16 @@
 //! Label values are bounded: peers by member id (the members), refusal reasons and roles by
 //! their enums, gRPC methods by a fixed table (an unknown path is `unknown`).
 
-use member::Member;
-use paxos::multi::Role;
+use member::{Member, Micros, WriteTrace};
+use paxos::multi::{Role, Value};
+use paxos::Slot;
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// etcd's "slow apply": an input whose handling (apply included) took longer than this.
 pub const SLOW_APPLY: Duration = Duration::from_millis(100);
@@ -31,6 +32,20 @@ pub const SLOW_APPLY: Duration = Duration::from_millis(100);
 pub const SLOW_REQUEST: Duration = Duration::from_millis(500);
 /// At most one slow-request line per this long: an overloaded member must not drown its log.
 const SLOW_LOG_EVERY: Duration = Duration::from_secs(1);
+/// How often each peer's round-trip time is probed (etcd's prober runs every few seconds; a
+/// live dashboard wants a fresher figure, and two small messages a second per peer cost
+/// nothing next to heartbeats).
+pub const RTT_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A probe unanswered this long is given up, and the next one sent. Until then no second probe
+/// goes to that peer, so a late reply is never taken for a newer probe's (the probe carries no
+/// number: it is the peer envelope's `Probe`, which every member answers).
+const RTT_PROBE_GIVE_UP: Duration = Duration::from_secs(10);
+/// Ranges of slots whose times are still being followed (proposed, not yet chosen; chosen, not
+/// yet applied). One range per input at most, so this bounds the memory, not the samples.
+const TIMED_RANGES_MAX: usize = 4096;
+/// A range of slots wider than this, chosen or applied at once, is a catch-up or a snapshot
+/// install, not the path of a command: it is not timed slot by slot.
+const TIMED_RANGE_SLOTS_MAX: u64 = 4096;
 
 /// Every metric a member serves, registered in one registry.
 pub struct Metrics {
@@ -71,6 +86,15 @@ pub struct Metrics {
     persist_batch_records: Histogram,
     snapshot_sent_bytes: IntCounter,
     snapshot_received_bytes: IntCounter,
+    peer_rtt: HistogramVec,
+    peer_lag: IntGaugeVec,
+    accepts_resent: IntCounter,
+    read_rounds: IntCounter,
+    read_round_reads: IntCounter,
+    pre_votes_refused: IntCounter,
+    commands_per_slot: Histogram,
+    propose_to_chosen: Histogram,
+    chosen_to_applied: Histogram,
     request_seconds: HistogramVec,
     waiting: IntGauge,
     voting: IntGauge,
@@ -125,6 +149,10 @@ impl Metrics {
         let request_buckets = exponential_buckets(0.0001, 2.0, 20)?;
         let bytes_buckets = exponential_buckets(64.0, 4.0, 12)?;
         let records_buckets = exponential_buckets(1.0, 2.0, 12)?;
+        // etcd's buckets for the peer round trip (0.1 ms to ~3.3 s).
+        let rtt_buckets = exponential_buckets(0.0001, 2.0, 16)?;
+        let slot_seconds_buckets = exponential_buckets(0.0001, 2.0, 18)?;
+        let commands_buckets = exponential_buckets(1.0, 2.0, 13)?;
         let m = Metrics {
             has_leader: gauge(&r, "etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")?,
             is_leader: gauge(&r, "etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")?,
@@ -168,6 +196,23 @@ impl Metrics {
             persist_batch_records: histogram(&r, "synod_wal_batch_records", "Persist records per fsync (group commit).", records_buckets)?,
             snapshot_sent_bytes: counter(&r, "synod_snapshot_sent_bytes_total", "Snapshot bytes served to catching-up peers.")?,
             snapshot_received_bytes: counter(&r, "synod_snapshot_received_bytes_total", "Snapshot bytes received from a peer while catching up.")?,
+            peer_rtt: {
+                let h = HistogramVec::new(HistogramOpts::new("etcd_network_peer_round_trip_time_seconds", "Round-Trip-Time histogram between peers (Synod: a Probe and its answer through the peer's core, every second).").buckets(rtt_buckets), &["To"])?;
+                r.register(Box::new(h.clone()))?;
+                h
+            },
+            peer_lag: {
+                let g = IntGaugeVec::new(Opts::new("synod_paxos_peer_lag_slots", "As leader: slots chosen here that the peer has not reported chosen (its last heartbeat echo). Absent on followers."), &["To"])?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            accepts_resent: counter(&r, "synod_paxos_accepts_resent_total", "Accepts (phase 2a) this leader sent again because a slot stayed short of a quorum.")?,
+            read_rounds: counter(&r, "synod_paxos_read_index_rounds_total", "Read-index confirmation rounds this leader started.")?,
+            read_round_reads: counter(&r, "synod_paxos_read_index_reads_total", "Reads carried by those rounds (reads per round = the ratio of the two rates).")?,
+            pre_votes_refused: counter(&r, "synod_paxos_pre_votes_refused_total", "Pre-votes this member refused (it heard a live leader, or does not vote).")?,
+            commands_per_slot: histogram(&r, "synod_paxos_commands_per_slot", "As leader: commands packed into each slot it proposed.", commands_buckets)?,
+            propose_to_chosen: histogram(&r, "synod_paxos_propose_to_chosen_seconds", "As leader: time from proposing a slot (phase 2a) to knowing it chosen, per slot.", slot_seconds_buckets.clone())?,
+            chosen_to_applied: histogram(&r, "synod_paxos_chosen_to_applied_seconds", "Time from this member knowing a slot chosen to applying it, per slot (0 when both happen while handling one input).", slot_seconds_buckets)?,
             request_seconds: {
                 let h = HistogramVec::new(HistogramOpts::new("synod_request_duration_seconds", "Time from a client request reaching the member's core to its answer, by kind (write: propose, chosen, applied; read: read-index and apply wait).").buckets(request_buckets), &["kind"])?;
                 r.register(Box::new(h.clone()))?;
@@ -234,7 +279,75 @@ struct Last {
     elections_won: u64,
     leaderships_lost: u64,
     configurations_entered: u64,
+    accepts_resent: u64,
+    read_rounds: u64,
+    read_round_reads: u64,
+    pre_votes_refused: u64,
     refused: BTreeMap<String, u64>,
+}
+
+/// Follows slots from one event to the next (proposed → chosen, chosen → applied) to time
+/// them: each input that moves the first event's mark adds one range stamped with the time,
+/// and each range is observed, slot by slot, once the second event's mark passes it.
+#[derive(Default)]
+struct SlotTimer {
+    /// The first event's mark as last seen.
+    mark: Slot,
+    /// `(first, last, when)`: slots `first..=last` reached the first event at `when`.
+    ranges: VecDeque<(u64, u64, Instant)>,
+}
+
+impl SlotTimer {
+    /// Starts over from `mark`, forgetting what was followed (a new leadership).
+    fn restart(&mut self, mark: Slot) {
+        self.mark = mark;
+        self.ranges.clear();
+    }
+
+    /// The first event reached `mark` by `now`.
+    fn first_reached(&mut self, mark: Slot, now: Instant) {
+        if mark <= self.mark {
+            return;
+        }
+        let first = self.mark.0 + 1;
+        self.mark = mark;
+        if mark.0 - first >= TIMED_RANGE_SLOTS_MAX {
+            return;
+        }
+        if self.ranges.len() >= TIMED_RANGES_MAX {
+            self.ranges.pop_front();
+        }
+        self.ranges.push_back((first, mark.0, now));
+    }
+
+    /// The second event reached `mark` by `now`: each slot followed up to it is observed.
+    fn second_reached(&mut self, mark: Slot, now: Instant, into: &Histogram) {
+        while let Some((first, last, at)) = self.ranges.front_mut() {
+            if *first > mark.0 {
+                return;
+            }
+            let through = (*last).min(mark.0);
+            let took = now.saturating_duration_since(*at).as_secs_f64();
+            for _ in *first..=through {
+                into.observe(took);
+            }
+            if through == *last {
+                self.ranges.pop_front();
+            } else {
+                *first = through + 1;
+            }
+        }
+    }
+}
+
+/// Round-trip probes: when each peer's outstanding probe left, if one is outstanding.
+#[derive(Default)]
+struct RttProbes {
+    /// When the last round of probes left.
+    last_round: Option<Instant>,
+    outstanding: BTreeMap<u64, Instant>,
+    /// Each peer's histogram handle, so a reply costs no label lookup.
+    handles: BTreeMap<u64, Histogram>,
 }
 
 /// The core task's side: reads the member after its inputs and counts what only the driver
@@ -248,6 +361,14 @@ pub struct Observer {
     sent: BTreeMap<u64, IntCounter>,
     send_failures: BTreeMap<u64, IntCounter>,
     received: BTreeMap<u64, IntCounter>,
+    /// Slots this leader proposed and has not yet seen chosen, and the ballot it leads at.
+    proposed: SlotTimer,
+    leading_at: Option<paxos::Ballot>,
+    /// Slots known chosen here and not yet applied.
+    chosen: SlotTimer,
+    rtt: RttProbes,
+    /// The peers the lag gauge has a series for (cleared when this member stops leading).
+    lagging: usize,
 }
 
 /// At most this many peers get a byte counter of their own; messages from further ids (only a
@@ -290,6 +411,11 @@ impl Observer {
             sent: BTreeMap::new(),
             send_failures: BTreeMap::new(),
             received: BTreeMap::new(),
+            proposed: SlotTimer::default(),
+            leading_at: None,
+            chosen: SlotTimer::default(),
+            rtt: RttProbes::default(),
+            lagging: 0,
         }
     }
 
@@ -316,8 +442,86 @@ impl Observer {
         m.proposals_committed.set(clamp(chosen));
         m.chosen_slot.set(clamp(chosen));
         m.first_unchosen_slot.set(clamp(chosen.saturating_add(1)));
-        m.proposals_applied
-            .set(clamp(member.applier().applied_through().0));
+        let applied = member.applier().applied_through();
+        m.proposals_applied.set(clamp(applied.0));
+        self.time_slots(member, Instant::now());
+    }
+
+    /// Follows the slots through proposed (as leader), chosen and applied, at the granularity
+    /// of the driver's inputs: what the core did within one input happened at its end.
+    fn time_slots(&mut self, member: &Member, now: Instant) {
+        let m = &self.metrics;
+        let replica = member.replica();
+        let chosen = replica.chosen_through();
+        if replica.role() == Role::Leader {
+            if self.leading_at != Some(replica.ballot()) {
+                // A new leadership: whatever this member proposed before is not its to time.
+                self.leading_at = Some(replica.ballot());
+                self.proposed.restart(chosen);
+            }
+            let proposed = replica.proposed_through();
+            for slot in (self.proposed.mark.0 + 1)..=proposed.0 {
+                if let Some((_, Value::Batch(commands), _)) = replica.entry(Slot(slot)) {
+                    m.commands_per_slot.observe(commands.len() as f64);
+                }
+            }
+            self.proposed.first_reached(proposed, now);
+            self.proposed
+                .second_reached(chosen, now, &m.propose_to_chosen);
+        } else if self.leading_at.take().is_some() {
+            self.proposed.restart(chosen);
+        }
+        self.chosen.first_reached(chosen, now);
+        self.chosen.second_reached(
+            member.applier().applied_through(),
+            now,
+            &m.chosen_to_applied,
+        );
+    }
+
+    /// The peers to probe for their round-trip time now: every other member whose last
+    /// probe was answered (or given up), once per [`RTT_PROBE_EVERY`]. The caller sends each
+    /// a `Probe` and reports the answer with [`Observer::probe_answered`].
+    pub fn probes_due(&mut self, member: &Member) -> Vec<u64> {
+        let now = Instant::now();
+        if self
+            .rtt
+            .last_round
+            .is_some_and(|at| now.duration_since(at) < RTT_PROBE_EVERY)
+        {
+            return Vec::new();
+        }
+        self.rtt.last_round = Some(now);
+        let me = member.id();
+        let mut due = Vec::new();
+        for peer in member.replica().config().everyone().map(|n| n.0) {
+            if peer == me {
+                continue;
+            }
+            let waiting = self
+                .rtt
+                .outstanding
+                .get(&peer)
+                .is_some_and(|at| now.duration_since(*at) < RTT_PROBE_GIVE_UP);
+            if !waiting && self.rtt.outstanding.len() < PEER_LABELS_MAX {
+                self.rtt.outstanding.insert(peer, now);
+                due.push(peer);
+            }
+        }
+        due
+    }
+
+    /// Peer `from` answered a probe: its round trip, if one was outstanding.
+    pub fn probe_answered(&mut self, from: u64) {
+        let Some(at) = self.rtt.outstanding.remove(&from) else {
+            return;
+        };
+        let h = self.rtt.handles.entry(from).or_insert_with(|| {
+            self.metrics
+                .peer_rtt
+                .with_label_values(&[&format!("{from:x}")])
+        });
+        h.observe(at.elapsed().as_secs_f64());
     }
 
     /// Every tick: the rest, which costs more (the status, the counters' map).
@@ -363,6 +567,34 @@ impl Observer {
             &mut self.last.configurations_entered,
             c.configurations_entered,
         );
+        bump(
+            &m.accepts_resent,
+            &mut self.last.accepts_resent,
+            c.accepts_resent,
+        );
+        bump(&m.read_rounds, &mut self.last.read_rounds, c.read_rounds);
+        bump(
+            &m.read_round_reads,
+            &mut self.last.read_round_reads,
+            c.read_round_reads,
+        );
+        bump(
+            &m.pre_votes_refused,
+            &mut self.last.pre_votes_refused,
+            c.pre_votes_refused,
+        );
+        let peers = replica.peers_chosen_through();
+        if peers.is_empty() && self.lagging > 0 {
+            // Only a leader knows how far the others are: a follower serves no lag series.
+            m.peer_lag.reset();
+        }
+        self.lagging = peers.len();
+        let chosen = replica.chosen_through();
+        for (peer, theirs) in peers {
+            m.peer_lag
+                .with_label_values(&[&format!("{:x}", peer.0)])
+                .set(clamp(chosen.0.saturating_sub(theirs.0)));
+        }
         for (reason, n) in &c.rejected {
             let label = format!("{reason:?}");
             let last = self.last.refused.entry(label.clone()).or_default();
@@ -410,10 +642,18 @@ impl Observer {
         self.metrics.proposals_pending.inc();
     }
 
-    /// A request of `kind` was answered after `waited`; `failed` for a write that was refused.
-    pub fn answered(&mut self, kind: RequestKind, waited: Duration, failed: bool) {
+    /// A request of `kind` was answered after `waited`; `failed` for a write that was refused;
+    /// `trace`, for a slow write, where the member saw its time go and the member's time of
+    /// the answer.
+    pub fn answered(
+        &mut self,
+        kind: RequestKind,
+        waited: Duration,
+        failed: bool,
+        trace: Option<(WriteTrace, Micros)>,
+    ) {
         if waited > SLOW_REQUEST {
-            self.log_slow(kind, waited, failed);
+            self.log_slow(kind, waited, failed, trace);
         }
         let m = &self.metrics;
         if kind == RequestKind::Write {
@@ -427,7 +667,13 @@ impl Observer {
             .observe(waited.as_secs_f64());
     }
 
-    fn log_slow(&mut self, kind: RequestKind, waited: Duration, failed: bool) {
+    fn log_slow(
+        &mut self,
+        kind: RequestKind,
+        waited: Duration,
+        failed: bool,
+        trace: Option<(WriteTrace, Micros)>,
+    ) {
         let now = std::time::Instant::now();
         if self
             .slow_logged
@@ -436,14 +682,22 @@ impl Observer {
             self.slow_unlogged += 1;
             return;
         }
-        // Where the time went, as far as this member sees it: the request's wait in the
-        // member covers forwarding, proposing, the sync, being chosen and applied (writes),
-        // or the read-index round and the apply wait (reads); the histograms split the rest
-        // (etcd_disk_wal_fsync_duration_seconds, synod_wal_batch_*).
+        // Where the time went, as etcd's request trace says it, step by step (a write's
+        // stages as the member stamped them: see `member::WriteTrace`): waiting for a leader,
+        // then from proposing (or forwarding) to its slot being chosen and applied here (the
+        // sync and the quorum's round: the fsync mean says how much of it was the disk), then
+        // the answer. Reads and other requests have their total only.
+        let stages = trace.map(|(t, answered)| Stages::of(&t, answered));
+        let stage = |f: fn(&Stages) -> String| stages.as_ref().map_or("-".to_string(), f);
         tracing::warn!(
             kind = kind.label(),
             took = ?waited,
             expected = ?SLOW_REQUEST,
+            step_wait_for_leader = %stage(|s| format!("{:?}", s.wait_for_leader)),
+            routed = %stage(|s| (if s.forwarded { "forwarded" } else { "proposed" }).into()),
+            step_propose_to_applied = %stage(|s| format!("{:?}", s.propose_to_applied)),
+            step_answer = %stage(|s| format!("{:?}", s.answer)),
+            rerouted = %stage(|s| s.rerouted.to_string()),
             failed,
             waiting_now = self.metrics.waiting.get(),
             pending_writes = self.metrics.proposals_pending.get(),
@@ -470,6 +724,28 @@ impl Observer {
     pub fn input_handled(&self, took: Duration, applied: bool) {
         if applied && took > SLOW_APPLY {
             self.metrics.slow_apply.inc();
+        }
+    }
+}
+
+/// A slow write's stages, from its [`WriteTrace`] and the member's time of its answer.
+struct Stages {
+    wait_for_leader: Duration,
+    forwarded: bool,
+    propose_to_applied: Duration,
+    answer: Duration,
+    rerouted: u32,
+}
+
+impl Stages {
+    fn of(t: &WriteTrace, answered: Micros) -> Stages {
+        let routed = t.routed.unwrap_or(t.applied);
+        Stages {
+            wait_for_leader: routed.saturating_since(t.taken),
+            forwarded: t.forwarded,
+            propose_to_applied: t.applied.saturating_since(routed),
+            answer: answered.saturating_since(t.applied),
+            rerouted: t.rerouted,
         }
     }
 }

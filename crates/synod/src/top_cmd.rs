@@ -1,15 +1,18 @@
-//! `synod top`: each member's role, ballot, chosen and applied slots, lag, fsync time, leader
-//! changes and alarm, read from every endpoint's `/metrics` and redrawn every second (or
-//! printed once with `--once`). Works against etcd too, showing what its metrics allow (etcd
-//! has no ballot or role metric: the role comes from `etcd_server_is_leader`).
+//! `synod top`: a live view of a cluster in the terminal. Each member's role, ballot, chosen
+//! and applied slots, lag, fsync latency, request rate and latency percentiles, leader changes
+//! and alarm, read from every endpoint's `/metrics` and redrawn every second. Works against
+//! etcd too, showing what its metrics allow (etcd has no ballot, role or request-latency
+//! metric: the role comes from `etcd_server_is_leader`, the rate from gRPC's counters).
 //!
-//! A plain text table redrawn with ANSI escapes, not a full terminal UI: it reads the same in
-//! a terminal, a log and a test.
+//! Two faces over one model: a terminal UI (ratatui on crossterm: a table per refresh, `q` or
+//! Esc quits) and, with `--once`, the same columns as plain text (two scrapes an interval
+//! apart, so rates and percentiles are over that interval), which reads the same in a log, a
+//! script and a test. Rates and percentiles are always over the last interval: the difference
+//! of two scrapes' counters and histogram buckets, as Prometheus's `rate` would compute them.
 
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::time::Duration;
 
 /// Flags of `synod top`.
@@ -21,7 +24,8 @@ pub struct TopArgs {
         default_value = "http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379"
     )]
     endpoints: String,
-    /// Print the table once and exit (for scripts and tests).
+    /// Print the table once as text and exit (for scripts and tests): two scrapes one interval
+    /// apart, so the rates cover that interval.
     #[arg(long)]
     once: bool,
     /// Milliseconds between redraws.
@@ -33,6 +37,26 @@ pub struct TopArgs {
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of a `/metrics` answer read (a member's is some tens of KiB).
 const METRICS_BYTES_MAX: u64 = 8 << 20;
+/// The shortest interval between refreshes.
+const INTERVAL_MIN: Duration = Duration::from_millis(100);
+
+/// The columns, in order, for both faces.
+const COLUMNS: [&str; 14] = [
+    "ENDPOINT",
+    "MEMBER",
+    "ROLE",
+    "BALLOT",
+    "CHOSEN",
+    "APPLIED",
+    "LAG",
+    "FSYNC99ms",
+    "LEADERS",
+    "ALARM",
+    "REQ/s",
+    "P50ms",
+    "P99ms",
+    "RTT99ms",
+];
 
 /// `synod top`.
 pub fn run(args: TopArgs) -> anyhow::Result<bool> {
@@ -46,34 +70,57 @@ pub fn run(args: TopArgs) -> anyhow::Result<bool> {
     if endpoints.is_empty() {
         anyhow::bail!("--endpoints names no member");
     }
-    loop {
-        let rows: Vec<Row> = endpoints.iter().map(|e| Row::scrape(e)).collect();
-        let table = render(&rows);
-        let mut out = std::io::stdout();
-        if args.once {
-            let _ = out.write_all(table.as_bytes());
-            // Exit 1 when some member could not be read: a script can tell.
-            return Ok(rows.iter().all(|r| r.metrics.is_some()));
-        }
-        // Clear the screen and home the cursor, then draw.
-        let _ = write!(out, "\x1b[2J\x1b[H{table}");
-        let _ = out.flush();
-        std::thread::sleep(Duration::from_millis(args.interval_ms.max(100)));
+    let interval = Duration::from_millis(args.interval_ms).max(INTERVAL_MIN);
+    if args.once {
+        let first = scrape_all(&endpoints);
+        std::thread::sleep(interval);
+        let view = View::new(&endpoints, &first, &scrape_all(&endpoints), interval);
+        let _ = std::io::stdout().write_all(view.text().as_bytes());
+        // Exit 1 when some member could not be read: a script can tell.
+        return Ok(view.rows.iter().all(|r| r.cells.is_some()));
     }
+    tui::run(&endpoints, interval)?;
+    Ok(true)
 }
 
-/// One member as its metrics describe it (`None`: it did not answer).
-struct Row {
-    endpoint: String,
-    metrics: Option<Metrics>,
+/// What one scrape of every endpoint returned (`None`: that member did not answer).
+type Scrape = Vec<Option<Metrics>>;
+
+fn scrape_all(endpoints: &[String]) -> Scrape {
+    endpoints
+        .iter()
+        .map(|e| fetch(e).ok().map(|t| Metrics::parse(&t)))
+        .collect()
 }
 
-/// Samples by name, summed over label sets, plus the label of the few labelled ones we show.
-#[derive(Default)]
+/// Samples by name, summed over label sets; the few labels shown; the histograms' buckets.
+#[derive(Default, Clone)]
 struct Metrics {
     values: BTreeMap<String, f64>,
     server_id: Option<String>,
     role: Option<String>,
+    /// Cumulative bucket counts by histogram name and upper bound, summed over other labels.
+    buckets: BTreeMap<String, BTreeMap<Bound, f64>>,
+}
+
+/// A bucket's upper bound, ordered (`+Inf` last) by `f64::total_cmp`.
+#[derive(Clone, Copy, Debug)]
+struct Bound(f64);
+impl PartialEq for Bound {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Bound {}
+impl PartialOrd for Bound {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Bound {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 impl Metrics {
@@ -92,6 +139,19 @@ impl Metrics {
             }
             if name == "synod_paxos_role" && value == 1.0 {
                 m.role = label(labels, "role");
+            }
+            if let Some(histogram) = name.strip_suffix("_bucket") {
+                let le = label(labels, "le").and_then(|le| match le.as_str() {
+                    "+Inf" => Some(f64::INFINITY),
+                    le => le.parse().ok(),
+                });
+                if let Some(le) = le {
+                    *m.buckets
+                        .entry(histogram.to_string())
+                        .or_default()
+                        .entry(Bound(le))
+                        .or_default() += value;
+                }
             }
             *m.values.entry(name.to_string()).or_default() += value;
         }
@@ -116,6 +176,49 @@ impl Metrics {
             _ => "-".into(),
         }
     }
+
+    /// The `q` quantile of histogram `name` over what it gained since `before` (all of it
+    /// without `before`), interpolated within the bucket as Prometheus's `histogram_quantile`.
+    fn quantile(&self, before: Option<&Metrics>, name: &str, q: f64) -> Option<f64> {
+        let now = self.buckets.get(name)?;
+        let then = before.and_then(|b| b.buckets.get(name));
+        let gained: Vec<(f64, f64)> = now
+            .iter()
+            .map(|(le, n)| {
+                let old = then.and_then(|t| t.get(le)).copied().unwrap_or(0.0);
+                // A counter that went back is a restarted member: take what it has now.
+                (le.0, if *n >= old { n - old } else { *n })
+            })
+            .collect();
+        quantile(&gained, q)
+    }
+}
+
+/// Prometheus's `histogram_quantile` over cumulative `(upper bound, count)` buckets.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut below = (0.0, 0.0);
+    for &(le, n) in buckets {
+        if n >= rank {
+            if le.is_infinite() {
+                // Above the highest finite bound: say that bound.
+                return Some(below.0);
+            }
+            let width = n - below.1;
+            let into = if width > 0.0 {
+                (rank - below.1) / width
+            } else {
+                1.0
+            };
+            return Some(below.0 + (le - below.0) * into);
+        }
+        below = (le, n);
+    }
+    None
 }
 
 fn label(labels: &str, key: &str) -> Option<String> {
@@ -124,160 +227,323 @@ fn label(labels: &str, key: &str) -> Option<String> {
     Some(labels[start..start + end].to_string())
 }
 
-impl Row {
-    fn scrape(endpoint: &str) -> Row {
-        Row {
-            endpoint: endpoint.to_string(),
-            metrics: fetch(endpoint).ok().map(|t| Metrics::parse(&t)),
-        }
-    }
-}
-
-/// `GET /metrics` over HTTP/1.1 (plain HTTP endpoints only).
+/// `GET /metrics` (plain HTTP endpoints only).
 fn fetch(endpoint: &str) -> std::io::Result<String> {
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let addr = host
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to nothing")))?;
-    let mut stream = TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT)?;
-    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.take(METRICS_BYTES_MAX).read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!(
-            "answered {}",
-            head.lines().next().unwrap_or_default()
-        )));
+    let answer = bench::http::get(endpoint, "/metrics", SCRAPE_TIMEOUT, METRICS_BYTES_MAX)?;
+    if answer.status != 200 {
+        return Err(std::io::Error::other(format!("answered {}", answer.status)));
     }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_string())
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || after.len() < size {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    body
+    Ok(answer.body)
 }
 
 fn whole(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
 }
 
-/// The table: one line per member, lag against the furthest chosen slot among them.
-fn render(rows: &[Row]) -> String {
-    let chosen_max = rows
-        .iter()
-        .filter_map(|r| {
-            r.metrics
-                .as_ref()?
-                .get("etcd_server_proposals_committed_total")
-        })
-        .fold(0.0_f64, f64::max);
-    let mut out = format!(
-        "{:<28} {:<17} {:<13} {:>7} {:>10} {:>10} {:>6} {:>9} {:>8} {:>6}\n",
-        "ENDPOINT",
-        "MEMBER",
-        "ROLE",
-        "BALLOT",
-        "CHOSEN",
-        "APPLIED",
-        "LAG",
-        "FSYNC ms",
-        "LEADERS",
-        "ALARM"
-    );
-    for row in rows {
-        let Some(m) = &row.metrics else {
-            out.push_str(&format!("{:<28} unreachable\n", row.endpoint));
-            continue;
+fn millis(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{:.2}", s * 1000.0))
+}
+
+/// One member's line: its endpoint and, if it answered, the cells after it.
+struct Line {
+    endpoint: String,
+    cells: Option<Vec<String>>,
+    leads: bool,
+}
+
+/// What both faces draw: the lines, and the cluster's summary.
+struct View {
+    rows: Vec<Line>,
+    /// Members that say they lead (more than one: a stale one not yet told).
+    leaders: usize,
+    leader_changes_max: f64,
+    alarms: Vec<String>,
+}
+
+impl View {
+    /// The view of `now`, with rates and percentiles over what changed since `before`, which
+    /// was scraped `elapsed` earlier.
+    fn new(endpoints: &[String], before: &Scrape, now: &Scrape, elapsed: Duration) -> View {
+        let chosen_max = now
+            .iter()
+            .filter_map(|m| m.as_ref()?.get("etcd_server_proposals_committed_total"))
+            .fold(0.0_f64, f64::max);
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let mut view = View {
+            rows: Vec::new(),
+            leaders: 0,
+            leader_changes_max: 0.0,
+            alarms: Vec::new(),
         };
-        let chosen = m.get("etcd_server_proposals_committed_total");
-        let fsync = match (
-            m.get("etcd_disk_wal_fsync_duration_seconds_sum"),
-            m.get("etcd_disk_wal_fsync_duration_seconds_count"),
-        ) {
-            (Some(sum), Some(n)) if n > 0.0 => format!("{:.2}", sum * 1000.0 / n),
-            _ => "-".into(),
-        };
-        let alarm = match m.get("synod_member_nospace_alarm").map(|a| a > 0.5) {
-            Some(true) => "NOSPACE",
-            Some(false) => "none",
-            None => "-",
-        };
-        out.push_str(&format!(
-            "{:<28} {:<17} {:<13} {:>7} {:>10} {:>10} {:>6} {:>9} {:>8} {:>6}\n",
-            row.endpoint,
-            m.server_id.as_deref().unwrap_or("-"),
-            m.role(),
-            whole(m.get("synod_paxos_ballot_round")),
-            whole(chosen),
-            whole(m.get("etcd_server_proposals_applied_total")),
-            whole(chosen.map(|c| chosen_max - c)),
-            fsync,
-            whole(m.get("etcd_server_leader_changes_seen_total")),
-            alarm,
-        ));
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let Some(m) = now.get(i).and_then(Option::as_ref) else {
+                view.rows.push(Line {
+                    endpoint: endpoint.clone(),
+                    cells: None,
+                    leads: false,
+                });
+                continue;
+            };
+            let then = before.get(i).and_then(Option::as_ref);
+            let chosen = m.get("etcd_server_proposals_committed_total");
+            let role = m.role();
+            let leads = role == "leader";
+            view.leaders += usize::from(leads);
+            let changes = m.get("etcd_server_leader_changes_seen_total");
+            view.leader_changes_max = view.leader_changes_max.max(changes.unwrap_or(0.0));
+            let alarm = match m.get("synod_member_nospace_alarm").map(|a| a > 0.5) {
+                Some(true) => {
+                    view.alarms.push(format!("NOSPACE at {endpoint}"));
+                    "NOSPACE"
+                }
+                Some(false) => "none",
+                None => "-",
+            };
+            // Calls answered over the interval; a counter that went back counts from zero.
+            let handled = m.get("grpc_server_handled_total").map(|n| {
+                let old = then
+                    .and_then(|t| t.get("grpc_server_handled_total"))
+                    .unwrap_or(0.0);
+                (if n >= old { n - old } else { n }) / secs
+            });
+            let request = "synod_request_duration_seconds";
+            let cells = vec![
+                m.server_id.clone().unwrap_or_else(|| "-".into()),
+                role,
+                whole(m.get("synod_paxos_ballot_round")),
+                whole(chosen),
+                whole(m.get("etcd_server_proposals_applied_total")),
+                whole(chosen.map(|c| chosen_max - c)),
+                millis(m.quantile(then, "etcd_disk_wal_fsync_duration_seconds", 0.99)),
+                whole(changes),
+                alarm.into(),
+                handled.map_or("-".into(), |r| format!("{r:.1}")),
+                millis(m.quantile(then, request, 0.5)),
+                millis(m.quantile(then, request, 0.99)),
+                millis(m.quantile(then, "etcd_network_peer_round_trip_time_seconds", 0.99)),
+            ];
+            view.rows.push(Line {
+                endpoint: endpoint.clone(),
+                cells: Some(cells),
+                leads,
+            });
+        }
+        view
     }
-    out
+
+    /// The cluster in one line: who leads, how often it changed, alarms.
+    fn summary(&self) -> String {
+        let leader = match self.leaders {
+            0 => "no member leads".to_string(),
+            1 => format!(
+                "leader: {}",
+                self.rows
+                    .iter()
+                    .find(|r| r.leads)
+                    .map_or("-", |r| r.endpoint.as_str())
+            ),
+            n => format!("{n} members say they lead"),
+        };
+        let alarms = if self.alarms.is_empty() {
+            "alarms: none".to_string()
+        } else {
+            format!("alarms: {}", self.alarms.join(", "))
+        };
+        format!(
+            "{leader} | leader changes seen: {} | {alarms}",
+            self.leader_changes_max
+        )
+    }
+
+    /// The plain-text face: a header line, one line per member, then the summary.
+    fn text(&self) -> String {
+        let widths = [28, 17, 13, 7, 10, 10, 6, 9, 8, 7, 8, 8, 8, 8];
+        let mut out = String::new();
+        let mut push = |cells: &[&str]| {
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                let sep = if i + 1 == cells.len() { "\n" } else { " " };
+                if i < 3 {
+                    out.push_str(&format!("{cell:<w$}{sep}"));
+                } else {
+                    out.push_str(&format!("{cell:>w$}{sep}"));
+                }
+            }
+        };
+        push(&COLUMNS);
+        for row in &self.rows {
+            match &row.cells {
+                Some(cells) => {
+                    let mut all = vec![row.endpoint.as_str()];
+                    all.extend(cells.iter().map(String::as_str));
+                    push(&all);
+                }
+                None => push(&[row.endpoint.as_str(), "unreachable"]),
+            }
+        }
+        out.push_str(&self.summary());
+        out.push('\n');
+        out
+    }
+}
+
+/// The terminal face: the same view in a ratatui table, redrawn every interval.
+mod tui {
+    use super::{scrape_all, View, COLUMNS};
+    use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+    use ratatui::layout::{Constraint, Layout};
+    use ratatui::style::{Modifier, Style, Stylize};
+    use ratatui::text::Line;
+    use ratatui::widgets::{Block, Paragraph, Row, Table};
+    use ratatui::Frame;
+    use std::time::{Duration, Instant};
+
+    /// Draws until `q`, Esc or Ctrl-C. The terminal is restored on every way out (ratatui's
+    /// `init` installs a panic hook that restores it too).
+    pub fn run(endpoints: &[String], interval: Duration) -> anyhow::Result<()> {
+        let mut terminal = ratatui::try_init()?;
+        let result = draw_until_quit(&mut terminal, endpoints, interval);
+        ratatui::try_restore()?;
+        result
+    }
+
+    fn draw_until_quit(
+        terminal: &mut ratatui::DefaultTerminal,
+        endpoints: &[String],
+        interval: Duration,
+    ) -> anyhow::Result<()> {
+        let mut before = scrape_all(endpoints);
+        let mut scraped = Instant::now();
+        let mut view = View::new(endpoints, &before, &before, interval);
+        loop {
+            terminal.draw(|f| draw(f, &view, interval))?;
+            // Wait for a key until the next refresh is due.
+            let due = scraped + interval;
+            while let Some(left) = due.checked_duration_since(Instant::now()) {
+                if event::poll(left)? {
+                    if let Event::Key(key) = event::read()? {
+                        let ctrl_c = key.code == KeyCode::Char('c')
+                            && key.modifiers.contains(KeyModifiers::CONTROL);
+                        if key.kind == KeyEventKind::Press
+                            && (matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c)
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            let now = scrape_all(endpoints);
+            view = View::new(endpoints, &before, &now, scraped.elapsed());
+            before = now;
+            scraped = Instant::now();
+        }
+    }
+
+    fn draw(frame: &mut Frame, view: &View, interval: Duration) {
+        let [top, table, help] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .areas(frame.area());
+        frame.render_widget(Paragraph::new(view.summary()).bold(), top);
+        let header = Row::new(COLUMNS).style(Style::new().add_modifier(Modifier::REVERSED));
+        let rows = view.rows.iter().map(|r| {
+            let mut cells = vec![r.endpoint.clone()];
+            match &r.cells {
+                Some(c) => cells.extend(c.iter().cloned()),
+                None => cells.push("unreachable".into()),
+            }
+            let row = Row::new(cells);
+            if r.leads {
+                row.bold()
+            } else if r.cells.is_none() {
+                row.dim()
+            } else {
+                row
+            }
+        });
+        let widths = [
+            Constraint::Min(22),
+            Constraint::Length(17),
+            Constraint::Length(13),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
+        ];
+        let block = Block::bordered().title(" synod top ");
+        frame.render_widget(Table::new(rows, widths).header(header).block(block), table);
+        let hint = format!(
+            "q: quit | every {} ms from /metrics | rates and percentiles over the last interval",
+            interval.as_millis()
+        );
+        frame.render_widget(Line::from(hint).dim(), help);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const LEADER: &str = "# HELP x\netcd_server_id{server_id=\"ab\"} 1\nsynod_paxos_role{role=\"follower\"} 0\nsynod_paxos_role{role=\"leader\"} 1\nsynod_paxos_ballot_round 3\netcd_server_proposals_committed_total 10\netcd_server_proposals_applied_total 10\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 5\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.002\"} 10\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 10\netcd_server_leader_changes_seen_total 2\ngrpc_server_handled_total{grpc_code=\"OK\"} 30\n";
+
     #[test]
-    fn a_row_shows_role_lag_and_fsync_from_the_text_format() {
-        let leader = "# HELP x\netcd_server_id{server_id=\"ab\"} 1\nsynod_paxos_role{role=\"follower\"} 0\nsynod_paxos_role{role=\"leader\"} 1\nsynod_paxos_ballot_round 3\netcd_server_proposals_committed_total 10\netcd_server_proposals_applied_total 10\netcd_disk_wal_fsync_duration_seconds_sum 0.02\netcd_disk_wal_fsync_duration_seconds_count 10\netcd_server_leader_changes_seen_total 2\n";
+    fn a_row_shows_role_lag_fsync_and_rates_from_the_text_format() {
         // etcd: no role or ballot metric.
         let etcd = "etcd_server_is_leader 0\netcd_server_has_leader 1\netcd_server_proposals_committed_total 7\n";
-        let rows = vec![
-            Row {
-                endpoint: "a".into(),
-                metrics: Some(Metrics::parse(leader)),
-            },
-            Row {
-                endpoint: "b".into(),
-                metrics: Some(Metrics::parse(etcd)),
-            },
-            Row {
-                endpoint: "c".into(),
-                metrics: None,
-            },
+        // 20 calls and 5 fsyncs (all between 1 and 2 ms) since the scrape before.
+        let before_leader = LEADER
+            .replace("OK\"} 30", "OK\"} 10")
+            .replace("le=\"0.002\"} 10", "le=\"0.002\"} 5")
+            .replace("le=\"+Inf\"} 10", "le=\"+Inf\"} 5");
+        assert_ne!(before_leader, LEADER);
+        let before = vec![Some(Metrics::parse(&before_leader)), None, None];
+        let now = vec![
+            Some(Metrics::parse(LEADER)),
+            Some(Metrics::parse(etcd)),
+            None,
         ];
-        let table = render(&rows);
-        let lines: Vec<Vec<&str>> = table
+        let endpoints: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let view = View::new(&endpoints, &before, &now, Duration::from_secs(2));
+        let text = view.text();
+        let lines: Vec<Vec<&str>> = text
             .lines()
             .map(|l| l.split_whitespace().collect())
             .collect();
+        assert_eq!(lines[0], COLUMNS);
+        // 20 calls over 2 s; fsync p99 over the interval: rank 4.95 of the 5 in (1 ms, 2 ms].
         assert_eq!(
             lines[1],
-            ["a", "ab", "leader", "3", "10", "10", "0", "2.00", "2", "-"]
+            ["a", "ab", "leader", "3", "10", "10", "0", "1.99", "2", "-", "10.0", "-", "-", "-"]
         );
         assert_eq!(
             lines[2],
-            ["b", "-", "follower", "-", "7", "-", "3", "-", "-", "-"]
+            ["b", "-", "follower", "-", "7", "-", "3", "-", "-", "-", "-", "-", "-", "-"]
         );
         assert_eq!(lines[3], ["c", "unreachable"]);
+        assert_eq!(
+            text.lines().nth(4),
+            Some("leader: a | leader changes seen: 2 | alarms: none")
+        );
+    }
+
+    #[test]
+    fn quantiles_follow_prometheus_interpolation() {
+        let b = [(0.1, 10.0), (0.2, 20.0), (f64::INFINITY, 20.0)];
+        assert_eq!(quantile(&b, 0.5), Some(0.1));
+        assert!((quantile(&b, 0.75).unwrap() - 0.15).abs() < 1e-9);
+        assert_eq!(quantile(&[(0.1, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
+        // Everything above the top bound: the top bound.
+        assert_eq!(
+            quantile(&[(0.1, 0.0), (f64::INFINITY, 4.0)], 0.5),
+            Some(0.1)
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! - `bench-membership`: what a change of members costs clients, etcd 3.4 against Synod in
 //!   one run: the longest gap in acknowledged writes while a member is replaced and while
 //!   the leader is removed, and a new member's catch-up rate and time to voting.
+//! - `bench-observe-overhead`: what `/metrics` scrapes, `/health` probes and the dashboard
+//!   cost a 3-member Synod's put throughput, phases with them off and on alternating in one
+//!   run.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
@@ -14,6 +17,7 @@ mod cluster;
 mod compare;
 mod cpu;
 mod membership;
+mod overhead;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +37,8 @@ enum Task {
     BenchVsEtcd(compare::BenchVsEtcdArgs),
     /// Replace a member and remove the leader under load, etcd against Synod.
     BenchMembership(membership::BenchMembershipArgs),
+    /// What scraping, health probes and the dashboard cost put throughput (off vs on).
+    BenchObserveOverhead(overhead::OverheadArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::BenchVsEtcd(args) => compare::run(args),
         Task::BenchMembership(args) => membership::run(args),
+        Task::BenchObserveOverhead(args) => overhead::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

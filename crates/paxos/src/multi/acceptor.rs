@@ -200,6 +200,9 @@ impl Replica {
         // A non-voting replica grants nothing: its grant would help depose a leader that it
         // cannot then help replace.
         let granted = !leader_live && self.rebuild.is_none() && self.is_voter();
+        if !granted {
+            self.counters.pre_votes_refused += 1;
+        }
         self.outbox
             .send(from, Message::PreVoteReply { round, granted }, 0);
     }

@@ -370,6 +370,7 @@ impl Replica {
                         epoch: self.membership.epoch,
                     };
                     self.outbox.send(to, accept, 0);
+                    self.counters.accepts_resent += 1;
                 }
             }
         }
@@ -407,6 +408,8 @@ impl Replica {
         }
         self.read_round += 1;
         let reads = std::mem::take(&mut self.reads_unsent);
+        self.counters.read_rounds += 1;
+        self.counters.read_round_reads += reads.len() as u64;
         self.reads_in_round.insert(self.read_round, reads);
         self.acked_round[self.index] = self.read_round;
         self.send_heartbeats();

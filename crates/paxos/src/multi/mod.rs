@@ -69,6 +69,16 @@ pub struct Counters {
     pub leased_reads: u64,
     /// Leader leases: Prepares held unanswered because this replica had granted a lease.
     pub promises_held_by_lease: u64,
+    /// Phase-2a messages this leader sent again because a slot stayed short of a quorum
+    /// (one per `Accept` re-sent, to one member).
+    pub accepts_resent: u64,
+    /// Read-index confirmation rounds this leader started (one heartbeat round each).
+    pub read_rounds: u64,
+    /// Reads those rounds carried: `read_round_reads / read_rounds` is reads per round.
+    pub read_round_reads: u64,
+    /// Pre-votes this replica answered with a refusal (it heard a live leader, does not
+    /// vote, or the asker is in an older configuration).
+    pub pre_votes_refused: u64,
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
@@ -454,6 +464,24 @@ impl Replica {
     /// Slots with an entry, ascending.
     pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.log.keys().copied()
+    }
+
+    /// As leader: the highest slot proposed so far (every slot up to it has a proposal or a
+    /// chosen value). Meaningless while not leading.
+    pub fn proposed_through(&self) -> Slot {
+        Slot(self.next_slot.0.saturating_sub(1))
+    }
+
+    /// As leader: each other member's chosen prefix as it last reported it (heartbeat
+    /// echoes), so the caller can show how far each lags. Empty while not leading.
+    pub fn peers_chosen_through(&self) -> Vec<(NodeId, Slot)> {
+        if self.role != Role::Leader {
+            return Vec::new();
+        }
+        (0..self.peer_chosen.len())
+            .filter(|&i| i != self.index)
+            .map(|i| (self.member_at(i), self.peer_chosen[i]))
+            .collect()
     }
 
     /// Commands waiting for a slot at this leader.

@@ -172,6 +172,7 @@ impl Replica {
                     granted: false,
                 };
                 self.outbox.send(from, reply, 0);
+                self.counters.pre_votes_refused += 1;
                 self.send_chosen_prefix(from);
             }
             Message::Prepare { .. } | Message::Accept { .. } | Message::Heartbeat { .. } => {

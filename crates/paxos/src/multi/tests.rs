@@ -537,6 +537,14 @@ fn a_read_is_confirmed_by_a_quorum_round_and_fails_on_a_deposed_leader() {
             }
         ]
     );
+    // The counters the node serves as metrics: one round carried both reads.
+    assert_eq!(
+        (
+            c.r(1).counters().read_rounds,
+            c.r(1).counters().read_round_reads
+        ),
+        (1, 2)
+    );
     c.reads.clear();
     // Cut the leader off; a read at it can never be confirmed, and fails once it steps down.
     c.isolate(1);
@@ -563,6 +571,40 @@ fn an_isolated_node_does_not_depose_a_leader_a_quorum_follows() {
     assert_eq!(c.r(1).role(), Role::Leader);
     assert_eq!(c.r(1).ballot(), ballot, "n1 was deposed");
     assert_eq!(c.r(2).promised(), ballot);
+    // n2's refusals are what kept n1 leading, and they are counted (a metric).
+    assert!(c.r(2).counters().pre_votes_refused > 0);
+}
+
+/// A slot short of a quorum has its Accepts re-sent every heartbeat, each one counted (a
+/// metric); once healed the leader sees every follower's chosen prefix (its lag view).
+#[test]
+fn stalled_accepts_are_resent_and_counted_and_peers_report_their_chosen_prefix() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    assert_eq!(c.r(1).counters().accepts_resent, 0);
+    c.isolate(1);
+    c.r(1).propose(cmd(1, 1)).unwrap();
+    c.settle();
+    let heartbeat = options().heartbeat_ticks;
+    c.tick_all(heartbeat * 2);
+    assert_eq!(c.r(1).role(), Role::Leader, "stepped down too early");
+    assert!(
+        c.r(1).counters().accepts_resent >= 2,
+        "re-sent to both followers at least once: {:?}",
+        c.r(1).counters()
+    );
+    assert_eq!(c.r(1).proposed_through(), Slot(1));
+    c.cut.clear();
+    c.tick_all(heartbeat * 2);
+    assert_eq!(c.r(1).chosen_through(), Slot(1));
+    assert_eq!(
+        c.r(1).peers_chosen_through(),
+        vec![(NodeId(2), Slot(1)), (NodeId(3), Slot(1))]
+    );
+    assert!(
+        c.r(2).peers_chosen_through().is_empty(),
+        "only a leader knows"
+    );
 }
 
 #[test]
