@@ -139,6 +139,7 @@ impl KvStore {
         for (id, ttl) in leases {
             let lease = Lease {
                 ttl,
+                remaining_ms: None,
                 keys: BTreeSet::new(),
             };
             if lease_table.insert(id, lease).is_some() {
