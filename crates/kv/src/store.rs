@@ -344,6 +344,12 @@ impl KvStore {
             .map(|(id, l)| (*id, l.ttl, l.remaining_ms))
     }
 
+    /// Lease `id`'s granted TTL (seconds) and the milliseconds it had left at its last
+    /// checkpoint (`None`: a full TTL), if it exists.
+    pub fn lease_checkpoint(&self, id: i64) -> Option<(i64, Option<u64>)> {
+        self.leases.get(&id).map(|l| (l.ttl, l.remaining_ms))
+    }
+
     /// One lease's granted TTL and, if `keys`, its attached keys.
     pub fn lease_time_to_live(
         &self,

@@ -160,6 +160,8 @@ impl MemberSimConfig {
             table: Default::default(),
             // Set per member at boot (driver.rs).
             name: String::new(),
+            lease_checkpoint_interval: Duration::from_micros(self.lease_checkpoint_us()),
+            election_timeout: Duration::from_micros(self.election_timeout_us()),
         }
     }
 }
