@@ -23,6 +23,10 @@ struct Clock {
     ttl: Duration,
     /// When the lease expires unless renewed.
     deadline: Micros,
+    /// The deadline as the log knows it: `deadline` without the extension a new leader adds.
+    /// Checkpoints record this one, so that extensions never pile up across leader changes
+    /// (each new leader adds its own to a record at most an interval old).
+    recorded: Micros,
     /// When the leader next has something to do for it: `deadline`, or after a proposed
     /// revoke, when that proposal is considered lost and made again.
     next: Micros,
@@ -100,8 +104,9 @@ impl LeaseClocks {
         self.forget(id);
         let ttl = self.ttl(ttl_secs);
         let left = remaining_ms.map_or(ttl, |ms| Duration::from_millis(ms).min(ttl));
-        let deadline = later(now, left.saturating_add(extension));
-        self.insert(id, ttl, deadline, now, left < ttl);
+        let recorded = later(now, left);
+        let deadline = later(recorded, extension);
+        self.insert(id, ttl, (deadline, recorded), now, left < ttl);
     }
 
     /// Lease `id` granted with `ttl_secs`: its clock starts now (a grant of an id that
@@ -109,7 +114,8 @@ impl LeaseClocks {
     pub fn start(&mut self, id: i64, ttl_secs: i64, now: Micros) {
         self.forget(id);
         let ttl = self.ttl(ttl_secs);
-        self.insert(id, ttl, later(now, ttl), now, false);
+        let deadline = later(now, ttl);
+        self.insert(id, ttl, (deadline, deadline), now, false);
     }
 
     fn ttl(&self, ttl_secs: i64) -> Duration {
@@ -120,13 +126,21 @@ impl LeaseClocks {
         }
     }
 
-    fn insert(&mut self, id: i64, ttl: Duration, deadline: Micros, now: Micros, low: bool) {
+    fn insert(
+        &mut self,
+        id: i64,
+        ttl: Duration,
+        (deadline, recorded): (Micros, Micros),
+        now: Micros,
+        low: bool,
+    ) {
         let checkpoint_at = later(now, self.checkpoint_interval);
         self.clocks.insert(
             id,
             Clock {
                 ttl,
                 deadline,
+                recorded,
                 next: deadline,
                 checkpoint_at,
                 low,
@@ -146,6 +160,7 @@ impl LeaseClocks {
         self.due.remove(&(clock.next, id));
         self.checkpoints_due.remove(&(clock.checkpoint_at, id));
         clock.deadline = later(now, clock.ttl);
+        clock.recorded = clock.deadline;
         clock.next = clock.deadline;
         clock.checkpoint_at = later(now, self.checkpoint_interval);
         let was_low = std::mem::replace(&mut clock.low, false);
@@ -171,7 +186,7 @@ impl LeaseClocks {
             self.checkpoints_due.pop_first();
             let again = later(now, self.checkpoint_interval.max(Duration::from_millis(1)));
             if let Some(clock) = self.clocks.get_mut(&id) {
-                let left = clock.deadline.saturating_since(now);
+                let left = clock.recorded.saturating_since(now);
                 let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
                 // At or above a full TTL (a lease just granted) the record means "full".
                 clock.low = left < clock.ttl;

@@ -364,9 +364,9 @@ enum WriteFor {
     Table(u64),
     /// A lease revoke proposed by this member as leader: nobody waits on it.
     Expiry,
-    /// Lease checkpoints written by this member as leader in its `leadership`th leadership;
-    /// the renewals waiting on them are under `key` (see `lease_renewal`).
-    Checkpoint { leadership: u64, key: u64 },
+    /// Lease checkpoints written by this member as leader; the renewals waiting on them are
+    /// under `key` (see `lease_renewal`).
+    Checkpoint { key: u64 },
     /// This member's own name for the member table (see `changes`): nobody waits on it.
     Publish,
 }
@@ -971,7 +971,7 @@ impl Member {
         match for_ {
             WriteFor::Client(id) => self.answer(id, Answer::Write(answer)),
             WriteFor::Table(id) => self.on_table_written(id, answer.map(|_| ())),
-            WriteFor::Checkpoint { key, .. } => self.checkpoint_written(key, answer.map(|_| ())),
+            WriteFor::Checkpoint { key } => self.checkpoint_written(key, answer.map(|_| ())),
             WriteFor::Expiry | WriteFor::Publish => {}
         }
     }

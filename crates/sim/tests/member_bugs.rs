@@ -73,3 +73,19 @@ fn a_watch_event_shared_twice_is_caught_by_the_watch_check() {
         "the same seed without the bug passes:\n{clean}"
     );
 }
+
+#[test]
+fn a_renewal_of_a_checkpointed_lease_not_logged_is_caught_by_the_lease_check() {
+    // Needs a leader change while a holder renews a lease whose record is low: crashes.
+    let (seed, report) = first_catch(
+        MemberBug::RenewalNotCheckpointed,
+        FaultProfile::All,
+        MemberCheck::Lease,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::All, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}

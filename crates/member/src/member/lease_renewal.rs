@@ -83,9 +83,6 @@ pub(super) struct LeaseAsks {
     /// its lease's granted TTL.
     checkpointing: BTreeMap<u64, Vec<(Asker, i64)>>,
     waiting: usize,
-    /// Counts leaderships of this member: a checkpoint written in the current one is this
-    /// leader's own, any other restarts the clocks it names.
-    pub(super) leadership: u64,
 }
 
 impl Member {
@@ -98,6 +95,7 @@ impl Member {
         question: LeaseQuestion,
     ) {
         let asker = Asker::Local(id, question, lease);
+        self.note_leadership(now);
         if self.replica.role() == Role::Leader {
             self.answer_lease_here(now, lease, question, asker);
             return;
@@ -145,6 +143,7 @@ impl Member {
         question: LeaseQuestion,
     ) {
         let asker = Asker::Peer { from, ask };
+        self.note_leadership(now);
         if self.replica.role() == Role::Leader {
             self.answer_lease_here(now, lease, question, asker);
         } else {
@@ -281,11 +280,7 @@ impl Member {
         let payload = kv::encode(&KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
             checkpoints,
         }));
-        let for_ = WriteFor::Checkpoint {
-            leadership: self.lease_asks.leadership,
-            key,
-        };
-        self.submit_write(self.clock, payload, for_);
+        self.submit_write(self.clock, payload, WriteFor::Checkpoint { key });
     }
 
     /// The checkpoint written under `key` was applied (or failed): answer its renewals.
@@ -310,12 +305,7 @@ impl Member {
     /// Every tick: forwarded questions asked again or timed out; as leader, the checkpoints
     /// due and the revokes of leases that ran out.
     pub(super) fn tend_leases(&mut self, now: Micros, timeout: &MemberError) {
-        let leading = self.replica.role() == Role::Leader;
-        if leading && !self.was_leading {
-            self.lease_asks.leadership += 1;
-            self.restart_lease_clocks(now);
-        }
-        self.was_leading = leading;
+        let leading = self.note_leadership(now);
         let expired: Vec<u64> = self
             .lease_asks
             .forwarded
@@ -368,6 +358,18 @@ impl Member {
         self.expire_leases(now);
     }
 
+    /// Restarts the clocks if this member began to lead since it last looked, before it
+    /// serves any renewal as leader (a renewal answered from a follower's clocks, then
+    /// overwritten by the restart, would be lost); returns whether it leads.
+    fn note_leadership(&mut self, now: Micros) -> bool {
+        let leading = self.replica.role() == Role::Leader;
+        if leading && !self.was_leading {
+            self.restart_lease_clocks(now);
+        }
+        self.was_leading = leading;
+        leading
+    }
+
     /// A leader that just began: every lease restarts from its replicated record plus one
     /// election timeout; also at start and after a snapshot is installed.
     pub(super) fn restart_lease_clocks(&mut self, now: Micros) {
@@ -413,14 +415,14 @@ impl Member {
         }
     }
 
-    /// A checkpoint was applied. This leader's own (written in its current leadership) says
-    /// what its clocks already know; any other is a record the restart at the start of this
-    /// leadership did not see (chosen before, applied since): restart those leases from it.
+    /// A checkpoint was applied. At a leader, one this member wrote (in this incarnation: its
+    /// session ids say so, even once the write timed out here) says nothing its clocks do
+    /// not know better, since they moved on since (restarting from it would undo renewals
+    /// answered meanwhile); any other is an older leader's record that the restart at the
+    /// start of this leadership did not see (chosen before, applied since): restart those
+    /// leases from it.
     fn on_checkpoint_applied(&mut self, applied: &Applied<KvOutput>, c: &LeaseCheckpointRequest) {
-        let own = matches!(
-            self.writes.get(&applied.id).map(|w| w.for_),
-            Some(WriteFor::Checkpoint { leadership, .. }) if leadership == self.lease_asks.leadership
-        );
+        let own = applied.id.client.0 & !0xfff == self.session_base;
         if own && self.replica.role() == Role::Leader {
             return;
         }
