@@ -1369,6 +1369,7 @@ impl Member {
             }
         }
         self.serve_confirmed_reads();
+        self.serve_confirmed_renewals();
         self.progress_changes();
     }
 
@@ -1412,6 +1413,9 @@ impl Member {
             ReadOutcome::Ready { id, slot } => (id, Some(slot)),
             ReadOutcome::Failed { id, .. } => (id, None),
         };
+        if self.lease_read_outcome(id, slot) {
+            return;
+        }
         if let Some((asker, their)) = self.remote_reads.remove(&id) {
             self.send(asker, PeerMessage::ReadIndexAnswer { id: their, slot });
         } else {

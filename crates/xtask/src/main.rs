@@ -7,12 +7,15 @@
 //! - `bench-membership`: what a change of members costs clients, etcd 3.4 against Synod in
 //!   one run: the longest gap in acknowledged writes while a member is replaced and while
 //!   the leader is removed, and a new member's catch-up rate and time to voting.
+//! - `bench-leases`: 10,000 leases kept alive, etcd 3.4 against Synod in one run: renewals,
+//!   CPU and fsyncs per second.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
 mod cluster;
 mod compare;
 mod cpu;
+mod leases;
 mod membership;
 
 use std::path::PathBuf;
@@ -33,6 +36,8 @@ enum Task {
     BenchVsEtcd(compare::BenchVsEtcdArgs),
     /// Replace a member and remove the leader under load, etcd against Synod.
     BenchMembership(membership::BenchMembershipArgs),
+    /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
+    BenchLeases(leases::BenchLeasesArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::BenchVsEtcd(args) => compare::run(args),
         Task::BenchMembership(args) => membership::run(args),
+        Task::BenchLeases(args) => leases::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

@@ -31,7 +31,8 @@ use kv::{
     KvCommand, KvOutput, KvResponse, LeaseCheckpointRequest, LeaseRevokeRequest,
     LEASE_CHECKPOINTS_MAX,
 };
-use paxos::multi::{Applied, ChosenEntry, Role, SessionOutcome, Value};
+use paxos::multi::{Applied, ChosenEntry, ReadId, Role, SessionOutcome, Value};
+use paxos::Slot;
 use std::collections::BTreeMap;
 
 /// Lease questions one member waits on the leader for at once (each holds a client's request).
@@ -83,6 +84,10 @@ pub(super) struct LeaseAsks {
     /// its lease's granted TTL.
     checkpointing: BTreeMap<u64, Vec<(Asker, i64)>>,
     waiting: usize,
+    /// As leader: renewals waiting for a quorum to confirm this member still leads, by read.
+    confirming: BTreeMap<ReadId, (i64, Asker, i64, bool)>,
+    /// Confirmed renewals waiting to apply through their read's slot, in confirmation order.
+    applying: Vec<(Slot, i64, Asker, i64, bool)>,
 }
 
 impl Member {
@@ -209,24 +214,105 @@ impl Member {
                         false
                     }
                 };
-                if low && !self.bugs.has(MemberBug::RenewalNotCheckpointed) {
-                    let full_ms = granted.max(0).unsigned_abs().saturating_mul(1000);
-                    if self.lease_asks.waiting >= RENEWALS_WAITING_MAX {
-                        self.reply_lease(asker, Err(MemberError::TooManyRequests));
-                        return;
+                // Answered only once a quorum confirms this member still leads, in a round
+                // begun after the renewal (read-index, no log write): a deposed leader that
+                // has not noticed yet must not acknowledge renewals a new leader never
+                // learns of (its restart would revoke the lease before the renewal's TTL).
+                let held = self.lease_asks.confirming.len() + self.lease_asks.applying.len();
+                if held >= RENEWALS_WAITING_MAX {
+                    self.reply_lease(asker, Err(MemberError::TooManyRequests));
+                    return;
+                }
+                let read = ReadId(self.next_read);
+                self.next_read = self.next_read.wrapping_add(1);
+                match self.replica.read(read) {
+                    Ok(()) => {
+                        self.lease_asks
+                            .confirming
+                            .insert(read, (lease, asker, granted, low));
                     }
-                    self.lease_asks.waiting += 1;
-                    self.lease_asks
-                        .gathered
-                        .push((lease, full_ms, asker, granted));
-                } else {
-                    self.reply_lease(asker, ttl(granted));
+                    Err(_) => self.reply_lease(asker, Err(MemberError::NotLeader)),
                 }
             }
         }
     }
 
+    /// The outcome of read `id` (confirmed through `slot`, or not): if it was a renewal's,
+    /// the renewal waits to apply through `slot`; returns whether it was one.
+    pub(super) fn lease_read_outcome(&mut self, id: ReadId, slot: Option<Slot>) -> bool {
+        let Some((lease, asker, granted, low)) = self.lease_asks.confirming.remove(&id) else {
+            return false;
+        };
+        match slot {
+            None => self.reply_lease(asker, Err(MemberError::NotLeader)),
+            Some(slot) => self
+                .lease_asks
+                .applying
+                .push((slot, lease, asker, granted, low)),
+        }
+        true
+    }
+
+    /// Answers the confirmed renewals whose read slot is applied. Waiting for it is what
+    /// makes a revoke an earlier leader proposed (its clock ran out) show before the answer:
+    /// everything any earlier leader may have had chosen lies below that slot. A lease it
+    /// revoked answers "not found" instead of a renewal the revoke would undo.
+    pub(super) fn serve_confirmed_renewals(&mut self) {
+        let applied = self.applier.applied_through();
+        if self.lease_asks.applying.is_empty() {
+            return;
+        }
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.lease_asks.applying)
+            .into_iter()
+            .partition(|(slot, ..)| *slot <= applied);
+        self.lease_asks.applying = wait;
+        for (_, lease, asker, granted, low) in ready {
+            self.renewal_confirmed(lease, asker, granted, low);
+        }
+    }
+
+    fn renewal_confirmed(&mut self, lease: i64, asker: Asker, granted: i64, low: bool) {
+        if self.applier.machine().lease_checkpoint(lease).is_none() {
+            self.reply_lease(asker, Ok(None));
+        } else if low && !self.bugs.has(MemberBug::RenewalNotCheckpointed) {
+            let full_ms = granted.max(0).unsigned_abs().saturating_mul(1000);
+            if self.lease_asks.waiting >= RENEWALS_WAITING_MAX {
+                self.reply_lease(asker, Err(MemberError::TooManyRequests));
+                return;
+            }
+            self.lease_asks.waiting += 1;
+            self.lease_asks
+                .gathered
+                .push((lease, full_ms, asker, granted));
+        } else {
+            let answer = Ok(Some(LeaseTtl {
+                granted,
+                remaining: granted,
+            }));
+            self.reply_lease(asker, answer);
+        }
+    }
+
     fn reply_lease(&mut self, asker: Asker, result: Result<Option<LeaseTtl>, MemberError>) {
+        if let (Asker::Local(id, question, lease), Err(MemberError::NotLeader)) = (asker, &result) {
+            // This member stopped leading while it held the question: ask the next leader.
+            if self.lease_asks.forwarded.len() < LEASE_ASKS_MAX {
+                let ask = self.lease_asks.next_ask;
+                self.lease_asks.next_ask += 1;
+                let now = self.clock;
+                self.lease_asks.forwarded.insert(
+                    ask,
+                    Forwarded {
+                        request: id,
+                        lease,
+                        question,
+                        deadline: now + self.options.request_timeout,
+                        resend_at: now + self.options.tick * 2,
+                    },
+                );
+                return;
+            }
+        }
         match asker {
             Asker::Peer { from, ask } => self.send(from, PeerMessage::LeaseAnswer { ask, result }),
             Asker::Local(id, LeaseQuestion::Renew, _) => {

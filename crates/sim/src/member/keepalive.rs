@@ -7,8 +7,9 @@
 //! - never revoked before `i + TTL − B`, where `i` is when the last acknowledged renewal (or
 //!   the grant) was sent (the leader renewed it at or after `i`);
 //! - never still there after `c + TTL + B + R + (time without a leader since c)`, where `c` is
-//!   when the last renewal that may have taken effect ended (acknowledged, failed or given up)
-//!   and `R` the request timeout (a lost revoke proposal is made again after it);
+//!   when the last renewal that may have taken effect ended (acknowledged, failed or given up),
+//!   or the end of the faults if later (the bound needs a log that makes progress), and `R` the
+//!   request timeout (a lost revoke proposal is made again after it);
 //!
 //! with `B = C + E`, `C` the checkpoint interval (drawn per seed) and `E` the longest election
 //! timeout. A revoke is seen at the first check (every 20 ms) where a member that applied
@@ -38,7 +39,7 @@ impl MemberSimConfig {
     /// The leader checkpoints a lease that went this long unrenewed: 50, 150 or 400 ms, by
     /// the seed (all below the holders' TTL, so checkpoints happen).
     pub(crate) fn lease_checkpoint_us(&self) -> u64 {
-        [50_000, 150_000, 400_000][(self.seed % 3) as usize]
+        [100_000, 250_000, 500_000][(self.seed % 3) as usize]
     }
 
     /// The longest election timeout: timeout plus jitter (see `replica_options`).
@@ -124,6 +125,12 @@ impl KeepAlives {
             early_margin_min_us: None,
         }
     }
+}
+
+/// When lease `held` must be gone by: `slack` after its TTL from the later of its last
+/// renewal and the end of the faults, plus the time without a leader since, plus two checks.
+fn late_limit(held: &Held, quiet_at: u64, slack: u64, leaderless: u64) -> u64 {
+    held.late_ref.max(quiet_at) + TTL_US + slack + (leaderless - held.late_ref_leaderless) + 40_000
 }
 
 impl MemberSimulation {
@@ -288,6 +295,10 @@ impl MemberSimulation {
         let bound = self.config.lease_bound_us();
         let retry = 1_000_000; // the request timeout (member_options)
         let leaderless = self.keepalive.leaderless_us;
+        // The late bound holds while the log makes progress (checkpoints chosen within an
+        // interval, a lost revoke made again): it is checked from the end of the faults on.
+        let quiet_at = self.quiet_at;
+        let checking_late = self.phase != super::Phase::Faults;
         let mut revoked = Vec::new();
         for held in self.keepalive.watched.values_mut() {
             for node in &self.nodes {
@@ -327,8 +338,8 @@ impl MemberSimulation {
                 self.checks
                     .violation(MemberCheck::Lease, now, None, detail);
             }
-            let latest = held.late_ref + TTL_US + bound + retry + (leaderless - held.late_ref_leaderless) + 40_000;
-            if now > latest && !held.late_reported {
+            let latest = late_limit(&held, quiet_at, bound + retry, leaderless);
+            if checking_late && now > latest && !held.late_reported {
                 self.lease_kept_too_long(&held, now, latest);
             }
         }
@@ -338,8 +349,8 @@ impl MemberSimulation {
             .values_mut()
             .filter(|h| !h.late_reported)
             .filter_map(|h| {
-                let latest = h.late_ref + TTL_US + bound + retry + (leaderless - h.late_ref_leaderless) + 40_000;
-                (now > latest).then(|| {
+                let latest = late_limit(h, quiet_at, bound + retry, leaderless);
+                (checking_late && now > latest).then(|| {
                     h.late_reported = true;
                     (h.clone(), latest)
                 })
