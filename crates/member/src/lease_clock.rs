@@ -87,12 +87,13 @@ impl LeaseClocks {
         self.due.clear();
         self.checkpoints_due.clear();
         for (id, ttl, remaining_ms) in leases {
-            self.restart_one(id, ttl, remaining_ms, now, extension);
+            self.restart_one(id, ttl, remaining_ms, now, extension, false);
         }
     }
 
     /// Lease `id` (TTL in seconds) restarted from a record of `remaining_ms` left (`None`: a
-    /// full TTL) plus `extension`, from `now`.
+    /// full TTL) plus `extension`, from `now`; with `keep_later`, a clock that already runs
+    /// later is kept (a leader taking an older leader's record never undoes a renewal).
     pub fn restart_one(
         &mut self,
         id: i64,
@@ -100,12 +101,16 @@ impl LeaseClocks {
         remaining_ms: Option<u64>,
         now: Micros,
         extension: Duration,
+        keep_later: bool,
     ) {
-        self.forget(id);
         let ttl = self.ttl(ttl_secs);
         let left = remaining_ms.map_or(ttl, |ms| Duration::from_millis(ms).min(ttl));
         let recorded = later(now, left);
         let deadline = later(recorded, extension);
+        if keep_later && self.clocks.get(&id).is_some_and(|c| c.deadline >= deadline) {
+            return;
+        }
+        self.forget(id);
         self.insert(id, ttl, (deadline, recorded), now, left < ttl);
     }
 
@@ -331,8 +336,8 @@ mod tests {
     }
 
     #[test]
-    fn an_unrenewed_lease_is_checkpointed_every_interval_and_its_next_renewal_must_log_a_full_one(
-    ) {
+    fn an_unrenewed_lease_is_checkpointed_every_interval_and_its_next_renewal_must_log_a_full_one()
+    {
         let t0 = Micros(1_000_000);
         let mut c = LeaseClocks::new(2 * SEC);
         c.start(1, 10, t0);
@@ -341,18 +346,18 @@ mod tests {
         // Renewed more often than every interval: never checkpointed, never low.
         assert_eq!(c.renew(2, t0 + 2 * SEC), Some((10 * SEC, false)));
         assert_eq!(c.take_checkpoints_due(t0 + 2 * SEC, 10), vec![(1, 8_000)]);
-        assert_eq!(c.take_checkpoints_due(t0 + 4 * SEC, 1), vec![(1, 6_000)], "again");
+        assert_eq!(
+            c.take_checkpoints_due(t0 + 4 * SEC, 1),
+            vec![(1, 6_000)],
+            "again"
+        );
         // The renewal after a low record must log a full one; the one after it need not.
         assert_eq!(c.renew(1, t0 + 5 * SEC), Some((10 * SEC, true)));
         assert_eq!(c.renew(1, t0 + 6 * SEC), Some((10 * SEC, false)));
         assert_eq!(c.take_checkpoints_due(t0 + 7 * SEC, 10), vec![(2, 5_000)]);
         assert_eq!(c.take_checkpoints_due(t0 + 8 * SEC, 10), vec![(1, 8_000)]);
         // A restart from records: the record plus the extension, or a full TTL.
-        c.restart(
-            [(1, 10, Some(3_000)), (2, 10, None)].into_iter(),
-            t0,
-            SEC,
-        );
+        c.restart([(1, 10, Some(3_000)), (2, 10, None)].into_iter(), t0, SEC);
         assert_eq!(c.remaining(1, t0), Some(4 * SEC));
         assert_eq!(c.remaining(2, t0), Some(11 * SEC));
         assert_eq!(c.renew(1, t0), Some((10 * SEC, true)), "restarted low");

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use changes::Changes;
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use paxos::multi::{
-    Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
-    ReadOutcome, Replica, Role, SessionOutcome, Value,
+    Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
+    Replica, Role, SessionOutcome, Value,
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
@@ -366,7 +366,9 @@ enum WriteFor {
     Expiry,
     /// Lease checkpoints written by this member as leader; the renewals waiting on them are
     /// under `key` (see `lease_renewal`).
-    Checkpoint { key: u64 },
+    Checkpoint {
+        key: u64,
+    },
     /// This member's own name for the member table (see `changes`): nobody waits on it.
     Publish,
 }
@@ -1283,6 +1285,14 @@ impl Member {
                 }
                 Err(_) => return,
             }
+        }
+        if matches!(w.for_, WriteFor::Expiry | WriteFor::Checkpoint { .. }) {
+            // Decided by this member's clocks as leader: another leader's clocks may have
+            // moved on (a renewal), so they are never handed on, only dropped.
+            if let Some(w) = self.remove_write(id) {
+                self.answer_write(w.for_, Err(MemberError::NotLeader));
+            }
+            return;
         }
         if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
             self.forward(leader.0, command);

@@ -11,10 +11,7 @@ use crate::core::Request;
 use crate::error::NodeError;
 use crate::service::{unexpected, Services};
 use etcd_proto::etcdserverpb as pb;
-use kv::{
-    KvCommand, KvRead, KvReadResponse, KvResponse, LeaseGrantRequest,
-    LeaseRevokeRequest,
-};
+use kv::{KvCommand, KvRead, KvReadResponse, KvResponse, LeaseGrantRequest, LeaseRevokeRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request as GrpcRequest, Response, Status, Streaming};

@@ -88,6 +88,12 @@ pub(super) struct LeaseAsks {
     confirming: BTreeMap<ReadId, (i64, Asker, i64, bool)>,
     /// Confirmed renewals waiting to apply through their read's slot, in confirmation order.
     applying: Vec<(Slot, i64, Asker, i64, bool)>,
+    /// As leader: the read asked at the start of this leadership, and the slot it confirmed.
+    /// No revoke is proposed before this member applied through that slot: until then its
+    /// records (and so its clocks) may be older than what earlier leaders had chosen (a
+    /// member that leads before it caught up).
+    takeover_read: Option<ReadId>,
+    takeover_slot: Option<Slot>,
 }
 
 impl Member {
@@ -240,6 +246,12 @@ impl Member {
     /// The outcome of read `id` (confirmed through `slot`, or not): if it was a renewal's,
     /// the renewal waits to apply through `slot`; returns whether it was one.
     pub(super) fn lease_read_outcome(&mut self, id: ReadId, slot: Option<Slot>) -> bool {
+        if self.lease_asks.takeover_read == Some(id) {
+            // Failed (no longer leading): asked again at the next tick if leading.
+            self.lease_asks.takeover_read = None;
+            self.lease_asks.takeover_slot = slot;
+            return true;
+        }
         let Some((lease, asker, granted, low)) = self.lease_asks.confirming.remove(&id) else {
             return false;
         };
@@ -401,7 +413,10 @@ impl Member {
             .collect();
         for ask in expired {
             if let Some(f) = self.lease_asks.forwarded.remove(&ask) {
-                self.reply_lease(Asker::Local(f.request, f.question, f.lease), Err(timeout.clone()));
+                self.reply_lease(
+                    Asker::Local(f.request, f.question, f.lease),
+                    Err(timeout.clone()),
+                );
             }
         }
         let again: Vec<u64> = self
@@ -450,9 +465,31 @@ impl Member {
     fn note_leadership(&mut self, now: Micros) -> bool {
         let leading = self.replica.role() == Role::Leader;
         if leading && !self.was_leading {
+            // Revokes and checkpoints this member decided in an earlier leadership are not
+            // made again now: the restart below may have given those leases new life.
+            let stale = super::keys_where(&self.writes, |w| {
+                matches!(w.for_, WriteFor::Expiry | WriteFor::Checkpoint { .. })
+            });
+            for id in stale {
+                if let Some(w) = self.remove_write(id) {
+                    self.answer_write(w.for_, Err(MemberError::NotLeader));
+                }
+            }
             self.restart_lease_clocks(now);
+            self.lease_asks.takeover_read = None;
+            self.lease_asks.takeover_slot = None;
         }
         self.was_leading = leading;
+        if leading
+            && self.lease_asks.takeover_read.is_none()
+            && self.lease_asks.takeover_slot.is_none()
+        {
+            let read = ReadId(self.next_read);
+            self.next_read = self.next_read.wrapping_add(1);
+            if self.replica.read(read).is_ok() {
+                self.lease_asks.takeover_read = Some(read);
+            }
+        }
         leading
     }
 
@@ -512,20 +549,18 @@ impl Member {
         if own && self.replica.role() == Role::Leader {
             return;
         }
-        let extension = if self.replica.role() == Role::Leader {
+        let leading = self.replica.role() == Role::Leader;
+        let extension = if leading {
             self.options.election_timeout
         } else {
             std::time::Duration::ZERO
         };
         let now = self.clock;
         for &(id, _) in &c.checkpoints {
-            let record = self
-                .applier
-                .machine()
-                .lease_checkpoint(id);
+            let record = self.applier.machine().lease_checkpoint(id);
             if let Some((ttl, remaining_ms)) = record {
                 self.lease_clocks
-                    .restart_one(id, ttl, remaining_ms, now, extension);
+                    .restart_one(id, ttl, remaining_ms, now, extension, leading);
             }
         }
     }
@@ -533,6 +568,10 @@ impl Member {
     /// As leader: proposes the revoke of every lease whose clock ran out (again after a
     /// request timeout, should the first proposal be lost).
     fn expire_leases(&mut self, now: Micros) {
+        let applied = self.applier.applied_through();
+        if !self.lease_asks.takeover_slot.is_some_and(|s| s <= applied) {
+            return;
+        }
         for id in self
             .lease_clocks
             .take_due(now, self.options.request_timeout)
@@ -558,7 +597,10 @@ impl Member {
     /// Fails every lease question waiting here (the member stops serving).
     pub(super) fn fail_lease_asks(&mut self, error: &MemberError) {
         for (_, f) in std::mem::take(&mut self.lease_asks.forwarded) {
-            self.reply_lease(Asker::Local(f.request, f.question, f.lease), Err(error.clone()));
+            self.reply_lease(
+                Asker::Local(f.request, f.question, f.lease),
+                Err(error.clone()),
+            );
         }
     }
 }

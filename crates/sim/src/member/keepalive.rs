@@ -198,7 +198,8 @@ impl MemberSimulation {
         };
         self.keepalive.holders[h].waiting = Some(w);
         self.keepalive.asks.insert((node, rid), h);
-        run.member.on_request(member::Micros(self.now), rid, request);
+        run.member
+            .on_request(member::Micros(self.now), rid, request);
         self.drive(node);
     }
 
@@ -226,10 +227,9 @@ impl MemberSimulation {
                 Some(true)
             }
             (Asked::Grant, Some(Answer::Write(Ok(_)))) => Some(false),
-            (
-                Asked::Renew,
-                Some(Answer::LeaseKeepAlive(Ok(LeaseRenewed { ttl: Some(_), .. }))),
-            ) => Some(true),
+            (Asked::Renew, Some(Answer::LeaseKeepAlive(Ok(LeaseRenewed { ttl: Some(_), .. })))) => {
+                Some(true)
+            }
             (Asked::Renew, Some(Answer::LeaseKeepAlive(Ok(LeaseRenewed { ttl: None, .. })))) => {
                 Some(false)
             }
@@ -335,8 +335,7 @@ impl MemberSimulation {
                     earliest - now,
                     held.acked_invoke
                 );
-                self.checks
-                    .violation(MemberCheck::Lease, now, None, detail);
+                self.checks.violation(MemberCheck::Lease, now, None, detail);
             }
             let latest = late_limit(&held, quiet_at, bound + retry, leaderless);
             if checking_late && now > latest && !held.late_reported {
@@ -366,7 +365,6 @@ impl MemberSimulation {
             "lease {:x} still held at {now} us, past {latest} us (its last renewal ended at {} us, TTL {TTL_US} us)",
             held.id, held.late_ref
         );
-        self.checks
-            .violation(MemberCheck::Lease, now, None, detail);
+        self.checks.violation(MemberCheck::Lease, now, None, detail);
     }
 }
