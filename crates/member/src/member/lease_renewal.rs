@@ -569,7 +569,7 @@ impl Member {
     /// request timeout, should the first proposal be lost).
     fn expire_leases(&mut self, now: Micros) {
         let applied = self.applier.applied_through();
-        if !self.lease_asks.takeover_slot.is_some_and(|s| s <= applied) {
+        if self.lease_asks.takeover_slot.is_none_or(|s| s > applied) {
             return;
         }
         for id in self
