@@ -404,13 +404,7 @@ impl Member {
     /// due and the revokes of leases that ran out.
     pub(super) fn tend_leases(&mut self, now: Micros, timeout: &MemberError) {
         let leading = self.note_leadership(now);
-        let expired: Vec<u64> = self
-            .lease_asks
-            .forwarded
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
+        let expired = super::keys_where(&self.lease_asks.forwarded, |f| f.deadline <= now);
         for ask in expired {
             if let Some(f) = self.lease_asks.forwarded.remove(&ask) {
                 self.reply_lease(
@@ -419,13 +413,7 @@ impl Member {
                 );
             }
         }
-        let again: Vec<u64> = self
-            .lease_asks
-            .forwarded
-            .iter()
-            .filter(|(_, f)| f.resend_at <= now)
-            .map(|(k, _)| *k)
-            .collect();
+        let again = super::keys_where(&self.lease_asks.forwarded, |f| f.resend_at <= now);
         for ask in again {
             if leading {
                 // This member leads now: answer here.
