@@ -215,6 +215,13 @@ impl Model {
             }
             KvCommand::Txn(t) => self.txn(t),
             KvCommand::Compact(c) => {
+                // etcd starts at compaction revision -1, so a compaction at 0 of a store never
+                // compacted is taken, and keeps everything.
+                if c.revision == 0 && self.compacted == 0 {
+                    return Ok(KvResponse::Compact(CompactResponse {
+                        revision: self.revision(),
+                    }));
+                }
                 if c.revision <= self.compacted {
                     return Err(KvError::Compacted);
                 }
