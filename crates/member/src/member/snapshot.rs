@@ -82,8 +82,12 @@ impl Member {
                 match AppliedSnapshot::decode(through, &body) {
                     Ok(snapshot) => {
                         self.snapshots.made_durable(through);
-                        self.install(now, snapshot);
-                        self.compact_log(through);
+                        // Only a snapshot the core took may compact its log: one it already
+                        // had applied past, or one that does not restore, leaves the log be
+                        // (the core may not have handed its slots out here).
+                        if self.install(now, snapshot) {
+                            self.compact_log(through);
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
                 }
@@ -150,10 +154,11 @@ impl Member {
         }
     }
 
-    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) {
+    /// Installs `snapshot` if it is ahead of what is applied here; whether it did.
+    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) -> bool {
         let through = snapshot.through;
         if through <= self.applier.applied_through() {
-            return;
+            return false;
         }
         let kv_bytes = snapshot.kv_bytes_len();
         let table = snapshot.table().cloned();
@@ -172,8 +177,12 @@ impl Member {
                 self.publish_revision();
                 self.restart_lease_clocks(now);
                 tracing::info!(through = through.0, "installed a snapshot from a peer");
+                true
             }
-            Err(e) => tracing::error!(error = %e, "a received snapshot does not restore"),
+            Err(e) => {
+                tracing::error!(error = %e, "a received snapshot does not restore");
+                false
+            }
         }
     }
 
