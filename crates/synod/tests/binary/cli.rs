@@ -1,14 +1,7 @@
 //! `synod sim` from the outside: a seed replays byte for byte, a campaign prints its
 //! figures, and `--bug` without the planted-bugs feature is a clear error.
 
-use std::process::Command;
-
-fn synod(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_synod"))
-        .args(args)
-        .output()
-        .expect("synod runs")
-}
+use crate::synod;
 
 #[test]
 fn one_seed_replays_byte_for_byte() {

@@ -1,5 +1,5 @@
 //! What the node's integration tests share: ports, connections, and clusters of real members.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // each test module uses a different part
 
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;

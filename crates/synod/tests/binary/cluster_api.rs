@@ -8,10 +8,9 @@
 //! Every wait is on an event (a command that succeeds, a process that exits) with a generous
 //! deadline, polled; the load is one write at a time, paced, and bounded.
 
-mod common;
-
-use common::certs::certificates;
-use common::{etcdctl, parse_json, Cluster};
+use crate::common;
+use crate::common::certs::certificates;
+use crate::common::{etcdctl, parse_json, Cluster};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

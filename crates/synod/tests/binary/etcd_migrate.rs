@@ -6,9 +6,7 @@
 //! The source is always etcd. With `SYNOD_INTEROP_TARGET=etcd` the restored cluster is etcd
 //! too (`etcdctl snapshot restore`), which checks the test's own expectations.
 
-mod common;
-
-use common::{etcdctl, etcdctl_with_stdin, parse_json, Cluster, Target};
+use crate::common::{etcdctl, etcdctl_with_stdin, parse_json, Cluster, Target};
 use serde_json::Value;
 use std::process::Command;
 

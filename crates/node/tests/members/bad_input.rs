@@ -1,9 +1,8 @@
 //! Bad input at every door of a real member: each gets a clear error or a logged refusal, the
 //! member keeps serving, and nothing stored is lost.
 
-mod common;
-
-use common::free_port;
+use crate::common;
+use crate::common::free_port;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::kv_client::KvClient;
 use node::NodeConfig;

@@ -9,7 +9,7 @@
 //! Every child is stopped when the `Cluster` is dropped, also when a test panics (SIGTERM, a
 //! bounded wait, then SIGKILL), and each member's output is printed when the test failed.
 
-// Each test binary includes this module and uses a different part of it.
+// Each test module uses a different part of it.
 #![allow(dead_code)]
 
 pub mod certs;
@@ -851,7 +851,7 @@ impl Cluster {
     ///
     /// The endpoint is given as `host:port`. With `http://host:port`, etcdctl 3.4 dials for
     /// `endpoint status` with the whole URL as the HTTP/2 `:authority`; etcd accepts that, and
-    /// whether we do is a test of its own (tests/etcdctl.rs), not something every test that
+    /// whether we do is a test of its own (the etcdctl module), not something every test that
     /// needs the leader should depend on.
     pub fn status(&self, i: usize) -> Result<Status, String> {
         let endpoint = self.endpoint(i).trim_start_matches("http://");

@@ -4,9 +4,8 @@
 //! Run against etcd too (`SYNOD_INTEROP_TARGET=etcd`), with `etcdctl snapshot status` and
 //! `etcdctl snapshot restore` in place of `synod snapshot`'s.
 
-mod common;
-
-use common::{etcdctl, parse_json, parse_range, Cluster, Range, Target};
+use crate::common;
+use crate::common::{etcdctl, parse_json, parse_range, Cluster, Range, Target};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -6,9 +6,8 @@
 use etcd_proto::authpb;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{auth_client::AuthClient, kv_client::KvClient};
-mod common;
 
-use common::{connect, start_all, three_configs};
+use crate::common::{connect, start_all, three_configs};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tonic::{Code, Request};

@@ -11,9 +11,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-mod common;
-
-use common::{connect, free_port, leader_of, start_all, three_configs, Channel};
+use crate::common;
+use crate::common::{connect, free_port, leader_of, start_all, three_configs, Channel};
 
 /// Every wait in these tests is bounded: a lost answer fails the test instead of hanging it.
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {

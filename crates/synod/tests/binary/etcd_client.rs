@@ -2,9 +2,8 @@
 //! cluster: the gRPC API as programs use it, checked field by field. Each client talks to one
 //! member, so writes through one member are read through another.
 
-mod common;
-
-use common::{runtime, Cluster};
+use crate::common;
+use crate::common::{runtime, Cluster};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
     TxnOpResponse,

@@ -7,9 +7,7 @@
 //! acknowledged write is there in a linearizable read, and the restarted member catches up, seen
 //! through serializable reads (answered from its own state) with the same values and revision.
 
-mod common;
-
-use common::{etcdctl, parse_range, Cluster, Kv, Range};
+use crate::common::{etcdctl, parse_range, Cluster, Kv, Range};
 use etcd_client::{Client, ConnectOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

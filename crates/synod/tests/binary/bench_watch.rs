@@ -1,9 +1,7 @@
 //! `synod bench --workload watch` against a real 3-member cluster: every watcher sees every
 //! answered put, and the report says so (events counted, none missing).
 
-mod common;
-
-use common::{run_bounded, Cluster};
+use crate::common::{run_bounded, Cluster};
 use std::process::Command;
 use std::time::Duration;
 

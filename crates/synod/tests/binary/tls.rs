@@ -3,10 +3,9 @@
 //! Certificates are made fresh for each test. `SYNOD_INTEROP_TARGET=etcd` runs the same
 //! expectations against etcd.
 
-mod common;
-
-use common::certs::{certificates, Authority};
-use common::{etcdctl, Cluster};
+use crate::common;
+use crate::common::certs::{certificates, Authority};
+use crate::common::{etcdctl, Cluster};
 use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Write;
 

@@ -3,10 +3,9 @@
 //! wins. Through the real etcdctl with certificates made fresh in the test;
 //! `SYNOD_INTEROP_TARGET=etcd` runs the same expectations against etcd 3.4.
 
-mod common;
-
-use common::certs::Authority;
-use common::{etcdctl, Cluster, Tls};
+use crate::common;
+use crate::common::certs::Authority;
+use crate::common::{etcdctl, Cluster, Tls};
 use rcgen::ExtendedKeyUsagePurpose;
 use std::path::Path;
 

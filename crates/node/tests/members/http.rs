@@ -2,9 +2,8 @@
 //! `/metrics` and etcd 3.4's `/health` (an alarm makes it unhealthy unless excluded), and the
 //! gRPC health service answers SERVING, on the same port as etcd's services.
 
-mod common;
-
-use common::free_port;
+use crate::common;
+use crate::common::free_port;
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::kv_client::KvClient;
 use node::NodeConfig;

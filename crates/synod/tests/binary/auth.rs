@@ -4,9 +4,8 @@
 //! (`SYNOD_INTEROP_TARGET=etcd`). Members run with `--bcrypt-cost 4` (etcd's flag too) so that
 //! each authentication costs little on a loaded machine.
 
-mod common;
-
-use common::{etcdctl, Cluster};
+use crate::common;
+use crate::common::{etcdctl, Cluster};
 use std::io::BufRead;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -11,9 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-mod common;
-
-use common::{connect, free_port, start_all, three_configs};
+use crate::common::{connect, free_port, start_all, three_configs};
 
 async fn single(
     progress_every: Duration,

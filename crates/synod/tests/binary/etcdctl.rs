@@ -5,9 +5,8 @@
 //! Each test writes through one member and reads through others: a write reaches the leader
 //! from any member, and a default (linearizable) read anywhere sees it.
 
-mod common;
-
-use common::{etcdctl, etcdctl_with_stdin, parse_json, parse_range, parse_status, Cluster};
+use crate::common;
+use crate::common::{etcdctl, etcdctl_with_stdin, parse_json, parse_range, parse_status, Cluster};
 use std::collections::BTreeSet;
 
 #[test]

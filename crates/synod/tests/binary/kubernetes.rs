@@ -22,9 +22,7 @@
 //! ahead of the events it vouches for. It runs against etcd 3.4 too
 //! (`SYNOD_INTEROP_TARGET=etcd`).
 
-mod common;
-
-use common::{runtime, Cluster, Target};
+use crate::common::{runtime, Cluster, Target};
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{
     compare, kv_client::KvClient, lease_client::LeaseClient, maintenance_client::MaintenanceClient,

@@ -3,9 +3,8 @@
 
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{kv_client::KvClient, maintenance_client::MaintenanceClient};
-mod common;
 
-use common::{leader_of, start_all, three_configs as configs};
+use crate::common::{leader_of, start_all, three_configs as configs};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -5,9 +5,7 @@
 //! is recorded in the data directory: a restart without the flag keeps it, one with another
 //! rule is refused. Synod only (etcd has no such flag).
 
-mod common;
-
-use common::{etcdctl, parse_range, run_bounded, Cluster, Target};
+use crate::common::{etcdctl, parse_range, run_bounded, Cluster, Target};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -5,9 +5,8 @@
 //! Token expiry is about time, so the two expiry tests wait out a TTL of a couple of seconds;
 //! every other wait is on an answer.
 
-mod common;
-
-use common::{run_bounded, Cluster};
+use crate::common;
+use crate::common::{run_bounded, Cluster};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;

@@ -1,14 +1,7 @@
 //! `synod sim --protocol disk-paxos` from the outside: a campaign prints its figures with every
 //! fault kind and no violation, and the default protocol is still Multi-Paxos.
 
-use std::process::Command;
-
-fn synod(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_synod"))
-        .args(args)
-        .output()
-        .expect("synod runs")
-}
+use crate::synod;
 
 #[test]
 fn a_disk_paxos_campaign_passes_and_reports_every_fault_kind() {

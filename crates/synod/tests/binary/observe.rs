@@ -8,9 +8,8 @@
 //! same status codes and bodies. Where etcd 3.4 has nothing (`/livez`, `/readyz`,
 //! `?serializable=true`), the test says what each serves.
 
-mod common;
-
-use common::{etcdctl, Cluster, Target};
+use crate::common;
+use crate::common::{etcdctl, Cluster, Target};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
