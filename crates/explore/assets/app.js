@@ -211,12 +211,13 @@ function drawViolations(v) {
   }
 }
 
-function nodePositions(n, clients) {
+function nodePositions(names, clients) {
   const pos = {};
-  for (let i = 0; i < n; i++) {
+  const n = names.length;
+  names.forEach((name, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    pos['n' + (i + 1)] = [200 + 140 * Math.cos(a), 200 + 140 * Math.sin(a)];
-  }
+    pos[name] = [200 + 140 * Math.cos(a), 200 + 140 * Math.sin(a)];
+  });
   // Clients sit along the left edge.
   clients.forEach((c, i) => { pos[c] = [24, 380 - i * 40]; });
   return pos;
@@ -225,7 +226,7 @@ function nodePositions(n, clients) {
 function drawCluster(v) {
   const s = $('cluster');
   s.replaceChildren();
-  const pos = nodePositions(v.nodes.length, v.clients);
+  const pos = nodePositions(v.nodes.map((n) => n.name), v.clients);
   const defs = svg('defs');
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
   marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#0b57a4' }));
