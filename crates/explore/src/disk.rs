@@ -360,10 +360,10 @@ impl DiskWorld {
                     block.mbal,
                     vote_text(&block)
                 ),
-                (Stage::Phase2, Stage::Decided) => format!(
-                    " Phase 2 is done on a majority of disks: any later ballot's phase 1 reads \
-                     this vote on at least one of them."
-                ),
+                (Stage::Phase2, Stage::Decided) => " Phase 2 is done on a majority of disks: any \
+                                                    later ballot's phase 1 reads this vote on at \
+                                                    least one of them."
+                    .to_string(),
                 (Stage::Phase1 | Stage::Phase2, Stage::Idle) => format!(
                     " Too many disks failed for a majority in this phase: {who} gives up ballot \
                      {} and will retry.",
