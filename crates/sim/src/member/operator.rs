@@ -219,7 +219,7 @@ impl MemberSimulation {
         self.operator
             .asks
             .insert((place, request), Ask { kind, target });
-        let now = Micros(self.now);
+        let now = self.micros(place);
         if let Some(run) = self.nodes[place].run.as_mut() {
             run.member
                 .on_request(now, request, Request::Cluster(change));
