@@ -846,6 +846,11 @@ impl Member {
 
     // ---- views ----
 
+    /// The time of the latest input (the caller's clock; it never goes back here).
+    pub fn clock(&self) -> Micros {
+        self.clock
+    }
+
     /// The Paxos core (read-only).
     pub fn replica(&self) -> &Replica {
         &self.replica

@@ -64,3 +64,53 @@ fn planted_lease_ticks_not_caught_up_is_caught_by_lease_overlap() {
         "the same seed without the bug passes:\n{clean}"
     );
 }
+
+/// One seed's trace around a moment (for debugging: `SEED=.. AT_MS=.. --ignored --nocapture`).
+#[test]
+#[ignore]
+fn trace_of_one_seed() {
+    let var = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let profile = std::env::var("PROFILE").unwrap_or_else(|_| "all".into());
+    let profile = FaultProfile::from_name(&profile).expect("a fault profile");
+    let mut config = MemberSimConfig::new(var("SEED", 1), 3, profile);
+    config.leases = Some(CLOCKS);
+    config.trace = true;
+    let mut sim = sim::member::MemberSimulation::new(config);
+    while sim.step() {}
+    let trace = sim.trace().to_vec();
+    println!("{}", sim.run());
+    let at = var("AT_MS", 0) * 1000;
+    for line in &trace {
+        let t: u64 = line
+            .split(' ')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        if t + 400_000 >= at && t <= at + 10_000 {
+            println!("{line}");
+        }
+    }
+}
+
+/// A campaign of `PROFILE` (a fault profile's name) over `SEEDS` seeds, printed
+/// (`--ignored --nocapture`).
+#[test]
+#[ignore]
+fn campaign_of_a_profile() {
+    let profile = std::env::var("PROFILE").unwrap_or_else(|_| "all".into());
+    let profile = FaultProfile::from_name(&profile).expect("a fault profile");
+    let seeds = std::env::var("SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SEEDS);
+    let mut spec = MemberCampaignSpec::new(0..seeds, 3, profile);
+    spec.threads = 2;
+    spec.leases = Some(CLOCKS);
+    let runs = run_member_seeds(&spec, &|_| {});
+    println!("{}", MemberCampaignReport::from_runs(&runs));
+}

@@ -124,7 +124,7 @@ impl MemberSimulation {
     }
 
     /// The place an event is an input to, if any.
-    fn input_of(&self, event: &Event) -> Option<usize> {
+    pub(super) fn input_of(&self, event: &Event) -> Option<usize> {
         match *event {
             Event::Tick { node, .. } | Event::Disk { node, .. } => Some(node),
             Event::SnapshotWrite { node, .. } => Some(node),
@@ -148,7 +148,7 @@ impl MemberSimulation {
         true
     }
 
-    /// The check `lease-overlap`, after an input to place `i`.
+    /// The check `lease-overlap`, after an event for place `i` that reached its member.
     pub(super) fn check_lease(&mut self, i: usize) {
         if !self.clocks.on() {
             return;
@@ -157,6 +157,10 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_ref() else {
             return;
         };
+        if run.member.clock() != self.clocks.local(i, self.now) {
+            // The event reached no member (a cut link, a lost message): its clock is not now.
+            return;
+        }
         let replica = run.member.replica();
         let leased = replica.counters().leased_reads;
         let seen = &mut self.clocks.leased_seen[i];
@@ -178,8 +182,11 @@ impl MemberSimulation {
         });
         if let Some((j, _)) = newer {
             let detail = format!(
-                "m{} serves leased reads at ballot {ballot:?} while m{} leads at a higher one",
+                "m{} serves leased reads at ballot {ballot:?} (tick {}, lease until {:?}) while \
+                 m{} leads at a higher one",
                 i + 1,
+                replica.now_ticks(),
+                replica.lease_until_ticks(),
                 j + 1
             );
             self.checks

@@ -512,6 +512,15 @@ impl MemberSimulation {
         if self.hold_while_paused(event) {
             return;
         }
+        // Checked after an input only: then the member's clock is the present.
+        let input_to = self.input_of(&event);
+        self.handle_now(event);
+        if let Some(i) = input_to {
+            self.check_lease(i);
+        }
+    }
+
+    fn handle_now(&mut self, event: Event) {
         match event {
             Event::Tick { node, inc } => {
                 if self.nodes[node].inc != inc || self.nodes[node].run.is_none() {
@@ -644,7 +653,6 @@ impl MemberSimulation {
         let revision = run.member.applier().machine().revision();
         run.revision = run.revision.max(revision);
         self.checks.revision(i, revision, self.now);
-        self.check_lease(i);
     }
 
     fn carry_out(&mut self, i: usize, output: Output) {
@@ -1135,7 +1143,7 @@ impl MemberSimulation {
         let request = clients::request(&p.op);
         let id = p.request;
         self.waiting.insert((node, id), c);
-        let now = self.micros(node);
+        let now = self.clocks.local(node, self.now);
         run.member.on_request(now, id, request);
         self.drive(node);
     }
@@ -1335,7 +1343,8 @@ impl MemberSimulation {
             }
             if self.watches[w].at.is_none() {
                 let node = below(&mut self.rng, self.config.places() as u64) as usize;
-                if self.nodes[node].run.is_some() {
+                // Not at a paused member: the watch's reads would be inputs to it.
+                if self.nodes[node].run.is_some() && self.clocks.paused(node, self.now).is_none() {
                     self.watches[w].at = Some((node, self.nodes[node].inc));
                     self.drive(node);
                 }

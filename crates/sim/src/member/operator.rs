@@ -15,7 +15,7 @@
 use super::{Event, MemberSimulation, Phase};
 use crate::rng::{below, range};
 use member::cluster::ClusterChange;
-use member::{Answer, Micros, Request, RequestId};
+use member::{Answer, Request, RequestId};
 use paxos::NodeId;
 use std::collections::BTreeMap;
 use storage::memfs::MemFs;
