@@ -905,10 +905,11 @@ mod tests {
             });
             assert!(e.contains("--max-clock-drift-ppm"), "{ppm}: {e}");
         }
-        // A 50 % bound leaves a lease shorter than a heartbeat interval.
+        // An 80 % bound leaves 3 ticks of the default 30-tick election timeout: less than
+        // the 5-tick heartbeat interval.
         let e = refused(&|a| {
             a.experimental_leader_lease = true;
-            a.max_clock_drift_ppm = Some(500_000);
+            a.max_clock_drift_ppm = Some(800_000);
         });
         assert!(e.contains("before the next heartbeat"), "{e}");
     }
