@@ -15,14 +15,19 @@ pub enum MemberBug {
     /// The changes shared with watchers in step ([`crate::AppliedChanges`]) are read from one
     /// revision too early, so a watcher in step is sent the previous revision's events twice.
     WatchEventTwice,
+    /// With leader leases on, the replica's clock is not caught up from the caller's time
+    /// (`member/ticks.rs`): it ticks once per tick input, so a member whose ticks were missed
+    /// (a stopped or starved process) serves leased reads on a stale tick count.
+    LeaseTicksNotCaughtUp,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 3] = [
+    pub const ALL: [MemberBug; 4] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
+        MemberBug::LeaseTicksNotCaughtUp,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -31,6 +36,7 @@ impl MemberBug {
             MemberBug::ReadBeforeApplied => "read-before-applied",
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
             MemberBug::WatchEventTwice => "watch-event-twice",
+            MemberBug::LeaseTicksNotCaughtUp => "lease-ticks-not-caught-up",
         }
     }
 

@@ -5,6 +5,7 @@
 mod changes;
 mod forward;
 mod snapshot;
+mod ticks;
 
 use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
@@ -477,6 +478,9 @@ pub struct Member {
     clock: Micros,
     /// The latest slow client writes' traces, by request (bounded: [`SLOW_TRACES_MAX`]).
     slow_traces: VecDeque<(RequestId, WriteTrace)>,
+    /// Ticks handed to the replica, on the caller's clock (with leader leases on, the count
+    /// follows that clock: see `ticks.rs`).
+    ticks: ticks::TickClock,
     /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
     bugs: MemberBugs,
 }
@@ -534,6 +538,7 @@ impl Member {
             said_removed: false,
             epoch_seen: 0,
             clock: now,
+            ticks: ticks::TickClock::new(now),
             slow_traces: VecDeque::new(),
             bugs: MemberBugs::none(),
             options: parts.options,
@@ -695,8 +700,7 @@ impl Member {
     /// The driver's periodic tick (every [`MemberOptions::tick`]).
     pub fn tick(&mut self, now: Micros) {
         let now = self.advance(now);
-        let mut rng: &mut (dyn RngCore + Send) = &mut *self.rng;
-        self.replica.tick(&mut rng);
+        self.tick_replica();
         self.expire_leases(now);
         let leader = self.replica.leader();
         if leader != self.last_leader {
@@ -842,6 +846,11 @@ impl Member {
 
     // ---- views ----
 
+    /// The time of the latest input (the caller's clock; it never goes back here).
+    pub fn clock(&self) -> Micros {
+        self.clock
+    }
+
     /// The Paxos core (read-only).
     pub fn replica(&self) -> &Replica {
         &self.replica
@@ -904,8 +913,10 @@ impl Member {
 
     /// Takes the caller's time for the input being handled; a clock that went back is held
     /// where it was (time never goes back inside the member).
+    /// With leader leases on, the replica's clock is brought up to it first (`ticks.rs`).
     fn advance(&mut self, now: Micros) -> Micros {
         self.clock = self.clock.max(now);
+        self.catch_up_ticks(self.clock);
         self.clock
     }
 
@@ -1270,6 +1281,7 @@ impl Member {
 
     fn ask_read_index(&mut self, id: ReadId) {
         if self.replica.role() == Role::Leader {
+            self.assert_ticks_caught_up();
             let _ = self.replica.read(id);
         } else if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
             self.send(leader.0, PeerMessage::ReadIndexAsk { id });

@@ -96,6 +96,17 @@ impl Cluster {
         snapshot_every_slots: u64,
         crash_at: Option<(CrashPoint, u32)>,
     ) -> Cluster {
+        let replica = ReplicaOptions::default();
+        Cluster::with_replica_options(n, seed, snapshot_every_slots, crash_at, replica)
+    }
+
+    fn with_replica_options(
+        n: u64,
+        seed: u64,
+        snapshot_every_slots: u64,
+        crash_at: Option<(CrashPoint, u32)>,
+        replica_options: ReplicaOptions,
+    ) -> Cluster {
         let ids: Vec<u64> = (1..=n).collect();
         let mut seeder = ChaCha8Rng::seed_from_u64(seed);
         let mut members = BTreeMap::new();
@@ -106,7 +117,7 @@ impl Cluster {
             )
             .expect("a configuration");
             let replica =
-                Replica::new(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
+                Replica::new(NodeId(id), config, replica_options.clone()).expect("a replica");
             let mut rng = ChaCha8Rng::seed_from_u64(seeder.next_u64());
             let incarnation = rng.next_u64();
             let parts = MemberParts {
@@ -1240,3 +1251,5 @@ fn writes_that_arrive_together_share_a_slot() {
         .revision()
         == 51)));
 }
+
+mod lease;

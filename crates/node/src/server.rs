@@ -100,6 +100,7 @@ fn replica_options(config: &NodeConfig) -> ReplicaOptions {
         command_bytes_max: config.request_bytes_max + 1024,
         batch_bytes_max: 2 << 20,
         page_records_max: 8,
+        leader_lease: config.leader_lease,
         ..ReplicaOptions::default()
     }
 }

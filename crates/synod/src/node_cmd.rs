@@ -90,6 +90,18 @@ pub struct NodeArgs {
     /// recorded in the data directory, so a restart keeps it [default: majority].
     #[arg(long, env = "SYNOD_QUORUMS")]
     quorums: Option<String>,
+    /// Leader leases (experimental): the leader answers linearizable reads from its own
+    /// state while a quorum's grants hold, with no read-index round. The lease is the
+    /// election timeout less a tick and the margin for --max-clock-drift-ppm; a new leader
+    /// waits out the old lease, so a leadership transfer takes up to an election timeout.
+    /// Every member must be given the same setting (it is part of the cluster's id).
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_LEADER_LEASE")]
+    experimental_leader_lease: bool,
+    /// With --experimental-leader-lease: the bound on how fast or slow any member's
+    /// monotonic clock may run, in parts per million (at least 500, what NTP may slew)
+    /// [default: 1000].
+    #[arg(long, env = "SYNOD_MAX_CLOCK_DRIFT_PPM")]
+    max_clock_drift_ppm: Option<u32>,
     /// Size in bytes of each write-ahead log segment, preallocated when created; compacted
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
@@ -179,6 +191,8 @@ struct FileSettings {
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
     quorums: Option<String>,
+    experimental_leader_lease: Option<bool>,
+    max_clock_drift_ppm: Option<u32>,
     wal_segment_bytes: Option<u64>,
     auto_compaction_mode: Option<String>,
     auto_compaction_retention: Option<String>,
@@ -417,6 +431,18 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;
     }
+    config.leader_lease = match (
+        args.experimental_leader_lease || file.experimental_leader_lease.unwrap_or(false),
+        args.max_clock_drift_ppm.or(file.max_clock_drift_ppm),
+    ) {
+        (true, ppm) => Some(paxos::multi::LeaderLease {
+            max_drift_ppm: ppm.unwrap_or(node::config::LEASE_DRIFT_PPM_DEFAULT),
+        }),
+        (false, None) => None,
+        (false, Some(_)) => {
+            bail!("--max-clock-drift-ppm is the bound of leader leases: give it with --experimental-leader-lease")
+        }
+    };
     if let Some(rule) = args.quorums.or(file.quorums) {
         config.quorum = rule
             .parse()
@@ -853,6 +879,39 @@ mod tests {
         assert_eq!(c.initial_cluster[0].peer_url, "http://127.0.0.1:3380");
         assert_eq!(c.request_bytes_max, 1536 * 1024);
         assert_eq!(c.wal_segment_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn leader_leases_are_off_by_default_and_refused_with_nonsense_bounds() {
+        assert_eq!(resolve(args("x")).unwrap().leader_lease, None);
+        let mut a = args("x");
+        a.experimental_leader_lease = true;
+        let c = resolve(a).unwrap();
+        let lease = c.leader_lease.expect("leases on");
+        assert_eq!(lease.max_drift_ppm, node::config::LEASE_DRIFT_PPM_DEFAULT);
+        // Part of the cluster's id: members with and without leases refuse each other.
+        assert_ne!(c.cluster_id(), resolve(args("x")).unwrap().cluster_id());
+        let refused = |f: &dyn Fn(&mut NodeArgs)| {
+            let mut a = args("x");
+            f(&mut a);
+            format!("{:#}", resolve(a).unwrap_err())
+        };
+        let e = refused(&|a| a.max_clock_drift_ppm = Some(2_000));
+        assert!(e.contains("with --experimental-leader-lease"), "{e}");
+        for ppm in [0, 499, 1_000_000, u32::MAX] {
+            let e = refused(&|a| {
+                a.experimental_leader_lease = true;
+                a.max_clock_drift_ppm = Some(ppm);
+            });
+            assert!(e.contains("--max-clock-drift-ppm"), "{ppm}: {e}");
+        }
+        // An 80 % bound leaves 3 ticks of the default 30-tick election timeout: less than
+        // the 5-tick heartbeat interval.
+        let e = refused(&|a| {
+            a.experimental_leader_lease = true;
+            a.max_clock_drift_ppm = Some(800_000);
+        });
+        assert!(e.contains("before the next heartbeat"), "{e}");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum MemberCheck {
     Codec,
     /// A membership change was answered done with a member list that contradicts it.
     Membership,
+    /// Leader leases: a member held a lease by its own clock while another led at a higher
+    /// ballot (`clocks.rs`).
+    LeaseOverlap,
 }
 
 impl MemberCheck {
@@ -59,6 +62,7 @@ impl MemberCheck {
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
             MemberCheck::Membership => "membership",
+            MemberCheck::LeaseOverlap => "lease-overlap",
         }
     }
 }

@@ -25,6 +25,7 @@
 
 mod check;
 mod clients;
+mod clocks;
 mod driver;
 mod operator;
 pub mod report;
@@ -107,6 +108,10 @@ pub struct MemberSimConfig {
     /// Off by default (`synod sim --member --wipes`): with it on, seed 1265 of `--faults all`
     /// fails `shared-changes` before any wipe (the random stream differs), not yet explained.
     pub wipes: bool,
+    /// Leader leases (`synod sim --member --leases`): the replicas run them with this drift
+    /// bound, each place's clock drifts within it, and the leader is paused now and then as
+    /// a stopped process is (`clocks.rs`). `None` by default: every clock keeps true time.
+    pub leases: Option<crate::leases::ClockModel>,
 }
 
 impl MemberSimConfig {
@@ -129,6 +134,7 @@ impl MemberSimConfig {
             membership: false,
             spares: 2,
             wipes: false,
+            leases: None,
         }
     }
 
@@ -143,6 +149,9 @@ impl MemberSimConfig {
             heartbeat_ticks: 2,
             election_timeout_ticks: 10,
             election_jitter_ticks: 10,
+            leader_lease: self.leases.map(|m| paxos::multi::LeaderLease {
+                max_drift_ppm: m.drift_ppm,
+            }),
             ..ReplicaOptions::default()
         }
     }
@@ -178,13 +187,30 @@ enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    Tick { node: usize, inc: u64 },
-    Deliver { id: u64 },
-    Disk { node: usize, inc: u64 },
-    SnapshotWrite { node: usize, inc: u64 },
-    Restart { node: usize },
-    ClientNext { client: usize },
-    Arrive { client: usize },
+    Tick {
+        node: usize,
+        inc: u64,
+    },
+    Deliver {
+        id: u64,
+    },
+    Disk {
+        node: usize,
+        inc: u64,
+    },
+    SnapshotWrite {
+        node: usize,
+        inc: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    ClientNext {
+        client: usize,
+    },
+    Arrive {
+        client: usize,
+    },
     Partition,
     Heal,
     Crash,
@@ -192,6 +218,8 @@ enum Event {
     Drain,
     Check,
     Operator,
+    /// Leader leases: a member's process pauses (`clocks.rs`).
+    Pause,
 }
 
 struct InFlight {
@@ -272,6 +300,10 @@ pub(crate) struct Tally {
     pub retired: u64,
     /// Wiped members that regained their vote through the rebuild path.
     pub rebuilt: u64,
+    /// Leader leases: member processes paused (`clocks.rs`).
+    pub pauses: u64,
+    /// Leader leases: reads served under a lease, with no read-index round.
+    pub leased_reads: u64,
 }
 
 /// The member-level simulation. See the module doc.
@@ -306,6 +338,8 @@ pub struct MemberSimulation {
     trace_hash: u64,
     trace: Vec<String>,
     operator: operator::Operator,
+    /// Each place's clock and pauses (leader leases; true clocks without).
+    clocks: clocks::Clocks,
 }
 
 fn fnv(hash: u64, value: u64) -> u64 {
@@ -368,6 +402,7 @@ impl MemberSimulation {
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
             operator: operator::Operator::new(places as u64 + 1),
+            clocks: clocks::Clocks::new(config.leases, config.seed, places),
             config,
         };
         for w in 0..sim.config.watches {
@@ -400,6 +435,7 @@ impl MemberSimulation {
             let at = range(&mut sim.rng, 100_000, sim.plan.crash_gap_us.max(100_000));
             sim.schedule(at, Event::Crash);
         }
+        sim.schedule_first_pause();
         sim
     }
 
@@ -447,6 +483,7 @@ impl MemberSimulation {
             Event::Drain => 12,
             Event::Check => 13,
             Event::Operator => 14,
+            Event::Pause => 15,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -466,22 +503,35 @@ impl MemberSimulation {
         self.queue.push(Reverse((at, self.seq, event)));
     }
 
-    fn micros(&self) -> Micros {
-        Micros(self.now)
+    /// Place `i`'s clock now: the time its member's inputs carry.
+    fn micros(&self, i: usize) -> Micros {
+        self.clocks.local(i, self.now)
     }
 
     fn handle(&mut self, event: Event) {
+        if self.hold_while_paused(event) {
+            return;
+        }
+        // Checked after an input only: then the member's clock is the present.
+        let input_to = self.input_of(&event);
+        self.handle_now(event);
+        if let Some(i) = input_to {
+            self.check_lease(i);
+        }
+    }
+
+    fn handle_now(&mut self, event: Event) {
         match event {
             Event::Tick { node, inc } => {
                 if self.nodes[node].inc != inc || self.nodes[node].run.is_none() {
                     return;
                 }
-                let now = self.micros();
+                let now = self.micros(node);
                 if let Some(run) = self.nodes[node].run.as_mut() {
                     run.member.tick(now);
                 }
                 self.drive(node);
-                let at = self.now + self.config.tick_us;
+                let at = self.now + self.clocks.tick_period(node, self.config.tick_us);
                 self.schedule(at, Event::Tick { node, inc });
             }
             Event::Deliver { id } => self.deliver(id),
@@ -501,6 +551,7 @@ impl MemberSimulation {
             Event::Drain => self.phase = Phase::Drain,
             Event::Check => self.on_check(),
             Event::Operator => self.operate(),
+            Event::Pause => self.nemesis_pause(),
         }
     }
 
@@ -547,7 +598,8 @@ impl MemberSimulation {
             join,
             rebuild,
         };
-        let now = self.micros();
+        self.clocks.started(i);
+        let now = self.micros(i);
         match boot(&self.nodes[i].fs, parts, now) {
             Ok(run) => {
                 let mut run = run;
@@ -604,7 +656,7 @@ impl MemberSimulation {
     }
 
     fn carry_out(&mut self, i: usize, output: Output) {
-        let now = self.micros();
+        let now = self.micros(i);
         match output {
             Output::Persist { tag, ops } => {
                 let latency = range(
@@ -731,7 +783,7 @@ impl MemberSimulation {
             self.tally.snapshots_installed += 1;
             self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
         }
-        let now = self.micros();
+        let now = self.micros(i);
         if let Some(run) = self.nodes[i].run.as_mut() {
             run.member.on_snapshot_chunk_stored(now, transfer, stored);
         }
@@ -741,7 +793,7 @@ impl MemberSimulation {
         if self.nodes[i].inc != inc {
             return;
         }
-        let now = self.micros();
+        let now = self.micros(i);
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
@@ -791,7 +843,7 @@ impl MemberSimulation {
             return;
         }
         let fs = self.nodes[i].fs.clone();
-        let now = self.micros();
+        let now = self.micros(i);
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
@@ -988,7 +1040,7 @@ impl MemberSimulation {
             );
             self.trace.push(line);
         }
-        let now = self.micros();
+        let now = self.micros(m.to);
         if let Some(run) = self.nodes[m.to].run.as_mut() {
             run.member.on_peer(now, m.from_id, message);
         }
@@ -1091,7 +1143,7 @@ impl MemberSimulation {
         let request = clients::request(&p.op);
         let id = p.request;
         self.waiting.insert((node, id), c);
-        let now = Micros(self.now);
+        let now = self.clocks.local(node, self.now);
         run.member.on_request(now, id, request);
         self.drive(node);
     }
@@ -1229,7 +1281,7 @@ impl MemberSimulation {
             return false;
         };
         let revision = run.member.applier().machine().revision();
-        let now = Micros(self.now);
+        let now = self.clocks.local(i, self.now);
         let mut issued = false;
         for w in 0..self.watches.len() {
             let watch = &mut self.watches[w];
@@ -1291,7 +1343,8 @@ impl MemberSimulation {
             }
             if self.watches[w].at.is_none() {
                 let node = below(&mut self.rng, self.config.places() as u64) as usize;
-                if self.nodes[node].run.is_some() {
+                // Not at a paused member: the watch's reads would be inputs to it.
+                if self.nodes[node].run.is_some() && self.clocks.paused(node, self.now).is_none() {
                     self.watches[w].at = Some((node, self.nodes[node].inc));
                     self.drive(node);
                 }

@@ -15,7 +15,7 @@
 use super::{Event, MemberSimulation, Phase};
 use crate::rng::{below, range};
 use member::cluster::ClusterChange;
-use member::{Answer, Micros, Request, RequestId};
+use member::{Answer, Request, RequestId};
 use paxos::NodeId;
 use std::collections::BTreeMap;
 use storage::memfs::MemFs;
@@ -219,7 +219,7 @@ impl MemberSimulation {
         self.operator
             .asks
             .insert((place, request), Ask { kind, target });
-        let now = Micros(self.now);
+        let now = self.micros(place);
         if let Some(run) = self.nodes[place].run.as_mut() {
             run.member
                 .on_request(now, request, Request::Cluster(change));

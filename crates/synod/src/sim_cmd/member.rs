@@ -23,6 +23,14 @@ fn parse_bug(name: Option<&str>) -> Result<MemberBugs> {
     Ok(MemberBugs::only(bug))
 }
 
+/// Leader leases' clocks, with --leases (see `sim::member::MemberSimConfig::leases`).
+fn clocks(args: &SimArgs) -> Option<sim::leases::ClockModel> {
+    args.leases.then(|| sim::leases::ClockModel {
+        drift_ppm: args.drift.unwrap_or(sim::leases::DEFAULT_DRIFT_PPM),
+        beyond_bound: args.clock_fault,
+    })
+}
+
 /// Runs the command; Ok(false) when a check failed.
 pub fn run(args: &SimArgs) -> Result<bool> {
     if args.protocol != "multi-paxos" && args.protocol != "multi" {
@@ -35,6 +43,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         config.bugs = bugs;
         config.membership = args.membership;
         config.wipes = args.wipes;
+        config.leases = clocks(args);
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -65,6 +74,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
     let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
+    spec.leases = clocks(args);
     // An operator adds, promotes and removes members through the Cluster API; disks wiped.
     spec.tweak = match (args.membership, args.wipes) {
         (false, false) => None,

@@ -28,6 +28,7 @@ mod flexible_quorums;
 mod gateway;
 mod kill_leader;
 mod kubernetes;
+mod leader_lease;
 mod observe;
 mod sim_disk_paxos;
 mod sim_fast_paxos;

@@ -14,10 +14,11 @@
 
 pub mod certs;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -822,6 +823,19 @@ impl Cluster {
         child.wait().expect("reap the killed member");
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT...) to member `i`'s process, which must be running.
+    pub fn signal(&self, i: usize, signal: libc::c_int) {
+        let m = &self.members[i];
+        let child = m
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not running", m.name));
+        // SAFETY: kill(2) on the pid of our own child, which is not reaped yet (so the pid
+        // cannot have been reused).
+        let sent = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "kill({signal}) of {}", m.name);
+    }
+
     /// Starts a stopped member again with the same flags and data directory (cluster state
     /// `existing`) and waits until it answers.
     pub fn restart(&mut self, i: usize) {
@@ -970,4 +984,71 @@ impl Drop for Cluster {
             );
         }
     }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// `GET path` (or another method) over HTTP/1.1 on a fresh connection, as `curl` does it.
+pub fn http(method: &str, url: &str, path: &str) -> std::io::Result<HttpAnswer> {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        bench::http::dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The sum of every sample of `name` whose labels contain each of `labels` (`k="v"`).
+pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, tags) = series.split_once('{').unwrap_or((series, ""));
+        if metric != name || !labels.iter().all(|l| tags.contains(l)) {
+            continue;
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
 }
