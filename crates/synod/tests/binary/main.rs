@@ -2,7 +2,7 @@
 //! the real `etcdctl`, etcd's client crate, curl-shaped HTTP and the binary's own commands.
 //!
 //! Every file that was once its own test binary is a module here, so the suite compiles and
-//! links once instead of nineteen times (most of this step's time in the test command was
+//! links once instead of once per file (most of this step's time in the test command was
 //! building, not running). Run one file's tests with its module name as the filter, e.g.
 //! `cargo test -p synod --test binary kubernetes::`; `SYNOD_INTEROP_TARGET=etcd` runs the
 //! interop modules against Debian's etcd 3.4 instead.
