@@ -261,6 +261,14 @@ pub enum Output {
         /// The chunk, checksum verified.
         chunk: SnapshotChunk,
     },
+    /// Decode the received snapshot through `through` that the driver just stored whole
+    /// ([`crate::snapshot::DecodedSnapshot::decode`], a pass over the whole body: off the
+    /// core, one at a time, while the member goes on), then report
+    /// [`Member::on_snapshot_decoded`].
+    DecodeSnapshot {
+        /// The slot it covers.
+        through: Slot,
+    },
     /// Encode this snapshot body ([`BodyJob::encode`], a pass over the whole store: off the
     /// core, while the member goes on) and write it durably (one at a time), then report
     /// [`Member::on_snapshot_written`]. `crash_mid` (test-only): die once the body is written

@@ -220,6 +220,44 @@ impl AppliedSnapshot {
     }
 }
 
+/// A received snapshot decoded into the applied state it restores, ready to swap in: the
+/// driver builds it off the member's core ([`DecodedSnapshot::decode`], a pass over the whole
+/// body) and hands it to [`crate::Member::on_snapshot_decoded`], which only moves it in.
+#[derive(Debug)]
+pub struct DecodedSnapshot {
+    through: Slot,
+    applier: Applier<KvStore>,
+    kv_bytes: u64,
+    table: Option<MemberTable>,
+}
+
+impl DecodedSnapshot {
+    /// Decodes a body (as [`encode_body`] made it) that covers every slot through `through`
+    /// and restores the store, the session table and the configuration from it.
+    pub fn decode(through: Slot, bytes: &[u8]) -> Result<DecodedSnapshot, BodyError> {
+        let snapshot = AppliedSnapshot::decode(through, bytes)?;
+        let kv_bytes = snapshot.kv_bytes_len();
+        let table = snapshot.table().cloned();
+        Ok(DecodedSnapshot {
+            through,
+            applier: snapshot.into_applier()?,
+            kv_bytes,
+            table,
+        })
+    }
+
+    /// The slot it covers.
+    pub fn through(&self) -> Slot {
+        self.through
+    }
+
+    /// Its parts: the applier it restores, the bytes of its store part (the db size), and the
+    /// member table, if it carries one.
+    pub fn into_parts(self) -> (Applier<KvStore>, u64, Option<MemberTable>) {
+        (self.applier, self.kv_bytes, self.table)
+    }
+}
+
 /// What the driver did with a chunk the member asked it to store
 /// ([`crate::Member::on_snapshot_chunk_stored`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,12 +273,11 @@ pub enum ChunkStored {
         /// Where the next chunk starts.
         next_offset: u64,
     },
-    /// The last chunk verified: the whole snapshot is durable, and this is its body.
+    /// The last chunk verified: the whole snapshot is durable (the driver's newest received
+    /// file, which [`crate::Output::DecodeSnapshot`] then asks it to decode).
     Complete {
         /// The slot it covers.
         through: Slot,
-        /// Its body.
-        body: Vec<u8>,
     },
     /// Storage refused the chunk.
     Failed(String),
@@ -271,6 +308,9 @@ pub(crate) struct SnapshotSchedule {
     /// the size the snapshot measures.
     pub(crate) db_bytes_at_start: u64,
     pub(crate) incoming: Option<Incoming>,
+    /// The slot of a received snapshot, durable, that the driver is decoding: no other
+    /// transfer starts meanwhile (it would fetch what is about to be installed).
+    pub(crate) decoding: Option<Slot>,
     transfers: u64,
 }
 
@@ -282,6 +322,7 @@ impl SnapshotSchedule {
             writing: None,
             db_bytes_at_start: 0,
             incoming: None,
+            decoding: None,
             transfers: 0,
         }
     }
@@ -307,6 +348,9 @@ impl SnapshotSchedule {
         through: Slot,
         now: Micros,
     ) -> Option<(u64, PeerMessage)> {
+        if self.decoding.is_some() {
+            return None;
+        }
         let restart = self
             .incoming
             .as_ref()

@@ -4,7 +4,7 @@
 
 use crate::cluster::{ClusterChange, MemberEntry, MemberInfo, MemberTable};
 use crate::peer::PeerMessage;
-use crate::snapshot::{BodyJob, ChunkStored};
+use crate::snapshot::{BodyJob, ChunkStored, DecodedSnapshot};
 use crate::MemberError;
 use crate::{
     Answer, CrashPoint, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId,
@@ -71,6 +71,11 @@ struct Cluster {
     /// The held jobs: member, slot, job, and the body the member's store gave when the job came
     /// out, if it was then still applied through the job's slot.
     held_snapshots: Vec<HeldSnapshot>,
+    /// Whether received snapshots are held (not decoded) until `finish_decodes`, as a driver's
+    /// worker thread may take its time.
+    hold_decodes: bool,
+    /// The held decodes: member and slot.
+    held_decodes: Vec<(u64, Slot)>,
 }
 
 /// A snapshot job a test holds.
@@ -147,6 +152,8 @@ impl Cluster {
             peers: BTreeMap::new(),
             hold_snapshots: false,
             held_snapshots: Vec::new(),
+            hold_decodes: false,
+            held_decodes: Vec::new(),
         };
         cluster.settle();
         cluster
@@ -222,6 +229,10 @@ impl Cluster {
                     self.member_mut(id)
                         .on_snapshot_chunk_stored(now, transfer, stored);
                 }
+                Output::DecodeSnapshot { through } if self.hold_decodes => {
+                    self.held_decodes.push((id, through));
+                }
+                Output::DecodeSnapshot { through } => self.decode_snapshot(id, through),
                 Output::Answer {
                     id: request,
                     answer,
@@ -264,6 +275,28 @@ impl Cluster {
         }
         self.settle();
         done
+    }
+
+    /// Decodes member `id`'s newest snapshot "file", which covers `through`, and hands it over.
+    fn decode_snapshot(&mut self, id: u64, through: Slot) {
+        let decoded = match self.files.get(&id) {
+            Some((slot, body)) if *slot == through => {
+                DecodedSnapshot::decode(through, body).map_err(|e| e.to_string())
+            }
+            other => Err(format!("no file through {through}: {:?}", other.map(|f| f.0))),
+        };
+        let now = self.now;
+        self.member_mut(id)
+            .on_snapshot_decoded(now, through, decoded);
+    }
+
+    /// Decodes every held snapshot, and holds no more.
+    fn finish_decodes(&mut self) {
+        self.hold_decodes = false;
+        for (id, through) in std::mem::take(&mut self.held_decodes) {
+            self.decode_snapshot(id, through);
+        }
+        self.settle();
     }
 
     fn member_mut(&mut self, id: u64) -> &mut Member {
@@ -331,11 +364,8 @@ impl Cluster {
         let Some(r) = self.receiving.remove(&id) else {
             return ChunkStored::Failed("no receiver".into());
         };
-        self.files.insert(id, (r.through, r.body.clone()));
-        ChunkStored::Complete {
-            through: r.through,
-            body: r.body,
-        }
+        self.files.insert(id, (r.through, r.body));
+        ChunkStored::Complete { through: r.through }
     }
 
     /// Moves the clock one tick, ticks every member, and settles.
@@ -748,6 +778,74 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
     assert_eq!(restored.machine().snapshot(), reference.snapshot());
     assert_eq!(c.member(leader).replica().compacted_through(), through);
     assert!(c.member(leader).applier().machine().revision() > applied_puts + 20);
+}
+
+/// A received snapshot is decoded by the driver, not on the member: with the lagging member's
+/// decode held after its last chunk is stored, the cluster keeps the same leader at the same
+/// ballot over many election timeouts and answers puts, and the lagging member neither
+/// installs, compacts nor starts another transfer. Once the decode is handed over it installs
+/// the snapshot, compacts through it and catches up with the store the others have.
+#[test]
+fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats() {
+    let mut c = Cluster::with_snapshots_every(3, 9, 5);
+    let leader = c.elect();
+    let behind = (1..=3).find(|&i| i != leader).expect("a follower");
+    c.cut.push(behind);
+    for i in 0..40 {
+        let w = c.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
+        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+        assert_put_ok(c.answer(w));
+    }
+    assert!(
+        c.member(leader).replica().compacted_through()
+            > c.member(behind).applier().applied_through()
+    );
+    c.hold_decodes = true;
+    c.cut.clear();
+    assert!(
+        c.tick_until(10 * SEC, |c| !c.held_decodes.is_empty()),
+        "the whole snapshot stored, and its decode asked for"
+    );
+    let (id, through) = c.held_decodes[0];
+    assert_eq!(id, behind);
+    let term = c.member(leader).status().term;
+    let applied_before = c.member(behind).applier().applied_through();
+    assert!(applied_before < through, "nothing installed yet");
+    let trace_from = c.trace.len();
+    for i in 0..20 {
+        let w = c.request(leader, put(&format!("more{i}"), "x"));
+        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+        assert_put_ok(c.answer(w));
+    }
+    // Heartbeats keep the lead: many election timeouts pass with no new ballot.
+    c.tick_until(5 * SEC, |_| false);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.member(leader).status().term, term);
+    assert_eq!(c.member(behind).applier().applied_through(), applied_before);
+    let behind_outputs = format!(" {behind} ");
+    assert!(
+        !c.trace[trace_from..].iter().any(|t| t.contains(&behind_outputs)
+            && (t.contains("CompactLog") || t.contains("StoreSnapshotChunk"))),
+        "the lagging member compacted or fetched again while its snapshot was being decoded"
+    );
+    assert_eq!(c.held_decodes.len(), 1, "one decode at a time");
+
+    c.finish_decodes();
+    assert!(c.member(behind).replica().compacted_through() >= through);
+    let revision = c.member(leader).applier().machine().revision();
+    assert!(
+        c.tick_until(10 * SEC, |c| c
+            .member(behind)
+            .applier()
+            .machine()
+            .revision()
+            == revision),
+        "caught up after the install"
+    );
+    assert_eq!(
+        c.member(behind).applier().machine().digest(),
+        c.member(leader).applier().machine().digest()
+    );
 }
 
 /// A crash point is an output in the member's order: everything decided before it (here the
