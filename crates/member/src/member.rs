@@ -756,7 +756,7 @@ impl Member {
         if now.saturating_since(self.hello_at) > HELLO_EVERY {
             self.say_hello(now);
         }
-        if let Some((to, ask)) = self.snapshots.retry_ask(now) {
+        for (to, ask) in self.snapshots.retry_ask(now) {
             self.send(to, ask);
         }
         self.progress_transfers(now);
@@ -1332,9 +1332,9 @@ impl Member {
                 }
             }
             if let Some(wanted) = ready.snapshot_wanted {
-                if let Some((to, ask)) =
-                    self.snapshots
-                        .want(wanted.from.0, wanted.through, self.clock)
+                for (to, ask) in self
+                    .snapshots
+                    .want(wanted.from.0, wanted.through, self.clock)
                 {
                     self.send(to, ask);
                 }

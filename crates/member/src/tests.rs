@@ -283,7 +283,10 @@ impl Cluster {
             Some((slot, body)) if *slot == through => {
                 DecodedSnapshot::decode(through, body).map_err(|e| e.to_string())
             }
-            other => Err(format!("no file through {through}: {:?}", other.map(|f| f.0))),
+            other => Err(format!(
+                "no file through {through}: {:?}",
+                other.map(|f| f.0)
+            )),
         };
         let now = self.now;
         self.member_mut(id)
@@ -707,6 +710,22 @@ fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
     let stored = format!(" {behind} StoreSnapshotChunk");
     let chunks = c.trace.iter().filter(|t| t.contains(&stored)).count();
     assert!(chunks > 1, "the snapshot came in {chunks} chunks");
+    // Pipelined: several chunks asked for before the first of them is stored, never more than
+    // the window.
+    let asked = format!(" {behind} Send");
+    let (mut in_flight, mut most) = (0i64, 0i64);
+    for t in &c.trace {
+        if t.contains(&asked) && t.contains("SnapshotAsk") {
+            in_flight += 1;
+        } else if t.contains(&stored) {
+            in_flight -= 1;
+        }
+        most = most.max(in_flight);
+    }
+    assert!(
+        most > 1 && most <= crate::snapshot::WINDOW_CHUNKS as i64,
+        "at most {most} chunks in flight"
+    );
     assert_eq!(
         c.member(behind).applier().machine().digest(),
         c.member(leader).applier().machine().digest()
@@ -824,8 +843,10 @@ fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats(
     assert_eq!(c.member(behind).applier().applied_through(), applied_before);
     let behind_outputs = format!(" {behind} ");
     assert!(
-        !c.trace[trace_from..].iter().any(|t| t.contains(&behind_outputs)
-            && (t.contains("CompactLog") || t.contains("StoreSnapshotChunk"))),
+        !c.trace[trace_from..]
+            .iter()
+            .any(|t| t.contains(&behind_outputs)
+                && (t.contains("CompactLog") || t.contains("StoreSnapshotChunk"))),
         "the lagging member compacted or fetched again while its snapshot was being decoded"
     );
     assert_eq!(c.held_decodes.len(), 1, "one decode at a time");

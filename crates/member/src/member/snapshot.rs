@@ -84,8 +84,7 @@ impl Member {
                 self.snapshots.made_durable(through);
                 // Decoded off the core, and only if it can still be installed: one already
                 // applied past is not worth a pass over its body.
-                if through > self.applier.applied_through() && self.snapshots.decoding.is_none()
-                {
+                if through > self.applier.applied_through() && self.snapshots.decoding.is_none() {
                     self.snapshots.decoding = Some(through);
                     self.outputs.push_back(Output::DecodeSnapshot { through });
                 }
@@ -174,12 +173,14 @@ impl Member {
             return;
         }
         let transfer = incoming.transfer;
+        self.snapshots
+            .chunk_arrived(chunk.data.len() as u64, chunk.total_len);
         self.outputs
             .push_back(Output::StoreSnapshotChunk { transfer, chunk });
     }
 
     fn ask_next_chunk(&mut self, now: Micros) {
-        if let Some((to, ask)) = self.snapshots.next_ask(now) {
+        for (to, ask) in self.snapshots.next_asks(now) {
             self.send(to, ask);
         }
     }

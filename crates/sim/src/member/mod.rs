@@ -182,6 +182,7 @@ enum Event {
     Deliver { id: u64 },
     Disk { node: usize, inc: u64 },
     SnapshotWrite { node: usize, inc: u64 },
+    SnapshotDecode { node: usize, inc: u64 },
     Restart { node: usize },
     ClientNext { client: usize },
     Arrive { client: usize },
@@ -447,6 +448,7 @@ impl MemberSimulation {
             Event::Drain => 12,
             Event::Check => 13,
             Event::Operator => 14,
+            Event::SnapshotDecode { node, .. } => 15 + (node as u64) * 16,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -487,6 +489,7 @@ impl MemberSimulation {
             Event::Deliver { id } => self.deliver(id),
             Event::Disk { node, inc } => self.disk_done(node, inc),
             Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
+            Event::SnapshotDecode { node, inc } => self.snapshot_decoded(node, inc),
             Event::Restart { node } => {
                 if self.nodes[node].run.is_none() && !self.nodes[node].spare {
                     self.start(node);
@@ -670,6 +673,18 @@ impl MemberSimulation {
                 let inc = self.nodes[i].inc;
                 self.schedule(self.now + latency, Event::SnapshotWrite { node: i, inc });
             }
+            Output::DecodeSnapshot { through } => {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                assert!(run.decoding.is_none(), "one snapshot decode at a time");
+                run.decoding = Some(through);
+                // Decoding takes virtual time, during which the member goes on (heartbeats,
+                // writes), as it does while a node's worker thread decodes.
+                let latency = range(&mut self.rng, 1_000, 5_000);
+                let inc = self.nodes[i].inc;
+                self.schedule(self.now + latency, Event::SnapshotDecode { node: i, inc });
+            }
             Output::CompactLog { through } => {
                 if let Some(run) = self.nodes[i].run.as_mut() {
                     // A failed compaction only keeps segments longer (as in the node).
@@ -722,11 +737,10 @@ impl MemberSimulation {
             )
         });
         let node = &mut self.nodes[i];
-        let fs = node.fs.clone();
         let Some(run) = node.run.as_mut() else {
             return;
         };
-        let stored = run.store_chunk(&fs, transfer, chunk);
+        let stored = run.store_chunk(transfer, chunk);
         if matches!(stored, member::snapshot::ChunkStored::Complete { .. }) {
             self.tally.snapshots_installed += 1;
             self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
@@ -783,6 +797,33 @@ impl MemberSimulation {
                 run.member.on_log_failed(now, e.to_string());
             }
         }
+        self.drive(i);
+    }
+
+    /// The decode of a received snapshot that member `i` asked for ends.
+    fn snapshot_decoded(&mut self, i: usize, inc: u64) {
+        if self.nodes[i].inc != inc {
+            return;
+        }
+        let fs = self.nodes[i].fs.clone();
+        let now = self.micros();
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return;
+        };
+        let Some(through) = run.decoding.take() else {
+            return;
+        };
+        let decoded = run.decode(&fs, through);
+        if self.config.trace {
+            let line = format!(
+                "{} m{} decoded the snapshot through {through}: {}",
+                self.now,
+                i + 1,
+                if decoded.is_ok() { "ok" } else { "failed" }
+            );
+            self.trace.push(line);
+        }
+        run.member.on_snapshot_decoded(now, through, decoded);
         self.drive(i);
     }
 
