@@ -687,13 +687,7 @@ fn two_runs_with_the_same_inputs_and_seed_produce_identical_outputs() {
 fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
     let mut c = Cluster::with_snapshots_every(3, 9, 5);
     let leader = c.elect();
-    let behind = (1..=3).find(|&i| i != leader).expect("a follower");
-    c.cut.push(behind);
-    for i in 0..40 {
-        let w = c.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
+    let behind = c.leave_a_follower_behind(leader);
     let compacted = c.member(leader).replica().compacted_through();
     assert!(compacted > c.member(behind).applier().applied_through());
     c.cut.clear();
@@ -753,16 +747,7 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
     }
     let term = c.member(leader).status().term;
     let compacted = c.member(leader).replica().compacted_through();
-    let trace_from = c.trace.len();
-    for i in 0..20 {
-        let w = c.request(leader, put(&format!("more{i}"), "x"));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
-    // Heartbeats keep the lead: many election timeouts pass with no new ballot.
-    c.tick_until(5 * SEC, |_| false);
-    assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.member(leader).status().term, term);
+    let trace_from = c.puts_and_heartbeats_keep_the_lead(leader, term);
     assert_eq!(c.member(leader).replica().compacted_through(), compacted);
     assert!(
         !c.trace[trace_from..]
@@ -808,13 +793,7 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
 fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats() {
     let mut c = Cluster::with_snapshots_every(3, 9, 5);
     let leader = c.elect();
-    let behind = (1..=3).find(|&i| i != leader).expect("a follower");
-    c.cut.push(behind);
-    for i in 0..40 {
-        let w = c.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
+    let behind = c.leave_a_follower_behind(leader);
     assert!(
         c.member(leader).replica().compacted_through()
             > c.member(behind).applier().applied_through()
@@ -830,16 +809,7 @@ fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats(
     let term = c.member(leader).status().term;
     let applied_before = c.member(behind).applier().applied_through();
     assert!(applied_before < through, "nothing installed yet");
-    let trace_from = c.trace.len();
-    for i in 0..20 {
-        let w = c.request(leader, put(&format!("more{i}"), "x"));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
-    // Heartbeats keep the lead: many election timeouts pass with no new ballot.
-    c.tick_until(5 * SEC, |_| false);
-    assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.member(leader).status().term, term);
+    let trace_from = c.puts_and_heartbeats_keep_the_lead(leader, term);
     assert_eq!(c.member(behind).applier().applied_through(), applied_before);
     let behind_outputs = format!(" {behind} ");
     assert!(
@@ -867,6 +837,37 @@ fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats(
         c.member(behind).applier().machine().digest(),
         c.member(leader).applier().machine().digest()
     );
+}
+
+impl Cluster {
+    /// Cuts a follower off while `leader` answers 40 puts (with snapshots every few slots, it
+    /// compacts past the follower); returns the follower, still cut off.
+    fn leave_a_follower_behind(&mut self, leader: u64) -> u64 {
+        let behind = (1..=3).find(|&i| i != leader).expect("a follower");
+        self.cut.push(behind);
+        for i in 0..40 {
+            let w = self.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
+            assert!(self.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+            assert_put_ok(self.answer(w));
+        }
+        behind
+    }
+
+    /// 20 puts at `leader`, each answered, then many election timeouts: the same leader at
+    /// ballot `term` throughout (heartbeats kept the lead). Returns where the trace stood
+    /// before.
+    fn puts_and_heartbeats_keep_the_lead(&mut self, leader: u64, term: u64) -> usize {
+        let trace_from = self.trace.len();
+        for i in 0..20 {
+            let w = self.request(leader, put(&format!("more{i}"), "x"));
+            assert!(self.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+            assert_put_ok(self.answer(w));
+        }
+        self.tick_until(5 * SEC, |_| false);
+        assert_eq!(self.leader(), Some(leader));
+        assert_eq!(self.member(leader).status().term, term);
+        trace_from
+    }
 }
 
 /// A crash point is an output in the member's order: everything decided before it (here the

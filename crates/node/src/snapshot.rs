@@ -92,6 +92,8 @@ impl SnapshotFiles {
                 let body = storage::read_snapshot_body(&fs, meta)?;
                 DecodedSnapshot::decode(meta.through, &body)?.into_parts()
             }
+            // A snapshot carries the limits it was taken with; a fresh store takes the
+            // configured ones (every member must be configured alike).
             None => (Applier::new(KvStore::with_limits(limits)), 0, None),
         };
         Ok(Restored {
@@ -177,9 +179,6 @@ impl SnapshotFiles {
         (w.through, outcome)
     }
 
-    /// The one chunk at `offset` of the newest snapshot, if it covers `through`. The file
-    /// was verified whole when it became the newest; each chunk is read on its own, without
-    /// reading the whole file again (see [`SnapshotSource::resume`]).
     /// Reads and decodes the snapshot through `through` received last (the member asked, once
     /// its last chunk was stored) on a blocking thread: the read and the pass over the whole
     /// body stay off the core's task, which goes on with heartbeats and writes. The member asks
@@ -207,6 +206,9 @@ impl SnapshotFiles {
         });
     }
 
+    /// The one chunk at `offset` of the newest snapshot, for member `to`, if it covers
+    /// `through`. The file was verified whole when it became the newest; each chunk is read on
+    /// its own, without reading the whole file again (see [`SnapshotSource::resume`]).
     pub fn serve(&mut self, to: u64, through: Slot, offset: u64) -> Option<Bytes> {
         let meta = self.newest.as_ref().filter(|m| m.through >= through)?;
         // One open source per member served, reading the newest file in order: a pipelined
@@ -353,17 +355,18 @@ mod tests {
             storage::read_snapshot_body(&StdFs::new(), &received).expect("reads"),
             body
         );
-        // Another snapshot under the new transfer is a fresh start.
+        assert_eq!(sink.newest_through(), Some(Slot(9)));
+        assert!(
+            sink.serve(2, Slot(9), 0).is_some(),
+            "the received snapshot is served"
+        );
+        // Another snapshot under a new transfer is a fresh start.
         let (other, _) = snapshot_file(a.path(), 12, 10);
         source.newest = Some(other);
         assert_eq!(
             sink.store(3, &chunk(&mut source, 12, 0)),
             ChunkStored::Complete { through: Slot(12) }
         );
-        assert_eq!(sink.newest_through(), Some(Slot(9)));
-        assert!(
-            sink.serve(2, Slot(9), 0).is_some(),
-            "the received snapshot is served"
-        );
+        assert_eq!(sink.newest_through(), Some(Slot(12)));
     }
 }

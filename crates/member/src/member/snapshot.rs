@@ -5,8 +5,8 @@
 //! Nothing here passes over the whole store on the member's core: a snapshot or a backup is
 //! handed out as a [`BodyJob`], a view of the store that is O(1) to take, and the driver
 //! encodes it elsewhere while the member goes on applying; a received snapshot is decoded by
-//! the driver too ([`Output::DecodeSnapshot`]) and only swapped in here. The log is compacted only through a
-//! snapshot that is durable (asserted in [`Member::compact_log`]).
+//! the driver too ([`Output::DecodeSnapshot`]) and only swapped in here. The log is compacted
+//! only through a snapshot that is durable (asserted in [`Member::compact_log`]).
 
 use super::{Answer, BackupBody, CrashPoint, Member, Output, RequestId, TRANSFERS_MAX};
 use crate::error::MemberError;

@@ -802,28 +802,18 @@ impl MemberSimulation {
 
     /// The decode of a received snapshot that member `i` asked for ends.
     fn snapshot_decoded(&mut self, i: usize, inc: u64) {
-        if self.nodes[i].inc != inc {
-            return;
-        }
-        let fs = self.nodes[i].fs.clone();
-        let now = self.micros();
-        let Some(run) = self.nodes[i].run.as_mut() else {
+        let node = &mut self.nodes[i];
+        let Some(run) = node.run.as_mut().filter(|_| node.inc == inc) else {
             return;
         };
         let Some(through) = run.decoding.take() else {
             return;
         };
-        let decoded = run.decode(&fs, through);
-        if self.config.trace {
-            let line = format!(
-                "{} m{} decoded the snapshot through {through}: {}",
-                self.now,
-                i + 1,
-                if decoded.is_ok() { "ok" } else { "failed" }
-            );
-            self.trace.push(line);
-        }
-        run.member.on_snapshot_decoded(now, through, decoded);
+        let decoded = run.decode(&node.fs, through);
+        let ok = decoded.is_ok();
+        run.member
+            .on_snapshot_decoded(Micros(self.now), through, decoded);
+        self.trace_line(|| format!("m{} decoded the snapshot through {through}: ok {ok}", i + 1));
         self.drive(i);
     }
 
