@@ -365,7 +365,8 @@ enum Event {
     Stop,
     Durable(Completion),
     SnapshotWritten(SnapshotWritten),
-    SnapshotDecoded(SnapshotDecoded),
+    /// Boxed: the decoded store is far larger than the other events.
+    SnapshotDecoded(Box<SnapshotDecoded>),
     Peers(Vec<Inbound>),
     Requests(Vec<Request>),
     Tick,
@@ -455,7 +456,7 @@ impl Core {
                 _ = stop.wait_for(|s| *s) => Event::Stop,
                 Some(c) = durable.recv() => Event::Durable(c),
                 Some(w) = snapshot_done.recv() => Event::SnapshotWritten(w),
-                Some(d) = snapshot_decoded.recv() => Event::SnapshotDecoded(d),
+                Some(d) = snapshot_decoded.recv() => Event::SnapshotDecoded(Box::new(d)),
                 Some(m) = inbound.recv() => Event::Peers(take_more(m, &mut inbound)),
                 r = requests.recv() => match r {
                     Some(r) => Event::Requests(take_more(r, &mut requests)),
@@ -478,7 +479,8 @@ impl Core {
                     self.member.on_snapshot_written(now, through, result);
                 }
                 Event::SnapshotDecoded(d) => {
-                    self.member.on_snapshot_decoded(now, d.through, d.result)
+                    let SnapshotDecoded { through, result } = *d;
+                    self.member.on_snapshot_decoded(now, through, result)
                 }
                 Event::Peers(m) => self.on_peers(now, m),
                 Event::Requests(r) => self.on_requests(now, r),
