@@ -691,16 +691,7 @@ fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
     let compacted = c.member(leader).replica().compacted_through();
     assert!(compacted > c.member(behind).applier().applied_through());
     c.cut.clear();
-    let revision = c.member(leader).applier().machine().revision();
-    assert!(
-        c.tick_until(10 * SEC, |c| c
-            .member(behind)
-            .applier()
-            .machine()
-            .revision()
-            == revision),
-        "caught up"
-    );
+    c.catch_up(behind, leader);
     let stored = format!(" {behind} StoreSnapshotChunk");
     let chunks = c.trace.iter().filter(|t| t.contains(&stored)).count();
     assert!(chunks > 1, "the snapshot came in {chunks} chunks");
@@ -719,10 +710,6 @@ fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
     assert!(
         most > 1 && most <= crate::snapshot::WINDOW_CHUNKS as i64,
         "at most {most} chunks in flight"
-    );
-    assert_eq!(
-        c.member(behind).applier().machine().digest(),
-        c.member(leader).applier().machine().digest()
     );
 }
 
@@ -823,20 +810,7 @@ fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats(
 
     c.finish_decodes();
     assert!(c.member(behind).replica().compacted_through() >= through);
-    let revision = c.member(leader).applier().machine().revision();
-    assert!(
-        c.tick_until(10 * SEC, |c| c
-            .member(behind)
-            .applier()
-            .machine()
-            .revision()
-            == revision),
-        "caught up after the install"
-    );
-    assert_eq!(
-        c.member(behind).applier().machine().digest(),
-        c.member(leader).applier().machine().digest()
-    );
+    c.catch_up(behind, leader);
 }
 
 impl Cluster {
@@ -851,6 +825,20 @@ impl Cluster {
             assert_put_ok(self.answer(w));
         }
         behind
+    }
+
+    /// Ticks until member `behind` has the revision `leader` has, then checks their stores
+    /// are the same.
+    fn catch_up(&mut self, behind: u64, leader: u64) {
+        let revision = self.member(leader).applier().machine().revision();
+        let caught_up = self.tick_until(10 * SEC, |c| {
+            c.member(behind).applier().machine().revision() == revision
+        });
+        assert!(caught_up, "m{behind} caught up with m{leader}");
+        assert_eq!(
+            self.member(behind).applier().machine().digest(),
+            self.member(leader).applier().machine().digest()
+        );
     }
 
     /// 20 puts at `leader`, each answered, then many election timeouts: the same leader at
