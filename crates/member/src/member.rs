@@ -262,6 +262,14 @@ pub enum Output {
         /// The chunk, checksum verified.
         chunk: SnapshotChunk,
     },
+    /// Decode the received snapshot through `through` that the driver just stored whole
+    /// ([`crate::snapshot::DecodedSnapshot::decode`], a pass over the whole body: off the
+    /// core, one at a time, while the member goes on), then report
+    /// [`Member::on_snapshot_decoded`].
+    DecodeSnapshot {
+        /// The slot it covers.
+        through: Slot,
+    },
     /// Encode this snapshot body ([`BodyJob::encode`], a pass over the whole store: off the
     /// core, while the member goes on) and write it durably (one at a time), then report
     /// [`Member::on_snapshot_written`]. `crash_mid` (test-only): die once the body is written
@@ -752,7 +760,7 @@ impl Member {
         if now.saturating_since(self.hello_at) > HELLO_EVERY {
             self.say_hello(now);
         }
-        if let Some((to, ask)) = self.snapshots.retry_ask(now) {
+        for (to, ask) in self.snapshots.retry_ask(now) {
             self.send(to, ask);
         }
         self.progress_transfers(now);
@@ -1336,9 +1344,9 @@ impl Member {
                 }
             }
             if let Some(wanted) = ready.snapshot_wanted {
-                if let Some((to, ask)) =
-                    self.snapshots
-                        .want(wanted.from.0, wanted.through, self.clock)
+                for (to, ask) in self
+                    .snapshots
+                    .want(wanted.from.0, wanted.through, self.clock)
                 {
                     self.send(to, ask);
                 }

@@ -18,7 +18,7 @@ use crate::config::CrashPoint;
 use crate::error::NodeError;
 use crate::metrics::{Metrics, Observer, RequestKind};
 use crate::peer::{self, PeerMessage};
-use crate::snapshot::{SnapshotFiles, SnapshotWritten};
+use crate::snapshot::{SnapshotDecoded, SnapshotFiles, SnapshotWritten};
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use member::{Answer, Member, MemberOptions, MemberParts, Micros, Output, RequestId};
 use paxos::multi::{Applier, Replica};
@@ -348,6 +348,10 @@ pub struct Core {
     /// Snapshot writes report here when they end (see `SnapshotFiles::write`).
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
+    /// Received snapshots decoded off the core report here (see `SnapshotFiles::decode`; the
+    /// member asks for one at a time).
+    snapshot_decoded: mpsc::UnboundedSender<SnapshotDecoded>,
+    snapshot_decoded_rx: Option<mpsc::UnboundedReceiver<SnapshotDecoded>>,
     /// A snapshot is being encoded and written on a blocking thread (one at a time).
     snapshot_writing: bool,
     removed: watch::Sender<bool>,
@@ -361,6 +365,8 @@ enum Event {
     Stop,
     Durable(Completion),
     SnapshotWritten(SnapshotWritten),
+    /// Boxed: the decoded store is far larger than the other events.
+    SnapshotDecoded(Box<SnapshotDecoded>),
     Peers(Vec<Inbound>),
     Requests(Vec<Request>),
     Tick,
@@ -370,6 +376,7 @@ impl Core {
     /// Builds the driver.
     pub fn new(parts: CoreParts) -> Core {
         let (snapshot_done, snapshot_done_rx) = mpsc::unbounded_channel();
+        let (snapshot_decoded, snapshot_decoded_rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         let member = Member::new(
             MemberParts {
@@ -407,6 +414,8 @@ impl Core {
             applied_changes: parts.applied_changes,
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
+            snapshot_decoded,
+            snapshot_decoded_rx: Some(snapshot_decoded_rx),
             snapshot_writing: false,
             removed: parts.removed,
             observer: Observer::new(parts.metrics),
@@ -432,6 +441,10 @@ impl Core {
             .snapshot_done_rx
             .take()
             .expect("a core runs once: the snapshot channel is there");
+        let mut snapshot_decoded = self
+            .snapshot_decoded_rx
+            .take()
+            .expect("a core runs once: the decode channel is there");
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The member's first outputs introduce it to the others.
@@ -443,6 +456,7 @@ impl Core {
                 _ = stop.wait_for(|s| *s) => Event::Stop,
                 Some(c) = durable.recv() => Event::Durable(c),
                 Some(w) = snapshot_done.recv() => Event::SnapshotWritten(w),
+                Some(d) = snapshot_decoded.recv() => Event::SnapshotDecoded(Box::new(d)),
                 Some(m) = inbound.recv() => Event::Peers(take_more(m, &mut inbound)),
                 r = requests.recv() => match r {
                     Some(r) => Event::Requests(take_more(r, &mut requests)),
@@ -463,6 +477,10 @@ impl Core {
                     self.snapshot_writing = false;
                     let (through, result) = self.snapshots.written(w);
                     self.member.on_snapshot_written(now, through, result);
+                }
+                Event::SnapshotDecoded(d) => {
+                    let SnapshotDecoded { through, result } = *d;
+                    self.member.on_snapshot_decoded(now, through, result)
                 }
                 Event::Peers(m) => self.on_peers(now, m),
                 Event::Requests(r) => self.on_requests(now, r),
@@ -601,7 +619,7 @@ impl Core {
                     through,
                     offset,
                 } => {
-                    if let Some(chunk) = self.snapshots.serve(through, offset) {
+                    if let Some(chunk) = self.snapshots.serve(to, through, offset) {
                         self.observer.snapshot_sent(chunk.len());
                         self.send(to, &PeerMessage::SnapshotChunk(chunk));
                     }
@@ -621,6 +639,9 @@ impl Core {
                     self.snapshots
                         .write(through, body, crash_mid, self.snapshot_done.clone());
                 }
+                Output::DecodeSnapshot { through } => self
+                    .snapshots
+                    .decode(through, self.snapshot_decoded.clone()),
                 Output::CompactLog { through } => self.compact_log(through),
                 Output::Answer { id, answer } => match self.replies.remove(&id) {
                     Some(Waiting { reply, since }) => {

@@ -202,6 +202,10 @@ enum Event {
         node: usize,
         inc: u64,
     },
+    SnapshotDecode {
+        node: usize,
+        inc: u64,
+    },
     Restart {
         node: usize,
     },
@@ -484,6 +488,8 @@ impl MemberSimulation {
             Event::Check => 13,
             Event::Operator => 14,
             Event::Pause => 15,
+            // The low nibble 0 is free: every other event has its own in 1..=15.
+            Event::SnapshotDecode { node, .. } => (node as u64 + 1) * 16,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -537,6 +543,7 @@ impl MemberSimulation {
             Event::Deliver { id } => self.deliver(id),
             Event::Disk { node, inc } => self.disk_done(node, inc),
             Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
+            Event::SnapshotDecode { node, inc } => self.snapshot_decoded(node, inc),
             Event::Restart { node } => {
                 if self.nodes[node].run.is_none() && !self.nodes[node].spare {
                     self.start(node);
@@ -722,6 +729,18 @@ impl MemberSimulation {
                 let inc = self.nodes[i].inc;
                 self.schedule(self.now + latency, Event::SnapshotWrite { node: i, inc });
             }
+            Output::DecodeSnapshot { through } => {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                assert!(run.decoding.is_none(), "one snapshot decode at a time");
+                run.decoding = Some(through);
+                // Decoding takes virtual time, during which the member goes on (heartbeats,
+                // writes), as it does while a node's worker thread decodes.
+                let latency = range(&mut self.rng, 1_000, 5_000);
+                let inc = self.nodes[i].inc;
+                self.schedule(self.now + latency, Event::SnapshotDecode { node: i, inc });
+            }
             Output::CompactLog { through } => {
                 if let Some(run) = self.nodes[i].run.as_mut() {
                     // A failed compaction only keeps segments longer (as in the node).
@@ -774,11 +793,10 @@ impl MemberSimulation {
             )
         });
         let node = &mut self.nodes[i];
-        let fs = node.fs.clone();
         let Some(run) = node.run.as_mut() else {
             return;
         };
-        let stored = run.store_chunk(&fs, transfer, chunk);
+        let stored = run.store_chunk(transfer, chunk);
         if matches!(stored, member::snapshot::ChunkStored::Complete { .. }) {
             self.tally.snapshots_installed += 1;
             self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
@@ -835,6 +853,23 @@ impl MemberSimulation {
                 run.member.on_log_failed(now, e.to_string());
             }
         }
+        self.drive(i);
+    }
+
+    /// The decode of a received snapshot that member `i` asked for ends.
+    fn snapshot_decoded(&mut self, i: usize, inc: u64) {
+        let node = &mut self.nodes[i];
+        let Some(run) = node.run.as_mut().filter(|_| node.inc == inc) else {
+            return;
+        };
+        let Some(through) = run.decoding.take() else {
+            return;
+        };
+        let decoded = run.decode(&node.fs, through);
+        let ok = decoded.is_ok();
+        run.member
+            .on_snapshot_decoded(Micros(self.now), through, decoded);
+        self.trace_line(|| format!("m{} decoded the snapshot through {through}: ok {ok}", i + 1));
         self.drive(i);
     }
 
