@@ -512,9 +512,10 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
         let db: f64 = row[15].parse().unwrap_or_else(|_| panic!("{shown}"));
         assert!(db >= 0.0, "{shown}");
         assert_eq!(row[16], "no", "{shown}");
-        // The ballot column is a number on both: Synod's ballot round, etcd's raft term.
+        // The ballot column is a number on both: Synod's ballot round (0 on a member that
+        // never ran), etcd's raft term from `Status` (etcd has no such metric).
         let ballot: f64 = row[3].parse().unwrap_or_else(|_| panic!("{shown}"));
-        assert!(ballot >= 1.0, "{shown}");
+        assert!(ballot >= 0.0, "{shown}");
     }
     assert!(
         lines[4].starts_with(&format!("leader: {} |", cluster.endpoint(next))),
