@@ -22,7 +22,7 @@ use paxos::multi::{
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use storage::SnapshotChunk;
 
@@ -651,6 +651,8 @@ impl Member {
             PeerMessage::Paxos(p) => self.step_paxos(from, p),
             PeerMessage::Forward(command) => self.take_forwarded(vec![command]),
             PeerMessage::Forwards(commands) => self.take_forwarded(commands),
+            // The traces are the node's business (its spans), not the member's.
+            PeerMessage::ForwardsTraced { commands, .. } => self.take_forwarded(commands),
             PeerMessage::ReadIndexAsk { id } => {
                 let local = ReadId(self.next_read);
                 self.next_read = self.next_read.wrapping_add(1);
@@ -899,6 +901,22 @@ impl Member {
             .rev()
             .find(|(r, _)| *r == id)
             .map(|(_, t)| *t)
+    }
+
+    /// The command ids of client writes `ids` still waiting for their answer (a driver that
+    /// exports spans sends each one's trace context beside it when it is forwarded). One pass
+    /// over the waiting writes, however many are asked.
+    pub fn write_commands(&self, ids: &BTreeSet<RequestId>) -> Vec<(RequestId, CommandId)> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        self.writes
+            .iter()
+            .filter_map(|(command, w)| match w.for_ {
+                WriteFor::Client(r) if ids.contains(&r) => Some((r, *command)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Requests waiting for an answer (writes, reads, transfers, defragments).

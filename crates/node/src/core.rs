@@ -58,6 +58,8 @@ pub enum Request {
         payload: Vec<u8>,
         /// Whether it can add data (a put or a txn): refused while the quota alarm is raised.
         grows: bool,
+        /// Its span's trace context, when spans are exported (carried if it is forwarded).
+        trace: Option<crate::peer::TraceContext>,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
     },
@@ -150,6 +152,7 @@ fn split(r: Request) -> (member::Request, Reply) {
         Request::Write {
             payload,
             grows,
+            trace: _,
             reply,
         } => (M::Write { payload, grows }, Reply::Write(reply)),
         Request::Read {
@@ -358,6 +361,11 @@ pub struct Core {
     observer: Observer,
     /// Whole-store work running off the core (see [`WHOLE_STORE_JOBS_MAX`]).
     whole_store_jobs: Arc<Semaphore>,
+    /// Trace contexts of waiting writes, sent with their forwards (`otel.rs`; empty when
+    /// spans are not exported).
+    forward_traces: crate::otel::ForwardTraces,
+    /// The spans of forwarded writes taken in this turn: they end once its outputs are done.
+    turn_spans: Vec<tracing::Span>,
 }
 
 /// One thing the driver's loop woke up for.
@@ -420,6 +428,8 @@ impl Core {
             removed: parts.removed,
             observer: Observer::new(parts.metrics),
             whole_store_jobs: Arc::new(Semaphore::new(WHOLE_STORE_JOBS_MAX)),
+            forward_traces: Default::default(),
+            turn_spans: Vec::new(),
         }
     }
 
@@ -487,6 +497,7 @@ impl Core {
                 Event::Tick => self.member.tick(now),
             }
             self.drive();
+            self.turn_spans.clear();
             self.observer.after_input(&self.member);
             self.observer.input_handled(
                 started.elapsed(),
@@ -537,6 +548,7 @@ impl Core {
     fn on_requests(&mut self, now: Micros, batch: Vec<Request>) {
         let since = Instant::now();
         let mut requests = Vec::with_capacity(batch.len());
+        let mut traced = Vec::new();
         for r in batch {
             if let Request::Resolve {
                 credential,
@@ -548,9 +560,15 @@ impl Core {
                 let _ = reply.send(crate::auth::resolve(store, &credential, admin));
                 continue;
             }
-            let (request, reply) = split(r);
             let id = RequestId(self.next_request);
             self.next_request += 1;
+            if let Request::Write {
+                trace: Some(trace), ..
+            } = &r
+            {
+                traced.push((id, *trace));
+            }
+            let (request, reply) = split(r);
             if reply.kind() == RequestKind::Write {
                 self.observer.write_taken();
             }
@@ -559,6 +577,7 @@ impl Core {
         }
         if !requests.is_empty() {
             self.member.on_requests(now, requests);
+            self.forward_traces.track(&self.member, traced);
         }
     }
 
@@ -569,9 +588,16 @@ impl Core {
             self.observer.received(m.from, m.bytes.len());
             match peer::decode(&m.bytes) {
                 Ok(msg) => {
-                    if let PeerMessage::ProbeReply { .. } = msg {
+                    match &msg {
                         // The answer to the round-trip probe `probes_due` sent.
-                        self.observer.probe_answered(m.from);
+                        PeerMessage::ProbeReply { .. } => self.observer.probe_answered(m.from),
+                        PeerMessage::ForwardsTraced { traces, .. } => {
+                            for (command, trace) in traces {
+                                self.turn_spans
+                                    .push(crate::otel::forwarded_span(trace, m.from, *command));
+                            }
+                        }
+                        _ => {}
                     }
                     messages.push((m.from, msg))
                 }
@@ -613,7 +639,10 @@ impl Core {
         while let Some(output) = self.member.poll_output() {
             match output {
                 Output::Persist { tag, ops } => self.persist(tag, ops),
-                Output::Send { to, message } => self.send(to, &message),
+                Output::Send { to, message } => match self.forward_traces.tag(&message) {
+                    Some(traced) => self.send(to, &traced),
+                    None => self.send(to, &message),
+                },
                 Output::ServeSnapshotChunk {
                     to,
                     through,
@@ -645,6 +674,7 @@ impl Core {
                 Output::CompactLog { through } => self.compact_log(through),
                 Output::Answer { id, answer } => match self.replies.remove(&id) {
                     Some(Waiting { reply, since }) => {
+                        self.forward_traces.answered(id);
                         let failed = matches!(answer, member::Answer::Write(Err(_)));
                         let waited = since.elapsed();
                         // Only a slow write's stages are looked up, and only then logged.

@@ -29,6 +29,7 @@ mod lease;
 pub use member::lease_clock;
 mod lock;
 pub mod metrics;
+pub mod otel;
 /// The envelope on the peer port (moved to `member`; re-exported for the fuzzers and the probe).
 pub use member::peer;
 mod recipe;

@@ -151,14 +151,19 @@ impl Services {
         cmd: &KvCommand,
     ) -> Result<(KvResponse, u64), Status> {
         let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
-        let (output, term) = self
-            .ask(|reply| Request::Write {
+        let span = crate::otel::write_span(cmd);
+        let trace = crate::otel::context_of(&span);
+        let (output, term) = tracing::Instrument::instrument(
+            self.ask(|reply| Request::Write {
                 payload,
                 grows,
+                trace,
                 reply,
-            })
-            .await?
-            .map_err(|e| e.status())?;
+            }),
+            span,
+        )
+        .await?
+        .map_err(|e| e.status())?;
         let response = output.map_err(|e| convert::status_from_kv_error(&e))?;
         Ok((response, term))
     }

@@ -4,6 +4,7 @@
 //! variable, the TOML file given by `--config-file` (keys are the flag names without the
 //! dashes, e.g. `listen-client-urls = "http://127.0.0.1:2379"`), then the default.
 
+use crate::logging::{init_logging, init_logging_with, DistributedTracing, LogFormat};
 use anyhow::{bail, Context};
 use clap::Args;
 use node::config::{
@@ -158,6 +159,20 @@ pub struct NodeArgs {
     /// tracing filter such as `info,node=debug` also works) [default: info, or $SYNOD_LOG].
     #[arg(long, env = "SYNOD_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Export spans of client writes to an OpenTelemetry collector (OTLP over gRPC), as
+    /// etcd 3.5's flag; off by default.
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_ENABLE_DISTRIBUTED_TRACING")]
+    experimental_enable_distributed_tracing: bool,
+    /// The collector's address, host:port or a URL [default: localhost:4317].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_ADDRESS")]
+    experimental_distributed_tracing_address: Option<String>,
+    /// The service name of the exported spans [default: synod].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_SERVICE_NAME")]
+    experimental_distributed_tracing_service_name: Option<String>,
+    /// The instance id of the exported spans (`service.instance.id`), unique per member
+    /// [default: none].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_INSTANCE_ID")]
+    experimental_distributed_tracing_instance_id: Option<String>,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -208,6 +223,10 @@ struct FileSettings {
     listen_metrics_urls: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    experimental_enable_distributed_tracing: Option<bool>,
+    experimental_distributed_tracing_address: Option<String>,
+    experimental_distributed_tracing_service_name: Option<String>,
+    experimental_distributed_tracing_instance_id: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -545,58 +564,6 @@ fn parse_span(text: &str) -> anyhow::Result<Duration> {
     Ok(total)
 }
 
-/// How log lines are written (`--log-format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    #[default]
-    Text,
-    /// One JSON object per line (time, level, target, fields), for log shippers.
-    Json,
-}
-
-impl LogFormat {
-    /// `text` (also etcd's `console`) or `json`.
-    pub fn parse(s: &str) -> anyhow::Result<LogFormat> {
-        match s {
-            "text" | "console" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => bail!("--log-format {other:?}: expected `text` or `json`"),
-        }
-    }
-}
-
-/// Logging from the flags (`--log-level`, `--log-format`), else `$SYNOD_LOG`, else info as
-/// text on stderr. etcd's `panic` and `fatal` levels mean error here (the most severe we have).
-pub fn init_logging_with(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
-    let filter = match level {
-        Some(level) => {
-            let level = match level {
-                "panic" | "fatal" | "dpanic" => "error",
-                other => other,
-            };
-            tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
-                format!("--log-level {level:?}: expected debug, info, warn or error")
-            })?
-        }
-        None => tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialization (tests, `synod dev` after `node`) keeps the first.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    Ok(())
-}
-
-pub fn init_logging() {
-    let _ = init_logging_with(None, LogFormat::Text);
-}
-
 /// Waits for Ctrl-C or SIGTERM.
 async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -628,7 +595,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `synod node`.
 pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
-    // The file's settings count too, so read it once here for the two logging keys.
+    // The file's settings count too, so read it once here for the logging and tracing keys.
     let file = match &args.config_file {
         Some(p) => read_file(p)?,
         None => FileSettings::default(),
@@ -640,9 +607,31 @@ pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
         .map(|f| LogFormat::parse(&f))
         .transpose()?
         .unwrap_or_default();
-    init_logging_with(args.log_level.clone().or(file.log_level).as_deref(), format)?;
+    let distributed = (args.experimental_enable_distributed_tracing
+        || file.experimental_enable_distributed_tracing == Some(true))
+    .then(|| DistributedTracing {
+        address: args
+            .experimental_distributed_tracing_address
+            .clone()
+            .or(file.experimental_distributed_tracing_address)
+            .unwrap_or_else(|| "localhost:4317".into()),
+        service_name: args
+            .experimental_distributed_tracing_service_name
+            .clone()
+            .or(file.experimental_distributed_tracing_service_name)
+            .unwrap_or_else(|| "synod".into()),
+        instance_id: args
+            .experimental_distributed_tracing_instance_id
+            .clone()
+            .or(file.experimental_distributed_tracing_instance_id),
+    });
+    let level = args.log_level.clone().or(file.log_level);
+    let runtime = runtime()?;
+    // The exporter's gRPC channel lives on the runtime, so it is built inside it.
+    let exporter = runtime
+        .block_on(async { init_logging_with(level.as_deref(), format, distributed.as_ref()) })?;
     let config = resolve(args)?;
-    runtime()?.block_on(async move {
+    let served = runtime.block_on(async move {
         let node = node::start(config).await?;
         let removed = tokio::select! {
             _ = stop_signal() => false,
@@ -654,8 +643,13 @@ pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
             // etcd's removed member exits too, and does not come back with the same data.
             tracing::warn!("exiting: this member was removed from the cluster");
         }
-        Ok(true)
-    })
+        anyhow::Ok(true)
+    });
+    if let Some(exporter) = exporter {
+        // The spans still batched go out before the process ends.
+        runtime.block_on(async move { exporter.shutdown().await });
+    }
+    served
 }
 
 /// Flags of `synod dev`.

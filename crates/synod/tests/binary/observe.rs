@@ -424,7 +424,7 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(row.len(), 14, "{shown}");
+        assert_eq!(row.len(), 17, "{shown}");
         assert_eq!(row[0], cluster.endpoint(i), "{shown}");
         let role = if i == next { "leader" } else { "follower" };
         assert_eq!(row[2], role, "member {i}:\n{shown}");
@@ -434,6 +434,18 @@ fn top_once_shows_the_new_leader_after_a_hand_over() {
         // The call rate over the interval is a number (the scrapes themselves are not gRPC).
         let rate: f64 = row[10].parse().unwrap_or_else(|_| panic!("{shown}"));
         assert!(rate >= 0.0, "{shown}");
+        // From `Status`: both answer as etcd 3.4, with a db size, and none is a learner.
+        assert!(
+            row[14].starts_with("3.4."),
+            "version of member {i}:\n{shown}"
+        );
+        let db: f64 = row[15].parse().unwrap_or_else(|_| panic!("{shown}"));
+        assert!(db >= 0.0, "{shown}");
+        assert_eq!(row[16], "no", "{shown}");
+        // The ballot column is a number on both: Synod's ballot round (0 on a member that
+        // never ran), etcd's raft term from `Status` (etcd has no such metric).
+        let ballot: f64 = row[3].parse().unwrap_or_else(|_| panic!("{shown}"));
+        assert!(ballot >= 0.0, "{shown}");
     }
     assert!(
         lines[4].starts_with(&format!("leader: {} |", cluster.endpoint(next))),
