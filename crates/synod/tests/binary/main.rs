@@ -33,6 +33,7 @@ mod observe;
 mod sim_disk_paxos;
 mod sim_fast_paxos;
 mod tls;
+mod traces;
 
 /// Runs `synod ARGS` to completion and returns what it printed.
 pub fn synod(args: &[&str]) -> std::process::Output {

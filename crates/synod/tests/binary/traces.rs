@@ -12,9 +12,8 @@
 //! Synod only: etcd 3.4 has no distributed tracing (its flags came in 3.5) and no slow-disk
 //! fault to inject.
 
-mod common;
-
-use common::{etcdctl, Cluster, Target};
+use crate::common;
+use crate::common::{etcdctl, Cluster, Target};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
