@@ -64,8 +64,8 @@
 //! of its slot ([`crate::KvStore::apply_as`]). Internal commands (lease expiry, the
 //! compactor) carry no envelope.
 
-use crate::auth::{AuthCommand, Caller, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::alarm::{AlarmAction, AlarmRequest, AlarmType};
+use crate::auth::{AuthCommand, Caller, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
 

@@ -57,9 +57,9 @@ mod types;
 mod view;
 mod watch;
 
+pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType, ALARMS_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use auth::planted;
-pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType, ALARMS_MAX};
 pub use auth::{
     hash_password, hash_password_with_salt, is_valid_permission_range, verify_password, AuthAnswer,
     AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, PasswordHash,

@@ -1,9 +1,9 @@
 //! The MVCC store: every key's history of versions, one revision counter, and leases.
 
+use crate::alarm::{AlarmMember, AlarmResponse};
 use crate::auth::{
     AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, SimpleTokens,
 };
-use crate::alarm::{AlarmMember, AlarmResponse};
 use crate::codec::decode_as;
 use crate::error::KvError;
 use crate::span::Span;

@@ -194,10 +194,16 @@ impl Model {
     fn alarm_refusal(&self, cmd: &KvCommand) -> Option<KvError> {
         let raised = |n: u8| self.alarms.iter().any(|(t, _)| *t == n);
         let flat_read_only = |t: &TxnRequest| {
-            t.success.iter().chain(&t.failure).all(|op| matches!(op, RequestOp::Range(_)))
+            t.success
+                .iter()
+                .chain(&t.failure)
+                .all(|op| matches!(op, RequestOp::Range(_)))
         };
         let puts = |t: &TxnRequest| {
-            t.success.iter().chain(&t.failure).any(|op| matches!(op, RequestOp::Put(_)))
+            t.success
+                .iter()
+                .chain(&t.failure)
+                .any(|op| matches!(op, RequestOp::Put(_)))
         };
         if raised(2) {
             match cmd {
@@ -313,17 +319,26 @@ impl Model {
                         .collect(),
                     AlarmAction::Activate => {
                         self.alarms.insert(key);
-                        vec![AlarmMember { alarm: a.alarm, member_id: a.member_id }]
+                        vec![AlarmMember {
+                            alarm: a.alarm,
+                            member_id: a.member_id,
+                        }]
                     }
                     AlarmAction::Deactivate => {
                         if self.alarms.remove(&key) {
-                            vec![AlarmMember { alarm: a.alarm, member_id: a.member_id }]
+                            vec![AlarmMember {
+                                alarm: a.alarm,
+                                member_id: a.member_id,
+                            }]
                         } else {
                             vec![]
                         }
                     }
                 };
-                Ok(KvResponse::Alarm(AlarmResponse { revision: self.revision(), alarms }))
+                Ok(KvResponse::Alarm(AlarmResponse {
+                    revision: self.revision(),
+                    alarms,
+                }))
             }
         }
     }

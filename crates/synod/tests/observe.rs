@@ -10,10 +10,7 @@
 
 mod common;
 
-use common::{etcdctl, Cluster, Target};
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use common::{etcdctl, http, Cluster, Target};
 use std::time::{Duration, Instant};
 
 /// Generous: a loaded 2-core machine may take seconds for an election or a scrape.
@@ -24,55 +21,6 @@ const PUTS: u64 = 60;
 const READS: u64 = 20;
 /// Puts while one follower is stopped.
 const LAG_PUTS: u64 = 20;
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-/// `GET path` (or another method) over HTTP/1.1 on a fresh connection, as `curl` does it.
-fn http(method: &str, url: &str, path: &str) -> std::io::Result<Answer> {
-    let host = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {text:?}")))?;
-    let mut lines = head.lines();
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        bench::http::dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
-}
 
 /// The sum of every sample of `name` whose labels contain each of `labels` (`k="v"`).
 fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
