@@ -64,6 +64,8 @@ pub struct WatchParts {
     /// The member's election timeout: how often a require-leader stream checks that its
     /// member knows a leader (etcd's `monitorLeader`).
     pub election_timeout: Duration,
+    /// The planted bug [`crate::NodeBug::ProgressAheadOfWatchers`] is on (test only).
+    pub progress_ahead: bool,
 }
 
 /// One watcher of a stream.
@@ -260,6 +262,15 @@ impl WatchStream {
                     .await?;
                 }
                 Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) if self.parts.progress_ahead => {
+                // The planted bug: answered now, whoever is still catching up.
+                self.send(pb::WatchResponse {
+                    header: Some(self.header(revision)),
+                    watch_id: NO_WATCHER,
+                    ..pb::WatchResponse::default()
+                })
+                .await
             }
             Some(RequestUnion::ProgressRequest(_)) => {
                 // Answered at the top of a turn in which every watcher is caught up; several

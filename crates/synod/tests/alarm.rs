@@ -78,7 +78,12 @@ fn an_alarm_a_client_raises_is_replicated_refuses_writes_as_etcd_and_is_disarmed
     etcdctl(c.endpoint(0), &["put", "k", "v"]).ok();
     etcdctl(c.endpoint(0), &["put", "gone", "v"]).ok();
     assert_eq!(
-        alarm(c.endpoint(0), AlarmAction::Activate, AlarmType::Nospace, member),
+        alarm(
+            c.endpoint(0),
+            AlarmAction::Activate,
+            AlarmType::Nospace,
+            member
+        ),
         [(member, AlarmType::Nospace as i32)]
     );
     // Stored, not remembered: it outlives a restart of every member.
