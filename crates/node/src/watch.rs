@@ -39,8 +39,9 @@ const RESPONSE_BYTES_MAX: usize = 1 << 20;
 const NO_WATCHER: i64 = -1;
 /// The gRPC metadata key and value of clientv3's `WithRequireLeader`
 /// (`rpctypes.MetadataRequireLeaderKey`, `MetadataHasLeader`): kube-apiserver's watches carry
-/// it, and such a stream is refused by a member that knows no leader, and ended once its
-/// member has known none for [`NO_LEADER_CHECKS_MAX`] election timeouts in a row.
+/// it, and such a stream is refused by a member that knows no leader ("etcdserver: no
+/// leader"), and ended once its member has known none for [`NO_LEADER_CHECKS_MAX`] election
+/// timeouts in a row (with etcd 3.4's "etcdserver: watch canceled").
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 const REQUIRE_LEADER_VALUE: &str = "true";
 /// Checks in a row, one per election timeout, that find no leader before a require-leader
@@ -228,9 +229,10 @@ impl WatchStream {
                         Err(status) => return End::Member(status),
                     }
                     if no_leader_checks >= NO_LEADER_CHECKS_MAX {
-                        // etcd cancels the stream's context, and its watch server answers a
-                        // server-side cancel with `rpctypes.ErrGRPCNoLeader`.
-                        return End::Member(NodeError::NoLeader.status());
+                        // etcd 3.4 cancels the stream's context, and its watch server answers
+                        // a cancelled context with `rpctypes.ErrGRPCWatchCanceled` (not
+                        // "no leader", which only a new stream is refused with).
+                        return End::Member(Status::cancelled("etcdserver: watch canceled"));
                     }
                 }
                 _ = std::future::ready(()), if still_behind => {}
