@@ -118,7 +118,7 @@ fn an_alarm_a_client_raises_is_replicated_refuses_writes_as_etcd_and_is_disarmed
     let no_space = "Error: etcdserver: mvcc: database space exceeded";
     refused(etcdctl(b, &["put", "k", "w"]), no_space);
     refused(
-        etcdctl_with_stdin(d, &["txn"], Some("\nput k w\n\n")),
+        etcdctl_with_stdin(d, &["txn"], Some("\nput k w\n\n\n")),
         no_space,
     );
     refused(
@@ -153,7 +153,7 @@ fn an_alarm_a_client_raises_is_replicated_refuses_writes_as_etcd_and_is_disarmed
     refused(etcdctl(b, &["compaction", "2"]), corrupt_cluster);
     assert_eq!(etcdctl(d, &["get", "k"]).ok(), "k\nw\n");
     assert_eq!(
-        etcdctl_with_stdin(a, &["txn"], Some("\nget k\n\n")).ok(),
+        etcdctl_with_stdin(a, &["txn"], Some("\nget k\n\n\n")).ok(),
         "SUCCESS\n\nk\nw\n"
     );
     wait_health(&c, 2, 503);
