@@ -40,8 +40,8 @@ const NO_WATCHER: i64 = -1;
 /// The gRPC metadata key and value of clientv3's `WithRequireLeader`
 /// (`rpctypes.MetadataRequireLeaderKey`, `MetadataHasLeader`): kube-apiserver's watches carry
 /// it, and such a stream is refused by a member that knows no leader ("etcdserver: no
-/// leader"), and ended once its member has known none for [`NO_LEADER_CHECKS_MAX`] election
-/// timeouts in a row (with etcd 3.4's "etcdserver: watch canceled").
+/// leader"), and ended with the same status once its member has known none for
+/// [`NO_LEADER_CHECKS_MAX`] election timeouts in a row.
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 const REQUIRE_LEADER_VALUE: &str = "true";
 /// Checks in a row, one per election timeout, that find no leader before a require-leader
@@ -229,10 +229,9 @@ impl WatchStream {
                         Err(status) => return End::Member(status),
                     }
                     if no_leader_checks >= NO_LEADER_CHECKS_MAX {
-                        // etcd 3.4 cancels the stream's context, and its watch server answers
-                        // a cancelled context with `rpctypes.ErrGRPCWatchCanceled` (not
-                        // "no leader", which only a new stream is refused with).
-                        return End::Member(Status::cancelled("etcdserver: watch canceled"));
+                        // What a client of etcd 3.4.23 sees when monitorLeader cancels the
+                        // stream (measured: `tests/kubernetes.rs` against it).
+                        return End::Member(NodeError::NoLeader.status());
                     }
                 }
                 _ = std::future::ready(()), if still_behind => {}

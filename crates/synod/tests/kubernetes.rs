@@ -1265,8 +1265,8 @@ async fn require_leader_is_refused_without_a_leader(
         "{served:?}"
     );
     // The stream opened with a leader and requiring one is ended (etcd's monitorLeader, after
-    // three election timeouts without a leader) with etcd 3.4's status for a stream whose
-    // context the server cancelled; the plain one stays open.
+    // three election timeouts without a leader) with "no leader", as etcd 3.4.23 ends it; the
+    // plain one stays open.
     let (_requiring_tx, mut requiring) = open.requiring;
     let ended = next_message(&mut requiring, WAIT_MAX).await;
     assert_eq!(
