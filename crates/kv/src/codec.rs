@@ -24,6 +24,9 @@
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
 //! | Auth | 8 | auth tag, then that command's fields (below) |
+//! | Alarm | 10 | action (0 get, 1 activate, 2 deactivate), member id (unsigned), alarm type (etcd's number: 0 none, 1 nospace, 2 corrupt) |
+//!
+//! Alarm commands (tag 10) came later still, added the same way as auth's (below).
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -61,6 +64,7 @@
 //! of its slot ([`crate::KvStore::apply_as`]). Internal commands (lease expiry, the
 //! compactor) carry no envelope.
 
+use crate::alarm::{AlarmAction, AlarmRequest, AlarmType};
 use crate::auth::{AuthCommand, Caller, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
@@ -81,6 +85,7 @@ const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 const CMD_AUTH: u8 = 8;
 const CMD_AS: u8 = 9;
+const CMD_ALARM: u8 = 10;
 
 const AUTH_ENABLE: u8 = 1;
 const AUTH_DISABLE: u8 = 2;
@@ -155,6 +160,16 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
             out.push(CMD_AUTH);
             put_auth(out, a);
         }
+        KvCommand::Alarm(a) => {
+            out.push(CMD_ALARM);
+            out.put_u8(match a.action {
+                AlarmAction::Get => 0,
+                AlarmAction::Activate => 1,
+                AlarmAction::Deactivate => 2,
+            });
+            out.put_u64(a.member_id);
+            out.put_u8(a.alarm.number());
+        }
     }
 }
 
@@ -199,6 +214,7 @@ pub fn decode_as(bytes: &[u8]) -> Result<(Option<Caller>, KvCommand), DecodeErro
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
         CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
+        CMD_ALARM => KvCommand::Alarm(take_alarm(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),
@@ -654,6 +670,35 @@ pub(crate) fn take_permission_type(r: &mut Reader<'_>) -> Result<PermissionType,
             tag,
         }),
     }
+}
+
+fn take_alarm(r: &mut Reader<'_>) -> Result<AlarmRequest, DecodeError> {
+    let action = match r.u8()? {
+        0 => AlarmAction::Get,
+        1 => AlarmAction::Activate,
+        2 => AlarmAction::Deactivate,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "alarm action".into(),
+                tag,
+            })
+        }
+    };
+    let member_id = r.u64()?;
+    let alarm = take_alarm_type(r)?;
+    Ok(AlarmRequest {
+        action,
+        member_id,
+        alarm,
+    })
+}
+
+pub(crate) fn take_alarm_type(r: &mut Reader<'_>) -> Result<AlarmType, DecodeError> {
+    let tag = r.u8()?;
+    AlarmType::from_number(i64::from(tag)).ok_or(DecodeError::UnknownTag {
+        what: "alarm type".into(),
+        tag,
+    })
 }
 
 fn put_auth(out: &mut Vec<u8>, a: &AuthCommand) {

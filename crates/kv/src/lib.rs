@@ -18,7 +18,9 @@
 //!
 //! The store also holds etcd's auth tables ([`AuthStore`]: users, roles, permissions, the
 //! enabled flag and the auth revision), changed by [`KvCommand::Auth`] through the same log
-//! and checked by pure functions of them (see the `auth` module's docs).
+//! and checked by pure functions of them (see the `auth` module's docs), and etcd's alarms
+//! (NOSPACE, CORRUPT), raised and cleared by [`KvCommand::Alarm`] through the log: with one
+//! raised, the store refuses the writes etcd 3.4 refuses (see the `alarm` module's docs).
 //!
 //! ```
 //! use kv::{KvCommand, KvResponse, KvStore, PutRequest, RangeRequest};
@@ -42,6 +44,7 @@
 //! assert_eq!(then.kvs[0].value, b"hello");
 //! ```
 
+mod alarm;
 mod auth;
 mod codec;
 mod error;
@@ -54,6 +57,7 @@ mod types;
 mod view;
 mod watch;
 
+pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType, ALARMS_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use auth::planted;
 pub use auth::{

@@ -25,6 +25,16 @@
 //! snapshot restores with auth disabled and empty tables. A version 2 snapshot whose auth
 //! tables are untouched is refused: each state has exactly one encoding.
 //!
+//! # Version 3
+//!
+//! Version 1's body, then a flags byte (1: the auth section follows; 2: the store took a
+//! compaction at revision 0, etcd's "compaction revision 0" rather than "never compacted"),
+//! the auth section if flagged, then the raised alarms, ascending by type then member: count,
+//! then per alarm its type (etcd's number) and member id (unsigned varint). Written only for a
+//! store with an alarm raised or compacted at 0 (versions 1 and 2 cannot say either), so
+//! every other store keeps its bytes and digest; a version 3 snapshot that needs neither is
+//! refused, as is one with more than [`crate::ALARMS_MAX`] alarms.
+//!
 //! Everything is in map order, so equal stores give equal bytes.
 
 use crate::auth::{AuthStore, Permission, Role, User};
@@ -39,8 +49,13 @@ use std::collections::{BTreeMap, BTreeSet};
 const MAGIC: &[u8; 4] = b"SKVS";
 /// Written when the auth tables were never changed: no auth section.
 const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
-/// Written otherwise: with the auth section.
+/// Written when the auth tables changed, and neither of version 3's reasons holds.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
+/// Written for a store with alarms raised or compacted at revision 0.
+const SNAPSHOT_VERSION_EXTRAS: u8 = 3;
+/// Version 3's flags.
+const EXTRAS_AUTH: u8 = 1;
+const EXTRAS_COMPACTED_AT_ZERO: u8 = 2;
 
 impl KvView {
     /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
@@ -49,7 +64,9 @@ impl KvView {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(if self.auth.is_pristine() {
+        out.push(if self.needs_extras() {
+            SNAPSHOT_VERSION_EXTRAS
+        } else if self.auth.is_pristine() {
             SNAPSHOT_VERSION_NO_AUTH
         } else {
             SNAPSHOT_VERSION_AUTH
@@ -98,9 +115,35 @@ impl KvView {
                 }
             }
         }
-        if !self.auth.is_pristine() {
+        if self.needs_extras() {
+            let mut flags = 0;
+            if !self.auth.is_pristine() {
+                flags |= EXTRAS_AUTH;
+            }
+            if self.compacted_at_zero() {
+                flags |= EXTRAS_COMPACTED_AT_ZERO;
+            }
+            out.put_u8(flags);
+            if !self.auth.is_pristine() {
+                write_auth(&self.auth, out);
+            }
+            out.put_len(self.alarms.len());
+            for a in &self.alarms {
+                out.put_u8(a.alarm.number());
+                out.put_u64(a.member_id);
+            }
+        } else if !self.auth.is_pristine() {
             write_auth(&self.auth, out);
         }
+    }
+
+    fn compacted_at_zero(&self) -> bool {
+        self.compacted && self.compact_revision == 0
+    }
+
+    /// Whether the state says something versions 1 and 2 cannot.
+    fn needs_extras(&self) -> bool {
+        !self.alarms.is_empty() || self.compacted_at_zero()
     }
 }
 
@@ -132,7 +175,10 @@ impl KvStore {
         let Some((&version, body)) = body.split_first() else {
             return Err(SnapshotError::BadMagic.into());
         };
-        if version != SNAPSHOT_VERSION_NO_AUTH && version != SNAPSHOT_VERSION_AUTH {
+        if !matches!(
+            version,
+            SNAPSHOT_VERSION_NO_AUTH | SNAPSHOT_VERSION_AUTH | SNAPSHOT_VERSION_EXTRAS
+        ) {
             return Err(SnapshotError::UnknownVersion(version).into());
         }
         let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -149,6 +195,9 @@ impl KvStore {
                 )
                 .into());
             }
+        }
+        if version == SNAPSHOT_VERSION_EXTRAS {
+            read_extras(&mut r, &mut store)?;
         }
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
@@ -167,6 +216,12 @@ impl KvStore {
         }
         if self.compact_revision < 0 || self.compact_revision > self.revision {
             return bad("compaction outside [0, revision]");
+        }
+        if self.compact_revision > 0 && !self.compacted {
+            return bad("a compaction revision without a compaction");
+        }
+        if self.alarms.len() > crate::ALARMS_MAX {
+            return bad("more alarms than the store holds");
         }
         for (key, history) in &self.keys {
             if key.is_empty() {
@@ -272,6 +327,8 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         keys,
         revision,
         compact_revision,
+        compacted: compact_revision > 0,
+        alarms: Default::default(),
         leases,
         lease_id_next,
         limits,
@@ -298,6 +355,44 @@ impl KvStore {
             }
         }
     }
+}
+
+/// Version 3's section after the body (format above).
+fn read_extras(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+    let inconsistent = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+    let flags = r.u8()?;
+    if flags & !(EXTRAS_AUTH | EXTRAS_COMPACTED_AT_ZERO) != 0 {
+        return inconsistent("unknown flags in a version 3 snapshot");
+    }
+    if flags & EXTRAS_AUTH != 0 {
+        store.auth = read_auth(r)?;
+        if store.auth.is_pristine() {
+            return inconsistent("a version 3 snapshot with untouched auth tables flagged");
+        }
+    }
+    if flags & EXTRAS_COMPACTED_AT_ZERO != 0 {
+        if store.compact_revision != 0 {
+            return inconsistent("compacted at 0 flagged with another compaction revision");
+        }
+        store.compacted = true;
+    }
+    let n = r.len()?;
+    if n > crate::ALARMS_MAX {
+        return inconsistent("more alarms than the store holds");
+    }
+    for _ in 0..n {
+        let alarm = crate::codec::take_alarm_type(r)?;
+        let member_id = r.u64()?;
+        let m = crate::AlarmMember { alarm, member_id };
+        if store.alarms.last().is_some_and(|last| *last >= m) {
+            return inconsistent("alarms not ascending");
+        }
+        store.alarms.insert(m);
+    }
+    if store.alarms.is_empty() && !store.compacted {
+        return inconsistent("a version 3 snapshot with neither alarms nor a compaction at 0");
+    }
+    Ok(())
 }
 
 fn write_auth(auth: &AuthStore, out: &mut impl Sink) {

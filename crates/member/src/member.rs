@@ -140,7 +140,8 @@ pub struct KvHash {
     pub applied_through: u64,
     /// The store's revision.
     pub revision: i64,
-    /// The store's compact revision.
+    /// The store's compaction revision as etcd reports it: -1 before any compaction
+    /// ([`kv::KvStore::etcd_compact_revision`]).
     pub compact_revision: i64,
 }
 
@@ -179,8 +180,12 @@ pub struct Status {
     pub revision: i64,
     /// Approximate bytes of the store (etcd's db size).
     pub db_bytes: u64,
-    /// Whether the storage quota alarm is raised.
+    /// Whether the storage quota alarm is raised (measured here: the store's size against
+    /// the quota).
     pub no_space: bool,
+    /// The alarms raised through the log (by clients, as etcd lets them), the same on every
+    /// member that applied as far.
+    pub alarms: Vec<kv::AlarmMember>,
     /// Whether this member votes (false while rebuilding after a lost disk).
     pub voting: bool,
     /// Whether this member is a learner of the configuration in force.
@@ -614,7 +619,7 @@ impl Member {
                     view: store.view(),
                     applied_through: self.applier.applied_through().0,
                     revision: store.revision(),
-                    compact_revision: store.compact_revision(),
+                    compact_revision: store.etcd_compact_revision(),
                 };
                 self.answer(id, Answer::HashKv(hash));
             }
@@ -886,6 +891,7 @@ impl Member {
             revision: self.applier.machine().revision(),
             db_bytes: self.db_bytes,
             no_space: self.db_bytes >= self.options.quota_bytes,
+            alarms: self.applier.machine().alarms(),
             voting: self.replica.is_voting(),
             is_learner: self.replica.config().is_learner(self.replica.id()),
             client_urls: self.client_urls.clone(),

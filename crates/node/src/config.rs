@@ -212,6 +212,40 @@ pub struct TestFaults {
     pub crash_at: Option<(CrashPoint, u32)>,
     /// Delay every log sync's completion by this much (a slow disk).
     pub slow_fsync: Option<Duration>,
+    /// Bugs planted on purpose, for a test to show it catches them. Honoured only when the
+    /// crate is built with the `planted-bugs` feature ([`NodeBug::is_on`]).
+    pub planted: Vec<NodeBug>,
+}
+
+/// A bug planted in the node on purpose (test only; see [`TestFaults::planted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeBug {
+    /// A `RequestProgress` is answered at once, not once every watcher on the stream has
+    /// caught up, so the report can overtake events at or below its revision (etcd's issue
+    /// 15220, which kube-apiserver relies on being fixed).
+    ProgressAheadOfWatchers,
+}
+
+impl NodeBug {
+    /// Every planted node bug.
+    pub const ALL: [NodeBug; 1] = [NodeBug::ProgressAheadOfWatchers];
+
+    /// Its kebab-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeBug::ProgressAheadOfWatchers => "progress-ahead-of-watchers",
+        }
+    }
+
+    /// The bug named `name`.
+    pub fn from_name(name: &str) -> Option<NodeBug> {
+        NodeBug::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether it is on in `faults` (never without the `planted-bugs` feature).
+    pub fn is_on(self, faults: &TestFaults) -> bool {
+        cfg!(feature = "planted-bugs") && faults.planted.contains(&self)
+    }
 }
 
 /// Why a configuration is refused. Each says what to change.

@@ -40,6 +40,6 @@ pub mod tls;
 pub mod tokens;
 pub mod watch;
 
-pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
+pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeBug, NodeConfig, Peer, TestFaults};
 pub use error::NodeError;
 pub use server::{start, Node};

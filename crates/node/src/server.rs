@@ -417,6 +417,8 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             applied_changes: changes_tx,
             stopping: stop_rx.clone(),
             progress_every: config.watch_progress_every,
+            election_timeout: config.tick * config.election_ticks,
+            progress_ahead: crate::NodeBug::ProgressAheadOfWatchers.is_on(&config.test_faults),
         },
         bcrypt_cost: config.bcrypt_cost,
         tokens,

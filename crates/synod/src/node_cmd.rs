@@ -184,6 +184,10 @@ pub struct NodeArgs {
     /// Test only (chaos runs): delay every log sync's completion by this many milliseconds.
     #[arg(long, hide = true)]
     test_slow_fsync_ms: Option<u64>,
+    /// Test only: run with a planted bug (progress-ahead-of-watchers); refused unless built
+    /// with the planted-bugs feature.
+    #[arg(long, hide = true)]
+    test_plant_bug: Vec<String>,
 }
 
 /// The same settings, from a TOML file.
@@ -492,6 +496,16 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
     }
     config.test_faults.slow_fsync = args.test_slow_fsync_ms.map(Duration::from_millis);
+    for name in &args.test_plant_bug {
+        if !cfg!(feature = "planted-bugs") {
+            anyhow::bail!(
+                "--test-plant-bug: this build has no planted bugs (feature planted-bugs)"
+            );
+        }
+        let bug = node::NodeBug::from_name(name)
+            .ok_or_else(|| anyhow::anyhow!("--test-plant-bug: no planted bug named {name:?}"))?;
+        config.test_faults.planted.push(bug);
+    }
     config.validate()?;
     Ok(config)
 }

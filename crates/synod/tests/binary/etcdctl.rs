@@ -234,12 +234,25 @@ fn compaction_and_revision_errors() {
         assert_eq!(etcdctl(a, &["put", "c", v]).ok(), "OK\n");
     } // revs 2..=6
 
-    // A store never compacted takes `compaction 0` (etcd's first compaction revision is -1);
-    // below 0 it is refused as compacted, and nothing changes either way.
+    // A store never compacted takes `compaction 0` (etcd's first compaction revision is -1),
+    // once: its compaction revision is 0 after it, so a second is refused as compacted, as
+    // is one below 0; nothing changes either way. `endpoint hashkv` says 0 now, not -1.
+    let hashkv_compact_revision = || {
+        let out = etcdctl(b, &["endpoint", "hashkv", "-w", "json"]).ok();
+        common::parse_json(&out)[0]["HashKV"]["compact_revision"].as_i64()
+    };
+    assert_eq!(hashkv_compact_revision(), Some(-1));
     assert_eq!(
         etcdctl(a, &["compaction", "0"]).ok(),
         "compacted revision 0\n"
     );
+    let second = etcdctl(d, &["compaction", "0"]).err();
+    assert!(
+        second.contains("Error: etcdserver: mvcc: required revision has been compacted\n"),
+        "{second}"
+    );
+    // 0 is protobuf's default, which etcdctl's JSON leaves out.
+    assert_eq!(hashkv_compact_revision(), None);
     let negative = etcdctl(a, &["compaction", "--", "-1"]).err();
     assert!(
         negative.contains("Error: etcdserver: mvcc: required revision has been compacted\n"),

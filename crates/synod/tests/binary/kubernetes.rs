@@ -732,11 +732,14 @@ fn kube_apiservers_requests_hold_their_contract_through_a_leader_change() {
     }
     // Last, since it stops two members: a member without a leader refuses a watch that
     // requires one, and serves one that does not.
+    // A stream that requires a leader, opened while there was one, is ended once the member
+    // has had none for a while.
     let survivor = 0;
+    let open = rt.block_on(open_before_leader_loss(&endpoints[survivor]));
     cluster.stop(1);
     cluster.stop(2);
     rt.block_on(require_leader_is_refused_without_a_leader(
-        &cluster, survivor,
+        &cluster, survivor, open,
     ));
     let conflicts = history.conflicts.load(Ordering::SeqCst);
     let unknown = writes
@@ -1153,7 +1156,89 @@ async fn version_and_downgrade_as_etcd_3_4(endpoint: &str, target: Target) {
     }
 }
 
-async fn require_leader_is_refused_without_a_leader(cluster: &Cluster, survivor: usize) {
+/// A watch stream on `endpoint` over the whole prefix, with the require-leader metadata or
+/// not, and its first answer (or why there was none). The request sender is kept with it: the
+/// stream stays open while it lives.
+async fn open_watch(
+    endpoint: &str,
+    require_leader: bool,
+) -> (
+    mpsc::Sender<pb::WatchRequest>,
+    Option<tonic::Streaming<pb::WatchResponse>>,
+    Result<Option<pb::WatchResponse>, String>,
+) {
+    let (tx, requests) = mpsc::channel(1);
+    tx.send(pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: PREFIX.into(),
+                range_end: PREFIX_END.into(),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let mut request = tonic::Request::new(ReceiverStream::new(requests));
+    if require_leader {
+        request
+            .metadata_mut()
+            .insert("hasleader", "true".parse().expect("ascii"));
+    }
+    let mut client = WatchClient::new(channel(endpoint));
+    match bounded("watch", client.watch(request)).await {
+        Ok(mut stream) => {
+            let first = next_message(&mut stream, CALL_TIMEOUT).await;
+            (tx, Some(stream), first)
+        }
+        Err(e) => (tx, None, Err(e)),
+    }
+}
+
+/// The stream's next message within `wait`, its end, or its error as "code: message".
+async fn next_message(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+    wait: Duration,
+) -> Result<Option<pb::WatchResponse>, String> {
+    tokio::time::timeout(wait, stream.message())
+        .await
+        .map_err(|_| "no answer".to_string())
+        .and_then(|m| m.map_err(|s| format!("{:?}: {}", s.code(), s.message())))
+}
+
+/// Watch streams opened on the survivor while it still had a leader, one requiring it and one
+/// not; then the other members stop.
+struct OpenBeforeLoss {
+    requiring: (
+        mpsc::Sender<pb::WatchRequest>,
+        tonic::Streaming<pb::WatchResponse>,
+    ),
+    plain: (
+        mpsc::Sender<pb::WatchRequest>,
+        tonic::Streaming<pb::WatchResponse>,
+    ),
+}
+
+async fn open_before_leader_loss(endpoint: &str) -> OpenBeforeLoss {
+    let mut open = Vec::new();
+    for require_leader in [true, false] {
+        let (tx, stream, first) = open_watch(endpoint, require_leader).await;
+        assert!(
+            matches!(&first, Ok(Some(r)) if r.created && !r.canceled),
+            "require_leader {require_leader}: {first:?}"
+        );
+        open.push((tx, stream.expect("a stream that answered")));
+    }
+    let plain = open.pop().expect("two");
+    let requiring = open.pop().expect("two");
+    OpenBeforeLoss { requiring, plain }
+}
+
+async fn require_leader_is_refused_without_a_leader(
+    cluster: &Cluster,
+    survivor: usize,
+    open: OpenBeforeLoss,
+) {
     // The survivor notices it has no leader once its election timeout passes.
     let deadline = tokio::time::Instant::now() + WAIT_MAX;
     loop {
@@ -1167,54 +1252,53 @@ async fn require_leader_is_refused_without_a_leader(cluster: &Cluster, survivor:
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let open = |require_leader: bool| async move {
-        let (tx, requests) = mpsc::channel(1);
-        tx.send(pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
-                pb::WatchCreateRequest {
-                    key: PREFIX.into(),
-                    range_end: PREFIX_END.into(),
-                    ..Default::default()
-                },
-            )),
-        })
-        .await
-        .unwrap();
-        let mut request = tonic::Request::new(ReceiverStream::new(requests));
-        if require_leader {
-            request
-                .metadata_mut()
-                .insert("hasleader", "true".parse().expect("ascii"));
-        }
-        let mut client = WatchClient::new(channel(cluster.endpoint(survivor)));
-        let first = match bounded("watch", client.watch(request)).await {
-            Ok(mut stream) => tokio::time::timeout(CALL_TIMEOUT, stream.message())
-                .await
-                .map_err(|_| "no answer".to_string())
-                .and_then(|m| m.map_err(|s| format!("{:?}: {}", s.code(), s.message()))),
-            Err(e) => Err(e),
-        };
-        drop(tx);
-        first
-    };
-    let refused = open(true).await;
+    let (_refused_tx, _, refused) = open_watch(cluster.endpoint(survivor), true).await;
     assert!(
         matches!(&refused, Err(e) if e.contains("Unavailable") && e.contains("etcdserver: no leader")),
         "{refused:?}"
     );
-    let served = open(false).await;
+    let (_served_tx, _, served) = open_watch(cluster.endpoint(survivor), false).await;
     assert!(
         matches!(&served, Ok(Some(r)) if r.created && !r.canceled),
         "{served:?}"
     );
+    // The stream opened with a leader and requiring one is ended (etcd's monitorLeader, after
+    // three election timeouts without a leader) with "no leader", as etcd 3.4.23 ends it; the
+    // plain one stays open.
+    let (_requiring_tx, mut requiring) = open.requiring;
+    let ended = next_message(&mut requiring, WAIT_MAX).await;
+    assert_eq!(ended, Err("Unavailable: etcdserver: no leader".to_string()));
+    let (_plain_tx, mut plain) = open.plain;
+    let still_open = next_message(&mut plain, Duration::from_millis(500)).await;
+    assert_eq!(
+        still_open,
+        Err("no answer".to_string()),
+        "the plain stream is still open"
+    );
 }
+
+/// Puts of issue 15220's case, each of `BULK_VALUE_BYTES`: megabytes of history, more than one
+/// watch response.
+const BULK_PUTS: usize = 24;
+const BULK_VALUE_BYTES: usize = 128 << 10;
 
 /// Issue 15220's case: a watcher far behind (megabytes of history to catch up on, more than
 /// one response) and a `RequestProgress` sent right after its creation. The answer must come
 /// after every event at or below the revision it reports.
 async fn a_requested_progress_waits_for_a_watcher_catching_up(endpoint: &str) {
-    const PUTS: usize = 24;
-    const VALUE_BYTES: usize = 128 << 10;
+    let (events, reported) = events_before_requested_progress(endpoint).await;
+    assert_eq!(
+        events, BULK_PUTS,
+        "a requested progress at {reported} came after {events} of the {BULK_PUTS} events at \
+         or below it"
+    );
+}
+
+/// Runs issue 15220's case and answers how many of the puts' events came before the requested
+/// progress report, and the revision it reported (at or past the last put).
+async fn events_before_requested_progress(endpoint: &str) -> (usize, i64) {
+    const PUTS: usize = BULK_PUTS;
+    const VALUE_BYTES: usize = BULK_VALUE_BYTES;
     let mut kv = KvClient::new(channel(endpoint));
     let mut first = 0;
     for i in 0..PUTS {
@@ -1268,9 +1352,26 @@ async fn a_requested_progress_waits_for_a_watcher_catching_up(endpoint: &str) {
     };
     drop(tx);
     assert!(reported >= first + PUTS as i64 - 1);
-    assert_eq!(
-        events, PUTS,
-        "a requested progress at {reported} came after {events} of the {PUTS} events at or \
-         below it"
+    (events, reported)
+}
+
+/// The check above, shown catching the planted bug it is for: a member that answers
+/// `RequestProgress` at once, ahead of a watcher still catching up (built with
+/// `--features planted-bugs`; `cargo test -p synod --features planted-bugs --test kubernetes
+/// planted`).
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_progress_ahead_of_watchers_is_caught() {
+    if Target::from_env() != Target::Synod {
+        eprintln!("the planted bug is Synod's; nothing to run against etcd");
+        return;
+    }
+    let cluster = Cluster::start_with_flags(1, &["--test-plant-bug=progress-ahead-of-watchers"]);
+    let (events, reported) =
+        runtime().block_on(events_before_requested_progress(cluster.endpoint(0)));
+    assert!(
+        events < BULK_PUTS,
+        "the planted early progress report at {reported} was not caught: it came after all \
+         {events} events"
     );
 }

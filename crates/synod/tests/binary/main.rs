@@ -13,6 +13,7 @@
 
 mod common;
 
+mod alarm;
 mod auth;
 mod backup;
 mod bench_watch;
