@@ -34,7 +34,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
         config.membership = args.membership;
-        config.wipes = args.wipes;
+        config.wipes = !args.no_wipes;
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -66,13 +66,13 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
     // An operator adds, promotes and removes members through the Cluster API; disks wiped.
-    spec.tweak = match (args.membership, args.wipes) {
-        (false, false) => None,
-        (true, false) => Some(|c: &mut MemberSimConfig| c.membership = true),
-        (false, true) => Some(|c: &mut MemberSimConfig| c.wipes = true),
-        (true, true) => Some(|c: &mut MemberSimConfig| {
+    spec.tweak = match (args.membership, !args.no_wipes) {
+        (false, true) => None,
+        (true, true) => Some(|c: &mut MemberSimConfig| c.membership = true),
+        (false, false) => Some(|c: &mut MemberSimConfig| c.wipes = false),
+        (true, false) => Some(|c: &mut MemberSimConfig| {
             c.membership = true;
-            c.wipes = true;
+            c.wipes = false;
         }),
     };
     spec.threads = threads_of(args.threads);
