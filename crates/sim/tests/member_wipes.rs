@@ -24,6 +24,26 @@ fn a_joiner_restarted_on_a_snapshot_catches_up() {
     assert!(report.passed(), "{report}");
 }
 
+/// Seed 1265 (3 members, wipes): a compaction at revision 27 applied in the same batch as a
+/// deletion at 27; the changes shared with watchers in step were read after it, without the
+/// deletion's tombstone (`shared-changes`: another member had shared it). The member now
+/// shares the changes before a compaction applies.
+#[test]
+fn changes_are_shared_before_a_compaction_drops_their_tombstones() {
+    let report = run(1265, 3, false);
+    assert!(report.passed(), "{report}");
+}
+
+/// Seed 147 (3 members, membership changes, wipes): m2's removal was chosen but two of the
+/// remaining members had not learned it, so to them m2 was still a voter, gone for good;
+/// wiping m1 then left them two of four voters. The simulator wipes only once every running
+/// member entered the newest configuration and all of its members are up.
+#[test]
+fn no_wipe_while_a_removal_is_not_known_to_all() {
+    let report = run(147, 3, true);
+    assert!(report.passed(), "{report}");
+}
+
 /// Replays one seed with its trace lines holding TRACE printed: `SEED=.. NODES=..
 /// MEMBERSHIP=1 TRACE=text cargo test --release -p synod-sim --test member_wipes replay --
 /// --ignored --nocapture`.
