@@ -173,6 +173,20 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
     }
 }
 
+/// Whether a log payload is a compaction, from its tag alone (an envelope is read through: a
+/// compaction sent by a user while auth is on). No allocation for any other command: a member
+/// asks this of every applied command while watchers listen, to share the changes before a
+/// compaction drops tombstones they are owed.
+pub fn is_compaction(bytes: &[u8]) -> bool {
+    match bytes {
+        [FORMAT_VERSION, CMD_COMPACT, ..] => true,
+        [FORMAT_VERSION, CMD_AS, ..] => {
+            matches!(decode(bytes), Ok(KvCommand::Compact(_)))
+        }
+        _ => false,
+    }
+}
+
 /// Decodes a log payload written by [`encode`] or [`encode_as`] (then the command inside the
 /// envelope, without its sender: see [`decode_as`]). Refuses anything else, including
 /// trailing bytes, with an error; never panics, and allocates at most in proportion to the

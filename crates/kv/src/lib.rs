@@ -66,7 +66,9 @@ pub use auth::{
     Permission, PermissionType, SimpleTokens, UserPassword, UserPermissions, BCRYPT_COST_DEFAULT,
     BCRYPT_COST_MAX, BCRYPT_COST_MIN, PASSWORD_BYTES_MAX, ROOT_ROLE, ROOT_USER, SIMPLE_TOKENS_MAX,
 };
-pub use codec::{decode, decode_as, encode, encode_as, FORMAT_VERSION, TXN_DEPTH_MAX};
+pub use codec::{
+    decode, decode_as, encode, encode_as, is_compaction, FORMAT_VERSION, TXN_DEPTH_MAX,
+};
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
 pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};

@@ -56,10 +56,11 @@ pub struct SimArgs {
     /// (never below three voters), among the other faults.
     #[arg(long)]
     membership: bool,
-    /// With --member: wipe disks at crashes too (the member rebuilds, and votes again only
-    /// once it holds the chosen log), with or without --membership.
+    /// With --member: no wiped disks. By default a crash may also wipe the member's disk
+    /// (it rebuilds, and votes again only once it holds the chosen log), with or without
+    /// --membership.
     #[arg(long)]
-    wipes: bool,
+    no_wipes: bool,
     /// Quorum rule of the first configuration: majority, flexible:P1,P2 (phase-1 and phase-2
     /// sizes, P1 + P2 > nodes), grid:RxC (R x C = nodes; phase 1 a full column, phase 2 a
     /// full row), weighted:W1,...,Wn/P1,P2 (a weight per node, thresholds whose sum exceeds

@@ -77,6 +77,10 @@ pub(crate) enum BootError {
     Body(#[from] member::snapshot::BodyError),
     #[error(transparent)]
     Config(#[from] paxos::ConfigError),
+    /// The store restored from the snapshot is ahead of what the core would hand out: it
+    /// would skip every snapshot sent to it as already applied and never apply again.
+    #[error("the store is applied through {store}, the core only through {core}")]
+    StoreAhead { store: Slot, core: Slot },
 }
 
 /// What [`boot`] needs beyond the disk.
@@ -148,8 +152,16 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         // A wiped disk, whether the member was one of the first or joined later: it may have
         // voted, so it rebuilds (from what it knows; outside that, it learns as a joiner).
         Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
-    } else if parts.join && state.membership.is_none() && !state.rebuilding {
-        // Nothing it learned reached its disk yet: it joins again from what it knows.
+    } else if parts.join
+        && state.membership.is_none()
+        && !state.rebuilding
+        && state.compacted_through == Slot::ZERO
+    {
+        // Nothing it learned reached its disk yet: it joins again from what it knows. (Not
+        // with a snapshot on disk, even one taken before any change (no configuration in
+        // it): the store restored from it is ahead of a joiner's core, which would then
+        // skip every snapshot sent to it as already applied and never hand out a slot:
+        // seed 471 of the membership campaign with wipes, a learner at chosen 0.)
         Replica::join(NodeId(parts.id), configuration, parts.replica)?
     } else {
         if parts.rebuild {
@@ -157,13 +169,20 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
             // may be there before `RebuildStarted` was synced), the rebuild goes on.
             state.rebuilding = true;
         }
-        if state.rebuilding && state.membership.is_none() {
-            // A rebuild that crashed before it entered a configuration: it goes on from the
-            // one it knows, as `Replica::rebuild` started it (it may not be listed there).
+        if (state.rebuilding || parts.join) && state.membership.is_none() {
+            // A rebuild, or a joiner with a snapshot, that crashed before it entered a
+            // configuration: it goes on from the one it knows, as `Replica::rebuild` or
+            // `Replica::join` started it (it may not be listed there), with the snapshot.
             state.membership = Some(Membership::initial(configuration.clone()));
         }
         Replica::recover(NodeId(parts.id), configuration, parts.replica, state)?
     };
+    if replica.handed_out_through() < applier.applied_through() {
+        return Err(BootError::StoreAhead {
+            store: applier.applied_through(),
+            core: replica.handed_out_through(),
+        });
+    }
     let mut options = parts.member;
     // The name the initial table lists, as a node's `--name` matches its `--initial-cluster`.
     options.name = format!("m{}", parts.id);

@@ -105,8 +105,7 @@ pub struct MemberSimConfig {
     /// Wipe disks at crashes (as the plan draws), with or without membership changes: the
     /// member rebuilds through the core's rebuild path (rebuild.rs), votes again only once
     /// it holds the chosen log, and counts as rebuilt once `VoteRegained` is on its disk.
-    /// Off by default (`synod sim --member --wipes`): with it on, seed 1265 of `--faults all`
-    /// fails `shared-changes` before any wipe (the random stream differs), not yet explained.
+    /// On by default (`synod sim --member --no-wipes` turns it off).
     pub wipes: bool,
     /// Leader leases (`synod sim --member --leases`): the replicas run them with this drift
     /// bound, each place's clock drifts within it, and the leader is paused now and then as
@@ -133,7 +132,7 @@ impl MemberSimConfig {
             trace: false,
             membership: false,
             spares: 2,
-            wipes: false,
+            wipes: true,
             leases: None,
         }
     }
@@ -616,9 +615,31 @@ impl MemberSimulation {
                 node.inc += 1;
                 let inc = node.inc;
                 let revision = run.revision;
+                let keys = if self.config.trace {
+                    // What the store holds at start, to compare members' stores by hand.
+                    let all = kv::RangeRequest {
+                        key: vec![0],
+                        range_end: vec![0],
+                        ..kv::RangeRequest::default()
+                    };
+                    let machine = run.member.applier().machine();
+                    machine.range(&all).map_or_else(
+                        |e| format!("{e}"),
+                        |r| {
+                            let kvs: Vec<String> = r
+                                .kvs
+                                .iter()
+                                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+                                .collect();
+                            format!("{kvs:?}")
+                        },
+                    )
+                } else {
+                    String::new()
+                };
                 node.run = Some(run);
                 self.trace_line(|| {
-                    format!("start m{id} at place {i} inc {inc} revision {revision}")
+                    format!("start m{id} at place {i} inc {inc} revision {revision} {keys}")
                 });
                 self.checks.started(i, revision);
                 let at = self.now + 1 + below(&mut self.rng, self.config.tick_us);
@@ -759,6 +780,15 @@ impl MemberSimulation {
                 }
             }
             Output::AppliedChanges(changes) => {
+                self.trace_line(|| {
+                    let events: Vec<_> = changes.events.iter().map(watch::change).collect();
+                    format!(
+                        "m{} shares ({}, {}]: {events:?}",
+                        i + 1,
+                        changes.after,
+                        changes.through
+                    )
+                });
                 self.reference
                     .record(&changes, i, self.now, &mut self.checks);
                 let here = Some((i, self.nodes[i].inc));
@@ -1175,6 +1205,13 @@ impl MemberSimulation {
             return;
         };
         p.inc = inc;
+        if self.config.trace {
+            let line = format!("{} c{c} asks m{}: {:?}", self.now, node + 1, p.op);
+            self.trace.push(line);
+        }
+        let Some(p) = self.clients[c].pending.as_mut() else {
+            return;
+        };
         let request = clients::request(&p.op);
         let id = p.request;
         self.waiting.insert((node, id), c);
@@ -1469,7 +1506,9 @@ impl MemberSimulation {
             .join("; ")
     }
 
-    fn finish(mut self) -> MemberRunReport {
+    /// The run's report, once [`MemberSimulation::step`] has returned false (after a run
+    /// stepped by hand, to keep its trace).
+    pub fn finish(mut self) -> MemberRunReport {
         // Operations still waiting at the end (only after a liveness failure).
         for c in 0..self.clients.len() {
             if self.clients[c].pending.is_some() {

@@ -42,7 +42,7 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
         config.membership = args.membership;
-        config.wipes = args.wipes;
+        config.wipes = !args.no_wipes;
         config.leases = clocks(args);
         let report = match &args.trace {
             Some(path) => {
@@ -76,13 +76,13 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     spec.bugs = bugs;
     spec.leases = clocks(args);
     // An operator adds, promotes and removes members through the Cluster API; disks wiped.
-    spec.tweak = match (args.membership, args.wipes) {
-        (false, false) => None,
-        (true, false) => Some(|c: &mut MemberSimConfig| c.membership = true),
-        (false, true) => Some(|c: &mut MemberSimConfig| c.wipes = true),
-        (true, true) => Some(|c: &mut MemberSimConfig| {
+    spec.tweak = match (args.membership, !args.no_wipes) {
+        (false, true) => None,
+        (true, true) => Some(|c: &mut MemberSimConfig| c.membership = true),
+        (false, false) => Some(|c: &mut MemberSimConfig| c.wipes = false),
+        (true, false) => Some(|c: &mut MemberSimConfig| {
             c.membership = true;
-            c.wipes = true;
+            c.wipes = false;
         }),
     };
     spec.threads = threads_of(args.threads);
