@@ -47,14 +47,8 @@ pub fn run(args: BenchLeasesArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 {
         bail!("--rounds: at least 1");
     }
-    let (binaries, _) = crate::compare::member_binaries(
-        &[System::Synod],
-        args.synod_bin.as_deref(),
-        std::path::Path::new(crate::compare::DEFAULT_ETCD_BIN),
-    )?;
-    let bin = &binaries[&System::Synod];
-    let parent = crate::target_dir().join("bench-leases");
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let (bin, parent) = crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-leases")?;
+    let bin = &bin;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,9 +10,9 @@
 //! more than 1.8 s. Every wait polls an event with a deadline.
 
 use crate::common::{
-    etcdctl, etcdctl_command, http, parse_range, run_bounded, sample, Cluster, Target,
+    etcdctl, etcdctl_command, http, parse_range, run_bounded, sample, wait_for, Cluster, Target,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FLAGS: &[&str] = &[
     "--experimental-leader-lease",
@@ -21,24 +21,6 @@ const FLAGS: &[&str] = &[
 ];
 /// Gets served at the leader in the leased-read test.
 const GETS: u64 = 20;
-/// Bound on each awaited event (an election, a put getting through).
-const EVENT_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `f` until it returns `Some`, up to the deadline; `what` names the awaited event.
-#[track_caller]
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + EVENT_DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {EVENT_DEADLINE:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A counter of member `i`'s `/metrics` (0 while it has not moved).
 fn counter(cluster: &Cluster, i: usize, name: &str) -> f64 {

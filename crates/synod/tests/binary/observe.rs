@@ -9,12 +9,10 @@
 //! `?serializable=true`), the test says what each serves.
 
 use crate::common;
-use crate::common::{etcdctl, http, sample, Cluster, Target};
+use crate::common::{etcdctl, http, sample, wait_for, Cluster, Target, EVENT_DEADLINE};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-/// Generous: a loaded 2-core machine may take seconds for an election or a scrape.
-const EVENT_DEADLINE: Duration = Duration::from_secs(60);
 /// Puts of the bounded load.
 const PUTS: u64 = 60;
 /// Linearizable gets of the bounded load.
@@ -32,22 +30,6 @@ fn scrape(cluster: &Cluster, i: usize) -> String {
 fn value(cluster: &Cluster, i: usize, name: &str) -> f64 {
     let metrics = scrape(cluster, i);
     sample(&metrics, name, &[]).unwrap_or_else(|| panic!("member {i} serves no {name}"))
-}
-
-/// Polls `f` until it returns `Some`, up to the deadline; `what` names the awaited event.
-#[track_caller]
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + EVENT_DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {EVENT_DEADLINE:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

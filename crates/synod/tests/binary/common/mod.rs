@@ -986,6 +986,27 @@ impl Drop for Cluster {
     }
 }
 
+/// How long a test waits for an event (an election, a scrape that moves, a put getting
+/// through): generous, as a loaded 2-core machine may take seconds for any of them.
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `f` every 100 ms until it returns `Some`, up to [`EVENT_DEADLINE`]; `what` names the
+/// awaited event in the failure.
+#[track_caller]
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + EVENT_DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {EVENT_DEADLINE:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct HttpAnswer {
