@@ -210,9 +210,12 @@ async fn a_full_quota_raises_nospace_refuses_puts_serves_deletes_and_clears_by_e
         .unwrap()
         .into_inner();
     let mut maintenance = MaintenanceClient::new(channel.clone());
+    // As `etcdctl alarm disarm` does it: a DEACTIVATE for each listed alarm, naming its member
+    // and type (one naming neither deactivates nothing, in etcd as here).
     let disarm = pb::AlarmRequest {
         action: pb::alarm_request::AlarmAction::Deactivate as i32,
-        ..Default::default()
+        member_id: alarms.alarms[0].member_id,
+        alarm: alarms.alarms[0].alarm,
     };
     // Deleted but not compacted away, nor measured again: the alarm stays, and says how to go.
     let early = maintenance.alarm(disarm).await.unwrap_err();
