@@ -529,6 +529,7 @@ impl Member {
             snapshots: SnapshotSchedule::new(
                 parts.options.snapshot_every_slots,
                 parts.newest_snapshot,
+                parts.restored_bytes,
             ),
             db_bytes: parts.restored_bytes,
             applied_buf: Vec::new(),
@@ -1340,6 +1341,7 @@ impl Member {
                 if let Value::Batch(commands) = &entry.value {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
+                    self.snapshots.applied(bytes as u64);
                     // A compaction drops the tombstones at or below its revision, which the
                     // changes read after it would then lack: watchers in step are owed
                     // them (etcd sends each write's events before the next write applies),

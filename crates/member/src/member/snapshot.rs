@@ -42,6 +42,7 @@ impl Member {
                         .db_bytes
                         .saturating_sub(self.snapshots.db_bytes_at_start);
                     self.db_bytes = kv_bytes.saturating_add(grown);
+                    self.snapshots.measured(*kv_bytes, false);
                 }
                 self.crash_point(CrashPoint::DuringCompaction);
                 self.compact_log(through);
@@ -194,6 +195,7 @@ impl Member {
         }
         let (applier, kv_bytes, table) = snapshot.into_parts();
         self.db_bytes = kv_bytes;
+        self.snapshots.measured(kv_bytes, true);
         match applier.membership() {
             Some(m) => self.replica.install_snapshot_in(through, m.clone()),
             None => self.replica.install_snapshot(through),
@@ -227,7 +229,7 @@ impl Member {
         }
         let through = self.applier.applied_through();
         let body = BodyJob::new(&self.applier, true, Some(&self.table));
-        self.snapshots.writing = Some(through);
+        self.snapshots.begin(through);
         self.snapshots.db_bytes_at_start = self.db_bytes;
         self.outputs.push_back(Output::WriteSnapshot {
             through,
