@@ -183,8 +183,9 @@ fn split(r: Request) -> (member::Request, Reply) {
 /// many requests".
 const WHOLE_STORE_JOBS_MAX: usize = 4;
 
-/// Runs `work`, a pass over the whole store (on a view the member handed out), on a blocking
-/// thread, so the core's task goes on applying and answering; its outcome goes to `tx`.
+/// Runs `work`, a pass over the whole store (on a view the member handed out), on a thread of
+/// lower priority ([`crate::background`]), so the core's task goes on applying and answering;
+/// its outcome goes to `tx`.
 fn off_core<T: Send + 'static>(
     jobs: &Arc<Semaphore>,
     tx: oneshot::Sender<Result<T, NodeError>>,
@@ -194,7 +195,7 @@ fn off_core<T: Send + 'static>(
         let _ = tx.send(Err(NodeError::TooManyRequests));
         return;
     };
-    tokio::task::spawn_blocking(move || {
+    crate::background::spawn("synod-whole-store", move || {
         let _ = tx.send(work());
         drop(permit);
     });

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod authority;
+mod background;
 pub mod backup;
 pub mod bbolt;
 mod compactor;

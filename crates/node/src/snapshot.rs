@@ -116,8 +116,8 @@ impl SnapshotFiles {
         self.newest.as_ref().map(|m| m.through)
     }
 
-    /// Encodes `body` and writes it durably (file fsync, rename, directory fsync) on a
-    /// blocking thread, so neither the pass over a large store nor its write and sync hold up
+    /// Encodes `body` and writes it durably (file fsync, rename, directory fsync) on a thread
+    /// of lower priority ([`crate::background`]), so neither the pass over a large store nor its write and sync hold up
     /// the core's task (which applies writes and sends heartbeats meanwhile: the job is a view
     /// of the store as of `through`); `done` gets the outcome, which the caller hands to
     /// [`SnapshotFiles::written`] before telling the member. `crash_mid` (test-only) aborts the
@@ -131,7 +131,7 @@ impl SnapshotFiles {
         done: mpsc::UnboundedSender<SnapshotWritten>,
     ) {
         let (fs, dir) = (self.fs, self.dir.clone());
-        tokio::task::spawn_blocking(move || {
+        crate::background::spawn("synod-snapshot", move || {
             let write = || -> Result<(SnapshotMeta, u64), SnapshotError> {
                 let started = std::time::Instant::now();
                 let body = body.encode()?;
@@ -180,13 +180,13 @@ impl SnapshotFiles {
     }
 
     /// Reads and decodes the snapshot through `through` received last (the member asked, once
-    /// its last chunk was stored) on a blocking thread: the read and the pass over the whole
+    /// its last chunk was stored) on a thread of lower priority: the read and the pass over the whole
     /// body stay off the core's task, which goes on with heartbeats and writes. The member asks
     /// for one at a time, so at most one body (and the store it restores) is in memory here.
     pub fn decode(&self, through: Slot, done: mpsc::UnboundedSender<SnapshotDecoded>) {
         let fs = self.fs;
         let meta = self.received.clone().filter(|m| m.through == through);
-        tokio::task::spawn_blocking(move || {
+        crate::background::spawn("synod-snapshot-decode", move || {
             let started = std::time::Instant::now();
             let result = match meta {
                 None => Err(format!("no received snapshot through {through} to decode")),
