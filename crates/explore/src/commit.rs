@@ -335,7 +335,7 @@ impl CommitWorld {
                 // An RM that voted Prepared and knows no outcome may neither commit nor abort.
                 for (txn, rec) in &m.durable.rm {
                     if rec.vote == Some(Vote::Prepared) && !m.outcomes.contains_key(txn) {
-                        notes.push(format!("{txn}: voted Prepared, outcome unknown: waits"));
+                        notes.push(format!("voted Prepared on {txn}, outcome unknown: waits"));
                     }
                 }
                 if !m.disk.is_empty() {

@@ -749,9 +749,9 @@ fn notes(v: &Value, i: usize) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The 2PC scenario runs `commit-tm-crash`'s own actions up to the coordinator's crash and
-/// after it; with F = 0 no RM learns anything until n1 restarts (where Paxos Commit's n2 had
-/// decided), and then every RM learns the one outcome.
+/// The 2PC scenario begins `commit-tm-crash`'s transaction and crashes its coordinator
+/// between votes; with F = 0 no RM learns anything until n1 restarts (where Paxos Commit's n2
+/// had decided), and then every RM learns the one outcome.
 async fn two_phase_blocks(
     addr: std::net::SocketAddr,
     list: &[Value],
@@ -765,11 +765,10 @@ async fn two_phase_blocks(
         .find(|x| x["id"] == "commit-tm-crash")
         .expect("the Paxos Commit scenario");
     let schedule = scenario_actions(paxos);
-    assert_eq!(
-        actions[..schedule.len()],
-        schedule[..],
-        "the same schedule as Paxos Commit's"
-    );
+    // The same transaction and the same crash, at the same point of the protocol.
+    assert_eq!(actions[0], schedule[0]);
+    let crash = json!({ "do": "crash", "node": 1 });
+    assert!(actions.contains(&crash) && schedule.contains(&crash));
     let restart = actions
         .iter()
         .position(|a| a["do"] == "restart")
@@ -791,7 +790,7 @@ async fn two_phase_blocks(
         );
     }
     assert!(
-        notes(&before, 2).contains(&"t1: voted Prepared, outcome unknown: waits".to_string()),
+        notes(&before, 2).contains(&"voted Prepared on t1, outcome unknown: waits".to_string()),
         "{:?}",
         notes(&before, 2)
     );
@@ -824,22 +823,21 @@ fn leader_lease_holds(v: &Value) {
     assert_eq!(ops.len(), 4, "{ops:?}");
     assert_eq!(ops[1]["output"], "= 1", "{ops:?}");
     assert_eq!(ops[3]["output"], "= 2", "{ops:?}");
-    let leased = (0..3)
-        .find(|i| {
-            notes(v, *i)
-                .iter()
-                .any(|t| t.starts_with("reads served under its lease: "))
-        })
-        .expect("a read served under a lease");
     assert!(
         (0..3).all(|i| notes(v, i).iter().any(|t| t.starts_with("clock: "))),
         "{}",
         v["nodes"]
     );
+    // The first read was served under the lease of the leader on the slow clock.
     assert!(
-        notes(v, leased).iter().any(|t| t.ends_with("slow")),
-        "the first leader runs the slow clock: {:?}",
-        notes(v, leased)
+        (0..3).any(|i| {
+            let n = notes(v, i);
+            n.iter().any(|t| t.ends_with("slow"))
+                && n.iter()
+                    .any(|t| t.starts_with("reads served under its lease: "))
+        }),
+        "{}",
+        v["nodes"]
     );
     assert!(logged(v, "holds its lease"), "{}", v["log"]);
     assert!(
