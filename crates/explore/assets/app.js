@@ -168,6 +168,8 @@ function syncSetup() {
   $('seed').value = session.spec.seed;
   $('spares').value = session.spec.spares || 0;
   $('quorums').value = session.spec.quorums || '';
+  $('leases').value = session.spec.leases ?? '';
+  $('two-phase').checked = !!session.spec.two_phase;
   $('bug').value = session.spec.bug || '';
 }
 
@@ -509,6 +511,9 @@ function wire() {
     if (spares > 0) spec.spares = spares;
     const quorums = $('quorums').value.trim();
     if (quorums) spec.quorums = quorums;
+    const leases = $('leases').value.trim();
+    if (leases !== '') spec.leases = Number(leases);
+    if ($('two-phase').checked) spec.two_phase = true;
     newSession(spec);
   });
   $('step').addEventListener('click', step);

@@ -1,7 +1,9 @@
 //! The Paxos Commit world: real [`CommitNode`]s from `paxos::commit` (Gray and Lamport), in
 //! the explorer's own harness. Every node is an acceptor (2F+1 of them); n1 is the
 //! transaction manager (the coordinator, the first leader), n2 a second leader that takes
-//! over when n1 goes silent, and n3 and up are the resource managers. A learner begins a
+//! over when n1 goes silent, and n3 and up are the resource managers. With `two_phase` the
+//! same core runs two-phase commit (`two_phase_commit`, F = 0): n1 is the only acceptor and
+//! the only leader, n2 takes no part, and a crash of n1 blocks every RM that voted Prepared. A learner begins a
 //! transaction at an RM over every RM; each RM votes when asked (Prepared, unless the learner
 //! told it to refuse), and each vote is decided by its own Paxos instance on the acceptors.
 //!
@@ -18,8 +20,8 @@ use crate::model::{Action, NodeView, OpView, SlotView, Spec, View};
 use crate::net::Net;
 use crate::synod::{name, paren, sends_text};
 use paxos::commit::{
-    paxos_commit, CommitConfig, CommitDurable, CommitMessage, CommitNode, CommitOptions,
-    CommitPersist, Outcome, Roles, TxnId, Vote,
+    paxos_commit, two_phase_commit, CommitConfig, CommitDurable, CommitMessage, CommitNode,
+    CommitOptions, CommitPersist, Outcome, Roles, TxnId, Vote,
 };
 use paxos::{Ballot, NodeId, PlantedBugs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -53,6 +55,8 @@ struct Member {
 /// A Paxos Commit session's world.
 pub struct CommitWorld {
     n: usize,
+    /// Two-phase commit: n1 the only acceptor and leader.
+    two_phase: bool,
     config: CommitConfig,
     options: CommitOptions,
     bugs: PlantedBugs,
@@ -70,12 +74,17 @@ pub struct CommitWorld {
     extra: Vec<String>,
 }
 
-/// The parts node `i` plays.
-fn roles(i: usize) -> Roles {
+/// The parts node `i` plays: in Paxos Commit every node is an acceptor; in two-phase commit
+/// only the coordinator is, and the second leader plays no part.
+fn roles(i: usize, two_phase: bool) -> Roles {
     Roles {
         rm: i >= FIRST_RM,
-        acceptor: true,
-        leader: i < FIRST_RM,
+        acceptor: !two_phase || i == COORDINATOR,
+        leader: if two_phase {
+            i == COORDINATOR
+        } else {
+            i < FIRST_RM
+        },
     }
 }
 
@@ -106,8 +115,12 @@ impl CommitWorld {
     pub fn new(spec: &Spec, bugs: PlantedBugs) -> CommitWorld {
         let n = spec.nodes;
         let ids: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
-        let config = paxos_commit(ids.clone(), vec![ids[COORDINATOR], ids[BACKUP]])
-            .expect("3 to 7 acceptors form a configuration");
+        let config = if spec.two_phase {
+            two_phase_commit(ids[COORDINATOR])
+        } else {
+            paxos_commit(ids.clone(), vec![ids[COORDINATOR], ids[BACKUP]])
+                .expect("3 to 7 acceptors form a configuration")
+        };
         let options = CommitOptions {
             vote_timeout_ticks: VOTE_TIMEOUT_TICKS,
             takeover_timeout_ticks: TAKEOVER_TIMEOUT_TICKS,
@@ -118,7 +131,7 @@ impl CommitWorld {
             .map(|i| Member {
                 node: Some(CommitNode::recover(
                     ids[i],
-                    roles(i),
+                    roles(i, spec.two_phase),
                     config.clone(),
                     options.clone(),
                     &CommitDurable::default(),
@@ -134,6 +147,7 @@ impl CommitWorld {
         net.start_ticks(n);
         CommitWorld {
             n,
+            two_phase: spec.two_phase,
             config,
             options,
             bugs,
@@ -229,7 +243,7 @@ impl CommitWorld {
     /// the outcomes every node knows: one per transaction, Committed only if every instance
     /// chose Prepared.
     fn check(&mut self, step: usize) {
-        let majority = self.n / 2 + 1;
+        let majority = self.config.acceptors.members().len() / 2 + 1;
         let mut holders: BTreeMap<(TxnId, usize, Ballot, Vote), usize> = BTreeMap::new();
         for m in &self.members {
             for (txn, rec) in &m.durable.acceptor {
@@ -302,10 +316,13 @@ impl CommitWorld {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let role = match i {
-                    COORDINATOR => "transaction manager, acceptor",
-                    BACKUP => "second leader, acceptor",
-                    _ => "resource manager, acceptor",
+                let role = match (i, self.two_phase) {
+                    (COORDINATOR, false) => "transaction manager, acceptor",
+                    (BACKUP, false) => "second leader, acceptor",
+                    (_, false) => "resource manager, acceptor",
+                    (COORDINATOR, true) => "coordinator, the only acceptor",
+                    (BACKUP, true) => "no part in two-phase commit",
+                    (_, true) => "resource manager",
                 };
                 let mut notes: Vec<String> = m
                     .outcomes
@@ -314,6 +331,12 @@ impl CommitWorld {
                     .collect();
                 if self.refuse.contains(&i) {
                     notes.push("will vote Aborted".to_string());
+                }
+                // An RM that voted Prepared and knows no outcome may neither commit nor abort.
+                for (txn, rec) in &m.durable.rm {
+                    if rec.vote == Some(Vote::Prepared) && !m.outcomes.contains_key(txn) {
+                        notes.push(format!("voted Prepared on {txn}, outcome unknown: waits"));
+                    }
                 }
                 if !m.disk.is_empty() {
                     notes.push(format!("{} disk write(s) in progress", m.disk.len()));
@@ -382,7 +405,7 @@ impl CommitWorld {
 }
 
 impl Harness for CommitWorld {
-    harness::plumbing!(CommitMessage);
+    harness::plumbing!(CommitMessage, extra);
     harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
@@ -548,11 +571,16 @@ impl Harness for CommitWorld {
                 format!(
                     "n{node} loses power: {lost} write(s) in progress are lost. Its disk keeps \
                      its votes, promises and accepted values.{}",
-                    if node - 1 == COORDINATOR {
-                        " The transaction manager is gone: in two-phase commit everyone would \
-                         now wait for it. Here the acceptors hold every vote."
-                    } else {
-                        ""
+                    match (node - 1 == COORDINATOR, self.two_phase) {
+                        (true, false) => {
+                            " The transaction manager is gone: in two-phase commit everyone \
+                             would now wait for it. Here the acceptors hold every vote."
+                        }
+                        (true, true) => {
+                            " The coordinator is gone, and with it the only copy of the votes: \
+                             every RM that voted Prepared must wait for it to come back."
+                        }
+                        _ => "",
                     }
                 )
             }
@@ -561,7 +589,7 @@ impl Harness for CommitWorld {
                 let m = &mut self.members[i];
                 m.node = Some(CommitNode::recover(
                     NodeId(*node as u64),
-                    roles(i),
+                    roles(i, self.two_phase),
                     self.config.clone(),
                     self.options.clone(),
                     &m.durable,
@@ -611,17 +639,26 @@ impl Harness for CommitWorld {
                     },
                 ));
                 self.drive(i, step);
+                let how = if self.two_phase {
+                    "In two-phase commit every vote goes to n1 alone, which decides: the outcome \
+                     rests on one node."
+                        .to_string()
+                } else {
+                    format!(
+                        "Each RM's vote will be decided by its own Paxos instance on the {} \
+                         acceptors, so that no single node's crash can leave the outcome unknown.",
+                        self.n
+                    )
+                };
                 format!(
                     "n{k} begins {txn} over {}: it asks the transaction manager n1 to commit. \
-                     Each RM's vote will be decided by its own Paxos instance on the {} \
-                     acceptors, so that no single node's crash can leave the outcome unknown.",
-                    and_list(&names),
-                    self.n
+                     {how}",
+                    and_list(&names)
                 )
             }
             Action::Timer { node } => {
                 let i = node - 1;
-                if i >= FIRST_RM {
+                if i >= FIRST_RM || (self.two_phase && i != COORDINATOR) {
                     return Err(format!("n{node} is not a leader."));
                 }
                 let rms = self.rms();
@@ -658,13 +695,7 @@ impl Harness for CommitWorld {
         })
     }
 
-    fn begin(&mut self) {
-        self.extra.clear();
-    }
-
-    fn finish(&mut self, step: usize, said: String) {
-        let said = harness::with_extra(said, &mut self.extra);
-        self.journal.say(step, self.net.now, said);
+    fn finish(&mut self, step: usize) {
         self.check(step);
         for (txn, i, op) in &mut self.ops {
             if op.output.is_none() {

@@ -609,7 +609,7 @@ impl DiskWorld {
 }
 
 impl Harness for DiskWorld {
-    harness::plumbing!(DiskMsg);
+    harness::plumbing!(DiskMsg, extra);
     const DISKS: bool = false;
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
@@ -767,13 +767,7 @@ impl Harness for DiskWorld {
         })
     }
 
-    fn begin(&mut self) {
-        self.extra.clear();
-    }
-
-    fn finish(&mut self, step: usize, said: String) {
-        let said = harness::with_extra(said, &mut self.extra);
-        self.journal.say(step, self.net.now, said);
+    fn finish(&mut self, step: usize) {
         self.check(step);
         for (i, op) in &mut self.ops {
             if op.output.is_none() {

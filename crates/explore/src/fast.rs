@@ -266,7 +266,7 @@ impl FastWorld {
 }
 
 impl Harness for FastWorld {
-    harness::plumbing!(FastMessage);
+    harness::plumbing!(FastMessage, extra);
     harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
@@ -526,13 +526,7 @@ impl Harness for FastWorld {
         })
     }
 
-    fn begin(&mut self) {
-        self.extra.clear();
-    }
-
-    fn finish(&mut self, step: usize, said: String) {
-        let said = harness::with_extra(said, &mut self.extra);
-        self.journal.say(step, self.net.now, said);
+    fn finish(&mut self, step: usize) {
         self.look_for_quorum(step);
         let learned: Vec<(usize, String)> = self
             .members

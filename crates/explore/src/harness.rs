@@ -131,14 +131,26 @@ pub(crate) trait Harness {
     }
     /// Every other action, in the world's words: a sentence, or why nothing happens.
     fn own(&mut self, action: &Action, step: usize) -> Result<String, String>;
-    /// Called before each unit.
-    fn begin(&mut self) {}
-    /// Called after a unit that did something, with its sentence.
-    fn finish(&mut self, step: usize, said: String);
+    /// Sentences a unit gathers beside its own (what a node learned, voted, decided), said
+    /// right after it; `None` for a world that gathers none. Emptied before each unit.
+    fn extra(&mut self) -> Option<&mut Vec<String>> {
+        None
+    }
+    /// Called after a unit that did something, once its sentence is in the journal: the
+    /// world's own checks, and its operations' outcomes.
+    fn finish(&mut self, step: usize);
 }
 
-/// The plumbing of a [`Harness`] impl for a world with fields `n`, `net` and `journal`.
+/// The plumbing of a [`Harness`] impl for a world with fields `n`, `net` and `journal` (and
+/// `extra: Vec<String>`, with `extra` after the message type).
 macro_rules! plumbing {
+    ($msg:ty, extra) => {
+        $crate::harness::plumbing!($msg);
+
+        fn extra(&mut self) -> Option<&mut Vec<String>> {
+            Some(&mut self.extra)
+        }
+    };
     ($msg:ty) => {
         type Msg = $msg;
 
@@ -174,22 +186,31 @@ macro_rules! disks {
 
 pub(crate) use {disks, plumbing};
 
-/// `said` followed by the sentences gathered in `extra` (which is left empty).
-pub(crate) fn with_extra(said: String, extra: &mut Vec<String>) -> String {
+/// Puts a unit's sentence in the journal, followed by the sentences the unit gathered (which
+/// are left empty).
+fn say_unit<H: Harness>(h: &mut H, step: usize, said: String) {
     let mut said = said;
-    for e in extra.drain(..) {
-        said.push(' ');
-        said.push_str(&e);
+    if let Some(extra) = h.extra() {
+        for e in extra.drain(..) {
+            said.push(' ');
+            said.push_str(&e);
+        }
     }
-    said
+    let (net, journal) = h.parts();
+    journal.say(step, net.now, said);
 }
 
 /// Applies one unit of `action` to `h` as step `step`.
 pub(crate) fn apply<H: Harness>(h: &mut H, action: &Action, step: usize) {
     h.parts().1.note = None;
-    h.begin();
+    if let Some(extra) = h.extra() {
+        extra.clear();
+    }
     match answer(h, action, step) {
-        Ok(said) => h.finish(step, said),
+        Ok(said) => {
+            say_unit(h, step, said);
+            h.finish(step);
+        }
         Err(why) => {
             let (net, journal) = h.parts();
             journal.say(step, net.now, format!("Nothing happens: {why}"));

@@ -7,7 +7,9 @@
 //! real `Replica`s; single-decree Paxos runs the real `SynodNode`s, and Fast Paxos the real
 //! `FastNode`s, EPaxos the real `epaxos::Replica`s and Paxos Commit the real
 //! `commit::CommitNode`s, Disk Paxos the real `disk::DiskProcessor`s, each in a small harness
-//! here (`harness.rs`). Flexible quorums are a Multi-Paxos session with a quorum rule.
+//! here (`harness.rs`). Flexible quorums, Cheap Paxos and leader leases are Multi-Paxos
+//! sessions with a quorum rule or a drift bound; two-phase commit is a Paxos Commit session
+//! with F = 0.
 //! Nothing of the protocol runs in the browser: JavaScript only draws and sends actions.
 //!
 //! Because a session is a pure function of its spec and actions, "back" is a replay to an

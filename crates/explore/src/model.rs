@@ -18,6 +18,9 @@ pub const UNITS_MAX: usize = 20_000;
 pub const TEXT_MAX: usize = 32;
 /// Most spare nodes a Multi-Paxos session may start outside its first configuration.
 pub const SPARES_MAX: usize = 2;
+/// Largest drift bound a leases session may assume: 50 %, past which a lease is under a
+/// third of a grant and the page has little to show.
+pub const LEASE_DRIFT_PPM_MAX: u32 = 500_000;
 
 /// Which protocol a session drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +72,21 @@ pub struct Spec {
     /// the planted `quorums-do-not-intersect` lets it through).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorums: Option<String>,
+    /// Multi-Paxos only: leader leases on, with this bound on clock drift in parts per million
+    /// (the replicas' `LeaderLease::max_drift_ppm`); each node's clock then runs at its own
+    /// rate inside the bound, drawn from the seed as `synod sim --leases --drift PPM` draws it.
+    /// At most [`LEASE_DRIFT_PPM_MAX`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<u32>,
+    /// Paxos Commit only: run two-phase commit instead, the same core with F = 0 (n1, the
+    /// coordinator, is the only acceptor and the only leader; n2 takes no part), so the
+    /// scenario that Paxos Commit survives can be seen blocking 2PC.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub two_phase: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -248,6 +266,12 @@ pub enum SessionError {
     /// EPaxos with an even number of replicas.
     #[error("EPaxos runs on 2F+1 replicas: 3, 5 or 7, not {0}")]
     OddReplicas(usize),
+    /// Leases asked of another protocol, of a replayed trace, or with too large a bound.
+    #[error("leader leases are for hand-driven Multi-Paxos sessions, with a drift bound of at most {LEASE_DRIFT_PPM_MAX} ppm")]
+    Leases,
+    /// Two-phase commit asked of another protocol.
+    #[error("two-phase commit is a mode of Paxos Commit sessions")]
+    TwoPhase,
     /// A fault profile name that does not exist.
     #[error("unknown fault profile {0:?}")]
     UnknownFaults(String),

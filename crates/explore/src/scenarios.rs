@@ -55,6 +55,8 @@ impl Script {
             faults: None,
             spares,
             quorums: None,
+            leases: None,
+            two_phase: false,
         };
         let world = fresh(&spec).expect("scenario specs are valid");
         Script {
@@ -69,6 +71,14 @@ impl Script {
     fn with_quorums(nodes: usize, rule: &str, seed: u64) -> Script {
         let mut s = Script::new(Protocol::Multi, nodes, seed);
         s.spec.quorums = Some(rule.to_string());
+        s.world = fresh(&s.spec).expect("scenario specs are valid");
+        s
+    }
+
+    /// A Multi-Paxos session with leader leases under a drift bound of `drift_ppm`.
+    fn with_leases(nodes: usize, drift_ppm: u32, seed: u64) -> Script {
+        let mut s = Script::new(Protocol::Multi, nodes, seed);
+        s.spec.leases = Some(drift_ppm);
         s.world = fresh(&s.spec).expect("scenario specs are valid");
         s
     }
@@ -608,7 +618,7 @@ fn commit_tm_crash() -> Scenario {
     s.finish(
         "commit-tm-crash",
         "Paxos Commit: the transaction manager crashes and the outcome is still decided",
-        "Gray and Lamport's Paxos Commit runs one Paxos instance per resource manager to decide its vote, on 2F+1 acceptors, so a crashed transaction manager blocks nobody: another leader reads the votes back from a majority of acceptors. Two-phase commit is the case F = 0, and blocks. Try it in \"break it\" mode with commit-with-missing-vote: a leader that commits with one vote still missing can commit a transaction an RM aborted.",
+        "Gray and Lamport's Paxos Commit runs one Paxos instance per resource manager to decide its vote, on 2F+1 acceptors, so a crashed transaction manager blocks nobody: another leader reads the votes back from a majority of acceptors. Two-phase commit is the case F = 0, and blocks: see the next scenario, the same schedule under 2PC. Try it in \"break it\" mode with commit-with-missing-vote: a leader that commits with one vote still missing can commit a transaction an RM aborted.",
     )
 }
 
@@ -627,7 +637,7 @@ fn cheap_auxiliary() -> Scenario {
     s.finish(
         "cheap-auxiliary",
         "Cheap Paxos: an auxiliary steps in for a dead main acceptor",
-        "Lamport and Massa's Cheap Paxos runs f+1 main acceptors and f auxiliaries that take part only while a main is down, so the auxiliaries can be cheap machines that store almost nothing. When a main dies the leader engages the auxiliaries, then drops the dead main through a stop-sign and lets the auxiliaries go idle. Try it in \"break it\" mode with cheap-drop-without-stop-sign in the simulator (synod sim --protocol cheap).",
+        "Lamport and Massa's Cheap Paxos runs f+1 main acceptors and f auxiliaries that take part only while a main is down, so the auxiliaries can be cheap machines that store almost nothing. When a main dies the leader engages the auxiliaries, then drops the dead main through a stop-sign and lets the auxiliaries go idle. Try it in \"break it\" mode with cheap-drop-without-stop-sign on three nodes under cheap:2: cut the leader's link to the other main, and once the leader has dropped that main by changing its own rule, without a stop-sign, each side chooses its own write in the same slot.",
     )
 }
 
@@ -668,8 +678,111 @@ fn disk_mid_write() -> Scenario {
     )
 }
 
+/// The drift bound of the leases scenario: 25 %, far above real clocks, so that the margin
+/// the bound costs is whole ticks that the learner can see.
+pub const LEASE_DRIFT_PPM: u32 = 250_000;
+/// The seed of the leases scenario: the lead goes to the slowest clock and the fastest other
+/// node takes over, and client c2 first asks a node other than the slow leader (checked when
+/// the scenario is built); with `lease-without-drift-margin` its actions end in a stale read
+/// (`tests/api.rs`).
+pub const LEASE_SEED: u64 = 2;
+
+/// The nodes other than `but` that lead in `v`.
+fn other_leader(v: &View, but: usize) -> Option<usize> {
+    v.nodes
+        .iter()
+        .enumerate()
+        .find(|(i, n)| n.role == "leader" && *i + 1 != but)
+        .map(|(i, _)| i + 1)
+}
+
+fn leader_lease() -> Scenario {
+    leader_lease_at(LEASE_SEED)
+}
+
+fn leader_lease_at(seed: u64) -> Scenario {
+    let mut s = Script::with_leases(3, LEASE_DRIFT_PPM, seed);
+    s.until("Three nodes with leader leases. Each node's clock runs at its own rate, within 25 % of true time (the bound the replicas are told; see each card). A leader is elected.", |v| leader(v).is_some());
+    let first = leader(&s.view()).unwrap_or(1);
+    let drifts = crate::multi::clock_drifts(&s.spec);
+    let drift = |n: usize| drifts.get(n - 1).copied().unwrap_or(0);
+    // A lease is tightest on the slowest clock: hand the lead to that node first.
+    let l = (1..=3).min_by_key(|n| drift(*n)).unwrap_or(first);
+    if l != first {
+        let rest: Vec<usize> = (1..=3).filter(|n| *n != first).collect();
+        s.act(Action::Partition { groups: vec![vec![first], rest] }, &format!("A lease is tightest on a slow clock, so the lead first moves to n{l}, whose clock is the slowest: n{first} is cut off for a moment."))
+            .act(Action::Timer { node: l }, &format!("n{l}'s election timer fires by hand. It granted n{first} a lease when it echoed its heartbeats, so it waits for that grant to run out on its own clock before it runs phase 1."))
+            .until(&format!("n{l} leads."), move |v| v.nodes[l - 1].role == "leader")
+            .act(Action::HealAll, "The network heals.")
+            .until(&format!("n{first} hears n{l}'s higher ballot and follows it."), move |v| v.nodes[first - 1].role == "follower");
+    }
+    let others: Vec<usize> = (1..=3).filter(|n| *n != l).collect();
+    // The node that takes over: the one with the fastest clock, whose grant ends first.
+    let f = others
+        .iter()
+        .copied()
+        .max_by_key(|n| drift(*n))
+        .unwrap_or(others[0]);
+    s.act(put(1, "x", "1"), "Client c1 writes x=1.")
+        .until("It is chosen and c1 is answered. With every heartbeat the followers echo, they also grant the leader a lease: for an election timeout of their own clocks they will promise no one else.", |v| ops_done(v, 1))
+        .act(Action::Read { client: 1, key: "x".to_string() }, "c1 reads x.")
+        .until(&format!("n{l} holds its lease: a quorum echoed a heartbeat it sent a moment ago. It answers 1 from its own state at once, with no confirmation round: compare the read-index scenario. Its lease is shorter than the grants behind it by a margin for the drift bound, so it ends, even on the slowest clock the bound allows, before any of those grants."), |v| ops_done(v, 2))
+        .act(Action::Partition { groups: vec![vec![l], others.clone()] }, &format!("The network cuts n{l} off from the others. It does not know yet: it still leads, and its lease runs for a few more ticks of its clock."))
+        .act(Action::Timer { node: f }, &format!("n{f}'s election timer fires by hand. But n{f} granted n{l} a lease, so its campaign waits until that grant is over on n{f}'s clock."))
+        .until(&format!("The grants run out and n{f} runs phase 1; the other node had held its Prepare until its own grant ended. n{f} leads. By now n{l}'s lease is over: the new leader waited it out by construction."), move |v| other_leader(v, l).is_some());
+    let new_leader = other_leader(&s.view(), l);
+    s.act(put(2, "x", "2"), &format!("c2 writes x=2. It asks n{f}'s side."))
+        .until("x=2 is chosen by the new leader's quorum; c2 is answered.", |v| ops_done(v, 3))
+        .steps(1, "A moment passes: from here on, any read must see x=2.")
+        .act(Action::Read { client: 1, key: "x".to_string() }, &format!("c1 reads x again, from n{l}, which it still takes for the leader."))
+        .until(&format!("n{l}'s lease has run out, so it may not answer from its own state, and its read-index round cannot reach a quorum. c1 gives up on it and asks another node: it reads 2, never the stale 1. Try this session in \"break it\" mode with lease-without-drift-margin: n{l}'s lease then ignores the drift, outlasts the grants on the fast clocks, and the new leader is elected while it still holds it."), |v| ops_done(v, 4));
+    let v = s.view();
+    let c2_first = v
+        .log
+        .iter()
+        .any(|e| e.text.contains(&format!("Client c2 asks n{l} ")));
+    assert!(
+        drift(l) < 0 && !c2_first && new_leader == Some(f),
+        "the leases scenario's seed no longer fits: leader n{l}, then {new_leader:?}, clocks \
+         {drifts:?}"
+    );
+    s.finish(
+        "leader-lease",
+        "Leader leases: reads with no round trip, and a new leader that waits the lease out",
+        "Chubby's and Spanner's leader leases: followers that echo the leader's heartbeat promise to back no one else for a while, so the leader may answer reads from its own state while that holds. Clocks drift, so the lease is shorter than the promises behind it by a margin for the drift bound. A partition then elects a new leader only once the old lease is over. Break it with lease-without-drift-margin: a lease that ignores the drift outlasts the promises on fast clocks, and a read at the old leader returns a value the new leader has already overwritten.",
+    )
+}
+
+/// Two-phase commit under the schedule of `commit-tm-crash`: the same transaction, the
+/// coordinator crashing once a vote has reached it and others are on their way. With F = 0 the
+/// coordinator is the only acceptor and the only leader, so its crash leaves the RMs that
+/// voted Prepared unable to decide until it restarts. (Two-phase commit sends fewer messages,
+/// so the same moment comes after fewer steps: the conditions are the protocol's, not counts.)
+fn two_phase_blocks(paxos: &Scenario) -> Scenario {
+    let mut s = Script::new(Protocol::Commit, 5, paxos.spec.seed);
+    s.spec.two_phase = true;
+    s.world = fresh(&s.spec).expect("scenario specs are valid");
+    s.act(begin_at(3, "pay"), "The same transaction in two-phase commit: n3 begins t1 over n3, n4 and n5. Here n1 is the only acceptor and the only leader (F = 0); n2 takes no part. n3 votes Prepared; its vote goes to n1 alone.")
+        .until("n1, the coordinator, asks every RM to prepare.", |v| v.in_flight.iter().any(|m| m.kind == "prepare"))
+        .until("The first vote reaches n1, the one place votes are kept; the others are on their way.", |v| v.nodes[0].slots.iter().any(|x| x.value.contains("vote")))
+        .act(Action::Crash { node: 1 }, "n1 crashes between votes, as in the Paxos Commit scenario.")
+        .steps(TWO_PHASE_WAIT_STEPS, "The RMs that voted Prepared ask how t1 ended. Nobody can answer: the only copy of the votes is on n1's disk, and no other node can run phase 1 against any acceptor. They may neither commit nor abort on their own: they hold their locks and wait. In Paxos Commit, n2 had decided by now.")
+        .act(Action::Restart { node: 1 }, "Only when n1 restarts from its disk can t1 end.")
+        .until("n1 decides from the votes it kept (Aborted for a vote that never reached it) and tells the RMs. The outcome was never at risk, only late: two-phase commit is safe, but blocks while its coordinator is down.", |v| (3..=5).all(|k| knows_outcome(v, k, "t1")));
+    s.finish(
+        "commit-2pc-blocks",
+        "Two-phase commit: the same crash blocks every resource manager",
+        "Two-phase commit is Paxos Commit with F = 0: the coordinator is the only acceptor. Crash it between votes, as in the Paxos Commit scenario, and the RMs that voted Prepared wait, uncertain, until it comes back.",
+    )
+}
+
+/// Steps the 2PC scenario waits with its coordinator down.
+pub const TWO_PHASE_WAIT_STEPS: u32 = 60;
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
+    let commit = commit_tm_crash();
+    let two_phase = two_phase_blocks(&commit);
     vec![
         happy_path(),
         dueling(),
@@ -683,8 +796,10 @@ pub fn all() -> Vec<Scenario> {
         flexible_quorums(),
         fast_collision(),
         epaxos_conflict(),
-        commit_tm_crash(),
+        commit,
+        two_phase,
         cheap_auxiliary(),
         disk_mid_write(),
+        leader_lease(),
     ]
 }

@@ -7,8 +7,8 @@ use crate::disk::DiskWorld;
 use crate::epaxos::EpaxosWorld;
 use crate::fast::FastWorld;
 use crate::model::{
-    Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, NODES_MAX, NODES_MIN,
-    SPARES_MAX, TEXT_MAX, UNITS_MAX,
+    Action, Protocol, SessionError, Spec, View, ViewRequest, ACTIONS_MAX, LEASE_DRIFT_PPM_MAX,
+    NODES_MAX, NODES_MIN, SPARES_MAX, TEXT_MAX, UNITS_MAX,
 };
 use crate::multi::MultiWorld;
 use crate::synod::SynodWorld;
@@ -84,6 +84,15 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
             || spec.nodes + spec.spares > NODES_MAX)
     {
         return Err(SessionError::Spares);
+    }
+    if let Some(drift) = spec.leases {
+        if spec.protocol != Protocol::Multi || spec.faults.is_some() || drift > LEASE_DRIFT_PPM_MAX
+        {
+            return Err(SessionError::Leases);
+        }
+    }
+    if spec.two_phase && spec.protocol != Protocol::Commit {
+        return Err(SessionError::TwoPhase);
     }
     if let Some(rule) = &spec.quorums {
         if spec.protocol != Protocol::Multi {

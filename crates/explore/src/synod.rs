@@ -233,7 +233,7 @@ impl SynodWorld {
 }
 
 impl Harness for SynodWorld {
-    harness::plumbing!(Msg);
+    harness::plumbing!(Msg, extra);
     harness::disks!();
 
     fn describe(m: &Flying) -> (String, &'static str, String) {
@@ -522,13 +522,7 @@ impl Harness for SynodWorld {
         })
     }
 
-    fn begin(&mut self) {
-        self.extra.clear();
-    }
-
-    fn finish(&mut self, step: usize, text: String) {
-        let text = harness::with_extra(text, &mut self.extra);
-        self.journal.say(step, self.net.now, text);
+    fn finish(&mut self, step: usize) {
         self.look_for_quorum(step);
         self.check_learned(step);
         for op in &mut self.proposals {

@@ -51,6 +51,8 @@ pub fn open(text: &str) -> Result<Opened, SessionError> {
         faults: Some(faults),
         spares: 0,
         quorums: None,
+        leases: None,
+        two_phase: false,
     };
     crate::session::validate(&spec, &[])?;
     let bugs = crate::session::bugs_of(&spec)?;

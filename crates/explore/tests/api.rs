@@ -402,12 +402,7 @@ async fn scenarios_replay_to_what_they_narrate() {
     let list = list.as_array().expect("list");
     assert!(list.len() >= 7);
     for s in list {
-        let actions: Vec<Value> = s["steps"]
-            .as_array()
-            .expect("steps")
-            .iter()
-            .map(|st| st["action"].clone())
-            .collect();
+        let actions = scenario_actions(s);
         let v = view(addr, json!({ "spec": s["spec"], "actions": actions })).await;
         assert_eq!(v["violations"], json!([]), "{}", s["id"]);
         match s["id"].as_str() {
@@ -633,16 +628,21 @@ async fn scenarios_replay_to_what_they_narrate() {
                     );
                 }
                 assert_eq!(v["ops"][0]["output"], "Committed", "{}", v["ops"]);
-                let log = v["log"].as_array().expect("log");
-                let said = |t: &str| {
-                    log.iter()
-                        .any(|e| e["text"].as_str().is_some_and(|x| x.contains(t)))
-                };
-                assert!(said("n2, a leader, has decided t1: Committed"), "{log:?}");
-                assert!(said("n2's timer fires: a transaction"), "{log:?}");
+                assert!(
+                    logged(&v, "n2, a leader, has decided t1: Committed"),
+                    "{}",
+                    v["log"]
+                );
+                assert!(
+                    logged(&v, "n2's timer fires: a transaction"),
+                    "{}",
+                    v["log"]
+                );
                 let chosen = v["chosen"].as_array().expect("chosen");
                 assert_eq!(chosen.len(), 3, "one instance per RM: {chosen:?}");
             }
+            Some("commit-2pc-blocks") => two_phase_blocks(addr, list, s, &actions, &v).await,
+            Some("leader-lease") => leader_lease_holds(&v),
             Some("cheap-auxiliary") => {
                 // x=1 was sent to the auxiliaries (a main was dead), the dead main was dropped
                 // through a stop-sign, and x=2 went to the mains alone.
@@ -725,6 +725,134 @@ async fn scenarios_replay_to_what_they_narrate() {
             other => panic!("unknown scenario {other:?}"),
         }
     }
+}
+
+/// A scenario's actions, without their narration.
+fn scenario_actions(s: &Value) -> Vec<Value> {
+    s["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|st| st["action"].clone())
+        .collect()
+}
+
+/// Every note of node `i` (from 0) in `v`.
+fn notes(v: &Value, i: usize) -> Vec<String> {
+    v["nodes"][i]["notes"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The 2PC scenario begins `commit-tm-crash`'s transaction and crashes its coordinator
+/// between votes; with F = 0 no RM learns anything until n1 restarts (where Paxos Commit's n2
+/// had decided), and then every RM learns the one outcome.
+async fn two_phase_blocks(
+    addr: std::net::SocketAddr,
+    list: &[Value],
+    s: &Value,
+    actions: &[Value],
+    v: &Value,
+) {
+    assert_eq!(s["spec"]["two_phase"], true, "{}", s["spec"]);
+    let paxos = list
+        .iter()
+        .find(|x| x["id"] == "commit-tm-crash")
+        .expect("the Paxos Commit scenario");
+    let schedule = scenario_actions(paxos);
+    // The same transaction and the same crash, at the same point of the protocol.
+    assert_eq!(actions[0], schedule[0]);
+    let crash = json!({ "do": "crash", "node": 1 });
+    assert!(actions.contains(&crash) && schedule.contains(&crash));
+    let restart = actions
+        .iter()
+        .position(|a| a["do"] == "restart")
+        .expect("the coordinator restarts");
+    let before = view(
+        addr,
+        json!({ "spec": s["spec"], "actions": actions, "at": units_of(&actions[..restart]) }),
+    )
+    .await;
+    assert_eq!(before["nodes"][0]["up"], false);
+    for rm in 2..5 {
+        assert!(
+            !notes(&before, rm)
+                .iter()
+                .any(|t| t == "t1: Committed" || t == "t1: Aborted"),
+            "n{} learned an outcome with the coordinator down: {:?}",
+            rm + 1,
+            notes(&before, rm)
+        );
+    }
+    assert!(
+        notes(&before, 2).contains(&"voted Prepared on t1, outcome unknown: waits".to_string()),
+        "{:?}",
+        notes(&before, 2)
+    );
+    assert!(before["ops"][0]["output"].is_null(), "{}", before["ops"]);
+    // The same schedule under Paxos Commit: n2 had decided by then.
+    let decided = view(addr, json!({ "spec": paxos["spec"], "actions": schedule })).await;
+    assert!(
+        notes(&decided, 2).contains(&"t1: Committed".to_string()),
+        "{:?}",
+        notes(&decided, 2)
+    );
+    let outcome = v["ops"][0]["output"]
+        .as_str()
+        .expect("decided after the restart");
+    for rm in 2..5 {
+        assert!(
+            notes(v, rm).contains(&format!("t1: {outcome}")),
+            "n{}: {:?}",
+            rm + 1,
+            notes(v, rm)
+        );
+    }
+}
+
+/// The leases scenario: the first read is served under the leader's lease, the clocks are
+/// shown against the bound, the node that takes over put its campaign off under its grant,
+/// and the read after the partition returns the new value.
+fn leader_lease_holds(v: &Value) {
+    let ops = v["ops"].as_array().expect("ops");
+    assert_eq!(ops.len(), 4, "{ops:?}");
+    assert_eq!(ops[1]["output"], "= 1", "{ops:?}");
+    assert_eq!(ops[3]["output"], "= 2", "{ops:?}");
+    assert!(
+        (0..3).all(|i| notes(v, i).iter().any(|t| t.starts_with("clock: "))),
+        "{}",
+        v["nodes"]
+    );
+    // The first read was served under the lease of the leader on the slow clock.
+    assert!(
+        (0..3).any(|i| {
+            let n = notes(v, i);
+            n.iter().any(|t| t.ends_with("slow"))
+                && n.iter()
+                    .any(|t| t.starts_with("reads served under its lease: "))
+        }),
+        "{}",
+        v["nodes"]
+    );
+    assert!(logged(v, "holds its lease"), "{}", v["log"]);
+    assert!(
+        logged(v, "Its campaign is put off until then"),
+        "{}",
+        v["log"]
+    );
+}
+
+/// Whether some entry of `v`'s log contains `text`.
+fn logged(v: &Value, text: &str) -> bool {
+    v["log"].as_array().is_some_and(|log| {
+        log.iter()
+            .any(|e| e["text"].as_str().is_some_and(|x| x.contains(text)))
+    })
 }
 
 /// Units of a scenario's first `k` actions.
@@ -1510,4 +1638,122 @@ async fn break_it_a_processor_deciding_on_one_disk_lets_two_values_be_decided() 
         "{}",
         clean["nodes"][0]
     );
+}
+
+/// "Break it" for leader leases: the `leader-lease` scenario's own actions with
+/// `lease-without-drift-margin`. The old leader, on the slow clock, keeps a lease that
+/// ignores the drift: the new leader is elected while it still holds it (the simulator's
+/// lease-overlap check), and the read at the old leader after the new leader chose x=2 is
+/// answered from the lease with the stale 1 (the linearizability check). Without the bug the
+/// same actions violate nothing (`scenarios_replay_to_what_they_narrate`).
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_lease_without_the_drift_margin_serves_a_stale_read() {
+    let addr = start().await;
+    let (_, body) = http(addr, "GET", "/api/scenarios", "").await;
+    let list: Value = serde_json::from_str(&body).expect("json");
+    let s = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["id"] == "leader-lease")
+        .expect("the leases scenario")
+        .clone();
+    let actions = scenario_actions(&s);
+    let mut spec = s["spec"].clone();
+    spec["bug"] = json!("lease-without-drift-margin");
+    let v = view(addr, json!({ "spec": spec, "actions": actions })).await;
+    let overlap = violation(&v, check("lease-overlap")).unwrap_or_else(|| {
+        panic!("no lease overlap: {}", v["violations"]);
+    });
+    assert!(
+        overlap["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("still holds its lease")),
+        "{overlap}"
+    );
+    let ops = v["ops"].as_array().expect("ops");
+    assert_eq!(ops[2]["output"], "ok", "x=2 was acknowledged: {ops:?}");
+    assert_eq!(ops[3]["output"], "= 1", "the stale read: {ops:?}");
+    let stale = violation(&v, check("linearizability")).unwrap_or_else(|| {
+        panic!("the stale read went unnoticed: {}", v["violations"]);
+    });
+    assert!(
+        stale["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("key x")),
+        "{stale}"
+    );
+}
+
+/// "Break it" for Cheap Paxos (`split_between_mains` in the core's tests, by hand): two
+/// mains and one auxiliary; the leader's link to the other main is cut one way. With
+/// `cheap-drop-without-stop-sign` the leader drops that main by switching its own rule and
+/// chooses alone, while the cut-off main and the auxiliary, still a majority of the first
+/// configuration, elect the cut-off main, which chooses another write in the same slot: the
+/// simulator's agreement check fires. Without the bug the same actions stay safe: the drop
+/// goes through a stop-sign chosen by the leader and the auxiliary.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_main_dropped_without_a_stop_sign_lets_two_values_be_chosen_in_one_slot() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "multi", "nodes": 3, "seed": 1, "quorums": "cheap:2",
+        "bug": "cheap-drop-without-stop-sign" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    d.until(300, |v| leader_of(v).is_some()).await;
+    let l = leader_of(&d.last).expect("leader");
+    assert!(l <= 2, "an auxiliary never leads: n{l}");
+    let m = 3 - l;
+    d.act(json!({ "do": "propose", "value": "1", "client": 1, "key": "x" }))
+        .await;
+    d.until(300, |v| ops_completed(v) == 1).await;
+    d.act(json!({ "do": "cut", "from": l, "to": m })).await;
+    // The cut-off main hears no heartbeat; once the leader has dropped it (and so stopped
+    // sending to the auxiliary, idle under its new rule), it wins the auxiliary's vote.
+    let other = move |v: &Value| {
+        v["nodes"][m as usize - 1]["role"] == "leader"
+            && v["nodes"][l as usize - 1]["role"] == "leader"
+    };
+    d.until(2_000, other).await;
+    assert_eq!(d.last["violations"], json!([]), "not broken yet");
+    // c1 writes at the old leader, which chooses alone under its own rule; c2 at the other
+    // side (a request c2 sends the old leader first is dropped: c2 then tries another node).
+    d.act(json!({ "do": "propose", "value": "1", "client": 1, "key": "y" }))
+        .await;
+    d.act(json!({ "do": "propose", "value": "2", "client": 2, "key": "y" }))
+        .await;
+    let to_old = format!("n{l}");
+    for _ in 0..600 {
+        if violation(&d.last, check("agreement")).is_some() {
+            break;
+        }
+        let misdirected = d.last["in_flight"].as_array().and_then(|f| {
+            f.iter()
+                .find(|x| x["kind"] == "request" && x["from"] == "c2" && x["to"] == to_old.as_str())
+                .map(|x| x["id"].clone())
+        });
+        match misdirected {
+            Some(id) => d.act(json!({ "do": "drop", "id": id })).await,
+            None => d.act(json!({ "do": "step" })).await,
+        };
+    }
+    let found = violation(&d.last, check("agreement")).unwrap_or_else(|| {
+        panic!("no agreement violation: {}", d.last["log"]);
+    });
+    println!("{found}");
+    // Without the bug, the same actions choose one value per slot.
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
+    assert_eq!(clean["violations"], json!([]), "{}", clean["chosen"]);
+}
+
+/// How many client operations completed.
+#[cfg(feature = "planted-bugs")]
+fn ops_completed(v: &Value) -> usize {
+    v["ops"]
+        .as_array()
+        .map_or(0, |o| o.iter().filter(|o| !o["output"].is_null()).count())
 }

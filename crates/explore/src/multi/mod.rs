@@ -1,23 +1,35 @@
 //! The Multi-Paxos world: the simulator's real `Replica`s, stepped and steered by hand, with a
-//! plain sentence for every event.
+//! plain sentence for every event (`words.rs`).
 //!
-//! The explanations are read off the real run: the event about to be processed, the state of
-//! the node it concerns before and after, and the trace records it produced. Nothing of the
-//! protocol is decided here.
+//! This file drives the simulator on the learner's actions and runs the explorer's own checks
+//! (a quorum's votes per slot, and, for hand-driven clients, the linearizability of what they
+//! were answered); `words.rs` turns each event into the sentence the learner reads. Nothing of
+//! the protocol is decided in either: leader leases, Cheap Paxos and reconfiguration are the
+//! core's own, switched on through the simulator's configuration.
+
+mod words;
+
+pub use words::{describe_value, payload_label};
 
 use crate::journal::{and_list, ballot_text, Journal};
 use crate::model::{
     Action, MessageView, NodeView, OpView, SessionError, SlotView, Spec, View, ViolationView,
 };
-use lincheck::kv::{KvInput, KvOutput};
-use paxos::multi::{Message, Role, SlotRecord, Value};
+use lincheck::kv::KvModel;
+use lincheck::{CheckOptions, Verdict};
+use paxos::multi::{Role, Value};
 use paxos::{Ballot, Configuration, NodeId, NodeSet, QuorumSpec, Slot};
+use sim::leases::ClockModel;
 use sim::trace::{TraceEvent, TraceRecord};
-use sim::{
-    Endpoint, Event, FaultProfile, InFlight, KvCommand, LinkMatrix, Payload, ReplyBody,
-    RequestBody, SimConfig, Simulation,
-};
+use sim::{Endpoint, Event, FaultProfile, InFlight, KvCommand, LinkMatrix, SimConfig, Simulation};
 use std::collections::{BTreeMap, BTreeSet};
+use words::{
+    describe_input, describe_op, describe_output, generic, kind_of, role_name, sends_to, Names,
+};
+
+/// Search budget of the explorer's linearizability check per key: a hand-driven session's
+/// history is a few dozen operations, far below it; beyond it the check says nothing.
+const LINCHECK_STATES_MAX: u64 = 200_000;
 
 /// Events skipped at most in one step while looking for one that shows (ticks that change
 /// nothing); a bound so that a cluster with nothing to do cannot spin forever.
@@ -45,6 +57,11 @@ pub struct MultiWorld {
     /// Every configuration some node has entered, by the first slot it decides: a slot's
     /// votes are counted against the voters of the configuration that decides it.
     configurations: BTreeMap<Slot, Configuration>,
+    /// Leader leases: each node's clock drift in ppm (negative: slow), as the simulator drew
+    /// it from the seed; empty without leases.
+    drifts: Vec<i64>,
+    /// Completed client operations already checked for linearizability.
+    completed_checked: usize,
 }
 
 /// What a node looked like before an event, for the sentence about it.
@@ -58,6 +75,9 @@ struct Snap {
     chosen_through: Slot,
     voting: bool,
     entries: BTreeMap<u64, (Ballot, String, bool)>,
+    /// Reads it served under its lease, and Prepares it held under a grant (leases.rs).
+    leased_reads: u64,
+    promises_held: u64,
 }
 
 /// The simulator's configuration for a session.
@@ -78,6 +98,9 @@ pub fn config(spec: &Spec, bugs: paxos::PlantedBugs) -> Result<SimConfig, Sessio
             // the learner's `reconfigure` actions change it.
             c.membership_changes = spec.spares > 0;
             c.spares = spec.spares;
+            if let Some(drift_ppm) = spec.leases {
+                c.with_leases(lease_clocks(drift_ppm));
+            }
             c
         }
     };
@@ -87,6 +110,24 @@ pub fn config(spec: &Spec, bugs: paxos::PlantedBugs) -> Result<SimConfig, Sessio
     config.bugs = bugs;
     config.trace = true;
     Ok(config)
+}
+
+/// The clocks of a leases session: every one inside the bound (the "break it" for leases is
+/// the planted `lease-without-drift-margin`, a lease that ignores the bound).
+fn lease_clocks(drift_ppm: u32) -> ClockModel {
+    ClockModel {
+        drift_ppm,
+        beyond_bound: false,
+    }
+}
+
+/// Each node's clock drift in ppm in a leases session (empty without leases), drawn from the
+/// seed alone exactly as the simulator draws it.
+pub fn clock_drifts(spec: &Spec) -> Vec<i64> {
+    match spec.leases {
+        Some(drift_ppm) => lease_clocks(drift_ppm).draw(spec.seed, spec.nodes + spec.spares),
+        None => Vec::new(),
+    }
 }
 
 /// A fault profile by its command-line name.
@@ -108,6 +149,8 @@ impl MultiWorld {
             votes: BTreeMap::new(),
             quorums_seen: BTreeSet::new(),
             configurations: BTreeMap::new(),
+            drifts: clock_drifts(spec),
+            completed_checked: 0,
         };
         world.absorb_trace(0);
         Ok(world)
@@ -300,13 +343,23 @@ impl MultiWorld {
                 }
                 self.sim.force_election(i);
                 let after = self.snap(i);
-                let text = format!(
+                let put_off = before.role != Role::Leader && after.ballot == before.ballot;
+                let text = if put_off && !self.drifts.is_empty() {
+                    format!(
+                        "n{node}'s election timer fires (by hand), but n{node} echoed its \
+                         leader's heartbeat lately and so granted it a lease: it may not back \
+                         anyone else, itself included, until that grant runs out on its own \
+                         clock. Its campaign is put off until then."
+                    )
+                } else {
+                    format!(
                     "n{node}'s election timer fires (by hand): it stops waiting for a leader and \
                      starts phase 1 with ballot {}, higher than every round it has seen. It \
                      first writes its own promise to disk; its Prepares leave once that is \
                      durable.",
                     ballot_text(after.ballot)
-                );
+                    )
+                };
                 self.finish_unit(step, text);
             }
         }
@@ -436,6 +489,40 @@ impl MultiWorld {
             });
         }
         self.violations_seen = violations.len();
+        self.check_linearizable(step);
+    }
+
+    /// The clients' history so far, checked by the real linearizability checker each time an
+    /// operation completes (hand-driven sessions only: a replayed simulator run has its own
+    /// check at the end). A stale read, a leased read served after another leader chose a
+    /// newer write, shows here.
+    fn check_linearizable(&mut self, step: usize) {
+        if !self.sim.config().manual_clients {
+            return;
+        }
+        let history = self.sim.history();
+        let completed = history.iter().filter(|op| op.output.is_some()).count();
+        if completed == self.completed_checked {
+            return;
+        }
+        self.completed_checked = completed;
+        let options = CheckOptions {
+            max_states_per_partition: LINCHECK_STATES_MAX,
+            ..CheckOptions::default()
+        };
+        let result = lincheck::check(&KvModel, history, &options);
+        for p in result
+            .partitions
+            .iter()
+            .filter(|p| p.verdict == Verdict::Illegal)
+        {
+            let detail = format!(
+                "key {}: {}",
+                p.key,
+                p.explanation.clone().unwrap_or_default()
+            );
+            self.journal.violate("linearizability", detail, step);
+        }
     }
 
     fn absorb_trace(&mut self, step: usize) {
@@ -525,6 +612,8 @@ impl MultiWorld {
                     .slots()
                     .filter_map(|s| r.entry(s).map(|(b, v, c)| (s.0, (b, describe_value(v), c))))
                     .collect(),
+                leased_reads: r.counters().leased_reads,
+                promises_held: r.counters().promises_held_by_lease,
             },
             None => Snap {
                 up: false,
@@ -540,138 +629,9 @@ impl MultiWorld {
                     .iter()
                     .map(|(s, e)| (s.0, (e.ballot, describe_value(&e.value), e.chosen)))
                     .collect(),
+                leased_reads: 0,
+                promises_held: 0,
             },
-        }
-    }
-
-    fn explain_persisted(&self, i: usize, ops: Vec<String>, records: &[TraceRecord]) -> String {
-        let what = if ops.is_empty() {
-            "its write".to_string()
-        } else {
-            and_list(&ops)
-        };
-        let sends = sends_to(records);
-        if sends.is_empty() {
-            format!("n{}'s disk has made durable: {what}.", i + 1)
-        } else {
-            format!(
-                "n{}'s disk has made durable: {what}. Only now may the messages that depend on it \
-                 leave{sends}: a node never tells anyone about a promise or a vote it could \
-                 forget in a crash.",
-                i + 1
-            )
-        }
-    }
-
-    fn explain_tick(&self, i: usize, before: &Snap, records: &[TraceRecord]) -> String {
-        let after = self.snap(i);
-        let name = format!("n{}", i + 1);
-        if before.role != after.role {
-            return match after.role {
-                Role::PreCandidate => format!(
-                    "{name} has heard from no leader for its election timeout (randomized, so \
-                     nodes rarely time out together). Before raising any ballot it asks the \
-                     others for pre-votes{}: only if a quorum also misses a leader will it \
-                     start phase 1.",
-                    sends_to(records)
-                ),
-                Role::Candidate => format!(
-                    "{name}'s timer fires again: it starts phase 1 with ballot {}{}.",
-                    ballot_text(after.ballot),
-                    sends_to(records)
-                ),
-                Role::Follower if before.role == Role::Leader => format!(
-                    "{name} has not heard from a quorum within an election timeout, so it steps \
-                     down as leader (check-quorum): a node that may be cut off must not go on \
-                     answering as leader."
-                ),
-                _ => format!(
-                    "{name}'s timer fires: {} → {}.",
-                    role_name(before.role),
-                    role_name(after.role)
-                ),
-            };
-        }
-        if after.role == Role::Leader {
-            return format!(
-                "{name} leads (ballot {}) and sends heartbeats{}: they tell followers it is \
-                 alive, so they do not start an election, and carry what is chosen (through \
-                 slot {}).",
-                ballot_text(after.ballot),
-                sends_to(records),
-                after.chosen_through.0
-            );
-        }
-        format!("{name}'s timer fires. {}", generic(records))
-    }
-
-    fn explain_delivery(
-        &self,
-        m: &InFlight,
-        before: Option<&Snap>,
-        records: &[TraceRecord],
-    ) -> String {
-        let dropped = records
-            .iter()
-            .any(|r| matches!(&r.event, TraceEvent::Drop { id, .. } if *id == m.id));
-        let from = m.sender();
-        let to = m.receiver();
-        if dropped {
-            return format!(
-                "{} from {from} reaches {to}, but {to} is down or the link is cut: it is lost.",
-                payload_label(&m.payload)
-            );
-        }
-        let Endpoint::Node(i) = m.to else {
-            return explain_reply(m, &to);
-        };
-        let after = self.snap(i);
-        let sends = sends_to(records);
-        let Some(b) = before else {
-            return generic(records);
-        };
-        match &m.payload {
-            Payload::Peer(msg) => explain_peer(msg, &from, &to, b, &after, &sends, records),
-            Payload::Request(req) => match &req.body {
-                RequestBody::Write(cmd) => {
-                    let what = KvCommand::decode(&cmd.payload)
-                        .map(|c| c.to_string())
-                        .unwrap_or_default();
-                    if after.role == Role::Leader {
-                        format!(
-                            "{to} leads, so it proposes c{}'s {what} in the next free slot: it \
-                             records its own vote on disk and sends Accept to every other \
-                             node{sends}.",
-                            req.client + 1
-                        )
-                    } else {
-                        let leader = after
-                            .leader
-                            .map(|l| format!("n{}", l.0))
-                            .unwrap_or_else(|| "nobody yet".to_string());
-                        format!(
-                            "{to} does not lead, so it does not propose {what}; it tells c{} \
-                             that the leader is {leader}, and the client will try there.",
-                            req.client + 1
-                        )
-                    }
-                }
-                RequestBody::Read { key } => {
-                    if after.role == Role::Leader {
-                        format!(
-                            "{to} leads: it notes the last slot that may hold a write (read \
-                             index) and confirms its leadership with a fresh heartbeat round{sends} \
-                             before serving get {key}. No log write is needed."
-                        )
-                    } else {
-                        format!(
-                            "{to} does not lead: it sends c{} to the leader to read {key}.",
-                            req.client + 1
-                        )
-                    }
-                }
-            },
-            _ => generic(records),
         }
     }
 
@@ -739,6 +699,34 @@ impl MultiWorld {
         }
     }
 
+    /// Leader leases: the node's clock against the bound, the lease it holds, and what the
+    /// leases did at it (nothing without leases).
+    fn lease_notes(&self, i: usize, s: &Snap, notes: &mut Vec<String>) {
+        let Some(drift) = self.drifts.get(i) else {
+            return;
+        };
+        let percent = |ppm: i64| format!("{:.1} %", ppm.unsigned_abs() as f64 / 10_000.0);
+        notes.push(match drift {
+            0 => "clock: keeps true time".to_string(),
+            d if *d < 0 => format!("clock: {} slow", percent(*d)),
+            d => format!("clock: {} fast", percent(*d)),
+        });
+        if let Some(r) = self.sim.nodes()[i].replica() {
+            if let Some(until) = r.lease_until_ticks() {
+                notes.push(format!(
+                    "lease: serves reads alone until tick {until} (now {})",
+                    r.now_ticks()
+                ));
+            }
+        }
+        if s.leased_reads > 0 {
+            notes.push(format!("reads served under its lease: {}", s.leased_reads));
+        }
+        if s.promises_held > 0 {
+            notes.push(format!("Prepares held by a grant: {}", s.promises_held));
+        }
+    }
+
     fn node_view(&self, i: usize) -> NodeView {
         let s = self.snap(i);
         let node = &self.sim.nodes()[i];
@@ -779,6 +767,7 @@ impl MultiWorld {
         if s.up && !s.voting && place.is_none_or(|(p, _)| p == "voter") {
             notes.push("rebuilding: does not vote".to_string());
         }
+        self.lease_notes(i, &s, &mut notes);
         let pending = node.disk_in_flight().count();
         if pending > 0 {
             notes.push(format!("{pending} disk write(s) in progress"));
@@ -814,27 +803,6 @@ impl MultiWorld {
     }
 }
 
-trait Names {
-    fn sender(&self) -> String;
-    fn receiver(&self) -> String;
-}
-
-impl Names for InFlight {
-    fn sender(&self) -> String {
-        endpoint_name(self.from)
-    }
-    fn receiver(&self) -> String {
-        endpoint_name(self.to)
-    }
-}
-
-fn endpoint_name(e: Endpoint) -> String {
-    match e {
-        Endpoint::Node(i) => format!("n{}", i + 1),
-        Endpoint::Client(i) => format!("c{}", i + 1),
-    }
-}
-
 fn target_node(m: &InFlight) -> Option<usize> {
     match m.to {
         Endpoint::Node(i) => Some(i),
@@ -855,508 +823,4 @@ pub fn partition_links(n: usize, groups: &[Vec<usize>]) -> LinkMatrix {
         }
     }
     links
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre-candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
-    }
-}
-
-/// A slot's value as a learner reads it: `'put x=1'`, `no-op`.
-pub fn describe_value(v: &Value) -> String {
-    match v {
-        Value::Noop => "no-op".to_string(),
-        Value::StopSign(next) => {
-            let ids = |ns: &[paxos::NodeId]| {
-                ns.iter()
-                    .map(|n| format!("n{}", n.0))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!(
-                "stop-sign: next voters {}; learners {}",
-                ids(next.members()),
-                ids(next.learners())
-            )
-        }
-        Value::Batch(commands) => {
-            let parts: Vec<String> = commands
-                .iter()
-                .map(|c| match KvCommand::decode(&c.payload) {
-                    Some(k) => k.to_string(),
-                    None => format!("<{} bytes>", c.payload.len()),
-                })
-                .collect();
-            format!("'{}'", parts.join("; "))
-        }
-    }
-}
-
-fn describe_op(op: &paxos::multi::PersistOp) -> String {
-    use paxos::multi::PersistOp;
-    match op {
-        PersistOp::Promise { ballot } => format!("its promise of ballot {ballot}"),
-        PersistOp::Accept {
-            slot,
-            ballot,
-            value,
-        } => {
-            format!(
-                "its vote for {} in slot {} at {ballot}",
-                describe_value(value),
-                slot.0
-            )
-        }
-        PersistOp::Chosen { slot, .. } => format!("slot {} as chosen", slot.0),
-        PersistOp::RebuildStarted => "that it is rebuilding".to_string(),
-        PersistOp::VoteRegained { .. } => "that it votes again".to_string(),
-        PersistOp::EnterConfiguration { membership } => format!(
-            "that it entered configuration epoch {} (from slot {})",
-            membership.epoch, membership.first_slot.0
-        ),
-    }
-}
-
-fn describe_records(records: &[SlotRecord]) -> String {
-    let parts: Vec<String> = records
-        .iter()
-        .take(4)
-        .map(|r| {
-            format!(
-                "{} at {} in slot {}",
-                describe_value(&r.value),
-                r.ballot,
-                r.slot.0
-            )
-        })
-        .collect();
-    let more = records.len().saturating_sub(4);
-    if more > 0 {
-        format!("{} and {more} more", parts.join(", "))
-    } else {
-        and_list(&parts)
-    }
-}
-
-fn kind_of(p: &Payload) -> &'static str {
-    match p {
-        Payload::Peer(m) => m.kind(),
-        Payload::Request(_) => "request",
-        Payload::Reply(_) => "reply",
-        Payload::SnapshotFetch { .. } => "snapshot_fetch",
-        Payload::SnapshotChunk(_) => "snapshot_chunk",
-    }
-}
-
-/// A short label: kind and the fields that matter to a learner.
-pub fn payload_label(p: &Payload) -> String {
-    match p {
-        Payload::Peer(m) => match m {
-            Message::PreVote { round, .. } => format!("PreVote r{round}"),
-            Message::PreVoteReply { round, granted } => {
-                format!(
-                    "PreVoteReply r{round} {}",
-                    if *granted { "yes" } else { "no" }
-                )
-            }
-            Message::Prepare {
-                ballot, from_slot, ..
-            } => {
-                format!("Prepare {ballot} from slot {}", from_slot.0)
-            }
-            Message::Promise {
-                ballot, records, ..
-            } => {
-                if records.is_empty() {
-                    format!("Promise {ballot}, nothing accepted")
-                } else {
-                    format!("Promise {ballot}, accepted {}", describe_records(records))
-                }
-            }
-            Message::Accept {
-                ballot,
-                slot,
-                value,
-                ..
-            } => format!("Accept {ballot} slot {} {}", slot.0, describe_value(value)),
-            Message::Accepted { ballot, slot } => format!("Accepted {ballot} slot {}", slot.0),
-            Message::Nack { ballot, promised } => format!("Nack {ballot} (promised {promised})"),
-            Message::Heartbeat {
-                ballot,
-                chosen_through,
-                ..
-            } => format!("Heartbeat {ballot} chosen≤{}", chosen_through.0),
-            Message::HeartbeatAck { ballot, .. } => format!("HeartbeatAck {ballot}"),
-            Message::CatchUp { from_slot } => format!("CatchUp from slot {}", from_slot.0),
-            Message::Learn {
-                records,
-                chosen_through,
-                ..
-            } => format!("Learn {} slots, chosen≤{}", records.len(), chosen_through.0),
-            Message::RoundQuery => "RoundQuery".to_string(),
-            Message::RoundReport { round, log_end, .. } => {
-                format!("RoundReport r{round} end {}", log_end.0)
-            }
-            Message::TakeLead { epoch } => format!("TakeLead epoch {epoch}"),
-        },
-        Payload::Request(r) => match &r.body {
-            RequestBody::Write(c) => format!(
-                "request {}",
-                KvCommand::decode(&c.payload)
-                    .map(|k| k.to_string())
-                    .unwrap_or_default()
-            ),
-            RequestBody::Read { key } => format!("request get {key}"),
-        },
-        Payload::Reply(r) => match &r.body {
-            ReplyBody::Done(out) => format!("reply {}", describe_output(out)),
-            ReplyBody::NotLeader(Some(l)) => format!("reply: ask n{}", l.0),
-            ReplyBody::NotLeader(None) => "reply: no leader known".to_string(),
-            ReplyBody::Busy => "reply: busy".to_string(),
-        },
-        Payload::SnapshotFetch { .. } => "snapshot fetch".to_string(),
-        Payload::SnapshotChunk(_) => "snapshot chunk".to_string(),
-    }
-}
-
-fn describe_input(i: &KvInput) -> String {
-    match i {
-        KvInput::Get { key } => format!("get {key}"),
-        KvInput::Put { key, value } => format!("put {key}={value}"),
-        other => format!("{other:?}"),
-    }
-}
-
-fn describe_output(o: &KvOutput) -> String {
-    match o {
-        KvOutput::Get { value: Some(v) } => format!("= {v}"),
-        KvOutput::Get { value: None } => "= (absent)".to_string(),
-        KvOutput::Put => "ok".to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// " (Prepare to n2 and n3)" from the records' sends, or "" if none.
-fn sends_to(records: &[TraceRecord]) -> String {
-    let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in records {
-        if let TraceEvent::Send { kind, to, .. } = &r.event {
-            by_kind
-                .entry(kind_title(kind))
-                .or_default()
-                .push(to.clone());
-        }
-    }
-    if by_kind.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = by_kind
-        .into_iter()
-        .map(|(k, to)| format!("{k} to {}", and_list(&to)))
-        .collect();
-    format!(" ({})", parts.join("; "))
-}
-
-fn kind_title(kind: &str) -> String {
-    kind.split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            match c.next() {
-                Some(f) => f.to_uppercase().chain(c).collect(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
-fn generic(records: &[TraceRecord]) -> String {
-    let mut parts = Vec::new();
-    for r in records {
-        match &r.event {
-            TraceEvent::Send { .. } | TraceEvent::Deliver { .. } | TraceEvent::Persist { .. } => {}
-            TraceEvent::Role {
-                node, to, ballot, ..
-            } => parts.push(format!(
-                "{node} becomes {} at ballot {ballot}",
-                role_name(*to)
-            )),
-            TraceEvent::Chosen { node, slot, .. } => {
-                parts.push(format!("{node} applies chosen slot {slot}"))
-            }
-            TraceEvent::Complete { client, output, .. } => {
-                parts.push(format!("{client} gets {}", describe_output(output)))
-            }
-            TraceEvent::Crash { node, .. } => parts.push(format!("{node} crashes")),
-            TraceEvent::Restart { node, .. } => parts.push(format!("{node} restarts")),
-            TraceEvent::Partition { cut, .. } => {
-                parts.push(format!("the network partitions ({} links cut)", cut.len()))
-            }
-            TraceEvent::HealAll => parts.push("every link heals".to_string()),
-            TraceEvent::Drop { id, reason } => {
-                parts.push(format!("message {id} is lost ({reason:?})"))
-            }
-            other => {
-                if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(other) {
-                    if let Some(ev) = o.get("ev").and_then(|e| e.as_str()) {
-                        parts.push(ev.replace('_', " "));
-                    }
-                }
-            }
-        }
-    }
-    let sends = sends_to(records);
-    if parts.is_empty() && sends.is_empty() {
-        "An internal event with nothing to show.".to_string()
-    } else {
-        let mut s = parts.join("; ");
-        if !sends.is_empty() {
-            if !s.is_empty() {
-                s.push(' ');
-            }
-            s.push_str(&format!("Sends{sends}"));
-        }
-        format!("{s}.")
-    }
-}
-
-fn explain_reply(m: &InFlight, to: &str) -> String {
-    match &m.payload {
-        Payload::Reply(r) => match &r.body {
-            ReplyBody::Done(out) => format!(
-                "{to} receives its answer from {}: {}. The operation is complete.",
-                m.sender(),
-                describe_output(out)
-            ),
-            ReplyBody::NotLeader(Some(l)) => format!(
-                "{to} learns from {} that n{} leads, and will send its request there.",
-                m.sender(),
-                l.0
-            ),
-            ReplyBody::NotLeader(None) => format!(
-                "{to} learns that {} knows no leader; it will try again later.",
-                m.sender()
-            ),
-            ReplyBody::Busy => format!("{to} is told {} is busy.", m.sender()),
-        },
-        p => format!("{to} receives {}.", payload_label(p)),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn explain_peer(
-    msg: &Message,
-    from: &str,
-    to: &str,
-    b: &Snap,
-    a: &Snap,
-    sends: &str,
-    records: &[TraceRecord],
-) -> String {
-    let became = |role: Role| b.role != role && a.role == role;
-    match msg {
-        Message::PreVote { round, .. } => {
-            let granted = records.iter().any(|r| {
-                matches!(&r.event, TraceEvent::Send { kind, msg, .. }
-                    if kind == "pre_vote_reply" && msg.get("granted") == Some(&serde_json::json!(true)))
-            });
-            if granted {
-                format!(
-                    "{to} grants {from} a pre-vote for round {round}: it has not heard from a \
-                     live leader lately either. A pre-vote promises nothing; it only lets \
-                     {from} know an election could succeed."
-                )
-            } else {
-                format!(
-                    "{to} refuses {from} a pre-vote for round {round}: it heard from a leader \
-                     recently (or its log is ahead), so an election now would only disrupt."
-                )
-            }
-        }
-        Message::PreVoteReply { granted, .. } => {
-            if became(Role::Candidate) {
-                format!(
-                    "{to} now has pre-votes from a quorum, so it starts phase 1 with ballot {}: \
-                     it writes its own promise to disk, and its Prepares leave once that is \
-                     durable{sends}.",
-                    ballot_text(a.ballot)
-                )
-            } else if *granted {
-                format!("{to} counts {from}'s pre-vote; it needs a quorum before phase 1.")
-            } else {
-                format!("{to} notes {from} refused its pre-vote.")
-            }
-        }
-        Message::Prepare {
-            ballot, from_slot, ..
-        } => {
-            if a.promised == *ballot && b.promised < *ballot {
-                let accepted: Vec<String> = b
-                    .entries
-                    .iter()
-                    .filter(|(s, _)| **s >= from_slot.0)
-                    .take(4)
-                    .map(|(s, (bb, v, _))| format!("{v} at {bb} in slot {s}"))
-                    .collect();
-                let report = if accepted.is_empty() {
-                    "that it has accepted nothing from there".to_string()
-                } else {
-                    format!(
-                        "that it already accepted {}, so {from} must propose that again rather \
-                         than a value of its own",
-                        and_list(&accepted)
-                    )
-                };
-                format!(
-                    "{to} promises ballot {ballot} to {from} (its promise was {}): it will never \
-                     again accept anything below {ballot}. Its Promise will report {report}. \
-                     The promise goes to disk first; the Promise leaves once it is durable.",
-                    ballot_text(b.promised)
-                )
-            } else if b.promised > *ballot {
-                format!(
-                    "{to} refuses ballot {ballot}: it already promised {}, which is higher. \
-                     It tells {from} so{sends}, so that {from} can retry above it.",
-                    ballot_text(b.promised)
-                )
-            } else if !b.voting {
-                format!("{to} is rebuilding after losing its disk and does not promise anything.")
-            } else {
-                format!(
-                    "{to} receives {from}'s Prepare {ballot} again and repeats its answer{sends}."
-                )
-            }
-        }
-        Message::Promise {
-            ballot, records: r, ..
-        } => {
-            let reported = if r.is_empty() {
-                format!("{from} reports nothing accepted")
-            } else {
-                format!(
-                    "{from} reports it accepted {}, which {to} must re-propose",
-                    describe_records(r)
-                )
-            };
-            if became(Role::Leader) {
-                format!(
-                    "{to} now holds promises for ballot {ballot} from a quorum ({reported}): it \
-                     leads. No smaller ballot can get a new value chosen any more. For every \
-                     open slot it proposes the value accepted at the highest ballot a promise \
-                     reported, a no-op where none was, and then new commands{sends}."
-                )
-            } else if a.role == Role::Leader && a.ballot == *ballot {
-                format!(
-                    "{to} already leads with ballot {ballot}; {from}'s promise adds nothing new."
-                )
-            } else if a.role == Role::Candidate && a.ballot == *ballot {
-                format!("{to} counts {from}'s promise for {ballot}; {reported}. It needs a quorum.")
-            } else {
-                format!("{to} ignores {from}'s promise for {ballot}: it is no longer running that ballot.")
-            }
-        }
-        Message::Accept {
-            ballot,
-            slot,
-            value,
-            ..
-        } => {
-            let v = describe_value(value);
-            let now = a.entries.get(&slot.0);
-            if now.is_some_and(|(bb, vv, _)| bb == ballot && *vv == v)
-                && b.entries.get(&slot.0) != now
-            {
-                format!(
-                    "{to} accepts {v} in slot {} at ballot {ballot} (it promised nothing higher). \
-                     The vote goes to disk first; {to} answers Accepted once it is durable.",
-                    slot.0
-                )
-            } else if b.promised > *ballot {
-                format!(
-                    "{to} refuses the Accept for slot {} at {ballot}: it promised {}, which is \
-                     higher{sends}.",
-                    slot.0,
-                    ballot_text(b.promised)
-                )
-            } else {
-                format!(
-                    "{to} already holds this vote for slot {} and answers again{sends}.",
-                    slot.0
-                )
-            }
-        }
-        Message::Accepted { ballot, slot } => {
-            if a.chosen_through > b.chosen_through {
-                format!(
-                    "{to} now counts Accepted for slot {} at {ballot} from a quorum: it knows the \
-                     slot is chosen and applies it (through slot {}); its next Accept tells the \
-                     others, or a heartbeat sent at once when it has nothing to propose.",
-                    slot.0, a.chosen_through.0
-                )
-            } else {
-                format!("{to} counts {from}'s vote for slot {} at {ballot}.", slot.0)
-            }
-        }
-        Message::Nack { ballot, promised } => format!(
-            "{to} learns {from} promised {promised}, above its ballot {ballot}: it gives up that \
-             ballot{}.",
-            if b.role != a.role {
-                format!(" and becomes {}", role_name(a.role))
-            } else {
-                String::new()
-            }
-        ),
-        Message::Heartbeat {
-            ballot,
-            chosen_through,
-            ..
-        } => {
-            let learned = if a.chosen_through > b.chosen_through {
-                format!(
-                    " It learns slots through {} are chosen.",
-                    a.chosen_through.0
-                )
-            } else {
-                String::new()
-            };
-            let follow = if b.leader != a.leader {
-                format!(" It now follows {from}.")
-            } else {
-                String::new()
-            };
-            format!(
-                "{to} hears from leader {from} (ballot {ballot}, chosen through {}) and resets \
-                 its election timer.{follow}{learned}",
-                chosen_through.0
-            )
-        }
-        Message::HeartbeatAck { ballot, .. } => format!(
-            "{to} hears that {from} still follows ballot {ballot}: a quorum of these confirms \
-             {to} still leads (for check-quorum and read-index)."
-        ),
-        Message::CatchUp { from_slot } => format!(
-            "{to} is asked by {from}, who is behind, for chosen slots from {}{sends}.",
-            from_slot.0
-        ),
-        Message::Learn { records: r, .. } => format!(
-            "{to} learns {} chosen slot(s) from {from} and applies them in order.",
-            r.len()
-        ),
-        Message::RoundQuery => {
-            format!("{to} tells {from}, which lost its disk, the highest round it has seen{sends}.")
-        }
-        Message::RoundReport { round, log_end, .. } => format!(
-            "{to} hears {from} has seen round {round} and holds slots through {}; it will not \
-             vote at or below that round, nor before it holds the chosen log through the \
-             leader's log end.",
-            log_end.0
-        ),
-        Message::TakeLead { epoch } => format!(
-            "{to} is asked by {from}, a leader leaving the configuration, to lead epoch {epoch}: \
-             it runs phase 1 at once."
-        ),
-    }
 }
