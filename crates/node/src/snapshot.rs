@@ -328,7 +328,11 @@ impl SnapshotFiles {
             return;
         };
         if self.reads_in_flight >= READS_MAX {
-            tracing::debug!(to, offset, "too many snapshot chunks being read: ask dropped");
+            tracing::debug!(
+                to,
+                offset,
+                "too many snapshot chunks being read: ask dropped"
+            );
             return;
         }
         let (fs, io) = (self.fs, self.io.clone());
@@ -364,7 +368,9 @@ impl SnapshotFiles {
             let _ = io.send(SnapshotIo::Stored { transfer, result });
         });
         if !handed {
-            return Some(ChunkStored::Failed("the snapshot intake has stopped".into()));
+            return Some(ChunkStored::Failed(
+                "the snapshot intake has stopped".into(),
+            ));
         }
         self.stores_in_flight += 1;
         None
@@ -376,7 +382,10 @@ impl SnapshotFiles {
     pub fn stored(&mut self, result: storage::Result<Intake>) -> ChunkStored {
         self.stores_in_flight = self.stores_in_flight.saturating_sub(1);
         if let Ok(Intake::Resumed { next_offset }) = &result {
-            tracing::info!(next_offset, "a snapshot transfer resumes from what is on disk");
+            tracing::info!(
+                next_offset,
+                "a snapshot transfer resumes from what is on disk"
+            );
         }
         ChunkStored::from_intake(result, &mut self.newest, &mut self.received)
     }

@@ -314,12 +314,8 @@ impl<V: Vfs + Clone> SnapshotIntake<V> {
     fn begin(&self, transfer: u64, identity: Identity) -> Result<Receive<V>> {
         self.remove_receives()?;
         let (body_path, index_path) = receive_paths(&self.dir, identity.0);
-        let body = SnapshotWriter::create_at(
-            self.vfs.clone(),
-            self.dir.clone(),
-            identity.0,
-            body_path,
-        )?;
+        let body =
+            SnapshotWriter::create_at(self.vfs.clone(), self.dir.clone(), identity.0, body_path)?;
         let mut index = self
             .vfs
             .open(&index_path, OpenMode::CreateTruncate)
@@ -507,9 +503,7 @@ impl<V: Vfs + Clone> SnapshotIntake<V> {
 
     /// The offset the receive in progress stands at, and the bytes of it that are durable.
     pub fn progress(&self) -> Option<(u64, u64)> {
-        self.current
-            .as_ref()
-            .map(|r| (r.next_offset(), r.durable))
+        self.current.as_ref().map(|r| (r.next_offset(), r.durable))
     }
 }
 

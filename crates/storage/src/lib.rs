@@ -57,8 +57,8 @@ pub use intake::{Intake, SnapshotIntake, INTAKE_SYNC_BYTES_DEFAULT};
 pub use meta::{Meta, QuorumRuleFile};
 pub use snapshot::{
     latest_snapshot, read_snapshot_body, read_snapshot_meta, snapshot_header,
-    verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver,
-    SnapshotSource, SnapshotWriter, SNAPSHOT_HEADER_BYTES,
+    verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource,
+    SnapshotWriter, SNAPSHOT_HEADER_BYTES,
 };
 pub use store::Store;
 pub use vfs::{OpenMode, Prealloc, StdFs, Vfs, VfsFile};

@@ -241,7 +241,10 @@ async fn run_cluster(
         .map(|i| channels[i].clone())
         .collect();
     let spec = specs[victim].clone();
-    eprintln!("wiping {} and starting it again, with a range, HashKV and a backup", spec.name);
+    eprintln!(
+        "wiping {} and starting it again, with a range, HashKV and a backup",
+        spec.name
+    );
     let phase = Instant::now();
     cluster.kill(&spec.name)?;
     let member_dir = dir.join(&spec.name);

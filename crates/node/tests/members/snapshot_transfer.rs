@@ -21,7 +21,9 @@ const MIB: u64 = 1 << 20;
 const WITHIN: Duration = Duration::from_secs(180);
 
 fn value(i: usize) -> Vec<u8> {
-    (0..VALUE_BYTES).map(|j| ((i * 31 + j) % 251) as u8).collect()
+    (0..VALUE_BYTES)
+        .map(|j| ((i * 31 + j) % 251) as u8)
+        .collect()
 }
 
 /// Fills the store through `addrs`, then a snapshot now on each (Defragment), which compacts
@@ -190,8 +192,12 @@ impl CutOnceProxy {
         let (cut_tx, _) = tokio::sync::watch::channel(());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let (forwarded, cut_at, cut, cut_tx) =
-                    (forwarded.clone(), cut_at.clone(), cut.clone(), cut_tx.clone());
+                let (forwarded, cut_at, cut, cut_tx) = (
+                    forwarded.clone(),
+                    cut_at.clone(),
+                    cut.clone(),
+                    cut_tx.clone(),
+                );
                 // Subscribed now: only a cut after this connection began closes it.
                 let mut cut_rx = cut_tx.subscribe();
                 tokio::spawn(async move {
@@ -210,8 +216,7 @@ impl CutOnceProxy {
                             if out_write.write_all(&buf[..n]).await.is_err() {
                                 return;
                             }
-                            let total =
-                                forwarded.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                            let total = forwarded.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
                             if total >= cut_at.load(Ordering::SeqCst)
                                 && !cut.swap(true, Ordering::SeqCst)
                             {

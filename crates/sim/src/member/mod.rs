@@ -857,7 +857,11 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
-        if run.chunk_stores.front().is_none_or(|c| c.done_at > self.now) {
+        if run
+            .chunk_stores
+            .front()
+            .is_none_or(|c| c.done_at > self.now)
+        {
             return;
         }
         let Some(ChunkStore {
