@@ -26,7 +26,7 @@
 
 use crate::codec::{put_u32, put_u64};
 use crate::error::{Result, StorageError};
-use crate::snapshot::{SnapshotChunk, SnapshotMeta, SnapshotWriter};
+use crate::snapshot::{remove_files, SnapshotChunk, SnapshotMeta, SnapshotWriter};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 use paxos::Slot;
 use std::path::{Path, PathBuf};
@@ -481,24 +481,7 @@ impl<V: Vfs + Clone> SnapshotIntake<V> {
 
     /// Removes every receive's files in the directory.
     fn remove_receives(&self) -> Result<()> {
-        let names = self
-            .vfs
-            .list(&self.dir)
-            .map_err(|e| StorageError::io("list", &self.dir, e))?;
-        let mut removed = false;
-        for name in names.iter().filter(|n| is_receive_file(n)) {
-            let path = self.dir.join(name);
-            self.vfs
-                .remove(&path)
-                .map_err(|e| StorageError::io("remove", &path, e))?;
-            removed = true;
-        }
-        if removed {
-            self.vfs
-                .sync_dir(&self.dir)
-                .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
-        }
-        Ok(())
+        remove_files(&self.vfs, &self.dir, is_receive_file)
     }
 
     /// The offset the receive in progress stands at, and the bytes of it that are durable.
@@ -606,12 +589,7 @@ mod tests {
     /// receive's outcome, for the planted bug's test to see it fail.
     fn damaged_chunk_scenario(trust_index: bool) -> std::result::Result<(), String> {
         let (body, chunks) = sent(4, 10);
-        let fs = disk();
-        let mut intake = SnapshotIntake::new(fs.clone(), DIR).with_sync_every(CHUNK);
-        for c in &chunks[..7] {
-            intake.store(1, c).unwrap();
-        }
-        drop(intake);
+        let fs = stored_durably(&chunks[..7]);
         let (data, index) = receive_paths(Path::new(DIR), Slot(4));
         fs.flip_bit(&data, SNAPSHOT_HEADER + 3 * CHUNK + 17, 2)
             .unwrap();
@@ -632,6 +610,16 @@ mod tests {
 
     const SNAPSHOT_HEADER: u64 = crate::SNAPSHOT_HEADER_BYTES;
 
+    /// A disk on which `chunks` were received, each synced, by a run that then stopped.
+    fn stored_durably(chunks: &[SnapshotChunk]) -> MemFs {
+        let fs = disk();
+        let mut intake = SnapshotIntake::new(fs.clone(), DIR).with_sync_every(CHUNK);
+        for c in chunks {
+            assert!(matches!(intake.store(1, c), Ok(Intake::Progress { .. })));
+        }
+        fs
+    }
+
     #[test]
     fn a_damaged_chunk_on_disk_ends_the_resumed_prefix_before_it() {
         damaged_chunk_scenario(false).unwrap();
@@ -651,12 +639,7 @@ mod tests {
     fn another_snapshot_replaces_an_unfinished_receive_and_its_files() {
         let (_, old) = sent(4, 6);
         let (body, new) = sent(8, 3);
-        let fs = disk();
-        let mut intake = SnapshotIntake::new(fs.clone(), DIR).with_sync_every(CHUNK);
-        for c in &old[..3] {
-            intake.store(1, c).unwrap();
-        }
-        drop(intake);
+        let fs = stored_durably(&old[..3]);
         let mut intake = SnapshotIntake::new(fs.clone(), DIR);
         assert_eq!(finish(&mut intake, &fs, &new, 0).unwrap(), body);
         assert_eq!(

@@ -283,6 +283,30 @@ pub(crate) fn newest_snapshot_slot<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option
     Ok(names.iter().filter_map(|n| parse_snapshot_name(n)).max())
 }
 
+/// Removes the files of `dir` whose names `doomed` picks, then syncs the directory (if it
+/// removed any): after it returns, they are gone for good.
+pub(crate) fn remove_files<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let names = vfs
+        .list(dir)
+        .map_err(|e| StorageError::io("list", dir, e))?;
+    let mut removed = false;
+    for name in names.iter().filter(|n| doomed(n)) {
+        let path = dir.join(name);
+        vfs.remove(&path)
+            .map_err(|e| StorageError::io("remove", &path, e))?;
+        removed = true;
+    }
+    if removed {
+        vfs.sync_dir(dir)
+            .map_err(|e| StorageError::io("sync directory", dir, e))?;
+    }
+    Ok(())
+}
+
 /// Streams a snapshot into `snap-....tmp`; [`SnapshotWriter::finish`] makes it the newest.
 pub struct SnapshotWriter<V: Vfs> {
     vfs: V,
@@ -311,15 +335,8 @@ impl<V: Vfs> SnapshotWriter<V> {
         // A zero header until finish: a crash leaves a file that can never verify.
         file.write_at(&[0u8; SNAPSHOT_HEADER_BYTES as usize], 0)
             .map_err(|e| StorageError::io("write", &tmp, e))?;
-        Ok(SnapshotWriter {
-            vfs,
-            dir,
-            through,
-            tmp,
-            file,
-            written: 0,
-            crc: 0,
-        })
+        drop(file);
+        Self::reopen(vfs, dir, through, tmp, 0, 0)
     }
 
     /// Goes on with the temporary file `tmp` (in `dir`) of a snapshot covering `through`,
@@ -397,25 +414,10 @@ impl<V: Vfs> SnapshotWriter<V> {
         self.vfs
             .sync_dir(&self.dir)
             .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
-        let names = self
-            .vfs
-            .list(&self.dir)
-            .map_err(|e| StorageError::io("list", &self.dir, e))?;
-        let mut removed = false;
-        for name in names {
-            if parse_snapshot_name(&name).is_some_and(|s| s < self.through) {
-                let old = self.dir.join(&name);
-                self.vfs
-                    .remove(&old)
-                    .map_err(|e| StorageError::io("remove", &old, e))?;
-                removed = true;
-            }
-        }
-        if removed {
-            self.vfs
-                .sync_dir(&self.dir)
-                .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
-        }
+        let through = self.through;
+        remove_files(&self.vfs, &self.dir, |name| {
+            parse_snapshot_name(name).is_some_and(|s| s < through)
+        })?;
         Ok(SnapshotMeta {
             through: self.through,
             body_len: self.written,

@@ -41,29 +41,43 @@ const CHUNK_BYTES: u64 = 2048;
 /// durable to resume from (and something lost to ask for again).
 const INTAKE_SYNC_BYTES: u64 = 2 * CHUNK_BYTES;
 
-/// A received chunk on its way to the disk: stored at `done_at`.
+/// Work a driver's thread does a while after the member asked, in the order asked: done at
+/// `done_at`.
+#[derive(Debug)]
+pub(crate) struct Later<T> {
+    pub work: T,
+    pub done_at: u64,
+}
+
+/// Queues `work` to be done at `earliest`, or once the work queued before it is done; when.
+pub(crate) fn queue_later<T>(queue: &mut VecDeque<Later<T>>, work: T, earliest: u64) -> u64 {
+    let done_at = queue.back().map_or(earliest, |l| l.done_at.max(earliest));
+    queue.push_back(Later { work, done_at });
+    done_at
+}
+
+/// The oldest queued work, if it is due at `now`.
+pub(crate) fn due<T>(queue: &mut VecDeque<Later<T>>, now: u64) -> Option<T> {
+    if queue.front().is_some_and(|l| l.done_at <= now) {
+        queue.pop_front().map(|l| l.work)
+    } else {
+        None
+    }
+}
+
+/// A received chunk on its way to the disk.
 #[derive(Debug)]
 pub(crate) struct ChunkStore {
     pub transfer: u64,
     pub chunk: SnapshotChunk,
-    pub done_at: u64,
 }
 
-/// A chunk being read for member `to`: read (and sent) at `done_at`.
+/// A chunk to read for member `to` and send.
 #[derive(Debug)]
 pub(crate) struct ChunkRead {
     pub to: u64,
     pub through: Slot,
     pub offset: u64,
-    pub done_at: u64,
-}
-
-/// A persist record on its way to the log: appended and synced at `done_at`.
-#[derive(Debug)]
-pub(crate) struct DiskWrite {
-    pub tag: u64,
-    pub ops: Vec<PersistOp>,
-    pub done_at: u64,
 }
 
 /// A running member and everything its driver holds; dropped whole at a crash.
@@ -78,8 +92,8 @@ pub(crate) struct Running {
     pub incoming: SnapshotIntake<MemFs>,
     /// Received chunks not yet stored, and chunks not yet read for the members served, in
     /// the order the member asked (each a lane of the node).
-    pub chunk_stores: VecDeque<ChunkStore>,
-    pub chunk_reads: VecDeque<ChunkRead>,
+    pub chunk_stores: VecDeque<Later<ChunkStore>>,
+    pub chunk_reads: VecDeque<Later<ChunkRead>>,
     /// The snapshot being written: (through, the body to encode, crash in the middle). The
     /// member goes on while it waits, as it does while a node's worker thread encodes and
     /// writes: the job is a view of the store as of `through`.
