@@ -40,7 +40,7 @@ pub use report::{
 use crate::faults::{FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape};
 use crate::rng::{below, chance_permille, range};
 use clients::{ClientOp, Outcome};
-use driver::{boot, BootParts, ChunkRead, ChunkStore, DiskWrite, Running};
+use driver::{boot, due, queue_later, BootParts, ChunkRead, ChunkStore, DiskWrite, Running};
 use lincheck::etcd::EtcdOperation;
 use member::peer::PeerMessage;
 use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
@@ -730,47 +730,35 @@ impl MemberSimulation {
             } => {
                 // Read off the member's thread, as the node's serving lane does: a while later,
                 // in the order asked, while the member goes on.
-                let latency = range(&mut self.rng, 100, 1_000);
+                let earliest = self.now + range(&mut self.rng, 100, 1_000);
                 let Some(run) = self.nodes[i].run.as_mut() else {
                     return;
                 };
-                let done_at = run
-                    .chunk_reads
-                    .back()
-                    .map_or(0, |r| r.done_at)
-                    .max(self.now + latency);
-                run.chunk_reads.push_back(ChunkRead {
+                let read = ChunkRead {
                     to,
                     through,
                     offset,
-                    done_at,
-                });
+                };
+                let at = queue_later(&mut run.chunk_reads, read, earliest);
                 let inc = self.nodes[i].inc;
-                self.schedule(done_at, Event::ChunkRead { node: i, inc });
+                self.schedule(at, Event::ChunkRead { node: i, inc });
             }
             Output::StoreSnapshotChunk { transfer, chunk } => {
                 // Stored off the member's thread, as the node's intake lane does: a disk
                 // latency later, in the order the chunks came.
-                let latency = range(
-                    &mut self.rng,
-                    self.plan.disk_base_us,
-                    self.plan.disk_base_us + self.plan.disk_jitter_us,
-                );
+                let base = self.plan.disk_base_us;
+                let earliest =
+                    self.now + range(&mut self.rng, base, base + self.plan.disk_jitter_us);
                 let Some(run) = self.nodes[i].run.as_mut() else {
                     return;
                 };
-                let done_at = run
-                    .chunk_stores
-                    .back()
-                    .map_or(0, |c| c.done_at)
-                    .max(self.now + latency);
-                run.chunk_stores.push_back(ChunkStore {
-                    transfer,
-                    chunk,
-                    done_at,
-                });
+                let at = queue_later(
+                    &mut run.chunk_stores,
+                    ChunkStore { transfer, chunk },
+                    earliest,
+                );
                 let inc = self.nodes[i].inc;
-                self.schedule(done_at, Event::ChunkStore { node: i, inc });
+                self.schedule(at, Event::ChunkStore { node: i, inc });
             }
             Output::WriteSnapshot {
                 through,
@@ -857,17 +845,7 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
-        if run
-            .chunk_stores
-            .front()
-            .is_none_or(|c| c.done_at > self.now)
-        {
-            return;
-        }
-        let Some(ChunkStore {
-            transfer, chunk, ..
-        }) = run.chunk_stores.pop_front()
-        else {
+        let Some(ChunkStore { transfer, chunk }) = due(&mut run.chunk_stores, self.now) else {
             return;
         };
         let (stored, resumed) = run.store_chunk(transfer, &chunk);
@@ -902,15 +880,11 @@ impl MemberSimulation {
         let Some(run) = node.run.as_mut() else {
             return;
         };
-        if run.chunk_reads.front().is_none_or(|r| r.done_at > self.now) {
-            return;
-        }
         let Some(ChunkRead {
             to,
             through,
             offset,
-            ..
-        }) = run.chunk_reads.pop_front()
+        }) = due(&mut run.chunk_reads, self.now)
         else {
             return;
         };
