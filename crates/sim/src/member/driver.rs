@@ -80,6 +80,14 @@ pub(crate) struct ChunkRead {
     pub offset: u64,
 }
 
+/// A persist record on its way to the log: appended and synced at `done_at`.
+#[derive(Debug)]
+pub(crate) struct DiskWrite {
+    pub tag: u64,
+    pub ops: Vec<PersistOp>,
+    pub done_at: u64,
+}
+
 /// A running member and everything its driver holds; dropped whole at a crash.
 pub(crate) struct Running {
     pub member: Member,
