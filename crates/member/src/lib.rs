@@ -49,10 +49,14 @@
 //! pass over the whole store, so the driver runs it off the thread that drives the member, which
 //! goes on meanwhile), writes it and reports [`Member::on_snapshot_written`]; the member compacts
 //! only through a snapshot reported durable. HashKV and backups are answered the same way: a
-//! view ([`KvHash`], [`BackupBody`]) that the driver hashes or encodes elsewhere; it serves [`Output::ServeSnapshotChunk`] from its newest
-//! file; it stores [`Output::StoreSnapshotChunk`] and reports [`Member::on_snapshot_chunk_stored`]
-//! (a complete one with its body, which the member decodes and installs); it compacts its log
-//! on [`Output::CompactLog`].
+//! view ([`KvHash`], [`BackupBody`]) that the driver hashes or encodes elsewhere. It serves
+//! [`Output::ServeSnapshotChunk`] from its newest file and stores [`Output::StoreSnapshotChunk`]
+//! (in order; the last chunk finishes the file: sync, rename) whenever it likes, off the
+//! member's thread, and reports each stored chunk through [`Member::on_snapshot_chunk_stored`]
+//! (the member counts a chunk not yet reported as in flight, so the transfer's window bounds
+//! them); it decodes a complete one on [`Output::DecodeSnapshot`] and hands it back through
+//! [`Member::on_snapshot_decoded`], which installs it only if it is still ahead; it compacts
+//! its log on [`Output::CompactLog`].
 //!
 //! # A driver in a few lines
 //!

@@ -22,6 +22,7 @@ use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use storage::{Intake, SnapshotMeta};
 use thiserror::Error;
 
 /// Version 2 adds the configuration the snapshot was taken in and the member table; version 1
@@ -293,6 +294,37 @@ pub enum ChunkStored {
     },
     /// Storage refused the chunk.
     Failed(String),
+}
+
+impl ChunkStored {
+    /// What storage's intake did with a chunk, as the member hears it; the driver's two
+    /// snapshot files follow: one received whole becomes the newest (only forward: a transfer
+    /// begun while this member was behind can complete after it caught up by the log and
+    /// wrote a newer snapshot of its own, whose slot its log is compacted through; going back
+    /// to the older file would leave it unable to serve its followers: the member simulator's
+    /// seed 69) and the one [`crate::Output::DecodeSnapshot`] reads. The node and the
+    /// simulator both call this, so they keep the same rule.
+    pub fn from_intake(
+        intake: storage::Result<Intake>,
+        newest: &mut Option<SnapshotMeta>,
+        received: &mut Option<SnapshotMeta>,
+    ) -> ChunkStored {
+        match intake {
+            Ok(Intake::Progress { next_offset }) => ChunkStored::Progress { next_offset },
+            Ok(Intake::Ignored { next_offset } | Intake::Resumed { next_offset }) => {
+                ChunkStored::Ignored { next_offset }
+            }
+            Ok(Intake::Complete(meta)) => {
+                let through = meta.through;
+                if newest.as_ref().is_none_or(|n| n.through < through) {
+                    *newest = Some(meta.clone());
+                }
+                *received = Some(meta);
+                ChunkStored::Complete { through }
+            }
+            Err(e) => ChunkStored::Failed(e.to_string()),
+        }
+    }
 }
 
 /// A transfer in progress: from whom, what it must cover, and when it last asked.

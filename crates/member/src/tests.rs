@@ -76,6 +76,11 @@ struct Cluster {
     hold_decodes: bool,
     /// The held decodes: member and slot.
     held_decodes: Vec<(u64, Slot)>,
+    /// Whether received chunks are held (not stored) until `finish_stores`, as a driver's
+    /// intake thread may take its time.
+    hold_stores: bool,
+    /// The held chunks, in the order they came: member, transfer, chunk.
+    held_stores: Vec<(u64, u64, SnapshotChunk)>,
 }
 
 /// A snapshot job a test holds.
@@ -165,6 +170,8 @@ impl Cluster {
             held_snapshots: Vec::new(),
             hold_decodes: false,
             held_decodes: Vec::new(),
+            hold_stores: false,
+            held_stores: Vec::new(),
         };
         cluster.settle();
         cluster
@@ -235,6 +242,9 @@ impl Cluster {
                         self.send(id, to, PeerMessage::SnapshotChunk(chunk));
                     }
                 }
+                Output::StoreSnapshotChunk { transfer, chunk } if self.hold_stores => {
+                    self.held_stores.push((id, transfer, chunk));
+                }
                 Output::StoreSnapshotChunk { transfer, chunk } => {
                     let stored = self.store_chunk(id, transfer, chunk);
                     self.member_mut(id)
@@ -302,6 +312,19 @@ impl Cluster {
         let now = self.now;
         self.member_mut(id)
             .on_snapshot_decoded(now, through, decoded);
+    }
+
+    /// Stores every held chunk in the order it came, telling its member each time, and holds
+    /// no more.
+    fn finish_stores(&mut self) {
+        self.hold_stores = false;
+        for (id, transfer, chunk) in std::mem::take(&mut self.held_stores) {
+            let stored = self.store_chunk(id, transfer, chunk);
+            let now = self.now;
+            self.member_mut(id)
+                .on_snapshot_chunk_stored(now, transfer, stored);
+            self.settle();
+        }
     }
 
     /// Decodes every held snapshot, and holds no more.
@@ -821,6 +844,38 @@ fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats(
 
     c.finish_decodes();
     assert!(c.member(behind).replica().compacted_through() >= through);
+    c.catch_up(behind, leader);
+}
+
+/// Received chunks are stored by the driver, off the member, whenever it is done: with the
+/// lagging member's chunks held unstored, the cluster keeps the same leader at the same ballot
+/// and answers puts, and the lagging member installs nothing and asks no chunk past its
+/// window (chunks waiting to be stored count as in flight). Once the chunks are stored, in
+/// order, it installs the snapshot and catches up.
+#[test]
+fn chunks_stored_off_the_member_hold_up_neither_writes_nor_heartbeats() {
+    let mut c = Cluster::with_snapshots_every(3, 9, 5);
+    let leader = c.elect();
+    let behind = c.leave_a_follower_behind(leader);
+    c.hold_stores = true;
+    c.cut.clear();
+    assert!(
+        c.tick_until(10 * SEC, |c| !c.held_stores.is_empty()),
+        "a chunk arrived to be stored"
+    );
+    let term = c.member(leader).status().term;
+    let applied_before = c.member(behind).applier().applied_through();
+    c.puts_and_heartbeats_keep_the_lead(leader, term);
+    assert_eq!(c.member(behind).applier().applied_through(), applied_before);
+    // Nothing stored, so the window never moved: no chunk asked past it.
+    let window = crate::snapshot::WINDOW_CHUNKS * CHUNK_BYTES as u64;
+    assert!(
+        c.held_stores
+            .iter()
+            .all(|(id, _, chunk)| *id == behind && chunk.offset < window),
+        "a chunk past the window was asked before any was stored"
+    );
+    c.finish_stores();
     c.catch_up(behind, leader);
 }
 

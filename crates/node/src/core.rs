@@ -1,15 +1,16 @@
 //! The driver: one tokio task that owns the [`Member`] (the member's deterministic state
 //! machine: the Paxos replica, the applied store, sessions, forwarding, read-index, leases,
 //! snapshot decisions) and does what it outputs, in its order: hand persist records to the
-//! group-commit thread, send peer messages, write, serve and store snapshot files, answer
+//! group-commit thread, send peer messages, hand snapshot file work to its threads, answer
 //! clients, publish applied changes to watchers.
 //!
 //! What lives here and not in the member is what needs tokio or the OS: the clock (`Instant`
 //! → [`Micros`] since the task's start), the oneshot senders of waiting requests (by
 //! [`RequestId`]), the watch and broadcast channels, the log's commit thread, the transport,
-//! the snapshot file writer thread, the blocking threads that pass over the whole store (a
-//! snapshot's or a backup's encoding, HashKV's digest: the member hands out views, so the core
-//! never does), and crash-point aborts. Everything that touches the
+//! the snapshot file threads (writing one, storing and reading a transfer's chunks, decoding
+//! a received one), the blocking threads that pass over the whole store (a snapshot's or a
+//! backup's encoding, HashKV's digest: the member hands out views, so the core never does),
+//! and crash-point aborts. Everything that touches the
 //! member happens on this one task, so there is no lock around it; gRPC handlers talk to it
 //! through a bounded channel and wait on a oneshot for their answer.
 
@@ -18,7 +19,7 @@ use crate::config::CrashPoint;
 use crate::error::NodeError;
 use crate::metrics::{Metrics, Observer, RequestKind};
 use crate::peer::{self, PeerMessage};
-use crate::snapshot::{SnapshotDecoded, SnapshotFiles, SnapshotWritten};
+use crate::snapshot::{SnapshotDecoded, SnapshotFiles, SnapshotIo, SnapshotWritten};
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use member::{Answer, Member, MemberOptions, MemberParts, Micros, Output, RequestId};
 use paxos::multi::{Applier, Replica};
@@ -376,6 +377,8 @@ enum Event {
     SnapshotWritten(SnapshotWritten),
     /// Boxed: the decoded store is far larger than the other events.
     SnapshotDecoded(Box<SnapshotDecoded>),
+    /// A snapshot lane's report: a chunk stored or read off the core.
+    SnapshotIo(SnapshotIo),
     Peers(Vec<Inbound>),
     Requests(Vec<Request>),
     Tick,
@@ -456,6 +459,10 @@ impl Core {
             .snapshot_decoded_rx
             .take()
             .expect("a core runs once: the decode channel is there");
+        let mut snapshot_io = self
+            .snapshots
+            .take_io()
+            .expect("a core runs once: the snapshot lanes' channel is there");
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The member's first outputs introduce it to the others.
@@ -468,6 +475,7 @@ impl Core {
                 Some(c) = durable.recv() => Event::Durable(c),
                 Some(w) = snapshot_done.recv() => Event::SnapshotWritten(w),
                 Some(d) = snapshot_decoded.recv() => Event::SnapshotDecoded(Box::new(d)),
+                Some(io) = snapshot_io.recv() => Event::SnapshotIo(io),
                 Some(m) = inbound.recv() => Event::Peers(take_more(m, &mut inbound)),
                 r = requests.recv() => match r {
                     Some(r) => Event::Requests(take_more(r, &mut requests)),
@@ -493,6 +501,7 @@ impl Core {
                     let SnapshotDecoded { through, result } = *d;
                     self.member.on_snapshot_decoded(now, through, result)
                 }
+                Event::SnapshotIo(io) => self.on_snapshot_io(now, io),
                 Event::Peers(m) => self.on_peers(now, m),
                 Event::Requests(r) => self.on_requests(now, r),
                 Event::Tick => self.member.tick(now),
@@ -525,6 +534,8 @@ impl Core {
                 );
             }
         }
+        // The lanes end after their jobs: a chunk being stored may be finishing its file.
+        tokio::task::block_in_place(|| self.snapshots.stop());
         for (_, waiting) in self.replies.drain() {
             if waiting.reply.kind() == RequestKind::Write {
                 self.observer
@@ -610,6 +621,24 @@ impl Core {
         }
     }
 
+    /// A snapshot lane reports: a received chunk stored (the member hears what storage did),
+    /// or a chunk read for a member it serves (sent).
+    fn on_snapshot_io(&mut self, now: Micros, io: SnapshotIo) {
+        match io {
+            SnapshotIo::Stored { transfer, result } => {
+                let stored = self.snapshots.stored(result);
+                self.member.on_snapshot_chunk_stored(now, transfer, stored);
+            }
+            SnapshotIo::Read { to, chunk } => {
+                self.snapshots.read_done();
+                if let Some(chunk) = chunk {
+                    self.observer.snapshot_sent(chunk.len());
+                    self.send(to, &PeerMessage::SnapshotChunk(chunk));
+                }
+            }
+        }
+    }
+
     fn on_durable(&mut self, now: Micros, c: Completion) {
         match c {
             Completion::Durable { tag } => self.member.on_durable(now, tag),
@@ -648,17 +677,14 @@ impl Core {
                     to,
                     through,
                     offset,
-                } => {
-                    if let Some(chunk) = self.snapshots.serve(to, through, offset) {
-                        self.observer.snapshot_sent(chunk.len());
-                        self.send(to, &PeerMessage::SnapshotChunk(chunk));
-                    }
-                }
+                } => self.snapshots.serve(to, through, offset),
                 Output::StoreSnapshotChunk { transfer, chunk } => {
                     self.observer.snapshot_received(chunk.data.len());
-                    let stored = self.snapshots.store(transfer, &chunk);
-                    let now = self.now();
-                    self.member.on_snapshot_chunk_stored(now, transfer, stored);
+                    // Stored off the core; only a refusal (the lane is full) answers now.
+                    if let Some(refused) = self.snapshots.store(transfer, chunk) {
+                        let now = self.now();
+                        self.member.on_snapshot_chunk_stored(now, transfer, refused);
+                    }
                 }
                 Output::WriteSnapshot {
                     through,

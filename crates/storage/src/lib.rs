@@ -42,6 +42,7 @@ pub mod disk_paxos;
 pub mod error;
 pub mod floor;
 pub mod group;
+pub mod intake;
 pub mod memfs;
 pub mod meta;
 mod preparer;
@@ -52,11 +53,12 @@ pub mod wal;
 
 pub use error::{DecodeError, Result, StorageError, CORRUPTION_REMEDY};
 pub use floor::WalFloor;
+pub use intake::{Intake, SnapshotIntake, INTAKE_SYNC_BYTES_DEFAULT};
 pub use meta::{Meta, QuorumRuleFile};
 pub use snapshot::{
     latest_snapshot, read_snapshot_body, read_snapshot_meta, snapshot_header,
-    verify_snapshot_bytes, Intake, SnapshotChunk, SnapshotIntake, SnapshotMeta, SnapshotReceiver,
-    SnapshotSource, SnapshotWriter, SNAPSHOT_HEADER_BYTES,
+    verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource,
+    SnapshotWriter, SNAPSHOT_HEADER_BYTES,
 };
 pub use store::Store;
 pub use vfs::{OpenMode, Prealloc, StdFs, Vfs, VfsFile};

@@ -283,6 +283,30 @@ pub(crate) fn newest_snapshot_slot<V: Vfs>(vfs: &V, dir: &Path) -> Result<Option
     Ok(names.iter().filter_map(|n| parse_snapshot_name(n)).max())
 }
 
+/// Removes the files of `dir` whose names `doomed` picks, then syncs the directory (if it
+/// removed any): after it returns, they are gone for good.
+pub(crate) fn remove_files<V: Vfs>(
+    vfs: &V,
+    dir: &Path,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let names = vfs
+        .list(dir)
+        .map_err(|e| StorageError::io("list", dir, e))?;
+    let mut removed = false;
+    for name in names.iter().filter(|n| doomed(n)) {
+        let path = dir.join(name);
+        vfs.remove(&path)
+            .map_err(|e| StorageError::io("remove", &path, e))?;
+        removed = true;
+    }
+    if removed {
+        vfs.sync_dir(dir)
+            .map_err(|e| StorageError::io("sync directory", dir, e))?;
+    }
+    Ok(())
+}
+
 /// Streams a snapshot into `snap-....tmp`; [`SnapshotWriter::finish`] makes it the newest.
 pub struct SnapshotWriter<V: Vfs> {
     vfs: V,
@@ -299,21 +323,59 @@ impl<V: Vfs> SnapshotWriter<V> {
     pub fn create(vfs: V, dir: impl Into<PathBuf>, through: Slot) -> Result<Self> {
         let dir = dir.into();
         let tmp = dir.join(format!("snap-{:016x}.tmp", through.0));
+        Self::create_at(vfs, dir, through, tmp)
+    }
+
+    /// Starts a snapshot covering `through` in the temporary file `tmp` (in `dir`), which
+    /// [`SnapshotWriter::finish`] renames into place.
+    pub(crate) fn create_at(vfs: V, dir: PathBuf, through: Slot, tmp: PathBuf) -> Result<Self> {
         let mut file = vfs
             .open(&tmp, OpenMode::CreateTruncate)
             .map_err(|e| StorageError::io("create", &tmp, e))?;
         // A zero header until finish: a crash leaves a file that can never verify.
         file.write_at(&[0u8; SNAPSHOT_HEADER_BYTES as usize], 0)
             .map_err(|e| StorageError::io("write", &tmp, e))?;
+        drop(file);
+        Self::reopen(vfs, dir, through, tmp, 0, 0)
+    }
+
+    /// Goes on with the temporary file `tmp` (in `dir`) of a snapshot covering `through`,
+    /// whose first `written` body bytes, with CRC32C `crc`, are there already (a receive that
+    /// resumes after a restart: `intake.rs` checked them).
+    pub(crate) fn reopen(
+        vfs: V,
+        dir: PathBuf,
+        through: Slot,
+        tmp: PathBuf,
+        written: u64,
+        crc: u32,
+    ) -> Result<Self> {
+        let file = vfs
+            .open(&tmp, OpenMode::Existing)
+            .map_err(|e| StorageError::io("open", &tmp, e))?;
         Ok(SnapshotWriter {
             vfs,
             dir,
             through,
             tmp,
             file,
-            written: 0,
-            crc: 0,
+            written,
+            crc,
         })
+    }
+
+    /// Makes the body written so far durable (`fdatasync` of the temporary file).
+    pub(crate) fn sync_data(&mut self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("sync", &self.tmp, e))
+    }
+
+    /// Reads `buf.len()` body bytes from `offset` of the temporary file.
+    pub(crate) fn read_body(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file
+            .read_at(buf, SNAPSHOT_HEADER_BYTES + offset)
+            .map_err(|e| StorageError::io("read", &self.tmp, e))
     }
 
     /// Appends body bytes.
@@ -352,25 +414,10 @@ impl<V: Vfs> SnapshotWriter<V> {
         self.vfs
             .sync_dir(&self.dir)
             .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
-        let names = self
-            .vfs
-            .list(&self.dir)
-            .map_err(|e| StorageError::io("list", &self.dir, e))?;
-        let mut removed = false;
-        for name in names {
-            if parse_snapshot_name(&name).is_some_and(|s| s < self.through) {
-                let old = self.dir.join(&name);
-                self.vfs
-                    .remove(&old)
-                    .map_err(|e| StorageError::io("remove", &old, e))?;
-                removed = true;
-            }
-        }
-        if removed {
-            self.vfs
-                .sync_dir(&self.dir)
-                .map_err(|e| StorageError::io("sync directory", &self.dir, e))?;
-        }
+        let through = self.through;
+        remove_files(&self.vfs, &self.dir, |name| {
+            parse_snapshot_name(name).is_some_and(|s| s < through)
+        })?;
         Ok(SnapshotMeta {
             through: self.through,
             body_len: self.written,
@@ -678,90 +725,5 @@ impl<V: Vfs + Clone> SnapshotReceiver<V> {
             });
         }
         writer.finish().map(Some)
-    }
-}
-
-/// What [`SnapshotIntake::store`] did with a chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Intake {
-    /// Written; the transfer continues from `next_offset`.
-    Progress { next_offset: u64 },
-    /// Not taken (a chunk of another snapshot not at its start, or not where the receiver
-    /// stands); ask again from `next_offset`.
-    Ignored { next_offset: u64 },
-    /// The last chunk verified: the snapshot is durable in this file.
-    Complete(SnapshotMeta),
-}
-
-/// The receiving end of a member's snapshot transfers: one [`SnapshotReceiver`] at a time,
-/// numbered by the member's transfer. A new transfer of the same snapshot (the member gave up
-/// on a dead connection and asked again) keeps what was received and resumes from its
-/// offset; a chunk of another snapshot starts over, from its first chunk.
-pub struct SnapshotIntake<V: Vfs + Clone> {
-    vfs: V,
-    dir: PathBuf,
-    current: Option<(u64, SnapshotReceiver<V>)>,
-}
-
-impl<V: Vfs + Clone> SnapshotIntake<V> {
-    /// Receives into `dir`.
-    pub fn new(vfs: V, dir: impl Into<PathBuf>) -> Self {
-        SnapshotIntake {
-            vfs,
-            dir: dir.into(),
-            current: None,
-        }
-    }
-
-    /// Stores one chunk of transfer `transfer`.
-    pub fn store(&mut self, transfer: u64, chunk: &SnapshotChunk) -> Result<Intake> {
-        let identity = (chunk.through, chunk.total_len, chunk.body_crc);
-        let same = self
-            .current
-            .as_ref()
-            .is_some_and(|(_, r)| r.snapshot() == identity);
-        match self.current.as_mut() {
-            Some((t, receiver)) if same => {
-                if *t != transfer {
-                    *t = transfer;
-                }
-                if chunk.offset != receiver.next_offset() {
-                    // A resumed transfer asks from 0 (or a chunk came twice): point it past
-                    // what is here.
-                    return Ok(Intake::Ignored {
-                        next_offset: receiver.next_offset(),
-                    });
-                }
-            }
-            _ => {
-                if chunk.offset != 0 {
-                    let next_offset = match &self.current {
-                        Some((t, r)) if *t == transfer => r.next_offset(),
-                        _ => 0,
-                    };
-                    return Ok(Intake::Ignored { next_offset });
-                }
-                let receiver = SnapshotReceiver::new(
-                    self.vfs.clone(),
-                    self.dir.clone(),
-                    chunk.through,
-                    chunk.total_len,
-                    chunk.body_crc,
-                )?;
-                self.current = Some((transfer, receiver));
-            }
-        }
-        let Some((_, receiver)) = self.current.as_mut() else {
-            return Ok(Intake::Ignored { next_offset: 0 });
-        };
-        match receiver.accept(chunk)? {
-            None => Ok(Intake::Progress {
-                next_offset: receiver.next_offset(),
-            }),
-            Some(meta) => {
-                self.current = None;
-                Ok(Intake::Complete(meta))
-            }
-        }
     }
 }

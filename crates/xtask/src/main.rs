@@ -12,6 +12,9 @@
 //!   run.
 //! - `bench-leases`: linearizable get throughput and latency at a 3-member Synod, leader
 //!   leases (`--experimental-leader-lease`) against read-index, phases alternating in one run.
+//! - `bench-snapshot-stall`: put latency on a 3-member Synod while a wiped member catches up
+//!   by snapshot and a client ranges over every key, asks HashKV and takes a backup, against
+//!   the same on the idle store (issue 18's 1 GiB test at `--store-mib 1024`).
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
@@ -21,6 +24,7 @@ mod cpu;
 mod leases;
 mod membership;
 mod overhead;
+mod stall;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,9 @@ enum Task {
     BenchObserveOverhead(overhead::OverheadArgs),
     /// Linearizable gets under leader leases against read-index, on 3 members.
     BenchLeases(leases::BenchLeasesArgs),
+    /// Put latency while a wiped member catches up by snapshot and a client ranges over
+    /// every key, asks HashKV and takes a backup, against the idle store (issue 18).
+    BenchSnapshotStall(stall::BenchSnapshotStallArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Task::BenchMembership(args) => membership::run(args),
         Task::BenchObserveOverhead(args) => overhead::run(args),
         Task::BenchLeases(args) => leases::run(args),
+        Task::BenchSnapshotStall(args) => stall::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

@@ -45,6 +45,8 @@ const PRELOAD_ATTEMPTS: usize = 20;
 /// Bound on retrying a membership call that the cluster refuses for now (no leader yet,
 /// etcd's "unhealthy cluster" right after a change).
 const CHANGE_WITHIN: Duration = Duration::from_secs(60);
+/// Where preloaded keys live (`bench-snapshot-stall` ranges over them).
+pub(crate) const PRELOAD_PREFIX: &str = "bench-membership/preload/";
 /// The load's values: small, as a service's writes are.
 const LOAD_VALUE_SIZE: usize = 256;
 
@@ -344,7 +346,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn channel(endpoint: &str) -> anyhow::Result<Channel> {
+pub(crate) fn channel(endpoint: &str) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(endpoint.to_string())
         .with_context(|| format!("bad endpoint {endpoint}"))?
         .connect_timeout(REQUEST_TIMEOUT)
@@ -354,7 +356,11 @@ fn channel(endpoint: &str) -> anyhow::Result<Channel> {
 
 /// Puts `keys` values of `value_size` bytes, `PRELOAD_IN_FLIGHT` at a time, spread over the
 /// members.
-async fn preload(endpoints: &[String], keys: u64, value_size: usize) -> anyhow::Result<()> {
+pub(crate) async fn preload(
+    endpoints: &[String],
+    keys: u64,
+    value_size: usize,
+) -> anyhow::Result<()> {
     let channels = endpoints
         .iter()
         .map(|e| channel(e))
@@ -372,7 +378,7 @@ async fn preload(endpoints: &[String], keys: u64, value_size: usize) -> anyhow::
                     let channel = channels[(key as usize + attempt) % channels.len()].clone();
                     let put = KvClient::new(channel)
                         .put(PutRequest {
-                            key: format!("bench-membership/preload/{key:08}").into_bytes(),
+                            key: format!("{PRELOAD_PREFIX}{key:08}").into_bytes(),
                             value: value.clone(),
                             ..Default::default()
                         })

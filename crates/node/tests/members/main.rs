@@ -14,5 +14,6 @@ mod bad_input;
 mod http;
 mod lease;
 mod single_member;
+mod snapshot_transfer;
 mod three_members;
 mod watch;

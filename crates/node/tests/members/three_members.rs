@@ -4,31 +4,12 @@
 use etcd_proto::etcdserverpb as pb;
 use etcd_proto::etcdserverpb::{kv_client::KvClient, maintenance_client::MaintenanceClient};
 
-use crate::common::{leader_of, start_all, three_configs as configs};
+use crate::common::{leader_of, put_retrying, start_all, three_configs as configs};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 async fn client(addr: SocketAddr) -> KvClient<tonic::transport::Channel> {
     KvClient::connect(format!("http://{addr}")).await.unwrap()
-}
-
-async fn put_retrying(addrs: &[SocketAddr], key: &str, value: &str) -> i64 {
-    for attempt in 0..100 {
-        let addr = addrs[attempt % addrs.len()];
-        let Ok(mut kv) = KvClient::connect(format!("http://{addr}")).await else {
-            continue;
-        };
-        let req = pb::PutRequest {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        };
-        match kv.put(req).await {
-            Ok(r) => return r.into_inner().header.unwrap().revision,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    panic!("put {key} never succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

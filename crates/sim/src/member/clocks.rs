@@ -127,7 +127,7 @@ impl MemberSimulation {
     pub(super) fn input_of(&self, event: &Event) -> Option<usize> {
         match *event {
             Event::Tick { node, .. } | Event::Disk { node, .. } => Some(node),
-            Event::SnapshotWrite { node, .. } => Some(node),
+            Event::SnapshotWrite { node, .. } | Event::ChunkStore { node, .. } => Some(node),
             Event::Deliver { id } => self.messages.get(&id).map(|m| m.to),
             Event::Arrive { client } => self.clients[client].pending.as_ref().map(|p| p.node),
             _ => None,

@@ -9,8 +9,11 @@
 //!   in the same order.
 //! - Snapshot files ([`Running::write_snapshot`], [`Running::serve`], [`Running::store_chunk`])
 //!   mirror `node::snapshot::SnapshotFiles`: a verified snapshot file per write, chunks served
-//!   from the newest, storage's `SnapshotIntake` for incoming transfers, and a received
-//!   snapshot decoded a seed-chosen while later ([`Running::decode`]).
+//!   from the newest, storage's `SnapshotIntake` for incoming transfers (durable: a restart
+//!   resumes a receive), and a received snapshot decoded a seed-chosen while later
+//!   ([`Running::decode`]). As the node's lanes do, chunks are stored and read a seed-chosen
+//!   while after the member asked, in order ([`Running::chunk_stores`],
+//!   [`Running::chunk_reads`]), while the member goes on.
 
 use bytes::Bytes;
 use kv::KvStore;
@@ -34,6 +37,48 @@ const CLUSTER_ID: u64 = 0x5359_4e4f_444d_454d;
 /// Snapshot chunks are small here, so that a transfer takes several chunks (and messages that
 /// can be lost, duplicated or reordered) even for the simulator's small stores.
 const CHUNK_BYTES: u64 = 2048;
+/// A receive syncs every two chunks, so a crash in the middle of a transfer leaves something
+/// durable to resume from (and something lost to ask for again).
+const INTAKE_SYNC_BYTES: u64 = 2 * CHUNK_BYTES;
+
+/// Work a driver's thread does a while after the member asked, in the order asked: done at
+/// `done_at`.
+#[derive(Debug)]
+pub(crate) struct Later<T> {
+    pub work: T,
+    pub done_at: u64,
+}
+
+/// Queues `work` to be done at `earliest`, or once the work queued before it is done; when.
+pub(crate) fn queue_later<T>(queue: &mut VecDeque<Later<T>>, work: T, earliest: u64) -> u64 {
+    let done_at = queue.back().map_or(earliest, |l| l.done_at.max(earliest));
+    queue.push_back(Later { work, done_at });
+    done_at
+}
+
+/// The oldest queued work, if it is due at `now`.
+pub(crate) fn due<T>(queue: &mut VecDeque<Later<T>>, now: u64) -> Option<T> {
+    if queue.front().is_some_and(|l| l.done_at <= now) {
+        queue.pop_front().map(|l| l.work)
+    } else {
+        None
+    }
+}
+
+/// A received chunk on its way to the disk.
+#[derive(Debug)]
+pub(crate) struct ChunkStore {
+    pub transfer: u64,
+    pub chunk: SnapshotChunk,
+}
+
+/// A chunk to read for member `to` and send.
+#[derive(Debug)]
+pub(crate) struct ChunkRead {
+    pub to: u64,
+    pub through: Slot,
+    pub offset: u64,
+}
 
 /// A persist record on its way to the log: appended and synced at `done_at`.
 #[derive(Debug)]
@@ -53,6 +98,10 @@ pub(crate) struct Running {
     pub newest: Option<SnapshotMeta>,
     /// The member's transfer number, and the receiver storing its chunks.
     pub incoming: SnapshotIntake<MemFs>,
+    /// Received chunks not yet stored, and chunks not yet read for the members served, in
+    /// the order the member asked (each a lane of the node).
+    pub chunk_stores: VecDeque<Later<ChunkStore>>,
+    pub chunk_reads: VecDeque<Later<ChunkRead>>,
     /// The snapshot being written: (through, the body to encode, crash in the middle). The
     /// member goes on while it waits, as it does while a node's worker thread encodes and
     /// writes: the job is a view of the store as of `through`.
@@ -206,7 +255,9 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         store,
         disk: VecDeque::new(),
         newest: recovered.snapshot,
-        incoming: SnapshotIntake::new(fs.clone(), DATA_DIR),
+        incoming: SnapshotIntake::new(fs.clone(), DATA_DIR).with_sync_every(INTAKE_SYNC_BYTES),
+        chunk_stores: VecDeque::new(),
+        chunk_reads: VecDeque::new(),
         received: None,
         decoding: None,
         writing: None,
@@ -277,35 +328,13 @@ impl Running {
         }
     }
 
-    /// Stores one chunk of transfer `transfer` (node::snapshot::SnapshotFiles::store).
-    pub fn store_chunk(&mut self, transfer: u64, chunk: &SnapshotChunk) -> ChunkStored {
-        match self.try_store(transfer, chunk) {
-            Ok(stored) => stored,
-            Err(e) => ChunkStored::Failed(e.to_string()),
-        }
-    }
-
-    fn try_store(
-        &mut self,
-        transfer: u64,
-        chunk: &SnapshotChunk,
-    ) -> Result<ChunkStored, storage::StorageError> {
-        let meta = match self.incoming.store(transfer, chunk)? {
-            Intake::Progress { next_offset } => return Ok(ChunkStored::Progress { next_offset }),
-            Intake::Ignored { next_offset } => return Ok(ChunkStored::Ignored { next_offset }),
-            Intake::Complete(meta) => meta,
-        };
-        let through = meta.through;
-        // Only forward: a transfer begun while this member was behind can complete after it
-        // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
-        // compacted through). Going back to the older file would leave it unable to serve
-        // the chunks its followers need, for ever (node::snapshot::SnapshotFiles::try_store
-        // keeps the same rule; the simulator found it missing there, seed 69).
-        if self.newest.as_ref().is_none_or(|n| n.through < through) {
-            self.newest = Some(meta.clone());
-        }
-        self.received = Some(meta);
-        Ok(ChunkStored::Complete { through })
+    /// Stores one chunk of transfer `transfer` (the node's intake lane and
+    /// `SnapshotFiles::stored`); whether a receive earlier runs began resumed with it.
+    pub fn store_chunk(&mut self, transfer: u64, chunk: &SnapshotChunk) -> (ChunkStored, bool) {
+        let intake = self.incoming.store(transfer, chunk);
+        let resumed = matches!(intake, Ok(Intake::Resumed { next_offset }) if next_offset > 0);
+        let stored = ChunkStored::from_intake(intake, &mut self.newest, &mut self.received);
+        (stored, resumed)
     }
 
     /// Reads and decodes the snapshot through `through` received last

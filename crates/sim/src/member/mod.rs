@@ -40,7 +40,7 @@ pub use report::{
 use crate::faults::{FaultKind, FaultPlan, FaultProfile, LinkMatrix, PartitionShape};
 use crate::rng::{below, chance_permille, range};
 use clients::{ClientOp, Outcome};
-use driver::{boot, BootParts, DiskWrite, Running};
+use driver::{boot, due, queue_later, BootParts, ChunkRead, ChunkStore, DiskWrite, Running};
 use lincheck::etcd::EtcdOperation;
 use member::peer::PeerMessage;
 use member::{CrashPoint, MemberOptions, Micros, Output, RequestId};
@@ -52,7 +52,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 use storage::memfs::MemFs;
-use storage::SnapshotChunk;
 use watch::{Reference, Watch};
 
 /// Every member crash point, for arming and for reports.
@@ -205,6 +204,16 @@ enum Event {
         node: usize,
         inc: u64,
     },
+    /// The oldest received chunk waiting at the member's intake is stored.
+    ChunkStore {
+        node: usize,
+        inc: u64,
+    },
+    /// The oldest chunk waiting to be read for a member served is read and sent.
+    ChunkRead {
+        node: usize,
+        inc: u64,
+    },
     Restart {
         node: usize,
     },
@@ -293,6 +302,7 @@ pub(crate) struct Tally {
     pub ops_by_kind: BTreeMap<&'static str, (u64, u64, u64)>,
     pub snapshots_written: u64,
     pub snapshots_installed: u64,
+    pub snapshot_receives_resumed: u64,
     pub compactions: u64,
     pub events: u64,
     pub watches_cancelled: u64,
@@ -489,6 +499,8 @@ impl MemberSimulation {
             Event::Pause => 15,
             // The low nibble 0 is free: every other event has its own in 1..=15.
             Event::SnapshotDecode { node, .. } => (node as u64 + 1) * 16,
+            Event::ChunkStore { node, inc } => (1 << 40) + (node as u64) * 16 + (inc << 8),
+            Event::ChunkRead { node, inc } => (2 << 40) + (node as u64) * 16 + (inc << 8),
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -543,6 +555,8 @@ impl MemberSimulation {
             Event::Disk { node, inc } => self.disk_done(node, inc),
             Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
             Event::SnapshotDecode { node, inc } => self.snapshot_decoded(node, inc),
+            Event::ChunkStore { node, inc } => self.chunk_stored(node, inc),
+            Event::ChunkRead { node, inc } => self.chunk_read(node, inc),
             Event::Restart { node } => {
                 if self.nodes[node].run.is_none() && !self.nodes[node].spare {
                     self.start(node);
@@ -714,27 +728,37 @@ impl MemberSimulation {
                 through,
                 offset,
             } => {
-                let newest = self.nodes[i]
-                    .run
-                    .as_ref()
-                    .and_then(|r| r.newest.as_ref().map(|m| m.through));
-                self.trace_line(|| {
-                    format!(
-                        "m{} serves m{to} a chunk through {through} at {offset} (newest {newest:?})",
-                        i + 1
-                    )
-                });
-                let node = &self.nodes[i];
-                let chunk = node
-                    .run
-                    .as_ref()
-                    .and_then(|run| run.serve(&node.fs, through, offset));
-                if let Some(bytes) = chunk {
-                    self.send(i, to, &PeerMessage::SnapshotChunk(bytes));
-                }
+                // Read off the member's thread, as the node's serving lane does: a while later,
+                // in the order asked, while the member goes on.
+                let earliest = self.now + range(&mut self.rng, 100, 1_000);
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                let read = ChunkRead {
+                    to,
+                    through,
+                    offset,
+                };
+                let at = queue_later(&mut run.chunk_reads, read, earliest);
+                let inc = self.nodes[i].inc;
+                self.schedule(at, Event::ChunkRead { node: i, inc });
             }
             Output::StoreSnapshotChunk { transfer, chunk } => {
-                self.store_chunk(i, transfer, &chunk);
+                // Stored off the member's thread, as the node's intake lane does: a disk
+                // latency later, in the order the chunks came.
+                let base = self.plan.disk_base_us;
+                let earliest =
+                    self.now + range(&mut self.rng, base, base + self.plan.disk_jitter_us);
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                let at = queue_later(
+                    &mut run.chunk_stores,
+                    ChunkStore { transfer, chunk },
+                    earliest,
+                );
+                let inc = self.nodes[i].inc;
+                self.schedule(at, Event::ChunkStore { node: i, inc });
             }
             Output::WriteSnapshot {
                 through,
@@ -813,27 +837,67 @@ impl MemberSimulation {
         let _ = now;
     }
 
-    fn store_chunk(&mut self, i: usize, transfer: u64, chunk: &SnapshotChunk) {
+    /// The oldest received chunk waiting at member `i` is stored; the member hears how.
+    fn chunk_stored(&mut self, i: usize, inc: u64) {
+        if self.nodes[i].inc != inc {
+            return;
+        }
+        let Some(run) = self.nodes[i].run.as_mut() else {
+            return;
+        };
+        let Some(ChunkStore { transfer, chunk }) = due(&mut run.chunk_stores, self.now) else {
+            return;
+        };
+        let (stored, resumed) = run.store_chunk(transfer, &chunk);
         self.trace_line(|| {
             format!(
-                "m{} stores chunk {} of transfer {transfer} through {}",
+                "m{} stored chunk {} of transfer {transfer} through {}: {stored:?}",
                 i + 1,
                 chunk.offset,
                 chunk.through
             )
         });
-        let node = &mut self.nodes[i];
-        let Some(run) = node.run.as_mut() else {
-            return;
-        };
-        let stored = run.store_chunk(transfer, chunk);
+        if resumed {
+            self.tally.snapshot_receives_resumed += 1;
+        }
         if matches!(stored, member::snapshot::ChunkStored::Complete { .. }) {
             self.tally.snapshots_installed += 1;
-            self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
         }
         let now = self.micros(i);
         if let Some(run) = self.nodes[i].run.as_mut() {
             run.member.on_snapshot_chunk_stored(now, transfer, stored);
+        }
+        self.drive(i);
+    }
+
+    /// The oldest chunk waiting to be read at member `i` is read (from the newest file then)
+    /// and sent.
+    fn chunk_read(&mut self, i: usize, inc: u64) {
+        if self.nodes[i].inc != inc {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        let Some(run) = node.run.as_mut() else {
+            return;
+        };
+        let Some(ChunkRead {
+            to,
+            through,
+            offset,
+        }) = due(&mut run.chunk_reads, self.now)
+        else {
+            return;
+        };
+        let newest = run.newest.as_ref().map(|m| m.through);
+        let chunk = run.serve(&node.fs, through, offset);
+        self.trace_line(|| {
+            format!(
+                "m{} serves m{to} a chunk through {through} at {offset} (newest {newest:?})",
+                i + 1
+            )
+        });
+        if let Some(bytes) = chunk {
+            self.send(i, to, &PeerMessage::SnapshotChunk(bytes));
         }
     }
 

@@ -54,6 +54,8 @@ pub struct MemberRunReport {
     pub snapshots_written: u64,
     /// Snapshots received whole from a peer.
     pub snapshots_installed: u64,
+    /// Receives a member's earlier run began, resumed after its restart from what was durable.
+    pub snapshot_receives_resumed: u64,
     /// Log compactions.
     pub compactions: u64,
     /// Highest slot applied at the end.
@@ -154,6 +156,7 @@ impl MemberRunReport {
             messages_delivered: sim.tally.messages_delivered,
             snapshots_written: sim.tally.snapshots_written,
             snapshots_installed: sim.tally.snapshots_installed,
+            snapshot_receives_resumed: sim.tally.snapshot_receives_resumed,
             compactions: sim.tally.compactions,
             slots_applied: sim.slot_applied_max().0,
             store_comparisons: sim.checks.store_comparisons,
@@ -205,6 +208,7 @@ impl MemberRunReport {
             messages_delivered: 0,
             snapshots_written: 0,
             snapshots_installed: 0,
+            snapshot_receives_resumed: 0,
             compactions: 0,
             slots_applied: 0,
             store_comparisons: 0,
@@ -392,6 +396,8 @@ pub struct MemberCampaignReport {
     pub snapshots_written: u64,
     /// Installed from a peer.
     pub snapshots_installed: u64,
+    /// Receives resumed after a restart.
+    pub snapshot_receives_resumed: u64,
     /// Compactions.
     pub compactions: u64,
     /// Store comparisons at equal slots.
@@ -459,6 +465,7 @@ impl MemberCampaignReport {
             r.ops_unknown += run.ops_unknown;
             r.snapshots_written += run.snapshots_written;
             r.snapshots_installed += run.snapshots_installed;
+            r.snapshot_receives_resumed += run.snapshot_receives_resumed;
             r.compactions += run.compactions;
             r.store_comparisons += run.store_comparisons;
             r.historical_reads += run.historical_reads;
@@ -556,8 +563,8 @@ impl fmt::Display for MemberCampaignReport {
         }
         writeln!(
             f,
-            "  snapshots             {} written, {} received from peers, {} log compactions",
-            self.snapshots_written, self.snapshots_installed, self.compactions
+            "  snapshots             {} written, {} received from peers ({} receives resumed after a restart), {} log compactions",
+            self.snapshots_written, self.snapshots_installed, self.snapshot_receives_resumed, self.compactions
         )?;
         writeln!(
             f,

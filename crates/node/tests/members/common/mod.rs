@@ -96,3 +96,26 @@ pub async fn leader_of(addr: SocketAddr) -> u64 {
         .into_inner()
         .leader
 }
+
+/// Puts `key` through any of `addrs`, retrying for a while (a leader change may refuse a few);
+/// the revision it made.
+pub async fn put_retrying(addrs: &[SocketAddr], key: &str, value: impl AsRef<[u8]>) -> i64 {
+    use etcd_proto::etcdserverpb::kv_client::KvClient;
+    let value = value.as_ref().to_vec();
+    for attempt in 0..100 {
+        let addr = addrs[attempt % addrs.len()];
+        let Ok(mut kv) = KvClient::connect(format!("http://{addr}")).await else {
+            continue;
+        };
+        let req = pb::PutRequest {
+            key: key.into(),
+            value: value.clone(),
+            ..Default::default()
+        };
+        match kv.put(req).await {
+            Ok(r) => return r.into_inner().header.unwrap().revision,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    panic!("put {key} never succeeded");
+}
