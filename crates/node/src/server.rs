@@ -15,7 +15,7 @@ use etcd_proto::etcdserverpb::{
 use etcd_proto::{
     v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer,
 };
-use paxos::multi::{Replica, ReplicaOptions};
+use paxos::multi::{Membership, PersistOp, Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -253,28 +253,42 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         WalOptions::default().record_bytes_max,
     )
     .with_recycle_segments(true);
-    let rebuild = if initialized || joining {
+    let rebuild = if initialized {
         false
+    } else if joining {
+        // A member added at run time that starts on an empty data directory is new, or it
+        // lost its disk after it was promoted and voted: nothing here tells which, so it
+        // rebuilds (paxos rebuild.rs) as a member that lost its disk does. Outside the
+        // configuration it knows it learns as a joiner; a learner of the configuration in
+        // force is a learner, and a voter votes only once its fence is passed and it holds
+        // the chosen log.
+        true
     } else {
-        let rebuild = match config.cluster_state {
+        match config.cluster_state {
             ClusterState::Existing => {
                 tracing::warn!(dir = %dir.display(), "empty data directory in an existing cluster: this member rejoins as a non-voting learner until it is safe to vote");
                 true
             }
             ClusterState::New => probe_for_history(&config, &transport, &mut inbound).await?,
-        };
-        record_quorum_rule(&fs, &dir, &config.quorum)?;
-        Store::init(fs, &dir, &meta, wal_options.clone())
-            .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
-        rebuild
+        }
     };
-    if joining {
+    if !initialized {
         record_quorum_rule(&fs, &dir, &config.quorum)?;
-        Store::init(fs, &dir, &meta, wal_options.clone())
+        // `RebuildStarted` is in the log before the meta file that makes the directory
+        // initialized: a crash at any point after (a snapshot received while rebuilding may
+        // reach the disk before the replica's first batch does) restarts it rebuilding,
+        // never as a voter with an empty memory.
+        let first: &[PersistOp] = if rebuild {
+            &[PersistOp::RebuildStarted]
+        } else {
+            &[]
+        };
+        Store::init_with(fs, &dir, &meta, wal_options.clone(), first)
             .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
     }
     let (store, recovered) = Store::open(fs, &dir, &meta, wal_options)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+    let disk_meta = store.meta().clone();
     for repair in &recovered.repairs {
         tracing::warn!(?repair, "storage repaired a torn final write at startup");
     }
@@ -297,16 +311,23 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     let configuration = Configuration::new(members.clone(), config.quorum.clone())
         .context("invalid cluster configuration")?;
     let options = replica_options(&config);
-    let replica = if joining {
-        // Outside the configuration until it learns the stop-sign that adds it: it learns
-        // the log (or a snapshot) from the members that answered.
-        let known = Configuration::new(
-            peers.keys().map(|id| NodeId(*id)).collect(),
+    // A member added at run time joined knowing the members that answered it, which its meta
+    // file keeps (`initial_members`, without itself); its flags list it as a voter of the
+    // first configuration, which it never was.
+    let joined_knowing = !disk_meta.initial_members.contains(&me.id);
+    let configuration = if joined_knowing {
+        Configuration::new(
+            disk_meta.initial_members.iter().map(|id| NodeId(*id)).collect(),
             QuorumSpec::Majority,
         )
-        .context("no member answered")?;
-        Replica::join(NodeId(me.id), known, options)?
-    } else if rebuild {
+        .context("no member answered")?
+    } else {
+        configuration
+    };
+    let replica = if rebuild {
+        // A member added at run time is outside the configuration it knows until it learns
+        // the stop-sign that adds it: it learns the log (or a snapshot) from the members that
+        // answered.
         Replica::rebuild(NodeId(me.id), configuration, options)?
     } else {
         // The log's `EnterConfiguration` records go with the segments a snapshot compacts
@@ -318,6 +339,12 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             if state.membership.as_ref().is_none_or(|w| w.epoch < m.epoch) {
                 state.membership = Some(m.clone());
             }
+        }
+        if state.membership.is_none() && (state.rebuilding || joined_knowing) {
+            // Restarted before it entered any configuration (a rebuild, or a member added at
+            // run time, with or without a snapshot): it goes on from the one it knew when it
+            // started, as `Replica::rebuild` started it, in which it may not be listed.
+            state.membership = Some(Membership::initial(configuration.clone()));
         }
         Replica::recover(NodeId(me.id), configuration, options, state)?
     };

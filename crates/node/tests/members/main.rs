@@ -16,3 +16,4 @@ mod lease;
 mod single_member;
 mod three_members;
 mod watch;
+mod wiped_joiner;
