@@ -317,7 +317,11 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     let joined_knowing = !disk_meta.initial_members.contains(&me.id);
     let configuration = if joined_knowing {
         Configuration::new(
-            disk_meta.initial_members.iter().map(|id| NodeId(*id)).collect(),
+            disk_meta
+                .initial_members
+                .iter()
+                .map(|id| NodeId(*id))
+                .collect(),
             QuorumSpec::Majority,
         )
         .context("no member answered")?

@@ -161,7 +161,11 @@ async fn an_added_member_that_lost_its_disk_rebuilds_before_it_votes() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got.kvs.len(), 1, "m3 holds the write chosen before its wipe");
+    assert_eq!(
+        got.kvs.len(),
+        1,
+        "m3 holds the write chosen before its wipe"
+    );
 
     m3.shutdown().await.unwrap();
     for n in nodes {

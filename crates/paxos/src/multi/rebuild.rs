@@ -263,7 +263,9 @@ impl Replica {
         }
         let above = self.fence_round().is_some_and(|f| ballot.round > f) && ballot >= self.promised;
         if !above {
-            if self.role == Role::Candidate && self.lease_options().is_some() && ballot < self.ballot
+            if self.role == Role::Candidate
+                && self.lease_options().is_some()
+                && ballot < self.ballot
             {
                 // Its own candidacy is held back at every voter granting that leader a lease:
                 // follow it, and ask it for a ballot above the fence (`tick_rebuild`).

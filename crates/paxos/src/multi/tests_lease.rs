@@ -258,8 +258,14 @@ fn a_wiped_voter_votes_again_under_the_leader_that_holds_the_grants() {
             break;
         }
     }
-    assert!(voting_at.is_some(), "n3 never voted again under n1's leases");
-    assert!(c.r(1).ballot() > ballot_before, "n1 never raised its ballot");
+    assert!(
+        voting_at.is_some(),
+        "n3 never voted again under n1's leases"
+    );
+    assert!(
+        c.r(1).ballot() > ballot_before,
+        "n1 never raised its ballot"
+    );
     assert!(c.r(1).ballot().round > ballot_before.round);
     assert_eq!(c.r(1).counters().ballots_raised_for_rebuild, 1);
     assert_eq!(c.r(3).chosen_through(), c.r(1).chosen_through());
