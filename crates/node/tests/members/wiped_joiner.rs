@@ -41,22 +41,39 @@ where
 
 /// The leader's client address, once some member names one of `configs` as leader.
 async fn leader_addr(configs: &[NodeConfig]) -> SocketAddr {
-    let mut found = None;
     let deadline = tokio::time::Instant::now() + STEP_DEADLINE;
-    while found.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "no leader");
+    loop {
         for c in configs {
             let id = leader_of(c.listen_client).await;
             if let Some(l) = configs.iter().find(|c| c.me().id == id) {
-                found = Some(l.listen_client);
+                return l.listen_client;
             }
         }
+        assert!(tokio::time::Instant::now() < deadline, "no leader");
         tokio::time::sleep(RETRY_PAUSE).await;
     }
-    found.unwrap_or_else(|| unreachable!())
 }
 
-async fn put(addr: SocketAddr, key: &str) -> bool {
+/// Whether the member at `addr` votes: a voter of the configuration in force, not rebuilding
+/// (its Status names no error).
+async fn votes(addr: SocketAddr) -> bool {
+    status(addr)
+        .await
+        .is_some_and(|s| s.errors.is_empty() && !s.is_learner)
+}
+
+/// The highest term (ballot round) any member at `addrs` reports.
+async fn highest_term(addrs: &[SocketAddr]) -> u64 {
+    let mut term = 0;
+    for addr in addrs {
+        if let Some(s) = status(*addr).await {
+            term = term.max(s.raft_term);
+        }
+    }
+    term
+}
+
+async fn put(addr: SocketAddr, key: &'static str) -> bool {
     let Ok(mut kv) = KvClient::connect(format!("http://{addr}")).await else {
         return false;
     };
@@ -109,15 +126,12 @@ async fn an_added_member_that_lost_its_disk_rebuilds_before_it_votes() {
     })
     .await;
     wait_until("a write with m3 voting", || put(leader, "before")).await;
-    wait_until("m3 votes", || async {
-        status(client3)
-            .await
-            .is_some_and(|s| s.errors.is_empty() && !s.is_learner)
-    })
-    .await;
+    wait_until("m3 votes", || votes(client3)).await;
 
     // m3 loses its disk and comes back with the same flags.
-    let term_before = status(leader).await.expect("the leader answers").raft_term;
+    let mut addrs: Vec<SocketAddr> = configs.iter().map(|c| c.listen_client).collect();
+    addrs.push(client3);
+    let term_before = highest_term(&addrs).await;
     m3.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir.path().join("m3")).unwrap();
     let m3 = node::start(config3).await.unwrap();
@@ -126,28 +140,9 @@ async fn an_added_member_that_lost_its_disk_rebuilds_before_it_votes() {
     // It votes again only under a ballot above every round it may have promised before the
     // wipe: a leader elected after its restart. Joining as if new, it would have voted at once
     // under the old leader's ballot.
-    wait_until("m3 votes again", || async {
-        status(client3)
-            .await
-            .is_some_and(|s| s.errors.is_empty() && !s.is_learner)
-    })
-    .await;
-    let mut term_after = 0;
-    wait_until("a write with m3 voting again", || async {
-        let addrs = configs.iter().map(|c| c.listen_client);
-        for addr in addrs {
-            if put(addr, "after").await {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    for c in &configs {
-        if let Some(s) = status(c.listen_client).await {
-            term_after = term_after.max(s.raft_term);
-        }
-    }
+    wait_until("m3 votes again", || votes(client3)).await;
+    wait_until("a write with m3 voting again", || put(client3, "after")).await;
+    let term_after = highest_term(&addrs).await;
     assert!(
         term_after > term_before,
         "m3 voted again without a new ballot (term {term_before} before the wipe, {term_after} after)"
