@@ -16,4 +16,3 @@ mod lease;
 mod single_member;
 mod three_members;
 mod watch;
-mod wiped_joiner;

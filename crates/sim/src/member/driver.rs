@@ -148,11 +148,9 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         && state.promised.is_none()
         && !state.rebuilding
         && state.compacted_through == Slot::ZERO;
-    let replica = if (parts.rebuild || parts.join) && empty {
+    let replica = if parts.rebuild && empty {
         // A wiped disk, whether the member was one of the first or joined later: it may have
-        // voted, so it rebuilds (from what it knows; outside that, it learns as a joiner). A
-        // joiner on an empty disk rebuilds too, as a node does (`server.rs`): the node cannot
-        // tell a new member from an added one that was promoted, voted and lost its disk.
+        // voted, so it rebuilds (from what it knows; outside that, it learns as a joiner).
         Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
     } else if parts.join
         && state.membership.is_none()
