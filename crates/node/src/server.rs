@@ -15,7 +15,7 @@ use etcd_proto::etcdserverpb::{
 use etcd_proto::{
     v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer,
 };
-use paxos::multi::{Replica, ReplicaOptions};
+use paxos::multi::{Membership, PersistOp, Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -256,25 +256,31 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     let rebuild = if initialized || joining {
         false
     } else {
-        let rebuild = match config.cluster_state {
+        match config.cluster_state {
             ClusterState::Existing => {
                 tracing::warn!(dir = %dir.display(), "empty data directory in an existing cluster: this member rejoins as a non-voting learner until it is safe to vote");
                 true
             }
             ClusterState::New => probe_for_history(&config, &transport, &mut inbound).await?,
-        };
-        record_quorum_rule(&fs, &dir, &config.quorum)?;
-        Store::init(fs, &dir, &meta, wal_options.clone())
-            .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
-        rebuild
+        }
     };
-    if joining {
+    if !initialized {
         record_quorum_rule(&fs, &dir, &config.quorum)?;
-        Store::init(fs, &dir, &meta, wal_options.clone())
+        // `RebuildStarted` is in the log before the meta file that makes the directory
+        // initialized: a crash at any point after (a snapshot received while rebuilding may
+        // reach the disk before the replica's first batch does) restarts it rebuilding,
+        // never as a voter with an empty memory.
+        let first: &[PersistOp] = if rebuild {
+            &[PersistOp::RebuildStarted]
+        } else {
+            &[]
+        };
+        Store::init_with(fs, &dir, &meta, wal_options.clone(), first)
             .with_context(|| format!("cannot initialize the data directory {}", dir.display()))?;
     }
     let (store, recovered) = Store::open(fs, &dir, &meta, wal_options)
         .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+    let disk_meta = store.meta().clone();
     for repair in &recovered.repairs {
         tracing::warn!(?repair, "storage repaired a torn final write at startup");
     }
@@ -297,15 +303,30 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     let configuration = Configuration::new(members.clone(), config.quorum.clone())
         .context("invalid cluster configuration")?;
     let options = replica_options(&config);
-    let replica = if joining {
-        // Outside the configuration until it learns the stop-sign that adds it: it learns
-        // the log (or a snapshot) from the members that answered.
-        let known = Configuration::new(
-            peers.keys().map(|id| NodeId(*id)).collect(),
+    // A member added at run time joined knowing the members that answered it, which its meta
+    // file keeps (`initial_members`, without itself); its flags list it as a voter of the
+    // first configuration, which it never was.
+    let joined_knowing = !disk_meta.initial_members.contains(&me.id);
+    let configuration = if joined_knowing {
+        Configuration::new(
+            disk_meta
+                .initial_members
+                .iter()
+                .map(|id| NodeId(*id))
+                .collect(),
             QuorumSpec::Majority,
         )
-        .context("no member answered")?;
-        Replica::join(NodeId(me.id), known, options)?
+        .context("no member answered")?
+    } else {
+        configuration
+    };
+    let replica = if joining {
+        // Outside the configuration until it learns the stop-sign that adds it: it learns
+        // the log (or a snapshot) from the members that answered. (Not yet through the
+        // amnesia rule: a member added at run time that voted and lost its disk comes back
+        // here too; with joiners rebuilding, the member simulator's membership campaign lost
+        // liveness after promotions, 456 of 2,000 seeds.)
+        Replica::join(NodeId(me.id), configuration, options)?
     } else if rebuild {
         Replica::rebuild(NodeId(me.id), configuration, options)?
     } else {
@@ -318,6 +339,12 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             if state.membership.as_ref().is_none_or(|w| w.epoch < m.epoch) {
                 state.membership = Some(m.clone());
             }
+        }
+        if state.membership.is_none() && (state.rebuilding || joined_knowing) {
+            // Restarted before it entered any configuration (a rebuild, or a member added at
+            // run time, with or without a snapshot): it goes on from the one it knew when it
+            // started, as `Replica::rebuild` started it, in which it may not be listed.
+            state.membership = Some(Membership::initial(configuration.clone()));
         }
         Replica::recover(NodeId(me.id), configuration, options, state)?
     };

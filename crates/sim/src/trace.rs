@@ -457,5 +457,6 @@ fn describe_fields(msg: &Message) -> Json {
             leading,
         } => json!({ "round": round, "log_end": log_end.0, "leading": leading.to_string() }),
         Message::TakeLead { .. } => json!({}),
+        Message::RaiseBallot { epoch, round } => json!({ "epoch": epoch, "round": round }),
     }
 }

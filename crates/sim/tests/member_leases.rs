@@ -2,7 +2,8 @@
 //! within the bound and leaders paused as SIGSTOP pauses a process; every check holds
 //! (linearizability and `lease-overlap` included) and leased reads are served. The planted
 //! bug `lease-ticks-not-caught-up` (a member that ticks per tick input, not by its clock) is
-//! caught by `lease-overlap`, and the seed that caught it passes without it.
+//! caught by `lease-overlap`, and the seed that caught it passes without it. Wipes are on:
+//! a wiped member rebuilds (the amnesia rule) while the leader holds its leases.
 
 use member::bugs::{MemberBug, MemberBugs};
 use sim::leases::ClockModel;
@@ -19,6 +20,10 @@ const CLOCKS: ClockModel = ClockModel {
 };
 /// Seeds of the campaign: a few seconds in the test profile on a loaded 2-core machine.
 const SEEDS: u64 = 40;
+/// Seeds of `--member --leases --drift 100000 --faults all` (3 members, wipes on) that
+/// failed liveness before a rebuilding member could ask the leader holding the grants for a
+/// ballot above its fence (`RaiseBallot`, paxos rebuild.rs).
+const WIPED_UNDER_LEASES: [u64; 6] = [11, 59, 83, 125, 137, 156];
 /// Seeds tried before giving up on a catch.
 const SEEDS_MAX: u64 = 40;
 
@@ -27,10 +32,7 @@ fn members_with_leases_on_drifting_clocks_and_paused_leaders_pass_every_check() 
     let mut spec = MemberCampaignSpec::new(0..SEEDS, 3, FaultProfile::All);
     spec.threads = 2;
     spec.leases = Some(CLOCKS);
-    // Without wipes: leases and the amnesia rule together are not yet live (a wiped member may
-    // never learn a leader; seeds 11, 59, 83, 125, 137 and 156 of 200 in release). Safety holds
-    // there; the open finding is in ARCHITECTURE.md, "Leader leases".
-    spec.tweak = Some(|c: &mut MemberSimConfig| c.wipes = false);
+    // Wipes on (the default): a wiped member rebuilds under the leases.
     let runs = run_member_seeds(&spec, &|_| {});
     let report = MemberCampaignReport::from_runs(&runs);
     println!("{report}");
@@ -39,6 +41,19 @@ fn members_with_leases_on_drifting_clocks_and_paused_leaders_pass_every_check() 
     }
     assert!(report.leased_reads > 0, "no leased read:\n{report}");
     assert!(report.pauses > 0, "no pause:\n{report}");
+}
+
+/// A wiped member waited for ever for a ballot above its fence: the leader's grants, renewed
+/// by every heartbeat, held every other candidate's Prepare back, its own included. It now
+/// asks the grant holder to run phase 1 above the fence.
+#[test]
+fn a_wiped_member_votes_again_under_a_leader_holding_leases() {
+    for seed in WIPED_UNDER_LEASES {
+        let mut config = MemberSimConfig::new(seed, 3, FaultProfile::All);
+        config.leases = Some(CLOCKS);
+        let report = run_member_seed(config);
+        assert!(report.passed(), "seed {seed}:\n{report}");
+    }
 }
 
 fn config(seed: u64, bug: Option<MemberBug>) -> MemberSimConfig {
@@ -115,10 +130,7 @@ fn campaign_of_a_profile() {
     let mut spec = MemberCampaignSpec::new(0..seeds, 3, profile);
     spec.threads = 2;
     spec.leases = Some(CLOCKS);
-    // Without wipes: leases and the amnesia rule together are not yet live (a wiped member may
-    // never learn a leader; seeds 11, 59, 83, 125, 137 and 156 of 200 in release). Safety holds
-    // there; the open finding is in ARCHITECTURE.md, "Leader leases".
-    spec.tweak = Some(|c: &mut MemberSimConfig| c.wipes = false);
+    // Wipes on (the default): a wiped member rebuilds under the leases.
     let runs = run_member_seeds(&spec, &|_| {});
     println!("{}", MemberCampaignReport::from_runs(&runs));
 }

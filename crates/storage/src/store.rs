@@ -26,6 +26,20 @@ impl<V: Vfs + Clone> Store<V> {
     /// then writes the meta file last, so a crash midway leaves a directory that is not yet
     /// initialized and can be initialized again. Refuses an initialized directory.
     pub fn init(vfs: V, dir: impl Into<PathBuf>, meta: &Meta, options: WalOptions) -> Result<()> {
+        Store::init_with(vfs, dir, meta, options, &[])
+    }
+
+    /// As [`Store::init`], with `first` appended to the log and synced before the meta file
+    /// is written: a directory initialized for a member that must rebuild
+    /// (`PersistOp::RebuildStarted`) is never found initialized without it, whenever it
+    /// crashes.
+    pub fn init_with(
+        vfs: V,
+        dir: impl Into<PathBuf>,
+        meta: &Meta,
+        options: WalOptions,
+        first: &[PersistOp],
+    ) -> Result<()> {
         let dir = dir.into();
         vfs.create_dir_all(&dir)
             .map_err(|e| StorageError::io("create directory", &dir, e))?;
@@ -33,6 +47,9 @@ impl<V: Vfs + Clone> Store<V> {
             return Err(StorageError::AlreadyInitialized { dir });
         }
         let (mut wal, _) = Wal::open(vfs.clone(), dir.clone(), options)?;
+        if !first.is_empty() {
+            wal.append(first)?;
+        }
         wal.sync()?;
         meta.write(&vfs, &dir)
     }

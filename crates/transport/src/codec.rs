@@ -155,6 +155,11 @@ pub fn samples() -> Vec<Message> {
             log_end: Slot(u64::MAX),
             leading: ballot(4, 2),
         },
+        Message::TakeLead { epoch: 3 },
+        Message::RaiseBallot {
+            epoch: 3,
+            round: u64::MAX,
+        },
     ]
 }
 

@@ -322,6 +322,7 @@ pub fn payload_label(p: &Payload) -> String {
                 format!("RoundReport r{round} end {}", log_end.0)
             }
             Message::TakeLead { epoch } => format!("TakeLead epoch {epoch}"),
+            Message::RaiseBallot { round, .. } => format!("RaiseBallot above r{round}"),
         },
         Payload::Request(r) => match &r.body {
             RequestBody::Write(c) => format!(
@@ -684,6 +685,10 @@ pub(super) fn explain_peer(
         Message::TakeLead { epoch } => format!(
             "{to} is asked by {from}, a leader leaving the configuration, to lead epoch {epoch}: \
              it runs phase 1 at once."
+        ),
+        Message::RaiseBallot { round, .. } => format!(
+            "{to}, the leader, is asked by {from}, which lost its disk, to run phase 1 again above \
+             round {round}: leases hold back every other candidate, not the leader itself."
         ),
     }
 }

@@ -537,6 +537,13 @@ impl Replica {
         self.promises = NodeSet::EMPTY;
         self.proposals.clear();
         self.abandoned.extend(self.pending.drain(..).map(|c| c.id));
+        self.fail_waiting_reads(leader);
+        self.reset_election_timer();
+    }
+
+    /// Reads queued or waiting for a confirmation round fail, naming `leader` to retry at:
+    /// what confirms them is gone with this leadership.
+    pub(super) fn fail_waiting_reads(&mut self, leader: Option<NodeId>) {
         let failed = self.reads_unsent.drain(..).chain(
             std::mem::take(&mut self.reads_in_round)
                 .into_values()
@@ -546,6 +553,22 @@ impl Replica {
         for id in failed {
             self.read_outcomes.push(ReadOutcome::Failed { id, leader });
         }
+    }
+
+    /// As leader: runs phase 1 again with a higher ballot and leads on once it wins it (on
+    /// entering a new configuration, or asked by a rebuilding voter for a ballot above its
+    /// fence). Queued commands wait for it; what was proposed is in its own log, so its
+    /// own promise reports it and it is proposed again. Reads waiting for a confirmation
+    /// fail, to be retried: the heartbeats that would confirm them belong to the old ballot.
+    pub(super) fn lead_again(&mut self) {
+        debug_assert_eq!(self.role, Role::Leader);
+        self.fail_waiting_reads(None);
+        self.role = Role::Follower;
+        self.counters.leaderships_lost += 1;
+        self.end_lease();
+        self.takeover.clear();
+        self.promises = NodeSet::EMPTY;
         self.reset_election_timer();
+        self.start_phase1();
     }
 }

@@ -69,6 +69,9 @@ pub struct Counters {
     pub leased_reads: u64,
     /// Leader leases: Prepares held unanswered because this replica had granted a lease.
     pub promises_held_by_lease: u64,
+    /// Leader leases: times this leader ran phase 1 again because a rebuilding voter needed
+    /// a ballot above its fence (rebuild.rs): nobody else can get one while it renews grants.
+    pub ballots_raised_for_rebuild: u64,
     /// Phase-2a messages this leader sent again because a slot stayed short of a quorum
     /// (one per `Accept` re-sent, to one member).
     pub accepts_resent: u64,
@@ -640,6 +643,7 @@ impl Replica {
                 leading,
             } => self.on_round_report(from, round, log_end, leading),
             Message::TakeLead { .. } => self.on_take_lead(from),
+            Message::RaiseBallot { epoch, round } => self.on_raise_ballot(from, epoch, round),
         }
     }
 
@@ -721,6 +725,7 @@ impl Replica {
             }
             Message::PreVote { .. }
             | Message::TakeLead { .. }
+            | Message::RaiseBallot { .. }
             | Message::RoundQuery
             | Message::RoundReport { .. }
             | Message::PreVoteReply { .. }

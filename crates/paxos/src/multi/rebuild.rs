@@ -21,7 +21,10 @@
 //!    later without a member of that quorum breaking its promise. If no such leader appears,
 //!    it runs phase 1 itself above the fence, counting only the others' promises, and on
 //!    winning hands the lead to a voter that promised (`TakeLead`) rather than lead while it
-//!    cannot vote: that voter's ballot is then above the fence too.
+//!    cannot vote: that voter's ballot is then above the fence too. With leader leases on,
+//!    while a leader below the fence is live, the voters hold every other candidate's Prepare
+//!    (their grants name that leader and it renews them with each heartbeat): it asks that
+//!    leader to run phase 1 again above the fence instead (`RaiseBallot`).
 //! 2. **Caught up through that leader's log end.** It asks that leader how far its log reaches
 //!    (`RoundQuery` again; the answer names the ballot it leads at) and votes only once its
 //!    own chosen prefix reaches there. The leader's phase 1 ran after the wipe (its ballot is
@@ -137,9 +140,57 @@ impl Replica {
             self.election_timeout_ticks = None;
             // start_phase1 picks a round above round_seen, which includes the fence.
             self.note_round(fence);
+            if let Some(leader) = self.leader_renewing_grants() {
+                // Its own Prepares would be held for as long as that leader renews its
+                // grants: ask the grant holder for the ballot instead.
+                let msg = Message::RaiseBallot {
+                    epoch: self.membership.epoch,
+                    round: self.round_seen.max(self.promised.round),
+                };
+                self.outbox.send(leader, msg, 0);
+                return;
+            }
             self.reset_election_timer();
             self.start_phase1();
         }
+    }
+
+    /// With leader leases on: the leader below the fence this rebuilding follower heard from
+    /// within an election timeout. The voters that echo it grant it a lease with every
+    /// heartbeat and hold every other candidate's Prepare until the grant runs out (lease.rs),
+    /// which is never while it leads; only its own ballot can rise above the fence.
+    fn leader_renewing_grants(&self) -> Option<NodeId> {
+        let retry = u64::from(self.options.election_timeout_ticks.max(1));
+        let heard = self
+            .heard_leader_ticks
+            .is_some_and(|t| self.now_ticks.saturating_sub(t) < retry);
+        let leader = self.leader.filter(|l| *l != self.id)?;
+        (self.lease_options().is_some() && self.role == Role::Follower && heard).then_some(leader)
+    }
+
+    /// As leader: a rebuilding voter asks for a ballot above `round` (its fence or higher),
+    /// which its own candidacy cannot get while this leader's grants hold every other
+    /// Prepare back. Runs phase 1 again above it. The leases stay safe: the grants name this
+    /// leader, so no other candidate gets a promise they forbid, and it serves no leased read
+    /// until it leads again under rounds echoed at the new ballot.
+    pub(super) fn on_raise_ballot(&mut self, from: NodeId, epoch: u64, round: u64) {
+        let asked = self.role == Role::Leader
+            && epoch == self.membership.epoch
+            && self.ballot.round <= round
+            && self.stop_sign.is_none()
+            && self.membership.config.is_voter(from);
+        if !asked {
+            return;
+        }
+        self.note_round(round);
+        if self.lease_blocks_candidacy() {
+            // Its own grant names no holder (it granted another leader before it led): it
+            // cannot promise itself a new ballot until that runs out; the voter asks again.
+            return;
+        }
+        self.counters.ballots_raised_for_rebuild += 1;
+        self.lead_again();
+        debug_assert!(self.role != Role::Candidate || self.ballot.round > round);
     }
 
     /// Any member answers with the highest round it has seen or promised and how far its log
@@ -212,6 +263,15 @@ impl Replica {
         }
         let above = self.fence_round().is_some_and(|f| ballot.round > f) && ballot >= self.promised;
         if !above {
+            if self.role == Role::Candidate
+                && self.lease_options().is_some()
+                && ballot < self.ballot
+            {
+                // Its own candidacy is held back at every voter granting that leader a lease:
+                // follow it, and ask it for a ballot above the fence (`tick_rebuild`).
+                self.step_down(Some(from));
+                self.heard_leader_ticks = Some(self.now_ticks);
+            }
             return false;
         }
         if self.role != Role::Follower && ballot > self.ballot {

@@ -103,6 +103,18 @@ impl Replica {
         Ok(slot)
     }
 
+    /// Whether a change of configuration may be under way in the epoch in force, as far as
+    /// this replica knows: it proposed a stop-sign as leader, or its log holds one in a slot
+    /// of this epoch (accepted, or chosen behind a hole) that it has not entered yet. For
+    /// drivers that must not add faults while the configuration may still move.
+    pub fn change_in_flight(&self) -> bool {
+        self.stop_sign.is_some()
+            || self
+                .log
+                .range(self.membership.first_slot..)
+                .any(|(_, e)| e.value.is_stop_sign())
+    }
+
     /// Checks who may send `msg`: members of the configuration in force for everything; anyone
     /// for `Learn` (chosen values are facts, and a replica that lags behind a change learns of
     /// its new members this way) and for a leader's message from a later epoch (answered only
@@ -277,30 +289,12 @@ impl Replica {
             self.next_slot = stop.next();
         }
         // Reads waiting here were confirmed (or not) by the old configuration: retry them.
-        let failed: Vec<ReadId> = self
-            .reads_unsent
-            .drain(..)
-            .chain(
-                std::mem::take(&mut self.reads_in_round)
-                    .into_values()
-                    .flatten(),
-            )
-            .map(|(id, _)| id)
-            .collect();
-        for id in failed {
-            self.read_outcomes
-                .push(ReadOutcome::Failed { id, leader: None });
-        }
+        self.fail_waiting_reads(None);
         let voter = self.is_voter();
         if self.role != Role::Follower {
             if was_leader && voter {
                 // Lead on in the new epoch after its phase 1; queued commands wait for it.
-                self.role = Role::Follower;
-                self.counters.leaderships_lost += 1;
-                self.takeover.clear();
-                self.promises = NodeSet::EMPTY;
-                self.reset_election_timer();
-                self.start_phase1();
+                self.lead_again();
             } else {
                 self.step_down(None);
                 if was_leader {

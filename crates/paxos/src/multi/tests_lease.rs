@@ -226,3 +226,47 @@ fn planted_lease_without_drift_margin_serves_a_stale_read() {
         "n1 served a read at slot {served} while n{l} had chosen slot {written}: stale"
     );
 }
+
+/// Leases and the amnesia rule together (rebuild.rs): a wiped voter votes again only under a
+/// ballot above its fence, and while the leader renews its grants with every heartbeat the
+/// voters hold every other candidate's Prepare, the wiped voter's own included. It asks the
+/// grant holder to run phase 1 above the fence (`RaiseBallot`) and votes again under it,
+/// while nobody else ever leads (the member simulator found the hang: seeds 11, 59, 83, 125,
+/// 137 and 156 of `--member --leases --drift 100000`).
+#[test]
+fn a_wiped_voter_votes_again_under_the_leader_that_holds_the_grants() {
+    let mut c = leased_leader(3);
+    c.commit_one_by_one(1, 1..=3);
+    c.tick_all(2);
+    let ballot_before = c.r(1).ballot();
+    c.crash(3);
+    let config = c.r(3).config().clone();
+    let mut options = c.r(3).options.clone();
+    options.leader_lease = Some(LeaderLease {
+        max_drift_ppm: DRIFT_PPM,
+    });
+    c.durable[2] = DurableState::default();
+    c.replicas[2] = Replica::rebuild(NodeId(3), config, options).unwrap();
+    c.chosen[2].clear();
+    c.down.remove(&3);
+    let mut voting_at = None;
+    for tick in 0..200 {
+        c.tick_all(1);
+        assert_eq!(c.leader(), Some(NodeId(1)), "tick {tick}: only n1 may lead");
+        if c.r(3).is_voting() {
+            voting_at = Some(tick);
+            break;
+        }
+    }
+    assert!(
+        voting_at.is_some(),
+        "n3 never voted again under n1's leases"
+    );
+    assert!(
+        c.r(1).ballot() > ballot_before,
+        "n1 never raised its ballot"
+    );
+    assert!(c.r(1).ballot().round > ballot_before.round);
+    assert_eq!(c.r(1).counters().ballots_raised_for_rebuild, 1);
+    assert_eq!(c.r(3).chosen_through(), c.r(1).chosen_through());
+}

@@ -202,6 +202,16 @@ pub enum Message {
         /// The epoch the receiver should lead in.
         epoch: u64,
     },
+    /// A rebuilding voter whose fence is at or above the leader's ballot asks that leader to
+    /// run phase 1 again above `round`. With leader leases on, the voters hold every other
+    /// candidate's Prepare while the leader renews their grants, so the ballot above the
+    /// fence that the rebuild waits for can only be the grant holder's own (rebuild.rs).
+    RaiseBallot {
+        /// The epoch the sender rebuilds in.
+        epoch: u64,
+        /// The new ballot's round must be above this (the sender's fence or higher).
+        round: u64,
+    },
 }
 
 impl Message {
@@ -222,6 +232,7 @@ impl Message {
             Message::RoundQuery => "round_query",
             Message::RoundReport { .. } => "round_report",
             Message::TakeLead { .. } => "take_lead",
+            Message::RaiseBallot { .. } => "raise_ballot",
         }
     }
 }

@@ -145,7 +145,15 @@ impl MemberSimulation {
             self.place_of(id)
                 .is_some_and(|p| self.nodes[p].run.is_some())
         });
-        entered && listed_up
+        // Nor while a change may still move the configuration: one asked and not answered,
+        // or one whose answer was lost while its stop-sign sits in some member's log.
+        let settled = !self.operator.busy()
+            && self
+                .nodes
+                .iter()
+                .filter_map(|n| n.run.as_ref().filter(|_| !n.spare))
+                .all(|r| !r.member.replica().change_in_flight());
+        entered && listed_up && settled
     }
 
     /// The operator's turn: asks one change of the leader (faults phase only).
