@@ -48,6 +48,7 @@ mod alarm;
 mod auth;
 mod codec;
 mod error;
+mod hash;
 mod import;
 mod snapshot;
 mod span;
@@ -70,6 +71,7 @@ pub use codec::{
     decode, decode_as, encode, encode_as, is_compaction, FORMAT_VERSION, TXN_DEPTH_MAX,
 };
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
+pub use hash::RevisionHash;
 pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;

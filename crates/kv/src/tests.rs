@@ -1350,6 +1350,7 @@ fn a_checksummed_but_inconsistent_snapshot_is_refused() {
     if let Some(h) = s.keys.get_mut(b"a".as_slice()) {
         h.push(crate::store::Version {
             mod_revision: 1,
+            sub: 0,
             live: None,
         });
     }
