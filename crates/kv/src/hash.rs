@@ -118,32 +118,27 @@ impl KvView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::{cmp, compact, del, grant, op_del, op_put, put, put_req, revoke, txn};
     use crate::types::*;
     use crate::{KvError, KvStore};
 
     /// `mvccpb.KeyValue` as gogo marshals it: proto3, fields in order, zeros left out (the
     /// node uses prost, which does the same; `convert.rs` checks it byte for byte).
     fn marshal(kv: KeyValue) -> Vec<u8> {
-        fn varint(out: &mut Vec<u8>, v: u64) {
-            let mut v = v;
-            while v >= 0x80 {
-                out.push((v as u8) | 0x80);
-                v >>= 7;
-            }
-            out.push(v as u8);
-        }
+        use crate::codec::Sink;
         let mut out = Vec::new();
         let bytes = |out: &mut Vec<u8>, tag: u8, b: &[u8]| {
             if !b.is_empty() {
-                out.push((tag << 3) | 2);
-                varint(out, b.len() as u64);
-                out.extend_from_slice(b);
+                out.put_u8((tag << 3) | 2);
+                out.put_u64(b.len() as u64);
+                out.put_slice(b);
             }
         };
+        // Protobuf's int64: the two's complement as an unsigned varint (not zigzag).
         let int = |out: &mut Vec<u8>, tag: u8, v: i64| {
             if v != 0 {
-                out.push(tag << 3);
-                varint(out, v as u64);
+                out.put_u8(tag << 3);
+                out.put_u64(v as u64);
             }
         };
         bytes(&mut out, 1, &kv.key);
@@ -157,59 +152,38 @@ mod tests {
 
     const LEASE: i64 = 0x1234;
 
-    fn put(key: &str, value: &str) -> RequestOp {
-        RequestOp::Put(PutRequest::new(key, value))
-    }
-
-    fn del(key: &str) -> RequestOp {
-        RequestOp::DeleteRange(DeleteRangeRequest::new(key, ""))
-    }
-
-    fn txn(compare: Vec<Compare>, success: Vec<RequestOp>) -> KvCommand {
-        KvCommand::Txn(TxnRequest {
-            compare,
-            success,
-            failure: Vec::new(),
-        })
-    }
-
-    fn apply(s: &mut KvStore, cmd: KvCommand) {
-        s.apply(&cmd).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    }
-
     /// The history of the hashkv interop test (revisions 2..=12), as etcd took it there.
     fn history() -> KvStore {
         let mut s = KvStore::new();
-        let leased = |k: &str, v: &str| {
-            KvCommand::Put(PutRequest {
+        let leased = |s: &mut KvStore, k: &str, v: &str| {
+            let p = PutRequest {
                 lease: LEASE,
                 ..PutRequest::new(k, v)
-            })
+            };
+            put_req(s, p).expect("put");
         };
-        apply(&mut s, KvCommand::Put(PutRequest::new("a", "1")));
-        apply(&mut s, KvCommand::Put(PutRequest::new("b", "2")));
-        apply(&mut s, txn(vec![], vec![put("c", "3"), put("d", "4"), del("a")]));
-        apply(&mut s, KvCommand::DeleteRange(DeleteRangeRequest::new("b", "e")));
-        apply(
-            &mut s,
-            KvCommand::LeaseGrant(LeaseGrantRequest { id: LEASE, ttl: 600 }),
-        );
-        apply(&mut s, leased("e", "5"));
-        apply(&mut s, KvCommand::Put(PutRequest::new("a", "6")));
-        apply(&mut s, KvCommand::Put(PutRequest::new("a", "7")));
-        let a_is_7 = Compare {
-            key: b"a".to_vec(),
-            range_end: Vec::new(),
-            target: CompareTarget::Value(b"7".to_vec()),
-            result: CompareResult::Equal,
+        let run = |s: &mut KvStore, compare: Vec<Compare>, success: Vec<RequestOp>| {
+            let t = TxnRequest {
+                compare,
+                success,
+                failure: Vec::new(),
+            };
+            assert!(txn(s, t).expect("txn").succeeded);
         };
-        apply(&mut s, txn(vec![a_is_7], vec![put("f", "8"), del("e")]));
-        apply(&mut s, leased("g", "9"));
-        apply(&mut s, KvCommand::LeaseRevoke(LeaseRevokeRequest { id: LEASE }));
-        apply(
-            &mut s,
-            txn(vec![], vec![put("h", "10"), put("i", "11"), put("a", "12")]),
-        );
+        put(&mut s, "a", "1");
+        put(&mut s, "b", "2");
+        run(&mut s, vec![], vec![op_put("c", "3"), op_put("d", "4"), op_del("a", "")]);
+        assert_eq!(del(&mut s, "b", "e").deleted, 3);
+        grant(&mut s, LEASE).expect("grant");
+        leased(&mut s, "e", "5");
+        put(&mut s, "a", "6");
+        put(&mut s, "a", "7");
+        let a_is_7 = cmp("a", CompareTarget::Value(b"7".to_vec()), CompareResult::Equal);
+        run(&mut s, vec![a_is_7], vec![op_put("f", "8"), op_del("e", "")]);
+        leased(&mut s, "g", "9");
+        revoke(&mut s, LEASE).expect("revoke");
+        let last = vec![op_put("h", "10"), op_put("i", "11"), op_put("a", "12")];
+        run(&mut s, vec![], last);
         assert_eq!(s.revision(), 12);
         s
     }
@@ -244,7 +218,7 @@ mod tests {
             assert_eq!((got.revision, got.compact_revision), (12, -1));
         }
         assert_eq!(hash(&s, 13), Err(KvError::FutureRevision));
-        apply(&mut s, KvCommand::Compact(CompactRequest { revision: 8 }));
+        compact(&mut s, 8).expect("compacts");
         let after: [(i64, u32); 6] = [
             (0, 1908247865),
             (8, 3753345421),
@@ -265,7 +239,11 @@ mod tests {
     fn a_hash_at_a_revision_ignores_later_writes_and_survives_a_snapshot() {
         let mut s = history();
         let at_9 = hash(&s, 9).expect("a hash");
-        apply(&mut s, txn(vec![], vec![put("z", "1"), del("f")]));
+        let later = TxnRequest {
+            success: vec![op_put("z", "1"), op_del("f", "")],
+            ..TxnRequest::default()
+        };
+        txn(&mut s, later).expect("txn");
         assert_eq!(hash(&s, 9).map(|h| h.hash), Ok(at_9.hash));
         let restored = KvStore::restore(&s.snapshot()).expect("restores");
         for rev in [0, 4, 5, 9, 12, 13] {
@@ -277,15 +255,22 @@ mod tests {
     fn sub_revisions_change_the_hash_and_the_snapshot_only_when_a_command_changes_two_keys() {
         // One key per command: no sub-revision above 0, so the snapshot keeps version 1.
         let mut one = KvStore::new();
-        apply(&mut one, KvCommand::Put(PutRequest::new("a", "1")));
-        apply(&mut one, KvCommand::Put(PutRequest::new("b", "2")));
+        put(&mut one, "a", "1");
+        put(&mut one, "b", "2");
         assert_eq!(one.snapshot()[4], 1);
         // The same keys and values in one transaction, in the other order: b gets sub 0, a
         // sub 1, and the history hashes differently (etcd orders its bucket by revision).
-        let mut two = KvStore::new();
-        apply(&mut two, txn(vec![], vec![put("b", "2"), put("a", "1")]));
-        let mut sorted = KvStore::new();
-        apply(&mut sorted, txn(vec![], vec![put("a", "1"), put("b", "2")]));
+        let both = |ops: Vec<RequestOp>| {
+            let mut s = KvStore::new();
+            let t = TxnRequest {
+                success: ops,
+                ..TxnRequest::default()
+            };
+            txn(&mut s, t).expect("txn");
+            s
+        };
+        let two = both(vec![op_put("b", "2"), op_put("a", "1")]);
+        let sorted = both(vec![op_put("a", "1"), op_put("b", "2")]);
         assert_ne!(hash(&two, 0), hash(&sorted, 0));
         assert_eq!(two.snapshot()[4], 3, "sub-revisions need version 3's section");
         let back = KvStore::restore(&two.snapshot()).expect("restores");
