@@ -172,14 +172,26 @@ mod tests {
         };
         put(&mut s, "a", "1");
         put(&mut s, "b", "2");
-        run(&mut s, vec![], vec![op_put("c", "3"), op_put("d", "4"), op_del("a", "")]);
+        run(
+            &mut s,
+            vec![],
+            vec![op_put("c", "3"), op_put("d", "4"), op_del("a", "")],
+        );
         assert_eq!(del(&mut s, "b", "e").deleted, 3);
         grant(&mut s, LEASE).expect("grant");
         leased(&mut s, "e", "5");
         put(&mut s, "a", "6");
         put(&mut s, "a", "7");
-        let a_is_7 = cmp("a", CompareTarget::Value(b"7".to_vec()), CompareResult::Equal);
-        run(&mut s, vec![a_is_7], vec![op_put("f", "8"), op_del("e", "")]);
+        let a_is_7 = cmp(
+            "a",
+            CompareTarget::Value(b"7".to_vec()),
+            CompareResult::Equal,
+        );
+        run(
+            &mut s,
+            vec![a_is_7],
+            vec![op_put("f", "8"), op_del("e", "")],
+        );
         leased(&mut s, "g", "9");
         revoke(&mut s, LEASE).expect("revoke");
         let last = vec![op_put("h", "10"), op_put("i", "11"), op_put("a", "12")];
@@ -274,7 +286,11 @@ mod tests {
         let two = both(vec![op_put("b", "2"), op_put("a", "1")]);
         let sorted = both(vec![op_put("a", "1"), op_put("b", "2")]);
         assert_ne!(hash(&two, 0), hash(&sorted, 0));
-        assert_eq!(two.snapshot()[4], 3, "sub-revisions need version 3's section");
+        assert_eq!(
+            two.snapshot()[4],
+            3,
+            "sub-revisions need version 3's section"
+        );
         let back = KvStore::restore(&two.snapshot()).expect("restores");
         assert_eq!(back.snapshot(), two.snapshot());
         assert_eq!(hash(&back, 0), hash(&two, 0));

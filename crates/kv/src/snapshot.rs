@@ -458,14 +458,10 @@ fn read_subs(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotErro
         if last.as_ref().is_some_and(|l| *l >= at) {
             return inconsistent("sub-revisions not ascending");
         }
-        let Some(v) = store
-            .keys
-            .get_mut(&at.0)
-            .and_then(|h| {
-                let i = h.binary_search_by_key(&at.1, |v| v.mod_revision).ok()?;
-                h.get_mut(i)
-            })
-        else {
+        let Some(v) = store.keys.get_mut(&at.0).and_then(|h| {
+            let i = h.binary_search_by_key(&at.1, |v| v.mod_revision).ok()?;
+            h.get_mut(i)
+        }) else {
             return inconsistent("a sub-revision of a version that does not exist");
         };
         v.sub = sub;

@@ -219,8 +219,7 @@ impl Reply {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
             (Reply::HashKv(revision, tx), Answer::HashKv(h)) => off_core(jobs, tx, move || {
-                Ok(h
-                    .view
+                Ok(h.view
                     .hash_by_revision(revision, crate::convert::marshal_key_value))
             }),
             (Reply::LeaseRemaining(tx), Answer::LeaseRemaining(a)) => {

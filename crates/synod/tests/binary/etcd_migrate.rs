@@ -280,7 +280,10 @@ fn an_etcd_backup_s_alarms_stay_raised_after_a_restore_until_disarmed() {
         refused.contains("etcdserver: mvcc: database space exceeded"),
         "{refused}"
     );
-    assert_eq!(etcdctl(r, &["get", "k", "--print-value-only"]).ok().trim(), "v");
+    assert_eq!(
+        etcdctl(r, &["get", "k", "--print-value-only"]).ok().trim(),
+        "v"
+    );
     etcdctl(r, &["alarm", "disarm"]).ok();
     assert_eq!(etcdctl(r, &["alarm", "list"]).ok().trim(), "");
     etcdctl(r, &["put", "k", "w"]).ok();

@@ -63,7 +63,10 @@ fn fill(endpoint: &str) {
 /// `endpoint hashkv --rev R` at `endpoint`: (hash, compact revision, header revision), or the
 /// error etcdctl printed.
 fn hashkv(endpoint: &str, rev: i64) -> Result<(u64, i64, i64), String> {
-    let out = etcdctl(endpoint, &["endpoint", "hashkv", &format!("--rev={rev}"), "-w", "json"]);
+    let out = etcdctl(
+        endpoint,
+        &["endpoint", "hashkv", &format!("--rev={rev}"), "-w", "json"],
+    );
     if !out.success() {
         return Err(out.err());
     }
@@ -99,10 +102,16 @@ fn the_same_history_hashes_as_in_etcd_at_every_revision_across_a_compaction_and_
     assert_eq!(before.1, -1, "no compaction yet");
     // A revision past the current one is refused as etcd refuses it.
     let future = hashkv(&s, LAST + 1).expect_err("a future revision");
-    assert!(future.contains("required revision is a future revision"), "{future}");
+    assert!(
+        future.contains("required revision is a future revision"),
+        "{future}"
+    );
 
     for endpoint in [&e, &s] {
-        let out = etcdctl(endpoint, &["compaction", &COMPACTED_AT.to_string(), "--physical"]);
+        let out = etcdctl(
+            endpoint,
+            &["compaction", &COMPACTED_AT.to_string(), "--physical"],
+        );
         assert!(out.ok().contains("compacted revision 8"));
     }
     // etcd 3.4.23 (the one installed) refuses a hash at the compaction revision itself; from
@@ -113,7 +122,10 @@ fn the_same_history_hashes_as_in_etcd_at_every_revision_across_a_compaction_and_
         assert!(matches!(at, Ok((_, 8, LAST))), "{at:?}");
     }
     let below = hashkv(&s, COMPACTED_AT - 1).expect_err("below the compaction");
-    assert!(below.contains("required revision has been compacted"), "{below}");
+    assert!(
+        below.contains("required revision has been compacted"),
+        "{below}"
+    );
     assert_ne!(
         hashkv(&s, LAST).expect("a hash").0,
         before.0,
