@@ -29,6 +29,8 @@ pub struct Import {
     pub leases: Vec<(i64, i64)>,
     /// The auth tables.
     pub auth: ImportedAuth,
+    /// The raised alarms (etcd's `alarm` bucket), at most [`crate::ALARMS_MAX`].
+    pub alarms: Vec<crate::AlarmMember>,
 }
 
 /// One version of one key.
@@ -38,6 +40,9 @@ pub struct ImportedVersion {
     pub key: Vec<u8>,
     /// The revision that wrote it.
     pub mod_revision: i64,
+    /// Its sub-revision: its place among the changes of `mod_revision` (etcd's HashKV covers
+    /// it).
+    pub sub: u32,
     /// `None`: the key was deleted at `mod_revision`.
     pub live: Option<ImportedLive>,
 }
@@ -109,7 +114,15 @@ impl KvStore {
             versions,
             leases,
             auth,
+            alarms,
         } = parts;
+        if alarms.len() > crate::ALARMS_MAX {
+            return Err(inconsistent(format!(
+                "{} alarms, more than the {} a store holds",
+                alarms.len(),
+                crate::ALARMS_MAX
+            )));
+        }
         let mut keys: BTreeMap<Vec<u8>, Vec<Version>> = BTreeMap::new();
         for v in versions {
             let live = v.live.map(|l| Live {
@@ -120,6 +133,7 @@ impl KvStore {
             });
             keys.entry(v.key).or_default().push(Version {
                 mod_revision: v.mod_revision,
+                sub: v.sub,
                 live,
             });
         }
@@ -155,7 +169,8 @@ impl KvStore {
             // etcd's backup does not say whether a compaction at 0 was taken (its scheduled
             // compaction key holds the last one); one above 0 says it was.
             compacted: compact_revision > 0,
-            alarms: Default::default(),
+            // A set: an alarm listed twice is raised once, as etcd's own alarm store keeps it.
+            alarms: alarms.into_iter().collect(),
             leases: lease_table,
             lease_id_next: 1,
             limits,
@@ -221,6 +236,7 @@ mod tests {
         ImportedVersion {
             key: key.into(),
             mod_revision: rev,
+            sub: 0,
             live: Some(ImportedLive {
                 create_revision: create,
                 version,
@@ -234,6 +250,7 @@ mod tests {
         ImportedVersion {
             key: key.into(),
             mod_revision: rev,
+            sub: 0,
             live: None,
         }
     }

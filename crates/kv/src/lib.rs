@@ -14,7 +14,10 @@
 //!
 //! [`KvStore::view`] takes, in O(1), a read-only copy of the replicated state that another
 //! thread can serialize or hash ([`KvView`]) while the store keeps applying: the store's maps
-//! are persistent B-trees that share structure with every view.
+//! are persistent B-trees that share structure with every view. Its
+//! [`KvView::hash_by_revision`] is etcd's HashKV, computed as etcd 3.4's store computes it (each
+//! version keeps etcd's sub-revision for it), so a Synod member and an etcd member that took the
+//! same requests report the same hash.
 //!
 //! The store also holds etcd's auth tables ([`AuthStore`]: users, roles, permissions, the
 //! enabled flag and the auth revision), changed by [`KvCommand::Auth`] through the same log
@@ -48,6 +51,7 @@ mod alarm;
 mod auth;
 mod codec;
 mod error;
+mod hash;
 mod import;
 mod snapshot;
 mod span;
@@ -70,6 +74,7 @@ pub use codec::{
     decode, decode_as, encode, encode_as, is_compaction, FORMAT_VERSION, TXN_DEPTH_MAX,
 };
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
+pub use hash::RevisionHash;
 pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};
 pub use types::*;

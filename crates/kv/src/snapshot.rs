@@ -35,6 +35,12 @@
 //! every other store keeps its bytes and digest; a version 3 snapshot that needs neither is
 //! refused, as is one with more than [`crate::ALARMS_MAX`] alarms.
 //!
+//! Flag 4 (sub-revisions): after the alarms, the versions whose etcd sub-revision is not 0
+//! (a transaction's second change and later, a multi-key deletion's second key and later),
+//! ascending by key then revision: count, then per version its key, `mod_revision` and sub
+//! (unsigned varint). A store whose every command changed at most one key has none, and
+//! keeps its version 1 or 2 bytes and digest. HashKV needs them (see `hash.rs`).
+//!
 //! Everything is in map order, so equal stores give equal bytes.
 
 use crate::auth::{AuthStore, Permission, Role, User};
@@ -56,6 +62,7 @@ const SNAPSHOT_VERSION_EXTRAS: u8 = 3;
 /// Version 3's flags.
 const EXTRAS_AUTH: u8 = 1;
 const EXTRAS_COMPACTED_AT_ZERO: u8 = 2;
+const EXTRAS_SUBS: u8 = 4;
 
 impl KvView {
     /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
@@ -123,6 +130,10 @@ impl KvView {
             if self.compacted_at_zero() {
                 flags |= EXTRAS_COMPACTED_AT_ZERO;
             }
+            let subs = self.subs();
+            if !subs.is_empty() {
+                flags |= EXTRAS_SUBS;
+            }
             out.put_u8(flags);
             if !self.auth.is_pristine() {
                 write_auth(&self.auth, out);
@@ -131,6 +142,14 @@ impl KvView {
             for a in &self.alarms {
                 out.put_u8(a.alarm.number());
                 out.put_u64(a.member_id);
+            }
+            if !subs.is_empty() {
+                out.put_len(subs.len());
+                for (key, v) in subs {
+                    out.put_bytes(key);
+                    out.put_i64(v.mod_revision);
+                    out.put_u64(u64::from(v.sub));
+                }
             }
         } else if !self.auth.is_pristine() {
             write_auth(&self.auth, out);
@@ -143,7 +162,20 @@ impl KvView {
 
     /// Whether the state says something versions 1 and 2 cannot.
     fn needs_extras(&self) -> bool {
-        !self.alarms.is_empty() || self.compacted_at_zero()
+        !self.alarms.is_empty() || self.compacted_at_zero() || self.has_subs()
+    }
+
+    fn has_subs(&self) -> bool {
+        self.keys.values().flatten().any(|v| v.sub != 0)
+    }
+
+    /// The versions with a sub-revision other than 0, by key then revision.
+    fn subs(&self) -> Vec<(&Vec<u8>, &Version)> {
+        self.keys
+            .iter()
+            .flat_map(|(key, history)| history.iter().map(move |v| (key, v)))
+            .filter(|(_, v)| v.sub != 0)
+            .collect()
     }
 }
 
@@ -318,7 +350,11 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
                     .into())
                 }
             };
-            history.push(Version { mod_revision, live });
+            history.push(Version {
+                mod_revision,
+                sub: 0,
+                live,
+            });
         }
         keys.insert(key, history);
     }
@@ -361,7 +397,7 @@ impl KvStore {
 fn read_extras(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
     let inconsistent = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
     let flags = r.u8()?;
-    if flags & !(EXTRAS_AUTH | EXTRAS_COMPACTED_AT_ZERO) != 0 {
+    if flags & !(EXTRAS_AUTH | EXTRAS_COMPACTED_AT_ZERO | EXTRAS_SUBS) != 0 {
         return inconsistent("unknown flags in a version 3 snapshot");
     }
     if flags & EXTRAS_AUTH != 0 {
@@ -389,8 +425,47 @@ fn read_extras(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotEr
         }
         store.alarms.insert(m);
     }
-    if store.alarms.is_empty() && !store.compacted {
-        return inconsistent("a version 3 snapshot with neither alarms nor a compaction at 0");
+    if flags & EXTRAS_SUBS != 0 {
+        read_subs(r, store)?;
+    }
+    if store.alarms.is_empty() && !store.compacted && flags & EXTRAS_SUBS == 0 {
+        return inconsistent(
+            "a version 3 snapshot with neither alarms, a compaction at 0 nor sub-revisions",
+        );
+    }
+    Ok(())
+}
+
+/// Flag 4's list: sets each named version's sub-revision. Refuses a list out of order, one
+/// that names no version, a sub-revision of 0, or an empty list (the flag would be unneeded).
+fn read_subs(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+    let inconsistent = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+    let n = r.len()?;
+    if n == 0 {
+        return inconsistent("an empty list of sub-revisions");
+    }
+    let mut last: Option<(Vec<u8>, i64)> = None;
+    for _ in 0..n {
+        let key = r.bytes()?;
+        let mod_revision = r.i64()?;
+        let Ok(sub) = u32::try_from(r.u64()?) else {
+            return inconsistent("a sub-revision past 2^32");
+        };
+        if sub == 0 {
+            return inconsistent("a sub-revision of 0 listed");
+        }
+        let at = (key, mod_revision);
+        if last.as_ref().is_some_and(|l| *l >= at) {
+            return inconsistent("sub-revisions not ascending");
+        }
+        let Some(v) = store.keys.get_mut(&at.0).and_then(|h| {
+            let i = h.binary_search_by_key(&at.1, |v| v.mod_revision).ok()?;
+            h.get_mut(i)
+        }) else {
+            return inconsistent("a sub-revision of a version that does not exist");
+        };
+        v.sub = sub;
+        last = Some(at);
     }
     Ok(())
 }

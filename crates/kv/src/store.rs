@@ -45,6 +45,10 @@ impl Default for Limits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Version {
     pub(crate) mod_revision: i64,
+    /// etcd's sub-revision: the change's place among the changes of its revision (0 for the
+    /// first put or deletion of a command, 1 for the next, ...). Reads never look at it; etcd's
+    /// HashKV does, since etcd's database is keyed by (revision, sub-revision).
+    pub(crate) sub: u32,
     /// `None`: the key was deleted at `mod_revision`.
     pub(crate) live: Option<Live>,
 }
@@ -114,11 +118,27 @@ impl Default for KvStore {
 struct Write {
     begin: i64,
     changed: bool,
+    /// Changes made so far, counted as etcd counts them (`len(tw.changes)`): the next change's
+    /// sub-revision. Counts changes the store then folds away (see `push_version`), so the
+    /// versions it keeps have etcd's numbers.
+    changes: u32,
 }
 
 impl Write {
     fn revision(&self) -> i64 {
         self.begin + 1
+    }
+
+    /// The sub-revision of the change being made, and counts it.
+    fn next_sub(&mut self) -> u32 {
+        let sub = self.changes;
+        // Ops per branch and nesting are bounded, but one delete may span every key; more
+        // than 2^32 keys is past any store this process can hold.
+        self.changes = self
+            .changes
+            .checked_add(1)
+            .expect("fewer than 2^32 changes in one command");
+        sub
     }
 
     /// The revision a read inside the command sees: its own writes once there are some.
@@ -138,7 +158,7 @@ fn live_at(history: &[Version], at: i64) -> Option<(i64, &Live)> {
     v.live.as_ref().map(|l| (v.mod_revision, l))
 }
 
-fn key_value(key: &[u8], mod_revision: i64, live: &Live, with_value: bool) -> KeyValue {
+pub(crate) fn key_value(key: &[u8], mod_revision: i64, live: &Live, with_value: bool) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
         create_revision: live.create_revision,
@@ -581,6 +601,7 @@ impl KvStore {
         Write {
             begin: self.revision,
             changed: false,
+            changes: 0,
         }
     }
 
@@ -614,10 +635,12 @@ impl KvStore {
         if let Some(l) = self.leases.get_mut(&lease) {
             l.keys.insert(p.key.clone());
         }
+        let sub = w.next_sub();
         self.push_version(
             &p.key,
             Version {
                 mod_revision: rev,
+                sub,
                 live: Some(Live {
                     create_revision,
                     version,
@@ -662,10 +685,12 @@ impl KvStore {
         };
         let lease = live.lease;
         self.detach(lease, key);
+        let sub = w.next_sub();
         self.push_version(
             key,
             Version {
                 mod_revision: w.revision(),
+                sub,
                 live: None,
             },
         );

@@ -4,18 +4,18 @@ use crate::*;
 
 // ---- helpers: tests read as the requests they make ----
 
-fn put(s: &mut KvStore, k: &str, v: &str) -> PutResponse {
+pub(crate) fn put(s: &mut KvStore, k: &str, v: &str) -> PutResponse {
     put_req(s, PutRequest::new(k, v)).expect("put")
 }
 
-fn put_req(s: &mut KvStore, p: PutRequest) -> Result<PutResponse, KvError> {
+pub(crate) fn put_req(s: &mut KvStore, p: PutRequest) -> Result<PutResponse, KvError> {
     match s.apply(&KvCommand::Put(p))? {
         KvResponse::Put(r) => Ok(r),
         other => panic!("not a put response: {other:?}"),
     }
 }
 
-fn del(s: &mut KvStore, k: &str, end: &str) -> DeleteRangeResponse {
+pub(crate) fn del(s: &mut KvStore, k: &str, end: &str) -> DeleteRangeResponse {
     match s.apply(&KvCommand::DeleteRange(DeleteRangeRequest {
         prev_kv: true,
         ..DeleteRangeRequest::new(k, end)
@@ -25,28 +25,28 @@ fn del(s: &mut KvStore, k: &str, end: &str) -> DeleteRangeResponse {
     }
 }
 
-fn txn(s: &mut KvStore, t: TxnRequest) -> Result<TxnResponse, KvError> {
+pub(crate) fn txn(s: &mut KvStore, t: TxnRequest) -> Result<TxnResponse, KvError> {
     match s.apply(&KvCommand::Txn(t))? {
         KvResponse::Txn(r) => Ok(r),
         other => panic!("not a txn response: {other:?}"),
     }
 }
 
-fn compact(s: &mut KvStore, revision: i64) -> Result<CompactResponse, KvError> {
+pub(crate) fn compact(s: &mut KvStore, revision: i64) -> Result<CompactResponse, KvError> {
     match s.apply(&KvCommand::Compact(CompactRequest { revision }))? {
         KvResponse::Compact(r) => Ok(r),
         other => panic!("not a compact response: {other:?}"),
     }
 }
 
-fn grant(s: &mut KvStore, id: i64) -> Result<LeaseGrantResponse, KvError> {
+pub(crate) fn grant(s: &mut KvStore, id: i64) -> Result<LeaseGrantResponse, KvError> {
     match s.apply(&KvCommand::LeaseGrant(LeaseGrantRequest { id, ttl: 10 }))? {
         KvResponse::LeaseGrant(r) => Ok(r),
         other => panic!("not a grant response: {other:?}"),
     }
 }
 
-fn revoke(s: &mut KvStore, id: i64) -> Result<LeaseRevokeResponse, KvError> {
+pub(crate) fn revoke(s: &mut KvStore, id: i64) -> Result<LeaseRevokeResponse, KvError> {
     match s.apply(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }))? {
         KvResponse::LeaseRevoke(r) => Ok(r),
         other => panic!("not a revoke response: {other:?}"),
@@ -74,11 +74,11 @@ fn keys(r: &RangeResponse) -> Vec<String> {
         .collect()
 }
 
-fn op_put(k: &str, v: &str) -> RequestOp {
+pub(crate) fn op_put(k: &str, v: &str) -> RequestOp {
     RequestOp::Put(PutRequest::new(k, v))
 }
 
-fn op_del(k: &str, end: &str) -> RequestOp {
+pub(crate) fn op_del(k: &str, end: &str) -> RequestOp {
     RequestOp::DeleteRange(DeleteRangeRequest::new(k, end))
 }
 
@@ -86,7 +86,7 @@ fn op_get(k: &str) -> RequestOp {
     RequestOp::Range(RangeRequest::single(k))
 }
 
-fn cmp(k: &str, target: CompareTarget, result: CompareResult) -> Compare {
+pub(crate) fn cmp(k: &str, target: CompareTarget, result: CompareResult) -> Compare {
     Compare {
         key: k.into(),
         range_end: Vec::new(),
@@ -1350,6 +1350,7 @@ fn a_checksummed_but_inconsistent_snapshot_is_refused() {
     if let Some(h) = s.keys.get_mut(b"a".as_slice()) {
         h.push(crate::store::Version {
             mod_revision: 1,
+            sub: 0,
             live: None,
         });
     }

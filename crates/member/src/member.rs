@@ -74,7 +74,8 @@ pub enum Request {
         linearizable: bool,
     },
     /// Hash the whole applied state (chaos checks compare members at equal applied slots).
-    /// Answered with a view of it: the driver hashes it off the core ([`KvHash::digest`]).
+    /// Answered with a view of it: the driver hashes it off the core ([`KvHash::digest`], or
+    /// etcd's hash through a revision, [`kv::KvView::hash_by_revision`]).
     HashKv,
     /// Seconds left before a lease expires, by this member's clock.
     LeaseRemaining {
@@ -131,7 +132,7 @@ pub enum Answer {
 
 /// The whole applied state, to hash, and where it stands. Hashing is a pass over the whole
 /// store, so the member hands out a view (O(1) to take) and the driver runs
-/// [`KvHash::digest`] off the core.
+/// [`KvHash::digest`] or etcd's HashKV ([`kv::KvView::hash_by_revision`]) off the core.
 #[derive(Clone, Debug)]
 pub struct KvHash {
     /// The store as applied through `applied_through`.

@@ -152,8 +152,15 @@ pub enum BackupError {
 }
 
 /// Reads and verifies the backup at `path` (header, whole-body checksum, body decoded), and
-/// returns what it holds along with its body.
+/// returns what it holds along with its body. An etcd backup is taken with default limits.
 pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
+    inspect_with(path, kv::Limits::default())
+}
+
+/// [`inspect`], with the limits an etcd backup's store is given (a Synod backup carries its
+/// own): a restore gives the member's, so an imported store enforces `--max-txn-ops` as
+/// etcd did, and keeps it (the snapshot carries it).
+fn inspect_with(path: &Path, limits: kv::Limits) -> Result<(BackupInfo, Vec<u8>), BackupError> {
     let unusable = |why: String| BackupError::Unusable {
         path: path.to_path_buf(),
         why,
@@ -167,7 +174,7 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
     let bytes = std::fs::read(path).map_err(|e| unusable(format!("cannot read it: {e}")))?;
     let from_etcd;
     let file = if etcd_backup::looks_like_etcd(&bytes) {
-        from_etcd = snapshot_of_etcd(&bytes).map_err(unusable)?;
+        from_etcd = snapshot_of_etcd(&bytes, limits).map_err(unusable)?;
         from_etcd.as_slice()
     } else {
         unwrap_envelope(&bytes).map_err(unusable)?
@@ -209,8 +216,8 @@ pub fn inspect(path: &Path) -> Result<(BackupInfo, Vec<u8>), BackupError> {
 pub const ETCD_BACKUP_THROUGH: Slot = Slot(1);
 
 /// A Synod snapshot file (header, then body) of the state in an etcd backup.
-fn snapshot_of_etcd(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let store = etcd_backup::read(bytes, kv::Limits::default())?;
+fn snapshot_of_etcd(bytes: &[u8], limits: kv::Limits) -> Result<Vec<u8>, String> {
+    let store = etcd_backup::read(bytes, limits)?;
     let applier = Applier::restore(store, BTreeMap::new(), ETCD_BACKUP_THROUGH);
     let (body, _) = encode_body(&applier, false).map_err(|e| e.to_string())?;
     let mut file = storage::snapshot_header(ETCD_BACKUP_THROUGH, &body);
@@ -223,7 +230,7 @@ fn snapshot_of_etcd(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// do when it starts). Run it for every member of the new cluster, from the same file, then
 /// start them as usual.
 pub fn restore(path: &Path, config: &NodeConfig) -> Result<BackupInfo, BackupError> {
-    let (info, body) = inspect(path)?;
+    let (info, body) = inspect_with(path, config.store_limits())?;
     let dir = &config.data_dir;
     let fs = StdFs::new();
     if let Ok(mut entries) = std::fs::read_dir(dir) {

@@ -62,6 +62,12 @@ pub struct NodeConfig {
     pub election_ticks: u32,
     /// A leader heartbeats every this many ticks.
     pub heartbeat_ticks: u32,
+    /// The election timeout the shortest lease TTL is computed from (1.5 of it, in whole
+    /// seconds, as etcd computes it from its own), if longer than this member's: `synod node`
+    /// without `--election-timeout` sets etcd's default (1 s) here, so `lease grant 0` gets the
+    /// 2 s etcd gives with its defaults, while Synod's own default timeout stays shorter. A
+    /// longer minimum is only safer: a lease still outlives an election.
+    pub lease_election_timeout: Option<Duration>,
     /// A client request (write or linearizable read) fails with "request timed out" after this.
     pub request_timeout: Duration,
     /// How often an idle watcher created with `progress_notify` is told the current revision
@@ -487,6 +493,16 @@ pub fn cluster_id(token: &str, members: &[Peer]) -> u64 {
 }
 
 impl NodeConfig {
+    /// The limits a new store gets (`--max-txn-ops`; etcd's defaults otherwise): a fresh
+    /// member's, and an etcd backup's when it is restored. A store restored from a snapshot
+    /// keeps the limits it carries.
+    pub fn store_limits(&self) -> kv::Limits {
+        kv::Limits {
+            txn_ops_max: self.txn_ops_max,
+            ..kv::Limits::default()
+        }
+    }
+
     /// This member's entry in the initial cluster.
     pub fn me(&self) -> &Peer {
         self.initial_cluster
@@ -670,6 +686,7 @@ impl NodeConfig {
             tick: Duration::from_millis(10),
             election_ticks: 30,
             heartbeat_ticks: 5,
+            lease_election_timeout: None,
             request_timeout: Duration::from_secs(5),
             watch_progress_every: Duration::from_secs(600),
             request_bytes_max: 1536 * 1024,

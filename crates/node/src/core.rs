@@ -73,10 +73,13 @@ pub enum Request {
         /// Where the answer goes.
         reply: ReadReply,
     },
-    /// Hash the whole applied state (chaos checks compare members at equal applied slots).
+    /// etcd's HashKV: the hash of the applied history through `revision` (0: the current
+    /// one), as etcd's `HashByRev` computes it (`kv::KvView::hash_by_revision`).
     HashKv {
-        /// (digest of the store, slot applied through, store revision, compact revision).
-        reply: oneshot::Sender<Result<(u64, u64, i64, i64), NodeError>>,
+        /// The revision to hash through.
+        revision: i64,
+        /// Where the hash goes (or the store's refusal of `revision`).
+        reply: HashReply,
     },
     /// Seconds left before a lease expires, by this member's clock (`None`: no such lease).
     LeaseRemaining {
@@ -133,11 +136,14 @@ pub enum Request {
     },
 }
 
+/// Where a HashKV answer goes: the node's failure, or the store's hash or refusal.
+pub type HashReply = oneshot::Sender<Result<Result<kv::RevisionHash, kv::KvError>, NodeError>>;
+
 /// Where an answer goes, by the kind of request.
 enum Reply {
     Write(oneshot::Sender<Result<(KvOutput, u64), NodeError>>),
     Read(ReadReply),
-    HashKv(oneshot::Sender<Result<(u64, u64, i64, i64), NodeError>>),
+    HashKv(i64, HashReply),
     LeaseRemaining(oneshot::Sender<Option<i64>>),
     MoveLeader(oneshot::Sender<Result<(), NodeError>>),
     Defragment(oneshot::Sender<Result<(), NodeError>>),
@@ -161,7 +167,7 @@ fn split(r: Request) -> (member::Request, Reply) {
             linearizable,
             reply,
         } => (M::Read { read, linearizable }, Reply::Read(reply)),
-        Request::HashKv { reply } => (M::HashKv, Reply::HashKv(reply)),
+        Request::HashKv { revision, reply } => (M::HashKv, Reply::HashKv(revision, reply)),
         Request::LeaseRemaining { id, reply } => {
             (M::LeaseRemaining { id }, Reply::LeaseRemaining(reply))
         }
@@ -214,13 +220,9 @@ impl Reply {
             (Reply::Read(tx), Answer::Read(a)) => {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
-            (Reply::HashKv(tx), Answer::HashKv(h)) => off_core(jobs, tx, move || {
-                Ok((
-                    h.digest(),
-                    h.applied_through,
-                    h.revision,
-                    h.compact_revision,
-                ))
+            (Reply::HashKv(revision, tx), Answer::HashKv(h)) => off_core(jobs, tx, move || {
+                Ok(h.view
+                    .hash_by_revision(revision, crate::convert::marshal_key_value))
             }),
             (Reply::LeaseRemaining(tx), Answer::LeaseRemaining(a)) => {
                 let _ = tx.send(a);
@@ -269,7 +271,7 @@ impl Reply {
             Reply::Backup(tx) => {
                 let _ = tx.send(Err(e));
             }
-            Reply::HashKv(tx) => {
+            Reply::HashKv(_, tx) => {
                 let _ = tx.send(Err(e));
             }
             Reply::Members(tx) => {

@@ -13,10 +13,14 @@
 //! - `lease`: `leasepb.Lease` per lease (id, TTL).
 //! - `auth` (`authEnabled`, `authRevision`), `authUsers` (`authpb.User`) and `authRoles`
 //!   (`authpb.Role`).
+//! - `alarm`: one key per raised alarm, an `etcdserverpb.AlarmMember` (member id, type), as
+//!   etcd's alarm store writes it; they stay raised in the restored store, naming etcd's
+//!   member ids, until disarmed (`etcdctl alarm disarm` clears them whatever the member).
 //!
+//! Each version keeps its sub-revision, so HashKV over the restored store equals etcd's.
 //! The store's revision is the highest main revision in `key`, or the compaction's if a
-//! compaction removed the newest versions (as etcd's own restore decides it). Members,
-//! alarms and the consistent index are not carried: a restore makes a new cluster.
+//! compaction removed the newest versions (as etcd's own restore decides it). Members and the
+//! consistent index are not carried: a restore makes a new cluster.
 
 use crate::bbolt::{BoltError, BoltFile, Entry};
 use etcd_proto::authpb;
@@ -110,6 +114,20 @@ fn entries<'a>(file: &BoltFile<'a>, name: &'static str) -> Result<Vec<Entry<'a>>
     Ok(all)
 }
 
+/// A revision key's (main, sub) revisions and whether it marks a tombstone (17 bytes, or 18
+/// with the tombstone mark).
+fn revision_key(bucket: &'static str, e: &Entry<'_>) -> Result<(i64, u32, bool), ReadError> {
+    let (main, tombstone) = main_revision(bucket, e)?;
+    let sub = e
+        .key
+        .get(9..REVISION_KEY_BYTES)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or_else(|| record(bucket, e, "a sub-revision past 2^32"))?;
+    Ok((main, sub, tombstone))
+}
+
 /// The main revision of a revision key (17 bytes, or 18 with the tombstone mark).
 fn main_revision(bucket: &'static str, e: &Entry<'_>) -> Result<(i64, bool), ReadError> {
     let k = e.key;
@@ -142,7 +160,7 @@ fn import_parts(file: &BoltFile<'_>) -> Result<Import, ReadError> {
     let mut revision = 1i64.max(compact_revision);
     let mut versions = Vec::new();
     for e in entries(file, "key")? {
-        let (mod_revision, tombstone) = main_revision("key", &e)?;
+        let (mod_revision, sub, tombstone) = revision_key("key", &e)?;
         revision = revision.max(mod_revision);
         let kv = KeyValue::decode(e.value).map_err(|err| record("key", &e, err.to_string()))?;
         if kv.key.is_empty() {
@@ -157,6 +175,7 @@ fn import_parts(file: &BoltFile<'_>) -> Result<Import, ReadError> {
         versions.push(ImportedVersion {
             key: kv.key,
             mod_revision,
+            sub,
             live,
         });
     }
@@ -171,7 +190,24 @@ fn import_parts(file: &BoltFile<'_>) -> Result<Import, ReadError> {
         versions,
         leases,
         auth: import_auth(file)?,
+        alarms: import_alarms(file)?,
     })
+}
+
+/// etcd's raised alarms: each key of the `alarm` bucket is an `AlarmMember`.
+fn import_alarms(file: &BoltFile<'_>) -> Result<Vec<kv::AlarmMember>, ReadError> {
+    let mut alarms = Vec::new();
+    for e in entries(file, "alarm")? {
+        let m = etcd_proto::etcdserverpb::AlarmMember::decode(e.key)
+            .map_err(|err| record("alarm", &e, err.to_string()))?;
+        let alarm = kv::AlarmType::from_number(i64::from(m.alarm))
+            .ok_or_else(|| record("alarm", &e, format!("alarm type {}", m.alarm)))?;
+        alarms.push(kv::AlarmMember {
+            alarm,
+            member_id: m.member_id,
+        });
+    }
+    Ok(alarms)
 }
 
 fn import_auth(file: &BoltFile<'_>) -> Result<ImportedAuth, ReadError> {

@@ -288,10 +288,7 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         fs,
         dir.clone(),
         recovered.snapshot.clone(),
-        kv::Limits {
-            txn_ops_max: config.txn_ops_max,
-            ..kv::Limits::default()
-        },
+        config.store_limits(),
     )
     .context("cannot load the newest snapshot")?;
 
@@ -446,7 +443,10 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         member_id: me.id,
         members: config.initial_cluster.clone(),
         request_bytes_max: config.request_bytes_max,
-        lease_ttl_min: lease_ttl_min(config.tick * config.election_ticks),
+        lease_ttl_min: lease_ttl_min(
+            (config.tick * config.election_ticks)
+                .max(config.lease_election_timeout.unwrap_or_default()),
+        ),
         watch: WatchParts {
             applied_revision: revision_rx,
             applied_changes: changes_tx,

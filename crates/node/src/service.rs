@@ -448,26 +448,26 @@ impl pb::maintenance_server::Maintenance for Services {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
-    /// The hash covers the whole applied state (every revision kept, leases, limits), not the
-    /// store as of `revision` as in etcd: two members with equal hashes and equal
-    /// `raft_applied_index` (in the header's revision and Status) hold identical state.
+    /// etcd's `HashByRev`: the CRC-32C of the history through `revision`, entry for entry as
+    /// etcd's database holds it (`kv::KvView::hash_by_revision`), so it equals etcd's for the
+    /// same history and stays comparable across compactions.
     async fn hash_kv(
         &self,
         request: GrpcRequest<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.caller(&request, true).await?;
-        let (digest, _applied, revision, compact_revision) = self
-            .ask(|reply| Request::HashKv { reply })
+        let revision = request.get_ref().revision;
+        let h = self
+            .ask(|reply| Request::HashKv { revision, reply })
             .await?
-            .map_err(|e| e.status())?;
+            .map_err(|e| e.status())?
+            .map_err(|e| crate::convert::status_from_kv_error(&e))?;
         let s = Services::status(self).await?;
-        // etcd's hash is 32 bits: fold the 64-bit digest.
-        let hash = (digest ^ (digest >> 32)) as u32;
         Ok(Response::new(pb::HashKvResponse {
-            header: Some(self.header(revision, s.term)),
-            hash,
+            header: Some(self.header(h.revision, s.term)),
+            hash: h.hash,
             // -1 before any compaction, as etcd's store says.
-            compact_revision,
+            compact_revision: h.compact_revision,
         }))
     }
 

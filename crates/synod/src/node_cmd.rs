@@ -18,6 +18,10 @@ use std::time::Duration;
 /// The cluster token of a member started without `--initial-cluster-token`.
 pub const DEFAULT_CLUSTER_TOKEN: &str = "synod-cluster";
 
+/// etcd's default `--election-timeout`, in milliseconds: the shortest lease TTL follows it when
+/// `--election-timeout` is not given.
+const ETCD_ELECTION_TIMEOUT_MS: u64 = 1000;
+
 /// Flags of `synod node`, named as etcd names them.
 #[derive(Args, Debug, Default)]
 pub struct NodeArgs {
@@ -411,10 +415,13 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         .heartbeat_interval
         .or(file.heartbeat_interval)
         .unwrap_or(50);
-    let election_ms = args
-        .election_timeout
-        .or(file.election_timeout)
-        .unwrap_or(300);
+    let election_flag = args.election_timeout.or(file.election_timeout);
+    let election_ms = election_flag.unwrap_or(300);
+    // Without the flag, the shortest lease is what etcd gives with its default election
+    // timeout (1 s: `lease grant 0` is a 2 s lease), not what Synod's shorter default would.
+    if election_flag.is_none() {
+        config.lease_election_timeout = Some(Duration::from_millis(ETCD_ELECTION_TIMEOUT_MS));
+    }
     if heartbeat_ms == 0 || election_ms < 2 * heartbeat_ms {
         bail!(
             "--election-timeout ({election_ms} ms) must be at least twice --heartbeat-interval ({heartbeat_ms} ms), which must be positive"
@@ -879,6 +886,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
         assert_eq!(c.txn_ops_max, 7);
         assert_eq!(c.tick * c.election_ticks, Duration::from_millis(1000));
+        assert_eq!(c.lease_election_timeout, None, "the member's own, as given");
         assert_eq!(c.wal_segment_bytes, 32 << 20);
         // Defaults: a one-member cluster of itself, data under <name>.synod.
         let c = resolve(args("solo")).unwrap();
@@ -887,6 +895,9 @@ mod tests {
         assert_eq!(c.initial_cluster[0].peer_url, "http://127.0.0.1:3380");
         assert_eq!(c.request_bytes_max, 1536 * 1024);
         assert_eq!(c.wal_segment_bytes, 64 << 20);
+        // The shortest lease follows etcd's default election timeout, not Synod's shorter one.
+        assert_eq!(c.tick * c.election_ticks, Duration::from_millis(300));
+        assert_eq!(c.lease_election_timeout, Some(Duration::from_secs(1)));
     }
 
     #[test]

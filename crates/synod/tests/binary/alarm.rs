@@ -18,7 +18,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const EVENT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Sends one alarm request to `endpoint` and answers the alarms listed, as (member, type).
-fn alarm(endpoint: &str, action: AlarmAction, kind: AlarmType, member: u64) -> Vec<(u64, i32)> {
+pub(crate) fn alarm(
+    endpoint: &str,
+    action: AlarmAction,
+    kind: AlarmType,
+    member: u64,
+) -> Vec<(u64, i32)> {
     runtime().block_on(async {
         let mut client = Client::connect(
             [endpoint],

@@ -216,3 +216,75 @@ fn a_damaged_etcd_backup_is_refused_and_nothing_is_restored() {
         assert!(!exists, "{what}: a data directory was left");
     }
 }
+
+/// etcd's backup of a store with one key, saved to `dir`; `raise` runs against the source
+/// first.
+fn etcd_backup(dir: &std::path::Path, raise: impl FnOnce(&str)) -> std::path::PathBuf {
+    let source = Cluster::start_as(Target::Etcd, 1);
+    let e = source.endpoint(0).to_string();
+    etcdctl(&e, &["put", "k", "v"]).ok();
+    raise(&e);
+    let file = dir.join("etcd.db");
+    let saved = etcdctl(&e, &["snapshot", "save", &file.display().to_string()]);
+    assert!(saved.stdout.contains("Snapshot saved at"), "{saved}");
+    file
+}
+
+/// A transaction of `ops` puts, as etcdctl sends it.
+fn puts_txn(endpoint: &str, ops: usize) -> crate::common::Output {
+    let puts: String = (0..ops).map(|i| format!("put t{i} v\n")).collect();
+    etcdctl_with_stdin(endpoint, &["txn"], Some(&format!("\n{puts}\n\n")))
+}
+
+/// A store restored from an etcd backup with a `--max-txn-ops` of its own enforces it, as
+/// etcd restored the same way does, and keeps it across a restart (its snapshot carries it).
+#[test]
+fn an_etcd_backup_restored_with_max_txn_ops_enforces_it_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = etcd_backup(dir.path(), |_| {});
+    let mut restored = Cluster::start_restored_with_flags(1, &file, &["--max-txn-ops=200"]);
+    let check = |endpoint: &str| {
+        // Past etcd's default of 128, within the restore's 200.
+        let ok = puts_txn(endpoint, 150).ok();
+        assert!(ok.starts_with("SUCCESS"), "{ok}");
+        let refused = puts_txn(endpoint, 201).err();
+        assert!(
+            refused.contains("etcdserver: too many operations in txn request"),
+            "{refused}"
+        );
+    };
+    check(restored.endpoint(0));
+    restored.stop(0);
+    restored.restart_all();
+    check(restored.endpoint(0));
+}
+
+/// Alarms raised in etcd stay raised in the store restored from its backup (etcd keeps them
+/// in its database's `alarm` bucket, and etcd restored from it keeps them too): listed as
+/// they were, refusing puts, until `etcdctl alarm disarm`.
+#[test]
+fn an_etcd_backup_s_alarms_stay_raised_after_a_restore_until_disarmed() {
+    use etcd_client::{AlarmAction, AlarmType};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = etcd_backup(dir.path(), |e| {
+        crate::alarm::alarm(e, AlarmAction::Activate, AlarmType::Nospace, 777);
+    });
+    let restored = Cluster::start_restored(1, &file);
+    let r = restored.endpoint(0);
+    assert_eq!(
+        etcdctl(r, &["alarm", "list"]).ok().trim(),
+        "memberID:777 alarm:NOSPACE"
+    );
+    let refused = etcdctl(r, &["put", "k", "w"]).err();
+    assert!(
+        refused.contains("etcdserver: mvcc: database space exceeded"),
+        "{refused}"
+    );
+    assert_eq!(
+        etcdctl(r, &["get", "k", "--print-value-only"]).ok().trim(),
+        "v"
+    );
+    etcdctl(r, &["alarm", "disarm"]).ok();
+    assert_eq!(etcdctl(r, &["alarm", "list"]).ok().trim(), "");
+    etcdctl(r, &["put", "k", "w"]).ok();
+}

@@ -644,6 +644,13 @@ fn lease_grant_attach_time_to_live_keep_alive_revoke_and_expiry() {
         etcdctl(a, &["lease", "timetolive", &short]).ok(),
         format!("lease {short} already expired\n")
     );
+    // The shortest lease: 1.5 election timeouts in whole seconds, 2 s with etcd's default
+    // timeout, which Synod follows for leases when --election-timeout is not given.
+    for asked in ["0", "1"] {
+        let id = granted_id(&etcdctl(a, &["lease", "grant", asked]).ok(), 2);
+        // It may have expired already on a slow machine: either answer will do.
+        let _ = etcdctl(a, &["lease", "revoke", &id]);
+    }
 }
 
 /// `etcdctl lock` and `etcdctl elect` are client-side recipes over leases, transactions and

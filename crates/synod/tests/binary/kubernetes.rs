@@ -1357,8 +1357,8 @@ async fn events_before_requested_progress(endpoint: &str) -> (usize, i64) {
 
 /// The check above, shown catching the planted bug it is for: a member that answers
 /// `RequestProgress` at once, ahead of a watcher still catching up (built with
-/// `--features planted-bugs`; `cargo test -p synod --features planted-bugs --test kubernetes
-/// planted`).
+/// `--features planted-bugs`; `cargo test -p synod --features planted-bugs --test binary
+/// planted_progress`).
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn planted_progress_ahead_of_watchers_is_caught() {

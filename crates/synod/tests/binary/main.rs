@@ -27,6 +27,7 @@ mod etcd_migrate;
 mod etcdctl;
 mod flexible_quorums;
 mod gateway;
+mod hashkv;
 mod kill_leader;
 mod kubernetes;
 mod leader_lease;

@@ -489,6 +489,12 @@ impl Cluster {
         Cluster::start_from(n, None, Some(backup), &[])
     }
 
+    /// As [`Cluster::start_restored`], each member with `flags` besides the harness's own,
+    /// given to `synod snapshot restore` as well (etcd's restore takes no member flags).
+    pub fn start_restored_with_flags(n: usize, backup: &Path, flags: &[&str]) -> Cluster {
+        Cluster::start_from(n, None, Some(backup), flags)
+    }
+
     /// Starts `n` members of `target`, whatever `SYNOD_INTEROP_TARGET` says (a source etcd to
     /// migrate from, for example).
     pub fn start_as(target: Target, n: usize) -> Cluster {
@@ -625,6 +631,7 @@ impl Cluster {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
                 cmd.args(["snapshot", "restore"]).arg(backup);
                 cmd.arg(format!("--listen-peer-urls={}", self.members[i].peer_url));
+                cmd.args(&self.extra_flags);
                 cmd
             }
             Target::Etcd => {
