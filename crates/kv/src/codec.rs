@@ -24,6 +24,7 @@
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
 //! | Auth | 8 | auth tag, then that command's fields (below) |
+//! | LeaseCheckpoint | 10 | count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned) |
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -81,6 +82,8 @@ const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 const CMD_AUTH: u8 = 8;
 const CMD_AS: u8 = 9;
+/// Came after auth, like it: older builds refuse it as an unknown command.
+const CMD_LEASE_CHECKPOINT: u8 = 10;
 
 const AUTH_ENABLE: u8 = 1;
 const AUTH_DISABLE: u8 = 2;
@@ -155,7 +158,30 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
             out.push(CMD_AUTH);
             put_auth(out, a);
         }
+        KvCommand::LeaseCheckpoint(c) => {
+            out.push(CMD_LEASE_CHECKPOINT);
+            out.put_len(c.checkpoints.len());
+            for (id, remaining_ms) in &c.checkpoints {
+                out.put_i64(*id);
+                out.put_u64(*remaining_ms);
+            }
+        }
     }
+}
+
+fn take_lease_checkpoint(r: &mut Reader<'_>) -> Result<LeaseCheckpointRequest, DecodeError> {
+    let n = r.len()?;
+    if n > LEASE_CHECKPOINTS_MAX {
+        return Err(DecodeError::Malformed(
+            format!("{n} lease checkpoints in one command (at most {LEASE_CHECKPOINTS_MAX})")
+                .into(),
+        ));
+    }
+    let mut checkpoints = Vec::with_capacity(n);
+    for _ in 0..n {
+        checkpoints.push((r.i64()?, r.u64()?));
+    }
+    Ok(LeaseCheckpointRequest { checkpoints })
 }
 
 /// Decodes a log payload written by [`encode`] or [`encode_as`] (then the command inside the
@@ -199,6 +225,7 @@ pub fn decode_as(bytes: &[u8]) -> Result<(Option<Caller>, KvCommand), DecodeErro
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
         CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
+        CMD_LEASE_CHECKPOINT => KvCommand::LeaseCheckpoint(take_lease_checkpoint(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),

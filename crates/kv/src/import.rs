@@ -141,6 +141,7 @@ impl KvStore {
         for (id, ttl) in leases {
             let lease = Lease {
                 ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             };
             if lease_table.insert(id, lease).is_some() {

@@ -19,7 +19,12 @@
 //!   ascending by key then range end: count, then per permission key, range end and type (0
 //!   read, 1 write, 2 readwrite).
 //!
-//! A store whose auth tables were never changed is written as version 1, exactly as before
+//! - version 3 only: the auth tables as in version 2 (untouched ones too), then the leases'
+//!   checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending by id: count (at least
+//!   one), then per lease its `id` and the milliseconds it had left (unsigned, below its TTL).
+//!
+//! A store with a lease checkpoint is written as version 3. Otherwise, a store whose auth
+//! tables were never changed is written as version 1, exactly as before
 //! auth existed, and every other store as version 2: a store that does not use auth keeps its
 //! bytes and its [`KvStore::digest`] (compared across mixed-version members), and a version 1
 //! snapshot restores with auth disabled and empty tables. A version 2 snapshot whose auth
@@ -41,6 +46,8 @@ const MAGIC: &[u8; 4] = b"SKVS";
 const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
 /// Written otherwise: with the auth section.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
+/// Written when some lease holds a checkpoint: the auth section, then the checkpoints.
+const SNAPSHOT_VERSION_CHECKPOINTS: u8 = 3;
 
 impl KvView {
     /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
@@ -49,11 +56,7 @@ impl KvView {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(if self.auth.is_pristine() {
-            SNAPSHOT_VERSION_NO_AUTH
-        } else {
-            SNAPSHOT_VERSION_AUTH
-        });
+        out.push(self.snapshot_version());
         self.write(&mut out);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -98,8 +101,32 @@ impl KvView {
                 }
             }
         }
-        if !self.auth.is_pristine() {
+        let version = self.snapshot_version();
+        if version >= SNAPSHOT_VERSION_AUTH {
             write_auth(&self.auth, out);
+        }
+        if version == SNAPSHOT_VERSION_CHECKPOINTS {
+            let checkpoints: Vec<(i64, u64)> = self
+                .leases
+                .iter()
+                .filter_map(|(id, l)| Some((*id, l.remaining_ms?)))
+                .collect();
+            out.put_len(checkpoints.len());
+            for (id, remaining_ms) in checkpoints {
+                out.put_i64(id);
+                out.put_u64(remaining_ms);
+            }
+        }
+    }
+
+    /// The one version this state is written in (see the format above).
+    fn snapshot_version(&self) -> u8 {
+        if self.leases.values().any(|l| l.remaining_ms.is_some()) {
+            SNAPSHOT_VERSION_CHECKPOINTS
+        } else if self.auth.is_pristine() {
+            SNAPSHOT_VERSION_NO_AUTH
+        } else {
+            SNAPSHOT_VERSION_AUTH
         }
     }
 }
@@ -132,7 +159,7 @@ impl KvStore {
         let Some((&version, body)) = body.split_first() else {
             return Err(SnapshotError::BadMagic.into());
         };
-        if version != SNAPSHOT_VERSION_NO_AUTH && version != SNAPSHOT_VERSION_AUTH {
+        if !(SNAPSHOT_VERSION_NO_AUTH..=SNAPSHOT_VERSION_CHECKPOINTS).contains(&version) {
             return Err(SnapshotError::UnknownVersion(version).into());
         }
         let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -141,14 +168,17 @@ impl KvStore {
         }
         let mut r = Reader::new(body);
         let mut store = read_state(&mut r)?;
-        if version == SNAPSHOT_VERSION_AUTH {
+        if version >= SNAPSHOT_VERSION_AUTH {
             store.auth = read_auth(&mut r)?;
-            if store.auth.is_pristine() {
+            if version == SNAPSHOT_VERSION_AUTH && store.auth.is_pristine() {
                 return Err(SnapshotError::Inconsistent(
                     "a version 2 snapshot with untouched auth tables".into(),
                 )
                 .into());
             }
+        }
+        if version == SNAPSHOT_VERSION_CHECKPOINTS {
+            read_checkpoints(&mut r, &mut store)?;
         }
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
@@ -211,6 +241,32 @@ impl KvStore {
     }
 }
 
+/// The checkpoint section of a version 3 snapshot, into the leases just read.
+fn read_checkpoints(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+    let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+    let n = r.len()?;
+    if n == 0 {
+        return bad("a version 3 snapshot without a lease checkpoint");
+    }
+    let mut last = None;
+    for _ in 0..n {
+        let id = r.i64()?;
+        let remaining_ms = r.u64()?;
+        if last.is_some_and(|l| l >= id) {
+            return bad("lease checkpoints not ascending");
+        }
+        last = Some(id);
+        let Some(lease) = store.leases.get_mut(&id) else {
+            return bad("a checkpoint of a lease that does not exist");
+        };
+        if remaining_ms >= lease.ttl.max(0).unsigned_abs().saturating_mul(1000) {
+            return bad("a lease checkpoint at or above its TTL");
+        }
+        lease.remaining_ms = Some(remaining_ms);
+    }
+    Ok(())
+}
+
 fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
     let limits = Limits {
         txn_ops_max: r.u64_usize()?,
@@ -233,6 +289,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
             id,
             Lease {
                 ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             },
         );

@@ -61,6 +61,9 @@ pub(crate) struct Live {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Lease {
     pub(crate) ttl: i64,
+    /// Milliseconds the lease had left at the leader's last checkpoint, at most the TTL's;
+    /// `None`: a full TTL (never checkpointed, or renewed through the log since).
+    pub(crate) remaining_ms: Option<u64>,
     /// Derived state (rebuilt from the keys on restore): exactly the keys whose latest version
     /// is live with this lease. Persistent, so copying a lease (when a view shares the lease
     /// map's node) costs O(1), not O(keys).
@@ -203,13 +206,17 @@ impl KvStore {
             KvCommand::LeaseGrant(g) => self.apply_lease_grant(g).map(KvResponse::LeaseGrant),
             KvCommand::LeaseRevoke(r) => self.apply_lease_revoke(r).map(KvResponse::LeaseRevoke),
             KvCommand::LeaseKeepAlive(k) => {
-                let lease = self.leases.get(&k.id).ok_or(KvError::LeaseNotFound)?;
+                // Renewals are no longer logged, but a log written before may hold one: it
+                // gives the lease a full TTL again, as it did then.
+                let lease = self.leases.get_mut(&k.id).ok_or(KvError::LeaseNotFound)?;
+                lease.remaining_ms = None;
                 Ok(KvResponse::LeaseKeepAlive(LeaseKeepAliveResponse {
                     revision: self.revision,
                     id: k.id,
                     ttl: lease.ttl,
                 }))
             }
+            KvCommand::LeaseCheckpoint(c) => Ok(self.apply_lease_checkpoint(c)),
             KvCommand::Auth(a) => {
                 let applied = self.auth.apply(a);
                 if let (Ok(()), AuthCommand::Authenticate { name, token, .. }) = (&applied, a) {
@@ -332,6 +339,20 @@ impl KvStore {
     /// Every lease's id and granted TTL (seconds), by id.
     pub fn lease_ttls(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.leases.iter().map(|(id, l)| (*id, l.ttl))
+    }
+
+    /// Every lease's id, granted TTL (seconds) and the milliseconds it had left at its last
+    /// checkpoint (`None`: a full TTL), by id: what a new leader restarts its clocks from.
+    pub fn lease_checkpoints(&self) -> impl Iterator<Item = (i64, i64, Option<u64>)> + '_ {
+        self.leases
+            .iter()
+            .map(|(id, l)| (*id, l.ttl, l.remaining_ms))
+    }
+
+    /// Lease `id`'s granted TTL (seconds) and the milliseconds it had left at its last
+    /// checkpoint (`None`: a full TTL), if it exists.
+    pub fn lease_checkpoint(&self, id: i64) -> Option<(i64, Option<u64>)> {
+        self.leases.get(&id).map(|l| (l.ttl, l.remaining_ms))
     }
 
     /// One lease's granted TTL and, if `keys`, its attached keys.
@@ -500,6 +521,7 @@ impl KvStore {
             id,
             Lease {
                 ttl: g.ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             },
         );
@@ -520,6 +542,21 @@ impl KvStore {
         }
         self.lease_id_next = after(id);
         id
+    }
+
+    /// Records each existing lease's remaining time (capped at its TTL, where it means a full
+    /// TTL again); a lease revoked meanwhile is skipped, as etcd's lessor skips it.
+    fn apply_lease_checkpoint(&mut self, c: &LeaseCheckpointRequest) -> KvResponse {
+        let mut recorded = 0;
+        for &(id, remaining_ms) in &c.checkpoints {
+            let Some(lease) = self.leases.get_mut(&id) else {
+                continue;
+            };
+            let full_ms = lease.ttl.max(0).unsigned_abs().saturating_mul(1000);
+            lease.remaining_ms = (remaining_ms < full_ms).then_some(remaining_ms);
+            recorded += 1;
+        }
+        KvResponse::LeaseCheckpoint { recorded }
     }
 
     fn apply_lease_revoke(

@@ -1346,3 +1346,53 @@ fn the_change_index_holds_one_entry_per_version_from_the_compaction_on() {
         "compaction forgot some"
     );
 }
+
+// ---- lease checkpoints ----
+
+fn checkpoint(s: &mut KvStore, checkpoints: Vec<(i64, u64)>) -> usize {
+    let cmd = KvCommand::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
+    assert_eq!(decode(&encode(&cmd)), Ok(cmd.clone()), "round trip");
+    match s.apply(&cmd) {
+        Ok(KvResponse::LeaseCheckpoint { recorded }) => recorded,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_checkpoint_is_replicated_state_that_snapshots_carry_and_a_renewal_clears() {
+    let mut s = KvStore::new();
+    grant(&mut s, 7).unwrap();
+    grant(&mut s, 8).unwrap();
+    let before = s.snapshot();
+    assert_eq!(before[4], 1, "no checkpoint: version 1, bytes as before");
+    // 9 does not exist: skipped. 8's remaining time at or past its TTL is a full TTL.
+    assert_eq!(
+        checkpoint(&mut s, vec![(7, 1_500), (8, u64::MAX), (9, 1)]),
+        2
+    );
+    let ttls: Vec<_> = s.lease_checkpoints().collect();
+    let ttl = grant(&mut KvStore::new(), 1).unwrap().ttl;
+    assert_eq!(ttls, vec![(7, ttl, Some(1_500)), (8, ttl, None)]);
+    let snap = s.snapshot();
+    assert_eq!(snap[4], 3, "version 3 carries checkpoints");
+    let restored = KvStore::restore(&snap).unwrap();
+    assert_eq!(restored.lease_checkpoints().collect::<Vec<_>>(), ttls);
+    assert_eq!(restored.digest(), s.digest());
+    assert_ne!(KvStore::restore(&before).unwrap().digest(), s.digest());
+    // A renewal logged by an older build gives the full TTL back, and with no checkpoint
+    // left the snapshot is version 1 again.
+    s.apply(&KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: 7 }))
+        .unwrap();
+    assert_eq!(s.snapshot(), before);
+    checkpoint(&mut s, vec![(7, 10)]);
+    revoke(&mut s, 7).unwrap();
+    assert_eq!(s.snapshot()[4], 1, "a revoke takes its checkpoint along");
+}
+
+#[test]
+fn too_many_checkpoints_in_one_command_are_refused() {
+    let many = KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
+        checkpoints: vec![(1, 1); LEASE_CHECKPOINTS_MAX + 1],
+    });
+    assert!(decode(&encode(&many)).is_err());
+}

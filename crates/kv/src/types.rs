@@ -280,6 +280,20 @@ pub struct LeaseKeepAliveRequest {
     pub id: i64,
 }
 
+/// The leader's record of how long some leases had left, so that a new leader restarts their
+/// clocks from it rather than from a full TTL (etcd's lease checkpoints). Renewals are served
+/// by the leader without a log write; this is what of them reaches the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseCheckpointRequest {
+    /// `(lease id, milliseconds left)`, at most [`LEASE_CHECKPOINTS_MAX`]. A lease that does
+    /// not exist (revoked meanwhile) is skipped; a remaining time above the lease's TTL is
+    /// kept as the full TTL.
+    pub checkpoints: Vec<(i64, u64)>,
+}
+
+/// Checkpoints in one [`LeaseCheckpointRequest`] at most (about 20 bytes each in the log).
+pub const LEASE_CHECKPOINTS_MAX: usize = 8192;
+
 /// A write, as carried in a log entry's payload (see [`crate::encode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvCommand {
@@ -299,6 +313,8 @@ pub enum KvCommand {
     LeaseKeepAlive(LeaseKeepAliveRequest),
     /// A change to the auth tables (users, roles, permissions, enabling).
     Auth(AuthCommand),
+    /// Leases' remaining times, recorded by the leader.
+    LeaseCheckpoint(LeaseCheckpointRequest),
 }
 
 /// A read served from the applied state, outside the log (read-index or serializable).
@@ -540,6 +556,11 @@ pub enum KvResponse {
     /// The refusal is inside, rather than a [`KvError`], for the reason given at
     /// [`KvReadResponse::Auth`].
     Auth(Result<AuthResponse, AuthError>),
+    /// A lease checkpoint's: how many of its leases exist (the others were skipped).
+    LeaseCheckpoint {
+        /// Leases whose remaining time was recorded.
+        recorded: usize,
+    },
 }
 
 /// What applying one log payload gives its client: an answer, or a refusal that changed

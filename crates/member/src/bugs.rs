@@ -15,14 +15,19 @@ pub enum MemberBug {
     /// The changes shared with watchers in step ([`crate::AppliedChanges`]) are read from one
     /// revision too early, so a watcher in step is sent the previous revision's events twice.
     WatchEventTwice,
+    /// The leader renews a lease whose replicated record is low (a checkpoint of a lease that
+    /// went unrenewed) without logging a full one first: a new leader restarts the lease from
+    /// the low record and revokes it before the acknowledged renewal's TTL ran out.
+    RenewalNotCheckpointed,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 3] = [
+    pub const ALL: [MemberBug; 4] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
+        MemberBug::RenewalNotCheckpointed,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -31,6 +36,7 @@ impl MemberBug {
             MemberBug::ReadBeforeApplied => "read-before-applied",
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
             MemberBug::WatchEventTwice => "watch-event-twice",
+            MemberBug::RenewalNotCheckpointed => "renewal-not-checkpointed",
         }
     }
 

@@ -104,6 +104,43 @@ pub enum PeerMessage {
     /// Several client writes forwarded together (those a follower routed to the leader while
     /// handling one input), each as a [`PeerMessage::Forward`] of its own, in order.
     Forwards(Vec<Command>),
+    /// A follower's client asks about a lease only the leader knows the time of (etcd's
+    /// leasehttp): renew it, or say how long it has left. Answered with
+    /// [`PeerMessage::LeaseAnswer`] under the same `ask`.
+    LeaseAsk {
+        /// The follower's number for it.
+        ask: u64,
+        /// The lease.
+        lease: i64,
+        /// What is asked.
+        question: LeaseQuestion,
+    },
+    /// The leader's answer to a [`PeerMessage::LeaseAsk`].
+    LeaseAnswer {
+        /// The follower's number for it.
+        ask: u64,
+        /// The lease's TTLs (`None`: no such lease, or it ran out), or why not (not the
+        /// leader any more: ask the next one).
+        result: Result<Option<LeaseTtl>, MemberError>,
+    },
+}
+
+/// What a [`PeerMessage::LeaseAsk`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseQuestion {
+    /// Renew the lease (a keep-alive).
+    Renew,
+    /// How long it has left (time-to-live).
+    Remaining,
+}
+
+/// A lease's TTLs as the leader answers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTtl {
+    /// The granted TTL, seconds.
+    pub granted: i64,
+    /// Whole seconds left by the leader's clock (rounded down, as etcd's).
+    pub remaining: i64,
 }
 
 /// `Bytes` as a postcard byte string.
@@ -186,6 +223,22 @@ pub fn samples() -> Vec<PeerMessage> {
                 payload: vec![5, 6],
             },
         ]),
+        PeerMessage::LeaseAsk {
+            ask: 3,
+            lease: 0x7e57,
+            question: LeaseQuestion::Renew,
+        },
+        PeerMessage::LeaseAnswer {
+            ask: 3,
+            result: Ok(Some(LeaseTtl {
+                granted: 60,
+                remaining: 59,
+            })),
+        },
+        PeerMessage::LeaseAnswer {
+            ask: 4,
+            result: Err(MemberError::NotLeader),
+        },
     ]
 }
 

@@ -126,6 +126,8 @@ impl Cluster {
                     crash_at,
                     table: table_of(&ids),
                     name: format!("m{id}"),
+                    lease_checkpoint_interval: 2 * SEC,
+                    election_timeout: SEC,
                 },
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
@@ -807,6 +809,8 @@ impl Cluster {
                 crash_at: None,
                 table: table_of(&ids),
                 name: format!("m{id}"),
+                lease_checkpoint_interval: 2 * SEC,
+                election_timeout: SEC,
             },
         };
         self.members.insert(id, Member::new(parts, self.now));

@@ -23,7 +23,15 @@ fn a_member_campaign_with_every_fault_passes() {
     assert!(report.passed(), "{report}");
     // The checks reached the code: every kind of operation answered, stores compared,
     // snapshots taken and sent, crashes at the member's own points.
-    for kind in ["put", "get", "range-prefix", "txn", "delete", "lease-grant"] {
+    for kind in [
+        "put",
+        "get",
+        "range-prefix",
+        "txn",
+        "delete",
+        "lease-grant",
+        "lease-keep-alive",
+    ] {
         let ok = report.ops_by_kind.get(kind).map_or(0, |k| k.0);
         assert!(ok > 0, "no {kind} answered:\n{report}");
     }

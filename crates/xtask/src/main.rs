@@ -10,12 +10,15 @@
 //! - `bench-observe-overhead`: what `/metrics` scrapes, `/health` probes and the dashboard
 //!   cost a 3-member Synod's put throughput, phases with them off and on alternating in one
 //!   run.
+//! - `bench-leases`: 10,000 leases kept alive, etcd 3.4 against Synod in one run: renewals,
+//!   CPU and fsyncs per second.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
 mod cluster;
 mod compare;
 mod cpu;
+mod leases;
 mod membership;
 mod overhead;
 
@@ -39,6 +42,8 @@ enum Task {
     BenchMembership(membership::BenchMembershipArgs),
     /// What scraping, health probes and the dashboard cost put throughput (off vs on).
     BenchObserveOverhead(overhead::OverheadArgs),
+    /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
+    BenchLeases(leases::BenchLeasesArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Task::BenchVsEtcd(args) => compare::run(args),
         Task::BenchMembership(args) => membership::run(args),
         Task::BenchObserveOverhead(args) => overhead::run(args),
+        Task::BenchLeases(args) => leases::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

@@ -42,6 +42,9 @@ pub enum MemberCheck {
     Codec,
     /// A membership change was answered done with a member list that contradicts it.
     Membership,
+    /// A lease was revoked earlier, or kept later, than its last acknowledged renewal allows
+    /// (`keepalive.rs`: the bound a leader change may move it by).
+    Lease,
 }
 
 impl MemberCheck {
@@ -59,6 +62,7 @@ impl MemberCheck {
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
             MemberCheck::Membership => "membership",
+            MemberCheck::Lease => "lease",
         }
     }
 }
