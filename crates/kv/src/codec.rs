@@ -24,7 +24,7 @@
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
 //! | Auth | 8 | auth tag, then that command's fields (below) |
-//! | LeaseCheckpoint | 10 | count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned) |
+//! | LeaseCheckpoint | 10 | the leader's ballot round and node (unsigned); count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned); count of expired leases (at most the same), then their ids |
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -160,28 +160,48 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
         }
         KvCommand::LeaseCheckpoint(c) => {
             out.push(CMD_LEASE_CHECKPOINT);
+            out.put_u64(c.leader.0);
+            out.put_u64(c.leader.1);
             out.put_len(c.checkpoints.len());
             for (id, remaining_ms) in &c.checkpoints {
                 out.put_i64(*id);
                 out.put_u64(*remaining_ms);
+            }
+            out.put_len(c.expired.len());
+            for id in &c.expired {
+                out.put_i64(*id);
             }
         }
     }
 }
 
 fn take_lease_checkpoint(r: &mut Reader<'_>) -> Result<LeaseCheckpointRequest, DecodeError> {
-    let n = r.len()?;
-    if n > LEASE_CHECKPOINTS_MAX {
-        return Err(DecodeError::Malformed(
-            format!("{n} lease checkpoints in one command (at most {LEASE_CHECKPOINTS_MAX})")
-                .into(),
-        ));
-    }
+    let leader = (r.u64()?, r.u64()?);
+    let count = |r: &mut Reader<'_>| {
+        let n = r.len()?;
+        if n > LEASE_CHECKPOINTS_MAX {
+            return Err(DecodeError::Malformed(
+                format!("{n} leases in one checkpoint command (at most {LEASE_CHECKPOINTS_MAX})")
+                    .into(),
+            ));
+        }
+        Ok(n)
+    };
+    let n = count(r)?;
     let mut checkpoints = Vec::with_capacity(n);
     for _ in 0..n {
         checkpoints.push((r.i64()?, r.u64()?));
     }
-    Ok(LeaseCheckpointRequest { checkpoints })
+    let n = count(r)?;
+    let mut expired = Vec::with_capacity(n);
+    for _ in 0..n {
+        expired.push(r.i64()?);
+    }
+    Ok(LeaseCheckpointRequest {
+        leader,
+        checkpoints,
+        expired,
+    })
 }
 
 /// Decodes a log payload written by [`encode`] or [`encode_as`] (then the command inside the

@@ -155,6 +155,7 @@ impl KvStore {
             compact_revision,
             leases: lease_table,
             lease_id_next: 1,
+            lease_leader: (0, 0),
             limits,
             changes,
             auth: import_auth(auth)?,

@@ -20,10 +20,13 @@
 //!   read, 1 write, 2 readwrite).
 //!
 //! - version 3 only: the auth tables as in version 2 (untouched ones too), then the leases'
-//!   checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending by id: count (at least
-//!   one), then per lease its `id` and the milliseconds it had left (unsigned, below its TTL).
+//!   checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending by id: count, then per
+//!   lease its `id` and the milliseconds it had left (unsigned, below its TTL); then the
+//!   ballot round and node of the last leadership whose lease record was applied (unsigned;
+//!   not both zero when there is no checkpoint).
 //!
-//! A store with a lease checkpoint is written as version 3. Otherwise, a store whose auth
+//! A store that applied a lease record (every store a member leads: each leader logs one
+//! first) is written as version 3. Otherwise, a store whose auth
 //! tables were never changed is written as version 1, exactly as before
 //! auth existed, and every other store as version 2: a store that does not use auth keeps its
 //! bytes and its [`KvStore::digest`] (compared across mixed-version members), and a version 1
@@ -116,12 +119,14 @@ impl KvView {
                 out.put_i64(id);
                 out.put_u64(remaining_ms);
             }
+            out.put_u64(self.lease_leader.0);
+            out.put_u64(self.lease_leader.1);
         }
     }
 
     /// The one version this state is written in (see the format above).
     fn snapshot_version(&self) -> u8 {
-        if self.leases.values().any(|l| l.remaining_ms.is_some()) {
+        if self.lease_leader != (0, 0) || self.leases.values().any(|l| l.remaining_ms.is_some()) {
             SNAPSHOT_VERSION_CHECKPOINTS
         } else if self.auth.is_pristine() {
             SNAPSHOT_VERSION_NO_AUTH
@@ -245,9 +250,6 @@ impl KvStore {
 fn read_checkpoints(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
     let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
     let n = r.len()?;
-    if n == 0 {
-        return bad("a version 3 snapshot without a lease checkpoint");
-    }
     let mut last = None;
     for _ in 0..n {
         let id = r.i64()?;
@@ -263,6 +265,10 @@ fn read_checkpoints(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), Snaps
             return bad("a lease checkpoint at or above its TTL");
         }
         lease.remaining_ms = Some(remaining_ms);
+    }
+    store.lease_leader = (r.u64()?, r.u64()?);
+    if n == 0 && store.lease_leader == (0, 0) {
+        return bad("a version 3 snapshot without a lease checkpoint or record");
     }
     Ok(())
 }
@@ -331,6 +337,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         compact_revision,
         leases,
         lease_id_next,
+        lease_leader: (0, 0),
         limits,
         changes,
         auth: AuthStore::new(),

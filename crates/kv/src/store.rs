@@ -90,6 +90,9 @@ pub struct KvStore {
     pub(crate) leases: OrdMap<i64, Lease>,
     /// Where the search for a free id starts when a grant asks the store to pick one.
     pub(crate) lease_id_next: i64,
+    /// The ballot `(round, node)` of the latest leadership whose lease record was applied
+    /// ([`LeaseCheckpointRequest::leader`]): records of earlier ones change nothing.
+    pub(crate) lease_leader: (u64, u64),
     pub(crate) limits: Limits,
     /// Which keys changed at which revision, for watchers (derived from `keys`).
     pub(crate) changes: ChangeIndex,
@@ -162,6 +165,7 @@ impl KvStore {
             compact_revision: 0,
             leases: OrdMap::new(),
             lease_id_next: 1,
+            lease_leader: (0, 0),
             limits,
             changes: ChangeIndex::default(),
             auth: AuthStore::new(),
@@ -544,9 +548,24 @@ impl KvStore {
         id
     }
 
+    /// The ballot `(round, node)` of the latest leadership whose lease record was applied.
+    pub fn lease_leader(&self) -> (u64, u64) {
+        self.lease_leader
+    }
+
     /// Records each existing lease's remaining time (capped at its TTL, where it means a full
-    /// TTL again); a lease revoked meanwhile is skipped, as etcd's lessor skips it.
+    /// TTL again) and revokes the expired ones; a lease revoked meanwhile is skipped, as
+    /// etcd's lessor skips it. A record of a leadership older than the last one applied
+    /// changes nothing (see [`LeaseCheckpointRequest`]).
     fn apply_lease_checkpoint(&mut self, c: &LeaseCheckpointRequest) -> KvResponse {
+        if c.leader < self.lease_leader {
+            return KvResponse::LeaseCheckpoint {
+                recorded: 0,
+                revoked: 0,
+                current: false,
+            };
+        }
+        self.lease_leader = c.leader;
         let mut recorded = 0;
         for &(id, remaining_ms) in &c.checkpoints {
             let Some(lease) = self.leases.get_mut(&id) else {
@@ -556,7 +575,17 @@ impl KvStore {
             lease.remaining_ms = (remaining_ms < full_ms).then_some(remaining_ms);
             recorded += 1;
         }
-        KvResponse::LeaseCheckpoint { recorded }
+        let mut revoked = 0;
+        for &id in &c.expired {
+            if self.apply_lease_revoke(&LeaseRevokeRequest { id }).is_ok() {
+                revoked += 1;
+            }
+        }
+        KvResponse::LeaseCheckpoint {
+            recorded,
+            revoked,
+            current: true,
+        }
     }
 
     fn apply_lease_revoke(

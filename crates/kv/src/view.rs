@@ -26,6 +26,7 @@ pub struct KvView {
     pub(crate) revision: i64,
     pub(crate) compact_revision: i64,
     pub(crate) lease_id_next: i64,
+    pub(crate) lease_leader: (u64, u64),
     pub(crate) limits: Limits,
     pub(crate) auth: AuthStore,
 }
@@ -40,6 +41,7 @@ impl KvStore {
             revision: self.revision,
             compact_revision: self.compact_revision,
             lease_id_next: self.lease_id_next,
+            lease_leader: self.lease_leader,
             limits: self.limits,
             auth: self.auth.clone(),
         }

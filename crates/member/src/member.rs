@@ -961,7 +961,7 @@ impl Member {
         match for_ {
             WriteFor::Client(id) => self.answer(id, Answer::Write(answer)),
             WriteFor::Table(id) => self.on_table_written(id, answer.map(|_| ())),
-            WriteFor::Checkpoint { key } => self.checkpoint_written(key, answer.map(|_| ())),
+            WriteFor::Checkpoint { key } => self.checkpoint_written(key, answer),
             WriteFor::Expiry | WriteFor::Publish => {}
         }
     }

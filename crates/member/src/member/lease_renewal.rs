@@ -14,6 +14,10 @@
 //! - **A new leader** restarts every lease from its record: the checkpoint's remaining time,
 //!   or a full TTL, plus one election timeout `E` (etcd's `Promote(extend)`), and a record
 //!   applied later that another leader wrote restarts that lease the same way.
+//! - **Records name their leadership** (its ballot): checkpoints and expiries are one
+//!   command, which the store ignores once a later leadership's record was applied. A leader
+//!   logs an empty one first ([`Takeover`]) and serves renewals and revokes only once it is
+//!   applied, so a deposed leader's record that a later phase 1 takes up cannot undo them.
 //!
 //! The bound (ARCHITECTURE.md, "Leases"): against the last acknowledged renewal `r` of a
 //! lease with TTL `T`, a leader change never revokes it before `r + T` (the record is full
@@ -22,15 +26,12 @@
 //! `r + T + C + E + (time without a leader)`: a lease not renewed for `C` is re-recorded
 //! every `C`, so a new leader's record is at most `C` old when the old leader stopped.
 
-use super::{Answer, Member, RequestId, WriteFor};
+use super::{Answer, Member, RequestId, WriteAnswer, WriteFor};
 use crate::bugs::MemberBug;
 use crate::error::MemberError;
 use crate::peer::{LeaseQuestion, LeaseTtl, PeerMessage};
 use crate::time::Micros;
-use kv::{
-    KvCommand, KvOutput, KvResponse, LeaseCheckpointRequest, LeaseRevokeRequest,
-    LEASE_CHECKPOINTS_MAX,
-};
+use kv::{KvCommand, KvOutput, KvResponse, LeaseCheckpointRequest, LEASE_CHECKPOINTS_MAX};
 use paxos::multi::{Applied, ChosenEntry, ReadId, Role, SessionOutcome, Value};
 use paxos::Slot;
 use std::collections::BTreeMap;
@@ -88,12 +89,27 @@ pub(super) struct LeaseAsks {
     confirming: BTreeMap<ReadId, (i64, Asker, i64, bool)>,
     /// Confirmed renewals waiting to apply through their read's slot, in confirmation order.
     applying: Vec<(Slot, i64, Asker, i64, bool)>,
-    /// As leader: the read asked at the start of this leadership, and the slot it confirmed.
-    /// No revoke is proposed before this member applied through that slot: until then its
-    /// records (and so its clocks) may be older than what earlier leaders had chosen (a
-    /// member that leads before it caught up).
-    takeover_read: Option<ReadId>,
-    takeover_slot: Option<Slot>,
+    /// As leader: the empty lease record logged at the start of this leadership (see
+    /// [`Takeover`]).
+    takeover: Takeover,
+}
+
+/// The empty lease record ([`kv::LeaseCheckpointRequest`] with this leadership's ballot) a
+/// leader logs first. Once it is applied, this member applied everything earlier leaders had
+/// chosen (its records, and so its clocks, are no older than theirs: a member can lead before
+/// it caught up), and any record of an earlier leadership chosen later changes nothing (a
+/// deposed leader's revoke, accepted by it alone and taken up by a later phase 1, would
+/// otherwise undo renewals this leader answered without a log write). Until then it answers
+/// no renewal and proposes no revoke.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Takeover {
+    /// Not logged in this leadership (or its write failed: logged again at the next tick).
+    #[default]
+    None,
+    /// Logged under this checkpoint key, not applied yet.
+    Logging(u64),
+    /// Applied.
+    Applied,
 }
 
 impl Member {
@@ -246,12 +262,6 @@ impl Member {
     /// The outcome of read `id` (confirmed through `slot`, or not): if it was a renewal's,
     /// the renewal waits to apply through `slot`; returns whether it was one.
     pub(super) fn lease_read_outcome(&mut self, id: ReadId, slot: Option<Slot>) -> bool {
-        if self.lease_asks.takeover_read == Some(id) {
-            // Failed (no longer leading): asked again at the next tick if leading.
-            self.lease_asks.takeover_read = None;
-            self.lease_asks.takeover_slot = slot;
-            return true;
-        }
         let Some((lease, asker, granted, low)) = self.lease_asks.confirming.remove(&id) else {
             return false;
         };
@@ -271,7 +281,7 @@ impl Member {
     /// revoked answers "not found" instead of a renewal the revoke would undo.
     pub(super) fn serve_confirmed_renewals(&mut self) {
         let applied = self.applier.applied_through();
-        if self.lease_asks.applying.is_empty() {
+        if self.lease_asks.applying.is_empty() || self.lease_asks.takeover != Takeover::Applied {
             return;
         }
         let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.lease_asks.applying)
@@ -371,18 +381,57 @@ impl Member {
         }
     }
 
-    fn submit_checkpoint(&mut self, checkpoints: Vec<(i64, u64)>, waiters: Vec<(Asker, i64)>) {
+    /// Logs a lease record of this leadership: remaining times, and leases whose time ran out
+    /// (nobody waits on those: the revoke's effect is the answer); returns its key.
+    fn submit_lease_record(
+        &mut self,
+        checkpoints: Vec<(i64, u64)>,
+        expired: Vec<i64>,
+        waiters: Vec<(Asker, i64)>,
+    ) -> u64 {
+        let ballot = self.replica.ballot();
+        let leader = if self.bugs.has(MemberBug::LeaseRecordWithoutLeader) {
+            (0, 0)
+        } else {
+            (ballot.round, ballot.node.0)
+        };
         let key = self.lease_asks.next_ask;
         self.lease_asks.next_ask += 1;
-        self.lease_asks.checkpointing.insert(key, waiters);
+        let for_ = if expired.is_empty() {
+            self.lease_asks.checkpointing.insert(key, waiters);
+            WriteFor::Checkpoint { key }
+        } else {
+            debug_assert!(waiters.is_empty(), "nobody waits on an expiry");
+            WriteFor::Expiry
+        };
         let payload = kv::encode(&KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
+            leader,
             checkpoints,
+            expired,
         }));
-        self.submit_write(self.clock, payload, WriteFor::Checkpoint { key });
+        self.submit_write(self.clock, payload, for_);
+        key
     }
 
-    /// The checkpoint written under `key` was applied (or failed): answer its renewals.
-    pub(super) fn checkpoint_written(&mut self, key: u64, result: Result<(), MemberError>) {
+    fn submit_checkpoint(&mut self, checkpoints: Vec<(i64, u64)>, waiters: Vec<(Asker, i64)>) {
+        self.submit_lease_record(checkpoints, Vec::new(), waiters);
+    }
+
+    /// The checkpoint written under `key` was applied (or failed): answer its renewals. One
+    /// applied after a later leadership's record changed nothing: it failed.
+    pub(super) fn checkpoint_written(&mut self, key: u64, answer: WriteAnswer) {
+        let result = answer.and_then(|(output, _)| match output {
+            Ok(KvResponse::LeaseCheckpoint { current: false, .. }) => Err(MemberError::NotLeader),
+            _ => Ok(()),
+        });
+        if self.lease_asks.takeover == Takeover::Logging(key) {
+            self.lease_asks.takeover = match result {
+                Ok(()) => Takeover::Applied,
+                // Logged again at the next tick, if this member still leads.
+                Err(_) => Takeover::None,
+            };
+            self.serve_confirmed_renewals();
+        }
         let waiters = self
             .lease_asks
             .checkpointing
@@ -464,19 +513,15 @@ impl Member {
                 }
             }
             self.restart_lease_clocks(now);
-            self.lease_asks.takeover_read = None;
-            self.lease_asks.takeover_slot = None;
+            self.lease_asks.takeover = Takeover::None;
+        }
+        if !leading {
+            self.lease_asks.takeover = Takeover::None;
         }
         self.was_leading = leading;
-        if leading
-            && self.lease_asks.takeover_read.is_none()
-            && self.lease_asks.takeover_slot.is_none()
-        {
-            let read = ReadId(self.next_read);
-            self.next_read = self.next_read.wrapping_add(1);
-            if self.replica.read(read).is_ok() {
-                self.lease_asks.takeover_read = Some(read);
-            }
+        if leading && self.lease_asks.takeover == Takeover::None {
+            let key = self.submit_lease_record(Vec::new(), Vec::new(), Vec::new());
+            self.lease_asks.takeover = Takeover::Logging(key);
         }
         leading
     }
@@ -506,7 +551,9 @@ impl Member {
                 // Logged by an older build: a renewal, with a full record again.
                 self.lease_clocks.renew(k.id, now);
             }
-            KvResponse::LeaseRevoke(_) | KvResponse::LeaseCheckpoint { .. } => {
+            // A record of an earlier leadership than the last one applied changed nothing.
+            KvResponse::LeaseCheckpoint { current: false, .. } => {}
+            KvResponse::LeaseRevoke(_) | KvResponse::LeaseCheckpoint { current: true, .. } => {
                 // The answer does not name the leases; the command does. Both are rare next
                 // to puts, so finding and decoding it again costs little.
                 let Value::Batch(commands) = &entry.value else {
@@ -518,7 +565,14 @@ impl Member {
                     .and_then(|c| kv::decode(&c.payload).ok());
                 match command {
                     Some(KvCommand::LeaseRevoke(r)) => self.lease_clocks.forget(r.id),
-                    Some(KvCommand::LeaseCheckpoint(c)) => self.on_checkpoint_applied(applied, &c),
+                    Some(KvCommand::LeaseCheckpoint(c)) => {
+                        for &id in &c.expired {
+                            if self.applier.machine().lease_checkpoint(id).is_none() {
+                                self.lease_clocks.forget(id);
+                            }
+                        }
+                        self.on_checkpoint_applied(applied, &c);
+                    }
                     _ => {}
                 }
             }
@@ -556,10 +610,10 @@ impl Member {
     /// As leader: proposes the revoke of every lease whose clock ran out (again after a
     /// request timeout, should the first proposal be lost).
     fn expire_leases(&mut self, now: Micros) {
-        let applied = self.applier.applied_through();
-        if self.lease_asks.takeover_slot.is_none_or(|s| s > applied) {
+        if self.lease_asks.takeover != Takeover::Applied {
             return;
         }
+        let mut expired = Vec::new();
         for id in self
             .lease_clocks
             .take_due(now, self.options.request_timeout)
@@ -576,9 +630,10 @@ impl Member {
                 continue;
             }
             tracing::info!(lease = id, "lease expired; proposing its revoke");
-            let payload = kv::encode(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }));
-            // Nobody waits on the answer: the revoke's effect is the answer.
-            self.submit_write(now, payload, WriteFor::Expiry);
+            expired.push(id);
+        }
+        for chunk in expired.chunks(LEASE_CHECKPOINTS_MAX) {
+            self.submit_lease_record(Vec::new(), chunk.to_vec(), Vec::new());
         }
     }
 

@@ -201,6 +201,7 @@ impl MemberSimulation {
         run.member
             .on_request(member::Micros(self.now), rid, request);
         self.drive(node);
+        self.trace_line(|| format!("holder {h} asks m{} {asked:?} lease {id:x}", node + 1));
     }
 
     /// Holder `h`'s request was answered (`Some`) or given up (`None`).
@@ -212,6 +213,15 @@ impl MemberSimulation {
     }
 
     fn keepalive_ended(&mut self, h: usize, w: Waiting, answer: Option<Answer>) {
+        self.trace_line(|| {
+            format!(
+                "holder {h} {:?} lease {:x} (asked m{} at {}) answered {answer:?}",
+                w.asked,
+                w.id,
+                w.node + 1,
+                w.invoke
+            )
+        });
         let now = self.now;
         let leaderless = self.keepalive.leaderless_us;
         let ka = &mut self.keepalive;
