@@ -70,3 +70,34 @@ fn one_member_seed() {
     let report = sim::member::run_member_seed(config);
     println!("{report}\n{:?} {:?}", report.ops_by_kind, t.elapsed());
 }
+
+/// A campaign sized by the environment, every fault (`SEEDS=0..5000 NODES=3 MEMBERSHIP=1`),
+/// without the `synod` binary: `cargo test --release -p synod-sim --test member_campaign --
+/// --ignored campaign_from_env --nocapture`.
+#[test]
+#[ignore]
+fn campaign_from_env() {
+    let var = |name: &str| std::env::var(name).ok();
+    let (from, to) = var("SEEDS")
+        .and_then(|s| {
+            let (a, b) = s.split_once("..")?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((0, SEEDS));
+    let nodes = var("NODES").and_then(|n| n.parse().ok()).unwrap_or(3);
+    let mut spec = MemberCampaignSpec::new(from..to, nodes, FaultProfile::All);
+    if var("MEMBERSHIP").is_some() {
+        spec.tweak = Some(|c: &mut sim::member::MemberSimConfig| c.membership = true);
+    }
+    spec.threads = 2;
+    let t = std::time::Instant::now();
+    let runs = run_member_seeds(&spec, &|_| {});
+    let report = MemberCampaignReport::from_runs(&runs);
+    println!("{report}\n{:?} wall", t.elapsed());
+    let failed: Vec<u64> = runs
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.seed)
+        .collect();
+    assert!(failed.is_empty(), "failed seeds {failed:?}");
+}
