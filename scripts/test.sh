@@ -75,10 +75,11 @@ fi
 [ -d crates/explore/e2e/node_modules/playwright-core ] || (cd crates/explore/e2e && npm ci --no-audit --no-fund)
 # "Break it" needs the planted bugs compiled in (they stay off unless a session asks).
 cargo test -p synod-explore --features planted-bugs
-# Release builds: the release dependencies are already built for the steps above.
-cargo build --quiet --release -p synod --bin synod --features planted-bugs
-cargo build --quiet --release -p synod-explore --example sim_trace
-(cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/release/synod" \
-  TRACE_BIN="$PWD/../../../target/release/examples/sim_trace" node --test)
+# Release builds: the release dependencies are already built for the steps above. The page is
+# served by `explore_server`, which runs `synod explore`'s own code (`explore::run_cli`): with the
+# planted bugs compiled in, only the cores and the explorer are built again, not the node.
+cargo build --quiet --release -p synod-explore --features planted-bugs --example explore_server --example sim_trace
+(cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/release/examples/explore_server" \
+  EXPLORE_ARGS="--port 0" TRACE_BIN="$PWD/../../../target/release/examples/sim_trace" node --test)
 
 step "done"

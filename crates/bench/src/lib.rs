@@ -2,7 +2,8 @@
 //!
 //! - [`BenchArgs`]: the command-line flags; [`run_cli`] runs them and prints the report.
 //! - [`run`]: the same from a program, on a [`BenchConfig`], returning a [`BenchReport`].
-//! - [`probe`]: one linearizable Range against an endpoint, to tell when a cluster serves.
+//! - [`probe`]: one linearizable Range against an endpoint, to tell when a cluster serves;
+//!   [`status`]: one `Maintenance.Status`.
 //! - [`http`]: a plain HTTP/1.1 `GET` of a member's `/metrics` or `/health`, for the tools
 //!   that watch a cluster.
 //! - [`reference`]: etcd's KV API from memory, no replication and no fsync: the yardstick
@@ -57,7 +58,7 @@ pub enum BenchError {
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("{endpoint} did not answer a Range: {status}")]
+    #[error("{endpoint} did not answer: {status}")]
     Probe { endpoint: String, status: Status },
     #[error("preloading key {key:?} failed after {attempts} attempts: {status}")]
     Preload {
@@ -189,6 +190,43 @@ pub async fn run_observed(
 /// `timeout`. On etcd (and Synod) it succeeds only once the cluster has a leader and
 /// this member is in touch with it: the readiness test of a freshly started cluster.
 pub async fn probe(endpoint: &str, timeout: Duration) -> Result<(), BenchError> {
+    ask_once(endpoint, timeout, |channel| async move {
+        KvClient::new(channel)
+            .range(RangeRequest {
+                key: b"synod-bench-probe".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// `Maintenance.Status` of `endpoint` (version, db size, leader, index and term, errors,
+/// learner), connection included, within `timeout`: what `synod top` shows beside metrics.
+pub async fn status(
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<etcd_proto::etcdserverpb::StatusResponse, BenchError> {
+    use etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    ask_once(endpoint, timeout, |channel| async move {
+        MaintenanceClient::new(channel)
+            .status(etcd_proto::etcdserverpb::StatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+    })
+    .await
+}
+
+/// Connects to `endpoint` and makes one call, both within `timeout`.
+async fn ask_once<T, F>(
+    endpoint: &str,
+    timeout: Duration,
+    call: impl FnOnce(Channel) -> F,
+) -> Result<T, BenchError>
+where
+    F: Future<Output = Result<T, Status>>,
+{
     let attempt = async {
         let channel = Channel::from_shared(endpoint.to_string())
             .map_err(|e| BenchError::InvalidEndpoint {
@@ -202,17 +240,10 @@ pub async fn probe(endpoint: &str, timeout: Duration) -> Result<(), BenchError> 
                 endpoint: endpoint.to_string(),
                 source,
             })?;
-        KvClient::new(channel)
-            .range(RangeRequest {
-                key: b"synod-bench-probe".to_vec(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|status| BenchError::Probe {
-                endpoint: endpoint.to_string(),
-                status,
-            })?;
-        Ok(())
+        call(channel).await.map_err(|status| BenchError::Probe {
+            endpoint: endpoint.to_string(),
+            status,
+        })
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,

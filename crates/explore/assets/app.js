@@ -211,12 +211,13 @@ function drawViolations(v) {
   }
 }
 
-function nodePositions(n, clients) {
+function nodePositions(names, clients) {
   const pos = {};
-  for (let i = 0; i < n; i++) {
+  const n = names.length;
+  names.forEach((name, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    pos['n' + (i + 1)] = [200 + 140 * Math.cos(a), 200 + 140 * Math.sin(a)];
-  }
+    pos[name] = [200 + 140 * Math.cos(a), 200 + 140 * Math.sin(a)];
+  });
   // Clients sit along the left edge.
   clients.forEach((c, i) => { pos[c] = [24, 380 - i * 40]; });
   return pos;
@@ -225,7 +226,7 @@ function nodePositions(n, clients) {
 function drawCluster(v) {
   const s = $('cluster');
   s.replaceChildren();
-  const pos = nodePositions(v.nodes.length, v.clients);
+  const pos = nodePositions(v.nodes.map((n) => n.name), v.clients);
   const defs = svg('defs');
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
   marker.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#0b57a4' }));
@@ -272,8 +273,10 @@ function drawCluster(v) {
 function drawCards(v) {
   const wrap = $('node-cards');
   wrap.replaceChildren();
-  for (const n of v.nodes) {
-    const num = Number(n.name.slice(1));
+  v.nodes.forEach((n, index) => {
+    // Actions number nodes in view order: Disk Paxos's disks (d1...) come after its processors.
+    const num = index + 1;
+    const isDisk = n.name.startsWith('d');
     const isLead = n.role === 'leader';
     const card = el('div', { class: `node-card${n.up ? '' : ' down'}${isLead ? ' leader' : ''}`, 'data-node': n.name });
     card.append(el('h3', {}, `${n.name} `, el('span', { class: 'role' }, n.up ? n.role : '✕ down')));
@@ -295,15 +298,15 @@ function drawCards(v) {
     }
     for (const note of n.notes) card.append(el('p', { class: 'muted' }, note));
     const buttons = el('div', { class: 'row' });
-    if (n.up) buttons.append(el('button', { type: 'button', 'data-act': 'crash', onclick: () => act({ do: 'crash', node: num }) }, 'Crash'));
+    if (n.up) buttons.append(el('button', { type: 'button', 'data-act': 'crash', onclick: () => act({ do: 'crash', node: num }) }, isDisk ? 'Fail disk' : 'Crash'));
     else buttons.append(el('button', { type: 'button', 'data-act': 'restart', onclick: () => act({ do: 'restart', node: num }) }, 'Restart'));
-    buttons.append(el('button', { type: 'button', 'data-act': 'timer', title: view.spec.protocol === 'multi' ? 'Start an election now' : 'Retry with a higher ballot now', onclick: () => act({ do: 'timer', node: num }) }, 'Fire timer'));
+    if (!isDisk) buttons.append(el('button', { type: 'button', 'data-act': 'timer', title: view.spec.protocol === 'multi' ? 'Start an election now' : 'Retry with a higher ballot now', onclick: () => act({ do: 'timer', node: num }) }, 'Fire timer'));
     if (n.up && n.notes.some((x) => x.includes('disk write'))) {
       buttons.append(el('button', { type: 'button', 'data-act': 'persist', title: 'Finish its oldest disk write now, out of turn', onclick: () => act({ do: 'persist', node: num }) }, 'Finish disk write'));
     }
     card.append(buttons);
     wrap.append(card);
-  }
+  });
 }
 
 function drawMessages(v) {
@@ -347,7 +350,8 @@ function drawOps(v) {
   const byClient = multi || v.spec.protocol === 'fast';
   $('who-label').firstChild.textContent = byClient ? 'Client ' : 'Node ';
   const who = $('who');
-  const options = byClient ? v.clients : v.nodes.map((n) => n.name);
+  // Disks propose nothing: only nodes named n... are offered.
+  const options = byClient ? v.clients : v.nodes.map((n) => n.name).filter((n) => n.startsWith('n'));
   if (who.options.length !== options.length || who.dataset.kind !== (byClient ? 'c' : 'n')) {
     who.replaceChildren(...options.map((o) => el('option', { value: o.slice(1) }, o)));
     who.dataset.kind = byClient ? 'c' : 'n';
@@ -362,7 +366,7 @@ function drawLinks(v) {
   for (const id of ['link-from', 'link-to']) {
     const sel = $(id);
     if (sel.options.length !== v.nodes.length) {
-      sel.replaceChildren(...v.nodes.map((n) => el('option', { value: n.name.slice(1) }, n.name)));
+      sel.replaceChildren(...v.nodes.map((n, i) => el('option', { value: i + 1 }, n.name)));
     }
   }
   if ($('link-to').selectedIndex === 0 && v.nodes.length > 1 && $('link-from').selectedIndex === 0) $('link-to').selectedIndex = 1;

@@ -398,3 +398,31 @@ test('cheap paxos: auxiliaries step in for a dead main, then go idle after the s
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('disk paxos: a disk fails mid-write, a majority of disks decides; break it and two values are decided', async () => {
+  const { page, errors } = await open();
+  await playScenario(page, 'disk-mid-write');
+  const card = (n) => page.textContent(`.node-card[data-node="${n}"]`);
+  for (const p of ['n1', 'n2', 'n3']) assert.match(await card(p), /decided 'a'/, `${p} decided n1's value`);
+  assert.match(await card('d3'), /n1's block: torn/, 'the write cut off by the failure tore the block');
+  assert.equal(await page.textContent('.node-card[data-node="d1"] button[data-act="crash"]'), 'Fail disk');
+  assert.match(await page.textContent('#log'), /d3 cannot return n1's block/);
+  assert.equal(await page.$eval('#violations', (v) => v.hidden), true);
+  await page.screenshot({ path: path.join(shots, 'scenario-disk-mid-write.png'), fullPage: true });
+  // Break it: once every processor recovered, n1 is cut off from d2 and d3 (nodes 5, 6), n2
+  // from d1 (node 4). Deciding after one disk, each decides its own input.
+  const session = {
+    spec: { protocol: 'disk', nodes: 3, seed: 1, bug: 'decide-without-disk-majority' },
+    actions: [{ do: 'step', n: 20 }, { do: 'cut', from: 1, to: 5 }, { do: 'cut', from: 1, to: 6 }, { do: 'cut', from: 2, to: 4 },
+      { do: 'propose', value: 'a', node: 1 }, { do: 'propose', value: 'b', node: 2 }, { do: 'step', n: 150 }],
+  };
+  await page.goto(base + '#' + encodeURIComponent(JSON.stringify(session)));
+  await page.waitForSelector('#violations:not([hidden])');
+  const shown = await page.textContent('#violations');
+  assert.match(shown, /agreement/);
+  assert.match(shown, /n1 learned 'a', but 'b' was chosen/);
+  assert.match(await card('n2'), /decided 'b'/);
+  await page.screenshot({ path: path.join(shots, 'break-it-disk.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

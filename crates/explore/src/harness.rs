@@ -279,7 +279,7 @@ pub(crate) fn message_views<M: Clone>(
         .map(|m| MessageView {
             id: m.id,
             from: end(m.from),
-            to: name(m.to),
+            to: net.endpoint(m.to),
             kind: kind(&m.msg).to_string(),
             label: label(&m.msg),
             deliver_at: m.deliver_at,
@@ -313,7 +313,11 @@ pub(crate) fn view<M: Clone>(
         nodes: shown.nodes,
         clients: shown.clients,
         in_flight: shown.in_flight,
-        cut: net.cut.iter().map(|(a, b)| [name(*a), name(*b)]).collect(),
+        cut: net
+            .cut
+            .iter()
+            .map(|(a, b)| [net.endpoint(*a), net.endpoint(*b)])
+            .collect(),
         chosen: shown.chosen,
         ops: shown.ops,
         log: journal.log_tail(),
@@ -477,7 +481,7 @@ fn arrive<H: Harness>(h: &mut H, m: Flying<H::Msg>, step: usize) -> String {
     let (net, journal) = h.parts();
     if net.is_cut(&m) || !up {
         journal.ended(m.id, step, false);
-        let to = name(m.to);
+        let to = net.endpoint(m.to);
         return format!(
             "{label} from {from} reaches {to}, but {to} is down or the link is cut: it is lost."
         );

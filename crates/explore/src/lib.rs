@@ -6,14 +6,15 @@
 //! looks like at the step asked for. Multi-Paxos runs in the simulator (`crates/sim`) on the
 //! real `Replica`s; single-decree Paxos runs the real `SynodNode`s, and Fast Paxos the real
 //! `FastNode`s, EPaxos the real `epaxos::Replica`s and Paxos Commit the real
-//! `commit::CommitNode`s, each in a small harness here (`harness.rs`). Flexible quorums are a
-//! Multi-Paxos session with a quorum rule.
+//! `commit::CommitNode`s, Disk Paxos the real `disk::DiskProcessor`s, each in a small harness
+//! here (`harness.rs`). Flexible quorums are a Multi-Paxos session with a quorum rule.
 //! Nothing of the protocol runs in the browser: JavaScript only draws and sends actions.
 //!
 //! Because a session is a pure function of its spec and actions, "back" is a replay to an
 //! earlier step, and a URL or an exported JSON file reproduces a session exactly.
 
 pub mod commit;
+pub mod disk;
 pub mod epaxos;
 pub mod fast;
 pub(crate) mod harness;

@@ -35,6 +35,9 @@ pub enum Protocol {
     /// Paxos Commit: `paxos::commit::CommitNode`s; n1 the transaction manager, n2 a second
     /// leader, n3 and up the resource managers, every node an acceptor.
     Commit,
+    /// Disk Paxos: `paxos::disk::DiskProcessor`s, `nodes` processors sharing three disks
+    /// (`d1`..`d3`, node numbers `nodes + 1` and up in actions), one value.
+    Disk,
 }
 
 /// Everything a session's worlds are built from, before any action.

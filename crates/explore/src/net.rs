@@ -51,6 +51,9 @@ pub struct Net<M> {
     pub next_id: u64,
     /// Blocked one-way links `(from, to)`, node indexes.
     pub cut: BTreeSet<(usize, usize)>,
+    /// Disk Paxos: the index of the first disk (`d1`); indexes from there on are disks,
+    /// which the page names `d1`, `d2`... rather than nodes.
+    pub first_disk: Option<usize>,
 }
 
 impl<M: Clone> Net<M> {
@@ -64,6 +67,15 @@ impl<M: Clone> Net<M> {
             in_flight: BTreeMap::new(),
             next_id: 1,
             cut: BTreeSet::new(),
+            first_disk: None,
+        }
+    }
+
+    /// The page's name for index `i`: `n1`..., or `d1`... for a disk.
+    pub fn endpoint(&self, i: usize) -> String {
+        match self.first_disk.and_then(|d| i.checked_sub(d)) {
+            Some(d) => format!("d{}", d + 1),
+            None => format!("n{}", i + 1),
         }
     }
 
@@ -119,7 +131,7 @@ impl<M: Clone> Net<M> {
         let id = self.next_id;
         self.next_id += 1;
         let deliver_at = self.now + self.draw(DELAY_BASE_US, DELAY_JITTER_US);
-        journal.sent(id, from_name, &format!("n{}", to + 1), kind, step);
+        journal.sent(id, from_name, &self.endpoint(to), kind, step);
         if self.cut.contains(&(from, to)) {
             journal.ended(id, step, false);
             return;
@@ -162,7 +174,10 @@ impl<M: Clone> Net<M> {
                 };
                 journal.ended(*id, step, false);
                 let (label, _, from) = describe(&m);
-                format!("The network loses {label} from {from} to n{}.", m.to + 1)
+                format!(
+                    "The network loses {label} from {from} to {}.",
+                    self.endpoint(m.to)
+                )
             }
             Action::Duplicate { id } => {
                 let Some(m) = self.in_flight.get(id).cloned() else {
@@ -172,7 +187,7 @@ impl<M: Clone> Net<M> {
                 self.next_id += 1;
                 let deliver_at = self.now + DUPLICATE_DELAY_US;
                 let (label, kind, from) = describe(&m);
-                journal.sent(copy, &from, &format!("n{}", m.to + 1), kind, step);
+                journal.sent(copy, &from, &self.endpoint(m.to), kind, step);
                 let to = m.to;
                 self.in_flight.insert(
                     copy,
@@ -184,17 +199,19 @@ impl<M: Clone> Net<M> {
                 );
                 self.schedule(deliver_at, Ev::Deliver { id: copy });
                 format!(
-                    "The network duplicates {label} from {from} to n{}: it will arrive twice.",
-                    to + 1
+                    "The network duplicates {label} from {from} to {}: it will arrive twice.",
+                    self.endpoint(to)
                 )
             }
             Action::Cut { from, to } => {
                 self.cut.insert((from - 1, to - 1));
-                format!("The link n{from} → n{to} is cut.")
+                let (a, b) = (self.endpoint(from - 1), self.endpoint(to - 1));
+                format!("The link {a} → {b} is cut.")
             }
             Action::Heal { from, to } => {
                 self.cut.remove(&(from - 1, to - 1));
-                format!("The link n{from} → n{to} works again.")
+                let (a, b) = (self.endpoint(from - 1), self.endpoint(to - 1));
+                format!("The link {a} → {b} works again.")
             }
             Action::Partition { groups } => {
                 let links = crate::multi::partition_links(nodes, groups);

@@ -631,6 +631,43 @@ fn cheap_auxiliary() -> Scenario {
     )
 }
 
+/// Whether processor `node` (from 1) of a Disk Paxos view has decided.
+fn decided(v: &View, node: usize) -> bool {
+    v.nodes[node - 1]
+        .notes
+        .iter()
+        .any(|n| n.starts_with("decided"))
+}
+
+fn disk_mid_write() -> Scenario {
+    let mut s = Script::new(Protocol::Disk, 3, 1);
+    // Disk d3 is node 6: disks are numbered after the three processors.
+    let d3 = 6;
+    let vote_to_d3 = |v: &View| {
+        v.in_flight
+            .iter()
+            .any(|m| m.kind == "write" && m.to == "d3" && m.label.contains("vote"))
+    };
+    s.until("Three processors n1, n2 and n3 share three disks d1, d2 and d3, and send each other nothing. Each starts by reading its own block back from the disks (phase 0), since it keeps nothing in memory across a crash.", |v| v.nodes[..3].iter().all(|n| n.role == "idle"))
+        .act(propose_at(1, "a"), "n1 gets the input 'a'.")
+        .act(Action::Timer { node: 1 }, "n1 starts a ballot. Phase 1 writes its block, with the new ballot as its mbal, to every disk. On each disk, once that write is done, it reads n2's and n3's blocks there; a phase needs a majority of disks, two of three.")
+        .until("Phase 1 is done on a majority of disks, and n1 read no vote: it takes its own input, and phase 2 writes its vote 'a' to every disk.", vote_to_d3)
+        .act(Action::Crash { node: d3 }, "Disk d3 fails in the middle of writing n1's vote: n1's block there is torn, half old and half new. The write never completes.")
+        .until("d1 and d2 are a majority of disks: n1's vote is on both, so 'a' is chosen and n1 decides, without d3.", |v| decided(v, 1))
+        .act(propose_at(2, "b"), "n2 gets the input 'b'.")
+        .act(Action::Timer { node: 2 }, "n2 starts a higher ballot. Whichever majority of disks its phase 1 reaches, it has at least one in common with the disks holding n1's vote.")
+        .until("n2 reads n1's vote 'a' on a working disk, so its phase 2 writes 'a', not 'b', and it decides 'a': agreement, with a disk down.", |v| decided(v, 2))
+        .act(Action::Restart { node: d3 }, "d3 comes back with n1's torn block. Reading it fails its checksum: damage costs a read, never a vote.")
+        .act(propose_at(3, "c"), "n3 gets the input 'c'.")
+        .act(Action::Timer { node: 3 }, "n3 runs a ballot too. Its reads on d3 fail (n1's block is torn), so it needs d1 and d2.")
+        .until("n3 decides 'a' as well: its phase 1 read n1's or n2's vote on the disks that work.", |v| decided(v, 3));
+    s.finish(
+        "disk-mid-write",
+        "Disk Paxos: a disk fails mid-write and a majority of disks still decides",
+        "Gafni and Lamport's Disk Paxos: processors that share no memory and send no messages, only disks. Each processor writes its own block on every disk and reads the others' blocks; a majority of disks stands in for a quorum of acceptors. Try it in \"break it\" mode with decide-without-disk-majority: a processor that decides after one disk lets two processors decide two values.",
+    )
+}
+
 /// Every scenario, built now on the real cores.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -648,5 +685,6 @@ pub fn all() -> Vec<Scenario> {
         epaxos_conflict(),
         commit_tm_crash(),
         cheap_auxiliary(),
+        disk_mid_write(),
     ]
 }

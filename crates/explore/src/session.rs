@@ -3,6 +3,7 @@
 //! actions; going back replays from the seed.
 
 use crate::commit::CommitWorld;
+use crate::disk::DiskWorld;
 use crate::epaxos::EpaxosWorld;
 use crate::fast::FastWorld;
 use crate::model::{
@@ -29,6 +30,8 @@ pub enum World {
     Epaxos(Box<EpaxosWorld>),
     /// Paxos Commit.
     Commit(Box<CommitWorld>),
+    /// Disk Paxos.
+    Disk(Box<DiskWorld>),
 }
 
 impl World {
@@ -39,6 +42,7 @@ impl World {
             World::Fast(w) => w.apply(action, step),
             World::Epaxos(w) => w.apply(action, step),
             World::Commit(w) => w.apply(action, step),
+            World::Disk(w) => w.apply(action, step),
         }
     }
 
@@ -49,6 +53,7 @@ impl World {
             World::Fast(w) => w.view(spec, step, total),
             World::Epaxos(w) => w.view(spec, step, total),
             World::Commit(w) => w.view(spec, step, total),
+            World::Disk(w) => w.view(spec, step, total),
         }
     }
 }
@@ -105,13 +110,19 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
         Protocol::Multi => crate::multi::CLIENTS,
         Protocol::Fast => crate::fast::PROPOSERS,
         Protocol::Epaxos => crate::epaxos::CLIENTS,
-        Protocol::Commit => 0,
+        Protocol::Commit | Protocol::Disk => 0,
     };
     if spec.protocol == Protocol::Epaxos && spec.nodes.is_multiple_of(2) {
         return Err(SessionError::OddReplicas(spec.nodes));
     }
+    // Disk Paxos's disks are numbered after its processors.
+    let disks = if spec.protocol == Protocol::Disk {
+        crate::disk::DISKS
+    } else {
+        0
+    };
     let node = |n: usize| {
-        if (1..=spec.nodes + spec.spares).contains(&n) {
+        if (1..=spec.nodes + spec.spares + disks).contains(&n) {
             Ok(())
         } else {
             Err(SessionError::NoSuchNode(n))
@@ -169,7 +180,7 @@ pub fn validate(spec: &Spec, actions: &[Action]) -> Result<(), SessionError> {
             } => {
                 text(value)?;
                 match spec.protocol {
-                    Protocol::Synod | Protocol::Commit => node(n.unwrap_or(1))?,
+                    Protocol::Synod | Protocol::Commit | Protocol::Disk => node(n.unwrap_or(1))?,
                     Protocol::Multi => {
                         client(c.unwrap_or(1))?;
                         if let Some(k) = key {
@@ -247,6 +258,7 @@ pub fn fresh(spec: &Spec) -> Result<World, SessionError> {
         Protocol::Fast => World::Fast(Box::new(FastWorld::new(spec, bugs))),
         Protocol::Epaxos => World::Epaxos(Box::new(EpaxosWorld::new(spec, bugs))),
         Protocol::Commit => World::Commit(Box::new(CommitWorld::new(spec, bugs))),
+        Protocol::Disk => World::Disk(Box::new(DiskWorld::new(spec, bugs))),
     })
 }
 

@@ -685,6 +685,43 @@ async fn scenarios_replay_to_what_they_narrate() {
                 }
                 assert_eq!(v["ops"][1]["output"], "ok", "{}", v["ops"]);
             }
+            Some("disk-mid-write") => {
+                // d3 failed mid-write and came back with n1's block torn; every processor
+                // decided n1's 'a' from the majority d1, d2.
+                let nodes = v["nodes"].as_array().expect("nodes");
+                assert_eq!(nodes.len(), 6, "3 processors and 3 disks: {nodes:?}");
+                for p in &nodes[..3] {
+                    assert_eq!(p["role"], "decided", "{p}");
+                    assert!(
+                        p["notes"]
+                            .as_array()
+                            .is_some_and(|t| t.contains(&json!("decided 'a'"))),
+                        "{p}"
+                    );
+                }
+                assert_eq!(nodes[5]["name"], "d3");
+                assert!(
+                    nodes[5]["notes"].as_array().is_some_and(
+                        |t| t.contains(&json!("n1's block: torn (its checksum fails)"))
+                    ),
+                    "{}",
+                    nodes[5]
+                );
+                let chosen = v["chosen"].as_array().expect("chosen");
+                assert_eq!(chosen.len(), 1, "{chosen:?}");
+                assert_eq!(chosen[0]["value"], "'a'", "{chosen:?}");
+                let log = v["log"].as_array().expect("log");
+                let said = |t: &str| {
+                    log.iter()
+                        .any(|e| e["text"].as_str().is_some_and(|x| x.contains(t)))
+                };
+                assert!(
+                    said("d3 fails in the middle of writing n1's block"),
+                    "{log:?}"
+                );
+                assert!(said("d3 cannot return n1's block"), "{log:?}");
+                assert_eq!(v["ops"][1]["output"], "decided 'a'", "{}", v["ops"]);
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     }
@@ -1401,5 +1438,76 @@ async fn break_it_a_commit_with_one_vote_missing_commits_what_an_rm_aborted() {
                 .is_some_and(|t| t.contains(&json!("t1: Committed")))),
         "{}",
         clean["nodes"]
+    );
+}
+
+/// "Break it" for Disk Paxos: n1 is cut off from d2 and d3, n2 from d1. With
+/// `decide-without-disk-majority` a processor ends a phase after one disk: n1 decides 'a'
+/// with its vote on d1 alone, and n2, reading only d2 and d3, never sees it and decides 'b':
+/// the explorer's agreement check fires. Without the bug, the same actions leave n1
+/// undecided (it cannot reach a majority of disks) and nothing is violated.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test]
+async fn break_it_a_processor_deciding_on_one_disk_lets_two_values_be_decided() {
+    let addr = start().await;
+    let spec = json!({ "protocol": "disk", "nodes": 3, "seed": 1,
+        "bug": "decide-without-disk-majority" });
+    let mut d = Drive::new(addr, spec.clone()).await;
+    let idle = |v: &Value| (0..3).all(|i| v["nodes"][i]["role"] == "idle");
+    let decided = |i: usize, value: &'static str| {
+        move |v: &Value| {
+            v["nodes"][i]["notes"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!(format!("decided '{value}'"))))
+        }
+    };
+    d.until(100, idle).await;
+    // Disks are nodes 4, 5 and 6.
+    d.act(json!({ "do": "cut", "from": 1, "to": 5 })).await;
+    d.act(json!({ "do": "cut", "from": 1, "to": 6 })).await;
+    d.act(json!({ "do": "propose", "value": "a", "node": 1 }))
+        .await;
+    d.act(json!({ "do": "timer", "node": 1 })).await;
+    d.until(100, decided(0, "a")).await;
+    // n1 decided with its vote on one disk: no majority holds it, and the check says so.
+    assert!(
+        violation(&d.last, |x| x["check"] == "agreement"
+            && x["detail"].as_str().is_some_and(
+                |t| t.contains("n1 learned 'a', which no quorum accepted")
+            ))
+        .is_some(),
+        "{}",
+        d.last["violations"]
+    );
+    d.act(json!({ "do": "cut", "from": 2, "to": 4 })).await;
+    d.act(json!({ "do": "propose", "value": "b", "node": 2 }))
+        .await;
+    d.act(json!({ "do": "timer", "node": 2 })).await;
+    d.until(200, decided(1, "b")).await;
+    // Two values decided: n2's 'b' is on a majority (d2, d3), chosen, and n1 decided 'a'.
+    assert_eq!(d.last["chosen"][0]["value"], "'b'", "{}", d.last["chosen"]);
+    assert!(
+        violation(&d.last, |x| x["check"] == "agreement"
+            && x["detail"].as_str().is_some_and(
+                |t| t.contains("n1 learned 'a', but 'b' was chosen")
+            ))
+        .is_some(),
+        "{}",
+        d.last["violations"]
+    );
+    // Without the bug, the same actions: n1 never gets a majority of disks, so it decides
+    // nothing, and n2 alone decides.
+    let clean = view(
+        addr,
+        json!({ "spec": without_bug(&spec), "actions": d.actions }),
+    )
+    .await;
+    assert_eq!(clean["violations"], json!([]), "{}", clean["log"]);
+    assert!(
+        !clean["nodes"][0]["notes"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|x| x.as_str().is_some_and(|x| x.starts_with("decided")))),
+        "{}",
+        clean["nodes"][0]
     );
 }

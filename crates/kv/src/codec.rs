@@ -24,7 +24,11 @@
 //! | LeaseRevoke | 6 | id |
 //! | LeaseKeepAlive | 7 | id |
 //! | Auth | 8 | auth tag, then that command's fields (below) |
-//! | LeaseCheckpoint | 10 | the leader's ballot round and node (unsigned); count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned); count of expired leases (at most the same), then their ids |
+//! | Alarm | 10 | action (0 get, 1 activate, 2 deactivate), member id (unsigned), alarm type (etcd's number: 0 none, 1 nospace, 2 corrupt) |
+//! | LeaseCheckpoint | 11 | the leader's ballot round and node (unsigned); count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned); count of expired leases (at most the same), then their ids |
+//!
+//! Alarm commands (tag 10) came later still, added the same way as auth's (below), and lease
+//! records (tag 11) after them.
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -62,6 +66,7 @@
 //! of its slot ([`crate::KvStore::apply_as`]). Internal commands (lease expiry, the
 //! compactor) carry no envelope.
 
+use crate::alarm::{AlarmAction, AlarmRequest, AlarmType};
 use crate::auth::{AuthCommand, Caller, PasswordHash, Permission, PermissionType, UserPassword};
 use crate::error::DecodeError;
 use crate::types::*;
@@ -82,8 +87,9 @@ const CMD_LEASE_REVOKE: u8 = 6;
 const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 const CMD_AUTH: u8 = 8;
 const CMD_AS: u8 = 9;
-/// Came after auth, like it: older builds refuse it as an unknown command.
-const CMD_LEASE_CHECKPOINT: u8 = 10;
+const CMD_ALARM: u8 = 10;
+/// Came after alarms, like them: older builds refuse it as an unknown command.
+const CMD_LEASE_CHECKPOINT: u8 = 11;
 
 const AUTH_ENABLE: u8 = 1;
 const AUTH_DISABLE: u8 = 2;
@@ -172,6 +178,30 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
                 out.put_i64(*id);
             }
         }
+        KvCommand::Alarm(a) => {
+            out.push(CMD_ALARM);
+            out.put_u8(match a.action {
+                AlarmAction::Get => 0,
+                AlarmAction::Activate => 1,
+                AlarmAction::Deactivate => 2,
+            });
+            out.put_u64(a.member_id);
+            out.put_u8(a.alarm.number());
+        }
+    }
+}
+
+/// Whether a log payload is a compaction, from its tag alone (an envelope is read through: a
+/// compaction sent by a user while auth is on). No allocation for any other command: a member
+/// asks this of every applied command while watchers listen, to share the changes before a
+/// compaction drops tombstones they are owed.
+pub fn is_compaction(bytes: &[u8]) -> bool {
+    match bytes {
+        [FORMAT_VERSION, CMD_COMPACT, ..] => true,
+        [FORMAT_VERSION, CMD_AS, ..] => {
+            matches!(decode(bytes), Ok(KvCommand::Compact(_)))
+        }
+        _ => false,
     }
 }
 
@@ -246,6 +276,7 @@ pub fn decode_as(bytes: &[u8]) -> Result<(Option<Caller>, KvCommand), DecodeErro
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
         CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
         CMD_LEASE_CHECKPOINT => KvCommand::LeaseCheckpoint(take_lease_checkpoint(&mut r)?),
+        CMD_ALARM => KvCommand::Alarm(take_alarm(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "command".into(),
@@ -701,6 +732,35 @@ pub(crate) fn take_permission_type(r: &mut Reader<'_>) -> Result<PermissionType,
             tag,
         }),
     }
+}
+
+fn take_alarm(r: &mut Reader<'_>) -> Result<AlarmRequest, DecodeError> {
+    let action = match r.u8()? {
+        0 => AlarmAction::Get,
+        1 => AlarmAction::Activate,
+        2 => AlarmAction::Deactivate,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "alarm action".into(),
+                tag,
+            })
+        }
+    };
+    let member_id = r.u64()?;
+    let alarm = take_alarm_type(r)?;
+    Ok(AlarmRequest {
+        action,
+        member_id,
+        alarm,
+    })
+}
+
+pub(crate) fn take_alarm_type(r: &mut Reader<'_>) -> Result<AlarmType, DecodeError> {
+    let tag = r.u8()?;
+    AlarmType::from_number(i64::from(tag)).ok_or(DecodeError::UnknownTag {
+        what: "alarm type".into(),
+        tag,
+    })
 }
 
 fn put_auth(out: &mut Vec<u8>, a: &AuthCommand) {

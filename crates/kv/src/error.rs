@@ -58,6 +58,18 @@ pub enum KvError {
     /// A snapshot that does not restore.
     #[error("synod: kv snapshot refused: {0}")]
     Snapshot(#[from] SnapshotError),
+    /// A NOSPACE alarm is raised and the command would grow the store (etcd's capped applier).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// A CORRUPT alarm is raised and the command writes (etcd's corrupt applier).
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
+    /// A client raised more alarms than the store holds.
+    #[error("synod: at most {alarms_max} alarms can be raised at once")]
+    TooManyAlarms {
+        /// The most alarms held.
+        alarms_max: usize,
+    },
     /// The sender may not do this (auth on): etcd's auth errors, with their texts.
     #[error(transparent)]
     Auth(#[from] AuthError),

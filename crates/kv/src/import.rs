@@ -153,6 +153,10 @@ impl KvStore {
             keys,
             revision,
             compact_revision,
+            // etcd's backup does not say whether a compaction at 0 was taken (its scheduled
+            // compaction key holds the last one); one above 0 says it was.
+            compacted: compact_revision > 0,
+            alarms: Default::default(),
             leases: lease_table,
             lease_id_next: 1,
             lease_leader: (0, 0),

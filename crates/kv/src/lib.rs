@@ -18,7 +18,9 @@
 //!
 //! The store also holds etcd's auth tables ([`AuthStore`]: users, roles, permissions, the
 //! enabled flag and the auth revision), changed by [`KvCommand::Auth`] through the same log
-//! and checked by pure functions of them (see the `auth` module's docs).
+//! and checked by pure functions of them (see the `auth` module's docs), and etcd's alarms
+//! (NOSPACE, CORRUPT), raised and cleared by [`KvCommand::Alarm`] through the log: with one
+//! raised, the store refuses the writes etcd 3.4 refuses (see the `alarm` module's docs).
 //!
 //! ```
 //! use kv::{KvCommand, KvResponse, KvStore, PutRequest, RangeRequest};
@@ -42,6 +44,7 @@
 //! assert_eq!(then.kvs[0].value, b"hello");
 //! ```
 
+mod alarm;
 mod auth;
 mod codec;
 mod error;
@@ -54,6 +57,7 @@ mod types;
 mod view;
 mod watch;
 
+pub use alarm::{AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType, ALARMS_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use auth::planted;
 pub use auth::{
@@ -62,7 +66,9 @@ pub use auth::{
     Permission, PermissionType, SimpleTokens, UserPassword, UserPermissions, BCRYPT_COST_DEFAULT,
     BCRYPT_COST_MAX, BCRYPT_COST_MIN, PASSWORD_BYTES_MAX, ROOT_ROLE, ROOT_USER, SIMPLE_TOKENS_MAX,
 };
-pub use codec::{decode, decode_as, encode, encode_as, FORMAT_VERSION, TXN_DEPTH_MAX};
+pub use codec::{
+    decode, decode_as, encode, encode_as, is_compaction, FORMAT_VERSION, TXN_DEPTH_MAX,
+};
 pub use error::{AuthError, DecodeError, KvError, SnapshotError};
 pub use import::{Import, ImportedAuth, ImportedLive, ImportedUser, ImportedVersion};
 pub use store::{KvStore, Limits, LEASE_TTL_MAX_SECONDS};

@@ -19,19 +19,31 @@
 //!   ascending by key then range end: count, then per permission key, range end and type (0
 //!   read, 1 write, 2 readwrite).
 //!
-//! - version 3 only: the auth tables as in version 2 (untouched ones too), then the leases'
-//!   checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending by id: count, then per
-//!   lease its `id` and the milliseconds it had left (unsigned, below its TTL); then the
-//!   ballot round and node of the last leadership whose lease record was applied (unsigned;
-//!   not both zero when there is no checkpoint).
+//! A store whose auth tables were never changed is written as version 1, exactly as before
+//! auth existed, and every other store of versions 1 and 2 as version 2: a store that does not
+//! use auth keeps its bytes and its [`KvStore::digest`] (compared across mixed-version
+//! members), and a version 1 snapshot restores with auth disabled and empty tables. A version
+//! 2 snapshot whose auth tables are untouched is refused: each state has exactly one encoding.
 //!
-//! A store that applied a lease record (every store a member leads: each leader logs one
-//! first) is written as version 3. Otherwise, a store whose auth
-//! tables were never changed is written as version 1, exactly as before
-//! auth existed, and every other store as version 2: a store that does not use auth keeps its
-//! bytes and its [`KvStore::digest`] (compared across mixed-version members), and a version 1
-//! snapshot restores with auth disabled and empty tables. A version 2 snapshot whose auth
-//! tables are untouched is refused: each state has exactly one encoding.
+//! # Version 3
+//!
+//! Version 1's body, then a flags byte (1: the auth section follows; 2: the store took a
+//! compaction at revision 0, etcd's "compaction revision 0" rather than "never compacted"),
+//! the auth section if flagged, then the raised alarms, ascending by type then member: count,
+//! then per alarm its type (etcd's number) and member id (unsigned varint). Written only for a
+//! store with an alarm raised or compacted at 0 (versions 1 and 2 cannot say either), so
+//! every other store keeps its bytes and digest; a version 3 snapshot that needs neither is
+//! refused, as is one with more than [`crate::ALARMS_MAX`] alarms.
+//!
+//! # Version 4
+//!
+//! Version 3's body (flags, auth if flagged, alarms: none raised is allowed here), then the
+//! lease section: the leases' checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending
+//! by id: count, then per lease its `id` and the milliseconds it had left (unsigned, below its
+//! TTL); then the ballot round and node of the last leadership whose lease record was applied
+//! (unsigned; not both zero when there is no checkpoint). Written for a store that applied a
+//! lease record (every store a member leads: each leader logs one first), whatever else it
+//! holds; a store that never did keeps its version 1, 2 or 3 bytes and digest.
 //!
 //! Everything is in map order, so equal stores give equal bytes.
 
@@ -47,10 +59,15 @@ use std::collections::{BTreeMap, BTreeSet};
 const MAGIC: &[u8; 4] = b"SKVS";
 /// Written when the auth tables were never changed: no auth section.
 const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
-/// Written otherwise: with the auth section.
+/// Written when the auth tables changed, and neither of version 3's reasons holds.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
-/// Written when some lease holds a checkpoint: the auth section, then the checkpoints.
-const SNAPSHOT_VERSION_CHECKPOINTS: u8 = 3;
+/// Written for a store with alarms raised or compacted at revision 0, and no lease record.
+const SNAPSHOT_VERSION_EXTRAS: u8 = 3;
+/// Written for a store that applied a lease record: version 3's body, then the lease section.
+const SNAPSHOT_VERSION_LEASE_RECORDS: u8 = 4;
+/// Version 3's (and 4's) flags.
+const EXTRAS_AUTH: u8 = 1;
+const EXTRAS_COMPACTED_AT_ZERO: u8 = 2;
 
 impl KvView {
     /// The snapshot bytes of the state the view holds (format above): [`KvStore::snapshot`]'s
@@ -105,10 +122,27 @@ impl KvView {
             }
         }
         let version = self.snapshot_version();
-        if version >= SNAPSHOT_VERSION_AUTH {
+        if version >= SNAPSHOT_VERSION_EXTRAS {
+            let mut flags = 0;
+            if !self.auth.is_pristine() {
+                flags |= EXTRAS_AUTH;
+            }
+            if self.compacted_at_zero() {
+                flags |= EXTRAS_COMPACTED_AT_ZERO;
+            }
+            out.put_u8(flags);
+            if !self.auth.is_pristine() {
+                write_auth(&self.auth, out);
+            }
+            out.put_len(self.alarms.len());
+            for a in &self.alarms {
+                out.put_u8(a.alarm.number());
+                out.put_u64(a.member_id);
+            }
+        } else if version == SNAPSHOT_VERSION_AUTH {
             write_auth(&self.auth, out);
         }
-        if version == SNAPSHOT_VERSION_CHECKPOINTS {
+        if version == SNAPSHOT_VERSION_LEASE_RECORDS {
             let checkpoints: Vec<(i64, u64)> = self
                 .leases
                 .iter()
@@ -127,12 +161,23 @@ impl KvView {
     /// The one version this state is written in (see the format above).
     fn snapshot_version(&self) -> u8 {
         if self.lease_leader != (0, 0) || self.leases.values().any(|l| l.remaining_ms.is_some()) {
-            SNAPSHOT_VERSION_CHECKPOINTS
+            SNAPSHOT_VERSION_LEASE_RECORDS
+        } else if self.needs_extras() {
+            SNAPSHOT_VERSION_EXTRAS
         } else if self.auth.is_pristine() {
             SNAPSHOT_VERSION_NO_AUTH
         } else {
             SNAPSHOT_VERSION_AUTH
         }
+    }
+
+    fn compacted_at_zero(&self) -> bool {
+        self.compacted && self.compact_revision == 0
+    }
+
+    /// Whether the state says something versions 1 and 2 cannot.
+    fn needs_extras(&self) -> bool {
+        !self.alarms.is_empty() || self.compacted_at_zero()
     }
 }
 
@@ -164,7 +209,7 @@ impl KvStore {
         let Some((&version, body)) = body.split_first() else {
             return Err(SnapshotError::BadMagic.into());
         };
-        if !(SNAPSHOT_VERSION_NO_AUTH..=SNAPSHOT_VERSION_CHECKPOINTS).contains(&version) {
+        if !(SNAPSHOT_VERSION_NO_AUTH..=SNAPSHOT_VERSION_LEASE_RECORDS).contains(&version) {
             return Err(SnapshotError::UnknownVersion(version).into());
         }
         let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -173,17 +218,20 @@ impl KvStore {
         }
         let mut r = Reader::new(body);
         let mut store = read_state(&mut r)?;
-        if version >= SNAPSHOT_VERSION_AUTH {
+        if version == SNAPSHOT_VERSION_AUTH {
             store.auth = read_auth(&mut r)?;
-            if version == SNAPSHOT_VERSION_AUTH && store.auth.is_pristine() {
+            if store.auth.is_pristine() {
                 return Err(SnapshotError::Inconsistent(
                     "a version 2 snapshot with untouched auth tables".into(),
                 )
                 .into());
             }
         }
-        if version == SNAPSHOT_VERSION_CHECKPOINTS {
-            read_checkpoints(&mut r, &mut store)?;
+        if version >= SNAPSHOT_VERSION_EXTRAS {
+            read_extras(&mut r, &mut store, version)?;
+        }
+        if version == SNAPSHOT_VERSION_LEASE_RECORDS {
+            read_lease_records(&mut r, &mut store)?;
         }
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
@@ -202,6 +250,12 @@ impl KvStore {
         }
         if self.compact_revision < 0 || self.compact_revision > self.revision {
             return bad("compaction outside [0, revision]");
+        }
+        if self.compact_revision > 0 && !self.compacted {
+            return bad("a compaction revision without a compaction");
+        }
+        if self.alarms.len() > crate::ALARMS_MAX {
+            return bad("more alarms than the store holds");
         }
         for (key, history) in &self.keys {
             if key.is_empty() {
@@ -246,8 +300,8 @@ impl KvStore {
     }
 }
 
-/// The checkpoint section of a version 3 snapshot, into the leases just read.
-fn read_checkpoints(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+/// The lease section of a version 4 snapshot, into the leases just read.
+fn read_lease_records(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
     let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
     let n = r.len()?;
     let mut last = None;
@@ -268,7 +322,7 @@ fn read_checkpoints(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), Snaps
     }
     store.lease_leader = (r.u64()?, r.u64()?);
     if n == 0 && store.lease_leader == (0, 0) {
-        return bad("a version 3 snapshot without a lease checkpoint or record");
+        return bad("a version 4 snapshot without a lease checkpoint or record");
     }
     Ok(())
 }
@@ -335,6 +389,8 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         keys,
         revision,
         compact_revision,
+        compacted: compact_revision > 0,
+        alarms: Default::default(),
         leases,
         lease_id_next,
         lease_leader: (0, 0),
@@ -362,6 +418,46 @@ impl KvStore {
             }
         }
     }
+}
+
+/// Version 3's section after the body (format above).
+/// Version 3's flags, auth and alarms (also the start of version 4's extras).
+fn read_extras(r: &mut Reader<'_>, store: &mut KvStore, version: u8) -> Result<(), SnapshotError> {
+    let inconsistent = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+    let flags = r.u8()?;
+    if flags & !(EXTRAS_AUTH | EXTRAS_COMPACTED_AT_ZERO) != 0 {
+        return inconsistent("unknown flags in a version 3 snapshot");
+    }
+    if flags & EXTRAS_AUTH != 0 {
+        store.auth = read_auth(r)?;
+        if store.auth.is_pristine() {
+            return inconsistent("a version 3 snapshot with untouched auth tables flagged");
+        }
+    }
+    if flags & EXTRAS_COMPACTED_AT_ZERO != 0 {
+        if store.compact_revision != 0 {
+            return inconsistent("compacted at 0 flagged with another compaction revision");
+        }
+        store.compacted = true;
+    }
+    let n = r.len()?;
+    if n > crate::ALARMS_MAX {
+        return inconsistent("more alarms than the store holds");
+    }
+    for _ in 0..n {
+        let alarm = crate::codec::take_alarm_type(r)?;
+        let member_id = r.u64()?;
+        let m = crate::AlarmMember { alarm, member_id };
+        if store.alarms.last().is_some_and(|last| *last >= m) {
+            return inconsistent("alarms not ascending");
+        }
+        store.alarms.insert(m);
+    }
+    // Version 4 is written for its lease section: it needs neither.
+    if version == SNAPSHOT_VERSION_EXTRAS && store.alarms.is_empty() && !store.compacted {
+        return inconsistent("a version 3 snapshot with neither alarms nor a compaction at 0");
+    }
+    Ok(())
 }
 
 fn write_auth(auth: &AuthStore, out: &mut impl Sink) {

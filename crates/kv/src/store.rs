@@ -1,5 +1,6 @@
 //! The MVCC store: every key's history of versions, one revision counter, and leases.
 
+use crate::alarm::{AlarmMember, AlarmResponse};
 use crate::auth::{
     AuthCommand, AuthRead, AuthReadResponse, AuthResponse, AuthStore, Caller, SimpleTokens,
 };
@@ -87,6 +88,13 @@ pub struct KvStore {
     pub(crate) revision: i64,
     /// Reads below this revision are refused; 0 before the first compaction.
     pub(crate) compact_revision: i64,
+    /// Whether any compaction was taken, including one at revision 0. etcd's store starts at
+    /// compaction revision -1, so it takes one compaction at 0 and refuses the next as
+    /// compacted; this flag is that -1, without changing what 0 means for reads. Invariant:
+    /// `compact_revision > 0` implies it.
+    pub(crate) compacted: bool,
+    /// The raised alarms (see the `alarm` module).
+    pub(crate) alarms: crate::alarm::Alarms,
     pub(crate) leases: OrdMap<i64, Lease>,
     /// Where the search for a free id starts when a grant asks the store to pick one.
     pub(crate) lease_id_next: i64,
@@ -163,6 +171,8 @@ impl KvStore {
             keys: OrdMap::new(),
             revision: 1,
             compact_revision: 0,
+            compacted: false,
+            alarms: Default::default(),
             leases: OrdMap::new(),
             lease_id_next: 1,
             lease_leader: (0, 0),
@@ -190,6 +200,21 @@ impl KvStore {
         self.compact_revision
     }
 
+    /// The compaction revision as etcd reports it (`HashKV`'s `compact_revision`): -1 before
+    /// any compaction, else the last one's (which may be 0).
+    pub fn etcd_compact_revision(&self) -> i64 {
+        if self.compacted {
+            self.compact_revision
+        } else {
+            -1
+        }
+    }
+
+    /// The raised alarms, ordered by type then member.
+    pub fn alarms(&self) -> Vec<AlarmMember> {
+        self.alarms.iter().copied().collect()
+    }
+
     /// The limits this store enforces.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -202,6 +227,9 @@ impl KvStore {
 
     /// Applies one write. A refusal is returned as `Err` and changed nothing.
     pub fn apply(&mut self, cmd: &KvCommand) -> KvOutput {
+        if let Some(refused) = crate::alarm::refusal(&self.alarms, cmd) {
+            return Err(refused);
+        }
         match cmd {
             KvCommand::Put(p) => self.apply_put(p).map(KvResponse::Put),
             KvCommand::DeleteRange(d) => self.apply_delete(d).map(KvResponse::DeleteRange),
@@ -229,6 +257,13 @@ impl KvStore {
                 Ok(KvResponse::Auth(applied.map(|()| AuthResponse {
                     revision: self.revision,
                 })))
+            }
+            KvCommand::Alarm(a) => {
+                let alarms = crate::alarm::apply(&mut self.alarms, a)?;
+                Ok(KvResponse::Alarm(AlarmResponse {
+                    revision: self.revision,
+                    alarms,
+                }))
             }
         }
     }
@@ -489,10 +524,10 @@ impl KvStore {
     }
 
     fn apply_compact(&mut self, c: &CompactRequest) -> Result<CompactResponse, KvError> {
-        // etcd's store starts at compaction revision -1, so it takes a compaction at 0 before
-        // any other; here 0 already means "never compacted", and compacting at 0 keeps every
-        // revision, so it is accepted and changes nothing.
-        if c.revision == 0 && self.compact_revision == 0 {
+        // etcd's store starts at compaction revision -1, so it takes one compaction at 0 (which
+        // keeps every revision) and refuses a second as compacted; `compacted` is that -1.
+        if c.revision == 0 && !self.compacted {
+            self.compacted = true;
             return Ok(CompactResponse {
                 revision: self.revision,
             });
@@ -506,6 +541,7 @@ impl KvStore {
         let at = c.revision;
         drop_history_below(&mut self.keys, at);
         self.compact_revision = at;
+        self.compacted = true;
         self.changes.compact(at, &self.keys);
         Ok(CompactResponse {
             revision: self.revision,

@@ -1267,6 +1267,65 @@ fn a_snapshot_restores_to_an_equal_store() {
 }
 
 #[test]
+fn alarms_and_a_compaction_at_zero_survive_a_snapshot_and_only_they_change_its_version() {
+    let alarm = |action, alarm| {
+        KvCommand::Alarm(AlarmRequest {
+            action,
+            member_id: 7,
+            alarm,
+        })
+    };
+    let plain = abcd();
+    let mut s = abcd();
+    s.apply(&alarm(AlarmAction::Activate, AlarmType::Corrupt))
+        .unwrap();
+    assert_eq!(s.snapshot()[4], 3, "version 3 with an alarm");
+    let restored = KvStore::restore(&s.snapshot()).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!(
+        restored.alarms(),
+        [AlarmMember {
+            alarm: AlarmType::Corrupt,
+            member_id: 7
+        }]
+    );
+    // Raised, a CORRUPT alarm refuses writes at apply; cleared, the bytes are as if it never was.
+    assert_eq!(
+        s.apply(&KvCommand::Put(PutRequest::new("k", "v"))),
+        Err(KvError::Corrupt)
+    );
+    s.apply(&alarm(AlarmAction::Deactivate, AlarmType::Corrupt))
+        .unwrap();
+    assert_eq!(s.snapshot(), plain.snapshot());
+    // A compaction at 0 is remembered: the next one at 0 is refused, after a restore too.
+    compact(&mut s, 0).unwrap();
+    assert_eq!((s.snapshot()[4], s.etcd_compact_revision()), (3, 0));
+    let mut restored = KvStore::restore(&s.snapshot()).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!(compact(&mut restored, 0), Err(KvError::Compacted));
+    assert_eq!(plain.etcd_compact_revision(), -1);
+}
+
+#[test]
+fn a_version_3_snapshot_with_nothing_to_say_is_refused() {
+    let mut s = abcd();
+    s.compacted = true; // at 0: version 3
+    let mut bytes = s.snapshot();
+    // Clear the "compacted at 0" flag (the byte before the alarm count, 0) and re-seal.
+    let body_end = bytes.len() - 4;
+    assert_eq!(&bytes[body_end - 2..body_end], [2, 0]);
+    bytes[body_end - 2] = 0;
+    bytes.truncate(body_end);
+    let crc = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let got = KvStore::restore(&bytes);
+    assert!(
+        matches!(got, Err(KvError::Snapshot(SnapshotError::Inconsistent(_)))),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn damaged_snapshots_are_refused() {
     let s = abcd();
     let good = s.snapshot();
@@ -1403,7 +1462,7 @@ fn a_deposed_leaders_lease_record_chosen_after_a_later_leaders_changes_nothing()
     // changes nothing on the restored store either.
     grant(&mut s, 10).unwrap();
     let snap = s.snapshot();
-    assert_eq!(snap[4], 3, "version 3 carries the lease leadership");
+    assert_eq!(snap[4], 4, "version 4 carries the lease leadership");
     let mut restored = KvStore::restore(&snap).unwrap();
     assert_eq!(restored.lease_leader(), (3, 2));
     assert_eq!(restored.digest(), s.digest());
@@ -1433,7 +1492,7 @@ fn a_checkpoint_is_replicated_state_that_snapshots_carry_and_a_renewal_clears() 
     let ttl = grant(&mut KvStore::new(), 1).unwrap().ttl;
     assert_eq!(ttls, vec![(7, ttl, Some(1_500)), (8, ttl, None)]);
     let snap = s.snapshot();
-    assert_eq!(snap[4], 3, "version 3 carries checkpoints");
+    assert_eq!(snap[4], 4, "version 4 carries checkpoints");
     let restored = KvStore::restore(&snap).unwrap();
     assert_eq!(restored.lease_checkpoints().collect::<Vec<_>>(), ttls);
     assert_eq!(restored.digest(), s.digest());
@@ -1446,6 +1505,27 @@ fn a_checkpoint_is_replicated_state_that_snapshots_carry_and_a_renewal_clears() 
     checkpoint(&mut s, vec![(7, 10)]);
     revoke(&mut s, 7).unwrap();
     assert_eq!(s.snapshot()[4], 1, "a revoke takes its checkpoint along");
+}
+
+#[test]
+fn version_4_carries_alarms_and_lease_records_together() {
+    let mut s = abcd();
+    s.apply(&KvCommand::Alarm(AlarmRequest {
+        action: AlarmAction::Activate,
+        member_id: 7,
+        alarm: AlarmType::Nospace,
+    }))
+    .unwrap();
+    let v3 = s.snapshot();
+    assert_eq!(v3[4], 3, "an alarm and no lease record: version 3, as main writes it");
+    assert_eq!(KvStore::restore(&v3).unwrap(), s);
+    assert_eq!(lease_record(&mut s, (3, 2), vec![], vec![]), (0, 0, true));
+    let v4 = s.snapshot();
+    assert_eq!(v4[4], 4);
+    let restored = KvStore::restore(&v4).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!((restored.alarms().len(), restored.lease_leader()), (1, (3, 2)));
+    assert_eq!(restored.digest(), s.digest());
 }
 
 #[test]

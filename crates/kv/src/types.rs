@@ -247,6 +247,17 @@ pub struct TxnRequest {
     pub failure: Vec<RequestOp>,
 }
 
+impl TxnRequest {
+    /// Whether no branch, at any depth, puts or deletes (etcd's `isTxnReadonly`).
+    pub fn is_read_only(&self) -> bool {
+        self.success.iter().chain(&self.failure).all(|op| match op {
+            RequestOp::Range(_) => true,
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+            RequestOp::Txn(t) => t.is_read_only(),
+        })
+    }
+}
+
 /// Drops history below `revision` (etcd's `CompactionRequest`; `physical` is the node's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CompactRequest {
@@ -329,6 +340,8 @@ pub enum KvCommand {
     Auth(AuthCommand),
     /// Leases' remaining times, recorded by the leader.
     LeaseCheckpoint(LeaseCheckpointRequest),
+    /// A client's alarm request: list, raise or clear (see the `alarm` module).
+    Alarm(crate::AlarmRequest),
 }
 
 /// A read served from the applied state, outside the log (read-index or serializable).
@@ -580,6 +593,8 @@ pub enum KvResponse {
         /// nothing.
         current: bool,
     },
+    /// An alarm request's.
+    Alarm(crate::AlarmResponse),
 }
 
 /// What applying one log payload gives its client: an answer, or a refusal that changed

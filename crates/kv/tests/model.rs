@@ -16,9 +16,12 @@ type Snapshot = BTreeMap<Vec<u8>, KeyValue>;
 struct Model {
     /// `at[r]`: the live keys at revision `r` (index 0 unused).
     at: Vec<Snapshot>,
+    /// etcd's compaction revision: -1 before any compaction (so one at 0 is taken once).
     compacted: i64,
     /// Lease id to granted TTL.
     leases: BTreeMap<i64, i64>,
+    /// Raised alarms: (etcd's type number, member).
+    alarms: BTreeSet<(u8, u64)>,
 }
 
 fn in_span(k: &[u8], key: &[u8], end: &[u8]) -> bool {
@@ -33,8 +36,9 @@ impl Model {
     fn new() -> Model {
         Model {
             at: vec![Snapshot::new(), Snapshot::new()],
-            compacted: 0,
+            compacted: -1,
             leases: BTreeMap::new(),
+            alarms: BTreeSet::new(),
         }
     }
 
@@ -186,7 +190,47 @@ impl Model {
         }
     }
 
+    /// etcd 3.4's capped (NOSPACE) and corrupt (CORRUPT) appliers, written out per command.
+    fn alarm_refusal(&self, cmd: &KvCommand) -> Option<KvError> {
+        let raised = |n: u8| self.alarms.iter().any(|(t, _)| *t == n);
+        let flat_read_only = |t: &TxnRequest| {
+            t.success
+                .iter()
+                .chain(&t.failure)
+                .all(|op| matches!(op, RequestOp::Range(_)))
+        };
+        let puts = |t: &TxnRequest| {
+            t.success
+                .iter()
+                .chain(&t.failure)
+                .any(|op| matches!(op, RequestOp::Put(_)))
+        };
+        if raised(2) {
+            match cmd {
+                KvCommand::Txn(t) if flat_read_only(t) => {}
+                KvCommand::Put(_)
+                | KvCommand::DeleteRange(_)
+                | KvCommand::Txn(_)
+                | KvCommand::Compact(_)
+                | KvCommand::LeaseGrant(_)
+                | KvCommand::LeaseRevoke(_) => return Some(KvError::Corrupt),
+                _ => {}
+            }
+        }
+        if raised(1) {
+            match cmd {
+                KvCommand::Put(_) | KvCommand::LeaseGrant(_) => return Some(KvError::NoSpace),
+                KvCommand::Txn(t) if puts(t) => return Some(KvError::NoSpace),
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn apply(&mut self, cmd: &KvCommand) -> KvOutput {
+        if let Some(refused) = self.alarm_refusal(cmd) {
+            return Err(refused);
+        }
         let rev = self.revision() + 1;
         let mut next = self.current().clone();
         match cmd {
@@ -215,13 +259,7 @@ impl Model {
             }
             KvCommand::Txn(t) => self.txn(t),
             KvCommand::Compact(c) => {
-                // etcd starts at compaction revision -1, so a compaction at 0 of a store never
-                // compacted is taken, and keeps everything.
-                if c.revision == 0 && self.compacted == 0 {
-                    return Ok(KvResponse::Compact(CompactResponse {
-                        revision: self.revision(),
-                    }));
-                }
+                // etcd's rule as its store has it, from compaction revision -1.
                 if c.revision <= self.compacted {
                     return Err(KvError::Compacted);
                 }
@@ -270,6 +308,41 @@ impl Model {
             // Checkpoints have their own unit tests (src/tests.rs); none are generated here.
             KvCommand::LeaseCheckpoint(_) => {
                 unreachable!("the model's generators make no lease checkpoints")
+            }
+            KvCommand::Alarm(a) => {
+                let key = (a.alarm.number(), a.member_id);
+                let alarms = match a.action {
+                    AlarmAction::Get => self
+                        .alarms
+                        .iter()
+                        .filter(|(t, _)| a.alarm == AlarmType::None || *t == key.0)
+                        .map(|&(t, member_id)| AlarmMember {
+                            alarm: AlarmType::from_number(i64::from(t)).expect("stored"),
+                            member_id,
+                        })
+                        .collect(),
+                    AlarmAction::Activate => {
+                        self.alarms.insert(key);
+                        vec![AlarmMember {
+                            alarm: a.alarm,
+                            member_id: a.member_id,
+                        }]
+                    }
+                    AlarmAction::Deactivate => {
+                        if self.alarms.remove(&key) {
+                            vec![AlarmMember {
+                                alarm: a.alarm,
+                                member_id: a.member_id,
+                            }]
+                        } else {
+                            vec![]
+                        }
+                    }
+                };
+                Ok(KvResponse::Alarm(AlarmResponse {
+                    revision: self.revision(),
+                    alarms,
+                }))
             }
         }
     }
@@ -374,7 +447,8 @@ proptest! {
                 }
             }
             prop_assert_eq!(store.revision(), model.revision(), "step {}", i);
-            prop_assert_eq!(store.compact_revision(), model.compacted);
+            prop_assert_eq!(store.etcd_compact_revision(), model.compacted);
+            prop_assert_eq!(store.compact_revision(), model.compacted.max(0));
         }
         // Every revision still readable reads the same everywhere.
         for rev in model.compacted.max(1)..=model.revision() {

@@ -15,6 +15,10 @@ pub enum MemberBug {
     /// The changes shared with watchers in step ([`crate::AppliedChanges`]) are read from one
     /// revision too early, so a watcher in step is sent the previous revision's events twice.
     WatchEventTwice,
+    /// With leader leases on, the replica's clock is not caught up from the caller's time
+    /// (`member/ticks.rs`): it ticks once per tick input, so a member whose ticks were missed
+    /// (a stopped or starved process) serves leased reads on a stale tick count.
+    LeaseTicksNotCaughtUp,
     /// The leader renews a lease whose replicated record is low (a checkpoint of a lease that
     /// went unrenewed) without logging a full one first: a new leader restarts the lease from
     /// the low record and revokes it before the acknowledged renewal's TTL ran out.
@@ -27,10 +31,11 @@ pub enum MemberBug {
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 5] = [
+    pub const ALL: [MemberBug; 6] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
+        MemberBug::LeaseTicksNotCaughtUp,
         MemberBug::RenewalNotCheckpointed,
         MemberBug::LeaseRecordWithoutLeader,
     ];
@@ -41,6 +46,7 @@ impl MemberBug {
             MemberBug::ReadBeforeApplied => "read-before-applied",
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
             MemberBug::WatchEventTwice => "watch-event-twice",
+            MemberBug::LeaseTicksNotCaughtUp => "lease-ticks-not-caught-up",
             MemberBug::RenewalNotCheckpointed => "renewal-not-checkpointed",
             MemberBug::LeaseRecordWithoutLeader => "lease-record-without-leader",
         }

@@ -6,6 +6,7 @@ mod changes;
 mod forward;
 mod lease_renewal;
 mod snapshot;
+mod ticks;
 
 pub use lease_renewal::LeaseRenewed;
 
@@ -24,7 +25,7 @@ use paxos::multi::{
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use storage::SnapshotChunk;
 
@@ -151,7 +152,8 @@ pub struct KvHash {
     pub applied_through: u64,
     /// The store's revision.
     pub revision: i64,
-    /// The store's compact revision.
+    /// The store's compaction revision as etcd reports it: -1 before any compaction
+    /// ([`kv::KvStore::etcd_compact_revision`]).
     pub compact_revision: i64,
 }
 
@@ -190,8 +192,12 @@ pub struct Status {
     pub revision: i64,
     /// Approximate bytes of the store (etcd's db size).
     pub db_bytes: u64,
-    /// Whether the storage quota alarm is raised.
+    /// Whether the storage quota alarm is raised (measured here: the store's size against
+    /// the quota).
     pub no_space: bool,
+    /// The alarms raised through the log (by clients, as etcd lets them), the same on every
+    /// member that applied as far.
+    pub alarms: Vec<kv::AlarmMember>,
     /// Whether this member votes (false while rebuilding after a lost disk).
     pub voting: bool,
     /// Whether this member is a learner of the configuration in force.
@@ -272,6 +278,14 @@ pub enum Output {
         transfer: u64,
         /// The chunk, checksum verified.
         chunk: SnapshotChunk,
+    },
+    /// Decode the received snapshot through `through` that the driver just stored whole
+    /// ([`crate::snapshot::DecodedSnapshot::decode`], a pass over the whole body: off the
+    /// core, one at a time, while the member goes on), then report
+    /// [`Member::on_snapshot_decoded`].
+    DecodeSnapshot {
+        /// The slot it covers.
+        through: Slot,
     },
     /// Encode this snapshot body ([`BodyJob::encode`], a pass over the whole store: off the
     /// core, while the member goes on) and write it durably (one at a time), then report
@@ -504,6 +518,9 @@ pub struct Member {
     clock: Micros,
     /// The latest slow client writes' traces, by request (bounded: [`SLOW_TRACES_MAX`]).
     slow_traces: VecDeque<(RequestId, WriteTrace)>,
+    /// Ticks handed to the replica, on the caller's clock (with leader leases on, the count
+    /// follows that clock: see `ticks.rs`).
+    ticks: ticks::TickClock,
     /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
     bugs: MemberBugs,
 }
@@ -562,6 +579,7 @@ impl Member {
             said_removed: false,
             epoch_seen: 0,
             clock: now,
+            ticks: ticks::TickClock::new(now),
             slow_traces: VecDeque::new(),
             bugs: MemberBugs::none(),
             options: parts.options,
@@ -631,7 +649,7 @@ impl Member {
                     view: store.view(),
                     applied_through: self.applier.applied_through().0,
                     revision: store.revision(),
-                    compact_revision: store.compact_revision(),
+                    compact_revision: store.etcd_compact_revision(),
                 };
                 self.answer(id, Answer::HashKv(hash));
             }
@@ -668,6 +686,8 @@ impl Member {
             PeerMessage::Paxos(p) => self.step_paxos(from, p),
             PeerMessage::Forward(command) => self.take_forwarded(vec![command]),
             PeerMessage::Forwards(commands) => self.take_forwarded(commands),
+            // The traces are the node's business (its spans), not the member's.
+            PeerMessage::ForwardsTraced { commands, .. } => self.take_forwarded(commands),
             PeerMessage::ReadIndexAsk { id } => {
                 let local = ReadId(self.next_read);
                 self.next_read = self.next_read.wrapping_add(1);
@@ -731,8 +751,7 @@ impl Member {
     /// The driver's periodic tick (every [`MemberOptions::tick`]).
     pub fn tick(&mut self, now: Micros) {
         let now = self.advance(now);
-        let mut rng: &mut (dyn RngCore + Send) = &mut *self.rng;
-        self.replica.tick(&mut rng);
+        self.tick_replica();
         let leader = self.replica.leader();
         if leader != self.last_leader {
             self.last_leader = leader;
@@ -784,7 +803,7 @@ impl Member {
         if now.saturating_since(self.hello_at) > HELLO_EVERY {
             self.say_hello(now);
         }
-        if let Some((to, ask)) = self.snapshots.retry_ask(now) {
+        for (to, ask) in self.snapshots.retry_ask(now) {
             self.send(to, ask);
         }
         self.progress_transfers(now);
@@ -879,6 +898,11 @@ impl Member {
 
     // ---- views ----
 
+    /// The time of the latest input (the caller's clock; it never goes back here).
+    pub fn clock(&self) -> Micros {
+        self.clock
+    }
+
     /// The Paxos core (read-only).
     pub fn replica(&self) -> &Replica {
         &self.replica
@@ -904,6 +928,7 @@ impl Member {
             revision: self.applier.machine().revision(),
             db_bytes: self.db_bytes,
             no_space: self.db_bytes >= self.options.quota_bytes,
+            alarms: self.applier.machine().alarms(),
             voting: self.replica.is_voting(),
             is_learner: self.replica.config().is_learner(self.replica.id()),
             client_urls: self.client_urls.clone(),
@@ -919,6 +944,22 @@ impl Member {
             .rev()
             .find(|(r, _)| *r == id)
             .map(|(_, t)| *t)
+    }
+
+    /// The command ids of client writes `ids` still waiting for their answer (a driver that
+    /// exports spans sends each one's trace context beside it when it is forwarded). One pass
+    /// over the waiting writes, however many are asked.
+    pub fn write_commands(&self, ids: &BTreeSet<RequestId>) -> Vec<(RequestId, CommandId)> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        self.writes
+            .iter()
+            .filter_map(|(command, w)| match w.for_ {
+                WriteFor::Client(r) if ids.contains(&r) => Some((r, *command)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Requests waiting for an answer (writes, reads, transfers, defragments).
@@ -941,8 +982,10 @@ impl Member {
 
     /// Takes the caller's time for the input being handled; a clock that went back is held
     /// where it was (time never goes back inside the member).
+    /// With leader leases on, the replica's clock is brought up to it first (`ticks.rs`).
     fn advance(&mut self, now: Micros) -> Micros {
         self.clock = self.clock.max(now);
+        self.catch_up_ticks(self.clock);
         self.clock
     }
 
@@ -1242,6 +1285,7 @@ impl Member {
 
     fn ask_read_index(&mut self, id: ReadId) {
         if self.replica.role() == Role::Leader {
+            self.assert_ticks_caught_up();
             let _ = self.replica.read(id);
         } else if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
             self.send(leader.0, PeerMessage::ReadIndexAsk { id });
@@ -1264,11 +1308,23 @@ impl Member {
                 self.send(out.to.0, PeerMessage::Paxos(out.msg));
             }
             let mut applied = std::mem::take(&mut self.applied_buf);
-            let revision_before = self.applier.machine().revision();
+            let mut revision_before = self.applier.machine().revision();
             for entry in &ready.chosen {
                 if let Value::Batch(commands) = &entry.value {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
+                    // A compaction drops the tombstones at or below its revision, which the
+                    // changes read after it would then lack: watchers in step are owed
+                    // them (etcd sends each write's events before the next write applies),
+                    // so the changes so far are shared first. (Once shared after a batch
+                    // that compacted, a deletion went missing from a watcher in step: the
+                    // member campaign's seed 1265 with wipes, `shared-changes`.)
+                    if self.sharing_changes
+                        && commands.iter().any(|c| kv::is_compaction(&c.payload))
+                    {
+                        self.share_changes(revision_before);
+                        revision_before = self.applier.machine().revision();
+                    }
                 }
                 self.crash_point(CrashPoint::BeforeApply);
                 if let Value::StopSign(next) = &entry.value {
@@ -1297,9 +1353,9 @@ impl Member {
                 }
             }
             if let Some(wanted) = ready.snapshot_wanted {
-                if let Some((to, ask)) =
-                    self.snapshots
-                        .want(wanted.from.0, wanted.through, self.clock)
+                for (to, ask) in self
+                    .snapshots
+                    .want(wanted.from.0, wanted.through, self.clock)
                 {
                     self.send(to, ask);
                 }
@@ -1428,6 +1484,12 @@ impl Member {
         } else {
             after
         };
+        // A compaction in the batch itself (after a deletion in the same slot) may have
+        // dropped a tombstone at its revision: each watcher then reads for itself, as one
+        // that starts at the compaction revision does.
+        if store.compact_revision() > after {
+            return;
+        }
         let everything = kv::WatchRead::everything(from, SHARED_EVENTS_MAX, SHARED_BYTES_MAX);
         match store.watch_read(&everything) {
             Ok(answer) if !answer.compacted && answer.through == store.revision() => {

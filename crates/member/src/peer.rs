@@ -104,6 +104,18 @@ pub enum PeerMessage {
     /// Several client writes forwarded together (those a follower routed to the leader while
     /// handling one input), each as a [`PeerMessage::Forward`] of its own, in order.
     Forwards(Vec<Command>),
+    /// [`PeerMessage::Forwards`] with the distributed-tracing context of some of its writes,
+    /// sent instead of it only when the sender exports spans
+    /// (`--experimental-enable-distributed-tracing`), so the leader's spans of a write join
+    /// the follower's trace. The member ignores the contexts (the node reads them); a member
+    /// that exports nothing never sends this, so the wire of a cluster without tracing is
+    /// unchanged.
+    ForwardsTraced {
+        /// The writes, as [`PeerMessage::Forwards`] carries them.
+        commands: Vec<Command>,
+        /// The context of each traced one among them, named by its command id.
+        traces: Vec<(CommandId, TraceContext)>,
+    },
     /// A follower's client asks about a lease only the leader knows the time of (etcd's
     /// leasehttp): renew it, or say how long it has left. Answered with
     /// [`PeerMessage::LeaseAnswer`] under the same `ask`.
@@ -141,6 +153,18 @@ pub struct LeaseTtl {
     pub granted: i64,
     /// Whole seconds left by the leader's clock (rounded down, as etcd's).
     pub remaining: i64,
+}
+
+/// Where a write's trace goes on: W3C trace context's ids and flags (`traceparent`), so the
+/// member needs no tracing library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// The trace the write belongs to.
+    pub trace_id: [u8; 16],
+    /// The sender's span the receiver's spans are children of.
+    pub span_id: [u8; 8],
+    /// W3C trace flags (bit 0: sampled).
+    pub flags: u8,
 }
 
 /// `Bytes` as a postcard byte string.
@@ -223,6 +247,26 @@ pub fn samples() -> Vec<PeerMessage> {
                 payload: vec![5, 6],
             },
         ]),
+        PeerMessage::ForwardsTraced {
+            commands: vec![Command {
+                id: CommandId {
+                    client: ClientId(11),
+                    seq: 2,
+                },
+                payload: vec![7],
+            }],
+            traces: vec![(
+                CommandId {
+                    client: ClientId(11),
+                    seq: 2,
+                },
+                TraceContext {
+                    trace_id: [3; 16],
+                    span_id: [4; 8],
+                    flags: 1,
+                },
+            )],
+        },
         PeerMessage::LeaseAsk {
             ask: 3,
             lease: 0x7e57,

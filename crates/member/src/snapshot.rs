@@ -6,10 +6,12 @@
 //! ([`crate::Output::StoreSnapshotChunk`]), reporting back what happened.
 //!
 //! The body is a version byte, then postcard of the store's snapshot and the session table,
-//! inside storage's verified snapshot file. Transfer is stop-and-wait: the receiver asks for
-//! the chunk at its next offset, the source sends that one chunk, so a transfer holds at most
-//! one chunk in flight and resumes from where it stopped after a lost message or a restart of
-//! either side (storage's receiver keeps what it wrote).
+//! inside storage's verified snapshot file. Transfer is pipelined: the receiver keeps asks for
+//! up to [`WINDOW_CHUNKS`] chunks past its next offset in flight, the source sends each chunk
+//! asked for, read in order from its file, so a transfer holds a bounded number of chunks in
+//! flight and resumes from where it stopped after a lost message or a dropped connection
+//! (storage's `SnapshotIntake` keeps what it wrote, even for a new transfer of the same
+//! snapshot).
 
 use crate::cluster::MemberTable;
 use crate::peer::PeerMessage;
@@ -30,6 +32,10 @@ const BODY_VERSION_V1: u8 = 1;
 /// without progress (the replica asks again on its own schedule).
 const ASK_AGAIN: Duration = Duration::from_millis(500);
 const ASKS_MAX: u32 = 10;
+/// Chunks a transfer asks for ahead of the one it stores next: the source streams this many
+/// back to back instead of one per round trip, and the receiver holds at most this many (plus
+/// the one being stored) in flight, whatever the snapshot's size.
+pub const WINDOW_CHUNKS: u64 = 4;
 
 /// Why a snapshot body could not be made or read.
 #[derive(Debug, Error)]
@@ -220,6 +226,44 @@ impl AppliedSnapshot {
     }
 }
 
+/// A received snapshot decoded into the applied state it restores, ready to swap in: the
+/// driver builds it off the member's core ([`DecodedSnapshot::decode`], a pass over the whole
+/// body) and hands it to [`crate::Member::on_snapshot_decoded`], which only moves it in.
+#[derive(Debug)]
+pub struct DecodedSnapshot {
+    through: Slot,
+    applier: Applier<KvStore>,
+    kv_bytes: u64,
+    table: Option<MemberTable>,
+}
+
+impl DecodedSnapshot {
+    /// Decodes a body (as [`encode_body`] made it) that covers every slot through `through`
+    /// and restores the store, the session table and the configuration from it.
+    pub fn decode(through: Slot, bytes: &[u8]) -> Result<DecodedSnapshot, BodyError> {
+        let snapshot = AppliedSnapshot::decode(through, bytes)?;
+        let kv_bytes = snapshot.kv_bytes_len();
+        let table = snapshot.table().cloned();
+        Ok(DecodedSnapshot {
+            through,
+            applier: snapshot.into_applier()?,
+            kv_bytes,
+            table,
+        })
+    }
+
+    /// The slot it covers.
+    pub fn through(&self) -> Slot {
+        self.through
+    }
+
+    /// Its parts: the applier it restores, the bytes of its store part (the db size), and the
+    /// member table, if it carries one.
+    pub fn into_parts(self) -> (Applier<KvStore>, u64, Option<MemberTable>) {
+        (self.applier, self.kv_bytes, self.table)
+    }
+}
+
 /// What the driver did with a chunk the member asked it to store
 /// ([`crate::Member::on_snapshot_chunk_stored`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,12 +279,11 @@ pub enum ChunkStored {
         /// Where the next chunk starts.
         next_offset: u64,
     },
-    /// The last chunk verified: the whole snapshot is durable, and this is its body.
+    /// The last chunk verified: the whole snapshot is durable (the driver's newest received
+    /// file, which [`crate::Output::DecodeSnapshot`] then asks it to decode).
     Complete {
         /// The slot it covers.
         through: Slot,
-        /// Its body.
-        body: Vec<u8>,
     },
     /// Storage refused the chunk.
     Failed(String),
@@ -254,6 +297,12 @@ pub(crate) struct Incoming {
     pub(crate) from: u64,
     pub(crate) at_least: Slot,
     pub(crate) next_offset: u64,
+    /// The offset past the last chunk asked for: chunks from `next_offset` to here are in
+    /// flight (one ask, while the chunk size is not known yet).
+    asked_end: u64,
+    /// The source's chunk size and the body's length, once a chunk told them (0 before).
+    chunk_len: u64,
+    total_len: u64,
     asked_at: Micros,
     asks: u32,
 }
@@ -271,6 +320,9 @@ pub(crate) struct SnapshotSchedule {
     /// the size the snapshot measures.
     pub(crate) db_bytes_at_start: u64,
     pub(crate) incoming: Option<Incoming>,
+    /// The slot of a received snapshot, durable, that the driver is decoding: no other
+    /// transfer starts meanwhile (it would fetch what is about to be installed).
+    pub(crate) decoding: Option<Slot>,
     transfers: u64,
 }
 
@@ -282,6 +334,7 @@ impl SnapshotSchedule {
             writing: None,
             db_bytes_at_start: 0,
             incoming: None,
+            decoding: None,
             transfers: 0,
         }
     }
@@ -306,7 +359,10 @@ impl SnapshotSchedule {
         from: u64,
         through: Slot,
         now: Micros,
-    ) -> Option<(u64, PeerMessage)> {
+    ) -> Vec<(u64, PeerMessage)> {
+        if self.decoding.is_some() {
+            return Vec::new();
+        }
         let restart = self
             .incoming
             .as_ref()
@@ -318,43 +374,84 @@ impl SnapshotSchedule {
                 from,
                 at_least: through,
                 next_offset: 0,
+                asked_end: 0,
+                chunk_len: 0,
+                total_len: 0,
                 asked_at: now,
                 asks: 0,
             });
         }
-        self.next_ask(now)
+        // A transfer in progress is re-asked only by the timer (`retry_ask`): the replica may
+        // want the snapshot again while its chunks are on their way.
+        self.next_asks(now)
     }
 
-    /// The ask for the next chunk of the transfer in progress.
-    pub(crate) fn next_ask(&mut self, now: Micros) -> Option<(u64, PeerMessage)> {
-        let i = self.incoming.as_mut()?;
-        i.asked_at = now;
-        i.asks += 1;
-        Some((
-            i.from,
-            PeerMessage::SnapshotAsk {
-                through: i.at_least,
-                offset: i.next_offset,
-            },
-        ))
+    /// The asks that fill the window of the transfer in progress: from the end of what is in
+    /// flight up to [`WINDOW_CHUNKS`] chunks past the next offset (one ask until a chunk told
+    /// the source's chunk size), all to the transfer's source.
+    pub(crate) fn next_asks(&mut self, now: Micros) -> Vec<(u64, PeerMessage)> {
+        let Some(i) = self.incoming.as_mut() else {
+            return Vec::new();
+        };
+        i.asked_end = i.asked_end.max(i.next_offset);
+        let mut asks = Vec::new();
+        loop {
+            let in_flight = i.asked_end - i.next_offset;
+            let room = if i.chunk_len == 0 {
+                in_flight == 0
+            } else {
+                i.asked_end < i.total_len && in_flight < WINDOW_CHUNKS * i.chunk_len
+            };
+            if !room {
+                break;
+            }
+            asks.push((
+                i.from,
+                PeerMessage::SnapshotAsk {
+                    through: i.at_least,
+                    offset: i.asked_end,
+                },
+            ));
+            // Unknown chunk size: one byte past marks the one ask in flight.
+            i.asked_end += i.chunk_len.max(1);
+        }
+        debug_assert!(asks.len() as u64 <= WINDOW_CHUNKS, "the window is bounded");
+        if !asks.is_empty() {
+            i.asked_at = now;
+            i.asks += 1;
+        }
+        asks
     }
 
-    /// Re-asks a transfer that heard nothing for a while; drops one that keeps failing.
-    pub(crate) fn retry_ask(&mut self, now: Micros) -> Option<(u64, PeerMessage)> {
-        let i = self.incoming.as_ref()?;
+    /// Re-asks a transfer that heard nothing for a while (from its next offset: what was in
+    /// flight is taken as lost); drops one that keeps failing.
+    pub(crate) fn retry_ask(&mut self, now: Micros) -> Vec<(u64, PeerMessage)> {
+        let Some(i) = self.incoming.as_mut() else {
+            return Vec::new();
+        };
         if now.saturating_since(i.asked_at) < ASK_AGAIN {
-            return None;
+            return Vec::new();
         }
         if i.asks >= ASKS_MAX {
             // The replica asks again (possibly from another member) on its own schedule.
             self.incoming = None;
-            return None;
+            return Vec::new();
         }
-        self.next_ask(now)
+        i.asked_end = i.next_offset;
+        self.next_asks(now)
+    }
+
+    /// A chunk of the transfer in progress arrived from its source: it tells the source's chunk
+    /// size and the body's length, which size the window.
+    pub(crate) fn chunk_arrived(&mut self, data_len: u64, total_len: u64) {
+        if let Some(i) = self.incoming.as_mut() {
+            i.chunk_len = i.chunk_len.max(data_len);
+            i.total_len = total_len;
+        }
     }
 
     /// The driver stored (or not) a chunk of transfer `transfer`; `progress` resets the count
-    /// of asks without progress.
+    /// of asks without progress. Whether to fill the window again.
     pub(crate) fn stored(&mut self, transfer: u64, next_offset: u64, progress: bool) -> bool {
         let Some(i) = self.incoming.as_mut().filter(|i| i.transfer == transfer) else {
             return false;
@@ -362,7 +459,14 @@ impl SnapshotSchedule {
         i.next_offset = next_offset;
         if progress {
             i.asks = 0;
+            return true;
         }
+        // Not taken: ask from where the receiver stands unless that chunk is still in flight
+        // (chunks after a lost one come back not taken; the retry asks again).
+        if next_offset < i.asked_end {
+            return false;
+        }
+        i.asked_end = next_offset;
         true
     }
 }

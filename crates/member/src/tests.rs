@@ -4,7 +4,7 @@
 
 use crate::cluster::{ClusterChange, MemberEntry, MemberInfo, MemberTable};
 use crate::peer::PeerMessage;
-use crate::snapshot::{BodyJob, ChunkStored};
+use crate::snapshot::{BodyJob, ChunkStored, DecodedSnapshot};
 use crate::MemberError;
 use crate::{
     Answer, CrashPoint, Member, MemberOptions, MemberParts, Micros, Output, Request, RequestId,
@@ -71,6 +71,11 @@ struct Cluster {
     /// The held jobs: member, slot, job, and the body the member's store gave when the job came
     /// out, if it was then still applied through the job's slot.
     held_snapshots: Vec<HeldSnapshot>,
+    /// Whether received snapshots are held (not decoded) until `finish_decodes`, as a driver's
+    /// worker thread may take its time.
+    hold_decodes: bool,
+    /// The held decodes: member and slot.
+    held_decodes: Vec<(u64, Slot)>,
 }
 
 /// A snapshot job a test holds.
@@ -96,6 +101,17 @@ impl Cluster {
         snapshot_every_slots: u64,
         crash_at: Option<(CrashPoint, u32)>,
     ) -> Cluster {
+        let replica = ReplicaOptions::default();
+        Cluster::with_replica_options(n, seed, snapshot_every_slots, crash_at, replica)
+    }
+
+    fn with_replica_options(
+        n: u64,
+        seed: u64,
+        snapshot_every_slots: u64,
+        crash_at: Option<(CrashPoint, u32)>,
+        replica_options: ReplicaOptions,
+    ) -> Cluster {
         let ids: Vec<u64> = (1..=n).collect();
         let mut seeder = ChaCha8Rng::seed_from_u64(seed);
         let mut members = BTreeMap::new();
@@ -106,7 +122,7 @@ impl Cluster {
             )
             .expect("a configuration");
             let replica =
-                Replica::new(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
+                Replica::new(NodeId(id), config, replica_options.clone()).expect("a replica");
             let mut rng = ChaCha8Rng::seed_from_u64(seeder.next_u64());
             let incarnation = rng.next_u64();
             let parts = MemberParts {
@@ -149,6 +165,8 @@ impl Cluster {
             peers: BTreeMap::new(),
             hold_snapshots: false,
             held_snapshots: Vec::new(),
+            hold_decodes: false,
+            held_decodes: Vec::new(),
         };
         cluster.settle();
         cluster
@@ -224,6 +242,10 @@ impl Cluster {
                     self.member_mut(id)
                         .on_snapshot_chunk_stored(now, transfer, stored);
                 }
+                Output::DecodeSnapshot { through } if self.hold_decodes => {
+                    self.held_decodes.push((id, through));
+                }
+                Output::DecodeSnapshot { through } => self.decode_snapshot(id, through),
                 Output::Answer {
                     id: request,
                     answer,
@@ -266,6 +288,31 @@ impl Cluster {
         }
         self.settle();
         done
+    }
+
+    /// Decodes member `id`'s newest snapshot "file", which covers `through`, and hands it over.
+    fn decode_snapshot(&mut self, id: u64, through: Slot) {
+        let decoded = match self.files.get(&id) {
+            Some((slot, body)) if *slot == through => {
+                DecodedSnapshot::decode(through, body).map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "no file through {through}: {:?}",
+                other.map(|f| f.0)
+            )),
+        };
+        let now = self.now;
+        self.member_mut(id)
+            .on_snapshot_decoded(now, through, decoded);
+    }
+
+    /// Decodes every held snapshot, and holds no more.
+    fn finish_decodes(&mut self) {
+        self.hold_decodes = false;
+        for (id, through) in std::mem::take(&mut self.held_decodes) {
+            self.decode_snapshot(id, through);
+        }
+        self.settle();
     }
 
     fn member_mut(&mut self, id: u64) -> &mut Member {
@@ -333,11 +380,8 @@ impl Cluster {
         let Some(r) = self.receiving.remove(&id) else {
             return ChunkStored::Failed("no receiver".into());
         };
-        self.files.insert(id, (r.through, r.body.clone()));
-        ChunkStored::Complete {
-            through: r.through,
-            body: r.body,
-        }
+        self.files.insert(id, (r.through, r.body));
+        ChunkStored::Complete { through: r.through }
     }
 
     /// Moves the clock one tick, ticks every member, and settles.
@@ -656,32 +700,29 @@ fn two_runs_with_the_same_inputs_and_seed_produce_identical_outputs() {
 fn a_member_that_missed_compacted_slots_catches_up_from_a_snapshot_in_chunks() {
     let mut c = Cluster::with_snapshots_every(3, 9, 5);
     let leader = c.elect();
-    let behind = (1..=3).find(|&i| i != leader).expect("a follower");
-    c.cut.push(behind);
-    for i in 0..40 {
-        let w = c.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
+    let behind = c.leave_a_follower_behind(leader);
     let compacted = c.member(leader).replica().compacted_through();
     assert!(compacted > c.member(behind).applier().applied_through());
     c.cut.clear();
-    let revision = c.member(leader).applier().machine().revision();
-    assert!(
-        c.tick_until(10 * SEC, |c| c
-            .member(behind)
-            .applier()
-            .machine()
-            .revision()
-            == revision),
-        "caught up"
-    );
+    c.catch_up(behind, leader);
     let stored = format!(" {behind} StoreSnapshotChunk");
     let chunks = c.trace.iter().filter(|t| t.contains(&stored)).count();
     assert!(chunks > 1, "the snapshot came in {chunks} chunks");
-    assert_eq!(
-        c.member(behind).applier().machine().digest(),
-        c.member(leader).applier().machine().digest()
+    // Pipelined: several chunks asked for before the first of them is stored, never more than
+    // the window.
+    let asked = format!(" {behind} Send");
+    let (mut in_flight, mut most) = (0i64, 0i64);
+    for t in &c.trace {
+        if t.contains(&asked) && t.contains("SnapshotAsk") {
+            in_flight += 1;
+        } else if t.contains(&stored) {
+            in_flight -= 1;
+        }
+        most = most.max(in_flight);
+    }
+    assert!(
+        most > 1 && most <= crate::snapshot::WINDOW_CHUNKS as i64,
+        "at most {most} chunks in flight"
     );
 }
 
@@ -706,16 +747,7 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
     }
     let term = c.member(leader).status().term;
     let compacted = c.member(leader).replica().compacted_through();
-    let trace_from = c.trace.len();
-    for i in 0..20 {
-        let w = c.request(leader, put(&format!("more{i}"), "x"));
-        assert!(c.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
-        assert_put_ok(c.answer(w));
-    }
-    // Heartbeats keep the lead: many election timeouts pass with no new ballot.
-    c.tick_until(5 * SEC, |_| false);
-    assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.member(leader).status().term, term);
+    let trace_from = c.puts_and_heartbeats_keep_the_lead(leader, term);
     assert_eq!(c.member(leader).replica().compacted_through(), compacted);
     assert!(
         !c.trace[trace_from..]
@@ -750,6 +782,93 @@ fn a_snapshot_being_encoded_holds_up_neither_writes_nor_heartbeats() {
     assert_eq!(restored.machine().snapshot(), reference.snapshot());
     assert_eq!(c.member(leader).replica().compacted_through(), through);
     assert!(c.member(leader).applier().machine().revision() > applied_puts + 20);
+}
+
+/// A received snapshot is decoded by the driver, not on the member: with the lagging member's
+/// decode held after its last chunk is stored, the cluster keeps the same leader at the same
+/// ballot over many election timeouts and answers puts, and the lagging member neither
+/// installs, compacts nor starts another transfer. Once the decode is handed over it installs
+/// the snapshot, compacts through it and catches up with the store the others have.
+#[test]
+fn a_snapshot_being_received_and_decoded_holds_up_neither_writes_nor_heartbeats() {
+    let mut c = Cluster::with_snapshots_every(3, 9, 5);
+    let leader = c.elect();
+    let behind = c.leave_a_follower_behind(leader);
+    assert!(
+        c.member(leader).replica().compacted_through()
+            > c.member(behind).applier().applied_through()
+    );
+    c.hold_decodes = true;
+    c.cut.clear();
+    assert!(
+        c.tick_until(10 * SEC, |c| !c.held_decodes.is_empty()),
+        "the whole snapshot stored, and its decode asked for"
+    );
+    let (id, through) = c.held_decodes[0];
+    assert_eq!(id, behind);
+    let term = c.member(leader).status().term;
+    let applied_before = c.member(behind).applier().applied_through();
+    assert!(applied_before < through, "nothing installed yet");
+    let trace_from = c.puts_and_heartbeats_keep_the_lead(leader, term);
+    assert_eq!(c.member(behind).applier().applied_through(), applied_before);
+    let behind_outputs = format!(" {behind} ");
+    assert!(
+        !c.trace[trace_from..]
+            .iter()
+            .any(|t| t.contains(&behind_outputs)
+                && (t.contains("CompactLog") || t.contains("StoreSnapshotChunk"))),
+        "the lagging member compacted or fetched again while its snapshot was being decoded"
+    );
+    assert_eq!(c.held_decodes.len(), 1, "one decode at a time");
+
+    c.finish_decodes();
+    assert!(c.member(behind).replica().compacted_through() >= through);
+    c.catch_up(behind, leader);
+}
+
+impl Cluster {
+    /// Cuts a follower off while `leader` answers 40 puts (with snapshots every few slots, it
+    /// compacts past the follower); returns the follower, still cut off.
+    fn leave_a_follower_behind(&mut self, leader: u64) -> u64 {
+        let behind = (1..=3).find(|&i| i != leader).expect("a follower");
+        self.cut.push(behind);
+        for i in 0..40 {
+            let w = self.request(leader, put(&format!("key-{i}"), &"v".repeat(100)));
+            assert!(self.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+            assert_put_ok(self.answer(w));
+        }
+        behind
+    }
+
+    /// Ticks until member `behind` has the revision `leader` has, then checks their stores
+    /// are the same.
+    fn catch_up(&mut self, behind: u64, leader: u64) {
+        let revision = self.member(leader).applier().machine().revision();
+        let caught_up = self.tick_until(10 * SEC, |c| {
+            c.member(behind).applier().machine().revision() == revision
+        });
+        assert!(caught_up, "m{behind} caught up with m{leader}");
+        assert_eq!(
+            self.member(behind).applier().machine().digest(),
+            self.member(leader).applier().machine().digest()
+        );
+    }
+
+    /// 20 puts at `leader`, each answered, then many election timeouts: the same leader at
+    /// ballot `term` throughout (heartbeats kept the lead). Returns where the trace stood
+    /// before.
+    fn puts_and_heartbeats_keep_the_lead(&mut self, leader: u64, term: u64) -> usize {
+        let trace_from = self.trace.len();
+        for i in 0..20 {
+            let w = self.request(leader, put(&format!("more{i}"), "x"));
+            assert!(self.tick_until(SEC, |c| c.answered(w)), "put {i} answered");
+            assert_put_ok(self.answer(w));
+        }
+        self.tick_until(5 * SEC, |_| false);
+        assert_eq!(self.leader(), Some(leader));
+        assert_eq!(self.member(leader).status().term, term);
+        trace_from
+    }
 }
 
 /// A crash point is an output in the member's order: everything decided before it (here the
@@ -1244,3 +1363,5 @@ fn writes_that_arrive_together_share_a_slot() {
         .revision()
         == 51)));
 }
+
+mod lease;

@@ -97,7 +97,18 @@ pub struct NodeConfig {
     /// the data directory at initialization: a restart keeps the recorded rule, and the rule
     /// is part of the cluster's id, so members started with different rules refuse each other.
     pub quorum: paxos::QuorumSpec,
+    /// Leader leases (`--experimental-leader-lease`, `--max-clock-drift-ppm`): the leader
+    /// serves linearizable reads with no read-index round while its lease holds. Off
+    /// (`None`) by default. Every member must run the same setting, so it is part of the
+    /// cluster's id (a voter that grants no lease would let a leader read under none).
+    pub leader_lease: Option<paxos::multi::LeaderLease>,
 }
+
+/// The least drift bound leader leases accept, in parts per million: the member's ticks
+/// follow `Instant` (CLOCK_MONOTONIC), which NTP may slew by up to 500 ppm on its own.
+pub const LEASE_DRIFT_PPM_MIN: u32 = 500;
+/// The drift bound leader leases use when none is given: twice the most NTP slews.
+pub const LEASE_DRIFT_PPM_DEFAULT: u32 = 1_000;
 
 /// What the leader's auto-compaction keeps of the store's history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +212,40 @@ pub struct TestFaults {
     pub crash_at: Option<(CrashPoint, u32)>,
     /// Delay every log sync's completion by this much (a slow disk).
     pub slow_fsync: Option<Duration>,
+    /// Bugs planted on purpose, for a test to show it catches them. Honoured only when the
+    /// crate is built with the `planted-bugs` feature ([`NodeBug::is_on`]).
+    pub planted: Vec<NodeBug>,
+}
+
+/// A bug planted in the node on purpose (test only; see [`TestFaults::planted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeBug {
+    /// A `RequestProgress` is answered at once, not once every watcher on the stream has
+    /// caught up, so the report can overtake events at or below its revision (etcd's issue
+    /// 15220, which kube-apiserver relies on being fixed).
+    ProgressAheadOfWatchers,
+}
+
+impl NodeBug {
+    /// Every planted node bug.
+    pub const ALL: [NodeBug; 1] = [NodeBug::ProgressAheadOfWatchers];
+
+    /// Its kebab-case name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeBug::ProgressAheadOfWatchers => "progress-ahead-of-watchers",
+        }
+    }
+
+    /// The bug named `name`.
+    pub fn from_name(name: &str) -> Option<NodeBug> {
+        NodeBug::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether it is on in `faults` (never without the `planted-bugs` feature).
+    pub fn is_on(self, faults: &TestFaults) -> bool {
+        cfg!(feature = "planted-bugs") && faults.planted.contains(&self)
+    }
 }
 
 /// Why a configuration is refused. Each says what to change.
@@ -453,12 +498,28 @@ impl NodeConfig {
     /// The cluster's id; a rule other than majority is part of it, so that members started
     /// with different rules refuse each other (two rules could let two values be chosen).
     pub fn cluster_id(&self) -> u64 {
-        let id = cluster_id(&self.cluster_token, &self.initial_cluster);
+        let id = self.with_lease(cluster_id(&self.cluster_token, &self.initial_cluster));
         if self.quorum == paxos::QuorumSpec::Majority {
             return id;
         }
         let rule = self.quorum.to_string();
         fnv1a(&[&id.to_le_bytes(), rule.as_bytes()]).max(1)
+    }
+
+    /// The cluster's id as [`NodeConfig::cluster_id`] gives it, with leader leases in it when
+    /// they are on: the grant a voter gives is its election timeout, and the leader's lease is
+    /// sized from its own, so members must agree on both, and on the drift bound.
+    fn with_lease(&self, id: u64) -> u64 {
+        let Some(lease) = self.leader_lease else {
+            return id;
+        };
+        let election = self.tick.saturating_mul(self.election_ticks);
+        let setting = format!(
+            "leader-lease:{}ppm:{}us",
+            lease.max_drift_ppm,
+            election.as_micros()
+        );
+        fnv1a(&[&id.to_le_bytes(), setting.as_bytes()]).max(1)
     }
 
     /// The first configuration: the initial cluster's members under the quorum rule.
@@ -533,10 +594,43 @@ impl NodeConfig {
                 kv::BCRYPT_COST_MAX
             )));
         }
+        self.validate_lease()?;
         if self.pending_requests_max == 0 || self.snapshot_every_slots == 0 {
             return Err(ConfigError::OutOfRange(
                 "pending requests and snapshot interval must be at least 1".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Leader leases: a drift bound a monotonic clock can keep, and a lease that outlasts a
+    /// heartbeat interval (else it runs out before the next round renews it, and every read
+    /// falls back to read-index while paying for grants).
+    fn validate_lease(&self) -> Result<(), ConfigError> {
+        let Some(lease) = self.leader_lease else {
+            return Ok(());
+        };
+        if !(LEASE_DRIFT_PPM_MIN..1_000_000).contains(&lease.max_drift_ppm) {
+            return Err(ConfigError::OutOfRange(format!(
+                "--max-clock-drift-ppm {} must be at least {LEASE_DRIFT_PPM_MIN} (NTP alone \
+                 slews a monotonic clock by up to 500 ppm) and below 1000000 (a clock that \
+                 may run at twice or none of the true rate holds no lease)",
+                lease.max_drift_ppm
+            )));
+        }
+        let lease_ticks = lease.leader_ticks(self.election_ticks);
+        if lease_ticks <= u64::from(self.heartbeat_ticks) {
+            let tick_ms = self.tick.as_secs_f64() * 1e3;
+            return Err(ConfigError::OutOfRange(format!(
+                "--experimental-leader-lease: the lease ({:.0} ms: the election timeout, {:.0} \
+                 ms, less one tick and the margin for {} ppm of drift) would run out before \
+                 the next heartbeat renews it ({:.0} ms): raise --election-timeout or lower \
+                 --max-clock-drift-ppm",
+                lease_ticks as f64 * tick_ms,
+                f64::from(self.election_ticks) * tick_ms,
+                lease.max_drift_ppm,
+                f64::from(self.heartbeat_ticks) * tick_ms
+            )));
         }
         Ok(())
     }
@@ -590,6 +684,7 @@ impl NodeConfig {
             auth_token_ttl: crate::tokens::SIMPLE_TOKEN_TTL_DEFAULT,
             test_faults: TestFaults::default(),
             quorum: paxos::QuorumSpec::Majority,
+            leader_lease: None,
             client_tls: None,
             listen_metrics: Vec::new(),
             peer_tls: None,

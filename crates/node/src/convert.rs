@@ -311,6 +311,9 @@ pub fn status_from_kv_error(e: &KvError) -> Status {
         }
         KvError::LeaseNotFound => Code::NotFound,
         KvError::LeaseExists => Code::FailedPrecondition,
+        // etcd's ErrGRPCNoSpace and ErrGRPCCorrupt.
+        KvError::NoSpace | KvError::TooManyAlarms { .. } => Code::ResourceExhausted,
+        KvError::Corrupt => Code::DataLoss,
         // Only a broken or foreign proposer makes an undecodable payload, and a snapshot is
         // never a client's: the fault is the cluster's, not the request's.
         KvError::Decode(_) | KvError::Snapshot(_) => Code::Internal,

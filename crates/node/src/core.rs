@@ -18,7 +18,7 @@ use crate::config::CrashPoint;
 use crate::error::NodeError;
 use crate::metrics::{Metrics, Observer, RequestKind};
 use crate::peer::{self, PeerMessage};
-use crate::snapshot::{SnapshotFiles, SnapshotWritten};
+use crate::snapshot::{SnapshotDecoded, SnapshotFiles, SnapshotWritten};
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use member::{Answer, Member, MemberOptions, MemberParts, Micros, Output, RequestId};
 use paxos::multi::{Applier, Replica};
@@ -58,6 +58,8 @@ pub enum Request {
         payload: Vec<u8>,
         /// Whether it can add data (a put or a txn): refused while the quota alarm is raised.
         grows: bool,
+        /// Its span's trace context, when spans are exported (carried if it is forwarded).
+        trace: Option<crate::peer::TraceContext>,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<(KvOutput, u64), NodeError>>,
     },
@@ -159,6 +161,7 @@ fn split(r: Request) -> (member::Request, Reply) {
         Request::Write {
             payload,
             grows,
+            trace: _,
             reply,
         } => (M::Write { payload, grows }, Reply::Write(reply)),
         Request::Read {
@@ -374,12 +377,21 @@ pub struct Core {
     /// Snapshot writes report here when they end (see `SnapshotFiles::write`).
     snapshot_done: mpsc::UnboundedSender<SnapshotWritten>,
     snapshot_done_rx: Option<mpsc::UnboundedReceiver<SnapshotWritten>>,
+    /// Received snapshots decoded off the core report here (see `SnapshotFiles::decode`; the
+    /// member asks for one at a time).
+    snapshot_decoded: mpsc::UnboundedSender<SnapshotDecoded>,
+    snapshot_decoded_rx: Option<mpsc::UnboundedReceiver<SnapshotDecoded>>,
     /// A snapshot is being encoded and written on a blocking thread (one at a time).
     snapshot_writing: bool,
     removed: watch::Sender<bool>,
     observer: Observer,
     /// Whole-store work running off the core (see [`WHOLE_STORE_JOBS_MAX`]).
     whole_store_jobs: Arc<Semaphore>,
+    /// Trace contexts of waiting writes, sent with their forwards (`otel.rs`; empty when
+    /// spans are not exported).
+    forward_traces: crate::otel::ForwardTraces,
+    /// The spans of forwarded writes taken in this turn: they end once its outputs are done.
+    turn_spans: Vec<tracing::Span>,
 }
 
 /// One thing the driver's loop woke up for.
@@ -387,6 +399,8 @@ enum Event {
     Stop,
     Durable(Completion),
     SnapshotWritten(SnapshotWritten),
+    /// Boxed: the decoded store is far larger than the other events.
+    SnapshotDecoded(Box<SnapshotDecoded>),
     Peers(Vec<Inbound>),
     Requests(Vec<Request>),
     Tick,
@@ -396,6 +410,7 @@ impl Core {
     /// Builds the driver.
     pub fn new(parts: CoreParts) -> Core {
         let (snapshot_done, snapshot_done_rx) = mpsc::unbounded_channel();
+        let (snapshot_decoded, snapshot_decoded_rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         let member = Member::new(
             MemberParts {
@@ -435,10 +450,14 @@ impl Core {
             applied_changes: parts.applied_changes,
             snapshot_done,
             snapshot_done_rx: Some(snapshot_done_rx),
+            snapshot_decoded,
+            snapshot_decoded_rx: Some(snapshot_decoded_rx),
             snapshot_writing: false,
             removed: parts.removed,
             observer: Observer::new(parts.metrics),
             whole_store_jobs: Arc::new(Semaphore::new(WHOLE_STORE_JOBS_MAX)),
+            forward_traces: Default::default(),
+            turn_spans: Vec::new(),
         }
     }
 
@@ -460,6 +479,10 @@ impl Core {
             .snapshot_done_rx
             .take()
             .expect("a core runs once: the snapshot channel is there");
+        let mut snapshot_decoded = self
+            .snapshot_decoded_rx
+            .take()
+            .expect("a core runs once: the decode channel is there");
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The member's first outputs introduce it to the others.
@@ -471,6 +494,7 @@ impl Core {
                 _ = stop.wait_for(|s| *s) => Event::Stop,
                 Some(c) = durable.recv() => Event::Durable(c),
                 Some(w) = snapshot_done.recv() => Event::SnapshotWritten(w),
+                Some(d) = snapshot_decoded.recv() => Event::SnapshotDecoded(Box::new(d)),
                 Some(m) = inbound.recv() => Event::Peers(take_more(m, &mut inbound)),
                 r = requests.recv() => match r {
                     Some(r) => Event::Requests(take_more(r, &mut requests)),
@@ -492,11 +516,16 @@ impl Core {
                     let (through, result) = self.snapshots.written(w);
                     self.member.on_snapshot_written(now, through, result);
                 }
+                Event::SnapshotDecoded(d) => {
+                    let SnapshotDecoded { through, result } = *d;
+                    self.member.on_snapshot_decoded(now, through, result)
+                }
                 Event::Peers(m) => self.on_peers(now, m),
                 Event::Requests(r) => self.on_requests(now, r),
                 Event::Tick => self.member.tick(now),
             }
             self.drive();
+            self.turn_spans.clear();
             self.observer.after_input(&self.member);
             self.observer.input_handled(
                 started.elapsed(),
@@ -547,6 +576,7 @@ impl Core {
     fn on_requests(&mut self, now: Micros, batch: Vec<Request>) {
         let since = Instant::now();
         let mut requests = Vec::with_capacity(batch.len());
+        let mut traced = Vec::new();
         for r in batch {
             if let Request::Resolve {
                 credential,
@@ -558,9 +588,15 @@ impl Core {
                 let _ = reply.send(crate::auth::resolve(store, &credential, admin));
                 continue;
             }
-            let (request, reply) = split(r);
             let id = RequestId(self.next_request);
             self.next_request += 1;
+            if let Request::Write {
+                trace: Some(trace), ..
+            } = &r
+            {
+                traced.push((id, *trace));
+            }
+            let (request, reply) = split(r);
             if reply.kind() == RequestKind::Write {
                 self.observer.write_taken();
             }
@@ -569,6 +605,7 @@ impl Core {
         }
         if !requests.is_empty() {
             self.member.on_requests(now, requests);
+            self.forward_traces.track(&self.member, traced);
         }
     }
 
@@ -579,9 +616,16 @@ impl Core {
             self.observer.received(m.from, m.bytes.len());
             match peer::decode(&m.bytes) {
                 Ok(msg) => {
-                    if let PeerMessage::ProbeReply { .. } = msg {
+                    match &msg {
                         // The answer to the round-trip probe `probes_due` sent.
-                        self.observer.probe_answered(m.from);
+                        PeerMessage::ProbeReply { .. } => self.observer.probe_answered(m.from),
+                        PeerMessage::ForwardsTraced { traces, .. } => {
+                            for (command, trace) in traces {
+                                self.turn_spans
+                                    .push(crate::otel::forwarded_span(trace, m.from, *command));
+                            }
+                        }
+                        _ => {}
                     }
                     messages.push((m.from, msg))
                 }
@@ -623,13 +667,16 @@ impl Core {
         while let Some(output) = self.member.poll_output() {
             match output {
                 Output::Persist { tag, ops } => self.persist(tag, ops),
-                Output::Send { to, message } => self.send(to, &message),
+                Output::Send { to, message } => match self.forward_traces.tag(&message) {
+                    Some(traced) => self.send(to, &traced),
+                    None => self.send(to, &message),
+                },
                 Output::ServeSnapshotChunk {
                     to,
                     through,
                     offset,
                 } => {
-                    if let Some(chunk) = self.snapshots.serve(through, offset) {
+                    if let Some(chunk) = self.snapshots.serve(to, through, offset) {
                         self.observer.snapshot_sent(chunk.len());
                         self.send(to, &PeerMessage::SnapshotChunk(chunk));
                     }
@@ -649,9 +696,13 @@ impl Core {
                     self.snapshots
                         .write(through, body, crash_mid, self.snapshot_done.clone());
                 }
+                Output::DecodeSnapshot { through } => self
+                    .snapshots
+                    .decode(through, self.snapshot_decoded.clone()),
                 Output::CompactLog { through } => self.compact_log(through),
                 Output::Answer { id, answer } => match self.replies.remove(&id) {
                     Some(Waiting { reply, since }) => {
+                        self.forward_traces.answered(id);
                         let failed = matches!(answer, member::Answer::Write(Err(_)));
                         let waited = since.elapsed();
                         // Only a slow write's stages are looked up, and only then logged.

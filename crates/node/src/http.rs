@@ -133,7 +133,7 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
 /// What the health checks ask of the member.
 struct Probe {
     leader: u64,
-    no_space: bool,
+    alarms: Vec<kv::AlarmMember>,
     is_learner: bool,
 }
 
@@ -146,7 +146,7 @@ impl HttpParts {
             .map_err(|e| e.message().to_string())?;
         Ok(Probe {
             leader: s.leader,
-            no_space: s.no_space,
+            alarms: crate::service::raised_alarms(&s, self.services.member_id()),
             is_learner: s.is_learner,
         })
     }
@@ -192,8 +192,19 @@ async fn health(
             tracing::warn!(error = %e, "/health error: no status from the member");
             false
         }
-        Ok(p) if p.no_space && !excluded.iter().any(|a| a == "NOSPACE") => {
-            tracing::warn!("/health error due to an alarm: NOSPACE");
+        Ok(p)
+            if p.alarms
+                .iter()
+                .any(|a| !excluded.iter().any(|e| e == a.alarm.name())) =>
+        {
+            // etcd 3.4's checkHealth: any alarm not excluded makes the member unhealthy.
+            for a in &p.alarms {
+                tracing::warn!(
+                    alarm = a.alarm.name(),
+                    member = a.member_id,
+                    "/health error due to an alarm"
+                );
+            }
             false
         }
         Ok(p) if p.leader == 0 && !serializable => {

@@ -29,6 +29,7 @@ mod lease;
 pub use member::lease_clock;
 mod lock;
 pub mod metrics;
+pub mod otel;
 /// The envelope on the peer port (moved to `member`; re-exported for the fuzzers and the probe).
 pub use member::peer;
 mod recipe;
@@ -39,6 +40,6 @@ pub mod tls;
 pub mod tokens;
 pub mod watch;
 
-pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeConfig, Peer, TestFaults};
+pub use config::{AutoCompaction, ClusterState, CrashPoint, NodeBug, NodeConfig, Peer, TestFaults};
 pub use error::NodeError;
 pub use server::{start, Node};

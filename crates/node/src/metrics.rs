@@ -91,6 +91,8 @@ pub struct Metrics {
     accepts_resent: IntCounter,
     read_rounds: IntCounter,
     read_round_reads: IntCounter,
+    leased_reads: IntCounter,
+    promises_held_by_lease: IntCounter,
     pre_votes_refused: IntCounter,
     commands_per_slot: Histogram,
     propose_to_chosen: Histogram,
@@ -209,6 +211,8 @@ impl Metrics {
             accepts_resent: counter(&r, "synod_paxos_accepts_resent_total", "Accepts (phase 2a) this leader sent again because a slot stayed short of a quorum.")?,
             read_rounds: counter(&r, "synod_paxos_read_index_rounds_total", "Read-index confirmation rounds this leader started.")?,
             read_round_reads: counter(&r, "synod_paxos_read_index_reads_total", "Reads carried by those rounds (reads per round = the ratio of the two rates).")?,
+            leased_reads: counter(&r, "synod_paxos_leased_reads_total", "Leader leases: linearizable reads this leader served under its lease, with no read-index round.")?,
+            promises_held_by_lease: counter(&r, "synod_paxos_promises_held_by_lease_total", "Leader leases: Prepares this member held unanswered while it granted another leader a lease.")?,
             pre_votes_refused: counter(&r, "synod_paxos_pre_votes_refused_total", "Pre-votes this member refused (it heard a live leader, or does not vote).")?,
             commands_per_slot: histogram(&r, "synod_paxos_commands_per_slot", "As leader: commands packed into each slot it proposed.", commands_buckets)?,
             propose_to_chosen: histogram(&r, "synod_paxos_propose_to_chosen_seconds", "As leader: time from proposing a slot (phase 2a) to knowing it chosen, per slot.", slot_seconds_buckets.clone())?,
@@ -282,6 +286,8 @@ struct Last {
     accepts_resent: u64,
     read_rounds: u64,
     read_round_reads: u64,
+    leased_reads: u64,
+    promises_held_by_lease: u64,
     pre_votes_refused: u64,
     refused: BTreeMap<String, u64>,
 }
@@ -577,6 +583,12 @@ impl Observer {
             &m.read_round_reads,
             &mut self.last.read_round_reads,
             c.read_round_reads,
+        );
+        bump(&m.leased_reads, &mut self.last.leased_reads, c.leased_reads);
+        bump(
+            &m.promises_held_by_lease,
+            &mut self.last.promises_held_by_lease,
+            c.promises_held_by_lease,
         );
         bump(
             &m.pre_votes_refused,

@@ -100,6 +100,7 @@ fn replica_options(config: &NodeConfig) -> ReplicaOptions {
         command_bytes_max: config.request_bytes_max + 1024,
         batch_bytes_max: 2 << 20,
         page_records_max: 8,
+        leader_lease: config.leader_lease,
         ..ReplicaOptions::default()
     }
 }
@@ -418,6 +419,8 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
             applied_changes: changes_tx,
             stopping: stop_rx.clone(),
             progress_every: config.watch_progress_every,
+            election_timeout: config.tick * config.election_ticks,
+            progress_ahead: crate::NodeBug::ProgressAheadOfWatchers.is_on(&config.test_faults),
         },
         bcrypt_cost: config.bcrypt_cost,
         tokens,

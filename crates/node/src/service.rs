@@ -151,14 +151,19 @@ impl Services {
         cmd: &KvCommand,
     ) -> Result<(KvResponse, u64), Status> {
         let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
-        let (output, term) = self
-            .ask(|reply| Request::Write {
+        let span = crate::otel::write_span(cmd);
+        let trace = crate::otel::context_of(&span);
+        let (output, term) = tracing::Instrument::instrument(
+            self.ask(|reply| Request::Write {
                 payload,
                 grows,
+                trace,
                 reply,
-            })
-            .await?
-            .map_err(|e| e.status())?;
+            }),
+            span,
+        )
+        .await?
+        .map_err(|e| e.status())?;
         let response = output.map_err(|e| convert::status_from_kv_error(&e))?;
         Ok((response, term))
     }
@@ -216,6 +221,11 @@ impl Services {
     }
 
     /// The member's state as the core reports it (leader, revision...).
+    /// This member's id.
+    pub(crate) fn member_id(&self) -> u64 {
+        self.shared.member_id
+    }
+
     pub(crate) async fn core_status(&self) -> Result<CoreStatus, Status> {
         self.status().await
     }
@@ -328,9 +338,11 @@ impl pb::maintenance_server::Maintenance for Services {
         if let Some(e) = &s.storage_error {
             errors.push(format!("synod: storage failed: {e}"));
         }
-        if s.no_space {
-            errors.push("memberID:0 alarm:NOSPACE".to_string());
-        }
+        errors.extend(
+            raised_alarms(&s, self.shared.member_id)
+                .iter()
+                .map(alarm_text),
+        );
         if !s.voting {
             errors.push("synod: rebuilding after a lost disk; not voting yet".to_string());
         }
@@ -438,13 +450,8 @@ impl pb::maintenance_server::Maintenance for Services {
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.header(revision, s.term)),
             hash,
-            // etcd's store starts with compaction revision -1 ("never compacted") and reports
-            // it as such; ours says 0 for the same.
-            compact_revision: if compact_revision == 0 {
-                -1
-            } else {
-                compact_revision
-            },
+            // -1 before any compaction, as etcd's store says.
+            compact_revision,
         }))
     }
 
@@ -453,19 +460,36 @@ impl pb::maintenance_server::Maintenance for Services {
         request: GrpcRequest<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
         // etcd: listing alarms needs a user, changing them needs root.
-        let listing = request.get_ref().action == pb::alarm_request::AlarmAction::Get as i32;
-        self.caller(&request, !listing).await?;
+        use pb::alarm_request::AlarmAction as PbAction;
+        let listing = request.get_ref().action == PbAction::Get as i32;
+        let caller = self.caller(&request, !listing).await?;
         let r = request.into_inner();
+        let action = match PbAction::try_from(r.action) {
+            Ok(PbAction::Get) => kv::AlarmAction::Get,
+            Ok(PbAction::Activate) => kv::AlarmAction::Activate,
+            Ok(PbAction::Deactivate) => kv::AlarmAction::Deactivate,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "synod: unknown alarm action {}",
+                    r.action
+                )))
+            }
+        };
+        let alarm = kv::AlarmType::from_number(i64::from(r.alarm)).ok_or_else(|| {
+            Status::invalid_argument(format!("synod: unknown alarm type {}", r.alarm))
+        })?;
         let s = Services::status(self).await?;
-        use pb::alarm_request::AlarmAction;
-        if r.action == AlarmAction::Activate as i32 {
-            return Err(Status::unimplemented(
-                "synod: alarms are raised by the member itself, when its store passes --quota-backend-bytes",
-            ));
-        }
-        // The NOSPACE alarm is the store's size against the quota, not a flag to clear: a
-        // disarm succeeds once the size is under the quota, and otherwise says how to get there.
-        if r.action == AlarmAction::Deactivate as i32 && s.no_space {
+        // The measured NOSPACE (the store's size against the quota) is not a flag to clear: a
+        // disarm of it succeeds once the size is under the quota, and otherwise says how to
+        // get there. One raised by a client is cleared like any alarm, as in etcd.
+        let measured = s.no_space.then_some(kv::AlarmMember {
+            alarm: kv::AlarmType::NoSpace,
+            member_id: self.shared.member_id,
+        });
+        if action == kv::AlarmAction::Deactivate
+            && measured.is_some_and(|m| m.member_id == r.member_id)
+            && alarm == kv::AlarmType::NoSpace
+        {
             return Err(Status::failed_precondition(format!(
                 "synod: the NOSPACE alarm stays raised while the store holds {} bytes, at or over \
                  --quota-backend-bytes: delete keys, compact (etcdctl compact), defragment \
@@ -473,19 +497,63 @@ impl pb::maintenance_server::Maintenance for Services {
                 s.db_bytes
             )));
         }
-        let alarms = if s.no_space {
-            vec![pb::AlarmMember {
-                member_id: self.shared.member_id,
-                alarm: pb::AlarmType::Nospace as i32,
-            }]
-        } else {
-            Vec::new()
+        // Through the log, as etcd 3.4 sends every alarm request through raft: a GET is then
+        // linearizable, and a change is applied by every member at the same slot.
+        let cmd = KvCommand::Alarm(kv::AlarmRequest {
+            action,
+            member_id: r.member_id,
+            alarm,
+        });
+        let (answer, term) = self.write_as(&caller, &cmd).await?;
+        let KvResponse::Alarm(mut a) = answer else {
+            return Err(unexpected("alarm"));
         };
+        if action == kv::AlarmAction::Get {
+            if let Some(m) =
+                measured.filter(|_| matches!(alarm, kv::AlarmType::None | kv::AlarmType::NoSpace))
+            {
+                a.alarms.push(m);
+                a.alarms.sort();
+                a.alarms.dedup();
+            }
+        }
         Ok(Response::new(pb::AlarmResponse {
-            header: Some(self.header(s.revision, s.term)),
-            alarms,
+            header: Some(self.header(a.revision, term)),
+            alarms: a.alarms.iter().map(pb_alarm).collect(),
         }))
     }
+}
+
+fn pb_alarm(m: &kv::AlarmMember) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: m.member_id,
+        alarm: i32::from(m.alarm.number()),
+    }
+}
+
+/// An alarm as etcd 3.4's `Status` lists it among its errors: the protobuf text form, each
+/// field followed by a space, and a field at its default (type NONE) left out.
+fn alarm_text(m: &kv::AlarmMember) -> String {
+    if m.alarm == kv::AlarmType::None {
+        format!("memberID:{} ", m.member_id)
+    } else {
+        format!("memberID:{} alarm:{} ", m.member_id, m.alarm.name())
+    }
+}
+
+/// Every alarm raised at this member: those raised through the log, and the measured NOSPACE
+/// (under this member's id).
+pub(crate) fn raised_alarms(s: &CoreStatus, member_id: u64) -> Vec<kv::AlarmMember> {
+    let mut alarms = s.alarms.clone();
+    if s.no_space {
+        alarms.push(kv::AlarmMember {
+            alarm: kv::AlarmType::NoSpace,
+            member_id,
+        });
+        alarms.sort();
+        alarms.dedup();
+    }
+    alarms
 }
 
 fn pb_member(m: &MemberEntry) -> pb::Member {

@@ -11,16 +11,19 @@
 
 use bytes::Bytes;
 use kv::KvStore;
-use member::snapshot::{AppliedSnapshot, BodyError, BodyJob, ChunkStored};
+use member::snapshot::{BodyError, BodyJob, ChunkStored, DecodedSnapshot};
 use paxos::multi::Applier;
 use paxos::Slot;
 use std::path::PathBuf;
-use storage::{SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource, StdFs};
+use storage::{Intake, SnapshotChunk, SnapshotIntake, SnapshotMeta, SnapshotSource, StdFs};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
 /// One chunk on the wire: well under the peer frame limit.
 const CHUNK_BYTES: u64 = 1 << 20;
+
+/// Open sources kept for members being served a snapshot (one open file each).
+const SERVING_MAX: usize = 16;
 
 /// Why a snapshot could not be taken, read or installed.
 #[derive(Debug, Error)]
@@ -48,7 +51,20 @@ pub struct SnapshotFiles {
     dir: PathBuf,
     newest: Option<SnapshotMeta>,
     /// The member's transfer number, and the receiver storing its chunks.
-    incoming: Option<(u64, SnapshotReceiver<StdFs>)>,
+    incoming: SnapshotIntake<StdFs>,
+    /// The open source of the newest file per member being served, at most [`SERVING_MAX`].
+    serving: std::collections::HashMap<u64, SnapshotSource<StdFs>>,
+    /// The last snapshot received whole, for [`SnapshotFiles::decode`].
+    received: Option<SnapshotMeta>,
+}
+
+/// The outcome of a decode begun by [`SnapshotFiles::decode`].
+#[derive(Debug)]
+pub struct SnapshotDecoded {
+    /// The slot it covers.
+    pub through: Slot,
+    /// The state it restores, or why not.
+    pub result: Result<DecodedSnapshot, String>,
 }
 
 /// What [`SnapshotFiles::open`] restored.
@@ -74,10 +90,7 @@ impl SnapshotFiles {
         let (applier, kv_bytes, table) = match &newest {
             Some(meta) => {
                 let body = storage::read_snapshot_body(&fs, meta)?;
-                let snap = AppliedSnapshot::decode(meta.through, &body)?;
-                let bytes = snap.kv_bytes_len();
-                let table = snap.table().cloned();
-                (snap.into_applier()?, bytes, table)
+                DecodedSnapshot::decode(meta.through, &body)?.into_parts()
             }
             // A snapshot carries the limits it was taken with; a fresh store takes the
             // configured ones (every member must be configured alike).
@@ -85,10 +98,12 @@ impl SnapshotFiles {
         };
         Ok(Restored {
             files: SnapshotFiles {
+                incoming: SnapshotIntake::new(fs, dir.clone()),
                 fs,
                 dir,
                 newest,
-                incoming: None,
+                received: None,
+                serving: std::collections::HashMap::new(),
             },
             applier,
             table,
@@ -164,31 +179,74 @@ impl SnapshotFiles {
         (w.through, outcome)
     }
 
-    /// The one chunk at `offset` of the newest snapshot, if it covers `through`. The file
-    /// was verified whole when it became the newest; each chunk is read on its own, without
-    /// reading the whole file again (see [`SnapshotSource::resume`]).
-    pub fn serve(&self, through: Slot, offset: u64) -> Option<Bytes> {
+    /// Reads and decodes the snapshot through `through` received last (the member asked, once
+    /// its last chunk was stored) on a blocking thread: the read and the pass over the whole
+    /// body stay off the core's task, which goes on with heartbeats and writes. The member asks
+    /// for one at a time, so at most one body (and the store it restores) is in memory here.
+    pub fn decode(&self, through: Slot, done: mpsc::UnboundedSender<SnapshotDecoded>) {
+        let fs = self.fs;
+        let meta = self.received.clone().filter(|m| m.through == through);
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = match meta {
+                None => Err(format!("no received snapshot through {through} to decode")),
+                Some(meta) => storage::read_snapshot_body(&fs, &meta)
+                    .map_err(|e| e.to_string())
+                    .and_then(|body| {
+                        DecodedSnapshot::decode(through, &body).map_err(|e| e.to_string())
+                    }),
+            };
+            tracing::info!(
+                through = through.0,
+                decode_ms = started.elapsed().as_millis() as u64,
+                ok = result.is_ok(),
+                "received snapshot decoded off the core"
+            );
+            let _ = done.send(SnapshotDecoded { through, result });
+        });
+    }
+
+    /// The one chunk at `offset` of the newest snapshot, for member `to`, if it covers
+    /// `through`. The file was verified whole when it became the newest; each chunk is read on
+    /// its own, without reading the whole file again (see [`SnapshotSource::resume`]).
+    pub fn serve(&mut self, to: u64, through: Slot, offset: u64) -> Option<Bytes> {
         let meta = self.newest.as_ref().filter(|m| m.through >= through)?;
-        let mut source = match SnapshotSource::resume(&self.fs, meta, offset, CHUNK_BYTES) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot serve the snapshot");
-                return None;
+        // One open source per member served, reading the newest file in order: a pipelined
+        // transfer asks for the chunks one after another, so each is one read where the last
+        // ended (no open and header check per chunk). Sources of an older file go.
+        self.serving.retain(|_, s| s.meta() == meta);
+        if !self.serving.contains_key(&to) && self.serving.len() >= SERVING_MAX {
+            self.serving.clear();
+        }
+        let source = match self.serving.entry(to) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                match SnapshotSource::resume(&self.fs, meta, offset, CHUNK_BYTES) {
+                    Ok(s) => e.insert(s),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot serve the snapshot");
+                        return None;
+                    }
+                }
             }
         };
+        source.seek(offset);
         match source.next_chunk() {
             Ok(Some(chunk)) => Some(Bytes::from(chunk.encode())),
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the snapshot");
+                self.serving.remove(&to);
                 None
             }
         }
     }
 
-    /// Stores one chunk of the member's transfer `transfer` (a new number drops the receiver
-    /// of an older transfer); once the last chunk verified, the snapshot is the newest on disk
-    /// and its body goes back to the member.
+    /// Stores one chunk of the member's transfer `transfer`. A new transfer number of the same
+    /// snapshot (the member gave up on a dead connection and asked again) keeps what was
+    /// received: the transfer resumes from the receiver's offset, not from zero. Once the last
+    /// chunk verified, the snapshot is the newest on disk and the member is told; it then asks
+    /// for the decode ([`SnapshotFiles::decode`]).
     pub fn store(&mut self, transfer: u64, chunk: &SnapshotChunk) -> ChunkStored {
         match self.try_store(transfer, chunk) {
             Ok(stored) => stored,
@@ -201,46 +259,21 @@ impl SnapshotFiles {
         transfer: u64,
         chunk: &SnapshotChunk,
     ) -> Result<ChunkStored, SnapshotError> {
-        if self.incoming.as_ref().is_some_and(|(t, _)| *t != transfer) {
-            self.incoming = None;
-        }
-        let fresh = self
-            .incoming
-            .as_ref()
-            .is_none_or(|(_, r)| r.snapshot() != (chunk.through, chunk.total_len, chunk.body_crc));
-        if fresh {
-            if chunk.offset != 0 {
-                let next_offset = self.incoming.as_ref().map_or(0, |(_, r)| r.next_offset());
-                return Ok(ChunkStored::Ignored { next_offset });
-            }
-            let receiver = SnapshotReceiver::new(
-                self.fs,
-                self.dir.clone(),
-                chunk.through,
-                chunk.total_len,
-                chunk.body_crc,
-            )?;
-            self.incoming = Some((transfer, receiver));
-        }
-        let Some((_, receiver)) = self.incoming.as_mut() else {
-            return Ok(ChunkStored::Ignored { next_offset: 0 });
+        let meta = match self.incoming.store(transfer, chunk)? {
+            Intake::Progress { next_offset } => return Ok(ChunkStored::Progress { next_offset }),
+            Intake::Ignored { next_offset } => return Ok(ChunkStored::Ignored { next_offset }),
+            Intake::Complete(meta) => meta,
         };
-        let Some(meta) = receiver.accept(chunk)? else {
-            return Ok(ChunkStored::Progress {
-                next_offset: receiver.next_offset(),
-            });
-        };
-        self.incoming = None;
-        let body = storage::read_snapshot_body(&self.fs, &meta)?;
         let through = meta.through;
         // Only forward: a transfer begun while this member was behind can complete after it
         // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
         // compacted through); serving the older file would leave its followers unable to
         // catch up. Found by the member-level simulator (seed 69).
         if self.newest.as_ref().is_none_or(|n| n.through < through) {
-            self.newest = Some(meta);
+            self.newest = Some(meta.clone());
         }
-        Ok(ChunkStored::Complete { through, body })
+        self.received = Some(meta);
+        Ok(ChunkStored::Complete { through })
     }
 }
 
@@ -265,59 +298,75 @@ mod tests {
         }
     }
 
-    fn chunk(source: &SnapshotFiles, through: u64, offset: u64) -> SnapshotChunk {
-        let bytes = source.serve(Slot(through), offset).expect("a chunk");
+    fn chunk(source: &mut SnapshotFiles, through: u64, offset: u64) -> SnapshotChunk {
+        let bytes = source.serve(2, Slot(through), offset).expect("a chunk");
         SnapshotChunk::decode(&bytes).expect("decodes")
     }
 
     #[test]
-    fn a_transfer_is_stored_chunk_by_chunk_and_a_new_transfer_starts_over() {
+    fn a_transfer_is_stored_chunk_by_chunk_and_a_new_transfer_resumes_it() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (meta, body) = snapshot_file(a.path(), 9, (CHUNK_BYTES as usize) * 2 + 100);
         let mut source = files(a.path());
         source.newest = Some(meta);
         assert!(
-            source.serve(Slot(10), 0).is_none(),
+            source.serve(2, Slot(10), 0).is_none(),
             "does not cover slot 10"
         );
         let mut sink = files(b.path());
 
         // A new transfer must start at offset 0.
-        let late = chunk(&source, 9, CHUNK_BYTES);
+        let late = chunk(&mut source, 9, CHUNK_BYTES);
         assert_eq!(
             sink.store(1, &late),
             ChunkStored::Ignored { next_offset: 0 }
         );
-        let first = chunk(&source, 9, 0);
+        let first = chunk(&mut source, 9, 0);
         assert_eq!(
             sink.store(1, &first),
             ChunkStored::Progress {
                 next_offset: CHUNK_BYTES
             }
         );
-        // The member restarted its transfer (transfer 2): the old receiver goes.
+        // The member restarted its transfer (transfer 2, after a connection drop, say) from
+        // offset 0: the receiver keeps the chunk it has and points the member past it.
         assert_eq!(
-            sink.store(2, &late),
-            ChunkStored::Ignored { next_offset: 0 }
+            sink.store(2, &first),
+            ChunkStored::Ignored {
+                next_offset: CHUNK_BYTES
+            }
         );
-        let mut offset = 0;
+        let mut offset = CHUNK_BYTES;
+        let mut chunks = 0;
         let stored = loop {
-            match sink.store(2, &chunk(&source, 9, offset)) {
+            chunks += 1;
+            match sink.store(2, &chunk(&mut source, 9, offset)) {
                 ChunkStored::Progress { next_offset } => offset = next_offset,
                 other => break other,
             }
         };
+        assert_eq!(stored, ChunkStored::Complete { through: Slot(9) });
         assert_eq!(
-            stored,
-            ChunkStored::Complete {
-                through: Slot(9),
-                body
-            }
+            chunks, 2,
+            "only the chunks not yet received were sent again"
+        );
+        let received = sink.received.clone().expect("the received file");
+        assert_eq!(
+            storage::read_snapshot_body(&StdFs::new(), &received).expect("reads"),
+            body
         );
         assert_eq!(sink.newest_through(), Some(Slot(9)));
         assert!(
-            sink.serve(Slot(9), 0).is_some(),
+            sink.serve(2, Slot(9), 0).is_some(),
             "the received snapshot is served"
         );
+        // Another snapshot under a new transfer is a fresh start.
+        let (other, _) = snapshot_file(a.path(), 12, 10);
+        source.newest = Some(other);
+        assert_eq!(
+            sink.store(3, &chunk(&mut source, 12, 0)),
+            ChunkStored::Complete { through: Slot(12) }
+        );
+        assert_eq!(sink.newest_through(), Some(Slot(12)));
     }
 }

@@ -39,9 +39,16 @@ const RESPONSE_BYTES_MAX: usize = 1 << 20;
 const NO_WATCHER: i64 = -1;
 /// The gRPC metadata key and value of clientv3's `WithRequireLeader`
 /// (`rpctypes.MetadataRequireLeaderKey`, `MetadataHasLeader`): kube-apiserver's watches carry
-/// it, and such a stream is refused by a member that knows no leader.
+/// it, and such a stream is refused by a member that knows no leader ("etcdserver: no
+/// leader"), and ended with the same status once its member has known none for
+/// [`NO_LEADER_CHECKS_MAX`] election timeouts in a row.
 const REQUIRE_LEADER_KEY: &str = "hasleader";
 const REQUIRE_LEADER_VALUE: &str = "true";
+/// Checks in a row, one per election timeout, that find no leader before a require-leader
+/// stream is ended with "etcdserver: no leader" (etcd's `maxNoLeaderCnt`: reconnecting a
+/// stream costs more than refusing a new one, so an open stream gets more patience than a new
+/// one, which is refused at once).
+const NO_LEADER_CHECKS_MAX: u32 = 3;
 
 /// What the Watch service needs besides the other services' shared parts.
 #[derive(Clone)]
@@ -55,6 +62,11 @@ pub struct WatchParts {
     /// How often a watcher created with `progress_notify` that has had nothing to send is
     /// told the current revision (etcd's `--experimental-watch-progress-notify-interval`).
     pub progress_every: Duration,
+    /// The member's election timeout: how often a require-leader stream checks that its
+    /// member knows a leader (etcd's `monitorLeader`).
+    pub election_timeout: Duration,
+    /// The planted bug [`crate::NodeBug::ProgressAheadOfWatchers`] is on (test only).
+    pub progress_ahead: bool,
 }
 
 /// One watcher of a stream.
@@ -107,6 +119,7 @@ impl pb::watch_server::Watch for Services {
             term: 0,
             caller,
             progress_requested: false,
+            require_leader,
         };
         tokio::spawn(stream.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -130,6 +143,8 @@ struct WatchStream {
     /// has been sent everything through the revision it reports (etcd's fix for issue 15220),
     /// so a client that hears "revision R" has every event up to R.
     progress_requested: bool,
+    /// Opened with the require-leader metadata: ended when the member loses its leader.
+    require_leader: bool,
 }
 
 impl WatchStream {
@@ -146,6 +161,11 @@ impl WatchStream {
         progress.tick().await;
         let mut applied = self.parts.applied_revision.clone();
         let mut stopping = self.parts.stopping.clone();
+        // etcd's monitorLeader, for this stream alone: one check per election timeout.
+        let mut leader_check = tokio::time::interval(self.parts.election_timeout);
+        leader_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        leader_check.tick().await;
+        let mut no_leader_checks = 0u32;
         loop {
             if *stopping.borrow() {
                 return End::Member(NodeError::Stopped.status());
@@ -202,6 +222,18 @@ impl WatchStream {
                         return end;
                     }
                 }
+                _ = leader_check.tick(), if self.require_leader => {
+                    match self.services.leader().await {
+                        Ok(0) => no_leader_checks += 1,
+                        Ok(_) => no_leader_checks = 0,
+                        Err(status) => return End::Member(status),
+                    }
+                    if no_leader_checks >= NO_LEADER_CHECKS_MAX {
+                        // What a client of etcd 3.4.23 sees when monitorLeader cancels the
+                        // stream (measured: `tests/kubernetes.rs` against it).
+                        return End::Member(NodeError::NoLeader.status());
+                    }
+                }
                 _ = std::future::ready(()), if still_behind => {}
             }
         }
@@ -231,6 +263,15 @@ impl WatchStream {
                     .await?;
                 }
                 Ok(())
+            }
+            Some(RequestUnion::ProgressRequest(_)) if self.parts.progress_ahead => {
+                // The planted bug: answered now, whoever is still catching up.
+                self.send(pb::WatchResponse {
+                    header: Some(self.header(revision)),
+                    watch_id: NO_WATCHER,
+                    ..pb::WatchResponse::default()
+                })
+                .await
             }
             Some(RequestUnion::ProgressRequest(_)) => {
                 // Answered at the top of a turn in which every watcher is caught up; several

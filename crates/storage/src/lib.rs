@@ -55,8 +55,8 @@ pub use floor::WalFloor;
 pub use meta::{Meta, QuorumRuleFile};
 pub use snapshot::{
     latest_snapshot, read_snapshot_body, read_snapshot_meta, snapshot_header,
-    verify_snapshot_bytes, SnapshotChunk, SnapshotMeta, SnapshotReceiver, SnapshotSource,
-    SnapshotWriter, SNAPSHOT_HEADER_BYTES,
+    verify_snapshot_bytes, Intake, SnapshotChunk, SnapshotIntake, SnapshotMeta, SnapshotReceiver,
+    SnapshotSource, SnapshotWriter, SNAPSHOT_HEADER_BYTES,
 };
 pub use store::Store;
 pub use vfs::{OpenMode, Prealloc, StdFs, Vfs, VfsFile};

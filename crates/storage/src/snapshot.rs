@@ -680,3 +680,88 @@ impl<V: Vfs + Clone> SnapshotReceiver<V> {
         writer.finish().map(Some)
     }
 }
+
+/// What [`SnapshotIntake::store`] did with a chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intake {
+    /// Written; the transfer continues from `next_offset`.
+    Progress { next_offset: u64 },
+    /// Not taken (a chunk of another snapshot not at its start, or not where the receiver
+    /// stands); ask again from `next_offset`.
+    Ignored { next_offset: u64 },
+    /// The last chunk verified: the snapshot is durable in this file.
+    Complete(SnapshotMeta),
+}
+
+/// The receiving end of a member's snapshot transfers: one [`SnapshotReceiver`] at a time,
+/// numbered by the member's transfer. A new transfer of the same snapshot (the member gave up
+/// on a dead connection and asked again) keeps what was received and resumes from its
+/// offset; a chunk of another snapshot starts over, from its first chunk.
+pub struct SnapshotIntake<V: Vfs + Clone> {
+    vfs: V,
+    dir: PathBuf,
+    current: Option<(u64, SnapshotReceiver<V>)>,
+}
+
+impl<V: Vfs + Clone> SnapshotIntake<V> {
+    /// Receives into `dir`.
+    pub fn new(vfs: V, dir: impl Into<PathBuf>) -> Self {
+        SnapshotIntake {
+            vfs,
+            dir: dir.into(),
+            current: None,
+        }
+    }
+
+    /// Stores one chunk of transfer `transfer`.
+    pub fn store(&mut self, transfer: u64, chunk: &SnapshotChunk) -> Result<Intake> {
+        let identity = (chunk.through, chunk.total_len, chunk.body_crc);
+        let same = self
+            .current
+            .as_ref()
+            .is_some_and(|(_, r)| r.snapshot() == identity);
+        match self.current.as_mut() {
+            Some((t, receiver)) if same => {
+                if *t != transfer {
+                    *t = transfer;
+                }
+                if chunk.offset != receiver.next_offset() {
+                    // A resumed transfer asks from 0 (or a chunk came twice): point it past
+                    // what is here.
+                    return Ok(Intake::Ignored {
+                        next_offset: receiver.next_offset(),
+                    });
+                }
+            }
+            _ => {
+                if chunk.offset != 0 {
+                    let next_offset = match &self.current {
+                        Some((t, r)) if *t == transfer => r.next_offset(),
+                        _ => 0,
+                    };
+                    return Ok(Intake::Ignored { next_offset });
+                }
+                let receiver = SnapshotReceiver::new(
+                    self.vfs.clone(),
+                    self.dir.clone(),
+                    chunk.through,
+                    chunk.total_len,
+                    chunk.body_crc,
+                )?;
+                self.current = Some((transfer, receiver));
+            }
+        }
+        let Some((_, receiver)) = self.current.as_mut() else {
+            return Ok(Intake::Ignored { next_offset: 0 });
+        };
+        match receiver.accept(chunk)? {
+            None => Ok(Intake::Progress {
+                next_offset: receiver.next_offset(),
+            }),
+            Some(meta) => {
+                self.current = None;
+                Ok(Intake::Complete(meta))
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! This binary holds wiring only: parsing, printing, files and the progress bar. Every
 //! decision lives in the library crates.
 
+mod logging;
 mod node_cmd;
 mod sim_cmd;
 mod sim_commit_cmd;

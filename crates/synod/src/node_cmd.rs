@@ -4,6 +4,7 @@
 //! variable, the TOML file given by `--config-file` (keys are the flag names without the
 //! dashes, e.g. `listen-client-urls = "http://127.0.0.1:2379"`), then the default.
 
+use crate::logging::{init_logging, init_logging_with, DistributedTracing, LogFormat};
 use anyhow::{bail, Context};
 use clap::Args;
 use node::config::{
@@ -90,6 +91,18 @@ pub struct NodeArgs {
     /// recorded in the data directory, so a restart keeps it [default: majority].
     #[arg(long, env = "SYNOD_QUORUMS")]
     quorums: Option<String>,
+    /// Leader leases (experimental): the leader answers linearizable reads from its own
+    /// state while a quorum's grants hold, with no read-index round. The lease is the
+    /// election timeout less a tick and the margin for --max-clock-drift-ppm; a new leader
+    /// waits out the old lease, so a leadership transfer takes up to an election timeout.
+    /// Every member must be given the same setting (it is part of the cluster's id).
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_LEADER_LEASE")]
+    experimental_leader_lease: bool,
+    /// With --experimental-leader-lease: the bound on how fast or slow any member's
+    /// monotonic clock may run, in parts per million (at least 500, what NTP may slew)
+    /// [default: 1000].
+    #[arg(long, env = "SYNOD_MAX_CLOCK_DRIFT_PPM")]
+    max_clock_drift_ppm: Option<u32>,
     /// Size in bytes of each write-ahead log segment, preallocated when created; compacted
     /// segments are reused [default: 67108864 (64 MiB); 16 MiB to 4 GiB].
     #[arg(long, env = "SYNOD_WAL_SEGMENT_BYTES")]
@@ -146,6 +159,20 @@ pub struct NodeArgs {
     /// tracing filter such as `info,node=debug` also works) [default: info, or $SYNOD_LOG].
     #[arg(long, env = "SYNOD_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Export spans of client writes to an OpenTelemetry collector (OTLP over gRPC), as
+    /// etcd 3.5's flag; off by default.
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_ENABLE_DISTRIBUTED_TRACING")]
+    experimental_enable_distributed_tracing: bool,
+    /// The collector's address, host:port or a URL [default: localhost:4317].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_ADDRESS")]
+    experimental_distributed_tracing_address: Option<String>,
+    /// The service name of the exported spans [default: synod].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_SERVICE_NAME")]
+    experimental_distributed_tracing_service_name: Option<String>,
+    /// The instance id of the exported spans (`service.instance.id`), unique per member
+    /// [default: none].
+    #[arg(long, env = "SYNOD_EXPERIMENTAL_DISTRIBUTED_TRACING_INSTANCE_ID")]
+    experimental_distributed_tracing_instance_id: Option<String>,
     /// A TOML file with any of these settings (keys are the flag names without dashes).
     #[arg(long, env = "SYNOD_CONFIG_FILE")]
     config_file: Option<PathBuf>,
@@ -157,6 +184,10 @@ pub struct NodeArgs {
     /// Test only (chaos runs): delay every log sync's completion by this many milliseconds.
     #[arg(long, hide = true)]
     test_slow_fsync_ms: Option<u64>,
+    /// Test only: run with a planted bug (progress-ahead-of-watchers); refused unless built
+    /// with the planted-bugs feature.
+    #[arg(long, hide = true)]
+    test_plant_bug: Vec<String>,
 }
 
 /// The same settings, from a TOML file.
@@ -179,6 +210,8 @@ struct FileSettings {
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
     quorums: Option<String>,
+    experimental_leader_lease: Option<bool>,
+    max_clock_drift_ppm: Option<u32>,
     wal_segment_bytes: Option<u64>,
     auto_compaction_mode: Option<String>,
     auto_compaction_retention: Option<String>,
@@ -194,6 +227,10 @@ struct FileSettings {
     listen_metrics_urls: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    experimental_enable_distributed_tracing: Option<bool>,
+    experimental_distributed_tracing_address: Option<String>,
+    experimental_distributed_tracing_service_name: Option<String>,
+    experimental_distributed_tracing_instance_id: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -417,6 +454,18 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.wal_segment_bytes.or(file.wal_segment_bytes) {
         config.wal_segment_bytes = v;
     }
+    config.leader_lease = match (
+        args.experimental_leader_lease || file.experimental_leader_lease.unwrap_or(false),
+        args.max_clock_drift_ppm.or(file.max_clock_drift_ppm),
+    ) {
+        (true, ppm) => Some(paxos::multi::LeaderLease {
+            max_drift_ppm: ppm.unwrap_or(node::config::LEASE_DRIFT_PPM_DEFAULT),
+        }),
+        (false, None) => None,
+        (false, Some(_)) => {
+            bail!("--max-clock-drift-ppm is the bound of leader leases: give it with --experimental-leader-lease")
+        }
+    };
     if let Some(rule) = args.quorums.or(file.quorums) {
         config.quorum = rule
             .parse()
@@ -447,6 +496,16 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
         config.test_faults.crash_at = Some(node::CrashPoint::parse(spec)?);
     }
     config.test_faults.slow_fsync = args.test_slow_fsync_ms.map(Duration::from_millis);
+    for name in &args.test_plant_bug {
+        if !cfg!(feature = "planted-bugs") {
+            anyhow::bail!(
+                "--test-plant-bug: this build has no planted bugs (feature planted-bugs)"
+            );
+        }
+        let bug = node::NodeBug::from_name(name)
+            .ok_or_else(|| anyhow::anyhow!("--test-plant-bug: no planted bug named {name:?}"))?;
+        config.test_faults.planted.push(bug);
+    }
     config.validate()?;
     Ok(config)
 }
@@ -519,58 +578,6 @@ fn parse_span(text: &str) -> anyhow::Result<Duration> {
     Ok(total)
 }
 
-/// How log lines are written (`--log-format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    #[default]
-    Text,
-    /// One JSON object per line (time, level, target, fields), for log shippers.
-    Json,
-}
-
-impl LogFormat {
-    /// `text` (also etcd's `console`) or `json`.
-    pub fn parse(s: &str) -> anyhow::Result<LogFormat> {
-        match s {
-            "text" | "console" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => bail!("--log-format {other:?}: expected `text` or `json`"),
-        }
-    }
-}
-
-/// Logging from the flags (`--log-level`, `--log-format`), else `$SYNOD_LOG`, else info as
-/// text on stderr. etcd's `panic` and `fatal` levels mean error here (the most severe we have).
-pub fn init_logging_with(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
-    let filter = match level {
-        Some(level) => {
-            let level = match level {
-                "panic" | "fatal" | "dpanic" => "error",
-                other => other,
-            };
-            tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
-                format!("--log-level {level:?}: expected debug, info, warn or error")
-            })?
-        }
-        None => tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialization (tests, `synod dev` after `node`) keeps the first.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    Ok(())
-}
-
-pub fn init_logging() {
-    let _ = init_logging_with(None, LogFormat::Text);
-}
-
 /// Waits for Ctrl-C or SIGTERM.
 async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -602,7 +609,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `synod node`.
 pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
-    // The file's settings count too, so read it once here for the two logging keys.
+    // The file's settings count too, so read it once here for the logging and tracing keys.
     let file = match &args.config_file {
         Some(p) => read_file(p)?,
         None => FileSettings::default(),
@@ -614,9 +621,31 @@ pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
         .map(|f| LogFormat::parse(&f))
         .transpose()?
         .unwrap_or_default();
-    init_logging_with(args.log_level.clone().or(file.log_level).as_deref(), format)?;
+    let distributed = (args.experimental_enable_distributed_tracing
+        || file.experimental_enable_distributed_tracing == Some(true))
+    .then(|| DistributedTracing {
+        address: args
+            .experimental_distributed_tracing_address
+            .clone()
+            .or(file.experimental_distributed_tracing_address)
+            .unwrap_or_else(|| "localhost:4317".into()),
+        service_name: args
+            .experimental_distributed_tracing_service_name
+            .clone()
+            .or(file.experimental_distributed_tracing_service_name)
+            .unwrap_or_else(|| "synod".into()),
+        instance_id: args
+            .experimental_distributed_tracing_instance_id
+            .clone()
+            .or(file.experimental_distributed_tracing_instance_id),
+    });
+    let level = args.log_level.clone().or(file.log_level);
+    let runtime = runtime()?;
+    // The exporter's gRPC channel lives on the runtime, so it is built inside it.
+    let exporter = runtime
+        .block_on(async { init_logging_with(level.as_deref(), format, distributed.as_ref()) })?;
     let config = resolve(args)?;
-    runtime()?.block_on(async move {
+    let served = runtime.block_on(async move {
         let node = node::start(config).await?;
         let removed = tokio::select! {
             _ = stop_signal() => false,
@@ -628,8 +657,13 @@ pub fn run(args: NodeArgs) -> anyhow::Result<bool> {
             // etcd's removed member exits too, and does not come back with the same data.
             tracing::warn!("exiting: this member was removed from the cluster");
         }
-        Ok(true)
-    })
+        anyhow::Ok(true)
+    });
+    if let Some(exporter) = exporter {
+        // The spans still batched go out before the process ends.
+        runtime.block_on(async move { exporter.shutdown().await });
+    }
+    served
 }
 
 /// Flags of `synod dev`.
@@ -853,6 +887,39 @@ mod tests {
         assert_eq!(c.initial_cluster[0].peer_url, "http://127.0.0.1:3380");
         assert_eq!(c.request_bytes_max, 1536 * 1024);
         assert_eq!(c.wal_segment_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn leader_leases_are_off_by_default_and_refused_with_nonsense_bounds() {
+        assert_eq!(resolve(args("x")).unwrap().leader_lease, None);
+        let mut a = args("x");
+        a.experimental_leader_lease = true;
+        let c = resolve(a).unwrap();
+        let lease = c.leader_lease.expect("leases on");
+        assert_eq!(lease.max_drift_ppm, node::config::LEASE_DRIFT_PPM_DEFAULT);
+        // Part of the cluster's id: members with and without leases refuse each other.
+        assert_ne!(c.cluster_id(), resolve(args("x")).unwrap().cluster_id());
+        let refused = |f: &dyn Fn(&mut NodeArgs)| {
+            let mut a = args("x");
+            f(&mut a);
+            format!("{:#}", resolve(a).unwrap_err())
+        };
+        let e = refused(&|a| a.max_clock_drift_ppm = Some(2_000));
+        assert!(e.contains("with --experimental-leader-lease"), "{e}");
+        for ppm in [0, 499, 1_000_000, u32::MAX] {
+            let e = refused(&|a| {
+                a.experimental_leader_lease = true;
+                a.max_clock_drift_ppm = Some(ppm);
+            });
+            assert!(e.contains("--max-clock-drift-ppm"), "{ppm}: {e}");
+        }
+        // An 80 % bound leaves 3 ticks of the default 30-tick election timeout: less than
+        // the 5-tick heartbeat interval.
+        let e = refused(&|a| {
+            a.experimental_leader_lease = true;
+            a.max_clock_drift_ppm = Some(800_000);
+        });
+        assert!(e.contains("before the next heartbeat"), "{e}");
     }
 
     #[test]

@@ -56,10 +56,11 @@ pub struct SimArgs {
     /// (never below three voters), among the other faults.
     #[arg(long)]
     membership: bool,
-    /// With --member: wipe disks at crashes too (the member rebuilds, and votes again only
-    /// once it holds the chosen log), with or without --membership.
+    /// With --member: no wiped disks. By default a crash may also wipe the member's disk
+    /// (it rebuilds, and votes again only once it holds the chosen log), with or without
+    /// --membership.
     #[arg(long)]
-    wipes: bool,
+    no_wipes: bool,
     /// Quorum rule of the first configuration: majority, flexible:P1,P2 (phase-1 and phase-2
     /// sizes, P1 + P2 > nodes), grid:RxC (R x C = nodes; phase 1 a full column, phase 2 a
     /// full row), weighted:W1,...,Wn/P1,P2 (a weight per node, thresholds whose sum exceeds
@@ -84,11 +85,14 @@ pub struct SimArgs {
     /// Run real members (`member::Member`: sessions, forwarding, read-index, leases,
     /// snapshots, around the core and the MVCC store) under etcd clients, instead of the
     /// core with the simulator's own driver (`--bug` then names a member bug:
-    /// read-before-applied, lease-ttl-in-millis).
+    /// read-before-applied, lease-ttl-in-millis, watch-event-twice,
+    /// lease-ticks-not-caught-up).
     #[arg(long)]
     member: bool,
     /// Leader leases (multi-paxos and cheap): a leader serves reads from its lease, with no
     /// confirmation round, and each node's clock runs at its own rate within the drift bound.
+    /// With --member: the real members run them, and the leader's process is paused now and
+    /// then (as SIGSTOP pauses one; checked by `lease-overlap`).
     #[arg(long)]
     leases: bool,
     /// With --leases: the bound on clock drift, in parts per million, that the replicas
@@ -165,8 +169,8 @@ fn parse_bug(name: Option<&str>) -> Result<PlantedBugs> {
 /// Runs the command; Ok(false) when a check failed (exit code 1).
 pub fn run(args: SimArgs) -> Result<bool> {
     let lease_protocol = matches!(args.protocol.as_str(), "multi-paxos" | "multi" | "cheap");
-    if args.leases && (args.member || !lease_protocol) {
-        bail!("--leases is for the multi-paxos and cheap protocols of the core simulator");
+    if args.leases && !args.member && !lease_protocol {
+        bail!("--leases is for the multi-paxos and cheap protocols, and for --member");
     }
     if args.member {
         return member::run(&args);

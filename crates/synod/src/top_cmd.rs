@@ -1,8 +1,11 @@
 //! `synod top`: a live view of a cluster in the terminal. Each member's role, ballot, chosen
 //! and applied slots, lag, fsync latency, request rate and latency percentiles, leader changes
-//! and alarm, read from every endpoint's `/metrics` and redrawn every second. Works against
-//! etcd too, showing what its metrics allow (etcd has no ballot, role or request-latency
-//! metric: the role comes from `etcd_server_is_leader`, the rate from gRPC's counters).
+//! and alarm, read from every endpoint's `/metrics` and etcd's `Maintenance.Status`, and
+//! redrawn every second. Works against etcd too, showing what its metrics allow (etcd has no
+//! ballot, role or request-latency metric: the role comes from `etcd_server_is_leader`, the
+//! rate from gRPC's counters). `Status` says what metrics do not: the version, the db size,
+//! whether a member is a learner, its alarms, and (where metrics lack them, as on etcd) its
+//! leader, term and indexes, which stand in for the ballot and the chosen and applied slots.
 //!
 //! Two faces over one model: a terminal UI (ratatui on crossterm: a table per refresh, `q` or
 //! Esc quits) and, with `--once`, the same columns as plain text (two scrapes an interval
@@ -11,6 +14,7 @@
 //! of two scrapes' counters and histogram buckets, as Prometheus's `rate` would compute them.
 
 use clap::Args;
+use etcd_proto::etcdserverpb::StatusResponse;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -41,7 +45,7 @@ const METRICS_BYTES_MAX: u64 = 8 << 20;
 const INTERVAL_MIN: Duration = Duration::from_millis(100);
 
 /// The columns, in order, for both faces.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 17] = [
     "ENDPOINT",
     "MEMBER",
     "ROLE",
@@ -56,6 +60,9 @@ const COLUMNS: [&str; 14] = [
     "P50ms",
     "P99ms",
     "RTT99ms",
+    "VERSION",
+    "DB_MiB",
+    "LEARNER",
 ];
 
 /// `synod top`.
@@ -71,26 +78,76 @@ pub fn run(args: TopArgs) -> anyhow::Result<bool> {
         anyhow::bail!("--endpoints names no member");
     }
     let interval = Duration::from_millis(args.interval_ms).max(INTERVAL_MIN);
+    let asker = Asker::new()?;
     if args.once {
-        let first = scrape_all(&endpoints);
+        let first = asker.scrape_all(&endpoints);
         std::thread::sleep(interval);
-        let view = View::new(&endpoints, &first, &scrape_all(&endpoints), interval);
+        let view = View::new(&endpoints, &first, &asker.scrape_all(&endpoints), interval);
         let _ = std::io::stdout().write_all(view.text().as_bytes());
         // Exit 1 when some member could not be read: a script can tell.
         return Ok(view.rows.iter().all(|r| r.cells.is_some()));
     }
-    tui::run(&endpoints, interval)?;
+    tui::run(&asker, &endpoints, interval)?;
     Ok(true)
 }
 
-/// What one scrape of every endpoint returned (`None`: that member did not answer).
-type Scrape = Vec<Option<Metrics>>;
+/// What one member said in one round: its metrics and its `Status` (`None`: that one did
+/// not answer).
+#[derive(Clone, Default)]
+struct Seen {
+    metrics: Option<Metrics>,
+    status: Option<StatusResponse>,
+}
 
-fn scrape_all(endpoints: &[String]) -> Scrape {
-    endpoints
-        .iter()
-        .map(|e| fetch(e).ok().map(|t| Metrics::parse(&t)))
-        .collect()
+impl Seen {
+    fn answered(&self) -> bool {
+        self.metrics.is_some() || self.status.is_some()
+    }
+}
+
+/// What one round of asking every endpoint returned.
+type Scrape = Vec<Seen>;
+
+/// Asks the members: `/metrics` over plain HTTP, `Status` over gRPC (on its own small
+/// runtime, every endpoint at once, so one member that does not answer costs one timeout).
+struct Asker {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Asker {
+    fn new() -> anyhow::Result<Asker> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Asker { runtime })
+    }
+
+    fn scrape_all(&self, endpoints: &[String]) -> Scrape {
+        let statuses = self.runtime.block_on(async {
+            let mut calls = tokio::task::JoinSet::new();
+            for (i, e) in endpoints.iter().enumerate() {
+                let url = if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("http://{e}")
+                };
+                calls.spawn(async move { (i, bench::status(&url, SCRAPE_TIMEOUT).await.ok()) });
+            }
+            let mut statuses = vec![None; endpoints.len()];
+            while let Some(Ok((i, status))) = calls.join_next().await {
+                statuses[i] = status;
+            }
+            statuses
+        });
+        endpoints
+            .iter()
+            .zip(statuses)
+            .map(|(e, status)| Seen {
+                metrics: fetch(e).ok().map(|t| Metrics::parse(&t)),
+                status,
+            })
+            .collect()
+    }
 }
 
 /// Samples by name, summed over label sets; the few labels shown; the histograms' buckets.
@@ -244,6 +301,32 @@ fn millis(v: Option<f64>) -> String {
     v.map_or("-".into(), |s| format!("{:.2}", s * 1000.0))
 }
 
+/// The chosen slots of a member: the committed count of its metrics, else `Status`'s index.
+fn chosen_of(seen: &Seen) -> Option<f64> {
+    seen.metrics
+        .as_ref()
+        .and_then(|m| m.get("etcd_server_proposals_committed_total"))
+        .or_else(|| seen.status.as_ref().map(|s| s.raft_index as f64))
+}
+
+/// The role from the metrics, else from `Status` (it leads when the leader it names is
+/// itself); a learner says so whatever the metrics say.
+fn role_of(m: &Metrics, status: Option<&StatusResponse>) -> String {
+    if status.is_some_and(|s| s.is_learner) {
+        return "learner".into();
+    }
+    let role = m.role();
+    if role != "-" {
+        return role;
+    }
+    match status {
+        Some(s) if s.leader == 0 => "no leader".into(),
+        Some(s) if Some(s.leader) == s.header.as_ref().map(|h| h.member_id) => "leader".into(),
+        Some(_) => "follower".into(),
+        None => role,
+    }
+}
+
 /// One member's line: its endpoint and, if it answered, the cells after it.
 struct Line {
     endpoint: String,
@@ -264,10 +347,7 @@ impl View {
     /// The view of `now`, with rates and percentiles over what changed since `before`, which
     /// was scraped `elapsed` earlier.
     fn new(endpoints: &[String], before: &Scrape, now: &Scrape, elapsed: Duration) -> View {
-        let chosen_max = now
-            .iter()
-            .filter_map(|m| m.as_ref()?.get("etcd_server_proposals_committed_total"))
-            .fold(0.0_f64, f64::max);
+        let chosen_max = now.iter().filter_map(chosen_of).fold(0.0_f64, f64::max);
         let secs = elapsed.as_secs_f64().max(1e-3);
         let mut view = View {
             rows: Vec::new(),
@@ -275,8 +355,10 @@ impl View {
             leader_changes_max: 0.0,
             alarms: Vec::new(),
         };
+        let none = Metrics::default();
         for (i, endpoint) in endpoints.iter().enumerate() {
-            let Some(m) = now.get(i).and_then(Option::as_ref) else {
+            let seen = now.get(i).filter(|s| s.answered());
+            let Some(seen) = seen else {
                 view.rows.push(Line {
                     endpoint: endpoint.clone(),
                     cells: None,
@@ -284,14 +366,27 @@ impl View {
                 });
                 continue;
             };
-            let then = before.get(i).and_then(Option::as_ref);
-            let chosen = m.get("etcd_server_proposals_committed_total");
-            let role = m.role();
+            // A member whose `/metrics` did not answer still shows what `Status` says.
+            let m = seen.metrics.as_ref().unwrap_or(&none);
+            let status = seen.status.as_ref();
+            let then = before.get(i).and_then(|s| s.metrics.as_ref());
+            let chosen = chosen_of(seen);
+            let role = role_of(m, status);
             let leads = role == "leader";
             view.leaders += usize::from(leads);
             let changes = m.get("etcd_server_leader_changes_seen_total");
             view.leader_changes_max = view.leader_changes_max.max(changes.unwrap_or(0.0));
-            let alarm = match m.get("synod_member_nospace_alarm").map(|a| a > 0.5) {
+            // `Status.errors` holds etcd's alarm lines ("memberID:… alarm:NOSPACE").
+            let status_alarm = status.map(|s| {
+                s.errors
+                    .iter()
+                    .any(|e| e.contains("NOSPACE") || e.contains("NO_SPACE"))
+            });
+            let alarm = match m
+                .get("synod_member_nospace_alarm")
+                .map(|a| a > 0.5)
+                .or(status_alarm)
+            {
                 Some(true) => {
                     view.alarms.push(format!("NOSPACE at {endpoint}"));
                     "NOSPACE"
@@ -307,12 +402,23 @@ impl View {
                 (if n >= old { n - old } else { n }) / secs
             });
             let request = "synod_request_duration_seconds";
+            let from_status = |f: fn(&StatusResponse) -> u64| status.map(|s| f(s) as f64);
+            let member = m.server_id.clone().or_else(|| {
+                let id = status?.header.as_ref()?.member_id;
+                Some(format!("{id:x}"))
+            });
             let cells = vec![
-                m.server_id.clone().unwrap_or_else(|| "-".into()),
+                member.unwrap_or_else(|| "-".into()),
                 role,
-                whole(m.get("synod_paxos_ballot_round")),
+                whole(
+                    m.get("synod_paxos_ballot_round")
+                        .or(from_status(|s| s.raft_term)),
+                ),
                 whole(chosen),
-                whole(m.get("etcd_server_proposals_applied_total")),
+                whole(
+                    m.get("etcd_server_proposals_applied_total")
+                        .or(from_status(|s| s.raft_applied_index)),
+                ),
                 whole(chosen.map(|c| chosen_max - c)),
                 millis(m.quantile(then, "etcd_disk_wal_fsync_duration_seconds", 0.99)),
                 whole(changes),
@@ -321,6 +427,13 @@ impl View {
                 millis(m.quantile(then, request, 0.5)),
                 millis(m.quantile(then, request, 0.99)),
                 millis(m.quantile(then, "etcd_network_peer_round_trip_time_seconds", 0.99)),
+                status.map_or("-".into(), |s| s.version.clone()),
+                status.map_or("-".into(), |s| {
+                    format!("{:.1}", s.db_size as f64 / (1024.0 * 1024.0))
+                }),
+                status.map_or("-".into(), |s| {
+                    if s.is_learner { "yes" } else { "no" }.into()
+                }),
             ];
             view.rows.push(Line {
                 endpoint: endpoint.clone(),
@@ -357,7 +470,7 @@ impl View {
 
     /// The plain-text face: a header line, one line per member, then the summary.
     fn text(&self) -> String {
-        let widths = [28, 17, 13, 7, 10, 10, 6, 9, 8, 7, 8, 8, 8, 8];
+        let widths = [28, 17, 13, 7, 10, 10, 6, 9, 8, 7, 8, 8, 8, 8, 8, 7, 7];
         let mut out = String::new();
         let mut push = |cells: &[&str]| {
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
@@ -388,7 +501,7 @@ impl View {
 
 /// The terminal face: the same view in a ratatui table, redrawn every interval.
 mod tui {
-    use super::{scrape_all, View, COLUMNS};
+    use super::{Asker, View, COLUMNS};
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use ratatui::layout::{Constraint, Layout};
     use ratatui::style::{Modifier, Style, Stylize};
@@ -399,19 +512,20 @@ mod tui {
 
     /// Draws until `q`, Esc or Ctrl-C. The terminal is restored on every way out (ratatui's
     /// `init` installs a panic hook that restores it too).
-    pub fn run(endpoints: &[String], interval: Duration) -> anyhow::Result<()> {
+    pub fn run(asker: &Asker, endpoints: &[String], interval: Duration) -> anyhow::Result<()> {
         let mut terminal = ratatui::try_init()?;
-        let result = draw_until_quit(&mut terminal, endpoints, interval);
+        let result = draw_until_quit(&mut terminal, asker, endpoints, interval);
         ratatui::try_restore()?;
         result
     }
 
     fn draw_until_quit(
         terminal: &mut ratatui::DefaultTerminal,
+        asker: &Asker,
         endpoints: &[String],
         interval: Duration,
     ) -> anyhow::Result<()> {
-        let mut before = scrape_all(endpoints);
+        let mut before = asker.scrape_all(endpoints);
         let mut scraped = Instant::now();
         let mut view = View::new(endpoints, &before, &before, interval);
         loop {
@@ -431,7 +545,7 @@ mod tui {
                     }
                 }
             }
-            let now = scrape_all(endpoints);
+            let now = asker.scrape_all(endpoints);
             view = View::new(endpoints, &before, &now, scraped.elapsed());
             before = now;
             scraped = Instant::now();
@@ -477,11 +591,14 @@ mod tui {
             Constraint::Length(7),
             Constraint::Length(7),
             Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
         ];
         let block = Block::bordered().title(" synod top ");
         frame.render_widget(Table::new(rows, widths).header(header).block(block), table);
         let hint = format!(
-            "q: quit | every {} ms from /metrics | rates and percentiles over the last interval",
+            "q: quit | every {} ms from /metrics and Status | rates and percentiles over the last interval",
             interval.as_millis()
         );
         frame.render_widget(Line::from(hint).dim(), help);
@@ -504,13 +621,37 @@ mod tests {
             .replace("le=\"0.002\"} 10", "le=\"0.002\"} 5")
             .replace("le=\"+Inf\"} 10", "le=\"+Inf\"} 5");
         assert_ne!(before_leader, LEADER);
-        let before = vec![Some(Metrics::parse(&before_leader)), None, None];
-        let now = vec![
-            Some(Metrics::parse(LEADER)),
-            Some(Metrics::parse(etcd)),
-            None,
+        let metrics = |text: &str| Seen {
+            metrics: Some(Metrics::parse(text)),
+            status: None,
+        };
+        // A member whose /metrics did not answer but whose Status did: a learner of etcd.
+        let status_only = Seen {
+            metrics: None,
+            status: Some(StatusResponse {
+                header: Some(etcd_proto::etcdserverpb::ResponseHeader {
+                    member_id: 0xcd,
+                    ..Default::default()
+                }),
+                version: "3.4.31".into(),
+                db_size: 3 << 20,
+                leader: 0xab,
+                raft_index: 9,
+                raft_term: 4,
+                raft_applied_index: 8,
+                errors: vec!["memberID:205 alarm:NOSPACE ".into()],
+                is_learner: true,
+                ..Default::default()
+            }),
+        };
+        let before = vec![
+            metrics(&before_leader),
+            Seen::default(),
+            Seen::default(),
+            Seen::default(),
         ];
-        let endpoints: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let now = vec![metrics(LEADER), metrics(etcd), Seen::default(), status_only];
+        let endpoints: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
         let view = View::new(&endpoints, &before, &now, Duration::from_secs(2));
         let text = view.text();
         let lines: Vec<Vec<&str>> = text
@@ -521,16 +662,31 @@ mod tests {
         // 20 calls over 2 s; fsync p99 over the interval: rank 4.95 of the 5 in (1 ms, 2 ms].
         assert_eq!(
             lines[1],
-            ["a", "ab", "leader", "3", "10", "10", "0", "1.99", "2", "-", "10.0", "-", "-", "-"]
+            [
+                "a", "ab", "leader", "3", "10", "10", "0", "1.99", "2", "-", "10.0", "-", "-", "-",
+                "-", "-", "-"
+            ]
         );
         assert_eq!(
             lines[2],
-            ["b", "-", "follower", "-", "7", "-", "3", "-", "-", "-", "-", "-", "-", "-"]
+            [
+                "b", "-", "follower", "-", "7", "-", "3", "-", "-", "-", "-", "-", "-", "-", "-",
+                "-", "-"
+            ]
         );
         assert_eq!(lines[3], ["c", "unreachable"]);
+        // Everything from Status: the term stands for the ballot, the index for the chosen
+        // slot (lag against the leader's 10), the alarm line for the alarm.
         assert_eq!(
-            text.lines().nth(4),
-            Some("leader: a | leader changes seen: 2 | alarms: none")
+            lines[4],
+            [
+                "d", "cd", "learner", "4", "9", "8", "1", "-", "-", "NOSPACE", "-", "-", "-", "-",
+                "3.4.31", "3.0", "yes"
+            ]
+        );
+        assert_eq!(
+            text.lines().nth(5),
+            Some("leader: a | leader changes seen: 2 | alarms: NOSPACE at d")
         );
     }
 

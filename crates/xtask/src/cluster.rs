@@ -166,6 +166,17 @@ impl Cluster {
         dir: &Path,
         specs: &[MemberSpec],
     ) -> anyhow::Result<Cluster> {
+        Cluster::start_with_flags(system, bin, dir, specs, &[])
+    }
+
+    /// As [`Cluster::start`], every member also given `flags`.
+    pub fn start_with_flags(
+        system: System,
+        bin: &Path,
+        dir: &Path,
+        specs: &[MemberSpec],
+        flags: &[&str],
+    ) -> anyhow::Result<Cluster> {
         let cluster = initial_cluster(specs);
         let token = format!("bench-vs-etcd-{}-{}", system.name(), std::process::id());
         let mut started = Cluster {
@@ -198,7 +209,9 @@ impl Cluster {
                     .arg(format!("127.0.0.1:{}", spec.client_port));
                 cmd
             } else {
-                member_command(system, bin, spec, &data_dir, &cluster, &token, "new")
+                let mut cmd = member_command(system, bin, spec, &data_dir, &cluster, &token, "new");
+                cmd.args(flags);
+                cmd
             };
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             // On failure `started` is dropped, stopping the members already running.

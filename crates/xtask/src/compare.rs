@@ -363,7 +363,6 @@ fn per_kop(cpu_secs: Option<f64>, answered: u64) -> Option<f64> {
     (answered > 0).then(|| cpu * 1000.0 / answered as f64)
 }
 
-/// The binary's absolute path, so that what runs does not depend on a working directory.
 /// The binaries that run etcd's and Synod's members, for those of `systems` that have members
 /// (etcd checked to exist, Synod built unless given), and etcd's version line.
 pub(crate) fn member_binaries(
@@ -393,6 +392,23 @@ pub(crate) fn member_binaries(
     Ok((binaries, etcd_version))
 }
 
+/// The binary that runs Synod's members (built unless given), for the benchmarks of Synod alone,
+/// and a fresh directory `target/NAME` for their clusters.
+pub(crate) fn synod_alone(
+    synod_bin: Option<&Path>,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (mut binaries, _) =
+        member_binaries(&[System::Synod], synod_bin, Path::new(DEFAULT_ETCD_BIN))?;
+    let bin = binaries
+        .remove(&System::Synod)
+        .context("member_binaries gives Synod's binary when asked for it")?;
+    let parent = crate::target_dir().join(name);
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    Ok((bin, parent))
+}
+
+/// The binary's absolute path, so that what runs does not depend on a working directory.
 fn absolute(bin: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(bin).with_context(|| format!("finding {}", bin.display()))
 }

@@ -1,231 +1,144 @@
-//! `cargo xtask bench-leases`: many leases kept alive, etcd 3.4 against Synod in one run.
-//!
-//! Each system runs as 3 members on loopback (both fsyncing). The bench grants `--leases`
-//! leases round-robin over the members, then keeps every one alive the way etcd's clients
-//! do: one `LeaseKeepAlive` stream per group of leases, each lease renewed every third of
-//! its TTL. After one warm-up round it measures, over `--duration`: renewals answered per
-//! second, the members' CPU time per second (all members), and fsyncs per second (the sum of
-//! `etcd_disk_wal_fsync_duration_seconds_count` over the members' `/metrics`, which both
-//! serve on the client port). A renewal is a leader's clock reset in both systems; what is
-//! left of them in the log is etcd's nothing (checkpointing off by default in 3.4) and
-//! Synod's checkpoints of leases not renewed within the checkpoint interval (none here).
+//! `cargo xtask bench-leases`: what leader leases buy linearizable reads. A 3-member Synod
+//! started with and without `--experimental-leader-lease` (a cluster cannot switch: the setting
+//! is part of its id), phases alternating in one run (read-index, leases, read-index, ...) so
+//! the machine's drift spreads over both; each phase a fresh cluster, its key space preloaded,
+//! then linearizable gets at `--clients`. Prints throughput and p50/p99 per phase and the
+//! mean of each side; the members' `/metrics` say how the reads went (leased or read-index).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use bench::{BenchConfig, BenchReport, Consistency, Limit, Workload};
 
 use crate::cluster::{free_ports, member_specs, Cluster, System};
-use crate::compare::{member_binaries, DEFAULT_ETCD_BIN};
-use crate::cpu::cpu_secs;
-use anyhow::{bail, Context};
-use etcd_proto::etcdserverpb as pb;
-use pb::lease_client::LeaseClient;
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const MEMBERS: usize = 3;
+const READY_WITHIN: Duration = Duration::from_secs(30);
 
+/// Flags of `bench-leases`.
 #[derive(clap::Args, Debug)]
 pub struct BenchLeasesArgs {
-    /// Leases kept alive.
-    #[arg(long, default_value_t = 10_000)]
-    pub leases: usize,
-    /// Their TTL in seconds (renewed every third of it, as etcd's clients do).
-    #[arg(long, default_value_t = 6)]
-    pub ttl: i64,
-    /// Leases per keep-alive stream.
-    #[arg(long, default_value_t = 100)]
-    pub per_stream: usize,
-    /// How long to measure, after one warm-up round.
-    #[arg(long, value_parser = bench::parse_duration, default_value = "20s")]
-    pub duration: Duration,
-    /// Run against one system only.
-    #[arg(long, value_enum)]
-    pub only: Option<System>,
+    /// Concurrent clients of the get workload.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Length of each phase.
+    #[arg(long, value_parser = bench::parse_duration, default_value = "10s")]
+    pub phase: Duration,
+    /// Pairs of phases (read-index then leases).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
     /// The synod binary [default: build it with `cargo build --release -p synod`].
     #[arg(long)]
     pub synod_bin: Option<PathBuf>,
-    /// The etcd binary (3.4 from Debian's etcd-server package).
-    #[arg(long, default_value = DEFAULT_ETCD_BIN)]
-    pub etcd_bin: PathBuf,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
-/// What one system did.
-#[derive(Debug, Default)]
-struct Figures {
-    renewals_per_sec: f64,
-    cpu_cores: f64,
-    fsyncs_per_sec: f64,
-    expired: u64,
+/// One phase's figures.
+struct Phase {
+    leases: bool,
+    report: BenchReport,
 }
 
+/// `cargo xtask bench-leases`.
 pub fn run(args: BenchLeasesArgs) -> anyhow::Result<bool> {
-    if args.leases == 0 || args.per_stream == 0 || args.ttl < 3 {
-        bail!("--leases and --per-stream must be positive and --ttl at least 3");
+    if args.rounds == 0 {
+        bail!("--rounds: at least 1");
     }
-    let systems: Vec<System> = match args.only {
-        Some(s @ (System::Etcd | System::Synod)) => vec![s],
-        Some(System::Reference) => bail!("--only: etcd or synod"),
-        None => vec![System::Etcd, System::Synod],
-    };
-    let (binaries, etcd_version) =
-        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
-    let parent = crate::target_dir().join("bench-leases");
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(&parent)
-        .context("creating a temporary directory")?;
-    let ports = free_ports(2 * MEMBERS * systems.len())?;
+    let (bin, parent) = crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-leases")?;
+    let bin = &bin;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let mut rows = Vec::new();
-    for (i, &system) in systems.iter().enumerate() {
-        let pairs: Vec<(u16, u16)> = ports[2 * MEMBERS * i..2 * MEMBERS * (i + 1)]
-            .chunks(2)
-            .map(|p| (p[0], p[1]))
-            .collect();
-        let specs = member_specs(&pairs);
-        let dir = tmp.path().join(system.name());
-        let mut cluster = Cluster::start(system, &binaries[&system], &dir, &specs)?;
-        let figures = runtime.block_on(async {
-            cluster.wait_ready(Duration::from_secs(60)).await?;
-            measure(&args, &cluster).await
-        });
-        cluster.stop()?;
-        rows.push((system, figures?));
+    let mut phases = Vec::new();
+    for round in 0..args.rounds {
+        for leases in [false, true] {
+            let tmp = tempfile::Builder::new()
+                .prefix("run-")
+                .tempdir_in(&parent)
+                .context("creating a temporary directory")?;
+            let ports = free_ports(2 * MEMBERS)?;
+            let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
+            let flags: &[&str] = if leases {
+                &["--experimental-leader-lease"]
+            } else {
+                &[]
+            };
+            let mut cluster = Cluster::start_with_flags(
+                System::Synod,
+                bin,
+                tmp.path(),
+                &member_specs(&pairs),
+                flags,
+            )?;
+            runtime.block_on(cluster.wait_ready(READY_WITHIN))?;
+            let mut config = BenchConfig::new(cluster.client_urls(), Workload::Get);
+            config.consistency = Consistency::Linearizable;
+            config.clients = args.clients;
+            config.limit = Limit::Duration(args.phase);
+            config.progress = !args.no_progress;
+            config.validate()?;
+            let report = runtime
+                .block_on(bench::run(config))
+                .context("the get workload")?;
+            cluster.stop()?;
+            eprintln!(
+                "round {}: {}: {:.0} gets/s, p50 {} µs, p99 {} µs, {} errors",
+                round + 1,
+                side(leases),
+                report.throughput_ops_per_sec,
+                report.latency.p50_us,
+                report.latency.p99_us,
+                report.errors
+            );
+            phases.push(Phase { leases, report });
+        }
     }
     println!(
-        "bench-leases: {} leases, TTL {} s (renewed every {:.1} s), {} per stream, {} s measured{}",
-        args.leases,
-        args.ttl,
-        args.ttl as f64 / 3.0,
-        args.per_stream,
-        args.duration.as_secs(),
-        etcd_version.map_or(String::new(), |v| format!("; {v}"))
+        "bench-leases: {MEMBERS} members, {} clients, linearizable gets, {} rounds of {:?} \
+         per side (a fresh cluster each phase)",
+        args.clients, args.rounds, args.phase
     );
-    println!("| system | renewals/s | CPU (cores, 3 members) | CPU-s per 1k renewals | fsyncs/s | leases expired |");
-    println!("|---|---|---|---|---|---|");
-    for (system, f) in &rows {
+    println!("| side | gets/s | p50 µs | p99 µs | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    for p in &phases {
         println!(
-            "| {system} | {:.0} | {:.3} | {:.4} | {:.2} | {} |",
-            f.renewals_per_sec,
-            f.cpu_cores,
-            f.cpu_cores * 1000.0 / f.renewals_per_sec.max(1e-9),
-            f.fsyncs_per_sec,
-            f.expired
+            "| {} | {:.0} | {} | {} | {} |",
+            side(p.leases),
+            p.report.throughput_ops_per_sec,
+            p.report.latency.p50_us,
+            p.report.latency.p99_us,
+            p.report.errors
         );
     }
-    Ok(rows.iter().all(|(_, f)| f.expired == 0))
+    let mean = |leases: bool, f: &dyn Fn(&BenchReport) -> f64| {
+        let v: Vec<f64> = phases
+            .iter()
+            .filter(|p| p.leases == leases)
+            .map(|p| f(&p.report))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    for leases in [false, true] {
+        println!(
+            "| mean {} | {:.0} | {:.0} | {:.0} | |",
+            side(leases),
+            mean(leases, &|r| r.throughput_ops_per_sec),
+            mean(leases, &|r| r.latency.p50_us as f64),
+            mean(leases, &|r| r.latency.p99_us as f64)
+        );
+    }
+    let errors: u64 = phases.iter().map(|p| p.report.errors).sum();
+    Ok(errors == 0)
 }
 
-async fn measure(args: &BenchLeasesArgs, cluster: &Cluster) -> anyhow::Result<Figures> {
-    let urls = cluster.client_urls();
-    let mut clients = Vec::new();
-    for url in &urls {
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        clients.push(LeaseClient::new(channel));
+fn side(leases: bool) -> &'static str {
+    if leases {
+        "leases"
+    } else {
+        "read-index"
     }
-    // Grant every lease, a few hundred at a time.
-    let mut ids = Vec::with_capacity(args.leases);
-    for chunk in (0..args.leases).collect::<Vec<_>>().chunks(256) {
-        let mut grants = Vec::new();
-        for &n in chunk {
-            let mut c = clients[n % clients.len()].clone();
-            let ttl = args.ttl;
-            grants.push(tokio::spawn(async move {
-                c.lease_grant(pb::LeaseGrantRequest { ttl, id: 0 }).await
-            }));
-        }
-        for g in grants {
-            let r = g.await?.context("granting a lease")?.into_inner();
-            ids.push(r.id);
-        }
-    }
-    let renewed = Arc::new(AtomicU64::new(0));
-    let expired = Arc::new(AtomicU64::new(0));
-    let every = Duration::from_secs_f64(args.ttl as f64 / 3.0);
-    let stop = Instant::now() + every + args.duration + Duration::from_secs(1);
-    let mut streams = Vec::new();
-    for (s, group) in ids.chunks(args.per_stream).enumerate() {
-        let mut c = clients[s % clients.len()].clone();
-        let group = group.to_vec();
-        let renewed = renewed.clone();
-        let expired = expired.clone();
-        // Spread the streams' rounds over the interval, as independent clients would be.
-        let offset = every.mul_f64(s as f64 / ids.len().div_ceil(args.per_stream) as f64);
-        streams.push(tokio::spawn(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel(group.len());
-            let outbound = tokio_stream::wrappers::ReceiverStream::new(rx);
-            let mut inbound = c.lease_keep_alive(outbound).await?.into_inner();
-            tokio::time::sleep(offset).await;
-            while Instant::now() < stop {
-                let round = Instant::now();
-                for &id in &group {
-                    tx.send(pb::LeaseKeepAliveRequest { id }).await?;
-                }
-                for _ in 0..group.len() {
-                    let r = inbound
-                        .message()
-                        .await?
-                        .context("the keep-alive stream ended")?;
-                    if r.ttl <= 0 {
-                        expired.fetch_add(1, Ordering::Relaxed);
-                    }
-                    renewed.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(every.saturating_sub(round.elapsed())).await;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    // One round to warm up, then the measured window.
-    tokio::time::sleep(every).await;
-    let pids = cluster.pids();
-    let cpu0 = cpu_secs(&pids)?;
-    let fsync0 = fsyncs(&urls)?;
-    let renewed0 = renewed.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    tokio::time::sleep(args.duration).await;
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_secs(&pids)? - cpu0;
-    let fsync = fsyncs(&urls)? - fsync0;
-    let renewals = renewed.load(Ordering::Relaxed) - renewed0;
-    for s in streams {
-        s.await??;
-    }
-    Ok(Figures {
-        renewals_per_sec: renewals as f64 / secs,
-        cpu_cores: cpu / secs,
-        fsyncs_per_sec: fsync / secs,
-        expired: expired.load(Ordering::Relaxed),
-    })
-}
-
-/// Sum of every member's WAL fsync count, from `/metrics` on its client URL (plain HTTP).
-fn fsyncs(urls: &[String]) -> anyhow::Result<f64> {
-    let mut total = 0.0;
-    for url in urls {
-        let addr = url.trim_start_matches("http://");
-        let mut conn = std::net::TcpStream::connect(addr)
-            .with_context(|| format!("connecting to {addr} for /metrics"))?;
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            conn,
-            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut body = String::new();
-        conn.read_to_string(&mut body)
-            .with_context(|| format!("reading {url}/metrics"))?;
-        let count = body
-            .lines()
-            .find_map(|l| l.strip_prefix("etcd_disk_wal_fsync_duration_seconds_count "))
-            .with_context(|| format!("{url}/metrics has no WAL fsync count"))?;
-        total += count.trim().parse::<f64>().context("a fsync count")?;
-    }
-    Ok(total)
 }

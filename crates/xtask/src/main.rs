@@ -10,14 +10,17 @@
 //! - `bench-observe-overhead`: what `/metrics` scrapes, `/health` probes and the dashboard
 //!   cost a 3-member Synod's put throughput, phases with them off and on alternating in one
 //!   run.
-//! - `bench-leases`: 10,000 leases kept alive, etcd 3.4 against Synod in one run: renewals,
-//!   CPU and fsyncs per second.
+//! - `bench-leases`: linearizable get throughput and latency at a 3-member Synod, leader
+//!   leases (`--experimental-leader-lease`) against read-index, phases alternating in one run.
+//! - `bench-keepalive`: 10,000 leases kept alive, etcd 3.4 against Synod in one run:
+//!   renewals, CPU and fsyncs per second.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
 mod cluster;
 mod compare;
 mod cpu;
+mod keepalive;
 mod leases;
 mod membership;
 mod overhead;
@@ -42,8 +45,10 @@ enum Task {
     BenchMembership(membership::BenchMembershipArgs),
     /// What scraping, health probes and the dashboard cost put throughput (off vs on).
     BenchObserveOverhead(overhead::OverheadArgs),
-    /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
+    /// Linearizable gets under leader leases against read-index, on 3 members.
     BenchLeases(leases::BenchLeasesArgs),
+    /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
+    BenchKeepalive(keepalive::BenchKeepaliveArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Task::BenchMembership(args) => membership::run(args),
         Task::BenchObserveOverhead(args) => overhead::run(args),
         Task::BenchLeases(args) => leases::run(args),
+        Task::BenchKeepalive(args) => keepalive::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

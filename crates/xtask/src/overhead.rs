@@ -48,14 +48,9 @@ pub fn run(args: OverheadArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 {
         bail!("--rounds: at least 1");
     }
-    let (binaries, _) = crate::compare::member_binaries(
-        &[System::Synod],
-        args.synod_bin.as_deref(),
-        std::path::Path::new(crate::compare::DEFAULT_ETCD_BIN),
-    )?;
-    let bin = &binaries[&System::Synod];
-    let parent = crate::target_dir().join("bench-observe-overhead");
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let (bin, parent) =
+        crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-observe-overhead")?;
+    let bin = &bin;
     let tmp = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(&parent)

@@ -146,6 +146,14 @@ pub fn step() -> impl Strategy<Value = Step> {
         1 => (1i64..3).prop_map(|id| Step::Command(KvCommand::LeaseRevoke(LeaseRevokeRequest { id }))),
         1 => (1i64..3).prop_map(|id| Step::Command(KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id }))),
         4 => range_req().prop_map(Step::Read),
+        1 => (0u8..3, 0u8..3, 1u64..3).prop_map(|(action, alarm, member_id)| {
+            Step::Command(KvCommand::Alarm(AlarmRequest {
+                action: [AlarmAction::Get, AlarmAction::Activate, AlarmAction::Deactivate]
+                    [usize::from(action)],
+                member_id,
+                alarm: AlarmType::from_number(i64::from(alarm)).expect("0..3"),
+            }))
+        }),
     ]
 }
 

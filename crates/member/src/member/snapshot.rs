@@ -1,15 +1,16 @@
 //! The member's snapshot work: when to take one, what the driver is handed, what follows once it
 //! is durable (compaction), backups, Defragment, and a transfer from a peer (asks, chunks, the
-//! install).
+//! install of a snapshot the driver decoded).
 //!
 //! Nothing here passes over the whole store on the member's core: a snapshot or a backup is
 //! handed out as a [`BodyJob`], a view of the store that is O(1) to take, and the driver
-//! encodes it elsewhere while the member goes on applying. The log is compacted only through a
-//! snapshot that is durable (asserted in [`Member::compact_log`]).
+//! encodes it elsewhere while the member goes on applying; a received snapshot is decoded by
+//! the driver too ([`Output::DecodeSnapshot`]) and only swapped in here. The log is compacted
+//! only through a snapshot that is durable (asserted in [`Member::compact_log`]).
 
 use super::{Answer, BackupBody, CrashPoint, Member, Output, RequestId, TRANSFERS_MAX};
 use crate::error::MemberError;
-use crate::snapshot::{AppliedSnapshot, BodyJob, ChunkStored};
+use crate::snapshot::{BodyJob, ChunkStored, DecodedSnapshot};
 use crate::time::Micros;
 use bytes::Bytes;
 use paxos::Slot;
@@ -75,24 +76,52 @@ impl Member {
                     self.ask_next_chunk(now);
                 }
             }
-            ChunkStored::Complete { through, body } => {
+            ChunkStored::Complete { through } => {
                 if current {
                     self.snapshots.incoming = None;
                 }
-                match AppliedSnapshot::decode(through, &body) {
-                    Ok(snapshot) => {
-                        self.snapshots.made_durable(through);
-                        // Only a snapshot the core took may compact its log: one it already
-                        // had applied past, or one that does not restore, leaves the log be
-                        // (the core may not have handed its slots out here).
-                        if self.install(now, snapshot) {
-                            self.compact_log(through);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+                // Durable whole: it may compact the log once the core takes it.
+                self.snapshots.made_durable(through);
+                // Decoded off the core, and only if it can still be installed: one already
+                // applied past is not worth a pass over its body.
+                if through > self.applier.applied_through() && self.snapshots.decoding.is_none() {
+                    self.snapshots.decoding = Some(through);
+                    self.outputs.push_back(Output::DecodeSnapshot { through });
                 }
             }
             ChunkStored::Failed(e) => tracing::warn!(error = %e, "snapshot chunk refused"),
+        }
+        self.drive();
+    }
+
+    /// The driver decoded (off the core) the received snapshot [`Output::DecodeSnapshot`]
+    /// asked for: installed if it is still ahead of what is applied here, and then the log
+    /// through it is compacted. An error leaves the state as it was; the replica asks for a
+    /// snapshot again on its own schedule.
+    pub fn on_snapshot_decoded(
+        &mut self,
+        now: Micros,
+        through: Slot,
+        decoded: Result<DecodedSnapshot, String>,
+    ) {
+        let now = self.advance(now);
+        assert_eq!(
+            self.snapshots.decoding,
+            Some(through),
+            "a snapshot decode reported that was not asked for (one decode at a time)"
+        );
+        self.snapshots.decoding = None;
+        match decoded {
+            Ok(snapshot) => {
+                assert_eq!(snapshot.through(), through, "decoded another snapshot");
+                // Only a snapshot the core took may compact its log: one it already had
+                // applied past (by the log, while this one was decoded) leaves the log be
+                // (the core may not have handed its slots out here).
+                if self.install(now, snapshot) {
+                    self.compact_log(through);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "a received snapshot does not restore"),
         }
         self.drive();
     }
@@ -144,46 +173,40 @@ impl Member {
             return;
         }
         let transfer = incoming.transfer;
+        self.snapshots
+            .chunk_arrived(chunk.data.len() as u64, chunk.total_len);
         self.outputs
             .push_back(Output::StoreSnapshotChunk { transfer, chunk });
     }
 
     fn ask_next_chunk(&mut self, now: Micros) {
-        if let Some((to, ask)) = self.snapshots.next_ask(now) {
+        for (to, ask) in self.snapshots.next_asks(now) {
             self.send(to, ask);
         }
     }
 
-    /// Installs `snapshot` if it is ahead of what is applied here; whether it did.
-    fn install(&mut self, now: Micros, snapshot: AppliedSnapshot) -> bool {
-        let through = snapshot.through;
+    /// Installs `snapshot` if it is ahead of what is applied here; whether it did. Swapping the
+    /// decoded state in is O(1): the pass over the body was the driver's.
+    fn install(&mut self, now: Micros, snapshot: DecodedSnapshot) -> bool {
+        let through = snapshot.through();
         if through <= self.applier.applied_through() {
             return false;
         }
-        let kv_bytes = snapshot.kv_bytes_len();
-        let table = snapshot.table().cloned();
-        match snapshot.into_applier() {
-            Ok(applier) => {
-                self.db_bytes = kv_bytes;
-                match applier.membership() {
-                    Some(m) => self.replica.install_snapshot_in(through, m.clone()),
-                    None => self.replica.install_snapshot(through),
-                }
-                self.applier = applier;
-                if let Some(table) = table {
-                    self.table = table;
-                }
-                self.update_peers(now);
-                self.publish_revision();
-                self.restart_lease_clocks(now);
-                tracing::info!(through = through.0, "installed a snapshot from a peer");
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "a received snapshot does not restore");
-                false
-            }
+        let (applier, kv_bytes, table) = snapshot.into_parts();
+        self.db_bytes = kv_bytes;
+        match applier.membership() {
+            Some(m) => self.replica.install_snapshot_in(through, m.clone()),
+            None => self.replica.install_snapshot(through),
         }
+        self.applier = applier;
+        if let Some(table) = table {
+            self.table = table;
+        }
+        self.update_peers(now);
+        self.publish_revision();
+        self.restart_lease_clocks(now);
+        tracing::info!(through = through.0, "installed a snapshot from a peer");
+        true
     }
 
     pub(super) fn maybe_snapshot(&mut self) {

@@ -489,6 +489,11 @@ impl Replica {
         self.pending.len()
     }
 
+    /// The options this replica runs with (drivers size their own timers from them).
+    pub fn options(&self) -> &ReplicaOptions {
+        &self.options
+    }
+
     /// Counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

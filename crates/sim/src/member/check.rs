@@ -42,6 +42,9 @@ pub enum MemberCheck {
     Codec,
     /// A membership change was answered done with a member list that contradicts it.
     Membership,
+    /// Leader leases: a member held a lease by its own clock while another led at a higher
+    /// ballot (`clocks.rs`).
+    LeaseOverlap,
     /// A lease was revoked earlier, or kept later, than its last acknowledged renewal allows
     /// (`keepalive.rs`: the bound a leader change may move it by).
     Lease,
@@ -62,6 +65,7 @@ impl MemberCheck {
             MemberCheck::Recovery => "recovery",
             MemberCheck::Codec => "codec",
             MemberCheck::Membership => "membership",
+            MemberCheck::LeaseOverlap => "lease-overlap",
             MemberCheck::Lease => "lease",
         }
     }

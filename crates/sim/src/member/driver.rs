@@ -9,20 +9,21 @@
 //!   in the same order.
 //! - Snapshot files ([`Running::write_snapshot`], [`Running::serve`], [`Running::store_chunk`])
 //!   mirror `node::snapshot::SnapshotFiles`: a verified snapshot file per write, chunks served
-//!   from the newest, a `SnapshotReceiver` per incoming transfer.
+//!   from the newest, storage's `SnapshotIntake` for incoming transfers, and a received
+//!   snapshot decoded a seed-chosen while later ([`Running::decode`]).
 
 use bytes::Bytes;
 use kv::KvStore;
 use member::bugs::MemberBugs;
 use member::cluster::{MemberInfo, MemberTable};
-use member::snapshot::{AppliedSnapshot, BodyJob, ChunkStored, EncodedBody};
+use member::snapshot::{BodyJob, ChunkStored, DecodedSnapshot, EncodedBody};
 use member::{Member, MemberOptions, MemberParts, Micros};
 use paxos::multi::{Applier, Membership, PersistOp, Replica, ReplicaOptions};
 use paxos::{Configuration, NodeId, QuorumSpec, Slot};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
 use storage::{
-    memfs::MemFs, read_snapshot_body, Meta, SnapshotChunk, SnapshotMeta, SnapshotReceiver,
+    memfs::MemFs, read_snapshot_body, Intake, Meta, SnapshotChunk, SnapshotIntake, SnapshotMeta,
     SnapshotSource, SnapshotWriter, Store, WalOptions,
 };
 
@@ -51,11 +52,15 @@ pub(crate) struct Running {
     /// The newest durable snapshot file.
     pub newest: Option<SnapshotMeta>,
     /// The member's transfer number, and the receiver storing its chunks.
-    pub incoming: Option<(u64, SnapshotReceiver<MemFs>)>,
+    pub incoming: SnapshotIntake<MemFs>,
     /// The snapshot being written: (through, the body to encode, crash in the middle). The
     /// member goes on while it waits, as it does while a node's worker thread encodes and
     /// writes: the job is a view of the store as of `through`.
     pub writing: Option<(Slot, BodyJob, bool)>,
+    /// The last snapshot received whole, and the slot of the one being decoded (a seed-chosen
+    /// while of virtual time, as a node's worker thread takes its time).
+    pub received: Option<SnapshotMeta>,
+    pub decoding: Option<Slot>,
     /// The log refused a write or a sync: nothing more goes to it.
     pub log_failed: bool,
     /// The highest store revision this incarnation has had.
@@ -72,6 +77,10 @@ pub(crate) enum BootError {
     Body(#[from] member::snapshot::BodyError),
     #[error(transparent)]
     Config(#[from] paxos::ConfigError),
+    /// The store restored from the snapshot is ahead of what the core would hand out: it
+    /// would skip every snapshot sent to it as already applied and never apply again.
+    #[error("the store is applied through {store}, the core only through {core}")]
+    StoreAhead { store: Slot, core: Slot },
 }
 
 /// What [`boot`] needs beyond the disk.
@@ -114,10 +123,7 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
     let (applier, kv_bytes, table) = match &recovered.snapshot {
         Some(m) => {
             let body = read_snapshot_body(fs, m)?;
-            let snap = AppliedSnapshot::decode(m.through, &body)?;
-            let bytes = snap.kv_bytes_len();
-            let table = snap.table().cloned();
-            (snap.into_applier()?, bytes, table)
+            DecodedSnapshot::decode(m.through, &body)?.into_parts()
         }
         None => (Applier::new(KvStore::new()), 0, None),
     };
@@ -146,8 +152,16 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         // A wiped disk, whether the member was one of the first or joined later: it may have
         // voted, so it rebuilds (from what it knows; outside that, it learns as a joiner).
         Replica::rebuild(NodeId(parts.id), configuration, parts.replica)?
-    } else if parts.join && state.membership.is_none() && !state.rebuilding {
-        // Nothing it learned reached its disk yet: it joins again from what it knows.
+    } else if parts.join
+        && state.membership.is_none()
+        && !state.rebuilding
+        && state.compacted_through == Slot::ZERO
+    {
+        // Nothing it learned reached its disk yet: it joins again from what it knows. (Not
+        // with a snapshot on disk, even one taken before any change (no configuration in
+        // it): the store restored from it is ahead of a joiner's core, which would then
+        // skip every snapshot sent to it as already applied and never hand out a slot:
+        // seed 471 of the membership campaign with wipes, a learner at chosen 0.)
         Replica::join(NodeId(parts.id), configuration, parts.replica)?
     } else {
         if parts.rebuild {
@@ -155,13 +169,20 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
             // may be there before `RebuildStarted` was synced), the rebuild goes on.
             state.rebuilding = true;
         }
-        if state.rebuilding && state.membership.is_none() {
-            // A rebuild that crashed before it entered a configuration: it goes on from the
-            // one it knows, as `Replica::rebuild` started it (it may not be listed there).
+        if (state.rebuilding || parts.join) && state.membership.is_none() {
+            // A rebuild, or a joiner with a snapshot, that crashed before it entered a
+            // configuration: it goes on from the one it knows, as `Replica::rebuild` or
+            // `Replica::join` started it (it may not be listed there), with the snapshot.
             state.membership = Some(Membership::initial(configuration.clone()));
         }
         Replica::recover(NodeId(parts.id), configuration, parts.replica, state)?
     };
+    if replica.handed_out_through() < applier.applied_through() {
+        return Err(BootError::StoreAhead {
+            store: applier.applied_through(),
+            core: replica.handed_out_through(),
+        });
+    }
     let mut options = parts.member;
     // The name the initial table lists, as a node's `--name` matches its `--initial-cluster`.
     options.name = format!("m{}", parts.id);
@@ -185,7 +206,9 @@ pub(crate) fn boot(fs: &MemFs, parts: BootParts, now: Micros) -> Result<Running,
         store,
         disk: VecDeque::new(),
         newest: recovered.snapshot,
-        incoming: None,
+        incoming: SnapshotIntake::new(fs.clone(), DATA_DIR),
+        received: None,
+        decoding: None,
         writing: None,
         log_failed: false,
         revision,
@@ -255,8 +278,8 @@ impl Running {
     }
 
     /// Stores one chunk of transfer `transfer` (node::snapshot::SnapshotFiles::store).
-    pub fn store_chunk(&mut self, fs: &MemFs, transfer: u64, chunk: &SnapshotChunk) -> ChunkStored {
-        match self.try_store(fs, transfer, chunk) {
+    pub fn store_chunk(&mut self, transfer: u64, chunk: &SnapshotChunk) -> ChunkStored {
+        match self.try_store(transfer, chunk) {
             Ok(stored) => stored,
             Err(e) => ChunkStored::Failed(e.to_string()),
         }
@@ -264,41 +287,14 @@ impl Running {
 
     fn try_store(
         &mut self,
-        fs: &MemFs,
         transfer: u64,
         chunk: &SnapshotChunk,
     ) -> Result<ChunkStored, storage::StorageError> {
-        if self.incoming.as_ref().is_some_and(|(t, _)| *t != transfer) {
-            self.incoming = None;
-        }
-        let fresh = self
-            .incoming
-            .as_ref()
-            .is_none_or(|(_, r)| r.snapshot() != (chunk.through, chunk.total_len, chunk.body_crc));
-        if fresh {
-            if chunk.offset != 0 {
-                let next_offset = self.incoming.as_ref().map_or(0, |(_, r)| r.next_offset());
-                return Ok(ChunkStored::Ignored { next_offset });
-            }
-            let receiver = SnapshotReceiver::new(
-                fs.clone(),
-                DATA_DIR,
-                chunk.through,
-                chunk.total_len,
-                chunk.body_crc,
-            )?;
-            self.incoming = Some((transfer, receiver));
-        }
-        let Some((_, receiver)) = self.incoming.as_mut() else {
-            return Ok(ChunkStored::Ignored { next_offset: 0 });
+        let meta = match self.incoming.store(transfer, chunk)? {
+            Intake::Progress { next_offset } => return Ok(ChunkStored::Progress { next_offset }),
+            Intake::Ignored { next_offset } => return Ok(ChunkStored::Ignored { next_offset }),
+            Intake::Complete(meta) => meta,
         };
-        let Some(meta) = receiver.accept(chunk)? else {
-            return Ok(ChunkStored::Progress {
-                next_offset: receiver.next_offset(),
-            });
-        };
-        self.incoming = None;
-        let body = read_snapshot_body(fs, &meta)?;
         let through = meta.through;
         // Only forward: a transfer begun while this member was behind can complete after it
         // caught up by the log and wrote a newer snapshot of its own (whose slot its log is
@@ -306,8 +302,21 @@ impl Running {
         // the chunks its followers need, for ever (node::snapshot::SnapshotFiles::try_store
         // keeps the same rule; the simulator found it missing there, seed 69).
         if self.newest.as_ref().is_none_or(|n| n.through < through) {
-            self.newest = Some(meta);
+            self.newest = Some(meta.clone());
         }
-        Ok(ChunkStored::Complete { through, body })
+        self.received = Some(meta);
+        Ok(ChunkStored::Complete { through })
+    }
+
+    /// Reads and decodes the snapshot through `through` received last
+    /// (node::snapshot::SnapshotFiles::decode).
+    pub fn decode(&self, fs: &MemFs, through: Slot) -> Result<DecodedSnapshot, String> {
+        let meta = self
+            .received
+            .as_ref()
+            .filter(|m| m.through == through)
+            .ok_or_else(|| format!("no received snapshot through {through} to decode"))?;
+        let body = read_snapshot_body(fs, meta).map_err(|e| e.to_string())?;
+        DecodedSnapshot::decode(through, &body).map_err(|e| e.to_string())
     }
 }

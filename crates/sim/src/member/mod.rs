@@ -25,6 +25,7 @@
 
 mod check;
 mod clients;
+mod clocks;
 mod driver;
 mod keepalive;
 mod operator;
@@ -105,9 +106,12 @@ pub struct MemberSimConfig {
     /// Wipe disks at crashes (as the plan draws), with or without membership changes: the
     /// member rebuilds through the core's rebuild path (rebuild.rs), votes again only once
     /// it holds the chosen log, and counts as rebuilt once `VoteRegained` is on its disk.
-    /// Off by default (`synod sim --member --wipes`): with it on, seed 1265 of `--faults all`
-    /// fails `shared-changes` before any wipe (the random stream differs), not yet explained.
+    /// On by default (`synod sim --member --no-wipes` turns it off).
     pub wipes: bool,
+    /// Leader leases (`synod sim --member --leases`): the replicas run them with this drift
+    /// bound, each place's clock drifts within it, and the leader is paused now and then as
+    /// a stopped process is (`clocks.rs`). `None` by default: every clock keeps true time.
+    pub leases: Option<crate::leases::ClockModel>,
 }
 
 impl MemberSimConfig {
@@ -129,7 +133,8 @@ impl MemberSimConfig {
             trace: false,
             membership: false,
             spares: 2,
-            wipes: false,
+            wipes: true,
+            leases: None,
         }
     }
 
@@ -144,6 +149,9 @@ impl MemberSimConfig {
             heartbeat_ticks: 2,
             election_timeout_ticks: 10,
             election_jitter_ticks: 10,
+            leader_lease: self.leases.map(|m| paxos::multi::LeaderLease {
+                max_drift_ppm: m.drift_ppm,
+            }),
             ..ReplicaOptions::default()
         }
     }
@@ -181,13 +189,34 @@ enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    Tick { node: usize, inc: u64 },
-    Deliver { id: u64 },
-    Disk { node: usize, inc: u64 },
-    SnapshotWrite { node: usize, inc: u64 },
-    Restart { node: usize },
-    ClientNext { client: usize },
-    Arrive { client: usize },
+    Tick {
+        node: usize,
+        inc: u64,
+    },
+    Deliver {
+        id: u64,
+    },
+    Disk {
+        node: usize,
+        inc: u64,
+    },
+    SnapshotWrite {
+        node: usize,
+        inc: u64,
+    },
+    SnapshotDecode {
+        node: usize,
+        inc: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    ClientNext {
+        client: usize,
+    },
+    Arrive {
+        client: usize,
+    },
     Partition,
     Heal,
     Crash,
@@ -195,6 +224,8 @@ enum Event {
     Drain,
     Check,
     Operator,
+    /// Leader leases: a member's process pauses (`clocks.rs`).
+    Pause,
 }
 
 struct InFlight {
@@ -275,6 +306,10 @@ pub(crate) struct Tally {
     pub retired: u64,
     /// Wiped members that regained their vote through the rebuild path.
     pub rebuilt: u64,
+    /// Leader leases: member processes paused (`clocks.rs`).
+    pub pauses: u64,
+    /// Leader leases: reads served under a lease, with no read-index round.
+    pub leased_reads: u64,
 }
 
 /// The member-level simulation. See the module doc.
@@ -311,6 +346,8 @@ pub struct MemberSimulation {
     trace_hash: u64,
     trace: Vec<String>,
     operator: operator::Operator,
+    /// Each place's clock and pauses (leader leases; true clocks without).
+    clocks: clocks::Clocks,
 }
 
 fn fnv(hash: u64, value: u64) -> u64 {
@@ -374,6 +411,7 @@ impl MemberSimulation {
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
             operator: operator::Operator::new(places as u64 + 1),
+            clocks: clocks::Clocks::new(config.leases, config.seed, places),
             config,
         };
         for w in 0..sim.config.watches {
@@ -406,6 +444,7 @@ impl MemberSimulation {
             let at = range(&mut sim.rng, 100_000, sim.plan.crash_gap_us.max(100_000));
             sim.schedule(at, Event::Crash);
         }
+        sim.schedule_first_pause();
         sim
     }
 
@@ -453,6 +492,9 @@ impl MemberSimulation {
             Event::Drain => 12,
             Event::Check => 13,
             Event::Operator => 14,
+            Event::Pause => 15,
+            // The low nibble 0 is free: every other event has its own in 1..=15.
+            Event::SnapshotDecode { node, .. } => (node as u64 + 1) * 16,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -472,27 +514,41 @@ impl MemberSimulation {
         self.queue.push(Reverse((at, self.seq, event)));
     }
 
-    fn micros(&self) -> Micros {
-        Micros(self.now)
+    /// Place `i`'s clock now: the time its member's inputs carry.
+    fn micros(&self, i: usize) -> Micros {
+        self.clocks.local(i, self.now)
     }
 
     fn handle(&mut self, event: Event) {
+        if self.hold_while_paused(event) {
+            return;
+        }
+        // Checked after an input only: then the member's clock is the present.
+        let input_to = self.input_of(&event);
+        self.handle_now(event);
+        if let Some(i) = input_to {
+            self.check_lease(i);
+        }
+    }
+
+    fn handle_now(&mut self, event: Event) {
         match event {
             Event::Tick { node, inc } => {
                 if self.nodes[node].inc != inc || self.nodes[node].run.is_none() {
                     return;
                 }
-                let now = self.micros();
+                let now = self.micros(node);
                 if let Some(run) = self.nodes[node].run.as_mut() {
                     run.member.tick(now);
                 }
                 self.drive(node);
-                let at = self.now + self.config.tick_us;
+                let at = self.now + self.clocks.tick_period(node, self.config.tick_us);
                 self.schedule(at, Event::Tick { node, inc });
             }
             Event::Deliver { id } => self.deliver(id),
             Event::Disk { node, inc } => self.disk_done(node, inc),
             Event::SnapshotWrite { node, inc } => self.snapshot_written(node, inc),
+            Event::SnapshotDecode { node, inc } => self.snapshot_decoded(node, inc),
             Event::Restart { node } => {
                 if self.nodes[node].run.is_none() && !self.nodes[node].spare {
                     self.start(node);
@@ -507,6 +563,7 @@ impl MemberSimulation {
             Event::Drain => self.phase = Phase::Drain,
             Event::Check => self.on_check(),
             Event::Operator => self.operate(),
+            Event::Pause => self.nemesis_pause(),
         }
     }
 
@@ -553,7 +610,8 @@ impl MemberSimulation {
             join,
             rebuild,
         };
-        let now = self.micros();
+        self.clocks.started(i);
+        let now = self.micros(i);
         match boot(&self.nodes[i].fs, parts, now) {
             Ok(run) => {
                 let mut run = run;
@@ -563,9 +621,31 @@ impl MemberSimulation {
                 node.inc += 1;
                 let inc = node.inc;
                 let revision = run.revision;
+                let keys = if self.config.trace {
+                    // What the store holds at start, to compare members' stores by hand.
+                    let all = kv::RangeRequest {
+                        key: vec![0],
+                        range_end: vec![0],
+                        ..kv::RangeRequest::default()
+                    };
+                    let machine = run.member.applier().machine();
+                    machine.range(&all).map_or_else(
+                        |e| format!("{e}"),
+                        |r| {
+                            let kvs: Vec<String> = r
+                                .kvs
+                                .iter()
+                                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+                                .collect();
+                            format!("{kvs:?}")
+                        },
+                    )
+                } else {
+                    String::new()
+                };
                 node.run = Some(run);
                 self.trace_line(|| {
-                    format!("start m{id} at place {i} inc {inc} revision {revision}")
+                    format!("start m{id} at place {i} inc {inc} revision {revision} {keys}")
                 });
                 self.checks.started(i, revision);
                 let at = self.now + 1 + below(&mut self.rng, self.config.tick_us);
@@ -610,7 +690,7 @@ impl MemberSimulation {
     }
 
     fn carry_out(&mut self, i: usize, output: Output) {
-        let now = self.micros();
+        let now = self.micros(i);
         match output {
             Output::Persist { tag, ops } => {
                 let latency = range(
@@ -676,6 +756,18 @@ impl MemberSimulation {
                 let inc = self.nodes[i].inc;
                 self.schedule(self.now + latency, Event::SnapshotWrite { node: i, inc });
             }
+            Output::DecodeSnapshot { through } => {
+                let Some(run) = self.nodes[i].run.as_mut() else {
+                    return;
+                };
+                assert!(run.decoding.is_none(), "one snapshot decode at a time");
+                run.decoding = Some(through);
+                // Decoding takes virtual time, during which the member goes on (heartbeats,
+                // writes), as it does while a node's worker thread decodes.
+                let latency = range(&mut self.rng, 1_000, 5_000);
+                let inc = self.nodes[i].inc;
+                self.schedule(self.now + latency, Event::SnapshotDecode { node: i, inc });
+            }
             Output::CompactLog { through } => {
                 if let Some(run) = self.nodes[i].run.as_mut() {
                     // A failed compaction only keeps segments longer (as in the node).
@@ -696,6 +788,15 @@ impl MemberSimulation {
                 }
             }
             Output::AppliedChanges(changes) => {
+                self.trace_line(|| {
+                    let events: Vec<_> = changes.events.iter().map(watch::change).collect();
+                    format!(
+                        "m{} shares ({}, {}]: {events:?}",
+                        i + 1,
+                        changes.after,
+                        changes.through
+                    )
+                });
                 self.reference
                     .record(&changes, i, self.now, &mut self.checks);
                 let here = Some((i, self.nodes[i].inc));
@@ -730,16 +831,15 @@ impl MemberSimulation {
             )
         });
         let node = &mut self.nodes[i];
-        let fs = node.fs.clone();
         let Some(run) = node.run.as_mut() else {
             return;
         };
-        let stored = run.store_chunk(&fs, transfer, chunk);
+        let stored = run.store_chunk(transfer, chunk);
         if matches!(stored, member::snapshot::ChunkStored::Complete { .. }) {
             self.tally.snapshots_installed += 1;
             self.trace_line(|| format!("m{} stored a snapshot through {}", i + 1, chunk.through));
         }
-        let now = self.micros();
+        let now = self.micros(i);
         if let Some(run) = self.nodes[i].run.as_mut() {
             run.member.on_snapshot_chunk_stored(now, transfer, stored);
         }
@@ -749,7 +849,7 @@ impl MemberSimulation {
         if self.nodes[i].inc != inc {
             return;
         }
-        let now = self.micros();
+        let now = self.micros(i);
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
@@ -794,12 +894,29 @@ impl MemberSimulation {
         self.drive(i);
     }
 
+    /// The decode of a received snapshot that member `i` asked for ends.
+    fn snapshot_decoded(&mut self, i: usize, inc: u64) {
+        let node = &mut self.nodes[i];
+        let Some(run) = node.run.as_mut().filter(|_| node.inc == inc) else {
+            return;
+        };
+        let Some(through) = run.decoding.take() else {
+            return;
+        };
+        let decoded = run.decode(&node.fs, through);
+        let ok = decoded.is_ok();
+        run.member
+            .on_snapshot_decoded(Micros(self.now), through, decoded);
+        self.trace_line(|| format!("m{} decoded the snapshot through {through}: ok {ok}", i + 1));
+        self.drive(i);
+    }
+
     fn snapshot_written(&mut self, i: usize, inc: u64) {
         if self.nodes[i].inc != inc {
             return;
         }
         let fs = self.nodes[i].fs.clone();
-        let now = self.micros();
+        let now = self.micros(i);
         let Some(run) = self.nodes[i].run.as_mut() else {
             return;
         };
@@ -996,7 +1113,7 @@ impl MemberSimulation {
             );
             self.trace.push(line);
         }
-        let now = self.micros();
+        let now = self.micros(m.to);
         if let Some(run) = self.nodes[m.to].run.as_mut() {
             run.member.on_peer(now, m.from_id, message);
         }
@@ -1096,10 +1213,17 @@ impl MemberSimulation {
             return;
         };
         p.inc = inc;
+        if self.config.trace {
+            let line = format!("{} c{c} asks m{}: {:?}", self.now, node + 1, p.op);
+            self.trace.push(line);
+        }
+        let Some(p) = self.clients[c].pending.as_mut() else {
+            return;
+        };
         let request = clients::request(&p.op);
         let id = p.request;
         self.waiting.insert((node, id), c);
-        let now = Micros(self.now);
+        let now = self.clocks.local(node, self.now);
         run.member.on_request(now, id, request);
         self.drive(node);
     }
@@ -1237,7 +1361,7 @@ impl MemberSimulation {
             return false;
         };
         let revision = run.member.applier().machine().revision();
-        let now = Micros(self.now);
+        let now = self.clocks.local(i, self.now);
         let mut issued = false;
         for w in 0..self.watches.len() {
             let watch = &mut self.watches[w];
@@ -1299,7 +1423,8 @@ impl MemberSimulation {
             }
             if self.watches[w].at.is_none() {
                 let node = below(&mut self.rng, self.config.places() as u64) as usize;
-                if self.nodes[node].run.is_some() {
+                // Not at a paused member: the watch's reads would be inputs to it.
+                if self.nodes[node].run.is_some() && self.clocks.paused(node, self.now).is_none() {
                     self.watches[w].at = Some((node, self.nodes[node].inc));
                     self.drive(node);
                 }
@@ -1390,7 +1515,9 @@ impl MemberSimulation {
             .join("; ")
     }
 
-    fn finish(mut self) -> MemberRunReport {
+    /// The run's report, once [`MemberSimulation::step`] has returned false (after a run
+    /// stepped by hand, to keep its trace).
+    pub fn finish(mut self) -> MemberRunReport {
         // Operations still waiting at the end (only after a liveness failure).
         for c in 0..self.clients.len() {
             if self.clients[c].pending.is_some() {

@@ -15,7 +15,7 @@
 use super::{Event, MemberSimulation, Phase};
 use crate::rng::{below, range};
 use member::cluster::ClusterChange;
-use member::{Answer, Micros, Request, RequestId};
+use member::{Answer, Request, RequestId};
 use paxos::NodeId;
 use std::collections::BTreeMap;
 use storage::memfs::MemFs;
@@ -115,15 +115,37 @@ impl MemberSimulation {
     /// must not lose both. A rebuilding member counts as a lost disk until it votes again,
     /// which it does only once it holds the chosen log (rebuild.rs; seed 91 of the member
     /// campaign lost acknowledged writes when it voted again before, and this asked less).
+    ///
+    /// With membership changes, "every other member" is every member of the configuration
+    /// any of them still holds: each running member must have entered the newest one. A
+    /// member whose removal the others have not yet learned is chosen is still a voter to
+    /// them, and it is gone for good: wiping another then left two of four voters unable to
+    /// vote (seed 147 of the membership campaign with wipes, no leader after the heal).
     pub(super) fn may_wipe(&self, i: usize) -> bool {
         let chosen = |n: &super::Node| n.run.as_ref().map(|r| r.member.status().chosen_through);
         let Some(mine) = chosen(&self.nodes[i]) else {
             return false;
         };
-        self.nodes
+        let others_hold =
+            self.nodes.iter().enumerate().all(|(j, n)| {
+                j == i || n.spare || (!n.wiped && chosen(n).is_some_and(|c| c >= mine))
+            });
+        if !others_hold || !self.config.membership {
+            return others_hold;
+        }
+        let Some((epoch, voters, learners)) = self.newest_configuration() else {
+            return false;
+        };
+        let entered = self
+            .nodes
             .iter()
-            .enumerate()
-            .all(|(j, n)| j == i || n.spare || (!n.wiped && chosen(n).is_some_and(|c| c >= mine)))
+            .filter_map(|n| n.run.as_ref().filter(|_| !n.spare))
+            .all(|r| r.member.replica().membership().epoch == epoch);
+        let listed_up = voters.iter().chain(&learners).all(|&id| {
+            self.place_of(id)
+                .is_some_and(|p| self.nodes[p].run.is_some())
+        });
+        entered && listed_up
     }
 
     /// The operator's turn: asks one change of the leader (faults phase only).
@@ -219,7 +241,7 @@ impl MemberSimulation {
         self.operator
             .asks
             .insert((place, request), Ask { kind, target });
-        let now = Micros(self.now);
+        let now = self.micros(place);
         if let Some(run) = self.nodes[place].run.as_mut() {
             run.member
                 .on_request(now, request, Request::Cluster(change));

@@ -82,6 +82,10 @@ pub struct MemberRunReport {
     pub members_retired: u64,
     /// Wiped members that regained their vote.
     pub members_rebuilt: u64,
+    /// Leader leases: reads served under a lease, with no read-index round.
+    pub leased_reads: u64,
+    /// Leader leases: member processes paused (as SIGSTOP pauses one).
+    pub pauses: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// The first violations in full.
@@ -168,6 +172,8 @@ impl MemberRunReport {
                 .collect(),
             members_retired: sim.tally.retired,
             members_rebuilt: sim.tally.rebuilt,
+            leased_reads: sim.tally.leased_reads,
+            pauses: sim.tally.pauses,
             violation_counts: sim.checks.counts.clone(),
             violations: sim.checks.violations.clone(),
             lincheck: Some(lincheck),
@@ -212,6 +218,8 @@ impl MemberRunReport {
             changes: BTreeMap::new(),
             members_retired: 0,
             members_rebuilt: 0,
+            leased_reads: 0,
+            pauses: 0,
             violation_counts: counts,
             violations: vec![MemberViolation {
                 check: MemberCheck::Recovery,
@@ -298,6 +306,8 @@ pub struct MemberCampaignSpec {
     pub threads: usize,
     /// Adjusts each seed's configuration after the defaults.
     pub tweak: Option<fn(&mut MemberSimConfig)>,
+    /// Leader leases with these clocks (`MemberSimConfig::leases`).
+    pub leases: Option<crate::leases::ClockModel>,
 }
 
 impl MemberCampaignSpec {
@@ -310,6 +320,7 @@ impl MemberCampaignSpec {
             bugs: MemberBugs::none(),
             threads: crate::campaign::default_threads(),
             tweak: None,
+            leases: None,
         }
     }
 
@@ -317,6 +328,7 @@ impl MemberCampaignSpec {
     pub fn config(&self, seed: u64) -> MemberSimConfig {
         let mut config = MemberSimConfig::new(seed, self.nodes, self.faults);
         config.bugs = self.bugs;
+        config.leases = self.leases;
         if let Some(tweak) = self.tweak {
             tweak(&mut config);
         }
@@ -404,6 +416,10 @@ pub struct MemberCampaignReport {
     pub members_retired: u64,
     /// Wiped members that regained their vote.
     pub members_rebuilt: u64,
+    /// Leader leases: reads served under a lease, with no read-index round.
+    pub leased_reads: u64,
+    /// Leader leases: member processes paused (as SIGSTOP pauses one).
+    pub pauses: u64,
     /// Violations by check.
     pub violation_counts: BTreeMap<MemberCheck, u64>,
     /// Linearizability verdicts.
@@ -461,6 +477,8 @@ impl MemberCampaignReport {
             }
             r.members_retired += run.members_retired;
             r.members_rebuilt += run.members_rebuilt;
+            r.leased_reads += run.leased_reads;
+            r.pauses += run.pauses;
             add_counts(&mut r.violation_counts, &run.violation_counts);
             match run.lincheck {
                 Some(Verdict::Ok) => r.lincheck_ok += 1,
@@ -563,6 +581,13 @@ impl fmt::Display for MemberCampaignReport {
             self.watches_cancelled,
             self.watches_compacted
         )?;
+        if self.leased_reads > 0 || self.pauses > 0 {
+            writeln!(
+                f,
+                "  leader leases         {} leased reads, {} member processes paused",
+                self.leased_reads, self.pauses
+            )?;
+        }
         if !self.changes.is_empty() || self.members_rebuilt > 0 {
             writeln!(
                 f,

@@ -24,7 +24,7 @@ const READ_BYTES_MAX: usize = 64 << 10;
 /// One change as checked: (revision, key, is a put, value).
 pub(crate) type Change = (i64, String, bool, String);
 
-fn change(e: &Event) -> Change {
+pub(crate) fn change(e: &Event) -> Change {
     (
         e.kv.mod_revision,
         String::from_utf8_lossy(&e.kv.key).into_owned(),

@@ -23,6 +23,14 @@ fn parse_bug(name: Option<&str>) -> Result<MemberBugs> {
     Ok(MemberBugs::only(bug))
 }
 
+/// Leader leases' clocks, with --leases (see `sim::member::MemberSimConfig::leases`).
+fn clocks(args: &SimArgs) -> Option<sim::leases::ClockModel> {
+    args.leases.then(|| sim::leases::ClockModel {
+        drift_ppm: args.drift.unwrap_or(sim::leases::DEFAULT_DRIFT_PPM),
+        beyond_bound: args.clock_fault,
+    })
+}
+
 /// Runs the command; Ok(false) when a check failed.
 pub fn run(args: &SimArgs) -> Result<bool> {
     if args.protocol != "multi-paxos" && args.protocol != "multi" {
@@ -34,7 +42,8 @@ pub fn run(args: &SimArgs) -> Result<bool> {
         let mut config = MemberSimConfig::new(seed, nodes, args.faults);
         config.bugs = bugs;
         config.membership = args.membership;
-        config.wipes = args.wipes;
+        config.wipes = !args.no_wipes;
+        config.leases = clocks(args);
         let report = match &args.trace {
             Some(path) => {
                 config.trace = true;
@@ -65,14 +74,15 @@ pub fn run(args: &SimArgs) -> Result<bool> {
     let seeds = args.seeds.clone().unwrap_or(DEFAULT_SEEDS);
     let mut spec = MemberCampaignSpec::new(seeds, nodes, args.faults);
     spec.bugs = bugs;
+    spec.leases = clocks(args);
     // An operator adds, promotes and removes members through the Cluster API; disks wiped.
-    spec.tweak = match (args.membership, args.wipes) {
-        (false, false) => None,
-        (true, false) => Some(|c: &mut MemberSimConfig| c.membership = true),
-        (false, true) => Some(|c: &mut MemberSimConfig| c.wipes = true),
-        (true, true) => Some(|c: &mut MemberSimConfig| {
+    spec.tweak = match (args.membership, !args.no_wipes) {
+        (false, true) => None,
+        (true, true) => Some(|c: &mut MemberSimConfig| c.membership = true),
+        (false, false) => Some(|c: &mut MemberSimConfig| c.wipes = false),
+        (true, false) => Some(|c: &mut MemberSimConfig| {
             c.membership = true;
-            c.wipes = true;
+            c.wipes = false;
         }),
     };
     spec.threads = threads_of(args.threads);
