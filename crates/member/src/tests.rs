@@ -1365,3 +1365,4 @@ fn writes_that_arrive_together_share_a_slot() {
 }
 
 mod lease;
+mod renewal;

@@ -58,6 +58,9 @@ fn one_member_seed() {
     if std::env::var("NET").is_ok() {
         config.faults = FaultProfile::Net;
     }
+    if std::env::var("NO_WIPES").is_ok() {
+        config.wipes = false;
+    }
     // TRACE=text prints the trace lines holding it.
     if let Ok(filter) = std::env::var("TRACE") {
         config.trace = true;
@@ -71,7 +74,8 @@ fn one_member_seed() {
     println!("{report}\n{:?} {:?}", report.ops_by_kind, t.elapsed());
 }
 
-/// A campaign sized by the environment, every fault (`SEEDS=0..5000 NODES=3 MEMBERSHIP=1`),
+/// A campaign sized by the environment, every fault (`SEEDS=0..5000 NODES=3 MEMBERSHIP=1
+/// NO_WIPES=1 LEASES=1`),
 /// without the `synod` binary: `cargo test --release -p synod-sim --test member_campaign --
 /// --ignored campaign_from_env --nocapture`.
 #[test]
@@ -86,9 +90,21 @@ fn campaign_from_env() {
         .unwrap_or((0, SEEDS));
     let nodes = var("NODES").and_then(|n| n.parse().ok()).unwrap_or(3);
     let mut spec = MemberCampaignSpec::new(from..to, nodes, FaultProfile::All);
-    if var("MEMBERSHIP").is_some() {
-        spec.tweak = Some(|c: &mut sim::member::MemberSimConfig| c.membership = true);
-    }
+    // As `synod sim --member` takes --membership and --no-wipes.
+    spec.tweak = match (var("MEMBERSHIP").is_some(), var("NO_WIPES").is_some()) {
+        (false, false) => None,
+        (true, false) => Some(|c: &mut sim::member::MemberSimConfig| c.membership = true),
+        (false, true) => Some(|c: &mut sim::member::MemberSimConfig| c.wipes = false),
+        (true, true) => Some(|c: &mut sim::member::MemberSimConfig| {
+            c.membership = true;
+            c.wipes = false;
+        }),
+    };
+    // LEASES=1: leader leases, as `--leases` with its default drift bound.
+    spec.leases = var("LEASES").map(|_| sim::leases::ClockModel {
+        drift_ppm: sim::leases::DEFAULT_DRIFT_PPM,
+        beyond_bound: false,
+    });
     spec.threads = 2;
     let t = std::time::Instant::now();
     let runs = run_member_seeds(&spec, &|_| {});

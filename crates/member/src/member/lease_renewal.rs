@@ -63,6 +63,24 @@ enum Asker {
     Peer { from: u64, ask: u64 },
 }
 
+/// A renewal the leader holds until a quorum confirmed it still leads and it applied through
+/// the confirming read's slot (then, if the lease's record was low, until a full one is
+/// applied).
+#[derive(Clone, Copy, Debug)]
+struct HeldRenewal {
+    lease: i64,
+    asker: Asker,
+    /// The lease's granted TTL, seconds.
+    granted: i64,
+    /// Whether the lease's record was low when its clock was renewed.
+    low: bool,
+    /// [`LeaseAsks::restarts`] when its clock was renewed. A restart of the clocks since
+    /// replaced that renewal with the lease's replicated record (which may be low, or run out
+    /// soon): answering it then would acknowledge a renewal that neither the clocks nor the
+    /// log hold, and this leader would revoke the lease early (seed 77 of the member sim).
+    restarts: u64,
+}
+
 /// A lease question this member (not leading) sent to the leader.
 struct Forwarded {
     request: RequestId,
@@ -79,16 +97,18 @@ pub(super) struct LeaseAsks {
     /// As follower: questions sent to the leader, by ask number.
     forwarded: BTreeMap<u64, Forwarded>,
     /// As leader: renewals of low leases met during the current input, logged together as
-    /// one checkpoint when the input is handled.
-    gathered: Vec<(i64, u64, Asker, i64)>,
-    /// As leader: renewals waiting for their checkpoint (the key of its `WriteFor`), each with
-    /// its lease's granted TTL.
-    checkpointing: BTreeMap<u64, Vec<(Asker, i64)>>,
+    /// one checkpoint (of their full TTLs) when the input is handled.
+    gathered: Vec<HeldRenewal>,
+    /// As leader: renewals waiting for their checkpoint (the key of its `WriteFor`).
+    checkpointing: BTreeMap<u64, Vec<HeldRenewal>>,
     waiting: usize,
     /// As leader: renewals waiting for a quorum to confirm this member still leads, by read.
-    confirming: BTreeMap<ReadId, (i64, Asker, i64, bool)>,
+    confirming: BTreeMap<ReadId, HeldRenewal>,
     /// Confirmed renewals waiting to apply through their read's slot, in confirmation order.
-    applying: Vec<(Slot, i64, Asker, i64, bool)>,
+    applying: Vec<(Slot, HeldRenewal)>,
+    /// How many times the clocks were restarted from the replicated records (a new
+    /// leadership, a snapshot installed): a renewal held across one is asked again.
+    restarts: u64,
     /// As leader: the empty lease record logged at the start of this leadership (see
     /// [`Takeover`]).
     takeover: Takeover,
@@ -112,6 +132,14 @@ enum Takeover {
     Applied,
 }
 
+/// A renewal's answer: the granted TTL, all of it left.
+fn full_ttl(granted: i64) -> Option<LeaseTtl> {
+    Some(LeaseTtl {
+        granted,
+        remaining: granted,
+    })
+}
+
 impl Member {
     /// A client's keep-alive or time-to-live question about `lease`.
     pub(super) fn lease_question(
@@ -131,19 +159,33 @@ impl Member {
             self.reply_lease(asker, Err(MemberError::TooManyRequests));
             return;
         }
+        let ask = self.hold_forwarded(id, lease, question, now + ASK_AGAIN_EVERY);
+        self.send_lease_ask(ask);
+    }
+
+    /// Holds a client's question to send to the leader (again) at `resend_at`; returns its ask
+    /// number. The caller checked [`LEASE_ASKS_MAX`].
+    fn hold_forwarded(
+        &mut self,
+        request: RequestId,
+        lease: i64,
+        question: LeaseQuestion,
+        resend_at: Micros,
+    ) -> u64 {
         let ask = self.lease_asks.next_ask;
         self.lease_asks.next_ask += 1;
+        let deadline = self.clock + self.options.request_timeout;
         self.lease_asks.forwarded.insert(
             ask,
             Forwarded {
-                request: id,
+                request,
                 lease,
                 question,
-                deadline: now + self.options.request_timeout,
-                resend_at: now + ASK_AGAIN_EVERY,
+                deadline,
+                resend_at,
             },
         );
-        self.send_lease_ask(ask);
+        ask
     }
 
     fn send_lease_ask(&mut self, ask: u64) {
@@ -247,11 +289,16 @@ impl Member {
                 }
                 let read = ReadId(self.next_read);
                 self.next_read = self.next_read.wrapping_add(1);
+                let held = HeldRenewal {
+                    lease,
+                    asker,
+                    granted,
+                    low,
+                    restarts: self.lease_asks.restarts,
+                };
                 match self.replica.read(read) {
                     Ok(()) => {
-                        self.lease_asks
-                            .confirming
-                            .insert(read, (lease, asker, granted, low));
+                        self.lease_asks.confirming.insert(read, held);
                     }
                     Err(_) => self.reply_lease(asker, Err(MemberError::NotLeader)),
                 }
@@ -262,15 +309,12 @@ impl Member {
     /// The outcome of read `id` (confirmed through `slot`, or not): if it was a renewal's,
     /// the renewal waits to apply through `slot`; returns whether it was one.
     pub(super) fn lease_read_outcome(&mut self, id: ReadId, slot: Option<Slot>) -> bool {
-        let Some((lease, asker, granted, low)) = self.lease_asks.confirming.remove(&id) else {
+        let Some(held) = self.lease_asks.confirming.remove(&id) else {
             return false;
         };
         match slot {
-            None => self.reply_lease(asker, Err(MemberError::NotLeader)),
-            Some(slot) => self
-                .lease_asks
-                .applying
-                .push((slot, lease, asker, granted, low)),
+            None => self.reply_lease(held.asker, Err(MemberError::NotLeader)),
+            Some(slot) => self.lease_asks.applying.push((slot, held)),
         }
         true
     }
@@ -288,30 +332,27 @@ impl Member {
             .into_iter()
             .partition(|(slot, ..)| *slot <= applied);
         self.lease_asks.applying = wait;
-        for (_, lease, asker, granted, low) in ready {
-            self.renewal_confirmed(lease, asker, granted, low);
+        for (_, held) in ready {
+            self.renewal_confirmed(held);
         }
     }
 
-    fn renewal_confirmed(&mut self, lease: i64, asker: Asker, granted: i64, low: bool) {
-        if self.applier.machine().lease_checkpoint(lease).is_none() {
+    fn renewal_confirmed(&mut self, held: HeldRenewal) {
+        let asker = held.asker;
+        if self.applier.machine().lease_checkpoint(held.lease).is_none() {
             self.reply_lease(asker, Ok(None));
-        } else if low && !self.bugs.has(MemberBug::RenewalNotCheckpointed) {
-            let full_ms = granted.max(0).unsigned_abs().saturating_mul(1000);
+        } else if held.restarts != self.lease_asks.restarts {
+            // The clocks were restarted since this renewal: ask again (module doc).
+            self.reply_lease(asker, Err(MemberError::NotLeader));
+        } else if held.low && !self.bugs.has(MemberBug::RenewalNotCheckpointed) {
             if self.lease_asks.waiting >= RENEWALS_WAITING_MAX {
                 self.reply_lease(asker, Err(MemberError::TooManyRequests));
                 return;
             }
             self.lease_asks.waiting += 1;
-            self.lease_asks
-                .gathered
-                .push((lease, full_ms, asker, granted));
+            self.lease_asks.gathered.push(held);
         } else {
-            let answer = Ok(Some(LeaseTtl {
-                granted,
-                remaining: granted,
-            }));
-            self.reply_lease(asker, answer);
+            self.reply_lease(asker, Ok(full_ttl(held.granted)));
         }
     }
 
@@ -319,19 +360,7 @@ impl Member {
         if let (Asker::Local(id, question, lease), Err(MemberError::NotLeader)) = (asker, &result) {
             // This member stopped leading while it held the question: ask the next leader.
             if self.lease_asks.forwarded.len() < LEASE_ASKS_MAX {
-                let ask = self.lease_asks.next_ask;
-                self.lease_asks.next_ask += 1;
-                let now = self.clock;
-                self.lease_asks.forwarded.insert(
-                    ask,
-                    Forwarded {
-                        request: id,
-                        lease,
-                        question,
-                        deadline: now + self.options.request_timeout,
-                        resend_at: now + self.options.tick * 2,
-                    },
-                );
+                self.hold_forwarded(id, lease, question, self.clock + self.options.tick * 2);
                 return;
             }
         }
@@ -368,16 +397,18 @@ impl Member {
         }
         let gathered = std::mem::take(&mut self.lease_asks.gathered);
         if self.replica.role() != Role::Leader {
-            for (_, _, asker, _) in gathered {
+            for held in gathered {
                 self.lease_asks.waiting -= 1;
-                self.reply_lease(asker, Err(MemberError::NotLeader));
+                self.reply_lease(held.asker, Err(MemberError::NotLeader));
             }
             return;
         }
         for chunk in gathered.chunks(LEASE_CHECKPOINTS_MAX) {
-            let checkpoints = chunk.iter().map(|(l, ms, _, _)| (*l, *ms)).collect();
-            let waiters = chunk.iter().map(|(_, _, a, g)| (*a, *g)).collect();
-            self.submit_checkpoint(checkpoints, waiters);
+            let checkpoints = chunk
+                .iter()
+                .map(|h| (h.lease, h.granted.max(0).unsigned_abs().saturating_mul(1000)))
+                .collect();
+            self.submit_checkpoint(checkpoints, chunk.to_vec());
         }
     }
 
@@ -387,7 +418,7 @@ impl Member {
         &mut self,
         checkpoints: Vec<(i64, u64)>,
         expired: Vec<i64>,
-        waiters: Vec<(Asker, i64)>,
+        waiters: Vec<HeldRenewal>,
     ) -> u64 {
         let ballot = self.replica.ballot();
         let leader = if self.bugs.has(MemberBug::LeaseRecordWithoutLeader) {
@@ -413,7 +444,7 @@ impl Member {
         key
     }
 
-    fn submit_checkpoint(&mut self, checkpoints: Vec<(i64, u64)>, waiters: Vec<(Asker, i64)>) {
+    fn submit_checkpoint(&mut self, checkpoints: Vec<(i64, u64)>, waiters: Vec<HeldRenewal>) {
         self.submit_lease_record(checkpoints, Vec::new(), waiters);
     }
 
@@ -437,15 +468,16 @@ impl Member {
             .checkpointing
             .remove(&key)
             .unwrap_or_default();
-        for (asker, granted) in waiters {
+        for held in waiters {
             self.lease_asks.waiting -= 1;
-            let answer = result.clone().map(|()| {
-                Some(LeaseTtl {
-                    granted,
-                    remaining: granted,
-                })
-            });
-            self.reply_lease(asker, answer);
+            // A restart since the record was logged may have left this leader's clock on the
+            // low record (its own full one does not restart it): ask again, as above.
+            let answer = match &result {
+                Ok(()) if held.restarts != self.lease_asks.restarts => Err(MemberError::NotLeader),
+                Ok(()) => Ok(full_ttl(held.granted)),
+                Err(e) => Err(e.clone()),
+            };
+            self.reply_lease(held.asker, answer);
         }
     }
 
@@ -517,6 +549,11 @@ impl Member {
         }
         if !leading {
             self.lease_asks.takeover = Takeover::None;
+            // Confirmed renewals can no longer be answered here (their reads in flight fail
+            // with the leadership): ask again, at the next leader.
+            for (_, held) in std::mem::take(&mut self.lease_asks.applying) {
+                self.reply_lease(held.asker, Err(MemberError::NotLeader));
+            }
         }
         self.was_leading = leading;
         if leading && self.lease_asks.takeover == Takeover::None {
@@ -529,6 +566,7 @@ impl Member {
     /// A leader that just began: every lease restarts from its replicated record plus one
     /// election timeout; also at start and after a snapshot is installed.
     pub(super) fn restart_lease_clocks(&mut self, now: Micros) {
+        self.lease_asks.restarts += 1;
         let store = self.applier.machine();
         let extension = self.options.election_timeout;
         self.lease_clocks

@@ -104,6 +104,8 @@ pub(crate) struct KeepAlives {
     /// Total time no member led, as of the last check, and that check's time.
     leaderless_us: u64,
     last_check: u64,
+    /// Members that led at the last check, and their terms (traced when it changes).
+    leaders_seen: Vec<(u64, u64)>,
     /// Figures: renewals acknowledged, revokes seen, and the closest a revoke came to the
     /// early bound (µs of margin left; negative is a violation).
     pub renewals: u64,
@@ -120,6 +122,7 @@ impl KeepAlives {
             watched: BTreeMap::new(),
             leaderless_us: 0,
             last_check: 0,
+            leaders_seen: Vec::new(),
             renewals: 0,
             revokes: 0,
             early_margin_min_us: None,
@@ -138,11 +141,19 @@ impl MemberSimulation {
     /// next request. Holders stop asking once the run drains.
     pub(super) fn tend_keepalives(&mut self, asking: bool) {
         let now = self.now;
-        let leading = self.nodes.iter().any(|n| {
-            n.run
-                .as_ref()
-                .is_some_and(|r| r.member.status().leader == n.id)
-        });
+        let leaders: Vec<(u64, u64)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let status = n.run.as_ref()?.member.status();
+                (status.leader == n.id).then_some((n.id, status.term))
+            })
+            .collect();
+        let leading = !leaders.is_empty();
+        if self.config.trace && leaders != self.keepalive.leaders_seen {
+            self.trace_line(|| format!("leading (member, term): {leaders:?}"));
+            self.keepalive.leaders_seen = leaders;
+        }
         let ka = &mut self.keepalive;
         if !leading {
             ka.leaderless_us += now.saturating_sub(ka.last_check);
@@ -329,6 +340,7 @@ impl MemberSimulation {
             let Some(held) = self.keepalive.watched.remove(&id) else {
                 continue;
             };
+            self.trace_line(|| format!("lease {id:x} seen revoked"));
             self.keepalive.revokes += 1;
             for h in self.keepalive.holders.iter_mut() {
                 if h.current == Some(id) {
