@@ -1517,14 +1517,20 @@ fn version_4_carries_alarms_and_lease_records_together() {
     }))
     .unwrap();
     let v3 = s.snapshot();
-    assert_eq!(v3[4], 3, "an alarm and no lease record: version 3, as main writes it");
+    assert_eq!(
+        v3[4], 3,
+        "an alarm and no lease record: version 3, as main writes it"
+    );
     assert_eq!(KvStore::restore(&v3).unwrap(), s);
     assert_eq!(lease_record(&mut s, (3, 2), vec![], vec![]), (0, 0, true));
     let v4 = s.snapshot();
     assert_eq!(v4[4], 4);
     let restored = KvStore::restore(&v4).unwrap();
     assert_eq!(restored, s);
-    assert_eq!((restored.alarms().len(), restored.lease_leader()), (1, (3, 2)));
+    assert_eq!(
+        (restored.alarms().len(), restored.lease_leader()),
+        (1, (3, 2))
+    );
     assert_eq!(restored.digest(), s.digest());
 }
 

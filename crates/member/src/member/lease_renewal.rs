@@ -339,7 +339,12 @@ impl Member {
 
     fn renewal_confirmed(&mut self, held: HeldRenewal) {
         let asker = held.asker;
-        if self.applier.machine().lease_checkpoint(held.lease).is_none() {
+        if self
+            .applier
+            .machine()
+            .lease_checkpoint(held.lease)
+            .is_none()
+        {
             self.reply_lease(asker, Ok(None));
         } else if held.restarts != self.lease_asks.restarts {
             // The clocks were restarted since this renewal: ask again (module doc).
@@ -406,7 +411,12 @@ impl Member {
         for chunk in gathered.chunks(LEASE_CHECKPOINTS_MAX) {
             let checkpoints = chunk
                 .iter()
-                .map(|h| (h.lease, h.granted.max(0).unsigned_abs().saturating_mul(1000)))
+                .map(|h| {
+                    (
+                        h.lease,
+                        h.granted.max(0).unsigned_abs().saturating_mul(1000),
+                    )
+                })
                 .collect();
             self.submit_checkpoint(checkpoints, chunk.to_vec());
         }
