@@ -1513,7 +1513,7 @@ fn version_4_carries_alarms_and_lease_records_together() {
     s.apply(&KvCommand::Alarm(AlarmRequest {
         action: AlarmAction::Activate,
         member_id: 7,
-        alarm: AlarmType::Nospace,
+        alarm: AlarmType::NoSpace,
     }))
     .unwrap();
     let v3 = s.snapshot();
