@@ -840,12 +840,13 @@ impl Cluster {
         behind
     }
 
-    /// Ticks until member `behind` has the revision `leader` has, then checks their stores
-    /// are the same.
+    /// Ticks until member `behind` has the revision `leader` has and applied as far (lease
+    /// records change no revision), then checks their stores are the same.
     fn catch_up(&mut self, behind: u64, leader: u64) {
         let revision = self.member(leader).applier().machine().revision();
         let caught_up = self.tick_until(10 * SEC, |c| {
-            c.member(behind).applier().machine().revision() == revision
+            let (b, l) = (c.member(behind).applier(), c.member(leader).applier());
+            b.machine().revision() == revision && b.applied_through() == l.applied_through()
         });
         assert!(caught_up, "m{behind} caught up with m{leader}");
         assert_eq!(
