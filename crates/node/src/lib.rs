@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod authority;
+pub mod auxiliary;
 pub mod backup;
 pub mod bbolt;
 mod compactor;

@@ -12,9 +12,12 @@
 //!   run.
 //! - `bench-leases`: linearizable get throughput and latency at a 3-member Synod, leader
 //!   leases (`--experimental-leader-lease`) against read-index, phases alternating in one run.
+//! - `bench-cheap`: messages' bytes and fsyncs per chosen slot on three real machines, Cheap
+//!   Paxos (two mains, one `--auxiliary`) against Multi-Paxos with majorities, in one run.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
+mod cheap;
 mod cluster;
 mod compare;
 mod cpu;
@@ -44,6 +47,8 @@ enum Task {
     BenchObserveOverhead(overhead::OverheadArgs),
     /// Linearizable gets under leader leases against read-index, on 3 members.
     BenchLeases(leases::BenchLeasesArgs),
+    /// Fsyncs and peer bytes per chosen slot, Cheap Paxos against majorities, on 3 machines.
+    BenchCheap(cheap::BenchCheapArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Task::BenchMembership(args) => membership::run(args),
         Task::BenchObserveOverhead(args) => overhead::run(args),
         Task::BenchLeases(args) => leases::run(args),
+        Task::BenchCheap(args) => cheap::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {
