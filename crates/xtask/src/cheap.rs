@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use bench::{BenchConfig, Limit, Workload};
 
-use crate::cluster::{free_ports, member_specs, Cluster, System};
+use crate::cluster::fresh_synod;
 
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -107,26 +107,20 @@ pub fn run(args: BenchCheapArgs) -> anyhow::Result<bool> {
     let mut phases = Vec::new();
     for _ in 0..args.rounds {
         for cheap in [false, true] {
-            let tmp = tempfile::Builder::new()
-                .prefix("run-")
-                .tempdir_in(&parent)
-                .context("creating a temporary directory")?;
-            let ports = free_ports(2 * MEMBERS)?;
-            let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
             let (flags, member_flags): (&[&str], &[&[&str]]) = if cheap {
                 (&["--quorums", "cheap:2"], &[&[], &[], &["--auxiliary"]])
             } else {
                 (&[], &[])
             };
-            let mut cluster = Cluster::start_with_member_flags(
-                System::Synod,
+            let (_tmp, mut cluster) = fresh_synod(
+                &runtime,
                 &bin,
-                tmp.path(),
-                &member_specs(&pairs),
+                &parent,
+                MEMBERS,
                 flags,
                 member_flags,
+                READY_WITHIN,
             )?;
-            runtime.block_on(cluster.wait_ready(READY_WITHIN))?;
             let urls = cluster.client_urls();
             // Clients go to the mains only under Cheap (the auxiliary refuses them); the same
             // two members either way, so both sides see the same forwarding.

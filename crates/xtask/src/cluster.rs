@@ -157,6 +157,36 @@ pub struct Cluster {
     token: String,
 }
 
+/// A fresh Synod cluster of `members` on free loopback ports, its directories in a new
+/// temporary directory under `parent` (returned: the cluster's files live as long as it),
+/// started with `flags` (and member `i` with `member_flags[i]`) and ready within `within`.
+pub fn fresh_synod(
+    runtime: &tokio::runtime::Runtime,
+    bin: &Path,
+    parent: &Path,
+    members: usize,
+    flags: &[&str],
+    member_flags: &[&[&str]],
+    within: Duration,
+) -> anyhow::Result<(tempfile::TempDir, Cluster)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(parent)
+        .context("creating a temporary directory")?;
+    let ports = free_ports(2 * members)?;
+    let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
+    let mut cluster = Cluster::start_with_member_flags(
+        System::Synod,
+        bin,
+        tmp.path(),
+        &member_specs(&pairs),
+        flags,
+        member_flags,
+    )?;
+    runtime.block_on(cluster.wait_ready(within))?;
+    Ok((tmp, cluster))
+}
+
 /// How long a member gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 

@@ -5,7 +5,7 @@
 //! is recorded in the data directory: a restart without the flag keeps it, one with another
 //! rule is refused. Synod only (etcd has no such flag).
 
-use crate::common::{get, put_within, synod_node, Cluster, Target};
+use crate::common::{etcdctl, get, put_within, synod_node, Cluster, Target};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
