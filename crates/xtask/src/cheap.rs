@@ -67,7 +67,9 @@ fn sum(text: &str, name: &str) -> f64 {
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
             let metric = series.split_once('{').map_or(series, |(m, _)| m);
-            (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+            (metric == name)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
 }

@@ -302,7 +302,9 @@ impl Cluster {
                 }
                 let url = m.spec.client_url();
                 let ready = if m.auxiliary {
-                    bench::status(&url, Duration::from_secs(2)).await.map(|_| ())
+                    bench::status(&url, Duration::from_secs(2))
+                        .await
+                        .map(|_| ())
                 } else {
                     bench::probe(&url, Duration::from_secs(2)).await
                 };

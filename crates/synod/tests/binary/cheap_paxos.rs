@@ -190,7 +190,8 @@ fn contradictory_auxiliary_flags_are_refused_at_start() {
     assert!(out.contains("\"n1\" is a main acceptor"), "{out}");
     let out = run("n3", &["--quorums=cheap:2"]);
     assert!(
-        out.contains("\"n3\" is an auxiliary acceptor") && out.contains("start it with --auxiliary"),
+        out.contains("\"n3\" is an auxiliary acceptor")
+            && out.contains("start it with --auxiliary"),
         "{out}"
     );
 }

@@ -531,7 +531,15 @@ impl Cluster {
             .iter()
             .map(|f| f.iter().map(|s| s.to_string()).collect())
             .collect();
-        Cluster::start_target(Target::from_env(), n, None, None, flags, &member_flags, None)
+        Cluster::start_target(
+            Target::from_env(),
+            n,
+            None,
+            None,
+            flags,
+            &member_flags,
+            None,
+        )
     }
 
     fn start_target(
