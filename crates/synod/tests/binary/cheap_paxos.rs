@@ -28,8 +28,17 @@ fn logged_bytes(cluster: &Cluster, i: usize) -> f64 {
     cluster.metric(i, "synod_wal_batch_bytes_sum", &[])
 }
 
-fn value(i: usize) -> String {
-    format!("{i:04}{}", "v".repeat(VALUE_BYTES))
+/// Puts keys `k<i>` for each `i` of `keys` (values of [`VALUE_BYTES`] and more) through
+/// `endpoints`, each retried through elections; each acknowledged one joins `acked`.
+fn put_keys(endpoints: &str, keys: std::ops::Range<usize>, acked: &mut Vec<(String, String)>) {
+    for i in keys {
+        let (k, v) = (
+            format!("k{i:03}"),
+            format!("{i:04}{}", "v".repeat(VALUE_BYTES)),
+        );
+        put_within(endpoints, &k, &v, PUT_BOUND);
+        acked.push((k, v));
+    }
 }
 
 #[test]
@@ -80,11 +89,7 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
     // The normal case: the mains log every value, the auxiliary none.
     let aux_before = logged_bytes(&cluster, AUX);
     let main_before = logged_bytes(&cluster, 0);
-    for i in 0..30 {
-        let (k, v) = (format!("k{i:03}"), value(i));
-        put_within(&mains, &k, &v, PUT_BOUND);
-        acked.push((k, v));
-    }
+    put_keys(&mains, 0..30, &mut acked);
     let main_grew = logged_bytes(&cluster, 0) - main_before;
     let aux_grew = logged_bytes(&cluster, AUX) - aux_before;
     assert!(
@@ -102,11 +107,7 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
     let survivor = 1 - dead;
     cluster.kill(dead);
     let aux_before = logged_bytes(&cluster, AUX);
-    for i in 30..50 {
-        let (k, v) = (format!("k{i:03}"), value(i));
-        put_within(cluster.endpoint(survivor), &k, &v, PUT_BOUND);
-        acked.push((k, v));
-    }
+    put_keys(cluster.endpoint(survivor), 30..50, &mut acked);
     // Those values were chosen by the survivor and the auxiliary: it logged them.
     let aux_grew = logged_bytes(&cluster, AUX) - aux_before;
     assert!(
@@ -122,12 +123,8 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
     let mut next = 50;
     let mut idle = || {
         let before = logged_bytes(&cluster, AUX);
-        for _ in 0..5 {
-            let (k, v) = (format!("k{next:03}"), value(next));
-            put_within(cluster.endpoint(survivor), &k, &v, PUT_BOUND);
-            acked.push((k, v));
-            next += 1;
-        }
+        put_keys(cluster.endpoint(survivor), next..next + 5, &mut acked);
+        next += 5;
         logged_bytes(&cluster, AUX) - before < VALUE_BYTES as f64
     };
     wait_for("the auxiliary to go back to idle", || idle().then_some(()));
@@ -140,11 +137,7 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
         .join(",");
     cluster.start_added(dead, &initial_cluster);
     let before = logged_bytes(&cluster, AUX);
-    for i in 0..10 {
-        let (k, v) = (format!("back{i:02}"), value(i));
-        put_within(cluster.endpoint(survivor), &k, &v, PUT_BOUND);
-        acked.push((k, v));
-    }
+    put_keys(cluster.endpoint(survivor), next..next + 10, &mut acked);
     let aux_grew = logged_bytes(&cluster, AUX) - before;
     assert!(
         aux_grew < VALUE_BYTES as f64,
