@@ -203,6 +203,12 @@ pub struct Status {
     pub voting: bool,
     /// Whether this member is a learner of the configuration in force.
     pub is_learner: bool,
+    /// Whether this member is an auxiliary acceptor (Cheap Paxos) of the configuration in
+    /// force, as far as it knows it: it serves no client.
+    pub is_auxiliary: bool,
+    /// The main acceptors of the configuration in force under Cheap Paxos (empty under any
+    /// other rule): where an auxiliary sends clients.
+    pub mains: Vec<u64>,
     /// Client URLs each member announced, by member id.
     pub client_urls: BTreeMap<u64, Vec<String>>,
     /// A storage failure that stopped this member's writes, if any.
@@ -933,6 +939,13 @@ impl Member {
             alarms: self.applier.machine().alarms(),
             voting: self.replica.is_voting(),
             is_learner: self.replica.config().is_learner(self.replica.id()),
+            is_auxiliary: self.replica.is_auxiliary(),
+            mains: match self.replica.config().quorum() {
+                paxos::QuorumSpec::Cheap { .. } => {
+                    self.replica.config().mains().iter().map(|n| n.0).collect()
+                }
+                _ => Vec::new(),
+            },
             client_urls: self.client_urls.clone(),
             storage_error: self.storage_error.clone(),
         }
@@ -1545,7 +1558,13 @@ impl Member {
                     id: node.0,
                     name: info.name,
                     peer_urls: info.peer_urls,
-                    client_urls: self.client_urls.get(&node.0).cloned().unwrap_or_default(),
+                    // An auxiliary serves no client, so it lists none: clients that learn
+                    // endpoints from the member list (clientv3's auto-sync) never pick it.
+                    client_urls: if config.is_auxiliary(node) {
+                        Vec::new()
+                    } else {
+                        self.client_urls.get(&node.0).cloned().unwrap_or_default()
+                    },
                     is_learner: config.is_learner(node),
                 }
             })

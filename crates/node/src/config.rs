@@ -108,6 +108,11 @@ pub struct NodeConfig {
     /// (`None`) by default. Every member must run the same setting, so it is part of the
     /// cluster's id (a voter that grants no lease would let a leader read under none).
     pub leader_lease: Option<paxos::multi::LeaderLease>,
+    /// `--auxiliary`: this member is an auxiliary acceptor of a Cheap Paxos cluster
+    /// (`--quorums cheap:MAIN`; the members after the first MAIN by name). It takes part only
+    /// while a main acceptor is down, holds no store it serves, and refuses clients
+    /// (`crate::auxiliary`). Checked against the rule by [`NodeConfig::check_auxiliary`].
+    pub auxiliary: bool,
 }
 
 /// The least drift bound leader leases accept, in parts per million: the member's ticks
@@ -295,6 +300,9 @@ pub enum ConfigError {
         /// The core's reason.
         why: String,
     },
+    /// `--auxiliary` that contradicts the quorum rule or this member's place in it.
+    #[error("--auxiliary: {0}")]
+    Auxiliary(String),
     /// This member's name is not in `--initial-cluster`.
     #[error("--name {name:?} is not in --initial-cluster ({listed}); add it or fix --name")]
     NotInCluster {
@@ -551,6 +559,56 @@ impl NodeConfig {
         })
     }
 
+    /// Whether this member's place in the initial cluster is an auxiliary one under the
+    /// quorum rule in force (`cheap:MAIN`: after the first MAIN members by name).
+    pub fn has_auxiliary_place(&self) -> bool {
+        let paxos::QuorumSpec::Cheap { main } = self.quorum else {
+            return false;
+        };
+        self.initial_cluster
+            .iter()
+            .position(|p| p.name == self.name)
+            .is_some_and(|place| place >= main)
+    }
+
+    /// Checks `--auxiliary` against the quorum rule in force (run once the rule recorded in
+    /// the data directory is adopted): under `cheap:MAIN` the members after the first MAIN by
+    /// name are auxiliaries and must say so, the others must not; under any other rule there
+    /// are no auxiliaries. A member that guessed its role wrong would either serve clients
+    /// from a store it never keeps, or refuse them while the cluster counts on it to.
+    pub fn check_auxiliary(&self) -> Result<(), ConfigError> {
+        let paxos::QuorumSpec::Cheap { main } = self.quorum else {
+            if self.auxiliary {
+                return Err(ConfigError::Auxiliary(format!(
+                    "an auxiliary acceptor needs Cheap Paxos (--quorums cheap:MAIN), not --quorums {}",
+                    self.quorum
+                )));
+            }
+            return Ok(());
+        };
+        let names = |range: std::ops::Range<usize>| {
+            self.initial_cluster[range]
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let n = self.initial_cluster.len();
+        let mains = names(0..main.min(n));
+        let auxiliaries = names(main.min(n)..n);
+        match (!self.has_auxiliary_place(), self.auxiliary) {
+            (true, true) => Err(ConfigError::Auxiliary(format!(
+                "{:?} is a main acceptor under --quorums cheap:{main} (mains, the first {main} by name: {mains}; auxiliaries: {auxiliaries}); drop --auxiliary or rename the members",
+                self.name
+            ))),
+            (false, false) => Err(ConfigError::Auxiliary(format!(
+                "{:?} is an auxiliary acceptor under --quorums cheap:{main} (mains, the first {main} by name: {mains}; auxiliaries: {auxiliaries}); start it with --auxiliary",
+                self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks what parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.initial_cluster.iter().any(|p| p.name == self.name) {
@@ -702,6 +760,7 @@ impl NodeConfig {
             test_faults: TestFaults::default(),
             quorum: paxos::QuorumSpec::Majority,
             leader_lease: None,
+            auxiliary: false,
             client_tls: None,
             listen_metrics: Vec::new(),
             peer_tls: None,

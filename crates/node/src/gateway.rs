@@ -108,7 +108,7 @@ fn http_status(code: Code) -> StatusCode {
 }
 
 /// grpc-gateway's error body: `error`, `message`, `code`, in etcd 3.4's order.
-fn error_response(status: &Status) -> Response {
+pub(crate) fn error_response(status: &Status) -> Response {
     let body = format!(
         r#"{{"error":{},"message":{},"code":{}}}"#,
         serde_json::Value::from(status.message()),

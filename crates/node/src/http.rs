@@ -12,6 +12,7 @@
 //! a call's code is the `grpc-status` of its headers (an error answered at once) or of its
 //! trailers (everything else); a stream the client dropped counts as `Canceled`.
 
+use crate::auxiliary::Gate;
 use crate::metrics::Metrics;
 use crate::service::Services;
 use axum::extract::{Path, RawQuery, State};
@@ -402,12 +403,18 @@ pub async fn serve_metrics_urls(
 pub struct ClientPortLayer {
     http: Router,
     metrics: Arc<Metrics>,
+    auxiliary: Option<Gate>,
 }
 
 impl ClientPortLayer {
-    /// `http` serves what is not gRPC; `metrics` counts the gRPC calls.
-    pub fn new(http: Router, metrics: Arc<Metrics>) -> ClientPortLayer {
-        ClientPortLayer { http, metrics }
+    /// `http` serves what is not gRPC; `metrics` counts the gRPC calls; `auxiliary`, on an
+    /// auxiliary acceptor, refuses what it cannot serve (`crate::auxiliary`).
+    pub fn new(http: Router, metrics: Arc<Metrics>, auxiliary: Option<Gate>) -> ClientPortLayer {
+        ClientPortLayer {
+            http,
+            metrics,
+            auxiliary,
+        }
     }
 }
 
@@ -419,6 +426,7 @@ impl<S> tower_layer::Layer<S> for ClientPortLayer {
             grpc,
             http: self.http.clone(),
             metrics: self.metrics.clone(),
+            auxiliary: self.auxiliary.clone(),
         }
     }
 }
@@ -429,6 +437,7 @@ pub struct ClientPort<S> {
     grpc: S,
     http: Router,
     metrics: Arc<Metrics>,
+    auxiliary: Option<Gate>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -455,7 +464,30 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        if !is_grpc(&req) {
+        let path = req.uri().path();
+        let grpc_call = is_grpc(&req);
+        if let Some(gate) = self.auxiliary.clone() {
+            if !grpc_call && Gate::refuses_http(path) {
+                return Box::pin(async move {
+                    let status = gate.refusal().await;
+                    Ok(crate::gateway::error_response(&status).map(Body::new))
+                });
+            }
+            if grpc_call && Gate::refuses_grpc(path) {
+                let method = GrpcMethod::of(path);
+                let metrics = self.metrics.clone();
+                metrics
+                    .grpc_started
+                    .with_label_values(&method.labels())
+                    .inc();
+                return Box::pin(async move {
+                    let response: Response<Body> = gate.refusal().await.into_http();
+                    Call { metrics, method }.handled("Unavailable");
+                    Ok(response)
+                });
+            }
+        }
+        if !grpc_call {
             let mut http = self.http.clone();
             return Box::pin(async move {
                 // A router is always ready; its error type is Infallible.

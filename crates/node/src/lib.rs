@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod authority;
+pub mod auxiliary;
 mod background;
 pub mod backup;
 pub mod bbolt;

@@ -94,6 +94,8 @@ pub struct Metrics {
     leased_reads: IntCounter,
     promises_held_by_lease: IntCounter,
     pre_votes_refused: IntCounter,
+    auxiliaries_engaged: IntCounter,
+    mains_dropped: IntCounter,
     commands_per_slot: Histogram,
     propose_to_chosen: Histogram,
     chosen_to_applied: Histogram,
@@ -214,6 +216,8 @@ impl Metrics {
             leased_reads: counter(&r, "synod_paxos_leased_reads_total", "Leader leases: linearizable reads this leader served under its lease, with no read-index round.")?,
             promises_held_by_lease: counter(&r, "synod_paxos_promises_held_by_lease_total", "Leader leases: Prepares this member held unanswered while it granted another leader a lease.")?,
             pre_votes_refused: counter(&r, "synod_paxos_pre_votes_refused_total", "Pre-votes this member refused (it heard a live leader, or does not vote).")?,
+            auxiliaries_engaged: counter(&r, "synod_paxos_auxiliaries_engaged_total", "Cheap Paxos: times this leader began sending to the auxiliaries because a main fell silent.")?,
+            mains_dropped: counter(&r, "synod_paxos_mains_dropped_total", "Cheap Paxos: reconfigurations this leader proposed to drop a main silent for two election timeouts.")?,
             commands_per_slot: histogram(&r, "synod_paxos_commands_per_slot", "As leader: commands packed into each slot it proposed.", commands_buckets)?,
             propose_to_chosen: histogram(&r, "synod_paxos_propose_to_chosen_seconds", "As leader: time from proposing a slot (phase 2a) to knowing it chosen, per slot.", slot_seconds_buckets.clone())?,
             chosen_to_applied: histogram(&r, "synod_paxos_chosen_to_applied_seconds", "Time from this member knowing a slot chosen to applying it, per slot (0 when both happen while handling one input).", slot_seconds_buckets)?,
@@ -289,6 +293,8 @@ struct Last {
     leased_reads: u64,
     promises_held_by_lease: u64,
     pre_votes_refused: u64,
+    auxiliaries_engaged: u64,
+    mains_dropped: u64,
     refused: BTreeMap<String, u64>,
 }
 
@@ -396,6 +402,9 @@ fn peer_counter(
     cache.insert(peer, c.clone());
     Some(c)
 }
+
+/// The role label of an auxiliary acceptor (Cheap Paxos).
+const AUXILIARY: &str = "auxiliary";
 
 fn role_label(role: Role) -> &'static str {
     match role {
@@ -545,16 +554,21 @@ impl Observer {
         m.compacted_slot.set(clamp(replica.compacted_through().0));
         m.waiting
             .set(i64::try_from(member.waiting()).unwrap_or(i64::MAX));
-        let role = replica.role();
+        // An auxiliary (Cheap Paxos) never runs for leader: its role is that, whatever its
+        // core's follower state says, so `synod top` shows it as such.
+        let role = if replica.is_auxiliary() {
+            AUXILIARY
+        } else {
+            role_label(replica.role())
+        };
         for r in [
-            Role::Follower,
-            Role::PreCandidate,
-            Role::Candidate,
-            Role::Leader,
+            role_label(Role::Follower),
+            role_label(Role::PreCandidate),
+            role_label(Role::Candidate),
+            role_label(Role::Leader),
+            AUXILIARY,
         ] {
-            m.role
-                .with_label_values(&[role_label(r)])
-                .set(i64::from(r == role));
+            m.role.with_label_values(&[r]).set(i64::from(r == role));
         }
         let c = replica.counters();
         bump(
@@ -594,6 +608,16 @@ impl Observer {
             &m.pre_votes_refused,
             &mut self.last.pre_votes_refused,
             c.pre_votes_refused,
+        );
+        bump(
+            &m.auxiliaries_engaged,
+            &mut self.last.auxiliaries_engaged,
+            c.auxiliaries_engaged,
+        );
+        bump(
+            &m.mains_dropped,
+            &mut self.last.mains_dropped,
+            c.mains_dropped,
         );
         let peers = replica.peers_chosen_through();
         if peers.is_empty() && self.lagging > 0 {

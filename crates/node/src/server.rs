@@ -148,6 +148,8 @@ fn record_quorum_rule(fs: &StdFs, dir: &std::path::Path, rule: &QuorumSpec) -> a
 pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     config.validate()?;
     adopt_recorded_quorum_rule(&mut config)?;
+    // After the recorded rule is adopted: a restart without --quorums keeps its role's check.
+    config.check_auxiliary()?;
     // Bad TLS files stop the member before it touches its data or its ports.
     let tls_acceptor = config
         .client_tls
@@ -479,7 +481,13 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     let mut stop_grpc = stop_rx;
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .layer(crate::http::ClientPortLayer::new(http, metrics))
+        .layer(crate::http::ClientPortLayer::new(
+            http,
+            metrics,
+            config
+                .auxiliary
+                .then(|| crate::auxiliary::Gate::new(me.name.clone(), services.clone())),
+        ))
         .add_service(health_service)
         .add_service(
             KvServer::new(services.clone())

@@ -212,7 +212,7 @@ impl Services {
         Ok((response, term))
     }
 
-    async fn status(&self) -> Result<CoreStatus, Status> {
+    pub(crate) async fn status(&self) -> Result<CoreStatus, Status> {
         self.ask(|reply| Request::Status { reply }).await
     }
 

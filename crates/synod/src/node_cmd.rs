@@ -95,6 +95,12 @@ pub struct NodeArgs {
     /// recorded in the data directory, so a restart keeps it [default: majority].
     #[arg(long, env = "SYNOD_QUORUMS")]
     quorums: Option<String>,
+    /// This member is an auxiliary acceptor of Cheap Paxos (`--quorums cheap:MAIN`: the
+    /// members after the first MAIN by name): it votes only while a main acceptor is down,
+    /// keeps no store and refuses clients (they are pointed at the mains). Refused without a
+    /// cheap rule, on a main's place, and missing on an auxiliary's place.
+    #[arg(long, env = "SYNOD_AUXILIARY")]
+    auxiliary: bool,
     /// Leader leases (experimental): the leader answers linearizable reads from its own
     /// state while a quorum's grants hold, with no read-index round. The lease is the
     /// election timeout less a tick and the margin for --max-clock-drift-ppm; a new leader
@@ -214,6 +220,7 @@ struct FileSettings {
     quota_backend_bytes: Option<u64>,
     snapshot_count: Option<u64>,
     quorums: Option<String>,
+    auxiliary: Option<bool>,
     experimental_leader_lease: Option<bool>,
     max_clock_drift_ppm: Option<u32>,
     wal_segment_bytes: Option<u64>,
@@ -478,6 +485,7 @@ pub fn resolve(args: NodeArgs) -> anyhow::Result<NodeConfig> {
             .parse()
             .map_err(|e: paxos::QuorumParseError| anyhow::anyhow!("--quorums: {e}"))?;
     }
+    config.auxiliary = args.auxiliary || file.auxiliary.unwrap_or(false);
     config.auto_compaction = auto_compaction(
         args.auto_compaction_mode
             .or(file.auto_compaction_mode)
@@ -739,7 +747,10 @@ pub fn dev(args: DevArgs) -> anyhow::Result<bool> {
             quorums: args.quorums.clone(),
             ..NodeArgs::default()
         };
-        configs.push(resolve(args)?);
+        let mut config = resolve(args)?;
+        // Under a Cheap rule the members after the mains are the auxiliaries.
+        config.auxiliary = config.has_auxiliary_place();
+        configs.push(config);
     }
     let endpoints: Vec<String> = ports
         .iter()

@@ -142,6 +142,8 @@ struct Member {
     spec: MemberSpec,
     child: Child,
     log: PathBuf,
+    /// A Cheap Paxos auxiliary, which answers Status and refuses every read.
+    auxiliary: bool,
 }
 
 /// A running cluster; dropping it stops the members.
@@ -153,6 +155,36 @@ pub struct Cluster {
     urls: Vec<String>,
     /// `--initial-cluster-token`, which a member added later must give too.
     token: String,
+}
+
+/// A fresh Synod cluster of `members` on free loopback ports, its directories in a new
+/// temporary directory under `parent` (returned: the cluster's files live as long as it),
+/// started with `flags` (and member `i` with `member_flags[i]`) and ready within `within`.
+pub fn fresh_synod(
+    runtime: &tokio::runtime::Runtime,
+    bin: &Path,
+    parent: &Path,
+    members: usize,
+    flags: &[&str],
+    member_flags: &[&[&str]],
+    within: Duration,
+) -> anyhow::Result<(tempfile::TempDir, Cluster)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(parent)
+        .context("creating a temporary directory")?;
+    let ports = free_ports(2 * members)?;
+    let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
+    let mut cluster = Cluster::start_with_member_flags(
+        System::Synod,
+        bin,
+        tmp.path(),
+        &member_specs(&pairs),
+        flags,
+        member_flags,
+    )?;
+    runtime.block_on(cluster.wait_ready(within))?;
+    Ok((tmp, cluster))
 }
 
 /// How long a member gets to exit after SIGTERM before SIGKILL.
@@ -177,6 +209,20 @@ impl Cluster {
         specs: &[MemberSpec],
         flags: &[&str],
     ) -> anyhow::Result<Cluster> {
+        Cluster::start_with_member_flags(system, bin, dir, specs, flags, &[])
+    }
+
+    /// As [`Cluster::start_with_flags`], member `i` also given `member_flags[i]` (when
+    /// given). A member given `--auxiliary` (Cheap Paxos) serves no client: it is taken as
+    /// ready once it answers `Maintenance.Status`.
+    pub fn start_with_member_flags(
+        system: System,
+        bin: &Path,
+        dir: &Path,
+        specs: &[MemberSpec],
+        flags: &[&str],
+        member_flags: &[&[&str]],
+    ) -> anyhow::Result<Cluster> {
         let cluster = initial_cluster(specs);
         let token = format!("bench-vs-etcd-{}-{}", system.name(), std::process::id());
         let mut started = Cluster {
@@ -192,7 +238,8 @@ impl Cluster {
         } else {
             specs
         };
-        for spec in processes {
+        for (i, spec) in processes.iter().enumerate() {
+            let own: &[&str] = member_flags.get(i).copied().unwrap_or_default();
             let member_dir = dir.join(&spec.name);
             std::fs::create_dir_all(&member_dir)
                 .with_context(|| format!("creating {}", member_dir.display()))?;
@@ -210,7 +257,7 @@ impl Cluster {
                 cmd
             } else {
                 let mut cmd = member_command(system, bin, spec, &data_dir, &cluster, &token, "new");
-                cmd.args(flags);
+                cmd.args(flags).args(own);
                 cmd
             };
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -222,6 +269,7 @@ impl Cluster {
                 spec: spec.clone(),
                 child,
                 log,
+                auxiliary: own.contains(&"--auxiliary"),
             });
         }
         Ok(started)
@@ -253,7 +301,14 @@ impl Cluster {
                     );
                 }
                 let url = m.spec.client_url();
-                match bench::probe(&url, Duration::from_secs(2)).await {
+                let ready = if m.auxiliary {
+                    bench::status(&url, Duration::from_secs(2))
+                        .await
+                        .map(|_| ())
+                } else {
+                    bench::probe(&url, Duration::from_secs(2)).await
+                };
+                match ready {
                     Ok(()) => break,
                     Err(e) if Instant::now() >= deadline => {
                         bail!(
@@ -317,6 +372,7 @@ impl Cluster {
             spec: spec.clone(),
             child,
             log,
+            auxiliary: false,
         });
         Ok(())
     }
@@ -494,6 +550,7 @@ mod tests {
                 spec: member_specs(&[(1, 2)]).remove(0),
                 child,
                 log: PathBuf::from("/nonexistent"),
+                auxiliary: false,
             }],
             urls: Vec::new(),
             token: String::new(),

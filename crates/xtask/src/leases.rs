@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use bench::{BenchConfig, BenchReport, Consistency, Limit, Workload};
 
-use crate::cluster::{free_ports, member_specs, Cluster, System};
+use crate::cluster::fresh_synod;
 
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -56,25 +56,13 @@ pub fn run(args: BenchLeasesArgs) -> anyhow::Result<bool> {
     let mut phases = Vec::new();
     for round in 0..args.rounds {
         for leases in [false, true] {
-            let tmp = tempfile::Builder::new()
-                .prefix("run-")
-                .tempdir_in(&parent)
-                .context("creating a temporary directory")?;
-            let ports = free_ports(2 * MEMBERS)?;
-            let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
             let flags: &[&str] = if leases {
                 &["--experimental-leader-lease"]
             } else {
                 &[]
             };
-            let mut cluster = Cluster::start_with_flags(
-                System::Synod,
-                bin,
-                tmp.path(),
-                &member_specs(&pairs),
-                flags,
-            )?;
-            runtime.block_on(cluster.wait_ready(READY_WITHIN))?;
+            let (_tmp, mut cluster) =
+                fresh_synod(&runtime, bin, &parent, MEMBERS, flags, &[], READY_WITHIN)?;
             let mut config = BenchConfig::new(cluster.client_urls(), Workload::Get);
             config.consistency = Consistency::Linearizable;
             config.clients = args.clients;

@@ -17,9 +17,12 @@
 //!   the same on the idle store (issue 18's 1 GiB test at `--store-mib 1024`).
 //! - `bench-keepalive`: 10,000 leases kept alive, etcd 3.4 against Synod in one run:
 //!   renewals, CPU and fsyncs per second.
+//! - `bench-cheap`: messages' bytes and fsyncs per chosen slot on three real machines, Cheap
+//!   Paxos (two mains, one `--auxiliary`) against Multi-Paxos with majorities, in one run.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
 //!   time is its own.
 
+mod cheap;
 mod cluster;
 mod compare;
 mod cpu;
@@ -56,6 +59,8 @@ enum Task {
     BenchSnapshotStall(stall::BenchSnapshotStallArgs),
     /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
     BenchKeepalive(keepalive::BenchKeepaliveArgs),
+    /// Fsyncs and peer bytes per chosen slot, Cheap Paxos against majorities, on 3 machines.
+    BenchCheap(cheap::BenchCheapArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
     #[command(hide = true)]
     ReferenceServer {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Task::BenchLeases(args) => leases::run(args),
         Task::BenchSnapshotStall(args) => stall::run(args),
         Task::BenchKeepalive(args) => keepalive::run(args),
+        Task::BenchCheap(args) => cheap::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };
     match result {

@@ -5,45 +5,11 @@
 //! is recorded in the data directory: a restart without the flag keeps it, one with another
 //! rule is refused. Synod only (etcd has no such flag).
 
-use crate::common::{etcdctl, parse_range, run_bounded, Cluster, Target};
+use crate::common::{etcdctl, get, put_within, synod_node, Cluster, Target};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RULE: &str = "flexible:4,2";
-
-fn put(endpoints: &str, key: &str, value: &str) -> Result<(), String> {
-    let out = etcdctl(endpoints, &["put", key, value]);
-    if out.success() {
-        Ok(())
-    } else {
-        Err(out.to_string())
-    }
-}
-
-/// Retries a put (an election may be running) for at most `bound`.
-fn put_within(endpoints: &str, key: &str, value: &str, bound: Duration) {
-    let start = Instant::now();
-    loop {
-        match put(endpoints, key, value) {
-            Ok(()) => return,
-            Err(e) => assert!(
-                start.elapsed() < bound,
-                "put {key} not within {bound:?}: {e}"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A linearizable get of `key` at `endpoint`.
-fn get(endpoint: &str, key: &str) -> Option<String> {
-    let out = etcdctl(endpoint, &["get", key, "-w", "json"]);
-    assert!(out.success(), "{out}");
-    parse_range(&out.stdout)
-        .kvs
-        .first()
-        .map(|kv| kv.value.clone())
-}
 
 #[test]
 fn five_members_with_phase2_quorums_of_two_serve_through_a_leader_kill() {
@@ -116,15 +82,6 @@ fn five_members_with_phase2_quorums_of_two_serve_through_a_leader_kill() {
     }
 }
 
-/// `synod node` with the given flags, bounded; returns (exit code, stderr + stdout).
-fn node(args: &[String], timeout: Duration) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
-    cmd.arg("node").args(args);
-    cmd.env("SYNOD_WAL_SEGMENT_BYTES", (16u64 << 20).to_string());
-    let out = run_bounded(cmd, None, timeout);
-    (out.code, format!("{}{}", out.stderr, out.stdout))
-}
-
 #[test]
 fn a_rule_whose_quorums_need_not_meet_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -138,7 +95,7 @@ fn a_rule_whose_quorums_need_not_meet_is_refused_at_start() {
     .map(|s| s.to_string())
     .chain([format!("--data-dir={}", dir.path().join("n1").display())])
     .collect();
-    let (code, out) = node(&args, Duration::from_secs(30));
+    let (code, out) = synod_node(&args, Duration::from_secs(30));
     assert_ne!(code, Some(0), "{out}");
     assert!(
         out.contains("--quorums flexible:2,1") && out.contains("must exceed 3 members"),
@@ -172,7 +129,7 @@ fn a_restart_keeps_the_recorded_rule_and_refuses_another() {
     let mut other = base.clone();
     other.push("--quorums=grid:1x1".into());
     other.push("--initial-cluster-token=x".into());
-    let (code, out) = node(&other, Duration::from_secs(30));
+    let (code, out) = synod_node(&other, Duration::from_secs(30));
     assert_ne!(code, Some(0), "{out}");
     assert!(
         out.contains("was created with --quorums flexible:1,1"),

@@ -18,6 +18,7 @@ mod auth;
 mod backup;
 mod bench_watch;
 mod cert_auth;
+mod cheap_paxos;
 mod cli;
 mod cluster_api;
 mod crash_points;

@@ -392,7 +392,16 @@ pub struct Member {
     pub log: PathBuf,
     /// For a member added at run time: the `--initial-cluster` `etcdctl member add` printed.
     pub initial_cluster: Option<String>,
+    /// Flags of this member alone, besides the cluster's.
+    pub flags: Vec<String>,
     child: Option<Child>,
+}
+
+impl Member {
+    /// Whether this member is an auxiliary acceptor (Cheap Paxos), which serves no client.
+    pub fn is_auxiliary(&self) -> bool {
+        self.flags.iter().any(|f| f == "--auxiliary")
+    }
 }
 
 /// PEM files for TLS: the members' certificate (for clients and for each other), and a
@@ -498,17 +507,45 @@ impl Cluster {
     /// Starts `n` members of `target`, whatever `SYNOD_INTEROP_TARGET` says (a source etcd to
     /// migrate from, for example).
     pub fn start_as(target: Target, n: usize) -> Cluster {
-        Cluster::start_target(target, n, None, None, &[], None)
+        Cluster::start_target(target, n, None, None, &[], &[], None)
     }
 
     /// As [`Cluster::start_restored`], for a backup whose auth is on: the readiness check
     /// signs in as `user` (`name:password`).
     pub fn start_restored_with_user(n: usize, backup: &Path, user: &str) -> Cluster {
-        Cluster::start_target(Target::from_env(), n, None, Some(backup), &[], Some(user))
+        Cluster::start_target(
+            Target::from_env(),
+            n,
+            None,
+            Some(backup),
+            &[],
+            &[],
+            Some(user),
+        )
     }
 
     fn start_from(n: usize, tls: Option<Tls>, backup: Option<&Path>, flags: &[&str]) -> Cluster {
-        Cluster::start_target(Target::from_env(), n, tls, backup, flags, None)
+        Cluster::start_target(Target::from_env(), n, tls, backup, flags, &[], None)
+    }
+
+    /// Starts `n` members, each with `flags`, and member `i` also with `member_flags[i]`
+    /// (when given). A member given `--auxiliary` (Cheap Paxos) serves no client, so it is
+    /// taken as ready once it answers `endpoint status`, and [`Cluster::leader`] does not wait
+    /// for it to know the leader (an idle auxiliary hears nothing from it).
+    pub fn start_with_member_flags(n: usize, flags: &[&str], member_flags: &[&[&str]]) -> Cluster {
+        let member_flags: Vec<Vec<String>> = member_flags
+            .iter()
+            .map(|f| f.iter().map(|s| s.to_string()).collect())
+            .collect();
+        Cluster::start_target(
+            Target::from_env(),
+            n,
+            None,
+            None,
+            flags,
+            &member_flags,
+            None,
+        )
     }
 
     fn start_target(
@@ -517,12 +554,13 @@ impl Cluster {
         tls: Option<Tls>,
         backup: Option<&Path>,
         flags: &[&str],
+        member_flags: &[Vec<String>],
         health_user: Option<&str>,
     ) -> Cluster {
         // Fail now, with the install hint, rather than after the members started.
         etcdctl_path();
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::spawn(target, n, tls.clone(), backup, flags);
+            let mut cluster = Cluster::spawn(target, n, tls.clone(), backup, flags, member_flags);
             cluster.health_user = health_user.map(str::to_string);
             let ready = (0..n).try_for_each(|i| cluster.wait_ready(i, READY_TIMEOUT));
             match ready {
@@ -544,6 +582,7 @@ impl Cluster {
         tls: Option<Tls>,
         backup: Option<&Path>,
         flags: &[&str],
+        member_flags: &[Vec<String>],
     ) -> Cluster {
         let scheme = |on: bool| if on { "https" } else { "http" };
         let client_scheme = scheme(tls.as_ref().is_some_and(|t| t.client));
@@ -571,6 +610,7 @@ impl Cluster {
                     log: dir.path().join(format!("{name}.log")),
                     name,
                     initial_cluster: None,
+                    flags: member_flags.get(i).cloned().unwrap_or_default(),
                     child: None,
                 }
             })
@@ -677,6 +717,7 @@ impl Cluster {
             .args(["--initial-cluster-state", state])
             .args(self.tls.iter().flat_map(Tls::member_flags))
             .args(&self.extra_flags)
+            .args(&m.flags)
             // The log is a file that people read: no colour escapes.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -724,7 +765,13 @@ impl Cluster {
             args.extend(tls_args.iter().flatten().map(String::as_str));
             let user = self.health_user.as_ref().map(|u| format!("--user={u}"));
             args.extend(user.as_deref());
-            args.extend(["endpoint", "health"]);
+            // An auxiliary refuses the read `endpoint health` makes; it answers Status.
+            let check = if self.members[i].is_auxiliary() {
+                "status"
+            } else {
+                "health"
+            };
+            args.extend(["endpoint", check]);
             let health = etcdctl(&endpoint, &args);
             if health.success() {
                 return Ok(());
@@ -773,6 +820,7 @@ impl Cluster {
             log: self.dir.path().join(format!("{name}.log")),
             name,
             initial_cluster: None,
+            flags: Vec::new(),
             child: None,
         });
         self.members.len() - 1
@@ -892,7 +940,11 @@ impl Cluster {
     pub fn leader(&self) -> usize {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let running = self.running();
+            let running: Vec<usize> = self
+                .running()
+                .into_iter()
+                .filter(|&i| !self.members[i].is_auxiliary())
+                .collect();
             let statuses: Result<Vec<Status>, String> =
                 running.iter().map(|&i| self.status(i)).collect();
             let last = match statuses {
@@ -967,6 +1019,15 @@ impl Cluster {
             }
         }
         report
+    }
+
+    /// The sum of metric `name`'s series with every one of `labels` (`role="leader"`) in
+    /// member `i`'s `/metrics`; 0 when it has none.
+    pub fn metric(&self, i: usize, name: &str, labels: &[&str]) -> f64 {
+        let answer = http("GET", self.endpoint(i), "/metrics")
+            .unwrap_or_else(|e| panic!("scrape of member {i}: {e}"));
+        assert_eq!(answer.status, 200, "/metrics of member {i}: {answer:?}");
+        sample(&answer.body, name, labels).unwrap_or(0.0)
     }
 
     /// The temporary directory holding the data directories and logs.
@@ -1079,4 +1140,51 @@ pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
         }
     }
     found
+}
+
+// ---------------------------------------------------------------------------------------------
+// Puts, gets and single `synod node` runs
+
+/// `etcdctl put`, its error as text.
+pub fn put(endpoints: &str, key: &str, value: &str) -> Result<(), String> {
+    let out = etcdctl(endpoints, &["put", key, value]);
+    if out.success() {
+        Ok(())
+    } else {
+        Err(out.to_string())
+    }
+}
+
+/// Retries a put with etcdctl (an election may be running) for at most `bound`.
+pub fn put_within(endpoints: &str, key: &str, value: &str, bound: Duration) {
+    let start = Instant::now();
+    loop {
+        match put(endpoints, key, value) {
+            Ok(()) => return,
+            Err(e) => assert!(
+                start.elapsed() < bound,
+                "put {key} not within {bound:?}: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A linearizable get of `key` at `endpoint`.
+pub fn get(endpoint: &str, key: &str) -> Option<String> {
+    let out = etcdctl(endpoint, &["get", key, "-w", "json"]);
+    assert!(out.success(), "{out}");
+    parse_range(&out.stdout)
+        .kvs
+        .first()
+        .map(|kv| kv.value.clone())
+}
+
+/// `synod node` with the given flags, bounded; returns (exit code, stderr + stdout).
+pub fn synod_node(args: &[String], timeout: Duration) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synod"));
+    cmd.arg("node").args(args);
+    cmd.env("SYNOD_WAL_SEGMENT_BYTES", (16u64 << 20).to_string());
+    let out = run_bounded(cmd, None, timeout);
+    (out.code, format!("{}{}", out.stderr, out.stdout))
 }
