@@ -155,7 +155,6 @@ impl KvStore {
         for (id, ttl) in leases {
             let lease = Lease {
                 ttl,
-                remaining_ms: None,
                 keys: OrdSet::new(),
             };
             if lease_table.insert(id, lease).is_some() {
@@ -174,7 +173,6 @@ impl KvStore {
             alarms: alarms.into_iter().collect(),
             leases: lease_table,
             lease_id_next: 1,
-            lease_leader: (0, 0),
             limits,
             changes,
             auth: import_auth(auth)?,

@@ -82,8 +82,6 @@
 //!     crash_at: None,
 //!     table: Default::default(),
 //!     name: "m1".into(),
-//!     lease_checkpoint_interval: Duration::from_secs(60),
-//!     election_timeout: Duration::from_secs(1),
 //! };
 //! let parts = MemberParts {
 //!     replica,
@@ -140,8 +138,7 @@ mod tests;
 
 pub use error::MemberError;
 pub use member::{
-    Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, LeaseRenewed, Member, MemberOptions,
-    MemberParts, Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace,
-    SLOW_TRACE_AFTER,
+    Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, Member, MemberOptions, MemberParts,
+    Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace, SLOW_TRACE_AFTER,
 };
 pub use time::Micros;
