@@ -1419,6 +1419,3 @@ mod cheap;
 
 #[path = "tests_lease.rs"]
 mod lease;
-
-#[path = "tests_slow_disk.rs"]
-mod slow_disk;
