@@ -8,7 +8,6 @@
 //! messages: the simulator's `scripts/bench-cheap.py` counts messages) and the chosen slot.
 //! Figures are per chosen slot, over all three machines, and the auxiliary's own.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -34,12 +33,8 @@ pub struct BenchCheapArgs {
     /// Pairs of phases (majority then cheap).
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-    /// Do not draw progress bars.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub alone: crate::compare::SynodAloneArgs,
 }
 
 /// What one member's `/metrics` said.
@@ -101,7 +96,7 @@ pub fn run(args: BenchCheapArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 || args.puts == 0 {
         bail!("--rounds and --puts: at least 1");
     }
-    let (bin, parent) = crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-cheap")?;
+    let (bin, parent) = args.alone.synod_alone("bench-cheap")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,7 +126,7 @@ pub fn run(args: BenchCheapArgs) -> anyhow::Result<bool> {
             let mut config = BenchConfig::new(clients, Workload::Put);
             config.clients = args.clients;
             config.limit = Limit::Total(args.puts);
-            config.progress = !args.no_progress;
+            config.progress = !args.alone.no_progress;
             config.validate()?;
             let report = runtime
                 .block_on(bench::run(config))

@@ -392,6 +392,25 @@ pub(crate) fn member_binaries(
     Ok((binaries, etcd_version))
 }
 
+/// The flags every benchmark of Synod alone (no etcd beside it) shares.
+#[derive(clap::Args, Debug)]
+pub struct SynodAloneArgs {
+    /// The synod binary [default: build it with `cargo build --release -p synod`].
+    #[arg(long)]
+    pub synod_bin: Option<PathBuf>,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl SynodAloneArgs {
+    /// The synod binary (built unless given) and a fresh directory `target/NAME` for the
+    /// benchmark's clusters.
+    pub fn synod_alone(&self, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+        synod_alone(self.synod_bin.as_deref(), name)
+    }
+}
+
 /// The binary that runs Synod's members (built unless given), for the benchmarks of Synod alone,
 /// and a fresh directory `target/NAME` for their clusters.
 pub(crate) fn synod_alone(

@@ -5,7 +5,6 @@
 //! then linearizable gets at `--clients`. Prints throughput and p50/p99 per phase and the
 //! mean of each side; the members' `/metrics` say how the reads went (leased or read-index).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -28,12 +27,8 @@ pub struct BenchLeasesArgs {
     /// Pairs of phases (read-index then leases).
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-    /// Do not draw progress bars.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub alone: crate::compare::SynodAloneArgs,
 }
 
 /// One phase's figures.
@@ -47,7 +42,7 @@ pub fn run(args: BenchLeasesArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 {
         bail!("--rounds: at least 1");
     }
-    let (bin, parent) = crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-leases")?;
+    let (bin, parent) = args.alone.synod_alone("bench-leases")?;
     let bin = &bin;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,7 +62,7 @@ pub fn run(args: BenchLeasesArgs) -> anyhow::Result<bool> {
             config.consistency = Consistency::Linearizable;
             config.clients = args.clients;
             config.limit = Limit::Duration(args.phase);
-            config.progress = !args.no_progress;
+            config.progress = !args.alone.no_progress;
             config.validate()?;
             let report = runtime
                 .block_on(bench::run(config))

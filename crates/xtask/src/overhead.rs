@@ -6,7 +6,6 @@
 //! of the machine or of the growing store falls on both sides alike; the figure is the mean
 //! throughput on against off.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +35,8 @@ pub struct OverheadArgs {
     /// How often each observer asks each member while on.
     #[arg(long, value_parser = bench::parse_duration, default_value = "1s")]
     pub every: Duration,
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-    /// Do not draw progress bars.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub alone: crate::compare::SynodAloneArgs,
 }
 
 /// `cargo xtask bench-observe-overhead`.
@@ -49,8 +44,7 @@ pub fn run(args: OverheadArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 {
         bail!("--rounds: at least 1");
     }
-    let (bin, parent) =
-        crate::compare::synod_alone(args.synod_bin.as_deref(), "bench-observe-overhead")?;
+    let (bin, parent) = args.alone.synod_alone("bench-observe-overhead")?;
     let bin = &bin;
     let tmp = tempfile::Builder::new()
         .prefix("run-")
@@ -83,7 +77,7 @@ pub fn run(args: OverheadArgs) -> anyhow::Result<bool> {
             let mut config = BenchConfig::new(urls.clone(), Workload::Put);
             config.clients = args.clients;
             config.limit = Limit::Duration(args.phase);
-            config.progress = !args.no_progress;
+            config.progress = !args.alone.no_progress;
             config.validate()?;
             let report = runtime
                 .block_on(bench::run(config))
