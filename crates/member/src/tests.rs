@@ -1326,6 +1326,45 @@ fn removing_a_live_voter_while_another_is_down_is_refused_as_unhealthy() {
     assert!(list.iter().all(|m| m.id != down));
 }
 
+/// A voter that lost its disk asks every voter for its round while it rebuilds, and counts in
+/// no phase-1 quorum until it is done. Removing a live voter (here the leader itself) must then
+/// wait: until the others learn the stop-sign chosen, the old configuration may have to find
+/// it by a phase 1 of its own, and without the removed member and the rebuilding one it has no
+/// quorum (seed 13 of `member_membership` ended with no leader that way). Once the rebuilding
+/// voter has not asked for a few election timeouts, the removal goes through.
+#[test]
+fn removing_a_live_voter_while_another_rebuilds_waits_for_the_rebuild() {
+    let mut c = Cluster::new(3, 12);
+    let leader = c.elect();
+    let rebuilding = (1..=3).find(|n| *n != leader).expect("three members");
+    c.send(
+        rebuilding,
+        leader,
+        PeerMessage::Paxos(paxos::multi::Message::RoundQuery),
+    );
+    c.settle();
+    assert_eq!(
+        c.member(leader).replica().voters_rebuilding(),
+        vec![NodeId(rebuilding)]
+    );
+    assert_eq!(
+        c.change(leader, ClusterChange::Remove { id: leader }),
+        Err(MemberError::Unhealthy),
+        "the old configuration would be left with one voting voter of three"
+    );
+    // The rebuild is over (no more asks): after a few election timeouts the mark is gone.
+    assert!(c.tick_until(10 * SEC, |c| c
+        .member(leader)
+        .replica()
+        .voters_rebuilding()
+        .is_empty()));
+    assert_eq!(c.leader(), Some(leader));
+    let list = c
+        .change(leader, ClusterChange::Remove { id: leader })
+        .expect("with every other voter voting, the leader may leave");
+    assert!(list.iter().all(|m| m.id != leader));
+}
+
 impl Cluster {
     /// Hands every request in `requests` to member `at` in one input
     /// ([`Member::on_requests`]); returns their ids.

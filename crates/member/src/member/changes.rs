@@ -18,7 +18,7 @@ use crate::peer::PeerMessage;
 use crate::time::Micros;
 use kv::KvOutput;
 use paxos::multi::{Applied, ChosenEntry, ReconfigError, Role, SessionOutcome, Value};
-use paxos::{ConfigError, Configuration, NodeId, Slot};
+use paxos::{ConfigError, Configuration, NodeId, NodeSet, Slot};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -269,6 +269,25 @@ impl Member {
         let active_after = voters.iter().filter(|n| n.0 != id && active(n.0)).count();
         let quorum_after = 1 + (voters.len() - 1) / 2;
         if active_after < quorum_after {
+            return Err(MemberError::Unhealthy);
+        }
+        // Until every remaining voter knows the stop-sign chosen, the old configuration may
+        // have to find it again by a phase 1 of its own, without the removed member (the
+        // operator may take it away as soon as this answers). So the other voters of the old
+        // configuration that vote (active, not rebuilding after a lost disk: a rebuilding
+        // voter counts in no phase-1 quorum, and fences only once every voter reported) must
+        // still make a phase-1 quorum of it; else the removal waits for the rebuild.
+        let config = self.replica.config();
+        let rebuilding = self.replica.voters_rebuilding();
+        let mut voting_after = NodeSet::EMPTY;
+        for n in voters {
+            if n.0 != id && active(n.0) && !rebuilding.contains(n) {
+                if let Some(i) = config.index_of(*n) {
+                    voting_after.insert(i);
+                }
+            }
+        }
+        if !config.is_phase1_quorum(voting_after) {
             return Err(MemberError::Unhealthy);
         }
         Ok(())

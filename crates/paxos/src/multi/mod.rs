@@ -84,6 +84,12 @@ pub struct Counters {
     pub pre_votes_refused: u64,
 }
 
+/// How many election timeouts a voter's round query ([`Message::RoundQuery`]) marks it as
+/// possibly rebuilding ([`Replica::voters_rebuilding`]). A rebuilding voter asks again every
+/// election timeout until it is fenced and has the leader's log end, then catches up: a few
+/// timeouts cover the catch-up after its last ask.
+pub const REBUILD_ASK_FRESH_TIMEOUTS: u64 = 4;
+
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
@@ -167,6 +173,10 @@ pub struct Replica {
     reads_in_round: BTreeMap<u64, Vec<(ReadId, Slot)>>,
     /// Cheap Paxos: whether a main is silent, so the auxiliaries are sent to (cheap.rs).
     cheap_engaged: bool,
+    /// Voters heard asking for rounds (`RoundQuery`, which only a rebuilding replica sends),
+    /// with the tick of the latest ask: [`Replica::voters_rebuilding`]. One entry per voter
+    /// of the configuration in force at most.
+    rebuild_asks: BTreeMap<NodeId, u64>,
     /// Leader leases: the grant this voter gave, and the lease this leader holds (lease.rs).
     lease: lease::LeaseState,
 
@@ -330,6 +340,7 @@ impl Replica {
             reads_unsent: Vec::new(),
             reads_in_round: BTreeMap::new(),
             cheap_engaged: false,
+            rebuild_asks: BTreeMap::new(),
             lease: lease::LeaseState::default(),
             outbox: Outbox::new(),
             read_outcomes: Vec::new(),
@@ -487,6 +498,23 @@ impl Replica {
             .collect()
     }
 
+    /// Voters of the configuration in force that asked this replica for rounds within the
+    /// last [`REBUILD_ASK_FRESH_TIMEOUTS`] election timeouts: they lost their disk and may
+    /// still be rebuilding, so they may not vote. A rebuilding voter counts in no phase-1
+    /// quorum and fences only once every voter has reported, so a change that takes away
+    /// another voter of the old configuration must not count on it (`member`'s removal check).
+    pub fn voters_rebuilding(&self) -> Vec<NodeId> {
+        let fresh =
+            u64::from(self.options.election_timeout_ticks.max(1)) * REBUILD_ASK_FRESH_TIMEOUTS;
+        self.rebuild_asks
+            .iter()
+            .filter(|(n, at)| {
+                self.membership.config.is_voter(**n) && self.now_ticks.saturating_sub(**at) < fresh
+            })
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// Commands waiting for a slot at this leader.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -621,7 +649,15 @@ impl Replica {
                 chosen_through,
                 compacted_through,
             } => self.on_learn(from, records, chosen_through, compacted_through),
-            Message::RoundQuery => self.on_round_query(from),
+            Message::RoundQuery => {
+                if self.membership.config.is_voter(from) {
+                    self.rebuild_asks.insert(from, self.now_ticks);
+                }
+                self.rebuild_asks
+                    .retain(|n, _| self.membership.config.is_voter(*n));
+                debug_assert!(self.rebuild_asks.len() <= self.membership.config.members().len());
+                self.on_round_query(from)
+            }
             Message::RoundReport {
                 round,
                 log_end,
