@@ -193,6 +193,15 @@ impl MemberSimulation {
                 (Asked::Grant, id, request)
             }
         };
+        if let Some(until) = self.clocks.paused(node, self.now) {
+            // A paused process takes no request (as a client's waits, clocks.rs): ask again
+            // once it runs.
+            self.keepalive.holders[h].next_at = until + 1;
+            return;
+        }
+        // The place's own clock, as every input carries (true time would move a member on a
+        // slow clock ahead, then hold it still: its leader lease would outlast the grants).
+        let now = self.clocks.local(node, self.now);
         let Some(run) = self.nodes[node].run.as_mut() else {
             // Refused at connect: no effect; try again shortly.
             self.keepalive.holders[h].next_at = self.now + 20_000;
@@ -209,8 +218,7 @@ impl MemberSimulation {
         };
         self.keepalive.holders[h].waiting = Some(w);
         self.keepalive.asks.insert((node, rid), h);
-        run.member
-            .on_request(member::Micros(self.now), rid, request);
+        run.member.on_request(now, rid, request);
         self.drive(node);
         self.trace_line(|| format!("holder {h} asks m{} {asked:?} lease {id:x}", node + 1));
     }

@@ -969,8 +969,10 @@ impl MemberSimulation {
         };
         let decoded = run.decode(&node.fs, through);
         let ok = decoded.is_ok();
-        run.member
-            .on_snapshot_decoded(Micros(self.now), through, decoded);
+        // The place's own clock, as every input carries (not true time: a member on a slow
+        // clock would jump ahead, then stand still until its clock caught up).
+        let now = self.clocks.local(i, self.now);
+        run.member.on_snapshot_decoded(now, through, decoded);
         self.trace_line(|| format!("m{} decoded the snapshot through {through}: ok {ok}", i + 1));
         self.drive(i);
     }
