@@ -151,6 +151,9 @@ pub(crate) fn refusal(alarms: &Alarms, cmd: &KvCommand) -> Option<KvError> {
             | KvCommand::LeaseRevoke(_) => true,
             // etcd serves a read-only transaction outside the applier.
             KvCommand::Txn(t) => !t.is_read_only(),
+            // Its expiries are etcd's LeaseRevoke; its checkpoints are etcd's LeaseCheckpoint,
+            // which the corrupt applier does not refuse.
+            KvCommand::LeaseCheckpoint(c) => !c.expired.is_empty(),
             KvCommand::LeaseKeepAlive(_) | KvCommand::Auth(_) | KvCommand::Alarm(_) => false,
         };
         if writes {

@@ -25,8 +25,10 @@
 //! | LeaseKeepAlive | 7 | id |
 //! | Auth | 8 | auth tag, then that command's fields (below) |
 //! | Alarm | 10 | action (0 get, 1 activate, 2 deactivate), member id (unsigned), alarm type (etcd's number: 0 none, 1 nospace, 2 corrupt) |
+//! | LeaseCheckpoint | 11 | the leader's ballot round and node (unsigned); count (at most `LEASE_CHECKPOINTS_MAX`), then per lease id, remaining milliseconds (unsigned); count of expired leases (at most the same), then their ids |
 //!
-//! Alarm commands (tag 10) came later still, added the same way as auth's (below).
+//! Alarm commands (tag 10) came later still, added the same way as auth's (below), and lease
+//! records (tag 11) after them.
 //!
 //! A range is key, range_end, limit, revision, sort order (0 none, 1 ascend, 2 descend), sort
 //! target (0 key, 1 version, 2 create, 3 mod, 4 value), flags (1 keys_only, 2 count_only), then
@@ -86,6 +88,8 @@ const CMD_LEASE_KEEP_ALIVE: u8 = 7;
 const CMD_AUTH: u8 = 8;
 const CMD_AS: u8 = 9;
 const CMD_ALARM: u8 = 10;
+/// Came after alarms, like them: older builds refuse it as an unknown command.
+const CMD_LEASE_CHECKPOINT: u8 = 11;
 
 const AUTH_ENABLE: u8 = 1;
 const AUTH_DISABLE: u8 = 2;
@@ -160,6 +164,20 @@ fn put_command(out: &mut Vec<u8>, cmd: &KvCommand) {
             out.push(CMD_AUTH);
             put_auth(out, a);
         }
+        KvCommand::LeaseCheckpoint(c) => {
+            out.push(CMD_LEASE_CHECKPOINT);
+            out.put_u64(c.leader.0);
+            out.put_u64(c.leader.1);
+            out.put_len(c.checkpoints.len());
+            for (id, remaining_ms) in &c.checkpoints {
+                out.put_i64(*id);
+                out.put_u64(*remaining_ms);
+            }
+            out.put_len(c.expired.len());
+            for id in &c.expired {
+                out.put_i64(*id);
+            }
+        }
         KvCommand::Alarm(a) => {
             out.push(CMD_ALARM);
             out.put_u8(match a.action {
@@ -185,6 +203,35 @@ pub fn is_compaction(bytes: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+fn take_lease_checkpoint(r: &mut Reader<'_>) -> Result<LeaseCheckpointRequest, DecodeError> {
+    let leader = (r.u64()?, r.u64()?);
+    let count = |r: &mut Reader<'_>| {
+        let n = r.len()?;
+        if n > LEASE_CHECKPOINTS_MAX {
+            return Err(DecodeError::Malformed(
+                format!("{n} leases in one checkpoint command (at most {LEASE_CHECKPOINTS_MAX})")
+                    .into(),
+            ));
+        }
+        Ok(n)
+    };
+    let n = count(r)?;
+    let mut checkpoints = Vec::with_capacity(n);
+    for _ in 0..n {
+        checkpoints.push((r.i64()?, r.u64()?));
+    }
+    let n = count(r)?;
+    let mut expired = Vec::with_capacity(n);
+    for _ in 0..n {
+        expired.push(r.i64()?);
+    }
+    Ok(LeaseCheckpointRequest {
+        leader,
+        checkpoints,
+        expired,
+    })
 }
 
 /// Decodes a log payload written by [`encode`] or [`encode_as`] (then the command inside the
@@ -228,6 +275,7 @@ pub fn decode_as(bytes: &[u8]) -> Result<(Option<Caller>, KvCommand), DecodeErro
         CMD_LEASE_REVOKE => KvCommand::LeaseRevoke(LeaseRevokeRequest { id: r.i64()? }),
         CMD_LEASE_KEEP_ALIVE => KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: r.i64()? }),
         CMD_AUTH => KvCommand::Auth(take_auth(&mut r)?),
+        CMD_LEASE_CHECKPOINT => KvCommand::LeaseCheckpoint(take_lease_checkpoint(&mut r)?),
         CMD_ALARM => KvCommand::Alarm(take_alarm(&mut r)?),
         tag => {
             return Err(DecodeError::UnknownTag {

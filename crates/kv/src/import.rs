@@ -155,6 +155,7 @@ impl KvStore {
         for (id, ttl) in leases {
             let lease = Lease {
                 ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             };
             if lease_table.insert(id, lease).is_some() {
@@ -173,6 +174,7 @@ impl KvStore {
             alarms: alarms.into_iter().collect(),
             leases: lease_table,
             lease_id_next: 1,
+            lease_leader: (0, 0),
             limits,
             changes,
             auth: import_auth(auth)?,

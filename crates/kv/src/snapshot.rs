@@ -20,10 +20,10 @@
 //!   read, 1 write, 2 readwrite).
 //!
 //! A store whose auth tables were never changed is written as version 1, exactly as before
-//! auth existed, and every other store as version 2: a store that does not use auth keeps its
-//! bytes and its [`KvStore::digest`] (compared across mixed-version members), and a version 1
-//! snapshot restores with auth disabled and empty tables. A version 2 snapshot whose auth
-//! tables are untouched is refused: each state has exactly one encoding.
+//! auth existed, and every other store of versions 1 and 2 as version 2: a store that does not
+//! use auth keeps its bytes and its [`KvStore::digest`] (compared across mixed-version
+//! members), and a version 1 snapshot restores with auth disabled and empty tables. A version
+//! 2 snapshot whose auth tables are untouched is refused: each state has exactly one encoding.
 //!
 //! # Version 3
 //!
@@ -41,6 +41,16 @@
 //! (unsigned varint). A store whose every command changed at most one key has none, and
 //! keeps its version 1 or 2 bytes and digest. HashKV needs them (see `hash.rs`).
 //!
+//! # Version 4
+//!
+//! Version 3's body (flags, auth if flagged, alarms, sub-revisions if flagged; none of them
+//! is needed here), then the lease section: the leases' checkpoints (see [`crate::LeaseCheckpointRequest`]), ascending
+//! by id: count, then per lease its `id` and the milliseconds it had left (unsigned, below its
+//! TTL); then the ballot round and node of the last leadership whose lease record was applied
+//! (unsigned; not both zero when there is no checkpoint). Written for a store that applied a
+//! lease record (every store a member leads: each leader logs one first), whatever else it
+//! holds; a store that never did keeps its version 1, 2 or 3 bytes and digest.
+//!
 //! Everything is in map order, so equal stores give equal bytes.
 
 use crate::auth::{AuthStore, Permission, Role, User};
@@ -57,9 +67,11 @@ const MAGIC: &[u8; 4] = b"SKVS";
 const SNAPSHOT_VERSION_NO_AUTH: u8 = 1;
 /// Written when the auth tables changed, and neither of version 3's reasons holds.
 const SNAPSHOT_VERSION_AUTH: u8 = 2;
-/// Written for a store with alarms raised or compacted at revision 0.
+/// Written for a store with alarms raised or compacted at revision 0, and no lease record.
 const SNAPSHOT_VERSION_EXTRAS: u8 = 3;
-/// Version 3's flags.
+/// Written for a store that applied a lease record: version 3's body, then the lease section.
+const SNAPSHOT_VERSION_LEASE_RECORDS: u8 = 4;
+/// Version 3's (and 4's) flags.
 const EXTRAS_AUTH: u8 = 1;
 const EXTRAS_COMPACTED_AT_ZERO: u8 = 2;
 const EXTRAS_SUBS: u8 = 4;
@@ -71,13 +83,7 @@ impl KvView {
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(if self.needs_extras() {
-            SNAPSHOT_VERSION_EXTRAS
-        } else if self.auth.is_pristine() {
-            SNAPSHOT_VERSION_NO_AUTH
-        } else {
-            SNAPSHOT_VERSION_AUTH
-        });
+        out.push(self.snapshot_version());
         self.write(&mut out);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -122,7 +128,8 @@ impl KvView {
                 }
             }
         }
-        if self.needs_extras() {
+        let version = self.snapshot_version();
+        if version >= SNAPSHOT_VERSION_EXTRAS {
             let mut flags = 0;
             if !self.auth.is_pristine() {
                 flags |= EXTRAS_AUTH;
@@ -151,8 +158,35 @@ impl KvView {
                     out.put_u64(u64::from(v.sub));
                 }
             }
-        } else if !self.auth.is_pristine() {
+        } else if version == SNAPSHOT_VERSION_AUTH {
             write_auth(&self.auth, out);
+        }
+        if version == SNAPSHOT_VERSION_LEASE_RECORDS {
+            let checkpoints: Vec<(i64, u64)> = self
+                .leases
+                .iter()
+                .filter_map(|(id, l)| Some((*id, l.remaining_ms?)))
+                .collect();
+            out.put_len(checkpoints.len());
+            for (id, remaining_ms) in checkpoints {
+                out.put_i64(id);
+                out.put_u64(remaining_ms);
+            }
+            out.put_u64(self.lease_leader.0);
+            out.put_u64(self.lease_leader.1);
+        }
+    }
+
+    /// The one version this state is written in (see the format above).
+    fn snapshot_version(&self) -> u8 {
+        if self.lease_leader != (0, 0) || self.leases.values().any(|l| l.remaining_ms.is_some()) {
+            SNAPSHOT_VERSION_LEASE_RECORDS
+        } else if self.needs_extras() {
+            SNAPSHOT_VERSION_EXTRAS
+        } else if self.auth.is_pristine() {
+            SNAPSHOT_VERSION_NO_AUTH
+        } else {
+            SNAPSHOT_VERSION_AUTH
         }
     }
 
@@ -207,10 +241,7 @@ impl KvStore {
         let Some((&version, body)) = body.split_first() else {
             return Err(SnapshotError::BadMagic.into());
         };
-        if !matches!(
-            version,
-            SNAPSHOT_VERSION_NO_AUTH | SNAPSHOT_VERSION_AUTH | SNAPSHOT_VERSION_EXTRAS
-        ) {
+        if !(SNAPSHOT_VERSION_NO_AUTH..=SNAPSHOT_VERSION_LEASE_RECORDS).contains(&version) {
             return Err(SnapshotError::UnknownVersion(version).into());
         }
         let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -228,8 +259,11 @@ impl KvStore {
                 .into());
             }
         }
-        if version == SNAPSHOT_VERSION_EXTRAS {
-            read_extras(&mut r, &mut store)?;
+        if version >= SNAPSHOT_VERSION_EXTRAS {
+            read_extras(&mut r, &mut store, version)?;
+        }
+        if version == SNAPSHOT_VERSION_LEASE_RECORDS {
+            read_lease_records(&mut r, &mut store)?;
         }
         r.finish().map_err(SnapshotError::Body)?;
         store.validate()?;
@@ -298,6 +332,33 @@ impl KvStore {
     }
 }
 
+/// The lease section of a version 4 snapshot, into the leases just read.
+fn read_lease_records(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+    let bad = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
+    let n = r.len()?;
+    let mut last = None;
+    for _ in 0..n {
+        let id = r.i64()?;
+        let remaining_ms = r.u64()?;
+        if last.is_some_and(|l| l >= id) {
+            return bad("lease checkpoints not ascending");
+        }
+        last = Some(id);
+        let Some(lease) = store.leases.get_mut(&id) else {
+            return bad("a checkpoint of a lease that does not exist");
+        };
+        if remaining_ms >= lease.ttl.max(0).unsigned_abs().saturating_mul(1000) {
+            return bad("a lease checkpoint at or above its TTL");
+        }
+        lease.remaining_ms = Some(remaining_ms);
+    }
+    store.lease_leader = (r.u64()?, r.u64()?);
+    if n == 0 && store.lease_leader == (0, 0) {
+        return bad("a version 4 snapshot without a lease checkpoint or record");
+    }
+    Ok(())
+}
+
 fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
     let limits = Limits {
         txn_ops_max: r.u64_usize()?,
@@ -320,6 +381,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
             id,
             Lease {
                 ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             },
         );
@@ -367,6 +429,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<KvStore, SnapshotError> {
         alarms: Default::default(),
         leases,
         lease_id_next,
+        lease_leader: (0, 0),
         limits,
         changes,
         auth: AuthStore::new(),
@@ -393,8 +456,9 @@ impl KvStore {
     }
 }
 
-/// Version 3's section after the body (format above).
-fn read_extras(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotError> {
+/// Version 3's section after the body: flags, auth, alarms and sub-revisions (format above;
+/// also the start of version 4's extras).
+fn read_extras(r: &mut Reader<'_>, store: &mut KvStore, version: u8) -> Result<(), SnapshotError> {
     let inconsistent = |what: &'static str| Err(SnapshotError::Inconsistent(what.into()));
     let flags = r.u8()?;
     if flags & !(EXTRAS_AUTH | EXTRAS_COMPACTED_AT_ZERO | EXTRAS_SUBS) != 0 {
@@ -428,7 +492,12 @@ fn read_extras(r: &mut Reader<'_>, store: &mut KvStore) -> Result<(), SnapshotEr
     if flags & EXTRAS_SUBS != 0 {
         read_subs(r, store)?;
     }
-    if store.alarms.is_empty() && !store.compacted && flags & EXTRAS_SUBS == 0 {
+    // Version 4 is written for its lease section: it needs none of them.
+    if version == SNAPSHOT_VERSION_EXTRAS
+        && store.alarms.is_empty()
+        && !store.compacted
+        && flags & EXTRAS_SUBS == 0
+    {
         return inconsistent(
             "a version 3 snapshot with neither alarms, a compaction at 0 nor sub-revisions",
         );

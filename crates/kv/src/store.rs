@@ -66,6 +66,9 @@ pub(crate) struct Live {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Lease {
     pub(crate) ttl: i64,
+    /// Milliseconds the lease had left at the leader's last checkpoint, at most the TTL's;
+    /// `None`: a full TTL (never checkpointed, or renewed through the log since).
+    pub(crate) remaining_ms: Option<u64>,
     /// Derived state (rebuilt from the keys on restore): exactly the keys whose latest version
     /// is live with this lease. Persistent, so copying a lease (when a view shares the lease
     /// map's node) costs O(1), not O(keys).
@@ -99,6 +102,9 @@ pub struct KvStore {
     pub(crate) leases: OrdMap<i64, Lease>,
     /// Where the search for a free id starts when a grant asks the store to pick one.
     pub(crate) lease_id_next: i64,
+    /// The ballot `(round, node)` of the latest leadership whose lease record was applied
+    /// ([`LeaseCheckpointRequest::leader`]): records of earlier ones change nothing.
+    pub(crate) lease_leader: (u64, u64),
     pub(crate) limits: Limits,
     /// Which keys changed at which revision, for watchers (derived from `keys`).
     pub(crate) changes: ChangeIndex,
@@ -189,6 +195,7 @@ impl KvStore {
             alarms: Default::default(),
             leases: OrdMap::new(),
             lease_id_next: 1,
+            lease_leader: (0, 0),
             limits,
             changes: ChangeIndex::default(),
             auth: AuthStore::new(),
@@ -251,13 +258,17 @@ impl KvStore {
             KvCommand::LeaseGrant(g) => self.apply_lease_grant(g).map(KvResponse::LeaseGrant),
             KvCommand::LeaseRevoke(r) => self.apply_lease_revoke(r).map(KvResponse::LeaseRevoke),
             KvCommand::LeaseKeepAlive(k) => {
-                let lease = self.leases.get(&k.id).ok_or(KvError::LeaseNotFound)?;
+                // Renewals are no longer logged, but a log written before may hold one: it
+                // gives the lease a full TTL again, as it did then.
+                let lease = self.leases.get_mut(&k.id).ok_or(KvError::LeaseNotFound)?;
+                lease.remaining_ms = None;
                 Ok(KvResponse::LeaseKeepAlive(LeaseKeepAliveResponse {
                     revision: self.revision,
                     id: k.id,
                     ttl: lease.ttl,
                 }))
             }
+            KvCommand::LeaseCheckpoint(c) => Ok(self.apply_lease_checkpoint(c)),
             KvCommand::Auth(a) => {
                 let applied = self.auth.apply(a);
                 if let (Ok(()), AuthCommand::Authenticate { name, token, .. }) = (&applied, a) {
@@ -387,6 +398,20 @@ impl KvStore {
     /// Every lease's id and granted TTL (seconds), by id.
     pub fn lease_ttls(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.leases.iter().map(|(id, l)| (*id, l.ttl))
+    }
+
+    /// Every lease's id, granted TTL (seconds) and the milliseconds it had left at its last
+    /// checkpoint (`None`: a full TTL), by id: what a new leader restarts its clocks from.
+    pub fn lease_checkpoints(&self) -> impl Iterator<Item = (i64, i64, Option<u64>)> + '_ {
+        self.leases
+            .iter()
+            .map(|(id, l)| (*id, l.ttl, l.remaining_ms))
+    }
+
+    /// Lease `id`'s granted TTL (seconds) and the milliseconds it had left at its last
+    /// checkpoint (`None`: a full TTL), if it exists.
+    pub fn lease_checkpoint(&self, id: i64) -> Option<(i64, Option<u64>)> {
+        self.leases.get(&id).map(|l| (l.ttl, l.remaining_ms))
     }
 
     /// One lease's granted TTL and, if `keys`, its attached keys.
@@ -556,6 +581,7 @@ impl KvStore {
             id,
             Lease {
                 ttl: g.ttl,
+                remaining_ms: None,
                 keys: OrdSet::new(),
             },
         );
@@ -576,6 +602,46 @@ impl KvStore {
         }
         self.lease_id_next = after(id);
         id
+    }
+
+    /// The ballot `(round, node)` of the latest leadership whose lease record was applied.
+    pub fn lease_leader(&self) -> (u64, u64) {
+        self.lease_leader
+    }
+
+    /// Records each existing lease's remaining time (capped at its TTL, where it means a full
+    /// TTL again) and revokes the expired ones; a lease revoked meanwhile is skipped, as
+    /// etcd's lessor skips it. A record of a leadership older than the last one applied
+    /// changes nothing (see [`LeaseCheckpointRequest`]).
+    fn apply_lease_checkpoint(&mut self, c: &LeaseCheckpointRequest) -> KvResponse {
+        if c.leader < self.lease_leader {
+            return KvResponse::LeaseCheckpoint {
+                recorded: 0,
+                revoked: 0,
+                current: false,
+            };
+        }
+        self.lease_leader = c.leader;
+        let mut recorded = 0;
+        for &(id, remaining_ms) in &c.checkpoints {
+            let Some(lease) = self.leases.get_mut(&id) else {
+                continue;
+            };
+            let full_ms = lease.ttl.max(0).unsigned_abs().saturating_mul(1000);
+            lease.remaining_ms = (remaining_ms < full_ms).then_some(remaining_ms);
+            recorded += 1;
+        }
+        let mut revoked = 0;
+        for &id in &c.expired {
+            if self.apply_lease_revoke(&LeaseRevokeRequest { id }).is_ok() {
+                revoked += 1;
+            }
+        }
+        KvResponse::LeaseCheckpoint {
+            recorded,
+            revoked,
+            current: true,
+        }
     }
 
     fn apply_lease_revoke(

@@ -1406,3 +1406,145 @@ fn the_change_index_holds_one_entry_per_version_from_the_compaction_on() {
         "compaction forgot some"
     );
 }
+
+// ---- lease checkpoints ----
+
+fn checkpoint(s: &mut KvStore, checkpoints: Vec<(i64, u64)>) -> usize {
+    lease_record(s, (0, 0), checkpoints, vec![]).0
+}
+
+/// Applies a lease record of the leadership `leader`: (recorded, revoked, current).
+fn lease_record(
+    s: &mut KvStore,
+    leader: (u64, u64),
+    checkpoints: Vec<(i64, u64)>,
+    expired: Vec<i64>,
+) -> (usize, usize, bool) {
+    let cmd = KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
+        leader,
+        checkpoints,
+        expired,
+    });
+    assert_eq!(decode(&encode(&cmd)), Ok(cmd.clone()), "round trip");
+    match s.apply(&cmd) {
+        Ok(KvResponse::LeaseCheckpoint {
+            recorded,
+            revoked,
+            current,
+        }) => (recorded, revoked, current),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_deposed_leaders_lease_record_chosen_after_a_later_leaders_changes_nothing() {
+    let mut s = KvStore::new();
+    grant(&mut s, 7).unwrap();
+    grant(&mut s, 8).unwrap();
+    // The leader of ballot (3, 2) logs its empty record first, then expires 8.
+    assert_eq!(lease_record(&mut s, (3, 2), vec![], vec![]), (0, 0, true));
+    // A record that the leader of ballot (2, 1) decided before it was deposed, chosen only
+    // now: it must neither shorten 7 nor revoke 8 (the later leader may have renewed both).
+    let rev = s.revision();
+    assert_eq!(
+        lease_record(&mut s, (2, 1), vec![(7, 10)], vec![8]),
+        (0, 0, false)
+    );
+    assert_eq!(s.revision(), rev);
+    assert_eq!(s.lease_checkpoint(7).unwrap().1, None);
+    assert!(s.lease_checkpoint(8).is_some());
+    // The current leader's own records apply; 9 does not exist and is skipped.
+    assert_eq!(
+        lease_record(&mut s, (3, 2), vec![(7, 10)], vec![7, 8, 9]),
+        (1, 2, true)
+    );
+    assert!(s.lease_checkpoint(7).is_none() && s.lease_checkpoint(8).is_none());
+    // The leadership is replicated state: snapshots carry it, and the same stale record
+    // changes nothing on the restored store either.
+    grant(&mut s, 10).unwrap();
+    let snap = s.snapshot();
+    assert_eq!(snap[4], 4, "version 4 carries the lease leadership");
+    let mut restored = KvStore::restore(&snap).unwrap();
+    assert_eq!(restored.lease_leader(), (3, 2));
+    assert_eq!(restored.digest(), s.digest());
+    assert_eq!(
+        lease_record(&mut restored, (2, 9), vec![], vec![10]),
+        (0, 0, false)
+    );
+    assert_eq!(
+        lease_record(&mut restored, (4, 1), vec![], vec![10]),
+        (0, 1, true)
+    );
+}
+
+#[test]
+fn a_checkpoint_is_replicated_state_that_snapshots_carry_and_a_renewal_clears() {
+    let mut s = KvStore::new();
+    grant(&mut s, 7).unwrap();
+    grant(&mut s, 8).unwrap();
+    let before = s.snapshot();
+    assert_eq!(before[4], 1, "no checkpoint: version 1, bytes as before");
+    // 9 does not exist: skipped. 8's remaining time at or past its TTL is a full TTL.
+    assert_eq!(
+        checkpoint(&mut s, vec![(7, 1_500), (8, u64::MAX), (9, 1)]),
+        2
+    );
+    let ttls: Vec<_> = s.lease_checkpoints().collect();
+    let ttl = grant(&mut KvStore::new(), 1).unwrap().ttl;
+    assert_eq!(ttls, vec![(7, ttl, Some(1_500)), (8, ttl, None)]);
+    let snap = s.snapshot();
+    assert_eq!(snap[4], 4, "version 4 carries checkpoints");
+    let restored = KvStore::restore(&snap).unwrap();
+    assert_eq!(restored.lease_checkpoints().collect::<Vec<_>>(), ttls);
+    assert_eq!(restored.digest(), s.digest());
+    assert_ne!(KvStore::restore(&before).unwrap().digest(), s.digest());
+    // A renewal logged by an older build gives the full TTL back, and with no checkpoint
+    // left the snapshot is version 1 again.
+    s.apply(&KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id: 7 }))
+        .unwrap();
+    assert_eq!(s.snapshot(), before);
+    checkpoint(&mut s, vec![(7, 10)]);
+    revoke(&mut s, 7).unwrap();
+    assert_eq!(s.snapshot()[4], 1, "a revoke takes its checkpoint along");
+}
+
+#[test]
+fn version_4_carries_alarms_and_lease_records_together() {
+    let mut s = abcd();
+    s.apply(&KvCommand::Alarm(AlarmRequest {
+        action: AlarmAction::Activate,
+        member_id: 7,
+        alarm: AlarmType::NoSpace,
+    }))
+    .unwrap();
+    let v3 = s.snapshot();
+    assert_eq!(
+        v3[4], 3,
+        "an alarm and no lease record: version 3, as main writes it"
+    );
+    assert_eq!(KvStore::restore(&v3).unwrap(), s);
+    assert_eq!(lease_record(&mut s, (3, 2), vec![], vec![]), (0, 0, true));
+    let v4 = s.snapshot();
+    assert_eq!(v4[4], 4);
+    let restored = KvStore::restore(&v4).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!(
+        (restored.alarms().len(), restored.lease_leader()),
+        (1, (3, 2))
+    );
+    assert_eq!(restored.digest(), s.digest());
+}
+
+#[test]
+fn too_many_checkpoints_in_one_command_are_refused() {
+    let many = KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
+        checkpoints: vec![(1, 1); LEASE_CHECKPOINTS_MAX + 1],
+        ..LeaseCheckpointRequest::default()
+    });
+    assert!(decode(&encode(&many)).is_err());
+    let many = KvCommand::LeaseCheckpoint(LeaseCheckpointRequest {
+        expired: vec![1; LEASE_CHECKPOINTS_MAX + 1],
+        ..LeaseCheckpointRequest::default()
+    });
+    assert!(decode(&encode(&many)).is_err());
+}

@@ -291,6 +291,34 @@ pub struct LeaseKeepAliveRequest {
     pub id: i64,
 }
 
+/// The leader's record of how long some leases had left, so that a new leader restarts their
+/// clocks from it rather than from a full TTL (etcd's lease checkpoints), and of the leases
+/// whose time ran out. Renewals are served by the leader without a log write; this is what of
+/// them reaches the log.
+///
+/// Each record names the leadership whose clocks decided it, and the store applies it only if
+/// no later leadership's record was applied before it. A deposed leader's record can still be
+/// chosen after a later leader's (a value only it accepted, in a slot the later leader never
+/// filled, is taken up by the phase 1 of a leader after that): by then the later leader may
+/// have renewed the lease without a log write, and the old record would shorten or revoke it.
+/// Each leader logs an empty record first thing (see the member's `lease_renewal.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseCheckpointRequest {
+    /// The ballot `(round, node)` of the leadership that decided this record.
+    pub leader: (u64, u64),
+    /// `(lease id, milliseconds left)`, at most [`LEASE_CHECKPOINTS_MAX`]. A lease that does
+    /// not exist (revoked meanwhile) is skipped; a remaining time above the lease's TTL is
+    /// kept as the full TTL.
+    pub checkpoints: Vec<(i64, u64)>,
+    /// Leases whose time ran out at that leader, at most [`LEASE_CHECKPOINTS_MAX`]: each is
+    /// revoked, at its own revision (as etcd's lessor revokes them one by one); one that does
+    /// not exist is skipped.
+    pub expired: Vec<i64>,
+}
+
+/// Checkpoints in one [`LeaseCheckpointRequest`] at most (about 20 bytes each in the log).
+pub const LEASE_CHECKPOINTS_MAX: usize = 8192;
+
 /// A write, as carried in a log entry's payload (see [`crate::encode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvCommand {
@@ -310,6 +338,8 @@ pub enum KvCommand {
     LeaseKeepAlive(LeaseKeepAliveRequest),
     /// A change to the auth tables (users, roles, permissions, enabling).
     Auth(AuthCommand),
+    /// Leases' remaining times, recorded by the leader.
+    LeaseCheckpoint(LeaseCheckpointRequest),
     /// A client's alarm request: list, raise or clear (see the `alarm` module).
     Alarm(crate::AlarmRequest),
 }
@@ -553,6 +583,16 @@ pub enum KvResponse {
     /// The refusal is inside, rather than a [`KvError`], for the reason given at
     /// [`KvReadResponse::Auth`].
     Auth(Result<AuthResponse, AuthError>),
+    /// A lease checkpoint's: how many of its leases exist (the others were skipped).
+    LeaseCheckpoint {
+        /// Leases whose remaining time was recorded.
+        recorded: usize,
+        /// Leases revoked because their time ran out.
+        revoked: usize,
+        /// False if a later leadership's record was applied before it: then it changed
+        /// nothing.
+        current: bool,
+    },
     /// An alarm request's.
     Alarm(crate::AlarmResponse),
 }

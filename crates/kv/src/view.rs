@@ -28,6 +28,7 @@ pub struct KvView {
     pub(crate) compacted: bool,
     pub(crate) alarms: crate::alarm::Alarms,
     pub(crate) lease_id_next: i64,
+    pub(crate) lease_leader: (u64, u64),
     pub(crate) limits: Limits,
     pub(crate) auth: AuthStore,
 }
@@ -44,6 +45,7 @@ impl KvStore {
             compacted: self.compacted,
             alarms: self.alarms.clone(),
             lease_id_next: self.lease_id_next,
+            lease_leader: self.lease_leader,
             limits: self.limits,
             auth: self.auth.clone(),
         }

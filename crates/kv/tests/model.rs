@@ -305,6 +305,10 @@ impl Model {
             // The auth tables have their own reference (src/auth/tests.rs); the generators here
             // make no auth commands.
             KvCommand::Auth(_) => unreachable!("the model's generators make no auth commands"),
+            // Checkpoints have their own unit tests (src/tests.rs); none are generated here.
+            KvCommand::LeaseCheckpoint(_) => {
+                unreachable!("the model's generators make no lease checkpoints")
+            }
             KvCommand::Alarm(a) => {
                 let key = (a.alarm.number(), a.member_id);
                 let alarms = match a.action {

@@ -19,15 +19,25 @@ pub enum MemberBug {
     /// (`member/ticks.rs`): it ticks once per tick input, so a member whose ticks were missed
     /// (a stopped or starved process) serves leased reads on a stale tick count.
     LeaseTicksNotCaughtUp,
+    /// The leader renews a lease whose replicated record is low (a checkpoint of a lease that
+    /// went unrenewed) without logging a full one first: a new leader restarts the lease from
+    /// the low record and revokes it before the acknowledged renewal's TTL ran out.
+    RenewalNotCheckpointed,
+    /// Lease records (checkpoints and expiries) name no leadership, so the store applies one
+    /// a deposed leader decided even after a later leader's: its revoke, accepted by it alone
+    /// and taken up by a later phase 1, undoes a renewal the later leader answered.
+    LeaseRecordWithoutLeader,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 4] = [
+    pub const ALL: [MemberBug; 6] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
         MemberBug::LeaseTicksNotCaughtUp,
+        MemberBug::RenewalNotCheckpointed,
+        MemberBug::LeaseRecordWithoutLeader,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -37,6 +47,8 @@ impl MemberBug {
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
             MemberBug::WatchEventTwice => "watch-event-twice",
             MemberBug::LeaseTicksNotCaughtUp => "lease-ticks-not-caught-up",
+            MemberBug::RenewalNotCheckpointed => "renewal-not-checkpointed",
+            MemberBug::LeaseRecordWithoutLeader => "lease-record-without-leader",
         }
     }
 

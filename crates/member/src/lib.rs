@@ -82,6 +82,8 @@
 //!     crash_at: None,
 //!     table: Default::default(),
 //!     name: "m1".into(),
+//!     lease_checkpoint_interval: Duration::from_secs(60),
+//!     election_timeout: Duration::from_secs(1),
 //! };
 //! let parts = MemberParts {
 //!     replica,
@@ -138,7 +140,8 @@ mod tests;
 
 pub use error::MemberError;
 pub use member::{
-    Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, Member, MemberOptions, MemberParts,
-    Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace, SLOW_TRACE_AFTER,
+    Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, LeaseRenewed, Member, MemberOptions,
+    MemberParts, Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace,
+    SLOW_TRACE_AFTER,
 };
 pub use time::Micros;

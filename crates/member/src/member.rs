@@ -4,21 +4,24 @@
 
 mod changes;
 mod forward;
+mod lease_renewal;
 mod snapshot;
 mod ticks;
+
+pub use lease_renewal::LeaseRenewed;
 
 use crate::bugs::{MemberBug, MemberBugs};
 use crate::cluster::{ClusterChange, MemberEntry, MemberTable};
 use crate::error::MemberError;
 use crate::lease_clock::LeaseClocks;
-use crate::peer::PeerMessage;
+use crate::peer::{LeaseQuestion, PeerMessage};
 use crate::snapshot::{BodyJob, SnapshotSchedule};
 use crate::time::Micros;
 use changes::Changes;
-use kv::{KvCommand, KvOutput, KvRead, KvReadResponse, KvResponse, KvStore, LeaseRevokeRequest};
+use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use paxos::multi::{
-    Applied, Applier, ChosenEntry, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId,
-    ReadOutcome, Replica, Role, SessionOutcome, Value,
+    Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
+    Replica, Role, SessionOutcome, Value,
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
@@ -77,8 +80,14 @@ pub enum Request {
     /// Answered with a view of it: the driver hashes it off the core ([`KvHash::digest`], or
     /// etcd's hash through a revision, [`kv::KvView::hash_by_revision`]).
     HashKv,
-    /// Seconds left before a lease expires, by this member's clock.
+    /// Seconds left before a lease expires, by the leader's clock (a follower asks it).
     LeaseRemaining {
+        /// The lease.
+        id: i64,
+    },
+    /// Renew a lease (a keep-alive): served by the leader without a log write (a follower
+    /// asks it); see `member/lease_renewal.rs`.
+    LeaseKeepAlive {
         /// The lease.
         id: i64,
     },
@@ -118,6 +127,9 @@ pub enum Answer {
     HashKv(KvHash),
     /// To [`Request::LeaseRemaining`]: `None` if there is no such lease.
     LeaseRemaining(Option<i64>),
+    /// To [`Request::LeaseKeepAlive`]: the lease's granted TTL in seconds, `None` if there is
+    /// no such lease or it ran out (etcd's stream answers TTL 0), or why it was not renewed.
+    LeaseKeepAlive(Result<LeaseRenewed, MemberError>),
     /// To [`Request::MoveLeader`].
     MoveLeader(Result<(), MemberError>),
     /// To [`Request::Defragment`].
@@ -347,6 +359,14 @@ pub struct MemberOptions {
     /// member whose entry lacks it (a member added by `MemberAdd` is listed without a name
     /// until it starts, as in etcd). Empty: nothing to publish.
     pub name: String,
+    /// A lease not renewed for this long has its remaining time recorded through the log
+    /// (and again every interval after): the bound on how much a leader change can stretch
+    /// a lease (see `member/lease_renewal.rs`).
+    pub lease_checkpoint_interval: Duration,
+    /// The longest a follower waits for a leader before it campaigns, jitter included: a new
+    /// leader adds it to every lease, so that no lease runs out for the time it took to
+    /// elect someone to renew it with (etcd's `Promote(electionTimeout)`).
+    pub election_timeout: Duration,
 }
 
 /// What a member is built from.
@@ -376,6 +396,11 @@ enum WriteFor {
     Table(u64),
     /// A lease revoke proposed by this member as leader: nobody waits on it.
     Expiry,
+    /// Lease checkpoints written by this member as leader; the renewals waiting on them are
+    /// under `key` (see `lease_renewal`).
+    Checkpoint {
+        key: u64,
+    },
     /// This member's own name for the member table (see `changes`): nobody waits on it.
     Publish,
 }
@@ -470,6 +495,8 @@ pub struct Member {
     lease_clocks: LeaseClocks,
     /// Whether this member led at the last tick: a new leader restarts every lease's clock.
     was_leading: bool,
+    /// Lease questions in flight (renewals and time-to-live; see `lease_renewal`).
+    lease_asks: lease_renewal::LeaseAsks,
     /// Leadership transfers in progress, at most [`TRANSFERS_MAX`].
     transfers: Vec<Transfer>,
     /// Defragments waiting for the snapshot being written, at most [`TRANSFERS_MAX`].
@@ -545,8 +572,9 @@ impl Member {
             last_leader: None,
             published_revision,
             sharing_changes: false,
-            lease_clocks: LeaseClocks::default(),
+            lease_clocks: LeaseClocks::new(parts.options.lease_checkpoint_interval),
             was_leading: false,
+            lease_asks: Default::default(),
             transfers: Vec::new(),
             defragments: Vec::new(),
             outputs: VecDeque::new(),
@@ -618,8 +646,10 @@ impl Member {
                 self.answer(id, Answer::Backup(Ok(backup)));
             }
             Request::LeaseRemaining { id: lease } => {
-                let left = self.lease_remaining(lease, now);
-                self.answer(id, Answer::LeaseRemaining(left));
+                self.lease_question(now, id, lease, LeaseQuestion::Remaining)
+            }
+            Request::LeaseKeepAlive { id: lease } => {
+                self.lease_question(now, id, lease, LeaseQuestion::Renew)
             }
             Request::HashKv => {
                 let store = self.applier.machine();
@@ -678,6 +708,12 @@ impl Member {
                 }
             }
             PeerMessage::ReadIndexAnswer { id, slot } => self.on_read_answer(now, id, slot),
+            PeerMessage::LeaseAsk {
+                ask,
+                lease,
+                question,
+            } => self.on_lease_ask(now, from, ask, lease, question),
+            PeerMessage::LeaseAnswer { ask, result } => self.on_lease_answer(now, ask, result),
             PeerMessage::Probe => {
                 let round = self
                     .replica
@@ -724,7 +760,6 @@ impl Member {
     pub fn tick(&mut self, now: Micros) {
         let now = self.advance(now);
         self.tick_replica();
-        self.expire_leases(now);
         let leader = self.replica.leader();
         if leader != self.last_leader {
             self.last_leader = leader;
@@ -742,6 +777,7 @@ impl Member {
         } else {
             MemberError::Timeout
         };
+        self.tend_leases(now, &timeout);
         let expired = keys_where(&self.writes, |w| w.deadline <= now);
         for id in expired {
             if let Some(w) = self.remove_write(id) {
@@ -865,6 +901,7 @@ impl Member {
             self.answer(r.request, answer);
         }
         self.fail_changes(&error);
+        self.fail_lease_asks(&error);
     }
 
     // ---- views ----
@@ -982,6 +1019,7 @@ impl Member {
         match for_ {
             WriteFor::Client(id) => self.answer(id, Answer::Write(answer)),
             WriteFor::Table(id) => self.on_table_written(id, answer.map(|_| ())),
+            WriteFor::Checkpoint { key } => self.checkpoint_written(key, answer),
             WriteFor::Expiry | WriteFor::Publish => {}
         }
     }
@@ -1074,81 +1112,6 @@ impl Member {
             }
         }
         self.hello_at = now;
-    }
-
-    /// Gives every lease of the store a full TTL from now: at start, after a snapshot is
-    /// installed, and when this member becomes leader (as etcd's new leader does, so that a
-    /// lease is never expired for the time it took to elect someone to renew it with).
-    fn restart_lease_clocks(&mut self, now: Micros) {
-        let store = self.applier.machine();
-        self.lease_clocks.restart(store.lease_ttls(), now);
-    }
-
-    /// Keeps the lease clocks in step with an applied command; `entry` is the slot it came in.
-    fn on_lease_applied(&mut self, applied: &Applied<KvOutput>, entry: &ChosenEntry, now: Micros) {
-        let SessionOutcome::Applied(Ok(response)) = &applied.outcome else {
-            return;
-        };
-        match response {
-            KvResponse::LeaseGrant(g) => self.lease_clocks.start(g.id, g.ttl, now),
-            KvResponse::LeaseKeepAlive(k) => self.lease_clocks.renew(k.id, now),
-            KvResponse::LeaseRevoke(_) => {
-                // The answer does not name the lease; the command does. Revokes are rare, so
-                // finding and decoding it again costs little.
-                let Value::Batch(commands) = &entry.value else {
-                    return;
-                };
-                let revoked = commands
-                    .iter()
-                    .find(|c| c.id == applied.id)
-                    .and_then(|c| kv::decode(&c.payload).ok());
-                if let Some(KvCommand::LeaseRevoke(r)) = revoked {
-                    self.lease_clocks.forget(r.id);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// As leader: proposes the revoke of every lease whose clock ran out (again after a
-    /// request timeout, should the first proposal be lost).
-    fn expire_leases(&mut self, now: Micros) {
-        let leading = self.replica.role() == Role::Leader;
-        if leading && !self.was_leading {
-            self.restart_lease_clocks(now);
-        }
-        self.was_leading = leading;
-        if !leading {
-            return;
-        }
-        for id in self
-            .lease_clocks
-            .take_due(now, self.options.request_timeout)
-        {
-            if self
-                .applier
-                .machine()
-                .lease_time_to_live(id, false)
-                .is_err()
-            {
-                // Revoked already (its revoke applied in a slot this member installed from a
-                // snapshot, say): nothing to expire, and no clock to keep.
-                self.lease_clocks.forget(id);
-                continue;
-            }
-            tracing::info!(lease = id, "lease expired; proposing its revoke");
-            let payload = kv::encode(&KvCommand::LeaseRevoke(LeaseRevokeRequest { id }));
-            // Nobody waits on the answer: the revoke's effect is the answer.
-            self.submit_write(now, payload, WriteFor::Expiry);
-        }
-    }
-
-    /// Seconds until lease `id` expires by this member's clock, rounded up.
-    fn lease_remaining(&self, id: i64, now: Micros) -> Option<i64> {
-        let left = self.lease_clocks.remaining(id, now)?;
-        // Whole seconds, rounded down, as etcd's `int64(l.Remaining().Seconds())`: a lease
-        // of 60 s asked right after its grant has 59 s left.
-        Some(left.as_secs() as i64)
     }
 
     fn read(&mut self, now: Micros, request: RequestId, read: Option<KvRead>, linearizable: bool) {
@@ -1287,6 +1250,7 @@ impl Member {
             return;
         };
         let command = w.command.clone();
+        let decided_here = matches!(w.for_, WriteFor::Expiry | WriteFor::Checkpoint { .. });
         let leading = self.replica.role() == Role::Leader;
         let leader_known = self.replica.leader().is_some_and(|l| l.0 != self.me());
         if leading || leader_known {
@@ -1313,6 +1277,14 @@ impl Member {
                 Err(_) => return,
             }
         }
+        if decided_here {
+            // Decided by this member's clocks as leader: another leader's clocks may have
+            // moved on (a renewal), so they are never handed on, only dropped.
+            if let Some(w) = self.remove_write(id) {
+                self.answer_write(w.for_, Err(MemberError::NotLeader));
+            }
+            return;
+        }
         if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
             self.forward(leader.0, command);
         }
@@ -1338,6 +1310,7 @@ impl Member {
     /// Does what the replica asks, until it asks nothing.
     fn drive(&mut self) {
         self.flush_forwards();
+        self.flush_lease_checkpoints();
         for _ in 0..64 {
             let ready = self.replica.ready();
             if ready.is_empty() {
@@ -1411,6 +1384,7 @@ impl Member {
             }
         }
         self.serve_confirmed_reads();
+        self.serve_confirmed_renewals();
         self.progress_changes();
     }
 
@@ -1467,6 +1441,9 @@ impl Member {
             ReadOutcome::Ready { id, slot } => (id, Some(slot)),
             ReadOutcome::Failed { id, .. } => (id, None),
         };
+        if self.lease_read_outcome(id, slot) {
+            return;
+        }
         if let Some((asker, their)) = self.remote_reads.remove(&id) {
             self.send(asker, PeerMessage::ReadIndexAnswer { id: their, slot });
         } else {

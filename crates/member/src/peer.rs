@@ -116,6 +116,43 @@ pub enum PeerMessage {
         /// The context of each traced one among them, named by its command id.
         traces: Vec<(CommandId, TraceContext)>,
     },
+    /// A follower's client asks about a lease only the leader knows the time of (etcd's
+    /// leasehttp): renew it, or say how long it has left. Answered with
+    /// [`PeerMessage::LeaseAnswer`] under the same `ask`.
+    LeaseAsk {
+        /// The follower's number for it.
+        ask: u64,
+        /// The lease.
+        lease: i64,
+        /// What is asked.
+        question: LeaseQuestion,
+    },
+    /// The leader's answer to a [`PeerMessage::LeaseAsk`].
+    LeaseAnswer {
+        /// The follower's number for it.
+        ask: u64,
+        /// The lease's TTLs (`None`: no such lease, or it ran out), or why not (not the
+        /// leader any more: ask the next one).
+        result: Result<Option<LeaseTtl>, MemberError>,
+    },
+}
+
+/// What a [`PeerMessage::LeaseAsk`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseQuestion {
+    /// Renew the lease (a keep-alive).
+    Renew,
+    /// How long it has left (time-to-live).
+    Remaining,
+}
+
+/// A lease's TTLs as the leader answers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTtl {
+    /// The granted TTL, seconds.
+    pub granted: i64,
+    /// Whole seconds left by the leader's clock (rounded down, as etcd's).
+    pub remaining: i64,
 }
 
 /// Where a write's trace goes on: W3C trace context's ids and flags (`traceparent`), so the
@@ -229,6 +266,22 @@ pub fn samples() -> Vec<PeerMessage> {
                     flags: 1,
                 },
             )],
+        },
+        PeerMessage::LeaseAsk {
+            ask: 3,
+            lease: 0x7e57,
+            question: LeaseQuestion::Renew,
+        },
+        PeerMessage::LeaseAnswer {
+            ask: 3,
+            result: Ok(Some(LeaseTtl {
+                granted: 60,
+                remaining: 59,
+            })),
+        },
+        PeerMessage::LeaseAnswer {
+            ask: 4,
+            result: Err(MemberError::NotLeader),
         },
     ]
 }

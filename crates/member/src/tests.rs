@@ -147,6 +147,8 @@ impl Cluster {
                     crash_at,
                     table: table_of(&ids),
                     name: format!("m{id}"),
+                    lease_checkpoint_interval: 2 * SEC,
+                    election_timeout: SEC,
                 },
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
@@ -893,12 +895,13 @@ impl Cluster {
         behind
     }
 
-    /// Ticks until member `behind` has the revision `leader` has, then checks their stores
-    /// are the same.
+    /// Ticks until member `behind` has the revision `leader` has and applied as far (lease
+    /// records change no revision), then checks their stores are the same.
     fn catch_up(&mut self, behind: u64, leader: u64) {
         let revision = self.member(leader).applier().machine().revision();
         let caught_up = self.tick_until(10 * SEC, |c| {
-            c.member(behind).applier().machine().revision() == revision
+            let (b, l) = (c.member(behind).applier(), c.member(leader).applier());
+            b.machine().revision() == revision && b.applied_through() == l.applied_through()
         });
         assert!(caught_up, "m{behind} caught up with m{leader}");
         assert_eq!(
@@ -981,6 +984,8 @@ impl Cluster {
                 crash_at: None,
                 table: table_of(&ids),
                 name: format!("m{id}"),
+                lease_checkpoint_interval: 2 * SEC,
+                election_timeout: SEC,
             },
         };
         self.members.insert(id, Member::new(parts, self.now));
@@ -1455,3 +1460,4 @@ fn writes_that_arrive_together_share_a_slot() {
 }
 
 mod lease;
+mod renewal;

@@ -88,6 +88,14 @@ pub enum Request {
         /// Where it goes.
         reply: oneshot::Sender<Option<i64>>,
     },
+    /// Renew a lease (a keep-alive), at the leader without a log write: its granted TTL,
+    /// `None` if there is no such lease or it ran out.
+    LeaseKeepAlive {
+        /// The lease.
+        id: i64,
+        /// Where it goes.
+        reply: oneshot::Sender<Result<member::LeaseRenewed, NodeError>>,
+    },
     /// Hand the lead to member `target` (`Maintenance.MoveLeader`); answered once this member
     /// sees `target` lead, or refused if this member does not lead.
     MoveLeader {
@@ -145,6 +153,7 @@ enum Reply {
     Read(ReadReply),
     HashKv(i64, HashReply),
     LeaseRemaining(oneshot::Sender<Option<i64>>),
+    LeaseKeepAlive(oneshot::Sender<Result<member::LeaseRenewed, NodeError>>),
     MoveLeader(oneshot::Sender<Result<(), NodeError>>),
     Defragment(oneshot::Sender<Result<(), NodeError>>),
     Backup(oneshot::Sender<Result<Backup, NodeError>>),
@@ -170,6 +179,9 @@ fn split(r: Request) -> (member::Request, Reply) {
         Request::HashKv { revision, reply } => (M::HashKv, Reply::HashKv(revision, reply)),
         Request::LeaseRemaining { id, reply } => {
             (M::LeaseRemaining { id }, Reply::LeaseRemaining(reply))
+        }
+        Request::LeaseKeepAlive { id, reply } => {
+            (M::LeaseKeepAlive { id }, Reply::LeaseKeepAlive(reply))
         }
         Request::MoveLeader { target, reply } => {
             (M::MoveLeader { target }, Reply::MoveLeader(reply))
@@ -227,6 +239,9 @@ impl Reply {
             (Reply::LeaseRemaining(tx), Answer::LeaseRemaining(a)) => {
                 let _ = tx.send(a);
             }
+            (Reply::LeaseKeepAlive(tx), Answer::LeaseKeepAlive(a)) => {
+                let _ = tx.send(a.map_err(NodeError::from));
+            }
             (Reply::MoveLeader(tx), Answer::MoveLeader(a)) => {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
@@ -277,6 +292,9 @@ impl Reply {
             Reply::Members(tx) => {
                 let _ = tx.send(Err(e));
             }
+            Reply::LeaseKeepAlive(tx) => {
+                let _ = tx.send(Err(e));
+            }
             Reply::LeaseRemaining(_) | Reply::Status(_) => {}
         }
     }
@@ -293,6 +311,8 @@ pub struct CoreParts {
     pub members: Vec<u64>,
     pub tick: Duration,
     pub request_timeout: Duration,
+    /// The longest election timeout, jitter included (a new leader adds it to every lease).
+    pub election_timeout: Duration,
     pub quota_bytes: u64,
     pub client_urls: Vec<String>,
     pub snapshots: SnapshotFiles,
@@ -316,6 +336,12 @@ pub struct CoreParts {
     /// Where the member's figures go (`metrics.rs`).
     pub metrics: Arc<Metrics>,
 }
+
+/// A lease not renewed for this long has its remaining time checkpointed through the log, so
+/// a leader change never stretches a lease by more than this plus an election timeout (see
+/// `member/lease_renewal.rs`). Leases renewed more often (etcd's clients renew every third of
+/// the TTL: any TTL up to 3 minutes) cost no log write at all.
+const LEASE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A request the member has not answered yet: where its answer goes, and since when it waits.
 struct Waiting {
@@ -410,6 +436,8 @@ impl Core {
                     crash_at: parts.crash_at.map(|(p, n)| (p.into(), n)),
                     table: parts.table,
                     name: parts.name,
+                    lease_checkpoint_interval: LEASE_CHECKPOINT_INTERVAL,
+                    election_timeout: parts.election_timeout,
                 },
             },
             Micros::ZERO,

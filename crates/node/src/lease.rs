@@ -1,21 +1,17 @@
 //! etcd's Lease service.
 //!
-//! Grants, revokes and renewals go through the log, so every member applies them in the same
-//! order; the store keeps each lease's granted TTL and its keys. Time lives here, in the node:
-//! each member's core keeps a clock per lease, reset when it applies the grant or a renewal,
-//! and the leader proposes the revoke of a lease whose clock ran out (see `core.rs`). A renewal
-//! is therefore a replicated write, unlike etcd's leader-only renewals: it costs a round and a
-//! sync, and in exchange any member can take one and every member knows how long each lease
-//! has left, so a new leader starts from a fresh full TTL for every lease (as etcd's does).
+//! Grants and revokes go through the log, so every member applies them in the same order; the
+//! store keeps each lease's granted TTL, its keys and its last checkpoint. Time is the
+//! member's: the leader keeps a clock per lease, renews it without a log write (a follower's
+//! keep-alive is asked of the leader, as etcd's leasehttp does), checkpoints the remaining
+//! time of leases that go unrenewed, and proposes the revoke of a lease whose clock ran out
+//! (see `member/src/member/lease_renewal.rs`).
 
 use crate::core::Request;
 use crate::error::NodeError;
 use crate::service::{unexpected, Services};
 use etcd_proto::etcdserverpb as pb;
-use kv::{
-    KvCommand, KvRead, KvReadResponse, KvResponse, LeaseGrantRequest, LeaseKeepAliveRequest,
-    LeaseRevokeRequest,
-};
+use kv::{KvCommand, KvRead, KvReadResponse, KvResponse, LeaseGrantRequest, LeaseRevokeRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request as GrpcRequest, Response, Status, Streaming};
@@ -162,24 +158,19 @@ impl pb::lease_server::Lease for Services {
 
 impl Services {
     /// One renewal of lease `id`, as a keep-alive stream answers it (for gRPC and the JSON
-    /// gateway); an error ends the stream.
+    /// gateway); an error ends the stream. The leader renews without a log write (a follower
+    /// asks it), as etcd's `LeaseRenew` does.
     pub(crate) async fn renew_lease(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
-        let renewal = KvCommand::LeaseKeepAlive(LeaseKeepAliveRequest { id });
-        match self.write(&renewal).await {
-            Ok((KvResponse::LeaseKeepAlive(k), term)) => Ok(pb::LeaseKeepAliveResponse {
-                header: Some(self.header(k.revision, term)),
-                id: k.id,
-                ttl: k.ttl,
-            }),
-            Ok(_) => Err(unexpected("lease renewal")),
-            // etcd answers a renewal of an unknown lease with TTL 0, not an error: the client
-            // then knows its lease is gone.
-            Err(e) if e.code() == Code::NotFound => Ok(pb::LeaseKeepAliveResponse {
-                header: Some(self.header(0, 0)),
-                id,
-                ttl: 0,
-            }),
-            Err(e) => Err(e),
-        }
+        let renewed = self
+            .ask(|reply| Request::LeaseKeepAlive { id, reply })
+            .await?
+            .map_err(|e| e.status())?;
+        // etcd answers a renewal of an unknown or expired lease with TTL 0, not an error: the
+        // client then knows its lease is gone.
+        Ok(pb::LeaseKeepAliveResponse {
+            header: Some(self.header(renewed.revision, renewed.term)),
+            id,
+            ttl: renewed.ttl.unwrap_or(0),
+        })
     }
 }

@@ -414,6 +414,8 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
         members: members.iter().map(|n| n.0).collect(),
         tick: config.tick,
         request_timeout: config.request_timeout,
+        // Timeout plus jitter, each `election_ticks` (see the replica options above).
+        election_timeout: config.tick * config.election_ticks * 2,
         quota_bytes: config.quota_bytes,
         client_urls: config.advertise_client_urls.clone(),
         snapshots: restored.files,

@@ -24,6 +24,12 @@ const SEEDS: u64 = 40;
 /// failed liveness before a rebuilding member could ask the leader holding the grants for a
 /// ballot above its fence (`RaiseBallot`, paxos rebuild.rs).
 const WIPED_UNDER_LEASES: [u64; 6] = [11, 59, 83, 125, 137, 156];
+/// Seeds of the 500-seed campaign with wipes (`campaign_of_a_profile`) that broke
+/// `lease-overlap` when an input reached a member with the simulator's true time instead of
+/// its place's clock (a lease holder's request; a received snapshot's decode): a member on a
+/// slow clock jumped ahead and then stood still, so a leader's lease, counted from the jump,
+/// outlasted the grants behind it in true time. Found on 111 (a keep-alive to the leader).
+const INPUTS_ON_TRUE_TIME: [u64; 1] = [111];
 /// Seeds tried before giving up on a catch.
 const SEEDS_MAX: u64 = 40;
 
@@ -53,6 +59,24 @@ fn a_wiped_member_votes_again_under_a_leader_holding_leases() {
         config.leases = Some(CLOCKS);
         let report = run_member_seed(config);
         assert!(report.passed(), "seed {seed}:\n{report}");
+    }
+}
+
+/// Every input carries its place's clock (asserted by the simulator after each input), and
+/// the seeds that broke `lease-overlap` when one did not pass every check.
+#[test]
+fn inputs_carry_the_places_clock_and_leases_hold() {
+    for seed in INPUTS_ON_TRUE_TIME {
+        let mut config = MemberSimConfig::new(seed, 3, FaultProfile::All);
+        config.leases = Some(CLOCKS);
+        let report = run_member_seed(config);
+        assert!(report.passed(), "seed {seed}:\n{report}");
+        assert!(
+            !report
+                .violation_counts
+                .contains_key(&MemberCheck::LeaseOverlap),
+            "seed {seed}:\n{report}"
+        );
     }
 }
 

@@ -15,6 +15,8 @@
 //! - `bench-snapshot-stall`: put latency on a 3-member Synod while a wiped member catches up
 //!   by snapshot and a client ranges over every key, asks HashKV and takes a backup, against
 //!   the same on the idle store (issue 18's 1 GiB test at `--store-mib 1024`).
+//! - `bench-keepalive`: 10,000 leases kept alive, etcd 3.4 against Synod in one run:
+//!   renewals, CPU and fsyncs per second.
 //! - `bench-cheap`: messages' bytes and fsyncs per chosen slot on three real machines, Cheap
 //!   Paxos (two mains, one `--auxiliary`) against Multi-Paxos with majorities, in one run.
 //! - `reference-server` (hidden): that reference, as a process of its own so that its CPU
@@ -24,6 +26,7 @@ mod cheap;
 mod cluster;
 mod compare;
 mod cpu;
+mod keepalive;
 mod leases;
 mod membership;
 mod overhead;
@@ -54,6 +57,8 @@ enum Task {
     /// Put latency while a wiped member catches up by snapshot and a client ranges over
     /// every key, asks HashKV and takes a backup, against the idle store (issue 18).
     BenchSnapshotStall(stall::BenchSnapshotStallArgs),
+    /// Keep many leases alive, etcd against Synod: renewals, CPU and fsyncs per second.
+    BenchKeepalive(keepalive::BenchKeepaliveArgs),
     /// Fsyncs and peer bytes per chosen slot, Cheap Paxos against majorities, on 3 machines.
     BenchCheap(cheap::BenchCheapArgs),
     /// Serve the in-memory reference KV API (started by bench-vs-etcd).
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Task::BenchObserveOverhead(args) => overhead::run(args),
         Task::BenchLeases(args) => leases::run(args),
         Task::BenchSnapshotStall(args) => stall::run(args),
+        Task::BenchKeepalive(args) => keepalive::run(args),
         Task::BenchCheap(args) => cheap::run(args),
         Task::ReferenceServer { listen } => reference_server(listen).map(|()| true),
     };

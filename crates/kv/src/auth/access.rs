@@ -231,6 +231,9 @@ pub(crate) fn check_command(
         // Anyone may authenticate: the password was checked before proposing.
         KvCommand::Auth(super::AuthCommand::Authenticate { .. }) => Ok(()),
         KvCommand::Auth(_) => auth.check_caller_admin(caller),
+        // The leader's own record, never a client's (internal commands carry no caller); one
+        // that came in a client's envelope could only shorten or stretch leases: admin only.
+        KvCommand::LeaseCheckpoint(_) => auth.check_caller_admin(caller),
         // etcd: any user may list alarms; raising or clearing one needs root.
         KvCommand::Alarm(a) if a.action == crate::AlarmAction::Get => Ok(()),
         KvCommand::Alarm(_) => auth.check_caller_admin(caller),

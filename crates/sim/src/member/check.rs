@@ -45,6 +45,9 @@ pub enum MemberCheck {
     /// Leader leases: a member held a lease by its own clock while another led at a higher
     /// ballot (`clocks.rs`).
     LeaseOverlap,
+    /// A lease was revoked earlier, or kept later, than its last acknowledged renewal allows
+    /// (`keepalive.rs`: the bound a leader change may move it by).
+    Lease,
 }
 
 impl MemberCheck {
@@ -63,6 +66,7 @@ impl MemberCheck {
             MemberCheck::Codec => "codec",
             MemberCheck::Membership => "membership",
             MemberCheck::LeaseOverlap => "lease-overlap",
+            MemberCheck::Lease => "lease",
         }
     }
 }

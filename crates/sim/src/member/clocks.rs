@@ -128,6 +128,7 @@ impl MemberSimulation {
         match *event {
             Event::Tick { node, .. } | Event::Disk { node, .. } => Some(node),
             Event::SnapshotWrite { node, .. } | Event::ChunkStore { node, .. } => Some(node),
+            Event::SnapshotDecode { node, .. } => Some(node),
             Event::Deliver { id } => self.messages.get(&id).map(|m| m.to),
             Event::Arrive { client } => self.clients[client].pending.as_ref().map(|p| p.node),
             _ => None,
@@ -157,6 +158,17 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_ref() else {
             return;
         };
+        // Every input carries its place's clock: a member's clock ahead of it was handed true
+        // time (or another place's), and its ticks would run in jumps and stalls, not at a
+        // rate within the bound.
+        assert!(
+            run.member.clock() <= self.clocks.local(i, self.now),
+            "m{} was handed a time ({:?}) ahead of its place's clock ({:?}) at {} us",
+            i + 1,
+            run.member.clock(),
+            self.clocks.local(i, self.now),
+            self.now
+        );
         if run.member.clock() != self.clocks.local(i, self.now) {
             // The event reached no member (a cut link, a lost message): its clock is not now.
             return;

@@ -27,6 +27,7 @@ mod check;
 mod clients;
 mod clocks;
 mod driver;
+mod keepalive;
 mod operator;
 pub mod report;
 mod watch;
@@ -170,6 +171,8 @@ impl MemberSimConfig {
             table: Default::default(),
             // Set per member at boot (driver.rs).
             name: String::new(),
+            lease_checkpoint_interval: Duration::from_micros(self.lease_checkpoint_us()),
+            election_timeout: Duration::from_micros(self.election_timeout_us()),
         }
     }
 }
@@ -347,6 +350,8 @@ pub struct MemberSimulation {
     pub(crate) history: Vec<EtcdOperation>,
     pub(crate) done: Vec<Done>,
     pub(crate) checks: check::Checks,
+    /// Lease holders and the lease check (`keepalive.rs`).
+    pub(crate) keepalive: keepalive::KeepAlives,
     pub(crate) tally: Tally,
     trace_hash: u64,
     trace: Vec<String>,
@@ -411,6 +416,7 @@ impl MemberSimulation {
             history: Vec::new(),
             done: Vec::new(),
             checks: check::Checks::new(places),
+            keepalive: keepalive::KeepAlives::new(config.seed),
             tally: Tally::default(),
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
@@ -801,6 +807,8 @@ impl MemberSimulation {
                     self.answered(c, answer);
                 } else if let Some(w) = self.watch_reads.remove(&(i, id)) {
                     self.watch_answered(w, answer);
+                } else if let Some(h) = self.keepalive.asks.remove(&(i, id)) {
+                    self.keepalive_answered(h, answer);
                 }
             }
             Output::AppliedChanges(changes) => {
@@ -961,8 +969,10 @@ impl MemberSimulation {
         };
         let decoded = run.decode(&node.fs, through);
         let ok = decoded.is_ok();
-        run.member
-            .on_snapshot_decoded(Micros(self.now), through, decoded);
+        // The place's own clock, as every input carries (not true time: a member on a slow
+        // clock would jump ahead, then stand still until its clock caught up).
+        let now = self.clocks.local(i, self.now);
+        run.member.on_snapshot_decoded(now, through, decoded);
         self.trace_line(|| format!("m{} decoded the snapshot through {through}: ok {ok}", i + 1));
         self.drive(i);
     }
@@ -1490,6 +1500,7 @@ impl MemberSimulation {
 
     fn on_check(&mut self) {
         self.tend_watches();
+        self.tend_keepalives(matches!(self.phase, Phase::Faults | Phase::Quiet));
         self.tend_membership();
         for i in 0..self.config.places() {
             if let Some(run) = self.nodes[i].run.as_ref() {
