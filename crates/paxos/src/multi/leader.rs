@@ -11,7 +11,16 @@ impl Replica {
             return;
         }
         if self.role == Role::Candidate {
-            // Phase 1 did not finish in time: forget that attempt, start over.
+            if self.phase1_may_still_win() {
+                // No higher ballot is known: the promises missing may only be slow (a disk
+                // whose syncs outlast an election timeout, a lost message). A new ballot would
+                // need every promise again, each behind another sync, and would throw away
+                // those already on their way: on disks slower than the timer no attempt would
+                // ever finish. Ask again at the same ballot instead.
+                self.resend_prepares();
+                return;
+            }
+            // A higher ballot is known: this attempt cannot win. Forget it, start over.
             self.takeover.clear();
             self.promises = NodeSet::EMPTY;
         }
@@ -30,6 +39,48 @@ impl Replica {
         if self.membership.config.is_phase1_quorum(self.pre_votes) {
             self.start_phase1();
         }
+    }
+
+    /// Whether this candidate's phase 1 can still win at its ballot: it still holds its own
+    /// promise of it and has seen no higher round (a Prepare, Nack or heartbeat of one would
+    /// have raised `round_seen`; a higher ballot at the same round it promised would have
+    /// raised `promised`).
+    fn phase1_may_still_win(&self) -> bool {
+        debug_assert!(self.role == Role::Candidate);
+        self.promised == self.ballot && self.round_seen == self.ballot.round
+    }
+
+    /// Phase 1a again at the candidate's ballot, to every voter whose promise has not come.
+    /// A voter that promised it already answers again with no new write; one that promised
+    /// higher answers with a Nack, which ends the attempt.
+    fn resend_prepares(&mut self) {
+        let from_slot = self.chosen_through.next();
+        // The Prepares of a ballot leave only once the candidate's own promise of it is
+        // durable, as in `start_phase1`.
+        let needs = self.promise_persist_seq;
+        for i in 0..self.membership.config.members().len() {
+            let to = self.membership.config.members()[i];
+            if to == self.id || self.promises.contains(i) {
+                continue;
+            }
+            let prepare = Message::Prepare {
+                ballot: self.ballot,
+                from_slot,
+                epoch: self.membership.epoch,
+            };
+            self.outbox.send(to, prepare, needs);
+            self.counters.prepares_resent += 1;
+        }
+    }
+
+    /// Whether this replica's newest promise is still on its way to disk. While it is, the
+    /// election timer stands still (`Replica::tick`): the candidate it promised cannot count
+    /// the promise yet, and an election of its own would need a promise queued behind this
+    /// one. Without this, on a disk whose syncs outlast an election timeout, a follower would
+    /// depose every candidate before its promise reached it, and a candidate itself before its
+    /// own promise counted (a 1-member cluster on a 700 ms disk never elected a leader).
+    pub(super) fn promise_in_flight(&self) -> bool {
+        !self.outbox.is_durable(self.promise_persist_seq)
     }
 
     pub(super) fn on_pre_vote_reply(&mut self, from: NodeId, round: u64, granted: bool) {

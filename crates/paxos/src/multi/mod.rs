@@ -82,6 +82,9 @@ pub struct Counters {
     /// Pre-votes this replica answered with a refusal (it heard a live leader, does not
     /// vote, or the asker is in an older configuration).
     pub pre_votes_refused: u64,
+    /// Phase-1a messages this candidate sent again at the same ballot because a promise had
+    /// not come within an election timeout (one per `Prepare` re-sent, to one voter).
+    pub prepares_resent: u64,
 }
 
 /// A Multi-Paxos replica: sans-IO, single-threaded, deterministic given its inputs.
@@ -140,6 +143,9 @@ pub struct Replica {
     round_seen: u64,
     election_elapsed_ticks: u32,
     election_timeout_ticks: Option<u32>,
+    /// The persist batch that holds this replica's newest promise: until it is durable the
+    /// election timer stands still (see `promise_in_flight`).
+    promise_persist_seq: u64,
     heard_leader_ticks: Option<u64>,
     pre_vote_round: u64,
     pre_votes: NodeSet,
@@ -312,6 +318,7 @@ impl Replica {
             round_seen,
             election_elapsed_ticks: 0,
             election_timeout_ticks: None,
+            promise_persist_seq: 0,
             heard_leader_ticks: None,
             pre_vote_round: 0,
             pre_votes: NodeSet::EMPTY,
@@ -523,6 +530,14 @@ impl Replica {
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
+                if self.promise_in_flight() {
+                    // Whoever this replica promised (itself included) cannot count the promise
+                    // before it is on disk, so it has had no time to win yet: election time
+                    // runs only from then. An election now would also need a promise of its
+                    // own, queued behind this one (leader.rs, `promise_in_flight`).
+                    self.election_elapsed_ticks = 0;
+                    return;
+                }
                 self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
                 if self.election_elapsed_ticks >= self.election_timeout(rng) {
                     self.seek_election();
