@@ -79,3 +79,85 @@ fn fast_disks_still_elect_at_once() {
     // The control: the same harness with syncs within a tick elects a leader.
     assert!(run_on_slow_disks(3, 0, 40).is_some());
 }
+
+/// Node 2 of three promises node 1's ballot; its promise is durable after `durable_after`
+/// ticks (0: before the first). Returns the tick at which its election timer fires (it asks
+/// for pre-votes), nothing else reaching it.
+fn ticks_until_it_seeks_election(durable_after: u64) -> u64 {
+    let config = Configuration::majority_of(3).unwrap();
+    let mut r = Replica::new(NodeId(2), config, ReplicaOptions::default()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let prepare = Message::Prepare {
+        ballot: Ballot::new(1, NodeId(1)),
+        from_slot: Slot(1),
+        epoch: 0,
+    };
+    r.step(NodeId(1), prepare).unwrap();
+    let promise = r.ready().persist.expect("the promise is written").seq;
+    if durable_after == 0 {
+        r.persisted(promise);
+    }
+    for now in 1..=1_000 {
+        if now == durable_after {
+            r.persisted(promise);
+        }
+        r.tick(&mut rng);
+        let _ = r.ready();
+        if r.role() == Role::PreCandidate {
+            return now;
+        }
+    }
+    panic!("the election timer never fired");
+}
+
+#[test]
+fn a_promise_on_a_fast_disk_does_not_move_the_election_timer() {
+    // A promise durable within a tick or two (any disk faster than the timer) leaves the
+    // timer as it was: an earlier rule kept the timer at zero whenever a promise was in
+    // flight, which shifted elections on fast disks too and left member_membership seeds 29
+    // and 39 (wiped members with membership changes) without a leader.
+    let at_once = ticks_until_it_seeks_election(0);
+    assert_eq!(ticks_until_it_seeks_election(1), at_once);
+    assert_eq!(ticks_until_it_seeks_election(2), at_once);
+    // A promise slower than the timer holds it: the election comes a full timeout after the
+    // promise is durable, not while it is still on its way.
+    let slow = ticks_until_it_seeks_election(SYNC_TICKS);
+    assert!(
+        slow > SYNC_TICKS,
+        "fired at {slow}, before its promise was durable"
+    );
+    assert!(
+        slow >= SYNC_TICKS + u64::from(ReplicaOptions::default().election_timeout_ticks),
+        "fired at {slow}, less than a timeout after its promise was durable at {SYNC_TICKS}"
+    );
+}
+
+#[test]
+fn a_candidate_whose_voters_never_answer_gives_up_its_ballot_after_bounded_resends() {
+    // Node 1 of three runs; nothing it sends arrives (its voters are rebuilding, gone, or cut
+    // off). It asks again at the same ballot a bounded number of times, then seeks a new one.
+    let config = Configuration::majority_of(3).unwrap();
+    let mut r = Replica::new(NodeId(1), config, ReplicaOptions::default()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    r.campaign();
+    let ballot = r.ballot();
+    assert_eq!(r.role(), Role::Candidate);
+    let resends_max = u64::from(crate::multi::leader::PREPARE_RESENDS_MAX);
+    for _ in 0..2_000 {
+        if let Some(batch) = r.ready().persist {
+            r.persisted(batch.seq);
+        }
+        r.tick(&mut rng);
+        if r.role() != Role::Candidate {
+            break;
+        }
+        assert_eq!(
+            r.ballot(),
+            ballot,
+            "a candidate keeps its ballot while it re-sends"
+        );
+    }
+    // Each re-send asks both voters again.
+    assert_eq!(r.counters().prepares_resent, 2 * resends_max);
+    assert_eq!(r.role(), Role::PreCandidate, "it gave the ballot up");
+}
