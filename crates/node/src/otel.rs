@@ -7,13 +7,19 @@
 //! [`PeerMessage::ForwardsTraced`], beside its W3C trace context, so the leader's span of it
 //! is a child of the follower's and both carry one trace id.
 //!
+//! A client that sends W3C trace context (`traceparent`, `tracestate` gRPC metadata, as
+//! OpenTelemetry's gRPC instrumentations do) gets the member's span of its write as a child of
+//! its own span ([`client_context`]): read with OpenTelemetry's own `TraceContextPropagator`.
+//!
 //! Off (the default), [`write_span`] returns a disabled span after one atomic load, the core
 //! tracks nothing and sends the plain [`PeerMessage::Forwards`]: no cost and no wire change.
 
 use crate::peer::{PeerMessage, TraceContext};
 use kv::KvCommand;
 use member::{Member, RequestId};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use paxos::multi::{Command, CommandId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,13 +53,55 @@ fn method(cmd: &KvCommand) -> &'static str {
     }
 }
 
+/// A request's gRPC metadata, read by OpenTelemetry's propagators.
+struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for Metadata<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// The client's span, from the W3C trace context in its request's metadata, to be the
+/// parent of the member's span of the request; `None` when spans are not exported (nothing
+/// is read then) or the client sent no valid context.
+pub(crate) fn client_context(
+    metadata: &tonic::metadata::MetadataMap,
+) -> Option<opentelemetry::Context> {
+    if !enabled() {
+        return None;
+    }
+    let cx = TraceContextPropagator::new()
+        .extract_with_context(&opentelemetry::Context::new(), &Metadata(metadata));
+    let valid = cx.span().span_context().is_valid();
+    valid.then_some(cx)
+}
+
 /// The span of one write on the member the client sent it to, from the handler's proposal
-/// to its answer; disabled when spans are not exported.
-pub(crate) fn write_span(cmd: &KvCommand) -> Span {
+/// to its answer, a child of the client's span if it sent one (`parent`, from
+/// [`client_context`]); disabled when spans are not exported.
+pub(crate) fn write_span(cmd: &KvCommand, parent: Option<opentelemetry::Context>) -> Span {
     if !enabled() {
         return Span::none();
     }
-    tracing::info_span!(target: SPAN_TARGET, "write", otel.name = method(cmd), otel.kind = "server")
+    let span = tracing::info_span!(target: SPAN_TARGET, "write", otel.name = method(cmd), otel.kind = "server");
+    if let Some(parent) = parent {
+        // Set before anything starts the span; a refusal only loses the link to the trace.
+        if let Err(e) = span.set_parent(parent) {
+            tracing::debug!(error = %e, "a client's write span kept no parent");
+        }
+    }
+    span
 }
 
 /// The W3C context of `span`, to send beside its write; `None` if it is not exported.

@@ -133,7 +133,7 @@ impl Services {
 
     /// Proposes a command of the member's own (no sender: no permission check).
     pub(crate) async fn write(&self, cmd: &KvCommand) -> Result<(KvResponse, u64), Status> {
-        self.propose(kv::encode(cmd), cmd).await
+        self.propose(kv::encode(cmd), cmd, None).await
     }
 
     /// Proposes a client's command with its sender, for every replica to check at apply.
@@ -142,16 +142,28 @@ impl Services {
         caller: &kv::Caller,
         cmd: &KvCommand,
     ) -> Result<(KvResponse, u64), Status> {
-        self.propose(kv::encode_as(caller, cmd), cmd).await
+        self.propose(kv::encode_as(caller, cmd), cmd, None).await
+    }
+
+    /// As [`Services::write_as`], with the client's span (`crate::otel::client_context` of
+    /// its request's metadata) as the parent of the write's span.
+    pub(crate) async fn write_as_traced(
+        &self,
+        caller: &kv::Caller,
+        cmd: &KvCommand,
+        parent: Option<opentelemetry::Context>,
+    ) -> Result<(KvResponse, u64), Status> {
+        self.propose(kv::encode_as(caller, cmd), cmd, parent).await
     }
 
     async fn propose(
         &self,
         payload: Vec<u8>,
         cmd: &KvCommand,
+        parent: Option<opentelemetry::Context>,
     ) -> Result<(KvResponse, u64), Status> {
         let grows = matches!(cmd, KvCommand::Put(_) | KvCommand::Txn(_));
-        let span = crate::otel::write_span(cmd);
+        let span = crate::otel::write_span(cmd, parent);
         let trace = crate::otel::context_of(&span);
         let (output, term) = tracing::Instrument::instrument(
             self.ask(|reply| Request::Write {
@@ -267,10 +279,11 @@ impl pb::kv_server::Kv for Services {
         request: GrpcRequest<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
         let caller = self.caller(&request, false).await?;
+        let parent = crate::otel::client_context(request.metadata());
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Put(convert::put_request(r)?);
-        let (answer, term) = self.write_as(&caller, &cmd).await?;
+        let (answer, term) = self.write_as_traced(&caller, &cmd, parent).await?;
         let KvResponse::Put(p) = answer else {
             return Err(unexpected("put"));
         };
@@ -283,10 +296,11 @@ impl pb::kv_server::Kv for Services {
         request: GrpcRequest<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let caller = self.caller(&request, false).await?;
+        let parent = crate::otel::client_context(request.metadata());
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::DeleteRange(convert::delete_request(r)?);
-        let (answer, term) = self.write_as(&caller, &cmd).await?;
+        let (answer, term) = self.write_as_traced(&caller, &cmd, parent).await?;
         let KvResponse::DeleteRange(d) = answer else {
             return Err(unexpected("delete"));
         };
@@ -299,10 +313,11 @@ impl pb::kv_server::Kv for Services {
         request: GrpcRequest<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let caller = self.caller(&request, false).await?;
+        let parent = crate::otel::client_context(request.metadata());
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Txn(convert::txn_request(r)?);
-        let (answer, term) = self.write_as(&caller, &cmd).await?;
+        let (answer, term) = self.write_as_traced(&caller, &cmd, parent).await?;
         let KvResponse::Txn(t) = answer else {
             return Err(unexpected("txn"));
         };
@@ -315,10 +330,11 @@ impl pb::kv_server::Kv for Services {
         request: GrpcRequest<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let caller = self.caller(&request, false).await?;
+        let parent = crate::otel::client_context(request.metadata());
         let r = request.into_inner();
         self.check_size(&r)?;
         let cmd = KvCommand::Compact(convert::compact_request(r)?);
-        let (answer, term) = self.write_as(&caller, &cmd).await?;
+        let (answer, term) = self.write_as_traced(&caller, &cmd, parent).await?;
         let KvResponse::Compact(c) = answer else {
             return Err(unexpected("compaction"));
         };

@@ -214,7 +214,8 @@ impl Replica {
             self.promised
         );
         self.promised = ballot;
-        self.outbox.record(PersistOp::Promise { ballot });
+        self.promise_persist_seq = self.outbox.record(PersistOp::Promise { ballot });
+        self.promise_recorded_ticks = self.now_ticks;
         if self.role != Role::Follower && self.ballot < ballot {
             self.step_down(None);
         }

@@ -82,6 +82,9 @@ pub struct Counters {
     /// Pre-votes this replica answered with a refusal (it heard a live leader, does not
     /// vote, or the asker is in an older configuration).
     pub pre_votes_refused: u64,
+    /// Phase-1a messages this candidate sent again at the same ballot because a promise had
+    /// not come within an election timeout (one per `Prepare` re-sent, to one voter).
+    pub prepares_resent: u64,
 }
 
 /// How many election timeouts a voter's round query ([`Message::RoundQuery`]) marks it as
@@ -146,6 +149,14 @@ pub struct Replica {
     round_seen: u64,
     election_elapsed_ticks: u32,
     election_timeout_ticks: Option<u32>,
+    /// The persist batch that holds this replica's newest promise: while it is slow to become
+    /// durable the election timer stands still (see `promise_slow_in_flight`).
+    promise_persist_seq: u64,
+    /// When (`now_ticks`) this replica recorded its newest promise.
+    promise_recorded_ticks: u64,
+    /// Phase-1a rounds this candidate re-sent at its current ballot (bounded by
+    /// `PREPARE_RESENDS_MAX`, then it moves to a higher ballot).
+    prepare_resends: u32,
     heard_leader_ticks: Option<u64>,
     pre_vote_round: u64,
     pre_votes: NodeSet,
@@ -322,6 +333,9 @@ impl Replica {
             round_seen,
             election_elapsed_ticks: 0,
             election_timeout_ticks: None,
+            promise_persist_seq: 0,
+            promise_recorded_ticks: 0,
+            prepare_resends: 0,
             heard_leader_ticks: None,
             pre_vote_round: 0,
             pre_votes: NodeSet::EMPTY,
@@ -551,6 +565,15 @@ impl Replica {
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
+                if self.promise_slow_in_flight() {
+                    // This replica's newest promise has been on its way to disk for a third of
+                    // an election timeout (a disk slower than the timer): whoever it promised,
+                    // itself included, cannot count it yet, and an election of its own would
+                    // queue behind it. Election time runs only from when it is durable
+                    // (leader.rs, `promise_slow_in_flight`).
+                    self.election_elapsed_ticks = 0;
+                    return;
+                }
                 self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
                 if self.election_elapsed_ticks >= self.election_timeout(rng) {
                     self.seek_election();

@@ -1419,3 +1419,6 @@ mod cheap;
 
 #[path = "tests_lease.rs"]
 mod lease;
+
+#[path = "tests_slow_disk.rs"]
+mod slow_disk;

@@ -111,6 +111,19 @@ pub struct MemberSimConfig {
     /// bound, each place's clock drifts within it, and the leader is paused now and then as
     /// a stopped process is (`clocks.rs`). `None` by default: every clock keeps true time.
     pub leases: Option<crate::leases::ClockModel>,
+    /// Slow disks: every log write of the first [`SlowDisk::places`] places takes
+    /// [`SlowDisk::latency_us`] more (a disk whose syncs outlast the election timeout).
+    /// `None` by default; never drawn, so it changes no seed's run when off.
+    pub slow_disk: Option<SlowDisk>,
+}
+
+/// Disks slower than the plan's (see [`MemberSimConfig::slow_disk`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowDisk {
+    /// How many places, from the first, have the slow disk.
+    pub places: usize,
+    /// Added to each of their log writes, microseconds.
+    pub latency_us: u64,
 }
 
 impl MemberSimConfig {
@@ -134,6 +147,7 @@ impl MemberSimConfig {
             spares: 2,
             wipes: true,
             leases: None,
+            slow_disk: None,
         }
     }
 
@@ -707,11 +721,16 @@ impl MemberSimulation {
         let now = self.micros(i);
         match output {
             Output::Persist { tag, ops } => {
+                let slow = self
+                    .config
+                    .slow_disk
+                    .filter(|d| i < d.places)
+                    .map_or(0, |d| d.latency_us);
                 let latency = range(
                     &mut self.rng,
                     self.plan.disk_base_us,
                     self.plan.disk_base_us + self.plan.disk_jitter_us,
-                );
+                ) + slow;
                 let Some(run) = self.nodes[i].run.as_mut() else {
                     return;
                 };
