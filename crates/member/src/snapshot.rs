@@ -17,7 +17,7 @@ use crate::cluster::MemberTable;
 use crate::peer::PeerMessage;
 use crate::time::Micros;
 use kv::{KvOutput, KvStore, KvView};
-use paxos::multi::{Applier, ClientId, Membership};
+use paxos::multi::{Applier, ClientId, Membership, Registrations};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,9 +25,12 @@ use std::time::Duration;
 use storage::{Intake, SnapshotMeta};
 use thiserror::Error;
 
-/// Version 2 adds the configuration the snapshot was taken in and the member table; version 1
-/// bodies (neither) still decode.
-const BODY_VERSION: u8 = 2;
+/// Version 2 adds the configuration the snapshot was taken in and the member table; version 3
+/// the registered incarnations beside the session table (paxos' `Registrations`). Version 1
+/// and 2 bodies still decode (with no registrations: every command applies until the first
+/// one, as before them).
+const BODY_VERSION: u8 = 3;
+const BODY_VERSION_V2: u8 = 2;
 const BODY_VERSION_V1: u8 = 1;
 /// A transfer asks again this long after its last ask, and gives up after this many asks
 /// without progress (the replica asks again on its own schedule).
@@ -60,12 +63,21 @@ pub struct AppliedSnapshot {
     sessions: Vec<(u64, u64, KvOutput)>,
     membership: Option<Membership>,
     table: Option<MemberTable>,
+    registrations: Registrations,
 }
 
 #[derive(Serialize, Deserialize)]
 struct BodyV1 {
     kv: Vec<u8>,
     sessions: Vec<(u64, u64, KvOutput)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BodyV2 {
+    kv: Vec<u8>,
+    sessions: Vec<(u64, u64, KvOutput)>,
+    membership: Option<Membership>,
+    table: Option<MemberTable>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +88,8 @@ struct Body {
     membership: Option<Membership>,
     /// The member table at `through` (none in a backup).
     table: Option<MemberTable>,
+    /// The registered incarnations (empty without the sessions: a backup).
+    registrations: Registrations,
 }
 
 /// A snapshot body still to be encoded: a view of the store ([`KvStore::view`], O(1) to take)
@@ -90,6 +104,7 @@ pub struct BodyJob {
     sessions: Vec<(u64, u64, KvOutput)>,
     membership: Option<Membership>,
     table: Option<MemberTable>,
+    registrations: Registrations,
 }
 
 /// An encoded snapshot body.
@@ -112,21 +127,28 @@ impl BodyJob {
         with_sessions: bool,
         table: Option<&MemberTable>,
     ) -> BodyJob {
-        let sessions = if with_sessions {
-            applier
+        let (sessions, registrations) = if with_sessions {
+            let sessions = applier
                 .sessions()
                 .iter()
                 .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
-                .collect()
+                .collect();
+            (sessions, applier.registrations().clone())
         } else {
-            Vec::new()
+            (Vec::new(), Registrations::default())
         };
         BodyJob {
             kv: applier.machine().view(),
             sessions,
             membership: table.and(applier.membership().cloned()),
             table: table.cloned(),
+            registrations,
         }
+    }
+
+    /// Entries in the session table it carries.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The store's revision in the body.
@@ -143,6 +165,7 @@ impl BodyJob {
             sessions: self.sessions,
             membership: self.membership,
             table: self.table,
+            registrations: self.registrations,
         };
         let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
             .map_err(|e| BodyError::Body(e.to_string()))?;
@@ -171,6 +194,17 @@ impl AppliedSnapshot {
             BODY_VERSION => {
                 postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?
             }
+            BODY_VERSION_V2 => {
+                let v2: BodyV2 =
+                    postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
+                Body {
+                    kv: v2.kv,
+                    sessions: v2.sessions,
+                    membership: v2.membership,
+                    table: v2.table,
+                    registrations: Registrations::default(),
+                }
+            }
             BODY_VERSION_V1 => {
                 let v1: BodyV1 =
                     postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
@@ -179,11 +213,12 @@ impl AppliedSnapshot {
                     sessions: v1.sessions,
                     membership: None,
                     table: None,
+                    registrations: Registrations::default(),
                 }
             }
             _ => {
                 return Err(BodyError::Body(format!(
-                    "version {version}, this build reads {BODY_VERSION_V1} and {BODY_VERSION}"
+                    "version {version}, this build reads {BODY_VERSION_V1} to {BODY_VERSION}"
                 )))
             }
         };
@@ -201,6 +236,7 @@ impl AppliedSnapshot {
             sessions: body.sessions,
             membership: body.membership,
             table: body.table,
+            registrations: body.registrations,
         })
     }
 
@@ -229,6 +265,7 @@ impl AppliedSnapshot {
             .collect();
         let mut applier = Applier::restore(store, sessions, self.through);
         applier.set_membership(self.membership);
+        applier.set_registrations(self.registrations);
         Ok(applier)
     }
 }

@@ -1355,6 +1355,12 @@ fn writes_that_arrive_together_share_a_slot() {
     let leader = c.elect();
     let follower = (1..=3).find(|&i| i != leader).expect("a follower");
     let slots_used = |c: &Cluster| c.member(leader).applier().applied_through().0;
+    // A member's first write waits for its incarnation's registration (a slot of its own).
+    for at in [leader, follower] {
+        let first = c.request(at, put("warm", "up"));
+        assert!(c.tick_until(SEC, |c| c.answered(first)));
+        assert_put_ok(c.answer(first));
+    }
 
     let before = slots_used(&c);
     let together = c.requests_together(
@@ -1407,12 +1413,12 @@ fn writes_that_arrive_together_share_a_slot() {
     for id in forwarded {
         assert_put_ok(c.answer(id));
     }
-    // 1 (the first revision) + 20 + 20 + 10 puts, each its own revision, on every member.
+    // 1 (the first revision) + 2 + 20 + 20 + 10 puts, each its own revision, on every member.
     assert!(c.tick_until(SEC, |c| c.members.values().all(|m| m
         .applier()
         .machine()
         .revision()
-        == 51)));
+        == 53)));
 }
 
 mod lease;
