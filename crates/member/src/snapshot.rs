@@ -114,6 +114,9 @@ pub struct EncodedBody {
     pub bytes: Vec<u8>,
     /// Bytes of the store's part (the member's db size).
     pub kv_bytes: u64,
+    /// Entries of the session table in it, and their bytes.
+    pub sessions: u64,
+    pub sessions_bytes: u64,
 }
 
 impl BodyJob {
@@ -160,6 +163,11 @@ impl BodyJob {
     pub fn encode(self) -> Result<EncodedBody, BodyError> {
         let kv = self.kv.snapshot();
         let kv_bytes = kv.len() as u64;
+        let sessions = self.sessions.len() as u64;
+        // Measured by encoding them apart (small beside the store: a few entries per member).
+        let sessions_bytes = postcard::to_allocvec(&self.sessions)
+            .map_err(|e| BodyError::Body(e.to_string()))?
+            .len() as u64;
         let body = Body {
             kv,
             sessions: self.sessions,
@@ -169,7 +177,12 @@ impl BodyJob {
         };
         let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
             .map_err(|e| BodyError::Body(e.to_string()))?;
-        Ok(EncodedBody { bytes, kv_bytes })
+        Ok(EncodedBody {
+            bytes,
+            kv_bytes,
+            sessions,
+            sessions_bytes,
+        })
     }
 }
 
@@ -592,6 +605,69 @@ impl SnapshotSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos::multi::{ChosenEntry, Registration, Value};
+
+    /// An applier with one registration applied (member 1, key 10, in slot 1).
+    fn registered() -> Applier<KvStore> {
+        let mut applier = Applier::new(KvStore::new());
+        let reg = Registration {
+            member: 1,
+            incarnation: 10,
+            seen: Slot::ZERO,
+        };
+        applier.apply(
+            &ChosenEntry {
+                slot: Slot(1),
+                value: Value::Batch(vec![reg.command()]),
+            },
+            &mut Vec::new(),
+        );
+        applier
+    }
+
+    #[test]
+    fn a_body_keeps_the_registrations() {
+        let applier = registered();
+        assert!(applier.registrations().strict);
+        let (bytes, _) = encode_body(&applier, true).expect("encodes");
+        assert_eq!(bytes[0], BODY_VERSION);
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("decodes");
+        assert_eq!(restored.registrations(), applier.registrations());
+        // A backup (no sessions) carries none: a restore is a new cluster.
+        let (bytes, _) = encode_body(&applier, false).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("decodes");
+        assert_eq!(restored.registrations(), &Registrations::default());
+    }
+
+    #[test]
+    fn a_version_2_body_decodes_without_registrations() {
+        let applier = registered();
+        let v2 = BodyV2 {
+            kv: applier.machine().view().snapshot(),
+            sessions: vec![(7 << 12, 3, Err(kv::KvError::EmptyKey))],
+            membership: None,
+            table: None,
+        };
+        let bytes = postcard::to_extend(&v2, vec![BODY_VERSION_V2]).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("a version 2 body decodes");
+        assert_eq!(restored.registrations(), &Registrations::default());
+        assert_eq!(restored.sessions().len(), 1, "its sessions kept");
+        let v1 = BodyV1 {
+            kv: v2.kv,
+            sessions: v2.sessions,
+        };
+        let bytes = postcard::to_extend(&v1, vec![BODY_VERSION_V1]).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("a version 1 body decodes");
+        assert!(!restored.registrations().strict);
+    }
 
     const MIB: u64 = 1 << 20;
 

@@ -171,6 +171,9 @@ pub struct Applier<S: StateMachine> {
     membership: Option<Membership>,
     /// The registered incarnations (see the module doc).
     registrations: Registrations,
+    /// Planted bug (tests and `planted-bugs` only): retired incarnations' entries are dropped
+    /// but their late commands are applied, not refused.
+    bug_admit_retired: bool,
 }
 
 impl<S: StateMachine> Applier<S> {
@@ -182,7 +185,15 @@ impl<S: StateMachine> Applier<S> {
             applied_through: Slot::ZERO,
             membership: None,
             registrations: Registrations::default(),
+            bug_admit_retired: false,
         }
+    }
+
+    /// Plants the bug "retire without refusing late commands" (a retired incarnation's late
+    /// copy of an applied command then applies again): for showing that a test catches it.
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub fn plant_admit_retired(&mut self) {
+        self.bug_admit_retired = true;
     }
 
     /// The registered incarnations (replicated state: a snapshot carries them).
@@ -235,6 +246,7 @@ impl<S: StateMachine> Applier<S> {
             applied_through,
             membership: None,
             registrations: Registrations::default(),
+            bug_admit_retired: false,
         }
     }
 
@@ -286,7 +298,7 @@ impl<S: StateMachine> Applier<S> {
                 }
                 continue;
             }
-            if !self.registrations.admits(incarnation_key(id.client)) {
+            if !self.registrations.admits(incarnation_key(id.client)) && !self.bug_admit_retired {
                 out.push(Applied {
                     id,
                     slot: entry.slot,
@@ -521,6 +533,37 @@ mod tests {
             ]
         );
         assert_eq!(a.registrations().live.get(&1), Some(&(11, Slot(3))));
+    }
+
+    /// The check: a command of an incarnation retired after it applied, chosen again later
+    /// (re-proposed by a new leader), must not apply again.
+    fn late_copy_applies_at_most_once(a: &mut Applier<Counter>) -> Result<(), String> {
+        run(
+            a,
+            vec![
+                vec![reg(1, 10, 0)],
+                vec![key_cmd(10, 0, 1, 5)],
+                vec![reg(1, 11, 2)],
+                vec![key_cmd(10, 0, 1, 5)],
+            ],
+        );
+        match a.machine().0 {
+            5 => Ok(()),
+            n => Err(format!("the command applied twice: counter {n}")),
+        }
+    }
+
+    #[test]
+    fn the_late_copy_check_catches_retiring_without_refusing() {
+        let mut a = Applier::new(Counter::default());
+        assert_eq!(late_copy_applies_at_most_once(&mut a), Ok(()));
+        let mut bugged = Applier::new(Counter::default());
+        bugged.plant_admit_retired();
+        assert_eq!(
+            late_copy_applies_at_most_once(&mut bugged),
+            Err("the command applied twice: counter 10".to_string()),
+            "with late commands let through, the dropped entry makes the copy look new"
+        );
     }
 
     #[test]
