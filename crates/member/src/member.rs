@@ -21,7 +21,8 @@ use changes::Changes;
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use paxos::multi::{
     Applied, Applier, ClientId, Command, CommandId, PersistOp, ProposeError, ReadId, ReadOutcome,
-    Replica, Role, SessionOutcome, Value,
+    Registration, Replica, Role, SessionOutcome, Value, REGISTRATION_CLIENT,
+    SESSIONS_PER_INCARNATION, SESSION_BITS,
 };
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
@@ -30,7 +31,8 @@ use std::time::Duration;
 use storage::SnapshotChunk;
 
 /// Sessions (client ids) a member proposes under at once: each carries one write in flight.
-const SESSIONS: u64 = 4096;
+/// The session is a client id's low [`SESSION_BITS`]; the rest is the incarnation's key.
+const SESSIONS: u64 = SESSIONS_PER_INCARNATION;
 /// A persist batch whose values add up to more than this is written one op per record, so
 /// every record stays below the log's record limit.
 const RECORD_SPLIT_BYTES: usize = 4 << 20;
@@ -470,6 +472,11 @@ pub struct Member {
     free_sessions: Vec<u64>,
     session_seq: Vec<u64>,
     session_base: u64,
+    /// Whether the applied state lists this incarnation's key as this member's (see paxos'
+    /// `apply`: commands of an unregistered incarnation are refused). Writes wait, unproposed,
+    /// until it does; the registration is sent (again) at `register_at` while one waits.
+    registered: bool,
+    register_at: Micros,
     writes: BTreeMap<CommandId, PendingWrite>,
     reads: BTreeMap<ReadId, PendingRead>,
     /// Reads this member (as leader) confirms for others: local read id → (asker, its id).
@@ -549,8 +556,10 @@ impl Member {
             free_sessions: (0..SESSIONS).rev().collect(),
             session_seq: vec![0; SESSIONS as usize],
             // Sessions of different members and incarnations must never collide: the top bits
-            // are the incarnation's random number, the low 12 the session.
-            session_base: parts.incarnation & !0xfff,
+            // are the incarnation's random number (its key), the low 12 the session.
+            session_base: session_base(parts.incarnation),
+            registered: false,
+            register_at: now,
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             remote_reads: BTreeMap::new(),
@@ -765,6 +774,7 @@ impl Member {
             self.last_leader = leader;
             if leader.is_some() {
                 self.writes.values_mut().for_each(|w| w.resend_at = now);
+                self.register_at = now;
                 self.reads
                     .values_mut()
                     .filter(|r| r.confirmed.is_none())
@@ -1246,6 +1256,10 @@ impl Member {
     /// Proposes here if leading, else forwards to the leader if one is known; otherwise the
     /// write waits for the next re-send.
     fn route_write(&mut self, id: CommandId) {
+        if !self.registered {
+            // Proposed once registered (`check_registration`): before, it would be refused.
+            return;
+        }
         let Some(w) = self.writes.get(&id) else {
             return;
         };
@@ -1290,6 +1304,56 @@ impl Member {
         }
     }
 
+    /// Notes whether the applied state lists this incarnation: once it does, the writes that
+    /// waited for it are routed; if it stops (a stop-sign removed this member, or a process
+    /// with this member's id registered since), this incarnation's key is never registered
+    /// again (the applier's rule relies on it): later writes use a new random key.
+    fn check_registration(&mut self) {
+        let me = self.me();
+        let key = self.session_base >> SESSION_BITS;
+        let live = self.applier.registrations().live.get(&me).map(|r| r.0) == Some(key);
+        if live == self.registered {
+            return;
+        }
+        self.registered = live;
+        if live {
+            let ids: Vec<CommandId> = self.writes.keys().copied().collect();
+            for id in ids {
+                if let Some(w) = self.writes.get_mut(&id) {
+                    w.resend_at = self.clock + RESEND_EVERY;
+                }
+                self.route_write(id);
+            }
+        } else {
+            tracing::info!("this incarnation's registration was retired; registering a new one");
+            self.session_base = session_base(self.rng.next_u64());
+            self.register_at = self.clock;
+        }
+    }
+
+    /// Sends this incarnation's registration to the leader (or proposes it, leading) while
+    /// a write waits for it, every [`RESEND_EVERY`] (a lost one, or one refused because this
+    /// member had not applied far enough yet, is sent again with what it has applied now).
+    fn progress_registration(&mut self) {
+        if self.registered || self.writes.is_empty() || self.clock < self.register_at {
+            return;
+        }
+        let command = Registration {
+            member: self.me(),
+            incarnation: self.session_base >> SESSION_BITS,
+            seen: self.applier.applied_through(),
+        }
+        .command();
+        if self.replica.role() == Role::Leader {
+            let _ = self.replica.propose(command);
+        } else if let Some(leader) = self.replica.leader().filter(|l| l.0 != self.me()) {
+            self.forward(leader.0, command);
+        } else {
+            return;
+        }
+        self.register_at = self.clock + RESEND_EVERY;
+    }
+
     fn remove_write(&mut self, id: CommandId) -> Option<PendingWrite> {
         let w = self.writes.remove(&id)?;
         let session = id.client.0 & 0xfff;
@@ -1309,6 +1373,8 @@ impl Member {
 
     /// Does what the replica asks, until it asks nothing.
     fn drive(&mut self) {
+        self.check_registration();
+        self.progress_registration();
         self.flush_forwards();
         self.flush_lease_checkpoints();
         for _ in 0..64 {
@@ -1336,7 +1402,9 @@ impl Member {
                     // that compacted, a deletion went missing from a watcher in step: the
                     // member campaign's seed 1265 with wipes, `shared-changes`.)
                     if self.sharing_changes
-                        && commands.iter().any(|c| kv::is_compaction(&c.payload))
+                        && commands.iter().any(|c| {
+                            c.id.client != REGISTRATION_CLIENT && kv::is_compaction(&c.payload)
+                        })
                     {
                         self.share_changes(revision_before);
                         revision_before = self.applier.machine().revision();
@@ -1356,6 +1424,7 @@ impl Member {
                 }
                 self.crash_point(CrashPoint::AfterApply);
             }
+            self.check_registration();
             for a in applied.drain(..) {
                 self.complete_write(a);
             }
@@ -1386,6 +1455,8 @@ impl Member {
         self.serve_confirmed_reads();
         self.serve_confirmed_renewals();
         self.progress_changes();
+        // Writes routed as this incarnation's registration applied (`check_registration`).
+        self.flush_forwards();
     }
 
     fn persist(&mut self, seq: PersistSeq, ops: Vec<PersistOp>) {
@@ -1417,7 +1488,9 @@ impl Member {
         };
         let out = match a.outcome {
             SessionOutcome::Applied(o) | SessionOutcome::Duplicate(o) => Ok((o, self.term())),
-            // Our own latest command cannot be older than our latest: a broken session table.
+            // Our own latest command cannot be older than our latest, so this incarnation was
+            // retired (removed, or another process took this member's id) before it applied:
+            // it never will be.
             SessionOutcome::Stale => Err(MemberError::Timeout),
         };
         if let WriteFor::Client(request) = w.for_ {
@@ -1632,5 +1705,16 @@ fn op_bytes(op: &PersistOp) -> usize {
             32 + value_bytes(value)
         }
         _ => 32,
+    }
+}
+
+/// The session base of incarnation number `incarnation`: its key (the bits above the
+/// session), never the key reserved for registrations.
+fn session_base(incarnation: u64) -> u64 {
+    let base = incarnation & !(SESSIONS - 1);
+    if base == REGISTRATION_CLIENT.0 & !(SESSIONS - 1) {
+        base ^ SESSIONS
+    } else {
+        base
     }
 }

@@ -17,7 +17,7 @@ use crate::cluster::MemberTable;
 use crate::peer::PeerMessage;
 use crate::time::Micros;
 use kv::{KvOutput, KvStore, KvView};
-use paxos::multi::{Applier, ClientId, Membership};
+use paxos::multi::{Applier, ClientId, Membership, Registrations};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,9 +25,12 @@ use std::time::Duration;
 use storage::{Intake, SnapshotMeta};
 use thiserror::Error;
 
-/// Version 2 adds the configuration the snapshot was taken in and the member table; version 1
-/// bodies (neither) still decode.
-const BODY_VERSION: u8 = 2;
+/// Version 2 adds the configuration the snapshot was taken in and the member table; version 3
+/// the registered incarnations beside the session table (paxos' `Registrations`). Version 1
+/// and 2 bodies still decode (with no registrations: every command applies until the first
+/// one, as before them).
+const BODY_VERSION: u8 = 3;
+const BODY_VERSION_V2: u8 = 2;
 const BODY_VERSION_V1: u8 = 1;
 /// A transfer asks again this long after its last ask, and gives up after this many asks
 /// without progress (the replica asks again on its own schedule).
@@ -60,12 +63,21 @@ pub struct AppliedSnapshot {
     sessions: Vec<(u64, u64, KvOutput)>,
     membership: Option<Membership>,
     table: Option<MemberTable>,
+    registrations: Registrations,
 }
 
 #[derive(Serialize, Deserialize)]
 struct BodyV1 {
     kv: Vec<u8>,
     sessions: Vec<(u64, u64, KvOutput)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BodyV2 {
+    kv: Vec<u8>,
+    sessions: Vec<(u64, u64, KvOutput)>,
+    membership: Option<Membership>,
+    table: Option<MemberTable>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +88,8 @@ struct Body {
     membership: Option<Membership>,
     /// The member table at `through` (none in a backup).
     table: Option<MemberTable>,
+    /// The registered incarnations (empty without the sessions: a backup).
+    registrations: Registrations,
 }
 
 /// A snapshot body still to be encoded: a view of the store ([`KvStore::view`], O(1) to take)
@@ -90,6 +104,7 @@ pub struct BodyJob {
     sessions: Vec<(u64, u64, KvOutput)>,
     membership: Option<Membership>,
     table: Option<MemberTable>,
+    registrations: Registrations,
 }
 
 /// An encoded snapshot body.
@@ -99,6 +114,9 @@ pub struct EncodedBody {
     pub bytes: Vec<u8>,
     /// Bytes of the store's part (the member's db size).
     pub kv_bytes: u64,
+    /// Entries of the session table in it, and their bytes.
+    pub sessions: u64,
+    pub sessions_bytes: u64,
 }
 
 impl BodyJob {
@@ -112,21 +130,28 @@ impl BodyJob {
         with_sessions: bool,
         table: Option<&MemberTable>,
     ) -> BodyJob {
-        let sessions = if with_sessions {
-            applier
+        let (sessions, registrations) = if with_sessions {
+            let sessions = applier
                 .sessions()
                 .iter()
                 .map(|(c, (seq, out))| (c.0, *seq, out.clone()))
-                .collect()
+                .collect();
+            (sessions, applier.registrations().clone())
         } else {
-            Vec::new()
+            (Vec::new(), Registrations::default())
         };
         BodyJob {
             kv: applier.machine().view(),
             sessions,
             membership: table.and(applier.membership().cloned()),
             table: table.cloned(),
+            registrations,
         }
+    }
+
+    /// Entries in the session table it carries.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The store's revision in the body.
@@ -138,15 +163,26 @@ impl BodyJob {
     pub fn encode(self) -> Result<EncodedBody, BodyError> {
         let kv = self.kv.snapshot();
         let kv_bytes = kv.len() as u64;
+        let sessions = self.sessions.len() as u64;
+        // Measured by encoding them apart (small beside the store: a few entries per member).
+        let sessions_bytes = postcard::to_allocvec(&self.sessions)
+            .map_err(|e| BodyError::Body(e.to_string()))?
+            .len() as u64;
         let body = Body {
             kv,
             sessions: self.sessions,
             membership: self.membership,
             table: self.table,
+            registrations: self.registrations,
         };
         let bytes = postcard::to_extend(&body, vec![BODY_VERSION])
             .map_err(|e| BodyError::Body(e.to_string()))?;
-        Ok(EncodedBody { bytes, kv_bytes })
+        Ok(EncodedBody {
+            bytes,
+            kv_bytes,
+            sessions,
+            sessions_bytes,
+        })
     }
 }
 
@@ -171,6 +207,17 @@ impl AppliedSnapshot {
             BODY_VERSION => {
                 postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?
             }
+            BODY_VERSION_V2 => {
+                let v2: BodyV2 =
+                    postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
+                Body {
+                    kv: v2.kv,
+                    sessions: v2.sessions,
+                    membership: v2.membership,
+                    table: v2.table,
+                    registrations: Registrations::default(),
+                }
+            }
             BODY_VERSION_V1 => {
                 let v1: BodyV1 =
                     postcard::from_bytes(rest).map_err(|e| BodyError::Body(e.to_string()))?;
@@ -179,11 +226,12 @@ impl AppliedSnapshot {
                     sessions: v1.sessions,
                     membership: None,
                     table: None,
+                    registrations: Registrations::default(),
                 }
             }
             _ => {
                 return Err(BodyError::Body(format!(
-                    "version {version}, this build reads {BODY_VERSION_V1} and {BODY_VERSION}"
+                    "version {version}, this build reads {BODY_VERSION_V1} to {BODY_VERSION}"
                 )))
             }
         };
@@ -201,6 +249,7 @@ impl AppliedSnapshot {
             sessions: body.sessions,
             membership: body.membership,
             table: body.table,
+            registrations: body.registrations,
         })
     }
 
@@ -229,6 +278,7 @@ impl AppliedSnapshot {
             .collect();
         let mut applier = Applier::restore(store, sessions, self.through);
         applier.set_membership(self.membership);
+        applier.set_registrations(self.registrations);
         Ok(applier)
     }
 }
@@ -555,6 +605,69 @@ impl SnapshotSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos::multi::{ChosenEntry, Registration, Value};
+
+    /// An applier with one registration applied (member 1, key 10, in slot 1).
+    fn registered() -> Applier<KvStore> {
+        let mut applier = Applier::new(KvStore::new());
+        let reg = Registration {
+            member: 1,
+            incarnation: 10,
+            seen: Slot::ZERO,
+        };
+        applier.apply(
+            &ChosenEntry {
+                slot: Slot(1),
+                value: Value::Batch(vec![reg.command()]),
+            },
+            &mut Vec::new(),
+        );
+        applier
+    }
+
+    #[test]
+    fn a_body_keeps_the_registrations() {
+        let applier = registered();
+        assert!(applier.registrations().strict);
+        let (bytes, _) = encode_body(&applier, true).expect("encodes");
+        assert_eq!(bytes[0], BODY_VERSION);
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("decodes");
+        assert_eq!(restored.registrations(), applier.registrations());
+        // A backup (no sessions) carries none: a restore is a new cluster.
+        let (bytes, _) = encode_body(&applier, false).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("decodes");
+        assert_eq!(restored.registrations(), &Registrations::default());
+    }
+
+    #[test]
+    fn a_version_2_body_decodes_without_registrations() {
+        let applier = registered();
+        let v2 = BodyV2 {
+            kv: applier.machine().view().snapshot(),
+            sessions: vec![(7 << 12, 3, Err(kv::KvError::EmptyKey))],
+            membership: None,
+            table: None,
+        };
+        let bytes = postcard::to_extend(&v2, vec![BODY_VERSION_V2]).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("a version 2 body decodes");
+        assert_eq!(restored.registrations(), &Registrations::default());
+        assert_eq!(restored.sessions().len(), 1, "its sessions kept");
+        let v1 = BodyV1 {
+            kv: v2.kv,
+            sessions: v2.sessions,
+        };
+        let bytes = postcard::to_extend(&v1, vec![BODY_VERSION_V1]).expect("encodes");
+        let restored = AppliedSnapshot::decode(Slot(1), &bytes)
+            .and_then(AppliedSnapshot::into_applier)
+            .expect("a version 1 body decodes");
+        assert!(!restored.registrations().strict);
+    }
 
     const MIB: u64 = 1 << 20;
 

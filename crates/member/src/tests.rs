@@ -1399,6 +1399,12 @@ fn writes_that_arrive_together_share_a_slot() {
     let leader = c.elect();
     let follower = (1..=3).find(|&i| i != leader).expect("a follower");
     let slots_used = |c: &Cluster| c.member(leader).applier().applied_through().0;
+    // A member's first write waits for its incarnation's registration (a slot of its own).
+    for at in [leader, follower] {
+        let first = c.request(at, put("warm", "up"));
+        assert!(c.tick_until(SEC, |c| c.answered(first)));
+        assert_put_ok(c.answer(first));
+    }
 
     let before = slots_used(&c);
     let together = c.requests_together(
@@ -1451,13 +1457,92 @@ fn writes_that_arrive_together_share_a_slot() {
     for id in forwarded {
         assert_put_ok(c.answer(id));
     }
-    // 1 (the first revision) + 20 + 20 + 10 puts, each its own revision, on every member.
+    // 1 (the first revision) + 2 + 20 + 20 + 10 puts, each its own revision, on every member.
     assert!(c.tick_until(SEC, |c| c.members.values().all(|m| m
         .applier()
         .machine()
         .revision()
-        == 51)));
+        == 53)));
 }
 
 mod lease;
 mod renewal;
+
+impl Cluster {
+    /// Starts member `id` again with an empty disk (a wiped member: it rebuilds its promises
+    /// from the others) and a new incarnation number.
+    fn restart_wiped(&mut self, id: u64, incarnation: u64) {
+        let ids: Vec<u64> = self.members.keys().copied().collect();
+        let config = Configuration::new(
+            ids.iter().map(|&i| NodeId(i)).collect(),
+            QuorumSpec::Majority,
+        )
+        .expect("a configuration");
+        let replica =
+            Replica::rebuild(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
+        let parts = MemberParts {
+            replica,
+            applier: Applier::new(KvStore::new()),
+            rng: Box::new(ChaCha8Rng::seed_from_u64(incarnation)),
+            incarnation,
+            newest_snapshot: None,
+            restored_bytes: 0,
+            options: MemberOptions {
+                members: ids.clone(),
+                tick: TICK,
+                request_timeout: 5 * SEC,
+                quota_bytes: 1 << 30,
+                client_urls: vec![format!("http://member-{id}")],
+                snapshot_every_slots: 10_000,
+                crash_at: None,
+                table: table_of(&ids),
+                name: format!("m{id}"),
+            },
+        };
+        self.members.insert(id, Member::new(parts, self.now));
+        self.settle();
+    }
+}
+
+/// Every start of a member registers a new incarnation, which retires the previous one's
+/// session entries: however often a member restarts, the replicated session table holds
+/// entries of one incarnation per member (without retirement it would hold one more
+/// incarnation's per restart), on every member alike.
+#[test]
+fn a_member_restarted_many_times_leaves_a_bounded_session_table() {
+    let mut c = Cluster::new(3, 23);
+    let leader = c.elect();
+    let f = (1..=3).find(|&i| i != leader).expect("a follower");
+    let mut keys = Vec::new();
+    for restart in 0..20u64 {
+        c.restart_wiped(f, (restart + 1) << 20);
+        for i in 0..3 {
+            let w = c.request(f, put(&format!("k{restart}-{i}"), "v"));
+            assert!(
+                c.tick_until(10 * SEC, |c| c.answered(w)),
+                "restart {restart}: the write is answered"
+            );
+            assert_put_ok(c.answer(w));
+        }
+        let regs = c.member(leader).applier().registrations().clone();
+        let key = regs.live.get(&f).expect("the follower is registered").0;
+        assert!(!keys.contains(&key), "a new key each start");
+        keys.push(key);
+        let sessions = c.member(leader).applier().sessions();
+        assert!(
+            sessions
+                .keys()
+                .all(|client| paxos::multi::incarnation_key(*client) == key),
+            "restart {restart}: only the live incarnation's entries are left"
+        );
+        assert_eq!(sessions.len(), 1, "its one session (one write at a time)");
+    }
+    // Every member applied the same table.
+    assert!(c.tick_until(SEC, |c| {
+        let a = c.member(leader).applier();
+        c.members.values().all(|m| {
+            m.applier().sessions() == a.sessions()
+                && m.applier().registrations() == a.registrations()
+        })
+    }));
+}

@@ -86,6 +86,8 @@ pub struct Metrics {
     persist_batch_records: Histogram,
     snapshot_sent_bytes: IntCounter,
     snapshot_received_bytes: IntCounter,
+    sessions: IntGauge,
+    session_incarnations: IntGauge,
     peer_rtt: HistogramVec,
     peer_lag: IntGaugeVec,
     accepts_resent: IntCounter,
@@ -200,6 +202,8 @@ impl Metrics {
             persist_batch_records: histogram(&r, "synod_wal_batch_records", "Persist records per fsync (group commit).", records_buckets)?,
             snapshot_sent_bytes: counter(&r, "synod_snapshot_sent_bytes_total", "Snapshot bytes served to catching-up peers.")?,
             snapshot_received_bytes: counter(&r, "synod_snapshot_received_bytes_total", "Snapshot bytes received from a peer while catching up.")?,
+            sessions: gauge(&r, "synod_sessions", "Entries in the replicated session table as applied here (every snapshot carries it).")?,
+            session_incarnations: gauge(&r, "synod_session_incarnations", "Member incarnations registered in the session table (at most one per member).")?,
             peer_rtt: {
                 let h = HistogramVec::new(HistogramOpts::new("etcd_network_peer_round_trip_time_seconds", "Round-Trip-Time histogram between peers (Synod: a Probe and its answer through the peer's core, every second).").buckets(rtt_buckets), &["To"])?;
                 r.register(Box::new(h.clone()))?;
@@ -549,6 +553,10 @@ impl Observer {
         m.voting.set(i64::from(status.voting));
         m.keys_total
             .set(i64::try_from(member.applier().machine().keys_len()).unwrap_or(i64::MAX));
+        m.sessions
+            .set(i64::try_from(member.applier().sessions().len()).unwrap_or(i64::MAX));
+        m.session_incarnations
+            .set(i64::try_from(member.applier().registrations().live.len()).unwrap_or(i64::MAX));
         m.ballot_round.set(clamp(replica.ballot().round));
         m.promised_round.set(clamp(replica.promised().round));
         m.compacted_slot.set(clamp(replica.compacted_through().0));

@@ -253,6 +253,8 @@ impl SnapshotFiles {
                 tracing::info!(
                     through = through.0,
                     bytes = body.bytes.len(),
+                    sessions = body.sessions,
+                    sessions_bytes = body.sessions_bytes,
                     encode_ms = encoded.as_millis() as u64,
                     write_ms = (started.elapsed() - encoded).as_millis() as u64,
                     "snapshot written off the core"

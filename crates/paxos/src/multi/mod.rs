@@ -18,7 +18,10 @@ mod rebuild;
 mod reconfig;
 mod types;
 
-pub use apply::{Applied, Applier, SessionOutcome, StateMachine};
+pub use apply::{
+    incarnation_key, Applied, Applier, Registration, Registrations, SessionOutcome, StateMachine,
+    REGISTRATIONS_MAX, REGISTRATION_CLIENT, SESSIONS_PER_INCARNATION, SESSION_BITS,
+};
 pub use cheap::{DROP_AFTER_TIMEOUTS, SUSPECT_AFTER_DIVISOR};
 pub use lease::LeaderLease;
 pub use types::*;

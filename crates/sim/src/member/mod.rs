@@ -320,6 +320,8 @@ pub(crate) struct Tally {
     pub snapshots_written: u64,
     pub snapshots_installed: u64,
     pub snapshot_receives_resumed: u64,
+    /// The most session-table entries (and their bytes) in one snapshot written.
+    pub snapshot_sessions_max: (u64, u64),
     pub compactions: u64,
     pub events: u64,
     pub watches_cancelled: u64,
@@ -1036,6 +1038,8 @@ impl MemberSimulation {
         }
         if result.is_ok() {
             self.tally.snapshots_written += 1;
+            let most = &mut self.tally.snapshot_sessions_max;
+            *most = (*most).max((body.sessions, body.sessions_bytes));
         }
         run.member.on_snapshot_written(now, through, result);
         self.drive(i);

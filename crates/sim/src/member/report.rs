@@ -56,6 +56,8 @@ pub struct MemberRunReport {
     pub snapshots_installed: u64,
     /// Receives a member's earlier run began, resumed after its restart from what was durable.
     pub snapshot_receives_resumed: u64,
+    /// The most session-table entries, and their bytes, in one snapshot written.
+    pub snapshot_sessions_max: (u64, u64),
     /// Log compactions.
     pub compactions: u64,
     /// Highest slot applied at the end.
@@ -157,6 +159,7 @@ impl MemberRunReport {
             snapshots_written: sim.tally.snapshots_written,
             snapshots_installed: sim.tally.snapshots_installed,
             snapshot_receives_resumed: sim.tally.snapshot_receives_resumed,
+            snapshot_sessions_max: sim.tally.snapshot_sessions_max,
             compactions: sim.tally.compactions,
             slots_applied: sim.slot_applied_max().0,
             store_comparisons: sim.checks.store_comparisons,
@@ -209,6 +212,7 @@ impl MemberRunReport {
             snapshots_written: 0,
             snapshots_installed: 0,
             snapshot_receives_resumed: 0,
+            snapshot_sessions_max: (0, 0),
             compactions: 0,
             slots_applied: 0,
             store_comparisons: 0,
@@ -398,6 +402,8 @@ pub struct MemberCampaignReport {
     pub snapshots_installed: u64,
     /// Receives resumed after a restart.
     pub snapshot_receives_resumed: u64,
+    /// The most session-table entries (and bytes) in one snapshot, over every run.
+    pub snapshot_sessions_max: (u64, u64),
     /// Compactions.
     pub compactions: u64,
     /// Store comparisons at equal slots.
@@ -466,6 +472,7 @@ impl MemberCampaignReport {
             r.snapshots_written += run.snapshots_written;
             r.snapshots_installed += run.snapshots_installed;
             r.snapshot_receives_resumed += run.snapshot_receives_resumed;
+            r.snapshot_sessions_max = r.snapshot_sessions_max.max(run.snapshot_sessions_max);
             r.compactions += run.compactions;
             r.store_comparisons += run.store_comparisons;
             r.historical_reads += run.historical_reads;
@@ -563,8 +570,9 @@ impl fmt::Display for MemberCampaignReport {
         }
         writeln!(
             f,
-            "  snapshots             {} written, {} received from peers ({} receives resumed after a restart), {} log compactions",
-            self.snapshots_written, self.snapshots_installed, self.snapshot_receives_resumed, self.compactions
+            "  snapshots             {} written, {} received from peers ({} receives resumed after a restart), {} log compactions, sessions {} at most ({} bytes)",
+            self.snapshots_written, self.snapshots_installed, self.snapshot_receives_resumed, self.compactions,
+            self.snapshot_sessions_max.0, self.snapshot_sessions_max.1
         )?;
         writeln!(
             f,
