@@ -19,15 +19,26 @@ pub enum MemberBug {
     /// (`member/ticks.rs`): it ticks once per tick input, so a member whose ticks were missed
     /// (a stopped or starved process) serves leased reads on a stale tick count.
     LeaseTicksNotCaughtUp,
+    /// A watch read served from the store (a watch created at start revision R asks for the
+    /// changes after R - 1, and one resumed out of step after its last revision) starts one
+    /// revision late: the events at R are never sent (etcd users would miss a change).
+    WatchStartOffByOne,
+    /// A snapshot older than the state applied here is installed anyway: the member's own
+    /// snapshot once it is durable (as a restart would restore it), or a received one decoded
+    /// after the log applied past it. The store goes back to the snapshot's state while the
+    /// member keeps its applied slot, so it serves a revision lower than it served before.
+    RevisionBackAfterSnapshotInstall,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 4] = [
+    pub const ALL: [MemberBug; 6] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
         MemberBug::LeaseTicksNotCaughtUp,
+        MemberBug::WatchStartOffByOne,
+        MemberBug::RevisionBackAfterSnapshotInstall,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -37,6 +48,8 @@ impl MemberBug {
             MemberBug::LeaseTtlInMillis => "lease-ttl-in-millis",
             MemberBug::WatchEventTwice => "watch-event-twice",
             MemberBug::LeaseTicksNotCaughtUp => "lease-ticks-not-caught-up",
+            MemberBug::WatchStartOffByOne => "watch-start-off-by-one",
+            MemberBug::RevisionBackAfterSnapshotInstall => "revision-back-after-snapshot-install",
         }
     }
 

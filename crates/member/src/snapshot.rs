@@ -367,6 +367,9 @@ pub(crate) struct SnapshotSchedule {
     /// transfer starts meanwhile (it would fetch what is about to be installed).
     pub(crate) decoding: Option<Slot>,
     transfers: u64,
+    /// Planted bug `RevisionBackAfterSnapshotInstall` only: the state the snapshot being
+    /// written holds, to install again once it is durable.
+    pub(crate) planted_older: Option<Applier<KvStore>>,
 }
 
 impl SnapshotSchedule {
@@ -385,6 +388,7 @@ impl SnapshotSchedule {
             incoming: None,
             decoding: None,
             transfers: 0,
+            planted_older: None,
         }
     }
 

@@ -73,3 +73,33 @@ fn a_watch_event_shared_twice_is_caught_by_the_watch_check() {
         "the same seed without the bug passes:\n{clean}"
     );
 }
+
+#[test]
+fn a_watch_that_starts_one_revision_late_is_caught_by_the_watch_check() {
+    let (seed, report) = first_catch(
+        MemberBug::WatchStartOffByOne,
+        FaultProfile::None,
+        MemberCheck::Watch,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}
+
+#[test]
+fn an_older_snapshot_installed_over_a_newer_state_is_caught_by_revision_went_back() {
+    let (seed, report) = first_catch(
+        MemberBug::RevisionBackAfterSnapshotInstall,
+        FaultProfile::None,
+        MemberCheck::RevisionWentBack,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}
