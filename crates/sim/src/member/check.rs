@@ -45,6 +45,12 @@ pub enum MemberCheck {
     /// Leader leases: a member held a lease by its own clock while another led at a higher
     /// ballot (`clocks.rs`).
     LeaseOverlap,
+    /// Two lock (or election) holders at once, or a holder's fencing revision not above the
+    /// one before it (`locks.rs`).
+    Lock,
+    /// An observation of an election went back, or disagreed with the leader holding then
+    /// (`locks.rs`).
+    Election,
 }
 
 impl MemberCheck {
@@ -63,6 +69,8 @@ impl MemberCheck {
             MemberCheck::Codec => "codec",
             MemberCheck::Membership => "membership",
             MemberCheck::LeaseOverlap => "lease-overlap",
+            MemberCheck::Lock => "lock",
+            MemberCheck::Election => "election",
         }
     }
 }
