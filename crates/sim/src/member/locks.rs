@@ -4,9 +4,11 @@
 //! [`LOCK_LEASE_TTL_SECS`] (nothing keeps it alive), claims `<name>/<lease in hex>`, waits
 //! for every older contender's key to go (reads the newest older key, then waits for its
 //! deletion with a watch read, then reads again), checks its own key still stands, holds for
-//! a while, then releases (a lock deletes its key; a leader resigns: deletes it if it is
+//! a while (one session in five has a lease longer than the run), then releases (a lock deletes its key; a leader resigns: deletes it if it is
 //! still the incarnation it campaigned with) or crashes (stops, and its lease expires). Any
-//! answer lost or refused ends the session the same way: the client gave up. Between
+//! answer lost or refused ends the session: the client gives up and revokes its lease (once,
+//! as etcd's `Session.Close` does), else the lease expires. A session with a lease longer
+//! than the run holds 0.1–1 s and never crashes holding. Between
 //! sessions a client sometimes observes (a linearizable read of the oldest contender, what
 //! etcd's `Observe` and `Leader` answer).
 //!
@@ -36,8 +38,12 @@ use kv::{
 };
 use member::{Answer, Request};
 
-/// A lock session's lease TTL: short, so that crashed holders' leases expire within a run.
+/// A lock session's lease TTL: short, so that crashed holders' leases expire within a run...
 pub(crate) const LOCK_LEASE_TTL_SECS: i64 = 1;
+/// ... or, for one session in five, far longer than a run (as etcd's default session's 60 s is
+/// long beside a hold): a lease that ends early (planted `lease-ttl-in-millis`) then ends
+/// while its holder still holds, with time for another contender to acquire.
+pub(crate) const LOCK_LEASE_TTL_LONG_SECS: i64 = 600;
 /// Lock clients' lease ids start here (far from the lincheck groups' ids).
 const LEASE_ID_BASE: i64 = 900_000_000;
 /// Holds kept for the check (a run holds far fewer).
@@ -50,9 +56,15 @@ pub(crate) enum Step {
     Grant,
     Claim,
     ReadOlder,
-    WaitDelete { key: Vec<u8>, after: i64 },
+    WaitDelete {
+        key: Vec<u8>,
+        after: i64,
+    },
     Confirm,
     Release,
+    /// Ends the session after a lost or refused answer: revokes its lease, as etcd's
+    /// `Session.Close` does.
+    Revoke,
     Observe,
 }
 
@@ -72,6 +84,7 @@ pub(crate) struct Locker {
     index: usize,
     sessions: i64,
     lease: i64,
+    ttl_secs: i64,
     lease_invoke: u64,
     key: Vec<u8>,
     rev: i64,
@@ -126,6 +139,7 @@ pub(crate) struct LockHistory {
 pub(crate) enum Then {
     /// Ask `Step` next, after a short pause.
     Ask(Step),
+
     /// It acquired: hold, then release or crash.
     Acquired,
     /// The session is over (released, given up or expired): start another later.
@@ -161,6 +175,7 @@ impl Locker {
             index,
             sessions: 0,
             lease: 0,
+            ttl_secs: LOCK_LEASE_TTL_SECS,
             lease_invoke: 0,
             key: Vec::new(),
             rev: 0,
@@ -170,8 +185,13 @@ impl Locker {
         }
     }
 
-    /// A new session starts: a new lease.
-    pub fn start_session(&mut self) {
+    /// A new session starts: a new lease, of [`LOCK_LEASE_TTL_LONG_SECS`] if `long`.
+    pub fn start_session(&mut self, long: bool) {
+        self.ttl_secs = if long {
+            LOCK_LEASE_TTL_LONG_SECS
+        } else {
+            LOCK_LEASE_TTL_SECS
+        };
         self.sessions += 1;
         self.lease = LEASE_ID_BASE + self.index as i64 * 1_000_000 + self.sessions;
         self.key = recipe::contender_key(self.name.as_bytes(), self.lease);
@@ -186,7 +206,7 @@ impl Locker {
             Step::Grant => write(
                 KvCommand::LeaseGrant(LeaseGrantRequest {
                     id: self.lease,
-                    ttl: LOCK_LEASE_TTL_SECS,
+                    ttl: self.ttl_secs,
                 }),
                 true,
             ),
@@ -255,6 +275,10 @@ impl Locker {
                 }),
                 false,
             ),
+            Step::Revoke => write(
+                KvCommand::LeaseRevoke(kv::LeaseRevokeRequest { id: self.lease }),
+                false,
+            ),
             Step::Observe => range_read(recipe::top_by_creation(&prefix, true, 0), true),
         }
     }
@@ -283,11 +307,11 @@ impl Locker {
                     history.sessions += 1;
                     Then::Ask(Step::Claim)
                 }
-                _ => self.abandon(history),
+                _ => self.abandon(history, &p.step),
             },
             Step::Claim => {
                 let Some(KvResponse::Txn(t)) = write_ok(&answer) else {
-                    return self.abandon(history);
+                    return self.abandon(history, &p.step);
                 };
                 let mine = if t.succeeded {
                     Some(t.revision)
@@ -295,7 +319,7 @@ impl Locker {
                     first_created(t.responses.first()).map(|(rev, _)| rev)
                 };
                 let Some(mine) = mine else {
-                    return self.abandon(history);
+                    return self.abandon(history, &p.step);
                 };
                 self.rev = mine;
                 let oldest = first_created(t.responses.get(1)).map(|(rev, _)| rev);
@@ -307,7 +331,7 @@ impl Locker {
             }
             Step::ReadOlder => {
                 let Some(r) = range_ok(&answer) else {
-                    return self.abandon(history);
+                    return self.abandon(history, &p.step);
                 };
                 let newest_older = r.kvs.first().map(|kv| kv.key.as_slice());
                 match recipe::turn(newest_older, r.revision) {
@@ -328,11 +352,11 @@ impl Locker {
                         })
                     }
                 }
-                _ => self.abandon(history),
+                _ => self.abandon(history, &p.step),
             },
             Step::Confirm => {
                 let Some(r) = range_ok(&answer) else {
-                    return self.abandon(history);
+                    return self.abandon(history, &p.step);
                 };
                 let found = r.kvs.first().map(|kv| kv.create_revision);
                 if recipe::still_created_at(found, self.rev) {
@@ -343,8 +367,16 @@ impl Locker {
                 }
             }
             Step::Release => {
-                history.released += 1;
                 self.hold = None;
+                if write_ok(&answer).is_some() {
+                    history.released += 1;
+                    Then::SessionOver
+                } else {
+                    self.abandon(history, &p.step)
+                }
+            }
+            Step::Revoke => {
+                self.lease = 0;
                 Then::SessionOver
             }
             Step::Observe => {
@@ -364,8 +396,10 @@ impl Locker {
     }
 
     fn acquire(&mut self, now: u64, lease_margin_div: u64, history: &mut LockHistory) -> Then {
-        let ttl_us = LOCK_LEASE_TTL_SECS as u64 * 1_000_000;
-        let earliest_expiry = self.lease_invoke + ttl_us - ttl_us / lease_margin_div.max(1);
+        let ttl_us = self.ttl_secs as u64 * 1_000_000;
+        // `lease_margin_div` 0: no margin.
+        let margin = ttl_us.checked_div(lease_margin_div).unwrap_or(0);
+        let earliest_expiry = self.lease_invoke + ttl_us - margin;
         if history.holds.len() < HOLDS_MAX {
             self.hold = Some(history.holds.len());
             history.holds.push(Hold {
@@ -380,11 +414,29 @@ impl Locker {
         Then::Acquired
     }
 
-    /// The client gives up its session: its key (if any) goes with its lease.
-    pub fn abandon(&mut self, history: &mut LockHistory) -> Then {
+    /// The client gives up its session (an answer lost or refused): it revokes its lease, if
+    /// it may have one, once; its key (if any) goes with it, or with its expiry.
+    pub fn abandon(&mut self, history: &mut LockHistory, step: &Step) -> Then {
         history.abandoned += 1;
         self.hold = None;
-        Then::SessionOver
+        if self.lease != 0 && *step != Step::Revoke {
+            Then::Ask(Step::Revoke)
+        } else {
+            Then::SessionOver
+        }
+    }
+
+    /// The session is over (or the client crashed and forgot it): nothing of it is revoked
+    /// or released later; its key goes with its lease if it is still there.
+    pub fn end_session(&mut self) {
+        self.lease = 0;
+        self.hold = None;
+        self.next = None;
+    }
+
+    /// Whether this session's lease outlives any run.
+    pub fn long_session(&self) -> bool {
+        self.ttl_secs == LOCK_LEASE_TTL_LONG_SECS
     }
 }
 
@@ -473,7 +525,8 @@ impl MemberSimulation {
             None if matches!(self.phase, Phase::Drain | Phase::Done) => return,
             None if chance_permille(&mut self.rng, 300) => Step::Observe,
             None => {
-                self.lockers[l].start_session();
+                let long = chance_permille(&mut self.rng, 300);
+                self.lockers[l].start_session(long);
                 match self.lockers[l].next.take() {
                     Some(step) => step,
                     None => return,
@@ -536,10 +589,10 @@ impl MemberSimulation {
 
     /// The member lock client `l` waited on is gone: it gives up its session.
     pub(super) fn locker_lost(&mut self, l: usize) {
-        if self.lockers[l].pending.take().is_none() {
+        let Some(p) = self.lockers[l].pending.take() else {
             return;
-        }
-        let then = self.lockers[l].abandon(&mut self.locks);
+        };
+        let then = self.lockers[l].abandon(&mut self.locks, &p.step);
         self.locker_then(l, then);
     }
 
@@ -551,19 +604,25 @@ impl MemberSimulation {
                 range(&mut self.rng, 1_000, 5_000)
             }
             Then::Acquired => {
-                if chance_permille(&mut self.rng, 150) {
+                let long = self.lockers[l].long_session();
+                // A client with a lease longer than the run never crashes holding: its key
+                // would hold the lock up for the rest of the run.
+                if !long && chance_permille(&mut self.rng, 150) {
                     // The client crashes holding: its lease expires, and its key with it.
                     self.locks.crashed_holding += 1;
-                    self.lockers[l].hold = None;
-                    self.lockers[l].next = None;
+                    self.lockers[l].end_session();
                     range(&mut self.rng, 200_000, 1_500_000)
                 } else {
                     self.lockers[l].next = Some(Step::Release);
-                    range(&mut self.rng, 1_000, 50_000)
+                    if long {
+                        range(&mut self.rng, 100_000, 1_000_000)
+                    } else {
+                        range(&mut self.rng, 1_000, 50_000)
+                    }
                 }
             }
             Then::SessionOver => {
-                self.lockers[l].next = None;
+                self.lockers[l].end_session();
                 range(&mut self.rng, 1_000, 30_000)
             }
         };
