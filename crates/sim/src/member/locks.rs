@@ -599,9 +599,15 @@ impl MemberSimulation {
     fn locker_then(&mut self, l: usize, then: Then) {
         let pause = match then {
             Then::Ask(step) => {
+                // A wait for a deletion not applied yet polls again a little later (the
+                // node waits for the member's next applied batch instead).
+                let pause = if matches!(step, Step::WaitDelete { .. }) {
+                    range(&mut self.rng, 5_000, 20_000)
+                } else {
+                    range(&mut self.rng, 100, 2_000)
+                };
                 self.lockers[l].next = Some(step);
-                // A wait for a deletion not applied yet polls again a little later.
-                range(&mut self.rng, 1_000, 5_000)
+                pause
             }
             Then::Acquired => {
                 let long = self.lockers[l].long_session();
@@ -623,7 +629,7 @@ impl MemberSimulation {
             }
             Then::SessionOver => {
                 self.lockers[l].end_session();
-                range(&mut self.rng, 1_000, 30_000)
+                range(&mut self.rng, 20_000, 100_000)
             }
         };
         self.schedule(self.now + pause, Event::LockerNext { locker: l });
