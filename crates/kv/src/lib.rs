@@ -53,6 +53,7 @@ mod codec;
 mod error;
 mod hash;
 mod import;
+pub mod recipe;
 mod snapshot;
 mod span;
 mod store;

@@ -27,17 +27,28 @@ pub enum MemberBug {
     /// a deposed leader decided even after a later leader's: its revoke, accepted by it alone
     /// and taken up by a later phase 1, undoes a renewal the later leader answered.
     LeaseRecordWithoutLeader,
+    /// A watch read served from the store (a watch created at start revision R asks for the
+    /// changes after R - 1, and one resumed out of step after its last revision) starts one
+    /// revision late: the events at R are never sent (etcd users would miss a change).
+    WatchStartOffByOne,
+    /// A snapshot older than the state applied here is installed anyway: the member's own
+    /// snapshot once it is durable (as a restart would restore it), or a received one decoded
+    /// after the log applied past it. The store goes back to the snapshot's state while the
+    /// member keeps its applied slot, so it serves a revision lower than it served before.
+    RevisionBackAfterSnapshotInstall,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 6] = [
+    pub const ALL: [MemberBug; 8] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
         MemberBug::LeaseTicksNotCaughtUp,
         MemberBug::RenewalNotCheckpointed,
         MemberBug::LeaseRecordWithoutLeader,
+        MemberBug::WatchStartOffByOne,
+        MemberBug::RevisionBackAfterSnapshotInstall,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -49,6 +60,8 @@ impl MemberBug {
             MemberBug::LeaseTicksNotCaughtUp => "lease-ticks-not-caught-up",
             MemberBug::RenewalNotCheckpointed => "renewal-not-checkpointed",
             MemberBug::LeaseRecordWithoutLeader => "lease-record-without-leader",
+            MemberBug::WatchStartOffByOne => "watch-start-off-by-one",
+            MemberBug::RevisionBackAfterSnapshotInstall => "revision-back-after-snapshot-install",
         }
     }
 

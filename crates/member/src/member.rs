@@ -1602,7 +1602,8 @@ impl Member {
     fn publish_revision(&mut self) {
         let revision = self.applier.machine().revision();
         debug_assert!(
-            revision >= self.published_revision,
+            revision >= self.published_revision
+                || self.bugs.has(MemberBug::RevisionBackAfterSnapshotInstall),
             "the applied revision went back"
         );
         if revision != self.published_revision {
@@ -1612,6 +1613,14 @@ impl Member {
     }
 
     fn serve(&self, read: &KvRead) -> Result<KvReadResponse, kv::KvError> {
+        // Planted bug `WatchStartOffByOne`: a watch read skips the first revision it owes.
+        if let (true, KvRead::Watch(w)) = (self.bugs.has(MemberBug::WatchStartOffByOne), read) {
+            let late = kv::WatchRead {
+                after: w.after + 1,
+                ..w.clone()
+            };
+            return self.applier.machine().read(&KvRead::Watch(late));
+        }
         self.applier.machine().read(read)
     }
 }

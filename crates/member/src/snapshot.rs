@@ -417,6 +417,9 @@ pub(crate) struct SnapshotSchedule {
     /// transfer starts meanwhile (it would fetch what is about to be installed).
     pub(crate) decoding: Option<Slot>,
     transfers: u64,
+    /// Planted bug `RevisionBackAfterSnapshotInstall` only: the state the snapshot being
+    /// written holds, to install again once it is durable.
+    pub(crate) planted_older: Option<Applier<KvStore>>,
 }
 
 impl SnapshotSchedule {
@@ -435,6 +438,7 @@ impl SnapshotSchedule {
             incoming: None,
             decoding: None,
             transfers: 0,
+            planted_older: None,
         }
     }
 

@@ -20,10 +20,8 @@ impl lockpb::lock_server::Lock for Services {
             let _waiting = self.waiter()?;
             let lease = self.session_lease(r.lease).await?;
             let (claim, abandon) = self.claim(&r.name, lease, b"").await?;
-            let holds_already = claim
-                .first
-                .as_ref()
-                .is_none_or(|oldest| oldest.create_revision == claim.rev);
+            let oldest = claim.first.as_ref().map(|oldest| oldest.create_revision);
+            let holds_already = kv::recipe::holds_at_claim(claim.rev, oldest);
             let header = if holds_already {
                 claim.header
             } else {

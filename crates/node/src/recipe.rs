@@ -7,6 +7,10 @@
 //! lease ended). Everything goes through this member's own KV service, so the recipes are
 //! exactly as safe as a client running them: ownership is a key in the replicated store,
 //! never state held here.
+//!
+//! The recipes' decisions (the contender's key, whether it holds, what it waits for) are
+//! `kv::recipe`'s, which the member simulator's lock clients take too; this module does the
+//! IO: the reads and writes through the KV service, and the waits.
 
 use crate::error::NodeError;
 use crate::service::{unexpected, Services};
@@ -51,10 +55,8 @@ pub(crate) struct Claim {
     pub(crate) header: Option<pb::ResponseHeader>,
 }
 
-/// `<name>/`: the prefix under which every contender's key of `name` lives.
-pub(crate) fn contenders(name: &[u8]) -> Vec<u8> {
-    [name, b"/"].concat()
-}
+pub(crate) use kv::recipe::contenders;
+use kv::recipe::Turn;
 
 /// A range over every key starting with `prefix`, oldest first (`first`) or newest first,
 /// of at most one key.
@@ -173,7 +175,7 @@ impl Services {
 
     async fn claim_txn(&self, name: &[u8], lease: i64, value: &[u8]) -> Result<Claim, Status> {
         let prefix = contenders(name);
-        let key = [prefix.as_slice(), format!("{lease:x}").as_bytes()].concat();
+        let key = kv::recipe::contender_key(name, lease);
         let put = pb::PutRequest {
             key: key.clone(),
             value: value.to_vec(),
@@ -221,12 +223,15 @@ impl Services {
             let newest = self
                 .kv_range(top_by_creation(prefix, false, max_create_revision))
                 .await?;
-            let Some(kv) = newest.kvs.first() else {
-                return Ok(newest.header);
-            };
             let read_at = newest.header.as_ref().map_or(0, |h| h.revision);
-            self.wait_for_change(&kv.key, &[], read_at, Change::Delete)
-                .await?;
+            let newest_older = newest.kvs.first().map(|kv| kv.key.as_slice());
+            match kv::recipe::turn(newest_older, read_at) {
+                Turn::Holds => return Ok(newest.header),
+                Turn::WaitForDelete { key, after } => {
+                    self.wait_for_change(&key, &[], after, Change::Delete)
+                        .await?;
+                }
+            }
         }
     }
 
@@ -327,7 +332,8 @@ impl Services {
     /// Whether `key` still exists as the incarnation created at `rev`.
     pub(crate) async fn still_created_at(&self, key: &[u8], rev: i64) -> Result<bool, Status> {
         let now = self.kv_range(get(key)).await?;
-        Ok(now.kvs.first().is_some_and(|kv| kv.create_revision == rev))
+        let found = now.kvs.first().map(|kv| kv.create_revision);
+        Ok(kv::recipe::still_created_at(found, rev))
     }
 
     /// The oldest contender under `prefix`, with the read's header.

@@ -105,3 +105,63 @@ fn a_renewal_of_a_checkpointed_lease_not_logged_is_caught_by_the_lease_check() {
         "the same seed without the bug passes:\n{clean}"
     );
 }
+
+#[test]
+fn a_watch_that_starts_one_revision_late_is_caught_by_the_watch_check() {
+    let (seed, report) = first_catch(
+        MemberBug::WatchStartOffByOne,
+        FaultProfile::None,
+        MemberCheck::Watch,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}
+
+#[test]
+fn an_older_snapshot_installed_over_a_newer_state_is_caught_by_revision_went_back() {
+    let (seed, report) = first_catch(
+        MemberBug::RevisionBackAfterSnapshotInstall,
+        FaultProfile::None,
+        MemberCheck::RevisionWentBack,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}
+
+#[test]
+fn a_lease_revoked_long_before_its_ttl_is_caught_by_the_lock_check() {
+    let (seed, report) = first_catch(
+        MemberBug::LeaseTtlInMillis,
+        FaultProfile::None,
+        MemberCheck::Lock,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}
+
+#[test]
+fn a_lease_revoked_long_before_its_ttl_is_caught_by_the_election_check() {
+    let (seed, report) = first_catch(
+        MemberBug::LeaseTtlInMillis,
+        FaultProfile::None,
+        MemberCheck::Election,
+    );
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, FaultProfile::None, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
+}

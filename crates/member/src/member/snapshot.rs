@@ -9,10 +9,13 @@
 //! only through a snapshot that is durable (asserted in [`Member::compact_log`]).
 
 use super::{Answer, BackupBody, CrashPoint, Member, Output, RequestId, TRANSFERS_MAX};
+use crate::bugs::MemberBug;
 use crate::error::MemberError;
 use crate::snapshot::{BodyJob, ChunkStored, DecodedSnapshot};
 use crate::time::Micros;
 use bytes::Bytes;
+use kv::KvStore;
+use paxos::multi::Applier;
 use paxos::Slot;
 use storage::SnapshotChunk;
 
@@ -46,6 +49,14 @@ impl Member {
                 }
                 self.crash_point(CrashPoint::DuringCompaction);
                 self.compact_log(through);
+                // Planted bug `RevisionBackAfterSnapshotInstall`: the snapshot just made
+                // durable is installed, as a restart would restore it, over what was applied
+                // while it was written.
+                if let Some(older) = self.snapshots.planted_older.take() {
+                    if older.applied_through() < self.applier.applied_through() {
+                        self.install_older_store(&older);
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot failed; will retry at the next interval")
@@ -191,6 +202,12 @@ impl Member {
     fn install(&mut self, now: Micros, snapshot: DecodedSnapshot) -> bool {
         let through = snapshot.through();
         if through <= self.applier.applied_through() {
+            // Planted bug `RevisionBackAfterSnapshotInstall`: the older store goes in anyway,
+            // under the slot applied here (so applying goes on), and its revision is older.
+            if self.bugs.has(MemberBug::RevisionBackAfterSnapshotInstall) {
+                let (older, _, _) = snapshot.into_parts();
+                self.install_older_store(&older);
+            }
             return false;
         }
         let (applier, kv_bytes, table) = snapshot.into_parts();
@@ -209,6 +226,20 @@ impl Member {
         self.restart_lease_clocks(now);
         tracing::info!(through = through.0, "installed a snapshot from a peer");
         true
+    }
+
+    /// Planted bug `RevisionBackAfterSnapshotInstall`: puts `older`'s store in over the state
+    /// applied here, keeping the applied slot (so applying goes on from there), and tells the
+    /// watchers its (lower) revision.
+    fn install_older_store(&mut self, older: &Applier<KvStore>) {
+        let mut applier = Applier::restore(
+            older.machine().clone(),
+            self.applier.sessions().clone(),
+            self.applier.applied_through(),
+        );
+        applier.set_membership(self.applier.membership().cloned());
+        self.applier = applier;
+        self.publish_revision();
     }
 
     pub(super) fn maybe_snapshot(&mut self) {
@@ -230,6 +261,9 @@ impl Member {
         let through = self.applier.applied_through();
         let body = BodyJob::new(&self.applier, true, Some(&self.table));
         self.snapshots.begin(through);
+        if self.bugs.has(MemberBug::RevisionBackAfterSnapshotInstall) {
+            self.snapshots.planted_older = Some(self.applier.clone());
+        }
         self.snapshots.db_bytes_at_start = self.db_bytes;
         self.outputs.push_back(Output::WriteSnapshot {
             through,

@@ -48,6 +48,12 @@ pub enum MemberCheck {
     /// A lease was revoked earlier, or kept later, than its last acknowledged renewal allows
     /// (`keepalive.rs`: the bound a leader change may move it by).
     Lease,
+    /// Two lock (or election) holders at once, or a holder's fencing revision not above the
+    /// one before it (`locks.rs`).
+    Lock,
+    /// An observation of an election went back, or disagreed with the leader holding then
+    /// (`locks.rs`).
+    Election,
 }
 
 impl MemberCheck {
@@ -67,6 +73,8 @@ impl MemberCheck {
             MemberCheck::Membership => "membership",
             MemberCheck::LeaseOverlap => "lease-overlap",
             MemberCheck::Lease => "lease",
+            MemberCheck::Lock => "lock",
+            MemberCheck::Election => "election",
         }
     }
 }

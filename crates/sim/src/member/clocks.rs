@@ -131,6 +131,7 @@ impl MemberSimulation {
             Event::SnapshotDecode { node, .. } => Some(node),
             Event::Deliver { id } => self.messages.get(&id).map(|m| m.to),
             Event::Arrive { client } => self.clients[client].pending.as_ref().map(|p| p.node),
+            Event::LockerArrive { locker } => self.lockers[locker].pending.as_ref().map(|p| p.node),
             _ => None,
         }
     }

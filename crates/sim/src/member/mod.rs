@@ -16,6 +16,9 @@
 //!   going back, stores equal at equal applied slots, historical reads agreeing, liveness).
 //! - `watch.rs`: watches as the node's Watch service serves them, checked for etcd's watch
 //!   guarantees against every change the members applied.
+//! - `locks.rs`: clients of etcd's Lock and Election services running the node's recipe
+//!   (`kv::recipe`), checked for one holder at a time, growing fencing revisions and
+//!   observations that never go back.
 //! - `report.rs`: figures per run and per campaign.
 //!
 //! A run: a fault phase (clients busy, network faults and crashes as the seed's plan says),
@@ -28,6 +31,7 @@ mod clients;
 mod clocks;
 mod driver;
 mod keepalive;
+mod locks;
 mod operator;
 pub mod report;
 mod watch;
@@ -80,6 +84,8 @@ pub struct MemberSimConfig {
     pub groups: u64,
     /// Watches open at once (each over one group, re-created across crashes and cancels).
     pub watches: usize,
+    /// Lock and election clients (each contends for one of two locks or two elections).
+    pub lockers: usize,
     /// Planted member bugs.
     pub bugs: MemberBugs,
     /// Member tick, microseconds.
@@ -136,6 +142,7 @@ impl MemberSimConfig {
             clients: 4,
             groups: 6,
             watches: 3,
+            lockers: 4,
             bugs: MemberBugs::none(),
             tick_us: 5_000,
             fault_phase_us: 3_000_000,
@@ -239,6 +246,12 @@ enum Event {
     },
     Arrive {
         client: usize,
+    },
+    LockerNext {
+        locker: usize,
+    },
+    LockerArrive {
+        locker: usize,
     },
     Partition,
     Heal,
@@ -359,6 +372,10 @@ pub struct MemberSimulation {
     watches_ended: Vec<Watch>,
     /// (member, request) → watch whose read it is.
     watch_reads: BTreeMap<(usize, RequestId), usize>,
+    lockers: Vec<locks::Locker>,
+    /// (member, request) → lock client waiting on it.
+    lock_waiting: BTreeMap<(usize, RequestId), usize>,
+    pub(crate) locks: locks::LockHistory,
     pub(crate) reference: Reference,
     phase: Phase,
     quiet_at: u64,
@@ -425,6 +442,9 @@ impl MemberSimulation {
             watches: Vec::new(),
             watches_ended: Vec::new(),
             watch_reads: BTreeMap::new(),
+            lockers: Vec::new(),
+            lock_waiting: BTreeMap::new(),
+            locks: locks::LockHistory::default(),
             reference: Reference::default(),
             phase: Phase::Faults,
             quiet_at: config.fault_phase_us,
@@ -444,8 +464,18 @@ impl MemberSimulation {
             let group = w as u64 % sim.config.groups.max(1);
             sim.watches.push(Watch::new(format!("g{group}/"), 1));
         }
+        for l in 0..sim.config.lockers {
+            // Lock clients 0, 1 contend for lock0, 2, 3 campaign in election0, and so on.
+            let election = (l / 2) % 2 == 1;
+            let name = format!("{}{}", if election { "election" } else { "lock" }, l / 4);
+            sim.lockers.push(locks::Locker::new(l, name, election));
+        }
         for i in 0..n {
             sim.start(i);
+        }
+        for l in 0..sim.lockers.len() {
+            let at = below(&mut sim.rng, 50_000);
+            sim.schedule(at, Event::LockerNext { locker: l });
         }
         if sim.config.membership {
             let at = range(&mut sim.rng, 100_000, 400_000);
@@ -523,6 +553,8 @@ impl MemberSimulation {
             Event::SnapshotDecode { node, .. } => (node as u64 + 1) * 16,
             Event::ChunkStore { node, inc } => (1 << 40) + (node as u64) * 16 + (inc << 8),
             Event::ChunkRead { node, inc } => (2 << 40) + (node as u64) * 16 + (inc << 8),
+            Event::LockerNext { locker } => (3 << 40) + locker as u64,
+            Event::LockerArrive { locker } => (4 << 40) + locker as u64,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -586,6 +618,8 @@ impl MemberSimulation {
             }
             Event::ClientNext { client } => self.client_next(client),
             Event::Arrive { client } => self.arrive(client),
+            Event::LockerNext { locker } => self.locker_next(locker),
+            Event::LockerArrive { locker } => self.locker_arrive(locker),
             Event::Partition => self.nemesis_partition(),
             Event::Heal => self.links = LinkMatrix::healed(self.config.places()),
             Event::Crash => self.nemesis_crash(),
@@ -830,6 +864,8 @@ impl MemberSimulation {
                     self.watch_answered(w, answer);
                 } else if let Some(h) = self.keepalive.asks.remove(&(i, id)) {
                     self.keepalive_answered(h, answer);
+                } else if let Some(l) = self.lock_waiting.remove(&(i, id)) {
+                    self.locker_answered(l, answer);
                 }
             }
             Output::AppliedChanges(changes) => {
@@ -1103,6 +1139,16 @@ impl MemberSimulation {
             }
         }
         self.watch_reads.retain(|(n, _), _| *n != i);
+        let lost: Vec<usize> = self
+            .lock_waiting
+            .iter()
+            .filter(|((n, _), _)| *n == i)
+            .map(|(_, l)| *l)
+            .collect();
+        self.lock_waiting.retain(|(n, _), _| *n != i);
+        for l in lost {
+            self.locker_lost(l);
+        }
         self.operator_lost(i);
         let inc = self.nodes[i].inc;
         for w in self.watches.iter_mut().filter(|w| w.at == Some((i, inc))) {
@@ -1475,7 +1521,7 @@ impl MemberSimulation {
                 if !watch.take_read(&read) {
                     // Compacted away: etcd cancels it with the compaction revision; the
                     // client starts a new watch after it.
-                    let fresh = Watch::new(watch.prefix.clone(), read.compact_revision + 1);
+                    let fresh = Watch::like(watch, read.compact_revision + 1);
                     let ended = std::mem::replace(watch, fresh);
                     self.watches_ended.push(ended);
                     self.tally.watches_compacted += 1;
@@ -1505,7 +1551,11 @@ impl MemberSimulation {
                         .max()
                         .unwrap_or(0);
                     let start = (seen + range(&mut self.rng, 0, 15) as i64 - 10).max(1);
-                    let fresh = Watch::new(self.watches[w].prefix.clone(), start);
+                    let mut fresh = Watch::new(self.watches[w].prefix.clone(), start);
+                    // etcd's options: NOPUT, NODELETE (rarely both), previous versions.
+                    fresh.no_put = chance_permille(&mut self.rng, 150);
+                    fresh.no_delete = chance_permille(&mut self.rng, 200);
+                    fresh.prev_kv = chance_permille(&mut self.rng, 500);
                     let ended = std::mem::replace(&mut self.watches[w], fresh);
                     self.watches_ended.push(ended);
                 }
@@ -1617,6 +1667,7 @@ impl MemberSimulation {
         for w in self.watches_ended.iter().chain(self.watches.iter()) {
             self.reference.check(w, self.now, &mut self.checks);
         }
+        self.locks.check(self.now, &mut self.checks);
         let lincheck = self.checks.linearizability(&self.history);
         MemberRunReport::build(&self, lincheck)
     }

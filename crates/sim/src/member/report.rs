@@ -73,6 +73,12 @@ pub struct MemberRunReport {
     pub watches_compared: u64,
     /// Events sent to watches.
     pub watch_events: u64,
+    /// Watch events whose previous value was compared with the history's.
+    pub prevs_compared: u64,
+    /// Lock and election holds checked, sessions begun, observations checked.
+    pub lock_holds: u64,
+    pub lock_sessions: u64,
+    pub lock_observations: u64,
     /// Watches cancelled by their client (and re-created), and ended by a compaction.
     pub watches_cancelled: u64,
     /// Ended by a compaction.
@@ -167,6 +173,10 @@ impl MemberRunReport {
             watches_checked: sim.reference.watches_checked,
             watches_compared: sim.reference.watches_compared,
             watch_events: sim.reference.watch_events,
+            prevs_compared: sim.reference.prevs_compared,
+            lock_holds: sim.locks.holds.len() as u64,
+            lock_sessions: sim.locks.sessions,
+            lock_observations: sim.locks.observations.len() as u64,
             watches_cancelled: sim.tally.watches_cancelled,
             watches_compacted: sim.tally.watches_compacted,
             restarts_behind: sim.checks.restarts_behind,
@@ -220,6 +230,10 @@ impl MemberRunReport {
             watches_checked: 0,
             watches_compared: 0,
             watch_events: 0,
+            prevs_compared: 0,
+            lock_holds: 0,
+            lock_sessions: 0,
+            lock_observations: 0,
             watches_cancelled: 0,
             watches_compacted: 0,
             restarts_behind: 0,
@@ -280,6 +294,11 @@ impl fmt::Display for MemberRunReport {
             f,
             "  operations            {} ok, {} failed, {} unknown",
             self.ops_ok, self.ops_failed, self.ops_unknown
+        )?;
+        writeln!(
+            f,
+            "  locks and elections   {} sessions, {} holds, {} observations",
+            self.lock_sessions, self.lock_holds, self.lock_observations
         )?;
         writeln!(f, "  lincheck              {:?}", self.lincheck)?;
         for v in &self.violations {
@@ -418,6 +437,12 @@ pub struct MemberCampaignReport {
     pub watches_compared: u64,
     /// Events sent to watches.
     pub watch_events: u64,
+    /// Watch events whose previous value was compared with the history's.
+    pub prevs_compared: u64,
+    /// Lock and election holds checked, sessions begun, observations checked.
+    pub lock_holds: u64,
+    pub lock_sessions: u64,
+    pub lock_observations: u64,
     /// Watches cancelled by clients.
     pub watches_cancelled: u64,
     /// Watches ended by compaction.
@@ -480,6 +505,10 @@ impl MemberCampaignReport {
             r.watches_checked += run.watches_checked;
             r.watches_compared += run.watches_compared;
             r.watch_events += run.watch_events;
+            r.prevs_compared += run.prevs_compared;
+            r.lock_holds += run.lock_holds;
+            r.lock_sessions += run.lock_sessions;
+            r.lock_observations += run.lock_observations;
             r.watches_cancelled += run.watches_cancelled;
             r.watches_compacted += run.watches_compacted;
             for (k, (a, b, c, d)) in &run.changes {
@@ -595,6 +624,11 @@ impl fmt::Display for MemberCampaignReport {
             self.watch_events,
             self.watches_cancelled,
             self.watches_compacted
+        )?;
+        writeln!(
+            f,
+            "  locks and elections   {} sessions, {} holds, {} observations; {} watch events' previous values compared",
+            self.lock_sessions, self.lock_holds, self.lock_observations, self.prevs_compared
         )?;
         if self.leased_reads > 0 || self.pauses > 0 {
             writeln!(

@@ -10,7 +10,11 @@
 //! Checked against the reference, every revision's changes as the members applied them (all
 //! members must agree on each): a watch's events are ordered and unique by (revision, key),
 //! none before its start revision (resumable), and exactly the reference's in its key range
-//! over every revision it covered (reliable, atomic: a revision never split).
+//! over every revision it covered (reliable, atomic: a revision never split), after its
+//! filters (a watch may drop puts or deletes, etcd's NOPUT and NODELETE); and a watch that
+//! asked for previous versions gets, with every event, the key's value before that revision
+//! as the reference's history has it (none after a delete or before the first put), where
+//! the reference knows every revision before it.
 
 use super::check::{Checks, MemberCheck};
 use kv::{Event, EventKind, KvRead, WatchRead};
@@ -49,6 +53,12 @@ pub(crate) struct Watch {
     /// compaction dropped the deletions at them (etcd's too keeps only the puts there), so
     /// the watch rightly never saw those.
     pub started_at_compaction: Vec<i64>,
+    /// etcd's NOPUT and NODELETE filters.
+    pub no_put: bool,
+    pub no_delete: bool,
+    /// Asks for previous versions: then each event's previous value, in step with `events`.
+    pub prev_kv: bool,
+    pub prevs: Vec<Option<String>>,
 }
 
 impl Watch {
@@ -61,6 +71,31 @@ impl Watch {
             at: None,
             reading: None,
             started_at_compaction: Vec::new(),
+            no_put: false,
+            no_delete: false,
+            prev_kv: false,
+            prevs: Vec::new(),
+        }
+    }
+
+    /// A new watch from `start` with the options of `like` (filters, previous versions).
+    pub fn like(like: &Watch, start: i64) -> Watch {
+        Watch {
+            no_put: like.no_put,
+            no_delete: like.no_delete,
+            prev_kv: like.prev_kv,
+            ..Watch::new(like.prefix.clone(), start)
+        }
+    }
+
+    fn take(&mut self, events: &[Event]) {
+        self.events.extend(events.iter().map(change));
+        if self.prev_kv {
+            self.prevs.extend(events.iter().map(|e| {
+                e.prev_kv
+                    .as_ref()
+                    .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+            }));
         }
     }
 
@@ -69,9 +104,9 @@ impl Watch {
             key: self.prefix.as_bytes().to_vec(),
             range_end: super::clients::prefix_end(self.prefix.as_bytes()),
             after: self.after,
-            prev_kv: false,
-            no_put: false,
-            no_delete: false,
+            prev_kv: self.prev_kv,
+            no_put: self.no_put,
+            no_delete: self.no_delete,
             events_max: READ_EVENTS_MAX,
             bytes_max: READ_BYTES_MAX,
         }
@@ -91,7 +126,7 @@ impl Watch {
             return false;
         }
         let mine = self.read().select(&changes.events);
-        self.events.extend(mine.iter().map(change));
+        self.take(&mine);
         self.after = changes.through;
         true
     }
@@ -105,7 +140,7 @@ impl Watch {
         if first == answer.compact_revision && !self.started_at_compaction.contains(&first) {
             self.started_at_compaction.push(first);
         }
-        self.events.extend(answer.events.iter().map(change));
+        self.take(&answer.events);
         self.after = self.after.max(answer.through);
         true
     }
@@ -126,6 +161,8 @@ pub(crate) struct Reference {
     pub watches_checked: u64,
     /// Watches whose events were compared with every change applied in their range.
     pub watches_compared: u64,
+    /// Previous versions compared with the reference's.
+    pub prevs_compared: u64,
 }
 
 impl Reference {
@@ -163,9 +200,42 @@ impl Reference {
         }
     }
 
+    /// The value `key` had before revision `revision` by the reference (none: absent), if the
+    /// reference knows every revision back to the key's last change (or to the start).
+    fn value_before(&self, key: &str, revision: i64) -> Option<Option<String>> {
+        let mut expect = revision - 1;
+        for (r, changes) in self.changes.range(..revision).rev() {
+            if *r != expect {
+                return None;
+            }
+            if let Some(c) = changes.iter().find(|c| c.1 == key) {
+                return Some(c.2.then(|| c.3.clone()));
+            }
+            expect -= 1;
+        }
+        // Revision 1 is the empty store's.
+        (expect <= 1).then_some(None)
+    }
+
     /// Checks one watch's events (see the module doc).
     pub fn check(&mut self, w: &Watch, now: u64, checks: &mut Checks) {
         self.watches_checked += 1;
+        if w.prev_kv {
+            for (c, prev) in w.events.iter().zip(&w.prevs) {
+                let Some(want) = self.value_before(&c.1, c.0) else {
+                    continue;
+                };
+                self.prevs_compared += 1;
+                if want != *prev {
+                    let detail = format!(
+                        "watch on {} from {}: {c:?} came with previous value {prev:?}, the history has {want:?}",
+                        w.prefix, w.start
+                    );
+                    checks.violation(MemberCheck::Watch, now, None, detail);
+                    return;
+                }
+            }
+        }
         self.watch_events += w.events.len() as u64;
         for pair in w.events.windows(2) {
             if (pair[0].0, &pair[0].1) >= (pair[1].0, &pair[1].1) {
@@ -201,6 +271,7 @@ impl Reference {
             .range(w.start.max(1)..=through)
             .flat_map(|(_, cs)| cs.iter())
             .filter(|c| c.1.starts_with(&w.prefix))
+            .filter(|c| if c.2 { !w.no_put } else { !w.no_delete })
             // A deletion at a revision the watch was read from while it was the compaction
             // revision is gone from the store (as in etcd): not owed.
             .filter(|c| c.2 || !w.started_at_compaction.contains(&c.0))
