@@ -116,6 +116,13 @@ pub enum PeerMessage {
         /// The context of each traced one among them, named by its command id.
         traces: Vec<(CommandId, TraceContext)>,
     },
+    /// Cheap Paxos, from the leader to an auxiliary it sent Paxos messages to: every main
+    /// holds the chosen log through `through`, so the auxiliary may forget those slots'
+    /// values (`member/auxiliary.rs`). Last, so the other variants keep their wire tags.
+    MainsHave {
+        /// Every main reported its chosen prefix through here.
+        through: Slot,
+    },
 }
 
 /// Where a write's trace goes on: W3C trace context's ids and flags (`traceparent`), so the
@@ -194,6 +201,7 @@ pub fn samples() -> Vec<PeerMessage> {
         },
         PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
         PeerMessage::TakeLead,
+        PeerMessage::MainsHave { through: Slot(12) },
         PeerMessage::Forwards(vec![
             Command {
                 id: CommandId {
