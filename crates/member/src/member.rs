@@ -2,6 +2,7 @@
 //!
 //! See the crate doc for the inputs and the order of the outputs.
 
+mod auxiliary;
 mod changes;
 mod forward;
 mod lease_renewal;
@@ -208,6 +209,9 @@ pub struct Status {
     /// Whether this member is an auxiliary acceptor (Cheap Paxos) of the configuration in
     /// force, as far as it knows it: it serves no client.
     pub is_auxiliary: bool,
+    /// On an auxiliary: the leader it heard from lately (its answer to this member's hello,
+    /// `member/auxiliary.rs`), 0 if none. Always 0 on other members.
+    pub auxiliary_leader: u64,
     /// The main acceptors of the configuration in force under Cheap Paxos (empty under any
     /// other rule): where an auxiliary sends clients.
     pub mains: Vec<u64>,
@@ -537,6 +541,9 @@ pub struct Member {
     ticks: ticks::TickClock,
     /// Test-only planted bugs (none unless built with `planted-bugs` and switched on).
     bugs: MemberBugs,
+    /// Cheap Paxos: what the leader owes the auxiliaries, and on an auxiliary how far the
+    /// mains hold the chosen log (`member/auxiliary.rs`).
+    auxiliaries: auxiliary::AuxiliaryState,
 }
 
 impl Member {
@@ -599,6 +606,7 @@ impl Member {
             ticks: ticks::TickClock::new(now),
             slow_traces: VecDeque::new(),
             bugs: MemberBugs::none(),
+            auxiliaries: Default::default(),
             options: parts.options,
         };
         member.restart_lease_clocks(now);
@@ -736,7 +744,11 @@ impl Member {
                 // At most 16 URLs per member; the transport delivers only from members.
                 let urls: Vec<String> = client_urls.into_iter().take(16).collect();
                 self.client_urls.insert(from, urls);
+                self.answer_auxiliary_hello(from);
             }
+            // An auxiliary holds no store, so no snapshot of one (`member/auxiliary.rs`).
+            PeerMessage::SnapshotAsk { .. } if self.is_auxiliary() => {}
+            PeerMessage::MainsHave { through } => self.on_mains_have(from, through),
             PeerMessage::SnapshotAsk { through, offset } => {
                 self.outputs.push_back(Output::ServeSnapshotChunk {
                     to: from,
@@ -828,6 +840,7 @@ impl Member {
         self.expire_changes(now, &timeout);
         self.publish_own_name(now);
         self.update_peers(now);
+        self.tell_auxiliaries();
         self.drive();
     }
 
@@ -950,6 +963,7 @@ impl Member {
             voting: self.replica.is_voting(),
             is_learner: self.replica.config().is_learner(self.replica.id()),
             is_auxiliary: self.replica.is_auxiliary(),
+            auxiliary_leader: self.auxiliary_leader().unwrap_or(0),
             mains: match self.replica.config().quorum() {
                 paxos::QuorumSpec::Cheap { .. } => {
                     self.replica.config().mains().iter().map(|n| n.0).collect()
@@ -1386,11 +1400,14 @@ impl Member {
                 self.persist(batch.seq, batch.ops);
             }
             for out in ready.send {
+                self.note_sent_paxos(out.to);
                 self.send(out.to.0, PeerMessage::Paxos(out.msg));
             }
             let mut applied = std::mem::take(&mut self.applied_buf);
             let mut revision_before = self.applier.machine().revision();
             for entry in &ready.chosen {
+                let entry = self.entry_to_apply(entry);
+                let entry = &*entry;
                 if let Value::Batch(commands) = &entry.value {
                     let bytes: usize = commands.iter().map(|c| c.payload.len()).sum();
                     self.db_bytes = self.db_bytes.saturating_add(bytes as u64);
@@ -1438,14 +1455,13 @@ impl Member {
                 }
             }
             if let Some(wanted) = ready.snapshot_wanted {
-                for (to, ask) in self
-                    .snapshots
-                    .want(wanted.from.0, wanted.through, self.clock)
-                {
+                let from = self.snapshot_source(wanted.from.0);
+                for (to, ask) in self.snapshots.want(from, wanted.through, self.clock) {
                     self.send(to, ask);
                 }
             }
             if !ready.chosen.is_empty() {
+                self.prune_auxiliary();
                 self.update_peers(self.clock);
                 self.share_changes(revision_before);
                 self.publish_revision();

@@ -135,6 +135,13 @@ pub enum PeerMessage {
         /// leader any more: ask the next one).
         result: Result<Option<LeaseTtl>, MemberError>,
     },
+    /// Cheap Paxos, from the leader to an auxiliary it sent Paxos messages to: every main
+    /// holds the chosen log through `through`, so the auxiliary may forget those slots'
+    /// values (`member/auxiliary.rs`). Last, so the other variants keep their wire tags.
+    MainsHave {
+        /// Every main reported its chosen prefix through here.
+        through: Slot,
+    },
 }
 
 /// What a [`PeerMessage::LeaseAsk`] asks.
@@ -231,6 +238,7 @@ pub fn samples() -> Vec<PeerMessage> {
         },
         PeerMessage::SnapshotChunk(Bytes::from_static(b"chunk")),
         PeerMessage::TakeLead,
+        PeerMessage::MainsHave { through: Slot(12) },
         PeerMessage::Forwards(vec![
             Command {
                 id: CommandId {

@@ -136,6 +136,11 @@ struct Probe {
     leader: u64,
     alarms: Vec<kv::AlarmMember>,
     is_learner: bool,
+    /// Cheap Paxos: whether this member is an auxiliary, and the leader it heard from lately
+    /// (0: none).
+    is_auxiliary: bool,
+    auxiliary_leader: u64,
+    storage_error: Option<String>,
 }
 
 impl HttpParts {
@@ -149,6 +154,9 @@ impl HttpParts {
             leader: s.leader,
             alarms: crate::service::raised_alarms(&s, self.services.member_id()),
             is_learner: s.is_learner,
+            is_auxiliary: s.is_auxiliary,
+            auxiliary_leader: s.auxiliary_leader,
+            storage_error: s.storage_error,
         })
     }
 
@@ -188,7 +196,13 @@ async fn health(
     let serializable = query_values(query.as_deref(), "serializable")
         .iter()
         .any(|v| v == "true");
-    let healthy = match parts.probe().await {
+    let probe = parts.probe().await;
+    if let Ok(p) = &probe {
+        if p.is_auxiliary {
+            return auxiliary_health(&parts, p);
+        }
+    }
+    let healthy = match probe {
         Err(e) => {
             tracing::warn!(error = %e, "/health error: no status from the member");
             false
@@ -232,6 +246,41 @@ async fn health(
     } else {
         parts.metrics.health_failures.inc();
         go_error(StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false"}"#)
+    }
+}
+
+/// `/health` on a Cheap Paxos auxiliary, in etcd 3.5's shape (`{"health":"true","reason":""}`,
+/// 200; `{"health":"false","reason":"..."}`, 503). It holds no store, so there is no read to
+/// try: healthy when it heard from a leader lately (the leader answers each of its hellos,
+/// `member/auxiliary.rs`), no alarm is raised and its log writes work.
+fn auxiliary_health(parts: &HttpParts, p: &Probe) -> AxumResponse {
+    let reason = if let Some(e) = &p.storage_error {
+        format!("auxiliary member: its log failed: {e}")
+    } else if let Some(a) = p.alarms.first() {
+        format!("auxiliary member: alarm {} raised", a.alarm.name())
+    } else if p.auxiliary_leader == 0 {
+        "auxiliary member: no leader heard from lately (it is told at each of its hellos, every 5 s)"
+            .to_string()
+    } else {
+        String::new()
+    };
+    let body = serde_json::json!({
+        "health": if reason.is_empty() { "true" } else { "false" },
+        "reason": reason,
+    })
+    .to_string();
+    if reason.is_empty() {
+        parts.metrics.health_success.inc();
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    } else {
+        tracing::warn!(%reason, "/health error on an auxiliary (status code 503)");
+        parts.metrics.health_failures.inc();
+        go_error(StatusCode::SERVICE_UNAVAILABLE, &body)
     }
 }
 

@@ -76,6 +76,7 @@ pub struct Metrics {
     chosen_slot: IntGauge,
     first_unchosen_slot: IntGauge,
     compacted_slot: IntGauge,
+    retained_entries: IntGauge,
     role: IntGaugeVec,
     phase1_started: IntCounter,
     phase1_won: IntCounter,
@@ -187,6 +188,7 @@ impl Metrics {
             promised_round: gauge(&r, "synod_paxos_promised_round", "The round of the ballot this member's acceptor has promised.")?,
             chosen_slot: gauge(&r, "synod_paxos_chosen_slot", "Every slot up to this one is chosen and known here.")?,
             first_unchosen_slot: gauge(&r, "synod_paxos_first_unchosen_slot", "The first slot not known chosen here.")?,
+            retained_entries: gauge(&r, "synod_paxos_retained_entries", "Log entries (accepted or chosen values) held in memory; on a Cheap Paxos auxiliary, the values not yet known held by every main.")?,
             compacted_slot: gauge(&r, "synod_paxos_compacted_slot", "Slots up to this one are covered by a durable snapshot and dropped from the log.")?,
             role: {
                 let g = IntGaugeVec::new(Opts::new("synod_paxos_role", "1 for the role this member plays now."), &["role"])?;
@@ -560,6 +562,8 @@ impl Observer {
         m.ballot_round.set(clamp(replica.ballot().round));
         m.promised_round.set(clamp(replica.promised().round));
         m.compacted_slot.set(clamp(replica.compacted_through().0));
+        m.retained_entries
+            .set(i64::try_from(member.retained_entries()).unwrap_or(i64::MAX));
         m.waiting
             .set(i64::try_from(member.waiting()).unwrap_or(i64::MAX));
         // An auxiliary (Cheap Paxos) never runs for leader: its role is that, whatever its

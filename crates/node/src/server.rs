@@ -286,13 +286,27 @@ pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
     for repair in &recovered.repairs {
         tracing::warn!(?repair, "storage repaired a torn final write at startup");
     }
-    let restored = SnapshotFiles::open(
+    let mut restored = SnapshotFiles::open(
         fs,
         dir.clone(),
         recovered.snapshot.clone(),
         config.store_limits(),
     )
     .context("cannot load the newest snapshot")?;
+    if config.auxiliary {
+        // An auxiliary holds no store (member/auxiliary.rs): of a snapshot left in its
+        // directory (taken before it was one) it keeps the slot and the configuration only.
+        let through = restored.applier.applied_through();
+        let membership = restored.applier.membership().cloned();
+        let mut empty = paxos::multi::Applier::restore(
+            kv::KvStore::with_limits(config.store_limits()),
+            BTreeMap::new(),
+            through,
+        );
+        empty.set_membership(membership);
+        restored.applier = empty;
+        restored.kv_bytes = 0;
+    }
 
     let members: Vec<NodeId> = config
         .initial_cluster

@@ -218,6 +218,11 @@ impl Member {
             None => self.replica.install_snapshot(through),
         }
         self.applier = applier;
+        if self.is_auxiliary() {
+            // An auxiliary keeps the snapshot's slot and configuration, not its store.
+            self.applier = super::auxiliary::without_store(&self.applier);
+            self.db_bytes = 0;
+        }
         if let Some(table) = table {
             self.table = table;
         }
@@ -243,6 +248,10 @@ impl Member {
     }
 
     pub(super) fn maybe_snapshot(&mut self) {
+        // An auxiliary's store is empty by design: a snapshot of it would be a false one.
+        if self.is_auxiliary() {
+            return;
+        }
         if self.snapshots.due(self.applier.applied_through()) {
             self.start_snapshot();
         }
@@ -255,6 +264,9 @@ impl Member {
     fn start_snapshot(&mut self) {
         // Counted before the check for a write in progress, as every attempt is a hit.
         let crash_mid = self.crash_due(CrashPoint::DuringSnapshot);
+        if self.is_auxiliary() {
+            return;
+        }
         if self.snapshots.writing.is_some() {
             return;
         }

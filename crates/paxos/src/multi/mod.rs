@@ -456,6 +456,12 @@ impl Replica {
         self.leader
     }
 
+    /// Log entries held (accepted or chosen, above the compacted prefix): what a caller
+    /// bounds, e.g. a Cheap Paxos auxiliary's retained values.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
     /// Slots up to here are compacted into the snapshot.
     pub fn compacted_through(&self) -> Slot {
         self.compacted_through

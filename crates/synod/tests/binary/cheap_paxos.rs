@@ -7,7 +7,7 @@
 //! Contradictory flags are refused at start. Synod only (etcd has no such flag).
 
 use crate::common::{
-    etcdctl, get, parse_json, put, put_within, synod_node, wait_for, Cluster, Target,
+    etcdctl, get, http, parse_json, put, put_within, synod_node, wait_for, Cluster, Target,
 };
 use std::time::Duration;
 
@@ -26,6 +26,18 @@ const TIMERS: [&str; 2] = ["--election-timeout=2000", "--heartbeat-interval=100"
 /// Bytes member `i` appended to its log since it started (every persist batch it synced).
 fn logged_bytes(cluster: &Cluster, i: usize) -> f64 {
     cluster.metric(i, "synod_wal_batch_bytes_sum", &[])
+}
+
+/// Log entries member `i` holds in memory (on the auxiliary: values not yet known held by
+/// every main).
+fn retained(cluster: &Cluster, i: usize) -> f64 {
+    cluster.metric(i, "synod_paxos_retained_entries", &[])
+}
+
+/// Member `i`'s `/health`: the status code and the body as JSON.
+fn health(cluster: &Cluster, i: usize) -> (u16, serde_json::Value) {
+    let answer = http("GET", cluster.endpoint(i), "/health").expect("/health");
+    (answer.status, parse_json(&answer.body))
 }
 
 /// Puts keys `k<i>` for each `i` of `keys` (values of [`VALUE_BYTES`] and more) through
@@ -60,6 +72,13 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
         cluster.metric(AUX, "synod_paxos_role", &["role=\"auxiliary\""]),
         1.0
     );
+    // Healthy as an auxiliary once a leader answered its hello (etcd 3.5's shape), though it
+    // holds no store to read from.
+    let body = wait_for("the idle auxiliary's /health to say healthy", || {
+        let (status, body) = health(&cluster, AUX);
+        (status == 200).then_some(body)
+    });
+    assert_eq!(body, serde_json::json!({"health": "true", "reason": ""}));
     // A client is refused as etcd refuses a learner (Unavailable), told the member is an
     // auxiliary and where the mains are (once their announcements reached it).
     let refusal = wait_for("the auxiliary to name both mains in its refusal", || {
@@ -100,6 +119,23 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
         aux_grew < VALUE_BYTES as f64,
         "the auxiliary logged {aux_grew} bytes while both mains ran"
     );
+    // It holds no value (any slot it accepted at the start, while a main was slow, is
+    // forgotten once the mains hold it) and applies nothing: its store stays at an empty
+    // store's revision though the mains applied 30 puts.
+    wait_for("the auxiliary to hold no value", || {
+        (retained(&cluster, AUX) == 0.0).then_some(())
+    });
+    let revision = |i: usize| {
+        let status =
+            parse_json(&etcdctl(cluster.endpoint(i), &["endpoint", "status", "-w", "json"]).ok());
+        // Go's JSON omits zero values.
+        status[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    assert!(revision(0) >= 30, "a main applied the puts");
+    // An empty store is at revision 1, as etcd's.
+    assert_eq!(revision(AUX), 1, "the auxiliary applied nothing");
 
     // A main dies (the leader, so the survivor must win phase 1 with the auxiliary too).
     let dead = cluster.leader();
@@ -115,6 +151,7 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
         "the auxiliary logged only {aux_grew} bytes while a main was down"
     );
     assert!(cluster.metric(survivor, "synod_paxos_auxiliaries_engaged_total", &[]) >= 1.0);
+    let retained_engaged = retained(&cluster, AUX);
     wait_for("the leader to drop the dead main", || {
         (cluster.metric(survivor, "synod_paxos_mains_dropped_total", &[]) >= 1.0).then_some(())
     });
@@ -128,6 +165,19 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
         logged_bytes(&cluster, AUX) - before < VALUE_BYTES as f64
     };
     wait_for("the auxiliary to go back to idle", || idle().then_some(()));
+    // Once the mains (the survivor) hold what it accepted, the auxiliary forgets it: without
+    // pruning it would keep every one of the 20 values it accepted.
+    let left = wait_for("the auxiliary to forget the values the mains hold", || {
+        let n = retained(&cluster, AUX);
+        (n < 5.0).then_some(n)
+    });
+    eprintln!(
+        "auxiliary's retained entries: {retained_engaged} after the engaged puts, {left} once idle"
+    );
+    // Still healthy as an auxiliary: it hears from the leader at each hello.
+    wait_for("the auxiliary's /health after the drop", || {
+        (health(&cluster, AUX).0 == 200).then_some(())
+    });
 
     // The dropped main comes back with its old directory: it is no longer in the
     // configuration, and neither it nor its return engages the auxiliary again.
@@ -153,6 +203,21 @@ fn two_mains_and_an_auxiliary_write_through_a_main_kill_and_the_auxiliary_goes_b
     }
     // The survivor and the auxiliary alone are the cluster now; the auxiliary still refuses.
     assert!(put(cluster.endpoint(AUX), "x", "y").is_err());
+    assert!(
+        retained(&cluster, AUX) < 5.0,
+        "idle, it retains nothing new"
+    );
+
+    // With no leader left to hear from, its /health says so.
+    cluster.kill(survivor);
+    let (status, body) = wait_for("the auxiliary's /health to fail without a leader", || {
+        let (status, body) = health(&cluster, AUX);
+        (status != 200).then_some((status, body))
+    });
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["health"], "false", "{body}");
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no leader heard from"), "{body}");
 }
 
 #[test]
