@@ -30,17 +30,27 @@ def main():
     total = 0
     line_re = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$")
     started = False
+    program = None
     for line in open(path, errors="replace"):
+        if "PROGRAM TOTALS" in line:
+            program = int(line.split()[0].replace(",", ""))
+            continue
         if "file:function" in line:
             started = True
             continue
         if not started:
             continue
+        if line.startswith("-- Auto-annotated") or (total and not line.strip()):
+            break
         m = line_re.match(line)
         if not m:
             continue
         count = int(m.group(1).replace(",", ""))
         what = m.group(2)
+        # A dump taken while threads run charges the frames on their stacks (thread start,
+        # the tokio worker loop) with everything below them: not their own cost.
+        if program and count > program // 2:
+            continue
         total += count
         for name, pat in BUCKETS:
             if re.search(pat, what):
@@ -53,6 +63,8 @@ def main():
         print(f"{name:50} {totals[name] // puts:>10} {100 * totals[name] / max(total, 1):5.1f}%")
     print(f"{'other':50} {other // puts:>10} {100 * other / max(total, 1):5.1f}%")
     print(f"{'total':50} {total // puts:>10}")
+    if program:
+        print(f"{'program total (callgrind summary)':50} {program // puts:>10}")
 
 
 main()
