@@ -177,22 +177,62 @@ pub struct TraceContext {
 /// `Bytes` as a postcard byte string.
 mod serde_bytes_compat {
     use bytes::Bytes;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
 
     pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(b)
     }
 
+    /// Read as one slice (a byte string and a sequence of `u8` are the same bytes in
+    /// postcard), not one call per byte as `Vec<u8>`'s own deserializer does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        let v: Vec<u8> = Vec::deserialize(d)?;
-        Ok(Bytes::from(v))
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Bytes;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            // The hint comes from the input: bounded so a lying length allocates little.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(Bytes::from(out))
+        }
     }
 }
 
 /// Encodes for the wire.
 pub fn encode(msg: &PeerMessage) -> Result<Bytes, CodecError> {
-    let out = postcard::to_extend(msg, vec![CODEC_VERSION])
+    // Sized first (a cheap pass: byte strings count as their length), so a large accept
+    // is written into one allocation instead of growing one by doubling.
+    let size = postcard::experimental::serialized_size(msg)
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let mut out = Vec::with_capacity(size + 1);
+    out.push(CODEC_VERSION);
+    let out = postcard::to_extend(msg, out).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    debug_assert_eq!(
+        out.len(),
+        size + 1,
+        "postcard's size pass agrees with its encoding"
+    );
     Ok(Bytes::from(out))
 }
 
@@ -309,5 +349,82 @@ mod tests {
         }
         assert!(decode(&[1, 200]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    /// What `Command` and the snapshot chunk were before their bytes were serialized as byte
+    /// strings: serde's default, a sequence of `u8`.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct SeqCommand {
+        id: CommandId,
+        payload: Vec<u8>,
+    }
+
+    /// `PeerMessage`'s variants in their order (postcard tags a variant by its index); only
+    /// those with bytes in them are filled in.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    enum SeqEnvelope {
+        Paxos,
+        Forward(SeqCommand),
+        ReadIndexAsk,
+        ReadIndexAnswer,
+        Probe,
+        ProbeReply,
+        Hello,
+        SnapshotAsk,
+        SnapshotChunk(Vec<u8>),
+        TakeLead,
+        ChangeAsk,
+        ChangeDone,
+        Forwards(Vec<SeqCommand>),
+    }
+
+    #[test]
+    fn byte_strings_are_the_bytes_members_sent_before() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let id = CommandId {
+            client: ClientId(0x1234_5678_9abc),
+            seq: 300,
+        };
+        let command = Command {
+            id,
+            payload: payload.clone(),
+        };
+        let old = SeqCommand {
+            id,
+            payload: payload.clone(),
+        };
+        let cases = [
+            (
+                PeerMessage::Forward(command.clone()),
+                SeqEnvelope::Forward(SeqCommand {
+                    id,
+                    payload: payload.clone(),
+                }),
+            ),
+            (
+                PeerMessage::Forwards(vec![command.clone(), command]),
+                SeqEnvelope::Forwards(vec![
+                    SeqCommand {
+                        id,
+                        payload: payload.clone(),
+                    },
+                    old,
+                ]),
+            ),
+            (
+                PeerMessage::SnapshotChunk(Bytes::from(payload.clone())),
+                SeqEnvelope::SnapshotChunk(payload),
+            ),
+        ];
+        for (new, old) in cases {
+            let mut old_bytes = vec![CODEC_VERSION];
+            old_bytes.extend(postcard::to_allocvec(&old).unwrap());
+            let new_bytes = encode(&new).unwrap();
+            assert_eq!(new_bytes[..], old_bytes[..], "{new:?}");
+            assert_eq!(decode(&old_bytes).unwrap(), new);
+            let (version, body) = new_bytes.split_first().unwrap();
+            assert_eq!(*version, CODEC_VERSION);
+            assert_eq!(postcard::from_bytes::<SeqEnvelope>(body).unwrap(), old);
+        }
     }
 }

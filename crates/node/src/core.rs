@@ -20,6 +20,7 @@ use crate::error::NodeError;
 use crate::metrics::{Metrics, Observer, RequestKind};
 use crate::peer::{self, PeerMessage};
 use crate::snapshot::{SnapshotDecoded, SnapshotFiles, SnapshotIo, SnapshotWritten};
+use bytes::Bytes;
 use kv::{KvOutput, KvRead, KvReadResponse, KvStore};
 use member::{Answer, Member, MemberOptions, MemberParts, Micros, Output, RequestId};
 use paxos::multi::{Applier, Replica};
@@ -683,25 +684,46 @@ impl Core {
 
     fn send(&mut self, to: u64, msg: &PeerMessage) {
         match peer::encode(msg) {
-            // A full queue drops the message; the protocol re-sends what matters.
-            Ok(bytes) => {
-                self.observer.sent(to, bytes.len());
-                if let Ok(transport::SendOutcome::Dropped) = self.transport.send(to, bytes) {
-                    self.observer.send_failed(to);
-                }
-            }
+            Ok(bytes) => self.send_encoded(to, bytes),
             Err(e) => tracing::error!(error = %e, "could not encode a peer message"),
+        }
+    }
+
+    fn send_encoded(&mut self, to: u64, bytes: Bytes) {
+        self.observer.sent(to, bytes.len());
+        // A full queue drops the message; the protocol re-sends what matters.
+        if let Ok(transport::SendOutcome::Dropped) = self.transport.send(to, bytes) {
+            self.observer.send_failed(to);
         }
     }
 
     /// Does what the member asks, in its order, until it asks nothing.
     fn drive(&mut self) {
+        // The last message sent and its encoding: a broadcast (an Accept to every
+        // follower) comes out as the same message once per member, in a row, so each
+        // after the first is sent as the first one's bytes (shared, not copied) instead of
+        // being encoded again. Equality is checked, never assumed.
+        let mut last_sent: Option<(PeerMessage, Bytes)> = None;
         while let Some(output) = self.member.poll_output() {
             match output {
                 Output::Persist { tag, ops } => self.persist(tag, ops),
                 Output::Send { to, message } => match self.forward_traces.tag(&message) {
                     Some(traced) => self.send(to, &traced),
-                    None => self.send(to, &message),
+                    None => match last_sent.take() {
+                        Some((last, bytes)) if last == message => {
+                            self.send_encoded(to, bytes.clone());
+                            last_sent = Some((last, bytes));
+                        }
+                        _ => match peer::encode(&message) {
+                            Ok(bytes) => {
+                                self.send_encoded(to, bytes.clone());
+                                last_sent = Some((message, bytes));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not encode a peer message")
+                            }
+                        },
+                    },
                 },
                 Output::ServeSnapshotChunk {
                     to,

@@ -25,8 +25,56 @@ pub struct CommandId {
 pub struct Command {
     /// Session identity for exactly-once apply.
     pub id: CommandId,
-    /// State-machine-specific bytes.
+    /// State-machine-specific bytes. Serialized as a byte string (`payload_bytes`): in
+    /// postcard the same bytes on the wire as serde's default sequence of `u8`, written and
+    /// read as one slice rather than one call per byte.
+    #[serde(with = "payload_bytes")]
     pub payload: Vec<u8>,
+}
+
+/// `Vec<u8>` as a serde byte string. Postcard writes a byte string and a sequence of `u8`
+/// alike (a varint length, then the bytes), so peer frames and anything else postcard
+/// encoded before this read the same; a format that tells them apart (JSON: an array)
+/// is read either way.
+mod payload_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // The hint comes from the input: bounded so a lying length allocates little.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// The value of one slot: a batch of commands, a no-op that fills a hole at takeover, or a
