@@ -1497,6 +1497,8 @@ impl Cluster {
                 crash_at: None,
                 table: table_of(&ids),
                 name: format!("m{id}"),
+                lease_checkpoint_interval: 2 * SEC,
+                election_timeout: SEC,
             },
         };
         self.members.insert(id, Member::new(parts, self.now));
