@@ -137,19 +137,7 @@ impl Cluster {
                 incarnation,
                 newest_snapshot: None,
                 restored_bytes: 0,
-                options: MemberOptions {
-                    members: ids.clone(),
-                    tick: TICK,
-                    request_timeout: 5 * SEC,
-                    quota_bytes: 1 << 30,
-                    client_urls: vec![format!("http://member-{id}")],
-                    snapshot_every_slots,
-                    crash_at,
-                    table: table_of(&ids),
-                    name: format!("m{id}"),
-                    lease_checkpoint_interval: 2 * SEC,
-                    election_timeout: SEC,
-                },
+                options: member_options(&ids, id, snapshot_every_slots, crash_at),
             };
             members.insert(id, Member::new(parts, Micros::ZERO));
         }
@@ -475,6 +463,28 @@ impl Cluster {
 }
 
 /// The member table of members `ids` as their initial cluster describes them.
+/// The options the test cluster's members start with.
+fn member_options(
+    ids: &[u64],
+    id: u64,
+    snapshot_every_slots: u64,
+    crash_at: Option<(CrashPoint, u32)>,
+) -> MemberOptions {
+    MemberOptions {
+        members: ids.to_vec(),
+        tick: TICK,
+        request_timeout: 5 * SEC,
+        quota_bytes: 1 << 30,
+        client_urls: vec![format!("http://member-{id}")],
+        snapshot_every_slots,
+        crash_at,
+        table: table_of(ids),
+        name: format!("m{id}"),
+        lease_checkpoint_interval: 2 * SEC,
+        election_timeout: SEC,
+    }
+}
+
 fn table_of(ids: &[u64]) -> MemberTable {
     ids.iter()
         .map(|&i| {
@@ -974,19 +984,7 @@ impl Cluster {
             incarnation,
             newest_snapshot: None,
             restored_bytes: 0,
-            options: MemberOptions {
-                members: ids.clone(),
-                tick: TICK,
-                request_timeout: 5 * SEC,
-                quota_bytes: 1 << 30,
-                client_urls: vec![format!("http://member-{id}")],
-                snapshot_every_slots: 10_000,
-                crash_at: None,
-                table: table_of(&ids),
-                name: format!("m{id}"),
-                lease_checkpoint_interval: 2 * SEC,
-                election_timeout: SEC,
-            },
+            options: member_options(&ids, id, 10_000, None),
         };
         self.members.insert(id, Member::new(parts, self.now));
         self.settle();
@@ -1487,19 +1485,7 @@ impl Cluster {
             incarnation,
             newest_snapshot: None,
             restored_bytes: 0,
-            options: MemberOptions {
-                members: ids.clone(),
-                tick: TICK,
-                request_timeout: 5 * SEC,
-                quota_bytes: 1 << 30,
-                client_urls: vec![format!("http://member-{id}")],
-                snapshot_every_slots: 10_000,
-                crash_at: None,
-                table: table_of(&ids),
-                name: format!("m{id}"),
-                lease_checkpoint_interval: 2 * SEC,
-                election_timeout: SEC,
-            },
+            options: member_options(&ids, id, 10_000, None),
         };
         self.members.insert(id, Member::new(parts, self.now));
         self.settle();

@@ -14,9 +14,16 @@ fn config(seed: u64, faults: FaultProfile, bug: Option<MemberBug>) -> MemberSimC
     config
 }
 
-/// The first seed whose run with `bug` fails `check`, with its report.
-fn first_catch(bug: MemberBug, faults: FaultProfile, check: MemberCheck) -> (u64, MemberRunReport) {
-    first_catch_within(bug, faults, check, SEEDS_MAX)
+/// Shows `check` catching `bug` within `seeds` seeds, and the first seed it caught it at
+/// passing without the bug (so the catch is the bug's, not the seed's).
+fn caught_then_clean(bug: MemberBug, faults: FaultProfile, check: MemberCheck, seeds: u64) {
+    let (seed, report) = first_catch_within(bug, faults, check, seeds);
+    println!("caught at seed {seed}:\n{report}");
+    let clean = run_member_seed(config(seed, faults, None));
+    assert!(
+        clean.passed(),
+        "the same seed without the bug passes:\n{clean}"
+    );
 }
 
 /// The first of `seeds` seeds whose run with `bug` fails `check`, with its report.
@@ -44,47 +51,31 @@ fn a_follower_reading_before_it_applied_the_read_index_is_caught_by_lincheck() {
     // Needs a follower read while that follower lags the read index and a client that then
     // sees the stale value: 13 of seeds 0..120 catch it (19, 56, 62, ...), only one of them
     // below 40, so a schedule change can push the first catch past 40 (it did once).
-    let (seed, report) = first_catch_within(
+    caught_then_clean(
         MemberBug::ReadBeforeApplied,
         FaultProfile::Net,
         MemberCheck::Linearizability,
         120,
     );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::Net, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
-    );
 }
 
 #[test]
 fn a_lease_revoked_long_before_its_ttl_is_caught_by_lincheck() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::LeaseTtlInMillis,
         FaultProfile::None,
         MemberCheck::Linearizability,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }
 
 #[test]
 fn a_watch_event_shared_twice_is_caught_by_the_watch_check() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::WatchEventTwice,
         FaultProfile::None,
         MemberCheck::Watch,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }
 
@@ -92,76 +83,50 @@ fn a_watch_event_shared_twice_is_caught_by_the_watch_check() {
 fn a_renewal_of_a_checkpointed_lease_not_logged_is_caught_by_the_lease_check() {
     // Needs a leader change while a holder renews a lease whose record is low, and the new
     // leader's revoke before the holder's next renewal reaches it: rarer than the others.
-    let (seed, report) = first_catch_within(
+    caught_then_clean(
         MemberBug::RenewalNotCheckpointed,
         FaultProfile::All,
         MemberCheck::Lease,
         400,
     );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::All, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
-    );
 }
 
 #[test]
 fn a_watch_that_starts_one_revision_late_is_caught_by_the_watch_check() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::WatchStartOffByOne,
         FaultProfile::None,
         MemberCheck::Watch,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }
 
 #[test]
 fn an_older_snapshot_installed_over_a_newer_state_is_caught_by_revision_went_back() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::RevisionBackAfterSnapshotInstall,
         FaultProfile::None,
         MemberCheck::RevisionWentBack,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }
 
 #[test]
 fn a_lease_revoked_long_before_its_ttl_is_caught_by_the_lock_check() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::LeaseTtlInMillis,
         FaultProfile::None,
         MemberCheck::Lock,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }
 
 #[test]
 fn a_lease_revoked_long_before_its_ttl_is_caught_by_the_election_check() {
-    let (seed, report) = first_catch(
+    caught_then_clean(
         MemberBug::LeaseTtlInMillis,
         FaultProfile::None,
         MemberCheck::Election,
-    );
-    println!("caught at seed {seed}:\n{report}");
-    let clean = run_member_seed(config(seed, FaultProfile::None, None));
-    assert!(
-        clean.passed(),
-        "the same seed without the bug passes:\n{clean}"
+        SEEDS_MAX,
     );
 }

@@ -102,17 +102,8 @@ pub struct BenchVsEtcdArgs {
     )]
     pub workloads: Vec<Case>,
 
-    /// Run against one system only (no ratios).
-    #[arg(long, value_enum)]
-    pub only: Option<System>,
-
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-
-    /// The etcd binary (3.4 from Debian's etcd-server package).
-    #[arg(long, default_value = DEFAULT_ETCD_BIN)]
-    pub etcd_bin: PathBuf,
+    #[command(flatten)]
+    pub systems: SystemsArgs,
 
     /// Bound on each request.
     #[arg(long, value_parser = bench::parse_duration, default_value = "5s")]
@@ -157,7 +148,7 @@ impl BenchVsEtcdArgs {
     }
 
     fn systems(&self) -> Vec<System> {
-        match self.only {
+        match self.systems.only {
             Some(s) => vec![s],
             None => vec![System::Etcd, System::Synod, System::Reference],
         }
@@ -202,8 +193,7 @@ pub fn run(args: BenchVsEtcdArgs) -> anyhow::Result<bool> {
         )?;
     }
 
-    let (mut binaries, etcd_version) =
-        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
+    let (mut binaries, etcd_version) = args.systems.binaries(&systems)?;
     if systems.contains(&System::Reference) {
         // This very binary serves the reference (its hidden `reference-server` task).
         let me = std::env::current_exe().context("finding this xtask binary")?;
@@ -390,6 +380,42 @@ pub(crate) fn member_binaries(
         binaries.insert(System::Synod, bin);
     }
     Ok((binaries, etcd_version))
+}
+
+/// The flags every benchmark of Synod beside etcd shares: which systems, and their binaries.
+#[derive(clap::Args, Debug)]
+pub struct SystemsArgs {
+    /// Run against one system only (no ratios).
+    #[arg(long, value_enum)]
+    pub only: Option<System>,
+    /// The synod binary [default: build it with `cargo build --release -p synod`].
+    #[arg(long)]
+    pub synod_bin: Option<PathBuf>,
+    /// The etcd binary (3.4 from Debian's etcd-server package).
+    #[arg(long, default_value = DEFAULT_ETCD_BIN)]
+    pub etcd_bin: PathBuf,
+}
+
+impl SystemsArgs {
+    /// The systems with members (etcd and Synod, or the one `--only` names) for a benchmark
+    /// of what only members do (`what`): the reference server has none.
+    pub fn member_systems(&self, what: &str) -> anyhow::Result<Vec<System>> {
+        match self.only {
+            None => Ok(vec![System::Etcd, System::Synod]),
+            Some(System::Reference) => {
+                bail!("--only reference: the reference server has no members ({what})")
+            }
+            Some(system) => Ok(vec![system]),
+        }
+    }
+
+    /// The member binaries of `systems` ([`member_binaries`]).
+    pub fn binaries(
+        &self,
+        systems: &[System],
+    ) -> anyhow::Result<(BTreeMap<System, PathBuf>, Option<String>)> {
+        member_binaries(systems, self.synod_bin.as_deref(), &self.etcd_bin)
+    }
 }
 
 /// The flags every benchmark of Synod alone (no etcd beside it) shares.
@@ -750,7 +776,7 @@ mod tests {
             vec![System::Etcd, System::Synod, System::Reference]
         );
         assert_eq!(a.clients, vec![32]);
-        assert_eq!(a.etcd_bin, PathBuf::from("/usr/bin/etcd"));
+        assert_eq!(a.systems.etcd_bin, PathBuf::from("/usr/bin/etcd"));
         // 6 workloads x 3 systems (the reference skips watch) stays within three minutes.
         let points = a.workloads.len() * 3 - 1;
         let load = a.duration * points as u32;

@@ -10,14 +10,12 @@
 //! left of them in the log is etcd's nothing (checkpointing off by default in 3.4) and
 //! Synod's checkpoints of leases not renewed within the checkpoint interval (none here).
 
-use crate::cluster::{free_ports, member_specs, Cluster, System};
-use crate::compare::{member_binaries, DEFAULT_ETCD_BIN};
+use crate::cluster::{free_ports, member_specs, Cluster};
 use crate::cpu::cpu_secs;
 use anyhow::{bail, Context};
 use etcd_proto::etcdserverpb as pb;
 use pb::lease_client::LeaseClient;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,15 +36,8 @@ pub struct BenchKeepaliveArgs {
     /// How long to measure, after one warm-up round.
     #[arg(long, value_parser = bench::parse_duration, default_value = "20s")]
     pub duration: Duration,
-    /// Run against one system only.
-    #[arg(long, value_enum)]
-    pub only: Option<System>,
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-    /// The etcd binary (3.4 from Debian's etcd-server package).
-    #[arg(long, default_value = DEFAULT_ETCD_BIN)]
-    pub etcd_bin: PathBuf,
+    #[command(flatten)]
+    pub systems: crate::compare::SystemsArgs,
 }
 
 /// What one system did.
@@ -62,13 +53,8 @@ pub fn run(args: BenchKeepaliveArgs) -> anyhow::Result<bool> {
     if args.leases == 0 || args.per_stream == 0 || args.ttl < 3 {
         bail!("--leases and --per-stream must be positive and --ttl at least 3");
     }
-    let systems: Vec<System> = match args.only {
-        Some(s @ (System::Etcd | System::Synod)) => vec![s],
-        Some(System::Reference) => bail!("--only: etcd or synod"),
-        None => vec![System::Etcd, System::Synod],
-    };
-    let (binaries, etcd_version) =
-        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
+    let systems = args.systems.member_systems("bench-keepalive")?;
+    let (binaries, etcd_version) = args.systems.binaries(&systems)?;
     let parent = crate::target_dir().join("bench-keepalive");
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let tmp = tempfile::Builder::new()

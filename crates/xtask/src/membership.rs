@@ -31,7 +31,6 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::cluster::{free_ports, initial_cluster, member_specs, Cluster, MemberSpec, System};
-use crate::compare::{member_binaries, DEFAULT_ETCD_BIN};
 
 const MEMBERS: usize = 3;
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -73,17 +72,8 @@ pub struct BenchMembershipArgs {
     #[arg(long, value_parser = bench::parse_duration, default_value = "600s")]
     pub promote_within: Duration,
 
-    /// Run against one system only (no ratios).
-    #[arg(long, value_enum)]
-    pub only: Option<System>,
-
-    /// The synod binary [default: build it with `cargo build --release -p synod`].
-    #[arg(long)]
-    pub synod_bin: Option<PathBuf>,
-
-    /// The etcd binary (3.4 from Debian's etcd-server package).
-    #[arg(long, default_value = DEFAULT_ETCD_BIN)]
-    pub etcd_bin: PathBuf,
+    #[command(flatten)]
+    pub systems: crate::compare::SystemsArgs,
 
     /// Keep the members' data directories and logs after the run.
     #[arg(long)]
@@ -96,13 +86,8 @@ pub struct BenchMembershipArgs {
 
 impl BenchMembershipArgs {
     fn systems(&self) -> anyhow::Result<Vec<System>> {
-        match self.only {
-            None => Ok(vec![System::Etcd, System::Synod]),
-            Some(System::Reference) => {
-                bail!("--only reference: the reference server has no members to change")
-            }
-            Some(system) => Ok(vec![system]),
-        }
+        self.systems
+            .member_systems("bench-membership changes members")
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -141,8 +126,7 @@ pub struct Figures {
 pub fn run(args: BenchMembershipArgs) -> anyhow::Result<bool> {
     args.validate()?;
     let systems = args.systems()?;
-    let (binaries, etcd_version) =
-        member_binaries(&systems, args.synod_bin.as_deref(), &args.etcd_bin)?;
+    let (binaries, etcd_version) = args.systems.binaries(&systems)?;
 
     let parent = crate::target_dir().join("bench-membership");
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
