@@ -40,6 +40,7 @@ const TIMEOUTS_MAX: u8 = 1;
 const DEPTH_MAX: usize = 10;
 /// The planted bug's disagreement takes 9 actions, which the search reaches at depth 11 (it
 /// stops at the first counterexample, after about 530,000 states).
+#[cfg(feature = "planted-bugs")]
 const PLANTED_DEPTH_MAX: usize = 11;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
