@@ -121,11 +121,7 @@ impl Cluster {
         let mut seeder = ChaCha8Rng::seed_from_u64(seed);
         let mut members = BTreeMap::new();
         for &id in &ids {
-            let config = Configuration::new(
-                ids.iter().map(|&i| NodeId(i)).collect(),
-                QuorumSpec::Majority,
-            )
-            .expect("a configuration");
+            let config = majority_of(&ids);
             let replica =
                 Replica::new(NodeId(id), config, replica_options.clone()).expect("a replica");
             let mut rng = ChaCha8Rng::seed_from_u64(seeder.next_u64());
@@ -463,6 +459,15 @@ impl Cluster {
 }
 
 /// The member table of members `ids` as their initial cluster describes them.
+/// The configuration whose voters are `ids`, with majority quorums.
+fn majority_of(ids: &[u64]) -> Configuration {
+    Configuration::new(
+        ids.iter().map(|&i| NodeId(i)).collect(),
+        QuorumSpec::Majority,
+    )
+    .expect("a configuration")
+}
+
 /// The options the test cluster's members start with.
 fn member_options(
     ids: &[u64],
@@ -966,11 +971,7 @@ impl Cluster {
     /// Starts member `id` outside the configuration, as `--initial-cluster-state existing`
     /// does: it knows the members `known` and learns the rest from them.
     fn start_joiner(&mut self, id: u64, known: &[u64]) {
-        let config = Configuration::new(
-            known.iter().map(|&i| NodeId(i)).collect(),
-            QuorumSpec::Majority,
-        )
-        .expect("a configuration");
+        let config = majority_of(known);
         let replica =
             Replica::join(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
         let mut rng = ChaCha8Rng::seed_from_u64(id);
@@ -1471,11 +1472,7 @@ impl Cluster {
     /// from the others) and a new incarnation number.
     fn restart_wiped(&mut self, id: u64, incarnation: u64) {
         let ids: Vec<u64> = self.members.keys().copied().collect();
-        let config = Configuration::new(
-            ids.iter().map(|&i| NodeId(i)).collect(),
-            QuorumSpec::Majority,
-        )
-        .expect("a configuration");
+        let config = majority_of(&ids);
         let replica =
             Replica::rebuild(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
         let parts = MemberParts {
