@@ -978,6 +978,13 @@ impl Cluster {
         let incarnation = rng.next_u64();
         let mut ids = known.to_vec();
         ids.push(id);
+        self.start_empty(replica, rng, incarnation, &ids);
+    }
+
+    /// Starts `replica`'s member with an empty store and no snapshot (a joiner or a wiped
+    /// member), knowing the members `ids`.
+    fn start_empty(&mut self, replica: Replica, rng: ChaCha8Rng, incarnation: u64, ids: &[u64]) {
+        let id = replica.id().0;
         let parts = MemberParts {
             replica,
             applier: Applier::new(KvStore::new()),
@@ -985,7 +992,7 @@ impl Cluster {
             incarnation,
             newest_snapshot: None,
             restored_bytes: 0,
-            options: member_options(&ids, id, 10_000, None),
+            options: member_options(ids, id, 10_000, None),
         };
         self.members.insert(id, Member::new(parts, self.now));
         self.settle();
@@ -1475,17 +1482,12 @@ impl Cluster {
         let config = majority_of(&ids);
         let replica =
             Replica::rebuild(NodeId(id), config, ReplicaOptions::default()).expect("a replica");
-        let parts = MemberParts {
+        self.start_empty(
             replica,
-            applier: Applier::new(KvStore::new()),
-            rng: Box::new(ChaCha8Rng::seed_from_u64(incarnation)),
+            ChaCha8Rng::seed_from_u64(incarnation),
             incarnation,
-            newest_snapshot: None,
-            restored_bytes: 0,
-            options: member_options(&ids, id, 10_000, None),
-        };
-        self.members.insert(id, Member::new(parts, self.now));
-        self.settle();
+            &ids,
+        );
     }
 }
 
