@@ -41,31 +41,36 @@ cargo test -p synod-storage --features planted-bugs
 step "kv with its planted bug: a watch checked on its first key only must be caught showing a key outside the grant"
 cargo test -p synod-kv --features planted-bugs --test auth planted
 
+# The binary the process tests of the workspace step ran (`cargo test` builds it in the test
+# profile: opt-level 1, about 1.4x release's CPU per simulated seed). The steps below use it, so
+# the test command builds no release `synod` (a release build took 6 of CI's 35 minutes).
+SYNOD=target/debug/synod
+[ -x "$SYNOD" ] || { echo "the workspace tests should have built $SYNOD" >&2; exit 1; }
+
 step "synod sim: a short campaign through the command line"
-cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 5 --faults all
-cargo run --quiet --release -p synod -- sim --seeds 0..200 --nodes 3 --faults disk
-cargo run --quiet --release -p synod -- sim --seeds 0..1000 --nodes 5 --faults all --quorums swarm
-cargo run --quiet --release -p synod -- sim --protocol fast --seeds 0..2000 --nodes 5
-cargo run --quiet --release -p synod -- sim --protocol epaxos --seeds 0..2000 --nodes 3
+"$SYNOD" sim --seeds 0..200 --nodes 5 --faults all
+"$SYNOD" sim --seeds 0..200 --nodes 3 --faults disk
+"$SYNOD" sim --seeds 0..1000 --nodes 5 --faults all --quorums swarm
+"$SYNOD" sim --protocol fast --seeds 0..2000 --nodes 5
+"$SYNOD" sim --protocol epaxos --seeds 0..2000 --nodes 3
 # Cheap Paxos: about 7 ms of CPU per seed in release (a main dropped in about half of them).
-cargo run --quiet --release -p synod -- sim --protocol cheap --seeds 0..2000 --nodes 3
+"$SYNOD" sim --protocol cheap --seeds 0..2000 --nodes 3
 # Leader leases, clocks drifting within a 10 % bound: about 8 ms of CPU a seed in release (the
 # 10,000-seed figures are in ARCHITECTURE.md, "Leader leases").
-cargo run --quiet --release -p synod -- sim --leases --drift 100000 --seeds 0..2000 --nodes 3
+"$SYNOD" sim --leases --drift 100000 --seeds 0..2000 --nodes 3
 
 step "synod sim --member: 2,000 seeds of three real members (sessions, read-index, leases, snapshots, watches) under etcd clients and every network fault and crash point"
-# Measured at about 50 seeds per CPU-second in release (40 CPU-seconds for these).
-cargo run --quiet --release -p synod -- sim --member --seeds 0..2000 --nodes 3 --faults all
+# About 32 seeds per CPU-second in the test profile (about 60 CPU-seconds for these).
+"$SYNOD" sim --member --seeds 0..2000 --nodes 3 --faults all
 
 step "fuzz targets, short version: the seed corpus through every target's checks (scripts/fuzz.sh runs the fuzzers)"
 (cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-seeds" cargo test --lib --quiet)
 
 step "synod chaos: 5 real members on 127.0.0.11-15 for 2 minutes, every fault kind at least twice, then a planted stale read that must be caught"
-cargo build --quiet --release -p synod
-./target/release/synod chaos --minutes 2 --seed 1
+"$SYNOD" chaos --minutes 2 --seed 1
 # --plant-stale-reads records serializable reads as linearizable; this run passes only if the
 # linearizability check catches the stale answers.
-./target/release/synod chaos --minutes 0.5 --seed 1 --faults isolate,pause,one-way --min-fires 1 --plant-stale-reads
+"$SYNOD" chaos --minutes 0.5 --seed 1 --faults isolate,pause,one-way --min-fires 1 --plant-stale-reads
 
 step "explorer in a real browser (Debian's chromium, npm's playwright-core)"
 if [ ! -x /usr/bin/chromium ]; then
@@ -75,11 +80,9 @@ fi
 [ -d crates/explore/e2e/node_modules/playwright-core ] || (cd crates/explore/e2e && npm ci --no-audit --no-fund)
 # "Break it" needs the planted bugs compiled in (they stay off unless a session asks).
 cargo test -p synod-explore --features planted-bugs
-# Release builds: the release dependencies are already built for the steps above. The page is
-# served by `explore_server`, which runs `synod explore`'s own code (`explore::run_cli`): with the
-# planted bugs compiled in, only the cores and the explorer are built again, not the node.
-cargo build --quiet --release -p synod-explore --features planted-bugs --example explore_server --example sim_trace
-(cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/release/examples/explore_server" \
-  EXPLORE_ARGS="--port 0" TRACE_BIN="$PWD/../../../target/release/examples/sim_trace" node --test)
+# `cargo test` built the examples too, in the test profile and with the planted bugs: the page is
+# served by `explore_server`, which runs `synod explore`'s own code (`explore::run_cli`).
+(cd crates/explore/e2e && EXPLORE_BIN="$PWD/../../../target/debug/examples/explore_server" \
+  EXPLORE_ARGS="--port 0" TRACE_BIN="$PWD/../../../target/debug/examples/sim_trace" node --test)
 
 step "done"
