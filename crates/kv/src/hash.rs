@@ -47,24 +47,24 @@ impl KvView {
         rev: i64,
         mut marshal: impl FnMut(KeyValue) -> Vec<u8>,
     ) -> Result<RevisionHash, KvError> {
-        let compact = if self.compacted {
-            self.compact_revision
+        let compact = if self.state.compacted {
+            self.state.compact_revision
         } else {
             -1
         };
         if rev > 0 && rev < compact {
             return Err(KvError::Compacted);
         }
-        if rev > 0 && rev > self.revision {
+        if rev > 0 && rev > self.state.revision {
             return Err(KvError::FutureRevision);
         }
-        let rev = if rev == 0 { self.revision } else { rev };
+        let rev = if rev == 0 { self.state.revision } else { rev };
         // Each key's entries at or below `rev`, and whether its live version at `rev` (its
         // keep entry) is one of them.
         let mut entries: Vec<(i64, u32, &[u8], &Version)> = Vec::new();
         let mut below_compaction: Vec<(i64, u32, &[u8], &Version)> = Vec::new();
         let mut keep_is_empty = true;
-        for (key, history) in &self.keys {
+        for (key, history) in &self.state.keys {
             let n = history.partition_point(|v| v.mod_revision <= rev);
             let kept = n
                 .checked_sub(1)
@@ -109,7 +109,7 @@ impl KvView {
         }
         Ok(RevisionHash {
             hash: crc,
-            revision: self.revision,
+            revision: self.state.revision,
             compact_revision: compact,
         })
     }

@@ -99,19 +99,19 @@ impl KvView {
     }
 
     fn write(&self, out: &mut impl Sink) {
-        out.put_len(self.limits.txn_ops_max);
-        out.put_len(self.limits.key_bytes_max);
-        out.put_len(self.limits.value_bytes_max);
-        out.put_i64(self.revision);
-        out.put_i64(self.compact_revision);
-        out.put_i64(self.lease_id_next);
-        out.put_len(self.leases.len());
-        for (id, lease) in &self.leases {
+        out.put_len(self.state.limits.txn_ops_max);
+        out.put_len(self.state.limits.key_bytes_max);
+        out.put_len(self.state.limits.value_bytes_max);
+        out.put_i64(self.state.revision);
+        out.put_i64(self.state.compact_revision);
+        out.put_i64(self.state.lease_id_next);
+        out.put_len(self.state.leases.len());
+        for (id, lease) in &self.state.leases {
             out.put_i64(*id);
             out.put_i64(lease.ttl);
         }
-        out.put_len(self.keys.len());
-        for (key, history) in &self.keys {
+        out.put_len(self.state.keys.len());
+        for (key, history) in &self.state.keys {
             out.put_bytes(key);
             out.put_len(history.len());
             for v in history {
@@ -131,7 +131,7 @@ impl KvView {
         let version = self.snapshot_version();
         if version >= SNAPSHOT_VERSION_EXTRAS {
             let mut flags = 0;
-            if !self.auth.is_pristine() {
+            if !self.state.auth.is_pristine() {
                 flags |= EXTRAS_AUTH;
             }
             if self.compacted_at_zero() {
@@ -142,11 +142,11 @@ impl KvView {
                 flags |= EXTRAS_SUBS;
             }
             out.put_u8(flags);
-            if !self.auth.is_pristine() {
-                write_auth(&self.auth, out);
+            if !self.state.auth.is_pristine() {
+                write_auth(&self.state.auth, out);
             }
-            out.put_len(self.alarms.len());
-            for a in &self.alarms {
+            out.put_len(self.state.alarms.len());
+            for a in &self.state.alarms {
                 out.put_u8(a.alarm.number());
                 out.put_u64(a.member_id);
             }
@@ -159,10 +159,11 @@ impl KvView {
                 }
             }
         } else if version == SNAPSHOT_VERSION_AUTH {
-            write_auth(&self.auth, out);
+            write_auth(&self.state.auth, out);
         }
         if version == SNAPSHOT_VERSION_LEASE_RECORDS {
             let checkpoints: Vec<(i64, u64)> = self
+                .state
                 .leases
                 .iter()
                 .filter_map(|(id, l)| Some((*id, l.remaining_ms?)))
@@ -172,18 +173,20 @@ impl KvView {
                 out.put_i64(id);
                 out.put_u64(remaining_ms);
             }
-            out.put_u64(self.lease_leader.0);
-            out.put_u64(self.lease_leader.1);
+            out.put_u64(self.state.lease_leader.0);
+            out.put_u64(self.state.lease_leader.1);
         }
     }
 
     /// The one version this state is written in (see the format above).
     fn snapshot_version(&self) -> u8 {
-        if self.lease_leader != (0, 0) || self.leases.values().any(|l| l.remaining_ms.is_some()) {
+        if self.state.lease_leader != (0, 0)
+            || self.state.leases.values().any(|l| l.remaining_ms.is_some())
+        {
             SNAPSHOT_VERSION_LEASE_RECORDS
         } else if self.needs_extras() {
             SNAPSHOT_VERSION_EXTRAS
-        } else if self.auth.is_pristine() {
+        } else if self.state.auth.is_pristine() {
             SNAPSHOT_VERSION_NO_AUTH
         } else {
             SNAPSHOT_VERSION_AUTH
@@ -191,21 +194,22 @@ impl KvView {
     }
 
     fn compacted_at_zero(&self) -> bool {
-        self.compacted && self.compact_revision == 0
+        self.state.compacted && self.state.compact_revision == 0
     }
 
     /// Whether the state says something versions 1 and 2 cannot.
     fn needs_extras(&self) -> bool {
-        !self.alarms.is_empty() || self.compacted_at_zero() || self.has_subs()
+        !self.state.alarms.is_empty() || self.compacted_at_zero() || self.has_subs()
     }
 
     fn has_subs(&self) -> bool {
-        self.keys.values().flatten().any(|v| v.sub != 0)
+        self.state.keys.values().flatten().any(|v| v.sub != 0)
     }
 
     /// The versions with a sub-revision other than 0, by key then revision.
     fn subs(&self) -> Vec<(&Vec<u8>, &Version)> {
-        self.keys
+        self.state
+            .keys
             .iter()
             .flat_map(|(key, history)| history.iter().map(move |v| (key, v)))
             .filter(|(_, v)| v.sub != 0)

@@ -141,7 +141,7 @@ mod tests;
 pub use error::MemberError;
 pub use member::{
     Answer, AppliedChanges, BackupBody, CrashPoint, KvHash, LeaseRenewed, Member, MemberOptions,
-    MemberParts, Output, ReadAnswer, Request, RequestId, Status, WriteAnswer, WriteTrace,
+    MemberParts, Output, ReadAnswer, Request, RequestId, Status, ViewRead, WriteAnswer, WriteTrace,
     SLOW_TRACE_AFTER,
 };
 pub use time::Micros;

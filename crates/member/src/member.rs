@@ -28,6 +28,7 @@ use paxos::multi::{
 use paxos::{NodeId, PersistSeq, Slot};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use storage::SnapshotChunk;
 
@@ -126,6 +127,11 @@ pub enum Answer {
     Write(WriteAnswer),
     /// To [`Request::Read`].
     Read(ReadAnswer),
+    /// To [`Request::Read`], still to be served: the read and a view of the state it is to be
+    /// served from, so that the driver serves it off the member's core (a range over every key
+    /// delays no heartbeat). [`ViewRead::serve`] gives the [`Answer::Read`] the member would
+    /// have given at once; [`Answer::served`] turns one into the other.
+    ReadOnView(ViewRead),
     /// To [`Request::HashKv`].
     HashKv(KvHash),
     /// To [`Request::LeaseRemaining`]: `None` if there is no such lease.
@@ -143,6 +149,48 @@ pub enum Answer {
     Status(Status),
     /// To [`Request::MemberList`] and [`Request::Cluster`]: the members after it.
     Members(Result<Vec<MemberEntry>, MemberError>),
+}
+
+/// A read the member decided to answer, with the state to answer it from: the store as
+/// applied when the member decided (a view shares the store's maps, O(1) to take and to clone),
+/// so serving it later, on another thread, answers exactly what serving it then would have.
+#[derive(Clone)]
+pub struct ViewRead {
+    /// The applied state the read is served from.
+    pub view: Arc<kv::KvView>,
+    /// The read (one that [`kv::KvView::serves`]).
+    pub read: KvRead,
+    /// The ballot round (etcd's raft term) the answer reports.
+    pub term: u64,
+}
+
+/// The read and the view's revision: not the view's whole store.
+impl std::fmt::Debug for ViewRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewRead")
+            .field("read", &self.read)
+            .field("view_revision", &self.view.revision())
+            .field("term", &self.term)
+            .finish()
+    }
+}
+
+impl ViewRead {
+    /// The answer: one pass over the keys the read covers, wherever the caller runs it.
+    pub fn serve(&self) -> ReadAnswer {
+        Ok((self.view.read(&self.read), self.term))
+    }
+}
+
+impl Answer {
+    /// The answer with a read on a view served here ([`ViewRead::serve`]); any other as it is.
+    /// For drivers that do not move reads off their thread (the simulator, tests).
+    pub fn served(self) -> Answer {
+        match self {
+            Answer::ReadOnView(r) => Answer::Read(r.serve()),
+            other => other,
+        }
+    }
 }
 
 /// The whole applied state, to hash, and where it stands. Hashing is a pass over the whole
@@ -544,6 +592,9 @@ pub struct Member {
     /// Cheap Paxos: what the leader owes the auxiliaries, and on an auxiliary how far the
     /// mains hold the chosen log (`member/auxiliary.rs`).
     auxiliaries: auxiliary::AuxiliaryState,
+    /// The view reads were last answered from, and the slot applied when it was taken
+    /// ([`Member::read_view`]).
+    read_view: Option<(Slot, Arc<kv::KvView>)>,
 }
 
 impl Member {
@@ -607,6 +658,7 @@ impl Member {
             slow_traces: VecDeque::new(),
             bugs: MemberBugs::none(),
             auxiliaries: Default::default(),
+            read_view: None,
             options: parts.options,
         };
         member.restart_lease_clocks(now);
@@ -1145,9 +1197,8 @@ impl Member {
                 self.answer(request, Answer::Members(Ok(members)));
                 return;
             };
-            let answer = self.serve(&read);
             let term = self.replica.ballot().round;
-            self.answer(request, Answer::Read(Ok((answer, term))));
+            self.answer_read(request, read, term);
             return;
         }
         if self.reads.len() >= READS_MAX {
@@ -1561,11 +1612,13 @@ impl Member {
         let term = self.term();
         for id in ready {
             if let Some(r) = self.reads.remove(&id) {
-                let answer = match &r.read {
-                    Some(read) => Answer::Read(Ok((self.serve(read), term))),
-                    None => Answer::Members(Ok(self.members())),
-                };
-                self.answer(r.request, answer);
+                match r.read {
+                    Some(read) => self.answer_read(r.request, read, term),
+                    None => {
+                        let members = self.members();
+                        self.answer(r.request, Answer::Members(Ok(members)));
+                    }
+                }
             }
         }
     }
@@ -1626,6 +1679,37 @@ impl Member {
             self.published_revision = revision;
             self.outputs.push_back(Output::AppliedRevision(revision));
         }
+    }
+
+    /// Answers a read that may be served now: a watch read here (it needs the store's change
+    /// index, and is a bounded batch), any other on a view of the applied state, which the
+    /// driver serves off the core ([`Answer::ReadOnView`]).
+    fn answer_read(&mut self, request: RequestId, read: KvRead, term: u64) {
+        if !kv::KvView::serves(&read) {
+            let answer = self.serve(&read);
+            self.answer(request, Answer::Read(Ok((answer, term))));
+            return;
+        }
+        let view = self.read_view();
+        self.answer(request, Answer::ReadOnView(ViewRead { view, read, term }));
+    }
+
+    /// A view of the store as applied now, shared by every read answered before the next
+    /// slot is applied (taking one copies the auth tables and the alarms).
+    fn read_view(&mut self) -> Arc<kv::KvView> {
+        let applied = self.applier.applied_through();
+        let store = self.applier.machine();
+        if let Some((at, view)) = &self.read_view {
+            if *at == applied {
+                // Every change to the store is an applied slot, so a view taken at this slot is
+                // the store as it is.
+                debug_assert_eq!(view.revision(), store.revision());
+                return Arc::clone(view);
+            }
+        }
+        let view = Arc::new(store.view());
+        self.read_view = Some((applied, Arc::clone(&view)));
+        view
     }
 
     fn serve(&self, read: &KvRead) -> Result<KvReadResponse, kv::KvError> {

@@ -441,7 +441,13 @@ impl Cluster {
         id
     }
 
+    /// The answer to `id`, a read on a view served now (as the node's handler serves it).
     fn answer(&mut self, id: RequestId) -> Option<Answer> {
+        self.answer_unserved(id).map(Answer::served)
+    }
+
+    /// The answer to `id` as the member gave it.
+    fn answer_unserved(&mut self, id: RequestId) -> Option<Answer> {
         let at = self.answers.iter().position(|(_, r, _)| *r == id)?;
         Some(self.answers.remove(at).2)
     }
@@ -1472,6 +1478,7 @@ fn writes_that_arrive_together_share_a_slot() {
 }
 
 mod lease;
+mod reads;
 mod renewal;
 
 impl Cluster {

@@ -48,9 +48,56 @@ const INPUTS_PER_TURN_MAX: usize = 256;
 /// Where a member list goes (after a change, the members then).
 pub type MembersReply = oneshot::Sender<Result<Vec<MemberEntry>, NodeError>>;
 
-/// Where a read's answer goes: the store's answer (or refusal) and the ballot round, or why
-/// the node could not serve it.
-pub type ReadReply = oneshot::Sender<Result<(Result<KvReadResponse, kv::KvError>, u64), NodeError>>;
+/// Where a read's answer goes: the read, done or still to serve, or why the node could not
+/// serve it.
+pub type ReadReply = oneshot::Sender<Result<ReadDone, NodeError>>;
+
+/// A read the member decided to answer. Most come with a view of the applied state
+/// ([`member::ViewRead`]) and are served by the handler that asked, off the core task, so a
+/// range over every key delays no heartbeat and no other request; watch reads (bounded
+/// batches that need the store's change index) come served.
+#[derive(Debug)]
+pub enum ReadDone {
+    /// Served on the core: the store's answer (or refusal) and the ballot round.
+    Served(Result<KvReadResponse, kv::KvError>, u64),
+    /// To serve on the view it carries.
+    OnView(member::ViewRead),
+}
+
+/// Ranges that may return more keys than this are served on the blocking pool rather than on
+/// the handler's runtime thread, which other handlers (and the core task) share.
+const INLINE_RANGE_KEYS_MAX: i64 = 1_000;
+
+impl ReadDone {
+    /// The store's answer and the ballot round: for a read on a view, one pass over the keys it
+    /// covers, here (a large range on tokio's blocking pool).
+    pub async fn serve(self) -> Result<(Result<KvReadResponse, kv::KvError>, u64), NodeError> {
+        match self {
+            ReadDone::Served(answer, term) => Ok((answer, term)),
+            ReadDone::OnView(read) if is_small(&read.read) => Ok(on_view(&read)),
+            ReadDone::OnView(read) => tokio::task::spawn_blocking(move || on_view(&read))
+                .await
+                .map_err(|_| NodeError::Stopped),
+        }
+    }
+}
+
+fn on_view(read: &member::ViewRead) -> (Result<KvReadResponse, kv::KvError>, u64) {
+    (read.view.read(&read.read), read.term)
+}
+
+/// Whether a read is cheap enough to serve on a runtime thread: a single key, a range with a
+/// small limit or count only, or a lease or auth query.
+fn is_small(read: &KvRead) -> bool {
+    match read {
+        KvRead::Range(r) => {
+            r.range_end.is_empty() || (1..=INLINE_RANGE_KEYS_MAX).contains(&r.limit)
+        }
+        KvRead::As { read, .. } => is_small(read),
+        KvRead::LeaseTimeToLive { .. } | KvRead::LeaseLeases | KvRead::Auth(_) => true,
+        KvRead::Watch(_) => true,
+    }
+}
 
 /// A question from a gRPC handler.
 pub enum Request {
@@ -231,7 +278,11 @@ impl Reply {
                 let _ = tx.send(a.map_err(NodeError::from));
             }
             (Reply::Read(tx), Answer::Read(a)) => {
-                let _ = tx.send(a.map_err(NodeError::from));
+                let done = a.map(|(answer, term)| ReadDone::Served(answer, term));
+                let _ = tx.send(done.map_err(NodeError::from));
+            }
+            (Reply::Read(tx), Answer::ReadOnView(read)) => {
+                let _ = tx.send(Ok(ReadDone::OnView(read)));
             }
             (Reply::HashKv(revision, tx), Answer::HashKv(h)) => off_core(jobs, tx, move || {
                 Ok(h.view

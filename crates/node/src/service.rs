@@ -207,6 +207,9 @@ impl Services {
                 reply,
             })
             .await?
+            .map_err(|e| e.status())?
+            .serve()
+            .await
             .map_err(|e| e.status())?;
         let response = answer.map_err(|e| convert::status_from_kv_error(&e))?;
         Ok((response, term))

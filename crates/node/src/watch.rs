@@ -559,6 +559,9 @@ impl WatchStream {
         let (answer, term) = rx
             .await
             .map_err(|_| stopped())?
+            .map_err(|e| End::Member(e.status()))?
+            .serve()
+            .await
             .map_err(|e| End::Member(e.status()))?;
         self.term = term;
         match answer {

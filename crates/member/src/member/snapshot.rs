@@ -218,6 +218,8 @@ impl Member {
             None => self.replica.install_snapshot(through),
         }
         self.applier = applier;
+        // Views of the store replaced are of no use to reads any more.
+        self.read_view = None;
         if self.is_auxiliary() {
             // An auxiliary keeps the snapshot's slot and configuration, not its store.
             self.applier = super::auxiliary::without_store(&self.applier);
@@ -244,6 +246,7 @@ impl Member {
         );
         applier.set_membership(self.applier.membership().cloned());
         self.applier = applier;
+        self.read_view = None;
         self.publish_revision();
     }
 

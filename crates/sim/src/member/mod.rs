@@ -856,6 +856,9 @@ impl MemberSimulation {
                 }
             }
             Output::Answer { id, answer } => {
+                // Reads on a view are served here, at once: the node serves them off its core
+                // task, on the same view, so the answer is the same.
+                let answer = answer.served();
                 if let Some(ask) = self.operator.asks.remove(&(i, id)) {
                     self.operator_answered(i, ask, answer);
                 } else if let Some(c) = self.waiting.remove(&(i, id)) {
