@@ -287,10 +287,26 @@ fn txn_both_branches_and_compaction() {
             .await
             .expect("get at the compaction point");
         assert_eq!(at.kvs()[0].value(), b"b");
-        let (_, message) = grpc_error(b.compact(6, None).await);
+        // A compaction at or below the compaction revision is refused with etcd's code and
+        // text (etcd's `ErrGRPCCompacted`), whichever member takes it.
+        for (client, at) in [(&mut b, 6), (&mut c, 5), (&mut a, 0)] {
+            let (code, message) = grpc_error(client.compact(at, None).await);
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                (
+                    "OutOfRange",
+                    "etcdserver: mvcc: required revision has been compacted"
+                ),
+                "compaction at {at}"
+            );
+        }
+        let (code, message) = grpc_error(a.compact(100, None).await);
         assert_eq!(
-            message,
-            "etcdserver: mvcc: required revision has been compacted"
+            (code.as_str(), message.as_str()),
+            (
+                "OutOfRange",
+                "etcdserver: mvcc: required revision is a future revision"
+            )
         );
     });
 }

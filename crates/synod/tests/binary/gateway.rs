@@ -337,6 +337,30 @@ fn the_json_gateway_answers_kv_lease_cluster_and_maintenance_requests_as_etcds()
         (500, error("election: no leader", 2)),
         "no leader once it resigned"
     );
+
+    // Compaction (etcd's documented `/v3/kv/compaction`): taken once at a revision, then
+    // refused at or below it with etcd's code (OutOfRange, HTTP 400), and past the present.
+    let compacted = post_ok(e, "/v3/kv/compaction", r#"{"revision":"3"}"#, None);
+    assert!(compacted["header"]["revision"].is_string(), "{compacted}");
+    let gone = error("etcdserver: mvcc: required revision has been compacted", 11);
+    for at in ["3", "2"] {
+        let body = json!({ "revision": at }).to_string();
+        let (code, again) = post(e, "/v3/kv/compaction", &body, None);
+        assert_eq!((code, again), (400, gone.clone()), "compaction at {at}");
+    }
+    let (code, ahead) = post(e, "/v3/kv/compaction", r#"{"revision":"100000"}"#, None);
+    assert_eq!(
+        (code, ahead),
+        (
+            400,
+            error(
+                "etcdserver: mvcc: required revision is a future revision",
+                11
+            )
+        )
+    );
+    let (code, old) = post(e, "/v3/kv/range", r#"{"key":"Zm9v","revision":"2"}"#, None);
+    assert_eq!((code, old), (400, gone));
 }
 
 /// An RSA key pair as PEM files (`openssl`, as etcd's documentation makes them).

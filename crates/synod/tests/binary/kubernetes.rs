@@ -1358,7 +1358,8 @@ async fn events_before_requested_progress(endpoint: &str) -> (usize, i64) {
 /// The check above, shown catching the planted bug it is for: a member that answers
 /// `RequestProgress` at once, ahead of a watcher still catching up (built with
 /// `--features planted-bugs`; `cargo test -p synod --features planted-bugs --test binary
-/// planted_progress`).
+/// planted_progress`). Then the same case on a member of the same build without the plant
+/// passes, so what is caught is the plant, not the harness.
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn planted_progress_ahead_of_watchers_is_caught() {
@@ -1366,12 +1367,21 @@ fn planted_progress_ahead_of_watchers_is_caught() {
         eprintln!("the planted bug is Synod's; nothing to run against etcd");
         return;
     }
-    let cluster = Cluster::start_with_flags(1, &["--test-plant-bug=progress-ahead-of-watchers"]);
-    let (events, reported) =
-        runtime().block_on(events_before_requested_progress(cluster.endpoint(0)));
+    let rt = runtime();
+    let planted = Cluster::start_with_flags(1, &["--test-plant-bug=progress-ahead-of-watchers"]);
+    let (events, reported) = rt.block_on(events_before_requested_progress(planted.endpoint(0)));
+    eprintln!("planted: the progress report at {reported} came after {events} of {BULK_PUTS}");
     assert!(
         events < BULK_PUTS,
         "the planted early progress report at {reported} was not caught: it came after all \
          {events} events"
+    );
+    drop(planted);
+    let clean = Cluster::start(1);
+    let (events, reported) = rt.block_on(events_before_requested_progress(clean.endpoint(0)));
+    eprintln!("clean: the progress report at {reported} came after {events} of {BULK_PUTS}");
+    assert_eq!(
+        events, BULK_PUTS,
+        "without the plant, the progress report at {reported} came after {events} events"
     );
 }
