@@ -96,11 +96,18 @@ impl Replica {
                 });
             }
         }
+        Ok(self.propose_stop_sign(next))
+    }
+
+    /// Proposes the stop-sign to `next` at the next free slot, with no check of who is in
+    /// it: only for [`Replica::propose_reconfiguration`] and a planted bug.
+    pub(super) fn propose_stop_sign(&mut self, next: Configuration) -> Slot {
+        debug_assert!(self.role == Role::Leader && self.stop_sign.is_none());
         let slot = self.next_slot;
         self.next_slot = slot.next();
         self.stop_sign = Some(slot);
         self.propose_slot(slot, Value::StopSign(next));
-        Ok(slot)
+        slot
     }
 
     /// Whether a change of configuration may be under way in the epoch in force, as far as
