@@ -49,6 +49,9 @@ pub const READMIT_EVERY_TIMEOUTS: u64 = 4;
 /// a leader change or a restart (who was dropped) is in the configuration itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Readmit {
+    /// Whether habit 4 is on ([`Replica::enable_cheap_readmission`]; off by default: see
+    /// ARCHITECTURE.md, "Cheap Paxos", for the simulator seed that keeps it off).
+    pub(super) enabled: bool,
     /// The election (`Counters::elections_won`) the bound below was set for.
     term: u64,
     /// No re-admission before this tick.
@@ -60,6 +63,12 @@ pub(super) struct Readmit {
 }
 
 impl Replica {
+    /// Turns on habit 4 (re-admission of a dropped main; off by default). With it off, a
+    /// dropped main leaves the configuration altogether, as before habit 4.
+    pub fn enable_cheap_readmission(&mut self, on: bool) {
+        self.readmit.enabled = on;
+    }
+
     /// Whether this replica is an auxiliary acceptor of the configuration in force.
     pub fn is_auxiliary(&self) -> bool {
         self.membership.config.is_auxiliary(self.id)
@@ -138,6 +147,9 @@ impl Replica {
     /// Habit 4: while the configuration is short of mains, promotes a learner that answers
     /// again back among the mains, by a stop-sign, once it has caught up.
     fn readmit_returned_main(&mut self, timeout: u64, suspect: u64) {
+        if !self.readmit.enabled {
+            return;
+        }
         let config = &self.membership.config;
         let mains = config.mains().len();
         if mains > config.auxiliaries().len() || config.learners().is_empty() {
@@ -201,7 +213,9 @@ impl Replica {
             .filter(|m| *m != gone)
             .collect();
         let mut learners = config.learners().to_vec();
-        learners.push(gone);
+        if self.readmit.enabled {
+            learners.push(gone);
+        }
         let main = config.mains().len() - 1;
         Configuration::with_learners(members, learners, QuorumSpec::Cheap { main }).ok()
     }

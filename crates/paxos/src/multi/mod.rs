@@ -73,6 +73,9 @@ pub struct Counters {
     pub mains_returned: u64,
     /// Cheap Paxos: stop-signs this leader proposed to re-admit a returned main.
     pub mains_readmitted: u64,
+    /// Cheap Paxos: configurations this replica entered as leader with more mains than the
+    /// one it left (a re-admission that took effect).
+    pub readmissions_entered: u64,
     /// Leader leases: reads this leader served under its lease, with no confirmation round.
     pub leased_reads: u64,
     /// Leader leases: Prepares held unanswered because this replica had granted a lease.

@@ -290,6 +290,15 @@ impl Replica {
             // before this replica's (or its successor's) Prepare reaches them.
             self.send_heartbeats();
         }
+        let cheap = |c: &Configuration| matches!(c.quorum(), QuorumSpec::Cheap { .. });
+        if was_leader
+            && cheap(&membership.config)
+            && cheap(&self.membership.config)
+            && membership.config.mains().len() > self.membership.config.mains().len()
+        {
+            // A Cheap Paxos re-admission took effect (cheap.rs, habit 4).
+            self.counters.readmissions_entered += 1;
+        }
         self.adopt(membership);
         self.proposals.clear();
         if self.next_slot <= stop {

@@ -130,6 +130,7 @@ fn dropped_main(bugs: crate::bugs::PlantedBugs) -> Cluster {
     let mut c = Cluster::with_rule(3, 0, QuorumSpec::Cheap { main: 2 });
     for r in &mut c.replicas {
         r.bugs = bugs;
+        r.enable_cheap_readmission(true);
     }
     c.elect(1);
     c.commit_one_by_one(1, 1..=2);
