@@ -99,6 +99,7 @@ pub struct Metrics {
     pre_votes_refused: IntCounter,
     auxiliaries_engaged: IntCounter,
     mains_dropped: IntCounter,
+    mains_readmitted: IntCounter,
     commands_per_slot: Histogram,
     propose_to_chosen: Histogram,
     chosen_to_applied: Histogram,
@@ -224,6 +225,7 @@ impl Metrics {
             pre_votes_refused: counter(&r, "synod_paxos_pre_votes_refused_total", "Pre-votes this member refused (it heard a live leader, or does not vote).")?,
             auxiliaries_engaged: counter(&r, "synod_paxos_auxiliaries_engaged_total", "Cheap Paxos: times this leader began sending to the auxiliaries because a main fell silent.")?,
             mains_dropped: counter(&r, "synod_paxos_mains_dropped_total", "Cheap Paxos: reconfigurations this leader proposed to drop a main silent for two election timeouts.")?,
+            mains_readmitted: counter(&r, "synod_paxos_mains_readmitted_total", "Cheap Paxos: reconfigurations this leader proposed to re-admit a dropped main that came back and caught up.")?,
             commands_per_slot: histogram(&r, "synod_paxos_commands_per_slot", "As leader: commands packed into each slot it proposed.", commands_buckets)?,
             propose_to_chosen: histogram(&r, "synod_paxos_propose_to_chosen_seconds", "As leader: time from proposing a slot (phase 2a) to knowing it chosen, per slot.", slot_seconds_buckets.clone())?,
             chosen_to_applied: histogram(&r, "synod_paxos_chosen_to_applied_seconds", "Time from this member knowing a slot chosen to applying it, per slot (0 when both happen while handling one input).", slot_seconds_buckets)?,
@@ -301,6 +303,7 @@ struct Last {
     pre_votes_refused: u64,
     auxiliaries_engaged: u64,
     mains_dropped: u64,
+    mains_readmitted: u64,
     refused: BTreeMap<String, u64>,
 }
 
@@ -630,6 +633,11 @@ impl Observer {
             &m.mains_dropped,
             &mut self.last.mains_dropped,
             c.mains_dropped,
+        );
+        bump(
+            &m.mains_readmitted,
+            &mut self.last.mains_readmitted,
+            c.mains_readmitted,
         );
         let peers = replica.peers_chosen_through();
         if peers.is_empty() && self.lagging > 0 {

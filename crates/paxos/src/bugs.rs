@@ -58,11 +58,14 @@ pub enum Bug {
     /// A replica that lost its disk votes again as soon as it sees a leader above its fence,
     /// before it holds the chosen log that leader reaches (the amnesia rule's second half).
     RebuiltVotesBeforeCaughtUp,
+    /// Cheap Paxos: a dropped main that returns is promoted back among the mains without the
+    /// learner catch-up check, however far behind it is.
+    CheapReadmitWithoutCatchUp,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::ForgetPromiseOnRestart,
         Bug::IgnorePromisedValues,
         Bug::ReadWithoutConfirm,
@@ -81,6 +84,7 @@ impl Bug {
         Bug::CheapDropWithoutStopSign,
         Bug::LeaseWithoutDriftMargin,
         Bug::RebuiltVotesBeforeCaughtUp,
+        Bug::CheapReadmitWithoutCatchUp,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -104,6 +108,7 @@ impl Bug {
             Bug::CheapDropWithoutStopSign => "cheap-drop-without-stop-sign",
             Bug::LeaseWithoutDriftMargin => "lease-without-drift-margin",
             Bug::RebuiltVotesBeforeCaughtUp => "rebuilt-votes-before-caught-up",
+            Bug::CheapReadmitWithoutCatchUp => "cheap-readmit-without-catch-up",
         }
     }
 

@@ -1,7 +1,8 @@
 //! Cheap Paxos in the simulator: the core simulator run under the rule
 //! [`paxos::QuorumSpec::Cheap`] (`synod sim --protocol cheap`), with the figures that show
 //! what the auxiliaries did. Nothing here drives the protocol: the core engages the
-//! auxiliaries and drops a failed main by itself (paxos `multi/cheap.rs`); the nemesis's
+//! auxiliaries, drops a failed main and re-admits it when it returns by itself (paxos
+//! `multi/cheap.rs`); the nemesis's
 //! crashes and partitions are what make a main fail, while the clients run.
 
 use paxos::multi::Replica;
@@ -18,6 +19,16 @@ pub struct CheapFigures {
     /// Configurations entered by the leader that proposed a drop, counted once per drop that
     /// took effect: from then on the auxiliaries were idle again.
     pub returned_to_idle: u64,
+    /// Dropped mains heard from again by a leader (once per leader, epoch and main).
+    pub mains_returned: u64,
+    /// Stop-signs proposed to re-admit a returned main among the mains.
+    pub mains_readmitted: u64,
+    /// Re-admissions that took effect (the leader entered the configuration with more mains).
+    pub readmissions_entered: u64,
+    /// Seeds in which a dropped main returned (campaigns only).
+    pub seeds_returned: u64,
+    /// Seeds in which a re-admission took effect (campaigns only).
+    pub seeds_readmitted: u64,
     /// Seeds in which the auxiliaries were engaged at least once (campaigns only).
     pub seeds_engaged: u64,
     /// Seeds in which a main was dropped (campaigns only).
@@ -32,8 +43,15 @@ impl CheapFigures {
         self.auxiliaries_engaged += c.auxiliaries_engaged;
         self.mains_dropped += c.mains_dropped;
         if c.mains_dropped > 0 {
-            self.returned_to_idle += c.configurations_entered.min(c.mains_dropped);
+            // Configurations entered less those a re-admission led to.
+            let entered = c
+                .configurations_entered
+                .saturating_sub(c.readmissions_entered);
+            self.returned_to_idle += entered.min(c.mains_dropped);
         }
+        self.mains_returned += c.mains_returned;
+        self.mains_readmitted += c.mains_readmitted;
+        self.readmissions_entered += c.readmissions_entered;
     }
 
     /// Adds a run's figures into a campaign's.
@@ -41,6 +59,11 @@ impl CheapFigures {
         self.auxiliaries_engaged += run.auxiliaries_engaged;
         self.mains_dropped += run.mains_dropped;
         self.returned_to_idle += run.returned_to_idle;
+        self.mains_returned += run.mains_returned;
+        self.mains_readmitted += run.mains_readmitted;
+        self.readmissions_entered += run.readmissions_entered;
+        self.seeds_returned += u64::from(run.mains_returned > 0);
+        self.seeds_readmitted += u64::from(run.readmissions_entered > 0);
         self.seeds_engaged += u64::from(run.auxiliaries_engaged > 0);
         self.seeds_dropped += u64::from(run.mains_dropped > 0);
     }

@@ -263,10 +263,13 @@ impl fmt::Display for RunReport {
         if !self.cheap.is_empty() {
             writeln!(
                 f,
-                "  cheap paxos           auxiliaries engaged {}, mains dropped {}, back to idle {}",
+                "  cheap paxos           auxiliaries engaged {}, mains dropped {}, back to idle {}; mains returned {}, re-admissions proposed {}, in effect {}",
                 self.cheap.auxiliaries_engaged,
                 self.cheap.mains_dropped,
-                self.cheap.returned_to_idle
+                self.cheap.returned_to_idle,
+                self.cheap.mains_returned,
+                self.cheap.mains_readmitted,
+                self.cheap.readmissions_entered
             )?;
         }
         if let Some(clocks) = &self.clocks {
@@ -595,6 +598,11 @@ impl fmt::Display for CampaignReport {
                 f,
                 "  cheap paxos           auxiliaries engaged {} times in {} seeds; mains dropped {} in {} seeds; back to idle {}",
                 c.auxiliaries_engaged, c.seeds_engaged, c.mains_dropped, c.seeds_dropped, c.returned_to_idle
+            )?;
+            writeln!(
+                f,
+                "  cheap re-admission    mains returned {} in {} seeds; re-admissions proposed {}, in effect {} in {} seeds",
+                c.mains_returned, c.seeds_returned, c.mains_readmitted, c.readmissions_entered, c.seeds_readmitted
             )?;
         }
         if let Some(clocks) = &self.clocks {

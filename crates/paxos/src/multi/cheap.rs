@@ -16,6 +16,18 @@
 //!    3: the new configuration is chosen in the old one). Switching the rule without one is
 //!    the planted bug [`Bug::CheapDropWithoutStopSign`].
 //!
+//! 4. **Re-admit a dropped main that comes back.** The drop keeps the main in the
+//!    configuration as a *learner* (replicated state: the stop-sign names it, so every
+//!    later leader and every restart knows it). While the configuration is short of mains
+//!    (no more mains than auxiliaries), a learner heard from again within a suspect window
+//!    and caught up to within `promote_lag_slots_max` slots is promoted back among the mains
+//!    by another stop-sign (`cheap:MAIN+1`), through [`Replica::propose_reconfiguration`]
+//!    and its learner checks, never by a shortcut. At most one change is in flight (the
+//!    stop-sign rule), and a leader re-admits no more often than once per
+//!    [`READMIT_EVERY_TIMEOUTS`] election timeouts, counted from its own election too, so a
+//!    flapping main cannot make the configuration flap faster. Skipping the catch-up check
+//!    is the planted bug [`Bug::CheapReadmitWithoutCatchUp`].
+//!
 //! Auxiliaries never run for leader (they are not there to serve) and are skipped by the
 //! simulator's convergence check: while idle they hold only what they accepted while engaged.
 
@@ -27,7 +39,36 @@ pub const SUSPECT_AFTER_DIVISOR: u64 = 2;
 /// A main silent for this many election timeouts is dropped from the configuration.
 pub const DROP_AFTER_TIMEOUTS: u64 = 2;
 
+/// A leader re-admits a dropped main at most once per this many election timeouts, and not
+/// before this many have passed since it was elected (so a change of leader does not reset
+/// the bound). Twice the drop window: a main flapping faster than that is dropped and
+/// re-admitted at most once per cycle of `DROP_AFTER_TIMEOUTS + READMIT_EVERY_TIMEOUTS`.
+pub const READMIT_EVERY_TIMEOUTS: u64 = 4;
+
+/// The leader's bookkeeping for re-admissions (habit 4), kept in memory: what must survive
+/// a leader change or a restart (who was dropped) is in the configuration itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Readmit {
+    /// Whether habit 4 is on ([`Replica::enable_cheap_readmission`]; off by default: see
+    /// ARCHITECTURE.md, "Cheap Paxos", for the simulator seed that keeps it off).
+    pub(super) enabled: bool,
+    /// The election (`Counters::elections_won`) the bound below was set for.
+    term: u64,
+    /// No re-admission before this tick.
+    not_before: u64,
+    /// When this replica last proposed a re-admission (for the assertion of the bound).
+    last: Option<u64>,
+    /// The (epoch, node) whose return was last counted in `Counters::mains_returned`.
+    counted: Option<(u64, NodeId)>,
+}
+
 impl Replica {
+    /// Turns on habit 4 (re-admission of a dropped main; off by default). With it off, a
+    /// dropped main leaves the configuration altogether, as before habit 4.
+    pub fn enable_cheap_readmission(&mut self, on: bool) {
+        self.readmit.enabled = on;
+    }
+
     /// Whether this replica is an auxiliary acceptor of the configuration in force.
     pub fn is_auxiliary(&self) -> bool {
         self.membership.config.is_auxiliary(self.id)
@@ -71,10 +112,15 @@ impl Replica {
             self.resend_all_accepts();
         }
         self.cheap_engaged = engaged;
+        if self.readmit.term != self.counters.elections_won {
+            self.readmit.term = self.counters.elections_won;
+            self.readmit.not_before = self.now_ticks + timeout * READMIT_EVERY_TIMEOUTS;
+        }
         if self.stop_sign.is_some() {
             return;
         }
         let Some(failed) = self.silent_mains(timeout * DROP_AFTER_TIMEOUTS).next() else {
+            self.readmit_returned_main(timeout, suspect);
             return;
         };
         let Some(next) = self.config_without_main(failed) else {
@@ -98,9 +144,65 @@ impl Replica {
         }
     }
 
-    /// The configuration in force without the main at index `failed`: the other mains stay
-    /// mains, auxiliaries and learners stay as they are. None when what is left is not a
-    /// valid Cheap configuration (no main left, or auxiliaries as many as a majority).
+    /// Habit 4: while the configuration is short of mains, promotes a learner that answers
+    /// again back among the mains, by a stop-sign, once it has caught up.
+    fn readmit_returned_main(&mut self, timeout: u64, suspect: u64) {
+        if !self.readmit.enabled {
+            return;
+        }
+        let config = &self.membership.config;
+        let mains = config.mains().len();
+        if mains > config.auxiliaries().len() || config.learners().is_empty() {
+            return;
+        }
+        let voters = config.members().len();
+        // A learner that answered within a suspect window, in this epoch (acked_ticks start
+        // at the leader's election, which `not_before` is well past).
+        let first = self.membership.first_slot;
+        let Some(i) = (voters..config.len_everyone()).find(|&i| {
+            self.now_ticks.saturating_sub(self.acked_ticks[i]) < suspect
+                && self.peer_chosen[i].0 + 1 >= first.0
+        }) else {
+            return;
+        };
+        if self.now_ticks < self.readmit.not_before {
+            return;
+        }
+        let node = self.member_at(i);
+        let key = (self.membership.epoch, node);
+        if self.readmit.counted != Some(key) {
+            self.readmit.counted = Some(key);
+            self.counters.mains_returned += 1;
+        }
+        let Some(next) = self.config_with_main(node) else {
+            return;
+        };
+        let proposed = if self.bugs.has(Bug::CheapReadmitWithoutCatchUp) {
+            // Planted: promoted at once, however far behind it is.
+            Ok(self.propose_stop_sign(next))
+        } else {
+            // Refused (`LearnerBehind`) while it lags: it stays a learner and catches up.
+            self.propose_reconfiguration(next)
+        };
+        if proposed.is_ok() {
+            let bound = timeout * READMIT_EVERY_TIMEOUTS;
+            assert!(
+                self.readmit
+                    .last
+                    .is_none_or(|t| self.now_ticks.saturating_sub(t) >= bound),
+                "a main re-admitted twice within {bound} ticks"
+            );
+            self.readmit.last = Some(self.now_ticks);
+            self.readmit.not_before = self.now_ticks + bound;
+            self.counters.mains_readmitted += 1;
+        }
+    }
+
+    /// The configuration in force without the main at index `failed`, which stays as a
+    /// learner (so it is let back in and re-admitted when it returns: habit 4): the other
+    /// mains stay mains, auxiliaries and learners stay as they are. None when what is left
+    /// is not a valid Cheap configuration (no main left, or auxiliaries as many as a
+    /// majority).
     fn config_without_main(&self, failed: usize) -> Option<Configuration> {
         let config = &self.membership.config;
         let gone = config.members()[failed];
@@ -110,12 +212,28 @@ impl Replica {
             .copied()
             .filter(|m| *m != gone)
             .collect();
+        let mut learners = config.learners().to_vec();
+        if self.readmit.enabled {
+            learners.push(gone);
+        }
         let main = config.mains().len() - 1;
-        Configuration::with_learners(
-            members,
-            config.learners().to_vec(),
-            QuorumSpec::Cheap { main },
-        )
-        .ok()
+        Configuration::with_learners(members, learners, QuorumSpec::Cheap { main }).ok()
+    }
+
+    /// The configuration in force with the learner `node` made the last main (before the
+    /// auxiliaries): `cheap:MAIN+1`. None when that shape is not valid.
+    fn config_with_main(&self, node: NodeId) -> Option<Configuration> {
+        let config = &self.membership.config;
+        let main = config.mains().len();
+        let mut members = config.mains().to_vec();
+        members.push(node);
+        members.extend_from_slice(config.auxiliaries());
+        let learners: Vec<NodeId> = config
+            .learners()
+            .iter()
+            .copied()
+            .filter(|n| *n != node)
+            .collect();
+        Configuration::with_learners(members, learners, QuorumSpec::Cheap { main: main + 1 }).ok()
     }
 }

@@ -22,7 +22,7 @@ pub use apply::{
     incarnation_key, Applied, Applier, Registration, Registrations, SessionOutcome, StateMachine,
     REGISTRATIONS_MAX, REGISTRATION_CLIENT, SESSIONS_PER_INCARNATION, SESSION_BITS,
 };
-pub use cheap::{DROP_AFTER_TIMEOUTS, SUSPECT_AFTER_DIVISOR};
+pub use cheap::{DROP_AFTER_TIMEOUTS, READMIT_EVERY_TIMEOUTS, SUSPECT_AFTER_DIVISOR};
 pub use lease::LeaderLease;
 pub use types::*;
 
@@ -68,6 +68,14 @@ pub struct Counters {
     pub auxiliaries_engaged: u64,
     /// Cheap Paxos: stop-signs this leader proposed to drop a failed main.
     pub mains_dropped: u64,
+    /// Cheap Paxos: dropped mains (learners of a configuration short of mains) this leader
+    /// heard from again, once per epoch and node.
+    pub mains_returned: u64,
+    /// Cheap Paxos: stop-signs this leader proposed to re-admit a returned main.
+    pub mains_readmitted: u64,
+    /// Cheap Paxos: configurations this replica entered as leader with more mains than the
+    /// one it left (a re-admission that took effect).
+    pub readmissions_entered: u64,
     /// Leader leases: reads this leader served under its lease, with no confirmation round.
     pub leased_reads: u64,
     /// Leader leases: Prepares held unanswered because this replica had granted a lease.
@@ -187,6 +195,8 @@ pub struct Replica {
     reads_in_round: BTreeMap<u64, Vec<(ReadId, Slot)>>,
     /// Cheap Paxos: whether a main is silent, so the auxiliaries are sent to (cheap.rs).
     cheap_engaged: bool,
+    /// Cheap Paxos: the leader's re-admission bookkeeping (cheap.rs, habit 4).
+    readmit: cheap::Readmit,
     /// Voters heard asking for rounds (`RoundQuery`, which only a rebuilding replica sends),
     /// with the tick of the latest ask: [`Replica::voters_rebuilding`]. One entry per voter
     /// of the configuration in force at most.
@@ -357,6 +367,7 @@ impl Replica {
             reads_unsent: Vec::new(),
             reads_in_round: BTreeMap::new(),
             cheap_engaged: false,
+            readmit: cheap::Readmit::default(),
             rebuild_asks: BTreeMap::new(),
             lease: lease::LeaseState::default(),
             outbox: Outbox::new(),

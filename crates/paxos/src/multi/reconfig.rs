@@ -96,11 +96,18 @@ impl Replica {
                 });
             }
         }
+        Ok(self.propose_stop_sign(next))
+    }
+
+    /// Proposes the stop-sign to `next` at the next free slot, with no check of who is in
+    /// it: only for [`Replica::propose_reconfiguration`] and a planted bug.
+    pub(super) fn propose_stop_sign(&mut self, next: Configuration) -> Slot {
+        debug_assert!(self.role == Role::Leader && self.stop_sign.is_none());
         let slot = self.next_slot;
         self.next_slot = slot.next();
         self.stop_sign = Some(slot);
         self.propose_slot(slot, Value::StopSign(next));
-        Ok(slot)
+        slot
     }
 
     /// Whether a change of configuration may be under way in the epoch in force, as far as
@@ -282,6 +289,15 @@ impl Replica {
             // Tell followers the prefix now, at the old ballot, so they enter the new epoch
             // before this replica's (or its successor's) Prepare reaches them.
             self.send_heartbeats();
+        }
+        let cheap = |c: &Configuration| matches!(c.quorum(), QuorumSpec::Cheap { .. });
+        if was_leader
+            && cheap(&membership.config)
+            && cheap(&self.membership.config)
+            && membership.config.mains().len() > self.membership.config.mains().len()
+        {
+            // A Cheap Paxos re-admission took effect (cheap.rs, habit 4).
+            self.counters.readmissions_entered += 1;
         }
         self.adopt(membership);
         self.proposals.clear();

@@ -200,8 +200,10 @@ impl Cluster {
     fn restart(&mut self, id: u64) {
         let i = (id - 1) as usize;
         let config = self.replicas[i].config().clone();
+        let readmit = self.replicas[i].readmit.enabled;
         self.replicas[i] =
             Replica::recover(NodeId(id), config, options(), self.durable[i].clone()).unwrap();
+        self.replicas[i].enable_cheap_readmission(readmit);
         self.chosen[i].clear();
         self.down.remove(&id);
     }
