@@ -1230,7 +1230,7 @@ fn the_state_machine_refuses_an_undecodable_payload_without_change() {
             client: ClientId(1),
             seq,
         },
-        payload,
+        payload: payload.into(),
     };
     let put = encode(&KvCommand::Put(PutRequest::new("k", "v")));
     let mut out = Vec::new();
