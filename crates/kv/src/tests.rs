@@ -1225,7 +1225,7 @@ fn the_state_machine_refuses_an_undecodable_payload_without_change() {
     assert_eq!(s, KvStore::new());
 
     let mut applier = Applier::new(KvStore::new());
-    let cmd = |seq, payload| Command {
+    let cmd = |seq, payload: Vec<u8>| Command {
         id: CommandId {
             client: ClientId(1),
             seq,
