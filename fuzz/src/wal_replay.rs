@@ -165,7 +165,7 @@ fn value(c: &mut Cursor<'_>) -> Value {
                 let len = usize::from(c.u8() % 48);
                 Command {
                     id: CommandId { client, seq },
-                    payload: c.bytes(len).to_vec(),
+                    payload: c.bytes(len).to_vec().into(),
                 }
             })
             .collect(),
@@ -390,7 +390,7 @@ fn check_continues(fs: &MemFs, wal: Wal<MemFs>, recovered: Recovered, options: &
                     client: ClientId(1),
                     seq: 1,
                 },
-                payload: b"after recovery".to_vec(),
+                payload: b"after recovery".to_vec().into(),
             }]),
         });
     }

@@ -1225,12 +1225,12 @@ fn the_state_machine_refuses_an_undecodable_payload_without_change() {
     assert_eq!(s, KvStore::new());
 
     let mut applier = Applier::new(KvStore::new());
-    let cmd = |seq, payload| Command {
+    let cmd = |seq, payload: Vec<u8>| Command {
         id: CommandId {
             client: ClientId(1),
             seq,
         },
-        payload,
+        payload: payload.into(),
     };
     let put = encode(&KvCommand::Put(PutRequest::new("k", "v")));
     let mut out = Vec::new();

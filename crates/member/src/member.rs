@@ -1296,7 +1296,9 @@ impl Member {
                 client: ClientId(self.session_base | session),
                 seq: *seq,
             },
-            payload,
+            // The encoded command becomes shared bytes here without a copy; every later
+            // holder (proposal, Accepts, WAL) shares it.
+            payload: payload.into(),
         };
         let id = command.id;
         self.writes.insert(

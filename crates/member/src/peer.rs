@@ -260,7 +260,7 @@ pub fn samples() -> Vec<PeerMessage> {
                 client: ClientId(9),
                 seq: 3,
             },
-            payload: vec![1, 2, 3],
+            payload: vec![1, 2, 3].into(),
         }),
         PeerMessage::ReadIndexAsk { id: ReadId(4) },
         PeerMessage::ReadIndexAnswer {
@@ -285,14 +285,14 @@ pub fn samples() -> Vec<PeerMessage> {
                     client: ClientId(9),
                     seq: 4,
                 },
-                payload: vec![4],
+                payload: vec![4].into(),
             },
             Command {
                 id: CommandId {
                     client: ClientId(10),
                     seq: 1,
                 },
-                payload: vec![5, 6],
+                payload: vec![5, 6].into(),
             },
         ]),
         PeerMessage::ForwardsTraced {
@@ -301,7 +301,7 @@ pub fn samples() -> Vec<PeerMessage> {
                     client: ClientId(11),
                     seq: 2,
                 },
-                payload: vec![7],
+                payload: vec![7].into(),
             }],
             traces: vec![(
                 CommandId {
@@ -387,7 +387,7 @@ mod tests {
         };
         let command = Command {
             id,
-            payload: payload.clone(),
+            payload: Bytes::from(payload.clone()),
         };
         let old = SeqCommand {
             id,
@@ -426,5 +426,59 @@ mod tests {
             assert_eq!(*version, CODEC_VERSION);
             assert_eq!(postcard::from_bytes::<SeqEnvelope>(body).unwrap(), old);
         }
+    }
+
+    /// An Accept carries the shared `Bytes` payloads of its batch as the bytes a batch of
+    /// `Vec<u8>` payloads (serde's sequence of `u8`) made: the leader's Accepts read as they
+    /// did before payloads were shared.
+    #[test]
+    fn an_accept_with_shared_payloads_is_the_bytes_members_sent_before() {
+        let payloads: [Vec<u8>; 2] = [(0..=255u8).cycle().take(300).collect(), vec![9; 200]];
+        let ids = [
+            CommandId {
+                client: ClientId(7),
+                seq: 1,
+            },
+            CommandId {
+                client: ClientId(1 << 40),
+                seq: 129,
+            },
+        ];
+        let accept = |value| {
+            PeerMessage::Paxos(Message::Accept {
+                ballot: paxos::Ballot::new(3, paxos::NodeId(2)),
+                slot: Slot(1000),
+                value,
+                chosen_through: Slot(999),
+                epoch: 4,
+            })
+        };
+        let commands: Vec<Command> = ids
+            .iter()
+            .zip(&payloads)
+            .map(|(id, p)| Command {
+                id: *id,
+                payload: Bytes::from(p.clone()),
+            })
+            .collect();
+        let full = encode(&accept(paxos::multi::Value::Batch(commands))).unwrap();
+        // The same Accept with an empty batch, its count (0) replaced by 2 and the commands
+        // as the old derive wrote them inserted after it.
+        let empty = encode(&accept(paxos::multi::Value::Batch(Vec::new()))).unwrap();
+        let tail = postcard::to_allocvec(&(Slot(999), 4u64)).unwrap();
+        let count_at = empty.len() - tail.len() - 1;
+        assert_eq!(empty[count_at], 0);
+        let mut old = empty[..count_at].to_vec();
+        old.push(2);
+        for (id, p) in ids.iter().zip(&payloads) {
+            let seq = SeqCommand {
+                id: *id,
+                payload: p.clone(),
+            };
+            old.extend(postcard::to_allocvec(&seq).unwrap());
+        }
+        old.extend(&tail);
+        assert_eq!(full, old);
+        assert_eq!(decode(&old).unwrap(), decode(&full).unwrap());
     }
 }

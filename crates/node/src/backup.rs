@@ -316,7 +316,7 @@ mod tests {
                         client: ClientId(7),
                         seq: i as u64 + 1,
                     },
-                    payload: kv::encode(&cmd),
+                    payload: kv::encode(&cmd).into(),
                 }]),
             };
             applier.apply(&entry, &mut out);

@@ -96,7 +96,7 @@ impl Cluster {
             };
             let command = Command {
                 id,
-                payload: vec![0u8; 16],
+                payload: vec![0u8; 16].into(),
             };
             self.replicas[0].propose(command).expect("leader accepts");
         }

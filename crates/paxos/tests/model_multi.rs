@@ -81,7 +81,7 @@ fn command_of(n: NodeId, seq: u64) -> Command {
             client: ClientId(n.0),
             seq,
         },
-        payload: vec![n.0 as u8, seq as u8],
+        payload: vec![n.0 as u8, seq as u8].into(),
     }
 }
 

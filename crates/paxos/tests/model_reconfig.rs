@@ -73,7 +73,7 @@ fn command_of(n: NodeId) -> Command {
             client: ClientId(n.0),
             seq: 1,
         },
-        payload: vec![n.0 as u8],
+        payload: vec![n.0 as u8].into(),
     }
 }
 

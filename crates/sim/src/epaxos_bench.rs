@@ -328,7 +328,7 @@ fn run_multi(n: usize, per_client: usize, conflict: u32, slowed: bool) -> BenchR
                     let key = key_for(&mut rng, k, conflict);
                     let command = multi::Command {
                         id,
-                        payload: format!("put {key} {k}-{}", issued[k]).into_bytes(),
+                        payload: format!("put {key} {k}-{}", issued[k]).into_bytes().into(),
                     };
                     started[k] = Some((id, now));
                     if k == 0 {

@@ -1416,7 +1416,7 @@ impl Simulation {
         self.observe_chosen(i, slot, &entry.value, "handed out");
         if let Value::Batch(commands) = &entry.value {
             for c in commands {
-                if self.proposed.get(&c.id) != Some(&c.payload) {
+                if self.proposed.get(&c.id).map(|p| &p[..]) != Some(&c.payload[..]) {
                     let detail = format!(
                         "command c{}#{} was never proposed with this payload",
                         c.id.client.0, c.id.seq
@@ -3325,7 +3325,10 @@ impl Simulation {
                 self.proposed.insert(id, payload.clone());
                 (
                     command.to_input(),
-                    RequestBody::Write(Command { id, payload }),
+                    RequestBody::Write(Command {
+                        id,
+                        payload: payload.into(),
+                    }),
                     Some(command),
                 )
             }

@@ -146,7 +146,7 @@ mod tests {
                         client: ClientId(s % 3),
                         seq: s,
                     },
-                    payload: cmd.encode(),
+                    payload: cmd.encode().into(),
                 }]),
             };
             a.apply(&entry, &mut out);

@@ -45,7 +45,7 @@ fn accept(slot: u64, payload: &[u8]) -> PersistOp {
                 client: ClientId(1),
                 seq: slot,
             },
-            payload: payload.to_vec(),
+            payload: payload.to_vec().into(),
         }]),
     }
 }

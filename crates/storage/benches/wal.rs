@@ -390,7 +390,7 @@ fn accept(slot: u64, payload: &[u8]) -> PersistOp {
                 client: ClientId(1),
                 seq: slot,
             },
-            payload: payload.to_vec(),
+            payload: payload.to_vec().into(),
         }]),
     }
 }
@@ -530,7 +530,7 @@ impl Recycling {
             options,
             wal,
             slot: 0,
-            payload: vec![0xC3u8; Self::PAYLOAD],
+            payload: vec![0xC3u8; Self::PAYLOAD].into(),
         };
         while log.wal.stats().recycled_rotations < 2 {
             log.step()?;

@@ -448,7 +448,7 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value, DecodeError> {
                 let client = ClientId(r.u64()?);
                 let seq = r.u64()?;
                 let len = r.count("payload length", 1)?;
-                let payload = r.bytes(len)?.to_vec();
+                let payload = bytes::Bytes::copy_from_slice(r.bytes(len)?);
                 commands.push(Command {
                     id: CommandId { client, seq },
                     payload,
@@ -640,7 +640,7 @@ mod tests {
                             client: ClientId(client),
                             seq
                         },
-                        payload
+                        payload: payload.into()
                     })
                     .collect()
             )),
@@ -719,7 +719,7 @@ mod tests {
                 client: ClientId(1),
                 seq,
             },
-            payload,
+            payload: payload.into(),
         });
         let accept = (any::<u64>(), ballot(), prop::collection::vec(command, 0..4)).prop_map(
             |(s, ballot, commands)| PersistOp::Accept {
@@ -797,7 +797,7 @@ mod tests {
                 client: ClientId(9),
                 seq: 4,
             },
-            payload: b"put k v".to_vec(),
+            payload: bytes::Bytes::from_static(b"put k v"),
         };
         let ops = vec![
             PersistOp::Promise { ballot: b },

@@ -79,7 +79,7 @@ fn value_of(slot: u64) -> Value {
             client: ClientId(7),
             seq: slot,
         },
-        payload,
+        payload: payload.into(),
     }])
 }
 

@@ -41,7 +41,7 @@ fn a_replica_recovers_what_it_persisted_through_the_wal() {
             replica
                 .propose(Command {
                     id,
-                    payload: vec![proposed as u8; 100],
+                    payload: vec![proposed as u8; 100].into(),
                 })
                 .unwrap();
         }

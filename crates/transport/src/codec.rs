@@ -90,7 +90,7 @@ fn record(slot: u64) -> SlotRecord {
                 client: ClientId(u64::MAX),
                 seq: slot,
             },
-            payload: vec![1, 2, 3, 0xff],
+            payload: vec![1, 2, 3, 0xff].into(),
         }]),
         chosen: slot >= 10,
     }

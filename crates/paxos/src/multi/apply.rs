@@ -80,7 +80,7 @@ impl Registration {
                 client: REGISTRATION_CLIENT,
                 seq: self.seen.0,
             },
-            payload,
+            payload: payload.into(),
         }
     }
 
@@ -406,7 +406,7 @@ mod tests {
                 client: ClientId(client),
                 seq,
             },
-            payload: vec![add],
+            payload: vec![add].into(),
         }
     }
 

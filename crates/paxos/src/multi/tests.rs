@@ -35,7 +35,7 @@ fn cmd(client: u64, seq: u64) -> Command {
             client: ClientId(client),
             seq,
         },
-        payload: vec![client as u8, seq as u8],
+        payload: vec![client as u8, seq as u8].into(),
     }
 }
 
@@ -333,7 +333,7 @@ fn a_slot_holds_at_most_the_batch_bytes_but_always_one_command() {
     }
     c.elect(1);
     let big = |seq: u64, len: usize| Command {
-        payload: vec![7; len],
+        payload: vec![7; len].into(),
         ..cmd(1, seq)
     };
     // 2 + 2 fit in 5 bytes; the third would not; a 9-byte command gets a slot to itself.
@@ -740,7 +740,7 @@ fn proposals_are_bounded_and_redirected() {
     );
     let big = Command {
         id: cmd(1, 1).id,
-        payload: vec![0; (1 << 20) + 1],
+        payload: vec![0; (1 << 20) + 1].into(),
     };
     assert!(matches!(
         c.r(2).propose(big),

@@ -3,6 +3,7 @@
 use crate::ids::{Ballot, NodeId, Slot};
 use crate::outbox::{Outbound, PersistBatch};
 use crate::quorum::{ConfigError, Configuration};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,54 +26,57 @@ pub struct CommandId {
 pub struct Command {
     /// Session identity for exactly-once apply.
     pub id: CommandId,
-    /// State-machine-specific bytes. Serialized as a byte string (`payload_bytes`): in
-    /// postcard the same bytes on the wire as serde's default sequence of `u8`, written and
-    /// read as one slice rather than one call per byte.
+    /// State-machine-specific bytes, shared (`Bytes`: a clone is a reference-count increment,
+    /// so the proposal, the Accept to each peer, the local accept and the WAL append all hold
+    /// the one buffer the command was encoded into). Serialized as a byte string
+    /// (`payload_bytes`): in postcard the same bytes on the wire as serde's default sequence
+    /// of `u8` that a `Vec<u8>` used to write, read as one slice rather than one call per byte.
     #[serde(with = "payload_bytes")]
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
 }
 
-/// `Vec<u8>` as a serde byte string. Postcard writes a byte string and a sequence of `u8`
+/// `Bytes` as a serde byte string. Postcard writes a byte string and a sequence of `u8`
 /// alike (a varint length, then the bytes), so peer frames and anything else postcard
 /// encoded before this read the same; a format that tells them apart (JSON: an array)
 /// is read either way.
 mod payload_bytes {
+    use bytes::Bytes;
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
     use std::fmt;
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         d.deserialize_byte_buf(BytesVisitor)
     }
 
     struct BytesVisitor;
 
     impl<'de> Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
+        type Value = Bytes;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a byte string")
         }
 
-        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
         }
 
-        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(v))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
             // The hint comes from the input: bounded so a lying length allocates little.
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
             while let Some(b) = seq.next_element::<u8>()? {
                 out.push(b);
             }
-            Ok(out)
+            Ok(Bytes::from(out))
         }
     }
 }

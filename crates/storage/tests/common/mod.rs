@@ -20,7 +20,10 @@ pub fn accept(slot: u64, round: u64, payload_bytes: usize) -> PersistOp {
                 client: ClientId(7),
                 seq: slot,
             },
-            payload: (0..payload_bytes).map(|i| (i % 251) as u8 + 1).collect(),
+            payload: (0..payload_bytes)
+                .map(|i| (i % 251) as u8 + 1)
+                .collect()
+                .into(),
         }]),
     }
 }
