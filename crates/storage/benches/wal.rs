@@ -530,7 +530,7 @@ impl Recycling {
             options,
             wal,
             slot: 0,
-            payload: vec![0xC3u8; Self::PAYLOAD].into(),
+            payload: vec![0xC3u8; Self::PAYLOAD],
         };
         while log.wal.stats().recycled_rotations < 2 {
             log.step()?;

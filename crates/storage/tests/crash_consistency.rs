@@ -71,7 +71,7 @@ fn payload_len(slot: u64) -> usize {
 /// The value the child writes for `slot`, recomputed by the parent.
 fn value_of(slot: u64) -> Value {
     let seed = splitmix(slot ^ 0x5EED);
-    let payload = (0..payload_len(slot))
+    let payload: Vec<u8> = (0..payload_len(slot))
         .map(|i| (seed.wrapping_add(i as u64 * 0x9E37) >> 13) as u8)
         .collect();
     Value::Batch(vec![Command {

@@ -22,7 +22,7 @@ pub fn accept(slot: u64, round: u64, payload_bytes: usize) -> PersistOp {
             },
             payload: (0..payload_bytes)
                 .map(|i| (i % 251) as u8 + 1)
-                .collect()
+                .collect::<Vec<u8>>()
                 .into(),
         }]),
     }
