@@ -36,15 +36,11 @@ pub enum MemberBug {
     /// after the log applied past it. The store goes back to the snapshot's state while the
     /// member keeps its applied slot, so it serves a revision lower than it served before.
     RevisionBackAfterSnapshotInstall,
-    /// A watch event of a deletion comes without the deleted key's previous version even
-    /// when the watch asked for previous versions (etcd's `prev_kv`): in the changes shared
-    /// with watchers in step and in watch reads served from the store.
-    WatchDeleteWithoutPrevKv,
 }
 
 impl MemberBug {
     /// Every planted member bug.
-    pub const ALL: [MemberBug; 9] = [
+    pub const ALL: [MemberBug; 8] = [
         MemberBug::ReadBeforeApplied,
         MemberBug::LeaseTtlInMillis,
         MemberBug::WatchEventTwice,
@@ -53,7 +49,6 @@ impl MemberBug {
         MemberBug::LeaseRecordWithoutLeader,
         MemberBug::WatchStartOffByOne,
         MemberBug::RevisionBackAfterSnapshotInstall,
-        MemberBug::WatchDeleteWithoutPrevKv,
     ];
 
     /// Its kebab-case name, as on the command line.
@@ -67,7 +62,6 @@ impl MemberBug {
             MemberBug::LeaseRecordWithoutLeader => "lease-record-without-leader",
             MemberBug::WatchStartOffByOne => "watch-start-off-by-one",
             MemberBug::RevisionBackAfterSnapshotInstall => "revision-back-after-snapshot-install",
-            MemberBug::WatchDeleteWithoutPrevKv => "watch-delete-without-prev-kv",
         }
     }
 
@@ -77,12 +71,9 @@ impl MemberBug {
     }
 }
 
-// One bit per bug in [`MemberBugs`].
-const _: () = assert!(MemberBug::ALL.len() <= u16::BITS as usize);
-
 /// The set of planted bugs a member runs with (none by default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemberBugs(u16);
+pub struct MemberBugs(u8);
 
 impl MemberBugs {
     /// No bug.
@@ -92,19 +83,19 @@ impl MemberBugs {
 
     /// Just `bug`.
     pub fn only(bug: MemberBug) -> MemberBugs {
-        MemberBugs(1 << bug as u16)
+        MemberBugs(1 << bug as u8)
     }
 
     /// Whether `bug` is on (always false without the `planted-bugs` feature).
     pub fn has(self, bug: MemberBug) -> bool {
-        cfg!(feature = "planted-bugs") && self.0 & (1 << bug as u16) != 0
+        cfg!(feature = "planted-bugs") && self.0 & (1 << bug as u8) != 0
     }
 
     /// Every bug switched on, by name.
     pub fn names(self) -> Vec<&'static str> {
         MemberBug::ALL
             .into_iter()
-            .filter(|b| self.0 & (1 << *b as u16) != 0)
+            .filter(|b| self.0 & (1 << *b as u8) != 0)
             .map(MemberBug::name)
             .collect()
     }

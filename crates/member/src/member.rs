@@ -1654,15 +1654,11 @@ impl Member {
         match store.watch_read(&everything) {
             Ok(answer) if !answer.compacted && answer.through == store.revision() => {
                 debug_assert!(answer.through > after);
-                let mut events = answer.events;
-                if self.bugs.has(MemberBug::WatchDeleteWithoutPrevKv) {
-                    strip_delete_prev_kvs(&mut events);
-                }
                 let changes = AppliedChanges {
                     after,
                     through: answer.through,
                     term: self.term(),
-                    events,
+                    events: answer.events,
                 };
                 self.outputs.push_back(Output::AppliedChanges(changes));
             }
@@ -1727,26 +1723,7 @@ impl Member {
             };
             return self.applier.machine().read(&KvRead::Watch(late));
         }
-        let mut answer = self.applier.machine().read(read);
-        // Planted bug `WatchDeleteWithoutPrevKv`: deletions lose their previous versions.
-        if let (true, Ok(KvReadResponse::Watch(w))) = (
-            self.bugs.has(MemberBug::WatchDeleteWithoutPrevKv),
-            answer.as_mut(),
-        ) {
-            strip_delete_prev_kvs(&mut w.events);
-        }
-        answer
-    }
-}
-
-/// Planted bug `WatchDeleteWithoutPrevKv`: the deletions in `events` lose their previous
-/// versions.
-fn strip_delete_prev_kvs(events: &mut [kv::Event]) {
-    for e in events
-        .iter_mut()
-        .filter(|e| e.kind == kv::EventKind::Delete)
-    {
-        e.prev_kv = None;
+        self.applier.machine().read(read)
     }
 }
 

@@ -102,17 +102,6 @@ fn a_watch_that_starts_one_revision_late_is_caught_by_the_watch_check() {
 }
 
 #[test]
-fn a_deletion_sent_without_its_previous_version_is_caught_by_the_watch_check() {
-    // Only the previous-value comparison can catch it: the events themselves are right.
-    caught_then_clean(
-        MemberBug::WatchDeleteWithoutPrevKv,
-        FaultProfile::None,
-        MemberCheck::Watch,
-        SEEDS_MAX,
-    );
-}
-
-#[test]
 fn an_older_snapshot_installed_over_a_newer_state_is_caught_by_revision_went_back() {
     caught_then_clean(
         MemberBug::RevisionBackAfterSnapshotInstall,

@@ -61,9 +61,6 @@ fn one_member_seed() {
     if std::env::var("NO_WIPES").is_ok() {
         config.wipes = false;
     }
-    if std::env::var("PARKED_LOCK_WAITS").is_ok() {
-        config.parked_lock_waits = true;
-    }
     // TRACE=text prints the trace lines holding it.
     if let Ok(filter) = std::env::var("TRACE") {
         config.trace = true;

@@ -88,10 +88,6 @@ struct State {
     /// that held them.
     generation: u64,
     fail_next_sync: BTreeSet<PathBuf>,
-    /// Made by [`MemFs::without_rollback`]: no image before the last sync is kept, so a sync
-    /// applies the file's unsynced writes to its durable image instead of copying the whole
-    /// file (a preallocated WAL segment) at every sync.
-    no_rollback: bool,
 }
 
 #[derive(Debug, Default)]
@@ -172,14 +168,6 @@ impl MemFs {
     /// An empty disk.
     pub fn new() -> MemFs {
         MemFs::default()
-    }
-
-    /// An empty disk that cannot be rolled back ([`MemFs::rollback`] refuses): what survives
-    /// a crash is the same, and a sync costs the bytes written since the last, not the file.
-    pub fn without_rollback() -> MemFs {
-        let fs = MemFs::default();
-        fs.lock().no_rollback = true;
-        fs
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -280,14 +268,6 @@ impl MemFs {
     /// Cuts a file (durable and volatile images) to `len` bytes.
     pub fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut state = self.lock();
-        if state.no_rollback {
-            // Its sync applies the unsynced writes to the durable image: cutting both images
-            // under them would leave reads and the durable image apart.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a disk made without rollback is not truncated",
-            ));
-        }
         let ino = state.lookup(path)?;
         let inode = state.inode_mut(ino, path)?;
         let len = to_usize(len)?;
@@ -302,12 +282,6 @@ impl MemFs {
     /// the disk acknowledged and then lost).
     pub fn rollback(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        if state.no_rollback {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a disk made without rollback keeps no previous image",
-            ));
-        }
         let ino = state.lookup(path)?;
         let inode = state.inode_mut(ino, path)?;
         inode.durable = inode.previous.clone();
@@ -551,18 +525,10 @@ impl MemFile {
                 }
             }
         }
-        let no_rollback = self.fs.lock().no_rollback;
         self.fs.clone().with_file(self, |inode, counters| {
             // Only a sync that changed something starts a new version: a rollback reverts to
             // the contents before the last sync that made a difference.
-            if no_rollback {
-                // What reads see is the durable image with the unsynced writes applied in
-                // order: apply them, rather than copy the whole file.
-                for op in std::mem::take(&mut inode.pending) {
-                    op.apply(&mut inode.durable)?;
-                }
-                debug_assert_eq!(inode.durable.len(), inode.volatile.len());
-            } else if !inode.pending.is_empty() {
+            if !inode.pending.is_empty() {
                 inode.previous = std::mem::replace(&mut inode.durable, inode.volatile.clone());
                 inode.pending.clear();
             }
@@ -636,39 +602,6 @@ mod tests {
 
     fn p(s: &str) -> PathBuf {
         PathBuf::from(s)
-    }
-
-    #[test]
-    fn a_disk_without_rollback_keeps_and_loses_exactly_what_a_rolling_back_one_does() {
-        for seed in 0..50u64 {
-            let images: Vec<(Vec<u8>, Vec<u8>)> = [MemFs::new(), MemFs::without_rollback()]
-                .into_iter()
-                .map(|fs| {
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    fs.create_dir_all(&p("/d")).unwrap();
-                    let mut f = fs.open(&p("/d/seg"), OpenMode::CreateNew).unwrap();
-                    fs.sync_dir(&p("/d")).unwrap();
-                    f.allocate(4096).unwrap();
-                    for i in 0..40u64 {
-                        let at = (rng.next_u64() % 5000) + i;
-                        let len = 1 + (rng.next_u64() % 1500) as usize;
-                        f.write_at(&vec![i as u8 + 1; len], at).unwrap();
-                        if rng.next_u32() % 3 == 0 {
-                            f.sync_data().unwrap();
-                        }
-                    }
-                    let before = fs.read_durable(&p("/d/seg")).unwrap();
-                    fs.crash(&mut rng);
-                    (before, fs.read_durable(&p("/d/seg")).unwrap())
-                })
-                .collect();
-            assert_eq!(images[0], images[1], "seed {seed}");
-        }
-        let fs = MemFs::without_rollback();
-        fs.create_dir_all(&p("/d")).unwrap();
-        fs.open(&p("/d/a"), OpenMode::CreateNew).unwrap();
-        assert!(fs.rollback(&p("/d/a")).is_err());
-        assert!(fs.truncate(&p("/d/a"), 0).is_err());
     }
 
     #[test]

@@ -79,10 +79,7 @@ pub fn read_snapshot_meta<V: Vfs>(vfs: &V, path: &Path) -> Result<SnapshotMeta> 
     let meta = read_header(&mut file, path)?;
     let mut crc = 0u32;
     let mut at = 0u64;
-    // No bigger than the body: a small snapshot is read (at every boot) without zeroing a
-    // whole chunk's buffer.
-    let mut buf =
-        vec![0u8; VERIFY_CHUNK_BYTES.min(usize::try_from(meta.body_len).unwrap_or(usize::MAX))];
+    let mut buf = vec![0u8; VERIFY_CHUNK_BYTES];
     while at < meta.body_len {
         let n = (meta.body_len - at).min(buf.len() as u64) as usize;
         file.read_at(&mut buf[..n], SNAPSHOT_HEADER_BYTES + at)

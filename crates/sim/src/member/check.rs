@@ -100,8 +100,6 @@ pub(crate) struct Checks {
     pub counts: BTreeMap<MemberCheck, u64>,
     /// Per member: the highest revision this incarnation, and ever.
     revisions: Vec<(i64, i64)>,
-    /// Per member: its revision went back this episode (reported once, not at every step).
-    went_back: Vec<bool>,
     /// Restarts that came up with a store revision below the member's highest before.
     pub restarts_behind: u64,
     /// Applied slot → (digest, revision, member) first seen there.
@@ -119,7 +117,6 @@ impl Checks {
             violations: Vec::new(),
             counts: BTreeMap::new(),
             revisions: vec![(0, 0); nodes],
-            went_back: vec![false; nodes],
             restarts_behind: 0,
             stores: BTreeMap::new(),
             store_comparisons: 0,
@@ -151,14 +148,12 @@ impl Checks {
     pub fn started(&mut self, i: usize, revision: i64) {
         let (_, ever) = self.revisions[i];
         self.revisions[i] = (revision, ever);
-        self.went_back[i] = false;
     }
 
     /// Place `i`'s disk was wiped (or a new member took the place): what it had before is
     /// another member's history.
     pub fn wiped(&mut self, i: usize) {
         self.revisions[i] = (0, 0);
-        self.went_back[i] = false;
     }
 
     /// Member `i` re-applied what its disk holds and stands at `revision`: below what it
@@ -176,17 +171,10 @@ impl Checks {
     pub fn revision(&mut self, i: usize, revision: i64, now: u64) {
         let (this, ever) = self.revisions[i];
         if revision < this {
-            // Once per episode: until it is back at its highest revision (or starts again),
-            // every later step is the same going back, not another.
-            if !self.went_back[i] {
-                self.went_back[i] = true;
-                let detail = format!("m{}: revision {revision} after {this}", i + 1);
-                self.violation(MemberCheck::RevisionWentBack, now, Some(i), detail);
-            }
-            return;
+            let detail = format!("m{}: revision {revision} after {this}", i + 1);
+            self.violation(MemberCheck::RevisionWentBack, now, Some(i), detail);
         }
-        self.went_back[i] = false;
-        self.revisions[i] = (revision, ever.max(revision));
+        self.revisions[i] = (this.max(revision), ever.max(revision));
     }
 
     /// Member `i` applied through `slot`, with this store.
@@ -307,42 +295,5 @@ impl Checks {
             self.lincheck_detail = Some(detail);
         }
         result.verdict
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_revision_that_went_back_is_reported_once_per_episode() {
-        let mut checks = Checks::new(2);
-        // m1 goes back from 6 to 3, climbs back to 6 (one episode), then goes back again.
-        for (at, revision) in [5, 6, 3, 4, 5, 6, 7, 2, 2, 3].into_iter().enumerate() {
-            checks.revision(0, revision, at as u64);
-        }
-        // m2 goes back, and a new incarnation starts lower: a new episode may report again.
-        for revision in [9, 4, 5] {
-            checks.revision(1, revision, 0);
-        }
-        checks.started(1, 1);
-        for revision in [2, 1] {
-            checks.revision(1, revision, 0);
-        }
-        let reported: Vec<(Option<u64>, &str)> = checks
-            .violations
-            .iter()
-            .map(|v| (v.member, v.detail.as_str()))
-            .collect();
-        assert_eq!(
-            reported,
-            vec![
-                (Some(1), "m1: revision 3 after 6"),
-                (Some(1), "m1: revision 2 after 7"),
-                (Some(2), "m2: revision 4 after 9"),
-                (Some(2), "m2: revision 1 after 2"),
-            ]
-        );
-        assert_eq!(checks.counts.get(&MemberCheck::RevisionWentBack), Some(&4));
     }
 }

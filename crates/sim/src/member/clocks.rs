@@ -132,7 +132,6 @@ impl MemberSimulation {
             Event::Deliver { id } => self.messages.get(&id).map(|m| m.to),
             Event::Arrive { client } => self.clients[client].pending.as_ref().map(|p| p.node),
             Event::LockerArrive { locker } => self.lockers[locker].pending.as_ref().map(|p| p.node),
-            Event::OperatorAsk { place } => Some(place),
             _ => None,
         }
     }

@@ -75,10 +75,6 @@ pub(crate) struct LockPending {
     pub request: member::RequestId,
     pub inc: u64,
     pub invoke: u64,
-    /// A [`Step::WaitDelete`] with no read in flight: it waits at member `node`
-    /// (incarnation `inc`) for that member's next applied batch, as the node's
-    /// `wait_for_change` waits on its member's applied revision and shared batches.
-    pub parked: bool,
 }
 
 /// One lock (or election) client.
@@ -143,9 +139,6 @@ pub(crate) struct LockHistory {
 pub(crate) enum Then {
     /// Ask `Step` next, after a short pause.
     Ask(Step),
-    /// Nothing yet: wait at the same member for its next applied changes, then go on with
-    /// this `Step::WaitDelete` (from the revision it covered).
-    Wait(Step),
 
     /// It acquired: hold, then release or crash.
     Acquired,
@@ -353,7 +346,7 @@ impl Locker {
                     if w.compacted || !w.events.is_empty() {
                         Then::Ask(Step::ReadOlder)
                     } else {
-                        Then::Wait(Step::WaitDelete {
+                        Then::Ask(Step::WaitDelete {
                             key: key.clone(),
                             after: w.through.max(*after),
                         })
@@ -554,7 +547,6 @@ impl MemberSimulation {
             request,
             inc: 0,
             invoke: self.now,
-            parked: false,
         });
         let delay = range(&mut self.rng, 100, 1_000);
         self.schedule(self.now + delay, Event::LockerArrive { locker: l });
@@ -592,95 +584,7 @@ impl MemberSimulation {
         // With leader leases on, a member's clock may run fast: its lease expiry too.
         let margin_div = if self.config.leases.is_some() { 2 } else { 0 };
         let then = self.lockers[l].answered(&p, answer, self.now, margin_div, &mut self.locks);
-        match then {
-            Then::Wait(step) if self.config.parked_lock_waits => {
-                // Parked at the member it asked: its next shared batch or a read answers.
-                self.lockers[l].pending = Some(LockPending {
-                    step,
-                    parked: true,
-                    ..p
-                });
-            }
-            then => self.locker_then(l, then),
-        }
-    }
-
-    /// Member `i` shared `changes`: each lock client parked there in step takes them (as a
-    /// watcher in step does, and the node's `wait_for_change`): a deletion of the key it
-    /// waits for ends its wait, else it now covers through the batch.
-    pub(super) fn lock_waits_take(&mut self, i: usize, changes: &member::AppliedChanges) {
-        let here = (i, self.nodes[i].inc);
-        for l in 0..self.lockers.len() {
-            let locker = &self.lockers[l];
-            let Some(p) = locker.pending.as_ref() else {
-                continue;
-            };
-            let in_step =
-                matches!(p.step, Step::WaitDelete { after, .. } if after == changes.after);
-            if !p.parked || (p.node, p.inc) != here || !in_step {
-                continue;
-            }
-            let Request::Read {
-                read: KvRead::Watch(read),
-                ..
-            } = locker.request(&p.step)
-            else {
-                continue;
-            };
-            if read.select(&changes.events).is_empty() {
-                if let Some(Step::WaitDelete { after, .. }) =
-                    self.lockers[l].pending.as_mut().map(|p| &mut p.step)
-                {
-                    *after = changes.through;
-                }
-            } else {
-                self.lockers[l].pending = None;
-                self.locker_then(l, Then::Ask(Step::ReadOlder));
-            }
-        }
-    }
-
-    /// Lock clients parked at member `i` that are behind its store (a batch it applied
-    /// without sharing, a snapshot installed) read what they missed, as the node's wait does;
-    /// returns whether any read was issued.
-    pub(super) fn lock_reads_due(&mut self, i: usize) -> bool {
-        let inc = self.nodes[i].inc;
-        let Some(run) = self.nodes[i].run.as_ref() else {
-            return false;
-        };
-        // A paused process takes no input.
-        if self.clocks.paused(i, self.now).is_some() {
-            return false;
-        }
-        let revision = run.member.applier().machine().revision();
-        let mut issued = false;
-        for l in 0..self.lockers.len() {
-            let behind = self.lockers[l].pending.as_ref().is_some_and(|p| {
-                p.parked
-                    && (p.node, p.inc) == (i, inc)
-                    && matches!(p.step, Step::WaitDelete { after, .. } if after < revision)
-            });
-            if !behind {
-                continue;
-            }
-            let request = RequestId(self.next_request);
-            self.next_request += 1;
-            let locker = &mut self.lockers[l];
-            let Some(p) = locker.pending.as_mut() else {
-                continue;
-            };
-            p.parked = false;
-            p.request = request;
-            let step = p.step.clone();
-            let read = locker.request(&step);
-            self.lock_waiting.insert((i, request), l);
-            let now = self.clocks.local(i, self.now);
-            if let Some(run) = self.nodes[i].run.as_mut() {
-                run.member.on_request(now, request, read);
-            }
-            issued = true;
-        }
-        issued
+        self.locker_then(l, then);
     }
 
     /// The member lock client `l` waited on is gone: it gives up its session.
@@ -695,14 +599,15 @@ impl MemberSimulation {
     fn locker_then(&mut self, l: usize, then: Then) {
         let pause = match then {
             Then::Ask(step) => {
+                // A wait for a deletion not applied yet polls again a little later (the
+                // node waits for the member's next applied batch instead).
+                let pause = if matches!(step, Step::WaitDelete { .. }) {
+                    range(&mut self.rng, 5_000, 20_000)
+                } else {
+                    range(&mut self.rng, 100, 2_000)
+                };
                 self.lockers[l].next = Some(step);
-                range(&mut self.rng, 100, 2_000)
-            }
-            // Without `parked_lock_waits`: a wait for a deletion not applied yet polls again
-            // a little later.
-            Then::Wait(step) => {
-                self.lockers[l].next = Some(step);
-                range(&mut self.rng, 5_000, 20_000)
+                pause
             }
             Then::Acquired => {
                 let long = self.lockers[l].long_session();

@@ -86,11 +86,6 @@ pub struct MemberSimConfig {
     pub watches: usize,
     /// Lock and election clients (each contends for one of two locks or two elections).
     pub lockers: usize,
-    /// Lock clients wait for a deletion parked at one member, taking its shared batches as
-    /// the node's `wait_for_change` does, instead of polling with a watch read every 5–20 ms.
-    /// Off by default: with it on, seed 3 of the 200-seed campaign fails the `lease` check
-    /// (not yet explained; see the simspeed report).
-    pub parked_lock_waits: bool,
     /// Planted member bugs.
     pub bugs: MemberBugs,
     /// Member tick, microseconds.
@@ -148,7 +143,6 @@ impl MemberSimConfig {
             groups: 6,
             watches: 3,
             lockers: 4,
-            parked_lock_waits: false,
             bugs: MemberBugs::none(),
             tick_us: 5_000,
             fault_phase_us: 3_000_000,
@@ -258,10 +252,6 @@ enum Event {
     },
     LockerArrive {
         locker: usize,
-    },
-    /// The operator's change asked of a paused member reaches it (once it runs again).
-    OperatorAsk {
-        place: usize,
     },
     Partition,
     Heal,
@@ -434,7 +424,7 @@ impl MemberSimulation {
             queue: BinaryHeap::new(),
             nodes: (0..places)
                 .map(|i| Node {
-                    fs: MemFs::without_rollback(),
+                    fs: MemFs::new(),
                     inc: 0,
                     run: None,
                     id: i as u64 + 1,
@@ -565,7 +555,6 @@ impl MemberSimulation {
             Event::ChunkRead { node, inc } => (2 << 40) + (node as u64) * 16 + (inc << 8),
             Event::LockerNext { locker } => (3 << 40) + locker as u64,
             Event::LockerArrive { locker } => (4 << 40) + locker as u64,
-            Event::OperatorAsk { place } => (5 << 40) + place as u64,
         };
         self.trace_hash = fnv(fnv(self.trace_hash, self.now), code);
         if self.config.trace && !matches!(event, Event::Tick { .. } | Event::Check) {
@@ -638,7 +627,6 @@ impl MemberSimulation {
             Event::Drain => self.phase = Phase::Drain,
             Event::Check => self.on_check(),
             Event::Operator => self.operate(),
-            Event::OperatorAsk { place } => self.operator_ask_arrives(place),
             Event::Pause => self.nemesis_pause(),
         }
     }
@@ -752,10 +740,8 @@ impl MemberSimulation {
                 };
                 self.carry_out(i, output);
             }
-            // Watchers and lock waits out of step read what they missed (answered at once:
-            // serializable).
-            let watches = self.watch_reads_due(i);
-            if !self.lock_reads_due(i) && !watches {
+            // Watchers out of step read what they missed (answered at once: serializable).
+            if !self.watch_reads_due(i) {
                 break;
             }
         }
@@ -901,7 +887,6 @@ impl MemberSimulation {
                 for w in self.watches.iter_mut().filter(|w| w.at == here) {
                     w.take_shared(&changes);
                 }
-                self.lock_waits_take(i, &changes);
             }
             Output::AppliedRevision(revision) => {
                 self.checks.revision(i, revision, self.now);
@@ -1127,7 +1112,7 @@ impl MemberSimulation {
         self.lose_volatile(i);
         if wipe {
             // A replaced disk: the member comes back empty and must rebuild.
-            self.nodes[i].fs = MemFs::without_rollback();
+            self.nodes[i].fs = MemFs::new();
             self.nodes[i].wiped = true;
             self.checks.wiped(i);
             *self.tally.faults.entry(FaultKind::Wipe).or_insert(0) += 1;
@@ -1164,15 +1149,6 @@ impl MemberSimulation {
             .map(|(_, l)| *l)
             .collect();
         self.lock_waiting.retain(|(n, _), _| *n != i);
-        // And the lock clients waiting there for a deletion.
-        let inc = self.nodes[i].inc;
-        let parked = (0..self.lockers.len()).filter(|&l| {
-            self.lockers[l]
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.parked && (p.node, p.inc) == (i, inc))
-        });
-        let lost: Vec<usize> = lost.into_iter().chain(parked).collect();
         for l in lost {
             self.locker_lost(l);
         }
@@ -1522,10 +1498,6 @@ impl MemberSimulation {
         let Some(run) = self.nodes[i].run.as_mut() else {
             return false;
         };
-        // A paused process takes no input: its watches read once it runs again.
-        if self.clocks.paused(i, self.now).is_some() {
-            return false;
-        }
         let revision = run.member.applier().machine().revision();
         let now = self.clocks.local(i, self.now);
         let mut issued = false;

@@ -58,9 +58,6 @@ pub(super) struct Ask {
 pub(super) struct Operator {
     /// (place asked, request) → the change.
     pub asks: BTreeMap<(usize, RequestId), Ask>,
-    /// Asks that reached a paused member, taken once it runs again (a paused process takes
-    /// no input).
-    held: BTreeMap<(usize, RequestId), ClusterChange>,
     /// The id the next added member gets (ids are never reused).
     next_id: u64,
     /// When each joiner place started its member.
@@ -71,7 +68,6 @@ impl Operator {
     pub(super) fn new(first_new_id: u64) -> Operator {
         Operator {
             asks: BTreeMap::new(),
-            held: BTreeMap::new(),
             next_id: first_new_id,
             joined_at: BTreeMap::new(),
         }
@@ -233,7 +229,7 @@ impl MemberSimulation {
     fn join(&mut self, place: usize, id: u64, voters: Vec<u64>) {
         let node = &mut self.nodes[place];
         debug_assert!(node.spare && node.run.is_none(), "a spare place is empty");
-        node.fs = MemFs::without_rollback();
+        node.fs = MemFs::new();
         node.id = id;
         node.spare = false;
         node.wiped = false;
@@ -253,41 +249,10 @@ impl MemberSimulation {
         self.operator
             .asks
             .insert((place, request), Ask { kind, target });
-        if self.clocks.paused(place, self.now).is_some() {
-            // Held until the member runs again (`hold_while_paused`).
-            self.operator.held.insert((place, request), change);
-            self.schedule(self.now, Event::OperatorAsk { place });
-            return;
-        }
         let now = self.micros(place);
         if let Some(run) = self.nodes[place].run.as_mut() {
             run.member
                 .on_request(now, request, Request::Cluster(change));
-        }
-        self.drive(place);
-    }
-
-    /// The changes held for the member at `place` while it was paused reach it: those it
-    /// can still answer (its process did not stop meanwhile, losing the ask).
-    pub(super) fn operator_ask_arrives(&mut self, place: usize) {
-        let keys: Vec<(usize, RequestId)> = self
-            .operator
-            .held
-            .keys()
-            .filter(|(p, _)| *p == place)
-            .copied()
-            .collect();
-        let now = self.micros(place);
-        for key in keys {
-            let Some(change) = self.operator.held.remove(&key) else {
-                continue;
-            };
-            if !self.operator.asks.contains_key(&key) {
-                continue;
-            }
-            if let Some(run) = self.nodes[place].run.as_mut() {
-                run.member.on_request(now, key.1, Request::Cluster(change));
-            }
         }
         self.drive(place);
     }
@@ -366,7 +331,6 @@ impl MemberSimulation {
                 self.tally.changes.entry(ask.kind.name()).or_default().3 += 1;
             }
         }
-        self.operator.held.retain(|(p, _), _| *p != i);
     }
 
     /// The member at place `i` is no longer one: it stops, its disk is wiped, the place is a
@@ -380,7 +344,7 @@ impl MemberSimulation {
         self.lose_volatile(i);
         let node = &mut self.nodes[i];
         node.run = None;
-        node.fs = MemFs::without_rollback();
+        node.fs = MemFs::new();
         node.spare = true;
         node.wiped = false;
         node.joined_knowing = None;
