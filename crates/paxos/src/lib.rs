@@ -32,7 +32,7 @@
 //!     chosen.extend(ready.chosen);
 //!     if replica.role() == Role::Leader && chosen.is_empty() && replica.pending_len() == 0 {
 //!         let id = CommandId { client: ClientId(1), seq: 1 };
-//!         replica.propose(Command { id, payload: b"x".to_vec() }).unwrap();
+//!         replica.propose(Command { id, payload: b"x".to_vec().into() }).unwrap();
 //!     }
 //! }
 //! assert!(chosen.iter().any(|c| c.value.len() == 1));
